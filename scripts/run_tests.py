@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""Runs every test and prints one closing line: N passed, N failed, N skipped.
+
+Unit tests are the cmocka programs meson knows (suite 'unit'), run with TAP
+output and counted per test case.  Integration and lab tests are pytest
+files under tests/integration and tests/lab, counted from pytest's JUnit
+report.  A skip is listed with its reason before the closing line.
+"""
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(ROOT, "build")
+passed = failed = skipped = 0
+skips = []
+failures = []
+
+
+def run_unit():
+    global passed, failed
+    tests = json.loads(subprocess.check_output(
+        ["meson", "introspect", "--tests", BUILD]))
+    for t in tests:
+        if "unit" not in t.get("suite", []) and not any(s.endswith(":unit") for s in t.get("suite", [])):
+            continue
+        env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
+        p = subprocess.run(t["cmd"], cwd=t.get("workdir") or BUILD, env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=t.get("timeout") or 300)
+        seen = 0
+        for line in p.stdout.splitlines():
+            if line.startswith("ok "):
+                passed += 1
+                seen += 1
+            elif line.startswith("not ok "):
+                failed += 1
+                seen += 1
+                failures.append("unit %s: %s" % (t["name"], line))
+        if p.returncode != 0 and seen == 0:
+            failed += 1
+            failures.append("unit %s: exit %d" % (t["name"], p.returncode))
+        if p.returncode != 0 or "not ok" in p.stdout:
+            sys.stdout.write(p.stdout)
+        print("unit %-20s %s" % (t["name"], "ok" if p.returncode == 0 else "FAILED"), flush=True)
+
+
+def run_pytest(args):
+    global passed, failed, skipped
+    report = os.path.join(BUILD, "pytest-report.xml")
+    dirs = [d for d in ("tests/integration", "tests/lab")
+            if any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
+    if not dirs:
+        return
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+           "--junitxml=" + report, "-o", "junit_family=xunit1"] + (args or dirs)
+    if os.path.exists(report):
+        os.unlink(report)
+    p = subprocess.run(cmd, cwd=ROOT)
+    if not os.path.exists(report):
+        failed += 1
+        failures.append("pytest did not run (exit %d)" % p.returncode)
+        return
+    for case in ET.parse(report).getroot().iter("testcase"):
+        name = "%s::%s" % (case.get("classname"), case.get("name"))
+        if case.find("failure") is not None or case.find("error") is not None:
+            failed += 1
+            failures.append(name)
+        elif case.find("skipped") is not None:
+            skipped += 1
+            skips.append("%s: %s" % (name, case.find("skipped").get("message")))
+        else:
+            passed += 1
+
+
+def main():
+    args = sys.argv[1:]
+    if not args:
+        run_unit()
+    run_pytest(args)
+    for s in skips:
+        print("skipped:", s)
+    for f in failures:
+        print("failed:", f)
+    line = "%d passed, %d failed" % (passed, failed)
+    if skipped:
+        line += ", %d skipped" % skipped
+    print(line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

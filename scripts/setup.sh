@@ -1,0 +1,21 @@
+#!/bin/bash
+# Installs every build and test dependency with apt-get (Debian 12, root).
+# Idempotent: when everything is there it asks apt nothing and returns at once.
+# Usage: scripts/setup.sh [build|test]   (default: both lists)
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+lists=("$here/packages/build.txt")
+[ "${1:-test}" = build ] || lists+=("$here"/packages/*.txt)
+
+mapfile -t wanted < <(cat "${lists[@]}" | sed 's/#.*//' | tr -s ' \t' '\n' | grep -v '^$' | sort -u)
+missing=()
+for p in "${wanted[@]}"; do
+  st=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [ "$st" = installed ] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "setup: installing ${#missing[@]} packages: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq "${missing[@]}" >/dev/null

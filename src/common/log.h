@@ -1,0 +1,24 @@
+/* Logging.  Default: warnings and errors on stderr.  `--log FILE` sends
+   them to a file instead, as text or as JSON lines {"level","msg","time"}
+   (the form podman's conmon reads on failure). */
+#ifndef CLOISON_LOG_H
+#define CLOISON_LOG_H
+
+enum cl_log_level
+{
+  CL_LOG_ERROR,
+  CL_LOG_WARNING,
+  CL_LOG_INFO,
+  CL_LOG_DEBUG,
+};
+
+/* path NULL: stderr.  json: JSON lines.  Returns -1 with errno on failure. */
+int cl_log_init (const char *path, int json, int debug);
+void cl_log_write (enum cl_log_level level, const char *fmt, ...)
+    __attribute__ ((format (printf, 2, 3)));
+
+#define cl_debug(...) cl_log_write (CL_LOG_DEBUG, __VA_ARGS__)
+#define cl_info(...) cl_log_write (CL_LOG_INFO, __VA_ARGS__)
+#define cl_warn(...) cl_log_write (CL_LOG_WARNING, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,44 @@
+/* File, string and process helpers shared by every part of cloison. */
+#ifndef CLOISON_UTIL_H
+#define CLOISON_UTIL_H
+
+#include "common/error.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* asprintf that aborts on ENOMEM. */
+char *cl_strdup_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
+void *cl_xmalloc0 (size_t size);
+
+/* Whole-file read; *out is NUL-terminated, *len (optional) excludes it. */
+int cl_read_file (const char *path, char **out, size_t *len, cl_error_t *err);
+int cl_read_file_at (int dirfd, const char *path, char **out, size_t *len, cl_error_t *err);
+/* Atomic when `atomic`: written to a temporary file then renamed. */
+int cl_write_file (const char *path, const void *data, size_t len, int atomic, cl_error_t *err);
+int cl_write_file_at (int dirfd, const char *path, const void *data, size_t len, cl_error_t *err);
+int cl_write_all (int fd, const void *data, size_t len);
+int cl_read_all (int fd, void *data, size_t len); /* 0, or -1 with errno (EIO on short read) */
+int cl_mkdir_p (const char *path, mode_t mode, cl_error_t *err);
+/* rm -rf that stays on one filesystem and never follows links. */
+int cl_rm_rf (const char *path, cl_error_t *err);
+
+/* Names of containers, instances, images, networks: 1-128 characters of
+   [A-Za-z0-9_.-], not starting with '.' or '-'.  `what` names the thing in
+   the error ("container id"). */
+int cl_validate_name (const char *name, const char *what, cl_error_t *err);
+
+/* "512", "512K", "256M", "2G", "1T" (binary units, optional "iB"/"B").
+   Errors name `what` and the input. */
+int cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err);
+
+/* Close every fd >= from. */
+void cl_close_fds_from (int from);
+/* Mark every fd >= from close-on-exec. */
+void cl_cloexec_fds_from (int from);
+
+/* Monotonic clock in nanoseconds. */
+uint64_t cl_now_ns (void);
+
+#endif

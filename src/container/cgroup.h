@@ -1,0 +1,61 @@
+/* cgroups for containers: v1, v2 and hybrid hosts, detected at run time.
+   The runtime hands over the spec's `linux` object as parsed JSON; this
+   module reads cgroupsPath and resources from it.  On a hybrid host (v1
+   controllers plus a v2 mount holding few controllers) each controller is
+   used where it is mounted. */
+#ifndef CLOISON_CONTAINER_CGROUP_H
+#define CLOISON_CONTAINER_CGROUP_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+enum cl_cgroup_mode
+{
+  CL_CGROUP_V1,     /* only legacy hierarchies */
+  CL_CGROUP_HYBRID, /* legacy hierarchies + a unified mount */
+  CL_CGROUP_V2,     /* unified only */
+};
+
+struct cl_cgroup; /* the container's cgroup(s): paths per hierarchy */
+
+int cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err);
+
+/* Checks linux.cgroupsPath and linux.resources without touching the
+   system: types, ranges, device rules.  Errors name the field
+   ("linux.resources.memory.limit: ..."). */
+int cl_cgroup_validate (json_t *linux_obj, cl_error_t *err);
+
+/* Creates the container's cgroup (cgroupsPath, or /cloison/<id> when
+   absent), applies linux.resources, and moves `pid` into it.  On failure
+   nothing is left behind. */
+int cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup **out,
+                     cl_error_t *err);
+
+/* Applies a LinuxResources object (the form `update --resources` reads). */
+int cl_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err);
+int cl_cgroup_freeze (struct cl_cgroup *cg, bool frozen, cl_error_t *err);
+/* Pids in the cgroup (caller frees *pids). */
+int cl_cgroup_pids (struct cl_cgroup *cg, pid_t **pids, size_t *n, cl_error_t *err);
+/* Signals every process in the cgroup (kill --all, delete --force). */
+int cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err);
+/* Removes the cgroup directories (waits briefly for them to empty). */
+int cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err);
+void cl_cgroup_free (struct cl_cgroup *cg);
+
+/* State file round trip, so that later commands find the cgroup. */
+json_t *cl_cgroup_save (struct cl_cgroup *cg);
+int cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err);
+
+/* For a `cgroup` mount in the spec: called in the container's mount
+   namespace (after its cgroup namespace exists), mounts the hierarchy or
+   hierarchies at `target` (an absolute path in the new root, before
+   pivot_root) with `flags` (MS_RDONLY etc.). */
+int cl_cgroup_mount (const char *target, unsigned long flags, cl_error_t *err);
+
+/* Memory usage and limits, for `cloison info` and tests. */
+int cl_cgroup_stats (struct cl_cgroup *cg, json_t **out, cl_error_t *err);
+
+#endif
