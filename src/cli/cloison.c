@@ -1,14 +1,80 @@
+/* cloison: instances (containers and microVMs), images, snapshots, networks. */
+#include "cli/cloison.h"
+#include "common/db.h"
+#include "common/log.h"
+
+#include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+
+static const struct cloison_cmd *const groups[] = {
+  cloison_instance_cmds,
+  cloison_image_cmds,
+  cloison_network_cmds,
+};
+
+static void
+usage (FILE *out)
+{
+  fprintf (out, "usage: cloison [--root DIR] [--debug] COMMAND [ARGS...]\n\ncommands:\n");
+  for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
+    for (const struct cloison_cmd *c = groups[g]; c->name; c++)
+      fprintf (out, "  %-10s %s\n", c->name, c->summary);
+}
 
 int
 main (int argc, char **argv)
 {
-  if (argc > 1 && strcmp (argv[1], "--version") == 0)
+  static const struct option opts[] = {
+    { "root", required_argument, NULL, 'r' },
+    { "debug", no_argument, NULL, 'd' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct cloison_globals g = { 0 };
+  const char *root_flag = NULL;
+  cl_error_t err = NULL;
+  int c;
+
+  while ((c = getopt_long (argc, argv, "+h", opts, NULL)) != -1)
+    switch (c)
+      {
+      case 'r':
+        root_flag = optarg;
+        break;
+      case 'd':
+        g.debug = 1;
+        break;
+      case 'h':
+        usage (stdout);
+        return 0;
+      case 'v':
+        printf ("cloison version %s\n", CLOISON_VERSION);
+        return 0;
+      default:
+        usage (stderr);
+        return 2;
+      }
+  if (optind >= argc)
     {
-      printf ("cloison %s\n", CLOISON_VERSION);
-      return 0;
+      usage (stderr);
+      return 2;
     }
-  fprintf (stderr, "%s: not built yet\n", argv[0]);
-  return 1;
+  cl_log_init (NULL, 0, g.debug);
+  g.root = cl_state_root (root_flag);
+  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
+    for (const struct cloison_cmd *cmd = groups[i]; cmd->name; cmd++)
+      if (strcmp (cmd->name, argv[optind]) == 0)
+        {
+          int first = optind, r;
+          optind = 0; /* commands run their own getopt_long */
+          r = cmd->fn (&g, argc - first, argv + first, &err);
+          if (r < 0)
+            return cl_error_report (&err, "cloison");
+          return r;
+        }
+  fprintf (stderr, "cloison: unknown command `%s` (see cloison --help)\n", argv[optind]);
+  return 2;
 }

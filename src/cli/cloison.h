@@ -1,0 +1,31 @@
+/* The `cloison` front end: one file per command group, each a thin layer
+   over the library.  cloison.c parses the global options and dispatches. */
+#ifndef CLOISON_CLI_H
+#define CLOISON_CLI_H
+
+#include "common/error.h"
+
+struct cloison_globals
+{
+  const char *root; /* state root (cl_state_root) */
+  int debug;
+};
+
+/* A command: argv[0] is the command's own name ("launch", "image"...).
+   Returns the exit code; errors are reported through err (printed once by
+   main) when the return is negative. */
+typedef int (*cloison_cmd_fn) (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
+
+struct cloison_cmd
+{
+  const char *name;
+  cloison_cmd_fn fn;
+  const char *summary;
+};
+
+/* Each group file defines its table, ended by { NULL }. */
+extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c */
+extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
+extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
+
+#endif
