@@ -74,6 +74,7 @@ int cl_image_build_commit (struct cl_image_build *b, const char *config, size_t 
                            const char *manifest, size_t manifest_len, const char *name,
                            const char *source, char **id_out, cl_error_t *err);
 void cl_image_build_abort (struct cl_image_build *b);
+bool cl_store_image_exists (struct cl_image_store *s, const char *id);
 
 /* ---- layer.c ---- */
 /* Unpacks the tar (any compression) read from fd into the empty directory

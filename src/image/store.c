@@ -418,13 +418,22 @@ cl_image_build_commit (struct cl_image_build *b, const char *config, size_t conf
       cl_db_rollback (b->store->db);
       return -1;
     }
-  strv_free (b->layers, b->n_layers);
-  strv_free (b->created, b->n_created);
-  b->layers = b->created = NULL;
-  b->n_layers = b->n_created = 0;
+  /* The image was already there under other layer digests (the same
+     image from a docker-archive and an OCI layout): drop the copies. */
+  cl_image_build_abort (b);
   if (id_out)
     *id_out = strdup (id);
   return 0;
+}
+
+bool
+cl_store_image_exists (struct cl_image_store *s, const char *id)
+{
+  cleanup_stmt sqlite3_stmt *q = NULL;
+  if (cl_db_prepare (s->db, "SELECT 1 FROM image_images WHERE id = ?", &q, NULL) < 0)
+    return false;
+  sqlite3_bind_text (q, 1, id, -1, SQLITE_STATIC);
+  return sqlite3_step (q) == SQLITE_ROW;
 }
 
 static bool
