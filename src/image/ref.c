@@ -40,17 +40,29 @@ valid_component (const char *s, size_t len)
   return true;
 }
 
-/* host[:port]: letters, digits, '.', '-'; port digits. */
+/* host[:port]: dot-separated labels of letters, digits and inner '-';
+   port digits. */
 static bool
 valid_registry (const char *s, size_t len)
 {
   const char *colon = memchr (s, ':', len);
   size_t host_len = colon ? (size_t) (colon - s) : len;
+  size_t label = 0;
   if (host_len == 0)
     return false;
-  for (size_t i = 0; i < host_len; i++)
-    if (!isalnum ((unsigned char) s[i]) && s[i] != '.' && s[i] != '-')
-      return false;
+  for (size_t i = 0; i <= host_len; i++)
+    {
+      if (i == host_len || s[i] == '.')
+        {
+          if (label == 0 || s[i - 1] == '-')
+            return false;
+          label = 0;
+          continue;
+        }
+      if (!isalnum ((unsigned char) s[i]) && !(s[i] == '-' && label > 0))
+        return false;
+      label++;
+    }
   if (colon)
     {
       size_t port_len = len - host_len - 1;

@@ -297,8 +297,20 @@ cl_image_build_add_layer (struct cl_image_build *b, const char *path, const char
                        st.st_size, err)
       < 0)
     {
+      char actual[CL_SHA256_HEX_LEN + 1];
       cl_rm_rf (stage, NULL);
-      return cl_error_wrap (err, "%s", expected_hex ? what + 6 : path);
+      cl_sha256_final_hex (&hash, actual);
+      /* A corrupted blob usually fails to decompress before its digest is
+         known: name the real cause when the digest is wrong. */
+      if (expected_hex && cl_sha256_file_hex (path, actual, NULL) == 0
+          && strcmp (actual, expected_hex) != 0)
+        {
+          cl_error_release (err);
+          return cl_digest_mismatch (expected_hex, actual, err);
+        }
+      if (expected_hex)
+        return cl_error_wrap (err, "layer sha256:%s", expected_hex);
+      return cl_error_wrap (err, "%s", path);
     }
   {
     char actual[CL_SHA256_HEX_LEN + 1];
