@@ -129,7 +129,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   cleanup_free char *id = NULL, *user = NULL;
   int c, r;
 
-  while ((c = getopt_long (argc, argv, "+", long_opts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
     switch (c)
       {
       case 'n':
@@ -187,7 +187,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   size_t n = 0;
   int c;
 
-  while ((c = getopt_long (argc, argv, "+", long_opts, NULL)) != -1)
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
     {
       if (c != 'f')
         return 2;
