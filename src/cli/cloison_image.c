@@ -2,6 +2,7 @@
    src/image/image.h. */
 #include "cli/cloison.h"
 #include "common/cleanup.h"
+#include "common/util.h"
 #include "image/image.h"
 
 #include <getopt.h>
@@ -85,7 +86,8 @@ usage_image (FILE *out)
                 "[--platform OS/ARCH]\n"
                 "  list [--format table|json]\n"
                 "  rm REF...\n"
-                "  inspect REF\n");
+                "  inspect REF\n"
+                "  vm-disk REF OUT.img [--size SIZE]   ext4 root disk for a VM\n");
 }
 
 static int
@@ -284,6 +286,43 @@ cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   return 0;
 }
 
+static int
+cmd_vm_disk (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  static const struct option long_opts[] = {
+    { "size", required_argument, NULL, 's' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct cl_image_store *s = NULL;
+  struct cl_image *img = NULL;
+  uint64_t size = 0;
+  int c, r;
+
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
+    {
+      if (c != 's')
+        return 2;
+      if (cl_parse_size (optarg, "--size", &size, err) < 0)
+        return -1;
+    }
+  if (optind != argc - 2)
+    {
+      fprintf (stderr, "usage: cloison image vm-disk REF OUT.img [--size SIZE]\n");
+      return 2;
+    }
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  r = cl_image_resolve (s, argv[optind], &img, err);
+  if (r == 0)
+    r = cl_image_build_vm_disk (s, img, argv[optind + 1], size, err);
+  cl_image_free (img);
+  cl_image_store_close (s);
+  if (r < 0)
+    return -1;
+  printf ("%s\n", argv[optind + 1]);
+  return 0;
+}
+
 static const struct cloison_cmd image_subcmds[] = {
   { "import", cmd_import, "import an OCI layout, docker-archive or rootfs tarball" },
   { "pull", cmd_pull, "pull from a registry" },
@@ -291,6 +330,7 @@ static const struct cloison_cmd image_subcmds[] = {
   { "ls", cmd_list, NULL },
   { "rm", cmd_rm, "remove images (refused while used)" },
   { "inspect", cmd_inspect, "show an image as JSON" },
+  { "vm-disk", cmd_vm_disk, "build an ext4 VM root disk from an image" },
   { NULL, NULL, NULL },
 };
 
