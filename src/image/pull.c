@@ -398,7 +398,7 @@ pull_layer (struct registry *r, struct cl_image_build *b, const char *digest, si
         }
       return cl_image_build_add_layer (b, NULL, hex, NULL, err);
     }
-  tmp = cl_strdup_printf ("%s/tmp/download-XXXXXX", b->store->dir);
+  tmp = cl_store_tmp_name (b->store, "download");
   s.fd = mkostemp (tmp, O_CLOEXEC);
   if (s.fd < 0)
     return cl_error_errno (err, "create `%s`", tmp);

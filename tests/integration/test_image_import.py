@@ -12,6 +12,7 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 
 import pytest
@@ -436,3 +437,44 @@ def test_progress_bar_on_terminal_plain_lines_otherwise(tmp_path, writers):
     os.close(master)
     assert proc.wait(timeout=30) == 0
     assert b"\r" in out and b"[#" in out and b"100%" in out, out
+
+
+def test_concurrent_imports_and_removal(tmp_path, writers):
+    """Imports sharing a layer, run at once with a removal of an image that
+    uses the same layer: every image listed afterwards has all its layers."""
+    root = tmp_path / "root"
+    cloison(root, "import", writers["layout"], "victim:1")
+    procs = [subprocess.Popen([binary("cloison"), "--root", str(root), "image", "import",
+                               writers["layout"], "c%d:1" % i], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for i in range(4)]
+    procs.append(subprocess.Popen([binary("cloison"), "--root", str(root), "image", "rm",
+                                   "victim:1"], stderr=subprocess.PIPE))
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    for i in range(4):
+        for layer in inspect(root, "c%d:1" % i)["Layers"]:
+            assert os.path.isdir(layer)
+    assert store_files(root)[2] == []
+
+
+def test_killed_import_leaves_nothing(tmp_path, busybox_rootfs):
+    root = tmp_path / "root"
+    before = store_files(root)
+    big = tmp_path / "big"
+    shutil.copytree(busybox_rootfs, str(big), symlinks=True)
+    for i in range(40):
+        with open(str(big / ("blob%d" % i)), "wb") as f:
+            f.write(os.urandom(1 << 20))
+    tar = tar_rootfs(str(big), str(tmp_path / "big.tar"))
+    p = subprocess.Popen([binary("cloison"), "--root", str(root), "image", "import", tar,
+                          "big:1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp = os.path.join(str(root), "images", "tmp")
+    for _ in range(2000):  # until the import is under way
+        if os.listdir(tmp):
+            break
+        time.sleep(0.001)
+    p.kill()
+    p.wait()
+    # The next command sweeps what the dead import left.
+    assert by_name(root, "big:1") == []
+    assert store_files(root) == before
