@@ -76,6 +76,16 @@ open_store (struct cloison_globals *g, struct cl_image_store **s, cl_error_t *er
   return cl_image_store_open (g->root, s, err);
 }
 
+/* Ends a command: prints its one-line result when it succeeded. */
+static int
+finish (int r, const char *line)
+{
+  if (r < 0)
+    return -1;
+  printf ("%s\n", line);
+  return 0;
+}
+
 static void
 usage_image (FILE *out)
 {
@@ -109,10 +119,7 @@ cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   r = cl_image_import (s, argv[1], &opts, &id, err);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", id);
-  return 0;
+  return finish (r, id);
 }
 
 static int
@@ -170,10 +177,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   r = cl_image_pull (s, argv[optind], &opts, &id, err);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", id);
-  return 0;
+  return finish (r, id);
 }
 
 static int
@@ -280,10 +284,7 @@ cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   r = cl_image_inspect_json (s, argv[1], &out, err);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", out);
-  return 0;
+  return finish (r, out);
 }
 
 static int
@@ -317,10 +318,7 @@ cmd_vm_disk (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     r = cl_image_build_vm_disk (s, img, argv[optind + 1], size, err);
   cl_image_free (img);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", argv[optind + 1]);
-  return 0;
+  return finish (r, argv[optind + 1]);
 }
 
 static const struct cloison_cmd image_subcmds[] = {

@@ -18,35 +18,11 @@ import uuid
 import pytest
 
 from conftest import binary
-
-
-def cloison(root, *args, check=True):
-    p = subprocess.run([binary("cloison"), "--root", str(root), "image"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError("cloison image %s failed (%d): %s" % (args, p.returncode, p.stderr))
-    return p
-
-
-def images(root):
-    return json.loads(cloison(root, "list", "--format", "json").stdout)
+from test_image_helpers import cloison, images, inspect, store_files, umoci_two_layers
 
 
 def by_name(root, name):
     return [i for i in images(root) if name in i["Names"]]
-
-
-def inspect(root, ref):
-    return json.loads(cloison(root, "inspect", ref).stdout)
-
-
-def store_files(root):
-    """Every layer and blob in the store, and what is left in tmp/."""
-    images(root)  # opens (creates) the store
-    d = os.path.join(str(root), "images")
-    return (sorted(os.listdir(os.path.join(d, "layers"))),
-            sorted(os.listdir(os.path.join(d, "blobs", "sha256"))),
-            sorted(os.listdir(os.path.join(d, "tmp"))))
 
 
 def tar_rootfs(rootfs, out, compress=""):
@@ -68,21 +44,12 @@ def writers(tmp_path_factory, busybox_rootfs):
     out = {"dir": d}
     out["tar"] = tar_rootfs(busybox_rootfs, str(d / "rootfs.tar"))
     out["tgz"] = tar_rootfs(busybox_rootfs, str(d / "rootfs.tar.gz"), "gz")
-    lay = str(d / "layout")
-    subprocess.run(["umoci", "init", "--layout", lay], check=True)
-    subprocess.run(["umoci", "new", "--image", lay + ":v1"], check=True)
-    b1 = str(d / "b1")
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", b1], check=True,
-                   stdout=subprocess.DEVNULL)
-    shutil.rmtree(b1 + "/rootfs")
-    shutil.copytree(busybox_rootfs, b1 + "/rootfs", symlinks=True)
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", b1], check=True)
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", str(d / "b2")], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.unlink(str(d / "b2/rootfs/bin/ls"))
-    with open(str(d / "b2/rootfs/etc/motd"), "w") as f:
-        f.write("hello from layer 2\n")
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", str(d / "b2")], check=True)
+    def top(rootfs):
+        os.unlink(rootfs + "/bin/ls")
+        with open(rootfs + "/etc/motd", "w") as f:
+            f.write("hello from layer 2\n")
+
+    lay = umoci_two_layers(d, busybox_rootfs, top)
     subprocess.run(["umoci", "config", "--image", lay + ":v1", "--config.cmd", "/bin/echo",
                     "--config.cmd", "hi", "--config.workingdir", "/tmp",
                     "--config.env", "FOO=bar", "--config.user", "1:2"], check=True)

@@ -8,33 +8,19 @@ import http.server
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 
-from conftest import binary
+from test_image_helpers import cloison, inspect, store_files
 
 USER, PASSWORD = "cloison", "s3cret-image"
 SERVICE, ISSUER = "cloison-image-test", "cloison-image-token-issuer"
-
-
-def cloison(root, *args, check=True):
-    p = subprocess.run([binary("cloison"), "--root", str(root), "image"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError("cloison image %s failed (%d): %s" % (args, p.returncode, p.stderr))
-    return p
-
-
-def inspect(root, ref):
-    return json.loads(cloison(root, "inspect", ref).stdout)
 
 
 def names(root):
@@ -247,12 +233,6 @@ def registry(tmp_path_factory, busybox_rootfs):
                 p.wait()
 
 
-def store_files(root):
-    d = os.path.join(str(root), "images")
-    return (sorted(os.listdir(os.path.join(d, "layers"))),
-            sorted(os.listdir(os.path.join(d, "tmp"))))
-
-
 def test_pull_plain_http_localhost(tmp_path, registry):
     root = tmp_path / "root"
     ref = registry["open"] + "/test/single:v1"
@@ -292,8 +272,6 @@ def test_pull_index_picks_linux_amd64(tmp_path, registry):
 
 def test_pull_unknown_and_unreachable(tmp_path, registry):
     root = tmp_path / "root"
-    before = None
-    cloison(root, "list")
     before = store_files(root)
     p = cloison(root, "pull", registry["open"] + "/test/nope:v1", check=False)
     assert p.returncode == 1
@@ -309,7 +287,6 @@ def test_pull_unknown_and_unreachable(tmp_path, registry):
 
 def test_pull_corrupted_blob_refused(tmp_path, registry):
     root = tmp_path / "root"
-    cloison(root, "list")
     before = store_files(root)
     p = cloison(root, "pull", registry["open"] + "/test/bad:v1", check=False)
     assert p.returncode == 1

@@ -8,17 +8,10 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD, ROOT, binary
+from conftest import BUILD
+from test_image_helpers import cloison, umoci_two_layers
 
 IMAGE_BUILD = os.path.join(BUILD, "src", "image")
-
-
-def cloison(root, *args, check=True):
-    p = subprocess.run([binary("cloison"), "--root", str(root), "image"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError("cloison image %s failed (%d): %s" % (args, p.returncode, p.stderr))
-    return p
 
 
 def debugfs(disk, request):
@@ -47,23 +40,13 @@ def vm_image(tmp_path, busybox_rootfs):
                     "grep -q ' / ext4 ' /proc/mounts && echo ROOT-IS-EXT4\n"
                     "[ -e /bin/ls ] || echo LS-WHITED-OUT\npoweroff -f\n")
     init.chmod(0o755)
-    # An OCI layout with both layers, made by umoci from the base image's files.
-    lay = str(tmp_path / "layout")
-    subprocess.run(["umoci", "init", "--layout", lay], check=True)
-    subprocess.run(["umoci", "new", "--image", lay + ":v1"], check=True)
-    b = str(tmp_path / "bundle")
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", b], check=True,
-                   stdout=subprocess.DEVNULL)
-    shutil.rmtree(b + "/rootfs")
-    shutil.copytree(busybox_rootfs, b + "/rootfs", symlinks=True)
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", b], check=True)
-    b = str(tmp_path / "bundle2")
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", b], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.unlink(b + "/rootfs/bin/ls")
-    os.makedirs(b + "/rootfs/sbin", exist_ok=True)
-    shutil.copy(str(init), b + "/rootfs/sbin/init")
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", b], check=True)
+
+    def top(rootfs):
+        os.unlink(rootfs + "/bin/ls")
+        os.makedirs(rootfs + "/sbin", exist_ok=True)
+        shutil.copy(str(init), rootfs + "/sbin/init")
+
+    lay = umoci_two_layers(tmp_path, busybox_rootfs, top)
     cloison(root, "import", lay, "vmtest:1")
     assert len(json.loads(cloison(root, "inspect", "vmtest:1").stdout)["Layers"]) == 2
     return root
