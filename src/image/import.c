@@ -443,7 +443,7 @@ scan_archive (const char *path, enum archive_kind *kind, cl_error_t *err)
   archive_read_support_format_gnutar (a);
   if (archive_read_open_filename (a, path, 65536) != ARCHIVE_OK)
     {
-      r = cl_error_make (err, 0, "`%s`: %s", path, archive_error_string (a));
+      r = cl_error_make (err, 0, "not an archive: %s", archive_error_string (a));
       archive_read_free (a);
       return r;
     }
@@ -459,8 +459,8 @@ scan_archive (const char *path, enum archive_kind *kind, cl_error_t *err)
     }
   if (r != ARCHIVE_EOF)
     {
-      r = cl_error_make (err, 0, "`%s`: %s: %s", path,
-                         n ? "corrupted archive" : "not a tar archive", archive_error_string (a));
+      r = cl_error_make (err, 0, "%s: %s", n ? "corrupted archive" : "not an archive",
+                         archive_error_string (a));
       archive_read_free (a);
       return r;
     }

@@ -350,9 +350,8 @@ cl_image_build_add_layer (struct cl_image_build *b, const char *path, const char
           cl_error_release (err);
           return cl_digest_mismatch (expected_hex, actual, err);
         }
-      if (expected_hex)
-        return cl_error_wrap (err, "layer sha256:%s", expected_hex);
-      return cl_error_wrap (err, "%s", path);
+      /* A rootfs tarball is named by the caller's own context. */
+      return expected_hex ? cl_error_wrap (err, "layer sha256:%s", expected_hex) : -1;
     }
   {
     char actual[CL_SHA256_HEX_LEN + 1];
