@@ -93,7 +93,7 @@ usage_image (FILE *out)
                 "  import PATH [NAME[:TAG]]    OCI layout (dir or archive), docker-archive, "
                 "rootfs tarball\n"
                 "  pull REF [--name NAME[:TAG]] [--creds USER:PASS] [--insecure] "
-                "[--platform OS/ARCH]\n"
+                "[--platform OS/ARCH] [--ca-file PEM]\n"
                 "  list [--format table|json]\n"
                 "  rm REF...\n"
                 "  inspect REF\n"
@@ -130,6 +130,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { "creds", required_argument, NULL, 'c' },
     { "insecure", no_argument, NULL, 'i' },
     { "platform", required_argument, NULL, 'p' },
+    { "ca-file", required_argument, NULL, 'a' },
     { NULL, 0, NULL, 0 },
   };
   cleanup_free struct progress *p = progress_new ();
@@ -163,6 +164,9 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       case 'p':
         opts.platform = optarg;
         break;
+      case 'a':
+        opts.ca_file = optarg;
+        break;
       default:
         usage_image (stderr);
         return 2;
@@ -170,7 +174,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (optind != argc - 1)
     {
       fprintf (stderr, "usage: cloison image pull REF [--name NAME[:TAG]] [--creds USER:PASS] "
-                       "[--insecure] [--platform OS/ARCH]\n");
+                       "[--insecure] [--platform OS/ARCH] [--ca-file PEM]\n");
       return 2;
     }
   if (open_store (g, &s, err) < 0)

@@ -78,12 +78,14 @@ def write_index(lay, entries):
         json.dump({"schemaVersion": 2, "manifests": entries}, f)
 
 
-def start_registry(workdir, name, storage, port, auth=None):
+def start_registry(workdir, name, storage, port, auth=None, tls=None):
     cfg = {"version": 0.1, "log": {"level": "error"},
            "storage": {"filesystem": {"rootdirectory": storage}, "delete": {"enabled": True}},
            "http": {"addr": "127.0.0.1:%d" % port, "secret": "cloison-test"}}
     if auth:
         cfg["auth"] = auth
+    if tls:
+        cfg["http"]["tls"] = tls
     path = os.path.join(workdir, name + ".yml")
     with open(path, "w") as f:
         json.dump(cfg, f)  # YAML is a superset of JSON
@@ -216,7 +218,16 @@ def registry(tmp_path_factory, busybox_rootfs):
         basic_port = free_port()
         procs.append(start_registry(work, "basic", storage, basic_port, {"htpasswd": {
             "realm": "cloison-test", "path": htpasswd}}))
+        tls_key, tls_cert = os.path.join(work, "tls.key"), os.path.join(work, "tls.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", tls_key, "-out", tls_cert], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tls_port = free_port()
+        procs.append(start_registry(work, "tls", storage, tls_port,
+                                    tls={"certificate": tls_cert, "key": tls_key}))
         yield {"open": base, "token": "127.0.0.1:%d" % token_port,
+               "tls": "127.0.0.1:%d" % tls_port, "tls_ca": tls_cert,
                "basic": "localhost:%d" % basic_port, "token_server": token,
                "amd64_config": amd64_config[7:], "arm64_config": arm64_config[7:],
                "single_config": single_config[7:], "single_manifest": single["digest"],
@@ -318,3 +329,31 @@ def test_pull_basic_auth(tmp_path, registry):
     assert p.returncode == 1 and "credentials refused" in p.stderr, p.stderr
     p = cloison(root, "pull", ref, "--creds", "%s:%s" % (USER, PASSWORD))
     assert p.stdout.split()[-1] == registry["amd64_config"]
+
+
+def test_pull_https_with_ca_file(tmp_path, registry):
+    root = tmp_path / "root"
+    ref = registry["tls"] + "/test/single:v1"
+    p = cloison(root, "pull", ref, "--ca-file", registry["tls_ca"])
+    assert p.stdout.split()[-1] == registry["single_config"]
+    # Another CA: the certificate is refused.
+    p = cloison(root, "pull", ref, "--name", "other:1", "--ca-file",
+                registry["token_server"].cert, check=False)
+    assert p.returncode == 1 and "https://" + registry["tls"] in p.stderr, p.stderr
+    assert "certificate" in p.stderr.lower() or "SSL" in p.stderr, p.stderr
+    assert "other:1" not in names(root)
+
+
+def test_skopeo_written_layouts_import_as_pulled(tmp_path, registry):
+    """skopeo copies the registry's image into an OCI layout and an OCI
+    archive; importing either gives the image that pull gives."""
+    root = tmp_path / "root"
+    src = "docker://%s/test/single:v1" % registry["open"]
+    lay, arch = str(tmp_path / "sk-layout"), str(tmp_path / "sk.tar")
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, "oci:%s:v9" % lay],
+                   check=True)
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src,
+                    "oci-archive:%s:sk/arch:2" % arch], check=True)
+    assert cloison(root, "import", lay).stdout.split()[-1] == registry["single_config"]
+    assert cloison(root, "import", arch).stdout.split()[-1] == registry["single_config"]
+    assert {"sk-layout:v9", "sk/arch:2"} <= set(names(root))
