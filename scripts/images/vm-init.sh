@@ -2,9 +2,10 @@
 # The init of cloison's VM initramfs: loads the virtio and ext4 modules,
 # mounts the root disk built from an image (cl_image_build_vm_disk) and
 # switch_roots into it.  Kernel command line:
-#   cloison.root=/dev/vda   the root disk (default /dev/vda)
-#   cloison.init=PATH       what to run (default: /sbin/init, /bin/init, /bin/sh)
-#   cloison.ro              mount the root read-only
+#   cloison.root=/dev/vda   the root disk (default /dev/vda; root= too)
+#   cloison.init=PATH       what to run (default: /sbin/init, /bin/init, /bin/sh;
+#                           init= too)
+#   cloison.ro              mount the root read-only (ro too; rw is the default)
 #   cloison.shell           stay in the initramfs with a shell (debugging)
 # Arguments after `--` on the command line are passed to the init.
 export PATH=/bin:/sbin
@@ -18,8 +19,11 @@ root=/dev/vda init= mode=rw shell=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     cloison.root=*) root=${arg#cloison.root=} ;;
+    root=/dev/*) root=${arg#root=} ;;
     cloison.init=*) init=${arg#cloison.init=} ;;
-    cloison.ro) mode=ro ;;
+    init=*) init=${arg#init=} ;;
+    cloison.ro|ro) mode=ro ;;
+    rw) mode=rw ;;
     cloison.shell) shell=1 ;;
   esac
 done
