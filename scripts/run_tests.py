@@ -51,7 +51,8 @@ def run_pytest(args):
     global passed, failed, skipped
     report = os.path.join(BUILD, "pytest-report.xml")
     dirs = [d for d in ("tests/integration", "tests/lab")
-            if any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
+            if os.path.isdir(os.path.join(ROOT, d))
+            and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
     if not dirs:
         return
     cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
