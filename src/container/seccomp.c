@@ -58,13 +58,10 @@ static const struct
 };
 
 #define N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
-#define MAX_ARCHES 24
 
 struct seccomp_walk
 {
   scmp_filter_ctx ctx; /* NULL when only validating */
-  uint32_t arches[MAX_ARCHES];
-  size_t n_arches;
   uint32_t default_action;
   bool uses_notify;
 };
@@ -138,7 +135,6 @@ walk_header (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
         return cl_error_make (err, 0, SECCOMP_CTX ": cannot clear the no_new_privs attribute");
     }
 
-  w->arches[w->n_arches++] = seccomp_arch_native ();
   r = cl_json_string_array (sc, SECCOMP_CTX, "architectures", &names, &n, err);
   if (r < 0)
     return -1;
@@ -162,8 +158,6 @@ walk_header (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
               return -1;
             }
         }
-      if (w->n_arches < MAX_ARCHES)
-        w->arches[w->n_arches++] = arch;
     }
   free (names);
   names = NULL;
@@ -263,16 +257,23 @@ args_repeat_an_index (const struct scmp_arg_cmp *cmps, size_t n)
   return false;
 }
 
-static int
-syscall_resolve (struct seccomp_walk *w, const char *name)
+/* Profiles (podman's default among them) list names of every architecture
+   at once; a name is an error only when libseccomp knows it nowhere. */
+static bool
+syscall_known_anywhere (const char *name)
 {
-  for (size_t a = 0; a < w->n_arches; a++)
+  static const char *const arches[] = { "x86",     "x86_64",    "x32",      "arm",
+                                        "aarch64", "mips",      "mips64",   "mips64n32",
+                                        "mipsel",  "mipsel64",  "mipsel64n32", "ppc",
+                                        "ppc64",   "ppc64le",   "s390",     "s390x",
+                                        "parisc",  "parisc64",  "riscv64" };
+  for (size_t a = 0; a < N_ELEMENTS (arches); a++)
     {
-      int nr = seccomp_syscall_resolve_name_arch (w->arches[a], name);
-      if (nr != __NR_SCMP_ERROR)
-        return nr;
+      uint32_t token = seccomp_arch_resolve_name (arches[a]);
+      if (token && seccomp_syscall_resolve_name_arch (token, name) != __NR_SCMP_ERROR)
+        return true;
     }
-  return __NR_SCMP_ERROR;
+  return false;
 }
 
 static int
@@ -282,9 +283,9 @@ add_rule (struct seccomp_walk *w, const char *ctx, const char *name, uint32_t ac
   int nr = seccomp_syscall_resolve_name (name);
   int rc;
 
-  /* Known only on another listed architecture: libseccomp adds it there
-     through the name when we ask per architecture; skipping on the native
-     one is what runc does too. */
+  /* Unknown on this architecture (a name of another one): skipped, as runc
+     does.  libseccomp translates the native number for the other
+     architectures of the filter. */
   if (nr == __NR_SCMP_ERROR)
     return 0;
   if (n_cmps > 0 && args_repeat_an_index (cmps, n_cmps))
@@ -338,9 +339,9 @@ walk_syscalls (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
       }
     for (size_t k = 0; k < n_names; k++)
       {
-        if (syscall_resolve (w, names[k]) == __NR_SCMP_ERROR)
+        if (!syscall_known_anywhere (names[k]))
           {
-            cl_error_make (err, 0, "%s.names[%zu]: unknown syscall `%s` on every listed architecture",
+            cl_error_make (err, 0, "%s.names[%zu]: unknown syscall `%s` (on every architecture)",
                            ctx, k, names[k]);
             free (names);
             return -1;
