@@ -161,6 +161,7 @@ walk_header (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
     }
   free (names);
   names = NULL;
+  n = 0;
 
   r = cl_json_string_array (sc, SECCOMP_CTX, "flags", &names, &n, err);
   if (r < 0)
