@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -520,6 +521,52 @@ test_cgroup_lifecycle (void **state)
   json_decref (linux_obj);
 }
 
+/* The device rules bite: /dev/null is open to the container, /dev/kmsg
+   (1:11) is not (v1 list here, BPF program under cgroup v2). */
+static void
+test_cgroup_devices_enforced (void **state)
+{
+  char id[64];
+  int go[2], status;
+  json_t *linux_obj;
+  struct cl_cgroup *cg = NULL;
+  cl_error_t err = NULL;
+  pid_t child;
+  (void) state;
+
+  if (access ("/dev/kmsg", F_OK) < 0)
+    skip ();
+  snprintf (id, sizeof id, "limits-dev-%d", (int) getpid ());
+  linux_obj = parse ("{\"resources\": {\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]}}");
+  assert_int_equal (pipe (go), 0);
+  child = fork ();
+  if (child == 0)
+    {
+      char c;
+      int fd;
+      close (go[1]);
+      if (read (go[0], &c, 1) != 1)
+        _exit (9);
+      fd = open ("/dev/null", O_RDWR);
+      if (fd < 0)
+        _exit (10);
+      close (fd);
+      fd = open ("/dev/kmsg", O_RDONLY);
+      _exit (fd < 0 && errno == EPERM ? 0 : 11);
+    }
+  close (go[0]);
+  if (cl_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
+    fail_msg ("%s", err->msg);
+  assert_int_equal (write (go[1], "x", 1), 1);
+  close (go[1]);
+  waitpid (child, &status, 0);
+  assert_int_equal (cl_cgroup_destroy (cg, &err), 0);
+  cl_cgroup_free (cg);
+  json_decref (linux_obj);
+  assert_true (WIFEXITED (status));
+  assert_int_equal (WEXITSTATUS (status), 0);
+}
+
 int
 main (void)
 {
@@ -534,6 +581,7 @@ main (void)
     cmocka_unit_test (test_seccomp_load),
     cmocka_unit_test (test_caps_apply),
     cmocka_unit_test (test_cgroup_lifecycle),
+    cmocka_unit_test (test_cgroup_devices_enforced),
   };
   int failed = cmocka_run_group_tests_name ("limits", tests, NULL, NULL);
   if (geteuid () == 0)
