@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/openat2.h>
 #include <sched.h>
 #include <signal.h>
@@ -236,7 +237,17 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
       target_path = fd_path (target);
       if (strcmp (type, "cgroup") == 0)
         {
-          if (cl_cgroup_mount (target_path, mo.flags, err) < 0)
+          /* The module mounts below the target by name: give it the
+             real path, not the fd's. */
+          char real[PATH_MAX];
+          ssize_t n = readlink (target_path, real, sizeof real - 1);
+          if (n < 0)
+            {
+              cl_error_errno (err, "%s: readlink", what);
+              goto out;
+            }
+          real[n] = '\0';
+          if (cl_cgroup_mount (real, mo.flags, err) < 0)
             {
               cl_error_wrap (err, "%s", what);
               goto out;
