@@ -987,8 +987,16 @@ mount_one (const struct hierarchy *h, const char *where, unsigned long flags, cl
 
   if (mount ("cgroup", where, h->v2 ? "cgroup2" : "cgroup", mflags, data) == 0)
     return 0;
+  /* The same hierarchy with the same root is already mounted there (a
+     spec listing the mount twice). */
+  if (errno == EBUSY)
+    return 0;
   /* Without a cgroup namespace of our own (or in a user namespace, where
-     v1 cannot be mounted) bind the container's own directory, as runc. */
+     v1 cannot be mounted) bind the container's own directory, as runc.
+     Seen from another cgroup namespace, the host's mount is rooted
+     outside ours ("/.."): nothing safe to bind then. */
+  if (strncmp (h->root, "/..", 3) == 0)
+    return cl_error_errno (err, "mount cgroup at `%s`", where);
   own = own_cgroup (h);
   source = join_clean (h->mount, own, NULL);
   if (mount (source, where, NULL, MS_BIND | MS_REC, NULL) < 0)

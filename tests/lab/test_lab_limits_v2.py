@@ -1,27 +1,118 @@
-"""cgroup v2 for the limits code, in the VM lab (pure cgroup2 hierarchy):
-the limits unit tests as root (cgroup create/limits/freeze/kill/destroy,
-the BPF device program enforcing, seccomp, capabilities), then nothing
-left in /sys/fs/cgroup."""
+"""cgroup v2 for the limits code, in the VM lab (pure cgroup2 hierarchy).
+
+1. The limits unit tests as root: cgroup create/limits/freeze/kill/destroy,
+   the BPF device program enforcing, seccomp, capabilities, cgroup mounts.
+2. cloison-runtime containers: memory/pids/cpu files (shares -> weight,
+   quota -> cpu.max), a 1 MiB memory limit, pids and device rules biting,
+   pause/resume through cgroup.freeze, update, and no cgroup left."""
+import copy
+import json
 import os
+import subprocess
 
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-UNIT = os.path.join(ROOT, "build", "tests", "unit", "limits", "test-limits")
+BUILD = os.path.join(ROOT, "build")
+UNIT = os.path.join(BUILD, "tests", "unit", "limits", "test-limits")
+RUNTIME = os.path.join(BUILD, "src", "cli", "cloison-runtime")
 
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
+R="/srv/cloison-runtime --root /run/limits"
 check mode sh -c 'grep -c " - cgroup " /proc/self/mountinfo; grep " - cgroup2 " /proc/self/mountinfo'
 check unit env CMOCKA_MESSAGE_OUTPUT=stdout /srv/test-limits
+check inside $R run --bundle /srv/b/inside limits-inside
+check one_mib $R run --bundle /srv/b/one_mib limits-one-mib
+check pids $R run --bundle /srv/b/pids limits-pids
+check dev_denied $R run --bundle /srv/b/dev_denied limits-dev-denied
+check dev_allowed $R run --bundle /srv/b/dev_allowed limits-dev-allowed
+check seccomp $R run --bundle /srv/b/seccomp limits-seccomp
+$R run --detach --bundle /srv/b/sleeper limits-sleeper </dev/null >/dev/null 2>&1
+D=/sys/fs/cgroup/limits-lab/sleeper
+check files sh -c "cat $D/memory.max $D/memory.swap.max $D/memory.low $D/pids.max $D/cpu.weight $D/cpu.max $D/cpuset.cpus"
+check pause sh -c "$R pause limits-sleeper && cat $D/cgroup.freeze && grep frozen $D/cgroup.events && $R state limits-sleeper"
+check resume sh -c "$R resume limits-sleeper && grep frozen $D/cgroup.events && $R state limits-sleeper"
+check update sh -c "$R update --resources /srv/b/update.json limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
+check delete sh -c "$R delete --force limits-sleeper && ! test -e $D && ! test -e /sys/fs/cgroup/limits-lab"
 check leftovers sh -c 'find /sys/fs/cgroup -mindepth 1 -type d'
 """
 
 
+def make_spec(tmp):
+    subprocess.run([RUNTIME, "spec"], cwd=tmp, check=True, capture_output=True)
+    with open(os.path.join(tmp, "config.json")) as f:
+        cfg = json.load(f)
+    os.unlink(os.path.join(tmp, "config.json"))
+    cfg["root"] = {"path": "/srv/rootfs", "readonly": True}
+    cfg["process"]["terminal"] = False
+    cfg["linux"].pop("cgroupsPath", None)
+    return cfg
+
+
+def bundles(tmp):
+    spec = make_spec(tmp)
+    mk = {}
+
+    def add(name, args, res=None, path=None, edit=None):
+        cfg = copy.deepcopy(spec)
+        cfg["process"]["args"] = args
+        if res is not None:
+            cfg["linux"]["resources"] = res
+        if path:
+            cfg["linux"]["cgroupsPath"] = path
+        if edit:
+            edit(cfg)
+        mk[name] = cfg
+
+    def cgroup_mount(cfg):
+        cfg["mounts"].append({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+                              "options": ["ro", "nosuid", "noexec", "nodev"]})
+
+    def mknod_cap(cfg):
+        for k in ("bounding", "effective", "permitted"):
+            cfg["process"]["capabilities"].setdefault(k, []).append("CAP_MKNOD")
+
+    tun = ["sh", "-c", "mknod /dev/tun c 10 200 && cat /dev/tun; echo status=$?"]
+    add("inside", ["sh", "-c", "cat /proc/self/cgroup /sys/fs/cgroup/memory.max /sys/fs/cgroup/pids.max"],
+        {"memory": {"limit": 16777216}, "pids": {"limit": 9}}, edit=cgroup_mount)
+    add("one_mib", ["/bin/true"], {"memory": {"limit": 1048576, "swap": 1048576}})
+    add("pids", ["sh", "-c", "for i in 1 2 3 4 5 6 7 8; do sleep 2 & done; wait; echo end"],
+        {"pids": {"limit": 4}})
+    add("dev_denied", tun, {"devices": [{"allow": False, "access": "rwm"}]}, edit=mknod_cap)
+    add("dev_allowed", tun, {"devices": [{"allow": False, "access": "rwm"},
+                                         {"allow": True, "type": "c", "major": 10, "minor": 200, "access": "rw"}]},
+        edit=mknod_cap)
+    add("seccomp", ["mkdir", "/tmp/x"], edit=lambda c: c["linux"].update(seccomp={
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 18}]}))
+    add("sleeper", ["sleep", "60"],
+        {"memory": {"limit": 33554432, "swap": 67108864, "reservation": 8388608}, "pids": {"limit": 42},
+         "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "cpus": "0"},
+         "devices": [{"allow": False, "access": "rwm"}]},
+        path="/limits-lab/sleeper")
+    out = os.path.join(tmp, "b")
+    for name, cfg in mk.items():
+        os.makedirs(os.path.join(out, name))
+        with open(os.path.join(out, name, "config.json"), "w") as f:
+            json.dump(cfg, f)
+    with open(os.path.join(out, "update.json"), "w") as f:
+        json.dump({"memory": {"limit": 67108864}, "pids": {"limit": 7}, "cpu": {"quota": 50000}}, f)
+    return out
+
+
 @pytest.fixture(scope="module")
-def run(lab):
-    if not os.path.exists(UNIT):
-        pytest.fail("%s is not built: run scripts/build.sh" % UNIT)
-    return lab.run(PAYLOAD, files=[(UNIT, "/srv/test-limits")], timeout=240, stream=print)
+def run(lab, tmp_path_factory):
+    for p in (UNIT, RUNTIME):
+        if not os.path.exists(p):
+            pytest.fail("%s is not built: run scripts/build.sh" % p)
+    tmp = str(tmp_path_factory.mktemp("limits-lab"))
+    rootfs = os.path.join(tmp, "rootfs")
+    subprocess.run([os.path.join(ROOT, "scripts", "mkrootfs-busybox.sh"), rootfs], check=True,
+                   capture_output=True)
+    b = bundles(tmp)
+    return lab.run(PAYLOAD, files=[(UNIT, "/srv/test-limits"), (RUNTIME, "/srv/cloison-runtime"),
+                                   (rootfs, "/srv/rootfs"), (b, "/srv/b")], timeout=300, stream=print)
 
 
 def test_lab_is_pure_cgroup2(run):
@@ -36,5 +127,47 @@ def test_limits_unit_tests_under_cgroup2(run):
     assert "FAILED" not in out
 
 
-def test_no_cgroup_left(run):
+def test_limits_seen_inside_with_cgroup_namespace(run):
+    out = run.assert_check("inside").output.split()
+    assert out == ["0::/", "16777216", "9"], out
+
+
+def test_one_mib_memory_limit(run):
+    run.assert_check("one_mib")
+
+
+def test_pids_limit(run):
+    out = run.check("pids").output
+    assert "can't fork" in out or "Resource temporarily unavailable" in out, out
+
+
+def test_bpf_device_program(run):
+    assert "Operation not permitted" in run.check("dev_denied").output
+    out = run.check("dev_allowed").output
+    assert "status=" in out and "Operation not permitted" not in out, out
+
+
+def test_seccomp_errno(run):
+    assert "Invalid cross-device link" in run.check("seccomp").output
+
+
+def test_v2_files(run):
+    out = run.assert_check("files").output.splitlines()
+    # swap.max = swap - limit; weight = 1 + (1024 - 2) * 9999 / 262142
+    assert out == ["33554432", "33554432", "8388608", "42", "39", "20000 100000", "0"], out
+
+
+def test_pause_resume(run):
+    out = run.assert_check("pause").output
+    assert out.startswith("1\nfrozen 1") and '"paused"' in out, out
+    out = run.assert_check("resume").output
+    assert "frozen 0" in out and '"running"' in out, out
+
+
+def test_update(run):
+    assert run.assert_check("update").output.split() == ["67108864", "7", "50000", "100000"]
+
+
+def test_delete_leaves_nothing(run):
+    run.assert_check("delete")
     assert run.assert_check("leftovers").output.strip() == ""
