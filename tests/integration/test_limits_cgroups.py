@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from conftest import binary
-
 V1 = "/sys/fs/cgroup"
+RUNTIME = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                       "build", "src", "cli", "cloison-runtime")
 
 
 def hybrid_or_v1():
@@ -27,13 +27,15 @@ class Runtime:
     """cloison-runtime with a private --root; tracks containers to delete."""
 
     def __init__(self, root):
+        if not os.path.exists(RUNTIME):
+            pytest.fail("%s is not built: run scripts/build.sh" % RUNTIME)
         self.root = root
         self.ids = []
 
     def __call__(self, *args, check=False, timeout=30, input=None):
         # Files, not pipes: a detached container keeps its stdio open.
         with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-            p = subprocess.run([binary("cloison-runtime"), "--root", self.root] + list(args),
+            p = subprocess.run([RUNTIME, "--root", self.root] + list(args),
                                stdout=out, stderr=err, text=True, timeout=timeout, input=input,
                                stdin=None if input is not None else subprocess.DEVNULL)
             out.seek(0)
@@ -112,6 +114,19 @@ def test_memory_pids_cpu_files_and_delete_leaves_nothing(rt, bundle):
     if os.path.exists(os.path.join(V1, "unified", path.lstrip("/"))):
         assert str(state["pid"]) in read(cg_file("unified", path, "cgroup.procs")).split()
     rt("start", cid, check=True)
+    rt("delete", "--force", cid, check=True)
+    assert_no_cgroup(path)
+
+
+def test_block_io_weight(rt, bundle):
+    cid = rt.new_id()
+    path = "/" + cid
+    b = bundle(args=["true"], config_edit=resources({"blockIO": {"weight": 300}}, path))
+    rt("create", "--bundle", b, cid, check=True)
+    d = os.path.join(V1, "blkio", cid)
+    f = [n for n in ("blkio.bfq.weight", "blkio.weight") if os.path.exists(os.path.join(d, n))]
+    assert f, os.listdir(d)
+    assert read(os.path.join(d, f[0])).split()[-1] == "300"
     rt("delete", "--force", cid, check=True)
     assert_no_cgroup(path)
 

@@ -30,7 +30,7 @@ check dev_allowed $R run --bundle /srv/b/dev_allowed limits-dev-allowed
 check seccomp $R run --bundle /srv/b/seccomp limits-seccomp
 $R run --detach --bundle /srv/b/sleeper limits-sleeper </dev/null >/dev/null 2>&1
 D=/sys/fs/cgroup/limits-lab/sleeper
-check files sh -c "cat $D/memory.max $D/memory.swap.max $D/memory.low $D/pids.max $D/cpu.weight $D/cpu.max $D/cpuset.cpus"
+check files sh -c "cat $D/memory.max $D/memory.swap.max $D/memory.low $D/pids.max $D/cpu.weight $D/cpu.max $D/cpuset.cpus $D/hugetlb.2MB.max $D/memory.high"
 check pause sh -c "$R pause limits-sleeper && cat $D/cgroup.freeze && grep frozen $D/cgroup.events && $R state limits-sleeper"
 check resume sh -c "$R resume limits-sleeper && grep frozen $D/cgroup.events && $R state limits-sleeper"
 check update sh -c "$R update --resources /srv/b/update.json limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
@@ -89,6 +89,8 @@ def bundles(tmp):
     add("sleeper", ["sleep", "60"],
         {"memory": {"limit": 33554432, "swap": 67108864, "reservation": 8388608}, "pids": {"limit": 42},
          "cpu": {"shares": 1024, "quota": 20000, "period": 100000, "cpus": "0"},
+         "hugepageLimits": [{"pageSize": "2MB", "limit": 4194304}],
+         "unified": {"memory.high": "30408704"},
          "devices": [{"allow": False, "access": "rwm"}]},
         path="/limits-lab/sleeper")
     out = os.path.join(tmp, "b")
@@ -154,7 +156,7 @@ def test_seccomp_errno(run):
 def test_v2_files(run):
     out = run.assert_check("files").output.splitlines()
     # swap.max = swap - limit; weight = 1 + (1024 - 2) * 9999 / 262142
-    assert out == ["33554432", "33554432", "8388608", "42", "39", "20000 100000", "0"], out
+    assert out == ["33554432", "33554432", "8388608", "42", "39", "20000 100000", "0", "4194304", "30408704"], out
 
 
 def test_pause_resume(run):
