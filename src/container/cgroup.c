@@ -361,7 +361,6 @@ enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
      children, from the top down. */
   cleanup_free char *full = join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
-  cleanup_free char *value = NULL;
   char *save = NULL;
   cleanup_free char *copy = strdup (wanted);
 
@@ -390,7 +389,6 @@ enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
           *p = saved;
         }
     }
-  (void) value;
 }
 
 struct cl_cgroup_dir *
@@ -653,10 +651,12 @@ cl_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err)
   if (cl_cgroup_resources (NULL, resources, "linux.resources", err) < 0
       || cl_cgroup_resources (cg, resources, "linux.resources", err) < 0)
     return -1;
+  /* Device rules stay as created, as with runc's update: the nodes of
+     linux.devices are not known here and would lose access. */
   if (cl_json_array (resources, "linux.resources", "devices", &devices, err) < 0)
     return -1;
-  if (devices && apply_devices (cg, devices, NULL, err) < 0)
-    return -1;
+  if (devices)
+    cl_debug ("update: linux.resources.devices ignored (set at create)");
   return 0;
 }
 
