@@ -3,6 +3,7 @@ errno a filtered syscall returns, a killed process, argument conditions,
 the capability sets seen in /proc/self/status, and bad profiles refused
 with the field named."""
 import json
+import os
 
 import pytest
 
@@ -166,3 +167,50 @@ def test_unknown_capability_names_set_and_entry(rt, bundle):
     p = rt("run", "--bundle", b, cid)
     assert p.returncode != 0
     assert "process.capabilities.ambient[1]: unknown capability `CAP_TELEPORT`" in p.stderr, p.stderr
+
+
+def test_notify_listener_gets_fd_and_state(rt, bundle, tmp_path):
+    """SCMP_ACT_NOTIFY: the listener at listenerPath (a host path) receives
+    the notify fd and the container process state, then answers."""
+    import array
+    import socket
+    import threading
+
+    sock_path = str(tmp_path / "listener.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    srv.settimeout(10)
+    got = {}
+
+    def listen():
+        try:
+            conn, _ = srv.accept()
+            fds = array.array("i")
+            msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * fds.itemsize))
+            for level, kind, data in anc:
+                if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                    fds.frombytes(data[:len(data) - len(data) % fds.itemsize])
+            got["msg"] = json.loads(msg.decode())
+            got["fds"] = list(fds)
+            # Closing the listener fd makes the notified syscall fail with ENOSYS.
+            for fd in fds:
+                os.close(fd)
+            conn.close()
+        except OSError as e:
+            got["error"] = str(e)
+
+    t = threading.Thread(target=listen)
+    t.start()
+    cid = rt.new_id()
+    b = bundle(args=["mkdir", "/tmp/n"], config_edit=seccomp({
+        "defaultAction": "SCMP_ACT_ALLOW", "listenerPath": sock_path, "listenerMetadata": "limits-meta",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}]}))
+    p = rt("run", "--bundle", b, cid)
+    t.join(15)
+    srv.close()
+    assert "msg" in got, (got, p.stderr)
+    assert got["msg"]["fds"] == ["seccompFd"] and got["msg"]["metadata"] == "limits-meta"
+    assert got["msg"]["state"]["id"] == cid
+    assert len(got["fds"]) == 1
+    assert p.returncode != 0
