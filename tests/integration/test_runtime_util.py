@@ -85,8 +85,11 @@ def assert_nothing_left(rt, cid, bundle_dir=None):
     if bundle_dir:
         assert mounts_under(bundle_dir) == [], "mounts left"
         rootfs = bundle_dir
-        with open(os.path.join(bundle_dir, "config.json")) as f:
-            rootfs = json.load(f)["root"]["path"]
+        try:
+            with open(os.path.join(bundle_dir, "config.json")) as f:
+                rootfs = json.load(f)["root"]["path"]
+        except (OSError, ValueError, KeyError):
+            pass
         if not os.path.isabs(rootfs):
             rootfs = os.path.join(bundle_dir, rootfs)
         assert processes_with_root(rootfs) == [], "processes left"
