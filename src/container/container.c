@@ -223,6 +223,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       goto fail;
     }
   flags = clone_flags (linux_obj);
+  cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
   pid = clone_fork (flags);
   if (pid < 0)
     {
@@ -256,8 +257,20 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
         goto fail;
     }
+  cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
   if (cl_cgroup_enter (id, linux_obj, pid, &c->cg, err) < 0)
-    goto fail;
+    {
+      /* If the init failed meanwhile, its message is the one to show. */
+      ssize_t n = recv (c->sync_fd, &msg, sizeof msg - 1, MSG_DONTWAIT);
+      if (n > 0 && msg.type == SYNC_ERROR)
+        {
+          ((char *) &msg)[n] = '\0';
+          cl_error_release (err);
+          cl_error_make (err, 0, "%s", msg.text);
+        }
+      goto fail;
+    }
+  cl_debug ("phase %.3f ms: cgroup done", cl_now_ns () / 1e6);
   if (sync_send (c->sync_fd, SYNC_GO, 0, NULL) < 0)
     {
       cl_error_errno (err, "sync with the container init");
@@ -302,6 +315,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           goto fail;
         }
     }
+  cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
   c->st.pid_start = state_pid_start (c->st.pid);
   {
     json_t *saved = cl_cgroup_save (c->cg);
@@ -457,10 +471,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
   set_forwarding (c.st.pid, true);
   if (c.master >= 0)
     console_proxy (c.master);
+  cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
   status = wait_exit_status (c.st.pid);
+  cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
   set_forwarding (0, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
+  cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);
   created_release (&c);
   return r;
 }
