@@ -251,6 +251,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
+  json_object_set_new (c->st.doc, "ownPidns", json_boolean (flags & CLONE_NEWPID));
   if (flags & CLONE_NEWUSER)
     {
       if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
@@ -381,7 +382,9 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
   json_t *hooks = json_object_get (st->doc, "hooks");
   cl_error_t e = NULL;
 
-  if (cg)
+  /* With its own pid namespace, the container's processes died with its
+     init: no need to sweep the cgroup. */
+  if (cg && (state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))
     {
       if (cl_cgroup_kill_all (cg, SIGKILL, &e) < 0)
         cl_error_release (&e);
