@@ -57,6 +57,49 @@ open_in_root (int rootfd, const char *path, int flags, mode_t mode)
   return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
+char **
+cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs)
+{
+  json_t *dirs = json_object_get (saved, "dirs"), *d;
+  char **files = cl_xmalloc0 ((json_array_size (dirs) + 1) * sizeof *files);
+  size_t i, n = 0;
+
+  *v2_fd = -1;
+  *v2_procs = NULL;
+  json_array_foreach (dirs, i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path"));
+    if (path == NULL)
+      continue;
+    if (json_is_true (json_object_get (d, "v2")))
+      {
+        *v2_fd = open (path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *v2_procs = cl_strdup_printf ("%s/cgroup.procs", path);
+      }
+    else
+      files[n++] = cl_strdup_printf ("%s/tasks", path);
+  }
+  return files;
+}
+
+int
+cgroup_join_self (char **files, cl_error_t *err)
+{
+  for (size_t i = 0; files && files[i]; i++)
+    {
+      int fd = open (files[i], O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write (fd, "0", 1) != 1)
+        {
+          cl_error_errno (err, "join cgroup `%s`", files[i]);
+          if (fd >= 0)
+            close (fd);
+          return -1;
+        }
+      close (fd);
+    }
+  return 0;
+}
+
 static char *
 fd_path (int fd)
 {
@@ -718,6 +761,8 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     for (int i = 0; i < 3; i++)
       keep[2 + i] = a->stdio[i];
   process_close_fds (a->preserve_fds, keep, 5);
+  if (cgroup_join_self (a->cgroup_join, err) < 0)
+    return -1;
   /* The runtime moves us into the cgroup meanwhile (a cgroup v1
      migration may wait for an RCU grace period): build the root in
      parallel, and wait for it only where it matters. */
