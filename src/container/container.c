@@ -1137,12 +1137,11 @@ cl_container_parse_signal (const char *s, int *signo, cl_error_t *err)
       *signo = (int) n;
       return 0;
     }
-  if (strncasecmp (s, "SIG", 3) == 0)
-    s += 3;
+  const char *bare = strncasecmp (s, "SIG", 3) == 0 ? s + 3 : s;
   for (int i = 1; i < NSIG; i++)
     {
       const char *name = sigabbrev_np (i);
-      if (name && strcasecmp (name, s) == 0)
+      if (name && strcasecmp (name, bare) == 0)
         {
           *signo = i;
           return 0;
