@@ -1,4 +1,6 @@
-"""cgroup v2 for the limits code, in the VM lab (pure cgroup2 hierarchy).
+"""cgroup v2 for the limits code, in the VM lab (pure cgroup2 hierarchy),
+and, in a second boot, a pure cgroup v1 host (the lab's controllers moved
+to v1 hierarchies), the third mode beside the hybrid development host.
 
 1. The limits unit tests as root: cgroup create/limits/freeze/kill/destroy,
    the BPF device program enforcing, seccomp, capabilities, cgroup mounts.
@@ -36,6 +38,35 @@ check resume sh -c "$R resume limits-sleeper && grep frozen $D/cgroup.events && 
 check update sh -c "$R update --resources /srv/b/update.json limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
 check delete sh -c "$R delete --force limits-sleeper && ! test -e $D && ! test -e /sys/fs/cgroup/limits-lab"
 check leftovers sh -c 'find /sys/fs/cgroup -mindepth 1 -type d'
+"""
+
+
+V1_SETUP = r"""
+cd /sys/fs/cgroup
+for c in $(cat cgroup.subtree_control); do echo "-$c" > cgroup.subtree_control; done
+cd /
+umount /sys/fs/cgroup
+mount -t tmpfs -o mode=755 cgroup /sys/fs/cgroup
+for c in cpu,cpuacct cpuset memory pids freezer devices blkio hugetlb; do
+    mkdir /sys/fs/cgroup/$c && mount -t cgroup -o $c cgroup /sys/fs/cgroup/$c
+done
+"""
+
+V1_PAYLOAD = r"""#!/bin/sh
+. /lab/lib.sh
+""" + V1_SETUP + r"""
+R="/srv/cloison-runtime --root /run/limits"
+check mode sh -c 'grep -c " - cgroup2 " /proc/self/mountinfo; grep -c " - cgroup " /proc/self/mountinfo'
+check unit env CMOCKA_MESSAGE_OUTPUT=stdout /srv/test-limits
+check one_mib $R run --bundle /srv/b/one_mib limits-one-mib
+check dev_denied $R run --bundle /srv/b/dev_denied limits-dev-denied
+check dev_allowed $R run --bundle /srv/b/dev_allowed limits-dev-allowed
+check unified_refused $R run --bundle /srv/b/sleeper limits-unified
+$R run --detach --bundle /srv/b/sleeper_v1 limits-sleeper </dev/null >/dev/null 2>&1
+C=/sys/fs/cgroup; P=limits-lab/sleeper
+check files sh -c "cat $C/memory/$P/memory.limit_in_bytes $C/pids/$P/pids.max $C/cpu,cpuacct/$P/cpu.shares $C/cpu,cpuacct/$P/cpu.cfs_quota_us $C/hugetlb/$P/hugetlb.2MB.limit_in_bytes"
+check pause sh -c "$R pause limits-sleeper && cat $C/freezer/$P/freezer.state && $R resume limits-sleeper && cat $C/freezer/$P/freezer.state"
+check delete sh -c "$R delete --force limits-sleeper && ! ls -d $C/*/limits-lab 2>/dev/null"
 """
 
 
@@ -93,6 +124,9 @@ def bundles(tmp):
          "unified": {"memory.high": "30408704"},
          "devices": [{"allow": False, "access": "rwm"}]},
         path="/limits-lab/sleeper")
+    v1 = copy.deepcopy(mk["sleeper"])
+    del v1["linux"]["resources"]["unified"]   # v2 only: refused on v1, tested below
+    mk["sleeper_v1"] = v1
     out = os.path.join(tmp, "b")
     for name, cfg in mk.items():
         os.makedirs(os.path.join(out, name))
@@ -104,7 +138,7 @@ def bundles(tmp):
 
 
 @pytest.fixture(scope="module")
-def run(lab, tmp_path_factory):
+def lab_files(tmp_path_factory):
     for p in (UNIT, RUNTIME):
         if not os.path.exists(p):
             pytest.fail("%s is not built: run scripts/build.sh" % p)
@@ -113,8 +147,18 @@ def run(lab, tmp_path_factory):
     subprocess.run([os.path.join(ROOT, "scripts", "mkrootfs-busybox.sh"), rootfs], check=True,
                    capture_output=True)
     b = bundles(tmp)
-    return lab.run(PAYLOAD, files=[(UNIT, "/srv/test-limits"), (RUNTIME, "/srv/cloison-runtime"),
-                                   (rootfs, "/srv/rootfs"), (b, "/srv/b")], timeout=300, stream=print)
+    return [(UNIT, "/srv/test-limits"), (RUNTIME, "/srv/cloison-runtime"), (rootfs, "/srv/rootfs"),
+            (b, "/srv/b")]
+
+
+@pytest.fixture(scope="module")
+def run(lab, lab_files):
+    return lab.run(PAYLOAD, files=lab_files, timeout=300, stream=print)
+
+
+@pytest.fixture(scope="module")
+def run_v1(lab, lab_files):
+    return lab.run(V1_PAYLOAD, files=lab_files, timeout=300, stream=print)
 
 
 def test_lab_is_pure_cgroup2(run):
@@ -173,3 +217,33 @@ def test_update(run):
 def test_delete_leaves_nothing(run):
     run.assert_check("delete")
     assert run.assert_check("leftovers").output.strip() == ""
+
+
+# Pure cgroup v1 (second boot).
+
+def test_v1_lab_is_pure_v1(run_v1):
+    assert run_v1.assert_check("mode").output.split()[0] == "0"
+
+
+def test_v1_unit_tests(run_v1):
+    out = run_v1.assert_check("unit").output
+    assert "test_cgroup_lifecycle" in out and "FAILED" not in out
+
+
+def test_v1_one_mib_and_devices(run_v1):
+    run_v1.assert_check("one_mib")
+    assert "Operation not permitted" in run_v1.check("dev_denied").output
+    out = run_v1.check("dev_allowed").output
+    assert "status=" in out and "Operation not permitted" not in out, out
+
+
+def test_v1_refuses_unified(run_v1):
+    c = run_v1.check("unified_refused")
+    assert c.rc != 0
+    assert "linux.resources.unified.memory.high: needs the memory controller in a cgroup v2 hierarchy" in c.output
+
+
+def test_v1_files_freezer_delete(run_v1):
+    assert run_v1.assert_check("files").output.split() == ["33554432", "42", "1024", "20000", "4194304"]
+    assert run_v1.assert_check("pause").output.split() == ["FROZEN", "THAWED"]
+    run_v1.assert_check("delete")
