@@ -260,11 +260,17 @@ check_cgroups_path (const char *path, cl_error_t *err)
                           "linux.cgroupsPath: `%s` is in systemd's slice:prefix:name form, which "
                           "needs --systemd-cgroup (not supported: cloison drives cgroupfs itself)",
                           path);
-  if (*path == '\0')
-    return cl_error_make (err, 0, "linux.cgroupsPath: empty");
-  for (const char *p = path; (p = strstr (p, "..")); p += 2)
-    if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
-      return cl_error_make (err, 0, "linux.cgroupsPath: `%s` must not contain `..`", path);
+  if (path[strspn (path, "/")] == '\0')
+    return cl_error_make (err, 0, "linux.cgroupsPath: `%s` names no cgroup below the root", path);
+  for (const char *p = path; *p;)
+    {
+      size_t len = strcspn (p, "/");
+      if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+        return cl_error_make (err, 0, "linux.cgroupsPath: `%s` must not contain `.` or `..`",
+                              path);
+      p += len;
+      p += strspn (p, "/");
+    }
   return 0;
 }
 
@@ -326,6 +332,8 @@ make_dirs (const char *mount, const char *rel, bool cpuset, int *created, cl_err
   cleanup_free char *full = join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   *created = 0;
+  if (strlen (full) <= base + 1)
+    return cl_error_make (err, 0, "cgroup `%s`: not below the hierarchy's root", full);
   for (int attempt = 0;; attempt++)
     {
       bool failed = false;
@@ -615,6 +623,10 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
                      err)
           < 0)
         goto fail;
+      /* The shared `cloison` parent of default paths goes with its last
+         container, whoever made it. */
+      if (default_path && d->created < 2)
+        d->created = 2;
       if (d->v2 && cg->mode == CL_CGROUP_V2)
         enable_v2_controllers (d->mount, rel, cg->unified_controllers);
     }

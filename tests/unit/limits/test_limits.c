@@ -104,6 +104,9 @@ test_cgroup_validate (void **state)
           "linux.resources.hugepageLimits[0].limit");
   expect (cl_cgroup_validate, "{\"cgroupsPath\": \"system.slice:cloison:abc\"}", "--systemd-cgroup");
   expect (cl_cgroup_validate, "{\"cgroupsPath\": \"/a/../b\"}", "linux.cgroupsPath");
+  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"a/./b\"}", "linux.cgroupsPath");
+  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"//\"}", "linux.cgroupsPath: `//` names no cgroup");
+  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"/a..b/c.d\"}", NULL);
   expect (cl_cgroup_validate, "{\"devices\": [{\"path\": \"/dev/x\", \"type\": \"z\"}]}",
           "linux.devices[0].type: unknown device type `z`");
   expect (cl_cgroup_validate,
