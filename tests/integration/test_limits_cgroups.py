@@ -142,6 +142,26 @@ def test_limits_seen_from_inside(rt, bundle):
     assert p.stdout.split() == ["16777216", "9"]
 
 
+def test_cgroup_mount_in_a_user_namespace_binds_the_containers_own_cgroup(rt, bundle):
+    """v1 cannot be mounted from a user namespace: the container's own
+    directories are bound instead, as runc does."""
+    def edit(cfg):
+        cfg["linux"]["resources"] = {"memory": {"limit": 33554432}}
+        cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "mount", "ipc", "uts", "user")]
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"] + [
+            {"destination": "/sys", "type": "bind", "source": "/sys",
+             "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["ro", "nosuid", "noexec", "nodev"]}]
+    cid = rt.new_id()
+    b = bundle(args=["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], config_edit=edit)
+    p = rt("run", "--bundle", b, cid)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "33554432"
+
+
 def test_one_mib_memory_limit_runs_true(rt, bundle):
     cid = rt.new_id()
     b = bundle(args=["/bin/true"], config_edit=resources({"memory": {"limit": 1048576, "swap": 1048576}}))
