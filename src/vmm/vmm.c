@@ -235,8 +235,8 @@ vmm_result (struct vmm *m, cl_error_t *err)
 int
 cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
 {
-  struct vmm m = { .console_file_fd = -1, .signal_fd = -1 };
-  struct cl_vmm_config restored;
+  struct vmm m = { .console_file_fd = -1, .signal_fd = -1, .api_fd = -1 };
+  struct cl_vmm_config restored = { 0 };
   struct term_state term = { .fd = -1 };
   sigset_t stop_signals, old_mask;
   bool masked = false;
@@ -318,5 +318,6 @@ out:
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
 out_config:
   json_decref (m.saved);
+  vmm_config_free_arrays (&restored);
   return ret;
 }
