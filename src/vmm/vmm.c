@@ -227,7 +227,13 @@ vmm_result (struct vmm *m, cl_error_t *err)
       return cl_error_make (err, 0, "%s", msg);
     default:
       if (getenv ("CLOISON_VMM_DEBUG"))
-        fprintf (stderr, "cloison-vmm: %s\n", msg);
+        {
+          json_t *metrics = vm_metrics_json (vm);
+          char *text = json_dumps (metrics, JSON_COMPACT);
+          fprintf (stderr, "cloison-vmm: %s; metrics %s\n", msg, text);
+          free (text);
+          json_decref (metrics);
+        }
       return 0;
     }
 }
