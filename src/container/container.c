@@ -131,6 +131,18 @@ clone_fork (int flags, int cgroup_fd, bool *placed)
   return (pid_t) syscall (SYS_clone3, &args, sizeof args);
 }
 
+static char **
+strv_append (char **v, char *s)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  v = realloc (v, (n + 2) * sizeof *v);
+  v[n] = s;
+  v[n + 1] = NULL;
+  return v;
+}
+
 static void
 strv_free (char **v)
 {
@@ -263,14 +275,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
   pid = clone_fork (flags, v2_fd, &placed);
   if (!placed && v2_procs)
-    {
-      size_t n = 0;
-      while (join[n])
-        n++;
-      join = realloc (join, (n + 2) * sizeof *join);
-      join[n] = steal_pointer (&v2_procs);
-      join[n + 1] = NULL;
-    }
+    join = strv_append (join, steal_pointer (&v2_procs));
   if (pid < 0)
     {
       cl_error_errno (err, "clone the container init");
@@ -779,67 +784,6 @@ out:
 /* -------------------------------------------------------------------- */
 /* exec                                                                   */
 
-/* Moves `pid` into every cgroup the init is in (read from
-   /proc/INIT/cgroup and the cgroup mounts of /proc/self/mountinfo), so
-   that exec works the same on v1, v2 and hybrid hosts. */
-static int
-join_cgroups (pid_t init, pid_t pid, cl_error_t *err)
-{
-  cleanup_free char *cgroups = NULL, *mountinfo = NULL, *path = cl_strdup_printf ("/proc/%d/cgroup", init);
-  char *save = NULL, *line;
-  char pidbuf[16];
-  int pidlen = snprintf (pidbuf, sizeof pidbuf, "%d", pid);
-
-  if (cl_read_file (path, &cgroups, NULL, err) < 0 || cl_read_file ("/proc/self/mountinfo", &mountinfo, NULL, err) < 0)
-    return -1;
-  for (line = strtok_r (cgroups, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
-    {
-      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL;
-      char *ctrl, *cgpath, *mi, *msave = NULL, *first;
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      ctrl = c1 + 1;
-      cgpath = c2 + 1;
-      first = strsep (&ctrl, ",");
-      cleanup_free char *mi_copy = strdup (mountinfo);
-      for (mi = strtok_r (mi_copy, "\n", &msave); mi; mi = strtok_r (NULL, "\n", &msave))
-        {
-          char mroot[PATH_MAX], mpoint[PATH_MAX], fstype[64], super[1024];
-          const char *sep = strstr (mi, " - ");
-          bool match = false;
-          if (sep == NULL || sscanf (mi, "%*s %*s %*s %4095s %4095s", mroot, mpoint) != 2
-              || sscanf (sep + 3, "%63s %*s %1023s", fstype, super) != 2)
-            continue;
-          if (*first == '\0')
-            match = strcmp (fstype, "cgroup2") == 0;
-          else if (strcmp (fstype, "cgroup") == 0)
-            {
-              char *s = super, *o;
-              while ((o = strsep (&s, ",")))
-                match |= strcmp (o, first) == 0;
-            }
-          if (match)
-            {
-              size_t rl = strcmp (mroot, "/") == 0 ? 0 : strlen (mroot);
-              const char *rel = strncmp (cgpath, mroot, rl) == 0 ? cgpath + rl : cgpath;
-              cleanup_free char *procs = cl_strdup_printf ("%s%s/cgroup.procs", mpoint, rel);
-              cl_error_t e = NULL;
-              if (cl_write_file (procs, pidbuf, pidlen, 0, &e) < 0)
-                {
-                  /* A hierarchy that holds nothing of ours (the host's
-                     own cgroup for this process) may refuse: only the
-                     container's own path matters. */
-                  cl_debug ("exec: join `%s`: %s", procs, e->msg);
-                  cl_error_release (&e);
-                }
-              break;
-            }
-        }
-    }
-  return 0;
-}
-
 static int
 exec_process (struct container_state *st, const struct cl_container_exec_opts *opts, json_t **out,
               cl_error_t *err)
@@ -906,7 +850,7 @@ static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLO
 
 __attribute__ ((noreturn)) static void
 exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
-            int sync_fd)
+            char **cgroup_join, int sync_fd)
 {
   cl_error_t err = NULL;
   int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
@@ -926,6 +870,8 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
   process_close_fds (opts->preserve_fds, keep, 4);
   if (sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
     _exit (1);
+  if (cgroup_join_self (cgroup_join, &err) < 0)
+    sync_fail (sync_fd, &err);
   /* Open every namespace first: after joining the mount namespace the
      host's /proc is gone. */
   for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
@@ -1000,6 +946,10 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   cleanup_json json_t *process = NULL;
   const char *status;
   int sv[2] = { -1, -1 }, master = -1, r = -1;
+  cleanup_close int v2_fd = -1;
+  cleanup_free char *v2_procs = NULL;
+  char **join = NULL;
+  bool placed = false;
   pid_t helper = -1, pid = -1;
   struct sync_msg msg;
 
@@ -1024,7 +974,10 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
       cl_error_errno (err, "socketpair");
       goto out;
     }
-  helper = fork ();
+  join = cgroup_join_files (json_object_get (st.doc, "cgroup"), &v2_fd, &v2_procs);
+  helper = clone_fork (0, v2_fd, &placed);
+  if (!placed && v2_procs)
+    join = strv_append (join, steal_pointer (&v2_procs));
   if (helper < 0)
     {
       cl_error_errno (err, "fork");
@@ -1033,13 +986,11 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   if (helper == 0)
     {
       close (sv[0]);
-      exec_child (&st, process, opts, sv[1]);
+      exec_child (&st, process, opts, join, sv[1]);
     }
   close (sv[1]);
   sv[1] = -1;
   pid = helper;
-  if (join_cgroups (st.pid, helper, err) < 0)
-    goto fail;
   sync_send (sv[0], SYNC_GO, 0, NULL);
   for (;;)
     {
@@ -1103,6 +1054,7 @@ out:
     close (sv[0]);
   if (sv[1] >= 0)
     close (sv[1]);
+  strv_free (join);
   state_release (&st);
   return r;
 }
