@@ -347,13 +347,21 @@ test_dev_hole_in_wildcard (void **state)
 /* Resource files written into fake cgroup directories (plain files): the
    v1/v2 names and conversions, and the per-controller choice of a hybrid
    host, checked on any machine. */
+/* A hierarchy at base/name (with cgroup.controllers when `controllers`)
+   holding the container directory c with empty `files`. */
 static char *
-fake_dir (const char *base, const char *name, const char *const *files)
+fake_dir (const char *base, const char *name, const char *controllers, const char *const *files)
 {
   char *dir = cl_strdup_printf ("%s/%s", base, name);
   char *leaf = cl_strdup_printf ("%s/c", dir);
   cl_error_t err = NULL;
   assert_int_equal (cl_mkdir_p (leaf, 0755, &err), 0);
+  if (controllers)
+    {
+      char *f = cl_strdup_printf ("%s/cgroup.controllers", dir);
+      assert_int_equal (cl_write_file (f, controllers, strlen (controllers), 0, &err), 0);
+      free (f);
+    }
   for (; *files; files++)
     {
       char *f = cl_strdup_printf ("%s/%s", leaf, *files);
@@ -375,6 +383,14 @@ expect_file (const char *dir, const char *file, const char *want)
     fail_msg ("%s: `%s`, expected `%s`", path, text, want);
   free (text);
   free (path);
+}
+
+static void
+update_ok (struct cl_cgroup *cg, json_t *res)
+{
+  cl_error_t err = NULL;
+  if (cl_cgroup_update (cg, res, &err) < 0)
+    fail_msg ("%s", err->msg);
 }
 
 static struct cl_cgroup *
@@ -418,24 +434,20 @@ test_resource_files (void **state)
   json_t *res = parse (res_text);
   cl_error_t err = NULL;
   struct cl_cgroup *cg;
-  char *mem, *cpu, *pid, *uni, *all, *f;
+  char *mem, *cpu, *pid, *uni, *all;
   (void) state;
 
   assert_non_null (mkdtemp (base));
   /* hybrid: memory, cpu and pids in v1; hugetlb only in the unified mount */
-  mem = fake_dir (base, "memory", mem_v1);
-  cpu = fake_dir (base, "cpu,cpuacct", cpu_v1);
-  pid = fake_dir (base, "pids", pids);
-  uni = fake_dir (base, "unified", unified_hybrid);
-  f = cl_strdup_printf ("%s/cgroup.controllers", uni);
-  assert_int_equal (cl_write_file (f, "hugetlb\n", 8, 0, &err), 0);
-  free (f);
+  mem = fake_dir (base, "memory", NULL, mem_v1);
+  cpu = fake_dir (base, "cpu,cpuacct", NULL, cpu_v1);
+  pid = fake_dir (base, "pids", NULL, pids);
+  uni = fake_dir (base, "unified", "hugetlb\n", unified_hybrid);
   cg = fake_cgroup ("hybrid", json_pack ("[o, o, o, o]", fake_entry ("memory", mem, false),
                                          fake_entry ("cpu,cpuacct", cpu, false),
                                          fake_entry ("pids", pid, false),
                                          fake_entry ("", uni, true)));
-  if (cl_cgroup_update (cg, res, &err) < 0)
-    fail_msg ("%s", err->msg);
+  update_ok (cg, res);
   expect_file (mem, "memory.limit_in_bytes", "1048576");
   expect_file (mem, "memory.memsw.limit_in_bytes", "3145728");
   expect_file (mem, "memory.soft_limit_in_bytes", "524288");
@@ -447,18 +459,13 @@ test_resource_files (void **state)
   cl_cgroup_free (cg);
 
   /* v2: one directory, converted values */
-  all = fake_dir (base, "v2", v2);
-  f = cl_strdup_printf ("%s/cgroup.controllers", all);
-  assert_int_equal (cl_write_file (f, "cpuset cpu io memory hugetlb pids\n", 34, 0, &err), 0);
-  free (f);
+  all = fake_dir (base, "v2", "cpuset cpu io memory hugetlb pids\n", v2);
   cg = fake_cgroup ("v2", json_pack ("[o]", fake_entry ("", all, true)));
-  if (cl_cgroup_update (cg, res, &err) < 0)
-    fail_msg ("%s", err->msg);
+  update_ok (cg, res);
   json_decref (res);
   res = parse ("{\"blockIO\": {\"weight\": 100}, \"unified\": {\"memory.high\": \"917504\"}, "
                "\"cpu\": {\"cpus\": \"0-1\"}}");
-  if (cl_cgroup_update (cg, res, &err) < 0)
-    fail_msg ("%s", err->msg);
+  update_ok (cg, res);
   expect_file (all, "memory.max", "1048576");
   expect_file (all, "memory.swap.max", "2097152");
   expect_file (all, "memory.low", "524288");
