@@ -450,7 +450,13 @@ compile_uncached (json_t *seccomp, struct cl_seccomp_program *prog, cl_error_t *
     return -1;
   prog->flags = w.kernel_flags;
   if (w.uses_notify)
-    prog->flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+    {
+      prog->flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+      /* TSYNC must then report failures as ESRCH: its positive return
+         would be ambiguous with the listener fd. */
+      if (prog->flags & SECCOMP_FILTER_FLAG_TSYNC)
+        prog->flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+    }
   else
     prog->flags &= ~(1U << 5); /* WAIT_KILLABLE_RECV means nothing without a listener */
   return 0;
