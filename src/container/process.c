@@ -132,6 +132,36 @@ set_rlimits (json_t *process, cl_error_t *err)
   return 0;
 }
 
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_SHIFT 13
+
+int
+process_ioprio_class (const char *name)
+{
+  static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                                         "IOPRIO_CLASS_IDLE" };
+  for (int i = 0; i < 4; i++)
+    if (strcmp (classes[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static int
+set_io_priority (json_t *process, cl_error_t *err)
+{
+  json_t *io = json_object_get (process, "ioPriority");
+  const char *cls;
+  int prio;
+  if (io == NULL)
+    return 0;
+  cls = json_string_value (json_object_get (io, "class"));
+  prio = (int) json_integer_value (json_object_get (io, "priority"));
+  if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
+    return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
+  return 0;
+}
+
 static int
 set_user (json_t *process, cl_error_t *err)
 {
@@ -185,7 +215,7 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
   char buf[PATH_MAX];
   cleanup_json json_t *no_caps = NULL;
 
-  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0)
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0)
     return -1;
   oom = json_object_get (process, "oomScoreAdj");
   if (oom)

@@ -353,3 +353,10 @@ def test_exec_tty_through_console_socket(rt, bundle, tmp_path):
     finally:
         srv.close()
         rt.cleanup(cid)
+
+
+def test_io_priority(rt, bundle):
+    def edit(cfg):
+        cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    b = bundle(args=["ionice"], config_edit=edit)
+    assert "idle" in rt("run", "--bundle", b, unique_id()).stdout
