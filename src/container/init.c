@@ -794,6 +794,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   ps->no_new_keyring = a->no_new_keyring;
   ps->console_slave = c->console_slave;
   ps->stdio = a->stdio;
+  ps->sync_fd = a->sync_fd;
   ps->state = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
                          "status", "creating", "pid", (int) getpid (), "bundle", a->bundle);
   close (c->rootfd);

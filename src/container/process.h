@@ -19,6 +19,9 @@ struct process_setup
   bool no_new_keyring;
   int console_slave; /* -1: none */
   const int *stdio;  /* int[3] or NULL */
+  /* A seccomp listener fd goes to the runtime through this socket (the
+     listenerPath is a host path, out of reach after pivot_root). */
+  int sync_fd;
 };
 
 /* Closes every fd >= 3 except 3 .. 3+preserve-1 and those in keep[]

@@ -360,3 +360,40 @@ def test_io_priority(rt, bundle):
         cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
     b = bundle(args=["ionice"], config_edit=edit)
     assert "idle" in rt("run", "--bundle", b, unique_id()).stdout
+
+
+def test_seccomp_notify_listener_gets_fd_and_state(rt, bundle, tmp_path):
+    sock_path = str(tmp_path / "seccomp.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+
+    def edit(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock_path,
+            "listenerMetadata": "cloison-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+        }
+    b = bundle(args=["sh", "-c", "mkdir /tmp/x 2>&1; echo done"], config_edit=edit)
+    cid = unique_id()
+    try:
+        rt("create", "--bundle", b, cid)
+        srv.settimeout(5)
+        conn, _ = srv.accept()
+        msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
+        fds = array.array("i")
+        for level, typ, data in anc:
+            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds.frombytes(data[:len(data) - len(data) % 4])
+        assert len(fds) == 1
+        st = json.loads(msg)
+        assert st["metadata"] == "cloison-test" and st["state"]["id"] == cid
+        # Closing the listener makes the notified syscall fail (ENOSYS).
+        os.close(fds[0])
+        conn.close()
+        rt("start", cid)
+        wait_status(rt, cid, "stopped")
+    finally:
+        srv.close()
+        rt.cleanup(cid)
