@@ -10,6 +10,7 @@
 #include "container/hooks.h"
 #include "container/init.h"
 #include "container/process.h"
+#include "container/seccomp.h"
 #include "container/spec.h"
 #include "container/state.h"
 #include "container/sync.h"
@@ -180,6 +181,19 @@ run_hooks (struct created *c, const char *kind, const char *status, cl_error_t *
   return hooks_run (hooks, kind, s, err);
 }
 
+/* The init's seccomp listener fd follows on `sync_fd`: hand it to
+   linux.seccomp.listenerPath with the state, as the spec says. */
+static int
+forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl_error_t *err)
+{
+  int fd = console_recv_fd (sync_fd), r;
+  if (fd < 0)
+    return cl_error_errno (err, "linux.seccomp: receive the listener fd");
+  r = cl_seccomp_send_listener (seccomp, fd, state, err);
+  close (fd);
+  return r;
+}
+
 /* Namespaces the init creates with clone; cgroup and time come later
    (the cgroup namespace must start at the container's cgroup). */
 static int
@@ -347,6 +361,15 @@ create_common (const char *root, const char *id, const struct cl_container_creat
               if (r < 0)
                 goto fail;
             }
+          break;
+        case SYNC_SECCOMP:
+          {
+            json_t *s = creating_state (c, "creating");
+            int r = forward_seccomp_listener (c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
+            json_decref (s);
+            if (r < 0)
+              goto fail;
+          }
           break;
         default:
           cl_error_make (err, 0, "container init: unexpected message %d", msg.type);
@@ -857,7 +880,7 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
   struct sync_msg msg;
   struct process_setup ps = { .process = process, .seccomp = json_object_get (st->doc, "seccomp"),
                               .id = NULL, .no_new_keyring = true, .console_slave = -1,
-                              .stdio = opts->stdio };
+                              .stdio = opts->stdio, .sync_fd = sync_fd };
   cleanup_free char *exe = NULL;
   struct stat self, other;
   pid_t pid;
@@ -1002,6 +1025,14 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
         {
           waitpid (helper, NULL, 0);
           pid = msg.value;
+        }
+      else if (msg.type == SYNC_SECCOMP)
+        {
+          json_t *s = state_public (&st);
+          int rr = forward_seccomp_listener (sv[0], json_object_get (st.doc, "seccomp"), s, err);
+          json_decref (s);
+          if (rr < 0)
+            goto fail;
         }
       else if (msg.type == SYNC_CONSOLE)
         {

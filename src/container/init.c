@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -217,6 +218,60 @@ remount_fd (int fd, unsigned long flags, bool keep_locked, const char *what, cl_
   return 0;
 }
 
+static bool
+has_namespace (struct init_ctx *c, const char *type)
+{
+  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  size_t i;
+  json_array_foreach (ns, i, v)
+  {
+    if (strcmp (json_string_value (json_object_get (v, "type")), type) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Without a cgroup namespace the container must still see its own
+   cgroups at /sys/fs/cgroup, not the host's roots (as runc): mount them
+   from a short-lived child in a cgroup namespace rooted at the
+   container's cgroups; the mounts land in our mount namespace. */
+static int
+mount_cgroups (struct init_ctx *c, const char *target, unsigned long flags, cl_error_t *err)
+{
+  int pipefd[2], status = 0;
+  char msg[1024];
+  ssize_t n;
+  pid_t pid;
+
+  if (has_namespace (c, "cgroup"))
+    return cl_cgroup_mount (target, flags, err);
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "pipe");
+  pid = fork ();
+  if (pid < 0)
+    return cl_error_errno (err, "fork");
+  if (pid == 0)
+    {
+      cl_error_t e = NULL;
+      close (pipefd[0]);
+      if (unshare (CLONE_NEWCGROUP) < 0)
+        cl_error_errno (&e, "unshare a cgroup namespace");
+      else
+        cl_cgroup_mount (target, flags, &e);
+      if (e)
+        dprintf (pipefd[1], "%s", e->msg);
+      _exit (e ? 1 : 0);
+    }
+  close (pipefd[1]);
+  n = read (pipefd[0], msg, sizeof msg - 1);
+  close (pipefd[0]);
+  waitpid (pid, &status, 0);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    return 0;
+  msg[n > 0 ? n : 0] = '\0';
+  return cl_error_make (err, 0, "%s", n > 0 ? msg : "cgroup mount failed");
+}
+
 static int
 do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
 {
@@ -296,7 +351,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
               goto out;
             }
           real[n] = '\0';
-          if (cl_cgroup_mount (real, mo.flags, err) < 0)
+          if (mount_cgroups (c, real, mo.flags, err) < 0)
             {
               cl_error_wrap (err, "%s", what);
               goto out;
@@ -794,6 +849,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   ps->no_new_keyring = a->no_new_keyring;
   ps->console_slave = c->console_slave;
   ps->stdio = a->stdio;
+  ps->sync_fd = a->sync_fd;
   ps->state = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
                          "status", "creating", "pid", (int) getpid (), "bundle", a->bundle);
   close (c->rootfd);

@@ -3,8 +3,10 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "container/caps.h"
+#include "container/console.h"
 #include "container/seccomp.h"
 #include "container/spec.h"
+#include "container/sync.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +134,36 @@ set_rlimits (json_t *process, cl_error_t *err)
   return 0;
 }
 
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_SHIFT 13
+
+int
+process_ioprio_class (const char *name)
+{
+  static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                                         "IOPRIO_CLASS_IDLE" };
+  for (int i = 0; i < 4; i++)
+    if (strcmp (classes[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static int
+set_io_priority (json_t *process, cl_error_t *err)
+{
+  json_t *io = json_object_get (process, "ioPriority");
+  const char *cls;
+  int prio;
+  if (io == NULL)
+    return 0;
+  cls = json_string_value (json_object_get (io, "class"));
+  prio = (int) json_integer_value (json_object_get (io, "priority"));
+  if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
+    return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
+  return 0;
+}
+
 static int
 set_user (json_t *process, cl_error_t *err)
 {
@@ -161,18 +193,27 @@ set_user (json_t *process, cl_error_t *err)
 static int
 load_seccomp (struct process_setup *ps, cl_error_t *err)
 {
-  int notify_fd = -1;
+  int notify_fd = -1, r = 0;
   if (ps->seccomp == NULL)
     return 0;
   if (cl_seccomp_load (ps->seccomp, &notify_fd, err) < 0)
     return -1;
-  if (notify_fd >= 0)
-    {
-      int r = cl_seccomp_send_listener (ps->seccomp, notify_fd, ps->state, err);
-      close (notify_fd);
-      return r;
-    }
-  return 0;
+  if (notify_fd < 0)
+    return 0;
+  if (sync_send (ps->sync_fd, SYNC_SECCOMP, 0, NULL) < 0
+      || console_send_fd (ps->sync_fd, notify_fd, "seccomp") < 0)
+    r = cl_error_errno (err, "linux.seccomp: pass the listener fd to the runtime");
+  close (notify_fd);
+  return r;
+}
+
+/* With a listener the filter is loaded before `start`, while the runtime
+   still listens on the sync socket. */
+static bool
+seccomp_early (struct process_setup *ps)
+{
+  return !json_is_true (json_object_get (ps->process, "noNewPrivileges"))
+         || json_object_get (ps->seccomp, "listenerPath") != NULL;
 }
 
 int
@@ -185,7 +226,7 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
   char buf[PATH_MAX];
   cleanup_json json_t *no_caps = NULL;
 
-  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0)
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0)
     return -1;
   oom = json_object_get (process, "oomScoreAdj");
   if (oom)
@@ -202,7 +243,7 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
       cleanup_free char *name = cl_strdup_printf ("_ses.%s", ps->id);
       syscall (SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name);
     }
-  if (!nnp && load_seccomp (ps, err) < 0)
+  if (seccomp_early (ps) && load_seccomp (ps, err) < 0)
     return -1;
   if (caps == NULL)
     caps = no_caps = json_object ();
@@ -242,7 +283,7 @@ process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
     argv[i] = (char *) json_string_value (json_array_get (args, i));
   for (i = 0; i < ne; i++)
     envp[i] = (char *) json_string_value (json_array_get (env, i));
-  if (json_is_true (json_object_get (process, "noNewPrivileges")) && load_seccomp (ps, err) < 0)
+  if (!seccomp_early (ps) && load_seccomp (ps, err) < 0)
     return -1;
   execve (exe, argv, envp);
   return cl_error_errno (err, "exec `%s`", argv[0]);

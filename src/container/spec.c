@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "container/caps.h"
 #include "container/cgroup.h"
+#include "container/process.h"
 #include "container/seccomp.h"
 
 #include <errno.h>
@@ -228,7 +229,7 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
   const char **args = NULL;
   size_t nargs = 0;
   const char *cwd = NULL;
-  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL;
+  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL, *io = NULL;
   bool b;
   int64_t oom;
   size_t i;
@@ -303,6 +304,20 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
     if (cl_json_uint64 (v, c, "hard", &n, err) < 0 || cl_json_uint64 (v, c, "soft", &n, err) < 0)
       return -1;
   }
+  if (cl_json_object (process, ctx, "ioPriority", &io, err) < 0)
+    return -1;
+  if (io)
+    {
+      cleanup_free char *c = cl_json_path (ctx, "ioPriority");
+      const char *cls = NULL;
+      int64_t prio = 0;
+      if (cl_json_string (io, c, "class", &cls, err) < 0 || cl_json_int64 (io, c, "priority", &prio, err) < 0)
+        return -1;
+      if (cls == NULL || process_ioprio_class (cls) < 0)
+        return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
+      if (prio < 0 || prio > 7)
+        return field_error (c, "priority", err, "%s", "must be between 0 and 7");
+    }
   r = cl_json_int64 (process, ctx, "oomScoreAdj", &oom, err);
   if (r < 0)
     return -1;

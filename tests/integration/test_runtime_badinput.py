@@ -45,6 +45,8 @@ CASES = {
                            "linux.seccomp.syscalls[0].action"),
     "unknown_rlimit": (lambda c: set_path(c, ["process", "rlimits"], [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]),
                        "process.rlimits[0].type: unknown rlimit `RLIMIT_BOGUS`"),
+    "bad_io_class": (lambda c: set_path(c, ["process", "ioPriority"], {"class": "IOPRIO_CLASS_FAST", "priority": 1}),
+                     "process.ioPriority.class: unknown class `IOPRIO_CLASS_FAST`"),
     "relative_cwd": (lambda c: set_path(c, ["process", "cwd"], "tmp"),
                      "process.cwd: must be an absolute path"),
     "missing_rootfs": (lambda c: set_path(c, ["root", "path"], "/nonexistent-cloison-rootfs"),
