@@ -480,6 +480,14 @@ test_rng (void **state)
   fake_vm_free (vm);
 }
 
+/* Input is held for a grace period after DRIVER_OK (see virtio_console.c). */
+static void
+wait_console_grace (struct vm *vm)
+{
+  usleep (600 * 1000);
+  fake_vm_poll (vm);
+}
+
 static void
 test_console (void **state)
 {
@@ -497,6 +505,7 @@ test_console (void **state)
   assert_int_equal (pipe (out), 0);
   assert_int_equal (virtio_console_create (vm, in[0], out[1], &err), 0);
   drv_init (&d, vm, 0, 2, 0);
+  wait_console_grace (vm);
   /* Guest output. */
   memcpy (vm->ram + BUF, "hello", 5);
   submit (&d, 1, 1, addr, lens, flags);
@@ -514,6 +523,36 @@ test_console (void **state)
   assert_memory_equal (vm->ram + BUF + 0x100, "hi!", 3);
   close (in[1]);
   fake_vm_poll (vm); /* EOF: no crash, input dropped from the loop */
+  fake_vm_free (vm);
+}
+
+/* A regular file as input (stdin redirected from a file): read whole at
+   creation, handed over when the guest posts receive buffers. */
+static void
+test_console_file_input (void **state)
+{
+  struct vm *vm = fake_vm_new ();
+  cl_error_t err = NULL;
+  struct drv d;
+  char path[] = "/tmp/virtio-unit-in-XXXXXX";
+  int in = mkstemp (path), out[2];
+  uint64_t addr[1] = { BUF };
+  uint32_t lens[1] = { 64 };
+  uint16_t flags[1] = { VIRTQ_DESC_F_WRITE };
+
+  (void) state;
+  assert_int_equal (write (in, "typed\n", 6), 6);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  assert_int_equal (pipe (out), 0);
+  assert_int_equal (virtio_console_create (vm, in, out[1], &err), 0);
+  drv_init (&d, vm, 0, 2, 0);
+  wait_console_grace (vm);
+  assert_int_equal (used_idx (&d, 0), 0);
+  submit (&d, 0, 1, addr, lens, flags);
+  assert_int_equal (used_idx (&d, 0), 1);
+  assert_int_equal (used_len (&d, 0), 6);
+  assert_memory_equal (vm->ram + BUF, "typed\n", 6);
+  unlink (path);
   fake_vm_free (vm);
 }
 
@@ -573,6 +612,7 @@ main (void)
     B (test_persist_roundtrip),
     cmocka_unit_test (test_rng),
     cmocka_unit_test (test_console),
+    cmocka_unit_test (test_console_file_input),
     cmocka_unit_test (test_parse_mac),
     cmocka_unit_test (test_bad_input_errors),
   };
