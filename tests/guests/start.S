@@ -21,7 +21,7 @@ guest_reboot:
         .global guest_triple_fault
 guest_triple_fault:
         lidt null_idt(%rip)
-        int3
+        ud2
         jmp guest_triple_fault
 
         .section .rodata
