@@ -164,17 +164,15 @@ console_notify (struct virtio_device *dev, unsigned q)
 }
 
 static void
-console_config_write (struct virtio_device *dev, unsigned offset, unsigned len)
+console_config_write (struct virtio_device *dev, unsigned offset, const void *data, unsigned len)
 {
   struct virtio_console *con = (struct virtio_console *) dev;
 
-  /* An emergency write: one character, usable before the queues are up. */
-  if (offset == offsetof (struct console_config, emerg_wr) && len >= 1)
-    {
-      uint8_t c = con->config.emerg_wr;
-      if (cl_write_all (con->out_fd, &c, 1) < 0)
-        cl_debug ("%s: emergency write failed", dev->name);
-    }
+  /* An emergency write: one character, usable before the queues are up.
+     The rest of the config space is read-only. */
+  if (offset == offsetof (struct console_config, emerg_wr) && len >= 1
+      && cl_write_all (con->out_fd, data, 1) < 0)
+    cl_debug ("%s: emergency write failed", dev->name);
 }
 
 static void

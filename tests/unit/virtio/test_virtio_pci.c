@@ -260,6 +260,48 @@ test_pci_identity (void **state)
   assert_string_equal (f->vm->persist_id[0] + 0, "virtio-blk0");
 }
 
+/* A config write as the PCI core does it: through the write mask. */
+static void
+cfg_write_masked (struct drv *d, unsigned off, uint32_t v, unsigned len)
+{
+  for (unsigned i = 0; i < len; i++)
+    {
+      uint8_t m = d->pci->wmask[off + i], b = v >> (8 * i);
+      d->pci->cfg[off + i] = (d->pci->cfg[off + i] & ~m) | (b & m);
+    }
+  d->pci->ops->cfg_write (d->pci, off, len);
+}
+
+static void
+test_pci_cfg_window (void **state)
+{
+  struct blk_fixture *f = *state;
+  struct drv d = { .vm = f->vm, .pci = f->vm->pci[0] };
+  unsigned w = 0;
+  uint16_t nq;
+
+  find_caps (&d);
+  for (unsigned p = d.pci->cfg[0x34]; p; p = d.pci->cfg[p + 1])
+    if (d.pci->cfg[p] == 0x09 && d.pci->cfg[p + 3] == 5)
+      w = p;
+  assert_true (w != 0);
+  /* Read num_queues (common + 0x12, 2 bytes) through the window. */
+  cfg_write_masked (&d, w + 4, 0, 1);
+  cfg_write_masked (&d, w + 12, 2, 4);
+  cfg_write_masked (&d, w + 8, d.common + 0x12, 4);
+  memcpy (&nq, &d.pci->cfg[w + 16], 2);
+  assert_int_equal (nq, 1);
+  /* Write device_status (1 byte) through it. */
+  cfg_write_masked (&d, w + 12, 1, 4);
+  cfg_write_masked (&d, w + 8, d.common + 0x14, 4);
+  cfg_write_masked (&d, w + 16, 1, 1);
+  assert_int_equal (rd (&d, d.common + 0x14, 1), 1);
+  /* The capability header itself stays read-only. */
+  cfg_write_masked (&d, w, 0xffffffff, 4);
+  assert_int_equal (d.pci->cfg[w], 0x09);
+  assert_int_equal (d.pci->cfg[w + 3], 5);
+}
+
 static void
 test_features_need_version_1 (void **state)
 {
@@ -290,6 +332,8 @@ test_blk_read_write (void **state)
 
   drv_init (&d, f->vm, 0, 1, (1u << 9) | (1ull << 29) /* FLUSH, EVENT_IDX */);
   assert_int_equal (rd (&d, d.device + 0, 8), 64); /* capacity in sectors */
+  wr (&d, d.device + 0, 1u << 30, 8); /* read-only: the guest cannot grow the disk */
+  assert_int_equal (rd (&d, d.device + 0, 8), 64);
   for (unsigned i = 0; i < sizeof buf; i++)
     buf[i] = i * 7;
   assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
@@ -506,6 +550,10 @@ test_console (void **state)
   assert_int_equal (virtio_console_create (vm, in[0], out[1], &err), 0);
   drv_init (&d, vm, 0, 2, 0);
   wait_console_grace (vm);
+  /* Emergency write through the config space. */
+  wr (&d, d.device + 8, 'E', 4);
+  assert_int_equal (read (out[0], got, sizeof got), 1);
+  assert_int_equal (got[0], 'E');
   /* Guest output. */
   memcpy (vm->ram + BUF, "hello", 5);
   submit (&d, 1, 1, addr, lens, flags);
@@ -602,6 +650,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     B (test_pci_identity),
+    B (test_pci_cfg_window),
     B (test_features_need_version_1),
     B (test_blk_read_write),
     B (test_blk_bad_requests),
