@@ -189,7 +189,7 @@ blk_req (struct drv *d, uint32_t type, uint64_t sector, uint8_t *data, uint32_t 
   uint16_t flags[3] = { 0, in ? VIRTQ_DESC_F_WRITE : 0, VIRTQ_DESC_F_WRITE };
 
   memcpy (ram + BUF, &h, sizeof h);
-  if (!in)
+  if (!in && len > 0)
     memcpy (ram + BUF + 0x100, data, len);
   ram[BUF + 0x100 + len] = 0xee;
   if (len == 0)
@@ -201,7 +201,7 @@ blk_req (struct drv *d, uint32_t type, uint64_t sector, uint8_t *data, uint32_t 
     }
   else
     submit (d, 0, 3, addr, lens, flags);
-  if (in)
+  if (in && len > 0)
     memcpy (data, ram + BUF + 0x100, len);
   return ram[BUF + 0x100 + len];
 }
@@ -359,7 +359,7 @@ test_blk_bad_requests (void **state)
 {
   struct blk_fixture *f = *state;
   struct drv d;
-  uint8_t buf[512] = { 0 };
+  uint8_t buf[1024] = { 0 };
 
   drv_init (&d, f->vm, 0, 1, 0);
   assert_int_equal (blk_req (&d, 0, 64, buf, 512, true), 1);        /* past the end: IOERR */
