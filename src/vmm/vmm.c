@@ -254,6 +254,7 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   cleanup_free char *mem_file = NULL;
   int ret = -1;
 
+  uint64_t t_entry = cl_now_ns ();
   m.cfg = user_cfg;
   if (user_cfg->restore_dir)
     {
@@ -301,7 +302,7 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
   if (user_cfg->restore_dir)
-    m.restore_ns = cl_now_ns () - m.vm->start_ns;
+    m.restore_ns = cl_now_ns () - t_entry;
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
   vm_vcpus_join (m.vm);
