@@ -10,6 +10,7 @@
 
 #include <cmocka.h>
 
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
@@ -114,6 +115,62 @@ test_mptable (void **state)
       assert_ptr_equal (e, t + len);
     }
   assert_int_equal (mptable_build (buf, 10, 0, 1), 0);
+}
+
+/* ---------------------------------------------------------------- ACPI */
+
+static void
+test_acpi_tables (void **state)
+{
+  static uint8_t buf[4096];
+  (void) state;
+  for (unsigned cpus = 1; cpus <= 32; cpus *= 4)
+    {
+      size_t n = acpi_build (buf, sizeof buf, 0xE0000, cpus);
+      assert_true (n > 0);
+      assert_memory_equal (buf, "RSD PTR ", 8);
+      assert_int_equal (sum (buf, 20), 0);
+      assert_int_equal (sum (buf, 36), 0);
+      uint64_t xsdt;
+      memcpy (&xsdt, buf + 24, 8);
+      const uint8_t *x = buf + (xsdt - 0xE0000);
+      uint32_t xlen;
+      memcpy (&xlen, x + 4, 4);
+      assert_memory_equal (x, "XSDT", 4);
+      assert_int_equal (sum (x, xlen), 0);
+      int seen_cpus = -1;
+      bool dsdt_ok = false;
+      for (uint32_t off = 36; off < xlen; off += 8)
+        {
+          uint64_t a;
+          memcpy (&a, x + off, 8);
+          const uint8_t *t = buf + (a - 0xE0000);
+          uint32_t len;
+          memcpy (&len, t + 4, 4);
+          assert_int_equal (sum (t, len), 0);
+          if (memcmp (t, "FACP", 4) == 0)
+            {
+              uint32_t dsdt;
+              memcpy (&dsdt, t + 40, 4);
+              const uint8_t *d = buf + (dsdt - 0xE0000);
+              uint32_t dlen;
+              memcpy (&dlen, d + 4, 4);
+              assert_memory_equal (d, "DSDT", 4);
+              assert_int_equal (sum (d, dlen), 0);
+              assert_non_null (memmem (d, dlen, "PCI0", 4));
+              assert_non_null (memmem (d, dlen, "_S5_", 4));
+              dsdt_ok = true;
+            }
+          if (memcmp (t, "APIC", 4) == 0)
+            {
+              seen_cpus = 0;
+              for (uint32_t e = 44; e < len; e += t[e + 1])
+                seen_cpus += t[e] == 0 && (t[e + 4] & 1);
+            }
+        }
+      assert_true (dsdt_ok);
+      assert_int_equal (seen_cpus, cpus);
+    }
 }
 
 /* ---------------------------------------------------------------- UART */
@@ -314,6 +371,7 @@ main (void)
     cmocka_unit_test (test_e820_split_around_pci_hole),
     cmocka_unit_test (test_boot_params_fill),
     cmocka_unit_test (test_mptable),
+    cmocka_unit_test (test_acpi_tables),
     cmocka_unit_test (test_uart_output_and_thre_interrupt),
     cmocka_unit_test (test_uart_input),
     cmocka_unit_test (test_uart_registers),
