@@ -271,6 +271,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   sigaddset (&stop_signals, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &stop_signals, &old_mask);
   masked = true;
+  /* a console reader that went away must not kill the VM */
+  signal (SIGPIPE, SIG_IGN);
   m.signal_fd = signalfd (-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
   if (m.signal_fd < 0)
     {

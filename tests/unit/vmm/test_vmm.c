@@ -16,6 +16,7 @@
 #include "vmm/machine.h"
 #include "vmm/mptable.h"
 #include "vmm/pci.h"
+#include "vmm/vmm.h"
 
 /* ---------------------------------------------------------------- boot */
 
@@ -363,6 +364,38 @@ test_pci_config_space (void **state)
   assert_int_equal ((cfg_read (vm, 1, 0x0C) >> 16) & 0xFF, 0);
 }
 
+/* ----------------------------------------------------------- CLI specs */
+
+static void
+test_parse_disk_and_net (void **state)
+{
+  struct cl_vmm_disk d;
+  struct cl_vmm_net n;
+  cl_error_t err = NULL;
+  (void) state;
+  assert_int_equal (cl_vmm_parse_disk ("/x.img,ro,serial=abc", &d, &err), 0);
+  assert_string_equal (d.path, "/x.img");
+  assert_true (d.readonly);
+  assert_string_equal (d.serial, "abc");
+  assert_int_equal (cl_vmm_parse_disk ("/y.img", &d, &err), 0);
+  assert_false (d.readonly);
+  assert_null (d.serial);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,rw", &d, &err), -1);
+  assert_non_null (strstr (err->msg, "`rw`"));
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,serial=123456789012345678901", &d, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd:ef", &n, &err), 0);
+  assert_string_equal (n.tap, "tap0");
+  assert_true (n.has_mac);
+  assert_int_equal (n.mac[3], 0xab);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd", &n, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("mac=52:54:00:ab:cd:ef", &n, &err), -1);
+  assert_non_null (strstr (err->msg, "tap=NAME"));
+  cl_error_release (&err);
+}
+
 int
 main (void)
 {
@@ -376,6 +409,7 @@ main (void)
     cmocka_unit_test (test_uart_input),
     cmocka_unit_test (test_uart_registers),
     cmocka_unit_test (test_pci_config_space),
+    cmocka_unit_test (test_parse_disk_and_net),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
