@@ -4,6 +4,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
@@ -195,6 +196,7 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
 
   if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
       || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
+      || acpi_pm_create (m->vm, err) < 0
       || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
     return -1;
   return vmm_build_virtio (m, err);
@@ -209,7 +211,10 @@ vmm_boot (struct vmm *m, cl_error_t *err)
   if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err)
       < 0)
     return -1;
-  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0)
+  /* Both ways of describing the CPUs: kernels without MP-table parsing
+     (Debian's cloud kernel) read ACPI, tiny guests read the MP table. */
+  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0
+      || acpi_write (&m->vm->mem, m->vm->ncpus, err) < 0)
     return -1;
   return boot_setup_vcpu (m->vm->vcpus[0].fd, entry, err);
 }
