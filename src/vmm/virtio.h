@@ -26,8 +26,7 @@ int virtio_blk_create (struct vm *vm, const char *path, bool read_only, const ch
 /* An existing tap interface (`ip tuntap add NAME mode tap`), opened through
    /dev/net/tun with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR.  `mac` NULL: a random
    locally administered address. */
-int virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6],
-                       cl_error_t *err);
+int virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6], cl_error_t *err);
 /* "52:54:00:12:34:56" -> bytes; the error names the input. */
 int virtio_net_parse_mac (const char *text, uint8_t mac[6], cl_error_t *err);
 

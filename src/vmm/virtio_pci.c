@@ -601,8 +601,7 @@ kick_register (struct virtio_device *dev, unsigned q, uint64_t base)
   /* Linux writes the queue index as 16 bits. */
   if (vm_ioeventfd (dev->vm, addr, 2, false, -1, qs->kick_fd, true, &err) < 0)
     {
-      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q,
-                err->msg);
+      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q, err->msg);
       cl_error_release (&err);
       return;
     }
@@ -666,22 +665,21 @@ persist_save (void *opaque)
     {
       const struct virtio_queue_state *qs = &dev->queues[q];
       json_array_append_new (
-          queues, json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size",
-                             qs->vq.size, "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr,
-                             "avail", (json_int_t) qs->vq.avail_addr, "used",
-                             (json_int_t) qs->vq.used_addr, "last_avail", qs->vq.last_avail_idx,
-                             "used_idx", qs->vq.used_idx, "signalled_used", qs->vq.signalled_used,
-                             "signalled_valid", qs->vq.signalled_used_valid, "vector",
-                             qs->msix_vector));
+          queues,
+          json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", qs->vq.size,
+                     "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr, "avail",
+                     (json_int_t) qs->vq.avail_addr, "used", (json_int_t) qs->vq.used_addr,
+                     "last_avail", qs->vq.last_avail_idx, "used_idx", qs->vq.used_idx,
+                     "signalled_used", qs->vq.signalled_used, "signalled_valid",
+                     qs->vq.signalled_used_valid, "vector", qs->msix_vector));
     }
   for (unsigned i = 0; i < dev->nvectors; i++)
     {
       const struct virtio_msix_vector *v = &dev->vectors[i];
-      json_array_append_new (vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo",
-                                                 (json_int_t) v->addr_lo, "addr_hi",
-                                                 (json_int_t) v->addr_hi, "data",
-                                                 (json_int_t) v->data, "ctrl",
-                                                 (json_int_t) v->ctrl, "pending", v->pending));
+      json_array_append_new (
+          vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo", (json_int_t) v->addr_lo,
+                              "addr_hi", (json_int_t) v->addr_hi, "data", (json_int_t) v->data,
+                              "ctrl", (json_int_t) v->ctrl, "pending", v->pending));
     }
   state = json_pack ("{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o}", "status",
                      dev->status, "features", (json_int_t) dev->driver_features, "dfselect",
@@ -714,11 +712,12 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
   const char *hex = NULL;
   uint16_t ctrl16;
 
-  if (json_unpack_ex (state, &jerr, 0, "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}",
-                      "status", &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
+  if (json_unpack_ex (state, &jerr, 0,
+                      "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}", "status",
+                      &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
                       "queue_select", &qsel, "config_vector", &cvec, "isr", &isr, "generation",
-                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config",
-                      &hex, "device", &device)
+                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config", &hex,
+                      "device", &device)
           < 0
       || json_array_size (queues) != dev->ops->num_queues
       || json_array_size (vectors) != dev->nvectors)
@@ -761,10 +760,10 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
       json_int_t desc, avail, usedaddr;
       const char *why;
       if (json_unpack (json_array_get (queues, q),
-                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size,
-                       "ready", &ready, "desc", &desc, "avail", &avail, "used", &usedaddr,
-                       "last_avail", &last, "used_idx", &used, "signalled_used", &sig,
-                       "signalled_valid", &sigv, "vector", &vec)
+                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size, "ready",
+                       &ready, "desc", &desc, "avail", &avail, "used", &usedaddr, "last_avail",
+                       &last, "used_idx", &used, "signalled_used", &sig, "signalled_valid", &sigv,
+                       "vector", &vec)
           < 0)
         return cl_error_make (err, 0, "%s: snapshot state: queues[%u]", dev->name, q);
       virtq_reset (&qs->vq);

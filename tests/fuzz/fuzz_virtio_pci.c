@@ -91,8 +91,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             if (off + len > 256)
               break;
             for (unsigned i = 0; i < len; i++)
-              dev->cfg[off + i]
-                  = (dev->cfg[off + i] & ~dev->wmask[off + i]) | ((v >> (8 * i)) & dev->wmask[off + i]);
+              dev->cfg[off + i] = (dev->cfg[off + i] & ~dev->wmask[off + i])
+                                  | ((v >> (8 * i)) & dev->wmask[off + i]);
             dev->ops->cfg_write (dev, off, len);
             break;
           }

@@ -89,8 +89,7 @@ vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t d
 }
 
 int
-vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
-              cl_error_t *err)
+vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque, cl_error_t *err)
 {
   (void) events;
   for (int i = 0; i < vm->nevents; i++)

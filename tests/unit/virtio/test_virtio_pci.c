@@ -66,13 +66,19 @@ find_caps (struct drv *d)
       memcpy (&off, &d->pci->cfg[p + 8], 4);
       switch (d->pci->cfg[p + 3])
         {
-        case 1: d->common = off; break;
+        case 1:
+          d->common = off;
+          break;
         case 2:
           d->notify = off;
           memcpy (&d->mult, &d->pci->cfg[p + 16], 4);
           break;
-        case 3: d->isr = off; break;
-        case 4: d->device = off; break;
+        case 3:
+          d->isr = off;
+          break;
+        case 4:
+          d->device = off;
+          break;
         }
     }
 }
@@ -332,7 +338,7 @@ test_blk_read_write (void **state)
 
   drv_init (&d, f->vm, 0, 1, (1u << 9) | (1ull << 29) /* FLUSH, EVENT_IDX */);
   assert_int_equal (rd (&d, d.device + 0, 8), 64); /* capacity in sectors */
-  wr (&d, d.device + 0, 1u << 30, 8); /* read-only: the guest cannot grow the disk */
+  wr (&d, d.device + 0, 1u << 30, 8);              /* read-only: the guest cannot grow the disk */
   assert_int_equal (rd (&d, d.device + 0, 8), 64);
   for (unsigned i = 0; i < sizeof buf; i++)
     buf[i] = i * 7;
@@ -362,11 +368,11 @@ test_blk_bad_requests (void **state)
   uint8_t buf[1024] = { 0 };
 
   drv_init (&d, f->vm, 0, 1, 0);
-  assert_int_equal (blk_req (&d, 0, 64, buf, 512, true), 1);        /* past the end: IOERR */
+  assert_int_equal (blk_req (&d, 0, 64, buf, 512, true), 1);         /* past the end: IOERR */
   assert_int_equal (blk_req (&d, 0, UINT64_MAX, buf, 512, true), 1); /* overflowing sector */
-  assert_int_equal (blk_req (&d, 1, 63, buf, 1024, false), 1);      /* straddles the end */
-  assert_int_equal (blk_req (&d, 0, 0, buf, 100, true), 1);         /* not whole sectors */
-  assert_int_equal (blk_req (&d, 99, 0, buf, 512, true), 2);        /* unknown: UNSUPP */
+  assert_int_equal (blk_req (&d, 1, 63, buf, 1024, false), 1);       /* straddles the end */
+  assert_int_equal (blk_req (&d, 0, 0, buf, 100, true), 1);          /* not whole sectors */
+  assert_int_equal (blk_req (&d, 99, 0, buf, 512, true), 2);         /* unknown: UNSUPP */
   /* The device still serves good requests. */
   assert_int_equal (blk_req (&d, 0, 0, buf, 512, true), 0);
   assert_int_equal (rd (&d, d.common + 0x14, 1) & 0x40, 0);
