@@ -4,7 +4,9 @@
    rings and requests, I/O-thread rounds) played against virtio-blk,
    virtio-rng and virtio-console on a fake VM.  Whatever the guest does,
    the VMM must not crash, hang or touch memory it does not own. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "../unit/virtio/fake_vm.h"
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
