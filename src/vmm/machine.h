@@ -117,6 +117,8 @@ struct vm
   size_t nmetrics;
 
   struct pci_bus *pci;
+  /* run first in each vCPU thread (its own seccomp filter) */
+  int (*vcpu_thread_init) (cl_error_t *err);
   struct vm_destructor *destructors;
   uint64_t start_ns;
 };

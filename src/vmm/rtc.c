@@ -77,6 +77,9 @@ rtc_create (struct vm *vm, cl_error_t *err)
 {
   struct rtc *r = cl_xmalloc0 (sizeof (*r));
   pthread_mutex_init (&r->lock, NULL);
+  /* glibc reads its time zone file on the first conversion, even for UTC:
+     do it now, not on a sandboxed vCPU thread. */
+  tzset ();
   vm_add_destructor (vm, free, r);
   return vm_io_register (vm, true, 0x70, 2, rtc_pio, r, err);
 }

@@ -213,10 +213,6 @@ vcpu_exit_mmio (struct vcpu *v)
 
 static void
 vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
 {
   char msg[256];
   va_list ap;
@@ -225,6 +221,10 @@ vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...
   va_end (ap);
   vm_request_stop (v->vm, reason, msg);
 }
+
+static void
+vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 /* Parks the thread while a pause is requested. */
 static void
@@ -251,6 +251,15 @@ vcpu_thread_main (void *arg)
 
   snprintf (name, sizeof name, "vcpu%d", v->id);
   pthread_setname_np (pthread_self (), name);
+  if (vm->vcpu_thread_init)
+    {
+      cl_error_t err = NULL;
+      if (vm->vcpu_thread_init (&err) < 0)
+        {
+          vcpu_stop_with (v, VM_STOP_ERROR, "vCPU %d: %s", v->id, err->msg);
+          cl_error_release (&err);
+        }
+    }
   while (!vm_stopping (vm))
     {
       vcpu_maybe_pause (v);

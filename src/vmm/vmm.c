@@ -301,12 +301,13 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (sandbox_apply (err) < 0)
     goto out;
+  m.vm->vcpu_thread_init = sandbox_apply_vcpu_thread;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
-  if (user_cfg->restore_dir)
-    m.restore_ns = cl_now_ns () - t_entry;
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
+  if (user_cfg->restore_dir)
+    m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
   vm_vcpus_join (m.vm);
   ret = vmm_result (&m, err);
 
