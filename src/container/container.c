@@ -194,10 +194,9 @@ forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl_error_
   return r;
 }
 
-/* Namespaces the init creates with clone; cgroup and time come later
-   (the cgroup namespace must start at the container's cgroup). */
+/* CLONE_NEW* flags of the namespaces the spec creates (not joined). */
 static int
-clone_flags (json_t *linux_obj)
+new_namespaces (json_t *linux_obj)
 {
   json_t *ns = json_object_get (linux_obj, "namespaces"), *v;
   size_t i;
@@ -207,6 +206,19 @@ clone_flags (json_t *linux_obj)
     if (json_object_get (v, "path") == NULL)
       flags |= spec_namespace_flag (json_string_value (json_object_get (v, "type")));
   }
+  return flags;
+}
+
+/* Those the init gets from clone.  cgroup comes later (it must start at
+   the container's cgroup); a new time namespace applies to children
+   only, so the init then makes the pid namespace the same way and forks
+   the real init. */
+static int
+clone_flags (json_t *linux_obj)
+{
+  int flags = new_namespaces (linux_obj);
+  if (flags & CLONE_NEWTIME)
+    flags &= ~CLONE_NEWPID;
   return flags & ~(CLONE_NEWCGROUP | CLONE_NEWTIME);
 }
 
@@ -316,7 +328,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
-  json_object_set_new (c->st.doc, "ownPidns", json_boolean (flags & CLONE_NEWPID));
+  json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
   if (flags & CLONE_NEWUSER)
     {
       if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0

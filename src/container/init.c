@@ -761,6 +761,30 @@ needs_child_fork (struct init_ctx *c)
   return false;
 }
 
+/* linux.timeOffsets, written before any process enters the new time
+   namespace (the real init is forked after). */
+static int
+set_time_offsets (struct init_ctx *c, cl_error_t *err)
+{
+  json_t *offsets = json_object_get (c->linux_obj, "timeOffsets"), *v;
+  const char *clock;
+  char buf[256];
+  size_t len = 0;
+
+  json_object_foreach (offsets, clock, v)
+  {
+    int n = snprintf (buf + len, sizeof buf - len, "%s %lld %lld\n", clock,
+                      json_integer_value (json_object_get (v, "secs")),
+                      json_integer_value (json_object_get (v, "nanosecs")));
+    if (n < 0 || (size_t) n >= sizeof buf - len)
+      return cl_error_make (err, 0, "linux.timeOffsets: too long");
+    len += (size_t) n;
+  }
+  if (len && cl_write_file ("/proc/self/timens_offsets", buf, len, 0, err) < 0)
+    return cl_error_wrap (err, "linux.timeOffsets");
+  return 0;
+}
+
 /* GO: ids are mapped and we are in the container's cgroup.  The cgroup
    (and time) namespaces start from here. */
 static int
@@ -779,9 +803,16 @@ wait_go (struct init_ctx *c, cl_error_t *err)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
     int flag = spec_namespace_flag (type);
-    if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path")
-        && unshare (flag) < 0)
-      return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
+    if (flag == CLONE_NEWPID && !json_object_get (v, "path") && !(c->a->ns_new & CLONE_NEWPID)
+        && unshare (CLONE_NEWPID) < 0)
+      return cl_error_errno (err, "linux.namespaces[%zu]: unshare pid", i);
+    if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path"))
+      {
+        if (unshare (flag) < 0)
+          return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
+        if (flag == CLONE_NEWTIME && set_time_offsets (c, err) < 0)
+          return -1;
+      }
   }
   return 0;
 }

@@ -487,6 +487,32 @@ validate_hooks (json_t *config, cl_error_t *err)
   return 0;
 }
 
+static int
+validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
+{
+  json_t *offsets = NULL, *v;
+  const char *clock;
+
+  if (cl_json_object (linux_obj, "linux", "timeOffsets", &offsets, err) < 0)
+    return -1;
+  if (offsets == NULL)
+    return 0;
+  if (!(ns_flags & CLONE_NEWTIME))
+    return cl_error_make (err, 0, "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
+  json_object_foreach (offsets, clock, v)
+  {
+    cleanup_free char *c = cl_json_path ("linux.timeOffsets", clock);
+    int64_t n;
+    if (strcmp (clock, "monotonic") != 0 && strcmp (clock, "boottime") != 0)
+      return cl_error_make (err, 0, "%s: unknown clock (monotonic or boottime)", c);
+    if (!json_is_object (v))
+      return cl_error_make (err, 0, "%s: expected an object", c);
+    if (cl_json_int64 (v, c, "secs", &n, err) < 0 || cl_json_int64 (v, c, "nanosecs", &n, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
 int
 spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
 {
@@ -557,6 +583,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
+    return -1;
+  if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
     return -1;
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;

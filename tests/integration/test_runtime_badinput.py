@@ -47,6 +47,8 @@ CASES = {
                        "process.rlimits[0].type: unknown rlimit `RLIMIT_BOGUS`"),
     "bad_io_class": (lambda c: set_path(c, ["process", "ioPriority"], {"class": "IOPRIO_CLASS_FAST", "priority": 1}),
                      "process.ioPriority.class: unknown class `IOPRIO_CLASS_FAST`"),
+    "time_offsets_without_ns": (lambda c: set_path(c, ["linux", "timeOffsets"], {"boottime": {"secs": 1}}),
+                                "linux.timeOffsets: needs a `time` namespace"),
     "relative_cwd": (lambda c: set_path(c, ["process", "cwd"], "tmp"),
                      "process.cwd: must be an absolute path"),
     "missing_rootfs": (lambda c: set_path(c, ["root", "path"], "/nonexistent-cloison-rootfs"),

@@ -397,3 +397,14 @@ def test_seccomp_notify_listener_gets_fd_and_state(rt, bundle, tmp_path):
     finally:
         srv.close()
         rt.cleanup(cid)
+
+
+def test_time_namespace_offsets(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "time"})
+        cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 864000, "nanosecs": 0}}
+    b = bundle(args=["cat", "/proc/uptime"], config_edit=edit)
+    up = float(rt("run", "--bundle", b, unique_id()).stdout.split()[0])
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert 864000 - 5 < up - host < 864000 + 5
