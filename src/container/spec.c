@@ -223,6 +223,38 @@ check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_e
   return 0;
 }
 
+static int
+validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
+{
+  json_t *sc = NULL, *flags = NULL, *f;
+  cleanup_free char *c = cl_json_path (ctx, "scheduler");
+  const char *policy = NULL;
+  int64_t n;
+  size_t i;
+
+  if (cl_json_object (process, ctx, "scheduler", &sc, err) < 0)
+    return -1;
+  if (sc == NULL)
+    return 0;
+  if (cl_json_string (sc, c, "policy", &policy, err) < 0)
+    return -1;
+  if (policy == NULL || process_sched_policy (policy) < 0)
+    return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
+  if (cl_json_int64 (sc, c, "nice", &n, err) < 0 || cl_json_int64 (sc, c, "priority", &n, err) < 0
+      || cl_json_int64 (sc, c, "runtime", &n, err) < 0 || cl_json_int64 (sc, c, "deadline", &n, err) < 0
+      || cl_json_int64 (sc, c, "period", &n, err) < 0 || cl_json_array (sc, c, "flags", &flags, err) < 0)
+    return -1;
+  json_array_foreach (flags, i, f)
+  {
+    if (!json_is_string (f) || process_sched_flag (json_string_value (f)) < 0)
+      {
+        cleanup_free char *fc = cl_json_path (c, "flags");
+        return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
+      }
+  }
+  return 0;
+}
+
 int
 spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
 {
@@ -318,6 +350,8 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       if (prio < 0 || prio > 7)
         return field_error (c, "priority", err, "%s", "must be between 0 and 7");
     }
+  if (validate_scheduler (process, ctx, err) < 0)
+    return -1;
   r = cl_json_int64 (process, ctx, "oomScoreAdj", &oom, err);
   if (r < 0)
     return -1;

@@ -49,6 +49,8 @@ CASES = {
                      "process.ioPriority.class: unknown class `IOPRIO_CLASS_FAST`"),
     "time_offsets_without_ns": (lambda c: set_path(c, ["linux", "timeOffsets"], {"boottime": {"secs": 1}}),
                                 "linux.timeOffsets: needs a `time` namespace"),
+    "bad_sched_policy": (lambda c: set_path(c, ["process", "scheduler"], {"policy": "SCHED_FAST"}),
+                         "process.scheduler.policy: unknown policy `SCHED_FAST`"),
     "relative_cwd": (lambda c: set_path(c, ["process", "cwd"], "tmp"),
                      "process.cwd: must be an absolute path"),
     "missing_rootfs": (lambda c: set_path(c, ["root", "path"], "/nonexistent-cloison-rootfs"),

@@ -408,3 +408,10 @@ def test_time_namespace_offsets(rt, bundle):
     with open("/proc/uptime") as f:
         host = float(f.read().split()[0])
     assert 864000 - 5 < up - host < 864000 + 5
+
+
+def test_scheduler_nice(rt, bundle):
+    def edit(cfg):
+        cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    b = bundle(args=["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"], config_edit=edit)
+    assert rt("run", "--bundle", b, unique_id()).stdout.split() == ["7", "3"]  # nice 7, SCHED_BATCH
