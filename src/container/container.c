@@ -340,17 +340,21 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       cl_error_errno (err, "sync with the container init");
       goto fail;
     }
-  for (;;)
+  /* The real init's READY may come before its parent's PID message:
+     wait for both. */
+  for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
     {
       if (sync_recv (c->sync_fd, 0, &msg, err) < 0)
         goto fail;
-      if (msg.type == SYNC_READY)
-        break;
       switch (msg.type)
         {
+        case SYNC_READY:
+          ready = true;
+          break;
         case SYNC_PID:
           waitpid (c->st.pid, NULL, 0);
           c->st.pid = msg.value;
+          pid_known = true;
           break;
         case SYNC_HOOKS:
           if (run_hooks (c, "prestart", "creating", err) < 0
@@ -443,6 +447,31 @@ load_cgroup (struct container_state *st, struct cl_cgroup **cg, cl_error_t *err)
   if (saved == NULL)
     return 0;
   return cl_cgroup_load (saved, cg, err);
+}
+
+/* State, status and cgroup of a container, for the commands that act on
+   its cgroup; the status must be one of `allowed` ("running|paused"),
+   else the error says what it is and what `action` could not be done. */
+static int
+load_for (const char *root, const char *id, const char *allowed, const char *action,
+          struct container_state *st, const char **status, struct cl_cgroup **cg, cl_error_t *err)
+{
+  *cg = NULL;
+  if (state_load (root, id, st, err) < 0)
+    return -1;
+  *status = state_status (st);
+  if (allowed && !strstr (allowed, *status))
+    {
+      cl_error_make (err, 0, "container `%s` is %s: %s", id, *status, action);
+      state_release (st);
+      return -1;
+    }
+  if (load_cgroup (st, cg, err) < 0)
+    {
+      state_release (st);
+      return -1;
+    }
+  return 0;
 }
 
 /* Removes what a container left: processes, cgroup, state dir; runs the
@@ -657,20 +686,13 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
+  const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (load_for (root, id, "created|running|paused", "cannot signal it", &st, &status, &cg, err) < 0)
     return -1;
-  if (!state_pid_alive (&st))
-    {
-      cl_error_make (err, 0, "container `%s` is not running", id);
-      goto out;
-    }
-  if (all)
-    {
-      if (load_cgroup (&st, &cg, err) < 0 || (cg && cl_cgroup_kill_all (cg, signo, err) < 0))
-        goto out;
-    }
+  if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
+    goto out;
   if (kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
     {
       cl_error_errno (err, "kill container `%s` (pid %d)", id, st.pid);
@@ -691,16 +713,9 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
+                &status, &cg, err) < 0)
     return -1;
-  status = state_status (&st);
-  if (!force && (strcmp (status, "running") == 0 || strcmp (status, "paused") == 0))
-    {
-      cl_error_make (err, 0, "container `%s` is %s: stop it first or use --force", id, status);
-      goto out;
-    }
-  if (load_cgroup (&st, &cg, err) < 0)
-    goto out;
   if (strcmp (status, "paused") == 0)
     {
       cl_error_t e = NULL;
@@ -708,7 +723,6 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
         cl_error_release (&e);
     }
   r = destroy (&st, cg, err);
-out:
   cl_cgroup_free (cg);
   state_release (&st);
   return r;
@@ -722,17 +736,9 @@ set_frozen (const char *root, const char *id, bool frozen, cl_error_t *err)
   const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (load_for (root, id, frozen ? "running" : "paused", frozen ? "cannot pause it" : "cannot resume it",
+                &st, &status, &cg, err) < 0)
     return -1;
-  status = state_status (&st);
-  if (strcmp (status, frozen ? "running" : "paused") != 0)
-    {
-      cl_error_make (err, 0, "container `%s` is %s: cannot %s it", id, status,
-                     frozen ? "pause" : "resume");
-      goto out;
-    }
-  if (load_cgroup (&st, &cg, err) < 0)
-    goto out;
   if (cg == NULL)
     {
       cl_error_make (err, 0, "container `%s` has no cgroup", id);
@@ -952,6 +958,8 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
         }
       prctl (PR_SET_PDEATHSIG, SIGKILL);
     }
+  else
+    sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */
   if (json_is_true (json_object_get (process, "terminal")))
     {
       int master;
@@ -1027,16 +1035,22 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   sv[1] = -1;
   pid = helper;
   sync_send (sv[0], SYNC_GO, 0, NULL);
-  for (;;)
+  /* The helper always says whether it forked (SYNC_PID, 0: no); the
+     process's READY may come first. */
+  for (bool ready = false, pid_known = false; !ready || !pid_known;)
     {
       if (sync_recv (sv[0], 0, &msg, err) < 0)
         goto fail;
       if (msg.type == SYNC_READY)
-        break;
-      if (msg.type == SYNC_PID)
+        ready = true;
+      else if (msg.type == SYNC_PID)
         {
-          waitpid (helper, NULL, 0);
-          pid = msg.value;
+          if (msg.value > 0)
+            {
+              waitpid (helper, NULL, 0);
+              pid = msg.value;
+            }
+          pid_known = true;
         }
       else if (msg.type == SYNC_SECCOMP)
         {

@@ -746,10 +746,10 @@ fork_real_init (struct init_ctx *c, cl_error_t *err)
   _exit (0);
 }
 
-static bool
-needs_child_fork (struct init_ctx *c)
+bool
+init_forks_real_init (json_t *linux_obj)
 {
-  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  json_t *ns = json_object_get (linux_obj, "namespaces"), *v;
   size_t i;
   json_array_foreach (ns, i, v)
   {
@@ -824,7 +824,7 @@ needs_go_early (struct init_ctx *c)
 {
   json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
   size_t i;
-  if (c->a->ns_new & CLONE_NEWUSER || needs_child_fork (c))
+  if (c->a->ns_new & CLONE_NEWUSER || init_forks_real_init (c->linux_obj))
     return true;
   json_array_foreach (ns, i, v)
   {
@@ -863,7 +863,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     }
   if (join_namespaces (c, false, err) < 0)
     return -1;
-  if (needs_child_fork (c) && fork_real_init (c, err) < 0)
+  if (init_forks_real_init (c->linux_obj) && fork_real_init (c, err) < 0)
     return -1;
   if (hostname && sethostname (hostname, strlen (hostname)) < 0)
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);

@@ -31,6 +31,30 @@ def wait_status(rt, cid, want, timeout=5):
     raise AssertionError("status %s, wanted %s" % (st["status"], want))
 
 
+def recv_fds(conn, size=256):
+    """One message and the fds it carries (SCM_RIGHTS)."""
+    msg, anc, _, _ = conn.recvmsg(size, socket.CMSG_SPACE(4 * 4))
+    fds = array.array("i")
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % 4])
+    return msg, list(fds)
+
+
+def read_until(fd, token, timeout=5):
+    out = b""
+    end = time.time() + timeout
+    while time.time() < end and token not in out:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def test_version_prints_spec():
     rt = Runtime("/tmp")
     out = rt("--version").stdout
@@ -124,25 +148,11 @@ def test_console_socket_receives_pty(rt, bundle, tmp_path):
     try:
         rt("create", "--bundle", b, "--console-socket", sock_path, cid)
         conn, _ = srv.accept()
-        fds = array.array("i")
-        msg, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(4))
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[:4])
+        _, fds = recv_fds(conn)
         assert len(fds) == 1
-        master = fds[0]
         rt("start", cid)
-        out = b""
-        end = time.time() + 5
-        while time.time() < end and b"100" not in out:
-            try:
-                chunk = os.read(master, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        os.close(master)
+        out = read_until(fds[0], b"100")
+        os.close(fds[0])
         assert b"/dev/pts/0" in out and b"24 100" in out
     finally:
         srv.close()
@@ -332,22 +342,9 @@ def test_exec_tty_through_console_socket(rt, bundle, tmp_path):
         rt("run", "--detach", "--bundle", b, cid)
         rt("exec", "--tty", "--detach", "--console-socket", sock_path, cid, "sh", "-c", "tty; sleep 1")
         conn, _ = srv.accept()
-        msg, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(4))
-        fds = array.array("i")
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[:4])
+        _, fds = recv_fds(conn)
         assert len(fds) == 1
-        out = b""
-        end = time.time() + 5
-        while time.time() < end and b"/dev/pts/" not in out:
-            try:
-                chunk = os.read(fds[0], 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
+        out = read_until(fds[0], b"/dev/pts/")
         os.close(fds[0])
         assert b"/dev/pts/" in out
     finally:
@@ -381,11 +378,7 @@ def test_seccomp_notify_listener_gets_fd_and_state(rt, bundle, tmp_path):
         rt("create", "--bundle", b, cid)
         srv.settimeout(5)
         conn, _ = srv.accept()
-        msg, anc, _, _ = conn.recvmsg(65536, socket.CMSG_SPACE(4 * 4))
-        fds = array.array("i")
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[:len(data) - len(data) % 4])
+        msg, fds = recv_fds(conn, 65536)
         assert len(fds) == 1
         st = json.loads(msg)
         assert st["metadata"] == "cloison-test" and st["state"]["id"] == cid
