@@ -119,6 +119,9 @@ def test_podman_detach_exec_stop_rm_limits_ps(podman):
                             "/sys/fs/cgroup/pids/pids.max").stdout.split()
             assert inside == [str(64 << 20), "50"]
         assert "sleep 100" in podman("top", name).stdout
+        podman("pause", name)
+        assert "Paused" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+        podman("unpause", name)
         podman("stop", "-t", "1", name)
         assert "Exited" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
         podman("rm", name)
