@@ -408,3 +408,16 @@ def test_scheduler_nice(rt, bundle):
         cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
     b = bundle(args=["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"], config_edit=edit)
     assert rt("run", "--bundle", b, unique_id()).stdout.split() == ["7", "3"]  # nice 7, SCHED_BATCH
+
+
+def test_global_flags(rt, bundle):
+    p = rt("--systemd-cgroup", "list", check=False)
+    assert p.returncode != 0 and "systemd cgroup driver is not supported" in p.stderr
+    assert rt("--rootless", "false", "--debug", "--log-format=text", "list").returncode == 0
+    b = bundle(args=["true"])
+    cid = unique_id()
+    rt("create", "--no-new-keyring", "--no-pivot", "--bundle", b, cid)
+    assert cid in rt("list").stdout  # the text table
+    assert rt("list", "-q").stdout.split() == [cid]
+    rt("delete", cid)
+    assert_nothing_left(rt, cid, b)
