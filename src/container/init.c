@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -162,6 +163,10 @@ make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
 {
   int fd;
 
+  /* Usually the image has it already: one lookup. */
+  fd = open_in_root (rootfd, dest, O_PATH, 0);
+  if (fd >= 0)
+    return fd;
   if (dir)
     {
       if (mkdir_in_root (rootfd, dest, err) < 0)
@@ -874,6 +879,12 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     return -1;
   cl_debug ("phase %.3f ms: init rootfs done", cl_now_ns () / 1e6);
 
+  {
+    const char *domain = json_string_value (
+        json_object_get (json_object_get (c->linux_obj, "personality"), "domain"));
+    if (domain && personality (strcmp (domain, "LINUX32") == 0 ? PER_LINUX32 : PER_LINUX) < 0)
+      return cl_error_errno (err, "linux.personality: %s", domain);
+  }
   ps->process = process;
   ps->seccomp = json_object_get (c->linux_obj, "seccomp");
   ps->id = a->id;

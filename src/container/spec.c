@@ -450,6 +450,8 @@ validate_mounts (json_t *config, cl_error_t *err)
       return field_error (c, "destination", err, "%s", "missing (required)");
     if (dest[0] != '/')
       return field_error (c, "destination", err, "must be an absolute path, got `%s`", dest);
+    if (json_object_get (v, "uidMappings") || json_object_get (v, "gidMappings"))
+      return field_error (c, "uidMappings", err, "%s", "idmapped mounts are not supported");
   }
   return 0;
 }
@@ -620,6 +622,15 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return -1;
   if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
     return -1;
+  {
+    json_t *pers = NULL;
+    const char *domain = NULL;
+    if (cl_json_object (linux_obj, "linux", "personality", &pers, err) < 0
+        || cl_json_string (pers, "linux.personality", "domain", &domain, err) < 0)
+      return -1;
+    if (domain && strcmp (domain, "LINUX") != 0 && strcmp (domain, "LINUX32") != 0)
+      return cl_error_make (err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
+  }
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;
   if (seccomp && cl_seccomp_validate (seccomp, err) < 0)

@@ -421,3 +421,10 @@ def test_global_flags(rt, bundle):
     assert rt("list", "-q").stdout.split() == [cid]
     rt("delete", cid)
     assert_nothing_left(rt, cid, b)
+
+
+def test_personality_linux32(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    b = bundle(args=["uname", "-m"], config_edit=edit)
+    assert rt("run", "--bundle", b, unique_id()).stdout.strip() in ("i686", "i386")
