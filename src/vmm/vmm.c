@@ -254,6 +254,7 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   cleanup_free char *mem_file = NULL;
   int ret = -1;
 
+  uint64_t t_entry = cl_now_ns ();
   m.cfg = user_cfg;
   if (user_cfg->restore_dir)
     {
@@ -270,6 +271,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   sigaddset (&stop_signals, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &stop_signals, &old_mask);
   masked = true;
+  /* a console reader that went away must not kill the VM */
+  signal (SIGPIPE, SIG_IGN);
   m.signal_fd = signalfd (-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
   if (m.signal_fd < 0)
     {
@@ -300,10 +303,10 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
-  if (user_cfg->restore_dir)
-    m.restore_ns = cl_now_ns () - m.vm->start_ns;
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
+  if (user_cfg->restore_dir)
+    m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
   vm_vcpus_join (m.vm);
   ret = vmm_result (&m, err);
 

@@ -18,7 +18,7 @@ struct vmm
   int console_file_fd;
   int signal_fd;
   json_t *saved; /* restore: the snapshot's state.json */
-  uint64_t restore_ns;
+  _Atomic uint64_t restore_ns;
 
   /* API */
   struct MHD_Daemon *api;

@@ -163,6 +163,22 @@ def test_reset_exits_zero_fast():
     assert time.monotonic() - t < 1.0
 
 
+def test_console_reader_going_away_does_not_kill_the_vm():
+    p = subprocess.Popen([binary("cloison-vmm"), "--kernel", guest("counter")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"count 1\n"
+    p.stdout.close()
+    assert p.wait(20) == 0
+    assert p.stderr.read() == b""
+
+
+def test_console_file(tmp_path):
+    log = tmp_path / "console.log"
+    r = vmm("--kernel", guest("hello"), "--console", "file=%s" % log)
+    assert r.returncode == 0 and r.stdout == b""
+    assert "hello from the cloison guest" in log.read_text()
+
+
 def test_triple_fault_exits_nonzero_with_reason():
     r = vmm("--kernel", guest("triple"))
     assert r.returncode != 0

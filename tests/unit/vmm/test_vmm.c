@@ -10,11 +10,13 @@
 
 #include <cmocka.h>
 
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
 #include "vmm/mptable.h"
 #include "vmm/pci.h"
+#include "vmm/vmm.h"
 
 /* ---------------------------------------------------------------- boot */
 
@@ -114,6 +116,62 @@ test_mptable (void **state)
       assert_ptr_equal (e, t + len);
     }
   assert_int_equal (mptable_build (buf, 10, 0, 1), 0);
+}
+
+/* ---------------------------------------------------------------- ACPI */
+
+static void
+test_acpi_tables (void **state)
+{
+  static uint8_t buf[4096];
+  (void) state;
+  for (unsigned cpus = 1; cpus <= 32; cpus *= 4)
+    {
+      size_t n = acpi_build (buf, sizeof buf, 0xE0000, cpus);
+      assert_true (n > 0);
+      assert_memory_equal (buf, "RSD PTR ", 8);
+      assert_int_equal (sum (buf, 20), 0);
+      assert_int_equal (sum (buf, 36), 0);
+      uint64_t xsdt;
+      memcpy (&xsdt, buf + 24, 8);
+      const uint8_t *x = buf + (xsdt - 0xE0000);
+      uint32_t xlen;
+      memcpy (&xlen, x + 4, 4);
+      assert_memory_equal (x, "XSDT", 4);
+      assert_int_equal (sum (x, xlen), 0);
+      int seen_cpus = -1;
+      bool dsdt_ok = false;
+      for (uint32_t off = 36; off < xlen; off += 8)
+        {
+          uint64_t a;
+          memcpy (&a, x + off, 8);
+          const uint8_t *t = buf + (a - 0xE0000);
+          uint32_t len;
+          memcpy (&len, t + 4, 4);
+          assert_int_equal (sum (t, len), 0);
+          if (memcmp (t, "FACP", 4) == 0)
+            {
+              uint32_t dsdt;
+              memcpy (&dsdt, t + 40, 4);
+              const uint8_t *d = buf + (dsdt - 0xE0000);
+              uint32_t dlen;
+              memcpy (&dlen, d + 4, 4);
+              assert_memory_equal (d, "DSDT", 4);
+              assert_int_equal (sum (d, dlen), 0);
+              assert_non_null (memmem (d, dlen, "PCI0", 4));
+              assert_non_null (memmem (d, dlen, "_S5_", 4));
+              dsdt_ok = true;
+            }
+          if (memcmp (t, "APIC", 4) == 0)
+            {
+              seen_cpus = 0;
+              for (uint32_t e = 44; e < len; e += t[e + 1])
+                seen_cpus += t[e] == 0 && (t[e + 4] & 1);
+            }
+        }
+      assert_true (dsdt_ok);
+      assert_int_equal (seen_cpus, cpus);
+    }
 }
 
 /* ---------------------------------------------------------------- UART */
@@ -306,6 +364,38 @@ test_pci_config_space (void **state)
   assert_int_equal ((cfg_read (vm, 1, 0x0C) >> 16) & 0xFF, 0);
 }
 
+/* ----------------------------------------------------------- CLI specs */
+
+static void
+test_parse_disk_and_net (void **state)
+{
+  struct cl_vmm_disk d;
+  struct cl_vmm_net n;
+  cl_error_t err = NULL;
+  (void) state;
+  assert_int_equal (cl_vmm_parse_disk ("/x.img,ro,serial=abc", &d, &err), 0);
+  assert_string_equal (d.path, "/x.img");
+  assert_true (d.readonly);
+  assert_string_equal (d.serial, "abc");
+  assert_int_equal (cl_vmm_parse_disk ("/y.img", &d, &err), 0);
+  assert_false (d.readonly);
+  assert_null (d.serial);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,rw", &d, &err), -1);
+  assert_non_null (strstr (err->msg, "`rw`"));
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,serial=123456789012345678901", &d, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd:ef", &n, &err), 0);
+  assert_string_equal (n.tap, "tap0");
+  assert_true (n.has_mac);
+  assert_int_equal (n.mac[3], 0xab);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd", &n, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("mac=52:54:00:ab:cd:ef", &n, &err), -1);
+  assert_non_null (strstr (err->msg, "tap=NAME"));
+  cl_error_release (&err);
+}
+
 int
 main (void)
 {
@@ -314,10 +404,12 @@ main (void)
     cmocka_unit_test (test_e820_split_around_pci_hole),
     cmocka_unit_test (test_boot_params_fill),
     cmocka_unit_test (test_mptable),
+    cmocka_unit_test (test_acpi_tables),
     cmocka_unit_test (test_uart_output_and_thre_interrupt),
     cmocka_unit_test (test_uart_input),
     cmocka_unit_test (test_uart_registers),
     cmocka_unit_test (test_pci_config_space),
+    cmocka_unit_test (test_parse_disk_and_net),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
