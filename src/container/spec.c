@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "container/caps.h"
 #include "container/cgroup.h"
+#include "container/process.h"
 #include "container/seccomp.h"
 
 #include <errno.h>
@@ -222,13 +223,45 @@ check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_e
   return 0;
 }
 
+static int
+validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
+{
+  json_t *sc = NULL, *flags = NULL, *f;
+  cleanup_free char *c = cl_json_path (ctx, "scheduler");
+  const char *policy = NULL;
+  int64_t n;
+  size_t i;
+
+  if (cl_json_object (process, ctx, "scheduler", &sc, err) < 0)
+    return -1;
+  if (sc == NULL)
+    return 0;
+  if (cl_json_string (sc, c, "policy", &policy, err) < 0)
+    return -1;
+  if (policy == NULL || process_sched_policy (policy) < 0)
+    return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
+  if (cl_json_int64 (sc, c, "nice", &n, err) < 0 || cl_json_int64 (sc, c, "priority", &n, err) < 0
+      || cl_json_int64 (sc, c, "runtime", &n, err) < 0 || cl_json_int64 (sc, c, "deadline", &n, err) < 0
+      || cl_json_int64 (sc, c, "period", &n, err) < 0 || cl_json_array (sc, c, "flags", &flags, err) < 0)
+    return -1;
+  json_array_foreach (flags, i, f)
+  {
+    if (!json_is_string (f) || process_sched_flag (json_string_value (f)) < 0)
+      {
+        cleanup_free char *fc = cl_json_path (c, "flags");
+        return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
+      }
+  }
+  return 0;
+}
+
 int
 spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
 {
   const char **args = NULL;
   size_t nargs = 0;
   const char *cwd = NULL;
-  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL;
+  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL, *io = NULL;
   bool b;
   int64_t oom;
   size_t i;
@@ -303,6 +336,22 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
     if (cl_json_uint64 (v, c, "hard", &n, err) < 0 || cl_json_uint64 (v, c, "soft", &n, err) < 0)
       return -1;
   }
+  if (cl_json_object (process, ctx, "ioPriority", &io, err) < 0)
+    return -1;
+  if (io)
+    {
+      cleanup_free char *c = cl_json_path (ctx, "ioPriority");
+      const char *cls = NULL;
+      int64_t prio = 0;
+      if (cl_json_string (io, c, "class", &cls, err) < 0 || cl_json_int64 (io, c, "priority", &prio, err) < 0)
+        return -1;
+      if (cls == NULL || process_ioprio_class (cls) < 0)
+        return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
+      if (prio < 0 || prio > 7)
+        return field_error (c, "priority", err, "%s", "must be between 0 and 7");
+    }
+  if (validate_scheduler (process, ctx, err) < 0)
+    return -1;
   r = cl_json_int64 (process, ctx, "oomScoreAdj", &oom, err);
   if (r < 0)
     return -1;
@@ -401,6 +450,8 @@ validate_mounts (json_t *config, cl_error_t *err)
       return field_error (c, "destination", err, "%s", "missing (required)");
     if (dest[0] != '/')
       return field_error (c, "destination", err, "must be an absolute path, got `%s`", dest);
+    if (json_object_get (v, "uidMappings") || json_object_get (v, "gidMappings"))
+      return field_error (c, "uidMappings", err, "%s", "idmapped mounts are not supported");
   }
   return 0;
 }
@@ -468,6 +519,32 @@ validate_hooks (json_t *config, cl_error_t *err)
       if (t <= 0)
         return field_error (c, "timeout", err, "%s", "must be greater than zero");
     }
+  }
+  return 0;
+}
+
+static int
+validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
+{
+  json_t *offsets = NULL, *v;
+  const char *clock;
+
+  if (cl_json_object (linux_obj, "linux", "timeOffsets", &offsets, err) < 0)
+    return -1;
+  if (offsets == NULL)
+    return 0;
+  if (!(ns_flags & CLONE_NEWTIME))
+    return cl_error_make (err, 0, "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
+  json_object_foreach (offsets, clock, v)
+  {
+    cleanup_free char *c = cl_json_path ("linux.timeOffsets", clock);
+    int64_t n;
+    if (strcmp (clock, "monotonic") != 0 && strcmp (clock, "boottime") != 0)
+      return cl_error_make (err, 0, "%s: unknown clock (monotonic or boottime)", c);
+    if (!json_is_object (v))
+      return cl_error_make (err, 0, "%s: expected an object", c);
+    if (cl_json_int64 (v, c, "secs", &n, err) < 0 || cl_json_int64 (v, c, "nanosecs", &n, err) < 0)
+      return -1;
   }
   return 0;
 }
@@ -543,6 +620,17 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;
+  if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
+    return -1;
+  {
+    json_t *pers = NULL;
+    const char *domain = NULL;
+    if (cl_json_object (linux_obj, "linux", "personality", &pers, err) < 0
+        || cl_json_string (pers, "linux.personality", "domain", &domain, err) < 0)
+      return -1;
+    if (domain && strcmp (domain, "LINUX") != 0 && strcmp (domain, "LINUX32") != 0)
+      return cl_error_make (err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
+  }
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;
   if (seccomp && cl_seccomp_validate (seccomp, err) < 0)

@@ -24,27 +24,55 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def test_cve_2019_5736_init_runs_from_sealed_memfd(rt, bundle):
+def try_write(path):
+    """Opens `path` for writing and writes: the errno it fails with, or 0."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        os.write(fd, b"pwned")
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("method", ["ro-bind", "memfd"])
+def test_cve_2019_5736_runtime_binary_unwritable(rt, bundle, method, monkeypatch):
+    """The original exploit keeps an O_PATH fd on /proc/PID/exe of a
+    runtime process in the container and reopens it for writing once the
+    process is gone.  The init must run from a file that stays unwritable:
+    a read-only bind mount of the runtime, or a sealed memfd."""
+    if method == "memfd":
+        monkeypatch.setenv("CLOISON_SEALED_EXE_MEMFD", "1")
+    before = sha(rt.bin)
     b = bundle(args=["true"])
     cid = unique_id("esc")
     try:
         rt("create", "--bundle", b, cid)
         pid = rt.state(cid)["pid"]
-        exe = os.readlink("/proc/%d/exe" % pid)
-        assert exe.startswith("/memfd:cloison-runtime"), exe
-        # Even the host's root cannot write through it: the memfd is
-        # sealed (and busy while it runs).
-        fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+        held = os.open("/proc/%d/exe" % pid, os.O_PATH)
         try:
-            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
-            assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+            if method == "memfd":
+                assert os.readlink("/proc/%d/exe" % pid).startswith("/memfd:cloison-runtime")
+                fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+                os.close(fd)
+                assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+            else:
+                assert os.statvfs("/proc/%d/exe" % pid).f_flag & os.ST_RDONLY
+            assert try_write("/proc/%d/exe" % pid) in (errno.ETXTBSY, errno.EPERM, errno.EROFS)
+            rt("delete", "--force", cid)
+            assert try_write("/proc/self/fd/%d" % held) in (errno.EPERM, errno.EROFS)
         finally:
-            os.close(fd)
-        with pytest.raises(OSError) as e:
-            os.open("/proc/%d/exe" % pid, os.O_WRONLY)
-        assert e.value.errno in (errno.ETXTBSY, errno.EPERM)
+            os.close(held)
     finally:
         rt.cleanup(cid)
+    assert sha(rt.bin) == before
+    # The read-only bind never reaches the host's mount table.
+    assert not [l for l in open("/proc/self/mountinfo") if "cloison-runtime" in l]
 
 
 def test_cve_2019_5736_exec_of_proc_self_exe_cannot_reach_host_binary(rt, bundle):

@@ -112,7 +112,16 @@ def test_podman_detach_exec_stop_rm_limits_ps(podman):
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
         assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
         assert cgroup_file(pid, "pids", "pids.max") == "50"
+        # Inside, without a cgroup namespace, /sys/fs/cgroup shows the
+        # container's own cgroups (as with runc), not the host's roots.
+        if os.path.isdir("/sys/fs/cgroup/memory"):
+            inside = podman("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+                            "/sys/fs/cgroup/pids/pids.max").stdout.split()
+            assert inside == [str(64 << 20), "50"]
         assert "sleep 100" in podman("top", name).stdout
+        podman("pause", name)
+        assert "Paused" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+        podman("unpause", name)
         podman("stop", "-t", "1", name)
         assert "Exited" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
         podman("rm", name)

@@ -44,6 +44,8 @@ rng)
     wait_dev /dev/hwrng
     echo "guest: rng_current=$(cat /sys/class/misc/hw_random/rng_current)"
     echo "guest: rng_bytes=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | wc -c)";;
+vsock)
+    /bin/vsock connect 2 5000 ping-from-guest;;
 count)
     s=0; i=1
     while [ $i -le %(count)d ]; do s=$((s+i)); echo "count=$i"; sleep 0.2; i=$((i+1)); done
@@ -52,7 +54,7 @@ esac
 """ % {"host": NET_HOST, "guest": NET_GUEST, "count": COUNT_TO}
 
 
-def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=None):
+def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=None, vsock=None):
     """The monitor command line, for cloison-vmm or (validation) QEMU."""
     cmdline = "%s cloison.test=%s" % (CMDLINE, test)
     if VMM_KIND == "qemu":
@@ -69,6 +71,8 @@ def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=
                   " -device virtconsole,chardev=vc0")
         if rng:
             c += " -device virtio-rng-pci"
+        if vsock:
+            c += " -device vhost-vsock-pci,guest-cid=%d" % vsock
         return c
     c = ("/lab/cloison-vmm --kernel /guest/vmlinuz --initrd /guest/initrd --memory 256M "
          "--cpus %d --cmdline '%s'" % (cpus, cmdline))
@@ -82,6 +86,8 @@ def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=
         c += " --rng"
     if api:
         c += " --api-socket " + api
+    if vsock:
+        c += " --vsock %d" % vsock
     return c
 
 
@@ -108,6 +114,11 @@ kill $httpd_pid $nc_pid 2>/dev/null
     p.append("check console sh -c \"$STAMP %s; cat /tmp/hvc0.out 2>/dev/null; true\""
              % vmm_command("console", console="virtio"))
     p.append("check rng $STAMP %s" % vmm_command("rng", rng=True))
+    # virtio-vsock through the lab host's vhost-vsock: the guest (CID 3)
+    # connects to the lab host (CID 2).
+    p.append("/lab/vsock listen 5000 > /tmp/vsock-host.txt 2>&1 & vsock_pid=$!")
+    p.append("check vsock sh -c \"$STAMP %s; sed 's/^/lab: /' /tmp/vsock-host.txt\"" % vmm_command("vsock", vsock=3))
+    p.append("kill $vsock_pid 2>/dev/null")
     # Snapshot in the middle of a workload, restore in a new process.
     p.append(r"""
 snapshot() {
@@ -132,15 +143,16 @@ check snapshot snapshot
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
     initrd = str(tmp_path_factory.mktemp("vmm") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST)
+    lab.build_guest_initramfs(initrd, GUEST, files=[(lab.tool("vsock", static=True), "/bin/vsock")])
     files = lab.guest_files(initrd) + [
         (lab.tool("stamp"), "/lab/stamp"), (lab.tool("uhttp"), "/lab/uhttp"),
+        (lab.tool("vsock"), "/lab/vsock"),
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4")]
     if VMM_KIND == "qemu":
         files += lab.qemu_files()
     elif os.path.exists(BUILD_VMM):
         files.append((BUILD_VMM, "/lab/cloison-vmm"))
-    return lab.run(payload(), files=files, timeout=60 + 10 * (RUN_TIMEOUT + 5), stream=print)
+    return lab.run(payload(), files=files, timeout=60 + 11 * (RUN_TIMEOUT + 5), stream=print)
 
 
 def monitor_output(run, name):
@@ -218,6 +230,13 @@ def test_virtio_rng(run):
     booted(out)
     assert "guest: rng_current=virtio_rng" in out, out
     assert "guest: rng_bytes=16" in out, out
+
+
+def test_virtio_vsock_with_lab_host(run):
+    out = monitor_output(run, "vsock")
+    booted(out)
+    assert "vsock: answer pong:ping-from-guest" in out, out
+    assert "lab: vsock: received ping-from-guest" in out, out
 
 
 def test_snapshot_restore_mid_workload(run):
