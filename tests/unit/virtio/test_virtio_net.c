@@ -53,6 +53,13 @@ setup (void **state)
       free (f);
       skip (); /* not root: no namespace, no tap */
     }
+  /* No IPv6 autoconf chatter (MLD, router solicitations) on the wire. */
+  fd = open ("/proc/sys/net/ipv6/conf/default/disable_ipv6", O_WRONLY);
+  if (fd >= 0)
+    {
+      assert_int_equal (write (fd, "1", 1), 1);
+      close (fd);
+    }
   fd = open ("/dev/net/tun", O_RDWR);
   assert_true (fd >= 0);
   strcpy (ifr.ifr_name, TAP);
