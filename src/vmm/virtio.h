@@ -2,8 +2,9 @@
    public surface.  Each constructor builds one PCI function on `vm`
    (pci_register), wires its doorbells (ioeventfd), interrupts (MSI-X via
    GSI routing + irqfd) and I/O-thread handlers, and registers its snapshot
-   state under "virtio-<kind><n>" (n counts devices of that kind in creation
-   order, so a restoring process must create devices in the same order).
+   state under "virtio-<kind><n>" (n counts this VM's devices of that kind
+   in creation order, so a restoring process must create them in the same
+   order).
    All return 0, or -1 with `err` set naming the file, tap or device.
 
    The device lives as long as the VM (the process); nothing to free. */

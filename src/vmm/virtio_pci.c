@@ -806,23 +806,23 @@ static const struct pci_device_ops virtio_pci_ops = {
   .bar_moved = bar_moved,
 };
 
-unsigned
-virtio_next_index (const char *kind)
+/* Names the device "virtio-<kind><n>", n counting the devices of that kind
+   already on this VM, and registers its snapshot state under that name:
+   the VM's persist registry refuses duplicates, so the first free n wins.
+   A restoring process that builds the same devices in the same order gets
+   the same names. */
+static int
+name_and_register (struct virtio_device *dev, cl_error_t *err)
 {
-  /* One VM per process: a per-kind counter gives stable snapshot ids. */
-  static struct
-  {
-    const char *kind;
-    unsigned n;
-  } counters[8];
-  for (unsigned i = 0; i < 8; i++)
+  for (unsigned n = 0; n < 64; n++)
     {
-      if (counters[i].kind == NULL)
-        counters[i].kind = kind;
-      if (strcmp (counters[i].kind, kind) == 0)
-        return counters[i].n++;
+      cl_error_t dup = NULL;
+      snprintf (dev->name, sizeof dev->name, "virtio-%s%u", dev->ops->kind, n);
+      if (vm_persist_register (dev->vm, dev->name, &virtio_persist_ops, dev, &dup) == 0)
+        return 0;
+      cl_error_release (&dup);
     }
-  return 0;
+  return cl_error_make (err, 0, "virtio-%s: too many devices of this kind", dev->ops->kind);
 }
 
 static void
@@ -893,8 +893,9 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
   const struct virtio_device_ops *ops = dev->ops;
 
   dev->vm = vm;
-  snprintf (dev->name, sizeof dev->name, "virtio-%s%u", ops->kind, virtio_next_index (ops->kind));
   pthread_mutex_init (&dev->lock, NULL);
+  if (name_and_register (dev, err) < 0)
+    return -1;
   if (ops->num_queues > VIRTIO_MAX_QUEUES || dev->config_size > REGION_DEVICE_MAX)
     return cl_error_make (err, 0, "%s: too many queues or too large a config", dev->name);
 
@@ -941,7 +942,5 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
       if (vm_event_add (vm, dev->queues[q].kick_fd, EPOLLIN, on_kick, &dev->queues[q], err) < 0)
         return cl_error_wrap (err, "%s", dev->name);
     }
-  if (vm_persist_register (vm, dev->name, &virtio_persist_ops, dev, err) < 0)
-    return cl_error_wrap (err, "%s", dev->name);
   return 0;
 }

@@ -147,7 +147,4 @@ virtio_device_running (const struct virtio_device *dev)
   return (dev->status & VIRTIO_STATUS_DRIVER_OK) && !(dev->status & VIRTIO_STATUS_NEEDS_RESET);
 }
 
-/* A per-kind counter for names: "virtio-<kind><n>". */
-unsigned virtio_next_index (const char *kind);
-
 #endif
