@@ -33,6 +33,7 @@ cl_vmm_config_init (struct cl_vmm_config *cfg)
   cfg->console = CL_VMM_CONSOLE_SERIAL;
   cfg->console_in_fd = 0;
   cfg->console_out_fd = 1;
+  cfg->ready_fd = -1;
 }
 
 int
@@ -308,6 +309,10 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
+  if (user_cfg->ready_fd >= 0 && cl_write_all (user_cfg->ready_fd, "R", 1) < 0)
+    {
+      /* the caller stopped listening: not the guest's problem */
+    }
   vm_vcpus_join (m.vm);
   ret = vmm_result (&m, err);
 

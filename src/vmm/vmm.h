@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header's cl_vmm_config has api_socket (and ready_fd). */
+#define CLOISON_VMM_HAS_API 1
+#define CLOISON_VMM_HAS_READY_FD 1
+
 #define CL_VMM_DEFAULT_MEMORY (256ULL << 20)
 #define CL_VMM_MIN_MEMORY (16ULL << 20)
 #define CL_VMM_MAX_CPUS 32
@@ -57,8 +61,10 @@ struct cl_vmm_config
   int console_in_fd;        /* -1: none; default 0 */
   int console_out_fd;       /* default 1 */
   const char *api_socket;   /* Unix socket path for the HTTP API, NULL: none */
+  int ready_fd;             /* -1: none; else one byte 'R' is written to it
+                               once the vCPUs run (API socket listening) */
   const char *restore_dir;  /* resume a snapshot: the machine comes from
-                               DIR/config.json, the fields above except the
+                               DIR/state.json, the fields above except the
                                console and api_socket are ignored */
 };
 
