@@ -30,19 +30,32 @@ rtc_read (struct rtc *r, uint8_t reg)
   gmtime_r (&now, &tm);
   switch (reg)
     {
-    case 0x00: return bcd (tm.tm_sec);
-    case 0x02: return bcd (tm.tm_min);
-    case 0x04: return bcd (tm.tm_hour);
-    case 0x06: return bcd (tm.tm_wday + 1);
-    case 0x07: return bcd (tm.tm_mday);
-    case 0x08: return bcd (tm.tm_mon + 1);
-    case 0x09: return bcd (tm.tm_year % 100);
-    case 0x32: return bcd ((tm.tm_year + 1900) / 100);
-    case 0x0A: return 0x26;        /* no update in progress, 32.768 kHz */
-    case 0x0B: return 0x02;        /* 24-hour, BCD */
-    case 0x0C: return 0x00;
-    case 0x0D: return 0x80;        /* battery good */
-    default: return r->cmos[reg];
+    case 0x00:
+      return bcd (tm.tm_sec);
+    case 0x02:
+      return bcd (tm.tm_min);
+    case 0x04:
+      return bcd (tm.tm_hour);
+    case 0x06:
+      return bcd (tm.tm_wday + 1);
+    case 0x07:
+      return bcd (tm.tm_mday);
+    case 0x08:
+      return bcd (tm.tm_mon + 1);
+    case 0x09:
+      return bcd (tm.tm_year % 100);
+    case 0x32:
+      return bcd ((tm.tm_year + 1900) / 100);
+    case 0x0A:
+      return 0x26; /* no update in progress, 32.768 kHz */
+    case 0x0B:
+      return 0x02; /* 24-hour, BCD */
+    case 0x0C:
+      return 0x00;
+    case 0x0D:
+      return 0x80; /* battery good */
+    default:
+      return r->cmos[reg];
     }
 }
 

@@ -1,7 +1,7 @@
 /* After set-up the VMM only runs vCPUs, the I/O thread and the API: a
    seccomp allow-list (libseccomp) with no_new_privs, for every thread
-   (TSYNC), and a stricter one stacked in each vCPU thread.  CLOISON_VMM_SECCOMP=log reports instead of killing (to find a
-   missing syscall), =off disables it. */
+   (TSYNC), and a stricter one stacked in each vCPU thread.  CLOISON_VMM_SECCOMP=log reports instead
+   of killing (to find a missing syscall), =off disables it. */
 #include "vmm/vmm_internal.h"
 
 #include <errno.h>
@@ -13,32 +13,104 @@
 
 static const char *const allowed[] = {
   /* I/O */
-  "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
-  "pwritev2", "lseek", "close", "fsync", "fdatasync", "fallocate", "ioctl", "fcntl",
+  "read",
+  "write",
+  "readv",
+  "writev",
+  "pread64",
+  "pwrite64",
+  "preadv",
+  "pwritev",
+  "preadv2",
+  "pwritev2",
+  "lseek",
+  "close",
+  "fsync",
+  "fdatasync",
+  "fallocate",
+  "ioctl",
+  "fcntl",
   /* event loop, threads, memory, time, signals */
-  "epoll_wait", "epoll_pwait", "epoll_ctl", "eventfd2", "poll", "ppoll", "futex",
-  "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "rt_sigreturn", "rt_sigprocmask",
-  "rt_sigaction", "tgkill", "getpid", "gettid", "exit", "exit_group", "clock_gettime",
-  "clock_nanosleep", "nanosleep", "sched_yield", "set_robust_list", "rseq", "getrandom",
-  "restart_syscall", "seccomp" /* only ever adds filters */, "timerfd_create", "timerfd_settime", "timerfd_gettime", "sched_getaffinity",
+  "epoll_wait",
+  "epoll_pwait",
+  "epoll_ctl",
+  "eventfd2",
+  "poll",
+  "ppoll",
+  "futex",
+  "mmap",
+  "munmap",
+  "mprotect",
+  "madvise",
+  "mremap",
+  "brk",
+  "rt_sigreturn",
+  "rt_sigprocmask",
+  "rt_sigaction",
+  "tgkill",
+  "getpid",
+  "gettid",
+  "exit",
+  "exit_group",
+  "clock_gettime",
+  "clock_nanosleep",
+  "nanosleep",
+  "sched_yield",
+  "set_robust_list",
+  "rseq",
+  "getrandom",
+  "restart_syscall",
+  "seccomp" /* only ever adds filters */,
+  "timerfd_create",
+  "timerfd_settime",
+  "timerfd_gettime",
+  "sched_getaffinity",
   /* API socket */
-  "accept", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown", "getsockopt",
-  "setsockopt", "getsockname", "getpeername",
+  "accept",
+  "accept4",
+  "recvfrom",
+  "sendto",
+  "recvmsg",
+  "sendmsg",
+  "shutdown",
+  "getsockopt",
+  "setsockopt",
+  "getsockname",
+  "getpeername",
   /* snapshot files */
-  "openat", "open", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
-  "newfstatat", "fstat", "stat", "lstat", "statx", "ftruncate", "access", "faccessat",
-  "faccessat2", "getdents64", "umask",
+  "openat",
+  "open",
+  "mkdir",
+  "mkdirat",
+  "rename",
+  "renameat",
+  "renameat2",
+  "unlink",
+  "unlinkat",
+  "newfstatat",
+  "fstat",
+  "stat",
+  "lstat",
+  "statx",
+  "ftruncate",
+  "access",
+  "faccessat",
+  "faccessat2",
+  "getdents64",
+  "umask",
   /* asynchronous block I/O, if a device uses it */
-  "io_uring_enter", "io_uring_register",
+  "io_uring_enter",
+  "io_uring_register",
 };
 
 /* Stacked on the filter above in each vCPU thread: a vCPU only runs guest
    code and device register handlers, so it never opens files, builds
    sockets or starts threads (the I/O thread and the API do that). */
 static const char *const vcpu_denied[] = {
-  "open", "openat", "openat2", "creat", "socket", "socketpair", "connect", "accept", "accept4",
-  "bind", "listen", "clone", "clone3", "mkdir", "mkdirat", "rename", "renameat", "renameat2",
-  "unlink", "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
+  "open",    "openat",   "openat2",   "creat",     "socket",         "socketpair",
+  "connect", "accept",   "accept4",   "bind",      "listen",         "clone",
+  "clone3",  "mkdir",    "mkdirat",   "rename",    "renameat",       "renameat2",
+  "unlink",  "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
 };
 
 int

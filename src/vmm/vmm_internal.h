@@ -30,10 +30,10 @@ struct vmm
 };
 
 /* config.c: the machine part of a config as JSON, and back.  Strings of
-   *out point into `json` (keep it alive). */
+ *out point into `json` (keep it alive). */
 json_t *vmm_config_to_json (const struct cl_vmm_config *cfg);
-int vmm_config_from_json (json_t *json, const struct cl_vmm_config *user,
-                          struct cl_vmm_config *out, cl_error_t *err);
+int vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
+                          cl_error_t *err);
 void vmm_config_free_arrays (struct cl_vmm_config *cfg);
 
 /* snapshot.c */
