@@ -15,7 +15,7 @@ import lab as lab_module
 
 VMM_KIND = os.environ.get("CLOISON_LAB_VMM", "cloison")
 BUILD_VMM = os.path.join(lab_module.ROOT, "build", "src", "cli", "cloison-vmm")
-RUN_TIMEOUT = 25          # seconds per monitor run (QEMU pc boots in ~4 s here)
+RUN_TIMEOUT = 40          # seconds per monitor run (a boot takes 4-15 s here, by load)
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 NET_HOST, NET_GUEST = "10.77.0.1", "10.77.0.2"   # exists only inside the lab
 COUNT_TO = 40
