@@ -428,3 +428,25 @@ def test_personality_linux32(rt, bundle):
         cfg["linux"]["personality"] = {"domain": "LINUX32"}
     b = bundle(args=["uname", "-m"], config_edit=edit)
     assert rt("run", "--bundle", b, unique_id()).stdout.strip() in ("i686", "i386")
+
+
+def test_foreground_terminal_proxied(rt, bundle):
+    """run and exec with a terminal but no console socket: the runtime
+    copies between its own stdio and the container's pty."""
+    def edit(cfg):
+        cfg["process"]["terminal"] = True
+    b = bundle(args=["sh", "-c", "tty; echo run-ok"], config_edit=edit)
+    cid = unique_id()
+    cmd = "%s --root %s run --bundle %s %s" % (rt.bin, rt.root, b, cid)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0 and "/dev/pts/0" in p.stdout and "run-ok" in p.stdout, p.stdout
+    b2 = bundle(args=["sleep", "30"], name="second")
+    try:
+        rt("run", "--detach", "--bundle", b2, cid)
+        cmd = "%s --root %s exec --tty %s sh -c 'tty; echo exec-ok'" % (rt.bin, rt.root, cid)
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        assert p.returncode == 0 and "/dev/pts/" in p.stdout and "exec-ok" in p.stdout, p.stdout
+    finally:
+        rt.cleanup(cid)
