@@ -450,3 +450,13 @@ def test_foreground_terminal_proxied(rt, bundle):
         assert p.returncode == 0 and "/dev/pts/" in p.stdout and "exec-ok" in p.stdout, p.stdout
     finally:
         rt.cleanup(cid)
+
+
+def test_one_mib_memory_limit(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["resources"]["memory"] = {"limit": 1 << 20}
+        cfg["linux"]["resources"]["pids"] = {"limit": 10}
+    b = bundle(args=["/bin/true"], config_edit=edit)
+    cid = unique_id()
+    assert rt("run", "--bundle", b, cid).returncode == 0
+    assert_nothing_left(rt, cid, b)
