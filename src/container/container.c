@@ -714,6 +714,18 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   const char *status;
   int r = -1;
 
+  if (force)
+    {
+      /* Already gone (or a create aborted before its state was written):
+         nothing to stop; remove what is left, as runc does. */
+      cleanup_free char *dir = NULL, *file = NULL;
+      if (cl_validate_name (id, "container id", err) < 0)
+        return -1;
+      dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+      file = cl_strdup_printf ("%s/state.json", dir);
+      if (access (file, F_OK) < 0 && errno == ENOENT)
+        return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
+    }
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
                 &status, &cg, err) < 0)
     return -1;

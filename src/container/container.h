@@ -57,7 +57,8 @@ int cl_container_list (const char *root, json_t **out, cl_error_t *err);
 /* Signals the init, or (all) every process of the container. */
 int cl_container_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);
 /* Removes a stopped (or, with force, any: killed first) container: its
-   processes, cgroup, state directory, and runs poststop hooks. */
+   processes, cgroup, state directory, and runs poststop hooks.  With
+   force, a container that does not exist is not an error. */
 int cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err);
 int cl_container_pause (const char *root, const char *id, cl_error_t *err);
 int cl_container_resume (const char *root, const char *id, cl_error_t *err);

@@ -460,3 +460,11 @@ def test_one_mib_memory_limit(rt, bundle):
     cid = unique_id()
     assert rt("run", "--bundle", b, cid).returncode == 0
     assert_nothing_left(rt, cid, b)
+
+
+def test_force_delete_of_missing_or_aborted_container(rt):
+    assert rt("delete", "--force", "never-created").returncode == 0
+    os.makedirs(os.path.join(rt.root, "half-made"))  # a create that died before its state
+    assert rt("delete", "--force", "half-made").returncode == 0
+    assert not os.path.exists(os.path.join(rt.root, "half-made"))
+    assert rt("delete", "never-created", check=False).returncode != 0
