@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -845,6 +846,89 @@ test_cgroup_mount (void **state)
   assert_int_equal (in_child (child_mount), 0);
 }
 
+/* Compiled filters come back from the cache only for the very same
+   profile, from a private directory; a cached program loads and works. */
+static const char *cached_profile
+    = "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"uname\"], "
+      "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 18}]}";
+static struct cl_seccomp_program *cached_prog;
+
+static int
+child_load_cached (void)
+{
+  cl_error_t err = NULL;
+  struct utsname u;
+  int fd;
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (cl_seccomp_load_program (cached_prog, &fd, &err) < 0)
+    return 10;
+  return uname (&u) < 0 && errno == EXDEV ? 0 : 11;
+}
+
+static size_t
+count_files (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  size_t n = 0;
+  if (d == NULL)
+    return 0;
+  while ((de = readdir (d)))
+    n += de->d_name[0] != '.';
+  closedir (d);
+  return n;
+}
+
+static void
+test_seccomp_cache (void **state)
+{
+  char base[] = "/tmp/limits-sccache-XXXXXX";
+  char *dir, *open_dir;
+  json_t *sc = parse (cached_profile), *other;
+  struct cl_seccomp_program *first = NULL, *other_prog = NULL;
+  cl_error_t err = NULL;
+  (void) state;
+
+  assert_non_null (mkdtemp (base));
+  dir = cl_strdup_printf ("%s/cache", base);
+  assert_int_equal (cl_seccomp_compile (sc, dir, &first, &err), 0);
+  assert_int_equal (count_files (dir), 1);
+  assert_int_equal (cl_seccomp_compile (sc, dir, &cached_prog, &err), 0);
+  assert_int_equal (count_files (dir), 1);
+  assert_int_equal (in_child (child_load_cached), 0);
+
+  /* Another profile: another entry, never the first one's program. */
+  other = parse ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": "
+                 "[\"uname\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 19}]}");
+  assert_int_equal (cl_seccomp_compile (other, dir, &other_prog, &err), 0);
+  assert_int_equal (count_files (dir), 2);
+  cl_seccomp_program_free (other_prog);
+
+  /* A directory others can write is not used. */
+  open_dir = cl_strdup_printf ("%s/open", base);
+  assert_int_equal (mkdir (open_dir, 0777), 0);
+  assert_int_equal (chmod (open_dir, 0777), 0);
+  assert_int_equal (cl_seccomp_compile (sc, open_dir, &other_prog, &err), 0);
+  assert_int_equal (count_files (open_dir), 0);
+  cl_seccomp_program_free (other_prog);
+
+  /* Bad profiles fail the same way as without a cache. */
+  json_decref (other);
+  other = parse ("{\"defaultAction\": \"SCMP_ACT_NOPE\"}");
+  assert_true (cl_seccomp_compile (other, dir, &other_prog, &err) < 0);
+  assert_non_null (strstr (err->msg, "linux.seccomp.defaultAction: unknown action"));
+  cl_error_release (&err);
+
+  cl_seccomp_program_free (first);
+  cl_seccomp_program_free (cached_prog);
+  cached_prog = NULL;
+  json_decref (sc);
+  json_decref (other);
+  assert_int_equal (cl_rm_rf (base, &err), 0);
+  free (dir);
+  free (open_dir);
+}
+
 static int
 need_root (void **state)
 {
@@ -871,6 +955,7 @@ main (void)
     cmocka_unit_test_setup (test_cgroup_devices_enforced, need_root),
     cmocka_unit_test_setup (test_seccomp_notify, need_root),
     cmocka_unit_test_setup (test_cgroup_mount, need_root),
+    cmocka_unit_test_setup (test_seccomp_cache, need_root),
   };
   return cmocka_run_group_tests_name ("limits", tests, NULL, NULL);
 }
