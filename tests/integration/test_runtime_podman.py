@@ -79,10 +79,17 @@ def podman(busybox_rootfs):
         shutil.rmtree(work, ignore_errors=True)
 
 
+V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")  # a cgroup2-only host
+V2_NAMES = {"memory.limit_in_bytes": "memory.max", "pids.max": "pids.max"}
+
+
 def cgroup_file(pid, controller, name):
+    """A cgroup file of `pid`, by its v1 name (mapped on a v2 host)."""
     with open("/proc/%d/cgroup" % pid) as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if V2 and ctrls == "":
+                return open(os.path.join("/sys/fs/cgroup", path.lstrip("/"), V2_NAMES[name])).read().strip()
             if controller in ctrls.split(","):
                 return open(os.path.join("/sys/fs/cgroup", controller, path.lstrip("/"), name)).read().strip()
     raise AssertionError("no %s cgroup for pid %d" % (controller, pid))
@@ -114,10 +121,9 @@ def test_podman_detach_exec_stop_rm_limits_ps(podman):
         assert cgroup_file(pid, "pids", "pids.max") == "50"
         # Inside, without a cgroup namespace, /sys/fs/cgroup shows the
         # container's own cgroups (as with runc), not the host's roots.
-        if os.path.isdir("/sys/fs/cgroup/memory"):
-            inside = podman("exec", name, "cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes",
-                            "/sys/fs/cgroup/pids/pids.max").stdout.split()
-            assert inside == [str(64 << 20), "50"]
+        files = (["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"] if V2 else
+                 ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max"])
+        assert podman("exec", name, "cat", *files).stdout.split() == [str(64 << 20), "50"]
         assert "sleep 100" in podman("top", name).stdout
         podman("pause", name)
         assert "Paused" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
