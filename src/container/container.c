@@ -93,6 +93,13 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 
   if (json_array_size (maps) == 0)
     return 0;
+  /* Unprivileged, a gid map may only be written once setgroups is off. */
+  if (strcmp (file, "gid_map") == 0 && geteuid () != 0)
+    {
+      cleanup_free char *sg = cl_strdup_printf ("/proc/%d/setgroups", pid);
+      if (cl_write_file (sg, "deny", 4, 0, err) < 0)
+        return cl_error_wrap (err, "linux.gidMappings");
+    }
   json_array_foreach (maps, i, m)
   {
     int n = snprintf (buf + len, sizeof buf - len, "%lld %lld %lld\n",
@@ -223,6 +230,21 @@ clone_flags (json_t *linux_obj)
   return flags & ~(CLONE_NEWCGROUP | CLONE_NEWTIME);
 }
 
+/* Resources other than device rules (which a rootless container cannot
+   have enforced anyway). */
+static bool
+wants_limits (json_t *linux_obj)
+{
+  json_t *res = json_object_get (linux_obj, "resources"), *v;
+  const char *key;
+  json_object_foreach (res, key, v)
+  {
+    if (strcmp (key, "devices") != 0)
+      return true;
+  }
+  return false;
+}
+
 static int
 create_common (const char *root, const char *id, const struct cl_container_create_opts *opts,
                bool for_run, struct created *c, cl_error_t *err)
@@ -295,8 +317,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
      it on its own (see init.h). */
   cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
   if (cl_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
-    goto fail;
-  cg_saved = cl_cgroup_save (c->cg);
+    {
+      /* Rootless, as runc: without permission on the cgroup tree and
+         without limits to apply, run without a cgroup of our own. */
+      if (geteuid () == 0 || ((*err)->status != EACCES && (*err)->status != EPERM
+                              && (*err)->status != EROFS)
+          || wants_limits (linux_obj))
+        goto fail;
+      cl_debug ("rootless: no cgroup: %s", (*err)->msg);
+      cl_error_release (err);
+      c->cg = NULL;
+    }
+  cg_saved = c->cg ? cl_cgroup_save (c->cg) : NULL;
   join = cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
   flags = clone_flags (linux_obj);
   cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);

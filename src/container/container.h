@@ -1,6 +1,7 @@
 /* The container engine's public API: what `cloison-runtime` (the OCI CLI)
    and the manager call.  Every call takes the state root (the runtime's
-   `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT) where each container keeps
+   `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT, or for a non-root caller
+   $XDG_RUNTIME_DIR/cloison-runtime) where each container keeps
    <root>/<id>/state.json.
 
    Process model: `create` forks the container's init, which prepares

@@ -804,6 +804,7 @@ wait_go (struct init_ctx *c, cl_error_t *err)
   if (sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
     return -1;
   c->have_go = true;
+  prctl (PR_SET_DUMPABLE, 0);
   json_array_foreach (ns, i, v)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
@@ -913,7 +914,10 @@ init_run (struct init_args *a)
   /* Until `create` returns, the init dies with the runtime; and no
      process of the container may open our /proc/PID/exe meanwhile. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_DUMPABLE, 0);
+  /* An unprivileged runtime must still write our uid/gid maps (it owns
+     our /proc files only while we are dumpable): later then. */
+  if (!(a->ns_new & CLONE_NEWUSER))
+    prctl (PR_SET_DUMPABLE, 0);
   c.linux_obj = json_object_get (a->config, "linux");
   if (init_setup (&c, &exe, &ps, &err) < 0)
     sync_fail (a->sync_fd, &err);

@@ -670,6 +670,42 @@ static const char default_spec[] = "{"
   "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
   "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
 
+/* As runc's rootless spec: the host's /sys bound read-only (sysfs and
+   cgroup cannot be mounted from a user namespace without its own network
+   namespace), and devpts without gid=5 (unmapped). */
+static void
+rootless_mounts (json_t *mounts)
+{
+  size_t i;
+  json_t *m;
+
+  for (i = json_array_size (mounts); i-- > 0;)
+    {
+      const char *dest;
+      m = json_array_get (mounts, i);
+      dest = json_string_value (json_object_get (m, "destination"));
+      if (strcmp (dest, "/sys/fs/cgroup") == 0)
+        json_array_remove (mounts, i);
+      else if (strcmp (dest, "/sys") == 0)
+        json_array_set_new (mounts, i,
+                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type", "none",
+                                       "source", "/sys", "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+      else if (strcmp (dest, "/dev/pts") == 0)
+        {
+          json_t *opts = json_object_get (m, "options"), *o;
+          size_t j;
+          json_array_foreach (opts, j, o)
+          {
+            if (strcmp (json_string_value (o), "gid=5") == 0)
+              {
+                json_array_remove (opts, j);
+                break;
+              }
+          }
+        }
+    }
+}
+
 json_t *
 spec_default (bool rootless)
 {
@@ -686,6 +722,7 @@ spec_default (bool rootless)
       map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
       json_object_set_new (linux_obj, "gidMappings", map);
       json_object_del (linux_obj, "resources");
+      rootless_mounts (json_object_get (spec, "mounts"));
     }
   return spec;
 }
