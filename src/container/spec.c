@@ -549,6 +549,38 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   return 0;
 }
 
+/* Only sysctls that belong to one of the container's namespaces: any
+   other would change the host (as runc). */
+static int
+check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
+{
+  static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                                     "kernel.shm_rmid_forced", NULL };
+  if (strncmp (key, "net.", 4) == 0)
+    {
+      if (ns_flags & CLONE_NEWNET)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `network` namespace of its own");
+    }
+  if (strcmp (key, "kernel.hostname") == 0 || strcmp (key, "kernel.domainname") == 0)
+    {
+      if (ns_flags & CLONE_NEWUTS)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `uts` namespace");
+    }
+  for (size_t i = 0; ipc[i]; i++)
+    if (strcmp (key, ipc[i]) == 0)
+      goto ipc_ns;
+  if (strncmp (key, "fs.mqueue.", 10) == 0)
+    goto ipc_ns;
+  return field_error ("linux.sysctl", key, err, "%s", "not namespaced: setting it would change the host");
+ipc_ns:
+  if (ns_flags & CLONE_NEWIPC)
+    return 0;
+  return field_error ("linux.sysctl", key, err, "%s", "needs an `ipc` namespace");
+}
+
 int
 spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
 {
@@ -617,6 +649,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "expected a string");
     if (strstr (key, "..") || strchr (key, '/') == key)
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
+    if (check_sysctl_namespaced (key, ns_flags, err) < 0)
+      return -1;
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;

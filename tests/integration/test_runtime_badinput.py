@@ -54,6 +54,8 @@ CASES = {
     "idmapped_mount": (lambda c: c["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
                                                      "options": ["bind"], "uidMappings": []}),
                        "idmapped mounts are not supported"),
+    "host_sysctl": (lambda c: set_path(c, ["linux", "sysctl"], {"vm.swappiness": "10"}),
+                    "linux.sysctl.vm.swappiness: not namespaced"),
     "relative_cwd": (lambda c: set_path(c, ["process", "cwd"], "tmp"),
                      "process.cwd: must be an absolute path"),
     "missing_rootfs": (lambda c: set_path(c, ["root", "path"], "/nonexistent-cloison-rootfs"),
