@@ -101,12 +101,14 @@ json_t *cl_container_features (void);
 /* "SIGKILL", "KILL", "9" -> signal number. */
 int cl_container_parse_signal (const char *s, int *signo, cl_error_t *err);
 
-/* CVE-2019-5736: re-executes the calling program from a sealed memfd
+/* CVE-2019-5736: re-executes the calling program from a file that cannot
+   be written (a read-only bind mount of itself made in a private mount
+   namespace, which the new image leaves at once; else a sealed memfd),
    unless it already runs from one, so that a container process can never
    reach (and overwrite) the binary on the host through /proc/PID/exe.
    Call first thing in main() of any program that creates containers.
-   Returns 0 when already sealed; on success of the re-exec it does not
-   return. */
+   Returns 0 when already protected; on success of the re-exec it does
+   not return. */
 int cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err);
 
 #endif
