@@ -296,7 +296,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   if (!for_run)
     {
       fifo = cl_strdup_printf ("%s/exec.fifo", c->st.dir);
-      if (mkfifo (fifo, 0600) < 0)
+      /* Writable by all: the init reopens it after switching to the
+         process's user (the 0700 state dir keeps others out). */
+      if (mkfifo (fifo, 0622) < 0 || chmod (fifo, 0622) < 0)
         {
           cl_error_errno (err, "mkfifo `%s`", fifo);
           goto fail;

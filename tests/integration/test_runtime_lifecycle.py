@@ -468,3 +468,17 @@ def test_force_delete_of_missing_or_aborted_container(rt):
     assert rt("delete", "--force", "half-made").returncode == 0
     assert not os.path.exists(os.path.join(rt.root, "half-made"))
     assert rt("delete", "never-created", check=False).returncode != 0
+
+
+def test_create_start_as_unprivileged_user(rt, bundle):
+    """The init reopens exec.fifo after switching to the process's user."""
+    def edit(cfg):
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = bundle(args=["sleep", "30"], config_edit=edit)
+    cid = unique_id()
+    try:
+        rt("create", "--bundle", b, cid)
+        rt("start", cid)
+        wait_status(rt, cid, "running")
+    finally:
+        rt.cleanup(cid)
