@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -551,20 +552,31 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
 
 /* Signals during a foreground run/exec go to the container's process. */
 static volatile pid_t forward_pid;
+static volatile int forward_master = -1;
 
 static void
 forward_signal (int sig)
 {
+  struct winsize ws;
+  /* A terminal we proxy: its size follows ours (the kernel then signals
+     the container's foreground group itself). */
+  if (sig == SIGWINCH && forward_master >= 0)
+    {
+      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
+        ioctl (forward_master, TIOCSWINSZ, &ws);
+      return;
+    }
   if (forward_pid > 0)
     kill (forward_pid, sig);
 }
 
 void
-engine_set_forwarding (pid_t pid, bool on)
+engine_set_forwarding (pid_t pid, int master, bool on)
 {
   static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
   struct sigaction sa = { .sa_handler = on ? forward_signal : SIG_DFL, .sa_flags = SA_RESTART };
   forward_pid = pid;
+  forward_master = on ? master : -1;
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     sigaction (sigs[i], &sa, NULL);
 }
@@ -606,13 +618,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
       created_release (&c);
       return 0;
     }
-  engine_set_forwarding (c.st.pid, true);
+  engine_set_forwarding (c.st.pid, c.master, true);
   if (c.master >= 0)
     console_proxy (c.master);
   cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
   status = engine_wait_exit_status (c.st.pid);
   cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
-  engine_set_forwarding (0, false);
+  engine_set_forwarding (0, -1, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
   cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);

@@ -296,11 +296,11 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
     goto fail;
   if (!opts->detach)
     {
-      engine_set_forwarding (pid, true);
+      engine_set_forwarding (pid, master, true);
       if (master >= 0)
         console_proxy (master);
       *exit_status = engine_wait_exit_status (pid);
-      engine_set_forwarding (0, false);
+      engine_set_forwarding (0, -1, false);
     }
   r = 0;
   goto out;
