@@ -736,7 +736,7 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "cannot signal it", &st, &status, &cg, err) < 0)
+  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st, &status, &cg, err) < 0)
     return -1;
   if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
     goto out;

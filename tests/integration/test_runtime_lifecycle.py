@@ -101,6 +101,9 @@ def test_create_start_state_kill_delete(rt, bundle, tmp_path):
         assert p.returncode != 0 and "running" in p.stderr
         rt("kill", cid, "KILL")
         wait_status(rt, cid, "stopped")
+        # containerd's shim recognises this wording as "already finished".
+        p = rt("kill", cid, "KILL", check=False)
+        assert p.returncode != 0 and "container not running" in p.stderr
         rt("delete", cid)
         assert_nothing_left(rt, cid, b)
     finally:
