@@ -81,8 +81,10 @@ exec_process (struct container_state *st, const struct cl_container_exec_opts *o
     }
   if (opts->tty)
     json_object_set_new (p, "terminal", json_true ());
-  if (spec_validate_process (p, opts->process_file ? opts->process_file : "process", err) < 0)
+  if (spec_validate_process (p, "process", err) < 0)
     {
+      if (opts->process_file)
+        cl_error_wrap (err, "`%s`", opts->process_file);
       json_decref (p);
       return -1;
     }
