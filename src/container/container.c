@@ -371,11 +371,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
         goto fail;
     }
-  if (sync_send (c->sync_fd, SYNC_GO, 0, NULL) < 0)
-    {
-      cl_error_errno (err, "sync with the container init");
-      goto fail;
-    }
+  /* The init may already have failed (it does not wait for GO to build
+     the root): its message is read below either way. */
+  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
   for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
