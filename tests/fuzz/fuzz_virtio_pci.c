@@ -4,7 +4,9 @@
    rings and requests, I/O-thread rounds) played against virtio-blk,
    virtio-rng and virtio-console on a fake VM.  Whatever the guest does,
    the VMM must not crash, hang or touch memory it does not own. */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include "../unit/virtio/fake_vm.h"
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
@@ -91,8 +93,8 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             if (off + len > 256)
               break;
             for (unsigned i = 0; i < len; i++)
-              dev->cfg[off + i]
-                  = (dev->cfg[off + i] & ~dev->wmask[off + i]) | ((v >> (8 * i)) & dev->wmask[off + i]);
+              dev->cfg[off + i] = (dev->cfg[off + i] & ~dev->wmask[off + i])
+                                  | ((v >> (8 * i)) & dev->wmask[off + i]);
             dev->ops->cfg_write (dev, off, len);
             break;
           }
