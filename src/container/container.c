@@ -27,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -93,6 +94,13 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 
   if (json_array_size (maps) == 0)
     return 0;
+  /* Unprivileged, a gid map may only be written once setgroups is off. */
+  if (strcmp (file, "gid_map") == 0 && geteuid () != 0)
+    {
+      cleanup_free char *sg = cl_strdup_printf ("/proc/%d/setgroups", pid);
+      if (cl_write_file (sg, "deny", 4, 0, err) < 0)
+        return cl_error_wrap (err, "linux.gidMappings");
+    }
   json_array_foreach (maps, i, m)
   {
     int n = snprintf (buf + len, sizeof buf - len, "%lld %lld %lld\n",
@@ -223,6 +231,21 @@ clone_flags (json_t *linux_obj)
   return flags & ~(CLONE_NEWCGROUP | CLONE_NEWTIME);
 }
 
+/* Resources other than device rules (which a rootless container cannot
+   have enforced anyway). */
+static bool
+wants_limits (json_t *linux_obj)
+{
+  json_t *res = json_object_get (linux_obj, "resources"), *v;
+  const char *key;
+  json_object_foreach (res, key, v)
+  {
+    if (strcmp (key, "devices") != 0)
+      return true;
+  }
+  return false;
+}
+
 static int
 create_common (const char *root, const char *id, const struct cl_container_create_opts *opts,
                bool for_run, struct created *c, cl_error_t *err)
@@ -274,7 +297,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   if (!for_run)
     {
       fifo = cl_strdup_printf ("%s/exec.fifo", c->st.dir);
-      if (mkfifo (fifo, 0600) < 0)
+      /* Writable by all: the init reopens it after switching to the
+         process's user (the 0700 state dir keeps others out). */
+      if (mkfifo (fifo, 0622) < 0 || chmod (fifo, 0622) < 0)
         {
           cl_error_errno (err, "mkfifo `%s`", fifo);
           goto fail;
@@ -295,8 +320,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
      it on its own (see init.h). */
   cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
   if (cl_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
-    goto fail;
-  cg_saved = cl_cgroup_save (c->cg);
+    {
+      /* Rootless, as runc: without permission on the cgroup tree and
+         without limits to apply, run without a cgroup of our own. */
+      if (geteuid () == 0 || ((*err)->status != EACCES && (*err)->status != EPERM
+                              && (*err)->status != EROFS)
+          || wants_limits (linux_obj))
+        goto fail;
+      cl_debug ("rootless: no cgroup: %s", (*err)->msg);
+      cl_error_release (err);
+      c->cg = NULL;
+    }
+  cg_saved = c->cg ? cl_cgroup_save (c->cg) : NULL;
   join = cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
   flags = clone_flags (linux_obj);
   cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
@@ -336,11 +371,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
         goto fail;
     }
-  if (sync_send (c->sync_fd, SYNC_GO, 0, NULL) < 0)
-    {
-      cl_error_errno (err, "sync with the container init");
-      goto fail;
-    }
+  /* The init may already have failed (it does not wait for GO to build
+     the root): its message is read below either way. */
+  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
   for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
@@ -517,20 +550,31 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
 
 /* Signals during a foreground run/exec go to the container's process. */
 static volatile pid_t forward_pid;
+static volatile int forward_master = -1;
 
 static void
 forward_signal (int sig)
 {
+  struct winsize ws;
+  /* A terminal we proxy: its size follows ours (the kernel then signals
+     the container's foreground group itself). */
+  if (sig == SIGWINCH && forward_master >= 0)
+    {
+      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
+        ioctl (forward_master, TIOCSWINSZ, &ws);
+      return;
+    }
   if (forward_pid > 0)
     kill (forward_pid, sig);
 }
 
 void
-engine_set_forwarding (pid_t pid, bool on)
+engine_set_forwarding (pid_t pid, int master, bool on)
 {
   static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
   struct sigaction sa = { .sa_handler = on ? forward_signal : SIG_DFL, .sa_flags = SA_RESTART };
   forward_pid = pid;
+  forward_master = on ? master : -1;
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     sigaction (sigs[i], &sa, NULL);
 }
@@ -572,13 +616,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
       created_release (&c);
       return 0;
     }
-  engine_set_forwarding (c.st.pid, true);
+  engine_set_forwarding (c.st.pid, c.master, true);
   if (c.master >= 0)
     console_proxy (c.master);
   cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
   status = engine_wait_exit_status (c.st.pid);
   cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
-  engine_set_forwarding (0, false);
+  engine_set_forwarding (0, -1, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
   cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);
@@ -690,7 +734,7 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "cannot signal it", &st, &status, &cg, err) < 0)
+  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st, &status, &cg, err) < 0)
     return -1;
   if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
@@ -714,6 +758,18 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   const char *status;
   int r = -1;
 
+  if (force)
+    {
+      /* Already gone (or a create aborted before its state was written):
+         nothing to stop; remove what is left, as runc does. */
+      cleanup_free char *dir = NULL, *file = NULL;
+      if (cl_validate_name (id, "container id", err) < 0)
+        return -1;
+      dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+      file = cl_strdup_printf ("%s/state.json", dir);
+      if (access (file, F_OK) < 0 && errno == ENOENT)
+        return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
+    }
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
                 &status, &cg, err) < 0)
     return -1;

@@ -18,8 +18,9 @@ void engine_kill_and_reap (pid_t pid);
 /* The seccomp listener fd follows on `sync_fd`: hand it to
    linux.seccomp.listenerPath with the state. */
 int engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl_error_t *err);
-/* Signals to the runtime go to `pid` while on. */
-void engine_set_forwarding (pid_t pid, bool on);
+/* Signals to the runtime go to `pid` while on; with a proxied terminal
+   (`master` >= 0) SIGWINCH resizes it instead. */
+void engine_set_forwarding (pid_t pid, int master, bool on);
 /* Waits for `pid`: its exit code, or 128+signal. */
 int engine_wait_exit_status (pid_t pid);
 

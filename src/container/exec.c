@@ -81,8 +81,10 @@ exec_process (struct container_state *st, const struct cl_container_exec_opts *o
     }
   if (opts->tty)
     json_object_set_new (p, "terminal", json_true ());
-  if (spec_validate_process (p, opts->process_file ? opts->process_file : "process", err) < 0)
+  if (spec_validate_process (p, "process", err) < 0)
     {
+      if (opts->process_file)
+        cl_error_wrap (err, "`%s`", opts->process_file);
       json_decref (p);
       return -1;
     }
@@ -296,11 +298,11 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
     goto fail;
   if (!opts->detach)
     {
-      engine_set_forwarding (pid, true);
+      engine_set_forwarding (pid, master, true);
       if (master >= 0)
         console_proxy (master);
       *exit_status = engine_wait_exit_status (pid);
-      engine_set_forwarding (0, false);
+      engine_set_forwarding (0, -1, false);
     }
   r = 0;
   goto out;

@@ -23,6 +23,8 @@
 #include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -494,9 +496,19 @@ setup_console (struct init_ctx *c, cl_error_t *err)
   if (console_open_pty (ptmx_path, json_object_get (process, "consoleSize"), &master,
                         &c->console_slave, err) < 0)
     return -1;
-  console = make_target (c->rootfd, "/dev/console", false, err);
-  if (console < 0)
-    return -1;
+  /* CVE-2025-52565: never follow a link here (the pty must not be bound
+     over some other file, e.g. in /proc); take a regular file or a node. */
+  {
+    int fd = open_in_root (c->rootfd, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd >= 0)
+      close (fd);
+    console = open_in_root (c->rootfd, "/dev/console", O_PATH | O_NOFOLLOW, 0);
+    if (console < 0 || fstat (console, &st) < 0)
+      return cl_error_errno (err, "process.terminal: /dev/console in the container");
+    if (!S_ISREG (st.st_mode) && !S_ISCHR (st.st_mode))
+      return cl_error_make (err, 0, "process.terminal: /dev/console in the container is not a file");
+  }
   slave_path = fd_path (c->console_slave);
   console_path = fd_path (console);
   if (mount (slave_path, console_path, NULL, MS_BIND, NULL) < 0)
@@ -596,6 +608,7 @@ set_sysctls (struct init_ctx *c, cl_error_t *err)
   {
     cleanup_free char *path = cl_strdup_printf ("/proc/sys/%s", key);
     const char *val = json_string_value (v);
+    struct statfs fs;
     cleanup_close int fd = -1;
     for (char *p = path + 10; *p; p++)
       if (*p == '.')
@@ -603,7 +616,13 @@ set_sysctls (struct init_ctx *c, cl_error_t *err)
     fd = open_in_root (c->rootfd, path, O_WRONLY | O_TRUNC, 0);
     if (fd < 0)
       fd = open (path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || cl_write_all (fd, val, strlen (val)) < 0)
+    if (fd < 0)
+      return cl_error_errno (err, "linux.sysctl.%s", key);
+    /* The image cannot steer the write elsewhere than procfs
+       (CVE-2025-52881). */
+    if (fstatfs (fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC)
+      return cl_error_make (err, 0, "linux.sysctl.%s: `%s` is not on procfs", key, path);
+    if (cl_write_all (fd, val, strlen (val)) < 0)
       return cl_error_errno (err, "linux.sysctl.%s", key);
   }
   return 0;
@@ -804,6 +823,7 @@ wait_go (struct init_ctx *c, cl_error_t *err)
   if (sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
     return -1;
   c->have_go = true;
+  prctl (PR_SET_DUMPABLE, 0);
   json_array_foreach (ns, i, v)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
@@ -913,7 +933,10 @@ init_run (struct init_args *a)
   /* Until `create` returns, the init dies with the runtime; and no
      process of the container may open our /proc/PID/exe meanwhile. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_DUMPABLE, 0);
+  /* An unprivileged runtime must still write our uid/gid maps (it owns
+     our /proc files only while we are dumpable): later then. */
+  if (!(a->ns_new & CLONE_NEWUSER))
+    prctl (PR_SET_DUMPABLE, 0);
   c.linux_obj = json_object_get (a->config, "linux");
   if (init_setup (&c, &exe, &ps, &err) < 0)
     sync_fail (a->sync_fd, &err);

@@ -226,14 +226,11 @@ set_user (json_t *process, cl_error_t *err)
   json_t *gids = json_object_get (user, "additionalGids"), *v;
   uid_t uid = (uid_t) json_integer_value (json_object_get (user, "uid"));
   gid_t gid = (gid_t) json_integer_value (json_object_get (user, "gid"));
-  gid_t groups[64];
+  cleanup_free gid_t *groups = cl_xmalloc0 ((json_array_size (gids) + 1) * sizeof *groups);
   size_t i, n = 0;
 
   json_array_foreach (gids, i, v)
-  {
-    if (n < 64)
-      groups[n++] = (gid_t) json_integer_value (v);
-  }
+  groups[n++] = (gid_t) json_integer_value (v);
   /* setgroups is denied in a user namespace whose gid map was written
      with setgroups=deny; only call it when it matters. */
   if (setgroups (n, groups) < 0 && (n > 0 || errno != EPERM))

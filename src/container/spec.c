@@ -549,6 +549,38 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   return 0;
 }
 
+/* Only sysctls that belong to one of the container's namespaces: any
+   other would change the host (as runc). */
+static int
+check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
+{
+  static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                                     "kernel.shm_rmid_forced", NULL };
+  if (strncmp (key, "net.", 4) == 0)
+    {
+      if (ns_flags & CLONE_NEWNET)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `network` namespace of its own");
+    }
+  if (strcmp (key, "kernel.hostname") == 0 || strcmp (key, "kernel.domainname") == 0)
+    {
+      if (ns_flags & CLONE_NEWUTS)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `uts` namespace");
+    }
+  for (size_t i = 0; ipc[i]; i++)
+    if (strcmp (key, ipc[i]) == 0)
+      goto ipc_ns;
+  if (strncmp (key, "fs.mqueue.", 10) == 0)
+    goto ipc_ns;
+  return field_error ("linux.sysctl", key, err, "%s", "not namespaced: setting it would change the host");
+ipc_ns:
+  if (ns_flags & CLONE_NEWIPC)
+    return 0;
+  return field_error ("linux.sysctl", key, err, "%s", "needs an `ipc` namespace");
+}
+
 int
 spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
 {
@@ -617,6 +649,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "expected a string");
     if (strstr (key, "..") || strchr (key, '/') == key)
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
+    if (check_sysctl_namespaced (key, ns_flags, err) < 0)
+      return -1;
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;
@@ -670,6 +704,42 @@ static const char default_spec[] = "{"
   "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
   "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
 
+/* As runc's rootless spec: the host's /sys bound read-only (sysfs and
+   cgroup cannot be mounted from a user namespace without its own network
+   namespace), and devpts without gid=5 (unmapped). */
+static void
+rootless_mounts (json_t *mounts)
+{
+  size_t i;
+  json_t *m;
+
+  for (i = json_array_size (mounts); i-- > 0;)
+    {
+      const char *dest;
+      m = json_array_get (mounts, i);
+      dest = json_string_value (json_object_get (m, "destination"));
+      if (strcmp (dest, "/sys/fs/cgroup") == 0)
+        json_array_remove (mounts, i);
+      else if (strcmp (dest, "/sys") == 0)
+        json_array_set_new (mounts, i,
+                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type", "none",
+                                       "source", "/sys", "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+      else if (strcmp (dest, "/dev/pts") == 0)
+        {
+          json_t *opts = json_object_get (m, "options"), *o;
+          size_t j;
+          json_array_foreach (opts, j, o)
+          {
+            if (strcmp (json_string_value (o), "gid=5") == 0)
+              {
+                json_array_remove (opts, j);
+                break;
+              }
+          }
+        }
+    }
+}
+
 json_t *
 spec_default (bool rootless)
 {
@@ -686,6 +756,7 @@ spec_default (bool rootless)
       map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
       json_object_set_new (linux_obj, "gidMappings", map);
       json_object_del (linux_obj, "resources");
+      rootless_mounts (json_object_get (spec, "mounts"));
     }
   return spec;
 }

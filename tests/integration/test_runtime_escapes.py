@@ -160,3 +160,53 @@ def test_cve_2025_31133_masked_paths_use_the_real_dev_null(rt, bundle):
     lines = p.stdout.splitlines()
     assert lines[0] == "character special file 1:3", lines
     assert lines[1].strip() == "0"
+
+
+def test_cve_2025_52565_console_symlink_not_followed(rt, bundle, tmp_path):
+    """An image whose /dev/console points into /proc must not get the pty
+    bound over that file."""
+    def edit(cfg):
+        cfg["root"]["readonly"] = False
+        cfg["process"]["terminal"] = True
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] not in ("/dev",)]
+    b = bundle(args=["true"], config_edit=edit, copy_rootfs=True)
+    console = os.path.join(b, "rootfs", "dev", "console")
+    if os.path.lexists(console):
+        os.unlink(console)
+    os.symlink("/proc/sysrq-trigger", console)
+    cid = unique_id("esc")
+    sock = str(tmp_path / "c.sock")
+    import socket
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock)
+    srv.listen(1)
+    try:
+        p = rt("create", "--console-socket", sock, "--bundle", b, cid, check=False)
+        assert p.returncode != 0 and "/dev/console" in p.stderr, p.stderr
+        assert not os.path.exists(os.path.join(rt.root, cid))
+    finally:
+        srv.close()
+        rt.cleanup(cid)
+
+
+def test_cve_2025_52881_sysctl_only_on_procfs(rt, bundle):
+    """A sysctl write goes to procfs, even if the image makes /proc a
+    link into a directory of its own."""
+    def edit(cfg):
+        cfg["root"]["readonly"] = False
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        cfg["linux"]["maskedPaths"] = []
+        cfg["linux"]["readonlyPaths"] = []
+    b = bundle(args=["true"], config_edit=edit, copy_rootfs=True)
+    proc = os.path.join(b, "rootfs", "proc")
+    os.rmdir(proc)
+    os.makedirs(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4"))
+    open(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4", "ip_forward"), "w").close()
+    os.symlink("/fake", proc)
+    p = rt("run", "--bundle", b, unique_id("esc"), check=False)
+    # Either refused, or written to the container's own procfs (the
+    # fallback is the runtime's /proc): never to the image's file.
+    assert open(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4", "ip_forward")).read() == ""
+    if p.returncode != 0:
+        assert "linux.sysctl.net.ipv4.ip_forward" in p.stderr

@@ -101,6 +101,9 @@ def test_create_start_state_kill_delete(rt, bundle, tmp_path):
         assert p.returncode != 0 and "running" in p.stderr
         rt("kill", cid, "KILL")
         wait_status(rt, cid, "stopped")
+        # containerd's shim recognises this wording as "already finished".
+        p = rt("kill", cid, "KILL", check=False)
+        assert p.returncode != 0 and "container not running" in p.stderr
         rt("delete", cid)
         assert_nothing_left(rt, cid, b)
     finally:
@@ -428,3 +431,57 @@ def test_personality_linux32(rt, bundle):
         cfg["linux"]["personality"] = {"domain": "LINUX32"}
     b = bundle(args=["uname", "-m"], config_edit=edit)
     assert rt("run", "--bundle", b, unique_id()).stdout.strip() in ("i686", "i386")
+
+
+def test_foreground_terminal_proxied(rt, bundle):
+    """run and exec with a terminal but no console socket: the runtime
+    copies between its own stdio and the container's pty."""
+    def edit(cfg):
+        cfg["process"]["terminal"] = True
+    b = bundle(args=["sh", "-c", "tty; echo run-ok"], config_edit=edit)
+    cid = unique_id()
+    cmd = "%s --root %s run --bundle %s %s" % (rt.bin, rt.root, b, cid)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0 and "/dev/pts/0" in p.stdout and "run-ok" in p.stdout, p.stdout
+    b2 = bundle(args=["sleep", "30"], name="second")
+    try:
+        rt("run", "--detach", "--bundle", b2, cid)
+        cmd = "%s --root %s exec --tty %s sh -c 'tty; echo exec-ok'" % (rt.bin, rt.root, cid)
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        assert p.returncode == 0 and "/dev/pts/" in p.stdout and "exec-ok" in p.stdout, p.stdout
+    finally:
+        rt.cleanup(cid)
+
+
+def test_one_mib_memory_limit(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["resources"]["memory"] = {"limit": 1 << 20}
+        cfg["linux"]["resources"]["pids"] = {"limit": 10}
+    b = bundle(args=["/bin/true"], config_edit=edit)
+    cid = unique_id()
+    assert rt("run", "--bundle", b, cid).returncode == 0
+    assert_nothing_left(rt, cid, b)
+
+
+def test_force_delete_of_missing_or_aborted_container(rt):
+    assert rt("delete", "--force", "never-created").returncode == 0
+    os.makedirs(os.path.join(rt.root, "half-made"))  # a create that died before its state
+    assert rt("delete", "--force", "half-made").returncode == 0
+    assert not os.path.exists(os.path.join(rt.root, "half-made"))
+    assert rt("delete", "never-created", check=False).returncode != 0
+
+
+def test_create_start_as_unprivileged_user(rt, bundle):
+    """The init reopens exec.fifo after switching to the process's user."""
+    def edit(cfg):
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = bundle(args=["sleep", "30"], config_edit=edit)
+    cid = unique_id()
+    try:
+        rt("create", "--bundle", b, cid)
+        rt("start", cid)
+        wait_status(rt, cid, "running")
+    finally:
+        rt.cleanup(cid)

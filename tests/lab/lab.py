@@ -717,7 +717,10 @@ def main(argv=None):
                 started[0] = True
         res = run(payload, files, a.timeout, a.memory, a.cpus, stream=show,
                   kernel_log=a.kernel_log)
-    except (LabError, OSError, subprocess.CalledProcessError) as e:
+    except OSError as e:
+        print("lab.py: %s: %s" % (e.filename or "", e.strerror), file=sys.stderr)
+        return 2
+    except (LabError, subprocess.CalledProcessError) as e:
         print("lab.py: %s" % e, file=sys.stderr)
         return 2
     if res.timed_out:

@@ -15,7 +15,7 @@ import lab as lab_module
 
 VMM_KIND = os.environ.get("CLOISON_LAB_VMM", "cloison")
 BUILD_VMM = os.path.join(lab_module.ROOT, "build", "src", "cli", "cloison-vmm")
-RUN_TIMEOUT = 25          # seconds per monitor run (QEMU pc boots in ~4 s here)
+RUN_TIMEOUT = 40          # seconds per monitor run (a boot takes 4-15 s here, by load)
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 NET_HOST, NET_GUEST = "10.77.0.1", "10.77.0.2"   # exists only inside the lab
 COUNT_TO = 40
@@ -47,9 +47,12 @@ rng)
 vsock)
     /bin/vsock connect 2 5000 ping-from-guest;;
 count)
+    wait_dev /dev/vda && mount -t ext4 /dev/vda /mnt && echo "workload: disk mounted"
     s=0; i=1
     while [ $i -le %(count)d ]; do s=$((s+i)); echo "count=$i"; sleep 0.2; i=$((i+1)); done
-    echo "workload: done total=$s";;
+    echo "workload: done total=$s"
+    echo "$s" > /mnt/total.txt && sync && umount /mnt && mount -t ext4 /dev/vda /mnt &&
+    echo "workload: disk total=$(cat /mnt/total.txt)"; umount /mnt;;
 esac
 """ % {"host": NET_HOST, "guest": NET_GUEST, "count": COUNT_TO}
 
@@ -123,6 +126,8 @@ kill $httpd_pid $nc_pid 2>/dev/null
     p.append(r"""
 snapshot() {
     rm -rf /tmp/snap /tmp/api.sock; mkdir -p /tmp/snap
+    dd if=/dev/zero of=/tmp/snapdisk.img bs=1M count=0 seek=32 2>/dev/null
+    mkfs.ext4 -q -F /tmp/snapdisk.img || echo "lab: mkfs.ext4 failed"
     $STAMP %(cmd)s > /tmp/snap-run.log 2>&1 & run_pid=$!
     if wait_for_line /tmp/snap-run.log 'count=10$' %(t)d; then
         echo "lab: pause: $(/lab/uhttp /tmp/api.sock PUT /vm/state '{"state":"paused"}' | tr '\n' ' ')"
@@ -136,7 +141,7 @@ snapshot() {
     $STAMP /lab/cloison-vmm --restore /tmp/snap 2>&1 | sed 's/^/restored: /'
 }
 check snapshot snapshot
-""" % {"cmd": vmm_command("count", api="/tmp/api.sock"), "t": RUN_TIMEOUT})
+""" % {"cmd": vmm_command("count", api="/tmp/api.sock", disk="/tmp/snapdisk.img"), "t": RUN_TIMEOUT})
     return "\n".join(p) + "\n"
 
 
@@ -245,10 +250,13 @@ def test_snapshot_restore_mid_workload(run):
     out = monitor_output(run, "snapshot")
     first = "\n".join(l[len("first: "):] for l in out.splitlines() if l.startswith("first: "))
     restored = "\n".join(l[len("restored: "):] for l in out.splitlines() if l.startswith("restored: "))
-    assert "count=10" in first, out
+    assert "workload: disk mounted" in first and "count=10" in first, out
+    assert re.search(r"^stamp: exit 0 after", first, re.M), "SIGTERM did not stop the VMM cleanly:\n" + out
     assert "workload: done" not in first, "the workload ended before the snapshot:\n" + out
     assert lab_module.GUEST_FIRST_LINE not in restored, "the restored guest booted afresh:\n" + out
     counts = [int(x) for x in re.findall(r"count=(\d+)", restored)]
     assert counts and counts[0] > 10 and counts[-1] == COUNT_TO, out
-    assert "workload: done total=%d" % (COUNT_TO * (COUNT_TO + 1) // 2) in restored, out
+    total = COUNT_TO * (COUNT_TO + 1) // 2
+    assert "workload: done total=%d" % total in restored, out
+    assert "workload: disk total=%d" % total in restored, "the disk failed after restore:\n" + out
     assert stamp_exit(restored)[:2] == ("exit", "0"), out
