@@ -164,6 +164,61 @@ set_io_priority (json_t *process, cl_error_t *err)
   return 0;
 }
 
+struct sched_attr_v1
+{
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static const char *const sched_policies[]
+    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE" };
+static const char *const sched_flag_names[]
+    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
+        "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX" };
+
+int
+process_sched_policy (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_policies / sizeof sched_policies[0]); i++)
+    if (i != 4 && strcmp (sched_policies[i], name) == 0)
+      return i;
+  return -1;
+}
+
+int
+process_sched_flag (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
+    if (strcmp (sched_flag_names[i], name) == 0)
+      return 1 << i;
+  return -1;
+}
+
+static int
+set_scheduler (json_t *process, cl_error_t *err)
+{
+  json_t *sc = json_object_get (process, "scheduler"), *f;
+  struct sched_attr_v1 attr = { .size = sizeof attr };
+  size_t i;
+
+  if (sc == NULL)
+    return 0;
+  attr.sched_policy = (uint32_t) process_sched_policy (json_string_value (json_object_get (sc, "policy")));
+  attr.sched_nice = (int32_t) json_integer_value (json_object_get (sc, "nice"));
+  attr.sched_priority = (uint32_t) json_integer_value (json_object_get (sc, "priority"));
+  attr.sched_runtime = (uint64_t) json_integer_value (json_object_get (sc, "runtime"));
+  attr.sched_deadline = (uint64_t) json_integer_value (json_object_get (sc, "deadline"));
+  attr.sched_period = (uint64_t) json_integer_value (json_object_get (sc, "period"));
+  json_array_foreach (json_object_get (sc, "flags"), i, f)
+  attr.sched_flags |= (uint64_t) process_sched_flag (json_string_value (f));
+  if (syscall (SYS_sched_setattr, 0, &attr, 0) < 0)
+    return cl_error_errno (err, "process.scheduler: sched_setattr");
+  return 0;
+}
+
 static int
 set_user (json_t *process, cl_error_t *err)
 {
@@ -171,14 +226,11 @@ set_user (json_t *process, cl_error_t *err)
   json_t *gids = json_object_get (user, "additionalGids"), *v;
   uid_t uid = (uid_t) json_integer_value (json_object_get (user, "uid"));
   gid_t gid = (gid_t) json_integer_value (json_object_get (user, "gid"));
-  gid_t groups[64];
+  cleanup_free gid_t *groups = cl_xmalloc0 ((json_array_size (gids) + 1) * sizeof *groups);
   size_t i, n = 0;
 
   json_array_foreach (gids, i, v)
-  {
-    if (n < 64)
-      groups[n++] = (gid_t) json_integer_value (v);
-  }
+  groups[n++] = (gid_t) json_integer_value (v);
   /* setgroups is denied in a user namespace whose gid map was written
      with setgroups=deny; only call it when it matters. */
   if (setgroups (n, groups) < 0 && (n > 0 || errno != EPERM))
@@ -226,7 +278,8 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
   char buf[PATH_MAX];
   cleanup_json json_t *no_caps = NULL;
 
-  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0)
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0
+      || set_scheduler (process, err) < 0)
     return -1;
   oom = json_object_get (process, "oomScoreAdj");
   if (oom)

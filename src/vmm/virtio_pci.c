@@ -27,6 +27,7 @@
 #define CAP_NOTIFY_CFG 2
 #define CAP_ISR_CFG 3
 #define CAP_DEVICE_CFG 4
+#define CAP_PCI_CFG 5
 
 /* Layout of BAR 0. */
 #define BAR_INDEX 0
@@ -55,6 +56,13 @@ struct virtio_pci_notify_cap
 {
   struct virtio_pci_cap cap;
   uint32_t notify_off_multiplier;
+};
+
+/* A window onto the BARs through config space (firmware uses it). */
+struct virtio_pci_cfg_cap
+{
+  struct virtio_pci_cap cap;
+  uint8_t data[4];
 };
 
 struct msix_cap
@@ -526,13 +534,37 @@ bar_write (struct pci_device *pdev, int bar, uint64_t off, const void *data, uns
     common_write (dev, off - REGION_COMMON, val, len);
   else if (off >= REGION_DEVICE && off + len <= REGION_DEVICE + dev->config_size)
     {
-      memcpy (dev->config + (off - REGION_DEVICE), data, len);
       if (dev->ops->config_write)
-        dev->ops->config_write (dev, off - REGION_DEVICE, len);
+        dev->ops->config_write (dev, off - REGION_DEVICE, data, len);
     }
   else if (off >= REGION_MSIX_TABLE && off < REGION_MSIX_PBA)
     msix_table_access (dev, off - REGION_MSIX_TABLE, &val, len, true);
   pthread_mutex_unlock (&dev->lock);
+}
+
+static bool
+overlaps (unsigned a, unsigned alen, unsigned b, unsigned blen)
+{
+  return a < b + blen && b < a + alen;
+}
+
+/* VIRTIO_PCI_CAP_PCI_CFG: writing the data field writes the BAR at the
+   window; setting the window reads the BAR into the data field. */
+static void
+pci_cfg_window (struct virtio_device *dev, unsigned offset, unsigned len)
+{
+  struct virtio_pci_cfg_cap w;
+  unsigned base = dev->pci_cfg_cap;
+  unsigned data_off = base + offsetof (struct virtio_pci_cfg_cap, data);
+
+  memcpy (&w, &dev->pci.cfg[base], sizeof w);
+  if (w.cap.bar != BAR_INDEX || (w.cap.length != 1 && w.cap.length != 2 && w.cap.length != 4)
+      || w.cap.offset % w.cap.length != 0)
+    return;
+  if (overlaps (offset, len, data_off, 4))
+    bar_write (&dev->pci, BAR_INDEX, w.cap.offset, w.data, w.cap.length);
+  else if (overlaps (offset, len, base + 4, 12))
+    bar_read (&dev->pci, BAR_INDEX, w.cap.offset, &dev->pci.cfg[data_off], w.cap.length);
 }
 
 static void
@@ -540,6 +572,12 @@ cfg_write (struct pci_device *pdev, unsigned offset, unsigned len)
 {
   struct virtio_device *dev = pdev->opaque;
   unsigned ctrl = dev->msix_cap + 2;
+
+  if (overlaps (offset, len, dev->pci_cfg_cap, sizeof (struct virtio_pci_cfg_cap)))
+    {
+      pci_cfg_window (dev, offset, len);
+      return;
+    }
 
   if (offset < ctrl + 2 && offset + len > ctrl)
     {
@@ -563,8 +601,7 @@ kick_register (struct virtio_device *dev, unsigned q, uint64_t base)
   /* Linux writes the queue index as 16 bits. */
   if (vm_ioeventfd (dev->vm, addr, 2, false, -1, qs->kick_fd, true, &err) < 0)
     {
-      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q,
-                err->msg);
+      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q, err->msg);
       cl_error_release (&err);
       return;
     }
@@ -628,22 +665,21 @@ persist_save (void *opaque)
     {
       const struct virtio_queue_state *qs = &dev->queues[q];
       json_array_append_new (
-          queues, json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size",
-                             qs->vq.size, "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr,
-                             "avail", (json_int_t) qs->vq.avail_addr, "used",
-                             (json_int_t) qs->vq.used_addr, "last_avail", qs->vq.last_avail_idx,
-                             "used_idx", qs->vq.used_idx, "signalled_used", qs->vq.signalled_used,
-                             "signalled_valid", qs->vq.signalled_used_valid, "vector",
-                             qs->msix_vector));
+          queues,
+          json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", qs->vq.size,
+                     "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr, "avail",
+                     (json_int_t) qs->vq.avail_addr, "used", (json_int_t) qs->vq.used_addr,
+                     "last_avail", qs->vq.last_avail_idx, "used_idx", qs->vq.used_idx,
+                     "signalled_used", qs->vq.signalled_used, "signalled_valid",
+                     qs->vq.signalled_used_valid, "vector", qs->msix_vector));
     }
   for (unsigned i = 0; i < dev->nvectors; i++)
     {
       const struct virtio_msix_vector *v = &dev->vectors[i];
-      json_array_append_new (vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo",
-                                                 (json_int_t) v->addr_lo, "addr_hi",
-                                                 (json_int_t) v->addr_hi, "data",
-                                                 (json_int_t) v->data, "ctrl",
-                                                 (json_int_t) v->ctrl, "pending", v->pending));
+      json_array_append_new (
+          vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo", (json_int_t) v->addr_lo,
+                              "addr_hi", (json_int_t) v->addr_hi, "data", (json_int_t) v->data,
+                              "ctrl", (json_int_t) v->ctrl, "pending", v->pending));
     }
   state = json_pack ("{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o}", "status",
                      dev->status, "features", (json_int_t) dev->driver_features, "dfselect",
@@ -676,11 +712,12 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
   const char *hex = NULL;
   uint16_t ctrl16;
 
-  if (json_unpack_ex (state, &jerr, 0, "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}",
-                      "status", &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
+  if (json_unpack_ex (state, &jerr, 0,
+                      "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}", "status",
+                      &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
                       "queue_select", &qsel, "config_vector", &cvec, "isr", &isr, "generation",
-                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config",
-                      &hex, "device", &device)
+                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config", &hex,
+                      "device", &device)
           < 0
       || json_array_size (queues) != dev->ops->num_queues
       || json_array_size (vectors) != dev->nvectors)
@@ -723,10 +760,10 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
       json_int_t desc, avail, usedaddr;
       const char *why;
       if (json_unpack (json_array_get (queues, q),
-                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size,
-                       "ready", &ready, "desc", &desc, "avail", &avail, "used", &usedaddr,
-                       "last_avail", &last, "used_idx", &used, "signalled_used", &sig,
-                       "signalled_valid", &sigv, "vector", &vec)
+                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size, "ready",
+                       &ready, "desc", &desc, "avail", &avail, "used", &usedaddr, "last_avail",
+                       &last, "used_idx", &used, "signalled_used", &sig, "signalled_valid", &sigv,
+                       "vector", &vec)
           < 0)
         return cl_error_make (err, 0, "%s: snapshot state: queues[%u]", dev->name, q);
       virtq_reset (&qs->vq);
@@ -769,23 +806,23 @@ static const struct pci_device_ops virtio_pci_ops = {
   .bar_moved = bar_moved,
 };
 
-unsigned
-virtio_next_index (const char *kind)
+/* Names the device "virtio-<kind><n>", n counting the devices of that kind
+   already on this VM, and registers its snapshot state under that name:
+   the VM's persist registry refuses duplicates, so the first free n wins.
+   A restoring process that builds the same devices in the same order gets
+   the same names. */
+static int
+name_and_register (struct virtio_device *dev, cl_error_t *err)
 {
-  /* One VM per process: a per-kind counter gives stable snapshot ids. */
-  static struct
-  {
-    const char *kind;
-    unsigned n;
-  } counters[8];
-  for (unsigned i = 0; i < 8; i++)
+  for (unsigned n = 0; n < 64; n++)
     {
-      if (counters[i].kind == NULL)
-        counters[i].kind = kind;
-      if (strcmp (counters[i].kind, kind) == 0)
-        return counters[i].n++;
+      cl_error_t dup = NULL;
+      snprintf (dev->name, sizeof dev->name, "virtio-%s%u", dev->ops->kind, n);
+      if (vm_persist_register (dev->vm, dev->name, &virtio_persist_ops, dev, &dup) == 0)
+        return 0;
+      cl_error_release (&dup);
     }
-  return 0;
+  return cl_error_make (err, 0, "virtio-%s: too many devices of this kind", dev->ops->kind);
 }
 
 static void
@@ -822,6 +859,9 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
     .table = REGION_MSIX_TABLE | BAR_INDEX,
     .pba = REGION_MSIX_PBA | BAR_INDEX,
   };
+  struct virtio_pci_cfg_cap window = {
+    .cap = { .cap_vndr = PCI_CAP_ID_VNDR, .cap_len = sizeof window, .cfg_type = CAP_PCI_CFG },
+  };
   int off;
 
   add_virtio_cap (dev, CAP_COMMON_CFG, REGION_COMMON, REGION_COMMON_LEN);
@@ -835,6 +875,15 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
     return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
   dev->msix_cap = off;
   dev->pci.wmask[off + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8;
+
+  off = pci_add_capability (&dev->pci, &window, sizeof window);
+  if (off < 0)
+    return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
+  dev->pci_cfg_cap = off;
+  /* bar, offset, length and data are the driver's to write */
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cap, bar)], 0xff, 1);
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cap, offset)], 0xff, 8);
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cfg_cap, data)], 0xff, 4);
   return 0;
 }
 
@@ -844,8 +893,9 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
   const struct virtio_device_ops *ops = dev->ops;
 
   dev->vm = vm;
-  snprintf (dev->name, sizeof dev->name, "virtio-%s%u", ops->kind, virtio_next_index (ops->kind));
   pthread_mutex_init (&dev->lock, NULL);
+  if (name_and_register (dev, err) < 0)
+    return -1;
   if (ops->num_queues > VIRTIO_MAX_QUEUES || dev->config_size > REGION_DEVICE_MAX)
     return cl_error_make (err, 0, "%s: too many queues or too large a config", dev->name);
 
@@ -892,7 +942,5 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
       if (vm_event_add (vm, dev->queues[q].kick_fd, EPOLLIN, on_kick, &dev->queues[q], err) < 0)
         return cl_error_wrap (err, "%s", dev->name);
     }
-  if (vm_persist_register (vm, dev->name, &virtio_persist_ops, dev, err) < 0)
-    return cl_error_wrap (err, "%s", dev->name);
   return 0;
 }

@@ -164,8 +164,7 @@ virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why)
     return 0;
   if (pending > vq->size)
     return chain_fail (why, "avail index ran more than a queue ahead");
-  head = __atomic_load_n (AVAIL_RING (vq, vq->last_avail_idx & (vq->size - 1)),
-                          __ATOMIC_RELAXED);
+  head = __atomic_load_n (AVAIL_RING (vq, vq->last_avail_idx & (vq->size - 1)), __ATOMIC_RELAXED);
   if (walk_chain (vq, head, chain, why) < 0)
     return -1;
   vq->last_avail_idx++;
@@ -204,12 +203,15 @@ virtq_should_notify (struct virtq *vq)
   /* Our used index store must be ordered before reading the driver's
      suppression fields (a full barrier: store then load). */
   __atomic_thread_fence (__ATOMIC_SEQ_CST);
-  if (!vq->event_idx)
-    return !(__atomic_load_n (AVAIL_FLAGS (vq), __ATOMIC_RELAXED) & VIRTQ_AVAIL_F_NO_INTERRUPT);
   old = vq->signalled_used;
   valid = vq->signalled_used_valid;
-  new_idx = vq->signalled_used = vq->used_idx;
+  new_idx = vq->used_idx;
+  if (new_idx == old)
+    return false; /* nothing pushed since the last interrupt */
+  vq->signalled_used = new_idx;
   vq->signalled_used_valid = true;
+  if (!vq->event_idx)
+    return !(__atomic_load_n (AVAIL_FLAGS (vq), __ATOMIC_RELAXED) & VIRTQ_AVAIL_F_NO_INTERRUPT);
   if (!valid)
     return true;
   used_event = __atomic_load_n (USED_EVENT (vq), __ATOMIC_RELAXED);
@@ -265,8 +267,7 @@ virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst, u
 }
 
 uint64_t
-virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src,
-                   uint64_t len)
+virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src, uint64_t len)
 {
   return chain_copy (chain->iov + chain->nout, chain->nin, offset, (void *) src, len, true);
 }
