@@ -253,10 +253,8 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);
   if (domainname && setdomainname (domainname, strlen (domainname)) < 0)
     return cl_error_errno (err, "domainname: setdomainname `%s`", domainname);
-  cl_debug ("phase %.3f ms: init rootfs", cl_now_ns () / 1e6);
   if (rootfs_open_host_devnull (c, err) < 0 || rootfs_setup (c, err) < 0)
     return -1;
-  cl_debug ("phase %.3f ms: init rootfs done", cl_now_ns () / 1e6);
 
   {
     const char *domain = json_string_value (
