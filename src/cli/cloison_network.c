@@ -98,7 +98,7 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         o->modes_given++;
         break;
       case 'v':
-        if (parse_long (optarg, "--vlan", 1, 4094, &v, err) < 0)
+        if (parse_long (optarg, "--vlan", 1, 4094, &v, NULL) < 0)
           return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got `%s`", optarg);
         o->vlan = (int) v;
         break;

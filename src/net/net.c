@@ -299,11 +299,12 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
   return dnsmasq_start (dir, n, err);
 }
 
-/* Picks 10.87.N.0/24, the first N free. */
+/* Picks 10.87.N.0/24, the first N free (from first_third: 0 is kept for
+   `default`). */
 static int
-pick_subnet (sqlite3 *db, uint32_t *net, int *prefix, cl_error_t *err)
+pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_error_t *err)
 {
-  for (uint32_t third = 0; third < 256; third++)
+  for (uint32_t third = first_third; third < 256; third++)
     {
       cleanup_stmt sqlite3_stmt *st = NULL;
       uint32_t cand = (10u << 24) | (87u << 16) | (third << 8);
@@ -348,7 +349,9 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
       if (ipam_parse_cidr (cfg->subnet, "--subnet", &n.subnet, &n.prefix, err) < 0)
         return -1;
     }
-  else if (pick_subnet (c->db, &n.subnet, &n.prefix, err) < 0)
+  else if (pick_subnet (c->db, strcmp (cfg->name, CL_NET_DEFAULT) == 0 ? 0 : 1, &n.subnet,
+                        &n.prefix, err)
+           < 0)
     return -1;
   if (cl_db_prepare (c->db, "SELECT name, subnet, prefix, vlan FROM networks", &st, err) < 0)
     return -1;
@@ -411,11 +414,11 @@ static int
 ensure_default_locked (struct net_ctx *c, cl_error_t *err)
 {
   struct net_row n;
-  struct cl_net_config cfg = { .name = CL_NET_DEFAULT, .subnet = CL_NET_DEFAULT_SUBNET,
-                               .mode = CL_NET_NAT };
+  struct cl_net_config cfg = { .name = CL_NET_DEFAULT, .mode = CL_NET_NAT };
   int r = net_find (c->db, CL_NET_DEFAULT, &n, err);
   if (r != 0)
     return r < 0 ? -1 : 0;
+  /* 10.87.0.0/24, or the first free 10.87.N.0/24 if a user took it. */
   return net_create_locked (c, &cfg, err);
 }
 
