@@ -363,6 +363,10 @@ cmd_network (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       {
         if (parse_opts (argc - 1, argv + 1, &o, err) < 0 || cl_db_open (g->root, &db, err) < 0)
           return -1;
+        /* Checkpointing at every close would reset the WAL, and the next
+           command's first commit would then sync a new WAL header: leave
+           checkpoints to SQLite's automatic ones. */
+        sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
         if (s->recover && cl_net_cleanup_stale (db, NULL, 0, err) < 0)
           return -1;
         return s->fn (db, &o, err) < 0 ? -1 : 0;
