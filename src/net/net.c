@@ -692,11 +692,11 @@ port_vlan (struct net_ctx *c, const struct net_row *n, const char *port, cl_erro
   return nl_bridge_vlan (c->nl, idx, n->vlan, 1, 0, 0, err);
 }
 
-/* Inside the container: lo and the interface up, its address, the default
-   route. */
+/* Inside the container: lo and the interface up, its address, and (for
+   its first network only, as Docker does) the default route. */
 static int
 configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_t addr,
-                  cl_error_t *err)
+                  int default_route, cl_error_t *err)
 {
   struct nl_sock *inside = NULL;
   int idx, r = -1;
@@ -708,7 +708,7 @@ configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_
     cl_error_make (err, 0, "link `%s` missing in the instance", ifname);
   else if (idx > 0 && nl_link_set (inside, 1, 1, 0, err) == 0 /* lo is always ifindex 1 */
            && nl_link_set (inside, idx, 1, 0, err) == 0 && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
-           && nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0)
+           && (!default_route || nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0))
     r = 0;
   nl_close (inside);
   return r;
@@ -734,6 +734,27 @@ unreserve (struct net_ctx *c, const struct att_row *a)
   exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, NULL);
 }
 
+static int
+count_attachments (sqlite3 *db, const char *instance)
+{
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  int n = 0;
+  if (cl_db_prepare (db, "SELECT count(*) FROM net_attachments WHERE instance = ?", &st, NULL) == 0)
+    {
+      sqlite3_bind_text (st, 1, instance, -1, SQLITE_STATIC);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int (st, 0);
+    }
+  return n;
+}
+
+/* eth0 for an instance's first network, eth1 for its second... */
+static void
+default_ifname (sqlite3 *db, const char *instance, char out[16])
+{
+  snprintf (out, 16, "eth%d", count_attachments (db, instance));
+}
+
 int
 cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
                          const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
@@ -744,10 +765,16 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
   struct net_row n;
   struct att_row a;
   uint8_t mac[6];
-  int master;
+  char auto_ifname[16];
+  int master, first;
 
   if (ifname == NULL)
-    ifname = "eth0";
+    {
+      if (cl_db_exec (db, schema, err) < 0)
+        return -1;
+      default_ifname (db, instance, auto_ifname);
+      ifname = auto_ifname;
+    }
   if (cl_validate_name (instance, "instance name", err) < 0
       || cl_validate_name (ifname, "interface name", err) < 0)
     return -1;
@@ -758,13 +785,14 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
     return cl_error_errno (err, "open `%s`", ns_path);
   if (ctx_open (db, &c, err) < 0 || resolve_network (&c, net_name, &n, err) < 0)
     return -1;
+  first = count_attachments (db, instance) == 0;
   master = port_master (&c, &n, err);
   if (master < 0 || reserve (&c, &n, instance, "container", ifname, pid, &a, err) < 0)
     return -1;
   parse_mac (a.mac, mac);
   if (nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, err) < 0
       || port_vlan (&c, &n, a.host_ifname, err) < 0
-      || configure_inside (nsfd, ifname, &n, a.address, err) < 0
+      || configure_inside (nsfd, ifname, &n, a.address, first, err) < 0
       || publish_hosts (&c, &n, 0, err) < 0)
     {
       unreserve (&c, &a);
@@ -782,10 +810,16 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
   cleanup_ctx struct net_ctx c;
   struct net_row n;
   struct att_row a;
+  char auto_ifname[16];
   int master, tap;
 
   if (ifname == NULL)
-    ifname = "eth0";
+    {
+      if (cl_db_exec (db, schema, err) < 0)
+        return -1;
+      default_ifname (db, instance, auto_ifname);
+      ifname = auto_ifname;
+    }
   if (cl_validate_name (instance, "instance name", err) < 0
       || cl_validate_name (ifname, "interface name", err) < 0)
     return -1;
@@ -1140,6 +1174,16 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
       free (links.names[i]);
     }
   free (links.names);
+
+  /* The VLAN trunk outlives its last network only through a crash. */
+  {
+    cleanup_stmt sqlite3_stmt *q = NULL;
+    cleanup_free char *trunk = trunk_name (&c);
+    if (cl_db_prepare (db, "SELECT 1 FROM networks WHERE vlan > 0", &q, err) < 0)
+      return -1;
+    if (sqlite3_step (q) != SQLITE_ROW && nl_link_index (c.nl, trunk, NULL) > 0)
+      nl_link_del (c.nl, trunk, NULL);
+  }
 
   /* dnsmasq: restarted where it died, stopped where its network went. */
   netroot = cl_strdup_printf ("%s/net", c.root);

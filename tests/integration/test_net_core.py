@@ -286,3 +286,23 @@ def test_crash_recovery(lab):
     # the restarted dnsmasq serves names
     c = lab.container("after", "crash")
     assert "10.88.15.2" in c.run(BUSYBOX, "nslookup", "after", "10.88.15.1").stdout
+
+
+def test_container_on_two_networks(lab):
+    lab.cloison("network", "create", "front", "--subnet", "10.88.17.0/24")
+    lab.cloison("network", "create", "back", "--subnet", "10.88.18.0/24")
+    c = lab.container("two", "front")
+    second = lab.cloison_json("network", "attach", "back", "--instance", "two", "--pid", str(c.pid))
+    assert c.attachment["ifname"] == "eth0" and second["ifname"] == "eth1"
+    out = c.run("ip", "-4", "-o", "addr").stdout
+    assert "eth0" in out and "10.88.17.2/24" in out and "eth1" in out and "10.88.18.2/24" in out
+    # the default route stays on the first network
+    assert "default via 10.88.17.1 dev eth0" in c.run("ip", "route").stdout
+    r = lab.cloison("network", "attach", "back", "--instance", "two", "--pid", str(c.pid),
+                    check=False)
+    assert r.returncode != 0
+    assert r.stderr.strip() == "cloison: instance `two` is already attached to network `back`"
+    info = lab.cloison_json("network", "instance", "two")
+    assert [i["network"] for i in info["interfaces"]] == ["front", "back"]
+    lab.cloison("network", "detach", "--instance", "two")
+    assert lab.cloison_json("network", "instance", "two")["interfaces"] == []
