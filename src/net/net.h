@@ -23,6 +23,8 @@
 
 #define CL_NET_DEFAULT "default"
 #define CL_NET_DEFAULT_SUBNET "10.87.0.0/24"
+#define CL_NET_MTU_MIN 1280
+#define CL_NET_MTU_MAX 65520
 
 enum cl_net_mode
 {
@@ -37,6 +39,7 @@ struct cl_net_config
   const char *subnet; /* "10.88.1.0/24"; NULL: the first free 10.87.N.0/24 */
   enum cl_net_mode mode;
   int vlan; /* 0: own bridge; 1-4094: a VLAN of the shared trunk bridge */
+  int mtu;  /* of the bridge and every link of the network; 0: 1500 */
 };
 
 /* What the manager needs to know about one interface of an instance. */

@@ -110,6 +110,8 @@ def test_port_forward_from_client(lab):
                                                        "port": 80}]
     # the same host port twice: refused, one line, nothing added
     other = lab.container("other", "pf")
+    # hairpin: an instance of the same network through the host's address
+    assert other.wget("http://%s:8080/" % HOST_UP) == "forwarded page\n"
     r = lab.cloison("network", "forward", "--instance", "other", "8080:80", check=False)
     assert r.returncode != 0
     assert r.stderr.strip() == "cloison: port forward: host port 8080/tcp is already forwarded to `www`"
@@ -306,3 +308,18 @@ def test_container_on_two_networks(lab):
     assert [i["network"] for i in info["interfaces"]] == ["front", "back"]
     lab.cloison("network", "detach", "--instance", "two")
     assert lab.cloison_json("network", "instance", "two")["interfaces"] == []
+
+
+def test_mtu(lab):
+    lab.cloison("network", "create", "jumbo", "--subnet", "10.88.19.0/24", "--mtu", "9000")
+    c = lab.container("j1", "jumbo")
+    info = lab.cloison_json("network", "info", "jumbo")
+    assert info["mtu"] == 9000
+    for link in (info["bridge"], c.attachment["host_ifname"]):
+        assert "mtu 9000" in lab.ns(lab.host, "ip", "link", "show", link).stdout
+    assert "mtu 9000" in c.run("ip", "link", "show", "eth0").stdout
+    vm = lab.cloison_json("network", "attach-vm", "jumbo", "--instance", "jvm")
+    assert "mtu 9000" in lab.ns(lab.host, "ip", "link", "show", vm["host_ifname"]).stdout
+    for bad in ("100", "70000", "big"):
+        r = lab.cloison("network", "create", "x", "--mtu", bad, check=False)
+        assert r.returncode != 0 and r.stderr.startswith("cloison: --mtu: ")
