@@ -3,6 +3,7 @@ bad input, clean-up.  Each test builds its own namespaces (test_net_lab)."""
 import json
 import os
 import sqlite3
+import sys
 import time
 
 import pytest
@@ -323,3 +324,44 @@ def test_mtu(lab):
     for bad in ("100", "70000", "big"):
         r = lab.cloison("network", "create", "x", "--mtu", bad, check=False)
         assert r.returncode != 0 and r.stderr.startswith("cloison: --mtu: ")
+
+
+def test_parallel_attaches_get_distinct_addresses(lab):
+    import subprocess
+    from test_net_lab import Container
+    from conftest import binary
+    lab.cloison("network", "create", "par", "--subnet", "10.88.22.0/24")
+    cs = []
+    for i in range(8):
+        c = Container(lab, "p%d" % i)
+        lab.containers.append(c)
+        cs.append(c)
+    procs = [subprocess.Popen(["ip", "netns", "exec", lab.host, binary("cloison"), "--root",
+                               lab.root, "network", "attach", "par", "--instance", c.name,
+                               "--pid", str(c.pid)], stdout=subprocess.PIPE, text=True)
+             for c in cs]
+    addrs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        addrs.append(json.loads(out)["address"])
+    assert sorted(addrs) == sorted("10.88.22.%d" % i for i in range(2, 10))
+
+
+def test_udp_port_forward(lab):
+    lab.cloison("network", "create", "udp", "--subnet", "10.88.23.0/24")
+    c = lab.container("dns", "udp")
+    lab.cloison("network", "forward", "--instance", "dns", "5353:53/udp")
+    # busybox nc has no UDP: Python on both ends
+    p = c.spawn(sys.executable, "-c",
+                "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "s.bind(('0.0.0.0', 53)); print('ready', flush=True); "
+                "d, a = s.recvfrom(100); print(d.decode(), a[0], flush=True)")
+    assert p.stdout.readline().strip() == "ready"
+    lab.ns(lab.client, sys.executable, "-c",
+           "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+           ".sendto(b'udp-through', ('%s', 5353))" % HOST_CLIENT)
+    out = p.communicate(timeout=10)[0]
+    assert out.split() == ["udp-through", CLIENT]
+    info = lab.cloison_json("network", "instance", "dns")
+    assert info["interfaces"][0]["port_forwards"] == [{"proto": "udp", "host_port": 5353, "port": 53}]
