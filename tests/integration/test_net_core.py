@@ -53,8 +53,7 @@ def test_container_to_container_same_network(lab):
     c1.run("sh", "-c", "echo ping-over-nc | %s nc -w 2 10.88.2.3 7000" % BUSYBOX)
     assert p.communicate(timeout=10)[0] == "ping-over-nc\n"
     # instances have DNS names from the network's dnsmasq
-    r = c2.run(BUSYBOX, "nslookup", "web", "10.88.2.1")
-    assert "10.88.2.2" in r.stdout
+    assert "10.88.2.2" in c2.resolve("web", "10.88.2.1")
     # the host-side info
     info = lab.cloison_json("network", "instance", "web")
     assert info["interfaces"][0]["address"] == "10.88.2.2"
@@ -155,7 +154,7 @@ def test_isolated_network_has_no_way_out(lab):
     # but the instances of the isolated network reach each other and its DNS
     i2.httpd(80)
     assert i.wget("http://%s/" % i2.address) == "hello from i2\n"
-    assert "10.88.8.3" in i.run(BUSYBOX, "nslookup", "i2", "10.88.8.1").stdout
+    assert "10.88.8.3" in i.resolve("i2", "10.88.8.1")
     # no port forwards into an isolated network
     r = lab.cloison("network", "forward", "--instance", "i2", "8081:80", check=False)
     assert r.returncode != 0 and "isolated" in r.stderr
@@ -288,7 +287,7 @@ def test_crash_recovery(lab):
     assert len(lab.our_dnsmasqs()) == 2  # crash (restarted) and default
     # the restarted dnsmasq serves names
     c = lab.container("after", "crash")
-    assert "10.88.15.2" in c.run(BUSYBOX, "nslookup", "after", "10.88.15.1").stdout
+    assert "10.88.15.2" in c.resolve("after", "10.88.15.1")
 
 
 def test_container_on_two_networks(lab):
