@@ -308,7 +308,7 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
     return -1;
   if (n->mode != CL_NET_ISOLATED && write_ip_forward (err) < 0)
     return -1;
-  if (nft_network_add (n, err) < 0)
+  if (nft_network_add (n, c->tag, err) < 0)
     return -1;
   if (cl_mkdir_p (dir, 0700, err) < 0)
     return -1;
@@ -1078,6 +1078,15 @@ struct stale_links
 };
 
 static void
+push_name (char ***names, size_t *n, const char *name)
+{
+  *names = realloc (*names, (*n + 1) * sizeof **names);
+  if (*names == NULL)
+    abort ();
+  (*names)[(*n)++] = strdup (name);
+}
+
+static void
 collect_ours (const char *name, void *data)
 {
   struct stale_links *s = data;
@@ -1086,10 +1095,21 @@ collect_ours (const char *name, void *data)
   if (strncmp (name, "cl", 2) != 0 || strchr ("bvt", name[2]) == NULL || name[2] == '\0'
       || strncmp (name + 3, prefix, strlen (prefix)) != 0)
     return;
-  s->names = realloc (s->names, (s->n + 1) * sizeof *s->names);
-  if (s->names == NULL)
-    abort ();
-  s->names[s->n++] = strdup (name);
+  push_name (&s->names, &s->n, name);
+}
+
+struct stale_tables
+{
+  struct net_ctx *c;
+  char **names;
+  size_t n;
+};
+
+static void
+collect_table (const char *name, void *data)
+{
+  struct stale_tables *t = data;
+  push_name (&t->names, &t->n, name);
 }
 
 static int
@@ -1195,6 +1215,25 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
       free (links.names[i]);
     }
   free (links.names);
+
+  /* Tables this root made for networks it no longer knows (the database
+     was lost or restored from before they were made). */
+  {
+    struct stale_tables t = { &c, NULL, 0 };
+    if (nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
+      return -1;
+    for (size_t i = 0; i < t.n; i++)
+      {
+        struct net_row n;
+        if (net_find (db, t.names[i], &n, NULL) == 0)
+          {
+            cl_info ("removing stale nftables table cloison-%s", t.names[i]);
+            nft_network_remove (t.names[i], NULL);
+          }
+        free (t.names[i]);
+      }
+    free (t.names);
+  }
 
   /* The VLAN trunk outlives its last network only through a crash. */
   {

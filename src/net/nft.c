@@ -2,6 +2,7 @@
 #include "common/util.h"
 #include "net/ipam.h"
 
+#include <jansson.h>
 #include <nftables/libnftables.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ append (char **buf, const char *fmt, ...)
 }
 
 char *
-nft_network_script (const struct net_row *n)
+nft_network_script (const struct net_row *n, const char *tag)
 {
   const char *t = n->name, *br = n->l3;
   char subnet[16], gateway[16], *s = NULL;
@@ -55,6 +56,7 @@ nft_network_script (const struct net_row *n)
   ipam_format (n->subnet, subnet);
   ipam_format (ipam_gateway (n->subnet), gateway);
   append (&s, "add table ip cloison-%s\n", t);
+  append (&s, "add chain ip cloison-%s owner_%s\n", t, tag);
   for (int i = 0; i < 2; i++)
     append (&s, "add map ip cloison-%s fwd_%s { type inet_service : ipv4_addr . inet_service; }\n",
             t, protos[i]);
@@ -114,9 +116,9 @@ nft_network_script (const struct net_row *n)
 }
 
 int
-nft_network_add (const struct net_row *n, cl_error_t *err)
+nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
 {
-  char *s = nft_network_script (n);
+  char *s = nft_network_script (n, tag);
   int r = nft_run (s, err);
   free (s);
   return r;
@@ -147,4 +149,49 @@ nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_
   r = nft_run (s, err);
   free (s);
   return r;
+}
+
+/* Runs one command with JSON output; *out is the parsed output or NULL
+   when the command failed. */
+static int
+nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
+{
+  struct nft_ctx *ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+  if (ctx == NULL)
+    return cl_error_make (err, 0, "nftables: cannot create a context");
+  nft_ctx_output_set_flags (ctx, NFT_CTX_OUTPUT_JSON);
+  nft_ctx_buffer_output (ctx);
+  nft_ctx_buffer_error (ctx);
+  *out = nft_run_cmd_from_buffer (ctx, cmd) == 0
+             ? json_loads (nft_ctx_get_output_buffer (ctx), 0, NULL)
+             : NULL;
+  nft_ctx_free (ctx);
+  return 0;
+}
+
+int
+nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), void *data,
+                   cl_error_t *err)
+{
+  json_t *tables = NULL, *item;
+  size_t i;
+
+  if (nft_run_json ("list tables ip", &tables, err) < 0)
+    return -1;
+  json_array_foreach (json_object_get (tables, "nftables"), i, item)
+    {
+      json_t *t = json_object_get (item, "table"), *chain = NULL;
+      const char *name = json_string_value (json_object_get (t, "name"));
+      char *cmd;
+      if (name == NULL || strncmp (name, "cloison-", 8) != 0)
+        continue;
+      cmd = cl_strdup_printf ("list chain ip %s owner_%s", name, tag);
+      nft_run_json (cmd, &chain, NULL);
+      free (cmd);
+      if (chain)
+        fn (name + 8, data);
+      json_decref (chain);
+    }
+  json_decref (tables);
+  return 0;
 }

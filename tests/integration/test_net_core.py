@@ -278,7 +278,15 @@ def test_crash_recovery(lab):
     db.close()
     lab.ns(lab.host, "ip", "link", "add", "clb-%s-77" % tag, "type", "bridge")
     lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-half")
+    # a table this root made for a network the database forgot, and one
+    # of someone else's (no owner chain of ours): only the first goes
+    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-ghost")
+    lab.ns(lab.host, "nft", "add", "chain", "ip", "cloison-ghost", "owner_" + tag)
+    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-foreign")
     lab.cloison("network", "list")
+    assert "table ip cloison-ghost" not in lab.nft_tables()
+    assert "table ip cloison-foreign" in lab.nft_tables()
+    lab.ns(lab.host, "nft", "delete", "table", "ip", "cloison-foreign")
     links = lab.links()
     assert "clv-%s-999" % tag not in links and "clb-%s-77" % tag not in links
     assert "table ip cloison-half" not in lab.nft_tables()

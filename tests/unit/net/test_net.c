@@ -116,8 +116,9 @@ test_nft_script (void **state)
                        .mode = CL_NET_NAT, .l3 = "clb-abcd-3" };
   char *s;
   (void) state;
-  s = nft_network_script (&n);
+  s = nft_network_script (&n, "abcd");
   assert_non_null (strstr (s, "add table ip cloison-web\n"));
+  assert_non_null (strstr (s, "add chain ip cloison-web owner_abcd\n"));
   assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 oifname != \"clb-abcd-3\" masquerade"));
   assert_non_null (strstr (s, "iifname \"clb-abcd-3\" oifname \"clb-*\" oifname != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "dnat ip to tcp dport map @fwd_tcp"));
@@ -127,13 +128,13 @@ test_nft_script (void **state)
   assert_non_null (strstr (s, "oifname \"clb-abcd-3\" ct status dnat masquerade"));
   free (s);
   n.mode = CL_NET_ISOLATED;
-  s = nft_network_script (&n);
+  s = nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_non_null (strstr (s, "forward iifname \"clb-abcd-3\" oifname != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "input iifname \"clb-abcd-3\" drop"));
   free (s);
   n.mode = CL_NET_ROUTED;
-  s = nft_network_script (&n);
+  s = nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_null (strstr (s, "ct status dnat"));
   free (s);
