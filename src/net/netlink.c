@@ -210,7 +210,10 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
   mnl_attr_nest_end (nlh, data);
   mnl_attr_nest_end (nlh, linkinfo);
   r = nl_talk (nl, nlh, NULL, NULL);
-  return r < 0 ? fail (err, r, "create veth pair", name) : 0;
+  if (r < 0)
+    return cl_error_make (err, -r, "netlink: create veth pair `%s` / `%s` (in the instance)", name,
+                          peer_name);
+  return 0;
 }
 
 int

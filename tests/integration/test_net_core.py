@@ -372,3 +372,21 @@ def test_udp_port_forward(lab):
     assert out.split() == ["udp-through", CLIENT]
     info = lab.cloison_json("network", "instance", "dns")
     assert info["interfaces"][0]["port_forwards"] == [{"proto": "udp", "host_port": 5353, "port": 53}]
+
+
+def test_failed_attach_leaves_nothing(lab):
+    lab.cloison("network", "create", "n1", "--subnet", "10.88.24.0/24")
+    lab.cloison("network", "create", "n2", "--subnet", "10.88.25.0/24")
+    c = lab.container("dup", "n1")
+    links = lab.links()
+    # eth0 is taken inside the container: the second veth cannot be made
+    r = lab.cloison("network", "attach", "n2", "--instance", "dup", "--pid", str(c.pid),
+                    "--ifname", "eth0", check=False)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "attach `dup` to network `n2`" in r.stderr and "File exists" in r.stderr
+    assert lab.links() == links
+    assert lab.cloison_json("network", "info", "n2")["attachments"] == []
+    assert [i["network"] for i in lab.cloison_json("network", "instance", "dup")["interfaces"]] == ["n1"]
+    # the address it had reserved is free again
+    other = lab.container("next", "n2")
+    assert other.address == "10.88.25.2"
