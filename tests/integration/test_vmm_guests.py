@@ -163,6 +163,22 @@ def test_reset_exits_zero_fast():
     assert time.monotonic() - t < 1.0
 
 
+def test_console_reader_going_away_does_not_kill_the_vm():
+    p = subprocess.Popen([binary("cloison-vmm"), "--kernel", guest("counter")],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert p.stdout.readline() == b"count 1\n"
+    p.stdout.close()
+    assert p.wait(20) == 0
+    assert p.stderr.read() == b""
+
+
+def test_console_file(tmp_path):
+    log = tmp_path / "console.log"
+    r = vmm("--kernel", guest("hello"), "--console", "file=%s" % log)
+    assert r.returncode == 0 and r.stdout == b""
+    assert "hello from the cloison guest" in log.read_text()
+
+
 def test_triple_fault_exits_nonzero_with_reason():
     r = vmm("--kernel", guest("triple"))
     assert r.returncode != 0
@@ -190,6 +206,14 @@ def test_sandbox_seccomp_and_no_new_privs(running, tmp_path):
     status = open("/proc/%d/status" % r.p.pid).read()
     assert "NoNewPrivs:\t1" in status
     assert "Seccomp:\t2" in status
+    # vCPU threads stack a stricter filter of their own
+    filters = {}
+    for tid in os.listdir("/proc/%d/task" % r.p.pid):
+        name = open("/proc/%d/task/%s/comm" % (r.p.pid, tid)).read().strip()
+        st = open("/proc/%d/task/%s/status" % (r.p.pid, tid)).read()
+        filters[name] = int(st.split("Seccomp_filters:")[1].split()[0])
+    assert filters["vcpu0"] == 2, filters
+    assert min(filters.values()) == 1, filters
     # the API still works under the filter
     assert api(sock, "GET", "/vm")[0] == 200
     rc, err = r.wait()
