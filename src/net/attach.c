@@ -29,7 +29,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
 
   if (cl_db_begin (c->db, err) < 0)
     return -1;
-  if (cl_db_prepare (c->db, "SELECT instance FROM net_attachments WHERE network_id = ? AND instance = ?",
+  if (cl_db_prepare (c->db,
+                     "SELECT instance FROM net_attachments WHERE network_id = ? AND instance = ?",
                      &st, err)
       < 0)
     goto fail;
@@ -42,7 +43,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
       goto fail;
     }
   sqlite3_finalize (steal_pointer (&st));
-  if (cl_db_prepare (c->db, "SELECT address FROM net_attachments WHERE network_id = ? ORDER BY address",
+  if (cl_db_prepare (c->db,
+                     "SELECT address FROM net_attachments WHERE network_id = ? ORDER BY address",
                      &st, err)
       < 0)
     goto fail;
@@ -56,7 +58,7 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
           if (used == NULL)
             abort ();
         }
-      used[n_used++] = (uint32_t) sqlite3_column_int64 (st, 0);
+      used[n_used++] = (uint32_t)sqlite3_column_int64 (st, 0);
     }
   sqlite3_finalize (steal_pointer (&st));
   memset (a, 0, sizeof *a);
@@ -78,10 +80,11 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
   snprintf (a->mac, sizeof a->mac, "%s:%02x:%02x:%02x:%02x",
             strcmp (kind, "vm") == 0 ? "52:54" : "0a:58", a->address >> 24,
             (a->address >> 16) & 0xff, (a->address >> 8) & 0xff, a->address & 0xff);
-  if (cl_db_prepare (c->db,
-                     "INSERT INTO net_attachments (network_id, instance, kind, ifname, address, mac, pid)"
-                     " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                     &st, err)
+  if (cl_db_prepare (
+          c->db,
+          "INSERT INTO net_attachments (network_id, instance, kind, ifname, address, mac, pid)"
+          " VALUES (?, ?, ?, ?, ?, ?, ?)",
+          &st, err)
       < 0)
     goto fail;
   sqlite3_bind_int64 (st, 1, n->id);
@@ -98,7 +101,7 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
     }
   a->id = sqlite3_last_insert_rowid (c->db);
   snprintf (a->host_ifname, sizeof a->host_ifname, "cl%c-%s-%lld",
-            strcmp (kind, "vm") == 0 ? 't' : 'v', c->tag, (long long) a->id);
+            strcmp (kind, "vm") == 0 ? 't' : 'v', c->tag, (long long)a->id);
   if (exec_bound (c->db, "UPDATE net_attachments SET host_ifname = ?2 WHERE id = ?1", a->id,
                   a->host_ifname, err)
           < 0
@@ -133,7 +136,7 @@ parse_mac (const char *s, uint8_t mac[6])
   if (sscanf (s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
     return -1;
   for (int i = 0; i < 6; i++)
-    mac[i] = (uint8_t) v[i];
+    mac[i] = (uint8_t)v[i];
   return 0;
 }
 
@@ -144,8 +147,9 @@ port_master (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
   cleanup_free char *trunk = n->vlan ? trunk_name (c) : NULL;
   int idx = nl_link_index (c->nl, n->vlan ? trunk : n->l3, err);
   if (idx == 0)
-    return cl_error_make (err, 0, "network `%s`: bridge `%s` is missing (run `cloison network list` to repair)",
-                          n->name, n->vlan ? trunk : n->l3);
+    return cl_error_make (
+        err, 0, "network `%s`: bridge `%s` is missing (run `cloison network list` to repair)",
+        n->name, n->vlan ? trunk : n->l3);
   return idx;
 }
 
@@ -176,7 +180,8 @@ configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_
   if (idx == 0)
     cl_error_make (err, 0, "link `%s` missing in the instance", ifname);
   else if (idx > 0 && nl_link_set (inside, 1, 1, 0, 0, err) == 0 /* lo is always ifindex 1 */
-           && nl_link_set (inside, idx, 1, 0, 0, err) == 0 && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
+           && nl_link_set (inside, idx, 1, 0, 0, err) == 0
+           && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
            && (!default_route || nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0))
     r = 0;
   nl_close (inside);
@@ -256,7 +261,7 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   cleanup_close int nsfd = -1;
-  cleanup_free char *ns_path = cl_strdup_printf ("/proc/%d/ns/net", (int) pid);
+  cleanup_free char *ns_path = cl_strdup_printf ("/proc/%d/ns/net", (int)pid);
   struct net_row n;
   struct att_row a;
   uint8_t mac[6];
@@ -300,8 +305,8 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
     return -1;
   if (nl_tap_create (a.host_ifname, owner, err) < 0
       || (tap = nl_link_index (c.nl, a.host_ifname, err)) <= 0
-      || nl_link_set (c.nl, tap, 1, master, n.mtu, err) < 0 || port_vlan (&c, &n, a.host_ifname, err) < 0
-      || publish_hosts (&c, &n, 1, err) < 0)
+      || nl_link_set (c.nl, tap, 1, master, n.mtu, err) < 0
+      || port_vlan (&c, &n, a.host_ifname, err) < 0 || publish_hosts (&c, &n, 1, err) < 0)
     {
       unreserve (&c, &a);
       publish_hosts (&c, &n, 1, NULL);
@@ -318,14 +323,14 @@ detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_er
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (net_by_id (c->db, a->network_id, n, err) < 0)
     return -1;
-  if (cl_db_prepare (c->db, "SELECT proto, host_port FROM net_forwards WHERE attachment_id = ?", &st,
-                     err)
+  if (cl_db_prepare (c->db, "SELECT proto, host_port FROM net_forwards WHERE attachment_id = ?",
+                     &st, err)
       < 0)
     return -1;
   sqlite3_bind_int64 (st, 1, a->id);
   while (sqlite3_step (st) == SQLITE_ROW)
-    nft_forward_set (n->name, (const char *) sqlite3_column_text (st, 0),
-                     (uint16_t) sqlite3_column_int (st, 1), 0, 0, 0, NULL);
+    nft_forward_set (n->name, (const char *)sqlite3_column_text (st, 0),
+                     (uint16_t)sqlite3_column_int (st, 1), 0, 0, 0, NULL);
   if (nl_link_del (c->nl, a->host_ifname, err) < 0)
     return -1;
   return exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, err);
@@ -338,7 +343,8 @@ detach_where (struct net_ctx *c, const char *where, const char *text_arg, int64_
               cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
-  cleanup_free char *sql = cl_strdup_printf ("SELECT " ATT_COLUMNS " FROM net_attachments WHERE %s", where);
+  cleanup_free char *sql
+      = cl_strdup_printf ("SELECT " ATT_COLUMNS " FROM net_attachments WHERE %s", where);
   struct att_row *rows = NULL;
   size_t n_rows = 0;
   int r = 0;
@@ -384,8 +390,9 @@ cl_net_info (sqlite3 *db, const char *instance, json_t **out, cl_error_t *err)
   json_t *ifaces;
 
   if (net_schema (db, err) < 0
-      || cl_db_prepare (db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE instance = ? ORDER BY id",
-                        &st, err)
+      || cl_db_prepare (
+             db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE instance = ? ORDER BY id", &st,
+             err)
              < 0)
     return -1;
   sqlite3_bind_text (st, 1, instance, -1, SQLITE_STATIC);
@@ -400,11 +407,11 @@ cl_net_info (sqlite3 *db, const char *instance, json_t **out, cl_error_t *err)
         continue;
       fill_out (&n, &a, &out_a);
       json_array_append_new (
-          ifaces, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o}", "network",
-                             out_a.network, "kind", a.kind, "ifname", out_a.ifname, "host_ifname",
-                             out_a.host_ifname, "address", out_a.address, "prefix_len",
-                             out_a.prefix_len, "gateway", out_a.gateway, "mac", out_a.mac,
-                             "port_forwards", forwards_json (db, a.id)));
+          ifaces,
+          json_pack ("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o}", "network", out_a.network,
+                     "kind", a.kind, "ifname", out_a.ifname, "host_ifname", out_a.host_ifname,
+                     "address", out_a.address, "prefix_len", out_a.prefix_len, "gateway",
+                     out_a.gateway, "mac", out_a.mac, "port_forwards", forwards_json (db, a.id)));
     }
   *out = json_pack ("{s:s, s:o}", "instance", instance, "interfaces", ifaces);
   return 0;

@@ -37,8 +37,8 @@ cl_net_parse_port_forward (const char *spec, uint16_t *host_port, uint16_t *inst
     *proto = "udp";
   else
     return cl_error_make (err, 0, "port forward `%s`: protocol must be tcp or udp", spec);
-  *host_port = (uint16_t) hp;
-  *inst_port = (uint16_t) ip;
+  *host_port = (uint16_t)hp;
+  *inst_port = (uint16_t)ip;
   return 0;
 }
 
@@ -53,8 +53,7 @@ check_proto (const char *proto, cl_error_t *err)
 
 int
 cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance,
-                         uint16_t host_port, uint16_t inst_port, const char *proto,
-                         cl_error_t *err)
+                         uint16_t host_port, uint16_t inst_port, const char *proto, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   cleanup_stmt sqlite3_stmt *st = NULL;
@@ -69,7 +68,8 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   if (ctx_open (db, &c, err) < 0)
     return -1;
   if (cl_db_prepare (db,
-                     "SELECT a.id, a.network_id, a.instance, a.kind, a.ifname, a.host_ifname, a.address, a.mac, a.pid"
+                     "SELECT a.id, a.network_id, a.instance, a.kind, a.ifname, a.host_ifname, "
+                     "a.address, a.mac, a.pid"
                      " FROM net_attachments a JOIN networks n ON n.id = a.network_id"
                      " WHERE a.instance = ?1 AND (?2 IS NULL OR n.name = ?2) ORDER BY a.id LIMIT 1",
                      &st, err)
@@ -88,10 +88,11 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   if (n.mode == CL_NET_ISOLATED)
     return cl_error_make (err, 0, "port forward %u/%s: network `%s` is isolated", host_port, proto,
                           n.name);
-  if (cl_db_prepare (db,
-                     "SELECT a.instance FROM net_forwards f JOIN net_attachments a ON a.id = f.attachment_id"
-                     " WHERE f.proto = ? AND f.host_port = ?",
-                     &st, err)
+  if (cl_db_prepare (
+          db,
+          "SELECT a.instance FROM net_forwards f JOIN net_attachments a ON a.id = f.attachment_id"
+          " WHERE f.proto = ? AND f.host_port = ?",
+          &st, err)
       < 0)
     return -1;
   sqlite3_bind_text (st, 1, proto, -1, SQLITE_STATIC);
@@ -100,7 +101,9 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
     return cl_error_make (err, 0, "port forward: host port %u/%s is already forwarded to `%s`",
                           host_port, proto, sqlite3_column_text (st, 0));
   sqlite3_finalize (steal_pointer (&st));
-  if (cl_db_prepare (db, "INSERT INTO net_forwards (attachment_id, proto, host_port, inst_port) VALUES (?, ?, ?, ?)",
+  if (cl_db_prepare (db,
+                     "INSERT INTO net_forwards (attachment_id, proto, host_port, inst_port) VALUES "
+                     "(?, ?, ?, ?)",
                      &st, err)
       < 0)
     return -1;
@@ -130,11 +133,12 @@ cl_net_port_forward_remove (sqlite3 *db, const char *instance, uint16_t host_por
 
   if (check_proto (proto, err) < 0 || ctx_open (db, &c, err) < 0)
     return -1;
-  if (cl_db_prepare (db,
-                     "SELECT f.id, n.name FROM net_forwards f JOIN net_attachments a ON a.id = f.attachment_id"
-                     " JOIN networks n ON n.id = a.network_id"
-                     " WHERE a.instance = ? AND f.proto = ? AND f.host_port = ?",
-                     &st, err)
+  if (cl_db_prepare (
+          db,
+          "SELECT f.id, n.name FROM net_forwards f JOIN net_attachments a ON a.id = f.attachment_id"
+          " JOIN networks n ON n.id = a.network_id"
+          " WHERE a.instance = ? AND f.proto = ? AND f.host_port = ?",
+          &st, err)
       < 0)
     return -1;
   sqlite3_bind_text (st, 1, instance, -1, SQLITE_STATIC);
@@ -144,7 +148,7 @@ cl_net_port_forward_remove (sqlite3 *db, const char *instance, uint16_t host_por
     return cl_error_make (err, 0, "port forward: instance `%s` has no forward of host port %u/%s",
                           instance, host_port, proto);
   id = sqlite3_column_int64 (st, 0);
-  net = strdup ((const char *) sqlite3_column_text (st, 1));
+  net = strdup ((const char *)sqlite3_column_text (st, 1));
   if (nft_forward_set (net, proto, host_port, 0, 0, 0, err) < 0)
     return -1;
   return exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", id, NULL, err);

@@ -68,8 +68,8 @@ struct att_row
 void att_from_stmt (sqlite3_stmt *st, struct att_row *a);
 /* Calls fn for each attachment of the network, by address (ip: dotted). */
 int foreach_attachment (sqlite3 *db, int64_t network_id,
-                        void (*fn) (const struct att_row *a, const char *ip, void *data), void *data,
-                        cl_error_t *err);
+                        void (*fn) (const struct att_row *a, const char *ip, void *data),
+                        void *data, cl_error_t *err);
 /* Rewrites the hosts (and with dhcp_too the dhcp-hosts) file of the
    network and makes its dnsmasq re-read them. */
 int publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_error_t *err);

@@ -41,7 +41,7 @@ nl_open (struct nl_sock **out, cl_error_t *err)
       return -1;
     }
   nl->portid = mnl_socket_get_portid (nl->sock);
-  nl->seq = (unsigned) time (NULL);
+  nl->seq = (unsigned)time (NULL);
   *out = nl;
   return 0;
 }
@@ -128,7 +128,7 @@ static int
 index_cb (const struct nlmsghdr *nlh, void *data)
 {
   struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
-  ((struct index_query *) data)->index = ifm->ifi_index;
+  ((struct index_query *)data)->index = ifm->ifi_index;
   return MNL_CB_OK;
 }
 
@@ -405,8 +405,7 @@ nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (ioctl (fd, TUNSETIFF, &ifr) < 0)
     return cl_error_errno (err, "create tap `%s`", name);
-  if (ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0
-      || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
+  if (ioctl (fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
     return cl_error_errno (err, "make tap `%s` persistent", name);
   return 0;
 }

@@ -125,7 +125,7 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
       if (cl_db_prepare (db, "SELECT subnet, prefix FROM networks", &st, err) < 0)
         return -1;
       while (!clash && sqlite3_step (st) == SQLITE_ROW)
-        clash = ipam_overlap (cand, 24, (uint32_t) sqlite3_column_int64 (st, 0),
+        clash = ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
                               sqlite3_column_int (st, 1));
       if (!clash)
         {
@@ -175,10 +175,10 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   while (sqlite3_step (st) == SQLITE_ROW)
     {
       char a[16];
-      if (ipam_overlap (n.subnet, n.prefix, (uint32_t) sqlite3_column_int64 (st, 1),
+      if (ipam_overlap (n.subnet, n.prefix, (uint32_t)sqlite3_column_int64 (st, 1),
                         sqlite3_column_int (st, 2)))
         {
-          ipam_format ((uint32_t) sqlite3_column_int64 (st, 1), a);
+          ipam_format ((uint32_t)sqlite3_column_int64 (st, 1), a);
           return cl_error_make (err, 0, "--subnet: %s overlaps network `%s` (%s/%d)",
                                 cfg->subnet ? cfg->subnet : "", sqlite3_column_text (st, 0), a,
                                 sqlite3_column_int (st, 2));
@@ -206,7 +206,7 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   if (sqlite3_step (st) != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
   n.id = sqlite3_last_insert_rowid (c->db);
-  snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long) n.id);
+  snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long)n.id);
   if (exec_bound (c->db, "UPDATE networks SET l3 = ?2 WHERE id = ?1", n.id, n.l3, err) < 0)
     return -1;
 
@@ -258,19 +258,21 @@ cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err)
 
   if (ctx_open (db, &c, err) < 0 || net_load (db, name, &n, err) < 0)
     return -1;
-  if (cl_db_prepare (db, "SELECT count(*), group_concat(instance, ', ') FROM net_attachments WHERE network_id = ?",
-                     &st, err)
+  if (cl_db_prepare (
+          db,
+          "SELECT count(*), group_concat(instance, ', ') FROM net_attachments WHERE network_id = ?",
+          &st, err)
       < 0)
     return -1;
   sqlite3_bind_int64 (st, 1, n.id);
   if (sqlite3_step (st) == SQLITE_ROW && sqlite3_column_int (st, 0) > 0)
-    return cl_error_make (err, 0, "network `%s` is in use by %s", name, sqlite3_column_text (st, 1));
+    return cl_error_make (err, 0, "network `%s` is in use by %s", name,
+                          sqlite3_column_text (st, 1));
   if (exec_bound (db, "UPDATE networks SET state = 'deleting' WHERE id = ?", n.id, NULL, err) < 0)
     return -1;
   net_teardown (&c, &n);
   return exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err);
 }
-
 
 static void
 add_attachment_json (const struct att_row *a, const char *ip, void *data)
@@ -294,7 +296,7 @@ net_json (sqlite3 *db, const struct net_row *n, int with_attachments)
   json_object_set_new (o, "vlan", n->vlan ? json_integer (n->vlan) : json_null ());
   json_object_set_new (o, "mtu", json_integer (n->mtu));
   foreach_attachment (db, n->id, add_attachment_json, atts, NULL);
-  json_object_set_new (o, "instances", json_integer ((json_int_t) json_array_size (atts)));
+  json_object_set_new (o, "instances", json_integer ((json_int_t)json_array_size (atts)));
   if (with_attachments)
     json_object_set_new (o, "attachments", atts);
   else
@@ -309,7 +311,8 @@ cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err)
   json_t *arr;
 
   if (net_schema (db, err) < 0
-      || cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE state = 'ready' ORDER BY name",
+      || cl_db_prepare (db,
+                        "SELECT " NET_COLUMNS " FROM networks WHERE state = 'ready' ORDER BY name",
                         &st, err)
              < 0)
     return -1;
@@ -337,19 +340,20 @@ cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err)
   o = net_json (db, &n, 1);
   atts = json_object_get (o, "attachments");
   json_array_foreach (atts, i, a)
-    {
-      cleanup_stmt sqlite3_stmt *st = NULL;
-      if (cl_db_prepare (db, "SELECT id FROM net_attachments WHERE network_id = ? AND instance = ?",
-                         &st, NULL)
-              == 0)
-        {
-          sqlite3_bind_int64 (st, 1, n.id);
-          sqlite3_bind_text (st, 2, json_string_value (json_object_get (a, "instance")), -1,
-                             SQLITE_STATIC);
-          if (sqlite3_step (st) == SQLITE_ROW)
-            json_object_set_new (a, "port_forwards", forwards_json (db, sqlite3_column_int64 (st, 0)));
-        }
-    }
+  {
+    cleanup_stmt sqlite3_stmt *st = NULL;
+    if (cl_db_prepare (db, "SELECT id FROM net_attachments WHERE network_id = ? AND instance = ?",
+                       &st, NULL)
+        == 0)
+      {
+        sqlite3_bind_int64 (st, 1, n.id);
+        sqlite3_bind_text (st, 2, json_string_value (json_object_get (a, "instance")), -1,
+                           SQLITE_STATIC);
+        if (sqlite3_step (st) == SQLITE_ROW)
+          json_object_set_new (a, "port_forwards",
+                               forwards_json (db, sqlite3_column_int64 (st, 0)));
+      }
+  }
   *out = o;
   return 0;
 }

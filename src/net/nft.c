@@ -24,15 +24,14 @@ nft_run (const char *cmds, cl_error_t *err)
     {
       const char *e = nft_ctx_get_error_buffer (ctx);
       size_t len = e ? strcspn (e, "\n") : 0;
-      cl_error_make (err, 0, "nftables: %.*s", (int) len, len ? e : "command failed");
+      cl_error_make (err, 0, "nftables: %.*s", (int)len, len ? e : "command failed");
     }
   nft_ctx_free (ctx);
   return r != 0 ? -1 : 0;
 }
 
 /* Appends printf output to a growing string. */
-static void __attribute__ ((format (printf, 2, 3)))
-append (char **buf, const char *fmt, ...)
+static void __attribute__ ((format (printf, 2, 3))) append (char **buf, const char *fmt, ...)
 {
   va_list ap;
   char *more, *joined;
@@ -65,48 +64,66 @@ nft_network_script (const struct net_row *n, const char *tag)
   append (&s, "add chain ip cloison-%s output { type nat hook output priority -100; }\n", t);
   for (int i = 0; i < 2; i++)
     {
-      append (&s, "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+      append (&s,
+              "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map "
+              "@fwd_%s\n",
               t, protos[i], protos[i]);
       /* Loopback destinations cannot be DNATed onto a bridge (martian
          source), so only the host's other addresses forward locally. */
-      append (&s, "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+      append (&s,
+              "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip "
+              "to %s dport map @fwd_%s\n",
               t, protos[i], protos[i]);
     }
   append (&s, "add chain ip cloison-%s forward { type filter hook forward priority filter; }\n", t);
   /* Networks never reach each other, whatever their modes. */
-  append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n",
-          t, br, br);
+  append (
+      &s,
+      "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n", t,
+      br, br);
   append (&s, "add chain ip cloison-%s input { type filter hook input priority filter; }\n", t);
-  append (&s, "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
+  append (&s,
+          "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
           t);
   /* Instance-to-instance traffic never needs NAT or state; where the
      kernel passes bridged frames through the IP hooks (br_netfilter),
      tracking it costs about a fifth of the bridge's throughput. */
   append (&s, "add chain ip cloison-%s raw { type filter hook prerouting priority raw; }\n", t);
-  append (&s, "add rule ip cloison-%s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n", t,
-          subnet, n->prefix, subnet, n->prefix, gateway);
+  append (&s, "add rule ip cloison-%s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n",
+          t, subnet, n->prefix, subnet, n->prefix, gateway);
   switch (n->mode)
     {
     case CL_NET_ISOLATED:
-      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br,
+              br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
+              br);
       /* The host itself only serves DHCP and DNS to an isolated network. */
-      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t, br);
+      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t,
+              br);
       append (&s, "add rule ip cloison-%s input iifname \"%s\" tcp dport 53 accept\n", t, br);
       append (&s, "add rule ip cloison-%s input iifname \"%s\" drop\n", t, br);
       break;
     case CL_NET_NAT:
       /* From outside only replies and port forwards come in. */
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state established,related accept\n",
+      append (&s,
+              "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state "
+              "established,related accept\n",
               t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
-              t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
-      append (&s, "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
+      append (
+          &s,
+          "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
+          t, br, br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
+              br);
+      append (&s,
+              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
               subnet, n->prefix, br);
       /* Hairpin: an instance reaching a port forward of its own network
          gets its answer through the gateway, not straight from the peer. */
-      append (&s, "add rule ip cloison-%s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat masquerade\n",
+      append (&s,
+              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat "
+              "masquerade\n",
               t, subnet, n->prefix, br);
       break;
     case CL_NET_ROUTED:
@@ -179,19 +196,19 @@ nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), v
   if (nft_run_json ("list tables ip", &tables, err) < 0)
     return -1;
   json_array_foreach (json_object_get (tables, "nftables"), i, item)
-    {
-      json_t *t = json_object_get (item, "table"), *chain = NULL;
-      const char *name = json_string_value (json_object_get (t, "name"));
-      char *cmd;
-      if (name == NULL || strncmp (name, "cloison-", 8) != 0)
-        continue;
-      cmd = cl_strdup_printf ("list chain ip %s owner_%s", name, tag);
-      nft_run_json (cmd, &chain, NULL);
-      free (cmd);
-      if (chain)
-        fn (name + 8, data);
-      json_decref (chain);
-    }
+  {
+    json_t *t = json_object_get (item, "table"), *chain = NULL;
+    const char *name = json_string_value (json_object_get (t, "name"));
+    char *cmd;
+    if (name == NULL || strncmp (name, "cloison-", 8) != 0)
+      continue;
+    cmd = cl_strdup_printf ("list chain ip %s owner_%s", name, tag);
+    nft_run_json (cmd, &chain, NULL);
+    free (cmd);
+    if (chain)
+      fn (name + 8, data);
+    json_decref (chain);
+  }
   json_decref (tables);
   return 0;
 }

@@ -61,7 +61,8 @@ known_link (sqlite3 *db, const char *name)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (cl_db_prepare (db,
-                     "SELECT 1 FROM networks WHERE l3 = ?1 UNION ALL SELECT 1 FROM net_attachments WHERE host_ifname = ?1",
+                     "SELECT 1 FROM networks WHERE l3 = ?1 UNION ALL SELECT 1 FROM net_attachments "
+                     "WHERE host_ifname = ?1",
                      &st, NULL)
       < 0)
     return 1;
@@ -96,8 +97,8 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
   for (;;)
     {
       struct net_row n;
-      if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE state != 'ready' LIMIT 1", &st,
-                         err)
+      if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE state != 'ready' LIMIT 1",
+                         &st, err)
           < 0)
         return -1;
       if (sqlite3_step (st) != SQLITE_ROW)

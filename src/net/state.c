@@ -29,13 +29,15 @@ static const char schema[]
       "CREATE TABLE IF NOT EXISTS networks ("
       " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
       " subnet INTEGER NOT NULL, prefix INTEGER NOT NULL, mode TEXT NOT NULL,"
-      " vlan INTEGER NOT NULL DEFAULT 0, mtu INTEGER NOT NULL DEFAULT 1500, l3 TEXT NOT NULL DEFAULT '',"
+      " vlan INTEGER NOT NULL DEFAULT 0, mtu INTEGER NOT NULL DEFAULT 1500, l3 TEXT NOT NULL "
+      "DEFAULT '',"
       " state TEXT NOT NULL, created INTEGER NOT NULL DEFAULT (strftime('%s','now')));"
       "CREATE TABLE IF NOT EXISTS net_attachments ("
       " id INTEGER PRIMARY KEY AUTOINCREMENT,"
       " network_id INTEGER NOT NULL REFERENCES networks(id),"
       " instance TEXT NOT NULL, kind TEXT NOT NULL, ifname TEXT NOT NULL,"
-      " host_ifname TEXT NOT NULL DEFAULT '', address INTEGER NOT NULL, mac TEXT NOT NULL DEFAULT '',"
+      " host_ifname TEXT NOT NULL DEFAULT '', address INTEGER NOT NULL, mac TEXT NOT NULL DEFAULT "
+      "'',"
       " pid INTEGER NOT NULL DEFAULT 0,"
       " UNIQUE (network_id, address), UNIQUE (network_id, instance));"
       "CREATE TABLE IF NOT EXISTS net_forwards ("
@@ -61,10 +63,9 @@ mode_from_name (const char *s)
 {
   for (size_t i = 0; i < sizeof mode_names / sizeof mode_names[0]; i++)
     if (strcmp (s, mode_names[i]) == 0)
-      return (enum cl_net_mode) i;
+      return (enum cl_net_mode)i;
   return CL_NET_NAT;
 }
-
 
 void
 ctx_release (struct net_ctx *c)
@@ -85,7 +86,7 @@ load_tag (struct net_ctx *c, cl_error_t *err)
     return -1;
   if (sqlite3_step (st) == SQLITE_ROW)
     {
-      snprintf (c->tag, sizeof c->tag, "%s", (const char *) sqlite3_column_text (st, 0));
+      snprintf (c->tag, sizeof c->tag, "%s", (const char *)sqlite3_column_text (st, 0));
       return 0;
     }
   if (getrandom (rnd, sizeof rnd, 0) != sizeof rnd)
@@ -164,16 +165,15 @@ row_from_stmt (sqlite3_stmt *st, struct net_row *n)
 {
   memset (n, 0, sizeof *n);
   n->id = sqlite3_column_int64 (st, 0);
-  snprintf (n->name, sizeof n->name, "%s", (const char *) sqlite3_column_text (st, 1));
-  n->subnet = (uint32_t) sqlite3_column_int64 (st, 2);
+  snprintf (n->name, sizeof n->name, "%s", (const char *)sqlite3_column_text (st, 1));
+  n->subnet = (uint32_t)sqlite3_column_int64 (st, 2);
   n->prefix = sqlite3_column_int (st, 3);
-  n->mode = mode_from_name ((const char *) sqlite3_column_text (st, 4));
+  n->mode = mode_from_name ((const char *)sqlite3_column_text (st, 4));
   n->vlan = sqlite3_column_int (st, 5);
-  snprintf (n->l3, sizeof n->l3, "%s", (const char *) sqlite3_column_text (st, 6));
-  snprintf (n->state, sizeof n->state, "%s", (const char *) sqlite3_column_text (st, 7));
+  snprintf (n->l3, sizeof n->l3, "%s", (const char *)sqlite3_column_text (st, 6));
+  snprintf (n->state, sizeof n->state, "%s", (const char *)sqlite3_column_text (st, 7));
   n->mtu = sqlite3_column_int (st, 8);
 }
-
 
 /* 1 found, 0 absent, -1 error. */
 int
@@ -214,21 +214,18 @@ exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *
   return 0;
 }
 
-
-
-
 void
 att_from_stmt (sqlite3_stmt *st, struct att_row *a)
 {
   memset (a, 0, sizeof *a);
   a->id = sqlite3_column_int64 (st, 0);
   a->network_id = sqlite3_column_int64 (st, 1);
-  snprintf (a->instance, sizeof a->instance, "%s", (const char *) sqlite3_column_text (st, 2));
-  snprintf (a->kind, sizeof a->kind, "%s", (const char *) sqlite3_column_text (st, 3));
-  snprintf (a->ifname, sizeof a->ifname, "%s", (const char *) sqlite3_column_text (st, 4));
-  snprintf (a->host_ifname, sizeof a->host_ifname, "%s", (const char *) sqlite3_column_text (st, 5));
-  a->address = (uint32_t) sqlite3_column_int64 (st, 6);
-  snprintf (a->mac, sizeof a->mac, "%s", (const char *) sqlite3_column_text (st, 7));
+  snprintf (a->instance, sizeof a->instance, "%s", (const char *)sqlite3_column_text (st, 2));
+  snprintf (a->kind, sizeof a->kind, "%s", (const char *)sqlite3_column_text (st, 3));
+  snprintf (a->ifname, sizeof a->ifname, "%s", (const char *)sqlite3_column_text (st, 4));
+  snprintf (a->host_ifname, sizeof a->host_ifname, "%s", (const char *)sqlite3_column_text (st, 5));
+  a->address = (uint32_t)sqlite3_column_int64 (st, 6);
+  snprintf (a->mac, sizeof a->mac, "%s", (const char *)sqlite3_column_text (st, 7));
   a->pid = sqlite3_column_int (st, 8);
 }
 
@@ -240,7 +237,7 @@ net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err)
     return -1;
   sqlite3_bind_int64 (st, 1, id);
   if (sqlite3_step (st) != SQLITE_ROW)
-    return cl_error_make (err, 0, "network #%lld does not exist", (long long) id);
+    return cl_error_make (err, 0, "network #%lld does not exist", (long long)id);
   row_from_stmt (st, n);
   return 0;
 }
@@ -255,7 +252,7 @@ write_in_place (const char *path, const char *data, size_t len, cl_error_t *err)
   cleanup_close int fd = open (path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0)
     return cl_error_errno (err, "open `%s`", path);
-  if (cl_write_all (fd, data, len) < 0 || ftruncate (fd, (off_t) len) < 0)
+  if (cl_write_all (fd, data, len) < 0 || ftruncate (fd, (off_t)len) < 0)
     return cl_error_errno (err, "write `%s`", path);
   return 0;
 }
@@ -266,8 +263,9 @@ foreach_attachment (sqlite3 *db, int64_t network_id,
                     cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (cl_db_prepare (db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE network_id = ? ORDER BY address",
-                     &st, err)
+  if (cl_db_prepare (
+          db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE network_id = ? ORDER BY address",
+          &st, err)
       < 0)
     return -1;
   sqlite3_bind_int64 (st, 1, network_id);
@@ -328,7 +326,9 @@ forwards_json (sqlite3 *db, int64_t attachment_id)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   json_t *arr = json_array ();
-  if (cl_db_prepare (db, "SELECT proto, host_port, inst_port FROM net_forwards WHERE attachment_id = ? ORDER BY host_port",
+  if (cl_db_prepare (db,
+                     "SELECT proto, host_port, inst_port FROM net_forwards WHERE attachment_id = ? "
+                     "ORDER BY host_port",
                      &st, NULL)
       < 0)
     return arr;
