@@ -14,37 +14,46 @@ import xml.etree.ElementTree as ET
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build")
+BUILD_ASAN = os.path.join(ROOT, "build-asan")
 passed = failed = skipped = 0
 skips = []
 failures = []
 
 
-def run_unit():
+def build_sanitized():
+    """The unit tests again under ASan + UBSan, in a build of their own."""
+    if not os.path.exists(os.path.join(BUILD_ASAN, "build.ninja")):
+        subprocess.run(["meson", "setup", BUILD_ASAN, "-Db_sanitize=address,undefined",
+                        "-Db_lundef=false"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    subprocess.run(["ninja", "-C", BUILD_ASAN], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_unit(build, label):
     global passed, failed
     tests = json.loads(subprocess.check_output(
-        ["meson", "introspect", "--tests", BUILD]))
+        ["meson", "introspect", "--tests", build]))
     for t in tests:
         if "unit" not in t.get("suite", []) and not any(s.endswith(":unit") for s in t.get("suite", [])):
             continue
-        env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP")
-        p = subprocess.run(t["cmd"], cwd=t.get("workdir") or BUILD, env=env,
+        env = dict(os.environ, CMOCKA_MESSAGE_OUTPUT="TAP",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        p = subprocess.run(t["cmd"], cwd=t.get("workdir") or build, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=t.get("timeout") or 300)
-        seen = 0
         for line in p.stdout.splitlines():
             if line.startswith("ok "):
                 passed += 1
-                seen += 1
             elif line.startswith("not ok "):
                 failed += 1
-                seen += 1
-                failures.append("unit %s: %s" % (t["name"], line))
-        if p.returncode != 0 and seen == 0:
+                failures.append("%s %s: %s" % (label, t["name"], line))
+        if p.returncode != 0 and "not ok" not in p.stdout:
+            # A crash or a sanitizer report after the last test case.
             failed += 1
-            failures.append("unit %s: exit %d" % (t["name"], p.returncode))
-        if p.returncode != 0 or "not ok" in p.stdout:
+            failures.append("%s %s: exit %d" % (label, t["name"], p.returncode))
+        if p.returncode != 0:
             sys.stdout.write(p.stdout)
-        print("unit %-20s %s" % (t["name"], "ok" if p.returncode == 0 else "FAILED"), flush=True)
+        print("%s %-20s %s" % (label, t["name"], "ok" if p.returncode == 0 else "FAILED"),
+              flush=True)
 
 
 def run_pytest(paths):
@@ -86,7 +95,9 @@ def count_junit(report):
 def main():
     args = sys.argv[1:]
     if not args:
-        run_unit()
+        run_unit(BUILD, "unit")
+        build_sanitized()
+        run_unit(BUILD_ASAN, "asan+ubsan")
         args = [d for d in ("tests/integration", "tests/lab")
                 if os.path.isdir(os.path.join(ROOT, d))
                 and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
