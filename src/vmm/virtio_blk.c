@@ -278,7 +278,7 @@ blk_notify (struct virtio_device *dev, unsigned q)
 static void
 blk_release (struct virtio_device *dev)
 {
-  struct virtio_blk *blk = (struct virtio_blk *) dev;
+  struct virtio_blk *blk = (struct virtio_blk *)dev;
 
   close (blk->fd);
   free (blk);

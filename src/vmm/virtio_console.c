@@ -251,7 +251,7 @@ console_free (struct virtio_console *con)
 static void
 console_release (struct virtio_device *dev)
 {
-  console_free ((struct virtio_console *) dev);
+  console_free ((struct virtio_console *)dev);
 }
 
 static const struct virtio_device_ops console_ops = {

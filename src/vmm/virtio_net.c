@@ -210,7 +210,7 @@ net_activate (struct virtio_device *dev, cl_error_t *err)
 static void
 net_release (struct virtio_device *dev)
 {
-  struct virtio_net *net = (struct virtio_net *) dev;
+  struct virtio_net *net = (struct virtio_net *)dev;
 
   close (net->tap_fd);
   free (net);

@@ -185,7 +185,7 @@ vsock_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
 static void
 vsock_release (struct virtio_device *dev)
 {
-  struct virtio_vsock *vs = (struct virtio_vsock *) dev;
+  struct virtio_vsock *vs = (struct virtio_vsock *)dev;
 
   close (vs->vhost_fd);
   free (vs);
