@@ -131,11 +131,10 @@ cl_hierarchies_mode (const struct cl_hierarchy *h, size_t n)
 int
 cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
 {
-  struct cl_hierarchy *h = NULL;
+  cleanup_free struct cl_hierarchy *h = NULL;
   size_t n = 0;
   if (cl_hierarchies_read (&h, &n, err) < 0)
     return -1;
-  free (h);
   if (n == 0)
     return cl_error_make (err, 0, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)");
   *mode = cl_hierarchies_mode (h, n);

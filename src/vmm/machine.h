@@ -127,9 +127,8 @@ struct vm
 /* mem_file NULL: anonymous memory; else mapped privately (restore). */
 int vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_file,
                cl_error_t *err);
+/* Runs the destructors (vm.h) first. */
 void vm_destroy (struct vm *vm);
-/* Run by vm_destroy, last added first (device state). */
-void vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque);
 /* The e820 RAM ranges follow from mem_size. */
 int vm_mem_save (struct vm *vm, const char *path, cl_error_t *err);
 void vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg);

@@ -7,7 +7,7 @@
    order).
    All return 0, or -1 with `err` set naming the file, tap or device.
 
-   The device lives as long as the VM (the process); nothing to free. */
+   The device lives as long as the VM: vm_destroy frees it. */
 #ifndef CLOISON_VMM_VIRTIO_H
 #define CLOISON_VMM_VIRTIO_H
 

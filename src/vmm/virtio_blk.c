@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <linux/fs.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
@@ -274,6 +275,15 @@ blk_notify (struct virtio_device *dev, unsigned q)
   virtio_queue_serve (dev, q, &blk->chain, blk_request);
 }
 
+static void
+blk_release (struct virtio_device *dev)
+{
+  struct virtio_blk *blk = (struct virtio_blk *)dev;
+
+  close (blk->fd);
+  free (blk);
+}
+
 static const struct virtio_device_ops blk_ops_template = {
   .kind = "blk",
   .device_id = VIRTIO_ID_BLOCK,
@@ -282,6 +292,7 @@ static const struct virtio_device_ops blk_ops_template = {
   .queue_max_size = QUEUE_SIZE,
   .features = (1ull << BLK_F_SEG_MAX) | (1ull << BLK_F_BLK_SIZE) | (1ull << BLK_F_FLUSH),
   .queue_notify = blk_notify,
+  .release = blk_release,
 };
 
 static int
@@ -346,8 +357,7 @@ virtio_blk_create (struct vm *vm, const char *path, bool read_only, const char *
   blk->vdev.config = (uint8_t *) &blk->config;
   blk->vdev.config_size = sizeof blk->config;
   blk->fd = steal_fd (&fd);
-  /* Once registered the device belongs to the VM, even if a later step
-     fails (the process then exits). */
+  /* From here on the device belongs to the VM, even if a step fails. */
   if (virtio_device_init (&steal_pointer (&blk)->vdev, vm, err) < 0)
     return cl_error_wrap (err, "disk `%s`", path);
   return 0;

@@ -238,6 +238,22 @@ console_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
   return 0;
 }
 
+/* The in/out fds stay the caller's. */
+static void
+console_free (struct virtio_console *con)
+{
+  if (con->grace_fd >= 0)
+    close (con->grace_fd);
+  free (con->staging);
+  free (con);
+}
+
+static void
+console_release (struct virtio_device *dev)
+{
+  console_free ((struct virtio_console *)dev);
+}
+
 static const struct virtio_device_ops console_ops = {
   .kind = "console",
   .device_id = VIRTIO_ID_CONSOLE,
@@ -251,6 +267,7 @@ static const struct virtio_device_ops console_ops = {
   .queue_notify = console_notify,
   .save = console_save,
   .restore = console_restore,
+  .release = console_release,
 };
 
 /* A regular file (or /dev/null) cannot be polled: it is read once, whole,
@@ -289,6 +306,7 @@ virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
 
   con->in_fd = in_fd;
   con->out_fd = out_fd;
+  con->grace_fd = -1;
   con->staging_cap = STAGING_SIZE;
   con->staging = cl_xmalloc0 (con->staging_cap);
   con->config.max_nr_ports = 1;
@@ -300,7 +318,10 @@ virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
       if (S_ISREG (st.st_mode) || !isatty (in_fd))
         {
           if (stage_whole_file (con, err) < 0)
-            return -1;
+            {
+              console_free (con);
+              return -1;
+            }
         }
       else
         con->in_pollable = true;
@@ -309,7 +330,11 @@ virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
     con->in_pollable = true;
   con->grace_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
   if (con->grace_fd < 0)
-    return cl_error_errno (err, "virtio-console: timerfd_create");
+    {
+      cl_error_errno (err, "virtio-console: timerfd_create");
+      console_free (con);
+      return -1;
+    }
   con->vdev.ops = &console_ops;
   con->vdev.config = (uint8_t *) &con->config;
   con->vdev.config_size = sizeof con->config;

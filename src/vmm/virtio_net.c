@@ -16,6 +16,7 @@
 #include <linux/if_tun.h>
 #include <net/if.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/ioctl.h>
@@ -206,6 +207,15 @@ net_activate (struct virtio_device *dev, cl_error_t *err)
   return 0;
 }
 
+static void
+net_release (struct virtio_device *dev)
+{
+  struct virtio_net *net = (struct virtio_net *)dev;
+
+  close (net->tap_fd);
+  free (net);
+}
+
 static const struct virtio_device_ops net_ops = {
   .kind = "net",
   .device_id = VIRTIO_ID_NET,
@@ -217,6 +227,7 @@ static const struct virtio_device_ops net_ops = {
               | (1ull << NET_F_HOST_TSO6) | (1ull << NET_F_MRG_RXBUF) | (1ull << NET_F_STATUS),
   .activate = net_activate,
   .queue_notify = net_notify,
+  .release = net_release,
 };
 
 int
@@ -265,21 +276,24 @@ int
 virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6], cl_error_t *err)
 {
   struct virtio_net *net;
-  int fd = open_tap (tap_name, err);
+  uint8_t addr[6];
+  int fd;
 
+  if (mac)
+    memcpy (addr, mac, 6);
+  else
+    {
+      if (getrandom (addr, 6, 0) != 6)
+        return cl_error_errno (err, "tap `%s`: random mac", tap_name);
+      addr[0] = (addr[0] & 0xfe) | 0x02; /* local, unicast */
+    }
+  fd = open_tap (tap_name, err);
   if (fd < 0)
     return -1;
   net = cl_xmalloc0 (sizeof *net);
   net->tap_fd = fd;
   snprintf (net->tap_name, sizeof net->tap_name, "%s", tap_name);
-  if (mac)
-    memcpy (net->config.mac, mac, 6);
-  else
-    {
-      if (getrandom (net->config.mac, 6, 0) != 6)
-        return cl_error_errno (err, "tap `%s`: random mac", tap_name);
-      net->config.mac[0] = (net->config.mac[0] & 0xfe) | 0x02; /* local, unicast */
-    }
+  memcpy (net->config.mac, addr, 6);
   net->config.status = NET_S_LINK_UP;
   net->config.max_virtqueue_pairs = 1;
   net->vdev.ops = &net_ops;

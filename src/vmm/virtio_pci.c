@@ -887,6 +887,22 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
   return 0;
 }
 
+/* VM teardown: every thread that could touch the device has stopped. */
+static void
+virtio_device_destroy (void *opaque)
+{
+  struct virtio_device *dev = opaque;
+  for (unsigned i = 0; dev->vectors && i < dev->nvectors; i++)
+    if (dev->vectors[i].efd >= 0)
+      close (dev->vectors[i].efd);
+  free (dev->vectors);
+  for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+    if (dev->queues[q].kick_fd >= 0)
+      close (dev->queues[q].kick_fd);
+  pthread_mutex_destroy (&dev->lock);
+  dev->ops->release (dev);
+}
+
 int
 virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
 {
@@ -894,13 +910,18 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
 
   dev->vm = vm;
   pthread_mutex_init (&dev->lock, NULL);
+  for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
+    dev->queues[q].kick_fd = -1;
+  vm_add_destructor (vm, virtio_device_destroy, dev);
   if (name_and_register (dev, err) < 0)
     return -1;
   if (ops->num_queues > VIRTIO_MAX_QUEUES || dev->config_size > REGION_DEVICE_MAX)
     return cl_error_make (err, 0, "%s: too many queues or too large a config", dev->name);
 
+  dev->vectors = cl_xmalloc0 ((ops->num_queues + 1) * sizeof *dev->vectors);
+  for (unsigned i = 0; i < ops->num_queues + 1; i++)
+    dev->vectors[i].efd = -1;
   dev->nvectors = ops->num_queues + 1;
-  dev->vectors = cl_xmalloc0 (dev->nvectors * sizeof *dev->vectors);
   for (unsigned i = 0; i < dev->nvectors; i++)
     {
       struct virtio_msix_vector *v = &dev->vectors[i];

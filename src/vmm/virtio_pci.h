@@ -60,6 +60,10 @@ struct virtio_device_ops
   int (*restore) (struct virtio_device *dev, json_t *state, cl_error_t *err);
   /* Queues whose kicks the device takes over itself (vhost): bit q set. */
   uint32_t own_kick_mask;
+  /* Required: frees the device's own resources and the struct embedding
+     `dev` (the transport has closed its fds).  Runs once, at VM teardown,
+     also for a device whose virtio_device_init failed half-way. */
+  void (*release) (struct virtio_device *dev);
 };
 
 struct virtio_msix_vector
@@ -111,7 +115,8 @@ struct virtio_device
 
 /* Builds the PCI function, registers it, its doorbells, interrupts and
    snapshot state.  `dev->ops`, `dev->config`, `dev->config_size` must be
-   set.  `name` is filled. */
+   set.  `name` is filled.  From this call on, even when it fails, the
+   device belongs to the VM, which releases it when destroyed. */
 int virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err);
 
 static inline bool

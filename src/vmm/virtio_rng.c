@@ -7,6 +7,7 @@
 #include "vmm/vm.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <sys/random.h>
 
 /* Bytes served per request: enough for the guest's hwrng reads (at most a
@@ -50,6 +51,12 @@ rng_notify (struct virtio_device *dev, unsigned q)
   virtio_queue_serve (dev, q, &rng->chain, fill_random);
 }
 
+static void
+rng_release (struct virtio_device *dev)
+{
+  free (dev); /* the first member of struct virtio_rng */
+}
+
 static const struct virtio_device_ops rng_ops = {
   .kind = "rng",
   .device_id = VIRTIO_ID_RNG,
@@ -57,6 +64,7 @@ static const struct virtio_device_ops rng_ops = {
   .num_queues = 1,
   .queue_max_size = 256,
   .queue_notify = rng_notify,
+  .release = rng_release,
 };
 
 int

@@ -182,6 +182,15 @@ vsock_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
   return 0;
 }
 
+static void
+vsock_release (struct virtio_device *dev)
+{
+  struct virtio_vsock *vs = (struct virtio_vsock *)dev;
+
+  close (vs->vhost_fd);
+  free (vs);
+}
+
 int
 virtio_vsock_create (struct vm *vm, uint64_t guest_cid, cl_error_t *err)
 {
@@ -220,6 +229,7 @@ virtio_vsock_create (struct vm *vm, uint64_t guest_cid, cl_error_t *err)
     .save = vsock_save,
     .restore = vsock_restore,
     .own_kick_mask = (1u << RXQ) | (1u << TXQ),
+    .release = vsock_release,
   };
   vs->vdev.ops = &vs->ops;
   vs->vdev.config = (uint8_t *) &vs->config;

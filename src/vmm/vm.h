@@ -63,6 +63,11 @@ struct vm_persist_ops
 int vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,
                          void *opaque, cl_error_t *err);
 
+/* --- teardown --- */
+/* fn(opaque) runs when the VM is destroyed, after the vCPUs and the I/O
+   thread have stopped, last added first: how a device frees itself. */
+void vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque);
+
 /* Counters shown by GET /metrics, per device: name -> value. */
 void vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta);
 

@@ -36,12 +36,26 @@ cl_vmm_config_init (struct cl_vmm_config *cfg)
   cfg->ready_fd = -1;
 }
 
-int
-cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
+void
+cl_vmm_disk_clear (struct cl_vmm_disk *disk)
+{
+  free ((char *)disk->path);
+  free ((char *)disk->serial);
+  memset (disk, 0, sizeof (*disk));
+}
+
+void
+cl_vmm_net_clear (struct cl_vmm_net *net)
+{
+  free ((char *)net->tap);
+  memset (net, 0, sizeof (*net));
+}
+
+static int
+parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
 {
   cleanup_free char *copy = strdup (spec);
   char *save = NULL;
-  memset (out, 0, sizeof (*out));
   char *tok = strtok_r (copy, ",", &save);
   if (tok == NULL || *tok == 0)
     return cl_error_make (err, 0, "--disk `%s`: expected PATH[,ro][,serial=ID]", spec);
@@ -51,7 +65,10 @@ cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
       if (strcmp (tok, "ro") == 0)
         out->readonly = true;
       else if (strncmp (tok, "serial=", 7) == 0 && strlen (tok + 7) <= 20)
-        out->serial = strdup (tok + 7);
+        {
+          free ((char *)out->serial); /* the last serial= wins */
+          out->serial = strdup (tok + 7);
+        }
       else
         return cl_error_make (
             err, 0, "--disk `%s`: unknown option `%s` (ro, serial=ID of at most 20 bytes)", spec,
@@ -61,15 +78,29 @@ cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
 }
 
 int
-cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
+cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
+{
+  memset (out, 0, sizeof (*out));
+  if (parse_disk (spec, out, err) < 0)
+    {
+      cl_vmm_disk_clear (out);
+      return -1;
+    }
+  return 0;
+}
+
+static int
+parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
 {
   cleanup_free char *copy = strdup (spec);
   char *save = NULL;
-  memset (out, 0, sizeof (*out));
   for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
     {
       if (strncmp (tok, "tap=", 4) == 0 && tok[4] && strlen (tok + 4) < 16)
-        out->tap = strdup (tok + 4);
+        {
+          free ((char *)out->tap); /* the last tap= wins */
+          out->tap = strdup (tok + 4);
+        }
       else if (strncmp (tok, "mac=", 4) == 0)
         {
           unsigned m[6];
@@ -91,6 +122,18 @@ cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
     }
   if (out->tap == NULL)
     return cl_error_make (err, 0, "--net `%s`: tap=NAME is required", spec);
+  return 0;
+}
+
+int
+cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
+{
+  memset (out, 0, sizeof (*out));
+  if (parse_net (spec, out, err) < 0)
+    {
+      cl_vmm_net_clear (out);
+      return -1;
+    }
   return 0;
 }
 

@@ -72,10 +72,13 @@ struct cl_vmm_config
 void cl_vmm_config_init (struct cl_vmm_config *cfg);
 
 /* Flag values as the CLI takes them ("PATH[,ro][,serial=ID]",
-   "tap=NAME[,mac=MAC]").  Strings put in *out are allocated (free() them
-   or let the process exit). */
+   "tap=NAME[,mac=MAC]").  On success the strings put in *out are
+   allocated: cl_vmm_disk_clear/cl_vmm_net_clear free them (or let the
+   process exit).  On failure *out holds nothing. */
 int cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err);
 int cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err);
+void cl_vmm_disk_clear (struct cl_vmm_disk *disk);
+void cl_vmm_net_clear (struct cl_vmm_net *net);
 
 /* Builds the VM and runs it until the guest stops.  Returns 0 when the
    guest powered off or rebooted or the VM was asked to stop (SIGTERM,

@@ -32,5 +32,5 @@ vmm_build_virtio (struct vmm *m, cl_error_t *err)
 void
 vmm_free_virtio (struct vmm *m)
 {
-  (void)m; /* the devices live as long as the process */
+  (void)m; /* vm_destroy frees the devices (their VM destructors) */
 }

@@ -18,6 +18,11 @@ fake_vm_new (void)
 void
 fake_vm_free (struct vm *vm)
 {
+  while (vm->ndestructors > 0)
+    {
+      vm->ndestructors--;
+      vm->destructor_fn[vm->ndestructors](vm->destructor_opaque[vm->ndestructors]);
+    }
   free (vm->ram);
   free (vm);
 }
@@ -36,6 +41,16 @@ fake_vm_poll (struct vm *vm)
         }
     }
   return ran;
+}
+
+void
+vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
+{
+  if (vm->ndestructors < FAKE_MAX)
+    {
+      vm->destructor_fn[vm->ndestructors] = fn;
+      vm->destructor_opaque[vm->ndestructors++] = opaque;
+    }
 }
 
 const struct guest_mem *

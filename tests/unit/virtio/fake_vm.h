@@ -35,9 +35,13 @@ struct vm
   void *persist_opaque[FAKE_MAX];
   char persist_id[FAKE_MAX][32];
   int npersist;
+  void (*destructor_fn[FAKE_MAX]) (void *);
+  void *destructor_opaque[FAKE_MAX];
+  int ndestructors;
 };
 
 struct vm *fake_vm_new (void);
+/* Runs the destructors (the devices' release), as vm_destroy does. */
 void fake_vm_free (struct vm *vm);
 /* One round of the I/O thread: every readable registered fd gets its
    callback.  Returns how many ran. */

@@ -247,12 +247,22 @@ vm_without_kvm (void)
 {
   struct vm *vm = calloc (1, sizeof (*vm));
   pthread_rwlock_init (&vm->io_lock, NULL);
+  pthread_mutex_init (&vm->event_lock, NULL);
   pthread_mutex_init (&vm->metric_lock, NULL);
   pthread_mutex_init (&vm->state_lock, NULL);
   pthread_cond_init (&vm->state_cond, NULL);
   vm->metrics = calloc (256, sizeof (*vm->metrics));
-  vm->wake_fd = -1;
+  vm->kvm_fd = vm->vm_fd = vm->epoll_fd = vm->wake_fd = -1;
   return vm;
+}
+
+/* The same teardown as cl_vmm_run's: the bus, then the VM (I/O ranges,
+   persist ids, metrics). */
+static void
+vm_without_kvm_free (struct vm *vm)
+{
+  pci_bus_free (vm);
+  vm_destroy (vm);
 }
 
 static int moved_bar = -1;
@@ -362,6 +372,7 @@ test_pci_config_space (void **state)
   assert_int_equal (cfg_read (vm, 1, 0x3C) & 0xFF, 0x0B);
   cfg_write (vm, 1, 0x0C, 0x00FF0000);
   assert_int_equal ((cfg_read (vm, 1, 0x0C) >> 16) & 0xFF, 0);
+  vm_without_kvm_free (vm);
 }
 
 /* Guest-controlled config writes of every size at every offset, through
@@ -403,6 +414,7 @@ test_pci_odd_config_writes (void **state)
   assert_int_equal (cfg_read (vm, 1, 0), 0x10411AF4);
   assert_int_equal (cfg_read (vm, 2, 0), 0x10421AF4);
   assert_int_equal (cfg_read (vm, 2, 8) >> 8, 0x010000);
+  vm_without_kvm_free (vm);
 }
 
 /* ----------------------------------------------------------- CLI specs */
@@ -418,19 +430,29 @@ test_parse_disk_and_net (void **state)
   assert_string_equal (d.path, "/x.img");
   assert_true (d.readonly);
   assert_string_equal (d.serial, "abc");
+  cl_vmm_disk_clear (&d);
   assert_int_equal (cl_vmm_parse_disk ("/y.img", &d, &err), 0);
   assert_false (d.readonly);
   assert_null (d.serial);
+  cl_vmm_disk_clear (&d);
+  /* On failure nothing is left in *out (LeakSanitizer checks the rest). */
   assert_int_equal (cl_vmm_parse_disk ("/y.img,rw", &d, &err), -1);
   assert_non_null (strstr (err->msg, "`rw`"));
+  assert_null (d.path);
   cl_error_release (&err);
   assert_int_equal (cl_vmm_parse_disk ("/y.img,serial=123456789012345678901", &d, &err), -1);
+  assert_null (d.path);
   cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_disk ("/z.img,serial=a,serial=b", &d, &err), 0);
+  assert_string_equal (d.serial, "b");
+  cl_vmm_disk_clear (&d);
   assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd:ef", &n, &err), 0);
   assert_string_equal (n.tap, "tap0");
   assert_true (n.has_mac);
   assert_int_equal (n.mac[3], 0xab);
+  cl_vmm_net_clear (&n);
   assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd", &n, &err), -1);
+  assert_null (n.tap);
   cl_error_release (&err);
   assert_int_equal (cl_vmm_parse_net ("mac=52:54:00:ab:cd:ef", &n, &err), -1);
   assert_non_null (strstr (err->msg, "tap=NAME"));
