@@ -3,6 +3,7 @@ bad input, clean-up.  Each test builds its own namespaces (test_net_lab)."""
 import json
 import os
 import sqlite3
+import subprocess
 import sys
 import time
 
@@ -48,10 +49,14 @@ def test_container_to_container_same_network(lab):
     c1.httpd(80)
     assert c2.wget("http://10.88.2.2/") == "hello from web\n"
     # TCP both ways with nc
-    p = c2.spawn(BUSYBOX, "nc", "-l", "-p", "7000")
+    # The listener's stdin stays open until the exchange is over: at EOF on
+    # stdin busybox nc half-closes the connection, and a client that sees
+    # that FIN before it has sent would exit without sending.
+    p = c2.spawn(BUSYBOX, "nc", "-l", "-p", "7000", stdin=subprocess.PIPE)
     lab.wait_port(c2, 7000)
     c1.run("sh", "-c", "echo ping-over-nc | %s nc -w 2 10.88.2.3 7000" % BUSYBOX)
-    assert p.communicate(timeout=10)[0] == "ping-over-nc\n"
+    out, err = p.communicate(timeout=10)
+    assert out == "ping-over-nc\n", (p.returncode, err)
     # instances have DNS names from the network's dnsmasq
     assert "10.88.2.2" in c2.resolve("web", "10.88.2.1")
     # the host-side info

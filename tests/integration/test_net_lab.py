@@ -81,8 +81,8 @@ class Container:
     def run(self, *args, check=True, timeout=30):
         return sh("nsenter", "-t", str(self.pid), "-n", *args, check=check, timeout=timeout)
 
-    def spawn(self, *args):
-        p = subprocess.Popen(["nsenter", "-t", str(self.pid), "-n"] + list(args),
+    def spawn(self, *args, stdin=None):
+        p = subprocess.Popen(["nsenter", "-t", str(self.pid), "-n"] + list(args), stdin=stdin,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lab.procs.append(p)
         return p
