@@ -389,7 +389,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
   struct cl_hierarchy *h = NULL;
   size_t n = 0;
   const char *path = NULL;
-  cleanup_free char *default_path = NULL;
+  cleanup_free char *default_path = NULL, *self_cgroup = NULL;
   json_t *resources = NULL, *devices = NULL, *linux_devices = NULL;
   struct cl_cgroup *cg;
   cl_error_t ignored = NULL;
@@ -413,6 +413,10 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
     }
   cg = cl_xmalloc0 (sizeof *cg);
   cg->mode = cl_hierarchies_mode (h, n);
+  /* Read once for every hierarchy: most of this phase's cost was
+     re-reading it per hierarchy. */
+  if (path[0] != '/')
+    self_cgroup = cl_read_self_cgroup ();
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *rel = NULL;
@@ -424,7 +428,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
         rel = strdup (path);
       else
         {
-          cleanup_free char *own = cl_hierarchy_own_cgroup (&h[i]);
+          cleanup_free char *own = cl_hierarchy_own_cgroup_in (self_cgroup, &h[i]);
           cleanup_free char *base = h[i].v2 ? parent_of (own) : strdup (own);
           rel = cl_path_join_clean (base, path, NULL);
         }
