@@ -45,6 +45,7 @@ struct created
 {
   struct container_state st;
   struct cl_cgroup *cg;
+  struct cl_seccomp_program *seccomp;
   json_t *config;
   int sync_fd;
   int master; /* pty master kept for a foreground run, else -1 */
@@ -55,6 +56,7 @@ created_release (struct created *c)
 {
   state_release (&c->st);
   cl_cgroup_free (c->cg);
+  cl_seccomp_program_free (c->seccomp);
   json_decref (c->config);
   if (c->sync_fd >= 0)
     close (c->sync_fd);
@@ -203,6 +205,19 @@ engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl
   return r;
 }
 
+int
+engine_compile_seccomp (const char *root, json_t *seccomp, struct cl_seccomp_program **prog,
+                        cl_error_t *err)
+{
+  cleanup_free char *cache = NULL;
+
+  *prog = NULL;
+  if (seccomp == NULL || json_is_null (seccomp))
+    return 0;
+  cache = cl_strdup_printf ("%s/.seccomp", state_root (root));
+  return cl_seccomp_compile (seccomp, cache, prog, err);
+}
+
 /* CLONE_NEW* flags of the namespaces the spec creates (not joined). */
 static int
 new_namespaces (json_t *linux_obj)
@@ -311,6 +326,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           goto fail;
         }
     }
+  /* The init inherits the program: it only loads it. */
+  if (engine_compile_seccomp (root, json_object_get (linux_obj, "seccomp"), &c->seccomp, err) < 0)
+    goto fail;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     {
       cl_error_errno (err, "socketpair");
@@ -348,7 +366,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       struct init_args a = { .config = c->config, .rootfs = rootfs, .bundle = bundle, .id = id,
                              .sync_fd = sv[1], .fifo_fd = fifo_fd, .preserve_fds = opts->preserve_fds,
                              .no_pivot = opts->no_pivot, .no_new_keyring = opts->no_new_keyring,
-                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join };
+                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join,
+                             .seccomp = c->seccomp };
       close (sv[0]);
       init_run (&a);
     }
