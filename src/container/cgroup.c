@@ -656,8 +656,15 @@ cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
 static int
 remove_tree (const char *path)
 {
-  cleanup_dir DIR *dir = opendir (path);
+  cleanup_dir DIR *dir = NULL;
   struct dirent *de;
+
+  /* Usually the container made no sub-cgroups: one rmdir, no listing. */
+  if (rmdir (path) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EBUSY && errno != ENOTEMPTY)
+    return -1;
+  dir = opendir (path);
   if (dir == NULL)
     return errno == ENOENT ? 0 : -1;
   while ((de = readdir (dir)))
@@ -696,10 +703,15 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
       cleanup_free char *up = NULL;
       int attempt;
 
+      bool removed = false;
+
       for (attempt = 0; attempt < 400; attempt++)
         {
           if (remove_tree (d->path) == 0)
-            break;
+            {
+              removed = true;
+              break;
+            }
           if (errno != EBUSY && errno != ENOTEMPTY)
             break;
           /* Stragglers (a container without its own pid namespace, or
@@ -708,7 +720,7 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
             kill_members (d->path);
           sleep_ms (attempt < 20 ? 1 : 5);
         }
-      if (access (d->path, F_OK) == 0)
+      if (!removed && access (d->path, F_OK) == 0)
         {
           cl_error_errno (err, "rmdir `%s`", d->path);
           ret = -1;
