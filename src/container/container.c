@@ -375,6 +375,17 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   sv[1] = -1;
   c->sync_fd = sv[0];
   c->st.pid = pid;
+  if (flags & CLONE_NEWUSER)
+    {
+      if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
+          || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
+        goto fail;
+    }
+  /* GO at once: the init waits for it before its cgroup mounts; the state
+     document below is built meanwhile.  The init may already have failed
+     (it does not wait for GO to build the root): its message is read
+     below either way. */
+  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
 
   /* State document, needed by hooks already. */
   created_at = now_rfc3339 ();
@@ -384,15 +395,6 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
   json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
-  if (flags & CLONE_NEWUSER)
-    {
-      if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
-          || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
-        goto fail;
-    }
-  /* The init may already have failed (it does not wait for GO to build
-     the root): its message is read below either way. */
-  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
   for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
