@@ -326,7 +326,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           goto fail;
         }
     }
-  /* The init inherits the program: it only loads it. */
+  /* The init inherits the program: it only loads it.  This also checks
+     the profile (spec_validate leaves it to the compiler, or to the
+     cache, which only holds profiles that compiled). */
   if (engine_compile_seccomp (root, json_object_get (linux_obj, "seccomp"), &c->seccomp, err) < 0)
     goto fail;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
