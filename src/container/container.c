@@ -270,7 +270,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   cleanup_json json_t *cg_saved = NULL;
   cleanup_free char *v2_procs = NULL;
   char **join = NULL;
-  bool placed = false;
+  bool placed = false, prewritten = false;
   json_t *linux_obj, *process;
   int sv[2] = { -1, -1 }, flags;
   bool terminal;
@@ -397,6 +397,17 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
   json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
+  if (cg_saved)
+    json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
+  /* Written while the init builds its root; made state.json once it is
+     ready.  Not when the real init is a forked child: its pid comes later. */
+  prewritten = !init_forks_real_init (linux_obj);
+  if (prewritten)
+    {
+      c->st.pid_start = state_pid_start (c->st.pid);
+      if (state_save_begin (&c->st, err) < 0)
+        goto fail;
+    }
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
   for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
@@ -450,10 +461,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         }
     }
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
-  c->st.pid_start = state_pid_start (c->st.pid);
-  if (cg_saved)
-    json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
-  if (state_save (&c->st, err) < 0 || engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
+  if (!prewritten)
+    c->st.pid_start = state_pid_start (c->st.pid);
+  if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
+    goto fail;
+  if (engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
     goto fail;
   if (!for_run)
     {
