@@ -580,7 +580,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
       hooks_run (hooks, "poststop", s, &e);
       json_decref (s);
     }
-  return cl_rm_rf (st->dir, err);
+  return state_dir_remove (st->dir, err);
 }
 
 /* Signals during a foreground run/exec go to the container's process. */

@@ -137,6 +137,21 @@ state_save_commit (struct container_state *st, cl_error_t *err)
   return 0;
 }
 
+int
+state_dir_remove (const char *dir, cl_error_t *err)
+{
+  static const char *const files[] = { "state.json", "state.json.new", "exec.fifo" };
+  cleanup_close int fd = open (dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0)
+    return errno == ENOENT ? 0 : cl_rm_rf (dir, err);
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    unlinkat (fd, files[i], 0);
+  if (rmdir (dir) == 0 || errno == ENOENT)
+    return 0;
+  return cl_rm_rf (dir, err);
+}
+
 void
 state_release (struct container_state *st)
 {

@@ -32,6 +32,9 @@ int state_save (struct container_state *st, cl_error_t *err);
 int state_save_begin (struct container_state *st, cl_error_t *err);
 int state_save_commit (struct container_state *st, cl_error_t *err);
 void state_release (struct container_state *st);
+/* Removes the state directory: the files the runtime puts there, then the
+   directory (anything else found there: removed recursively). */
+int state_dir_remove (const char *dir, cl_error_t *err);
 
 /* Start time of a process (0 if it does not exist). */
 uint64_t state_pid_start (pid_t pid);
