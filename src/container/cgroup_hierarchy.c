@@ -62,6 +62,9 @@ unescape (char *s)
 int
 cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 {
+  /* Declared before `f`, so freed after it is closed; not zeroed: only
+     the bytes read touch its pages. */
+  cleanup_free char *stdio_buf = malloc (1 << 16);
   cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
   cleanup_free char *line = NULL;
   size_t cap = 0, n = 0;
@@ -69,6 +72,10 @@ cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 
   if (f == NULL)
     return cl_error_errno (err, "open `/proc/self/mountinfo`");
+  /* procfs says st_blksize 1024: with stdio's default buffer each 1 KiB
+     read makes the kernel walk the mount table again. */
+  if (stdio_buf)
+    setvbuf (f, stdio_buf, _IOFBF, 1 << 16);
   while (getline (&line, &cap, f) > 0)
     {
       char root[256], mnt[256], fstype[32], super[512];
