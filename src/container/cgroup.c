@@ -389,7 +389,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
   struct cl_hierarchy *h = NULL;
   size_t n = 0;
   const char *path = NULL;
-  cleanup_free char *default_path = NULL;
+  cleanup_free char *default_path = NULL, *self_cgroup = NULL;
   json_t *resources = NULL, *devices = NULL, *linux_devices = NULL;
   struct cl_cgroup *cg;
   cl_error_t ignored = NULL;
@@ -413,6 +413,10 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
     }
   cg = cl_xmalloc0 (sizeof *cg);
   cg->mode = cl_hierarchies_mode (h, n);
+  /* Read once for every hierarchy: most of this phase's cost was
+     re-reading it per hierarchy. */
+  if (path[0] != '/')
+    self_cgroup = cl_read_self_cgroup ();
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *rel = NULL;
@@ -424,7 +428,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
         rel = strdup (path);
       else
         {
-          cleanup_free char *own = cl_hierarchy_own_cgroup (&h[i]);
+          cleanup_free char *own = cl_hierarchy_own_cgroup_in (self_cgroup, &h[i]);
           cleanup_free char *base = h[i].v2 ? parent_of (own) : strdup (own);
           rel = cl_path_join_clean (base, path, NULL);
         }
@@ -652,8 +656,15 @@ cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
 static int
 remove_tree (const char *path)
 {
-  cleanup_dir DIR *dir = opendir (path);
+  cleanup_dir DIR *dir = NULL;
   struct dirent *de;
+
+  /* Usually the container made no sub-cgroups: one rmdir, no listing. */
+  if (rmdir (path) == 0 || errno == ENOENT)
+    return 0;
+  if (errno != EBUSY && errno != ENOTEMPTY)
+    return -1;
+  dir = opendir (path);
   if (dir == NULL)
     return errno == ENOENT ? 0 : -1;
   while ((de = readdir (dir)))
@@ -692,10 +703,15 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
       cleanup_free char *up = NULL;
       int attempt;
 
+      bool removed = false;
+
       for (attempt = 0; attempt < 400; attempt++)
         {
           if (remove_tree (d->path) == 0)
-            break;
+            {
+              removed = true;
+              break;
+            }
           if (errno != EBUSY && errno != ENOTEMPTY)
             break;
           /* Stragglers (a container without its own pid namespace, or
@@ -704,7 +720,7 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
             kill_members (d->path);
           sleep_ms (attempt < 20 ? 1 : 5);
         }
-      if (access (d->path, F_OK) == 0)
+      if (!removed && access (d->path, F_OK) == 0)
         {
           cl_error_errno (err, "rmdir `%s`", d->path);
           ret = -1;

@@ -265,9 +265,8 @@ format_rule (const struct cl_dev_rule *r, char *buf, size_t size)
 }
 
 static int
-write_dev_file (int dirfd, const char *dir, const char *file, const char *line, cl_error_t *err)
+write_dev_line (int fd, const char *dir, const char *file, const char *line, cl_error_t *err)
 {
-  cleanup_close int fd = openat (dirfd, file, O_WRONLY | O_CLOEXEC);
   if (fd < 0 || write (fd, line, strlen (line)) < 0)
     return cl_error_errno (err, "linux.resources.devices: write `%s` to `%s/%s`", line, dir, file);
   return 0;
@@ -277,18 +276,23 @@ int
 cl_dev_v1_apply (const struct cl_dev_policy *p, const char *dir, cl_error_t *err)
 {
   cleanup_close int dirfd = open (dir, O_DIRECTORY | O_PATH | O_CLOEXEC);
+  cleanup_close int reset_fd = -1, exception_fd = -1;
   const char *reset = p->default_allow ? "devices.allow" : "devices.deny";
   const char *exception = p->default_allow ? "devices.deny" : "devices.allow";
 
   if (dirfd < 0)
     return cl_error_errno (err, "open `%s`", dir);
-  if (write_dev_file (dirfd, dir, reset, "a", err) < 0)
+  reset_fd = openat (dirfd, reset, O_WRONLY | O_CLOEXEC);
+  if (write_dev_line (reset_fd, dir, reset, "a", err) < 0)
     return -1;
+  /* One open file for every exception: each write() is one rule. */
+  if (p->n > 0)
+    exception_fd = openat (dirfd, exception, O_WRONLY | O_CLOEXEC);
   for (size_t i = 0; i < p->n; i++)
     {
       char line[80];
       format_rule (&p->exceptions[i], line, sizeof line);
-      if (write_dev_file (dirfd, dir, exception, line, err) < 0)
+      if (write_dev_line (exception_fd, dir, exception, line, err) < 0)
         return -1;
     }
   return 0;

@@ -62,6 +62,9 @@ unescape (char *s)
 int
 cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 {
+  /* Declared before `f`, so freed after it is closed; not zeroed: only
+     the bytes read touch its pages. */
+  cleanup_free char *stdio_buf = malloc (1 << 16);
   cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
   cleanup_free char *line = NULL;
   size_t cap = 0, n = 0;
@@ -69,6 +72,10 @@ cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 
   if (f == NULL)
     return cl_error_errno (err, "open `/proc/self/mountinfo`");
+  /* procfs says st_blksize 1024: with stdio's default buffer each 1 KiB
+     read makes the kernel walk the mount table again. */
+  if (stdio_buf)
+    setvbuf (f, stdio_buf, _IOFBF, 1 << 16);
   while (getline (&line, &cap, f) > 0)
     {
       char root[256], mnt[256], fstype[32], super[512];
@@ -142,37 +149,63 @@ cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
 }
 
 
-/* This process's cgroup in the hierarchy `h`, relative to the mount's root
-   (caller frees). */
+/* This process's cgroup in the hierarchy `h`, relative to the mount's root,
+   found in `self_cgroup`, the text of /proc/self/cgroup (caller frees). */
+char *
+cl_hierarchy_own_cgroup_in (const char *self_cgroup, const struct cl_hierarchy *h)
+{
+  size_t rootlen = strlen (h->root);
+
+  for (const char *line = self_cgroup; line && *line;)
+    {
+      const char *eol = strchrnul (line, '\n');
+      const char *c1 = memchr (line, ':', (size_t) (eol - line));
+      const char *c2 = c1 ? memchr (c1 + 1, ':', (size_t) (eol - c1 - 1)) : NULL;
+      const char *next = *eol ? eol + 1 : eol;
+      size_t ctl_len, path_len;
+      const char *path;
+
+      line = next;
+      if (c2 == NULL)
+        continue;
+      ctl_len = (size_t) (c2 - c1 - 1);
+      if (h->v2 ? ctl_len != 0
+                : ctl_len != strlen (h->controllers) || strncmp (c1 + 1, h->controllers, ctl_len) != 0)
+        continue;
+      path = c2 + 1;
+      path_len = (size_t) (eol - path);
+      /* A hierarchy mounted from a sub-directory shows our path below it. */
+      if (strcmp (h->root, "/") != 0 && path_len >= rootlen && strncmp (path, h->root, rootlen) == 0
+          && (path_len == rootlen || path[rootlen] == '/'))
+        {
+          path += rootlen;
+          path_len -= rootlen;
+        }
+      return path_len ? strndup (path, path_len) : strdup ("/");
+    }
+  return strdup ("/");
+}
+
+/* /proc/self/cgroup (caller frees; NULL when unreadable). */
+char *
+cl_read_self_cgroup (void)
+{
+  cleanup_free char *text = NULL;
+  cl_error_t e = NULL;
+
+  if (cl_read_file ("/proc/self/cgroup", &text, NULL, &e) < 0)
+    {
+      cl_error_release (&e);
+      return NULL;
+    }
+  return steal_pointer (&text);
+}
+
 char *
 cl_hierarchy_own_cgroup (const struct cl_hierarchy *h)
 {
-  cleanup_file FILE *f = fopen ("/proc/self/cgroup", "re");
-  cleanup_free char *line = NULL;
-  size_t cap = 0;
-
-  if (f == NULL)
-    return strdup ("/");
-  while (getline (&line, &cap, f) > 0)
-    {
-      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL;
-      char *path, *nl;
-      size_t rootlen = strlen (h->root);
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      if (h->v2 ? c1[1] != '\0' : strcmp (c1 + 1, h->controllers) != 0)
-        continue;
-      path = c2 + 1;
-      if ((nl = strchr (path, '\n')))
-        *nl = '\0';
-      /* A hierarchy mounted from a sub-directory shows our path below it. */
-      if (strcmp (h->root, "/") != 0 && strncmp (path, h->root, rootlen) == 0
-          && (path[rootlen] == '/' || path[rootlen] == '\0'))
-        path += rootlen;
-      return strdup (*path ? path : "/");
-    }
-  return strdup ("/");
+  cleanup_free char *text = cl_read_self_cgroup ();
+  return cl_hierarchy_own_cgroup_in (text, h);
 }
 
 

@@ -41,6 +41,11 @@ enum cl_cgroup_mode cl_hierarchies_mode (const struct cl_hierarchy *h, size_t n)
 /* This process's cgroup in `h`, relative to the mount's root (caller
    frees). */
 char *cl_hierarchy_own_cgroup (const struct cl_hierarchy *h);
+/* The same from the text of /proc/self/cgroup read once by
+   cl_read_self_cgroup (NULL: "/"), for callers that walk every
+   hierarchy. */
+char *cl_read_self_cgroup (void);
+char *cl_hierarchy_own_cgroup_in (const char *self_cgroup, const struct cl_hierarchy *h);
 /* "/a//b/" + "c" (+ "d") joined with single slashes (caller frees). */
 char *cl_path_join_clean (const char *a, const char *b, const char *c);
 /* Is `name` one of the words of `list`, separated by `sep`? */

@@ -45,6 +45,7 @@ struct created
 {
   struct container_state st;
   struct cl_cgroup *cg;
+  struct cl_seccomp_program *seccomp;
   json_t *config;
   int sync_fd;
   int master; /* pty master kept for a foreground run, else -1 */
@@ -55,6 +56,7 @@ created_release (struct created *c)
 {
   state_release (&c->st);
   cl_cgroup_free (c->cg);
+  cl_seccomp_program_free (c->seccomp);
   json_decref (c->config);
   if (c->sync_fd >= 0)
     close (c->sync_fd);
@@ -203,6 +205,19 @@ engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl
   return r;
 }
 
+int
+engine_compile_seccomp (const char *root, json_t *seccomp, struct cl_seccomp_program **prog,
+                        cl_error_t *err)
+{
+  cleanup_free char *cache = NULL;
+
+  *prog = NULL;
+  if (seccomp == NULL || json_is_null (seccomp))
+    return 0;
+  cache = cl_strdup_printf ("%s/.seccomp", state_root (root));
+  return cl_seccomp_compile (seccomp, cache, prog, err);
+}
+
 /* CLONE_NEW* flags of the namespaces the spec creates (not joined). */
 static int
 new_namespaces (json_t *linux_obj)
@@ -255,7 +270,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   cleanup_json json_t *cg_saved = NULL;
   cleanup_free char *v2_procs = NULL;
   char **join = NULL;
-  bool placed = false;
+  bool placed = false, prewritten = false;
   json_t *linux_obj, *process;
   int sv[2] = { -1, -1 }, flags;
   bool terminal;
@@ -311,6 +326,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           goto fail;
         }
     }
+  /* The init inherits the program: it only loads it.  This also checks
+     the profile (spec_validate leaves it to the compiler, or to the
+     cache, which only holds profiles that compiled). */
+  if (engine_compile_seccomp (root, json_object_get (linux_obj, "seccomp"), &c->seccomp, err) < 0)
+    goto fail;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     {
       cl_error_errno (err, "socketpair");
@@ -348,7 +368,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       struct init_args a = { .config = c->config, .rootfs = rootfs, .bundle = bundle, .id = id,
                              .sync_fd = sv[1], .fifo_fd = fifo_fd, .preserve_fds = opts->preserve_fds,
                              .no_pivot = opts->no_pivot, .no_new_keyring = opts->no_new_keyring,
-                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join };
+                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join,
+                             .seccomp = c->seccomp };
       close (sv[0]);
       init_run (&a);
     }
@@ -356,6 +377,17 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   sv[1] = -1;
   c->sync_fd = sv[0];
   c->st.pid = pid;
+  if (flags & CLONE_NEWUSER)
+    {
+      if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
+          || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
+        goto fail;
+    }
+  /* GO at once: the init waits for it before its cgroup mounts; the state
+     document below is built meanwhile.  The init may already have failed
+     (it does not wait for GO to build the root): its message is read
+     below either way. */
+  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
 
   /* State document, needed by hooks already. */
   created_at = now_rfc3339 ();
@@ -365,15 +397,17 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
   json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
-  if (flags & CLONE_NEWUSER)
+  if (cg_saved)
+    json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
+  /* Written while the init builds its root; made state.json once it is
+     ready.  Not when the real init is a forked child: its pid comes later. */
+  prewritten = !init_forks_real_init (linux_obj);
+  if (prewritten)
     {
-      if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
-          || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
+      c->st.pid_start = state_pid_start (c->st.pid);
+      if (state_save_begin (&c->st, err) < 0)
         goto fail;
     }
-  /* The init may already have failed (it does not wait for GO to build
-     the root): its message is read below either way. */
-  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
   for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
@@ -427,10 +461,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         }
     }
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
-  c->st.pid_start = state_pid_start (c->st.pid);
-  if (cg_saved)
-    json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
-  if (state_save (&c->st, err) < 0 || engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
+  if (!prewritten)
+    c->st.pid_start = state_pid_start (c->st.pid);
+  if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
+    goto fail;
+  if (engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
     goto fail;
   if (!for_run)
     {
@@ -545,7 +580,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
       hooks_run (hooks, "poststop", s, &e);
       json_decref (s);
     }
-  return cl_rm_rf (st->dir, err);
+  return state_dir_remove (st->dir, err);
 }
 
 /* Signals during a foreground run/exec go to the container's process. */

@@ -7,6 +7,7 @@
 #include "container/engine.h"
 #include "container/init.h"
 #include "container/process.h"
+#include "container/seccomp.h"
 #include "container/spec.h"
 #include "container/state.h"
 #include "container/sync.h"
@@ -97,12 +98,13 @@ static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLO
 
 __attribute__ ((noreturn)) static void
 exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
-            char **cgroup_join, int sync_fd)
+            const struct cl_seccomp_program *seccomp, char **cgroup_join, int sync_fd)
 {
   cl_error_t err = NULL;
   int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
   struct sync_msg msg;
   struct process_setup ps = { .process = process, .seccomp = json_object_get (st->doc, "seccomp"),
+                              .seccomp_prog = seccomp,
                               .id = NULL, .no_new_keyring = true, .console_slave = -1,
                               .stdio = opts->stdio, .sync_fd = sync_fd };
   cleanup_free char *exe = NULL;
@@ -200,6 +202,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   char **join = NULL;
   bool placed = false;
   pid_t helper = -1, pid = -1;
+  struct cl_seccomp_program *seccomp = NULL;
   struct sync_msg msg;
 
   *exit_status = 0;
@@ -218,6 +221,8 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
       cl_error_make (err, 0, "process.terminal is true: --console-socket is required with --detach");
       goto out;
     }
+  if (engine_compile_seccomp (root, json_object_get (st.doc, "seccomp"), &seccomp, err) < 0)
+    goto out;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     {
       cl_error_errno (err, "socketpair");
@@ -235,7 +240,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   if (helper == 0)
     {
       close (sv[0]);
-      exec_child (&st, process, opts, join, sv[1]);
+      exec_child (&st, process, opts, seccomp, join, sv[1]);
     }
   close (sv[1]);
   sv[1] = -1;
@@ -318,6 +323,7 @@ out:
   if (sv[1] >= 0)
     close (sv[1]);
   engine_strv_free (join);
+  cl_seccomp_program_free (seccomp);
   state_release (&st);
   return r;
 }

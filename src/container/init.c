@@ -264,6 +264,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   }
   ps->process = process;
   ps->seccomp = json_object_get (c->linux_obj, "seccomp");
+  ps->seccomp_prog = a->seccomp;
   ps->id = a->id;
   ps->no_new_keyring = a->no_new_keyring;
   ps->console_slave = c->console_slave;

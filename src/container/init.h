@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+struct cl_seccomp_program;
+
 struct init_args
 {
   json_t *config;
@@ -28,6 +30,8 @@ struct init_args
      period costs milliseconds), and a v2 cgroup.procs when clone could
      not place it there (CLONE_INTO_CGROUP). */
   char **cgroup_join;
+  /* linux.seccomp compiled by the runtime (NULL: none). */
+  const struct cl_seccomp_program *seccomp;
 };
 
 __attribute__ ((noreturn)) void init_run (struct init_args *a);

@@ -248,7 +248,7 @@ load_seccomp (struct process_setup *ps, cl_error_t *err)
   int notify_fd = -1, r = 0;
   if (ps->seccomp == NULL)
     return 0;
-  if (cl_seccomp_load (ps->seccomp, &notify_fd, err) < 0)
+  if (cl_seccomp_load_program (ps->seccomp_prog, &notify_fd, err) < 0)
     return -1;
   if (notify_fd < 0)
     return 0;

@@ -10,10 +10,16 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+struct cl_seccomp_program;
+
 struct process_setup
 {
   json_t *process; /* validated process object */
   json_t *seccomp; /* linux.seccomp or NULL */
+  /* linux.seccomp compiled by the runtime before clone (cl_seccomp_compile,
+     from its cache); NULL with seccomp NULL.  Only the kernel call is left
+     for the container process. */
+  const struct cl_seccomp_program *seccomp_prog;
   json_t *state;   /* for a seccomp listener; may be NULL */
   const char *id;
   bool no_new_keyring;

@@ -19,6 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* A hit also stands for the profile's validation (cl_seccomp_compile
+   checks what it compiles): bump the magic whenever the checks or the
+   generated program change. */
 #define CACHE_MAGIC "CLSC1\n"
 
 /* The profile in a canonical form plus what else shapes the program. */

@@ -103,6 +103,55 @@ state_save (struct container_state *st, cl_error_t *err)
   return cl_write_file (path, s, strlen (s), 1, err);
 }
 
+static char *
+state_new_path (struct container_state *st)
+{
+  return cl_strdup_printf ("%s/state.json.new", st->dir);
+}
+
+int
+state_save_begin (struct container_state *st, cl_error_t *err)
+{
+  cleanup_free char *path = state_new_path (st);
+  cleanup_free char *s = NULL;
+  cleanup_close int fd = -1;
+
+  json_object_set_new (st->doc, "pid", json_integer (st->pid));
+  json_object_set_new (st->doc, "pidStart", json_integer ((json_int_t) st->pid_start));
+  s = json_dumps (st->doc, JSON_COMPACT);
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0)
+    return cl_error_errno (err, "open `%s`", path);
+  if (cl_write_all (fd, s, strlen (s)) < 0)
+    return cl_error_errno (err, "write `%s`", path);
+  return 0;
+}
+
+int
+state_save_commit (struct container_state *st, cl_error_t *err)
+{
+  cleanup_free char *from = state_new_path (st);
+  cleanup_free char *to = cl_strdup_printf ("%s/state.json", st->dir);
+  if (rename (from, to) < 0)
+    return cl_error_errno (err, "rename `%s`", from);
+  return 0;
+}
+
+int
+state_dir_remove (const char *dir, cl_error_t *err)
+{
+  static const char *const files[] = { "state.json", "state.json.new", "exec.fifo" };
+  cleanup_close int fd = open (dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+  if (fd < 0)
+    return errno == ENOENT ? 0 : cl_rm_rf (dir, err);
+  for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)
+    unlinkat (fd, files[i], 0);
+  if (rmdir (dir) == 0 || errno == ENOENT)
+    return 0;
+  return cl_rm_rf (dir, err);
+}
+
 void
 state_release (struct container_state *st)
 {

@@ -25,7 +25,16 @@ const char *state_root (const char *root);
 int state_dir_create (const char *root, const char *id, char **dir, cl_error_t *err);
 int state_load (const char *root, const char *id, struct container_state *st, cl_error_t *err);
 int state_save (struct container_state *st, cl_error_t *err);
+/* state_save in two steps, for create: the document is written to a
+   temporary file while the init still builds its root, and becomes
+   state.json with one rename once the init is ready (readers never see
+   a partial file, nor a state before the init is ready). */
+int state_save_begin (struct container_state *st, cl_error_t *err);
+int state_save_commit (struct container_state *st, cl_error_t *err);
 void state_release (struct container_state *st);
+/* Removes the state directory: the files the runtime puts there, then the
+   directory (anything else found there: removed recursively). */
+int state_dir_remove (const char *dir, cl_error_t *err);
 
 /* Start time of a process (0 if it does not exist). */
 uint64_t state_pid_start (pid_t pid);
