@@ -25,7 +25,9 @@ from lab_vmm import extract_vmlinux
 VMM_KIND = os.environ.get("CLOISON_LAB_VMM", "cloison")
 BUILD_VMM = os.path.join(lab_module.ROOT, "build", "src", "cli", "cloison-vmm")
 RUN_TIMEOUT = 40          # seconds per monitor run (a boot takes 4-15 s here, by load)
-CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
+# cloison-vmm's default command line (CL_VMM_DEFAULT_CMDLINE), plus quiet
+CMDLINE = ("console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux i8042.nomux 8250.nr_uarts=1 "
+           "no_timer_check cryptomgr.notests quiet")
 NET_HOST, NET_GUEST = "10.77.0.1", "10.77.0.2"   # exists only inside the lab
 COUNT_TO = 40
 DISK_SERIAL = "vmmcore"
