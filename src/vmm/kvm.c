@@ -361,6 +361,12 @@ vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_f
   uint64_t idmap = VM_IDENTITY_MAP_ADDR;
   if (ioctl (vm->vm_fd, KVM_SET_IDENTITY_MAP_ADDR, &idmap) < 0)
     return cl_error_errno (err, "KVM_SET_IDENTITY_MAP_ADDR");
+  /* Guest memory before the irqchip: the first memslot then goes in
+     without waiting for an SRCU grace period; created after the irqchip
+     (whose I/O devices start one), KVM_SET_USER_MEMORY_REGION took 5-10 ms
+     on this nested host, against 0.05 ms now. */
+  if (vm_map_memory (vm, mem_file, err) < 0)
+    return -1;
   if (ioctl (vm->vm_fd, KVM_CREATE_IRQCHIP, 0) < 0)
     return cl_error_errno (err, "KVM_CREATE_IRQCHIP");
   struct kvm_pit_config pit = { .flags = KVM_PIT_SPEAKER_DUMMY };
@@ -368,8 +374,6 @@ vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_f
     return cl_error_errno (err, "KVM_CREATE_PIT2");
   vm_routes_default (vm);
   if (vm_routes_push (vm, err) < 0)
-    return -1;
-  if (vm_map_memory (vm, mem_file, err) < 0)
     return -1;
 
   vm->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
