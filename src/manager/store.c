@@ -217,11 +217,17 @@ int
 store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
                    pid_t init, uint64_t istart, cl_error_t *err)
 {
-  return store_run (m,
+  if (store_run (m,
                     "UPDATE instances SET status = 'running', monitor_pid = ?, monitor_start = ?,"
                     " init_pid = ?, init_start = ?, exit_code = NULL WHERE name = ?",
                     "iiiis", err, (int64_t) monitor, (int64_t) mstart, (int64_t) init,
-                    (int64_t) istart, name);
+                    (int64_t) istart, name)
+                 < 0)
+    return -1;
+  /* deleted meanwhile (its launch was abandoned and reconciled) */
+  if (sqlite3_changes (m->db) == 0)
+    return cl_error_make (err, 0, "instance `%s` was deleted while starting", name);
+  return 0;
 }
 
 int
