@@ -1,8 +1,318 @@
-/* cloison image commands (to be built in the image issue). */
+/* cloison image import|pull|list|rm|inspect: a thin layer over
+   src/image/image.h. */
 #include "cli/cloison.h"
+#include "common/cleanup.h"
+#include "image/image.h"
 
-#include <stddef.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* ---- progress: a bar on a terminal, one line per finished item else ---- */
+
+struct progress
+{
+  int tty;
+  int drawn;
+};
+
+static void
+human_size (uint64_t n, char *buf, size_t len)
+{
+  if (n >= (1ULL << 30))
+    snprintf (buf, len, "%.1f GiB", n / (double) (1ULL << 30));
+  else if (n >= (1ULL << 20))
+    snprintf (buf, len, "%.1f MiB", n / (double) (1ULL << 20));
+  else if (n >= 1024)
+    snprintf (buf, len, "%.1f KiB", n / 1024.0);
+  else
+    snprintf (buf, len, "%llu B", (unsigned long long) n);
+}
+
+static void
+progress_cb (void *opaque, const char *what, uint64_t done, uint64_t total, int finished)
+{
+  struct progress *p = opaque;
+  char d[32], t[32];
+  human_size (done, d, sizeof d);
+  human_size (total, t, sizeof t);
+  if (!p->tty)
+    {
+      if (finished)
+        printf ("%s: done (%s)\n", what, d);
+      fflush (stdout);
+      return;
+    }
+  if (total > 0 && done <= total)
+    {
+      int width = 30, fill = (int) (done * width / total);
+      printf ("\r%-28.28s [%.*s%*s] %3d%% %s/%s\033[K", what, fill,
+              "##############################", width - fill, "", (int) (done * 100 / total), d,
+              t);
+    }
+  else
+    printf ("\r%-28.28s %s\033[K", what, d);
+  if (finished)
+    printf ("\n");
+  fflush (stdout);
+}
+
+static struct progress *
+progress_new (void)
+{
+  struct progress *p = calloc (1, sizeof *p);
+  p->tty = isatty (STDOUT_FILENO);
+  return p;
+}
+
+static int
+open_store (struct cloison_globals *g, struct cl_image_store **s, cl_error_t *err)
+{
+  return cl_image_store_open (g->root, s, err);
+}
+
+static void
+usage_image (FILE *out)
+{
+  fprintf (out, "usage: cloison image COMMAND\n\n"
+                "  import PATH [NAME[:TAG]]    OCI layout (dir or archive), docker-archive, "
+                "rootfs tarball\n"
+                "  pull REF [--name NAME[:TAG]] [--creds USER:PASS] [--insecure] "
+                "[--platform OS/ARCH]\n"
+                "  list [--format table|json]\n"
+                "  rm REF...\n"
+                "  inspect REF\n");
+}
+
+static int
+cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  cleanup_free struct progress *p = progress_new ();
+  struct cl_image_import_opts opts = { .progress = progress_cb, .progress_opaque = p };
+  struct cl_image_store *s = NULL;
+  cleanup_free char *id = NULL;
+  int r;
+
+  if (argc < 2 || argc > 3)
+    {
+      fprintf (stderr, "usage: cloison image import PATH [NAME[:TAG]]\n");
+      return 2;
+    }
+  opts.name = argc == 3 ? argv[2] : NULL;
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  r = cl_image_import (s, argv[1], &opts, &id, err);
+  cl_image_store_close (s);
+  if (r < 0)
+    return -1;
+  printf ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  static const struct option long_opts[] = {
+    { "name", required_argument, NULL, 'n' },
+    { "creds", required_argument, NULL, 'c' },
+    { "insecure", no_argument, NULL, 'i' },
+    { "platform", required_argument, NULL, 'p' },
+    { NULL, 0, NULL, 0 },
+  };
+  cleanup_free struct progress *p = progress_new ();
+  struct cl_image_pull_opts opts = { .progress = progress_cb, .progress_opaque = p };
+  struct cl_image_store *s = NULL;
+  cleanup_free char *id = NULL, *user = NULL;
+  int c, r;
+
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
+    switch (c)
+      {
+      case 'n':
+        opts.name = optarg;
+        break;
+      case 'c':
+        {
+          char *colon;
+          free (user);
+          user = strdup (optarg);
+          colon = strchr (user, ':');
+          if (colon == NULL)
+            return cl_error_make (err, 0, "--creds: expected USER:PASSWORD");
+          *colon = '\0';
+          opts.username = user;
+          opts.password = colon + 1;
+          break;
+        }
+      case 'i':
+        opts.insecure = 1;
+        break;
+      case 'p':
+        opts.platform = optarg;
+        break;
+      default:
+        usage_image (stderr);
+        return 2;
+      }
+  if (optind != argc - 1)
+    {
+      fprintf (stderr, "usage: cloison image pull REF [--name NAME[:TAG]] [--creds USER:PASS] "
+                       "[--insecure] [--platform OS/ARCH]\n");
+      return 2;
+    }
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  r = cl_image_pull (s, argv[optind], &opts, &id, err);
+  cl_image_store_close (s);
+  if (r < 0)
+    return -1;
+  printf ("%s\n", id);
+  return 0;
+}
+
+static int
+cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  static const struct option long_opts[] = {
+    { "format", required_argument, NULL, 'f' },
+    { NULL, 0, NULL, 0 },
+  };
+  const char *format = "table";
+  struct cl_image_store *s = NULL;
+  struct cl_image_info *v = NULL;
+  size_t n = 0;
+  int c;
+
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
+    {
+      if (c != 'f')
+        return 2;
+      format = optarg;
+    }
+  if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
+    return cl_error_make (err, 0, "--format: expected table or json, got `%s`", format);
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  if (cl_image_list (s, &v, &n, err) < 0)
+    {
+      cl_image_store_close (s);
+      return -1;
+    }
+  cl_image_store_close (s);
+  if (strcmp (format, "json") == 0)
+    {
+      json_t *arr = json_array ();
+      char *out;
+      for (size_t i = 0; i < n; i++)
+        {
+          json_t *names = json_array ();
+          for (char **nm = v[i].names; *nm; nm++)
+            json_array_append_new (names, json_string (*nm));
+          json_array_append_new (arr, json_pack ("{s:s, s:o, s:I, s:I, s:I, s:I}", "Id", v[i].id,
+                                                 "Names", names, "Created", (json_int_t) v[i].created,
+                                                 "Size", (json_int_t) v[i].size, "Layers",
+                                                 (json_int_t) v[i].n_layers, "Uses",
+                                                 (json_int_t) v[i].n_uses));
+        }
+      out = json_dumps (arr, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+      printf ("%s\n", out);
+      free (out);
+      json_decref (arr);
+    }
+  else
+    {
+      printf ("%-40s %-12s %10s %6s %4s  %s\n", "NAME", "ID", "SIZE", "LAYERS", "USES", "CREATED");
+      for (size_t i = 0; i < n; i++)
+        {
+          char size[32], when[32];
+          time_t t = v[i].created;
+          struct tm tm;
+          human_size (v[i].size, size, sizeof size);
+          strftime (when, sizeof when, "%Y-%m-%d %H:%M", localtime_r (&t, &tm));
+          if (v[i].names[0] == NULL)
+            printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", "<none>", v[i].id, size, v[i].n_layers,
+                    v[i].n_uses, when);
+          for (char **nm = v[i].names; *nm; nm++)
+            printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", *nm, v[i].id, size, v[i].n_layers,
+                    v[i].n_uses, when);
+        }
+    }
+  cl_image_info_free (v, n);
+  return 0;
+}
+
+static int
+cmd_rm (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  struct cl_image_store *s = NULL;
+  int r = 0;
+  if (argc < 2)
+    {
+      fprintf (stderr, "usage: cloison image rm REF...\n");
+      return 2;
+    }
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  for (int i = 1; i < argc && r == 0; i++)
+    r = cl_image_remove (s, argv[i], err);
+  cl_image_store_close (s);
+  return r;
+}
+
+static int
+cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  struct cl_image_store *s = NULL;
+  cleanup_free char *out = NULL;
+  int r;
+  if (argc != 2)
+    {
+      fprintf (stderr, "usage: cloison image inspect REF\n");
+      return 2;
+    }
+  if (open_store (g, &s, err) < 0)
+    return -1;
+  r = cl_image_inspect_json (s, argv[1], &out, err);
+  cl_image_store_close (s);
+  if (r < 0)
+    return -1;
+  printf ("%s\n", out);
+  return 0;
+}
+
+static const struct cloison_cmd image_subcmds[] = {
+  { "import", cmd_import, "import an OCI layout, docker-archive or rootfs tarball" },
+  { "pull", cmd_pull, "pull from a registry" },
+  { "list", cmd_list, "list images" },
+  { "ls", cmd_list, NULL },
+  { "rm", cmd_rm, "remove images (refused while used)" },
+  { "inspect", cmd_inspect, "show an image as JSON" },
+  { NULL, NULL, NULL },
+};
+
+static int
+cmd_image (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  if (argc < 2 || strcmp (argv[1], "--help") == 0 || strcmp (argv[1], "-h") == 0)
+    {
+      usage_image (argc < 2 ? stderr : stdout);
+      return argc < 2 ? 2 : 0;
+    }
+  for (const struct cloison_cmd *c = image_subcmds; c->name; c++)
+    if (strcmp (c->name, argv[1]) == 0)
+      {
+        optind = 0;
+        return c->fn (g, argc - 1, argv + 1, err);
+      }
+  fprintf (stderr, "cloison: unknown image command `%s` (see cloison image --help)\n", argv[1]);
+  return 2;
+}
 
 const struct cloison_cmd cloison_image_cmds[] = {
+  { "image", cmd_image, "images: import, pull, list, rm, inspect" },
   { NULL, NULL, NULL },
 };
