@@ -121,10 +121,11 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
   inst->image = strdup (img->ref);
   inst->status = strdup ("creating");
   inst->config = launch_config (o, ephemeral);
+  json_object_set_new (inst->config, "image_id", json_string (img->id));
   inst->created = time (NULL);
   if (store_create (m, inst, op, intent, err) < 0)
     return -1;
-  if (image_use (m, img->ref, inst->name, err) < 0
+  if (image_use (m, img->id, inst->name, err) < 0
       || instance_files_create (m, inst, img, err) < 0
       || store_set_status (m, inst->name, "stopped", err) < 0)
     {
@@ -339,7 +340,7 @@ instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err)
           || proc_alive (inst->init_pid, inst->init_start))
         if (instance_halt (m, inst, 0, err) < 0)
           return -1;
-      image_unuse (m, inst->image, name);
+      image_unuse (m, instance_image_id (inst), name);
     }
   if (engine_destroy (id, err) < 0)
     return -1;
@@ -570,7 +571,7 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
   sdir = instance_dir (m, src);
   ddir = instance_dir (m, dst);
   sid = instance_global_id (m, src);
-  r = image_use (m, to->image, dst, err);
+  r = image_use (m, instance_image_id (to), dst, err);
   if (r == 0 && to->kind == KIND_CONTAINER)
     {
       cleanup_free char *su = cl_strdup_printf ("%s/upper", sdir);

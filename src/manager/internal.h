@@ -49,6 +49,8 @@ int store_get (struct cl_manager *m, const char *name, struct instance **out, cl
 void instance_free (struct instance *inst);
 #define cleanup_instance __attribute__ ((cleanup (instance_freep)))
 void instance_freep (struct instance **p);
+/* The image's id (config image_id), else the name it was made from. */
+const char *instance_image_id (struct instance *inst);
 /* Inserts the row (status creating) and an intent owned by this process,
    in one transaction.  Error "instance `NAME` already exists". */
 int store_create (struct cl_manager *m, const struct instance *inst, const char *op,

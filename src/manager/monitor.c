@@ -117,7 +117,7 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
 
-  if (image_resolve (m, inst->image, &img, err) < 0)
+  if (image_resolve (m, instance_image_id (inst), &img, err) < 0)
     return -1;
   a->root = strdup (m->root);
   a->name = strdup (inst->name);

@@ -57,6 +57,13 @@ instance_free (struct instance *inst)
   free (inst);
 }
 
+const char *
+instance_image_id (struct instance *inst)
+{
+  const char *id = json_string_value (json_object_get (inst->config, "image_id"));
+  return id ? id : inst->image;
+}
+
 void
 instance_freep (struct instance **p)
 {

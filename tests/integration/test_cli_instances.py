@@ -121,10 +121,11 @@ def test_default_command_idles_and_list_formats(cl):
     cl("launch", "busybox", "idle")  # the image's `sh`, with stdin held open
     time.sleep(0.2)
     lst = cl.list()
-    assert [(i["name"], i["status"], i["image"]) for i in lst] == [("idle", "running", "busybox")]
+    assert [(i["name"], i["status"], i["image"]) for i in lst] == [
+        ("idle", "running", "busybox:latest")]
     table = cl("list").stdout.splitlines()
     assert table[0].split()[:4] == ["NAME", "KIND", "STATUS", "IMAGE"]
-    assert table[1].split()[:4] == ["idle", "container", "running", "busybox"]
+    assert table[1].split()[:4] == ["idle", "container", "running", "busybox:latest"]
     restarted = cl("restart", "--timeout", "0", "idle")
     assert restarted.returncode == 0 and cl.info("idle")["status"] == "running"
 
@@ -277,3 +278,12 @@ def test_kill9_during_launch_leaves_consistent_state(cl):
     for name in lst:
         cl("delete", "--force", name)
         assert_gone(cl, name)
+
+
+def test_image_in_use_cannot_be_removed(cl):
+    cl("launch", "busybox", "user1", "--", "sleep", "100000")
+    p = cl("image", "rm", "busybox", check=False)
+    assert p.returncode != 0 and p.stderr.count("\n") == 1
+    assert "busybox" in p.stderr and "user1" in p.stderr
+    cl("delete", "--force", "user1")
+    cl("image", "rm", "busybox")
