@@ -1,0 +1,34 @@
+/* Ports Linux touches on a PC that have nothing behind them here: answer
+   quietly instead of counting them as unknown. */
+#include "vmm/devices.h"
+#include "vmm/machine.h"
+
+#include <string.h>
+
+static void
+quiet_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
+{
+  (void) opaque;
+  (void) offset;
+  if (!write)
+    memset (data, 0, len);
+}
+
+int
+legacy_ports_create (struct vm *vm, cl_error_t *err)
+{
+  static const struct
+  {
+    uint16_t base, len;
+  } quiet[] = {
+    { 0x80, 1 },   /* POST code / I/O delay */
+    { 0x87, 1 },   /* DMA page */
+    { 0xED, 1 },   /* alternative I/O delay */
+    { 0xF0, 2 },   /* FPU error */
+    { 0x3C0, 32 }, /* VGA */
+  };
+  for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
+    if (vm_io_register (vm, true, quiet[i].base, quiet[i].len, quiet_pio, NULL, err) < 0)
+      return -1;
+  return 0;
+}

@@ -1,0 +1,254 @@
+/* virtio-console (virtio 1.2, 5.3), port 0 only (hvc0): guest output is
+   written to out_fd, host input read from in_fd when the guest has posted
+   receive buffers.  Input waits in a staging buffer while the guest has no
+   room; the fd is then dropped from the event loop (it is level-triggered)
+   and taken back when the guest kicks the receive queue. */
+#include "vmm/virtio.h"
+#include "vmm/virtio_pci.h"
+
+#include "common/log.h"
+#include "common/util.h"
+#include "vmm/vm.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RXQ 0
+#define TXQ 1
+#define CONSOLE_F_EMERG_WRITE 2
+#define STAGING_SIZE 4096
+/* Input taken from a file that cannot be polled (/dev/zero never ends). */
+#define FILE_INPUT_MAX (1u << 20)
+
+struct console_config
+{
+  uint16_t cols, rows;
+  uint32_t max_nr_ports;
+  uint32_t emerg_wr;
+} __attribute__ ((packed));
+
+struct virtio_console
+{
+  struct virtio_device vdev;
+  struct console_config config;
+  int in_fd, out_fd;
+  bool in_pollable, in_watched, in_eof;
+  uint8_t *staging; /* input not yet given to the guest */
+  size_t staging_len, staging_off, staging_cap;
+  struct virtq_chain chain;
+};
+
+static void on_input (void *opaque, uint32_t events);
+
+static void
+watch_input (struct virtio_console *con, bool on)
+{
+  cl_error_t err = NULL;
+
+  if (!con->in_pollable || con->in_eof || on == con->in_watched)
+    return;
+  if (!on)
+    vm_event_del (con->vdev.vm, con->in_fd);
+  else if (vm_event_add (con->vdev.vm, con->in_fd, EPOLLIN, on_input, con, &err) < 0)
+    {
+      cl_warn ("%s: input: %s", con->vdev.name, err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  con->in_watched = on;
+}
+
+/* Gives staged input to the guest; false when it has no buffer left. */
+static bool
+deliver_staged (struct virtio_console *con)
+{
+  struct virtio_device *dev = &con->vdev;
+  struct virtq *vq = &dev->queues[RXQ].vq;
+  const char *why;
+
+  while (con->staging_off < con->staging_len)
+    {
+      int r = virtq_pop (vq, &con->chain, &why);
+      uint64_t n;
+      if (r < 0)
+        {
+          virtio_device_fail (dev, RXQ, why);
+          return false;
+        }
+      if (r == 0)
+        {
+          if (virtq_enable_notify (vq))
+            continue;
+          return false;
+        }
+      n = virtq_chain_write (&con->chain, 0, con->staging + con->staging_off,
+                             con->staging_len - con->staging_off);
+      con->staging_off += n;
+      virtq_push (vq, con->chain.head, n);
+      vm_metric_add (dev->vm, dev->name, "rx_bytes", n);
+    }
+  con->staging_off = con->staging_len = 0;
+  return true;
+}
+
+static void
+serve_input (struct virtio_console *con)
+{
+  bool room = deliver_staged (con);
+
+  virtio_queue_flush (&con->vdev, RXQ);
+  watch_input (con, room && virtio_device_running (&con->vdev));
+}
+
+static void
+on_input (void *opaque, uint32_t events)
+{
+  struct virtio_console *con = opaque;
+  ssize_t n;
+
+  (void) events;
+  pthread_mutex_lock (&con->vdev.lock);
+  if (con->staging_len == 0 && virtio_device_running (&con->vdev))
+    {
+      n = read (con->in_fd, con->staging, STAGING_SIZE);
+      if (n > 0)
+        con->staging_len = n;
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        {
+          watch_input (con, false);
+          con->in_eof = true;
+        }
+    }
+  serve_input (con);
+  pthread_mutex_unlock (&con->vdev.lock);
+}
+
+static int64_t
+write_output (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
+{
+  struct virtio_console *con = (struct virtio_console *) dev;
+
+  (void) q;
+  for (unsigned i = 0; i < c->nout; i++)
+    if (cl_write_all (con->out_fd, c->iov[i].iov_base, c->iov[i].iov_len) < 0)
+      break;
+  vm_metric_add (dev->vm, dev->name, "tx_bytes", c->out_len);
+  return 0;
+}
+
+static void
+console_notify (struct virtio_device *dev, unsigned q)
+{
+  struct virtio_console *con = (struct virtio_console *) dev;
+
+  if (q == TXQ)
+    virtio_queue_serve (dev, q, &con->chain, write_output);
+  else
+    serve_input (con);
+}
+
+static void
+console_config_write (struct virtio_device *dev, unsigned offset, unsigned len)
+{
+  struct virtio_console *con = (struct virtio_console *) dev;
+
+  /* An emergency write: one character, usable before the queues are up. */
+  if (offset == offsetof (struct console_config, emerg_wr) && len >= 1)
+    {
+      uint8_t c = con->config.emerg_wr;
+      if (cl_write_all (con->out_fd, &c, 1) < 0)
+        cl_debug ("%s: emergency write failed", dev->name);
+    }
+}
+
+static int
+console_activate (struct virtio_device *dev, cl_error_t *err)
+{
+  (void) err;
+  serve_input ((struct virtio_console *) dev);
+  return 0;
+}
+
+static void
+console_reset (struct virtio_device *dev)
+{
+  watch_input ((struct virtio_console *) dev, false);
+}
+
+static const struct virtio_device_ops console_ops = {
+  .kind = "console",
+  .device_id = VIRTIO_ID_CONSOLE,
+  .class_code = 0x078000,
+  .num_queues = 2,
+  .queue_max_size = 128,
+  .features = 1ull << CONSOLE_F_EMERG_WRITE,
+  .config_write = console_config_write,
+  .activate = console_activate,
+  .reset = console_reset,
+  .queue_notify = console_notify,
+};
+
+/* A regular file (or /dev/null) cannot be polled: it is read once, whole,
+   and handed to the guest as if typed. */
+static int
+stage_whole_file (struct virtio_console *con, cl_error_t *err)
+{
+  for (;;)
+    {
+      ssize_t n;
+      if (con->staging_len == con->staging_cap)
+        {
+          con->staging_cap *= 2;
+          con->staging = realloc (con->staging, con->staging_cap);
+          if (con->staging == NULL)
+            return cl_error_errno (err, "console input");
+        }
+      n = read (con->in_fd, con->staging + con->staging_len,
+                con->staging_cap - con->staging_len);
+      if (n < 0)
+        return cl_error_errno (err, "read console input");
+      if (n == 0)
+        break;
+      con->staging_len += n;
+      if (con->staging_len >= FILE_INPUT_MAX)
+        break;
+    }
+  con->in_eof = true;
+  return 0;
+}
+
+int
+virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
+{
+  struct virtio_console *con = cl_xmalloc0 (sizeof *con);
+  struct stat st;
+
+  con->in_fd = in_fd;
+  con->out_fd = out_fd;
+  con->staging_cap = STAGING_SIZE;
+  con->staging = cl_xmalloc0 (con->staging_cap);
+  con->config.max_nr_ports = 1;
+  if (in_fd < 0)
+    con->in_eof = true;
+  else if (fstat (in_fd, &st) == 0 && (S_ISREG (st.st_mode) || S_ISCHR (st.st_mode)))
+    {
+      /* Character devices other than ttys (/dev/null) do not poll either. */
+      if (S_ISREG (st.st_mode) || !isatty (in_fd))
+        {
+          if (stage_whole_file (con, err) < 0)
+            return -1;
+        }
+      else
+        con->in_pollable = true;
+    }
+  else
+    con->in_pollable = true;
+  con->vdev.ops = &console_ops;
+  con->vdev.config = (uint8_t *) &con->config;
+  con->vdev.config_size = sizeof con->config;
+  return virtio_device_init (&con->vdev, vm, err);
+}

@@ -1,0 +1,322 @@
+/* cl_vmm_run: builds the machine from a config (or a snapshot), runs it
+   until the guest stops, tears it down. */
+#include "vmm/vmm.h"
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "vmm/boot.h"
+#include "vmm/devices.h"
+#include "vmm/machine.h"
+#include "vmm/mptable.h"
+#include "vmm/vmm_internal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <termios.h>
+#include <unistd.h>
+
+void
+cl_vmm_config_init (struct cl_vmm_config *cfg)
+{
+  memset (cfg, 0, sizeof (*cfg));
+  cfg->cpus = 1;
+  cfg->memory = CL_VMM_DEFAULT_MEMORY;
+  cfg->console = CL_VMM_CONSOLE_SERIAL;
+  cfg->console_in_fd = 0;
+  cfg->console_out_fd = 1;
+}
+
+int
+cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
+{
+  cleanup_free char *copy = strdup (spec);
+  char *save = NULL;
+  memset (out, 0, sizeof (*out));
+  char *tok = strtok_r (copy, ",", &save);
+  if (tok == NULL || *tok == 0)
+    return cl_error_make (err, 0, "--disk `%s`: expected PATH[,ro][,serial=ID]", spec);
+  out->path = strdup (tok);
+  while ((tok = strtok_r (NULL, ",", &save)))
+    {
+      if (strcmp (tok, "ro") == 0)
+        out->readonly = true;
+      else if (strncmp (tok, "serial=", 7) == 0 && strlen (tok + 7) <= 20)
+        out->serial = strdup (tok + 7);
+      else
+        return cl_error_make (err, 0, "--disk `%s`: unknown option `%s` (ro, serial=ID of at most 20 bytes)", spec, tok);
+    }
+  return 0;
+}
+
+int
+cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
+{
+  cleanup_free char *copy = strdup (spec);
+  char *save = NULL;
+  memset (out, 0, sizeof (*out));
+  for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
+    {
+      if (strncmp (tok, "tap=", 4) == 0 && tok[4] && strlen (tok + 4) < 16)
+        out->tap = strdup (tok + 4);
+      else if (strncmp (tok, "mac=", 4) == 0)
+        {
+          unsigned m[6];
+          char extra;
+          if (sscanf (tok + 4, "%x:%x:%x:%x:%x:%x%c", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5],
+                      &extra)
+              != 6)
+            return cl_error_make (err, 0, "--net `%s`: bad MAC `%s`", spec, tok + 4);
+          for (int i = 0; i < 6; i++)
+            {
+              if (m[i] > 0xFF)
+                return cl_error_make (err, 0, "--net `%s`: bad MAC `%s`", spec, tok + 4);
+              out->mac[i] = m[i];
+            }
+          out->has_mac = true;
+        }
+      else
+        return cl_error_make (err, 0, "--net `%s`: expected tap=NAME[,mac=MAC]", spec);
+    }
+  if (out->tap == NULL)
+    return cl_error_make (err, 0, "--net `%s`: tap=NAME is required", spec);
+  return 0;
+}
+
+static uint64_t
+host_memory (void)
+{
+  long pages = sysconf (_SC_PHYS_PAGES), size = sysconf (_SC_PAGESIZE);
+  return pages > 0 && size > 0 ? (uint64_t) pages * size : UINT64_MAX;
+}
+
+static int
+config_check (const struct cl_vmm_config *cfg, cl_error_t *err)
+{
+  struct stat st;
+  if (cfg->kernel == NULL)
+    return cl_error_make (err, 0, "--kernel: required");
+  if (stat (cfg->kernel, &st) < 0)
+    return cl_error_errno (err, "kernel `%s`", cfg->kernel);
+  if (cfg->initrd && stat (cfg->initrd, &st) < 0)
+    return cl_error_errno (err, "initrd `%s`", cfg->initrd);
+  if (cfg->cpus < 1 || cfg->cpus > CL_VMM_MAX_CPUS)
+    return cl_error_make (err, 0, "--cpus %u: expected 1 to %d", cfg->cpus, CL_VMM_MAX_CPUS);
+  if (cfg->memory < CL_VMM_MIN_MEMORY)
+    return cl_error_make (err, 0, "--memory %llu MiB: below the minimum of %llu MiB",
+                          (unsigned long long) (cfg->memory >> 20),
+                          (unsigned long long) (CL_VMM_MIN_MEMORY >> 20));
+  if (cfg->memory > host_memory ())
+    return cl_error_make (err, 0, "--memory %llu MiB: more than the host has (%llu MiB)",
+                          (unsigned long long) (cfg->memory >> 20),
+                          (unsigned long long) (host_memory () >> 20));
+  if (cfg->memory & 0xFFF)
+    return cl_error_make (err, 0, "--memory: not a multiple of 4 KiB");
+  for (size_t i = 0; i < cfg->ndisks; i++)
+    if (stat (cfg->disks[i].path, &st) < 0)
+      return cl_error_errno (err, "disk `%s`", cfg->disks[i].path);
+  for (size_t i = 0; i < cfg->nnets; i++)
+    {
+      cleanup_free char *p = cl_strdup_printf ("/sys/class/net/%s", cfg->nets[i].tap);
+      if (stat (p, &st) < 0)
+        return cl_error_errno (err, "tap `%s`", cfg->nets[i].tap);
+    }
+  if (cfg->console == CL_VMM_CONSOLE_FILE && cfg->console_path == NULL)
+    return cl_error_make (err, 0, "--console file=PATH: PATH missing");
+  return 0;
+}
+
+/* Raw terminal while the guest owns the console. */
+struct term_state
+{
+  int fd;
+  struct termios saved;
+};
+
+static void
+term_raw (struct term_state *t, int fd)
+{
+  t->fd = -1;
+  if (fd < 0 || !isatty (fd) || tcgetattr (fd, &t->saved) < 0)
+    return;
+  struct termios raw = t->saved;
+  cfmakeraw (&raw);
+  raw.c_oflag |= OPOST | ONLCR;
+  raw.c_lflag |= ISIG; /* ^C still stops the VM */
+  if (tcsetattr (fd, TCSANOW, &raw) == 0)
+    t->fd = fd;
+}
+
+static void
+term_restore (struct term_state *t)
+{
+  if (t->fd >= 0)
+    tcsetattr (t->fd, TCSANOW, &t->saved);
+}
+
+static void
+on_signal (void *opaque, uint32_t events)
+{
+  struct vmm *m = opaque;
+  struct signalfd_siginfo si;
+  (void) events;
+  if (read (m->signal_fd, &si, sizeof si) == sizeof si)
+    {
+      char msg[64];
+      snprintf (msg, sizeof msg, "stopped by signal %s", strsignal (si.ssi_signo));
+      vm_request_stop (m->vm, VM_STOP_SIGNAL, msg);
+    }
+}
+
+static int
+vmm_build_devices (struct vmm *m, cl_error_t *err)
+{
+  const struct cl_vmm_config *cfg = m->cfg;
+  int in_fd = cfg->console_in_fd, out_fd = cfg->console_out_fd;
+
+  if (cfg->console == CL_VMM_CONSOLE_FILE)
+    {
+      m->console_file_fd = open (cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
+                                 0600);
+      if (m->console_file_fd < 0)
+        return cl_error_errno (err, "console file `%s`", cfg->console_path);
+      in_fd = -1;
+      out_fd = m->console_file_fd;
+    }
+  else if (cfg->console == CL_VMM_CONSOLE_VIRTIO)
+    in_fd = out_fd = -1;
+
+  if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
+      || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
+      || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
+    return -1;
+  return vmm_build_virtio (m, err);
+}
+
+static int
+vmm_boot (struct vmm *m, cl_error_t *err)
+{
+  const struct cl_vmm_config *cfg = m->cfg;
+  uint64_t entry;
+  const char *cmdline = cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE;
+  if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err)
+      < 0)
+    return -1;
+  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0)
+    return -1;
+  return boot_setup_vcpu (m->vm->vcpus[0].fd, entry, err);
+}
+
+static int
+vmm_result (struct vmm *m, cl_error_t *err)
+{
+  struct vm *vm = m->vm;
+  const char *msg = vm->stop_msg ? vm->stop_msg : "stopped";
+  switch ((enum vm_stop_reason) atomic_load (&vm->stop_reason))
+    {
+    case VM_STOP_SHUTDOWN:
+    case VM_STOP_PANIC:
+    case VM_STOP_ERROR:
+      return cl_error_make (err, 0, "%s", msg);
+    default:
+      if (getenv ("CLOISON_VMM_DEBUG"))
+        fprintf (stderr, "cloison-vmm: %s\n", msg);
+      return 0;
+    }
+}
+
+int
+cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
+{
+  struct vmm m = { .console_file_fd = -1, .signal_fd = -1 };
+  struct cl_vmm_config restored;
+  struct term_state term = { .fd = -1 };
+  sigset_t stop_signals, old_mask;
+  bool masked = false;
+  cleanup_free char *mem_file = NULL;
+  int ret = -1;
+
+  m.cfg = user_cfg;
+  if (user_cfg->restore_dir)
+    {
+      if (snapshot_load_config (user_cfg->restore_dir, user_cfg, &restored, &m.saved, err) < 0)
+        return -1;
+      m.cfg = &restored;
+    }
+  if (config_check (m.cfg, err) < 0)
+    goto out_config;
+
+  sigemptyset (&stop_signals);
+  sigaddset (&stop_signals, SIGTERM);
+  sigaddset (&stop_signals, SIGINT);
+  sigaddset (&stop_signals, SIGHUP);
+  pthread_sigmask (SIG_BLOCK, &stop_signals, &old_mask);
+  masked = true;
+  m.signal_fd = signalfd (-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
+  if (m.signal_fd < 0)
+    {
+      cl_error_errno (err, "signalfd");
+      goto out;
+    }
+
+  mem_file = user_cfg->restore_dir ? cl_strdup_printf ("%s/memory", user_cfg->restore_dir) : NULL;
+  if (vm_create (&m.vm, m.cfg->cpus, m.cfg->memory, mem_file, err) < 0)
+    goto out;
+  if (vm_vcpus_create (m.vm, err) < 0 || vmm_build_devices (&m, err) < 0)
+    goto out;
+  if (user_cfg->restore_dir)
+    {
+      if (snapshot_restore (&m, user_cfg->restore_dir, err) < 0)
+        goto out;
+    }
+  else if (vmm_boot (&m, err) < 0)
+    goto out;
+
+  if (vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
+    goto out;
+  if (user_cfg->api_socket && api_start (&m, user_cfg->api_socket, err) < 0)
+    goto out;
+  if (vm_io_thread_start (m.vm, err) < 0)
+    goto out;
+  if (sandbox_apply (err) < 0)
+    goto out;
+  if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
+    term_raw (&term, m.cfg->console_in_fd);
+  if (user_cfg->restore_dir)
+    m.restore_ns = cl_now_ns () - m.vm->start_ns;
+  if (vm_vcpus_start (m.vm, err) < 0)
+    goto out;
+  vm_vcpus_join (m.vm);
+  ret = vmm_result (&m, err);
+
+out:
+  term_restore (&term);
+  if (m.vm)
+    {
+      vm_request_stop (m.vm, VM_STOP_API, NULL);
+      vm_vcpus_join (m.vm);
+      vm_io_thread_stop (m.vm);
+    }
+  api_stop (&m);
+  vmm_free_virtio (&m);
+  if (m.vm)
+    pci_bus_free (m.vm);
+  vm_destroy (m.vm);
+  uart_free (m.uart);
+  if (m.signal_fd >= 0)
+    close (m.signal_fd);
+  if (m.console_file_fd >= 0)
+    close (m.console_file_fd);
+  if (masked)
+    pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
+out_config:
+  json_decref (m.saved);
+  return ret;
+}

@@ -1,0 +1,81 @@
+/* cloison-vmm as a library: one KVM microVM per call, run in the calling
+   process until the guest stops.  The manager runs it in a forked child
+   (no exec of cloison-vmm); the cloison-vmm front end only parses flags
+   into this struct.  The call takes over the process: it installs signal
+   handlers (SIGTERM/SIGINT stop the VM cleanly) and, once the machine is
+   built, a seccomp filter with no_new_privs. */
+#ifndef CLOISON_VMM_VMM_H
+#define CLOISON_VMM_VMM_H
+
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define CL_VMM_DEFAULT_MEMORY (256ULL << 20)
+#define CL_VMM_MIN_MEMORY (16ULL << 20)
+#define CL_VMM_MAX_CPUS 32
+#define CL_VMM_DEFAULT_CMDLINE "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux"
+
+struct cl_vmm_disk
+{
+  const char *path;   /* raw image file */
+  bool readonly;
+  const char *serial; /* virtio-blk serial, NULL: none */
+};
+
+struct cl_vmm_net
+{
+  const char *tap; /* existing tap interface name */
+  uint8_t mac[6];
+  bool has_mac;    /* false: a locally administered MAC is chosen */
+};
+
+enum cl_vmm_console
+{
+  CL_VMM_CONSOLE_SERIAL,  /* COM1 on console_in_fd/console_out_fd */
+  CL_VMM_CONSOLE_VIRTIO,  /* virtio-console on the fds; COM1 still exists, silent */
+  CL_VMM_CONSOLE_FILE,    /* COM1 output appended to console_path, no input */
+};
+
+struct cl_vmm_config
+{
+  const char *kernel;  /* bzImage, ELF vmlinux or a tiny ELF64 test guest */
+  const char *initrd;  /* NULL: none */
+  const char *cmdline; /* NULL: CL_VMM_DEFAULT_CMDLINE */
+  unsigned cpus;       /* 1..CL_VMM_MAX_CPUS */
+  uint64_t memory;     /* bytes, >= CL_VMM_MIN_MEMORY */
+  const struct cl_vmm_disk *disks;
+  size_t ndisks;
+  const struct cl_vmm_net *nets;
+  size_t nnets;
+  uint32_t vsock_cid;  /* 0: no vsock device */
+  bool rng;
+  enum cl_vmm_console console;
+  const char *console_path; /* CL_VMM_CONSOLE_FILE */
+  int console_in_fd;   /* -1: none; default 0 */
+  int console_out_fd;  /* default 1 */
+  const char *api_socket;   /* Unix socket path for the HTTP API, NULL: none */
+  const char *restore_dir;  /* resume a snapshot: the machine comes from
+                               DIR/config.json, the fields above except the
+                               console and api_socket are ignored */
+};
+
+/* Defaults that just work: 1 vCPU, 256 MiB, serial console on stdio. */
+void cl_vmm_config_init (struct cl_vmm_config *cfg);
+
+/* Flag values as the CLI takes them ("PATH[,ro][,serial=ID]",
+   "tap=NAME[,mac=MAC]").  Strings put in *out are allocated (free() them
+   or let the process exit). */
+int cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err);
+int cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err);
+
+/* Builds the VM and runs it until the guest stops.  Returns 0 when the
+   guest powered off or rebooted or the VM was asked to stop (SIGTERM,
+   API); -1 with *err set on bad configuration, set-up failure, triple
+   fault ("guest triple fault (KVM_EXIT_SHUTDOWN)"), guest panic or an
+   internal error.  Nothing is left behind on failure. */
+int cl_vmm_run (const struct cl_vmm_config *cfg, cl_error_t *err);
+
+#endif
