@@ -32,6 +32,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* Without an API socket to tell that a VM runs, a VMM that has not
+   failed within this time is taken as running. */
+#define VM_READY_WAIT_MS 300
+
 struct monitor_args
 {
   char *root;
@@ -126,7 +130,12 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
   a->attached = attached;
   a->vm = inst->kind == KIND_VM;
   if (a->vm)
-    return vm_launch_prepare (m, inst, img, &a->vm_launch, err);
+    {
+      if (vm_launch_prepare (m, inst, img, &a->vm_launch, err) < 0)
+        return -1;
+      a->vm_launch.attached = attached;
+      return 0;
+    }
   a->spec.id = a->id;
   a->spec.hostname = a->name;
   a->spec.rootfs = cl_strdup_printf ("%s/rootfs", a->dir);
@@ -247,12 +256,13 @@ monitor_main (struct monitor_args *a, int readyfd)
         {
           dup2 (null, 0);
           dup2 (null, 1);
-          if (!a->vm)
-            dup2 (null, 2);
+          dup2 (null, 2);
           if (null > 2)
             close (null);
         }
     }
+  if (a->vm)
+    a->vm_launch.readyfd = readyfd;
   init = a->vm ? vm_monitor_start (&a->vm_launch, &err)
                : monitor_start_container (a, &stdin_keep, &err);
   if (init < 0 || record_running (a->root, a->name, init, &err) < 0)
@@ -268,7 +278,10 @@ monitor_main (struct monitor_args *a, int readyfd)
       report (readyfd, "E%s", err ? err->msg : "unknown error");
       _exit (1);
     }
-  report (readyfd, "R%d", (int) init);
+  /* a VMM child reports its own failure on readyfd, or closes it by
+     exiting */
+  if (!a->vm)
+    report (readyfd, "R%d", (int) init);
   close (readyfd);
   malloc_trim (0);
 
@@ -347,18 +360,27 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   if (!attached)
     while (waitpid (child, &st, 0) < 0 && errno == EINTR)
       ;
-  while ((n = read (ready[0], buf + got, sizeof buf - 1 - got)) != 0)
-    {
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        break;
-      got += n;
-      if ((size_t) got >= sizeof buf - 1)
-        break;
-    }
+  if (a.vm)
+    got = vm_wait_ready (ready[0], a.vm_launch.api_socket, buf, sizeof buf, VM_READY_WAIT_MS);
+  else
+    while ((n = read (ready[0], buf + got, sizeof buf - 1 - got)) != 0)
+      {
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n < 0)
+          break;
+        got += n;
+        if ((size_t) got >= sizeof buf - 1)
+          break;
+      }
   close (ready[0]);
   buf[got] = '\0';
+  if (a.vm && (got == 0 || buf[0] != 'E'))
+    {
+      if (monitor)
+        *monitor = attached ? child : 0;
+      return 0;
+    }
   if (got > 0 && buf[0] == 'R')
     {
       if (monitor)

@@ -28,7 +28,8 @@ struct vm_launch
   bool has_mac;
   unsigned cpus;
   uint64_t memory;
-  int readyfd; /* the VMM child reports a failure here */
+  int readyfd;   /* the VMM child reports a failure here */
+  bool attached; /* serial console on our stdio (run) instead of the log */
 };
 
 /* Creates INSTANCE/disk.img from the image (at launch). */
@@ -39,6 +40,10 @@ int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_i
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
 pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
 void vm_monitor_stopped (struct vm_launch *l);
+/* In the launching command: waits until the VMM runs (its API socket
+   answers; without an API, up to timeout_ms), reports a failure ("E..."
+   in buf) or stopped already (EOF).  Returns the bytes read. */
+int vm_wait_ready (int readyfd, const char *api_socket, char *buf, size_t size, int timeout_ms);
 
 /* Requests to a running VMM through its API socket: "pause", "resume",
    "snapshot DIR" (memory + devices + vCPUs).  */
