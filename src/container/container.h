@@ -1,0 +1,110 @@
+/* The container engine's public API: what `cloison-runtime` (the OCI CLI)
+   and the manager call.  Every call takes the state root (the runtime's
+   `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT) where each container keeps
+   <root>/<id>/state.json.
+
+   Process model: `create` forks the container's init, which prepares
+   everything (namespaces, mounts, limits) and then waits on
+   <root>/<id>/exec.fifo until `start`.  The init is a child of the
+   calling process: a long-lived caller (the manager) reaps it with
+   waitpid() or sets SIGCHLD to SIG_IGN; the CLI exits, so it is reparented
+   to the caller's subreaper (conmon, containerd-shim) as with runc. */
+#ifndef CLOISON_CONTAINER_H
+#define CLOISON_CONTAINER_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#define CL_CONTAINER_DEFAULT_ROOT "/run/cloison-runtime"
+
+struct cl_container_create_opts
+{
+  const char *bundle;         /* directory of config.json (required) */
+  json_t *config;             /* borrowed; when set, used instead of bundle/config.json */
+  const char *pid_file;       /* written with the init's host pid */
+  const char *console_socket; /* AF_UNIX path that receives the pty master */
+  int preserve_fds;           /* fds 3 .. 3+N-1 are passed to the container */
+  bool no_pivot;              /* MS_MOVE + chroot instead of pivot_root */
+  bool no_new_keyring;
+  bool detach;      /* run only: return once started instead of waiting */
+  const int *stdio; /* int[3] for the container's stdin/out/err; NULL: inherit */
+};
+
+/* Validates the bundle and prepares the container up to its user process,
+   which starts at cl_container_start.  On failure nothing is left (no
+   state directory, cgroup, mount or process). */
+int cl_container_create (const char *root, const char *id,
+                         const struct cl_container_create_opts *opts, cl_error_t *err);
+int cl_container_start (const char *root, const char *id, cl_error_t *err);
+/* create + start; without opts->detach waits for the process, fills
+   *exit_status (a shell-style code: 128+signal when killed) and deletes
+   the container. */
+int cl_container_run (const char *root, const char *id,
+                      const struct cl_container_create_opts *opts, int *exit_status,
+                      cl_error_t *err);
+
+/* The spec's state object: ociVersion, id, status (creating, created,
+   running, stopped, paused), pid, bundle, annotations, plus rootfs,
+   created (RFC 3339) and owner.  Caller decrefs *out. */
+int cl_container_state (const char *root, const char *id, json_t **out, cl_error_t *err);
+/* Array of state objects, one per container under root. */
+int cl_container_list (const char *root, json_t **out, cl_error_t *err);
+
+/* Signals the init, or (all) every process of the container. */
+int cl_container_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);
+/* Removes a stopped (or, with force, any: killed first) container: its
+   processes, cgroup, state directory, and runs poststop hooks. */
+int cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err);
+int cl_container_pause (const char *root, const char *id, cl_error_t *err);
+int cl_container_resume (const char *root, const char *id, cl_error_t *err);
+/* Host pids of the container's processes (caller frees *pids). */
+int cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
+                       cl_error_t *err);
+/* Applies a LinuxResources object to the running container. */
+int cl_container_update (const char *root, const char *id, json_t *resources, cl_error_t *err);
+
+struct cl_container_exec_opts
+{
+  const char *process_file; /* a process.json, as `exec --process` */
+  json_t *process;          /* borrowed; used when process_file is NULL */
+  const char *const *args;  /* NULL-terminated; used when neither is given */
+  /* Overrides on top of the container's own process settings: */
+  const char *cwd;
+  const char *const *env; /* NULL-terminated KEY=VALUE, appended */
+  const char *user;       /* "uid[:gid]" */
+  bool tty;
+  bool detach;
+  const char *console_socket;
+  const char *pid_file;
+  int preserve_fds;
+  const int *stdio; /* int[3]; NULL: inherit */
+};
+
+/* Runs a new process inside the running container (setns into its
+   namespaces, same cgroup, capabilities, seccomp and rlimits as the
+   process description says).  Without detach it waits and fills
+   *exit_status; with detach *exit_status is 0 and the pid is in pid_file. */
+int cl_container_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
+                       int *exit_status, cl_error_t *err);
+
+/* A default config.json (as `runc spec`); caller decrefs. */
+json_t *cl_container_default_spec (bool rootless);
+/* The `features` document (runtime-spec features.md); caller decrefs. */
+json_t *cl_container_features (void);
+
+/* "SIGKILL", "KILL", "9" -> signal number. */
+int cl_container_parse_signal (const char *s, int *signo, cl_error_t *err);
+
+/* CVE-2019-5736: re-executes the calling program from a sealed memfd
+   unless it already runs from one, so that a container process can never
+   reach (and overwrite) the binary on the host through /proc/PID/exe.
+   Call first thing in main() of any program that creates containers.
+   Returns 0 when already sealed; on success of the re-exec it does not
+   return. */
+int cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err);
+
+#endif

@@ -1,0 +1,249 @@
+#include "container/process.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/caps.h"
+#include "container/seccomp.h"
+#include "container/spec.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#define KEYCTL_JOIN_SESSION_KEYRING 1
+
+static int
+cmp_int (const void *a, const void *b)
+{
+  return *(const int *) a - *(const int *) b;
+}
+
+void
+process_close_fds (int preserve, const int *keep, int nkeep)
+{
+  int sorted[16], n = 0, from = 3 + (preserve > 0 ? preserve : 0);
+
+  for (int i = 0; i < nkeep && n < 16; i++)
+    if (keep[i] >= from)
+      sorted[n++] = keep[i];
+  qsort (sorted, n, sizeof sorted[0], cmp_int);
+  for (int i = 0; i < n; i++)
+    {
+      if (sorted[i] > from)
+        syscall (SYS_close_range, from, sorted[i] - 1, 0);
+      from = sorted[i] + 1;
+    }
+  syscall (SYS_close_range, from, ~0U, 0);
+}
+
+static const char *
+env_get (json_t *env, const char *name)
+{
+  size_t i, len = strlen (name);
+  json_t *v;
+  json_array_foreach (env, i, v)
+  {
+    const char *s = json_string_value (v);
+    if (s && strncmp (s, name, len) == 0 && s[len] == '=')
+      return s + len + 1;
+  }
+  return NULL;
+}
+
+static int
+find_exe (json_t *process, char **out, cl_error_t *err)
+{
+  const char *arg0 = json_string_value (json_array_get (json_object_get (process, "args"), 0));
+  const char *path = env_get (json_object_get (process, "env"), "PATH");
+  const char *p, *end;
+  struct stat st;
+
+  if (strchr (arg0, '/'))
+    {
+      if (stat (arg0, &st) < 0)
+        return cl_error_errno (err, "exec `%s`", arg0);
+      *out = strdup (arg0);
+      return 0;
+    }
+  if (path == NULL)
+    path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  for (p = path; *p; p = *end ? end + 1 : end)
+    {
+      cleanup_free char *cand = NULL;
+      end = strchrnul (p, ':');
+      cand = cl_strdup_printf ("%.*s/%s", (int) (end - p), p, arg0);
+      if (stat (cand, &st) == 0 && S_ISREG (st.st_mode) && (st.st_mode & 0111))
+        {
+          *out = steal_pointer (&cand);
+          return 0;
+        }
+    }
+  return cl_error_make (err, 0, "exec `%s`: executable file not found in $PATH", arg0);
+}
+
+static int
+set_stdio (struct process_setup *ps, cl_error_t *err)
+{
+  if (ps->console_slave >= 0)
+    {
+      setsid ();
+      if (ioctl (ps->console_slave, TIOCSCTTY, 0) < 0)
+        return cl_error_errno (err, "set the controlling terminal");
+      for (int i = 0; i < 3; i++)
+        if (dup2 (ps->console_slave, i) < 0)
+          return cl_error_errno (err, "dup2 the terminal");
+      if (ps->console_slave > 2)
+        close (ps->console_slave);
+      return 0;
+    }
+  if (ps->stdio)
+    for (int i = 0; i < 3; i++)
+      if (ps->stdio[i] >= 0 && ps->stdio[i] != i && dup2 (ps->stdio[i], i) < 0)
+        return cl_error_errno (err, "dup2 stdio");
+  return 0;
+}
+
+static int
+set_rlimits (json_t *process, cl_error_t *err)
+{
+  json_t *rl = json_object_get (process, "rlimits"), *v;
+  size_t i;
+  json_array_foreach (rl, i, v)
+  {
+    const char *type = json_string_value (json_object_get (v, "type"));
+    uint64_t hard = 0, soft = 0;
+    struct rlimit r;
+    cl_json_uint64 (v, "", "hard", &hard, NULL);
+    cl_json_uint64 (v, "", "soft", &soft, NULL);
+    r.rlim_cur = soft;
+    r.rlim_max = hard;
+    if (setrlimit (spec_rlimit_resource (type), &r) < 0)
+      return cl_error_errno (err, "process.rlimits[%zu]: setrlimit %s", i, type);
+  }
+  return 0;
+}
+
+static int
+set_user (json_t *process, cl_error_t *err)
+{
+  json_t *user = json_object_get (process, "user");
+  json_t *gids = json_object_get (user, "additionalGids"), *v;
+  uid_t uid = (uid_t) json_integer_value (json_object_get (user, "uid"));
+  gid_t gid = (gid_t) json_integer_value (json_object_get (user, "gid"));
+  gid_t groups[64];
+  size_t i, n = 0;
+
+  json_array_foreach (gids, i, v)
+  {
+    if (n < 64)
+      groups[n++] = (gid_t) json_integer_value (v);
+  }
+  /* setgroups is denied in a user namespace whose gid map was written
+     with setgroups=deny; only call it when it matters. */
+  if (setgroups (n, groups) < 0 && (n > 0 || errno != EPERM))
+    return cl_error_errno (err, "process.user.additionalGids: setgroups");
+  if (setresgid (gid, gid, gid) < 0)
+    return cl_error_errno (err, "process.user.gid: setresgid %u", gid);
+  if (setresuid (uid, uid, uid) < 0)
+    return cl_error_errno (err, "process.user.uid: setresuid %u", uid);
+  return 0;
+}
+
+static int
+load_seccomp (struct process_setup *ps, cl_error_t *err)
+{
+  int notify_fd = -1;
+  if (ps->seccomp == NULL)
+    return 0;
+  if (cl_seccomp_load (ps->seccomp, &notify_fd, err) < 0)
+    return -1;
+  if (notify_fd >= 0)
+    {
+      int r = cl_seccomp_send_listener (ps->seccomp, notify_fd, ps->state, err);
+      close (notify_fd);
+      return r;
+    }
+  return 0;
+}
+
+int
+process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
+{
+  json_t *process = ps->process, *caps = json_object_get (process, "capabilities");
+  json_t *user = json_object_get (process, "user"), *oom;
+  const char *cwd = json_string_value (json_object_get (process, "cwd"));
+  bool nnp = json_is_true (json_object_get (process, "noNewPrivileges"));
+  char buf[PATH_MAX];
+  cleanup_json json_t *no_caps = NULL;
+
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0)
+    return -1;
+  oom = json_object_get (process, "oomScoreAdj");
+  if (oom)
+    {
+      char v[16];
+      int n = snprintf (v, sizeof v, "%d", (int) json_integer_value (oom));
+      if (cl_write_file ("/proc/self/oom_score_adj", v, n, 0, err) < 0)
+        return cl_error_wrap (err, "process.oomScoreAdj");
+    }
+  if (!ps->no_new_keyring && ps->id)
+    {
+      /* A private session keyring: the container cannot read the host's
+         keys.  EPERM/ENOSYS mean keyrings are off: not fatal. */
+      cleanup_free char *name = cl_strdup_printf ("_ses.%s", ps->id);
+      syscall (SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name);
+    }
+  if (!nnp && load_seccomp (ps, err) < 0)
+    return -1;
+  if (caps == NULL)
+    caps = no_caps = json_object ();
+  if (cl_caps_drop_bounding (caps, err) < 0)
+    return -1;
+  if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+    return cl_error_errno (err, "prctl PR_SET_KEEPCAPS");
+  if (set_user (process, err) < 0)
+    return -1;
+  if (cl_caps_apply (caps, err) < 0)
+    return -1;
+  umask (json_object_get (user, "umask") ? (mode_t) json_integer_value (json_object_get (user, "umask"))
+                                         : 022);
+  if (nnp && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return cl_error_errno (err, "process.noNewPrivileges: prctl");
+  if (cwd == NULL)
+    cwd = "/";
+  if (chdir (cwd) < 0)
+    return cl_error_errno (err, "process.cwd: chdir `%s`", cwd);
+  /* CVE-2024-21626: the cwd must be inside the container's root; a
+     directory reached through a leaked host fd reads "(unreachable)". */
+  if (getcwd (buf, sizeof buf) == NULL || buf[0] != '/')
+    return cl_error_make (err, 0, "process.cwd: `%s` is outside the container", cwd);
+  return find_exe (process, exe, err);
+}
+
+int
+process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
+{
+  json_t *process = ps->process, *args = json_object_get (process, "args");
+  json_t *env = json_object_get (process, "env");
+  size_t i, n = json_array_size (args), ne = json_array_size (env);
+  char **argv = cl_xmalloc0 ((n + 1) * sizeof *argv);
+  char **envp = cl_xmalloc0 ((ne + 1) * sizeof *envp);
+
+  for (i = 0; i < n; i++)
+    argv[i] = (char *) json_string_value (json_array_get (args, i));
+  for (i = 0; i < ne; i++)
+    envp[i] = (char *) json_string_value (json_array_get (env, i));
+  if (json_is_true (json_object_get (process, "noNewPrivileges")) && load_seccomp (ps, err) < 0)
+    return -1;
+  execve (exe, argv, envp);
+  return cl_error_errno (err, "exec `%s`", argv[0]);
+}

@@ -1,0 +1,56 @@
+/* CVE-2019-5736: a container process that can open /proc/PID/exe of a
+   runtime process inside its namespaces could write to the runtime binary
+   on the host.  Running from a sealed memfd copy makes that file a
+   read-only, anonymous one: there is nothing on the host to reach. */
+#include "common/cleanup.h"
+#include "container/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef MFD_EXEC
+#define MFD_EXEC 0x0010U
+#endif
+
+#define REQUIRED_SEALS (F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE)
+
+extern char **environ;
+
+int
+cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
+{
+  cleanup_close int self = open ("/proc/self/exe", O_RDONLY | O_CLOEXEC);
+  cleanup_close int memfd = -1;
+  struct stat st;
+  int seals;
+  off_t off = 0;
+
+  (void) argc;
+  if (self < 0)
+    return cl_error_errno (err, "open /proc/self/exe");
+  seals = fcntl (self, F_GET_SEALS);
+  if (seals >= 0 && (seals & REQUIRED_SEALS) == REQUIRED_SEALS)
+    return 0;
+  if (fstat (self, &st) < 0)
+    return cl_error_errno (err, "stat /proc/self/exe");
+  memfd = memfd_create ("cloison-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING | MFD_EXEC);
+  if (memfd < 0 && errno == EINVAL)
+    memfd = memfd_create ("cloison-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  if (memfd < 0)
+    return cl_error_errno (err, "memfd_create");
+  while (off < st.st_size)
+    {
+      ssize_t n = sendfile (memfd, self, &off, (size_t) (st.st_size - off));
+      if (n <= 0)
+        return cl_error_errno (err, "copy the runtime into a memfd");
+    }
+  if (fcntl (memfd, F_ADD_SEALS, REQUIRED_SEALS) < 0)
+    return cl_error_errno (err, "seal the memfd");
+  syscall (SYS_execveat, memfd, "", argv, environ, AT_EMPTY_PATH);
+  return cl_error_errno (err, "re-exec from the sealed memfd");
+}

@@ -1,0 +1,658 @@
+#include "container/spec.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/caps.h"
+#include "container/cgroup.h"
+#include "container/seccomp.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+int
+spec_load (const char *bundle, json_t **config, cl_error_t *err)
+{
+  struct stat st;
+  cleanup_free char *path = NULL;
+
+  if (stat (bundle, &st) < 0)
+    return cl_error_errno (err, "bundle `%s`", bundle);
+  if (!S_ISDIR (st.st_mode))
+    return cl_error_make (err, ENOTDIR, "bundle `%s`", bundle);
+  path = cl_strdup_printf ("%s/config.json", bundle);
+  if (cl_json_load_file (path, config, err) < 0)
+    return -1;
+  if (!json_is_object (*config))
+    {
+      json_decref (*config);
+      *config = NULL;
+      return cl_error_make (err, 0, "%s: expected a JSON object", path);
+    }
+  return 0;
+}
+
+static const struct
+{
+  const char *name;
+  int flag;
+  const char *proc;
+} namespaces[] = {
+  { "pid", CLONE_NEWPID, "pid" },         { "network", CLONE_NEWNET, "net" },
+  { "mount", CLONE_NEWNS, "mnt" },        { "ipc", CLONE_NEWIPC, "ipc" },
+  { "uts", CLONE_NEWUTS, "uts" },         { "user", CLONE_NEWUSER, "user" },
+  { "cgroup", CLONE_NEWCGROUP, "cgroup" }, { "time", CLONE_NEWTIME, "time" },
+};
+
+int
+spec_namespace_flag (const char *type)
+{
+  for (size_t i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
+    if (strcmp (namespaces[i].name, type) == 0)
+      return namespaces[i].flag;
+  return 0;
+}
+
+const char *
+spec_namespace_proc_name (int flag)
+{
+  for (size_t i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
+    if (namespaces[i].flag == flag)
+      return namespaces[i].proc;
+  return NULL;
+}
+
+static const struct
+{
+  const char *name;
+  int resource;
+} rlimits[] = {
+  { "RLIMIT_AS", RLIMIT_AS },
+  { "RLIMIT_CORE", RLIMIT_CORE },
+  { "RLIMIT_CPU", RLIMIT_CPU },
+  { "RLIMIT_DATA", RLIMIT_DATA },
+  { "RLIMIT_FSIZE", RLIMIT_FSIZE },
+  { "RLIMIT_LOCKS", RLIMIT_LOCKS },
+  { "RLIMIT_MEMLOCK", RLIMIT_MEMLOCK },
+  { "RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE },
+  { "RLIMIT_NICE", RLIMIT_NICE },
+  { "RLIMIT_NOFILE", RLIMIT_NOFILE },
+  { "RLIMIT_NPROC", RLIMIT_NPROC },
+  { "RLIMIT_RSS", RLIMIT_RSS },
+  { "RLIMIT_RTPRIO", RLIMIT_RTPRIO },
+  { "RLIMIT_RTTIME", RLIMIT_RTTIME },
+  { "RLIMIT_SIGPENDING", RLIMIT_SIGPENDING },
+  { "RLIMIT_STACK", RLIMIT_STACK },
+};
+
+int
+spec_rlimit_resource (const char *name)
+{
+  for (size_t i = 0; i < sizeof rlimits / sizeof rlimits[0]; i++)
+    if (strcmp (rlimits[i].name, name) == 0)
+      return rlimits[i].resource;
+  return -1;
+}
+
+/* Mount options: flag set, flag cleared, or propagation. */
+static const struct
+{
+  const char *name;
+  unsigned long set, clear, propagation;
+} mount_opts[] = {
+  { "ro", MS_RDONLY, 0, 0 },
+  { "rw", 0, MS_RDONLY, 0 },
+  { "nosuid", MS_NOSUID, 0, 0 },
+  { "suid", 0, MS_NOSUID, 0 },
+  { "nodev", MS_NODEV, 0, 0 },
+  { "dev", 0, MS_NODEV, 0 },
+  { "noexec", MS_NOEXEC, 0, 0 },
+  { "exec", 0, MS_NOEXEC, 0 },
+  { "sync", MS_SYNCHRONOUS, 0, 0 },
+  { "async", 0, MS_SYNCHRONOUS, 0 },
+  { "dirsync", MS_DIRSYNC, 0, 0 },
+  { "remount", MS_REMOUNT, 0, 0 },
+  { "mand", MS_MANDLOCK, 0, 0 },
+  { "nomand", 0, MS_MANDLOCK, 0 },
+  { "atime", 0, MS_NOATIME, 0 },
+  { "noatime", MS_NOATIME, 0, 0 },
+  { "diratime", 0, MS_NODIRATIME, 0 },
+  { "nodiratime", MS_NODIRATIME, 0, 0 },
+  { "relatime", MS_RELATIME, 0, 0 },
+  { "norelatime", 0, MS_RELATIME, 0 },
+  { "strictatime", MS_STRICTATIME, 0, 0 },
+  { "nostrictatime", 0, MS_STRICTATIME, 0 },
+  { "private", 0, 0, MS_PRIVATE },
+  { "rprivate", 0, 0, MS_PRIVATE | MS_REC },
+  { "shared", 0, 0, MS_SHARED },
+  { "rshared", 0, 0, MS_SHARED | MS_REC },
+  { "slave", 0, 0, MS_SLAVE },
+  { "rslave", 0, 0, MS_SLAVE | MS_REC },
+  { "unbindable", 0, 0, MS_UNBINDABLE },
+  { "runbindable", 0, 0, MS_UNBINDABLE | MS_REC },
+};
+
+void
+spec_mount_options (json_t *options, struct mount_options *out)
+{
+  size_t i, j;
+  json_t *v;
+  char *data = NULL;
+
+  memset (out, 0, sizeof *out);
+  json_array_foreach (options, i, v)
+  {
+    const char *o = json_string_value (v);
+    bool known = false;
+    if (o == NULL)
+      continue;
+    if (strcmp (o, "bind") == 0 || strcmp (o, "rbind") == 0)
+      {
+        out->bind = true;
+        out->rbind |= o[0] == 'r';
+        continue;
+      }
+    /* Options runc accepts that change nothing here. */
+    if (strcmp (o, "tmpcopyup") == 0 || strcmp (o, "defaults") == 0)
+      continue;
+    for (j = 0; j < sizeof mount_opts / sizeof mount_opts[0]; j++)
+      if (strcmp (mount_opts[j].name, o) == 0)
+        {
+          out->flags |= mount_opts[j].set;
+          out->flags &= ~mount_opts[j].clear;
+          out->clear |= mount_opts[j].clear;
+          out->propagation |= mount_opts[j].propagation;
+          known = true;
+          break;
+        }
+    if (known)
+      continue;
+    if (data == NULL)
+      data = cl_strdup_printf ("%s", o);
+    else
+      {
+        char *d = cl_strdup_printf ("%s,%s", data, o);
+        free (data);
+        data = d;
+      }
+  }
+  out->data = data;
+}
+
+/* -------------------------------------------------------------------- */
+/* Validation                                                             */
+
+static int
+check_string_array (json_t *obj, const char *ctx, const char *key, cl_error_t *err)
+{
+  const char **v = NULL;
+  int r = cl_json_string_array (obj, ctx, key, &v, NULL, err);
+  free (v);
+  return r < 0 ? -1 : 0;
+}
+
+static int
+field_error (const char *ctx, const char *key, cl_error_t *err, const char *fmt, const char *arg)
+{
+  cleanup_free char *path = cl_json_path (ctx, key);
+  cleanup_free char *msg = cl_strdup_printf (fmt, arg);
+  return cl_error_make (err, 0, "%s: %s", path, msg);
+}
+
+static int
+check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_error_t *err)
+{
+  uint64_t v;
+  int r = cl_json_uint64 (obj, ctx, key, &v, err);
+  if (r < 0)
+    return -1;
+  if (r == 0 && required)
+    return field_error (ctx, key, err, "%s", "missing (required)");
+  if (r > 0 && v > UINT32_MAX)
+    return field_error (ctx, key, err, "%s", "out of range (32 bits)");
+  return 0;
+}
+
+int
+spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
+{
+  const char **args = NULL;
+  size_t nargs = 0;
+  const char *cwd = NULL;
+  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL;
+  bool b;
+  int64_t oom;
+  size_t i;
+  int r;
+
+  if (!json_is_object (process))
+    return cl_error_make (err, 0, "%s: expected an object", ctx);
+  r = cl_json_string_array (process, ctx, "args", &args, &nargs, err);
+  free (args);
+  if (r < 0)
+    return -1;
+  if (r == 0 || nargs == 0)
+    return field_error (ctx, "args", err, "%s", "must list at least the program to run");
+  if (check_string_array (process, ctx, "env", err) < 0)
+    return -1;
+  if (cl_json_string (process, ctx, "cwd", &cwd, err) < 0)
+    return -1;
+  if (cwd && cwd[0] != '/')
+    return field_error (ctx, "cwd", err, "must be an absolute path, got `%s`", cwd);
+  if (cl_json_bool (process, ctx, "terminal", &b, err) < 0
+      || cl_json_bool (process, ctx, "noNewPrivileges", &b, err) < 0)
+    return -1;
+  if (cl_json_object (process, ctx, "consoleSize", &cs, err) < 0)
+    return -1;
+  if (cs)
+    {
+      cleanup_free char *c = cl_json_path (ctx, "consoleSize");
+      if (check_uint32 (cs, c, "height", false, err) < 0
+          || check_uint32 (cs, c, "width", false, err) < 0)
+        return -1;
+    }
+  if (cl_json_object (process, ctx, "user", &user, err) < 0)
+    return -1;
+  if (user)
+    {
+      cleanup_free char *u = cl_json_path (ctx, "user");
+      json_t *gids = NULL;
+      if (check_uint32 (user, u, "uid", false, err) < 0
+          || check_uint32 (user, u, "gid", false, err) < 0
+          || check_uint32 (user, u, "umask", false, err) < 0)
+        return -1;
+      if (cl_json_array (user, u, "additionalGids", &gids, err) < 0)
+        return -1;
+      json_array_foreach (gids, i, v)
+      {
+        if (!json_is_integer (v) || json_integer_value (v) < 0
+            || json_integer_value (v) > UINT32_MAX)
+          {
+            cleanup_free char *g = cl_json_path (u, "additionalGids");
+            return cl_error_make (err, 0, "%s[%zu]: expected an unsigned 32-bit integer", g, i);
+          }
+      }
+    }
+  if (cl_json_object (process, ctx, "capabilities", &caps, err) < 0)
+    return -1;
+  if (caps && cl_caps_validate (caps, err) < 0)
+    return -1;
+  if (cl_json_array (process, ctx, "rlimits", &rl, err) < 0)
+    return -1;
+  json_array_foreach (rl, i, v)
+  {
+    cleanup_free char *base = cl_json_path (ctx, "rlimits");
+    cleanup_free char *c = cl_json_path_index (base, i);
+    const char *type = NULL;
+    uint64_t n;
+    if (cl_json_string (v, c, "type", &type, err) < 0)
+      return -1;
+    if (type == NULL)
+      return field_error (c, "type", err, "%s", "missing (required)");
+    if (spec_rlimit_resource (type) < 0)
+      return field_error (c, "type", err, "unknown rlimit `%s`", type);
+    if (cl_json_uint64 (v, c, "hard", &n, err) < 0 || cl_json_uint64 (v, c, "soft", &n, err) < 0)
+      return -1;
+  }
+  r = cl_json_int64 (process, ctx, "oomScoreAdj", &oom, err);
+  if (r < 0)
+    return -1;
+  if (r > 0 && (oom < -1000 || oom > 1000))
+    return field_error (ctx, "oomScoreAdj", err, "%s", "must be between -1000 and 1000");
+  return 0;
+}
+
+static int
+validate_namespaces (json_t *linux_obj, int *flags, cl_error_t *err)
+{
+  json_t *ns = NULL, *v;
+  size_t i;
+  int seen = 0;
+
+  *flags = 0;
+  if (cl_json_array (linux_obj, "linux", "namespaces", &ns, err) < 0)
+    return -1;
+  json_array_foreach (ns, i, v)
+  {
+    cleanup_free char *c = cl_strdup_printf ("linux.namespaces[%zu]", i);
+    const char *type = NULL, *path = NULL;
+    int flag;
+    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+      return -1;
+    if (type == NULL)
+      return field_error (c, "type", err, "%s", "missing (required)");
+    flag = spec_namespace_flag (type);
+    if (flag == 0)
+      return field_error (c, "type", err, "unknown namespace `%s`", type);
+    if (seen & flag)
+      return field_error (c, "type", err, "namespace `%s` listed twice", type);
+    seen |= flag;
+    if (path)
+      {
+        struct stat st;
+        if (path[0] != '/')
+          return field_error (c, "path", err, "must be an absolute path, got `%s`", path);
+        if (stat (path, &st) < 0)
+          {
+            cleanup_free char *p = cl_json_path (c, "path");
+            return cl_error_errno (err, "%s: `%s`", p, path);
+          }
+      }
+  }
+  *flags = seen;
+  return 0;
+}
+
+static int
+validate_mappings (json_t *linux_obj, const char *key, int ns_flags, cl_error_t *err)
+{
+  json_t *maps = NULL, *v;
+  size_t i;
+
+  if (cl_json_array (linux_obj, "linux", key, &maps, err) < 0)
+    return -1;
+  if (maps == NULL || json_array_size (maps) == 0)
+    return 0;
+  if (!(ns_flags & CLONE_NEWUSER))
+    return field_error ("linux", key, err, "%s", "mappings need a `user` namespace in linux.namespaces");
+  json_array_foreach (maps, i, v)
+  {
+    cleanup_free char *c = cl_strdup_printf ("linux.%s[%zu]", key, i);
+    uint64_t size = 0;
+    if (!json_is_object (v))
+      return cl_error_make (err, 0, "%s: expected an object", c);
+    if (check_uint32 (v, c, "containerID", true, err) < 0 || check_uint32 (v, c, "hostID", true, err) < 0
+        || check_uint32 (v, c, "size", true, err) < 0)
+      return -1;
+    cl_json_uint64 (v, c, "size", &size, err);
+    if (size == 0)
+      return field_error (c, "size", err, "%s", "must be at least 1");
+  }
+  return 0;
+}
+
+static int
+validate_mounts (json_t *config, cl_error_t *err)
+{
+  json_t *mounts = NULL, *v;
+  size_t i;
+
+  if (cl_json_array (config, "", "mounts", &mounts, err) < 0)
+    return -1;
+  json_array_foreach (mounts, i, v)
+  {
+    cleanup_free char *c = cl_strdup_printf ("mounts[%zu]", i);
+    const char *dest = NULL, *s;
+    if (!json_is_object (v))
+      return cl_error_make (err, 0, "%s: expected an object", c);
+    if (cl_json_string (v, c, "destination", &dest, err) < 0 || cl_json_string (v, c, "type", &s, err) < 0
+        || cl_json_string (v, c, "source", &s, err) < 0 || check_string_array (v, c, "options", err) < 0)
+      return -1;
+    if (dest == NULL)
+      return field_error (c, "destination", err, "%s", "missing (required)");
+    if (dest[0] != '/')
+      return field_error (c, "destination", err, "must be an absolute path, got `%s`", dest);
+  }
+  return 0;
+}
+
+static int
+validate_devices (json_t *linux_obj, cl_error_t *err)
+{
+  json_t *devs = NULL, *v;
+  size_t i;
+
+  if (cl_json_array (linux_obj, "linux", "devices", &devs, err) < 0)
+    return -1;
+  json_array_foreach (devs, i, v)
+  {
+    cleanup_free char *c = cl_strdup_printf ("linux.devices[%zu]", i);
+    const char *type = NULL, *path = NULL;
+    int64_t n;
+    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+      return -1;
+    if (path == NULL || path[0] != '/')
+      return field_error (c, "path", err, "%s", "must be an absolute path");
+    if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
+      return field_error (c, "type", err, "must be one of c, b, u, p, got `%s`", type ? type : "");
+    if (cl_json_int64 (v, c, "major", &n, err) < 0 || cl_json_int64 (v, c, "minor", &n, err) < 0
+        || check_uint32 (v, c, "fileMode", false, err) < 0 || check_uint32 (v, c, "uid", false, err) < 0
+        || check_uint32 (v, c, "gid", false, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+static const char *const hook_list[] = { "prestart", "createRuntime", "createContainer",
+                                         "startContainer", "poststart", "poststop", NULL };
+
+static int
+validate_hooks (json_t *config, cl_error_t *err)
+{
+  json_t *hooks = NULL, *list, *h;
+  const char *key;
+  size_t i;
+
+  if (cl_json_object (config, "", "hooks", &hooks, err) < 0)
+    return -1;
+  json_object_foreach (hooks, key, list)
+  {
+    bool known = false;
+    for (i = 0; hook_list[i]; i++)
+      known |= strcmp (hook_list[i], key) == 0;
+    if (!known)
+      return field_error ("hooks", key, err, "%s", "unknown hook kind");
+    if (cl_json_array (hooks, "hooks", key, &list, err) < 0)
+      return -1;
+    json_array_foreach (list, i, h)
+    {
+      cleanup_free char *c = cl_strdup_printf ("hooks.%s[%zu]", key, i);
+      const char *path = NULL;
+      int64_t t = 1;
+      if (!json_is_object (h))
+        return cl_error_make (err, 0, "%s: expected an object", c);
+      if (cl_json_string (h, c, "path", &path, err) < 0 || check_string_array (h, c, "args", err) < 0
+          || check_string_array (h, c, "env", err) < 0 || cl_json_int64 (h, c, "timeout", &t, err) < 0)
+        return -1;
+      if (path == NULL || path[0] != '/')
+        return field_error (c, "path", err, "%s", "must be an absolute path");
+      if (t <= 0)
+        return field_error (c, "timeout", err, "%s", "must be greater than zero");
+    }
+  }
+  return 0;
+}
+
+int
+spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
+{
+  json_t *root = NULL, *process = NULL, *linux_obj = NULL, *sysctl = NULL, *seccomp = NULL, *v;
+  const char *version = NULL, *path = NULL, *s;
+  cleanup_free char *joined = NULL;
+  char resolved[PATH_MAX];
+  struct stat st;
+  const char *key;
+  bool b;
+  int ns_flags = 0;
+
+  if (cl_json_string (config, "", "ociVersion", &version, err) < 0)
+    return -1;
+  if (version == NULL)
+    return cl_error_make (err, 0, "ociVersion: missing (required)");
+  if (strncmp (version, "1.", 2) != 0)
+    return cl_error_make (err, 0, "ociVersion: unsupported version `%s` (1.x expected)", version);
+  if (cl_json_object (config, "", "root", &root, err) < 0)
+    return -1;
+  if (root == NULL)
+    return cl_error_make (err, 0, "root: missing (required)");
+  if (cl_json_string (root, "root", "path", &path, err) < 0 || cl_json_bool (root, "root", "readonly", &b, err) < 0)
+    return -1;
+  if (path == NULL)
+    return cl_error_make (err, 0, "root.path: missing (required)");
+  joined = path[0] == '/' ? cl_strdup_printf ("%s", path) : cl_strdup_printf ("%s/%s", bundle, path);
+  if (realpath (joined, resolved) == NULL || stat (resolved, &st) < 0)
+    return cl_error_errno (err, "root.path: `%s`", joined);
+  if (!S_ISDIR (st.st_mode))
+    return cl_error_make (err, ENOTDIR, "root.path: `%s`", joined);
+
+  if (cl_json_object (config, "", "process", &process, err) < 0)
+    return -1;
+  if (process == NULL)
+    return cl_error_make (err, 0, "process: missing (required)");
+  if (spec_validate_process (process, "process", err) < 0)
+    return -1;
+  if (cl_json_string (config, "", "hostname", &s, err) < 0 || cl_json_string (config, "", "domainname", &s, err) < 0)
+    return -1;
+  if (validate_mounts (config, err) < 0 || validate_hooks (config, err) < 0)
+    return -1;
+  if (cl_json_object (config, "", "annotations", &v, err) < 0)
+    return -1;
+
+  if (cl_json_object (config, "", "linux", &linux_obj, err) < 0)
+    return -1;
+  if (validate_namespaces (linux_obj, &ns_flags, err) < 0)
+    return -1;
+  if (!(ns_flags & CLONE_NEWNS))
+    return cl_error_make (err, 0, "linux.namespaces: a `mount` namespace is required");
+  if ((json_object_get (config, "hostname") || json_object_get (config, "domainname"))
+      && !(ns_flags & CLONE_NEWUTS))
+    return cl_error_make (err, 0, "hostname: setting it needs a `uts` namespace in linux.namespaces");
+  if (validate_mappings (linux_obj, "uidMappings", ns_flags, err) < 0
+      || validate_mappings (linux_obj, "gidMappings", ns_flags, err) < 0
+      || validate_devices (linux_obj, err) < 0
+      || check_string_array (linux_obj, "linux", "maskedPaths", err) < 0
+      || check_string_array (linux_obj, "linux", "readonlyPaths", err) < 0)
+    return -1;
+  if (cl_json_object (linux_obj, "linux", "sysctl", &sysctl, err) < 0)
+    return -1;
+  json_object_foreach (sysctl, key, v)
+  {
+    if (!json_is_string (v))
+      return field_error ("linux.sysctl", key, err, "%s", "expected a string");
+    if (strstr (key, "..") || strchr (key, '/') == key)
+      return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
+  }
+  if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
+    return -1;
+  if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
+    return -1;
+  if (seccomp && cl_seccomp_validate (seccomp, err) < 0)
+    return -1;
+  if (cl_cgroup_validate (linux_obj, err) < 0)
+    return -1;
+  *rootfs_out = strdup (resolved);
+  return 0;
+}
+
+/* -------------------------------------------------------------------- */
+/* Default spec and features                                              */
+
+static const char default_spec[] = "{"
+  "\"ociVersion\":\"" OCI_SPEC_VERSION "\","
+  "\"process\":{\"terminal\":true,\"user\":{\"uid\":0,\"gid\":0},\"args\":[\"sh\"],"
+  "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"TERM=xterm\"],"
+  "\"cwd\":\"/\","
+  "\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+  "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+  "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
+  "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
+  "\"noNewPrivileges\":true},"
+  "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+  "\"hostname\":\"cloison\","
+  "\"mounts\":["
+  "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+  "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
+  "{\"destination\":\"/dev/pts\",\"type\":\"devpts\",\"source\":\"devpts\",\"options\":[\"nosuid\",\"noexec\",\"newinstance\",\"ptmxmode=0666\",\"mode=0620\",\"gid=5\"]},"
+  "{\"destination\":\"/dev/shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"mode=1777\",\"size=65536k\"]},"
+  "{\"destination\":\"/dev/mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\",\"options\":[\"nosuid\",\"noexec\",\"nodev\"]},"
+  "{\"destination\":\"/sys\",\"type\":\"sysfs\",\"source\":\"sysfs\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]},"
+  "{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"relatime\",\"ro\"]}],"
+  "\"linux\":{\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
+  "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}],"
+  "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\",\"/proc/latency_stats\","
+  "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
+  "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
+
+json_t *
+spec_default (bool rootless)
+{
+  json_t *spec = json_loads (default_spec, 0, NULL);
+  if (spec && rootless)
+    {
+      json_t *linux_obj = json_object_get (spec, "linux");
+      json_t *ns = json_object_get (linux_obj, "namespaces");
+      json_t *map;
+      json_array_remove (ns, 1); /* the network namespace: rootless keeps the host's */
+      json_array_append_new (ns, json_pack ("{s:s}", "type", "user"));
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getuid (), "size", 1);
+      json_object_set_new (linux_obj, "uidMappings", map);
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
+      json_object_set_new (linux_obj, "gidMappings", map);
+      json_object_del (linux_obj, "resources");
+    }
+  return spec;
+}
+
+static json_t *
+strv_json (const char *const *v)
+{
+  json_t *a = json_array ();
+  for (; *v; v++)
+    json_array_append_new (a, json_string (*v));
+  return a;
+}
+
+static const char *const all_caps[]
+    = { "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
+        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
+        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
+        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
+        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
+        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
+        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
+        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
+        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE", NULL };
+static const char *const seccomp_actions[]
+    = { "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
+        "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
+        "SCMP_ACT_TRAP", NULL };
+static const char *const seccomp_operators[]
+    = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+        "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ", NULL };
+json_t *
+spec_features (void)
+{
+  json_t *f = json_object (), *ns = json_array (), *opts = json_array (), *linux_obj;
+  size_t i;
+
+  json_object_set_new (f, "ociVersionMin", json_string ("1.0.0"));
+  json_object_set_new (f, "ociVersionMax", json_string (OCI_SPEC_VERSION));
+  json_object_set_new (f, "hooks", strv_json (hook_list));
+  for (i = 0; i < sizeof mount_opts / sizeof mount_opts[0]; i++)
+    json_array_append_new (opts, json_string (mount_opts[i].name));
+  json_array_append_new (opts, json_string ("bind"));
+  json_array_append_new (opts, json_string ("rbind"));
+  json_array_append_new (opts, json_string ("tmpcopyup"));
+  json_object_set_new (f, "mountOptions", opts);
+  for (i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
+    json_array_append_new (ns, json_string (namespaces[i].name));
+  linux_obj = json_pack ("{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b}}",
+                         "namespaces", ns, "capabilities", strv_json (all_caps),
+                         "cgroup", "v1", 1, "v2", 1, "systemd", 0,
+                         "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
+                         "operators", strv_json (seccomp_operators),
+                         "apparmor", "enabled", 0, "selinux", "enabled", 0, "intelRdt", "enabled", 0);
+  json_object_set_new (f, "linux", linux_obj);
+  json_object_set_new (f, "annotations",
+                       json_pack ("{s:s}", "org.cloison.runtime.version", CLOISON_VERSION));
+  return f;
+}

@@ -1,0 +1,43 @@
+/* config.json: loading, validation with errors that name the field, the
+   default spec, and the translations both the creator and the init need
+   (namespace types, mount options, rlimits). */
+#ifndef CLOISON_CONTAINER_SPEC_H
+#define CLOISON_CONTAINER_SPEC_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* Loads BUNDLE/config.json ("bundle `B`: Not a directory" etc.). */
+int spec_load (const char *bundle, json_t **config, cl_error_t *err);
+/* Checks everything create will read, before anything is touched.
+   rootfs_out receives the absolute, resolved root.path (caller frees). */
+int spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err);
+/* Checks a process object (config.process or an exec process.json). */
+int spec_validate_process (json_t *process, const char *ctx, cl_error_t *err);
+
+/* "pid" -> CLONE_NEWPID; 0 when unknown. */
+int spec_namespace_flag (const char *type);
+/* Namespace file name under /proc/PID/ns for a CLONE_NEW* flag. */
+const char *spec_namespace_proc_name (int flag);
+
+struct mount_options
+{
+  unsigned long flags;       /* MS_* applied at mount time */
+  unsigned long clear;       /* flags explicitly cleared (rw, suid...) */
+  unsigned long propagation; /* MS_SHARED/MS_SLAVE/MS_PRIVATE/MS_UNBINDABLE (| MS_REC) */
+  bool bind, rbind;
+  char *data; /* the remaining comma-joined options (mode=755...) */
+};
+/* Parses a mount's options (`options` may be NULL). */
+void spec_mount_options (json_t *options, struct mount_options *out);
+
+/* "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
+int spec_rlimit_resource (const char *name);
+
+json_t *spec_default (bool rootless);
+json_t *spec_features (void);
+
+#endif

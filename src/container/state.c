@@ -1,0 +1,181 @@
+#include "container/state.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/container.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *
+state_root (const char *root)
+{
+  return root && *root ? root : CL_CONTAINER_DEFAULT_ROOT;
+}
+
+int
+state_dir_create (const char *root, const char *id, char **dir, cl_error_t *err)
+{
+  cleanup_free char *d = NULL;
+
+  if (cl_validate_name (id, "container id", err) < 0)
+    return -1;
+  root = state_root (root);
+  if (mkdir (root, 0711) < 0 && errno != EEXIST)
+    {
+      if (errno != ENOENT || cl_mkdir_p (root, 0711, err) < 0)
+        return cl_error_errno (err, "state root `%s`", root);
+    }
+  d = cl_strdup_printf ("%s/%s", root, id);
+  if (mkdir (d, 0700) < 0)
+    {
+      if (errno == EEXIST)
+        return cl_error_make (err, 0, "container `%s` already exists", id);
+      return cl_error_errno (err, "mkdir `%s`", d);
+    }
+  *dir = steal_pointer (&d);
+  return 0;
+}
+
+int
+state_load (const char *root, const char *id, struct container_state *st, cl_error_t *err)
+{
+  cleanup_free char *path = NULL;
+  cleanup_free char *buf = NULL;
+  json_error_t je;
+  json_int_t v;
+
+  memset (st, 0, sizeof *st);
+  if (cl_validate_name (id, "container id", err) < 0)
+    return -1;
+  st->dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+  path = cl_strdup_printf ("%s/state.json", st->dir);
+  {
+    cl_error_t e = NULL;
+    if (cl_read_file (path, &buf, NULL, &e) < 0)
+      {
+        int status = e->status;
+        cl_error_release (&e);
+        state_release (st);
+        if (status == ENOENT)
+          return cl_error_make (err, 0, "container `%s` does not exist", id);
+        return cl_error_make (err, status, "read `%s`", path);
+      }
+  }
+  st->doc = json_loads (buf, 0, &je);
+  if (st->doc == NULL)
+    {
+      state_release (st);
+      return cl_error_make (err, 0, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    }
+  st->id = strdup (id);
+  v = json_integer_value (json_object_get (st->doc, "pid"));
+  st->pid = (pid_t) v;
+  st->pid_start = (uint64_t) json_integer_value (json_object_get (st->doc, "pidStart"));
+  return 0;
+}
+
+int
+state_save (struct container_state *st, cl_error_t *err)
+{
+  cleanup_free char *path = cl_strdup_printf ("%s/state.json", st->dir);
+  cleanup_free char *s = NULL;
+
+  json_object_set_new (st->doc, "pid", json_integer (st->pid));
+  json_object_set_new (st->doc, "pidStart", json_integer ((json_int_t) st->pid_start));
+  s = json_dumps (st->doc, JSON_COMPACT);
+  return cl_write_file (path, s, strlen (s), 1, err);
+}
+
+void
+state_release (struct container_state *st)
+{
+  free (st->id);
+  free (st->dir);
+  json_decref (st->doc);
+  memset (st, 0, sizeof *st);
+}
+
+uint64_t
+state_pid_start (pid_t pid)
+{
+  char path[64], buf[1024];
+  char *p;
+  ssize_t n;
+  int fd, field;
+  unsigned long long start = 0;
+
+  if (pid <= 0)
+    return 0;
+  snprintf (path, sizeof path, "/proc/%d/stat", pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  /* The command name may hold spaces and parentheses: fields start after
+     the last ')'.  Field 3 is the state, field 22 the start time. */
+  p = strrchr (buf, ')');
+  if (p == NULL)
+    return 0;
+  p += 2;
+  if (*p == 'Z' || *p == 'X')
+    return 0; /* a zombie has finished running */
+  for (field = 3; field < 22 && p; field++)
+    {
+      p = strchr (p, ' ');
+      if (p)
+        p++;
+    }
+  if (p)
+    start = strtoull (p, NULL, 10);
+  return start;
+}
+
+bool
+state_pid_alive (struct container_state *st)
+{
+  return st->pid > 0 && state_pid_start (st->pid) == st->pid_start;
+}
+
+const char *
+state_status (struct container_state *st)
+{
+  cleanup_free char *fifo = NULL;
+
+  if (!state_pid_alive (st))
+    return "stopped";
+  fifo = cl_strdup_printf ("%s/exec.fifo", st->dir);
+  if (access (fifo, F_OK) == 0)
+    return "created";
+  if (json_is_true (json_object_get (st->doc, "paused")))
+    return "paused";
+  return "running";
+}
+
+json_t *
+state_public (struct container_state *st)
+{
+  const char *status = state_status (st);
+  json_t *o = json_object ();
+  json_t *ann = json_object_get (st->doc, "annotations");
+
+  json_object_set_new (o, "ociVersion", json_string (OCI_SPEC_VERSION));
+  json_object_set_new (o, "id", json_string (st->id));
+  json_object_set_new (o, "status", json_string (status));
+  json_object_set_new (o, "pid", json_integer (strcmp (status, "stopped") == 0 ? 0 : st->pid));
+  json_object_set (o, "bundle", json_object_get (st->doc, "bundle"));
+  json_object_set (o, "rootfs", json_object_get (st->doc, "rootfs"));
+  json_object_set (o, "created", json_object_get (st->doc, "created"));
+  json_object_set (o, "owner", json_object_get (st->doc, "owner"));
+  json_object_set_new (o, "annotations", ann ? json_incref (ann) : json_object ());
+  return o;
+}

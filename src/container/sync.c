@@ -1,0 +1,50 @@
+#include "container/sync.h"
+
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+int
+sync_send (int fd, int type, int value, const char *text)
+{
+  struct sync_msg m = { .type = type, .value = value };
+  size_t len = offsetof (struct sync_msg, text);
+  if (text)
+    {
+      snprintf (m.text, sizeof m.text, "%s", text);
+      len += strlen (m.text) + 1;
+    }
+  return send (fd, &m, len, MSG_NOSIGNAL) < 0 ? -1 : 0;
+}
+
+int
+sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err)
+{
+  ssize_t n;
+
+  memset (msg, 0, sizeof *msg);
+  do
+    n = recv (fd, msg, sizeof *msg - 1, 0);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    return cl_error_errno (err, "container init: read sync socket");
+  if (n == 0)
+    return cl_error_make (err, 0, "container init exited unexpectedly");
+  if (msg->type == SYNC_ERROR)
+    return cl_error_make (err, 0, "%s", msg->text);
+  if (want && msg->type != want)
+    return cl_error_make (err, 0, "container init: unexpected message %d (wanted %d)", msg->type,
+                          want);
+  return 0;
+}
+
+void
+sync_fail (int fd, cl_error_t *err)
+{
+  sync_send (fd, SYNC_ERROR, err && *err ? (*err)->status : 0,
+             err && *err ? (*err)->msg : "unknown error");
+  _exit (1);
+}

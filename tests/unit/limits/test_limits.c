@@ -1,0 +1,542 @@
+/* Validators, the BPF device program (run here by a small interpreter,
+   and through the kernel's verifier as root), and, as root, the real
+   thing: a seccomp filter, capabilities and a cgroup applied in forked
+   children. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/error.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/caps.h"
+#include "container/cgroup.h"
+#include "container/cgroup_internal.h"
+#include "container/seccomp.h"
+
+static json_t *
+parse (const char *text)
+{
+  json_t *j = NULL;
+  cl_error_t err = NULL;
+  if (cl_json_load_buffer ("test", text, strlen (text), &j, &err) < 0)
+    fail_msg ("bad test JSON: %s", err->msg);
+  return j;
+}
+
+/* Runs validator on the JSON and checks the error message contains want
+   (NULL: must pass). */
+static void
+expect (int (*validate) (json_t *, cl_error_t *), const char *text, const char *want)
+{
+  json_t *j = parse (text);
+  cl_error_t err = NULL;
+  int r = validate (j, &err);
+  if (want == NULL)
+    {
+      if (r < 0)
+        fail_msg ("%s: unexpected error: %s", text, err->msg);
+    }
+  else
+    {
+      if (r == 0)
+        fail_msg ("%s: accepted, expected `%s`", text, want);
+      if (strstr (err->msg, want) == NULL)
+        fail_msg ("%s: error `%s` lacks `%s`", text, err->msg, want);
+    }
+  cl_error_release (&err);
+  json_decref (j);
+}
+
+static void
+test_cgroup_validate (void **state)
+{
+  (void) state;
+  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": \"1M\"}}}",
+          "linux.resources.memory.limit: expected an integer, got string");
+  expect (cl_cgroup_validate,
+          "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\"}, "
+          "{\"allow\": true, \"type\": \"q\"}]}}",
+          "linux.resources.devices[2].type: unknown device type `q`");
+  expect (cl_cgroup_validate, "{\"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwx\"}]}}",
+          "linux.resources.devices[0].access");
+  expect (cl_cgroup_validate, "{\"resources\": {\"devices\": [{\"type\": \"c\"}]}}",
+          "linux.resources.devices[0].allow: missing");
+  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": 1048576}}}",
+          "linux.resources.memory.swap");
+  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": -1}}}",
+          NULL);
+  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": -5}}}",
+          "linux.resources.memory.limit: -5 is out of range");
+  expect (cl_cgroup_validate, "{\"resources\": {\"pids\": {}}}", "linux.resources.pids.limit: missing");
+  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"shares\": -1}}}",
+          "linux.resources.cpu.shares: expected an unsigned integer");
+  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"cpus\": \"0-1;rm\"}}}",
+          "linux.resources.cpu.cpus");
+  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"period\": 10}}}",
+          "linux.resources.cpu.period");
+  expect (cl_cgroup_validate, "{\"resources\": {\"blockIO\": {\"weight\": 5000}}}",
+          "linux.resources.blockIO.weight");
+  expect (cl_cgroup_validate, "{\"resources\": {\"unified\": {\"../x\": \"1\"}}}",
+          "linux.resources.unified.../x");
+  expect (cl_cgroup_validate, "{\"resources\": {\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": \"x\"}]}}",
+          "linux.resources.hugepageLimits[0].limit");
+  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"system.slice:cloison:abc\"}", "--systemd-cgroup");
+  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"/a/../b\"}", "linux.cgroupsPath");
+  expect (cl_cgroup_validate, "{\"devices\": [{\"path\": \"/dev/x\", \"type\": \"z\"}]}",
+          "linux.devices[0].type: unknown device type `z`");
+  expect (cl_cgroup_validate,
+          "{\"cgroupsPath\": \"/x/y\", \"resources\": {\"memory\": {\"limit\": 1048576, "
+          "\"reservation\": 1024, \"swappiness\": 10}, \"cpu\": {\"shares\": 512, \"quota\": 50000, "
+          "\"period\": 100000, \"cpus\": \"0\", \"mems\": \"0\"}, \"pids\": {\"limit\": 10}, "
+          "\"blockIO\": {\"weight\": 100}, \"unified\": {\"memory.high\": \"max\"}, \"devices\": "
+          "[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": "
+          "10, \"minor\": 200, \"access\": \"rw\"}]}}",
+          NULL);
+}
+
+static void
+test_seccomp_validate (void **state)
+{
+  (void) state;
+  expect (cl_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_FOO\"}",
+          "linux.seccomp.defaultAction: unknown action `SCMP_ACT_FOO`");
+  expect (cl_seccomp_validate, "{}", "linux.seccomp.defaultAction: missing");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_X86_64\", "
+          "\"SCMP_ARCH_Z80\"]}",
+          "linux.seccomp.architectures[1]: unknown architecture `SCMP_ARCH_Z80`");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"getpid\"], "
+          "\"action\": \"SCMP_ACT_ERRNO\"}, {\"names\": [\"read\", \"no_such_call\"], "
+          "\"action\": \"SCMP_ACT_ERRNO\"}]}",
+          "linux.seccomp.syscalls[1].names[1]: unknown syscall `no_such_call`");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+          "\"action\": \"SCMP_ACT_KILLL\"}]}",
+          "linux.seccomp.syscalls[0].action: unknown action `SCMP_ACT_KILLL`");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+          "\"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": "
+          "\"SCMP_CMP_ALMOST\"}]}]}",
+          "linux.seccomp.syscalls[0].args[0].op: unknown operator `SCMP_CMP_ALMOST`");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
+          "\"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 7, \"value\": 1, \"op\": "
+          "\"SCMP_CMP_EQ\"}]}]}",
+          "linux.seccomp.syscalls[0].args[0].index");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"SECCOMP_FILTER_FLAG_BOGUS\"]}",
+          "linux.seccomp.flags[0]: unknown flag");
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"mkdir\"], "
+          "\"action\": \"SCMP_ACT_NOTIFY\"}]}",
+          "linux.seccomp.listenerPath: required");
+  expect (cl_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_NOTIFY\"}",
+          "linux.seccomp.defaultAction");
+  /* Names of other architectures are fine (podman's profile lists them). */
+  expect (cl_seccomp_validate,
+          "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38, \"architectures\": "
+          "[\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"], \"flags\": "
+          "[\"SECCOMP_FILTER_FLAG_LOG\"], \"syscalls\": [{\"names\": [\"read\", \"socketcall\", "
+          "\"chown32\", \"pciconfig_read\"], \"action\": \"SCMP_ACT_ALLOW\"}, {\"names\": "
+          "[\"personality\"], \"action\": \"SCMP_ACT_ALLOW\", \"args\": [{\"index\": 0, \"value\": "
+          "0, \"op\": \"SCMP_CMP_EQ\"}, {\"index\": 0, \"value\": 8, \"op\": \"SCMP_CMP_EQ\"}]}]}",
+          NULL);
+}
+
+static void
+test_caps_validate (void **state)
+{
+  (void) state;
+  expect (cl_caps_validate, "{\"bounding\": [\"CAP_CHOWN\"], \"ambient\": [\"CAP_KILL\", \"CAP_FLY\"]}",
+          "process.capabilities.ambient[1]: unknown capability `CAP_FLY`");
+  expect (cl_caps_validate, "{\"effective\": [\"chown\"]}",
+          "process.capabilities.effective[0]: unknown capability `chown`");
+  expect (cl_caps_validate, "{\"permitted\": \"CAP_CHOWN\"}", "process.capabilities.permitted");
+  expect (cl_caps_validate,
+          "{\"bounding\": [\"CAP_CHOWN\", \"CAP_SYS_ADMIN\", \"CAP_CHECKPOINT_RESTORE\"], "
+          "\"effective\": [\"CAP_CHOWN\"], \"inheritable\": [], \"permitted\": [\"CAP_CHOWN\"], "
+          "\"ambient\": []}",
+          NULL);
+}
+
+/* A small interpreter for the instruction kinds cl_dev_bpf_build emits. */
+static int
+bpf_run (const struct bpf_insn *prog, size_t n, uint32_t ctx[3])
+{
+  uint64_t r[11] = { 0 };
+  for (size_t pc = 0; pc < n; pc++)
+    {
+      const struct bpf_insn *i = &prog[pc];
+      uint8_t cls = BPF_CLASS (i->code), op = BPF_OP (i->code);
+      switch (cls)
+        {
+        case BPF_LDX:
+          assert_int_equal (i->src_reg, BPF_REG_1);
+          r[i->dst_reg] = ctx[i->off / 4];
+          break;
+        case BPF_ALU:
+          {
+            uint32_t a = (uint32_t) r[i->dst_reg];
+            uint32_t b = BPF_SRC (i->code) == BPF_X ? (uint32_t) r[i->src_reg] : (uint32_t) i->imm;
+            if (op == BPF_AND)
+              a &= b;
+            else if (op == BPF_RSH)
+              a >>= b;
+            else if (op == BPF_MOV)
+              a = b;
+            else
+              fail_msg ("alu op %x", op);
+            r[i->dst_reg] = a;
+            break;
+          }
+        case BPF_ALU64:
+          assert_int_equal (op, BPF_MOV);
+          r[i->dst_reg] = (uint64_t) (int64_t) i->imm;
+          break;
+        case BPF_JMP32:
+          {
+            uint32_t a = (uint32_t) r[i->dst_reg];
+            bool taken = op == BPF_JNE ? a != (uint32_t) i->imm : a == (uint32_t) i->imm;
+            assert_true (op == BPF_JNE || op == BPF_JEQ);
+            if (taken)
+              pc += i->off;
+            break;
+          }
+        case BPF_JMP:
+          assert_int_equal (op, BPF_EXIT);
+          return (int) r[0];
+        default:
+          fail_msg ("class %x", cls);
+        }
+    }
+  fail_msg ("fell off the program");
+  return -1;
+}
+
+static int
+dev_check (const struct bpf_insn *prog, size_t n, char type, uint32_t major, uint32_t minor,
+           const char *access)
+{
+  uint32_t acc = 0, ctx[3];
+  for (; *access; access++)
+    acc |= *access == 'r' ? BPF_DEVCG_ACC_READ : *access == 'w' ? BPF_DEVCG_ACC_WRITE : BPF_DEVCG_ACC_MKNOD;
+  ctx[0] = (acc << 16) | (type == 'c' ? BPF_DEVCG_DEV_CHAR : BPF_DEVCG_DEV_BLOCK);
+  ctx[1] = major;
+  ctx[2] = minor;
+  return bpf_run (prog, n, ctx);
+}
+
+static void
+build_program (const char *devices, const char *linux_devices, struct bpf_insn **prog, size_t *n,
+               struct cl_dev_policy *policy)
+{
+  json_t *d = devices ? parse (devices) : NULL, *ld = linux_devices ? parse (linux_devices) : NULL;
+  cl_error_t err = NULL;
+  if (cl_dev_policy_build (d, ld, policy, &err) < 0)
+    fail_msg ("%s", err->msg);
+  assert_int_equal (cl_dev_bpf_build (policy, prog, n, &err), 0);
+  json_decref (d);
+  json_decref (ld);
+}
+
+static void
+test_bpf_device_program (void **state)
+{
+  struct bpf_insn *prog = NULL;
+  size_t n = 0;
+  struct cl_dev_policy p;
+  (void) state;
+
+  /* Deny all, allow 10:200 rw, then runc's defaults and one linux.devices
+     node. */
+  build_program ("[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", "
+                 "\"major\": 10, \"minor\": 200, \"access\": \"rw\"}]",
+                 "[{\"path\": \"/dev/sda\", \"type\": \"b\", \"major\": 8, \"minor\": 0}]", &prog,
+                 &n, &p);
+  assert_false (p.default_allow);
+  assert_int_equal (dev_check (prog, n, 'c', 10, 200, "rw"), 1);
+  assert_int_equal (dev_check (prog, n, 'c', 10, 200, "r"), 1);
+  assert_int_equal (dev_check (prog, n, 'c', 10, 201, "r"), 0);
+  assert_int_equal (dev_check (prog, n, 'b', 10, 200, "r"), 0);
+  assert_int_equal (dev_check (prog, n, 'c', 1, 3, "rw"), 1);   /* /dev/null */
+  assert_int_equal (dev_check (prog, n, 'c', 136, 7, "rw"), 1); /* a pts */
+  assert_int_equal (dev_check (prog, n, 'c', 4, 1, "m"), 1);    /* mknod anything */
+  assert_int_equal (dev_check (prog, n, 'c', 4, 1, "rm"), 0);
+  assert_int_equal (dev_check (prog, n, 'b', 8, 0, "rwm"), 1);
+  assert_int_equal (dev_check (prog, n, 'b', 8, 1, "r"), 0);
+  assert_int_equal (dev_check (prog, n, 'c', 1, 1, "r"), 0); /* /dev/mem */
+  free (prog);
+  free (p.exceptions);
+
+  /* Allow all, then deny writes to 1:3: a deny-list. */
+  build_program ("[{\"allow\": true}, {\"allow\": false, \"type\": \"b\", \"major\": 7, \"access\": \"w\"}]",
+                 NULL, &prog, &n, &p);
+  assert_true (p.default_allow);
+  assert_int_equal (dev_check (prog, n, 'b', 7, 3, "w"), 0);
+  assert_int_equal (dev_check (prog, n, 'b', 7, 3, "rw"), 0);
+  assert_int_equal (dev_check (prog, n, 'b', 7, 3, "r"), 1);
+  assert_int_equal (dev_check (prog, n, 'c', 7, 3, "w"), 1);
+  free (prog);
+  free (p.exceptions);
+
+  /* A later rule takes back what an earlier one gave. */
+  build_program ("[{\"allow\": false}, {\"allow\": true, \"type\": \"c\", \"major\": 10, \"minor\": 229, "
+                 "\"access\": \"rwm\"}, {\"allow\": false, \"type\": \"c\", \"major\": 10, \"minor\": 229, "
+                 "\"access\": \"w\"}]",
+                 NULL, &prog, &n, &p);
+  assert_int_equal (dev_check (prog, n, 'c', 10, 229, "r"), 1);
+  assert_int_equal (dev_check (prog, n, 'c', 10, 229, "rw"), 0);
+  free (prog);
+  free (p.exceptions);
+
+  /* The kernel's verifier agrees (root only). */
+  if (geteuid () == 0)
+    {
+      union bpf_attr attr = { 0 };
+      int fd;
+      build_program ("[{\"allow\": false}]", NULL, &prog, &n, &p);
+      attr.prog_type = BPF_PROG_TYPE_CGROUP_DEVICE;
+      attr.insns = (uint64_t) (uintptr_t) prog;
+      attr.insn_cnt = (uint32_t) n;
+      attr.license = (uint64_t) (uintptr_t) "GPL";
+      fd = (int) syscall (SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr);
+      if (fd < 0)
+        fail_msg ("BPF_PROG_LOAD: %s", strerror (errno));
+      close (fd);
+      free (prog);
+      free (p.exceptions);
+    }
+}
+
+static void
+test_dev_hole_in_wildcard (void **state)
+{
+  (void) state;
+  expect (cl_cgroup_validate,
+          "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\", "
+          "\"access\": \"rwm\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 1}]}}",
+          "linux.resources.devices[2]: cannot deny part of a wildcard rule");
+}
+
+/* Runs fn in a child; returns its exit status (or 128+signal). */
+static int
+in_child (int (*fn) (void))
+{
+  int status;
+  pid_t pid = fork ();
+  if (pid == 0)
+    _exit (fn ());
+  waitpid (pid, &status, 0);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+static int
+child_seccomp_errno (void)
+{
+  json_t *sc = parse ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_X86_64\", "
+                      "\"SCMP_ARCH_X86\"], \"syscalls\": [{\"names\": [\"uname\"], \"action\": "
+                      "\"SCMP_ACT_ERRNO\", \"errnoRet\": 18}, {\"names\": [\"getpriority\"], "
+                      "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 33, \"args\": [{\"index\": 1, "
+                      "\"value\": 4242, \"op\": \"SCMP_CMP_EQ\"}]}]}");
+  cl_error_t err = NULL;
+  struct utsname u;
+  int fd;
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (cl_seccomp_load (sc, &fd, &err) < 0)
+    return 10;
+  if (uname (&u) == 0 || errno != EXDEV)
+    return 11;
+  errno = 0;
+  if (syscall (SYS_getpriority, 0, 4242) != -1 || errno != EDOM)
+    return 12;
+  if (syscall (SYS_getpriority, 0, 0) < 0)
+    return 13;
+  return 0;
+}
+
+static int
+child_seccomp_kill (void)
+{
+  json_t *sc = parse ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"uname\"], "
+                      "\"action\": \"SCMP_ACT_KILL_PROCESS\"}]}");
+  cl_error_t err = NULL;
+  struct utsname u;
+  int fd;
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (cl_seccomp_load (sc, &fd, &err) < 0)
+    return 10;
+  uname (&u);
+  return 0;
+}
+
+static void
+test_seccomp_load (void **state)
+{
+  (void) state;
+  assert_int_equal (in_child (child_seccomp_errno), 0);
+  assert_int_equal (in_child (child_seccomp_kill), 128 + SIGSYS);
+}
+
+static int
+child_caps (void)
+{
+  json_t *caps = parse ("{\"bounding\": [\"CAP_CHOWN\", \"CAP_KILL\", \"CAP_SETUID\", \"CAP_SETGID\"], "
+                        "\"effective\": [\"CAP_CHOWN\", \"CAP_KILL\"], \"permitted\": [\"CAP_CHOWN\", "
+                        "\"CAP_KILL\"], \"inheritable\": [\"CAP_KILL\"], \"ambient\": [\"CAP_KILL\"]}");
+  cl_error_t err = NULL;
+  char *status = NULL;
+  if (cl_caps_drop_bounding (caps, &err) < 0)
+    return 10;
+  if (setresgid (65534, 65534, 65534) < 0 || setresuid (65534, 65534, 65534) < 0)
+    return 11;
+  if (cl_caps_apply (caps, &err) < 0)
+    {
+      fprintf (stderr, "%s\n", err->msg);
+      return 12;
+    }
+  if (cl_read_file ("/proc/self/status", &status, NULL, &err) < 0)
+    return 13;
+  /* CAP_CHOWN = 0, CAP_KILL = 5, CAP_SETGID = 6, CAP_SETUID = 7 */
+  if (!strstr (status, "CapEff:\t0000000000000021") || !strstr (status, "CapPrm:\t0000000000000021")
+      || !strstr (status, "CapInh:\t0000000000000020") || !strstr (status, "CapAmb:\t0000000000000020")
+      || !strstr (status, "CapBnd:\t00000000000000e1"))
+    {
+      fprintf (stderr, "%s\n", status);
+      return 14;
+    }
+  return 0;
+}
+
+static void
+test_caps_apply (void **state)
+{
+  (void) state;
+  assert_int_equal (in_child (child_caps), 0);
+}
+
+static bool
+file_has (const char *path, const char *want)
+{
+  char *text = NULL;
+  cl_error_t err = NULL;
+  bool ok;
+  if (cl_read_file (path, &text, NULL, &err) < 0)
+    {
+      cl_error_release (&err);
+      return false;
+    }
+  ok = strncmp (text, want, strlen (want)) == 0;
+  if (!ok)
+    fprintf (stderr, "%s: `%s`, expected `%s`\n", path, text, want);
+  free (text);
+  return ok;
+}
+
+static void
+test_cgroup_lifecycle (void **state)
+{
+  char id[64];
+  json_t *linux_obj, *saved;
+  struct cl_cgroup *cg = NULL, *loaded = NULL;
+  cl_error_t err = NULL;
+  pid_t child, *pids = NULL;
+  size_t n = 0;
+  struct cl_cgroup_dir *mem;
+  char *path;
+  json_t *stats = NULL;
+  (void) state;
+
+  snprintf (id, sizeof id, "limits-unit-%d", (int) getpid ());
+  linux_obj = parse ("{\"resources\": {\"memory\": {\"limit\": 1048576, \"swap\": 1048576}, \"pids\": "
+                     "{\"limit\": 7}, \"cpu\": {\"shares\": 512, \"quota\": 20000, \"period\": 100000}, "
+                     "\"devices\": [{\"allow\": false, \"access\": \"rwm\"}]}}");
+  child = fork ();
+  if (child == 0)
+    {
+      pause ();
+      _exit (0);
+    }
+  if (cl_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
+    fail_msg ("%s", err->msg);
+  mem = cl_cgroup_dir_for (cg, "memory");
+  assert_non_null (mem);
+  path = cl_strdup_printf ("%s/%s", mem->path, mem->v2 ? "memory.max" : "memory.limit_in_bytes");
+  assert_true (file_has (path, "1048576"));
+  free (path);
+  assert_true (strstr (mem->path, id) != NULL);
+
+  assert_int_equal (cl_cgroup_pids (cg, &pids, &n, &err), 0);
+  assert_int_equal (n, 1);
+  assert_int_equal (pids[0], child);
+  free (pids);
+
+  /* State round trip. */
+  saved = cl_cgroup_save (cg);
+  assert_int_equal (cl_cgroup_load (saved, &loaded, &err), 0);
+  json_decref (saved);
+
+  assert_int_equal (cl_cgroup_freeze (loaded, true, &err), 0);
+  assert_int_equal (cl_cgroup_freeze (loaded, false, &err), 0);
+  assert_int_equal (cl_cgroup_stats (loaded, &stats, &err), 0);
+  assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "pids"), "limit")), 7);
+  json_decref (stats);
+
+  {
+    json_t *update = parse ("{\"pids\": {\"limit\": 9}, \"memory\": {\"limit\": 4194304, \"swap\": 8388608}}");
+    if (cl_cgroup_update (loaded, update, &err) < 0)
+      fail_msg ("%s", err->msg);
+    json_decref (update);
+    assert_int_equal (cl_cgroup_stats (loaded, &stats, &err), 0);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "pids"), "limit")), 9);
+    assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "memory"), "limit")), 4194304);
+    json_decref (stats);
+  }
+
+  assert_int_equal (cl_cgroup_kill_all (loaded, SIGKILL, &err), 0);
+  waitpid (child, NULL, 0);
+  if (cl_cgroup_destroy (loaded, &err) < 0)
+    fail_msg ("%s", err->msg);
+  for (size_t i = 0; i < cg->n_dirs; i++)
+    if (access (cg->dirs[i].path, F_OK) == 0)
+      fail_msg ("left behind: %s", cg->dirs[i].path);
+  cl_cgroup_free (loaded);
+  cl_cgroup_free (cg);
+  json_decref (linux_obj);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_cgroup_validate),
+    cmocka_unit_test (test_seccomp_validate),
+    cmocka_unit_test (test_caps_validate),
+    cmocka_unit_test (test_bpf_device_program),
+    cmocka_unit_test (test_dev_hole_in_wildcard),
+  };
+  const struct CMUnitTest root_tests[] = {
+    cmocka_unit_test (test_seccomp_load),
+    cmocka_unit_test (test_caps_apply),
+    cmocka_unit_test (test_cgroup_lifecycle),
+  };
+  int failed = cmocka_run_group_tests_name ("limits", tests, NULL, NULL);
+  if (geteuid () == 0)
+    failed += cmocka_run_group_tests_name ("limits-root", root_tests, NULL, NULL);
+  return failed;
+}
