@@ -1,7 +1,7 @@
 /* How the manager runs a container: the only interface between instance
-   logic and the container engine, so that the engine behind it can be
-   swapped (the runtime library in src/container, or the small built-in
-   one in engine_local.c) without touching instance code. */
+   logic and the container engine.  Implemented in engine.c over the
+   engine library (src/container/container.h); `root` is that engine's
+   state directory (ROOT/containers) and `id` the container's global id. */
 #ifndef CLOISON_MANAGER_ENGINE_H
 #define CLOISON_MANAGER_ENGINE_H
 
@@ -12,7 +12,9 @@
 
 struct engine_spec
 {
-  const char *id;       /* global id (cgroup leaf name) */
+  const char *root;
+  const char *id;
+  const char *bundle;   /* the instance directory */
   const char *hostname; /* the instance name */
   const char *rootfs;   /* already mounted */
   char **argv;
@@ -32,18 +34,20 @@ struct engine_spec
    lets it exec.  On failure nothing is left (no process, no cgroup). */
 int engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
 
-/* Runs argv in the container of `init` (setns into its namespaces, its
-   cgroup, its root) with the caller's stdio; *wstatus as from waitpid. */
-int engine_exec (const char *id, pid_t init, char **argv, char **env, const char *cwd,
-                 int *wstatus, cl_error_t *err);
+/* Runs argv in the running container with the caller's stdio; env adds
+   to the container's own.  *exit_code: shell style (128 + signal). */
+int engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
+                 cl_error_t *err);
 
 /* Live limits (memory bytes, cpus; 0 leaves the value alone). */
-int engine_set_limits (const char *id, uint64_t memory, unsigned cpus, cl_error_t *err);
+int engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                       cl_error_t *err);
 
-/* Kills whatever is left in the cgroup and removes it.  Absent: success. */
-int engine_destroy (const char *id, cl_error_t *err);
+/* Kills whatever is left and removes the container (cgroup, state).
+   Absent: success. */
+int engine_destroy (const char *root, const char *id, cl_error_t *err);
 
-/* Freezes or thaws the cgroup (consistent snapshots of a running one). */
-int engine_freeze (const char *id, int frozen, cl_error_t *err);
+/* Freezes or thaws the container (consistent snapshots of a running one). */
+int engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
 
 #endif

@@ -276,6 +276,7 @@ static int
 instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_error_t *err)
 {
   cleanup_free char *id = instance_global_id (m, inst->name);
+  cleanup_free char *eroot = engine_root (m);
   bool monitor_alive = proc_alive (inst->monitor_pid, inst->monitor_start);
 
   if (monitor_alive && timeout_ms > 0)
@@ -294,7 +295,7 @@ instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_e
       proc_wait_exit (inst->monitor_pid, inst->monitor_start, FORCED_STOP_WAIT_MS);
     }
   signal_workload (inst, SIGKILL);
-  if (inst->kind == KIND_CONTAINER && engine_destroy (id, err) < 0)
+  if (inst->kind == KIND_CONTAINER && engine_destroy (eroot, id, err) < 0)
     return -1;
   return store_set_stopped (m, inst->name, false, 0, err);
 }
@@ -330,6 +331,7 @@ instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err)
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *dir = instance_dir (m, name);
   cleanup_free char *id = instance_global_id (m, name);
+  cleanup_free char *eroot = engine_root (m);
   cl_error_t ignored = NULL;
 
   if (store_get (m, name, &inst, &ignored) < 0)
@@ -342,7 +344,7 @@ instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err)
           return -1;
       image_unuse (m, instance_image_id (inst), name);
     }
-  if (engine_destroy (id, err) < 0)
+  if (engine_destroy (eroot, id, err) < 0)
     return -1;
   if (netglue_detach (m, name, err) < 0)
     return -1;
@@ -444,31 +446,15 @@ cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error
   return 0;
 }
 
-static char **
-exec_env (struct instance *inst, const char **extra, size_t n_extra)
-{
-  json_t *env = json_object_get (inst->config, "env");
-  size_t n = json_array_size (env), i, k = 0;
-  char **v = cl_xmalloc0 ((n + n_extra + 3) * sizeof *v);
-  json_t *e;
-
-  v[k++] = strdup ("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-  v[k++] = cl_strdup_printf ("HOSTNAME=%s", inst->name);
-  json_array_foreach (env, i, e)
-    v[k++] = strdup (json_string_value (e));
-  for (i = 0; i < n_extra; i++)
-    v[k++] = strdup (extra[i]);
-  return v;
-}
-
 int
 cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                   size_t n_env, int *exit_code, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
-  char **full_env;
-  int st, r;
+  cleanup_free char *eroot = engine_root (m);
+  char **extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
+  int r;
 
   if (instance_load (m, name, &inst, err) < 0)
     return -1;
@@ -476,15 +462,11 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
     return cl_error_make (err, 0, "instance `%s` is not running", name);
   if (inst->kind == KIND_VM)
     return vm_exec (m, inst, argv, exit_code, err);
-  full_env = exec_env (inst, env, n_env);
-  r = engine_exec (id, inst->init_pid, argv, full_env, "/", &st, err);
-  for (char **p = full_env; *p; p++)
-    free (*p);
-  free (full_env);
-  if (r < 0)
-    return -1;
-  *exit_code = proc_exit_code (st);
-  return 0;
+  for (size_t i = 0; i < n_env; i++)
+    extra[i] = (char *) env[i];
+  r = engine_exec (eroot, id, argv, extra, exit_code, err);
+  free (extra);
+  return r;
 }
 
 int
@@ -517,6 +499,7 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
+  cleanup_free char *eroot = engine_root (m);
   uint64_t memory = 0;
   unsigned cpus = 0;
 
@@ -543,7 +526,7 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
   else
     return cl_error_make (err, 0, "unknown key `%s` (limits.memory, limits.cpu)", key);
   if (is_running (inst) && inst->kind == KIND_CONTAINER
-      && engine_set_limits (id, memory, cpus, err) < 0)
+      && engine_set_limits (eroot, id, memory, cpus, err) < 0)
     return cl_error_wrap (err, "apply %s live", key);
   return store_set_config (m, name, inst->config, err);
 }
@@ -554,6 +537,7 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
   cleanup_instance struct instance *from = NULL;
   cleanup_instance struct instance *to = NULL;
   cleanup_free char *sdir = NULL, *ddir = NULL, *sid = NULL;
+  cleanup_free char *eroot = engine_root (m);
   int64_t intent;
   int r;
 
@@ -578,14 +562,14 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
       cleanup_free char *du = cl_strdup_printf ("%s/upper", ddir);
       cleanup_free char *dw = cl_strdup_printf ("%s/work", ddir);
       cleanup_free char *dr = cl_strdup_printf ("%s/rootfs", ddir);
-      bool frozen = is_running (from) && engine_freeze (sid, 1, err) == 0;
+      bool frozen = is_running (from) && engine_freeze (eroot, sid, 1, err) == 0;
       r = cl_mkdir_p (ddir, 0700, err);
       if (r == 0)
         r = tree_copy (su, du, err);
       if (frozen)
         {
           cl_error_t ignored = NULL;
-          if (engine_freeze (sid, 0, &ignored) < 0)
+          if (engine_freeze (eroot, sid, 0, &ignored) < 0)
             cl_error_release (&ignored);
         }
       if (r == 0)

@@ -98,6 +98,8 @@ int manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err
 char *instance_dir (struct cl_manager *m, const char *name);
 /* "cl-TAG-NAME": cgroups and engine ids. */
 char *instance_global_id (struct cl_manager *m, const char *name);
+/* The container engine's state directory: ROOT/containers. */
+char *engine_root (struct cl_manager *m);
 
 /* --- reconcile.c --- */
 int reconcile_intents (struct cl_manager *m, cl_error_t *err);

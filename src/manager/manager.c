@@ -77,6 +77,12 @@ instance_dir (struct cl_manager *m, const char *name)
 }
 
 char *
+engine_root (struct cl_manager *m)
+{
+  return cl_strdup_printf ("%s/containers", m->root);
+}
+
+char *
 instance_global_id (struct cl_manager *m, const char *name)
 {
   return cl_strdup_printf ("cl-%s-%s", m->tag, name);

@@ -136,6 +136,8 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
       a->vm_launch.attached = attached;
       return 0;
     }
+  a->spec.root = engine_root (m);
+  a->spec.bundle = a->dir;
   a->spec.id = a->id;
   a->spec.hostname = a->name;
   a->spec.rootfs = cl_strdup_printf ("%s/rootfs", a->dir);
@@ -272,7 +274,7 @@ monitor_main (struct monitor_args *a, int readyfd)
           kill (init, SIGKILL);
           waitpid (init, NULL, 0);
           cl_error_t ignored = NULL;
-          if (!a->vm && engine_destroy (a->id, &ignored) < 0)
+          if (!a->vm && engine_destroy (a->spec.root, a->id, &ignored) < 0)
             cl_error_release (&ignored);
         }
       report (readyfd, "E%s", err ? err->msg : "unknown error");
@@ -301,7 +303,7 @@ monitor_main (struct monitor_args *a, int readyfd)
   code = st < 0 ? -1 : proc_exit_code (st);
   if (a->vm)
     vm_monitor_stopped (&a->vm_launch);
-  else if (engine_destroy (a->id, &err) < 0)
+  else if (engine_destroy (a->spec.root, a->id, &err) < 0)
     cl_error_release (&err);
   if (stdin_keep >= 0)
     close (stdin_keep);

@@ -101,7 +101,8 @@ reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err
   if (inst->kind == KIND_CONTAINER)
     {
       cleanup_free char *id = instance_global_id (m, inst->name);
-      if (engine_destroy (id, err) < 0)
+      cleanup_free char *eroot = engine_root (m);
+      if (engine_destroy (eroot, id, err) < 0)
         return -1;
     }
   if (store_set_stopped (m, inst->name, false, 0, err) < 0)

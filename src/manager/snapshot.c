@@ -42,16 +42,17 @@ snapshot_take (struct cl_manager *m, struct instance *inst, const char *sdir, bo
   if (inst->kind == KIND_CONTAINER)
     {
       cleanup_free char *id = instance_global_id (m, inst->name);
+      cleanup_free char *eroot = engine_root (m);
       cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
       cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
       /* frozen, the writable layer does not change under the copy */
-      if (running && engine_freeze (id, 1, err) < 0)
+      if (running && engine_freeze (eroot, id, 1, err) < 0)
         return -1;
       r = tree_copy (upper, copy, err);
       if (running)
         {
           cl_error_t ignored = NULL;
-          if (engine_freeze (id, 0, &ignored) < 0)
+          if (engine_freeze (eroot, id, 0, &ignored) < 0)
             cl_error_release (&ignored);
         }
       return r;
@@ -264,6 +265,7 @@ snapshot_recover (struct cl_manager *m, const char *op, const char *instance, co
                   cl_error_t *err)
 {
   cleanup_free char *id = instance_global_id (m, instance);
+  cleanup_free char *eroot = engine_root (m);
   const char *snap = arg ? strchr (arg, ':') : NULL;
   cl_error_t ignored = NULL;
 
@@ -274,7 +276,7 @@ snapshot_recover (struct cl_manager *m, const char *op, const char *instance, co
     {
       cleanup_free char *sdir = snap_dir (m, instance, snap);
       /* a create may have died with the container frozen */
-      if (strcmp (op, "snapshot-create") == 0 && engine_freeze (id, 0, &ignored) < 0)
+      if (strcmp (op, "snapshot-create") == 0 && engine_freeze (eroot, id, 0, &ignored) < 0)
         cl_error_release (&ignored);
       if (cl_rm_rf (sdir, err) < 0)
         return -1;
