@@ -17,6 +17,7 @@
 #include "manager/engine.h"
 #include "manager/images.h"
 #include "manager/internal.h"
+#include "manager/monitor.h"
 #include "manager/vm.h"
 
 #include <errno.h>
@@ -36,18 +37,6 @@
    failed within this time is taken as running. */
 #define VM_READY_WAIT_MS 300
 
-struct monitor_args
-{
-  char *root;
-  char *name;
-  char *id;
-  char *dir;
-  bool attached;
-  bool vm;
-  struct engine_spec spec;
-  char *overlay_opts;
-  struct vm_launch vm_launch;
-};
 
 static char **
 strv_from_json (json_t *arr)
@@ -162,153 +151,62 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
   return 0;
 }
 
-static void
-report (int fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
-static void
-report (int fd, const char *fmt, ...)
+/* Where cloison-monitor is: $CLOISON_MONITOR, else beside our own
+   executable (installed), else in the build tree's src/manager. */
+static char *
+monitor_program (cl_error_t *err)
 {
-  char buf[1024];
-  va_list ap;
-  int n;
+  const char *env = getenv ("CLOISON_MONITOR");
+  char self[4096], *slash;
+  ssize_t n;
 
-  va_start (ap, fmt);
-  n = vsnprintf (buf, sizeof buf, fmt, ap);
-  va_end (ap);
-  if (n > 0 && cl_write_all (fd, buf, (size_t) n < sizeof buf ? (size_t) n : sizeof buf - 1) < 0)
-    return;
-}
-
-static void
-record_exit (const char *root, const char *name, bool has_code, int code)
-{
-  struct cl_manager *m;
-  cl_error_t err = NULL;
-
-  if (manager_open_raw (root, &m, &err) < 0 || store_set_stopped (m, name, has_code, code, &err) < 0)
-    cl_error_release (&err);
-  cl_manager_close (m);
-}
-
-static int
-record_running (const char *root, const char *name, pid_t init, cl_error_t *err)
-{
-  struct cl_manager *m;
-  int r;
-
-  if (manager_open_raw (root, &m, err) < 0)
-    return -1;
-  r = store_set_running (m, name, getpid (), proc_start_time (getpid ()), init,
-                         proc_start_time (init), err);
-  cl_manager_close (m);
-  return r;
-}
-
-/* The container half of the monitor.  Returns the init's pid or -1. */
-static pid_t
-monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
-{
-  cleanup_free char *log = cl_strdup_printf ("%s/console.log", a->dir);
-  cleanup_close int logfd = -1;
-  int inpipe[2] = { -1, -1 };
-  pid_t init;
-
-  if (unshare (CLONE_NEWNS) < 0)
-    return cl_error_errno (err, "unshare the mount namespace");
-  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
-    return cl_error_errno (err, "make mounts slave");
-  if (mount ("overlay", a->spec.rootfs, "overlay", 0, a->overlay_opts) < 0)
-    return cl_error_errno (err, "mount overlayfs on `%s`", a->spec.rootfs);
-  if (!a->attached)
+  if (env && *env)
+    return strdup (env);
+  n = readlink ("/proc/self/exe", self, sizeof self - 1);
+  if (n > 0)
     {
-      logfd = open (log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-      if (logfd < 0)
-        return cl_error_errno (err, "open `%s`", log);
-      if (pipe2 (inpipe, O_CLOEXEC) < 0)
-        return cl_error_errno (err, "pipe");
-      a->spec.stdio[0] = inpipe[0];
-      a->spec.stdio[1] = a->spec.stdio[2] = logfd;
+      self[n] = '\0';
+      slash = strrchr (self, '/');
+      if (slash)
+        {
+          *slash = '\0';
+          for (const char *rel = "/cloison-monitor"; rel;
+               rel = strcmp (rel, "/cloison-monitor") == 0 ? "/../manager/cloison-monitor" : NULL)
+            {
+              char *p = cl_strdup_printf ("%s%s", self, rel);
+              if (access (p, X_OK) == 0)
+                return p;
+              free (p);
+            }
+        }
     }
-  else
-    for (int i = 0; i < 3; i++)
-      a->spec.stdio[i] = i;
-  if (engine_start (&a->spec, &init, err) < 0)
-    return -1;
-  if (inpipe[0] >= 0)
-    close (inpipe[0]);
-  *stdin_keep = inpipe[1];
-  return init;
+  cl_error_make (err, 0, "cloison-monitor not found beside `%s` (set CLOISON_MONITOR)", self);
+  return NULL;
 }
 
+/* In the (grandchild) monitor process of a container: exec
+   cloison-monitor with its arguments on fd 3 and the ready pipe on fd 4. */
 static void __attribute__ ((noreturn))
-monitor_main (struct monitor_args *a, int readyfd)
+exec_container_monitor (const char *program, const char *args, int readyfd)
 {
-  cl_error_t err = NULL;
-  int stdin_keep = -1, st, code;
-  pid_t init, p;
+  int p[2];
+  size_t len = strlen (args);
 
-  prctl (PR_SET_NAME, a->vm ? "cloison-vmmon" : "cloison-mon");
-  prctl (PR_SET_CHILD_SUBREAPER, 1);
-  signal (SIGHUP, SIG_IGN);
-  signal (SIGPIPE, SIG_IGN);
-  if (!a->attached)
-    {
-      int null = open ("/dev/null", O_RDWR);
-      signal (SIGINT, SIG_IGN);
-      if (null >= 0)
-        {
-          dup2 (null, 0);
-          dup2 (null, 1);
-          dup2 (null, 2);
-          if (null > 2)
-            close (null);
-        }
-    }
-  if (a->vm)
-    a->vm_launch.readyfd = readyfd;
-  init = a->vm ? vm_monitor_start (&a->vm_launch, &err)
-               : monitor_start_container (a, &stdin_keep, &err);
-  if (init < 0 || record_running (a->root, a->name, init, &err) < 0)
-    {
-      if (init > 0)
-        {
-          kill (init, SIGKILL);
-          waitpid (init, NULL, 0);
-          cl_error_t ignored = NULL;
-          if (!a->vm && engine_destroy (a->spec.root, a->id, &ignored) < 0)
-            cl_error_release (&ignored);
-        }
-      report (readyfd, "E%s", err ? err->msg : "unknown error");
-      _exit (1);
-    }
-  /* a VMM child reports its own failure on readyfd, or closes it by
-     exiting */
-  if (!a->vm)
-    report (readyfd, "R%d", (int) init);
-  close (readyfd);
-  malloc_trim (0);
-
-  for (;;)
-    {
-      p = waitpid (-1, &st, 0);
-      if (p < 0 && errno == EINTR)
-        continue;
-      if (p < 0)
-        {
-          st = -1;
-          break;
-        }
-      if (p == init)
-        break;
-    }
-  code = st < 0 ? -1 : proc_exit_code (st);
-  if (a->vm)
-    vm_monitor_stopped (&a->vm_launch);
-  else if (engine_destroy (a->spec.root, a->id, &err) < 0)
-    cl_error_release (&err);
-  if (stdin_keep >= 0)
-    close (stdin_keep);
-  record_exit (a->root, a->name, code >= 0, code);
-  _exit (0);
+  /* the arguments fit in the pipe's buffer (64 KiB), so no reader is
+     needed before exec */
+  if (len >= 65536 || pipe (p) < 0 || cl_write_all (p[1], args, len) < 0)
+    goto fail;
+  close (p[1]);
+  /* move both out of the way of 3 and 4 first */
+  int a = fcntl (p[0], F_DUPFD, 10), r = fcntl (readyfd, F_DUPFD, 10);
+  if (a < 0 || r < 0 || dup2 (a, 3) < 0 || dup2 (r, 4) < 0)
+    goto fail;
+  cl_close_fds_from (5);
+  execl (program, "cloison-monitor", (char *) NULL);
+  readyfd = 4;
+fail:
+  dprintf (readyfd, "Estart the monitor `%s`: %s", program, strerror (errno));
+  _exit (1);
 }
 
 int
@@ -316,6 +214,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
                cl_error_t *err)
 {
   struct monitor_args a = { 0 };
+  cleanup_free char *program = NULL, *args = NULL;
   int ready[2], st;
   char buf[1024];
   ssize_t n, got = 0;
@@ -323,6 +222,15 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
 
   if (monitor_prepare (m, inst, attached, &a, err) < 0)
     return -1;
+  if (!a.vm)
+    {
+      json_t *j = monitor_args_to_json (&a);
+      program = monitor_program (err);
+      if (program == NULL)
+        return -1;
+      args = json_dumps (j, JSON_COMPACT);
+      json_decref (j);
+    }
   if (pipe2 (ready, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
   fflush (NULL);
@@ -356,7 +264,9 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
           if (child != 0)
             _exit (child < 0 ? 1 : 0);
         }
-      monitor_main (&a, ready[1]);
+      if (a.vm)
+        monitor_main (&a, ready[1], vm_monitor_start_fn);
+      exec_container_monitor (program, args, ready[1]);
     }
   close (ready[1]);
   if (!attached)
@@ -377,13 +287,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
       }
   close (ready[0]);
   buf[got] = '\0';
-  if (a.vm && (got == 0 || buf[0] != 'E'))
-    {
-      if (monitor)
-        *monitor = attached ? child : 0;
-      return 0;
-    }
-  if (got > 0 && buf[0] == 'R')
+  if ((a.vm && (got == 0 || buf[0] != 'E')) || (got > 0 && buf[0] == 'R'))
     {
       if (monitor)
         *monitor = attached ? child : 0;

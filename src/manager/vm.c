@@ -6,6 +6,7 @@
 #include "image/image.h"
 #include "manager/images.h"
 #include "manager/internal.h"
+#include "manager/monitor.h"
 #include "manager/netglue.h"
 #include "manager/vm.h"
 #include "vmm/vmm.h"
@@ -322,10 +323,11 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   return pid;
 }
 
-void
-vm_monitor_stopped (struct vm_launch *l)
+pid_t
+vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
-  unlink (l->api_socket);
+  *stdin_keep = -1;
+  return vm_monitor_start (&a->vm_launch, err);
 }
 
 int

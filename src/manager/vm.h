@@ -39,7 +39,6 @@ int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_i
                        struct vm_launch *out, cl_error_t *err);
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
 pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
-void vm_monitor_stopped (struct vm_launch *l);
 /* In the launching command: waits until the VMM runs (its API socket
    answers; without an API, up to timeout_ms), reports a failure ("E..."
    in buf) or stopped already (EOF).  Returns the bytes read. */

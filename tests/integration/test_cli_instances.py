@@ -32,17 +32,17 @@ class Cloison:
     def info(self, name):
         return json.loads(self("info", name).stdout)
 
-    def tag_paths(self):
-        """cgroup directories of this root's instances still present."""
-        out = []
-        for d in glob.glob("/sys/fs/cgroup/*/cloison/cl-*") + glob.glob("/sys/fs/cgroup/cloison/cl-*"):
-            out.append(d)
-        return out
+    def tag(self):
+        """The 8-hex tag global names of this root carry (FNV-1a of its path)."""
+        h = 2166136261
+        for b in os.path.realpath(self.root).encode():
+            h = ((h ^ b) * 16777619) & 0xFFFFFFFF
+        return "%08x" % h
 
-
-def cgroups_of(name):
-    return [d for d in glob.glob("/sys/fs/cgroup/*/cloison/cl-*-" + name)
-            + glob.glob("/sys/fs/cgroup/cloison/cl-*-" + name)]
+    def cgroups_of(self, name):
+        leaf = "cl-%s-%s" % (self.tag(), name)
+        return (glob.glob("/sys/fs/cgroup/*/cloison/" + leaf)
+                + glob.glob("/sys/fs/cgroup/cloison/" + leaf))
 
 
 def mounts_under(path):
@@ -73,7 +73,7 @@ def cl(tmp_path):
 def assert_gone(cl, name, pids=()):
     assert name not in [i["name"] for i in cl.list()]
     assert not os.path.exists(os.path.join(cl.root, "instances", name))
-    assert cgroups_of(name) == []
+    assert cl.cgroups_of(name) == []
     assert mounts_under(os.path.join(cl.root, "instances", name)) == []
     for p in pids:
         assert not pid_alive(p), "pid %d still alive" % p
@@ -90,14 +90,14 @@ def test_launch_exec_stop_start_delete(cl):
     assert cl("exec", "c1", "--", "sh", "-c", "exit 5", check=False).returncode == 5
     # the rootfs is an overlay over the image, visible only to the instance
     assert mounts_under(os.path.join(cl.root, "instances", "c1")) == []
-    assert cgroups_of("c1") != []
+    assert cl.cgroups_of("c1") != []
     t = time.monotonic()
     cl("stop", "--timeout", "1", "c1")
     assert time.monotonic() - t < 5
     info = cl.info("c1")
     assert info["status"] == "stopped" and info["exit_code"] == 137
     assert not pid_alive(pid) and not pid_alive(monitor)
-    assert cgroups_of("c1") == []
+    assert cl.cgroups_of("c1") == []
     cl("start", "c1")
     pid = cl.info("c1")["pid"]
     p = cl("delete", "c1", check=False)
@@ -161,7 +161,7 @@ def test_bad_input_one_line_nothing_created(cl, args, message):
     assert cl.list() == []
     inst = os.path.join(cl.root, "instances")
     assert not os.path.exists(inst) or os.listdir(inst) == []
-    assert cgroups_of("x1") == []
+    assert cl.cgroups_of("x1") == []
 
 
 def test_duplicate_name_and_bad_values(cl):
@@ -181,11 +181,11 @@ def test_duplicate_name_and_bad_values(cl):
     p = cl("launch", "busybox", "d2", "--", "/no/such/binary", check=False)
     assert p.returncode != 0 and "/no/such/binary" in p.stderr and p.stderr.count("\n") == 1
     assert [i["name"] for i in cl.list()] == ["d1"]
-    assert cgroups_of("d2") == []
+    assert cl.cgroups_of("d2") == []
 
 
-def limit_file(name, v1, v2):
-    for d in cgroups_of(name):
+def limit_file(cl, name, v1, v2):
+    for d in cl.cgroups_of(name):
         if os.path.exists(os.path.join(d, v1)):
             return open(os.path.join(d, v1)).read().strip()
         if os.path.exists(os.path.join(d, v2)):
@@ -195,15 +195,15 @@ def limit_file(name, v1, v2):
 
 def test_limits_at_launch_and_live(cl):
     cl("launch", "busybox", "l1", "--memory", "64M", "--cpus", "1", "--", "sleep", "100000")
-    assert limit_file("l1", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
+    assert limit_file(cl, "l1", "memory.limit_in_bytes", "memory.max") == str(64 << 20)
     cl("config", "set", "l1", "limits.memory=96M", "limits.cpu=2")
-    assert limit_file("l1", "memory.limit_in_bytes", "memory.max") == str(96 << 20)
-    assert limit_file("l1", "cpu.cfs_quota_us", "cpu.max").split()[0] == "200000"
+    assert limit_file(cl, "l1", "memory.limit_in_bytes", "memory.max") == str(96 << 20)
+    assert limit_file(cl, "l1", "cpu.cfs_quota_us", "cpu.max").split()[0] == "200000"
     assert cl.info("l1")["config"]["memory"] == 96 << 20
     # kept for the next start
     cl("stop", "--force", "l1")
     cl("start", "l1")
-    assert limit_file("l1", "memory.limit_in_bytes", "memory.max") == str(96 << 20)
+    assert limit_file(cl, "l1", "memory.limit_in_bytes", "memory.max") == str(96 << 20)
 
 
 def test_snapshot_restore_round_trip(cl):
@@ -246,7 +246,7 @@ def test_killed_monitor_is_reconciled(cl):
     assert lst[0]["status"] == "stopped"
     time.sleep(0.1)
     assert not pid_alive(info["pid"])
-    assert cgroups_of("k1") == []
+    assert cl.cgroups_of("k1") == []
     cl("start", "k1")
     assert cl.info("k1")["status"] == "running"
 
@@ -274,7 +274,7 @@ def test_kill9_during_launch_leaves_consistent_state(cl):
                 assert cl("exec", name, "--", "true", check=False).returncode == 0
         else:
             assert not os.path.exists(d), name
-            assert cgroups_of(name) == []
+            assert cl.cgroups_of(name) == []
     for name in lst:
         cl("delete", "--force", name)
         assert_gone(cl, name)
