@@ -95,6 +95,8 @@ int proc_exit_code (int wstatus);
 /* --- manager.c --- */
 /* Opens without reconciling (monitors, which must not undo others' work). */
 int manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err);
+/* Settings of our connections (see store.c). */
+void db_tune (sqlite3 *db);
 char *instance_dir (struct cl_manager *m, const char *name);
 /* "cl-TAG-NAME": cgroups and engine ids. */
 char *instance_global_id (struct cl_manager *m, const char *name);

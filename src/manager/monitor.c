@@ -239,7 +239,9 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   cl_db_close (m->db);
   m->db = NULL;
   child = fork ();
-  if (child != 0 && cl_db_open (m->root, &m->db, err) < 0)
+  if (child != 0 && cl_db_open (m->root, &m->db, err) == 0)
+    db_tune (m->db);
+  else if (child != 0)
     {
       if (child > 0)
         kill (child, SIGKILL);

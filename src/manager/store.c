@@ -393,6 +393,19 @@ root_tag (const char *root, char tag[9])
   snprintf (tag, 9, "%08x", h);
 }
 
+/* Every cloison command is a short process: left to its defaults,
+   SQLite checkpoints the WAL and deletes it when the last connection
+   closes, then recreates it (fsyncs of the file and of the directory) in
+   the next command.  Keep the WAL between processes and let the
+   automatic checkpoint (every 1000 pages) bound it. */
+void
+db_tune (sqlite3 *db)
+{
+  int one = 1;
+  sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  sqlite3_file_control (db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+}
+
 int
 manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
 {
@@ -410,7 +423,13 @@ manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
     }
   m->root = abs ? abs : strdup (root);
   root_tag (m->root, m->tag);
-  if (cl_db_open (m->root, &m->db, err) < 0 || store_init (m, err) < 0)
+  if (cl_db_open (m->root, &m->db, err) < 0)
+    {
+      cl_manager_close (m);
+      return -1;
+    }
+  db_tune (m->db);
+  if (store_init (m, err) < 0)
     {
       cl_manager_close (m);
       return -1;
