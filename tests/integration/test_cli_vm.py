@@ -132,4 +132,7 @@ def test_vm_killed_monitor_reconciled(cl):
     os.kill(info["monitor_pid"], signal.SIGKILL)
     time.sleep(0.2)
     assert cl.list()[0]["status"] == "stopped"
+    deadline = time.monotonic() + 5  # a VMM's vCPU threads leave KVM_RUN first
+    while pid_alive(info["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert not pid_alive(info["pid"])
