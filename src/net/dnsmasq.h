@@ -1,0 +1,18 @@
+/* One dnsmasq per network: DHCP (static leases for VMs, from
+   DIR/dhcp-hosts) and DNS names of instances (DIR/hosts), where DIR is the
+   network's state directory ROOT/net/NAME. */
+#ifndef CLOISON_NET_DNSMASQ_H
+#define CLOISON_NET_DNSMASQ_H
+
+#include "net/internal.h"
+
+#include <sys/types.h>
+
+int dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err);
+/* Our dnsmasq's pid for that directory, or 0. */
+pid_t dnsmasq_pid (const char *dir);
+void dnsmasq_stop (const char *dir);
+/* Re-reads the hosts files (SIGHUP). */
+void dnsmasq_reload (const char *dir);
+
+#endif

@@ -1,0 +1,398 @@
+#include "net/netlink.h"
+#include "common/cleanup.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libmnl/libmnl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <linux/if_bridge.h>
+#include <linux/if_link.h>
+#include <linux/rtnetlink.h>
+#include <linux/veth.h>
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct nl_sock
+{
+  struct mnl_socket *sock;
+  unsigned portid;
+  unsigned seq;
+};
+
+int
+nl_open (struct nl_sock **out, cl_error_t *err)
+{
+  struct nl_sock *nl = calloc (1, sizeof *nl);
+  if (nl == NULL)
+    return cl_error_errno (err, "netlink");
+  nl->sock = mnl_socket_open2 (NETLINK_ROUTE, SOCK_CLOEXEC);
+  if (nl->sock == NULL || mnl_socket_bind (nl->sock, 0, MNL_SOCKET_AUTOPID) < 0)
+    {
+      cl_error_errno (err, "netlink socket");
+      nl_close (nl);
+      return -1;
+    }
+  nl->portid = mnl_socket_get_portid (nl->sock);
+  nl->seq = (unsigned) time (NULL);
+  *out = nl;
+  return 0;
+}
+
+int
+nl_open_in_netns (int nsfd, struct nl_sock **out, cl_error_t *err)
+{
+  cleanup_close int self = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  int r;
+  if (self < 0)
+    return cl_error_errno (err, "open `/proc/thread-self/ns/net`");
+  if (setns (nsfd, CLONE_NEWNET) < 0)
+    return cl_error_errno (err, "setns into the instance's network namespace");
+  r = nl_open (out, err);
+  if (setns (self, CLONE_NEWNET) < 0)
+    abort (); /* the thread would act on the wrong namespace from now on */
+  return r;
+}
+
+void
+nl_close (struct nl_sock *nl)
+{
+  if (nl == NULL)
+    return;
+  if (nl->sock)
+    mnl_socket_close (nl->sock);
+  free (nl);
+}
+
+/* Sends one request and reads until its ACK (or DONE for dumps); cb sees
+   every data message.  Returns -errno on a netlink error. */
+static int
+nl_talk (struct nl_sock *nl, struct nlmsghdr *nlh, mnl_cb_t cb, void *data)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  unsigned seq = ++nl->seq;
+  ssize_t n;
+  int r;
+
+  nlh->nlmsg_seq = seq;
+  /* A dump ends with DONE; an ACK after it would stray into the next
+     request.  (NLM_F_DUMP's bits are NLM_F_EXCL|NLM_F_REPLACE in NEW
+     requests, hence the type test.) */
+  if (!(nlh->nlmsg_type == RTM_GETLINK && (nlh->nlmsg_flags & NLM_F_DUMP) == NLM_F_DUMP))
+    nlh->nlmsg_flags |= NLM_F_ACK;
+  if (mnl_socket_sendto (nl->sock, nlh, nlh->nlmsg_len) < 0)
+    return -errno;
+  do
+    {
+      n = mnl_socket_recvfrom (nl->sock, buf, sizeof buf);
+      if (n < 0)
+        return -errno;
+      r = mnl_cb_run (buf, n, seq, nl->portid, cb, data);
+    }
+  while (r > 0);
+  return r < 0 ? -errno : 0;
+}
+
+static struct nlmsghdr *
+link_msg (char *buf, int type, int flags, int ifindex)
+{
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
+  struct ifinfomsg *ifm;
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | flags;
+  ifm = mnl_nlmsg_put_extra_header (nlh, sizeof *ifm);
+  ifm->ifi_family = AF_UNSPEC;
+  ifm->ifi_index = ifindex;
+  return nlh;
+}
+
+static int
+fail (cl_error_t *err, int r, const char *what, const char *name)
+{
+  return cl_error_make (err, -r, "netlink: %s `%s`", what, name);
+}
+
+struct index_query
+{
+  int index;
+};
+
+static int
+index_cb (const struct nlmsghdr *nlh, void *data)
+{
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  ((struct index_query *) data)->index = ifm->ifi_index;
+  return MNL_CB_OK;
+}
+
+int
+nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_GETLINK, 0, 0);
+  struct index_query q = { 0 };
+  int r;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  r = nl_talk (nl, nlh, index_cb, &q);
+  if (r == -ENODEV)
+    return 0;
+  if (r < 0)
+    return fail (err, r, "look up link", name);
+  return q.index;
+}
+
+int
+nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  struct nlattr *linkinfo, *data;
+  int r;
+
+  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "bridge");
+  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  /* No STP delay: ports forward at once, as instances expect. */
+  mnl_attr_put_u32 (nlh, IFLA_BR_FORWARD_DELAY, 0);
+  mnl_attr_put_u32 (nlh, IFLA_BR_STP_STATE, 0);
+  if (vlan_filtering)
+    {
+      mnl_attr_put_u8 (nlh, IFLA_BR_VLAN_FILTERING, 1);
+      /* Ports carry no VLAN until given one: nothing leaks through VLAN 1. */
+      mnl_attr_put_u16 (nlh, IFLA_BR_VLAN_DEFAULT_PVID, 0);
+    }
+  mnl_attr_nest_end (nlh, data);
+  mnl_attr_nest_end (nlh, linkinfo);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? fail (err, r, "create bridge", name) : 0;
+}
+
+int
+nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char *peer_name,
+             const uint8_t peer_mac[6], int peer_nsfd, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh), *peer_ifm;
+  struct nlattr *linkinfo, *data, *peer;
+  int r;
+
+  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  if (master_index > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MASTER, master_index);
+  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "veth");
+  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  peer = mnl_attr_nest_start (nlh, VETH_INFO_PEER);
+  peer_ifm = mnl_nlmsg_put_extra_header (nlh, sizeof *peer_ifm);
+  peer_ifm->ifi_family = AF_UNSPEC; /* not IFF_UP: veth_open fails (ENOTCONN) before pairing */
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, peer_name);
+  mnl_attr_put (nlh, IFLA_ADDRESS, 6, peer_mac);
+  mnl_attr_put_u32 (nlh, IFLA_NET_NS_FD, peer_nsfd);
+  mnl_attr_nest_end (nlh, peer);
+  mnl_attr_nest_end (nlh, data);
+  mnl_attr_nest_end (nlh, linkinfo);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? fail (err, r, "create veth pair", name) : 0;
+}
+
+int
+nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  struct nlattr *linkinfo, *data;
+  int r;
+
+  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  mnl_attr_put_u32 (nlh, IFLA_LINK, link_index);
+  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "vlan");
+  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  mnl_attr_put_u16 (nlh, IFLA_VLAN_ID, vlan_id);
+  mnl_attr_nest_end (nlh, data);
+  mnl_attr_nest_end (nlh, linkinfo);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? fail (err, r, "create vlan interface", name) : 0;
+}
+
+int
+nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE], name[IFNAMSIZ] = "?";
+  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, 0, ifindex);
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  int r;
+
+  if (up >= 0)
+    {
+      ifm->ifi_change = IFF_UP;
+      ifm->ifi_flags = up ? IFF_UP : 0;
+    }
+  if (master_index > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MASTER, master_index);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  if (r < 0)
+    {
+      snprintf (name, sizeof name, "%d", ifindex);
+      return fail (err, r, "set link", name);
+    }
+  return 0;
+}
+
+int
+nl_link_del (struct nl_sock *nl, const char *name, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_DELLINK, 0, 0);
+  int r;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  if (r == -ENODEV)
+    return 0;
+  return r < 0 ? fail (err, r, "delete link", name) : 0;
+}
+
+int
+nl_addr_add (struct nl_sock *nl, int ifindex, uint32_t addr, int prefix_len, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
+  struct ifaddrmsg *ifa;
+  uint32_t a = htonl (addr), bcast = htonl (addr | (prefix_len ? ~0u >> prefix_len : ~0u));
+  int r;
+
+  nlh->nlmsg_type = RTM_NEWADDR;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+  ifa = mnl_nlmsg_put_extra_header (nlh, sizeof *ifa);
+  ifa->ifa_family = AF_INET;
+  ifa->ifa_prefixlen = prefix_len;
+  ifa->ifa_scope = RT_SCOPE_UNIVERSE;
+  ifa->ifa_index = ifindex;
+  mnl_attr_put_u32 (nlh, IFA_LOCAL, a);
+  mnl_attr_put_u32 (nlh, IFA_ADDRESS, a);
+  if (prefix_len < 31)
+    mnl_attr_put_u32 (nlh, IFA_BROADCAST, bcast);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? cl_error_make (err, -r, "netlink: add address") : 0;
+}
+
+int
+nl_route_add_default (struct nl_sock *nl, uint32_t gateway, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
+  struct rtmsg *rtm;
+  int r;
+
+  nlh->nlmsg_type = RTM_NEWROUTE;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_REPLACE;
+  rtm = mnl_nlmsg_put_extra_header (nlh, sizeof *rtm);
+  rtm->rtm_family = AF_INET;
+  rtm->rtm_dst_len = 0;
+  rtm->rtm_table = RT_TABLE_MAIN;
+  rtm->rtm_protocol = RTPROT_STATIC;
+  rtm->rtm_scope = RT_SCOPE_UNIVERSE;
+  rtm->rtm_type = RTN_UNICAST;
+  mnl_attr_put_u32 (nlh, RTA_GATEWAY, htonl (gateway));
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? cl_error_make (err, -r, "netlink: add default route") : 0;
+}
+
+int
+nl_bridge_vlan (struct nl_sock *nl, int ifindex, int vid, int pvid_untagged, int self, int del,
+                cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
+  struct ifinfomsg *ifm;
+  struct bridge_vlan_info info = { .vid = vid };
+  struct nlattr *spec;
+  int r;
+
+  nlh->nlmsg_type = del ? RTM_DELLINK : RTM_SETLINK;
+  nlh->nlmsg_flags = NLM_F_REQUEST;
+  ifm = mnl_nlmsg_put_extra_header (nlh, sizeof *ifm);
+  ifm->ifi_family = AF_BRIDGE;
+  ifm->ifi_index = ifindex;
+  if (pvid_untagged)
+    info.flags = BRIDGE_VLAN_INFO_PVID | BRIDGE_VLAN_INFO_UNTAGGED;
+  spec = mnl_attr_nest_start (nlh, IFLA_AF_SPEC);
+  if (self)
+    mnl_attr_put_u16 (nlh, IFLA_BRIDGE_FLAGS, BRIDGE_FLAGS_SELF);
+  mnl_attr_put (nlh, IFLA_BRIDGE_VLAN_INFO, sizeof info, &info);
+  mnl_attr_nest_end (nlh, spec);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  if (r == -ENOENT && del)
+    return 0;
+  return r < 0 ? cl_error_make (err, -r, "netlink: %s bridge vlan %d", del ? "delete" : "add", vid)
+               : 0;
+}
+
+struct foreach_data
+{
+  void (*fn) (const char *name, void *data);
+  void *data;
+};
+
+static int
+foreach_attr_cb (const struct nlattr *attr, void *data)
+{
+  const char **name = data;
+  if (mnl_attr_get_type (attr) == IFLA_IFNAME && mnl_attr_validate (attr, MNL_TYPE_STRING) == 0)
+    *name = mnl_attr_get_str (attr);
+  return MNL_CB_OK;
+}
+
+static int
+foreach_cb (const struct nlmsghdr *nlh, void *data)
+{
+  struct foreach_data *d = data;
+  const char *name = NULL;
+  mnl_attr_parse (nlh, sizeof (struct ifinfomsg), foreach_attr_cb, &name);
+  if (name)
+    d->fn (name, d->data);
+  return MNL_CB_OK;
+}
+
+int
+nl_link_foreach (struct nl_sock *nl, void (*fn) (const char *name, void *data), void *data,
+                 cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct nlmsghdr *nlh = link_msg (buf, RTM_GETLINK, NLM_F_DUMP, 0);
+  struct foreach_data d = { fn, data };
+  int r = nl_talk (nl, nlh, foreach_cb, &d);
+  return r < 0 ? cl_error_make (err, -r, "netlink: list links") : 0;
+}
+
+int
+nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
+{
+  cleanup_close int fd = open ("/dev/net/tun", O_RDWR | O_CLOEXEC);
+  struct ifreq ifr = { 0 };
+
+  if (fd < 0)
+    return cl_error_errno (err, "open `/dev/net/tun`");
+  snprintf (ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
+  if (ioctl (fd, TUNSETIFF, &ifr) < 0)
+    return cl_error_errno (err, "create tap `%s`", name);
+  if (ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0
+      || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
+    return cl_error_errno (err, "make tap `%s` persistent", name);
+  return 0;
+}

@@ -1,0 +1,139 @@
+#include "net/nft.h"
+#include "common/util.h"
+#include "net/ipam.h"
+
+#include <nftables/libnftables.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int
+nft_run (const char *cmds, cl_error_t *err)
+{
+  struct nft_ctx *ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+  int r;
+
+  if (ctx == NULL)
+    return cl_error_make (err, 0, "nftables: cannot create a context");
+  nft_ctx_buffer_output (ctx);
+  nft_ctx_buffer_error (ctx);
+  r = nft_run_cmd_from_buffer (ctx, cmds);
+  if (r != 0)
+    {
+      const char *e = nft_ctx_get_error_buffer (ctx);
+      size_t len = e ? strcspn (e, "\n") : 0;
+      cl_error_make (err, 0, "nftables: %.*s", (int) len, len ? e : "command failed");
+    }
+  nft_ctx_free (ctx);
+  return r != 0 ? -1 : 0;
+}
+
+/* Appends printf output to a growing string. */
+static void __attribute__ ((format (printf, 2, 3)))
+append (char **buf, const char *fmt, ...)
+{
+  va_list ap;
+  char *more, *joined;
+  va_start (ap, fmt);
+  if (vasprintf (&more, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  joined = cl_strdup_printf ("%s%s", *buf ? *buf : "", more);
+  free (more);
+  free (*buf);
+  *buf = joined;
+}
+
+char *
+nft_network_script (const struct net_row *n)
+{
+  const char *t = n->name, *br = n->l3;
+  char subnet[16], *s = NULL;
+  static const char *const protos[] = { "tcp", "udp" };
+
+  ipam_format (n->subnet, subnet);
+  append (&s, "add table ip cloison-%s\n", t);
+  for (int i = 0; i < 2; i++)
+    append (&s, "add map ip cloison-%s fwd_%s { type inet_service : ipv4_addr . inet_service; }\n",
+            t, protos[i]);
+  append (&s, "add chain ip cloison-%s prerouting { type nat hook prerouting priority dstnat; }\n",
+          t);
+  append (&s, "add chain ip cloison-%s output { type nat hook output priority -100; }\n", t);
+  for (int i = 0; i < 2; i++)
+    {
+      append (&s, "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+              t, protos[i], protos[i]);
+      /* Loopback destinations cannot be DNATed onto a bridge (martian
+         source), so only the host's other addresses forward locally. */
+      append (&s, "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+              t, protos[i], protos[i]);
+    }
+  append (&s, "add chain ip cloison-%s forward { type filter hook forward priority filter; }\n", t);
+  /* Networks never reach each other, whatever their modes. */
+  append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n",
+          t, br, br);
+  append (&s, "add chain ip cloison-%s input { type filter hook input priority filter; }\n", t);
+  append (&s, "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
+          t);
+  switch (n->mode)
+    {
+    case CL_NET_ISOLATED:
+      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      /* The host itself only serves DHCP and DNS to an isolated network. */
+      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t, br);
+      append (&s, "add rule ip cloison-%s input iifname \"%s\" tcp dport 53 accept\n", t, br);
+      append (&s, "add rule ip cloison-%s input iifname \"%s\" drop\n", t, br);
+      break;
+    case CL_NET_NAT:
+      /* From outside only replies and port forwards come in. */
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state established,related accept\n",
+              t, br, br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
+              t, br, br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
+              subnet, n->prefix, br);
+      break;
+    case CL_NET_ROUTED:
+      break;
+    }
+  return s;
+}
+
+int
+nft_network_add (const struct net_row *n, cl_error_t *err)
+{
+  char *s = nft_network_script (n);
+  int r = nft_run (s, err);
+  free (s);
+  return r;
+}
+
+int
+nft_network_remove (const char *name, cl_error_t *err)
+{
+  /* `add` first makes `delete` succeed when the table is already gone. */
+  char *s = cl_strdup_printf ("add table ip cloison-%s\ndelete table ip cloison-%s\n", name, name);
+  int r = nft_run (s, err);
+  free (s);
+  return r;
+}
+
+int
+nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_t addr,
+                 uint16_t port, int add, cl_error_t *err)
+{
+  char a[16], *s;
+  int r;
+  ipam_format (addr, a);
+  if (add)
+    s = cl_strdup_printf ("add element ip cloison-%s fwd_%s { %u : %s . %u }\n", net, proto,
+                          host_port, a, port);
+  else
+    s = cl_strdup_printf ("delete element ip cloison-%s fwd_%s { %u }\n", net, proto, host_port);
+  r = nft_run (s, err);
+  free (s);
+  return r;
+}

@@ -1,0 +1,21 @@
+/* nftables through libnftables: one table `ip cloison-NAME` per network
+   holding its NAT, port forward maps and isolation rules. */
+#ifndef CLOISON_NET_NFT_H
+#define CLOISON_NET_NFT_H
+
+#include "net/internal.h"
+
+#include <stdint.h>
+
+/* Runs nft commands as one transaction; the error is nft's first line. */
+int nft_run (const char *cmds, cl_error_t *err);
+/* The commands that create the network's table (for tests). */
+char *nft_network_script (const struct net_row *n);
+int nft_network_add (const struct net_row *n, cl_error_t *err);
+/* Absent table: 0. */
+int nft_network_remove (const char *name, cl_error_t *err);
+/* Adds or removes host_port -> addr:port in the network's forward map. */
+int nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_t addr,
+                     uint16_t port, int add, cl_error_t *err);
+
+#endif
