@@ -18,6 +18,7 @@
 #include "manager/images.h"
 #include "manager/internal.h"
 #include "manager/monitor.h"
+#include "manager/netglue.h"
 #include "manager/vm.h"
 
 #include <errno.h>
@@ -148,6 +149,7 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
   a->spec.memory = (uint64_t) memory;
   a->spec.cpus = (unsigned) cpus;
   a->overlay_opts = overlay_options (img, a->dir);
+  a->net_pause = netglue_wanted (inst);
   return 0;
 }
 
@@ -187,7 +189,7 @@ monitor_program (cl_error_t *err)
 /* In the (grandchild) monitor process of a container: exec
    cloison-monitor with its arguments on fd 3 and the ready pipe on fd 4. */
 static void __attribute__ ((noreturn))
-exec_container_monitor (const char *program, const char *args, int readyfd)
+exec_container_monitor (const char *program, const char *args, int readyfd, int gofd)
 {
   int p[2];
   size_t len = strlen (args);
@@ -197,16 +199,31 @@ exec_container_monitor (const char *program, const char *args, int readyfd)
   if (len >= 65536 || pipe (p) < 0 || cl_write_all (p[1], args, len) < 0)
     goto fail;
   close (p[1]);
-  /* move both out of the way of 3 and 4 first */
+  /* move them out of the way of 3, 4, 5 first */
   int a = fcntl (p[0], F_DUPFD, 10), r = fcntl (readyfd, F_DUPFD, 10);
-  if (a < 0 || r < 0 || dup2 (a, 3) < 0 || dup2 (r, 4) < 0)
+  int g = gofd >= 0 ? fcntl (gofd, F_DUPFD, 10) : -1;
+  if (a < 0 || r < 0 || dup2 (a, 3) < 0 || dup2 (r, 4) < 0 || (g >= 0 && dup2 (g, 5) < 0))
     goto fail;
-  cl_close_fds_from (5);
+  cl_close_fds_from (g >= 0 ? 6 : 5);
   execl (program, "cloison-monitor", (char *) NULL);
   readyfd = 4;
 fail:
   dprintf (readyfd, "Estart the monitor `%s`: %s", program, strerror (errno));
   _exit (1);
+}
+
+/* One message of the monitor (it writes each at once and waits). */
+static ssize_t
+read_message (int fd, char *buf, size_t size)
+{
+  ssize_t n;
+  do
+    n = read (fd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    n = 0;
+  buf[n] = '\0';
+  return n;
 }
 
 int
@@ -215,9 +232,9 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
 {
   struct monitor_args a = { 0 };
   cleanup_free char *program = NULL, *args = NULL;
-  int ready[2], st;
+  int ready[2], go[2] = { -1, -1 }, st;
   char buf[1024];
-  ssize_t n, got = 0;
+  ssize_t got = 0;
   pid_t child;
 
   if (monitor_prepare (m, inst, attached, &a, err) < 0)
@@ -233,6 +250,12 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
     }
   if (pipe2 (ready, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
+  if (a.net_pause && pipe2 (go, O_CLOEXEC) < 0)
+    {
+      close (ready[0]);
+      close (ready[1]);
+      return cl_error_errno (err, "pipe");
+    }
   fflush (NULL);
   /* SQLite's per-process lock bookkeeping must not cross fork(): the
      monitor opens its own connection, from a clean slate */
@@ -268,25 +291,46 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
         }
       if (a.vm)
         monitor_main (&a, ready[1], vm_monitor_start_fn);
-      exec_container_monitor (program, args, ready[1]);
+      if (go[1] >= 0)
+        close (go[1]);
+      exec_container_monitor (program, args, ready[1], go[0]);
     }
   close (ready[1]);
+  if (go[0] >= 0)
+    close (go[0]);
   if (!attached)
     while (waitpid (child, &st, 0) < 0 && errno == EINTR)
       ;
   if (a.vm)
     got = vm_wait_ready (ready[0], a.vm_launch.api_socket, buf, sizeof buf, VM_READY_WAIT_MS);
   else
-    while ((n = read (ready[0], buf + got, sizeof buf - 1 - got)) != 0)
-      {
-        if (n < 0 && errno == EINTR)
-          continue;
-        if (n < 0)
-          break;
-        got += n;
-        if ((size_t) got >= sizeof buf - 1)
-          break;
-      }
+    {
+      got = read_message (ready[0], buf, sizeof buf);
+      if (got > 0 && buf[0] == 'P')
+        {
+          /* created, not started: its networks come now */
+          cl_error_t neterr = NULL;
+          pid_t init = (pid_t) atoi (buf + 1);
+          if (netglue_attach_container (m, inst, init, &neterr) == 0
+              && cl_write_all (go[1], "g", 1) == 0)
+            got = read_message (ready[0], buf, sizeof buf);
+          else
+            {
+              close (go[1]);
+              go[1] = -1;
+              read_message (ready[0], buf, sizeof buf);
+              close (ready[0]);
+              if (attached)
+                waitpid (child, NULL, 0);
+              if (neterr == NULL)
+                return cl_error_errno (err, "start instance `%s`", inst->name);
+              *err = neterr;
+              return -1;
+            }
+        }
+    }
+  if (go[1] >= 0)
+    close (go[1]);
   close (ready[0]);
   buf[got] = '\0';
   if ((a.vm && (got == 0 || buf[0] != 'E')) || (got > 0 && buf[0] == 'R'))

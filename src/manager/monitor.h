@@ -23,6 +23,12 @@ struct monitor_args
   struct engine_spec spec;
   char *overlay_opts;
   struct vm_launch vm_launch;
+  /* containers with networks: the monitor reports "P<pid>" between create
+     and start and waits for one byte on gofd ('g': go on) while the
+     launching command attaches the networks */
+  bool net_pause;
+  int readyfd;
+  int gofd;
 };
 
 /* Starts the workload in the monitor: returns its pid, or -1. */

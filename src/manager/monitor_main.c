@@ -24,5 +24,6 @@ main (void)
       return 1;
     }
   json_decref (j);
+  a.gofd = 5;
   monitor_main (&a, 4, monitor_start_container);
 }

@@ -64,6 +64,19 @@ record_running (const char *root, const char *name, pid_t init, cl_error_t *err)
   return r;
 }
 
+static int
+pause_for_network (void *opaque, pid_t pid, cl_error_t *err)
+{
+  struct monitor_args *a = opaque;
+  char go = 0;
+
+  report (a->readyfd, "P%d", (int) pid);
+  if (read (a->gofd, &go, 1) != 1 || go != 'g')
+    return cl_error_make (err, 0, "instance `%s`: launch abandoned before its networks were up",
+                          a->name);
+  return 0;
+}
+
 pid_t
 monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
@@ -91,6 +104,11 @@ monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *er
   else
     for (int i = 0; i < 3; i++)
       a->spec.stdio[i] = i;
+  if (a->net_pause)
+    {
+      a->spec.before_exec = pause_for_network;
+      a->spec.opaque = a;
+    }
   if (engine_start (&a->spec, &init, err) < 0)
     return -1;
   if (inpipe[0] >= 0)
@@ -123,6 +141,7 @@ monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
             close (null);
         }
     }
+  a->readyfd = readyfd;
   if (a->vm)
     a->vm_launch.readyfd = readyfd;
   init = start (a, &stdin_keep, &err);
@@ -195,8 +214,9 @@ json_to_strv (json_t *arr)
 json_t *
 monitor_args_to_json (const struct monitor_args *a)
 {
-  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}", "root",
-                    a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached", a->attached,
+  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+                    "root", a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached",
+                    a->attached, "net_pause", a->net_pause,
                     "engine_root", a->spec.root, "rootfs", a->spec.rootfs, "argv",
                     strv_to_json (a->spec.argv), "env", strv_to_json (a->spec.env), "cwd",
                     a->spec.cwd ? a->spec.cwd : "/", "memory", (json_int_t) a->spec.memory,
@@ -209,10 +229,11 @@ monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
   const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
   json_t *argv, *env;
   json_int_t memory;
-  int attached, cpus;
+  int attached, net_pause, cpus;
 
-  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}", "root",
-                   &root, "name", &name, "id", &id, "dir", &dir, "attached", &attached,
+  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+                   "root", &root, "name", &name, "id", &id, "dir", &dir, "attached", &attached,
+                   "net_pause", &net_pause,
                    "engine_root", &eroot, "rootfs", &rootfs, "argv", &argv, "env", &env, "cwd",
                    &cwd, "memory", &memory, "cpus", &cpus, "overlay", &overlay)
       < 0)
@@ -223,6 +244,8 @@ monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
   a->id = strdup (id);
   a->dir = strdup (dir);
   a->attached = attached;
+  a->net_pause = net_pause;
+  a->gofd = -1;
   a->spec.root = strdup (eroot);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;

@@ -30,6 +30,19 @@ wants_network (struct instance *inst)
          || json_array_size (json_object_get (inst->config, "ports")) > 0;
 }
 
+bool
+netglue_wanted (struct instance *inst)
+{
+  return wants_network (inst);
+}
+
+int
+netglue_cleanup (struct cl_manager *m, char **names, cl_error_t *err)
+{
+  (void) m, (void) names, (void) err;
+  return 0;
+}
+
 int
 netglue_attach_container (struct cl_manager *m, struct instance *inst, pid_t pid,
                           cl_error_t *err)

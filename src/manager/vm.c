@@ -313,9 +313,12 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
         {
           char msg[1024];
           int n = snprintf (msg, sizeof msg, "E%s", verr ? verr->msg : "the VMM failed");
+          /* nobody reads readyfd once the VM was taken as running: then
+             the message goes to stderr (the console log, or the user's
+             terminal for `run`) */
           if (cl_write_all (l->readyfd, msg, n > 0 && (size_t) n < sizeof msg ? (size_t) n : 0)
               < 0)
-            _exit (2);
+            dprintf (2, "cloison: %s\n", msg + 1);
           _exit (1);
         }
       _exit (0);

@@ -18,6 +18,12 @@ class Cloison:
         self.bin = binary("cloison")
 
     def __call__(self, *args, check=True, timeout=60, **kw):
+        args = list(args)
+        # instances stay off networks unless the test asks for one: a network
+        # is host-wide (bridge, nftables), and most tests have no use for it
+        if args and args[0] in ("launch", "run") and not any(
+                str(a).startswith(("--network", "--no-network", "-p")) for a in args):
+            args.insert(1, "--no-network")
         p = subprocess.run([self.bin, "--root", self.root] + [str(a) for a in args],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=timeout, **kw)
@@ -146,7 +152,9 @@ def test_run_is_attached_ephemeral_and_propagates_exit(cl):
     (["launch", "busybox", "x1", "--memory", "512X"], "--memory"),
     (["launch", "busybox", "x1", "--disk-size", "12Q"], "--disk-size"),
     (["launch", "busybox", "x1", "--env", "NOEQUALS"], "--env `NOEQUALS`"),
-    (["launch", "busybox", "x1", "-p", "80"], "-p `80`"),
+    (["launch", "busybox", "x1", "-p", "80"], "80"),
+    (["launch", "busybox", "x1", "--no-network", "-p", "80:80"], "-p needs a network"),
+    (["launch", "busybox", "x1", "--network", "nosuchnet"], "nosuchnet"),
     (["info", "ghost"], "instance `ghost` not found"),
     (["stop", "ghost"], "instance `ghost` not found"),
     (["delete", "ghost"], "instance `ghost` not found"),
