@@ -60,6 +60,7 @@ boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64
   bp->ext_ramdisk_image = initrd_addr >> 32;
   bp->hdr.ramdisk_size = (uint32_t) initrd_size;
   bp->ext_ramdisk_size = initrd_size >> 32;
+  bp->acpi_rsdp_addr = BOOT_ACPI_RSDP_ADDR;
   bp->e820_entries = boot_e820_build (mem_size, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
 }
 

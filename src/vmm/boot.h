@@ -19,6 +19,7 @@
 #define BOOT_PDPT_ADDR 0xA000
 #define BOOT_PD_ADDR 0xB000 /* four pages: 4 GiB identity-mapped with 2 MiB pages */
 #define BOOT_MPTABLE_ADDR 0x9FC00
+#define BOOT_ACPI_RSDP_ADDR 0xE0000 /* acpi.h: ACPI_RSDP_ADDR */
 #define BOOT_CMDLINE_ADDR 0x20000
 #define BOOT_CMDLINE_MAX 0x10000
 #define BOOT_KERNEL_ADDR 0x100000

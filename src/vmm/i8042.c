@@ -55,7 +55,19 @@ i8042_command (struct i8042 *k, uint8_t cmd)
     case 0xFE: /* pulse the reset line */
       i8042_reset_machine (k);
       break;
-    default: /* enable/disable ports and the like */
+    case 0xA7: /* disable / enable the aux port, as seen in the CTR */
+      k->ctr |= 0x20;
+      break;
+    case 0xA8:
+      k->ctr &= ~0x20;
+      break;
+    case 0xAD: /* disable / enable the keyboard */
+      k->ctr |= 0x10;
+      break;
+    case 0xAE:
+      k->ctr &= ~0x10;
+      break;
+    default:
       break;
     }
 }
@@ -72,7 +84,7 @@ i8042_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
     {
       memset (b, 0, len);
       if (port == 0x64)
-        b[0] = (k->out_full ? 0x01 : 0) | 0x04; /* OBF, system flag */
+        b[0] = (k->out_full ? 0x01 : 0) | 0x04 | 0x10; /* OBF, system flag, not locked */
       else if (port == 0x60)
         {
           b[0] = k->outbuf;

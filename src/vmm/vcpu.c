@@ -343,6 +343,8 @@ vm_vcpus_start (struct vm *vm, cl_error_t *err)
 void
 vm_vcpus_join (struct vm *vm)
 {
+  if (vm->vcpus == NULL)
+    return;
   pthread_mutex_lock (&vm->state_lock);
   while (!vm_stopping (vm))
     pthread_cond_wait (&vm->state_cond, &vm->state_lock);

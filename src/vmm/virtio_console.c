@@ -2,7 +2,11 @@
    written to out_fd, host input read from in_fd when the guest has posted
    receive buffers.  Input waits in a staging buffer while the guest has no
    room; the fd is then dropped from the event loop (it is level-triggered)
-   and taken back when the guest kicks the receive queue. */
+   and taken back when the guest kicks the receive queue.
+
+   Input starts INPUT_GRACE_MS after DRIVER_OK: Linux posts the receive
+   buffers of port 0 (and kicks) a moment before it lists the port, and
+   drops whatever arrives in between (in_intr: no port -> flush_bufs). */
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
@@ -15,12 +19,14 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <unistd.h>
 
 #define RXQ 0
 #define TXQ 1
 #define CONSOLE_F_EMERG_WRITE 2
 #define STAGING_SIZE 4096
+#define INPUT_GRACE_MS 500
 /* Input taken from a file that cannot be polled (/dev/zero never ends). */
 #define FILE_INPUT_MAX (1u << 20)
 
@@ -37,6 +43,8 @@ struct virtio_console
   struct console_config config;
   int in_fd, out_fd;
   bool in_pollable, in_watched, in_eof;
+  bool input_open; /* the grace period after DRIVER_OK is over */
+  int grace_fd;    /* timerfd ending the grace period */
   uint8_t *staging; /* input not yet given to the guest */
   size_t staging_len, staging_off, staging_cap;
   struct virtq_chain chain;
@@ -98,7 +106,11 @@ deliver_staged (struct virtio_console *con)
 static void
 serve_input (struct virtio_console *con)
 {
-  bool room = deliver_staged (con);
+  bool room;
+
+  if (!con->input_open)
+    return;
+  room = deliver_staged (con);
 
   virtio_queue_flush (&con->vdev, RXQ);
   watch_input (con, room && virtio_device_running (&con->vdev));
@@ -152,31 +164,78 @@ console_notify (struct virtio_device *dev, unsigned q)
 }
 
 static void
-console_config_write (struct virtio_device *dev, unsigned offset, unsigned len)
+console_config_write (struct virtio_device *dev, unsigned offset, const void *data, unsigned len)
 {
   struct virtio_console *con = (struct virtio_console *) dev;
 
-  /* An emergency write: one character, usable before the queues are up. */
-  if (offset == offsetof (struct console_config, emerg_wr) && len >= 1)
+  /* An emergency write: one character, usable before the queues are up.
+     The rest of the config space is read-only. */
+  if (offset == offsetof (struct console_config, emerg_wr) && len >= 1
+      && cl_write_all (con->out_fd, data, 1) < 0)
+    cl_debug ("%s: emergency write failed", dev->name);
+}
+
+static void
+on_grace_over (void *opaque, uint32_t events)
+{
+  struct virtio_console *con = opaque;
+  uint64_t n;
+
+  (void) events;
+  if (read (con->grace_fd, &n, sizeof n) < 0)
+    return;
+  pthread_mutex_lock (&con->vdev.lock);
+  if (virtio_device_running (&con->vdev))
     {
-      uint8_t c = con->config.emerg_wr;
-      if (cl_write_all (con->out_fd, &c, 1) < 0)
-        cl_debug ("%s: emergency write failed", dev->name);
+      con->input_open = true;
+      serve_input (con);
     }
+  pthread_mutex_unlock (&con->vdev.lock);
 }
 
 static int
 console_activate (struct virtio_device *dev, cl_error_t *err)
 {
-  (void) err;
-  serve_input ((struct virtio_console *) dev);
+  struct virtio_console *con = (struct virtio_console *) dev;
+  struct itimerspec grace = { .it_value = { 0, INPUT_GRACE_MS * 1000000L } };
+
+  if (con->input_open)
+    {
+      serve_input (con); /* restored: the port was already listed */
+      return 0;
+    }
+  if (timerfd_settime (con->grace_fd, 0, &grace, NULL) < 0)
+    return cl_error_errno (err, "%s: timerfd_settime", dev->name);
   return 0;
 }
 
 static void
 console_reset (struct virtio_device *dev)
 {
-  watch_input ((struct virtio_console *) dev, false);
+  struct virtio_console *con = (struct virtio_console *) dev;
+  struct itimerspec off = { 0 };
+
+  watch_input (con, false);
+  con->input_open = false;
+  timerfd_settime (con->grace_fd, 0, &off, NULL);
+}
+
+static json_t *
+console_save (struct virtio_device *dev)
+{
+  return json_pack ("{s:b}", "input_open", ((struct virtio_console *) dev)->input_open);
+}
+
+static int
+console_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
+{
+  struct virtio_console *con = (struct virtio_console *) dev;
+  int open = 0;
+
+  if (json_unpack (state, "{s:b}", "input_open", &open) < 0)
+    return cl_error_make (err, 0, "%s: snapshot state: input_open", dev->name);
+  con->input_open = open;
+  return 0;
 }
 
 static const struct virtio_device_ops console_ops = {
@@ -190,6 +249,8 @@ static const struct virtio_device_ops console_ops = {
   .activate = console_activate,
   .reset = console_reset,
   .queue_notify = console_notify,
+  .save = console_save,
+  .restore = console_restore,
 };
 
 /* A regular file (or /dev/null) cannot be polled: it is read once, whole,
@@ -247,8 +308,13 @@ virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
     }
   else
     con->in_pollable = true;
+  con->grace_fd = timerfd_create (CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+  if (con->grace_fd < 0)
+    return cl_error_errno (err, "virtio-console: timerfd_create");
   con->vdev.ops = &console_ops;
   con->vdev.config = (uint8_t *) &con->config;
   con->vdev.config_size = sizeof con->config;
-  return virtio_device_init (&con->vdev, vm, err);
+  if (virtio_device_init (&con->vdev, vm, err) < 0)
+    return -1;
+  return vm_event_add (vm, con->grace_fd, EPOLLIN, on_grace_over, con, err);
 }

@@ -27,6 +27,7 @@
 #define CAP_NOTIFY_CFG 2
 #define CAP_ISR_CFG 3
 #define CAP_DEVICE_CFG 4
+#define CAP_PCI_CFG 5
 
 /* Layout of BAR 0. */
 #define BAR_INDEX 0
@@ -55,6 +56,13 @@ struct virtio_pci_notify_cap
 {
   struct virtio_pci_cap cap;
   uint32_t notify_off_multiplier;
+};
+
+/* A window onto the BARs through config space (firmware uses it). */
+struct virtio_pci_cfg_cap
+{
+  struct virtio_pci_cap cap;
+  uint8_t data[4];
 };
 
 struct msix_cap
@@ -526,13 +534,37 @@ bar_write (struct pci_device *pdev, int bar, uint64_t off, const void *data, uns
     common_write (dev, off - REGION_COMMON, val, len);
   else if (off >= REGION_DEVICE && off + len <= REGION_DEVICE + dev->config_size)
     {
-      memcpy (dev->config + (off - REGION_DEVICE), data, len);
       if (dev->ops->config_write)
-        dev->ops->config_write (dev, off - REGION_DEVICE, len);
+        dev->ops->config_write (dev, off - REGION_DEVICE, data, len);
     }
   else if (off >= REGION_MSIX_TABLE && off < REGION_MSIX_PBA)
     msix_table_access (dev, off - REGION_MSIX_TABLE, &val, len, true);
   pthread_mutex_unlock (&dev->lock);
+}
+
+static bool
+overlaps (unsigned a, unsigned alen, unsigned b, unsigned blen)
+{
+  return a < b + blen && b < a + alen;
+}
+
+/* VIRTIO_PCI_CAP_PCI_CFG: writing the data field writes the BAR at the
+   window; setting the window reads the BAR into the data field. */
+static void
+pci_cfg_window (struct virtio_device *dev, unsigned offset, unsigned len)
+{
+  struct virtio_pci_cfg_cap w;
+  unsigned base = dev->pci_cfg_cap;
+  unsigned data_off = base + offsetof (struct virtio_pci_cfg_cap, data);
+
+  memcpy (&w, &dev->pci.cfg[base], sizeof w);
+  if (w.cap.bar != BAR_INDEX || (w.cap.length != 1 && w.cap.length != 2 && w.cap.length != 4)
+      || w.cap.offset % w.cap.length != 0)
+    return;
+  if (overlaps (offset, len, data_off, 4))
+    bar_write (&dev->pci, BAR_INDEX, w.cap.offset, w.data, w.cap.length);
+  else if (overlaps (offset, len, base + 4, 12))
+    bar_read (&dev->pci, BAR_INDEX, w.cap.offset, &dev->pci.cfg[data_off], w.cap.length);
 }
 
 static void
@@ -540,6 +572,12 @@ cfg_write (struct pci_device *pdev, unsigned offset, unsigned len)
 {
   struct virtio_device *dev = pdev->opaque;
   unsigned ctrl = dev->msix_cap + 2;
+
+  if (overlaps (offset, len, dev->pci_cfg_cap, sizeof (struct virtio_pci_cfg_cap)))
+    {
+      pci_cfg_window (dev, offset, len);
+      return;
+    }
 
   if (offset < ctrl + 2 && offset + len > ctrl)
     {
@@ -822,6 +860,9 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
     .table = REGION_MSIX_TABLE | BAR_INDEX,
     .pba = REGION_MSIX_PBA | BAR_INDEX,
   };
+  struct virtio_pci_cfg_cap window = {
+    .cap = { .cap_vndr = PCI_CAP_ID_VNDR, .cap_len = sizeof window, .cfg_type = CAP_PCI_CFG },
+  };
   int off;
 
   add_virtio_cap (dev, CAP_COMMON_CFG, REGION_COMMON, REGION_COMMON_LEN);
@@ -835,6 +876,15 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
     return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
   dev->msix_cap = off;
   dev->pci.wmask[off + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8;
+
+  off = pci_add_capability (&dev->pci, &window, sizeof window);
+  if (off < 0)
+    return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
+  dev->pci_cfg_cap = off;
+  /* bar, offset, length and data are the driver's to write */
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cap, bar)], 0xff, 1);
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cap, offset)], 0xff, 8);
+  memset (&dev->pci.wmask[off + offsetof (struct virtio_pci_cfg_cap, data)], 0xff, 4);
   return 0;
 }
 

@@ -45,8 +45,11 @@ struct virtio_device_ops
   unsigned num_queues;
   uint16_t queue_max_size;
   uint64_t features;     /* device-specific bits; the transport adds its own */
-  /* Guest wrote the device config space (already stored in dev->config). */
-  void (*config_write) (struct virtio_device *dev, unsigned offset, unsigned len);
+  /* Guest wrote the device config space.  Nothing is stored for it: the
+     device keeps the fields its spec lets the driver write (optional; without
+     it the config space is read-only). */
+  void (*config_write) (struct virtio_device *dev, unsigned offset, const void *data,
+                        unsigned len);
   /* DRIVER_OK: features and queues are final; start the backend. */
   int (*activate) (struct virtio_device *dev, cl_error_t *err);
   /* Device reset (status 0): stop the backend, forget requests. */
@@ -102,6 +105,7 @@ struct virtio_device
   struct virtio_queue_state queues[VIRTIO_MAX_QUEUES];
 
   unsigned msix_cap;  /* config-space offset of the MSI-X capability */
+  unsigned pci_cfg_cap; /* ... and of the VIRTIO_PCI_CAP_PCI_CFG window */
   unsigned nvectors;
   struct virtio_msix_vector *vectors;
 };

@@ -204,12 +204,15 @@ virtq_should_notify (struct virtq *vq)
   /* Our used index store must be ordered before reading the driver's
      suppression fields (a full barrier: store then load). */
   __atomic_thread_fence (__ATOMIC_SEQ_CST);
-  if (!vq->event_idx)
-    return !(__atomic_load_n (AVAIL_FLAGS (vq), __ATOMIC_RELAXED) & VIRTQ_AVAIL_F_NO_INTERRUPT);
   old = vq->signalled_used;
   valid = vq->signalled_used_valid;
-  new_idx = vq->signalled_used = vq->used_idx;
+  new_idx = vq->used_idx;
+  if (new_idx == old)
+    return false; /* nothing pushed since the last interrupt */
+  vq->signalled_used = new_idx;
   vq->signalled_used_valid = true;
+  if (!vq->event_idx)
+    return !(__atomic_load_n (AVAIL_FLAGS (vq), __ATOMIC_RELAXED) & VIRTQ_AVAIL_F_NO_INTERRUPT);
   if (!valid)
     return true;
   used_event = __atomic_load_n (USED_EVENT (vq), __ATOMIC_RELAXED);

@@ -4,6 +4,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "vmm/acpi.h"
 #include "vmm/boot.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
@@ -195,6 +196,7 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
 
   if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
       || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
+      || acpi_pm_create (m->vm, err) < 0
       || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
     return -1;
   return vmm_build_virtio (m, err);
@@ -209,7 +211,10 @@ vmm_boot (struct vmm *m, cl_error_t *err)
   if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err)
       < 0)
     return -1;
-  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0)
+  /* Both ways of describing the CPUs: kernels without MP-table parsing
+     (Debian's cloud kernel) read ACPI, tiny guests read the MP table. */
+  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0
+      || acpi_write (&m->vm->mem, m->vm->ncpus, err) < 0)
     return -1;
   return boot_setup_vcpu (m->vm->vcpus[0].fd, entry, err);
 }
@@ -227,7 +232,13 @@ vmm_result (struct vmm *m, cl_error_t *err)
       return cl_error_make (err, 0, "%s", msg);
     default:
       if (getenv ("CLOISON_VMM_DEBUG"))
-        fprintf (stderr, "cloison-vmm: %s\n", msg);
+        {
+          json_t *metrics = vm_metrics_json (vm);
+          char *text = json_dumps (metrics, JSON_COMPACT);
+          fprintf (stderr, "cloison-vmm: %s; metrics %s\n", msg, text);
+          free (text);
+          json_decref (metrics);
+        }
       return 0;
     }
 }
@@ -235,14 +246,15 @@ vmm_result (struct vmm *m, cl_error_t *err)
 int
 cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
 {
-  struct vmm m = { .console_file_fd = -1, .signal_fd = -1 };
-  struct cl_vmm_config restored;
+  struct vmm m = { .console_file_fd = -1, .signal_fd = -1, .api_fd = -1 };
+  struct cl_vmm_config restored = { 0 };
   struct term_state term = { .fd = -1 };
   sigset_t stop_signals, old_mask;
   bool masked = false;
   cleanup_free char *mem_file = NULL;
   int ret = -1;
 
+  uint64_t t_entry = cl_now_ns ();
   m.cfg = user_cfg;
   if (user_cfg->restore_dir)
     {
@@ -259,6 +271,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   sigaddset (&stop_signals, SIGHUP);
   pthread_sigmask (SIG_BLOCK, &stop_signals, &old_mask);
   masked = true;
+  /* a console reader that went away must not kill the VM */
+  signal (SIGPIPE, SIG_IGN);
   m.signal_fd = signalfd (-1, &stop_signals, SFD_CLOEXEC | SFD_NONBLOCK);
   if (m.signal_fd < 0)
     {
@@ -290,7 +304,7 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
   if (user_cfg->restore_dir)
-    m.restore_ns = cl_now_ns () - m.vm->start_ns;
+    m.restore_ns = cl_now_ns () - t_entry;
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
   vm_vcpus_join (m.vm);
@@ -318,5 +332,6 @@ out:
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
 out_config:
   json_decref (m.saved);
+  vmm_config_free_arrays (&restored);
   return ret;
 }

@@ -189,7 +189,7 @@ blk_req (struct drv *d, uint32_t type, uint64_t sector, uint8_t *data, uint32_t 
   uint16_t flags[3] = { 0, in ? VIRTQ_DESC_F_WRITE : 0, VIRTQ_DESC_F_WRITE };
 
   memcpy (ram + BUF, &h, sizeof h);
-  if (!in)
+  if (!in && len > 0)
     memcpy (ram + BUF + 0x100, data, len);
   ram[BUF + 0x100 + len] = 0xee;
   if (len == 0)
@@ -201,7 +201,7 @@ blk_req (struct drv *d, uint32_t type, uint64_t sector, uint8_t *data, uint32_t 
     }
   else
     submit (d, 0, 3, addr, lens, flags);
-  if (in)
+  if (in && len > 0)
     memcpy (data, ram + BUF + 0x100, len);
   return ram[BUF + 0x100 + len];
 }
@@ -260,6 +260,48 @@ test_pci_identity (void **state)
   assert_string_equal (f->vm->persist_id[0] + 0, "virtio-blk0");
 }
 
+/* A config write as the PCI core does it: through the write mask. */
+static void
+cfg_write_masked (struct drv *d, unsigned off, uint32_t v, unsigned len)
+{
+  for (unsigned i = 0; i < len; i++)
+    {
+      uint8_t m = d->pci->wmask[off + i], b = v >> (8 * i);
+      d->pci->cfg[off + i] = (d->pci->cfg[off + i] & ~m) | (b & m);
+    }
+  d->pci->ops->cfg_write (d->pci, off, len);
+}
+
+static void
+test_pci_cfg_window (void **state)
+{
+  struct blk_fixture *f = *state;
+  struct drv d = { .vm = f->vm, .pci = f->vm->pci[0] };
+  unsigned w = 0;
+  uint16_t nq;
+
+  find_caps (&d);
+  for (unsigned p = d.pci->cfg[0x34]; p; p = d.pci->cfg[p + 1])
+    if (d.pci->cfg[p] == 0x09 && d.pci->cfg[p + 3] == 5)
+      w = p;
+  assert_true (w != 0);
+  /* Read num_queues (common + 0x12, 2 bytes) through the window. */
+  cfg_write_masked (&d, w + 4, 0, 1);
+  cfg_write_masked (&d, w + 12, 2, 4);
+  cfg_write_masked (&d, w + 8, d.common + 0x12, 4);
+  memcpy (&nq, &d.pci->cfg[w + 16], 2);
+  assert_int_equal (nq, 1);
+  /* Write device_status (1 byte) through it. */
+  cfg_write_masked (&d, w + 12, 1, 4);
+  cfg_write_masked (&d, w + 8, d.common + 0x14, 4);
+  cfg_write_masked (&d, w + 16, 1, 1);
+  assert_int_equal (rd (&d, d.common + 0x14, 1), 1);
+  /* The capability header itself stays read-only. */
+  cfg_write_masked (&d, w, 0xffffffff, 4);
+  assert_int_equal (d.pci->cfg[w], 0x09);
+  assert_int_equal (d.pci->cfg[w + 3], 5);
+}
+
 static void
 test_features_need_version_1 (void **state)
 {
@@ -290,6 +332,8 @@ test_blk_read_write (void **state)
 
   drv_init (&d, f->vm, 0, 1, (1u << 9) | (1ull << 29) /* FLUSH, EVENT_IDX */);
   assert_int_equal (rd (&d, d.device + 0, 8), 64); /* capacity in sectors */
+  wr (&d, d.device + 0, 1u << 30, 8); /* read-only: the guest cannot grow the disk */
+  assert_int_equal (rd (&d, d.device + 0, 8), 64);
   for (unsigned i = 0; i < sizeof buf; i++)
     buf[i] = i * 7;
   assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
@@ -315,7 +359,7 @@ test_blk_bad_requests (void **state)
 {
   struct blk_fixture *f = *state;
   struct drv d;
-  uint8_t buf[512] = { 0 };
+  uint8_t buf[1024] = { 0 };
 
   drv_init (&d, f->vm, 0, 1, 0);
   assert_int_equal (blk_req (&d, 0, 64, buf, 512, true), 1);        /* past the end: IOERR */
@@ -480,6 +524,14 @@ test_rng (void **state)
   fake_vm_free (vm);
 }
 
+/* Input is held for a grace period after DRIVER_OK (see virtio_console.c). */
+static void
+wait_console_grace (struct vm *vm)
+{
+  usleep (600 * 1000);
+  fake_vm_poll (vm);
+}
+
 static void
 test_console (void **state)
 {
@@ -497,6 +549,11 @@ test_console (void **state)
   assert_int_equal (pipe (out), 0);
   assert_int_equal (virtio_console_create (vm, in[0], out[1], &err), 0);
   drv_init (&d, vm, 0, 2, 0);
+  wait_console_grace (vm);
+  /* Emergency write through the config space. */
+  wr (&d, d.device + 8, 'E', 4);
+  assert_int_equal (read (out[0], got, sizeof got), 1);
+  assert_int_equal (got[0], 'E');
   /* Guest output. */
   memcpy (vm->ram + BUF, "hello", 5);
   submit (&d, 1, 1, addr, lens, flags);
@@ -514,6 +571,36 @@ test_console (void **state)
   assert_memory_equal (vm->ram + BUF + 0x100, "hi!", 3);
   close (in[1]);
   fake_vm_poll (vm); /* EOF: no crash, input dropped from the loop */
+  fake_vm_free (vm);
+}
+
+/* A regular file as input (stdin redirected from a file): read whole at
+   creation, handed over when the guest posts receive buffers. */
+static void
+test_console_file_input (void **state)
+{
+  struct vm *vm = fake_vm_new ();
+  cl_error_t err = NULL;
+  struct drv d;
+  char path[] = "/tmp/virtio-unit-in-XXXXXX";
+  int in = mkstemp (path), out[2];
+  uint64_t addr[1] = { BUF };
+  uint32_t lens[1] = { 64 };
+  uint16_t flags[1] = { VIRTQ_DESC_F_WRITE };
+
+  (void) state;
+  assert_int_equal (write (in, "typed\n", 6), 6);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  assert_int_equal (pipe (out), 0);
+  assert_int_equal (virtio_console_create (vm, in, out[1], &err), 0);
+  drv_init (&d, vm, 0, 2, 0);
+  wait_console_grace (vm);
+  assert_int_equal (used_idx (&d, 0), 0);
+  submit (&d, 0, 1, addr, lens, flags);
+  assert_int_equal (used_idx (&d, 0), 1);
+  assert_int_equal (used_len (&d, 0), 6);
+  assert_memory_equal (vm->ram + BUF, "typed\n", 6);
+  unlink (path);
   fake_vm_free (vm);
 }
 
@@ -563,6 +650,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     B (test_pci_identity),
+    B (test_pci_cfg_window),
     B (test_features_need_version_1),
     B (test_blk_read_write),
     B (test_blk_bad_requests),
@@ -573,6 +661,7 @@ main (void)
     B (test_persist_roundtrip),
     cmocka_unit_test (test_rng),
     cmocka_unit_test (test_console),
+    cmocka_unit_test (test_console_file_input),
     cmocka_unit_test (test_parse_mac),
     cmocka_unit_test (test_bad_input_errors),
   };

@@ -368,6 +368,19 @@ test_event_idx (void **state)
   assert_true (virtq_enable_notify (&f->vq));
 }
 
+/* No push, no interrupt (a kick that found nothing to do). */
+static void
+test_no_push_no_interrupt (void **state)
+{
+  struct fixture *f = *state;
+  assert_false (virtq_should_notify (&f->vq));
+  f->vq.event_idx = true;
+  assert_false (virtq_should_notify (&f->vq));
+  virtq_push (&f->vq, 0, 0);
+  assert_true (virtq_should_notify (&f->vq));
+  assert_false (virtq_should_notify (&f->vq));
+}
+
 static void
 test_no_interrupt_flag (void **state)
 {
@@ -425,6 +438,7 @@ main (void)
     T (test_segment_limit),
     T (test_unpop),
     T (test_event_idx),
+    T (test_no_push_no_interrupt),
     T (test_no_interrupt_flag),
     T (test_start_rejects),
   };

@@ -1,0 +1,362 @@
+#include "vmm/acpi.h"
+
+#include "vmm/devices.h"
+#include "vmm/machine.h"
+#include "vmm/mptable.h"
+
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct sdt_header
+{
+  char signature[4];
+  uint32_t length;
+  uint8_t revision, checksum;
+  char oem_id[6], oem_table_id[8];
+  uint32_t oem_revision;
+  char creator_id[4];
+  uint32_t creator_revision;
+} __attribute__ ((packed));
+
+struct gas
+{
+  uint8_t space_id, bit_width, bit_offset, access_width;
+  uint64_t address;
+} __attribute__ ((packed));
+
+struct rsdp
+{
+  char signature[8];
+  uint8_t checksum;
+  char oem_id[6];
+  uint8_t revision;
+  uint32_t rsdt;
+  uint32_t length;
+  uint64_t xsdt;
+  uint8_t ext_checksum, reserved[3];
+} __attribute__ ((packed));
+
+struct fadt
+{
+  struct sdt_header h;
+  uint32_t facs, dsdt;
+  uint8_t model, pm_profile;
+  uint16_t sci_int;
+  uint32_t smi_cmd;
+  uint8_t acpi_enable, acpi_disable, s4bios_req, pstate_cnt;
+  uint32_t pm1a_evt, pm1b_evt, pm1a_cnt, pm1b_cnt, pm2_cnt, pm_tmr, gpe0, gpe1;
+  uint8_t pm1_evt_len, pm1_cnt_len, pm2_cnt_len, pm_tmr_len, gpe0_len, gpe1_len, gpe1_base,
+      cst_cnt;
+  uint16_t p_lvl2_lat, p_lvl3_lat, flush_size, flush_stride;
+  uint8_t duty_offset, duty_width, day_alrm, mon_alrm, century;
+  uint16_t iapc_boot_arch;
+  uint8_t reserved;
+  uint32_t flags;
+  struct gas reset_reg;
+  uint8_t reset_value;
+  uint16_t arm_boot_arch;
+  uint8_t minor_revision;
+  uint64_t x_facs, x_dsdt;
+  struct gas x_pm1a_evt, x_pm1b_evt, x_pm1a_cnt, x_pm1b_cnt, x_pm2_cnt, x_pm_tmr, x_gpe0, x_gpe1;
+  struct gas sleep_control, sleep_status;
+  uint64_t hypervisor_id;
+} __attribute__ ((packed));
+
+_Static_assert (sizeof (struct fadt) == 276, "FADT layout");
+_Static_assert (sizeof (struct rsdp) == 36, "RSDP layout");
+
+#define FADT_WBINVD (1u << 0)
+#define FADT_PWR_BUTTON (1u << 4) /* no fixed power button */
+#define FADT_SLP_BUTTON (1u << 5)
+#define FADT_RESET_REG_SUP (1u << 10)
+#define BOOT_ARCH_8042 (1u << 1)
+#define BOOT_ARCH_NO_VGA (1u << 2)
+
+static uint8_t
+checksum (const void *p, size_t len)
+{
+  uint8_t s = 0;
+  for (size_t i = 0; i < len; i++)
+    s += ((const uint8_t *) p)[i];
+  return -s;
+}
+
+static void
+header (struct sdt_header *h, const char *sig, uint32_t len, uint8_t rev)
+{
+  memcpy (h->signature, sig, 4);
+  h->length = len;
+  h->revision = rev;
+  memcpy (h->oem_id, "CLOISN", 6);
+  memcpy (h->oem_table_id, "CLOISONV", 8);
+  h->oem_revision = 1;
+  memcpy (h->creator_id, "CLSN", 4);
+  h->creator_revision = 1;
+}
+
+/* --- a few AML encodings, enough for the DSDT below --- */
+struct aml
+{
+  uint8_t buf[512];
+  size_t len;
+};
+
+static void
+aml_bytes (struct aml *a, const void *p, size_t n)
+{
+  if (a->len + n <= sizeof a->buf)
+    memcpy (a->buf + a->len, p, n);
+  a->len += n;
+}
+
+/* Wraps [start, end) in `op` + PkgLength (which counts itself). */
+static void
+aml_package (struct aml *a, size_t start, const uint8_t *op, size_t oplen)
+{
+  size_t body = a->len - start;
+  uint8_t pkg[3];
+  size_t pl;
+  if (body + 1 < 64)
+    {
+      pl = 1;
+      pkg[0] = body + 1;
+    }
+  else
+    {
+      pl = 2;
+      size_t total = body + 2;
+      pkg[0] = 0x40 | (total & 0xF);
+      pkg[1] = total >> 4;
+    }
+  if (a->len + oplen + pl > sizeof a->buf)
+    {
+      a->len += oplen + pl;
+      return;
+    }
+  memmove (a->buf + start + oplen + pl, a->buf + start, body);
+  memcpy (a->buf + start, op, oplen);
+  memcpy (a->buf + start + oplen, pkg, pl);
+  a->len += oplen + pl;
+}
+
+static void
+aml_name_int (struct aml *a, const char *name, uint32_t v)
+{
+  uint8_t b[10] = { 0x08 };
+  memcpy (b + 1, name, 4);
+  if (v == 0)
+    {
+      b[5] = 0x00;
+      aml_bytes (a, b, 6);
+    }
+  else
+    {
+      b[5] = 0x0C; /* DWordPrefix */
+      memcpy (b + 6, &v, 4);
+      aml_bytes (a, b, 10);
+    }
+}
+
+static size_t
+build_dsdt (uint8_t *out, size_t max)
+{
+  static const uint8_t crs[] = {
+    /* WordBusNumber: bus 0 only */
+    0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+    0x00,
+    /* IO: the configuration ports 0xCF8-0xCFF */
+    0x47, 0x01, 0xF8, 0x0C, 0xF8, 0x0C, 0x01, 0x08,
+    /* WordIO 0x0000-0x0CF7 and 0x0D00-0xFFFF */
+    0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x00, 0xF7, 0x0C, 0x00, 0x00, 0xF8,
+    0x0C,
+    0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x0D, 0xFF, 0xFF, 0x00, 0x00, 0x00,
+    0xF3,
+    /* DWordMemory: the BAR window 0xC0000000-0xFEBFFFFF */
+    0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0xFF,
+    0xFF, 0xBF, 0xFE, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x3E,
+    /* EndTag */
+    0x79, 0x00,
+  };
+  struct aml a = { .len = 0 };
+  struct sdt_header h = { 0 };
+
+  aml_bytes (&a, &h, sizeof h);
+  /* Scope (\_SB) { Device (PCI0) { ... } } */
+  size_t scope = a.len;
+  aml_bytes (&a, "\\_SB_", 5);
+  size_t dev = a.len;
+  aml_bytes (&a, "PCI0", 4);
+  aml_name_int (&a, "_HID", 0x030AD041); /* EISAID ("PNP0A03") */
+  aml_name_int (&a, "_UID", 0);
+  aml_name_int (&a, "_SEG", 0);
+  aml_name_int (&a, "_BBN", 0);
+  aml_name_int (&a, "_ADR", 0);
+  /* Name (_CRS, Buffer () {...}) */
+  aml_bytes (&a, "\x08_CRS", 5);
+  size_t buf = a.len;
+  uint8_t size[2] = { 0x0A, sizeof crs };
+  aml_bytes (&a, size, 2);
+  aml_bytes (&a, crs, sizeof crs);
+  aml_package (&a, buf, (const uint8_t[]){ 0x11 }, 1);
+  aml_package (&a, dev, (const uint8_t[]){ 0x5B, 0x82 }, 2);
+  aml_package (&a, scope, (const uint8_t[]){ 0x10 }, 1);
+  /* Name (\_S5, Package () { 5, 0, 0, 0 }): SLP_TYP for poweroff */
+  static const uint8_t s5[] = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0A, 0x05,
+                                0x00, 0x00, 0x00 };
+  aml_bytes (&a, s5, sizeof s5);
+
+  if (a.len > max || a.len > sizeof a.buf)
+    return 0;
+  header ((struct sdt_header *) a.buf, "DSDT", a.len, 2);
+  ((struct sdt_header *) a.buf)->checksum = checksum (a.buf, a.len);
+  memcpy (out, a.buf, a.len);
+  return a.len;
+}
+
+static size_t
+build_madt (uint8_t *out, size_t max, unsigned ncpus)
+{
+  size_t len = sizeof (struct sdt_header) + 8 + ncpus * 8 + 12 + 6;
+  if (len > max)
+    return 0;
+  memset (out, 0, len);
+  uint8_t *p = out + sizeof (struct sdt_header);
+  uint32_t lapic = MPTABLE_LAPIC_ADDR, flags = 0;
+  memcpy (p, &lapic, 4);
+  memcpy (p + 4, &flags, 4);
+  p += 8;
+  for (unsigned i = 0; i < ncpus; i++, p += 8)
+    {
+      p[0] = 0; /* processor local APIC */
+      p[1] = 8;
+      p[2] = i; /* ACPI processor UID */
+      p[3] = i; /* APIC id */
+      p[4] = 1; /* enabled */
+    }
+  uint32_t ioapic = MPTABLE_IOAPIC_ADDR, gsi_base = 0;
+  p[0] = 1;
+  p[1] = 12;
+  p[2] = ncpus; /* IOAPIC id */
+  memcpy (p + 4, &ioapic, 4);
+  memcpy (p + 8, &gsi_base, 4);
+  p += 12;
+  p[0] = 4; /* local APIC NMI on LINT1 of every processor */
+  p[1] = 6;
+  p[2] = 0xFF;
+  p[5] = 1;
+  header ((struct sdt_header *) out, "APIC", len, 5);
+  ((struct sdt_header *) out)->checksum = checksum (out, len);
+  return len;
+}
+
+size_t
+acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
+{
+  const size_t rsdp_off = 0, xsdt_off = 64, fadt_off = 128, dsdt_off = 512, madt_off = 1024;
+  if (buflen < 2048)
+    return 0;
+  memset (buf, 0, 2048);
+
+  size_t dsdt_len = build_dsdt (buf + dsdt_off, madt_off - dsdt_off);
+  size_t madt_len = build_madt (buf + madt_off, buflen - madt_off, ncpus);
+  if (dsdt_len == 0 || madt_len == 0)
+    return 0;
+
+  struct fadt *f = (struct fadt *) (buf + fadt_off);
+  header (&f->h, "FACP", sizeof (*f), 6);
+  f->minor_revision = 5;
+  f->dsdt = base + dsdt_off;
+  f->x_dsdt = base + dsdt_off;
+  /* A full (not hardware-reduced) FADT: hardware-reduced mode drops the
+     legacy PIC and with it Linux's ISA IRQ mappings (COM1's IRQ 4). */
+  f->sci_int = 9;
+  f->pm1a_evt = ACPI_PM1_EVT_PORT;
+  f->pm1_evt_len = 4;
+  f->pm1a_cnt = ACPI_PM1_CNT_PORT;
+  f->pm1_cnt_len = 2;
+  f->pm_tmr = ACPI_PM_TMR_PORT;
+  f->pm_tmr_len = 4;
+  f->flags = FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
+  f->iapc_boot_arch = BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA;
+  f->reset_reg = (struct gas){ .space_id = 1, .bit_width = 8, .address = 0xCF9 };
+  f->reset_value = 0x06;
+  memcpy (&f->hypervisor_id, "CLOISON", 7);
+  f->h.checksum = checksum (f, sizeof (*f));
+
+  struct sdt_header *x = (struct sdt_header *) (buf + xsdt_off);
+  uint64_t entries[2] = { base + fadt_off, base + madt_off };
+  header (x, "XSDT", sizeof (*x) + sizeof entries, 1);
+  memcpy (x + 1, entries, sizeof entries);
+  x->checksum = checksum (x, x->length);
+
+  struct rsdp *r = (struct rsdp *) (buf + rsdp_off);
+  memcpy (r->signature, "RSD PTR ", 8);
+  memcpy (r->oem_id, "CLOISN", 6);
+  r->revision = 2;
+  r->length = sizeof (*r);
+  r->xsdt = base + xsdt_off;
+  r->checksum = checksum (r, 20);
+  r->ext_checksum = checksum (r, sizeof (*r));
+  return madt_off + madt_len;
+}
+
+int
+acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
+{
+  uint8_t buf[4096];
+  size_t n = acpi_build (buf, sizeof buf, ACPI_RSDP_ADDR, ncpus);
+  if (n == 0 || !guest_mem_write (mem, ACPI_RSDP_ADDR, buf, n))
+    return cl_error_make (err, 0, "ACPI tables for %u vCPUs do not fit", ncpus);
+  return 0;
+}
+
+/* PM1a event (status, enable), PM1a control (SCI_EN always set: ACPI mode
+   from the start; SLP_TYP 5 + SLP_EN = poweroff), and the 24-bit PM timer
+   at 3.579545 MHz. */
+struct acpi_pm
+{
+  struct vm *vm;
+  _Atomic uint16_t enable; /* PM1 enable: kept, never raised */
+};
+
+static void
+pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
+{
+  struct acpi_pm *pm = opaque;
+  uint64_t port = ACPI_PM1_EVT_PORT + offset;
+  uint32_t v = 0;
+  memcpy (&v, data, len < 4 ? len : 4);
+  if (write)
+    {
+      if (port == ACPI_PM1_EVT_PORT + 2 && len == 2)
+        pm->enable = v;
+      else if (port == ACPI_PM1_EVT_PORT && len == 4)
+        pm->enable = v >> 16;
+      else if (port == ACPI_PM1_CNT_PORT && (v & (1u << 13)) && ((v >> 10) & 7) == 5)
+        vm_request_stop (pm->vm, VM_STOP_POWEROFF, "guest powered off (ACPI S5)");
+      return;
+    }
+  memset (data, 0, len);
+  if (port == ACPI_PM1_EVT_PORT)
+    v = (uint32_t) pm->enable << 16;
+  else if (port == ACPI_PM1_EVT_PORT + 2)
+    v = pm->enable;
+  else if (port == ACPI_PM1_CNT_PORT)
+    v = 1; /* SCI_EN */
+  else if (ACPI_PM1_EVT_PORT + offset >= ACPI_PM_TMR_PORT)
+    v = (uint32_t) ((unsigned __int128) cl_now_ns () * 3579545 / 1000000000) & 0xFFFFFF;
+  else
+    v = 0;
+  memcpy (data, &v, len < 4 ? len : 4);
+}
+
+int
+acpi_pm_create (struct vm *vm, cl_error_t *err)
+{
+  struct acpi_pm *pm = cl_xmalloc0 (sizeof (*pm));
+  pm->vm = vm;
+  vm_add_destructor (vm, free, pm);
+  return vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err);
+}

@@ -1,0 +1,115 @@
+/* The machine part of a cl_vmm_config as JSON: saved in a snapshot so
+   that --restore rebuilds the same machine, and shown by GET /vm. */
+#include "vmm/vmm_internal.h"
+
+#include "common/util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const console_names[] = { "serial", "virtio", "file" };
+
+json_t *
+vmm_config_to_json (const struct cl_vmm_config *cfg)
+{
+  json_t *disks = json_array (), *nets = json_array ();
+  for (size_t i = 0; i < cfg->ndisks; i++)
+    json_array_append_new (disks, json_pack ("{s:s,s:b,s:s*}", "path", cfg->disks[i].path,
+                                             "readonly", cfg->disks[i].readonly, "serial",
+                                             cfg->disks[i].serial));
+  for (size_t i = 0; i < cfg->nnets; i++)
+    {
+      const uint8_t *m = cfg->nets[i].mac;
+      char mac[18];
+      snprintf (mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4],
+                m[5]);
+      json_array_append_new (nets, json_pack ("{s:s,s:s*}", "tap", cfg->nets[i].tap, "mac",
+                                              cfg->nets[i].has_mac ? mac : NULL));
+    }
+  json_t *j = json_pack ("{s:s?,s:s?,s:s,s:i,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel", cfg->kernel,
+                    "initrd", cfg->initrd, "cmdline",
+                    cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE, "cpus", cfg->cpus,
+                    "memory", (json_int_t) cfg->memory, "disks", disks, "nets", nets,
+                    "vsock_cid", (json_int_t) cfg->vsock_cid, "rng", cfg->rng, "console",
+                    console_names[cfg->console]);
+  /* absent rather than null, for the readers' "s?s" */
+  if (json_is_null (json_object_get (j, "kernel")))
+    json_object_del (j, "kernel");
+  if (json_is_null (json_object_get (j, "initrd")))
+    json_object_del (j, "initrd");
+  return j;
+}
+
+int
+vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
+                      cl_error_t *err)
+{
+  json_t *disks, *nets;
+  json_int_t cpus, memory, cid;
+  int rng;
+  const char *console;
+  json_error_t je;
+
+  *out = *user;
+  out->kernel = out->initrd = out->cmdline = NULL;
+  if (json_unpack_ex (json, &je, 0, "{s?s,s?s,s:s,s:I,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel",
+                      &out->kernel, "initrd", &out->initrd, "cmdline", &out->cmdline, "cpus",
+                      &cpus, "memory", &memory, "disks", &disks, "nets", &nets, "vsock_cid", &cid,
+                      "rng", &rng, "console", &console)
+      < 0)
+    return cl_error_make (err, 0, "snapshot config: %s", je.text);
+  if (cpus < 1 || cpus > CL_VMM_MAX_CPUS || memory < (json_int_t) CL_VMM_MIN_MEMORY
+      || !json_is_array (disks) || !json_is_array (nets))
+    return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks or nets");
+  out->cpus = cpus;
+  out->memory = memory;
+  out->vsock_cid = cid;
+  out->rng = rng;
+  /* The guest's drivers were bound to the console it booted with. */
+  if (strcmp (console, "virtio") == 0 && user->console != CL_VMM_CONSOLE_VIRTIO)
+    out->console = CL_VMM_CONSOLE_VIRTIO;
+  else if (strcmp (console, "virtio") != 0 && user->console == CL_VMM_CONSOLE_VIRTIO)
+    out->console = CL_VMM_CONSOLE_SERIAL;
+
+  size_t nd = json_array_size (disks), nn = json_array_size (nets);
+  struct cl_vmm_disk *d = cl_xmalloc0 ((nd + 1) * sizeof (*d));
+  struct cl_vmm_net *n = cl_xmalloc0 ((nn + 1) * sizeof (*n));
+  out->disks = d;
+  out->ndisks = nd;
+  out->nets = n;
+  out->nnets = nn;
+  for (size_t i = 0; i < nd; i++)
+    {
+      int ro;
+      if (json_unpack (json_array_get (disks, i), "{s:s,s:b,s?s}", "path", &d[i].path, "readonly",
+                       &ro, "serial", &d[i].serial)
+          < 0)
+        return cl_error_make (err, 0, "snapshot config: disks[%zu]: bad format", i);
+      d[i].readonly = ro;
+    }
+  for (size_t i = 0; i < nn; i++)
+    {
+      const char *mac = NULL;
+      if (json_unpack (json_array_get (nets, i), "{s:s,s?s}", "tap", &n[i].tap, "mac", &mac) < 0)
+        return cl_error_make (err, 0, "snapshot config: nets[%zu]: bad format", i);
+      if (mac)
+        {
+          unsigned m[6];
+          if (sscanf (mac, "%x:%x:%x:%x:%x:%x", &m[0], &m[1], &m[2], &m[3], &m[4], &m[5]) != 6)
+            return cl_error_make (err, 0, "snapshot config: nets[%zu].mac: bad MAC", i);
+          for (int k = 0; k < 6; k++)
+            n[i].mac[k] = m[k];
+          n[i].has_mac = true;
+        }
+    }
+  return 0;
+}
+
+void
+vmm_config_free_arrays (struct cl_vmm_config *cfg)
+{
+  free ((void *) cfg->disks);
+  free ((void *) cfg->nets);
+  cfg->disks = NULL;
+  cfg->nets = NULL;
+}

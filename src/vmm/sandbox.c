@@ -1,0 +1,72 @@
+/* After set-up the VMM only runs vCPUs, the I/O thread and the API: a
+   seccomp allow-list (libseccomp) with no_new_privs, for every thread
+   (TSYNC).  CLOISON_VMM_SECCOMP=log reports instead of killing (to find a
+   missing syscall), =off disables it. */
+#include "vmm/vmm_internal.h"
+
+#include <errno.h>
+#include <linux/sched.h>
+#include <seccomp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+
+static const char *const allowed[] = {
+  /* I/O */
+  "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
+  "pwritev2", "lseek", "close", "fsync", "fdatasync", "fallocate", "ioctl", "fcntl",
+  /* event loop, threads, memory, time, signals */
+  "epoll_wait", "epoll_pwait", "epoll_ctl", "eventfd2", "poll", "ppoll", "futex",
+  "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "rt_sigreturn", "rt_sigprocmask",
+  "rt_sigaction", "tgkill", "getpid", "gettid", "exit", "exit_group", "clock_gettime",
+  "clock_nanosleep", "nanosleep", "sched_yield", "set_robust_list", "rseq", "getrandom",
+  "restart_syscall", "timerfd_create", "timerfd_settime", "timerfd_gettime", "sched_getaffinity",
+  /* API socket */
+  "accept", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown", "getsockopt",
+  "setsockopt", "getsockname", "getpeername",
+  /* snapshot files */
+  "openat", "open", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
+  "newfstatat", "fstat", "stat", "lstat", "statx", "ftruncate", "access", "faccessat",
+  "faccessat2", "getdents64", "umask",
+  /* asynchronous block I/O, if a device uses it */
+  "io_uring_enter", "io_uring_register",
+};
+
+int
+sandbox_apply (cl_error_t *err)
+{
+  const char *mode = getenv ("CLOISON_VMM_SECCOMP");
+  if (mode && strcmp (mode, "off") == 0)
+    return 0;
+  uint32_t deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+  scmp_filter_ctx ctx = seccomp_init (deny);
+  int ret;
+
+  if (ctx == NULL)
+    return cl_error_make (err, 0, "seccomp_init failed");
+  ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 1);
+  if (ret == 0)
+    ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+  for (size_t i = 0; ret == 0 && i < sizeof allowed / sizeof allowed[0]; i++)
+    {
+      int nr = seccomp_syscall_resolve_name (allowed[i]);
+      if (nr != __NR_SCMP_ERROR)
+        ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, nr, 0);
+    }
+  /* threads (a device may start one), never new processes */
+  if (ret == 0)
+    ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (clone), 1,
+                            SCMP_A0 (SCMP_CMP_MASKED_EQ, CLONE_THREAD, CLONE_THREAD));
+  if (ret == 0)
+    ret = seccomp_rule_add (ctx, SCMP_ACT_ERRNO (ENOSYS), SCMP_SYS (clone3), 0);
+  /* thread names (vcpuN) */
+  if (ret == 0)
+    ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (prctl), 1,
+                            SCMP_A0 (SCMP_CMP_EQ, PR_SET_NAME));
+  if (ret == 0)
+    ret = seccomp_load (ctx);
+  seccomp_release (ctx);
+  if (ret < 0)
+    return cl_error_make (err, -ret, "seccomp filter");
+  return 0;
+}

@@ -1,0 +1,415 @@
+/* Unit tests of the VM core's pure parts: e820 and boot_params building,
+   the MP table, the UART register model, PCI config space semantics
+   (through the real 0xCF8/0xCFC dispatch, on a VM without KVM). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "vmm/acpi.h"
+#include "vmm/boot.h"
+#include "vmm/devices.h"
+#include "vmm/machine.h"
+#include "vmm/mptable.h"
+#include "vmm/pci.h"
+#include "vmm/vmm.h"
+
+/* ---------------------------------------------------------------- boot */
+
+static void
+test_e820_small (void **state)
+{
+  struct boot_e820_entry t[8];
+  (void) state;
+  int n = boot_e820_build (256ULL << 20, t, 8);
+  assert_int_equal (n, 3);
+  assert_true (t[0].addr == 0 && t[0].size == BOOT_MPTABLE_ADDR && t[0].type == 1);
+  assert_true (t[1].addr == BOOT_MPTABLE_ADDR && t[1].type == 2);
+  assert_true (t[1].addr + t[1].size == 0x100000);
+  assert_true (t[2].addr == 0x100000 && t[2].addr + t[2].size == (256ULL << 20));
+}
+
+static void
+test_e820_split_around_pci_hole (void **state)
+{
+  struct boot_e820_entry t[8];
+  (void) state;
+  int n = boot_e820_build (4ULL << 30, t, 8);
+  assert_int_equal (n, 4);
+  assert_true (t[2].addr + t[2].size == 0xC0000000ULL);
+  assert_true (t[3].addr == 0x100000000ULL && t[3].size == (1ULL << 30) && t[3].type == 1);
+}
+
+static void
+test_boot_params_fill (void **state)
+{
+  struct boot_params *bp = calloc (1, sizeof (*bp));
+  struct setup_header hdr = { 0 };
+  (void) state;
+  hdr.version = 0x20F;
+  hdr.initrd_addr_max = 0x7FFFFFFF;
+  hdr.header = 0x53726448;
+  boot_params_fill (bp, &hdr, 512ULL << 20, 0x20000, 42, 0x1F000000, 0x123456);
+  assert_int_equal (bp->hdr.type_of_loader, 0xFF);
+  assert_int_equal (bp->hdr.cmd_line_ptr, 0x20000);
+  assert_int_equal (bp->hdr.cmdline_size, 42);
+  assert_int_equal (bp->hdr.ramdisk_image, 0x1F000000);
+  assert_int_equal (bp->hdr.ramdisk_size, 0x123456);
+  assert_int_equal (bp->hdr.version, 0x20F);
+  assert_true (bp->hdr.loadflags & CAN_USE_HEAP);
+  assert_int_equal (bp->e820_entries, 3);
+  /* ELF kernels get a synthesized header */
+  boot_params_fill (bp, NULL, 64ULL << 20, 0x20000, 1, 0, 0);
+  assert_int_equal (bp->hdr.boot_flag, 0xAA55);
+  assert_int_equal (bp->hdr.header, 0x53726448);
+  free (bp);
+}
+
+/* ------------------------------------------------------------ MP table */
+
+static uint8_t
+sum (const uint8_t *p, size_t n)
+{
+  uint8_t s = 0;
+  while (n--)
+    s += *p++;
+  return s;
+}
+
+static void
+test_mptable (void **state)
+{
+  uint8_t buf[1024];
+  (void) state;
+  for (unsigned cpus = 1; cpus <= 32; cpus *= 2)
+    {
+      size_t n = mptable_build (buf, sizeof buf, 0x9FC00, cpus);
+      assert_true (n > 0 && n <= 1024);
+      assert_memory_equal (buf, "_MP_", 4);
+      assert_int_equal (sum (buf, 16), 0);
+      uint32_t phys;
+      memcpy (&phys, buf + 4, 4);
+      assert_int_equal (phys, 0x9FC00 + 16);
+      const uint8_t *t = buf + 16;
+      uint16_t len, count;
+      memcpy (&len, t + 4, 2);
+      memcpy (&count, t + 34, 2);
+      assert_memory_equal (t, "PCMP", 4);
+      assert_int_equal (sum (t, len), 0);
+      unsigned seen = 0;
+      const uint8_t *e = t + 44;
+      for (unsigned i = 0; i < count; i++)
+        {
+          if (e[0] == 0)
+            {
+              assert_int_equal (e[1], seen);             /* APIC id */
+              assert_int_equal (e[3] & 2, seen ? 0 : 2); /* BSP flag */
+              seen++;
+            }
+          e += e[0] == 0 ? 20 : 8;
+        }
+      assert_int_equal (seen, cpus);
+      assert_ptr_equal (e, t + len);
+    }
+  assert_int_equal (mptable_build (buf, 10, 0, 1), 0);
+}
+
+/* ---------------------------------------------------------------- ACPI */
+
+static void
+test_acpi_tables (void **state)
+{
+  static uint8_t buf[4096];
+  (void) state;
+  for (unsigned cpus = 1; cpus <= 32; cpus *= 4)
+    {
+      size_t n = acpi_build (buf, sizeof buf, 0xE0000, cpus);
+      assert_true (n > 0);
+      assert_memory_equal (buf, "RSD PTR ", 8);
+      assert_int_equal (sum (buf, 20), 0);
+      assert_int_equal (sum (buf, 36), 0);
+      uint64_t xsdt;
+      memcpy (&xsdt, buf + 24, 8);
+      const uint8_t *x = buf + (xsdt - 0xE0000);
+      uint32_t xlen;
+      memcpy (&xlen, x + 4, 4);
+      assert_memory_equal (x, "XSDT", 4);
+      assert_int_equal (sum (x, xlen), 0);
+      int seen_cpus = -1;
+      bool dsdt_ok = false;
+      for (uint32_t off = 36; off < xlen; off += 8)
+        {
+          uint64_t a;
+          memcpy (&a, x + off, 8);
+          const uint8_t *t = buf + (a - 0xE0000);
+          uint32_t len;
+          memcpy (&len, t + 4, 4);
+          assert_int_equal (sum (t, len), 0);
+          if (memcmp (t, "FACP", 4) == 0)
+            {
+              uint32_t dsdt;
+              memcpy (&dsdt, t + 40, 4);
+              const uint8_t *d = buf + (dsdt - 0xE0000);
+              uint32_t dlen;
+              memcpy (&dlen, d + 4, 4);
+              assert_memory_equal (d, "DSDT", 4);
+              assert_int_equal (sum (d, dlen), 0);
+              assert_non_null (memmem (d, dlen, "PCI0", 4));
+              assert_non_null (memmem (d, dlen, "_S5_", 4));
+              dsdt_ok = true;
+            }
+          if (memcmp (t, "APIC", 4) == 0)
+            {
+              seen_cpus = 0;
+              for (uint32_t e = 44; e < len; e += t[e + 1])
+                seen_cpus += t[e] == 0 && (t[e + 4] & 1);
+            }
+        }
+      assert_true (dsdt_ok);
+      assert_int_equal (seen_cpus, cpus);
+    }
+}
+
+/* ---------------------------------------------------------------- UART */
+
+static void
+test_uart_output_and_thre_interrupt (void **state)
+{
+  struct uart *u = uart_new_detached ();
+  char out[16];
+  (void) state;
+  assert_int_equal (uart_reg_read (u, 5) & 0x60, 0x60); /* THRE, TEMT */
+  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x01); /* no interrupt */
+  uart_reg_write (u, 1, 0x02);                           /* IER: THRE */
+  assert_true (uart_irq_pending (u));
+  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x02);
+  assert_false (uart_irq_pending (u)); /* reading IIR acknowledged it */
+  uart_reg_write (u, 0, 'h');
+  uart_reg_write (u, 0, 'i');
+  assert_true (uart_irq_pending (u));
+  assert_int_equal (uart_take_output (u, out, sizeof out), 2);
+  assert_memory_equal (out, "hi", 2);
+  uart_free (u);
+}
+
+static void
+test_uart_input (void **state)
+{
+  struct uart *u = uart_new_detached ();
+  (void) state;
+  uart_reg_write (u, 1, 0x01); /* IER: received data */
+  assert_false (uart_irq_pending (u));
+  uart_feed_input (u, "ab", 2);
+  assert_true (uart_irq_pending (u));
+  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x04);
+  assert_int_equal (uart_reg_read (u, 5) & 1, 1);
+  assert_int_equal (uart_reg_read (u, 0), 'a');
+  assert_int_equal (uart_reg_read (u, 0), 'b');
+  assert_int_equal (uart_reg_read (u, 5) & 1, 0);
+  assert_false (uart_irq_pending (u));
+  uart_free (u);
+}
+
+static void
+test_uart_registers (void **state)
+{
+  struct uart *u = uart_new_detached ();
+  char out[4];
+  (void) state;
+  uart_reg_write (u, 7, 0x5A);
+  assert_int_equal (uart_reg_read (u, 7), 0x5A); /* scratch */
+  uart_reg_write (u, 3, 0x83);                   /* DLAB, 8N1 */
+  uart_reg_write (u, 0, 0x01);
+  uart_reg_write (u, 1, 0x00);
+  assert_int_equal (uart_reg_read (u, 0), 0x01); /* divisor latch, not RX */
+  assert_int_equal (uart_take_output (u, out, sizeof out), 0);
+  uart_reg_write (u, 3, 0x03);
+  assert_int_equal (uart_reg_read (u, 3), 0x03);
+  uart_reg_write (u, 2, 0x07); /* FIFO on */
+  assert_int_equal (uart_reg_read (u, 2) & 0xC0, 0xC0);
+  /* loopback as Linux's probe checks it: MCR 0x1A -> MSR 0x90 */
+  uart_reg_write (u, 4, 0x1A);
+  assert_int_equal (uart_reg_read (u, 6) & 0xF0, 0x90);
+  uart_reg_write (u, 0, 'x');
+  assert_int_equal (uart_take_output (u, out, sizeof out), 0);
+  assert_int_equal (uart_reg_read (u, 0), 'x');
+  uart_free (u);
+}
+
+/* ----------------------------------------------------------------- PCI */
+
+static struct vm *
+vm_without_kvm (void)
+{
+  struct vm *vm = calloc (1, sizeof (*vm));
+  pthread_rwlock_init (&vm->io_lock, NULL);
+  pthread_mutex_init (&vm->metric_lock, NULL);
+  pthread_mutex_init (&vm->state_lock, NULL);
+  pthread_cond_init (&vm->state_cond, NULL);
+  vm->metrics = calloc (256, sizeof (*vm->metrics));
+  vm->wake_fd = -1;
+  return vm;
+}
+
+static int moved_bar = -1;
+static uint64_t moved_old, moved_new, last_read_off;
+
+static void
+test_bar_read (struct pci_device *dev, int bar, uint64_t offset, void *data, unsigned len)
+{
+  (void) dev;
+  (void) bar;
+  last_read_off = offset;
+  memset (data, 0xAB, len);
+}
+
+static void
+test_bar_moved (struct pci_device *dev, int bar, uint64_t old, uint64_t new)
+{
+  (void) dev;
+  moved_bar = bar;
+  moved_old = old;
+  moved_new = new;
+}
+
+static const struct pci_device_ops test_ops = { .bar_read = test_bar_read,
+                                                .bar_moved = test_bar_moved };
+
+static uint32_t
+cfg_read (struct vm *vm, int slot, int off)
+{
+  uint32_t a = 0x80000000u | (slot << 11) | (off & 0xFC), v;
+  vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
+  vm_io_dispatch (vm, true, 0xCFC, &v, 4, false);
+  return v;
+}
+
+static void
+cfg_write (struct vm *vm, int slot, int off, uint32_t v)
+{
+  uint32_t a = 0x80000000u | (slot << 11) | (off & 0xFC);
+  vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
+  vm_io_dispatch (vm, true, 0xCFC, &v, 4, true);
+}
+
+static void
+test_pci_config_space (void **state)
+{
+  struct vm *vm = vm_without_kvm ();
+  struct pci_device dev = { 0 };
+  cl_error_t err = NULL;
+  (void) state;
+
+  assert_int_equal (pci_bus_create (vm, &err), 0);
+  pci_device_init (&dev, 0x1AF4, 0x1042, 0x1AF4, 2, 0x010000, 1);
+  dev.ops = &test_ops;
+  dev.bars[0] = (struct pci_bar){ .size = 0x4000, .is_64bit = true };
+  dev.bars[2] = (struct pci_bar){ .size = 0x100, .is_pio = true };
+  uint8_t cap1[4] = { 0x11, 0, 0x34, 0x12 }, cap2[8] = { 0x09, 0, 8 };
+  int off1 = pci_add_capability (&dev, cap1, sizeof cap1);
+  int off2 = pci_add_capability (&dev, cap2, sizeof cap2);
+  assert_int_equal (off1, 0x40);
+  assert_int_equal (off2, 0x44);
+  assert_int_equal (pci_register (vm, &dev, &err), 0);
+  assert_int_equal (dev.slot, 1);
+
+  /* identity, read-only */
+  assert_int_equal (cfg_read (vm, 1, 0), 0x10421AF4);
+  cfg_write (vm, 1, 0, 0xFFFFFFFF);
+  assert_int_equal (cfg_read (vm, 1, 0), 0x10421AF4);
+  assert_int_equal (cfg_read (vm, 1, 8) >> 8, 0x010000);
+  assert_int_equal (cfg_read (vm, 0, 8) >> 8, 0x060000); /* host bridge */
+  assert_int_equal (cfg_read (vm, 5, 0), 0xFFFFFFFF);    /* empty slot */
+
+  /* capability list */
+  assert_true (cfg_read (vm, 1, 4) & (0x10 << 16));
+  assert_int_equal (cfg_read (vm, 1, 0x34) & 0xFF, 0x40);
+  assert_int_equal ((cfg_read (vm, 1, 0x40) >> 8) & 0xFF, 0x44);
+  assert_int_equal ((cfg_read (vm, 1, 0x44) >> 8) & 0xFF, 0);
+
+  /* BARs in the windows, sizing, relocation */
+  uint64_t a0 = dev.bars[0].addr;
+  assert_true (a0 >= VM_PCI_MMIO_START && a0 + 0x4000 <= VM_PCI_MMIO_END);
+  assert_int_equal (cfg_read (vm, 1, 0x10), (uint32_t) a0 | 0x4);
+  assert_int_equal (dev.bars[2].addr, VM_PCI_PIO_START);
+  assert_int_equal (cfg_read (vm, 1, 0x18), VM_PCI_PIO_START | 1);
+  cfg_write (vm, 1, 0x10, 0xFFFFFFFF);
+  assert_int_equal (cfg_read (vm, 1, 0x10), 0xFFFFC004);
+  assert_int_equal (moved_bar, -1); /* sizing is not a move */
+  cfg_write (vm, 1, 0x10, (uint32_t) a0);
+  assert_int_equal (moved_bar, -1);
+  cfg_write (vm, 1, 0x18, 0xFFFFFFFF);
+  assert_int_equal (cfg_read (vm, 1, 0x18), 0xFFFFFF01);
+  cfg_write (vm, 1, 0x18, VM_PCI_PIO_START | 1);
+
+  uint8_t b[4];
+  assert_true (vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
+  assert_int_equal (last_read_off, 0x10);
+  cfg_write (vm, 1, 0x10, 0xD0000000);
+  assert_int_equal (moved_bar, 0);
+  assert_int_equal (moved_old, a0);
+  assert_int_equal (moved_new, 0xD0000000);
+  assert_false (vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
+  assert_true (vm_io_dispatch (vm, false, 0xD0000020, b, 4, false));
+  assert_int_equal (last_read_off, 0x20);
+
+  /* interrupt line writable, header type not */
+  cfg_write (vm, 1, 0x3C, 0x0000000B);
+  assert_int_equal (cfg_read (vm, 1, 0x3C) & 0xFF, 0x0B);
+  cfg_write (vm, 1, 0x0C, 0x00FF0000);
+  assert_int_equal ((cfg_read (vm, 1, 0x0C) >> 16) & 0xFF, 0);
+}
+
+/* ----------------------------------------------------------- CLI specs */
+
+static void
+test_parse_disk_and_net (void **state)
+{
+  struct cl_vmm_disk d;
+  struct cl_vmm_net n;
+  cl_error_t err = NULL;
+  (void) state;
+  assert_int_equal (cl_vmm_parse_disk ("/x.img,ro,serial=abc", &d, &err), 0);
+  assert_string_equal (d.path, "/x.img");
+  assert_true (d.readonly);
+  assert_string_equal (d.serial, "abc");
+  assert_int_equal (cl_vmm_parse_disk ("/y.img", &d, &err), 0);
+  assert_false (d.readonly);
+  assert_null (d.serial);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,rw", &d, &err), -1);
+  assert_non_null (strstr (err->msg, "`rw`"));
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_disk ("/y.img,serial=123456789012345678901", &d, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd:ef", &n, &err), 0);
+  assert_string_equal (n.tap, "tap0");
+  assert_true (n.has_mac);
+  assert_int_equal (n.mac[3], 0xab);
+  assert_int_equal (cl_vmm_parse_net ("tap=tap0,mac=52:54:00:ab:cd", &n, &err), -1);
+  cl_error_release (&err);
+  assert_int_equal (cl_vmm_parse_net ("mac=52:54:00:ab:cd:ef", &n, &err), -1);
+  assert_non_null (strstr (err->msg, "tap=NAME"));
+  cl_error_release (&err);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_e820_small),
+    cmocka_unit_test (test_e820_split_around_pci_hole),
+    cmocka_unit_test (test_boot_params_fill),
+    cmocka_unit_test (test_mptable),
+    cmocka_unit_test (test_acpi_tables),
+    cmocka_unit_test (test_uart_output_and_thre_interrupt),
+    cmocka_unit_test (test_uart_input),
+    cmocka_unit_test (test_uart_registers),
+    cmocka_unit_test (test_pci_config_space),
+    cmocka_unit_test (test_parse_disk_and_net),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
