@@ -2,6 +2,7 @@
    and the VMM library run in a child of the instance's monitor, with the
    serial console appended to INSTANCE/console.log. */
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "image/image.h"
 #include "manager/images.h"
@@ -437,22 +438,23 @@ api_request (const char *socket_path, const char *method, const char *path, cons
 int
 vm_api_pause (const char *socket, bool pause, cl_error_t *err)
 {
-  return api_request (socket, "PATCH", "/vm", pause ? "{\"state\":\"Paused\"}"
-                                                    : "{\"state\":\"Resumed\"}",
+  return api_request (socket, "PUT", "/vm/state", pause ? "{\"state\":\"paused\"}"
+                                                         : "{\"state\":\"running\"}",
                       err);
 }
 
 int
 vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
 {
-  cleanup_free char *body = cl_strdup_printf ("{\"snapshot_path\":\"%s\"}", dir);
+  cleanup_json json_t *j = json_pack ("{s:s}", "dir", dir);
+  cleanup_free char *body = json_dumps (j, JSON_COMPACT);
   return api_request (socket, "PUT", "/snapshot/create", body, err);
 }
 
 int
 vm_api_shutdown (const char *socket, cl_error_t *err)
 {
-  return api_request (socket, "PUT", "/actions", "{\"action_type\":\"SendCtrlAltDel\"}", err);
+  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"stopped\"}", err);
 }
 
 int

@@ -136,3 +136,28 @@ def test_vm_killed_monitor_reconciled(cl):
     while pid_alive(info["pid"]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not pid_alive(info["pid"])
+
+
+def test_vm_stateful_snapshot_restore_resumes(cl):
+    """The counter guest counts 40 timer ticks then stops.  A stateful
+    snapshot taken mid-way, restored after it stopped, brings it back
+    running from that count: it finishes again without counting from 1."""
+    cl("launch", "busybox", "vm6", "--vm", "--kernel", guest("counter"), "--memory", "32M")
+    log = os.path.join(cl.root, "instances", "vm6", "console.log")
+    deadline = time.monotonic() + 10
+    while "count 5\n" not in open(log).read():
+        assert time.monotonic() < deadline, open(log).read()
+        time.sleep(0.05)
+    cl("snapshot", "create", "--stateful", "vm6", "mid")
+    wait_status(cl, "vm6", "stopped", timeout=20)
+    first = open(log).read()
+    assert first.count("count 40\n") == 1
+    p = cl("snapshot", "create", "--stateful", "vm6", "again", check=False)
+    assert p.returncode != 0 and "not running" in p.stderr
+    cl("snapshot", "restore", "vm6", "mid")
+    assert cl.info("vm6")["status"] == "running"
+    wait_status(cl, "vm6", "stopped", timeout=20)
+    after = open(log).read()[len(first):]
+    assert "count 40\n" in after and "count 1\n" not in after, after
+    assert "stateful" in cl("snapshot", "list", "vm6").stdout.splitlines()[0].lower()
+    assert " yes " in cl("snapshot", "list", "vm6").stdout
