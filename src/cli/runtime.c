@@ -490,15 +490,16 @@ main (int argc, char **argv)
 
   for (i = 1; i < argc && argv[i][0] == '-'; i++)
     {
-      char *a = argv[i], *val = NULL, *eq;
+      char *a = argv[i], *val = NULL, *eq, key[32];
       const char *name = a + (a[1] == '-' ? 2 : 1);
-      cleanup_free char *key = strdup (name);
-      eq = strchr (key, '=');
+      size_t len = strlen (name);
+      eq = strchr (name, '=');
       if (eq)
         {
-          *eq = '\0';
-          val = eq + 1;
+          len = (size_t) (eq - name);
+          val = eq + 1; /* points into argv: lives as long as we do */
         }
+      snprintf (key, sizeof key, "%.*s", (int) len, name);
 #define TAKE_VALUE()                                                                               \
   do                                                                                               \
     {                                                                                              \

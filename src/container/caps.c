@@ -84,6 +84,18 @@ caps_read (json_t *capabilities, struct cap_sets *sets, cl_error_t *err)
   return 0;
 }
 
+/* 21 -> "CAP_SYS_ADMIN", the spelling of the spec, for messages. */
+static void
+cap_display_name (int c, char *buf, size_t size)
+{
+  char *name = cap_to_name (c);
+  size_t i;
+  for (i = 0; name && name[i] && i + 1 < size; i++)
+    buf[i] = toupper ((unsigned char) name[i]);
+  buf[i] = '\0';
+  cap_free (name);
+}
+
 int
 cl_caps_validate (json_t *capabilities, cl_error_t *err)
 {
@@ -118,10 +130,9 @@ cl_caps_drop_bounding (json_t *capabilities, cl_error_t *err)
         continue;
       if (prctl (PR_CAPBSET_DROP, c, 0, 0, 0) < 0)
         {
-          char *name = cap_to_name (c);
-          cl_error_errno (err, "process.capabilities.bounding: drop `%s`", name ? name : "?");
-          cap_free (name);
-          return -1;
+          char name[64];
+          cap_display_name (c, name, sizeof name);
+          return cl_error_errno (err, "process.capabilities.bounding: drop `%s`", name);
         }
     }
   if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
@@ -167,13 +178,12 @@ cl_caps_apply (json_t *capabilities, cl_error_t *err)
     if ((sets.bits[SET_AMBIENT] & (1ULL << c))
         && prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
       {
-        char *name = cap_to_name (c);
-        cl_error_errno (err,
-                        "process.capabilities.ambient: raise `%s` (it must also be permitted and "
-                        "inheritable)",
-                        name ? name : "?");
-        cap_free (name);
-        return -1;
+        char name[64];
+        cap_display_name (c, name, sizeof name);
+        return cl_error_errno (err,
+                               "process.capabilities.ambient: raise `%s` (it must also be permitted "
+                               "and inheritable)",
+                               name);
       }
   if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
     return cl_error_errno (err, "prctl PR_SET_KEEPCAPS");

@@ -260,11 +260,17 @@ check_cgroups_path (const char *path, cl_error_t *err)
                           "linux.cgroupsPath: `%s` is in systemd's slice:prefix:name form, which "
                           "needs --systemd-cgroup (not supported: cloison drives cgroupfs itself)",
                           path);
-  if (*path == '\0')
-    return cl_error_make (err, 0, "linux.cgroupsPath: empty");
-  for (const char *p = path; (p = strstr (p, "..")); p += 2)
-    if ((p == path || p[-1] == '/') && (p[2] == '/' || p[2] == '\0'))
-      return cl_error_make (err, 0, "linux.cgroupsPath: `%s` must not contain `..`", path);
+  if (path[strspn (path, "/")] == '\0')
+    return cl_error_make (err, 0, "linux.cgroupsPath: `%s` names no cgroup below the root", path);
+  for (const char *p = path; *p;)
+    {
+      size_t len = strcspn (p, "/");
+      if ((len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+        return cl_error_make (err, 0, "linux.cgroupsPath: `%s` must not contain `.` or `..`",
+                              path);
+      p += len;
+      p += strspn (p, "/");
+    }
   return 0;
 }
 
@@ -326,6 +332,8 @@ make_dirs (const char *mount, const char *rel, bool cpuset, int *created, cl_err
   cleanup_free char *full = join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   *created = 0;
+  if (strlen (full) <= base + 1)
+    return cl_error_make (err, 0, "cgroup `%s`: not below the hierarchy's root", full);
   for (int attempt = 0;; attempt++)
     {
       bool failed = false;
@@ -361,7 +369,6 @@ enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
      children, from the top down. */
   cleanup_free char *full = join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
-  cleanup_free char *value = NULL;
   char *save = NULL;
   cleanup_free char *copy = strdup (wanted);
 
@@ -390,7 +397,6 @@ enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
           *p = saved;
         }
     }
-  (void) value;
 }
 
 struct cl_cgroup_dir *
@@ -617,6 +623,10 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
                      err)
           < 0)
         goto fail;
+      /* The shared `cloison` parent of default paths goes with its last
+         container, whoever made it. */
+      if (default_path && d->created < 2)
+        d->created = 2;
       if (d->v2 && cg->mode == CL_CGROUP_V2)
         enable_v2_controllers (d->mount, rel, cg->unified_controllers);
     }
@@ -653,10 +663,12 @@ cl_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err)
   if (cl_cgroup_resources (NULL, resources, "linux.resources", err) < 0
       || cl_cgroup_resources (cg, resources, "linux.resources", err) < 0)
     return -1;
+  /* Device rules stay as created, as with runc's update: the nodes of
+     linux.devices are not known here and would lose access. */
   if (cl_json_array (resources, "linux.resources", "devices", &devices, err) < 0)
     return -1;
-  if (devices && apply_devices (cg, devices, NULL, err) < 0)
-    return -1;
+  if (devices)
+    cl_debug ("update: linux.resources.devices ignored (set at create)");
   return 0;
 }
 
@@ -987,8 +999,16 @@ mount_one (const struct hierarchy *h, const char *where, unsigned long flags, cl
 
   if (mount ("cgroup", where, h->v2 ? "cgroup2" : "cgroup", mflags, data) == 0)
     return 0;
+  /* The same hierarchy with the same root is already mounted there (a
+     spec listing the mount twice). */
+  if (errno == EBUSY)
+    return 0;
   /* Without a cgroup namespace of our own (or in a user namespace, where
-     v1 cannot be mounted) bind the container's own directory, as runc. */
+     v1 cannot be mounted) bind the container's own directory, as runc.
+     Seen from another cgroup namespace, the host's mount is rooted
+     outside ours ("/.."): nothing safe to bind then. */
+  if (strncmp (h->root, "/..", 3) == 0)
+    return cl_error_errno (err, "mount cgroup at `%s`", where);
   own = own_cgroup (h);
   source = join_clean (h->mount, own, NULL);
   if (mount (source, where, NULL, MS_BIND | MS_REC, NULL) < 0)

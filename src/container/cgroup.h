@@ -59,7 +59,11 @@ int cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err);
 int cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err);
 void cl_cgroup_free (struct cl_cgroup *cg);
 
-/* State file round trip, so that later commands find the cgroup. */
+/* State file round trip, so that later commands find the cgroup.  The
+   saved form is stable (the runtime reads it to join at clone time):
+   {"mode": "v1"|"hybrid"|"v2", "dirs": [{"controllers": "memory" |
+   "cpu,cpuacct" | "name=systemd" | "" (unified), "mount": MOUNTPOINT,
+   "path": ABSOLUTE_DIR, "created": N, "v2": BOOL}, ...]}. */
 json_t *cl_cgroup_save (struct cl_cgroup *cg);
 int cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err);
 

@@ -335,7 +335,7 @@ cl_dev_bpf_build (const struct cl_dev_policy *p, struct bpf_insn **out, size_t *
   for (size_t i = 0; i < p->n; i++)
     {
       const struct cl_dev_rule *r = &p->exceptions[i];
-      size_t start = n, jumps[4], n_jumps = 0;
+      size_t jumps[4], n_jumps = 0;
       int access = bpf_access (r->access);
 
       if (r->type != 'a')
@@ -377,7 +377,6 @@ cl_dev_bpf_build (const struct cl_dev_policy *p, struct bpf_insn **out, size_t *
       /* A failed test skips to the next exception. */
       for (size_t j = 0; j < n_jumps; j++)
         prog[jumps[j]].off = (int16_t) (n - jumps[j] - 1);
-      (void) start;
     }
   prog[n++] = MOV64_IMM (BPF_REG_0, p->default_allow ? 1 : 0);
   prog[n++] = EXIT_INSN ();

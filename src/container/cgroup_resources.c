@@ -116,7 +116,8 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
   if ((has_oom = cl_json_bool (mem, ctx, "disableOOMKiller", &oom_off, err)) < 0
       || (has_hier = cl_json_bool (mem, ctx, "useHierarchy", &hier, err)) < 0)
     return -1;
-  if (cl_json_bool (mem, ctx, "checkBeforeUpdate", &(bool){ false }, err) < 0)
+  bool check_before = false;
+  if (cl_json_bool (mem, ctx, "checkBeforeUpdate", &check_before, err) < 0)
     return -1;
   if (has_limit && limit == 0)
     has_limit = false; /* 0 means "not set" for runc */
@@ -158,6 +159,17 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
   /* v2: memory.swap.max counts swap alone. */
   if (has_swap && swap != -1 && (!has_limit || limit == -1))
     return cl_error_make (err, 0, "%s.swap: a swap limit needs a memory limit on cgroup v2", ctx);
+  if (check_before && has_limit && limit > 0)
+    {
+      /* A limit below the current usage would make the kernel reclaim or
+         kill at once: refuse it instead, as the spec allows. */
+      cleanup_free char *cur = NULL;
+      if (cl_cgroup_read (cg, "memory", "memory.current", &cur, err) < 0)
+        return -1;
+      if (strtoull (cur, NULL, 10) > (uint64_t) limit)
+        return cl_error_make (err, 0, "%s.limit: %" PRId64 " is below the current usage %s", ctx,
+                              limit, strtok (cur, "\n"));
+    }
   if (has_limit && put (cg, "memory", "memory.max", v2_limit (limit), ctx, "limit", err) < 0)
     return -1;
   if (has_swap

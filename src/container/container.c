@@ -107,11 +107,48 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
   return 0;
 }
 
+/* fork with namespaces; with cgroup_fd >= 0 the child starts in that
+   cgroup v2 directory (*placed tells whether the kernel did it). */
 static pid_t
-clone_fork (int flags)
+clone_fork (int flags, int cgroup_fd, bool *placed)
 {
   struct clone_args args = { .flags = (uint64_t) flags, .exit_signal = SIGCHLD };
+  pid_t pid;
+
+  *placed = false;
+  if (cgroup_fd >= 0)
+    {
+      args.flags |= CLONE_INTO_CGROUP;
+      args.cgroup = (uint64_t) cgroup_fd;
+      pid = (pid_t) syscall (SYS_clone3, &args, sizeof args);
+      if (pid >= 0)
+        {
+          *placed = true;
+          return pid;
+        }
+      args.flags &= ~(uint64_t) CLONE_INTO_CGROUP;
+    }
   return (pid_t) syscall (SYS_clone3, &args, sizeof args);
+}
+
+static char **
+strv_append (char **v, char *s)
+{
+  size_t n = 0;
+  while (v && v[n])
+    n++;
+  v = realloc (v, (n + 2) * sizeof *v);
+  v[n] = s;
+  v[n + 1] = NULL;
+  return v;
+}
+
+static void
+strv_free (char **v)
+{
+  for (size_t i = 0; v && v[i]; i++)
+    free (v[i]);
+  free (v);
 }
 
 static void
@@ -164,7 +201,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                bool for_run, struct created *c, cl_error_t *err)
 {
   cleanup_free char *rootfs = NULL, *bundle = NULL, *fifo = NULL, *created_at = NULL;
-  cleanup_close int fifo_fd = -1;
+  cleanup_close int fifo_fd = -1, v2_fd = -1;
+  cleanup_json json_t *cg_saved = NULL;
+  cleanup_free char *v2_procs = NULL;
+  char **join = NULL;
+  bool placed = false;
   json_t *linux_obj, *process;
   int sv[2] = { -1, -1 }, flags;
   bool terminal;
@@ -174,6 +215,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
 
   memset (c, 0, sizeof *c);
   c->sync_fd = c->master = -1;
+  cl_debug ("phase %.3f ms: create", cl_now_ns () / 1e6);
   if (cl_validate_name (id, "container id", err) < 0)
     return -1;
   if (opts->bundle == NULL)
@@ -222,8 +264,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       cl_error_errno (err, "socketpair");
       goto fail;
     }
+  /* The cgroup first, limits applied while it is empty; the init joins
+     it on its own (see init.h). */
+  cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
+  if (cl_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
+    goto fail;
+  cg_saved = cl_cgroup_save (c->cg);
+  join = cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
   flags = clone_flags (linux_obj);
-  pid = clone_fork (flags);
+  cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
+  pid = clone_fork (flags, v2_fd, &placed);
+  if (!placed && v2_procs)
+    join = strv_append (join, steal_pointer (&v2_procs));
   if (pid < 0)
     {
       cl_error_errno (err, "clone the container init");
@@ -234,7 +286,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       struct init_args a = { .config = c->config, .rootfs = rootfs, .bundle = bundle, .id = id,
                              .sync_fd = sv[1], .fifo_fd = fifo_fd, .preserve_fds = opts->preserve_fds,
                              .no_pivot = opts->no_pivot, .no_new_keyring = opts->no_new_keyring,
-                             .ns_new = flags, .stdio = opts->stdio };
+                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join };
       close (sv[0]);
       init_run (&a);
     }
@@ -250,14 +302,13 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
+  json_object_set_new (c->st.doc, "ownPidns", json_boolean (flags & CLONE_NEWPID));
   if (flags & CLONE_NEWUSER)
     {
       if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
           || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
         goto fail;
     }
-  if (cl_cgroup_enter (id, linux_obj, pid, &c->cg, err) < 0)
-    goto fail;
   if (sync_send (c->sync_fd, SYNC_GO, 0, NULL) < 0)
     {
       cl_error_errno (err, "sync with the container init");
@@ -302,12 +353,10 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           goto fail;
         }
     }
+  cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
   c->st.pid_start = state_pid_start (c->st.pid);
-  {
-    json_t *saved = cl_cgroup_save (c->cg);
-    if (saved)
-      json_object_set_new (c->st.doc, "cgroup", saved);
-  }
+  if (cg_saved)
+    json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
   if (state_save (&c->st, err) < 0 || write_pid_file (opts->pid_file, c->st.pid, err) < 0)
     goto fail;
   if (!for_run)
@@ -315,9 +364,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       close (c->sync_fd);
       c->sync_fd = -1;
     }
+  strv_free (join);
   return 0;
 
 fail:
+  strv_free (join);
   if (sv[1] >= 0)
     close (sv[1]);
   if (c->st.pid > 0)
@@ -367,7 +418,9 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
   json_t *hooks = json_object_get (st->doc, "hooks");
   cl_error_t e = NULL;
 
-  if (cg)
+  /* With its own pid namespace, the container's processes died with its
+     init: no need to sweep the cgroup. */
+  if (cg && (state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))
     {
       if (cl_cgroup_kill_all (cg, SIGKILL, &e) < 0)
         cl_error_release (&e);
@@ -457,10 +510,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
   set_forwarding (c.st.pid, true);
   if (c.master >= 0)
     console_proxy (c.master);
+  cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
   status = wait_exit_status (c.st.pid);
+  cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
   set_forwarding (0, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
+  cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);
   created_release (&c);
   return r;
 }
@@ -728,67 +784,6 @@ out:
 /* -------------------------------------------------------------------- */
 /* exec                                                                   */
 
-/* Moves `pid` into every cgroup the init is in (read from
-   /proc/INIT/cgroup and the cgroup mounts of /proc/self/mountinfo), so
-   that exec works the same on v1, v2 and hybrid hosts. */
-static int
-join_cgroups (pid_t init, pid_t pid, cl_error_t *err)
-{
-  cleanup_free char *cgroups = NULL, *mountinfo = NULL, *path = cl_strdup_printf ("/proc/%d/cgroup", init);
-  char *save = NULL, *line;
-  char pidbuf[16];
-  int pidlen = snprintf (pidbuf, sizeof pidbuf, "%d", pid);
-
-  if (cl_read_file (path, &cgroups, NULL, err) < 0 || cl_read_file ("/proc/self/mountinfo", &mountinfo, NULL, err) < 0)
-    return -1;
-  for (line = strtok_r (cgroups, "\n", &save); line; line = strtok_r (NULL, "\n", &save))
-    {
-      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL;
-      char *ctrl, *cgpath, *mi, *msave = NULL, *first;
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      ctrl = c1 + 1;
-      cgpath = c2 + 1;
-      first = strsep (&ctrl, ",");
-      cleanup_free char *mi_copy = strdup (mountinfo);
-      for (mi = strtok_r (mi_copy, "\n", &msave); mi; mi = strtok_r (NULL, "\n", &msave))
-        {
-          char mroot[PATH_MAX], mpoint[PATH_MAX], fstype[64], super[1024];
-          const char *sep = strstr (mi, " - ");
-          bool match = false;
-          if (sep == NULL || sscanf (mi, "%*s %*s %*s %4095s %4095s", mroot, mpoint) != 2
-              || sscanf (sep + 3, "%63s %*s %1023s", fstype, super) != 2)
-            continue;
-          if (*first == '\0')
-            match = strcmp (fstype, "cgroup2") == 0;
-          else if (strcmp (fstype, "cgroup") == 0)
-            {
-              char *s = super, *o;
-              while ((o = strsep (&s, ",")))
-                match |= strcmp (o, first) == 0;
-            }
-          if (match)
-            {
-              size_t rl = strcmp (mroot, "/") == 0 ? 0 : strlen (mroot);
-              const char *rel = strncmp (cgpath, mroot, rl) == 0 ? cgpath + rl : cgpath;
-              cleanup_free char *procs = cl_strdup_printf ("%s%s/cgroup.procs", mpoint, rel);
-              cl_error_t e = NULL;
-              if (cl_write_file (procs, pidbuf, pidlen, 0, &e) < 0)
-                {
-                  /* A hierarchy that holds nothing of ours (the host's
-                     own cgroup for this process) may refuse: only the
-                     container's own path matters. */
-                  cl_debug ("exec: join `%s`: %s", procs, e->msg);
-                  cl_error_release (&e);
-                }
-              break;
-            }
-        }
-    }
-  return 0;
-}
-
 static int
 exec_process (struct container_state *st, const struct cl_container_exec_opts *opts, json_t **out,
               cl_error_t *err)
@@ -855,7 +850,7 @@ static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLO
 
 __attribute__ ((noreturn)) static void
 exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
-            int sync_fd)
+            char **cgroup_join, int sync_fd)
 {
   cl_error_t err = NULL;
   int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
@@ -875,6 +870,8 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
   process_close_fds (opts->preserve_fds, keep, 4);
   if (sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
     _exit (1);
+  if (cgroup_join_self (cgroup_join, &err) < 0)
+    sync_fail (sync_fd, &err);
   /* Open every namespace first: after joining the mount namespace the
      host's /proc is gone. */
   for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
@@ -949,6 +946,10 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   cleanup_json json_t *process = NULL;
   const char *status;
   int sv[2] = { -1, -1 }, master = -1, r = -1;
+  cleanup_close int v2_fd = -1;
+  cleanup_free char *v2_procs = NULL;
+  char **join = NULL;
+  bool placed = false;
   pid_t helper = -1, pid = -1;
   struct sync_msg msg;
 
@@ -973,7 +974,10 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
       cl_error_errno (err, "socketpair");
       goto out;
     }
-  helper = fork ();
+  join = cgroup_join_files (json_object_get (st.doc, "cgroup"), &v2_fd, &v2_procs);
+  helper = clone_fork (0, v2_fd, &placed);
+  if (!placed && v2_procs)
+    join = strv_append (join, steal_pointer (&v2_procs));
   if (helper < 0)
     {
       cl_error_errno (err, "fork");
@@ -982,13 +986,11 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   if (helper == 0)
     {
       close (sv[0]);
-      exec_child (&st, process, opts, sv[1]);
+      exec_child (&st, process, opts, join, sv[1]);
     }
   close (sv[1]);
   sv[1] = -1;
   pid = helper;
-  if (join_cgroups (st.pid, helper, err) < 0)
-    goto fail;
   sync_send (sv[0], SYNC_GO, 0, NULL);
   for (;;)
     {
@@ -1052,6 +1054,7 @@ out:
     close (sv[0]);
   if (sv[1] >= 0)
     close (sv[1]);
+  strv_free (join);
   state_release (&st);
   return r;
 }
@@ -1086,12 +1089,11 @@ cl_container_parse_signal (const char *s, int *signo, cl_error_t *err)
       *signo = (int) n;
       return 0;
     }
-  if (strncasecmp (s, "SIG", 3) == 0)
-    s += 3;
+  const char *bare = strncasecmp (s, "SIG", 3) == 0 ? s + 3 : s;
   for (int i = 1; i < NSIG; i++)
     {
       const char *name = sigabbrev_np (i);
-      if (name && strcasecmp (name, s) == 0)
+      if (name && strcasecmp (name, bare) == 0)
         {
           *signo = i;
           return 0;

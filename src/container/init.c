@@ -1,6 +1,7 @@
 #include "container/init.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "container/cgroup.h"
 #include "container/console.h"
@@ -38,7 +39,10 @@ struct init_ctx
   int devnull; /* the host's /dev/null, checked to be the 1:3 char device */
   int console_slave;
   bool dev_is_tmpfs;
+  bool have_go;
 };
+
+static int wait_go (struct init_ctx *c, cl_error_t *err);
 
 int
 open_in_root (int rootfd, const char *path, int flags, mode_t mode)
@@ -51,6 +55,49 @@ open_in_root (int rootfd, const char *path, int flags, mode_t mode)
   if (*path == '\0')
     path = ".";
   return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+}
+
+char **
+cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs)
+{
+  json_t *dirs = json_object_get (saved, "dirs"), *d;
+  char **files = cl_xmalloc0 ((json_array_size (dirs) + 1) * sizeof *files);
+  size_t i, n = 0;
+
+  *v2_fd = -1;
+  *v2_procs = NULL;
+  json_array_foreach (dirs, i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path"));
+    if (path == NULL)
+      continue;
+    if (json_is_true (json_object_get (d, "v2")))
+      {
+        *v2_fd = open (path, O_PATH | O_DIRECTORY | O_CLOEXEC);
+        *v2_procs = cl_strdup_printf ("%s/cgroup.procs", path);
+      }
+    else
+      files[n++] = cl_strdup_printf ("%s/tasks", path);
+  }
+  return files;
+}
+
+int
+cgroup_join_self (char **files, cl_error_t *err)
+{
+  for (size_t i = 0; files && files[i]; i++)
+    {
+      int fd = open (files[i], O_WRONLY | O_CLOEXEC);
+      if (fd < 0 || write (fd, "0", 1) != 1)
+        {
+          cl_error_errno (err, "join cgroup `%s`", files[i]);
+          if (fd >= 0)
+            close (fd);
+          return -1;
+        }
+      close (fd);
+    }
+  return 0;
 }
 
 static char *
@@ -237,6 +284,8 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
       target_path = fd_path (target);
       if (strcmp (type, "cgroup") == 0)
         {
+          if (wait_go (c, err) < 0)
+            goto out;
           /* The module mounts below the target by name: give it the
              real path, not the fd's. */
           char real[PATH_MAX];
@@ -570,6 +619,8 @@ setup_rootfs (struct init_ctx *c, cl_error_t *err)
       || json_array_size (json_object_get (json_object_get (config, "hooks"), "createRuntime")))
     {
       struct sync_msg msg;
+      if (wait_go (c, err) < 0)
+        return -1;
       if (sync_send (c->a->sync_fd, SYNC_HOOKS, 0, NULL) < 0)
         return cl_error_errno (err, "sync with the runtime");
       if (sync_recv (c->a->sync_fd, SYNC_HOOKS_DONE, &msg, err) < 0)
@@ -577,7 +628,10 @@ setup_rootfs (struct init_ctx *c, cl_error_t *err)
     }
   if (json_object_get (json_object_get (config, "hooks"), "createContainer"))
     {
-      json_t *st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id",
+      json_t *st;
+      if (wait_go (c, err) < 0)
+        return -1;
+      st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id",
                               c->a->id, "status", "creating", "pid", (int) getpid (), "bundle",
                               c->a->bundle);
       int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st, err);
@@ -652,6 +706,48 @@ needs_child_fork (struct init_ctx *c)
   return false;
 }
 
+/* GO: ids are mapped and we are in the container's cgroup.  The cgroup
+   (and time) namespaces start from here. */
+static int
+wait_go (struct init_ctx *c, cl_error_t *err)
+{
+  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  struct sync_msg msg;
+  size_t i;
+
+  if (c->have_go)
+    return 0;
+  if (sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
+    return -1;
+  c->have_go = true;
+  json_array_foreach (ns, i, v)
+  {
+    const char *type = json_string_value (json_object_get (v, "type"));
+    int flag = spec_namespace_flag (type);
+    if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path")
+        && unshare (flag) < 0)
+      return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
+  }
+  return 0;
+}
+
+/* A user namespace needs its maps first; an extra fork must happen after
+   the time namespace exists. */
+static bool
+needs_go_early (struct init_ctx *c)
+{
+  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  size_t i;
+  if (c->a->ns_new & CLONE_NEWUSER || needs_child_fork (c))
+    return true;
+  json_array_foreach (ns, i, v)
+  {
+    if (strcmp (json_string_value (json_object_get (v, "type")), "user") == 0)
+      return true;
+  }
+  return false;
+}
+
 static int
 init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t *err)
 {
@@ -659,14 +755,18 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   json_t *process = json_object_get (a->config, "process");
   const char *hostname = json_string_value (json_object_get (a->config, "hostname"));
   const char *domainname = json_string_value (json_object_get (a->config, "domainname"));
-  struct sync_msg msg;
   int keep[6] = { a->sync_fd, a->fifo_fd, -1, -1, -1 };
 
   if (a->stdio)
     for (int i = 0; i < 3; i++)
       keep[2 + i] = a->stdio[i];
   process_close_fds (a->preserve_fds, keep, 5);
-  if (sync_recv (a->sync_fd, SYNC_GO, &msg, err) < 0)
+  if (cgroup_join_self (a->cgroup_join, err) < 0)
+    return -1;
+  /* The runtime moves us into the cgroup meanwhile (a cgroup v1
+     migration may wait for an RCU grace period): build the root in
+     parallel, and wait for it only where it matters. */
+  if (needs_go_early (c) && wait_go (c, err) < 0)
     return -1;
   if (join_namespaces (c, true, err) < 0)
     return -1;
@@ -677,23 +777,16 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     }
   if (join_namespaces (c, false, err) < 0)
     return -1;
-  for (size_t i = 0; i < json_array_size (json_object_get (c->linux_obj, "namespaces")); i++)
-    {
-      json_t *v = json_array_get (json_object_get (c->linux_obj, "namespaces"), i);
-      const char *type = json_string_value (json_object_get (v, "type"));
-      int flag = spec_namespace_flag (type);
-      if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path")
-          && unshare (flag) < 0)
-        return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
-    }
   if (needs_child_fork (c) && fork_real_init (c, err) < 0)
     return -1;
   if (hostname && sethostname (hostname, strlen (hostname)) < 0)
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);
   if (domainname && setdomainname (domainname, strlen (domainname)) < 0)
     return cl_error_errno (err, "domainname: setdomainname `%s`", domainname);
+  cl_debug ("phase %.3f ms: init rootfs", cl_now_ns () / 1e6);
   if (open_host_devnull (c, err) < 0 || setup_rootfs (c, err) < 0)
     return -1;
+  cl_debug ("phase %.3f ms: init rootfs done", cl_now_ns () / 1e6);
 
   ps->process = process;
   ps->seccomp = json_object_get (c->linux_obj, "seccomp");
@@ -705,6 +798,8 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
                          "status", "creating", "pid", (int) getpid (), "bundle", a->bundle);
   close (c->rootfd);
   close (c->devnull);
+  if (wait_go (c, err) < 0)
+    return -1;
   return process_prepare (ps, exe, err);
 }
 

@@ -5,8 +5,11 @@
 #ifndef CLOISON_CONTAINER_INIT_H
 #define CLOISON_CONTAINER_INIT_H
 
+#include "common/error.h"
+
 #include <jansson.h>
 #include <stdbool.h>
+#include <sys/types.h>
 
 struct init_args
 {
@@ -20,9 +23,22 @@ struct init_args
   bool no_pivot, no_new_keyring;
   int ns_new;   /* CLONE_NEW* flags created by clone */
   const int *stdio;
+  /* Files the init writes "0" to, to join its cgroups itself: v1 `tasks`
+     files (moving one thread skips the global lock whose RCU grace
+     period costs milliseconds), and a v2 cgroup.procs when clone could
+     not place it there (CLONE_INTO_CGROUP). */
+  char **cgroup_join;
 };
 
 __attribute__ ((noreturn)) void init_run (struct init_args *a);
+
+/* Files to write "0" to so that the caller joins the cgroups of `saved`
+   (cl_cgroup_save's form); the v2 directory, when there is one, comes
+   back as an fd for CLONE_INTO_CGROUP instead (*v2_fd, else -1).  The
+   vector and strings are freed by the caller. */
+char **cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs);
+/* Writes "0" into each file: the caller's thread joins those cgroups. */
+int cgroup_join_self (char **files, cl_error_t *err);
 
 /* Opens `path` inside the directory `rootfd` as if it were `/`
    (openat2 RESOLVE_IN_ROOT): symlinks cannot lead out. */

@@ -5,12 +5,14 @@
 #include "common/cleanup.h"
 #include "container/container.h"
 
+#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <unistd.h>
 
 #ifndef MFD_EXEC
@@ -21,6 +23,29 @@
 
 extern char **environ;
 
+/* Bytes the kernel needs to exec the file: up to the end of the last
+   segment.  Debug sections and section headers after it are not copied
+   (a third of a -g build). */
+static off_t
+exec_size (int fd, off_t file_size)
+{
+  Elf64_Ehdr eh;
+  off_t end = 0;
+
+  if (pread (fd, &eh, sizeof eh, 0) != sizeof eh || memcmp (eh.e_ident, ELFMAG, SELFMAG) != 0
+      || eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof (Elf64_Phdr))
+    return file_size;
+  for (int i = 0; i < eh.e_phnum; i++)
+    {
+      Elf64_Phdr ph;
+      if (pread (fd, &ph, sizeof ph, (off_t) (eh.e_phoff + (Elf64_Off) i * sizeof ph)) != sizeof ph)
+        return file_size;
+      if ((off_t) (ph.p_offset + ph.p_filesz) > end)
+        end = (off_t) (ph.p_offset + ph.p_filesz);
+    }
+  return end > 0 && end <= file_size ? end : file_size;
+}
+
 int
 cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
 {
@@ -28,7 +53,7 @@ cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
   cleanup_close int memfd = -1;
   struct stat st;
   int seals;
-  off_t off = 0;
+  off_t off = 0, size;
 
   (void) argc;
   if (self < 0)
@@ -43,9 +68,10 @@ cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
     memfd = memfd_create ("cloison-runtime", MFD_CLOEXEC | MFD_ALLOW_SEALING);
   if (memfd < 0)
     return cl_error_errno (err, "memfd_create");
-  while (off < st.st_size)
+  size = exec_size (self, st.st_size);
+  while (off < size)
     {
-      ssize_t n = sendfile (memfd, self, &off, (size_t) (st.st_size - off));
+      ssize_t n = sendfile (memfd, self, &off, (size_t) (size - off));
       if (n <= 0)
         return cl_error_errno (err, "copy the runtime into a memfd");
     }

@@ -6,10 +6,13 @@ import json
 import os
 import socket
 import subprocess
+import shutil
+import tempfile
 import time
 
 import pytest
 
+from conftest import make_bundle
 from test_runtime_util import Runtime, assert_nothing_left, unique_id
 
 
@@ -45,7 +48,7 @@ def test_run_prints_and_exits_with_status(rt, bundle):
 
 def test_isolation(rt, bundle):
     b = bundle(args=["sh", "-c", "echo $$; ls /sys/class/net; cat /proc/self/status | grep CapEff;"
-                     " touch /x 2>&1 || echo ro; cat /proc/kcore | wc -c"])
+                     " touch /x 2>&1 || echo ro; cat /proc/keys | wc -c"])
     cid = unique_id()
     p = rt("run", "--bundle", b, cid)
     lines = p.stdout.splitlines()
@@ -211,3 +214,74 @@ def test_json_log_on_failure(rt, tmp_path):
     assert p.returncode != 0
     entry = json.loads(log.read_text().splitlines()[-1])
     assert entry["level"] == "error" and "does not exist" in entry["msg"] and entry["time"]
+
+
+def test_user_namespace_sysctl_rlimits(rt, busybox_rootfs):
+    # The container's root (host uid 100000) must reach the rootfs: the
+    # bundle goes to a world-searchable directory, not the 0700 tmp_path.
+    work = tempfile.mkdtemp(prefix="cloison-rt-userns-")
+    os.chmod(work, 0o755)
+
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "user"})
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        cfg["process"]["rlimits"] = [{"type": "RLIMIT_NOFILE", "hard": 512, "soft": 256}]
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10], "umask": 63}
+    b = os.path.join(work, "bundle")
+    make_bundle(b, busybox_rootfs, ["sh", "-c", "id -u; id -G; cat /proc/self/uid_map;"
+                                    " cat /proc/sys/net/ipv4/ip_forward; ulimit -n; ulimit -Hn; umask"],
+                edit, copy_rootfs=True)
+    os.chmod(b, 0o755)
+    cid = unique_id()
+    try:
+        out = rt("run", "--bundle", b, cid).stdout.split("\n")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    assert out[0] == "1000"
+    assert out[1].split() == ["1000", "10"]
+    assert out[2].split() == ["0", "100000", "65536"]
+    assert out[3:7] == ["1", "256", "512", "0077"]
+    assert_nothing_left(rt, cid, b)
+
+
+def test_join_namespace_by_path_and_no_pivot(rt, bundle):
+    b1 = bundle(args=["sleep", "30"], name="first")
+    c1, c2 = unique_id(), unique_id()
+    try:
+        rt("run", "--detach", "--bundle", b1, c1)
+        pid = rt.state(c1)["pid"]
+
+        def edit(cfg):
+            cfg["linux"]["namespaces"] = [n if n["type"] not in ("network", "uts")
+                                          else {"type": n["type"], "path": "/proc/%d/ns/%s" % (
+                                              pid, "net" if n["type"] == "network" else "uts")}
+                                          for n in cfg["linux"]["namespaces"]]
+            del cfg["hostname"]
+        b2 = bundle(args=["readlink", "/proc/self/ns/net"], config_edit=edit, name="second")
+        out = rt("run", "--no-pivot", "--bundle", b2, c2).stdout.strip()
+        assert out == os.readlink("/proc/%d/ns/net" % pid)
+    finally:
+        rt.cleanup(c1)
+        rt.cleanup(c2)
+
+
+def test_pid_namespace_joined_by_path(rt, bundle):
+    b1 = bundle(args=["sleep", "30"], name="first")
+    c1, c2 = unique_id(), unique_id()
+    try:
+        rt("run", "--detach", "--bundle", b1, c1)
+        pid = rt.state(c1)["pid"]
+
+        def edit(cfg):
+            cfg["linux"]["namespaces"] = [n if n["type"] != "pid"
+                                          else {"type": "pid", "path": "/proc/%d/ns/pid" % pid}
+                                          for n in cfg["linux"]["namespaces"]]
+        b2 = bundle(args=["sh", "-c", "echo $$; readlink /proc/self/ns/pid"], config_edit=edit, name="second")
+        out = rt("run", "--bundle", b2, c2).stdout.split()
+        assert int(out[0]) > 1  # the first container's init is 1
+        assert out[1] == os.readlink("/proc/%d/ns/pid" % pid)
+    finally:
+        rt.cleanup(c1)
+        rt.cleanup(c2)

@@ -582,6 +582,16 @@ def _parse_checks(output):
     return checks
 
 
+def _remove_stale_tmpdirs():
+    """Removes build dirs of lab runs whose process died without its
+    finally block (SIGKILL): their names carry the owner's pid."""
+    base = tempfile.gettempdir()
+    for name in os.listdir(base):
+        m = re.match(r"cloison-lab-(\d+)-", name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            shutil.rmtree(os.path.join(base, name), ignore_errors=True)
+
+
 def _die_with_parent():
     libc = ctypes.CDLL(None, use_errno=True)
     libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: no QEMU outlives us
@@ -607,7 +617,8 @@ def run(payload, files=(), timeout=300, memory=2048, cpus=1, modules=LAB_MODULES
         stream = lambda line: (f.write(line + "\n"), f.flush())
     files = [tuple(x) if isinstance(x, (tuple, list)) else (x, None) for x in files]
     kernel = kernel_path()
-    tmp = tempfile.mkdtemp(prefix="cloison-lab-")
+    _remove_stale_tmpdirs()
+    tmp = tempfile.mkdtemp(prefix="cloison-lab-%d-" % os.getpid())
     proc = None
     lines, status, timed_out = [], None, False
     start = time.monotonic()

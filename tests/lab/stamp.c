@@ -3,7 +3,8 @@
  * "stamp: exit N after S" (or "stamp: signal N after S").  Used inside the
  * VM lab, whose busybox has no sub-second clock, to time monitors.
  *   stamp [-t TIMEOUT_SECONDS] -- CMD [ARGS...]
- * On timeout the command's process group gets SIGKILL. */
+ * On timeout the command's process group gets SIGKILL; SIGTERM and SIGINT
+ * sent to stamp are passed on to it. */
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -13,6 +14,14 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+static volatile pid_t child_group;
+
+static void forward(int sig)
+{
+    if (child_group > 0)
+        kill(-child_group, sig);
+}
 
 static double now(void)
 {
@@ -53,6 +62,10 @@ int main(int argc, char **argv)
         _exit(127);
     }
     setpgid(pid, pid);
+    child_group = pid;
+    struct sigaction sa = {.sa_handler = forward};
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
     close(fds[1]);
     char line[8192];
     size_t len = 0;
