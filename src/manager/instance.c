@@ -428,6 +428,15 @@ cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
       json_array_append_new (arr, instance_json (m, inst, false));
       instance_free (inst);
     }
+  {
+    /* networks: free what instances that no longer exist left behind */
+    cl_error_t ignored = NULL;
+    if (netglue_cleanup (m, names, &ignored) < 0)
+      {
+        cl_warn ("network cleanup: %s", ignored->msg);
+        cl_error_release (&ignored);
+      }
+  }
   for (char **n = names; *n; n++)
     free (*n);
   free (names);
