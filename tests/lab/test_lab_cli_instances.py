@@ -14,18 +14,19 @@ IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 
 # The guest mounts its disk (the instance's copy of the image's ext4
-# disk), shows that it holds the busybox image, leaves a file, and stops.
+# disk), shows that it holds the busybox image, counts its boots in a file
+# of the disk, and stops.
 GUEST = r"""#!/bin/sh
 i=0; while [ ! -e /dev/vda ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
 mount -t ext4 /dev/vda /mnt || { echo "guest: no disk"; exit 1; }
 test -x /mnt/bin/busybox && echo "guest: rootfs has busybox"
 echo "guest: disk blocks=$(df -k /mnt | tail -1 | awk '{print $2}')"
-cat /mnt/root/mark 2>/dev/null | sed 's/^/guest: mark=/'
-echo "from the guest" > /mnt/root/from-guest
+echo boot >> /mnt/root/boots; echo "guest: boots=$(wc -l < /mnt/root/boots)"
 sync; umount /mnt
 """
 
-PAYLOAD = r"""
+PAYLOAD = r"""#!/bin/sh
+. /lab/lib.sh
 export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
 C=/lab/cloison
 printf '#!/bin/sh\ni=0; while [ $i -lt 600 ]; do /lab/cloison list | grep -q "^$1 .* stopped" && exit 0; sleep 0.1; i=$((i+1)); done; exit 1\n' > /lab/wait_stopped
@@ -35,7 +36,8 @@ check vm_launch sh -c "$C launch busybox vm1 --vm --no-network --memory 256M --d
     --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline '%(cmdline)s' && $C list"
 check vm_ran sh -c "/lab/wait_stopped vm1; $C list; cat /tmp/cl/instances/vm1/console.log"
 check vm_snapshot sh -c "$C snapshot create vm1 s0 && $C start vm1 && /lab/wait_stopped vm1 &&
-    $C snapshot restore vm1 s0 && $C snapshot list vm1"
+    $C snapshot restore vm1 s0 && $C start vm1 && /lab/wait_stopped vm1 && $C snapshot list vm1 &&
+    grep 'guest: boots=' /tmp/cl/instances/vm1/console.log"
 check vm_delete sh -c "$C delete vm1 && $C list && ls /tmp/cl/instances"
 check ct_launch sh -c "$C launch busybox c1 --no-network --memory 64M -- sleep 100000 &&
     $C exec c1 -- cat /proc/self/cgroup && $C list"
@@ -69,8 +71,12 @@ def test_vm_instance_boots_stock_kernel_from_image_disk(run):
 
 
 def test_vm_disk_snapshot_restore(run):
+    """Boot 1 counts 1, snapshot, boot 2 counts 2, restore: boot 3 counts 2
+    again (what boot 2 wrote after the snapshot is gone)."""
     out = run.assert_check("vm_snapshot").output
     assert "s0" in out
+    boots = [l.split("=")[1] for l in out.splitlines() if l.startswith("guest: boots=")]
+    assert boots == ["1", "2", "2"], out
 
 
 def test_vm_delete(run):
