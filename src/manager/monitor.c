@@ -43,18 +43,6 @@
 #endif
 
 
-static char **
-strv_from_json (json_t *arr)
-{
-  size_t n = json_array_size (arr), i;
-  char **v = cl_xmalloc0 ((n + 1) * sizeof *v);
-  json_t *e;
-
-  json_array_foreach (arr, i, e)
-    v[i] = strdup (json_string_value (e) ? json_string_value (e) : "");
-  return v;
-}
-
 /* Image env, then the instance's --env entries replacing same keys. */
 static char **
 merge_env (char **image_env, json_t *inst_env)
@@ -83,9 +71,6 @@ merge_env (char **image_env, json_t *inst_env)
       if (k == n)
         n++;
     }
-  for (i = 0; i < n; i++)
-    if (strncmp (env[i], "HOSTNAME=", 9) == 0)
-      break;
   return env;
 }
 
@@ -135,7 +120,7 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached,
   a->spec.id = a->id;
   a->spec.hostname = a->name;
   a->spec.rootfs = cl_strdup_printf ("%s/rootfs", a->dir);
-  a->spec.argv = json_array_size (cmd) ? strv_from_json (cmd) : NULL;
+  a->spec.argv = json_array_size (cmd) ? json_to_strv (cmd) : NULL;
   if (a->spec.argv == NULL)
     {
       size_t n = 0;

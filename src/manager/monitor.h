@@ -42,6 +42,9 @@ pid_t vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *
 void monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
     __attribute__ ((noreturn));
 
+/* A JSON array of strings as a NULL-terminated vector (caller frees). */
+char **json_to_strv (json_t *arr);
+
 /* The container monitor's arguments, handed to cloison-monitor as JSON. */
 json_t *monitor_args_to_json (const struct monitor_args *a);
 int monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);

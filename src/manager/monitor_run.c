@@ -199,7 +199,7 @@ strv_to_json (char **v)
   return a;
 }
 
-static char **
+char **
 json_to_strv (json_t *arr)
 {
   size_t n = json_array_size (arr), i;
