@@ -8,7 +8,11 @@ scripts/build.sh
 work=$(mktemp -d /tmp/cloison-demo.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 scripts/mkrootfs-busybox.sh "$work/rootfs" >/dev/null
-build/src/cli/cloison-runtime spec --bundle "$work" --rootless=false >/dev/null 2>&1 || \
-  build/src/cli/cloison-runtime spec --bundle "$work"
-sed -i 's/"sh"/"sh", "-c", "echo hello from $(hostname), pid $$, in an isolated container"/' "$work/config.json"
-build/src/cli/cloison-runtime --root "$work/state" run --bundle "$work" demo
+rt=build/src/cli/cloison-runtime
+"$rt" spec --bundle "$work"
+# No terminal (the demo may run without one) and a command that shows the
+# isolation: its own hostname, pid 1, only a loopback interface.
+sed -i -e 's/"terminal": true/"terminal": false/' \
+  -e 's|"sh"$|"sh", "-c", "echo hello from $(hostname), pid $$, network: $(ls /sys/class/net), in an isolated container"|' \
+  "$work/config.json"
+"$rt" --root "$work/state" run --bundle "$work" "demo-$$"

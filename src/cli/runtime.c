@@ -259,13 +259,6 @@ cmd_delete (struct global *g, int argc, char **argv, cl_error_t *err)
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "delete", err) < 0)
     goto out;
   r = cl_container_delete (g->root, p.pos[0], p.set[0], err);
-  /* `delete --force` of a container that is already gone succeeds, as
-     with runc: shims call it during cleanup. */
-  if (r < 0 && p.set[0] && strstr ((*err)->msg, "does not exist"))
-    {
-      cl_error_release (err);
-      r = 0;
-    }
 out:
   free (p.pos);
   return r;

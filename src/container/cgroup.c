@@ -21,7 +21,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -63,184 +62,12 @@ dir_add (struct cl_cgroup *cg)
   return &cg->dirs[cg->n_dirs++];
 }
 
-/* Is `name` one of the words of `list` (separated by `sep`)? */
-static bool
-list_has_sep (const char *list, const char *name, char sep)
-{
-  size_t len = strlen (name);
-  for (const char *p = list; p && *p;)
-    {
-      const char *end = strchr (p, sep);
-      size_t n = end ? (size_t) (end - p) : strlen (p);
-      if (n == len && strncmp (p, name, len) == 0)
-        return true;
-      p = end ? end + 1 : NULL;
-    }
-  return false;
-}
-
 static bool
 list_has (const char *list, const char *name)
 {
-  return list_has_sep (list, name, ',');
+  return cl_list_has (list, name, ',');
 }
 
-static bool
-is_v1_controller (const char *opt)
-{
-  static const char *const known[]
-      = { "cpu",     "cpuacct",  "cpuset", "memory", "devices", "freezer", "net_cls", "net_prio",
-          "blkio",   "perf_event", "hugetlb", "pids", "rdma", "misc", "debug" };
-  if (strncmp (opt, "name=", 5) == 0)
-    return true;
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strcmp (opt, known[i]) == 0)
-      return true;
-  return false;
-}
-
-/* One mounted hierarchy, as seen from this process. */
-struct hierarchy
-{
-  char controllers[128];
-  char mount[256];
-  char root[256]; /* the mount's root inside the hierarchy */
-  bool v2;
-};
-
-/* Unescapes mountinfo's octal escapes (\040 for a space) in place. */
-static void
-unescape (char *s)
-{
-  char *w = s;
-  for (char *r = s; *r;)
-    if (r[0] == '\\' && r[1] >= '0' && r[1] <= '7' && r[2] && r[3])
-      {
-        *w++ = (char) (((r[1] - '0') << 6) | ((r[2] - '0') << 3) | (r[3] - '0'));
-        r += 4;
-      }
-    else
-      *w++ = *r++;
-  *w = '\0';
-}
-
-/* Reads the cgroup mounts of /proc/self/mountinfo (first mount of each
-   hierarchy wins). */
-static int
-hierarchies_read (struct hierarchy **out, size_t *n_out, cl_error_t *err)
-{
-  cleanup_file FILE *f = fopen ("/proc/self/mountinfo", "re");
-  cleanup_free char *line = NULL;
-  size_t cap = 0, n = 0;
-  struct hierarchy *h = NULL;
-
-  if (f == NULL)
-    return cl_error_errno (err, "open `/proc/self/mountinfo`");
-  while (getline (&line, &cap, f) > 0)
-    {
-      char root[256], mnt[256], fstype[32], super[512];
-      char *sep = strstr (line, " - ");
-      struct hierarchy cur = { 0 };
-      bool dup = false;
-
-      if (sep == NULL
-          || sscanf (line, "%*s %*s %*s %255s %255s", root, mnt) != 2
-          || sscanf (sep + 3, "%31s %*s %511s", fstype, super) != 2)
-        continue;
-      if (strcmp (fstype, "cgroup2") == 0)
-        cur.v2 = true;
-      else if (strcmp (fstype, "cgroup") != 0)
-        continue;
-      unescape (root);
-      unescape (mnt);
-      snprintf (cur.root, sizeof cur.root, "%s", root);
-      snprintf (cur.mount, sizeof cur.mount, "%s", mnt);
-      if (!cur.v2)
-        {
-          char *save = NULL;
-          for (char *opt = strtok_r (super, ",", &save); opt; opt = strtok_r (NULL, ",", &save))
-            if (is_v1_controller (opt))
-              {
-                size_t len = strlen (cur.controllers);
-                snprintf (cur.controllers + len, sizeof cur.controllers - len, "%s%s",
-                          len ? "," : "", opt);
-              }
-          if (cur.controllers[0] == '\0')
-            continue;
-        }
-      for (size_t i = 0; i < n; i++)
-        if (h[i].v2 == cur.v2 && strcmp (h[i].controllers, cur.controllers) == 0)
-          dup = true;
-      if (dup)
-        continue;
-      h = realloc (h, (n + 1) * sizeof *h);
-      if (h == NULL)
-        abort ();
-      h[n++] = cur;
-    }
-  *out = h;
-  *n_out = n;
-  return 0;
-}
-
-static enum cl_cgroup_mode
-mode_of (const struct hierarchy *h, size_t n)
-{
-  bool v1 = false, v2 = false;
-  for (size_t i = 0; i < n; i++)
-    {
-      v1 |= !h[i].v2;
-      v2 |= h[i].v2;
-    }
-  return v1 ? (v2 ? CL_CGROUP_HYBRID : CL_CGROUP_V1) : CL_CGROUP_V2;
-}
-
-int
-cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
-{
-  struct hierarchy *h = NULL;
-  size_t n = 0;
-  if (hierarchies_read (&h, &n, err) < 0)
-    return -1;
-  free (h);
-  if (n == 0)
-    return cl_error_make (err, 0, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)");
-  *mode = mode_of (h, n);
-  return 0;
-}
-
-/* This process's cgroup in the hierarchy `h`, relative to the mount's root
-   (caller frees). */
-static char *
-own_cgroup (const struct hierarchy *h)
-{
-  cleanup_file FILE *f = fopen ("/proc/self/cgroup", "re");
-  cleanup_free char *line = NULL;
-  size_t cap = 0;
-
-  if (f == NULL)
-    return strdup ("/");
-  while (getline (&line, &cap, f) > 0)
-    {
-      char *c1 = strchr (line, ':'), *c2 = c1 ? strchr (c1 + 1, ':') : NULL;
-      char *path, *nl;
-      size_t rootlen = strlen (h->root);
-      if (c2 == NULL)
-        continue;
-      *c2 = '\0';
-      if (h->v2 ? c1[1] != '\0' : strcmp (c1 + 1, h->controllers) != 0)
-        continue;
-      path = c2 + 1;
-      if ((nl = strchr (path, '\n')))
-        *nl = '\0';
-      /* A hierarchy mounted from a sub-directory shows our path below it. */
-      if (strcmp (h->root, "/") != 0 && strncmp (path, h->root, rootlen) == 0
-          && (path[rootlen] == '/' || path[rootlen] == '\0'))
-        path += rootlen;
-      return strdup (*path ? path : "/");
-    }
-  return strdup ("/");
-}
 
 /* runc's systemd form "slice:prefix:name" (never a path). */
 static bool
@@ -272,21 +99,6 @@ check_cgroups_path (const char *path, cl_error_t *err)
       p += strspn (p, "/");
     }
   return 0;
-}
-
-/* "/a//b/" + "c" joined with single slashes (caller frees). */
-static char *
-join_clean (const char *a, const char *b, const char *c)
-{
-  cleanup_free char *raw = cl_strdup_printf ("%s/%s/%s", a, b, c ? c : "");
-  char *out = cl_xmalloc0 (strlen (raw) + 2), *w = out;
-  for (char *r = raw; *r; r++)
-    if (!(*r == '/' && w > out && w[-1] == '/'))
-      *w++ = *r;
-  if (w > out + 1 && w[-1] == '/')
-    w--;
-  *w = '\0';
-  return out;
 }
 
 static char *
@@ -329,7 +141,7 @@ cpuset_fill (const char *dir)
 static int
 make_dirs (const char *mount, const char *rel, bool cpuset, int *created, cl_error_t *err)
 {
-  cleanup_free char *full = join_clean (mount, rel, NULL);
+  cleanup_free char *full = cl_path_join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   *created = 0;
   if (strlen (full) <= base + 1)
@@ -367,7 +179,7 @@ enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
 {
   /* Each ancestor of the leaf must delegate the controllers to its
      children, from the top down. */
-  cleanup_free char *full = join_clean (mount, rel, NULL);
+  cleanup_free char *full = cl_path_join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   char *save = NULL;
   cleanup_free char *copy = strdup (wanted);
@@ -410,7 +222,7 @@ cl_cgroup_dir_for (struct cl_cgroup *cg, const char *controller)
       {
         /* Core files (cgroup.*) live in every v2 directory. */
         if (strcmp (controller, "cgroup") == 0
-            || list_has_sep (cg->unified_controllers, controller, ' '))
+            || cl_list_has (cg->unified_controllers, controller, ' '))
           return &cg->dirs[i];
       }
   return NULL;
@@ -574,7 +386,7 @@ int
 cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup **out,
                  cl_error_t *err)
 {
-  struct hierarchy *h = NULL;
+  struct cl_hierarchy *h = NULL;
   size_t n = 0;
   const char *path = NULL;
   cleanup_free char *default_path = NULL;
@@ -592,7 +404,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
   if (path == NULL)
     path = default_path = cl_strdup_printf ("cloison/%s", id);
 
-  if (hierarchies_read (&h, &n, err) < 0)
+  if (cl_hierarchies_read (&h, &n, err) < 0)
     return -1;
   if (n == 0)
     {
@@ -600,7 +412,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
       return cl_error_make (err, 0, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)");
     }
   cg = cl_xmalloc0 (sizeof *cg);
-  cg->mode = mode_of (h, n);
+  cg->mode = cl_hierarchies_mode (h, n);
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *rel = NULL;
@@ -612,11 +424,11 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
         rel = strdup (path);
       else
         {
-          cleanup_free char *own = own_cgroup (&h[i]);
+          cleanup_free char *own = cl_hierarchy_own_cgroup (&h[i]);
           cleanup_free char *base = h[i].v2 ? parent_of (own) : strdup (own);
-          rel = join_clean (base, path, NULL);
+          rel = cl_path_join_clean (base, path, NULL);
         }
-      d->path = join_clean (d->mount, rel, NULL);
+      d->path = cl_path_join_clean (d->mount, rel, NULL);
       if (d->v2)
         read_unified_controllers (cg, d->mount);
       if (make_dirs (d->mount, rel, !d->v2 && list_has (d->controllers, "cpuset"), &d->created,
@@ -976,107 +788,6 @@ cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err)
 fail:
   cl_cgroup_free (cg);
   return -1;
-}
-
-/* The directory name a v1 hierarchy gets under a container's
-   /sys/fs/cgroup ("cpu,cpuacct", "systemd"). */
-static const char *
-mount_name (const struct hierarchy *h)
-{
-  if (h->v2)
-    return "unified";
-  if (strncmp (h->controllers, "name=", 5) == 0)
-    return h->controllers + 5;
-  return h->controllers;
-}
-
-static int
-mount_one (const struct hierarchy *h, const char *where, unsigned long flags, cl_error_t *err)
-{
-  unsigned long mflags = MS_NOSUID | MS_NODEV | MS_NOEXEC | (flags & MS_RDONLY);
-  const char *data = h->v2 ? NULL : h->controllers;
-  cleanup_free char *own = NULL, *source = NULL;
-
-  if (mount ("cgroup", where, h->v2 ? "cgroup2" : "cgroup", mflags, data) == 0)
-    return 0;
-  /* The same hierarchy with the same root is already mounted there (a
-     spec listing the mount twice). */
-  if (errno == EBUSY)
-    return 0;
-  /* Without a cgroup namespace of our own (or in a user namespace, where
-     v1 cannot be mounted) bind the container's own directory, as runc.
-     Seen from another cgroup namespace, the host's mount is rooted
-     outside ours ("/.."): nothing safe to bind then. */
-  if (strncmp (h->root, "/..", 3) == 0)
-    return cl_error_errno (err, "mount cgroup at `%s`", where);
-  own = own_cgroup (h);
-  source = join_clean (h->mount, own, NULL);
-  if (mount (source, where, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return cl_error_errno (err, "mount cgroup at `%s`", where);
-  if (mount (NULL, where, NULL, MS_BIND | MS_REMOUNT | mflags, NULL) < 0)
-    return cl_error_errno (err, "remount `%s`", where);
-  return 0;
-}
-
-int
-cl_cgroup_mount (const char *target, unsigned long flags, cl_error_t *err)
-{
-  struct hierarchy *h = NULL;
-  size_t n = 0;
-  int ret = -1;
-  unsigned long base = MS_NOSUID | MS_NODEV | MS_NOEXEC;
-
-  if (hierarchies_read (&h, &n, err) < 0)
-    return -1;
-  if (n == 0)
-    {
-      free (h);
-      return cl_error_make (err, 0, "mount cgroup at `%s`: no cgroup hierarchy on the host", target);
-    }
-  if (mode_of (h, n) == CL_CGROUP_V2)
-    {
-      ret = mount_one (&h[0], target, flags, err);
-      free (h);
-      return ret;
-    }
-  /* v1: a tmpfs holding one mount per hierarchy, like the host's. */
-  if (mount ("tmpfs", target, "tmpfs", base, "mode=755") < 0)
-    {
-      cl_error_errno (err, "mount tmpfs at `%s`", target);
-      goto out;
-    }
-  for (size_t i = 0; i < n; i++)
-    {
-      cleanup_free char *where = cl_strdup_printf ("%s/%s", target, mount_name (&h[i]));
-      if (mkdir (where, 0755) < 0 && errno != EEXIST)
-        {
-          cl_error_errno (err, "mkdir `%s`", where);
-          goto out;
-        }
-      if (mount_one (&h[i], where, flags, err) < 0)
-        goto out;
-      /* "cpu,cpuacct" is also reachable as "cpu" and "cpuacct". */
-      if (!h[i].v2 && strchr (h[i].controllers, ','))
-        {
-          cleanup_free char *copy = strdup (h[i].controllers);
-          char *save = NULL;
-          for (char *c = strtok_r (copy, ",", &save); c; c = strtok_r (NULL, ",", &save))
-            {
-              cleanup_free char *link = cl_strdup_printf ("%s/%s", target, c);
-              if (symlink (mount_name (&h[i]), link) < 0 && errno != EEXIST)
-                cl_debug ("symlink %s: %s", link, strerror (errno));
-            }
-        }
-    }
-  if ((flags & MS_RDONLY) && mount (NULL, target, NULL, MS_REMOUNT | base | MS_RDONLY, "mode=755") < 0)
-    {
-      cl_error_errno (err, "remount `%s` read-only", target);
-      goto out;
-    }
-  ret = 0;
-out:
-  free (h);
-  return ret;
 }
 
 static void

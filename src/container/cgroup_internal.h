@@ -25,6 +25,27 @@ struct cl_cgroup
   char *unified_controllers; /* cgroup.controllers at the unified root ("" if none) */
 };
 
+/* One mounted hierarchy, as seen from this process. */
+struct cl_hierarchy
+{
+  char controllers[128]; /* "memory", "cpu,cpuacct", "name=systemd"; "" for cgroup2 */
+  char mount[256];
+  char root[256]; /* the mount's root inside the hierarchy ("/.." seen from another cgroupns) */
+  bool v2;
+};
+
+/* The cgroup mounts of /proc/self/mountinfo, first mount of each
+   hierarchy (caller frees *out). */
+int cl_hierarchies_read (struct cl_hierarchy **out, size_t *n, cl_error_t *err);
+enum cl_cgroup_mode cl_hierarchies_mode (const struct cl_hierarchy *h, size_t n);
+/* This process's cgroup in `h`, relative to the mount's root (caller
+   frees). */
+char *cl_hierarchy_own_cgroup (const struct cl_hierarchy *h);
+/* "/a//b/" + "c" (+ "d") joined with single slashes (caller frees). */
+char *cl_path_join_clean (const char *a, const char *b, const char *c);
+/* Is `name` one of the words of `list`, separated by `sep`? */
+bool cl_list_has (const char *list, const char *name, char sep);
+
 /* The directory holding `controller` (v1 hierarchy first, then the unified
    one when it offers that controller); NULL when nowhere. */
 struct cl_cgroup_dir *cl_cgroup_dir_for (struct cl_cgroup *cg, const char *controller);

@@ -7,9 +7,11 @@
 #include "common/util.h"
 #include "container/cgroup.h"
 #include "container/console.h"
+#include "container/engine.h"
 #include "container/hooks.h"
 #include "container/init.h"
 #include "container/process.h"
+#include "container/seccomp.h"
 #include "container/spec.h"
 #include "container/state.h"
 #include "container/sync.h"
@@ -25,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -71,8 +74,8 @@ now_rfc3339 (void)
   return cl_strdup_printf ("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
-static int
-write_pid_file (const char *path, pid_t pid, cl_error_t *err)
+int
+engine_write_pid_file (const char *path, pid_t pid, cl_error_t *err)
 {
   char buf[32];
   int n = snprintf (buf, sizeof buf, "%d", pid);
@@ -91,6 +94,13 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 
   if (json_array_size (maps) == 0)
     return 0;
+  /* Unprivileged, a gid map may only be written once setgroups is off. */
+  if (strcmp (file, "gid_map") == 0 && geteuid () != 0)
+    {
+      cleanup_free char *sg = cl_strdup_printf ("/proc/%d/setgroups", pid);
+      if (cl_write_file (sg, "deny", 4, 0, err) < 0)
+        return cl_error_wrap (err, "linux.gidMappings");
+    }
   json_array_foreach (maps, i, m)
   {
     int n = snprintf (buf + len, sizeof buf - len, "%lld %lld %lld\n",
@@ -109,8 +119,8 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 
 /* fork with namespaces; with cgroup_fd >= 0 the child starts in that
    cgroup v2 directory (*placed tells whether the kernel did it). */
-static pid_t
-clone_fork (int flags, int cgroup_fd, bool *placed)
+pid_t
+engine_clone (int flags, int cgroup_fd, bool *placed)
 {
   struct clone_args args = { .flags = (uint64_t) flags, .exit_signal = SIGCHLD };
   pid_t pid;
@@ -131,8 +141,8 @@ clone_fork (int flags, int cgroup_fd, bool *placed)
   return (pid_t) syscall (SYS_clone3, &args, sizeof args);
 }
 
-static char **
-strv_append (char **v, char *s)
+char **
+engine_strv_append (char **v, char *s)
 {
   size_t n = 0;
   while (v && v[n])
@@ -143,16 +153,16 @@ strv_append (char **v, char *s)
   return v;
 }
 
-static void
-strv_free (char **v)
+void
+engine_strv_free (char **v)
 {
   for (size_t i = 0; v && v[i]; i++)
     free (v[i]);
   free (v);
 }
 
-static void
-kill_and_reap (pid_t pid)
+void
+engine_kill_and_reap (pid_t pid)
 {
   if (pid <= 0)
     return;
@@ -180,10 +190,22 @@ run_hooks (struct created *c, const char *kind, const char *status, cl_error_t *
   return hooks_run (hooks, kind, s, err);
 }
 
-/* Namespaces the init creates with clone; cgroup and time come later
-   (the cgroup namespace must start at the container's cgroup). */
+/* The init's seccomp listener fd follows on `sync_fd`: hand it to
+   linux.seccomp.listenerPath with the state, as the spec says. */
+int
+engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl_error_t *err)
+{
+  int fd = console_recv_fd (sync_fd), r;
+  if (fd < 0)
+    return cl_error_errno (err, "linux.seccomp: receive the listener fd");
+  r = cl_seccomp_send_listener (seccomp, fd, state, err);
+  close (fd);
+  return r;
+}
+
+/* CLONE_NEW* flags of the namespaces the spec creates (not joined). */
 static int
-clone_flags (json_t *linux_obj)
+new_namespaces (json_t *linux_obj)
 {
   json_t *ns = json_object_get (linux_obj, "namespaces"), *v;
   size_t i;
@@ -193,7 +215,35 @@ clone_flags (json_t *linux_obj)
     if (json_object_get (v, "path") == NULL)
       flags |= spec_namespace_flag (json_string_value (json_object_get (v, "type")));
   }
+  return flags;
+}
+
+/* Those the init gets from clone.  cgroup comes later (it must start at
+   the container's cgroup); a new time namespace applies to children
+   only, so the init then makes the pid namespace the same way and forks
+   the real init. */
+static int
+clone_flags (json_t *linux_obj)
+{
+  int flags = new_namespaces (linux_obj);
+  if (flags & CLONE_NEWTIME)
+    flags &= ~CLONE_NEWPID;
   return flags & ~(CLONE_NEWCGROUP | CLONE_NEWTIME);
+}
+
+/* Resources other than device rules (which a rootless container cannot
+   have enforced anyway). */
+static bool
+wants_limits (json_t *linux_obj)
+{
+  json_t *res = json_object_get (linux_obj, "resources"), *v;
+  const char *key;
+  json_object_foreach (res, key, v)
+  {
+    if (strcmp (key, "devices") != 0)
+      return true;
+  }
+  return false;
 }
 
 static int
@@ -247,7 +297,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   if (!for_run)
     {
       fifo = cl_strdup_printf ("%s/exec.fifo", c->st.dir);
-      if (mkfifo (fifo, 0600) < 0)
+      /* Writable by all: the init reopens it after switching to the
+         process's user (the 0700 state dir keeps others out). */
+      if (mkfifo (fifo, 0622) < 0 || chmod (fifo, 0622) < 0)
         {
           cl_error_errno (err, "mkfifo `%s`", fifo);
           goto fail;
@@ -268,14 +320,24 @@ create_common (const char *root, const char *id, const struct cl_container_creat
      it on its own (see init.h). */
   cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
   if (cl_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
-    goto fail;
-  cg_saved = cl_cgroup_save (c->cg);
+    {
+      /* Rootless, as runc: without permission on the cgroup tree and
+         without limits to apply, run without a cgroup of our own. */
+      if (geteuid () == 0 || ((*err)->status != EACCES && (*err)->status != EPERM
+                              && (*err)->status != EROFS)
+          || wants_limits (linux_obj))
+        goto fail;
+      cl_debug ("rootless: no cgroup: %s", (*err)->msg);
+      cl_error_release (err);
+      c->cg = NULL;
+    }
+  cg_saved = c->cg ? cl_cgroup_save (c->cg) : NULL;
   join = cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
   flags = clone_flags (linux_obj);
   cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
-  pid = clone_fork (flags, v2_fd, &placed);
+  pid = engine_clone (flags, v2_fd, &placed);
   if (!placed && v2_procs)
-    join = strv_append (join, steal_pointer (&v2_procs));
+    join = engine_strv_append (join, steal_pointer (&v2_procs));
   if (pid < 0)
     {
       cl_error_errno (err, "clone the container init");
@@ -302,29 +364,31 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                          "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
                          "hooks", json_object_get (c->config, "hooks"),
                          "annotations", json_object_get (c->config, "annotations"));
-  json_object_set_new (c->st.doc, "ownPidns", json_boolean (flags & CLONE_NEWPID));
+  json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
   if (flags & CLONE_NEWUSER)
     {
       if (write_id_map (pid, "gid_map", json_object_get (linux_obj, "gidMappings"), err) < 0
           || write_id_map (pid, "uid_map", json_object_get (linux_obj, "uidMappings"), err) < 0)
         goto fail;
     }
-  if (sync_send (c->sync_fd, SYNC_GO, 0, NULL) < 0)
-    {
-      cl_error_errno (err, "sync with the container init");
-      goto fail;
-    }
-  for (;;)
+  /* The init may already have failed (it does not wait for GO to build
+     the root): its message is read below either way. */
+  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
+  /* The real init's READY may come before its parent's PID message:
+     wait for both. */
+  for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
     {
       if (sync_recv (c->sync_fd, 0, &msg, err) < 0)
         goto fail;
-      if (msg.type == SYNC_READY)
-        break;
       switch (msg.type)
         {
+        case SYNC_READY:
+          ready = true;
+          break;
         case SYNC_PID:
           waitpid (c->st.pid, NULL, 0);
           c->st.pid = msg.value;
+          pid_known = true;
           break;
         case SYNC_HOOKS:
           if (run_hooks (c, "prestart", "creating", err) < 0
@@ -348,6 +412,15 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                 goto fail;
             }
           break;
+        case SYNC_SECCOMP:
+          {
+            json_t *s = creating_state (c, "creating");
+            int r = engine_forward_seccomp_listener (c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
+            json_decref (s);
+            if (r < 0)
+              goto fail;
+          }
+          break;
         default:
           cl_error_make (err, 0, "container init: unexpected message %d", msg.type);
           goto fail;
@@ -357,22 +430,22 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   c->st.pid_start = state_pid_start (c->st.pid);
   if (cg_saved)
     json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
-  if (state_save (&c->st, err) < 0 || write_pid_file (opts->pid_file, c->st.pid, err) < 0)
+  if (state_save (&c->st, err) < 0 || engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
     goto fail;
   if (!for_run)
     {
       close (c->sync_fd);
       c->sync_fd = -1;
     }
-  strv_free (join);
+  engine_strv_free (join);
   return 0;
 
 fail:
-  strv_free (join);
+  engine_strv_free (join);
   if (sv[1] >= 0)
     close (sv[1]);
   if (c->st.pid > 0)
-    kill_and_reap (c->st.pid);
+    engine_kill_and_reap (c->st.pid);
   if (c->cg)
     {
       cl_error_t e = NULL;
@@ -408,6 +481,31 @@ load_cgroup (struct container_state *st, struct cl_cgroup **cg, cl_error_t *err)
   if (saved == NULL)
     return 0;
   return cl_cgroup_load (saved, cg, err);
+}
+
+/* State, status and cgroup of a container, for the commands that act on
+   its cgroup; the status must be one of `allowed` ("running|paused"),
+   else the error says what it is and what `action` could not be done. */
+static int
+load_for (const char *root, const char *id, const char *allowed, const char *action,
+          struct container_state *st, const char **status, struct cl_cgroup **cg, cl_error_t *err)
+{
+  *cg = NULL;
+  if (state_load (root, id, st, err) < 0)
+    return -1;
+  *status = state_status (st);
+  if (allowed && !strstr (allowed, *status))
+    {
+      cl_error_make (err, 0, "container `%s` is %s: %s", id, *status, action);
+      state_release (st);
+      return -1;
+    }
+  if (load_cgroup (st, cg, err) < 0)
+    {
+      state_release (st);
+      return -1;
+    }
+  return 0;
 }
 
 /* Removes what a container left: processes, cgroup, state dir; runs the
@@ -452,26 +550,37 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
 
 /* Signals during a foreground run/exec go to the container's process. */
 static volatile pid_t forward_pid;
+static volatile int forward_master = -1;
 
 static void
 forward_signal (int sig)
 {
+  struct winsize ws;
+  /* A terminal we proxy: its size follows ours (the kernel then signals
+     the container's foreground group itself). */
+  if (sig == SIGWINCH && forward_master >= 0)
+    {
+      if (ioctl (0, TIOCGWINSZ, &ws) == 0)
+        ioctl (forward_master, TIOCSWINSZ, &ws);
+      return;
+    }
   if (forward_pid > 0)
     kill (forward_pid, sig);
 }
 
-static void
-set_forwarding (pid_t pid, bool on)
+void
+engine_set_forwarding (pid_t pid, int master, bool on)
 {
   static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
   struct sigaction sa = { .sa_handler = on ? forward_signal : SIG_DFL, .sa_flags = SA_RESTART };
   forward_pid = pid;
+  forward_master = on ? master : -1;
   for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
     sigaction (sigs[i], &sa, NULL);
 }
 
-static int
-wait_exit_status (pid_t pid)
+int
+engine_wait_exit_status (pid_t pid)
 {
   int status = 0;
   while (waitpid (pid, &status, 0) < 0)
@@ -507,13 +616,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
       created_release (&c);
       return 0;
     }
-  set_forwarding (c.st.pid, true);
+  engine_set_forwarding (c.st.pid, c.master, true);
   if (c.master >= 0)
     console_proxy (c.master);
   cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
-  status = wait_exit_status (c.st.pid);
+  status = engine_wait_exit_status (c.st.pid);
   cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
-  set_forwarding (0, false);
+  engine_set_forwarding (0, -1, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
   cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);
@@ -622,20 +731,13 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
+  const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st, &status, &cg, err) < 0)
     return -1;
-  if (!state_pid_alive (&st))
-    {
-      cl_error_make (err, 0, "container `%s` is not running", id);
-      goto out;
-    }
-  if (all)
-    {
-      if (load_cgroup (&st, &cg, err) < 0 || (cg && cl_cgroup_kill_all (cg, signo, err) < 0))
-        goto out;
-    }
+  if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
+    goto out;
   if (kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
     {
       cl_error_errno (err, "kill container `%s` (pid %d)", id, st.pid);
@@ -656,16 +758,21 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
-    return -1;
-  status = state_status (&st);
-  if (!force && (strcmp (status, "running") == 0 || strcmp (status, "paused") == 0))
+  if (force)
     {
-      cl_error_make (err, 0, "container `%s` is %s: stop it first or use --force", id, status);
-      goto out;
+      /* Already gone (or a create aborted before its state was written):
+         nothing to stop; remove what is left, as runc does. */
+      cleanup_free char *dir = NULL, *file = NULL;
+      if (cl_validate_name (id, "container id", err) < 0)
+        return -1;
+      dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+      file = cl_strdup_printf ("%s/state.json", dir);
+      if (access (file, F_OK) < 0 && errno == ENOENT)
+        return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
     }
-  if (load_cgroup (&st, &cg, err) < 0)
-    goto out;
+  if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
+                &status, &cg, err) < 0)
+    return -1;
   if (strcmp (status, "paused") == 0)
     {
       cl_error_t e = NULL;
@@ -673,7 +780,6 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
         cl_error_release (&e);
     }
   r = destroy (&st, cg, err);
-out:
   cl_cgroup_free (cg);
   state_release (&st);
   return r;
@@ -687,17 +793,9 @@ set_frozen (const char *root, const char *id, bool frozen, cl_error_t *err)
   const char *status;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (load_for (root, id, frozen ? "running" : "paused", frozen ? "cannot pause it" : "cannot resume it",
+                &st, &status, &cg, err) < 0)
     return -1;
-  status = state_status (&st);
-  if (strcmp (status, frozen ? "running" : "paused") != 0)
-    {
-      cl_error_make (err, 0, "container `%s` is %s: cannot %s it", id, status,
-                     frozen ? "pause" : "resume");
-      goto out;
-    }
-  if (load_cgroup (&st, &cg, err) < 0)
-    goto out;
   if (cg == NULL)
     {
       cl_error_make (err, 0, "container `%s` has no cgroup", id);
@@ -777,284 +875,6 @@ cl_container_update (const char *root, const char *id, json_t *resources, cl_err
   r = cl_cgroup_update (cg, resources, err);
 out:
   cl_cgroup_free (cg);
-  state_release (&st);
-  return r;
-}
-
-/* -------------------------------------------------------------------- */
-/* exec                                                                   */
-
-static int
-exec_process (struct container_state *st, const struct cl_container_exec_opts *opts, json_t **out,
-              cl_error_t *err)
-{
-  json_t *p;
-
-  if (opts->process_file)
-    {
-      if (cl_json_load_file (opts->process_file, &p, err) < 0)
-        return -1;
-    }
-  else if (opts->process)
-    p = json_deep_copy (opts->process);
-  else
-    {
-      json_t *args = json_array ();
-      p = json_deep_copy (json_object_get (st->doc, "process"));
-      if (p == NULL)
-        p = json_object ();
-      for (const char *const *a = opts->args; a && *a; a++)
-        json_array_append_new (args, json_string (*a));
-      json_object_set_new (p, "args", args);
-      json_object_set_new (p, "terminal", json_boolean (opts->tty));
-      json_object_del (p, "consoleSize");
-    }
-  if (opts->cwd)
-    json_object_set_new (p, "cwd", json_string (opts->cwd));
-  if (opts->env)
-    {
-      json_t *env = json_object_get (p, "env");
-      if (env == NULL)
-        json_object_set_new (p, "env", env = json_array ());
-      for (const char *const *e = opts->env; *e; e++)
-        json_array_append_new (env, json_string (*e));
-    }
-  if (opts->user)
-    {
-      unsigned uid = 0, gid = 0;
-      int n = sscanf (opts->user, "%u:%u", &uid, &gid);
-      json_t *user = json_object ();
-      if (n < 1)
-        {
-          json_decref (p);
-          json_decref (user);
-          return cl_error_make (err, 0, "--user: expected UID[:GID], got `%s`", opts->user);
-        }
-      json_object_set_new (user, "uid", json_integer (uid));
-      json_object_set_new (user, "gid", json_integer (n == 2 ? gid : 0));
-      json_object_set_new (p, "user", user);
-    }
-  if (opts->tty)
-    json_object_set_new (p, "terminal", json_true ());
-  if (spec_validate_process (p, opts->process_file ? opts->process_file : "process", err) < 0)
-    {
-      json_decref (p);
-      return -1;
-    }
-  *out = p;
-  return 0;
-}
-
-static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET,
-                                  CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS };
-
-__attribute__ ((noreturn)) static void
-exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
-            char **cgroup_join, int sync_fd)
-{
-  cl_error_t err = NULL;
-  int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
-  struct sync_msg msg;
-  struct process_setup ps = { .process = process, .seccomp = json_object_get (st->doc, "seccomp"),
-                              .id = NULL, .no_new_keyring = true, .console_slave = -1,
-                              .stdio = opts->stdio };
-  cleanup_free char *exe = NULL;
-  struct stat self, other;
-  pid_t pid;
-
-  prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_DUMPABLE, 0);
-  if (opts->stdio)
-    for (int i = 0; i < 3; i++)
-      keep[1 + i] = opts->stdio[i];
-  process_close_fds (opts->preserve_fds, keep, 4);
-  if (sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
-    _exit (1);
-  if (cgroup_join_self (cgroup_join, &err) < 0)
-    sync_fail (sync_fd, &err);
-  /* Open every namespace first: after joining the mount namespace the
-     host's /proc is gone. */
-  for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
-    {
-      const char *name = spec_namespace_proc_name (join_order[i]);
-      char a[64], b[64];
-      snprintf (a, sizeof a, "/proc/self/ns/%s", name);
-      snprintf (b, sizeof b, "/proc/%d/ns/%s", st->pid, name);
-      fds[i] = -1;
-      if (stat (a, &self) < 0 || stat (b, &other) < 0 || self.st_ino == other.st_ino)
-        continue;
-      fds[i] = open (b, O_RDONLY | O_CLOEXEC);
-      if (fds[i] < 0)
-        {
-          cl_error_errno (&err, "open `%s`", b);
-          sync_fail (sync_fd, &err);
-        }
-      n++;
-    }
-  for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
-    if (fds[i] >= 0)
-      {
-        if (setns (fds[i], join_order[i]) < 0)
-          {
-            cl_error_errno (&err, "join the container's %s namespace", spec_namespace_proc_name (join_order[i]));
-            sync_fail (sync_fd, &err);
-          }
-        close (fds[i]);
-      }
-  if (fds[4] >= 0 || fds[6] >= 0) /* pid, time */
-    {
-      /* pid and time namespaces apply to children. */
-      pid = (pid_t) syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
-      if (pid < 0)
-        {
-          cl_error_errno (&err, "fork into the container");
-          sync_fail (sync_fd, &err);
-        }
-      if (pid > 0)
-        {
-          sync_send (sync_fd, SYNC_PID, pid, NULL);
-          _exit (0);
-        }
-      prctl (PR_SET_PDEATHSIG, SIGKILL);
-    }
-  if (json_is_true (json_object_get (process, "terminal")))
-    {
-      int master;
-      if (console_open_pty ("/dev/pts/ptmx", json_object_get (process, "consoleSize"), &master,
-                            &ps.console_slave, &err) < 0)
-        sync_fail (sync_fd, &err);
-      if (sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0 || console_send_fd (sync_fd, master, "console") < 0)
-        {
-          cl_error_errno (&err, "send the terminal");
-          sync_fail (sync_fd, &err);
-        }
-      close (master);
-    }
-  if (process_prepare (&ps, &exe, &err) < 0)
-    sync_fail (sync_fd, &err);
-  prctl (PR_SET_PDEATHSIG, 0);
-  sync_send (sync_fd, SYNC_READY, 0, NULL);
-  process_exec (&ps, exe, &err);
-  sync_fail (sync_fd, &err);
-}
-
-int
-cl_container_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
-                   int *exit_status, cl_error_t *err)
-{
-  struct container_state st;
-  cleanup_json json_t *process = NULL;
-  const char *status;
-  int sv[2] = { -1, -1 }, master = -1, r = -1;
-  cleanup_close int v2_fd = -1;
-  cleanup_free char *v2_procs = NULL;
-  char **join = NULL;
-  bool placed = false;
-  pid_t helper = -1, pid = -1;
-  struct sync_msg msg;
-
-  *exit_status = 0;
-  if (state_load (root, id, &st, err) < 0)
-    return -1;
-  status = state_status (&st);
-  if (strcmp (status, "running") != 0 && strcmp (status, "created") != 0)
-    {
-      cl_error_make (err, 0, "container `%s` is %s: cannot exec in it", id, status);
-      goto out;
-    }
-  if (exec_process (&st, opts, &process, err) < 0)
-    goto out;
-  if (json_is_true (json_object_get (process, "terminal")) && opts->console_socket == NULL && opts->detach)
-    {
-      cl_error_make (err, 0, "process.terminal is true: --console-socket is required with --detach");
-      goto out;
-    }
-  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-    {
-      cl_error_errno (err, "socketpair");
-      goto out;
-    }
-  join = cgroup_join_files (json_object_get (st.doc, "cgroup"), &v2_fd, &v2_procs);
-  helper = clone_fork (0, v2_fd, &placed);
-  if (!placed && v2_procs)
-    join = strv_append (join, steal_pointer (&v2_procs));
-  if (helper < 0)
-    {
-      cl_error_errno (err, "fork");
-      goto out;
-    }
-  if (helper == 0)
-    {
-      close (sv[0]);
-      exec_child (&st, process, opts, join, sv[1]);
-    }
-  close (sv[1]);
-  sv[1] = -1;
-  pid = helper;
-  sync_send (sv[0], SYNC_GO, 0, NULL);
-  for (;;)
-    {
-      if (sync_recv (sv[0], 0, &msg, err) < 0)
-        goto fail;
-      if (msg.type == SYNC_READY)
-        break;
-      if (msg.type == SYNC_PID)
-        {
-          waitpid (helper, NULL, 0);
-          pid = msg.value;
-        }
-      else if (msg.type == SYNC_CONSOLE)
-        {
-          master = console_recv_fd (sv[0]);
-          if (master < 0)
-            {
-              cl_error_errno (err, "receive the terminal");
-              goto fail;
-            }
-          if (opts->console_socket)
-            {
-              int rr = console_send_to_socket (opts->console_socket, master, err);
-              close (master);
-              master = -1;
-              if (rr < 0)
-                goto fail;
-            }
-        }
-    }
-  /* After READY: end of stream means execve succeeded. */
-  {
-    ssize_t n = recv (sv[0], &msg, sizeof msg - 1, 0);
-    if (n > 0 && msg.type == SYNC_ERROR)
-      {
-        ((char *) &msg)[n] = '\0';
-        cl_error_make (err, 0, "%s", msg.text);
-        goto fail;
-      }
-  }
-  if (write_pid_file (opts->pid_file, pid, err) < 0)
-    goto fail;
-  if (!opts->detach)
-    {
-      set_forwarding (pid, true);
-      if (master >= 0)
-        console_proxy (master);
-      *exit_status = wait_exit_status (pid);
-      set_forwarding (0, false);
-    }
-  r = 0;
-  goto out;
-fail:
-  kill_and_reap (pid);
-  if (helper != pid)
-    waitpid (helper, NULL, WNOHANG);
-out:
-  if (master >= 0)
-    close (master);
-  if (sv[0] >= 0)
-    close (sv[0]);
-  if (sv[1] >= 0)
-    close (sv[1]);
-  strv_free (join);
   state_release (&st);
   return r;
 }

@@ -1,6 +1,7 @@
 /* The container engine's public API: what `cloison-runtime` (the OCI CLI)
    and the manager call.  Every call takes the state root (the runtime's
-   `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT) where each container keeps
+   `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT, or for a non-root caller
+   $XDG_RUNTIME_DIR/cloison-runtime) where each container keeps
    <root>/<id>/state.json.
 
    Process model: `create` forks the container's init, which prepares
@@ -57,7 +58,8 @@ int cl_container_list (const char *root, json_t **out, cl_error_t *err);
 /* Signals the init, or (all) every process of the container. */
 int cl_container_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);
 /* Removes a stopped (or, with force, any: killed first) container: its
-   processes, cgroup, state directory, and runs poststop hooks. */
+   processes, cgroup, state directory, and runs poststop hooks.  With
+   force, a container that does not exist is not an error. */
 int cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err);
 int cl_container_pause (const char *root, const char *id, cl_error_t *err);
 int cl_container_resume (const char *root, const char *id, cl_error_t *err);
@@ -99,12 +101,14 @@ json_t *cl_container_features (void);
 /* "SIGKILL", "KILL", "9" -> signal number. */
 int cl_container_parse_signal (const char *s, int *signo, cl_error_t *err);
 
-/* CVE-2019-5736: re-executes the calling program from a sealed memfd
+/* CVE-2019-5736: re-executes the calling program from a file that cannot
+   be written (a read-only bind mount of itself made in a private mount
+   namespace, which the new image leaves at once; else a sealed memfd),
    unless it already runs from one, so that a container process can never
    reach (and overwrite) the binary on the host through /proc/PID/exe.
    Call first thing in main() of any program that creates containers.
-   Returns 0 when already sealed; on success of the re-exec it does not
-   return. */
+   Returns 0 when already protected; on success of the re-exec it does
+   not return. */
 int cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err);
 
 #endif

@@ -20,10 +20,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/personality.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <linux/magic.h>
+#include <sys/statfs.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
@@ -161,6 +165,10 @@ make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
 {
   int fd;
 
+  /* Usually the image has it already: one lookup. */
+  fd = open_in_root (rootfd, dest, O_PATH, 0);
+  if (fd >= 0)
+    return fd;
   if (dir)
     {
       if (mkdir_in_root (rootfd, dest, err) < 0)
@@ -215,6 +223,60 @@ remount_fd (int fd, unsigned long flags, bool keep_locked, const char *what, cl_
   if (mount (NULL, p, NULL, MS_BIND | MS_REMOUNT | flags, NULL) < 0)
     return cl_error_errno (err, "%s: remount", what);
   return 0;
+}
+
+static bool
+has_namespace (struct init_ctx *c, const char *type)
+{
+  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  size_t i;
+  json_array_foreach (ns, i, v)
+  {
+    if (strcmp (json_string_value (json_object_get (v, "type")), type) == 0)
+      return true;
+  }
+  return false;
+}
+
+/* Without a cgroup namespace the container must still see its own
+   cgroups at /sys/fs/cgroup, not the host's roots (as runc): mount them
+   from a short-lived child in a cgroup namespace rooted at the
+   container's cgroups; the mounts land in our mount namespace. */
+static int
+mount_cgroups (struct init_ctx *c, const char *target, unsigned long flags, cl_error_t *err)
+{
+  int pipefd[2], status = 0;
+  char msg[1024];
+  ssize_t n;
+  pid_t pid;
+
+  if (has_namespace (c, "cgroup"))
+    return cl_cgroup_mount (target, flags, err);
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "pipe");
+  pid = fork ();
+  if (pid < 0)
+    return cl_error_errno (err, "fork");
+  if (pid == 0)
+    {
+      cl_error_t e = NULL;
+      close (pipefd[0]);
+      if (unshare (CLONE_NEWCGROUP) < 0)
+        cl_error_errno (&e, "unshare a cgroup namespace");
+      else
+        cl_cgroup_mount (target, flags, &e);
+      if (e)
+        dprintf (pipefd[1], "%s", e->msg);
+      _exit (e ? 1 : 0);
+    }
+  close (pipefd[1]);
+  n = read (pipefd[0], msg, sizeof msg - 1);
+  close (pipefd[0]);
+  waitpid (pid, &status, 0);
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 0)
+    return 0;
+  msg[n > 0 ? n : 0] = '\0';
+  return cl_error_make (err, 0, "%s", n > 0 ? msg : "cgroup mount failed");
 }
 
 static int
@@ -296,7 +358,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
               goto out;
             }
           real[n] = '\0';
-          if (cl_cgroup_mount (real, mo.flags, err) < 0)
+          if (mount_cgroups (c, real, mo.flags, err) < 0)
             {
               cl_error_wrap (err, "%s", what);
               goto out;
@@ -434,9 +496,19 @@ setup_console (struct init_ctx *c, cl_error_t *err)
   if (console_open_pty (ptmx_path, json_object_get (process, "consoleSize"), &master,
                         &c->console_slave, err) < 0)
     return -1;
-  console = make_target (c->rootfd, "/dev/console", false, err);
-  if (console < 0)
-    return -1;
+  /* CVE-2025-52565: never follow a link here (the pty must not be bound
+     over some other file, e.g. in /proc); take a regular file or a node. */
+  {
+    int fd = open_in_root (c->rootfd, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW, 0600);
+    struct stat st;
+    if (fd >= 0)
+      close (fd);
+    console = open_in_root (c->rootfd, "/dev/console", O_PATH | O_NOFOLLOW, 0);
+    if (console < 0 || fstat (console, &st) < 0)
+      return cl_error_errno (err, "process.terminal: /dev/console in the container");
+    if (!S_ISREG (st.st_mode) && !S_ISCHR (st.st_mode))
+      return cl_error_make (err, 0, "process.terminal: /dev/console in the container is not a file");
+  }
   slave_path = fd_path (c->console_slave);
   console_path = fd_path (console);
   if (mount (slave_path, console_path, NULL, MS_BIND, NULL) < 0)
@@ -536,6 +608,7 @@ set_sysctls (struct init_ctx *c, cl_error_t *err)
   {
     cleanup_free char *path = cl_strdup_printf ("/proc/sys/%s", key);
     const char *val = json_string_value (v);
+    struct statfs fs;
     cleanup_close int fd = -1;
     for (char *p = path + 10; *p; p++)
       if (*p == '.')
@@ -543,7 +616,13 @@ set_sysctls (struct init_ctx *c, cl_error_t *err)
     fd = open_in_root (c->rootfd, path, O_WRONLY | O_TRUNC, 0);
     if (fd < 0)
       fd = open (path, O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || cl_write_all (fd, val, strlen (val)) < 0)
+    if (fd < 0)
+      return cl_error_errno (err, "linux.sysctl.%s", key);
+    /* The image cannot steer the write elsewhere than procfs
+       (CVE-2025-52881). */
+    if (fstatfs (fd, &fs) < 0 || fs.f_type != PROC_SUPER_MAGIC)
+      return cl_error_make (err, 0, "linux.sysctl.%s: `%s` is not on procfs", key, path);
+    if (cl_write_all (fd, val, strlen (val)) < 0)
       return cl_error_errno (err, "linux.sysctl.%s", key);
   }
   return 0;
@@ -691,10 +770,10 @@ fork_real_init (struct init_ctx *c, cl_error_t *err)
   _exit (0);
 }
 
-static bool
-needs_child_fork (struct init_ctx *c)
+bool
+init_forks_real_init (json_t *linux_obj)
 {
-  json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
+  json_t *ns = json_object_get (linux_obj, "namespaces"), *v;
   size_t i;
   json_array_foreach (ns, i, v)
   {
@@ -704,6 +783,30 @@ needs_child_fork (struct init_ctx *c)
       return true;
   }
   return false;
+}
+
+/* linux.timeOffsets, written before any process enters the new time
+   namespace (the real init is forked after). */
+static int
+set_time_offsets (struct init_ctx *c, cl_error_t *err)
+{
+  json_t *offsets = json_object_get (c->linux_obj, "timeOffsets"), *v;
+  const char *clock;
+  char buf[256];
+  size_t len = 0;
+
+  json_object_foreach (offsets, clock, v)
+  {
+    int n = snprintf (buf + len, sizeof buf - len, "%s %lld %lld\n", clock,
+                      json_integer_value (json_object_get (v, "secs")),
+                      json_integer_value (json_object_get (v, "nanosecs")));
+    if (n < 0 || (size_t) n >= sizeof buf - len)
+      return cl_error_make (err, 0, "linux.timeOffsets: too long");
+    len += (size_t) n;
+  }
+  if (len && cl_write_file ("/proc/self/timens_offsets", buf, len, 0, err) < 0)
+    return cl_error_wrap (err, "linux.timeOffsets");
+  return 0;
 }
 
 /* GO: ids are mapped and we are in the container's cgroup.  The cgroup
@@ -720,13 +823,21 @@ wait_go (struct init_ctx *c, cl_error_t *err)
   if (sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
     return -1;
   c->have_go = true;
+  prctl (PR_SET_DUMPABLE, 0);
   json_array_foreach (ns, i, v)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
     int flag = spec_namespace_flag (type);
-    if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path")
-        && unshare (flag) < 0)
-      return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
+    if (flag == CLONE_NEWPID && !json_object_get (v, "path") && !(c->a->ns_new & CLONE_NEWPID)
+        && unshare (CLONE_NEWPID) < 0)
+      return cl_error_errno (err, "linux.namespaces[%zu]: unshare pid", i);
+    if ((flag == CLONE_NEWCGROUP || flag == CLONE_NEWTIME) && !json_object_get (v, "path"))
+      {
+        if (unshare (flag) < 0)
+          return cl_error_errno (err, "linux.namespaces[%zu]: unshare %s", i, type);
+        if (flag == CLONE_NEWTIME && set_time_offsets (c, err) < 0)
+          return -1;
+      }
   }
   return 0;
 }
@@ -738,7 +849,7 @@ needs_go_early (struct init_ctx *c)
 {
   json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
   size_t i;
-  if (c->a->ns_new & CLONE_NEWUSER || needs_child_fork (c))
+  if (c->a->ns_new & CLONE_NEWUSER || init_forks_real_init (c->linux_obj))
     return true;
   json_array_foreach (ns, i, v)
   {
@@ -777,7 +888,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     }
   if (join_namespaces (c, false, err) < 0)
     return -1;
-  if (needs_child_fork (c) && fork_real_init (c, err) < 0)
+  if (init_forks_real_init (c->linux_obj) && fork_real_init (c, err) < 0)
     return -1;
   if (hostname && sethostname (hostname, strlen (hostname)) < 0)
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);
@@ -788,12 +899,19 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     return -1;
   cl_debug ("phase %.3f ms: init rootfs done", cl_now_ns () / 1e6);
 
+  {
+    const char *domain = json_string_value (
+        json_object_get (json_object_get (c->linux_obj, "personality"), "domain"));
+    if (domain && personality (strcmp (domain, "LINUX32") == 0 ? PER_LINUX32 : PER_LINUX) < 0)
+      return cl_error_errno (err, "linux.personality: %s", domain);
+  }
   ps->process = process;
   ps->seccomp = json_object_get (c->linux_obj, "seccomp");
   ps->id = a->id;
   ps->no_new_keyring = a->no_new_keyring;
   ps->console_slave = c->console_slave;
   ps->stdio = a->stdio;
+  ps->sync_fd = a->sync_fd;
   ps->state = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
                          "status", "creating", "pid", (int) getpid (), "bundle", a->bundle);
   close (c->rootfd);
@@ -815,7 +933,10 @@ init_run (struct init_args *a)
   /* Until `create` returns, the init dies with the runtime; and no
      process of the container may open our /proc/PID/exe meanwhile. */
   prctl (PR_SET_PDEATHSIG, SIGKILL);
-  prctl (PR_SET_DUMPABLE, 0);
+  /* An unprivileged runtime must still write our uid/gid maps (it owns
+     our /proc files only while we are dumpable): later then. */
+  if (!(a->ns_new & CLONE_NEWUSER))
+    prctl (PR_SET_DUMPABLE, 0);
   c.linux_obj = json_object_get (a->config, "linux");
   if (init_setup (&c, &exe, &ps, &err) < 0)
     sync_fail (a->sync_fd, &err);

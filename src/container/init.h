@@ -31,6 +31,9 @@ struct init_args
 };
 
 __attribute__ ((noreturn)) void init_run (struct init_args *a);
+/* True when the init forks the real init (a pid namespace joined by
+   path, a new time namespace) and reports its pid with SYNC_PID. */
+bool init_forks_real_init (json_t *linux_obj);
 
 /* Files to write "0" to so that the caller joins the cgroups of `saved`
    (cl_cgroup_save's form); the v2 directory, when there is one, comes

@@ -3,8 +3,10 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "container/caps.h"
+#include "container/console.h"
 #include "container/seccomp.h"
 #include "container/spec.h"
+#include "container/sync.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -132,6 +134,91 @@ set_rlimits (json_t *process, cl_error_t *err)
   return 0;
 }
 
+#define IOPRIO_WHO_PROCESS 1
+#define IOPRIO_CLASS_SHIFT 13
+
+int
+process_ioprio_class (const char *name)
+{
+  static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                                         "IOPRIO_CLASS_IDLE" };
+  for (int i = 0; i < 4; i++)
+    if (strcmp (classes[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static int
+set_io_priority (json_t *process, cl_error_t *err)
+{
+  json_t *io = json_object_get (process, "ioPriority");
+  const char *cls;
+  int prio;
+  if (io == NULL)
+    return 0;
+  cls = json_string_value (json_object_get (io, "class"));
+  prio = (int) json_integer_value (json_object_get (io, "priority"));
+  if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
+               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
+    return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
+  return 0;
+}
+
+struct sched_attr_v1
+{
+  uint32_t size, sched_policy;
+  uint64_t sched_flags;
+  int32_t sched_nice;
+  uint32_t sched_priority;
+  uint64_t sched_runtime, sched_deadline, sched_period;
+};
+
+static const char *const sched_policies[]
+    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE" };
+static const char *const sched_flag_names[]
+    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
+        "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX" };
+
+int
+process_sched_policy (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_policies / sizeof sched_policies[0]); i++)
+    if (i != 4 && strcmp (sched_policies[i], name) == 0)
+      return i;
+  return -1;
+}
+
+int
+process_sched_flag (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
+    if (strcmp (sched_flag_names[i], name) == 0)
+      return 1 << i;
+  return -1;
+}
+
+static int
+set_scheduler (json_t *process, cl_error_t *err)
+{
+  json_t *sc = json_object_get (process, "scheduler"), *f;
+  struct sched_attr_v1 attr = { .size = sizeof attr };
+  size_t i;
+
+  if (sc == NULL)
+    return 0;
+  attr.sched_policy = (uint32_t) process_sched_policy (json_string_value (json_object_get (sc, "policy")));
+  attr.sched_nice = (int32_t) json_integer_value (json_object_get (sc, "nice"));
+  attr.sched_priority = (uint32_t) json_integer_value (json_object_get (sc, "priority"));
+  attr.sched_runtime = (uint64_t) json_integer_value (json_object_get (sc, "runtime"));
+  attr.sched_deadline = (uint64_t) json_integer_value (json_object_get (sc, "deadline"));
+  attr.sched_period = (uint64_t) json_integer_value (json_object_get (sc, "period"));
+  json_array_foreach (json_object_get (sc, "flags"), i, f)
+  attr.sched_flags |= (uint64_t) process_sched_flag (json_string_value (f));
+  if (syscall (SYS_sched_setattr, 0, &attr, 0) < 0)
+    return cl_error_errno (err, "process.scheduler: sched_setattr");
+  return 0;
+}
+
 static int
 set_user (json_t *process, cl_error_t *err)
 {
@@ -139,14 +226,11 @@ set_user (json_t *process, cl_error_t *err)
   json_t *gids = json_object_get (user, "additionalGids"), *v;
   uid_t uid = (uid_t) json_integer_value (json_object_get (user, "uid"));
   gid_t gid = (gid_t) json_integer_value (json_object_get (user, "gid"));
-  gid_t groups[64];
+  cleanup_free gid_t *groups = cl_xmalloc0 ((json_array_size (gids) + 1) * sizeof *groups);
   size_t i, n = 0;
 
   json_array_foreach (gids, i, v)
-  {
-    if (n < 64)
-      groups[n++] = (gid_t) json_integer_value (v);
-  }
+  groups[n++] = (gid_t) json_integer_value (v);
   /* setgroups is denied in a user namespace whose gid map was written
      with setgroups=deny; only call it when it matters. */
   if (setgroups (n, groups) < 0 && (n > 0 || errno != EPERM))
@@ -161,18 +245,27 @@ set_user (json_t *process, cl_error_t *err)
 static int
 load_seccomp (struct process_setup *ps, cl_error_t *err)
 {
-  int notify_fd = -1;
+  int notify_fd = -1, r = 0;
   if (ps->seccomp == NULL)
     return 0;
   if (cl_seccomp_load (ps->seccomp, &notify_fd, err) < 0)
     return -1;
-  if (notify_fd >= 0)
-    {
-      int r = cl_seccomp_send_listener (ps->seccomp, notify_fd, ps->state, err);
-      close (notify_fd);
-      return r;
-    }
-  return 0;
+  if (notify_fd < 0)
+    return 0;
+  if (sync_send (ps->sync_fd, SYNC_SECCOMP, 0, NULL) < 0
+      || console_send_fd (ps->sync_fd, notify_fd, "seccomp") < 0)
+    r = cl_error_errno (err, "linux.seccomp: pass the listener fd to the runtime");
+  close (notify_fd);
+  return r;
+}
+
+/* With a listener the filter is loaded before `start`, while the runtime
+   still listens on the sync socket. */
+static bool
+seccomp_early (struct process_setup *ps)
+{
+  return !json_is_true (json_object_get (ps->process, "noNewPrivileges"))
+         || json_object_get (ps->seccomp, "listenerPath") != NULL;
 }
 
 int
@@ -185,7 +278,8 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
   char buf[PATH_MAX];
   cleanup_json json_t *no_caps = NULL;
 
-  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0)
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0
+      || set_scheduler (process, err) < 0)
     return -1;
   oom = json_object_get (process, "oomScoreAdj");
   if (oom)
@@ -202,7 +296,7 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
       cleanup_free char *name = cl_strdup_printf ("_ses.%s", ps->id);
       syscall (SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name);
     }
-  if (!nnp && load_seccomp (ps, err) < 0)
+  if (seccomp_early (ps) && load_seccomp (ps, err) < 0)
     return -1;
   if (caps == NULL)
     caps = no_caps = json_object ();
@@ -242,7 +336,7 @@ process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
     argv[i] = (char *) json_string_value (json_array_get (args, i));
   for (i = 0; i < ne; i++)
     envp[i] = (char *) json_string_value (json_array_get (env, i));
-  if (json_is_true (json_object_get (process, "noNewPrivileges")) && load_seccomp (ps, err) < 0)
+  if (!seccomp_early (ps) && load_seccomp (ps, err) < 0)
     return -1;
   execve (exe, argv, envp);
   return cl_error_errno (err, "exec `%s`", argv[0]);

@@ -2,6 +2,7 @@
    validation (ctx == NULL: nothing is built) and loading, so that what
    `create` accepts is exactly what the container's init can load. */
 #include "container/seccomp.h"
+#include "container/seccomp_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -11,7 +12,12 @@
 #include <seccomp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <linux/filter.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 
 #define SECCOMP_CTX "linux.seccomp"
@@ -44,17 +50,17 @@ static const struct
   { "SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ },
 };
 
-/* Filter flags of the spec and the libseccomp attribute that sets each;
-   0 when libseccomp 2.5 has no attribute for it. */
+/* Filter flags of the spec and the kernel's seccomp(2) flag for each: the
+   filter is loaded with seccomp(2) directly (see cl_seccomp_load_program). */
 static const struct
 {
   const char *name;
-  enum scmp_filter_attr attr;
+  unsigned int flag;
 } seccomp_flags[] = {
-  { "SECCOMP_FILTER_FLAG_TSYNC", SCMP_FLTATR_CTL_TSYNC },
-  { "SECCOMP_FILTER_FLAG_LOG", SCMP_FLTATR_CTL_LOG },
-  { "SECCOMP_FILTER_FLAG_SPEC_ALLOW", SCMP_FLTATR_CTL_SSB },
-  { "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", 0 },
+  { "SECCOMP_FILTER_FLAG_TSYNC", SECCOMP_FILTER_FLAG_TSYNC },
+  { "SECCOMP_FILTER_FLAG_LOG", SECCOMP_FILTER_FLAG_LOG },
+  { "SECCOMP_FILTER_FLAG_SPEC_ALLOW", SECCOMP_FILTER_FLAG_SPEC_ALLOW },
+  { "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV", 1U << 5 },
 };
 
 #define N_ELEMENTS(a) (sizeof (a) / sizeof ((a)[0]))
@@ -63,6 +69,7 @@ struct seccomp_walk
 {
   scmp_filter_ctx ctx; /* NULL when only validating */
   uint32_t default_action;
+  unsigned int kernel_flags; /* SECCOMP_FILTER_FLAG_* */
   bool uses_notify;
 };
 
@@ -178,19 +185,7 @@ walk_header (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
           free (names);
           return -1;
         }
-      if (w->ctx && seccomp_flags[f].attr == 0)
-        {
-          cl_error_make (err, 0, SECCOMP_CTX ".flags[%zu]: `%s` is not supported by libseccomp %u.%u",
-                         i, names[i], seccomp_version ()->major, seccomp_version ()->minor);
-          free (names);
-          return -1;
-        }
-      if (w->ctx && seccomp_attr_set (w->ctx, seccomp_flags[f].attr, 1) < 0)
-        {
-          cl_error_make (err, 0, SECCOMP_CTX ".flags[%zu]: cannot set `%s`", i, names[i]);
-          free (names);
-          return -1;
-        }
+      w->kernel_flags |= seccomp_flags[f].flag;
     }
   free (names);
   return 0;
@@ -389,17 +384,57 @@ cl_seccomp_validate (json_t *seccomp, cl_error_t *err)
   return walk (seccomp, &w, err);
 }
 
-int
-cl_seccomp_load (json_t *seccomp, int *notify_fd, cl_error_t *err)
+/* The filter as the kernel takes it, and how to load it. */
+struct cl_seccomp_program
+{
+  struct sock_filter *insns;
+  size_t len;
+  unsigned int flags; /* SECCOMP_FILTER_FLAG_*, NEW_LISTENER included */
+};
+
+void
+cl_seccomp_program_free (struct cl_seccomp_program *prog)
+{
+  if (prog == NULL)
+    return;
+  free (prog->insns);
+  free (prog);
+}
+
+/* libseccomp 2.5 exports only to an fd. */
+static int
+export_bpf (scmp_filter_ctx ctx, struct cl_seccomp_program *prog, cl_error_t *err)
+{
+  cleanup_close int fd = memfd_create ("cloison-seccomp", MFD_CLOEXEC);
+  struct stat st;
+  int rc;
+
+  if (fd < 0)
+    return cl_error_errno (err, SECCOMP_CTX ": memfd_create");
+  rc = seccomp_export_bpf (ctx, fd);
+  if (rc < 0)
+    return cl_error_make (err, -rc, SECCOMP_CTX ": generate the filter");
+  if (fstat (fd, &st) < 0)
+    return cl_error_errno (err, SECCOMP_CTX ": fstat");
+  if (st.st_size <= 0 || st.st_size % sizeof (struct sock_filter) != 0
+      || st.st_size / sizeof (struct sock_filter) > BPF_MAXINSNS)
+    return cl_error_make (err, 0, SECCOMP_CTX ": the filter has %lld bytes, not a program of at most %d instructions",
+                          (long long) st.st_size, BPF_MAXINSNS);
+  prog->insns = cl_xmalloc0 ((size_t) st.st_size);
+  prog->len = (size_t) st.st_size / sizeof (struct sock_filter);
+  if (pread (fd, prog->insns, (size_t) st.st_size, 0) != st.st_size)
+    return cl_error_errno (err, SECCOMP_CTX ": read the filter back");
+  return 0;
+}
+
+static int
+compile_uncached (json_t *seccomp, struct cl_seccomp_program *prog, cl_error_t *err)
 {
   struct seccomp_walk w = { 0 };
   uint32_t default_action = SCMP_ACT_ALLOW;
   bool notify = false;
-  int rc;
+  int r;
 
-  *notify_fd = -1;
-  if (seccomp == NULL || json_is_null (seccomp))
-    return 0;
   if (read_action (seccomp, SECCOMP_CTX, "defaultAction", "defaultErrnoRet", &default_action,
                    &notify, err)
       < 0)
@@ -407,30 +442,88 @@ cl_seccomp_load (json_t *seccomp, int *notify_fd, cl_error_t *err)
   w.ctx = seccomp_init (default_action);
   if (w.ctx == NULL)
     return cl_error_make (err, 0, SECCOMP_CTX ": seccomp_init failed");
-  if (walk (seccomp, &w, err) < 0)
-    goto fail;
-  rc = seccomp_load (w.ctx);
-  if (rc < 0)
-    {
-      cl_error_make (err, -rc, SECCOMP_CTX ": load the filter");
-      goto fail;
-    }
+  r = walk (seccomp, &w, err);
+  if (r == 0)
+    r = export_bpf (w.ctx, prog, err);
+  seccomp_release (w.ctx);
+  if (r < 0)
+    return -1;
+  prog->flags = w.kernel_flags;
   if (w.uses_notify)
     {
-      *notify_fd = seccomp_notify_fd (w.ctx);
-      if (*notify_fd < 0)
-        {
-          cl_error_make (err, -*notify_fd, SECCOMP_CTX ": get the notify fd");
-          *notify_fd = -1;
-          goto fail;
-        }
+      prog->flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+      /* TSYNC must then report failures as ESRCH: its positive return
+         would be ambiguous with the listener fd. */
+      if (prog->flags & SECCOMP_FILTER_FLAG_TSYNC)
+        prog->flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
     }
-  seccomp_release (w.ctx);
+  else
+    prog->flags &= ~(1U << 5); /* WAIT_KILLABLE_RECV means nothing without a listener */
   return 0;
+}
 
-fail:
-  seccomp_release (w.ctx);
-  return -1;
+int
+cl_seccomp_compile (json_t *seccomp, const char *cache_dir, struct cl_seccomp_program **out,
+                    cl_error_t *err)
+{
+  struct cl_seccomp_program *prog;
+
+  *out = NULL;
+  if (seccomp == NULL || json_is_null (seccomp))
+    return 0;
+  prog = cl_xmalloc0 (sizeof *prog);
+  if (cache_dir && cl_seccomp_cache_get (cache_dir, seccomp, &prog->insns, &prog->len,
+                                         &prog->flags) == 1)
+    {
+      *out = prog;
+      return 0;
+    }
+  if (compile_uncached (seccomp, prog, err) < 0)
+    {
+      cl_seccomp_program_free (prog);
+      return -1;
+    }
+  if (cache_dir)
+    cl_seccomp_cache_put (cache_dir, seccomp, prog->insns, prog->len, prog->flags);
+  *out = prog;
+  return 0;
+}
+
+int
+cl_seccomp_load_program (const struct cl_seccomp_program *prog, int *notify_fd, cl_error_t *err)
+{
+  struct sock_fprog fprog;
+  long r;
+
+  *notify_fd = -1;
+  if (prog == NULL)
+    return 0;
+  fprog.len = (unsigned short) prog->len;
+  fprog.filter = prog->insns;
+  r = syscall (SYS_seccomp, SECCOMP_SET_MODE_FILTER, prog->flags, &fprog);
+  if (r < 0)
+    return cl_error_errno (err, SECCOMP_CTX ": load the filter");
+  /* With TSYNC a positive return names a thread that could not sync. */
+  if ((prog->flags & SECCOMP_FILTER_FLAG_TSYNC) && !(prog->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)
+      && r > 0)
+    return cl_error_make (err, 0, SECCOMP_CTX ": thread %ld could not take the filter (TSYNC)", r);
+  if (prog->flags & SECCOMP_FILTER_FLAG_NEW_LISTENER)
+    *notify_fd = (int) r;
+  return 0;
+}
+
+int
+cl_seccomp_load (json_t *seccomp, int *notify_fd, cl_error_t *err)
+{
+  struct cl_seccomp_program *prog = NULL;
+  int r;
+
+  *notify_fd = -1;
+  if (cl_seccomp_compile (seccomp, NULL, &prog, err) < 0)
+    return -1;
+  r = cl_seccomp_load_program (prog, notify_fd, err);
+  cl_seccomp_program_free (prog);
+  return r;
 }
 
 int

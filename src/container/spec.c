@@ -4,6 +4,7 @@
 #include "common/util.h"
 #include "container/caps.h"
 #include "container/cgroup.h"
+#include "container/process.h"
 #include "container/seccomp.h"
 
 #include <errno.h>
@@ -222,13 +223,45 @@ check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_e
   return 0;
 }
 
+static int
+validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
+{
+  json_t *sc = NULL, *flags = NULL, *f;
+  cleanup_free char *c = cl_json_path (ctx, "scheduler");
+  const char *policy = NULL;
+  int64_t n;
+  size_t i;
+
+  if (cl_json_object (process, ctx, "scheduler", &sc, err) < 0)
+    return -1;
+  if (sc == NULL)
+    return 0;
+  if (cl_json_string (sc, c, "policy", &policy, err) < 0)
+    return -1;
+  if (policy == NULL || process_sched_policy (policy) < 0)
+    return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
+  if (cl_json_int64 (sc, c, "nice", &n, err) < 0 || cl_json_int64 (sc, c, "priority", &n, err) < 0
+      || cl_json_int64 (sc, c, "runtime", &n, err) < 0 || cl_json_int64 (sc, c, "deadline", &n, err) < 0
+      || cl_json_int64 (sc, c, "period", &n, err) < 0 || cl_json_array (sc, c, "flags", &flags, err) < 0)
+    return -1;
+  json_array_foreach (flags, i, f)
+  {
+    if (!json_is_string (f) || process_sched_flag (json_string_value (f)) < 0)
+      {
+        cleanup_free char *fc = cl_json_path (c, "flags");
+        return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
+      }
+  }
+  return 0;
+}
+
 int
 spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
 {
   const char **args = NULL;
   size_t nargs = 0;
   const char *cwd = NULL;
-  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL;
+  json_t *user = NULL, *caps = NULL, *rl = NULL, *v, *cs = NULL, *io = NULL;
   bool b;
   int64_t oom;
   size_t i;
@@ -303,6 +336,22 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
     if (cl_json_uint64 (v, c, "hard", &n, err) < 0 || cl_json_uint64 (v, c, "soft", &n, err) < 0)
       return -1;
   }
+  if (cl_json_object (process, ctx, "ioPriority", &io, err) < 0)
+    return -1;
+  if (io)
+    {
+      cleanup_free char *c = cl_json_path (ctx, "ioPriority");
+      const char *cls = NULL;
+      int64_t prio = 0;
+      if (cl_json_string (io, c, "class", &cls, err) < 0 || cl_json_int64 (io, c, "priority", &prio, err) < 0)
+        return -1;
+      if (cls == NULL || process_ioprio_class (cls) < 0)
+        return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
+      if (prio < 0 || prio > 7)
+        return field_error (c, "priority", err, "%s", "must be between 0 and 7");
+    }
+  if (validate_scheduler (process, ctx, err) < 0)
+    return -1;
   r = cl_json_int64 (process, ctx, "oomScoreAdj", &oom, err);
   if (r < 0)
     return -1;
@@ -401,6 +450,8 @@ validate_mounts (json_t *config, cl_error_t *err)
       return field_error (c, "destination", err, "%s", "missing (required)");
     if (dest[0] != '/')
       return field_error (c, "destination", err, "must be an absolute path, got `%s`", dest);
+    if (json_object_get (v, "uidMappings") || json_object_get (v, "gidMappings"))
+      return field_error (c, "uidMappings", err, "%s", "idmapped mounts are not supported");
   }
   return 0;
 }
@@ -472,6 +523,64 @@ validate_hooks (json_t *config, cl_error_t *err)
   return 0;
 }
 
+static int
+validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
+{
+  json_t *offsets = NULL, *v;
+  const char *clock;
+
+  if (cl_json_object (linux_obj, "linux", "timeOffsets", &offsets, err) < 0)
+    return -1;
+  if (offsets == NULL)
+    return 0;
+  if (!(ns_flags & CLONE_NEWTIME))
+    return cl_error_make (err, 0, "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
+  json_object_foreach (offsets, clock, v)
+  {
+    cleanup_free char *c = cl_json_path ("linux.timeOffsets", clock);
+    int64_t n;
+    if (strcmp (clock, "monotonic") != 0 && strcmp (clock, "boottime") != 0)
+      return cl_error_make (err, 0, "%s: unknown clock (monotonic or boottime)", c);
+    if (!json_is_object (v))
+      return cl_error_make (err, 0, "%s: expected an object", c);
+    if (cl_json_int64 (v, c, "secs", &n, err) < 0 || cl_json_int64 (v, c, "nanosecs", &n, err) < 0)
+      return -1;
+  }
+  return 0;
+}
+
+/* Only sysctls that belong to one of the container's namespaces: any
+   other would change the host (as runc). */
+static int
+check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
+{
+  static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
+                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
+                                     "kernel.shm_rmid_forced", NULL };
+  if (strncmp (key, "net.", 4) == 0)
+    {
+      if (ns_flags & CLONE_NEWNET)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `network` namespace of its own");
+    }
+  if (strcmp (key, "kernel.hostname") == 0 || strcmp (key, "kernel.domainname") == 0)
+    {
+      if (ns_flags & CLONE_NEWUTS)
+        return 0;
+      return field_error ("linux.sysctl", key, err, "%s", "needs a `uts` namespace");
+    }
+  for (size_t i = 0; ipc[i]; i++)
+    if (strcmp (key, ipc[i]) == 0)
+      goto ipc_ns;
+  if (strncmp (key, "fs.mqueue.", 10) == 0)
+    goto ipc_ns;
+  return field_error ("linux.sysctl", key, err, "%s", "not namespaced: setting it would change the host");
+ipc_ns:
+  if (ns_flags & CLONE_NEWIPC)
+    return 0;
+  return field_error ("linux.sysctl", key, err, "%s", "needs an `ipc` namespace");
+}
+
 int
 spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
 {
@@ -540,9 +649,22 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "expected a string");
     if (strstr (key, "..") || strchr (key, '/') == key)
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
+    if (check_sysctl_namespaced (key, ns_flags, err) < 0)
+      return -1;
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;
+  if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
+    return -1;
+  {
+    json_t *pers = NULL;
+    const char *domain = NULL;
+    if (cl_json_object (linux_obj, "linux", "personality", &pers, err) < 0
+        || cl_json_string (pers, "linux.personality", "domain", &domain, err) < 0)
+      return -1;
+    if (domain && strcmp (domain, "LINUX") != 0 && strcmp (domain, "LINUX32") != 0)
+      return cl_error_make (err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
+  }
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;
   if (seccomp && cl_seccomp_validate (seccomp, err) < 0)
@@ -582,6 +704,42 @@ static const char default_spec[] = "{"
   "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
   "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
 
+/* As runc's rootless spec: the host's /sys bound read-only (sysfs and
+   cgroup cannot be mounted from a user namespace without its own network
+   namespace), and devpts without gid=5 (unmapped). */
+static void
+rootless_mounts (json_t *mounts)
+{
+  size_t i;
+  json_t *m;
+
+  for (i = json_array_size (mounts); i-- > 0;)
+    {
+      const char *dest;
+      m = json_array_get (mounts, i);
+      dest = json_string_value (json_object_get (m, "destination"));
+      if (strcmp (dest, "/sys/fs/cgroup") == 0)
+        json_array_remove (mounts, i);
+      else if (strcmp (dest, "/sys") == 0)
+        json_array_set_new (mounts, i,
+                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type", "none",
+                                       "source", "/sys", "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+      else if (strcmp (dest, "/dev/pts") == 0)
+        {
+          json_t *opts = json_object_get (m, "options"), *o;
+          size_t j;
+          json_array_foreach (opts, j, o)
+          {
+            if (strcmp (json_string_value (o), "gid=5") == 0)
+              {
+                json_array_remove (opts, j);
+                break;
+              }
+          }
+        }
+    }
+}
+
 json_t *
 spec_default (bool rootless)
 {
@@ -598,6 +756,7 @@ spec_default (bool rootless)
       map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
       json_object_set_new (linux_obj, "gidMappings", map);
       json_object_del (linux_obj, "resources");
+      rootless_mounts (json_object_get (spec, "mounts"));
     }
   return spec;
 }

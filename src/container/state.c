@@ -15,7 +15,18 @@
 const char *
 state_root (const char *root)
 {
-  return root && *root ? root : CL_CONTAINER_DEFAULT_ROOT;
+  static char user_root[4096];
+  const char *xdg;
+
+  if (root && *root)
+    return root;
+  /* Rootless, as runc: under $XDG_RUNTIME_DIR. */
+  if (geteuid () != 0 && (xdg = getenv ("XDG_RUNTIME_DIR")) && *xdg)
+    {
+      snprintf (user_root, sizeof user_root, "%s/cloison-runtime", xdg);
+      return user_root;
+    }
+  return CL_CONTAINER_DEFAULT_ROOT;
 }
 
 int

@@ -1,6 +1,7 @@
 #include "container/sync.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -26,8 +27,19 @@ sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err)
   ssize_t n;
 
   memset (msg, 0, sizeof *msg);
+  /* ECONNRESET: the peer closed with our message unread (an init that
+     failed before GO); the kernel reports that once, before the
+     messages still queued for us, such as its error: read on. */
+  bool reset_seen = false;
   do
-    n = recv (fd, msg, sizeof *msg - 1, 0);
+    {
+      n = recv (fd, msg, sizeof *msg - 1, 0);
+      if (n < 0 && errno == ECONNRESET && !reset_seen)
+        {
+          reset_seen = true;
+          errno = EINTR;
+        }
+    }
   while (n < 0 && errno == EINTR);
   if (n < 0)
     return cl_error_errno (err, "container init: read sync socket");

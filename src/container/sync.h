@@ -15,6 +15,7 @@ enum sync_type
   SYNC_PID,       /* init -> runtime: value is the real init's pid (extra fork) */
   SYNC_READY,     /* init -> runtime: waiting for start */
   SYNC_START,     /* runtime -> init (run): go exec */
+  SYNC_SECCOMP,   /* init -> runtime: the seccomp listener fd follows */
   SYNC_ERROR,     /* either way: text holds the message, value errno */
 };
 

@@ -4,6 +4,7 @@ pids, cpu, cpuset, devices, freeze, update, and nothing left behind.  The
 same logic under pure cgroup v2 runs in tests/lab/test_lab_limits_v2.py."""
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -140,6 +141,42 @@ def test_limits_seen_from_inside(rt, bundle):
     p = rt("run", "--bundle", b, cid)
     assert p.returncode == 0, p.stderr
     assert p.stdout.split() == ["16777216", "9"]
+
+
+@pytest.fixture
+def public_rootfs(busybox_rootfs):
+    """A copy of the rootfs that the mapped root (uid 100000) can reach
+    (pytest's temp dirs are 0700)."""
+    d = tempfile.mkdtemp(prefix="limits-userns-")
+    os.chmod(d, 0o755)
+    shutil.copytree(busybox_rootfs, os.path.join(d, "rootfs"), symlinks=True)
+    yield os.path.join(d, "rootfs")
+    shutil.rmtree(d)
+
+
+def test_cgroup_mount_in_a_user_namespace_binds_the_containers_own_cgroup(rt, bundle, public_rootfs):
+    """v1 cannot be mounted from a user namespace: the container's own
+    directories are bound instead, as runc does."""
+    def edit(cfg):
+        cfg["linux"]["resources"] = {"memory": {"limit": 33554432}}
+        cfg["linux"]["namespaces"] = [{"type": t} for t in ("pid", "mount", "ipc", "uts", "user")]
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 100000, "size": 65536}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/sys"] + [
+            {"destination": "/sys", "type": "bind", "source": "/sys",
+             "options": ["rbind", "ro", "nosuid", "noexec", "nodev"]},
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+             "options": ["ro", "nosuid", "noexec", "nodev"]}]
+    cid = rt.new_id()
+    b = bundle(args=["cat", "/sys/fs/cgroup/memory/memory.limit_in_bytes"], config_edit=edit)
+    with open(os.path.join(b, "config.json")) as f:
+        cfg = json.load(f)
+    cfg["root"]["path"] = public_rootfs   # the fixture sets its own path after config_edit
+    with open(os.path.join(b, "config.json"), "w") as f:
+        json.dump(cfg, f)
+    p = rt("run", "--bundle", b, cid)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() == "33554432"
 
 
 def test_one_mib_memory_limit_runs_true(rt, bundle):

@@ -45,6 +45,17 @@ CASES = {
                            "linux.seccomp.syscalls[0].action"),
     "unknown_rlimit": (lambda c: set_path(c, ["process", "rlimits"], [{"type": "RLIMIT_BOGUS", "hard": 1, "soft": 1}]),
                        "process.rlimits[0].type: unknown rlimit `RLIMIT_BOGUS`"),
+    "bad_io_class": (lambda c: set_path(c, ["process", "ioPriority"], {"class": "IOPRIO_CLASS_FAST", "priority": 1}),
+                     "process.ioPriority.class: unknown class `IOPRIO_CLASS_FAST`"),
+    "time_offsets_without_ns": (lambda c: set_path(c, ["linux", "timeOffsets"], {"boottime": {"secs": 1}}),
+                                "linux.timeOffsets: needs a `time` namespace"),
+    "bad_sched_policy": (lambda c: set_path(c, ["process", "scheduler"], {"policy": "SCHED_FAST"}),
+                         "process.scheduler.policy: unknown policy `SCHED_FAST`"),
+    "idmapped_mount": (lambda c: c["mounts"].append({"destination": "/mnt", "type": "bind", "source": "/tmp",
+                                                     "options": ["bind"], "uidMappings": []}),
+                       "idmapped mounts are not supported"),
+    "host_sysctl": (lambda c: set_path(c, ["linux", "sysctl"], {"vm.swappiness": "10"}),
+                    "linux.sysctl.vm.swappiness: not namespaced"),
     "relative_cwd": (lambda c: set_path(c, ["process", "cwd"], "tmp"),
                      "process.cwd: must be an absolute path"),
     "missing_rootfs": (lambda c: set_path(c, ["root", "path"], "/nonexistent-cloison-rootfs"),
@@ -137,3 +148,21 @@ def test_duplicate_id_leaves_first_intact(rt, bundle):
 def test_unknown_container(rt):
     for args in (["state", "nope"], ["start", "nope"], ["kill", "nope"], ["delete", "nope"]):
         check_failure(rt(*args, check=False), "container `nope` does not exist")
+
+
+def test_bad_exec_process_file(rt, bundle, tmp_path):
+    b = bundle(args=["sleep", "30"])
+    cid = unique_id("bad")
+    proc = tmp_path / "process.json"
+    try:
+        rt("run", "--detach", "--bundle", b, cid)
+        proc.write_text(json.dumps({"args": ["true"], "cwd": "/", "user": {"uid": "root"}}))
+        check_failure(rt("exec", "--process", proc, cid, check=False),
+                      "`%s`: process.user.uid: expected an unsigned integer, got string" % proc)
+        proc.write_text('{"args": ["true"],\n "cwd": }')
+        check_failure(rt("exec", "--process", proc, cid, check=False), "%s:2:" % proc)
+        check_failure(rt("exec", cid, "/no/such/program", check=False), "/no/such/program")
+        pids = json.loads(rt("ps", "--format", "json", cid).stdout)
+        assert len(pids) == 1  # nothing left of the failed execs
+    finally:
+        rt.cleanup(cid)

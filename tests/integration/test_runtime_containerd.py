@@ -102,6 +102,10 @@ def test_ctr_detach_exec_kill_delete(ctd):
         p = ctd.ctr("task", "exec", "--exec-id", "e1", cid, "sh", "-c", "echo exec-ok; exit 3", check=False)
         assert "exec-ok" in p.stdout and p.returncode == 3
         assert len(ctd.ctr("task", "ps", cid).stdout.strip().splitlines()) >= 2
+        ctd.ctr("task", "pause", cid)
+        assert "PAUSED" in ctd.ctr("task", "ls").stdout
+        ctd.ctr("task", "resume", cid)
+        assert "RUNNING" in ctd.ctr("task", "ls").stdout
         ctd.ctr("task", "kill", "-s", "SIGKILL", cid)
         end = time.time() + 10
         while "STOPPED" not in ctd.ctr("task", "ls").stdout and time.time() < end:
@@ -113,3 +117,11 @@ def test_ctr_detach_exec_kill_delete(ctd):
     finally:
         ctd.ctr("task", "delete", "-f", cid, check=False)
         ctd.ctr("container", "delete", cid, check=False)
+
+
+def test_ctr_run_tty(ctd):
+    cmd = "ctr --address %s -n %s run --rm -t --runc-binary %s --rootfs %s ctd-tty sh -c 'tty; echo tty-ok'" % (
+        ctd.sock, ctd.ns, binary("cloison-runtime"), ctd.rootfs)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert p.returncode == 0 and "/dev/pts/0" in p.stdout and "tty-ok" in p.stdout, p.stdout

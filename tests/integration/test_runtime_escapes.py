@@ -24,27 +24,55 @@ def sha(path):
         return hashlib.sha256(f.read()).hexdigest()
 
 
-def test_cve_2019_5736_init_runs_from_sealed_memfd(rt, bundle):
+def try_write(path):
+    """Opens `path` for writing and writes: the errno it fails with, or 0."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as e:
+        return e.errno
+    try:
+        os.write(fd, b"pwned")
+        return 0
+    except OSError as e:
+        return e.errno
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("method", ["ro-bind", "memfd"])
+def test_cve_2019_5736_runtime_binary_unwritable(rt, bundle, method, monkeypatch):
+    """The original exploit keeps an O_PATH fd on /proc/PID/exe of a
+    runtime process in the container and reopens it for writing once the
+    process is gone.  The init must run from a file that stays unwritable:
+    a read-only bind mount of the runtime, or a sealed memfd."""
+    if method == "memfd":
+        monkeypatch.setenv("CLOISON_SEALED_EXE_MEMFD", "1")
+    before = sha(rt.bin)
     b = bundle(args=["true"])
     cid = unique_id("esc")
     try:
         rt("create", "--bundle", b, cid)
         pid = rt.state(cid)["pid"]
-        exe = os.readlink("/proc/%d/exe" % pid)
-        assert exe.startswith("/memfd:cloison-runtime"), exe
-        # Even the host's root cannot write through it: the memfd is
-        # sealed (and busy while it runs).
-        fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+        held = os.open("/proc/%d/exe" % pid, os.O_PATH)
         try:
-            seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
-            assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+            if method == "memfd":
+                assert os.readlink("/proc/%d/exe" % pid).startswith("/memfd:cloison-runtime")
+                fd = os.open("/proc/%d/exe" % pid, os.O_RDONLY)
+                seals = fcntl.fcntl(fd, fcntl.F_GET_SEALS)
+                os.close(fd)
+                assert seals & fcntl.F_SEAL_WRITE and seals & fcntl.F_SEAL_SEAL
+            else:
+                assert os.statvfs("/proc/%d/exe" % pid).f_flag & os.ST_RDONLY
+            assert try_write("/proc/%d/exe" % pid) in (errno.ETXTBSY, errno.EPERM, errno.EROFS)
+            rt("delete", "--force", cid)
+            assert try_write("/proc/self/fd/%d" % held) in (errno.EPERM, errno.EROFS)
         finally:
-            os.close(fd)
-        with pytest.raises(OSError) as e:
-            os.open("/proc/%d/exe" % pid, os.O_WRONLY)
-        assert e.value.errno in (errno.ETXTBSY, errno.EPERM)
+            os.close(held)
     finally:
         rt.cleanup(cid)
+    assert sha(rt.bin) == before
+    # The read-only bind never reaches the host's mount table.
+    assert not [l for l in open("/proc/self/mountinfo") if "cloison-runtime" in l]
 
 
 def test_cve_2019_5736_exec_of_proc_self_exe_cannot_reach_host_binary(rt, bundle):
@@ -132,3 +160,53 @@ def test_cve_2025_31133_masked_paths_use_the_real_dev_null(rt, bundle):
     lines = p.stdout.splitlines()
     assert lines[0] == "character special file 1:3", lines
     assert lines[1].strip() == "0"
+
+
+def test_cve_2025_52565_console_symlink_not_followed(rt, bundle, tmp_path):
+    """An image whose /dev/console points into /proc must not get the pty
+    bound over that file."""
+    def edit(cfg):
+        cfg["root"]["readonly"] = False
+        cfg["process"]["terminal"] = True
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] not in ("/dev",)]
+    b = bundle(args=["true"], config_edit=edit, copy_rootfs=True)
+    console = os.path.join(b, "rootfs", "dev", "console")
+    if os.path.lexists(console):
+        os.unlink(console)
+    os.symlink("/proc/sysrq-trigger", console)
+    cid = unique_id("esc")
+    sock = str(tmp_path / "c.sock")
+    import socket
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock)
+    srv.listen(1)
+    try:
+        p = rt("create", "--console-socket", sock, "--bundle", b, cid, check=False)
+        assert p.returncode != 0 and "/dev/console" in p.stderr, p.stderr
+        assert not os.path.exists(os.path.join(rt.root, cid))
+    finally:
+        srv.close()
+        rt.cleanup(cid)
+
+
+def test_cve_2025_52881_sysctl_only_on_procfs(rt, bundle):
+    """A sysctl write goes to procfs, even if the image makes /proc a
+    link into a directory of its own."""
+    def edit(cfg):
+        cfg["root"]["readonly"] = False
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] != "/proc"]
+        cfg["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+        cfg["linux"]["maskedPaths"] = []
+        cfg["linux"]["readonlyPaths"] = []
+    b = bundle(args=["true"], config_edit=edit, copy_rootfs=True)
+    proc = os.path.join(b, "rootfs", "proc")
+    os.rmdir(proc)
+    os.makedirs(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4"))
+    open(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4", "ip_forward"), "w").close()
+    os.symlink("/fake", proc)
+    p = rt("run", "--bundle", b, unique_id("esc"), check=False)
+    # Either refused, or written to the container's own procfs (the
+    # fallback is the runtime's /proc): never to the image's file.
+    assert open(os.path.join(b, "rootfs", "fake", "sys", "net", "ipv4", "ip_forward")).read() == ""
+    if p.returncode != 0:
+        assert "linux.sysctl.net.ipv4.ip_forward" in p.stderr

@@ -31,6 +31,30 @@ def wait_status(rt, cid, want, timeout=5):
     raise AssertionError("status %s, wanted %s" % (st["status"], want))
 
 
+def recv_fds(conn, size=256):
+    """One message and the fds it carries (SCM_RIGHTS)."""
+    msg, anc, _, _ = conn.recvmsg(size, socket.CMSG_SPACE(4 * 4))
+    fds = array.array("i")
+    for level, typ, data in anc:
+        if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+            fds.frombytes(data[:len(data) - len(data) % 4])
+    return msg, list(fds)
+
+
+def read_until(fd, token, timeout=5):
+    out = b""
+    end = time.time() + timeout
+    while time.time() < end and token not in out:
+        try:
+            chunk = os.read(fd, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    return out
+
+
 def test_version_prints_spec():
     rt = Runtime("/tmp")
     out = rt("--version").stdout
@@ -77,6 +101,9 @@ def test_create_start_state_kill_delete(rt, bundle, tmp_path):
         assert p.returncode != 0 and "running" in p.stderr
         rt("kill", cid, "KILL")
         wait_status(rt, cid, "stopped")
+        # containerd's shim recognises this wording as "already finished".
+        p = rt("kill", cid, "KILL", check=False)
+        assert p.returncode != 0 and "container not running" in p.stderr
         rt("delete", cid)
         assert_nothing_left(rt, cid, b)
     finally:
@@ -124,25 +151,11 @@ def test_console_socket_receives_pty(rt, bundle, tmp_path):
     try:
         rt("create", "--bundle", b, "--console-socket", sock_path, cid)
         conn, _ = srv.accept()
-        fds = array.array("i")
-        msg, anc, _, _ = conn.recvmsg(256, socket.CMSG_SPACE(4))
-        for level, typ, data in anc:
-            if level == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
-                fds.frombytes(data[:4])
+        _, fds = recv_fds(conn)
         assert len(fds) == 1
-        master = fds[0]
         rt("start", cid)
-        out = b""
-        end = time.time() + 5
-        while time.time() < end and b"100" not in out:
-            try:
-                chunk = os.read(master, 1024)
-            except OSError:
-                break
-            if not chunk:
-                break
-            out += chunk
-        os.close(master)
+        out = read_until(fds[0], b"100")
+        os.close(fds[0])
         assert b"/dev/pts/0" in out and b"24 100" in out
     finally:
         srv.close()
@@ -285,3 +298,190 @@ def test_pid_namespace_joined_by_path(rt, bundle):
     finally:
         rt.cleanup(c1)
         rt.cleanup(c2)
+
+
+@pytest.mark.parametrize("nnp", [True, False])
+def test_seccomp_errno_rule(rt, bundle, nnp):
+    def edit(cfg):
+        cfg["process"]["noNewPrivileges"] = nnp
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "architectures": ["SCMP_ARCH_X86_64"],
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}],
+        }
+    b = bundle(args=["sh", "-c", "mkdir /tmp/x 2>&1; echo rc=$?"], config_edit=edit)
+    out = rt("run", "--bundle", b, unique_id()).stdout
+    assert "Operation not permitted" in out and "rc=1" in out
+
+
+def test_kill_all_and_exec_refused_when_paused(rt, bundle):
+    b = bundle(args=["sh", "-c", "sleep 30 & sleep 30 & wait"])
+    cid = unique_id()
+    try:
+        rt("run", "--detach", "--bundle", b, cid)
+        end = time.time() + 5
+        while len(json.loads(rt("ps", "--format", "json", cid).stdout)) < 3 and time.time() < end:
+            time.sleep(0.02)
+        rt("pause", cid)
+        p = rt("exec", cid, "true", check=False)
+        assert p.returncode != 0 and "paused" in p.stderr
+        rt("resume", cid)
+        rt("kill", "--all", cid, "KILL")
+        wait_status(rt, cid, "stopped")
+        rt("delete", cid)
+        assert_nothing_left(rt, cid, b)
+    finally:
+        rt.cleanup(cid)
+
+
+def test_exec_tty_through_console_socket(rt, bundle, tmp_path):
+    b = bundle(args=["sleep", "30"])
+    cid = unique_id()
+    sock_path = str(tmp_path / "exec-console.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+    try:
+        rt("run", "--detach", "--bundle", b, cid)
+        rt("exec", "--tty", "--detach", "--console-socket", sock_path, cid, "sh", "-c", "tty; sleep 1")
+        conn, _ = srv.accept()
+        _, fds = recv_fds(conn)
+        assert len(fds) == 1
+        out = read_until(fds[0], b"/dev/pts/")
+        os.close(fds[0])
+        assert b"/dev/pts/" in out
+    finally:
+        srv.close()
+        rt.cleanup(cid)
+
+
+def test_io_priority(rt, bundle):
+    def edit(cfg):
+        cfg["process"]["ioPriority"] = {"class": "IOPRIO_CLASS_IDLE", "priority": 0}
+    b = bundle(args=["ionice"], config_edit=edit)
+    assert "idle" in rt("run", "--bundle", b, unique_id()).stdout
+
+
+def test_seccomp_notify_listener_gets_fd_and_state(rt, bundle, tmp_path):
+    sock_path = str(tmp_path / "seccomp.sock")
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(sock_path)
+    srv.listen(1)
+
+    def edit(cfg):
+        cfg["linux"]["seccomp"] = {
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "listenerPath": sock_path,
+            "listenerMetadata": "cloison-test",
+            "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_NOTIFY"}],
+        }
+    b = bundle(args=["sh", "-c", "mkdir /tmp/x 2>&1; echo done"], config_edit=edit)
+    cid = unique_id()
+    try:
+        rt("create", "--bundle", b, cid)
+        srv.settimeout(5)
+        conn, _ = srv.accept()
+        msg, fds = recv_fds(conn, 65536)
+        assert len(fds) == 1
+        st = json.loads(msg)
+        assert st["metadata"] == "cloison-test" and st["state"]["id"] == cid
+        # Closing the listener makes the notified syscall fail (ENOSYS).
+        os.close(fds[0])
+        conn.close()
+        rt("start", cid)
+        wait_status(rt, cid, "stopped")
+    finally:
+        srv.close()
+        rt.cleanup(cid)
+
+
+def test_time_namespace_offsets(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["namespaces"].append({"type": "time"})
+        cfg["linux"]["timeOffsets"] = {"boottime": {"secs": 864000, "nanosecs": 0}}
+    b = bundle(args=["cat", "/proc/uptime"], config_edit=edit)
+    up = float(rt("run", "--bundle", b, unique_id()).stdout.split()[0])
+    with open("/proc/uptime") as f:
+        host = float(f.read().split()[0])
+    assert 864000 - 5 < up - host < 864000 + 5
+
+
+def test_scheduler_nice(rt, bundle):
+    def edit(cfg):
+        cfg["process"]["scheduler"] = {"policy": "SCHED_BATCH", "nice": 7}
+    b = bundle(args=["sh", "-c", "cut -d' ' -f19,41 /proc/self/stat"], config_edit=edit)
+    assert rt("run", "--bundle", b, unique_id()).stdout.split() == ["7", "3"]  # nice 7, SCHED_BATCH
+
+
+def test_global_flags(rt, bundle):
+    p = rt("--systemd-cgroup", "list", check=False)
+    assert p.returncode != 0 and "systemd cgroup driver is not supported" in p.stderr
+    assert rt("--rootless", "false", "--debug", "--log-format=text", "list").returncode == 0
+    b = bundle(args=["true"])
+    cid = unique_id()
+    rt("create", "--no-new-keyring", "--no-pivot", "--bundle", b, cid)
+    assert cid in rt("list").stdout  # the text table
+    assert rt("list", "-q").stdout.split() == [cid]
+    rt("delete", cid)
+    assert_nothing_left(rt, cid, b)
+
+
+def test_personality_linux32(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["personality"] = {"domain": "LINUX32"}
+    b = bundle(args=["uname", "-m"], config_edit=edit)
+    assert rt("run", "--bundle", b, unique_id()).stdout.strip() in ("i686", "i386")
+
+
+def test_foreground_terminal_proxied(rt, bundle):
+    """run and exec with a terminal but no console socket: the runtime
+    copies between its own stdio and the container's pty."""
+    def edit(cfg):
+        cfg["process"]["terminal"] = True
+    b = bundle(args=["sh", "-c", "tty; echo run-ok"], config_edit=edit)
+    cid = unique_id()
+    cmd = "%s --root %s run --bundle %s %s" % (rt.bin, rt.root, b, cid)
+    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+    assert p.returncode == 0 and "/dev/pts/0" in p.stdout and "run-ok" in p.stdout, p.stdout
+    b2 = bundle(args=["sleep", "30"], name="second")
+    try:
+        rt("run", "--detach", "--bundle", b2, cid)
+        cmd = "%s --root %s exec --tty %s sh -c 'tty; echo exec-ok'" % (rt.bin, rt.root, cid)
+        p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=30)
+        assert p.returncode == 0 and "/dev/pts/" in p.stdout and "exec-ok" in p.stdout, p.stdout
+    finally:
+        rt.cleanup(cid)
+
+
+def test_one_mib_memory_limit(rt, bundle):
+    def edit(cfg):
+        cfg["linux"]["resources"]["memory"] = {"limit": 1 << 20}
+        cfg["linux"]["resources"]["pids"] = {"limit": 10}
+    b = bundle(args=["/bin/true"], config_edit=edit)
+    cid = unique_id()
+    assert rt("run", "--bundle", b, cid).returncode == 0
+    assert_nothing_left(rt, cid, b)
+
+
+def test_force_delete_of_missing_or_aborted_container(rt):
+    assert rt("delete", "--force", "never-created").returncode == 0
+    os.makedirs(os.path.join(rt.root, "half-made"))  # a create that died before its state
+    assert rt("delete", "--force", "half-made").returncode == 0
+    assert not os.path.exists(os.path.join(rt.root, "half-made"))
+    assert rt("delete", "never-created", check=False).returncode != 0
+
+
+def test_create_start_as_unprivileged_user(rt, bundle):
+    """The init reopens exec.fifo after switching to the process's user."""
+    def edit(cfg):
+        cfg["process"]["user"] = {"uid": 1000, "gid": 1000}
+    b = bundle(args=["sleep", "30"], config_edit=edit)
+    cid = unique_id()
+    try:
+        rt("create", "--bundle", b, cid)
+        rt("start", cid)
+        wait_status(rt, cid, "running")
+    finally:
+        rt.cleanup(cid)

@@ -25,6 +25,13 @@ class Podman:
     def __init__(self, work):
         self.work = work
         self.conf = os.path.join(work, "containers.conf")
+        # The runtime podman runs is a wrapper that records its arguments,
+        # to check what podman passes (the JSON log flags), then execs ours.
+        self.args_log = os.path.join(work, "runtime-args.log")
+        wrapper = os.path.join(work, "cloison-runtime-wrapper")
+        with open(wrapper, "w") as f:
+            f.write('#!/bin/sh\necho "$@" >> %s\nexec %s "$@"\n' % (self.args_log, binary("cloison-runtime")))
+        os.chmod(wrapper, 0o755)
         # The host lacks CAP_SYS_RESOURCE: podman's default ulimits
         # (nofile/nproc 1048576) cannot be raised by any runtime here
         # (runc fails the same way): ask for lower ones.
@@ -40,7 +47,7 @@ runtime = "cloison"
 runtime_supports_json = ["cloison"]
 [engine.runtimes]
 cloison = ["%s"]
-""" % (hard_nproc, hard_nproc, binary("cloison-runtime")))
+""" % (hard_nproc, hard_nproc, wrapper))
 
     def __call__(self, *args, check=True, timeout=60, **kw):
         env = dict(os.environ, CONTAINERS_CONF=self.conf)
@@ -79,10 +86,17 @@ def podman(busybox_rootfs):
         shutil.rmtree(work, ignore_errors=True)
 
 
+V2 = os.path.exists("/sys/fs/cgroup/cgroup.controllers")  # a cgroup2-only host
+V2_NAMES = {"memory.limit_in_bytes": "memory.max", "pids.max": "pids.max"}
+
+
 def cgroup_file(pid, controller, name):
+    """A cgroup file of `pid`, by its v1 name (mapped on a v2 host)."""
     with open("/proc/%d/cgroup" % pid) as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if V2 and ctrls == "":
+                return open(os.path.join("/sys/fs/cgroup", path.lstrip("/"), V2_NAMES[name])).read().strip()
             if controller in ctrls.split(","):
                 return open(os.path.join("/sys/fs/cgroup", controller, path.lstrip("/"), name)).read().strip()
     raise AssertionError("no %s cgroup for pid %d" % (controller, pid))
@@ -96,8 +110,20 @@ def test_podman_run_rm(podman):
 def test_podman_error_comes_from_json_log(podman):
     p = podman("run", "--rm", "--network", "none", IMAGE, "/no/such/program", check=False)
     assert p.returncode != 0
-    # podman read our JSON log: the message is ours, not a generic one.
+    # podman passed the JSON log flags and read our JSON log: the message
+    # is ours, not a generic one.
+    creates = [l for l in open(podman.args_log) if " create " in l]
+    assert creates and all(l.startswith("--log-format=json --log ") for l in creates)
     assert "cloison" in p.stderr and "/no/such/program" in p.stderr
+
+
+def test_podman_user_workdir_env_and_uidmap(podman):
+    p = podman("run", "--rm", "--network", "none", "-e", "FOO=bar", "-w", "/tmp", "-u", "1000:1000",
+               IMAGE, "sh", "-c", "echo $FOO $(pwd) $(id -u)")
+    assert p.stdout.split() == ["bar", "/tmp", "1000"]
+    p = podman("run", "--rm", "--network", "none", "--uidmap", "0:100000:65536", "--gidmap", "0:100000:65536",
+               IMAGE, "sh", "-c", "id -u; cat /proc/self/uid_map")
+    assert p.stdout.split() == ["0", "0", "100000", "65536"]
 
 
 def test_podman_detach_exec_stop_rm_limits_ps(podman):
@@ -112,7 +138,15 @@ def test_podman_detach_exec_stop_rm_limits_ps(podman):
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
         assert cgroup_file(pid, "memory", "memory.limit_in_bytes") == str(64 << 20)
         assert cgroup_file(pid, "pids", "pids.max") == "50"
+        # Inside, without a cgroup namespace, /sys/fs/cgroup shows the
+        # container's own cgroups (as with runc), not the host's roots.
+        files = (["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/pids.max"] if V2 else
+                 ["/sys/fs/cgroup/memory/memory.limit_in_bytes", "/sys/fs/cgroup/pids/pids.max"])
+        assert podman("exec", name, "cat", *files).stdout.split() == [str(64 << 20), "50"]
         assert "sleep 100" in podman("top", name).stdout
+        podman("pause", name)
+        assert "Paused" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
+        podman("unpause", name)
         podman("stop", "-t", "1", name)
         assert "Exited" in podman("ps", "-a", "--format", "{{.Names}} {{.Status}}").stdout
         podman("rm", name)

@@ -10,13 +10,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/mount.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
 #include "common/util.h"
+#include "container/console.h"
 #include "container/container.h"
+#include "container/hooks.h"
+#include "container/init.h"
 #include "container/spec.h"
 #include "container/state.h"
 
@@ -206,6 +211,82 @@ test_state_dir_and_status (void **state)
   cl_error_release (&err);
 }
 
+static void
+test_open_in_root_stays_inside (void **state)
+{
+  char path[256], link[256];
+  int rootfd, fd;
+  (void) state;
+
+  snprintf (path, sizeof path, "%s/rootfs/etc", bundle);
+  mkdir (path, 0755);
+  snprintf (link, sizeof link, "%s/rootfs/evil", bundle);
+  assert_int_equal (symlink ("/etc", link), 0);
+  snprintf (link, sizeof link, "%s/rootfs/up", bundle);
+  assert_int_equal (symlink ("../../../../../../etc", link), 0);
+  snprintf (path, sizeof path, "%s/rootfs", bundle);
+  rootfd = open (path, O_PATH | O_DIRECTORY);
+  assert_true (rootfd >= 0);
+  /* Both links resolve inside the root, whose etc has no passwd. */
+  assert_true (open_in_root (rootfd, "/evil/passwd", O_RDONLY, 0) < 0);
+  assert_true (open_in_root (rootfd, "up/passwd", O_RDONLY, 0) < 0);
+  fd = open_in_root (rootfd, "/evil", O_PATH | O_DIRECTORY, 0);
+  assert_true (fd >= 0);
+  close (fd);
+  close (rootfd);
+}
+
+static void
+test_fd_passing (void **state)
+{
+  int sv[2], fd, got;
+  struct stat a, b;
+  (void) state;
+  assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
+  fd = open ("/dev/null", O_RDONLY);
+  assert_int_equal (console_send_fd (sv[0], fd, "x"), 0);
+  got = console_recv_fd (sv[1]);
+  assert_true (got >= 0);
+  fstat (fd, &a);
+  fstat (got, &b);
+  assert_int_equal (a.st_rdev, b.st_rdev);
+  close (fd);
+  close (got);
+  close (sv[0]);
+  close (sv[1]);
+}
+
+static void
+test_hooks_state_and_timeout (void **state)
+{
+  char out[256], script[256], *body = NULL;
+  cl_error_t err = NULL;
+  json_t *hooks, *st = json_pack ("{s:s}", "id", "c1");
+  FILE *f;
+  (void) state;
+
+  snprintf (out, sizeof out, "%s/hook.out", bundle);
+  snprintf (script, sizeof script, "%s/hook.sh", bundle);
+  f = fopen (script, "w");
+  fprintf (f, "#!/bin/sh\ncat > %s\n", out);
+  fclose (f);
+  chmod (script, 0755);
+  hooks = json_pack ("{s:[{s:s}], s:[{s:s, s:[s,s,s], s:i}], s:[{s:s, s:[s,s]}]}", "createRuntime", "path",
+                     script, "prestart", "path", "/bin/sh", "args", "sh", "-c", "sleep 5", "timeout", 1,
+                     "poststop", "path", "/bin/false", "args", "false", "x");
+  assert_int_equal (hooks_run (hooks, "createRuntime", st, &err), 0);
+  assert_int_equal (cl_read_file (out, &body, NULL, &err), 0);
+  assert_string_equal (body, "{\"id\":\"c1\"}");
+  free (body);
+  assert_true (hooks_run (hooks, "prestart", st, &err) < 0);
+  assert_non_null (strstr (err->msg, "hooks.prestart[0]: hook `/bin/sh` timed out after 1 s"));
+  cl_error_release (&err);
+  /* poststop failures only warn. */
+  assert_int_equal (hooks_run (hooks, "poststop", st, &err), 0);
+  json_decref (hooks);
+  json_decref (st);
+}
+
 int
 main (void)
 {
@@ -215,6 +296,9 @@ main (void)
     cmocka_unit_test (test_mount_options),
     cmocka_unit_test (test_signals),
     cmocka_unit_test (test_state_dir_and_status),
+    cmocka_unit_test (test_open_in_root_stays_inside),
+    cmocka_unit_test (test_fd_passing),
+    cmocka_unit_test (test_hooks_state_and_timeout),
   };
   return cmocka_run_group_tests (tests, setup, teardown);
 }

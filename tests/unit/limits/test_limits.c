@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -342,6 +343,151 @@ test_dev_hole_in_wildcard (void **state)
           "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\", "
           "\"access\": \"rwm\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 1}]}}",
           "linux.resources.devices[2]: cannot deny part of a wildcard rule");
+}
+
+/* Resource files written into fake cgroup directories (plain files): the
+   v1/v2 names and conversions, and the per-controller choice of a hybrid
+   host, checked on any machine. */
+/* A hierarchy at base/name (with cgroup.controllers when `controllers`)
+   holding the container directory c with empty `files`. */
+static char *
+fake_dir (const char *base, const char *name, const char *controllers, const char *const *files)
+{
+  char *dir = cl_strdup_printf ("%s/%s", base, name);
+  char *leaf = cl_strdup_printf ("%s/c", dir);
+  cl_error_t err = NULL;
+  assert_int_equal (cl_mkdir_p (leaf, 0755, &err), 0);
+  if (controllers)
+    {
+      char *f = cl_strdup_printf ("%s/cgroup.controllers", dir);
+      assert_int_equal (cl_write_file (f, controllers, strlen (controllers), 0, &err), 0);
+      free (f);
+    }
+  for (; *files; files++)
+    {
+      char *f = cl_strdup_printf ("%s/%s", leaf, *files);
+      assert_int_equal (cl_write_file (f, "", 0, 0, &err), 0);
+      free (f);
+    }
+  free (leaf);
+  return dir;
+}
+
+static void
+expect_file (const char *dir, const char *file, const char *want)
+{
+  char *path = cl_strdup_printf ("%s/c/%s", dir, file), *text = NULL;
+  cl_error_t err = NULL;
+  if (cl_read_file (path, &text, NULL, &err) < 0)
+    fail_msg ("%s", err->msg);
+  if (strcmp (text, want) != 0)
+    fail_msg ("%s: `%s`, expected `%s`", path, text, want);
+  free (text);
+  free (path);
+}
+
+static void
+update_ok (struct cl_cgroup *cg, json_t *res)
+{
+  cl_error_t err = NULL;
+  if (cl_cgroup_update (cg, res, &err) < 0)
+    fail_msg ("%s", err->msg);
+}
+
+static struct cl_cgroup *
+fake_cgroup (const char *mode, json_t *dirs)
+{
+  json_t *saved = json_pack ("{s:s, s:o}", "mode", mode, "dirs", dirs);
+  struct cl_cgroup *cg = NULL;
+  cl_error_t err = NULL;
+  if (cl_cgroup_load (saved, &cg, &err) < 0)
+    fail_msg ("%s", err->msg);
+  json_decref (saved);
+  return cg;
+}
+
+static json_t *
+fake_entry (const char *controllers, const char *mount, bool v2)
+{
+  char *path = cl_strdup_printf ("%s/c", mount);
+  json_t *e = json_pack ("{s:s, s:s, s:s, s:i, s:b}", "controllers", controllers, "mount", mount,
+                         "path", path, "created", 1, "v2", v2);
+  free (path);
+  return e;
+}
+
+static void
+test_resource_files (void **state)
+{
+  char base[] = "/tmp/limits-fake-XXXXXX";
+  static const char *const mem_v1[] = { "memory.limit_in_bytes", "memory.memsw.limit_in_bytes",
+                                        "memory.soft_limit_in_bytes", NULL };
+  static const char *const cpu_v1[] = { "cpu.shares", "cpu.cfs_quota_us", "cpu.cfs_period_us", NULL };
+  static const char *const pids[] = { "pids.max", NULL };
+  static const char *const unified_hybrid[] = { "hugetlb.2MB.max", NULL };
+  static const char *const v2[]
+      = { "memory.max", "memory.swap.max", "memory.low", "memory.high", "cpu.weight", "cpu.max",
+          "pids.max", "io.weight", "hugetlb.2MB.max", "cpuset.cpus", NULL };
+  const char *res_text
+      = "{\"memory\": {\"limit\": 1048576, \"swap\": 3145728, \"reservation\": 524288}, "
+        "\"cpu\": {\"shares\": 1024, \"quota\": 20000, \"period\": 100000}, \"pids\": "
+        "{\"limit\": 0}, \"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": 4194304}]}";
+  json_t *res = parse (res_text);
+  cl_error_t err = NULL;
+  struct cl_cgroup *cg;
+  char *mem, *cpu, *pid, *uni, *all;
+  (void) state;
+
+  assert_non_null (mkdtemp (base));
+  /* hybrid: memory, cpu and pids in v1; hugetlb only in the unified mount */
+  mem = fake_dir (base, "memory", NULL, mem_v1);
+  cpu = fake_dir (base, "cpu,cpuacct", NULL, cpu_v1);
+  pid = fake_dir (base, "pids", NULL, pids);
+  uni = fake_dir (base, "unified", "hugetlb\n", unified_hybrid);
+  cg = fake_cgroup ("hybrid", json_pack ("[o, o, o, o]", fake_entry ("memory", mem, false),
+                                         fake_entry ("cpu,cpuacct", cpu, false),
+                                         fake_entry ("pids", pid, false),
+                                         fake_entry ("", uni, true)));
+  update_ok (cg, res);
+  expect_file (mem, "memory.limit_in_bytes", "1048576");
+  expect_file (mem, "memory.memsw.limit_in_bytes", "3145728");
+  expect_file (mem, "memory.soft_limit_in_bytes", "524288");
+  expect_file (cpu, "cpu.shares", "1024");
+  expect_file (cpu, "cpu.cfs_quota_us", "20000");
+  expect_file (cpu, "cpu.cfs_period_us", "100000");
+  expect_file (pid, "pids.max", "max");
+  expect_file (uni, "hugetlb.2MB.max", "4194304");
+  cl_cgroup_free (cg);
+
+  /* v2: one directory, converted values */
+  all = fake_dir (base, "v2", "cpuset cpu io memory hugetlb pids\n", v2);
+  cg = fake_cgroup ("v2", json_pack ("[o]", fake_entry ("", all, true)));
+  update_ok (cg, res);
+  json_decref (res);
+  res = parse ("{\"blockIO\": {\"weight\": 100}, \"unified\": {\"memory.high\": \"917504\"}, "
+               "\"cpu\": {\"cpus\": \"0-1\"}}");
+  update_ok (cg, res);
+  expect_file (all, "memory.max", "1048576");
+  expect_file (all, "memory.swap.max", "2097152");
+  expect_file (all, "memory.low", "524288");
+  expect_file (all, "memory.high", "917504");
+  expect_file (all, "cpu.weight", "39");
+  expect_file (all, "cpu.max", "20000 100000");
+  expect_file (all, "pids.max", "max");
+  expect_file (all, "io.weight", "910");
+  expect_file (all, "hugetlb.2MB.max", "4194304");
+  expect_file (all, "cpuset.cpus", "0-1");
+  json_decref (res);
+
+  /* realtime does not exist in v2, and the error names the field */
+  res = parse ("{\"cpu\": {\"realtimeRuntime\": 1000}}");
+  assert_true (cl_cgroup_update (cg, res, &err) < 0);
+  assert_non_null (strstr (err->msg, "linux.resources.cpu.realtimeRuntime"));
+  cl_error_release (&err);
+  json_decref (res);
+  cl_cgroup_free (cg);
+  assert_int_equal (cl_rm_rf (base, &err), 0);
+  free (mem), free (cpu), free (pid), free (uni), free (all);
 }
 
 /* Runs fn in a child; returns its exit status (or 128+signal). */
@@ -700,6 +846,89 @@ test_cgroup_mount (void **state)
   assert_int_equal (in_child (child_mount), 0);
 }
 
+/* Compiled filters come back from the cache only for the very same
+   profile, from a private directory; a cached program loads and works. */
+static const char *cached_profile
+    = "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"uname\"], "
+      "\"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 18}]}";
+static struct cl_seccomp_program *cached_prog;
+
+static int
+child_load_cached (void)
+{
+  cl_error_t err = NULL;
+  struct utsname u;
+  int fd;
+  prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  if (cl_seccomp_load_program (cached_prog, &fd, &err) < 0)
+    return 10;
+  return uname (&u) < 0 && errno == EXDEV ? 0 : 11;
+}
+
+static size_t
+count_files (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *de;
+  size_t n = 0;
+  if (d == NULL)
+    return 0;
+  while ((de = readdir (d)))
+    n += de->d_name[0] != '.';
+  closedir (d);
+  return n;
+}
+
+static void
+test_seccomp_cache (void **state)
+{
+  char base[] = "/tmp/limits-sccache-XXXXXX";
+  char *dir, *open_dir;
+  json_t *sc = parse (cached_profile), *other;
+  struct cl_seccomp_program *first = NULL, *other_prog = NULL;
+  cl_error_t err = NULL;
+  (void) state;
+
+  assert_non_null (mkdtemp (base));
+  dir = cl_strdup_printf ("%s/cache", base);
+  assert_int_equal (cl_seccomp_compile (sc, dir, &first, &err), 0);
+  assert_int_equal (count_files (dir), 1);
+  assert_int_equal (cl_seccomp_compile (sc, dir, &cached_prog, &err), 0);
+  assert_int_equal (count_files (dir), 1);
+  assert_int_equal (in_child (child_load_cached), 0);
+
+  /* Another profile: another entry, never the first one's program. */
+  other = parse ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": "
+                 "[\"uname\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 19}]}");
+  assert_int_equal (cl_seccomp_compile (other, dir, &other_prog, &err), 0);
+  assert_int_equal (count_files (dir), 2);
+  cl_seccomp_program_free (other_prog);
+
+  /* A directory others can write is not used. */
+  open_dir = cl_strdup_printf ("%s/open", base);
+  assert_int_equal (mkdir (open_dir, 0777), 0);
+  assert_int_equal (chmod (open_dir, 0777), 0);
+  assert_int_equal (cl_seccomp_compile (sc, open_dir, &other_prog, &err), 0);
+  assert_int_equal (count_files (open_dir), 0);
+  cl_seccomp_program_free (other_prog);
+
+  /* Bad profiles fail the same way as without a cache. */
+  json_decref (other);
+  other = parse ("{\"defaultAction\": \"SCMP_ACT_NOPE\"}");
+  assert_true (cl_seccomp_compile (other, dir, &other_prog, &err) < 0);
+  assert_non_null (strstr (err->msg, "linux.seccomp.defaultAction: unknown action"));
+  cl_error_release (&err);
+
+  cl_seccomp_program_free (first);
+  cl_seccomp_program_free (cached_prog);
+  cached_prog = NULL;
+  json_decref (sc);
+  json_decref (other);
+  assert_int_equal (cl_rm_rf (base, &err), 0);
+  free (dir);
+  free (open_dir);
+}
+
 static int
 need_root (void **state)
 {
@@ -718,6 +947,7 @@ main (void)
     cmocka_unit_test (test_caps_validate),
     cmocka_unit_test (test_bpf_device_program),
     cmocka_unit_test (test_dev_hole_in_wildcard),
+    cmocka_unit_test (test_resource_files),
     /* as root (skipped otherwise) */
     cmocka_unit_test_setup (test_seccomp_load, need_root),
     cmocka_unit_test_setup (test_caps_apply, need_root),
@@ -725,6 +955,7 @@ main (void)
     cmocka_unit_test_setup (test_cgroup_devices_enforced, need_root),
     cmocka_unit_test_setup (test_seccomp_notify, need_root),
     cmocka_unit_test_setup (test_cgroup_mount, need_root),
+    cmocka_unit_test_setup (test_seccomp_cache, need_root),
   };
   return cmocka_run_group_tests_name ("limits", tests, NULL, NULL);
 }

@@ -1,0 +1,323 @@
+/* The engine's commands: exec, joining a running container. */
+#include "container/container.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/console.h"
+#include "container/engine.h"
+#include "container/init.h"
+#include "container/process.h"
+#include "container/spec.h"
+#include "container/state.h"
+#include "container/sync.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static int
+exec_process (struct container_state *st, const struct cl_container_exec_opts *opts, json_t **out,
+              cl_error_t *err)
+{
+  json_t *p;
+
+  if (opts->process_file)
+    {
+      if (cl_json_load_file (opts->process_file, &p, err) < 0)
+        return -1;
+    }
+  else if (opts->process)
+    p = json_deep_copy (opts->process);
+  else
+    {
+      json_t *args = json_array ();
+      p = json_deep_copy (json_object_get (st->doc, "process"));
+      if (p == NULL)
+        p = json_object ();
+      for (const char *const *a = opts->args; a && *a; a++)
+        json_array_append_new (args, json_string (*a));
+      json_object_set_new (p, "args", args);
+      json_object_set_new (p, "terminal", json_boolean (opts->tty));
+      json_object_del (p, "consoleSize");
+    }
+  if (opts->cwd)
+    json_object_set_new (p, "cwd", json_string (opts->cwd));
+  if (opts->env)
+    {
+      json_t *env = json_object_get (p, "env");
+      if (env == NULL)
+        json_object_set_new (p, "env", env = json_array ());
+      for (const char *const *e = opts->env; *e; e++)
+        json_array_append_new (env, json_string (*e));
+    }
+  if (opts->user)
+    {
+      unsigned uid = 0, gid = 0;
+      int n = sscanf (opts->user, "%u:%u", &uid, &gid);
+      json_t *user = json_object ();
+      if (n < 1)
+        {
+          json_decref (p);
+          json_decref (user);
+          return cl_error_make (err, 0, "--user: expected UID[:GID], got `%s`", opts->user);
+        }
+      json_object_set_new (user, "uid", json_integer (uid));
+      json_object_set_new (user, "gid", json_integer (n == 2 ? gid : 0));
+      json_object_set_new (p, "user", user);
+    }
+  if (opts->tty)
+    json_object_set_new (p, "terminal", json_true ());
+  if (spec_validate_process (p, "process", err) < 0)
+    {
+      if (opts->process_file)
+        cl_error_wrap (err, "`%s`", opts->process_file);
+      json_decref (p);
+      return -1;
+    }
+  *out = p;
+  return 0;
+}
+
+static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET,
+                                  CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS };
+
+__attribute__ ((noreturn)) static void
+exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
+            char **cgroup_join, int sync_fd)
+{
+  cl_error_t err = NULL;
+  int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
+  struct sync_msg msg;
+  struct process_setup ps = { .process = process, .seccomp = json_object_get (st->doc, "seccomp"),
+                              .id = NULL, .no_new_keyring = true, .console_slave = -1,
+                              .stdio = opts->stdio, .sync_fd = sync_fd };
+  cleanup_free char *exe = NULL;
+  struct stat self, other;
+  pid_t pid;
+
+  prctl (PR_SET_PDEATHSIG, SIGKILL);
+  prctl (PR_SET_DUMPABLE, 0);
+  if (opts->stdio)
+    for (int i = 0; i < 3; i++)
+      keep[1 + i] = opts->stdio[i];
+  process_close_fds (opts->preserve_fds, keep, 4);
+  if (sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
+    _exit (1);
+  if (cgroup_join_self (cgroup_join, &err) < 0)
+    sync_fail (sync_fd, &err);
+  /* Open every namespace first: after joining the mount namespace the
+     host's /proc is gone. */
+  for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
+    {
+      const char *name = spec_namespace_proc_name (join_order[i]);
+      char a[64], b[64];
+      snprintf (a, sizeof a, "/proc/self/ns/%s", name);
+      snprintf (b, sizeof b, "/proc/%d/ns/%s", st->pid, name);
+      fds[i] = -1;
+      if (stat (a, &self) < 0 || stat (b, &other) < 0 || self.st_ino == other.st_ino)
+        continue;
+      fds[i] = open (b, O_RDONLY | O_CLOEXEC);
+      if (fds[i] < 0)
+        {
+          cl_error_errno (&err, "open `%s`", b);
+          sync_fail (sync_fd, &err);
+        }
+      n++;
+    }
+  for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
+    if (fds[i] >= 0)
+      {
+        if (setns (fds[i], join_order[i]) < 0)
+          {
+            cl_error_errno (&err, "join the container's %s namespace", spec_namespace_proc_name (join_order[i]));
+            sync_fail (sync_fd, &err);
+          }
+        close (fds[i]);
+      }
+  if (fds[4] >= 0 || fds[6] >= 0) /* pid, time */
+    {
+      /* pid and time namespaces apply to children. */
+      pid = (pid_t) syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+      if (pid < 0)
+        {
+          cl_error_errno (&err, "fork into the container");
+          sync_fail (sync_fd, &err);
+        }
+      if (pid > 0)
+        {
+          sync_send (sync_fd, SYNC_PID, pid, NULL);
+          _exit (0);
+        }
+      prctl (PR_SET_PDEATHSIG, SIGKILL);
+    }
+  else
+    sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */
+  if (json_is_true (json_object_get (process, "terminal")))
+    {
+      int master;
+      if (console_open_pty ("/dev/pts/ptmx", json_object_get (process, "consoleSize"), &master,
+                            &ps.console_slave, &err) < 0)
+        sync_fail (sync_fd, &err);
+      if (sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0 || console_send_fd (sync_fd, master, "console") < 0)
+        {
+          cl_error_errno (&err, "send the terminal");
+          sync_fail (sync_fd, &err);
+        }
+      close (master);
+    }
+  if (process_prepare (&ps, &exe, &err) < 0)
+    sync_fail (sync_fd, &err);
+  prctl (PR_SET_PDEATHSIG, 0);
+  sync_send (sync_fd, SYNC_READY, 0, NULL);
+  process_exec (&ps, exe, &err);
+  sync_fail (sync_fd, &err);
+}
+
+int
+cl_container_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
+                   int *exit_status, cl_error_t *err)
+{
+  struct container_state st;
+  cleanup_json json_t *process = NULL;
+  const char *status;
+  int sv[2] = { -1, -1 }, master = -1, r = -1;
+  cleanup_close int v2_fd = -1;
+  cleanup_free char *v2_procs = NULL;
+  char **join = NULL;
+  bool placed = false;
+  pid_t helper = -1, pid = -1;
+  struct sync_msg msg;
+
+  *exit_status = 0;
+  if (state_load (root, id, &st, err) < 0)
+    return -1;
+  status = state_status (&st);
+  if (strcmp (status, "running") != 0 && strcmp (status, "created") != 0)
+    {
+      cl_error_make (err, 0, "container `%s` is %s: cannot exec in it", id, status);
+      goto out;
+    }
+  if (exec_process (&st, opts, &process, err) < 0)
+    goto out;
+  if (json_is_true (json_object_get (process, "terminal")) && opts->console_socket == NULL && opts->detach)
+    {
+      cl_error_make (err, 0, "process.terminal is true: --console-socket is required with --detach");
+      goto out;
+    }
+  if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    {
+      cl_error_errno (err, "socketpair");
+      goto out;
+    }
+  join = cgroup_join_files (json_object_get (st.doc, "cgroup"), &v2_fd, &v2_procs);
+  helper = engine_clone (0, v2_fd, &placed);
+  if (!placed && v2_procs)
+    join = engine_strv_append (join, steal_pointer (&v2_procs));
+  if (helper < 0)
+    {
+      cl_error_errno (err, "fork");
+      goto out;
+    }
+  if (helper == 0)
+    {
+      close (sv[0]);
+      exec_child (&st, process, opts, join, sv[1]);
+    }
+  close (sv[1]);
+  sv[1] = -1;
+  pid = helper;
+  sync_send (sv[0], SYNC_GO, 0, NULL);
+  /* The helper always says whether it forked (SYNC_PID, 0: no); the
+     process's READY may come first. */
+  for (bool ready = false, pid_known = false; !ready || !pid_known;)
+    {
+      if (sync_recv (sv[0], 0, &msg, err) < 0)
+        goto fail;
+      if (msg.type == SYNC_READY)
+        ready = true;
+      else if (msg.type == SYNC_PID)
+        {
+          if (msg.value > 0)
+            {
+              waitpid (helper, NULL, 0);
+              pid = msg.value;
+            }
+          pid_known = true;
+        }
+      else if (msg.type == SYNC_SECCOMP)
+        {
+          json_t *s = state_public (&st);
+          int rr = engine_forward_seccomp_listener (sv[0], json_object_get (st.doc, "seccomp"), s, err);
+          json_decref (s);
+          if (rr < 0)
+            goto fail;
+        }
+      else if (msg.type == SYNC_CONSOLE)
+        {
+          master = console_recv_fd (sv[0]);
+          if (master < 0)
+            {
+              cl_error_errno (err, "receive the terminal");
+              goto fail;
+            }
+          if (opts->console_socket)
+            {
+              int rr = console_send_to_socket (opts->console_socket, master, err);
+              close (master);
+              master = -1;
+              if (rr < 0)
+                goto fail;
+            }
+        }
+    }
+  /* After READY: end of stream means execve succeeded. */
+  {
+    ssize_t n = recv (sv[0], &msg, sizeof msg - 1, 0);
+    if (n > 0 && msg.type == SYNC_ERROR)
+      {
+        ((char *) &msg)[n] = '\0';
+        cl_error_make (err, 0, "%s", msg.text);
+        goto fail;
+      }
+  }
+  if (engine_write_pid_file (opts->pid_file, pid, err) < 0)
+    goto fail;
+  if (!opts->detach)
+    {
+      engine_set_forwarding (pid, master, true);
+      if (master >= 0)
+        console_proxy (master);
+      *exit_status = engine_wait_exit_status (pid);
+      engine_set_forwarding (0, -1, false);
+    }
+  r = 0;
+  goto out;
+fail:
+  engine_kill_and_reap (pid);
+  if (helper != pid)
+    waitpid (helper, NULL, WNOHANG);
+out:
+  if (master >= 0)
+    close (master);
+  if (sv[0] >= 0)
+    close (sv[0]);
+  if (sv[1] >= 0)
+    close (sv[1]);
+  engine_strv_free (join);
+  state_release (&st);
+  return r;
+}
