@@ -2,6 +2,7 @@
    src/image/image.h. */
 #include "cli/cloison.h"
 #include "common/cleanup.h"
+#include "common/util.h"
 #include "image/image.h"
 
 #include <getopt.h>
@@ -75,6 +76,16 @@ open_store (struct cloison_globals *g, struct cl_image_store **s, cl_error_t *er
   return cl_image_store_open (g->root, s, err);
 }
 
+/* Ends a command: prints its one-line result when it succeeded. */
+static int
+finish (int r, const char *line)
+{
+  if (r < 0)
+    return -1;
+  printf ("%s\n", line);
+  return 0;
+}
+
 static void
 usage_image (FILE *out)
 {
@@ -82,10 +93,11 @@ usage_image (FILE *out)
                 "  import PATH [NAME[:TAG]]    OCI layout (dir or archive), docker-archive, "
                 "rootfs tarball\n"
                 "  pull REF [--name NAME[:TAG]] [--creds USER:PASS] [--insecure] "
-                "[--platform OS/ARCH]\n"
+                "[--platform OS/ARCH] [--ca-file PEM]\n"
                 "  list [--format table|json]\n"
                 "  rm REF...\n"
-                "  inspect REF\n");
+                "  inspect REF\n"
+                "  vm-disk REF OUT.img [--size SIZE]   ext4 root disk for a VM\n");
 }
 
 static int
@@ -107,10 +119,7 @@ cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   r = cl_image_import (s, argv[1], &opts, &id, err);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", id);
-  return 0;
+  return finish (r, id);
 }
 
 static int
@@ -121,6 +130,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { "creds", required_argument, NULL, 'c' },
     { "insecure", no_argument, NULL, 'i' },
     { "platform", required_argument, NULL, 'p' },
+    { "ca-file", required_argument, NULL, 'a' },
     { NULL, 0, NULL, 0 },
   };
   cleanup_free struct progress *p = progress_new ();
@@ -154,6 +164,9 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       case 'p':
         opts.platform = optarg;
         break;
+      case 'a':
+        opts.ca_file = optarg;
+        break;
       default:
         usage_image (stderr);
         return 2;
@@ -161,17 +174,14 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (optind != argc - 1)
     {
       fprintf (stderr, "usage: cloison image pull REF [--name NAME[:TAG]] [--creds USER:PASS] "
-                       "[--insecure] [--platform OS/ARCH]\n");
+                       "[--insecure] [--platform OS/ARCH] [--ca-file PEM]\n");
       return 2;
     }
   if (open_store (g, &s, err) < 0)
     return -1;
   r = cl_image_pull (s, argv[optind], &opts, &id, err);
   cl_image_store_close (s);
-  if (r < 0)
-    return -1;
-  printf ("%s\n", id);
-  return 0;
+  return finish (r, id);
 }
 
 static int
@@ -278,10 +288,41 @@ cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   r = cl_image_inspect_json (s, argv[1], &out, err);
   cl_image_store_close (s);
-  if (r < 0)
+  return finish (r, out);
+}
+
+static int
+cmd_vm_disk (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  static const struct option long_opts[] = {
+    { "size", required_argument, NULL, 's' },
+    { NULL, 0, NULL, 0 },
+  };
+  struct cl_image_store *s = NULL;
+  struct cl_image *img = NULL;
+  uint64_t size = 0;
+  int c, r;
+
+  while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
+    {
+      if (c != 's')
+        return 2;
+      if (cl_parse_size (optarg, "--size", &size, err) < 0)
+        return -1;
+    }
+  if (optind != argc - 2)
+    {
+      fprintf (stderr, "usage: cloison image vm-disk REF OUT.img [--size SIZE]\n");
+      return 2;
+    }
+  if (open_store (g, &s, err) < 0)
     return -1;
-  printf ("%s\n", out);
-  return 0;
+  r = cl_image_resolve (s, argv[optind], &img, err);
+  if (r == 0)
+    r = cl_image_build_vm_disk (s, img, argv[optind + 1], size, err);
+  cl_image_free (img);
+  cl_image_store_close (s);
+  return finish (r, argv[optind + 1]);
 }
 
 static const struct cloison_cmd image_subcmds[] = {
@@ -291,6 +332,7 @@ static const struct cloison_cmd image_subcmds[] = {
   { "ls", cmd_list, NULL },
   { "rm", cmd_rm, "remove images (refused while used)" },
   { "inspect", cmd_inspect, "show an image as JSON" },
+  { "vm-disk", cmd_vm_disk, "build an ext4 VM root disk from an image" },
   { NULL, NULL, NULL },
 };
 

@@ -113,6 +113,7 @@ struct cl_image_pull_opts
   const char *platform; /* "os/arch"; default "linux/amd64" */
   cl_image_progress_fn progress;
   void *progress_opaque;
+  const char *ca_file;  /* PEM CAs to trust; implies HTTPS, even for localhost */
 };
 
 /* Pulls REF ([REGISTRY/]REPO[:TAG|@sha256:HEX]) over the OCI distribution

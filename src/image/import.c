@@ -98,6 +98,14 @@ cl_image_index_pick (json_t *index, const char *ctx, const char *platform, json_
 
 /* ---- OCI layout ---- */
 
+static bool
+image_present (struct cl_image_store *s, const char *config, size_t config_len)
+{
+  char id[CL_SHA256_HEX_LEN + 1];
+  cl_sha256_buffer_hex (config, config_len, id);
+  return cl_store_image_exists (s, id);
+}
+
 /* Reads blobs/sha256/HEX of an OCI layout, checking its digest. */
 static int
 read_layout_blob (const char *dir, const char *digest, const char *what, char **out, size_t *len,
@@ -195,12 +203,8 @@ import_oci_manifest (struct cl_image_store *s, const char *dir, const char *mani
   if (read_layout_blob (dir, cfg_digest, "config", &config, &config_len, err) < 0)
     return -1;
   cl_image_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
-  {
-    char id[CL_SHA256_HEX_LEN + 1];
-    cl_sha256_buffer_hex (config, config_len, id);
-    if (cl_store_image_exists (s, id))
-      layers = NULL; /* already imported: only the name is new */
-  }
+  if (image_present (s, config, config_len))
+    layers = NULL; /* already imported: only the name is new */
   json_array_foreach (layers, i, l)
   {
     cleanup_free char *ctx = cl_json_path_index ("manifest.layers", i);
@@ -314,12 +318,8 @@ import_docker_dir (struct cl_image_store *s, const char *dir, const struct cl_im
   if (name == NULL && json_is_string (json_array_get (tags, 0)))
     name = json_string_value (json_array_get (tags, 0));
   cl_image_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
-  {
-    char id[CL_SHA256_HEX_LEN + 1];
-    cl_sha256_buffer_hex (config, config_len, id);
-    if (cl_store_image_exists (s, id))
-      layers = NULL; /* already imported: only the name is new */
-  }
+  if (image_present (s, config, config_len))
+    layers = NULL; /* already imported: only the name is new */
   json_array_foreach (layers, i, l)
   {
     char hex[CL_SHA256_HEX_LEN + 1];
@@ -443,7 +443,7 @@ scan_archive (const char *path, enum archive_kind *kind, cl_error_t *err)
   archive_read_support_format_gnutar (a);
   if (archive_read_open_filename (a, path, 65536) != ARCHIVE_OK)
     {
-      r = cl_error_make (err, 0, "`%s`: %s", path, archive_error_string (a));
+      r = cl_error_make (err, 0, "not an archive: %s", archive_error_string (a));
       archive_read_free (a);
       return r;
     }
@@ -459,8 +459,8 @@ scan_archive (const char *path, enum archive_kind *kind, cl_error_t *err)
     }
   if (r != ARCHIVE_EOF)
     {
-      r = cl_error_make (err, 0, "`%s`: %s: %s", path,
-                         n ? "corrupted archive" : "not a tar archive", archive_error_string (a));
+      r = cl_error_make (err, 0, "%s: %s", n ? "corrupted archive" : "not an archive",
+                         archive_error_string (a));
       archive_read_free (a);
       return r;
     }

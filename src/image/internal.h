@@ -16,6 +16,9 @@ struct cl_image_store
   char *dir;        /* ROOT/images */
   sqlite3 *db;
   bool own_db;
+  int lock_fd; /* ROOT/images/lock: shared while importing, exclusive
+                  while removing, so that a removal never deletes a layer
+                  that an import is about to reference */
 };
 
 /* ---- digest.c ---- */
@@ -40,6 +43,8 @@ int cl_digest_mismatch (const char *expected_hex, const char *actual_hex, cl_err
 /* ROOT/images/blobs/sha256/HEX, ROOT/images/layers/HEX (caller frees). */
 char *cl_store_blob_path (struct cl_image_store *s, const char *hex);
 char *cl_store_layer_path (struct cl_image_store *s, const char *hex);
+/* ROOT/images/tmp/WHAT-PID-XXXXXX, a template for mkstemp/mkdtemp. */
+char *cl_store_tmp_name (struct cl_image_store *s, const char *what);
 /* A fresh staging directory under ROOT/images/tmp (caller frees and
    removes it). */
 int cl_store_mkstage (struct cl_image_store *s, const char *what, char **out, cl_error_t *err);

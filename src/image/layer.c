@@ -246,7 +246,7 @@ archive_fail (struct archive *a, struct reader *r, const char *what, cl_error_t 
   if (r->error)
     return cl_error_make (err, r->error, "read");
   if (e == ENOSPC || e == EDQUOT || e == EIO)
-    return cl_error_make (err, e, "%s", what);
+    return cl_error_make (err, e, "write `%s`", what);
   return cl_error_make (err, 0, "%s: %s", what, archive_error_string (a));
 }
 
@@ -301,11 +301,14 @@ cl_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpa
     }
   while ((ar = archive_read_next_header (in, &e)) == ARCHIVE_OK)
     {
-      const char *path = clean_path (archive_entry_pathname (e));
+      const char *cleaned = clean_path (archive_entry_pathname (e));
+      cleanup_free char *path = NULL;
       const char *base;
       entries++;
-      if (path == NULL)
+      if (cleaned == NULL)
         continue; /* the root: keeps the layer directory's own mode */
+      /* A copy: setting the entry's pathname frees the string it points into. */
+      path = strdup (cleaned);
       base = strrchr (path, '/');
       base = base ? base + 1 : path;
       if (strncmp (base, WHITEOUT_PREFIX, strlen (WHITEOUT_PREFIX)) == 0)
@@ -318,12 +321,14 @@ cl_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpa
       if (archive_entry_hardlink (e))
         {
           const char *target = clean_path (archive_entry_hardlink (e));
+          cleanup_free char *copy = NULL;
           if (target == NULL)
             {
               cl_error_make (err, 0, "hard link `%s` to the root", path);
               goto out;
             }
-          archive_entry_set_hardlink (e, target);
+          copy = strdup (target);
+          archive_entry_set_hardlink (e, copy);
         }
       drop_overlay_xattrs (e);
       if (archive_entry_filetype (e) == AE_IFREG)

@@ -34,6 +34,7 @@ struct registry
   char *repo;
   char *auth;   /* "Authorization: ..." header, once known */
   const char *username, *password;
+  const char *ca_file;
   cl_image_progress_fn progress;
   void *progress_opaque;
 };
@@ -187,6 +188,8 @@ perform (struct registry *r, const char *url, const char *accept, const char *au
   curl_easy_setopt (r->curl, CURLOPT_LOW_SPEED_TIME, 60L);
   curl_easy_setopt (r->curl, CURLOPT_PROTOCOLS_STR, "http,https");
   curl_easy_setopt (r->curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  if (r->ca_file)
+    curl_easy_setopt (r->curl, CURLOPT_CAINFO, r->ca_file);
   c = curl_easy_perform (r->curl);
   curl_slist_free_all (headers);
   if (s->write_error)
@@ -398,7 +401,7 @@ pull_layer (struct registry *r, struct cl_image_build *b, const char *digest, si
         }
       return cl_image_build_add_layer (b, NULL, hex, NULL, err);
     }
-  tmp = cl_strdup_printf ("%s/tmp/download-XXXXXX", b->store->dir);
+  tmp = cl_store_tmp_name (b->store, "download");
   s.fd = mkostemp (tmp, O_CLOEXEC);
   if (s.fd < 0)
     return cl_error_errno (err, "create `%s`", tmp);
@@ -545,8 +548,11 @@ cl_image_pull (struct cl_image_store *st, const char *refstr,
   r.repo = (ref.registry == NULL && strchr (ref.repo, '/') == NULL)
                ? cl_strdup_printf ("library/%s", ref.repo)
                : strdup (ref.repo);
+  r.ca_file = opts ? opts->ca_file : NULL;
   r.base = cl_strdup_printf ("%s://%s",
-                             (opts && opts->insecure) || is_local_host (host) ? "http" : "https",
+                             !r.ca_file && ((opts && opts->insecure) || is_local_host (host))
+                                 ? "http"
+                                 : "https",
                              strcmp (host, "docker.io") == 0 ? "registry-1.docker.io" : host);
   r.username = opts ? opts->username : NULL;
   r.password = opts ? opts->password : NULL;

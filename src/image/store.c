@@ -10,9 +10,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -53,10 +55,28 @@ cl_image_store_root (struct cl_image_store *s)
   return s->root;
 }
 
+/* Entries of tmp/ carry their creator's pid ("WHAT-PID-XXXXXX"), so that
+   opening the store removes only what dead processes left. */
+char *
+cl_store_tmp_name (struct cl_image_store *s, const char *what)
+{
+  return cl_strdup_printf ("%s/tmp/%s-%d-XXXXXX", s->dir, what, (int) getpid ());
+}
+
+static bool
+tmp_entry_is_stale (const char *name)
+{
+  const char *dash = strchr (name, '-');
+  int pid;
+  if (dash == NULL || sscanf (dash + 1, "%d", &pid) != 1 || pid <= 0)
+    return true;
+  return kill (pid, 0) < 0 && errno == ESRCH;
+}
+
 int
 cl_store_mkstage (struct cl_image_store *s, const char *what, char **out, cl_error_t *err)
 {
-  char *path = cl_strdup_printf ("%s/tmp/%s-XXXXXX", s->dir, what);
+  char *path = cl_store_tmp_name (s, what);
   if (mkdtemp (path) == NULL)
     {
       cl_error_errno (err, "create staging directory `%s`", path);
@@ -73,7 +93,7 @@ static int
 write_atomic (struct cl_image_store *s, const char *dst, const void *data, size_t len,
               cl_error_t *err)
 {
-  cleanup_free char *tmp = cl_strdup_printf ("%s/tmp/blob-XXXXXX", s->dir);
+  cleanup_free char *tmp = cl_store_tmp_name (s, "blob");
   cleanup_close int fd = mkostemp (tmp, O_CLOEXEC);
   if (fd < 0)
     return cl_error_errno (err, "create `%s`", tmp);
@@ -119,13 +139,14 @@ store_init (struct cl_image_store *s, cl_error_t *err)
       if (cl_mkdir_p (d, 0700, err) < 0)
         return cl_error_wrap (err, "image store");
     }
-  /* Leftovers of an import that was killed: nothing refers to them. */
+  /* Leftovers of an import that was killed: nothing refers to them.
+     Another process's import in progress is left alone. */
   {
     cleanup_free char *tmp = cl_strdup_printf ("%s/tmp", s->dir);
     cleanup_dir DIR *d = opendir (tmp);
     struct dirent *de;
     while (d && (de = readdir (d)))
-      if (de->d_name[0] != '.')
+      if (de->d_name[0] != '.' && tmp_entry_is_stale (de->d_name))
         {
           cleanup_free char *p = cl_strdup_printf ("%s/%s", tmp, de->d_name);
           cl_rm_rf (p, NULL);
@@ -140,6 +161,7 @@ store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error
   struct cl_image_store *s = cl_xmalloc0 (sizeof *s);
   char resolved[PATH_MAX];
 
+  s->lock_fd = -1;
   if (cl_mkdir_p (root, 0700, err) < 0)
     {
       free (s);
@@ -162,6 +184,16 @@ store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error
       cl_image_store_close (s);
       return -1;
     }
+  {
+    cleanup_free char *lock = cl_strdup_printf ("%s/lock", s->dir);
+    s->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (s->lock_fd < 0)
+      {
+        cl_error_errno (err, "open `%s`", lock);
+        cl_image_store_close (s);
+        return -1;
+      }
+  }
   *out = s;
   return 0;
 }
@@ -216,12 +248,21 @@ cl_image_store_close (struct cl_image_store *s)
     return;
   if (s->own_db)
     cl_db_close (s->db);
+  if (s->lock_fd >= 0)
+    close (s->lock_fd);
   free (s->root);
   free (s->dir);
   free (s);
 }
 
 /* ---- building an image ---- */
+
+static void
+store_lock (struct cl_image_store *s, int how)
+{
+  while (flock (s->lock_fd, how) < 0 && errno == EINTR)
+    ;
+}
 
 void
 cl_image_build_init (struct cl_image_build *b, struct cl_image_store *s,
@@ -231,6 +272,7 @@ cl_image_build_init (struct cl_image_build *b, struct cl_image_store *s,
   b->store = s;
   b->progress = progress;
   b->progress_opaque = opaque;
+  store_lock (s, LOCK_SH);
 }
 
 static void
@@ -308,9 +350,8 @@ cl_image_build_add_layer (struct cl_image_build *b, const char *path, const char
           cl_error_release (err);
           return cl_digest_mismatch (expected_hex, actual, err);
         }
-      if (expected_hex)
-        return cl_error_wrap (err, "layer sha256:%s", expected_hex);
-      return cl_error_wrap (err, "%s", path);
+      /* A rootfs tarball is named by the caller's own context. */
+      return expected_hex ? cl_error_wrap (err, "layer sha256:%s", expected_hex) : -1;
     }
   {
     char actual[CL_SHA256_HEX_LEN + 1];
@@ -464,7 +505,7 @@ static void
 remove_layer (struct cl_image_store *s, const char *hex)
 {
   cleanup_free char *path = cl_store_layer_path (s, hex);
-  cleanup_free char *grave = cl_strdup_printf ("%s/tmp/dead-%s", s->dir, hex);
+  cleanup_free char *grave = cl_strdup_printf ("%s/tmp/dead-%d-%s", s->dir, (int) getpid (), hex);
   cleanup_stmt sqlite3_stmt *q = NULL;
 
   if (rename (path, grave) == 0)
@@ -486,6 +527,7 @@ cl_image_build_abort (struct cl_image_build *b)
   strv_free (b->created, b->n_created);
   b->layers = b->created = NULL;
   b->n_layers = b->n_created = 0;
+  store_lock (b->store, LOCK_UN);
 }
 
 /* ---- looking images up ---- */
@@ -784,17 +826,32 @@ untag (struct cl_image_store *s, const char *name_tag, cl_error_t *err)
   return step_done (s->db, q, err);
 }
 
+static int remove_locked (struct cl_image_store *s, const char *ref, const char *id,
+                          const char *name, cl_error_t *err);
+
 int
 cl_image_remove (struct cl_image_store *s, const char *ref, cl_error_t *err)
 {
-  cleanup_free char *id = NULL, *name = NULL, *user = NULL, *manifest = NULL;
-  char **layers = NULL;
-  size_t n_layers = 0;
+  cleanup_free char *id = NULL, *name = NULL;
   int r;
 
   r = resolve_id (s, ref, &id, &name, err);
   if (r <= 0)
     return r < 0 ? -1 : cl_error_make (err, 0, "image `%s` not found", ref);
+  store_lock (s, LOCK_EX);
+  r = remove_locked (s, ref, id, name, err);
+  store_lock (s, LOCK_UN);
+  return r;
+}
+
+static int
+remove_locked (struct cl_image_store *s, const char *ref, const char *id, const char *name,
+               cl_error_t *err)
+{
+  cleanup_free char *user = NULL, *manifest = NULL;
+  char **layers = NULL;
+  size_t n_layers = 0;
+
   if (cl_db_begin (s->db, err) < 0)
     return -1;
   /* Removing one of several names only untags. */

@@ -12,40 +12,17 @@ import stat
 import subprocess
 import tarfile
 import tempfile
+import time
 import uuid
 
 import pytest
 
 from conftest import binary
-
-
-def cloison(root, *args, check=True):
-    p = subprocess.run([binary("cloison"), "--root", str(root), "image"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError("cloison image %s failed (%d): %s" % (args, p.returncode, p.stderr))
-    return p
-
-
-def images(root):
-    return json.loads(cloison(root, "list", "--format", "json").stdout)
+from test_image_helpers import cloison, images, inspect, store_files, umoci_two_layers
 
 
 def by_name(root, name):
     return [i for i in images(root) if name in i["Names"]]
-
-
-def inspect(root, ref):
-    return json.loads(cloison(root, "inspect", ref).stdout)
-
-
-def store_files(root):
-    """Every layer and blob in the store, and what is left in tmp/."""
-    images(root)  # opens (creates) the store
-    d = os.path.join(str(root), "images")
-    return (sorted(os.listdir(os.path.join(d, "layers"))),
-            sorted(os.listdir(os.path.join(d, "blobs", "sha256"))),
-            sorted(os.listdir(os.path.join(d, "tmp"))))
 
 
 def tar_rootfs(rootfs, out, compress=""):
@@ -67,21 +44,12 @@ def writers(tmp_path_factory, busybox_rootfs):
     out = {"dir": d}
     out["tar"] = tar_rootfs(busybox_rootfs, str(d / "rootfs.tar"))
     out["tgz"] = tar_rootfs(busybox_rootfs, str(d / "rootfs.tar.gz"), "gz")
-    lay = str(d / "layout")
-    subprocess.run(["umoci", "init", "--layout", lay], check=True)
-    subprocess.run(["umoci", "new", "--image", lay + ":v1"], check=True)
-    b1 = str(d / "b1")
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", b1], check=True,
-                   stdout=subprocess.DEVNULL)
-    shutil.rmtree(b1 + "/rootfs")
-    shutil.copytree(busybox_rootfs, b1 + "/rootfs", symlinks=True)
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", b1], check=True)
-    subprocess.run(["umoci", "unpack", "--image", lay + ":v1", str(d / "b2")], check=True,
-                   stdout=subprocess.DEVNULL)
-    os.unlink(str(d / "b2/rootfs/bin/ls"))
-    with open(str(d / "b2/rootfs/etc/motd"), "w") as f:
-        f.write("hello from layer 2\n")
-    subprocess.run(["umoci", "repack", "--image", lay + ":v1", str(d / "b2")], check=True)
+    def top(rootfs):
+        os.unlink(rootfs + "/bin/ls")
+        with open(rootfs + "/etc/motd", "w") as f:
+            f.write("hello from layer 2\n")
+
+    lay = umoci_two_layers(d, busybox_rootfs, top)
     subprocess.run(["umoci", "config", "--image", lay + ":v1", "--config.cmd", "/bin/echo",
                     "--config.cmd", "hi", "--config.workingdir", "/tmp",
                     "--config.env", "FOO=bar", "--config.user", "1:2"], check=True)
@@ -165,8 +133,11 @@ def test_podman_archives_and_tarballs(tmp_path, writers):
     tar_id = cloison(root, "import", writers["tar"], "plain:1").stdout.split()[-1]
     tgz_id = cloison(root, "import", writers["tgz"], "plain:gz").stdout.split()[-1]
     assert tar_id == tgz_id  # the config names the uncompressed diff_id
+    zst = str(tmp_path / "rootfs.tar.zst")
+    subprocess.run(["zstd", "-q", "-o", zst, writers["tar"]], check=True)
+    assert cloison(root, "import", zst, "plain:zst").stdout.split()[-1] == tar_id
     info = inspect(root, "plain:gz")
-    assert sorted(info["Names"]) == ["plain:1", "plain:gz"]
+    assert sorted(info["Names"]) == ["plain:1", "plain:gz", "plain:zst"]
     assert info["Config"]["rootfs"]["diff_ids"] == [
         "sha256:" + hashlib.sha256(open(writers["tar"], "rb").read()).hexdigest()]
     # The .tar.gz was unpacked, found to be the image of the .tar, and dropped.
@@ -247,38 +218,45 @@ def test_opaque_directories_and_whiteouts(tmp_path):
         subprocess.run(["umount", merged], check=True)
 
 
+def test_zstd_layer_in_oci_layout(tmp_path):
+    root = tmp_path / "root"
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w") as t:
+        ti = tarfile.TarInfo("hello")
+        ti.size = 3
+        t.addfile(ti, io.BytesIO(b"zst"))
+    zst = subprocess.run(["zstd", "-q", "-c"], input=raw.getvalue(), stdout=subprocess.PIPE,
+                         check=True).stdout
+    lay = str(tmp_path / "zst")
+    _write_single_layer_layout(lay, zst, "application/vnd.oci.image.layer.v1.tar+zstd")
+    cloison(root, "import", lay, "zst:1")
+    layer = inspect(root, "zst:1")["Layers"][0]
+    assert open(os.path.join(layer, "hello")).read() == "zst"
+
+
 def test_layer_cannot_escape_through_symlink(tmp_path):
     """A whiteout under a symlink that points outside must not touch the host."""
     root = tmp_path / "root"
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "victim").write_text("safe")
-    lay = str(tmp_path / "evil")
-    blob = write_layout(lay, [[("link", None)]])[0]
-    # Rewrite the layer by hand: a symlink to the outside, then a whiteout through it.
+    # A symlink to the outside, then a whiteout through it.
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as t:
         ti = tarfile.TarInfo("link")
         ti.type, ti.linkname = tarfile.SYMTYPE, str(outside)
         t.addfile(ti)
         t.addfile(tarfile.TarInfo("link/.wh.victim"), io.BytesIO(b""))
-    shutil.rmtree(lay)
-    write_layout(lay, [[]])
-    blobs = os.path.join(lay, "blobs", "sha256")
-    # Simplest: build the layout again from the raw layer.
-    shutil.rmtree(lay)
-    os.makedirs(blobs)
-    raw = buf.getvalue()
-    _write_single_layer_layout(lay, raw)
+    lay = str(tmp_path / "evil")
+    _write_single_layer_layout(lay, buf.getvalue())
     p = cloison(root, "import", lay, "evil:1", check=False)
-    assert p.returncode != 0
+    assert p.returncode == 1 and "link" in p.stderr, p.stderr
     assert (outside / "victim").read_text() == "safe"
     assert by_name(root, "evil:1") == []
     assert store_files(root)[2] == []
-    del blob
 
 
-def _write_single_layer_layout(lay, raw):
+def _write_single_layer_layout(lay, raw, media_type="application/vnd.oci.image.layer.v1.tar"):
     blobs = os.path.join(lay, "blobs", "sha256")
     os.makedirs(blobs, exist_ok=True)
 
@@ -293,8 +271,7 @@ def _write_single_layer_layout(lay, raw):
         "type": "layers", "diff_ids": [ld]}}).encode())
     md, mn = put(json.dumps({"schemaVersion": 2, "config": {
         "mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cn},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", "digest": ld,
-                    "size": ln}]}).encode())
+        "layers": [{"mediaType": media_type, "digest": ld, "size": ln}]}).encode())
     with open(os.path.join(lay, "oci-layout"), "w") as f:
         json.dump({"imageLayoutVersion": "1.0.0"}, f)
     with open(os.path.join(lay, "index.json"), "w") as f:
@@ -436,3 +413,44 @@ def test_progress_bar_on_terminal_plain_lines_otherwise(tmp_path, writers):
     os.close(master)
     assert proc.wait(timeout=30) == 0
     assert b"\r" in out and b"[#" in out and b"100%" in out, out
+
+
+def test_concurrent_imports_and_removal(tmp_path, writers):
+    """Imports sharing a layer, run at once with a removal of an image that
+    uses the same layer: every image listed afterwards has all its layers."""
+    root = tmp_path / "root"
+    cloison(root, "import", writers["layout"], "victim:1")
+    procs = [subprocess.Popen([binary("cloison"), "--root", str(root), "image", "import",
+                               writers["layout"], "c%d:1" % i], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE) for i in range(4)]
+    procs.append(subprocess.Popen([binary("cloison"), "--root", str(root), "image", "rm",
+                                   "victim:1"], stderr=subprocess.PIPE))
+    for p in procs:
+        assert p.wait(timeout=60) == 0, p.stderr.read()
+    for i in range(4):
+        for layer in inspect(root, "c%d:1" % i)["Layers"]:
+            assert os.path.isdir(layer)
+    assert store_files(root)[2] == []
+
+
+def test_killed_import_leaves_nothing(tmp_path, busybox_rootfs):
+    root = tmp_path / "root"
+    before = store_files(root)
+    big = tmp_path / "big"
+    shutil.copytree(busybox_rootfs, str(big), symlinks=True)
+    for i in range(40):
+        with open(str(big / ("blob%d" % i)), "wb") as f:
+            f.write(os.urandom(1 << 20))
+    tar = tar_rootfs(str(big), str(tmp_path / "big.tar"))
+    p = subprocess.Popen([binary("cloison"), "--root", str(root), "image", "import", tar,
+                          "big:1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    tmp = os.path.join(str(root), "images", "tmp")
+    for _ in range(2000):  # until the import is under way
+        if os.listdir(tmp):
+            break
+        time.sleep(0.001)
+    p.kill()
+    p.wait()
+    # The next command sweeps what the dead import left.
+    assert by_name(root, "big:1") == []
+    assert store_files(root) == before

@@ -8,33 +8,19 @@ import http.server
 import io
 import json
 import os
-import shutil
 import socket
 import subprocess
 import tarfile
 import threading
 import time
 import urllib.parse
-import urllib.request
 
 import pytest
 
-from conftest import binary
+from test_image_helpers import cloison, inspect, store_files
 
 USER, PASSWORD = "cloison", "s3cret-image"
 SERVICE, ISSUER = "cloison-image-test", "cloison-image-token-issuer"
-
-
-def cloison(root, *args, check=True):
-    p = subprocess.run([binary("cloison"), "--root", str(root), "image"] + list(args),
-                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=120)
-    if check and p.returncode != 0:
-        raise AssertionError("cloison image %s failed (%d): %s" % (args, p.returncode, p.stderr))
-    return p
-
-
-def inspect(root, ref):
-    return json.loads(cloison(root, "inspect", ref).stdout)
 
 
 def names(root):
@@ -92,12 +78,14 @@ def write_index(lay, entries):
         json.dump({"schemaVersion": 2, "manifests": entries}, f)
 
 
-def start_registry(workdir, name, storage, port, auth=None):
+def start_registry(workdir, name, storage, port, auth=None, tls=None):
     cfg = {"version": 0.1, "log": {"level": "error"},
            "storage": {"filesystem": {"rootdirectory": storage}, "delete": {"enabled": True}},
            "http": {"addr": "127.0.0.1:%d" % port, "secret": "cloison-test"}}
     if auth:
         cfg["auth"] = auth
+    if tls:
+        cfg["http"]["tls"] = tls
     path = os.path.join(workdir, name + ".yml")
     with open(path, "w") as f:
         json.dump(cfg, f)  # YAML is a superset of JSON
@@ -230,7 +218,16 @@ def registry(tmp_path_factory, busybox_rootfs):
         basic_port = free_port()
         procs.append(start_registry(work, "basic", storage, basic_port, {"htpasswd": {
             "realm": "cloison-test", "path": htpasswd}}))
+        tls_key, tls_cert = os.path.join(work, "tls.key"), os.path.join(work, "tls.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", tls_key, "-out", tls_cert], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        tls_port = free_port()
+        procs.append(start_registry(work, "tls", storage, tls_port,
+                                    tls={"certificate": tls_cert, "key": tls_key}))
         yield {"open": base, "token": "127.0.0.1:%d" % token_port,
+               "tls": "127.0.0.1:%d" % tls_port, "tls_ca": tls_cert,
                "basic": "localhost:%d" % basic_port, "token_server": token,
                "amd64_config": amd64_config[7:], "arm64_config": arm64_config[7:],
                "single_config": single_config[7:], "single_manifest": single["digest"],
@@ -245,12 +242,6 @@ def registry(tmp_path_factory, busybox_rootfs):
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-
-
-def store_files(root):
-    d = os.path.join(str(root), "images")
-    return (sorted(os.listdir(os.path.join(d, "layers"))),
-            sorted(os.listdir(os.path.join(d, "tmp"))))
 
 
 def test_pull_plain_http_localhost(tmp_path, registry):
@@ -292,8 +283,6 @@ def test_pull_index_picks_linux_amd64(tmp_path, registry):
 
 def test_pull_unknown_and_unreachable(tmp_path, registry):
     root = tmp_path / "root"
-    before = None
-    cloison(root, "list")
     before = store_files(root)
     p = cloison(root, "pull", registry["open"] + "/test/nope:v1", check=False)
     assert p.returncode == 1
@@ -309,7 +298,6 @@ def test_pull_unknown_and_unreachable(tmp_path, registry):
 
 def test_pull_corrupted_blob_refused(tmp_path, registry):
     root = tmp_path / "root"
-    cloison(root, "list")
     before = store_files(root)
     p = cloison(root, "pull", registry["open"] + "/test/bad:v1", check=False)
     assert p.returncode == 1
@@ -341,3 +329,31 @@ def test_pull_basic_auth(tmp_path, registry):
     assert p.returncode == 1 and "credentials refused" in p.stderr, p.stderr
     p = cloison(root, "pull", ref, "--creds", "%s:%s" % (USER, PASSWORD))
     assert p.stdout.split()[-1] == registry["amd64_config"]
+
+
+def test_pull_https_with_ca_file(tmp_path, registry):
+    root = tmp_path / "root"
+    ref = registry["tls"] + "/test/single:v1"
+    p = cloison(root, "pull", ref, "--ca-file", registry["tls_ca"])
+    assert p.stdout.split()[-1] == registry["single_config"]
+    # Another CA: the certificate is refused.
+    p = cloison(root, "pull", ref, "--name", "other:1", "--ca-file",
+                registry["token_server"].cert, check=False)
+    assert p.returncode == 1 and "https://" + registry["tls"] in p.stderr, p.stderr
+    assert "certificate" in p.stderr.lower() or "SSL" in p.stderr, p.stderr
+    assert "other:1" not in names(root)
+
+
+def test_skopeo_written_layouts_import_as_pulled(tmp_path, registry):
+    """skopeo copies the registry's image into an OCI layout and an OCI
+    archive; importing either gives the image that pull gives."""
+    root = tmp_path / "root"
+    src = "docker://%s/test/single:v1" % registry["open"]
+    lay, arch = str(tmp_path / "sk-layout"), str(tmp_path / "sk.tar")
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src, "oci:%s:v9" % lay],
+                   check=True)
+    subprocess.run(["skopeo", "copy", "-q", "--src-tls-verify=false", src,
+                    "oci-archive:%s:sk/arch:2" % arch], check=True)
+    assert cloison(root, "import", lay).stdout.split()[-1] == registry["single_config"]
+    assert cloison(root, "import", arch).stdout.split()[-1] == registry["single_config"]
+    assert {"sk-layout:v9", "sk/arch:2"} <= set(names(root))

@@ -1,0 +1,45 @@
+#!/bin/sh
+# The init of cloison's VM initramfs: loads the virtio and ext4 modules,
+# mounts the root disk built from an image (cl_image_build_vm_disk) and
+# switch_roots into it.  Kernel command line:
+#   cloison.root=/dev/vda   the root disk (default /dev/vda; root= too)
+#   cloison.init=PATH       what to run (default: /sbin/init, /bin/init, /bin/sh;
+#                           init= too)
+#   cloison.ro              mount the root read-only (ro too; rw is the default)
+#   cloison.shell           stay in the initramfs with a shell (debugging)
+# Arguments after `--` on the command line are passed to the init.
+export PATH=/bin:/sbin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+for m in $(cat /etc/modules); do
+  insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
+done
+root=/dev/vda init= mode=rw shell=
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    cloison.root=*) root=${arg#cloison.root=} ;;
+    root=/dev/*) root=${arg#root=} ;;
+    cloison.init=*) init=${arg#cloison.init=} ;;
+    init=*) init=${arg#init=} ;;
+    cloison.ro|ro) mode=ro ;;
+    rw) mode=rw ;;
+    cloison.shell) shell=1 ;;
+  esac
+done
+[ -n "$shell" ] && exec /bin/sh
+i=0
+while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+if ! mount -t ext4 -o "$mode" "$root" /newroot; then
+  echo "cloison-init: cannot mount $root" > /dev/console
+  exec /bin/sh
+fi
+if [ -z "$init" ]; then
+  for c in /sbin/init /bin/init /bin/sh; do
+    if [ -x "/newroot$c" ] || [ -L "/newroot$c" ]; then init=$c; break; fi
+  done
+fi
+mkdir -p /newroot/dev /newroot/proc /newroot/sys
+mount --move /dev /newroot/dev
+umount /proc /sys
+exec switch_root /newroot "$init" "$@"
