@@ -14,6 +14,7 @@
 
 static const char usage_text[]
     = "usage: cloison network create NAME [--subnet CIDR] [--nat | --routed | --isolated] [--vlan ID]\n"
+      "                                     [--mtu BYTES]\n"
       "       cloison network list [--format table|json]\n"
       "       cloison network info NAME\n"
       "       cloison network delete NAME\n"
@@ -49,7 +50,7 @@ struct net_opts
 {
   const char *subnet, *instance, *ifname, *network, *format, *live;
   enum cl_net_mode mode;
-  int modes_given, vlan, have_pid;
+  int modes_given, vlan, mtu, have_pid;
   long pid, owner;
   int npos;
   char *pos[4];
@@ -76,6 +77,7 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
     { "instance", required_argument, NULL, 'i' }, { "pid", required_argument, NULL, 'p' },
     { "ifname", required_argument, NULL, 'n' },   { "owner", required_argument, NULL, 'o' },
     { "network", required_argument, NULL, 'w' },  { "live", required_argument, NULL, 'l' },
+    { "mtu", required_argument, NULL, 'm' },
     { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
   };
   int c;
@@ -101,6 +103,11 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         if (parse_long (optarg, "--vlan", 1, 4094, &v, NULL) < 0)
           return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got `%s`", optarg);
         o->vlan = (int) v;
+        break;
+      case 'm':
+        if (parse_long (optarg, "--mtu", CL_NET_MTU_MIN, CL_NET_MTU_MAX, &v, err) < 0)
+          return -1;
+        o->mtu = (int) v;
         break;
       case 'f':
         if (strcmp (optarg, "table") != 0 && strcmp (optarg, "json") != 0)
@@ -167,7 +174,8 @@ need_instance (const struct net_opts *o, const char *cmd, cl_error_t *err)
 static int
 cmd_create (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
-  struct cl_net_config cfg = { .subnet = o->subnet, .mode = o->mode, .vlan = o->vlan };
+  struct cl_net_config cfg = { .subnet = o->subnet, .mode = o->mode, .vlan = o->vlan,
+                               .mtu = o->mtu };
   if (need_args (o, "create", 1, 1, "NAME", err) < 0)
     return -1;
   cfg.name = o->pos[0];

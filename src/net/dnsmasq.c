@@ -58,6 +58,7 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
   cleanup_free char *a_hosts = cl_strdup_printf ("--addn-hosts=%s/hosts", dir);
   cleanup_free char *a_leases = cl_strdup_printf ("--dhcp-leasefile=%s/leases", dir);
   cleanup_free char *log = cl_strdup_printf ("%s/dnsmasq.log", dir);
+  cleanup_free char *a_mtu = cl_strdup_printf ("--dhcp-option=option:mtu,%d", n->mtu ? n->mtu : 1500);
   cleanup_free char *msg = NULL;
   int status;
   pid_t pid;
@@ -69,7 +70,7 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
   touch (dir, "dhcp-hosts");
   const char *argv[] = { "dnsmasq", "--conf-file=/dev/null", a_pid, "--user=root", "--group=root",
                          a_if, "--except-interface=lo", "--bind-interfaces", a_range, a_dhcp,
-                         a_hosts, a_leases, "--no-hosts", "--dhcp-authoritative",
+                         a_hosts, a_leases, a_mtu, "--no-hosts", "--dhcp-authoritative",
                          "--domain-needed",
                          /* an isolated network has no way out, DNS included */
                          n->mode == CL_NET_ISOLATED ? "--no-resolv" : NULL, NULL };

@@ -15,6 +15,7 @@ struct net_row
   int prefix;
   enum cl_net_mode mode;
   int vlan;
+  int mtu;
   char l3[16]; /* the interface holding the gateway: bridge or VLAN interface */
   char state[16];
 };

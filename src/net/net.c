@@ -29,7 +29,7 @@ static const char schema[]
       "CREATE TABLE IF NOT EXISTS networks ("
       " id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT NOT NULL UNIQUE,"
       " subnet INTEGER NOT NULL, prefix INTEGER NOT NULL, mode TEXT NOT NULL,"
-      " vlan INTEGER NOT NULL DEFAULT 0, l3 TEXT NOT NULL DEFAULT '',"
+      " vlan INTEGER NOT NULL DEFAULT 0, mtu INTEGER NOT NULL DEFAULT 1500, l3 TEXT NOT NULL DEFAULT '',"
       " state TEXT NOT NULL, created INTEGER NOT NULL DEFAULT (strftime('%s','now')));"
       "CREATE TABLE IF NOT EXISTS net_attachments ("
       " id INTEGER PRIMARY KEY AUTOINCREMENT,"
@@ -110,6 +110,19 @@ load_tag (struct net_ctx *c, cl_error_t *err)
   return 0;
 }
 
+/* Databases made before networks had an MTU. */
+static int
+migrate (sqlite3 *db, cl_error_t *err)
+{
+  sqlite3_stmt *st = NULL;
+  if (sqlite3_prepare_v2 (db, "SELECT mtu FROM networks LIMIT 0", -1, &st, NULL) == SQLITE_OK)
+    {
+      sqlite3_finalize (st);
+      return 0;
+    }
+  return cl_db_exec (db, "ALTER TABLE networks ADD COLUMN mtu INTEGER NOT NULL DEFAULT 1500", err);
+}
+
 /* Serialises network changes across processes on one root (flock on
    ROOT/net.lock), creates the tables, opens netlink. */
 static int
@@ -131,7 +144,7 @@ ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err)
     return cl_error_errno (err, "open `%s`", lock);
   if (flock (c->lock_fd, LOCK_EX) < 0)
     return cl_error_errno (err, "lock `%s`", lock);
-  if (cl_db_exec (db, schema, err) < 0 || load_tag (c, err) < 0)
+  if (cl_db_exec (db, schema, err) < 0 || migrate (db, err) < 0 || load_tag (c, err) < 0)
     return -1;
   return nl_open (&c->nl, err);
 }
@@ -160,9 +173,10 @@ row_from_stmt (sqlite3_stmt *st, struct net_row *n)
   n->vlan = sqlite3_column_int (st, 5);
   snprintf (n->l3, sizeof n->l3, "%s", (const char *) sqlite3_column_text (st, 6));
   snprintf (n->state, sizeof n->state, "%s", (const char *) sqlite3_column_text (st, 7));
+  n->mtu = sqlite3_column_int (st, 8);
 }
 
-#define NET_COLUMNS "id, name, subnet, prefix, mode, vlan, l3, state"
+#define NET_COLUMNS "id, name, subnet, prefix, mode, vlan, l3, state, mtu"
 
 /* 1 found, 0 absent, -1 error. */
 static int
@@ -258,7 +272,9 @@ ensure_trunk (struct net_ctx *c, cl_error_t *err)
   int idx = nl_link_index (c->nl, trunk, err);
   if (idx != 0)
     return idx;
-  if (nl_bridge_add (c->nl, trunk, 1, err) < 0)
+  /* Its own MTU is the largest: each VLAN's ports and interface carry the
+     network's. */
+  if (nl_bridge_add (c->nl, trunk, 1, CL_NET_MTU_MAX, err) < 0)
     return -1;
   return nl_link_index (c->nl, trunk, err);
 }
@@ -271,7 +287,7 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
 
   if (n->vlan == 0)
     {
-      if (nl_bridge_add (c->nl, n->l3, 0, err) < 0)
+      if (nl_bridge_add (c->nl, n->l3, 0, n->mtu, err) < 0)
         return -1;
     }
   else
@@ -282,7 +298,7 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
       /* The bridge itself carries the VLAN tagged up to the VLAN
          interface that holds the gateway. */
       if (nl_bridge_vlan (c->nl, trunk, n->vlan, 0, 1, 0, err) < 0
-          || nl_vlan_add (c->nl, n->l3, trunk, n->vlan, err) < 0)
+          || nl_vlan_add (c->nl, n->l3, trunk, n->vlan, n->mtu, err) < 0)
         return -1;
     }
   idx = nl_link_index (c->nl, n->l3, err);
@@ -338,9 +354,13 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
                           cfg->name);
   if (cfg->vlan < 0 || cfg->vlan > 4094)
     return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got %d", cfg->vlan);
+  if (cfg->mtu != 0 && (cfg->mtu < CL_NET_MTU_MIN || cfg->mtu > CL_NET_MTU_MAX))
+    return cl_error_make (err, 0, "--mtu: must be %d-%d, got %d", CL_NET_MTU_MIN, CL_NET_MTU_MAX,
+                          cfg->mtu);
   snprintf (n.name, sizeof n.name, "%s", cfg->name);
   n.mode = cfg->mode;
   n.vlan = cfg->vlan;
+  n.mtu = cfg->mtu ? cfg->mtu : 1500;
   r = net_find (c->db, cfg->name, &n, err);
   if (r != 0)
     return r < 0 ? -1 : cl_error_make (err, 0, "network `%s` already exists", cfg->name);
@@ -375,8 +395,8 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   /* The row comes first, marked `creating`: a crash from here on leaves a
      row that the next command's clean-up tears down. */
   if (cl_db_prepare (c->db,
-                     "INSERT INTO networks (name, subnet, prefix, mode, vlan, state)"
-                     " VALUES (?, ?, ?, ?, ?, 'creating')",
+                     "INSERT INTO networks (name, subnet, prefix, mode, vlan, mtu, state)"
+                     " VALUES (?, ?, ?, ?, ?, ?, 'creating')",
                      &st, err)
       < 0)
     return -1;
@@ -385,6 +405,7 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   sqlite3_bind_int (st, 3, n.prefix);
   sqlite3_bind_text (st, 4, net_mode_name (n.mode), -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 5, n.vlan);
+  sqlite3_bind_int (st, 6, n.mtu);
   if (sqlite3_step (st) != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
   n.id = sqlite3_last_insert_rowid (c->db);
@@ -692,11 +713,11 @@ port_vlan (struct net_ctx *c, const struct net_row *n, const char *port, cl_erro
   return nl_bridge_vlan (c->nl, idx, n->vlan, 1, 0, 0, err);
 }
 
-/* Inside the container: lo and the interface up, its address, the default
-   route. */
+/* Inside the container: lo and the interface up, its address, and (for
+   its first network only, as Docker does) the default route. */
 static int
 configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_t addr,
-                  cl_error_t *err)
+                  int default_route, cl_error_t *err)
 {
   struct nl_sock *inside = NULL;
   int idx, r = -1;
@@ -706,9 +727,9 @@ configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_
   idx = nl_link_index (inside, ifname, err);
   if (idx == 0)
     cl_error_make (err, 0, "link `%s` missing in the instance", ifname);
-  else if (idx > 0 && nl_link_set (inside, 1, 1, 0, err) == 0 /* lo is always ifindex 1 */
-           && nl_link_set (inside, idx, 1, 0, err) == 0 && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
-           && nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0)
+  else if (idx > 0 && nl_link_set (inside, 1, 1, 0, 0, err) == 0 /* lo is always ifindex 1 */
+           && nl_link_set (inside, idx, 1, 0, 0, err) == 0 && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
+           && (!default_route || nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0))
     r = 0;
   nl_close (inside);
   return r;
@@ -734,6 +755,27 @@ unreserve (struct net_ctx *c, const struct att_row *a)
   exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, NULL);
 }
 
+static int
+count_attachments (sqlite3 *db, const char *instance)
+{
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  int n = 0;
+  if (cl_db_prepare (db, "SELECT count(*) FROM net_attachments WHERE instance = ?", &st, NULL) == 0)
+    {
+      sqlite3_bind_text (st, 1, instance, -1, SQLITE_STATIC);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        n = sqlite3_column_int (st, 0);
+    }
+  return n;
+}
+
+/* eth0 for an instance's first network, eth1 for its second... */
+static void
+default_ifname (sqlite3 *db, const char *instance, char out[16])
+{
+  snprintf (out, 16, "eth%d", count_attachments (db, instance));
+}
+
 int
 cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
                          const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
@@ -744,10 +786,16 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
   struct net_row n;
   struct att_row a;
   uint8_t mac[6];
-  int master;
+  char auto_ifname[16];
+  int master, first;
 
   if (ifname == NULL)
-    ifname = "eth0";
+    {
+      if (cl_db_exec (db, schema, err) < 0)
+        return -1;
+      default_ifname (db, instance, auto_ifname);
+      ifname = auto_ifname;
+    }
   if (cl_validate_name (instance, "instance name", err) < 0
       || cl_validate_name (ifname, "interface name", err) < 0)
     return -1;
@@ -758,13 +806,14 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
     return cl_error_errno (err, "open `%s`", ns_path);
   if (ctx_open (db, &c, err) < 0 || resolve_network (&c, net_name, &n, err) < 0)
     return -1;
+  first = count_attachments (db, instance) == 0;
   master = port_master (&c, &n, err);
   if (master < 0 || reserve (&c, &n, instance, "container", ifname, pid, &a, err) < 0)
     return -1;
   parse_mac (a.mac, mac);
-  if (nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, err) < 0
+  if (nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, n.mtu, err) < 0
       || port_vlan (&c, &n, a.host_ifname, err) < 0
-      || configure_inside (nsfd, ifname, &n, a.address, err) < 0
+      || configure_inside (nsfd, ifname, &n, a.address, first, err) < 0
       || publish_hosts (&c, &n, 0, err) < 0)
     {
       unreserve (&c, &a);
@@ -782,10 +831,16 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
   cleanup_ctx struct net_ctx c;
   struct net_row n;
   struct att_row a;
+  char auto_ifname[16];
   int master, tap;
 
   if (ifname == NULL)
-    ifname = "eth0";
+    {
+      if (cl_db_exec (db, schema, err) < 0)
+        return -1;
+      default_ifname (db, instance, auto_ifname);
+      ifname = auto_ifname;
+    }
   if (cl_validate_name (instance, "instance name", err) < 0
       || cl_validate_name (ifname, "interface name", err) < 0)
     return -1;
@@ -798,7 +853,7 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
     return -1;
   if (nl_tap_create (a.host_ifname, owner, err) < 0
       || (tap = nl_link_index (c.nl, a.host_ifname, err)) <= 0
-      || nl_link_set (c.nl, tap, 1, master, err) < 0 || port_vlan (&c, &n, a.host_ifname, err) < 0
+      || nl_link_set (c.nl, tap, 1, master, n.mtu, err) < 0 || port_vlan (&c, &n, a.host_ifname, err) < 0
       || publish_hosts (&c, &n, 1, err) < 0)
     {
       unreserve (&c, &a);
@@ -1141,6 +1196,16 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
     }
   free (links.names);
 
+  /* The VLAN trunk outlives its last network only through a crash. */
+  {
+    cleanup_stmt sqlite3_stmt *q = NULL;
+    cleanup_free char *trunk = trunk_name (&c);
+    if (cl_db_prepare (db, "SELECT 1 FROM networks WHERE vlan > 0", &q, err) < 0)
+      return -1;
+    if (sqlite3_step (q) != SQLITE_ROW && nl_link_index (c.nl, trunk, NULL) > 0)
+      nl_link_del (c.nl, trunk, NULL);
+  }
+
   /* dnsmasq: restarted where it died, stopped where its network went. */
   netroot = cl_strdup_printf ("%s/net", c.root);
   d = opendir (netroot);
@@ -1193,6 +1258,7 @@ net_json (sqlite3 *db, const struct net_row *n, int with_attachments)
   o = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "name", n->name, "subnet", subnet, "gateway", gw,
                  "mode", net_mode_name (n->mode), "bridge", n->l3);
   json_object_set_new (o, "vlan", n->vlan ? json_integer (n->vlan) : json_null ());
+  json_object_set_new (o, "mtu", json_integer (n->mtu));
   if (cl_db_prepare (db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE network_id = ? ORDER BY address",
                      &st, NULL)
       == 0)

@@ -9,7 +9,8 @@
    Every mutating call takes ROOT/net.lock, so concurrent cloison processes
    on one state root are serialised, and undoes its kernel changes when it
    fails.  Instances are named by the manager; one instance may hold one
-   attachment per network. */
+   attachment per network.  Call these outside a transaction of your own
+   on `db` (they run their own). */
 #ifndef CLOISON_NET_H
 #define CLOISON_NET_H
 
@@ -22,6 +23,8 @@
 
 #define CL_NET_DEFAULT "default"
 #define CL_NET_DEFAULT_SUBNET "10.87.0.0/24"
+#define CL_NET_MTU_MIN 1280
+#define CL_NET_MTU_MAX 65520
 
 enum cl_net_mode
 {
@@ -36,6 +39,7 @@ struct cl_net_config
   const char *subnet; /* "10.88.1.0/24"; NULL: the first free 10.87.N.0/24 */
   enum cl_net_mode mode;
   int vlan; /* 0: own bridge; 1-4094: a VLAN of the shared trunk bridge */
+  int mtu;  /* of the bridge and every link of the network; 0: 1500 */
 };
 
 /* What the manager needs to know about one interface of an instance. */
@@ -63,7 +67,8 @@ int cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err);
 int cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err);
 
 /* Attaches a container: a veth pair whose peer is created directly in the
-   network namespace of `pid`, named `ifname` (NULL: "eth0"), given its
+   network namespace of `pid`, named `ifname` (NULL: "eth0" for the
+   instance's first network, "eth1" for its second...), given its
    address, a default route through the gateway, and `lo` up.  NULL
    net_name: the default network (created if needed). */
 int cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
@@ -71,7 +76,7 @@ int cl_net_attach_container (sqlite3 *db, const char *net_name, const char *inst
 /* Attaches a microVM: a persistent tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR)
    owned by `owner` (so an unprivileged VMM may open it by name) on the
    bridge, an address reserved and handed out by the network's dnsmasq to
-   out->mac.  `ifname` is only recorded (the guest's name, NULL: "eth0"). */
+   out->mac.  `ifname` is only recorded (the guest's name, NULL: "ethN"). */
 int cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t owner,
                       const char *ifname, struct cl_net_attachment *out, cl_error_t *err);
 /* Removes every attachment of the instance (links, DHCP/DNS entries, port

@@ -149,7 +149,7 @@ nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err)
 }
 
 int
-nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, cl_error_t *err)
+nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -159,6 +159,8 @@ nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, cl_erro
 
   ifm->ifi_flags = ifm->ifi_change = IFF_UP;
   mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
   mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "bridge");
   data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
@@ -179,7 +181,7 @@ nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, cl_erro
 
 int
 nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char *peer_name,
-             const uint8_t peer_mac[6], int peer_nsfd, cl_error_t *err)
+             const uint8_t peer_mac[6], int peer_nsfd, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -191,6 +193,8 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
   mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
   if (master_index > 0)
     mnl_attr_put_u32 (nlh, IFLA_MASTER, master_index);
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
   mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "veth");
   data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
@@ -199,6 +203,8 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
   peer_ifm->ifi_family = AF_UNSPEC; /* not IFF_UP: veth_open fails (ENOTCONN) before pairing */
   mnl_attr_put_strz (nlh, IFLA_IFNAME, peer_name);
   mnl_attr_put (nlh, IFLA_ADDRESS, 6, peer_mac);
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   mnl_attr_put_u32 (nlh, IFLA_NET_NS_FD, peer_nsfd);
   mnl_attr_nest_end (nlh, peer);
   mnl_attr_nest_end (nlh, data);
@@ -208,7 +214,8 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
 }
 
 int
-nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, cl_error_t *err)
+nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, int mtu,
+             cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
@@ -219,6 +226,8 @@ nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, 
   ifm->ifi_flags = ifm->ifi_change = IFF_UP;
   mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
   mnl_attr_put_u32 (nlh, IFLA_LINK, link_index);
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
   mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "vlan");
   data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
@@ -230,7 +239,7 @@ nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, 
 }
 
 int
-nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, cl_error_t *err)
+nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE], name[IFNAMSIZ] = "?";
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, 0, ifindex);
@@ -244,6 +253,8 @@ nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, cl_error
     }
   if (master_index > 0)
     mnl_attr_put_u32 (nlh, IFLA_MASTER, master_index);
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   r = nl_talk (nl, nlh, NULL, NULL);
   if (r < 0)
     {

@@ -19,15 +19,19 @@ void nl_close (struct nl_sock *nl);
 
 /* > 0 the index, 0 no such link, < 0 error. */
 int nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err);
-int nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, cl_error_t *err);
+/* mtu: > 0 sets it, 0 the kernel's default (here and below). */
+int nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu,
+                   cl_error_t *err);
 /* Host end `name` (up, enslaved to master_index when > 0); peer `peer_name`
    created (down) directly in the netns of peer_nsfd with MAC peer_mac. */
 int nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char *peer_name,
-                 const uint8_t peer_mac[6], int peer_nsfd, cl_error_t *err);
+                 const uint8_t peer_mac[6], int peer_nsfd, int mtu, cl_error_t *err);
 /* An 802.1Q interface `name` on top of link_index, up. */
-int nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, cl_error_t *err);
+int nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, int mtu,
+                 cl_error_t *err);
 /* up: 1 up, 0 down, -1 unchanged; master_index: > 0 set, 0 unchanged. */
-int nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, cl_error_t *err);
+int nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, int mtu,
+                 cl_error_t *err);
 /* Absent link: 0. */
 int nl_link_del (struct nl_sock *nl, const char *name, cl_error_t *err);
 /* addr and gateways in host byte order. */

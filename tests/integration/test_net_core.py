@@ -3,6 +3,7 @@ bad input, clean-up.  Each test builds its own namespaces (test_net_lab)."""
 import json
 import os
 import sqlite3
+import sys
 import time
 
 import pytest
@@ -52,8 +53,7 @@ def test_container_to_container_same_network(lab):
     c1.run("sh", "-c", "echo ping-over-nc | %s nc -w 2 10.88.2.3 7000" % BUSYBOX)
     assert p.communicate(timeout=10)[0] == "ping-over-nc\n"
     # instances have DNS names from the network's dnsmasq
-    r = c2.run(BUSYBOX, "nslookup", "web", "10.88.2.1")
-    assert "10.88.2.2" in r.stdout
+    assert "10.88.2.2" in c2.resolve("web", "10.88.2.1")
     # the host-side info
     info = lab.cloison_json("network", "instance", "web")
     assert info["interfaces"][0]["address"] == "10.88.2.2"
@@ -110,6 +110,8 @@ def test_port_forward_from_client(lab):
                                                        "port": 80}]
     # the same host port twice: refused, one line, nothing added
     other = lab.container("other", "pf")
+    # hairpin: an instance of the same network through the host's address
+    assert other.wget("http://%s:8080/" % HOST_UP) == "forwarded page\n"
     r = lab.cloison("network", "forward", "--instance", "other", "8080:80", check=False)
     assert r.returncode != 0
     assert r.stderr.strip() == "cloison: port forward: host port 8080/tcp is already forwarded to `www`"
@@ -152,7 +154,7 @@ def test_isolated_network_has_no_way_out(lab):
     # but the instances of the isolated network reach each other and its DNS
     i2.httpd(80)
     assert i.wget("http://%s/" % i2.address) == "hello from i2\n"
-    assert "10.88.8.3" in i.run(BUSYBOX, "nslookup", "i2", "10.88.8.1").stdout
+    assert "10.88.8.3" in i.resolve("i2", "10.88.8.1")
     # no port forwards into an isolated network
     r = lab.cloison("network", "forward", "--instance", "i2", "8081:80", check=False)
     assert r.returncode != 0 and "isolated" in r.stderr
@@ -285,4 +287,80 @@ def test_crash_recovery(lab):
     assert len(lab.our_dnsmasqs()) == 2  # crash (restarted) and default
     # the restarted dnsmasq serves names
     c = lab.container("after", "crash")
-    assert "10.88.15.2" in c.run(BUSYBOX, "nslookup", "after", "10.88.15.1").stdout
+    assert "10.88.15.2" in c.resolve("after", "10.88.15.1")
+
+
+def test_container_on_two_networks(lab):
+    lab.cloison("network", "create", "front", "--subnet", "10.88.17.0/24")
+    lab.cloison("network", "create", "back", "--subnet", "10.88.18.0/24")
+    c = lab.container("two", "front")
+    second = lab.cloison_json("network", "attach", "back", "--instance", "two", "--pid", str(c.pid))
+    assert c.attachment["ifname"] == "eth0" and second["ifname"] == "eth1"
+    out = c.run("ip", "-4", "-o", "addr").stdout
+    assert "eth0" in out and "10.88.17.2/24" in out and "eth1" in out and "10.88.18.2/24" in out
+    # the default route stays on the first network
+    assert "default via 10.88.17.1 dev eth0" in c.run("ip", "route").stdout
+    r = lab.cloison("network", "attach", "back", "--instance", "two", "--pid", str(c.pid),
+                    check=False)
+    assert r.returncode != 0
+    assert r.stderr.strip() == "cloison: instance `two` is already attached to network `back`"
+    info = lab.cloison_json("network", "instance", "two")
+    assert [i["network"] for i in info["interfaces"]] == ["front", "back"]
+    lab.cloison("network", "detach", "--instance", "two")
+    assert lab.cloison_json("network", "instance", "two")["interfaces"] == []
+
+
+def test_mtu(lab):
+    lab.cloison("network", "create", "jumbo", "--subnet", "10.88.19.0/24", "--mtu", "9000")
+    c = lab.container("j1", "jumbo")
+    info = lab.cloison_json("network", "info", "jumbo")
+    assert info["mtu"] == 9000
+    for link in (info["bridge"], c.attachment["host_ifname"]):
+        assert "mtu 9000" in lab.ns(lab.host, "ip", "link", "show", link).stdout
+    assert "mtu 9000" in c.run("ip", "link", "show", "eth0").stdout
+    vm = lab.cloison_json("network", "attach-vm", "jumbo", "--instance", "jvm")
+    assert "mtu 9000" in lab.ns(lab.host, "ip", "link", "show", vm["host_ifname"]).stdout
+    for bad in ("100", "70000", "big"):
+        r = lab.cloison("network", "create", "x", "--mtu", bad, check=False)
+        assert r.returncode != 0 and r.stderr.startswith("cloison: --mtu: ")
+
+
+def test_parallel_attaches_get_distinct_addresses(lab):
+    import subprocess
+    from test_net_lab import Container
+    from conftest import binary
+    lab.cloison("network", "create", "par", "--subnet", "10.88.22.0/24")
+    cs = []
+    for i in range(8):
+        c = Container(lab, "p%d" % i)
+        lab.containers.append(c)
+        cs.append(c)
+    procs = [subprocess.Popen(["ip", "netns", "exec", lab.host, binary("cloison"), "--root",
+                               lab.root, "network", "attach", "par", "--instance", c.name,
+                               "--pid", str(c.pid)], stdout=subprocess.PIPE, text=True)
+             for c in cs]
+    addrs = []
+    for p in procs:
+        out, _ = p.communicate(timeout=60)
+        assert p.returncode == 0
+        addrs.append(json.loads(out)["address"])
+    assert sorted(addrs) == sorted("10.88.22.%d" % i for i in range(2, 10))
+
+
+def test_udp_port_forward(lab):
+    lab.cloison("network", "create", "udp", "--subnet", "10.88.23.0/24")
+    c = lab.container("dns", "udp")
+    lab.cloison("network", "forward", "--instance", "dns", "5353:53/udp")
+    # busybox nc has no UDP: Python on both ends
+    p = c.spawn(sys.executable, "-c",
+                "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); "
+                "s.bind(('0.0.0.0', 53)); print('ready', flush=True); "
+                "d, a = s.recvfrom(100); print(d.decode(), a[0], flush=True)")
+    assert p.stdout.readline().strip() == "ready"
+    lab.ns(lab.client, sys.executable, "-c",
+           "import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM)"
+           ".sendto(b'udp-through', ('%s', 5353))" % HOST_CLIENT)
+    out = p.communicate(timeout=10)[0]
+    assert out.split() == ["udp-through", CLIENT]
+    info = lab.cloison_json("network", "instance", "dns")
+    assert info["interfaces"][0]["port_forwards"] == [{"proto": "udp", "host_port": 5353, "port": 53}]

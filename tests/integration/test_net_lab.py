@@ -98,6 +98,17 @@ class Container:
     def wget(self, url, timeout=3):
         return http_get(lambda *a: self.run(*a, check=False, timeout=timeout + 10), url, timeout)
 
+    def resolve(self, name, server):
+        """busybox nslookup's output once `name` resolves (dnsmasq re-reads
+        its hosts file on the SIGHUP cloison sends: asynchronously)."""
+        r = None
+        for _ in range(30):
+            r = self.run(BUSYBOX, "nslookup", name, server, check=False)
+            if r.returncode == 0 and "Name:" in r.stdout:
+                break
+            time.sleep(0.1)
+        return r.stdout
+
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()

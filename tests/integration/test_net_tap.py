@@ -130,7 +130,7 @@ def test_vm_tap_dhcp_and_container_to_vm(lab):
     r = c.run(BUSYBOX, "ping", "-c", "2", "-W", "2", "10.88.20.3", check=False)
     assert r.returncode == 0, r.stdout + r.stderr
     # DNS names for both kinds of instance
-    assert "10.88.20.3" in c.run(BUSYBOX, "nslookup", "vm1", "10.88.20.1").stdout
+    assert "10.88.20.3" in c.resolve("vm1", "10.88.20.1")
     info = lab.cloison_json("network", "instance", "vm1")
     assert info["interfaces"][0]["kind"] == "vm"
     guest.kill()

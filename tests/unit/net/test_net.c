@@ -123,6 +123,8 @@ test_nft_script (void **state)
   assert_non_null (strstr (s, "dnat ip to tcp dport map @fwd_tcp"));
   assert_non_null (strstr (s, "ct status dnat accept"));
   assert_null (strstr (s, "input iifname"));
+  assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 ip daddr 10.88.1.0/24 ip daddr != 10.88.1.1 notrack"));
+  assert_non_null (strstr (s, "oifname \"clb-abcd-3\" ct status dnat masquerade"));
   free (s);
   n.mode = CL_NET_ISOLATED;
   s = nft_network_script (&n);
