@@ -17,8 +17,7 @@ static const char usage[]
       "         [--api-socket PATH] [--restore DIR]\n";
 
 static int
-parse_uint (const char *s, const char *what, unsigned long max, unsigned long *out,
-            cl_error_t *err)
+parse_uint (const char *s, const char *what, unsigned long max, unsigned long *out, cl_error_t *err)
 {
   char *end;
   errno = 0;
@@ -33,13 +32,20 @@ static int
 parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
 {
   static const struct option opts[] = {
-    { "kernel", required_argument, 0, 'k' },  { "initrd", required_argument, 0, 'i' },
-    { "cmdline", required_argument, 0, 'c' }, { "cpus", required_argument, 0, 'p' },
-    { "memory", required_argument, 0, 'm' },  { "disk", required_argument, 0, 'd' },
-    { "net", required_argument, 0, 'n' },     { "vsock", required_argument, 0, 'v' },
-    { "rng", no_argument, 0, 'r' },           { "console", required_argument, 0, 'o' },
-    { "api-socket", required_argument, 0, 'a' }, { "restore", required_argument, 0, 'R' },
-    { "help", no_argument, 0, 'h' },          { "version", no_argument, 0, 'V' },
+    { "kernel", required_argument, 0, 'k' },
+    { "initrd", required_argument, 0, 'i' },
+    { "cmdline", required_argument, 0, 'c' },
+    { "cpus", required_argument, 0, 'p' },
+    { "memory", required_argument, 0, 'm' },
+    { "disk", required_argument, 0, 'd' },
+    { "net", required_argument, 0, 'n' },
+    { "vsock", required_argument, 0, 'v' },
+    { "rng", no_argument, 0, 'r' },
+    { "console", required_argument, 0, 'o' },
+    { "api-socket", required_argument, 0, 'a' },
+    { "restore", required_argument, 0, 'R' },
+    { "help", no_argument, 0, 'h' },
+    { "version", no_argument, 0, 'V' },
     { 0, 0, 0, 0 },
   };
   struct cl_vmm_disk *disks = NULL;
@@ -51,9 +57,15 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1)
     switch (c)
       {
-      case 'k': cfg->kernel = optarg; break;
-      case 'i': cfg->initrd = optarg; break;
-      case 'c': cfg->cmdline = optarg; break;
+      case 'k':
+        cfg->kernel = optarg;
+        break;
+      case 'i':
+        cfg->initrd = optarg;
+        break;
+      case 'c':
+        cfg->cmdline = optarg;
+        break;
       case 'p':
         if (parse_uint (optarg, "--cpus", CL_VMM_MAX_CPUS, &n, err) < 0)
           return -1;
@@ -87,7 +99,9 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
           return cl_error_make (err, 0, "--vsock %lu: guest CIDs start at 3", n);
         cfg->vsock_cid = n;
         break;
-      case 'r': cfg->rng = true; break;
+      case 'r':
+        cfg->rng = true;
+        break;
       case 'o':
         if (strcmp (optarg, "serial") == 0)
           cfg->console = CL_VMM_CONSOLE_SERIAL;
@@ -102,8 +116,12 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
           return cl_error_make (err, 0, "--console `%s`: expected serial, virtio or file=PATH",
                                 optarg);
         break;
-      case 'a': cfg->api_socket = optarg; break;
-      case 'R': cfg->restore_dir = optarg; break;
+      case 'a':
+        cfg->api_socket = optarg;
+        break;
+      case 'R':
+        cfg->restore_dir = optarg;
+        break;
       case 'h':
         fputs (usage, stdout);
         exit (0);

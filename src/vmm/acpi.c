@@ -47,8 +47,7 @@ struct fadt
   uint32_t smi_cmd;
   uint8_t acpi_enable, acpi_disable, s4bios_req, pstate_cnt;
   uint32_t pm1a_evt, pm1b_evt, pm1a_cnt, pm1b_cnt, pm2_cnt, pm_tmr, gpe0, gpe1;
-  uint8_t pm1_evt_len, pm1_cnt_len, pm2_cnt_len, pm_tmr_len, gpe0_len, gpe1_len, gpe1_base,
-      cst_cnt;
+  uint8_t pm1_evt_len, pm1_cnt_len, pm2_cnt_len, pm_tmr_len, gpe0_len, gpe1_len, gpe1_base, cst_cnt;
   uint16_t p_lvl2_lat, p_lvl3_lat, flush_size, flush_stride;
   uint8_t duty_offset, duty_width, day_alrm, mon_alrm, century;
   uint16_t iapc_boot_arch;
@@ -64,8 +63,8 @@ struct fadt
   uint64_t hypervisor_id;
 } __attribute__ ((packed));
 
-_Static_assert (sizeof (struct fadt) == 276, "FADT layout");
-_Static_assert (sizeof (struct rsdp) == 36, "RSDP layout");
+_Static_assert(sizeof (struct fadt) == 276, "FADT layout");
+_Static_assert(sizeof (struct rsdp) == 36, "RSDP layout");
 
 #define FADT_WBINVD (1u << 0)
 #define FADT_PWR_BUTTON (1u << 4) /* no fixed power button */
@@ -79,7 +78,7 @@ checksum (const void *p, size_t len)
 {
   uint8_t s = 0;
   for (size_t i = 0; i < len; i++)
-    s += ((const uint8_t *) p)[i];
+    s += ((const uint8_t *)p)[i];
   return -s;
 }
 
@@ -164,20 +163,94 @@ build_dsdt (uint8_t *out, size_t max)
 {
   static const uint8_t crs[] = {
     /* WordBusNumber: bus 0 only */
-    0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01,
+    0x88,
+    0x0D,
+    0x00,
+    0x02,
+    0x0C,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x01,
     0x00,
     /* IO: the configuration ports 0xCF8-0xCFF */
-    0x47, 0x01, 0xF8, 0x0C, 0xF8, 0x0C, 0x01, 0x08,
-    /* WordIO 0x0000-0x0CF7 and 0x0D00-0xFFFF */
-    0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x00, 0xF7, 0x0C, 0x00, 0x00, 0xF8,
+    0x47,
+    0x01,
+    0xF8,
     0x0C,
-    0x88, 0x0D, 0x00, 0x01, 0x0C, 0x03, 0x00, 0x00, 0x00, 0x0D, 0xFF, 0xFF, 0x00, 0x00, 0x00,
+    0xF8,
+    0x0C,
+    0x01,
+    0x08,
+    /* WordIO 0x0000-0x0CF7 and 0x0D00-0xFFFF */
+    0x88,
+    0x0D,
+    0x00,
+    0x01,
+    0x0C,
+    0x03,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0xF7,
+    0x0C,
+    0x00,
+    0x00,
+    0xF8,
+    0x0C,
+    0x88,
+    0x0D,
+    0x00,
+    0x01,
+    0x0C,
+    0x03,
+    0x00,
+    0x00,
+    0x00,
+    0x0D,
+    0xFF,
+    0xFF,
+    0x00,
+    0x00,
+    0x00,
     0xF3,
     /* DWordMemory: the BAR window 0xC0000000-0xFEBFFFFF */
-    0x87, 0x17, 0x00, 0x00, 0x0C, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0xFF,
-    0xFF, 0xBF, 0xFE, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0xC0, 0x3E,
+    0x87,
+    0x17,
+    0x00,
+    0x00,
+    0x0C,
+    0x01,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0xC0,
+    0xFF,
+    0xFF,
+    0xBF,
+    0xFE,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0x00,
+    0xC0,
+    0x3E,
     /* EndTag */
-    0x79, 0x00,
+    0x79,
+    0x00,
   };
   struct aml a = { .len = 0 };
   struct sdt_header h = { 0 };
@@ -203,14 +276,14 @@ build_dsdt (uint8_t *out, size_t max)
   aml_package (&a, dev, (const uint8_t[]){ 0x5B, 0x82 }, 2);
   aml_package (&a, scope, (const uint8_t[]){ 0x10 }, 1);
   /* Name (\_S5, Package () { 5, 0, 0, 0 }): SLP_TYP for poweroff */
-  static const uint8_t s5[] = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0A, 0x05,
-                                0x00, 0x00, 0x00 };
+  static const uint8_t s5[]
+      = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0A, 0x05, 0x00, 0x00, 0x00 };
   aml_bytes (&a, s5, sizeof s5);
 
   if (a.len > max || a.len > sizeof a.buf)
     return 0;
-  header ((struct sdt_header *) a.buf, "DSDT", a.len, 2);
-  ((struct sdt_header *) a.buf)->checksum = checksum (a.buf, a.len);
+  header ((struct sdt_header *)a.buf, "DSDT", a.len, 2);
+  ((struct sdt_header *)a.buf)->checksum = checksum (a.buf, a.len);
   memcpy (out, a.buf, a.len);
   return a.len;
 }
@@ -246,8 +319,8 @@ build_madt (uint8_t *out, size_t max, unsigned ncpus)
   p[1] = 6;
   p[2] = 0xFF;
   p[5] = 1;
-  header ((struct sdt_header *) out, "APIC", len, 5);
-  ((struct sdt_header *) out)->checksum = checksum (out, len);
+  header ((struct sdt_header *)out, "APIC", len, 5);
+  ((struct sdt_header *)out)->checksum = checksum (out, len);
   return len;
 }
 
@@ -264,7 +337,7 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   if (dsdt_len == 0 || madt_len == 0)
     return 0;
 
-  struct fadt *f = (struct fadt *) (buf + fadt_off);
+  struct fadt *f = (struct fadt *)(buf + fadt_off);
   header (&f->h, "FACP", sizeof (*f), 6);
   f->minor_revision = 5;
   f->dsdt = base + dsdt_off;
@@ -285,13 +358,13 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   memcpy (&f->hypervisor_id, "CLOISON", 7);
   f->h.checksum = checksum (f, sizeof (*f));
 
-  struct sdt_header *x = (struct sdt_header *) (buf + xsdt_off);
+  struct sdt_header *x = (struct sdt_header *)(buf + xsdt_off);
   uint64_t entries[2] = { base + fadt_off, base + madt_off };
   header (x, "XSDT", sizeof (*x) + sizeof entries, 1);
   memcpy (x + 1, entries, sizeof entries);
   x->checksum = checksum (x, x->length);
 
-  struct rsdp *r = (struct rsdp *) (buf + rsdp_off);
+  struct rsdp *r = (struct rsdp *)(buf + rsdp_off);
   memcpy (r->signature, "RSD PTR ", 8);
   memcpy (r->oem_id, "CLOISN", 6);
   r->revision = 2;
@@ -340,13 +413,13 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
     }
   memset (data, 0, len);
   if (port == ACPI_PM1_EVT_PORT)
-    v = (uint32_t) pm->enable << 16;
+    v = (uint32_t)pm->enable << 16;
   else if (port == ACPI_PM1_EVT_PORT + 2)
     v = pm->enable;
   else if (port == ACPI_PM1_CNT_PORT)
     v = 1; /* SCI_EN */
   else if (ACPI_PM1_EVT_PORT + offset >= ACPI_PM_TMR_PORT)
-    v = (uint32_t) ((unsigned __int128) cl_now_ns () * 3579545 / 1000000000) & 0xFFFFFF;
+    v = (uint32_t)((unsigned __int128)cl_now_ns () * 3579545 / 1000000000) & 0xFFFFFF;
   else
     v = 0;
   memcpy (data, &v, len < 4 ? len : 4);

@@ -60,7 +60,7 @@ api_get_vm (struct vmm *m, struct MHD_Connection *conn)
 {
   json_t *j = json_pack ("{s:s,s:o,s:I}", "state", vm_state_name (m->vm), "config",
                          vmm_config_to_json (m->cfg), "uptime_ms",
-                         (json_int_t) ((cl_now_ns () - m->vm->start_ns) / 1000000));
+                         (json_int_t)((cl_now_ns () - m->vm->start_ns) / 1000000));
   if (m->cfg->restore_dir)
     json_object_set_new (j, "restored_from", json_string (m->cfg->restore_dir));
   return reply_json (conn, MHD_HTTP_OK, j);
@@ -71,7 +71,8 @@ api_put_state (struct vmm *m, struct MHD_Connection *conn, json_t *body)
 {
   const char *state;
   if (json_unpack (body, "{s:s}", "state", &state) < 0)
-    return reply_error (conn, MHD_HTTP_BAD_REQUEST, "state: expected \"paused\", \"running\" or \"stopped\"");
+    return reply_error (conn, MHD_HTTP_BAD_REQUEST,
+                        "state: expected \"paused\", \"running\" or \"stopped\"");
   if (strcmp (state, "paused") == 0)
     {
       if (!m->vm->paused && !vm_pause (m->vm))
@@ -85,7 +86,8 @@ api_put_state (struct vmm *m, struct MHD_Connection *conn, json_t *body)
   else if (strcmp (state, "stopped") == 0)
     vm_request_stop (m->vm, VM_STOP_API, "stopped through the API");
   else
-    return reply_error (conn, MHD_HTTP_BAD_REQUEST, "state: expected \"paused\", \"running\" or \"stopped\"");
+    return reply_error (conn, MHD_HTTP_BAD_REQUEST,
+                        "state: expected \"paused\", \"running\" or \"stopped\"");
   return reply_json (conn, MHD_HTTP_NO_CONTENT, NULL);
 }
 
@@ -112,7 +114,7 @@ api_snapshot_create (struct vmm *m, struct MHD_Connection *conn, json_t *body)
     }
   vm_metric_add (m->vm, "snapshot", "created", 1);
   return reply_json (conn, MHD_HTTP_OK,
-                     json_pack ("{s:s,s:I}", "dir", dir, "took_us", (json_int_t) (took / 1000)));
+                     json_pack ("{s:s,s:I}", "dir", dir, "took_us", (json_int_t)(took / 1000)));
 }
 
 static enum MHD_Result
@@ -120,19 +122,18 @@ api_get_metrics (struct vmm *m, struct MHD_Connection *conn)
 {
   json_t *j = vm_metrics_json (m->vm);
   if (m->restore_ns)
-    json_object_set_new (j, "restore", json_pack ("{s:I}", "to_running_us",
-                                                  (json_int_t) (m->restore_ns / 1000)));
+    json_object_set_new (j, "restore",
+                         json_pack ("{s:I}", "to_running_us", (json_int_t)(m->restore_ns / 1000)));
   return reply_json (conn, MHD_HTTP_OK, j);
 }
 
 static enum MHD_Result
 api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char *method,
-            const char *version, const char *upload_data, size_t *upload_data_size,
-            void **con_cls)
+            const char *version, const char *upload_data, size_t *upload_data_size, void **con_cls)
 {
   struct vmm *m = cls;
   struct api_request *req = *con_cls;
-  (void) version;
+  (void)version;
 
   if (req == NULL)
     {
@@ -167,8 +168,8 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       json_t *body = req->body ? json_loads (req->body, 0, &je) : NULL;
       if (body == NULL)
         return reply_error (conn, MHD_HTTP_BAD_REQUEST, "body: expected a JSON object");
-      enum MHD_Result r = url[1] == 'v' ? api_put_state (m, conn, body)
-                                        : api_snapshot_create (m, conn, body);
+      enum MHD_Result r
+          = url[1] == 'v' ? api_put_state (m, conn, body) : api_snapshot_create (m, conn, body);
       json_decref (body);
       return r;
     }
@@ -183,9 +184,9 @@ api_request_done (void *cls, struct MHD_Connection *conn, void **con_cls,
                   enum MHD_RequestTerminationCode toe)
 {
   struct api_request *req = *con_cls;
-  (void) cls;
-  (void) conn;
-  (void) toe;
+  (void)cls;
+  (void)conn;
+  (void)toe;
   if (req)
     free (req->body);
   free (req);
@@ -196,7 +197,7 @@ static void
 api_on_ready (void *opaque, uint32_t events)
 {
   struct vmm *m = opaque;
-  (void) events;
+  (void)events;
   MHD_run (m->api);
 }
 
@@ -218,7 +219,7 @@ api_start (struct vmm *m, const char *path, cl_error_t *err)
   m->api_fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (m->api_fd < 0)
     return cl_error_errno (err, "socket");
-  if (bind (m->api_fd, (struct sockaddr *) &addr, sizeof addr) < 0)
+  if (bind (m->api_fd, (struct sockaddr *)&addr, sizeof addr) < 0)
     {
       cl_error_errno (err, "--api-socket `%s`", path);
       close (m->api_fd);

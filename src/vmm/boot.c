@@ -53,12 +53,12 @@ boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64
   bp->hdr.vid_mode = 0xFFFF;
   bp->hdr.loadflags |= CAN_USE_HEAP | LOADED_HIGH;
   bp->hdr.heap_end_ptr = 0xFE00;
-  bp->hdr.cmd_line_ptr = (uint32_t) cmdline_addr;
+  bp->hdr.cmd_line_ptr = (uint32_t)cmdline_addr;
   bp->ext_cmd_line_ptr = cmdline_addr >> 32;
   bp->hdr.cmdline_size = cmdline_size;
-  bp->hdr.ramdisk_image = (uint32_t) initrd_addr;
+  bp->hdr.ramdisk_image = (uint32_t)initrd_addr;
   bp->ext_ramdisk_image = initrd_addr >> 32;
-  bp->hdr.ramdisk_size = (uint32_t) initrd_size;
+  bp->hdr.ramdisk_size = (uint32_t)initrd_size;
   bp->ext_ramdisk_size = initrd_size >> 32;
   bp->acpi_rsdp_addr = BOOT_ACPI_RSDP_ADDR;
   bp->e820_entries = boot_e820_build (mem_size, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
@@ -66,13 +66,13 @@ boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64
 
 /* Reads [off, off + len) of fd into guest memory at gpa. */
 static int
-load_into_guest (const struct guest_mem *mem, int fd, const char *path, uint64_t off,
-                 uint64_t gpa, uint64_t len, cl_error_t *err)
+load_into_guest (const struct guest_mem *mem, int fd, const char *path, uint64_t off, uint64_t gpa,
+                 uint64_t len, cl_error_t *err)
 {
   uint8_t *dst = guest_mem_ptr (mem, gpa, len);
   if (dst == NULL)
     return cl_error_make (err, 0, "`%s`: 0x%llx bytes at 0x%llx do not fit in guest memory", path,
-                          (unsigned long long) len, (unsigned long long) gpa);
+                          (unsigned long long)len, (unsigned long long)gpa);
   while (len > 0)
     {
       ssize_t n = pread (fd, dst, len, off);
@@ -100,7 +100,7 @@ load_elf (const struct guest_mem *mem, int fd, const char *path, uint64_t *entry
     return cl_error_make (err, 0, "`%s`: not an x86-64 ELF64 executable", path);
   Elf64_Phdr ph[64];
   size_t phsize = eh.e_phnum * sizeof (Elf64_Phdr);
-  if (pread (fd, ph, phsize, eh.e_phoff) != (ssize_t) phsize)
+  if (pread (fd, ph, phsize, eh.e_phoff) != (ssize_t)phsize)
     return cl_error_make (err, 0, "`%s`: truncated program headers", path);
   *kernel_end = 0;
   int loaded = 0;
@@ -113,7 +113,7 @@ load_elf (const struct guest_mem *mem, int fd, const char *path, uint64_t *entry
       uint8_t *seg = guest_mem_ptr (mem, ph[i].p_paddr, ph[i].p_memsz);
       if (seg == NULL)
         return cl_error_make (err, 0, "`%s`: segment %d at 0x%llx does not fit in guest memory",
-                              path, i, (unsigned long long) ph[i].p_paddr);
+                              path, i, (unsigned long long)ph[i].p_paddr);
       if (load_into_guest (mem, fd, path, ph[i].p_offset, ph[i].p_paddr, ph[i].p_filesz, err) < 0)
         return -1;
       memset (seg + ph[i].p_filesz, 0, ph[i].p_memsz - ph[i].p_filesz);
@@ -183,8 +183,8 @@ write_page_tables_and_gdt (const struct guest_mem *mem)
 }
 
 int
-boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel,
-           const char *initrd, const char *cmdline, uint64_t *entry, cl_error_t *err)
+boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel, const char *initrd,
+           const char *cmdline, uint64_t *entry, cl_error_t *err)
 {
   cleanup_close int fd = open (kernel, O_RDONLY | O_CLOEXEC);
   struct setup_header hdr;
@@ -232,13 +232,13 @@ boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel,
       if (fstat (ifd, &ist) < 0)
         return cl_error_errno (err, "stat `%s`", initrd);
       uint64_t top = mem_size < VM_LOW_MEM_LIMIT ? mem_size : VM_LOW_MEM_LIMIT;
-      uint64_t max = is_bzimage ? (uint64_t) hdr.initrd_addr_max + 1 : 0x80000000ULL;
+      uint64_t max = is_bzimage ? (uint64_t)hdr.initrd_addr_max + 1 : 0x80000000ULL;
       if (top > max)
         top = max;
       initrd_size = ist.st_size;
       if (initrd_size + kernel_end > top)
-        return cl_error_make (err, 0, "initrd `%s` (%llu MiB) does not fit in guest memory",
-                              initrd, (unsigned long long) (initrd_size >> 20));
+        return cl_error_make (err, 0, "initrd `%s` (%llu MiB) does not fit in guest memory", initrd,
+                              (unsigned long long)(initrd_size >> 20));
       initrd_addr = (top - initrd_size) & ~0xFFFULL;
       if (load_into_guest (mem, ifd, initrd, 0, initrd_addr, initrd_size, err) < 0)
         return -1;
@@ -258,8 +258,16 @@ boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err)
   if (ioctl (vcpu_fd, KVM_GET_SREGS, &sregs) < 0)
     return cl_error_errno (err, "KVM_GET_SREGS");
   struct kvm_segment code = {
-    .base = 0, .limit = 0xFFFFFFFF, .selector = 0x10, .type = 0xB,
-    .present = 1, .dpl = 0, .db = 0, .s = 1, .l = 1, .g = 1,
+    .base = 0,
+    .limit = 0xFFFFFFFF,
+    .selector = 0x10,
+    .type = 0xB,
+    .present = 1,
+    .dpl = 0,
+    .db = 0,
+    .s = 1,
+    .l = 1,
+    .g = 1,
   };
   struct kvm_segment data = code;
   data.selector = 0x18;
@@ -268,8 +276,9 @@ boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err)
   data.db = 1;
   sregs.cs = code;
   sregs.ds = sregs.es = sregs.fs = sregs.gs = sregs.ss = data;
-  sregs.tr = (struct kvm_segment){ .base = 0, .limit = 0xFFFFF, .selector = 0x20, .type = 0xB,
-                                   .present = 1, .s = 0, .g = 1 };
+  sregs.tr = (struct kvm_segment){
+    .base = 0, .limit = 0xFFFFF, .selector = 0x20, .type = 0xB, .present = 1, .s = 0, .g = 1
+  };
   sregs.gdt.base = BOOT_GDT_ADDR;
   sregs.gdt.limit = 5 * 8 - 1;
   sregs.idt.base = BOOT_IDT_ADDR;

@@ -14,9 +14,9 @@ vmm_config_to_json (const struct cl_vmm_config *cfg)
 {
   json_t *disks = json_array (), *nets = json_array ();
   for (size_t i = 0; i < cfg->ndisks; i++)
-    json_array_append_new (disks, json_pack ("{s:s,s:b,s:s*}", "path", cfg->disks[i].path,
-                                             "readonly", cfg->disks[i].readonly, "serial",
-                                             cfg->disks[i].serial));
+    json_array_append_new (disks,
+                           json_pack ("{s:s,s:b,s:s*}", "path", cfg->disks[i].path, "readonly",
+                                      cfg->disks[i].readonly, "serial", cfg->disks[i].serial));
   for (size_t i = 0; i < cfg->nnets; i++)
     {
       const uint8_t *m = cfg->nets[i].mac;
@@ -26,12 +26,11 @@ vmm_config_to_json (const struct cl_vmm_config *cfg)
       json_array_append_new (nets, json_pack ("{s:s,s:s*}", "tap", cfg->nets[i].tap, "mac",
                                               cfg->nets[i].has_mac ? mac : NULL));
     }
-  json_t *j = json_pack ("{s:s?,s:s?,s:s,s:i,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel", cfg->kernel,
-                    "initrd", cfg->initrd, "cmdline",
-                    cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE, "cpus", cfg->cpus,
-                    "memory", (json_int_t) cfg->memory, "disks", disks, "nets", nets,
-                    "vsock_cid", (json_int_t) cfg->vsock_cid, "rng", cfg->rng, "console",
-                    console_names[cfg->console]);
+  json_t *j = json_pack (
+      "{s:s?,s:s?,s:s,s:i,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel", cfg->kernel, "initrd", cfg->initrd,
+      "cmdline", cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE, "cpus", cfg->cpus, "memory",
+      (json_int_t)cfg->memory, "disks", disks, "nets", nets, "vsock_cid",
+      (json_int_t)cfg->vsock_cid, "rng", cfg->rng, "console", console_names[cfg->console]);
   /* absent rather than null, for the readers' "s?s" */
   if (json_is_null (json_object_get (j, "kernel")))
     json_object_del (j, "kernel");
@@ -53,12 +52,12 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
   *out = *user;
   out->kernel = out->initrd = out->cmdline = NULL;
   if (json_unpack_ex (json, &je, 0, "{s?s,s?s,s:s,s:I,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel",
-                      &out->kernel, "initrd", &out->initrd, "cmdline", &out->cmdline, "cpus",
-                      &cpus, "memory", &memory, "disks", &disks, "nets", &nets, "vsock_cid", &cid,
-                      "rng", &rng, "console", &console)
+                      &out->kernel, "initrd", &out->initrd, "cmdline", &out->cmdline, "cpus", &cpus,
+                      "memory", &memory, "disks", &disks, "nets", &nets, "vsock_cid", &cid, "rng",
+                      &rng, "console", &console)
       < 0)
     return cl_error_make (err, 0, "snapshot config: %s", je.text);
-  if (cpus < 1 || cpus > CL_VMM_MAX_CPUS || memory < (json_int_t) CL_VMM_MIN_MEMORY
+  if (cpus < 1 || cpus > CL_VMM_MAX_CPUS || memory < (json_int_t)CL_VMM_MIN_MEMORY
       || !json_is_array (disks) || !json_is_array (nets))
     return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks or nets");
   out->cpus = cpus;
@@ -108,8 +107,8 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
 void
 vmm_config_free_arrays (struct cl_vmm_config *cfg)
 {
-  free ((void *) cfg->disks);
-  free ((void *) cfg->nets);
+  free ((void *)cfg->disks);
+  free ((void *)cfg->nets);
   cfg->disks = NULL;
   cfg->nets = NULL;
 }

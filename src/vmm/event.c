@@ -19,8 +19,7 @@ struct vm_event
 };
 
 int
-vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
-              cl_error_t *err)
+vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque, cl_error_t *err)
 {
   struct vm_event *ev = calloc (1, sizeof (*ev));
   if (ev == NULL)

@@ -11,7 +11,7 @@ struct i8042
 {
   struct vm *vm;
   pthread_mutex_t lock;
-  uint8_t ctr;     /* controller configuration byte */
+  uint8_t ctr; /* controller configuration byte */
   uint8_t outbuf;
   bool out_full;
   uint8_t pending; /* command waiting for its data byte: 0x60 or 0xD1 */

@@ -13,8 +13,8 @@ io_space (struct vm *vm, bool is_pio)
 }
 
 int
-vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn,
-                void *opaque, cl_error_t *err)
+vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn, void *opaque,
+                cl_error_t *err)
 {
   struct vm_io_space *s = io_space (vm, is_pio);
   size_t i;
@@ -22,7 +22,7 @@ vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_f
 
   if (len == 0 || base + len < base)
     return cl_error_make (err, 0, "I/O range 0x%llx+0x%llx is empty or wraps",
-                          (unsigned long long) base, (unsigned long long) len);
+                          (unsigned long long)base, (unsigned long long)len);
   pthread_rwlock_wrlock (&vm->io_lock);
   for (i = 0; i < s->n && s->ranges[i].base < base; i++)
     ;
@@ -30,8 +30,8 @@ vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_f
       || (i < s->n && base + len > s->ranges[i].base))
     {
       ret = cl_error_make (err, 0, "%s range 0x%llx+0x%llx overlaps another device",
-                           is_pio ? "port" : "MMIO", (unsigned long long) base,
-                           (unsigned long long) len);
+                           is_pio ? "port" : "MMIO", (unsigned long long)base,
+                           (unsigned long long)len);
       goto out;
     }
   if (s->n == s->cap)

@@ -33,7 +33,7 @@ mmap_anon_2m_aligned (uint64_t size)
                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED)
     return p;
-  uint8_t *start = (uint8_t *) (((uintptr_t) p + align - 1) & ~(align - 1));
+  uint8_t *start = (uint8_t *)(((uintptr_t)p + align - 1) & ~(align - 1));
   if (start > p)
     munmap (p, start - p);
   if (start + size < p + size + align)
@@ -56,10 +56,9 @@ vm_map_memory (struct vm *vm, const char *mem_file, cl_error_t *err)
         return cl_error_errno (err, "open `%s`", mem_file);
       if (fstat (fd, &st) < 0)
         return cl_error_errno (err, "stat `%s`", mem_file);
-      if ((uint64_t) st.st_size != vm->mem_size)
+      if ((uint64_t)st.st_size != vm->mem_size)
         return cl_error_make (err, 0, "`%s`: %llu bytes, the snapshot says %llu", mem_file,
-                              (unsigned long long) st.st_size,
-                              (unsigned long long) vm->mem_size);
+                              (unsigned long long)st.st_size, (unsigned long long)vm->mem_size);
     }
 
   uint64_t gpas[2] = { 0, VM_HIGH_MEM_START };
@@ -77,7 +76,7 @@ vm_map_memory (struct vm *vm, const char *mem_file, cl_error_t *err)
         p = mmap_anon_2m_aligned (sizes[i]);
       if (p == MAP_FAILED)
         return cl_error_errno (err, "mmap guest memory (%llu MiB)",
-                               (unsigned long long) (sizes[i] >> 20));
+                               (unsigned long long)(sizes[i] >> 20));
       /* Transparent huge pages for guest RAM: with nested paging each TLB
          miss walks two page tables, and under this lab's emulation a guest
          on 4 KiB pages runs about twice slower (QEMU does the same). */
@@ -91,7 +90,7 @@ vm_map_memory (struct vm *vm, const char *mem_file, cl_error_t *err)
         .slot = vm->mem.nregions,
         .guest_phys_addr = gpas[i],
         .memory_size = sizes[i],
-        .userspace_addr = (uint64_t) (uintptr_t) p,
+        .userspace_addr = (uint64_t)(uintptr_t)p,
       };
       vm->mem.nregions++;
       if (ioctl (vm->vm_fd, KVM_SET_USER_MEMORY_REGION, &kr) < 0)
@@ -124,8 +123,8 @@ vm_routes_push (struct vm *vm, cl_error_t *err)
         table->entries[n++] = (struct kvm_irq_routing_entry){
           .gsi = gsi,
           .type = KVM_IRQ_ROUTING_IRQCHIP,
-          .u.irqchip = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE,
-                         .pin = gsi % 8 },
+          .u.irqchip
+          = { .irqchip = gsi < 8 ? KVM_IRQCHIP_PIC_MASTER : KVM_IRQCHIP_PIC_SLAVE, .pin = gsi % 8 },
         };
       table->entries[n++] = (struct kvm_irq_routing_entry){
         .gsi = gsi,
@@ -171,7 +170,7 @@ vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error
   vm->routes[gsi] = (struct kvm_irq_routing_entry){
     .gsi = gsi,
     .type = KVM_IRQ_ROUTING_MSI,
-    .u.msi = { .address_lo = (uint32_t) addr, .address_hi = addr >> 32, .data = data },
+    .u.msi = { .address_lo = (uint32_t)addr, .address_hi = addr >> 32, .data = data },
   };
   vm->route_used[gsi] = true;
   ret = vm_routes_push (vm, err);
@@ -219,13 +218,13 @@ vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t d
     req.flags |= KVM_IOEVENTFD_FLAG_DEASSIGN;
   if (ioctl (vm->vm_fd, KVM_IOEVENTFD, &req) < 0)
     return cl_error_errno (err, "KVM_IOEVENTFD (%s 0x%llx)", is_pio ? "port" : "mmio",
-                           (unsigned long long) addr);
+                           (unsigned long long)addr);
   return 0;
 }
 
 int
-vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,
-                     void *opaque, cl_error_t *err)
+vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops, void *opaque,
+                     cl_error_t *err)
 {
   for (size_t i = 0; i < vm->npersist; i++)
     if (strcmp (vm->persist[i].id, id) == 0)
@@ -350,8 +349,7 @@ vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_f
     return cl_error_errno (err, "open `/dev/kvm`");
   ret = ioctl (vm->kvm_fd, KVM_GET_API_VERSION, 0);
   if (ret != KVM_API_VERSION)
-    return cl_error_make (err, 0, "/dev/kvm: API version %d, expected %d", ret,
-                          KVM_API_VERSION);
+    return cl_error_make (err, 0, "/dev/kvm: API version %d, expected %d", ret, KVM_API_VERSION);
   vm->run_size = ioctl (vm->kvm_fd, KVM_GET_VCPU_MMAP_SIZE, 0);
   if (vm->run_size <= 0)
     return cl_error_errno (err, "KVM_GET_VCPU_MMAP_SIZE");

@@ -8,8 +8,8 @@
 static void
 quiet_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
 {
-  (void) opaque;
-  (void) offset;
+  (void)opaque;
+  (void)offset;
   if (!write)
     memset (data, 0, len);
 }

@@ -12,7 +12,7 @@
 #include <stddef.h>
 
 /* Guest physical layout. */
-#define VM_LOW_MEM_LIMIT 0xC0000000ULL  /* RAM below 3 GiB in one region */
+#define VM_LOW_MEM_LIMIT 0xC0000000ULL   /* RAM below 3 GiB in one region */
 #define VM_HIGH_MEM_START 0x100000000ULL /* the rest above 4 GiB */
 #define VM_PCI_MMIO_START 0xC0000000ULL  /* BAR window ... */
 #define VM_PCI_MMIO_END 0xFEC00000ULL    /* ... up to the IOAPIC */
@@ -117,6 +117,8 @@ struct vm
   size_t nmetrics;
 
   struct pci_bus *pci;
+  /* run first in each vCPU thread (its own seccomp filter) */
+  int (*vcpu_thread_init) (cl_error_t *err);
   struct vm_destructor *destructors;
   uint64_t start_ns;
 };

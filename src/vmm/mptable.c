@@ -78,7 +78,7 @@ checksum (const void *p, size_t len)
 {
   uint8_t sum = 0;
   for (size_t i = 0; i < len; i++)
-    sum += ((const uint8_t *) p)[i];
+    sum += ((const uint8_t *)p)[i];
   return -sum;
 }
 
@@ -91,9 +91,9 @@ mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
   if (buflen < need)
     return 0;
   memset (buf, 0, need);
-  struct mpf_intel *mpf = (void *) buf;
-  struct mpc_table *mpc = (void *) (mpf + 1);
-  uint8_t *p = (uint8_t *) (mpc + 1);
+  struct mpf_intel *mpf = (void *)buf;
+  struct mpc_table *mpc = (void *)(mpf + 1);
+  uint8_t *p = (uint8_t *)(mpc + 1);
   uint16_t count = 0;
   uint8_t ioapic_id = ncpus;
 
@@ -120,8 +120,8 @@ mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
   count++;
   for (int irq = 0; irq < 16; irq++, count++)
     {
-      struct mpc_intsrc s = { MP_INTSRC, irq == 0 ? MP_EXTINT : MP_INT, 0, BUS_ISA, irq,
-                              ioapic_id, irq };
+      struct mpc_intsrc s
+          = { MP_INTSRC, irq == 0 ? MP_EXTINT : MP_INT, 0, BUS_ISA, irq, ioapic_id, irq };
       if (irq == 0)
         s.srcbusirq = 0;
       memcpy (p, &s, sizeof s);
@@ -137,7 +137,7 @@ mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
   count += 2;
 
   memcpy (mpc->signature, "PCMP", 4);
-  mpc->length = p - (uint8_t *) mpc;
+  mpc->length = p - (uint8_t *)mpc;
   mpc->spec = 4;
   memcpy (mpc->oem, "CLOISON ", 8);
   memcpy (mpc->productid, "MICROVM     ", 12);

@@ -110,7 +110,7 @@ pci_bar_cfg_addr (const struct pci_device *dev, int bar)
     return lo & ~3u;
   uint64_t a = lo & ~0xFu;
   if (dev->bars[bar].is_64bit && bar + 1 < PCI_NUM_BARS)
-    a |= (uint64_t) get32 (dev->cfg + PCI_CFG_BAR0 + 4 * (bar + 1)) << 32;
+    a |= (uint64_t)get32 (dev->cfg + PCI_CFG_BAR0 + 4 * (bar + 1)) << 32;
   return a;
 }
 
@@ -273,7 +273,7 @@ pci_assign_bars (struct pci_bus *bus, struct pci_device *dev, cl_error_t *err)
         continue;
       if (b->size & (b->size - 1))
         return cl_error_make (err, 0, "PCI %02x.0 BAR %d: size 0x%llx is not a power of two",
-                              dev->slot, i, (unsigned long long) b->size);
+                              dev->slot, i, (unsigned long long)b->size);
       if (b->is_pio)
         {
           if (b->size < 4)
@@ -284,7 +284,7 @@ pci_assign_bars (struct pci_bus *bus, struct pci_device *dev, cl_error_t *err)
           b->addr = a;
           bus->next_pio = a + b->size;
           put32 (reg, a | 1);
-          put32 (dev->wmask + PCI_CFG_BAR0 + 4 * i, ~(uint32_t) (b->size - 1) & ~3u);
+          put32 (dev->wmask + PCI_CFG_BAR0 + 4 * i, ~(uint32_t)(b->size - 1) & ~3u);
         }
       else
         {
@@ -298,8 +298,8 @@ pci_assign_bars (struct pci_bus *bus, struct pci_device *dev, cl_error_t *err)
             return cl_error_make (err, 0, "PCI %02x.0 BAR %d: no MMIO window left", dev->slot, i);
           b->addr = a;
           bus->next_mmio = a + b->size;
-          put32 (reg, (uint32_t) a | (b->is_64bit ? 0x4 : 0));
-          put32 (dev->wmask + PCI_CFG_BAR0 + 4 * i, ~(uint32_t) (b->size - 1) & ~0xFu);
+          put32 (reg, (uint32_t)a | (b->is_64bit ? 0x4 : 0));
+          put32 (dev->wmask + PCI_CFG_BAR0 + 4 * i, ~(uint32_t)(b->size - 1) & ~0xFu);
           if (b->is_64bit)
             {
               put32 (reg + 4, a >> 32);

@@ -17,10 +17,10 @@ struct pci_device;
 
 struct pci_bar
 {
-  uint64_t size;    /* power of two, 0: BAR unused */
-  bool is_pio;      /* I/O space rather than memory */
-  bool is_64bit;    /* memory BAR taking two slots */
-  uint64_t addr;    /* current guest address (assigned by the core, moved by the guest) */
+  uint64_t size; /* power of two, 0: BAR unused */
+  bool is_pio;   /* I/O space rather than memory */
+  bool is_64bit; /* memory BAR taking two slots */
+  uint64_t addr; /* current guest address (assigned by the core, moved by the guest) */
 };
 
 struct pci_device_ops
@@ -44,8 +44,8 @@ struct pci_device
   struct pci_bar bars[PCI_NUM_BARS];
   const struct pci_device_ops *ops;
   void *opaque;
-  uint8_t slot;       /* device number on bus 0, set by pci_register */
-  uint8_t next_cap;   /* where the next capability goes (core use) */
+  uint8_t slot;     /* device number on bus 0, set by pci_register */
+  uint8_t next_cap; /* where the next capability goes (core use) */
 };
 
 /* Fills the header fields the core manages (vendor/device ids, class). */

@@ -30,19 +30,32 @@ rtc_read (struct rtc *r, uint8_t reg)
   gmtime_r (&now, &tm);
   switch (reg)
     {
-    case 0x00: return bcd (tm.tm_sec);
-    case 0x02: return bcd (tm.tm_min);
-    case 0x04: return bcd (tm.tm_hour);
-    case 0x06: return bcd (tm.tm_wday + 1);
-    case 0x07: return bcd (tm.tm_mday);
-    case 0x08: return bcd (tm.tm_mon + 1);
-    case 0x09: return bcd (tm.tm_year % 100);
-    case 0x32: return bcd ((tm.tm_year + 1900) / 100);
-    case 0x0A: return 0x26;        /* no update in progress, 32.768 kHz */
-    case 0x0B: return 0x02;        /* 24-hour, BCD */
-    case 0x0C: return 0x00;
-    case 0x0D: return 0x80;        /* battery good */
-    default: return r->cmos[reg];
+    case 0x00:
+      return bcd (tm.tm_sec);
+    case 0x02:
+      return bcd (tm.tm_min);
+    case 0x04:
+      return bcd (tm.tm_hour);
+    case 0x06:
+      return bcd (tm.tm_wday + 1);
+    case 0x07:
+      return bcd (tm.tm_mday);
+    case 0x08:
+      return bcd (tm.tm_mon + 1);
+    case 0x09:
+      return bcd (tm.tm_year % 100);
+    case 0x32:
+      return bcd ((tm.tm_year + 1900) / 100);
+    case 0x0A:
+      return 0x26; /* no update in progress, 32.768 kHz */
+    case 0x0B:
+      return 0x02; /* 24-hour, BCD */
+    case 0x0C:
+      return 0x00;
+    case 0x0D:
+      return 0x80; /* battery good */
+    default:
+      return r->cmos[reg];
     }
 }
 
@@ -77,6 +90,9 @@ rtc_create (struct vm *vm, cl_error_t *err)
 {
   struct rtc *r = cl_xmalloc0 (sizeof (*r));
   pthread_mutex_init (&r->lock, NULL);
+  /* glibc reads its time zone file on the first conversion, even for UTC:
+     do it now, not on a sandboxed vCPU thread. */
+  tzset ();
   vm_add_destructor (vm, free, r);
   return vm_io_register (vm, true, 0x70, 2, rtc_pio, r, err);
 }

@@ -1,7 +1,7 @@
 /* After set-up the VMM only runs vCPUs, the I/O thread and the API: a
    seccomp allow-list (libseccomp) with no_new_privs, for every thread
-   (TSYNC).  CLOISON_VMM_SECCOMP=log reports instead of killing (to find a
-   missing syscall), =off disables it. */
+   (TSYNC), and a stricter one stacked in each vCPU thread.  CLOISON_VMM_SECCOMP=log reports instead
+   of killing (to find a missing syscall), =off disables it. */
 #include "vmm/vmm_internal.h"
 
 #include <errno.h>
@@ -13,24 +13,132 @@
 
 static const char *const allowed[] = {
   /* I/O */
-  "read", "write", "readv", "writev", "pread64", "pwrite64", "preadv", "pwritev", "preadv2",
-  "pwritev2", "lseek", "close", "fsync", "fdatasync", "fallocate", "ioctl", "fcntl",
+  "read",
+  "write",
+  "readv",
+  "writev",
+  "pread64",
+  "pwrite64",
+  "preadv",
+  "pwritev",
+  "preadv2",
+  "pwritev2",
+  "lseek",
+  "close",
+  "fsync",
+  "fdatasync",
+  "fallocate",
+  "ioctl",
+  "fcntl",
   /* event loop, threads, memory, time, signals */
-  "epoll_wait", "epoll_pwait", "epoll_ctl", "eventfd2", "poll", "ppoll", "futex",
-  "mmap", "munmap", "mprotect", "madvise", "mremap", "brk", "rt_sigreturn", "rt_sigprocmask",
-  "rt_sigaction", "tgkill", "getpid", "gettid", "exit", "exit_group", "clock_gettime",
-  "clock_nanosleep", "nanosleep", "sched_yield", "set_robust_list", "rseq", "getrandom",
-  "restart_syscall", "timerfd_create", "timerfd_settime", "timerfd_gettime", "sched_getaffinity",
+  "epoll_wait",
+  "epoll_pwait",
+  "epoll_ctl",
+  "eventfd2",
+  "poll",
+  "ppoll",
+  "futex",
+  "mmap",
+  "munmap",
+  "mprotect",
+  "madvise",
+  "mremap",
+  "brk",
+  "rt_sigreturn",
+  "rt_sigprocmask",
+  "rt_sigaction",
+  "tgkill",
+  "getpid",
+  "gettid",
+  "exit",
+  "exit_group",
+  "clock_gettime",
+  "clock_nanosleep",
+  "nanosleep",
+  "sched_yield",
+  "set_robust_list",
+  "rseq",
+  "getrandom",
+  "restart_syscall",
+  "seccomp" /* only ever adds filters */,
+  "timerfd_create",
+  "timerfd_settime",
+  "timerfd_gettime",
+  "sched_getaffinity",
   /* API socket */
-  "accept", "accept4", "recvfrom", "sendto", "recvmsg", "sendmsg", "shutdown", "getsockopt",
-  "setsockopt", "getsockname", "getpeername",
+  "accept",
+  "accept4",
+  "recvfrom",
+  "sendto",
+  "recvmsg",
+  "sendmsg",
+  "shutdown",
+  "getsockopt",
+  "setsockopt",
+  "getsockname",
+  "getpeername",
   /* snapshot files */
-  "openat", "open", "mkdir", "mkdirat", "rename", "renameat", "renameat2", "unlink", "unlinkat",
-  "newfstatat", "fstat", "stat", "lstat", "statx", "ftruncate", "access", "faccessat",
-  "faccessat2", "getdents64", "umask",
+  "openat",
+  "open",
+  "mkdir",
+  "mkdirat",
+  "rename",
+  "renameat",
+  "renameat2",
+  "unlink",
+  "unlinkat",
+  "newfstatat",
+  "fstat",
+  "stat",
+  "lstat",
+  "statx",
+  "ftruncate",
+  "access",
+  "faccessat",
+  "faccessat2",
+  "getdents64",
+  "umask",
   /* asynchronous block I/O, if a device uses it */
-  "io_uring_enter", "io_uring_register",
+  "io_uring_enter",
+  "io_uring_register",
 };
+
+/* Stacked on the filter above in each vCPU thread: a vCPU only runs guest
+   code and device register handlers, so it never opens files, builds
+   sockets or starts threads (the I/O thread and the API do that). */
+static const char *const vcpu_denied[] = {
+  "open",    "openat",   "openat2",   "creat",     "socket",         "socketpair",
+  "connect", "accept",   "accept4",   "bind",      "listen",         "clone",
+  "clone3",  "mkdir",    "mkdirat",   "rename",    "renameat",       "renameat2",
+  "unlink",  "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
+};
+
+int
+sandbox_apply_vcpu_thread (cl_error_t *err)
+{
+  const char *mode = getenv ("CLOISON_VMM_SECCOMP");
+  if (mode && strcmp (mode, "off") == 0)
+    return 0;
+  uint32_t deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+  scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
+  int ret = 0;
+  if (ctx == NULL)
+    return cl_error_make (err, 0, "seccomp_init failed");
+  /* no_new_privs is already on, process-wide: no prctl here */
+  ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 0);
+  for (size_t i = 0; ret == 0 && i < sizeof vcpu_denied / sizeof vcpu_denied[0]; i++)
+    {
+      int nr = seccomp_syscall_resolve_name (vcpu_denied[i]);
+      if (nr != __NR_SCMP_ERROR)
+        ret = seccomp_rule_add (ctx, deny, nr, 0);
+    }
+  if (ret == 0)
+    ret = seccomp_load (ctx);
+  seccomp_release (ctx);
+  if (ret < 0)
+    return cl_error_make (err, -ret, "vCPU seccomp filter");
+  return 0;
+}
 
 int
 sandbox_apply (cl_error_t *err)

@@ -79,7 +79,7 @@ static int
 xsave_size (struct vm *vm)
 {
   int n = ioctl (vm->vm_fd, KVM_CHECK_EXTENSION, KVM_CAP_XSAVE2);
-  return n > (int) sizeof (struct kvm_xsave) ? n : (int) sizeof (struct kvm_xsave);
+  return n > (int)sizeof (struct kvm_xsave) ? n : (int)sizeof (struct kvm_xsave);
 }
 
 /* Every MSR KVM lists that reads back; the ones that fail are skipped. */
@@ -126,7 +126,7 @@ vcpu_save (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
       if (ioctl (v->fd, req, obj) < 0)                                                             \
         {                                                                                          \
           free (r.buf);                                                                            \
-          return cl_error_errno (err, "vCPU %d: " #req, v->id);                                     \
+          return cl_error_errno (err, "vCPU %d: " #req, v->id);                                    \
         }                                                                                          \
       rec_put (&r, tag, obj, sizeof (*obj));                                                       \
     }                                                                                              \
@@ -139,7 +139,7 @@ vcpu_save (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
   GET (KVM_GET_VCPU_EVENTS, &events, "EVNT");
   GET (KVM_GET_DEBUGREGS, &dregs, "DBGR");
 #undef GET
-  if (ioctl (v->fd, xs > (int) sizeof (struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave)
+  if (ioctl (v->fd, xs > (int)sizeof (struct kvm_xsave) ? KVM_GET_XSAVE2 : KVM_GET_XSAVE, xsave)
       < 0)
     {
       free (r.buf);
@@ -225,8 +225,8 @@ snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
 }
 
 int
-snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
-                      struct cl_vmm_config *out, json_t **saved, cl_error_t *err)
+snapshot_load_config (const char *dir, const struct cl_vmm_config *user, struct cl_vmm_config *out,
+                      json_t **saved, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/state.json", dir);
   json_error_t je;
@@ -244,7 +244,7 @@ snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
     return cl_error_make (err, 0, "`%s`: %s", path, je.text);
   if (version != SNAPSHOT_VERSION)
     return cl_error_make (err, 0, "`%s`: snapshot version %lld, expected %d", path,
-                          (long long) version, SNAPSHOT_VERSION);
+                          (long long)version, SNAPSHOT_VERSION);
   return vmm_config_from_json (config, user, out, err);
 }
 
@@ -283,7 +283,7 @@ vcpu_restore (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
     { "MSRS", KVM_SET_MSRS, sizeof (struct kvm_msrs), "KVM_SET_MSRS" },
     { "EVNT", KVM_SET_VCPU_EVENTS, sizeof (struct kvm_vcpu_events), "KVM_SET_VCPU_EVENTS" },
   };
-  (void) vm;
+  (void)vm;
   for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
     {
       uint32_t l;
@@ -299,10 +299,9 @@ vcpu_restore (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
           if (sizeof (*msrs) + msrs->nmsrs * sizeof (msrs->entries[0]) > l)
             return cl_error_make (err, 0, "snapshot `%s/%s`: MSRS record short", dir, name);
           int n = ioctl (v->fd, KVM_SET_MSRS, msrs);
-          if (n < 0 || (uint32_t) n != msrs->nmsrs)
-            return cl_error_make (err, n < 0 ? errno : 0,
-                                  "vCPU %d: KVM_SET_MSRS: MSR 0x%x refused", v->id,
-                                  n >= 0 ? msrs->entries[n].index : 0);
+          if (n < 0 || (uint32_t)n != msrs->nmsrs)
+            return cl_error_make (err, n < 0 ? errno : 0, "vCPU %d: KVM_SET_MSRS: MSR 0x%x refused",
+                                  v->id, n >= 0 ? msrs->entries[n].index : 0);
           continue;
         }
       if (ioctl (v->fd, order[i].req, copy) < 0)

@@ -315,7 +315,7 @@ uart_on_input (void *opaque, uint32_t events)
 {
   struct uart *u = opaque;
   char buf[UART_RX_FIFO];
-  (void) events;
+  (void)events;
 
   pthread_mutex_lock (&u->lock);
   size_t room = UART_RX_FIFO - u->rx_count;
@@ -362,9 +362,8 @@ uart_save (void *opaque)
   for (unsigned i = 0; i < u->rx_count; i++)
     snprintf (rx + 2 * i, 3, "%02x", u->rx[(u->rx_head + i) % UART_RX_FIFO]);
   return json_pack ("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:s}", "ier", u->ier, "fcr",
-                    u->iir_fifo, "lcr", u->lcr, "mcr", u->mcr, "lsr", u->lsr, "msr", u->msr,
-                    "scr", u->scr, "dll", u->dll, "dlm", u->dlm, "thr_pending", u->thr_pending,
-                    "rx", rx);
+                    u->iir_fifo, "lcr", u->lcr, "mcr", u->mcr, "lsr", u->lsr, "msr", u->msr, "scr",
+                    u->scr, "dll", u->dll, "dlm", u->dlm, "thr_pending", u->thr_pending, "rx", rx);
 }
 
 static int
@@ -374,9 +373,9 @@ uart_restore (void *opaque, json_t *state, cl_error_t *err)
   int ier, fcr, lcr, mcr, lsr, msr, scr, dll, dlm, thr;
   const char *rx;
   json_error_t je;
-  if (json_unpack_ex (state, &je, 0, "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:s}", "ier",
-                      &ier, "fcr", &fcr, "lcr", &lcr, "mcr", &mcr, "lsr", &lsr, "msr", &msr, "scr",
-                      &scr, "dll", &dll, "dlm", &dlm, "thr_pending", &thr, "rx", &rx)
+  if (json_unpack_ex (state, &je, 0, "{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b,s:s}", "ier", &ier,
+                      "fcr", &fcr, "lcr", &lcr, "mcr", &mcr, "lsr", &lsr, "msr", &msr, "scr", &scr,
+                      "dll", &dll, "dlm", &dlm, "thr_pending", &thr, "rx", &rx)
       < 0)
     return cl_error_make (err, 0, "uart0 state: %s", je.text);
   pthread_mutex_lock (&u->lock);

@@ -19,8 +19,8 @@
 static int
 vm_cpuid_supported (struct vm *vm, cl_error_t *err)
 {
-  vm->cpuid = cl_xmalloc0 (sizeof (*vm->cpuid)
-                           + CPUID_MAX_ENTRIES * sizeof (struct kvm_cpuid_entry2));
+  vm->cpuid
+      = cl_xmalloc0 (sizeof (*vm->cpuid) + CPUID_MAX_ENTRIES * sizeof (struct kvm_cpuid_entry2));
   vm->cpuid->nent = CPUID_MAX_ENTRIES;
   if (ioctl (vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
     return cl_error_errno (err, "KVM_GET_SUPPORTED_CPUID");
@@ -103,8 +103,8 @@ cpuid_set_topology (struct kvm_cpuid2 *c, unsigned apic_id, unsigned ncpus)
 static struct kvm_cpuid2 *
 cpuid_for_vcpu (struct vm *vm, unsigned apic_id)
 {
-  struct kvm_cpuid2 *c = cl_xmalloc0 (sizeof (*c)
-                                      + (CPUID_MAX_ENTRIES + 6) * sizeof (c->entries[0]));
+  struct kvm_cpuid2 *c
+      = cl_xmalloc0 (sizeof (*c) + (CPUID_MAX_ENTRIES + 6) * sizeof (c->entries[0]));
   memcpy (c, vm->cpuid, sizeof (*c) + vm->cpuid->nent * sizeof (c->entries[0]));
   uint32_t max_leaf = 0;
   for (unsigned i = 0; i < c->nent; i++)
@@ -133,11 +133,16 @@ vcpu_set_boot_msrs (struct vcpu *vcpu, cl_error_t *err)
     uint32_t index;
     uint64_t value;
   } init[] = {
-    { 0x174, 0 }, { 0x175, 0 }, { 0x176, 0 }, /* SYSENTER_CS/ESP/EIP */
-    { 0xC0000081, 0 }, { 0xC0000082, 0 }, { 0xC0000083, 0 }, { 0xC0000084, 0 }, /* STAR.. */
-    { 0xC0000102, 0 }, /* KERNEL_GS_BASE */
-    { 0x10, 0 },       /* TSC */
-    { 0x1A0, 1 },      /* MISC_ENABLE: fast strings */
+    { 0x174, 0 },
+    { 0x175, 0 },
+    { 0x176, 0 }, /* SYSENTER_CS/ESP/EIP */
+    { 0xC0000081, 0 },
+    { 0xC0000082, 0 },
+    { 0xC0000083, 0 },
+    { 0xC0000084, 0 },        /* STAR.. */
+    { 0xC0000102, 0 },        /* KERNEL_GS_BASE */
+    { 0x10, 0 },              /* TSC */
+    { 0x1A0, 1 },             /* MISC_ENABLE: fast strings */
     { 0x2FF, (1 << 11) | 6 }, /* MTRR default type: enabled, write-back */
   };
   size_t n = sizeof init / sizeof init[0];
@@ -149,7 +154,7 @@ vcpu_set_boot_msrs (struct vcpu *vcpu, cl_error_t *err)
   free (msrs);
   if (ret < 0)
     return cl_error_errno (err, "KVM_SET_MSRS");
-  if ((size_t) ret != n)
+  if ((size_t)ret != n)
     return cl_error_make (err, 0, "KVM_SET_MSRS: only %d of %zu set", ret, n);
   return 0;
 }
@@ -191,7 +196,7 @@ static void
 vcpu_exit_io (struct vcpu *v)
 {
   struct kvm_run *run = v->run;
-  uint8_t *data = (uint8_t *) run + run->io.data_offset;
+  uint8_t *data = (uint8_t *)run + run->io.data_offset;
   bool write = run->io.direction == KVM_EXIT_IO_OUT;
 
   for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
@@ -213,10 +218,6 @@ vcpu_exit_mmio (struct vcpu *v)
 
 static void
 vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
-    __attribute__ ((format (printf, 3, 4)));
-
-static void
-vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
 {
   char msg[256];
   va_list ap;
@@ -225,6 +226,9 @@ vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...
   va_end (ap);
   vm_request_stop (v->vm, reason, msg);
 }
+
+static void vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
 
 /* Parks the thread while a pause is requested. */
 static void
@@ -251,6 +255,15 @@ vcpu_thread_main (void *arg)
 
   snprintf (name, sizeof name, "vcpu%d", v->id);
   pthread_setname_np (pthread_self (), name);
+  if (vm->vcpu_thread_init)
+    {
+      cl_error_t err = NULL;
+      if (vm->vcpu_thread_init (&err) < 0)
+        {
+          vcpu_stop_with (v, VM_STOP_ERROR, "vCPU %d: %s", v->id, err->msg);
+          cl_error_release (&err);
+        }
+    }
   while (!vm_stopping (vm))
     {
       vcpu_maybe_pause (v);
@@ -297,7 +310,7 @@ vcpu_thread_main (void *arg)
           break;
         case KVM_EXIT_FAIL_ENTRY:
           vcpu_stop_with (v, VM_STOP_ERROR, "vCPU %d: VM entry failed (reason 0x%llx)", v->id,
-                          (unsigned long long) v->run->fail_entry.hardware_entry_failure_reason);
+                          (unsigned long long)v->run->fail_entry.hardware_entry_failure_reason);
           break;
         case KVM_EXIT_INTR:
           break;
@@ -317,7 +330,7 @@ vcpu_thread_main (void *arg)
 static void
 kick_handler (int sig)
 {
-  (void) sig;
+  (void)sig;
 }
 
 int

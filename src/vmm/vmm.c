@@ -33,6 +33,7 @@ cl_vmm_config_init (struct cl_vmm_config *cfg)
   cfg->console = CL_VMM_CONSOLE_SERIAL;
   cfg->console_in_fd = 0;
   cfg->console_out_fd = 1;
+  cfg->ready_fd = -1;
 }
 
 int
@@ -52,7 +53,9 @@ cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
       else if (strncmp (tok, "serial=", 7) == 0 && strlen (tok + 7) <= 20)
         out->serial = strdup (tok + 7);
       else
-        return cl_error_make (err, 0, "--disk `%s`: unknown option `%s` (ro, serial=ID of at most 20 bytes)", spec, tok);
+        return cl_error_make (
+            err, 0, "--disk `%s`: unknown option `%s` (ro, serial=ID of at most 20 bytes)", spec,
+            tok);
     }
   return 0;
 }
@@ -95,7 +98,7 @@ static uint64_t
 host_memory (void)
 {
   long pages = sysconf (_SC_PHYS_PAGES), size = sysconf (_SC_PAGESIZE);
-  return pages > 0 && size > 0 ? (uint64_t) pages * size : UINT64_MAX;
+  return pages > 0 && size > 0 ? (uint64_t)pages * size : UINT64_MAX;
 }
 
 static int
@@ -112,12 +115,12 @@ config_check (const struct cl_vmm_config *cfg, cl_error_t *err)
     return cl_error_make (err, 0, "--cpus %u: expected 1 to %d", cfg->cpus, CL_VMM_MAX_CPUS);
   if (cfg->memory < CL_VMM_MIN_MEMORY)
     return cl_error_make (err, 0, "--memory %llu MiB: below the minimum of %llu MiB",
-                          (unsigned long long) (cfg->memory >> 20),
-                          (unsigned long long) (CL_VMM_MIN_MEMORY >> 20));
+                          (unsigned long long)(cfg->memory >> 20),
+                          (unsigned long long)(CL_VMM_MIN_MEMORY >> 20));
   if (cfg->memory > host_memory ())
     return cl_error_make (err, 0, "--memory %llu MiB: more than the host has (%llu MiB)",
-                          (unsigned long long) (cfg->memory >> 20),
-                          (unsigned long long) (host_memory () >> 20));
+                          (unsigned long long)(cfg->memory >> 20),
+                          (unsigned long long)(host_memory () >> 20));
   if (cfg->memory & 0xFFF)
     return cl_error_make (err, 0, "--memory: not a multiple of 4 KiB");
   for (size_t i = 0; i < cfg->ndisks; i++)
@@ -167,7 +170,7 @@ on_signal (void *opaque, uint32_t events)
 {
   struct vmm *m = opaque;
   struct signalfd_siginfo si;
-  (void) events;
+  (void)events;
   if (read (m->signal_fd, &si, sizeof si) == sizeof si)
     {
       char msg[64];
@@ -184,8 +187,8 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
 
   if (cfg->console == CL_VMM_CONSOLE_FILE)
     {
-      m->console_file_fd = open (cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC,
-                                 0600);
+      m->console_file_fd
+          = open (cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (m->console_file_fd < 0)
         return cl_error_errno (err, "console file `%s`", cfg->console_path);
       in_fd = -1;
@@ -196,8 +199,7 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
 
   if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
       || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
-      || acpi_pm_create (m->vm, err) < 0
-      || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
+      || acpi_pm_create (m->vm, err) < 0 || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
     return -1;
   return vmm_build_virtio (m, err);
 }
@@ -208,8 +210,7 @@ vmm_boot (struct vmm *m, cl_error_t *err)
   const struct cl_vmm_config *cfg = m->cfg;
   uint64_t entry;
   const char *cmdline = cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE;
-  if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err)
-      < 0)
+  if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err) < 0)
     return -1;
   /* Both ways of describing the CPUs: kernels without MP-table parsing
      (Debian's cloud kernel) read ACPI, tiny guests read the MP table. */
@@ -224,7 +225,7 @@ vmm_result (struct vmm *m, cl_error_t *err)
 {
   struct vm *vm = m->vm;
   const char *msg = vm->stop_msg ? vm->stop_msg : "stopped";
-  switch ((enum vm_stop_reason) atomic_load (&vm->stop_reason))
+  switch ((enum vm_stop_reason)atomic_load (&vm->stop_reason))
     {
     case VM_STOP_SHUTDOWN:
     case VM_STOP_PANIC:
@@ -301,12 +302,17 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (sandbox_apply (err) < 0)
     goto out;
+  m.vm->vcpu_thread_init = sandbox_apply_vcpu_thread;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
-  if (user_cfg->restore_dir)
-    m.restore_ns = cl_now_ns () - t_entry;
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
+  if (user_cfg->restore_dir)
+    m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
+  if (user_cfg->ready_fd >= 0 && cl_write_all (user_cfg->ready_fd, "R", 1) < 0)
+    {
+      /* the caller stopped listening: not the guest's problem */
+    }
   vm_vcpus_join (m.vm);
   ret = vmm_result (&m, err);
 

@@ -13,6 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* This header's cl_vmm_config has api_socket (and ready_fd). */
+#define CLOISON_VMM_HAS_API 1
+#define CLOISON_VMM_HAS_READY_FD 1
+
 #define CL_VMM_DEFAULT_MEMORY (256ULL << 20)
 #define CL_VMM_MIN_MEMORY (16ULL << 20)
 #define CL_VMM_MAX_CPUS 32
@@ -20,7 +24,7 @@
 
 struct cl_vmm_disk
 {
-  const char *path;   /* raw image file */
+  const char *path; /* raw image file */
   bool readonly;
   const char *serial; /* virtio-blk serial, NULL: none */
 };
@@ -29,14 +33,14 @@ struct cl_vmm_net
 {
   const char *tap; /* existing tap interface name */
   uint8_t mac[6];
-  bool has_mac;    /* false: a locally administered MAC is chosen */
+  bool has_mac; /* false: a locally administered MAC is chosen */
 };
 
 enum cl_vmm_console
 {
-  CL_VMM_CONSOLE_SERIAL,  /* COM1 on console_in_fd/console_out_fd */
-  CL_VMM_CONSOLE_VIRTIO,  /* virtio-console on the fds; COM1 still exists, silent */
-  CL_VMM_CONSOLE_FILE,    /* COM1 output appended to console_path, no input */
+  CL_VMM_CONSOLE_SERIAL, /* COM1 on console_in_fd/console_out_fd */
+  CL_VMM_CONSOLE_VIRTIO, /* virtio-console on the fds; COM1 still exists, silent */
+  CL_VMM_CONSOLE_FILE,   /* COM1 output appended to console_path, no input */
 };
 
 struct cl_vmm_config
@@ -50,15 +54,17 @@ struct cl_vmm_config
   size_t ndisks;
   const struct cl_vmm_net *nets;
   size_t nnets;
-  uint32_t vsock_cid;  /* 0: no vsock device */
+  uint32_t vsock_cid; /* 0: no vsock device */
   bool rng;
   enum cl_vmm_console console;
   const char *console_path; /* CL_VMM_CONSOLE_FILE */
-  int console_in_fd;   /* -1: none; default 0 */
-  int console_out_fd;  /* default 1 */
+  int console_in_fd;        /* -1: none; default 0 */
+  int console_out_fd;       /* default 1 */
   const char *api_socket;   /* Unix socket path for the HTTP API, NULL: none */
+  int ready_fd;             /* -1: none; else one byte 'R' is written to it
+                               once the vCPUs run (API socket listening) */
   const char *restore_dir;  /* resume a snapshot: the machine comes from
-                               DIR/config.json, the fields above except the
+                               DIR/state.json, the fields above except the
                                console and api_socket are ignored */
 };
 

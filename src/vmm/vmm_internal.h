@@ -18,7 +18,7 @@ struct vmm
   int console_file_fd;
   int signal_fd;
   json_t *saved; /* restore: the snapshot's state.json */
-  uint64_t restore_ns;
+  _Atomic uint64_t restore_ns;
 
   /* API */
   struct MHD_Daemon *api;
@@ -30,10 +30,10 @@ struct vmm
 };
 
 /* config.c: the machine part of a config as JSON, and back.  Strings of
-   *out point into `json` (keep it alive). */
+ *out point into `json` (keep it alive). */
 json_t *vmm_config_to_json (const struct cl_vmm_config *cfg);
-int vmm_config_from_json (json_t *json, const struct cl_vmm_config *user,
-                          struct cl_vmm_config *out, cl_error_t *err);
+int vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
+                          cl_error_t *err);
 void vmm_config_free_arrays (struct cl_vmm_config *cfg);
 
 /* snapshot.c */
@@ -49,8 +49,9 @@ int snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err);
 int api_start (struct vmm *m, const char *path, cl_error_t *err);
 void api_stop (struct vmm *m);
 
-/* sandbox.c */
+/* sandbox.c: the process filter, then each vCPU thread's own. */
 int sandbox_apply (cl_error_t *err);
+int sandbox_apply_vcpu_thread (cl_error_t *err);
 
 /* vmm_virtio.c: the --disk/--net/--vsock/--rng/--console virtio devices. */
 int vmm_build_virtio (struct vmm *m, cl_error_t *err);

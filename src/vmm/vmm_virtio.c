@@ -10,13 +10,13 @@ vmm_build_virtio (struct vmm *m, cl_error_t *err)
 {
   const struct cl_vmm_config *cfg = m->cfg;
   for (size_t i = 0; i < cfg->ndisks; i++)
-    if (virtio_blk_create (m->vm, cfg->disks[i].path, cfg->disks[i].readonly,
-                           cfg->disks[i].serial, err)
+    if (virtio_blk_create (m->vm, cfg->disks[i].path, cfg->disks[i].readonly, cfg->disks[i].serial,
+                           err)
         < 0)
       return cl_error_wrap (err, "--disk `%s`", cfg->disks[i].path);
   for (size_t i = 0; i < cfg->nnets; i++)
-    if (virtio_net_create (m->vm, cfg->nets[i].tap,
-                           cfg->nets[i].has_mac ? cfg->nets[i].mac : NULL, err)
+    if (virtio_net_create (m->vm, cfg->nets[i].tap, cfg->nets[i].has_mac ? cfg->nets[i].mac : NULL,
+                           err)
         < 0)
       return cl_error_wrap (err, "--net tap=%s", cfg->nets[i].tap);
   if (cfg->console == CL_VMM_CONSOLE_VIRTIO
@@ -32,5 +32,5 @@ vmm_build_virtio (struct vmm *m, cl_error_t *err)
 void
 vmm_free_virtio (struct vmm *m)
 {
-  (void) m; /* the devices live as long as the process */
+  (void)m; /* the devices live as long as the process */
 }

@@ -206,6 +206,14 @@ def test_sandbox_seccomp_and_no_new_privs(running, tmp_path):
     status = open("/proc/%d/status" % r.p.pid).read()
     assert "NoNewPrivs:\t1" in status
     assert "Seccomp:\t2" in status
+    # vCPU threads stack a stricter filter of their own
+    filters = {}
+    for tid in os.listdir("/proc/%d/task" % r.p.pid):
+        name = open("/proc/%d/task/%s/comm" % (r.p.pid, tid)).read().strip()
+        st = open("/proc/%d/task/%s/status" % (r.p.pid, tid)).read()
+        filters[name] = int(st.split("Seccomp_filters:")[1].split()[0])
+    assert filters["vcpu0"] == 2, filters
+    assert min(filters.values()) == 1, filters
     # the API still works under the filter
     assert api(sock, "GET", "/vm")[0] == 200
     rc, err = r.wait()

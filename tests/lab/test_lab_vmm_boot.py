@@ -1,5 +1,5 @@
 """cloison-vmm boots Debian's cloud kernel in the VM lab (nested KVM that
-behaves): 1 and 2 vCPUs, every virtio device a stock kernel drives from
+behaves): 1 and 2 vCPUs, bzImage and the ELF vmlinux inside it, every virtio device a stock kernel drives from
 modules in its initramfs (blk on ext4 across a reboot, net to the lab host
 through a tap, console, rng), reboot/poweroff exits 0, a panic is reported,
 and a workload snapshotted mid-way finishes after a restore in a new
@@ -58,6 +58,8 @@ V="/lab/stamp -t 120 -- /lab/cloison-vmm --kernel /guest/vmlinuz --initrd /guest
 C="console=ttyS0 reboot=k panic=-1 i8042.noaux quiet"
 check boot1 $V --rng --cmdline "$C cloison.mode=basic"
 check boot2 $V --cpus 2 --cmdline "$C cloison.mode=basic"
+check vmlinux /lab/stamp -t 120 -- /lab/cloison-vmm --kernel /guest/vmlinux --initrd /guest/initrd \
+    --cpus 2 --cmdline "$C cloison.mode=basic"
 check disk1 $V --disk /tmp/disk.img,serial=vmmcore --cmdline "$C cloison.mode=disk1"
 check disk2 $V --disk /tmp/disk.img,ro,serial=vmmcore --cmdline "$C cloison.mode=disk2"
 ip tuntap add vmmcore0 mode tap && ip addr add 10.77.0.1/24 dev vmmcore0 && ip link set vmmcore0 up
@@ -89,12 +91,26 @@ def run(lab, tmp_path_factory):
     lab.build_guest_initramfs(initrd, GUEST)
     files = lab.guest_files(initrd) + [(lab.tool("stamp"), "/lab/stamp"), (vmm, "/lab/cloison-vmm"),
                                        ("/usr/bin/curl", "/lab/curl"), ("/usr/sbin/ip", "/lab/ip")]
+    vmlinux = str(d / "vmlinux")
+    extract_vmlinux(lab.guest_kernel(), vmlinux)
+    files.append((vmlinux, "/guest/vmlinux"))
     for name in ("disk.img", "work.img"):
         img = str(d / name)
         subprocess.run(["mkfs.ext4", "-q", "-F", img, "16M"], check=True)
         files.append((img, "/tmp/" + name))
     payload = PAYLOAD.replace("ip tuntap", "/lab/ip tuntap").replace("&& ip ", "&& /lab/ip ")
     return lab.run(payload, files=files, timeout=600, stream=print)
+
+
+def extract_vmlinux(bzimage, out):
+    """The ELF vmlinux inside Debian's bzImage (LZ4, legacy frame)."""
+    data = open(bzimage, "rb").read()
+    at = data.find(b"\x02\x21\x4c\x18")
+    assert at > 0, "no LZ4 payload in %s" % bzimage
+    elf = subprocess.run(["lz4", "-d", "-c"], input=data[at:], capture_output=True).stdout
+    assert elf[:4] == b"\x7fELF"
+    with open(out, "wb") as f:
+        f.write(elf)
 
 
 def stamp_exit(out):
@@ -108,6 +124,16 @@ def test_boot_one_vcpu_to_init_and_reboot_exits_zero(run, lab):
     assert lab.GUEST_FIRST_LINE in out
     assert "guest: cpus=1" in out
     assert "cloison-guest: exit 0" in out
+    code, end = stamp_exit(out)
+    assert code == 0
+    # the monitor is gone within 1 s of the guest's reboot
+    rebooted = float(re.search(r"\[\s*([0-9.]+)\] cloison-guest: exit 0", out).group(1))
+    assert end - rebooted < 1.0, out
+
+
+def test_boot_uncompressed_elf_vmlinux(run):
+    out = run.check("vmlinux").output
+    assert "guest: cpus=2" in out
     assert stamp_exit(out)[0] == 0
 
 
