@@ -2,8 +2,9 @@
    public surface.  Each constructor builds one PCI function on `vm`
    (pci_register), wires its doorbells (ioeventfd), interrupts (MSI-X via
    GSI routing + irqfd) and I/O-thread handlers, and registers its snapshot
-   state under "virtio-<kind><n>" (n counts devices of that kind in creation
-   order, so a restoring process must create devices in the same order).
+   state under "virtio-<kind><n>" (n counts this VM's devices of that kind
+   in creation order, so a restoring process must create them in the same
+   order).
    All return 0, or -1 with `err` set naming the file, tap or device.
 
    The device lives as long as the VM (the process); nothing to free. */
@@ -26,8 +27,7 @@ int virtio_blk_create (struct vm *vm, const char *path, bool read_only, const ch
 /* An existing tap interface (`ip tuntap add NAME mode tap`), opened through
    /dev/net/tun with IFF_TAP|IFF_NO_PI|IFF_VNET_HDR.  `mac` NULL: a random
    locally administered address. */
-int virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6],
-                       cl_error_t *err);
+int virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6], cl_error_t *err);
 /* "52:54:00:12:34:56" -> bytes; the error names the input. */
 int virtio_net_parse_mac (const char *text, uint8_t mac[6], cl_error_t *err);
 

@@ -43,8 +43,8 @@ struct virtio_console
   struct console_config config;
   int in_fd, out_fd;
   bool in_pollable, in_watched, in_eof;
-  bool input_open; /* the grace period after DRIVER_OK is over */
-  int grace_fd;    /* timerfd ending the grace period */
+  bool input_open;  /* the grace period after DRIVER_OK is over */
+  int grace_fd;     /* timerfd ending the grace period */
   uint8_t *staging; /* input not yet given to the guest */
   size_t staging_len, staging_off, staging_cap;
   struct virtq_chain chain;
@@ -268,8 +268,7 @@ stage_whole_file (struct virtio_console *con, cl_error_t *err)
           if (con->staging == NULL)
             return cl_error_errno (err, "console input");
         }
-      n = read (con->in_fd, con->staging + con->staging_len,
-                con->staging_cap - con->staging_len);
+      n = read (con->in_fd, con->staging + con->staging_len, con->staging_cap - con->staging_len);
       if (n < 0)
         return cl_error_errno (err, "read console input");
       if (n == 0)

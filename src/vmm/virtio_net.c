@@ -213,9 +213,8 @@ static const struct virtio_device_ops net_ops = {
   .num_queues = 2,
   .queue_max_size = QUEUE_SIZE,
   .features = (1ull << NET_F_CSUM) | (1ull << NET_F_GUEST_CSUM) | (1ull << NET_F_MAC)
-              | (1ull << NET_F_GUEST_TSO4) | (1ull << NET_F_GUEST_TSO6)
-              | (1ull << NET_F_HOST_TSO4) | (1ull << NET_F_HOST_TSO6)
-              | (1ull << NET_F_MRG_RXBUF) | (1ull << NET_F_STATUS),
+              | (1ull << NET_F_GUEST_TSO4) | (1ull << NET_F_GUEST_TSO6) | (1ull << NET_F_HOST_TSO4)
+              | (1ull << NET_F_HOST_TSO6) | (1ull << NET_F_MRG_RXBUF) | (1ull << NET_F_STATUS),
   .activate = net_activate,
   .queue_notify = net_notify,
 };
@@ -229,8 +228,7 @@ virtio_net_parse_mac (const char *text, uint8_t mac[6], cl_error_t *err)
               &mac[4], &mac[5], &end)
           != 6
       || end != 17 || text[end] != '\0')
-    return cl_error_make (err, 0, "mac `%s`: expected six hex bytes like 52:54:00:12:34:56",
-                          text);
+    return cl_error_make (err, 0, "mac `%s`: expected six hex bytes like 52:54:00:12:34:56", text);
   if (mac[0] & 1)
     return cl_error_make (err, 0, "mac `%s`: a multicast address", text);
   return 0;

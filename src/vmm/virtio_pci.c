@@ -601,8 +601,7 @@ kick_register (struct virtio_device *dev, unsigned q, uint64_t base)
   /* Linux writes the queue index as 16 bits. */
   if (vm_ioeventfd (dev->vm, addr, 2, false, -1, qs->kick_fd, true, &err) < 0)
     {
-      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q,
-                err->msg);
+      cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q, err->msg);
       cl_error_release (&err);
       return;
     }
@@ -666,22 +665,21 @@ persist_save (void *opaque)
     {
       const struct virtio_queue_state *qs = &dev->queues[q];
       json_array_append_new (
-          queues, json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size",
-                             qs->vq.size, "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr,
-                             "avail", (json_int_t) qs->vq.avail_addr, "used",
-                             (json_int_t) qs->vq.used_addr, "last_avail", qs->vq.last_avail_idx,
-                             "used_idx", qs->vq.used_idx, "signalled_used", qs->vq.signalled_used,
-                             "signalled_valid", qs->vq.signalled_used_valid, "vector",
-                             qs->msix_vector));
+          queues,
+          json_pack ("{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", qs->vq.size,
+                     "ready", qs->vq.ready, "desc", (json_int_t) qs->vq.desc_addr, "avail",
+                     (json_int_t) qs->vq.avail_addr, "used", (json_int_t) qs->vq.used_addr,
+                     "last_avail", qs->vq.last_avail_idx, "used_idx", qs->vq.used_idx,
+                     "signalled_used", qs->vq.signalled_used, "signalled_valid",
+                     qs->vq.signalled_used_valid, "vector", qs->msix_vector));
     }
   for (unsigned i = 0; i < dev->nvectors; i++)
     {
       const struct virtio_msix_vector *v = &dev->vectors[i];
-      json_array_append_new (vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo",
-                                                 (json_int_t) v->addr_lo, "addr_hi",
-                                                 (json_int_t) v->addr_hi, "data",
-                                                 (json_int_t) v->data, "ctrl",
-                                                 (json_int_t) v->ctrl, "pending", v->pending));
+      json_array_append_new (
+          vectors, json_pack ("{s:I, s:I, s:I, s:I, s:b}", "addr_lo", (json_int_t) v->addr_lo,
+                              "addr_hi", (json_int_t) v->addr_hi, "data", (json_int_t) v->data,
+                              "ctrl", (json_int_t) v->ctrl, "pending", v->pending));
     }
   state = json_pack ("{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o}", "status",
                      dev->status, "features", (json_int_t) dev->driver_features, "dfselect",
@@ -714,11 +712,12 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
   const char *hex = NULL;
   uint16_t ctrl16;
 
-  if (json_unpack_ex (state, &jerr, 0, "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}",
-                      "status", &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
+  if (json_unpack_ex (state, &jerr, 0,
+                      "{s:i, s:I, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:o, s:o, s?s, s?o}", "status",
+                      &status, "features", &feats, "dfselect", &dfs, "drfselect", &drfs,
                       "queue_select", &qsel, "config_vector", &cvec, "isr", &isr, "generation",
-                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config",
-                      &hex, "device", &device)
+                      &gen, "msix_ctrl", &ctrl, "queues", &queues, "msix", &vectors, "config", &hex,
+                      "device", &device)
           < 0
       || json_array_size (queues) != dev->ops->num_queues
       || json_array_size (vectors) != dev->nvectors)
@@ -761,10 +760,10 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
       json_int_t desc, avail, usedaddr;
       const char *why;
       if (json_unpack (json_array_get (queues, q),
-                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size,
-                       "ready", &ready, "desc", &desc, "avail", &avail, "used", &usedaddr,
-                       "last_avail", &last, "used_idx", &used, "signalled_used", &sig,
-                       "signalled_valid", &sigv, "vector", &vec)
+                       "{s:i, s:b, s:I, s:I, s:I, s:i, s:i, s:i, s:b, s:i}", "size", &size, "ready",
+                       &ready, "desc", &desc, "avail", &avail, "used", &usedaddr, "last_avail",
+                       &last, "used_idx", &used, "signalled_used", &sig, "signalled_valid", &sigv,
+                       "vector", &vec)
           < 0)
         return cl_error_make (err, 0, "%s: snapshot state: queues[%u]", dev->name, q);
       virtq_reset (&qs->vq);
@@ -807,23 +806,23 @@ static const struct pci_device_ops virtio_pci_ops = {
   .bar_moved = bar_moved,
 };
 
-unsigned
-virtio_next_index (const char *kind)
+/* Names the device "virtio-<kind><n>", n counting the devices of that kind
+   already on this VM, and registers its snapshot state under that name:
+   the VM's persist registry refuses duplicates, so the first free n wins.
+   A restoring process that builds the same devices in the same order gets
+   the same names. */
+static int
+name_and_register (struct virtio_device *dev, cl_error_t *err)
 {
-  /* One VM per process: a per-kind counter gives stable snapshot ids. */
-  static struct
-  {
-    const char *kind;
-    unsigned n;
-  } counters[8];
-  for (unsigned i = 0; i < 8; i++)
+  for (unsigned n = 0; n < 64; n++)
     {
-      if (counters[i].kind == NULL)
-        counters[i].kind = kind;
-      if (strcmp (counters[i].kind, kind) == 0)
-        return counters[i].n++;
+      cl_error_t dup = NULL;
+      snprintf (dev->name, sizeof dev->name, "virtio-%s%u", dev->ops->kind, n);
+      if (vm_persist_register (dev->vm, dev->name, &virtio_persist_ops, dev, &dup) == 0)
+        return 0;
+      cl_error_release (&dup);
     }
-  return 0;
+  return cl_error_make (err, 0, "virtio-%s: too many devices of this kind", dev->ops->kind);
 }
 
 static void
@@ -894,8 +893,9 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
   const struct virtio_device_ops *ops = dev->ops;
 
   dev->vm = vm;
-  snprintf (dev->name, sizeof dev->name, "virtio-%s%u", ops->kind, virtio_next_index (ops->kind));
   pthread_mutex_init (&dev->lock, NULL);
+  if (name_and_register (dev, err) < 0)
+    return -1;
   if (ops->num_queues > VIRTIO_MAX_QUEUES || dev->config_size > REGION_DEVICE_MAX)
     return cl_error_make (err, 0, "%s: too many queues or too large a config", dev->name);
 
@@ -942,7 +942,5 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
       if (vm_event_add (vm, dev->queues[q].kick_fd, EPOLLIN, on_kick, &dev->queues[q], err) < 0)
         return cl_error_wrap (err, "%s", dev->name);
     }
-  if (vm_persist_register (vm, dev->name, &virtio_persist_ops, dev, err) < 0)
-    return cl_error_wrap (err, "%s", dev->name);
   return 0;
 }

@@ -39,17 +39,16 @@ struct virtio_device;
 
 struct virtio_device_ops
 {
-  const char *kind;      /* "blk": names the device in logs, metrics, snapshots */
-  uint16_t device_id;    /* VIRTIO_ID_* */
-  uint32_t class_code;   /* PCI class, e.g. 0x018000 */
+  const char *kind;    /* "blk": names the device in logs, metrics, snapshots */
+  uint16_t device_id;  /* VIRTIO_ID_* */
+  uint32_t class_code; /* PCI class, e.g. 0x018000 */
   unsigned num_queues;
   uint16_t queue_max_size;
-  uint64_t features;     /* device-specific bits; the transport adds its own */
+  uint64_t features; /* device-specific bits; the transport adds its own */
   /* Guest wrote the device config space.  Nothing is stored for it: the
      device keeps the fields its spec lets the driver write (optional; without
      it the config space is read-only). */
-  void (*config_write) (struct virtio_device *dev, unsigned offset, const void *data,
-                        unsigned len);
+  void (*config_write) (struct virtio_device *dev, unsigned offset, const void *data, unsigned len);
   /* DRIVER_OK: features and queues are final; start the backend. */
   int (*activate) (struct virtio_device *dev, cl_error_t *err);
   /* Device reset (status 0): stop the backend, forget requests. */
@@ -67,9 +66,9 @@ struct virtio_msix_vector
 {
   uint32_t addr_lo, addr_hi, data, ctrl;
   int gsi;
-  int efd;           /* irqfd: written to raise the vector */
-  bool attached;     /* irqfd currently attached to gsi */
-  bool pending;      /* PBA bit */
+  int efd;       /* irqfd: written to raise the vector */
+  bool attached; /* irqfd currently attached to gsi */
+  bool pending;  /* PBA bit */
 };
 
 struct virtio_queue_state
@@ -78,7 +77,7 @@ struct virtio_queue_state
   struct virtio_device *dev;
   unsigned index;
   uint16_t msix_vector;
-  int kick_fd;       /* eventfd behind the queue's ioeventfd */
+  int kick_fd;        /* eventfd behind the queue's ioeventfd */
   uint64_t kick_addr; /* where the ioeventfd is registered, 0: none */
 };
 
@@ -87,10 +86,10 @@ struct virtio_device
   struct pci_device pci;
   struct vm *vm;
   const struct virtio_device_ops *ops;
-  char name[32];     /* "virtio-blk0" */
+  char name[32]; /* "virtio-blk0" */
   pthread_mutex_t lock;
 
-  uint8_t *config;   /* device config space, owned by the device */
+  uint8_t *config; /* device config space, owned by the device */
   unsigned config_size;
 
   uint8_t status;
@@ -104,7 +103,7 @@ struct virtio_device
 
   struct virtio_queue_state queues[VIRTIO_MAX_QUEUES];
 
-  unsigned msix_cap;  /* config-space offset of the MSI-X capability */
+  unsigned msix_cap;    /* config-space offset of the MSI-X capability */
   unsigned pci_cfg_cap; /* ... and of the VIRTIO_PCI_CAP_PCI_CFG window */
   unsigned nvectors;
   struct virtio_msix_vector *vectors;
@@ -147,8 +146,5 @@ virtio_device_running (const struct virtio_device *dev)
 {
   return (dev->status & VIRTIO_STATUS_DRIVER_OK) && !(dev->status & VIRTIO_STATUS_NEEDS_RESET);
 }
-
-/* A per-kind counter for names: "virtio-<kind><n>". */
-unsigned virtio_next_index (const char *kind);
 
 #endif

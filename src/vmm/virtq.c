@@ -164,8 +164,7 @@ virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why)
     return 0;
   if (pending > vq->size)
     return chain_fail (why, "avail index ran more than a queue ahead");
-  head = __atomic_load_n (AVAIL_RING (vq, vq->last_avail_idx & (vq->size - 1)),
-                          __ATOMIC_RELAXED);
+  head = __atomic_load_n (AVAIL_RING (vq, vq->last_avail_idx & (vq->size - 1)), __ATOMIC_RELAXED);
   if (walk_chain (vq, head, chain, why) < 0)
     return -1;
   vq->last_avail_idx++;
@@ -268,8 +267,7 @@ virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst, u
 }
 
 uint64_t
-virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src,
-                   uint64_t len)
+virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src, uint64_t len)
 {
   return chain_copy (chain->iov + chain->nout, chain->nin, offset, (void *) src, len, true);
 }

@@ -11,7 +11,15 @@ flags=(-g -O1 -std=gnu11 -D_GNU_SOURCE -Isrc -fsanitize=fuzzer,address,undefined
        -fno-sanitize-recover=undefined)
 clang "${flags[@]}" tests/fuzz/fuzz_virtq.c src/vmm/virtq.c src/vmm/guest_mem.c \
   -o "$out/fuzz-virtq"
-for t in fuzz-virtq; do
+clang "${flags[@]}" -Itests/unit/virtio tests/fuzz/fuzz_virtio_pci.c tests/unit/virtio/fake_vm.c \
+  src/vmm/virtq.c src/vmm/guest_mem.c src/vmm/virtio_pci.c src/vmm/virtio_blk.c \
+  src/vmm/virtio_rng.c src/vmm/virtio_console.c src/vmm/virtio_net.c src/vmm/virtio_vsock.c \
+  src/common/error.c src/common/util.c src/common/log.c src/common/cleanup.c src/common/json.c \
+  -ljansson -lpthread -o "$out/fuzz-virtio-pci"
+export ASAN_OPTIONS=detect_leaks=0
+mkdir -p "$out/corpus-fuzz-virtio-pci"
+python3 tests/fuzz/seed_virtio_pci.py "$out/corpus-fuzz-virtio-pci/seed-blk-read"
+for t in fuzz-virtq fuzz-virtio-pci; do
   mkdir -p "$out/corpus-$t"
   "$out/$t" -max_total_time="$secs" -max_len=70000 -print_final_stats=1 "$out/corpus-$t"
 done

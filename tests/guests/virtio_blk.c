@@ -2,14 +2,18 @@
    through the modern virtio-PCI capabilities, route its queue to an MSI-X
    vector (LAPIC vector 0x30), then read sector 0, write sector 1, flush,
    and read sector 1 back, each completion signalled by MSI-X.  Prints one
-   line per step; the host test checks them and the disk file. */
+   line per step; the host test checks them and the disk file.  With
+   `virtio-wait` on the command line it ticks for a second (20 LAPIC timer
+   ticks) between the write and the read-back and then writes sector 2: a
+   snapshot taken meanwhile must resume with a working device. */
 #include "lib.h"
 
 #define VIRTIO_VENDOR 0x1af4
 #define VIRTIO_BLK_DEVICE 0x1042
 #define QSIZE 8
 #define MSI_VECTOR 0x30
-#define WATCHDOG_VECTOR 0x21
+#define TIMER_VECTOR 0x21 /* watchdog per request, or the wait's ticks */
+#define WAIT_TICKS 20
 
 struct desc
 {
@@ -45,7 +49,7 @@ static volatile u8 status;
 static volatile u8 *common, *notify, *isr;
 static volatile u32 *msix;
 static u32 notify_mult;
-static volatile u32 msi_count, watchdog_fired;
+static volatile u32 msi_count, timer_fires;
 
 void isr_timer (void);
 void isr_uart (void);
@@ -59,8 +63,34 @@ void on_timer (void)
 
 void on_uart (void)
 {
-  watchdog_fired = 1;
+  timer_fires++;
   lapic_eoi ();
+}
+
+static void timer_start (u32 ns, int periodic)
+{
+  LAPIC[0x3E0 / 4] = 0xB; /* divide by 1: 1 tick = 1 ns under KVM */
+  LAPIC[0x320 / 4] = TIMER_VECTOR | (periodic ? 1 << 17 : 0);
+  LAPIC[0x380 / 4] = ns;
+}
+
+static void timer_stop (void)
+{
+  LAPIC[0x320 / 4] = 1 << 16;
+  LAPIC[0x380 / 4] = 0;
+}
+
+static int has_word (const char *s, const char *w)
+{
+  for (; *s; s++)
+    {
+      int i = 0;
+      while (w[i] && s[i] == w[i])
+        i++;
+      if (!w[i])
+        return 1;
+    }
+  return 0;
 }
 
 static u8 pci_read8 (int slot, int off)
@@ -188,11 +218,14 @@ static int blk_request (u32 type, u64 sector, int data_in, int has_data)
   __asm__ volatile ("mfence" ::: "memory");
   *(volatile u16 *) (notify + 0 * notify_mult) = 0;
 
+  u32 fires = timer_fires;
+  timer_start (2000000000u, 0); /* 2 s watchdog */
   __asm__ volatile ("cli");
-  while (msi_count == before && !watchdog_fired)
+  while (msi_count == before && timer_fires == fires)
     __asm__ volatile ("sti; hlt; cli");
   __asm__ volatile ("sti");
-  if (watchdog_fired)
+  timer_stop ();
+  if (timer_fires != fires)
     {
       puts ("virtio-blk: no interrupt (watchdog)\n");
       return -1;
@@ -211,9 +244,12 @@ static int fail (const char *why)
   return 1;
 }
 
-int main (void)
+int main (const u8 *bp)
 {
   static const char msg[] = "cloison virtio-blk guest wrote this sector";
+  static const char late[] = "written after the wait";
+  const char *cmdline = (const char *) (u64) * (const u32 *) (bp + 0x228);
+  int wait = cmdline && has_word (cmdline, "virtio-wait");
   int slot = find_device ();
 
   if (slot < 0)
@@ -230,13 +266,9 @@ int main (void)
       return 1;
     }
   idt_set (MSI_VECTOR, isr_timer);
-  idt_set (WATCHDOG_VECTOR, isr_uart);
+  idt_set (TIMER_VECTOR, isr_uart);
   idt_load ();
   lapic_enable ();
-  /* A one-shot LAPIC timer as watchdog: 5 s. */
-  LAPIC[0x3E0 / 4] = 0xB;
-  LAPIC[0x320 / 4] = WATCHDOG_VECTOR;
-  LAPIC[0x380 / 4] = 2000000000u;
   __asm__ volatile ("sti");
   puts ("virtio-blk: driver ok\n");
 
@@ -253,15 +285,40 @@ int main (void)
     return fail ("virtio-blk: write failed\n");
   if (blk_request (4, 0, 0, 0) != 0)
     return fail ("virtio-blk: flush failed\n");
+  if (wait)
+    {
+      u32 seen = 0;
+      timer_start (50 * 1000 * 1000, 1);
+      while (seen < WAIT_TICKS)
+        {
+          __asm__ volatile ("hlt");
+          while (seen < timer_fires && seen < WAIT_TICKS)
+            {
+              seen++;
+              puts ("virtio-blk: tick ");
+              put_dec (seen);
+              putc ('\n');
+            }
+        }
+      timer_stop ();
+      timer_fires = 0;
+    }
   memset (data, 0, sizeof data);
   if (blk_request (0, 1, 1, 1) != 0 || memcmp (data, msg, sizeof msg) != 0)
     return fail ("virtio-blk: read back failed\n");
   puts ("virtio-blk: write + read back ok\n");
+  if (wait)
+    {
+      memset (data, 0, sizeof data);
+      memcpy (data, late, sizeof late);
+      if (blk_request (1, 2, 0, 1) != 0)
+        return fail ("virtio-blk: late write failed\n");
+      puts ("virtio-blk: sector 2 written after the wait\n");
+    }
   /* An out-of-range sector is refused with IOERR, not a crash. */
   if (blk_request (0, 1u << 30, 1, 1) != 1)
     return fail ("virtio-blk: out-of-range read not refused\n");
   puts ("virtio-blk: out-of-range read refused\n");
-  LAPIC[0x320 / 4] = 1 << 16; /* watchdog off */
   puts ("virtio-blk: msi-x interrupts ");
   put_dec (msi_count);
   putc ('\n');

@@ -494,16 +494,18 @@ def build_guest_initramfs(out, script, modules=GUEST_MODULES, files=()):
     t.write(out)
 
 
-def tool(name):
+def tool(name, static=False):
     """A helper program built from tests/lab/NAME.c into the cache (rebuilt
-    when the source changes), e.g. tool("stamp") to time lines in the lab."""
+    when the source changes), e.g. tool("stamp") to time lines in the lab;
+    static=True for nested guests, which carry no shared libraries."""
     src = os.path.join(HERE, name + ".c")
-    out = os.path.join(CACHE, "tools", name)
+    out = os.path.join(CACHE, "tools", name + ("-static" if static else ""))
     if not os.path.exists(out) or os.path.getmtime(out) < os.path.getmtime(src):
         with _locked("tools"):
             os.makedirs(os.path.dirname(out), exist_ok=True)
             tmp = out + ".%d" % os.getpid()
-            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror", "-o", tmp, src], check=True)
+            subprocess.run(["cc", "-O2", "-Wall", "-Wextra", "-Werror"] + (["-static"] if static else [])
+                           + ["-o", tmp, src], check=True)
             os.rename(tmp, out)
     return out
 
@@ -715,7 +717,10 @@ def main(argv=None):
                 started[0] = True
         res = run(payload, files, a.timeout, a.memory, a.cpus, stream=show,
                   kernel_log=a.kernel_log)
-    except (LabError, OSError, subprocess.CalledProcessError) as e:
+    except OSError as e:
+        print("lab.py: %s: %s" % (e.filename or "", e.strerror), file=sys.stderr)
+        return 2
+    except (LabError, subprocess.CalledProcessError) as e:
         print("lab.py: %s" % e, file=sys.stderr)
         return 2
     if res.timed_out:

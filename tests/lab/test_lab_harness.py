@@ -65,3 +65,24 @@ def test_timeout_kills_qemu(lab):
     assert "sleeping" in res.output
     assert not os.path.exists("/proc/%d" % res.pid)  # killed and reaped
     assert not os.path.exists(res.tmpdir)
+
+
+def test_modules_in_dependency_order(lab):
+    names = [os.path.basename(p) for p in lab.resolve_modules(["virtio_blk", "kvm_amd"])]
+    for dep, mod in (("virtio.ko", "virtio_blk.ko"), ("virtio_ring.ko", "virtio_blk.ko"),
+                     ("irqbypass.ko", "kvm.ko"), ("kvm.ko", "kvm-amd.ko")):
+        assert names.index(dep) < names.index(mod), names
+    with pytest.raises(lab.LabError, match="no module"):
+        lab.resolve_modules(["no_such_module_here"])
+
+
+def test_guest_initramfs_contents(lab, tmp_path):
+    import subprocess
+    out = tmp_path / "g.cpio"
+    lab.build_guest_initramfs(str(out), "echo hi\n")
+    listing = subprocess.run(["cpio", "-it", "--quiet"], stdin=open(out, "rb"),
+                             capture_output=True, text=True, check=True).stdout.split()
+    for p in ("init", "guest-script", "bin/busybox", "bin/sh", "dev/console", "modules.order"):
+        assert p in listing, p
+    assert any(p.endswith("/virtio_pci.ko") for p in listing)
+    assert any(p.endswith("/vmw_vsock_virtio_transport.ko") for p in listing)

@@ -15,7 +15,7 @@ import lab as lab_module
 
 VMM_KIND = os.environ.get("CLOISON_LAB_VMM", "cloison")
 BUILD_VMM = os.path.join(lab_module.ROOT, "build", "src", "cli", "cloison-vmm")
-RUN_TIMEOUT = 25          # seconds per monitor run (QEMU pc boots in ~4 s here)
+RUN_TIMEOUT = 40          # seconds per monitor run (a boot takes 4-15 s here, by load)
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 NET_HOST, NET_GUEST = "10.77.0.1", "10.77.0.2"   # exists only inside the lab
 COUNT_TO = 40
@@ -44,15 +44,20 @@ rng)
     wait_dev /dev/hwrng
     echo "guest: rng_current=$(cat /sys/class/misc/hw_random/rng_current)"
     echo "guest: rng_bytes=$(dd if=/dev/hwrng bs=16 count=1 2>/dev/null | wc -c)";;
+vsock)
+    /bin/vsock connect 2 5000 ping-from-guest;;
 count)
+    wait_dev /dev/vda && mount -t ext4 /dev/vda /mnt && echo "workload: disk mounted"
     s=0; i=1
     while [ $i -le %(count)d ]; do s=$((s+i)); echo "count=$i"; sleep 0.2; i=$((i+1)); done
-    echo "workload: done total=$s";;
+    echo "workload: done total=$s"
+    echo "$s" > /mnt/total.txt && sync && umount /mnt && mount -t ext4 /dev/vda /mnt &&
+    echo "workload: disk total=$(cat /mnt/total.txt)"; umount /mnt;;
 esac
 """ % {"host": NET_HOST, "guest": NET_GUEST, "count": COUNT_TO}
 
 
-def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=None):
+def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=None, vsock=None):
     """The monitor command line, for cloison-vmm or (validation) QEMU."""
     cmdline = "%s cloison.test=%s" % (CMDLINE, test)
     if VMM_KIND == "qemu":
@@ -69,6 +74,8 @@ def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=
                   " -device virtconsole,chardev=vc0")
         if rng:
             c += " -device virtio-rng-pci"
+        if vsock:
+            c += " -device vhost-vsock-pci,guest-cid=%d" % vsock
         return c
     c = ("/lab/cloison-vmm --kernel /guest/vmlinuz --initrd /guest/initrd --memory 256M "
          "--cpus %d --cmdline '%s'" % (cpus, cmdline))
@@ -82,6 +89,8 @@ def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=
         c += " --rng"
     if api:
         c += " --api-socket " + api
+    if vsock:
+        c += " --vsock %d" % vsock
     return c
 
 
@@ -108,10 +117,17 @@ kill $httpd_pid $nc_pid 2>/dev/null
     p.append("check console sh -c \"$STAMP %s; cat /tmp/hvc0.out 2>/dev/null; true\""
              % vmm_command("console", console="virtio"))
     p.append("check rng $STAMP %s" % vmm_command("rng", rng=True))
+    # virtio-vsock through the lab host's vhost-vsock: the guest (CID 3)
+    # connects to the lab host (CID 2).
+    p.append("/lab/vsock listen 5000 > /tmp/vsock-host.txt 2>&1 & vsock_pid=$!")
+    p.append("check vsock sh -c \"$STAMP %s; sed 's/^/lab: /' /tmp/vsock-host.txt\"" % vmm_command("vsock", vsock=3))
+    p.append("kill $vsock_pid 2>/dev/null")
     # Snapshot in the middle of a workload, restore in a new process.
     p.append(r"""
 snapshot() {
     rm -rf /tmp/snap /tmp/api.sock; mkdir -p /tmp/snap
+    dd if=/dev/zero of=/tmp/snapdisk.img bs=1M count=0 seek=32 2>/dev/null
+    mkfs.ext4 -q -F /tmp/snapdisk.img || echo "lab: mkfs.ext4 failed"
     $STAMP %(cmd)s > /tmp/snap-run.log 2>&1 & run_pid=$!
     if wait_for_line /tmp/snap-run.log 'count=10$' %(t)d; then
         echo "lab: pause: $(/lab/uhttp /tmp/api.sock PUT /vm/state '{"state":"paused"}' | tr '\n' ' ')"
@@ -125,22 +141,23 @@ snapshot() {
     $STAMP /lab/cloison-vmm --restore /tmp/snap 2>&1 | sed 's/^/restored: /'
 }
 check snapshot snapshot
-""" % {"cmd": vmm_command("count", api="/tmp/api.sock"), "t": RUN_TIMEOUT})
+""" % {"cmd": vmm_command("count", api="/tmp/api.sock", disk="/tmp/snapdisk.img"), "t": RUN_TIMEOUT})
     return "\n".join(p) + "\n"
 
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
     initrd = str(tmp_path_factory.mktemp("vmm") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST)
+    lab.build_guest_initramfs(initrd, GUEST, files=[(lab.tool("vsock", static=True), "/bin/vsock")])
     files = lab.guest_files(initrd) + [
         (lab.tool("stamp"), "/lab/stamp"), (lab.tool("uhttp"), "/lab/uhttp"),
+        (lab.tool("vsock"), "/lab/vsock"),
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4")]
     if VMM_KIND == "qemu":
         files += lab.qemu_files()
     elif os.path.exists(BUILD_VMM):
         files.append((BUILD_VMM, "/lab/cloison-vmm"))
-    return lab.run(payload(), files=files, timeout=60 + 10 * (RUN_TIMEOUT + 5), stream=print)
+    return lab.run(payload(), files=files, timeout=60 + 11 * (RUN_TIMEOUT + 5), stream=print)
 
 
 def monitor_output(run, name):
@@ -220,16 +237,26 @@ def test_virtio_rng(run):
     assert "guest: rng_bytes=16" in out, out
 
 
+def test_virtio_vsock_with_lab_host(run):
+    out = monitor_output(run, "vsock")
+    booted(out)
+    assert "vsock: answer pong:ping-from-guest" in out, out
+    assert "lab: vsock: received ping-from-guest" in out, out
+
+
 def test_snapshot_restore_mid_workload(run):
     if VMM_KIND == "qemu":
         pytest.skip("the snapshot test drives cloison-vmm's API")
     out = monitor_output(run, "snapshot")
     first = "\n".join(l[len("first: "):] for l in out.splitlines() if l.startswith("first: "))
     restored = "\n".join(l[len("restored: "):] for l in out.splitlines() if l.startswith("restored: "))
-    assert "count=10" in first, out
+    assert "workload: disk mounted" in first and "count=10" in first, out
+    assert re.search(r"^stamp: exit 0 after", first, re.M), "SIGTERM did not stop the VMM cleanly:\n" + out
     assert "workload: done" not in first, "the workload ended before the snapshot:\n" + out
     assert lab_module.GUEST_FIRST_LINE not in restored, "the restored guest booted afresh:\n" + out
     counts = [int(x) for x in re.findall(r"count=(\d+)", restored)]
     assert counts and counts[0] > 10 and counts[-1] == COUNT_TO, out
-    assert "workload: done total=%d" % (COUNT_TO * (COUNT_TO + 1) // 2) in restored, out
+    total = COUNT_TO * (COUNT_TO + 1) // 2
+    assert "workload: done total=%d" % total in restored, out
+    assert "workload: disk total=%d" % total in restored, "the disk failed after restore:\n" + out
     assert stamp_exit(restored)[:2] == ("exit", "0"), out

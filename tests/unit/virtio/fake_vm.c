@@ -89,8 +89,7 @@ vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t d
 }
 
 int
-vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
-              cl_error_t *err)
+vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque, cl_error_t *err)
 {
   (void) events;
   for (int i = 0; i < vm->nevents; i++)
@@ -126,7 +125,9 @@ int
 vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops, void *opaque,
                      cl_error_t *err)
 {
-  (void) err;
+  for (int i = 0; i < vm->npersist; i++)
+    if (strcmp (vm->persist_id[i], id) == 0)
+      return cl_error_make (err, 0, "device state `%s` registered twice", id);
   vm->persist_ops[vm->npersist] = ops;
   vm->persist_opaque[vm->npersist] = opaque;
   strncpy (vm->persist_id[vm->npersist], id, 31);

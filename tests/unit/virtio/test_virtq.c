@@ -396,8 +396,8 @@ static void
 test_start_rejects (void **state)
 {
   struct fixture *f = *state;
-  struct virtq vq = { .size = 12, .desc_addr = DESC_GPA, .avail_addr = AVAIL_GPA,
-                      .used_addr = USED_GPA };
+  struct virtq vq
+      = { .size = 12, .desc_addr = DESC_GPA, .avail_addr = AVAIL_GPA, .used_addr = USED_GPA };
   const char *why = NULL;
 
   assert_int_equal (virtq_start (&vq, &f->mem, &why), -1); /* not a power of two */
