@@ -34,13 +34,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* With the VMM's API, a VM runs once its socket answers; without it, a
-   VMM that has not failed within the shorter time is taken as running. */
-#ifdef CLOISON_VMM_HAS_API
-#define VM_READY_WAIT_MS 20000
-#else
-#define VM_READY_WAIT_MS 300
-#endif
 
 
 /* Image env, then the instance's --env entries replacing same keys. */
@@ -291,7 +284,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
     while (waitpid (child, &st, 0) < 0 && errno == EINTR)
       ;
   if (a.vm)
-    got = vm_wait_ready (ready[0], a.vm_launch.api_socket, buf, sizeof buf, VM_READY_WAIT_MS);
+    got = vm_wait_ready (ready[0], buf, sizeof buf);
   else
     {
       got = read_message (ready[0], buf, sizeof buf);

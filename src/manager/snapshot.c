@@ -64,22 +64,14 @@ snapshot_take (struct cl_manager *m, struct instance *inst, const char *sdir, bo
     cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
     cl_error_t ignored = NULL;
 
-#ifdef CLOISON_VMM_HAS_API
     /* paused, the disk does not change under the copy */
     if (running && vm_api_pause (sock, true, err) < 0)
       return -1;
-#else
-    /* without the VMM's API the copy of a running VM's disk is crash
-       consistent, as after a power cut */
-    (void) ignored;
-#endif
     r = file_clone (disk, copy, 0, err);
     if (r == 0 && stateful)
       r = vm_api_snapshot (sock, state, err);
-#ifdef CLOISON_VMM_HAS_API
     if (running && vm_api_pause (sock, false, &ignored) < 0)
       cl_error_release (&ignored);
-#endif
     return r;
   }
 }

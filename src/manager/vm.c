@@ -14,7 +14,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <spawn.h>
@@ -237,25 +236,6 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   return netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err);
 }
 
-/* Is the VMM's API socket accepting connections: then the machine is
-   built and running. */
-static bool
-api_listening (const char *path)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  int fd, r;
-
-  if (strlen (path) >= sizeof sa.sun_path)
-    return false;
-  strcpy (sa.sun_path, path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return false;
-  r = connect (fd, (struct sockaddr *) &sa, sizeof sa);
-  close (fd);
-  return r == 0;
-}
-
 pid_t
 vm_monitor_start (struct vm_launch *l, cl_error_t *err)
 {
@@ -306,9 +286,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
           cfg.console_path = l->console_log;
           cfg.console_in_fd = -1;
         }
-#ifdef CLOISON_VMM_HAS_API
       cfg.api_socket = l->api_socket;
-#endif
+      cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
       cfg.restore_dir = l->restore_dir;
       if (cl_vmm_run (&cfg, &verr) < 0)
         {
@@ -335,30 +314,19 @@ vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 }
 
 int
-vm_wait_ready (int readyfd, const char *api_socket, char *buf, size_t size, int timeout_ms)
+vm_wait_ready (int readyfd, char *buf, size_t size)
 {
-  uint64_t deadline = cl_now_ns () + (uint64_t) timeout_ms * 1000000ull;
-  size_t got = 0;
+  ssize_t n;
 
-  for (;;)
-    {
-      struct pollfd p = { .fd = readyfd, .events = POLLIN };
-      int r = poll (&p, 1, 10);
-      if (r > 0)
-        {
-          ssize_t n = read (readyfd, buf + got, size - 1 - got);
-          if (n <= 0)
-            break; /* EOF: the VMM ran and already stopped, or failed */
-          got += (size_t) n;
-          if (got >= size - 1)
-            break;
-          continue;
-        }
-      if (api_listening (api_socket) || cl_now_ns () >= deadline)
-        break;
-    }
-  buf[got] = '\0';
-  return (int) got;
+  /* 'R' from the VMM once its vCPUs run; "E..." from the VMM child when
+     it failed; EOF when it ran and stopped already */
+  do
+    n = read (readyfd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    n = 0;
+  buf[n] = '\0';
+  return (int) n;
 }
 
 int

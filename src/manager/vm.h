@@ -39,10 +39,10 @@ int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_i
                        struct vm_launch *out, cl_error_t *err);
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
 pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
-/* In the launching command: waits until the VMM runs (its API socket
-   answers; without an API, up to timeout_ms), reports a failure ("E..."
-   in buf) or stopped already (EOF).  Returns the bytes read. */
-int vm_wait_ready (int readyfd, const char *api_socket, char *buf, size_t size, int timeout_ms);
+/* In the launching command: waits until the VMM runs ("R" in buf), has
+   failed ("E<message>") or has already stopped (EOF, 0).  Returns the
+   bytes read. */
+int vm_wait_ready (int readyfd, char *buf, size_t size);
 
 /* Requests to a running VMM through its API socket: "pause", "resume",
    "snapshot DIR" (memory + devices + vCPUs).  */
