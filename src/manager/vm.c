@@ -14,13 +14,11 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -55,71 +53,6 @@ spawn_wait (char **argv, cl_error_t *err)
   return 0;
 }
 
-/* Until the image store builds VM disks, one made here: mkfs.ext4 -d over
-   the image's merged layers (an overlayfs in a private mount namespace
-   when there are several). */
-static int
-disk_build_here (struct mgr_image *img, const char *path, cl_error_t *err)
-{
-  cleanup_free char *tmp = cl_strdup_printf ("%s.tmp-%d", path, (int) getpid ());
-  cleanup_free char *mnt = cl_strdup_printf ("%s.mnt-%d", path, (int) getpid ());
-  size_t n = 0;
-  pid_t pid;
-  int st;
-
-  while (img->layers[n])
-    n++;
-  if (n == 0)
-    return cl_error_make (err, 0, "image `%s` has no layers", img->ref);
-  if (mkdir (mnt, 0700) < 0)
-    return cl_error_errno (err, "mkdir `%s`", mnt);
-  pid = fork ();
-  if (pid < 0)
-    {
-      rmdir (mnt);
-      return cl_error_errno (err, "fork");
-    }
-  if (pid == 0)
-    {
-      const char *src = img->layers[0];
-      if (n > 1)
-        {
-          size_t len = 16;
-          for (size_t i = 0; i < n; i++)
-            len += strlen (img->layers[i]) + 1;
-          char *opts = cl_xmalloc0 (len), *p = opts;
-          p += sprintf (p, "lowerdir=");
-          for (size_t i = n; i-- > 0;)
-            p += sprintf (p, "%s%s", i == n - 1 ? "" : ":", img->layers[i]);
-          if (unshare (CLONE_NEWNS) < 0 || mount (NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0
-              || mount ("overlay", mnt, "overlay", MS_RDONLY, opts) < 0)
-            _exit (125);
-          src = mnt;
-        }
-      char *argv[] = { "mkfs.ext4", "-q", "-F", "-d", (char *) src, tmp, "256M", NULL };
-      int devnull = open ("/dev/null", O_WRONLY);
-      if (devnull >= 0)
-        dup2 (devnull, 1);
-      execvp (argv[0], argv);
-      _exit (127);
-    }
-  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
-    ;
-  rmdir (mnt);
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    {
-      unlink (tmp);
-      return cl_error_make (err, 0, "build the VM disk of image `%s`: mkfs.ext4 failed (exit %d)",
-                            img->ref, WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
-    }
-  if (rename (tmp, path) < 0)
-    {
-      unlink (tmp);
-      return cl_error_errno (err, "rename to `%s`", path);
-    }
-  return 0;
-}
-
 int
 vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                 cl_error_t *err)
@@ -131,13 +64,7 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   struct stat st;
 
   if (image_vm_disk (m, img, &base, err) < 0)
-    {
-      cleanup_free char *cache = cl_strdup_printf ("%s/manager/vm-disks/%s.img", m->root, img->id);
-      cl_error_release (err);
-      if (access (cache, F_OK) != 0 && disk_build_here (img, cache, err) < 0)
-        return -1;
-      base = steal_pointer (&cache);
-    }
+    return -1;
   if (stat (base, &st) < 0)
     return cl_error_errno (err, "stat `%s`", base);
   if (size && size < (uint64_t) st.st_size)
@@ -176,6 +103,29 @@ vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_e
   if (cl_mkdir_p (ddir, 0700, err) < 0)
     return -1;
   return file_clone (src, out, 0, err);
+}
+
+/* The kernel command line that boots the image's disk and runs the
+   instance's command, if it has one, as the init (our initramfs takes
+   cloison.init= and passes what follows `--` to it). */
+static char *
+init_cmdline (json_t *command)
+{
+  size_t i, n = json_array_size (command);
+  char *s = strdup (VM_DEFAULT_DISK_CMDLINE), *t;
+  json_t *e;
+
+  json_array_foreach (command, i, e)
+    {
+      const char *arg = json_string_value (e);
+      if (i == 0)
+        t = cl_strdup_printf ("%s cloison.init=%s%s", s, arg, n > 1 ? " --" : "");
+      else
+        t = cl_strdup_printf (strpbrk (arg, " \t") ? "%s \"%s\"" : "%s %s", s, arg);
+      free (s);
+      s = t;
+    }
+  return s;
 }
 
 static char *
@@ -220,7 +170,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
           l->initrd = strdup (path);
         }
       if (l->cmdline == NULL)
-        l->cmdline = strdup (VM_DEFAULT_DISK_CMDLINE);
+        l->cmdline = init_cmdline (json_object_get (inst->config, "command"));
     }
   if (must_exist ("kernel", l->kernel, err) < 0
       || (l->initrd && must_exist ("initrd", l->initrd, err) < 0))

@@ -11,6 +11,8 @@ BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
 MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
 IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
+VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
+VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 
 # The guest mounts its disk (the instance's copy of the image's ext4
@@ -31,7 +33,7 @@ export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
 C=/lab/cloison
 printf '#!/bin/sh\ni=0; while [ $i -lt 600 ]; do /lab/cloison list | grep -q "^$1 .* stopped" && exit 0; sleep 0.1; i=$((i+1)); done; exit 1\n' > /lab/wait_stopped
 chmod +x /lab/wait_stopped
-mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/image-data/
+mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
 check vm_launch sh -c "$C launch busybox vm1 --vm --no-network --memory 256M --disk-size 300M \
     --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline '%(cmdline)s' && $C list"
 check vm_ran sh -c "/lab/wait_stopped vm1; $C list; cat /tmp/cl/instances/vm1/console.log"
@@ -39,6 +41,9 @@ check vm_snapshot sh -c "$C snapshot create vm1 s0 && $C start vm1 && /lab/wait_
     $C snapshot restore vm1 s0 && $C start vm1 && /lab/wait_stopped vm1 && $C snapshot list vm1 &&
     grep 'guest: boots=' /tmp/cl/instances/vm1/console.log"
 check vm_delete sh -c "$C delete vm1 && $C list && ls /tmp/cl/instances"
+check vm_image sh -c "$C launch busybox vm2 --vm --no-network --memory 256M --disk-size 300M -- \
+    /bin/sh -c 'echo hello from the image as a VM; cat /etc/hostname; reboot -f' &&
+    /lab/wait_stopped vm2 && $C list && cat /tmp/cl/instances/vm2/console.log && $C delete vm2"
 check ct_launch sh -c "$C launch busybox c1 --no-network --memory 64M -- sleep 100000 &&
     $C exec c1 -- cat /proc/self/cgroup && $C list"
 check ct_limits sh -c "$C config set c1 limits.memory=96M limits.cpu=1 &&
@@ -52,11 +57,15 @@ def run(lab, tmp_path_factory):
     for p in (CLOISON, MONITOR, IMAGE_DATA):
         if not os.path.exists(p):
             pytest.fail("%s is not built" % p)
+    for p in (VM_KERNEL, VM_INITRAMFS):
+        if not os.path.exists(p):
+            pytest.fail("%s is not built: ninja -C build vm-image" % p)
     initrd = str(tmp_path_factory.mktemp("cli") / "guest.cpio")
     lab.build_guest_initramfs(initrd, GUEST)
     files = lab.guest_files(initrd) + [
         (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
-        (IMAGE_DATA, "/lab/busybox-rootfs.tar"),
+        (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
+        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
 
@@ -82,6 +91,14 @@ def test_vm_disk_snapshot_restore(run):
 def test_vm_delete(run):
     out = run.assert_check("vm_delete").output
     assert "vm1" not in out
+
+
+def test_vm_instance_from_image_pieces(run):
+    """No --kernel: the image's VM pieces (Debian kernel, our initramfs),
+    the busybox rootfs on /dev/vda, the instance's command as its init."""
+    out = run.assert_check("vm_image").output
+    assert "hello from the image as a VM" in out, out
+    assert "vm2" in out and "stopped" in out, out
 
 
 def test_container_on_cgroup2(run):
