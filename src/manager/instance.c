@@ -392,10 +392,10 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
       json_object_set (o, "config", inst->config);
       json_object_set_new (o, "monitor_pid", is_running (inst) ? json_integer (inst->monitor_pid)
                                                                 : json_null ());
-      json_object_set_new (o, "path", json_string_nocheck (instance_dir (m, inst->name)));
-      json_object_set_new (o, "log", json_string_nocheck (
-                                         cl_strdup_printf ("%s/instances/%s/console.log", m->root,
-                                                           inst->name)));
+      cleanup_free char *dir = instance_dir (m, inst->name);
+      cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
+      json_object_set_new (o, "path", json_string (dir));
+      json_object_set_new (o, "log", json_string (log));
       if (cl_snapshot_list (m, inst->name, &snaps, &ignored) < 0)
         cl_error_release (&ignored);
       else

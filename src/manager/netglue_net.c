@@ -80,7 +80,7 @@ netglue_attach_container (struct cl_manager *m, struct instance *inst, pid_t pid
     {
       struct cl_net_attachment att;
       char ifname[16];
-      snprintf (ifname, sizeof ifname, "eth%zu", i);
+      snprintf (ifname, sizeof ifname, "eth%u", (unsigned) i);
       if (cl_net_attach_container (m->db, names[i], inst->name, pid, ifname, &att, err) < 0)
         goto fail;
     }

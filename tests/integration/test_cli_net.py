@@ -29,7 +29,10 @@ def network(cl):
     subnet = "10.213.%d.0/24" % (os.getpid() % 250 + 1)
     cl("network", "create", name, "--subnet", subnet)
     yield name, subnet
-    cl("network", "delete", name, check=False)
+    # the instances first: a network with instances attached stays
+    for inst in cl.list():
+        cl("delete", "--force", inst["name"], check=False)
+    cl("network", "delete", name)
 
 
 def links():
@@ -74,6 +77,7 @@ def test_network_attach_port_forward_and_cleanup(cl, network):
 
 
 def test_unknown_network_leaves_nothing(cl):
+    # (no default network either: --network names the only one wanted)
     p = cl("launch", "busybox", "lost", "--network", "nosuchnet", "--", "sleep", "1", check=False)
     assert p.returncode != 0 and p.stderr.count("\n") == 1 and "nosuchnet" in p.stderr
     assert cl.list() == []
