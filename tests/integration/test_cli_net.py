@@ -82,3 +82,16 @@ def test_unknown_network_leaves_nothing(cl):
     assert p.returncode != 0 and p.stderr.count("\n") == 1 and "nosuchnet" in p.stderr
     assert cl.list() == []
     assert "lost" not in links()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host")
+def test_vm_gets_a_tap_on_its_network(cl, network):
+    from test_cli_vm import guest
+    name, subnet = network
+    cl("launch", "busybox", "vmnet", "--vm", "--network", name, "--kernel", guest("echo"))
+    nic = cl.info("vmnet")["network"][0]
+    assert nic["kind"] == "vm" and nic["address"].startswith(subnet.rsplit(".", 2)[0])
+    tap = nic["host_ifname"]
+    assert tap in links()
+    cl("delete", "--force", "vmnet")
+    assert tap not in links()
