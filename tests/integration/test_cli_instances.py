@@ -9,7 +9,17 @@ import time
 
 import pytest
 
-from conftest import binary
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+BUILD = os.path.join(ROOT, "build")
+
+
+def binary(name):
+    """A built cloison binary.  (Not `from conftest import binary`: with
+    tests/lab in the same pytest run, `conftest` may be the lab's.)"""
+    p = os.path.join(BUILD, "src", "cli", name)
+    if not os.path.exists(p):
+        pytest.fail("%s is not built: run scripts/build.sh" % p)
+    return p
 
 
 class Cloison:

@@ -7,8 +7,7 @@ import time
 
 import pytest
 
-from conftest import BUILD
-from test_cli_instances import Cloison, pid_alive
+from test_cli_instances import BUILD, Cloison, pid_alive
 
 GUESTS = os.path.join(BUILD, "tests", "guests")
 
