@@ -160,6 +160,104 @@ test_live_intent_kept(void **state)
   rm_tree(dir);
 }
 
+/* Hands every intent to a process that is gone. */
+static void
+orphan_intents(struct cl_manager *m)
+{
+  cl_error_t err = NULL;
+  pid_t child = fork();
+  char *sql;
+
+  if (child == 0)
+    _exit(0);
+  waitpid(child, NULL, 0);
+  sql = cl_strdup_printf("UPDATE instance_intents SET owner_pid = %d", (int)child);
+  assert_int_equal(cl_db_exec(m->db, sql, &err), 0);
+  free(sql);
+}
+
+static void
+write_text(const char *path, const char *text)
+{
+  cl_error_t err = NULL;
+  assert_int_equal(cl_write_file(path, text, strlen(text), 0, &err), 0);
+}
+
+static char *
+read_text(const char *path)
+{
+  cl_error_t err = NULL;
+  char *out = NULL;
+  if (cl_read_file(path, &out, NULL, &err) < 0)
+    {
+      cl_error_release(&err);
+      return NULL;
+    }
+  return out;
+}
+
+/* A restore killed after its copy was whole is finished; one killed
+   during the copy is undone (the instance keeps its layer). */
+static void
+test_interrupted_restore(void **state)
+{
+  static const char *const phases[] = { "swap:s", "copy:s" };
+  (void)state;
+
+  for (int i = 0; i < 2; i++)
+    {
+      char *dir = tmpdir();
+      struct cl_manager *m;
+      struct instance *inst = sample("r");
+      cl_error_t err = NULL;
+      int64_t intent;
+      char *idir, *p, *text;
+
+      assert_int_equal(manager_open_raw(dir, &m, &err), 0);
+      assert_int_equal(store_create(m, inst, "launch", &intent, &err), 0);
+      intent_end(m, intent);
+      assert_int_equal(store_set_status(m, "r", "stopped", &err), 0);
+      idir = instance_dir(m, "r");
+      for (const char *sub = "upper"; sub; sub = strcmp(sub, "upper") == 0 ? "upper.restore"
+                                                 : strcmp(sub, "upper.restore") == 0 ? "work/work"
+                                                 : strcmp(sub, "work/work") == 0
+                                                     ? "snapshots/s/upper"
+                                                     : NULL)
+        {
+          p = cl_strdup_printf("%s/%s", idir, sub);
+          assert_int_equal(cl_mkdir_p(p, 0755, &err), 0);
+          free(p);
+        }
+      p = cl_strdup_printf("%s/upper/f", idir);
+      write_text(p, "live");
+      free(p);
+      p = cl_strdup_printf("%s/upper.restore/f", idir);
+      write_text(p, "snapshot");
+      free(p);
+      assert_int_equal(intent_begin(m, "snapshot-restore", "r", phases[i], &intent, &err), 0);
+      orphan_intents(m);
+      cl_manager_close(m);
+
+      assert_int_equal(cl_manager_open(dir, &m, &err), 0);
+      p = cl_strdup_printf("%s/upper/f", idir);
+      text = read_text(p);
+      free(p);
+      assert_non_null(text);
+      assert_string_equal(text, i == 0 ? "snapshot" : "live");
+      free(text);
+      p = cl_strdup_printf("%s/upper.restore", idir);
+      assert_int_not_equal(access(p, F_OK), 0);
+      free(p);
+      p = cl_strdup_printf("%s/work/work", idir);
+      assert_int_equal(access(p, F_OK) == 0, i == 1); /* a new work dir after a swap */
+      free(p);
+      free(idir);
+      instance_free(inst);
+      cl_manager_close(m);
+      rm_tree(dir);
+    }
+}
+
 static void
 test_proc_identity(void **state)
 {
@@ -272,6 +370,7 @@ main(void)
     cmocka_unit_test(test_store_rows),
     cmocka_unit_test(test_orphaned_launch_is_undone),
     cmocka_unit_test(test_live_intent_kept),
+    cmocka_unit_test(test_interrupted_restore),
     cmocka_unit_test(test_proc_identity),
     cmocka_unit_test(test_file_clone_sparse_and_resize),
     cmocka_unit_test(test_monitor_args_round_trip),
