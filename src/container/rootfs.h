@@ -1,0 +1,37 @@
+/* The container's root, built by its init before pivot_root: mounts
+   (targets opened inside the root, never through the image's links),
+   devices, the console, masked and read-only paths, sysctls, then
+   pivot_root. */
+#ifndef CLOISON_CONTAINER_ROOTFS_H
+#define CLOISON_CONTAINER_ROOTFS_H
+
+#include "common/error.h"
+#include "container/init.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct init_ctx
+{
+  struct init_args *a;
+  json_t *linux_obj;
+  int rootfd;
+  int devnull; /* the host's /dev/null, checked to be the 1:3 char device */
+  int console_slave;
+  bool dev_is_tmpfs;
+  bool have_go;
+};
+
+
+/* Waits (once) for the runtime's GO: ids mapped; starts the cgroup and
+   time namespaces (init.c). */
+int init_wait_go (struct init_ctx *c, cl_error_t *err);
+
+/* CVE-2025-31133: the host's /dev/null, opened and checked (1:3) before
+   the container can touch anything; masked files are bound from it. */
+int rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err);
+/* Everything from the root's bind mount to pivot_root (hooks
+   prestart/createRuntime/createContainer included). */
+int rootfs_setup (struct init_ctx *c, cl_error_t *err);
+
+#endif
