@@ -47,22 +47,30 @@ def run_unit():
         print("unit %-20s %s" % (t["name"], "ok" if p.returncode == 0 else "FAILED"), flush=True)
 
 
-def run_pytest(args):
+def run_pytest(paths):
+    """One pytest run per test folder: each folder has its own conftest.py,
+    and test modules import helpers from it by name."""
+    global failed
+    by_dir = {}
+    for p in paths:
+        folder = p if os.path.isdir(p) else os.path.dirname(p.split("::")[0])
+        by_dir.setdefault(os.path.normpath(folder), []).append(p)
+    for d, targets in by_dir.items():
+        report = os.path.join(BUILD, "pytest-report-%s.xml" % os.path.basename(d))
+        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+               "--junitxml=" + report, "-o", "junit_family=xunit1"] + targets
+        if os.path.exists(report):
+            os.unlink(report)
+        p = subprocess.run(cmd, cwd=ROOT)
+        if not os.path.exists(report):
+            failed += 1
+            failures.append("pytest did not run on %s (exit %d)" % (d, p.returncode))
+            continue
+        count_junit(report)
+
+
+def count_junit(report):
     global passed, failed, skipped
-    report = os.path.join(BUILD, "pytest-report.xml")
-    dirs = [d for d in ("tests/integration", "tests/lab")
-            if any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
-    if not dirs:
-        return
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
-           "--junitxml=" + report, "-o", "junit_family=xunit1"] + (args or dirs)
-    if os.path.exists(report):
-        os.unlink(report)
-    p = subprocess.run(cmd, cwd=ROOT)
-    if not os.path.exists(report):
-        failed += 1
-        failures.append("pytest did not run (exit %d)" % p.returncode)
-        return
     for case in ET.parse(report).getroot().iter("testcase"):
         name = "%s::%s" % (case.get("classname"), case.get("name"))
         if case.find("failure") is not None or case.find("error") is not None:
@@ -79,6 +87,9 @@ def main():
     args = sys.argv[1:]
     if not args:
         run_unit()
+        args = [d for d in ("tests/integration", "tests/lab")
+                if os.path.isdir(os.path.join(ROOT, d))
+                and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
     run_pytest(args)
     for s in skips:
         print("skipped:", s)

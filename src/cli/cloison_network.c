@@ -13,7 +13,8 @@
 #include <string.h>
 
 static const char usage_text[]
-    = "usage: cloison network create NAME [--subnet CIDR] [--nat | --routed | --isolated] [--vlan ID]\n"
+    = "usage: cloison network create NAME [--subnet CIDR] [--nat | --routed | --isolated] [--vlan "
+      "ID]\n"
       "                                     [--mtu BYTES]\n"
       "       cloison network list [--format table|json]\n"
       "       cloison network info NAME\n"
@@ -71,14 +72,21 @@ static int
 parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
 {
   static const struct option opts[] = {
-    { "subnet", required_argument, NULL, 's' },   { "nat", no_argument, NULL, 'N' },
-    { "routed", no_argument, NULL, 'R' },         { "isolated", no_argument, NULL, 'I' },
-    { "vlan", required_argument, NULL, 'v' },     { "format", required_argument, NULL, 'f' },
-    { "instance", required_argument, NULL, 'i' }, { "pid", required_argument, NULL, 'p' },
-    { "ifname", required_argument, NULL, 'n' },   { "owner", required_argument, NULL, 'o' },
-    { "network", required_argument, NULL, 'w' },  { "live", required_argument, NULL, 'l' },
+    { "subnet", required_argument, NULL, 's' },
+    { "nat", no_argument, NULL, 'N' },
+    { "routed", no_argument, NULL, 'R' },
+    { "isolated", no_argument, NULL, 'I' },
+    { "vlan", required_argument, NULL, 'v' },
+    { "format", required_argument, NULL, 'f' },
+    { "instance", required_argument, NULL, 'i' },
+    { "pid", required_argument, NULL, 'p' },
+    { "ifname", required_argument, NULL, 'n' },
+    { "owner", required_argument, NULL, 'o' },
+    { "network", required_argument, NULL, 'w' },
+    { "live", required_argument, NULL, 'l' },
     { "mtu", required_argument, NULL, 'm' },
-    { "help", no_argument, NULL, 'h' },           { NULL, 0, NULL, 0 },
+    { "help", no_argument, NULL, 'h' },
+    { NULL, 0, NULL, 0 },
   };
   int c;
   long v;
@@ -102,12 +110,12 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
       case 'v':
         if (parse_long (optarg, "--vlan", 1, 4094, &v, NULL) < 0)
           return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got `%s`", optarg);
-        o->vlan = (int) v;
+        o->vlan = (int)v;
         break;
       case 'm':
         if (parse_long (optarg, "--mtu", CL_NET_MTU_MIN, CL_NET_MTU_MAX, &v, err) < 0)
           return -1;
-        o->mtu = (int) v;
+        o->mtu = (int)v;
         break;
       case 'f':
         if (strcmp (optarg, "table") != 0 && strcmp (optarg, "json") != 0)
@@ -139,7 +147,8 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         fputs (usage_text, stdout);
         exit (0);
       default:
-        return cl_error_make (err, 0, "network %s: unknown option `%s` (see cloison network --help)",
+        return cl_error_make (err, 0,
+                              "network %s: unknown option `%s` (see cloison network --help)",
                               argv[0], argv[optind - 1]);
       }
   if (o->modes_given > 1)
@@ -147,7 +156,7 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
                           argv[0]);
   for (; optind < argc; optind++)
     {
-      if (o->npos == (int) (sizeof o->pos / sizeof o->pos[0]))
+      if (o->npos == (int)(sizeof o->pos / sizeof o->pos[0]))
         return cl_error_make (err, 0, "network %s: too many arguments", argv[0]);
       o->pos[o->npos++] = argv[optind];
     }
@@ -174,8 +183,8 @@ need_instance (const struct net_opts *o, const char *cmd, cl_error_t *err)
 static int
 cmd_create (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
-  struct cl_net_config cfg = { .subnet = o->subnet, .mode = o->mode, .vlan = o->vlan,
-                               .mtu = o->mtu };
+  struct cl_net_config cfg
+      = { .subnet = o->subnet, .mode = o->mode, .vlan = o->vlan, .mtu = o->mtu };
   if (need_args (o, "create", 1, 1, "NAME", err) < 0)
     return -1;
   cfg.name = o->pos[0];
@@ -197,19 +206,19 @@ cmd_list (sqlite3 *db, struct net_opts *o, cl_error_t *err)
   printf ("%-16s %-18s %-15s %-8s %-5s %-15s %s\n", "NAME", "SUBNET", "GATEWAY", "MODE", "VLAN",
           "BRIDGE", "INSTANCES");
   json_array_foreach (arr, i, n)
-    {
-      json_t *vlan = json_object_get (n, "vlan");
-      char vlan_s[8] = "-";
-      if (json_is_integer (vlan))
-        snprintf (vlan_s, sizeof vlan_s, "%lld", (long long) json_integer_value (vlan));
-      printf ("%-16s %-18s %-15s %-8s %-5s %-15s %lld\n",
-              json_string_value (json_object_get (n, "name")),
-              json_string_value (json_object_get (n, "subnet")),
-              json_string_value (json_object_get (n, "gateway")),
-              json_string_value (json_object_get (n, "mode")), vlan_s,
-              json_string_value (json_object_get (n, "bridge")),
-              (long long) json_integer_value (json_object_get (n, "instances")));
-    }
+  {
+    json_t *vlan = json_object_get (n, "vlan");
+    char vlan_s[8] = "-";
+    if (json_is_integer (vlan))
+      snprintf (vlan_s, sizeof vlan_s, "%lld", (long long)json_integer_value (vlan));
+    printf ("%-16s %-18s %-15s %-8s %-5s %-15s %lld\n",
+            json_string_value (json_object_get (n, "name")),
+            json_string_value (json_object_get (n, "subnet")),
+            json_string_value (json_object_get (n, "gateway")),
+            json_string_value (json_object_get (n, "mode")), vlan_s,
+            json_string_value (json_object_get (n, "bridge")),
+            (long long)json_integer_value (json_object_get (n, "instances")));
+  }
   json_decref (arr);
   return 0;
 }
@@ -237,7 +246,7 @@ print_attachment (const struct cl_net_attachment *a, uint64_t ns)
   json_t *j = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:I}", "network", a->network,
                          "ifname", a->ifname, "host_ifname", a->host_ifname, "bridge", a->bridge,
                          "mac", a->mac, "address", a->address, "prefix_len", a->prefix_len,
-                         "gateway", a->gateway, "setup_ns", (json_int_t) ns);
+                         "gateway", a->gateway, "setup_ns", (json_int_t)ns);
   return print_json (j);
 }
 
@@ -251,7 +260,7 @@ cmd_attach (sqlite3 *db, struct net_opts *o, cl_error_t *err)
   if (!o->have_pid)
     return cl_error_make (err, 0, "network attach: --pid is required");
   t0 = cl_now_ns ();
-  if (cl_net_attach_container (db, o->npos ? o->pos[0] : NULL, o->instance, (pid_t) o->pid,
+  if (cl_net_attach_container (db, o->npos ? o->pos[0] : NULL, o->instance, (pid_t)o->pid,
                                o->ifname, &a, err)
       < 0)
     return -1;
@@ -267,8 +276,8 @@ cmd_attach_vm (sqlite3 *db, struct net_opts *o, cl_error_t *err)
       || need_instance (o, "attach-vm", err) < 0)
     return -1;
   t0 = cl_now_ns ();
-  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t) o->owner, o->ifname,
-                        &a, err)
+  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t)o->owner, o->ifname, &a,
+                        err)
       < 0)
     return -1;
   return print_attachment (&a, cl_now_ns () - t0);
@@ -277,7 +286,8 @@ cmd_attach_vm (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 static int
 cmd_detach (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
-  if (need_args (o, "detach", 0, 0, "no arguments", err) < 0 || need_instance (o, "detach", err) < 0)
+  if (need_args (o, "detach", 0, 0, "no arguments", err) < 0
+      || need_instance (o, "detach", err) < 0)
     return -1;
   return cl_net_detach (db, o->instance, err);
 }
@@ -305,7 +315,7 @@ cmd_unforward (sqlite3 *db, struct net_opts *o, cl_error_t *err)
     return -1;
   /* Reuse the forward parser with a dummy instance port. */
   slash = strchr (o->pos[0], '/');
-  spec = cl_strdup_printf ("%.*s:1%s", slash ? (int) (slash - o->pos[0]) : (int) strlen (o->pos[0]),
+  spec = cl_strdup_printf ("%.*s:1%s", slash ? (int)(slash - o->pos[0]) : (int)strlen (o->pos[0]),
                            o->pos[0], slash ? slash : "");
   if (cl_net_parse_port_forward (spec, &hp, &ip, &proto, err) < 0)
     return -1;
@@ -316,7 +326,8 @@ static int
 cmd_instance (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
   json_t *j;
-  if (need_args (o, "instance", 1, 1, "INSTANCE", err) < 0 || cl_net_info (db, o->pos[0], &j, err) < 0)
+  if (need_args (o, "instance", 1, 1, "INSTANCE", err) < 0
+      || cl_net_info (db, o->pos[0], &j, err) < 0)
     return -1;
   return print_json (j);
 }
@@ -347,12 +358,10 @@ struct net_subcmd
 };
 
 static const struct net_subcmd subcmds[] = {
-  { "create", cmd_create, 1 },      { "list", cmd_list, 1 },
-  { "info", cmd_info, 1 },          { "delete", cmd_delete, 1 },
-  { "attach", cmd_attach, 0 },      { "attach-vm", cmd_attach_vm, 0 },
-  { "detach", cmd_detach, 1 },      { "forward", cmd_forward, 0 },
-  { "unforward", cmd_unforward, 0 }, { "instance", cmd_instance, 0 },
-  { "cleanup", cmd_cleanup, 0 },    { NULL, NULL, 0 },
+  { "create", cmd_create, 1 },     { "list", cmd_list, 1 },       { "info", cmd_info, 1 },
+  { "delete", cmd_delete, 1 },     { "attach", cmd_attach, 0 },   { "attach-vm", cmd_attach_vm, 0 },
+  { "detach", cmd_detach, 1 },     { "forward", cmd_forward, 0 }, { "unforward", cmd_unforward, 0 },
+  { "instance", cmd_instance, 0 }, { "cleanup", cmd_cleanup, 0 }, { NULL, NULL, 0 },
 };
 
 static int

@@ -35,7 +35,7 @@ dnsmasq_pid (const char *dir)
       cmdline[i] = ' ';
   if (strstr (cmdline, "dnsmasq") == NULL || strstr (cmdline, pidfile) == NULL)
     return 0;
-  return (pid_t) pid;
+  return (pid_t)pid;
 }
 
 static void
@@ -58,7 +58,8 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
   cleanup_free char *a_hosts = cl_strdup_printf ("--addn-hosts=%s/hosts", dir);
   cleanup_free char *a_leases = cl_strdup_printf ("--dhcp-leasefile=%s/leases", dir);
   cleanup_free char *log = cl_strdup_printf ("%s/dnsmasq.log", dir);
-  cleanup_free char *a_mtu = cl_strdup_printf ("--dhcp-option=option:mtu,%d", n->mtu ? n->mtu : 1500);
+  cleanup_free char *a_mtu
+      = cl_strdup_printf ("--dhcp-option=option:mtu,%d", n->mtu ? n->mtu : 1500);
   cleanup_free char *msg = NULL;
   int status;
   pid_t pid;
@@ -68,12 +69,12 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
   a_range = cl_strdup_printf ("--dhcp-range=%s,static,%s,1h", subnet, mask);
   touch (dir, "hosts");
   touch (dir, "dhcp-hosts");
-  const char *argv[] = { "dnsmasq", "--conf-file=/dev/null", a_pid, "--user=root", "--group=root",
-                         a_if, "--except-interface=lo", "--bind-interfaces", a_range, a_dhcp,
-                         a_hosts, a_leases, a_mtu, "--no-hosts", "--dhcp-authoritative",
-                         "--domain-needed",
-                         /* an isolated network has no way out, DNS included */
-                         n->mode == CL_NET_ISOLATED ? "--no-resolv" : NULL, NULL };
+  const char *argv[]
+      = { "dnsmasq", "--conf-file=/dev/null", a_pid, "--user=root", "--group=root", a_if,
+          "--except-interface=lo", "--bind-interfaces", a_range, a_dhcp, a_hosts, a_leases, a_mtu,
+          "--no-hosts", "--dhcp-authoritative", "--domain-needed",
+          /* an isolated network has no way out, DNS included */
+          n->mode == CL_NET_ISOLATED ? "--no-resolv" : NULL, NULL };
   pid = fork ();
   if (pid < 0)
     return cl_error_errno (err, "fork");
@@ -86,8 +87,8 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
       dup2 (logfd >= 0 ? logfd : null, 2);
       cl_close_fds_from (3);
       setsid ();
-      execv ("/usr/sbin/dnsmasq", (char **) argv);
-      execvp ("dnsmasq", (char **) argv);
+      execv ("/usr/sbin/dnsmasq", (char **)argv);
+      execvp ("dnsmasq", (char **)argv);
       _exit (127);
     }
   /* dnsmasq's first process exits once the daemon is ready, or with the

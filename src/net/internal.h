@@ -3,6 +3,10 @@
 #define CLOISON_NET_INTERNAL_H
 
 #include "net/net.h"
+#include "net/netlink.h"
+
+#include <jansson.h>
+#include <sqlite3.h>
 
 #include <stdint.h>
 
@@ -21,5 +25,63 @@ struct net_row
 };
 
 const char *net_mode_name (enum cl_net_mode mode);
+
+/* A session: the lock, the root, the tag, one netlink socket. */
+struct net_ctx
+{
+  sqlite3 *db;
+  char *root;
+  char tag[5];
+  int lock_fd;
+  struct nl_sock *nl;
+};
+
+void ctx_release (struct net_ctx *c);
+#define cleanup_ctx __attribute__ ((cleanup (ctx_release)))
+
+/* Takes ROOT/net.lock, makes the tables, opens netlink. */
+int ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err);
+/* The tables (and their migrations), without the lock. */
+int net_schema (sqlite3 *db, cl_error_t *err);
+char *net_dir (struct net_ctx *c, const char *name);
+char *trunk_name (struct net_ctx *c);
+
+#define NET_COLUMNS "id, name, subnet, prefix, mode, vlan, l3, state, mtu"
+void row_from_stmt (sqlite3_stmt *st, struct net_row *n);
+/* 1 found, 0 absent, -1 error. */
+int net_find (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err);
+/* A ready network, or "network `X` does not exist". */
+int net_load (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err);
+int net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err);
+/* Runs SQL binding ?1 = a and, if b != NULL, ?2 = b. */
+int exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *err);
+
+/* One row of net_attachments. */
+struct att_row
+{
+  int64_t id, network_id;
+  char instance[129], kind[16], ifname[16], host_ifname[16], mac[18];
+  uint32_t address;
+  pid_t pid;
+};
+#define ATT_COLUMNS "id, network_id, instance, kind, ifname, host_ifname, address, mac, pid"
+void att_from_stmt (sqlite3_stmt *st, struct att_row *a);
+/* Calls fn for each attachment of the network, by address (ip: dotted). */
+int foreach_attachment (sqlite3 *db, int64_t network_id,
+                        void (*fn) (const struct att_row *a, const char *ip, void *data),
+                        void *data, cl_error_t *err);
+/* Rewrites the hosts (and with dhcp_too the dhcp-hosts) file of the
+   network and makes its dnsmasq re-read them. */
+int publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_error_t *err);
+json_t *forwards_json (sqlite3 *db, int64_t attachment_id);
+
+/* network.c */
+void net_teardown (struct net_ctx *c, const struct net_row *n);
+int ensure_default_locked (struct net_ctx *c, cl_error_t *err);
+
+/* attach.c */
+int detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_error_t *err);
+int detach_where (struct net_ctx *c, const char *where, const char *text_arg, int64_t int_arg,
+                  cl_error_t *err);
 
 #endif

@@ -20,7 +20,7 @@ ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *prefix, cl
   char *end;
   long p;
 
-  if (slash == NULL || (size_t) (slash - s) >= sizeof addr)
+  if (slash == NULL || (size_t)(slash - s) >= sizeof addr)
     return cl_error_make (err, 0, "%s: expected an IPv4 CIDR like 10.88.0.0/24, got `%s`", what, s);
   memcpy (addr, s, slash - s);
   addr[slash - s] = '\0';
@@ -30,7 +30,7 @@ ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *prefix, cl
   if (slash[1] == '\0' || *end != '\0' || p < 8 || p > 30)
     return cl_error_make (err, 0, "%s: prefix length must be 8-30, got `%s`", what, slash + 1);
   *net = ntohl (in.s_addr);
-  *prefix = (int) p;
+  *prefix = (int)p;
   if (*net & ~ipam_mask (*prefix))
     return cl_error_make (err, 0, "%s: `%s` has host bits set (did you mean %s/%d?)", what, s,
                           (ipam_format (*net & ipam_mask (*prefix), addr), addr), *prefix);

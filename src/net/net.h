@@ -52,7 +52,7 @@ struct cl_net_attachment
   char mac[18];         /* of the instance's interface, "0a:58:0a:57:00:02" */
   char address[16];     /* dotted IPv4, reserved for the instance */
   int prefix_len;
-  char gateway[16];     /* also the DNS server */
+  char gateway[16]; /* also the DNS server */
 };
 
 /* Networks. */

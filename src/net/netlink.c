@@ -41,7 +41,7 @@ nl_open (struct nl_sock **out, cl_error_t *err)
       return -1;
     }
   nl->portid = mnl_socket_get_portid (nl->sock);
-  nl->seq = (unsigned) time (NULL);
+  nl->seq = (unsigned)time (NULL);
   *out = nl;
   return 0;
 }
@@ -128,7 +128,7 @@ static int
 index_cb (const struct nlmsghdr *nlh, void *data)
 {
   struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
-  ((struct index_query *) data)->index = ifm->ifi_index;
+  ((struct index_query *)data)->index = ifm->ifi_index;
   return MNL_CB_OK;
 }
 
@@ -210,7 +210,10 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
   mnl_attr_nest_end (nlh, data);
   mnl_attr_nest_end (nlh, linkinfo);
   r = nl_talk (nl, nlh, NULL, NULL);
-  return r < 0 ? fail (err, r, "create veth pair", name) : 0;
+  if (r < 0)
+    return cl_error_make (err, -r, "netlink: create veth pair `%s` / `%s` (in the instance)", name,
+                          peer_name);
+  return 0;
 }
 
 int
@@ -402,8 +405,7 @@ nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
   ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_VNET_HDR;
   if (ioctl (fd, TUNSETIFF, &ifr) < 0)
     return cl_error_errno (err, "create tap `%s`", name);
-  if (ioctl (fd, TUNSETOWNER, (unsigned long) owner) < 0
-      || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
+  if (ioctl (fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
     return cl_error_errno (err, "make tap `%s` persistent", name);
   return 0;
 }

@@ -2,6 +2,7 @@
 #include "common/util.h"
 #include "net/ipam.h"
 
+#include <jansson.h>
 #include <nftables/libnftables.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -23,15 +24,14 @@ nft_run (const char *cmds, cl_error_t *err)
     {
       const char *e = nft_ctx_get_error_buffer (ctx);
       size_t len = e ? strcspn (e, "\n") : 0;
-      cl_error_make (err, 0, "nftables: %.*s", (int) len, len ? e : "command failed");
+      cl_error_make (err, 0, "nftables: %.*s", (int)len, len ? e : "command failed");
     }
   nft_ctx_free (ctx);
   return r != 0 ? -1 : 0;
 }
 
 /* Appends printf output to a growing string. */
-static void __attribute__ ((format (printf, 2, 3)))
-append (char **buf, const char *fmt, ...)
+static void __attribute__ ((format (printf, 2, 3))) append (char **buf, const char *fmt, ...)
 {
   va_list ap;
   char *more, *joined;
@@ -46,7 +46,7 @@ append (char **buf, const char *fmt, ...)
 }
 
 char *
-nft_network_script (const struct net_row *n)
+nft_network_script (const struct net_row *n, const char *tag)
 {
   const char *t = n->name, *br = n->l3;
   char subnet[16], gateway[16], *s = NULL;
@@ -55,6 +55,7 @@ nft_network_script (const struct net_row *n)
   ipam_format (n->subnet, subnet);
   ipam_format (ipam_gateway (n->subnet), gateway);
   append (&s, "add table ip cloison-%s\n", t);
+  append (&s, "add chain ip cloison-%s owner_%s\n", t, tag);
   for (int i = 0; i < 2; i++)
     append (&s, "add map ip cloison-%s fwd_%s { type inet_service : ipv4_addr . inet_service; }\n",
             t, protos[i]);
@@ -63,48 +64,66 @@ nft_network_script (const struct net_row *n)
   append (&s, "add chain ip cloison-%s output { type nat hook output priority -100; }\n", t);
   for (int i = 0; i < 2; i++)
     {
-      append (&s, "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+      append (&s,
+              "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map "
+              "@fwd_%s\n",
               t, protos[i], protos[i]);
       /* Loopback destinations cannot be DNATed onto a bridge (martian
          source), so only the host's other addresses forward locally. */
-      append (&s, "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip to %s dport map @fwd_%s\n",
+      append (&s,
+              "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip "
+              "to %s dport map @fwd_%s\n",
               t, protos[i], protos[i]);
     }
   append (&s, "add chain ip cloison-%s forward { type filter hook forward priority filter; }\n", t);
   /* Networks never reach each other, whatever their modes. */
-  append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n",
-          t, br, br);
+  append (
+      &s,
+      "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n", t,
+      br, br);
   append (&s, "add chain ip cloison-%s input { type filter hook input priority filter; }\n", t);
-  append (&s, "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
+  append (&s,
+          "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
           t);
   /* Instance-to-instance traffic never needs NAT or state; where the
      kernel passes bridged frames through the IP hooks (br_netfilter),
      tracking it costs about a fifth of the bridge's throughput. */
   append (&s, "add chain ip cloison-%s raw { type filter hook prerouting priority raw; }\n", t);
-  append (&s, "add rule ip cloison-%s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n", t,
-          subnet, n->prefix, subnet, n->prefix, gateway);
+  append (&s, "add rule ip cloison-%s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n",
+          t, subnet, n->prefix, subnet, n->prefix, gateway);
   switch (n->mode)
     {
     case CL_NET_ISOLATED:
-      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br,
+              br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
+              br);
       /* The host itself only serves DHCP and DNS to an isolated network. */
-      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t, br);
+      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t,
+              br);
       append (&s, "add rule ip cloison-%s input iifname \"%s\" tcp dport 53 accept\n", t, br);
       append (&s, "add rule ip cloison-%s input iifname \"%s\" drop\n", t, br);
       break;
     case CL_NET_NAT:
       /* From outside only replies and port forwards come in. */
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state established,related accept\n",
+      append (&s,
+              "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state "
+              "established,related accept\n",
               t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
-              t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
-      append (&s, "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
+      append (
+          &s,
+          "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
+          t, br, br);
+      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
+              br);
+      append (&s,
+              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
               subnet, n->prefix, br);
       /* Hairpin: an instance reaching a port forward of its own network
          gets its answer through the gateway, not straight from the peer. */
-      append (&s, "add rule ip cloison-%s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat masquerade\n",
+      append (&s,
+              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat "
+              "masquerade\n",
               t, subnet, n->prefix, br);
       break;
     case CL_NET_ROUTED:
@@ -114,9 +133,9 @@ nft_network_script (const struct net_row *n)
 }
 
 int
-nft_network_add (const struct net_row *n, cl_error_t *err)
+nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
 {
-  char *s = nft_network_script (n);
+  char *s = nft_network_script (n, tag);
   int r = nft_run (s, err);
   free (s);
   return r;
@@ -147,4 +166,49 @@ nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_
   r = nft_run (s, err);
   free (s);
   return r;
+}
+
+/* Runs one command with JSON output; *out is the parsed output or NULL
+   when the command failed. */
+static int
+nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
+{
+  struct nft_ctx *ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+  if (ctx == NULL)
+    return cl_error_make (err, 0, "nftables: cannot create a context");
+  nft_ctx_output_set_flags (ctx, NFT_CTX_OUTPUT_JSON);
+  nft_ctx_buffer_output (ctx);
+  nft_ctx_buffer_error (ctx);
+  *out = nft_run_cmd_from_buffer (ctx, cmd) == 0
+             ? json_loads (nft_ctx_get_output_buffer (ctx), 0, NULL)
+             : NULL;
+  nft_ctx_free (ctx);
+  return 0;
+}
+
+int
+nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), void *data,
+                   cl_error_t *err)
+{
+  json_t *tables = NULL, *item;
+  size_t i;
+
+  if (nft_run_json ("list tables ip", &tables, err) < 0)
+    return -1;
+  json_array_foreach (json_object_get (tables, "nftables"), i, item)
+  {
+    json_t *t = json_object_get (item, "table"), *chain = NULL;
+    const char *name = json_string_value (json_object_get (t, "name"));
+    char *cmd;
+    if (name == NULL || strncmp (name, "cloison-", 8) != 0)
+      continue;
+    cmd = cl_strdup_printf ("list chain ip %s owner_%s", name, tag);
+    nft_run_json (cmd, &chain, NULL);
+    free (cmd);
+    if (chain)
+      fn (name + 8, data);
+    json_decref (chain);
+  }
+  json_decref (tables);
+  return 0;
 }

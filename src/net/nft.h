@@ -9,9 +9,14 @@
 
 /* Runs nft commands as one transaction; the error is nft's first line. */
 int nft_run (const char *cmds, cl_error_t *err);
-/* The commands that create the network's table (for tests). */
-char *nft_network_script (const struct net_row *n);
-int nft_network_add (const struct net_row *n, cl_error_t *err);
+/* The commands that create the network's table (for tests).  The table
+   holds an empty chain `owner_TAG` naming the state root that made it. */
+char *nft_network_script (const struct net_row *n, const char *tag);
+int nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err);
+/* Calls fn with the NAME of every `ip cloison-NAME` table that root `tag`
+   made. */
+int nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), void *data,
+                       cl_error_t *err);
 /* Absent table: 0. */
 int nft_network_remove (const char *name, cl_error_t *err);
 /* Adds or removes host_port -> addr:port in the network's forward map. */

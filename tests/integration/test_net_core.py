@@ -176,6 +176,10 @@ BAD = [
     (["network", "info", "nosuch"], "network `nosuch` does not exist"),
     (["network", "delete", "nosuch"], "network `nosuch` does not exist"),
     (["network", "attach", "nosuch", "--instance", "z", "--pid", str(os.getpid())], "network `nosuch` does not exist"),
+    (["network", "attach", "--instance", "bad/x", "--pid", str(os.getpid())], "invalid instance name `bad/x`"),
+    (["network", "attach-vm", "taken", "--instance", "v", "--ifname", "averyveryverylongname"],
+     "longer than 15 characters"),
+    (["network", "attach", "taken", "--instance", "z", "--pid", "999999999"], "open `/proc/999999999/ns/net`"),
     (["network", "forward", "--instance", "ghost", "80:80"], "instance `ghost` has no network"),
     (["network", "forward", "--instance", "ghost", "80"], "expected HOSTPORT:PORT"),
     (["network", "forward", "--instance", "ghost", "70000:80"], "host port must be 1-65535"),
@@ -278,7 +282,15 @@ def test_crash_recovery(lab):
     db.close()
     lab.ns(lab.host, "ip", "link", "add", "clb-%s-77" % tag, "type", "bridge")
     lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-half")
+    # a table this root made for a network the database forgot, and one
+    # of someone else's (no owner chain of ours): only the first goes
+    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-ghost")
+    lab.ns(lab.host, "nft", "add", "chain", "ip", "cloison-ghost", "owner_" + tag)
+    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-foreign")
     lab.cloison("network", "list")
+    assert "table ip cloison-ghost" not in lab.nft_tables()
+    assert "table ip cloison-foreign" in lab.nft_tables()
+    lab.ns(lab.host, "nft", "delete", "table", "ip", "cloison-foreign")
     links = lab.links()
     assert "clv-%s-999" % tag not in links and "clb-%s-77" % tag not in links
     assert "table ip cloison-half" not in lab.nft_tables()
@@ -364,3 +376,21 @@ def test_udp_port_forward(lab):
     assert out.split() == ["udp-through", CLIENT]
     info = lab.cloison_json("network", "instance", "dns")
     assert info["interfaces"][0]["port_forwards"] == [{"proto": "udp", "host_port": 5353, "port": 53}]
+
+
+def test_failed_attach_leaves_nothing(lab):
+    lab.cloison("network", "create", "n1", "--subnet", "10.88.24.0/24")
+    lab.cloison("network", "create", "n2", "--subnet", "10.88.25.0/24")
+    c = lab.container("dup", "n1")
+    links = lab.links()
+    # eth0 is taken inside the container: the second veth cannot be made
+    r = lab.cloison("network", "attach", "n2", "--instance", "dup", "--pid", str(c.pid),
+                    "--ifname", "eth0", check=False)
+    assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
+    assert "attach `dup` to network `n2`" in r.stderr and "File exists" in r.stderr
+    assert lab.links() == links
+    assert lab.cloison_json("network", "info", "n2")["attachments"] == []
+    assert [i["network"] for i in lab.cloison_json("network", "instance", "dup")["interfaces"]] == ["n1"]
+    # the address it had reserved is free again
+    other = lab.container("next", "n2")
+    assert other.address == "10.88.25.2"

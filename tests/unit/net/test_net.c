@@ -36,7 +36,7 @@ test_parse_cidr (void **state)
   cl_error_t err = NULL;
   uint32_t net;
   int prefix;
-  (void) state;
+  (void)state;
   assert_int_equal (ipam_parse_cidr ("10.87.0.0/24", "--subnet", &net, &prefix, &err), 0);
   assert_int_equal (net, ip (10, 87, 0, 0));
   assert_int_equal (prefix, 24);
@@ -55,7 +55,7 @@ test_parse_cidr (void **state)
 static void
 test_overlap (void **state)
 {
-  (void) state;
+  (void)state;
   assert_true (ipam_overlap (ip (10, 0, 0, 0), 8, ip (10, 87, 3, 0), 24));
   assert_true (ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 0, 0, 0), 8));
   assert_true (ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 87, 3, 128), 25));
@@ -71,7 +71,7 @@ test_next_free (void **state)
   uint32_t full[] = { ip (10, 87, 0, 2), ip (10, 87, 0, 3), ip (10, 87, 0, 4), ip (10, 87, 0, 5),
                       ip (10, 87, 0, 6) };
   char s[16];
-  (void) state;
+  (void)state;
   assert_int_equal (ipam_gateway (net), ip (10, 87, 0, 1));
   assert_int_equal (ipam_next_free (net, 24, NULL, 0), ip (10, 87, 0, 2));
   assert_int_equal (ipam_next_free (net, 24, used, 3), ip (10, 87, 0, 4));
@@ -91,7 +91,7 @@ test_port_forward_spec (void **state)
   cl_error_t err = NULL;
   uint16_t hp, ipt;
   const char *proto;
-  (void) state;
+  (void)state;
   assert_int_equal (cl_net_parse_port_forward ("8080:80", &hp, &ipt, &proto, &err), 0);
   assert_int_equal (hp, 8080);
   assert_int_equal (ipt, 80);
@@ -99,8 +99,8 @@ test_port_forward_spec (void **state)
   assert_int_equal (cl_net_parse_port_forward ("53:5353/udp", &hp, &ipt, &proto, &err), 0);
   assert_string_equal (proto, "udp");
   assert_int_equal (ipt, 5353);
-  static const char *const bad[] = { "8080", ":80", "8080:", "0:80", "65536:80", "80:0",
-                                     "80:80/sctp", "a:b", "80:80/" };
+  static const char *const bad[]
+      = { "8080", ":80", "8080:", "0:80", "65536:80", "80:0", "80:80/sctp", "a:b", "80:80/" };
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     {
       assert_true (cl_net_parse_port_forward (bad[i], &hp, &ipt, &proto, &err) < 0);
@@ -112,28 +112,35 @@ test_port_forward_spec (void **state)
 static void
 test_nft_script (void **state)
 {
-  struct net_row n = { .id = 3, .name = "web", .subnet = ip (10, 88, 1, 0), .prefix = 24,
-                       .mode = CL_NET_NAT, .l3 = "clb-abcd-3" };
+  struct net_row n = { .id = 3,
+                       .name = "web",
+                       .subnet = ip (10, 88, 1, 0),
+                       .prefix = 24,
+                       .mode = CL_NET_NAT,
+                       .l3 = "clb-abcd-3" };
   char *s;
-  (void) state;
-  s = nft_network_script (&n);
+  (void)state;
+  s = nft_network_script (&n, "abcd");
   assert_non_null (strstr (s, "add table ip cloison-web\n"));
+  assert_non_null (strstr (s, "add chain ip cloison-web owner_abcd\n"));
   assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 oifname != \"clb-abcd-3\" masquerade"));
-  assert_non_null (strstr (s, "iifname \"clb-abcd-3\" oifname \"clb-*\" oifname != \"clb-abcd-3\" drop"));
+  assert_non_null (
+      strstr (s, "iifname \"clb-abcd-3\" oifname \"clb-*\" oifname != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "dnat ip to tcp dport map @fwd_tcp"));
   assert_non_null (strstr (s, "ct status dnat accept"));
   assert_null (strstr (s, "input iifname"));
-  assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 ip daddr 10.88.1.0/24 ip daddr != 10.88.1.1 notrack"));
+  assert_non_null (
+      strstr (s, "ip saddr 10.88.1.0/24 ip daddr 10.88.1.0/24 ip daddr != 10.88.1.1 notrack"));
   assert_non_null (strstr (s, "oifname \"clb-abcd-3\" ct status dnat masquerade"));
   free (s);
   n.mode = CL_NET_ISOLATED;
-  s = nft_network_script (&n);
+  s = nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_non_null (strstr (s, "forward iifname \"clb-abcd-3\" oifname != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "input iifname \"clb-abcd-3\" drop"));
   free (s);
   n.mode = CL_NET_ROUTED;
-  s = nft_network_script (&n);
+  s = nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_null (strstr (s, "ct status dnat"));
   free (s);
@@ -143,10 +150,8 @@ int
 main (void)
 {
   const struct CMUnitTest tests[] = {
-    cmocka_unit_test (test_parse_cidr),
-    cmocka_unit_test (test_overlap),
-    cmocka_unit_test (test_next_free),
-    cmocka_unit_test (test_port_forward_spec),
+    cmocka_unit_test (test_parse_cidr), cmocka_unit_test (test_overlap),
+    cmocka_unit_test (test_next_free),  cmocka_unit_test (test_port_forward_spec),
     cmocka_unit_test (test_nft_script),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);

@@ -1,0 +1,227 @@
+/* Crash recovery: what a crash (of cloison or of an instance) left. */
+#include "common/cleanup.h"
+#include "common/db.h"
+#include "common/log.h"
+#include "common/util.h"
+#include "net/dnsmasq.h"
+#include "net/internal.h"
+#include "net/ipam.h"
+#include "net/netlink.h"
+#include "net/nft.h"
+
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct stale_links
+{
+  struct net_ctx *c;
+  char **names;
+  size_t n;
+};
+
+static void
+push_name (char ***names, size_t *n, const char *name)
+{
+  *names = realloc (*names, (*n + 1) * sizeof **names);
+  if (*names == NULL)
+    abort ();
+  (*names)[(*n)++] = strdup (name);
+}
+
+static void
+collect_ours (const char *name, void *data)
+{
+  struct stale_links *s = data;
+  cleanup_free char *prefix = cl_strdup_printf ("-%s-", s->c->tag);
+  /* clb-TAG-N, clv-TAG-N, clt-TAG-N: links this root made. */
+  if (strncmp (name, "cl", 2) != 0 || strchr ("bvt", name[2]) == NULL || name[2] == '\0'
+      || strncmp (name + 3, prefix, strlen (prefix)) != 0)
+    return;
+  push_name (&s->names, &s->n, name);
+}
+
+struct stale_tables
+{
+  struct net_ctx *c;
+  char **names;
+  size_t n;
+};
+
+static void
+collect_table (const char *name, void *data)
+{
+  struct stale_tables *t = data;
+  push_name (&t->names, &t->n, name);
+}
+
+static int
+known_link (sqlite3 *db, const char *name)
+{
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  if (cl_db_prepare (db,
+                     "SELECT 1 FROM networks WHERE l3 = ?1 UNION ALL SELECT 1 FROM net_attachments "
+                     "WHERE host_ifname = ?1",
+                     &st, NULL)
+      < 0)
+    return 1;
+  sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
+  return sqlite3_step (st) == SQLITE_ROW;
+}
+
+static int
+is_live (const char *instance, const char *const *live, size_t n_live)
+{
+  for (size_t i = 0; i < n_live; i++)
+    if (strcmp (live[i], instance) == 0)
+      return 1;
+  return 0;
+}
+
+int
+cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_live,
+                      cl_error_t *err)
+{
+  cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
+  cleanup_stmt sqlite3_stmt *st = NULL;
+  struct stale_links links = { &c, NULL, 0 };
+  cleanup_free char *netroot = NULL;
+  cleanup_dir DIR *d = NULL;
+  struct dirent *de;
+
+  if (ctx_open (db, &c, err) < 0)
+    return -1;
+
+  /* Networks a crash left half made or half deleted. */
+  for (;;)
+    {
+      struct net_row n;
+      if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE state != 'ready' LIMIT 1",
+                         &st, err)
+          < 0)
+        return -1;
+      if (sqlite3_step (st) != SQLITE_ROW)
+        break;
+      row_from_stmt (st, &n);
+      sqlite3_finalize (steal_pointer (&st));
+      cl_info ("network %s: removing what a crash left (%s)", n.name, n.state);
+      detach_where (&c, "network_id = ?", NULL, n.id, NULL);
+      net_teardown (&c, &n);
+      if (exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err) < 0)
+        return -1;
+    }
+  sqlite3_finalize (steal_pointer (&st));
+
+  /* Attachments whose instance is gone: a container's veth vanishes with
+     its netns; the manager's list covers the rest. */
+  {
+    cleanup_stmt sqlite3_stmt *q = NULL;
+    struct att_row *gone = NULL;
+    size_t n_gone = 0;
+    if (cl_db_prepare (db, "SELECT " ATT_COLUMNS " FROM net_attachments", &q, err) < 0)
+      return -1;
+    while (sqlite3_step (q) == SQLITE_ROW)
+      {
+        struct att_row a;
+        int stale;
+        att_from_stmt (q, &a);
+        stale = live_instances && !is_live (a.instance, live_instances, n_live);
+        if (!stale && strcmp (a.kind, "container") == 0)
+          stale = nl_link_index (c.nl, a.host_ifname, NULL) == 0;
+        if (!stale)
+          continue;
+        gone = realloc (gone, (n_gone + 1) * sizeof *gone);
+        if (gone == NULL)
+          abort ();
+        gone[n_gone++] = a;
+      }
+    for (size_t i = 0; i < n_gone; i++)
+      {
+        struct net_row n;
+        cl_info ("instance %s: freeing %s on a network it left", gone[i].instance,
+                 gone[i].host_ifname);
+        if (detach_one (&c, &gone[i], &n, NULL) == 0)
+          publish_hosts (&c, &n, 1, NULL);
+      }
+    free (gone);
+  }
+
+  /* Links named by this root that no row knows. */
+  if (nl_link_foreach (c.nl, collect_ours, &links, err) < 0)
+    return -1;
+  for (size_t i = 0; i < links.n; i++)
+    {
+      if (!known_link (db, links.names[i]))
+        {
+          cl_info ("removing stale link %s", links.names[i]);
+          nl_link_del (c.nl, links.names[i], NULL);
+        }
+      free (links.names[i]);
+    }
+  free (links.names);
+
+  /* Tables this root made for networks it no longer knows (the database
+     was lost or restored from before they were made). */
+  {
+    struct stale_tables t = { &c, NULL, 0 };
+    if (nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
+      return -1;
+    for (size_t i = 0; i < t.n; i++)
+      {
+        struct net_row n;
+        if (net_find (db, t.names[i], &n, NULL) == 0)
+          {
+            cl_info ("removing stale nftables table cloison-%s", t.names[i]);
+            nft_network_remove (t.names[i], NULL);
+          }
+        free (t.names[i]);
+      }
+    free (t.names);
+  }
+
+  /* The VLAN trunk outlives its last network only through a crash. */
+  {
+    cleanup_stmt sqlite3_stmt *q = NULL;
+    cleanup_free char *trunk = trunk_name (&c);
+    if (cl_db_prepare (db, "SELECT 1 FROM networks WHERE vlan > 0", &q, err) < 0)
+      return -1;
+    if (sqlite3_step (q) != SQLITE_ROW && nl_link_index (c.nl, trunk, NULL) > 0)
+      nl_link_del (c.nl, trunk, NULL);
+  }
+
+  /* dnsmasq: restarted where it died, stopped where its network went. */
+  netroot = cl_strdup_printf ("%s/net", c.root);
+  d = opendir (netroot);
+  while (d && (de = readdir (d)))
+    {
+      struct net_row n;
+      cleanup_free char *dir = NULL;
+      if (de->d_name[0] == '.')
+        continue;
+      dir = cl_strdup_printf ("%s/%s", netroot, de->d_name);
+      if (net_find (db, de->d_name, &n, NULL) != 1)
+        {
+          dnsmasq_stop (dir);
+          cl_rm_rf (dir, NULL);
+        }
+    }
+  if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks", &st, err) < 0)
+    return -1;
+  while (sqlite3_step (st) == SQLITE_ROW)
+    {
+      struct net_row n;
+      cleanup_free char *dir = NULL;
+      row_from_stmt (st, &n);
+      dir = net_dir (&c, n.name);
+      if (dnsmasq_pid (dir) == 0 && nl_link_index (c.nl, n.l3, NULL) > 0)
+        {
+          cl_error_t e = NULL;
+          cl_info ("network %s: restarting dnsmasq", n.name);
+          if (cl_mkdir_p (dir, 0700, &e) < 0 || dnsmasq_start (dir, &n, &e) < 0)
+            cl_warn ("network %s: %s", n.name, e->msg);
+          cl_error_release (&e);
+        }
+    }
+  return 0;
+}
