@@ -25,29 +25,29 @@ struct engine_spec
   unsigned cpus;   /* 0: no limit */
   /* Called once the init exists (namespaces, cgroup) and before it
      execs: networking goes here.  May be NULL. */
-  int (*before_exec)(void *opaque, pid_t pid, cl_error_t *err);
+  int (*before_exec) (void *opaque, pid_t pid, cl_error_t *err);
   void *opaque;
 };
 
 /* Creates the container's init as a child of the caller, in new
    namespaces (pid, mount, uts, ipc, net, cgroup) and its own cgroup, and
    lets it exec.  On failure nothing is left (no process, no cgroup). */
-int engine_start(const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
+int engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
 
 /* Runs argv in the running container with the caller's stdio; env adds
    to the container's own.  *exit_code: shell style (128 + signal). */
-int engine_exec(const char *root, const char *id, char **argv, char **env, int *exit_code,
-                cl_error_t *err);
+int engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
+                 cl_error_t *err);
 
 /* Live limits (memory bytes, cpus; 0 leaves the value alone). */
-int engine_set_limits(const char *root, const char *id, uint64_t memory, unsigned cpus,
-                      cl_error_t *err);
+int engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                       cl_error_t *err);
 
 /* Kills whatever is left and removes the container (cgroup, state).
    Absent: success. */
-int engine_destroy(const char *root, const char *id, cl_error_t *err);
+int engine_destroy (const char *root, const char *id, cl_error_t *err);
 
 /* Freezes or thaws the container (consistent snapshots of a running one). */
-int engine_freeze(const char *root, const char *id, int frozen, cl_error_t *err);
+int engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
 
 #endif

@@ -25,16 +25,16 @@ struct mgr_image
 };
 
 /* Error "image `REF` not found" when unknown.  REF: a name or an id. */
-int image_resolve(struct cl_manager *m, const char *ref, struct mgr_image **out, cl_error_t *err);
-void image_free(struct mgr_image *img);
-void image_freep(struct mgr_image **img);
-#define cleanup_image __attribute__((cleanup(image_freep)))
+int image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out, cl_error_t *err);
+void image_free (struct mgr_image *img);
+void image_freep (struct mgr_image **img);
+#define cleanup_image __attribute__ ((cleanup (image_freep)))
 
 /* Use records, so that the store refuses to remove an image in use. */
-int image_use(struct cl_manager *m, const char *id, const char *instance, cl_error_t *err);
-void image_unuse(struct cl_manager *m, const char *id, const char *instance);
+int image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err);
+void image_unuse (struct cl_manager *m, const char *id, const char *instance);
 /* The image's ext4 disk for VMs, built once per image and cached
    (ROOT/manager/vm-disks/ID.img). */
-int image_vm_disk(struct cl_manager *m, struct mgr_image *img, char **path, cl_error_t *err);
+int image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path, cl_error_t *err);
 
 #endif

@@ -8,15 +8,15 @@
 #include <string.h>
 
 int
-cl_manager_open(const char *root, struct cl_manager **out, cl_error_t *err)
+cl_manager_open (const char *root, struct cl_manager **out, cl_error_t *err)
 {
   struct cl_manager *m;
 
-  if (manager_open_raw(root, &m, err) < 0)
+  if (manager_open_raw (root, &m, err) < 0)
     return -1;
-  if (reconcile_intents(m, err) < 0)
+  if (reconcile_intents (m, err) < 0)
     {
-      cl_manager_close(m);
+      cl_manager_close (m);
       return -1;
     }
   *out = m;

@@ -32,21 +32,21 @@ struct monitor_args
 };
 
 /* Starts the workload in the monitor: returns its pid, or -1. */
-typedef pid_t (*monitor_start_fn)(struct monitor_args *a, int *stdin_keep, cl_error_t *err);
-pid_t monitor_start_container(struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+typedef pid_t (*monitor_start_fn) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+pid_t monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
 /* vm.c: forks the VMM child. */
-pid_t vm_monitor_start_fn(struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+pid_t vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
 
 /* Runs the monitor until the workload exits; reports "R<pid>" or
    "E<message>" on readyfd (VMs: the VMM child reports failures). */
-void monitor_main(struct monitor_args *a, int readyfd, monitor_start_fn start)
-    __attribute__((noreturn));
+void monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
+    __attribute__ ((noreturn));
 
 /* A JSON array of strings as a NULL-terminated vector (caller frees). */
-char **json_to_strv(json_t *arr);
+char **json_to_strv (json_t *arr);
 
 /* The container monitor's arguments, handed to cloison-monitor as JSON. */
-json_t *monitor_args_to_json(const struct monitor_args *a);
-int monitor_args_from_json(json_t *j, struct monitor_args *a, cl_error_t *err);
+json_t *monitor_args_to_json (const struct monitor_args *a);
+int monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
 
 #endif

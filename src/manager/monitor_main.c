@@ -10,20 +10,20 @@
 #include <unistd.h>
 
 int
-main(void)
+main (void)
 {
   struct monitor_args a;
   cl_error_t err = NULL;
   json_error_t jerr;
-  json_t *j = json_loadfd(3, 0, &jerr);
+  json_t *j = json_loadfd (3, 0, &jerr);
 
-  close(3);
-  if (j == NULL || monitor_args_from_json(j, &a, &err) < 0)
+  close (3);
+  if (j == NULL || monitor_args_from_json (j, &a, &err) < 0)
     {
-      dprintf(4, "E%s", err ? err->msg : "cloison-monitor: malformed arguments");
+      dprintf (4, "E%s", err ? err->msg : "cloison-monitor: malformed arguments");
       return 1;
     }
-  json_decref(j);
+  json_decref (j);
   a.gofd = 5;
-  monitor_main(&a, 4, monitor_start_container);
+  monitor_main (&a, 4, monitor_start_container);
 }

@@ -7,7 +7,7 @@
 struct cl_manager;
 
 /* Finishes or undoes an interrupted snapshot-create/-restore/-delete. */
-int snapshot_recover(struct cl_manager *m, const char *op, const char *instance, const char *arg,
-                     cl_error_t *err);
+int snapshot_recover (struct cl_manager *m, const char *op, const char *instance, const char *arg,
+                      cl_error_t *err);
 
 #endif

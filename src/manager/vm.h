@@ -33,35 +33,35 @@ struct vm_launch
 };
 
 /* Creates INSTANCE/disk.img from the image (at launch). */
-int vm_disk_create(struct cl_manager *m, struct instance *inst, struct mgr_image *img,
-                   cl_error_t *err);
-int vm_launch_prepare(struct cl_manager *m, struct instance *inst, struct mgr_image *img,
-                      struct vm_launch *out, cl_error_t *err);
+int vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                    cl_error_t *err);
+int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                       struct vm_launch *out, cl_error_t *err);
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
-pid_t vm_monitor_start(struct vm_launch *l, cl_error_t *err);
+pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
 /* In the launching command: waits until the VMM runs ("R" in buf), has
    failed ("E<message>") or has already stopped (EOF, 0).  Returns the
    bytes read. */
-int vm_wait_ready(int readyfd, char *buf, size_t size);
+int vm_wait_ready (int readyfd, char *buf, size_t size);
 
 /* Requests to a running VMM through its API socket: "pause", "resume",
    "snapshot DIR" (memory + devices + vCPUs).  */
-int vm_api_pause(const char *socket, bool pause, cl_error_t *err);
-int vm_api_snapshot(const char *socket, const char *dir, cl_error_t *err);
-int vm_api_shutdown(const char *socket, cl_error_t *err);
+int vm_api_pause (const char *socket, bool pause, cl_error_t *err);
+int vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err);
+int vm_api_shutdown (const char *socket, cl_error_t *err);
 
 /* Copy-on-write copy of the disk for `cl_instance_copy`. */
-int vm_disk_copy(struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err);
+int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err);
 /* exec and console of a running VM. */
-int vm_exec(struct cl_manager *m, struct instance *inst, char **argv, int *exit_code,
-            cl_error_t *err);
-int vm_console(struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
+int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, int *exit_code,
+             cl_error_t *err);
+int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
 
 /* Starts a stopped VM from a stateful snapshot's state directory. */
-int vm_start_restored(struct cl_manager *m, const char *name, const char *state_dir,
-                      cl_error_t *err);
+int vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir,
+                       cl_error_t *err);
 
 /* Is the build able to run microVMs at all. */
-bool vm_supported(void);
+bool vm_supported (void);
 
 #endif
