@@ -142,10 +142,11 @@ netglue_info (struct cl_manager *m, const char *name)
   return ifs ? ifs : json_null ();
 }
 
-/* Has this state root ever had a network?  Recovery is for roots that
-   have: the others need not pay for it (nor need nftables at all). */
+/* Has networking ever been used in this state root (its tables exist)?
+   Recovery is for such roots, half-made networks included; the others
+   need not pay for it (nor need nftables at all). */
 static bool
-root_has_networks (struct cl_manager *m)
+root_uses_networks (struct cl_manager *m)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   cl_error_t err = NULL;
@@ -153,15 +154,6 @@ root_has_networks (struct cl_manager *m)
   if (cl_db_prepare (
           m->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'networks'", &s, &err)
       < 0)
-    {
-      cl_error_release (&err);
-      return true;
-    }
-  if (sqlite3_step (s) != SQLITE_ROW)
-    return false;
-  sqlite3_finalize (s);
-  s = NULL;
-  if (cl_db_prepare (m->db, "SELECT 1 FROM networks LIMIT 1", &s, &err) < 0)
     {
       cl_error_release (&err);
       return true;
@@ -174,7 +166,7 @@ netglue_cleanup (struct cl_manager *m, char **names, cl_error_t *err)
 {
   size_t n = 0;
 
-  if (!root_has_networks (m))
+  if (!root_uses_networks (m))
     return 0;
   while (names[n])
     n++;

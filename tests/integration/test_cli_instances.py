@@ -277,7 +277,7 @@ def test_kill9_during_launch_leaves_consistent_state(cl):
         name = "crash%d" % i
         names.append(name)
         p = subprocess.Popen([cl.bin, "--root", cl.root, "launch", "busybox", name,
-                              "--", "sleep", "100000"],
+                              "--no-network", "--", "sleep", "100000"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(delay)
         p.kill()
