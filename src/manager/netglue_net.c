@@ -11,6 +11,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Has networking ever been used in this state root (its tables exist)?
+   Recovery is for such roots, half-made networks included; the others
+   need not pay for it (nor need nftables at all). */
+static bool
+root_uses_networks (struct cl_manager *m)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  cl_error_t err = NULL;
+
+  if (cl_db_prepare (
+          m->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'networks'", &s, &err)
+      < 0)
+    {
+      cl_error_release (&err);
+      return true;
+    }
+  return sqlite3_step (s) == SQLITE_ROW;
+}
+
 int
 netglue_check_port (const char *spec, cl_error_t *err)
 {
@@ -123,6 +142,8 @@ netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint
 int
 netglue_detach (struct cl_manager *m, const char *name, cl_error_t *err)
 {
+  if (!root_uses_networks (m))
+    return 0;
   return cl_net_detach (m->db, name, err);
 }
 
@@ -132,6 +153,8 @@ netglue_info (struct cl_manager *m, const char *name)
   json_t *out = NULL, *ifs;
   cl_error_t err = NULL;
 
+  if (!root_uses_networks (m))
+    return json_null ();
   if (cl_net_info (m->db, name, &out, &err) < 0)
     {
       cl_error_release (&err);
@@ -140,25 +163,6 @@ netglue_info (struct cl_manager *m, const char *name)
   ifs = json_incref (json_object_get (out, "interfaces"));
   json_decref (out);
   return ifs ? ifs : json_null ();
-}
-
-/* Has networking ever been used in this state root (its tables exist)?
-   Recovery is for such roots, half-made networks included; the others
-   need not pay for it (nor need nftables at all). */
-static bool
-root_uses_networks (struct cl_manager *m)
-{
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  cl_error_t err = NULL;
-
-  if (cl_db_prepare (
-          m->db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'networks'", &s, &err)
-      < 0)
-    {
-      cl_error_release (&err);
-      return true;
-    }
-  return sqlite3_step (s) == SQLITE_ROW;
 }
 
 int
