@@ -1,0 +1,137 @@
+/* engine.h over the container engine library (src/container): the
+   manager builds the OCI config in memory and calls create + start, exec,
+   update, pause/resume, delete; never the cloison-runtime binary. */
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "container/container.h"
+#include "manager/engine.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static json_t *
+strv_json (char **v)
+{
+  json_t *a = json_array ();
+  for (; v && *v; v++)
+    json_array_append_new (a, json_string (*v));
+  return a;
+}
+
+static json_t *
+resources_json (uint64_t memory, unsigned cpus)
+{
+  json_t *r = json_object ();
+  if (memory)
+    json_object_set_new (r, "memory", json_pack ("{s:I}", "limit", (json_int_t)memory));
+  if (cpus)
+    json_object_set_new (
+        r, "cpu",
+        json_pack ("{s:I, s:I}", "quota", (json_int_t)cpus * 100000, "period", (json_int_t)100000));
+  return r;
+}
+
+static json_t *
+container_config (const struct engine_spec *s)
+{
+  json_t *spec = cl_container_default_spec (false);
+  json_t *process = json_object_get (spec, "process");
+  json_t *root = json_object_get (spec, "root");
+  json_t *linux_obj = json_object_get (spec, "linux");
+  json_t *res = json_object_get (linux_obj, "resources");
+  json_t *limits = resources_json (s->memory, s->cpus);
+
+  json_object_set_new (process, "terminal", json_false ());
+  json_object_set_new (process, "args", strv_json (s->argv));
+  json_object_set_new (process, "env", strv_json (s->env));
+  json_object_set_new (process, "cwd", json_string (s->cwd ? s->cwd : "/"));
+  json_object_set_new (root, "path", json_string (s->rootfs));
+  json_object_set_new (root, "readonly", json_false ());
+  json_object_set_new (spec, "hostname", json_string (s->hostname));
+  json_object_set_new (linux_obj, "cgroupsPath",
+                       json_string_nocheck (cl_strdup_printf ("/cloison/%s", s->id)));
+  json_object_update (res, limits);
+  json_decref (limits);
+  return spec;
+}
+
+static bool
+exists (const char *root, const char *id)
+{
+  cleanup_free char *p = cl_strdup_printf ("%s/%s", root, id);
+  return access (p, F_OK) == 0;
+}
+
+int
+engine_start (const struct engine_spec *s, pid_t *pid, cl_error_t *err)
+{
+  cleanup_json json_t *config = container_config (s);
+  cleanup_json json_t *state = NULL;
+  struct cl_container_create_opts o = { .bundle = s->bundle, .config = config, .stdio = s->stdio };
+  json_int_t p = 0;
+
+  if (cl_mkdir_p (s->root, 0700, err) < 0)
+    return -1;
+  /* a container of a former run of this instance that was not removed
+     (its monitor was killed) */
+  if (exists (s->root, s->id) && engine_destroy (s->root, s->id, err) < 0)
+    return -1;
+  if (cl_container_create (s->root, s->id, &o, err) < 0)
+    return -1;
+  if (cl_container_state (s->root, s->id, &state, err) < 0)
+    goto fail;
+  p = json_integer_value (json_object_get (state, "pid"));
+  if (p <= 0)
+    {
+      cl_error_make (err, 0, "container `%s`: no init pid in its state", s->id);
+      goto fail;
+    }
+  if ((s->before_exec && s->before_exec (s->opaque, (pid_t)p, err) < 0)
+      || cl_container_start (s->root, s->id, err) < 0)
+    goto fail;
+  *pid = (pid_t)p;
+  return 0;
+fail:
+  {
+    cl_error_t ignored = NULL;
+    if (cl_container_delete (s->root, s->id, true, &ignored) < 0)
+      cl_error_release (&ignored);
+  }
+  return -1;
+}
+
+int
+engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
+             cl_error_t *err)
+{
+  struct cl_container_exec_opts o = {
+    .args = (const char *const *)argv,
+    .env = (const char *const *)env,
+  };
+  return cl_container_exec (root, id, &o, exit_code, err);
+}
+
+int
+engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                   cl_error_t *err)
+{
+  cleanup_json json_t *res = resources_json (memory, cpus);
+  return cl_container_update (root, id, res, err);
+}
+
+int
+engine_destroy (const char *root, const char *id, cl_error_t *err)
+{
+  if (!exists (root, id))
+    return 0;
+  return cl_container_delete (root, id, true, err);
+}
+
+int
+engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err)
+{
+  return frozen ? cl_container_pause (root, id, err) : cl_container_resume (root, id, err);
+}

@@ -1,0 +1,53 @@
+/* How the manager runs a container: the only interface between instance
+   logic and the container engine.  Implemented in engine.c over the
+   engine library (src/container/container.h); `root` is that engine's
+   state directory (ROOT/containers) and `id` the container's global id. */
+#ifndef CLOISON_MANAGER_ENGINE_H
+#define CLOISON_MANAGER_ENGINE_H
+
+#include "common/error.h"
+
+#include <stdint.h>
+#include <sys/types.h>
+
+struct engine_spec
+{
+  const char *root;
+  const char *id;
+  const char *bundle;   /* the instance directory */
+  const char *hostname; /* the instance name */
+  const char *rootfs;   /* already mounted */
+  char **argv;
+  char **env;
+  const char *cwd;
+  int stdio[3];
+  uint64_t memory; /* bytes, 0: no limit */
+  unsigned cpus;   /* 0: no limit */
+  /* Called once the init exists (namespaces, cgroup) and before it
+     execs: networking goes here.  May be NULL. */
+  int (*before_exec) (void *opaque, pid_t pid, cl_error_t *err);
+  void *opaque;
+};
+
+/* Creates the container's init as a child of the caller, in new
+   namespaces (pid, mount, uts, ipc, net, cgroup) and its own cgroup, and
+   lets it exec.  On failure nothing is left (no process, no cgroup). */
+int engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
+
+/* Runs argv in the running container with the caller's stdio; env adds
+   to the container's own.  *exit_code: shell style (128 + signal). */
+int engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
+                 cl_error_t *err);
+
+/* Live limits (memory bytes, cpus; 0 leaves the value alone). */
+int engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                       cl_error_t *err);
+
+/* Kills whatever is left and removes the container (cgroup, state).
+   Absent: success. */
+int engine_destroy (const char *root, const char *id, cl_error_t *err);
+
+/* Freezes or thaws the container (consistent snapshots of a running one). */
+int engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
+
+#endif

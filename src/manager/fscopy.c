@@ -1,0 +1,101 @@
+/* Copy-on-write copies: trees (container writable layers) and disk images
+   (VM disks). */
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "manager/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+/* cp(1) knows every corner of a faithful tree copy (hard links, device
+   nodes that overlayfs uses as whiteouts, trusted.* xattrs, sparse files,
+   reflinks), so it does the copy. */
+int
+tree_copy (const char *src, const char *dst, cl_error_t *err)
+{
+  char *argv[] = { "cp", "-a", "--reflink=auto", "-T", (char *)src, (char *)dst, NULL };
+  pid_t pid;
+  int st, r;
+
+  r = posix_spawnp (&pid, "cp", NULL, NULL, argv, environ);
+  if (r != 0)
+    return cl_error_make (err, r, "run cp");
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return cl_error_errno (err, "waitpid");
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    return cl_error_make (err, 0, "copy `%s` to `%s` failed (cp exit %d)", src, dst,
+                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
+  return 0;
+}
+
+static int
+sparse_copy (int in, int out, const char *src, cl_error_t *err)
+{
+  off_t data = 0, hole, end = lseek (in, 0, SEEK_END);
+
+  while (data < end)
+    {
+      data = lseek (in, data, SEEK_DATA);
+      if (data < 0)
+        {
+          if (errno == ENXIO)
+            break; /* only a hole is left */
+          return cl_error_errno (err, "seek `%s`", src);
+        }
+      hole = lseek (in, data, SEEK_HOLE);
+      if (hole < 0)
+        return cl_error_errno (err, "seek `%s`", src);
+      while (data < hole)
+        {
+          off_t o_in = data, o_out = data;
+          ssize_t n = copy_file_range (in, &o_in, out, &o_out, hole - data, 0);
+          if (n <= 0)
+            return cl_error_errno (err, "copy `%s`", src);
+          data += n;
+        }
+    }
+  if (ftruncate (out, end) < 0)
+    return cl_error_errno (err, "truncate the copy of `%s`", src);
+  return 0;
+}
+
+int
+file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err)
+{
+  cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
+  cleanup_close int out = -1;
+  struct stat st;
+
+  if (in < 0)
+    return cl_error_errno (err, "open `%s`", src);
+  out = open (dst, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (out < 0)
+    return cl_error_errno (err, "create `%s`", dst);
+  if (ioctl (out, FICLONE, in) < 0 && sparse_copy (in, out, src, err) < 0)
+    goto fail;
+  if (fstat (out, &st) < 0)
+    {
+      cl_error_errno (err, "stat `%s`", dst);
+      goto fail;
+    }
+  if (size > (uint64_t)st.st_size && ftruncate (out, (off_t)size) < 0)
+    {
+      cl_error_errno (err, "resize `%s`", dst);
+      goto fail;
+    }
+  return 0;
+fail:
+  unlink (dst);
+  return -1;
+}

@@ -1,0 +1,52 @@
+/* The per-instance monitor (see monitor.c for the design).  Container
+   monitors run as their own small program, cloison-monitor, so that
+   each costs little memory (a fork of the full CLI would carry the
+   relocated data of every library it links); VM monitors are forks. */
+#ifndef CLOISON_MANAGER_MONITOR_H
+#define CLOISON_MANAGER_MONITOR_H
+
+#include "manager/engine.h"
+#include "manager/vm.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+struct monitor_args
+{
+  char *root;
+  char *name;
+  char *id;
+  char *dir;
+  bool attached;
+  bool vm;
+  struct engine_spec spec;
+  char *overlay_opts;
+  struct vm_launch vm_launch;
+  /* containers with networks: the monitor reports "P<pid>" between create
+     and start and waits for one byte on gofd ('g': go on) while the
+     launching command attaches the networks */
+  bool net_pause;
+  int readyfd;
+  int gofd;
+};
+
+/* Starts the workload in the monitor: returns its pid, or -1. */
+typedef pid_t (*monitor_start_fn) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+pid_t monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+/* vm.c: forks the VMM child. */
+pid_t vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+
+/* Runs the monitor until the workload exits; reports "R<pid>" or
+   "E<message>" on readyfd (VMs: the VMM child reports failures). */
+void monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
+    __attribute__ ((noreturn));
+
+/* A JSON array of strings as a NULL-terminated vector (caller frees). */
+char **json_to_strv (json_t *arr);
+
+/* The container monitor's arguments, handed to cloison-monitor as JSON. */
+json_t *monitor_args_to_json (const struct monitor_args *a);
+int monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
+
+#endif

@@ -1,0 +1,258 @@
+/* The monitor's own life: it starts the workload, records it running,
+   reaps it (and, as subreaper, any orphan of it), records its exit
+   status, and cleans up.  Shared by cloison-monitor (containers) and the
+   forked VM monitors. */
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "manager/engine.h"
+#include "manager/internal.h"
+#include "manager/monitor.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void report (int fd, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+static void
+report (int fd, const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  int n;
+
+  va_start (ap, fmt);
+  n = vsnprintf (buf, sizeof buf, fmt, ap);
+  va_end (ap);
+  if (n > 0 && cl_write_all (fd, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1) < 0)
+    return;
+}
+
+static void
+record_exit (const char *root, const char *name, bool has_code, int code)
+{
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+
+  if (manager_open_raw (root, &m, &err) < 0
+      || store_set_stopped (m, name, has_code, code, &err) < 0)
+    cl_error_release (&err);
+  cl_manager_close (m);
+}
+
+static int
+record_running (const char *root, const char *name, pid_t init, cl_error_t *err)
+{
+  struct cl_manager *m;
+  int r;
+
+  if (manager_open_raw (root, &m, err) < 0)
+    return -1;
+  r = store_set_running (m, name, getpid (), proc_start_time (getpid ()), init,
+                         proc_start_time (init), err);
+  cl_manager_close (m);
+  return r;
+}
+
+static int
+pause_for_network (void *opaque, pid_t pid, cl_error_t *err)
+{
+  struct monitor_args *a = opaque;
+  char go = 0;
+
+  report (a->readyfd, "P%d", (int)pid);
+  if (read (a->gofd, &go, 1) != 1 || go != 'g')
+    return cl_error_make (err, 0, "instance `%s`: launch abandoned before its networks were up",
+                          a->name);
+  return 0;
+}
+
+pid_t
+monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
+{
+  cleanup_free char *log = cl_strdup_printf ("%s/console.log", a->dir);
+  cleanup_close int logfd = -1;
+  int inpipe[2] = { -1, -1 };
+  pid_t init;
+
+  if (unshare (CLONE_NEWNS) < 0)
+    return cl_error_errno (err, "unshare the mount namespace");
+  if (mount (NULL, "/", NULL, MS_REC | MS_SLAVE, NULL) < 0)
+    return cl_error_errno (err, "make mounts slave");
+  if (mount ("overlay", a->spec.rootfs, "overlay", 0, a->overlay_opts) < 0)
+    return cl_error_errno (err, "mount overlayfs on `%s`", a->spec.rootfs);
+  if (!a->attached)
+    {
+      logfd = open (log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+      if (logfd < 0)
+        return cl_error_errno (err, "open `%s`", log);
+      if (pipe2 (inpipe, O_CLOEXEC) < 0)
+        return cl_error_errno (err, "pipe");
+      a->spec.stdio[0] = inpipe[0];
+      a->spec.stdio[1] = a->spec.stdio[2] = logfd;
+    }
+  else
+    for (int i = 0; i < 3; i++)
+      a->spec.stdio[i] = i;
+  if (a->net_pause)
+    {
+      a->spec.before_exec = pause_for_network;
+      a->spec.opaque = a;
+    }
+  if (engine_start (&a->spec, &init, err) < 0)
+    return -1;
+  if (inpipe[0] >= 0)
+    close (inpipe[0]);
+  *stdin_keep = inpipe[1];
+  return init;
+}
+
+void
+monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
+{
+  cl_error_t err = NULL;
+  int stdin_keep = -1, st, code;
+  pid_t init, p;
+
+  prctl (PR_SET_NAME, a->vm ? "cloison-vmmon" : "cloison-mon");
+  prctl (PR_SET_CHILD_SUBREAPER, 1);
+  signal (SIGHUP, SIG_IGN);
+  signal (SIGPIPE, SIG_IGN);
+  if (!a->attached)
+    {
+      int null = open ("/dev/null", O_RDWR);
+      signal (SIGINT, SIG_IGN);
+      if (null >= 0)
+        {
+          dup2 (null, 0);
+          dup2 (null, 1);
+          dup2 (null, 2);
+          if (null > 2)
+            close (null);
+        }
+    }
+  a->readyfd = readyfd;
+  if (a->vm)
+    a->vm_launch.readyfd = readyfd;
+  init = start (a, &stdin_keep, &err);
+  if (init < 0 || record_running (a->root, a->name, init, &err) < 0)
+    {
+      if (init > 0)
+        {
+          kill (init, SIGKILL);
+          waitpid (init, NULL, 0);
+          cl_error_t ignored = NULL;
+          if (!a->vm && engine_destroy (a->spec.root, a->id, &ignored) < 0)
+            cl_error_release (&ignored);
+        }
+      report (readyfd, "E%s", err ? err->msg : "unknown error");
+      _exit (1);
+    }
+  /* a VMM child reports its own failure on readyfd, or closes it by
+     exiting */
+  if (!a->vm)
+    report (readyfd, "R%d", (int)init);
+  close (readyfd);
+  malloc_trim (0);
+
+  for (;;)
+    {
+      p = waitpid (-1, &st, 0);
+      if (p < 0 && errno == EINTR)
+        continue;
+      if (p < 0)
+        {
+          st = -1;
+          break;
+        }
+      if (p == init)
+        break;
+    }
+  code = st < 0 ? -1 : proc_exit_code (st);
+  if (a->vm)
+    unlink (a->vm_launch.api_socket);
+  else if (engine_destroy (a->spec.root, a->id, &err) < 0)
+    cl_error_release (&err);
+  if (stdin_keep >= 0)
+    close (stdin_keep);
+  record_exit (a->root, a->name, code >= 0, code);
+  _exit (0);
+}
+
+static json_t *
+strv_to_json (char **v)
+{
+  json_t *a = json_array ();
+  for (; v && *v; v++)
+    json_array_append_new (a, json_string (*v));
+  return a;
+}
+
+char **
+json_to_strv (json_t *arr)
+{
+  size_t n = json_array_size (arr), i;
+  char **v = cl_xmalloc0 ((n + 1) * sizeof *v);
+  json_t *e;
+
+  json_array_foreach (arr, i, e) v[i] = strdup (json_string_value (e) ? json_string_value (e) : "");
+  return v;
+}
+
+json_t *
+monitor_args_to_json (const struct monitor_args *a)
+{
+  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+                    "root", a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached",
+                    a->attached, "net_pause", a->net_pause, "engine_root", a->spec.root, "rootfs",
+                    a->spec.rootfs, "argv", strv_to_json (a->spec.argv), "env",
+                    strv_to_json (a->spec.env), "cwd", a->spec.cwd ? a->spec.cwd : "/", "memory",
+                    (json_int_t)a->spec.memory, "cpus", (int)a->spec.cpus, "overlay",
+                    a->overlay_opts);
+}
+
+int
+monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
+{
+  const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
+  json_t *argv, *env;
+  json_int_t memory;
+  int attached, net_pause, cpus;
+
+  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+                   "root", &root, "name", &name, "id", &id, "dir", &dir, "attached", &attached,
+                   "net_pause", &net_pause, "engine_root", &eroot, "rootfs", &rootfs, "argv", &argv,
+                   "env", &env, "cwd", &cwd, "memory", &memory, "cpus", &cpus, "overlay", &overlay)
+      < 0)
+    return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
+  memset (a, 0, sizeof *a);
+  a->root = strdup (root);
+  a->name = strdup (name);
+  a->id = strdup (id);
+  a->dir = strdup (dir);
+  a->attached = attached;
+  a->net_pause = net_pause;
+  a->gofd = -1;
+  a->spec.root = strdup (eroot);
+  a->spec.bundle = a->dir;
+  a->spec.id = a->id;
+  a->spec.hostname = a->name;
+  a->spec.rootfs = strdup (rootfs);
+  a->spec.argv = json_to_strv (argv);
+  a->spec.env = json_to_strv (env);
+  a->spec.cwd = strdup (cwd);
+  a->spec.memory = (uint64_t)memory;
+  a->spec.cpus = (unsigned)cpus;
+  a->overlay_opts = strdup (overlay);
+  return 0;
+}

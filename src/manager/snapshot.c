@@ -1,0 +1,284 @@
+/* Snapshots: containers keep a copy of their writable layer, VMs of their
+   disk (and with --stateful, the VMM's memory and device state), under
+   INSTANCE/snapshots/SNAP.  Restore swaps the copy back in by rename, with
+   an intent that says whether the copy was whole. */
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "manager/engine.h"
+#include "manager/internal.h"
+#include "manager/snapshot.h"
+#include "manager/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static char *
+snap_dir (struct cl_manager *m, const char *instance, const char *snap)
+{
+  return cl_strdup_printf ("%s/instances/%s/snapshots/%s", m->root, instance, snap);
+}
+
+static void
+rm_quiet (const char *path)
+{
+  cl_error_t ignored = NULL;
+  if (cl_rm_rf (path, &ignored) < 0)
+    cl_error_release (&ignored);
+}
+
+static int
+snapshot_take (struct cl_manager *m, struct instance *inst, const char *sdir, bool stateful,
+               cl_error_t *err)
+{
+  cleanup_free char *dir = instance_dir (m, inst->name);
+  bool running = strcmp (inst->status, "running") == 0;
+  int r;
+
+  if (cl_mkdir_p (sdir, 0700, err) < 0)
+    return -1;
+  if (inst->kind == KIND_CONTAINER)
+    {
+      cleanup_free char *id = instance_global_id (m, inst->name);
+      cleanup_free char *eroot = engine_root (m);
+      cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
+      cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
+      /* frozen, the writable layer does not change under the copy */
+      if (running && engine_freeze (eroot, id, 1, err) < 0)
+        return -1;
+      r = tree_copy (upper, copy, err);
+      if (running)
+        {
+          cl_error_t ignored = NULL;
+          if (engine_freeze (eroot, id, 0, &ignored) < 0)
+            cl_error_release (&ignored);
+        }
+      return r;
+    }
+  {
+    cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
+    cleanup_free char *copy = cl_strdup_printf ("%s/disk.img", sdir);
+    cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+    cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
+    cl_error_t ignored = NULL;
+
+    /* paused, the disk does not change under the copy */
+    if (running && vm_api_pause (sock, true, err) < 0)
+      return -1;
+    r = file_clone (disk, copy, 0, err);
+    if (r == 0 && stateful)
+      r = vm_api_snapshot (sock, state, err);
+    if (running && vm_api_pause (sock, false, &ignored) < 0)
+      cl_error_release (&ignored);
+    return r;
+  }
+}
+
+int
+cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
+                    cl_error_t *err)
+{
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_free char *sdir = NULL;
+  int64_t intent;
+
+  if (store_get (m, instance, &inst, err) < 0 || reconcile_instance (m, inst, err) < 0
+      || cl_validate_name (snap, "snapshot name", err) < 0)
+    return -1;
+  if (stateful && inst->kind != KIND_VM)
+    return cl_error_make (err, 0, "--stateful: only VM instances keep their running state");
+  if (stateful && strcmp (inst->status, "running") != 0)
+    return cl_error_make (err, 0, "--stateful: instance `%s` is not running", instance);
+  if (intent_begin (m, "snapshot-create", instance, snap, &intent, err) < 0)
+    return -1;
+  if (store_snapshot_add (m, instance, snap, stateful, err) < 0)
+    {
+      intent_end (m, intent);
+      return -1;
+    }
+  sdir = snap_dir (m, instance, snap);
+  if (snapshot_take (m, inst, sdir, stateful, err) < 0
+      || store_snapshot_ready (m, instance, snap, err) < 0)
+    {
+      cl_error_t ignored = NULL;
+      rm_quiet (sdir);
+      if (store_snapshot_del (m, instance, snap, &ignored) < 0)
+        cl_error_release (&ignored);
+      intent_end (m, intent);
+      return -1;
+    }
+  intent_end (m, intent);
+  return 0;
+}
+
+int
+cl_snapshot_list (struct cl_manager *m, const char *instance, json_t **out, cl_error_t *err)
+{
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  json_t *arr;
+
+  if (store_get (m, instance, &inst, err) < 0)
+    return -1;
+  if (cl_db_prepare (m->db,
+                     "SELECT name, created, stateful FROM instance_snapshots"
+                     " WHERE instance = ? AND ready = 1 ORDER BY created, name",
+                     &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, instance, -1, SQLITE_STATIC);
+  arr = json_array ();
+  while (sqlite3_step (s) == SQLITE_ROW)
+    json_array_append_new (arr, json_pack ("{s:s, s:I, s:b}", "name",
+                                           (const char *)sqlite3_column_text (s, 0), "created",
+                                           (json_int_t)sqlite3_column_int64 (s, 1), "stateful",
+                                           sqlite3_column_int (s, 2)));
+  *out = arr;
+  return 0;
+}
+
+/* The files a restore swaps: the writable layer or the disk. */
+static void
+restore_paths (struct cl_manager *m, const char *instance, const char *snap, char **from,
+               char **staged, char **live)
+{
+  cleanup_free char *dir = instance_dir (m, instance);
+  cleanup_free char *sdir = snap_dir (m, instance, snap);
+  cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", sdir);
+  bool vm = access (disk, F_OK) == 0;
+  const char *what = vm ? "disk.img" : "upper";
+
+  *from = cl_strdup_printf ("%s/%s", sdir, what);
+  *staged = cl_strdup_printf ("%s/%s.restore", dir, what);
+  *live = cl_strdup_printf ("%s/%s", dir, what);
+}
+
+/* Second half of a restore: the staged copy is whole; idempotent. */
+static int
+restore_swap (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+{
+  cleanup_free char *from = NULL, *staged = NULL, *live = NULL;
+  cleanup_free char *dir = instance_dir (m, instance);
+  cleanup_free char *work = cl_strdup_printf ("%s/work", dir);
+
+  restore_paths (m, instance, snap, &from, &staged, &live);
+  if (access (staged, F_OK) != 0)
+    return 0; /* already swapped */
+  if (strstr (live, "/upper") && cl_rm_rf (live, err) < 0)
+    return -1;
+  if (rename (staged, live) < 0)
+    return cl_error_errno (err, "rename `%s`", staged);
+  /* overlayfs's work dir belongs with the upper dir it served */
+  if (access (work, F_OK) == 0 && (cl_rm_rf (work, err) < 0 || cl_mkdir_p (work, 0755, err) < 0))
+    return -1;
+  return 0;
+}
+
+int
+cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+{
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_free char *from = NULL, *staged = NULL, *live = NULL, *arg = NULL;
+  cleanup_free char *sdir = snap_dir (m, instance, snap);
+  bool running, stateful = false;
+  int64_t intent;
+  int r;
+
+  if (store_get (m, instance, &inst, err) < 0 || reconcile_instance (m, inst, err) < 0)
+    return -1;
+  r = store_snapshot_get (m, instance, snap, &stateful, err);
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
+  running = strcmp (inst->status, "running") == 0;
+  if (running && cl_instance_stop (m, instance, 0, true, err) < 0)
+    return -1;
+  arg = cl_strdup_printf ("copy:%s", snap);
+  if (intent_begin (m, "snapshot-restore", instance, arg, &intent, err) < 0)
+    return -1;
+  restore_paths (m, instance, snap, &from, &staged, &live);
+  rm_quiet (staged);
+  r = inst->kind == KIND_VM ? file_clone (from, staged, 0, err) : tree_copy (from, staged, err);
+  if (r < 0)
+    {
+      rm_quiet (staged);
+      intent_end (m, intent);
+      return -1;
+    }
+  free (arg);
+  arg = cl_strdup_printf ("swap:%s", snap);
+  if (intent_set_arg (m, intent, arg, err) < 0 || restore_swap (m, instance, snap, err) < 0)
+    {
+      intent_end (m, intent);
+      return -1;
+    }
+  intent_end (m, intent);
+  if (stateful)
+    {
+      cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
+      return vm_start_restored (m, instance, state, err);
+    }
+  if (running)
+    return cl_instance_start (m, instance, err);
+  return 0;
+}
+
+int
+cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+{
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_free char *sdir = snap_dir (m, instance, snap);
+  int64_t intent;
+  int r;
+
+  if (store_get (m, instance, &inst, err) < 0)
+    return -1;
+  r = store_snapshot_get (m, instance, snap, NULL, err);
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
+  if (intent_begin (m, "snapshot-delete", instance, snap, &intent, err) < 0)
+    return -1;
+  r = cl_rm_rf (sdir, err);
+  if (r == 0)
+    r = store_snapshot_del (m, instance, snap, err);
+  intent_end (m, intent);
+  return r;
+}
+
+int
+snapshot_recover (struct cl_manager *m, const char *op, const char *instance, const char *arg,
+                  cl_error_t *err)
+{
+  cleanup_free char *id = instance_global_id (m, instance);
+  cleanup_free char *eroot = engine_root (m);
+  const char *snap = arg ? strchr (arg, ':') : NULL;
+  cl_error_t ignored = NULL;
+
+  snap = snap ? snap + 1 : arg;
+  if (snap == NULL)
+    return 0;
+  if (strcmp (op, "snapshot-create") == 0 || strcmp (op, "snapshot-delete") == 0)
+    {
+      cleanup_free char *sdir = snap_dir (m, instance, snap);
+      /* a create may have died with the container frozen */
+      if (strcmp (op, "snapshot-create") == 0 && engine_freeze (eroot, id, 0, &ignored) < 0)
+        cl_error_release (&ignored);
+      if (cl_rm_rf (sdir, err) < 0)
+        return -1;
+      return store_snapshot_del (m, instance, snap, err);
+    }
+  if (strcmp (op, "snapshot-restore") == 0)
+    {
+      cleanup_free char *from = NULL, *staged = NULL, *live = NULL;
+      if (strncmp (arg, "swap:", 5) == 0)
+        return restore_swap (m, instance, snap, err);
+      restore_paths (m, instance, snap, &from, &staged, &live);
+      rm_quiet (staged); /* the copy may be partial: the restore did not happen */
+    }
+  return 0;
+}

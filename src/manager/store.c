@@ -1,0 +1,464 @@
+/* The manager's tables in the state database: instances, their snapshots,
+   and the intents of multi-step operations (see manager.h). */
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "manager/internal.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <stdio.h>
+#include <unistd.h>
+
+static const char schema[] = "CREATE TABLE IF NOT EXISTS instances ("
+                             " name TEXT PRIMARY KEY,"
+                             " kind TEXT NOT NULL CHECK (kind IN ('container', 'vm')),"
+                             " image TEXT NOT NULL,"
+                             " status TEXT NOT NULL,"
+                             " config TEXT NOT NULL,"
+                             " created INTEGER NOT NULL,"
+                             " monitor_pid INTEGER, monitor_start INTEGER,"
+                             " init_pid INTEGER, init_start INTEGER,"
+                             " exit_code INTEGER);"
+                             "CREATE TABLE IF NOT EXISTS instance_snapshots ("
+                             " instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,"
+                             " name TEXT NOT NULL,"
+                             " created INTEGER NOT NULL,"
+                             " stateful INTEGER NOT NULL DEFAULT 0,"
+                             " ready INTEGER NOT NULL DEFAULT 0,"
+                             " PRIMARY KEY (instance, name));"
+                             "CREATE TABLE IF NOT EXISTS instance_intents ("
+                             " id INTEGER PRIMARY KEY,"
+                             " op TEXT NOT NULL,"
+                             " instance TEXT NOT NULL,"
+                             " arg TEXT,"
+                             " owner_pid INTEGER NOT NULL,"
+                             " owner_start INTEGER NOT NULL,"
+                             " created INTEGER NOT NULL);";
+
+int
+store_init (struct cl_manager *m, cl_error_t *err)
+{
+  return cl_db_exec (m->db, schema, err);
+}
+
+void
+instance_free (struct instance *inst)
+{
+  if (inst == NULL)
+    return;
+  free (inst->name);
+  free (inst->image);
+  free (inst->status);
+  json_decref (inst->config);
+  free (inst);
+}
+
+const char *
+instance_image_id (struct instance *inst)
+{
+  const char *id = json_string_value (json_object_get (inst->config, "image_id"));
+  return id ? id : inst->image;
+}
+
+void
+instance_freep (struct instance **p)
+{
+  instance_free (*p);
+}
+
+static char *
+column_strdup (sqlite3_stmt *s, int col)
+{
+  const unsigned char *t = sqlite3_column_text (s, col);
+  return strdup (t ? (const char *)t : "");
+}
+
+int
+store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  struct instance *inst;
+  json_error_t jerr;
+  int r;
+
+  if (cl_db_prepare (m->db,
+                     "SELECT name, kind, image, status, config, created, monitor_pid,"
+                     " monitor_start, init_pid, init_start, exit_code"
+                     " FROM instances WHERE name = ?",
+                     &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, name, -1, SQLITE_STATIC);
+  r = sqlite3_step (s);
+  if (r == SQLITE_DONE)
+    return cl_error_make (err, 0, "instance `%s` not found", name);
+  if (r != SQLITE_ROW)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+  inst = cl_xmalloc0 (sizeof *inst);
+  inst->name = column_strdup (s, 0);
+  inst->kind
+      = strcmp ((const char *)sqlite3_column_text (s, 1), "vm") == 0 ? KIND_VM : KIND_CONTAINER;
+  inst->image = column_strdup (s, 2);
+  inst->status = column_strdup (s, 3);
+  inst->config = json_loads ((const char *)sqlite3_column_text (s, 4), 0, &jerr);
+  if (inst->config == NULL)
+    inst->config = json_object ();
+  inst->created = sqlite3_column_int64 (s, 5);
+  inst->monitor_pid = sqlite3_column_int (s, 6);
+  inst->monitor_start = sqlite3_column_int64 (s, 7);
+  inst->init_pid = sqlite3_column_int (s, 8);
+  inst->init_start = sqlite3_column_int64 (s, 9);
+  inst->has_exit_code = sqlite3_column_type (s, 10) != SQLITE_NULL;
+  inst->exit_code = sqlite3_column_int (s, 10);
+  *out = inst;
+  return 0;
+}
+
+static int
+step_done (struct cl_manager *m, sqlite3_stmt *s, cl_error_t *err)
+{
+  if (sqlite3_step (s) != SQLITE_DONE)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+  return 0;
+}
+
+static int
+intent_insert (struct cl_manager *m, const char *op, const char *instance, const char *arg,
+               int64_t *id, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+
+  if (cl_db_prepare (m->db,
+                     "INSERT INTO instance_intents (op, instance, arg, owner_pid, owner_start,"
+                     " created) VALUES (?, ?, ?, ?, ?, ?)",
+                     &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, op, -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 2, instance, -1, SQLITE_STATIC);
+  if (arg)
+    sqlite3_bind_text (s, 3, arg, -1, SQLITE_STATIC);
+  sqlite3_bind_int (s, 4, getpid ());
+  sqlite3_bind_int64 (s, 5, (sqlite3_int64)proc_start_time (getpid ()));
+  sqlite3_bind_int64 (s, 6, time (NULL));
+  if (step_done (m, s, err) < 0)
+    return -1;
+  *id = sqlite3_last_insert_rowid (m->db);
+  return 0;
+}
+
+int
+store_create (struct cl_manager *m, const struct instance *inst, const char *op, int64_t *intent,
+              cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  cleanup_free char *config = json_dumps (inst->config, JSON_COMPACT);
+
+  if (cl_db_begin (m->db, err) < 0)
+    return -1;
+  if (cl_db_prepare (m->db,
+                     "INSERT INTO instances (name, kind, image, status, config, created)"
+                     " VALUES (?, ?, ?, 'creating', ?, ?)",
+                     &s, err)
+      < 0)
+    goto fail;
+  sqlite3_bind_text (s, 1, inst->name, -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 2, inst->kind == KIND_VM ? "vm" : "container", -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 3, inst->image, -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 4, config, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (s, 5, inst->created);
+  if (sqlite3_step (s) != SQLITE_DONE)
+    {
+      if (sqlite3_extended_errcode (m->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+        cl_error_make (err, 0, "instance `%s` already exists", inst->name);
+      else
+        cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+      goto fail;
+    }
+  if (intent_insert (m, op, inst->name, NULL, intent, err) < 0)
+    goto fail;
+  return cl_db_commit (m->db, err);
+fail:
+  cl_db_rollback (m->db);
+  return -1;
+}
+
+/* UPDATE/DELETE with text and integer parameters given as a format:
+   's' text, 'i' int64, 'n' NULL. */
+static int
+store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err, ...)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  va_list ap;
+
+  if (cl_db_prepare (m->db, sql, &s, err) < 0)
+    return -1;
+  va_start (ap, err);
+  for (int i = 0; types[i]; i++)
+    switch (types[i])
+      {
+      case 's':
+        sqlite3_bind_text (s, i + 1, va_arg (ap, const char *), -1, SQLITE_TRANSIENT);
+        break;
+      case 'i':
+        sqlite3_bind_int64 (s, i + 1, va_arg (ap, int64_t));
+        break;
+      default:
+        sqlite3_bind_null (s, i + 1);
+      }
+  va_end (ap);
+  return step_done (m, s, err);
+}
+
+int
+store_set_status (struct cl_manager *m, const char *name, const char *status, cl_error_t *err)
+{
+  return store_run (m, "UPDATE instances SET status = ? WHERE name = ?", "ss", err, status, name);
+}
+
+int
+store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
+                   pid_t init, uint64_t istart, cl_error_t *err)
+{
+  if (store_run (m,
+                 "UPDATE instances SET status = 'running', monitor_pid = ?, monitor_start = ?,"
+                 " init_pid = ?, init_start = ?, exit_code = NULL WHERE name = ?",
+                 "iiiis", err, (int64_t)monitor, (int64_t)mstart, (int64_t)init, (int64_t)istart,
+                 name)
+      < 0)
+    return -1;
+  /* deleted meanwhile (its launch was abandoned and reconciled) */
+  if (sqlite3_changes (m->db) == 0)
+    return cl_error_make (err, 0, "instance `%s` was deleted while starting", name);
+  return 0;
+}
+
+int
+store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code, cl_error_t *err)
+{
+  if (has_code)
+    return store_run (m,
+                      "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                      " init_pid = NULL, exit_code = ? WHERE name = ?",
+                      "is", err, (int64_t)code, name);
+  return store_run (m,
+                    "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                    " init_pid = NULL, exit_code = NULL WHERE name = ?",
+                    "s", err, name);
+}
+
+int
+store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err)
+{
+  cleanup_free char *text = json_dumps (config, JSON_COMPACT);
+  return store_run (m, "UPDATE instances SET config = ? WHERE name = ?", "ss", err, text, name);
+}
+
+int
+store_delete (struct cl_manager *m, const char *name, cl_error_t *err)
+{
+  return store_run (m, "DELETE FROM instances WHERE name = ?", "s", err, name);
+}
+
+int
+store_names (struct cl_manager *m, char ***out, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  size_t n = 0, cap = 16;
+  char **names;
+  int r;
+
+  if (cl_db_prepare (m->db, "SELECT name FROM instances ORDER BY name", &s, err) < 0)
+    return -1;
+  names = cl_xmalloc0 (cap * sizeof *names);
+  while ((r = sqlite3_step (s)) == SQLITE_ROW)
+    {
+      if (n + 1 >= cap)
+        {
+          cap *= 2;
+          names = realloc (names, cap * sizeof *names);
+          if (names == NULL)
+            abort ();
+        }
+      names[n++] = column_strdup (s, 0);
+    }
+  names[n] = NULL;
+  *out = names;
+  return 0;
+}
+
+int
+intent_begin (struct cl_manager *m, const char *op, const char *instance, const char *arg,
+              int64_t *id, cl_error_t *err)
+{
+  return intent_insert (m, op, instance, arg, id, err);
+}
+
+int
+intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err)
+{
+  return store_run (m, "UPDATE instance_intents SET arg = ? WHERE id = ?", "si", err, arg, id);
+}
+
+void
+intent_end (struct cl_manager *m, int64_t id)
+{
+  cl_error_t err = NULL;
+  if (store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", &err, id) < 0)
+    cl_error_release (&err);
+}
+
+int
+store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
+                    cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+
+  if (cl_db_prepare (m->db,
+                     "INSERT INTO instance_snapshots (instance, name, created, stateful)"
+                     " VALUES (?, ?, ?, ?)",
+                     &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, instance, -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 2, snap, -1, SQLITE_STATIC);
+  sqlite3_bind_int64 (s, 3, time (NULL));
+  sqlite3_bind_int (s, 4, stateful);
+  if (sqlite3_step (s) != SQLITE_DONE)
+    {
+      if (sqlite3_extended_errcode (m->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
+        return cl_error_make (err, 0, "snapshot `%s` of instance `%s` already exists", snap,
+                              instance);
+      return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+    }
+  return 0;
+}
+
+int
+store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+{
+  return store_run (m, "UPDATE instance_snapshots SET ready = 1 WHERE instance = ? AND name = ?",
+                    "ss", err, instance, snap);
+}
+
+int
+store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap, bool *stateful,
+                    cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int r;
+
+  if (cl_db_prepare (m->db,
+                     "SELECT stateful FROM instance_snapshots WHERE instance = ? AND name = ?"
+                     " AND ready = 1",
+                     &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, instance, -1, SQLITE_STATIC);
+  sqlite3_bind_text (s, 2, snap, -1, SQLITE_STATIC);
+  r = sqlite3_step (s);
+  if (r == SQLITE_DONE)
+    return 0;
+  if (r != SQLITE_ROW)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+  if (stateful)
+    *stateful = sqlite3_column_int (s, 0) != 0;
+  return 1;
+}
+
+int
+store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+{
+  return store_run (m, "DELETE FROM instance_snapshots WHERE instance = ? AND name = ?", "ss", err,
+                    instance, snap);
+}
+
+/* --- opening a state root --- */
+
+/* FNV-1a of the root's path: a short stable tag for global names. */
+static void
+root_tag (const char *root, char tag[9])
+{
+  uint32_t h = 2166136261u;
+  for (const char *p = root; *p; p++)
+    h = (h ^ (unsigned char)*p) * 16777619u;
+  snprintf (tag, 9, "%08x", h);
+}
+
+/* Every cloison command is a short process: left to its defaults,
+   SQLite checkpoints the WAL and deletes it when the last connection
+   closes, then recreates it (fsyncs of the file and of the directory) in
+   the next command.  Keep the WAL between processes and let the
+   automatic checkpoint (every 1000 pages) bound it. */
+void
+db_tune (sqlite3 *db)
+{
+  int one = 1;
+  sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
+  sqlite3_file_control (db, "main", SQLITE_FCNTL_PERSIST_WAL, &one);
+}
+
+int
+manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
+{
+  struct cl_manager *m = cl_xmalloc0 (sizeof *m);
+  char *abs = realpath (root, NULL);
+
+  if (abs == NULL)
+    {
+      if (cl_mkdir_p (root, 0700, err) < 0)
+        {
+          free (m);
+          return cl_error_wrap (err, "state root");
+        }
+      abs = realpath (root, NULL);
+    }
+  m->root = abs ? abs : strdup (root);
+  root_tag (m->root, m->tag);
+  if (cl_db_open (m->root, &m->db, err) < 0)
+    {
+      cl_manager_close (m);
+      return -1;
+    }
+  db_tune (m->db);
+  if (store_init (m, err) < 0)
+    {
+      cl_manager_close (m);
+      return -1;
+    }
+  *out = m;
+  return 0;
+}
+
+void
+cl_manager_close (struct cl_manager *m)
+{
+  if (m == NULL)
+    return;
+  if (m->db)
+    cl_db_close (m->db);
+  free (m->root);
+  free (m);
+}
+
+char *
+instance_dir (struct cl_manager *m, const char *name)
+{
+  return cl_strdup_printf ("%s/instances/%s", m->root, name);
+}
+
+char *
+engine_root (struct cl_manager *m)
+{
+  return cl_strdup_printf ("%s/containers", m->root);
+}
+
+char *
+instance_global_id (struct cl_manager *m, const char *name)
+{
+  return cl_strdup_printf ("cl-%s-%s", m->tag, name);
+}

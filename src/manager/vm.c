@@ -1,0 +1,392 @@
+/* microVM instances (see vm.h): a disk cloned from the image's ext4 disk,
+   and the VMM library run in a child of the instance's monitor, with the
+   serial console appended to INSTANCE/console.log. */
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "image/image.h"
+#include "manager/images.h"
+#include "manager/internal.h"
+#include "manager/monitor.h"
+#include "manager/netglue.h"
+#include "manager/vm.h"
+#include "vmm/vmm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+#define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
+
+bool
+vm_supported (void)
+{
+  return true;
+}
+
+static int
+spawn_wait (char **argv, cl_error_t *err)
+{
+  pid_t pid;
+  int st, r = posix_spawnp (&pid, argv[0], NULL, NULL, argv, environ);
+
+  if (r != 0)
+    return cl_error_make (err, r, "run %s", argv[0]);
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return cl_error_errno (err, "waitpid");
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
+                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
+  return 0;
+}
+
+int
+vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img, cl_error_t *err)
+{
+  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
+  cleanup_free char *base = NULL;
+  uint64_t size = (uint64_t)json_integer_value (json_object_get (inst->config, "disk_size"));
+  struct stat st;
+
+  if (image_vm_disk (m, img, &base, err) < 0)
+    return -1;
+  if (stat (base, &st) < 0)
+    return cl_error_errno (err, "stat `%s`", base);
+  if (size && size < (uint64_t)st.st_size)
+    return cl_error_make (err, 0, "--disk-size %llu: smaller than the image's disk (%lld bytes)",
+                          (unsigned long long)size, (long long)st.st_size);
+  if (file_clone (base, disk, size, err) < 0)
+    return -1;
+  if (size > (uint64_t)st.st_size)
+    {
+      char *argv[] = { "resize2fs", "-f", disk, NULL };
+      int saved1 = dup (1), saved2 = dup (2), devnull = open ("/dev/null", O_WRONLY);
+      /* resize2fs talks even when it succeeds */
+      if (devnull >= 0)
+        dup2 (devnull, 1), dup2 (devnull, 2);
+      int r = spawn_wait (argv, err);
+      if (saved1 >= 0)
+        dup2 (saved1, 1), close (saved1);
+      if (saved2 >= 0)
+        dup2 (saved2, 2), close (saved2);
+      if (devnull >= 0)
+        close (devnull);
+      if (r < 0)
+        return cl_error_wrap (err, "grow `%s` to --disk-size", disk);
+    }
+  return 0;
+}
+
+int
+vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err)
+{
+  cleanup_free char *sdir = instance_dir (m, from->name);
+  cleanup_free char *ddir = instance_dir (m, dst);
+  cleanup_free char *src = cl_strdup_printf ("%s/disk.img", sdir);
+  cleanup_free char *out = cl_strdup_printf ("%s/disk.img", ddir);
+
+  if (cl_mkdir_p (ddir, 0700, err) < 0)
+    return -1;
+  return file_clone (src, out, 0, err);
+}
+
+/* The kernel command line that boots the image's disk and runs the
+   instance's command, if it has one, as the init (our initramfs takes
+   cloison.init= and passes what follows `--` to it). */
+static char *
+init_cmdline (json_t *command)
+{
+  size_t i, n = json_array_size (command);
+  char *s = strdup (VM_DEFAULT_DISK_CMDLINE), *t;
+  json_t *e;
+
+  json_array_foreach (command, i, e)
+  {
+    const char *arg = json_string_value (e);
+    if (i == 0)
+      t = cl_strdup_printf ("%s cloison.init=%s%s", s, arg, n > 1 ? " --" : "");
+    else
+      t = cl_strdup_printf (strpbrk (arg, " \t") ? "%s \"%s\"" : "%s %s", s, arg);
+    free (s);
+    s = t;
+  }
+  return s;
+}
+
+static char *
+config_string (struct instance *inst, const char *key)
+{
+  const char *s = json_string_value (json_object_get (inst->config, key));
+  return s ? strdup (s) : NULL;
+}
+
+static int
+must_exist (const char *what, const char *path, cl_error_t *err)
+{
+  if (access (path, R_OK) < 0)
+    return cl_error_errno (err, "%s `%s`", what, path);
+  return 0;
+}
+
+int
+vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                   struct vm_launch *l, cl_error_t *err)
+{
+  cleanup_free char *dir = instance_dir (m, inst->name);
+  json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
+  json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
+  const char *path;
+
+  (void)img;
+  memset (l, 0, sizeof *l);
+  l->kernel = config_string (inst, "kernel");
+  l->initrd = config_string (inst, "initrd");
+  l->cmdline = config_string (inst, "cmdline");
+  if (l->kernel == NULL)
+    {
+      /* the image's rootfs on /dev/vda, booted by our kernel + initramfs */
+      if (cl_image_vm_kernel (&path, err) < 0)
+        return -1;
+      l->kernel = strdup (path);
+      if (l->initrd == NULL)
+        {
+          if (cl_image_vm_initramfs (&path, err) < 0)
+            return -1;
+          l->initrd = strdup (path);
+        }
+      if (l->cmdline == NULL)
+        l->cmdline = init_cmdline (json_object_get (inst->config, "command"));
+    }
+  if (must_exist ("kernel", l->kernel, err) < 0
+      || (l->initrd && must_exist ("initrd", l->initrd, err) < 0))
+    return -1;
+  l->disk = cl_strdup_printf ("%s/disk.img", dir);
+  l->console_log = cl_strdup_printf ("%s/console.log", dir);
+  l->api_socket = cl_strdup_printf ("%s/api.sock", dir);
+  l->restore_dir = config_string (inst, "restore_dir");
+  l->cpus = cpus > 0 ? (unsigned)cpus : 1;
+  l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
+  l->readyfd = -1;
+  unlink (l->api_socket);
+  return netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err);
+}
+
+pid_t
+vm_monitor_start (struct vm_launch *l, cl_error_t *err)
+{
+  pid_t pid = fork ();
+
+  if (pid < 0)
+    return cl_error_errno (err, "fork the VMM");
+  if (pid == 0)
+    {
+      struct cl_vmm_config cfg;
+      struct cl_vmm_disk disk = { .path = l->disk };
+      struct cl_vmm_net net = { .tap = l->tap, .has_mac = l->has_mac };
+      cl_error_t verr = NULL;
+
+      prctl (PR_SET_NAME, "cloison-vmm");
+      prctl (PR_SET_PDEATHSIG, SIGKILL); /* never outlive the monitor */
+      if (!l->attached)
+        {
+          /* the VMM's own messages land beside the guest's output */
+          int logfd = open (l->console_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+          if (logfd >= 0)
+            dup2 (logfd, 2), close (logfd);
+        }
+      cl_vmm_config_init (&cfg);
+      cfg.kernel = l->kernel;
+      cfg.initrd = l->initrd;
+      cfg.cmdline = l->cmdline;
+      cfg.cpus = l->cpus;
+      cfg.memory = l->memory;
+      cfg.disks = &disk;
+      cfg.ndisks = 1;
+      if (l->tap)
+        {
+          memcpy (net.mac, l->mac, 6);
+          cfg.nets = &net;
+          cfg.nnets = 1;
+        }
+      cfg.rng = true;
+      if (l->attached)
+        {
+          cfg.console = CL_VMM_CONSOLE_SERIAL;
+          cfg.console_in_fd = 0;
+          cfg.console_out_fd = 1;
+        }
+      else
+        {
+          cfg.console = CL_VMM_CONSOLE_FILE;
+          cfg.console_path = l->console_log;
+          cfg.console_in_fd = -1;
+        }
+      cfg.api_socket = l->api_socket;
+      cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
+      cfg.restore_dir = l->restore_dir;
+      if (cl_vmm_run (&cfg, &verr) < 0)
+        {
+          char msg[1024];
+          int n = snprintf (msg, sizeof msg, "E%s", verr ? verr->msg : "the VMM failed");
+          /* nobody reads readyfd once the VM was taken as running: then
+             the message goes to stderr (the console log, or the user's
+             terminal for `run`) */
+          if (cl_write_all (l->readyfd, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0) < 0)
+            dprintf (2, "cloison: %s\n", msg + 1);
+          _exit (1);
+        }
+      _exit (0);
+    }
+  return pid;
+}
+
+pid_t
+vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
+{
+  *stdin_keep = -1;
+  return vm_monitor_start (&a->vm_launch, err);
+}
+
+int
+vm_wait_ready (int readyfd, char *buf, size_t size)
+{
+  ssize_t n;
+
+  /* 'R' from the VMM once its vCPUs run; "E..." from the VMM child when
+     it failed; EOF when it ran and stopped already */
+  do
+    n = read (readyfd, buf, size - 1);
+  while (n < 0 && errno == EINTR);
+  if (n < 0)
+    n = 0;
+  buf[n] = '\0';
+  return (int)n;
+}
+
+int
+vm_exec (struct cl_manager *m, struct instance *inst, char **argv, int *exit_code, cl_error_t *err)
+{
+  (void)m, (void)argv, (void)exit_code;
+  if (access ("/dev/vhost-vsock", F_OK) != 0)
+    return cl_error_make (err, 0,
+                          "instance `%s`: exec in a VM goes through the guest agent over vsock, "
+                          "and this host has no /dev/vhost-vsock",
+                          inst->name);
+  return cl_error_make (err, 0, "instance `%s`: the guest agent is not built yet", inst->name);
+}
+
+int
+vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err)
+{
+  cleanup_free char *log = cl_strdup_printf ("%s/instances/%s/console.log", m->root, inst->name);
+  cleanup_close int fd = open (log, O_RDONLY | O_CLOEXEC);
+  char buf[4096];
+  ssize_t n;
+
+  /* the serial console is read-only here (its output is the log file):
+     follow it until the VM stops */
+  if (fd < 0)
+    return cl_error_errno (err, "open `%s`", log);
+  *exit_code = 0;
+  for (;;)
+    {
+      while ((n = read (fd, buf, sizeof buf)) > 0)
+        if (cl_write_all (1, buf, (size_t)n) < 0)
+          return 0;
+      if (!proc_alive (inst->monitor_pid, inst->monitor_start))
+        return 0;
+      usleep (100000);
+    }
+}
+
+/* --- the VMM's API (HTTP over its Unix socket) --- */
+
+static int
+api_request (const char *socket_path, const char *method, const char *path, const char *body,
+             cl_error_t *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cleanup_close int fd = -1;
+  char req[2048], resp[1024];
+  ssize_t n;
+  int status = 0;
+
+  if (strlen (socket_path) >= sizeof sa.sun_path)
+    return cl_error_make (err, 0, "API socket path `%s` too long", socket_path);
+  strcpy (sa.sun_path, socket_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    return cl_error_errno (err, "connect to the VMM API `%s`", socket_path);
+  n = snprintf (req, sizeof req,
+                "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                method, path, body ? strlen (body) : 0, body ? body : "");
+  if (cl_write_all (fd, req, (size_t)n) < 0)
+    return cl_error_errno (err, "write to the VMM API");
+  n = read (fd, resp, sizeof resp - 1);
+  if (n <= 0)
+    return cl_error_make (err, 0, "VMM API %s %s: no answer", method, path);
+  resp[n] = '\0';
+  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
+    {
+      char *bodyp = strstr (resp, "\r\n\r\n");
+      return cl_error_make (err, 0, "VMM API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
+    }
+  return 0;
+}
+
+int
+vm_api_pause (const char *socket, bool pause, cl_error_t *err)
+{
+  return api_request (socket, "PUT", "/vm/state",
+                      pause ? "{\"state\":\"paused\"}" : "{\"state\":\"running\"}", err);
+}
+
+int
+vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
+{
+  cleanup_json json_t *j = json_pack ("{s:s}", "dir", dir);
+  cleanup_free char *body = json_dumps (j, JSON_COMPACT);
+  return api_request (socket, "PUT", "/snapshot/create", body, err);
+}
+
+int
+vm_api_shutdown (const char *socket, cl_error_t *err)
+{
+  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"stopped\"}", err);
+}
+
+int
+vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir, cl_error_t *err)
+{
+  cleanup_instance struct instance *inst = NULL;
+  int r;
+
+  if (store_get (m, name, &inst, err) < 0)
+    return -1;
+  json_object_set_new (inst->config, "restore_dir", json_string (state_dir));
+  if (store_set_config (m, name, inst->config, err) < 0)
+    return -1;
+  r = cl_instance_start (m, name, err);
+  json_object_del (inst->config, "restore_dir");
+  {
+    cl_error_t ignored = NULL;
+    if (store_set_config (m, name, inst->config, &ignored) < 0)
+      cl_error_release (&ignored);
+  }
+  return r;
+}

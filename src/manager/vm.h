@@ -1,0 +1,67 @@
+/* microVM instances: the disk made from the image (reflink or sparse
+   copy), and the VMM run by the instance's monitor in a child process
+   (the library, src/vmm/vmm.h; never an exec of cloison-vmm). */
+#ifndef CLOISON_MANAGER_VM_H
+#define CLOISON_MANAGER_VM_H
+
+#include "common/error.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct cl_manager;
+struct instance;
+struct mgr_image;
+
+struct vm_launch
+{
+  char *kernel;
+  char *initrd;
+  char *cmdline;
+  char *disk;
+  char *console_log;
+  char *api_socket;
+  char *restore_dir; /* stateful snapshot to resume, or NULL */
+  char *tap;         /* network, or NULL */
+  uint8_t mac[6];
+  bool has_mac;
+  unsigned cpus;
+  uint64_t memory;
+  int readyfd;   /* the VMM child reports a failure here */
+  bool attached; /* serial console on our stdio (run) instead of the log */
+};
+
+/* Creates INSTANCE/disk.img from the image (at launch). */
+int vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                    cl_error_t *err);
+int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                       struct vm_launch *out, cl_error_t *err);
+/* In the monitor: forks the VMM child.  Returns its pid or -1. */
+pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
+/* In the launching command: waits until the VMM runs ("R" in buf), has
+   failed ("E<message>") or has already stopped (EOF, 0).  Returns the
+   bytes read. */
+int vm_wait_ready (int readyfd, char *buf, size_t size);
+
+/* Requests to a running VMM through its API socket: "pause", "resume",
+   "snapshot DIR" (memory + devices + vCPUs).  */
+int vm_api_pause (const char *socket, bool pause, cl_error_t *err);
+int vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err);
+int vm_api_shutdown (const char *socket, cl_error_t *err);
+
+/* Copy-on-write copy of the disk for `cl_instance_copy`. */
+int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err);
+/* exec and console of a running VM. */
+int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, int *exit_code,
+             cl_error_t *err);
+int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
+
+/* Starts a stopped VM from a stateful snapshot's state directory. */
+int vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir,
+                       cl_error_t *err);
+
+/* Is the build able to run microVMs at all. */
+bool vm_supported (void);
+
+#endif

@@ -1,0 +1,379 @@
+/* The manager's state store, crash recovery of intents, process
+   identity, copies, and the monitor's argument hand-over. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "common/util.h"
+#include "manager/internal.h"
+#include "manager/monitor.h"
+
+static char *
+tmpdir (void)
+{
+  char tmpl[] = "/tmp/cloison-unit-manager-XXXXXX";
+  char *d = mkdtemp (tmpl);
+  assert_non_null (d);
+  return strdup (d);
+}
+
+static void
+rm_tree (char *dir)
+{
+  cl_error_t err = NULL;
+  assert_int_equal (cl_rm_rf (dir, &err), 0);
+  free (dir);
+}
+
+static struct instance *
+sample (const char *name)
+{
+  struct instance *inst = cl_xmalloc0 (sizeof *inst);
+  inst->name = strdup (name);
+  inst->kind = KIND_CONTAINER;
+  inst->image = strdup ("busybox:latest");
+  inst->status = strdup ("creating");
+  inst->config = json_pack ("{s:i}", "cpus", 2);
+  inst->created = 1;
+  return inst;
+}
+
+static void
+test_store_rows (void **state)
+{
+  char *dir = tmpdir ();
+  struct cl_manager *m;
+  struct instance *inst = sample ("one"), *got = NULL;
+  cl_error_t err = NULL;
+  int64_t intent;
+  char **names;
+  (void)state;
+
+  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
+  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
+  assert_true (store_create (m, inst, "launch", &intent, &err) < 0);
+  assert_string_equal (err->msg, "instance `one` already exists");
+  cl_error_release (&err);
+  assert_true (store_get (m, "two", &got, &err) < 0);
+  assert_string_equal (err->msg, "instance `two` not found");
+  cl_error_release (&err);
+
+  assert_int_equal (store_set_running (m, "one", 10, 20, 11, 21, &err), 0);
+  assert_int_equal (store_get (m, "one", &got, &err), 0);
+  assert_string_equal (got->status, "running");
+  assert_int_equal (got->monitor_pid, 10);
+  assert_int_equal (got->init_start, 21);
+  assert_int_equal (json_integer_value (json_object_get (got->config, "cpus")), 2);
+  instance_free (got);
+  assert_int_equal (store_set_stopped (m, "one", true, 137, &err), 0);
+  assert_int_equal (store_get (m, "one", &got, &err), 0);
+  assert_string_equal (got->status, "stopped");
+  assert_true (got->has_exit_code);
+  assert_int_equal (got->exit_code, 137);
+  instance_free (got);
+  /* a row deleted under a starting monitor is not brought back */
+  assert_true (store_set_running (m, "ghost", 1, 1, 1, 1, &err) < 0);
+  assert_non_null (strstr (err->msg, "ghost"));
+  cl_error_release (&err);
+
+  assert_int_equal (store_names (m, &names, &err), 0);
+  assert_string_equal (names[0], "one");
+  assert_null (names[1]);
+  free (names[0]);
+  free (names);
+  intent_end (m, intent);
+  instance_free (inst);
+  cl_manager_close (m);
+  rm_tree (dir);
+}
+
+/* An intent whose owner died is recovered by the next open: a launch in
+   progress is undone (row, files). */
+static void
+test_orphaned_launch_is_undone (void **state)
+{
+  char *dir = tmpdir ();
+  struct cl_manager *m;
+  struct instance *inst = sample ("half"), *got = NULL;
+  cl_error_t err = NULL;
+  int64_t intent;
+  pid_t child;
+  char *idir, *sql;
+  (void)state;
+
+  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
+  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
+  idir = instance_dir (m, "half");
+  assert_int_equal (cl_mkdir_p (idir, 0700, &err), 0);
+  /* hand the intent to a process that is gone */
+  child = fork ();
+  if (child == 0)
+    _exit (0);
+  waitpid (child, NULL, 0);
+  sql = cl_strdup_printf ("UPDATE instance_intents SET owner_pid = %d", (int)child);
+  assert_int_equal (cl_db_exec (m->db, sql, &err), 0);
+  free (sql);
+  cl_manager_close (m);
+
+  assert_int_equal (cl_manager_open (dir, &m, &err), 0);
+  assert_true (store_get (m, "half", &got, &err) < 0);
+  cl_error_release (&err);
+  assert_int_not_equal (access (idir, F_OK), 0);
+  free (idir);
+  instance_free (inst);
+  cl_manager_close (m);
+  rm_tree (dir);
+}
+
+/* A live owner's intent is left alone: it is still in progress. */
+static void
+test_live_intent_kept (void **state)
+{
+  char *dir = tmpdir ();
+  struct cl_manager *m, *m2;
+  struct instance *inst = sample ("busy"), *got = NULL;
+  cl_error_t err = NULL;
+  int64_t intent;
+  (void)state;
+
+  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
+  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
+  assert_int_equal (cl_manager_open (dir, &m2, &err), 0);
+  assert_int_equal (store_get (m2, "busy", &got, &err), 0);
+  assert_string_equal (got->status, "creating");
+  instance_free (got);
+  cl_manager_close (m2);
+  intent_end (m, intent);
+  instance_free (inst);
+  cl_manager_close (m);
+  rm_tree (dir);
+}
+
+/* Hands every intent to a process that is gone. */
+static void
+orphan_intents (struct cl_manager *m)
+{
+  cl_error_t err = NULL;
+  pid_t child = fork ();
+  char *sql;
+
+  if (child == 0)
+    _exit (0);
+  waitpid (child, NULL, 0);
+  sql = cl_strdup_printf ("UPDATE instance_intents SET owner_pid = %d", (int)child);
+  assert_int_equal (cl_db_exec (m->db, sql, &err), 0);
+  free (sql);
+}
+
+static void
+write_text (const char *path, const char *text)
+{
+  cl_error_t err = NULL;
+  assert_int_equal (cl_write_file (path, text, strlen (text), 0, &err), 0);
+}
+
+static char *
+read_text (const char *path)
+{
+  cl_error_t err = NULL;
+  char *out = NULL;
+  if (cl_read_file (path, &out, NULL, &err) < 0)
+    {
+      cl_error_release (&err);
+      return NULL;
+    }
+  return out;
+}
+
+/* A restore killed after its copy was whole is finished; one killed
+   during the copy is undone (the instance keeps its layer). */
+static void
+test_interrupted_restore (void **state)
+{
+  static const char *const phases[] = { "swap:s", "copy:s" };
+  (void)state;
+
+  for (int i = 0; i < 2; i++)
+    {
+      char *dir = tmpdir ();
+      struct cl_manager *m;
+      struct instance *inst = sample ("r");
+      cl_error_t err = NULL;
+      int64_t intent;
+      char *idir, *p, *text;
+
+      assert_int_equal (manager_open_raw (dir, &m, &err), 0);
+      assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
+      intent_end (m, intent);
+      assert_int_equal (store_set_status (m, "r", "stopped", &err), 0);
+      idir = instance_dir (m, "r");
+      for (const char *sub = "upper"; sub; sub = strcmp (sub, "upper") == 0 ? "upper.restore"
+                                                 : strcmp (sub, "upper.restore") == 0 ? "work/work"
+                                                 : strcmp (sub, "work/work") == 0
+                                                     ? "snapshots/s/upper"
+                                                     : NULL)
+        {
+          p = cl_strdup_printf ("%s/%s", idir, sub);
+          assert_int_equal (cl_mkdir_p (p, 0755, &err), 0);
+          free (p);
+        }
+      p = cl_strdup_printf ("%s/upper/f", idir);
+      write_text (p, "live");
+      free (p);
+      p = cl_strdup_printf ("%s/upper.restore/f", idir);
+      write_text (p, "snapshot");
+      free (p);
+      assert_int_equal (intent_begin (m, "snapshot-restore", "r", phases[i], &intent, &err), 0);
+      orphan_intents (m);
+      cl_manager_close (m);
+
+      assert_int_equal (cl_manager_open (dir, &m, &err), 0);
+      p = cl_strdup_printf ("%s/upper/f", idir);
+      text = read_text (p);
+      free (p);
+      assert_non_null (text);
+      assert_string_equal (text, i == 0 ? "snapshot" : "live");
+      free (text);
+      p = cl_strdup_printf ("%s/upper.restore", idir);
+      assert_int_not_equal (access (p, F_OK), 0);
+      free (p);
+      p = cl_strdup_printf ("%s/work/work", idir);
+      assert_int_equal (access (p, F_OK) == 0, i == 1); /* a new work dir after a swap */
+      free (p);
+      free (idir);
+      instance_free (inst);
+      cl_manager_close (m);
+      rm_tree (dir);
+    }
+}
+
+static void
+test_proc_identity (void **state)
+{
+  pid_t child;
+  uint64_t start;
+  int st;
+  (void)state;
+
+  assert_true (proc_start_time (getpid ()) > 0);
+  assert_true (proc_alive (getpid (), proc_start_time (getpid ())));
+  assert_false (proc_alive (getpid (), proc_start_time (getpid ()) + 1)); /* a reused pid */
+  child = fork ();
+  if (child == 0)
+    {
+      usleep (50000);
+      _exit (3);
+    }
+  start = proc_start_time (child);
+  assert_int_equal (proc_wait_exit (child, start, 5), 0);
+  assert_int_equal (proc_wait_exit (child, start, 5000), 1);
+  assert_false (proc_alive (child, start)); /* a zombie is not alive */
+  waitpid (child, &st, 0);
+  assert_int_equal (proc_exit_code (st), 3);
+  child = fork ();
+  if (child == 0)
+    {
+      pause ();
+      _exit (0);
+    }
+  kill (child, SIGKILL);
+  waitpid (child, &st, 0);
+  assert_int_equal (proc_exit_code (st), 128 + SIGKILL);
+}
+
+static void
+test_file_clone_sparse_and_resize (void **state)
+{
+  char *dir = tmpdir ();
+  char *src = cl_strdup_printf ("%s/src", dir), *dst = cl_strdup_printf ("%s/dst", dir);
+  char block[4096], back[4096];
+  cl_error_t err = NULL;
+  struct stat st;
+  int fd;
+  (void)state;
+
+  memset (block, 'x', sizeof block);
+  fd = open (src, O_WRONLY | O_CREAT, 0600);
+  assert_true (fd >= 0);
+  assert_int_equal (pwrite (fd, block, sizeof block, 0), sizeof block);
+  assert_int_equal (pwrite (fd, block, sizeof block, 1 << 20), sizeof block);
+  close (fd);
+  assert_int_equal (file_clone (src, dst, 4 << 20, &err), 0);
+  assert_int_equal (stat (dst, &st), 0);
+  assert_int_equal (st.st_size, 4 << 20);
+  assert_true (st.st_blocks * 512 < (1 << 20)); /* the hole stayed a hole */
+  fd = open (dst, O_RDONLY);
+  assert_int_equal (pread (fd, back, sizeof back, 1 << 20), sizeof back);
+  close (fd);
+  assert_memory_equal (back, block, sizeof block);
+  /* never over an existing file */
+  assert_true (file_clone (src, dst, 0, &err) < 0);
+  assert_non_null (strstr (err->msg, dst));
+  cl_error_release (&err);
+  free (src);
+  free (dst);
+  rm_tree (dir);
+}
+
+static void
+test_monitor_args_round_trip (void **state)
+{
+  char *argv[] = { "sleep", "100", NULL }, *env[] = { "A=1", NULL };
+  struct monitor_args a = { 0 }, b;
+  cl_error_t err = NULL;
+  json_t *j;
+  (void)state;
+
+  a.root = "/r";
+  a.name = "n";
+  a.id = "cl-x-n";
+  a.dir = "/r/instances/n";
+  a.spec.root = "/r/containers";
+  a.spec.rootfs = "/r/instances/n/rootfs";
+  a.spec.argv = argv;
+  a.spec.env = env;
+  a.spec.memory = 64 << 20;
+  a.spec.cpus = 2;
+  a.overlay_opts = "lowerdir=/l,upperdir=/u,workdir=/w";
+  j = monitor_args_to_json (&a);
+  assert_int_equal (monitor_args_from_json (j, &b, &err), 0);
+  assert_string_equal (b.spec.argv[1], "100");
+  assert_null (b.spec.argv[2]);
+  assert_string_equal (b.spec.env[0], "A=1");
+  assert_int_equal (b.spec.memory, 64 << 20);
+  assert_int_equal (b.spec.cpus, 2);
+  assert_string_equal (b.spec.hostname, "n");
+  assert_string_equal (b.spec.bundle, "/r/instances/n");
+  assert_string_equal (b.overlay_opts, a.overlay_opts);
+  json_decref (j);
+  j = json_pack ("{s:s}", "root", "/r");
+  assert_true (monitor_args_from_json (j, &b, &err) < 0);
+  cl_error_release (&err);
+  json_decref (j);
+}
+
+int
+main (void)
+{
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test (test_store_rows),
+    cmocka_unit_test (test_orphaned_launch_is_undone),
+    cmocka_unit_test (test_live_intent_kept),
+    cmocka_unit_test (test_interrupted_restore),
+    cmocka_unit_test (test_proc_identity),
+    cmocka_unit_test (test_file_clone_sparse_and_resize),
+    cmocka_unit_test (test_monitor_args_round_trip),
+  };
+  return cmocka_run_group_tests (tests, NULL, NULL);
+}
