@@ -40,6 +40,9 @@ if [ -z "$init" ]; then
   done
 fi
 mkdir -p /newroot/dev /newroot/proc /newroot/sys
+# The image's command may be its init (cloison.init): it finds /proc, /sys
+# and /dev mounted, as a container's process does.
 mount --move /dev /newroot/dev
-umount /proc /sys
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
 exec switch_root /newroot "$init" "$@"
