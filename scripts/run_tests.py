@@ -1,4 +1,4 @@
-#!/usr/bin/env python3
+#!/usr/bin/python3
 """Runs every test and prints one closing line: N passed, N failed, N skipped.
 
 Unit tests are the cmocka programs meson knows (suite 'unit'), run with TAP
