@@ -37,7 +37,11 @@ static const char schema[] = "CREATE TABLE IF NOT EXISTS instances ("
                              " arg TEXT,"
                              " owner_pid INTEGER NOT NULL,"
                              " owner_start INTEGER NOT NULL,"
-                             " created INTEGER NOT NULL);";
+                             " created INTEGER NOT NULL);"
+                             /* guest CIDs of VM instances (vm_agent.c) */
+                             "CREATE TABLE IF NOT EXISTS instance_vsock ("
+                             " instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,"
+                             " cid INTEGER NOT NULL UNIQUE);";
 
 int
 store_init (struct cl_manager *m, cl_error_t *err)
