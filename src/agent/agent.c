@@ -182,8 +182,7 @@ serve (int rootfd, int conn)
                 p[i].fd = -1;
                 open_pipes--;
               }
-            else if (send_frame (conn, i == 0 ? CL_AGENT_STDOUT : CL_AGENT_STDERR, buf,
-                                 (uint32_t)n)
+            else if (send_frame (conn, i == 0 ? CL_AGENT_STDOUT : CL_AGENT_STDERR, buf, (uint32_t)n)
                      < 0)
               {
                 kill (-pid, SIGKILL);
@@ -212,8 +211,8 @@ serve (int rootfd, int conn)
 int
 main (int argc, char **argv)
 {
-  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT,
-                            .svm_cid = VMADDR_CID_ANY };
+  struct sockaddr_vm sa
+      = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = VMADDR_CID_ANY };
   int rootfd, lfd;
   pid_t pid;
 

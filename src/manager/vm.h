@@ -30,8 +30,8 @@ struct vm_launch
   unsigned cpus;
   uint64_t memory;
   uint32_t vsock_cid; /* 0: no vsock device (the host has no vhost-vsock) */
-  int readyfd;   /* the VMM child reports a failure here */
-  bool attached; /* serial console on our stdio (run) instead of the log */
+  int readyfd;        /* the VMM child reports a failure here */
+  bool attached;      /* serial console on our stdio (run) instead of the log */
 };
 
 /* Creates INSTANCE/disk.img from the image (at launch). */

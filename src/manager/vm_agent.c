@@ -27,8 +27,7 @@ vm_host_has_vsock (void)
 }
 
 int
-vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid,
-              cl_error_t *err)
+vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid, cl_error_t *err)
 {
   /* the smallest free CID from 3 (0-2 are reserved), in one statement so
      that two launches never take the same */
@@ -68,9 +67,9 @@ static int
 send_frame (int fd, char type, const char *data, cl_error_t *err)
 {
   size_t len = data ? strlen (data) : 0;
-  unsigned char h[CL_AGENT_HEADER] = { (unsigned char)type, (unsigned char)(len >> 24),
-                                       (unsigned char)(len >> 16), (unsigned char)(len >> 8),
-                                       (unsigned char)len };
+  unsigned char h[CL_AGENT_HEADER]
+      = { (unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
+          (unsigned char)(len >> 8), (unsigned char)len };
 
   if (len > CL_AGENT_MAX_FRAME)
     return cl_error_make (err, 0, "exec: an argument or variable is longer than %u bytes",
@@ -195,8 +194,8 @@ env_has_key (const char **env, size_t n, const char *kv)
 }
 
 int
-vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-         size_t n_env, int *exit_code, cl_error_t *err)
+vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env, size_t n_env,
+         int *exit_code, cl_error_t *err)
 {
   json_t *cfg_env = json_object_get (inst->config, "env"), *e;
   cleanup_close int fd = -1;

@@ -49,8 +49,8 @@ relay (const void *bytes, size_t n, int *code, char *out, char *errbuf, cl_error
 static void
 test_good_replies (void **state)
 {
-  static const unsigned char r[] = { 'O', 0, 0, 0, 3, 'o', 'u', 't', 'E', 0, 0, 0, 3, 'e', 'r',
-                                     'r', 'O', 0, 0, 0, 0, 'X', 0, 0, 0, 4, 0, 0, 0, 7 };
+  static const unsigned char r[] = { 'O', 0,   0, 0, 3, 'o', 'u', 't', 'E', 0, 0, 0, 3, 'e', 'r',
+                                     'r', 'O', 0, 0, 0, 0,   'X', 0,   0,   0, 4, 0, 0, 0,   7 };
   char out[256], errbuf[256];
   cl_error_t err = NULL;
   int code = -1;
