@@ -17,8 +17,10 @@
 
 #include <linux/vm_sockets.h>
 
-/* How long exec waits for the agent of a VM that is still booting. */
+/* How long exec waits for the agent of a VM that is still booting; less
+   for a VM booted from a kernel/initrd of the user's, which may have none. */
 #define AGENT_CONNECT_TIMEOUT_NS (60ull * 1000000000ull)
+#define AGENT_CONNECT_TIMEOUT_OWN_BOOT_NS (5ull * 1000000000ull)
 
 bool
 vm_host_has_vsock (void)
@@ -159,7 +161,10 @@ static int
 agent_connect (struct instance *inst, uint32_t cid, int *out, cl_error_t *err)
 {
   struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = cid };
-  uint64_t deadline = cl_now_ns () + AGENT_CONNECT_TIMEOUT_NS;
+  bool own_boot
+      = json_object_get (inst->config, "kernel") || json_object_get (inst->config, "initrd");
+  uint64_t deadline
+      = cl_now_ns () + (own_boot ? AGENT_CONNECT_TIMEOUT_OWN_BOOT_NS : AGENT_CONNECT_TIMEOUT_NS);
 
   /* the agent listens once the guest's initramfs mounted the root: retry
      while the VM boots */
@@ -176,8 +181,11 @@ agent_connect (struct instance *inst, uint32_t cid, int *out, cl_error_t *err)
       int e = errno;
       close (fd);
       if (cl_now_ns () > deadline || !proc_alive (inst->monitor_pid, inst->monitor_start))
-        return cl_error_make (err, e, "instance `%s`: no guest agent on vsock CID %u port %u",
-                              inst->name, cid, CL_AGENT_PORT);
+        return cl_error_make (err, e, "instance `%s`: no guest agent on vsock CID %u port %u%s",
+                              inst->name, cid, CL_AGENT_PORT,
+                              own_boot ? " (the VM boots its own --kernel/--initrd, without "
+                                         "cloison's initramfs and its agent)"
+                                       : "");
       usleep (200000);
     }
 }

@@ -5,6 +5,8 @@ vsock device with the instance's CID, and commands run by the guest agent
 in the instance's root filesystem.  One lab boot; each test asserts on one
 check of it."""
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -33,14 +35,32 @@ check rootfs_write sh -c "$C exec vm -- sh -c 'echo written-by-exec > /root/mark
 check big sh -c "$C exec vm -- dd if=/dev/zero bs=1024 count=1024 2>/dev/null | wc -c"
 check missing_cmd $C exec vm -- /nonexistent/cmd
 check second_vm $C exec vm2 -- echo from vm2
+check stateful sh -c "$C snapshot create --stateful vm live && $C exec vm -- sh -c 'echo after-snap > /root/later' &&
+    $C snapshot restore vm live && $C list && $C exec vm -- sh -c 'cat /root/later 2>&1; echo restored-ok'"
 check stopped sh -c "$C stop --timeout 2 vm && $C exec vm -- true; echo rc=\$?"
-check delete sh -c "$C delete --force vm && $C delete --force vm2 && $C list"
+check own_kernel sh -c "$C launch busybox vm3 --vm --no-network --memory 128M --kernel /lab/vmlinuz \
+    --initrd /lab/plain.cpio.gz --cmdline 'console=ttyS0 panic=-1 quiet' -- /bin/sleep 100000 &&
+    $C exec vm3 -- true"
+check delete sh -c "$C delete --force vm && $C delete --force vm2 && $C delete --force vm3; $C list"
 cat /tmp/cl/instances/vm/console.log 2>/dev/null | tail -5
 """
 
 
+def initramfs_without_agent(out):
+    """The built-in initramfs minus /sbin/cloison-agent: a VM booted with
+    an initrd of its own that has no agent."""
+    d = out + ".d"
+    os.makedirs(d)
+    subprocess.run("zcat %s | cpio -id --quiet" % VM_INITRAMFS, shell=True, cwd=d, check=True)
+    os.unlink(os.path.join(d, "sbin", "cloison-agent"))
+    subprocess.run("find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -1 > %s" % out,
+                   shell=True, cwd=d, check=True)
+    shutil.rmtree(d)
+    return out
+
+
 @pytest.fixture(scope="module")
-def run(lab):
+def run(lab, tmp_path_factory):
     for p in (CLOISON, MONITOR, IMAGE_DATA):
         if not os.path.exists(p):
             pytest.fail("%s is not built" % p)
@@ -51,7 +71,9 @@ def run(lab):
         (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
         (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
         (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
-        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
+        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs"),
+        (initramfs_without_agent(str(tmp_path_factory.mktemp("vmexec") / "plain.cpio.gz")),
+         "/lab/plain.cpio.gz")]
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
 
 
@@ -91,6 +113,20 @@ def test_exec_missing_command(run):
 
 def test_exec_in_a_second_vm(run):
     assert "from vm2" in run.assert_check("second_vm").output
+
+
+def test_exec_after_stateful_restore(run):
+    """The agent survives a stateful snapshot and restore (the vsock device's
+    state goes with the VM's), and exec sees the restored disk."""
+    out = run.assert_check("stateful").output
+    assert "restored-ok" in out and "No such file" in out, out
+
+
+def test_exec_own_kernel_without_agent(run):
+    c = run.check("own_kernel")
+    assert c.rc == 1, c
+    errs = [l for l in c.output.splitlines() if l.startswith("cloison:")]
+    assert len(errs) == 1 and "no guest agent on vsock" in errs[0], c.output
 
 
 def test_exec_on_stopped_vm_is_one_line(run):
