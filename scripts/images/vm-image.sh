@@ -3,11 +3,14 @@
 #   vmlinuz            the Debian cloud kernel (linux-image-cloud-amd64)
 #   initramfs.cpio.gz  busybox-static, the virtio/ext4/vsock modules, and an
 #                      init that mounts the root disk and switch_roots
+#                      (and, given AGENT, the guest agent cloison-agent
+#                      that `cloison exec` talks to over vsock)
 # The kernel package is fetched once with `apt-get download` + `dpkg -x`
 # into $CLOISON_CACHE (default /var/cache/cloison); after that it is offline.
-# Usage: scripts/images/vm-image.sh OUTDIR
+# Usage: scripts/images/vm-image.sh OUTDIR [AGENT]
 set -euo pipefail
-out=${1:?usage: vm-image.sh OUTDIR}
+out=${1:?usage: vm-image.sh OUTDIR [AGENT]}
+agent=${2:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CLOISON_CACHE:-/var/cache/cloison}
 mkdir -p "$cache" "$out"
@@ -75,6 +78,7 @@ for m in "${order[@]}"; do
   echo "$base" >> "$stage/etc/modules"
 done
 install -m 0755 "$here/vm-init.sh" "$stage/init"
+[ -z "$agent" ] || install -s -m 0755 "$agent" "$stage/sbin/cloison-agent"
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9n > "$out/initramfs.cpio.gz.tmp"
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 cp "$tree/boot/vmlinuz-$rel" "$out/vmlinuz.tmp"

@@ -8,6 +8,9 @@
 #   cloison.ro              mount the root read-only (ro too; rw is the default)
 #   cloison.shell           stay in the initramfs with a shell (debugging)
 # Arguments after `--` on the command line are passed to the init.
+# The guest agent (/sbin/cloison-agent, for `cloison exec`) starts before
+# switch_root, with a handle on the new root: it serves vsock port 1024 in
+# the background and runs each command chrooted into the instance's root.
 export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -40,6 +43,9 @@ if [ -z "$init" ]; then
   done
 fi
 mkdir -p /newroot/dev /newroot/proc /newroot/sys
+if [ -x /sbin/cloison-agent ]; then
+  /sbin/cloison-agent /newroot || echo "cloison-init: the guest agent did not start" > /dev/console
+fi
 # The image's command may be its init (cloison.init): it finds /proc, /sys
 # and /dev mounted, as a container's process does.
 mount --move /dev /newroot/dev

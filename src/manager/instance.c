@@ -460,7 +460,7 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
   cleanup_free char *eroot = engine_root (m);
-  char **extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
+  char **extra;
   int r;
 
   if (instance_load (m, name, &inst, err) < 0)
@@ -468,7 +468,8 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
   if (!is_running (inst))
     return cl_error_make (err, 0, "instance `%s` is not running", name);
   if (inst->kind == KIND_VM)
-    return vm_exec (m, inst, argv, exit_code, err);
+    return vm_exec (m, inst, argv, env, n_env, exit_code, err);
+  extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
   for (size_t i = 0; i < n_env; i++)
     extra[i] = (char *)env[i];
   r = engine_exec (eroot, id, argv, extra, exit_code, err);

@@ -181,6 +181,10 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
+  /* a vsock device for `cloison exec` (the guest agent) where the host
+     can give one; the CID is the instance's for its whole life */
+  if (vm_host_has_vsock () && vm_vsock_cid (m, inst->name, true, &l->vsock_cid, err) < 0)
+    return -1;
   unlink (l->api_socket);
   return netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err);
 }
@@ -223,6 +227,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
           cfg.nnets = 1;
         }
       cfg.rng = true;
+      cfg.vsock_cid = l->vsock_cid;
       if (l->attached)
         {
           cfg.console = CL_VMM_CONSOLE_SERIAL;
@@ -275,18 +280,6 @@ vm_wait_ready (int readyfd, char *buf, size_t size)
     n = 0;
   buf[n] = '\0';
   return (int)n;
-}
-
-int
-vm_exec (struct cl_manager *m, struct instance *inst, char **argv, int *exit_code, cl_error_t *err)
-{
-  (void)m, (void)argv, (void)exit_code;
-  if (access ("/dev/vhost-vsock", F_OK) != 0)
-    return cl_error_make (err, 0,
-                          "instance `%s`: exec in a VM goes through the guest agent over vsock, "
-                          "and this host has no /dev/vhost-vsock",
-                          inst->name);
-  return cl_error_make (err, 0, "instance `%s`: the guest agent is not built yet", inst->name);
 }
 
 int

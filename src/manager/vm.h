@@ -7,6 +7,7 @@
 #include "common/error.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,8 +29,9 @@ struct vm_launch
   bool has_mac;
   unsigned cpus;
   uint64_t memory;
-  int readyfd;   /* the VMM child reports a failure here */
-  bool attached; /* serial console on our stdio (run) instead of the log */
+  uint32_t vsock_cid; /* 0: no vsock device (the host has no vhost-vsock) */
+  int readyfd;        /* the VMM child reports a failure here */
+  bool attached;      /* serial console on our stdio (run) instead of the log */
 };
 
 /* Creates INSTANCE/disk.img from the image (at launch). */
@@ -52,9 +54,21 @@ int vm_api_shutdown (const char *socket, cl_error_t *err);
 
 /* Copy-on-write copy of the disk for `cl_instance_copy`. */
 int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err);
-/* exec and console of a running VM. */
-int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, int *exit_code,
-             cl_error_t *err);
+/* exec (vm_agent.c: through the guest agent over vsock, see
+   src/agent/protocol.h) and console of a running VM. */
+int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
+             size_t n_env, int *exit_code, cl_error_t *err);
+bool vm_host_has_vsock (void);
+/* The instance's guest CID (>= 3, unique in the state root), allocated
+   when `allocate` and it has none.  Returns 1 with *cid, 0 if none. */
+int vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid,
+                  cl_error_t *err);
+/* The guest's replies (untrusted): reads one frame into buf (room for
+   CL_AGENT_MAX_FRAME bytes), checking type and length.  1 read, 0 clean
+   EOF, -1 bad or truncated frame. */
+int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err);
+/* Relays stdout/stderr frames to out/errfd until the exit frame. */
+int agent_relay (int fd, int out, int errfd, int *exit_code, cl_error_t *err);
 int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
 
 /* Starts a stopped VM from a stateful snapshot's state directory. */

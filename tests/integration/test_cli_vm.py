@@ -74,8 +74,13 @@ def test_vm_idle_stop_delete_leaves_nothing(cl):
     assert os.path.getsize(os.path.join(cl.root, "instances", "vm2", "disk.img")) == 300 << 20
     p = cl("exec", "vm2", "--", "true", check=False)
     assert p.returncode != 0 and "vsock" in p.stderr and p.stderr.count("\n") == 1
+    if not os.path.exists("/dev/vhost-vsock"):
+        assert p.stderr == ("cloison: instance `vm2`: exec in a VM goes through the guest agent "
+                            "over vsock, and this host has no /dev/vhost-vsock\n"), p.stderr
     cl("stop", "--timeout", "2", "vm2")
     assert cl.info("vm2")["status"] == "stopped"
+    p = cl("exec", "vm2", "--", "true", check=False)
+    assert p.returncode == 1 and p.stderr == "cloison: instance `vm2` is not running\n", p.stderr
     assert not pid_alive(vmm) and not pid_alive(monitor)
     cl("start", "vm2")
     vmm = cl.info("vm2")["pid"]

@@ -1,0 +1,249 @@
+/* `cloison exec` on VM instances: the host side of the guest agent's
+   protocol (src/agent/protocol.h) over AF_VSOCK, and the guest CIDs of
+   VM instances (table instance_vsock).  Replies come from the guest and
+   are untrusted: each frame is checked here, once, by agent_frame_read. */
+#include "agent/protocol.h"
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "manager/internal.h"
+#include "manager/vm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <linux/vm_sockets.h>
+
+/* How long exec waits for the agent of a VM that is still booting; less
+   for a VM booted from a kernel/initrd of the user's, which may have none. */
+#define AGENT_CONNECT_TIMEOUT_NS (60ull * 1000000000ull)
+#define AGENT_CONNECT_TIMEOUT_OWN_BOOT_NS (5ull * 1000000000ull)
+
+bool
+vm_host_has_vsock (void)
+{
+  return access ("/dev/vhost-vsock", F_OK) == 0;
+}
+
+int
+vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid, cl_error_t *err)
+{
+  /* the smallest free CID from 3 (0-2 are reserved), in one statement so
+     that two launches never take the same */
+  static const char alloc[]
+      = "INSERT OR IGNORE INTO instance_vsock (instance, cid)"
+        " SELECT ?1, MIN(c) FROM (SELECT 3 AS c UNION SELECT cid + 1 FROM instance_vsock)"
+        " WHERE c NOT IN (SELECT cid FROM instance_vsock)";
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int r;
+
+  if (allocate)
+    {
+      if (cl_db_prepare (m->db, alloc, &s, err) < 0)
+        return -1;
+      sqlite3_bind_text (s, 1, name, -1, SQLITE_TRANSIENT);
+      if (sqlite3_step (s) != SQLITE_DONE)
+        return cl_error_make (err, 0, "allocate a vsock CID for `%s`: %s", name,
+                              sqlite3_errmsg (m->db));
+      sqlite3_finalize (steal_pointer (&s));
+    }
+  if (cl_db_prepare (m->db, "SELECT cid FROM instance_vsock WHERE instance = ?1", &s, err) < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, name, -1, SQLITE_TRANSIENT);
+  r = sqlite3_step (s);
+  if (r == SQLITE_ROW)
+    {
+      *cid = (uint32_t)sqlite3_column_int64 (s, 0);
+      return 1;
+    }
+  if (r != SQLITE_DONE)
+    return cl_error_make (err, 0, "vsock CID of `%s`: %s", name, sqlite3_errmsg (m->db));
+  *cid = 0;
+  return 0;
+}
+
+static int
+send_frame (int fd, char type, const char *data, cl_error_t *err)
+{
+  size_t len = data ? strlen (data) : 0;
+  unsigned char h[CL_AGENT_HEADER]
+      = { (unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
+          (unsigned char)(len >> 8), (unsigned char)len };
+
+  if (len > CL_AGENT_MAX_FRAME)
+    return cl_error_make (err, 0, "exec: an argument or variable is longer than %u bytes",
+                          CL_AGENT_MAX_FRAME);
+  if (cl_write_all (fd, h, sizeof h) < 0 || (len && cl_write_all (fd, data, len) < 0))
+    return cl_error_errno (err, "send the command to the guest agent");
+  return 0;
+}
+
+/* Reads exactly n bytes; 0 at a clean EOF before the first byte. */
+static int
+read_exact (int fd, void *buf, size_t n, cl_error_t *err)
+{
+  size_t got = 0;
+
+  while (got < n)
+    {
+      ssize_t r = read (fd, (char *)buf + got, n - got);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r < 0)
+        return cl_error_errno (err, "read from the guest agent");
+      if (r == 0)
+        {
+          if (got == 0)
+            return 0;
+          return cl_error_make (err, 0, "guest agent: truncated frame");
+        }
+      got += (size_t)r;
+    }
+  return 1;
+}
+
+int
+agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err)
+{
+  unsigned char h[CL_AGENT_HEADER];
+  int r = read_exact (fd, h, sizeof h, err);
+
+  if (r <= 0)
+    return r;
+  *type = (char)h[0];
+  *len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+  if (*type != CL_AGENT_STDOUT && *type != CL_AGENT_STDERR && *type != CL_AGENT_EXIT)
+    return cl_error_make (err, 0, "guest agent: unknown frame type 0x%02x", h[0]);
+  if (*len > CL_AGENT_MAX_FRAME)
+    return cl_error_make (err, 0, "guest agent: frame of %u bytes (at most %u)", *len,
+                          CL_AGENT_MAX_FRAME);
+  if (*type == CL_AGENT_EXIT && *len != 4)
+    return cl_error_make (err, 0, "guest agent: exit frame of %u bytes (expected 4)", *len);
+  if (*len && read_exact (fd, buf, *len, err) <= 0)
+    return cl_error_make (err, 0, "guest agent: truncated frame");
+  return 1;
+}
+
+int
+agent_relay (int fd, int out, int errfd, int *exit_code, cl_error_t *err)
+{
+  cleanup_free unsigned char *buf = malloc (CL_AGENT_MAX_FRAME);
+  char type;
+  uint32_t len, code;
+  int r;
+
+  if (buf == NULL)
+    return cl_error_errno (err, "malloc");
+  for (;;)
+    {
+      r = agent_frame_read (fd, &type, buf, &len, err);
+      if (r < 0)
+        return -1;
+      if (r == 0)
+        return cl_error_make (err, 0, "guest agent: connection closed before the exit status");
+      if (type == CL_AGENT_EXIT)
+        {
+          code = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
+          if (code > 255)
+            return cl_error_make (err, 0, "guest agent: exit status %u out of range", code);
+          *exit_code = (int)code;
+          return 0;
+        }
+      /* a closed stdout/stderr of ours must not stop the command's status */
+      (void)cl_write_all (type == CL_AGENT_STDOUT ? out : errfd, buf, len);
+    }
+}
+
+static int
+agent_connect (struct instance *inst, uint32_t cid, int *out, cl_error_t *err)
+{
+  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = cid };
+  bool own_boot
+      = json_object_get (inst->config, "kernel") || json_object_get (inst->config, "initrd");
+  uint64_t deadline
+      = cl_now_ns () + (own_boot ? AGENT_CONNECT_TIMEOUT_OWN_BOOT_NS : AGENT_CONNECT_TIMEOUT_NS);
+
+  /* the agent listens once the guest's initramfs mounted the root: retry
+     while the VM boots */
+  for (;;)
+    {
+      int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        return cl_error_errno (err, "instance `%s`: vsock socket", inst->name);
+      if (connect (fd, (struct sockaddr *)&sa, sizeof sa) == 0)
+        {
+          *out = fd;
+          return 0;
+        }
+      int e = errno;
+      close (fd);
+      if (cl_now_ns () > deadline || !proc_alive (inst->monitor_pid, inst->monitor_start))
+        return cl_error_make (err, e, "instance `%s`: no guest agent on vsock CID %u port %u%s",
+                              inst->name, cid, CL_AGENT_PORT,
+                              own_boot ? " (the VM boots its own --kernel/--initrd, without "
+                                         "cloison's initramfs and its agent)"
+                                       : "");
+      usleep (200000);
+    }
+}
+
+static bool
+env_has_key (const char **env, size_t n, const char *kv)
+{
+  size_t klen = strcspn (kv, "=");
+
+  for (size_t i = 0; i < n; i++)
+    if (strncmp (env[i], kv, klen) == 0 && env[i][klen] == '=')
+      return true;
+  return false;
+}
+
+int
+vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env, size_t n_env,
+         int *exit_code, cl_error_t *err)
+{
+  json_t *cfg_env = json_object_get (inst->config, "env"), *e;
+  cleanup_close int fd = -1;
+  uint32_t cid;
+  size_t i;
+  int r;
+
+  if (!vm_host_has_vsock ())
+    return cl_error_make (err, 0,
+                          "instance `%s`: exec in a VM goes through the guest agent over vsock, "
+                          "and this host has no /dev/vhost-vsock",
+                          inst->name);
+  r = vm_vsock_cid (m, inst->name, false, &cid, err);
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    return cl_error_make (err, 0,
+                          "instance `%s` runs without a vsock device (started before this host "
+                          "had /dev/vhost-vsock): restart it",
+                          inst->name);
+  if (argv == NULL || argv[0] == NULL)
+    return cl_error_make (err, 0, "exec: no command given");
+  if (agent_connect (inst, cid, &fd, err) < 0)
+    return -1;
+  for (i = 0; argv[i]; i++)
+    if (send_frame (fd, CL_AGENT_ARG, argv[i], err) < 0)
+      return -1;
+  for (i = 0; i < n_env; i++)
+    if (send_frame (fd, CL_AGENT_ENV, env[i], err) < 0)
+      return -1;
+  /* the instance's --env, unless exec --env gave the same variable */
+  json_array_foreach (cfg_env, i, e)
+  {
+    const char *kv = json_string_value (e);
+    if (kv && !env_has_key (env, n_env, kv) && send_frame (fd, CL_AGENT_ENV, kv, err) < 0)
+      return -1;
+  }
+  if (send_frame (fd, CL_AGENT_RUN, NULL, err) < 0)
+    return -1;
+  if (agent_relay (fd, 1, 2, exit_code, err) < 0)
+    return cl_error_wrap (err, "instance `%s`", inst->name);
+  return 0;
+}
