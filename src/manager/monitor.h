@@ -48,5 +48,8 @@ char **json_to_strv (json_t *arr);
 /* The container monitor's arguments, handed to cloison-monitor as JSON. */
 json_t *monitor_args_to_json (const struct monitor_args *a);
 int monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
+/* Frees what monitor_args_from_json allocated (the monitor itself keeps its
+   arguments until it exits). */
+void monitor_args_clear (struct monitor_args *a);
 
 #endif

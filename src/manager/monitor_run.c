@@ -256,3 +256,27 @@ monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
   a->overlay_opts = strdup (overlay);
   return 0;
 }
+
+static void
+strv_free (char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free (*p);
+  free (v);
+}
+
+void
+monitor_args_clear (struct monitor_args *a)
+{
+  free (a->root);
+  free (a->name);
+  free (a->id);
+  free (a->dir);
+  free ((char *)a->spec.root);
+  free ((char *)a->spec.rootfs);
+  strv_free (a->spec.argv);
+  strv_free (a->spec.env);
+  free ((char *)a->spec.cwd);
+  free (a->overlay_opts);
+  memset (a, 0, sizeof *a);
+}

@@ -356,6 +356,7 @@ test_monitor_args_round_trip (void **state)
   assert_string_equal (b.spec.hostname, "n");
   assert_string_equal (b.spec.bundle, "/r/instances/n");
   assert_string_equal (b.overlay_opts, a.overlay_opts);
+  monitor_args_clear (&b);
   json_decref (j);
   j = json_pack ("{s:s}", "root", "/r");
   assert_true (monitor_args_from_json (j, &b, &err) < 0);
