@@ -5,6 +5,7 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import tempfile
 import time
 import uuid
@@ -122,6 +123,17 @@ def test_ctr_detach_exec_kill_delete(ctd):
 def test_ctr_run_tty(ctd):
     cmd = "ctr --address %s -n %s run --rm -t --runc-binary %s --rootfs %s ctd-tty sh -c 'tty; echo tty-ok'" % (
         ctd.sock, ctd.ns, binary("cloison-runtime"), ctd.rootfs)
-    p = subprocess.run(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.DEVNULL,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
-    assert p.returncode == 0 and "/dev/pts/0" in p.stdout and "tty-ok" in p.stdout, p.stdout
+    # script's stdin stays open while the container runs: at EOF on it,
+    # script sends EOF into the terminal, ctr closes the task's stdin, and
+    # under load the console could be torn down before the output drained.
+    p = subprocess.Popen(["script", "-qec", cmd, "/dev/null"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    killer = threading.Timer(60, p.kill)
+    killer.start()
+    try:
+        out = p.stdout.read()
+        p.stdin.close()
+        rc = p.wait()
+    finally:
+        killer.cancel()
+    assert rc == 0 and "/dev/pts/0" in out and "tty-ok" in out, out
