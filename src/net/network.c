@@ -33,9 +33,11 @@ net_teardown (struct net_ctx *c, const struct net_row *n)
   cl_error_t err = NULL;
 
   dnsmasq_stop (dir);
+  net_crash_point ("teardown:dnsmasq");
   if (nft_network_remove (n->name, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
+  net_crash_point ("teardown:nft");
   if (n->l3[0] && nl_link_del (c->nl, n->l3, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
@@ -103,13 +105,16 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
     return idx < 0 ? -1 : cl_error_make (err, 0, "link `%s` vanished", n->l3);
   if (nl_addr_add (c->nl, idx, ipam_gateway (n->subnet), n->prefix, err) < 0)
     return -1;
+  net_crash_point ("create:bridge");
   if (n->mode != CL_NET_ISOLATED && write_ip_forward (err) < 0)
     return -1;
   if (nft_network_add (n, c->tag, err) < 0)
     return -1;
-  if (cl_mkdir_p (dir, 0700, err) < 0)
+  net_crash_point ("create:nft");
+  if (cl_mkdir_p (dir, 0700, err) < 0 || dnsmasq_start (dir, n, err) < 0)
     return -1;
-  return dnsmasq_start (dir, n, err);
+  net_crash_point ("create:dnsmasq");
+  return 0;
 }
 
 /* Picks 10.87.N.0/24, the first N free (from first_third: 0 is kept for
@@ -206,9 +211,11 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   if (sqlite3_step (st) != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
   n.id = sqlite3_last_insert_rowid (c->db);
+  net_crash_point ("create:row");
   snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long)n.id);
   if (exec_bound (c->db, "UPDATE networks SET l3 = ?2 WHERE id = ?1", n.id, n.l3, err) < 0)
     return -1;
+  net_crash_point ("create:named");
 
   if (net_build (c, &n, err) < 0)
     {

@@ -2,19 +2,84 @@
 #include "common/util.h"
 #include "net/ipam.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <libmnl/libmnl.h>
+#include <linux/netfilter/nf_tables.h>
+#include <linux/netfilter/nfnetlink.h>
 #include <nftables/libnftables.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+/* 0 when nfnetlink answers a GETGEN for the subsystem, else the errno. */
+int
+nft_probe_subsys (unsigned subsys)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE];
+  struct mnl_socket *nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
+  struct nlmsghdr *h;
+  struct nfgenmsg *g;
+  uint32_t seq = (uint32_t)time (NULL);
+  ssize_t got;
+  int r = 0;
+
+  if (nl == NULL)
+    return errno ? errno : EPROTONOSUPPORT;
+  /* What libnftables asks first (the ruleset generation): where the
+     kernel cannot answer it, libnftables exits the process (status 3). */
+  h = mnl_nlmsg_put_header (buf);
+  h->nlmsg_type = (uint16_t)((subsys << 8) | NFT_MSG_GETGEN);
+  h->nlmsg_flags = NLM_F_REQUEST | NLM_F_ACK;
+  h->nlmsg_seq = seq;
+  g = mnl_nlmsg_put_extra_header (h, sizeof *g);
+  g->nfgen_family = AF_UNSPEC;
+  g->version = NFNETLINK_V0;
+  g->res_id = 0;
+  if (mnl_socket_bind (nl, 0, MNL_SOCKET_AUTOPID) < 0
+      || mnl_socket_sendto (nl, h, h->nlmsg_len) < 0)
+    r = errno;
+  while (r == 0 && (got = mnl_socket_recvfrom (nl, buf, sizeof buf)) != 0)
+    {
+      int cb = got < 0 ? -1 : mnl_cb_run (buf, (size_t)got, seq, mnl_socket_get_portid (nl), NULL, NULL);
+      if (cb < 0)
+        r = errno ? errno : EIO;
+      else if (cb == MNL_CB_STOP)
+        break;
+    }
+  mnl_socket_close (nl);
+  return r;
+}
+
+/* Probed once per process: 0, or the one-line error naming nftables. */
+int
+nft_available (cl_error_t *err)
+{
+  static int probed, status;
+  if (!probed)
+    {
+      /* Tests stand for a kernel without nf_tables by asking a subsystem
+         that no kernel has. */
+      status = nft_probe_subsys (getenv ("CLOISON_NET_TEST_NO_NFTABLES") ? NFNL_SUBSYS_COUNT + 7
+                                                                        : NFNL_SUBSYS_NFTABLES);
+      probed = 1;
+    }
+  if (status == 0)
+    return 0;
+  return cl_error_make (err, status, "nftables: the kernel has no nf_tables (module nf_tables)");
+}
 
 int
 nft_run (const char *cmds, cl_error_t *err)
 {
-  struct nft_ctx *ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+  struct nft_ctx *ctx;
   int r;
 
+  if (nft_available (err) < 0)
+    return -1;
+  ctx = nft_ctx_new (NFT_CTX_DEFAULT);
   if (ctx == NULL)
     return cl_error_make (err, 0, "nftables: cannot create a context");
   nft_ctx_buffer_output (ctx);
@@ -144,9 +209,14 @@ nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
 int
 nft_network_remove (const char *name, cl_error_t *err)
 {
+  char *s;
+  int r;
+  /* Without nf_tables there is no table to remove. */
+  if (nft_available (NULL) < 0)
+    return 0;
   /* `add` first makes `delete` succeed when the table is already gone. */
-  char *s = cl_strdup_printf ("add table ip cloison-%s\ndelete table ip cloison-%s\n", name, name);
-  int r = nft_run (s, err);
+  s = cl_strdup_printf ("add table ip cloison-%s\ndelete table ip cloison-%s\n", name, name);
+  r = nft_run (s, err);
   free (s);
   return r;
 }
@@ -173,7 +243,10 @@ nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_
 static int
 nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
 {
-  struct nft_ctx *ctx = nft_ctx_new (NFT_CTX_DEFAULT);
+  struct nft_ctx *ctx;
+  if (nft_available (err) < 0)
+    return -1;
+  ctx = nft_ctx_new (NFT_CTX_DEFAULT);
   if (ctx == NULL)
     return cl_error_make (err, 0, "nftables: cannot create a context");
   nft_ctx_output_set_flags (ctx, NFT_CTX_OUTPUT_JSON);
@@ -193,6 +266,9 @@ nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), v
   json_t *tables = NULL, *item;
   size_t i;
 
+  /* Without nf_tables there are no tables, and nothing to ask. */
+  if (nft_available (NULL) < 0)
+    return 0;
   if (nft_run_json ("list tables ip", &tables, err) < 0)
     return -1;
   json_array_foreach (json_object_get (tables, "nftables"), i, item)

@@ -7,6 +7,13 @@
 
 #include <stdint.h>
 
+/* libnftables exits the process where the kernel has no nf_tables: every
+   call goes through this probe first (one netlink request per process).
+   0, or "nftables: the kernel has no nf_tables ...". */
+int nft_available (cl_error_t *err);
+/* 0 when nfnetlink answers a GETGEN request for that subsystem, else the
+   errno (for tests). */
+int nft_probe_subsys (unsigned subsys);
 /* Runs nft commands as one transaction; the error is nft's first line. */
 int nft_run (const char *cmds, cl_error_t *err);
 /* The commands that create the network's table (for tests).  The table
@@ -14,10 +21,10 @@ int nft_run (const char *cmds, cl_error_t *err);
 char *nft_network_script (const struct net_row *n, const char *tag);
 int nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err);
 /* Calls fn with the NAME of every `ip cloison-NAME` table that root `tag`
-   made. */
+   made (none without nf_tables). */
 int nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), void *data,
                        cl_error_t *err);
-/* Absent table: 0. */
+/* Absent table (or no nf_tables at all): 0. */
 int nft_network_remove (const char *name, cl_error_t *err);
 /* Adds or removes host_port -> addr:port in the network's forward map. */
 int nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_t addr,

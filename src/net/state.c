@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -338,4 +339,12 @@ forwards_json (sqlite3 *db, int64_t attachment_id)
                                            "host_port", sqlite3_column_int (st, 1), "port",
                                            sqlite3_column_int (st, 2)));
   return arr;
+}
+
+void
+net_crash_point (const char *step)
+{
+  const char *at = getenv ("CLOISON_NET_TEST_CRASH_AT");
+  if (at && strcmp (at, step) == 0)
+    raise (SIGKILL);
 }

@@ -1,0 +1,121 @@
+"""cloison networks after a kill -9 in the middle of `network create` or
+`network delete`, and on a kernel without nf_tables: the next command
+leaves no bridge, nftables table or dnsmasq of the half-made network, and
+never touches another state root's objects.  Each test builds its own
+namespaces (test_net_lab)."""
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from test_net_lab import lab  # noqa: F401
+from conftest import binary
+
+CREATE_STEPS = ["create:row", "create:named", "create:bridge", "create:nft", "create:dnsmasq"]
+DELETE_STEPS = ["teardown:dnsmasq", "teardown:nft"]
+
+
+def run_env(lab, env, *args, root=None):
+    """cloison in the lab's host namespace with extra environment."""
+    e = dict(os.environ, **env)
+    return subprocess.run(["ip", "netns", "exec", lab.host, binary("cloison"), "--root",
+                           root or lab.root] + list(args),
+                          env=e, capture_output=True, text=True, timeout=60)
+
+
+def rows(root):
+    db = sqlite3.connect(os.path.join(root, "cloison.db"))
+    try:
+        return sorted(db.execute("SELECT name, state FROM networks").fetchall())
+    finally:
+        db.close()
+
+
+def tag_of(lab, root=None):
+    db = sqlite3.connect(os.path.join(root or lab.root, "cloison.db"))
+    try:
+        return db.execute("SELECT value FROM net_meta WHERE key = 'tag'").fetchone()[0]
+    finally:
+        db.close()
+
+
+def dnsmasqs(root):
+    """Pids of the dnsmasqs of one state root (by their pid file)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "dnsmasq" in cmd and "--pid-file=%s/net/" % root in cmd:
+            found.append(int(pid))
+    return found
+
+
+def objects(lab, root=None):
+    """(links, tables, dnsmasqs) of one state root in the host namespace."""
+    root = root or lab.root
+    tag = tag_of(lab, root)
+    links = [n for n in lab.links() if n.startswith(("clb-" + tag, "clv-" + tag,
+                                                      "clt-" + tag, "clq-" + tag))]
+    tables = [t.split()[-1] for t in lab.nft_tables() if t.startswith("table ip cloison-")]
+    owned = [t for t in tables
+             if lab.ns(lab.host, "nft", "list", "chain", "ip", t, "owner_" + tag,
+                       check=False).returncode == 0]
+    return sorted(links), sorted(owned), dnsmasqs(root)
+
+
+@pytest.mark.parametrize("step", CREATE_STEPS)
+def test_kill9_during_create(lab, step):
+    lab.cloison("network", "list")  # the default network exists
+    before = objects(lab)
+    r = run_env(lab, {"CLOISON_NET_TEST_CRASH_AT": step},
+                "network", "create", "half", "--subnet", "10.88.40.0/24")
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+    lab.cloison("network", "list")
+    assert objects(lab) == before
+    assert rows(lab.root) == [("default", "ready")]
+    # the name and the subnet are free again
+    lab.cloison("network", "create", "half", "--subnet", "10.88.40.0/24")
+    lab.cloison("network", "delete", "half")
+    assert objects(lab) == before
+
+
+@pytest.mark.parametrize("step", DELETE_STEPS)
+def test_kill9_during_delete(lab, step):
+    lab.cloison("network", "list")
+    before = objects(lab)
+    lab.cloison("network", "create", "gone", "--subnet", "10.88.41.0/24")
+    r = run_env(lab, {"CLOISON_NET_TEST_CRASH_AT": step}, "network", "delete", "gone")
+    assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr)
+    lab.cloison("network", "list")
+    assert objects(lab) == before
+    assert rows(lab.root) == [("default", "ready")]
+
+
+def test_kill9_race_during_create(lab):
+    """SIGKILL at random moments of `network create` (the hooks above stop
+    between steps; this also lands inside them, dnsmasq's start included)."""
+    lab.cloison("network", "list")
+    before = objects(lab)
+    rnd = random.Random(5)
+    for i in range(6):
+        p = subprocess.Popen(["ip", "netns", "exec", lab.host, binary("cloison"), "--root",
+                              lab.root, "network", "create", "race", "--subnet", "10.88.42.0/24"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(rnd.uniform(0.0, 0.03))
+        # ip netns exec execs cloison in place: p.pid is cloison
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        lab.cloison("network", "list")
+        if ("race", "ready") in rows(lab.root):
+            lab.cloison("network", "delete", "race")
+        assert objects(lab) == before, i
+        assert rows(lab.root) == [("default", "ready")]
