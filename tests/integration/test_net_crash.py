@@ -3,6 +3,7 @@
 leaves no bridge, nftables table or dnsmasq of the half-made network, and
 never touches another state root's objects.  Each test builds its own
 namespaces (test_net_lab)."""
+import json
 import os
 import random
 import signal
@@ -119,3 +120,38 @@ def test_kill9_race_during_create(lab):
             lab.cloison("network", "delete", "race")
         assert objects(lab) == before, i
         assert rows(lab.root) == [("default", "ready")]
+
+
+def test_no_nftables_fails_cleanly(lab):
+    """Where the kernel has no nf_tables libnftables would exit(3) inside
+    cloison: the probe stands for such a kernel by asking a subsystem that
+    no kernel has (CLOISON_NET_TEST_NO_NFTABLES)."""
+    no_nft = {"CLOISON_NET_TEST_NO_NFTABLES": "1"}
+    links = lab.links()
+    tables = lab.nft_tables()
+    r = run_env(lab, no_nft, "network", "create", "nonft", "--subnet", "10.88.43.0/24")
+    assert r.returncode == 1, (r.returncode, r.stderr)
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert r.stderr.startswith("cloison: network `nonft`: nftables: the kernel has no nf_tables")
+    # nothing left: no bridge, table, dnsmasq or row
+    assert lab.links() == links and lab.nft_tables() == tables
+    assert dnsmasqs(lab.root) == []
+    assert rows(lab.root) == []
+    # `list` needs the default network, hence nftables: the same clean error
+    r = run_env(lab, no_nft, "network", "list")
+    assert r.returncode == 1 and "nftables" in r.stderr and len(r.stderr.splitlines()) == 1
+    assert lab.links() == links and rows(lab.root) == []
+    # commands that need no rule never call libnftables: recovery of a
+    # half-made network still removes its bridge
+    lab.cloison("network", "create", "keep", "--subnet", "10.88.44.0/24")
+    r = run_env(lab, {"CLOISON_NET_TEST_CRASH_AT": "create:bridge"},
+                "network", "create", "half", "--subnet", "10.88.45.0/24")
+    assert r.returncode == -signal.SIGKILL
+    r = run_env(lab, no_nft, "network", "cleanup")
+    assert r.returncode == 0, r.stderr
+    assert ("half", "creating") not in rows(lab.root)
+    r = run_env(lab, no_nft, "network", "info", "keep")
+    assert r.returncode == 0, r.stderr
+    tag = tag_of(lab)
+    assert [n for n in lab.links() if n.startswith("clb-" + tag)] == \
+        [json.loads(r.stdout)["bridge"]]
