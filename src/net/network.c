@@ -34,7 +34,7 @@ net_teardown (struct net_ctx *c, const struct net_row *n)
 
   dnsmasq_stop (dir);
   net_crash_point ("teardown:dnsmasq");
-  if (nft_network_remove (n->name, &err) < 0)
+  if (nft_network_remove (c->tag, n->name, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
   net_crash_point ("teardown:nft");

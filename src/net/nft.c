@@ -1,4 +1,5 @@
 #include "net/nft.h"
+#include "common/cleanup.h"
 #include "common/util.h"
 #include "net/ipam.h"
 
@@ -43,7 +44,8 @@ nft_probe_subsys (unsigned subsys)
     r = errno;
   while (r == 0 && (got = mnl_socket_recvfrom (nl, buf, sizeof buf)) != 0)
     {
-      int cb = got < 0 ? -1 : mnl_cb_run (buf, (size_t)got, seq, mnl_socket_get_portid (nl), NULL, NULL);
+      int cb = got < 0 ? -1
+                       : mnl_cb_run (buf, (size_t)got, seq, mnl_socket_get_portid (nl), NULL, NULL);
       if (cb < 0)
         r = errno ? errno : EIO;
       else if (cb == MNL_CB_STOP)
@@ -63,7 +65,7 @@ nft_available (cl_error_t *err)
       /* Tests stand for a kernel without nf_tables by asking a subsystem
          that no kernel has. */
       status = nft_probe_subsys (getenv ("CLOISON_NET_TEST_NO_NFTABLES") ? NFNL_SUBSYS_COUNT + 7
-                                                                        : NFNL_SUBSYS_NFTABLES);
+                                                                         : NFNL_SUBSYS_NFTABLES);
       probed = 1;
     }
   if (status == 0)
@@ -111,83 +113,78 @@ static void __attribute__ ((format (printf, 2, 3))) append (char **buf, const ch
 }
 
 char *
+nft_table_name (const char *tag, const char *name)
+{
+  return cl_strdup_printf ("cloison-%s-%s", tag, name);
+}
+
+char *
 nft_network_script (const struct net_row *n, const char *tag)
 {
-  const char *t = n->name, *br = n->l3;
+  cleanup_free char *t = nft_table_name (tag, n->name);
+  const char *br = n->l3;
   char subnet[16], gateway[16], *s = NULL;
   static const char *const protos[] = { "tcp", "udp" };
 
   ipam_format (n->subnet, subnet);
   ipam_format (ipam_gateway (n->subnet), gateway);
-  append (&s, "add table ip cloison-%s\n", t);
-  append (&s, "add chain ip cloison-%s owner_%s\n", t, tag);
+  append (&s, "add table ip %s\n", t);
+  append (&s, "add chain ip %s owner_%s\n", t, tag);
   for (int i = 0; i < 2; i++)
-    append (&s, "add map ip cloison-%s fwd_%s { type inet_service : ipv4_addr . inet_service; }\n",
-            t, protos[i]);
-  append (&s, "add chain ip cloison-%s prerouting { type nat hook prerouting priority dstnat; }\n",
-          t);
-  append (&s, "add chain ip cloison-%s output { type nat hook output priority -100; }\n", t);
+    append (&s, "add map ip %s fwd_%s { type inet_service : ipv4_addr . inet_service; }\n", t,
+            protos[i]);
+  append (&s, "add chain ip %s prerouting { type nat hook prerouting priority dstnat; }\n", t);
+  append (&s, "add chain ip %s output { type nat hook output priority -100; }\n", t);
   for (int i = 0; i < 2; i++)
     {
       append (&s,
-              "add rule ip cloison-%s prerouting fib daddr type local dnat ip to %s dport map "
+              "add rule ip %s prerouting fib daddr type local dnat ip to %s dport map "
               "@fwd_%s\n",
               t, protos[i], protos[i]);
       /* Loopback destinations cannot be DNATed onto a bridge (martian
          source), so only the host's other addresses forward locally. */
       append (&s,
-              "add rule ip cloison-%s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip "
+              "add rule ip %s output ip daddr != 127.0.0.0/8 fib daddr type local dnat ip "
               "to %s dport map @fwd_%s\n",
               t, protos[i], protos[i]);
     }
-  append (&s, "add chain ip cloison-%s forward { type filter hook forward priority filter; }\n", t);
+  append (&s, "add chain ip %s forward { type filter hook forward priority filter; }\n", t);
   /* Networks never reach each other, whatever their modes. */
-  append (
-      &s,
-      "add rule ip cloison-%s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n", t,
-      br, br);
-  append (&s, "add chain ip cloison-%s input { type filter hook input priority filter; }\n", t);
-  append (&s,
-          "add chain ip cloison-%s postrouting { type nat hook postrouting priority srcnat; }\n",
-          t);
+  append (&s, "add rule ip %s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n", t,
+          br, br);
+  append (&s, "add chain ip %s input { type filter hook input priority filter; }\n", t);
+  append (&s, "add chain ip %s postrouting { type nat hook postrouting priority srcnat; }\n", t);
   /* Instance-to-instance traffic never needs NAT or state; where the
      kernel passes bridged frames through the IP hooks (br_netfilter),
      tracking it costs about a fifth of the bridge's throughput. */
-  append (&s, "add chain ip cloison-%s raw { type filter hook prerouting priority raw; }\n", t);
-  append (&s, "add rule ip cloison-%s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n",
-          t, subnet, n->prefix, subnet, n->prefix, gateway);
+  append (&s, "add chain ip %s raw { type filter hook prerouting priority raw; }\n", t);
+  append (&s, "add rule ip %s raw ip saddr %s/%d ip daddr %s/%d ip daddr != %s notrack\n", t,
+          subnet, n->prefix, subnet, n->prefix, gateway);
   switch (n->mode)
     {
     case CL_NET_ISOLATED:
-      append (&s, "add rule ip cloison-%s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br,
-              br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
-              br);
+      append (&s, "add rule ip %s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
       /* The host itself only serves DHCP and DNS to an isolated network. */
-      append (&s, "add rule ip cloison-%s input iifname \"%s\" udp dport { 53, 67 } accept\n", t,
-              br);
-      append (&s, "add rule ip cloison-%s input iifname \"%s\" tcp dport 53 accept\n", t, br);
-      append (&s, "add rule ip cloison-%s input iifname \"%s\" drop\n", t, br);
+      append (&s, "add rule ip %s input iifname \"%s\" udp dport { 53, 67 } accept\n", t, br);
+      append (&s, "add rule ip %s input iifname \"%s\" tcp dport 53 accept\n", t, br);
+      append (&s, "add rule ip %s input iifname \"%s\" drop\n", t, br);
       break;
     case CL_NET_NAT:
       /* From outside only replies and port forwards come in. */
       append (&s,
-              "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct state "
+              "add rule ip %s forward oifname \"%s\" iifname != \"%s\" ct state "
               "established,related accept\n",
               t, br, br);
-      append (
-          &s,
-          "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
-          t, br, br);
-      append (&s, "add rule ip cloison-%s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br,
-              br);
-      append (&s,
-              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
+      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
+              t, br, br);
+      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip %s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
               subnet, n->prefix, br);
       /* Hairpin: an instance reaching a port forward of its own network
          gets its answer through the gateway, not straight from the peer. */
       append (&s,
-              "add rule ip cloison-%s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat "
+              "add rule ip %s postrouting ip saddr %s/%d oifname \"%s\" ct status dnat "
               "masquerade\n",
               t, subnet, n->prefix, br);
       break;
@@ -206,40 +203,65 @@ nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
   return r;
 }
 
-int
-nft_network_remove (const char *name, cl_error_t *err)
+/* Runs one command with JSON output; *out is the parsed output or NULL
+   when the command failed. */
+static int nft_run_json (const char *cmd, json_t **out, cl_error_t *err);
+
+/* Does table ip TABLE hold root TAG's owner chain? */
+static int
+owned_by (const char *table, const char *tag)
 {
+  json_t *chain = NULL;
+  char *cmd = cl_strdup_printf ("list chain ip %s owner_%s", table, tag);
+  nft_run_json (cmd, &chain, NULL);
+  free (cmd);
+  json_decref (chain);
+  return chain != NULL;
+}
+
+int
+nft_network_remove (const char *tag, const char *name, cl_error_t *err)
+{
+  cleanup_free char *table = NULL, *legacy = NULL;
   char *s;
   int r;
   /* Without nf_tables there is no table to remove. */
   if (nft_available (NULL) < 0)
     return 0;
+  table = nft_table_name (tag, name);
   /* `add` first makes `delete` succeed when the table is already gone. */
-  s = cl_strdup_printf ("add table ip cloison-%s\ndelete table ip cloison-%s\n", name, name);
+  s = cl_strdup_printf ("add table ip %s\ndelete table ip %s\n", table, table);
   r = nft_run (s, err);
   free (s);
+  /* Before tables carried the root's tag they were `cloison-NAME`. */
+  legacy = cl_strdup_printf ("cloison-%s", name);
+  if (r == 0 && owned_by (legacy, tag))
+    {
+      s = cl_strdup_printf ("delete table ip %s\n", legacy);
+      r = nft_run (s, err);
+      free (s);
+    }
   return r;
 }
 
 int
-nft_forward_set (const char *net, const char *proto, uint16_t host_port, uint32_t addr,
-                 uint16_t port, int add, cl_error_t *err)
+nft_forward_set (const char *tag, const char *net, const char *proto, uint16_t host_port,
+                 uint32_t addr, uint16_t port, int add, cl_error_t *err)
 {
+  cleanup_free char *table = nft_table_name (tag, net);
   char a[16], *s;
   int r;
   ipam_format (addr, a);
   if (add)
-    s = cl_strdup_printf ("add element ip cloison-%s fwd_%s { %u : %s . %u }\n", net, proto,
-                          host_port, a, port);
+    s = cl_strdup_printf ("add element ip %s fwd_%s { %u : %s . %u }\n", table, proto, host_port, a,
+                          port);
   else
-    s = cl_strdup_printf ("delete element ip cloison-%s fwd_%s { %u }\n", net, proto, host_port);
+    s = cl_strdup_printf ("delete element ip %s fwd_%s { %u }\n", table, proto, host_port);
   r = nft_run (s, err);
   free (s);
   return r;
 }
 
-/* Runs one command with JSON output; *out is the parsed output or NULL
-   when the command failed. */
 static int
 nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
 {
@@ -260,7 +282,7 @@ nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
 }
 
 int
-nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), void *data,
+nft_foreach_owned (const char *tag, void (*fn) (const char *table, void *data), void *data,
                    cl_error_t *err)
 {
   json_t *tables = NULL, *item;
@@ -273,17 +295,10 @@ nft_foreach_owned (const char *tag, void (*fn) (const char *name, void *data), v
     return -1;
   json_array_foreach (json_object_get (tables, "nftables"), i, item)
   {
-    json_t *t = json_object_get (item, "table"), *chain = NULL;
+    json_t *t = json_object_get (item, "table");
     const char *name = json_string_value (json_object_get (t, "name"));
-    char *cmd;
-    if (name == NULL || strncmp (name, "cloison-", 8) != 0)
-      continue;
-    cmd = cl_strdup_printf ("list chain ip %s owner_%s", name, tag);
-    nft_run_json (cmd, &chain, NULL);
-    free (cmd);
-    if (chain)
-      fn (name + 8, data);
-    json_decref (chain);
+    if (name && strncmp (name, "cloison-", 8) == 0 && owned_by (name, tag))
+      fn (name, data);
   }
   json_decref (tables);
   return 0;

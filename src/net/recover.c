@@ -190,15 +190,21 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
      was lost or restored from before they were made). */
   {
     struct stale_tables t = { &c, NULL, 0 };
+    cleanup_free char *prefix = nft_table_name (c.tag, "");
     if (nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
       return -1;
     for (size_t i = 0; i < t.n; i++)
       {
         struct net_row n;
-        if (net_find (db, t.names[i], &n, NULL) == 0)
+        /* cloison-TAG-NAME, or cloison-NAME from before tables were tagged */
+        const char *name = strncmp (t.names[i], prefix, strlen (prefix)) == 0
+                               ? t.names[i] + strlen (prefix)
+                               : t.names[i] + strlen ("cloison-");
+        if (net_find (db, name, &n, NULL) == 0)
           {
-            cl_info ("removing stale nftables table cloison-%s", t.names[i]);
-            nft_network_remove (t.names[i], NULL);
+            cleanup_free char *cmd = cl_strdup_printf ("delete table ip %s\n", t.names[i]);
+            cl_info ("removing stale nftables table %s", t.names[i]);
+            nft_run (cmd, NULL);
           }
         free (t.names[i]);
       }

@@ -122,8 +122,8 @@ test_nft_script (void **state)
   char *s;
   (void)state;
   s = nft_network_script (&n, "abcd");
-  assert_non_null (strstr (s, "add table ip cloison-web\n"));
-  assert_non_null (strstr (s, "add chain ip cloison-web owner_abcd\n"));
+  assert_non_null (strstr (s, "add table ip cloison-abcd-web\n"));
+  assert_non_null (strstr (s, "add chain ip cloison-abcd-web owner_abcd\n"));
   assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 oifname != \"clb-abcd-3\" masquerade"));
   assert_non_null (
       strstr (s, "iifname \"clb-abcd-3\" oifname \"clb-*\" oifname != \"clb-abcd-3\" drop"));
