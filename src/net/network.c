@@ -10,6 +10,9 @@
 #include "net/netlink.h"
 #include "net/nft.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,8 +120,35 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
   return 0;
 }
 
-/* Picks 10.87.N.0/24, the first N free (from first_third: 0 is kept for
-   `default`). */
+/* Does the subnet overlap an IPv4 address of this namespace (another
+   state root's bridge, a host interface)?  Loopback aside. */
+static int
+used_by_host (uint32_t net, int prefix)
+{
+  struct ifaddrs *ifs, *i;
+  int used = 0;
+  if (getifaddrs (&ifs) < 0)
+    return 0;
+  for (i = ifs; i && !used; i = i->ifa_next)
+    {
+      uint32_t a, m;
+      int len = 0;
+      if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET || i->ifa_netmask == NULL)
+        continue;
+      a = ntohl (((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+      m = ntohl (((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+      if ((a >> 24) == 127)
+        continue;
+      while (len < 32 && (m & (0x80000000u >> len)))
+        len++;
+      used = ipam_overlap (net, prefix, a & m, len);
+    }
+  freeifaddrs (ifs);
+  return used;
+}
+
+/* Picks 10.87.N.0/24, the first N free in the database and in the
+   namespace (from first_third: 0 is kept for `default`). */
 static int
 pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_error_t *err)
 {
@@ -132,6 +162,7 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
       while (!clash && sqlite3_step (st) == SQLITE_ROW)
         clash = ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
                               sqlite3_column_int (st, 1));
+      clash = clash || used_by_host (cand, 24);
       if (!clash)
         {
           *net = cand;

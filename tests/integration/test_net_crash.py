@@ -155,3 +155,42 @@ def test_no_nftables_fails_cleanly(lab):
     tag = tag_of(lab)
     assert [n for n in lab.links() if n.startswith("clb-" + tag)] == \
         [json.loads(r.stdout)["bridge"]]
+
+
+def test_two_state_roots_in_one_namespace(lab):
+    """Two state roots share the host namespace: their default networks get
+    different subnets, and neither's recovery removes the other's half-made
+    network, tables or dnsmasqs."""
+    root_b = os.path.join(lab.tmp, "root-b")
+    try:
+        lab.cloison("network", "list")
+        assert run_env(lab, {}, "network", "list", root=root_b).returncode == 0
+        assert tag_of(lab) != tag_of(lab, root_b)
+        a = lab.cloison_json("network", "info", "default")
+        b = json.loads(run_env(lab, {}, "network", "info", "default", root=root_b).stdout)
+        assert a["subnet"] == "10.87.0.0/24" and b["subnet"] == "10.87.1.0/24"
+        objs_a = objects(lab)
+        objs_b = objects(lab, root_b)
+        assert len(objs_a[0]) == len(objs_b[0]) == 1 and len(objs_a[1]) == len(objs_b[1]) == 1
+        # root B dies making a network, with bridge, table and dnsmasq made
+        r = run_env(lab, {"CLOISON_NET_TEST_CRASH_AT": "create:dnsmasq"},
+                    "network", "create", "half", "--subnet", "10.88.46.0/24", root=root_b)
+        assert r.returncode == -signal.SIGKILL
+        half_b = objects(lab, root_b)
+        assert len(half_b[0]) == 2 and len(half_b[1]) == 2 and len(half_b[2]) == 2
+        # root A's recovery leaves it alone
+        lab.cloison("network", "cleanup")
+        lab.cloison("network", "list")
+        assert objects(lab, root_b) == half_b and objects(lab) == objs_a
+        # root B's own recovery removes it, and nothing of root A
+        assert run_env(lab, {}, "network", "list", root=root_b).returncode == 0
+        assert objects(lab, root_b) == objs_b and objects(lab) == objs_a
+        # deleting B's default leaves A's default whole
+        assert run_env(lab, {}, "network", "delete", "default", root=root_b).returncode == 0
+        assert objects(lab) == objs_a
+        assert objects(lab, root_b) == ([], [], [])
+    finally:
+        run_env(lab, {}, "network", "delete", "half", root=root_b)
+        run_env(lab, {}, "network", "delete", "default", root=root_b)
+        for pid in dnsmasqs(root_b):
+            os.kill(pid, signal.SIGKILL)
