@@ -121,9 +121,10 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
 }
 
 /* Does the subnet overlap an IPv4 address of this namespace (another
-   state root's bridge, a host interface)?  Loopback aside. */
+   state root's bridge, a host interface)?  Loopback aside.  link (if not
+   NULL, IFNAMSIZ bytes) gets the interface's name. */
 static int
-used_by_host (uint32_t net, int prefix)
+used_by_host (uint32_t net, int prefix, char *link)
 {
   struct ifaddrs *ifs, *i;
   int used = 0;
@@ -142,6 +143,8 @@ used_by_host (uint32_t net, int prefix)
       while (len < 32 && (m & (0x80000000u >> len)))
         len++;
       used = ipam_overlap (net, prefix, a & m, len);
+      if (used && link)
+        snprintf (link, 16, "%s", i->ifa_name);
     }
   freeifaddrs (ifs);
   return used;
@@ -162,7 +165,7 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
       while (!clash && sqlite3_step (st) == SQLITE_ROW)
         clash = ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
                               sqlite3_column_int (st, 1));
-      clash = clash || used_by_host (cand, 24);
+      clash = clash || used_by_host (cand, 24, NULL);
       if (!clash)
         {
           *net = cand;
@@ -224,6 +227,13 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
                               sqlite3_column_text (st, 0));
     }
   sqlite3_finalize (steal_pointer (&st));
+  {
+    /* another state root's bridge, a host interface */
+    char link[16];
+    if (cfg->subnet && used_by_host (n.subnet, n.prefix, link))
+      return cl_error_make (err, 0, "--subnet: %s overlaps an address of link `%s`", cfg->subnet,
+                            link);
+  }
 
   /* The row comes first, marked `creating`: a crash from here on leaves a
      row that the next command's clean-up tears down. */

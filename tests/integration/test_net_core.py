@@ -178,6 +178,8 @@ BAD = [
     (["network", "create", "wider", "--subnet", "10.0.0.0/8"], "overlaps network `taken`"),
     (["network", "create", "inner", "--subnet", "10.99.7.0/24"], "overlaps network `taken`"),
     (["network", "create", "taken", "--subnet", "10.98.0.0/24"], "network `taken` already exists"),
+    # the host's own link to the upstream namespace holds 198.51.100.1/24
+    (["network", "create", "x", "--subnet", "198.51.100.0/24"], "overlaps an address of link `nu"),
     (["network", "info", "nosuch"], "network `nosuch` does not exist"),
     (["network", "delete", "nosuch"], "network `nosuch` does not exist"),
     (["network", "attach", "nosuch", "--instance", "z", "--pid", str(os.getpid())], "network `nosuch` does not exist"),
