@@ -194,3 +194,39 @@ def test_two_state_roots_in_one_namespace(lab):
         run_env(lab, {}, "network", "delete", "default", root=root_b)
         for pid in dnsmasqs(root_b):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_half_made_network_without_row(lab):
+    """The state reported from a crash: bridge, table and dnsmasq of a
+    network whose row is gone (and whose directory, pid file included, may
+    be gone too): the next command recognises them as this root's by name,
+    owner chain and dnsmasq's --pid-file, and removes them."""
+    lab.cloison("network", "list")
+    before = objects(lab)
+    r = run_env(lab, {"CLOISON_NET_TEST_CRASH_AT": "create:dnsmasq"},
+                "network", "create", "norow", "--subnet", "10.88.47.0/24")
+    assert r.returncode == -signal.SIGKILL
+    made = objects(lab)
+    assert [len(x) for x in made] == [2, 2, 2]
+    db = sqlite3.connect(os.path.join(lab.root, "cloison.db"))
+    db.execute("DELETE FROM networks WHERE name = 'norow'")
+    db.commit()
+    db.close()
+    os.unlink(os.path.join(lab.root, "net", "norow", "dnsmasq.pid"))
+    lab.cloison("network", "list")
+    assert objects(lab) == before
+    assert not os.path.exists(os.path.join(lab.root, "net", "norow"))
+
+
+def test_dnsmasq_without_pid_file_is_replaced(lab):
+    """A network's dnsmasq that its pid file does not name (the file was
+    lost): stopped, and one dnsmasq started in its place."""
+    lab.cloison("network", "create", "pidless", "--subnet", "10.88.48.0/24")
+    lab.cloison("network", "list")
+    old = set(dnsmasqs(lab.root))
+    os.unlink(os.path.join(lab.root, "net", "pidless", "dnsmasq.pid"))
+    lab.cloison("network", "list")
+    now = set(dnsmasqs(lab.root))
+    assert len(now) == len(old) == 2 and len(now - old) == 1
+    c = lab.container("p1", "pidless")
+    assert "10.88.48.2" in c.resolve("p1", "10.88.48.1")
