@@ -164,7 +164,7 @@ main (void)
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_parse_cidr), cmocka_unit_test (test_overlap),
     cmocka_unit_test (test_next_free),  cmocka_unit_test (test_port_forward_spec),
-    cmocka_unit_test (test_nft_script),  cmocka_unit_test (test_nft_probe),
+    cmocka_unit_test (test_nft_script), cmocka_unit_test (test_nft_probe),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
