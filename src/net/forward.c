@@ -101,6 +101,18 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
     return cl_error_make (err, 0, "port forward: host port %u/%s is already forwarded to `%s`",
                           host_port, proto, sqlite3_column_text (st, 0));
   sqlite3_finalize (steal_pointer (&st));
+  {
+    /* another state root of this namespace */
+    cleanup_free char *table = NULL;
+    int r = nft_port_mapped_elsewhere (c.tag, proto, host_port, &table, err);
+    if (r < 0)
+      return -1;
+    if (r > 0)
+      return cl_error_make (err, 0,
+                            "port forward: host port %u/%s is already forwarded by nftables "
+                            "table `%s` (another state root)",
+                            host_port, proto, table);
+  }
   if (cl_db_prepare (db,
                      "INSERT INTO net_forwards (attachment_id, proto, host_port, inst_port) VALUES "
                      "(?, ?, ?, ?)",

@@ -303,3 +303,52 @@ nft_foreach_owned (const char *tag, void (*fn) (const char *table, void *data), 
   json_decref (tables);
   return 0;
 }
+
+/* Is `port` a key of the map fwd_PROTO of table? */
+static int
+map_has_port (const char *table, const char *proto, uint16_t port)
+{
+  json_t *out = NULL, *item, *elem;
+  size_t i, j;
+  int found = 0;
+  char *cmd = cl_strdup_printf ("list map ip %s fwd_%s", table, proto);
+  nft_run_json (cmd, &out, NULL);
+  free (cmd);
+  json_array_foreach (json_object_get (out, "nftables"), i, item)
+  {
+    json_array_foreach (json_object_get (json_object_get (item, "map"), "elem"), j, elem)
+    {
+      json_t *key = json_array_get (elem, 0);
+      if (json_is_integer (key) && json_integer_value (key) == port)
+        found = 1;
+    }
+  }
+  json_decref (out);
+  return found;
+}
+
+int
+nft_port_mapped_elsewhere (const char *tag, const char *proto, uint16_t port, char **table,
+                           cl_error_t *err)
+{
+  cleanup_free char *ours = nft_table_name (tag, "");
+  json_t *tables = NULL, *item;
+  size_t i;
+  int found = 0;
+
+  if (nft_run_json ("list tables ip", &tables, err) < 0)
+    return -1;
+  json_array_foreach (json_object_get (tables, "nftables"), i, item)
+  {
+    const char *name
+        = json_string_value (json_object_get (json_object_get (item, "table"), "name"));
+    if (found || name == NULL || strncmp (name, "cloison-", 8) != 0
+        || strncmp (name, ours, strlen (ours)) == 0 || !map_has_port (name, proto, port)
+        || owned_by (name, tag))
+      continue;
+    *table = strdup (name);
+    found = 1;
+  }
+  json_decref (tables);
+  return found;
+}

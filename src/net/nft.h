@@ -35,4 +35,10 @@ int nft_network_remove (const char *tag, const char *name, cl_error_t *err);
 int nft_forward_set (const char *tag, const char *net, const char *proto, uint16_t host_port,
                      uint32_t addr, uint16_t port, int add, cl_error_t *err);
 
+/* 1 (and *table, to free) when a table of another state root (a
+   `cloison-*` table without this root's owner chain) forwards host port
+   `port`/proto, else 0. */
+int nft_port_mapped_elsewhere (const char *tag, const char *proto, uint16_t port, char **table,
+                               cl_error_t *err);
+
 #endif

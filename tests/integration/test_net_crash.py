@@ -230,3 +230,31 @@ def test_dnsmasq_without_pid_file_is_replaced(lab):
     assert len(now) == len(old) == 2 and len(now - old) == 1
     c = lab.container("p1", "pidless")
     assert "10.88.48.2" in c.resolve("p1", "10.88.48.1")
+
+
+def test_two_state_roots_one_host_port(lab):
+    """A host port one state root forwards is refused to another root of
+    the same namespace (the first table's DNAT would win)."""
+    root_b = os.path.join(lab.tmp, "root-b")
+    try:
+        lab.cloison("network", "attach-vm", "--instance", "va")
+        lab.cloison("network", "forward", "--instance", "va", "8080:80")
+        assert run_env(lab, {}, "network", "attach-vm", "--instance", "vb",
+                       root=root_b).returncode == 0
+        r = run_env(lab, {}, "network", "forward", "--instance", "vb", "8080:80", root=root_b)
+        assert r.returncode == 1 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert "host port 8080/tcp is already forwarded by nftables table `cloison-%s-default`" \
+            % tag_of(lab) in r.stderr
+        # udp, and another port, are free
+        for spec in ("8080:80/udp", "8081:80"):
+            r = run_env(lab, {}, "network", "forward", "--instance", "vb", spec, root=root_b)
+            assert r.returncode == 0, r.stderr
+        # the same root's own check is unchanged
+        r = lab.cloison("network", "forward", "--instance", "va", "8080:81", check=False)
+        assert r.returncode == 1 and "already forwarded to `va`" in r.stderr
+    finally:
+        run_env(lab, {}, "network", "detach", "--instance", "vb", root=root_b)
+        run_env(lab, {}, "network", "delete", "default", root=root_b)
+        lab.cloison("network", "detach", "--instance", "va", check=False)
+        for pid in dnsmasqs(root_b):
+            os.kill(pid, signal.SIGKILL)
