@@ -329,7 +329,7 @@ detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_er
     return -1;
   sqlite3_bind_int64 (st, 1, a->id);
   while (sqlite3_step (st) == SQLITE_ROW)
-    nft_forward_set (n->name, (const char *)sqlite3_column_text (st, 0),
+    nft_forward_set (c->tag, n->name, (const char *)sqlite3_column_text (st, 0),
                      (uint16_t)sqlite3_column_int (st, 1), 0, 0, 0, NULL);
   if (nl_link_del (c->nl, a->host_ifname, err) < 0)
     return -1;

@@ -3,7 +3,9 @@
 #include "common/util.h"
 #include "net/ipam.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <stdlib.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -128,4 +130,51 @@ dnsmasq_reload (const char *dir)
   pid_t pid = dnsmasq_pid (dir);
   if (pid > 0)
     kill (pid, SIGHUP);
+}
+
+/* The inode of a process's network namespace, or 0. */
+static ino_t
+netns_of (const char *pid)
+{
+  struct stat st;
+  cleanup_free char *path = cl_strdup_printf ("/proc/%s/ns/net", pid);
+  return stat (path, &st) == 0 ? st.st_ino : 0;
+}
+
+void
+dnsmasq_foreach (const char *netroot, void (*fn) (pid_t pid, const char *name, void *data),
+                 void *data)
+{
+  cleanup_free char *prefix = cl_strdup_printf ("--pid-file=%s/", netroot);
+  cleanup_dir DIR *proc = opendir ("/proc");
+  ino_t ours = netns_of ("self");
+  struct dirent *de;
+
+  while (proc && (de = readdir (proc)))
+    {
+      cleanup_free char *path = NULL, *cmdline = NULL;
+      size_t len, off;
+      if (de->d_name[0] < '1' || de->d_name[0] > '9')
+        continue;
+      path = cl_strdup_printf ("/proc/%s/cmdline", de->d_name);
+      if (cl_read_file (path, &cmdline, &len, NULL) < 0 || len == 0)
+        continue;
+      if (strcmp (cmdline, "dnsmasq") != 0 && strstr (cmdline, "/dnsmasq") == NULL)
+        continue;
+      /* argv: NUL-separated; ours names its pid file ROOT/net/NAME/dnsmasq.pid */
+      for (off = 0; off < len; off += strlen (cmdline + off) + 1)
+        {
+          const char *arg = cmdline + off, *name, *slash;
+          if (strncmp (arg, prefix, strlen (prefix)) != 0)
+            continue;
+          name = arg + strlen (prefix);
+          slash = strchr (name, '/');
+          if (slash && strcmp (slash, "/dnsmasq.pid") == 0 && netns_of (de->d_name) == ours)
+            {
+              cleanup_free char *n = strndup (name, (size_t)(slash - name));
+              fn ((pid_t)atol (de->d_name), n, data);
+            }
+          break;
+        }
+    }
 }

@@ -12,6 +12,11 @@ int dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err);
 /* Our dnsmasq's pid for that directory, or 0. */
 pid_t dnsmasq_pid (const char *dir);
 void dnsmasq_stop (const char *dir);
+/* Calls fn for every dnsmasq of this network namespace whose pid file is
+   NETROOT/NAME/dnsmasq.pid (the state root's own, found by their command
+   line: also those whose pid file was never written or is gone). */
+void dnsmasq_foreach (const char *netroot, void (*fn) (pid_t pid, const char *name, void *data),
+                      void *data);
 /* Re-reads the hosts files (SIGHUP). */
 void dnsmasq_reload (const char *dir);
 

@@ -101,6 +101,18 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
     return cl_error_make (err, 0, "port forward: host port %u/%s is already forwarded to `%s`",
                           host_port, proto, sqlite3_column_text (st, 0));
   sqlite3_finalize (steal_pointer (&st));
+  {
+    /* another state root of this namespace */
+    cleanup_free char *table = NULL;
+    int r = nft_port_mapped_elsewhere (c.tag, proto, host_port, &table, err);
+    if (r < 0)
+      return -1;
+    if (r > 0)
+      return cl_error_make (err, 0,
+                            "port forward: host port %u/%s is already forwarded by nftables "
+                            "table `%s` (another state root)",
+                            host_port, proto, table);
+  }
   if (cl_db_prepare (db,
                      "INSERT INTO net_forwards (attachment_id, proto, host_port, inst_port) VALUES "
                      "(?, ?, ?, ?)",
@@ -114,7 +126,7 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   if (sqlite3_step (st) != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
   fwd_id = sqlite3_last_insert_rowid (db);
-  if (nft_forward_set (n.name, proto, host_port, a.address, inst_port, 1, err) < 0)
+  if (nft_forward_set (c.tag, n.name, proto, host_port, a.address, inst_port, 1, err) < 0)
     {
       exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", fwd_id, NULL, NULL);
       return cl_error_wrap (err, "port forward %u/%s", host_port, proto);
@@ -149,7 +161,7 @@ cl_net_port_forward_remove (sqlite3 *db, const char *instance, uint16_t host_por
                           instance, host_port, proto);
   id = sqlite3_column_int64 (st, 0);
   net = strdup ((const char *)sqlite3_column_text (st, 1));
-  if (nft_forward_set (net, proto, host_port, 0, 0, 0, err) < 0)
+  if (nft_forward_set (c.tag, net, proto, host_port, 0, 0, 0, err) < 0)
     return -1;
   return exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", id, NULL, err);
 }

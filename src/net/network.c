@@ -10,6 +10,9 @@
 #include "net/netlink.h"
 #include "net/nft.h"
 
+#include <arpa/inet.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,9 +36,11 @@ net_teardown (struct net_ctx *c, const struct net_row *n)
   cl_error_t err = NULL;
 
   dnsmasq_stop (dir);
-  if (nft_network_remove (n->name, &err) < 0)
+  net_crash_point ("teardown:dnsmasq");
+  if (nft_network_remove (c->tag, n->name, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
+  net_crash_point ("teardown:nft");
   if (n->l3[0] && nl_link_del (c->nl, n->l3, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
@@ -103,17 +108,50 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
     return idx < 0 ? -1 : cl_error_make (err, 0, "link `%s` vanished", n->l3);
   if (nl_addr_add (c->nl, idx, ipam_gateway (n->subnet), n->prefix, err) < 0)
     return -1;
+  net_crash_point ("create:bridge");
   if (n->mode != CL_NET_ISOLATED && write_ip_forward (err) < 0)
     return -1;
   if (nft_network_add (n, c->tag, err) < 0)
     return -1;
-  if (cl_mkdir_p (dir, 0700, err) < 0)
+  net_crash_point ("create:nft");
+  if (cl_mkdir_p (dir, 0700, err) < 0 || dnsmasq_start (dir, n, err) < 0)
     return -1;
-  return dnsmasq_start (dir, n, err);
+  net_crash_point ("create:dnsmasq");
+  return 0;
 }
 
-/* Picks 10.87.N.0/24, the first N free (from first_third: 0 is kept for
-   `default`). */
+/* Does the subnet overlap an IPv4 address of this namespace (another
+   state root's bridge, a host interface)?  Loopback aside.  link (if not
+   NULL, IFNAMSIZ bytes) gets the interface's name. */
+static int
+used_by_host (uint32_t net, int prefix, char *link)
+{
+  struct ifaddrs *ifs, *i;
+  int used = 0;
+  if (getifaddrs (&ifs) < 0)
+    return 0;
+  for (i = ifs; i && !used; i = i->ifa_next)
+    {
+      uint32_t a, m;
+      int len = 0;
+      if (i->ifa_addr == NULL || i->ifa_addr->sa_family != AF_INET || i->ifa_netmask == NULL)
+        continue;
+      a = ntohl (((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr);
+      m = ntohl (((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr);
+      if ((a >> 24) == 127)
+        continue;
+      while (len < 32 && (m & (0x80000000u >> len)))
+        len++;
+      used = ipam_overlap (net, prefix, a & m, len);
+      if (used && link)
+        snprintf (link, 16, "%s", i->ifa_name);
+    }
+  freeifaddrs (ifs);
+  return used;
+}
+
+/* Picks 10.87.N.0/24, the first N free in the database and in the
+   namespace (from first_third: 0 is kept for `default`). */
 static int
 pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_error_t *err)
 {
@@ -127,6 +165,7 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
       while (!clash && sqlite3_step (st) == SQLITE_ROW)
         clash = ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
                               sqlite3_column_int (st, 1));
+      clash = clash || used_by_host (cand, 24, NULL);
       if (!clash)
         {
           *net = cand;
@@ -188,6 +227,13 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
                               sqlite3_column_text (st, 0));
     }
   sqlite3_finalize (steal_pointer (&st));
+  {
+    /* another state root's bridge, a host interface */
+    char link[16];
+    if (cfg->subnet && used_by_host (n.subnet, n.prefix, link))
+      return cl_error_make (err, 0, "--subnet: %s overlaps an address of link `%s`", cfg->subnet,
+                            link);
+  }
 
   /* The row comes first, marked `creating`: a crash from here on leaves a
      row that the next command's clean-up tears down. */
@@ -206,9 +252,11 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   if (sqlite3_step (st) != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
   n.id = sqlite3_last_insert_rowid (c->db);
+  net_crash_point ("create:row");
   snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long)n.id);
   if (exec_bound (c->db, "UPDATE networks SET l3 = ?2 WHERE id = ?1", n.id, n.l3, err) < 0)
     return -1;
+  net_crash_point ("create:named");
 
   if (net_build (c, &n, err) < 0)
     {

@@ -10,9 +10,11 @@
 #include "net/nft.h"
 
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 struct stale_links
 {
@@ -77,6 +79,29 @@ is_live (const char *instance, const char *const *live, size_t n_live)
     if (strcmp (live[i], instance) == 0)
       return 1;
   return 0;
+}
+
+struct orphan_dnsmasq
+{
+  struct net_ctx *c;
+  pid_t *pids;
+  size_t n;
+};
+
+/* A dnsmasq of this root is an orphan unless it is the one its network's
+   pid file names (dnsmasq_start waits for the pid file, under the lock). */
+static void
+collect_orphan_dnsmasq (pid_t pid, const char *name, void *data)
+{
+  struct orphan_dnsmasq *o = data;
+  struct net_row n;
+  cleanup_free char *dir = net_dir (o->c, name);
+  if (net_find (o->c->db, name, &n, NULL) == 1 && dnsmasq_pid (dir) == pid)
+    return;
+  o->pids = realloc (o->pids, (o->n + 1) * sizeof *o->pids);
+  if (o->pids == NULL)
+    abort ();
+  o->pids[o->n++] = pid;
 }
 
 int
@@ -165,15 +190,21 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
      was lost or restored from before they were made). */
   {
     struct stale_tables t = { &c, NULL, 0 };
+    cleanup_free char *prefix = nft_table_name (c.tag, "");
     if (nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
       return -1;
     for (size_t i = 0; i < t.n; i++)
       {
         struct net_row n;
-        if (net_find (db, t.names[i], &n, NULL) == 0)
+        /* cloison-TAG-NAME, or cloison-NAME from before tables were tagged */
+        const char *name = strncmp (t.names[i], prefix, strlen (prefix)) == 0
+                               ? t.names[i] + strlen (prefix)
+                               : t.names[i] + strlen ("cloison-");
+        if (net_find (db, name, &n, NULL) == 0)
           {
-            cl_info ("removing stale nftables table cloison-%s", t.names[i]);
-            nft_network_remove (t.names[i], NULL);
+            cleanup_free char *cmd = cl_strdup_printf ("delete table ip %s\n", t.names[i]);
+            cl_info ("removing stale nftables table %s", t.names[i]);
+            nft_run (cmd, NULL);
           }
         free (t.names[i]);
       }
@@ -206,6 +237,24 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
           cl_rm_rf (dir, NULL);
         }
     }
+  {
+    /* Those no pid file names: a crash while one was starting. */
+    struct orphan_dnsmasq o = { &c, NULL, 0 };
+    dnsmasq_foreach (netroot, collect_orphan_dnsmasq, &o);
+    for (size_t i = 0; i < o.n; i++)
+      {
+        cl_info ("stopping stale dnsmasq %d", (int)o.pids[i]);
+        kill (o.pids[i], SIGTERM);
+      }
+    /* Gone before a dnsmasq is restarted on the same bridge (~1 s at most). */
+    for (size_t i = 0; i < o.n; i++)
+      for (int k = 0; k < 200 && kill (o.pids[i], 0) == 0; k++)
+        {
+          struct timespec ts = { 0, 5 * 1000 * 1000 };
+          nanosleep (&ts, NULL);
+        }
+    free (o.pids);
+  }
   if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks", &st, err) < 0)
     return -1;
   while (sqlite3_step (st) == SQLITE_ROW)

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -76,6 +77,23 @@ ctx_release (struct net_ctx *c)
   free (c->root);
 }
 
+struct tag_probe
+{
+  const char *tag;
+  int used;
+};
+
+/* clb-TAG-N, clv-TAG-N, clt-TAG-N, clq-TAG: a link of root TAG. */
+static void
+check_tag_used (const char *name, void *data)
+{
+  struct tag_probe *p = data;
+  size_t len = strlen (p->tag);
+  if (strncmp (name, "cl", 2) == 0 && name[2] && strchr ("bvtq", name[2]) && name[3] == '-'
+      && strncmp (name + 4, p->tag, len) == 0 && (name[4 + len] == '-' || name[4 + len] == '\0'))
+    p->used = 1;
+}
+
 static int
 load_tag (struct net_ctx *c, cl_error_t *err)
 {
@@ -89,9 +107,18 @@ load_tag (struct net_ctx *c, cl_error_t *err)
       snprintf (c->tag, sizeof c->tag, "%s", (const char *)sqlite3_column_text (st, 0));
       return 0;
     }
-  if (getrandom (rnd, sizeof rnd, 0) != sizeof rnd)
-    return cl_error_errno (err, "getrandom");
-  snprintf (c->tag, sizeof c->tag, "%02x%02x", rnd[0], rnd[1]);
+  /* Random, and not the tag of another root's links in this namespace. */
+  for (int tries = 0;; tries++)
+    {
+      struct tag_probe p = { c->tag, 0 };
+      if (getrandom (rnd, sizeof rnd, 0) != sizeof rnd)
+        return cl_error_errno (err, "getrandom");
+      snprintf (c->tag, sizeof c->tag, "%02x%02x", rnd[0], rnd[1]);
+      if (nl_link_foreach (c->nl, check_tag_used, &p, err) < 0)
+        return -1;
+      if (!p.used || tries == 64)
+        break;
+    }
   sqlite3_finalize (steal_pointer (&st));
   if (cl_db_prepare (c->db, "INSERT INTO net_meta (key, value) VALUES ('tag', ?)", &st, err) < 0)
     return -1;
@@ -143,9 +170,9 @@ ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err)
     return cl_error_errno (err, "open `%s`", lock);
   if (flock (c->lock_fd, LOCK_EX) < 0)
     return cl_error_errno (err, "lock `%s`", lock);
-  if (net_schema (db, err) < 0 || load_tag (c, err) < 0)
+  if (net_schema (db, err) < 0 || nl_open (&c->nl, err) < 0)
     return -1;
-  return nl_open (&c->nl, err);
+  return load_tag (c, err);
 }
 
 char *
@@ -338,4 +365,12 @@ forwards_json (sqlite3 *db, int64_t attachment_id)
                                            "host_port", sqlite3_column_int (st, 1), "port",
                                            sqlite3_column_int (st, 2)));
   return arr;
+}
+
+void
+net_crash_point (const char *step)
+{
+  const char *at = getenv ("CLOISON_NET_TEST_CRASH_AT");
+  if (at && strcmp (at, step) == 0)
+    raise (SIGKILL);
 }

@@ -26,11 +26,11 @@ def test_create_list_info_delete(lab):
     assert info["attachments"] == [] and info["bridge"] in lab.links()
     addrs = lab.ns(lab.host, "ip", "-4", "-o", "addr", "show", "dev", info["bridge"]).stdout
     assert "10.88.1.1/24" in addrs
-    assert "table ip cloison-red" in lab.nft_tables()
+    assert lab.table("red") in lab.nft_tables()
     assert len(lab.our_dnsmasqs()) == 3
     lab.cloison("network", "delete", "red")
     assert info["bridge"] not in lab.links()
-    assert "table ip cloison-red" not in lab.nft_tables()
+    assert lab.table("red") not in lab.nft_tables()
     assert len(lab.our_dnsmasqs()) == 2
     r = lab.cloison("network", "info", "red", check=False)
     assert r.returncode != 0 and r.stderr.strip() == "cloison: network `red` does not exist"
@@ -178,6 +178,8 @@ BAD = [
     (["network", "create", "wider", "--subnet", "10.0.0.0/8"], "overlaps network `taken`"),
     (["network", "create", "inner", "--subnet", "10.99.7.0/24"], "overlaps network `taken`"),
     (["network", "create", "taken", "--subnet", "10.98.0.0/24"], "network `taken` already exists"),
+    # the host's own link to the upstream namespace holds 198.51.100.1/24
+    (["network", "create", "x", "--subnet", "198.51.100.0/24"], "overlaps an address of link `nu"),
     (["network", "info", "nosuch"], "network `nosuch` does not exist"),
     (["network", "delete", "nosuch"], "network `nosuch` does not exist"),
     (["network", "attach", "nosuch", "--instance", "z", "--pid", str(os.getpid())], "network `nosuch` does not exist"),
@@ -229,7 +231,7 @@ def test_vlan(lab):
         assert r.returncode != 0 and len(r.stderr.strip().splitlines()) == 1
         assert "Operation not supported" in r.stderr
         assert lab.links() == before
-        assert "table ip cloison-v10" not in lab.nft_tables()
+        assert lab.table("v10") not in lab.nft_tables()
         pytest.skip("this kernel has no bridge VLAN filtering (CONFIG_BRIDGE_VLAN_FILTERING); "
                     "checked the clean failure only")
     lab.cloison("network", "create", "v10", "--vlan", "10", "--subnet", "10.88.11.0/24")
@@ -256,7 +258,8 @@ def test_cleanup_leaves_nothing(lab):
     lab.cloison("network", "attach-vm", "tmp2", "--instance", "vm1")
     lab.cloison("network", "detach", "--instance", "t1")
     lab.cloison("network", "detach", "--instance", "vm1")
-    assert "9090" not in lab.ns(lab.host, "nft", "list", "table", "ip", "cloison-tmp1").stdout
+    assert "9090" not in lab.ns(lab.host, "nft", "list", "table", "ip",
+                                "cloison-%s-tmp1" % lab.tag()).stdout
     for n in ("tmp1", "tmp2", "default"):
         lab.cloison("network", "delete", n, check=n != "default")
     assert lab.links() == base_links
@@ -286,19 +289,25 @@ def test_crash_recovery(lab):
     db.commit()
     db.close()
     lab.ns(lab.host, "ip", "link", "add", "clb-%s-77" % tag, "type", "bridge")
-    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-half")
-    # a table this root made for a network the database forgot, and one
-    # of someone else's (no owner chain of ours): only the first goes
-    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-ghost")
-    lab.ns(lab.host, "nft", "add", "chain", "ip", "cloison-ghost", "owner_" + tag)
+    lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-%s-half" % tag)
+    # tables this root made for networks the database forgot (tagged, and
+    # untagged from before tables carried the tag), and someone else's (no
+    # owner chain of ours, or another root's tag): only ours go
+    for t in ("cloison-%s-ghost" % tag, "cloison-ghost"):
+        lab.ns(lab.host, "nft", "add", "table", "ip", t)
+        lab.ns(lab.host, "nft", "add", "chain", "ip", t, "owner_" + tag)
     lab.ns(lab.host, "nft", "add", "table", "ip", "cloison-foreign")
+    other = "cloison-%s-x" % ("0000" if tag != "0000" else "1111")
+    lab.ns(lab.host, "nft", "add", "table", "ip", other)
     lab.cloison("network", "list")
-    assert "table ip cloison-ghost" not in lab.nft_tables()
-    assert "table ip cloison-foreign" in lab.nft_tables()
+    tables = lab.nft_tables()
+    assert lab.table("ghost") not in tables and "table ip cloison-ghost" not in tables
+    assert "table ip cloison-foreign" in tables and "table ip " + other in tables
     lab.ns(lab.host, "nft", "delete", "table", "ip", "cloison-foreign")
+    lab.ns(lab.host, "nft", "delete", "table", "ip", other)
     links = lab.links()
     assert "clv-%s-999" % tag not in links and "clb-%s-77" % tag not in links
-    assert "table ip cloison-half" not in lab.nft_tables()
+    assert lab.table("half") not in lab.nft_tables()
     names = [n["name"] for n in lab.cloison_json("network", "list", "--format", "json")]
     assert "half" not in names
     assert len(lab.our_dnsmasqs()) == 2  # crash (restarted) and default

@@ -14,6 +14,7 @@ import re
 import secrets
 import shutil
 import signal
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -185,6 +186,18 @@ class NetLab:
 
     def nft_tables(self):
         return self.ns(self.host, "nft", "list", "tables").stdout.split("\n")
+
+    def tag(self):
+        """The state root's tag (links clb-TAG-N, tables cloison-TAG-NAME)."""
+        db = sqlite3.connect(os.path.join(self.root, "cloison.db"))
+        try:
+            return db.execute("SELECT value FROM net_meta WHERE key = 'tag'").fetchone()[0]
+        finally:
+            db.close()
+
+    def table(self, network):
+        """`table ip cloison-TAG-NETWORK` as nft lists it."""
+        return "table ip cloison-%s-%s" % (self.tag(), network)
 
     def our_dnsmasqs(self):
         found = []

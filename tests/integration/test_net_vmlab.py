@@ -60,6 +60,17 @@ ctr() { /usr/bin/unshare -n sleep 1000 >/dev/null 2>&1 & echo $!; }
 get() { /usr/bin/nsenter -t $1 -n sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 $2 80 | tail -1"; }
 serve() { mkdir -p /tmp/www-$1; echo "$2" > /tmp/www-$1/index.html; /usr/bin/nsenter -t $1 -n httpd -p 80 -h /tmp/www-$1; }
 
+# a kernel without nf_tables (libnftables would exit(3) inside cloison):
+# unload it, check the clean failure, load it again
+NFT=$(grep -E '/(nft_[a-z0-9_]+|nf_tables)\.ko$' /lab/modules.order)
+for m in $(echo "$NFT" | sed '1!G;h;$!d'); do b=${m##*/}; rmmod ${b%%.ko}; done
+check nonft_unloaded sh -c "! grep -q '^nf_tables ' /proc/modules"
+check nonft_create $C network create nonft --subnet 10.88.30.0/24
+check nonft_left sh -c "ip -o link; ls /tmp/cl/net; for p in /proc/[0-9]*; do tr '\\0' ' ' < \$p/cmdline 2>/dev/null; echo; done | grep -c '[d]nsmasq --conf' || true"
+check nonft_cleanup $C network cleanup
+for m in $NFT; do insmod $m; done
+rm -rf /tmp/cl
+
 check vlan_create sh -c "$C network create v10 --vlan 10 --subnet 10.88.11.0/24 && $C network create v20 --vlan 20 --subnet 10.88.12.0/24 && $C network list"
 A=$(ctr); A2=$(ctr); B=$(ctr); sleep 0.5
 check vlan_attach sh -c "$C network attach v10 --instance va --pid $A && $C network attach v10 --instance va2 --pid $A2 && $C network attach v20 --instance vb --pid $B"
@@ -138,6 +149,22 @@ def test_vlan_networks_on_one_filtering_bridge(run):
     assert "10.88.11.3" in out(run, "vlan_dns")
     links = out(run, "vlan_cleanup")
     assert "clq-" not in links and "clb-" not in links and "clv-" not in links
+
+
+def test_no_nf_tables_fails_cleanly(run):
+    """In the lab kernel with nf_tables unloaded: a one-line error naming
+    nftables, no bridge, directory or dnsmasq left; recovery (which needs
+    no rule) works."""
+    if not run.check("nonft_unloaded").ok:
+        pytest.skip("could not unload nf_tables in the lab")
+    c = run.check("nonft_create")
+    assert c.rc == 1, c
+    lines = [l for l in c.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and "nftables: the kernel has no nf_tables" in lines[0], c.output
+    left = out(run, "nonft_left")
+    assert "clb-" not in left, left
+    assert left.strip().splitlines()[-1] == "0", left  # no dnsmasq
+    out(run, "nonft_cleanup")
 
 
 def test_microvm_leases_its_address_and_talks_to_a_container(run):
