@@ -286,14 +286,6 @@ strv_push (char ***v, size_t *n, const char *s)
   *v = nv;
 }
 
-static void
-strv_free (char **v, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    free (v[i]);
-  free (v);
-}
-
 static int
 layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_error_t *err)
 {
@@ -523,8 +515,8 @@ cl_image_build_abort (struct cl_image_build *b)
   for (size_t i = 0; i < b->n_created; i++)
     if (!layer_referenced (b->store, b->created[i]))
       remove_layer (b->store, b->created[i]);
-  strv_free (b->layers, b->n_layers);
-  strv_free (b->created, b->n_created);
+  cl_strv_free_n (b->layers, b->n_layers);
+  cl_strv_free_n (b->created, b->n_created);
   b->layers = b->created = NULL;
   b->n_layers = b->n_created = 0;
   store_lock (b->store, LOCK_UN);
@@ -543,14 +535,6 @@ json_strv (json_t *arr)
   v = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof *v);
   json_array_foreach (arr, i, x) v[i] = strdup (json_is_string (x) ? json_string_value (x) : "");
   return v;
-}
-
-static void
-strv_free0 (char **v)
-{
-  for (size_t i = 0; v && v[i]; i++)
-    free (v[i]);
-  free (v);
 }
 
 static int
@@ -584,12 +568,12 @@ cl_image_free (struct cl_image *img)
     return;
   free (img->id);
   free (img->name);
-  strv_free0 (img->config.env);
-  strv_free0 (img->config.entrypoint);
-  strv_free0 (img->config.cmd);
+  cl_strv_free (img->config.env);
+  cl_strv_free (img->config.entrypoint);
+  cl_strv_free (img->config.cmd);
   free (img->config.working_dir);
   free (img->config.user);
-  strv_free (img->layers, img->n_layers);
+  cl_strv_free_n (img->layers, img->n_layers);
   free (img);
 }
 
@@ -873,14 +857,14 @@ remove_locked (struct cl_image_store *s, const char *ref, const char *id, const 
       || cl_db_commit (s->db, err) < 0)
     {
       cl_db_rollback (s->db);
-      strv_free (layers, n_layers);
+      cl_strv_free_n (layers, n_layers);
       return -1;
     }
   /* Files go after the rows: a crash here leaves only unreferenced files. */
   for (size_t i = 0; i < n_layers; i++)
     if (!layer_referenced (s, layers[i]))
       remove_layer (s, layers[i]);
-  strv_free (layers, n_layers);
+  cl_strv_free_n (layers, n_layers);
   {
     cleanup_free char *cfg = cl_store_blob_path (s, id);
     unlink (cfg);
@@ -902,7 +886,7 @@ cl_image_info_free (struct cl_image_info *infos, size_t n)
   for (size_t i = 0; i < n; i++)
     {
       free (infos[i].id);
-      strv_free0 (infos[i].names);
+      cl_strv_free (infos[i].names);
     }
   free (infos);
 }

@@ -148,7 +148,7 @@ intent_insert (struct cl_manager *m, const char *op, const char *instance, const
   if (arg)
     sqlite3_bind_text (s, 3, arg, -1, SQLITE_STATIC);
   sqlite3_bind_int (s, 4, getpid ());
-  sqlite3_bind_int64 (s, 5, (sqlite3_int64)proc_start_time (getpid ()));
+  sqlite3_bind_int64 (s, 5, (sqlite3_int64)cl_proc_start_time (getpid ()));
   sqlite3_bind_int64 (s, 6, time (NULL));
   if (step_done (m, s, err) < 0)
     return -1;
