@@ -295,8 +295,8 @@ layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_
     return -1;
   sqlite3_bind_text (st, 1, hex, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 2, (sqlite3_int64) size);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (s->db));
+  if (cl_db_step_done (s->db, st, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -379,14 +379,6 @@ done:
 }
 
 static int
-step_done (sqlite3 *db, sqlite3_stmt *st, cl_error_t *err)
-{
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
-  return 0;
-}
-
-static int
 record_image (struct cl_image_build *b, const char *id, const char *manifest_hex, const char *name,
               const char *tag, const char *source, cl_error_t *err)
 {
@@ -414,7 +406,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
   sqlite3_bind_int64 (ins, 3, time (NULL));
   sqlite3_bind_int64 (ins, 4, size);
   sqlite3_bind_text (ins, 5, source, -1, SQLITE_STATIC);
-  if (step_done (db, ins, err) < 0)
+  if (cl_db_step_done (db, ins, err) < 0)
     return -1;
   if (sqlite3_changes (db) > 0)
     {
@@ -426,7 +418,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
           sqlite3_bind_text (lay, 1, id, -1, SQLITE_STATIC);
           sqlite3_bind_int (lay, 2, (int) i);
           sqlite3_bind_text (lay, 3, b->layers[i], -1, SQLITE_STATIC);
-          if (step_done (db, lay, err) < 0)
+          if (cl_db_step_done (db, lay, err) < 0)
             return -1;
         }
     }
@@ -438,7 +430,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
   sqlite3_bind_text (nm, 2, tag, -1, SQLITE_STATIC);
   sqlite3_bind_text (nm, 3, id, -1, SQLITE_STATIC);
   (void) del;
-  return step_done (db, nm, err);
+  return cl_db_step_done (db, nm, err);
 }
 
 int
@@ -795,7 +787,7 @@ delete_image_rows (struct cl_image_store *s, const char *id, char ***layers, siz
   if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
     *manifest = strdup ((const char *) sqlite3_column_text (m, 0));
   sqlite3_bind_text (d, 1, id, -1, SQLITE_STATIC);
-  return step_done (s->db, d, err);
+  return cl_db_step_done (s->db, d, err);
 }
 
 static int
@@ -807,7 +799,7 @@ untag (struct cl_image_store *s, const char *name_tag, cl_error_t *err)
     return -1;
   sqlite3_bind_text (q, 1, name_tag, colon - name_tag, SQLITE_STATIC);
   sqlite3_bind_text (q, 2, colon + 1, -1, SQLITE_STATIC);
-  return step_done (s->db, q, err);
+  return cl_db_step_done (s->db, q, err);
 }
 
 static int remove_locked (struct cl_image_store *s, const char *ref, const char *id,
