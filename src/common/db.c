@@ -82,6 +82,14 @@ cl_db_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **out, cl_error_t *err
   return 0;
 }
 
+int
+cl_db_step_done (sqlite3 *db, sqlite3_stmt *st, cl_error_t *err)
+{
+  if (sqlite3_step (st) != SQLITE_DONE)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
+  return 0;
+}
+
 void
 cl_cleanup_stmtp (sqlite3_stmt **s)
 {

@@ -20,6 +20,9 @@ int cl_db_commit (sqlite3 *db, cl_error_t *err);
 void cl_db_rollback (sqlite3 *db);
 /* Prepares a statement; the error names the SQL's first words. */
 int cl_db_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **out, cl_error_t *err);
+/* Steps a statement that returns no rows (INSERT, UPDATE, DELETE) to its
+   end; errors carry SQLite's message. */
+int cl_db_step_done (sqlite3 *db, sqlite3_stmt *st, cl_error_t *err);
 
 void cl_cleanup_stmtp (sqlite3_stmt **s);
 #define cleanup_stmt __attribute__ ((cleanup (cl_cleanup_stmtp)))

@@ -323,3 +323,52 @@ cl_now_ns (void)
   clock_gettime (CLOCK_MONOTONIC, &ts);
   return (uint64_t) ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
+
+uint64_t
+cl_proc_start_time (pid_t pid)
+{
+  char path[64], buf[1024], *p;
+  unsigned long long start = 0;
+  ssize_t n;
+  int fd, field;
+
+  if (pid <= 0)
+    return 0;
+  snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return 0;
+  n = read (fd, buf, sizeof buf - 1);
+  close (fd);
+  if (n <= 0)
+    return 0;
+  buf[n] = '\0';
+  /* comm may hold spaces and parentheses: fields resume after the last ')'.
+     Field 3 is the state, field 22 the start time. */
+  p = strrchr (buf, ')');
+  if (p == NULL)
+    return 0;
+  if (p[2] == 'Z' || p[2] == 'X')
+    return 0; /* a zombie has finished running */
+  for (field = 2; field < 22 && p; field++)
+    p = strchr (p + 1, ' ');
+  if (p == NULL || sscanf (p + 1, "%llu", &start) != 1)
+    return 0;
+  return start;
+}
+
+void
+cl_strv_free (char **v)
+{
+  for (char **p = v; p && *p; p++)
+    free (*p);
+  free (v);
+}
+
+void
+cl_strv_free_n (char **v, size_t n)
+{
+  for (size_t i = 0; i < n; i++)
+    free (v[i]);
+  free (v);
+}

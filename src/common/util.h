@@ -33,6 +33,11 @@ int cl_validate_name (const char *name, const char *what, cl_error_t *err);
    Errors name `what` and the input. */
 int cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err);
 
+/* Frees a NULL-terminated string vector (NULL allowed). */
+void cl_strv_free (char **v);
+/* Frees the first n strings of v, then v. */
+void cl_strv_free_n (char **v, size_t n);
+
 /* Close every fd >= from. */
 void cl_close_fds_from (int from);
 /* Mark every fd >= from close-on-exec. */
@@ -40,5 +45,10 @@ void cl_cloexec_fds_from (int from);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t cl_now_ns (void);
+
+/* Start time of a running process (/proc/PID/stat field 22, in clock
+   ticks since boot), or 0 when it does not exist or is a zombie.  A pid
+   paired with its start time names one process even if the pid is reused. */
+uint64_t cl_proc_start_time (pid_t pid);
 
 #endif

@@ -156,14 +156,6 @@ engine_strv_append (char **v, char *s)
 }
 
 void
-engine_strv_free (char **v)
-{
-  for (size_t i = 0; v && v[i]; i++)
-    free (v[i]);
-  free (v);
-}
-
-void
 engine_kill_and_reap (pid_t pid)
 {
   if (pid <= 0)
@@ -404,7 +396,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   prewritten = !init_forks_real_init (linux_obj);
   if (prewritten)
     {
-      c->st.pid_start = state_pid_start (c->st.pid);
+      c->st.pid_start = cl_proc_start_time (c->st.pid);
       if (state_save_begin (&c->st, err) < 0)
         goto fail;
     }
@@ -462,7 +454,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     }
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
   if (!prewritten)
-    c->st.pid_start = state_pid_start (c->st.pid);
+    c->st.pid_start = cl_proc_start_time (c->st.pid);
   if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
     goto fail;
   if (engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
@@ -472,11 +464,11 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       close (c->sync_fd);
       c->sync_fd = -1;
     }
-  engine_strv_free (join);
+  cl_strv_free (join);
   return 0;
 
 fail:
-  engine_strv_free (join);
+  cl_strv_free (join);
   if (sv[1] >= 0)
     close (sv[1]);
   if (c->st.pid > 0)

@@ -15,7 +15,6 @@ int engine_write_pid_file (const char *path, pid_t pid, cl_error_t *err);
    that cgroup v2 directory (*placed says whether the kernel did it). */
 pid_t engine_clone (int flags, int cgroup_fd, bool *placed);
 char **engine_strv_append (char **v, char *s);
-void engine_strv_free (char **v);
 void engine_kill_and_reap (pid_t pid);
 /* The seccomp listener fd follows on `sync_fd`: hand it to
    linux.seccomp.listenerPath with the state. */

@@ -322,7 +322,7 @@ out:
     close (sv[0]);
   if (sv[1] >= 0)
     close (sv[1]);
-  engine_strv_free (join);
+  cl_strv_free (join);
   cl_seccomp_program_free (seccomp);
   state_release (&st);
   return r;

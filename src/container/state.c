@@ -161,49 +161,10 @@ state_release (struct container_state *st)
   memset (st, 0, sizeof *st);
 }
 
-uint64_t
-state_pid_start (pid_t pid)
-{
-  char path[64], buf[1024];
-  char *p;
-  ssize_t n;
-  int fd, field;
-  unsigned long long start = 0;
-
-  if (pid <= 0)
-    return 0;
-  snprintf (path, sizeof path, "/proc/%d/stat", pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  /* The command name may hold spaces and parentheses: fields start after
-     the last ')'.  Field 3 is the state, field 22 the start time. */
-  p = strrchr (buf, ')');
-  if (p == NULL)
-    return 0;
-  p += 2;
-  if (*p == 'Z' || *p == 'X')
-    return 0; /* a zombie has finished running */
-  for (field = 3; field < 22 && p; field++)
-    {
-      p = strchr (p, ' ');
-      if (p)
-        p++;
-    }
-  if (p)
-    start = strtoull (p, NULL, 10);
-  return start;
-}
-
 bool
 state_pid_alive (struct container_state *st)
 {
-  return st->pid > 0 && state_pid_start (st->pid) == st->pid_start;
+  return st->pid > 0 && cl_proc_start_time (st->pid) == st->pid_start;
 }
 
 const char *

@@ -36,8 +36,6 @@ void state_release (struct container_state *st);
    directory (anything else found there: removed recursively). */
 int state_dir_remove (const char *dir, cl_error_t *err);
 
-/* Start time of a process (0 if it does not exist). */
-uint64_t state_pid_start (pid_t pid);
 bool state_pid_alive (struct container_state *st);
 /* "created", "running", "paused" or "stopped". */
 const char *state_status (struct container_state *st);

@@ -231,14 +231,6 @@ drop_overlay_xattrs (struct archive_entry *e)
   free (kept);
 }
 
-static void
-free_strv (char **v, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    free (v[i]);
-  free (v);
-}
-
 static int
 archive_fail (struct archive *a, struct reader *r, const char *what, cl_error_t *err)
 {
@@ -395,7 +387,7 @@ out:
     ret = cl_error_errno (err, "chdir back");
   archive_read_free (in);
   archive_write_free (out);
-  free_strv (opaque, n_opaque);
+  cl_strv_free_n (opaque, n_opaque);
   free (r);
   return ret;
 }

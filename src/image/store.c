@@ -286,14 +286,6 @@ strv_push (char ***v, size_t *n, const char *s)
   *v = nv;
 }
 
-static void
-strv_free (char **v, size_t n)
-{
-  for (size_t i = 0; i < n; i++)
-    free (v[i]);
-  free (v);
-}
-
 static int
 layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_error_t *err)
 {
@@ -303,8 +295,8 @@ layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_
     return -1;
   sqlite3_bind_text (st, 1, hex, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 2, (sqlite3_int64) size);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (s->db));
+  if (cl_db_step_done (s->db, st, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -387,14 +379,6 @@ done:
 }
 
 static int
-step_done (sqlite3 *db, sqlite3_stmt *st, cl_error_t *err)
-{
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
-  return 0;
-}
-
-static int
 record_image (struct cl_image_build *b, const char *id, const char *manifest_hex, const char *name,
               const char *tag, const char *source, cl_error_t *err)
 {
@@ -422,7 +406,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
   sqlite3_bind_int64 (ins, 3, time (NULL));
   sqlite3_bind_int64 (ins, 4, size);
   sqlite3_bind_text (ins, 5, source, -1, SQLITE_STATIC);
-  if (step_done (db, ins, err) < 0)
+  if (cl_db_step_done (db, ins, err) < 0)
     return -1;
   if (sqlite3_changes (db) > 0)
     {
@@ -434,7 +418,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
           sqlite3_bind_text (lay, 1, id, -1, SQLITE_STATIC);
           sqlite3_bind_int (lay, 2, (int) i);
           sqlite3_bind_text (lay, 3, b->layers[i], -1, SQLITE_STATIC);
-          if (step_done (db, lay, err) < 0)
+          if (cl_db_step_done (db, lay, err) < 0)
             return -1;
         }
     }
@@ -446,7 +430,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
   sqlite3_bind_text (nm, 2, tag, -1, SQLITE_STATIC);
   sqlite3_bind_text (nm, 3, id, -1, SQLITE_STATIC);
   (void) del;
-  return step_done (db, nm, err);
+  return cl_db_step_done (db, nm, err);
 }
 
 int
@@ -523,8 +507,8 @@ cl_image_build_abort (struct cl_image_build *b)
   for (size_t i = 0; i < b->n_created; i++)
     if (!layer_referenced (b->store, b->created[i]))
       remove_layer (b->store, b->created[i]);
-  strv_free (b->layers, b->n_layers);
-  strv_free (b->created, b->n_created);
+  cl_strv_free_n (b->layers, b->n_layers);
+  cl_strv_free_n (b->created, b->n_created);
   b->layers = b->created = NULL;
   b->n_layers = b->n_created = 0;
   store_lock (b->store, LOCK_UN);
@@ -543,14 +527,6 @@ json_strv (json_t *arr)
   v = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof *v);
   json_array_foreach (arr, i, x) v[i] = strdup (json_is_string (x) ? json_string_value (x) : "");
   return v;
-}
-
-static void
-strv_free0 (char **v)
-{
-  for (size_t i = 0; v && v[i]; i++)
-    free (v[i]);
-  free (v);
 }
 
 static int
@@ -584,12 +560,12 @@ cl_image_free (struct cl_image *img)
     return;
   free (img->id);
   free (img->name);
-  strv_free0 (img->config.env);
-  strv_free0 (img->config.entrypoint);
-  strv_free0 (img->config.cmd);
+  cl_strv_free (img->config.env);
+  cl_strv_free (img->config.entrypoint);
+  cl_strv_free (img->config.cmd);
   free (img->config.working_dir);
   free (img->config.user);
-  strv_free (img->layers, img->n_layers);
+  cl_strv_free_n (img->layers, img->n_layers);
   free (img);
 }
 
@@ -811,7 +787,7 @@ delete_image_rows (struct cl_image_store *s, const char *id, char ***layers, siz
   if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
     *manifest = strdup ((const char *) sqlite3_column_text (m, 0));
   sqlite3_bind_text (d, 1, id, -1, SQLITE_STATIC);
-  return step_done (s->db, d, err);
+  return cl_db_step_done (s->db, d, err);
 }
 
 static int
@@ -823,7 +799,7 @@ untag (struct cl_image_store *s, const char *name_tag, cl_error_t *err)
     return -1;
   sqlite3_bind_text (q, 1, name_tag, colon - name_tag, SQLITE_STATIC);
   sqlite3_bind_text (q, 2, colon + 1, -1, SQLITE_STATIC);
-  return step_done (s->db, q, err);
+  return cl_db_step_done (s->db, q, err);
 }
 
 static int remove_locked (struct cl_image_store *s, const char *ref, const char *id,
@@ -873,14 +849,14 @@ remove_locked (struct cl_image_store *s, const char *ref, const char *id, const 
       || cl_db_commit (s->db, err) < 0)
     {
       cl_db_rollback (s->db);
-      strv_free (layers, n_layers);
+      cl_strv_free_n (layers, n_layers);
       return -1;
     }
   /* Files go after the rows: a crash here leaves only unreferenced files. */
   for (size_t i = 0; i < n_layers; i++)
     if (!layer_referenced (s, layers[i]))
       remove_layer (s, layers[i]);
-  strv_free (layers, n_layers);
+  cl_strv_free_n (layers, n_layers);
   {
     cleanup_free char *cfg = cl_store_blob_path (s, id);
     unlink (cfg);
@@ -902,7 +878,7 @@ cl_image_info_free (struct cl_image_info *infos, size_t n)
   for (size_t i = 0; i < n; i++)
     {
       free (infos[i].id);
-      strv_free0 (infos[i].names);
+      cl_strv_free (infos[i].names);
     }
   free (infos);
 }

@@ -11,16 +11,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void
-strv_free (char **v)
-{
-  if (v == NULL)
-    return;
-  for (char **p = v; *p; p++)
-    free (*p);
-  free (v);
-}
-
 void
 image_free (struct mgr_image *img)
 {
@@ -28,9 +18,9 @@ image_free (struct mgr_image *img)
     return;
   free (img->ref);
   free (img->id);
-  strv_free (img->layers);
-  strv_free (img->env);
-  strv_free (img->cmd);
+  cl_strv_free (img->layers);
+  cl_strv_free (img->env);
+  cl_strv_free (img->cmd);
   free (img->cwd);
   free (img->kernel);
   free (img->initrd);

@@ -82,8 +82,6 @@ int store_snapshot_del (struct cl_manager *m, const char *instance, const char *
                         cl_error_t *err);
 
 /* --- proc.c: processes we do not own as children --- */
-/* Start time of pid (clock ticks since boot), 0 when it does not exist. */
-uint64_t proc_start_time (pid_t pid);
 bool proc_alive (pid_t pid, uint64_t start);
 /* Waits up to timeout_ms for a process (not our child) to exit; 1 exited,
    0 still alive. */

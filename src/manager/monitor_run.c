@@ -58,8 +58,8 @@ record_running (const char *root, const char *name, pid_t init, cl_error_t *err)
 
   if (manager_open_raw (root, &m, err) < 0)
     return -1;
-  r = store_set_running (m, name, getpid (), proc_start_time (getpid ()), init,
-                         proc_start_time (init), err);
+  r = store_set_running (m, name, getpid (), cl_proc_start_time (getpid ()), init,
+                         cl_proc_start_time (init), err);
   cl_manager_close (m);
   return r;
 }
@@ -257,14 +257,6 @@ monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
   return 0;
 }
 
-static void
-strv_free (char **v)
-{
-  for (char **p = v; p && *p; p++)
-    free (*p);
-  free (v);
-}
-
 void
 monitor_args_clear (struct monitor_args *a)
 {
@@ -274,8 +266,8 @@ monitor_args_clear (struct monitor_args *a)
   free (a->dir);
   free ((char *)a->spec.root);
   free ((char *)a->spec.rootfs);
-  strv_free (a->spec.argv);
-  strv_free (a->spec.env);
+  cl_strv_free (a->spec.argv);
+  cl_strv_free (a->spec.env);
   free ((char *)a->spec.cwd);
   free (a->overlay_opts);
   memset (a, 0, sizeof *a);

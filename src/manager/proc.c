@@ -15,42 +15,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-uint64_t
-proc_start_time (pid_t pid)
-{
-  char path[64], buf[1024], *p;
-  unsigned long long start = 0;
-  ssize_t n;
-  int fd, field;
-
-  if (pid <= 0)
-    return 0;
-  snprintf (path, sizeof path, "/proc/%d/stat", (int)pid);
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0)
-    return 0;
-  n = read (fd, buf, sizeof buf - 1);
-  close (fd);
-  if (n <= 0)
-    return 0;
-  buf[n] = '\0';
-  /* comm may hold spaces and parentheses: fields resume after the last ')' */
-  p = strrchr (buf, ')');
-  if (p == NULL)
-    return 0;
-  if (p[2] == 'Z' || p[2] == 'X')
-    return 0; /* a zombie has exited */
-  for (field = 2; field < 22 && p; field++)
-    p = strchr (p + 1, ' ');
-  if (p == NULL || sscanf (p + 1, "%llu", &start) != 1)
-    return 0;
-  return start;
-}
-
 bool
 proc_alive (pid_t pid, uint64_t start)
 {
-  uint64_t now = proc_start_time (pid);
+  uint64_t now = cl_proc_start_time (pid);
   return now != 0 && (start == 0 || now == start);
 }
 

@@ -124,14 +124,6 @@ store_get (struct cl_manager *m, const char *name, struct instance **out, cl_err
 }
 
 static int
-step_done (struct cl_manager *m, sqlite3_stmt *s, cl_error_t *err)
-{
-  if (sqlite3_step (s) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
-  return 0;
-}
-
-static int
 intent_insert (struct cl_manager *m, const char *op, const char *instance, const char *arg,
                int64_t *id, cl_error_t *err)
 {
@@ -148,9 +140,9 @@ intent_insert (struct cl_manager *m, const char *op, const char *instance, const
   if (arg)
     sqlite3_bind_text (s, 3, arg, -1, SQLITE_STATIC);
   sqlite3_bind_int (s, 4, getpid ());
-  sqlite3_bind_int64 (s, 5, (sqlite3_int64)proc_start_time (getpid ()));
+  sqlite3_bind_int64 (s, 5, (sqlite3_int64)cl_proc_start_time (getpid ()));
   sqlite3_bind_int64 (s, 6, time (NULL));
-  if (step_done (m, s, err) < 0)
+  if (cl_db_step_done (m->db, s, err) < 0)
     return -1;
   *id = sqlite3_last_insert_rowid (m->db);
   return 0;
@@ -216,7 +208,7 @@ store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t 
         sqlite3_bind_null (s, i + 1);
       }
   va_end (ap);
-  return step_done (m, s, err);
+  return cl_db_step_done (m->db, s, err);
 }
 
 int

@@ -94,11 +94,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
   sqlite3_bind_int64 (st, 5, a->address);
   sqlite3_bind_text (st, 6, a->mac, -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 7, pid);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    {
-      cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
-      goto fail;
-    }
+  if (cl_db_step_done (c->db, st, err) < 0)
+    goto fail;
   a->id = sqlite3_last_insert_rowid (c->db);
   snprintf (a->host_ifname, sizeof a->host_ifname, "cl%c-%s-%lld",
             strcmp (kind, "vm") == 0 ? 't' : 'v', c->tag, (long long)a->id);

@@ -123,8 +123,8 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   sqlite3_bind_text (st, 2, proto, -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 3, host_port);
   sqlite3_bind_int (st, 4, inst_port);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
+  if (cl_db_step_done (db, st, err) < 0)
+    return -1;
   fwd_id = sqlite3_last_insert_rowid (db);
   if (nft_forward_set (c.tag, n.name, proto, host_port, a.address, inst_port, 1, err) < 0)
     {

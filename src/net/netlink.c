@@ -113,6 +113,36 @@ link_msg (char *buf, int type, int flags, int ifindex)
   return nlh;
 }
 
+/* The start of an RTM_NEWLINK that creates interface `name`, up. */
+static struct nlmsghdr *
+new_link_msg (char *buf, const char *name)
+{
+  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
+  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
+  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
+  return nlh;
+}
+
+/* The MTU (if > 0) and the IFLA_LINKINFO nest of a link of `kind`; returns
+   the open IFLA_INFO_DATA nest, closed with link_info_end. */
+static struct nlattr *
+link_info_start (struct nlmsghdr *nlh, int mtu, const char *kind, struct nlattr **linkinfo)
+{
+  if (mtu > 0)
+    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
+  *linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
+  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, kind);
+  return mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+}
+
+static void
+link_info_end (struct nlmsghdr *nlh, struct nlattr *linkinfo, struct nlattr *data)
+{
+  mnl_attr_nest_end (nlh, data);
+  mnl_attr_nest_end (nlh, linkinfo);
+}
+
 static int
 fail (cl_error_t *err, int r, const char *what, const char *name)
 {
@@ -152,18 +182,11 @@ int
 nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  struct nlmsghdr *nlh = new_link_msg (buf, name);
   struct nlattr *linkinfo, *data;
   int r;
 
-  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
-  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
-  if (mtu > 0)
-    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
-  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
-  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "bridge");
-  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  data = link_info_start (nlh, mtu, "bridge", &linkinfo);
   /* No STP delay: ports forward at once, as instances expect. */
   mnl_attr_put_u32 (nlh, IFLA_BR_FORWARD_DELAY, 0);
   mnl_attr_put_u32 (nlh, IFLA_BR_STP_STATE, 0);
@@ -173,8 +196,7 @@ nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu
       /* Ports carry no VLAN until given one: nothing leaks through VLAN 1. */
       mnl_attr_put_u16 (nlh, IFLA_BR_VLAN_DEFAULT_PVID, 0);
     }
-  mnl_attr_nest_end (nlh, data);
-  mnl_attr_nest_end (nlh, linkinfo);
+  link_info_end (nlh, linkinfo, data);
   r = nl_talk (nl, nlh, NULL, NULL);
   return r < 0 ? fail (err, r, "create bridge", name) : 0;
 }
@@ -184,20 +206,14 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
              const uint8_t peer_mac[6], int peer_nsfd, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh), *peer_ifm;
+  struct nlmsghdr *nlh = new_link_msg (buf, name);
+  struct ifinfomsg *peer_ifm;
   struct nlattr *linkinfo, *data, *peer;
   int r;
 
-  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
-  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
   if (master_index > 0)
     mnl_attr_put_u32 (nlh, IFLA_MASTER, master_index);
-  if (mtu > 0)
-    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
-  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
-  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "veth");
-  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  data = link_info_start (nlh, mtu, "veth", &linkinfo);
   peer = mnl_attr_nest_start (nlh, VETH_INFO_PEER);
   peer_ifm = mnl_nlmsg_put_extra_header (nlh, sizeof *peer_ifm);
   peer_ifm->ifi_family = AF_UNSPEC; /* not IFF_UP: veth_open fails (ENOTCONN) before pairing */
@@ -207,8 +223,7 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
     mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
   mnl_attr_put_u32 (nlh, IFLA_NET_NS_FD, peer_nsfd);
   mnl_attr_nest_end (nlh, peer);
-  mnl_attr_nest_end (nlh, data);
-  mnl_attr_nest_end (nlh, linkinfo);
+  link_info_end (nlh, linkinfo, data);
   r = nl_talk (nl, nlh, NULL, NULL);
   if (r < 0)
     return cl_error_make (err, -r, "netlink: create veth pair `%s` / `%s` (in the instance)", name,
@@ -221,22 +236,14 @@ nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, 
              cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
-  struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0);
-  struct ifinfomsg *ifm = mnl_nlmsg_get_payload (nlh);
+  struct nlmsghdr *nlh = new_link_msg (buf, name);
   struct nlattr *linkinfo, *data;
   int r;
 
-  ifm->ifi_flags = ifm->ifi_change = IFF_UP;
-  mnl_attr_put_strz (nlh, IFLA_IFNAME, name);
   mnl_attr_put_u32 (nlh, IFLA_LINK, link_index);
-  if (mtu > 0)
-    mnl_attr_put_u32 (nlh, IFLA_MTU, mtu);
-  linkinfo = mnl_attr_nest_start (nlh, IFLA_LINKINFO);
-  mnl_attr_put_strz (nlh, IFLA_INFO_KIND, "vlan");
-  data = mnl_attr_nest_start (nlh, IFLA_INFO_DATA);
+  data = link_info_start (nlh, mtu, "vlan", &linkinfo);
   mnl_attr_put_u16 (nlh, IFLA_VLAN_ID, vlan_id);
-  mnl_attr_nest_end (nlh, data);
-  mnl_attr_nest_end (nlh, linkinfo);
+  link_info_end (nlh, linkinfo, data);
   r = nl_talk (nl, nlh, NULL, NULL);
   return r < 0 ? fail (err, r, "create vlan interface", name) : 0;
 }

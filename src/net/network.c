@@ -249,8 +249,8 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   sqlite3_bind_text (st, 4, net_mode_name (n.mode), -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 5, n.vlan);
   sqlite3_bind_int (st, 6, n.mtu);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
+  if (cl_db_step_done (c->db, st, err) < 0)
+    return -1;
   n.id = sqlite3_last_insert_rowid (c->db);
   net_crash_point ("create:row");
   snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long)n.id);

@@ -123,8 +123,8 @@ load_tag (struct net_ctx *c, cl_error_t *err)
   if (cl_db_prepare (c->db, "INSERT INTO net_meta (key, value) VALUES ('tag', ?)", &st, err) < 0)
     return -1;
   sqlite3_bind_text (st, 1, c->tag, -1, SQLITE_STATIC);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (c->db));
+  if (cl_db_step_done (c->db, st, err) < 0)
+    return -1;
   return 0;
 }
 
@@ -236,8 +236,8 @@ exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *
   sqlite3_bind_int64 (st, 1, a);
   if (b)
     sqlite3_bind_text (st, 2, b, -1, SQLITE_STATIC);
-  if (sqlite3_step (st) != SQLITE_DONE)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
+  if (cl_db_step_done (db, st, err) < 0)
+    return -1;
   return 0;
 }
 

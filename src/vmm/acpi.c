@@ -1,5 +1,6 @@
 #include "vmm/acpi.h"
 
+#include "vmm/boot.h"
 #include "vmm/devices.h"
 #include "vmm/machine.h"
 #include "vmm/mptable.h"
@@ -72,15 +73,6 @@ _Static_assert(sizeof (struct rsdp) == 36, "RSDP layout");
 #define FADT_RESET_REG_SUP (1u << 10)
 #define BOOT_ARCH_8042 (1u << 1)
 #define BOOT_ARCH_NO_VGA (1u << 2)
-
-static uint8_t
-checksum (const void *p, size_t len)
-{
-  uint8_t s = 0;
-  for (size_t i = 0; i < len; i++)
-    s += ((const uint8_t *)p)[i];
-  return -s;
-}
 
 static void
 header (struct sdt_header *h, const char *sig, uint32_t len, uint8_t rev)
@@ -283,7 +275,7 @@ build_dsdt (uint8_t *out, size_t max)
   if (a.len > max || a.len > sizeof a.buf)
     return 0;
   header ((struct sdt_header *)a.buf, "DSDT", a.len, 2);
-  ((struct sdt_header *)a.buf)->checksum = checksum (a.buf, a.len);
+  ((struct sdt_header *)a.buf)->checksum = boot_table_checksum (a.buf, a.len);
   memcpy (out, a.buf, a.len);
   return a.len;
 }
@@ -320,7 +312,7 @@ build_madt (uint8_t *out, size_t max, unsigned ncpus)
   p[2] = 0xFF;
   p[5] = 1;
   header ((struct sdt_header *)out, "APIC", len, 5);
-  ((struct sdt_header *)out)->checksum = checksum (out, len);
+  ((struct sdt_header *)out)->checksum = boot_table_checksum (out, len);
   return len;
 }
 
@@ -356,13 +348,13 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   f->reset_reg = (struct gas){ .space_id = 1, .bit_width = 8, .address = 0xCF9 };
   f->reset_value = 0x06;
   memcpy (&f->hypervisor_id, "CLOISON", 7);
-  f->h.checksum = checksum (f, sizeof (*f));
+  f->h.checksum = boot_table_checksum (f, sizeof (*f));
 
   struct sdt_header *x = (struct sdt_header *)(buf + xsdt_off);
   uint64_t entries[2] = { base + fadt_off, base + madt_off };
   header (x, "XSDT", sizeof (*x) + sizeof entries, 1);
   memcpy (x + 1, entries, sizeof entries);
-  x->checksum = checksum (x, x->length);
+  x->checksum = boot_table_checksum (x, x->length);
 
   struct rsdp *r = (struct rsdp *)(buf + rsdp_off);
   memcpy (r->signature, "RSD PTR ", 8);
@@ -370,8 +362,8 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   r->revision = 2;
   r->length = sizeof (*r);
   r->xsdt = base + xsdt_off;
-  r->checksum = checksum (r, 20);
-  r->ext_checksum = checksum (r, sizeof (*r));
+  r->checksum = boot_table_checksum (r, 20);
+  r->ext_checksum = boot_table_checksum (r, sizeof (*r));
   return madt_off + madt_len;
 }
 

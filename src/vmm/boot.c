@@ -14,6 +14,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+uint8_t
+boot_table_checksum (const void *table, size_t len)
+{
+  uint8_t sum = 0;
+  for (size_t i = 0; i < len; i++)
+    sum += ((const uint8_t *)table)[i];
+  return -sum;
+}
+
 int
 boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max)
 {

@@ -8,6 +8,7 @@
 #include "vmm/guest_mem.h"
 
 #include <asm/bootparam.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /* Fixed low-memory layout (guest physical). */
@@ -26,6 +27,9 @@
 #define BOOT_E820_RESERVED_START BOOT_MPTABLE_ADDR
 
 struct vcpu;
+
+/* The byte that makes a firmware table (MP table, ACPI) sum to zero. */
+uint8_t boot_table_checksum (const void *table, size_t len);
 
 /* The e820 map for `mem_size` bytes of RAM (layout of machine.h).
    Returns the number of entries. */

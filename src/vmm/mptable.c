@@ -1,5 +1,7 @@
 #include "vmm/mptable.h"
 
+#include "vmm/boot.h"
+
 #include <string.h>
 
 struct mpf_intel
@@ -73,15 +75,6 @@ enum
 #define BUS_PCI 0
 #define BUS_ISA 1
 
-static uint8_t
-checksum (const void *p, size_t len)
-{
-  uint8_t sum = 0;
-  for (size_t i = 0; i < len; i++)
-    sum += ((const uint8_t *)p)[i];
-  return -sum;
-}
-
 size_t
 mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
 {
@@ -143,13 +136,13 @@ mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
   memcpy (mpc->productid, "MICROVM     ", 12);
   mpc->oemcount = count;
   mpc->lapic = MPTABLE_LAPIC_ADDR;
-  mpc->checksum = checksum (mpc, mpc->length);
+  mpc->checksum = boot_table_checksum (mpc, mpc->length);
 
   memcpy (mpf->signature, "_MP_", 4);
   mpf->physptr = base + sizeof (*mpf);
   mpf->length = 1;
   mpf->specification = 4;
-  mpf->checksum = checksum (mpf, sizeof (*mpf));
+  mpf->checksum = boot_table_checksum (mpf, sizeof (*mpf));
   return p - buf;
 }
 

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <linux/sched.h>
 #include <seccomp.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -120,25 +121,46 @@ static const char *const vcpu_denied[] = {
   "unlink",  "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
 };
 
-int
-sandbox_apply_vcpu_thread (cl_error_t *err)
+/* CLOISON_VMM_SECCOMP: "off" installs no filter (returns false), "log"
+   logs what a filter would deny, anything else kills the process. */
+static bool
+deny_action (uint32_t *deny)
 {
   const char *mode = getenv ("CLOISON_VMM_SECCOMP");
   if (mode && strcmp (mode, "off") == 0)
+    return false;
+  *deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+  return true;
+}
+
+/* One rule with `action` per syscall name this libseccomp knows. */
+static int
+add_named_rules (scmp_filter_ctx ctx, uint32_t action, const char *const *names, size_t n)
+{
+  int ret = 0;
+  for (size_t i = 0; ret == 0 && i < n; i++)
+    {
+      int nr = seccomp_syscall_resolve_name (names[i]);
+      if (nr != __NR_SCMP_ERROR)
+        ret = seccomp_rule_add (ctx, action, nr, 0);
+    }
+  return ret;
+}
+
+int
+sandbox_apply_vcpu_thread (cl_error_t *err)
+{
+  uint32_t deny;
+  if (!deny_action (&deny))
     return 0;
-  uint32_t deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
   scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   int ret = 0;
   if (ctx == NULL)
     return cl_error_make (err, 0, "seccomp_init failed");
   /* no_new_privs is already on, process-wide: no prctl here */
   ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 0);
-  for (size_t i = 0; ret == 0 && i < sizeof vcpu_denied / sizeof vcpu_denied[0]; i++)
-    {
-      int nr = seccomp_syscall_resolve_name (vcpu_denied[i]);
-      if (nr != __NR_SCMP_ERROR)
-        ret = seccomp_rule_add (ctx, deny, nr, 0);
-    }
+  if (ret == 0)
+    ret = add_named_rules (ctx, deny, vcpu_denied, sizeof vcpu_denied / sizeof vcpu_denied[0]);
   if (ret == 0)
     ret = seccomp_load (ctx);
   seccomp_release (ctx);
@@ -150,10 +172,9 @@ sandbox_apply_vcpu_thread (cl_error_t *err)
 int
 sandbox_apply (cl_error_t *err)
 {
-  const char *mode = getenv ("CLOISON_VMM_SECCOMP");
-  if (mode && strcmp (mode, "off") == 0)
+  uint32_t deny;
+  if (!deny_action (&deny))
     return 0;
-  uint32_t deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
   scmp_filter_ctx ctx = seccomp_init (deny);
   int ret;
 
@@ -162,12 +183,8 @@ sandbox_apply (cl_error_t *err)
   ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 1);
   if (ret == 0)
     ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_TSYNC, 1);
-  for (size_t i = 0; ret == 0 && i < sizeof allowed / sizeof allowed[0]; i++)
-    {
-      int nr = seccomp_syscall_resolve_name (allowed[i]);
-      if (nr != __NR_SCMP_ERROR)
-        ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, nr, 0);
-    }
+  if (ret == 0)
+    ret = add_named_rules (ctx, SCMP_ACT_ALLOW, allowed, sizeof allowed / sizeof allowed[0]);
   /* threads (a device may start one), never new processes */
   if (ret == 0)
     ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (clone), 1,

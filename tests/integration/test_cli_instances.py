@@ -1,7 +1,5 @@
 """The `cloison` instance commands on containers, driven through the real
 CLI with a state root of the test's own."""
-import glob
-import json
 import os
 import signal
 import subprocess
@@ -9,81 +7,7 @@ import time
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-BUILD = os.path.join(ROOT, "build")
-
-
-def binary(name):
-    """A built cloison binary.  (Not `from conftest import binary`: with
-    tests/lab in the same pytest run, `conftest` may be the lab's.)"""
-    p = os.path.join(BUILD, "src", "cli", name)
-    if not os.path.exists(p):
-        pytest.fail("%s is not built: run scripts/build.sh" % p)
-    return p
-
-
-class Cloison:
-    def __init__(self, root):
-        self.root = root
-        self.bin = binary("cloison")
-
-    def __call__(self, *args, check=True, timeout=60, **kw):
-        args = list(args)
-        # instances stay off networks unless the test asks for one: a network
-        # is host-wide (bridge, nftables), and most tests have no use for it
-        if args and args[0] in ("launch", "run") and not any(
-                str(a).startswith(("--network", "--no-network", "-p")) for a in args):
-            args.insert(1, "--no-network")
-        p = subprocess.run([self.bin, "--root", self.root] + [str(a) for a in args],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                           timeout=timeout, **kw)
-        if check and p.returncode != 0:
-            raise AssertionError("cloison %s: exit %d: %s" % (" ".join(map(str, args)),
-                                                              p.returncode, p.stderr))
-        return p
-
-    def list(self):
-        return json.loads(self("list", "--format", "json").stdout)
-
-    def info(self, name):
-        return json.loads(self("info", name).stdout)
-
-    def tag(self):
-        """The 8-hex tag global names of this root carry (FNV-1a of its path)."""
-        h = 2166136261
-        for b in os.path.realpath(self.root).encode():
-            h = ((h ^ b) * 16777619) & 0xFFFFFFFF
-        return "%08x" % h
-
-    def cgroups_of(self, name):
-        leaf = "cl-%s-%s" % (self.tag(), name)
-        return (glob.glob("/sys/fs/cgroup/*/cloison/" + leaf)
-                + glob.glob("/sys/fs/cgroup/cloison/" + leaf))
-
-
-def mounts_under(path):
-    with open("/proc/self/mountinfo") as f:
-        return [l for l in f if path in l]
-
-
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-        with open("/proc/%d/stat" % pid) as f:
-            return f.read().split(")")[-1].split()[0] != "Z"
-    except (ProcessLookupError, FileNotFoundError):
-        return False
-
-
-@pytest.fixture
-def cl(tmp_path):
-    c = Cloison(str(tmp_path / "root"))
-    yield c
-    # cleanup even when the test failed
-    p = c("list", "--format", "json", check=False)
-    if p.returncode == 0:
-        for inst in json.loads(p.stdout):
-            c("delete", "--force", inst["name"], check=False)
+from cloison_cli import cl, mounts_under, pid_alive  # noqa: F401 (cl: fixture)
 
 
 def assert_gone(cl, name, pids=()):

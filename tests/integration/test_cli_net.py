@@ -10,17 +10,7 @@ import time
 
 import pytest
 
-from test_cli_instances import Cloison
-
-
-@pytest.fixture
-def cl(tmp_path):
-    c = Cloison(str(tmp_path / "root"))
-    yield c
-    p = c("list", "--format", "json", check=False)
-    if p.returncode == 0:
-        for inst in json.loads(p.stdout):
-            c("delete", "--force", inst["name"], check=False)
+from cloison_cli import cl  # noqa: F401 (cl: fixture)
 
 
 @pytest.fixture

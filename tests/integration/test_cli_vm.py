@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from test_cli_instances import BUILD, Cloison, pid_alive
+from cloison_cli import BUILD, cl, pid_alive  # noqa: F401 (cl: fixture)
 
 GUESTS = os.path.join(BUILD, "tests", "guests")
 
@@ -19,17 +19,6 @@ def guest(name):
     if not os.path.exists(p):
         pytest.fail("%s is not built" % p)
     return p
-
-
-@pytest.fixture
-def cl(tmp_path):
-    c = Cloison(str(tmp_path / "root"))
-    yield c
-    p = c("list", "--format", "json", check=False)
-    if p.returncode == 0:
-        import json
-        for inst in json.loads(p.stdout):
-            c("delete", "--force", inst["name"], check=False)
 
 
 def wait_status(cl, name, status, timeout=10):

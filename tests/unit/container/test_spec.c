@@ -192,7 +192,7 @@ test_state_dir_and_status (void **state)
   st.id = strdup ("c1");
   st.doc = json_pack ("{s:s, s:s}", "bundle", "/b", "created", "now");
   st.pid = getpid ();
-  st.pid_start = state_pid_start (getpid ());
+  st.pid_start = cl_proc_start_time (getpid ());
   assert_true (st.pid_start > 0);
   assert_int_equal (state_save (&st, &err), 0);
   state_release (&st);

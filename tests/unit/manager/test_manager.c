@@ -266,16 +266,16 @@ test_proc_identity (void **state)
   int st;
   (void)state;
 
-  assert_true (proc_start_time (getpid ()) > 0);
-  assert_true (proc_alive (getpid (), proc_start_time (getpid ())));
-  assert_false (proc_alive (getpid (), proc_start_time (getpid ()) + 1)); /* a reused pid */
+  assert_true (cl_proc_start_time (getpid ()) > 0);
+  assert_true (proc_alive (getpid (), cl_proc_start_time (getpid ())));
+  assert_false (proc_alive (getpid (), cl_proc_start_time (getpid ()) + 1)); /* a reused pid */
   child = fork ();
   if (child == 0)
     {
       usleep (50000);
       _exit (3);
     }
-  start = proc_start_time (child);
+  start = cl_proc_start_time (child);
   assert_int_equal (proc_wait_exit (child, start, 5), 0);
   assert_int_equal (proc_wait_exit (child, start, 5000), 1);
   assert_false (proc_alive (child, start)); /* a zombie is not alive */
