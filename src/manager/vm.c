@@ -348,8 +348,11 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
   /* input: the FIFO the VMM reads (ENXIO: no VMM holds it, the VM is
      not running); one client at a time, by a lock on it */
   in_fd = open (in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
-  if (in_fd < 0 && (errno == ENXIO || errno == ENOENT))
+  if (in_fd < 0 && errno == ENXIO)
     return cl_error_make (err, 0, "instance `%s` is not running", inst->name);
+  if (in_fd < 0 && errno == ENOENT)
+    return cl_error_make (err, 0, "instance `%s`: no serial console input `%s` (restart it)",
+                          inst->name, in_path);
   if (in_fd < 0)
     return cl_error_errno (err, "open `%s`", in_path);
   if (flock (in_fd, LOCK_EX | LOCK_NB) < 0)

@@ -227,3 +227,38 @@ def test_vm_console_stdin_pipe_until_eof(cl):
     p = cl("console", "vmp", check=False, input="x\n")
     assert p.returncode != 0
     assert p.stderr.strip() == "cloison: instance `vmp` is not running"
+
+
+def test_vm_console_tty_detach(cl):
+    """On a terminal: raw mode while attached (bytes go as typed), Ctrl-]
+    detaches with the VM still running, and the terminal is restored."""
+    import pty
+    import termios
+    cl("launch", "busybox", "vmt", "--vm", "--kernel", guest("upper"))
+    wait_log(cl, "vmt", "ready")
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    p = subprocess.Popen([cl.bin, "--root", cl.root, "console", "vmt"], stdin=slave, stdout=slave,
+                         stderr=slave)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 10
+        sent = False
+        while b"TYPED" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+            if not sent and b"Ctrl-]" in seen:
+                os.write(master, b"typed\r")
+                sent = True
+        assert b"Connected to `vmt`" in seen and b"TYPED" in seen, seen
+        os.write(master, b"\x1d")
+        assert p.wait(timeout=10) == 0
+        assert termios.tcgetattr(slave) == before
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+    assert cl.info("vmt")["status"] == "running"
+    cl("stop", "vmt")
