@@ -262,3 +262,16 @@ def test_vm_console_tty_detach(cl):
         os.close(slave)
     assert cl.info("vmt")["status"] == "running"
     cl("stop", "vmt")
+
+
+def test_vm_console_after_stateful_restore(cl):
+    """The restored VMM reads the console input too (a new FIFO, the UART's
+    state from the snapshot)."""
+    cl("launch", "busybox", "vmr", "--vm", "--kernel", guest("upper"))
+    wait_log(cl, "vmr", "ready")
+    cl("snapshot", "create", "--stateful", "vmr", "warm")
+    cl("snapshot", "restore", "vmr", "warm")
+    wait_status(cl, "vmr", "running")
+    p = cl("console", "vmr", input="restored#")
+    assert "RESTORED" in p.stdout and "bye" in p.stdout, p.stdout
+    wait_status(cl, "vmr", "stopped")

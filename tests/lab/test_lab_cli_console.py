@@ -16,7 +16,10 @@ VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
 
 # The shell reads the serial console only once it runs: until then the
 # guest kernel drops what arrives on a ttyS0 nobody opened, so the command
-# is typed again until its output shows up.
+# is typed again until its output shows up.  busybox sh's line editing
+# asks the terminal for the cursor position (ESC [6n): the escape is
+# stripped, and a newline added, so that the check's end marker stays a
+# line of its own.
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
 export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
@@ -25,7 +28,8 @@ mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initram
 check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sh && $C list"
 check typed sh -c 'i=0; while [ $i -lt 60 ]; do
     printf "echo marker-\$((6*7)) \$(cat /etc/hostname)\n" | /lab/cloison console vm > /tmp/out 2>&1
-    grep -q "marker-42 cloison" /tmp/out && break; sleep 2; i=$((i+1)); done; cat /tmp/out'
+    grep -q "marker-42 cloison" /tmp/out && break; sleep 2; i=$((i+1)); done
+    tr -d "\\033" < /tmp/out; echo'
 check state sh -c "printf 'echo 1 > /root/typed; sync\n' | $C console vm >/dev/null && $C list"
 check poweroff sh -c "printf 'reboot -f\n' | $C console vm; echo rc=\$?; $C list"
 check stopped sh -c "$C console vm < /dev/null; echo rc=\$?"
