@@ -362,6 +362,9 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
   if (log_fd < 0 || lseek (log_fd, 0, SEEK_END) < 0)
     return cl_error_errno (err, "open `%s`", log);
   *exit_code = 0;
+  /* the VMM exiting while we type, or stdout closed: EPIPE ends the loop
+     (and restores the terminal) instead of killing us */
+  signal (SIGPIPE, SIG_IGN);
   if (tty)
     {
       struct termios raw = saved;
