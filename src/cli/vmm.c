@@ -111,6 +111,7 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
           {
             cfg->console = CL_VMM_CONSOLE_FILE;
             cfg->console_path = optarg + 5;
+            cfg->console_in_fd = -1; /* the file is output only */
           }
         else
           return cl_error_make (err, 0, "--console `%s`: expected serial, virtio or file=PATH",

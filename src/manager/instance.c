@@ -497,7 +497,11 @@ cl_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_
   if (instance_load (m, name, &inst, err) < 0)
     return -1;
   if (inst->kind == KIND_VM)
-    return vm_console (m, inst, exit_code, err);
+    {
+      if (!is_running (inst))
+        return cl_error_make (err, 0, "instance `%s` is not running", name);
+      return vm_console (m, inst, exit_code, err);
+    }
   return cl_instance_exec (m, name, sh, NULL, 0, exit_code, err);
 }
 

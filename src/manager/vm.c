@@ -19,11 +19,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -189,6 +192,29 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   return netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err);
 }
 
+/* The serial console's input while the VM runs detached: a FIFO beside
+   the log, which `cloison console` writes.  The VMM holds it open for
+   reading and writing, so that a writer going away is no EOF and a
+   writer finding no reader knows the VM is not running (ENXIO). */
+static char *
+console_input_path (const char *console_log)
+{
+  const char *slash = strrchr (console_log, '/');
+  int dirlen = slash ? (int)(slash - console_log) : 1;
+  return cl_strdup_printf ("%.*s/" VM_CONSOLE_INPUT, dirlen, slash ? console_log : ".");
+}
+
+static int
+console_input_open (const char *console_log)
+{
+  cleanup_free char *path = console_input_path (console_log);
+
+  unlink (path);
+  if (mkfifo (path, 0600) < 0)
+    return -1; /* no input: the console stays read-only */
+  return open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
 pid_t
 vm_monitor_start (struct vm_launch *l, cl_error_t *err)
 {
@@ -238,7 +264,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
         {
           cfg.console = CL_VMM_CONSOLE_FILE;
           cfg.console_path = l->console_log;
-          cfg.console_in_fd = -1;
+          cfg.console_in_fd = console_input_open (l->console_log);
         }
       cfg.api_socket = l->api_socket;
       cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
@@ -282,28 +308,132 @@ vm_wait_ready (int readyfd, char *buf, size_t size)
   return (int)n;
 }
 
+/* Ctrl-]: leaves `cloison console` when stdin is a terminal (as telnet
+   and virsh console do). */
+#define CONSOLE_DETACH_KEY 0x1d
+/* After stdin's EOF (no terminal), how long the guest's output is still
+   relayed once it goes quiet. */
+#define CONSOLE_EOF_LINGER_NS (1000ull * 1000 * 1000)
+
+/* Appends what the guest wrote since the last call.  -1: stdout is gone. */
+static int
+console_relay_output (int log_fd, bool *got)
+{
+  char buf[4096];
+  ssize_t n;
+
+  while ((n = read (log_fd, buf, sizeof buf)) > 0)
+    {
+      *got = true;
+      if (cl_write_all (1, buf, (size_t)n) < 0)
+        return -1;
+    }
+  return 0;
+}
+
 int
 vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err)
 {
   cleanup_free char *log = cl_strdup_printf ("%s/instances/%s/console.log", m->root, inst->name);
-  cleanup_close int fd = open (log, O_RDONLY | O_CLOEXEC);
-  char buf[4096];
-  ssize_t n;
+  cleanup_free char *in_path = console_input_path (log);
+  cleanup_close int log_fd = -1, in_fd = -1;
+  struct termios saved;
+  bool tty = isatty (0) && tcgetattr (0, &saved) == 0;
+  bool stdin_open = true, got;
+  char pending[4096];
+  size_t npending = 0;
+  uint64_t quiet_since = 0;
+  int ret = 0;
 
-  /* the serial console is read-only here (its output is the log file):
-     follow it until the VM stops */
-  if (fd < 0)
+  /* input: the FIFO the VMM reads (ENXIO: no VMM holds it, the VM is
+     not running); one client at a time, by a lock on it */
+  in_fd = open (in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+  if (in_fd < 0 && errno == ENXIO)
+    return cl_error_make (err, 0, "instance `%s` is not running", inst->name);
+  if (in_fd < 0 && errno == ENOENT)
+    return cl_error_make (err, 0, "instance `%s`: no serial console input `%s` (restart it)",
+                          inst->name, in_path);
+  if (in_fd < 0)
+    return cl_error_errno (err, "open `%s`", in_path);
+  if (flock (in_fd, LOCK_EX | LOCK_NB) < 0)
+    return cl_error_make (err, 0, "instance `%s`: its console is attached elsewhere", inst->name);
+  /* output: the serial log, from its current end (new output only) */
+  log_fd = open (log, O_RDONLY | O_CLOEXEC);
+  if (log_fd < 0 || lseek (log_fd, 0, SEEK_END) < 0)
     return cl_error_errno (err, "open `%s`", log);
   *exit_code = 0;
+  /* the VMM exiting while we type, or stdout closed: EPIPE ends the loop
+     (and restores the terminal) instead of killing us */
+  signal (SIGPIPE, SIG_IGN);
+  if (tty)
+    {
+      struct termios raw = saved;
+      cfmakeraw (&raw);
+      tcsetattr (0, TCSADRAIN, &raw);
+      fprintf (stderr, "Connected to `%s` (detach: Ctrl-])\r\n", inst->name);
+    }
+
   for (;;)
     {
-      while ((n = read (fd, buf, sizeof buf)) > 0)
-        if (cl_write_all (1, buf, (size_t)n) < 0)
-          return 0;
-      if (!proc_alive (inst->monitor_pid, inst->monitor_start))
-        return 0;
-      usleep (100000);
+      struct pollfd p[2] = { { .fd = stdin_open && npending == 0 ? 0 : -1, .events = POLLIN },
+                             { .fd = npending ? in_fd : -1, .events = POLLOUT } };
+      bool alive = proc_alive (inst->monitor_pid, inst->monitor_start);
+
+      got = false;
+      if (console_relay_output (log_fd, &got) < 0)
+        break;
+      if (!alive)
+        break; /* the VM stopped: its last output was just relayed */
+      if (!stdin_open && npending == 0)
+        {
+          uint64_t now = cl_now_ns ();
+          if (got || quiet_since == 0)
+            quiet_since = now;
+          else if (now - quiet_since >= CONSOLE_EOF_LINGER_NS)
+            break;
+        }
+      if (poll (p, 2, 50) < 0 && errno != EINTR)
+        {
+          ret = cl_error_errno (err, "poll");
+          break;
+        }
+      if (p[0].revents)
+        {
+          ssize_t n = read (0, pending, sizeof pending);
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n <= 0)
+            stdin_open = false;
+          else
+            {
+              char *key = tty ? memchr (pending, CONSOLE_DETACH_KEY, (size_t)n) : NULL;
+              npending = key ? (size_t)(key - pending) : (size_t)n;
+              if (key)
+                stdin_open = false;
+              if (key && npending == 0)
+                break;
+            }
+        }
+      if (npending)
+        {
+          ssize_t n = write (in_fd, pending, npending);
+          if (n < 0 && errno != EAGAIN && errno != EINTR)
+            break; /* the VMM went away (EPIPE): the loop's end says so */
+          if (n > 0)
+            {
+              memmove (pending, pending + n, npending - (size_t)n);
+              npending -= (size_t)n;
+            }
+          if (npending == 0 && !stdin_open && tty)
+            break; /* Ctrl-] after some input */
+        }
     }
+  if (tty)
+    {
+      tcsetattr (0, TCSADRAIN, &saved);
+      fprintf (stderr, "\r\n");
+    }
+  return ret;
 }
 
 /* --- the VMM's API (HTTP over its Unix socket) --- */

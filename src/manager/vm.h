@@ -15,6 +15,9 @@ struct cl_manager;
 struct instance;
 struct mgr_image;
 
+/* In instances/NAME/: the serial console's input, a FIFO (see vm.c). */
+#define VM_CONSOLE_INPUT "console.in"
+
 struct vm_launch
 {
   char *kernel;

@@ -234,7 +234,6 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
           = open (cfg->console_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
       if (m->console_file_fd < 0)
         return cl_error_errno (err, "console file `%s`", cfg->console_path);
-      in_fd = -1;
       out_fd = m->console_file_fd;
     }
   else if (cfg->console == CL_VMM_CONSOLE_VIRTIO)

@@ -46,7 +46,7 @@ enum cl_vmm_console
 {
   CL_VMM_CONSOLE_SERIAL, /* COM1 on console_in_fd/console_out_fd */
   CL_VMM_CONSOLE_VIRTIO, /* virtio-console on the fds; COM1 still exists, silent */
-  CL_VMM_CONSOLE_FILE,   /* COM1 output appended to console_path, no input */
+  CL_VMM_CONSOLE_FILE,   /* COM1 output appended to console_path, input console_in_fd */
 };
 
 struct cl_vmm_config

@@ -1,6 +1,7 @@
 """microVM instances through the real `cloison` CLI, with the tiny test
 guests on the host's /dev/kvm (stock Linux guests run in the VM lab)."""
 import os
+import select
 import signal
 import subprocess
 import time
@@ -154,3 +155,112 @@ def test_vm_stateful_snapshot_restore_resumes(cl):
     assert "count 40\n" in after and "count 1\n" not in after, after
     assert "stateful" in cl("snapshot", "list", "vm6").stdout.splitlines()[0].lower()
     assert " yes " in cl("snapshot", "list", "vm6").stdout
+
+
+def wait_log(cl, name, text, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in cl("logs", name).stdout:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %r in the console of %s: %r" % (text, name, cl("logs", name).stdout))
+
+
+def test_vm_console_interactive(cl):
+    """`console` writes stdin to the detached VM's serial input and relays
+    its output; it ends when the VM stops.  The upper guest echoes its
+    input upper-cased and powers off at `#`."""
+    cl("launch", "busybox", "vmc", "--vm", "--kernel", guest("upper"))
+    wait_status(cl, "vmc", "running")
+    wait_log(cl, "vmc", "ready")
+    p = subprocess.Popen([cl.bin, "--root", cl.root, "console", "vmc"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(b"hello, console\n")
+        p.stdin.flush()
+        seen = b""
+        deadline = time.monotonic() + 10
+        while b"HELLO, CONSOLE" not in seen and time.monotonic() < deadline:
+            if select.select([p.stdout], [], [], 0.5)[0]:
+                seen += os.read(p.stdout.fileno(), 4096)
+        assert b"HELLO, CONSOLE" in seen
+        assert b"ready" not in seen  # new output only
+        # one client at a time
+        second = cl("console", "vmc", check=False, input="")
+        assert second.returncode != 0 and second.stderr.count("\n") == 1
+        assert "attached elsewhere" in second.stderr
+        p.stdin.write(b"more#")
+        p.stdin.flush()
+        out, err = p.communicate(timeout=10)  # the VM stopped: console ends
+        assert p.returncode == 0, err
+        assert b"MORE" in seen + out and b"bye" in seen + out
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    wait_status(cl, "vmc", "stopped")
+    assert "HELLO, CONSOLE" in cl("logs", "vmc").stdout
+
+
+def test_vm_console_stdin_pipe_until_eof(cl):
+    """Without a terminal: stdin relayed until EOF, output until it goes
+    quiet or the VM stops."""
+    cl("launch", "busybox", "vmp", "--vm", "--kernel", guest("upper"))
+    wait_log(cl, "vmp", "ready")
+    p = cl("console", "vmp", input="piped line\n")
+    assert p.returncode == 0 and "PIPED LINE" in p.stdout
+    assert cl.info("vmp")["status"] == "running"  # EOF detaches, the VM goes on
+    p = cl("console", "vmp", input="again#")
+    assert "AGAIN" in p.stdout
+    wait_status(cl, "vmp", "stopped")
+    p = cl("console", "vmp", check=False, input="x\n")
+    assert p.returncode != 0
+    assert p.stderr.strip() == "cloison: instance `vmp` is not running"
+
+
+def test_vm_console_tty_detach(cl):
+    """On a terminal: raw mode while attached (bytes go as typed), Ctrl-]
+    detaches with the VM still running, and the terminal is restored."""
+    import pty
+    import termios
+    cl("launch", "busybox", "vmt", "--vm", "--kernel", guest("upper"))
+    wait_log(cl, "vmt", "ready")
+    master, slave = pty.openpty()
+    before = termios.tcgetattr(slave)
+    p = subprocess.Popen([cl.bin, "--root", cl.root, "console", "vmt"], stdin=slave, stdout=slave,
+                         stderr=slave)
+    try:
+        seen = b""
+        deadline = time.monotonic() + 10
+        sent = False
+        while b"TYPED" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+            if not sent and b"Ctrl-]" in seen:
+                os.write(master, b"typed\r")
+                sent = True
+        assert b"Connected to `vmt`" in seen and b"TYPED" in seen, seen
+        os.write(master, b"\x1d")
+        assert p.wait(timeout=10) == 0
+        assert termios.tcgetattr(slave) == before
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        os.close(master)
+        os.close(slave)
+    assert cl.info("vmt")["status"] == "running"
+    cl("stop", "vmt")
+
+
+def test_vm_console_after_stateful_restore(cl):
+    """The restored VMM reads the console input too (a new FIFO, the UART's
+    state from the snapshot)."""
+    cl("launch", "busybox", "vmr", "--vm", "--kernel", guest("upper"))
+    wait_log(cl, "vmr", "ready")
+    cl("snapshot", "create", "--stateful", "vmr", "warm")
+    cl("snapshot", "restore", "vmr", "warm")
+    wait_status(cl, "vmr", "running")
+    p = cl("console", "vmr", input="restored#")
+    assert "RESTORED" in p.stdout and "bye" in p.stdout, p.stdout
+    wait_status(cl, "vmr", "stopped")
