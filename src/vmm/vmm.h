@@ -23,7 +23,7 @@
 /* Beyond the console and the reboot method: options that shorten a stock
    kernel's boot on this machine model (no PS/2 mouse or multiplexer, one
    UART, no IO-APIC timer check, no crypto self-tests at boot); see
-   docs/vmm.md, "Boot time". */
+   README.md, "Boot time". */
 #define CL_VMM_DEFAULT_CMDLINE                                                                     \
   "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux i8042.nomux 8250.nr_uarts=1 "             \
   "no_timer_check cryptomgr.notests"
