@@ -2,17 +2,9 @@
 image booted as a VM (Debian kernel, our initramfs) with `/bin/sh` as its
 init on ttyS0, driven through `cloison console` with stdin from a pipe.
 One lab boot; each test asserts on one check of it."""
-import os
-
 import pytest
 
-BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "build")
-CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
-MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
-IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
-VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
-VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
+from lab_cli import PROLOGUE, cli_files
 
 # The shell reads the serial console only once it runs: until then the
 # guest kernel drops what arrives on a ttyS0 nobody opened, so the command
@@ -20,12 +12,7 @@ VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
 # asks the terminal for the cursor position (ESC [6n): the escape is
 # stripped, and a newline added, so that the check's end marker stays a
 # line of its own.
-PAYLOAD = r"""#!/bin/sh
-. /lab/lib.sh
-export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
-C=/lab/cloison
-mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
-check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sh && $C list"
+PAYLOAD = PROLOGUE + r"""check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sh && $C list"
 check typed sh -c 'i=0; while [ $i -lt 60 ]; do
     printf "echo marker-\$((6*7)) \$(cat /etc/hostname)\n" | /lab/cloison console vm > /tmp/out 2>&1
     grep -q "marker-42 cloison" /tmp/out && break; sleep 2; i=$((i+1)); done
@@ -40,17 +27,7 @@ tail -20 /tmp/cl/instances/vm/console.log 2>/dev/null
 
 @pytest.fixture(scope="module")
 def run(lab):
-    for p in (CLOISON, MONITOR, IMAGE_DATA):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built" % p)
-    for p in (VM_KERNEL, VM_INITRAMFS):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built: ninja -C build vm-image" % p)
-    files = [
-        (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
-        (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
-        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
-        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
+    files = cli_files()
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
 
 

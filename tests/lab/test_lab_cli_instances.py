@@ -2,17 +2,9 @@
 as a VM instance from the busybox image's disk under the lab's nested KVM,
 and container instances on a pure cgroup2 host.  One lab boot; each test
 asserts on one check of it."""
-import os
-
 import pytest
 
-BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "build")
-CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
-MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
-IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
-VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
-VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
+from lab_cli import PROLOGUE, cli_files
 CMDLINE = "console=ttyS0 reboot=k panic=-1 pci=conf1 i8042.noaux quiet"
 
 # The guest mounts its disk (the instance's copy of the image's ext4
@@ -27,13 +19,8 @@ echo boot >> /mnt/root/boots; echo "guest: boots=$(wc -l < /mnt/root/boots)"
 sync; umount /mnt
 """
 
-PAYLOAD = r"""#!/bin/sh
-. /lab/lib.sh
-export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
-C=/lab/cloison
-printf '#!/bin/sh\ni=0; while [ $i -lt 600 ]; do /lab/cloison list | grep -q "^$1 .* stopped" && exit 0; sleep 0.1; i=$((i+1)); done; exit 1\n' > /lab/wait_stopped
+PAYLOAD = PROLOGUE + r"""printf '#!/bin/sh\ni=0; while [ $i -lt 600 ]; do /lab/cloison list | grep -q "^$1 .* stopped" && exit 0; sleep 0.1; i=$((i+1)); done; exit 1\n' > /lab/wait_stopped
 chmod +x /lab/wait_stopped
-mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
 check vm_launch sh -c "$C launch busybox vm1 --vm --no-network --memory 256M --disk-size 300M \
     --kernel /guest/vmlinuz --initrd /guest/initrd --cmdline '%(cmdline)s' && $C list"
 check vm_ran sh -c "/lab/wait_stopped vm1; $C list; cat /tmp/cl/instances/vm1/console.log"
@@ -54,19 +41,9 @@ check ct_delete sh -c "$C delete --force c1; $C list; ls -d /sys/fs/cgroup/clois
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
-    for p in (CLOISON, MONITOR, IMAGE_DATA):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built" % p)
-    for p in (VM_KERNEL, VM_INITRAMFS):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built: ninja -C build vm-image" % p)
     initrd = str(tmp_path_factory.mktemp("cli") / "guest.cpio")
     lab.build_guest_initramfs(initrd, GUEST)
-    files = lab.guest_files(initrd) + [
-        (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
-        (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
-        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
-        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
+    files = lab.guest_files(initrd) + cli_files()
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
 
 

@@ -10,20 +10,9 @@ import subprocess
 
 import pytest
 
-BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
-                     "build")
-CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
-MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
-IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
-VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
-VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
+from lab_cli import PROLOGUE, VM_INITRAMFS, cli_files
 
-PAYLOAD = r"""#!/bin/sh
-. /lab/lib.sh
-export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
-C=/lab/cloison
-mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
-check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
+PAYLOAD = PROLOGUE + r"""check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
     $C launch busybox vm2 --vm --no-network --memory 128M -- /bin/sleep 100000 && $C list"
 check hostname $C exec vm -- cat /etc/hostname
 check exit7 $C exec vm -- sh -c 'exit 7'
@@ -61,17 +50,7 @@ def initramfs_without_agent(out):
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
-    for p in (CLOISON, MONITOR, IMAGE_DATA):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built" % p)
-    for p in (VM_KERNEL, VM_INITRAMFS):
-        if not os.path.exists(p):
-            pytest.fail("%s is not built: ninja -C build vm-image" % p)
-    files = [
-        (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
-        (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
-        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
-        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs"),
+    files = cli_files() + [
         (initramfs_without_agent(str(tmp_path_factory.mktemp("vmexec") / "plain.cpio.gz")),
          "/lab/plain.cpio.gz")]
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)

@@ -1,0 +1,40 @@
+"""What the `cloison` CLI needs in the VM lab, shared by the
+test_lab_cli_*.py files: the built binaries, the built-in busybox image
+with its VM pieces (`ninja -C build vm-image`), and the payload prologue
+that installs the image data where cloison looks for it."""
+import os
+
+import pytest
+
+BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                     "build")
+CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
+MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
+IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
+VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
+VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
+
+# Start of every CLI payload: the lab's check helpers, a state root, and
+# the built-in image's data; $C is the cloison binary.
+PROLOGUE = r"""#!/bin/sh
+. /lab/lib.sh
+export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
+C=/lab/cloison
+mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
+"""
+
+
+def cli_files():
+    """The (host path, lab path) pairs a CLI payload needs; fails the test
+    module when something is not built."""
+    for p in (CLOISON, MONITOR, IMAGE_DATA):
+        if not os.path.exists(p):
+            pytest.fail("%s is not built" % p)
+    for p in (VM_KERNEL, VM_INITRAMFS):
+        if not os.path.exists(p):
+            pytest.fail("%s is not built: ninja -C build vm-image" % p)
+    return [
+        (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
+        (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
+        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
+        ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
