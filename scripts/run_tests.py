@@ -93,11 +93,16 @@ def count_junit(report):
 
 
 def main():
+    global failed
     args = sys.argv[1:]
     if not args:
         run_unit(BUILD, "unit")
-        build_sanitized()
-        run_unit(BUILD_ASAN, "asan+ubsan")
+        try:
+            build_sanitized()
+            run_unit(BUILD_ASAN, "asan+ubsan")
+        except subprocess.CalledProcessError as e:
+            failed += 1
+            failures.append("asan+ubsan build: %s exited %d" % (e.cmd[0], e.returncode))
         args = [d for d in ("tests/integration", "tests/lab")
                 if os.path.isdir(os.path.join(ROOT, d))
                 and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
