@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from test_net_lab import lab  # noqa: F401
+from test_net_lab import dnsmasq_pids, lab  # noqa: F401
 from conftest import binary
 
 CREATE_STEPS = ["create:row", "create:named", "create:bridge", "create:nft", "create:dnsmasq"]
@@ -46,18 +46,7 @@ def tag_of(lab, root=None):
 
 def dnsmasqs(root):
     """Pids of the dnsmasqs of one state root (by their pid file)."""
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % pid, "rb") as f:
-                cmd = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if "dnsmasq" in cmd and "--pid-file=%s/net/" % root in cmd:
-            found.append(int(pid))
-    return found
+    return dnsmasq_pids("--pid-file=%s/net/" % root)
 
 
 def objects(lab, root=None):

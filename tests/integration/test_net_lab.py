@@ -58,6 +58,23 @@ def sh(*args, check=True, timeout=30, **kw):
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kw)
 
 
+
+def dnsmasq_pids(marker):
+    """Pids of the dnsmasqs whose command line holds `marker` (a state
+    root's path, or its pid-file folder)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % pid, "rb") as f:
+                cmd = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        if "dnsmasq" in cmd and marker in cmd:
+            found.append(int(pid))
+    return found
+
 class Container:
     """A process in its own network namespace, standing for a container."""
 
@@ -200,18 +217,7 @@ class NetLab:
         return "table ip cloison-%s-%s" % (self.tag(), network)
 
     def our_dnsmasqs(self):
-        found = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open("/proc/%s/cmdline" % pid, "rb") as f:
-                    cmd = f.read().decode(errors="replace")
-            except OSError:
-                continue
-            if "dnsmasq" in cmd and self.root + "/" in cmd:
-                found.append(int(pid))
-        return found
+        return dnsmasq_pids(self.root + "/")
 
     def close(self):
         for c in self.containers:

@@ -38,3 +38,16 @@ def cli_files():
         (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
         (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
+
+
+def assert_not_running_one_line(out, name="vm"):
+    """A check's output: the command on a stopped instance failed (its
+    payload printed rc=1) with exactly one error line."""
+    assert "rc=1" in out, out
+    errs = [l for l in out.splitlines() if l.startswith("cloison:")]
+    assert errs == ["cloison: instance `%s` is not running" % name], out
+
+
+def assert_no_instance(out, name="vm"):
+    """A check's `cloison list` output no longer names the instance."""
+    assert name not in out.replace("NAME", ""), out

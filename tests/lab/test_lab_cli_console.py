@@ -4,7 +4,7 @@ init on ttyS0, driven through `cloison console` with stdin from a pipe.
 One lab boot; each test asserts on one check of it."""
 import pytest
 
-from lab_cli import PROLOGUE, cli_files
+from lab_cli import PROLOGUE, assert_no_instance, assert_not_running_one_line, cli_files
 
 # The shell reads the serial console only once it runs: until then the
 # guest kernel drops what arrives on a ttyS0 nobody opened, so the command
@@ -53,12 +53,8 @@ def test_console_ends_when_the_vm_stops(run):
 
 
 def test_console_on_stopped_vm_is_one_line(run):
-    out = run.assert_check("stopped").output
-    assert "rc=1" in out, out
-    errs = [l for l in out.splitlines() if l.startswith("cloison:")]
-    assert errs == ["cloison: instance `vm` is not running"], out
+    assert_not_running_one_line(run.assert_check("stopped").output)
 
 
 def test_delete(run):
-    out = run.assert_check("delete").output
-    assert "vm" not in out.replace("NAME", ""), out
+    assert_no_instance(run.assert_check("delete").output)

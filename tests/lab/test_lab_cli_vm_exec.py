@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from lab_cli import PROLOGUE, VM_INITRAMFS, cli_files
+from lab_cli import (PROLOGUE, VM_INITRAMFS, assert_no_instance, assert_not_running_one_line,
+                     cli_files)
 
 PAYLOAD = PROLOGUE + r"""check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
     $C launch busybox vm2 --vm --no-network --memory 128M -- /bin/sleep 100000 && $C list"
@@ -109,12 +110,8 @@ def test_exec_own_kernel_without_agent(run):
 
 
 def test_exec_on_stopped_vm_is_one_line(run):
-    out = run.assert_check("stopped").output
-    assert "rc=1" in out, out
-    errs = [l for l in out.splitlines() if l.startswith("cloison:")]
-    assert errs == ["cloison: instance `vm` is not running"], out
+    assert_not_running_one_line(run.assert_check("stopped").output)
 
 
 def test_delete(run):
-    out = run.assert_check("delete").output
-    assert "vm" not in out.replace("NAME", ""), out
+    assert_no_instance(run.assert_check("delete").output)
