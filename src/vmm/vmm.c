@@ -351,6 +351,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
+  if (getenv ("CLOISON_VMM_DEBUG"))
+    fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry\n", (cl_now_ns () - t_entry) / 1e6);
   if (user_cfg->ready_fd >= 0 && cl_write_all (user_cfg->ready_fd, "R", 1) < 0)
     {
       /* the caller stopped listening: not the guest's problem */

@@ -34,9 +34,12 @@ int main (void)
   outb (0x3F9, 0x01); /* IER: received data */
   outb (0x3FC, 0x08); /* MCR: OUT2 */
   puts ("ready\n");
-  __asm__ volatile ("sti");
+  /* Check with interrupts off, then sleep with sti; hlt (sti's shadow):
+     an interrupt between the check and hlt would be a lost wake-up. */
+  __asm__ volatile ("cli");
   while (!complete)
-    __asm__ volatile ("hlt");
+    __asm__ volatile ("sti; hlt; cli");
+  __asm__ volatile ("sti");
   line[len] = 0;
   puts ("echo: ");
   puts (line);
