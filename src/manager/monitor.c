@@ -278,6 +278,8 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   close (ready[1]);
   if (go[0] >= 0)
     close (go[0]);
+  if (a.vm && a.vm_launch.vsock_fd >= 0)
+    close (a.vm_launch.vsock_fd); /* the monitor hands it to the VMM */
   if (!attached)
     while (waitpid (child, &st, 0) < 0 && errno == EINTR)
       ;

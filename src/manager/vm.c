@@ -156,6 +156,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
 
   (void)img;
   memset (l, 0, sizeof *l);
+  l->vsock_fd = -1;
   l->kernel = config_string (inst, "kernel");
   l->initrd = config_string (inst, "initrd");
   l->cmdline = config_string (inst, "cmdline");
@@ -186,10 +187,19 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   l->readyfd = -1;
   /* a vsock device for `cloison exec` (the guest agent) where the host
      can give one; the CID is the instance's for its whole life */
-  if (vm_host_has_vsock () && vm_vsock_cid (m, inst->name, true, &l->vsock_cid, err) < 0)
+  if (vm_host_has_vsock ()
+      && vm_vsock_take (m, inst->name, l->restore_dir != NULL, &l->vsock_cid, &l->vsock_fd, err)
+             < 0)
     return -1;
   unlink (l->api_socket);
-  return netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err);
+  if (netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
+    {
+      if (l->vsock_fd >= 0)
+        close (l->vsock_fd);
+      l->vsock_fd = -1;
+      return -1;
+    }
+  return 0;
 }
 
 /* The serial console's input while the VM runs detached: a FIFO beside
@@ -254,6 +264,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
         }
       cfg.rng = true;
       cfg.vsock_cid = l->vsock_cid;
+      cfg.vsock_fd = l->vsock_fd;
       if (l->attached)
         {
           cfg.console = CL_VMM_CONSOLE_SERIAL;
@@ -282,6 +293,10 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
         }
       _exit (0);
     }
+  /* the VMM child holds the CID now */
+  if (l->vsock_fd >= 0)
+    close (l->vsock_fd);
+  l->vsock_fd = -1;
   return pid;
 }
 

@@ -33,6 +33,7 @@ struct vm_launch
   unsigned cpus;
   uint64_t memory;
   uint32_t vsock_cid; /* 0: no vsock device (the host has no vhost-vsock) */
+  int vsock_fd;       /* its host-wide reservation, handed to the VMM */
   int readyfd;        /* the VMM child reports a failure here */
   bool attached;      /* serial console on our stdio (run) instead of the log */
 };
@@ -62,10 +63,15 @@ int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, 
 int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
              size_t n_env, int *exit_code, cl_error_t *err);
 bool vm_host_has_vsock (void);
-/* The instance's guest CID (>= 3, unique in the state root), allocated
-   when `allocate` and it has none.  Returns 1 with *cid, 0 if none. */
-int vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid,
-                  cl_error_t *err);
+/* The instance's guest CID (>= 3, unique in the state root).  Returns 1
+   with *cid, 0 if it has none. */
+int vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err);
+/* Allocates the instance's CID if it has none, and reserves it host-wide
+   (*fd, for the VMM: cl_vmm_vsock_reserve).  A CID that another VM on
+   this host holds is replaced by the next free one, unless `keep` (a
+   stateful snapshot resumes: its guest knows its CID). */
+int vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
+                   cl_error_t *err);
 /* The guest's replies (untrusted): reads one frame into buf (room for
    CL_AGENT_MAX_FRAME bytes), checking type and length.  1 read, 0 clean
    EOF, -1 bad or truncated frame. */

@@ -7,6 +7,7 @@
 #include "common/util.h"
 #include "manager/internal.h"
 #include "manager/vm.h"
+#include "vmm/vmm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,27 +30,11 @@ vm_host_has_vsock (void)
 }
 
 int
-vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *cid, cl_error_t *err)
+vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err)
 {
-  /* the smallest free CID from 3 (0-2 are reserved), in one statement so
-     that two launches never take the same */
-  static const char alloc[]
-      = "INSERT OR IGNORE INTO instance_vsock (instance, cid)"
-        " SELECT ?1, MIN(c) FROM (SELECT 3 AS c UNION SELECT cid + 1 FROM instance_vsock)"
-        " WHERE c NOT IN (SELECT cid FROM instance_vsock)";
   cleanup_stmt sqlite3_stmt *s = NULL;
   int r;
 
-  if (allocate)
-    {
-      if (cl_db_prepare (m->db, alloc, &s, err) < 0)
-        return -1;
-      sqlite3_bind_text (s, 1, name, -1, SQLITE_TRANSIENT);
-      if (sqlite3_step (s) != SQLITE_DONE)
-        return cl_error_make (err, 0, "allocate a vsock CID for `%s`: %s", name,
-                              sqlite3_errmsg (m->db));
-      sqlite3_finalize (steal_pointer (&s));
-    }
   if (cl_db_prepare (m->db, "SELECT cid FROM instance_vsock WHERE instance = ?1", &s, err) < 0)
     return -1;
   sqlite3_bind_text (s, 1, name, -1, SQLITE_TRANSIENT);
@@ -63,6 +48,65 @@ vm_vsock_cid (struct cl_manager *m, const char *name, bool allocate, uint32_t *c
     return cl_error_make (err, 0, "vsock CID of `%s`: %s", name, sqlite3_errmsg (m->db));
   *cid = 0;
   return 0;
+}
+
+/* Runs one statement on (name, number). */
+static int
+vsock_row (struct cl_manager *m, const char *sql, const char *name, uint32_t n, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+
+  if (cl_db_prepare (m->db, sql, &s, err) < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, name, -1, SQLITE_TRANSIENT);
+  sqlite3_bind_int64 (s, 2, n);
+  if (sqlite3_step (s) != SQLITE_DONE)
+    return cl_error_make (err, 0, "vsock CID of `%s`: %s", name, sqlite3_errmsg (m->db));
+  return 0;
+}
+
+int
+vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
+               cl_error_t *err)
+{
+  /* the smallest CID from ?2 that no instance of this state root has, in
+     one statement so that two launches never take the same; an instance
+     that has one keeps it */
+  static const char alloc[]
+      = "INSERT OR IGNORE INTO instance_vsock (instance, cid)"
+        " SELECT ?1, MIN(c) FROM (SELECT ?2 AS c UNION SELECT cid + 1 FROM instance_vsock"
+        " WHERE cid >= ?2) WHERE c NOT IN (SELECT cid FROM instance_vsock)";
+  uint32_t from = 3;
+
+  for (int tries = 0; tries < 256; tries++)
+    {
+      cl_error_t rerr = NULL;
+
+      if (vsock_row (m, alloc, name, from, err) < 0)
+        return -1;
+      if (vm_vsock_cid (m, name, cid, err) <= 0)
+        return cl_error_make (err, 0, "allocate a vsock CID for `%s`", name);
+      /* Other VMs on this host (other state roots, other monitors) hold
+         CIDs this database does not know: reserve it host-wide now and
+         hand the reservation to the VMM, so that no one takes it between. */
+      *fd = cl_vmm_vsock_reserve (*cid, &rerr);
+      if (*fd >= 0)
+        return 0;
+      if (rerr->status != EADDRINUSE || keep)
+        {
+          /* a stateful snapshot's guest knows its CID: it cannot move */
+          *err = rerr;
+          return -1;
+        }
+      cl_error_release (&rerr);
+      if (vsock_row (m, "DELETE FROM instance_vsock WHERE instance = ?1 AND cid = ?2", name, *cid,
+                     err)
+          < 0)
+        return -1;
+      from = *cid + 1;
+    }
+  return cl_error_make (err, 0, "allocate a vsock CID for `%s`: 256 in a row are in use on this host",
+                        name);
 }
 
 static int
@@ -216,7 +260,7 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
                           "instance `%s`: exec in a VM goes through the guest agent over vsock, "
                           "and this host has no /dev/vhost-vsock",
                           inst->name);
-  r = vm_vsock_cid (m, inst->name, false, &cid, err);
+  r = vm_vsock_cid (m, inst->name, &cid, err);
   if (r < 0)
     return -1;
   if (r == 0)

@@ -62,6 +62,9 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
     return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks or nets");
   out->cpus = cpus;
   out->memory = memory;
+  if (user->vsock_fd >= 0 && (json_int_t)user->vsock_cid != cid)
+    return cl_error_make (err, 0, "snapshot config: vsock cid %lld, but the reserved one is %u",
+                          (long long)cid, user->vsock_cid);
   out->vsock_cid = cid;
   out->rng = rng;
   /* The guest's drivers were bound to the console it booted with. */

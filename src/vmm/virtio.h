@@ -41,6 +41,8 @@ int virtio_rng_create (struct vm *vm, cl_error_t *err);
 
 /* A vsock device backed by the kernel's vhost-vsock (/dev/vhost-vsock).
    `guest_cid` >= 3. */
-int virtio_vsock_create (struct vm *vm, uint64_t guest_cid, cl_error_t *err);
+/* reserved_fd: -1, or a vhost-vsock fd that cl_vmm_vsock_reserve() gave
+   for guest_cid (taken over: closed on failure too). */
+int virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_error_t *err);
 
 #endif

@@ -191,26 +191,50 @@ vsock_release (struct virtio_device *dev)
   free (vs);
 }
 
-int
-virtio_vsock_create (struct vm *vm, uint64_t guest_cid, cl_error_t *err)
+static int
+vsock_check_cid (uint64_t guest_cid, cl_error_t *err)
 {
-  cleanup_close int fd = -1;
-  struct virtio_vsock *vs;
-  uint64_t features;
-
   if (guest_cid < 3 || guest_cid > UINT32_MAX - 1)
     return cl_error_make (err, 0, "vsock cid %llu: must be in 3..4294967294",
                           (unsigned long long) guest_cid);
+  return 0;
+}
+
+int
+cl_vmm_vsock_reserve (uint32_t cid, cl_error_t *err)
+{
+  uint64_t guest_cid = cid;
+  cleanup_close int fd = -1;
+
+  if (vsock_check_cid (guest_cid, err) < 0)
+    return -1;
   fd = open ("/dev/vhost-vsock", O_RDWR | O_CLOEXEC);
   if (fd < 0)
     return cl_error_errno (err, "vsock: open `/dev/vhost-vsock` (modprobe vhost_vsock)");
+  /* The CID is taken host-wide from here on; VHOST_SET_OWNER is left to
+     the process that runs the VM (vhost works in its owner's memory). */
+  if (ioctl (fd, VHOST_VSOCK_SET_GUEST_CID, &guest_cid) < 0)
+    return cl_error_errno (err, "vsock cid %llu: VHOST_VSOCK_SET_GUEST_CID%s",
+                           (unsigned long long) guest_cid,
+                           errno == EADDRINUSE ? " (in use by another VM on this host)" : "");
+  return steal_fd (&fd);
+}
+
+int
+virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_error_t *err)
+{
+  cleanup_close int fd = reserved_fd;
+  struct virtio_vsock *vs;
+  uint64_t features;
+
+  if (fd < 0 && (fd = cl_vmm_vsock_reserve (guest_cid, err)) < 0)
+    return -1;
+  if (vsock_check_cid (guest_cid, err) < 0)
+    return -1;
   if (ioctl (fd, VHOST_SET_OWNER) < 0)
     return cl_error_errno (err, "vsock: VHOST_SET_OWNER");
   if (ioctl (fd, VHOST_GET_FEATURES, &features) < 0)
     return cl_error_errno (err, "vsock: VHOST_GET_FEATURES");
-  if (ioctl (fd, VHOST_VSOCK_SET_GUEST_CID, &guest_cid) < 0)
-    return cl_error_errno (err, "vsock cid %llu: VHOST_VSOCK_SET_GUEST_CID (in use?)",
-                           (unsigned long long) guest_cid);
   vs = cl_xmalloc0 (sizeof *vs);
   vs->vhost_fd = steal_fd (&fd);
   vs->vhost_features = features;

@@ -34,6 +34,7 @@ cl_vmm_config_init (struct cl_vmm_config *cfg)
   cfg->console_in_fd = 0;
   cfg->console_out_fd = 1;
   cfg->ready_fd = -1;
+  cfg->vsock_fd = -1;
 }
 
 void

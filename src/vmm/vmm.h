@@ -61,6 +61,9 @@ struct cl_vmm_config
   const struct cl_vmm_net *nets;
   size_t nnets;
   uint32_t vsock_cid; /* 0: no vsock device */
+  int vsock_fd;       /* -1 (default): the VMM takes vsock_cid itself; else
+                         the fd cl_vmm_vsock_reserve() gave for it (taken
+                         over by cl_vmm_run) */
   bool rng;
   enum cl_vmm_console console;
   const char *console_path; /* CL_VMM_CONSOLE_FILE */
@@ -92,5 +95,11 @@ void cl_vmm_net_clear (struct cl_vmm_net *net);
    fault ("guest triple fault (KVM_EXIT_SHUTDOWN)"), guest panic or an
    internal error.  Nothing is left behind on failure. */
 int cl_vmm_run (const struct cl_vmm_config *cfg, cl_error_t *err);
+
+/* Takes guest CID `cid` host-wide (a vhost-vsock fd with the CID set,
+   not yet owned by any process): give it to a forked VMM as
+   cl_vmm_config.vsock_fd, so that no other VM takes the CID between.
+   Fails with status EADDRINUSE when another VM on the host has it. */
+int cl_vmm_vsock_reserve (uint32_t cid, cl_error_t *err);
 
 #endif

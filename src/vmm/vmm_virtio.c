@@ -24,7 +24,7 @@ vmm_build_virtio (struct vmm *m, cl_error_t *err)
     return cl_error_wrap (err, "--console virtio");
   if (cfg->rng && virtio_rng_create (m->vm, err) < 0)
     return cl_error_wrap (err, "--rng");
-  if (cfg->vsock_cid && virtio_vsock_create (m->vm, cfg->vsock_cid, err) < 0)
+  if (cfg->vsock_cid && virtio_vsock_create (m->vm, cfg->vsock_cid, cfg->vsock_fd, err) < 0)
     return cl_error_wrap (err, "--vsock %u", cfg->vsock_cid);
   return 0;
 }

@@ -2,7 +2,8 @@
 KVM and /dev/vhost-vsock exist: the busybox image booted as a VM with the
 image's VM pieces (Debian kernel, our initramfs with the guest agent), a
 vsock device with the instance's CID, and commands run by the guest agent
-in the instance's root filesystem.  One lab boot; each test asserts on one
+in the instance's root filesystem.  A VM of another state root holds CID 3
+first: the instances of this one get others (CIDs are reserved host-wide).  One lab boot; each test asserts on one
 check of it."""
 import os
 import shutil
@@ -13,7 +14,9 @@ import pytest
 from lab_cli import (PROLOGUE, VM_INITRAMFS, assert_no_instance, assert_not_running_one_line,
                      cli_files)
 
-PAYLOAD = PROLOGUE + r"""check launch sh -c "$C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
+PAYLOAD = PROLOGUE + r"""O="env CLOISON_ROOT=/tmp/cl-other $C"
+check launch sh -c "$O launch busybox other --vm --no-network --memory 128M -- /bin/sleep 100000 &&
+    $C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
     $C launch busybox vm2 --vm --no-network --memory 128M -- /bin/sleep 100000 && $C list"
 check hostname $C exec vm -- cat /etc/hostname
 check exit7 $C exec vm -- sh -c 'exit 7'
@@ -25,6 +28,7 @@ check rootfs_write sh -c "$C exec vm -- sh -c 'echo written-by-exec > /root/mark
 check big sh -c "$C exec vm -- dd if=/dev/zero bs=1024 count=1024 2>/dev/null | wc -c"
 check missing_cmd $C exec vm -- /nonexistent/cmd
 check second_vm $C exec vm2 -- echo from vm2
+check other_root sh -c "$O exec other -- echo from the other state root && $O delete --force other"
 check stateful sh -c "$C snapshot create --stateful vm live && $C exec vm -- sh -c 'echo after-snap > /root/later' &&
     $C snapshot restore vm live && $C list && $C exec vm -- sh -c 'cat /root/later 2>&1; echo restored-ok'"
 check stopped sh -c "$C stop --timeout 2 vm && $C exec vm -- true; echo rc=\$?"
@@ -93,6 +97,13 @@ def test_exec_missing_command(run):
 
 def test_exec_in_a_second_vm(run):
     assert "from vm2" in run.assert_check("second_vm").output
+
+
+def test_vsock_cid_held_elsewhere_on_the_host_is_skipped(run):
+    # `other` (another state root) took CID 3 first; vm and vm2 launched
+    # (checked above) on other CIDs, and `other` still answers on its own.
+    run.assert_check("launch")
+    assert "from the other state root" in run.assert_check("other_root").output
 
 
 def test_exec_after_stateful_restore(run):

@@ -479,7 +479,7 @@ test_bad_input_errors (void **state)
   assert_int_equal (virtio_net_create (vm, "cloisonnotap0", NULL, &err), -1);
   assert_non_null (strstr (err->msg, "cloisonnotap0"));
   cl_error_release (&err);
-  assert_int_equal (virtio_vsock_create (vm, 2, &err), -1);
+  assert_int_equal (virtio_vsock_create (vm, 2, -1, &err), -1);
   cl_error_release (&err);
   assert_int_equal (vm->npci, 0);
   fake_vm_free (vm);
