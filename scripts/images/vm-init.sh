@@ -15,6 +15,10 @@ export PATH=/bin:/sbin
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
+# ptys for `cloison exec` (the agent opens /dev/ptmx of this /dev), as a
+# container finds /dev/pts mounted
+mkdir -p /dev/pts
+mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
 for m in $(cat /etc/modules); do
   insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
 done

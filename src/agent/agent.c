@@ -15,12 +15,15 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
@@ -62,8 +65,9 @@ read_all (int fd, void *buf, size_t n)
 static int
 send_frame (int fd, char type, const void *data, uint32_t len)
 {
-  unsigned char h[CL_AGENT_HEADER] = { (unsigned char)type, len >> 24, len >> 16, len >> 8, len };
+  unsigned char h[CL_AGENT_HEADER];
 
+  cl_agent_header_encode (h, type, len);
   if (write_all (fd, h, sizeof h) < 0)
     return -1;
   return len ? write_all (fd, data, len) : 0;
@@ -74,7 +78,22 @@ struct request
   char *argv[CL_AGENT_MAX_ARGS + 1];
   char *envp[CL_AGENT_MAX_ARGS + 2];
   size_t argc, envc;
+  bool pty;
+  struct winsize ws;
 };
+
+/* A 'T' or 'W' payload (its header read) into ws. */
+static int
+read_winsize (int fd, uint32_t len, struct winsize *ws)
+{
+  unsigned char p[CL_AGENT_WINSIZE_LEN];
+
+  if (len != sizeof p || read_all (fd, p, sizeof p) < 0)
+    return -1;
+  *ws = (struct winsize){ 0 };
+  cl_agent_winsize_decode (p, &ws->ws_row, &ws->ws_col);
+  return 0;
+}
 
 static int
 read_request (int fd, struct request *rq)
@@ -87,9 +106,16 @@ read_request (int fd, struct request *rq)
 
       if (read_all (fd, h, sizeof h) < 0)
         return -1;
-      len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+      len = cl_agent_be32 (h + 1);
       if (h[0] == CL_AGENT_RUN)
         return rq->argc > 0 ? 0 : -1;
+      if (h[0] == CL_AGENT_PTY)
+        {
+          if (read_winsize (fd, len, &rq->ws) < 0)
+            return -1;
+          rq->pty = true;
+          continue;
+        }
       if (len > CL_AGENT_MAX_FRAME || rq->argc + rq->envc >= CL_AGENT_MAX_ARGS
           || (h[0] != CL_AGENT_ARG && h[0] != CL_AGENT_ENV))
         return -1;
@@ -104,7 +130,29 @@ read_request (int fd, struct request *rq)
     }
 }
 
-/* In the command's child: stdio to the pipes, root to the instance's. */
+/* A pty of the instance's devpts (its /dev/pts, which the child then
+   finds under the name ttyname gives): the master, and *slave. */
+static int
+open_pty (int rootfd, const struct winsize *ws, int *slave)
+{
+  int m = openat (rootfd, "dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC);
+
+  if (m < 0)
+    return -1;
+  if (unlockpt (m) < 0 || (*slave = ioctl (m, TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC)) < 0)
+    {
+      int e = errno;
+      close (m);
+      errno = e;
+      return -1;
+    }
+  if (ws->ws_row || ws->ws_col)
+    ioctl (m, TIOCSWINSZ, ws);
+  return m;
+}
+
+/* In the command's child: stdio to the pipes or the pty, root to the
+   instance's. */
 static void
 exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
 {
@@ -112,6 +160,8 @@ exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
 
   setsid ();
   dup2 (in, 0), dup2 (out, 1), dup2 (errfd, 2);
+  if (rq->pty && ioctl (0, TIOCSCTTY, 0) < 0)
+    dprintf (2, "cloison-agent: TIOCSCTTY: %s\n", strerror (errno));
   for (int fd = 3; fd < 1024; fd++)
     if (fd != rootfd)
       close (fd);
@@ -135,36 +185,140 @@ exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
   _exit (errno == ENOENT ? 127 : 126);
 }
 
-/* One connection: read the request, run it, relay its output, send its
-   exit status. */
+static void
+send_exit (int conn, uint32_t code)
+{
+  unsigned char be[4] = { code >> 24, code >> 16, code >> 8, code };
+
+  send_frame (conn, CL_AGENT_EXIT, be, 4);
+  shutdown (conn, SHUT_WR);
+  _exit (0);
+}
+
+/* The command's stdin, fed from the host's 'I' frames: `pending` bytes
+   wait in buf until the command takes them, and no frame is read from
+   the host meanwhile (the host's stdin waits in the connection). */
+struct command_stdin
+{
+  int fd; /* the pipe's write end or the pty master; -1 once closed */
+  bool pty;
+  char buf[CL_AGENT_MAX_FRAME];
+  size_t off, pending;
+};
+
+static void
+stdin_close (struct command_stdin *in)
+{
+  if (!in->pty && in->fd >= 0)
+    close (in->fd);
+  in->fd = -1;
+  in->pending = 0;
+}
+
+/* One frame of the host after 'R'.  -1: the host left (or spoke
+   nonsense), the command must die. */
+static int
+host_frame (int conn, struct command_stdin *in, int master)
+{
+  unsigned char h[CL_AGENT_HEADER];
+  uint32_t len;
+  struct winsize ws;
+  struct termios t;
+
+  if (read_all (conn, h, sizeof h) < 0)
+    return -1;
+  len = cl_agent_be32 (h + 1);
+  switch (h[0])
+    {
+    case CL_AGENT_STDIN:
+      if (len == 0 || len > CL_AGENT_MAX_FRAME || read_all (conn, in->buf, len) < 0)
+        return -1;
+      if (in->fd >= 0)
+        in->off = 0, in->pending = len;
+      return 0;
+    case CL_AGENT_STDIN_EOF:
+      if (len != 0)
+        return -1;
+      /* a terminal has no end of input: its EOF character ends a read */
+      if (in->pty && in->fd >= 0 && tcgetattr (in->fd, &t) == 0 && (t.c_lflag & ICANON))
+        {
+          ssize_t w = write (in->fd, &t.c_cc[VEOF], 1);
+          (void)w;
+        }
+      stdin_close (in);
+      return 0;
+    case CL_AGENT_WINSIZE:
+      if (read_winsize (conn, len, &ws) < 0)
+        return -1;
+      if (master >= 0)
+        ioctl (master, TIOCSWINSZ, &ws);
+      return 0;
+    default:
+      return -1;
+    }
+}
+
+/* One connection: read the request, run it, feed its stdin, relay its
+   output, send its exit status. */
 static void
 serve (int rootfd, int conn)
 {
   static struct request rq;
-  int in[2], out[2], errp[2], st;
+  static struct command_stdin in;
+  int inp[2], out[2], errp[2], st, master = -1, slave = -1;
   pid_t pid;
-  struct pollfd p[3];
+  struct pollfd p[4];
   char buf[16384];
-  int open_pipes = 2;
-  uint32_t code;
+  int open_outputs;
 
   signal (SIGCHLD, SIG_DFL);
   if (read_request (conn, &rq) < 0)
     _exit (1);
-  if (pipe2 (in, O_CLOEXEC) < 0 || pipe2 (out, O_CLOEXEC) < 0 || pipe2 (errp, O_CLOEXEC) < 0)
+  if (rq.pty)
+    {
+      master = open_pty (rootfd, &rq.ws, &slave);
+      if (master < 0)
+        {
+          char msg[256];
+          int n = snprintf (msg, sizeof msg, "cloison-agent: open a pty (the instance's /dev/ptmx): %s\n",
+                            strerror (errno));
+          send_frame (conn, CL_AGENT_STDERR, msg, (uint32_t)n);
+          send_exit (conn, 126);
+        }
+      inp[0] = out[1] = errp[1] = slave;
+    }
+  else if (pipe2 (inp, O_CLOEXEC) < 0 || pipe2 (out, O_CLOEXEC) < 0 || pipe2 (errp, O_CLOEXEC) < 0)
     _exit (1);
   pid = fork ();
   if (pid < 0)
     _exit (1);
   if (pid == 0)
-    exec_command (rootfd, &rq, in[0], out[1], errp[1]);
-  close (in[0]), close (in[1]), close (out[1]), close (errp[1]);
-  p[0] = (struct pollfd){ .fd = out[0], .events = POLLIN };
-  p[1] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
-  p[2] = (struct pollfd){ .fd = conn, .events = POLLIN };
-  while (open_pipes > 0)
+    exec_command (rootfd, &rq, inp[0], out[1], errp[1]);
+  if (rq.pty)
     {
-      if (poll (p, 3, -1) < 0)
+      close (slave);
+      in.fd = master, in.pty = true;
+      p[0] = (struct pollfd){ .fd = master, .events = POLLIN };
+      p[1] = (struct pollfd){ .fd = -1 };
+      open_outputs = 1;
+    }
+  else
+    {
+      close (inp[0]), close (out[1]), close (errp[1]);
+      in.fd = inp[1];
+      p[0] = (struct pollfd){ .fd = out[0], .events = POLLIN };
+      p[1] = (struct pollfd){ .fd = errp[0], .events = POLLIN };
+      open_outputs = 2;
+    }
+  /* never blocked by a command that does not read its stdin */
+  fcntl (in.fd, F_SETFL, fcntl (in.fd, F_GETFL) | O_NONBLOCK);
+  p[2] = (struct pollfd){ .fd = conn };
+  while (open_outputs > 0)
+    {
+      /* the host's next frame once the last stdin bytes are taken */
+      p[2].events = in.pending ? 0 : POLLIN;
+      p[3] = (struct pollfd){ .fd = in.pending ? in.fd : -1, .events = POLLOUT };
+      if (poll (p, 4, -1) < 0)
         {
           if (errno == EINTR)
             continue;
@@ -174,13 +328,14 @@ serve (int rootfd, int conn)
         if (p[i].revents)
           {
             ssize_t n = read (p[i].fd, buf, sizeof buf);
-            if (n < 0 && errno == EINTR)
+            if (n < 0 && (errno == EINTR || errno == EAGAIN))
               continue;
-            if (n <= 0)
+            if (n <= 0) /* EIO on a pty master: no one holds the slave */
               {
-                close (p[i].fd);
+                if (!rq.pty)
+                  close (p[i].fd);
                 p[i].fd = -1;
-                open_pipes--;
+                open_outputs--;
               }
             else if (send_frame (conn, i == 0 ? CL_AGENT_STDOUT : CL_AGENT_STDERR, buf, (uint32_t)n)
                      < 0)
@@ -189,23 +344,27 @@ serve (int rootfd, int conn)
                 _exit (1);
               }
           }
-      if (p[2].revents)
+      if (p[3].revents)
         {
-          /* the host sends nothing after 'R': data or EOF means it left */
+          ssize_t n = write (in.fd, in.buf + in.off, in.pending);
+          if (n > 0)
+            in.off += (size_t)n, in.pending -= (size_t)n;
+          else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            stdin_close (&in); /* EPIPE: the command closed its stdin */
+        }
+      /* with stdin bytes pending only a hang-up or an error wakes it */
+      if (p[2].revents && (in.pending || host_frame (conn, &in, master) < 0))
+        {
+          /* the connection closed (or broke): the host left */
           kill (-pid, SIGKILL);
           p[2].fd = -1;
+          stdin_close (&in);
         }
     }
   while (waitpid (pid, &st, 0) < 0)
     if (errno != EINTR)
       _exit (1);
-  code = WIFEXITED (st) ? (uint32_t)WEXITSTATUS (st) : 128u + (uint32_t)WTERMSIG (st);
-  {
-    unsigned char be[4] = { code >> 24, code >> 16, code >> 8, code };
-    send_frame (conn, CL_AGENT_EXIT, be, 4);
-  }
-  shutdown (conn, SHUT_WR);
-  _exit (0);
+  send_exit (conn, WIFEXITED (st) ? (uint32_t)WEXITSTATUS (st) : 128u + (uint32_t)WTERMSIG (st));
 }
 
 int

@@ -379,24 +379,30 @@ static int
 cmd_exec (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
-      = { { "env", required_argument, NULL, 'e' }, { NULL, 0, NULL, 0 } };
-  static const char usage[] = "exec [--env K=V]... NAME -- CMD...";
+      = { { "env", required_argument, NULL, 'e' },
+          { "tty", no_argument, NULL, 't' },
+          { "no-tty", no_argument, NULL, 'T' },
+          { NULL, 0, NULL, 0 } };
+  static const char usage[] = "exec [--env K=V]... [-t|--tty|-T|--no-tty] NAME -- CMD...";
   cleanup_manager struct cl_manager *m = NULL;
   cleanup_free const char **env = NULL;
+  enum cl_exec_tty tty = CL_EXEC_TTY_AUTO;
   size_t n_env = 0, ncmd;
   char **cmd;
   int n = split_command (argc, argv, &cmd, &ncmd), c, code = 0;
 
   opterr = 0;
-  while ((c = getopt_long (n, argv, "e:", opts, NULL)) != -1)
+  while ((c = getopt_long (n, argv, "e:tT", opts, NULL)) != -1)
     if (c == 'e' && strchr (optarg, '='))
       push (&env, &n_env, optarg);
+    else if (c == 't' || c == 'T')
+      tty = c == 't' ? CL_EXEC_TTY_ON : CL_EXEC_TTY_OFF;
     else
       return usage_error (err, usage);
   if (n - optind != 1 || ncmd == 0)
     return usage_error (err, usage);
   if (cl_manager_open (g->root, &m, err) < 0
-      || cl_instance_exec (m, argv[optind], cmd, env, n_env, &code, err) < 0)
+      || cl_instance_exec (m, argv[optind], cmd, env, n_env, tty, &code, err) < 0)
     return -1;
   return code;
 }

@@ -455,7 +455,7 @@ cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error
 
 int
 cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
-                  size_t n_env, int *exit_code, cl_error_t *err)
+                  size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
@@ -468,7 +468,7 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
   if (!is_running (inst))
     return cl_error_make (err, 0, "instance `%s` is not running", name);
   if (inst->kind == KIND_VM)
-    return vm_exec (m, inst, argv, env, n_env, exit_code, err);
+    return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err);
   extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
   for (size_t i = 0; i < n_env; i++)
     extra[i] = (char *)env[i];
@@ -502,7 +502,7 @@ cl_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_
         return cl_error_make (err, 0, "instance `%s` is not running", name);
       return vm_console (m, inst, exit_code, err);
     }
-  return cl_instance_exec (m, name, sh, NULL, 0, exit_code, err);
+  return cl_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
 }
 
 int

@@ -67,9 +67,19 @@ int cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, 
 /* A running instance is refused unless force. */
 int cl_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err);
 
-/* Runs argv inside the instance with our stdio; *exit_code as for run. */
+/* exec's terminal (VMs): a pty in the guest when our stdin and stdout are
+   terminals (auto), or forced on or off.  Containers run the command on
+   our own stdio whatever it is. */
+enum cl_exec_tty
+{
+  CL_EXEC_TTY_AUTO,
+  CL_EXEC_TTY_ON,
+  CL_EXEC_TTY_OFF,
+};
+/* Runs argv inside the instance with our stdio (a VM's command gets our
+   stdin streamed, and a pty per `tty`); *exit_code as for run. */
 int cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
-                      size_t n_env, int *exit_code, cl_error_t *err);
+                      size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
 /* The instance's console output log (container stdout/stderr, VM serial). */
 int cl_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err);
 /* Interactive: containers get a shell, VMs their serial console. */

@@ -5,6 +5,7 @@
 #define CLOISON_MANAGER_VM_H
 
 #include "common/error.h"
+#include "manager/manager.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -61,7 +62,7 @@ int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, 
 /* exec (vm_agent.c: through the guest agent over vsock, see
    src/agent/protocol.h) and console of a running VM. */
 int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-             size_t n_env, int *exit_code, cl_error_t *err);
+             size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
 bool vm_host_has_vsock (void);
 /* The instance's guest CID (>= 3, unique in the state root).  Returns 1
    with *cid, 0 if it has none. */
@@ -76,8 +77,15 @@ int vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *
    CL_AGENT_MAX_FRAME bytes), checking type and length.  1 read, 0 clean
    EOF, -1 bad or truncated frame. */
 int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err);
-/* Relays stdout/stderr frames to out/errfd until the exit frame. */
-int agent_relay (int fd, int out, int errfd, int *exit_code, cl_error_t *err);
+/* The running command's session on the agent's connection `conn` (after
+   'R'): streams `in` as 'I' frames then 'C' at its end (in < 0: nothing),
+   relays stdout/stderr frames to out/errfd until the exit frame, never
+   blocked by a command that leaves its stdin unread.  tty: SIGWINCH sends
+   our terminal's size ('W'), and SIGINT/TERM/HUP/QUIT end the session
+   with *exit_code = 128 + the signal (the caller restores its terminal;
+   closing conn kills the command). */
+int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
+                   cl_error_t *err);
 int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
 
 /* Starts a stopped VM from a stateful snapshot's state directory. */

@@ -10,10 +10,14 @@
 #include "vmm/vmm.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
@@ -110,19 +114,23 @@ vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid,
 }
 
 static int
-send_frame (int fd, char type, const char *data, cl_error_t *err)
+send_frame (int fd, char type, const void *data, size_t len, cl_error_t *err)
 {
-  size_t len = data ? strlen (data) : 0;
-  unsigned char h[CL_AGENT_HEADER]
-      = { (unsigned char)type, (unsigned char)(len >> 24), (unsigned char)(len >> 16),
-          (unsigned char)(len >> 8), (unsigned char)len };
+  unsigned char h[CL_AGENT_HEADER];
 
   if (len > CL_AGENT_MAX_FRAME)
     return cl_error_make (err, 0, "exec: an argument or variable is longer than %u bytes",
                           CL_AGENT_MAX_FRAME);
+  cl_agent_header_encode (h, type, (uint32_t)len);
   if (cl_write_all (fd, h, sizeof h) < 0 || (len && cl_write_all (fd, data, len) < 0))
     return cl_error_errno (err, "send the command to the guest agent");
   return 0;
+}
+
+static int
+send_string (int fd, char type, const char *s, cl_error_t *err)
+{
+  return send_frame (fd, type, s, strlen (s), err);
 }
 
 /* Reads exactly n bytes; 0 at a clean EOF before the first byte. */
@@ -158,7 +166,7 @@ agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err)
   if (r <= 0)
     return r;
   *type = (char)h[0];
-  *len = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 | (uint32_t)h[3] << 8 | h[4];
+  *len = cl_agent_be32 (h + 1);
   if (*type != CL_AGENT_STDOUT && *type != CL_AGENT_STDERR && *type != CL_AGENT_EXIT)
     return cl_error_make (err, 0, "guest agent: unknown frame type 0x%02x", h[0]);
   if (*len > CL_AGENT_MAX_FRAME)
@@ -171,34 +179,153 @@ agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err)
   return 1;
 }
 
-int
-agent_relay (int fd, int out, int errfd, int *exit_code, cl_error_t *err)
+/* The size of our terminal (stdin's, else stdout's); 0 0 without one. */
+static void
+terminal_size (unsigned char payload[CL_AGENT_WINSIZE_LEN])
 {
-  cleanup_free unsigned char *buf = malloc (CL_AGENT_MAX_FRAME);
+  struct winsize ws = { 0 };
+
+  if (ioctl (0, TIOCGWINSZ, &ws) < 0 && ioctl (1, TIOCGWINSZ, &ws) < 0)
+    ws = (struct winsize){ 0 };
+  cl_agent_winsize_encode (payload, ws.ws_row, ws.ws_col);
+}
+
+static volatile sig_atomic_t session_winch, session_stop;
+
+static void
+session_signal (int sig)
+{
+  if (sig == SIGWINCH)
+    session_winch = 1;
+  else
+    session_stop = sig;
+}
+
+/* The frame on its way to the agent: sent without blocking, so that its
+   replies are read meanwhile whatever the command does with its stdin. */
+struct outgoing
+{
+  unsigned char *buf; /* CL_AGENT_HEADER + CL_AGENT_MAX_FRAME */
+  size_t off, len;
+  bool broken; /* the agent stopped reading (the command ended) */
+};
+
+static void
+outgoing_send (int conn, struct outgoing *o)
+{
+  ssize_t n = send (conn, o->buf + o->off, o->len - o->off, MSG_DONTWAIT | MSG_NOSIGNAL);
+
+  if (n > 0)
+    o->off += (size_t)n;
+  else if (n < 0 && errno != EAGAIN && errno != EINTR)
+    o->broken = true; /* its reply (the exit status) is still to read */
+  if (o->off == o->len || o->broken)
+    o->off = o->len = 0;
+}
+
+/* Reads a chunk of stdin into an 'I' frame, or makes the 'C' frame at its
+   end.  Returns false when stdin is over. */
+static bool
+outgoing_stdin (int in, struct outgoing *o)
+{
+  ssize_t n = read (in, o->buf + CL_AGENT_HEADER, CL_AGENT_MAX_FRAME);
+
+  if (n < 0 && (errno == EINTR || errno == EAGAIN))
+    return true;
+  cl_agent_header_encode (o->buf, n > 0 ? CL_AGENT_STDIN : CL_AGENT_STDIN_EOF,
+                          n > 0 ? (uint32_t)n : 0);
+  o->off = 0, o->len = CL_AGENT_HEADER + (n > 0 ? (size_t)n : 0);
+  return n > 0;
+}
+
+/* One reply; 1 when it was the exit status (in *exit_code). */
+static int
+session_reply (int conn, unsigned char *buf, int out, int errfd, int *exit_code, cl_error_t *err)
+{
   char type;
   uint32_t len, code;
-  int r;
+  int r = agent_frame_read (conn, &type, buf, &len, err);
 
-  if (buf == NULL)
-    return cl_error_errno (err, "malloc");
-  for (;;)
+  if (r < 0)
+    return -1;
+  if (r == 0)
+    return cl_error_make (err, 0, "guest agent: connection closed before the exit status");
+  if (type == CL_AGENT_EXIT)
     {
-      r = agent_frame_read (fd, &type, buf, &len, err);
-      if (r < 0)
-        return -1;
-      if (r == 0)
-        return cl_error_make (err, 0, "guest agent: connection closed before the exit status");
-      if (type == CL_AGENT_EXIT)
-        {
-          code = (uint32_t)buf[0] << 24 | (uint32_t)buf[1] << 16 | (uint32_t)buf[2] << 8 | buf[3];
-          if (code > 255)
-            return cl_error_make (err, 0, "guest agent: exit status %u out of range", code);
-          *exit_code = (int)code;
-          return 0;
-        }
-      /* a closed stdout/stderr of ours must not stop the command's status */
-      (void)cl_write_all (type == CL_AGENT_STDOUT ? out : errfd, buf, len);
+      code = cl_agent_be32 (buf);
+      if (code > 255)
+        return cl_error_make (err, 0, "guest agent: exit status %u out of range", code);
+      *exit_code = (int)code;
+      return 1;
     }
+  /* a closed stdout/stderr of ours must not stop the command's status */
+  (void)cl_write_all (type == CL_AGENT_STDOUT ? out : errfd, buf, len);
+  return 0;
+}
+
+int
+agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, cl_error_t *err)
+{
+  static const int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+  cleanup_free unsigned char *reply = malloc (CL_AGENT_MAX_FRAME);
+  cleanup_free unsigned char *frame = malloc (CL_AGENT_HEADER + CL_AGENT_MAX_FRAME);
+  struct outgoing o = { .buf = frame };
+  struct sigaction sa = { .sa_handler = session_signal }, old[sizeof sigs / sizeof *sigs];
+  sigset_t block, wait_mask;
+  bool stdin_open = in >= 0;
+  int r = 0;
+
+  if (reply == NULL || frame == NULL)
+    return cl_error_errno (err, "malloc");
+  /* on a pty, the terminal's signals end the session (and restore the
+     terminal) instead of killing us; ppoll lets them in, nowhere else */
+  session_winch = session_stop = 0;
+  sigemptyset (&block);
+  if (tty)
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+      {
+        sigaddset (&block, sigs[i]);
+        sigaction (sigs[i], &sa, &old[i]);
+      }
+  sigprocmask (SIG_BLOCK, &block, &wait_mask);
+  while (r == 0)
+    {
+      struct pollfd p[2] = {
+        { .fd = conn, .events = POLLIN | (o.len ? POLLOUT : 0) },
+        { .fd = stdin_open && o.len == 0 && !o.broken ? in : -1, .events = POLLIN },
+      };
+
+      if (session_stop)
+        {
+          *exit_code = 128 + session_stop;
+          break;
+        }
+      if (session_winch && o.len == 0 && !o.broken)
+        {
+          session_winch = 0;
+          terminal_size (o.buf + CL_AGENT_HEADER);
+          cl_agent_header_encode (o.buf, CL_AGENT_WINSIZE, CL_AGENT_WINSIZE_LEN);
+          o.off = 0, o.len = CL_AGENT_HEADER + CL_AGENT_WINSIZE_LEN;
+          continue;
+        }
+      if (ppoll (p, 2, NULL, tty ? &wait_mask : NULL) < 0)
+        {
+          if (errno != EINTR)
+            r = cl_error_errno (err, "poll");
+          continue;
+        }
+      if (p[0].revents & POLLOUT)
+        outgoing_send (conn, &o);
+      if (p[1].revents)
+        stdin_open = outgoing_stdin (in, &o);
+      if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
+        r = session_reply (conn, reply, out, errfd, exit_code, err);
+    }
+  sigprocmask (SIG_SETMASK, &wait_mask, NULL);
+  if (tty)
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+      sigaction (sigs[i], &old[i], NULL);
+  return r < 0 ? -1 : 0;
 }
 
 static int
@@ -245,12 +372,26 @@ env_has_key (const char **env, size_t n, const char *kv)
   return false;
 }
 
+/* A pty for the command: asked for (on), refused (off), or when our
+   stdin and stdout are terminals (auto). */
+static bool
+exec_wants_tty (enum cl_exec_tty tty)
+{
+  if (tty == CL_EXEC_TTY_AUTO)
+    return isatty (0) && isatty (1);
+  return tty == CL_EXEC_TTY_ON;
+}
+
 int
 vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env, size_t n_env,
-         int *exit_code, cl_error_t *err)
+         enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
   json_t *cfg_env = json_object_get (inst->config, "env"), *e;
   cleanup_close int fd = -1;
+  bool want_tty = exec_wants_tty (tty), has_term = env_has_key (env, n_env, "TERM=");
+  const char *term = getenv ("TERM");
+  struct termios saved, raw;
+  bool is_raw;
   uint32_t cid;
   size_t i;
   int r;
@@ -273,21 +414,45 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
   if (agent_connect (inst, cid, &fd, err) < 0)
     return -1;
   for (i = 0; argv[i]; i++)
-    if (send_frame (fd, CL_AGENT_ARG, argv[i], err) < 0)
+    if (send_string (fd, CL_AGENT_ARG, argv[i], err) < 0)
       return -1;
   for (i = 0; i < n_env; i++)
-    if (send_frame (fd, CL_AGENT_ENV, env[i], err) < 0)
+    if (send_string (fd, CL_AGENT_ENV, env[i], err) < 0)
       return -1;
   /* the instance's --env, unless exec --env gave the same variable */
   json_array_foreach (cfg_env, i, e)
   {
     const char *kv = json_string_value (e);
-    if (kv && !env_has_key (env, n_env, kv) && send_frame (fd, CL_AGENT_ENV, kv, err) < 0)
+    if (kv && !env_has_key (env, n_env, kv) && send_string (fd, CL_AGENT_ENV, kv, err) < 0)
       return -1;
+    if (kv && strncmp (kv, "TERM=", 5) == 0)
+      has_term = true;
   }
-  if (send_frame (fd, CL_AGENT_RUN, NULL, err) < 0)
+  if (want_tty)
+    {
+      unsigned char ws[CL_AGENT_WINSIZE_LEN];
+      cleanup_free char *kv = term && !has_term ? cl_strdup_printf ("TERM=%s", term) : NULL;
+
+      terminal_size (ws);
+      if ((kv && send_string (fd, CL_AGENT_ENV, kv, err) < 0)
+          || send_frame (fd, CL_AGENT_PTY, ws, sizeof ws, err) < 0)
+        return -1;
+    }
+  if (send_frame (fd, CL_AGENT_RUN, NULL, 0, err) < 0)
     return -1;
-  if (agent_relay (fd, 1, 2, exit_code, err) < 0)
+  /* our terminal goes raw while the command has the guest's: every key
+     for it, restored below whatever ends the session */
+  is_raw = want_tty && tcgetattr (0, &saved) == 0;
+  if (is_raw)
+    {
+      raw = saved;
+      cfmakeraw (&raw);
+      tcsetattr (0, TCSADRAIN, &raw);
+    }
+  r = agent_session (fd, 0, 1, 2, want_tty, exit_code, err);
+  if (is_raw)
+    tcsetattr (0, TCSADRAIN, &saved);
+  if (r < 0)
     return cl_error_wrap (err, "instance `%s`", inst->name);
   return 0;
 }

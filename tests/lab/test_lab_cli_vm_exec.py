@@ -23,6 +23,20 @@ check exit7 $C exec vm -- sh -c 'exit 7'
 check streams sh -c "$C exec vm -- sh -c 'echo to-out; echo to-err >&2; exit 3' >/tmp/out 2>/tmp/err;
     echo rc=\$?; echo OUT=\$(cat /tmp/out); echo ERR=\$(cat /tmp/err)"
 check env $C exec --env GREETING=hi vm -- sh -c 'echo greeting=$GREETING path=$PATH'
+check stdin_lines sh -c "printf 'a\nb\n' | $C exec vm -- wc -l"
+check stdin_read sh -c "echo hello-stdin | $C exec vm -- sh -c 'read x; echo got=\$x'"
+check stdin_big sh -c "head -c 1048576 /dev/urandom > /tmp/big && md5sum < /tmp/big &&
+    $C exec vm -- cat < /tmp/big | md5sum && $C exec vm -- sh -c 'cat > /root/big' < /tmp/big &&
+    $C exec vm -- md5sum /root/big"
+check stdin_unread sh -c "timeout 120 $C exec vm -- true < /dev/zero; echo rc=\$?;
+    timeout 120 $C exec vm -- sh -c 'sleep 1; echo done' < /dev/zero; echo rc=\$?"
+P=/lab/ptyrun
+check tty env TERM=vt-lab $P 33x101 $C exec vm -- sh -c 'tty; stty size; echo TERM=$TERM; exit 4'
+check tty_interactive $P -i 'echo $((6*7))\nexit 3\n' 24x80 $C exec vm -- sh
+check tty_resize $P -w 50x132 24x80 $C exec vm -- sh -c 'echo R; sleep 3; stty size'
+check tty_ctrl_c $P -i '\x03' 24x80 $C exec vm -- sh -c 'echo R; sleep 60; echo not-interrupted'
+check no_tty $P 24x80 $C exec -T vm -- sh -c 'tty; echo rc=$?'
+check forced_tty $C exec --tty vm -- sh -c 'tty; stty size'
 check rootfs_write sh -c "$C exec vm -- sh -c 'echo written-by-exec > /root/mark' &&
     $C exec vm -- cat /root/mark && $C exec vm2 -- sh -c 'cat /root/mark 2>&1; true'"
 check big sh -c "$C exec vm -- dd if=/dev/zero bs=1024 count=1024 2>/dev/null | wc -c"
@@ -55,10 +69,10 @@ def initramfs_without_agent(out):
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
-    files = cli_files() + [
+    files = cli_files() + [(lab.tool("ptyrun"), "/lab/ptyrun"),
         (initramfs_without_agent(str(tmp_path_factory.mktemp("vmexec") / "plain.cpio.gz")),
          "/lab/plain.cpio.gz")]
-    return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
+    return lab.run(PAYLOAD, files=files, timeout=700, stream=print)
 
 
 def test_exec_runs_in_the_instance_rootfs(run):
@@ -78,6 +92,62 @@ def test_exec_relays_stdout_and_stderr_apart(run):
 def test_exec_env_and_default_path(run):
     out = run.assert_check("env").output
     assert "greeting=hi" in out and "path=/usr/local/sbin:" in out, out
+
+
+def test_exec_stdin_piped(run):
+    assert run.assert_check("stdin_lines").output.split()[-1] == "2"
+
+
+def test_exec_stdin_read_by_the_command(run):
+    assert "got=hello-stdin" in run.assert_check("stdin_read").output
+
+
+def test_exec_stdin_megabyte_round_trip(run):
+    """1 MiB of random bytes through cat (stdin to stdout) and into a file
+    of the guest: the same checksum three times."""
+    sums = [l.split()[0] for l in run.assert_check("stdin_big").output.splitlines()
+            if len(l.split()) == 2 and len(l.split()[0]) == 32]
+    assert len(sums) == 3 and len(set(sums)) == 1, run.check("stdin_big")
+
+
+def test_exec_unread_stdin_does_not_hang(run):
+    """Endless stdin (/dev/zero) to commands that never read it: they end,
+    with their status and output."""
+    out = run.assert_check("stdin_unread").output
+    assert out.count("rc=0") == 2 and "done" in out, out
+
+
+def test_exec_tty(run):
+    """On a terminal: a pty of the guest's devpts, the outer terminal's
+    size, the host's TERM, and the exit status."""
+    c = run.check("tty")
+    assert c.rc == 4, c
+    assert "/dev/pts/" in c.output and "33 101" in c.output and "TERM=vt-lab" in c.output, c
+
+
+def test_exec_tty_interactive_shell(run):
+    c = run.check("tty_interactive")
+    assert c.rc == 3 and "42" in c.output, c
+
+
+def test_exec_tty_resize(run):
+    c = run.check("tty_resize")
+    assert c.rc == 0 and "50 132" in c.output, c
+
+
+def test_exec_tty_ctrl_c_goes_to_the_command(run):
+    c = run.check("tty_ctrl_c")
+    assert c.rc == 130 and "not-interrupted" not in c.output, c
+
+
+def test_exec_no_tty_flag(run):
+    out = run.assert_check("no_tty").output
+    assert "not a tty" in out and "rc=1" in out, out
+
+
+def test_exec_forced_tty_without_a_terminal(run):
+    out = run.assert_check("forced_tty").output
+    assert "/dev/pts/" in out, out
 
 
 def test_exec_writes_the_instance_disk_only(run):

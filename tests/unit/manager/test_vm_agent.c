@@ -10,6 +10,8 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "agent/protocol.h"
@@ -27,7 +29,8 @@ replies (const void *bytes, size_t n)
   return p[0];
 }
 
-/* Runs agent_relay over the bytes; stdout and stderr into pipes. */
+/* Runs agent_session (no stdin) over the bytes; stdout and stderr into
+   pipes. */
 static int
 relay (const void *bytes, size_t n, int *code, char *out, char *errbuf, cl_error_t *err)
 {
@@ -36,7 +39,7 @@ relay (const void *bytes, size_t n, int *code, char *out, char *errbuf, cl_error
 
   assert_int_equal (pipe2 (o, O_NONBLOCK), 0);
   assert_int_equal (pipe2 (e, O_NONBLOCK), 0);
-  r = agent_relay (in, o[1], e[1], code, err);
+  r = agent_session (in, -1, o[1], e[1], false, code, err);
   close (in), close (o[1]), close (e[1]);
   k = read (o[0], out, 255);
   out[k > 0 ? k : 0] = '\0';
@@ -125,6 +128,129 @@ test_max_frame (void **state)
   free (r), free (buf);
 }
 
+static void
+test_header_and_winsize_encoding (void **state)
+{
+  unsigned char h[CL_AGENT_HEADER], ws[CL_AGENT_WINSIZE_LEN];
+  uint16_t rows, cols;
+
+  (void)state;
+  cl_agent_header_encode (h, CL_AGENT_STDIN, 0x01020304u);
+  assert_memory_equal (h, ((unsigned char[]){ 'I', 1, 2, 3, 4 }), sizeof h);
+  assert_int_equal (cl_agent_be32 (h + 1), 0x01020304u);
+  cl_agent_header_encode (h, CL_AGENT_STDIN_EOF, 0);
+  assert_memory_equal (h, ((unsigned char[]){ 'C', 0, 0, 0, 0 }), sizeof h);
+  cl_agent_winsize_encode (ws, 40, 0x1234);
+  assert_memory_equal (ws, ((unsigned char[]){ 0, 40, 0x12, 0x34 }), sizeof ws);
+  cl_agent_winsize_decode (ws, &rows, &cols);
+  assert_int_equal (rows, 40);
+  assert_int_equal (cols, 0x1234);
+}
+
+/* A fake agent on `s`: gathers the 'I' frames until 'C', echoes them back
+   as one stdout frame per input frame, then exits with 0 (the count of
+   bytes checked by the parent).  ignore_stdin: answers the exit status
+   42 at once and leaves, as a command that never reads its stdin. */
+static void
+fake_agent (int s, bool ignore_stdin)
+{
+  unsigned char h[CL_AGENT_HEADER], buf[CL_AGENT_MAX_FRAME];
+  unsigned char code[4] = { 0, 0, 0, 0 };
+
+  if (!ignore_stdin)
+    for (;;)
+      {
+        uint32_t len;
+        if (cl_read_all (s, h, sizeof h) < 0)
+          _exit (1);
+        len = cl_agent_be32 (h + 1);
+        if (h[0] == CL_AGENT_STDIN_EOF && len == 0)
+          break;
+        if (h[0] != CL_AGENT_STDIN || len == 0 || len > CL_AGENT_MAX_FRAME
+            || cl_read_all (s, buf, len) < 0)
+          _exit (1);
+        h[0] = CL_AGENT_STDOUT;
+        if (cl_write_all (s, h, sizeof h) < 0 || cl_write_all (s, buf, len) < 0)
+          _exit (1);
+      }
+  code[3] = ignore_stdin ? 42 : 0;
+  cl_agent_header_encode (h, CL_AGENT_EXIT, 4);
+  if (cl_write_all (s, h, sizeof h) < 0 || cl_write_all (s, code, 4) < 0)
+    _exit (1);
+  _exit (0);
+}
+
+/* agent_session with stdin from the file `in` and a fake agent; stdout
+   into the file `out`. */
+static int
+session_with_stdin (int in, int out, bool ignore_stdin, int *code)
+{
+  cl_error_t err = NULL;
+  int sp[2], st, r;
+  pid_t pid;
+
+  assert_int_equal (socketpair (AF_UNIX, SOCK_STREAM, 0, sp), 0);
+  pid = fork ();
+  assert_true (pid >= 0);
+  if (pid == 0)
+    {
+      close (sp[0]);
+      fake_agent (sp[1], ignore_stdin);
+    }
+  close (sp[1]);
+  r = agent_session (sp[0], in, out, 2, false, code, &err);
+  if (r < 0)
+    fail_msg ("%s", err->msg);
+  close (sp[0]);
+  assert_int_equal (waitpid (pid, &st, 0), pid);
+  assert_true (WIFEXITED (st) && WEXITSTATUS (st) == 0);
+  return r;
+}
+
+static int
+temp_file (void)
+{
+  char path[] = "/tmp/cl-test-vm-agent-XXXXXX";
+  int fd = mkstemp (path);
+
+  assert_true (fd >= 0);
+  unlink (path);
+  return fd;
+}
+
+static void
+test_stdin_streamed_in_frames (void **state)
+{
+  size_t n = 3 * CL_AGENT_MAX_FRAME + 123;
+  unsigned char *data = malloc (n), *back = malloc (n + 1);
+  int in = temp_file (), out = temp_file (), code = -1;
+
+  (void)state;
+  for (size_t i = 0; i < n; i++)
+    data[i] = (unsigned char)(i * 7 + i / 251);
+  assert_int_equal (cl_write_all (in, data, n), 0);
+  assert_int_equal (lseek (in, 0, SEEK_SET), 0);
+  session_with_stdin (in, out, false, &code);
+  assert_int_equal (code, 0);
+  assert_int_equal (lseek (out, 0, SEEK_END), (off_t)n);
+  assert_int_equal (pread (out, back, n + 1, 0), (ssize_t)n);
+  assert_memory_equal (back, data, n);
+  close (in), close (out);
+  free (data), free (back);
+}
+
+static void
+test_unread_stdin_does_not_block_the_exit (void **state)
+{
+  int in = open ("/dev/zero", O_RDONLY), out = temp_file (), code = -1;
+
+  (void)state;
+  assert_true (in >= 0);
+  session_with_stdin (in, out, true, &code);
+  assert_int_equal (code, 42);
+  close (in), close (out);
+}
+
 int
 main (void)
 {
@@ -132,6 +258,9 @@ main (void)
     cmocka_unit_test (test_good_replies),
     cmocka_unit_test (test_bad_replies),
     cmocka_unit_test (test_max_frame),
+    cmocka_unit_test (test_header_and_winsize_encoding),
+    cmocka_unit_test (test_stdin_streamed_in_frames),
+    cmocka_unit_test (test_unread_stdin_does_not_block_the_exit),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
