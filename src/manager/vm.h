@@ -80,10 +80,11 @@ int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *
 /* The running command's session on the agent's connection `conn` (after
    'R'): streams `in` as 'I' frames then 'C' at its end (in < 0: nothing),
    relays stdout/stderr frames to out/errfd until the exit frame, never
-   blocked by a command that leaves its stdin unread.  tty: SIGWINCH sends
-   our terminal's size ('W'), and SIGINT/TERM/HUP/QUIT end the session
-   with *exit_code = 128 + the signal (the caller restores its terminal;
-   closing conn kills the command). */
+   blocked by a command that leaves its stdin unread.  tty: `in`, when a
+   terminal, is raw for the session and restored however it ends;
+   SIGWINCH sends our terminal's size ('W'), and SIGINT/TERM/HUP/QUIT end
+   the session with *exit_code = 128 + the signal (closing conn then
+   kills the command). */
 int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
                    cl_error_t *err);
 int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);

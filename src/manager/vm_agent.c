@@ -272,7 +272,8 @@ agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, c
   struct outgoing o = { .buf = frame };
   struct sigaction sa = { .sa_handler = session_signal }, old[sizeof sigs / sizeof *sigs];
   sigset_t block, wait_mask;
-  bool stdin_open = in >= 0;
+  struct termios saved, raw;
+  bool stdin_open = in >= 0, is_raw;
   int r = 0;
 
   if (reply == NULL || frame == NULL)
@@ -288,6 +289,16 @@ agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, c
         sigaction (sigs[i], &sa, &old[i]);
       }
   sigprocmask (SIG_BLOCK, &block, &wait_mask);
+  /* our terminal goes raw while the command has the guest's (every key
+     for it), once the signals that end us are caught: restored below
+     whatever ends the session */
+  is_raw = tty && in >= 0 && tcgetattr (in, &saved) == 0;
+  if (is_raw)
+    {
+      raw = saved;
+      cfmakeraw (&raw);
+      tcsetattr (in, TCSADRAIN, &raw);
+    }
   while (r == 0)
     {
       struct pollfd p[2] = {
@@ -321,6 +332,8 @@ agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, c
       if (p[0].revents & (POLLIN | POLLHUP | POLLERR))
         r = session_reply (conn, reply, out, errfd, exit_code, err);
     }
+  if (is_raw)
+    tcsetattr (in, TCSADRAIN, &saved);
   sigprocmask (SIG_SETMASK, &wait_mask, NULL);
   if (tty)
     for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
@@ -390,8 +403,6 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
   cleanup_close int fd = -1;
   bool want_tty = exec_wants_tty (tty), has_term = env_has_key (env, n_env, "TERM=");
   const char *term = getenv ("TERM");
-  struct termios saved, raw;
-  bool is_raw;
   uint32_t cid;
   size_t i;
   int r;
@@ -440,19 +451,7 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
     }
   if (send_frame (fd, CL_AGENT_RUN, NULL, 0, err) < 0)
     return -1;
-  /* our terminal goes raw while the command has the guest's: every key
-     for it, restored below whatever ends the session */
-  is_raw = want_tty && tcgetattr (0, &saved) == 0;
-  if (is_raw)
-    {
-      raw = saved;
-      cfmakeraw (&raw);
-      tcsetattr (0, TCSADRAIN, &raw);
-    }
-  r = agent_session (fd, 0, 1, 2, want_tty, exit_code, err);
-  if (is_raw)
-    tcsetattr (0, TCSADRAIN, &saved);
-  if (r < 0)
+  if (agent_session (fd, 0, 1, 2, want_tty, exit_code, err) < 0)
     return cl_error_wrap (err, "instance `%s`", inst->name);
   return 0;
 }

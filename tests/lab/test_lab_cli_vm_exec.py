@@ -33,8 +33,14 @@ check stdin_unread sh -c "timeout 120 $C exec vm -- true < /dev/zero; echo rc=\$
 P=/lab/ptyrun
 check tty env TERM=vt-lab $P 33x101 $C exec vm -- sh -c 'tty; stty size; echo TERM=$TERM; exit 4'
 check tty_interactive $P -i 'echo $((6*7))\nexit 3\n' 24x80 $C exec vm -- sh
-check tty_resize $P -w 50x132 24x80 $C exec vm -- sh -c 'echo R; sleep 3; stty size'
+check tty_resize $P -w 50x132 24x80 $C exec vm -- sh -c 'echo R; i=0;
+    while [ "$(stty size)" = "24 80" ] && [ $i -lt 60 ]; do sleep 1; i=$((i + 1)); done; stty size'
 check tty_ctrl_c $P -i '\x03' 24x80 $C exec vm -- sh -c 'echo R; sleep 60; echo not-interrupted'
+check tty_restored $P 24x80 env C=$C sh -c 'a=$(stty -g); $C exec vm -- true;
+    [ "$(stty -g)" = "$a" ] && echo restored-after-exit; $C exec vm -- sleep 60 </dev/tty & i=0;
+    while [ "$(stty -g)" = "$a" ] && [ $i -lt 300 ]; do usleep 100000; i=$((i + 1)); done;
+    [ "$(stty -g)" != "$a" ] && echo raw-meanwhile; kill $!; wait $!; echo rc=$?;
+    [ "$(stty -g)" = "$a" ] && echo restored-after-sigterm'
 check no_tty $P 24x80 $C exec -T vm -- sh -c 'tty; echo rc=$?'
 check forced_tty $C exec --tty vm -- sh -c 'tty; stty size'
 check rootfs_write sh -c "$C exec vm -- sh -c 'echo written-by-exec > /root/mark' &&
@@ -138,6 +144,14 @@ def test_exec_tty_resize(run):
 def test_exec_tty_ctrl_c_goes_to_the_command(run):
     c = run.check("tty_ctrl_c")
     assert c.rc == 130 and "not-interrupted" not in c.output, c
+
+
+def test_exec_tty_restores_the_terminal(run):
+    """Raw while the command runs, as it was after it ends and after a
+    SIGTERM to cloison (which ends the session with 128+15)."""
+    out = run.assert_check("tty_restored").output
+    for word in ("restored-after-exit", "raw-meanwhile", "rc=143", "restored-after-sigterm"):
+        assert word in out, out
 
 
 def test_exec_no_tty_flag(run):
