@@ -280,7 +280,8 @@ serve (int rootfd, int conn)
       if (master < 0)
         {
           char msg[256];
-          int n = snprintf (msg, sizeof msg, "cloison-agent: open a pty (the instance's /dev/ptmx): %s\n",
+          int n = snprintf (msg, sizeof msg,
+                            "cloison-agent: open a pty (the instance's /dev/ptmx): %s\n",
                             strerror (errno));
           send_frame (conn, CL_AGENT_STDERR, msg, (uint32_t)n);
           send_exit (conn, 126);

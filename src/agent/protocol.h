@@ -50,7 +50,6 @@
 
 #define CL_AGENT_DEFAULT_PATH "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
-
 #include <stdint.h>
 
 /* The 5-byte frame header, both ways (the agent and the host share it). */

@@ -378,11 +378,10 @@ cmd_delete (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 cmd_exec (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  static const struct option opts[]
-      = { { "env", required_argument, NULL, 'e' },
-          { "tty", no_argument, NULL, 't' },
-          { "no-tty", no_argument, NULL, 'T' },
-          { NULL, 0, NULL, 0 } };
+  static const struct option opts[] = { { "env", required_argument, NULL, 'e' },
+                                        { "tty", no_argument, NULL, 't' },
+                                        { "no-tty", no_argument, NULL, 'T' },
+                                        { NULL, 0, NULL, 0 } };
   static const char usage[] = "exec [--env K=V]... [-t|--tty|-T|--no-tty] NAME -- CMD...";
   cleanup_manager struct cl_manager *m = NULL;
   cleanup_free const char **env = NULL;

@@ -85,8 +85,7 @@ int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *
    SIGWINCH sends our terminal's size ('W'), and SIGINT/TERM/HUP/QUIT end
    the session with *exit_code = 128 + the signal (closing conn then
    kills the command). */
-int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
-                   cl_error_t *err);
+int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, cl_error_t *err);
 int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
 
 /* Starts a stopped VM from a stateful snapshot's state directory. */

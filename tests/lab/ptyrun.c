@@ -52,9 +52,15 @@ unescape (const char *s, char *out)
       s++;
       switch (*s)
         {
-        case 'n': out[n++] = '\n'; break;
-        case 'r': out[n++] = '\r'; break;
-        case 't': out[n++] = '\t'; break;
+        case 'n':
+          out[n++] = '\n';
+          break;
+        case 'r':
+          out[n++] = '\r';
+          break;
+        case 't':
+          out[n++] = '\t';
+          break;
         case 'x':
           {
             char hex[3] = { s[1], s[1] ? s[2] : 0, 0 }, *end;
@@ -62,7 +68,8 @@ unescape (const char *s, char *out)
             s += end - hex;
             break;
           }
-        default: out[n++] = *s;
+        default:
+          out[n++] = *s;
         }
     }
   return n;
