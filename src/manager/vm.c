@@ -509,6 +509,12 @@ vm_api_shutdown (const char *socket, cl_error_t *err)
 }
 
 int
+vm_api_power_button (const char *socket, cl_error_t *err)
+{
+  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"shutdown\"}", err);
+}
+
+int
 vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
