@@ -522,7 +522,9 @@ test_acpi_power_button (void **state)
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), 0);
   assert_int_equal (vm_metric_get (vm, "acpi", "power_button_presses"), 3);
 
-  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, json_object (), &err), -1);
+  json_t *empty = json_object ();
+  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, empty, &err), -1);
+  json_decref (empty);
   assert_non_null (strstr (err->msg, "acpi_pm state"));
   cl_error_release (&err);
   vm_without_kvm_free (vm);
