@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define FORCED_STOP_WAIT_MS 10000
+#define POWER_BUTTON_REPEAT_MS 2000
 
 static json_t *
 strv_to_json (const char *const *v, size_t n)
@@ -295,11 +296,17 @@ instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_e
   if (monitor_alive && timeout_ms > 0)
     {
       /* a VM is asked through its power button: SIGTERM would stop the
-         VMM at once, before the guest wrote back its disk */
+         VMM at once, before the guest wrote back its disk.  Pressed again
+         every 2 s: a guest still booting has not enabled it yet. */
       if (inst->kind == KIND_VM && vm_power_button (m, inst))
         {
-          if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, timeout_ms))
-            return 0;
+          for (int left = timeout_ms; left > 0; left -= POWER_BUTTON_REPEAT_MS)
+            {
+              int wait = left < POWER_BUTTON_REPEAT_MS ? left : POWER_BUTTON_REPEAT_MS;
+              if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
+                return 0;
+              vm_power_button (m, inst); /* fails once the VM is stopping */
+            }
           cl_warn ("instance `%s`: the guest did not shut down within %d s; stopping the VM",
                    inst->name, timeout_ms / 1000);
           timeout_ms = FORCED_STOP_WAIT_MS;

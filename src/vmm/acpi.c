@@ -513,7 +513,9 @@ pm_restore (void *opaque, json_t *state, cl_error_t *err)
   return 0;
 }
 
-static const struct vm_persist_ops pm_persist = { .save = pm_save, .restore = pm_restore };
+/* absent_ok: snapshots from before the power button had no PM state */
+static const struct vm_persist_ops pm_persist
+    = { .save = pm_save, .restore = pm_restore, .absent_ok = true };
 
 static void
 pm_free (void *opaque)

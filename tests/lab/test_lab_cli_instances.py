@@ -32,6 +32,12 @@ check vm_image sh -c "$C launch busybox vm2 --vm --no-network --memory 256M --di
     sh -c 'echo hello from the image as a VM; cat /etc/hostname; echo written-before-exit > /data; exit 3' &&
     /lab/wait_stopped vm2 && $C list && cat /tmp/cl/instances/vm2/console.log &&
     debugfs -R 'cat /data' /tmp/cl/instances/vm2/disk.img && $C delete vm2"
+check vm_stop sh -c "$C launch busybox vm3 --vm --no-network --memory 128M -- \
+    sh -c 'echo written-before-stop > /state; echo waiting; exec sleep 100000' &&
+    i=0; while ! grep -q waiting /tmp/cl/instances/vm3/console.log && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done;
+    s=\$(date +%%s); $C stop vm3 && echo stop-took=\$((\$(date +%%s) - s)) && $C list &&
+    cat /tmp/cl/instances/vm3/console.log && debugfs -R 'cat /state' /tmp/cl/instances/vm3/disk.img &&
+    $C delete vm3"
 check ct_launch sh -c "$C launch busybox c1 --no-network --memory 64M -- sleep 100000 &&
     $C exec c1 -- cat /proc/self/cgroup && $C list"
 check ct_limits sh -c "$C config set c1 limits.memory=96M limits.cpu=1 &&
@@ -82,6 +88,17 @@ def test_vm_instance_from_image_pieces(run):
     assert "cloison-init: exit 3" in out and "reboot: Power down" in out, out
     assert "Kernel panic" not in out, out
     assert "written-before-exit" in out, out
+
+
+def test_vm_stop_presses_the_power_button(run):
+    """`cloison stop` on a VM: the ACPI power button, cloison-init sends
+    SIGTERM to the command, syncs and powers off: what the command wrote a
+    moment before is on the disk, and stop does not wait for its timeout."""
+    out = run.assert_check("vm_stop").output
+    assert "cloison-init: stopping" in out and "cloison-init: exit 143" in out, out
+    assert "reboot: Power down" in out and "written-before-stop" in out, out
+    took = [int(l.split("=")[1]) for l in out.splitlines() if l.startswith("stop-took=")]
+    assert took and took[0] < 8, out
 
 
 def test_container_on_cgroup2(run):
