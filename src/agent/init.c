@@ -14,11 +14,13 @@
      stop` send), passes SIGTERM to CMD, and SIGKILL 5 s later (well
      within `cloison stop`'s default 10 s);
    - when CMD exits: prints "cloison-init: exit N" on the console, stops
-     what is left, syncs, remounts ROOT read-only and powers off, so that
-     what CMD wrote is on the disk (a PID 1 that exits makes the kernel
-     panic, without writing back anything).
+     what is left, syncs, remounts ROOT read-only, writes N to
+     CL_VMM_STATUS_PORT (cloison-vmm exits with it) and powers off, so
+     that what CMD wrote is on the disk (a PID 1 that exits makes the
+     kernel panic, without writing back anything).
    Static, like the agent: it runs before and after the root switch. */
 #include "agent/protocol.h"
+#include "vmm/vmm.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -31,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/io.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
@@ -122,9 +125,10 @@ now_s (void)
   return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-/* Everything but PID 1 goes; the disk is written back and left clean. */
+/* Everything but PID 1 goes; the disk is written back and left clean;
+   cloison-vmm gets `code` as the guest's exit status. */
 static void
-power_off (const char *root)
+power_off (const char *root, int code)
 {
   kill (-1, SIGTERM);
   for (int i = 0; i < 20; i++)
@@ -142,6 +146,8 @@ power_off (const char *root)
   if (mount (NULL, root, NULL, MS_REMOUNT | MS_RDONLY, NULL) < 0)
     say ("remount `%s` read-only: %s", root, strerror (errno));
   sync ();
+  if (ioperm (CL_VMM_STATUS_PORT, 1, 1) == 0)
+    outb ((unsigned char)code, CL_VMM_STATUS_PORT);
   reboot (RB_POWER_OFF);
   for (;;)
     pause ();
@@ -177,7 +183,7 @@ main (int argc, char **argv)
   if (cmd < 0)
     {
       say ("fork: %s", strerror (errno));
-      power_off (root);
+      power_off (root, 127);
     }
 
   for (;;)
@@ -225,6 +231,6 @@ main (int argc, char **argv)
     }
   code = WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
   say ("exit %d", code);
-  power_off (root);
+  power_off (root, code);
   return 0;
 }

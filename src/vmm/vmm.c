@@ -283,6 +283,10 @@ vmm_result (struct vmm *m, cl_error_t *err)
           free (text);
           json_decref (metrics);
         }
+      if (m->cfg->guest_status)
+        *m->cfg->guest_status = atomic_load (&vm->stop_reason) == VM_STOP_POWEROFF
+                                    ? atomic_load (&vm->guest_status)
+                                    : -1;
       return 0;
     }
 }

@@ -156,6 +156,11 @@ def test_one_vcpu_topology():
     assert "cpuid 0xb cpus: 1" in out and "mp table cpus: 1" in out
 
 
+def test_guest_exit_status_port_then_poweroff():
+    r = vmm("--kernel", guest("status"))
+    assert r.returncode == 42 and b"status 42" in r.stdout and r.stderr == b"", r
+
+
 def test_reset_exits_zero_fast():
     t = time.monotonic()
     r = vmm("--kernel", guest("hello"))
