@@ -38,6 +38,8 @@ check vm_stop sh -c "$C launch busybox vm3 --vm --no-network --memory 128M -- \
     s=\$(date +%%s); $C stop vm3 && echo stop-took=\$((\$(date +%%s) - s)) && $C list &&
     cat /tmp/cl/instances/vm3/console.log && debugfs -R 'cat /state' /tmp/cl/instances/vm3/disk.img &&
     $C delete vm3"
+check vm_run_code sh -c "$C run --vm --no-network --memory 128M busybox -- sh -c 'echo in-run; exit 5' </dev/null;
+    echo rc=\$?; $C list"
 check ct_launch sh -c "$C launch busybox c1 --no-network --memory 64M -- sleep 100000 &&
     $C exec c1 -- cat /proc/self/cgroup && $C list"
 check ct_limits sh -c "$C config set c1 limits.memory=96M limits.cpu=1 &&
@@ -99,6 +101,11 @@ def test_vm_stop_presses_the_power_button(run):
     assert "reboot: Power down" in out and "written-before-stop" in out, out
     took = [int(l.split("=")[1]) for l in out.splitlines() if l.startswith("stop-took=")]
     assert took and took[0] < 8, out
+
+
+def test_vm_run_returns_the_command_exit_code(run):
+    c = run.check("vm_run_code")
+    assert "in-run" in c.output and "rc=5" in c.output, c.output
 
 
 def test_container_on_cgroup2(run):
