@@ -4,13 +4,16 @@
 #   initramfs.cpio.gz  busybox-static, the virtio/ext4/vsock modules, and an
 #                      init that mounts the root disk and switch_roots
 #                      (and, given AGENT, the guest agent cloison-agent
-#                      that `cloison exec` talks to over vsock)
+#                      that `cloison exec` talks to over vsock, and, given
+#                      INIT, cloison-init: PID 1 of instances that run a
+#                      command)
 # The kernel package is fetched once with `apt-get download` + `dpkg -x`
 # into $CLOISON_CACHE (default /var/cache/cloison); after that it is offline.
-# Usage: scripts/images/vm-image.sh OUTDIR [AGENT]
+# Usage: scripts/images/vm-image.sh OUTDIR [AGENT [INIT]]
 set -euo pipefail
-out=${1:?usage: vm-image.sh OUTDIR [AGENT]}
+out=${1:?usage: vm-image.sh OUTDIR [AGENT [INIT]]}
 agent=${2:-}
+init_bin=${3:-}
 here=$(cd "$(dirname "$0")" && pwd)
 cache=${CLOISON_CACHE:-/var/cache/cloison}
 mkdir -p "$cache" "$out"
@@ -39,7 +42,9 @@ rel=$(ls "$tree/lib/modules")
 moddir=$tree/lib/modules/$rel
 
 # Modules in load order, dependencies first (modules.dep from depmod).
-wanted="virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 vmw_vsock_virtio_transport"
+# button + evdev: the ACPI power button as an input device (cloison-init
+# stops the instance's command when it is pressed: `cloison stop`)
+wanted="virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 vmw_vsock_virtio_transport button evdev"
 declare -A seen=()
 order=()
 add_module() { # path relative to $moddir
@@ -79,6 +84,7 @@ for m in "${order[@]}"; do
 done
 install -m 0755 "$here/vm-init.sh" "$stage/init"
 [ -z "$agent" ] || install -s -m 0755 "$agent" "$stage/sbin/cloison-agent"
+[ -z "$init_bin" ] || install -s -m 0755 "$init_bin" "$stage/sbin/cloison-init"
 (cd "$stage" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -9n > "$out/initramfs.cpio.gz.tmp"
 mv "$out/initramfs.cpio.gz.tmp" "$out/initramfs.cpio.gz"
 cp "$tree/boot/vmlinuz-$rel" "$out/vmlinuz.tmp"

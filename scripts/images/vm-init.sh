@@ -41,6 +41,11 @@ if ! mount -t ext4 -o "$mode" "$root" /newroot; then
   echo "cloison-init: cannot mount $root" > /dev/console
   exec /bin/sh
 fi
+# A command of the instance's (cloison.init) runs under cloison-init, our
+# PID 1: found through PATH, stopped on the power button, and the disk
+# written back when it exits.  Without one, the image's own init is PID 1.
+supervise=
+[ -n "$init" ] && [ -x /sbin/cloison-init ] && supervise=1
 if [ -z "$init" ]; then
   for c in /sbin/init /bin/init /bin/sh; do
     if [ -x "/newroot$c" ] || [ -L "/newroot$c" ]; then init=$c; break; fi
@@ -55,4 +60,5 @@ fi
 mount --move /dev /newroot/dev
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
+[ -n "$supervise" ] && exec /sbin/cloison-init /newroot "$init" "$@"
 exec switch_root /newroot "$init" "$@"

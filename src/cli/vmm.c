@@ -145,9 +145,11 @@ main (int argc, char **argv)
 {
   struct cl_vmm_config cfg;
   cl_error_t err = NULL;
+  int status = -1;
 
   cl_vmm_config_init (&cfg);
+  cfg.guest_status = &status;
   if (parse_args (argc, argv, &cfg, &err) < 0 || cl_vmm_run (&cfg, &err) < 0)
     return cl_error_report (&err, "cloison-vmm");
-  return 0;
+  return status > 0 ? status : 0;
 }

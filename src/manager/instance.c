@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #define FORCED_STOP_WAIT_MS 10000
+#define POWER_BUTTON_REPEAT_MS 2000
 
 static json_t *
 strv_to_json (const char *const *v, size_t n)
@@ -268,6 +269,20 @@ signal_workload (struct instance *inst, int sig)
     kill (inst->init_pid, sig);
 }
 
+static bool
+vm_power_button (struct cl_manager *m, struct instance *inst)
+{
+  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+  cl_error_t err = NULL;
+
+  if (vm_api_power_button (sock, &err) == 0)
+    return true;
+  cl_debug ("instance `%s`: power button: %s", inst->name, err->msg);
+  cl_error_release (&err);
+  return false;
+}
+
 /* Stops whatever runs for the instance; graceful for timeout_ms first
    (0: forced at once).  The monitor records the exit; when it is gone
    too, this records it. */
@@ -280,6 +295,22 @@ instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_e
 
   if (monitor_alive && timeout_ms > 0)
     {
+      /* a VM is asked through its power button: SIGTERM would stop the
+         VMM at once, before the guest wrote back its disk.  Pressed again
+         every 2 s: a guest still booting has not enabled it yet. */
+      if (inst->kind == KIND_VM && vm_power_button (m, inst))
+        {
+          for (int left = timeout_ms; left > 0; left -= POWER_BUTTON_REPEAT_MS)
+            {
+              int wait = left < POWER_BUTTON_REPEAT_MS ? left : POWER_BUTTON_REPEAT_MS;
+              if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
+                return 0;
+              vm_power_button (m, inst); /* fails once the VM is stopping */
+            }
+          cl_warn ("instance `%s`: the guest did not shut down within %d s; stopping the VM",
+                   inst->name, timeout_ms / 1000);
+          timeout_ms = FORCED_STOP_WAIT_MS;
+        }
       signal_workload (inst, SIGTERM);
       if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, timeout_ms))
         return 0;

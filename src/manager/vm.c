@@ -280,6 +280,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.api_socket = l->api_socket;
       cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
       cfg.restore_dir = l->restore_dir;
+      int status = -1;
+      cfg.guest_status = &status; /* cloison-init's report of the command's */
       if (cl_vmm_run (&cfg, &verr) < 0)
         {
           char msg[1024];
@@ -291,7 +293,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
             dprintf (2, "cloison: %s\n", msg + 1);
           _exit (1);
         }
-      _exit (0);
+      _exit (status > 0 ? status : 0);
     }
   /* the VMM child holds the CID now */
   if (l->vsock_fd >= 0)
@@ -506,6 +508,12 @@ int
 vm_api_shutdown (const char *socket, cl_error_t *err)
 {
   return api_request (socket, "PUT", "/vm/state", "{\"state\":\"stopped\"}", err);
+}
+
+int
+vm_api_power_button (const char *socket, cl_error_t *err)
+{
+  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"shutdown\"}", err);
 }
 
 int

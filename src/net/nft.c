@@ -149,8 +149,16 @@ nft_network_script (const struct net_row *n, const char *tag)
               t, protos[i], protos[i]);
     }
   append (&s, "add chain ip %s forward { type filter hook forward priority filter; }\n", t);
+  /* The forward rules match the network's own link by index (`iif`,
+     `oif`: a number compare, where a name match copies and compares a
+     string on every packet), and the first rule lets through at once what
+     enters and leaves by that link: the frames bridged from instance to
+     instance, which br_netfilter passes through this hook as well, and
+     which no rule below would match anyway.  The link exists before the
+     table and goes after it. */
+  append (&s, "add rule ip %s forward iif \"%s\" oif \"%s\" accept\n", t, br, br);
   /* Networks never reach each other, whatever their modes. */
-  append (&s, "add rule ip %s forward iifname \"%s\" oifname \"clb-*\" oifname != \"%s\" drop\n", t,
+  append (&s, "add rule ip %s forward iif \"%s\" oif != \"%s\" oifname \"clb-*\" drop\n", t,
           br, br);
   append (&s, "add chain ip %s input { type filter hook input priority filter; }\n", t);
   append (&s, "add chain ip %s postrouting { type nat hook postrouting priority srcnat; }\n", t);
@@ -163,8 +171,8 @@ nft_network_script (const struct net_row *n, const char *tag)
   switch (n->mode)
     {
     case CL_NET_ISOLATED:
-      append (&s, "add rule ip %s forward iifname \"%s\" oifname != \"%s\" drop\n", t, br, br);
-      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip %s forward iif \"%s\" oif != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip %s forward oif \"%s\" iif != \"%s\" drop\n", t, br, br);
       /* The host itself only serves DHCP and DNS to an isolated network. */
       append (&s, "add rule ip %s input iifname \"%s\" udp dport { 53, 67 } accept\n", t, br);
       append (&s, "add rule ip %s input iifname \"%s\" tcp dport 53 accept\n", t, br);
@@ -173,12 +181,12 @@ nft_network_script (const struct net_row *n, const char *tag)
     case CL_NET_NAT:
       /* From outside only replies and port forwards come in. */
       append (&s,
-              "add rule ip %s forward oifname \"%s\" iifname != \"%s\" ct state "
+              "add rule ip %s forward oif \"%s\" iif != \"%s\" ct state "
               "established,related accept\n",
               t, br, br);
-      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" ct status dnat accept\n",
-              t, br, br);
-      append (&s, "add rule ip %s forward oifname \"%s\" iifname != \"%s\" drop\n", t, br, br);
+      append (&s, "add rule ip %s forward oif \"%s\" iif != \"%s\" ct status dnat accept\n", t,
+              br, br);
+      append (&s, "add rule ip %s forward oif \"%s\" iif != \"%s\" drop\n", t, br, br);
       append (&s, "add rule ip %s postrouting ip saddr %s/%d oifname != \"%s\" masquerade\n", t,
               subnet, n->prefix, br);
       /* Hairpin: an instance reaching a port forward of its own network

@@ -7,6 +7,7 @@
 
 #include "common/util.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,9 +69,13 @@ _Static_assert(sizeof (struct fadt) == 276, "FADT layout");
 _Static_assert(sizeof (struct rsdp) == 36, "RSDP layout");
 
 #define FADT_WBINVD (1u << 0)
-#define FADT_PWR_BUTTON (1u << 4) /* no fixed power button */
-#define FADT_SLP_BUTTON (1u << 5)
+/* PWR_BUTTON and SLP_BUTTON set mean "control method or none": left clear
+   for the power button, the guest registers the fixed-feature button
+   (PM1 PWRBTN_STS/PWRBTN_EN) that PUT /vm/state "shutdown" presses. */
+#define FADT_SLP_BUTTON (1u << 5) /* no sleep button */
 #define FADT_RESET_REG_SUP (1u << 10)
+#define MADT_ACTIVE_HIGH 0x1
+#define MADT_LEVEL_TRIGGERED (0x3 << 2)
 #define BOOT_ARCH_8042 (1u << 1)
 #define BOOT_ARCH_NO_VGA (1u << 2)
 
@@ -283,7 +288,7 @@ build_dsdt (uint8_t *out, size_t max)
 static size_t
 build_madt (uint8_t *out, size_t max, unsigned ncpus)
 {
-  size_t len = sizeof (struct sdt_header) + 8 + ncpus * 8 + 12 + 6;
+  size_t len = sizeof (struct sdt_header) + 8 + ncpus * 8 + 12 + 10 + 6;
   if (len > max)
     return 0;
   memset (out, 0, len);
@@ -307,6 +312,18 @@ build_madt (uint8_t *out, size_t max, unsigned ncpus)
   memcpy (p + 4, &ioapic, 4);
   memcpy (p + 8, &gsi_base, 4);
   p += 12;
+  /* Interrupt source override for the SCI: ISA IRQ 9 = GSI 9, level
+     triggered, active high (as QEMU's PC machines describe it).  Without
+     it Linux takes the SCI as level, active low. */
+  uint32_t sci_gsi = ACPI_SCI_IRQ;
+  uint16_t sci_flags = MADT_ACTIVE_HIGH | MADT_LEVEL_TRIGGERED;
+  p[0] = 2;
+  p[1] = 10;
+  p[2] = 0; /* ISA bus */
+  p[3] = ACPI_SCI_IRQ;
+  memcpy (p + 4, &sci_gsi, 4);
+  memcpy (p + 8, &sci_flags, 2);
+  p += 10;
   p[0] = 4; /* local APIC NMI on LINT1 of every processor */
   p[1] = 6;
   p[2] = 0xFF;
@@ -336,14 +353,14 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   f->x_dsdt = base + dsdt_off;
   /* A full (not hardware-reduced) FADT: hardware-reduced mode drops the
      legacy PIC and with it Linux's ISA IRQ mappings (COM1's IRQ 4). */
-  f->sci_int = 9;
+  f->sci_int = ACPI_SCI_IRQ;
   f->pm1a_evt = ACPI_PM1_EVT_PORT;
   f->pm1_evt_len = 4;
   f->pm1a_cnt = ACPI_PM1_CNT_PORT;
   f->pm1_cnt_len = 2;
   f->pm_tmr = ACPI_PM_TMR_PORT;
   f->pm_tmr_len = 4;
-  f->flags = FADT_WBINVD | FADT_PWR_BUTTON | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
+  f->flags = FADT_WBINVD | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
   f->iapc_boot_arch = BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA;
   f->reset_reg = (struct gas){ .space_id = 1, .bit_width = 8, .address = 0xCF9 };
   f->reset_value = 0x06;
@@ -379,12 +396,48 @@ acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
 
 /* PM1a event (status, enable), PM1a control (SCI_EN always set: ACPI mode
    from the start; SLP_TYP 5 + SLP_EN = poweroff), and the 24-bit PM timer
-   at 3.579545 MHz. */
+   at 3.579545 MHz.  The only event is the fixed power button: a press sets
+   PWRBTN_STS; the SCI line (level) is up while a status bit is set whose
+   enable bit is set, until the guest writes 1 to the status bit. */
+#define PM1_PWRBTN (1u << 8) /* PWRBTN_STS in status, PWRBTN_EN in enable */
+#define PM1_SCI_EN 1u
+
 struct acpi_pm
 {
   struct vm *vm;
-  _Atomic uint16_t enable; /* PM1 enable: kept, never raised */
+  pthread_mutex_t lock; /* vCPU threads (ports) vs the I/O thread (API) */
+  uint16_t status, enable;
+  bool sci;
 };
+
+/* With pm->lock held: the SCI follows status & enable. */
+static void
+pm_update_sci (struct acpi_pm *pm)
+{
+  bool level = (pm->status & pm->enable) != 0;
+  if (level != pm->sci)
+    vm_irq_line (pm->vm, ACPI_SCI_IRQ, level);
+  pm->sci = level;
+}
+
+/* An access of `len` bytes at byte `at` of the 4-byte PM1 event block
+   (status at 0, enable at 2): status bits are write-1-to-clear. */
+static void
+pm1_evt_access (struct acpi_pm *pm, unsigned at, uint32_t *v, unsigned len, bool write)
+{
+  unsigned shift = 8 * at;
+  uint32_t bytes = len >= 4 ? 0xFFFFFFFFu : (1u << (8 * len)) - 1;
+  uint32_t mask = (uint32_t)((uint64_t)bytes << shift);
+  if (!write)
+    {
+      *v = (((uint32_t)pm->enable << 16 | pm->status) & mask) >> shift;
+      return;
+    }
+  uint32_t w = (uint32_t)((uint64_t)*v << shift) & mask;
+  pm->status &= ~(w & 0xFFFF);
+  pm->enable = (pm->enable & ~(mask >> 16)) | (w >> 16);
+  pm_update_sci (pm);
+}
 
 static void
 pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
@@ -392,36 +445,95 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
   struct acpi_pm *pm = opaque;
   uint64_t port = ACPI_PM1_EVT_PORT + offset;
   uint32_t v = 0;
-  memcpy (&v, data, len < 4 ? len : 4);
-  if (write)
+  if (len > 4)
+    len = 4;
+  memcpy (&v, data, len);
+  if (port < ACPI_PM1_EVT_PORT + 4 && offset + len <= 4)
     {
-      if (port == ACPI_PM1_EVT_PORT + 2 && len == 2)
-        pm->enable = v;
-      else if (port == ACPI_PM1_EVT_PORT && len == 4)
-        pm->enable = v >> 16;
-      else if (port == ACPI_PM1_CNT_PORT && (v & (1u << 13)) && ((v >> 10) & 7) == 5)
+      pthread_mutex_lock (&pm->lock);
+      pm1_evt_access (pm, offset, &v, len, write);
+      pthread_mutex_unlock (&pm->lock);
+    }
+  else if (write)
+    {
+      if (port == ACPI_PM1_CNT_PORT && (v & (1u << 13)) && ((v >> 10) & 7) == 5)
         vm_request_stop (pm->vm, VM_STOP_POWEROFF, "guest powered off (ACPI S5)");
       return;
     }
-  memset (data, 0, len);
-  if (port == ACPI_PM1_EVT_PORT)
-    v = (uint32_t)pm->enable << 16;
-  else if (port == ACPI_PM1_EVT_PORT + 2)
-    v = pm->enable;
   else if (port == ACPI_PM1_CNT_PORT)
-    v = 1; /* SCI_EN */
-  else if (ACPI_PM1_EVT_PORT + offset >= ACPI_PM_TMR_PORT)
+    v = PM1_SCI_EN;
+  else if (port >= ACPI_PM_TMR_PORT)
     v = (uint32_t)((unsigned __int128)cl_now_ns () * 3579545 / 1000000000) & 0xFFFFFF;
   else
     v = 0;
-  memcpy (data, &v, len < 4 ? len : 4);
+  if (!write)
+    memcpy (data, &v, len);
+}
+
+void
+acpi_pm_power_button (struct acpi_pm *pm)
+{
+  pthread_mutex_lock (&pm->lock);
+  pm->status |= PM1_PWRBTN;
+  pm_update_sci (pm);
+  pthread_mutex_unlock (&pm->lock);
+  vm_metric_add (pm->vm, "acpi", "power_button_presses", 1);
+}
+
+bool
+acpi_pm_sci_level (struct acpi_pm *pm)
+{
+  pthread_mutex_lock (&pm->lock);
+  bool level = pm->sci;
+  pthread_mutex_unlock (&pm->lock);
+  return level;
+}
+
+static json_t *
+pm_save (void *opaque)
+{
+  struct acpi_pm *pm = opaque;
+  return json_pack ("{s:i,s:i}", "status", pm->status, "enable", pm->enable);
+}
+
+static int
+pm_restore (void *opaque, json_t *state, cl_error_t *err)
+{
+  struct acpi_pm *pm = opaque;
+  int status, enable;
+  json_error_t je;
+  if (json_unpack_ex (state, &je, 0, "{s:i,s:i}", "status", &status, "enable", &enable) < 0)
+    return cl_error_make (err, 0, "acpi_pm state: %s", je.text);
+  pthread_mutex_lock (&pm->lock);
+  pm->status = status & PM1_PWRBTN;
+  pm->enable = enable;
+  pm->sci = false;
+  pm_update_sci (pm);
+  pthread_mutex_unlock (&pm->lock);
+  return 0;
+}
+
+/* absent_ok: snapshots from before the power button had no PM state */
+static const struct vm_persist_ops pm_persist
+    = { .save = pm_save, .restore = pm_restore, .absent_ok = true };
+
+static void
+pm_free (void *opaque)
+{
+  struct acpi_pm *pm = opaque;
+  pthread_mutex_destroy (&pm->lock);
+  free (pm);
 }
 
 int
-acpi_pm_create (struct vm *vm, cl_error_t *err)
+acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err)
 {
   struct acpi_pm *pm = cl_xmalloc0 (sizeof (*pm));
   pm->vm = vm;
-  vm_add_destructor (vm, free, pm);
-  return vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err);
+  pthread_mutex_init (&pm->lock, NULL);
+  vm_add_destructor (vm, pm_free, pm);
+  *out = pm;
+  if (vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err) < 0)
+    return -1;
+  return vm_persist_register (vm, "acpi_pm", &pm_persist, pm, err);
 }

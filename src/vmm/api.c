@@ -1,10 +1,15 @@
 /* The HTTP API on a Unix socket (Firecracker-like), served by
    libmicrohttpd from the VM's I/O thread through MHD's own epoll fd:
      GET /vm                   state and config
-     PUT /vm/state             {"state": "paused" | "running" | "stopped"}
+     PUT /vm/state             {"state": "paused" | "running" | "stopped" | "shutdown"}
+                               ("stopped" ends the VMM at once; "shutdown"
+                               presses the ACPI power button and returns:
+                               the guest shuts down, the VMM exits 0)
      PUT /snapshot/create      {"dir": PATH}
      GET /metrics              exits by kind, per-device counters */
 #include "vmm/vmm_internal.h"
+
+#include "vmm/acpi.h"
 
 #include "common/util.h"
 
@@ -19,6 +24,7 @@
 #include <unistd.h>
 
 #define API_MAX_BODY 65536
+#define STATE_EXPECTED "state: expected \"paused\", \"running\", \"stopped\" or \"shutdown\""
 
 struct api_request
 {
@@ -72,7 +78,7 @@ api_put_state (struct vmm *m, struct MHD_Connection *conn, json_t *body)
   const char *state;
   if (json_unpack (body, "{s:s}", "state", &state) < 0)
     return reply_error (conn, MHD_HTTP_BAD_REQUEST,
-                        "state: expected \"paused\", \"running\" or \"stopped\"");
+                        STATE_EXPECTED);
   if (strcmp (state, "paused") == 0)
     {
       if (!m->vm->paused && !vm_pause (m->vm))
@@ -85,9 +91,15 @@ api_put_state (struct vmm *m, struct MHD_Connection *conn, json_t *body)
     }
   else if (strcmp (state, "stopped") == 0)
     vm_request_stop (m->vm, VM_STOP_API, "stopped through the API");
+  else if (strcmp (state, "shutdown") == 0)
+    {
+      if (vm_stopping (m->vm))
+        return reply_error (conn, MHD_HTTP_CONFLICT, "the VM is stopping");
+      acpi_pm_power_button (m->pm);
+    }
   else
     return reply_error (conn, MHD_HTTP_BAD_REQUEST,
-                        "state: expected \"paused\", \"running\" or \"stopped\"");
+                        STATE_EXPECTED);
   return reply_json (conn, MHD_HTTP_NO_CONTENT, NULL);
 }
 

@@ -136,7 +136,7 @@ i8042_restore (void *opaque, json_t *state, cl_error_t *err)
   return 0;
 }
 
-static const struct vm_persist_ops i8042_persist = { i8042_save, i8042_restore };
+static const struct vm_persist_ops i8042_persist = { .save = i8042_save, .restore = i8042_restore };
 
 int
 i8042_create (struct vm *vm, cl_error_t *err)

@@ -329,6 +329,7 @@ vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_f
            cl_error_t *err)
 {
   struct vm *vm = cl_xmalloc0 (sizeof (*vm));
+  atomic_init (&vm->guest_status, -1);
   int ret;
 
   vm->kvm_fd = vm->vm_fd = vm->epoll_fd = vm->wake_fd = -1;

@@ -2,7 +2,9 @@
    quietly instead of counting them as unknown. */
 #include "vmm/devices.h"
 #include "vmm/machine.h"
+#include "vmm/vmm.h"
 
+#include <stdatomic.h>
 #include <string.h>
 
 static void
@@ -14,9 +16,25 @@ quiet_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
     memset (data, 0, len);
 }
 
+/* The guest's exit status (like QEMU's isa-debug-exit, at the port the
+   x86 test kernels use): a byte written here before the guest powers off
+   becomes the VMM's exit status (cloison-init reports its command's). */
+static void
+status_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
+{
+  struct vm *vm = opaque;
+  (void)offset;
+  if (write)
+    atomic_store (&vm->guest_status, *(uint8_t *)data);
+  else
+    memset (data, 0, len);
+}
+
 int
 legacy_ports_create (struct vm *vm, cl_error_t *err)
 {
+  if (vm_io_register (vm, true, CL_VMM_STATUS_PORT, 1, status_pio, vm, err) < 0)
+    return -1;
   static const struct
   {
     uint16_t base, len;

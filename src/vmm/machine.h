@@ -102,6 +102,8 @@ struct vm
   /* stop and pause */
   _Atomic int stop_reason;
   char *stop_msg;
+  /* the byte the guest last wrote to CL_VMM_STATUS_PORT, -1: none */
+  _Atomic int guest_status;
   pthread_mutex_t state_lock;
   pthread_cond_t state_cond;
   _Atomic bool pause_requested;

@@ -340,7 +340,7 @@ pci_dev_restore (void *opaque, json_t *state, cl_error_t *err)
   return 0;
 }
 
-static const struct vm_persist_ops pci_dev_persist = { pci_dev_save, pci_dev_restore };
+static const struct vm_persist_ops pci_dev_persist = { .save = pci_dev_save, .restore = pci_dev_restore };
 
 /* After every device restored its config space: move BARs to where the
    guest had put them. */

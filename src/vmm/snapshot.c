@@ -361,6 +361,8 @@ snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
   for (size_t i = 0; i < vm->npersist; i++)
     {
       json_t *s = json_object_get (devices, vm->persist[i].id);
+      if (s == NULL && vm->persist[i].ops->absent_ok)
+        continue;
       if (s == NULL)
         return cl_error_make (err, 0, "snapshot `%s`: no state for device `%s`", dir,
                               vm->persist[i].id);

@@ -58,6 +58,9 @@ struct vm_persist_ops
   json_t *(*save) (void *opaque);
   /* Called on a freshly built device, before any vCPU runs. */
   int (*restore) (void *opaque, json_t *state, cl_error_t *err);
+  /* A snapshot taken before the device saved any state restores with the
+     device as it was built (instead of failing). */
+  bool absent_ok;
 };
 /* `id` is unique per VM ("uart0", "virtio-blk0", "pci0:03.0"). */
 int vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,

@@ -242,7 +242,7 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
 
   if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
       || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
-      || acpi_pm_create (m->vm, err) < 0 || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
+      || acpi_pm_create (m->vm, &m->pm, err) < 0 || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
     return -1;
   return vmm_build_virtio (m, err);
 }
@@ -283,6 +283,10 @@ vmm_result (struct vmm *m, cl_error_t *err)
           free (text);
           json_decref (metrics);
         }
+      if (m->cfg->guest_status)
+        *m->cfg->guest_status = atomic_load (&vm->stop_reason) == VM_STOP_POWEROFF
+                                    ? atomic_load (&vm->guest_status)
+                                    : -1;
       return 0;
     }
 }

@@ -61,6 +61,8 @@ struct cl_vmm_config
   const struct cl_vmm_net *nets;
   size_t nnets;
   uint32_t vsock_cid; /* 0: no vsock device */
+  int *guest_status;  /* out, NULL: not wanted; after a guest power-off, the
+                         byte it wrote to CL_VMM_STATUS_PORT, else -1 */
   int vsock_fd;       /* -1 (default): the VMM takes vsock_cid itself; else
                          the fd cl_vmm_vsock_reserve() gave for it (taken
                          over by cl_vmm_run) */
@@ -95,6 +97,10 @@ void cl_vmm_net_clear (struct cl_vmm_net *net);
    fault ("guest triple fault (KVM_EXIT_SHUTDOWN)"), guest panic or an
    internal error.  Nothing is left behind on failure. */
 int cl_vmm_run (const struct cl_vmm_config *cfg, cl_error_t *err);
+
+/* A byte the guest writes to this I/O port before it powers off is its
+   exit status (cfg->guest_status; cloison-vmm exits with it). */
+#define CL_VMM_STATUS_PORT 0xF4
 
 /* Takes guest CID `cid` host-wide (a vhost-vsock fd with the CID set,
    not yet owned by any process): give it to a forked VMM as

@@ -8,6 +8,7 @@
 #include <jansson.h>
 
 struct uart;
+struct acpi_pm;
 struct MHD_Daemon;
 
 struct vmm
@@ -15,6 +16,7 @@ struct vmm
   const struct cl_vmm_config *cfg; /* the user's, or rebuilt from a snapshot */
   struct vm *vm;
   struct uart *uart;
+  struct acpi_pm *pm; /* the power button */
   int console_file_fd;
   int signal_fd;
   json_t *saved; /* restore: the snapshot's state.json */

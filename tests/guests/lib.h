@@ -12,6 +12,7 @@ typedef unsigned long u64;
 #define IOAPIC ((volatile u32 *) 0xFEC00000UL)
 
 static inline void outb (u16 port, u8 v) { __asm__ volatile ("outb %0, %1" : : "a"(v), "Nd"(port)); }
+static inline void outw (u16 port, u16 v) { __asm__ volatile ("outw %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u8 inb (u16 port) { u8 v; __asm__ volatile ("inb %1, %0" : "=a"(v) : "Nd"(port)); return v; }
 static inline void outl (u16 port, u32 v) { __asm__ volatile ("outl %0, %1" : : "a"(v), "Nd"(port)); }
 static inline u32 inl (u16 port) { u32 v; __asm__ volatile ("inl %1, %0" : "=a"(v) : "Nd"(port)); return v; }

@@ -87,6 +87,10 @@ def test_vm_run_attached(cl):
     assert "echo: typed line" in p.stdout
     p = cl("run", "--vm", "--kernel", guest("triple"), "busybox", check=False)
     assert p.returncode != 0 and p.stderr.count("\n") == 1
+    # the guest's exit status (cloison-vmm's status port, as cloison-init
+    # reports its command's) is run's
+    p = cl("run", "--vm", "--kernel", guest("status"), "busybox", check=False)
+    assert p.returncode == 42 and "status 42" in p.stdout, p
     assert cl.list() == []
 
 

@@ -57,6 +57,15 @@ def test_container_to_container_same_network(lab):
     c1.run("sh", "-c", "echo ping-over-nc | %s nc -w 2 10.88.2.3 7000" % BUSYBOX)
     out, err = p.communicate(timeout=10)
     assert out == "ping-over-nc\n", (p.returncode, err)
+    # frames bridged from instance to instance (which br_netfilter shows to
+    # the IP forward hook) leave the network's forward chain at its first
+    # rule, matched by interface index
+    br = lab.cloison_json("network", "info", "app")["bridge"]
+    chain = lab.ns(lab.host, "nft", "list", "chain", "ip", lab.table("app").split()[-1],
+                   "forward").stdout
+    rules = [line.strip() for line in chain.splitlines() if "if" in line]
+    assert rules[0] == 'iif "%s" oif "%s" accept' % (br, br), chain
+    assert not any("iifname \"%s\"" % br in r or "oifname \"%s\"" % br in r for r in rules)
     # instances have DNS names from the network's dnsmasq
     assert "10.88.2.2" in c2.resolve("web", "10.88.2.1")
     # the host-side info

@@ -156,6 +156,11 @@ def test_one_vcpu_topology():
     assert "cpuid 0xb cpus: 1" in out and "mp table cpus: 1" in out
 
 
+def test_guest_exit_status_port_then_poweroff():
+    r = vmm("--kernel", guest("status"))
+    assert r.returncode == 42 and b"status 42" in r.stdout and r.stderr == b"", r
+
+
 def test_reset_exits_zero_fast():
     t = time.monotonic()
     r = vmm("--kernel", guest("hello"))
@@ -236,7 +241,14 @@ def test_api(running, tmp_path):
     wait_for(lambda: r.text().count("count") > seen)
     status, m = api(sock, "GET", "/metrics")
     assert status == 200 and m["vcpu"]["pio_exits"] > 0 and m["uart0"]["tx_bytes"] > 0
-    assert api(sock, "PUT", "/vm/state", {"state": "sleepy"})[0] == 400
+    # the ACPI power button: pressed at once; this guest has no ACPI and
+    # goes on counting (the lab test shows Linux shutting down)
+    assert api(sock, "PUT", "/vm/state", {"state": "shutdown"})[0] == 204
+    assert api(sock, "GET", "/metrics")[1]["acpi"]["power_button_presses"] == 1
+    seen = r.text().count("count")
+    wait_for(lambda: r.text().count("count") > seen)
+    status, err = api(sock, "PUT", "/vm/state", {"state": "sleepy"})
+    assert status == 400 and "shutdown" in err["error"], err
     assert api(sock, "PUT", "/vm/state", "not an object")[0] == 400
     assert api(sock, "GET", "/nope")[0] == 404
     assert api(sock, "DELETE", "/vm")[0] == 405

@@ -29,8 +29,17 @@ check vm_snapshot sh -c "$C snapshot create vm1 s0 && $C start vm1 && /lab/wait_
     grep 'guest: boots=' /tmp/cl/instances/vm1/console.log"
 check vm_delete sh -c "$C delete vm1 && $C list && ls /tmp/cl/instances"
 check vm_image sh -c "$C launch busybox vm2 --vm --no-network --memory 256M --disk-size 300M -- \
-    /bin/sh -c 'echo hello from the image as a VM; cat /etc/hostname; reboot -f' &&
-    /lab/wait_stopped vm2 && $C list && cat /tmp/cl/instances/vm2/console.log && $C delete vm2"
+    sh -c 'echo hello from the image as a VM; cat /etc/hostname; echo written-before-exit > /data; exit 3' &&
+    /lab/wait_stopped vm2 && $C list && cat /tmp/cl/instances/vm2/console.log &&
+    debugfs -R 'cat /data' /tmp/cl/instances/vm2/disk.img && $C delete vm2"
+check vm_stop sh -c "$C launch busybox vm3 --vm --no-network --memory 128M -- \
+    sh -c 'echo written-before-stop > /state; echo waiting; exec sleep 100000' &&
+    i=0; while ! grep -q waiting /tmp/cl/instances/vm3/console.log && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done;
+    s=\$(date +%%s); $C stop vm3 && echo stop-took=\$((\$(date +%%s) - s)) && $C list &&
+    cat /tmp/cl/instances/vm3/console.log && debugfs -R 'cat /state' /tmp/cl/instances/vm3/disk.img &&
+    $C delete vm3"
+check vm_run_code sh -c "$C run --vm --no-network --memory 128M busybox -- sh -c 'echo in-run; exit 5' </dev/null;
+    echo rc=\$?; $C list"
 check ct_launch sh -c "$C launch busybox c1 --no-network --memory 64M -- sleep 100000 &&
     $C exec c1 -- cat /proc/self/cgroup && $C list"
 check ct_limits sh -c "$C config set c1 limits.memory=96M limits.cpu=1 &&
@@ -43,7 +52,7 @@ check ct_delete sh -c "$C delete --force c1; $C list; ls -d /sys/fs/cgroup/clois
 def run(lab, tmp_path_factory):
     initrd = str(tmp_path_factory.mktemp("cli") / "guest.cpio")
     lab.build_guest_initramfs(initrd, GUEST)
-    files = lab.guest_files(initrd) + cli_files()
+    files = lab.guest_files(initrd) + cli_files() + [("/sbin/debugfs", "/usr/sbin/debugfs")]
     return lab.run(PAYLOAD, files=files, timeout=400, stream=print)
 
 
@@ -72,10 +81,31 @@ def test_vm_delete(run):
 
 def test_vm_instance_from_image_pieces(run):
     """No --kernel: the image's VM pieces (Debian kernel, our initramfs),
-    the busybox rootfs on /dev/vda, the instance's command as its init."""
+    the busybox rootfs on /dev/vda, the instance's command (found through
+    PATH) under cloison-init: when it exits, its status is on the console,
+    what it wrote is on the disk, and the VM powers off cleanly."""
     out = run.assert_check("vm_image").output
     assert "hello from the image as a VM" in out, out
     assert "vm2" in out and "stopped" in out, out
+    assert "cloison-init: exit 3" in out and "reboot: Power down" in out, out
+    assert "Kernel panic" not in out, out
+    assert "written-before-exit" in out, out
+
+
+def test_vm_stop_presses_the_power_button(run):
+    """`cloison stop` on a VM: the ACPI power button, cloison-init sends
+    SIGTERM to the command, syncs and powers off: what the command wrote a
+    moment before is on the disk, and stop does not wait for its timeout."""
+    out = run.assert_check("vm_stop").output
+    assert "cloison-init: stopping" in out and "cloison-init: exit 143" in out, out
+    assert "reboot: Power down" in out and "written-before-stop" in out, out
+    took = [int(l.split("=")[1]) for l in out.splitlines() if l.startswith("stop-took=")]
+    assert took and took[0] < 8, out
+
+
+def test_vm_run_returns_the_command_exit_code(run):
+    c = run.check("vm_run_code")
+    assert "in-run" in c.output and "rc=5" in c.output, c.output
 
 
 def test_container_on_cgroup2(run):

@@ -6,8 +6,9 @@ asserts on real guest output.
 Monitor runs: bzImage with 1 vCPU (+ virtio-rng, date), the ELF vmlinux
 extracted from the same bzImage with 2 vCPUs (the guest sees 2 CPUs), ext4
 on virtio-blk written (serial=ID) then read back read-only, virtio-net,
-virtio-console, virtio-vsock, poweroff, panic, and a workload snapshotted
-mid-way and restored in a new process.  (This file replaces the former
+virtio-console, virtio-vsock, poweroff, panic, graceful shutdown through
+the ACPI power button (PUT /vm/state "shutdown"), and a workload
+snapshotted mid-way and restored in a new process.  (This file replaces the former
 test_lab_vmm_boot.py, which booted the same things in a second lab run.)
 
 CLOISON_LAB_VMM=qemu runs the same guest scripts under QEMU -M pc instead,
@@ -58,6 +59,12 @@ console)
     else echo "guest: no hvc0"; fi;;
 poweroff)
     poweroff -f;;
+power_button)
+    # button (fixed ACPI power button) and evdev are among the guest's modules.
+    if /bin/powerkey "guest: waiting for the power button"; then
+        echo "guest: power button pressed, sci: $(grep acpi /proc/interrupts | tr -s ' ')"
+        poweroff -f
+    fi;;
 panic)
     echo c > /proc/sysrq-trigger;;
 esac
@@ -146,6 +153,24 @@ kill $httpd_pid $nc_pid 2>/dev/null
              % vmm_command("console", console="virtio"))
     p.append("check poweroff $STAMP %s" % vmm_command("poweroff"))
     p.append("check panic $STAMP %s" % vmm_command("panic"))
+    # Graceful shutdown: the API presses the ACPI power button, the guest
+    # sees KEY_POWER and powers off (CLOISON_VMM_DEBUG: the exit reason and
+    # metrics on stderr).
+    p.append(r"""
+power_button() {
+    rm -f /tmp/pb.sock
+    CLOISON_VMM_DEBUG=1 $STAMP %(cmd)s > /tmp/pb.log 2>&1 & run_pid=$!
+    if wait_for_line /tmp/pb.log 'guest: waiting for the power button' %(t)d; then
+        echo "lab: bad: $(/lab/uhttp /tmp/pb.sock PUT /vm/state '{"state":"off"}' | tr '\n' ' ')"
+        echo "lab: shutdown: $(/lab/uhttp /tmp/pb.sock PUT /vm/state '{"state":"shutdown"}' | tr '\n' ' ')"
+    else
+        echo "lab: the guest never waited for the power button"
+    fi
+    wait $run_pid
+    cat /tmp/pb.log
+}
+check power_button power_button
+""" % {"cmd": vmm_command("power_button", api="/tmp/pb.sock"), "t": RUN_TIMEOUT})
     # virtio-vsock through the lab host's vhost-vsock: the guest (CID 3)
     # connects to the lab host (CID 2).
     p.append("/lab/vsock listen 5000 > /tmp/vsock-host.txt 2>&1 & vsock_pid=$!")
@@ -177,7 +202,9 @@ check snapshot snapshot
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
     initrd = str(tmp_path_factory.mktemp("vmm") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST, files=[(lab.tool("vsock", static=True), "/bin/vsock")])
+    lab.build_guest_initramfs(initrd, GUEST, modules=lab_module.GUEST_MODULES + ["button", "evdev"],
+                              files=[(lab.tool("vsock", static=True), "/bin/vsock"),
+                                     (lab.tool("powerkey", static=True), "/bin/powerkey")])
     vmlinux = str(tmp_path_factory.mktemp("vmlinux") / "vmlinux")
     extract_vmlinux(lab.guest_kernel(), vmlinux)
     files = lab.guest_files(initrd) + [(vmlinux, "/guest/vmlinux"),
@@ -188,7 +215,7 @@ def run(lab, tmp_path_factory):
         files += lab.qemu_files()
     elif os.path.exists(BUILD_VMM):
         files.append((BUILD_VMM, "/lab/cloison-vmm"))
-    return lab.run(payload(), files=files, timeout=60 + 12 * (RUN_TIMEOUT + 5), stream=print)
+    return lab.run(payload(), files=files, timeout=60 + 13 * (RUN_TIMEOUT + 5), stream=print)
 
 
 
@@ -288,6 +315,25 @@ def test_virtio_vsock_with_lab_host(run):
 def test_poweroff_exits_0(run):
     out = monitor_output(run, "poweroff")
     assert "guest: test=poweroff" in out, out
+    assert stamp_exit(out)[:2] == ("exit", "0"), out
+
+
+def test_shutdown_through_acpi_power_button(run):
+    if VMM_KIND == "qemu":
+        pytest.skip("the power button is pressed through cloison-vmm's API")
+    out = monitor_output(run, "power_button")
+    assert lab_module.GUEST_FIRST_LINE in out, "the guest init never ran:\n" + out
+    assert "powerkey: /dev/input/event" in out, "no Power Button input device:\n" + out
+    assert re.search(r"lab: bad: HTTP/1.1 400 .*shutdown", out), out
+    assert re.search(r"lab: shutdown: HTTP/1.1 20[04]", out), out
+    assert "powerkey: KEY_POWER pressed" in out, out
+    # the SCI counted on a level-triggered (fasteoi) IOAPIC line
+    m = re.search(r"guest: power button pressed, sci: +9: ([\d ]+)IO-APIC +9-fasteoi +acpi", out)
+    assert m and sum(int(n) for n in m.group(1).split()) >= 1, "no level SCI counted:\n" + out
+    # the guest powered itself off (not the init's reboot after a failure)
+    assert "cloison-guest: exit" not in out, out
+    assert "cloison-vmm: guest powered off (ACPI S5)" in out, out
+    assert '"power_button_presses":1' in out, out
     assert stamp_exit(out)[:2] == ("exit", "0"), out
 
 

@@ -139,7 +139,7 @@ test_acpi_tables (void **state)
       memcpy (&xlen, x + 4, 4);
       assert_memory_equal (x, "XSDT", 4);
       assert_int_equal (sum (x, xlen), 0);
-      int seen_cpus = -1;
+      int seen_cpus = -1, sci_overrides = 0;
       bool dsdt_ok = false;
       for (uint32_t off = 36; off < xlen; off += 8)
         {
@@ -161,16 +161,40 @@ test_acpi_tables (void **state)
               assert_non_null (memmem (d, dlen, "PCI0", 4));
               assert_non_null (memmem (d, dlen, "_S5_", 4));
               dsdt_ok = true;
+              /* SCI_INT 9; PWR_BUTTON clear: the power button is the
+                 fixed feature of PM1 (ACPI 6.5 table 5.10). */
+              uint16_t sci;
+              uint32_t flags;
+              memcpy (&sci, t + 46, 2);
+              memcpy (&flags, t + 112, 4);
+              assert_int_equal (sci, ACPI_SCI_IRQ);
+              assert_int_equal (flags & (1u << 4), 0);
+              assert_int_not_equal (flags & (1u << 5), 0);
             }
           if (memcmp (t, "APIC", 4) == 0)
             {
               seen_cpus = 0;
               for (uint32_t e = 44; e < len; e += t[e + 1])
-                seen_cpus += t[e] == 0 && (t[e + 4] & 1);
+                {
+                  seen_cpus += t[e] == 0 && (t[e + 4] & 1);
+                  if (t[e] == 2 && t[e + 3] == ACPI_SCI_IRQ)
+                    {
+                      /* ISA IRQ 9 -> GSI 9, level (0b11 << 2), active high (0b01) */
+                      uint32_t gsi;
+                      uint16_t iflags;
+                      memcpy (&gsi, t + e + 4, 4);
+                      memcpy (&iflags, t + e + 8, 2);
+                      assert_int_equal (t[e + 1], 10);
+                      assert_int_equal (gsi, ACPI_SCI_IRQ);
+                      assert_int_equal (iflags, 0x000D);
+                      sci_overrides++;
+                    }
+                }
             }
         }
       assert_true (dsdt_ok);
       assert_int_equal (seen_cpus, cpus);
+      assert_int_equal (sci_overrides, 1);
     }
 }
 
@@ -417,6 +441,96 @@ test_pci_odd_config_writes (void **state)
   vm_without_kvm_free (vm);
 }
 
+/* ----------------------------------------------------- ACPI PM device */
+
+static uint32_t
+pm_in (struct vm *vm, uint16_t port, unsigned len)
+{
+  uint32_t v = 0;
+  vm_io_dispatch (vm, true, port, &v, len, false);
+  return v;
+}
+
+static void
+pm_out (struct vm *vm, uint16_t port, uint32_t v, unsigned len)
+{
+  vm_io_dispatch (vm, true, port, &v, len, true);
+}
+
+#define PWRBTN (1u << 8)
+
+/* The power button through the real port dispatch: PWRBTN_STS is set by
+   a press, the SCI is up only while status & enable, status bits are
+   write-1-to-clear, and the state survives save/restore. */
+static void
+test_acpi_power_button (void **state)
+{
+  struct vm *vm = vm_without_kvm (), *vm2 = vm_without_kvm ();
+  struct acpi_pm *pm, *pm2;
+  cl_error_t err = NULL;
+  (void)state;
+  assert_int_equal (acpi_pm_create (vm, &pm, &err), 0);
+  assert_int_equal (pm_in (vm, ACPI_PM1_CNT_PORT, 2) & 1, 1); /* SCI_EN */
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), 0);
+
+  /* A press before the guest enabled the event: status only. */
+  acpi_pm_power_button (pm);
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), PWRBTN);
+  assert_false (acpi_pm_sci_level (pm));
+  /* Linux clears every status bit at start, then enables the button. */
+  pm_out (vm, ACPI_PM1_EVT_PORT, 0xFFFF, 2);
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), 0);
+  pm_out (vm, ACPI_PM1_EVT_PORT + 2, PWRBTN, 2);
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT + 2, 2), PWRBTN);
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16);
+  assert_false (acpi_pm_sci_level (pm));
+
+  acpi_pm_power_button (pm);
+  assert_true (acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16 | PWRBTN);
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT + 1, 1), PWRBTN >> 8);
+  /* Writing 0 (or other bits) clears nothing: the line stays up. */
+  pm_out (vm, ACPI_PM1_EVT_PORT, 0x0001, 2);
+  assert_true (acpi_pm_sci_level (pm));
+  /* Masking the event lowers the line; the status stays. */
+  pm_out (vm, ACPI_PM1_EVT_PORT + 2, 0, 2);
+  assert_false (acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), PWRBTN);
+  pm_out (vm, ACPI_PM1_EVT_PORT + 2, PWRBTN, 2);
+  assert_true (acpi_pm_sci_level (pm));
+
+  /* Saved with the line up, restored in a new VM: the line comes back. */
+  assert_int_equal (acpi_pm_create (vm2, &pm2, &err), 0);
+  json_t *saved = vm->persist[0].ops->save (vm->persist[0].opaque);
+  assert_string_equal (vm->persist[0].id, "acpi_pm");
+  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, saved, &err), 0);
+  json_decref (saved);
+  assert_true (acpi_pm_sci_level (pm2));
+  assert_int_equal (pm_in (vm2, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16 | PWRBTN);
+
+  /* The guest's acknowledgement: write 1 to PWRBTN_STS (a 1-byte write
+     of the high byte does it too). */
+  pm_out (vm, ACPI_PM1_EVT_PORT, PWRBTN, 2);
+  assert_false (acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16);
+  pm_out (vm2, ACPI_PM1_EVT_PORT + 1, PWRBTN >> 8, 1);
+  assert_false (acpi_pm_sci_level (pm2));
+  /* A 4-byte write: W1C the status, set the enable half. */
+  acpi_pm_power_button (pm);
+  pm_out (vm, ACPI_PM1_EVT_PORT, PWRBTN, 4);
+  assert_false (acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), 0);
+  assert_int_equal (vm_metric_get (vm, "acpi", "power_button_presses"), 3);
+
+  json_t *empty = json_object ();
+  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, empty, &err), -1);
+  json_decref (empty);
+  assert_non_null (strstr (err->msg, "acpi_pm state"));
+  cl_error_release (&err);
+  vm_without_kvm_free (vm);
+  vm_without_kvm_free (vm2);
+}
+
 /* ----------------------------------------------------------- CLI specs */
 
 static void
@@ -468,6 +582,7 @@ main (void)
     cmocka_unit_test (test_boot_params_fill),
     cmocka_unit_test (test_mptable),
     cmocka_unit_test (test_acpi_tables),
+    cmocka_unit_test (test_acpi_power_button),
     cmocka_unit_test (test_uart_output_and_thre_interrupt),
     cmocka_unit_test (test_uart_input),
     cmocka_unit_test (test_uart_registers),
