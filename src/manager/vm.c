@@ -489,11 +489,18 @@ api_request (const char *socket_path, const char *method, const char *path, cons
   return 0;
 }
 
+static int
+api_put_state (const char *socket, const char *state, cl_error_t *err)
+{
+  cleanup_json json_t *j = json_pack ("{s:s}", "state", state);
+  cleanup_free char *body = json_dumps (j, JSON_COMPACT);
+  return api_request (socket, "PUT", "/vm/state", body, err);
+}
+
 int
 vm_api_pause (const char *socket, bool pause, cl_error_t *err)
 {
-  return api_request (socket, "PUT", "/vm/state",
-                      pause ? "{\"state\":\"paused\"}" : "{\"state\":\"running\"}", err);
+  return api_put_state (socket, pause ? "paused" : "running", err);
 }
 
 int
@@ -505,15 +512,9 @@ vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
 }
 
 int
-vm_api_shutdown (const char *socket, cl_error_t *err)
-{
-  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"stopped\"}", err);
-}
-
-int
 vm_api_power_button (const char *socket, cl_error_t *err)
 {
-  return api_request (socket, "PUT", "/vm/state", "{\"state\":\"shutdown\"}", err);
+  return api_put_state (socket, "shutdown", err);
 }
 
 int

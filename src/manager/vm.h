@@ -55,7 +55,6 @@ int vm_wait_ready (int readyfd, char *buf, size_t size);
    "snapshot DIR" (memory + devices + vCPUs).  */
 int vm_api_pause (const char *socket, bool pause, cl_error_t *err);
 int vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err);
-int vm_api_shutdown (const char *socket, cl_error_t *err);
 /* Presses the VM's ACPI power button: the guest shuts down if it will
    (cloison-init stops the instance's command, a distribution's init
    powers off). */
