@@ -800,7 +800,10 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
                 &status, &cg, err) < 0)
     return -1;
-  if (strcmp (status, "paused") == 0)
+  /* thawed whatever the state says: a pause killed between freezing the
+     cgroup and recording it leaves frozen tasks, which take no SIGKILL
+     under cgroup v1 */
+  if (cg)
     {
       cl_error_t e = NULL;
       if (cl_cgroup_freeze (cg, false, &e) < 0)
@@ -833,6 +836,26 @@ set_frozen (const char *root, const char *id, bool frozen, cl_error_t *err)
   json_object_set_new (st.doc, "paused", json_boolean (frozen));
   r = state_save (&st, err);
 out:
+  cl_cgroup_free (cg);
+  state_release (&st);
+  return r;
+}
+
+int
+cl_container_thaw (const char *root, const char *id, cl_error_t *err)
+{
+  struct container_state st;
+  struct cl_cgroup *cg = NULL;
+  const char *status;
+  int r = 0;
+
+  if (load_for (root, id, NULL, NULL, &st, &status, &cg, err) < 0)
+    return -1;
+  if (cg && (r = cl_cgroup_freeze (cg, false, err)) == 0 && strcmp (status, "paused") == 0)
+    {
+      json_object_set_new (st.doc, "paused", json_false ());
+      r = state_save (&st, err);
+    }
   cl_cgroup_free (cg);
   state_release (&st);
   return r;

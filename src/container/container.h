@@ -63,6 +63,10 @@ int cl_container_kill (const char *root, const char *id, int signo, bool all, cl
 int cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err);
 int cl_container_pause (const char *root, const char *id, cl_error_t *err);
 int cl_container_resume (const char *root, const char *id, cl_error_t *err);
+/* Thaws the container's cgroup whatever its recorded state (resume needs
+   `paused`; a pause killed before it recorded the state leaves the cgroup
+   frozen all the same). */
+int cl_container_thaw (const char *root, const char *id, cl_error_t *err);
 /* Host pids of the container's processes (caller frees *pids). */
 int cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
                        cl_error_t *err);

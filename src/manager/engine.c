@@ -135,3 +135,9 @@ engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err)
 {
   return frozen ? cl_container_pause (root, id, err) : cl_container_resume (root, id, err);
 }
+
+int
+engine_thaw (const char *root, const char *id, cl_error_t *err)
+{
+  return exists (root, id) ? cl_container_thaw (root, id, err) : 0;
+}

@@ -49,5 +49,7 @@ int engine_destroy (const char *root, const char *id, cl_error_t *err);
 
 /* Freezes or thaws the container (consistent snapshots of a running one). */
 int engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
+/* Thaws it whatever its recorded state (before stopping it). */
+int engine_thaw (const char *root, const char *id, cl_error_t *err);
 
 #endif

@@ -293,6 +293,14 @@ instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_e
   cleanup_free char *eroot = engine_root (m);
   bool monitor_alive = proc_alive (inst->monitor_pid, inst->monitor_start);
 
+  /* a frozen container (a snapshot killed midway, before its recovery
+     ran) would take no signal, not even SIGKILL under cgroup v1 */
+  if (monitor_alive && inst->kind == KIND_CONTAINER)
+    {
+      cl_error_t ignored = NULL;
+      if (engine_thaw (eroot, id, &ignored) < 0)
+        cl_error_release (&ignored);
+    }
   if (monitor_alive && timeout_ms > 0)
     {
       /* a VM is asked through its power button: SIGTERM would stop the

@@ -231,6 +231,26 @@ def test_image_in_use_cannot_be_removed(cl):
     cl("image", "rm", "busybox")
 
 
+def test_delete_force_of_a_container_frozen_behind_our_back(cl):
+    """A snapshot killed between freezing the cgroup and recording it
+    leaves frozen tasks, which take no SIGKILL under cgroup v1: stop and
+    delete thaw first, whatever the recorded state."""
+    cl("launch", "busybox", "frz", "--", "sleep", "100000")
+    pid = cl.info("frz")["pid"]
+    frozen = [c for c in cl.cgroups_of("frz") if os.path.exists(os.path.join(c, "freezer.state"))
+              or os.path.exists(os.path.join(c, "cgroup.freeze"))]
+    assert frozen, cl.cgroups_of("frz")
+    for c in frozen:
+        if os.path.exists(os.path.join(c, "freezer.state")):
+            open(os.path.join(c, "freezer.state"), "w").write("FROZEN")
+        else:
+            open(os.path.join(c, "cgroup.freeze"), "w").write("1")
+    t = time.monotonic()
+    cl("delete", "--force", "frz")
+    assert time.monotonic() - t < 5
+    assert_gone(cl, "frz", [pid])
+
+
 def test_kill9_during_delete_and_snapshot_is_completed_or_undone(cl):
     names = ["del%d" % i for i in range(5)]
     for name in names:
