@@ -815,26 +815,35 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   return r;
 }
 
+/* Freezes or thaws the container's cgroup.  `allowed`: the states it may
+   be in (NULL: any, and having no cgroup is no error). */
 static int
-set_frozen (const char *root, const char *id, bool frozen, cl_error_t *err)
+set_frozen (const char *root, const char *id, bool frozen, const char *allowed, cl_error_t *err)
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, frozen ? "running" : "paused", frozen ? "cannot pause it" : "cannot resume it",
-                &st, &status, &cg, err) < 0)
+  if (load_for (root, id, allowed, frozen ? "cannot pause it" : "cannot resume it", &st, &status,
+                &cg, err) < 0)
     return -1;
   if (cg == NULL)
     {
-      cl_error_make (err, 0, "container `%s` has no cgroup", id);
+      if (allowed == NULL)
+        r = 0;
+      else
+        cl_error_make (err, 0, "container `%s` has no cgroup", id);
       goto out;
     }
   if (cl_cgroup_freeze (cg, frozen, err) < 0)
     goto out;
-  json_object_set_new (st.doc, "paused", json_boolean (frozen));
-  r = state_save (&st, err);
+  r = 0;
+  if (json_is_true (json_object_get (st.doc, "paused")) != frozen)
+    {
+      json_object_set_new (st.doc, "paused", json_boolean (frozen));
+      r = state_save (&st, err);
+    }
 out:
   cl_cgroup_free (cg);
   state_release (&st);
@@ -844,33 +853,19 @@ out:
 int
 cl_container_thaw (const char *root, const char *id, cl_error_t *err)
 {
-  struct container_state st;
-  struct cl_cgroup *cg = NULL;
-  const char *status;
-  int r = 0;
-
-  if (load_for (root, id, NULL, NULL, &st, &status, &cg, err) < 0)
-    return -1;
-  if (cg && (r = cl_cgroup_freeze (cg, false, err)) == 0 && strcmp (status, "paused") == 0)
-    {
-      json_object_set_new (st.doc, "paused", json_false ());
-      r = state_save (&st, err);
-    }
-  cl_cgroup_free (cg);
-  state_release (&st);
-  return r;
+  return set_frozen (root, id, false, NULL, err);
 }
 
 int
 cl_container_pause (const char *root, const char *id, cl_error_t *err)
 {
-  return set_frozen (root, id, true, err);
+  return set_frozen (root, id, true, "running", err);
 }
 
 int
 cl_container_resume (const char *root, const char *id, cl_error_t *err)
 {
-  return set_frozen (root, id, false, err);
+  return set_frozen (root, id, false, "paused", err);
 }
 
 int
