@@ -8,6 +8,7 @@ operation.  Each daemon runs in a network namespace of its own (unshare
 import http.client
 import json
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -429,6 +430,30 @@ def test_stalled_client_does_not_block_others(tmp_path):
         assert 1 < time.monotonic() - t < 8
     finally:
         d.stop()
+
+
+def test_thousand_idle_connections_do_not_stop_the_api(tmp_path):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
+    d = Daemon(tmp_path)
+    d.start()
+    idle = []
+    try:
+        for _ in range(1000):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.sock)
+            idle.append(s)
+        times = []
+        for _ in range(50):
+            t = time.monotonic()
+            assert d.request("GET", "/1.0")[0] == 200
+            times.append(time.monotonic() - t)
+        assert sorted(times)[25] < 0.05, times
+    finally:
+        for s in idle:
+            s.close()
+        d.stop()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_kill9_during_operation_then_restart(tmp_path):
