@@ -13,8 +13,8 @@
 #include <unistd.h>
 
 static const char *const api_extensions[] = {
-  "instances", "instance_state", "instance_snapshots", "instance_logs", "images",
-  "networks",  "operations",     "operation_wait",     "events_stream", NULL,
+  "instances",  "instance_state", "instance_snapshots", "instance_logs",    "images", "networks",
+  "operations", "operation_wait", "events_stream",      "events_websocket", NULL,
 };
 
 static void

@@ -3,9 +3,9 @@
    and signals live here, every verb in the router.
 
    One thread per connection: a request that waits (an operation's
-   /wait, the event stream) holds only its own thread, and a client that
-   stalls is dropped after the connection timeout without slowing the
-   others. */
+   /wait, the event stream, plain or as a websocket) holds only its own
+   thread, and a client that stalls is dropped after the connection
+   timeout without slowing the others. */
 #include "api/api.h"
 #include "common/cleanup.h"
 #include "common/db.h"
@@ -17,6 +17,8 @@
 #include <getopt.h>
 #include <grp.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
+#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -31,6 +33,9 @@
 #define EVENT_HEARTBEAT_S 10
 
 static int signal_pipe[2] = { -1, -1 };
+/* event streams open (plain and websockets): at shutdown they end first,
+   so that each is closed by its last chunk or close frame, not cut */
+static int open_streams;
 static pid_t daemon_pid;
 
 static void
@@ -145,20 +150,156 @@ stream_free (void *cls)
   cl_api_events_free (s->ev);
   free (s->pending);
   free (s);
+  __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+}
+
+/* ---- the event stream as a websocket (RFC 6455) ---- */
+
+/* One frame from us (never masked); -1 when the client is gone. */
+static int
+ws_send (int fd, int opcode, const char *data, size_t len)
+{
+  unsigned char h[10];
+  size_t n = 0;
+
+  h[n++] = (unsigned char)(0x80 | opcode);
+  if (len < 126)
+    h[n++] = (unsigned char)len;
+  else if (len < 65536)
+    {
+      h[n++] = 126;
+      h[n++] = (unsigned char)(len >> 8);
+      h[n++] = (unsigned char)len;
+    }
+  else
+    {
+      h[n++] = 127;
+      for (int i = 7; i >= 0; i--)
+        h[n++] = (unsigned char)(len >> (8 * i));
+    }
+  return cl_write_all (fd, h, n) < 0 || cl_write_all (fd, data, len) < 0 ? -1 : 0;
+}
+
+/* One frame from the client (masked, at most 125 bytes of payload: it
+   only sends control frames to an event stream).  Returns its opcode, or
+   -1 when the client is gone or breaks the protocol. */
+static int
+ws_recv (int fd, char *payload, size_t *len)
+{
+  unsigned char h[2], mask[4];
+
+  if (cl_read_all (fd, h, 2) < 0 || !(h[1] & 0x80) || (h[1] & 0x7f) > 125
+      || cl_read_all (fd, mask, 4) < 0)
+    return -1;
+  *len = h[1] & 0x7f;
+  if (*len && cl_read_all (fd, payload, *len) < 0)
+    return -1;
+  for (size_t i = 0; i < *len; i++)
+    payload[i] ^= (char)mask[i % 4];
+  return h[0] & 0x0f;
+}
+
+/* Runs the stream in the connection's own thread (thread per
+   connection): events as text frames, a ping answered, a close ends it,
+   as does the server's shutdown. */
+static void
+ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, size_t extra_len,
+        MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+  struct cl_api_events *ev = cls;
+  (void)con;
+  (void)state;
+  (void)extra;
+  (void)extra_len;
+
+  fcntl (sock, F_SETFL, fcntl (sock, F_GETFL) & ~O_NONBLOCK);
+  for (;;)
+    {
+      struct pollfd p = { .fd = sock, .events = POLLIN };
+      char *line = NULL, payload[126];
+      size_t len;
+      int r;
+
+      if (poll (&p, 1, 0) > 0)
+        {
+          int op = ws_recv (sock, payload, &len);
+          if (op == 9 && ws_send (sock, 10, payload, len) == 0)
+            continue; /* ping: pong */
+          if (op == 8)
+            ws_send (sock, 8, payload, len < 2 ? len : 2);
+          if (op < 0 || op == 8 || op < 8)
+            break; /* gone, closed, or data we do not take */
+          continue;
+        }
+      r = cl_api_events_next (ev, 500, &line);
+      if (r < 0)
+        {
+          ws_send (sock, 8, "\x03\xe9", 2); /* 1001: going away */
+          break;
+        }
+      if (r == 1)
+        {
+          r = ws_send (sock, 1, line, strlen (line) - 1); /* without its '\n' */
+          free (line);
+          if (r < 0)
+            break;
+        }
+    }
+  cl_api_events_free (ev);
+  MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+  __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+}
+
+/* A websocket handshake on the event stream: the 101 response, else NULL
+   (a plain HTTP stream is served). */
+static struct MHD_Response *
+ws_response (struct MHD_Connection *con, struct cl_api_response *resp)
+{
+  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+  const char *up = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+  const char *key = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+  unsigned char digest[SHA_DIGEST_LENGTH];
+  char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  struct MHD_Response *r;
+  cleanup_free char *k = NULL;
+
+  if (up == NULL || strcasecmp (up, "websocket") != 0 || key == NULL)
+    return NULL;
+  k = cl_strdup_printf ("%s%s", key, guid);
+  SHA1 ((const unsigned char *)k, strlen (k), digest);
+  EVP_EncodeBlock ((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
+  /* the stream is the handler's from here; if the client leaves before
+     the switch, the handler never runs and the small struct is lost */
+  r = MHD_create_response_for_upgrade (ws_run, resp->events);
+  if (r == NULL)
+    return NULL;
+  __atomic_add_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+  resp->events = NULL;
+  resp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
+  resp->content_type = NULL;
+  MHD_add_response_header (r, MHD_HTTP_HEADER_UPGRADE, "websocket");
+  MHD_add_response_header (r, MHD_HTTP_HEADER_CONNECTION, "Upgrade");
+  MHD_add_response_header (r, "Sec-WebSocket-Accept", accept);
+  return r;
 }
 
 static enum MHD_Result
 send_response (struct MHD_Connection *con, struct cl_api_response *resp)
 {
-  struct MHD_Response *r;
+  struct MHD_Response *r = NULL;
   enum MHD_Result ret;
 
-  if (resp->events)
+  if (resp->events && (r = ws_response (con, resp)) != NULL)
+    ;
+  else if (resp->events)
     {
       struct stream *s = cl_xmalloc0 (sizeof *s);
       s->ev = resp->events;
       resp->events = NULL;
+      __atomic_add_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
       r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
+      if (r == NULL)
+        stream_free (s);
     }
   else if (resp->json)
     {
@@ -420,12 +561,13 @@ main (int argc, char **argv)
         }
       own_socket = true;
     }
-  d = MHD_start_daemon (
-      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL, 0, NULL, NULL,
-      on_request, ctx, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_CONNECTION_TIMEOUT, timeout,
-      MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed,
-      NULL, MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10),
-      MHD_OPTION_END);
+  d = MHD_start_daemon (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+                            | MHD_USE_POLL | MHD_ALLOW_UPGRADE | (debug ? MHD_USE_ERROR_LOG : 0),
+                        0, NULL, NULL, on_request, ctx, MHD_OPTION_LISTEN_SOCKET, fd,
+                        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK,
+                        uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+                        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE,
+                        (size_t)(512u << 10), MHD_OPTION_END);
   if (d == NULL)
     {
       fprintf (stderr, "cloisond: could not start the HTTP server on `%s`\n", socket_path);
@@ -443,6 +585,8 @@ main (int argc, char **argv)
     }
   cl_info ("cloisond: stopping");
   cl_api_ctx_shutdown (ctx);
+  for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
+    usleep (50000);
   MHD_stop_daemon (d);
   if (own_socket)
     unlink (socket_path);

@@ -5,12 +5,15 @@ events for lifecycle changes, bad input (400 with the field's path, 404,
 405, 409, 413), a stalled client, and a daemon killed with -9 during an
 operation.  Each daemon runs in a network namespace of its own (unshare
 --net), so networks made through the API never touch the host's."""
+import base64
+import hashlib
 import http.client
 import json
 import os
 import resource
 import signal
 import socket
+import struct
 import subprocess
 import threading
 import time
@@ -281,6 +284,26 @@ def test_operations_run_in_order_and_pending_ones_cancel(api):
     assert api.request("GET", "/1.0/operations/nosuchid")[0] == 404
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/kvm"), reason="no /dev/kvm on this host")
+def test_vm_through_the_api(api):
+    """A tiny test guest (the host's KVM runs no stock kernel): created,
+    run to its end, started again, deleted."""
+    from test_cli_vm import guest
+    url = "/1.0/instances/vm1"
+    api.run_op("POST", "/1.0/instances", container_body(
+        "vm1", type="virtual-machine", kernel=guest("hello"), config={"limits.memory": "64M"}))
+    deadline = time.monotonic() + 20
+    while api.ok("GET", url + "/state")["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert api.ok("GET", url)["kind"] == "vm"
+    assert api.ok("GET", url + "/state")["exit_code"] == 0
+    assert b"hello from the cloison guest" in api.request("GET", url + "/logs")[1]
+    api.run_op("PUT", url + "/state", {"action": "start"})
+    api.run_op("DELETE", url + "?force=1")
+    assert api.request("GET", url)[0] == 404
+
+
 def test_bad_requests(api):
     def err(method, path, body=None, raw=None, status=400):
         st, j, h = api.request(method, path, body, raw)
@@ -411,6 +434,80 @@ def test_events_stream_through_curl(api):
         p.wait()
     st, j, _ = api.request("GET", "/1.0/events?type=nonsense")
     assert st == 400
+
+
+class WebSocket:
+    """The least of RFC 6455 a test needs, over the Unix socket."""
+
+    def __init__(self, sock_path, path):
+        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.s.settimeout(20)
+        self.s.connect(sock_path)
+        key = base64.b64encode(os.urandom(16)).decode()
+        self.s.sendall(("GET %s HTTP/1.1\r\nHost: cloison\r\nUpgrade: websocket\r\n"
+                        "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+                        "Sec-WebSocket-Version: 13\r\n\r\n" % (path, key)).encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.s.recv(1)
+            assert chunk, head
+            head += chunk
+        lines = head.decode().split("\r\n")
+        assert lines[0].startswith("HTTP/1.1 101"), head
+        headers = {l.split(":", 1)[0].lower(): l.split(":", 1)[1].strip() for l in lines[1:] if l}
+        want = base64.b64encode(hashlib.sha1(
+            (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+        assert headers["sec-websocket-accept"] == want and headers["upgrade"] == "websocket"
+
+    def _exact(self, n):
+        b = b""
+        while len(b) < n:
+            chunk = self.s.recv(n - len(b))
+            assert chunk, "websocket closed"
+            b += chunk
+        return b
+
+    def recv(self):
+        """(opcode, payload) of the next frame from the server."""
+        h = self._exact(2)
+        assert not h[1] & 0x80  # the server does not mask
+        n = h[1] & 0x7F
+        if n == 126:
+            n = struct.unpack(">H", self._exact(2))[0]
+        elif n == 127:
+            n = struct.unpack(">Q", self._exact(8))[0]
+        return h[0] & 0x0F, self._exact(n)
+
+    def send(self, opcode, payload=b""):
+        mask = os.urandom(4)
+        self.s.sendall(bytes([0x80 | opcode, 0x80 | len(payload)]) + mask
+                       + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+
+
+def test_events_as_a_websocket(api):
+    ws = WebSocket(api.sock, "/1.0/events?type=lifecycle")
+    ws.send(9, b"hi")
+    assert ws.recv() == (10, b"hi")  # ping, pong
+    api.run_op("POST", "/1.0/instances", container_body("wsev", ["sleep", "1000"]))
+    op, payload = ws.recv()
+    ev = json.loads(payload)
+    assert op == 1 and ev["metadata"] == {"action": "instance-created",
+                                          "source": "/1.0/instances/wsev"}
+    ws.send(8, b"\x03\xe8")
+    assert ws.recv()[0] == 8  # the close is answered
+    ws.s.close()
+    # a daemon stopping closes its websockets with 1001
+    ws = WebSocket(api.sock, "/1.0/events")
+    api.run_op("DELETE", "/1.0/instances/wsev?force=1")
+    api.stop()
+    frames = []
+    while True:
+        op, payload = ws.recv()
+        frames.append(op)
+        if op == 8:
+            assert payload == b"\x03\xe9"
+            break
+    assert frames[-1] == 8
 
 
 def test_stalled_client_does_not_block_others(tmp_path):
