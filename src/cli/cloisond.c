@@ -574,7 +574,8 @@ main (int argc, char **argv)
       cl_api_ctx_free (ctx, 0);
       return 1;
     }
-  fprintf (stderr, "cloisond: serving %s on %s\n", cl_state_root (root_flag), socket_path);
+  fprintf (stderr, "cloisond: serving %s on %s\n", cl_state_root (root_flag),
+           own_socket ? socket_path : "the socket systemd passed (fd 3)");
 
   for (;;)
     {

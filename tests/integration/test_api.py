@@ -24,6 +24,10 @@ import yaml
 from cloison_cli import ROOT, binary, pid_alive
 
 
+# $CLOISOND: another build of the daemon to test (an ASan build, say)
+CLOISOND = os.environ.get("CLOISOND")
+
+
 class UnixHTTPConnection(http.client.HTTPConnection):
     def __init__(self, path, timeout=60):
         super().__init__("localhost", timeout=timeout)
@@ -49,7 +53,7 @@ class Daemon:
     def start(self):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "--net", binary("cloisond"), "--root", self.root,
+                ["unshare", "--net", CLOISOND or binary("cloisond"), "--root", self.root,
                  "--socket", self.sock, "--debug"] + self.extra,
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -599,6 +603,27 @@ def test_sigterm_ends_the_daemon_cleanly(tmp_path):
                            capture_output=True, text=True, timeout=30)
     assert other.returncode != 0 and "another cloisond" in other.stderr
     d.stop()
+
+
+def test_socket_activation(tmp_path):
+    """As cloisond.socket starts it: the listening socket is fd 3."""
+    sock = str(tmp_path / "activated.sock")
+    p = subprocess.Popen(["systemd-socket-activate", "-l", sock, CLOISOND or binary("cloisond"),
+                          "--root", str(tmp_path / "root")], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 10
+        while not os.path.exists(sock):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        c = UnixHTTPConnection(sock)
+        c.request("GET", "/1.0")
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["metadata"]["api_version"] == "1.0"
+        c.close()
+    finally:
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(timeout=15) == 0
+    assert "the socket systemd passed" in p.stderr.read()
 
 
 def openapi_routes():
