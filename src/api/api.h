@@ -72,6 +72,13 @@ struct cl_api_response
   struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
 };
 
+/* Reports what the API did not do itself as lifecycle events: an
+   instance whose workload ended, changes made by the CLI or another
+   process.  A thread checks every interval_ms whether the state database
+   changed (PRAGMA data_version, cheap), and lists the instances only
+   then.  Events it makes carry "context": {"observed": true}. */
+int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err);
+
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                     struct cl_api_response *resp);

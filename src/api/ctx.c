@@ -55,6 +55,9 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
   pthread_mutex_lock (&ctx->lock);
   ctx->closing = true;
   pthread_cond_broadcast (&ctx->changed);
+  pthread_mutex_unlock (&ctx->lock);
+  api_watch_stop (ctx);
+  pthread_mutex_lock (&ctx->lock);
   while (ctx->workers > 0)
     if (pthread_cond_timedwait (&ctx->changed, &ctx->lock, &deadline) == ETIMEDOUT)
       break;

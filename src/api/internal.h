@@ -31,6 +31,10 @@ struct cl_api_ctx
   /* events: the last API_EVENT_RING, event number n at ring[n % size] */
   json_t *ring[API_EVENT_RING];
   uint64_t ev_next;
+  /* the watcher (watch.c): each instance's status as last seen or as an
+     operation left it; NULL when nothing watches */
+  json_t *known;
+  pthread_t watcher;
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
@@ -130,6 +134,15 @@ void api_operations_list (struct api_call *c);
 void api_operation_get (struct api_call *c);
 void api_operation_wait (struct api_call *c);
 void api_operation_cancel (struct api_call *c);
+
+/* Is an operation on `instance` still to end?  (lock held) */
+bool api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
+
+/* --- watch.c --- */
+/* After an operation on `instance`: records the status it left (m: the
+   operation's handle), so that the watcher does not report it again. */
+void api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
+void api_watch_stop (struct cl_api_ctx *ctx);
 
 /* --- events.c --- */
 /* Appends an event {"type","timestamp","metadata"}; steals metadata.

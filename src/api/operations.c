@@ -150,6 +150,15 @@ op_set_status (struct api_op *op, int status, const char *errmsg)
   api_event_emit (op->ctx, "operation", op_json (op), true);
 }
 
+bool
+api_instance_busy (struct cl_api_ctx *ctx, const char *instance)
+{
+  for (struct api_op *o = ctx->ops; o; o = o->next)
+    if (o->instance && strcmp (o->instance, instance) == 0 && !finished (o->status))
+      return true;
+  return false;
+}
+
 /* Is an operation made earlier on the same instance still to end? */
 static bool
 must_wait (struct api_op *op)
@@ -181,7 +190,10 @@ op_worker (void *arg)
   if (r == 0)
     r = op->kind->fn (ctx, m, op->args, &err);
   if (m)
-    cl_manager_close (m);
+    {
+      api_watch_note (ctx, m, op->instance);
+      cl_manager_close (m);
+    }
 
   pthread_mutex_lock (&ctx->lock);
   if (r < 0)

@@ -550,6 +550,13 @@ main (int argc, char **argv)
 
   if (cl_api_ctx_new (cl_state_root (root_flag), &api_opts, &ctx, &err) < 0)
     return cl_error_report (&err, "cloisond");
+  /* events for what the API does not do itself (a workload that exits,
+     the CLI) */
+  if (cl_api_watch_start (ctx, 1000, &err) < 0)
+    {
+      cl_warn ("cloisond: no events for changes made outside the API: %s", err->msg);
+      cl_error_release (&err);
+    }
   fd = activated_socket ();
   if (fd < 0)
     {

@@ -244,9 +244,32 @@ def test_container_through_the_api(api):
     assert api.ok("GET", "/1.0/instances") == []
     assert not os.path.exists(os.path.join(api.root, "instances", "web"))
 
+    # the watcher told none of these again
+    assert [e for e in ev.items if "context" in e["metadata"]] == []
     # operation events carried each status
     statuses = [e["metadata"]["status"] for e in ev.items if e["type"] == "operation"]
     assert {"pending", "running", "success"} <= set(statuses)
+    ev.close()
+
+
+def test_changes_made_outside_the_api_are_events(api):
+    """A workload that ends by itself, and the CLI's launch and delete on
+    the daemon's state root: each is an event ("observed")."""
+    ev = Events(api, "?type=lifecycle")
+    api.run_op("POST", "/1.0/instances", container_body("brief", ["sh", "-c", "sleep 1"]))
+    cli = [binary("cloison"), "--root", api.root]
+    subprocess.run(cli + ["launch", "--no-network", "busybox", "bycli", "--", "sleep", "100"],
+                   check=True, capture_output=True)
+    ev.wait_for("instance-created", "/1.0/instances/bycli")
+    ev.wait_for("instance-stopped", "/1.0/instances/brief")
+    assert api.ok("GET", "/1.0/instances/brief/state")["exit_code"] == 0
+    subprocess.run(cli + ["delete", "--force", "bycli"], check=True, capture_output=True)
+    ev.wait_for("instance-deleted", "/1.0/instances/bycli")
+    observed = [(e["metadata"]["action"], e["metadata"]["source"]) for e in ev.items
+                if e["metadata"].get("context") == {"observed": True}]
+    assert sorted(observed) == sorted([("instance-created", "/1.0/instances/bycli"),
+                                       ("instance-stopped", "/1.0/instances/brief"),
+                                       ("instance-deleted", "/1.0/instances/bycli")])
     ev.close()
 
 
