@@ -183,17 +183,24 @@ cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err)
   return 0;
 }
 
+static bool
+watching (struct cl_api_ctx *ctx)
+{
+  bool w;
+
+  pthread_mutex_lock (&ctx->lock);
+  w = ctx->known != NULL;
+  pthread_mutex_unlock (&ctx->lock);
+  return w;
+}
+
 void
 api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance)
 {
   cl_error_t err = NULL;
   json_t *info = NULL;
-  bool watching;
 
-  pthread_mutex_lock (&ctx->lock);
-  watching = ctx->known != NULL;
-  pthread_mutex_unlock (&ctx->lock);
-  if (!watching)
+  if (!watching (ctx))
     return;
   if (cl_instance_info (m, instance, &info, &err) < 0)
     cl_error_release (&err);
@@ -209,12 +216,7 @@ api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instan
 void
 api_watch_stop (struct cl_api_ctx *ctx)
 {
-  bool watching;
-
-  pthread_mutex_lock (&ctx->lock);
-  watching = ctx->known != NULL;
-  pthread_mutex_unlock (&ctx->lock);
-  if (!watching)
+  if (!watching (ctx))
     return;
   pthread_join (ctx->watcher, NULL); /* ctx->closing is set: it ends */
   json_decref (ctx->known);
