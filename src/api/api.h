@@ -58,6 +58,7 @@ struct cl_api_request
   const char *query;  /* "k=v&k2=v2" or NULL */
   const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
   size_t body_len;
+  const char *if_match; /* the If-Match header, or NULL */
 };
 
 struct cl_api_response
@@ -68,6 +69,7 @@ struct cl_api_response
   size_t raw_len;
   const char *content_type;     /* of the body (static string) */
   char *location;               /* Location header (async: the operation) */
+  char *etag;                   /* ETag header (an instance: its config's) */
   char *allow;                  /* Allow header (405) */
   struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
 };

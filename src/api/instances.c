@@ -283,12 +283,34 @@ api_instances_create (struct api_call *c)
 
 /* ---- one instance ---- */
 
+/* An instance's ETag: what PATCH changes, its config, hashed (FNV-1a,
+   64 bits), quoted. */
+static char *
+instance_etag (json_t *info)
+{
+  cleanup_free char *s
+      = json_dumps (json_object_get (info, "config"), JSON_COMPACT | JSON_SORT_KEYS);
+  uint64_t h = 14695981039346656037ULL;
+
+  for (const char *p = s ? s : ""; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return cl_strdup_printf ("\"%016llx\"", (unsigned long long)h);
+}
+
+static void
+reply_instance (struct api_call *c, json_t *info)
+{
+  char *etag = instance_etag (info);
+  api_reply_sync (c, 200, info);
+  c->resp->etag = etag;
+}
+
 void
 api_instance_get (struct api_call *c)
 {
   json_t *info = instance_info (c, c->params[0]);
   if (info)
-    api_reply_sync (c, 200, info);
+    reply_instance (c, info);
 }
 
 static const struct api_field patch_config_fields[] = {
@@ -302,22 +324,41 @@ static const struct api_field patch_fields[] = {
   { NULL, 0, false, NULL },
 };
 
-void
-api_instance_patch (struct api_call *c)
+/* PATCHes of this process one at a time, so that If-Match holds from
+   the check to the change. */
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Applies the body's config; 0, or -1 after replying. */
+static int
+patch_apply (struct api_call *c, struct cl_manager *m)
 {
-  struct cl_manager *m;
   cl_error_t err = NULL;
   const char *key;
-  json_t *v, *info;
+  json_t *v;
 
-  if (api_check_body (c, patch_fields, true) < 0 || (m = manager_get (c)) == NULL)
-    return;
+  if (c->if_match && strcmp (c->if_match, "*") != 0)
+    {
+      json_t *info;
+      cleanup_free char *etag = NULL;
+      if (cl_instance_info (m, c->params[0], &info, &err) < 0)
+        {
+          api_reply_cl_error (c, &err);
+          return -1;
+        }
+      etag = instance_etag (info);
+      json_decref (info);
+      if (strcmp (etag, c->if_match) != 0)
+        {
+          api_reply_error (c, 412, "instance `%s` changed since you read it (ETag %s, If-Match %s)",
+                           c->params[0], etag, c->if_match);
+          return -1;
+        }
+    }
   json_object_foreach (json_object_get (c->body, "config"), key, v)
   {
     cleanup_free char *value = scalar_string (v);
     if (cl_instance_config_set (m, c->params[0], key, value, &err) < 0)
       {
-        api_manager_put (c->ctx, m);
         if (api_error_status (err->msg) == 400)
           {
             cleanup_free char *path = api_path_join ("config", key);
@@ -326,16 +367,48 @@ api_instance_patch (struct api_call *c)
           }
         else
           api_reply_cl_error (c, &err);
-        return;
+        return -1;
       }
   }
+  return 0;
+}
+
+void
+api_instance_patch (struct api_call *c)
+{
+  struct cl_launch_opts o = { 0 };
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+  const char *bad;
+  json_t *info;
+  int r;
+
+  if (api_check_body (c, patch_fields, true) < 0)
+    return;
+  /* every value checked before any is applied */
+  if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
+    {
+      api_reply_bad_field (c, bad, "%s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  if ((m = manager_get (c)) == NULL)
+    return;
+  pthread_mutex_lock (&patch_lock);
+  r = patch_apply (c, m);
+  pthread_mutex_unlock (&patch_lock);
+  if (r < 0)
+    {
+      api_manager_put (c->ctx, m);
+      return;
+    }
   if (manager_put (c, m, cl_instance_info (m, c->params[0], &info, &err), &err) < 0)
     return;
   {
     cleanup_free char *url = api_url ("/1.0/instances/", c->params[0]);
     api_lifecycle (c->ctx, "instance-updated", url);
   }
-  api_reply_sync (c, 200, info);
+  reply_instance (c, info);
 }
 
 static int

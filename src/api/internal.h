@@ -48,6 +48,7 @@ struct api_call
   char *params[2]; /* decoded path parameters, in order */
   json_t *query;   /* object: decoded key -> string */
   json_t *body;    /* the parsed body; NULL when empty */
+  const char *if_match;
   struct cl_api_response *resp;
 };
 

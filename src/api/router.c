@@ -177,6 +177,7 @@ cl_api_response_clear (struct cl_api_response *resp)
   json_decref (resp->json);
   free (resp->raw);
   free (resp->location);
+  free (resp->etag);
   free (resp->allow);
   if (resp->events)
     cl_api_events_free (resp->events);
@@ -383,7 +384,8 @@ void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
-  struct api_call c = { .ctx = ctx, .method = req->method, .resp = resp };
+  struct api_call c
+      = { .ctx = ctx, .method = req->method, .if_match = req->if_match, .resp = resp };
   char allowed[64] = "";
   const struct api_route *found = NULL;
   cleanup_free char *path = NULL;

@@ -320,6 +320,8 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp)
     MHD_add_response_header (r, MHD_HTTP_HEADER_CONTENT_TYPE, resp->content_type);
   if (resp->location)
     MHD_add_response_header (r, MHD_HTTP_HEADER_LOCATION, resp->location);
+  if (resp->etag)
+    MHD_add_response_header (r, MHD_HTTP_HEADER_ETAG, resp->etag);
   if (resp->allow)
     MHD_add_response_header (r, MHD_HTTP_HEADER_ALLOW, resp->allow);
   ret = MHD_queue_response (con, (unsigned)resp->status, r);
@@ -394,6 +396,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.query = q;
   req.body = r->body;
   req.body_len = r->len;
+  req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
   cl_api_handle (ctx, &req, &resp);
   cl_debug ("%s %s: %d", method, r->uri, resp.status);
   ret = send_response (con, &resp);

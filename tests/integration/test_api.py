@@ -199,10 +199,23 @@ def test_container_through_the_api(api):
     state = api.ok("GET", url + "/state")
     assert state["status"] == "running" and pid_alive(state["pid"])
 
-    # limits, live
-    patched = api.ok("PATCH", url, {"config": {"limits.memory": "256M", "limits.cpu": "2"}})
+    # limits, live; If-Match keeps two clients from overwriting each other
+    etag = api.request("GET", url)[2]["ETag"]
+    c = UnixHTTPConnection(api.sock)
+    c.request("PATCH", url, body=json.dumps({"config": {"limits.memory": "256M",
+                                                        "limits.cpu": "2"}}),
+              headers={"If-Match": etag})
+    r = c.getresponse()
+    patched = json.loads(r.read())["metadata"]
+    assert r.status == 200 and r.getheader("ETag") != etag
     assert patched["config"]["memory"] == 256 << 20 and patched["config"]["cpus"] == 2
     ev.wait_for("instance-updated", url)
+    c.request("PATCH", url, body=json.dumps({"config": {"limits.cpu": "1"}}),
+              headers={"If-Match": etag})  # stale: the config changed since
+    r = c.getresponse()
+    assert r.status == 412 and "changed since" in json.loads(r.read())["error"]
+    c.close()
+    assert api.ok("GET", url)["config"]["cpus"] == 2
 
     # logs: the console output, as text
     deadline = time.monotonic() + 5
