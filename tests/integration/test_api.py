@@ -621,6 +621,35 @@ def test_kill9_during_operation_then_restart(tmp_path):
         d.stop()
 
 
+@pytest.mark.parametrize("delay", [0.02, 0.08, 0.2])
+def test_kill9_during_create_leaves_a_consistent_state(tmp_path, delay):
+    """Killed at some point of a create: after the restart, either the
+    operation succeeded and the instance runs, or it failed and nothing
+    of the instance is left (the manager's intents undo it)."""
+    d = Daemon(tmp_path)
+    d.start()
+    try:
+        st, j, _ = d.request("POST", "/1.0/instances", container_body("half", ["sleep", "1000"]))
+        assert st == 202
+        time.sleep(delay)
+        d.proc.send_signal(signal.SIGKILL)
+        d.proc.wait()
+        d.start()
+        op = d.ok("GET", j["operation"])
+        print("killed after %.2f s: %s" % (delay, op["status"]))
+        st, info, _ = d.request("GET", "/1.0/instances/half")
+        if op["status"] == "success":
+            assert st == 200 and info["metadata"]["status"] == "running"
+            d.run_op("DELETE", "/1.0/instances/half?force=1")
+        else:
+            assert op["status"] == "failure" and "interrupted" in op["err"]
+            assert st == 404, info
+            assert not os.path.exists(os.path.join(d.root, "instances", "half"))
+        assert d.ok("GET", "/1.0/instances") == []
+    finally:
+        d.stop()
+
+
 def test_sigterm_ends_the_daemon_cleanly(tmp_path):
     d = Daemon(tmp_path)
     d.start()
