@@ -404,6 +404,8 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
       if (r < 0)
         {
           api_reply_error (&c, 400, "path `%s`: malformed percent-encoding", req->path);
+          free (c.params[0]);
+          free (c.params[1]);
           return;
         }
       if (r == 0)
