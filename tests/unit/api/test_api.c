@@ -207,6 +207,147 @@ test_interrupted_operation_marked_failed (void **state)
   assert_true (cl_api_ctx_free (ctx, 1000));
 }
 
+/* ---- random requests: no crash, always an envelope ---- */
+
+static unsigned rng = 12345;
+
+static unsigned
+next (unsigned n)
+{
+  rng = rng * 1103515245u + 12345u;
+  return (rng >> 8) % n;
+}
+
+static const char *const segments[]
+    = { "",      "1.0",   "instances",  "x",    "%41",    "%",        "%zz",      "snapshots",
+        "state", "logs",  "operations", "wait", "events", "images",   "networks", "..",
+        "a%2Fb", "ghost", "s1",         "%00",  "1.0",    "instances" };
+static const char *const queries[]
+    = { NULL,        "recursion=1",    "recursion=9",  "force", "timeout=-5",
+        "timeout=0", "type=lifecycle", "type=x",       "a=%",   "=",
+        "&&",        "force=maybe",    "recursion=%31" };
+static const char *const keys[]
+    = { "name",    "source",      "type",   "image",   "config",   "limits.cpu", "limits.memory",
+        "command", "environment", "action", "timeout", "force",    "stateful",   "subnet",
+        "mode",    "vlan",        "mtu",    "x",       "root.size" };
+static const char *const strings[]
+    = { "",    "x",         "nosuch-image",    "nat",   "start",     "stop",   "restart", "1", "-1",
+        "64M", "container", "virtual-machine", "image", "bad name!", "9999999" };
+
+static void
+random_value (char *buf, size_t cap, int depth)
+{
+  size_t n = strlen (buf);
+  switch (next (depth > 2 ? 4 : 6))
+    {
+    case 0:
+      snprintf (buf + n, cap - n, "\"%s\"", strings[next (sizeof strings / sizeof *strings)]);
+      break;
+    case 1:
+      snprintf (buf + n, cap - n, "%d", (int)next (5000) - 100);
+      break;
+    case 2:
+      snprintf (buf + n, cap - n, "%s", next (2) ? "true" : "null");
+      break;
+    case 3:
+      snprintf (buf + n, cap - n, "1.5");
+      break;
+    case 4:
+      {
+        int k = (int)next (4);
+        snprintf (buf + n, cap - n, "[");
+        for (int i = 0; i < k; i++)
+          {
+            if (i)
+              strncat (buf, ",", cap - strlen (buf) - 1);
+            random_value (buf, cap, depth + 1);
+          }
+        strncat (buf, "]", cap - strlen (buf) - 1);
+        break;
+      }
+    default:
+      {
+        int k = (int)next (4);
+        snprintf (buf + n, cap - n, "{");
+        for (int i = 0; i < k; i++)
+          {
+            size_t m = strlen (buf);
+            snprintf (buf + m, cap - m, "%s\"%s\":", i ? "," : "",
+                      keys[next (sizeof keys / sizeof *keys)]);
+            random_value (buf, cap, depth + 1);
+          }
+        strncat (buf, "}", cap - strlen (buf) - 1);
+      }
+    }
+}
+
+static void
+test_random_requests (void **state)
+{
+  static const char *const methods[] = { "GET", "POST", "PUT", "PATCH", "DELETE", "FOO" };
+  struct fixture *f = *state;
+
+  for (int i = 0; i < 5000; i++)
+    {
+      char path[256] = "", body[2048] = "";
+      const char *method = methods[next (6)];
+      int depth = (int)next (6);
+      json_t *j = NULL;
+      int status;
+
+      size_t n_routes = 0;
+      while (cl_api_route (n_routes))
+        n_routes++;
+      if (next (4))
+        {
+          /* a real route (its method, mostly), its parameters random */
+          const struct cl_api_route_info *r = cl_api_route (next ((unsigned)n_routes));
+          if (next (4))
+            method = r->method;
+          for (const char *p = r->path; *p;)
+            if (*p == '{')
+              {
+                strncat (path, segments[next (sizeof segments / sizeof *segments)],
+                         sizeof path - strlen (path) - 1);
+                p = strchr (p, '}') + 1;
+              }
+            else
+              {
+                size_t m = strlen (path);
+                if (m + 1 < sizeof path)
+                  path[m] = *p, path[m + 1] = '\0';
+                p++;
+              }
+        }
+      else
+        for (int d = 0; d < depth; d++)
+          {
+            strncat (path, "/", sizeof path - strlen (path) - 1);
+            strncat (path, segments[next (sizeof segments / sizeof *segments)],
+                     sizeof path - strlen (path) - 1);
+          }
+      /* networks act on the host's network namespace: they are for the
+         integration tests, which give the daemon a namespace of its own */
+      if (strstr (path, "networks"))
+        continue;
+      if (next (4))
+        random_value (body, sizeof body, 0);
+      if (next (8) == 0)
+        body[next ((unsigned)strlen (body) + 1)] = '\0'; /* cut */
+      status = call (f->ctx, method, path[0] ? path : "/",
+                     queries[next (sizeof queries / sizeof *queries)], body[0] ? body : NULL, &j);
+      assert_true (status >= 200 && status < 600);
+      /* a JSON envelope, except the event stream */
+      if (j == NULL)
+        assert_true (status == 200);
+      else if (status >= 400)
+        assert_int_equal (json_integer_value (json_object_get (j, "error_code")), status);
+      /* what a random request may never do: make an operation */
+      assert_int_not_equal (status, 202);
+      json_decref (j);
+    }
+}
+
 int
 main (void)
 {
@@ -216,6 +357,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_body_limit, setup, teardown),
     cmocka_unit_test_setup_teardown (test_operation_failure_is_recorded, setup, teardown),
     cmocka_unit_test_setup_teardown (test_interrupted_operation_marked_failed, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_random_requests, setup, teardown),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
