@@ -98,7 +98,8 @@ api_instances_list (struct api_call *c)
 
 static const struct api_field source_fields[] = {
   { "type", API_STRING, true, NULL },
-  { "image", API_STRING, true, NULL },
+  { "image", API_STRING, false, NULL },    /* type image */
+  { "instance", API_STRING, false, NULL }, /* type copy */
   { NULL, 0, false, NULL },
 };
 
@@ -212,6 +213,68 @@ op_create (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_
 static const struct api_op_kind kind_create
     = { "Creating instance", op_create, "instance-created" };
 
+/* A 409 when the instance exists; 0 when it does not (-1 after
+   replying). */
+static int
+check_absent (struct api_call *c, const char *name)
+{
+  json_t *info = instance_info (c, name);
+  if (info)
+    {
+      json_decref (info);
+      api_reply_error (c, 409, "instance `%s` already exists", name);
+      return -1;
+    }
+  /* a quick 409 only: two creates racing meet the manager's own check */
+  return c->resp->status == 404 ? 0 : -1;
+}
+
+static int
+op_copy (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)ctx;
+  return cl_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
+}
+
+static const struct api_op_kind kind_copy = { "Copying instance", op_copy, "instance-created" };
+
+/* source.type copy: a stopped copy-on-write copy of an instance. */
+static void
+create_copy (struct api_call *c, const char *name, json_t *source)
+{
+  const char *from = json_string_value (json_object_get (source, "instance"));
+  const char *key;
+  json_t *v, *info;
+
+  json_object_foreach (c->body, key, v)
+  {
+    if (strcmp (key, "name") != 0 && strcmp (key, "source") != 0)
+      {
+        api_reply_bad_field (c, key,
+                             "%s: not taken with source.type copy (the copy has the"
+                             " source's)",
+                             key);
+        return;
+      }
+  }
+  if (from == NULL || json_object_get (source, "image"))
+    {
+      const char *path = from ? "source.image" : "source.instance";
+      api_reply_bad_field (c, path, "%s: %s", path,
+                           from ? "only with source.type image" : "required field missing");
+      return;
+    }
+  if ((info = instance_info (c, from)) == NULL)
+    {
+      api_reply_bad_field (c, "source.instance", "source.instance: instance `%s` not found", from);
+      return;
+    }
+  json_decref (info);
+  if (check_absent (c, name) < 0)
+    return;
+  api_op_start (c, &kind_copy, name, NULL, json_pack ("{s:s, s:s}", "name", name, "source", from));
+}
+
 void
 api_instances_create (struct api_call *c)
 {
@@ -219,7 +282,7 @@ api_instances_create (struct api_call *c)
   struct cl_image_store *store = NULL;
   struct cl_image *img = NULL;
   cl_error_t err = NULL;
-  json_t *source, *info;
+  json_t *source;
   const char *name, *type, *bad;
 
   if (api_check_body (c, create_fields, true) < 0)
@@ -233,6 +296,11 @@ api_instances_create (struct api_call *c)
       cl_error_release (&err);
       return;
     }
+  if (strcmp (json_string_value (json_object_get (source, "type")), "copy") == 0)
+    {
+      create_copy (c, name, source);
+      return;
+    }
   if (type == NULL)
     json_object_set_new (c->body, "type", json_string (type = "container"));
   if (strcmp (type, "container") != 0 && strcmp (type, "virtual-machine") != 0)
@@ -243,8 +311,16 @@ api_instances_create (struct api_call *c)
     }
   if (strcmp (json_string_value (json_object_get (source, "type")), "image") != 0)
     {
-      api_reply_bad_field (c, "source.type", "source.type: expected image, got `%s`",
+      api_reply_bad_field (c, "source.type", "source.type: expected image or copy, got `%s`",
                            json_string_value (json_object_get (source, "type")));
+      return;
+    }
+  if (json_object_get (source, "image") == NULL || json_object_get (source, "instance"))
+    {
+      const char *path = json_object_get (source, "instance") ? "source.instance" : "source.image";
+      api_reply_bad_field (c, path, "%s: %s", path,
+                           json_object_get (source, "instance") ? "only with source.type copy"
+                                                                : "required field missing");
       return;
     }
   if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
@@ -268,16 +344,8 @@ api_instances_create (struct api_call *c)
     }
   cl_image_free (img);
   cl_image_store_close (store);
-  /* a quick 409; two creates racing meet the manager's own check */
-  info = instance_info (c, name);
-  if (info)
-    {
-      json_decref (info);
-      api_reply_error (c, 409, "instance `%s` already exists", name);
-      return;
-    }
-  if (c->resp->status != 404)
-    return; /* another failure, already replied */
+  if (check_absent (c, name) < 0)
+    return;
   api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
 }
 

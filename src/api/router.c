@@ -45,7 +45,7 @@ static const struct api_route routes[] = {
   { { "GET", "/1.0", "server information and API extensions" }, server_get },
   { { "GET", "/1.0/instances", "list instances (recursion=0: URLs, 1: objects)" },
     api_instances_list },
-  { { "POST", "/1.0/instances", "create and start an instance from an image (async)" },
+  { { "POST", "/1.0/instances", "create and start an instance from an image, or copy one (async)" },
     api_instances_create },
   { { "GET", "/1.0/instances/{name}", "an instance" }, api_instance_get },
   { { "PATCH", "/1.0/instances/{name}", "change limits.memory / limits.cpu (live)" },

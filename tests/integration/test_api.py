@@ -248,6 +248,14 @@ def test_container_through_the_api(api):
     ev.wait_for("instance-snapshot-deleted", snap)
     assert api.request("GET", snap)[0] == 404
 
+    # a copy-on-write copy, stopped, of the running instance
+    api.run_op("POST", "/1.0/instances", {"name": "web2", "source": {"type": "copy",
+                                                                      "instance": "web"}})
+    ev.wait_for("instance-created", "/1.0/instances/web2")
+    copy = api.ok("GET", "/1.0/instances/web2")
+    assert copy["status"] == "stopped" and copy["config"]["memory"] == 256 << 20
+    api.run_op("DELETE", "/1.0/instances/web2")
+
     # delete: refused while running, then forced
     st, j, _ = api.request("DELETE", url)
     assert st == 409 and "running" in j["error"]
@@ -373,6 +381,17 @@ def test_bad_requests(api):
     assert j["path"] == "type"
     j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "image", "image": "nosuchimage"}})
     assert j["path"] == "source.image" and "nosuchimage" in j["error"]
+    j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "copy"}})
+    assert j["path"] == "source.instance"
+    j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "copy", "instance": "ghost"}})
+    assert j["path"] == "source.instance" and "ghost" in j["error"]
+    j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "copy", "instance": "a"},
+                                          "command": ["true"]})
+    assert j["path"] == "command"
+    j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "image"}})
+    assert j["path"] == "source.image"
+    j, _ = err("POST", "/1.0/instances", {"name": "x", "source": {"type": "snapshot"}})
+    assert j["path"] == "source.type"
     j, _ = err("POST", "/1.0/instances", container_body("x", config={"limits.memory": "12Q"}))
     assert j["path"] == 'config["limits.memory"]'
     j, _ = err("GET", "/1.0/instances?recursion=2")
