@@ -173,7 +173,7 @@ string_array (json_t *a, size_t *n)
 }
 
 static int
-op_create (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   struct cl_launch_opts o = { 0 };
   json_t *env = json_object_get (args, "environment"), *v;
@@ -184,7 +184,7 @@ op_create (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_
   char **kv;
   int r;
 
-  (void)ctx;
+  (void)op;
   o.name = arg_string (args, "name");
   o.image = json_string_value (json_object_get (json_object_get (args, "source"), "image"));
   o.vm = strcmp (arg_string (args, "type"), "virtual-machine") == 0;
@@ -230,9 +230,9 @@ check_absent (struct api_call *c, const char *name)
 }
 
 static int
-op_copy (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_copy (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
 }
 
@@ -480,9 +480,9 @@ api_instance_patch (struct api_call *c)
 }
 
 static int
-op_delete (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_instance_delete (m, arg_string (args, "name"),
                              json_is_true (json_object_get (args, "force")), err);
 }
@@ -530,26 +530,26 @@ api_instance_state_get (struct api_call *c)
 }
 
 static int
-op_start (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_start (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_instance_start (m, arg_string (args, "name"), err);
 }
 
 static int
-op_stop (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_stop (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_instance_stop (m, arg_string (args, "name"),
                            (int)json_integer_value (json_object_get (args, "timeout")),
                            json_is_true (json_object_get (args, "force")), err);
 }
 
 static int
-op_restart (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_restart (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   bool force = json_is_true (json_object_get (args, "force"));
-  (void)ctx;
+  (void)op;
   return cl_instance_restart (
       m, arg_string (args, "name"),
       force ? 0 : (int)json_integer_value (json_object_get (args, "timeout")), err);
@@ -715,24 +715,24 @@ api_snapshots_list (struct api_call *c)
 }
 
 static int
-op_snapshot_create (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_snapshot_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_snapshot_create (m, arg_string (args, "name"), arg_string (args, "snapshot"),
                              json_is_true (json_object_get (args, "stateful")), err);
 }
 
 static int
-op_snapshot_restore (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_snapshot_restore (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_snapshot_restore (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
 }
 
 static int
-op_snapshot_delete (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args, cl_error_t *err)
+op_snapshot_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  (void)ctx;
+  (void)op;
   return cl_snapshot_delete (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
 }
 

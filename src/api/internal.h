@@ -114,8 +114,7 @@ void api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 /* --- operations.c --- */
 /* What an operation does in its worker thread, with the worker's own
    manager handle; `args` is the operation's input (JSON object). */
-typedef int (*api_op_fn) (struct cl_api_ctx *ctx, struct cl_manager *m, json_t *args,
-                          cl_error_t *err);
+typedef int (*api_op_fn) (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err);
 
 struct api_op_kind
 {
@@ -129,6 +128,16 @@ struct api_op_kind
    URL).  Steals args. */
 void api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
                    const char *source, json_t *args);
+/* The general form: `key` orders operations (an instance name, or
+   "image:REF"), `resources` is the operation's (stolen); instance: the
+   watcher is told the status the operation leaves. */
+void api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                       json_t *resources, const char *source, bool instance, json_t *args);
+/* From an operation's worker: its metadata (stolen; progress, result),
+   sent as an operation event; source (optional) replaces the lifecycle
+   event's. */
+void api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source);
+struct cl_api_ctx *api_op_ctx (struct api_op *op);
 int api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err);
 void api_ops_free (struct cl_api_ctx *ctx);
 void api_operations_list (struct api_call *c);
@@ -173,6 +182,7 @@ void api_snapshot_delete (struct api_call *c);
 
 /* --- images.c, networks.c --- */
 void api_images_list (struct api_call *c);
+void api_images_create (struct api_call *c);
 void api_image_get (struct api_call *c);
 void api_image_delete (struct api_call *c);
 void api_networks_list (struct api_call *c);

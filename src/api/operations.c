@@ -39,7 +39,9 @@ struct api_op
   uint64_t seq;
   char *description;
   char *instance; /* ordering key; NULL when loaded from the table */
-  char *source;   /* the lifecycle event's source */
+  bool is_instance;
+  json_t *metadata; /* progress, result; NULL: none */
+  char *source;     /* the lifecycle event's source */
   json_t *resources;
   json_t *args;
   const struct api_op_kind *kind;
@@ -83,6 +85,7 @@ op_free (struct api_op *op)
   free (op->source);
   json_decref (op->resources);
   json_decref (op->args);
+  json_decref (op->metadata);
   free (op->err);
   free (op);
 }
@@ -94,10 +97,11 @@ op_json (struct api_op *op)
 
   api_time_string (op->created, created, sizeof created);
   api_time_string (op->updated, updated, sizeof updated);
-  return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:n, s:b, s:s}", "id", op->id,
+  return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:O, s:b, s:s}", "id", op->id,
                     "class", "task", "description", op->description, "created_at", created,
                     "updated_at", updated, "status", status_names[op->status], "status_code",
-                    status_codes[op->status], "resources", op->resources, "metadata", "may_cancel",
+                    status_codes[op->status], "resources", op->resources, "metadata",
+                    op->metadata ? op->metadata : json_null (), "may_cancel",
                     op->status == OP_PENDING, "err", op->err ? op->err : "");
 }
 
@@ -188,10 +192,11 @@ op_worker (void *arg)
 
   r = cl_manager_open (ctx->root, &m, &err);
   if (r == 0)
-    r = op->kind->fn (ctx, m, op->args, &err);
+    r = op->kind->fn (op, m, op->args, &err);
   if (m)
     {
-      api_watch_note (ctx, m, op->instance);
+      if (op->is_instance)
+        api_watch_note (ctx, m, op->instance);
       cl_manager_close (m);
     }
 
@@ -263,9 +268,39 @@ void
 api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
               const char *source, json_t *args)
 {
+  cleanup_free char *url = api_url ("/1.0/instances/", instance);
+  api_op_start_for (c, kind, instance, json_pack ("{s:[s]}", "instances", url),
+                    source ? source : url, true, args);
+}
+
+struct cl_api_ctx *
+api_op_ctx (struct api_op *op)
+{
+  return op->ctx;
+}
+
+void
+api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source)
+{
+  pthread_mutex_lock (&op->ctx->lock);
+  json_decref (op->metadata);
+  op->metadata = metadata;
+  if (source)
+    {
+      free (op->source);
+      op->source = strdup (source);
+    }
+  op->updated = time (NULL);
+  api_event_emit (op->ctx, "operation", op_json (op), true);
+  pthread_mutex_unlock (&op->ctx->lock);
+}
+
+void
+api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                  json_t *resources, const char *source, bool instance, json_t *args)
+{
   struct cl_api_ctx *ctx = c->ctx;
   struct api_op *op = cl_xmalloc0 (sizeof *op);
-  cleanup_free char *url = api_url ("/1.0/instances/", instance);
   pthread_attr_t attr;
   pthread_t t;
   json_t *body;
@@ -274,9 +309,10 @@ api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *in
   make_uuid (op->id);
   op->ctx = ctx;
   op->description = strdup (kind->description);
-  op->instance = strdup (instance);
-  op->source = strdup (source ? source : url);
-  op->resources = json_pack ("{s:[s]}", "instances", url);
+  op->instance = strdup (key);
+  op->is_instance = instance;
+  op->source = strdup (source);
+  op->resources = resources;
   op->args = args;
   op->kind = kind;
   op->created = op->updated = time (NULL);

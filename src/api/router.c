@@ -13,8 +13,19 @@
 #include <unistd.h>
 
 static const char *const api_extensions[] = {
-  "instances",  "instance_state", "instance_snapshots", "instance_logs",    "images", "networks",
-  "operations", "operation_wait", "events_stream",      "events_websocket", NULL,
+  "instances",
+  "instance_state",
+  "instance_snapshots",
+  "instance_logs",
+  "images",
+  "networks",
+  "operations",
+  "operation_wait",
+  "events_stream",
+  "events_websocket",
+  "instance_copy",
+  "images_fetch",
+  NULL,
 };
 
 static void
@@ -65,6 +76,8 @@ static const struct api_route routes[] = {
   { { "DELETE", "/1.0/instances/{name}/snapshots/{snapshot}", "delete a snapshot (async)" },
     api_snapshot_delete },
   { { "GET", "/1.0/images", "list images" }, api_images_list },
+  { { "POST", "/1.0/images", "import from a server path or pull from a registry (async)" },
+    api_images_create },
   { { "GET", "/1.0/images/{image}", "an image (name, id or id prefix)" }, api_image_get },
   { { "DELETE", "/1.0/images/{image}", "remove an image name, or an image by id" },
     api_image_delete },

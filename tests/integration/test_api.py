@@ -17,11 +17,13 @@ import struct
 import subprocess
 import threading
 import time
+import urllib.parse
 
 import pytest
 import yaml
 
 from cloison_cli import ROOT, binary, pid_alive
+from test_image_registry import registry  # noqa: F401 (fixture)
 
 
 # $CLOISOND: another build of the daemon to test (an ASan build, say)
@@ -43,7 +45,8 @@ class UnixHTTPConnection(http.client.HTTPConnection):
 class Daemon:
     """A cloisond on a state root and socket of the test's own."""
 
-    def __init__(self, tmp_path, extra=()):
+    def __init__(self, tmp_path, extra=(), netns=True):
+        self.netns = netns
         self.root = str(tmp_path / "root")
         self.sock = str(tmp_path / "api.sock")
         self.log = str(tmp_path / "cloisond.log")
@@ -53,7 +56,8 @@ class Daemon:
     def start(self):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
-                ["unshare", "--net", CLOISOND or binary("cloisond"), "--root", self.root,
+                (["unshare", "--net"] if self.netns else [])
+                + [CLOISOND or binary("cloisond"), "--root", self.root,
                  "--socket", self.sock, "--debug"] + self.extra,
                 stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
@@ -450,6 +454,57 @@ def test_images_through_the_api(api):
     api.ok("DELETE", "/1.0/images/" + img["id"])
     assert api.ok("GET", "/1.0/images") == []
     assert api.request("DELETE", "/1.0/images/" + img["id"])[0] == 404
+
+
+def test_image_import_from_a_server_path(api, tmp_path, busybox_rootfs):
+    tar = str(tmp_path / "rootfs.tar")
+    subprocess.run(["tar", "-C", busybox_rootfs, "-cf", tar, "."], check=True)
+    ev = Events(api, "?type=operation")
+    op = api.run_op("POST", "/1.0/images", {"source": {"type": "path", "path": tar},
+                                            "name": "mybox:1"})
+    image_id = op["metadata"]["id"]
+    assert api.ok("GET", "/1.0/images/mybox:1")["Id"] == image_id
+    # progress came as operation events
+    progress = [e["metadata"]["metadata"]["progress"] for e in ev.items
+                if (e["metadata"]["metadata"] or {}).get("progress")]
+    assert progress and progress[-1]["finished"]
+    ev.close()
+    # and an instance runs from it
+    api.run_op("POST", "/1.0/instances", {"name": "fromtar", "no_network": True,
+                                          "source": {"type": "image", "image": "mybox:1"},
+                                          "command": ["sleep", "100"]})
+    api.run_op("DELETE", "/1.0/instances/fromtar?force=1")
+    for body, path in (({"source": {"type": "path", "path": "rel/x.tar"}}, "source.path"),
+                       ({"source": {"type": "path"}}, "source.path"),
+                       ({"source": {"type": "registry", "ref": "UPPER/x"}}, "source.ref"),
+                       ({"source": {"type": "ftp"}}, "source.type"),
+                       ({"source": {"type": "path", "path": tar}, "name": "Bad:Name:"}, "name")):
+        st, j, _ = api.request("POST", "/1.0/images", body)
+        assert st == 400 and j["path"] == path, (body, j)
+    st, j, _ = api.request("POST", "/1.0/images", {"source": {"type": "path",
+                                                              "path": "/nonexistent.tar"}})
+    op = api.wait(j["operation"])
+    assert op["status"] == "failure" and "nonexistent.tar" in op["err"]
+
+
+def test_image_pull_from_a_registry(tmp_path, registry):
+    # the registry listens on the host's loopback: this daemon stays in
+    # the host's network namespace (it makes no network)
+    d = Daemon(tmp_path, netns=False)
+    d.start()
+    try:
+        ref = registry["open"] + "/test/single:v1"
+        op = d.run_op("POST", "/1.0/images", {"source": {"type": "registry", "ref": ref}})
+        assert op["metadata"]["id"] == registry["single_config"]
+        # a reference holds '/': percent-encoded in the path
+        assert d.ok("GET", "/1.0/images/" + urllib.parse.quote(ref, safe=""))["Id"] == \
+            registry["single_config"]
+        st, j, _ = d.request("POST", "/1.0/images", {"source": {
+            "type": "registry", "ref": registry["open"] + "/test/nosuch:v1"}})
+        op = d.wait(j["operation"])
+        assert op["status"] == "failure" and "nosuch" in op["err"]
+    finally:
+        d.stop()
 
 
 def test_networks_through_the_api(api):
