@@ -143,7 +143,7 @@ class Root:
         tags = [t for t in (self.tag(), self.net_tag()) if t]
         out = subprocess.run(self.in_netns(["ip", "-o", "link"]), stdout=subprocess.PIPE,
                              text=True).stdout
-        return [l.split(":")[1].strip() for l in out.splitlines()
+        return [l.split(":")[1].strip().split("@")[0] for l in out.splitlines()
                 if any(re.search(r"\bcl[a-z]-%s" % t, l) for t in tags)]
 
     def nft_tables(self):
@@ -180,6 +180,12 @@ def one_line_error(p, pattern):
     """A failure that says what happened in one line matching pattern."""
     return (p.returncode != 0 and p.stderr.count("\n") == 1 and p.stderr.startswith("cloison: ")
             and re.search(pattern, p.stderr) is not None)
+
+
+def said(*procs):
+    """What commands did, for assertion messages."""
+    return "; ".join("`%s` -> %d %r" % (" ".join(p.args[p.args.index("--root") + 2:]),
+                                        p.returncode, p.stderr) for p in procs)
 
 
 def parallel(fn, n=WORKERS):
@@ -412,12 +418,12 @@ def test_two_deletes_of_one_instance(root):
         root.ok("launch", "busybox", name, "--no-network", "--", "sleep", "100000")
         a, b = race(root.popen("delete", "--force", name), root.popen("delete", "--force", name))
         codes = sorted([a.returncode, b.returncode])
-        assert codes[0] == 0, (a, b)
+        assert codes[0] == 0, said(a, b)
         loser = b if b.returncode else a
         if codes[1] != 0:
-            assert one_line_error(loser, r"instance `%s` not found|%s" % (name, BUSY)), loser
+            assert one_line_error(loser, r"instance `%s` not found|%s" % (name, BUSY)), said(a, b)
         assert (a.stderr if a.returncode == 0 else "") == "" and \
-            (b.stderr if b.returncode == 0 else "") == "", (a, b)
+            (b.stderr if b.returncode == 0 else "") == "", said(a, b)
         assert root.names() == []
     assert root.leftovers() == {}
 
@@ -429,15 +435,15 @@ def test_delete_during_start(root):
         root.ok("stop", "--timeout", "0", name)
         s, d = race(root.popen("start", name), root.popen("delete", "--force", name))
         if s.returncode:
-            assert one_line_error(s, r"not found|was deleted|%s" % BUSY), s
-        assert s.stderr == "" or s.returncode, s
+            assert one_line_error(s, r"not found|was deleted|%s" % BUSY), said(s, d)
+        assert s.stderr == "" or s.returncode, said(s, d)
         if d.returncode:
-            assert one_line_error(d, BUSY), d
+            assert one_line_error(d, BUSY), said(s, d)
             info = root.info(name)
             assert info and info["status"] in ("running", "stopped"), info
             root.ok("delete", "--force", name)
         else:
-            assert d.stderr == "", d
+            assert d.stderr == "", said(s, d)
         assert root.names() == []
         assert root.leftovers() == {}, i
 
@@ -451,14 +457,14 @@ def test_snapshot_create_and_restore_at_once(root):
         c, rs = race(root.popen("snapshot", "create", "sr", "s%d" % i),
                      root.popen("snapshot", "restore", "sr", "s0"))
         for p in (c, rs):
-            assert p.returncode == 0 and p.stderr == "" or one_line_error(p, BUSY), p
+            assert p.returncode == 0 and p.stderr == "" or one_line_error(p, BUSY), said(c, rs)
         info = root.info("sr")
         assert info["status"] == "running", info
         snaps = root.ok("snapshot", "list", "sr").stdout
         sdir = os.path.join(root.path, "instances", "sr", "snapshots", "s%d" % i)
-        assert (("s%d " % i) in snaps) == (c.returncode == 0) == os.path.isdir(sdir), (snaps, c)
+        assert (("s%d " % i) in snaps) == (c.returncode == 0) == os.path.isdir(sdir), (snaps, said(c, rs))
         f = root.ok("exec", "sr", "--", "cat", "/root/f").stdout
-        assert f == ("zero\n" if rs.returncode == 0 else "%d\n" % i), (f, c, rs)
+        assert f == ("zero\n" if rs.returncode == 0 else "%d\n" % i), (f, said(c, rs))
         if c.returncode == 0:
             # the snapshot holds one whole state: before or after the restore
             copy = open(os.path.join(sdir, "upper", "root", "f")).read()
@@ -476,14 +482,14 @@ def test_snapshot_delete_during_create(root):
         time.sleep(0.01 * i)
         d = root.popen("snapshot", "delete", "sd", snap)
         c, d = race(c, d)
-        assert c.returncode == 0 and c.stderr == "" or one_line_error(c, BUSY), c
+        assert c.returncode == 0 and c.stderr == "" or one_line_error(c, BUSY), said(c, d)
         assert d.returncode == 0 and d.stderr == "" or one_line_error(
-            d, r"snapshot `%s` of instance `sd` not found|%s" % (snap, BUSY)), d
+            d, r"snapshot `%s` of instance `sd` not found|%s" % (snap, BUSY)), said(c, d)
         snaps = root.ok("snapshot", "list", "sd").stdout
         sdir = os.path.join(root.path, "instances", "sd", "snapshots", snap)
         listed = (snap + " ") in snaps
-        assert listed == os.path.isdir(sdir), (snaps, c, d)
-        assert listed == (c.returncode == 0 and d.returncode != 0), (snaps, c, d)
+        assert listed == os.path.isdir(sdir), (snaps, said(c, d))
+        assert listed == (c.returncode == 0 and d.returncode != 0), (snaps, said(c, d))
     assert root.info("sd")["status"] == "running"
     root.ok("delete", "--force", "sd")
     assert root.leftovers() == {}
@@ -498,16 +504,16 @@ def test_image_rm_during_launch(root):
         rm = root.popen("image", "rm", "busybox")
         la, rm = race(la, rm)
         assert la.returncode == 0 and la.stderr == "" or one_line_error(
-            la, r"image `busybox` not found|%s|busybox" % BUSY), la
+            la, r"image `busybox` not found|%s|busybox" % BUSY), said(la, rm)
         assert rm.returncode == 0 and rm.stderr == "" or one_line_error(
-            rm, r"image `busybox` is used by instance `%s`|%s" % (name, BUSY)), rm
+            rm, r"image `busybox` is used by instance `%s`|%s" % (name, BUSY)), said(la, rm)
         if la.returncode == 0:
             # a launched instance keeps its image
             info = root.info(name)
-            assert info["status"] == "running", info
+            assert info["status"] == "running", (info, said(la, rm))
             image_id = info["config"]["image_id"]
             assert root.query("SELECT count(*) FROM image_images WHERE id = '%s'" % image_id) \
-                == [(1,)], (la, rm)
+                == [(1,)], said(la, rm)
             assert root.query("SELECT user FROM image_uses WHERE id = '%s'" % image_id) \
                 == [(name,)]
             root.ok("exec", name, "--", "true")
@@ -524,8 +530,8 @@ def test_two_pulls_of_one_image(tmp_path, registry):  # noqa: F811
     for _ in range(3):
         ps = race(*[root.popen("image", "pull", ref) for _ in range(4)])
         for p in ps:
-            assert p.returncode == 0, p
-            assert p.stdout.split()[-1] == registry["single_config"], p
+            assert p.returncode == 0, said(p)
+            assert p.stdout.split()[-1] == registry["single_config"], said(p)
         imgs = json.loads(root.ok("image", "list", "--format", "json").stdout)
         assert [i for i in imgs if registry["single_config"] in i["Id"]], imgs
         assert os.listdir(os.path.join(root.path, "images", "tmp")) == []
@@ -540,16 +546,16 @@ def test_two_network_creates_of_one_name(netroot):
         subnet = "%s.0/24" % r.subnet
         a, b = race(r.popen("network", "create", "twin", "--subnet", subnet),
                     r.popen("network", "create", "twin", "--subnet", subnet))
-        assert sorted([a.returncode == 0, b.returncode == 0]) == [False, True], (a, b)
+        assert sorted([a.returncode == 0, b.returncode == 0]) == [False, True], said(a, b)
         loser = a if a.returncode else b
-        assert one_line_error(loser, r"twin.*already exists|already exists|%s" % BUSY), loser
+        assert one_line_error(loser, r"twin.*already exists|already exists|%s" % BUSY), said(a, b)
         info = json.loads(r.ok("network", "info", "twin").stdout)
         assert info["bridge"] in r.links()
         assert len(r.nft_tables()) == 1, r.nft_tables()
         a, b = race(r.popen("network", "delete", "twin"), r.popen("network", "delete", "twin"))
-        assert sorted([a.returncode == 0, b.returncode == 0]) == [False, True], (a, b)
+        assert sorted([a.returncode == 0, b.returncode == 0]) == [False, True], said(a, b)
         loser = a if a.returncode else b
-        assert one_line_error(loser, r"network `twin` does not exist|%s" % BUSY), loser
+        assert one_line_error(loser, r"network `twin` does not exist|%s" % BUSY), said(a, b)
         assert r.links() == [] and r.nft_tables() == [], i
     kill = [p for p in r.processes()]
     assert kill == [], kill
