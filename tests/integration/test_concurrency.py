@@ -586,8 +586,8 @@ def test_list_during_networked_launches_keeps_their_networks(netroot):
 
 # --- d. churn -------------------------------------------------------------------------------------
 
-# 1000 cycles (the figure) take about 7 min on this shared 2-core
-# machine (0.12 s of CPU per cycle, at a load of ~19): the suite runs 250,
+# 1000 cycles (the figure) take 3.5 min on the shared 2-core
+# machine (at a load of ~20): the suite runs 250 (about a minute),
 # CLOISON_CHURN_CYCLES=1000 the full count (bench/churn runs 1000 too).
 CHURN_CYCLES = int(os.environ.get("CLOISON_CHURN_CYCLES", "250"))
 
