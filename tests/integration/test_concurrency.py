@@ -292,7 +292,10 @@ def test_mixed_workload_every_effect_visible_nothing_left(netroot, registry):  #
 
     def shared(*args):
         p = r.run(*args)
-        if p.returncode != 0 and not one_line_error(p, SHARED_ALLOWED[args[0]]):
+        # a stop or restore from another worker kills what runs in the
+        # instance, an exec's process included (as `docker exec` sees it)
+        killed = args[0] == "exec" and p.returncode == 137 and p.stderr == ""
+        if p.returncode != 0 and not killed and not one_line_error(p, SHARED_ALLOWED[args[0]]):
             problem("shared: %s: exit %d: %r" % (" ".join(args), p.returncode, p.stderr))
         return p
 
@@ -379,12 +382,18 @@ def test_mixed_workload_every_effect_visible_nothing_left(netroot, registry):  #
             and rc == 0}
     listed = set(r.ok("snapshot", "list", "shared-a").stdout.split())
     assert made <= listed, made - listed
-    assert problems == [], "\n".join(problems)
+    # everything deleted, nothing left (checked before the problems, so
+    # that a failure reports both)
     r.delete_everything()
     r.ok("image", "rm", ref, netns=False)
-    assert r.names() == []
-    assert r.leftovers() == {}
-    assert r.query("SELECT count(*) FROM image_uses") == [(0,)]
+    if r.names() != []:
+        problem("instances left after deleting everything: %s" % r.names())
+    left = r.leftovers()
+    if left:
+        problem("left behind: %s" % left)
+    if r.query("SELECT count(*) FROM image_uses") != [(0,)]:
+        problem("image uses left: %s" % r.query("SELECT * FROM image_uses"))
+    assert problems == [], "\n".join(problems)
 
 
 # --- c. two commands on one object at once -----------------------------------------------------
