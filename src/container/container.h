@@ -88,6 +88,10 @@ struct cl_container_exec_opts
   const char *pid_file;
   int preserve_fds;
   const int *stdio; /* int[3]; NULL: inherit */
+  /* Called once the process runs inside the container, before the wait
+     (a caller's lock can be released there). */
+  void (*started) (void *opaque);
+  void *started_opaque;
 };
 
 /* Runs a new process inside the running container (setns into its

@@ -301,6 +301,8 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   }
   if (engine_write_pid_file (opts->pid_file, pid, err) < 0)
     goto fail;
+  if (opts->started)
+    opts->started (opts->started_opaque);
   if (!opts->detach)
     {
       engine_set_forwarding (pid, master, true);

@@ -104,12 +104,14 @@ fail:
 }
 
 int
-engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
-             cl_error_t *err)
+engine_exec (const char *root, const char *id, char **argv, char **env, void (*started) (void *),
+             void *opaque, int *exit_code, cl_error_t *err)
 {
   struct cl_container_exec_opts o = {
     .args = (const char *const *)argv,
     .env = (const char *const *)env,
+    .started = started,
+    .started_opaque = opaque,
   };
   return cl_container_exec (root, id, &o, exit_code, err);
 }

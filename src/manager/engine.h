@@ -35,9 +35,10 @@ struct engine_spec
 int engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
 
 /* Runs argv in the running container with the caller's stdio; env adds
-   to the container's own.  *exit_code: shell style (128 + signal). */
-int engine_exec (const char *root, const char *id, char **argv, char **env, int *exit_code,
-                 cl_error_t *err);
+   to the container's own.  *exit_code: shell style (128 + signal).
+   started (NULL: none) is called once the process runs in the container. */
+int engine_exec (const char *root, const char *id, char **argv, char **env,
+                 void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err);
 
 /* Live limits (memory bytes, cpus; 0 leaves the value alone). */
 int engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,

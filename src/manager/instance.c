@@ -536,6 +536,12 @@ cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error
   return 0;
 }
 
+static void
+exec_started (void *lock)
+{
+  instance_unlock (lock);
+}
+
 int
 cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                   size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
@@ -543,19 +549,26 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
   cleanup_free char *eroot = engine_root (m);
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   char **extra;
   int r;
 
-  if (instance_load (m, name, &inst, err) < 0)
+  /* the lock until the process has joined the container: a snapshot or
+     a copy freezes it, a restore stops it, and an exec in between would
+     fail half-way; the wait for the process holds no lock */
+  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
   if (!is_running (inst))
     return cl_error_make (err, 0, "instance `%s` is not running", name);
   if (inst->kind == KIND_VM)
-    return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err);
+    {
+      instance_unlock (&lock);
+      return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err);
+    }
   extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
   for (size_t i = 0; i < n_env; i++)
     extra[i] = (char *)env[i];
-  r = engine_exec (eroot, id, argv, extra, exit_code, err);
+  r = engine_exec (eroot, id, argv, extra, exec_started, &lock, exit_code, err);
   free (extra);
   return r;
 }
