@@ -35,18 +35,35 @@ struct opt
   bool arg;
 };
 
-/* Parsed options: value per option index (last wins) plus repeats for
-   options that accumulate (--env). */
+/* Parsed options: value per option index (last wins), and every
+   occurrence in order for options that accumulate (--env, --cgroup). */
 struct parsed
 {
   const char *value[16];
   bool set[16];
-  const char *repeats[64];
-  size_t nrepeats;
-  int repeat_index;
+  const char *all[64];
+  int all_opt[64];
+  size_t nall;
   char **pos; /* positional arguments */
   int npos;
 };
+
+/* The values given for option k, NULL-terminated (NULL if none); free. */
+static const char **
+repeated (const struct parsed *p, int k)
+{
+  const char **v = cl_xmalloc0 ((p->nall + 1) * sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; i < p->nall; i++)
+    if (p->all_opt[i] == k)
+      v[n++] = p->all[i];
+  if (n == 0)
+    {
+      free (v);
+      return NULL;
+    }
+  return v;
+}
 
 /* Parses argv against `opts`.  With stop_after > 0, everything after
    that many positionals is positional (exec ID CMD ARGS...). */
@@ -57,7 +74,7 @@ parse_opts (int argc, char **argv, const struct opt *opts, int stop_after, struc
   int i;
   bool only_pos = false;
 
-  p->pos = cl_xmalloc0 ((size_t) (argc + 1) * sizeof *p->pos);
+  p->pos = cl_xmalloc0 ((size_t)(argc + 1) * sizeof *p->pos);
   for (i = 0; i < argc; i++)
     {
       char *a = argv[i];
@@ -109,8 +126,11 @@ parse_opts (int argc, char **argv, const struct opt *opts, int stop_after, struc
         }
       p->value[k] = val;
       p->set[k] = true;
-      if (k == p->repeat_index && p->nrepeats < 63)
-        p->repeats[p->nrepeats++] = val;
+      if (p->nall < 64)
+        {
+          p->all_opt[p->nall] = k;
+          p->all[p->nall++] = val;
+        }
     }
   return 0;
 }
@@ -132,7 +152,7 @@ parse_int (const char *s, const char *what, int *out, cl_error_t *err)
   v = strtol (s, &end, 10);
   if (errno || *end || v < 0 || v > 1 << 20)
     return cl_error_make (err, 0, "%s: expected a number, got `%s`", what, s);
-  *out = (int) v;
+  *out = (int)v;
   return 0;
 }
 
@@ -175,7 +195,7 @@ static const struct opt create_opts[] = {
 static int
 cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t *err)
 {
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   struct cl_container_create_opts o = { 0 };
   cleanup_free char *cwd = NULL;
   int status = 0, r;
@@ -188,7 +208,8 @@ cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t
     o.bundle = cwd = getcwd (NULL, 0);
   o.pid_file = p.value[C_PIDFILE];
   o.console_socket = p.value[C_CONSOLE];
-  if (p.value[C_PRESERVE] && parse_int (p.value[C_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
+  if (p.value[C_PRESERVE]
+      && parse_int (p.value[C_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
     goto fail;
   o.no_pivot = p.set[C_NOPIVOT];
   o.no_new_keyring = p.set[C_NOKEYRING];
@@ -210,7 +231,7 @@ static int
 cmd_simple (struct global *g, int argc, char **argv, const char *cmd, cl_error_t *err)
 {
   static const struct opt none[] = { { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   json_t *state = NULL;
   int r = -1;
 
@@ -236,7 +257,7 @@ static int
 cmd_kill (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "all", 'a', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   int signo = 15, r = -1;
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "kill", err) < 0)
@@ -253,7 +274,7 @@ static int
 cmd_delete (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "force", 'f', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   int r = -1;
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "delete", err) < 0)
@@ -277,6 +298,7 @@ enum
   E_PRESERVE,
   E_CAP,
   E_NONNP,
+  E_CGROUP,
 };
 static const struct opt exec_opts[] = {
   [E_PROCESS] = { "process", 'p', true },
@@ -290,13 +312,15 @@ static const struct opt exec_opts[] = {
   [E_PRESERVE] = { "preserve-fds", 0, true },
   [E_CAP] = { "cap", 'c', true },
   [E_NONNP] = { "no-new-privs", 0, false },
+  [E_CGROUP] = { "cgroup", 0, true },
   { NULL, 0, false },
 };
 
 static int
 cmd_exec (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  struct parsed p = { .repeat_index = E_ENV };
+  struct parsed p = { 0 };
+  cleanup_free const char **env = NULL, **cgroups = NULL;
   struct cl_container_exec_opts o = { 0 };
   int status = 0, r = -1;
 
@@ -308,16 +332,17 @@ cmd_exec (struct global *g, int argc, char **argv, cl_error_t *err)
       cl_error_make (err, 0, "exec: give a command or --process FILE");
       goto out;
     }
-  o.args = (const char *const *) p.pos + 1;
+  o.args = (const char *const *)p.pos + 1;
   o.detach = p.set[E_DETACH];
   o.pid_file = p.value[E_PIDFILE];
   o.tty = p.set[E_TTY];
   o.console_socket = p.value[E_CONSOLE];
   o.cwd = p.value[E_CWD];
-  p.repeats[p.nrepeats] = NULL;
-  o.env = p.nrepeats ? p.repeats : NULL;
+  o.env = env = repeated (&p, E_ENV);
+  o.cgroups = cgroups = repeated (&p, E_CGROUP);
   o.user = p.value[E_USER];
-  if (p.value[E_PRESERVE] && parse_int (p.value[E_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
+  if (p.value[E_PRESERVE]
+      && parse_int (p.value[E_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
     goto out;
   if (cl_container_exec (g->root, p.pos[0], &o, &status, err) == 0)
     r = status;
@@ -329,8 +354,9 @@ out:
 static int
 cmd_list (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "format", 'f', true }, { "quiet", 'q', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  static const struct opt opts[]
+      = { { "format", 'f', true }, { "quiet", 'q', false }, { NULL, 0, false } };
+  struct parsed p = { 0 };
   cleanup_json json_t *list = NULL;
   json_t *s;
   size_t i;
@@ -344,10 +370,12 @@ cmd_list (struct global *g, int argc, char **argv, cl_error_t *err)
     json_array_foreach (list, i, s) puts (json_string_value (json_object_get (s, "id")));
   else
     {
-      printf ("%-20s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+      printf ("%-20s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
+              "OWNER");
       json_array_foreach (list, i, s)
       {
-        printf ("%-20s %-8lld %-10s %-40s %-32s %s\n", json_string_value (json_object_get (s, "id")),
+        printf ("%-20s %-8lld %-10s %-40s %-32s %s\n",
+                json_string_value (json_object_get (s, "id")),
                 json_integer_value (json_object_get (s, "pid")),
                 json_string_value (json_object_get (s, "status")),
                 json_string_value (json_object_get (s, "bundle")),
@@ -365,7 +393,7 @@ static int
 cmd_ps (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "format", 'f', true }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   cleanup_free pid_t *pids = NULL;
   size_t n = 0;
   int r = -1;
@@ -409,8 +437,9 @@ out:
 static int
 cmd_spec (int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "bundle", 'b', true }, { "rootless", 0, false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  static const struct opt opts[]
+      = { { "bundle", 'b', true }, { "rootless", 0, false }, { NULL, 0, false } };
+  struct parsed p = { 0 };
   cleanup_free char *path = NULL, *s = NULL;
   cleanup_json json_t *spec = NULL;
   int r = -1;
@@ -435,7 +464,7 @@ static int
 cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "resources", 'r', true }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   cleanup_json json_t *res = NULL;
   int r = -1;
 
@@ -467,9 +496,10 @@ out:
 static void
 usage (FILE *f)
 {
-  fprintf (f, "usage: %s [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
-              "commands: create start run state kill delete exec pause resume ps list update\n"
-              "          spec features; --version\n",
+  fprintf (f,
+           "usage: %s [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
+           "commands: create start run state kill delete exec pause resume ps list update\n"
+           "          spec features; --version\n",
            prog);
 }
 
@@ -489,10 +519,10 @@ main (int argc, char **argv)
       eq = strchr (name, '=');
       if (eq)
         {
-          len = (size_t) (eq - name);
+          len = (size_t)(eq - name);
           val = eq + 1; /* points into argv: lives as long as we do */
         }
-      snprintf (key, sizeof key, "%.*s", (int) len, name);
+      snprintf (key, sizeof key, "%.*s", (int)len, name);
 #define TAKE_VALUE()                                                                               \
   do                                                                                               \
     {                                                                                              \
@@ -570,7 +600,8 @@ main (int argc, char **argv)
     }
   if (g.systemd_cgroup)
     {
-      cl_error_make (&err, 0, "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs");
+      cl_error_make (&err, 0,
+                     "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs");
       return cl_error_report (&err, prog);
     }
   cmd = argv[i];

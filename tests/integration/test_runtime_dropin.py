@@ -1,0 +1,242 @@
+"""cloison-runtime as a drop-in for runc: each behaviour runs the same
+bundle under runc 1.1 (the peer, Debian's) and under ours, and compares
+what the container sees.  See docs/runtime-dropin.md."""
+import json
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+from conftest import binary, make_bundle
+from test_runtime_util import cgroup_dirs, unique_id
+
+pytestmark = pytest.mark.skipif(shutil.which("runc") is None, reason="runc (the peer) not installed")
+
+
+class Tool:
+    """One runtime (ours or runc) with a private --root and a log file."""
+
+    def __init__(self, name, argv0, root):
+        self.name, self.argv0, self.root = name, argv0, root
+        self.log = root + ".log"
+        self.ids = []
+
+    def __call__(self, *args, check=True, timeout=60, **kw):
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            p = subprocess.run([self.argv0, "--root", self.root, "--log", self.log] + [str(a) for a in args],
+                               stdout=out, stderr=err, text=True, timeout=timeout,
+                               stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
+            out.seek(0)
+            err.seek(0)
+            p.stdout, p.stderr = out.read(), err.read()
+        if check and p.returncode != 0:
+            raise AssertionError("%s %s: exit %d: %s%s" % (self.name, " ".join(map(str, args)),
+                                                           p.returncode, p.stdout, p.stderr))
+        return p
+
+    def new_id(self):
+        cid = unique_id("dropin-" + self.name[:4])
+        self.ids.append(cid)
+        return cid
+
+    def log_text(self):
+        return open(self.log).read() if os.path.exists(self.log) else ""
+
+    def cleanup(self):
+        for cid in self.ids:
+            self("delete", "--force", cid, check=False)
+
+
+@pytest.fixture
+def tools(tmp_path):
+    both = [Tool("cloison", binary("cloison-runtime"), str(tmp_path / "state-cloison")),
+            Tool("runc", shutil.which("runc"), str(tmp_path / "state-runc"))]
+    yield both
+    for t in both:
+        t.cleanup()
+
+
+def runc_spec_bundle(path, rootfs, args, edit=None, copy_rootfs=False):
+    """A bundle whose config.json is what `runc spec` writes, with only the
+    root path, the command and the terminal changed (no tty here)."""
+    os.makedirs(path)
+    subprocess.run(["runc", "spec", "--bundle", path], check=True)
+    cfg = json.load(open(os.path.join(path, "config.json")))
+    if copy_rootfs:
+        shutil.copytree(rootfs, os.path.join(path, "rootfs"), symlinks=True)
+    else:
+        cfg["root"]["path"] = rootfs
+    cfg["process"]["terminal"] = False
+    cfg["process"]["args"] = list(args)
+    if edit:
+        edit(cfg)
+    json.dump(cfg, open(os.path.join(path, "config.json"), "w"), indent=2)
+    return path
+
+
+def run_both(tools, tmp_path, rootfs, args, edit=None, copy_rootfs=False, spec="runc"):
+    """Runs the same bundle (one copy per runtime) under both; returns
+    {name: CompletedProcess}."""
+    out = {}
+    for t in tools:
+        d = str(tmp_path / ("bundle-" + t.name))
+        if spec == "runc":
+            runc_spec_bundle(d, rootfs, args, edit, copy_rootfs)
+        else:
+            make_bundle(d, rootfs, args, edit, copy_rootfs)
+        out[t.name] = t("run", "--bundle", d, t.new_id(), check=False)
+    return out
+
+
+def test_runc_spec_bundle_runs_unchanged(tools, tmp_path, busybox_rootfs):
+    """runc's default spec lists CAP_AUDIT_WRITE, CAP_KILL and
+    CAP_NET_BIND_SERVICE as ambient but not inheritable: not raised, with a
+    warning on our log, and the container runs."""
+    r = run_both(tools, tmp_path, busybox_rootfs, ["sh", "-c", "grep -E '^Cap(Amb|Prm)' /proc/self/status"])
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    assert r["cloison"].stdout == r["runc"].stdout
+    assert "CapAmb:\t0000000000000000" in r["cloison"].stdout
+    log = tools[0].log_text()
+    assert "process.capabilities.ambient" in log and "CAP_KILL" in log and "not raised" in log, log
+
+
+def test_ambient_raised_when_permitted_and_inheritable(tools, tmp_path, busybox_rootfs):
+    def edit(cfg):
+        caps = cfg["process"]["capabilities"]
+        caps["inheritable"] = ["CAP_KILL"]
+        caps["ambient"] = ["CAP_KILL", "CAP_NET_BIND_SERVICE"]
+    r = run_both(tools, tmp_path, busybox_rootfs, ["grep", "CapAmb", "/proc/self/status"], edit)
+    assert r["runc"].returncode == 0 and r["cloison"].returncode == 0, r
+    assert r["cloison"].stdout == r["runc"].stdout == "CapAmb:\t0000000000000020\n"
+
+
+def test_missing_cwd_is_created(tools, tmp_path, busybox_rootfs):
+    def edit(cfg):
+        cfg["process"]["cwd"] = "/work/deep/dir"
+    r = run_both(tools, tmp_path, busybox_rootfs, ["sh", "-c", "pwd; stat -c '%a %u' /work/deep /work/deep/dir"],
+                 edit, copy_rootfs=True)
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    assert r["cloison"].stdout == r["runc"].stdout == "/work/deep/dir\n755 0\n755 0\n"
+
+
+@pytest.mark.parametrize("uid,env_home,expected", [
+    (0, None, "/root"),            # root's entry
+    (1, None, "/usr/sbin"),        # daemon's entry
+    (4242, None, "/"),             # no entry
+    (1, "/custom", "/custom"),     # HOME given: kept
+])
+def test_home_from_passwd(tools, tmp_path, busybox_rootfs, uid, env_home, expected):
+    def edit(cfg):
+        cfg["process"]["user"] = {"uid": uid, "gid": uid}
+        if env_home:
+            cfg["process"]["env"].append("HOME=" + env_home)
+    r = run_both(tools, tmp_path, busybox_rootfs, ["sh", "-c", 'echo "$HOME"'], edit)
+    assert r["runc"].stdout == r["cloison"].stdout == expected + "\n", r
+
+
+def test_home_empty_passwd_field_is_slash(tools, tmp_path, busybox_rootfs):
+    """An entry with an empty home field gives `/` (runc 1.1 leaves HOME
+    empty there; runc 1.2 and crun give `/`, as we do)."""
+    d = str(tmp_path / "b")
+    runc_spec_bundle(d, busybox_rootfs, ["sh", "-c", 'echo "[$HOME]"'], copy_rootfs=True,
+                     edit=lambda cfg: cfg["process"].update(user={"uid": 777, "gid": 777}))
+    with open(os.path.join(d, "rootfs", "etc", "passwd"), "a") as f:
+        f.write("nohome:x:777:777:::/bin/sh\n")
+    ours = tools[0]
+    p = ours("run", "--bundle", d, ours.new_id())
+    assert p.stdout == "[/]\n"
+
+
+def test_exec_home_process_group_and_session(tools, tmp_path, busybox_rootfs):
+    """exec: HOME from the exec'd user's entry; the process leads its own
+    session and process group, terminal or not, as under runc."""
+    show = ["sh", "-c", 'echo "$HOME"; read -r s < /proc/self/stat; set -- $s; '
+            'read -r p < /proc/$$/stat; set -- $p; echo "pid=$1 pgrp=$5 sid=$6"']
+    seen = {}
+    for t in tools:
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"])
+        cid = t.new_id()
+        t("run", "-d", "--bundle", d, cid)
+        a = t("exec", cid, *show).stdout.split("\n")
+        b = t("exec", "--user", "1:1", cid, *show).stdout.split("\n")
+        # With a terminal: through `script`, which gives our stdin a pty.
+        c = subprocess.run(["script", "-qec", " ".join([t.argv0, "--root", t.root, "--log", t.log, "exec", "-t", cid, "sh", "-c",
+                                                        "'echo pgrp=$(cut -d\" \" -f5 /proc/$$/stat) pid=$$'"]),
+                            "/dev/null"], stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+        seen[t.name] = (a, b, c.stdout)
+    for name, (a, b, tty) in seen.items():
+        assert a[0] == "/root" and b[0] == "/usr/sbin", (name, a, b)
+        for line in (a[1], b[1]):
+            kv = dict(x.split("=") for x in line.split())
+            assert kv["pid"] == kv["pgrp"] == kv["sid"], (name, line)
+        m = re.search(r"pgrp=(\d+) pid=(\d+)", tty)
+        assert m and m.group(1) == m.group(2), (name, tty)
+
+
+def own_cgroups(pid):
+    out = {}
+    for line in open("/proc/%d/cgroup" % pid):
+        _, ctrls, path = line.rstrip("\n").split(":", 2)
+        out[ctrls] = path
+    return out
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="cgroup v1 form (the v2 form is in the lab)")
+def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
+    """exec --cgroup memory:SUB (v1) joins the sub-cgroup in that hierarchy
+    only; --cgroup SUB in every one; a missing one is refused."""
+    for t in tools:
+        d = str(tmp_path / ("bundle-" + t.name))
+        cid = t.new_id()
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"],
+                         edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
+        t("run", "-d", "--bundle", d, cid)
+        made = []
+        try:
+            for top in os.listdir("/sys/fs/cgroup"):
+                base = os.path.join("/sys/fs/cgroup", top, cid)
+                if os.path.isdir(base):
+                    os.mkdir(os.path.join(base, "sub"))
+                    made.append(os.path.join(base, "sub"))
+                    for f in ("cpuset.cpus", "cpuset.mems"):  # an empty cpuset takes no task
+                        if os.path.exists(os.path.join(base, f)):
+                            open(os.path.join(base, "sub", f), "w").write(open(os.path.join(base, f)).read())
+            # cat's own /proc/self/cgroup, from inside (no cgroup namespace
+            # shows the host paths: runc spec has a cgroup namespace, so
+            # look at the exec'd process from the host instead).
+            p = t("exec", "-d", "--pid-file", str(tmp_path / (t.name + ".pid")), "--cgroup", "memory:sub",
+                  cid, "sleep", "30")
+            pid = int(open(str(tmp_path / (t.name + ".pid"))).read())
+            cg = own_cgroups(pid)
+            assert cg["memory"] == "/%s/sub" % cid, (t.name, cg)
+            assert cg["pids"] == "/" + cid, (t.name, cg)
+            os.kill(pid, 9)
+            t("exec", "-d", "--pid-file", str(tmp_path / (t.name + ".pid2")), "--cgroup", "sub", cid, "sleep", "30")
+            pid = int(open(str(tmp_path / (t.name + ".pid2"))).read())
+            cg = own_cgroups(pid)
+            assert cg["memory"] == cg["pids"] == "/%s/sub" % cid, (t.name, cg)
+            os.kill(pid, 9)
+            p = t("exec", "--cgroup", "nosuch", cid, "true", check=False)
+            assert p.returncode != 0, t.name
+            p = t("exec", "--cgroup", "memory:a", "--cgroup", "memory:b", cid, "true", check=False)
+            assert p.returncode != 0, t.name
+        finally:
+            # The sub-cgroups go first (a cgroup with children cannot be
+            # removed): kill everything, then rmdir them, then delete.
+            t("kill", "--all", cid, "KILL", check=False)
+            for m in made:
+                for _ in range(100):
+                    try:
+                        os.rmdir(m)
+                        break
+                    except OSError:
+                        time.sleep(0.05)
+            t("delete", "--force", cid, check=False)
+            assert cgroup_dirs(cid) == [], t.name
