@@ -109,13 +109,14 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
                       json_integer_value (json_object_get (m, "containerID")),
                       json_integer_value (json_object_get (m, "hostID")),
                       json_integer_value (json_object_get (m, "size")));
-    if (n < 0 || (size_t) n >= sizeof buf - len)
+    if (n < 0 || (size_t)n >= sizeof buf - len)
       return cl_error_make (err, 0, "linux.%s: too many mappings",
                             strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
-    len += (size_t) n;
+    len += (size_t)n;
   }
   if (cl_write_file (path, buf, len, 0, err) < 0)
-    return cl_error_wrap (err, "linux.%s", strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
+    return cl_error_wrap (err, "linux.%s",
+                          strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
   return 0;
 }
 
@@ -124,23 +125,23 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 pid_t
 engine_clone (int flags, int cgroup_fd, bool *placed)
 {
-  struct clone_args args = { .flags = (uint64_t) flags, .exit_signal = SIGCHLD };
+  struct clone_args args = { .flags = (uint64_t)flags, .exit_signal = SIGCHLD };
   pid_t pid;
 
   *placed = false;
   if (cgroup_fd >= 0)
     {
       args.flags |= CLONE_INTO_CGROUP;
-      args.cgroup = (uint64_t) cgroup_fd;
-      pid = (pid_t) syscall (SYS_clone3, &args, sizeof args);
+      args.cgroup = (uint64_t)cgroup_fd;
+      pid = (pid_t)syscall (SYS_clone3, &args, sizeof args);
       if (pid >= 0)
         {
           *placed = true;
           return pid;
         }
-      args.flags &= ~(uint64_t) CLONE_INTO_CGROUP;
+      args.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
     }
-  return (pid_t) syscall (SYS_clone3, &args, sizeof args);
+  return (pid_t)syscall (SYS_clone3, &args, sizeof args);
 }
 
 char **
@@ -335,8 +336,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     {
       /* Rootless, as runc: without permission on the cgroup tree and
          without limits to apply, run without a cgroup of our own. */
-      if (geteuid () == 0 || ((*err)->status != EACCES && (*err)->status != EPERM
-                              && (*err)->status != EROFS)
+      if (geteuid () == 0
+          || ((*err)->status != EACCES && (*err)->status != EPERM && (*err)->status != EROFS)
           || wants_limits (linux_obj))
         goto fail;
       cl_debug ("rootless: no cgroup: %s", (*err)->msg);
@@ -357,10 +358,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     }
   if (pid == 0)
     {
-      struct init_args a = { .config = c->config, .rootfs = rootfs, .bundle = bundle, .id = id,
-                             .sync_fd = sv[1], .fifo_fd = fifo_fd, .preserve_fds = opts->preserve_fds,
-                             .no_pivot = opts->no_pivot, .no_new_keyring = opts->no_new_keyring,
-                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join,
+      struct init_args a = { .config = c->config,
+                             .rootfs = rootfs,
+                             .bundle = bundle,
+                             .id = id,
+                             .sync_fd = sv[1],
+                             .fifo_fd = fifo_fd,
+                             .preserve_fds = opts->preserve_fds,
+                             .no_pivot = opts->no_pivot,
+                             .no_new_keyring = opts->no_new_keyring,
+                             .ns_new = flags,
+                             .stdio = opts->stdio,
+                             .cgroup_join = join,
                              .seccomp = c->seccomp };
       close (sv[0]);
       init_run (&a);
@@ -383,12 +392,14 @@ create_common (const char *root, const char *id, const struct cl_container_creat
 
   /* State document, needed by hooks already. */
   created_at = now_rfc3339 ();
-  c->st.doc = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O*, s:O*, s:O*}", "id", id, "bundle", bundle,
-                         "rootfs", rootfs, "created", created_at, "owner", geteuid () == 0 ? "root" : "",
-                         "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
-                         "hooks", json_object_get (c->config, "hooks"),
-                         "annotations", json_object_get (c->config, "annotations"));
-  json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
+  c->st.doc
+      = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O*, s:O*, s:O*}", "id", id, "bundle", bundle,
+                   "rootfs", rootfs, "created", created_at, "owner", geteuid () == 0 ? "root" : "",
+                   "process", process, "seccomp", json_object_get (linux_obj, "seccomp"), "hooks",
+                   json_object_get (c->config, "hooks"), "annotations",
+                   json_object_get (c->config, "annotations"));
+  json_object_set_new (c->st.doc, "ownPidns",
+                       json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
   if (cg_saved)
     json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
   /* Written while the init builds its root; made state.json once it is
@@ -441,7 +452,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         case SYNC_SECCOMP:
           {
             json_t *s = creating_state (c, "creating");
-            int r = engine_forward_seccomp_listener (c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
+            int r = engine_forward_seccomp_listener (
+                c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
             json_decref (s);
             if (r < 0)
               goto fail;
@@ -552,7 +564,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
     }
   if (state_pid_alive (st))
     {
-      int pidfd = (int) syscall (SYS_pidfd_open, st->pid, 0);
+      int pidfd = (int)syscall (SYS_pidfd_open, st->pid, 0);
       kill (st->pid, SIGKILL);
       if (pidfd >= 0)
         {
@@ -637,7 +649,14 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
     }
   close (c.sync_fd);
   c.sync_fd = -1;
-  run_hooks (&c, "poststart", "running", err);
+  /* A failing poststart hook: runc kills and removes the container, and
+     the command fails. */
+  if (run_hooks (&c, "poststart", "running", err) < 0)
+    {
+      destroy (&c.st, c.cg, NULL);
+      created_release (&c);
+      return -1;
+    }
   if (opts->detach)
     {
       created_release (&c);
@@ -706,8 +725,17 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
     if (json_object_get (hooks, "poststart"))
       {
         json_t *s = state_public (&st);
-        hooks_run (hooks, "poststart", s, err);
+        int hr = hooks_run (hooks, "poststart", s, err);
         json_decref (s);
+        if (hr < 0)
+          {
+            struct cl_cgroup *cg = NULL;
+            cl_error_t e = NULL;
+            if (load_cgroup (&st, &cg, &e) < 0 || destroy (&st, cg, &e) < 0)
+              cl_error_release (&e);
+            cl_cgroup_free (cg);
+            goto out;
+          }
       }
   }
   r = 0;
@@ -761,7 +789,9 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st, &status, &cg, err) < 0)
+  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st,
+                &status, &cg, err)
+      < 0)
     return -1;
   if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
@@ -798,7 +828,8 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
         return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
     }
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
-                &status, &cg, err) < 0)
+                &status, &cg, err)
+      < 0)
     return -1;
   /* thawed whatever the state says: a pause killed between freezing the
      cgroup and recording it leaves frozen tasks, which take no SIGKILL
@@ -826,7 +857,8 @@ set_frozen (const char *root, const char *id, bool frozen, const char *allowed, 
   int r = -1;
 
   if (load_for (root, id, allowed, frozen ? "cannot pause it" : "cannot resume it", &st, &status,
-                &cg, err) < 0)
+                &cg, err)
+      < 0)
     return -1;
   if (cg == NULL)
     {
@@ -951,7 +983,7 @@ cl_container_parse_signal (const char *s, int *signo, cl_error_t *err)
     {
       if (n <= 0 || n >= NSIG)
         return cl_error_make (err, 0, "signal: `%s` out of range", s);
-      *signo = (int) n;
+      *signo = (int)n;
       return 0;
     }
   const char *bare = strncasecmp (s, "SIG", 3) == 0 ? s + 3 : s;

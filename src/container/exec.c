@@ -239,7 +239,17 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
       }
   if (fds[4] >= 0 || fds[6] >= 0) /* pid, time */
     {
-      /* pid and time namespaces apply to children. */
+      /* pid and time namespaces apply to children.  The child speaks on
+         the sync socket only after our SYNC_PID is in (our exit closes
+         `order`): else SYNC_PID could land between its SYNC_CONSOLE and
+         the terminal's fd. */
+      int order[2];
+      char c;
+      if (pipe2 (order, O_CLOEXEC) < 0)
+        {
+          cl_error_errno (&err, "pipe");
+          sync_fail (sync_fd, &err);
+        }
       pid = (pid_t)syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
       if (pid < 0)
         {
@@ -252,6 +262,10 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
           _exit (0);
         }
       prctl (PR_SET_PDEATHSIG, SIGKILL);
+      close (order[1]);
+      while (read (order[0], &c, 1) < 0 && errno == EINTR)
+        ;
+      close (order[0]);
     }
   else
     sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */

@@ -240,3 +240,76 @@ def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
                         time.sleep(0.05)
             t("delete", "--force", cid, check=False)
             assert cgroup_dirs(cid) == [], t.name
+
+
+def hook(tmp_path, script):
+    return {"path": "/bin/sh", "args": ["sh", "-c", script]}
+
+
+def test_hook_env_is_its_own_or_the_runtimes(tools, tmp_path, busybox_rootfs):
+    """A hook with `env` gets exactly that; without, the runtime's own
+    environment (runc runs hooks with Go's exec.Cmd, Env nil = inherit)."""
+    seen = {}
+    for t in tools:
+        out = tmp_path / ("env-" + t.name)
+        os.mkdir(str(out))
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["true"], edit=lambda cfg: cfg.update(hooks={
+            "createRuntime": [hook(tmp_path, "env > %s/inherited; pwd -P > %s/cwd" % (out, out))],
+            "poststop": [dict(hook(tmp_path, "/usr/bin/env > %s/own" % out), env=["ONLY=this"])]}))
+        env = dict(os.environ, DROPIN_MARK="from-the-caller")
+        t("run", "--bundle", d, t.new_id(), env=env)
+        inherited = open(str(out / "inherited")).read().split("\n")
+        own = [l for l in open(str(out / "own")) if not l.startswith("PWD=")]  # sh's own
+        seen[t.name] = ("DROPIN_MARK=from-the-caller" in inherited, own,
+                        open(str(out / "cwd")).read().strip() == os.path.realpath(d))
+    assert seen["cloison"] == seen["runc"] == (True, ["ONLY=this\n"], True), seen
+
+
+@pytest.mark.parametrize("kind", ["prestart", "createRuntime", "poststart"])
+def test_failing_hook_fails_the_command_and_removes_the_container(tools, tmp_path, busybox_rootfs, kind):
+    """runc 1.1: the first failing hook stops the list; create/run/start
+    fails with the hook's output in the message; the container is gone
+    (a failing poststart kills it)."""
+    for t in tools:
+        second = tmp_path / ("second-" + t.name)
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "30"], edit=lambda cfg: cfg.update(hooks={
+            kind: [hook(tmp_path, "echo to-stdout; echo to-stderr >&2; exit 3"),
+                   hook(tmp_path, "touch %s" % second)]}))
+        cid = t.new_id()
+        p = t("run", "-d", "--bundle", d, cid, check=False)
+        assert p.returncode == 1, (t.name, p.stderr)
+        assert not second.exists(), t.name
+        assert t("state", cid, check=False).returncode != 0, t.name
+        if t.name == "cloison":
+            assert p.stderr.count("\n") == 1, p.stderr
+            assert "hooks.%s[0]" % kind in p.stderr and "status 3" in p.stderr, p.stderr
+            assert "stdout: to-stdout" in p.stderr and "stderr: to-stderr" in p.stderr, p.stderr
+        assert cgroup_dirs(cid) == [], t.name
+    # create then start: a failing poststart makes start fail and removes
+    # the container.  (runc 1.1 runs poststart hooks at the end of
+    # `create`, against the spec; runc 1.2 and crun run them in `start`,
+    # as we do: no comparison here.)
+    if kind == "poststart":
+        ours = tools[0]
+        cid = ours.new_id()
+        ours("create", "--bundle", str(tmp_path / "bundle-cloison"), cid)
+        assert ours("start", cid, check=False).returncode == 1
+        assert ours("state", cid, check=False).returncode != 0
+        assert cgroup_dirs(cid) == []
+
+
+def test_failing_poststop_hook_warns_and_delete_succeeds(tools, tmp_path, busybox_rootfs):
+    for t in tools:
+        second = tmp_path / ("second-" + t.name)
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "30"], edit=lambda cfg: cfg.update(hooks={
+            "poststop": [hook(tmp_path, "echo oops >&2; exit 3"), hook(tmp_path, "touch %s" % second)]}))
+        cid = t.new_id()
+        t("run", "-d", "--bundle", d, cid)
+        p = t("delete", "--force", cid, check=False)
+        assert p.returncode == 0, (t.name, p.stderr)
+        assert t("state", cid, check=False).returncode != 0, t.name
+        assert not second.exists(), t.name
+        assert "oops" in t.log_text(), t.name
