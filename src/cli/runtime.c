@@ -8,11 +8,14 @@
 #include "common/util.h"
 #include "container/container.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -460,22 +463,113 @@ out:
   return r;
 }
 
+/* runc's memory sizes (go-units RAMInBytes): 1024-based, "64m", "1g",
+   "512KiB", or -1 for unlimited. */
+static int
+parse_memory (const char *flag, const char *s, int64_t *out, cl_error_t *err)
+{
+  static const char units[] = "bkmgtp";
+  char *end;
+  double v;
+  errno = 0;
+  if (strcmp (s, "-1") == 0)
+    {
+      *out = -1;
+      return 0;
+    }
+  v = strtod (s, &end);
+  if (errno || end == s || v < 0)
+    return cl_error_make (err, 0, "--%s: expected a size like 64m, got `%s`", flag, s);
+  if (*end)
+    {
+      const char *u = strchr (units, tolower ((unsigned char)*end));
+      if (u == NULL
+          || (end[1] && strcasecmp (end + 1, "b") != 0 && strcasecmp (end + 1, "ib") != 0))
+        return cl_error_make (err, 0, "--%s: expected a size like 64m, got `%s`", flag, s);
+      for (const char *k = units; k < u; k++)
+        v *= 1024;
+    }
+  if (v > (double)INT64_MAX)
+    return cl_error_make (err, 0, "--%s: `%s` is too large", flag, s);
+  *out = (int64_t)v;
+  return 0;
+}
+
+static int
+parse_int64 (const char *flag, const char *s, int64_t *out, cl_error_t *err)
+{
+  char *end;
+  errno = 0;
+  *out = strtoll (s, &end, 10);
+  if (errno || end == s || *end)
+    return cl_error_make (err, 0, "--%s: expected a number, got `%s`", flag, s);
+  return 0;
+}
+
+enum
+{
+  U_RESOURCES,
+  U_MEMORY,
+  U_MEMSWAP,
+  U_MEMRES,
+  U_CPUSHARE,
+  U_CPUSHARES,
+  U_CPUPERIOD,
+  U_CPUQUOTA,
+  U_RTPERIOD,
+  U_RTRUNTIME,
+  U_CPUS,
+  U_MEMS,
+  U_PIDS,
+  U_BLKIO,
+  U_CPUIDLE,
+};
+/* runc's `update` flags -> linux.resources: section, key, kind. */
+static const struct
+{
+  struct opt opt;
+  const char *section, *key;
+  char kind; /* m: memory size, i: integer, s: string */
+} update_flags[] = {
+  [U_RESOURCES] = { { "resources", 'r', true }, NULL, NULL, 0 },
+  [U_MEMORY] = { { "memory", 0, true }, "memory", "limit", 'm' },
+  [U_MEMSWAP] = { { "memory-swap", 0, true }, "memory", "swap", 'm' },
+  [U_MEMRES] = { { "memory-reservation", 0, true }, "memory", "reservation", 'm' },
+  [U_CPUSHARE] = { { "cpu-share", 0, true }, "cpu", "shares", 'i' },
+  [U_CPUSHARES] = { { "cpu-shares", 0, true }, "cpu", "shares", 'i' },
+  [U_CPUPERIOD] = { { "cpu-period", 0, true }, "cpu", "period", 'i' },
+  [U_CPUQUOTA] = { { "cpu-quota", 0, true }, "cpu", "quota", 'i' },
+  [U_RTPERIOD] = { { "cpu-rt-period", 0, true }, "cpu", "realtimePeriod", 'i' },
+  [U_RTRUNTIME] = { { "cpu-rt-runtime", 0, true }, "cpu", "realtimeRuntime", 'i' },
+  [U_CPUS] = { { "cpuset-cpus", 0, true }, "cpu", "cpus", 's' },
+  [U_MEMS] = { { "cpuset-mems", 0, true }, "cpu", "mems", 's' },
+  [U_PIDS] = { { "pids-limit", 0, true }, "pids", "limit", 'i' },
+  [U_BLKIO] = { { "blkio-weight", 0, true }, "blockIO", "weight", 'i' },
+  [U_CPUIDLE] = { { "cpu-idle", 0, true }, "cpu", "idle", 'i' },
+};
+#define N_UPDATE_FLAGS (sizeof update_flags / sizeof update_flags[0])
+
 static int
 cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "resources", 'r', true }, { NULL, 0, false } };
+  struct opt opts[N_UPDATE_FLAGS + 1] = { 0 };
   struct parsed p = { 0 };
   cleanup_json json_t *res = NULL;
+  bool any_flag = false;
   int r = -1;
 
+  for (size_t k = 0; k < N_UPDATE_FLAGS; k++)
+    opts[k] = update_flags[k].opt;
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "update", err) < 0)
     goto out;
-  if (p.value[0] == NULL)
+  for (size_t k = 1; k < N_UPDATE_FLAGS; k++)
+    any_flag |= p.set[k];
+  if (p.value[U_RESOURCES] == NULL && !any_flag)
     {
-      cl_error_make (err, 0, "update: --resources FILE|- is required");
+      cl_error_make (err, 0, "update: give --resources FILE|- or runc's flags (--memory, ...)");
       goto out;
     }
-  if (strcmp (p.value[0], "-") == 0)
+  if (p.value[U_RESOURCES] && strcmp (p.value[U_RESOURCES], "-") == 0)
     {
       json_error_t je;
       res = json_loadf (stdin, 0, &je);
@@ -485,8 +579,28 @@ cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
           goto out;
         }
     }
-  else if (cl_json_load_file (p.value[0], &res, err) < 0)
+  else if (p.value[U_RESOURCES] && cl_json_load_file (p.value[U_RESOURCES], &res, err) < 0)
     goto out;
+  if (res == NULL)
+    res = json_object ();
+  /* The flags go on top of the file, each into its section. */
+  for (size_t k = 1; k < N_UPDATE_FLAGS; k++)
+    {
+      const char *v = p.value[k], *name = update_flags[k].opt.name;
+      json_t *section, *value;
+      int64_t n = 0;
+      if (!p.set[k])
+        continue;
+      if (update_flags[k].kind == 'm' && parse_memory (name, v, &n, err) < 0)
+        goto out;
+      if (update_flags[k].kind == 'i' && parse_int64 (name, v, &n, err) < 0)
+        goto out;
+      value = update_flags[k].kind == 's' ? json_string (v) : json_integer (n);
+      section = json_object_get (res, update_flags[k].section);
+      if (!json_is_object (section))
+        json_object_set_new (res, update_flags[k].section, section = json_object ());
+      json_object_set_new (section, update_flags[k].key, value);
+    }
   r = cl_container_update (g->root, p.pos[0], res, err);
 out:
   free (p.pos);

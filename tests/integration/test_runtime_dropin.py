@@ -313,3 +313,88 @@ def test_failing_poststop_hook_warns_and_delete_succeeds(tools, tmp_path, busybo
         assert t("state", cid, check=False).returncode != 0, t.name
         assert not second.exists(), t.name
         assert "oops" in t.log_text(), t.name
+
+
+V1 = "/sys/fs/cgroup"
+v1_only = pytest.mark.skipif(not os.path.isdir(os.path.join(V1, "memory")),
+                             reason="cgroup v1 files (cgroup v2: tests/lab/test_lab_limits_v2.py)")
+
+
+def v1_read(controller, cid, name):
+    return open(os.path.join(V1, controller, cid, name)).read().strip()
+
+
+UPDATE_FILES = [("memory", "memory.limit_in_bytes"), ("memory", "memory.soft_limit_in_bytes"),
+                ("cpu", "cpu.shares"), ("cpu", "cpu.cfs_period_us"), ("cpu", "cpu.cfs_quota_us"),
+                ("cpu", "cpu.rt_period_us"), ("cpu", "cpu.rt_runtime_us"), ("cpuset", "cpuset.cpus"),
+                ("cpuset", "cpuset.mems"), ("pids", "pids.max")]
+
+
+@v1_only
+def test_update_takes_runcs_flags(tools, tmp_path, busybox_rootfs):
+    """`update --memory 64m --cpu-share 512 ...` as runc's: the same cgroup
+    files, in the same order of writes (runc's and ours pass on the same
+    kernel checks), and the same refusals."""
+    flags = ["--memory", "64m", "--memory-swap", "-1", "--memory-reservation", "32M", "--cpu-share", "512",
+             "--cpu-period", "50000", "--cpu-quota", "25000", "--cpu-rt-period", "1000000",
+             "--cpu-rt-runtime", "10000", "--cpuset-cpus", "0", "--cpuset-mems", "0", "--pids-limit", "77"]
+    seen = {}
+    for t in tools:
+        cid = t.new_id()
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"],
+                         edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
+        t("run", "-d", "--bundle", d, cid)
+        t("update", *flags, cid)
+        seen[t.name] = [v1_read(c, cid, f) for c, f in UPDATE_FILES]
+        # A bad value is refused, and changes nothing.
+        assert t("update", "--memory", "lots", cid, check=False).returncode != 0, t.name
+        assert v1_read("memory", cid, "memory.limit_in_bytes") == str(64 << 20), t.name
+        # The weight: on a host without CFQ/BFQ both fail (no weight file).
+        w = t("update", "--blkio-weight", "300", cid, check=False)
+        if os.path.exists(os.path.join(V1, "blkio", cid, "blkio.weight")) or \
+                os.path.exists(os.path.join(V1, "blkio", cid, "blkio.bfq.weight")):
+            assert w.returncode == 0, (t.name, w.stderr)
+        else:
+            assert w.returncode != 0, t.name
+        t("delete", "--force", cid)
+    assert seen["cloison"] == seen["runc"], seen
+    assert seen["cloison"][0] == str(64 << 20) and seen["cloison"][-1] == "77"
+
+
+@v1_only
+def test_v1_realtime_cpu_and_idle(tools, tmp_path, busybox_rootfs):
+    """cpu.realtimePeriod/realtimeRuntime on v1 (a SCHED_FIFO process can
+    then run inside), compared with runc; cpu.idle where the kernel has it."""
+    if not os.path.exists(os.path.join(V1, "cpu", "cpu.rt_runtime_us")):
+        pytest.skip("kernel without CONFIG_RT_GROUP_SCHED")
+    seen = {}
+    for t in tools:
+        cid = t.new_id()
+        d = str(tmp_path / ("bundle-" + t.name))
+
+        def edit(cfg):
+            cfg["linux"]["cgroupsPath"] = "/" + cid
+            cfg["linux"]["resources"]["cpu"] = {"realtimePeriod": 1000000, "realtimeRuntime": 20000}
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"], edit=edit)
+        t("run", "-d", "--bundle", d, cid)
+        # The container's init may go SCHED_FIFO only with realtime time
+        # in its cgroup (busybox has no chrt: the host's, on its pid).
+        pid = str(json.loads(t("state", cid).stdout)["pid"])
+        fifo = subprocess.run(["chrt", "-f", "-p", "10", pid], capture_output=True, text=True)
+        policy = subprocess.run(["chrt", "-p", pid], capture_output=True, text=True).stdout
+        seen[t.name] = (v1_read("cpu", cid, "cpu.rt_period_us"), v1_read("cpu", cid, "cpu.rt_runtime_us"),
+                        fifo.returncode, "SCHED_FIFO" in policy)
+        t("delete", "--force", cid)
+    assert seen["cloison"] == seen["runc"] == ("1000000", "20000", 0, True), seen
+    if os.path.exists(os.path.join(V1, "cpu", "cpu.idle")):
+        ours = tools[0]
+        cid = ours.new_id()
+        d = str(tmp_path / "bundle-idle")
+        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"], edit=lambda cfg: cfg["linux"].update(
+            cgroupsPath="/" + cid, resources={"cpu": {"idle": 1}}))
+        ours("run", "-d", "--bundle", d, cid)
+        assert v1_read("cpu", cid, "cpu.idle") == "1"
+        ours("update", "--cpu-idle", "0", cid)
+        assert v1_read("cpu", cid, "cpu.idle") == "0"
+        ours("delete", "--force", cid)
