@@ -377,9 +377,12 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
       for (i = 0; i < sizeof default_devices / sizeof default_devices[0]; i++)
         {
           bool overridden = false;
-          json_array_foreach (devs, j, d) overridden
-              |= strcmp (json_string_value (json_object_get (d, "path")), default_devices[i].path)
-                 == 0;
+          json_array_foreach (devs, j, d)
+          {
+            cleanup_free char *p
+                = spec_clean_path (json_string_value (json_object_get (d, "path")));
+            overridden |= strcmp (p, default_devices[i].path) == 0;
+          }
           if (!overridden
               && make_device (c, default_devices[i].path, 'c', default_devices[i].major,
                               default_devices[i].minor, 0666, 0, 0, err)
@@ -394,8 +397,9 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
   {
     const char *type = json_string_value (json_object_get (d, "type"));
     json_t *mode = json_object_get (d, "fileMode");
-    if (make_device (c, json_string_value (json_object_get (d, "path")),
-                     type[0] == 'u' ? 'c' : type[0],
+    /* "/dev/fuse/" is /dev/fuse, as runc (filepath.Clean) makes it. */
+    cleanup_free char *path = spec_clean_path (json_string_value (json_object_get (d, "path")));
+    if (make_device (c, path, type[0] == 'u' ? 'c' : type[0],
                      (unsigned)json_integer_value (json_object_get (d, "major")),
                      (unsigned)json_integer_value (json_object_get (d, "minor")),
                      mode ? (mode_t)json_integer_value (mode) : 0666,

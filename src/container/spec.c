@@ -48,9 +48,9 @@ static const struct
   int flag;
   const char *proc;
 } namespaces[] = {
-  { "pid", CLONE_NEWPID, "pid" },         { "network", CLONE_NEWNET, "net" },
-  { "mount", CLONE_NEWNS, "mnt" },        { "ipc", CLONE_NEWIPC, "ipc" },
-  { "uts", CLONE_NEWUTS, "uts" },         { "user", CLONE_NEWUSER, "user" },
+  { "pid", CLONE_NEWPID, "pid" },          { "network", CLONE_NEWNET, "net" },
+  { "mount", CLONE_NEWNS, "mnt" },         { "ipc", CLONE_NEWIPC, "ipc" },
+  { "uts", CLONE_NEWUTS, "uts" },          { "user", CLONE_NEWUSER, "user" },
   { "cgroup", CLONE_NEWCGROUP, "cgroup" }, { "time", CLONE_NEWTIME, "time" },
 };
 
@@ -223,13 +223,18 @@ check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_e
   return 0;
 }
 
+/* process.scheduler, checked as the kernel's sched_setattr would (so that
+   nothing is created for a combination it would refuse), with runc 1.2's
+   rules on top: priority only for the real-time policies, runtime,
+   deadline and period only for SCHED_DEADLINE. */
 static int
 validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
 {
   json_t *sc = NULL, *flags = NULL, *f;
   cleanup_free char *c = cl_json_path (ctx, "scheduler");
   const char *policy = NULL;
-  int64_t n;
+  int64_t nice = 0, prio = 0, runtime = 0, deadline = 0, period = 0;
+  bool rt, dl;
   size_t i;
 
   if (cl_json_object (process, ctx, "scheduler", &sc, err) < 0)
@@ -240,17 +245,48 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
     return -1;
   if (policy == NULL || process_sched_policy (policy) < 0)
     return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
-  if (cl_json_int64 (sc, c, "nice", &n, err) < 0 || cl_json_int64 (sc, c, "priority", &n, err) < 0
-      || cl_json_int64 (sc, c, "runtime", &n, err) < 0 || cl_json_int64 (sc, c, "deadline", &n, err) < 0
-      || cl_json_int64 (sc, c, "period", &n, err) < 0 || cl_json_array (sc, c, "flags", &flags, err) < 0)
+  if (cl_json_int64 (sc, c, "nice", &nice, err) < 0
+      || cl_json_int64 (sc, c, "priority", &prio, err) < 0
+      || cl_json_int64 (sc, c, "runtime", &runtime, err) < 0
+      || cl_json_int64 (sc, c, "deadline", &deadline, err) < 0
+      || cl_json_int64 (sc, c, "period", &period, err) < 0
+      || cl_json_array (sc, c, "flags", &flags, err) < 0)
     return -1;
+  rt = strcmp (policy, "SCHED_FIFO") == 0 || strcmp (policy, "SCHED_RR") == 0;
+  dl = strcmp (policy, "SCHED_DEADLINE") == 0;
+  if (nice < -20 || nice > 19)
+    return field_error (c, "nice", err, "%s", "must be between -20 and 19");
+  if (rt && (prio < 1 || prio > 99))
+    return field_error (c, "priority", err, "must be between 1 and 99 for %s", policy);
+  if (!rt && prio != 0)
+    return field_error (c, "priority", err, "%s", "is for SCHED_FIFO and SCHED_RR only");
+  if (!dl && (runtime || deadline || period))
+    return cl_error_make (err, 0, "%s: runtime, deadline and period are for SCHED_DEADLINE only",
+                          c);
+  if (dl)
+    {
+      if (runtime < 1024)
+        return field_error (c, "runtime", err, "%s", "must be at least 1024 ns for SCHED_DEADLINE");
+      if (deadline < runtime)
+        return field_error (c, "deadline", err, "%s", "must be at least the runtime");
+      if (period != 0 && period < deadline)
+        return field_error (c, "period", err, "%s", "must be at least the deadline (or 0)");
+    }
   json_array_foreach (flags, i, f)
   {
-    if (!json_is_string (f) || process_sched_flag (json_string_value (f)) < 0)
-      {
-        cleanup_free char *fc = cl_json_path (c, "flags");
-        return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
-      }
+    cleanup_free char *fc = cl_json_path (c, "flags");
+    const char *name = json_string_value (f);
+    if (!json_is_string (f) || process_sched_flag (name) < 0)
+      return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
+    if (strncmp (name, "SCHED_FLAG_UTIL_CLAMP", 21) == 0)
+      return cl_error_make (err, 0,
+                            "%s[%zu]: `%s` needs clamp values, which process.scheduler has no "
+                            "field for",
+                            fc, i, name);
+    if (!dl
+        && (strcmp (name, "SCHED_FLAG_RECLAIM") == 0
+            || strcmp (name, "SCHED_FLAG_DL_OVERRUN") == 0))
+      return cl_error_make (err, 0, "%s[%zu]: `%s` is for SCHED_DEADLINE only", fc, i, name);
   }
   return 0;
 }
@@ -343,7 +379,8 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       cleanup_free char *c = cl_json_path (ctx, "ioPriority");
       const char *cls = NULL;
       int64_t prio = 0;
-      if (cl_json_string (io, c, "class", &cls, err) < 0 || cl_json_int64 (io, c, "priority", &prio, err) < 0)
+      if (cl_json_string (io, c, "class", &cls, err) < 0
+          || cl_json_int64 (io, c, "priority", &prio, err) < 0)
         return -1;
       if (cls == NULL || process_ioprio_class (cls) < 0)
         return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
@@ -375,7 +412,8 @@ validate_namespaces (json_t *linux_obj, int *flags, cl_error_t *err)
     cleanup_free char *c = cl_strdup_printf ("linux.namespaces[%zu]", i);
     const char *type = NULL, *path = NULL;
     int flag;
-    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+    if (cl_json_string (v, c, "type", &type, err) < 0
+        || cl_json_string (v, c, "path", &path, err) < 0)
       return -1;
     if (type == NULL)
       return field_error (c, "type", err, "%s", "missing (required)");
@@ -412,14 +450,16 @@ validate_mappings (json_t *linux_obj, const char *key, int ns_flags, cl_error_t 
   if (maps == NULL || json_array_size (maps) == 0)
     return 0;
   if (!(ns_flags & CLONE_NEWUSER))
-    return field_error ("linux", key, err, "%s", "mappings need a `user` namespace in linux.namespaces");
+    return field_error ("linux", key, err, "%s",
+                        "mappings need a `user` namespace in linux.namespaces");
   json_array_foreach (maps, i, v)
   {
     cleanup_free char *c = cl_strdup_printf ("linux.%s[%zu]", key, i);
     uint64_t size = 0;
     if (!json_is_object (v))
       return cl_error_make (err, 0, "%s: expected an object", c);
-    if (check_uint32 (v, c, "containerID", true, err) < 0 || check_uint32 (v, c, "hostID", true, err) < 0
+    if (check_uint32 (v, c, "containerID", true, err) < 0
+        || check_uint32 (v, c, "hostID", true, err) < 0
         || check_uint32 (v, c, "size", true, err) < 0)
       return -1;
     cl_json_uint64 (v, c, "size", &size, err);
@@ -443,8 +483,10 @@ validate_mounts (json_t *config, cl_error_t *err)
     const char *dest = NULL, *s;
     if (!json_is_object (v))
       return cl_error_make (err, 0, "%s: expected an object", c);
-    if (cl_json_string (v, c, "destination", &dest, err) < 0 || cl_json_string (v, c, "type", &s, err) < 0
-        || cl_json_string (v, c, "source", &s, err) < 0 || check_string_array (v, c, "options", err) < 0)
+    if (cl_json_string (v, c, "destination", &dest, err) < 0
+        || cl_json_string (v, c, "type", &s, err) < 0
+        || cl_json_string (v, c, "source", &s, err) < 0
+        || check_string_array (v, c, "options", err) < 0)
       return -1;
     if (dest == NULL)
       return field_error (c, "destination", err, "%s", "missing (required)");
@@ -454,6 +496,42 @@ validate_mounts (json_t *config, cl_error_t *err)
       return field_error (c, "uidMappings", err, "%s", "idmapped mounts are not supported");
   }
   return 0;
+}
+
+char *
+spec_clean_path (const char *path)
+{
+  char *out = cl_xmalloc0 (strlen (path) + 2);
+  size_t len = 0;
+  const char *p = path;
+
+  while (*p)
+    {
+      size_t n;
+      while (*p == '/')
+        p++;
+      n = strcspn (p, "/");
+      if (n == 0 || (n == 1 && p[0] == '.'))
+        ;
+      else if (n == 2 && p[0] == '.' && p[1] == '.')
+        {
+          while (len > 0 && out[len - 1] != '/')
+            len--;
+          if (len > 0)
+            len--;
+        }
+      else
+        {
+          out[len++] = '/';
+          memcpy (out + len, p, n);
+          len += n;
+        }
+      p += n;
+    }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  return out;
 }
 
 static int
@@ -469,22 +547,27 @@ validate_devices (json_t *linux_obj, cl_error_t *err)
     cleanup_free char *c = cl_strdup_printf ("linux.devices[%zu]", i);
     const char *type = NULL, *path = NULL;
     int64_t n;
-    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+    if (cl_json_string (v, c, "type", &type, err) < 0
+        || cl_json_string (v, c, "path", &path, err) < 0)
       return -1;
     if (path == NULL || path[0] != '/')
       return field_error (c, "path", err, "%s", "must be an absolute path");
+    cleanup_free char *clean = spec_clean_path (path);
+    if (strcmp (clean, "/") == 0)
+      return field_error (c, "path", err, "`%s` names no file", path);
     if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
       return field_error (c, "type", err, "must be one of c, b, u, p, got `%s`", type ? type : "");
     if (cl_json_int64 (v, c, "major", &n, err) < 0 || cl_json_int64 (v, c, "minor", &n, err) < 0
-        || check_uint32 (v, c, "fileMode", false, err) < 0 || check_uint32 (v, c, "uid", false, err) < 0
-        || check_uint32 (v, c, "gid", false, err) < 0)
+        || check_uint32 (v, c, "fileMode", false, err) < 0
+        || check_uint32 (v, c, "uid", false, err) < 0 || check_uint32 (v, c, "gid", false, err) < 0)
       return -1;
   }
   return 0;
 }
 
-static const char *const hook_list[] = { "prestart", "createRuntime", "createContainer",
-                                         "startContainer", "poststart", "poststop", NULL };
+static const char *const hook_list[]
+    = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
+        NULL };
 
 static int
 validate_hooks (json_t *config, cl_error_t *err)
@@ -511,8 +594,9 @@ validate_hooks (json_t *config, cl_error_t *err)
       int64_t t = 1;
       if (!json_is_object (h))
         return cl_error_make (err, 0, "%s: expected an object", c);
-      if (cl_json_string (h, c, "path", &path, err) < 0 || check_string_array (h, c, "args", err) < 0
-          || check_string_array (h, c, "env", err) < 0 || cl_json_int64 (h, c, "timeout", &t, err) < 0)
+      if (cl_json_string (h, c, "path", &path, err) < 0
+          || check_string_array (h, c, "args", err) < 0 || check_string_array (h, c, "env", err) < 0
+          || cl_json_int64 (h, c, "timeout", &t, err) < 0)
         return -1;
       if (path == NULL || path[0] != '/')
         return field_error (c, "path", err, "%s", "must be an absolute path");
@@ -534,7 +618,8 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   if (offsets == NULL)
     return 0;
   if (!(ns_flags & CLONE_NEWTIME))
-    return cl_error_make (err, 0, "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
+    return cl_error_make (err, 0,
+                          "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
   json_object_foreach (offsets, clock, v)
   {
     cleanup_free char *c = cl_json_path ("linux.timeOffsets", clock);
@@ -554,9 +639,9 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
 static int
 check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
 {
-  static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                                     "kernel.shm_rmid_forced", NULL };
+  static const char *const ipc[]
+      = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem", "kernel.shmall",
+          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
   if (strncmp (key, "net.", 4) == 0)
     {
       if (ns_flags & CLONE_NEWNET)
@@ -574,7 +659,8 @@ check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
       goto ipc_ns;
   if (strncmp (key, "fs.mqueue.", 10) == 0)
     goto ipc_ns;
-  return field_error ("linux.sysctl", key, err, "%s", "not namespaced: setting it would change the host");
+  return field_error ("linux.sysctl", key, err, "%s",
+                      "not namespaced: setting it would change the host");
 ipc_ns:
   if (ns_flags & CLONE_NEWIPC)
     return 0;
@@ -603,11 +689,13 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return -1;
   if (root == NULL)
     return cl_error_make (err, 0, "root: missing (required)");
-  if (cl_json_string (root, "root", "path", &path, err) < 0 || cl_json_bool (root, "root", "readonly", &b, err) < 0)
+  if (cl_json_string (root, "root", "path", &path, err) < 0
+      || cl_json_bool (root, "root", "readonly", &b, err) < 0)
     return -1;
   if (path == NULL)
     return cl_error_make (err, 0, "root.path: missing (required)");
-  joined = path[0] == '/' ? cl_strdup_printf ("%s", path) : cl_strdup_printf ("%s/%s", bundle, path);
+  joined
+      = path[0] == '/' ? cl_strdup_printf ("%s", path) : cl_strdup_printf ("%s/%s", bundle, path);
   if (realpath (joined, resolved) == NULL || stat (resolved, &st) < 0)
     return cl_error_errno (err, "root.path: `%s`", joined);
   if (!S_ISDIR (st.st_mode))
@@ -619,7 +707,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return cl_error_make (err, 0, "process: missing (required)");
   if (spec_validate_process (process, "process", err) < 0)
     return -1;
-  if (cl_json_string (config, "", "hostname", &s, err) < 0 || cl_json_string (config, "", "domainname", &s, err) < 0)
+  if (cl_json_string (config, "", "hostname", &s, err) < 0
+      || cl_json_string (config, "", "domainname", &s, err) < 0)
     return -1;
   if (validate_mounts (config, err) < 0 || validate_hooks (config, err) < 0)
     return -1;
@@ -634,7 +723,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return cl_error_make (err, 0, "linux.namespaces: a `mount` namespace is required");
   if ((json_object_get (config, "hostname") || json_object_get (config, "domainname"))
       && !(ns_flags & CLONE_NEWUTS))
-    return cl_error_make (err, 0, "hostname: setting it needs a `uts` namespace in linux.namespaces");
+    return cl_error_make (err, 0,
+                          "hostname: setting it needs a `uts` namespace in linux.namespaces");
   if (validate_mappings (linux_obj, "uidMappings", ns_flags, err) < 0
       || validate_mappings (linux_obj, "gidMappings", ns_flags, err) < 0
       || validate_devices (linux_obj, err) < 0
@@ -663,7 +753,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
         || cl_json_string (pers, "linux.personality", "domain", &domain, err) < 0)
       return -1;
     if (domain && strcmp (domain, "LINUX") != 0 && strcmp (domain, "LINUX32") != 0)
-      return cl_error_make (err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
+      return cl_error_make (
+          err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
   }
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;
@@ -672,7 +763,7 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
      profile found in the compiled-filter cache passed them before
      (podman's default profile took ~0.3 ms to check by name on every
      architecture, every time). */
-  (void) seccomp;
+  (void)seccomp;
   if (cl_cgroup_validate (linux_obj, err) < 0)
     return -1;
   *rootfs_out = strdup (resolved);
@@ -682,31 +773,49 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
 /* -------------------------------------------------------------------- */
 /* Default spec and features                                              */
 
-static const char default_spec[] = "{"
-  "\"ociVersion\":\"" OCI_SPEC_VERSION "\","
-  "\"process\":{\"terminal\":true,\"user\":{\"uid\":0,\"gid\":0},\"args\":[\"sh\"],"
-  "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"TERM=xterm\"],"
-  "\"cwd\":\"/\","
-  "\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
-  "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
-  "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
-  "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
-  "\"noNewPrivileges\":true},"
-  "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
-  "\"hostname\":\"cloison\","
-  "\"mounts\":["
-  "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-  "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
-  "{\"destination\":\"/dev/pts\",\"type\":\"devpts\",\"source\":\"devpts\",\"options\":[\"nosuid\",\"noexec\",\"newinstance\",\"ptmxmode=0666\",\"mode=0620\",\"gid=5\"]},"
-  "{\"destination\":\"/dev/shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"mode=1777\",\"size=65536k\"]},"
-  "{\"destination\":\"/dev/mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\",\"options\":[\"nosuid\",\"noexec\",\"nodev\"]},"
-  "{\"destination\":\"/sys\",\"type\":\"sysfs\",\"source\":\"sysfs\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]},"
-  "{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"relatime\",\"ro\"]}],"
-  "\"linux\":{\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
-  "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}],"
-  "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\",\"/proc/latency_stats\","
-  "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
-  "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
+static const char default_spec[]
+    = "{"
+      "\"ociVersion\":\"" OCI_SPEC_VERSION "\","
+      "\"process\":{\"terminal\":true,\"user\":{\"uid\":0,\"gid\":0},\"args\":[\"sh\"],"
+      "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/"
+      "bin\",\"TERM=xterm\"],"
+      "\"cwd\":\"/\","
+      "\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+      "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+      "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
+      "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
+      "\"noNewPrivileges\":true},"
+      "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+      "\"hostname\":\"cloison\","
+      "\"mounts\":["
+      "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+      "{\"destination\":\"/"
+      "dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
+      "\"mode=755\",\"size=65536k\"]},"
+      "{\"destination\":\"/dev/"
+      "pts\",\"type\":\"devpts\",\"source\":\"devpts\",\"options\":[\"nosuid\",\"noexec\","
+      "\"newinstance\",\"ptmxmode=0666\",\"mode=0620\",\"gid=5\"]},"
+      "{\"destination\":\"/dev/"
+      "shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\",\"noexec\",\"nodev\","
+      "\"mode=1777\",\"size=65536k\"]},"
+      "{\"destination\":\"/dev/"
+      "mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\",\"options\":[\"nosuid\",\"noexec\","
+      "\"nodev\"]},"
+      "{\"destination\":\"/"
+      "sys\",\"type\":\"sysfs\",\"source\":\"sysfs\",\"options\":[\"nosuid\",\"noexec\",\"nodev\","
+      "\"ro\"]},"
+      "{\"destination\":\"/sys/fs/"
+      "cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\",\"options\":[\"nosuid\",\"noexec\","
+      "\"nodev\",\"relatime\",\"ro\"]}],"
+      "\"linux\":{\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
+      "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":"
+      "\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}],"
+      "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\",\"/proc/"
+      "latency_stats\","
+      "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/"
+      "scsi\"],"
+      "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/"
+      "sysrq-trigger\"]}}";
 
 /* As runc's rootless spec: the host's /sys bound read-only (sysfs and
    cgroup cannot be mounted from a user namespace without its own network
@@ -726,8 +835,9 @@ rootless_mounts (json_t *mounts)
         json_array_remove (mounts, i);
       else if (strcmp (dest, "/sys") == 0)
         json_array_set_new (mounts, i,
-                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type", "none",
-                                       "source", "/sys", "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys",
+                                       "type", "none", "source", "/sys", "options", "rbind",
+                                       "nosuid", "noexec", "nodev", "ro"));
       else if (strcmp (dest, "/dev/pts") == 0)
         {
           json_t *opts = json_object_get (m, "options"), *o;
@@ -755,9 +865,9 @@ spec_default (bool rootless)
       json_t *map;
       json_array_remove (ns, 1); /* the network namespace: rootless keeps the host's */
       json_array_append_new (ns, json_pack ("{s:s}", "type", "user"));
-      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getuid (), "size", 1);
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int)getuid (), "size", 1);
       json_object_set_new (linux_obj, "uidMappings", map);
-      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int)getgid (), "size", 1);
       json_object_set_new (linux_obj, "gidMappings", map);
       json_object_del (linux_obj, "resources");
       rootless_mounts (json_object_get (spec, "mounts"));
@@ -774,22 +884,55 @@ strv_json (const char *const *v)
   return a;
 }
 
-static const char *const all_caps[]
-    = { "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE", NULL };
-static const char *const seccomp_actions[]
-    = { "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-        "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-        "SCMP_ACT_TRAP", NULL };
+static const char *const all_caps[] = { "CAP_CHOWN",
+                                        "CAP_DAC_OVERRIDE",
+                                        "CAP_DAC_READ_SEARCH",
+                                        "CAP_FOWNER",
+                                        "CAP_FSETID",
+                                        "CAP_KILL",
+                                        "CAP_SETGID",
+                                        "CAP_SETUID",
+                                        "CAP_SETPCAP",
+                                        "CAP_LINUX_IMMUTABLE",
+                                        "CAP_NET_BIND_SERVICE",
+                                        "CAP_NET_BROADCAST",
+                                        "CAP_NET_ADMIN",
+                                        "CAP_NET_RAW",
+                                        "CAP_IPC_LOCK",
+                                        "CAP_IPC_OWNER",
+                                        "CAP_SYS_MODULE",
+                                        "CAP_SYS_RAWIO",
+                                        "CAP_SYS_CHROOT",
+                                        "CAP_SYS_PTRACE",
+                                        "CAP_SYS_PACCT",
+                                        "CAP_SYS_ADMIN",
+                                        "CAP_SYS_BOOT",
+                                        "CAP_SYS_NICE",
+                                        "CAP_SYS_RESOURCE",
+                                        "CAP_SYS_TIME",
+                                        "CAP_SYS_TTY_CONFIG",
+                                        "CAP_MKNOD",
+                                        "CAP_LEASE",
+                                        "CAP_AUDIT_WRITE",
+                                        "CAP_AUDIT_CONTROL",
+                                        "CAP_SETFCAP",
+                                        "CAP_MAC_OVERRIDE",
+                                        "CAP_MAC_ADMIN",
+                                        "CAP_SYSLOG",
+                                        "CAP_WAKE_ALARM",
+                                        "CAP_BLOCK_SUSPEND",
+                                        "CAP_AUDIT_READ",
+                                        "CAP_PERFMON",
+                                        "CAP_BPF",
+                                        "CAP_CHECKPOINT_RESTORE",
+                                        NULL };
+static const char *const seccomp_actions[] = { "SCMP_ACT_ALLOW",       "SCMP_ACT_ERRNO",
+                                               "SCMP_ACT_KILL",        "SCMP_ACT_KILL_PROCESS",
+                                               "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+                                               "SCMP_ACT_NOTIFY",      "SCMP_ACT_TRACE",
+                                               "SCMP_ACT_TRAP",        NULL };
 static const char *const seccomp_operators[]
-    = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+    = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",        "SCMP_CMP_EQ",
         "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ", NULL };
 json_t *
 spec_features (void)
@@ -808,12 +951,12 @@ spec_features (void)
   json_object_set_new (f, "mountOptions", opts);
   for (i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
     json_array_append_new (ns, json_string (namespaces[i].name));
-  linux_obj = json_pack ("{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b}}",
-                         "namespaces", ns, "capabilities", strv_json (all_caps),
-                         "cgroup", "v1", 1, "v2", 1, "systemd", 0,
-                         "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
-                         "operators", strv_json (seccomp_operators),
-                         "apparmor", "enabled", 0, "selinux", "enabled", 0, "intelRdt", "enabled", 0);
+  linux_obj
+      = json_pack ("{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b}}",
+                   "namespaces", ns, "capabilities", strv_json (all_caps), "cgroup", "v1", 1, "v2",
+                   1, "systemd", 0, "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
+                   "operators", strv_json (seccomp_operators), "apparmor", "enabled", 0, "selinux",
+                   "enabled", 0, "intelRdt", "enabled", 0);
   json_object_set_new (f, "linux", linux_obj);
   json_object_set_new (f, "annotations",
                        json_pack ("{s:s}", "org.cloison.runtime.version", CLOISON_VERSION));

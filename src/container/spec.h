@@ -34,6 +34,11 @@ struct mount_options
 /* Parses a mount's options (`options` may be NULL). */
 void spec_mount_options (json_t *options, struct mount_options *out);
 
+/* An absolute path made canonical without the filesystem, as Go's
+   filepath.Clean under runc: "//dev/./fuse/" -> "/dev/fuse", ".." stops at
+   "/".  Caller frees. */
+char *spec_clean_path (const char *path);
+
 /* "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
 int spec_rlimit_resource (const char *name);
 

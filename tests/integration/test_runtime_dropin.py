@@ -398,3 +398,88 @@ def test_v1_realtime_cpu_and_idle(tools, tmp_path, busybox_rootfs):
         ours("update", "--cpu-idle", "0", cid)
         assert v1_read("cpu", cid, "cpu.idle") == "0"
         ours("delete", "--force", cid)
+
+
+def test_device_path_non_canonical_is_cleaned(tools, tmp_path, busybox_rootfs):
+    """linux.devices[].path "/dev/mynull/" or "//dev/./x/../mynull2": the
+    node made at the clean path, as runc (filepath.Clean) does, and no
+    directory left half-made."""
+    def edit(cfg):
+        cfg["linux"]["devices"] = [
+            {"path": "/dev/mynull/", "type": "c", "major": 1, "minor": 3, "fileMode": 0o666},
+            {"path": "//dev/./x/../mynull2", "type": "c", "major": 1, "minor": 3, "fileMode": 0o640}]
+    r = run_both(tools, tmp_path, busybox_rootfs, ["sh", "-c", "stat -c '%n %F %a %t:%T' /dev/mynull /dev/mynull2; "
+                                                   "ls -d /dev/x 2>&1 | head -1; echo hi > /dev/mynull"], edit)
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    assert r["cloison"].stdout == r["runc"].stdout
+    assert "/dev/mynull character special file 666 1:3" in r["cloison"].stdout
+    assert "/dev/mynull2 character special file 640 1:3" in r["cloison"].stdout
+
+
+def test_device_path_naming_the_root_is_refused(tools, tmp_path, busybox_rootfs):
+    ours = tools[0]
+    d = str(tmp_path / "b")
+    runc_spec_bundle(d, busybox_rootfs, ["true"], edit=lambda cfg: cfg["linux"].update(
+        devices=[{"path": "/dev/..", "type": "c", "major": 1, "minor": 3}]))
+    cid = ours.new_id()
+    p = ours("create", "--bundle", d, cid, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "linux.devices[0].path: `/dev/..` names no file" in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(ours.root, cid)) and cgroup_dirs(cid) == []
+
+
+BAD_SCHEDULERS = [
+    ({"policy": "SCHED_FIFO"}, "priority: must be between 1 and 99"),
+    ({"policy": "SCHED_RR", "priority": 100}, "priority: must be between 1 and 99"),
+    ({"policy": "SCHED_OTHER", "priority": 5}, "priority: is for SCHED_FIFO and SCHED_RR only"),
+    ({"policy": "SCHED_BATCH", "nice": 20}, "nice: must be between -20 and 19"),
+    ({"policy": "SCHED_OTHER", "runtime": 10000}, "runtime, deadline and period are for SCHED_DEADLINE only"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 100, "deadline": 1000000}, "runtime: must be at least 1024 ns"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 2000000, "deadline": 1000000}, "deadline: must be at least the runtime"),
+    ({"policy": "SCHED_DEADLINE", "runtime": 100000, "deadline": 1000000, "period": 500000},
+     "period: must be at least the deadline"),
+    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_RECLAIM"]}, "is for SCHED_DEADLINE only"),
+    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_UTIL_CLAMP_MIN"]}, "needs clamp values"),
+    ({"policy": "SCHED_OTHER", "flags": ["SCHED_FLAG_NOPE"]}, "flags[0]: unknown flag"),
+    ({"policy": "SCHED_NOPE"}, "unknown policy `SCHED_NOPE`"),
+]
+
+
+@pytest.mark.parametrize("sched,message", BAD_SCHEDULERS, ids=[str(i) for i in range(len(BAD_SCHEDULERS))])
+def test_scheduler_invalid_refused_before_anything_exists(tools, tmp_path, busybox_rootfs, sched, message):
+    ours = tools[0]
+    d = str(tmp_path / "b")
+    runc_spec_bundle(d, busybox_rootfs, ["true"], edit=lambda cfg: cfg["process"].update(scheduler=sched))
+    cid = ours.new_id()
+    p = ours("run", "--bundle", d, cid, check=False)
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "process.scheduler" in p.stderr and message in p.stderr, p.stderr
+    assert not os.path.exists(os.path.join(ours.root, cid)) and cgroup_dirs(cid) == []
+
+
+@pytest.mark.parametrize("sched,shown", [
+    ({"policy": "SCHED_BATCH", "nice": 5}, "SCHED_BATCH"),
+    ({"policy": "SCHED_IDLE"}, "SCHED_IDLE"),
+    ({"policy": "SCHED_FIFO", "priority": 10, "flags": ["SCHED_FLAG_RESET_ON_FORK"]}, "SCHED_FIFO|SCHED_RESET_ON_FORK"),
+    ({"policy": "SCHED_RR", "priority": 3}, "SCHED_RR"),
+])
+def test_scheduler_applied(tools, tmp_path, busybox_rootfs, sched, shown):
+    """runc 1.1 has no process.scheduler (1.2 has): ours only, seen from
+    the host with chrt."""
+    ours = tools[0]
+    cid = ours.new_id()
+    d = str(tmp_path / "b")
+
+    def edit(cfg):
+        cfg["process"]["scheduler"] = sched
+        cfg["linux"]["cgroupsPath"] = "/" + cid
+        if os.path.exists("/sys/fs/cgroup/cpu/cpu.rt_runtime_us"):  # v1 real-time group scheduling
+            cfg["linux"]["resources"]["cpu"] = {"realtimeRuntime": 10000, "realtimePeriod": 1000000}
+    runc_spec_bundle(d, busybox_rootfs, ["sleep", "30"], edit=edit)
+    ours("run", "-d", "--bundle", d, cid)
+    pid = str(json.loads(ours("state", cid).stdout)["pid"])
+    out = subprocess.run(["chrt", "-p", pid], capture_output=True, text=True).stdout
+    assert "policy: %s" % shown in out, out
+    if "nice" in sched:
+        assert open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[16] == str(sched["nice"])
