@@ -588,6 +588,49 @@ do_pivot (struct init_ctx *c, cl_error_t *err)
   return 0;
 }
 
+/* The mount point that holds `path` (the longest one that is a prefix of
+   it in /proc/self/mountinfo), made private if it is shared. */
+static int
+make_parent_mount_private (const char *path, cl_error_t *err)
+{
+  cleanup_free char *line = NULL, *best = NULL;
+  bool best_shared = false;
+  size_t cap = 0, best_len = 0;
+  FILE *f = fopen ("/proc/self/mountinfo", "re");
+
+  if (f == NULL)
+    return cl_error_errno (err, "open /proc/self/mountinfo");
+  while (getline (&line, &cap, f) > 0)
+    {
+      char *save = NULL, *field = strtok_r (line, " ", &save), *mp = NULL;
+      bool shared = false;
+      for (int n = 0; field; n++, field = strtok_r (NULL, " ", &save))
+        {
+          if (n == 4)
+            mp = field;
+          else if (n >= 6 && strcmp (field, "-") == 0)
+            break;
+          else if (n >= 6 && strncmp (field, "shared:", 7) == 0)
+            shared = true;
+        }
+      size_t len = mp ? strlen (mp) : 0;
+      if (mp
+          && (strcmp (mp, "/") == 0
+              || (strncmp (path, mp, len) == 0 && (path[len] == '/' || path[len] == '\0')))
+          && len >= best_len)
+        {
+          free (best);
+          best = strdup (mp);
+          best_len = len;
+          best_shared = shared;
+        }
+    }
+  fclose (f);
+  if (best && best_shared && mount (NULL, best, NULL, MS_PRIVATE, NULL) < 0)
+    return cl_error_errno (err, "make `%s` private", best);
+  return 0;
+}
+
 int
 rootfs_setup (struct init_ctx *c, cl_error_t *err)
 {
@@ -608,20 +651,20 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
         return cl_error_make (err, 0, "linux.rootfsPropagation: unknown value `%s`", prop);
       propagation = mo.propagation;
     }
-  if (mount (NULL, "/", NULL, propagation == (MS_SHARED | MS_REC) ? MS_SLAVE | MS_REC : propagation,
-             NULL)
-      < 0)
-    return cl_error_errno (err, "make / %s", prop ? prop : "rslave");
+  /* As runc: / takes the propagation asked for; the mount holding the
+     root is then made private if that made it shared (pivot_root refuses
+     a shared parent), and the root bound onto itself. */
+  if (mount (NULL, "/", NULL, propagation, NULL) < 0)
+    return cl_error_errno (err, "linux.rootfsPropagation: make / %s", prop ? prop : "rslave");
+  if ((propagation & MS_SHARED) && make_parent_mount_private (c->a->rootfs, err) < 0)
+    return -1;
   if (mount (c->a->rootfs, c->a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return cl_error_errno (err, "root.path: bind `%s`", c->a->rootfs);
+    return cl_error_errno (
+        err, "root.path: bind `%s`%s", c->a->rootfs,
+        (propagation & MS_UNBINDABLE) ? " (linux.rootfsPropagation is unbindable)" : "");
   c->rootfd = open (c->a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->rootfd < 0)
     return cl_error_errno (err, "root.path: open `%s`", c->a->rootfs);
-  if (propagation == (MS_SHARED | MS_REC))
-    {
-      cleanup_free char *p = fd_path (c->rootfd);
-      mount (NULL, p, NULL, MS_SHARED | MS_REC, NULL);
-    }
 
   json_array_foreach (mounts, i, m)
   {

@@ -634,6 +634,115 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   return 0;
 }
 
+/* "0-2,5" -> bits; false on bad syntax or a node above 63. */
+static bool
+parse_node_list (const char *s, uint64_t *out)
+{
+  *out = 0;
+  while (*s)
+    {
+      char *end;
+      unsigned long a = strtoul (s, &end, 10), b = a;
+      if (end == s)
+        return false;
+      if (*end == '-')
+        {
+          s = end + 1;
+          b = strtoul (s, &end, 10);
+          if (end == s || b < a)
+            return false;
+        }
+      if (b > 63)
+        return false;
+      for (unsigned long n = a; n <= b; n++)
+        *out |= 1ULL << n;
+      s = end;
+      if (*s == ',')
+        s++;
+      else if (*s)
+        return false;
+    }
+  return true;
+}
+
+int
+spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err)
+{
+  static const char *const modes[] = {
+    "MPOL_DEFAULT",        "MPOL_PREFERRED",          "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_LOCAL",
+    "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"
+  };
+  static const struct
+  {
+    const char *name;
+    int bit;
+  } flag_names[] = { { "MPOL_F_NUMA_BALANCING", 1 << 13 },
+                     { "MPOL_F_RELATIVE_NODES", 1 << 14 },
+                     { "MPOL_F_STATIC_NODES", 1 << 15 } };
+  const char *ctx = "linux.memoryPolicy", *mode = NULL, *nodes = NULL;
+  json_t *mp = NULL, *flags = NULL, *f;
+  cleanup_free char *online_s = NULL;
+  uint64_t online = 0;
+  size_t i, len = 0;
+  int m = -1;
+
+  memset (out, 0, sizeof *out);
+  if (cl_json_object (linux_obj, "linux", "memoryPolicy", &mp, err) < 0)
+    return -1;
+  if (mp == NULL)
+    return 0;
+  if (cl_json_string (mp, ctx, "mode", &mode, err) < 0
+      || cl_json_string (mp, ctx, "nodes", &nodes, err) < 0
+      || cl_json_array (mp, ctx, "flags", &flags, err) < 0)
+    return -1;
+  for (i = 0; mode && i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp (mode, modes[i]) == 0)
+      m = (int)i;
+  if (m < 0)
+    return field_error (ctx, "mode", err, "unknown mode `%s`", mode ? mode : "");
+  if (nodes && *nodes && !parse_node_list (nodes, &out->nodes))
+    return field_error (ctx, "nodes", err, "`%s` is not a node list like 0-1,3", nodes);
+  if ((m == 0 || m == 4) && out->nodes)
+    return field_error (ctx, "nodes", err, "must be empty for %s", mode);
+  if (m != 0 && m != 4 && m != 1 && out->nodes == 0)
+    return field_error (ctx, "nodes", err, "%s needs at least one node", mode);
+  /* The kernel would refuse a node this host does not have (EINVAL). */
+  if (out->nodes
+      && (cl_read_file ("/sys/devices/system/node/online", &online_s, &len, NULL) < 0
+          || !parse_node_list (strtok (online_s, "\n"), &online)))
+    online = 1; /* no NUMA sysfs: node 0 only */
+  if (out->nodes & ~online)
+    return field_error (ctx, "nodes", err, "`%s` names a node that is not online on this host",
+                        nodes);
+  out->mode = m;
+  json_array_foreach (flags, i, f)
+  {
+    cleanup_free char *fc = cl_strdup_printf ("%s.flags[%zu]", ctx, i);
+    const char *name = json_string_value (f);
+    int bit = 0;
+    for (size_t k = 0; name && k < sizeof flag_names / sizeof flag_names[0]; k++)
+      if (strcmp (name, flag_names[k].name) == 0)
+        bit = flag_names[k].bit;
+    if (bit == 0)
+      return cl_error_make (err, 0, "%s: unknown flag `%s`", fc, name ? name : "");
+    if (m == 0 || m == 4)
+      return cl_error_make (err, 0, "%s: %s takes no flags", fc, mode);
+    if (bit == 1 << 13 && m != 2 && m != 5 && m != 6)
+      return cl_error_make (err, 0,
+                            "%s: %s is for MPOL_BIND, MPOL_PREFERRED_MANY and "
+                            "MPOL_WEIGHTED_INTERLEAVE",
+                            fc, name);
+    out->mode |= bit;
+  }
+  if ((out->mode & (1 << 14)) && (out->mode & (1 << 15)))
+    return cl_error_make (err, 0,
+                          "%s.flags: MPOL_F_RELATIVE_NODES and MPOL_F_STATIC_NODES "
+                          "exclude each other",
+                          ctx);
+  out->present = true;
+  return 0;
+}
+
 /* Only sysctls that belong to one of the container's namespaces: any
    other would change the host (as runc). */
 static int
@@ -741,11 +850,30 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
     if (check_sysctl_namespaced (key, ns_flags, err) < 0)
       return -1;
+    /* runc: the OCI field and the sysctl would fight over the name. */
+    if ((strcmp (key, "kernel.hostname") == 0 && json_object_get (config, "hostname"))
+        || (strcmp (key, "kernel.domainname") == 0 && json_object_get (config, "domainname")))
+      return field_error ("linux.sysctl", key, err, "conflicts with the OCI `%s` field", key + 7);
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;
   if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
     return -1;
+  {
+    struct spec_mempolicy mp;
+    if (spec_memory_policy (linux_obj, &mp, err) < 0)
+      return -1;
+  }
+  if (json_object_get (linux_obj, "intelRdt"))
+    {
+      if (access ("/sys/fs/resctrl/info", F_OK) < 0)
+        return cl_error_make (err, 0,
+                              "linux.intelRdt: this host has no resctrl filesystem "
+                              "(no Intel RDT / AMD QoS, or /sys/fs/resctrl not mounted)");
+      return cl_error_make (err, 0, "linux.intelRdt: not supported by cloison-runtime");
+    }
+  if (json_object_get (linux_obj, "netDevices"))
+    return cl_error_make (err, 0, "linux.netDevices: not supported by cloison-runtime yet");
   {
     json_t *pers = NULL;
     const char *domain = NULL;

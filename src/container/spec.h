@@ -39,6 +39,16 @@ void spec_mount_options (json_t *options, struct mount_options *out);
    "/".  Caller frees. */
 char *spec_clean_path (const char *path);
 
+/* linux.memoryPolicy -> set_mempolicy's mode (with its flags) and node
+   mask (nodes 0-63).  *present is false when the config has none. */
+struct spec_mempolicy
+{
+  bool present;
+  int mode;
+  uint64_t nodes;
+};
+int spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err);
+
 /* "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
 int spec_rlimit_resource (const char *name);
 

@@ -448,13 +448,20 @@ BAD_SCHEDULERS = [
 
 @pytest.mark.parametrize("sched,message", BAD_SCHEDULERS, ids=[str(i) for i in range(len(BAD_SCHEDULERS))])
 def test_scheduler_invalid_refused_before_anything_exists(tools, tmp_path, busybox_rootfs, sched, message):
-    ours = tools[0]
+    assert_refused_leaving_nothing(tools[0], tmp_path, busybox_rootfs,
+                                   lambda cfg: cfg["process"].update(scheduler=sched),
+                                   ["process.scheduler", message])
+
+
+def assert_refused_leaving_nothing(ours, tmp_path, rootfs, edit, parts):
+    """`run` of a bundle made with `edit` fails with one line holding every
+    one of `parts`, and leaves no state and no cgroup."""
     d = str(tmp_path / "b")
-    runc_spec_bundle(d, busybox_rootfs, ["true"], edit=lambda cfg: cfg["process"].update(scheduler=sched))
+    runc_spec_bundle(d, rootfs, ["true"], edit=edit)
     cid = ours.new_id()
     p = ours("run", "--bundle", d, cid, check=False)
     assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
-    assert "process.scheduler" in p.stderr and message in p.stderr, p.stderr
+    assert all(part in p.stderr for part in parts), p.stderr
     assert not os.path.exists(os.path.join(ours.root, cid)) and cgroup_dirs(cid) == []
 
 
@@ -483,3 +490,145 @@ def test_scheduler_applied(tools, tmp_path, busybox_rootfs, sched, shown):
     assert "policy: %s" % shown in out, out
     if "nice" in sched:
         assert open("/proc/%s/stat" % pid).read().rsplit(")", 1)[1].split()[16] == str(sched["nice"])
+
+
+@pytest.mark.parametrize("policy,shown", [
+    ({"mode": "MPOL_INTERLEAVE", "nodes": "0"}, "interleave:0"),
+    ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES"]}, "bind=static:0"),
+    ({"mode": "MPOL_PREFERRED", "nodes": "0"}, "prefer:0"),
+    ({"mode": "MPOL_DEFAULT"}, "default"),
+])
+def test_memory_policy_applied(tools, tmp_path, busybox_rootfs, policy, shown):
+    """linux.memoryPolicy (runtime-spec 1.3; runc 1.1 has none): the
+    container's processes run under it (/proc/self/numa_maps)."""
+    if not os.path.exists("/proc/self/numa_maps"):
+        pytest.skip("kernel without NUMA")
+    ours = tools[0]
+    d = str(tmp_path / "b")
+    runc_spec_bundle(d, busybox_rootfs, ["sh", "-c", "head -1 /proc/self/numa_maps"],
+                     edit=lambda cfg: cfg["linux"].update(memoryPolicy=policy))
+    out = ours("run", "--bundle", d, ours.new_id()).stdout
+    assert out.split()[1] == shown, out
+
+
+@pytest.mark.parametrize("policy,message", [
+    ({"mode": "MPOL_NOPE"}, "mode: unknown mode `MPOL_NOPE`"),
+    ({"mode": "MPOL_DEFAULT", "nodes": "0"}, "nodes: must be empty for MPOL_DEFAULT"),
+    ({"mode": "MPOL_BIND"}, "nodes: MPOL_BIND needs at least one node"),
+    ({"mode": "MPOL_BIND", "nodes": "0-x"}, "is not a node list"),
+    ({"mode": "MPOL_BIND", "nodes": "63"}, "names a node that is not online"),
+    ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_STATIC_NODES", "MPOL_F_RELATIVE_NODES"]},
+     "exclude each other"),
+    ({"mode": "MPOL_INTERLEAVE", "nodes": "0", "flags": ["MPOL_F_NUMA_BALANCING"]}, "is for MPOL_BIND"),
+    ({"mode": "MPOL_BIND", "nodes": "0", "flags": ["MPOL_F_NOPE"]}, "unknown flag"),
+])
+def test_memory_policy_invalid_refused(tools, tmp_path, busybox_rootfs, policy, message):
+    assert_refused_leaving_nothing(tools[0], tmp_path, busybox_rootfs,
+                                   lambda cfg: cfg["linux"].update(memoryPolicy=policy),
+                                   ["linux.memoryPolicy", message])
+
+
+def test_intel_rdt_refused_clearly_without_resctrl(tools, tmp_path, busybox_rootfs):
+    if os.path.exists("/sys/fs/resctrl/info"):
+        pytest.skip("host has resctrl")
+    r = run_both(tools, tmp_path, busybox_rootfs, ["true"],
+                 lambda cfg: cfg["linux"].update(intelRdt={"closID": "x", "l3CacheSchema": "L3:0=f"}))
+    assert r["runc"].returncode != 0  # runc: "Intel RDT is not supported or enabled"
+    p = r["cloison"]
+    assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+    assert "linux.intelRdt: this host has no resctrl filesystem" in p.stderr, p.stderr
+
+
+def test_net_devices_refused_clearly(tools, tmp_path, busybox_rootfs):
+    ours = tools[0]
+    d = str(tmp_path / "b")
+    runc_spec_bundle(d, busybox_rootfs, ["true"],
+                     edit=lambda cfg: cfg["linux"].update(netDevices={"dummy0": {"name": "eth1"}}))
+    p = ours("run", "--bundle", d, ours.new_id(), check=False)
+    assert p.returncode == 1 and "linux.netDevices: not supported" in p.stderr, p.stderr
+
+
+def test_sysctls_runc_accepts(tools, tmp_path, busybox_rootfs):
+    """kernel.domainname (uts), net.* (network), kernel.shm*/msg*/sem and
+    fs.mqueue.* (ipc): set inside, as runc does; a host-wide one refused by
+    both.  kernel.hostname: runc 1.1 always refuses it (the OCI hostname
+    field exists); crun and we accept it unless that field is set too."""
+    sysctls = {"kernel.domainname": "dom.example",
+               "net.ipv4.ip_forward": "1", "net.ipv4.ping_group_range": "0 1000",
+               "kernel.shmmax": "123456789", "kernel.msgmax": "9000", "kernel.sem": "250 32000 32 128",
+               "fs.mqueue.msg_max": "20"}
+    show = "; ".join("cat /proc/sys/%s" % k.replace(".", "/") for k in sysctls)
+    r = run_both(tools, tmp_path, busybox_rootfs, ["sh", "-c", show],
+                 lambda cfg: cfg["linux"].update(sysctl=sysctls))
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    assert r["cloison"].stdout == r["runc"].stdout
+    lines = [" ".join(l.split()) for l in r["cloison"].stdout.splitlines()]
+    assert lines == [" ".join(v.split()) for v in sysctls.values()], lines
+    r = run_both(tools, tmp_path / "host", busybox_rootfs, ["true"],
+                 lambda cfg: cfg["linux"].update(sysctl={"vm.swappiness": "10"}))
+    assert r["runc"].returncode != 0 and r["cloison"].returncode == 1
+    assert "linux.sysctl.vm.swappiness: not namespaced" in r["cloison"].stderr, r["cloison"].stderr
+    # kernel.hostname: ours only.
+    ours = tools[0]
+    for name, with_field in (("h1", False), ("h2", True)):
+        d = str(tmp_path / name)
+
+        def edit(cfg):
+            if not with_field:
+                del cfg["hostname"]
+            cfg["linux"]["sysctl"] = {"kernel.hostname": "from-sysctl"}
+        runc_spec_bundle(d, busybox_rootfs, ["hostname"], edit=edit)
+        p = ours("run", "--bundle", d, ours.new_id(), check=False)
+        if with_field:
+            assert p.returncode == 1
+            assert "linux.sysctl.kernel.hostname: conflicts with the OCI `hostname` field" in p.stderr
+        else:
+            assert p.returncode == 0 and p.stdout == "from-sysctl\n", p.stderr
+
+
+def mount_propagation(mountinfo, target):
+    """The propagation of `target` in a mountinfo text: a sorted tuple of
+    shared / master / unbindable (peer numbers vary between runs)."""
+    for line in mountinfo.splitlines():
+        f = line.split()
+        if f[4] == target:
+            opt = f[6:f.index("-")]
+            return tuple(sorted(o.split(":")[0] for o in opt)) or ("private",)
+    return None
+
+
+@pytest.mark.parametrize("root_prop", ["shared", "slave", "private", "unbindable", "rshared", "rslave",
+                                       "rprivate"])
+def test_rootfs_and_mount_propagation(tools, tmp_path, busybox_rootfs, root_prop):
+    """linux.rootfsPropagation and per-mount propagation options, read from
+    /proc/self/mountinfo inside, as under runc."""
+    src = tmp_path / "src"
+    for n in ("a", "b", "c", "d"):
+        (src / n).mkdir(parents=True, exist_ok=True)
+
+    def edit(cfg):
+        cfg["linux"]["rootfsPropagation"] = root_prop
+        for n, opt in (("a", "rshared"), ("b", "rslave"), ("c", "rprivate"), ("d", "runbindable")):
+            cfg["mounts"].append({"destination": "/mnt/" + n, "type": "bind", "source": str(src / n),
+                                  "options": ["rbind", opt]})
+    # Make the sources' parent a shared mount, so that slave and shared
+    # have a peer to follow.
+    subprocess.run(["mount", "--bind", "--make-shared", str(src), str(src)], check=True)
+    try:
+        r = run_both(tools, tmp_path, busybox_rootfs, ["cat", "/proc/self/mountinfo"], edit)
+    finally:
+        subprocess.run(["umount", "-l", str(src)], check=False)
+    if root_prop == "unbindable":
+        # An unbindable / cannot be bound as the root: runc fails too.
+        assert r["runc"].returncode != 0
+        assert r["cloison"].returncode == 1 and "unbindable" in r["cloison"].stderr, r["cloison"].stderr
+        return
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    for target in ("/", "/mnt/a", "/mnt/b", "/mnt/c", "/mnt/d"):
+        ours = mount_propagation(r["cloison"].stdout, target)
+        theirs = mount_propagation(r["runc"].stdout, target)
+        assert ours == theirs, (target, ours, theirs)
+    assert mount_propagation(r["cloison"].stdout, "/mnt/d") == ("unbindable",)
+    assert mount_propagation(r["cloison"].stdout, "/mnt/c") == ("private",)
