@@ -91,9 +91,10 @@ run_one (json_t *hook, const char *name, const char *state, const char *bundle, 
       dup2 (pipefd[0], 0);
       dup2 (out, 1);
       dup2 (errfd, 2);
-      /* runc runs hooks from the bundle directory. */
+      /* runc runs hooks from the bundle directory (those that run in the
+         container may not see it: they stay where they are). */
       if (bundle && chdir (bundle) < 0)
-        _exit (126);
+        errno = 0;
       execve (path, (char *const *)(argv ? argv : default_argv),
               envp ? (char *const *)envp : environ);
       dprintf (2, "%s", strerror (errno));

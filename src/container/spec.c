@@ -1085,6 +1085,16 @@ spec_features (void)
                    1, "systemd", 0, "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
                    "operators", strv_json (seccomp_operators), "apparmor", "enabled", 0, "selinux",
                    "enabled", 0, "intelRdt", "enabled", 0);
+  /* Runtime-spec 1.2/1.3 additions: what we do and what we refuse. */
+  json_object_set_new (linux_obj, "memoryPolicy",
+                       json_pack ("{s:[s,s,s,s,s,s,s], s:[s,s,s]}", "modes", "MPOL_DEFAULT",
+                                  "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                                  "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL", "flags",
+                                  "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
+                                  "MPOL_F_STATIC_NODES"));
+  json_object_set_new (linux_obj, "netDevices", json_pack ("{s:b}", "enabled", 0));
+  json_object_set_new (linux_obj, "mountExtensions",
+                       json_pack ("{s:{s:b}}", "idmap", "enabled", 0));
   json_object_set_new (f, "linux", linux_obj);
   json_object_set_new (f, "annotations",
                        json_pack ("{s:s}", "org.cloison.runtime.version", CLOISON_VERSION));

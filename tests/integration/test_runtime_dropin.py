@@ -632,3 +632,122 @@ def test_rootfs_and_mount_propagation(tools, tmp_path, busybox_rootfs, root_prop
         assert ours == theirs, (target, ours, theirs)
     assert mount_propagation(r["cloison"].stdout, "/mnt/d") == ("unbindable",)
     assert mount_propagation(r["cloison"].stdout, "/mnt/c") == ("private",)
+
+
+CAP_NUMBERS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+               "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE", "CAP_NET_BIND_SERVICE",
+               "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW", "CAP_IPC_LOCK", "CAP_IPC_OWNER",
+               "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT", "CAP_SYS_PTRACE", "CAP_SYS_PACCT",
+               "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE", "CAP_SYS_RESOURCE", "CAP_SYS_TIME",
+               "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE", "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL",
+               "CAP_SETFCAP", "CAP_MAC_OVERRIDE", "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM",
+               "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ", "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE"]
+
+
+def features():
+    return json.loads(subprocess.run([binary("cloison-runtime"), "features"], capture_output=True, text=True,
+                                     check=True).stdout)
+
+
+def test_features_superset_of_runcs_where_it_should_be():
+    """What runc 1.1 lists, we list too (hooks, mount options, namespaces,
+    capabilities, seccomp actions and operators), except the systemd
+    cgroup driver, apparmor and selinux, which we report as absent."""
+    ours, runc = features(), json.loads(subprocess.run(["runc", "features"], capture_output=True, text=True,
+                                                       check=True).stdout)
+    assert set(runc["hooks"]) <= set(ours["hooks"])
+    assert set(runc["linux"]["namespaces"]) <= set(ours["linux"]["namespaces"])
+    assert set(runc["linux"]["capabilities"]) <= set(ours["linux"]["capabilities"])
+    for k in ("actions", "operators"):
+        assert set(runc["linux"]["seccomp"][k]) <= set(ours["linux"]["seccomp"][k]), k
+    assert ours["linux"]["cgroup"]["systemd"] is False
+    assert ours["linux"]["apparmor"] == {"enabled": False} and ours["linux"]["selinux"] == {"enabled": False}
+    assert ours["linux"]["intelRdt"] == {"enabled": False} and ours["linux"]["netDevices"] == {"enabled": False}
+
+
+def test_features_listed_are_supported(tools, tmp_path, busybox_rootfs):
+    """Every hook, mount option, namespace, capability, seccomp action and
+    operator, and memory policy mode and flag that `features` lists is
+    accepted and works in a container (one run per family)."""
+    f = features()
+    ours = tools[0]
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def run(name, edit, args=("true",)):
+        d = str(tmp_path / name)
+        runc_spec_bundle(d, busybox_rootfs, list(args), edit=edit)
+        p = ours("run", "--bundle", d, ours.new_id(), check=False)
+        assert p.returncode == 0, (name, p.stderr)
+        return p
+
+    # Hooks: each writes its mark (in-container ones into a bound dir).
+    def hooks(cfg):
+        cfg["hooks"] = {h: [{"path": "/bin/sh", "args": ["sh", "-c", "touch %s/%s || touch /marks/%s" % (marks, h, h)]}]
+                        for h in f["hooks"]}
+        cfg["mounts"].append({"destination": "/marks", "type": "bind", "source": str(marks), "options": ["rbind"]})
+        cfg["root"]["readonly"] = False
+    run("hooks", hooks)
+    assert sorted(os.listdir(str(marks))) == sorted(f["hooks"])
+
+    # Mount options: a tmpfs (or a bind for the bind-only ones) per option.
+    def mounts(cfg):
+        for i, o in enumerate(f["mountOptions"]):
+            if o in ("bind", "rbind", "remount", "tmpcopyup"):
+                m = {"type": "bind", "source": str(marks), "options": [o] if o != "remount" else ["bind", "remount"]}
+                if o == "tmpcopyup":
+                    m = {"type": "tmpfs", "source": "tmpfs", "options": ["tmpcopyup"]}
+            else:
+                m = {"type": "tmpfs", "source": "tmpfs", "options": [o]}
+            m["destination"] = "/opt%d" % i
+            cfg["mounts"].append(m)
+        cfg["root"]["readonly"] = False
+    run("mounts", mounts)
+
+    # Namespaces: all at once (user with a mapping of root).
+    def namespaces(cfg):
+        cfg["linux"]["namespaces"] = [{"type": n} for n in f["linux"]["namespaces"]]
+        cfg["linux"]["uidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        cfg["linux"]["gidMappings"] = [{"containerID": 0, "hostID": 0, "size": 65536}]
+        cfg["mounts"] = [m for m in cfg["mounts"] if m["destination"] not in ("/sys", "/sys/fs/cgroup")]
+        cfg["mounts"] = [dict(m, options=[o for o in m.get("options", []) if o != "gid=5"]) for m in cfg["mounts"]]
+        del cfg["linux"]["resources"]
+    out = run("namespaces", namespaces, ["sh", "-c", "ls /proc/self/ns | wc -l"]).stdout
+    assert int(out) >= len(f["linux"]["namespaces"])
+
+    # Capabilities: all of them in the bounding set; in the others, those
+    # this host's root holds (6.18 hosts run root without CAP_SYS_RESOURCE).
+    bnd = int([l for l in open("/proc/self/status") if l.startswith("CapBnd")][0].split()[1], 16)
+    names = f["linux"]["capabilities"]
+    held = [c for c in names if bnd >> CAP_NUMBERS.index(c) & 1]
+
+    def caps(cfg):
+        cfg["process"]["capabilities"] = {s: held for s in ("effective", "permitted", "inheritable", "ambient")}
+        cfg["process"]["capabilities"]["bounding"] = names
+    out = run("caps", caps, ["grep", "CapAmb", "/proc/self/status"]).stdout
+    assert int(out.split()[1], 16) == sum(1 << CAP_NUMBERS.index(c) for c in held)
+
+    # Seccomp: one rule per action and per operator, on syscalls the
+    # container does not make.
+    def seccomp(cfg):
+        actions = [a for a in f["linux"]["seccomp"]["actions"] if a not in ("SCMP_ACT_ALLOW", "SCMP_ACT_NOTIFY")]
+        rare = ["acct", "swapon", "swapoff", "reboot", "kexec_load", "init_module", "delete_module", "pivot_root"]
+        syscalls = [{"names": [rare[i]], "action": a} for i, a in enumerate(actions)]
+        for i, op in enumerate(f["linux"]["seccomp"]["operators"]):
+            syscalls.append({"names": ["setns"], "action": "SCMP_ACT_ERRNO",
+                             "args": [{"index": i % 6, "value": 12345, "valueTwo": 12345 if "MASKED" in op else 0,
+                                       "op": op}]})
+        cfg["linux"]["seccomp"] = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": syscalls}
+    run("seccomp", seccomp)
+
+    # Memory policy: each mode (nodes where it needs some) and each flag.
+    if os.path.exists("/proc/self/numa_maps"):
+        mp = f["linux"]["memoryPolicy"]
+        for mode in mp["modes"]:
+            policy = {"mode": mode}
+            if mode not in ("MPOL_DEFAULT", "MPOL_LOCAL"):
+                policy["nodes"] = "0"
+            run("mp-" + mode, lambda cfg: cfg["linux"].update(memoryPolicy=policy))
+        for flag in mp["flags"]:
+            run("mpf-" + flag, lambda cfg: cfg["linux"].update(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0",
+                                                                             "flags": [flag]}))
