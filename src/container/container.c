@@ -9,6 +9,7 @@
 #include "container/console.h"
 #include "container/engine.h"
 #include "container/hooks.h"
+#include "container/netdev.h"
 #include "container/init.h"
 #include "container/process.h"
 #include "container/seccomp.h"
@@ -402,6 +403,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                        json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
   if (cg_saved)
     json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
+  if (json_object_get (linux_obj, "netDevices")) /* moved back by delete */
+    json_object_set (c->st.doc, "netDevices", json_object_get (linux_obj, "netDevices"));
   /* Written while the init builds its root; made state.json once it is
      ready.  Not when the real init is a forked child: its pid comes later. */
   prewritten = !init_forks_real_init (linux_obj);
@@ -465,6 +468,14 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         }
     }
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
+  if (json_object_get (linux_obj, "netDevices"))
+    {
+      if (netdev_move_in (json_object_get (linux_obj, "netDevices"), c->st.pid, err) < 0)
+        {
+          netdev_move_out (json_object_get (linux_obj, "netDevices"), c->st.pid);
+          goto fail;
+        }
+    }
   if (!prewritten)
     c->st.pid_start = cl_proc_start_time (c->st.pid);
   if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
@@ -555,6 +566,9 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
   json_t *hooks = json_object_get (st->doc, "hooks");
   cl_error_t e = NULL;
 
+  /* Lent interfaces go back while the namespace still lives. */
+  if (state_pid_alive (st))
+    netdev_move_out (json_object_get (st->doc, "netDevices"), st->pid);
   /* With its own pid namespace, the container's processes died with its
      init: no need to sweep the cgroup. */
   if (cg && (state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))

@@ -1,4 +1,5 @@
 #include "container/spec.h"
+#include "container/netdev.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -872,8 +873,17 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
                               "(no Intel RDT / AMD QoS, or /sys/fs/resctrl not mounted)");
       return cl_error_make (err, 0, "linux.intelRdt: not supported by cloison-runtime");
     }
-  if (json_object_get (linux_obj, "netDevices"))
-    return cl_error_make (err, 0, "linux.netDevices: not supported by cloison-runtime yet");
+  {
+    /* A new network namespace: not one joined by path. */
+    bool own_netns = false;
+    json_t *ns;
+    size_t k;
+    json_array_foreach (json_object_get (linux_obj, "namespaces"), k, ns) own_netns
+        |= strcmp (json_string_value (json_object_get (ns, "type")), "network") == 0
+           && json_object_get (ns, "path") == NULL;
+    if (netdev_validate (linux_obj, own_netns, err) < 0)
+      return -1;
+  }
   {
     json_t *pers = NULL;
     const char *domain = NULL;
@@ -1092,7 +1102,7 @@ spec_features (void)
                                   "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL", "flags",
                                   "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
                                   "MPOL_F_STATIC_NODES"));
-  json_object_set_new (linux_obj, "netDevices", json_pack ("{s:b}", "enabled", 0));
+  json_object_set_new (linux_obj, "netDevices", json_pack ("{s:b}", "enabled", 1));
   json_object_set_new (linux_obj, "mountExtensions",
                        json_pack ("{s:{s:b}}", "idmap", "enabled", 0));
   json_object_set_new (f, "linux", linux_obj);

@@ -539,13 +539,53 @@ def test_intel_rdt_refused_clearly_without_resctrl(tools, tmp_path, busybox_root
     assert "linux.intelRdt: this host has no resctrl filesystem" in p.stderr, p.stderr
 
 
-def test_net_devices_refused_clearly(tools, tmp_path, busybox_rootfs):
+@pytest.fixture
+def test_netns():
+    """A network namespace of the test's own, with two veth pairs in it:
+    the interfaces lent to containers (never the host's).  (No dummy: some
+    of our kernels lack the module.)"""
+    name = unique_id("runtime-nd")
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    run = ["ip", "-n", name, "link", "add"]
+    subprocess.run(run + ["nd-a0", "type", "veth", "peer", "name", "nd-a1"], check=True)
+    subprocess.run(run + ["nd-b0", "type", "veth", "peer", "name", "nd-b1"], check=True)
+    yield name
+    subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def links(netns):
+    out = subprocess.run(["ip", "-n", netns, "-o", "link", "show"], capture_output=True, text=True).stdout
+    return sorted(l.split(":")[1].strip().split("@")[0] for l in out.splitlines())
+
+
+def test_net_devices_moved_in_and_back(tools, tmp_path, busybox_rootfs, test_netns):
+    """linux.netDevices (spec 1.2; runc 1.1 has none): two veth ends go
+    into the container (one renamed), and back under their own names on
+    delete.  The runtime runs inside the test's namespace."""
     ours = tools[0]
     d = str(tmp_path / "b")
-    runc_spec_bundle(d, busybox_rootfs, ["true"],
-                     edit=lambda cfg: cfg["linux"].update(netDevices={"dummy0": {"name": "eth1"}}))
-    p = ours("run", "--bundle", d, ours.new_id(), check=False)
-    assert p.returncode == 1 and "linux.netDevices: not supported" in p.stderr, p.stderr
+    runc_spec_bundle(d, busybox_rootfs, ["sleep", "30"], edit=lambda cfg: cfg["linux"].update(
+        netDevices={"nd-a1": {"name": "eth7"}, "nd-b1": {}}))
+    cid = ours.new_id()
+    enter = ["nsenter", "--net=/run/netns/" + test_netns, ours.argv0, "--root", ours.root, "--log", ours.log]
+    subprocess.run(enter + ["run", "-d", "--bundle", d, cid], check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, timeout=60)
+    try:
+        inside = subprocess.run(enter + ["exec", cid, "ip", "-o", "link", "show"], capture_output=True,
+                                text=True, timeout=60).stdout
+        assert "eth7" in inside and "nd-b1" in inside, inside
+        assert links(test_netns) == ["lo", "nd-a0", "nd-b0"]
+    finally:
+        subprocess.run(enter + ["delete", "--force", cid], check=True, timeout=60)
+    assert links(test_netns) == ["lo", "nd-a0", "nd-a1", "nd-b0", "nd-b1"]
+
+
+def test_net_devices_invalid_refused(tools, tmp_path, busybox_rootfs):
+    for devs, message in (({"nd-none-here": {}}, "no interface `nd-none-here` here"),
+                          ({"lo": {"name": "a/b"}}, "`a/b` is not an interface name")):
+        assert_refused_leaving_nothing(tools[0], tmp_path / message[:5], busybox_rootfs,
+                                       lambda cfg: cfg["linux"].update(netDevices=devs),
+                                       ["linux.netDevices", message])
 
 
 def test_sysctls_runc_accepts(tools, tmp_path, busybox_rootfs):
@@ -662,7 +702,7 @@ def test_features_superset_of_runcs_where_it_should_be():
         assert set(runc["linux"]["seccomp"][k]) <= set(ours["linux"]["seccomp"][k]), k
     assert ours["linux"]["cgroup"]["systemd"] is False
     assert ours["linux"]["apparmor"] == {"enabled": False} and ours["linux"]["selinux"] == {"enabled": False}
-    assert ours["linux"]["intelRdt"] == {"enabled": False} and ours["linux"]["netDevices"] == {"enabled": False}
+    assert ours["linux"]["intelRdt"] == {"enabled": False} and ours["linux"]["netDevices"] == {"enabled": True}
 
 
 def test_features_listed_are_supported(tools, tmp_path, busybox_rootfs):
