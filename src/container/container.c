@@ -183,7 +183,8 @@ run_hooks (struct created *c, const char *kind, const char *status, cl_error_t *
   if (!json_object_get (hooks, kind))
     return 0;
   s = creating_state (c, status);
-  return hooks_run (hooks, kind, s, err);
+  /* runc runs these from the bundle directory. */
+  return hooks_run (hooks, kind, s, NULL, json_string_value (json_object_get (s, "bundle")), err);
 }
 
 /* The init's seccomp listener fd follows on `sync_fd`: hand it to
@@ -595,7 +596,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
     {
       json_t *s = state_public (st);
       json_object_set_new (s, "status", json_string ("stopped"));
-      hooks_run (hooks, "poststop", s, &e);
+      hooks_run (hooks, "poststop", s, NULL, json_string_value (json_object_get (s, "bundle")), &e);
       json_decref (s);
     }
   return state_dir_remove (st->dir, err);
@@ -739,7 +740,8 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
     if (json_object_get (hooks, "poststart"))
       {
         json_t *s = state_public (&st);
-        int hr = hooks_run (hooks, "poststart", s, err);
+        int hr = hooks_run (hooks, "poststart", s, NULL,
+                            json_string_value (json_object_get (s, "bundle")), err);
         json_decref (s);
         if (hr < 0)
           {

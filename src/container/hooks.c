@@ -57,7 +57,8 @@ hook_failed (cl_error_t *err, int out, int errfd, const char *fmt, ...)
 }
 
 static int
-run_one (json_t *hook, const char *name, const char *state, const char *bundle, cl_error_t *err)
+run_one (json_t *hook, const char *name, const char *state, json_t *default_env, const char *cwd,
+         cl_error_t *err)
 {
   const char *path = json_string_value (json_object_get (hook, "path"));
   json_t *args = json_object_get (hook, "args"), *env = json_object_get (hook, "env");
@@ -71,7 +72,11 @@ run_one (json_t *hook, const char *name, const char *state, const char *bundle, 
   pid_t pid;
 
   argv = json_array_size (args) ? strv_from_json (args) : NULL;
-  /* No `env`: the runtime's environment, as runc (Go's exec.Cmd). */
+  /* No `env`: the runtime's environment, as runc (Go's exec.Cmd), or for
+     the hooks run in the container, the container process's (runc's init
+     has no other by then). */
+  if (env == NULL)
+    env = default_env;
   envp = env ? strv_from_json (env) : NULL;
   out = memfd_create ("hook-stdout", MFD_CLOEXEC);
   errfd = memfd_create ("hook-stderr", MFD_CLOEXEC);
@@ -91,10 +96,11 @@ run_one (json_t *hook, const char *name, const char *state, const char *bundle, 
       dup2 (pipefd[0], 0);
       dup2 (out, 1);
       dup2 (errfd, 2);
-      /* runc runs hooks from the bundle directory (those that run in the
-         container may not see it: they stay where they are). */
-      if (bundle && chdir (bundle) < 0)
-        errno = 0;
+      if (cwd && chdir (cwd) < 0)
+        {
+          dprintf (2, "chdir `%s`: %s", cwd, strerror (errno));
+          _exit (127);
+        }
       execve (path, (char *const *)(argv ? argv : default_argv),
               envp ? (char *const *)envp : environ);
       dprintf (2, "%s", strerror (errno));
@@ -136,7 +142,8 @@ run_one (json_t *hook, const char *name, const char *state, const char *bundle, 
 }
 
 int
-hooks_run (json_t *hooks, const char *kind, json_t *state, cl_error_t *err)
+hooks_run (json_t *hooks, const char *kind, json_t *state, json_t *default_env, const char *cwd,
+           cl_error_t *err)
 {
   json_t *list = json_object_get (hooks, kind), *h;
   cleanup_free char *s = NULL;
@@ -148,7 +155,7 @@ hooks_run (json_t *hooks, const char *kind, json_t *state, cl_error_t *err)
   json_array_foreach (list, i, h)
   {
     cleanup_free char *name = cl_strdup_printf ("hooks.%s[%zu]", kind, i);
-    if (run_one (h, name, s, json_string_value (json_object_get (state, "bundle")), err) < 0)
+    if (run_one (h, name, s, default_env, cwd, err) < 0)
       {
         if (strcmp (kind, "poststop") != 0)
           return -1;

@@ -11,7 +11,11 @@
 
 #include <jansson.h>
 
-/* Runs hooks.<kind> from `hooks` (may be NULL) with `state` on stdin. */
-int hooks_run (json_t *hooks, const char *kind, json_t *state, cl_error_t *err);
+/* Runs hooks.<kind> from `hooks` (may be NULL) with `state` on stdin.
+   A hook without `env` gets `default_env` (a JSON array: the container
+   process's, for the hooks runc runs inside the container), or with NULL
+   the runtime's environment.  `cwd`: where they run (NULL: here). */
+int hooks_run (json_t *hooks, const char *kind, json_t *state, json_t *default_env, const char *cwd,
+               cl_error_t *err);
 
 #endif

@@ -334,7 +334,10 @@ init_run (struct init_args *a)
       json_t *st
           = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
                        "status", "created", "pid", (int)getpid (), "bundle", a->bundle);
-      if (hooks_run (json_object_get (a->config, "hooks"), "startContainer", st, &err) < 0)
+      /* In the process's cwd, with its environment (HOME included). */
+      if (hooks_run (json_object_get (a->config, "hooks"), "startContainer", st,
+                     json_object_get (ps.process, "env"), NULL, &err)
+          < 0)
         {
           dprintf (2, "%s\n", err->msg);
           _exit (1);

@@ -692,7 +692,10 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
         return -1;
       st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", c->a->id,
                       "status", "creating", "pid", (int)getpid (), "bundle", c->a->bundle);
-      int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st, err);
+      /* As runc: from the root (not yet pivoted), with the process's env. */
+      int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st,
+                         json_object_get (json_object_get (config, "process"), "env"), c->a->rootfs,
+                         err);
       json_decref (st);
       if (r < 0)
         return -1;

@@ -791,3 +791,32 @@ def test_features_listed_are_supported(tools, tmp_path, busybox_rootfs):
         for flag in mp["flags"]:
             run("mpf-" + flag, lambda cfg: cfg["linux"].update(memoryPolicy={"mode": "MPOL_BIND", "nodes": "0",
                                                                              "flags": [flag]}))
+
+
+def test_in_container_hooks_env_and_cwd(tools, tmp_path, busybox_rootfs):
+    """createContainer and startContainer hooks without `env` get the
+    container process's environment (startContainer with HOME too), never
+    the runtime's; createContainer runs from the root (not yet pivoted),
+    startContainer from process.cwd; as under runc."""
+    seen = {}
+    for t in tools:
+        out = tmp_path / ("out-" + t.name)
+        out.mkdir()
+
+        def edit(cfg):
+            cfg["root"]["readonly"] = False
+            cfg["process"]["cwd"] = "/tmp"
+            cfg["hooks"] = {
+                "createContainer": [hook(tmp_path, "env | sort > %s/env; pwd -P > %s/pwd" % (out, out))],
+                "startContainer": [hook(tmp_path, "env | sort > /tmp/env; pwd > /tmp/pwd")]}
+        d = str(tmp_path / ("bundle-" + t.name))
+        runc_spec_bundle(d, busybox_rootfs, ["true"], edit=edit, copy_rootfs=True)
+        t("run", "--bundle", d, t.new_id(), env=dict(os.environ, DROPIN_MARK="runtime-env"))
+        strip = lambda lines: [l for l in lines if not l.startswith(("PWD=", "SHLVL=", "OLDPWD="))]  # the shell's
+        seen[t.name] = (strip(open(str(out / "env")).read().splitlines()),
+                        open(str(out / "pwd")).read().strip() == os.path.realpath(os.path.join(d, "rootfs")),
+                        strip(open(os.path.join(d, "rootfs", "tmp", "env")).read().splitlines()),
+                        open(os.path.join(d, "rootfs", "tmp", "pwd")).read().strip())
+    assert seen["cloison"] == seen["runc"], seen
+    assert not any("DROPIN_MARK" in l for l in seen["cloison"][0] + seen["cloison"][2])
+    assert "HOME=/root" in seen["cloison"][2] and seen["cloison"][3] == "/tmp"
