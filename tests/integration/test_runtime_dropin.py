@@ -546,11 +546,13 @@ def test_netns():
     of our kernels lack the module.)"""
     name = unique_id("runtime-nd")
     subprocess.run(["ip", "netns", "add", name], check=True)
-    run = ["ip", "-n", name, "link", "add"]
-    subprocess.run(run + ["nd-a0", "type", "veth", "peer", "name", "nd-a1"], check=True)
-    subprocess.run(run + ["nd-b0", "type", "veth", "peer", "name", "nd-b1"], check=True)
-    yield name
-    subprocess.run(["ip", "netns", "del", name], check=False)
+    try:
+        run = ["ip", "-n", name, "link", "add"]
+        subprocess.run(run + ["nd-a0", "type", "veth", "peer", "name", "nd-a1"], check=True)
+        subprocess.run(run + ["nd-b0", "type", "veth", "peer", "name", "nd-b1"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
 
 
 def links(netns):
