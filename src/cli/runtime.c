@@ -8,11 +8,14 @@
 #include "common/util.h"
 #include "container/container.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -35,18 +38,35 @@ struct opt
   bool arg;
 };
 
-/* Parsed options: value per option index (last wins) plus repeats for
-   options that accumulate (--env). */
+/* Parsed options: value per option index (last wins), and every
+   occurrence in order for options that accumulate (--env, --cgroup). */
 struct parsed
 {
   const char *value[16];
   bool set[16];
-  const char *repeats[64];
-  size_t nrepeats;
-  int repeat_index;
+  const char *all[64];
+  int all_opt[64];
+  size_t nall;
   char **pos; /* positional arguments */
   int npos;
 };
+
+/* The values given for option k, NULL-terminated (NULL if none); free. */
+static const char **
+repeated (const struct parsed *p, int k)
+{
+  const char **v = cl_xmalloc0 ((p->nall + 1) * sizeof *v);
+  size_t n = 0;
+  for (size_t i = 0; i < p->nall; i++)
+    if (p->all_opt[i] == k)
+      v[n++] = p->all[i];
+  if (n == 0)
+    {
+      free (v);
+      return NULL;
+    }
+  return v;
+}
 
 /* Parses argv against `opts`.  With stop_after > 0, everything after
    that many positionals is positional (exec ID CMD ARGS...). */
@@ -57,7 +77,7 @@ parse_opts (int argc, char **argv, const struct opt *opts, int stop_after, struc
   int i;
   bool only_pos = false;
 
-  p->pos = cl_xmalloc0 ((size_t) (argc + 1) * sizeof *p->pos);
+  p->pos = cl_xmalloc0 ((size_t)(argc + 1) * sizeof *p->pos);
   for (i = 0; i < argc; i++)
     {
       char *a = argv[i];
@@ -109,8 +129,11 @@ parse_opts (int argc, char **argv, const struct opt *opts, int stop_after, struc
         }
       p->value[k] = val;
       p->set[k] = true;
-      if (k == p->repeat_index && p->nrepeats < 63)
-        p->repeats[p->nrepeats++] = val;
+      if (p->nall < 64)
+        {
+          p->all_opt[p->nall] = k;
+          p->all[p->nall++] = val;
+        }
     }
   return 0;
 }
@@ -132,7 +155,7 @@ parse_int (const char *s, const char *what, int *out, cl_error_t *err)
   v = strtol (s, &end, 10);
   if (errno || *end || v < 0 || v > 1 << 20)
     return cl_error_make (err, 0, "%s: expected a number, got `%s`", what, s);
-  *out = (int) v;
+  *out = (int)v;
   return 0;
 }
 
@@ -175,7 +198,7 @@ static const struct opt create_opts[] = {
 static int
 cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t *err)
 {
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   struct cl_container_create_opts o = { 0 };
   cleanup_free char *cwd = NULL;
   int status = 0, r;
@@ -188,7 +211,8 @@ cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t
     o.bundle = cwd = getcwd (NULL, 0);
   o.pid_file = p.value[C_PIDFILE];
   o.console_socket = p.value[C_CONSOLE];
-  if (p.value[C_PRESERVE] && parse_int (p.value[C_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
+  if (p.value[C_PRESERVE]
+      && parse_int (p.value[C_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
     goto fail;
   o.no_pivot = p.set[C_NOPIVOT];
   o.no_new_keyring = p.set[C_NOKEYRING];
@@ -210,7 +234,7 @@ static int
 cmd_simple (struct global *g, int argc, char **argv, const char *cmd, cl_error_t *err)
 {
   static const struct opt none[] = { { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   json_t *state = NULL;
   int r = -1;
 
@@ -236,7 +260,7 @@ static int
 cmd_kill (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "all", 'a', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   int signo = 15, r = -1;
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "kill", err) < 0)
@@ -253,7 +277,7 @@ static int
 cmd_delete (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "force", 'f', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   int r = -1;
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "delete", err) < 0)
@@ -277,6 +301,7 @@ enum
   E_PRESERVE,
   E_CAP,
   E_NONNP,
+  E_CGROUP,
 };
 static const struct opt exec_opts[] = {
   [E_PROCESS] = { "process", 'p', true },
@@ -290,13 +315,15 @@ static const struct opt exec_opts[] = {
   [E_PRESERVE] = { "preserve-fds", 0, true },
   [E_CAP] = { "cap", 'c', true },
   [E_NONNP] = { "no-new-privs", 0, false },
+  [E_CGROUP] = { "cgroup", 0, true },
   { NULL, 0, false },
 };
 
 static int
 cmd_exec (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  struct parsed p = { .repeat_index = E_ENV };
+  struct parsed p = { 0 };
+  cleanup_free const char **env = NULL, **cgroups = NULL;
   struct cl_container_exec_opts o = { 0 };
   int status = 0, r = -1;
 
@@ -308,16 +335,17 @@ cmd_exec (struct global *g, int argc, char **argv, cl_error_t *err)
       cl_error_make (err, 0, "exec: give a command or --process FILE");
       goto out;
     }
-  o.args = (const char *const *) p.pos + 1;
+  o.args = (const char *const *)p.pos + 1;
   o.detach = p.set[E_DETACH];
   o.pid_file = p.value[E_PIDFILE];
   o.tty = p.set[E_TTY];
   o.console_socket = p.value[E_CONSOLE];
   o.cwd = p.value[E_CWD];
-  p.repeats[p.nrepeats] = NULL;
-  o.env = p.nrepeats ? p.repeats : NULL;
+  o.env = env = repeated (&p, E_ENV);
+  o.cgroups = cgroups = repeated (&p, E_CGROUP);
   o.user = p.value[E_USER];
-  if (p.value[E_PRESERVE] && parse_int (p.value[E_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
+  if (p.value[E_PRESERVE]
+      && parse_int (p.value[E_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
     goto out;
   if (cl_container_exec (g->root, p.pos[0], &o, &status, err) == 0)
     r = status;
@@ -329,8 +357,9 @@ out:
 static int
 cmd_list (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "format", 'f', true }, { "quiet", 'q', false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  static const struct opt opts[]
+      = { { "format", 'f', true }, { "quiet", 'q', false }, { NULL, 0, false } };
+  struct parsed p = { 0 };
   cleanup_json json_t *list = NULL;
   json_t *s;
   size_t i;
@@ -344,10 +373,12 @@ cmd_list (struct global *g, int argc, char **argv, cl_error_t *err)
     json_array_foreach (list, i, s) puts (json_string_value (json_object_get (s, "id")));
   else
     {
-      printf ("%-20s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+      printf ("%-20s %-8s %-10s %-40s %-32s %s\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED",
+              "OWNER");
       json_array_foreach (list, i, s)
       {
-        printf ("%-20s %-8lld %-10s %-40s %-32s %s\n", json_string_value (json_object_get (s, "id")),
+        printf ("%-20s %-8lld %-10s %-40s %-32s %s\n",
+                json_string_value (json_object_get (s, "id")),
                 json_integer_value (json_object_get (s, "pid")),
                 json_string_value (json_object_get (s, "status")),
                 json_string_value (json_object_get (s, "bundle")),
@@ -365,7 +396,7 @@ static int
 cmd_ps (struct global *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct opt opts[] = { { "format", 'f', true }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct parsed p = { 0 };
   cleanup_free pid_t *pids = NULL;
   size_t n = 0;
   int r = -1;
@@ -409,8 +440,9 @@ out:
 static int
 cmd_spec (int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "bundle", 'b', true }, { "rootless", 0, false }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  static const struct opt opts[]
+      = { { "bundle", 'b', true }, { "rootless", 0, false }, { NULL, 0, false } };
+  struct parsed p = { 0 };
   cleanup_free char *path = NULL, *s = NULL;
   cleanup_json json_t *spec = NULL;
   int r = -1;
@@ -431,22 +463,113 @@ out:
   return r;
 }
 
+/* runc's memory sizes (go-units RAMInBytes): 1024-based, "64m", "1g",
+   "512KiB", or -1 for unlimited. */
+static int
+parse_memory (const char *flag, const char *s, int64_t *out, cl_error_t *err)
+{
+  static const char units[] = "bkmgtp";
+  char *end;
+  double v;
+  errno = 0;
+  if (strcmp (s, "-1") == 0)
+    {
+      *out = -1;
+      return 0;
+    }
+  v = strtod (s, &end);
+  if (errno || end == s || v < 0)
+    return cl_error_make (err, 0, "--%s: expected a size like 64m, got `%s`", flag, s);
+  if (*end)
+    {
+      const char *u = strchr (units, tolower ((unsigned char)*end));
+      if (u == NULL
+          || (end[1] && strcasecmp (end + 1, "b") != 0 && strcasecmp (end + 1, "ib") != 0))
+        return cl_error_make (err, 0, "--%s: expected a size like 64m, got `%s`", flag, s);
+      for (const char *k = units; k < u; k++)
+        v *= 1024;
+    }
+  if (v > (double)INT64_MAX)
+    return cl_error_make (err, 0, "--%s: `%s` is too large", flag, s);
+  *out = (int64_t)v;
+  return 0;
+}
+
+static int
+parse_int64 (const char *flag, const char *s, int64_t *out, cl_error_t *err)
+{
+  char *end;
+  errno = 0;
+  *out = strtoll (s, &end, 10);
+  if (errno || end == s || *end)
+    return cl_error_make (err, 0, "--%s: expected a number, got `%s`", flag, s);
+  return 0;
+}
+
+enum
+{
+  U_RESOURCES,
+  U_MEMORY,
+  U_MEMSWAP,
+  U_MEMRES,
+  U_CPUSHARE,
+  U_CPUSHARES,
+  U_CPUPERIOD,
+  U_CPUQUOTA,
+  U_RTPERIOD,
+  U_RTRUNTIME,
+  U_CPUS,
+  U_MEMS,
+  U_PIDS,
+  U_BLKIO,
+  U_CPUIDLE,
+};
+/* runc's `update` flags -> linux.resources: section, key, kind. */
+static const struct
+{
+  struct opt opt;
+  const char *section, *key;
+  char kind; /* m: memory size, i: integer, s: string */
+} update_flags[] = {
+  [U_RESOURCES] = { { "resources", 'r', true }, NULL, NULL, 0 },
+  [U_MEMORY] = { { "memory", 0, true }, "memory", "limit", 'm' },
+  [U_MEMSWAP] = { { "memory-swap", 0, true }, "memory", "swap", 'm' },
+  [U_MEMRES] = { { "memory-reservation", 0, true }, "memory", "reservation", 'm' },
+  [U_CPUSHARE] = { { "cpu-share", 0, true }, "cpu", "shares", 'i' },
+  [U_CPUSHARES] = { { "cpu-shares", 0, true }, "cpu", "shares", 'i' },
+  [U_CPUPERIOD] = { { "cpu-period", 0, true }, "cpu", "period", 'i' },
+  [U_CPUQUOTA] = { { "cpu-quota", 0, true }, "cpu", "quota", 'i' },
+  [U_RTPERIOD] = { { "cpu-rt-period", 0, true }, "cpu", "realtimePeriod", 'i' },
+  [U_RTRUNTIME] = { { "cpu-rt-runtime", 0, true }, "cpu", "realtimeRuntime", 'i' },
+  [U_CPUS] = { { "cpuset-cpus", 0, true }, "cpu", "cpus", 's' },
+  [U_MEMS] = { { "cpuset-mems", 0, true }, "cpu", "mems", 's' },
+  [U_PIDS] = { { "pids-limit", 0, true }, "pids", "limit", 'i' },
+  [U_BLKIO] = { { "blkio-weight", 0, true }, "blockIO", "weight", 'i' },
+  [U_CPUIDLE] = { { "cpu-idle", 0, true }, "cpu", "idle", 'i' },
+};
+#define N_UPDATE_FLAGS (sizeof update_flags / sizeof update_flags[0])
+
 static int
 cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
 {
-  static const struct opt opts[] = { { "resources", 'r', true }, { NULL, 0, false } };
-  struct parsed p = { .repeat_index = -1 };
+  struct opt opts[N_UPDATE_FLAGS + 1] = { 0 };
+  struct parsed p = { 0 };
   cleanup_json json_t *res = NULL;
+  bool any_flag = false;
   int r = -1;
 
+  for (size_t k = 0; k < N_UPDATE_FLAGS; k++)
+    opts[k] = update_flags[k].opt;
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "update", err) < 0)
     goto out;
-  if (p.value[0] == NULL)
+  for (size_t k = 1; k < N_UPDATE_FLAGS; k++)
+    any_flag |= p.set[k];
+  if (p.value[U_RESOURCES] == NULL && !any_flag)
     {
-      cl_error_make (err, 0, "update: --resources FILE|- is required");
+      cl_error_make (err, 0, "update: give --resources FILE|- or runc's flags (--memory, ...)");
       goto out;
     }
-  if (strcmp (p.value[0], "-") == 0)
+  if (p.value[U_RESOURCES] && strcmp (p.value[U_RESOURCES], "-") == 0)
     {
       json_error_t je;
       res = json_loadf (stdin, 0, &je);
@@ -456,8 +579,28 @@ cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
           goto out;
         }
     }
-  else if (cl_json_load_file (p.value[0], &res, err) < 0)
+  else if (p.value[U_RESOURCES] && cl_json_load_file (p.value[U_RESOURCES], &res, err) < 0)
     goto out;
+  if (res == NULL)
+    res = json_object ();
+  /* The flags go on top of the file, each into its section. */
+  for (size_t k = 1; k < N_UPDATE_FLAGS; k++)
+    {
+      const char *v = p.value[k], *name = update_flags[k].opt.name;
+      json_t *section, *value;
+      int64_t n = 0;
+      if (!p.set[k])
+        continue;
+      if (update_flags[k].kind == 'm' && parse_memory (name, v, &n, err) < 0)
+        goto out;
+      if (update_flags[k].kind == 'i' && parse_int64 (name, v, &n, err) < 0)
+        goto out;
+      value = update_flags[k].kind == 's' ? json_string (v) : json_integer (n);
+      section = json_object_get (res, update_flags[k].section);
+      if (!json_is_object (section))
+        json_object_set_new (res, update_flags[k].section, section = json_object ());
+      json_object_set_new (section, update_flags[k].key, value);
+    }
   r = cl_container_update (g->root, p.pos[0], res, err);
 out:
   free (p.pos);
@@ -467,9 +610,10 @@ out:
 static void
 usage (FILE *f)
 {
-  fprintf (f, "usage: %s [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
-              "commands: create start run state kill delete exec pause resume ps list update\n"
-              "          spec features; --version\n",
+  fprintf (f,
+           "usage: %s [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
+           "commands: create start run state kill delete exec pause resume ps list update\n"
+           "          spec features; --version\n",
            prog);
 }
 
@@ -489,10 +633,10 @@ main (int argc, char **argv)
       eq = strchr (name, '=');
       if (eq)
         {
-          len = (size_t) (eq - name);
+          len = (size_t)(eq - name);
           val = eq + 1; /* points into argv: lives as long as we do */
         }
-      snprintf (key, sizeof key, "%.*s", (int) len, name);
+      snprintf (key, sizeof key, "%.*s", (int)len, name);
 #define TAKE_VALUE()                                                                               \
   do                                                                                               \
     {                                                                                              \
@@ -570,7 +714,8 @@ main (int argc, char **argv)
     }
   if (g.systemd_cgroup)
     {
-      cl_error_make (&err, 0, "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs");
+      cl_error_make (&err, 0,
+                     "--systemd-cgroup: the systemd cgroup driver is not supported; use cgroupfs");
       return cl_error_report (&err, prog);
     }
   cmd = argv[i];

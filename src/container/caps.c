@@ -4,6 +4,7 @@
    set across the uid change so that step 2 can choose it exactly. */
 #include "container/caps.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #include <ctype.h>
@@ -15,8 +16,8 @@
 #include <sys/capability.h>
 #include <sys/prctl.h>
 
-static const char *const cap_set_names[] = { "bounding", "effective", "inheritable", "permitted",
-                                             "ambient" };
+static const char *const cap_set_names[]
+    = { "bounding", "effective", "inheritable", "permitted", "ambient" };
 enum
 {
   SET_BOUNDING,
@@ -44,7 +45,7 @@ cap_parse_name (const char *name, cap_value_t *out)
   if (strncmp (name, "CAP_", 4) != 0 || strlen (name) >= sizeof lower)
     return -1;
   for (i = 0; name[i]; i++)
-    lower[i] = tolower ((unsigned char) name[i]);
+    lower[i] = tolower ((unsigned char)name[i]);
   lower[i] = '\0';
   if (cap_from_name (lower, out) < 0 || *out < 0 || *out > 63)
     return -1;
@@ -91,16 +92,45 @@ cap_display_name (int c, char *buf, size_t size)
   char *name = cap_to_name (c);
   size_t i;
   for (i = 0; name && name[i] && i + 1 < size; i++)
-    buf[i] = toupper ((unsigned char) name[i]);
+    buf[i] = toupper ((unsigned char)name[i]);
   buf[i] = '\0';
   cap_free (name);
+}
+
+/* The kernel raises an ambient capability only if it is also permitted
+   and inheritable.  runc 1.1 and crun skip the others (runc's own default
+   spec lists CAP_KILL etc. as ambient but not inheritable): so do we. */
+static uint64_t
+ambient_raisable (const struct cap_sets *sets)
+{
+  return sets->bits[SET_AMBIENT] & sets->bits[SET_PERMITTED] & sets->bits[SET_INHERITABLE];
 }
 
 int
 cl_caps_validate (json_t *capabilities, cl_error_t *err)
 {
   struct cap_sets sets;
-  return caps_read (capabilities, &sets, err);
+  uint64_t skipped;
+  if (caps_read (capabilities, &sets, err) < 0)
+    return -1;
+  skipped = sets.bits[SET_AMBIENT] & ~ambient_raisable (&sets);
+  if (skipped)
+    {
+      char names[1024] = "";
+      size_t len = 0;
+      for (int c = 0; c < 64 && len < sizeof names - 64; c++)
+        if (skipped & (1ULL << c))
+          {
+            char name[64];
+            cap_display_name (c, name, sizeof name);
+            len += (size_t)snprintf (names + len, sizeof names - len, "%s%s", len ? ", " : "",
+                                     name);
+          }
+      cl_warn ("process.capabilities.ambient: %s not also permitted and inheritable: not raised "
+               "(as runc and crun)",
+               names);
+    }
+  return 0;
 }
 
 /* Highest capability the running kernel knows.  Names newer than the kernel
@@ -176,15 +206,12 @@ cl_caps_apply (json_t *capabilities, cl_error_t *err)
   if (prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
     return cl_error_errno (err, "process.capabilities.ambient: clear");
   for (int c = 0; c <= last; c++)
-    if ((sets.bits[SET_AMBIENT] & (1ULL << c))
+    if ((ambient_raisable (&sets) & (1ULL << c))
         && prctl (PR_CAP_AMBIENT, PR_CAP_AMBIENT_RAISE, c, 0, 0) < 0)
       {
         char name[64];
         cap_display_name (c, name, sizeof name);
-        return cl_error_errno (err,
-                               "process.capabilities.ambient: raise `%s` (it must also be permitted "
-                               "and inheritable)",
-                               name);
+        return cl_error_errno (err, "process.capabilities.ambient: raise `%s`", name);
       }
   if (prctl (PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0)
     return cl_error_errno (err, "prctl PR_SET_KEEPCAPS");

@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define FMT_I64(v) cl_strdup_printf ("%" PRId64, (int64_t) (v))
-#define FMT_U64(v) cl_strdup_printf ("%" PRIu64, (uint64_t) (v))
+#define FMT_I64(v) cl_strdup_printf ("%" PRId64, (int64_t)(v))
+#define FMT_U64(v) cl_strdup_printf ("%" PRIu64, (uint64_t)(v))
 
 /* Is the controller in a v2 hierarchy for this container? */
 static bool
@@ -25,8 +25,8 @@ is_v2 (struct cl_cgroup *cg, const char *controller)
 }
 
 static int
-put (struct cl_cgroup *cg, const char *controller, const char *file, char *value,
-     const char *ctx, const char *key, cl_error_t *err)
+put (struct cl_cgroup *cg, const char *controller, const char *file, char *value, const char *ctx,
+     const char *key, cl_error_t *err)
 {
   cleanup_free char *owned = value;
   cleanup_free char *field = cl_json_path (ctx, key);
@@ -35,8 +35,7 @@ put (struct cl_cgroup *cg, const char *controller, const char *file, char *value
 
 /* -1 (unlimited) or a positive amount. */
 static int
-read_limit (json_t *obj, const char *ctx, const char *key, int64_t *out, bool *set,
-            cl_error_t *err)
+read_limit (json_t *obj, const char *ctx, const char *key, int64_t *out, bool *set, cl_error_t *err)
 {
   int r = cl_json_int64 (obj, ctx, key, out, err);
   if (r < 0)
@@ -74,7 +73,7 @@ memory_v1_limit_and_swap (struct cl_cgroup *cg, const char *ctx, bool has_limit,
       cleanup_free char *cur = NULL;
       if (cl_cgroup_read (cg, "memory", "memory.limit_in_bytes", &cur, err) < 0)
         return -1;
-      swap_first = swap == -1 || strtoull (cur, NULL, 10) < (uint64_t) swap;
+      swap_first = swap == -1 || strtoull (cur, NULL, 10) < (uint64_t)swap;
     }
   if (has_swap && swap_first
       && put (cg, "memory", "memory.memsw.limit_in_bytes", FMT_I64 (swap), ctx, "swap", err) < 0)
@@ -166,7 +165,7 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
       cleanup_free char *cur = NULL;
       if (cl_cgroup_read (cg, "memory", "memory.current", &cur, err) < 0)
         return -1;
-      if (strtoull (cur, NULL, 10) > (uint64_t) limit)
+      if (strtoull (cur, NULL, 10) > (uint64_t)limit)
         return cl_error_make (err, 0, "%s.limit: %" PRId64 " is below the current usage %s", ctx,
                               limit, strtok (cur, "\n"));
     }
@@ -177,8 +176,8 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
               "swap", err)
              < 0)
     return -1;
-  if (has_res && put (cg, "memory", "memory.low", v2_limit (reservation), ctx, "reservation", err)
-                     < 0)
+  if (has_res
+      && put (cg, "memory", "memory.low", v2_limit (reservation), ctx, "reservation", err) < 0)
     return -1;
   return 0;
 }
@@ -261,16 +260,17 @@ res_cpu (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *err)
                  < 0)
         return -1;
       if (has_rt_runtime && rt_runtime
-          && put (cg, "cpu", "cpu.rt_runtime_us", FMT_I64 (rt_runtime), ctx, "realtimeRuntime",
-                  err)
+          && put (cg, "cpu", "cpu.rt_runtime_us", FMT_I64 (rt_runtime), ctx, "realtimeRuntime", err)
                  < 0)
         return -1;
     }
   else
     {
       if ((has_rt_runtime && rt_runtime) || (has_rt_period && rt_period))
-        return cl_error_make (err, 0, "%s.realtimeRuntime: realtime scheduling limits do not "
-                                      "exist in cgroup v2", ctx);
+        return cl_error_make (err, 0,
+                              "%s.realtimeRuntime: realtime scheduling limits do not "
+                              "exist in cgroup v2",
+                              ctx);
       if (has_shares && shares
           && put (cg, "cpu", "cpu.weight", FMT_U64 (shares_to_weight (shares)), ctx, "shares", err)
                  < 0)
@@ -419,30 +419,39 @@ res_blockio (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *
     return 0;
 
   v2 = !cl_cgroup_dir_for (cg, "blkio") && is_v2 (cg, "io");
+  const char *ctrl = v2 ? "io" : "blkio";
+  bool bfq = cl_cgroup_has_file (cg, ctrl, v2 ? "io.bfq.weight" : "blkio.bfq.weight");
+  bool weights_needed = has_weight && weight;
+  for (size_t i = 0; i < n_weights; i++)
+    weights_needed |= weights[i].value != 0;
+  if (weights_needed && !bfq && !v2 && !cl_cgroup_has_file (cg, ctrl, "blkio.weight"))
+    return cl_error_make (err, 0,
+                          "%s.weight%s: this host's blkio controller has neither blkio.weight "
+                          "nor blkio.bfq.weight (no CFQ or BFQ I/O scheduler): I/O weights "
+                          "are not supported here",
+                          ctx, has_weight && weight ? "" : "Device");
   if (has_weight && weight)
     {
       /* BFQ takes the v1 range as is; io.weight has its own scale. */
-      const char *ctrl = v2 ? "io" : "blkio";
-      const char *bfq = v2 ? "io.bfq.weight" : "blkio.bfq.weight";
-      const char *plain = v2 ? "io.weight" : "blkio.weight";
-      if (cl_cgroup_has_file (cg, ctrl, bfq))
+      if (bfq)
         {
-          if (put (cg, ctrl, bfq, FMT_U64 (weight), ctx, "weight", err) < 0)
+          if (put (cg, ctrl, v2 ? "io.bfq.weight" : "blkio.bfq.weight", FMT_U64 (weight), ctx,
+                   "weight", err)
+              < 0)
             return -1;
         }
-      else if (put (cg, ctrl, plain, FMT_U64 (v2 ? 1 + (weight - 10) * 9999 / 990 : weight), ctx,
-                    "weight", err)
+      else if (put (cg, ctrl, v2 ? "io.weight" : "blkio.weight",
+                    FMT_U64 (v2 ? 1 + (weight - 10) * 9999 / 990 : weight), ctx, "weight", err)
                < 0)
         return -1;
     }
   for (size_t i = 0; i < n_weights; i++)
     {
-      const char *ctrl = v2 ? "io" : "blkio";
-      const char *file = v2 ? "io.bfq.weight" : "blkio.bfq.weight_device";
+      const char *file = v2    ? "io.bfq.weight"
+                         : bfq ? "blkio.bfq.weight_device"
+                               : "blkio.weight_device";
       if (weights[i].value == 0)
         continue;
-      if (!v2 && !cl_cgroup_has_file (cg, ctrl, file))
-        file = "blkio.weight_device";
       if (put (cg, ctrl, file,
                cl_strdup_printf ("%" PRId64 ":%" PRId64 " %" PRIu64, weights[i].major,
                                  weights[i].minor, weights[i].value),
@@ -545,7 +554,7 @@ res_unified (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *
       return cl_error_make (err, 0, "%s: not a cgroup v2 file name like `memory.high`", ctx);
     if (cg == NULL)
       continue;
-    controller = strndup (key, (size_t) (dot - key));
+    controller = strndup (key, (size_t)(dot - key));
     if (!is_v2 (cg, controller))
       return cl_error_make (err, 0, "%s: needs the %s controller in a cgroup v2 hierarchy", ctx,
                             controller);

@@ -9,6 +9,7 @@
 #include "container/console.h"
 #include "container/engine.h"
 #include "container/hooks.h"
+#include "container/netdev.h"
 #include "container/init.h"
 #include "container/process.h"
 #include "container/seccomp.h"
@@ -109,13 +110,14 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
                       json_integer_value (json_object_get (m, "containerID")),
                       json_integer_value (json_object_get (m, "hostID")),
                       json_integer_value (json_object_get (m, "size")));
-    if (n < 0 || (size_t) n >= sizeof buf - len)
+    if (n < 0 || (size_t)n >= sizeof buf - len)
       return cl_error_make (err, 0, "linux.%s: too many mappings",
                             strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
-    len += (size_t) n;
+    len += (size_t)n;
   }
   if (cl_write_file (path, buf, len, 0, err) < 0)
-    return cl_error_wrap (err, "linux.%s", strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
+    return cl_error_wrap (err, "linux.%s",
+                          strcmp (file, "uid_map") == 0 ? "uidMappings" : "gidMappings");
   return 0;
 }
 
@@ -124,23 +126,23 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 pid_t
 engine_clone (int flags, int cgroup_fd, bool *placed)
 {
-  struct clone_args args = { .flags = (uint64_t) flags, .exit_signal = SIGCHLD };
+  struct clone_args args = { .flags = (uint64_t)flags, .exit_signal = SIGCHLD };
   pid_t pid;
 
   *placed = false;
   if (cgroup_fd >= 0)
     {
       args.flags |= CLONE_INTO_CGROUP;
-      args.cgroup = (uint64_t) cgroup_fd;
-      pid = (pid_t) syscall (SYS_clone3, &args, sizeof args);
+      args.cgroup = (uint64_t)cgroup_fd;
+      pid = (pid_t)syscall (SYS_clone3, &args, sizeof args);
       if (pid >= 0)
         {
           *placed = true;
           return pid;
         }
-      args.flags &= ~(uint64_t) CLONE_INTO_CGROUP;
+      args.flags &= ~(uint64_t)CLONE_INTO_CGROUP;
     }
-  return (pid_t) syscall (SYS_clone3, &args, sizeof args);
+  return (pid_t)syscall (SYS_clone3, &args, sizeof args);
 }
 
 char **
@@ -181,7 +183,8 @@ run_hooks (struct created *c, const char *kind, const char *status, cl_error_t *
   if (!json_object_get (hooks, kind))
     return 0;
   s = creating_state (c, status);
-  return hooks_run (hooks, kind, s, err);
+  /* runc runs these from the bundle directory. */
+  return hooks_run (hooks, kind, s, NULL, json_string_value (json_object_get (s, "bundle")), err);
 }
 
 /* The init's seccomp listener fd follows on `sync_fd`: hand it to
@@ -335,8 +338,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     {
       /* Rootless, as runc: without permission on the cgroup tree and
          without limits to apply, run without a cgroup of our own. */
-      if (geteuid () == 0 || ((*err)->status != EACCES && (*err)->status != EPERM
-                              && (*err)->status != EROFS)
+      if (geteuid () == 0
+          || ((*err)->status != EACCES && (*err)->status != EPERM && (*err)->status != EROFS)
           || wants_limits (linux_obj))
         goto fail;
       cl_debug ("rootless: no cgroup: %s", (*err)->msg);
@@ -357,10 +360,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     }
   if (pid == 0)
     {
-      struct init_args a = { .config = c->config, .rootfs = rootfs, .bundle = bundle, .id = id,
-                             .sync_fd = sv[1], .fifo_fd = fifo_fd, .preserve_fds = opts->preserve_fds,
-                             .no_pivot = opts->no_pivot, .no_new_keyring = opts->no_new_keyring,
-                             .ns_new = flags, .stdio = opts->stdio, .cgroup_join = join,
+      struct init_args a = { .config = c->config,
+                             .rootfs = rootfs,
+                             .bundle = bundle,
+                             .id = id,
+                             .sync_fd = sv[1],
+                             .fifo_fd = fifo_fd,
+                             .preserve_fds = opts->preserve_fds,
+                             .no_pivot = opts->no_pivot,
+                             .no_new_keyring = opts->no_new_keyring,
+                             .ns_new = flags,
+                             .stdio = opts->stdio,
+                             .cgroup_join = join,
                              .seccomp = c->seccomp };
       close (sv[0]);
       init_run (&a);
@@ -383,14 +394,18 @@ create_common (const char *root, const char *id, const struct cl_container_creat
 
   /* State document, needed by hooks already. */
   created_at = now_rfc3339 ();
-  c->st.doc = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O*, s:O*, s:O*}", "id", id, "bundle", bundle,
-                         "rootfs", rootfs, "created", created_at, "owner", geteuid () == 0 ? "root" : "",
-                         "process", process, "seccomp", json_object_get (linux_obj, "seccomp"),
-                         "hooks", json_object_get (c->config, "hooks"),
-                         "annotations", json_object_get (c->config, "annotations"));
-  json_object_set_new (c->st.doc, "ownPidns", json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
+  c->st.doc
+      = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O*, s:O*, s:O*}", "id", id, "bundle", bundle,
+                   "rootfs", rootfs, "created", created_at, "owner", geteuid () == 0 ? "root" : "",
+                   "process", process, "seccomp", json_object_get (linux_obj, "seccomp"), "hooks",
+                   json_object_get (c->config, "hooks"), "annotations",
+                   json_object_get (c->config, "annotations"));
+  json_object_set_new (c->st.doc, "ownPidns",
+                       json_boolean (new_namespaces (linux_obj) & CLONE_NEWPID));
   if (cg_saved)
     json_object_set_new (c->st.doc, "cgroup", steal_pointer (&cg_saved));
+  if (json_object_get (linux_obj, "netDevices")) /* moved back by delete */
+    json_object_set (c->st.doc, "netDevices", json_object_get (linux_obj, "netDevices"));
   /* Written while the init builds its root; made state.json once it is
      ready.  Not when the real init is a forked child: its pid comes later. */
   prewritten = !init_forks_real_init (linux_obj);
@@ -441,7 +456,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         case SYNC_SECCOMP:
           {
             json_t *s = creating_state (c, "creating");
-            int r = engine_forward_seccomp_listener (c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
+            int r = engine_forward_seccomp_listener (
+                c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
             json_decref (s);
             if (r < 0)
               goto fail;
@@ -453,6 +469,14 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         }
     }
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
+  if (json_object_get (linux_obj, "netDevices"))
+    {
+      if (netdev_move_in (json_object_get (linux_obj, "netDevices"), c->st.pid, err) < 0)
+        {
+          netdev_move_out (json_object_get (linux_obj, "netDevices"), c->st.pid);
+          goto fail;
+        }
+    }
   if (!prewritten)
     c->st.pid_start = cl_proc_start_time (c->st.pid);
   if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
@@ -543,6 +567,9 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
   json_t *hooks = json_object_get (st->doc, "hooks");
   cl_error_t e = NULL;
 
+  /* Lent interfaces go back while the namespace still lives. */
+  if (state_pid_alive (st))
+    netdev_move_out (json_object_get (st->doc, "netDevices"), st->pid);
   /* With its own pid namespace, the container's processes died with its
      init: no need to sweep the cgroup. */
   if (cg && (state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))
@@ -552,7 +579,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
     }
   if (state_pid_alive (st))
     {
-      int pidfd = (int) syscall (SYS_pidfd_open, st->pid, 0);
+      int pidfd = (int)syscall (SYS_pidfd_open, st->pid, 0);
       kill (st->pid, SIGKILL);
       if (pidfd >= 0)
         {
@@ -569,7 +596,7 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
     {
       json_t *s = state_public (st);
       json_object_set_new (s, "status", json_string ("stopped"));
-      hooks_run (hooks, "poststop", s, &e);
+      hooks_run (hooks, "poststop", s, NULL, json_string_value (json_object_get (s, "bundle")), &e);
       json_decref (s);
     }
   return state_dir_remove (st->dir, err);
@@ -637,7 +664,14 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
     }
   close (c.sync_fd);
   c.sync_fd = -1;
-  run_hooks (&c, "poststart", "running", err);
+  /* A failing poststart hook: runc kills and removes the container, and
+     the command fails. */
+  if (run_hooks (&c, "poststart", "running", err) < 0)
+    {
+      destroy (&c.st, c.cg, NULL);
+      created_release (&c);
+      return -1;
+    }
   if (opts->detach)
     {
       created_release (&c);
@@ -706,8 +740,18 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
     if (json_object_get (hooks, "poststart"))
       {
         json_t *s = state_public (&st);
-        hooks_run (hooks, "poststart", s, err);
+        int hr = hooks_run (hooks, "poststart", s, NULL,
+                            json_string_value (json_object_get (s, "bundle")), err);
         json_decref (s);
+        if (hr < 0)
+          {
+            struct cl_cgroup *cg = NULL;
+            cl_error_t e = NULL;
+            if (load_cgroup (&st, &cg, &e) < 0 || destroy (&st, cg, &e) < 0)
+              cl_error_release (&e);
+            cl_cgroup_free (cg);
+            goto out;
+          }
       }
   }
   r = 0;
@@ -761,7 +805,9 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st, &status, &cg, err) < 0)
+  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st,
+                &status, &cg, err)
+      < 0)
     return -1;
   if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
@@ -798,7 +844,8 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
         return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
     }
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,
-                &status, &cg, err) < 0)
+                &status, &cg, err)
+      < 0)
     return -1;
   /* thawed whatever the state says: a pause killed between freezing the
      cgroup and recording it leaves frozen tasks, which take no SIGKILL
@@ -826,7 +873,8 @@ set_frozen (const char *root, const char *id, bool frozen, const char *allowed, 
   int r = -1;
 
   if (load_for (root, id, allowed, frozen ? "cannot pause it" : "cannot resume it", &st, &status,
-                &cg, err) < 0)
+                &cg, err)
+      < 0)
     return -1;
   if (cg == NULL)
     {
@@ -951,7 +999,7 @@ cl_container_parse_signal (const char *s, int *signo, cl_error_t *err)
     {
       if (n <= 0 || n >= NSIG)
         return cl_error_make (err, 0, "signal: `%s` out of range", s);
-      *signo = (int) n;
+      *signo = (int)n;
       return 0;
     }
   const char *bare = strncasecmp (s, "SIG", 3) == 0 ? s + 3 : s;

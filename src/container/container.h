@@ -44,9 +44,8 @@ int cl_container_start (const char *root, const char *id, cl_error_t *err);
 /* create + start; without opts->detach waits for the process, fills
    *exit_status (a shell-style code: 128+signal when killed) and deletes
    the container. */
-int cl_container_run (const char *root, const char *id,
-                      const struct cl_container_create_opts *opts, int *exit_status,
-                      cl_error_t *err);
+int cl_container_run (const char *root, const char *id, const struct cl_container_create_opts *opts,
+                      int *exit_status, cl_error_t *err);
 
 /* The spec's state object: ociVersion, id, status (creating, created,
    running, stopped, paused), pid, bundle, annotations, plus rootfs,
@@ -68,8 +67,7 @@ int cl_container_resume (const char *root, const char *id, cl_error_t *err);
    frozen all the same). */
 int cl_container_thaw (const char *root, const char *id, cl_error_t *err);
 /* Host pids of the container's processes (caller frees *pids). */
-int cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n,
-                       cl_error_t *err);
+int cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl_error_t *err);
 /* Applies a LinuxResources object to the running container. */
 int cl_container_update (const char *root, const char *id, json_t *resources, cl_error_t *err);
 
@@ -88,6 +86,9 @@ struct cl_container_exec_opts
   const char *pid_file;
   int preserve_fds;
   const int *stdio; /* int[3]; NULL: inherit */
+  /* runc's `exec --cgroup`: "SUB" (every hierarchy) or "CTRL[,CTRL]:SUB"
+     (cgroup v1), an existing sub-cgroup of the container's; NULL-ended. */
+  const char *const *cgroups;
   /* Called once the process runs inside the container, before the wait
      (a caller's lock can be released there). */
   void (*started) (void *opaque);

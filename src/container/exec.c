@@ -3,6 +3,7 @@
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
+#include "container/cgroup_internal.h"
 #include "container/console.h"
 #include "container/engine.h"
 #include "container/init.h"
@@ -93,8 +94,89 @@ exec_process (struct container_state *st, const struct cl_container_exec_opts *o
   return 0;
 }
 
-static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC, CLONE_NEWUTS, CLONE_NEWNET,
-                                  CLONE_NEWPID, CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS };
+/* Which sub-cgroup `--cgroup` asks for the hierarchy holding
+   `controllers` (runc's rules: one bare SUB, or CTRL[,CTRL]:SUB entries,
+   each controller once). */
+static int
+exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, const char **sub,
+                 cl_error_t *err)
+{
+  size_t n = 0;
+  *sub = NULL;
+  for (const char *const *s = specs; s && *s; s++)
+    n++;
+  for (const char *const *s = specs; s && *s; s++)
+    {
+      const char *colon = strchr (*s, ':');
+      if (colon == NULL)
+        {
+          if (n != 1)
+            return cl_error_make (err, 0, "--cgroup `%s`: missing the CONTROLLER: prefix", *s);
+          *sub = *s;
+          continue;
+        }
+      cleanup_free char *ctrls = strndup (*s, (size_t)(colon - *s));
+      if (strchr (colon + 1, ':'))
+        return cl_error_make (err, 0, "--cgroup `%s`: expected [CONTROLLER[,CONTROLLER]:]PATH", *s);
+      if (*ctrls == '\0' || strstr (ctrls, ",,") || *ctrls == ','
+          || ctrls[strlen (ctrls) - 1] == ',')
+        return cl_error_make (err, 0, "--cgroup `%s`: empty controller name", *s);
+      for (const char *const *o = s + 1; *o; o++)
+        {
+          const char *oc = strchr (*o, ':');
+          cleanup_free char *others = oc ? strndup (*o, (size_t)(oc - *o)) : NULL;
+          for (char *c = others, *save = NULL, *t; others && (t = strtok_r (c, ",", &save));
+               c = NULL)
+            if (cl_list_has (ctrls, t, ','))
+              return cl_error_make (err, 0, "--cgroup: controller `%s` given twice", t);
+        }
+      if (!v2)
+        for (char *c = ctrls, *save = NULL, *t; (t = strtok_r (c, ",", &save)); c = NULL)
+          if (cl_list_has (controllers, t, ','))
+            *sub = colon + 1;
+    }
+  return 0;
+}
+
+/* The cgroup directories the exec'd process joins: the container's, or
+   existing sub-cgroups of them with --cgroup. */
+static int
+exec_cgroup (json_t *saved, const char *const *specs, json_t **out, cl_error_t *err)
+{
+  json_t *copy = json_deep_copy (saved), *d;
+  size_t i;
+  json_array_foreach (json_object_get (copy, "dirs"), i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path")), *sub = NULL;
+    struct stat sb;
+    if (path == NULL
+        || exec_sub_cgroup (specs, json_string_value (json_object_get (d, "controllers")),
+                            json_is_true (json_object_get (d, "v2")), &sub, err)
+               < 0)
+      {
+        json_decref (copy);
+        return -1;
+      }
+    if (sub == NULL)
+      continue;
+    char *full = cl_strdup_printf ("%s/%s", path, sub);
+    if (strstr (sub, "..") || stat (full, &sb) < 0 || !S_ISDIR (sb.st_mode))
+      {
+        cl_error_make (err, 0, "--cgroup: `%s` is not an existing sub-cgroup of the container's",
+                       full);
+        free (full);
+        json_decref (copy);
+        return -1;
+      }
+    json_object_set_new (d, "path", json_string (full));
+    free (full);
+  }
+  *out = copy;
+  return 0;
+}
+
+static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC,    CLONE_NEWUTS,  CLONE_NEWNET,
+                                  CLONE_NEWPID,  CLONE_NEWCGROUP, CLONE_NEWTIME, CLONE_NEWNS };
 
 __attribute__ ((noreturn)) static void
 exec_child (struct container_state *st, json_t *process, const struct cl_container_exec_opts *opts,
@@ -103,10 +185,14 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
   cl_error_t err = NULL;
   int fds[8], n = 0, keep[5] = { sync_fd, -1, -1, -1, -1 };
   struct sync_msg msg;
-  struct process_setup ps = { .process = process, .seccomp = json_object_get (st->doc, "seccomp"),
+  struct process_setup ps = { .process = process,
+                              .seccomp = json_object_get (st->doc, "seccomp"),
                               .seccomp_prog = seccomp,
-                              .id = NULL, .no_new_keyring = true, .console_slave = -1,
-                              .stdio = opts->stdio, .sync_fd = sync_fd };
+                              .id = NULL,
+                              .no_new_keyring = true,
+                              .console_slave = -1,
+                              .stdio = opts->stdio,
+                              .sync_fd = sync_fd };
   cleanup_free char *exe = NULL;
   struct stat self, other;
   pid_t pid;
@@ -145,15 +231,26 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
       {
         if (setns (fds[i], join_order[i]) < 0)
           {
-            cl_error_errno (&err, "join the container's %s namespace", spec_namespace_proc_name (join_order[i]));
+            cl_error_errno (&err, "join the container's %s namespace",
+                            spec_namespace_proc_name (join_order[i]));
             sync_fail (sync_fd, &err);
           }
         close (fds[i]);
       }
   if (fds[4] >= 0 || fds[6] >= 0) /* pid, time */
     {
-      /* pid and time namespaces apply to children. */
-      pid = (pid_t) syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+      /* pid and time namespaces apply to children.  The child speaks on
+         the sync socket only after our SYNC_PID is in (our exit closes
+         `order`): else SYNC_PID could land between its SYNC_CONSOLE and
+         the terminal's fd. */
+      int order[2];
+      char c;
+      if (pipe2 (order, O_CLOEXEC) < 0)
+        {
+          cl_error_errno (&err, "pipe");
+          sync_fail (sync_fd, &err);
+        }
+      pid = (pid_t)syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
       if (pid < 0)
         {
           cl_error_errno (&err, "fork into the container");
@@ -165,6 +262,10 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
           _exit (0);
         }
       prctl (PR_SET_PDEATHSIG, SIGKILL);
+      close (order[1]);
+      while (read (order[0], &c, 1) < 0 && errno == EINTR)
+        ;
+      close (order[0]);
     }
   else
     sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */
@@ -172,9 +273,11 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
     {
       int master;
       if (console_open_pty ("/dev/pts/ptmx", json_object_get (process, "consoleSize"), &master,
-                            &ps.console_slave, &err) < 0)
+                            &ps.console_slave, &err)
+          < 0)
         sync_fail (sync_fd, &err);
-      if (sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0 || console_send_fd (sync_fd, master, "console") < 0)
+      if (sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0
+          || console_send_fd (sync_fd, master, "console") < 0)
         {
           cl_error_errno (&err, "send the terminal");
           sync_fail (sync_fd, &err);
@@ -194,7 +297,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
                    int *exit_status, cl_error_t *err)
 {
   struct container_state st;
-  cleanup_json json_t *process = NULL;
+  cleanup_json json_t *process = NULL, *cgroup = NULL;
   const char *status;
   int sv[2] = { -1, -1 }, master = -1, r = -1;
   cleanup_close int v2_fd = -1;
@@ -216,9 +319,11 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
     }
   if (exec_process (&st, opts, &process, err) < 0)
     goto out;
-  if (json_is_true (json_object_get (process, "terminal")) && opts->console_socket == NULL && opts->detach)
+  if (json_is_true (json_object_get (process, "terminal")) && opts->console_socket == NULL
+      && opts->detach)
     {
-      cl_error_make (err, 0, "process.terminal is true: --console-socket is required with --detach");
+      cl_error_make (err, 0,
+                     "process.terminal is true: --console-socket is required with --detach");
       goto out;
     }
   if (engine_compile_seccomp (root, json_object_get (st.doc, "seccomp"), &seccomp, err) < 0)
@@ -228,7 +333,9 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
       cl_error_errno (err, "socketpair");
       goto out;
     }
-  join = cgroup_join_files (json_object_get (st.doc, "cgroup"), &v2_fd, &v2_procs);
+  if (exec_cgroup (json_object_get (st.doc, "cgroup"), opts->cgroups, &cgroup, err) < 0)
+    goto out;
+  join = cgroup_join_files (cgroup, &v2_fd, &v2_procs);
   helper = engine_clone (0, v2_fd, &placed);
   if (!placed && v2_procs)
     join = engine_strv_append (join, steal_pointer (&v2_procs));
@@ -266,7 +373,8 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
       else if (msg.type == SYNC_SECCOMP)
         {
           json_t *s = state_public (&st);
-          int rr = engine_forward_seccomp_listener (sv[0], json_object_get (st.doc, "seccomp"), s, err);
+          int rr = engine_forward_seccomp_listener (sv[0], json_object_get (st.doc, "seccomp"), s,
+                                                    err);
           json_decref (s);
           if (rr < 0)
             goto fail;
@@ -294,7 +402,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
     ssize_t n = recv (sv[0], &msg, sizeof msg - 1, 0);
     if (n > 0 && msg.type == SYNC_ERROR)
       {
-        ((char *) &msg)[n] = '\0';
+        ((char *)&msg)[n] = '\0';
         cl_error_make (err, 0, "%s", msg.text);
         goto fail;
       }

@@ -1,6 +1,9 @@
-/* OCI hooks: each runs with the container state on its stdin and is killed
-   at its timeout; a non-zero exit fails the step (except poststart and
-   poststop, which only warn, as the spec says). */
+/* OCI hooks, as runc 1.1 runs them: each with the container state on its
+   stdin, killed at its timeout, its stdout and stderr kept for the error
+   message; `env` is the hook's own, or the runtime's environment when the
+   hook has none.  The first failing hook stops the list: the step fails
+   (poststart: the caller then destroys the container), except poststop,
+   which only warns. */
 #ifndef CLOISON_CONTAINER_HOOKS_H
 #define CLOISON_CONTAINER_HOOKS_H
 
@@ -8,7 +11,11 @@
 
 #include <jansson.h>
 
-/* Runs hooks.<kind> from `hooks` (may be NULL) with `state` on stdin. */
-int hooks_run (json_t *hooks, const char *kind, json_t *state, cl_error_t *err);
+/* Runs hooks.<kind> from `hooks` (may be NULL) with `state` on stdin.
+   A hook without `env` gets `default_env` (a JSON array: the container
+   process's, for the hooks runc runs inside the container), or with NULL
+   the runtime's environment.  `cwd`: where they run (NULL: here). */
+int hooks_run (json_t *hooks, const char *kind, json_t *state, json_t *default_env, const char *cwd,
+               cl_error_t *err);
 
 #endif

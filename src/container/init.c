@@ -28,18 +28,17 @@
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-
 int
 open_in_root (int rootfd, const char *path, int flags, mode_t mode)
 {
-  struct open_how how = { .flags = (uint64_t) flags | O_CLOEXEC,
+  struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC,
                           .mode = (flags & O_CREAT) ? mode : 0,
                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   while (*path == '/')
     path++;
   if (*path == '\0')
     path = ".";
-  return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+  return (int)syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
 char **
@@ -117,7 +116,7 @@ join_namespaces (struct init_ctx *c, bool user_pass, cl_error_t *err)
 static int
 fork_real_init (struct init_ctx *c, cl_error_t *err)
 {
-  pid_t pid = (pid_t) syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
+  pid_t pid = (pid_t)syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
   if (pid < 0)
     return cl_error_errno (err, "fork the container init");
   if (pid == 0)
@@ -137,8 +136,7 @@ init_forks_real_init (json_t *linux_obj)
   json_array_foreach (ns, i, v)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
-    if (strcmp (type, "time") == 0
-        || (strcmp (type, "pid") == 0 && json_object_get (v, "path")))
+    if (strcmp (type, "time") == 0 || (strcmp (type, "pid") == 0 && json_object_get (v, "path")))
       return true;
   }
   return false;
@@ -159,9 +157,9 @@ set_time_offsets (struct init_ctx *c, cl_error_t *err)
     int n = snprintf (buf + len, sizeof buf - len, "%s %lld %lld\n", clock,
                       json_integer_value (json_object_get (v, "secs")),
                       json_integer_value (json_object_get (v, "nanosecs")));
-    if (n < 0 || (size_t) n >= sizeof buf - len)
+    if (n < 0 || (size_t)n >= sizeof buf - len)
       return cl_error_make (err, 0, "linux.timeOffsets: too long");
-    len += (size_t) n;
+    len += (size_t)n;
   }
   if (len && cl_write_file ("/proc/self/timens_offsets", buf, len, 0, err) < 0)
     return cl_error_wrap (err, "linux.timeOffsets");
@@ -262,6 +260,17 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     if (domain && personality (strcmp (domain, "LINUX32") == 0 ? PER_LINUX32 : PER_LINUX) < 0)
       return cl_error_errno (err, "linux.personality: %s", domain);
   }
+  {
+    /* linux.memoryPolicy (checked by spec_validate): the init's, which
+       its children inherit. */
+    struct spec_mempolicy mp;
+    if (spec_memory_policy (c->linux_obj, &mp, err) < 0)
+      return -1;
+    if (mp.present
+        && syscall (SYS_set_mempolicy, mp.mode, mp.nodes ? &mp.nodes : NULL, mp.nodes ? 65UL : 0UL)
+               < 0)
+      return cl_error_errno (err, "linux.memoryPolicy: set_mempolicy");
+  }
   ps->process = process;
   ps->seccomp = json_object_get (c->linux_obj, "seccomp");
   ps->seccomp_prog = a->seccomp;
@@ -271,7 +280,7 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   ps->stdio = a->stdio;
   ps->sync_fd = a->sync_fd;
   ps->state = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
-                         "status", "creating", "pid", (int) getpid (), "bundle", a->bundle);
+                         "status", "creating", "pid", (int)getpid (), "bundle", a->bundle);
   close (c->rootfd);
   close (c->devnull);
   if (init_wait_go (c, err) < 0)
@@ -322,9 +331,13 @@ init_run (struct init_args *a)
 
   if (json_object_get (json_object_get (a->config, "hooks"), "startContainer"))
     {
-      json_t *st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id",
-                              a->id, "status", "created", "pid", (int) getpid (), "bundle", a->bundle);
-      if (hooks_run (json_object_get (a->config, "hooks"), "startContainer", st, &err) < 0)
+      json_t *st
+          = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
+                       "status", "created", "pid", (int)getpid (), "bundle", a->bundle);
+      /* In the process's cwd, with its environment (HOME included). */
+      if (hooks_run (json_object_get (a->config, "hooks"), "startContainer", st,
+                     json_object_get (ps.process, "env"), NULL, &err)
+          < 0)
         {
           dprintf (2, "%s\n", err->msg);
           _exit (1);

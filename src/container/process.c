@@ -26,7 +26,7 @@
 static int
 cmp_int (const void *a, const void *b)
 {
-  return *(const int *) a - *(const int *) b;
+  return *(const int *)a - *(const int *)b;
 }
 
 void
@@ -82,7 +82,7 @@ find_exe (json_t *process, char **out, cl_error_t *err)
     {
       cleanup_free char *cand = NULL;
       end = strchrnul (p, ':');
-      cand = cl_strdup_printf ("%.*s/%s", (int) (end - p), p, arg0);
+      cand = cl_strdup_printf ("%.*s/%s", (int)(end - p), p, arg0);
       if (stat (cand, &st) == 0 && S_ISREG (st.st_mode) && (st.st_mode & 0111))
         {
           *out = steal_pointer (&cand);
@@ -95,9 +95,11 @@ find_exe (json_t *process, char **out, cl_error_t *err)
 static int
 set_stdio (struct process_setup *ps, cl_error_t *err)
 {
+  /* A session (and process group) of its own, terminal or not, as runc's
+     nsexec gives every container process, exec'd ones included. */
+  setsid ();
   if (ps->console_slave >= 0)
     {
-      setsid ();
       if (ioctl (ps->console_slave, TIOCSCTTY, 0) < 0)
         return cl_error_errno (err, "set the controlling terminal");
       for (int i = 0; i < 3; i++)
@@ -140,8 +142,8 @@ set_rlimits (json_t *process, cl_error_t *err)
 int
 process_ioprio_class (const char *name)
 {
-  static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
-                                         "IOPRIO_CLASS_IDLE" };
+  static const char *const classes[]
+      = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE" };
   for (int i = 0; i < 4; i++)
     if (strcmp (classes[i], name) == 0)
       return i;
@@ -157,9 +159,10 @@ set_io_priority (json_t *process, cl_error_t *err)
   if (io == NULL)
     return 0;
   cls = json_string_value (json_object_get (io, "class"));
-  prio = (int) json_integer_value (json_object_get (io, "priority"));
+  prio = (int)json_integer_value (json_object_get (io, "priority"));
   if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
-               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
+               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio)
+      < 0)
     return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
   return 0;
 }
@@ -174,15 +177,17 @@ struct sched_attr_v1
 };
 
 static const char *const sched_policies[]
-    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE" };
+    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",      "SCHED_BATCH",
+        "SCHED_ISO",   "SCHED_IDLE", "SCHED_DEADLINE" };
 static const char *const sched_flag_names[]
-    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
-        "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX" };
+    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM",     "SCHED_FLAG_DL_OVERRUN",
+        "SCHED_FLAG_KEEP_POLICY",   "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN",
+        "SCHED_FLAG_UTIL_CLAMP_MAX" };
 
 int
 process_sched_policy (const char *name)
 {
-  for (int i = 0; i < (int) (sizeof sched_policies / sizeof sched_policies[0]); i++)
+  for (int i = 0; i < (int)(sizeof sched_policies / sizeof sched_policies[0]); i++)
     if (i != 4 && strcmp (sched_policies[i], name) == 0)
       return i;
   return -1;
@@ -191,7 +196,7 @@ process_sched_policy (const char *name)
 int
 process_sched_flag (const char *name)
 {
-  for (int i = 0; i < (int) (sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
+  for (int i = 0; i < (int)(sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
     if (strcmp (sched_flag_names[i], name) == 0)
       return 1 << i;
   return -1;
@@ -206,14 +211,15 @@ set_scheduler (json_t *process, cl_error_t *err)
 
   if (sc == NULL)
     return 0;
-  attr.sched_policy = (uint32_t) process_sched_policy (json_string_value (json_object_get (sc, "policy")));
-  attr.sched_nice = (int32_t) json_integer_value (json_object_get (sc, "nice"));
-  attr.sched_priority = (uint32_t) json_integer_value (json_object_get (sc, "priority"));
-  attr.sched_runtime = (uint64_t) json_integer_value (json_object_get (sc, "runtime"));
-  attr.sched_deadline = (uint64_t) json_integer_value (json_object_get (sc, "deadline"));
-  attr.sched_period = (uint64_t) json_integer_value (json_object_get (sc, "period"));
-  json_array_foreach (json_object_get (sc, "flags"), i, f)
-  attr.sched_flags |= (uint64_t) process_sched_flag (json_string_value (f));
+  attr.sched_policy
+      = (uint32_t)process_sched_policy (json_string_value (json_object_get (sc, "policy")));
+  attr.sched_nice = (int32_t)json_integer_value (json_object_get (sc, "nice"));
+  attr.sched_priority = (uint32_t)json_integer_value (json_object_get (sc, "priority"));
+  attr.sched_runtime = (uint64_t)json_integer_value (json_object_get (sc, "runtime"));
+  attr.sched_deadline = (uint64_t)json_integer_value (json_object_get (sc, "deadline"));
+  attr.sched_period = (uint64_t)json_integer_value (json_object_get (sc, "period"));
+  json_array_foreach (json_object_get (sc, "flags"), i, f) attr.sched_flags
+      |= (uint64_t)process_sched_flag (json_string_value (f));
   if (syscall (SYS_sched_setattr, 0, &attr, 0) < 0)
     return cl_error_errno (err, "process.scheduler: sched_setattr");
   return 0;
@@ -224,13 +230,12 @@ set_user (json_t *process, cl_error_t *err)
 {
   json_t *user = json_object_get (process, "user");
   json_t *gids = json_object_get (user, "additionalGids"), *v;
-  uid_t uid = (uid_t) json_integer_value (json_object_get (user, "uid"));
-  gid_t gid = (gid_t) json_integer_value (json_object_get (user, "gid"));
+  uid_t uid = (uid_t)json_integer_value (json_object_get (user, "uid"));
+  gid_t gid = (gid_t)json_integer_value (json_object_get (user, "gid"));
   cleanup_free gid_t *groups = cl_xmalloc0 ((json_array_size (gids) + 1) * sizeof *groups);
   size_t i, n = 0;
 
-  json_array_foreach (gids, i, v)
-  groups[n++] = (gid_t) json_integer_value (v);
+  json_array_foreach (gids, i, v) groups[n++] = (gid_t)json_integer_value (v);
   /* setgroups is denied in a user namespace whose gid map was written
      with setgroups=deny; only call it when it matters. */
   if (setgroups (n, groups) < 0 && (n > 0 || errno != EPERM))
@@ -268,6 +273,41 @@ seccomp_early (struct process_setup *ps)
          || json_object_get (ps->seccomp, "listenerPath") != NULL;
 }
 
+/* HOME when process.env has none, as runc: the home field of the uid's
+   entry in the container's /etc/passwd, `/` without an entry or with an
+   empty field.  Read in the container's mount namespace, before setuid. */
+static void
+set_home (json_t *process)
+{
+  json_t *env = json_object_get (process, "env");
+  uid_t uid
+      = (uid_t)json_integer_value (json_object_get (json_object_get (process, "user"), "uid"));
+  cleanup_free char *line = NULL, *home = NULL;
+  size_t cap = 0;
+  FILE *f;
+
+  if (env_get (env, "HOME"))
+    return;
+  f = fopen ("/etc/passwd", "re");
+  while (f && home == NULL && getline (&line, &cap, f) > 0)
+    {
+      char *field[7] = { 0 }, *s = line;
+      int n = 0;
+      line[strcspn (line, "\n")] = '\0';
+      while (n < 7 && (field[n] = strsep (&s, ":")) != NULL)
+        n++;
+      if (n >= 6 && *field[2] && strtoul (field[2], NULL, 10) == uid && *field[5])
+        home = strdup (field[5]);
+      else if (n >= 6 && *field[2] && strtoul (field[2], NULL, 10) == uid)
+        home = strdup ("/");
+    }
+  if (f)
+    fclose (f);
+  if (env == NULL)
+    json_object_set_new (process, "env", env = json_array ());
+  json_array_append_new (env, json_sprintf ("HOME=%s", home ? home : "/"));
+}
+
 int
 process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
 {
@@ -278,14 +318,15 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
   char buf[PATH_MAX];
   cleanup_json json_t *no_caps = NULL;
 
-  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0 || set_io_priority (process, err) < 0
-      || set_scheduler (process, err) < 0)
+  set_home (process);
+  if (set_stdio (ps, err) < 0 || set_rlimits (process, err) < 0
+      || set_io_priority (process, err) < 0 || set_scheduler (process, err) < 0)
     return -1;
   oom = json_object_get (process, "oomScoreAdj");
   if (oom)
     {
       char v[16];
-      int n = snprintf (v, sizeof v, "%d", (int) json_integer_value (oom));
+      int n = snprintf (v, sizeof v, "%d", (int)json_integer_value (oom));
       if (cl_write_file ("/proc/self/oom_score_adj", v, n, 0, err) < 0)
         return cl_error_wrap (err, "process.oomScoreAdj");
     }
@@ -308,8 +349,9 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
     return -1;
   if (cl_caps_apply (caps, err) < 0)
     return -1;
-  umask (json_object_get (user, "umask") ? (mode_t) json_integer_value (json_object_get (user, "umask"))
-                                         : 022);
+  umask (json_object_get (user, "umask")
+             ? (mode_t)json_integer_value (json_object_get (user, "umask"))
+             : 022);
   if (nnp && prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
     return cl_error_errno (err, "process.noNewPrivileges: prctl");
   if (cwd == NULL)
@@ -333,9 +375,9 @@ process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
   char **envp = cl_xmalloc0 ((ne + 1) * sizeof *envp);
 
   for (i = 0; i < n; i++)
-    argv[i] = (char *) json_string_value (json_array_get (args, i));
+    argv[i] = (char *)json_string_value (json_array_get (args, i));
   for (i = 0; i < ne; i++)
-    envp[i] = (char *) json_string_value (json_array_get (env, i));
+    envp[i] = (char *)json_string_value (json_array_get (env, i));
   if (!seccomp_early (ps) && load_seccomp (ps, err) < 0)
     return -1;
   execve (exe, argv, envp);

@@ -233,7 +233,8 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
           cl_error_make (err, 0, "%s: a bind mount needs a source", what);
           goto out;
         }
-      src_abs = source[0] == '/' ? strdup (source) : cl_strdup_printf ("%s/%s", c->a->bundle, source);
+      src_abs
+          = source[0] == '/' ? strdup (source) : cl_strdup_printf ("%s/%s", c->a->bundle, source);
       if (stat (src_abs, &st) < 0)
         {
           cl_error_errno (err, "%s: source `%s`", what, src_abs);
@@ -319,8 +320,8 @@ static const struct
   const char *path;
   unsigned major, minor;
 } default_devices[] = {
-  { "/dev/null", 1, 3 },    { "/dev/zero", 1, 5 },    { "/dev/full", 1, 7 },
-  { "/dev/random", 1, 8 },  { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
+  { "/dev/null", 1, 3 },   { "/dev/zero", 1, 5 },    { "/dev/full", 1, 7 },
+  { "/dev/random", 1, 8 }, { "/dev/urandom", 1, 9 }, { "/dev/tty", 5, 0 },
 };
 
 static int
@@ -365,10 +366,11 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
 {
   json_t *devs = json_object_get (c->linux_obj, "devices"), *d;
   size_t i, j;
-  static const char *const links[][2]
-      = { { "/proc/self/fd", "dev/fd" },     { "/proc/self/fd/0", "dev/stdin" },
-          { "/proc/self/fd/1", "dev/stdout" }, { "/proc/self/fd/2", "dev/stderr" },
-          { "pts/ptmx", "dev/ptmx" } };
+  static const char *const links[][2] = { { "/proc/self/fd", "dev/fd" },
+                                          { "/proc/self/fd/0", "dev/stdin" },
+                                          { "/proc/self/fd/1", "dev/stdout" },
+                                          { "/proc/self/fd/2", "dev/stderr" },
+                                          { "pts/ptmx", "dev/ptmx" } };
 
   if (c->dev_is_tmpfs)
     {
@@ -376,10 +378,15 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
         {
           bool overridden = false;
           json_array_foreach (devs, j, d)
-            overridden |= strcmp (json_string_value (json_object_get (d, "path")), default_devices[i].path) == 0;
+          {
+            cleanup_free char *p
+                = spec_clean_path (json_string_value (json_object_get (d, "path")));
+            overridden |= strcmp (p, default_devices[i].path) == 0;
+          }
           if (!overridden
               && make_device (c, default_devices[i].path, 'c', default_devices[i].major,
-                              default_devices[i].minor, 0666, 0, 0, err) < 0)
+                              default_devices[i].minor, 0666, 0, 0, err)
+                     < 0)
             return -1;
         }
       for (i = 0; i < sizeof links / sizeof links[0]; i++)
@@ -390,12 +397,15 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
   {
     const char *type = json_string_value (json_object_get (d, "type"));
     json_t *mode = json_object_get (d, "fileMode");
-    if (make_device (c, json_string_value (json_object_get (d, "path")), type[0] == 'u' ? 'c' : type[0],
-                     (unsigned) json_integer_value (json_object_get (d, "major")),
-                     (unsigned) json_integer_value (json_object_get (d, "minor")),
-                     mode ? (mode_t) json_integer_value (mode) : 0666,
-                     (uid_t) json_integer_value (json_object_get (d, "uid")),
-                     (gid_t) json_integer_value (json_object_get (d, "gid")), err) < 0)
+    /* "/dev/fuse/" is /dev/fuse, as runc (filepath.Clean) makes it. */
+    cleanup_free char *path = spec_clean_path (json_string_value (json_object_get (d, "path")));
+    if (make_device (c, path, type[0] == 'u' ? 'c' : type[0],
+                     (unsigned)json_integer_value (json_object_get (d, "major")),
+                     (unsigned)json_integer_value (json_object_get (d, "minor")),
+                     mode ? (mode_t)json_integer_value (mode) : 0666,
+                     (uid_t)json_integer_value (json_object_get (d, "uid")),
+                     (gid_t)json_integer_value (json_object_get (d, "gid")), err)
+        < 0)
       return cl_error_wrap (err, "linux.devices[%zu]", i);
   }
   return 0;
@@ -412,10 +422,12 @@ setup_console (struct init_ctx *c, cl_error_t *err)
     return 0;
   ptmx = open_in_root (c->rootfd, "/dev/pts/ptmx", O_PATH, 0);
   if (ptmx < 0)
-    return cl_error_errno (err, "process.terminal: open /dev/pts/ptmx in the container (is devpts mounted?)");
+    return cl_error_errno (
+        err, "process.terminal: open /dev/pts/ptmx in the container (is devpts mounted?)");
   ptmx_path = fd_path (ptmx);
   if (console_open_pty (ptmx_path, json_object_get (process, "consoleSize"), &master,
-                        &c->console_slave, err) < 0)
+                        &c->console_slave, err)
+      < 0)
     return -1;
   /* CVE-2025-52565: never follow a link here (the pty must not be bound
      over some other file, e.g. in /proc); take a regular file or a node. */
@@ -428,7 +440,8 @@ setup_console (struct init_ctx *c, cl_error_t *err)
     if (console < 0 || fstat (console, &st) < 0)
       return cl_error_errno (err, "process.terminal: /dev/console in the container");
     if (!S_ISREG (st.st_mode) && !S_ISCHR (st.st_mode))
-      return cl_error_make (err, 0, "process.terminal: /dev/console in the container is not a file");
+      return cl_error_make (err, 0,
+                            "process.terminal: /dev/console in the container is not a file");
   }
   slave_path = fd_path (c->console_slave);
   console_path = fd_path (console);
@@ -479,7 +492,8 @@ mask_paths (struct init_ctx *c, cl_error_t *err)
       return cl_error_errno (err, "linux.maskedPaths[%zu] `%s`", i, p);
     tp = fd_path (fd);
     if (S_ISDIR (st.st_mode))
-      r = mount ("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=0k,nr_inodes=1");
+      r = mount ("tmpfs", tp, "tmpfs", MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC,
+                 "size=0k,nr_inodes=1");
     else
       r = mount (null_path, tp, NULL, MS_BIND, NULL);
     if (r < 0)
@@ -574,6 +588,49 @@ do_pivot (struct init_ctx *c, cl_error_t *err)
   return 0;
 }
 
+/* The mount point that holds `path` (the longest one that is a prefix of
+   it in /proc/self/mountinfo), made private if it is shared. */
+static int
+make_parent_mount_private (const char *path, cl_error_t *err)
+{
+  cleanup_free char *line = NULL, *best = NULL;
+  bool best_shared = false;
+  size_t cap = 0, best_len = 0;
+  FILE *f = fopen ("/proc/self/mountinfo", "re");
+
+  if (f == NULL)
+    return cl_error_errno (err, "open /proc/self/mountinfo");
+  while (getline (&line, &cap, f) > 0)
+    {
+      char *save = NULL, *field = strtok_r (line, " ", &save), *mp = NULL;
+      bool shared = false;
+      for (int n = 0; field; n++, field = strtok_r (NULL, " ", &save))
+        {
+          if (n == 4)
+            mp = field;
+          else if (n >= 6 && strcmp (field, "-") == 0)
+            break;
+          else if (n >= 6 && strncmp (field, "shared:", 7) == 0)
+            shared = true;
+        }
+      size_t len = mp ? strlen (mp) : 0;
+      if (mp
+          && (strcmp (mp, "/") == 0
+              || (strncmp (path, mp, len) == 0 && (path[len] == '/' || path[len] == '\0')))
+          && len >= best_len)
+        {
+          free (best);
+          best = strdup (mp);
+          best_len = len;
+          best_shared = shared;
+        }
+    }
+  fclose (f);
+  if (best && best_shared && mount (NULL, best, NULL, MS_PRIVATE, NULL) < 0)
+    return cl_error_errno (err, "make `%s` private", best);
+  return 0;
+}
+
 int
 rootfs_setup (struct init_ctx *c, cl_error_t *err)
 {
@@ -594,18 +651,20 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
         return cl_error_make (err, 0, "linux.rootfsPropagation: unknown value `%s`", prop);
       propagation = mo.propagation;
     }
-  if (mount (NULL, "/", NULL, propagation == (MS_SHARED | MS_REC) ? MS_SLAVE | MS_REC : propagation, NULL) < 0)
-    return cl_error_errno (err, "make / %s", prop ? prop : "rslave");
+  /* As runc: / takes the propagation asked for; the mount holding the
+     root is then made private if that made it shared (pivot_root refuses
+     a shared parent), and the root bound onto itself. */
+  if (mount (NULL, "/", NULL, propagation, NULL) < 0)
+    return cl_error_errno (err, "linux.rootfsPropagation: make / %s", prop ? prop : "rslave");
+  if ((propagation & MS_SHARED) && make_parent_mount_private (c->a->rootfs, err) < 0)
+    return -1;
   if (mount (c->a->rootfs, c->a->rootfs, NULL, MS_BIND | MS_REC, NULL) < 0)
-    return cl_error_errno (err, "root.path: bind `%s`", c->a->rootfs);
+    return cl_error_errno (
+        err, "root.path: bind `%s`%s", c->a->rootfs,
+        (propagation & MS_UNBINDABLE) ? " (linux.rootfsPropagation is unbindable)" : "");
   c->rootfd = open (c->a->rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
   if (c->rootfd < 0)
     return cl_error_errno (err, "root.path: open `%s`", c->a->rootfs);
-  if (propagation == (MS_SHARED | MS_REC))
-    {
-      cleanup_free char *p = fd_path (c->rootfd);
-      mount (NULL, p, NULL, MS_SHARED | MS_REC, NULL);
-    }
 
   json_array_foreach (mounts, i, m)
   {
@@ -631,14 +690,22 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
       json_t *st;
       if (init_wait_go (c, err) < 0)
         return -1;
-      st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id",
-                              c->a->id, "status", "creating", "pid", (int) getpid (), "bundle",
-                              c->a->bundle);
-      int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st, err);
+      st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", c->a->id,
+                      "status", "creating", "pid", (int)getpid (), "bundle", c->a->bundle);
+      /* As runc: from the root (not yet pivoted), with the process's env. */
+      int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st,
+                         json_object_get (json_object_get (config, "process"), "env"), c->a->rootfs,
+                         err);
       json_decref (st);
       if (r < 0)
         return -1;
     }
+  /* A process.cwd missing from the image is created (mode 0755, owned by
+     root), as runc does, before the root may turn read-only. */
+  const char *cwd
+      = json_string_value (json_object_get (json_object_get (config, "process"), "cwd"));
+  if (cwd && mkdir_in_root (c->rootfd, cwd, err) < 0)
+    return cl_error_wrap (err, "process.cwd");
   if (set_sysctls (c, err) < 0 || mask_paths (c, err) < 0 || readonly_paths (c, err) < 0)
     return -1;
   if (json_is_true (json_object_get (root, "readonly"))

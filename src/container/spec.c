@@ -1,4 +1,5 @@
 #include "container/spec.h"
+#include "container/netdev.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -48,9 +49,9 @@ static const struct
   int flag;
   const char *proc;
 } namespaces[] = {
-  { "pid", CLONE_NEWPID, "pid" },         { "network", CLONE_NEWNET, "net" },
-  { "mount", CLONE_NEWNS, "mnt" },        { "ipc", CLONE_NEWIPC, "ipc" },
-  { "uts", CLONE_NEWUTS, "uts" },         { "user", CLONE_NEWUSER, "user" },
+  { "pid", CLONE_NEWPID, "pid" },          { "network", CLONE_NEWNET, "net" },
+  { "mount", CLONE_NEWNS, "mnt" },         { "ipc", CLONE_NEWIPC, "ipc" },
+  { "uts", CLONE_NEWUTS, "uts" },          { "user", CLONE_NEWUSER, "user" },
   { "cgroup", CLONE_NEWCGROUP, "cgroup" }, { "time", CLONE_NEWTIME, "time" },
 };
 
@@ -223,13 +224,18 @@ check_uint32 (json_t *obj, const char *ctx, const char *key, bool required, cl_e
   return 0;
 }
 
+/* process.scheduler, checked as the kernel's sched_setattr would (so that
+   nothing is created for a combination it would refuse), with runc 1.2's
+   rules on top: priority only for the real-time policies, runtime,
+   deadline and period only for SCHED_DEADLINE. */
 static int
 validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
 {
   json_t *sc = NULL, *flags = NULL, *f;
   cleanup_free char *c = cl_json_path (ctx, "scheduler");
   const char *policy = NULL;
-  int64_t n;
+  int64_t nice = 0, prio = 0, runtime = 0, deadline = 0, period = 0;
+  bool rt, dl;
   size_t i;
 
   if (cl_json_object (process, ctx, "scheduler", &sc, err) < 0)
@@ -240,17 +246,48 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
     return -1;
   if (policy == NULL || process_sched_policy (policy) < 0)
     return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
-  if (cl_json_int64 (sc, c, "nice", &n, err) < 0 || cl_json_int64 (sc, c, "priority", &n, err) < 0
-      || cl_json_int64 (sc, c, "runtime", &n, err) < 0 || cl_json_int64 (sc, c, "deadline", &n, err) < 0
-      || cl_json_int64 (sc, c, "period", &n, err) < 0 || cl_json_array (sc, c, "flags", &flags, err) < 0)
+  if (cl_json_int64 (sc, c, "nice", &nice, err) < 0
+      || cl_json_int64 (sc, c, "priority", &prio, err) < 0
+      || cl_json_int64 (sc, c, "runtime", &runtime, err) < 0
+      || cl_json_int64 (sc, c, "deadline", &deadline, err) < 0
+      || cl_json_int64 (sc, c, "period", &period, err) < 0
+      || cl_json_array (sc, c, "flags", &flags, err) < 0)
     return -1;
+  rt = strcmp (policy, "SCHED_FIFO") == 0 || strcmp (policy, "SCHED_RR") == 0;
+  dl = strcmp (policy, "SCHED_DEADLINE") == 0;
+  if (nice < -20 || nice > 19)
+    return field_error (c, "nice", err, "%s", "must be between -20 and 19");
+  if (rt && (prio < 1 || prio > 99))
+    return field_error (c, "priority", err, "must be between 1 and 99 for %s", policy);
+  if (!rt && prio != 0)
+    return field_error (c, "priority", err, "%s", "is for SCHED_FIFO and SCHED_RR only");
+  if (!dl && (runtime || deadline || period))
+    return cl_error_make (err, 0, "%s: runtime, deadline and period are for SCHED_DEADLINE only",
+                          c);
+  if (dl)
+    {
+      if (runtime < 1024)
+        return field_error (c, "runtime", err, "%s", "must be at least 1024 ns for SCHED_DEADLINE");
+      if (deadline < runtime)
+        return field_error (c, "deadline", err, "%s", "must be at least the runtime");
+      if (period != 0 && period < deadline)
+        return field_error (c, "period", err, "%s", "must be at least the deadline (or 0)");
+    }
   json_array_foreach (flags, i, f)
   {
-    if (!json_is_string (f) || process_sched_flag (json_string_value (f)) < 0)
-      {
-        cleanup_free char *fc = cl_json_path (c, "flags");
-        return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
-      }
+    cleanup_free char *fc = cl_json_path (c, "flags");
+    const char *name = json_string_value (f);
+    if (!json_is_string (f) || process_sched_flag (name) < 0)
+      return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
+    if (strncmp (name, "SCHED_FLAG_UTIL_CLAMP", 21) == 0)
+      return cl_error_make (err, 0,
+                            "%s[%zu]: `%s` needs clamp values, which process.scheduler has no "
+                            "field for",
+                            fc, i, name);
+    if (!dl
+        && (strcmp (name, "SCHED_FLAG_RECLAIM") == 0
+            || strcmp (name, "SCHED_FLAG_DL_OVERRUN") == 0))
+      return cl_error_make (err, 0, "%s[%zu]: `%s` is for SCHED_DEADLINE only", fc, i, name);
   }
   return 0;
 }
@@ -343,7 +380,8 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       cleanup_free char *c = cl_json_path (ctx, "ioPriority");
       const char *cls = NULL;
       int64_t prio = 0;
-      if (cl_json_string (io, c, "class", &cls, err) < 0 || cl_json_int64 (io, c, "priority", &prio, err) < 0)
+      if (cl_json_string (io, c, "class", &cls, err) < 0
+          || cl_json_int64 (io, c, "priority", &prio, err) < 0)
         return -1;
       if (cls == NULL || process_ioprio_class (cls) < 0)
         return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
@@ -375,7 +413,8 @@ validate_namespaces (json_t *linux_obj, int *flags, cl_error_t *err)
     cleanup_free char *c = cl_strdup_printf ("linux.namespaces[%zu]", i);
     const char *type = NULL, *path = NULL;
     int flag;
-    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+    if (cl_json_string (v, c, "type", &type, err) < 0
+        || cl_json_string (v, c, "path", &path, err) < 0)
       return -1;
     if (type == NULL)
       return field_error (c, "type", err, "%s", "missing (required)");
@@ -412,14 +451,16 @@ validate_mappings (json_t *linux_obj, const char *key, int ns_flags, cl_error_t 
   if (maps == NULL || json_array_size (maps) == 0)
     return 0;
   if (!(ns_flags & CLONE_NEWUSER))
-    return field_error ("linux", key, err, "%s", "mappings need a `user` namespace in linux.namespaces");
+    return field_error ("linux", key, err, "%s",
+                        "mappings need a `user` namespace in linux.namespaces");
   json_array_foreach (maps, i, v)
   {
     cleanup_free char *c = cl_strdup_printf ("linux.%s[%zu]", key, i);
     uint64_t size = 0;
     if (!json_is_object (v))
       return cl_error_make (err, 0, "%s: expected an object", c);
-    if (check_uint32 (v, c, "containerID", true, err) < 0 || check_uint32 (v, c, "hostID", true, err) < 0
+    if (check_uint32 (v, c, "containerID", true, err) < 0
+        || check_uint32 (v, c, "hostID", true, err) < 0
         || check_uint32 (v, c, "size", true, err) < 0)
       return -1;
     cl_json_uint64 (v, c, "size", &size, err);
@@ -443,8 +484,10 @@ validate_mounts (json_t *config, cl_error_t *err)
     const char *dest = NULL, *s;
     if (!json_is_object (v))
       return cl_error_make (err, 0, "%s: expected an object", c);
-    if (cl_json_string (v, c, "destination", &dest, err) < 0 || cl_json_string (v, c, "type", &s, err) < 0
-        || cl_json_string (v, c, "source", &s, err) < 0 || check_string_array (v, c, "options", err) < 0)
+    if (cl_json_string (v, c, "destination", &dest, err) < 0
+        || cl_json_string (v, c, "type", &s, err) < 0
+        || cl_json_string (v, c, "source", &s, err) < 0
+        || check_string_array (v, c, "options", err) < 0)
       return -1;
     if (dest == NULL)
       return field_error (c, "destination", err, "%s", "missing (required)");
@@ -454,6 +497,42 @@ validate_mounts (json_t *config, cl_error_t *err)
       return field_error (c, "uidMappings", err, "%s", "idmapped mounts are not supported");
   }
   return 0;
+}
+
+char *
+spec_clean_path (const char *path)
+{
+  char *out = cl_xmalloc0 (strlen (path) + 2);
+  size_t len = 0;
+  const char *p = path;
+
+  while (*p)
+    {
+      size_t n;
+      while (*p == '/')
+        p++;
+      n = strcspn (p, "/");
+      if (n == 0 || (n == 1 && p[0] == '.'))
+        ;
+      else if (n == 2 && p[0] == '.' && p[1] == '.')
+        {
+          while (len > 0 && out[len - 1] != '/')
+            len--;
+          if (len > 0)
+            len--;
+        }
+      else
+        {
+          out[len++] = '/';
+          memcpy (out + len, p, n);
+          len += n;
+        }
+      p += n;
+    }
+  if (len == 0)
+    out[len++] = '/';
+  out[len] = '\0';
+  return out;
 }
 
 static int
@@ -469,22 +548,27 @@ validate_devices (json_t *linux_obj, cl_error_t *err)
     cleanup_free char *c = cl_strdup_printf ("linux.devices[%zu]", i);
     const char *type = NULL, *path = NULL;
     int64_t n;
-    if (cl_json_string (v, c, "type", &type, err) < 0 || cl_json_string (v, c, "path", &path, err) < 0)
+    if (cl_json_string (v, c, "type", &type, err) < 0
+        || cl_json_string (v, c, "path", &path, err) < 0)
       return -1;
     if (path == NULL || path[0] != '/')
       return field_error (c, "path", err, "%s", "must be an absolute path");
+    cleanup_free char *clean = spec_clean_path (path);
+    if (strcmp (clean, "/") == 0)
+      return field_error (c, "path", err, "`%s` names no file", path);
     if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
       return field_error (c, "type", err, "must be one of c, b, u, p, got `%s`", type ? type : "");
     if (cl_json_int64 (v, c, "major", &n, err) < 0 || cl_json_int64 (v, c, "minor", &n, err) < 0
-        || check_uint32 (v, c, "fileMode", false, err) < 0 || check_uint32 (v, c, "uid", false, err) < 0
-        || check_uint32 (v, c, "gid", false, err) < 0)
+        || check_uint32 (v, c, "fileMode", false, err) < 0
+        || check_uint32 (v, c, "uid", false, err) < 0 || check_uint32 (v, c, "gid", false, err) < 0)
       return -1;
   }
   return 0;
 }
 
-static const char *const hook_list[] = { "prestart", "createRuntime", "createContainer",
-                                         "startContainer", "poststart", "poststop", NULL };
+static const char *const hook_list[]
+    = { "prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop",
+        NULL };
 
 static int
 validate_hooks (json_t *config, cl_error_t *err)
@@ -511,8 +595,9 @@ validate_hooks (json_t *config, cl_error_t *err)
       int64_t t = 1;
       if (!json_is_object (h))
         return cl_error_make (err, 0, "%s: expected an object", c);
-      if (cl_json_string (h, c, "path", &path, err) < 0 || check_string_array (h, c, "args", err) < 0
-          || check_string_array (h, c, "env", err) < 0 || cl_json_int64 (h, c, "timeout", &t, err) < 0)
+      if (cl_json_string (h, c, "path", &path, err) < 0
+          || check_string_array (h, c, "args", err) < 0 || check_string_array (h, c, "env", err) < 0
+          || cl_json_int64 (h, c, "timeout", &t, err) < 0)
         return -1;
       if (path == NULL || path[0] != '/')
         return field_error (c, "path", err, "%s", "must be an absolute path");
@@ -534,7 +619,8 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   if (offsets == NULL)
     return 0;
   if (!(ns_flags & CLONE_NEWTIME))
-    return cl_error_make (err, 0, "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
+    return cl_error_make (err, 0,
+                          "linux.timeOffsets: needs a `time` namespace in linux.namespaces");
   json_object_foreach (offsets, clock, v)
   {
     cleanup_free char *c = cl_json_path ("linux.timeOffsets", clock);
@@ -549,14 +635,123 @@ validate_time_offsets (json_t *linux_obj, int ns_flags, cl_error_t *err)
   return 0;
 }
 
+/* "0-2,5" -> bits; false on bad syntax or a node above 63. */
+static bool
+parse_node_list (const char *s, uint64_t *out)
+{
+  *out = 0;
+  while (*s)
+    {
+      char *end;
+      unsigned long a = strtoul (s, &end, 10), b = a;
+      if (end == s)
+        return false;
+      if (*end == '-')
+        {
+          s = end + 1;
+          b = strtoul (s, &end, 10);
+          if (end == s || b < a)
+            return false;
+        }
+      if (b > 63)
+        return false;
+      for (unsigned long n = a; n <= b; n++)
+        *out |= 1ULL << n;
+      s = end;
+      if (*s == ',')
+        s++;
+      else if (*s)
+        return false;
+    }
+  return true;
+}
+
+int
+spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err)
+{
+  static const char *const modes[] = {
+    "MPOL_DEFAULT",        "MPOL_PREFERRED",          "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_LOCAL",
+    "MPOL_PREFERRED_MANY", "MPOL_WEIGHTED_INTERLEAVE"
+  };
+  static const struct
+  {
+    const char *name;
+    int bit;
+  } flag_names[] = { { "MPOL_F_NUMA_BALANCING", 1 << 13 },
+                     { "MPOL_F_RELATIVE_NODES", 1 << 14 },
+                     { "MPOL_F_STATIC_NODES", 1 << 15 } };
+  const char *ctx = "linux.memoryPolicy", *mode = NULL, *nodes = NULL;
+  json_t *mp = NULL, *flags = NULL, *f;
+  cleanup_free char *online_s = NULL;
+  uint64_t online = 0;
+  size_t i, len = 0;
+  int m = -1;
+
+  memset (out, 0, sizeof *out);
+  if (cl_json_object (linux_obj, "linux", "memoryPolicy", &mp, err) < 0)
+    return -1;
+  if (mp == NULL)
+    return 0;
+  if (cl_json_string (mp, ctx, "mode", &mode, err) < 0
+      || cl_json_string (mp, ctx, "nodes", &nodes, err) < 0
+      || cl_json_array (mp, ctx, "flags", &flags, err) < 0)
+    return -1;
+  for (i = 0; mode && i < sizeof modes / sizeof modes[0]; i++)
+    if (strcmp (mode, modes[i]) == 0)
+      m = (int)i;
+  if (m < 0)
+    return field_error (ctx, "mode", err, "unknown mode `%s`", mode ? mode : "");
+  if (nodes && *nodes && !parse_node_list (nodes, &out->nodes))
+    return field_error (ctx, "nodes", err, "`%s` is not a node list like 0-1,3", nodes);
+  if ((m == 0 || m == 4) && out->nodes)
+    return field_error (ctx, "nodes", err, "must be empty for %s", mode);
+  if (m != 0 && m != 4 && m != 1 && out->nodes == 0)
+    return field_error (ctx, "nodes", err, "%s needs at least one node", mode);
+  /* The kernel would refuse a node this host does not have (EINVAL). */
+  if (out->nodes
+      && (cl_read_file ("/sys/devices/system/node/online", &online_s, &len, NULL) < 0
+          || !parse_node_list (strtok (online_s, "\n"), &online)))
+    online = 1; /* no NUMA sysfs: node 0 only */
+  if (out->nodes & ~online)
+    return field_error (ctx, "nodes", err, "`%s` names a node that is not online on this host",
+                        nodes);
+  out->mode = m;
+  json_array_foreach (flags, i, f)
+  {
+    cleanup_free char *fc = cl_strdup_printf ("%s.flags[%zu]", ctx, i);
+    const char *name = json_string_value (f);
+    int bit = 0;
+    for (size_t k = 0; name && k < sizeof flag_names / sizeof flag_names[0]; k++)
+      if (strcmp (name, flag_names[k].name) == 0)
+        bit = flag_names[k].bit;
+    if (bit == 0)
+      return cl_error_make (err, 0, "%s: unknown flag `%s`", fc, name ? name : "");
+    if (m == 0 || m == 4)
+      return cl_error_make (err, 0, "%s: %s takes no flags", fc, mode);
+    if (bit == 1 << 13 && m != 2 && m != 5 && m != 6)
+      return cl_error_make (err, 0,
+                            "%s: %s is for MPOL_BIND, MPOL_PREFERRED_MANY and "
+                            "MPOL_WEIGHTED_INTERLEAVE",
+                            fc, name);
+    out->mode |= bit;
+  }
+  if ((out->mode & (1 << 14)) && (out->mode & (1 << 15)))
+    return cl_error_make (err, 0,
+                          "%s.flags: MPOL_F_RELATIVE_NODES and MPOL_F_STATIC_NODES "
+                          "exclude each other",
+                          ctx);
+  out->present = true;
+  return 0;
+}
+
 /* Only sysctls that belong to one of the container's namespaces: any
    other would change the host (as runc). */
 static int
 check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
 {
-  static const char *const ipc[] = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem",
-                                     "kernel.shmall", "kernel.shmmax", "kernel.shmmni",
-                                     "kernel.shm_rmid_forced", NULL };
+  static const char *const ipc[]
+      = { "kernel.msgmax", "kernel.msgmnb", "kernel.msgmni",          "kernel.sem", "kernel.shmall",
+          "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced", NULL };
   if (strncmp (key, "net.", 4) == 0)
     {
       if (ns_flags & CLONE_NEWNET)
@@ -574,7 +769,8 @@ check_sysctl_namespaced (const char *key, int ns_flags, cl_error_t *err)
       goto ipc_ns;
   if (strncmp (key, "fs.mqueue.", 10) == 0)
     goto ipc_ns;
-  return field_error ("linux.sysctl", key, err, "%s", "not namespaced: setting it would change the host");
+  return field_error ("linux.sysctl", key, err, "%s",
+                      "not namespaced: setting it would change the host");
 ipc_ns:
   if (ns_flags & CLONE_NEWIPC)
     return 0;
@@ -603,11 +799,13 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return -1;
   if (root == NULL)
     return cl_error_make (err, 0, "root: missing (required)");
-  if (cl_json_string (root, "root", "path", &path, err) < 0 || cl_json_bool (root, "root", "readonly", &b, err) < 0)
+  if (cl_json_string (root, "root", "path", &path, err) < 0
+      || cl_json_bool (root, "root", "readonly", &b, err) < 0)
     return -1;
   if (path == NULL)
     return cl_error_make (err, 0, "root.path: missing (required)");
-  joined = path[0] == '/' ? cl_strdup_printf ("%s", path) : cl_strdup_printf ("%s/%s", bundle, path);
+  joined
+      = path[0] == '/' ? cl_strdup_printf ("%s", path) : cl_strdup_printf ("%s/%s", bundle, path);
   if (realpath (joined, resolved) == NULL || stat (resolved, &st) < 0)
     return cl_error_errno (err, "root.path: `%s`", joined);
   if (!S_ISDIR (st.st_mode))
@@ -619,7 +817,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return cl_error_make (err, 0, "process: missing (required)");
   if (spec_validate_process (process, "process", err) < 0)
     return -1;
-  if (cl_json_string (config, "", "hostname", &s, err) < 0 || cl_json_string (config, "", "domainname", &s, err) < 0)
+  if (cl_json_string (config, "", "hostname", &s, err) < 0
+      || cl_json_string (config, "", "domainname", &s, err) < 0)
     return -1;
   if (validate_mounts (config, err) < 0 || validate_hooks (config, err) < 0)
     return -1;
@@ -634,7 +833,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return cl_error_make (err, 0, "linux.namespaces: a `mount` namespace is required");
   if ((json_object_get (config, "hostname") || json_object_get (config, "domainname"))
       && !(ns_flags & CLONE_NEWUTS))
-    return cl_error_make (err, 0, "hostname: setting it needs a `uts` namespace in linux.namespaces");
+    return cl_error_make (err, 0,
+                          "hostname: setting it needs a `uts` namespace in linux.namespaces");
   if (validate_mappings (linux_obj, "uidMappings", ns_flags, err) < 0
       || validate_mappings (linux_obj, "gidMappings", ns_flags, err) < 0
       || validate_devices (linux_obj, err) < 0
@@ -651,11 +851,39 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
       return field_error ("linux.sysctl", key, err, "%s", "invalid sysctl name");
     if (check_sysctl_namespaced (key, ns_flags, err) < 0)
       return -1;
+    /* runc: the OCI field and the sysctl would fight over the name. */
+    if ((strcmp (key, "kernel.hostname") == 0 && json_object_get (config, "hostname"))
+        || (strcmp (key, "kernel.domainname") == 0 && json_object_get (config, "domainname")))
+      return field_error ("linux.sysctl", key, err, "conflicts with the OCI `%s` field", key + 7);
   }
   if (cl_json_string (linux_obj, "linux", "rootfsPropagation", &s, err) < 0)
     return -1;
   if (validate_time_offsets (linux_obj, ns_flags, err) < 0)
     return -1;
+  {
+    struct spec_mempolicy mp;
+    if (spec_memory_policy (linux_obj, &mp, err) < 0)
+      return -1;
+  }
+  if (json_object_get (linux_obj, "intelRdt"))
+    {
+      if (access ("/sys/fs/resctrl/info", F_OK) < 0)
+        return cl_error_make (err, 0,
+                              "linux.intelRdt: this host has no resctrl filesystem "
+                              "(no Intel RDT / AMD QoS, or /sys/fs/resctrl not mounted)");
+      return cl_error_make (err, 0, "linux.intelRdt: not supported by cloison-runtime");
+    }
+  {
+    /* A new network namespace: not one joined by path. */
+    bool own_netns = false;
+    json_t *ns;
+    size_t k;
+    json_array_foreach (json_object_get (linux_obj, "namespaces"), k, ns) own_netns
+        |= strcmp (json_string_value (json_object_get (ns, "type")), "network") == 0
+           && json_object_get (ns, "path") == NULL;
+    if (netdev_validate (linux_obj, own_netns, err) < 0)
+      return -1;
+  }
   {
     json_t *pers = NULL;
     const char *domain = NULL;
@@ -663,7 +891,8 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
         || cl_json_string (pers, "linux.personality", "domain", &domain, err) < 0)
       return -1;
     if (domain && strcmp (domain, "LINUX") != 0 && strcmp (domain, "LINUX32") != 0)
-      return cl_error_make (err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
+      return cl_error_make (
+          err, 0, "linux.personality.domain: unknown domain `%s` (LINUX or LINUX32)", domain);
   }
   if (cl_json_object (linux_obj, "linux", "seccomp", &seccomp, err) < 0)
     return -1;
@@ -672,7 +901,7 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
      profile found in the compiled-filter cache passed them before
      (podman's default profile took ~0.3 ms to check by name on every
      architecture, every time). */
-  (void) seccomp;
+  (void)seccomp;
   if (cl_cgroup_validate (linux_obj, err) < 0)
     return -1;
   *rootfs_out = strdup (resolved);
@@ -682,31 +911,49 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
 /* -------------------------------------------------------------------- */
 /* Default spec and features                                              */
 
-static const char default_spec[] = "{"
-  "\"ociVersion\":\"" OCI_SPEC_VERSION "\","
-  "\"process\":{\"terminal\":true,\"user\":{\"uid\":0,\"gid\":0},\"args\":[\"sh\"],"
-  "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin\",\"TERM=xterm\"],"
-  "\"cwd\":\"/\","
-  "\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
-  "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
-  "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
-  "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
-  "\"noNewPrivileges\":true},"
-  "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
-  "\"hostname\":\"cloison\","
-  "\"mounts\":["
-  "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-  "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\",\"mode=755\",\"size=65536k\"]},"
-  "{\"destination\":\"/dev/pts\",\"type\":\"devpts\",\"source\":\"devpts\",\"options\":[\"nosuid\",\"noexec\",\"newinstance\",\"ptmxmode=0666\",\"mode=0620\",\"gid=5\"]},"
-  "{\"destination\":\"/dev/shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"mode=1777\",\"size=65536k\"]},"
-  "{\"destination\":\"/dev/mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\",\"options\":[\"nosuid\",\"noexec\",\"nodev\"]},"
-  "{\"destination\":\"/sys\",\"type\":\"sysfs\",\"source\":\"sysfs\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"ro\"]},"
-  "{\"destination\":\"/sys/fs/cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\",\"options\":[\"nosuid\",\"noexec\",\"nodev\",\"relatime\",\"ro\"]}],"
-  "\"linux\":{\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
-  "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}],"
-  "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\",\"/proc/latency_stats\","
-  "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/scsi\"],"
-  "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/sysrq-trigger\"]}}";
+static const char default_spec[]
+    = "{"
+      "\"ociVersion\":\"" OCI_SPEC_VERSION "\","
+      "\"process\":{\"terminal\":true,\"user\":{\"uid\":0,\"gid\":0},\"args\":[\"sh\"],"
+      "\"env\":[\"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/"
+      "bin\",\"TERM=xterm\"],"
+      "\"cwd\":\"/\","
+      "\"capabilities\":{\"bounding\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+      "\"effective\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"],"
+      "\"permitted\":[\"CAP_AUDIT_WRITE\",\"CAP_KILL\",\"CAP_NET_BIND_SERVICE\"]},"
+      "\"rlimits\":[{\"type\":\"RLIMIT_NOFILE\",\"hard\":1024,\"soft\":1024}],"
+      "\"noNewPrivileges\":true},"
+      "\"root\":{\"path\":\"rootfs\",\"readonly\":true},"
+      "\"hostname\":\"cloison\","
+      "\"mounts\":["
+      "{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
+      "{\"destination\":\"/"
+      "dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"strictatime\","
+      "\"mode=755\",\"size=65536k\"]},"
+      "{\"destination\":\"/dev/"
+      "pts\",\"type\":\"devpts\",\"source\":\"devpts\",\"options\":[\"nosuid\",\"noexec\","
+      "\"newinstance\",\"ptmxmode=0666\",\"mode=0620\",\"gid=5\"]},"
+      "{\"destination\":\"/dev/"
+      "shm\",\"type\":\"tmpfs\",\"source\":\"shm\",\"options\":[\"nosuid\",\"noexec\",\"nodev\","
+      "\"mode=1777\",\"size=65536k\"]},"
+      "{\"destination\":\"/dev/"
+      "mqueue\",\"type\":\"mqueue\",\"source\":\"mqueue\",\"options\":[\"nosuid\",\"noexec\","
+      "\"nodev\"]},"
+      "{\"destination\":\"/"
+      "sys\",\"type\":\"sysfs\",\"source\":\"sysfs\",\"options\":[\"nosuid\",\"noexec\",\"nodev\","
+      "\"ro\"]},"
+      "{\"destination\":\"/sys/fs/"
+      "cgroup\",\"type\":\"cgroup\",\"source\":\"cgroup\",\"options\":[\"nosuid\",\"noexec\","
+      "\"nodev\",\"relatime\",\"ro\"]}],"
+      "\"linux\":{\"resources\":{\"devices\":[{\"allow\":false,\"access\":\"rwm\"}]},"
+      "\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"network\"},{\"type\":\"ipc\"},{\"type\":"
+      "\"uts\"},{\"type\":\"mount\"},{\"type\":\"cgroup\"}],"
+      "\"maskedPaths\":[\"/proc/acpi\",\"/proc/asound\",\"/proc/kcore\",\"/proc/keys\",\"/proc/"
+      "latency_stats\","
+      "\"/proc/timer_list\",\"/proc/timer_stats\",\"/proc/sched_debug\",\"/sys/firmware\",\"/proc/"
+      "scsi\"],"
+      "\"readonlyPaths\":[\"/proc/bus\",\"/proc/fs\",\"/proc/irq\",\"/proc/sys\",\"/proc/"
+      "sysrq-trigger\"]}}";
 
 /* As runc's rootless spec: the host's /sys bound read-only (sysfs and
    cgroup cannot be mounted from a user namespace without its own network
@@ -726,8 +973,9 @@ rootless_mounts (json_t *mounts)
         json_array_remove (mounts, i);
       else if (strcmp (dest, "/sys") == 0)
         json_array_set_new (mounts, i,
-                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys", "type", "none",
-                                       "source", "/sys", "options", "rbind", "nosuid", "noexec", "nodev", "ro"));
+                            json_pack ("{s:s, s:s, s:s, s:[s,s,s,s,s]}", "destination", "/sys",
+                                       "type", "none", "source", "/sys", "options", "rbind",
+                                       "nosuid", "noexec", "nodev", "ro"));
       else if (strcmp (dest, "/dev/pts") == 0)
         {
           json_t *opts = json_object_get (m, "options"), *o;
@@ -755,9 +1003,9 @@ spec_default (bool rootless)
       json_t *map;
       json_array_remove (ns, 1); /* the network namespace: rootless keeps the host's */
       json_array_append_new (ns, json_pack ("{s:s}", "type", "user"));
-      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getuid (), "size", 1);
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int)getuid (), "size", 1);
       json_object_set_new (linux_obj, "uidMappings", map);
-      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int) getgid (), "size", 1);
+      map = json_pack ("[{s:i, s:i, s:i}]", "containerID", 0, "hostID", (int)getgid (), "size", 1);
       json_object_set_new (linux_obj, "gidMappings", map);
       json_object_del (linux_obj, "resources");
       rootless_mounts (json_object_get (spec, "mounts"));
@@ -774,22 +1022,55 @@ strv_json (const char *const *v)
   return a;
 }
 
-static const char *const all_caps[]
-    = { "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
-        "CAP_KILL", "CAP_SETGID", "CAP_SETUID", "CAP_SETPCAP", "CAP_LINUX_IMMUTABLE",
-        "CAP_NET_BIND_SERVICE", "CAP_NET_BROADCAST", "CAP_NET_ADMIN", "CAP_NET_RAW",
-        "CAP_IPC_LOCK", "CAP_IPC_OWNER", "CAP_SYS_MODULE", "CAP_SYS_RAWIO", "CAP_SYS_CHROOT",
-        "CAP_SYS_PTRACE", "CAP_SYS_PACCT", "CAP_SYS_ADMIN", "CAP_SYS_BOOT", "CAP_SYS_NICE",
-        "CAP_SYS_RESOURCE", "CAP_SYS_TIME", "CAP_SYS_TTY_CONFIG", "CAP_MKNOD", "CAP_LEASE",
-        "CAP_AUDIT_WRITE", "CAP_AUDIT_CONTROL", "CAP_SETFCAP", "CAP_MAC_OVERRIDE",
-        "CAP_MAC_ADMIN", "CAP_SYSLOG", "CAP_WAKE_ALARM", "CAP_BLOCK_SUSPEND", "CAP_AUDIT_READ",
-        "CAP_PERFMON", "CAP_BPF", "CAP_CHECKPOINT_RESTORE", NULL };
-static const char *const seccomp_actions[]
-    = { "SCMP_ACT_ALLOW", "SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS",
-        "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY", "SCMP_ACT_TRACE",
-        "SCMP_ACT_TRAP", NULL };
+static const char *const all_caps[] = { "CAP_CHOWN",
+                                        "CAP_DAC_OVERRIDE",
+                                        "CAP_DAC_READ_SEARCH",
+                                        "CAP_FOWNER",
+                                        "CAP_FSETID",
+                                        "CAP_KILL",
+                                        "CAP_SETGID",
+                                        "CAP_SETUID",
+                                        "CAP_SETPCAP",
+                                        "CAP_LINUX_IMMUTABLE",
+                                        "CAP_NET_BIND_SERVICE",
+                                        "CAP_NET_BROADCAST",
+                                        "CAP_NET_ADMIN",
+                                        "CAP_NET_RAW",
+                                        "CAP_IPC_LOCK",
+                                        "CAP_IPC_OWNER",
+                                        "CAP_SYS_MODULE",
+                                        "CAP_SYS_RAWIO",
+                                        "CAP_SYS_CHROOT",
+                                        "CAP_SYS_PTRACE",
+                                        "CAP_SYS_PACCT",
+                                        "CAP_SYS_ADMIN",
+                                        "CAP_SYS_BOOT",
+                                        "CAP_SYS_NICE",
+                                        "CAP_SYS_RESOURCE",
+                                        "CAP_SYS_TIME",
+                                        "CAP_SYS_TTY_CONFIG",
+                                        "CAP_MKNOD",
+                                        "CAP_LEASE",
+                                        "CAP_AUDIT_WRITE",
+                                        "CAP_AUDIT_CONTROL",
+                                        "CAP_SETFCAP",
+                                        "CAP_MAC_OVERRIDE",
+                                        "CAP_MAC_ADMIN",
+                                        "CAP_SYSLOG",
+                                        "CAP_WAKE_ALARM",
+                                        "CAP_BLOCK_SUSPEND",
+                                        "CAP_AUDIT_READ",
+                                        "CAP_PERFMON",
+                                        "CAP_BPF",
+                                        "CAP_CHECKPOINT_RESTORE",
+                                        NULL };
+static const char *const seccomp_actions[] = { "SCMP_ACT_ALLOW",       "SCMP_ACT_ERRNO",
+                                               "SCMP_ACT_KILL",        "SCMP_ACT_KILL_PROCESS",
+                                               "SCMP_ACT_KILL_THREAD", "SCMP_ACT_LOG",
+                                               "SCMP_ACT_NOTIFY",      "SCMP_ACT_TRACE",
+                                               "SCMP_ACT_TRAP",        NULL };
 static const char *const seccomp_operators[]
-    = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE", "SCMP_CMP_EQ",
+    = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",        "SCMP_CMP_EQ",
         "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ", NULL };
 json_t *
 spec_features (void)
@@ -808,12 +1089,22 @@ spec_features (void)
   json_object_set_new (f, "mountOptions", opts);
   for (i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
     json_array_append_new (ns, json_string (namespaces[i].name));
-  linux_obj = json_pack ("{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b}}",
-                         "namespaces", ns, "capabilities", strv_json (all_caps),
-                         "cgroup", "v1", 1, "v2", 1, "systemd", 0,
-                         "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
-                         "operators", strv_json (seccomp_operators),
-                         "apparmor", "enabled", 0, "selinux", "enabled", 0, "intelRdt", "enabled", 0);
+  linux_obj
+      = json_pack ("{s:o, s:o, s:{s:b, s:b, s:b}, s:{s:b, s:o, s:o}, s:{s:b}, s:{s:b}, s:{s:b}}",
+                   "namespaces", ns, "capabilities", strv_json (all_caps), "cgroup", "v1", 1, "v2",
+                   1, "systemd", 0, "seccomp", "enabled", 1, "actions", strv_json (seccomp_actions),
+                   "operators", strv_json (seccomp_operators), "apparmor", "enabled", 0, "selinux",
+                   "enabled", 0, "intelRdt", "enabled", 0);
+  /* Runtime-spec 1.2/1.3 additions: what we do and what we refuse. */
+  json_object_set_new (linux_obj, "memoryPolicy",
+                       json_pack ("{s:[s,s,s,s,s,s,s], s:[s,s,s]}", "modes", "MPOL_DEFAULT",
+                                  "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_WEIGHTED_INTERLEAVE",
+                                  "MPOL_PREFERRED", "MPOL_PREFERRED_MANY", "MPOL_LOCAL", "flags",
+                                  "MPOL_F_NUMA_BALANCING", "MPOL_F_RELATIVE_NODES",
+                                  "MPOL_F_STATIC_NODES"));
+  json_object_set_new (linux_obj, "netDevices", json_pack ("{s:b}", "enabled", 1));
+  json_object_set_new (linux_obj, "mountExtensions",
+                       json_pack ("{s:{s:b}}", "idmap", "enabled", 0));
   json_object_set_new (f, "linux", linux_obj);
   json_object_set_new (f, "annotations",
                        json_pack ("{s:s}", "org.cloison.runtime.version", CLOISON_VERSION));

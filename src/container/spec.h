@@ -34,6 +34,21 @@ struct mount_options
 /* Parses a mount's options (`options` may be NULL). */
 void spec_mount_options (json_t *options, struct mount_options *out);
 
+/* An absolute path made canonical without the filesystem, as Go's
+   filepath.Clean under runc: "//dev/./fuse/" -> "/dev/fuse", ".." stops at
+   "/".  Caller frees. */
+char *spec_clean_path (const char *path);
+
+/* linux.memoryPolicy -> set_mempolicy's mode (with its flags) and node
+   mask (nodes 0-63).  *present is false when the config has none. */
+struct spec_mempolicy
+{
+  bool present;
+  int mode;
+  uint64_t nodes;
+};
+int spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err);
+
 /* "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
 int spec_rlimit_resource (const char *name);
 

@@ -66,8 +66,9 @@ CASES = {
                         "linux.resources.memory.limit"),
     "missing_program": (lambda c: set_path(c, ["process", "args"], ["/no/such/program"]),
                         "exec `/no/such/program`: No such file or directory"),
-    "cwd_missing": (lambda c: set_path(c, ["process", "cwd"], "/no/such/dir"),
-                    "process.cwd: chdir `/no/such/dir`: No such file or directory"),
+    # A missing cwd is created (as runc does); one under a file cannot be.
+    "cwd_under_file": (lambda c: set_path(c, ["process", "cwd"], "/etc/passwd/dir"),
+                       "process.cwd: open `/etc/passwd` in the container root: Not a directory"),
 }
 
 

@@ -36,6 +36,9 @@ check files sh -c "cat $D/memory.max $D/memory.swap.max $D/memory.low $D/pids.ma
 check pause sh -c "$R pause limits-sleeper && cat $D/cgroup.freeze && grep frozen $D/cgroup.events && $R state limits-sleeper"
 check resume sh -c "$R resume limits-sleeper && grep frozen $D/cgroup.events && $R state limits-sleeper"
 check update sh -c "$R update --resources /srv/b/update.json limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
+check update_flags sh -c "$R update --memory 48m --pids-limit 9 --cpu-quota 30000 --cpu-period 100000 limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
+check exec_cgroup sh -c "mkdir $D/sub && $R exec --cgroup sub limits-sleeper cat /proc/self/cgroup; r=\$?; rmdir $D/sub; exit \$r"
+check exec_cgroup_v1_form sh -c "$R exec --cgroup memory:sub limits-sleeper true"
 check delete sh -c "$R delete --force limits-sleeper && ! test -e $D && ! test -e /sys/fs/cgroup/limits-lab"
 check leftovers sh -c 'find /sys/fs/cgroup -mindepth 1 -type d'
 """
@@ -212,6 +215,19 @@ def test_pause_resume(run):
 
 def test_update(run):
     assert run.assert_check("update").output.split() == ["67108864", "7", "50000", "100000"]
+
+
+def test_update_runc_flags(run):
+    assert run.assert_check("update_flags").output.split() == ["50331648", "9", "30000", "100000"]
+
+
+def test_exec_cgroup_sub(run):
+    """exec --cgroup SUB joins the container's existing sub-cgroup; the
+    CTRL:SUB form names v1 hierarchies only, so on v2 it leaves the
+    process in the container's own cgroup."""
+    out = run.assert_check("exec_cgroup").output.strip()
+    assert out.startswith("0::") and out.endswith("/sub"), out
+    run.assert_check("exec_cgroup_v1_form")
 
 
 def test_delete_leaves_nothing(run):

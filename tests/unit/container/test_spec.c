@@ -274,15 +274,15 @@ test_hooks_state_and_timeout (void **state)
   hooks = json_pack ("{s:[{s:s}], s:[{s:s, s:[s,s,s], s:i}], s:[{s:s, s:[s,s]}]}", "createRuntime", "path",
                      script, "prestart", "path", "/bin/sh", "args", "sh", "-c", "sleep 5", "timeout", 1,
                      "poststop", "path", "/bin/false", "args", "false", "x");
-  assert_int_equal (hooks_run (hooks, "createRuntime", st, &err), 0);
+  assert_int_equal (hooks_run (hooks, "createRuntime", st, NULL, NULL, &err), 0);
   assert_int_equal (cl_read_file (out, &body, NULL, &err), 0);
   assert_string_equal (body, "{\"id\":\"c1\"}");
   free (body);
-  assert_true (hooks_run (hooks, "prestart", st, &err) < 0);
+  assert_true (hooks_run (hooks, "prestart", st, NULL, NULL, &err) < 0);
   assert_non_null (strstr (err->msg, "hooks.prestart[0]: hook `/bin/sh` timed out after 1 s"));
   cl_error_release (&err);
   /* poststop failures only warn. */
-  assert_int_equal (hooks_run (hooks, "poststop", st, &err), 0);
+  assert_int_equal (hooks_run (hooks, "poststop", st, NULL, NULL, &err), 0);
   json_decref (hooks);
   json_decref (st);
 }
