@@ -332,6 +332,22 @@ cmd_instance (sqlite3 *db, struct net_opts *o, cl_error_t *err)
   return print_json (j);
 }
 
+struct live_list
+{
+  const char **names;
+  size_t n;
+};
+
+static bool
+in_live_list (void *opaque, const char *instance)
+{
+  struct live_list *l = opaque;
+  for (size_t i = 0; i < l->n; i++)
+    if (strcmp (l->names[i], instance) == 0)
+      return true;
+  return false;
+}
+
 static int
 cmd_cleanup (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
@@ -347,7 +363,8 @@ cmd_cleanup (sqlite3 *db, struct net_opts *o, cl_error_t *err)
       for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save))
         live[n++] = t;
     }
-  return cl_net_cleanup_stale (db, live, n, err);
+  struct live_list l = { live, n };
+  return cl_net_cleanup_stale (db, copy ? in_live_list : NULL, &l, err);
 }
 
 struct net_subcmd
@@ -384,7 +401,7 @@ cmd_network (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
            command's first commit would then sync a new WAL header: leave
            checkpoints to SQLite's automatic ones. */
         sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
-        if (s->recover && cl_net_cleanup_stale (db, NULL, 0, err) < 0)
+        if (s->recover && cl_net_cleanup_stale (db, NULL, NULL, err) < 0)
           return -1;
         return s->fn (db, &o, err) < 0 ? -1 : 0;
       }

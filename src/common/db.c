@@ -25,7 +25,7 @@ cl_db_open (const char *root, sqlite3 **out, cl_error_t *err)
       return -1;
     }
   free (path);
-  sqlite3_busy_timeout (db, 10000);
+  sqlite3_busy_timeout (db, 30000);
   if (cl_db_exec (db, "PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
                   err)
       < 0)

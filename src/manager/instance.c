@@ -106,7 +106,18 @@ instance_files_create (struct cl_manager *m, struct instance *inst, struct mgr_i
   return 0;
 }
 
-/* Creates the row and files; leaves the intent open (returned). */
+/* On a failure path: removes the instance and its intent; what cannot be
+   removed now is left to the recovery (the intent stays then). */
+static void
+instance_undo (struct cl_manager *m, const char *name, int64_t intent)
+{
+  cl_error_t ignored = NULL;
+  if (instance_destroy (m, name, intent, &ignored) < 0)
+    cl_error_release (&ignored);
+}
+
+/* Creates the row and files; leaves the intent open (returned).  The
+   caller holds the instance's lock. */
 static int
 instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephemeral,
                  const char *op, struct instance **out, int64_t *intent, cl_error_t *err)
@@ -129,10 +140,7 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
   if (image_use (m, img->id, inst->name, err) < 0 || instance_files_create (m, inst, img, err) < 0
       || store_set_status (m, inst->name, "stopped", err) < 0)
     {
-      cl_error_t ignored = NULL;
-      if (instance_destroy (m, inst->name, &ignored) < 0)
-        cl_error_release (&ignored);
-      intent_end (m, *intent);
+      instance_undo (m, inst->name, *intent);
       return -1;
     }
   free (inst->status);
@@ -144,20 +152,21 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
 int
 cl_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   int64_t intent;
 
-  if (instance_create (m, o, false, "launch", &inst, &intent, err) < 0)
+  if (cl_validate_name (o->name, "instance name", err) < 0
+      || instance_lock (m, o->name, &lock, err) < 0
+      || instance_create (m, o, false, "launch", &inst, &intent, err) < 0)
     return -1;
-  if (monitor_spawn (m, inst, false, NULL, err) < 0)
+  /* a launch that cannot record its end fails whole: an intent left
+     behind would make the recovery destroy what we reported launched */
+  if (monitor_spawn (m, inst, false, NULL, err) < 0 || intent_end (m, intent, err) < 0)
     {
-      cl_error_t ignored = NULL;
-      if (instance_destroy (m, inst->name, &ignored) < 0)
-        cl_error_release (&ignored);
-      intent_end (m, intent);
+      instance_undo (m, inst->name, intent);
       return -1;
     }
-  intent_end (m, intent);
   return 0;
 }
 
@@ -174,6 +183,7 @@ int
 cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
                  cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   cleanup_instance struct instance *after = NULL;
   struct sigaction sa = { .sa_handler = forward_signal };
@@ -181,13 +191,18 @@ cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit
   int64_t intent;
   int st, r = 0;
 
-  if (instance_create (m, o, true, "run", &inst, &intent, err) < 0)
+  if (cl_validate_name (o->name, "instance name", err) < 0
+      || instance_lock (m, o->name, &lock, err) < 0
+      || instance_create (m, o, true, "run", &inst, &intent, err) < 0)
     return -1;
   if (monitor_spawn (m, inst, true, &monitor, err) < 0)
     {
       r = -1;
       goto out;
     }
+  /* while the workload runs, others may stop or delete it: the intent
+     stays ours (this process is alive), the lock does not */
+  instance_unlock (&lock);
   if (store_get (m, inst->name, &after, err) < 0)
     {
       r = -1;
@@ -208,12 +223,16 @@ cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit
     }
   *exit_code = after->has_exit_code ? after->exit_code : 255;
 out:
-  {
-    cl_error_t ignored = NULL;
-    if (instance_destroy (m, inst->name, &ignored) < 0)
-      cl_error_release (&ignored);
-  }
-  intent_end (m, intent);
+  if (lock.fd < 0)
+    {
+      cl_error_t ignored = NULL;
+      if (instance_lock (m, inst->name, &lock, &ignored) < 0)
+        {
+          cl_error_release (&ignored);
+          return r; /* the intent stays: the recovery removes the rest */
+        }
+    }
+  instance_undo (m, inst->name, intent);
   return r;
 }
 
@@ -241,11 +260,10 @@ is_running (struct instance *inst)
 }
 
 int
-cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
+instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   int64_t intent;
-  int r;
 
   if (instance_load (m, name, &inst, err) < 0)
     return -1;
@@ -255,9 +273,22 @@ cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
     return cl_error_make (err, 0, "instance `%s` is %s", name, inst->status);
   if (intent_begin (m, "start", name, NULL, &intent, err) < 0)
     return -1;
-  r = monitor_spawn (m, inst, false, NULL, err);
-  intent_end (m, intent);
-  return r;
+  if (monitor_spawn (m, inst, false, NULL, err) < 0)
+    {
+      intent_abandon (m, intent);
+      return -1;
+    }
+  return intent_end (m, intent, err);
+}
+
+int
+cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+
+  if (instance_lock (m, name, &lock, err) < 0)
+    return -1;
+  return instance_start (m, name, err);
 }
 
 /* Signals the workload's process (container init, VMM child) if it is
@@ -339,8 +370,7 @@ instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_e
 }
 
 int
-cl_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
-                  cl_error_t *err)
+instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
 
@@ -352,19 +382,31 @@ cl_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool fo
 }
 
 int
-cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_error_t *err)
+cl_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
+                  cl_error_t *err)
 {
-  cleanup_instance struct instance *inst = NULL;
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
 
-  if (instance_load (m, name, &inst, err) < 0)
+  if (instance_lock (m, name, &lock, err) < 0)
     return -1;
-  if (is_running (inst) && instance_halt (m, inst, timeout_s * 1000, err) < 0)
-    return -1;
-  return cl_instance_start (m, name, err);
+  return instance_stop (m, name, timeout_s, force, err);
 }
 
 int
-instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err)
+cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  cleanup_instance struct instance *inst = NULL;
+
+  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
+    return -1;
+  if (is_running (inst) && instance_halt (m, inst, timeout_s * 1000, err) < 0)
+    return -1;
+  return instance_start (m, name, err);
+}
+
+int
+instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *dir = instance_dir (m, name);
@@ -388,25 +430,29 @@ instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err)
     return -1;
   if (cl_rm_rf (dir, err) < 0)
     return -1;
-  return store_delete (m, name, err);
+  return store_delete (m, name, intent, err);
 }
 
 int
 cl_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   int64_t intent;
-  int r;
 
-  if (instance_load (m, name, &inst, err) < 0)
+  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
   if (is_running (inst) && !force)
     return cl_error_make (err, 0, "instance `%s` is running: stop it first or use --force", name);
   if (intent_begin (m, "delete", name, NULL, &intent, err) < 0)
     return -1;
-  r = instance_destroy (m, name, err);
-  intent_end (m, intent);
-  return r;
+  /* the row and the intent go in one transaction */
+  if (instance_destroy (m, name, intent, err) < 0)
+    {
+      intent_abandon (m, intent);
+      return -1;
+    }
+  return 0;
 }
 
 static json_t *
@@ -468,7 +514,7 @@ cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
   {
     /* networks: free what instances that no longer exist left behind */
     cl_error_t ignored = NULL;
-    if (netglue_cleanup (m, names, &ignored) < 0)
+    if (netglue_cleanup (m, &ignored) < 0)
       {
         cl_warn ("network cleanup: %s", ignored->msg);
         cl_error_release (&ignored);
@@ -551,10 +597,11 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *id = instance_global_id (m, name);
   cleanup_free char *eroot = engine_root (m);
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   uint64_t memory = 0;
   unsigned cpus = 0;
 
-  if (instance_load (m, name, &inst, err) < 0)
+  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
   if (strcmp (key, "limits.memory") == 0)
     {
@@ -588,10 +635,20 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
   cleanup_instance struct instance *to = NULL;
   cleanup_free char *sdir = NULL, *ddir = NULL, *sid = NULL;
   cleanup_free char *eroot = engine_root (m);
+  cleanup_instance_lock struct instance_lock lock1 = { .fd = -1 };
+  cleanup_instance_lock struct instance_lock lock2 = { .fd = -1 };
   int64_t intent;
   int r;
 
-  if (cl_validate_name (dst, "instance name", err) < 0 || instance_load (m, src, &from, err) < 0)
+  if (cl_validate_name (dst, "instance name", err) < 0)
+    return -1;
+  /* both locks, always in the same order: two crossed copies wait, never
+     deadlock */
+  if (strcmp (src, dst) != 0
+      && (instance_lock (m, strcmp (src, dst) < 0 ? src : dst, &lock1, err) < 0
+          || instance_lock (m, strcmp (src, dst) < 0 ? dst : src, &lock2, err) < 0))
+    return -1;
+  if (instance_load (m, src, &from, err) < 0)
     return -1;
   to = cl_xmalloc0 (sizeof *to);
   to->name = strdup (dst);
@@ -629,13 +686,10 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
     r = vm_disk_copy (m, from, dst, err);
   if (r == 0)
     r = store_set_status (m, dst, "stopped", err);
+  if (r == 0)
+    r = intent_end (m, intent, err);
   if (r < 0)
-    {
-      cl_error_t ignored = NULL;
-      if (instance_destroy (m, dst, &ignored) < 0)
-        cl_error_release (&ignored);
-    }
-  intent_end (m, intent);
+    instance_undo (m, dst, intent);
   return r;
 }
 

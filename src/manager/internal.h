@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#define MANAGER_MAX_LOCKS 4
+
 struct cl_manager
 {
   char *root;
@@ -18,6 +20,9 @@ struct cl_manager
   /* 8 hex digits from the root's path: global names (cgroups, container
      ids) carry it so that two state roots never collide. */
   char tag[9];
+  /* instance locks held (lock.c), -1 when free */
+  int locks[MANAGER_MAX_LOCKS];
+  char *lock_names[MANAGER_MAX_LOCKS];
 };
 
 enum
@@ -62,14 +67,21 @@ int store_set_running (struct cl_manager *m, const char *name, pid_t monitor, ui
 int store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code,
                        cl_error_t *err);
 int store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err);
-int store_delete (struct cl_manager *m, const char *name, cl_error_t *err);
+/* Removes the row, and the intent `intent` (> 0) in the same transaction. */
+int store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
 /* Names of every instance (NULL terminated, caller frees all). */
 int store_names (struct cl_manager *m, char ***out, cl_error_t *err);
 
 int intent_begin (struct cl_manager *m, const char *op, const char *instance, const char *arg,
                   int64_t *id, cl_error_t *err);
 int intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err);
-void intent_end (struct cl_manager *m, int64_t id);
+/* The operation is done: a failure to record it fails the operation. */
+int intent_end (struct cl_manager *m, int64_t id, cl_error_t *err);
+/* On a failure path: best effort (a left intent is undone by recovery). */
+void intent_abandon (struct cl_manager *m, int64_t id);
+/* 1 with its owner, 0 gone: read afresh, not from an older snapshot. */
+int intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
+                   cl_error_t *err);
 
 int store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
                         cl_error_t *err);
@@ -80,6 +92,24 @@ int store_snapshot_get (struct cl_manager *m, const char *instance, const char *
                         bool *stateful, cl_error_t *err);
 int store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap,
                         cl_error_t *err);
+
+/* --- lock.c: one command at a time changes an instance --- */
+struct instance_lock
+{
+  struct cl_manager *m;
+  int fd;
+};
+/* Waits (up to 2 minutes, then an EBUSY error naming the instance). */
+int instance_lock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                   cl_error_t *err);
+/* 1 taken, 0 held by another command, -1 error. */
+int instance_trylock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                      cl_error_t *err);
+void instance_unlock (struct instance_lock *l);
+bool instance_lock_held (struct cl_manager *m, const char *name);
+#define cleanup_instance_lock __attribute__ ((cleanup (instance_unlock)))
+/* In a forked child that outlives the operation: drop its copies. */
+void manager_locks_close (struct cl_manager *m);
 
 /* --- proc.c: processes we do not own as children --- */
 bool proc_alive (pid_t pid, uint64_t start);
@@ -104,8 +134,15 @@ char *engine_root (struct cl_manager *m);
 int reconcile_intents (struct cl_manager *m, cl_error_t *err);
 /* Checks a running/creating instance against the processes; updates it. */
 int reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err);
-/* Stops whatever runs for the instance and removes its files and rows. */
-int instance_destroy (struct cl_manager *m, const char *name, cl_error_t *err);
+/* Stops whatever runs for the instance and removes its files and rows;
+   its row goes with the intent `intent` (> 0) in one transaction.  The
+   caller holds the instance's lock. */
+int instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+
+/* --- instance.c: what the public calls do once they hold the lock --- */
+int instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
+int instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
+                   cl_error_t *err);
 
 /* --- monitor.c --- */
 /* Starts the instance's monitor process (container or VM), which records

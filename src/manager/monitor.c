@@ -261,6 +261,8 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   if (child == 0)
     {
       close (ready[0]);
+      /* the monitor outlives this command: our instance locks must not */
+      manager_locks_close (m);
       if (!attached)
         {
           /* detach: the monitor outlives this command */

@@ -16,9 +16,8 @@ struct instance;
 /* Does the instance get networks (then its container is attached between
    create and start)? */
 bool netglue_wanted (struct instance *inst);
-/* Frees what instances that are gone left (names: NULL terminated list of
-   the instances that exist). */
-int netglue_cleanup (struct cl_manager *m, char **names, cl_error_t *err);
+/* Frees what instances that are gone (no row) left. */
+int netglue_cleanup (struct cl_manager *m, cl_error_t *err);
 /* "HOSTPORT:PORT[/tcp|udp]". */
 int netglue_check_port (const char *spec, cl_error_t *err);
 /* Attaches the container of `pid` to its networks and adds its port

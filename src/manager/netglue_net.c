@@ -165,14 +165,28 @@ netglue_info (struct cl_manager *m, const char *name)
   return ifs ? ifs : json_null ();
 }
 
-int
-netglue_cleanup (struct cl_manager *m, char **names, cl_error_t *err)
+/* Asked by src/net under its lock: the row is read then, so an instance
+   launched since the caller listed the rows is seen. */
+static bool
+instance_row_exists (void *opaque, const char *name)
 {
-  size_t n = 0;
+  struct cl_manager *m = opaque;
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  cl_error_t err = NULL;
 
+  if (cl_db_prepare (m->db, "SELECT 1 FROM instances WHERE name = ?", &s, &err) < 0)
+    {
+      cl_error_release (&err);
+      return true; /* in doubt, keep it */
+    }
+  sqlite3_bind_text (s, 1, name, -1, SQLITE_STATIC);
+  return sqlite3_step (s) != SQLITE_DONE;
+}
+
+int
+netglue_cleanup (struct cl_manager *m, cl_error_t *err)
+{
   if (!root_uses_networks (m))
     return 0;
-  while (names[n])
-    n++;
-  return cl_net_cleanup_stale (m->db, (const char *const *)names, n, err);
+  return cl_net_cleanup_stale (m->db, instance_row_exists, m, err);
 }

@@ -17,8 +17,12 @@ struct intent
   char *op, *instance, *arg;
 };
 
+/* Intents whose owner looked dead in one read: candidates only.  That
+   read may come from a snapshot older than the owner's last commit (an
+   owner that removed its intent and exited since), so each is judged again
+   under the instance's lock (intent_orphaned). */
 static int
-intents_orphaned (struct cl_manager *m, struct intent **out, size_t *n, cl_error_t *err)
+intents_candidates (struct cl_manager *m, struct intent **out, size_t *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   struct intent *v = NULL;
@@ -49,16 +53,53 @@ intents_orphaned (struct cl_manager *m, struct intent **out, size_t *n, cl_error
   return 0;
 }
 
+/* An intent is orphaned when, with the instance's lock taken (its owner
+   held it for every change), the intent is still there in a fresh read
+   and its owner is gone: an owner holds the lock whenever it adds or
+   removes its intent, so neither can change under this check.  (An
+   attached `run` keeps its intent while it waits for its workload,
+   without the lock: its process is alive, and that is checked last.) */
+static int
+intent_orphaned (struct cl_manager *m, struct intent *it, cl_error_t *err)
+{
+  pid_t owner;
+  uint64_t owner_start;
+  int r = intent_exists (m, it->id, &owner, &owner_start, err);
+
+  if (r <= 0)
+    return r;
+  return !proc_alive (owner, owner_start);
+}
+
 static int
 intent_recover (struct cl_manager *m, struct intent *it, cl_error_t *err)
 {
   cl_warn ("recovering interrupted `%s` of instance `%s`", it->op, it->instance);
   if (strcmp (it->op, "launch") == 0 || strcmp (it->op, "run") == 0 || strcmp (it->op, "copy") == 0
       || strcmp (it->op, "delete") == 0)
-    return instance_destroy (m, it->instance, err);
-  if (strncmp (it->op, "snapshot-", 9) == 0)
-    return snapshot_recover (m, it->op, it->instance, it->arg, err);
-  return 0; /* start: the instance's own reconcile tells what runs */
+    return instance_destroy (m, it->instance, it->id, err);
+  if (strncmp (it->op, "snapshot-", 9) == 0
+      && snapshot_recover (m, it->op, it->instance, it->arg, err) < 0)
+    return -1;
+  /* start: the instance's own reconcile tells what runs */
+  return intent_end (m, it->id, err);
+}
+
+static int
+intent_reconcile (struct cl_manager *m, struct intent *it, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  int r = instance_trylock (m, it->instance, &lock, err);
+
+  if (r <= 0)
+    return r; /* busy: its owner (or another recovery) is at work */
+  r = intent_orphaned (m, it, err);
+  if (r <= 0)
+    return r;
+  if (intent_recover (m, it, err) < 0)
+    return cl_error_wrap (err, "recover the interrupted `%s` of instance `%s`", it->op,
+                          it->instance);
+  return 0;
 }
 
 int
@@ -68,15 +109,12 @@ reconcile_intents (struct cl_manager *m, cl_error_t *err)
   size_t n;
   int r = 0;
 
-  if (intents_orphaned (m, &v, &n, err) < 0)
+  if (intents_candidates (m, &v, &n, err) < 0)
     return -1;
   for (size_t i = 0; i < n; i++)
     {
-      if (r == 0 && intent_recover (m, &v[i], err) < 0)
-        r = cl_error_wrap (err, "recover the interrupted `%s` of instance `%s`", v[i].op,
-                           v[i].instance);
-      if (r == 0)
-        intent_end (m, v[i].id);
+      if (r == 0 && intent_reconcile (m, &v[i], err) < 0)
+        r = -1;
       free (v[i].op);
       free (v[i].instance);
       free (v[i].arg);
@@ -88,27 +126,53 @@ reconcile_intents (struct cl_manager *m, cl_error_t *err)
 int
 reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  cleanup_instance struct instance *fresh = NULL;
+  int r;
+
   if (strcmp (inst->status, "running") != 0)
     return 0;
   if (proc_alive (inst->monitor_pid, inst->monitor_start))
     return 0;
+  /* The monitor looks dead.  The row may come from a read older than the
+     monitor's last record (it exited after recording the end), and a
+     command may be restarting the instance: judge again, under the
+     instance's lock, on a fresh read. */
+  if (!instance_lock_held (m, inst->name))
+    {
+      r = instance_trylock (m, inst->name, &lock, err);
+      if (r <= 0)
+        return r; /* another command is at work on it: its word wins */
+    }
+  if (store_get (m, inst->name, &fresh, err) < 0)
+    return -1;
+  if (strcmp (fresh->status, "running") != 0
+      || proc_alive (fresh->monitor_pid, fresh->monitor_start))
+    goto refreshed;
   /* the monitor died (kill -9, OOM): nothing records this workload's end,
      so end it now rather than leave it unsupervised */
-  cl_warn ("instance `%s`: its monitor (pid %d) is gone; stopping it", inst->name,
-           (int)inst->monitor_pid);
-  if (inst->init_pid > 0 && proc_alive (inst->init_pid, inst->init_start))
-    kill (inst->init_pid, SIGKILL);
-  if (inst->kind == KIND_CONTAINER)
+  cl_warn ("instance `%s`: its monitor (pid %d) is gone; stopping it", fresh->name,
+           (int)fresh->monitor_pid);
+  if (fresh->init_pid > 0 && proc_alive (fresh->init_pid, fresh->init_start))
+    kill (fresh->init_pid, SIGKILL);
+  if (fresh->kind == KIND_CONTAINER)
     {
-      cleanup_free char *id = instance_global_id (m, inst->name);
+      cleanup_free char *id = instance_global_id (m, fresh->name);
       cleanup_free char *eroot = engine_root (m);
       if (engine_destroy (eroot, id, err) < 0)
         return -1;
     }
-  if (store_set_stopped (m, inst->name, false, 0, err) < 0)
+  if (store_set_stopped (m, fresh->name, false, 0, err) < 0)
     return -1;
-  free (inst->status);
-  inst->status = strdup ("stopped");
-  inst->has_exit_code = false;
+  free (fresh->status);
+  fresh->status = strdup ("stopped");
+  fresh->has_exit_code = false;
+refreshed:
+  /* *inst takes the fresh row's contents */
+  {
+    struct instance tmp = *inst;
+    *inst = *fresh;
+    *fresh = tmp;
+  }
   return 0;
 }

@@ -80,12 +80,14 @@ int
 cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
                     cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *sdir = NULL;
   int64_t intent;
 
-  if (store_get (m, instance, &inst, err) < 0 || reconcile_instance (m, inst, err) < 0
-      || cl_validate_name (snap, "snapshot name", err) < 0)
+  if (cl_validate_name (snap, "snapshot name", err) < 0
+      || instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0
+      || reconcile_instance (m, inst, err) < 0)
     return -1;
   if (stateful && inst->kind != KIND_VM)
     return cl_error_make (err, 0, "--stateful: only VM instances keep their running state");
@@ -95,7 +97,7 @@ cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap
     return -1;
   if (store_snapshot_add (m, instance, snap, stateful, err) < 0)
     {
-      intent_end (m, intent);
+      intent_abandon (m, intent);
       return -1;
     }
   sdir = snap_dir (m, instance, snap);
@@ -106,11 +108,10 @@ cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap
       rm_quiet (sdir);
       if (store_snapshot_del (m, instance, snap, &ignored) < 0)
         cl_error_release (&ignored);
-      intent_end (m, intent);
+      intent_abandon (m, intent);
       return -1;
     }
-  intent_end (m, intent);
-  return 0;
+  return intent_end (m, intent, err);
 }
 
 int
@@ -182,11 +183,13 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *from = NULL, *staged = NULL, *live = NULL, *arg = NULL;
   cleanup_free char *sdir = snap_dir (m, instance, snap);
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   bool running, stateful = false;
   int64_t intent;
   int r;
 
-  if (store_get (m, instance, &inst, err) < 0 || reconcile_instance (m, inst, err) < 0)
+  if (instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0
+      || reconcile_instance (m, inst, err) < 0)
     return -1;
   r = store_snapshot_get (m, instance, snap, &stateful, err);
   if (r < 0)
@@ -194,7 +197,7 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   if (r == 0)
     return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
   running = strcmp (inst->status, "running") == 0;
-  if (running && cl_instance_stop (m, instance, 0, true, err) < 0)
+  if (running && instance_stop (m, instance, 0, true, err) < 0)
     return -1;
   arg = cl_strdup_printf ("copy:%s", snap);
   if (intent_begin (m, "snapshot-restore", instance, arg, &intent, err) < 0)
@@ -205,36 +208,38 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   if (r < 0)
     {
       rm_quiet (staged);
-      intent_end (m, intent);
+      intent_abandon (m, intent);
       return -1;
     }
   free (arg);
   arg = cl_strdup_printf ("swap:%s", snap);
   if (intent_set_arg (m, intent, arg, err) < 0 || restore_swap (m, instance, snap, err) < 0)
     {
-      intent_end (m, intent);
+      intent_abandon (m, intent);
       return -1;
     }
-  intent_end (m, intent);
+  if (intent_end (m, intent, err) < 0)
+    return -1;
   if (stateful)
     {
       cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
       return vm_start_restored (m, instance, state, err);
     }
   if (running)
-    return cl_instance_start (m, instance, err);
+    return instance_start (m, instance, err);
   return 0;
 }
 
 int
 cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
 {
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *sdir = snap_dir (m, instance, snap);
   int64_t intent;
   int r;
 
-  if (store_get (m, instance, &inst, err) < 0)
+  if (instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0)
     return -1;
   r = store_snapshot_get (m, instance, snap, NULL, err);
   if (r < 0)
@@ -246,7 +251,9 @@ cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap
   r = cl_rm_rf (sdir, err);
   if (r == 0)
     r = store_snapshot_del (m, instance, snap, err);
-  intent_end (m, intent);
+  if (r == 0)
+    return intent_end (m, intent, err);
+  intent_abandon (m, intent);
   return r;
 }
 

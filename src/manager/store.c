@@ -256,9 +256,18 @@ store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_err
 }
 
 int
-store_delete (struct cl_manager *m, const char *name, cl_error_t *err)
+store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err)
 {
-  return store_run (m, "DELETE FROM instances WHERE name = ?", "s", err, name);
+  if (cl_db_begin (m->db, err) < 0)
+    return -1;
+  if (store_run (m, "DELETE FROM instances WHERE name = ?", "s", err, name) < 0
+      || (intent > 0
+          && store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, intent) < 0))
+    {
+      cl_db_rollback (m->db);
+      return -1;
+    }
+  return cl_db_commit (m->db, err);
 }
 
 int
@@ -301,12 +310,42 @@ intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *e
   return store_run (m, "UPDATE instance_intents SET arg = ? WHERE id = ?", "si", err, arg, id);
 }
 
-void
-intent_end (struct cl_manager *m, int64_t id)
+int
+intent_end (struct cl_manager *m, int64_t id, cl_error_t *err)
 {
-  cl_error_t err = NULL;
-  if (store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", &err, id) < 0)
-    cl_error_release (&err);
+  if (store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, id) < 0)
+    return cl_error_wrap (err, "record the end of an operation");
+  return 0;
+}
+
+void
+intent_abandon (struct cl_manager *m, int64_t id)
+{
+  cl_error_t ignored = NULL;
+  if (intent_end (m, id, &ignored) < 0)
+    cl_error_release (&ignored); /* left for the recovery, which undoes the same */
+}
+
+int
+intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
+               cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int r;
+
+  if (cl_db_prepare (m->db, "SELECT owner_pid, owner_start FROM instance_intents WHERE id = ?", &s,
+                     err)
+      < 0)
+    return -1;
+  sqlite3_bind_int64 (s, 1, id);
+  r = sqlite3_step (s);
+  if (r == SQLITE_DONE)
+    return 0;
+  if (r != SQLITE_ROW)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+  *owner = sqlite3_column_int (s, 0);
+  *owner_start = (uint64_t)sqlite3_column_int64 (s, 1);
+  return 1;
 }
 
 int
@@ -415,6 +454,8 @@ manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
       abs = realpath (root, NULL);
     }
   m->root = abs ? abs : strdup (root);
+  for (size_t i = 0; i < MANAGER_MAX_LOCKS; i++)
+    m->locks[i] = -1;
   root_tag (m->root, m->tag);
   if (cl_db_open (m->root, &m->db, err) < 0)
     {
@@ -436,6 +477,7 @@ cl_manager_close (struct cl_manager *m)
 {
   if (m == NULL)
     return;
+  manager_locks_close (m);
   if (m->db)
     cl_db_close (m->db);
   free (m->root);

@@ -528,7 +528,7 @@ vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir
   json_object_set_new (inst->config, "restore_dir", json_string (state_dir));
   if (store_set_config (m, name, inst->config, err) < 0)
     return -1;
-  r = cl_instance_start (m, name, err);
+  r = instance_start (m, name, err);
   json_object_del (inst->config, "restore_dir");
   {
     cl_error_t ignored = NULL;

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 #include <sqlite3.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -98,10 +99,11 @@ int cl_net_parse_port_forward (const char *spec, uint16_t *host_port, uint16_t *
    half-made networks, removes links of ours that the database does not
    know, frees attachments whose container is gone (its veth vanished with
    its netns), restarts a dead dnsmasq, kills one whose network is gone.
-   With live_instances != NULL (n_live entries, the manager's list), also
-   detaches every instance not in it. */
-int cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_live,
-                          cl_error_t *err);
+   With live != NULL, also detaches every instance for which live() says
+   false: it is asked under the networks' lock, so that an instance
+   attached meanwhile is never taken for a gone one. */
+typedef bool (*cl_net_live_fn) (void *opaque, const char *instance);
+int cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t *err);
 
 /* {"instance": X, "interfaces": [{network, ifname, host_ifname, mac,
    address, prefix_len, gateway, kind, port_forwards: [...]}]} */

@@ -72,15 +72,6 @@ known_link (sqlite3 *db, const char *name)
   return sqlite3_step (st) == SQLITE_ROW;
 }
 
-static int
-is_live (const char *instance, const char *const *live, size_t n_live)
-{
-  for (size_t i = 0; i < n_live; i++)
-    if (strcmp (live[i], instance) == 0)
-      return 1;
-  return 0;
-}
-
 struct orphan_dnsmasq
 {
   struct net_ctx *c;
@@ -105,8 +96,7 @@ collect_orphan_dnsmasq (pid_t pid, const char *name, void *data)
 }
 
 int
-cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_live,
-                      cl_error_t *err)
+cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   cleanup_stmt sqlite3_stmt *st = NULL;
@@ -151,7 +141,7 @@ cl_net_cleanup_stale (sqlite3 *db, const char *const *live_instances, size_t n_l
         struct att_row a;
         int stale;
         att_from_stmt (q, &a);
-        stale = live_instances && !is_live (a.instance, live_instances, n_live);
+        stale = live && !live (opaque, a.instance);
         if (!stale && strcmp (a.kind, "container") == 0)
           stale = nl_link_index (c.nl, a.host_ifname, NULL) == 0;
         if (!stale)

@@ -92,7 +92,7 @@ test_store_rows (void **state)
   assert_null (names[1]);
   free (names[0]);
   free (names);
-  intent_end (m, intent);
+  assert_int_equal (intent_end (m, intent, &err), 0);
   instance_free (inst);
   cl_manager_close (m);
   rm_tree (dir);
@@ -154,7 +154,7 @@ test_live_intent_kept (void **state)
   assert_string_equal (got->status, "creating");
   instance_free (got);
   cl_manager_close (m2);
-  intent_end (m, intent);
+  assert_int_equal (intent_end (m, intent, &err), 0);
   instance_free (inst);
   cl_manager_close (m);
   rm_tree (dir);
@@ -215,7 +215,7 @@ test_interrupted_restore (void **state)
 
       assert_int_equal (manager_open_raw (dir, &m, &err), 0);
       assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
-      intent_end (m, intent);
+      assert_int_equal (intent_end (m, intent, &err), 0);
       assert_int_equal (store_set_status (m, "r", "stopped", &err), 0);
       idir = instance_dir (m, "r");
       for (const char *sub = "upper"; sub; sub = strcmp (sub, "upper") == 0 ? "upper.restore"
