@@ -86,8 +86,8 @@ cl_cgroup_has_file (struct cl_cgroup *cg, const char *controller, const char *fi
 }
 
 int
-cl_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file,
-                 const char *value, const char *field, cl_error_t *err)
+cl_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file, const char *value,
+                 const char *field, cl_error_t *err)
 {
   struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
   cleanup_free char *path = NULL;

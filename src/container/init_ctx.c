@@ -20,14 +20,14 @@
 int
 open_in_root (int rootfd, const char *path, int flags, mode_t mode)
 {
-  struct open_how how = { .flags = (uint64_t) flags | O_CLOEXEC,
+  struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC,
                           .mode = (flags & O_CREAT) ? mode : 0,
                           .resolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS };
   while (*path == '/')
     path++;
   if (*path == '\0')
     path = ".";
-  return (int) syscall (SYS_openat2, rootfd, path, &how, sizeof how);
+  return (int)syscall (SYS_openat2, rootfd, path, &how, sizeof how);
 }
 
 /* linux.timeOffsets, written before any process enters the new time
@@ -45,9 +45,9 @@ set_time_offsets (struct init_ctx *c, cl_error_t *err)
     int n = snprintf (buf + len, sizeof buf - len, "%s %lld %lld\n", clock,
                       json_integer_value (json_object_get (v, "secs")),
                       json_integer_value (json_object_get (v, "nanosecs")));
-    if (n < 0 || (size_t) n >= sizeof buf - len)
+    if (n < 0 || (size_t)n >= sizeof buf - len)
       return cl_error_make (err, 0, "linux.timeOffsets: too long");
-    len += (size_t) n;
+    len += (size_t)n;
   }
   if (len && cl_write_file ("/proc/self/timens_offsets", buf, len, 0, err) < 0)
     return cl_error_wrap (err, "linux.timeOffsets");

@@ -67,8 +67,7 @@ store_seed_builtins (struct cl_image_store *s)
   cl_error_t err = NULL;
   int seeded;
 
-  if (cl_db_prepare (s->db, "SELECT 1 FROM image_meta WHERE key = 'builtin-seeded'", &st, NULL)
-      < 0)
+  if (cl_db_prepare (s->db, "SELECT 1 FROM image_meta WHERE key = 'builtin-seeded'", &st, NULL) < 0)
     return;
   seeded = sqlite3_step (st) == SQLITE_ROW;
   if (seeded)
