@@ -114,7 +114,8 @@ int cl_image_import_rootfs_tar (struct cl_image_store *s, const char *path, cons
                                 char **id_out, cl_error_t *err);
 
 /* ---- builtin.c ---- */
-/* The built-in images' data folder (busybox rootfs tarball, VM kernel...). */
-const char *cl_image_data_dir (void);
+/* FILE in the built-in images' data folder (busybox rootfs tarball, VM
+   kernel...; see common/paths.h), allocated. */
+char *cl_image_data_path (const char *file);
 
 #endif
