@@ -71,8 +71,8 @@ is_integral (json_t *v)
   return d == __builtin_trunc (d);
 }
 
-static const char *
-type_name (json_t *v)
+const char *
+cl_json_type_name (json_t *v)
 {
   switch (json_typeof (v))
     {
@@ -104,7 +104,7 @@ lookup (json_t *obj, const char *ctx, const char *key, json_t **v, cl_error_t *e
     return 0;
   if (!json_is_object (obj))
     return cl_error_make (err, 0, "%s: expected an object, got %s", *ctx ? ctx : "(top)",
-                          type_name (obj));
+                          cl_json_type_name (obj));
   *v = json_object_get (obj, key);
   return (*v == NULL || json_is_null (*v)) ? 0 : 1;
 }
@@ -113,7 +113,7 @@ static int
 type_error (const char *ctx, const char *key, const char *want, json_t *v, cl_error_t *err)
 {
   char *path = cl_json_path (ctx, key);
-  cl_error_make (err, 0, "%s: expected %s, got %s", path, want, type_name (v));
+  cl_error_make (err, 0, "%s: expected %s, got %s", path, want, cl_json_type_name (v));
   free (path);
   return -1;
 }
@@ -228,7 +228,8 @@ cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char 
     if (!json_is_string (v))
       {
         char *path = cl_json_path (ctx, key);
-        cl_error_make (err, 0, "%s[%zu]: expected a string, got %s", path, i, type_name (v));
+        cl_error_make (err, 0, "%s[%zu]: expected a string, got %s", path, i,
+                       cl_json_type_name (v));
         free (path);
         free (vec);
         return -1;

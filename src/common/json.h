@@ -38,6 +38,9 @@ int cl_json_array (json_t *obj, const char *ctx, const char *key, json_t **out, 
 int cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char ***out,
                           size_t *n, cl_error_t *err);
 
+/* "object", "string", "integer" (integral reals too)... for messages. */
+const char *cl_json_type_name (json_t *v);
+
 /* "a.b" + "c" -> "a.b.c"; "a" + index 2 -> "a[2]" (caller frees). */
 char *cl_json_path (const char *ctx, const char *key);
 char *cl_json_path_index (const char *ctx, size_t index);

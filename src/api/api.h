@@ -1,0 +1,106 @@
+/* The REST API of cloison, as a request router callable in-process:
+   cloisond serves it over HTTP (src/cli/cloisond.c), and a front end with
+   no daemon to talk to can call cl_api_handle directly, so that each verb
+   is written once.
+
+   A request is a method, a path ("/1.0/instances/c1", percent-encoded as
+   on the wire), a query string ("recursion=1&force=1", without '?') and a
+   JSON body.  The response is a status and a JSON document in one of three
+   envelopes:
+     {"type":"sync","status":"Success","status_code":200,"metadata":...}
+     {"type":"async","status":"Operation created","status_code":100,
+      "operation":"/1.0/operations/ID","metadata":{operation}}   (202)
+     {"type":"error","error_code":N,"error":"message"[,"path":"a.b"]}
+   ("path": the JSON path of the request body's bad field, for 400s).
+   Logs are text (raw), /1.0/events a stream of JSON events.
+
+   Long actions (create, start, stop, restart, delete, snapshot, restore)
+   are operations: each runs in a worker thread of its own with its own
+   cl_manager handle, and operations on one instance run in the order they
+   were made.  Operations are recorded in the state database (table
+   api_operations): those a dead process left pending or running are
+   marked failed when the next context opens. */
+#ifndef CLOISON_API_H
+#define CLOISON_API_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+struct cl_api_ctx;
+struct cl_api_events;
+
+struct cl_api_options
+{
+  size_t body_limit; /* bytes; larger bodies get 413.  0: 1 MiB */
+};
+
+#define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
+
+/* Opens the state root: reconciles interrupted instance work
+   (cl_manager_open) and marks operations of dead owners failed. */
+int cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_api_ctx **out,
+                    cl_error_t *err);
+/* Ends event streams and operation waits (they return at once); new
+   operations are refused with 503.  Running operations go on. */
+void cl_api_ctx_shutdown (struct cl_api_ctx *ctx);
+/* Waits up to timeout_ms for running operations; returns false (and frees
+   nothing) when some still run, so that the caller exits rather than
+   pulls memory from under them. */
+bool cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms);
+
+struct cl_api_request
+{
+  const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
+  const char *path;   /* percent-encoded, no query */
+  const char *query;  /* "k=v&k2=v2" or NULL */
+  const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
+  size_t body_len;
+  const char *if_match; /* the If-Match header, or NULL */
+};
+
+struct cl_api_response
+{
+  int status;   /* HTTP status */
+  json_t *json; /* the envelope; NULL for raw and stream responses */
+  char *raw;    /* a raw body (logs) of raw_len bytes */
+  size_t raw_len;
+  const char *content_type;     /* of the body (static string) */
+  char *location;               /* Location header (async: the operation) */
+  char *etag;                   /* ETag header (an instance: its config's) */
+  char *allow;                  /* Allow header (405) */
+  struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
+};
+
+/* Reports what the API did not do itself as lifecycle events: an
+   instance whose workload ended, changes made by the CLI or another
+   process.  A thread checks every interval_ms whether the state database
+   changed (PRAGMA data_version, cheap), and lists the instances only
+   then.  Events it makes carry "context": {"observed": true}. */
+int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err);
+
+/* Always fills *resp (errors become error envelopes). */
+void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
+                    struct cl_api_response *resp);
+void cl_api_response_clear (struct cl_api_response *resp);
+
+/* Next event of a stream as one JSON line with its '\n' (caller frees).
+   1: *line set; 0: none within timeout_ms; -1: the stream ended (the
+   context shuts down). */
+int cl_api_events_next (struct cl_api_events *ev, int timeout_ms, char **line);
+void cl_api_events_free (struct cl_api_events *ev);
+
+/* The route table, for documentation checks (docs/api/openapi.yaml) and
+   `cloisond --routes`.  Paths name their parameters "{name}". */
+struct cl_api_route_info
+{
+  const char *method;
+  const char *path;
+  const char *summary;
+};
+/* The i-th route, NULL past the last. */
+const struct cl_api_route_info *cl_api_route (size_t i);
+
+#endif

@@ -1,0 +1,815 @@
+/* /1.0/instances: instances, their state, logs and snapshots, over
+   src/manager/manager.h.  What is cheap to check (names, values, that the
+   instance exists and is in a state the action fits) is checked before
+   the operation starts, so that a bad request gets its 4xx at once. */
+#include "api/internal.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/util.h"
+#include "image/image.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LOG_LIMIT (8u << 20)
+
+static const struct api_field no_fields[] = { { NULL, 0, false, NULL } };
+
+/* ---- helpers ---- */
+
+/* A manager handle from the pool, or NULL after replying. */
+static struct cl_manager *
+manager_get (struct api_call *c)
+{
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+
+  if (api_manager_get (c->ctx, &m, &err) < 0)
+    {
+      api_reply_cl_error (c, &err);
+      return NULL;
+    }
+  return m;
+}
+
+/* Gives the handle back; r < 0: replies with the error. */
+static int
+manager_put (struct api_call *c, struct cl_manager *m, int r, cl_error_t *err)
+{
+  api_manager_put (c->ctx, m);
+  if (r < 0)
+    api_reply_cl_error (c, err);
+  return r;
+}
+
+/* The instance's info, or NULL after replying (404...). */
+static json_t *
+instance_info (struct api_call *c, const char *name)
+{
+  struct cl_manager *m = manager_get (c);
+  cl_error_t err = NULL;
+  json_t *info = NULL;
+
+  if (m)
+    manager_put (c, m, cl_instance_info (m, name, &info, &err), &err);
+  return info;
+}
+
+static bool
+info_running (json_t *info)
+{
+  return strcmp (json_string_value (json_object_get (info, "status")), "running") == 0;
+}
+
+static const char *
+arg_string (json_t *args, const char *key)
+{
+  return json_string_value (json_object_get (args, key));
+}
+
+/* A config value (string or integer) as a string (caller frees). */
+static char *
+scalar_string (json_t *v)
+{
+  if (json_is_integer (v))
+    return cl_strdup_printf ("%lld", (long long)json_integer_value (v));
+  return strdup (json_string_value (v));
+}
+
+/* ---- list, create ---- */
+
+void
+api_instances_list (struct api_call *c)
+{
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+  json_t *list = NULL;
+  long recursion;
+
+  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL
+      || manager_put (c, m, cl_instance_list (m, &list, &err), &err) < 0)
+    return;
+  if (recursion == 0)
+    api_names_to_urls (list, "/1.0/instances/");
+  api_reply_sync (c, 200, list);
+}
+
+static const struct api_field source_fields[] = {
+  { "type", API_STRING, true, NULL },
+  { "image", API_STRING, false, NULL },    /* type image */
+  { "instance", API_STRING, false, NULL }, /* type copy */
+  { NULL, 0, false, NULL },
+};
+
+static const struct api_field create_config_fields[] = {
+  { "limits.cpu", API_SCALAR, false, NULL },
+  { "limits.memory", API_SCALAR, false, NULL },
+  { "root.size", API_SCALAR, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+static const struct api_field create_fields[] = {
+  { "name", API_STRING, true, NULL },
+  { "type", API_STRING, false, NULL },
+  { "source", API_OBJECT, true, source_fields },
+  { "config", API_OBJECT, false, create_config_fields },
+  { "command", API_STRING_ARRAY, false, NULL },
+  { "environment", API_STRING_MAP, false, NULL },
+  { "networks", API_STRING_ARRAY, false, NULL },
+  { "no_network", API_BOOL, false, NULL },
+  { "ports", API_STRING_ARRAY, false, NULL },
+  { "kernel", API_STRING, false, NULL },
+  { "initrd", API_STRING, false, NULL },
+  { "cmdline", API_STRING, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+/* Reads the create body's config into o; a bad value: *bad names it. */
+static int
+launch_limits (json_t *config, struct cl_launch_opts *o, const char **bad, cl_error_t *err)
+{
+  json_t *v;
+
+  if ((v = json_object_get (config, "limits.cpu")))
+    {
+      cleanup_free char *s = scalar_string (v);
+      char *end;
+      unsigned long n = strtoul (s, &end, 10);
+      *bad = "config[\"limits.cpu\"]";
+      if (*s == '\0' || *end || n == 0 || n > 256)
+        return cl_error_make (err, 0, "%s: expected a number of CPUs (1-256), got `%s`", *bad, s);
+      o->cpus = (unsigned)n;
+    }
+  if ((v = json_object_get (config, "limits.memory")))
+    {
+      cleanup_free char *s = scalar_string (v);
+      *bad = "config[\"limits.memory\"]";
+      if (cl_parse_size (s, *bad, &o->memory, err) < 0)
+        return -1;
+    }
+  if ((v = json_object_get (config, "root.size")))
+    {
+      cleanup_free char *s = scalar_string (v);
+      *bad = "config[\"root.size\"]";
+      if (cl_parse_size (s, *bad, &o->disk_size, err) < 0)
+        return -1;
+    }
+  *bad = NULL;
+  return 0;
+}
+
+static const char **
+string_array (json_t *a, size_t *n)
+{
+  const char **v = cl_xmalloc0 ((json_array_size (a) + 1) * sizeof *v);
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (a, i, e) v[i] = json_string_value (e);
+  *n = json_array_size (a);
+  return v;
+}
+
+static int
+op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  struct cl_launch_opts o = { 0 };
+  json_t *env = json_object_get (args, "environment"), *v;
+  cleanup_free const char **envv = NULL, **nets = NULL, **ports = NULL, **cmd = NULL;
+  cleanup_free char *envbuf = NULL;
+  const char *bad, *k;
+  size_t ncmd = 0, i = 0;
+  char **kv;
+  int r;
+
+  (void)op;
+  o.name = arg_string (args, "name");
+  o.image = json_string_value (json_object_get (json_object_get (args, "source"), "image"));
+  o.vm = strcmp (arg_string (args, "type"), "virtual-machine") == 0;
+  if (launch_limits (json_object_get (args, "config"), &o, &bad, err) < 0)
+    return -1;
+  kv = cl_xmalloc0 ((json_object_size (env) + 1) * sizeof *kv);
+  json_object_foreach (env, k, v) kv[i++] = cl_strdup_printf ("%s=%s", k, json_string_value (v));
+  o.env = (const char **)kv;
+  o.n_env = i;
+  nets = string_array (json_object_get (args, "networks"), &o.n_networks);
+  o.networks = nets;
+  ports = string_array (json_object_get (args, "ports"), &o.n_ports);
+  o.ports = ports;
+  o.no_network = json_is_true (json_object_get (args, "no_network"));
+  cmd = string_array (json_object_get (args, "command"), &ncmd);
+  o.argv = ncmd ? (char **)cmd : NULL;
+  o.argc = ncmd;
+  o.kernel = arg_string (args, "kernel");
+  o.initrd = arg_string (args, "initrd");
+  o.cmdline = arg_string (args, "cmdline");
+  r = cl_instance_launch (m, &o, err);
+  cl_strv_free (kv);
+  return r;
+}
+
+static const struct api_op_kind kind_create
+    = { "Creating instance", op_create, "instance-created" };
+
+/* A 409 when the instance exists; 0 when it does not (-1 after
+   replying). */
+static int
+check_absent (struct api_call *c, const char *name)
+{
+  json_t *info = instance_info (c, name);
+  if (info)
+    {
+      json_decref (info);
+      api_reply_error (c, 409, "instance `%s` already exists", name);
+      return -1;
+    }
+  /* a quick 409 only: two creates racing meet the manager's own check */
+  return c->resp->status == 404 ? 0 : -1;
+}
+
+static int
+op_copy (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
+}
+
+static const struct api_op_kind kind_copy = { "Copying instance", op_copy, "instance-created" };
+
+/* source.type copy: a stopped copy-on-write copy of an instance. */
+static void
+create_copy (struct api_call *c, const char *name, json_t *source)
+{
+  const char *from = json_string_value (json_object_get (source, "instance"));
+  const char *key;
+  json_t *v, *info;
+
+  json_object_foreach (c->body, key, v)
+  {
+    if (strcmp (key, "name") != 0 && strcmp (key, "source") != 0)
+      {
+        api_reply_bad_field (c, key,
+                             "%s: not taken with source.type copy (the copy has the"
+                             " source's)",
+                             key);
+        return;
+      }
+  }
+  if (from == NULL || json_object_get (source, "image"))
+    {
+      const char *path = from ? "source.image" : "source.instance";
+      api_reply_bad_field (c, path, "%s: %s", path,
+                           from ? "only with source.type image" : "required field missing");
+      return;
+    }
+  if ((info = instance_info (c, from)) == NULL)
+    {
+      api_reply_bad_field (c, "source.instance", "source.instance: instance `%s` not found", from);
+      return;
+    }
+  json_decref (info);
+  if (check_absent (c, name) < 0)
+    return;
+  api_op_start (c, &kind_copy, name, NULL, json_pack ("{s:s, s:s}", "name", name, "source", from));
+}
+
+void
+api_instances_create (struct api_call *c)
+{
+  struct cl_launch_opts o = { 0 };
+  struct cl_image_store *store = NULL;
+  struct cl_image *img = NULL;
+  cl_error_t err = NULL;
+  json_t *source;
+  const char *name, *type, *bad;
+
+  if (api_check_body (c, create_fields, true) < 0)
+    return;
+  name = json_string_value (json_object_get (c->body, "name"));
+  type = json_string_value (json_object_get (c->body, "type"));
+  source = json_object_get (c->body, "source");
+  if (cl_validate_name (name, "name", &err) < 0)
+    {
+      api_reply_bad_field (c, "name", "%s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  if (strcmp (json_string_value (json_object_get (source, "type")), "copy") == 0)
+    {
+      create_copy (c, name, source);
+      return;
+    }
+  if (type == NULL)
+    json_object_set_new (c->body, "type", json_string (type = "container"));
+  if (strcmp (type, "container") != 0 && strcmp (type, "virtual-machine") != 0)
+    {
+      api_reply_bad_field (c, "type", "type: expected container or virtual-machine, got `%s`",
+                           type);
+      return;
+    }
+  if (strcmp (json_string_value (json_object_get (source, "type")), "image") != 0)
+    {
+      api_reply_bad_field (c, "source.type", "source.type: expected image or copy, got `%s`",
+                           json_string_value (json_object_get (source, "type")));
+      return;
+    }
+  if (json_object_get (source, "image") == NULL || json_object_get (source, "instance"))
+    {
+      const char *path = json_object_get (source, "instance") ? "source.instance" : "source.image";
+      api_reply_bad_field (c, path, "%s: %s", path,
+                           json_object_get (source, "instance") ? "only with source.type copy"
+                                                                : "required field missing");
+      return;
+    }
+  if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
+    {
+      api_reply_bad_field (c, bad, "%s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  if (cl_image_store_open (c->ctx->root, &store, &err) < 0)
+    {
+      api_reply_cl_error (c, &err);
+      return;
+    }
+  if (cl_image_resolve (store, json_string_value (json_object_get (source, "image")), &img, &err)
+      < 0)
+    {
+      cl_image_store_close (store);
+      api_reply_bad_field (c, "source.image", "source.image: %s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  cl_image_free (img);
+  cl_image_store_close (store);
+  if (check_absent (c, name) < 0)
+    return;
+  api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
+}
+
+/* ---- one instance ---- */
+
+/* An instance's ETag: what PATCH changes, its config, hashed (FNV-1a,
+   64 bits), quoted. */
+static char *
+instance_etag (json_t *info)
+{
+  cleanup_free char *s
+      = json_dumps (json_object_get (info, "config"), JSON_COMPACT | JSON_SORT_KEYS);
+  uint64_t h = 14695981039346656037ULL;
+
+  for (const char *p = s ? s : ""; *p; p++)
+    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+  return cl_strdup_printf ("\"%016llx\"", (unsigned long long)h);
+}
+
+static void
+reply_instance (struct api_call *c, json_t *info)
+{
+  char *etag = instance_etag (info);
+  api_reply_sync (c, 200, info);
+  c->resp->etag = etag;
+}
+
+void
+api_instance_get (struct api_call *c)
+{
+  json_t *info = instance_info (c, c->params[0]);
+  if (info)
+    reply_instance (c, info);
+}
+
+static const struct api_field patch_config_fields[] = {
+  { "limits.cpu", API_SCALAR, false, NULL },
+  { "limits.memory", API_SCALAR, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+static const struct api_field patch_fields[] = {
+  { "config", API_OBJECT, true, patch_config_fields },
+  { NULL, 0, false, NULL },
+};
+
+/* PATCHes of this process one at a time, so that If-Match holds from
+   the check to the change. */
+static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Applies the body's config; 0, or -1 after replying. */
+static int
+patch_apply (struct api_call *c, struct cl_manager *m)
+{
+  cl_error_t err = NULL;
+  const char *key;
+  json_t *v;
+
+  if (c->if_match && strcmp (c->if_match, "*") != 0)
+    {
+      json_t *info;
+      cleanup_free char *etag = NULL;
+      if (cl_instance_info (m, c->params[0], &info, &err) < 0)
+        {
+          api_reply_cl_error (c, &err);
+          return -1;
+        }
+      etag = instance_etag (info);
+      json_decref (info);
+      if (strcmp (etag, c->if_match) != 0)
+        {
+          api_reply_error (c, 412, "instance `%s` changed since you read it (ETag %s, If-Match %s)",
+                           c->params[0], etag, c->if_match);
+          return -1;
+        }
+    }
+  json_object_foreach (json_object_get (c->body, "config"), key, v)
+  {
+    cleanup_free char *value = scalar_string (v);
+    if (cl_instance_config_set (m, c->params[0], key, value, &err) < 0)
+      {
+        if (api_error_status (err->msg) == 400)
+          {
+            cleanup_free char *path = api_path_join ("config", key);
+            api_reply_bad_field (c, path, "%s: %s", path, err->msg);
+            cl_error_release (&err);
+          }
+        else
+          api_reply_cl_error (c, &err);
+        return -1;
+      }
+  }
+  return 0;
+}
+
+void
+api_instance_patch (struct api_call *c)
+{
+  struct cl_launch_opts o = { 0 };
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+  const char *bad;
+  json_t *info;
+  int r;
+
+  if (api_check_body (c, patch_fields, true) < 0)
+    return;
+  /* every value checked before any is applied */
+  if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
+    {
+      api_reply_bad_field (c, bad, "%s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  if ((m = manager_get (c)) == NULL)
+    return;
+  pthread_mutex_lock (&patch_lock);
+  r = patch_apply (c, m);
+  pthread_mutex_unlock (&patch_lock);
+  if (r < 0)
+    {
+      api_manager_put (c->ctx, m);
+      return;
+    }
+  if (manager_put (c, m, cl_instance_info (m, c->params[0], &info, &err), &err) < 0)
+    return;
+  {
+    cleanup_free char *url = api_url ("/1.0/instances/", c->params[0]);
+    api_lifecycle (c->ctx, "instance-updated", url);
+  }
+  reply_instance (c, info);
+}
+
+static int
+op_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_instance_delete (m, arg_string (args, "name"),
+                             json_is_true (json_object_get (args, "force")), err);
+}
+
+static const struct api_op_kind kind_delete
+    = { "Deleting instance", op_delete, "instance-deleted" };
+
+void
+api_instance_delete (struct api_call *c)
+{
+  json_t *info;
+  bool force;
+
+  if (api_check_body (c, no_fields, false) < 0 || api_query_bool (c, "force", false, &force) < 0)
+    return;
+  if ((info = instance_info (c, c->params[0])) == NULL)
+    return;
+  if (info_running (info) && !force)
+    {
+      json_decref (info);
+      api_reply_error (c, 409, "instance `%s` is running: stop it first or use force=1",
+                       c->params[0]);
+      return;
+    }
+  json_decref (info);
+  api_op_start (c, &kind_delete, c->params[0], NULL,
+                json_pack ("{s:s, s:b}", "name", c->params[0], "force", force));
+}
+
+/* ---- state ---- */
+
+void
+api_instance_state_get (struct api_call *c)
+{
+  json_t *info = instance_info (c, c->params[0]), *state;
+
+  if (info == NULL)
+    return;
+  state = json_pack ("{s:O, s:O, s:O, s:O}", "status", json_object_get (info, "status"), "pid",
+                     json_object_get (info, "pid"), "monitor_pid",
+                     json_object_get (info, "monitor_pid"), "exit_code",
+                     json_object_get (info, "exit_code"));
+  json_decref (info);
+  api_reply_sync (c, 200, state);
+}
+
+static int
+op_start (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_instance_start (m, arg_string (args, "name"), err);
+}
+
+static int
+op_stop (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_instance_stop (m, arg_string (args, "name"),
+                           (int)json_integer_value (json_object_get (args, "timeout")),
+                           json_is_true (json_object_get (args, "force")), err);
+}
+
+static int
+op_restart (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  bool force = json_is_true (json_object_get (args, "force"));
+  (void)op;
+  return cl_instance_restart (
+      m, arg_string (args, "name"),
+      force ? 0 : (int)json_integer_value (json_object_get (args, "timeout")), err);
+}
+
+static const struct api_op_kind kind_start = { "Starting instance", op_start, "instance-started" };
+static const struct api_op_kind kind_stop = { "Stopping instance", op_stop, "instance-stopped" };
+static const struct api_op_kind kind_restart
+    = { "Restarting instance", op_restart, "instance-restarted" };
+
+static const struct api_field state_fields[] = {
+  { "action", API_STRING, true, NULL },
+  { "timeout", API_INT, false, NULL },
+  { "force", API_BOOL, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+void
+api_instance_state_put (struct api_call *c)
+{
+  const struct api_op_kind *kind;
+  const char *action;
+  json_int_t timeout = 10;
+  json_t *info;
+  bool running;
+
+  if (api_check_body (c, state_fields, true) < 0)
+    return;
+  action = json_string_value (json_object_get (c->body, "action"));
+  if (strcmp (action, "start") == 0)
+    kind = &kind_start;
+  else if (strcmp (action, "stop") == 0)
+    kind = &kind_stop;
+  else if (strcmp (action, "restart") == 0)
+    kind = &kind_restart;
+  else
+    {
+      api_reply_bad_field (c, "action", "action: expected start, stop or restart, got `%s`",
+                           action);
+      return;
+    }
+  if (json_object_get (c->body, "timeout"))
+    timeout = json_integer_value (json_object_get (c->body, "timeout"));
+  if (timeout < 0 || timeout > 3600)
+    {
+      api_reply_bad_field (c, "timeout", "timeout: expected seconds, 0-3600, got %lld",
+                           (long long)timeout);
+      return;
+    }
+  if ((info = instance_info (c, c->params[0])) == NULL)
+    return;
+  running = info_running (info);
+  json_decref (info);
+  if (kind == &kind_start && running)
+    {
+      api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
+      return;
+    }
+  if (kind == &kind_stop && !running)
+    {
+      api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
+      return;
+    }
+  api_op_start (c, kind, c->params[0], NULL,
+                json_pack ("{s:s, s:I, s:b}", "name", c->params[0], "timeout", timeout, "force",
+                           json_is_true (json_object_get (c->body, "force"))));
+}
+
+/* ---- logs ---- */
+
+void
+api_instance_logs (struct api_call *c)
+{
+  struct cl_manager *m;
+  cl_error_t err = NULL;
+  cleanup_free char *path = NULL, *buf = NULL;
+  cleanup_file FILE *f = NULL;
+  long size;
+  size_t n = 0;
+
+  if ((m = manager_get (c)) == NULL
+      || manager_put (c, m, cl_instance_log_path (m, c->params[0], &path, &err), &err) < 0)
+    return;
+  f = fopen (path, "re");
+  if (f == NULL && errno != ENOENT)
+    {
+      api_reply_error (c, 500, "open `%s`: %s", path, strerror (errno));
+      return;
+    }
+  if (f && fseek (f, 0, SEEK_END) == 0 && (size = ftell (f)) > 0)
+    {
+      /* the last LOG_LIMIT bytes of a larger log */
+      long from = size > (long)LOG_LIMIT ? size - (long)LOG_LIMIT : 0;
+      buf = cl_xmalloc0 ((size_t)(size - from) + 1);
+      fseek (f, from, SEEK_SET);
+      n = fread (buf, 1, (size_t)(size - from), f);
+    }
+  cl_api_response_clear (c->resp);
+  c->resp->status = 200;
+  c->resp->content_type = "text/plain; charset=utf-8";
+  c->resp->raw = buf ? steal_pointer (&buf) : strdup ("");
+  c->resp->raw_len = n;
+}
+
+/* ---- snapshots ---- */
+
+/* The snapshot list of an instance, or NULL after replying. */
+static json_t *
+snapshot_list (struct api_call *c)
+{
+  struct cl_manager *m = manager_get (c);
+  cl_error_t err = NULL;
+  json_t *list = NULL;
+
+  if (m)
+    manager_put (c, m, cl_snapshot_list (m, c->params[0], &list, &err), &err);
+  return list;
+}
+
+/* The snapshot c->params[1], or NULL after replying 404. */
+static json_t *
+snapshot_find (struct api_call *c)
+{
+  json_t *list = snapshot_list (c), *e, *found = NULL;
+  size_t i;
+
+  if (list == NULL)
+    return NULL;
+  json_array_foreach (
+      list, i, e) if (strcmp (json_string_value (json_object_get (e, "name")), c->params[1]) == 0)
+      found
+      = json_incref (e);
+  json_decref (list);
+  if (found == NULL)
+    api_reply_error (c, 404, "snapshot `%s` of instance `%s` not found", c->params[1],
+                     c->params[0]);
+  return found;
+}
+
+static char *
+snapshot_url (const char *instance, const char *snap)
+{
+  cleanup_free char *base = api_url ("/1.0/instances/", instance);
+  cleanup_free char *prefix = cl_strdup_printf ("%s/snapshots/", base);
+  return api_url (prefix, snap);
+}
+
+void
+api_snapshots_list (struct api_call *c)
+{
+  json_t *list;
+  long recursion;
+
+  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (list = snapshot_list (c)) == NULL)
+    return;
+  if (recursion == 0)
+    {
+      cleanup_free char *base = api_url ("/1.0/instances/", c->params[0]);
+      cleanup_free char *prefix = cl_strdup_printf ("%s/snapshots/", base);
+      api_names_to_urls (list, prefix);
+    }
+  api_reply_sync (c, 200, list);
+}
+
+static int
+op_snapshot_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_snapshot_create (m, arg_string (args, "name"), arg_string (args, "snapshot"),
+                             json_is_true (json_object_get (args, "stateful")), err);
+}
+
+static int
+op_snapshot_restore (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_snapshot_restore (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
+}
+
+static int
+op_snapshot_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_snapshot_delete (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
+}
+
+static const struct api_op_kind kind_snapshot_create
+    = { "Snapshotting instance", op_snapshot_create, "instance-snapshot-created" };
+static const struct api_op_kind kind_snapshot_restore
+    = { "Restoring snapshot", op_snapshot_restore, "instance-snapshot-restored" };
+static const struct api_op_kind kind_snapshot_delete
+    = { "Deleting snapshot", op_snapshot_delete, "instance-snapshot-deleted" };
+
+static const struct api_field snapshot_create_fields[] = {
+  { "name", API_STRING, true, NULL },
+  { "stateful", API_BOOL, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+/* Starts a snapshot operation on c->params[0] and snapshot `snap`. */
+static void
+snapshot_op (struct api_call *c, const struct api_op_kind *kind, const char *snap, bool stateful)
+{
+  cleanup_free char *url = snapshot_url (c->params[0], snap);
+  api_op_start (
+      c, kind, c->params[0], url,
+      json_pack ("{s:s, s:s, s:b}", "name", c->params[0], "snapshot", snap, "stateful", stateful));
+}
+
+void
+api_snapshots_create (struct api_call *c)
+{
+  cl_error_t err = NULL;
+  const char *snap;
+  json_t *info;
+
+  if (api_check_body (c, snapshot_create_fields, true) < 0)
+    return;
+  snap = json_string_value (json_object_get (c->body, "name"));
+  if (cl_validate_name (snap, "name", &err) < 0)
+    {
+      api_reply_bad_field (c, "name", "%s", err->msg);
+      cl_error_release (&err);
+      return;
+    }
+  if ((info = instance_info (c, c->params[0])) == NULL)
+    return;
+  json_decref (info);
+  snapshot_op (c, &kind_snapshot_create, snap,
+               json_is_true (json_object_get (c->body, "stateful")));
+}
+
+void
+api_snapshot_get (struct api_call *c)
+{
+  json_t *snap = snapshot_find (c);
+  if (snap)
+    api_reply_sync (c, 200, snap);
+}
+
+/* restore and delete: an existing snapshot, no body fields */
+static void
+snapshot_action (struct api_call *c, const struct api_op_kind *kind)
+{
+  json_t *snap;
+
+  if (api_check_body (c, no_fields, false) < 0 || (snap = snapshot_find (c)) == NULL)
+    return;
+  json_decref (snap);
+  snapshot_op (c, kind, c->params[1], false);
+}
+
+void
+api_snapshot_restore (struct api_call *c)
+{
+  snapshot_action (c, &kind_snapshot_restore);
+}
+
+void
+api_snapshot_delete (struct api_call *c)
+{
+  snapshot_action (c, &kind_snapshot_delete);
+}

@@ -1,0 +1,193 @@
+/* Shared by the files of src/api only. */
+#ifndef CLOISON_API_INTERNAL_H
+#define CLOISON_API_INTERNAL_H
+
+#include "api/api.h"
+#include "manager/manager.h"
+
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdint.h>
+
+#define API_EVENT_RING 512
+#define API_MANAGER_POOL 8
+#define API_OPS_KEPT 1000
+
+struct api_op;
+
+struct cl_api_ctx
+{
+  char *root;
+  size_t body_limit;
+  pthread_mutex_t lock;
+  /* broadcast when an operation changes status, an event is appended, or
+     the context shuts down */
+  pthread_cond_t changed;
+  bool closing;
+  sqlite3 *db;        /* the api_operations table; used under lock */
+  struct api_op *ops; /* newest first */
+  uint64_t op_seq;
+  int workers; /* operation threads alive */
+  /* events: the last API_EVENT_RING, event number n at ring[n % size] */
+  json_t *ring[API_EVENT_RING];
+  uint64_t ev_next;
+  /* the watcher (watch.c): each instance's status as last seen or as an
+     operation left it; NULL when nothing watches */
+  json_t *known;
+  pthread_t watcher;
+  /* idle manager handles for synchronous requests */
+  struct cl_manager *pool[API_MANAGER_POOL];
+  size_t n_pool;
+};
+
+/* One request being handled. */
+struct api_call
+{
+  struct cl_api_ctx *ctx;
+  const char *method;
+  char *params[2]; /* decoded path parameters, in order */
+  json_t *query;   /* object: decoded key -> string */
+  json_t *body;    /* the parsed body; NULL when empty */
+  const char *if_match;
+  struct cl_api_response *resp;
+};
+
+typedef void (*api_handler_fn) (struct api_call *c);
+
+struct api_route
+{
+  struct cl_api_route_info info;
+  api_handler_fn fn;
+};
+
+/* --- router.c: responses --- */
+void api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
+void api_reply_error (struct api_call *c, int status, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* 400 naming the body's field `path`. */
+void api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
+    __attribute__ ((format (printf, 3, 4)));
+/* A library error: its status read from the message (not found: 404,
+   conflicts: 409, bad values: 400, else 500); releases *err. */
+void api_reply_cl_error (struct api_call *c, cl_error_t *err);
+int api_error_status (const char *msg);
+/* Query parameters: absent gives def; a bad value replies 400 and
+   returns -1. */
+int api_query_bool (struct api_call *c, const char *key, bool def, bool *out);
+int api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out);
+/* Replaces each object of `list` with prefix + its "name" (recursion=0). */
+void api_names_to_urls (json_t *list, const char *prefix);
+/* "/1.0/instances/" + name, percent-encoded where needed (caller frees). */
+char *api_url (const char *prefix, const char *name);
+
+/* --- input.c: request bodies --- */
+enum api_field_type
+{
+  API_STRING,
+  API_BOOL,
+  API_INT,
+  API_OBJECT, /* checked against sub */
+  API_STRING_ARRAY,
+  API_STRING_MAP, /* object of strings */
+  API_SCALAR,     /* string or integer (config values) */
+};
+
+struct api_field
+{
+  const char *name;
+  enum api_field_type type;
+  bool required;
+  const struct api_field *sub; /* API_OBJECT: its fields, ended by { NULL } */
+};
+
+/* Checks c->body (NULL: an empty body, taken as {} unless body_required)
+   against spec: unknown fields, missing required ones, wrong types.
+   Replies 400 with the field's path and returns -1 when it does not fit. */
+int api_check_body (struct api_call *c, const struct api_field *spec, bool body_required);
+/* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
+char *api_path_join (const char *ctx, const char *key);
+
+/* --- ctx.c: manager handles for synchronous requests --- */
+int api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
+void api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
+
+/* --- operations.c --- */
+/* What an operation does in its worker thread, with the worker's own
+   manager handle; `args` is the operation's input (JSON object). */
+typedef int (*api_op_fn) (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err);
+
+struct api_op_kind
+{
+  const char *description; /* "Creating instance" */
+  api_op_fn fn;
+  const char *lifecycle_action; /* event on success: "instance-created" */
+};
+
+/* Starts an operation on `instance` (its ordering key, and its resource)
+   and replies 202.  `source`: the lifecycle event's (NULL: the instance's
+   URL).  Steals args. */
+void api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
+                   const char *source, json_t *args);
+/* The general form: `key` orders operations (an instance name, or
+   "image:REF"), `resources` is the operation's (stolen); instance: the
+   watcher is told the status the operation leaves. */
+void api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                       json_t *resources, const char *source, bool instance, json_t *args);
+/* From an operation's worker: its metadata (stolen; progress, result),
+   sent as an operation event; source (optional) replaces the lifecycle
+   event's. */
+void api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source);
+struct cl_api_ctx *api_op_ctx (struct api_op *op);
+int api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err);
+void api_ops_free (struct cl_api_ctx *ctx);
+void api_operations_list (struct api_call *c);
+void api_operation_get (struct api_call *c);
+void api_operation_wait (struct api_call *c);
+void api_operation_cancel (struct api_call *c);
+
+/* Is an operation on `instance` still to end?  (lock held) */
+bool api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
+
+/* --- watch.c --- */
+/* After an operation on `instance`: records the status it left (m: the
+   operation's handle), so that the watcher does not report it again. */
+void api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
+void api_watch_stop (struct cl_api_ctx *ctx);
+
+/* --- events.c --- */
+/* Appends an event {"type","timestamp","metadata"}; steals metadata.
+   Call with ctx->lock held (locked) or not. */
+void api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked);
+/* A lifecycle event: {"action": action, "source": source}. */
+void api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source);
+void api_events_get (struct api_call *c);
+void api_events_free_ring (struct cl_api_ctx *ctx);
+/* RFC 3339 UTC time of `t` (seconds since the epoch) into buf. */
+void api_time_string (int64_t t, char *buf, size_t len);
+
+/* --- instances.c --- */
+void api_instances_list (struct api_call *c);
+void api_instances_create (struct api_call *c);
+void api_instance_get (struct api_call *c);
+void api_instance_patch (struct api_call *c);
+void api_instance_delete (struct api_call *c);
+void api_instance_state_get (struct api_call *c);
+void api_instance_state_put (struct api_call *c);
+void api_instance_logs (struct api_call *c);
+void api_snapshots_list (struct api_call *c);
+void api_snapshots_create (struct api_call *c);
+void api_snapshot_get (struct api_call *c);
+void api_snapshot_restore (struct api_call *c);
+void api_snapshot_delete (struct api_call *c);
+
+/* --- images.c, networks.c --- */
+void api_images_list (struct api_call *c);
+void api_images_create (struct api_call *c);
+void api_image_get (struct api_call *c);
+void api_image_delete (struct api_call *c);
+void api_networks_list (struct api_call *c);
+void api_networks_create (struct api_call *c);
+void api_network_get (struct api_call *c);
+void api_network_delete (struct api_call *c);
+
+#endif
