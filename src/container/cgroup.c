@@ -1,7 +1,7 @@
 /* The container's cgroups: where the hierarchies are, which directory the
    container gets in each, and the life of those directories (create, join,
    freeze, signal, remove, save).  Resource files are written by
-   cgroup_resources.c, device rules by cgroup_devices.c.
+   cgroup_resources.c (through cgroup_files.c), device rules by cgroup_devices.c.
 
    Paths follow runc's cgroupfs driver: an absolute linux.cgroupsPath is
    taken from each hierarchy's root; a relative one from the caller's own
@@ -174,116 +174,6 @@ make_dirs (const char *mount, const char *rel, bool cpuset, int *created, cl_err
     }
 }
 
-static void
-enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
-{
-  /* Each ancestor of the leaf must delegate the controllers to its
-     children, from the top down. */
-  cleanup_free char *full = cl_path_join_clean (mount, rel, NULL);
-  size_t base = strlen (mount);
-  char *save = NULL;
-  cleanup_free char *copy = strdup (wanted);
-
-  for (char *p = full + base;; p++)
-    {
-      if (*p == '/' || *p == '\0')
-        {
-          char saved = *p;
-          cleanup_free char *file = NULL;
-          cleanup_free char *ctrl_copy = strdup (copy);
-          *p = '\0';
-          if (saved == '\0')
-            break;
-          file = cl_strdup_printf ("%s/cgroup.subtree_control", *full ? full : "/");
-          for (char *c = strtok_r (ctrl_copy, " \n", &save); c; c = strtok_r (NULL, " \n", &save))
-            {
-              cleanup_free char *line = cl_strdup_printf ("+%s", c);
-              int fd = open (file, O_WRONLY | O_CLOEXEC);
-              if (fd >= 0)
-                {
-                  if (write (fd, line, strlen (line)) < 0)
-                    cl_debug ("cgroup: %s in %s: %s", line, file, strerror (errno));
-                  close (fd);
-                }
-            }
-          *p = saved;
-        }
-    }
-}
-
-struct cl_cgroup_dir *
-cl_cgroup_dir_for (struct cl_cgroup *cg, const char *controller)
-{
-  for (size_t i = 0; i < cg->n_dirs; i++)
-    if (!cg->dirs[i].v2 && list_has (cg->dirs[i].controllers, controller))
-      return &cg->dirs[i];
-  for (size_t i = 0; i < cg->n_dirs; i++)
-    if (cg->dirs[i].v2)
-      {
-        /* Core files (cgroup.*) live in every v2 directory. */
-        if (strcmp (controller, "cgroup") == 0
-            || cl_list_has (cg->unified_controllers, controller, ' '))
-          return &cg->dirs[i];
-      }
-  return NULL;
-}
-
-static char *
-dir_file (struct cl_cgroup_dir *d, const char *file)
-{
-  return cl_strdup_printf ("%s/%s", d->path, file);
-}
-
-bool
-cl_cgroup_has_file (struct cl_cgroup *cg, const char *controller, const char *file)
-{
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
-  cleanup_free char *path = NULL;
-  if (d == NULL)
-    return false;
-  path = dir_file (d, file);
-  return access (path, F_OK) == 0;
-}
-
-int
-cl_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file,
-                 const char *value, const char *field, cl_error_t *err)
-{
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
-  cleanup_free char *path = NULL;
-  cleanup_close int fd = -1;
-
-  if (d == NULL)
-    return cl_error_make (err, 0, "%s: the %s controller is not available on this host", field,
-                          controller);
-  path = dir_file (d, file);
-  fd = open (path, O_WRONLY | O_CLOEXEC);
-  if (fd < 0 && errno == ENOENT && d->v2)
-    {
-      /* On a hybrid host the unified controllers are enabled on demand. */
-      cleanup_free char *rel = strdup (d->path + strlen (d->mount));
-      enable_v2_controllers (d->mount, rel, controller);
-      fd = open (path, O_WRONLY | O_CLOEXEC);
-    }
-  if (fd < 0)
-    return cl_error_errno (err, "%s: open `%s`", field, path);
-  if (write (fd, value, strlen (value)) < 0)
-    return cl_error_errno (err, "%s: write `%s` to `%s`", field, value, path);
-  return 0;
-}
-
-int
-cl_cgroup_read (struct cl_cgroup *cg, const char *controller, const char *file, char **out,
-                cl_error_t *err)
-{
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
-  cleanup_free char *path = NULL;
-  if (d == NULL)
-    return cl_error_make (err, 0, "the %s controller is not available on this host", controller);
-  path = dir_file (d, file);
-  return cl_read_file (path, out, NULL, err);
-}
-
 static int
 read_unified_controllers (struct cl_cgroup *cg, const char *mount)
 {
@@ -333,7 +223,7 @@ move_pid (struct cl_cgroup *cg, pid_t pid, cl_error_t *err)
   snprintf (buf, sizeof buf, "%d", (int) pid);
   for (size_t i = 0; i < cg->n_dirs; i++)
     {
-      cleanup_free char *path = dir_file (&cg->dirs[i], "cgroup.procs");
+      cleanup_free char *path = cl_cgroup_dir_file (&cg->dirs[i], "cgroup.procs");
       cl_error_t e = NULL;
       if (cl_write_file (path, buf, strlen (buf), 0, &e) < 0)
         {
@@ -444,7 +334,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
       if (default_path && d->created < 2)
         d->created = 2;
       if (d->v2 && cg->mode == CL_CGROUP_V2)
-        enable_v2_controllers (d->mount, rel, cg->unified_controllers);
+        cl_cgroup_enable_v2_controllers (d->mount, rel, cg->unified_controllers);
     }
   free (h);
   h = NULL;
@@ -550,7 +440,7 @@ cl_cgroup_pids (struct cl_cgroup *cg, pid_t **pids, size_t *n, cl_error_t *err)
 static int
 freeze_v1 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 {
-  cleanup_free char *path = dir_file (d, "freezer.state");
+  cleanup_free char *path = cl_cgroup_dir_file (d, "freezer.state");
   const char *want = frozen ? "FROZEN" : "THAWED";
   for (int i = 0; i < 2000; i++)
     {
@@ -579,8 +469,8 @@ freeze_v1 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 static int
 freeze_v2 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 {
-  cleanup_free char *path = dir_file (d, "cgroup.freeze");
-  cleanup_free char *events = dir_file (d, "cgroup.events");
+  cleanup_free char *path = cl_cgroup_dir_file (d, "cgroup.freeze");
+  cleanup_free char *events = cl_cgroup_dir_file (d, "cgroup.events");
   const char *want = frozen ? "frozen 1" : "frozen 0";
   cl_error_t e = NULL;
 
@@ -628,7 +518,7 @@ cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
     for (size_t i = 0; i < cg->n_dirs; i++)
       if (cg->dirs[i].v2)
         {
-          cleanup_free char *path = dir_file (&cg->dirs[i], "cgroup.kill");
+          cleanup_free char *path = cl_cgroup_dir_file (&cg->dirs[i], "cgroup.kill");
           if (access (path, F_OK) == 0 && cl_write_file (path, "1", 1, 0, &ignored) == 0)
             return 0;
           cl_error_release (&ignored);

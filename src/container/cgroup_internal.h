@@ -51,6 +51,12 @@ char *cl_path_join_clean (const char *a, const char *b, const char *c);
 /* Is `name` one of the words of `list`, separated by `sep`? */
 bool cl_list_has (const char *list, const char *name, char sep);
 
+/* The files of the container's directories (cgroup_files.c). */
+/* DIR/FILE (caller frees). */
+char *cl_cgroup_dir_file (struct cl_cgroup_dir *d, const char *file);
+/* Makes each ancestor of MOUNT/REL delegate the `wanted` controllers
+   (space-separated) to its children, from the top down. */
+void cl_cgroup_enable_v2_controllers (const char *mount, const char *rel, const char *wanted);
 /* The directory holding `controller` (v1 hierarchy first, then the unified
    one when it offers that controller); NULL when nowhere. */
 struct cl_cgroup_dir *cl_cgroup_dir_for (struct cl_cgroup *cg, const char *controller);

@@ -47,8 +47,4 @@ char **cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs);
 /* Writes "0" into each file: the caller's thread joins those cgroups. */
 int cgroup_join_self (char **files, cl_error_t *err);
 
-/* Opens `path` inside the directory `rootfd` as if it were `/`
-   (openat2 RESOLVE_IN_ROOT): symlinks cannot lead out. */
-int open_in_root (int rootfd, const char *path, int flags, mode_t mode);
-
 #endif

@@ -139,17 +139,6 @@ set_rlimits (json_t *process, cl_error_t *err)
 #define IOPRIO_WHO_PROCESS 1
 #define IOPRIO_CLASS_SHIFT 13
 
-int
-process_ioprio_class (const char *name)
-{
-  static const char *const classes[]
-      = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE", "IOPRIO_CLASS_IDLE" };
-  for (int i = 0; i < 4; i++)
-    if (strcmp (classes[i], name) == 0)
-      return i;
-  return -1;
-}
-
 static int
 set_io_priority (json_t *process, cl_error_t *err)
 {
@@ -161,8 +150,7 @@ set_io_priority (json_t *process, cl_error_t *err)
   cls = json_string_value (json_object_get (io, "class"));
   prio = (int)json_integer_value (json_object_get (io, "priority"));
   if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
-               (process_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio)
-      < 0)
+               (spec_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
     return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
   return 0;
 }
@@ -176,32 +164,6 @@ struct sched_attr_v1
   uint64_t sched_runtime, sched_deadline, sched_period;
 };
 
-static const char *const sched_policies[]
-    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR",      "SCHED_BATCH",
-        "SCHED_ISO",   "SCHED_IDLE", "SCHED_DEADLINE" };
-static const char *const sched_flag_names[]
-    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM",     "SCHED_FLAG_DL_OVERRUN",
-        "SCHED_FLAG_KEEP_POLICY",   "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN",
-        "SCHED_FLAG_UTIL_CLAMP_MAX" };
-
-int
-process_sched_policy (const char *name)
-{
-  for (int i = 0; i < (int)(sizeof sched_policies / sizeof sched_policies[0]); i++)
-    if (i != 4 && strcmp (sched_policies[i], name) == 0)
-      return i;
-  return -1;
-}
-
-int
-process_sched_flag (const char *name)
-{
-  for (int i = 0; i < (int)(sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
-    if (strcmp (sched_flag_names[i], name) == 0)
-      return 1 << i;
-  return -1;
-}
-
 static int
 set_scheduler (json_t *process, cl_error_t *err)
 {
@@ -211,15 +173,14 @@ set_scheduler (json_t *process, cl_error_t *err)
 
   if (sc == NULL)
     return 0;
-  attr.sched_policy
-      = (uint32_t)process_sched_policy (json_string_value (json_object_get (sc, "policy")));
-  attr.sched_nice = (int32_t)json_integer_value (json_object_get (sc, "nice"));
-  attr.sched_priority = (uint32_t)json_integer_value (json_object_get (sc, "priority"));
-  attr.sched_runtime = (uint64_t)json_integer_value (json_object_get (sc, "runtime"));
-  attr.sched_deadline = (uint64_t)json_integer_value (json_object_get (sc, "deadline"));
-  attr.sched_period = (uint64_t)json_integer_value (json_object_get (sc, "period"));
-  json_array_foreach (json_object_get (sc, "flags"), i, f) attr.sched_flags
-      |= (uint64_t)process_sched_flag (json_string_value (f));
+  attr.sched_policy = (uint32_t) spec_sched_policy (json_string_value (json_object_get (sc, "policy")));
+  attr.sched_nice = (int32_t) json_integer_value (json_object_get (sc, "nice"));
+  attr.sched_priority = (uint32_t) json_integer_value (json_object_get (sc, "priority"));
+  attr.sched_runtime = (uint64_t) json_integer_value (json_object_get (sc, "runtime"));
+  attr.sched_deadline = (uint64_t) json_integer_value (json_object_get (sc, "deadline"));
+  attr.sched_period = (uint64_t) json_integer_value (json_object_get (sc, "period"));
+  json_array_foreach (json_object_get (sc, "flags"), i, f)
+  attr.sched_flags |= (uint64_t) spec_sched_flag (json_string_value (f));
   if (syscall (SYS_sched_setattr, 0, &attr, 0) < 0)
     return cl_error_errno (err, "process.scheduler: sched_setattr");
   return 0;

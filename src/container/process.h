@@ -33,12 +33,6 @@ struct process_setup
 /* Closes every fd >= 3 except 3 .. 3+preserve-1 and those in keep[]
    (CVE-2024-21626: nothing of the host leaks into the container). */
 void process_close_fds (int preserve, const int *keep, int nkeep);
-/* "IOPRIO_CLASS_BE" -> 2; -1 when unknown. */
-int process_ioprio_class (const char *name);
-/* "SCHED_RR" -> SCHED_RR, "SCHED_FLAG_RECLAIM" -> its bit; -1 when
-   unknown. */
-int process_sched_policy (const char *name);
-int process_sched_flag (const char *name);
 /* Everything that needs no start signal; *exe receives the program path
    resolved with the process's PATH. */
 int process_prepare (struct process_setup *ps, char **exe, cl_error_t *err);

@@ -1,4 +1,5 @@
 #include "container/rootfs.h"
+#include "container/init_ctx.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"

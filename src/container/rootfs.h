@@ -6,26 +6,10 @@
 #define CLOISON_CONTAINER_ROOTFS_H
 
 #include "common/error.h"
-#include "container/init.h"
+#include "container/init_ctx.h"
 
 #include <jansson.h>
 #include <stdbool.h>
-
-struct init_ctx
-{
-  struct init_args *a;
-  json_t *linux_obj;
-  int rootfd;
-  int devnull; /* the host's /dev/null, checked to be the 1:3 char device */
-  int console_slave;
-  bool dev_is_tmpfs;
-  bool have_go;
-};
-
-
-/* Waits (once) for the runtime's GO: ids mapped; starts the cgroup and
-   time namespaces (init.c). */
-int init_wait_go (struct init_ctx *c, cl_error_t *err);
 
 /* CVE-2025-31133: the host's /dev/null, opened and checked (1:3) before
    the container can touch anything; masked files are bound from it. */

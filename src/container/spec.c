@@ -5,7 +5,6 @@
 #include "common/util.h"
 #include "container/caps.h"
 #include "container/cgroup.h"
-#include "container/process.h"
 #include "container/seccomp.h"
 
 #include <errno.h>
@@ -102,6 +101,41 @@ spec_rlimit_resource (const char *name)
   for (size_t i = 0; i < sizeof rlimits / sizeof rlimits[0]; i++)
     if (strcmp (rlimits[i].name, name) == 0)
       return rlimits[i].resource;
+  return -1;
+}
+
+int
+spec_ioprio_class (const char *name)
+{
+  static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
+                                         "IOPRIO_CLASS_IDLE" };
+  for (int i = 0; i < 4; i++)
+    if (strcmp (classes[i], name) == 0)
+      return i;
+  return -1;
+}
+
+static const char *const sched_policies[]
+    = { "SCHED_OTHER", "SCHED_FIFO", "SCHED_RR", "SCHED_BATCH", "SCHED_ISO", "SCHED_IDLE", "SCHED_DEADLINE" };
+static const char *const sched_flag_names[]
+    = { "SCHED_FLAG_RESET_ON_FORK", "SCHED_FLAG_RECLAIM", "SCHED_FLAG_DL_OVERRUN", "SCHED_FLAG_KEEP_POLICY",
+        "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX" };
+
+int
+spec_sched_policy (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_policies / sizeof sched_policies[0]); i++)
+    if (i != 4 && strcmp (sched_policies[i], name) == 0)
+      return i;
+  return -1;
+}
+
+int
+spec_sched_flag (const char *name)
+{
+  for (int i = 0; i < (int) (sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
+    if (strcmp (sched_flag_names[i], name) == 0)
+      return 1 << i;
   return -1;
 }
 
@@ -244,7 +278,7 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
     return 0;
   if (cl_json_string (sc, c, "policy", &policy, err) < 0)
     return -1;
-  if (policy == NULL || process_sched_policy (policy) < 0)
+  if (policy == NULL || spec_sched_policy (policy) < 0)
     return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
   if (cl_json_int64 (sc, c, "nice", &nice, err) < 0
       || cl_json_int64 (sc, c, "priority", &prio, err) < 0
@@ -277,7 +311,7 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
   {
     cleanup_free char *fc = cl_json_path (c, "flags");
     const char *name = json_string_value (f);
-    if (!json_is_string (f) || process_sched_flag (name) < 0)
+    if (!json_is_string (f) || spec_sched_flag (name) < 0)
       return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
     if (strncmp (name, "SCHED_FLAG_UTIL_CLAMP", 21) == 0)
       return cl_error_make (err, 0,
@@ -383,7 +417,7 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       if (cl_json_string (io, c, "class", &cls, err) < 0
           || cl_json_int64 (io, c, "priority", &prio, err) < 0)
         return -1;
-      if (cls == NULL || process_ioprio_class (cls) < 0)
+      if (cls == NULL || spec_ioprio_class (cls) < 0)
         return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
       if (prio < 0 || prio > 7)
         return field_error (c, "priority", err, "%s", "must be between 0 and 7");

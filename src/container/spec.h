@@ -1,6 +1,6 @@
 /* config.json: loading, validation with errors that name the field, the
    default spec, and the translations both the creator and the init need
-   (namespace types, mount options, rlimits). */
+   (namespace types, mount options, rlimits, I/O and scheduler classes). */
 #ifndef CLOISON_CONTAINER_SPEC_H
 #define CLOISON_CONTAINER_SPEC_H
 
@@ -51,6 +51,13 @@ int spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_
 
 /* "RLIMIT_NOFILE" -> RLIMIT_NOFILE, -1 when unknown. */
 int spec_rlimit_resource (const char *name);
+
+/* "IOPRIO_CLASS_BE" -> 2; -1 when unknown. */
+int spec_ioprio_class (const char *name);
+/* "SCHED_RR" -> SCHED_RR, "SCHED_FLAG_RECLAIM" -> its bit; -1 when
+   unknown. */
+int spec_sched_policy (const char *name);
+int spec_sched_flag (const char *name);
 
 json_t *spec_default (bool rootless);
 json_t *spec_features (void);

@@ -1,9 +1,8 @@
 /* cloison image import: OCI image layouts (directory or archive),
-   docker-archives, plain rootfs tarballs, and the built-in images. */
+   docker-archives, plain rootfs tarballs. */
 #include "image/internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
-#include "common/paths.h"
 #include "common/util.h"
 
 #include <archive.h>
@@ -385,8 +384,8 @@ is_compressed (const char *path)
          || (magic[0] == 'B' && magic[1] == 'Z' && magic[2] == 'h');   /* bzip2 */
 }
 
-static int
-import_rootfs_tar (struct cl_image_store *s, const char *path, const char *name,
+int
+cl_image_import_rootfs_tar (struct cl_image_store *s, const char *path, const char *name,
                    const char *source, const struct cl_image_import_opts *opts, char **id_out,
                    cl_error_t *err)
 {
@@ -479,7 +478,7 @@ import_archive (struct cl_image_store *s, const char *path, const struct cl_imag
     {
       name = opts && opts->name ? strdup (opts->name) : name_from_path (path, NULL);
       source = cl_strdup_printf ("rootfs:%s", path);
-      return import_rootfs_tar (s, path, name, source, opts, id_out, err);
+      return cl_image_import_rootfs_tar (s, path, name, source, opts, id_out, err);
     }
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || fstat (fd, &st) < 0)
@@ -529,32 +528,4 @@ cl_image_import (struct cl_image_store *s, const char *path, const struct cl_ima
   if (r < 0)
     return cl_error_wrap (err, "import `%s`", path);
   return 0;
-}
-
-/* ---- built-in images ---- */
-
-char *
-cl_image_data_path (const char *file)
-{
-  cleanup_free char *dir = cl_piece_path (CL_PIECE_IMAGE_DATA);
-  return cl_strdup_printf ("%s/%s", dir, file);
-}
-
-bool
-cl_image_is_builtin (const char *name)
-{
-  return strcmp (name, "busybox") == 0;
-}
-
-int
-cl_image_import_builtin (struct cl_image_store *s, const char *name, cl_error_t *err)
-{
-  if (!cl_image_is_builtin (name))
-    return cl_error_make (err, 0, "no built-in image `%s`", name);
-  cleanup_free char *file = cl_strdup_printf ("%s-rootfs.tar", name);
-  cleanup_free char *path = cl_image_data_path (file);
-  cleanup_free char *ref = cl_strdup_printf ("%s:latest", name);
-  if (access (path, R_OK) < 0)
-    return cl_error_errno (err, "built-in image `%s`: `%s` (build it with ninja)", name, path);
-  return import_rootfs_tar (s, path, ref, "builtin", NULL, NULL, err);
 }

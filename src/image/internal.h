@@ -19,6 +19,10 @@ struct cl_image_store
   int lock_fd; /* ROOT/images/lock: shared while importing, exclusive
                   while removing, so that a removal never deletes a layer
                   that an import is about to reference */
+  /* Imports the built-in image NAME again when NAME:latest is looked up
+     and missing (set by the opens of builtin.c; NULL: none).  1 imported,
+     0 when NAME is no built-in, -1 on error. */
+  int (*import_builtin) (struct cl_image_store *s, const char *name, cl_error_t *err);
 };
 
 /* ---- digest.c ---- */
@@ -40,6 +44,9 @@ bool cl_is_hex (const char *s, size_t len);
 int cl_digest_mismatch (const char *expected_hex, const char *actual_hex, cl_error_t *err);
 
 /* ---- store.c ---- */
+/* Opens (creating) the store under root, importing nothing (the public
+   opens are in builtin.c). */
+int cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error_t *err);
 /* ROOT/images/blobs/sha256/HEX, ROOT/images/layers/HEX (caller frees). */
 char *cl_store_blob_path (struct cl_image_store *s, const char *hex);
 char *cl_store_layer_path (struct cl_image_store *s, const char *hex);
@@ -100,10 +107,15 @@ int cl_image_import_oci_dir (struct cl_image_store *s, const char *dir,
 int cl_image_index_pick (json_t *index, const char *ctx, const char *platform, json_t **out,
                          cl_error_t *err);
 bool cl_media_type_is_index (const char *mt);
+/* Imports a plain rootfs tarball as a one-layer image named `name`
+   (NULL: none); `source` is recorded ("import", "builtin"). */
+int cl_image_import_rootfs_tar (struct cl_image_store *s, const char *path, const char *name,
+                                const char *source, const struct cl_image_import_opts *opts,
+                                char **id_out, cl_error_t *err);
+
+/* ---- builtin.c ---- */
 /* FILE in the built-in images' data folder (busybox rootfs tarball, VM
    kernel...; see common/paths.h), allocated. */
 char *cl_image_data_path (const char *file);
-int cl_image_import_builtin (struct cl_image_store *s, const char *name, cl_error_t *err);
-bool cl_image_is_builtin (const char *name);
 
 #endif

@@ -1,5 +1,6 @@
 /* The store: directories under ROOT/images and the image_* tables of the
-   state database. */
+   state database.  It imports nothing itself: the built-in images come
+   back through the hook the public opens set (builtin.c). */
 #include "image/internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
@@ -155,8 +156,8 @@ store_init (struct cl_image_store *s, cl_error_t *err)
   return cl_db_exec (s->db, schema, err);
 }
 
-static int
-store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error_t *err)
+int
+cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error_t *err)
 {
   struct cl_image_store *s = cl_xmalloc0 (sizeof *s);
   char resolved[PATH_MAX];
@@ -195,49 +196,6 @@ store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error
       }
   }
   *out = s;
-  return 0;
-}
-
-/* The built-in busybox is imported the first time a store is opened; a
-   user who removes it gets it back when naming it (cl_image_resolve). */
-static void
-store_seed_builtins (struct cl_image_store *s)
-{
-  cleanup_stmt sqlite3_stmt *st = NULL;
-  cl_error_t err = NULL;
-  int seeded;
-
-  if (cl_db_prepare (s->db, "SELECT 1 FROM image_meta WHERE key = 'builtin-seeded'", &st, NULL)
-      < 0)
-    return;
-  seeded = sqlite3_step (st) == SQLITE_ROW;
-  if (seeded)
-    return;
-  if (cl_image_import_builtin (s, "busybox", &err) < 0)
-    {
-      cl_debug ("built-in busybox image not imported: %s", err->msg);
-      cl_error_release (&err);
-      return;
-    }
-  cl_db_exec (s->db, "INSERT OR IGNORE INTO image_meta VALUES ('builtin-seeded', '1')", NULL);
-}
-
-int
-cl_image_store_open (const char *root, struct cl_image_store **out, cl_error_t *err)
-{
-  if (store_open (root, NULL, out, err) < 0)
-    return -1;
-  store_seed_builtins (*out);
-  return 0;
-}
-
-int
-cl_image_store_open_with_db (const char *root, sqlite3 *db, struct cl_image_store **out,
-                             cl_error_t *err)
-{
-  if (store_open (root, db, out, err) < 0)
-    return -1;
-  store_seed_builtins (*out);
   return 0;
 }
 
@@ -686,11 +644,13 @@ resolve_id (struct cl_image_store *s, const char *ref, char **id, char **name_ou
       return -1;
     }
   r = lookup_name (s, name, tag, id, err);
-  if (r == 0 && strcmp (tag, "latest") == 0 && cl_image_is_builtin (name))
+  if (r == 0 && strcmp (tag, "latest") == 0 && s->import_builtin)
     {
-      if (cl_image_import_builtin (s, name, err) < 0)
+      int imported = s->import_builtin (s, name, err);
+      if (imported < 0)
         return -1;
-      r = lookup_name (s, name, tag, id, err);
+      if (imported > 0)
+        r = lookup_name (s, name, tag, id, err);
     }
   if (r == 1)
     *name_out = cl_strdup_printf ("%s:%s", name, tag);

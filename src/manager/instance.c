@@ -1,15 +1,16 @@
-/* Instance life cycle: launch, start, stop, delete, list, exec, config,
-   copy.  Each multi-step change records an intent first (store.c), so
-   that reconcile.c can finish or undo it after a crash. */
+/* The public instance calls (manager.h): launch, run, start, stop,
+   delete, list, info, exec, console, config, copy.  Each takes the
+   instance's lock, then works through the life cycle (lifecycle.c) and
+   the kind's table (instance_ops); each multi-step change records an
+   intent first (store.c), so that reconcile.c can finish or undo it
+   after a crash. */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "manager/engine.h"
 #include "manager/images.h"
 #include "manager/internal.h"
 #include "manager/netglue.h"
-#include "manager/vm.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -20,9 +21,6 @@
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
-
-#define FORCED_STOP_WAIT_MS 10000
-#define POWER_BUTTON_REPEAT_MS 2000
 
 static json_t *
 strv_to_json (const char *const *v, size_t n)
@@ -79,31 +77,6 @@ launch_config (const struct cl_launch_opts *o, bool ephemeral)
   return c;
 }
 
-/* The instance's files: containers an overlay's upper/work dirs and the
-   mount point, VMs their disk. */
-static int
-instance_files_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
-                       cl_error_t *err)
-{
-  cleanup_free char *dir = instance_dir (m, inst->name);
-
-  if (inst->kind == KIND_VM)
-    {
-      if (cl_mkdir_p (dir, 0700, err) < 0)
-        return -1;
-      return vm_disk_create (m, inst, img, err);
-    }
-  for (const char *sub = "upper"; sub; sub = strcmp (sub, "upper") == 0  ? "work"
-                                             : strcmp (sub, "work") == 0 ? "rootfs"
-                                                                         : NULL)
-    {
-      cleanup_free char *p = cl_strdup_printf ("%s/%s", dir, sub);
-      if (cl_mkdir_p (p, 0755, err) < 0)
-        return -1;
-    }
-  return 0;
-}
-
 /* On a failure path: removes the instance and its intent; what cannot be
    removed now is left to the recovery (the intent stays then). */
 static void
@@ -135,7 +108,8 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
   inst->created = time (NULL);
   if (store_create (m, inst, op, intent, err) < 0)
     return -1;
-  if (image_use (m, img->id, inst->name, err) < 0 || instance_files_create (m, inst, img, err) < 0
+  if (image_use (m, img->id, inst->name, err) < 0
+      || instance_ops (inst)->create (m, inst, img, err) < 0
       || store_set_status (m, inst->name, "stopped", err) < 0)
     {
       instance_undo (m, inst->name, *intent);
@@ -160,7 +134,8 @@ cl_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_err
     return -1;
   /* a launch that cannot record its end fails whole: an intent left
      behind would make the recovery destroy what we reported launched */
-  if (monitor_spawn (m, inst, false, NULL, err) < 0 || intent_end (m, intent, err) < 0)
+  if (monitor_spawn (m, inst, &(struct start_opts){ .attached = false }, NULL, err) < 0
+      || intent_end (m, intent, err) < 0)
     {
       instance_undo (m, inst->name, intent);
       return -1;
@@ -193,7 +168,7 @@ cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit
       || instance_lock (m, o->name, &lock, err) < 0
       || instance_create (m, o, true, "run", &inst, &intent, err) < 0)
     return -1;
-  if (monitor_spawn (m, inst, true, &monitor, err) < 0)
+  if (monitor_spawn (m, inst, &(struct start_opts){ .attached = true }, &monitor, err) < 0)
     {
       r = -1;
       goto out;
@@ -234,51 +209,6 @@ out:
   return r;
 }
 
-/* Refreshes *inst from the store after reconciling it with what runs. */
-static int
-instance_load (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
-{
-  struct instance *inst;
-
-  if (store_get (m, name, &inst, err) < 0)
-    return -1;
-  if (reconcile_instance (m, inst, err) < 0)
-    {
-      instance_free (inst);
-      return -1;
-    }
-  *out = inst;
-  return 0;
-}
-
-static bool
-is_running (struct instance *inst)
-{
-  return strcmp (inst->status, "running") == 0;
-}
-
-int
-instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
-{
-  cleanup_instance struct instance *inst = NULL;
-  int64_t intent;
-
-  if (instance_load (m, name, &inst, err) < 0)
-    return -1;
-  if (is_running (inst))
-    return cl_error_make (err, 0, "instance `%s` is already running", name);
-  if (strcmp (inst->status, "stopped") != 0)
-    return cl_error_make (err, 0, "instance `%s` is %s", name, inst->status);
-  if (intent_begin (m, "start", name, NULL, &intent, err) < 0)
-    return -1;
-  if (monitor_spawn (m, inst, false, NULL, err) < 0)
-    {
-      intent_abandon (m, intent);
-      return -1;
-    }
-  return intent_end (m, intent, err);
-}
-
 int
 cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
 {
@@ -286,97 +216,7 @@ cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
 
   if (instance_lock (m, name, &lock, err) < 0)
     return -1;
-  return instance_start (m, name, err);
-}
-
-/* Signals the workload's process (container init, VMM child) if it is
-   still the one we started. */
-static void
-signal_workload (struct instance *inst, int sig)
-{
-  if (inst->init_pid > 0 && proc_alive (inst->init_pid, inst->init_start))
-    kill (inst->init_pid, sig);
-}
-
-static bool
-vm_power_button (struct cl_manager *m, struct instance *inst)
-{
-  cleanup_free char *dir = instance_dir (m, inst->name);
-  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
-  cl_error_t err = NULL;
-
-  if (vm_api_power_button (sock, &err) == 0)
-    return true;
-  cl_debug ("instance `%s`: power button: %s", inst->name, err->msg);
-  cl_error_release (&err);
-  return false;
-}
-
-/* Stops whatever runs for the instance; graceful for timeout_ms first
-   (0: forced at once).  The monitor records the exit; when it is gone
-   too, this records it. */
-static int
-instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_error_t *err)
-{
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
-  bool monitor_alive = proc_alive (inst->monitor_pid, inst->monitor_start);
-
-  /* a frozen container (a snapshot killed midway, before its recovery
-     ran) would take no signal, not even SIGKILL under cgroup v1 */
-  if (monitor_alive && inst->kind == KIND_CONTAINER)
-    {
-      cl_error_t ignored = NULL;
-      if (engine_thaw (eroot, id, &ignored) < 0)
-        cl_error_release (&ignored);
-    }
-  if (monitor_alive && timeout_ms > 0)
-    {
-      /* a VM is asked through its power button: SIGTERM would stop the
-         VMM at once, before the guest wrote back its disk.  Pressed again
-         every 2 s: a guest still booting has not enabled it yet. */
-      if (inst->kind == KIND_VM && vm_power_button (m, inst))
-        {
-          for (int left = timeout_ms; left > 0; left -= POWER_BUTTON_REPEAT_MS)
-            {
-              int wait = left < POWER_BUTTON_REPEAT_MS ? left : POWER_BUTTON_REPEAT_MS;
-              if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
-                return 0;
-              vm_power_button (m, inst); /* fails once the VM is stopping */
-            }
-          cl_warn ("instance `%s`: the guest did not shut down within %d s; stopping the VM",
-                   inst->name, timeout_ms / 1000);
-          timeout_ms = FORCED_STOP_WAIT_MS;
-        }
-      signal_workload (inst, SIGTERM);
-      if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, timeout_ms))
-        return 0;
-    }
-  if (monitor_alive)
-    {
-      signal_workload (inst, SIGKILL);
-      if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, FORCED_STOP_WAIT_MS))
-        return 0;
-      cl_warn ("instance `%s`: the monitor did not exit; killing it", inst->name);
-      kill (inst->monitor_pid, SIGKILL);
-      proc_wait_exit (inst->monitor_pid, inst->monitor_start, FORCED_STOP_WAIT_MS);
-    }
-  signal_workload (inst, SIGKILL);
-  if (inst->kind == KIND_CONTAINER && engine_destroy (eroot, id, err) < 0)
-    return -1;
-  return store_set_stopped (m, inst->name, false, 0, err);
-}
-
-int
-instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force, cl_error_t *err)
-{
-  cleanup_instance struct instance *inst = NULL;
-
-  if (instance_load (m, name, &inst, err) < 0)
-    return -1;
-  if (!is_running (inst))
-    return cl_error_make (err, 0, "instance `%s` is not running", name);
-  return instance_halt (m, inst, force ? 0 : timeout_s * 1000, err);
+  return instance_start (m, name, &(struct start_opts){ .attached = false }, err);
 }
 
 int
@@ -398,37 +238,9 @@ cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_e
 
   if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (is_running (inst) && instance_halt (m, inst, timeout_s * 1000, err) < 0)
+  if (instance_is_running (inst) && instance_halt (m, inst, timeout_s * 1000, err) < 0)
     return -1;
-  return instance_start (m, name, err);
-}
-
-int
-instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err)
-{
-  cleanup_instance struct instance *inst = NULL;
-  cleanup_free char *dir = instance_dir (m, name);
-  cleanup_free char *id = instance_global_id (m, name);
-  cleanup_free char *eroot = engine_root (m);
-  cl_error_t ignored = NULL;
-
-  if (store_get (m, name, &inst, &ignored) < 0)
-    cl_error_release (&ignored);
-  if (inst)
-    {
-      if (proc_alive (inst->monitor_pid, inst->monitor_start)
-          || proc_alive (inst->init_pid, inst->init_start))
-        if (instance_halt (m, inst, 0, err) < 0)
-          return -1;
-      image_unuse (m, instance_image_id (inst), name);
-    }
-  if (engine_destroy (eroot, id, err) < 0)
-    return -1;
-  if (netglue_detach (m, name, err) < 0)
-    return -1;
-  if (cl_rm_rf (dir, err) < 0)
-    return -1;
-  return store_delete (m, name, intent, err);
+  return instance_start (m, name, &(struct start_opts){ .attached = false }, err);
 }
 
 int
@@ -440,7 +252,7 @@ cl_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error
 
   if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (is_running (inst) && !force)
+  if (instance_is_running (inst) && !force)
     return cl_error_make (err, 0, "instance `%s` is running: stop it first or use --force", name);
   if (intent_begin (m, "delete", name, NULL, &intent, err) < 0)
     return -1;
@@ -459,11 +271,12 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
   json_t *o = json_object ();
 
   json_object_set_new (o, "name", json_string (inst->name));
-  json_object_set_new (o, "kind", json_string (inst->kind == KIND_VM ? "vm" : "container"));
+  json_object_set_new (o, "kind", json_string (instance_ops (inst)->kind));
   json_object_set_new (o, "image", json_string (inst->image));
   json_object_set_new (o, "status", json_string (inst->status));
   json_object_set_new (o, "created", json_integer (inst->created));
-  json_object_set_new (o, "pid", is_running (inst) ? json_integer (inst->init_pid) : json_null ());
+  json_object_set_new (o, "pid",
+                       instance_is_running (inst) ? json_integer (inst->init_pid) : json_null ());
   json_object_set_new (o, "exit_code",
                        inst->has_exit_code ? json_integer (inst->exit_code) : json_null ());
   if (detailed)
@@ -472,7 +285,8 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
       cl_error_t ignored = NULL;
       json_object_set (o, "config", inst->config);
       json_object_set_new (o, "monitor_pid",
-                           is_running (inst) ? json_integer (inst->monitor_pid) : json_null ());
+                           instance_is_running (inst) ? json_integer (inst->monitor_pid)
+                                                      : json_null ());
       cleanup_free char *dir = instance_dir (m, inst->name);
       cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
       json_object_set_new (o, "path", json_string (dir));
@@ -536,41 +350,21 @@ cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error
   return 0;
 }
 
-static void
-exec_started (void *lock)
-{
-  instance_unlock (lock);
-}
-
 int
 cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                   size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
-  cleanup_instance struct instance *inst = NULL;
-  cleanup_free char *id = instance_global_id (m, name);
-  cleanup_free char *eroot = engine_root (m);
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  char **extra;
-  int r;
+  cleanup_instance struct instance *inst = NULL;
 
   /* the lock until the process has joined the container: a snapshot or
      a copy freezes it, a restore stops it, and an exec in between would
      fail half-way; the wait for the process holds no lock */
   if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (!is_running (inst))
+  if (!instance_is_running (inst))
     return cl_error_make (err, 0, "instance `%s` is not running", name);
-  if (inst->kind == KIND_VM)
-    {
-      instance_unlock (&lock);
-      return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err);
-    }
-  extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
-  for (size_t i = 0; i < n_env; i++)
-    extra[i] = (char *)env[i];
-  r = engine_exec (eroot, id, argv, extra, exec_started, &lock, exit_code, err);
-  free (extra);
-  return r;
+  return instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
 }
 
 int
@@ -592,11 +386,11 @@ cl_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_
 
   if (instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (inst->kind == KIND_VM)
+  if (instance_ops (inst)->console)
     {
-      if (!is_running (inst))
+      if (!instance_is_running (inst))
         return cl_error_make (err, 0, "instance `%s` is not running", name);
-      return vm_console (m, inst, exit_code, err);
+      return instance_ops (inst)->console (m, inst, exit_code, err);
     }
   return cl_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
 }
@@ -606,9 +400,8 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
                         cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
-  cleanup_free char *id = instance_global_id (m, name);
-  cleanup_free char *eroot = engine_root (m);
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  const struct instance_ops *ops;
   uint64_t memory = 0;
   unsigned cpus = 0;
 
@@ -633,8 +426,9 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
     }
   else
     return cl_error_make (err, 0, "unknown key `%s` (limits.memory, limits.cpu)", key);
-  if (is_running (inst) && inst->kind == KIND_CONTAINER
-      && engine_set_limits (eroot, id, memory, cpus, err) < 0)
+  ops = instance_ops (inst);
+  if (instance_is_running (inst) && ops->set_limits
+      && ops->set_limits (m, inst, memory, cpus, err) < 0)
     return cl_error_wrap (err, "apply %s live", key);
   return store_set_config (m, name, inst->config, err);
 }
@@ -644,8 +438,7 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
 {
   cleanup_instance struct instance *from = NULL;
   cleanup_instance struct instance *to = NULL;
-  cleanup_free char *sdir = NULL, *ddir = NULL, *sid = NULL;
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *sdir = instance_dir (m, src), *ddir = instance_dir (m, dst);
   cleanup_instance_lock struct instance_lock lock1 = { .fd = -1 };
   cleanup_instance_lock struct instance_lock lock2 = { .fd = -1 };
   int64_t intent;
@@ -670,31 +463,11 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
   to->created = time (NULL);
   if (store_create (m, to, "copy", &intent, err) < 0)
     return -1;
-  sdir = instance_dir (m, src);
-  ddir = instance_dir (m, dst);
-  sid = instance_global_id (m, src);
   r = image_use (m, instance_image_id (to), dst, err);
-  if (r == 0 && to->kind == KIND_CONTAINER)
-    {
-      cleanup_free char *su = cl_strdup_printf ("%s/upper", sdir);
-      cleanup_free char *du = cl_strdup_printf ("%s/upper", ddir);
-      cleanup_free char *dw = cl_strdup_printf ("%s/work", ddir);
-      cleanup_free char *dr = cl_strdup_printf ("%s/rootfs", ddir);
-      bool frozen = is_running (from) && engine_freeze (eroot, sid, 1, err) == 0;
-      r = cl_mkdir_p (ddir, 0700, err);
-      if (r == 0)
-        r = tree_copy (su, du, err);
-      if (frozen)
-        {
-          cl_error_t ignored = NULL;
-          if (engine_freeze (eroot, sid, 0, &ignored) < 0)
-            cl_error_release (&ignored);
-        }
-      if (r == 0)
-        r = cl_mkdir_p (dw, 0755, err) < 0 || cl_mkdir_p (dr, 0755, err) < 0 ? -1 : 0;
-    }
-  else if (r == 0)
-    r = vm_disk_copy (m, from, dst, err);
+  if (r == 0)
+    r = cl_mkdir_p (ddir, 0700, err);
+  if (r == 0)
+    r = instance_ops (from)->copy (m, from, sdir, ddir, err);
   if (r == 0)
     r = store_set_status (m, dst, "stopped", err);
   if (r == 0)

@@ -54,6 +54,7 @@ int store_get (struct cl_manager *m, const char *name, struct instance **out, cl
 void instance_free (struct instance *inst);
 #define cleanup_instance __attribute__ ((cleanup (instance_freep)))
 void instance_freep (struct instance **p);
+bool instance_is_running (const struct instance *inst);
 /* The image's id (config image_id), else the name it was made from. */
 const char *instance_image_id (struct instance *inst);
 /* Inserts the row (status creating) and an intent owned by this process,
@@ -130,26 +131,107 @@ char *instance_global_id (struct cl_manager *m, const char *name);
 /* The container engine's state directory: ROOT/containers. */
 char *engine_root (struct cl_manager *m);
 
-/* --- reconcile.c --- */
-int reconcile_intents (struct cl_manager *m, cl_error_t *err);
-/* Checks a running/creating instance against the processes; updates it. */
-int reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err);
-/* Stops whatever runs for the instance and removes its files and rows;
-   its row goes with the intent `intent` (> 0) in one transaction.  The
-   caller holds the instance's lock. */
-int instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+/* --- the kinds: what differs between a container and a VM ---
+   Each kind fills one table (kind_container.c, vm.c); the operations
+   above (lifecycle.c, snapshot.c, instance.c) call through it and the
+   kinds never call back up.  A NULL entry means the kind has no such
+   step. */
+struct mgr_image;
+struct monitor_args;
 
-/* --- instance.c: what the public calls do once they hold the lock --- */
-int instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
-int instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
-                   cl_error_t *err);
+/* How one start goes: passed down as arguments, never kept in the
+   instance's saved config. */
+struct start_opts
+{
+  /* run: the workload gets our stdio and the monitor stays our child */
+  bool attached;
+  /* VMs: resume the state saved by a stateful snapshot (its `state`
+     directory) instead of booting */
+  const char *restore_dir;
+};
+
+/* How long a stop waits for a workload it has killed (or, after a VM's
+   power button went unheard, for the one it signals). */
+#define FORCED_STOP_WAIT_MS 10000
+
+struct instance_ops
+{
+  const char *kind; /* "container", "vm": as `list` and `info` say it */
+  /* launch: the instance's files under instance_dir (containers the
+     overlay's upper, work and mount point; VMs the disk from the image) */
+  int (*create) (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                 cl_error_t *err);
+  /* copy: copy-on-write copy of `from`'s files (stopped or running) from
+     its directory sdir into ddir (made already) */
+  int (*copy) (struct cl_manager *m, struct instance *from, const char *sdir, const char *ddir,
+               cl_error_t *err);
+  /* start: the kind's part of the monitor's arguments */
+  int (*prepare) (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+                  const struct start_opts *o, struct monitor_args *a, cl_error_t *err);
+  /* start, in the monitor forked from the command: starts the workload
+     (NULL: the monitor is the cloison-monitor program, exec'd) */
+  pid_t (*start) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+  /* stop: makes a workload that may be frozen take signals again */
+  void (*wake) (struct cl_manager *m, struct instance *inst);
+  /* stop, graceful: asks the workload to end and waits, up to
+     *timeout_ms; true when it ended, else *timeout_ms is what SIGTERM
+     gets next (NULL: SIGTERM at once) */
+  bool (*shutdown) (struct cl_manager *m, struct instance *inst, int *timeout_ms);
+  /* stop: removes what the gone workload left (containers: the engine's
+     container and cgroup) */
+  int (*halt) (struct cl_manager *m, struct instance *inst, cl_error_t *err);
+  /* snapshot: copies the instance's state from its directory dir into
+     the snapshot's directory sdir (stateful: VMs also the VMM's memory
+     and devices) */
+  int (*snapshot) (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
+                   bool stateful, cl_error_t *err);
+  /* restore: copies the snapshot's copy `from` (restore_paths) to `staged` */
+  int (*restore) (const char *from, const char *staged, cl_error_t *err);
+  /* the caller holds the instance's lock `held`: released once the
+     command runs (a snapshot or restore may then go on) */
+  int (*exec) (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
+               size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
+               cl_error_t *err);
+  /* interactive console of a running instance (NULL: a shell through exec) */
+  int (*console) (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
+  /* live limits of a running instance (0 leaves one alone) */
+  int (*set_limits) (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
+                     cl_error_t *err);
+};
+
+extern const struct instance_ops container_ops; /* kind_container.c */
+extern const struct instance_ops vm_ops;        /* vm.c */
+
+/* --- kinds.c --- */
+const struct instance_ops *instance_ops (const struct instance *inst);
 
 /* --- monitor.c --- */
 /* Starts the instance's monitor process (container or VM), which records
-   status running then, at exit, stopped.  attached: the workload gets our
-   stdio and the monitor stays our child (*monitor receives its pid). */
-int monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t *monitor,
+   status running then, at exit, stopped.  o->attached: the workload gets
+   our stdio and the monitor stays our child (*monitor receives its pid). */
+int monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
+                   pid_t *monitor, cl_error_t *err);
+
+/* --- lifecycle.c: start, stop and destroy any kind --- */
+/* The row, checked against what runs (reconcile_instance). */
+int instance_load (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err);
+/* Checks a running/creating instance against the processes; updates it. */
+int reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err);
+/* The caller holds the instance's lock (instance_start and instance_stop
+   too). */
+int instance_start (struct cl_manager *m, const char *name, const struct start_opts *o,
+                    cl_error_t *err);
+int instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
                    cl_error_t *err);
+/* Stops whatever runs for the instance; graceful for timeout_ms first
+   (0: forced at once). */
+int instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_error_t *err);
+/* Stops whatever runs for the instance and removes its files and rows;
+   its row goes with the intent `intent` (> 0) in one transaction. */
+int instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+
+/* --- reconcile.c: after a crash --- */
+int reconcile_intents (struct cl_manager *m, cl_error_t *err);
 
 /* --- fscopy.c --- */
 /* Copies a tree preserving owners, modes, xattrs (overlay whiteouts),

@@ -20,7 +20,6 @@
 #include "manager/internal.h"
 #include "manager/monitor.h"
 #include "manager/netglue.h"
-#include "manager/vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -35,62 +34,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* Image env, then the instance's --env entries replacing same keys. */
-static char **
-merge_env (char **image_env, json_t *inst_env)
-{
-  size_t n = 0, i, cap;
-  char **env;
-  json_t *e;
-
-  while (image_env && image_env[n])
-    n++;
-  cap = n + json_array_size (inst_env) + 2;
-  env = cl_xmalloc0 (cap * sizeof *env);
-  for (i = 0; i < n; i++)
-    env[i] = strdup (image_env[i]);
-  json_array_foreach (inst_env, i, e)
-  {
-    const char *kv = json_string_value (e), *eq = kv ? strchr (kv, '=') : NULL;
-    size_t k;
-    if (eq == NULL)
-      continue;
-    for (k = 0; k < n; k++)
-      if (strncmp (env[k], kv, eq - kv + 1) == 0)
-        break;
-    free (env[k]);
-    env[k] = strdup (kv);
-    if (k == n)
-      n++;
-  }
-  return env;
-}
-
-static char *
-overlay_options (struct mgr_image *img, const char *dir)
-{
-  size_t n = 0, len = 0;
-  char *lower, *p, *opts;
-
-  while (img->layers[n])
-    len += strlen (img->layers[n++]) + 1;
-  lower = p = cl_xmalloc0 (len + 1);
-  /* overlayfs lists the uppermost lower layer first */
-  for (size_t i = n; i-- > 0;)
-    p += sprintf (p, "%s%s", p == lower ? "" : ":", img->layers[i]);
-  opts = cl_strdup_printf ("lowerdir=%s,upperdir=%s/upper,workdir=%s/work", lower, dir, dir);
-  free (lower);
-  return opts;
-}
-
+/* The monitor's arguments: the instance's, then its kind's. */
 static int
-monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached, struct monitor_args *a,
-                 cl_error_t *err)
+monitor_prepare (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
+                 struct monitor_args *a, cl_error_t *err)
 {
   cleanup_image struct mgr_image *img = NULL;
-  json_t *cmd = json_object_get (inst->config, "command");
-  json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
-  json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
 
   if (image_resolve (m, instance_image_id (inst), &img, err) < 0)
     return -1;
@@ -98,40 +47,9 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached, str
   a->name = strdup (inst->name);
   a->id = instance_global_id (m, inst->name);
   a->dir = instance_dir (m, inst->name);
-  a->attached = attached;
+  a->attached = o->attached;
   a->vm = inst->kind == KIND_VM;
-  if (a->vm)
-    {
-      if (vm_launch_prepare (m, inst, img, &a->vm_launch, err) < 0)
-        return -1;
-      a->vm_launch.attached = attached;
-      return 0;
-    }
-  a->spec.root = engine_root (m);
-  a->spec.bundle = a->dir;
-  a->spec.id = a->id;
-  a->spec.hostname = a->name;
-  a->spec.rootfs = cl_strdup_printf ("%s/rootfs", a->dir);
-  a->spec.argv = json_array_size (cmd) ? json_to_strv (cmd) : NULL;
-  if (a->spec.argv == NULL)
-    {
-      size_t n = 0;
-      while (img->cmd && img->cmd[n])
-        n++;
-      if (n == 0)
-        return cl_error_make (err, 0, "image `%s` has no command: give one after `--`",
-                              inst->image);
-      a->spec.argv = cl_xmalloc0 ((n + 1) * sizeof (char *));
-      for (size_t i = 0; i < n; i++)
-        a->spec.argv[i] = strdup (img->cmd[i]);
-    }
-  a->spec.env = merge_env (img->env, json_object_get (inst->config, "env"));
-  a->spec.cwd = img->cwd ? strdup (img->cwd) : NULL;
-  a->spec.memory = (uint64_t)memory;
-  a->spec.cpus = (unsigned)cpus;
-  a->overlay_opts = overlay_options (img, a->dir);
-  a->net_pause = netglue_wanted (inst);
-  return 0;
+  return instance_ops (inst)->prepare (m, inst, img, o, a, err);
 }
 
 /* Where cloison-monitor is: installed in libexecdir/cloison (see
@@ -188,9 +106,11 @@ read_message (int fd, char *buf, size_t size)
 }
 
 int
-monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t *monitor,
-               cl_error_t *err)
+monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
+               pid_t *monitor, cl_error_t *err)
 {
+  const struct instance_ops *ops = instance_ops (inst);
+  bool attached = o->attached;
   struct monitor_args a = { 0 };
   cleanup_free char *program = NULL, *args = NULL;
   int ready[2], go[2] = { -1, -1 }, st;
@@ -198,9 +118,9 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   ssize_t got = 0;
   pid_t child;
 
-  if (monitor_prepare (m, inst, attached, &a, err) < 0)
+  if (monitor_prepare (m, inst, o, &a, err) < 0)
     return -1;
-  if (!a.vm)
+  if (ops->start == NULL)
     {
       json_t *j = monitor_args_to_json (&a);
       program = monitor_program (err);
@@ -252,8 +172,8 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
           if (child != 0)
             _exit (child < 0 ? 1 : 0);
         }
-      if (a.vm)
-        monitor_main (&a, ready[1], vm_monitor_start_fn);
+      if (ops->start)
+        monitor_main (&a, ready[1], ops->start);
       if (go[1] >= 0)
         close (go[1]);
       exec_container_monitor (program, args, ready[1], go[0]);
@@ -266,32 +186,31 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, bool attached, pid_t
   if (!attached)
     while (waitpid (child, &st, 0) < 0 && errno == EINTR)
       ;
-  if (a.vm)
-    got = vm_wait_ready (ready[0], buf, sizeof buf);
-  else
+  /* containers: "R<pid>", "E<message>", or "P<pid>" (created, waiting
+     for its networks); VMs: 'R' from the VMM once its vCPUs run, "E..."
+     from the VMM child when it failed, EOF when it ran and stopped
+     already */
+  got = read_message (ready[0], buf, sizeof buf);
+  if (!a.vm && got > 0 && buf[0] == 'P')
     {
-      got = read_message (ready[0], buf, sizeof buf);
-      if (got > 0 && buf[0] == 'P')
+      /* created, not started: its networks come now */
+      cl_error_t neterr = NULL;
+      pid_t init = (pid_t)atoi (buf + 1);
+      if (netglue_attach_container (m, inst, init, &neterr) == 0
+          && cl_write_all (go[1], "g", 1) == 0)
+        got = read_message (ready[0], buf, sizeof buf);
+      else
         {
-          /* created, not started: its networks come now */
-          cl_error_t neterr = NULL;
-          pid_t init = (pid_t)atoi (buf + 1);
-          if (netglue_attach_container (m, inst, init, &neterr) == 0
-              && cl_write_all (go[1], "g", 1) == 0)
-            got = read_message (ready[0], buf, sizeof buf);
-          else
-            {
-              close (go[1]);
-              go[1] = -1;
-              read_message (ready[0], buf, sizeof buf);
-              close (ready[0]);
-              if (attached)
-                waitpid (child, NULL, 0);
-              if (neterr == NULL)
-                return cl_error_errno (err, "start instance `%s`", inst->name);
-              *err = neterr;
-              return -1;
-            }
+          close (go[1]);
+          go[1] = -1;
+          read_message (ready[0], buf, sizeof buf);
+          close (ready[0]);
+          if (attached)
+            waitpid (child, NULL, 0);
+          if (neterr == NULL)
+            return cl_error_errno (err, "start instance `%s`", inst->name);
+          *err = neterr;
+          return -1;
         }
     }
   if (go[1] >= 0)

@@ -34,8 +34,6 @@ struct monitor_args
 /* Starts the workload in the monitor: returns its pid, or -1. */
 typedef pid_t (*monitor_start_fn) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
 pid_t monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
-/* vm.c: forks the VMM child. */
-pid_t vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
 
 /* Runs the monitor until the workload exits; reports "R<pid>" or
    "E<message>" on readyfd (VMs: the VMM child reports failures). */

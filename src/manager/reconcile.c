@@ -1,13 +1,12 @@
-/* After a crash: intents whose owner died are finished or undone, and
-   recorded statuses are checked against the processes that really run. */
+/* After a crash: intents whose owner died are finished or undone (the
+   check of one instance's status against the processes that really run
+   is reconcile_instance, in lifecycle.c). */
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "manager/engine.h"
 #include "manager/internal.h"
 #include "manager/snapshot.h"
 
-#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -121,58 +120,4 @@ reconcile_intents (struct cl_manager *m, cl_error_t *err)
     }
   free (v);
   return r;
-}
-
-int
-reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err)
-{
-  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  cleanup_instance struct instance *fresh = NULL;
-  int r;
-
-  if (strcmp (inst->status, "running") != 0)
-    return 0;
-  if (proc_alive (inst->monitor_pid, inst->monitor_start))
-    return 0;
-  /* The monitor looks dead.  The row may come from a read older than the
-     monitor's last record (it exited after recording the end), and a
-     command may be restarting the instance: judge again, under the
-     instance's lock, on a fresh read. */
-  if (!instance_lock_held (m, inst->name))
-    {
-      r = instance_trylock (m, inst->name, &lock, err);
-      if (r <= 0)
-        return r; /* another command is at work on it: its word wins */
-    }
-  if (store_get (m, inst->name, &fresh, err) < 0)
-    return -1;
-  if (strcmp (fresh->status, "running") != 0
-      || proc_alive (fresh->monitor_pid, fresh->monitor_start))
-    goto refreshed;
-  /* the monitor died (kill -9, OOM): nothing records this workload's end,
-     so end it now rather than leave it unsupervised */
-  cl_warn ("instance `%s`: its monitor (pid %d) is gone; stopping it", fresh->name,
-           (int)fresh->monitor_pid);
-  if (fresh->init_pid > 0 && proc_alive (fresh->init_pid, fresh->init_start))
-    kill (fresh->init_pid, SIGKILL);
-  if (fresh->kind == KIND_CONTAINER)
-    {
-      cleanup_free char *id = instance_global_id (m, fresh->name);
-      cleanup_free char *eroot = engine_root (m);
-      if (engine_destroy (eroot, id, err) < 0)
-        return -1;
-    }
-  if (store_set_stopped (m, fresh->name, false, 0, err) < 0)
-    return -1;
-  free (fresh->status);
-  fresh->status = strdup ("stopped");
-  fresh->has_exit_code = false;
-refreshed:
-  /* *inst takes the fresh row's contents */
-  {
-    struct instance tmp = *inst;
-    *inst = *fresh;
-    *fresh = tmp;
-  }
-  return 0;
 }

@@ -1,13 +1,14 @@
 /* Snapshots: containers keep a copy of their writable layer, VMs of their
    disk (and with --stateful, the VMM's memory and device state), under
-   INSTANCE/snapshots/SNAP.  Restore swaps the copy back in by rename, with
-   an intent that says whether the copy was whole. */
+   INSTANCE/snapshots/SNAP; what is copied is the kind's (.snapshot,
+   .restore in instance_ops).  Restore swaps the copy back in by rename,
+   with an intent that says whether the copy was whole; a stateful one
+   starts the VM with the state as a start option. */
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "manager/engine.h"
 #include "manager/internal.h"
 #include "manager/snapshot.h"
-#include "manager/vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -29,65 +30,17 @@ rm_quiet (const char *path)
     cl_error_release (&ignored);
 }
 
-static int
-snapshot_take (struct cl_manager *m, struct instance *inst, const char *sdir, bool stateful,
-               cl_error_t *err)
-{
-  cleanup_free char *dir = instance_dir (m, inst->name);
-  bool running = strcmp (inst->status, "running") == 0;
-  int r;
-
-  if (cl_mkdir_p (sdir, 0700, err) < 0)
-    return -1;
-  if (inst->kind == KIND_CONTAINER)
-    {
-      cleanup_free char *id = instance_global_id (m, inst->name);
-      cleanup_free char *eroot = engine_root (m);
-      cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
-      cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
-      /* frozen, the writable layer does not change under the copy */
-      if (running && engine_freeze (eroot, id, 1, err) < 0)
-        return -1;
-      r = tree_copy (upper, copy, err);
-      if (running)
-        {
-          cl_error_t ignored = NULL;
-          if (engine_freeze (eroot, id, 0, &ignored) < 0)
-            cl_error_release (&ignored);
-        }
-      return r;
-    }
-  {
-    cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
-    cleanup_free char *copy = cl_strdup_printf ("%s/disk.img", sdir);
-    cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
-    cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
-    cl_error_t ignored = NULL;
-
-    /* paused, the disk does not change under the copy */
-    if (running && vm_api_pause (sock, true, err) < 0)
-      return -1;
-    r = file_clone (disk, copy, 0, err);
-    if (r == 0 && stateful)
-      r = vm_api_snapshot (sock, state, err);
-    if (running && vm_api_pause (sock, false, &ignored) < 0)
-      cl_error_release (&ignored);
-    return r;
-  }
-}
-
 int
 cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
                     cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
-  cleanup_free char *sdir = NULL;
+  cleanup_free char *sdir = NULL, *dir = instance_dir (m, instance);
   int64_t intent;
 
   if (cl_validate_name (snap, "snapshot name", err) < 0
-      || instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0
-      || reconcile_instance (m, inst, err) < 0)
+      || instance_lock (m, instance, &lock, err) < 0 || instance_load (m, instance, &inst, err) < 0)
     return -1;
   if (stateful && inst->kind != KIND_VM)
     return cl_error_make (err, 0, "--stateful: only VM instances keep their running state");
@@ -101,7 +54,8 @@ cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap
       return -1;
     }
   sdir = snap_dir (m, instance, snap);
-  if (snapshot_take (m, inst, sdir, stateful, err) < 0
+  if (cl_mkdir_p (sdir, 0700, err) < 0
+      || instance_ops (inst)->snapshot (m, inst, dir, sdir, stateful, err) < 0
       || store_snapshot_ready (m, instance, snap, err) < 0)
     {
       cl_error_t ignored = NULL;
@@ -188,15 +142,14 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   int64_t intent;
   int r;
 
-  if (instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0
-      || reconcile_instance (m, inst, err) < 0)
+  if (instance_lock (m, instance, &lock, err) < 0 || instance_load (m, instance, &inst, err) < 0)
     return -1;
   r = store_snapshot_get (m, instance, snap, &stateful, err);
   if (r < 0)
     return -1;
   if (r == 0)
     return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
-  running = strcmp (inst->status, "running") == 0;
+  running = instance_is_running (inst);
   if (running && instance_stop (m, instance, 0, true, err) < 0)
     return -1;
   arg = cl_strdup_printf ("copy:%s", snap);
@@ -204,7 +157,7 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
     return -1;
   restore_paths (m, instance, snap, &from, &staged, &live);
   rm_quiet (staged);
-  r = inst->kind == KIND_VM ? file_clone (from, staged, 0, err) : tree_copy (from, staged, err);
+  r = instance_ops (inst)->restore (from, staged, err);
   if (r < 0)
     {
       rm_quiet (staged);
@@ -223,10 +176,10 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   if (stateful)
     {
       cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
-      return vm_start_restored (m, instance, state, err);
+      return instance_start (m, instance, &(struct start_opts){ .restore_dir = state }, err);
     }
   if (running)
-    return instance_start (m, instance, err);
+    return instance_start (m, instance, &(struct start_opts){ .attached = false }, err);
   return 0;
 }
 

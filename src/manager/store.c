@@ -69,6 +69,12 @@ instance_image_id (struct instance *inst)
   return id ? id : inst->image;
 }
 
+bool
+instance_is_running (const struct instance *inst)
+{
+  return strcmp (inst->status, "running") == 0;
+}
+
 void
 instance_freep (struct instance **p)
 {

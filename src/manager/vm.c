@@ -1,8 +1,10 @@
 /* microVM instances (see vm.h): a disk cloned from the image's ext4 disk,
    and the VMM library run in a child of the instance's monitor, with the
-   serial console appended to INSTANCE/console.log. */
+   serial console appended to INSTANCE/console.log.  The kind's table of
+   operations (vm_ops, internal.h) is at the end; exec is in vm_agent.c. */
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "image/image.h"
 #include "manager/images.h"
@@ -32,6 +34,7 @@
 extern char **environ;
 
 #define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
+#define POWER_BUTTON_REPEAT_MS 2000
 
 static int
 spawn_wait (char **argv, cl_error_t *err)
@@ -50,7 +53,8 @@ spawn_wait (char **argv, cl_error_t *err)
   return 0;
 }
 
-int
+/* The instance's disk, cloned from the image's (at launch). */
+static int
 vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img, cl_error_t *err)
 {
   cleanup_free char *dir = instance_dir (m, inst->name);
@@ -59,7 +63,7 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   uint64_t size = (uint64_t)json_integer_value (json_object_get (inst->config, "disk_size"));
   struct stat st;
 
-  if (image_vm_disk (m, img, &base, err) < 0)
+  if (cl_mkdir_p (dir, 0700, err) < 0 || image_vm_disk (m, img, &base, err) < 0)
     return -1;
   if (stat (base, &st) < 0)
     return cl_error_errno (err, "stat `%s`", base);
@@ -88,16 +92,15 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   return 0;
 }
 
-int
-vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err)
+static int
+vm_disk_copy (struct cl_manager *m, struct instance *from, const char *sdir, const char *ddir,
+              cl_error_t *err)
 {
-  cleanup_free char *sdir = instance_dir (m, from->name);
-  cleanup_free char *ddir = instance_dir (m, dst);
   cleanup_free char *src = cl_strdup_printf ("%s/disk.img", sdir);
   cleanup_free char *out = cl_strdup_printf ("%s/disk.img", ddir);
 
-  if (cl_mkdir_p (ddir, 0700, err) < 0)
-    return -1;
+  (void)m;
+  (void)from;
   return file_clone (src, out, 0, err);
 }
 
@@ -139,8 +142,9 @@ must_exist (const char *what, const char *path, cl_error_t *err)
   return 0;
 }
 
-int
-vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+/* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
+static int
+vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
                    struct vm_launch *l, cl_error_t *err)
 {
   cleanup_free char *dir = instance_dir (m, inst->name);
@@ -148,7 +152,6 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
 
-  (void)img;
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
   l->kernel = config_string (inst, "kernel");
@@ -175,7 +178,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   l->disk = cl_strdup_printf ("%s/disk.img", dir);
   l->console_log = cl_strdup_printf ("%s/console.log", dir);
   l->api_socket = cl_strdup_printf ("%s/api.sock", dir);
-  l->restore_dir = config_string (inst, "restore_dir");
+  l->restore_dir = restore_dir ? strdup (restore_dir) : NULL;
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
@@ -219,7 +222,8 @@ console_input_open (const char *console_log)
   return open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
 }
 
-pid_t
+/* In the monitor: forks the VMM child.  Returns its pid or -1. */
+static pid_t
 vm_monitor_start (struct vm_launch *l, cl_error_t *err)
 {
   pid_t pid = fork ();
@@ -296,27 +300,11 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   return pid;
 }
 
-pid_t
+static pid_t
 vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   *stdin_keep = -1;
   return vm_monitor_start (&a->vm_launch, err);
-}
-
-int
-vm_wait_ready (int readyfd, char *buf, size_t size)
-{
-  ssize_t n;
-
-  /* 'R' from the VMM once its vCPUs run; "E..." from the VMM child when
-     it failed; EOF when it ran and stopped already */
-  do
-    n = read (readyfd, buf, size - 1);
-  while (n < 0 && errno == EINTR);
-  if (n < 0)
-    n = 0;
-  buf[n] = '\0';
-  return (int)n;
 }
 
 /* Ctrl-]: leaves `cloison console` when stdin is a terminal (as telnet
@@ -342,7 +330,7 @@ console_relay_output (int log_fd, bool *got)
   return 0;
 }
 
-int
+static int
 vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err)
 {
   cleanup_free char *log = cl_strdup_printf ("%s/instances/%s/console.log", m->root, inst->name);
@@ -491,13 +479,13 @@ api_put_state (const char *socket, const char *state, cl_error_t *err)
   return api_request (socket, "PUT", "/vm/state", body, err);
 }
 
-int
+static int
 vm_api_pause (const char *socket, bool pause, cl_error_t *err)
 {
   return api_put_state (socket, pause ? "paused" : "running", err);
 }
 
-int
+static int
 vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
 {
   cleanup_json json_t *j = json_pack ("{s:s}", "dir", dir);
@@ -505,29 +493,115 @@ vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
   return api_request (socket, "PUT", "/snapshot/create", body, err);
 }
 
-int
+/* Presses the VM's ACPI power button: the guest shuts down if it will
+   (cloison-init stops the instance's command, a distribution's init
+   powers off). */
+static int
 vm_api_power_button (const char *socket, cl_error_t *err)
 {
   return api_put_state (socket, "shutdown", err);
 }
 
-int
-vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir, cl_error_t *err)
+/* --- the kind's operations --- */
+
+static int
+vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
+            const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
 {
-  cleanup_instance struct instance *inst = NULL;
+  (void)img;
+  if (vm_launch_prepare (m, inst, o->restore_dir, &a->vm_launch, err) < 0)
+    return -1;
+  a->vm_launch.attached = o->attached;
+  return 0;
+}
+
+static bool
+vm_power_button (struct cl_manager *m, struct instance *inst)
+{
+  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+  cl_error_t err = NULL;
+
+  if (vm_api_power_button (sock, &err) == 0)
+    return true;
+  cl_debug ("instance `%s`: power button: %s", inst->name, err->msg);
+  cl_error_release (&err);
+  return false;
+}
+
+/* Through the power button: SIGTERM would stop the VMM at once, before
+   the guest wrote back its disk.  Pressed again every 2 s: a guest still
+   booting has not enabled it yet. */
+static bool
+vm_shutdown (struct cl_manager *m, struct instance *inst, int *timeout_ms)
+{
+  if (!vm_power_button (m, inst))
+    return false;
+  for (int left = *timeout_ms; left > 0; left -= POWER_BUTTON_REPEAT_MS)
+    {
+      int wait = left < POWER_BUTTON_REPEAT_MS ? left : POWER_BUTTON_REPEAT_MS;
+      if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
+        return true;
+      vm_power_button (m, inst); /* fails once the VM is stopping */
+    }
+  cl_warn ("instance `%s`: the guest did not shut down within %d s; stopping the VM", inst->name,
+           *timeout_ms / 1000);
+  *timeout_ms = FORCED_STOP_WAIT_MS;
+  return false;
+}
+
+static int
+vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
+             bool stateful, cl_error_t *err)
+{
+  cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
+  cleanup_free char *copy = cl_strdup_printf ("%s/disk.img", sdir);
+  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+  cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
+  bool running = instance_is_running (inst);
+  cl_error_t ignored = NULL;
   int r;
 
-  if (store_get (m, name, &inst, err) < 0)
+  (void)m;
+  /* paused, the disk does not change under the copy */
+  if (running && vm_api_pause (sock, true, err) < 0)
     return -1;
-  json_object_set_new (inst->config, "restore_dir", json_string (state_dir));
-  if (store_set_config (m, name, inst->config, err) < 0)
-    return -1;
-  r = instance_start (m, name, err);
-  json_object_del (inst->config, "restore_dir");
-  {
-    cl_error_t ignored = NULL;
-    if (store_set_config (m, name, inst->config, &ignored) < 0)
-      cl_error_release (&ignored);
-  }
+  r = file_clone (disk, copy, 0, err);
+  if (r == 0 && stateful)
+    r = vm_api_snapshot (sock, state, err);
+  if (running && vm_api_pause (sock, false, &ignored) < 0)
+    cl_error_release (&ignored);
   return r;
 }
+
+static int
+vm_restore (const char *from, const char *staged, cl_error_t *err)
+{
+  return file_clone (from, staged, 0, err);
+}
+
+/* The agent's session needs no lock: a paused VM only delays it. */
+static int
+vm_exec_unlocked (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
+                  size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
+                  cl_error_t *err)
+{
+  instance_unlock (held);
+  return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
+}
+
+const struct instance_ops vm_ops = {
+  .kind = "vm",
+  .create = vm_disk_create,
+  .copy = vm_disk_copy,
+  .prepare = vm_prepare,
+  .start = vm_monitor_start_fn, /* the VMM in a child of the monitor */
+  .wake = NULL,
+  .shutdown = vm_shutdown, /* the ACPI power button */
+  .halt = NULL,            /* the monitor's VMM child is all there is */
+  .snapshot = vm_snapshot,
+  .restore = vm_restore,
+  .exec = vm_exec_unlocked,
+  .console = vm_console,
+  .set_limits = NULL, /* applied at the next start */
+};

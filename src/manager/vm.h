@@ -1,6 +1,7 @@
 /* microVM instances: the disk made from the image (reflink or sparse
    copy), and the VMM run by the instance's monitor in a child process
-   (the library, src/vmm/vmm.h; never an exec of cloison-vmm). */
+   (the library, src/vmm/vmm.h; never an exec of cloison-vmm).  The rest
+   of the manager reaches them through vm_ops (internal.h). */
 #ifndef CLOISON_MANAGER_VM_H
 #define CLOISON_MANAGER_VM_H
 
@@ -14,7 +15,6 @@
 
 struct cl_manager;
 struct instance;
-struct mgr_image;
 
 /* In instances/NAME/: the serial console's input, a FIFO (see vm.c). */
 #define VM_CONSOLE_INPUT "console.in"
@@ -39,31 +39,8 @@ struct vm_launch
   bool attached;      /* serial console on our stdio (run) instead of the log */
 };
 
-/* Creates INSTANCE/disk.img from the image (at launch). */
-int vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
-                    cl_error_t *err);
-int vm_launch_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
-                       struct vm_launch *out, cl_error_t *err);
-/* In the monitor: forks the VMM child.  Returns its pid or -1. */
-pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
-/* In the launching command: waits until the VMM runs ("R" in buf), has
-   failed ("E<message>") or has already stopped (EOF, 0).  Returns the
-   bytes read. */
-int vm_wait_ready (int readyfd, char *buf, size_t size);
-
-/* Requests to a running VMM through its API socket: "pause", "resume",
-   "snapshot DIR" (memory + devices + vCPUs).  */
-int vm_api_pause (const char *socket, bool pause, cl_error_t *err);
-int vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err);
-/* Presses the VM's ACPI power button: the guest shuts down if it will
-   (cloison-init stops the instance's command, a distribution's init
-   powers off). */
-int vm_api_power_button (const char *socket, cl_error_t *err);
-
-/* Copy-on-write copy of the disk for `cl_instance_copy`. */
-int vm_disk_copy (struct cl_manager *m, struct instance *from, const char *dst, cl_error_t *err);
-/* exec (vm_agent.c: through the guest agent over vsock, see
-   src/agent/protocol.h) and console of a running VM. */
+/* exec of a running VM (vm_agent.c: through the guest agent over vsock,
+   see src/agent/protocol.h). */
 int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
              size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
 bool vm_host_has_vsock (void);
@@ -89,10 +66,5 @@ int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *
    the session with *exit_code = 128 + the signal (closing conn then
    kills the command). */
 int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, cl_error_t *err);
-int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
-
-/* Starts a stopped VM from a stateful snapshot's state directory. */
-int vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir,
-                       cl_error_t *err);
 
 #endif

@@ -1,5 +1,6 @@
 /* The VM itself: /dev/kvm, guest memory, in-kernel irqchip and PIT, GSI
-   routing, irqfd, ioeventfd, snapshot state registry and metrics. */
+   routing, irqfd, ioeventfd, snapshot state registry and metrics.  The
+   stop request every thread watches is in stop.c. */
 #include "vmm/machine.h"
 
 #include "common/cleanup.h"
@@ -9,7 +10,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -294,34 +294,6 @@ vm_metrics_json (struct vm *vm)
     }
   pthread_mutex_unlock (&vm->metric_lock);
   return root;
-}
-
-void
-vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg)
-{
-  int expected = VM_RUNNING;
-  pthread_mutex_lock (&vm->state_lock);
-  if (atomic_compare_exchange_strong (&vm->stop_reason, &expected, reason) && msg)
-    vm->stop_msg = strdup (msg);
-  pthread_cond_broadcast (&vm->state_cond);
-  pthread_mutex_unlock (&vm->state_lock);
-  uint64_t one = 1;
-  if (write (vm->wake_fd, &one, sizeof one) < 0)
-    {
-      /* the counter is saturated: the I/O thread is awake anyway */
-    }
-  for (unsigned i = 0; i < vm->ncpus; i++)
-    if (vm->vcpus && vm->vcpus[i].started)
-      {
-        vm->vcpus[i].run->immediate_exit = 1;
-        pthread_kill (vm->vcpus[i].thread, SIGUSR1);
-      }
-}
-
-bool
-vm_stopping (struct vm *vm)
-{
-  return atomic_load (&vm->stop_reason) != VM_RUNNING;
 }
 
 int

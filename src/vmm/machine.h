@@ -133,11 +133,13 @@ int vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *m
 void vm_destroy (struct vm *vm);
 /* The e820 RAM ranges follow from mem_size. */
 int vm_mem_save (struct vm *vm, const char *path, cl_error_t *err);
-void vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg);
-bool vm_stopping (struct vm *vm);
 uint64_t vm_metric_get (struct vm *vm, const char *device, const char *name);
 json_t *vm_metrics_json (struct vm *vm);
 int vm_routes_push (struct vm *vm, cl_error_t *err);
+
+/* stop.c: the first reason wins; wakes the I/O thread, kicks the vCPUs. */
+void vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg);
+bool vm_stopping (struct vm *vm);
 
 /* io.c: exits from vCPU threads; false when nothing claims the address. */
 bool vm_io_dispatch (struct vm *vm, bool is_pio, uint64_t addr, void *data, unsigned len,

@@ -21,7 +21,7 @@
 #include "container/console.h"
 #include "container/container.h"
 #include "container/hooks.h"
-#include "container/init.h"
+#include "container/init_ctx.h"
 #include "container/spec.h"
 #include "container/state.h"
 
