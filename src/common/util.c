@@ -304,6 +304,23 @@ cl_close_fds_from (int from)
 }
 
 void
+cl_close_fds_except (const int *keep, size_t n)
+{
+  int lo = 3;
+
+  /* keep sorted ascending; close every gap between the kept ones */
+  for (size_t i = 0; i < n; i++)
+    {
+      if (keep[i] < lo)
+        continue;
+      for (int fd = lo; fd < keep[i]; fd++)
+        close (fd);
+      lo = keep[i] + 1;
+    }
+  cl_close_fds_from (lo);
+}
+
+void
 cl_cloexec_fds_from (int from)
 {
   if (syscall (SYS_close_range, from, ~0U, CLOSE_RANGE_CLOEXEC) == 0)

@@ -173,7 +173,16 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
             _exit (child < 0 ? 1 : 0);
         }
       if (ops->start)
-        monitor_main (&a, ready[1], ops->start);
+        {
+          /* a monitor that does not exec (VMs) drops what it inherited:
+             cloisond's sockets and the instance locks, database handles
+             and files of its other threads */
+          int keep[2] = { ready[1], a.vm_launch.vsock_fd };
+          if (keep[1] >= 0 && keep[1] < keep[0])
+            keep[0] = keep[1], keep[1] = ready[1];
+          cl_close_fds_except (keep, keep[1] >= 0 ? 2 : 1);
+          monitor_main (&a, ready[1], ops->start);
+        }
       if (go[1] >= 0)
         close (go[1]);
       exec_container_monitor (program, args, ready[1], go[0]);
