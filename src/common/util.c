@@ -41,6 +41,17 @@ cl_xmalloc0 (size_t size)
   return p;
 }
 
+char *
+cl_xstrdup (const char *s)
+{
+  if (s == NULL)
+    return NULL;
+  size_t n = strlen (s) + 1;
+  char *p = cl_xmalloc0 (n);
+  memcpy (p, s, n);
+  return p;
+}
+
 int
 cl_read_all (int fd, void *data, size_t len)
 {

@@ -11,6 +11,8 @@
 /* asprintf that aborts on ENOMEM. */
 char *cl_strdup_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
 void *cl_xmalloc0 (size_t size);
+/* strdup that aborts on ENOMEM (as cl_xmalloc0); NULL gives NULL. */
+char *cl_xstrdup (const char *s);
 
 /* Whole-file read; *out is NUL-terminated, *len (optional) excludes it. */
 int cl_read_file (const char *path, char **out, size_t *len, cl_error_t *err);
