@@ -77,6 +77,8 @@ OVERRIDES = {
     # (manager/internal.h); the public names take cl_mgr_instance_start.
     "instance_start": "cl_mgr_instance_start_locked",
     "instance_stop": "cl_mgr_instance_stop_locked",
+    # The store opener under the public ones (image/builtin.c).
+    "cl_store_open": "cl_img_store_open_internal",
 }
 
 # Files this pipeline owns: they name old symbols on purpose.
