@@ -20,6 +20,7 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   ctx->body_limit = opts && opts->body_limit ? opts->body_limit : CL_API_BODY_LIMIT_DEFAULT;
   pthread_mutex_init (&ctx->lock, NULL);
   pthread_cond_init (&ctx->changed, NULL);
+  ctx->op_ended = api_watch_note;
   /* instances first: their interrupted work is undone or finished */
   if (cl_manager_open (root, &m, err) < 0 || cl_db_open (root, &ctx->db, err) < 0
       || api_ops_init (ctx, err) < 0)

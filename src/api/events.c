@@ -124,13 +124,13 @@ cl_api_events_free (struct cl_api_events *ev)
   free (ev);
 }
 
-void
-api_events_get (struct api_call *c)
+int
+api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
+                 cl_error_t *err)
 {
-  const char *types = json_string_value (json_object_get (c->query, "type"));
   struct cl_api_events *ev = cl_xmalloc0 (sizeof *ev);
 
-  ev->ctx = c->ctx;
+  ev->ctx = ctx;
   ev->types = types ? 0 : EV_LIFECYCLE | EV_OPERATION;
   if (types)
     {
@@ -139,23 +139,21 @@ api_events_get (struct api_call *c)
         {
           if (type_bit (t) == 0)
             {
-              api_reply_error (c, 400,
-                               "query parameter type: unknown event type `%s` (lifecycle, "
-                               "operation)",
-                               t);
+              cl_error_make (err, 0,
+                             "query parameter type: unknown event type `%s` (lifecycle, "
+                             "operation)",
+                             t);
               free (copy);
               free (ev);
-              return;
+              return -1;
             }
           ev->types |= type_bit (t);
         }
       free (copy);
     }
-  pthread_mutex_lock (&c->ctx->lock);
-  ev->next = c->ctx->ev_next; /* from now on */
-  pthread_mutex_unlock (&c->ctx->lock);
-  cl_api_response_clear (c->resp);
-  c->resp->status = 200;
-  c->resp->content_type = "application/x-ndjson";
-  c->resp->events = ev;
+  pthread_mutex_lock (&ctx->lock);
+  ev->next = ctx->ev_next; /* from now on */
+  pthread_mutex_unlock (&ctx->lock);
+  *out = ev;
+  return 0;
 }

@@ -35,6 +35,10 @@ struct cl_api_ctx
      operation left it; NULL when nothing watches */
   json_t *known;
   pthread_t watcher;
+  /* called by an operation's worker after an operation on an instance,
+     with its handle: api_watch_note, set by cl_api_ctx_new (watch.c asks
+     operations.c whether an instance is busy, so not the other way) */
+  void (*op_ended) (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
@@ -60,7 +64,8 @@ struct api_route
   api_handler_fn fn;
 };
 
-/* --- router.c: responses --- */
+/* --- reply.c: responses, URLs and queries (below every other file but
+   events.c) --- */
 void api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
 void api_reply_error (struct api_call *c, int status, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
@@ -79,6 +84,12 @@ int api_query_int (struct api_call *c, const char *key, long min, long max, long
 void api_names_to_urls (json_t *list, const char *prefix);
 /* "/1.0/instances/" + name, percent-encoded where needed (caller frees). */
 char *api_url (const char *prefix, const char *name);
+/* Percent-decodes n bytes (plus_space: '+' is a space, as in queries);
+   NULL when an escape is malformed or decodes to NUL (caller frees). */
+char *api_url_decode (const char *s, size_t n, bool plus_space);
+/* A query string into an object of decoded key -> string; -1 when an
+   escape is malformed. */
+int api_parse_query (const char *q, json_t **out);
 
 /* --- input.c: request bodies --- */
 enum api_field_type
@@ -154,16 +165,22 @@ bool api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
 void api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
 void api_watch_stop (struct cl_api_ctx *ctx);
 
-/* --- events.c --- */
+/* --- events.c: the ring (emitting calls no other file) --- */
 /* Appends an event {"type","timestamp","metadata"}; steals metadata.
    Call with ctx->lock held (locked) or not. */
 void api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked);
 /* A lifecycle event: {"action": action, "source": source}. */
 void api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source);
-void api_events_get (struct api_call *c);
+/* A stream of the events whose type is in `types` (comma-separated;
+   NULL: every type), from now on. */
+int api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
+                     cl_error_t *err);
 void api_events_free_ring (struct cl_api_ctx *ctx);
 /* RFC 3339 UTC time of `t` (seconds since the epoch) into buf. */
 void api_time_string (int64_t t, char *buf, size_t len);
+
+/* --- stream.c: GET /1.0/events --- */
+void api_events_get (struct api_call *c);
 
 /* --- instances.c --- */
 void api_instances_list (struct api_call *c);

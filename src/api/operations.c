@@ -195,8 +195,8 @@ op_worker (void *arg)
     r = op->kind->fn (op, m, op->args, &err);
   if (m)
     {
-      if (op->is_instance)
-        api_watch_note (ctx, m, op->instance);
+      if (op->is_instance && ctx->op_ended)
+        ctx->op_ended (ctx, m, op->instance);
       cl_manager_close (m);
     }
 

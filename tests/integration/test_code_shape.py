@@ -18,12 +18,7 @@ def run_check(build_dir):
 # Folders whose circles are not taken apart yet, with the reason.  Only
 # these may have circles; an entry whose folder has none fails, so that
 # it goes with its circles.
-PENDING = {
-    # the daemon's API, merged after the manager's circles went: the
-    # handlers call back into router.c's reply and query helpers, and
-    # operations.c and watch.c call each other
-    "api",
-}
+PENDING = set()
 
 
 def test_no_circle_between_the_files_of_a_folder():
