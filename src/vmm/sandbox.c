@@ -99,6 +99,24 @@ static const char *const allowed[] = {
   "faccessat2",
   "getdents64",
   "umask",
+  /* virtio-fs (fuse_server.c): names resolved with openat2 beneath the
+     shared root; its other calls (openat, newfstatat, mkdirat, unlinkat,
+     renameat2, getdents64, lseek, pread64/pwrite64, ftruncate, fallocate,
+     fsync, fdatasync) are listed above */
+  "openat2",
+  "fstatfs",
+  "readlinkat",
+  "symlinkat",
+  "linkat",
+  "mknodat",
+  "fchmod",
+  "fchmodat",
+  "fchownat",
+  "utimensat",
+  "fgetxattr",
+  "fsetxattr",
+  "flistxattr",
+  "fremovexattr",
   /* asynchronous block I/O, if a device uses it */
   "io_uring_enter",
   "io_uring_register",
@@ -119,6 +137,7 @@ static const char *const vcpu_denied[] = {
   "connect", "accept",   "accept4",   "bind",      "listen",         "clone",
   "clone3",  "mkdir",    "mkdirat",   "rename",    "renameat",       "renameat2",
   "unlink",  "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
+  "symlinkat", "linkat", "mknodat", "fchmodat", "fchownat", "fsetxattr", "fremovexattr",
 };
 
 /* CLOISON_VMM_SECCOMP: "off" installs no filter (returns false), "log"
