@@ -9,6 +9,8 @@
 
 #include "common/util.h"
 
+#include <jansson.h>
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -55,6 +57,7 @@ struct fs_handle
 {
   int fd; /* -1: free slot */
   uint32_t gen;
+  int flags; /* as opened: to reopen it after a restore */
 };
 
 struct fuse_server
@@ -170,8 +173,30 @@ table_new (size_t elem, uint32_t n)
   return t;
 }
 
-/* A free slot at or after *hint, the table doubled when it has none (up
-   to `max` entries): the slot, or 0 when the table is full. */
+/* Doubles the table until it has slot `need` (at most `max` entries):
+   0, or -1 when it cannot. */
+static int
+table_grow (void **table, uint32_t *size, size_t elem, uint32_t need, uint32_t max)
+{
+  uint32_t n = *size;
+  uint8_t *grown;
+
+  while (n <= need)
+    n *= 2;
+  if (n == *size)
+    return 0;
+  if (n > max)
+    return -1;
+  grown = table_new (elem, n);
+  memcpy (grown, *table, (size_t)*size * elem);
+  free (*table);
+  *table = grown;
+  *size = n;
+  return 0;
+}
+
+/* A free slot at or after *hint, the table grown when it has none: the
+   slot, or 0 when the table is full. */
 static uint32_t
 table_take_slot (void **table, uint32_t *size, size_t elem, uint32_t *hint, uint32_t max)
 {
@@ -184,19 +209,8 @@ table_take_slot (void **table, uint32_t *size, size_t elem, uint32_t *hint, uint
       if (fd < 0)
         break;
     }
-  if (slot >= *size)
-    {
-      uint32_t n = *size * 2;
-      uint8_t *grown;
-      if (n > max)
-        return 0;
-      grown = table_new (elem, n);
-      memcpy (grown, *table, (size_t)*size * elem);
-      free (*table);
-      *table = grown;
-      slot = *size;
-      *size = n;
-    }
+  if (slot >= *size && table_grow (table, size, elem, slot, max) < 0)
+    return 0;
   *hint = slot + 1;
   return slot;
 }
@@ -247,6 +261,24 @@ node_forget (struct fuse_server *s, uint64_t nodeid, uint64_t count)
     node_drop (s, nodeid);
 }
 
+/* Fills free slot `slot` with `fd`, an O_PATH descriptor whose stat is
+   `st`, and hashes it by device and inode number. */
+static void
+node_set (struct fuse_server *s, uint32_t slot, int fd, const struct stat *st, uint32_t gen,
+          uint64_t nlookup)
+{
+  uint32_t b = hash_of (st->st_dev, st->st_ino);
+
+  s->inodes[slot] = (struct fs_inode){ .fd = fd,
+                                       .gen = gen,
+                                       .type = st->st_mode & S_IFMT,
+                                       .dev = st->st_dev,
+                                       .ino = st->st_ino,
+                                       .nlookup = nlookup,
+                                       .hash_next = s->hash[b] };
+  s->hash[b] = slot;
+}
+
 /* Takes `fd` (an O_PATH descriptor whose stat is `st`) into the table, or
    counts one more lookup of the inode already there.  The node id, or a
    negative errno (fd closed). */
@@ -269,14 +301,7 @@ node_insert (struct fuse_server *s, int fd, const struct stat *st)
       close (fd);
       return -ENFILE;
     }
-  s->inodes[slot] = (struct fs_inode){ .fd = fd,
-                                       .gen = ++s->next_gen,
-                                       .type = st->st_mode & S_IFMT,
-                                       .dev = st->st_dev,
-                                       .ino = st->st_ino,
-                                       .nlookup = 1,
-                                       .hash_next = s->hash[b] };
-  s->hash[b] = slot;
+  node_set (s, slot, fd, st, ++s->next_gen, 1);
   return slot;
 }
 
@@ -400,9 +425,10 @@ handle_fd (struct fuse_server *s, uint64_t fh)
   return h ? h->fd : -EBADF;
 }
 
-/* Takes `fd` into the handle table: the handle, or 0 (fd closed). */
+/* Takes `fd` (opened with `flags`) into the handle table: the handle, or
+   0 (fd closed). */
 static uint64_t
-handle_new (struct fuse_server *s, int fd)
+handle_new (struct fuse_server *s, int fd, int flags)
 {
   uint32_t slot = table_take_slot ((void **)&s->handles, &s->nhandles, sizeof *s->handles,
                                    &s->handle_hint, MAX_HANDLES);
@@ -411,16 +437,16 @@ handle_new (struct fuse_server *s, int fd)
       close (fd);
       return 0;
     }
-  s->handles[slot] = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen };
+  s->handles[slot] = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen, .flags = flags };
   return ((uint64_t)s->handles[slot].gen << 32) | slot;
 }
 
 static int
-reply_open (struct fuse_server *s, int fd, struct fuse_open_out *o)
+reply_open (struct fuse_server *s, int fd, int flags, struct fuse_open_out *o)
 {
   if (fd < 0)
     return fd;
-  o->fh = handle_new (s, fd);
+  o->fh = handle_new (s, fd, flags);
   return o->fh ? 0 : -ENFILE;
 }
 
@@ -769,7 +795,7 @@ op_open (OP_PARAMS)
     return e;
   if (n->type == S_IFDIR)
     return -EISDIR;
-  return reply_open (s, node_reopen (s, n, flags), o);
+  return reply_open (s, node_reopen (s, n, flags), flags, o);
 }
 
 static int
@@ -783,7 +809,7 @@ op_opendir (OP_PARAMS)
     return -EINVAL;
   if (n->type != S_IFDIR)
     return -ENOTDIR;
-  return reply_open (s, node_reopen (s, n, O_RDONLY | O_DIRECTORY), o);
+  return reply_open (s, node_reopen (s, n, O_RDONLY | O_DIRECTORY), O_RDONLY | O_DIRECTORY, o);
 }
 
 static int
@@ -813,7 +839,7 @@ op_create (OP_PARAMS)
       close (fd);
       return rc;
     }
-  return reply_open (s, fd, o);
+  return reply_open (s, fd, flags, o);
 }
 
 static int
@@ -1280,6 +1306,178 @@ fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8
                                   .unique = h.unique };
   memcpy (reply, &out, sizeof out);
   return out.len;
+}
+
+/* ------------------------------------------------------------ snapshot */
+
+/* Where `fd` is now, relative to the shared root ("." for the root), into
+   `out`; the kernel's own name for it (/proc/self/fd), checked by opening
+   that path beneath the root again and finding the same inode.  -1 (err
+   set) for a file deleted or moved out of the share while the guest holds
+   it: nothing could bring it back after a restore. */
+static int
+where_is (struct fuse_server *s, int fd, const char *root, char *out, size_t size, cl_error_t *err)
+{
+  char name[16], path[PATH_MAX + 1];
+  size_t rootlen = strlen (root);
+  struct stat st, again;
+  ssize_t len;
+  int back;
+
+  snprintf (name, sizeof name, "%d", fd);
+  len = readlinkat (s->proc_fd, name, path, PATH_MAX);
+  if (len < 0 || stat_fd (fd, &st) < 0)
+    return cl_error_errno (err, "a held file");
+  path[len] = 0;
+  if (st.st_nlink == 0 || strncmp (path, root, rootlen) != 0
+      || (path[rootlen] != '/' && path[rootlen] != 0))
+    return cl_error_make (err, 0, "`%s` is held by the guest but is no longer in the share", path);
+  snprintf (out, size, "%s", path[rootlen] ? path + rootlen + 1 : ".");
+  back = open_beneath (s->inodes[FUSE_ROOT_ID].fd, out, O_PATH, 0);
+  if (back < 0 || stat_fd (back, &again) < 0 || again.st_dev != st.st_dev
+      || again.st_ino != st.st_ino)
+    {
+      if (back >= 0)
+        close (back);
+      return cl_error_make (err, 0, "`%s` cannot be found again beneath the share", path);
+    }
+  close (back);
+  return 0;
+}
+
+json_t *
+fuse_server_save (struct fuse_server *s, cl_error_t *err)
+{
+  char root[PATH_MAX + 1], rel[PATH_MAX + 1], name[16];
+  json_t *inodes, *handles;
+  ssize_t len;
+
+  if (!s->mounted)
+    return json_pack ("{s:b}", "mounted", 0);
+  snprintf (name, sizeof name, "%d", s->inodes[FUSE_ROOT_ID].fd);
+  len = readlinkat (s->proc_fd, name, root, PATH_MAX);
+  if (len < 0)
+    {
+      cl_error_errno (err, "the shared directory");
+      return NULL;
+    }
+  root[len] = 0;
+  if (strcmp (root, "/") == 0)
+    root[0] = 0; /* paths beneath it start with the '/' */
+  inodes = json_array ();
+  handles = json_array ();
+  for (uint32_t i = 2; i < s->ninodes; i++)
+    {
+      const struct fs_inode *n = &s->inodes[i];
+      if (n->fd < 0)
+        continue;
+      if (where_is (s, n->fd, root, rel, sizeof rel, err) < 0)
+        goto fail;
+      json_array_append_new (inodes, json_pack ("{s:I,s:I,s:I,s:s}", "id", (json_int_t)i, "gen",
+                                                (json_int_t)n->gen, "nlookup",
+                                                (json_int_t)n->nlookup, "path", rel));
+    }
+  for (uint32_t i = 1; i < s->nhandles; i++)
+    {
+      const struct fs_handle *h = &s->handles[i];
+      if (h->fd < 0)
+        continue;
+      if (where_is (s, h->fd, root, rel, sizeof rel, err) < 0)
+        goto fail;
+      json_array_append_new (handles,
+                             json_pack ("{s:I,s:I,s:i,s:s}", "slot", (json_int_t)i, "gen",
+                                        (json_int_t)h->gen, "flags", h->flags, "path", rel));
+    }
+  return json_pack ("{s:b,s:i,s:I,s:o,s:o}", "mounted", 1, "minor", s->minor, "next_gen",
+                    (json_int_t)s->next_gen, "inodes", inodes, "handles", handles);
+fail:
+  json_decref (inodes);
+  json_decref (handles);
+  return NULL;
+}
+
+/* One saved inode or handle, reopened beneath the root.  The snapshot is
+   the host's file, but its paths are still resolved as a guest's names
+   are: never above the root, never through a symlink. */
+static int
+restore_one (struct fuse_server *s, json_t *e, bool inode, cl_error_t *err)
+{
+  json_int_t id, gen, count = 1;
+  int flags = 0, fd;
+  const char *path;
+  struct stat st;
+
+  if ((inode ? json_unpack (e, "{s:I,s:I,s:I,s:s}", "id", &id, "gen", &gen, "nlookup", &count,
+                            "path", &path)
+             : json_unpack (e, "{s:I,s:I,s:i,s:s}", "slot", &id, "gen", &gen, "flags", &flags,
+                            "path", &path))
+          < 0
+      || id < (inode ? 2 : 1) || id >= (inode ? MAX_INODES : MAX_HANDLES) || gen < 0
+      || gen > UINT32_MAX || count < 1)
+    return cl_error_make (err, 0, "virtio-fs state: bad %s entry", inode ? "inode" : "handle");
+  if (!inode)
+    {
+      flags &= OPEN_FLAGS_KEPT | O_DIRECTORY;
+      flags &= ~O_TRUNC;
+      if (s->read_only && (flags & O_ACCMODE) != O_RDONLY)
+        return cl_error_make (err, 0, "virtio-fs state: `%s` open for writing in a read-only share",
+                              path);
+    }
+  if (inode ? table_grow ((void **)&s->inodes, &s->ninodes, sizeof *s->inodes, id, MAX_INODES)
+            : table_grow ((void **)&s->handles, &s->nhandles, sizeof *s->handles, id, MAX_HANDLES))
+    return cl_error_make (err, 0, "virtio-fs state: too many entries");
+  if ((inode ? s->inodes[id].fd : s->handles[id].fd) >= 0)
+    return cl_error_make (err, 0, "virtio-fs state: entry %lld twice", (long long)id);
+  fd = open_beneath (s->inodes[FUSE_ROOT_ID].fd, path, O_PATH, 0);
+  if (fd < 0)
+    return cl_error_make (err, -fd, "shared file `%s`", path);
+  if (stat_fd (fd, &st) < 0)
+    {
+      close (fd);
+      return cl_error_errno (err, "shared file `%s`", path);
+    }
+  if (!inode)
+    {
+      /* Reopened the way OPEN does: regular files and directories only. */
+      struct fs_inode n = { .fd = fd, .type = st.st_mode & S_IFMT };
+      int open_fd = node_reopen (s, &n, flags);
+      close (fd);
+      if (open_fd < 0)
+        return cl_error_make (err, -open_fd, "shared file `%s`", path);
+      s->handles[id] = (struct fs_handle){ .fd = open_fd, .gen = gen, .flags = flags };
+      return 0;
+    }
+  node_set (s, id, fd, &st, gen, count);
+  return 0;
+}
+
+int
+fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err)
+{
+  json_t *inodes = NULL, *handles = NULL, *e;
+  json_int_t next_gen = 0;
+  int mounted = 0, minor = 0;
+  size_t i;
+
+  fuse_server_reset (s);
+  if (json_unpack (state, "{s:b,s?i,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor, "next_gen",
+                   &next_gen, "inodes", &inodes, "handles", &handles)
+      < 0)
+    return cl_error_make (err, 0, "virtio-fs state: bad format");
+  if (!mounted)
+    return 0;
+  if (minor < MIN_MINOR || minor > FUSE_KERNEL_MINOR_VERSION || next_gen < 0
+      || next_gen > UINT32_MAX || !json_is_array (inodes) || !json_is_array (handles))
+    return cl_error_make (err, 0, "virtio-fs state: bad session");
+  json_array_foreach (inodes, i, e) if (restore_one (s, e, true, err) < 0) goto fail;
+  json_array_foreach (handles, i, e) if (restore_one (s, e, false, err) < 0) goto fail;
+  s->minor = minor;
+  s->next_gen = next_gen;
+  s->mounted = true;
+  return 0;
+fail:
+  fuse_server_reset (s);
+  return -1;
 }
 
 /* ------------------------------------------------------------ lifetime */

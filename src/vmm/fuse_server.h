@@ -15,6 +15,8 @@
 
 #include "common/error.h"
 
+#include <jansson.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -45,5 +47,14 @@ void fuse_server_reset (struct fuse_server *s);
 /* Between INIT and DESTROY (or a reset): the guest has the filesystem
    mounted and holds node ids and handles that are host descriptors. */
 bool fuse_server_mounted (const struct fuse_server *s);
+
+/* Snapshot state.  Node ids and handles are host descriptors, so they are
+   saved by where they are now (their path beneath the root, as the kernel
+   names it) and reopened there on restore, keeping their ids: the guest
+   goes on with the ids it holds.  Saving fails (NULL, err set) when a held
+   file was deleted or moved out of the share meanwhile.  Restoring resets
+   the server first and fails when a saved path is gone. */
+json_t *fuse_server_save (struct fuse_server *s, cl_error_t *err);
+int fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err);
 
 #endif

@@ -5,11 +5,11 @@
    MAP_PRIVATE and snapshots keep working.
 
    Snapshot state: the server's node ids and file handles are host
-   descriptors the guest keeps using after a restore, and nothing here can
-   recreate them, so a snapshot is refused while the guest has the
-   filesystem mounted (between FUSE_INIT and DESTROY or a device reset).
-   Before the mount and after the unmount the device has nothing beyond
-   the transport state to save. */
+   descriptors the guest keeps using after a restore.  They are saved by
+   their path beneath the shared root and reopened there, under the same
+   ids (fuse_server_save); when one cannot be (a file the guest holds was
+   deleted or moved out of the share), the snapshot is refused before
+   anything is written. */
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
@@ -38,6 +38,7 @@ struct virtio_fs
   struct fuse_server *srv;
   struct virtq_chain chain;
   uint8_t *req, *reply; /* FUSE_SERVER_BUF_SIZE each */
+  json_t *saved;        /* taken by fs_save_check, handed out by fs_save */
 };
 
 static int64_t
@@ -85,12 +86,35 @@ fs_save_check (struct virtio_device *dev, cl_error_t *err)
 {
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
-  if (!fuse_server_mounted (fs->srv))
-    return 0;
-  return cl_error_make (err, 0,
-                        "%s: the guest has the shared directory `%.36s` mounted; its open host "
-                        "files cannot be saved: unmount it in the guest before a snapshot",
-                        dev->name, fs->config.tag);
+  json_decref (fs->saved);
+  fs->saved = fuse_server_save (fs->srv, err);
+  if (fs->saved == NULL)
+    return cl_error_wrap (err, "%s: the guest's files in `%.36s` cannot be saved", dev->name,
+                          fs->config.tag);
+  return 0;
+}
+
+static json_t *
+fs_save (struct virtio_device *dev)
+{
+  struct virtio_fs *fs = (struct virtio_fs *)dev;
+  cl_error_t err = NULL;
+  json_t *state = fs->saved;
+
+  fs->saved = NULL;
+  if (state == NULL && (state = fuse_server_save (fs->srv, &err)) == NULL)
+    cl_error_release (&err); /* snapshot_create checks first: not reached */
+  return state;
+}
+
+static int
+fs_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
+{
+  struct virtio_fs *fs = (struct virtio_fs *)dev;
+
+  if (fuse_server_restore (fs->srv, state, err) < 0)
+    return cl_error_wrap (err, "%s", dev->name);
+  return 0;
 }
 
 static void
@@ -99,6 +123,7 @@ fs_release (struct virtio_device *dev)
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
   fuse_server_free (fs->srv);
+  json_decref (fs->saved);
   free (fs->req);
   free (fs->reply);
   free (fs);
@@ -112,6 +137,8 @@ static const struct virtio_device_ops fs_ops = {
   .queue_max_size = QUEUE_SIZE,
   .queue_notify = fs_notify,
   .reset = fs_reset,
+  .save = fs_save,
+  .restore = fs_restore,
   .save_check = fs_save_check,
   .release = fs_release,
 };

@@ -6,7 +6,8 @@
    the "outside" directory).  Whatever the guest sends, the server must not
    crash, write past the reply buffer, or touch anything outside the share:
    after each run the outside directory must hold exactly its one secret
-   file, unchanged.  The tree lives on a 32 MiB tmpfs in a private mount
+   file, unchanged, and a snapshot of the server's state (when it can be
+   taken) must restore.  The tree lives on a 32 MiB tmpfs in a private mount
    namespace (root), so WRITE or FALLOCATE at huge offsets cannot fill the
    host's disk. */
 #ifndef _GNU_SOURCE
@@ -191,6 +192,18 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       data += len;
       size -= len;
     }
+  /* Whatever state the program left, a snapshot of it either is refused
+     or restores. */
+  cl_error_t err = NULL;
+  json_t *saved = fuse_server_save (srv, &err);
+  if (saved == NULL)
+    cl_error_release (&err);
+  else if (fuse_server_restore (srv, saved, &err) < 0)
+    {
+      fprintf (stderr, "restore of a fresh save failed: %s\n", err->msg);
+      abort ();
+    }
+  json_decref (saved);
   check_outside ();
   return 0;
 }

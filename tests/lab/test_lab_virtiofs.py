@@ -3,9 +3,11 @@ cloison-vmm in the lab mounts a lab-host directory with `mount -t virtiofs`,
 files and directories go both ways, and the symlinks planted in the share
 (absolute to a lab-host file outside it, `../outside/secret`, `../..`)
 never reach the lab host's files: the guest resolves them in its own
-namespace.  A snapshot is refused while the share is mounted and allowed
-after `umount`.  A read-only share refuses every change.  One lab boot,
-two nested boots (docs/virtiofs.md)."""
+namespace.  A snapshot taken while the share is mounted, with files and a
+directory held open, restores in a new VMM process and the guest goes on
+using them; a snapshot is refused while the guest holds a file deleted on
+the host.  A read-only share refuses every change.  One lab boot, three
+nested VMM runs (docs/virtiofs.md)."""
 import os
 
 import pytest
@@ -39,10 +41,23 @@ done
 echo pwned > /mnt/esc-abs 2>/dev/null && echo "g: wrote through esc-abs"
 echo "g: secret bytes $(cat /mnt/esc-abs /mnt/esc-rel /mnt/up/outside/secret 2>/dev/null | wc -c)"
 echo "g: up is the guest root: $(ls /mnt/up/ | grep -c guest-script)"
+wait_file() {
+  i=0
+  while [ ! -e "$1" ] && [ $i -lt 900 ]; do usleep 200000; i=$((i + 1)); done
+}
+# Held across the snapshot and restore: open files and a working directory.
+exec 3</mnt/hello.txt 4>>/mnt/from-guest.txt 5</mnt/victim.txt
+cd /mnt/gdir
 echo "g: waiting for the host"
-i=0
-while [ ! -e /mnt/go ] && [ $i -lt 600 ]; do usleep 200000; i=$((i + 1)); done
+wait_file /mnt/go
+echo "g: fd3 says $(cat <&3)"
+echo "appended after restore" >&4 && echo "g: appended"
+echo "g: cwd holds $(ls)"
 echo "g: host wrote $(cat /mnt/from-host.txt)"
+echo "g: holding the victim"
+wait_file /mnt/go2
+exec 3<&- 4>&- 5<&-
+cd /
 umount /mnt && echo "g: unmounted"
 sleep 120
 """
@@ -59,26 +74,39 @@ ln -s /srv/outside/secret /srv/share/esc-abs
 ln -s ../outside/secret /srv/share/esc-rel
 ln -s ../.. /srv/share/up
 echo "read only data" > /srv/ro/hello.txt
+echo "deleted on the host" > /srv/share/victim.txt
 
 share() {
-    rm -f /tmp/fs.sock
+    rm -f /tmp/fs.sock /tmp/fs2.sock
     /lab/stamp -t 300 -- %(vmm)s --cmdline "%(cmdline)s phase=rw" --fs labshare=/srv/share \
         --api-socket /tmp/fs.sock > /tmp/fs.log 2>&1 & run_pid=$!
     if wait_for_line /tmp/fs.log 'g: waiting for the host' 200; then
         echo "lab: mounted snapshot: $(/lab/uhttp /tmp/fs.sock PUT /snapshot/create '{"dir":"/tmp/snap1"}' | tr '\n' ' ')"
-        echo "lab: snap1 exists: $(test -e /tmp/snap1 && echo yes || echo no)"
-        echo "written by the host" > /srv/share/from-host.txt
-        touch /srv/share/go
     else
         echo "lab: the guest never mounted the share"
     fi
-    if wait_for_line /tmp/fs.log 'g: unmounted' 100; then
-        echo "lab: unmounted snapshot: $(/lab/uhttp /tmp/fs.sock PUT /snapshot/create '{"dir":"/tmp/snap2"}' | tr '\n' ' ')"
-    fi
     /lab/uhttp /tmp/fs.sock PUT /vm/state '{"state":"stopped"}' > /dev/null
     wait $run_pid
+    /lab/stamp -t 300 -- /usr/bin/cloison-vmm --restore /tmp/snap1 --api-socket /tmp/fs2.sock \
+        > /tmp/fs2.log 2>&1 & run_pid=$!
+    echo "written by the host" > /srv/share/from-host.txt
+    touch /srv/share/go
+    if wait_for_line /tmp/fs2.log 'g: holding the victim' 100; then
+        rm /srv/share/victim.txt
+        echo "lab: deleted-file snapshot: $(/lab/uhttp /tmp/fs2.sock PUT /snapshot/create '{"dir":"/tmp/snap2"}' | tr '\n' ' ')"
+        echo "lab: snap2 exists: $(test -e /tmp/snap2/state.json && echo yes || echo no)"
+    else
+        echo "lab: the restored guest never went on"
+    fi
+    touch /srv/share/go2
+    if wait_for_line /tmp/fs2.log 'g: unmounted' 100; then
+        echo "lab: unmounted snapshot: $(/lab/uhttp /tmp/fs2.sock PUT /snapshot/create '{"dir":"/tmp/snap3"}' | tr '\n' ' ')"
+    fi
+    /lab/uhttp /tmp/fs2.sock PUT /vm/state '{"state":"stopped"}' > /dev/null
+    wait $run_pid
+    sed 's/^/restored: /' /tmp/fs2.log
     cat /tmp/fs.log
-    echo "lab: guest file: $(cat /srv/share/from-guest.txt)"
+    echo "lab: guest file: $(cat /srv/share/from-guest.txt | tr '\n' '|')"
     echo "lab: big $(md5sum /srv/share/big | cut -d' ' -f1)"
     echo "lab: gdir: $(ls /srv/share/gdir)"
     echo "lab: glink -> $(readlink /srv/share/glink)"
@@ -110,6 +138,13 @@ def out(run, name):
     return run.assert_check(name).output
 
 
+def lab_line(o, prefix):
+    """The first line of the lab's own output starting with `prefix`."""
+    lines = [l for l in o.splitlines() if l.startswith(prefix)]
+    assert lines, o
+    return lines[0]
+
+
 def test_guest_mounts_and_reads_host_files(run):
     o = out(run, "share")
     assert "g: mounted" in o
@@ -119,7 +154,6 @@ def test_guest_mounts_and_reads_host_files(run):
 
 def test_guest_writes_reach_the_host(run):
     o = out(run, "share")
-    assert "lab: guest file: written by the guest" in o
     assert "g: dir ops: g" in o and "lab: gdir: g" in o
     # guest lines carry stamp's time prefix, "[  55.347] g: ..."
     guest_md5 = [l.split()[-1] for l in o.splitlines() if "g: big " in l]
@@ -142,13 +176,25 @@ def test_symlink_and_dotdot_escapes_fail(run):
     assert "lab: outside holds: secret " in o
 
 
-def test_snapshot_refused_while_mounted(run):
+def test_snapshot_while_mounted_restores_held_files(run):
     o = out(run, "share")
-    mounted = [l for l in o.splitlines() if l.startswith("lab: mounted snapshot:")]
-    assert mounted and "400" in mounted[0] and "mounted" in mounted[0], o
-    assert "lab: snap1 exists: no" in o
-    unmounted = [l for l in o.splitlines() if l.startswith("lab: unmounted snapshot:")]
-    assert unmounted and "200" in unmounted[0], o
+    assert "200 OK" in lab_line(o, "lab: mounted snapshot:"), o
+    # In the restored VMM: the fd opened before the snapshot, the append
+    # fd, the working directory.
+    assert "restored: " in o
+    assert "g: fd3 says hello from the lab host" in o
+    assert "g: appended" in o
+    assert "lab: guest file: written by the guest|appended after restore|" in o
+    assert "g: cwd holds g" in o
+
+
+def test_snapshot_refused_while_a_held_file_is_deleted(run):
+    o = out(run, "share")
+    refused = lab_line(o, "lab: deleted-file snapshot:")
+    assert "400" in refused and "cannot be saved" in refused, o
+    assert "lab: snap2 exists: no" in o
+    assert "200 OK" in lab_line(o, "lab: unmounted snapshot:"), o
+    assert "g: unmounted" in o
 
 
 def test_read_only_share(run):

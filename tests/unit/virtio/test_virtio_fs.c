@@ -28,6 +28,8 @@
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
+#include <jansson.h>
+
 #define HIPRIO 0
 #define REQUESTS 1
 #define REQ_GPA 0x10000ull
@@ -1035,28 +1037,181 @@ test_unknown_opcode (void **state)
   assert_int_equal (getattr (f, 1, NULL), 0);
 }
 
-static void
-test_snapshot_refused_while_mounted (void **state)
+/* The whole device state, as a snapshot would write it. */
+static json_t *
+snapshot_state (struct fixture *f, cl_error_t *err)
 {
-  struct fixture *f = *state;
   const struct vm_persist_ops *ops = f->vm->persist_ops[0];
   void *opaque = f->vm->persist_opaque[0];
-  cl_error_t err = NULL;
 
   assert_string_equal (f->vm->persist_id[0], "virtio-fs0");
-  assert_non_null (ops->save_check);
-  assert_int_equal (ops->save_check (opaque, &err), -1);
-  assert_non_null (strstr (err->msg, "mounted"));
-  cl_error_release (&err);
-  /* After the guest unmounts (DESTROY), a snapshot may go ahead. */
+  if (ops->save_check (opaque, err) < 0)
+    return NULL;
+  return ops->save (opaque);
+}
+
+/* A second VMM process restoring `state`: a fresh VM with the same guest
+   memory, the device built again on the same directory. */
+static int
+restore_into (struct fixture *f, struct fixture *g, json_t *state, cl_error_t *err)
+{
+  *g = *f;
+  g->vm = fake_vm_new ();
+  memcpy (g->vm->ram, f->vm->ram, FAKE_MEM_SIZE);
+  assert_int_equal (virtio_fs_create (g->vm, "share", f->share, false, err), 0);
+  g->d.vm = g->vm;
+  g->d.pci = g->vm->pci[0];
+  return g->vm->persist_ops[0]->restore (g->vm->persist_opaque[0], state, err);
+}
+
+static void
+test_snapshot_keeps_nodes_and_handles (void **state)
+{
+  struct fixture *f = *state, g;
+  struct fuse_entry_out hello, dir, news;
+  struct fuse_attr_out a;
+  uint64_t rfh, wfh, dfh;
+  cl_error_t err = NULL;
+  char buf[64];
+  size_t len;
+  json_t *saved;
+
+  assert_int_equal (lookup (f, 1, "hello", &hello), 0);
+  assert_int_equal (mkdir_node (f, 1, "dir", &dir), 0);
+  assert_int_equal (create (f, dir.nodeid, "new", O_RDWR, &news, &wfh), 0);
+  assert_int_equal (open_node (f, FUSE_OPEN, hello.nodeid, O_RDONLY, &rfh), 0);
+  assert_int_equal (open_node (f, FUSE_OPENDIR, dir.nodeid, O_RDONLY, &dfh), 0);
+  /* The guest renames the directory: the saved path follows it. */
+  {
+    struct body b = { .len = 0 };
+    struct fuse_rename_in rn = { .newdir = 1 };
+    put (&b, &rn, sizeof rn);
+    put_str (&b, "dir");
+    put_str (&b, "renamed");
+    assert_int_equal (call (f, FUSE_RENAME, 1, &b, NULL, 0, NULL), 0);
+  }
+  saved = snapshot_state (f, &err);
+  assert_non_null (saved);
+  assert_int_equal (restore_into (f, &g, saved, &err), 0);
+  json_decref (saved);
+
+  /* The restored device answers for the ids the guest holds. */
+  assert_int_equal (getattr (&g, hello.nodeid, &a), 0);
+  assert_int_equal (a.attr.ino, hello.attr.ino);
+  assert_int_equal (getattr (&g, news.nodeid, &a), 0);
+  assert_int_equal (a.attr.ino, news.attr.ino);
+  assert_int_equal (fs_read (&g, rfh, 0, 5, buf, &len), 0);
+  assert_memory_equal (buf, "hello", 5);
+  assert_int_equal (fs_write (&g, wfh, 0, "after restore", 13), 0);
+  {
+    static uint8_t list[4096];
+    assert_int_equal (readdir (&g, FUSE_READDIR, dir.nodeid, dfh, list, &len), 0);
+    assert_true (listed (list, len, false, "new", NULL));
+  }
+  assert_int_equal (lookup (&g, dir.nodeid, "new", NULL), 0);
+  /* ... and still nothing else. */
+  assert_int_equal (fs_read (&g, rfh + (1ull << 32), 0, 5, buf, &len), -EBADF);
+  assert_int_equal (getattr (&g, news.nodeid + 1000, NULL), -ENOENT);
+  /* New ids do not collide with restored ones. */
+  {
+    struct fuse_entry_out e;
+    uint64_t fh;
+    assert_int_equal (create (&g, 1, "later", O_RDWR, &e, &fh), 0);
+    assert_true (e.nodeid != hello.nodeid && e.nodeid != dir.nodeid && e.nodeid != news.nodeid);
+    assert_true (fh != rfh && fh != wfh && fh != dfh);
+  }
+  {
+    char path[PATH_MAX], text[32] = { 0 };
+    int fd;
+    host_path (f, "renamed/new", path);
+    fd = open (path, O_RDONLY);
+    assert_true (fd >= 0);
+    assert_int_equal (read (fd, text, sizeof text - 1), 13);
+    close (fd);
+    assert_string_equal (text, "after restore");
+  }
+  fake_vm_free (g.vm);
+}
+
+static void
+test_snapshot_refused_when_a_held_file_left (void **state)
+{
+  struct fixture *f = *state;
+  struct fuse_entry_out e;
+  cl_error_t err = NULL;
+  char from[PATH_MAX], to[PATH_MAX];
+  json_t *saved;
+  uint64_t fh;
+
+  /* Not mounted (after DESTROY): nothing to save but the fact. */
   assert_int_equal (call (f, FUSE_DESTROY, 0, NULL, NULL, 0, NULL), 0);
-  assert_int_equal (ops->save_check (opaque, &err), 0);
-  /* And a device reset (status 0) ends the session too. */
+  saved = snapshot_state (f, &err);
+  assert_non_null (saved);
+  json_decref (saved);
   fuse_init (f);
-  assert_int_equal (ops->save_check (opaque, &err), -1);
+
+  assert_int_equal (lookup (f, 1, "hello", &e), 0);
+  assert_int_equal (open_node (f, FUSE_OPEN, e.nodeid, O_RDONLY, &fh), 0);
+  /* Moved out of the share by the host: it could not be found again. */
+  host_path (f, "hello", from);
+  snprintf (to, sizeof to, "%s/hello", f->outside);
+  assert_int_equal (rename (from, to), 0);
+  assert_null (snapshot_state (f, &err));
+  assert_non_null (strstr (err->msg, "no longer in the share"));
   cl_error_release (&err);
-  wr (&f->d, f->d.common + 0x14, 0, 1);
-  assert_int_equal (ops->save_check (opaque, &err), 0);
+  /* Deleted while the guest holds it. */
+  assert_int_equal (rename (to, from), 0);
+  assert_int_equal (unlink (from), 0);
+  assert_null (snapshot_state (f, &err));
+  assert_non_null (strstr (err->msg, "cannot be saved"));
+  cl_error_release (&err);
+  /* Once the guest lets go, the snapshot goes ahead. */
+  assert_int_equal (release (f, FUSE_RELEASE, fh), 0);
+  struct
+  {
+    struct fuse_in_header h;
+    struct fuse_forget_in in;
+  } req = { { .len = sizeof req, .opcode = FUSE_FORGET, .nodeid = e.nodeid }, { .nlookup = 1 } };
+  assert_int_equal (exchange (f, HIPRIO, &req, sizeof req, 0), 0);
+  saved = snapshot_state (f, &err);
+  assert_non_null (saved);
+  json_decref (saved);
+}
+
+/* A snapshot's paths are resolved beneath the share like guest names. */
+static void
+test_restore_refuses_paths_out_of_the_share (void **state)
+{
+  struct fixture *f = *state, g;
+  static const char *const bad[] = { "../outside/secret", "esc/secret", "/etc/passwd", "fifo" };
+  struct fuse_entry_out e;
+  cl_error_t err = NULL;
+  char path[PATH_MAX];
+  uint64_t fh;
+
+  host_path (f, "esc", path);
+  assert_int_equal (symlink (f->outside, path), 0);
+  host_path (f, "fifo", path);
+  assert_int_equal (mkfifo (path, 0644), 0);
+  assert_int_equal (lookup (f, 1, "hello", &e), 0);
+  assert_int_equal (open_node (f, FUSE_OPEN, e.nodeid, O_RDONLY, &fh), 0);
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    for (int h = strcmp (bad[i], "fifo") == 0; h < 2; h++) /* a FIFO node is fine, a handle not */
+      {
+        json_t *saved = snapshot_state (f, &err);
+        json_t *dev = json_object_get (saved, "device");
+        json_t *list = json_object_get (dev, h ? "handles" : "inodes");
+        assert_int_equal (json_array_size (list), 1);
+        json_object_set_new (json_array_get (list, 0), "path", json_string (bad[i]));
+        assert_int_equal (restore_into (f, &g, saved, &err), -1);
+        assert_non_null (strstr (err->msg, bad[i]));
+        cl_error_release (&err);
+        json_decref (saved);
+        /* Nothing half-restored answers. */
+        assert_int_equal (getattr (&g, e.nodeid, NULL), -EIO);
+        fake_vm_free (g.vm);
+      }
+  assert_secret_intact (f);
 }
 
 static void
@@ -1096,7 +1251,9 @@ main (void)
     cmocka_unit_test_setup_teardown (test_many_nodes_and_handles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_malformed_requests, setup, teardown),
     cmocka_unit_test_setup_teardown (test_unknown_opcode, setup, teardown),
-    cmocka_unit_test_setup_teardown (test_snapshot_refused_while_mounted, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_snapshot_keeps_nodes_and_handles, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_snapshot_refused_when_a_held_file_left, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_restore_refuses_paths_out_of_the_share, setup, teardown),
     cmocka_unit_test (test_bad_config),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
