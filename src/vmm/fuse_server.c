@@ -1078,6 +1078,20 @@ op_removexattr (OP_PARAMS)
   return e;
 }
 
+/* The guest's sync(2): the host filesystem under the share reaches disk. */
+static int
+op_syncfs (OP_PARAMS)
+{
+  struct fs_inode *root = &s->inodes[FUSE_ROOT_ID];
+  int fd = node_reopen (s, root, O_RDONLY | O_DIRECTORY), e;
+
+  if (fd < 0)
+    return fd;
+  e = syncfs (fd) < 0 ? neg_errno () : 0;
+  close (fd);
+  return e;
+}
+
 static int
 op_access (OP_PARAMS)
 {
@@ -1209,6 +1223,7 @@ static const struct op ops[] = {
   [FUSE_FALLOCATE] = { op_fallocate, OP_FH | OP_CHANGES },
   [FUSE_READDIRPLUS] = { op_readdirplus, OP_NEEDS_NODE | OP_FH },
   [FUSE_RENAME2] = { op_rename2, OP_NEEDS_NODE | OP_CHANGES },
+  [FUSE_SYNCFS] = { op_syncfs, 0 },
 };
 
 /* OP_FH: the handle the arguments start with, checked before the handler
@@ -1329,8 +1344,9 @@ where_is (struct fuse_server *s, int fd, const char *root, char *out, size_t siz
   if (len < 0 || stat_fd (fd, &st) < 0)
     return cl_error_errno (err, "a held file");
   path[len] = 0;
-  if (st.st_nlink == 0 || strncmp (path, root, rootlen) != 0
-      || (path[rootlen] != '/' && path[rootlen] != 0))
+  if (st.st_nlink == 0)
+    return cl_error_make (err, 0, "`%s` is held by the guest but was deleted", path);
+  if (strncmp (path, root, rootlen) != 0 || (path[rootlen] != '/' && path[rootlen] != 0))
     return cl_error_make (err, 0, "`%s` is held by the guest but is no longer in the share", path);
   snprintf (out, size, "%s", path[rootlen] ? path + rootlen + 1 : ".");
   back = open_beneath (s->inodes[FUSE_ROOT_ID].fd, out, O_PATH, 0);

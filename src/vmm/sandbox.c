@@ -117,6 +117,7 @@ static const char *const allowed[] = {
   "fsetxattr",
   "flistxattr",
   "fremovexattr",
+  "syncfs",
   /* asynchronous block I/O, if a device uses it */
   "io_uring_enter",
   "io_uring_register",

@@ -751,6 +751,9 @@ test_statfs_access (void **state)
   assert_int_equal (o.st.namelen, 255);
   put (&b, &in, sizeof in);
   assert_int_equal (call (f, FUSE_ACCESS, 1, &b, NULL, 0, NULL), 0);
+  b.len = 0;
+  put (&b, &(uint64_t){ 0 }, 8); /* fuse_syncfs_in */
+  assert_int_equal (call (f, FUSE_SYNCFS, 1, &b, NULL, 0, NULL), 0);
 }
 
 static void
@@ -1164,6 +1167,7 @@ test_snapshot_refused_when_a_held_file_left (void **state)
   assert_int_equal (unlink (from), 0);
   assert_null (snapshot_state (f, &err));
   assert_non_null (strstr (err->msg, "cannot be saved"));
+  assert_non_null (strstr (err->msg, "was deleted"));
   cl_error_release (&err);
   /* Once the guest lets go, the snapshot goes ahead. */
   assert_int_equal (release (f, FUSE_RELEASE, fh), 0);
