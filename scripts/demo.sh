@@ -38,7 +38,7 @@ fi
 payload=$root/payload.sh
 cat > "$payload" <<PAYLOAD
 #!/bin/sh
-export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
+export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data CLOISON_MONITOR=/lab/cloison-monitor
 /lab/cloison launch busybox demo-vm --vm --no-network --cpus 2 --memory 256M -- /bin/sh -c '$say'
 /lab/cloison list
 i=0; while ! /lab/cloison list | grep -q '^demo-vm .*stopped' && [ \$i -lt 900 ]; do sleep 0.2; i=\$((i+1)); done

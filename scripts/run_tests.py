@@ -21,15 +21,15 @@ failures = []
 
 
 def build_sanitized():
-    """The unit tests again under ASan + UBSan, in a build of their own."""
-    if not os.path.exists(os.path.join(BUILD_ASAN, "build.ninja")):
-        subprocess.run(["meson", "setup", BUILD_ASAN, "-Db_sanitize=address,undefined",
-                        "-Db_lundef=false"], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    subprocess.run(["ninja", "-C", BUILD_ASAN], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
+    """The unit tests again under ASan + UBSan, in a test build of their own
+    (scripts/build.sh: with the fault injection and build-tree paths)."""
+    subprocess.run([os.path.join(ROOT, "scripts", "build.sh"), BUILD_ASAN,
+                    "-Db_sanitize=address,undefined", "-Db_lundef=false"],
+                   cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
 
 
 def run_unit(build, label):
-    global passed, failed
+    global passed, failed, skipped
     tests = json.loads(subprocess.check_output(
         ["meson", "introspect", "--tests", build]))
     for t in tests:
@@ -40,9 +40,16 @@ def run_unit(build, label):
         p = subprocess.run(t["cmd"], cwd=t.get("workdir") or build, env=env,
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, timeout=t.get("timeout") or 300)
+        reason = "skipped by the test"
         for line in p.stdout.splitlines():
-            if line.startswith("ok "):
+            if line.startswith("# skip reason: "):
+                reason = line[len("# skip reason: "):]
+            elif line.startswith("ok "):
                 passed += 1
+            elif line.startswith("not ok ") and "# SKIP" in line:
+                skipped += 1
+                skips.append("%s %s %s: %s" % (label, t["name"], line.split("# SKIP")[1].strip(),
+                                               reason))
             elif line.startswith("not ok "):
                 failed += 1
                 failures.append("%s %s: %s" % (label, t["name"], line))

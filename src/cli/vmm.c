@@ -15,7 +15,14 @@ static const char usage[]
       "         [--memory SIZE] [--disk PATH[,ro][,serial=ID]]... [--net tap=NAME[,mac=MAC]]...\n"
       "         [--fs TAG=DIR[,ro]]... [--vsock CID] [--rng]\n"
       "         [--console serial|virtio|file=PATH]\n"
-      "         [--api-socket PATH] [--restore DIR]\n";
+      "         [--api-socket PATH] [--restore DIR] [--debug] [--seccomp-log | --no-seccomp]\n"
+      "\n"
+      "Debugging:\n"
+      "  --debug        print the set-up time, and at exit the stop reason and the\n"
+      "                 metrics, on stderr\n"
+      "  --seccomp-log  let syscalls outside the sandbox's allow-list through and\n"
+      "                 have the kernel log them (to find a missing one)\n"
+      "  --no-seccomp   run without the seccomp sandbox (never in production)\n";
 
 static int
 parse_uint (const char *s, const char *what, unsigned long max, unsigned long *out, cl_error_t *err)
@@ -46,6 +53,9 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
     { "console", required_argument, 0, 'o' },
     { "api-socket", required_argument, 0, 'a' },
     { "restore", required_argument, 0, 'R' },
+    { "debug", no_argument, 0, 'D' },
+    { "seccomp-log", no_argument, 0, 'L' },
+    { "no-seccomp", no_argument, 0, 'S' },
     { "help", no_argument, 0, 'h' },
     { "version", no_argument, 0, 'V' },
     { 0, 0, 0, 0 },
@@ -132,6 +142,15 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
         break;
       case 'R':
         cfg->restore_dir = optarg;
+        break;
+      case 'D':
+        cfg->debug = true;
+        break;
+      case 'L':
+      case 'S':
+        if (cfg->seccomp != CL_VMM_SECCOMP_KILL)
+          return cl_error_make (err, 0, "--seccomp-log and --no-seccomp exclude each other");
+        cfg->seccomp = c == 'L' ? CL_VMM_SECCOMP_LOG : CL_VMM_SECCOMP_OFF;
         break;
       case 'h':
         fputs (usage, stdout);

@@ -7,7 +7,11 @@
       (open_tree OPEN_TREE_CLONE + mount_setattr): it lives on as long as
       the process runs from it, in no mount namespace, so nobody can
       remount it rw.  Cheap: no copy, no namespace to enter or leave.
-   2. else a sealed memfd copy (F_SEAL_WRITE...), as runc and crun do. */
+   2. else a sealed memfd copy (F_SEAL_WRITE...), as runc and crun do:
+      kernels before 5.12 (no mount_setattr), or a process that may not
+      clone mounts (rootless).  The choice is the kernel's, not the
+      user's; a fault-injection build can force the fallback with
+      $CLOISON_SEALED_EXE_MEMFD so that tests cover it on any kernel. */
 #include "common/cleanup.h"
 #include "container/container.h"
 
@@ -98,7 +102,9 @@ cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
   /* Already on a read-only mount (our own bind, or installed so). */
   if (fstatvfs (self, &vfs) == 0 && (vfs.f_flag & ST_RDONLY))
     return 0;
+#ifdef CLOISON_FAULT_INJECTION
   if (getenv ("CLOISON_SEALED_EXE_MEMFD") == NULL)
+#endif
     reexec_from_detached_ro_bind (argv);
   if (fstat (self, &st) < 0)
     return cl_error_errno (err, "stat /proc/self/exe");

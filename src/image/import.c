@@ -3,6 +3,7 @@
 #include "image/internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/paths.h"
 #include "common/util.h"
 
 #include <archive.h>
@@ -14,13 +15,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-
-#ifndef CLOISON_IMAGE_BUILD_DATA
-#define CLOISON_IMAGE_BUILD_DATA ""
-#endif
-#ifndef CLOISON_IMAGE_INSTALL_DATA
-#define CLOISON_IMAGE_INSTALL_DATA "/usr/local/share/cloison"
-#endif
 
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -539,15 +533,11 @@ cl_image_import (struct cl_image_store *s, const char *path, const struct cl_ima
 
 /* ---- built-in images ---- */
 
-const char *
-cl_image_data_dir (void)
+char *
+cl_image_data_path (const char *file)
 {
-  const char *env = getenv ("CLOISON_IMAGE_DATA");
-  if (env && *env)
-    return env;
-  if (*CLOISON_IMAGE_BUILD_DATA && access (CLOISON_IMAGE_BUILD_DATA, F_OK) == 0)
-    return CLOISON_IMAGE_BUILD_DATA;
-  return CLOISON_IMAGE_INSTALL_DATA;
+  cleanup_free char *dir = cl_piece_path (CL_PIECE_IMAGE_DATA);
+  return cl_strdup_printf ("%s/%s", dir, file);
 }
 
 bool
@@ -559,10 +549,11 @@ cl_image_is_builtin (const char *name)
 int
 cl_image_import_builtin (struct cl_image_store *s, const char *name, cl_error_t *err)
 {
-  cleanup_free char *path = cl_strdup_printf ("%s/%s-rootfs.tar", cl_image_data_dir (), name);
-  cleanup_free char *ref = cl_strdup_printf ("%s:latest", name);
   if (!cl_image_is_builtin (name))
     return cl_error_make (err, 0, "no built-in image `%s`", name);
+  cleanup_free char *file = cl_strdup_printf ("%s-rootfs.tar", name);
+  cleanup_free char *path = cl_image_data_path (file);
+  cleanup_free char *ref = cl_strdup_printf ("%s:latest", name);
   if (access (path, R_OK) < 0)
     return cl_error_errno (err, "built-in image `%s`: `%s` (build it with ninja)", name, path);
   return import_rootfs_tar (s, path, ref, "builtin", NULL, NULL, err);

@@ -100,8 +100,9 @@ int cl_image_import_oci_dir (struct cl_image_store *s, const char *dir,
 int cl_image_index_pick (json_t *index, const char *ctx, const char *platform, json_t **out,
                          cl_error_t *err);
 bool cl_media_type_is_index (const char *mt);
-/* The built-in images' data folder (busybox rootfs tarball, VM kernel...). */
-const char *cl_image_data_dir (void);
+/* FILE in the built-in images' data folder (busybox rootfs tarball, VM
+   kernel...; see common/paths.h), allocated. */
+char *cl_image_data_path (const char *file);
 int cl_image_import_builtin (struct cl_image_store *s, const char *name, cl_error_t *err);
 bool cl_image_is_builtin (const char *name);
 

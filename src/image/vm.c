@@ -22,7 +22,7 @@
 static int
 vm_piece (const char *file, const char **path, cl_error_t *err)
 {
-  char *p = cl_strdup_printf ("%s/%s", cl_image_data_dir (), file);
+  char *p = cl_image_data_path (file);
   if (access (p, R_OK) < 0)
     {
       cl_error_errno (err,

@@ -53,8 +53,6 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
     return cl_error_make (err, 0, "-p needs a network (remove --no-network)");
   if (o->cpus > 256)
     return cl_error_make (err, 0, "invalid --cpus `%u`: at most 256", o->cpus);
-  if (o->vm && !vm_supported ())
-    return vm_launch_prepare (NULL, NULL, NULL, NULL, err);
   return 0;
 }
 

@@ -13,6 +13,7 @@
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/util.h"
 #include "manager/engine.h"
 #include "manager/images.h"
@@ -133,36 +134,16 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, bool attached, str
   return 0;
 }
 
-/* Where cloison-monitor is: $CLOISON_MONITOR, else beside our own
-   executable (installed), else in the build tree's src/manager. */
+/* Where cloison-monitor is: installed in libexecdir/cloison (see
+   common/paths.h). */
 static char *
 monitor_program (cl_error_t *err)
 {
-  const char *env = getenv ("CLOISON_MONITOR");
-  char self[4096], *slash;
-  ssize_t n;
-
-  if (env && *env)
-    return strdup (env);
-  n = readlink ("/proc/self/exe", self, sizeof self - 1);
-  if (n > 0)
-    {
-      self[n] = '\0';
-      slash = strrchr (self, '/');
-      if (slash)
-        {
-          *slash = '\0';
-          for (const char *rel = "/cloison-monitor"; rel;
-               rel = strcmp (rel, "/cloison-monitor") == 0 ? "/../manager/cloison-monitor" : NULL)
-            {
-              char *p = cl_strdup_printf ("%s%s", self, rel);
-              if (access (p, X_OK) == 0)
-                return p;
-              free (p);
-            }
-        }
-    }
-  cl_error_make (err, 0, "cloison-monitor not found beside `%s` (set CLOISON_MONITOR)", self);
+  char *p = cl_piece_path (CL_PIECE_MONITOR);
+  if (access (p, X_OK) == 0)
+    return p;
+  cl_error_errno (err, "cloison-monitor `%s`", p);
+  free (p);
   return NULL;
 }
 

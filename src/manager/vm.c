@@ -33,12 +33,6 @@ extern char **environ;
 
 #define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
 
-bool
-vm_supported (void)
-{
-  return true;
-}
-
 static int
 spawn_wait (char **argv, cl_error_t *err)
 {

@@ -95,7 +95,4 @@ int vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_
 int vm_start_restored (struct cl_manager *m, const char *name, const char *state_dir,
                        cl_error_t *err);
 
-/* Is the build able to run microVMs at all. */
-bool vm_supported (void);
-
 #endif

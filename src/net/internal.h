@@ -75,9 +75,14 @@ int foreach_attachment (sqlite3 *db, int64_t network_id,
 int publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_error_t *err);
 json_t *forwards_json (sqlite3 *db, int64_t attachment_id);
 
-/* Tests: SIGKILLs the process at STEP when $CLOISON_NET_TEST_CRASH_AT
-   names it, to check crash recovery at each step. */
+/* Fault injection (-Dfault_injection=true, the test build only): SIGKILLs
+   the process at STEP when $CLOISON_NET_TEST_CRASH_AT names it, to check
+   crash recovery at each step.  Nothing in a default build. */
+#ifdef CLOISON_FAULT_INJECTION
 void net_crash_point (const char *step);
+#else
+#define net_crash_point(step) ((void)0)
+#endif
 
 /* network.c */
 void net_teardown (struct net_ctx *c, const struct net_row *n);

@@ -62,10 +62,14 @@ nft_available (cl_error_t *err)
   static int probed, status;
   if (!probed)
     {
+      unsigned subsys = NFNL_SUBSYS_NFTABLES;
+#ifdef CLOISON_FAULT_INJECTION
       /* Tests stand for a kernel without nf_tables by asking a subsystem
          that no kernel has. */
-      status = nft_probe_subsys (getenv ("CLOISON_NET_TEST_NO_NFTABLES") ? NFNL_SUBSYS_COUNT + 7
-                                                                         : NFNL_SUBSYS_NFTABLES);
+      if (getenv ("CLOISON_NET_TEST_NO_NFTABLES"))
+        subsys = NFNL_SUBSYS_COUNT + 7;
+#endif
+      status = nft_probe_subsys (subsys);
       probed = 1;
     }
   if (status == 0)

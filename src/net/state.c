@@ -367,6 +367,7 @@ forwards_json (sqlite3 *db, int64_t attachment_id)
   return arr;
 }
 
+#ifdef CLOISON_FAULT_INJECTION
 void
 net_crash_point (const char *step)
 {
@@ -374,3 +375,4 @@ net_crash_point (const char *step)
   if (at && strcmp (at, step) == 0)
     raise (SIGKILL);
 }
+#endif

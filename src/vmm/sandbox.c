@@ -1,7 +1,8 @@
 /* After set-up the VMM only runs vCPUs, the I/O thread and the API: a
    seccomp allow-list (libseccomp) with no_new_privs, for every thread
-   (TSYNC), and a stricter one stacked in each vCPU thread.  CLOISON_VMM_SECCOMP=log reports instead
-   of killing (to find a missing syscall), =off disables it. */
+   (TSYNC), and a stricter one stacked in each vCPU thread.  The
+   config's seccomp mode (cloison-vmm --seccomp-log) logs instead of
+   killing, to find a missing syscall; --no-seccomp installs nothing. */
 #include "vmm/vmm_internal.h"
 
 #include <errno.h>
@@ -141,17 +142,10 @@ static const char *const vcpu_denied[] = {
   "symlinkat", "linkat", "mknodat", "fchmodat", "fchownat", "fsetxattr", "fremovexattr",
 };
 
-/* CLOISON_VMM_SECCOMP: "off" installs no filter (returns false), "log"
-   logs what a filter would deny, anything else kills the process. */
-static bool
-deny_action (uint32_t *deny)
-{
-  const char *mode = getenv ("CLOISON_VMM_SECCOMP");
-  if (mode && strcmp (mode, "off") == 0)
-    return false;
-  *deny = mode && strcmp (mode, "log") == 0 ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
-  return true;
-}
+/* What a filter does with a denied syscall, for the process filter and
+   then each vCPU thread's (one VMM per process: sandbox_apply sets it
+   before the vCPU threads start). */
+static uint32_t deny_action = SCMP_ACT_KILL_PROCESS;
 
 /* One rule with `action` per syscall name this libseccomp knows. */
 static int
@@ -170,9 +164,6 @@ add_named_rules (scmp_filter_ctx ctx, uint32_t action, const char *const *names,
 int
 sandbox_apply_vcpu_thread (cl_error_t *err)
 {
-  uint32_t deny;
-  if (!deny_action (&deny))
-    return 0;
   scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   int ret = 0;
   if (ctx == NULL)
@@ -180,7 +171,8 @@ sandbox_apply_vcpu_thread (cl_error_t *err)
   /* no_new_privs is already on, process-wide: no prctl here */
   ret = seccomp_attr_set (ctx, SCMP_FLTATR_CTL_NNP, 0);
   if (ret == 0)
-    ret = add_named_rules (ctx, deny, vcpu_denied, sizeof vcpu_denied / sizeof vcpu_denied[0]);
+    ret = add_named_rules (ctx, deny_action, vcpu_denied,
+                           sizeof vcpu_denied / sizeof vcpu_denied[0]);
   if (ret == 0)
     ret = seccomp_load (ctx);
   seccomp_release (ctx);
@@ -190,12 +182,12 @@ sandbox_apply_vcpu_thread (cl_error_t *err)
 }
 
 int
-sandbox_apply (cl_error_t *err)
+sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err)
 {
-  uint32_t deny;
-  if (!deny_action (&deny))
+  if (mode == CL_VMM_SECCOMP_OFF)
     return 0;
-  scmp_filter_ctx ctx = seccomp_init (deny);
+  deny_action = mode == CL_VMM_SECCOMP_LOG ? SCMP_ACT_LOG : SCMP_ACT_KILL_PROCESS;
+  scmp_filter_ctx ctx = seccomp_init (deny_action);
   int ret;
 
   if (ctx == NULL)

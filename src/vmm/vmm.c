@@ -315,7 +315,7 @@ vmm_result (struct vmm *m, cl_error_t *err)
     case VM_STOP_ERROR:
       return cl_error_make (err, 0, "%s", msg);
     default:
-      if (getenv ("CLOISON_VMM_DEBUG"))
+      if (m->cfg->debug)
         {
           json_t *metrics = vm_metrics_json (vm);
           char *text = json_dumps (metrics, JSON_COMPACT);
@@ -387,17 +387,19 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (vm_io_thread_start (m.vm, err) < 0)
     goto out;
-  if (sandbox_apply (err) < 0)
+  if (sandbox_apply (m.cfg->seccomp, err) < 0)
     goto out;
-  m.vm->vcpu_thread_init = sandbox_apply_vcpu_thread;
+  if (m.cfg->seccomp != CL_VMM_SECCOMP_OFF)
+    m.vm->vcpu_thread_init = sandbox_apply_vcpu_thread;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
   if (vm_vcpus_start (m.vm, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
-  if (getenv ("CLOISON_VMM_DEBUG"))
-    fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry\n", (cl_now_ns () - t_entry) / 1e6);
+  if (m.cfg->debug)
+    fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry\n",
+             (cl_now_ns () - t_entry) / 1e6);
   if (user_cfg->ready_fd >= 0 && cl_write_all (user_cfg->ready_fd, "R", 1) < 0)
     {
       /* the caller stopped listening: not the guest's problem */

@@ -56,6 +56,14 @@ enum cl_vmm_console
   CL_VMM_CONSOLE_FILE,   /* COM1 output appended to console_path, input console_in_fd */
 };
 
+/* What the VMM's seccomp filter does with a syscall it does not allow. */
+enum cl_vmm_seccomp
+{
+  CL_VMM_SECCOMP_KILL, /* the default: the VMM is killed */
+  CL_VMM_SECCOMP_LOG,  /* allowed and logged by the kernel (to find a missing syscall) */
+  CL_VMM_SECCOMP_OFF,  /* no filter at all (debugging only) */
+};
+
 struct cl_vmm_config
 {
   const char *kernel;  /* bzImage, ELF vmlinux or a tiny ELF64 test guest */
@@ -86,6 +94,9 @@ struct cl_vmm_config
   const char *restore_dir;  /* resume a snapshot: the machine comes from
                                DIR/state.json, the fields above except the
                                console and api_socket are ignored */
+  enum cl_vmm_seccomp seccomp;
+  bool debug; /* on stderr: the set-up time, and at exit the stop reason
+                 and the metrics */
 };
 
 /* Defaults that just work: 1 vCPU, 256 MiB, serial console on stdio. */

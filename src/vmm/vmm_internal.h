@@ -51,8 +51,9 @@ int snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err);
 int api_start (struct vmm *m, const char *path, cl_error_t *err);
 void api_stop (struct vmm *m);
 
-/* sandbox.c: the process filter, then each vCPU thread's own. */
-int sandbox_apply (cl_error_t *err);
+/* sandbox.c: the process filter (none with CL_VMM_SECCOMP_OFF), then
+   each vCPU thread's own. */
+int sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err);
 int sandbox_apply_vcpu_thread (cl_error_t *err);
 
 /* vmm_virtio.c: the --disk/--net/--vsock/--rng/--console virtio devices. */

@@ -225,6 +225,26 @@ def test_sandbox_seccomp_and_no_new_privs(running, tmp_path):
     assert rc == 0, err
 
 
+@pytest.mark.parametrize("flag,mode", [("--no-seccomp", "0"), ("--seccomp-log", "2")])
+def test_sandbox_debug_flags(running, tmp_path, flag, mode):
+    """The debug modes are flags (in --help), not environment variables:
+    --no-seccomp installs no filter, --seccomp-log the same filters with
+    a logging action; --debug prints the set-up time and the metrics."""
+    assert flag in vmm("--help").stdout.decode()
+    sock = str(tmp_path / "api.sock")
+    r = running("--kernel", guest("counter"), "--api-socket", sock, flag, "--debug")
+    wait_for(lambda: "count 1" in r.text())
+    status = open("/proc/%d/status" % r.p.pid).read()
+    assert "Seccomp:\t" + mode in status, status  # 0: none, 2: filter
+    vcpu = [t for t in os.listdir("/proc/%d/task" % r.p.pid)
+            if open("/proc/%d/task/%s/comm" % (r.p.pid, t)).read().strip() == "vcpu0"]
+    st = open("/proc/%d/task/%s/status" % (r.p.pid, vcpu[0])).read()
+    assert int(st.split("Seccomp_filters:")[1].split()[0]) == (0 if mode == "0" else 2)
+    rc, err = r.wait()
+    assert rc == 0, err
+    assert "vCPUs started" in err and "metrics {" in err, err
+
+
 def test_api(running, tmp_path):
     sock = str(tmp_path / "api.sock")
     r = running("--kernel", guest("counter"), "--api-socket", sock, "--cpus", "2")
@@ -349,6 +369,7 @@ def test_snapshot_bad_dir(running, tmp_path):
     (["--kernel", "@GUEST", "--fs", "x" * 37 + "=/tmp"], "1 to 36 bytes"),
     (["--kernel", "@GUEST", "--initrd", "/nonexistent/initrd"], "/nonexistent/initrd"),
     (["--kernel", "@GUEST", "--bogus"], "--bogus"),
+    (["--kernel", "@GUEST", "--no-seccomp", "--seccomp-log"], "exclude each other"),
     (["--restore", "/nonexistent/snap"], "/nonexistent/snap"),
 ])
 def test_bad_input_one_line_error(args, needle, tmp_path):

@@ -15,10 +15,12 @@ VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
 VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
 
 # Start of every CLI payload: the lab's check helpers, a state root, and
-# the built-in image's data; $C is the cloison binary.
+# the built-in image's data; $C is the cloison binary.  The test build
+# (-Dbuild_tree_paths=true) takes its monitor and image data from the
+# environment: the lab has no build tree.
 PROLOGUE = r"""#!/bin/sh
 . /lab/lib.sh
-export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data
+export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data CLOISON_MONITOR=/lab/cloison-monitor
 C=/lab/cloison
 mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
 """

@@ -88,7 +88,7 @@ esac
 
 
 def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=None, vsock=None,
-                kernel="/guest/vmlinuz", serial=None, readonly=False, mac=None):
+                kernel="/guest/vmlinuz", serial=None, readonly=False, mac=None, debug=False):
     """The monitor command line, for cloison-vmm or (validation) QEMU."""
     cmdline = "%s cloison.test=%s" % (CMDLINE, test) + (" cloison.rng" if rng else "")
     if VMM_KIND == "qemu":
@@ -123,6 +123,8 @@ def vmm_command(test, cpus=1, disk=None, net=None, console=None, rng=False, api=
         c += " --api-socket " + api
     if vsock:
         c += " --vsock %d" % vsock
+    if debug:
+        c += " --debug"
     return c
 
 
@@ -154,12 +156,12 @@ kill $httpd_pid $nc_pid 2>/dev/null
     p.append("check poweroff $STAMP %s" % vmm_command("poweroff"))
     p.append("check panic $STAMP %s" % vmm_command("panic"))
     # Graceful shutdown: the API presses the ACPI power button, the guest
-    # sees KEY_POWER and powers off (CLOISON_VMM_DEBUG: the exit reason and
-    # metrics on stderr).
+    # sees KEY_POWER and powers off (--debug: the exit reason and metrics
+    # on stderr).
     p.append(r"""
 power_button() {
     rm -f /tmp/pb.sock
-    CLOISON_VMM_DEBUG=1 $STAMP %(cmd)s > /tmp/pb.log 2>&1 & run_pid=$!
+    $STAMP %(cmd)s > /tmp/pb.log 2>&1 & run_pid=$!
     if wait_for_line /tmp/pb.log 'guest: waiting for the power button' %(t)d; then
         echo "lab: bad: $(/lab/uhttp /tmp/pb.sock PUT /vm/state '{"state":"off"}' | tr '\n' ' ')"
         echo "lab: shutdown: $(/lab/uhttp /tmp/pb.sock PUT /vm/state '{"state":"shutdown"}' | tr '\n' ' ')"
@@ -170,7 +172,7 @@ power_button() {
     cat /tmp/pb.log
 }
 check power_button power_button
-""" % {"cmd": vmm_command("power_button", api="/tmp/pb.sock"), "t": RUN_TIMEOUT})
+""" % {"cmd": vmm_command("power_button", api="/tmp/pb.sock", debug=True), "t": RUN_TIMEOUT})
     # virtio-vsock through the lab host's vhost-vsock: the guest (CID 3)
     # connects to the lab host (CID 2).
     p.append("/lab/vsock listen 5000 > /tmp/vsock-host.txt 2>&1 & vsock_pid=$!")
