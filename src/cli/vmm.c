@@ -13,7 +13,8 @@
 static const char usage[]
     = "usage: cloison-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N]\n"
       "         [--memory SIZE] [--disk PATH[,ro][,serial=ID]]... [--net tap=NAME[,mac=MAC]]...\n"
-      "         [--vsock CID] [--rng] [--console serial|virtio|file=PATH]\n"
+      "         [--fs TAG=DIR[,ro]]... [--vsock CID] [--rng]\n"
+      "         [--console serial|virtio|file=PATH]\n"
       "         [--api-socket PATH] [--restore DIR] [--debug] [--seccomp-log | --no-seccomp]\n"
       "\n"
       "Debugging:\n"
@@ -46,6 +47,7 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
     { "memory", required_argument, 0, 'm' },
     { "disk", required_argument, 0, 'd' },
     { "net", required_argument, 0, 'n' },
+    { "fs", required_argument, 0, 'f' },
     { "vsock", required_argument, 0, 'v' },
     { "rng", no_argument, 0, 'r' },
     { "console", required_argument, 0, 'o' },
@@ -60,6 +62,7 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
   };
   struct cl_vmm_disk *disks = NULL;
   struct cl_vmm_net *nets = NULL;
+  struct cl_vmm_fs *fs = NULL;
   unsigned long n;
   int c;
 
@@ -101,6 +104,13 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
           return -1;
         cfg->nets = nets;
         cfg->nnets++;
+        break;
+      case 'f':
+        fs = realloc (fs, (cfg->nfs + 1) * sizeof (*fs));
+        if (cl_vmm_parse_fs (optarg, &fs[cfg->nfs], err) < 0)
+          return -1;
+        cfg->fs = fs;
+        cfg->nfs++;
         break;
       case 'v':
         if (parse_uint (optarg, "--vsock", 0xFFFFFFFEul, &n, err) < 0)

@@ -12,7 +12,7 @@ static const char *const console_names[] = { "serial", "virtio", "file" };
 json_t *
 vmm_config_to_json (const struct cl_vmm_config *cfg)
 {
-  json_t *disks = json_array (), *nets = json_array ();
+  json_t *disks = json_array (), *nets = json_array (), *fs = json_array ();
   for (size_t i = 0; i < cfg->ndisks; i++)
     json_array_append_new (disks,
                            json_pack ("{s:s,s:b,s:s*}", "path", cfg->disks[i].path, "readonly",
@@ -26,11 +26,15 @@ vmm_config_to_json (const struct cl_vmm_config *cfg)
       json_array_append_new (nets, json_pack ("{s:s,s:s*}", "tap", cfg->nets[i].tap, "mac",
                                               cfg->nets[i].has_mac ? mac : NULL));
     }
+  for (size_t i = 0; i < cfg->nfs; i++)
+    json_array_append_new (fs, json_pack ("{s:s,s:s,s:b}", "tag", cfg->fs[i].tag, "path",
+                                          cfg->fs[i].path, "readonly", cfg->fs[i].readonly));
   json_t *j = json_pack (
       "{s:s?,s:s?,s:s,s:i,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel", cfg->kernel, "initrd", cfg->initrd,
       "cmdline", cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE, "cpus", cfg->cpus, "memory",
       (json_int_t)cfg->memory, "disks", disks, "nets", nets, "vsock_cid",
       (json_int_t)cfg->vsock_cid, "rng", cfg->rng, "console", console_names[cfg->console]);
+  json_object_set_new (j, "fs", fs);
   /* absent rather than null, for the readers' "s?s" */
   if (json_is_null (json_object_get (j, "kernel")))
     json_object_del (j, "kernel");
@@ -43,7 +47,7 @@ int
 vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
                       cl_error_t *err)
 {
-  json_t *disks, *nets;
+  json_t *disks, *nets, *fs = NULL;
   json_int_t cpus, memory, cid;
   int rng;
   const char *console;
@@ -51,15 +55,16 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
 
   *out = *user;
   out->kernel = out->initrd = out->cmdline = NULL;
-  if (json_unpack_ex (json, &je, 0, "{s?s,s?s,s:s,s:I,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel",
+  /* "fs" is absent from snapshots older than virtio-fs */
+  if (json_unpack_ex (json, &je, 0, "{s?s,s?s,s:s,s:I,s:I,s:o,s:o,s?o,s:I,s:b,s:s}", "kernel",
                       &out->kernel, "initrd", &out->initrd, "cmdline", &out->cmdline, "cpus", &cpus,
-                      "memory", &memory, "disks", &disks, "nets", &nets, "vsock_cid", &cid, "rng",
-                      &rng, "console", &console)
+                      "memory", &memory, "disks", &disks, "nets", &nets, "fs", &fs, "vsock_cid",
+                      &cid, "rng", &rng, "console", &console)
       < 0)
     return cl_error_make (err, 0, "snapshot config: %s", je.text);
   if (cpus < 1 || cpus > CL_VMM_MAX_CPUS || memory < (json_int_t)CL_VMM_MIN_MEMORY
-      || !json_is_array (disks) || !json_is_array (nets))
-    return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks or nets");
+      || !json_is_array (disks) || !json_is_array (nets) || (fs && !json_is_array (fs)))
+    return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks, nets or fs");
   out->cpus = cpus;
   out->memory = memory;
   if (user->vsock_fd >= 0 && (json_int_t)user->vsock_cid != cid)
@@ -80,6 +85,19 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
   out->ndisks = nd;
   out->nets = n;
   out->nnets = nn;
+  size_t nf = json_array_size (fs);
+  struct cl_vmm_fs *f = cl_xmalloc0 ((nf + 1) * sizeof (*f));
+  out->fs = f;
+  out->nfs = nf;
+  for (size_t i = 0; i < nf; i++)
+    {
+      int ro;
+      if (json_unpack (json_array_get (fs, i), "{s:s,s:s,s:b}", "tag", &f[i].tag, "path",
+                       &f[i].path, "readonly", &ro)
+          < 0)
+        return cl_error_make (err, 0, "snapshot config: fs[%zu]: bad format", i);
+      f[i].readonly = ro;
+    }
   for (size_t i = 0; i < nd; i++)
     {
       int ro;
@@ -112,6 +130,8 @@ vmm_config_free_arrays (struct cl_vmm_config *cfg)
 {
   free ((void *)cfg->disks);
   free ((void *)cfg->nets);
+  free ((void *)cfg->fs);
   cfg->disks = NULL;
   cfg->nets = NULL;
+  cfg->fs = NULL;
 }

@@ -100,6 +100,25 @@ static const char *const allowed[] = {
   "faccessat2",
   "getdents64",
   "umask",
+  /* virtio-fs (fuse_server.c): names resolved with openat2 beneath the
+     shared root; its other calls (openat, newfstatat, mkdirat, unlinkat,
+     renameat2, getdents64, lseek, pread64/pwrite64, ftruncate, fallocate,
+     fsync, fdatasync) are listed above */
+  "openat2",
+  "fstatfs",
+  "readlinkat",
+  "symlinkat",
+  "linkat",
+  "mknodat",
+  "fchmod",
+  "fchmodat",
+  "fchownat",
+  "utimensat",
+  "fgetxattr",
+  "fsetxattr",
+  "flistxattr",
+  "fremovexattr",
+  "syncfs",
   /* asynchronous block I/O, if a device uses it */
   "io_uring_enter",
   "io_uring_register",
@@ -120,6 +139,7 @@ static const char *const vcpu_denied[] = {
   "connect", "accept",   "accept4",   "bind",      "listen",         "clone",
   "clone3",  "mkdir",    "mkdirat",   "rename",    "renameat",       "renameat2",
   "unlink",  "unlinkat", "ftruncate", "fallocate", "io_uring_enter", "io_uring_register",
+  "symlinkat", "linkat", "mknodat", "fchmodat", "fchownat", "fsetxattr", "fremovexattr",
 };
 
 /* What a filter does with a denied syscall, for the process filter and

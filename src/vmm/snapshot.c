@@ -194,6 +194,10 @@ snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
     return cl_error_make (err, 0, "snapshot: dir is required");
   if (stat (dir, &st) == 0 && !S_ISDIR (st.st_mode))
     return cl_error_make (err, 0, "snapshot dir `%s`: not a directory", dir);
+  for (size_t i = 0; i < vm->npersist; i++)
+    if (vm->persist[i].ops->save_check
+        && vm->persist[i].ops->save_check (vm->persist[i].opaque, err) < 0)
+      return cl_error_wrap (err, "snapshot");
   if (cl_mkdir_p (dir, 0700, err) < 0)
     return -1;
   for (unsigned i = 0; i < vm->ncpus; i++)

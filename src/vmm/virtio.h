@@ -45,4 +45,12 @@ int virtio_rng_create (struct vm *vm, cl_error_t *err);
    for guest_cid (taken over: closed on failure too). */
 int virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_error_t *err);
 
+/* A host directory shared over virtio-fs: the guest mounts it with
+   `mount -t virtiofs TAG DIR`.  `tag` is 1 to 36 bytes.  With read_only
+   every change is refused (EROFS).  The guest never reaches a host file
+   outside `dir`.  A snapshot saves the files the guest holds by path and
+   is refused when one of them left the share (see docs/virtiofs.md). */
+int virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_only,
+                      cl_error_t *err);
+
 #endif

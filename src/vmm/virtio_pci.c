@@ -792,8 +792,17 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
   return 0;
 }
 
+static int
+persist_save_check (void *opaque, cl_error_t *err)
+{
+  struct virtio_device *dev = opaque;
+
+  return dev->ops->save_check ? dev->ops->save_check (dev, err) : 0;
+}
+
 static const struct vm_persist_ops virtio_persist_ops = {
   .save = persist_save,
+  .save_check = persist_save_check,
   .restore = persist_restore,
 };
 

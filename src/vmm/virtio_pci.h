@@ -20,6 +20,7 @@
 #define VIRTIO_ID_CONSOLE 3
 #define VIRTIO_ID_RNG 4
 #define VIRTIO_ID_VSOCK 19
+#define VIRTIO_ID_FS 26
 
 #define VIRTIO_F_INDIRECT_DESC 28
 #define VIRTIO_F_EVENT_IDX 29
@@ -57,6 +58,9 @@ struct virtio_device_ops
   void (*queue_notify) (struct virtio_device *dev, unsigned q);
   /* Device-specific snapshot state (optional). */
   json_t *(*save) (struct virtio_device *dev);
+  /* Refuses a snapshot (optional): state the device cannot save right
+     now, e.g. host descriptors the guest holds.  0, or -1 with `err`. */
+  int (*save_check) (struct virtio_device *dev, cl_error_t *err);
   int (*restore) (struct virtio_device *dev, json_t *state, cl_error_t *err);
   /* Queues whose kicks the device takes over itself (vhost): bit q set. */
   uint32_t own_kick_mask;

@@ -56,6 +56,9 @@ struct vm_persist_ops
 {
   /* Called with every vCPU stopped and the I/O thread idle. */
   json_t *(*save) (void *opaque);
+  /* Optional, called before anything is written: -1 (err set) refuses
+     the snapshot, e.g. while a device holds host state it cannot save. */
+  int (*save_check) (void *opaque, cl_error_t *err);
   /* Called on a freshly built device, before any vCPU runs. */
   int (*restore) (void *opaque, json_t *state, cl_error_t *err);
   /* A snapshot taken before the device saved any state restores with the

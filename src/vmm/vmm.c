@@ -52,6 +52,38 @@ cl_vmm_net_clear (struct cl_vmm_net *net)
   memset (net, 0, sizeof (*net));
 }
 
+void
+cl_vmm_fs_clear (struct cl_vmm_fs *fs)
+{
+  free ((char *)fs->tag);
+  free ((char *)fs->path);
+  memset (fs, 0, sizeof (*fs));
+}
+
+int
+cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err)
+{
+  const char *eq = strchr (spec, '='), *path;
+  size_t len;
+
+  memset (out, 0, sizeof (*out));
+  if (eq == NULL || eq == spec || (size_t)(eq - spec) > 36 || eq[1] == 0)
+    return cl_error_make (err, 0, "--fs `%s`: expected TAG=DIR[,ro] (TAG of 1 to 36 bytes)",
+                          spec);
+  path = eq + 1;
+  len = strlen (path);
+  if (len > 3 && strcmp (path + len - 3, ",ro") == 0)
+    {
+      out->readonly = true;
+      len -= 3;
+    }
+  if (memchr (path, ',', len))
+    return cl_error_make (err, 0, "--fs `%s`: unknown option after DIR (only `,ro`)", spec);
+  out->tag = strndup (spec, eq - spec);
+  out->path = strndup (path, len);
+  return 0;
+}
+
 static int
 parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
 {
@@ -170,6 +202,14 @@ config_check (const struct cl_vmm_config *cfg, cl_error_t *err)
   for (size_t i = 0; i < cfg->ndisks; i++)
     if (stat (cfg->disks[i].path, &st) < 0)
       return cl_error_errno (err, "disk `%s`", cfg->disks[i].path);
+  for (size_t i = 0; i < cfg->nfs; i++)
+    {
+      if (stat (cfg->fs[i].path, &st) < 0)
+        return cl_error_errno (err, "--fs %s=%s", cfg->fs[i].tag, cfg->fs[i].path);
+      if (!S_ISDIR (st.st_mode))
+        return cl_error_make (err, 0, "--fs %s=%s: not a directory", cfg->fs[i].tag,
+                              cfg->fs[i].path);
+    }
   for (size_t i = 0; i < cfg->nnets; i++)
     {
       cleanup_free char *p = cl_strdup_printf ("/sys/class/net/%s", cfg->nets[i].tap);

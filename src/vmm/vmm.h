@@ -42,6 +42,13 @@ struct cl_vmm_net
   bool has_mac; /* false: a locally administered MAC is chosen */
 };
 
+struct cl_vmm_fs
+{
+  const char *tag;  /* the guest's `mount -t virtiofs TAG`, 1..36 bytes */
+  const char *path; /* host directory shared */
+  bool readonly;
+};
+
 enum cl_vmm_console
 {
   CL_VMM_CONSOLE_SERIAL, /* COM1 on console_in_fd/console_out_fd */
@@ -68,6 +75,8 @@ struct cl_vmm_config
   size_t ndisks;
   const struct cl_vmm_net *nets;
   size_t nnets;
+  const struct cl_vmm_fs *fs; /* virtio-fs shared directories */
+  size_t nfs;
   uint32_t vsock_cid; /* 0: no vsock device */
   int *guest_status;  /* out, NULL: not wanted; after a guest power-off, the
                          byte it wrote to CL_VMM_STATUS_PORT, else -1 */
@@ -99,7 +108,10 @@ void cl_vmm_config_init (struct cl_vmm_config *cfg);
    process exit).  On failure *out holds nothing. */
 int cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err);
 int cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err);
+/* "TAG=DIR[,ro]" */
+int cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err);
 void cl_vmm_disk_clear (struct cl_vmm_disk *disk);
+void cl_vmm_fs_clear (struct cl_vmm_fs *fs);
 void cl_vmm_net_clear (struct cl_vmm_net *net);
 
 /* Builds the VM and runs it until the guest stops.  Returns 0 when the

@@ -1,5 +1,5 @@
 /* The virtio devices the config asks for (--disk, --net, --console virtio,
-   --rng, --vsock), built with the virtio constructors in a fixed order so
+   --rng, --fs, --vsock), built with the virtio constructors in a fixed order so
    that a restoring process rebuilds the same PCI slots and state ids. */
 #include "vmm/vmm_internal.h"
 
@@ -24,6 +24,9 @@ vmm_build_virtio (struct vmm *m, cl_error_t *err)
     return cl_error_wrap (err, "--console virtio");
   if (cfg->rng && virtio_rng_create (m->vm, err) < 0)
     return cl_error_wrap (err, "--rng");
+  for (size_t i = 0; i < cfg->nfs; i++)
+    if (virtio_fs_create (m->vm, cfg->fs[i].tag, cfg->fs[i].path, cfg->fs[i].readonly, err) < 0)
+      return cl_error_wrap (err, "--fs %s=%s", cfg->fs[i].tag, cfg->fs[i].path);
   if (cfg->vsock_cid && virtio_vsock_create (m->vm, cfg->vsock_cid, cfg->vsock_fd, err) < 0)
     return cl_error_wrap (err, "--vsock %u", cfg->vsock_cid);
   return 0;

@@ -16,10 +16,14 @@ clang "${flags[@]}" -Itests/unit/virtio tests/fuzz/fuzz_virtio_pci.c tests/unit/
   src/vmm/virtio_rng.c src/vmm/virtio_console.c src/vmm/virtio_net.c src/vmm/virtio_vsock.c \
   src/common/error.c src/common/util.c src/common/log.c src/common/cleanup.c src/common/json.c \
   -ljansson -lpthread -o "$out/fuzz-virtio-pci"
+clang "${flags[@]}" tests/fuzz/fuzz_virtio_fs.c src/vmm/fuse_server.c \
+  src/common/error.c src/common/util.c src/common/log.c src/common/cleanup.c src/common/json.c \
+  -ljansson -o "$out/fuzz-virtio-fs"
 export ASAN_OPTIONS=detect_leaks=0
 mkdir -p "$out/corpus-fuzz-virtio-pci"
 python3 tests/fuzz/seed_virtio_pci.py "$out/corpus-fuzz-virtio-pci/seed-blk-read"
-for t in fuzz-virtq fuzz-virtio-pci; do
+python3 tests/fuzz/seed_virtio_fs.py "$out/corpus-fuzz-virtio-fs"
+for t in fuzz-virtq fuzz-virtio-pci fuzz-virtio-fs; do
   mkdir -p "$out/corpus-$t"
   "$out/$t" -max_total_time="$secs" -max_len=70000 -print_final_stats=1 "$out/corpus-$t"
 done
