@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Adds the SPDX line of the project's license (Apache-2.0, as meson.build
 declares) as the first line of every source file that lacks it:
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Configures (once) and builds a test build of cloison: the default
 # configuration plus the test switches (fault injection, build-tree
 # paths; see docs/building.md).

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """One name per thing: checks the global functions of a build.
 
     scripts/check-prefixes.py [BUILDDIR]      (default: build)

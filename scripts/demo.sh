@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The main job: set up, build, then, offline from the built-in images:
 #  1. launch a container instance from the `busybox` image and print from
 #     inside it;

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds a minimal busybox root filesystem in DIR from Debian's
 # busybox-static: the offline base of the built-in `busybox` image.
 # Usage: scripts/mkrootfs-busybox.sh DIR

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """One name per thing: gives every library's global functions its part's
 prefix and every source file a name no other part uses.  Re-runnable: it
 computes what to rename from the tree and the build as they are when it

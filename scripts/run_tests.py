@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Runs every test and prints one closing line: N passed, N failed, N skipped.
 
 Unit tests are the cmocka programs meson knows (suite 'unit'), run with TAP

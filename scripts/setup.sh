@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Installs every build and test dependency with apt-get (Debian 12, root).
 # Idempotent: when everything is there it asks apt nothing and returns at once.
 # Usage: scripts/setup.sh [build|test]   (default: both lists)

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The parts of cloison and the prefix of each one's global functions,
 shared by scripts/check-prefixes.py and scripts/rename-symbols.py.
 

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # The whole test suite: set-up, build, unit tests, integration and lab tests.
 # Ends with one line "N passed, N failed, N skipped".
 set -euo pipefail

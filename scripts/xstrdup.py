@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """Checked string copies: every strdup (x) call in src/ becomes
 cl_xstrdup (x) (src/common/util.h: aborts on ENOMEM, as crun's xstrdup),
 and the file gets #include "common/util.h" when it lacks it; the

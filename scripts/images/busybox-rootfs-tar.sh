@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the built-in `busybox` image's rootfs tarball, reproducibly (same
 # bytes, so the same image id, on every build): scripts/mkrootfs-busybox.sh
 # into a temporary directory, then a sorted tar with fixed owners and times.

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # meson install script: installs the built-in image's VM pieces into
 # DATADIR (absolute; under $DESTDIR) when `ninja vm-image` has built them
 # in BUILD_DIR.  They are built on demand only (the first build downloads

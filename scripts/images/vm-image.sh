@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the built-in VM pieces into OUTDIR:
 #   vmlinuz            the Debian cloud kernel (linux-image-cloud-amd64)
 #   initramfs.cpio.gz  busybox-static, the virtio/ext4/vsock modules, and an

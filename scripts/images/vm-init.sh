@@ -1,6 +1,7 @@
 #!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
 # The init of cloison's VM initramfs: loads the virtio and ext4 modules,
-# mounts the root disk built from an image (cl_image_build_vm_disk) and
+# mounts the root disk built from an image (cl_img_build_vm_disk) and
 # switch_roots into it.  Kernel command line:
 #   cloison.root=/dev/vda   the root disk (default /dev/vda; root= too)
 #   cloison.init=PATH       what to run (default: /sbin/init, /bin/init, /bin/sh;

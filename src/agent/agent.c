@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison-agent: the guest agent of cloison's VM initramfs (`cloison exec`
    on VM instances).  Usage: cloison-agent ROOT
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison-init: PID 1 of a VM instance that runs a command (the
    instance's `-- CMD...`), like `docker run --init`.
    Usage: cloison-init ROOT CMD [ARGS...]

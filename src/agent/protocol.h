@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The guest agent's wire protocol (cloison-agent in the VM initramfs, and
    src/manager/vm_agent.c on the host), over one AF_VSOCK stream
    connection per command to CL_AGENT_PORT.

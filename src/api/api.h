@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The REST API of cloison, as a request router callable in-process:
    cloisond serves it over HTTP (src/cli/cloisond.c), and a front end with
    no daemon to talk to can call cl_api_handle directly, so that each verb
@@ -40,7 +41,7 @@ struct cl_api_options
 #define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
 
 /* Opens the state root: reconciles interrupted instance work
-   (cl_manager_open) and marks operations of dead owners failed. */
+   (cl_mgr_open) and marks operations of dead owners failed. */
 int cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_api_ctx **out,
                     cl_error_t *err);
 /* Ends event streams and operation waits (they return at once); new

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The router's context: the state root, operations, events, and a few
    manager handles kept open for synchronous requests. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/db.h"
 #include "common/util.h"
 
@@ -16,21 +17,21 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   struct cl_api_ctx *ctx = cl_xmalloc0 (sizeof *ctx);
   struct cl_manager *m = NULL;
 
-  ctx->root = strdup (root);
+  ctx->root = cl_xstrdup (root);
   ctx->body_limit = opts && opts->body_limit ? opts->body_limit : CL_API_BODY_LIMIT_DEFAULT;
   pthread_mutex_init (&ctx->lock, NULL);
   pthread_cond_init (&ctx->changed, NULL);
-  ctx->op_ended = api_watch_note;
+  ctx->op_ended = cl_api_watch_note;
   /* instances first: their interrupted work is undone or finished */
-  if (cl_manager_open (root, &m, err) < 0 || cl_db_open (root, &ctx->db, err) < 0
-      || api_ops_init (ctx, err) < 0)
+  if (cl_mgr_open (root, &m, err) < 0 || cl_db_open (root, &ctx->db, err) < 0
+      || cl_api_ops_init (ctx, err) < 0)
     {
       if (m)
-        cl_manager_close (m);
+        cl_mgr_close (m);
       cl_api_ctx_free (ctx, 0);
       return -1;
     }
-  api_manager_put (ctx, m);
+  cl_api_manager_put (ctx, m);
   *out = ctx;
   return 0;
 }
@@ -57,7 +58,7 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
   ctx->closing = true;
   pthread_cond_broadcast (&ctx->changed);
   pthread_mutex_unlock (&ctx->lock);
-  api_watch_stop (ctx);
+  cl_api_watch_stop (ctx);
   pthread_mutex_lock (&ctx->lock);
   while (ctx->workers > 0)
     if (pthread_cond_timedwait (&ctx->changed, &ctx->lock, &deadline) == ETIMEDOUT)
@@ -69,9 +70,9 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
     }
   pthread_mutex_unlock (&ctx->lock);
   for (size_t i = 0; i < ctx->n_pool; i++)
-    cl_manager_close (ctx->pool[i]);
-  api_ops_free (ctx);
-  api_events_free_ring (ctx);
+    cl_mgr_close (ctx->pool[i]);
+  cl_api_ops_free (ctx);
+  cl_api_events_free_ring (ctx);
   if (ctx->db)
     cl_db_close (ctx->db);
   pthread_cond_destroy (&ctx->changed);
@@ -82,18 +83,18 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
 }
 
 int
-api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err)
+cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err)
 {
   pthread_mutex_lock (&ctx->lock);
   *m = ctx->n_pool ? ctx->pool[--ctx->n_pool] : NULL;
   pthread_mutex_unlock (&ctx->lock);
   if (*m)
     return 0;
-  return cl_manager_open (ctx->root, m, err);
+  return cl_mgr_open (ctx->root, m, err);
 }
 
 void
-api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m)
+cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m)
 {
   pthread_mutex_lock (&ctx->lock);
   if (ctx->n_pool < API_MANAGER_POOL)
@@ -103,5 +104,5 @@ api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m)
     }
   pthread_mutex_unlock (&ctx->lock);
   if (m)
-    cl_manager_close (m);
+    cl_mgr_close (m);
 }

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Events: lifecycle changes and operation updates, kept in a ring of the
    last API_EVENT_RING and read by streams that each follow their own
    position.  A reader too slow to keep up skips what the ring dropped. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -23,7 +24,7 @@ struct cl_api_events
 };
 
 void
-api_time_string (int64_t t, char *buf, size_t len)
+cl_api_time_string (int64_t t, char *buf, size_t len)
 {
   time_t tt = (time_t)t;
   struct tm tm;
@@ -31,14 +32,14 @@ api_time_string (int64_t t, char *buf, size_t len)
 }
 
 void
-api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked)
+cl_api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked)
 {
   struct timespec ts;
   char when[40], frac[24];
   json_t *ev;
 
   clock_gettime (CLOCK_REALTIME, &ts);
-  api_time_string (ts.tv_sec, when, sizeof when);
+  cl_api_time_string (ts.tv_sec, when, sizeof when);
   /* RFC 3339 with microseconds: "...:05.123456Z" */
   snprintf (frac, sizeof frac, ".%06dZ", (int)(ts.tv_nsec / 1000) % 1000000);
   strcpy (when + strlen (when) - 1, frac);
@@ -54,14 +55,14 @@ api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool
 }
 
 void
-api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source)
+cl_api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source)
 {
-  api_event_emit (ctx, "lifecycle", json_pack ("{s:s, s:s}", "action", action, "source", source),
-                  false);
+  cl_api_event_emit (ctx, "lifecycle", json_pack ("{s:s, s:s}", "action", action, "source", source),
+                     false);
 }
 
 void
-api_events_free_ring (struct cl_api_ctx *ctx)
+cl_api_events_free_ring (struct cl_api_ctx *ctx)
 {
   for (size_t i = 0; i < API_EVENT_RING; i++)
     json_decref (ctx->ring[i]);
@@ -125,8 +126,8 @@ cl_api_events_free (struct cl_api_events *ev)
 }
 
 int
-api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
-                 cl_error_t *err)
+cl_api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
+                    cl_error_t *err)
 {
   struct cl_api_events *ev = cl_xmalloc0 (sizeof *ev);
 
@@ -134,7 +135,7 @@ api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events
   ev->types = types ? 0 : EV_LIFECYCLE | EV_OPERATION;
   if (types)
     {
-      char *copy = strdup (types), *save = NULL;
+      char *copy = cl_xstrdup (types), *save = NULL;
       for (char *t = strtok_r (copy, ",", &save); t; t = strtok_r (NULL, ",", &save))
         {
           if (type_bit (t) == 0)

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Request bodies checked against a table of fields, so that every
    resource refuses unknown fields and wrong types the same way: 400 with
    the JSON path of the field. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -19,7 +20,7 @@ static const char *const expected_name[] = {
 };
 
 char *
-api_path_join (const char *ctx, const char *key)
+cl_api_path_join (const char *ctx, const char *key)
 {
   const char *sep = ctx && *ctx ? "." : "";
   if (strchr (key, '.'))
@@ -40,7 +41,7 @@ check_object (json_t *obj, const char *ctx, const struct api_field *spec, char *
   json_object_foreach (obj, key, v)
   {
     const struct api_field *f = spec;
-    cleanup_free char *path = api_path_join (ctx, key);
+    cleanup_free char *path = cl_api_path_join (ctx, key);
     while (f->name && strcmp (f->name, key) != 0)
       f++;
     if (f->name == NULL)
@@ -55,8 +56,8 @@ check_object (json_t *obj, const char *ctx, const struct api_field *spec, char *
   for (const struct api_field *f = spec; f->name; f++)
     if (f->required && json_object_get (obj, f->name) == NULL)
       {
-        *bad = api_path_join (ctx, f->name);
-        *why = strdup ("required field missing");
+        *bad = cl_api_path_join (ctx, f->name);
+        *why = cl_xstrdup ("required field missing");
         return -1;
       }
   return 0;
@@ -106,7 +107,7 @@ check_value (json_t *v, const char *path, const struct api_field *f, char **bad,
       if (ok)
         json_object_foreach (v, k, e) if (!json_is_string (e))
         {
-          *bad = api_path_join (path, k);
+          *bad = cl_api_path_join (path, k);
           *why = cl_strdup_printf ("expected a string, got %s", cl_json_type_name (e));
           return -1;
         }
@@ -116,13 +117,13 @@ check_value (json_t *v, const char *path, const struct api_field *f, char **bad,
     }
   if (ok)
     return 0;
-  *bad = strdup (path);
+  *bad = cl_xstrdup (path);
   *why = cl_strdup_printf ("expected %s, got %s", expected_name[f->type], cl_json_type_name (v));
   return -1;
 }
 
 int
-api_check_body (struct api_call *c, const struct api_field *spec, bool body_required)
+cl_api_check_body (struct api_call *c, const struct api_field *spec, bool body_required)
 {
   cleanup_free char *bad = NULL, *why = NULL;
 
@@ -130,20 +131,20 @@ api_check_body (struct api_call *c, const struct api_field *spec, bool body_requ
     {
       if (body_required)
         {
-          api_reply_error (c, 400, "request body: expected a JSON object");
+          cl_api_reply_error (c, 400, "request body: expected a JSON object");
           return -1;
         }
       c->body = json_object ();
     }
   if (!json_is_object (c->body))
     {
-      api_reply_error (c, 400, "request body: expected a JSON object, got %s",
-                       cl_json_type_name (c->body));
+      cl_api_reply_error (c, 400, "request body: expected a JSON object, got %s",
+                          cl_json_type_name (c->body));
       return -1;
     }
   if (check_object (c->body, "", spec, &bad, &why) < 0)
     {
-      api_reply_bad_field (c, bad, "%s: %s", bad, why);
+      cl_api_reply_bad_field (c, bad, "%s: %s", bad, why);
       return -1;
     }
   return 0;

@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* /1.0/instances: instances, their state, logs and snapshots, over
    src/manager/manager.h.  What is cheap to check (names, values, that the
    instance exists and is in a state the action fits) is checked before
    the operation starts, so that a bad request gets its 4xx at once. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -26,9 +27,9 @@ manager_get (struct api_call *c)
   struct cl_manager *m;
   cl_error_t err = NULL;
 
-  if (api_manager_get (c->ctx, &m, &err) < 0)
+  if (cl_api_manager_get (c->ctx, &m, &err) < 0)
     {
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return NULL;
     }
   return m;
@@ -38,9 +39,9 @@ manager_get (struct api_call *c)
 static int
 manager_put (struct api_call *c, struct cl_manager *m, int r, cl_error_t *err)
 {
-  api_manager_put (c->ctx, m);
+  cl_api_manager_put (c->ctx, m);
   if (r < 0)
-    api_reply_cl_error (c, err);
+    cl_api_reply_cl_error (c, err);
   return r;
 }
 
@@ -53,7 +54,7 @@ instance_info (struct api_call *c, const char *name)
   json_t *info = NULL;
 
   if (m)
-    manager_put (c, m, cl_instance_info (m, name, &info, &err), &err);
+    manager_put (c, m, cl_mgr_instance_info (m, name, &info, &err), &err);
   return info;
 }
 
@@ -75,25 +76,25 @@ scalar_string (json_t *v)
 {
   if (json_is_integer (v))
     return cl_strdup_printf ("%lld", (long long)json_integer_value (v));
-  return strdup (json_string_value (v));
+  return cl_xstrdup (json_string_value (v));
 }
 
 /* ---- list, create ---- */
 
 void
-api_instances_list (struct api_call *c)
+cl_api_instances_list (struct api_call *c)
 {
   struct cl_manager *m;
   cl_error_t err = NULL;
   json_t *list = NULL;
   long recursion;
 
-  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL
-      || manager_put (c, m, cl_instance_list (m, &list, &err), &err) < 0)
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL
+      || manager_put (c, m, cl_mgr_instance_list (m, &list, &err), &err) < 0)
     return;
   if (recursion == 0)
-    api_names_to_urls (list, "/1.0/instances/");
-  api_reply_sync (c, 200, list);
+    cl_api_names_to_urls (list, "/1.0/instances/");
+  cl_api_reply_sync (c, 200, list);
 }
 
 static const struct api_field source_fields[] = {
@@ -205,7 +206,7 @@ op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *er
   o.kernel = arg_string (args, "kernel");
   o.initrd = arg_string (args, "initrd");
   o.cmdline = arg_string (args, "cmdline");
-  r = cl_instance_launch (m, &o, err);
+  r = cl_mgr_instance_launch (m, &o, err);
   cl_strv_free (kv);
   return r;
 }
@@ -222,7 +223,7 @@ check_absent (struct api_call *c, const char *name)
   if (info)
     {
       json_decref (info);
-      api_reply_error (c, 409, "instance `%s` already exists", name);
+      cl_api_reply_error (c, 409, "instance `%s` already exists", name);
       return -1;
     }
   /* a quick 409 only: two creates racing meet the manager's own check */
@@ -233,7 +234,7 @@ static int
 op_copy (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
+  return cl_mgr_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
 }
 
 static const struct api_op_kind kind_copy = { "Copying instance", op_copy, "instance-created" };
@@ -250,33 +251,35 @@ create_copy (struct api_call *c, const char *name, json_t *source)
   {
     if (strcmp (key, "name") != 0 && strcmp (key, "source") != 0)
       {
-        api_reply_bad_field (c, key,
-                             "%s: not taken with source.type copy (the copy has the"
-                             " source's)",
-                             key);
+        cl_api_reply_bad_field (c, key,
+                                "%s: not taken with source.type copy (the copy has the"
+                                " source's)",
+                                key);
         return;
       }
   }
   if (from == NULL || json_object_get (source, "image"))
     {
       const char *path = from ? "source.image" : "source.instance";
-      api_reply_bad_field (c, path, "%s: %s", path,
-                           from ? "only with source.type image" : "required field missing");
+      cl_api_reply_bad_field (c, path, "%s: %s", path,
+                              from ? "only with source.type image" : "required field missing");
       return;
     }
   if ((info = instance_info (c, from)) == NULL)
     {
-      api_reply_bad_field (c, "source.instance", "source.instance: instance `%s` not found", from);
+      cl_api_reply_bad_field (c, "source.instance", "source.instance: instance `%s` not found",
+                              from);
       return;
     }
   json_decref (info);
   if (check_absent (c, name) < 0)
     return;
-  api_op_start (c, &kind_copy, name, NULL, json_pack ("{s:s, s:s}", "name", name, "source", from));
+  cl_api_op_start (c, &kind_copy, name, NULL,
+                   json_pack ("{s:s, s:s}", "name", name, "source", from));
 }
 
 void
-api_instances_create (struct api_call *c)
+cl_api_instances_create (struct api_call *c)
 {
   struct cl_launch_opts o = { 0 };
   struct cl_image_store *store = NULL;
@@ -285,14 +288,14 @@ api_instances_create (struct api_call *c)
   json_t *source;
   const char *name, *type, *bad;
 
-  if (api_check_body (c, create_fields, true) < 0)
+  if (cl_api_check_body (c, create_fields, true) < 0)
     return;
   name = json_string_value (json_object_get (c->body, "name"));
   type = json_string_value (json_object_get (c->body, "type"));
   source = json_object_get (c->body, "source");
   if (cl_validate_name (name, "name", &err) < 0)
     {
-      api_reply_bad_field (c, "name", "%s", err->msg);
+      cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
       return;
     }
@@ -305,48 +308,47 @@ api_instances_create (struct api_call *c)
     json_object_set_new (c->body, "type", json_string (type = "container"));
   if (strcmp (type, "container") != 0 && strcmp (type, "virtual-machine") != 0)
     {
-      api_reply_bad_field (c, "type", "type: expected container or virtual-machine, got `%s`",
-                           type);
+      cl_api_reply_bad_field (c, "type", "type: expected container or virtual-machine, got `%s`",
+                              type);
       return;
     }
   if (strcmp (json_string_value (json_object_get (source, "type")), "image") != 0)
     {
-      api_reply_bad_field (c, "source.type", "source.type: expected image or copy, got `%s`",
-                           json_string_value (json_object_get (source, "type")));
+      cl_api_reply_bad_field (c, "source.type", "source.type: expected image or copy, got `%s`",
+                              json_string_value (json_object_get (source, "type")));
       return;
     }
   if (json_object_get (source, "image") == NULL || json_object_get (source, "instance"))
     {
       const char *path = json_object_get (source, "instance") ? "source.instance" : "source.image";
-      api_reply_bad_field (c, path, "%s: %s", path,
-                           json_object_get (source, "instance") ? "only with source.type copy"
-                                                                : "required field missing");
+      cl_api_reply_bad_field (c, path, "%s: %s", path,
+                              json_object_get (source, "instance") ? "only with source.type copy"
+                                                                   : "required field missing");
       return;
     }
   if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
     {
-      api_reply_bad_field (c, bad, "%s", err->msg);
+      cl_api_reply_bad_field (c, bad, "%s", err->msg);
       cl_error_release (&err);
       return;
     }
-  if (cl_image_store_open (c->ctx->root, &store, &err) < 0)
+  if (cl_img_store_open (c->ctx->root, &store, &err) < 0)
     {
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return;
     }
-  if (cl_image_resolve (store, json_string_value (json_object_get (source, "image")), &img, &err)
-      < 0)
+  if (cl_img_resolve (store, json_string_value (json_object_get (source, "image")), &img, &err) < 0)
     {
-      cl_image_store_close (store);
-      api_reply_bad_field (c, "source.image", "source.image: %s", err->msg);
+      cl_img_store_close (store);
+      cl_api_reply_bad_field (c, "source.image", "source.image: %s", err->msg);
       cl_error_release (&err);
       return;
     }
-  cl_image_free (img);
-  cl_image_store_close (store);
+  cl_img_free (img);
+  cl_img_store_close (store);
   if (check_absent (c, name) < 0)
     return;
-  api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
+  cl_api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
 }
 
 /* ---- one instance ---- */
@@ -369,12 +371,12 @@ static void
 reply_instance (struct api_call *c, json_t *info)
 {
   char *etag = instance_etag (info);
-  api_reply_sync (c, 200, info);
+  cl_api_reply_sync (c, 200, info);
   c->resp->etag = etag;
 }
 
 void
-api_instance_get (struct api_call *c)
+cl_api_instance_get (struct api_call *c)
 {
   json_t *info = instance_info (c, c->params[0]);
   if (info)
@@ -408,33 +410,34 @@ patch_apply (struct api_call *c, struct cl_manager *m)
     {
       json_t *info;
       cleanup_free char *etag = NULL;
-      if (cl_instance_info (m, c->params[0], &info, &err) < 0)
+      if (cl_mgr_instance_info (m, c->params[0], &info, &err) < 0)
         {
-          api_reply_cl_error (c, &err);
+          cl_api_reply_cl_error (c, &err);
           return -1;
         }
       etag = instance_etag (info);
       json_decref (info);
       if (strcmp (etag, c->if_match) != 0)
         {
-          api_reply_error (c, 412, "instance `%s` changed since you read it (ETag %s, If-Match %s)",
-                           c->params[0], etag, c->if_match);
+          cl_api_reply_error (c, 412,
+                              "instance `%s` changed since you read it (ETag %s, If-Match %s)",
+                              c->params[0], etag, c->if_match);
           return -1;
         }
     }
   json_object_foreach (json_object_get (c->body, "config"), key, v)
   {
     cleanup_free char *value = scalar_string (v);
-    if (cl_instance_config_set (m, c->params[0], key, value, &err) < 0)
+    if (cl_mgr_instance_config_set (m, c->params[0], key, value, &err) < 0)
       {
-        if (api_error_status (err->msg) == 400)
+        if (cl_api_error_status (err->msg) == 400)
           {
-            cleanup_free char *path = api_path_join ("config", key);
-            api_reply_bad_field (c, path, "%s: %s", path, err->msg);
+            cleanup_free char *path = cl_api_path_join ("config", key);
+            cl_api_reply_bad_field (c, path, "%s: %s", path, err->msg);
             cl_error_release (&err);
           }
         else
-          api_reply_cl_error (c, &err);
+          cl_api_reply_cl_error (c, &err);
         return -1;
       }
   }
@@ -442,7 +445,7 @@ patch_apply (struct api_call *c, struct cl_manager *m)
 }
 
 void
-api_instance_patch (struct api_call *c)
+cl_api_instance_patch (struct api_call *c)
 {
   struct cl_launch_opts o = { 0 };
   struct cl_manager *m;
@@ -451,12 +454,12 @@ api_instance_patch (struct api_call *c)
   json_t *info;
   int r;
 
-  if (api_check_body (c, patch_fields, true) < 0)
+  if (cl_api_check_body (c, patch_fields, true) < 0)
     return;
   /* every value checked before any is applied */
   if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
     {
-      api_reply_bad_field (c, bad, "%s", err->msg);
+      cl_api_reply_bad_field (c, bad, "%s", err->msg);
       cl_error_release (&err);
       return;
     }
@@ -467,14 +470,14 @@ api_instance_patch (struct api_call *c)
   pthread_mutex_unlock (&patch_lock);
   if (r < 0)
     {
-      api_manager_put (c->ctx, m);
+      cl_api_manager_put (c->ctx, m);
       return;
     }
-  if (manager_put (c, m, cl_instance_info (m, c->params[0], &info, &err), &err) < 0)
+  if (manager_put (c, m, cl_mgr_instance_info (m, c->params[0], &info, &err), &err) < 0)
     return;
   {
-    cleanup_free char *url = api_url ("/1.0/instances/", c->params[0]);
-    api_lifecycle (c->ctx, "instance-updated", url);
+    cleanup_free char *url = cl_api_url ("/1.0/instances/", c->params[0]);
+    cl_api_lifecycle (c->ctx, "instance-updated", url);
   }
   reply_instance (c, info);
 }
@@ -483,39 +486,40 @@ static int
 op_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_instance_delete (m, arg_string (args, "name"),
-                             json_is_true (json_object_get (args, "force")), err);
+  return cl_mgr_instance_delete (m, arg_string (args, "name"),
+                                 json_is_true (json_object_get (args, "force")), err);
 }
 
 static const struct api_op_kind kind_delete
     = { "Deleting instance", op_delete, "instance-deleted" };
 
 void
-api_instance_delete (struct api_call *c)
+cl_api_instance_delete (struct api_call *c)
 {
   json_t *info;
   bool force;
 
-  if (api_check_body (c, no_fields, false) < 0 || api_query_bool (c, "force", false, &force) < 0)
+  if (cl_api_check_body (c, no_fields, false) < 0
+      || cl_api_query_bool (c, "force", false, &force) < 0)
     return;
   if ((info = instance_info (c, c->params[0])) == NULL)
     return;
   if (info_running (info) && !force)
     {
       json_decref (info);
-      api_reply_error (c, 409, "instance `%s` is running: stop it first or use force=1",
-                       c->params[0]);
+      cl_api_reply_error (c, 409, "instance `%s` is running: stop it first or use force=1",
+                          c->params[0]);
       return;
     }
   json_decref (info);
-  api_op_start (c, &kind_delete, c->params[0], NULL,
-                json_pack ("{s:s, s:b}", "name", c->params[0], "force", force));
+  cl_api_op_start (c, &kind_delete, c->params[0], NULL,
+                   json_pack ("{s:s, s:b}", "name", c->params[0], "force", force));
 }
 
 /* ---- state ---- */
 
 void
-api_instance_state_get (struct api_call *c)
+cl_api_instance_state_get (struct api_call *c)
 {
   json_t *info = instance_info (c, c->params[0]), *state;
 
@@ -526,23 +530,23 @@ api_instance_state_get (struct api_call *c)
                      json_object_get (info, "monitor_pid"), "exit_code",
                      json_object_get (info, "exit_code"));
   json_decref (info);
-  api_reply_sync (c, 200, state);
+  cl_api_reply_sync (c, 200, state);
 }
 
 static int
 op_start (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_instance_start (m, arg_string (args, "name"), err);
+  return cl_mgr_instance_start (m, arg_string (args, "name"), err);
 }
 
 static int
 op_stop (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_instance_stop (m, arg_string (args, "name"),
-                           (int)json_integer_value (json_object_get (args, "timeout")),
-                           json_is_true (json_object_get (args, "force")), err);
+  return cl_mgr_instance_stop (m, arg_string (args, "name"),
+                               (int)json_integer_value (json_object_get (args, "timeout")),
+                               json_is_true (json_object_get (args, "force")), err);
 }
 
 static int
@@ -550,7 +554,7 @@ op_restart (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
 {
   bool force = json_is_true (json_object_get (args, "force"));
   (void)op;
-  return cl_instance_restart (
+  return cl_mgr_instance_restart (
       m, arg_string (args, "name"),
       force ? 0 : (int)json_integer_value (json_object_get (args, "timeout")), err);
 }
@@ -568,7 +572,7 @@ static const struct api_field state_fields[] = {
 };
 
 void
-api_instance_state_put (struct api_call *c)
+cl_api_instance_state_put (struct api_call *c)
 {
   const struct api_op_kind *kind;
   const char *action;
@@ -576,7 +580,7 @@ api_instance_state_put (struct api_call *c)
   json_t *info;
   bool running;
 
-  if (api_check_body (c, state_fields, true) < 0)
+  if (cl_api_check_body (c, state_fields, true) < 0)
     return;
   action = json_string_value (json_object_get (c->body, "action"));
   if (strcmp (action, "start") == 0)
@@ -587,16 +591,16 @@ api_instance_state_put (struct api_call *c)
     kind = &kind_restart;
   else
     {
-      api_reply_bad_field (c, "action", "action: expected start, stop or restart, got `%s`",
-                           action);
+      cl_api_reply_bad_field (c, "action", "action: expected start, stop or restart, got `%s`",
+                              action);
       return;
     }
   if (json_object_get (c->body, "timeout"))
     timeout = json_integer_value (json_object_get (c->body, "timeout"));
   if (timeout < 0 || timeout > 3600)
     {
-      api_reply_bad_field (c, "timeout", "timeout: expected seconds, 0-3600, got %lld",
-                           (long long)timeout);
+      cl_api_reply_bad_field (c, "timeout", "timeout: expected seconds, 0-3600, got %lld",
+                              (long long)timeout);
       return;
     }
   if ((info = instance_info (c, c->params[0])) == NULL)
@@ -605,23 +609,23 @@ api_instance_state_put (struct api_call *c)
   json_decref (info);
   if (kind == &kind_start && running)
     {
-      api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
+      cl_api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
       return;
     }
   if (kind == &kind_stop && !running)
     {
-      api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
+      cl_api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
       return;
     }
-  api_op_start (c, kind, c->params[0], NULL,
-                json_pack ("{s:s, s:I, s:b}", "name", c->params[0], "timeout", timeout, "force",
-                           json_is_true (json_object_get (c->body, "force"))));
+  cl_api_op_start (c, kind, c->params[0], NULL,
+                   json_pack ("{s:s, s:I, s:b}", "name", c->params[0], "timeout", timeout, "force",
+                              json_is_true (json_object_get (c->body, "force"))));
 }
 
 /* ---- logs ---- */
 
 void
-api_instance_logs (struct api_call *c)
+cl_api_instance_logs (struct api_call *c)
 {
   struct cl_manager *m;
   cl_error_t err = NULL;
@@ -631,12 +635,12 @@ api_instance_logs (struct api_call *c)
   size_t n = 0;
 
   if ((m = manager_get (c)) == NULL
-      || manager_put (c, m, cl_instance_log_path (m, c->params[0], &path, &err), &err) < 0)
+      || manager_put (c, m, cl_mgr_instance_log_path (m, c->params[0], &path, &err), &err) < 0)
     return;
   f = fopen (path, "re");
   if (f == NULL && errno != ENOENT)
     {
-      api_reply_error (c, 500, "open `%s`: %s", path, strerror (errno));
+      cl_api_reply_error (c, 500, "open `%s`: %s", path, strerror (errno));
       return;
     }
   if (f && fseek (f, 0, SEEK_END) == 0 && (size = ftell (f)) > 0)
@@ -650,7 +654,7 @@ api_instance_logs (struct api_call *c)
   cl_api_response_clear (c->resp);
   c->resp->status = 200;
   c->resp->content_type = "text/plain; charset=utf-8";
-  c->resp->raw = buf ? steal_pointer (&buf) : strdup ("");
+  c->resp->raw = buf ? steal_pointer (&buf) : cl_xstrdup ("");
   c->resp->raw_len = n;
 }
 
@@ -665,7 +669,7 @@ snapshot_list (struct api_call *c)
   json_t *list = NULL;
 
   if (m)
-    manager_put (c, m, cl_snapshot_list (m, c->params[0], &list, &err), &err);
+    manager_put (c, m, cl_mgr_snapshot_list (m, c->params[0], &list, &err), &err);
   return list;
 }
 
@@ -684,56 +688,57 @@ snapshot_find (struct api_call *c)
       = json_incref (e);
   json_decref (list);
   if (found == NULL)
-    api_reply_error (c, 404, "snapshot `%s` of instance `%s` not found", c->params[1],
-                     c->params[0]);
+    cl_api_reply_error (c, 404, "snapshot `%s` of instance `%s` not found", c->params[1],
+                        c->params[0]);
   return found;
 }
 
 static char *
 snapshot_url (const char *instance, const char *snap)
 {
-  cleanup_free char *base = api_url ("/1.0/instances/", instance);
+  cleanup_free char *base = cl_api_url ("/1.0/instances/", instance);
   cleanup_free char *prefix = cl_strdup_printf ("%s/snapshots/", base);
-  return api_url (prefix, snap);
+  return cl_api_url (prefix, snap);
 }
 
 void
-api_snapshots_list (struct api_call *c)
+cl_api_snapshots_list (struct api_call *c)
 {
   json_t *list;
   long recursion;
 
-  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (list = snapshot_list (c)) == NULL)
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0
+      || (list = snapshot_list (c)) == NULL)
     return;
   if (recursion == 0)
     {
-      cleanup_free char *base = api_url ("/1.0/instances/", c->params[0]);
+      cleanup_free char *base = cl_api_url ("/1.0/instances/", c->params[0]);
       cleanup_free char *prefix = cl_strdup_printf ("%s/snapshots/", base);
-      api_names_to_urls (list, prefix);
+      cl_api_names_to_urls (list, prefix);
     }
-  api_reply_sync (c, 200, list);
+  cl_api_reply_sync (c, 200, list);
 }
 
 static int
 op_snapshot_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_snapshot_create (m, arg_string (args, "name"), arg_string (args, "snapshot"),
-                             json_is_true (json_object_get (args, "stateful")), err);
+  return cl_mgr_snapshot_create (m, arg_string (args, "name"), arg_string (args, "snapshot"),
+                                 json_is_true (json_object_get (args, "stateful")), err);
 }
 
 static int
 op_snapshot_restore (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_snapshot_restore (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
+  return cl_mgr_snapshot_restore (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
 }
 
 static int
 op_snapshot_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   (void)op;
-  return cl_snapshot_delete (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
+  return cl_mgr_snapshot_delete (m, arg_string (args, "name"), arg_string (args, "snapshot"), err);
 }
 
 static const struct api_op_kind kind_snapshot_create
@@ -754,24 +759,24 @@ static void
 snapshot_op (struct api_call *c, const struct api_op_kind *kind, const char *snap, bool stateful)
 {
   cleanup_free char *url = snapshot_url (c->params[0], snap);
-  api_op_start (
+  cl_api_op_start (
       c, kind, c->params[0], url,
       json_pack ("{s:s, s:s, s:b}", "name", c->params[0], "snapshot", snap, "stateful", stateful));
 }
 
 void
-api_snapshots_create (struct api_call *c)
+cl_api_snapshots_create (struct api_call *c)
 {
   cl_error_t err = NULL;
   const char *snap;
   json_t *info;
 
-  if (api_check_body (c, snapshot_create_fields, true) < 0)
+  if (cl_api_check_body (c, snapshot_create_fields, true) < 0)
     return;
   snap = json_string_value (json_object_get (c->body, "name"));
   if (cl_validate_name (snap, "name", &err) < 0)
     {
-      api_reply_bad_field (c, "name", "%s", err->msg);
+      cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
       return;
     }
@@ -783,11 +788,11 @@ api_snapshots_create (struct api_call *c)
 }
 
 void
-api_snapshot_get (struct api_call *c)
+cl_api_snapshot_get (struct api_call *c)
 {
   json_t *snap = snapshot_find (c);
   if (snap)
-    api_reply_sync (c, 200, snap);
+    cl_api_reply_sync (c, 200, snap);
 }
 
 /* restore and delete: an existing snapshot, no body fields */
@@ -796,20 +801,20 @@ snapshot_action (struct api_call *c, const struct api_op_kind *kind)
 {
   json_t *snap;
 
-  if (api_check_body (c, no_fields, false) < 0 || (snap = snapshot_find (c)) == NULL)
+  if (cl_api_check_body (c, no_fields, false) < 0 || (snap = snapshot_find (c)) == NULL)
     return;
   json_decref (snap);
   snapshot_op (c, kind, c->params[1], false);
 }
 
 void
-api_snapshot_restore (struct api_call *c)
+cl_api_snapshot_restore (struct api_call *c)
 {
   snapshot_action (c, &kind_snapshot_restore);
 }
 
 void
-api_snapshot_delete (struct api_call *c)
+cl_api_snapshot_delete (struct api_call *c)
 {
   snapshot_action (c, &kind_snapshot_delete);
 }

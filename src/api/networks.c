@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* /1.0/networks over src/net/net.h, opened the way `cloison network`
    opens it: a state database connection per request, crash recovery
    first. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/util.h"
@@ -29,7 +30,7 @@ net_db (struct api_call *c)
     {
       if (db)
         cl_db_close (db);
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return NULL;
     }
   sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
@@ -37,27 +38,27 @@ net_db (struct api_call *c)
 }
 
 void
-api_networks_list (struct api_call *c)
+cl_api_networks_list (struct api_call *c)
 {
   cleanup_db sqlite3 *db = NULL;
   cl_error_t err = NULL;
   json_t *list;
   long recursion;
 
-  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (db = net_db (c)) == NULL)
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (db = net_db (c)) == NULL)
     return;
   if (cl_net_list (db, &list, &err) < 0)
     {
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return;
     }
   if (recursion == 0)
-    api_names_to_urls (list, "/1.0/networks/");
-  api_reply_sync (c, 200, list);
+    cl_api_names_to_urls (list, "/1.0/networks/");
+  cl_api_reply_sync (c, 200, list);
 }
 
 void
-api_network_get (struct api_call *c)
+cl_api_network_get (struct api_call *c)
 {
   cleanup_db sqlite3 *db = NULL;
   cl_error_t err = NULL;
@@ -66,9 +67,9 @@ api_network_get (struct api_call *c)
   if ((db = net_db (c)) == NULL)
     return;
   if (cl_net_show (db, c->params[0], &j, &err) < 0)
-    api_reply_cl_error (c, &err);
+    cl_api_reply_cl_error (c, &err);
   else
-    api_reply_sync (c, 200, j);
+    cl_api_reply_sync (c, 200, j);
 }
 
 static const struct api_field create_fields[] = {
@@ -78,7 +79,7 @@ static const struct api_field create_fields[] = {
 };
 
 void
-api_networks_create (struct api_call *c)
+cl_api_networks_create (struct api_call *c)
 {
   cleanup_db sqlite3 *db = NULL;
   struct cl_net_config cfg = { .mode = CL_NET_NAT };
@@ -86,13 +87,13 @@ api_networks_create (struct api_call *c)
   const char *mode;
   json_t *v;
 
-  if (api_check_body (c, create_fields, true) < 0)
+  if (cl_api_check_body (c, create_fields, true) < 0)
     return;
   cfg.name = json_string_value (json_object_get (c->body, "name"));
   cfg.subnet = json_string_value (json_object_get (c->body, "subnet"));
   if (cl_validate_name (cfg.name, "name", &err) < 0)
     {
-      api_reply_bad_field (c, "name", "%s", err->msg);
+      cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
       return;
     }
@@ -100,7 +101,7 @@ api_networks_create (struct api_call *c)
   if (mode && strcmp (mode, "nat") != 0 && strcmp (mode, "routed") != 0
       && strcmp (mode, "isolated") != 0)
     {
-      api_reply_bad_field (c, "mode", "mode: expected nat, routed or isolated, got `%s`", mode);
+      cl_api_reply_bad_field (c, "mode", "mode: expected nat, routed or isolated, got `%s`", mode);
       return;
     }
   if (mode)
@@ -111,8 +112,8 @@ api_networks_create (struct api_call *c)
     {
       if (json_integer_value (v) < 1 || json_integer_value (v) > 4094)
         {
-          api_reply_bad_field (c, "vlan", "vlan: expected a VLAN id 1-4094, got %lld",
-                               (long long)json_integer_value (v));
+          cl_api_reply_bad_field (c, "vlan", "vlan: expected a VLAN id 1-4094, got %lld",
+                                  (long long)json_integer_value (v));
           return;
         }
       cfg.vlan = (int)json_integer_value (v);
@@ -121,8 +122,8 @@ api_networks_create (struct api_call *c)
     {
       if (json_integer_value (v) < CL_NET_MTU_MIN || json_integer_value (v) > CL_NET_MTU_MAX)
         {
-          api_reply_bad_field (c, "mtu", "mtu: expected %d-%d bytes, got %lld", CL_NET_MTU_MIN,
-                               CL_NET_MTU_MAX, (long long)json_integer_value (v));
+          cl_api_reply_bad_field (c, "mtu", "mtu: expected %d-%d bytes, got %lld", CL_NET_MTU_MIN,
+                                  CL_NET_MTU_MAX, (long long)json_integer_value (v));
           return;
         }
       cfg.mtu = (int)json_integer_value (v);
@@ -133,26 +134,26 @@ api_networks_create (struct api_call *c)
     {
       if (strstr (err->msg, "subnet"))
         {
-          api_reply_bad_field (c, "subnet", "%s", err->msg);
+          cl_api_reply_bad_field (c, "subnet", "%s", err->msg);
           cl_error_release (&err);
         }
       else
-        api_reply_cl_error (c, &err);
+        cl_api_reply_cl_error (c, &err);
       return;
     }
   {
-    cleanup_free char *url = api_url ("/1.0/networks/", cfg.name);
+    cleanup_free char *url = cl_api_url ("/1.0/networks/", cfg.name);
     json_t *j;
-    api_lifecycle (c->ctx, "network-created", url);
+    cl_api_lifecycle (c->ctx, "network-created", url);
     if (cl_net_show (db, cfg.name, &j, &err) < 0)
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
     else
-      api_reply_sync (c, 201, j);
+      cl_api_reply_sync (c, 201, j);
   }
 }
 
 void
-api_network_delete (struct api_call *c)
+cl_api_network_delete (struct api_call *c)
 {
   cleanup_db sqlite3 *db = NULL;
   cl_error_t err = NULL;
@@ -161,12 +162,12 @@ api_network_delete (struct api_call *c)
     return;
   if (cl_net_delete (db, c->params[0], &err) < 0)
     {
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return;
     }
   {
-    cleanup_free char *url = api_url ("/1.0/networks/", c->params[0]);
-    api_lifecycle (c->ctx, "network-deleted", url);
+    cleanup_free char *url = cl_api_url ("/1.0/networks/", c->params[0]);
+    cl_api_lifecycle (c->ctx, "network-deleted", url);
   }
-  api_reply_sync (c, 200, NULL);
+  cl_api_reply_sync (c, 200, NULL);
 }

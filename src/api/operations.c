@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Operations: long actions run in worker threads, each with its own
    cl_manager handle (SQLite connections are not shared between threads),
    in the order they were made for one instance.  Each status change is
    written to the api_operations table and sent as an event.  The table
    tells the next context which operations a dead process left behind. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -95,8 +96,8 @@ op_json (struct api_op *op)
 {
   char created[40], updated[40];
 
-  api_time_string (op->created, created, sizeof created);
-  api_time_string (op->updated, updated, sizeof updated);
+  cl_api_time_string (op->created, created, sizeof created);
+  cl_api_time_string (op->updated, updated, sizeof updated);
   return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:O, s:b, s:s}", "id", op->id,
                     "class", "task", "description", op->description, "created_at", created,
                     "updated_at", updated, "status", status_names[op->status], "status_code",
@@ -148,14 +149,14 @@ op_set_status (struct api_op *op, int status, const char *errmsg)
   if (errmsg)
     {
       free (op->err);
-      op->err = strdup (errmsg);
+      op->err = cl_xstrdup (errmsg);
     }
   op_persist (op);
-  api_event_emit (op->ctx, "operation", op_json (op), true);
+  cl_api_event_emit (op->ctx, "operation", op_json (op), true);
 }
 
 bool
-api_instance_busy (struct cl_api_ctx *ctx, const char *instance)
+cl_api_instance_busy (struct cl_api_ctx *ctx, const char *instance)
 {
   for (struct api_op *o = ctx->ops; o; o = o->next)
     if (o->instance && strcmp (o->instance, instance) == 0 && !finished (o->status))
@@ -190,14 +191,14 @@ op_worker (void *arg)
   op_set_status (op, OP_RUNNING, NULL);
   pthread_mutex_unlock (&ctx->lock);
 
-  r = cl_manager_open (ctx->root, &m, &err);
+  r = cl_mgr_open (ctx->root, &m, &err);
   if (r == 0)
     r = op->kind->fn (op, m, op->args, &err);
   if (m)
     {
       if (op->is_instance && ctx->op_ended)
         ctx->op_ended (ctx, m, op->instance);
-      cl_manager_close (m);
+      cl_mgr_close (m);
     }
 
   pthread_mutex_lock (&ctx->lock);
@@ -205,7 +206,7 @@ op_worker (void *arg)
     cl_debug ("operation %s (%s): %s", op->id, op->description, err->msg);
   op_set_status (op, r < 0 ? OP_FAILURE : OP_SUCCESS, r < 0 ? err->msg : NULL);
   if (r == 0 && op->kind->lifecycle_action)
-    api_event_emit (
+    cl_api_event_emit (
         ctx, "lifecycle",
         json_pack ("{s:s, s:s}", "action", op->kind->lifecycle_action, "source", op->source), true);
   cl_error_release (&err);
@@ -265,22 +266,22 @@ ops_prune (struct cl_api_ctx *ctx)
 }
 
 void
-api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
-              const char *source, json_t *args)
+cl_api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
+                 const char *source, json_t *args)
 {
-  cleanup_free char *url = api_url ("/1.0/instances/", instance);
-  api_op_start_for (c, kind, instance, json_pack ("{s:[s]}", "instances", url),
-                    source ? source : url, true, args);
+  cleanup_free char *url = cl_api_url ("/1.0/instances/", instance);
+  cl_api_op_start_for (c, kind, instance, json_pack ("{s:[s]}", "instances", url),
+                       source ? source : url, true, args);
 }
 
 struct cl_api_ctx *
-api_op_ctx (struct api_op *op)
+cl_api_op_ctx (struct api_op *op)
 {
   return op->ctx;
 }
 
 void
-api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source)
+cl_api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source)
 {
   pthread_mutex_lock (&op->ctx->lock);
   json_decref (op->metadata);
@@ -288,16 +289,16 @@ api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source)
   if (source)
     {
       free (op->source);
-      op->source = strdup (source);
+      op->source = cl_xstrdup (source);
     }
   op->updated = time (NULL);
-  api_event_emit (op->ctx, "operation", op_json (op), true);
+  cl_api_event_emit (op->ctx, "operation", op_json (op), true);
   pthread_mutex_unlock (&op->ctx->lock);
 }
 
 void
-api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
-                  json_t *resources, const char *source, bool instance, json_t *args)
+cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                     json_t *resources, const char *source, bool instance, json_t *args)
 {
   struct cl_api_ctx *ctx = c->ctx;
   struct api_op *op = cl_xmalloc0 (sizeof *op);
@@ -308,10 +309,10 @@ api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char
 
   make_uuid (op->id);
   op->ctx = ctx;
-  op->description = strdup (kind->description);
-  op->instance = strdup (key);
+  op->description = cl_xstrdup (kind->description);
+  op->instance = cl_xstrdup (key);
   op->is_instance = instance;
-  op->source = strdup (source);
+  op->source = cl_xstrdup (source);
   op->resources = resources;
   op->args = args;
   op->kind = kind;
@@ -323,7 +324,7 @@ api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char
     {
       pthread_mutex_unlock (&ctx->lock);
       op_free (op);
-      api_reply_error (c, 503, "the server is shutting down");
+      cl_api_reply_error (c, 503, "the server is shutting down");
       return;
     }
   op->seq = ++ctx->op_seq;
@@ -341,7 +342,7 @@ api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char
       op_set_status (op, OP_FAILURE, "could not start a worker thread");
       pthread_mutex_unlock (&ctx->lock);
       json_decref (body);
-      api_reply_error (c, 500, "start a worker thread: %s", strerror (r));
+      cl_api_reply_error (c, 500, "start a worker thread: %s", strerror (r));
       return;
     }
   ctx->workers++;
@@ -359,7 +360,7 @@ api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char
 /* ---- the table ---- */
 
 int
-api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err)
+cl_api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   struct api_op **tail = &ctx->ops;
@@ -381,12 +382,12 @@ api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err)
       op->ctx = ctx;
       snprintf (op->id, sizeof op->id, "%s", (const char *)sqlite3_column_text (s, 0));
       op->seq = (uint64_t)sqlite3_column_int64 (s, 1);
-      op->description = strdup ((const char *)sqlite3_column_text (s, 2));
+      op->description = cl_xstrdup ((const char *)sqlite3_column_text (s, 2));
       op->resources = json_loads ((const char *)sqlite3_column_text (s, 3), 0, &je);
       if (op->resources == NULL)
         op->resources = json_object ();
       op->status = status_from_name ((const char *)sqlite3_column_text (s, 4));
-      op->err = strdup ((const char *)sqlite3_column_text (s, 5));
+      op->err = cl_xstrdup ((const char *)sqlite3_column_text (s, 5));
       op->created = sqlite3_column_int64 (s, 6);
       op->updated = sqlite3_column_int64 (s, 7);
       if (ctx->op_seq < op->seq)
@@ -398,7 +399,7 @@ api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err)
           op->status = OP_FAILURE;
           op->updated = now;
           free (op->err);
-          op->err = strdup ("interrupted: the process running it stopped before it ended");
+          op->err = cl_xstrdup ("interrupted: the process running it stopped before it ended");
           op_persist (op);
         }
       *tail = op;
@@ -409,7 +410,7 @@ api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err)
 }
 
 void
-api_ops_free (struct cl_api_ctx *ctx)
+cl_api_ops_free (struct cl_api_ctx *ctx)
 {
   while (ctx->ops)
     {
@@ -431,12 +432,12 @@ op_find (struct api_call *c)
 }
 
 void
-api_operations_list (struct api_call *c)
+cl_api_operations_list (struct api_call *c)
 {
   json_t *list = json_array ();
   long recursion;
 
-  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0)
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0)
     {
       json_decref (list);
       return;
@@ -446,7 +447,7 @@ api_operations_list (struct api_call *c)
     json_array_append_new (list,
                            recursion ? op_json (op) : json_sprintf ("/1.0/operations/%s", op->id));
   pthread_mutex_unlock (&c->ctx->lock);
-  api_reply_sync (c, 200, list);
+  cl_api_reply_sync (c, 200, list);
 }
 
 /* Replies with the operation once it ended or `timeout` seconds passed
@@ -475,28 +476,28 @@ op_reply (struct api_call *c, long timeout)
     j = op_json (op);
   pthread_mutex_unlock (&ctx->lock);
   if (j == NULL)
-    api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
+    cl_api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
   else
-    api_reply_sync (c, 200, j);
+    cl_api_reply_sync (c, 200, j);
 }
 
 void
-api_operation_get (struct api_call *c)
+cl_api_operation_get (struct api_call *c)
 {
   op_reply (c, 0);
 }
 
 void
-api_operation_wait (struct api_call *c)
+cl_api_operation_wait (struct api_call *c)
 {
   long timeout;
 
-  if (api_query_int (c, "timeout", -1, 86400, -1, &timeout) == 0)
+  if (cl_api_query_int (c, "timeout", -1, 86400, -1, &timeout) == 0)
     op_reply (c, timeout);
 }
 
 void
-api_operation_cancel (struct api_call *c)
+cl_api_operation_cancel (struct api_call *c)
 {
   struct api_op *op;
   json_t *j = NULL;
@@ -517,13 +518,13 @@ api_operation_cancel (struct api_call *c)
     }
   pthread_mutex_unlock (&c->ctx->lock);
   if (op == NULL)
-    api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
+    cl_api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
   else if (status != OP_PENDING)
     {
-      api_reply_error (c, 409, "operation `%s` is %s: only a pending operation can be cancelled",
-                       c->params[0], status_names[status]);
+      cl_api_reply_error (c, 409, "operation `%s` is %s: only a pending operation can be cancelled",
+                          c->params[0], status_names[status]);
       json_decref (j);
     }
   else
-    api_reply_sync (c, 200, j);
+    cl_api_reply_sync (c, 200, j);
 }

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The response envelopes, and reading a request's URL and query: what
    the handlers and the router share.  Every file of src/api may call it;
    it calls none of them but events.c (cl_api_events_free). */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/util.h"
 
 #include <ctype.h>
@@ -22,7 +23,7 @@ reply (struct api_call *c, int status, json_t *j)
 }
 
 void
-api_reply_sync (struct api_call *c, int status, json_t *metadata)
+cl_api_reply_sync (struct api_call *c, int status, json_t *metadata)
 {
   reply (c, status,
          json_pack ("{s:s, s:s, s:i, s:o}", "type", "sync", "status", "Success", "status_code",
@@ -45,7 +46,7 @@ reply_error_v (struct api_call *c, int status, const char *path, const char *fmt
 }
 
 void
-api_reply_error (struct api_call *c, int status, const char *fmt, ...)
+cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -54,7 +55,7 @@ api_reply_error (struct api_call *c, int status, const char *fmt, ...)
 }
 
 void
-api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
+cl_api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
 {
   va_list ap;
   va_start (ap, fmt);
@@ -65,7 +66,7 @@ api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
 /* The library reports errors as messages; these are the words its
    messages use for a missing thing, a conflict and a bad value. */
 int
-api_error_status (const char *msg)
+cl_api_error_status (const char *msg)
 {
   static const char *const not_found[] = { "not found", "does not exist", NULL };
   static const char *const conflict[] = { "already exists",  "is running", "is not running",
@@ -87,10 +88,10 @@ api_error_status (const char *msg)
 }
 
 void
-api_reply_cl_error (struct api_call *c, cl_error_t *err)
+cl_api_reply_cl_error (struct api_call *c, cl_error_t *err)
 {
   const char *msg = *err && (*err)->msg ? (*err)->msg : "internal error";
-  api_reply_error (c, api_error_status (msg), "%s", msg);
+  cl_api_reply_error (c, cl_api_error_status (msg), "%s", msg);
   cl_error_release (err);
 }
 
@@ -121,7 +122,7 @@ hexval (int ch)
 }
 
 char *
-api_url_decode (const char *s, size_t n, bool plus_space)
+cl_api_url_decode (const char *s, size_t n, bool plus_space)
 {
   char *out = cl_xmalloc0 (n + 1), *o = out;
 
@@ -147,7 +148,7 @@ bad:
 }
 
 char *
-api_url (const char *prefix, const char *name)
+cl_api_url (const char *prefix, const char *name)
 {
   /* names are [A-Za-z0-9_.-] and image references add ':', '/', '@':
      only what falls outside needs escaping */
@@ -167,21 +168,21 @@ api_url (const char *prefix, const char *name)
 }
 
 void
-api_names_to_urls (json_t *list, const char *prefix)
+cl_api_names_to_urls (json_t *list, const char *prefix)
 {
   size_t i;
   json_t *e;
 
   json_array_foreach (list, i, e)
   {
-    char *url = api_url (prefix, json_string_value (json_object_get (e, "name")));
+    char *url = cl_api_url (prefix, json_string_value (json_object_get (e, "name")));
     json_array_set_new (list, i, json_string (url));
     free (url);
   }
 }
 
 int
-api_parse_query (const char *q, json_t **out)
+cl_api_parse_query (const char *q, json_t **out)
 {
   json_t *obj = json_object ();
 
@@ -192,8 +193,8 @@ api_parse_query (const char *q, json_t **out)
       char *k, *v;
       if (end > q)
         {
-          k = api_url_decode (q, (size_t)((eq ? eq : end) - q), true);
-          v = eq ? api_url_decode (eq + 1, (size_t)(end - eq - 1), true) : strdup ("");
+          k = cl_api_url_decode (q, (size_t)((eq ? eq : end) - q), true);
+          v = eq ? cl_api_url_decode (eq + 1, (size_t)(end - eq - 1), true) : cl_xstrdup ("");
           if (k == NULL || v == NULL)
             {
               free (k);
@@ -212,7 +213,7 @@ api_parse_query (const char *q, json_t **out)
 }
 
 int
-api_query_bool (struct api_call *c, const char *key, bool def, bool *out)
+cl_api_query_bool (struct api_call *c, const char *key, bool def, bool *out)
 {
   const char *v = json_string_value (json_object_get (c->query, key));
 
@@ -225,15 +226,15 @@ api_query_bool (struct api_call *c, const char *key, bool def, bool *out)
     *out = false;
   else
     {
-      api_reply_error (c, 400, "query parameter %s: expected 0, 1, true or false, got `%s`", key,
-                       v);
+      cl_api_reply_error (c, 400, "query parameter %s: expected 0, 1, true or false, got `%s`", key,
+                          v);
       return -1;
     }
   return 0;
 }
 
 int
-api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out)
+cl_api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out)
 {
   const char *v = json_string_value (json_object_get (c->query, key));
   char *end;
@@ -245,8 +246,8 @@ api_query_int (struct api_call *c, const char *key, long min, long max, long def
   n = strtol (v, &end, 10);
   if (*v == '\0' || *end || n < min || n > max)
     {
-      api_reply_error (c, 400, "query parameter %s: expected an integer %ld-%ld, got `%s`", key,
-                       min, max, v);
+      cl_api_reply_error (c, 400, "query parameter %s: expected an integer %ld-%ld, got `%s`", key,
+                          min, max, v);
       return -1;
     }
   *out = n;

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The route table and request dispatch: the top of src/api. */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -36,61 +37,61 @@ server_get (struct api_call *c)
   for (const char *const *e = api_extensions; *e; e++)
     json_array_append_new (ext, json_string (*e));
   uname (&u);
-  api_reply_sync (c, 200,
-                  json_pack ("{s:s, s:s, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:I}}", "api_version",
-                             "1.0", "api_status", "development", "api_extensions", ext, "auth",
-                             "trusted", "environment", "server", "cloison", "server_version",
-                             CLOISON_VERSION, "kernel_version", u.release, "storage_root",
-                             c->ctx->root, "server_pid", (json_int_t)getpid ()));
+  cl_api_reply_sync (c, 200,
+                     json_pack ("{s:s, s:s, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:I}}", "api_version",
+                                "1.0", "api_status", "development", "api_extensions", ext, "auth",
+                                "trusted", "environment", "server", "cloison", "server_version",
+                                CLOISON_VERSION, "kernel_version", u.release, "storage_root",
+                                c->ctx->root, "server_pid", (json_int_t)getpid ()));
 }
 
 static void
 api_root (struct api_call *c)
 {
-  api_reply_sync (c, 200, json_pack ("[s]", "/1.0"));
+  cl_api_reply_sync (c, 200, json_pack ("[s]", "/1.0"));
 }
 
 static const struct api_route routes[] = {
   { { "GET", "/", "supported API versions" }, api_root },
   { { "GET", "/1.0", "server information and API extensions" }, server_get },
   { { "GET", "/1.0/instances", "list instances (recursion=0: URLs, 1: objects)" },
-    api_instances_list },
+    cl_api_instances_list },
   { { "POST", "/1.0/instances", "create and start an instance from an image, or copy one (async)" },
-    api_instances_create },
-  { { "GET", "/1.0/instances/{name}", "an instance" }, api_instance_get },
+    cl_api_instances_create },
+  { { "GET", "/1.0/instances/{name}", "an instance" }, cl_api_instance_get },
   { { "PATCH", "/1.0/instances/{name}", "change limits.memory / limits.cpu (live)" },
-    api_instance_patch },
+    cl_api_instance_patch },
   { { "DELETE", "/1.0/instances/{name}", "delete an instance (async; force=1 when running)" },
-    api_instance_delete },
-  { { "GET", "/1.0/instances/{name}/state", "an instance's state" }, api_instance_state_get },
+    cl_api_instance_delete },
+  { { "GET", "/1.0/instances/{name}/state", "an instance's state" }, cl_api_instance_state_get },
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
-    api_instance_state_put },
-  { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, api_instance_logs },
-  { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, api_snapshots_list },
+    cl_api_instance_state_put },
+  { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
-    api_snapshots_create },
-  { { "GET", "/1.0/instances/{name}/snapshots/{snapshot}", "a snapshot" }, api_snapshot_get },
+    cl_api_snapshots_create },
+  { { "GET", "/1.0/instances/{name}/snapshots/{snapshot}", "a snapshot" }, cl_api_snapshot_get },
   { { "POST", "/1.0/instances/{name}/snapshots/{snapshot}", "restore a snapshot (async)" },
-    api_snapshot_restore },
+    cl_api_snapshot_restore },
   { { "DELETE", "/1.0/instances/{name}/snapshots/{snapshot}", "delete a snapshot (async)" },
-    api_snapshot_delete },
-  { { "GET", "/1.0/images", "list images" }, api_images_list },
+    cl_api_snapshot_delete },
+  { { "GET", "/1.0/images", "list images" }, cl_api_images_list },
   { { "POST", "/1.0/images", "import from a server path or pull from a registry (async)" },
-    api_images_create },
-  { { "GET", "/1.0/images/{image}", "an image (name, id or id prefix)" }, api_image_get },
+    cl_api_images_create },
+  { { "GET", "/1.0/images/{image}", "an image (name, id or id prefix)" }, cl_api_image_get },
   { { "DELETE", "/1.0/images/{image}", "remove an image name, or an image by id" },
-    api_image_delete },
-  { { "GET", "/1.0/networks", "list networks" }, api_networks_list },
-  { { "POST", "/1.0/networks", "create a network" }, api_networks_create },
-  { { "GET", "/1.0/networks/{network}", "a network" }, api_network_get },
-  { { "DELETE", "/1.0/networks/{network}", "delete a network" }, api_network_delete },
-  { { "GET", "/1.0/operations", "list operations" }, api_operations_list },
-  { { "GET", "/1.0/operations/{id}", "an operation" }, api_operation_get },
-  { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, api_operation_cancel },
+    cl_api_image_delete },
+  { { "GET", "/1.0/networks", "list networks" }, cl_api_networks_list },
+  { { "POST", "/1.0/networks", "create a network" }, cl_api_networks_create },
+  { { "GET", "/1.0/networks/{network}", "a network" }, cl_api_network_get },
+  { { "DELETE", "/1.0/networks/{network}", "delete a network" }, cl_api_network_delete },
+  { { "GET", "/1.0/operations", "list operations" }, cl_api_operations_list },
+  { { "GET", "/1.0/operations/{id}", "an operation" }, cl_api_operation_get },
+  { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
-    api_operation_wait },
+    cl_api_operation_wait },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
-    api_events_get },
+    cl_api_events_get },
 };
 
 const struct cl_api_route_info *
@@ -115,7 +116,7 @@ route_match (const char *pattern, const char *path, char **params)
         {
           if (se == s)
             goto no;
-          params[np] = api_url_decode (s, (size_t)(se - s), false);
+          params[np] = cl_api_url_decode (s, (size_t)(se - s), false);
           if (params[np++] == NULL)
             goto bad;
         }
@@ -159,7 +160,7 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
   size_t len;
 
   memset (resp, 0, sizeof *resp);
-  path = strdup (req->path ? req->path : "");
+  path = cl_xstrdup (req->path ? req->path : "");
   /* one trailing slash is allowed ("/1.0/instances/") */
   len = strlen (path);
   if (len > 1 && path[len - 1] == '/')
@@ -170,7 +171,7 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
       int r = route_match (routes[i].info.path, path, params);
       if (r < 0)
         {
-          api_reply_error (&c, 400, "path `%s`: malformed percent-encoding", req->path);
+          cl_api_reply_error (&c, 400, "path `%s`: malformed percent-encoding", req->path);
           free (c.params[0]);
           free (c.params[1]);
           return;
@@ -194,19 +195,19 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
     {
       if (*allowed)
         {
-          api_reply_error (&c, 405, "method %s not allowed on `%s` (allowed: %s)", req->method,
-                           req->path, allowed);
-          resp->allow = strdup (allowed);
+          cl_api_reply_error (&c, 405, "method %s not allowed on `%s` (allowed: %s)", req->method,
+                              req->path, allowed);
+          resp->allow = cl_xstrdup (allowed);
         }
       else
-        api_reply_error (&c, 404, "unknown API path `%s`", req->path);
+        cl_api_reply_error (&c, 404, "unknown API path `%s`", req->path);
       return;
     }
   if (req->body_len > ctx->body_limit)
-    api_reply_error (&c, 413, "request body of %zu bytes: the limit is %zu", req->body_len,
-                     ctx->body_limit);
-  else if (api_parse_query (req->query, &c.query) < 0)
-    api_reply_error (&c, 400, "query string: malformed percent-encoding");
+    cl_api_reply_error (&c, 413, "request body of %zu bytes: the limit is %zu", req->body_len,
+                        ctx->body_limit);
+  else if (cl_api_parse_query (req->query, &c.query) < 0)
+    cl_api_reply_error (&c, 400, "query string: malformed percent-encoding");
   else
     {
       cl_error_t err = NULL;
@@ -217,7 +218,7 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
       if (n > 0 && method_takes_body (req->method)
           && cl_json_load_buffer ("request body", req->body, req->body_len, &c.body, &err) < 0)
         {
-          api_reply_error (&c, 400, "%s", err->msg);
+          cl_api_reply_error (&c, 400, "%s", err->msg);
           cl_error_release (&err);
         }
       else

@@ -1,18 +1,19 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* GET /1.0/events: the handler that opens a stream of the events kept
    by events.c (which the lower files call to emit, so it answers no
    request itself). */
-#include "api/internal.h"
+#include "api/api_internal.h"
 
 void
-api_events_get (struct api_call *c)
+cl_api_events_get (struct api_call *c)
 {
   const char *types = json_string_value (json_object_get (c->query, "type"));
   struct cl_api_events *ev = NULL;
   cl_error_t err = NULL;
 
-  if (api_events_open (c->ctx, types, &ev, &err) < 0)
+  if (cl_api_events_open (c->ctx, types, &ev, &err) < 0)
     {
-      api_reply_error (c, 400, "%s", err->msg);
+      cl_api_reply_error (c, 400, "%s", err->msg);
       cl_error_release (&err);
       return;
     }

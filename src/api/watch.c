@@ -1,11 +1,12 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The watcher: lifecycle events for what the API did not do itself (a
    workload that exits, a `cloison` command, another daemon's client).
    The state database says when anything changed (PRAGMA data_version
    moves when another connection commits); only then are the instances
    listed and compared with what was known.  An instance with an
    operation still to end is left to that operation, which records the
-   status it leaves (api_watch_note), so no change is told twice. */
-#include "api/internal.h"
+   status it leaves (cl_api_watch_note), so no change is told twice. */
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/json.h"
@@ -41,8 +42,8 @@ data_version (sqlite3 *db)
 static void
 observed (struct cl_api_ctx *ctx, const char *action, const char *name)
 {
-  cleanup_free char *url = api_url ("/1.0/instances/", name);
-  api_event_emit (
+  cleanup_free char *url = cl_api_url ("/1.0/instances/", name);
+  cl_api_event_emit (
       ctx, "lifecycle",
       json_pack ("{s:s, s:s, s:{s:b}}", "action", action, "source", url, "context", "observed", 1),
       true);
@@ -56,7 +57,7 @@ statuses (struct cl_manager *m)
   cl_error_t err = NULL;
   size_t i;
 
-  if (cl_instance_list (m, &list, &err) < 0)
+  if (cl_mgr_instance_list (m, &list, &err) < 0)
     {
       cl_warn ("watch: list the instances: %s", err->msg);
       cl_error_release (&err);
@@ -81,7 +82,7 @@ compare (struct cl_api_ctx *ctx, json_t *now)
   {
     const char *was = json_string_value (json_object_get (ctx->known, name));
     const char *is = json_string_value (status);
-    if (api_instance_busy (ctx, name) || (was && strcmp (was, is) == 0))
+    if (cl_api_instance_busy (ctx, name) || (was && strcmp (was, is) == 0))
       continue;
     if (was == NULL)
       observed (ctx, "instance-created", name);
@@ -95,7 +96,7 @@ compare (struct cl_api_ctx *ctx, json_t *now)
   }
   json_object_foreach_safe (ctx->known, it, name, tmp)
   {
-    if (json_object_get (now, name) || api_instance_busy (ctx, name))
+    if (json_object_get (now, name) || cl_api_instance_busy (ctx, name))
       continue;
     observed (ctx, "instance-deleted", name);
     json_object_del (ctx->known, name);
@@ -137,7 +138,7 @@ watch_run (void *arg)
       json_decref (now);
     }
   pthread_mutex_unlock (&ctx->lock);
-  cl_manager_close (w->m);
+  cl_mgr_close (w->m);
   cl_db_close (w->db);
   free (w);
   return NULL;
@@ -154,11 +155,11 @@ cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err)
     abort ();
   w->ctx = ctx;
   w->interval_ms = interval_ms > 0 ? interval_ms : 1000;
-  if (cl_db_open (ctx->root, &w->db, err) < 0 || cl_manager_open (ctx->root, &w->m, err) < 0
+  if (cl_db_open (ctx->root, &w->db, err) < 0 || cl_mgr_open (ctx->root, &w->m, err) < 0
       || (known = statuses (w->m)) == NULL)
     {
       if (w->m)
-        cl_manager_close (w->m);
+        cl_mgr_close (w->m);
       if (w->db)
         cl_db_close (w->db);
       free (w);
@@ -175,7 +176,7 @@ cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err)
   pthread_mutex_unlock (&ctx->lock);
   if (r != 0)
     {
-      cl_manager_close (w->m);
+      cl_mgr_close (w->m);
       cl_db_close (w->db);
       free (w);
       return cl_error_make (err, r, "start the watcher thread");
@@ -195,14 +196,14 @@ watching (struct cl_api_ctx *ctx)
 }
 
 void
-api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance)
+cl_api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance)
 {
   cl_error_t err = NULL;
   json_t *info = NULL;
 
   if (!watching (ctx))
     return;
-  if (cl_instance_info (m, instance, &info, &err) < 0)
+  if (cl_mgr_instance_info (m, instance, &info, &err) < 0)
     cl_error_release (&err);
   pthread_mutex_lock (&ctx->lock);
   if (info)
@@ -214,7 +215,7 @@ api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instan
 }
 
 void
-api_watch_stop (struct cl_api_ctx *ctx)
+cl_api_watch_stop (struct cl_api_ctx *ctx)
 {
   if (!watching (ctx))
     return;

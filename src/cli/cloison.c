@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison: instances (containers and microVMs), images, snapshots, networks. */
 #include "cli/cloison.h"
 #include "common/db.h"

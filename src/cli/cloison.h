@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The `cloison` front end: one file per command group, each a thin layer
    over the library.  cloison.c parses the global options and dispatches. */
 #ifndef CLOISON_CLI_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison image import|pull|list|rm|inspect: a thin layer over
    src/image/image.h. */
 #include "cli/cloison.h"
@@ -73,7 +74,7 @@ progress_new (void)
 static int
 open_store (struct cloison_globals *g, struct cl_image_store **s, cl_error_t *err)
 {
-  return cl_image_store_open (g->root, s, err);
+  return cl_img_store_open (g->root, s, err);
 }
 
 /* Ends a command: prints its one-line result when it succeeded. */
@@ -117,8 +118,8 @@ cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   opts.name = argc == 3 ? argv[2] : NULL;
   if (open_store (g, &s, err) < 0)
     return -1;
-  r = cl_image_import (s, argv[1], &opts, &id, err);
-  cl_image_store_close (s);
+  r = cl_img_import (s, argv[1], &opts, &id, err);
+  cl_img_store_close (s);
   return finish (r, id);
 }
 
@@ -149,7 +150,7 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
         {
           char *colon;
           free (user);
-          user = strdup (optarg);
+          user = cl_xstrdup (optarg);
           colon = strchr (user, ':');
           if (colon == NULL)
             return cl_error_make (err, 0, "--creds: expected USER:PASSWORD");
@@ -179,8 +180,8 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (open_store (g, &s, err) < 0)
     return -1;
-  r = cl_image_pull (s, argv[optind], &opts, &id, err);
-  cl_image_store_close (s);
+  r = cl_img_pull (s, argv[optind], &opts, &id, err);
+  cl_img_store_close (s);
   return finish (r, id);
 }
 
@@ -207,12 +208,12 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return cl_error_make (err, 0, "--format: expected table or json, got `%s`", format);
   if (open_store (g, &s, err) < 0)
     return -1;
-  if (cl_image_list (s, &v, &n, err) < 0)
+  if (cl_img_list (s, &v, &n, err) < 0)
     {
-      cl_image_store_close (s);
+      cl_img_store_close (s);
       return -1;
     }
-  cl_image_store_close (s);
+  cl_img_store_close (s);
   if (strcmp (format, "json") == 0)
     {
       json_t *arr = json_array ();
@@ -251,7 +252,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
                     v[i].n_uses, when);
         }
     }
-  cl_image_info_free (v, n);
+  cl_img_info_free (v, n);
   return 0;
 }
 
@@ -268,8 +269,8 @@ cmd_rm (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (open_store (g, &s, err) < 0)
     return -1;
   for (int i = 1; i < argc && r == 0; i++)
-    r = cl_image_remove (s, argv[i], err);
-  cl_image_store_close (s);
+    r = cl_img_remove (s, argv[i], err);
+  cl_img_store_close (s);
   return r;
 }
 
@@ -286,8 +287,8 @@ cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (open_store (g, &s, err) < 0)
     return -1;
-  r = cl_image_inspect_json (s, argv[1], &out, err);
-  cl_image_store_close (s);
+  r = cl_img_inspect_json (s, argv[1], &out, err);
+  cl_img_store_close (s);
   return finish (r, out);
 }
 
@@ -317,11 +318,11 @@ cmd_vm_disk (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (open_store (g, &s, err) < 0)
     return -1;
-  r = cl_image_resolve (s, argv[optind], &img, err);
+  r = cl_img_resolve (s, argv[optind], &img, err);
   if (r == 0)
-    r = cl_image_build_vm_disk (s, img, argv[optind + 1], size, err);
-  cl_image_free (img);
-  cl_image_store_close (s);
+    r = cl_img_build_vm_disk (s, img, argv[optind + 1], size, err);
+  cl_img_free (img);
+  cl_img_store_close (s);
   return finish (r, argv[optind + 1]);
 }
 

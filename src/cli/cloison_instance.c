@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison instance commands: argument parsing and printing over
    src/manager/manager.h. */
 #include "cli/cloison.h"
@@ -18,7 +19,7 @@
 static void
 manager_closep (struct cl_manager **m)
 {
-  cl_manager_close (*m);
+  cl_mgr_close (*m);
 }
 #define cleanup_manager __attribute__ ((cleanup (manager_closep)))
 
@@ -165,9 +166,9 @@ cmd_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   o.name = argv[optind + 1];
   o.argv = ncmd ? cmd : NULL;
   o.argc = ncmd;
-  if (cl_manager_open (g->root, &m, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  r = cl_instance_launch (m, &o, err);
+  r = cl_mgr_instance_launch (m, &o, err);
   free (o.env);
   free (o.networks);
   free (o.ports);
@@ -192,7 +193,7 @@ cmd_run (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   o.name = name;
   o.argv = ncmd ? cmd : NULL;
   o.argc = ncmd;
-  if (cl_manager_open (g->root, &m, err) < 0 || cl_instance_run (m, &o, &code, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_instance_run (m, &o, &code, err) < 0)
     return -1;
   return code;
 }
@@ -237,7 +238,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "list [--format table|json]");
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
-  if (cl_manager_open (g->root, &m, err) < 0 || cl_instance_list (m, &list, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_instance_list (m, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -268,8 +269,8 @@ cmd_info (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   const char *name = NULL;
   char *s;
 
-  if (one_name (argc, argv, "info NAME", &name, err) < 0 || cl_manager_open (g->root, &m, err) < 0
-      || cl_instance_info (m, name, &info, err) < 0)
+  if (one_name (argc, argv, "info NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0
+      || cl_mgr_instance_info (m, name, &info, err) < 0)
     return -1;
   s = json_dumps (info, JSON_INDENT (2));
   puts (s);
@@ -283,9 +284,9 @@ cmd_start (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   cleanup_manager struct cl_manager *m = NULL;
   const char *name = NULL;
 
-  if (one_name (argc, argv, "start NAME", &name, err) < 0 || cl_manager_open (g->root, &m, err) < 0)
+  if (one_name (argc, argv, "start NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  return cl_instance_start (m, name, err);
+  return cl_mgr_instance_start (m, name, err);
 }
 
 static int
@@ -340,9 +341,9 @@ cmd_stop (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (parse_stop_options (argc, argv, "stop [--timeout SECONDS] [--force] NAME", &timeout, &force,
                           &name, err)
           < 0
-      || cl_manager_open (g->root, &m, err) < 0)
+      || cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  return cl_instance_stop (m, name, timeout, force, err);
+  return cl_mgr_instance_stop (m, name, timeout, force, err);
 }
 
 static int
@@ -356,9 +357,9 @@ cmd_restart (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (parse_stop_options (argc, argv, "restart [--timeout SECONDS] [--force] NAME", &timeout,
                           &force, &name, err)
           < 0
-      || cl_manager_open (g->root, &m, err) < 0)
+      || cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  return cl_instance_restart (m, name, force ? 0 : timeout, err);
+  return cl_mgr_instance_restart (m, name, force ? 0 : timeout, err);
 }
 
 static int
@@ -370,9 +371,9 @@ cmd_delete (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   bool force = false;
 
   if (parse_stop_options (argc, argv, "delete [--force] NAME", &timeout, &force, &name, err) < 0
-      || cl_manager_open (g->root, &m, err) < 0)
+      || cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  return cl_instance_delete (m, name, force, err);
+  return cl_mgr_instance_delete (m, name, force, err);
 }
 
 static int
@@ -400,8 +401,8 @@ cmd_exec (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, usage);
   if (n - optind != 1 || ncmd == 0)
     return usage_error (err, usage);
-  if (cl_manager_open (g->root, &m, err) < 0
-      || cl_instance_exec (m, argv[optind], cmd, env, n_env, tty, &code, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0
+      || cl_mgr_instance_exec (m, argv[optind], cmd, env, n_env, tty, &code, err) < 0)
     return -1;
   return code;
 }
@@ -413,8 +414,8 @@ cmd_console (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   const char *name = NULL;
   int code = 0;
 
-  if (one_name (argc, argv, "console NAME", &name, err) < 0
-      || cl_manager_open (g->root, &m, err) < 0 || cl_instance_console (m, name, &code, err) < 0)
+  if (one_name (argc, argv, "console NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0
+      || cl_mgr_instance_console (m, name, &code, err) < 0)
     return -1;
   return code;
 }
@@ -440,8 +441,8 @@ cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "logs [--follow] NAME");
   if (argc - optind != 1)
     return usage_error (err, "logs [--follow] NAME");
-  if (cl_manager_open (g->root, &m, err) < 0
-      || cl_instance_log_path (m, argv[optind], &path, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0
+      || cl_mgr_instance_log_path (m, argv[optind], &path, err) < 0)
     return -1;
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 && errno != ENOENT)
@@ -455,7 +456,7 @@ cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
         return 0;
       {
         cleanup_json json_t *info = NULL;
-        if (cl_instance_info (m, argv[optind], &info, err) < 0)
+        if (cl_mgr_instance_info (m, argv[optind], &info, err) < 0)
           return -1;
         if (strcmp (json_string_value (json_object_get (info, "status")), "running") != 0)
           {
@@ -479,16 +480,16 @@ cmd_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 
   if (argc < 4 || strcmp (argv[1], "set") != 0)
     return usage_error (err, usage);
-  if (cl_manager_open (g->root, &m, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0)
     return -1;
   for (int i = 3; i < argc; i++)
     {
-      cleanup_free char *key = strdup (argv[i]);
+      cleanup_free char *key = cl_xstrdup (argv[i]);
       char *eq = strchr (key, '=');
       if (eq == NULL)
         return cl_error_make (err, 0, "`%s`: expected KEY=VALUE", argv[i]);
       *eq = '\0';
-      if (cl_instance_config_set (m, argv[2], key, eq + 1, err) < 0)
+      if (cl_mgr_instance_config_set (m, argv[2], key, eq + 1, err) < 0)
         return -1;
     }
   return 0;
@@ -501,9 +502,9 @@ cmd_copy (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 
   if (argc != 3)
     return usage_error (err, "copy SRC NEW");
-  if (cl_manager_open (g->root, &m, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0)
     return -1;
-  return cl_instance_copy (m, argv[1], argv[2], err);
+  return cl_mgr_instance_copy (m, argv[1], argv[2], err);
 }
 
 static int
@@ -537,7 +538,7 @@ cmd_snapshot (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       json_t *e;
       if (argc != 1)
         return usage_error (err, usage);
-      if (cl_manager_open (g->root, &m, err) < 0 || cl_snapshot_list (m, argv[0], &list, err) < 0)
+      if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_snapshot_list (m, argv[0], &list, err) < 0)
         return -1;
       printf ("%-24s %-9s %s\n", "NAME", "STATEFUL", "CREATED");
       json_array_foreach (list, i, e)
@@ -553,14 +554,14 @@ cmd_snapshot (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (argc != 2)
     return usage_error (err, usage);
-  if (cl_manager_open (g->root, &m, err) < 0)
+  if (cl_mgr_open (g->root, &m, err) < 0)
     return -1;
   if (strcmp (verb, "create") == 0)
-    return cl_snapshot_create (m, argv[0], argv[1], stateful, err);
+    return cl_mgr_snapshot_create (m, argv[0], argv[1], stateful, err);
   if (strcmp (verb, "restore") == 0)
-    return cl_snapshot_restore (m, argv[0], argv[1], err);
+    return cl_mgr_snapshot_restore (m, argv[0], argv[1], err);
   if (strcmp (verb, "delete") == 0)
-    return cl_snapshot_delete (m, argv[0], argv[1], err);
+    return cl_mgr_snapshot_delete (m, argv[0], argv[1], err);
   return usage_error (err, usage);
 }
 

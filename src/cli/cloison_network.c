@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison network: create, list, info, delete; plus internal commands
    (attach, attach-vm, detach, forward, unforward, instance, cleanup) that
    stand in for `cloison launch` in tests and benchmarks. */
@@ -351,7 +352,7 @@ in_live_list (void *opaque, const char *instance)
 static int
 cmd_cleanup (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 {
-  cleanup_free char *copy = o->live ? strdup (o->live) : NULL;
+  cleanup_free char *copy = o->live ? cl_xstrdup (o->live) : NULL;
   cleanup_free const char **live = NULL;
   size_t n = 0;
   char *save = NULL;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloisond: serves the REST API (src/api/api.h) over HTTP on a Unix
    socket, with libmicrohttpd.  A thin front end: the socket, HTTP framing
    and signals live here, every verb in the router.
@@ -78,7 +79,7 @@ uri_logger (void *cls, const char *uri, struct MHD_Connection *con)
   struct request *r = cl_xmalloc0 (sizeof *r);
   (void)cls;
   (void)con;
-  r->uri = strdup (uri);
+  r->uri = cl_xstrdup (uri);
   return r;
 }
 
@@ -388,7 +389,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
     }
   if (r->too_big)
     return send_too_big (con, r->len);
-  path = strdup (r->uri);
+  path = cl_xstrdup (r->uri);
   q = strchr (path, '?');
   if (q)
     *q++ = '\0';
@@ -421,7 +422,7 @@ static int
 listen_unix (const char *path, cl_error_t *err)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
-  cleanup_free char *dir = strdup (path);
+  cleanup_free char *dir = cl_xstrdup (path);
   cleanup_close int fd = -1;
   char *slash = strrchr (dir, '/');
   struct group *g;

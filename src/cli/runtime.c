@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison-runtime: the OCI runtime CLI, argument-compatible with runc as
    podman/conmon and containerd's go-runc call it.  Parsing and printing
    only: the work is in src/container/container.h. */
@@ -218,9 +219,9 @@ cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t
   o.no_new_keyring = p.set[C_NOKEYRING];
   o.detach = p.set[C_DETACH];
   if (!run)
-    r = cl_container_create (g->root, p.pos[0], &o, err);
+    r = cl_ctr_create (g->root, p.pos[0], &o, err);
   else
-    r = cl_container_run (g->root, p.pos[0], &o, &status, err);
+    r = cl_ctr_run (g->root, p.pos[0], &o, &status, err);
   free (p.pos);
   if (r < 0)
     return -1;
@@ -241,12 +242,12 @@ cmd_simple (struct global *g, int argc, char **argv, const char *cmd, cl_error_t
   if (parse_opts (argc, argv, none, 0, &p, err) < 0 || want_id (&p, cmd, err) < 0)
     goto out;
   if (strcmp (cmd, "start") == 0)
-    r = cl_container_start (g->root, p.pos[0], err);
+    r = cl_ctr_start (g->root, p.pos[0], err);
   else if (strcmp (cmd, "pause") == 0)
-    r = cl_container_pause (g->root, p.pos[0], err);
+    r = cl_ctr_pause (g->root, p.pos[0], err);
   else if (strcmp (cmd, "resume") == 0)
-    r = cl_container_resume (g->root, p.pos[0], err);
-  else if ((r = cl_container_state (g->root, p.pos[0], &state, err)) == 0)
+    r = cl_ctr_resume (g->root, p.pos[0], err);
+  else if ((r = cl_ctr_state (g->root, p.pos[0], &state, err)) == 0)
     {
       print_json (state, true);
       json_decref (state);
@@ -265,9 +266,9 @@ cmd_kill (struct global *g, int argc, char **argv, cl_error_t *err)
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "kill", err) < 0)
     goto out;
-  if (p.npos > 1 && cl_container_parse_signal (p.pos[1], &signo, err) < 0)
+  if (p.npos > 1 && cl_ctr_parse_signal (p.pos[1], &signo, err) < 0)
     goto out;
-  r = cl_container_kill (g->root, p.pos[0], signo, p.set[0], err);
+  r = cl_ctr_kill (g->root, p.pos[0], signo, p.set[0], err);
 out:
   free (p.pos);
   return r;
@@ -282,7 +283,7 @@ cmd_delete (struct global *g, int argc, char **argv, cl_error_t *err)
 
   if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || want_id (&p, "delete", err) < 0)
     goto out;
-  r = cl_container_delete (g->root, p.pos[0], p.set[0], err);
+  r = cl_ctr_delete (g->root, p.pos[0], p.set[0], err);
 out:
   free (p.pos);
   return r;
@@ -347,7 +348,7 @@ cmd_exec (struct global *g, int argc, char **argv, cl_error_t *err)
   if (p.value[E_PRESERVE]
       && parse_int (p.value[E_PRESERVE], "--preserve-fds", &o.preserve_fds, err) < 0)
     goto out;
-  if (cl_container_exec (g->root, p.pos[0], &o, &status, err) == 0)
+  if (cl_ctr_exec (g->root, p.pos[0], &o, &status, err) == 0)
     r = status;
 out:
   free (p.pos);
@@ -365,7 +366,7 @@ cmd_list (struct global *g, int argc, char **argv, cl_error_t *err)
   size_t i;
   int r = -1;
 
-  if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || cl_container_list (g->root, &list, err) < 0)
+  if (parse_opts (argc, argv, opts, 0, &p, err) < 0 || cl_ctr_list (g->root, &list, err) < 0)
     goto out;
   if (p.value[0] && strcmp (p.value[0], "json") == 0)
     print_json (list, false);
@@ -402,7 +403,7 @@ cmd_ps (struct global *g, int argc, char **argv, cl_error_t *err)
   int r = -1;
 
   if (parse_opts (argc, argv, opts, 1, &p, err) < 0 || want_id (&p, "ps", err) < 0
-      || cl_container_pids (g->root, p.pos[0], &pids, &n, err) < 0)
+      || cl_ctr_pids (g->root, p.pos[0], &pids, &n, err) < 0)
     goto out;
   if (p.value[0] && strcmp (p.value[0], "json") == 0)
     {
@@ -455,7 +456,7 @@ cmd_spec (int argc, char **argv, cl_error_t *err)
       cl_error_make (err, EEXIST, "`%s`", path);
       goto out;
     }
-  spec = cl_container_default_spec (p.set[1]);
+  spec = cl_ctr_default_spec (p.set[1]);
   s = json_dumps (spec, JSON_INDENT (2));
   r = cl_write_file (path, s, strlen (s), 0, err);
 out:
@@ -601,7 +602,7 @@ cmd_update (struct global *g, int argc, char **argv, cl_error_t *err)
         json_object_set_new (res, update_flags[k].section, section = json_object ());
       json_object_set_new (section, update_flags[k].key, value);
     }
-  r = cl_container_update (g->root, p.pos[0], res, err);
+  r = cl_ctr_update (g->root, p.pos[0], res, err);
 out:
   free (p.pos);
   return r;
@@ -725,7 +726,7 @@ main (int argc, char **argv)
   if (strcmp (cmd, "create") == 0 || strcmp (cmd, "run") == 0 || strcmp (cmd, "exec") == 0)
     {
       /* CVE-2019-5736: from here on the runtime enters containers. */
-      if (cl_container_ensure_sealed_exe (argc, argv - i - 1, &err) < 0)
+      if (cl_ctr_ensure_sealed_exe (argc, argv - i - 1, &err) < 0)
         return cl_error_report (&err, prog);
     }
   if (strcmp (cmd, "create") == 0)
@@ -751,7 +752,7 @@ main (int argc, char **argv)
     r = cmd_update (&g, argc, argv, &err);
   else if (strcmp (cmd, "features") == 0)
     {
-      json_t *f = cl_container_features ();
+      json_t *f = cl_ctr_features ();
       print_json (f, true);
       json_decref (f);
       r = 0;

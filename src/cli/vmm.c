@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison-vmm: one KVM microVM per process.  Flags into a cl_vmm_config,
    then cl_vmm_run; everything else is in src/vmm. */
 #include "common/error.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Scope-bound release helpers, after crun's cleanup_* attributes: early
    returns stay safe and error paths stay short. */
 #ifndef CLOISON_CLEANUP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The state database: one SQLite file per state root (ROOT/cloison.db),
    WAL journal, foreign keys on.  Each module creates its own tables with
    CREATE TABLE IF NOT EXISTS in its own file (images in src/image, networks

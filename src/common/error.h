@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Errors, after crun's libcrun_error_t: every fallible function returns an
    int (negative on failure) and takes `cl_error_t *err` last.  The message
    is built where the failure happened and wrapped with context on the way

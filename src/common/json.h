@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* JSON input with errors that name the file, line and column, or the field
    by its dotted path ("linux.resources.memory.limit"), so that a user sees
    at once what to fix. */

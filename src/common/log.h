@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Logging.  Default: warnings and errors on stderr.  `--log FILE` sends
    them to a file instead, as text or as JSON lines {"level","msg","time"}
    (the form podman's conmon reads on failure). */

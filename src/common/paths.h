@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where cloison's own pieces are: helper programs under
    libexecdir/cloison, data under datadir/cloison, as `meson install`
    puts them.  Only a build configured with -Dbuild_tree_paths=true (the

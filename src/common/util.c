@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "common/util.h"
 #include "common/cleanup.h"
 
@@ -165,7 +166,7 @@ cl_write_file (const char *path, const void *data, size_t len, int atomic, cl_er
 int
 cl_mkdir_p (const char *path, mode_t mode, cl_error_t *err)
 {
-  cleanup_free char *copy = strdup (path);
+  cleanup_free char *copy = cl_xstrdup (path);
   char *p;
 
   if (copy == NULL)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* File, string and process helpers shared by every part of cloison. */
 #ifndef CLOISON_UTIL_H
 #define CLOISON_UTIL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* process.capabilities with libcap.  Setting the sets happens in two steps
    around setuid (see caps.h): the bounding set can only shrink while
    CAP_SETPCAP is still effective, and PR_SET_KEEPCAPS keeps the permitted
@@ -107,7 +108,7 @@ ambient_raisable (const struct cap_sets *sets)
 }
 
 int
-cl_caps_validate (json_t *capabilities, cl_error_t *err)
+cl_ctr_caps_validate (json_t *capabilities, cl_error_t *err)
 {
   struct cap_sets sets;
   uint64_t skipped;
@@ -143,7 +144,7 @@ caps_last (void)
 }
 
 int
-cl_caps_drop_bounding (json_t *capabilities, cl_error_t *err)
+cl_ctr_caps_drop_bounding (json_t *capabilities, cl_error_t *err)
 {
   struct cap_sets sets;
   int last = caps_last ();
@@ -172,7 +173,7 @@ cl_caps_drop_bounding (json_t *capabilities, cl_error_t *err)
 }
 
 int
-cl_caps_apply (json_t *capabilities, cl_error_t *err)
+cl_ctr_caps_apply (json_t *capabilities, cl_error_t *err)
 {
   static const struct
   {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The container's cgroups: where the hierarchies are, which directory the
    container gets in each, and the life of those directories (create, join,
    freeze, signal, remove, save).  Resource files are written by
@@ -41,7 +42,7 @@ dir_clear (struct cl_cgroup_dir *d)
 }
 
 void
-cl_cgroup_free (struct cl_cgroup *cg)
+cl_ctr_cgroup_free (struct cl_cgroup *cg)
 {
   if (cg == NULL)
     return;
@@ -65,7 +66,7 @@ dir_add (struct cl_cgroup *cg)
 static bool
 list_has (const char *list, const char *name)
 {
-  return cl_list_has (list, name, ',');
+  return cl_ctr_list_has (list, name, ',');
 }
 
 
@@ -104,7 +105,7 @@ check_cgroups_path (const char *path, cl_error_t *err)
 static char *
 parent_of (const char *path)
 {
-  char *p = strdup (path), *slash = strrchr (p, '/');
+  char *p = cl_xstrdup (path), *slash = strrchr (p, '/');
   if (slash && slash != p)
     *slash = '\0';
   else
@@ -141,7 +142,7 @@ cpuset_fill (const char *dir)
 static int
 make_dirs (const char *mount, const char *rel, bool cpuset, int *created, cl_error_t *err)
 {
-  cleanup_free char *full = cl_path_join_clean (mount, rel, NULL);
+  cleanup_free char *full = cl_ctr_path_join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   *created = 0;
   if (strlen (full) <= base + 1)
@@ -184,14 +185,14 @@ read_unified_controllers (struct cl_cgroup *cg, const char *mount)
   if (cl_read_file (path, &cg->unified_controllers, NULL, &e) < 0)
     {
       cl_error_release (&e);
-      cg->unified_controllers = strdup ("");
+      cg->unified_controllers = cl_xstrdup ("");
     }
   cg->unified_controllers[strcspn (cg->unified_controllers, "\n")] = '\0';
   return 0;
 }
 
 int
-cl_cgroup_validate (json_t *linux_obj, cl_error_t *err)
+cl_ctr_cgroup_validate (json_t *linux_obj, cl_error_t *err)
 {
   const char *path = NULL;
   json_t *resources = NULL, *devices = NULL, *linux_devices = NULL;
@@ -205,12 +206,12 @@ cl_cgroup_validate (json_t *linux_obj, cl_error_t *err)
     return -1;
   if (cl_json_object (linux_obj, "linux", "resources", &resources, err) < 0)
     return -1;
-  if (resources && cl_cgroup_resources (NULL, resources, "linux.resources", err) < 0)
+  if (resources && cl_ctr_cgroup_resources (NULL, resources, "linux.resources", err) < 0)
     return -1;
   if (cl_json_array (resources, "linux.resources", "devices", &devices, err) < 0
       || cl_json_array (linux_obj, "linux", "devices", &linux_devices, err) < 0)
     return -1;
-  if (cl_dev_policy_build (devices, linux_devices, &policy, err) < 0)
+  if (cl_ctr_dev_policy_build (devices, linux_devices, &policy, err) < 0)
     return -1;
   free (policy.exceptions);
   return 0;
@@ -223,7 +224,7 @@ move_pid (struct cl_cgroup *cg, pid_t pid, cl_error_t *err)
   snprintf (buf, sizeof buf, "%d", (int) pid);
   for (size_t i = 0; i < cg->n_dirs; i++)
     {
-      cleanup_free char *path = cl_cgroup_dir_file (&cg->dirs[i], "cgroup.procs");
+      cleanup_free char *path = cl_ctr_cgroup_dir_file (&cg->dirs[i], "cgroup.procs");
       cl_error_t e = NULL;
       if (cl_write_file (path, buf, strlen (buf), 0, &e) < 0)
         {
@@ -235,7 +236,7 @@ move_pid (struct cl_cgroup *cg, pid_t pid, cl_error_t *err)
 }
 
 int
-cl_cgroup_add_pid (struct cl_cgroup *cg, pid_t pid, cl_error_t *err)
+cl_ctr_cgroup_add_pid (struct cl_cgroup *cg, pid_t pid, cl_error_t *err)
 {
   return move_pid (cg, pid, err);
 }
@@ -248,24 +249,24 @@ apply_devices (struct cl_cgroup *cg, json_t *resource_devices, json_t *linux_dev
   struct cl_cgroup_dir *d;
   int r;
 
-  d = cl_cgroup_dir_for (cg, "devices");
+  d = cl_ctr_cgroup_dir_for (cg, "devices");
   if (d == NULL)
     for (size_t i = 0; i < cg->n_dirs; i++)
       if (cg->dirs[i].v2)
         d = &cg->dirs[i];
   if (d == NULL)
     return 0; /* no devices controller and no cgroup v2: nothing can enforce it */
-  if (cl_dev_policy_build (resource_devices, linux_devices, &policy, err) < 0)
+  if (cl_ctr_dev_policy_build (resource_devices, linux_devices, &policy, err) < 0)
     return -1;
   if (!d->v2)
-    r = cl_dev_v1_apply (&policy, d->path, err);
+    r = cl_ctr_dev_v1_apply (&policy, d->path, err);
   else
     {
       struct bpf_insn *insns = NULL;
       size_t n = 0;
-      r = cl_dev_bpf_build (&policy, &insns, &n, err);
+      r = cl_ctr_dev_bpf_build (&policy, &insns, &n, err);
       if (r == 0)
-        r = cl_dev_bpf_attach (insns, n, d->path, err);
+        r = cl_ctr_dev_bpf_attach (insns, n, d->path, err);
       free (insns);
     }
   free (policy.exceptions);
@@ -273,8 +274,8 @@ apply_devices (struct cl_cgroup *cg, json_t *resource_devices, json_t *linux_dev
 }
 
 int
-cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup **out,
-                 cl_error_t *err)
+cl_ctr_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup **out,
+                     cl_error_t *err)
 {
   struct cl_hierarchy *h = NULL;
   size_t n = 0;
@@ -285,7 +286,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
   cl_error_t ignored = NULL;
 
   *out = NULL;
-  if (cl_cgroup_validate (linux_obj, err) < 0)
+  if (cl_ctr_cgroup_validate (linux_obj, err) < 0)
     return -1;
   cl_json_string (linux_obj, "linux", "cgroupsPath", &path, err);
   cl_json_object (linux_obj, "linux", "resources", &resources, err);
@@ -294,7 +295,7 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
   if (path == NULL)
     path = default_path = cl_strdup_printf ("cloison/%s", id);
 
-  if (cl_hierarchies_read (&h, &n, err) < 0)
+  if (cl_ctr_hierarchies_read (&h, &n, err) < 0)
     return -1;
   if (n == 0)
     {
@@ -302,27 +303,27 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
       return cl_error_make (err, 0, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)");
     }
   cg = cl_xmalloc0 (sizeof *cg);
-  cg->mode = cl_hierarchies_mode (h, n);
+  cg->mode = cl_ctr_hierarchies_mode (h, n);
   /* Read once for every hierarchy: most of this phase's cost was
      re-reading it per hierarchy. */
   if (path[0] != '/')
-    self_cgroup = cl_read_self_cgroup ();
+    self_cgroup = cl_ctr_cgroup_read_self ();
   for (size_t i = 0; i < n; i++)
     {
       cleanup_free char *rel = NULL;
       struct cl_cgroup_dir *d = dir_add (cg);
-      d->controllers = strdup (h[i].v2 ? "" : h[i].controllers);
-      d->mount = strdup (h[i].mount);
+      d->controllers = cl_xstrdup (h[i].v2 ? "" : h[i].controllers);
+      d->mount = cl_xstrdup (h[i].mount);
       d->v2 = h[i].v2;
       if (path[0] == '/')
-        rel = strdup (path);
+        rel = cl_xstrdup (path);
       else
         {
-          cleanup_free char *own = cl_hierarchy_own_cgroup_in (self_cgroup, &h[i]);
-          cleanup_free char *base = h[i].v2 ? parent_of (own) : strdup (own);
-          rel = cl_path_join_clean (base, path, NULL);
+          cleanup_free char *own = cl_ctr_hierarchy_own_cgroup_in (self_cgroup, &h[i]);
+          cleanup_free char *base = h[i].v2 ? parent_of (own) : cl_xstrdup (own);
+          rel = cl_ctr_path_join_clean (base, path, NULL);
         }
-      d->path = cl_path_join_clean (d->mount, rel, NULL);
+      d->path = cl_ctr_path_join_clean (d->mount, rel, NULL);
       if (d->v2)
         read_unified_controllers (cg, d->mount);
       if (make_dirs (d->mount, rel, !d->v2 && list_has (d->controllers, "cpuset"), &d->created,
@@ -334,14 +335,14 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
       if (default_path && d->created < 2)
         d->created = 2;
       if (d->v2 && cg->mode == CL_CGROUP_V2)
-        cl_cgroup_enable_v2_controllers (d->mount, rel, cg->unified_controllers);
+        cl_ctr_cgroup_enable_v2_controllers (d->mount, rel, cg->unified_controllers);
     }
   free (h);
   h = NULL;
 
   /* Limits first, while the cgroup is empty (a 1 MiB memory limit cannot
      be set under a process that already uses more); the process last. */
-  if (resources && cl_cgroup_resources (cg, resources, "linux.resources", err) < 0)
+  if (resources && cl_ctr_cgroup_resources (cg, resources, "linux.resources", err) < 0)
     goto fail;
   if (apply_devices (cg, devices, linux_devices, err) < 0)
     goto fail;
@@ -352,22 +353,22 @@ cl_cgroup_enter (const char *id, json_t *linux_obj, pid_t pid, struct cl_cgroup 
 
 fail:
   free (h);
-  cl_cgroup_destroy (cg, &ignored);
+  cl_ctr_cgroup_destroy (cg, &ignored);
   cl_error_release (&ignored);
-  cl_cgroup_free (cg);
+  cl_ctr_cgroup_free (cg);
   return -1;
 }
 
 int
-cl_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err)
+cl_ctr_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err)
 {
   json_t *devices = NULL;
   if (resources == NULL)
     return 0;
   if (!json_is_object (resources))
     return cl_error_make (err, 0, "resources: expected an object");
-  if (cl_cgroup_resources (NULL, resources, "linux.resources", err) < 0
-      || cl_cgroup_resources (cg, resources, "linux.resources", err) < 0)
+  if (cl_ctr_cgroup_resources (NULL, resources, "linux.resources", err) < 0
+      || cl_ctr_cgroup_resources (cg, resources, "linux.resources", err) < 0)
     return -1;
   /* Device rules stay as created, as with runc's update: the nodes of
      linux.devices are not known here and would lose access. */
@@ -383,7 +384,7 @@ cl_cgroup_update (struct cl_cgroup *cg, json_t *resources, cl_error_t *err)
 static struct cl_cgroup_dir *
 members_dir (struct cl_cgroup *cg)
 {
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, "pids");
+  struct cl_cgroup_dir *d = cl_ctr_cgroup_dir_for (cg, "pids");
   if (d)
     return d;
   for (size_t i = 0; i < cg->n_dirs; i++)
@@ -425,7 +426,7 @@ read_pids (const char *dir, pid_t **pids, size_t *n, cl_error_t *err)
 }
 
 int
-cl_cgroup_pids (struct cl_cgroup *cg, pid_t **pids, size_t *n, cl_error_t *err)
+cl_ctr_cgroup_pids (struct cl_cgroup *cg, pid_t **pids, size_t *n, cl_error_t *err)
 {
   struct cl_cgroup_dir *d = members_dir (cg);
   *pids = NULL;
@@ -440,7 +441,7 @@ cl_cgroup_pids (struct cl_cgroup *cg, pid_t **pids, size_t *n, cl_error_t *err)
 static int
 freeze_v1 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 {
-  cleanup_free char *path = cl_cgroup_dir_file (d, "freezer.state");
+  cleanup_free char *path = cl_ctr_cgroup_dir_file (d, "freezer.state");
   const char *want = frozen ? "FROZEN" : "THAWED";
   for (int i = 0; i < 2000; i++)
     {
@@ -469,8 +470,8 @@ freeze_v1 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 static int
 freeze_v2 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 {
-  cleanup_free char *path = cl_cgroup_dir_file (d, "cgroup.freeze");
-  cleanup_free char *events = cl_cgroup_dir_file (d, "cgroup.events");
+  cleanup_free char *path = cl_ctr_cgroup_dir_file (d, "cgroup.freeze");
+  cleanup_free char *events = cl_ctr_cgroup_dir_file (d, "cgroup.events");
   const char *want = frozen ? "frozen 1" : "frozen 0";
   cl_error_t e = NULL;
 
@@ -492,7 +493,7 @@ freeze_v2 (struct cl_cgroup_dir *d, bool frozen, cl_error_t *err)
 }
 
 int
-cl_cgroup_freeze (struct cl_cgroup *cg, bool frozen, cl_error_t *err)
+cl_ctr_cgroup_freeze (struct cl_cgroup *cg, bool frozen, cl_error_t *err)
 {
   struct cl_cgroup_dir *d = NULL;
   for (size_t i = 0; i < cg->n_dirs && d == NULL; i++)
@@ -507,7 +508,7 @@ cl_cgroup_freeze (struct cl_cgroup *cg, bool frozen, cl_error_t *err)
 }
 
 int
-cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
+cl_ctr_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
 {
   pid_t *pids = NULL;
   size_t n = 0;
@@ -518,18 +519,18 @@ cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
     for (size_t i = 0; i < cg->n_dirs; i++)
       if (cg->dirs[i].v2)
         {
-          cleanup_free char *path = cl_cgroup_dir_file (&cg->dirs[i], "cgroup.kill");
+          cleanup_free char *path = cl_ctr_cgroup_dir_file (&cg->dirs[i], "cgroup.kill");
           if (access (path, F_OK) == 0 && cl_write_file (path, "1", 1, 0, &ignored) == 0)
             return 0;
           cl_error_release (&ignored);
         }
   /* Frozen, nobody forks a child that escapes the signal. */
-  frozen = cl_cgroup_freeze (cg, true, &ignored) == 0;
+  frozen = cl_ctr_cgroup_freeze (cg, true, &ignored) == 0;
   cl_error_release (&ignored);
-  if (cl_cgroup_pids (cg, &pids, &n, err) < 0)
+  if (cl_ctr_cgroup_pids (cg, &pids, &n, err) < 0)
     {
       if (frozen)
-        cl_cgroup_freeze (cg, false, &ignored);
+        cl_ctr_cgroup_freeze (cg, false, &ignored);
       cl_error_release (&ignored);
       return -1;
     }
@@ -537,7 +538,7 @@ cl_cgroup_kill_all (struct cl_cgroup *cg, int signo, cl_error_t *err)
     if (kill (pids[i], signo) < 0 && errno != ESRCH)
       cl_debug ("kill %d: %s", (int) pids[i], strerror (errno));
   free (pids);
-  if (frozen && cl_cgroup_freeze (cg, false, err) < 0)
+  if (frozen && cl_ctr_cgroup_freeze (cg, false, err) < 0)
     return -1;
   return 0;
 }
@@ -582,7 +583,7 @@ kill_members (const char *dir)
 }
 
 int
-cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
+cl_ctr_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
 {
   int ret = 0;
   if (cg == NULL)
@@ -617,7 +618,7 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
           continue;
         }
       /* Parents we made, if nobody else uses them now. */
-      up = strdup (d->path);
+      up = cl_xstrdup (d->path);
       for (int k = 1; k < d->created; k++)
         {
           char *slash = strrchr (up, '/');
@@ -632,7 +633,7 @@ cl_cgroup_destroy (struct cl_cgroup *cg, cl_error_t *err)
 }
 
 json_t *
-cl_cgroup_save (struct cl_cgroup *cg)
+cl_ctr_cgroup_save (struct cl_cgroup *cg)
 {
   static const char *const modes[] = { "v1", "hybrid", "v2" };
   json_t *dirs = json_array ();
@@ -645,7 +646,7 @@ cl_cgroup_save (struct cl_cgroup *cg)
 }
 
 int
-cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err)
+cl_ctr_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err)
 {
   const char *mode = NULL;
   json_t *dirs = NULL, *entry;
@@ -680,9 +681,9 @@ cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err)
         goto fail;
       }
     d = dir_add (cg);
-    d->controllers = strdup (controllers);
-    d->mount = strdup (mount);
-    d->path = strdup (path);
+    d->controllers = cl_xstrdup (controllers);
+    d->mount = cl_xstrdup (mount);
+    d->path = cl_xstrdup (path);
     d->created = (int) created;
     d->v2 = v2;
     if (v2)
@@ -692,7 +693,7 @@ cl_cgroup_load (json_t *saved, struct cl_cgroup **out, cl_error_t *err)
   return 0;
 
 fail:
-  cl_cgroup_free (cg);
+  cl_ctr_cgroup_free (cg);
   return -1;
 }
 
@@ -702,7 +703,7 @@ stat_put (json_t *obj, const char *key, struct cl_cgroup *cg, const char *contro
 {
   cleanup_free char *text = NULL;
   cl_error_t e = NULL;
-  if (cl_cgroup_read (cg, controller, file, &text, &e) < 0)
+  if (cl_ctr_cgroup_read (cg, controller, file, &text, &e) < 0)
     {
       cl_error_release (&e);
       return;
@@ -714,11 +715,11 @@ stat_put (json_t *obj, const char *key, struct cl_cgroup *cg, const char *contro
 }
 
 int
-cl_cgroup_stats (struct cl_cgroup *cg, json_t **out, cl_error_t *err)
+cl_ctr_cgroup_stats (struct cl_cgroup *cg, json_t **out, cl_error_t *err)
 {
   json_t *stats = json_object (), *memory = json_object (), *pids = json_object (),
          *cpu = json_object ();
-  struct cl_cgroup_dir *m = cl_cgroup_dir_for (cg, "memory");
+  struct cl_cgroup_dir *m = cl_ctr_cgroup_dir_for (cg, "memory");
   (void) err;
   if (m && !m->v2)
     {
@@ -736,13 +737,14 @@ cl_cgroup_stats (struct cl_cgroup *cg, json_t **out, cl_error_t *err)
     }
   stat_put (pids, "current", cg, "pids", "pids.current");
   stat_put (pids, "limit", cg, "pids", "pids.max");
-  if (cl_cgroup_dir_for (cg, "cpuacct"))
+  if (cl_ctr_cgroup_dir_for (cg, "cpuacct"))
     stat_put (cpu, "usage_ns", cg, "cpuacct", "cpuacct.usage");
-  else if (cl_cgroup_dir_for (cg, "cpu"))
+  else if (cl_ctr_cgroup_dir_for (cg, "cpu"))
     {
       cleanup_free char *text = NULL;
       cl_error_t e = NULL;
-      if (cl_cgroup_read (cg, "cpu", "cpu.stat", &text, &e) == 0 && strstr (text, "usage_usec "))
+      if (cl_ctr_cgroup_read (cg, "cpu", "cpu.stat", &text, &e) == 0
+          && strstr (text, "usage_usec "))
         json_object_set_new (
             cpu, "usage_ns",
             json_integer (strtoll (strstr (text, "usage_usec ") + 11, NULL, 10) * 1000));

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The devices controller: linux.resources.devices reduced to one policy,
    then written as v1 devices.allow/deny lists or built by hand into a
    BPF_PROG_TYPE_CGROUP_DEVICE program for cgroup v2 (as runc and crun do:
@@ -54,8 +55,8 @@ covers (const struct cl_dev_rule *wide, const struct cl_dev_rule *narrow)
 }
 
 int
-cl_dev_policy_apply (struct cl_dev_policy *p, const struct cl_dev_rule *rule, const char *ctx,
-                     cl_error_t *err)
+cl_ctr_dev_policy_apply (struct cl_dev_policy *p, const struct cl_dev_rule *rule, const char *ctx,
+                         cl_error_t *err)
 {
   if (rule_is_reset (rule))
     {
@@ -69,7 +70,9 @@ cl_dev_policy_apply (struct cl_dev_policy *p, const struct cl_dev_rule *rule, co
       struct cl_dev_rule c = *rule, b = *rule;
       c.type = 'c';
       b.type = 'b';
-      return cl_dev_policy_apply (p, &c, ctx, err) < 0 ? -1 : cl_dev_policy_apply (p, &b, ctx, err);
+      return cl_ctr_dev_policy_apply (p, &c, ctx, err) < 0
+                 ? -1
+                 : cl_ctr_dev_policy_apply (p, &b, ctx, err);
     }
   if (rule->allow == p->default_allow)
     {
@@ -201,8 +204,8 @@ parse_linux_device (json_t *entry, const char *ctx, struct cl_dev_rule *rule, bo
 }
 
 int
-cl_dev_policy_build (json_t *resource_devices, json_t *linux_devices, struct cl_dev_policy *p,
-                     cl_error_t *err)
+cl_ctr_dev_policy_build (json_t *resource_devices, json_t *linux_devices, struct cl_dev_policy *p,
+                         cl_error_t *err)
 {
   json_t *entry;
   size_t i;
@@ -218,11 +221,11 @@ cl_dev_policy_build (json_t *resource_devices, json_t *linux_devices, struct cl_
     cleanup_free char *ctx = cl_strdup_printf ("linux.resources.devices[%zu]", i);
     struct cl_dev_rule rule;
     if (parse_resource_rule (entry, ctx, &rule, err) < 0
-        || cl_dev_policy_apply (p, &rule, ctx, err) < 0)
+        || cl_ctr_dev_policy_apply (p, &rule, ctx, err) < 0)
       goto fail;
   }
   for (i = 0; i < sizeof default_allowed / sizeof default_allowed[0]; i++)
-    if (cl_dev_policy_apply (p, &default_allowed[i], "default devices", err) < 0)
+    if (cl_ctr_dev_policy_apply (p, &default_allowed[i], "default devices", err) < 0)
       goto fail;
   json_array_foreach (linux_devices, i, entry)
   {
@@ -231,7 +234,7 @@ cl_dev_policy_build (json_t *resource_devices, json_t *linux_devices, struct cl_
     bool skip;
     if (parse_linux_device (entry, ctx, &rule, &skip, err) < 0)
       goto fail;
-    if (!skip && cl_dev_policy_apply (p, &rule, ctx, err) < 0)
+    if (!skip && cl_ctr_dev_policy_apply (p, &rule, ctx, err) < 0)
       goto fail;
   }
   return 0;
@@ -273,7 +276,7 @@ write_dev_line (int fd, const char *dir, const char *file, const char *line, cl_
 }
 
 int
-cl_dev_v1_apply (const struct cl_dev_policy *p, const char *dir, cl_error_t *err)
+cl_ctr_dev_v1_apply (const struct cl_dev_policy *p, const char *dir, cl_error_t *err)
 {
   cleanup_close int dirfd = open (dir, O_DIRECTORY | O_PATH | O_CLOEXEC);
   cleanup_close int reset_fd = -1, exception_fd = -1;
@@ -320,8 +323,8 @@ bpf_access (unsigned access)
 }
 
 int
-cl_dev_bpf_build (const struct cl_dev_policy *p, struct bpf_insn **out, size_t *n_out,
-                  cl_error_t *err)
+cl_ctr_dev_bpf_build (const struct cl_dev_policy *p, struct bpf_insn **out, size_t *n_out,
+                      cl_error_t *err)
 {
   /* 6 prologue + at most 8 per exception + 2 epilogue */
   struct bpf_insn *prog = calloc (8 + 8 * p->n, sizeof *prog);
@@ -441,7 +444,7 @@ detach_others (int cgfd, uint32_t keep_id)
 }
 
 int
-cl_dev_bpf_attach (const struct bpf_insn *insns, size_t n, const char *dir, cl_error_t *err)
+cl_ctr_dev_bpf_attach (const struct bpf_insn *insns, size_t n, const char *dir, cl_error_t *err)
 {
   static char log[4096];
   cleanup_close int cgfd = open (dir, O_DIRECTORY | O_RDONLY | O_CLOEXEC);

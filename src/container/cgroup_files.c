@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The files of a container's cgroup directories: which directory holds a
    controller, and reading or writing one of its files (on a hybrid host,
    enabling unified controllers on demand).  Used by the life cycle
@@ -15,14 +16,14 @@
 #include <unistd.h>
 
 void
-cl_cgroup_enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
+cl_ctr_cgroup_enable_v2_controllers (const char *mount, const char *rel, const char *wanted)
 {
   /* Each ancestor of the leaf must delegate the controllers to its
      children, from the top down. */
-  cleanup_free char *full = cl_path_join_clean (mount, rel, NULL);
+  cleanup_free char *full = cl_ctr_path_join_clean (mount, rel, NULL);
   size_t base = strlen (mount);
   char *save = NULL;
-  cleanup_free char *copy = strdup (wanted);
+  cleanup_free char *copy = cl_xstrdup (wanted);
 
   for (char *p = full + base;; p++)
     {
@@ -30,7 +31,7 @@ cl_cgroup_enable_v2_controllers (const char *mount, const char *rel, const char 
         {
           char saved = *p;
           cleanup_free char *file = NULL;
-          cleanup_free char *ctrl_copy = strdup (copy);
+          cleanup_free char *ctrl_copy = cl_xstrdup (copy);
           *p = '\0';
           if (saved == '\0')
             break;
@@ -52,57 +53,57 @@ cl_cgroup_enable_v2_controllers (const char *mount, const char *rel, const char 
 }
 
 struct cl_cgroup_dir *
-cl_cgroup_dir_for (struct cl_cgroup *cg, const char *controller)
+cl_ctr_cgroup_dir_for (struct cl_cgroup *cg, const char *controller)
 {
   for (size_t i = 0; i < cg->n_dirs; i++)
-    if (!cg->dirs[i].v2 && cl_list_has (cg->dirs[i].controllers, controller, ','))
+    if (!cg->dirs[i].v2 && cl_ctr_list_has (cg->dirs[i].controllers, controller, ','))
       return &cg->dirs[i];
   for (size_t i = 0; i < cg->n_dirs; i++)
     if (cg->dirs[i].v2)
       {
         /* Core files (cgroup.*) live in every v2 directory. */
         if (strcmp (controller, "cgroup") == 0
-            || cl_list_has (cg->unified_controllers, controller, ' '))
+            || cl_ctr_list_has (cg->unified_controllers, controller, ' '))
           return &cg->dirs[i];
       }
   return NULL;
 }
 
 char *
-cl_cgroup_dir_file (struct cl_cgroup_dir *d, const char *file)
+cl_ctr_cgroup_dir_file (struct cl_cgroup_dir *d, const char *file)
 {
   return cl_strdup_printf ("%s/%s", d->path, file);
 }
 
 bool
-cl_cgroup_has_file (struct cl_cgroup *cg, const char *controller, const char *file)
+cl_ctr_cgroup_has_file (struct cl_cgroup *cg, const char *controller, const char *file)
 {
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
+  struct cl_cgroup_dir *d = cl_ctr_cgroup_dir_for (cg, controller);
   cleanup_free char *path = NULL;
   if (d == NULL)
     return false;
-  path = cl_cgroup_dir_file (d, file);
+  path = cl_ctr_cgroup_dir_file (d, file);
   return access (path, F_OK) == 0;
 }
 
 int
-cl_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file, const char *value,
-                 const char *field, cl_error_t *err)
+cl_ctr_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file,
+                     const char *value, const char *field, cl_error_t *err)
 {
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
+  struct cl_cgroup_dir *d = cl_ctr_cgroup_dir_for (cg, controller);
   cleanup_free char *path = NULL;
   cleanup_close int fd = -1;
 
   if (d == NULL)
     return cl_error_make (err, 0, "%s: the %s controller is not available on this host", field,
                           controller);
-  path = cl_cgroup_dir_file (d, file);
+  path = cl_ctr_cgroup_dir_file (d, file);
   fd = open (path, O_WRONLY | O_CLOEXEC);
   if (fd < 0 && errno == ENOENT && d->v2)
     {
       /* On a hybrid host the unified controllers are enabled on demand. */
-      cleanup_free char *rel = strdup (d->path + strlen (d->mount));
-      cl_cgroup_enable_v2_controllers (d->mount, rel, controller);
+      cleanup_free char *rel = cl_xstrdup (d->path + strlen (d->mount));
+      cl_ctr_cgroup_enable_v2_controllers (d->mount, rel, controller);
       fd = open (path, O_WRONLY | O_CLOEXEC);
     }
   if (fd < 0)
@@ -113,13 +114,13 @@ cl_cgroup_write (struct cl_cgroup *cg, const char *controller, const char *file,
 }
 
 int
-cl_cgroup_read (struct cl_cgroup *cg, const char *controller, const char *file, char **out,
-                cl_error_t *err)
+cl_ctr_cgroup_read (struct cl_cgroup *cg, const char *controller, const char *file, char **out,
+                    cl_error_t *err)
 {
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
+  struct cl_cgroup_dir *d = cl_ctr_cgroup_dir_for (cg, controller);
   cleanup_free char *path = NULL;
   if (d == NULL)
     return cl_error_make (err, 0, "the %s controller is not available on this host", controller);
-  path = cl_cgroup_dir_file (d, file);
+  path = cl_ctr_cgroup_dir_file (d, file);
   return cl_read_file (path, out, NULL, err);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Where the cgroup hierarchies are (/proc/self/mountinfo) and where this
    process sits in each (/proc/self/cgroup): shared by the container's
    cgroup life cycle (cgroup.c) and the `cgroup` mounts (cgroup_mount.c). */
@@ -12,7 +13,7 @@
 
 /* Is `name` one of the words of `list` (separated by `sep`)? */
 bool
-cl_list_has (const char *list, const char *name, char sep)
+cl_ctr_list_has (const char *list, const char *name, char sep)
 {
   size_t len = strlen (name);
   for (const char *p = list; p && *p;)
@@ -60,7 +61,7 @@ unescape (char *s)
 /* Reads the cgroup mounts of /proc/self/mountinfo (first mount of each
    hierarchy wins). */
 int
-cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
+cl_ctr_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 {
   /* Declared before `f`, so freed after it is closed; not zeroed: only
      the bytes read touch its pages. */
@@ -124,7 +125,7 @@ cl_hierarchies_read (struct cl_hierarchy **out, size_t *n_out, cl_error_t *err)
 }
 
 enum cl_cgroup_mode
-cl_hierarchies_mode (const struct cl_hierarchy *h, size_t n)
+cl_ctr_hierarchies_mode (const struct cl_hierarchy *h, size_t n)
 {
   bool v1 = false, v2 = false;
   for (size_t i = 0; i < n; i++)
@@ -136,15 +137,15 @@ cl_hierarchies_mode (const struct cl_hierarchy *h, size_t n)
 }
 
 int
-cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
+cl_ctr_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
 {
   cleanup_free struct cl_hierarchy *h = NULL;
   size_t n = 0;
-  if (cl_hierarchies_read (&h, &n, err) < 0)
+  if (cl_ctr_hierarchies_read (&h, &n, err) < 0)
     return -1;
   if (n == 0)
     return cl_error_make (err, 0, "no cgroup hierarchy is mounted (see /proc/self/mountinfo)");
-  *mode = cl_hierarchies_mode (h, n);
+  *mode = cl_ctr_hierarchies_mode (h, n);
   return 0;
 }
 
@@ -152,7 +153,7 @@ cl_cgroup_detect_mode (enum cl_cgroup_mode *mode, cl_error_t *err)
 /* This process's cgroup in the hierarchy `h`, relative to the mount's root,
    found in `self_cgroup`, the text of /proc/self/cgroup (caller frees). */
 char *
-cl_hierarchy_own_cgroup_in (const char *self_cgroup, const struct cl_hierarchy *h)
+cl_ctr_hierarchy_own_cgroup_in (const char *self_cgroup, const struct cl_hierarchy *h)
 {
   size_t rootlen = strlen (h->root);
 
@@ -181,14 +182,14 @@ cl_hierarchy_own_cgroup_in (const char *self_cgroup, const struct cl_hierarchy *
           path += rootlen;
           path_len -= rootlen;
         }
-      return path_len ? strndup (path, path_len) : strdup ("/");
+      return path_len ? strndup (path, path_len) : cl_xstrdup ("/");
     }
-  return strdup ("/");
+  return cl_xstrdup ("/");
 }
 
 /* /proc/self/cgroup (caller frees; NULL when unreadable). */
 char *
-cl_read_self_cgroup (void)
+cl_ctr_cgroup_read_self (void)
 {
   cleanup_free char *text = NULL;
   cl_error_t e = NULL;
@@ -202,16 +203,16 @@ cl_read_self_cgroup (void)
 }
 
 char *
-cl_hierarchy_own_cgroup (const struct cl_hierarchy *h)
+cl_ctr_hierarchy_own_cgroup (const struct cl_hierarchy *h)
 {
-  cleanup_free char *text = cl_read_self_cgroup ();
-  return cl_hierarchy_own_cgroup_in (text, h);
+  cleanup_free char *text = cl_ctr_cgroup_read_self ();
+  return cl_ctr_hierarchy_own_cgroup_in (text, h);
 }
 
 
 /* "/a//b/" + "c" joined with single slashes (caller frees). */
 char *
-cl_path_join_clean (const char *a, const char *b, const char *c)
+cl_ctr_path_join_clean (const char *a, const char *b, const char *c)
 {
   cleanup_free char *raw = cl_strdup_printf ("%s/%s/%s", a, b, c ? c : "");
   char *out = cl_xmalloc0 (strlen (raw) + 2), *w = out;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `cgroup` mounts inside a container: cgroup2 on a v2 host; on v1 and
    hybrid hosts a tmpfs holding one mount per hierarchy, like the host's
    /sys/fs/cgroup. */
@@ -44,8 +45,8 @@ mount_one (const struct cl_hierarchy *h, const char *where, unsigned long flags,
      outside ours ("/.."): nothing safe to bind then. */
   if (strncmp (h->root, "/..", 3) == 0)
     return cl_error_errno (err, "mount cgroup at `%s`", where);
-  own = cl_hierarchy_own_cgroup (h);
-  source = cl_path_join_clean (h->mount, own, NULL);
+  own = cl_ctr_hierarchy_own_cgroup (h);
+  source = cl_ctr_path_join_clean (h->mount, own, NULL);
   if (mount (source, where, NULL, MS_BIND | MS_REC, NULL) < 0)
     return cl_error_errno (err, "mount cgroup at `%s`", where);
   if (mount (NULL, where, NULL, MS_BIND | MS_REMOUNT | mflags, NULL) < 0)
@@ -54,21 +55,21 @@ mount_one (const struct cl_hierarchy *h, const char *where, unsigned long flags,
 }
 
 int
-cl_cgroup_mount (const char *target, unsigned long flags, cl_error_t *err)
+cl_ctr_cgroup_mount (const char *target, unsigned long flags, cl_error_t *err)
 {
   struct cl_hierarchy *h = NULL;
   size_t n = 0;
   int ret = -1;
   unsigned long base = MS_NOSUID | MS_NODEV | MS_NOEXEC;
 
-  if (cl_hierarchies_read (&h, &n, err) < 0)
+  if (cl_ctr_hierarchies_read (&h, &n, err) < 0)
     return -1;
   if (n == 0)
     {
       free (h);
       return cl_error_make (err, 0, "mount cgroup at `%s`: no cgroup hierarchy on the host", target);
     }
-  if (cl_hierarchies_mode (h, n) == CL_CGROUP_V2)
+  if (cl_ctr_hierarchies_mode (h, n) == CL_CGROUP_V2)
     {
       ret = mount_one (&h[0], target, flags, err);
       free (h);
@@ -93,7 +94,7 @@ cl_cgroup_mount (const char *target, unsigned long flags, cl_error_t *err)
       /* "cpu,cpuacct" is also reachable as "cpu" and "cpuacct". */
       if (!h[i].v2 && strchr (h[i].controllers, ','))
         {
-          cleanup_free char *copy = strdup (h[i].controllers);
+          cleanup_free char *copy = cl_xstrdup (h[i].controllers);
           char *save = NULL;
           for (char *c = strtok_r (copy, ",", &save); c; c = strtok_r (NULL, ",", &save))
             {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* linux.resources -> cgroup files, for v1 and v2 hierarchies.  Every
    section reads and checks its fields first; with cg == NULL that is all
    (validation), else it writes, picking v1 or v2 file names by where the
@@ -20,7 +21,7 @@
 static bool
 is_v2 (struct cl_cgroup *cg, const char *controller)
 {
-  struct cl_cgroup_dir *d = cl_cgroup_dir_for (cg, controller);
+  struct cl_cgroup_dir *d = cl_ctr_cgroup_dir_for (cg, controller);
   return d && d->v2;
 }
 
@@ -30,7 +31,7 @@ put (struct cl_cgroup *cg, const char *controller, const char *file, char *value
 {
   cleanup_free char *owned = value;
   cleanup_free char *field = cl_json_path (ctx, key);
-  return cl_cgroup_write (cg, controller, file, value, field, err);
+  return cl_ctr_cgroup_write (cg, controller, file, value, field, err);
 }
 
 /* -1 (unlimited) or a positive amount. */
@@ -50,7 +51,7 @@ read_limit (json_t *obj, const char *ctx, const char *key, int64_t *out, bool *s
 static char *
 v2_limit (int64_t v)
 {
-  return v < 0 ? strdup ("max") : FMT_I64 (v);
+  return v < 0 ? cl_xstrdup ("max") : FMT_I64 (v);
 }
 
 /* memory */
@@ -59,7 +60,7 @@ static int
 memory_v1_limit_and_swap (struct cl_cgroup *cg, const char *ctx, bool has_limit, int64_t limit,
                           bool has_swap, int64_t swap, cl_error_t *err)
 {
-  bool swap_file = cl_cgroup_has_file (cg, "memory", "memory.memsw.limit_in_bytes");
+  bool swap_file = cl_ctr_cgroup_has_file (cg, "memory", "memory.memsw.limit_in_bytes");
   bool swap_first = false;
 
   /* An unlimited memory limit drags swap along, as in runc. */
@@ -71,7 +72,7 @@ memory_v1_limit_and_swap (struct cl_cgroup *cg, const char *ctx, bool has_limit,
   if (has_limit && has_swap)
     {
       cleanup_free char *cur = NULL;
-      if (cl_cgroup_read (cg, "memory", "memory.limit_in_bytes", &cur, err) < 0)
+      if (cl_ctr_cgroup_read (cg, "memory", "memory.limit_in_bytes", &cur, err) < 0)
         return -1;
       swap_first = swap == -1 || strtoull (cur, NULL, 10) < (uint64_t)swap;
     }
@@ -149,7 +150,8 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
                  < 0)
         return -1;
       if (has_oom && oom_off
-          && put (cg, "memory", "memory.oom_control", strdup ("1"), ctx, "disableOOMKiller", err)
+          && put (cg, "memory", "memory.oom_control", cl_xstrdup ("1"), ctx, "disableOOMKiller",
+                  err)
                  < 0)
         return -1;
       return 0;
@@ -163,7 +165,7 @@ res_memory (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *e
       /* A limit below the current usage would make the kernel reclaim or
          kill at once: refuse it instead, as the spec allows. */
       cleanup_free char *cur = NULL;
-      if (cl_cgroup_read (cg, "memory", "memory.current", &cur, err) < 0)
+      if (cl_ctr_cgroup_read (cg, "memory", "memory.current", &cur, err) < 0)
         return -1;
       if (strtoull (cur, NULL, 10) > (uint64_t)limit)
         return cl_error_make (err, 0, "%s.limit: %" PRId64 " is below the current usage %s", ctx,
@@ -238,9 +240,9 @@ res_cpu (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *err)
   if (cg == NULL)
     return 0;
 
-  if (cpus && *cpus && put (cg, "cpuset", "cpuset.cpus", strdup (cpus), ctx, "cpus", err) < 0)
+  if (cpus && *cpus && put (cg, "cpuset", "cpuset.cpus", cl_xstrdup (cpus), ctx, "cpus", err) < 0)
     return -1;
-  if (mems && *mems && put (cg, "cpuset", "cpuset.mems", strdup (mems), ctx, "mems", err) < 0)
+  if (mems && *mems && put (cg, "cpuset", "cpuset.mems", cl_xstrdup (mems), ctx, "mems", err) < 0)
     return -1;
   if (!is_v2 (cg, "cpu"))
     {
@@ -277,7 +279,7 @@ res_cpu (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *err)
         return -1;
       if ((has_quota && quota) || (has_period && period))
         {
-          char *max = (has_quota && quota > 0) ? FMT_I64 (quota) : strdup ("max");
+          char *max = (has_quota && quota > 0) ? FMT_I64 (quota) : cl_xstrdup ("max");
           if (has_period && period)
             {
               char *both = cl_strdup_printf ("%s %" PRIu64, max, period);
@@ -290,7 +292,7 @@ res_cpu (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *err)
       if (has_burst && put (cg, "cpu", "cpu.max.burst", FMT_U64 (burst), ctx, "burst", err) < 0)
         return -1;
     }
-  if (has_idle && cl_cgroup_has_file (cg, "cpu", "cpu.idle")
+  if (has_idle && cl_ctr_cgroup_has_file (cg, "cpu", "cpu.idle")
       && put (cg, "cpu", "cpu.idle", FMT_I64 (idle), ctx, "idle", err) < 0)
     return -1;
   return 0;
@@ -317,8 +319,8 @@ res_pids (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *err
   if (cg == NULL)
     return 0;
   /* 0 and below mean unlimited, as in runc. */
-  return put (cg, "pids", "pids.max", limit > 0 ? FMT_I64 (limit) : strdup ("max"), ctx, "limit",
-              err);
+  return put (cg, "pids", "pids.max", limit > 0 ? FMT_I64 (limit) : cl_xstrdup ("max"), ctx,
+              "limit", err);
 }
 
 /* blockIO */
@@ -402,7 +404,7 @@ res_blockio (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *
         return -1;
       if (cg == NULL)
         continue;
-      v2 = is_v2 (cg, "blkio") || (!cl_cgroup_dir_for (cg, "blkio") && is_v2 (cg, "io"));
+      v2 = is_v2 (cg, "blkio") || (!cl_ctr_cgroup_dir_for (cg, "blkio") && is_v2 (cg, "io"));
       for (size_t i = 0; i < n; i++)
         {
           char *line = v2 ? cl_strdup_printf ("%" PRId64 ":%" PRId64 " %s=%" PRIu64, v[i].major,
@@ -418,13 +420,13 @@ res_blockio (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *
   if (cg == NULL)
     return 0;
 
-  v2 = !cl_cgroup_dir_for (cg, "blkio") && is_v2 (cg, "io");
+  v2 = !cl_ctr_cgroup_dir_for (cg, "blkio") && is_v2 (cg, "io");
   const char *ctrl = v2 ? "io" : "blkio";
-  bool bfq = cl_cgroup_has_file (cg, ctrl, v2 ? "io.bfq.weight" : "blkio.bfq.weight");
+  bool bfq = cl_ctr_cgroup_has_file (cg, ctrl, v2 ? "io.bfq.weight" : "blkio.bfq.weight");
   bool weights_needed = has_weight && weight;
   for (size_t i = 0; i < n_weights; i++)
     weights_needed |= weights[i].value != 0;
-  if (weights_needed && !bfq && !v2 && !cl_cgroup_has_file (cg, ctrl, "blkio.weight"))
+  if (weights_needed && !bfq && !v2 && !cl_ctr_cgroup_has_file (cg, ctrl, "blkio.weight"))
     return cl_error_make (err, 0,
                           "%s.weight%s: this host's blkio controller has neither blkio.weight "
                           "nor blkio.bfq.weight (no CFQ or BFQ I/O scheduler): I/O weights "
@@ -558,14 +560,14 @@ res_unified (struct cl_cgroup *cg, json_t *res, const char *parent, cl_error_t *
     if (!is_v2 (cg, controller))
       return cl_error_make (err, 0, "%s: needs the %s controller in a cgroup v2 hierarchy", ctx,
                             controller);
-    if (cl_cgroup_write (cg, controller, key, json_string_value (v), ctx, err) < 0)
+    if (cl_ctr_cgroup_write (cg, controller, key, json_string_value (v), ctx, err) < 0)
       return -1;
   }
   return 0;
 }
 
 int
-cl_cgroup_resources (struct cl_cgroup *cg, json_t *res, const char *ctx, cl_error_t *err)
+cl_ctr_cgroup_resources (struct cl_cgroup *cg, json_t *res, const char *ctx, cl_error_t *err)
 {
   json_t *ignored = NULL;
   if (res == NULL)

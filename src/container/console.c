@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/console.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -19,7 +20,7 @@
 #endif
 
 int
-console_send_fd (int sock, int fd, const char *name)
+cl_ctr_console_send_fd (int sock, int fd, const char *name)
 {
   char buf[CMSG_SPACE (sizeof (int))];
   struct iovec iov = { .iov_base = (void *) name, .iov_len = strlen (name) + 1 };
@@ -37,7 +38,7 @@ console_send_fd (int sock, int fd, const char *name)
 }
 
 int
-console_recv_fd (int sock)
+cl_ctr_console_recv_fd (int sock)
 {
   char buf[CMSG_SPACE (sizeof (int))], data[256];
   struct iovec iov = { .iov_base = data, .iov_len = sizeof data };
@@ -59,7 +60,7 @@ console_recv_fd (int sock)
 }
 
 int
-console_send_to_socket (const char *path, int master, cl_error_t *err)
+cl_ctr_console_send_to_socket (const char *path, int master, cl_error_t *err)
 {
   cleanup_close int sock = -1;
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
@@ -72,14 +73,14 @@ console_send_to_socket (const char *path, int master, cl_error_t *err)
     return cl_error_errno (err, "console socket: socket");
   if (connect (sock, (struct sockaddr *) &addr, sizeof addr) < 0)
     return cl_error_errno (err, "connect to console socket `%s`", path);
-  if (console_send_fd (sock, master, "/dev/ptmx") < 0)
+  if (cl_ctr_console_send_fd (sock, master, "/dev/ptmx") < 0)
     return cl_error_errno (err, "send the console to `%s`", path);
   return 0;
 }
 
 int
-console_open_pty (const char *ptmx_path, json_t *console_size, int *master, int *slave,
-                  cl_error_t *err)
+cl_ctr_console_open_pty (const char *ptmx_path, json_t *console_size, int *master, int *slave,
+                         cl_error_t *err)
 {
   cleanup_close int m = -1;
   int unlock = 0, s;
@@ -115,7 +116,7 @@ copy_once (int from, int to)
 }
 
 void
-console_proxy (int master)
+cl_ctr_console_proxy (int master)
 {
   struct termios saved, raw;
   bool is_tty = tcgetattr (0, &saved) == 0;

@@ -1,5 +1,6 @@
-/* The engine's commands: create/start/run through the init (init.c),
-   later commands through the state directory (state.c). */
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The engine's commands: create/start/run through the init (ctr_init.c),
+   later commands through the state directory (ctr_state.c). */
 #include "container/container.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -7,14 +8,14 @@
 #include "common/util.h"
 #include "container/cgroup.h"
 #include "container/console.h"
-#include "container/engine.h"
+#include "container/ctr_engine.h"
 #include "container/hooks.h"
 #include "container/netdev.h"
-#include "container/init.h"
+#include "container/ctr_init.h"
 #include "container/process.h"
 #include "container/seccomp.h"
 #include "container/spec.h"
-#include "container/state.h"
+#include "container/ctr_state.h"
 #include "container/sync.h"
 
 #include <dirent.h>
@@ -55,9 +56,9 @@ struct created
 static void
 created_release (struct created *c)
 {
-  state_release (&c->st);
-  cl_cgroup_free (c->cg);
-  cl_seccomp_program_free (c->seccomp);
+  cl_ctr_state_release (&c->st);
+  cl_ctr_cgroup_free (c->cg);
+  cl_ctr_seccomp_program_free (c->seccomp);
   json_decref (c->config);
   if (c->sync_fd >= 0)
     close (c->sync_fd);
@@ -78,7 +79,7 @@ now_rfc3339 (void)
 }
 
 int
-engine_write_pid_file (const char *path, pid_t pid, cl_error_t *err)
+cl_ctr_engine_write_pid_file (const char *path, pid_t pid, cl_error_t *err)
 {
   char buf[32];
   int n = snprintf (buf, sizeof buf, "%d", pid);
@@ -124,7 +125,7 @@ write_id_map (pid_t pid, const char *file, json_t *maps, cl_error_t *err)
 /* fork with namespaces; with cgroup_fd >= 0 the child starts in that
    cgroup v2 directory (*placed tells whether the kernel did it). */
 pid_t
-engine_clone (int flags, int cgroup_fd, bool *placed)
+cl_ctr_engine_clone (int flags, int cgroup_fd, bool *placed)
 {
   struct clone_args args = { .flags = (uint64_t)flags, .exit_signal = SIGCHLD };
   pid_t pid;
@@ -146,7 +147,7 @@ engine_clone (int flags, int cgroup_fd, bool *placed)
 }
 
 char **
-engine_strv_append (char **v, char *s)
+cl_ctr_engine_strv_append (char **v, char *s)
 {
   size_t n = 0;
   while (v && v[n])
@@ -158,7 +159,7 @@ engine_strv_append (char **v, char *s)
 }
 
 void
-engine_kill_and_reap (pid_t pid)
+cl_ctr_engine_kill_and_reap (pid_t pid)
 {
   if (pid <= 0)
     return;
@@ -169,7 +170,7 @@ engine_kill_and_reap (pid_t pid)
 static json_t *
 creating_state (struct created *c, const char *status)
 {
-  json_t *s = state_public (&c->st);
+  json_t *s = cl_ctr_state_public (&c->st);
   json_object_set_new (s, "status", json_string (status));
   json_object_set_new (s, "pid", json_integer (c->st.pid));
   return s;
@@ -184,33 +185,35 @@ run_hooks (struct created *c, const char *kind, const char *status, cl_error_t *
     return 0;
   s = creating_state (c, status);
   /* runc runs these from the bundle directory. */
-  return hooks_run (hooks, kind, s, NULL, json_string_value (json_object_get (s, "bundle")), err);
+  return cl_ctr_hooks_run (hooks, kind, s, NULL, json_string_value (json_object_get (s, "bundle")),
+                           err);
 }
 
 /* The init's seccomp listener fd follows on `sync_fd`: hand it to
    linux.seccomp.listenerPath with the state, as the spec says. */
 int
-engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state, cl_error_t *err)
+cl_ctr_engine_forward_seccomp_listener (int sync_fd, json_t *seccomp, json_t *state,
+                                        cl_error_t *err)
 {
-  int fd = console_recv_fd (sync_fd), r;
+  int fd = cl_ctr_console_recv_fd (sync_fd), r;
   if (fd < 0)
     return cl_error_errno (err, "linux.seccomp: receive the listener fd");
-  r = cl_seccomp_send_listener (seccomp, fd, state, err);
+  r = cl_ctr_seccomp_send_listener (seccomp, fd, state, err);
   close (fd);
   return r;
 }
 
 int
-engine_compile_seccomp (const char *root, json_t *seccomp, struct cl_seccomp_program **prog,
-                        cl_error_t *err)
+cl_ctr_engine_compile_seccomp (const char *root, json_t *seccomp, struct cl_seccomp_program **prog,
+                               cl_error_t *err)
 {
   cleanup_free char *cache = NULL;
 
   *prog = NULL;
   if (seccomp == NULL || json_is_null (seccomp))
     return 0;
-  cache = cl_strdup_printf ("%s/.seccomp", state_root (root));
-  return cl_seccomp_compile (seccomp, cache, prog, err);
+  cache = cl_strdup_printf ("%s/.seccomp", cl_ctr_state_root (root));
+  return cl_ctr_seccomp_compile (seccomp, cache, prog, err);
 }
 
 /* CLONE_NEW* flags of the namespaces the spec creates (not joined). */
@@ -223,7 +226,7 @@ new_namespaces (json_t *linux_obj)
   json_array_foreach (ns, i, v)
   {
     if (json_object_get (v, "path") == NULL)
-      flags |= spec_namespace_flag (json_string_value (json_object_get (v, "type")));
+      flags |= cl_ctr_spec_namespace_flag (json_string_value (json_object_get (v, "type")));
   }
   return flags;
 }
@@ -287,10 +290,10 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         return cl_error_errno (err, "bundle `%s`", opts->bundle);
       c->config = json_incref (opts->config);
     }
-  else if (spec_load (opts->bundle, &c->config, err) < 0)
+  else if (cl_ctr_spec_load (opts->bundle, &c->config, err) < 0)
     return -1;
-  bundle = strdup (realpath (opts->bundle, resolved) ? resolved : opts->bundle);
-  if (spec_validate (c->config, bundle, &rootfs, err) < 0)
+  bundle = cl_xstrdup (realpath (opts->bundle, resolved) ? resolved : opts->bundle);
+  if (cl_ctr_spec_validate (c->config, bundle, &rootfs, err) < 0)
     return -1;
   linux_obj = json_object_get (c->config, "linux");
   process = json_object_get (c->config, "process");
@@ -301,8 +304,8 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       && json_array_size (json_object_get (linux_obj, "uidMappings")) == 0)
     return cl_error_make (err, 0, "linux.uidMappings: required with a new user namespace");
 
-  c->st.id = strdup (id);
-  if (state_dir_create (root, id, &c->st.dir, err) < 0)
+  c->st.id = cl_xstrdup (id);
+  if (cl_ctr_state_dir_create (root, id, &c->st.dir, err) < 0)
     return -1;
   if (!for_run)
     {
@@ -322,9 +325,10 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         }
     }
   /* The init inherits the program: it only loads it.  This also checks
-     the profile (spec_validate leaves it to the compiler, or to the
+     the profile (cl_ctr_spec_validate leaves it to the compiler, or to the
      cache, which only holds profiles that compiled). */
-  if (engine_compile_seccomp (root, json_object_get (linux_obj, "seccomp"), &c->seccomp, err) < 0)
+  if (cl_ctr_engine_compile_seccomp (root, json_object_get (linux_obj, "seccomp"), &c->seccomp, err)
+      < 0)
     goto fail;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     {
@@ -332,9 +336,9 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       goto fail;
     }
   /* The cgroup first, limits applied while it is empty; the init joins
-     it on its own (see init.h). */
+     it on its own (see ctr_init.h). */
   cl_debug ("phase %.3f ms: cgroup", cl_now_ns () / 1e6);
-  if (cl_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
+  if (cl_ctr_cgroup_enter (id, linux_obj, 0, &c->cg, err) < 0)
     {
       /* Rootless, as runc: without permission on the cgroup tree and
          without limits to apply, run without a cgroup of our own. */
@@ -346,13 +350,13 @@ create_common (const char *root, const char *id, const struct cl_container_creat
       cl_error_release (err);
       c->cg = NULL;
     }
-  cg_saved = c->cg ? cl_cgroup_save (c->cg) : NULL;
-  join = cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
+  cg_saved = c->cg ? cl_ctr_cgroup_save (c->cg) : NULL;
+  join = cl_ctr_cgroup_join_files (cg_saved, &v2_fd, &v2_procs);
   flags = clone_flags (linux_obj);
   cl_debug ("phase %.3f ms: clone", cl_now_ns () / 1e6);
-  pid = engine_clone (flags, v2_fd, &placed);
+  pid = cl_ctr_engine_clone (flags, v2_fd, &placed);
   if (!placed && v2_procs)
-    join = engine_strv_append (join, steal_pointer (&v2_procs));
+    join = cl_ctr_engine_strv_append (join, steal_pointer (&v2_procs));
   if (pid < 0)
     {
       cl_error_errno (err, "clone the container init");
@@ -374,7 +378,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
                              .cgroup_join = join,
                              .seccomp = c->seccomp };
       close (sv[0]);
-      init_run (&a);
+      cl_ctr_init_run (&a);
     }
   close (sv[1]);
   sv[1] = -1;
@@ -390,7 +394,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
      document below is built meanwhile.  The init may already have failed
      (it does not wait for GO to build the root): its message is read
      below either way. */
-  sync_send (c->sync_fd, SYNC_GO, 0, NULL);
+  cl_ctr_sync_send (c->sync_fd, SYNC_GO, 0, NULL);
 
   /* State document, needed by hooks already. */
   created_at = now_rfc3339 ();
@@ -408,18 +412,19 @@ create_common (const char *root, const char *id, const struct cl_container_creat
     json_object_set (c->st.doc, "netDevices", json_object_get (linux_obj, "netDevices"));
   /* Written while the init builds its root; made state.json once it is
      ready.  Not when the real init is a forked child: its pid comes later. */
-  prewritten = !init_forks_real_init (linux_obj);
+  prewritten = !cl_ctr_init_forks_real_init (linux_obj);
   if (prewritten)
     {
       c->st.pid_start = cl_proc_start_time (c->st.pid);
-      if (state_save_begin (&c->st, err) < 0)
+      if (cl_ctr_state_save_begin (&c->st, err) < 0)
         goto fail;
     }
   /* The real init's READY may come before its parent's PID message:
      wait for both. */
-  for (bool ready = false, pid_known = !init_forks_real_init (linux_obj); !ready || !pid_known;)
+  for (bool ready = false, pid_known = !cl_ctr_init_forks_real_init (linux_obj);
+       !ready || !pid_known;)
     {
-      if (sync_recv (c->sync_fd, 0, &msg, err) < 0)
+      if (cl_ctr_sync_recv (c->sync_fd, 0, &msg, err) < 0)
         goto fail;
       switch (msg.type)
         {
@@ -435,10 +440,10 @@ create_common (const char *root, const char *id, const struct cl_container_creat
           if (run_hooks (c, "prestart", "creating", err) < 0
               || run_hooks (c, "createRuntime", "creating", err) < 0)
             goto fail;
-          sync_send (c->sync_fd, SYNC_HOOKS_DONE, 0, NULL);
+          cl_ctr_sync_send (c->sync_fd, SYNC_HOOKS_DONE, 0, NULL);
           break;
         case SYNC_CONSOLE:
-          c->master = console_recv_fd (c->sync_fd);
+          c->master = cl_ctr_console_recv_fd (c->sync_fd);
           if (c->master < 0)
             {
               cl_error_errno (err, "receive the terminal from the init");
@@ -446,7 +451,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
             }
           if (opts->console_socket)
             {
-              int r = console_send_to_socket (opts->console_socket, c->master, err);
+              int r = cl_ctr_console_send_to_socket (opts->console_socket, c->master, err);
               close (c->master);
               c->master = -1;
               if (r < 0)
@@ -456,7 +461,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
         case SYNC_SECCOMP:
           {
             json_t *s = creating_state (c, "creating");
-            int r = engine_forward_seccomp_listener (
+            int r = cl_ctr_engine_forward_seccomp_listener (
                 c->sync_fd, json_object_get (linux_obj, "seccomp"), s, err);
             json_decref (s);
             if (r < 0)
@@ -471,17 +476,17 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   cl_debug ("phase %.3f ms: ready", cl_now_ns () / 1e6);
   if (json_object_get (linux_obj, "netDevices"))
     {
-      if (netdev_move_in (json_object_get (linux_obj, "netDevices"), c->st.pid, err) < 0)
+      if (cl_ctr_netdev_move_in (json_object_get (linux_obj, "netDevices"), c->st.pid, err) < 0)
         {
-          netdev_move_out (json_object_get (linux_obj, "netDevices"), c->st.pid);
+          cl_ctr_netdev_move_out (json_object_get (linux_obj, "netDevices"), c->st.pid);
           goto fail;
         }
     }
   if (!prewritten)
     c->st.pid_start = cl_proc_start_time (c->st.pid);
-  if ((prewritten ? state_save_commit (&c->st, err) : state_save (&c->st, err)) < 0)
+  if ((prewritten ? cl_ctr_state_save_commit (&c->st, err) : cl_ctr_state_save (&c->st, err)) < 0)
     goto fail;
-  if (engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
+  if (cl_ctr_engine_write_pid_file (opts->pid_file, c->st.pid, err) < 0)
     goto fail;
   if (!for_run)
     {
@@ -496,11 +501,11 @@ fail:
   if (sv[1] >= 0)
     close (sv[1]);
   if (c->st.pid > 0)
-    engine_kill_and_reap (c->st.pid);
+    cl_ctr_engine_kill_and_reap (c->st.pid);
   if (c->cg)
     {
       cl_error_t e = NULL;
-      if (cl_cgroup_destroy (c->cg, &e) < 0)
+      if (cl_ctr_cgroup_destroy (c->cg, &e) < 0)
         cl_error_release (&e);
     }
   if (c->st.dir)
@@ -514,8 +519,8 @@ fail:
 }
 
 int
-cl_container_create (const char *root, const char *id, const struct cl_container_create_opts *opts,
-                     cl_error_t *err)
+cl_ctr_create (const char *root, const char *id, const struct cl_container_create_opts *opts,
+               cl_error_t *err)
 {
   struct created c;
   if (create_common (root, id, opts, false, &c, err) < 0)
@@ -531,7 +536,7 @@ load_cgroup (struct container_state *st, struct cl_cgroup **cg, cl_error_t *err)
   *cg = NULL;
   if (saved == NULL)
     return 0;
-  return cl_cgroup_load (saved, cg, err);
+  return cl_ctr_cgroup_load (saved, cg, err);
 }
 
 /* State, status and cgroup of a container, for the commands that act on
@@ -542,18 +547,18 @@ load_for (const char *root, const char *id, const char *allowed, const char *act
           struct container_state *st, const char **status, struct cl_cgroup **cg, cl_error_t *err)
 {
   *cg = NULL;
-  if (state_load (root, id, st, err) < 0)
+  if (cl_ctr_state_load (root, id, st, err) < 0)
     return -1;
-  *status = state_status (st);
+  *status = cl_ctr_state_status (st);
   if (allowed && !strstr (allowed, *status))
     {
       cl_error_make (err, 0, "container `%s` is %s: %s", id, *status, action);
-      state_release (st);
+      cl_ctr_state_release (st);
       return -1;
     }
   if (load_cgroup (st, cg, err) < 0)
     {
-      state_release (st);
+      cl_ctr_state_release (st);
       return -1;
     }
   return 0;
@@ -568,16 +573,16 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
   cl_error_t e = NULL;
 
   /* Lent interfaces go back while the namespace still lives. */
-  if (state_pid_alive (st))
-    netdev_move_out (json_object_get (st->doc, "netDevices"), st->pid);
+  if (cl_ctr_state_pid_alive (st))
+    cl_ctr_netdev_move_out (json_object_get (st->doc, "netDevices"), st->pid);
   /* With its own pid namespace, the container's processes died with its
      init: no need to sweep the cgroup. */
-  if (cg && (state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))
+  if (cg && (cl_ctr_state_pid_alive (st) || !json_is_true (json_object_get (st->doc, "ownPidns"))))
     {
-      if (cl_cgroup_kill_all (cg, SIGKILL, &e) < 0)
+      if (cl_ctr_cgroup_kill_all (cg, SIGKILL, &e) < 0)
         cl_error_release (&e);
     }
-  if (state_pid_alive (st))
+  if (cl_ctr_state_pid_alive (st))
     {
       int pidfd = (int)syscall (SYS_pidfd_open, st->pid, 0);
       kill (st->pid, SIGKILL);
@@ -590,16 +595,17 @@ destroy (struct container_state *st, struct cl_cgroup *cg, cl_error_t *err)
       /* Our own child (run, or the manager's create) must be reaped. */
       waitpid (st->pid, NULL, WNOHANG);
     }
-  if (cg && cl_cgroup_destroy (cg, err) < 0)
+  if (cg && cl_ctr_cgroup_destroy (cg, err) < 0)
     return -1;
   if (json_object_get (hooks, "poststop"))
     {
-      json_t *s = state_public (st);
+      json_t *s = cl_ctr_state_public (st);
       json_object_set_new (s, "status", json_string ("stopped"));
-      hooks_run (hooks, "poststop", s, NULL, json_string_value (json_object_get (s, "bundle")), &e);
+      cl_ctr_hooks_run (hooks, "poststop", s, NULL,
+                        json_string_value (json_object_get (s, "bundle")), &e);
       json_decref (s);
     }
-  return state_dir_remove (st->dir, err);
+  return cl_ctr_state_dir_remove (st->dir, err);
 }
 
 /* Signals during a foreground run/exec go to the container's process. */
@@ -623,7 +629,7 @@ forward_signal (int sig)
 }
 
 void
-engine_set_forwarding (pid_t pid, int master, bool on)
+cl_ctr_engine_set_forwarding (pid_t pid, int master, bool on)
 {
   static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
   struct sigaction sa = { .sa_handler = on ? forward_signal : SIG_DFL, .sa_flags = SA_RESTART };
@@ -634,7 +640,7 @@ engine_set_forwarding (pid_t pid, int master, bool on)
 }
 
 int
-engine_wait_exit_status (pid_t pid)
+cl_ctr_engine_wait_exit_status (pid_t pid)
 {
   int status = 0;
   while (waitpid (pid, &status, 0) < 0)
@@ -646,8 +652,8 @@ engine_wait_exit_status (pid_t pid)
 }
 
 int
-cl_container_run (const char *root, const char *id, const struct cl_container_create_opts *opts,
-                  int *exit_status, cl_error_t *err)
+cl_ctr_run (const char *root, const char *id, const struct cl_container_create_opts *opts,
+            int *exit_status, cl_error_t *err)
 {
   struct created c;
   int status, r = 0;
@@ -655,7 +661,7 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
   *exit_status = 0;
   if (create_common (root, id, opts, true, &c, err) < 0)
     return -1;
-  if (sync_send (c.sync_fd, SYNC_START, 0, NULL) < 0)
+  if (cl_ctr_sync_send (c.sync_fd, SYNC_START, 0, NULL) < 0)
     {
       cl_error_errno (err, "start the container");
       destroy (&c.st, c.cg, NULL);
@@ -677,13 +683,13 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
       created_release (&c);
       return 0;
     }
-  engine_set_forwarding (c.st.pid, c.master, true);
+  cl_ctr_engine_set_forwarding (c.st.pid, c.master, true);
   if (c.master >= 0)
-    console_proxy (c.master);
+    cl_ctr_console_proxy (c.master);
   cl_debug ("phase %.3f ms: started", cl_now_ns () / 1e6);
-  status = engine_wait_exit_status (c.st.pid);
+  status = cl_ctr_engine_wait_exit_status (c.st.pid);
   cl_debug ("phase %.3f ms: exited", cl_now_ns () / 1e6);
-  engine_set_forwarding (0, -1, false);
+  cl_ctr_engine_set_forwarding (0, -1, false);
   *exit_status = status;
   r = destroy (&c.st, c.cg, err);
   cl_debug ("phase %.3f ms: destroyed", cl_now_ns () / 1e6);
@@ -692,7 +698,7 @@ cl_container_run (const char *root, const char *id, const struct cl_container_cr
 }
 
 int
-cl_container_start (const char *root, const char *id, cl_error_t *err)
+cl_ctr_start (const char *root, const char *id, cl_error_t *err)
 {
   struct container_state st;
   cleanup_free char *fifo = NULL;
@@ -701,9 +707,9 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
   char buf[8];
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
-  status = state_status (&st);
+  status = cl_ctr_state_status (&st);
   if (strcmp (status, "created") != 0)
     {
       cl_error_make (err, 0, "container `%s` is %s, not created: cannot start it", id, status);
@@ -728,7 +734,7 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
           if (n > 0)
             break;
         }
-      if (!state_pid_alive (&st))
+      if (!cl_ctr_state_pid_alive (&st))
         {
           cl_error_make (err, 0, "container `%s`: init exited before start", id);
           goto out;
@@ -739,9 +745,9 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
     json_t *hooks = json_object_get (st.doc, "hooks");
     if (json_object_get (hooks, "poststart"))
       {
-        json_t *s = state_public (&st);
-        int hr = hooks_run (hooks, "poststart", s, NULL,
-                            json_string_value (json_object_get (s, "bundle")), err);
+        json_t *s = cl_ctr_state_public (&st);
+        int hr = cl_ctr_hooks_run (hooks, "poststart", s, NULL,
+                                   json_string_value (json_object_get (s, "bundle")), err);
         json_decref (s);
         if (hr < 0)
           {
@@ -749,56 +755,56 @@ cl_container_start (const char *root, const char *id, cl_error_t *err)
             cl_error_t e = NULL;
             if (load_cgroup (&st, &cg, &e) < 0 || destroy (&st, cg, &e) < 0)
               cl_error_release (&e);
-            cl_cgroup_free (cg);
+            cl_ctr_cgroup_free (cg);
             goto out;
           }
       }
   }
   r = 0;
 out:
-  state_release (&st);
+  cl_ctr_state_release (&st);
   return r;
 }
 
 int
-cl_container_state (const char *root, const char *id, json_t **out, cl_error_t *err)
+cl_ctr_state (const char *root, const char *id, json_t **out, cl_error_t *err)
 {
   struct container_state st;
-  if (state_load (root, id, &st, err) < 0)
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
-  *out = state_public (&st);
-  state_release (&st);
+  *out = cl_ctr_state_public (&st);
+  cl_ctr_state_release (&st);
   return 0;
 }
 
 int
-cl_container_list (const char *root, json_t **out, cl_error_t *err)
+cl_ctr_list (const char *root, json_t **out, cl_error_t *err)
 {
-  cleanup_dir DIR *d = opendir (state_root (root));
+  cleanup_dir DIR *d = opendir (cl_ctr_state_root (root));
   struct dirent *de;
 
   *out = json_array ();
   if (d == NULL)
-    return errno == ENOENT ? 0 : cl_error_errno (err, "open `%s`", state_root (root));
+    return errno == ENOENT ? 0 : cl_error_errno (err, "open `%s`", cl_ctr_state_root (root));
   while ((de = readdir (d)))
     {
       struct container_state st;
       cl_error_t e = NULL;
       if (de->d_name[0] == '.')
         continue;
-      if (state_load (root, de->d_name, &st, &e) < 0)
+      if (cl_ctr_state_load (root, de->d_name, &st, &e) < 0)
         {
           cl_error_release (&e);
           continue;
         }
-      json_array_append_new (*out, state_public (&st));
-      state_release (&st);
+      json_array_append_new (*out, cl_ctr_state_public (&st));
+      cl_ctr_state_release (&st);
     }
   return 0;
 }
 
 int
-cl_container_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err)
+cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err)
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
@@ -809,7 +815,7 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
                 &status, &cg, err)
       < 0)
     return -1;
-  if (all && cg && cl_cgroup_kill_all (cg, signo, err) < 0)
+  if (all && cg && cl_ctr_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
   if (kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
     {
@@ -818,13 +824,13 @@ cl_container_kill (const char *root, const char *id, int signo, bool all, cl_err
     }
   r = 0;
 out:
-  cl_cgroup_free (cg);
-  state_release (&st);
+  cl_ctr_cgroup_free (cg);
+  cl_ctr_state_release (&st);
   return r;
 }
 
 int
-cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err)
+cl_ctr_delete (const char *root, const char *id, bool force, cl_error_t *err)
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
@@ -838,7 +844,7 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
       cleanup_free char *dir = NULL, *file = NULL;
       if (cl_validate_name (id, "container id", err) < 0)
         return -1;
-      dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+      dir = cl_strdup_printf ("%s/%s", cl_ctr_state_root (root), id);
       file = cl_strdup_printf ("%s/state.json", dir);
       if (access (file, F_OK) < 0 && errno == ENOENT)
         return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
@@ -853,12 +859,12 @@ cl_container_delete (const char *root, const char *id, bool force, cl_error_t *e
   if (cg)
     {
       cl_error_t e = NULL;
-      if (cl_cgroup_freeze (cg, false, &e) < 0)
+      if (cl_ctr_cgroup_freeze (cg, false, &e) < 0)
         cl_error_release (&e);
     }
   r = destroy (&st, cg, err);
-  cl_cgroup_free (cg);
-  state_release (&st);
+  cl_ctr_cgroup_free (cg);
+  cl_ctr_state_release (&st);
   return r;
 }
 
@@ -884,40 +890,40 @@ set_frozen (const char *root, const char *id, bool frozen, const char *allowed, 
         cl_error_make (err, 0, "container `%s` has no cgroup", id);
       goto out;
     }
-  if (cl_cgroup_freeze (cg, frozen, err) < 0)
+  if (cl_ctr_cgroup_freeze (cg, frozen, err) < 0)
     goto out;
   r = 0;
   if (json_is_true (json_object_get (st.doc, "paused")) != frozen)
     {
       json_object_set_new (st.doc, "paused", json_boolean (frozen));
-      r = state_save (&st, err);
+      r = cl_ctr_state_save (&st, err);
     }
 out:
-  cl_cgroup_free (cg);
-  state_release (&st);
+  cl_ctr_cgroup_free (cg);
+  cl_ctr_state_release (&st);
   return r;
 }
 
 int
-cl_container_thaw (const char *root, const char *id, cl_error_t *err)
+cl_ctr_thaw (const char *root, const char *id, cl_error_t *err)
 {
   return set_frozen (root, id, false, NULL, err);
 }
 
 int
-cl_container_pause (const char *root, const char *id, cl_error_t *err)
+cl_ctr_pause (const char *root, const char *id, cl_error_t *err)
 {
   return set_frozen (root, id, true, "running", err);
 }
 
 int
-cl_container_resume (const char *root, const char *id, cl_error_t *err)
+cl_ctr_resume (const char *root, const char *id, cl_error_t *err)
 {
   return set_frozen (root, id, false, "paused", err);
 }
 
 int
-cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl_error_t *err)
+cl_ctr_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl_error_t *err)
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
@@ -925,16 +931,16 @@ cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl
 
   *pids = NULL;
   *n = 0;
-  if (state_load (root, id, &st, err) < 0)
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
   if (load_cgroup (&st, &cg, err) < 0)
     goto out;
   if (cg)
-    r = cl_cgroup_pids (cg, pids, n, err);
+    r = cl_ctr_cgroup_pids (cg, pids, n, err);
   else
     {
       r = 0;
-      if (state_pid_alive (&st))
+      if (cl_ctr_state_pid_alive (&st))
         {
           *pids = cl_xmalloc0 (sizeof **pids);
           (*pids)[0] = st.pid;
@@ -942,52 +948,52 @@ cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl
         }
     }
 out:
-  cl_cgroup_free (cg);
-  state_release (&st);
+  cl_ctr_cgroup_free (cg);
+  cl_ctr_state_release (&st);
   return r;
 }
 
 int
-cl_container_update (const char *root, const char *id, json_t *resources, cl_error_t *err)
+cl_ctr_update (const char *root, const char *id, json_t *resources, cl_error_t *err)
 {
   struct container_state st;
   struct cl_cgroup *cg = NULL;
   cleanup_json json_t *wrap = NULL;
   int r = -1;
 
-  if (state_load (root, id, &st, err) < 0)
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
   wrap = json_pack ("{s:O}", "resources", resources);
-  if (cl_cgroup_validate (wrap, err) < 0 || load_cgroup (&st, &cg, err) < 0)
+  if (cl_ctr_cgroup_validate (wrap, err) < 0 || load_cgroup (&st, &cg, err) < 0)
     goto out;
   if (cg == NULL)
     {
       cl_error_make (err, 0, "container `%s` has no cgroup", id);
       goto out;
     }
-  r = cl_cgroup_update (cg, resources, err);
+  r = cl_ctr_cgroup_update (cg, resources, err);
 out:
-  cl_cgroup_free (cg);
-  state_release (&st);
+  cl_ctr_cgroup_free (cg);
+  cl_ctr_state_release (&st);
   return r;
 }
 
 /* -------------------------------------------------------------------- */
 
 json_t *
-cl_container_default_spec (bool rootless)
+cl_ctr_default_spec (bool rootless)
 {
-  return spec_default (rootless);
+  return cl_ctr_spec_default (rootless);
 }
 
 json_t *
-cl_container_features (void)
+cl_ctr_features (void)
 {
-  return spec_features ();
+  return cl_ctr_spec_features ();
 }
 
 int
-cl_container_parse_signal (const char *s, int *signo, cl_error_t *err)
+cl_ctr_parse_signal (const char *s, int *signo, cl_error_t *err)
 {
   char *end;
   long n;

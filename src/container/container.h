@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The container engine's public API: what `cloison-runtime` (the OCI CLI)
    and the manager call.  Every call takes the state root (the runtime's
    `--root`, NULL for CL_CONTAINER_DEFAULT_ROOT, or for a non-root caller
@@ -36,40 +37,40 @@ struct cl_container_create_opts
 };
 
 /* Validates the bundle and prepares the container up to its user process,
-   which starts at cl_container_start.  On failure nothing is left (no
+   which starts at cl_ctr_start.  On failure nothing is left (no
    state directory, cgroup, mount or process). */
-int cl_container_create (const char *root, const char *id,
-                         const struct cl_container_create_opts *opts, cl_error_t *err);
-int cl_container_start (const char *root, const char *id, cl_error_t *err);
+int cl_ctr_create (const char *root, const char *id, const struct cl_container_create_opts *opts,
+                   cl_error_t *err);
+int cl_ctr_start (const char *root, const char *id, cl_error_t *err);
 /* create + start; without opts->detach waits for the process, fills
    *exit_status (a shell-style code: 128+signal when killed) and deletes
    the container. */
-int cl_container_run (const char *root, const char *id, const struct cl_container_create_opts *opts,
-                      int *exit_status, cl_error_t *err);
+int cl_ctr_run (const char *root, const char *id, const struct cl_container_create_opts *opts,
+                int *exit_status, cl_error_t *err);
 
 /* The spec's state object: ociVersion, id, status (creating, created,
    running, stopped, paused), pid, bundle, annotations, plus rootfs,
    created (RFC 3339) and owner.  Caller decrefs *out. */
-int cl_container_state (const char *root, const char *id, json_t **out, cl_error_t *err);
+int cl_ctr_state (const char *root, const char *id, json_t **out, cl_error_t *err);
 /* Array of state objects, one per container under root. */
-int cl_container_list (const char *root, json_t **out, cl_error_t *err);
+int cl_ctr_list (const char *root, json_t **out, cl_error_t *err);
 
 /* Signals the init, or (all) every process of the container. */
-int cl_container_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);
+int cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);
 /* Removes a stopped (or, with force, any: killed first) container: its
    processes, cgroup, state directory, and runs poststop hooks.  With
    force, a container that does not exist is not an error. */
-int cl_container_delete (const char *root, const char *id, bool force, cl_error_t *err);
-int cl_container_pause (const char *root, const char *id, cl_error_t *err);
-int cl_container_resume (const char *root, const char *id, cl_error_t *err);
+int cl_ctr_delete (const char *root, const char *id, bool force, cl_error_t *err);
+int cl_ctr_pause (const char *root, const char *id, cl_error_t *err);
+int cl_ctr_resume (const char *root, const char *id, cl_error_t *err);
 /* Thaws the container's cgroup whatever its recorded state (resume needs
    `paused`; a pause killed before it recorded the state leaves the cgroup
    frozen all the same). */
-int cl_container_thaw (const char *root, const char *id, cl_error_t *err);
+int cl_ctr_thaw (const char *root, const char *id, cl_error_t *err);
 /* Host pids of the container's processes (caller frees *pids). */
-int cl_container_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl_error_t *err);
+int cl_ctr_pids (const char *root, const char *id, pid_t **pids, size_t *n, cl_error_t *err);
 /* Applies a LinuxResources object to the running container. */
-int cl_container_update (const char *root, const char *id, json_t *resources, cl_error_t *err);
+int cl_ctr_update (const char *root, const char *id, json_t *resources, cl_error_t *err);
 
 struct cl_container_exec_opts
 {
@@ -99,16 +100,16 @@ struct cl_container_exec_opts
    namespaces, same cgroup, capabilities, seccomp and rlimits as the
    process description says).  Without detach it waits and fills
    *exit_status; with detach *exit_status is 0 and the pid is in pid_file. */
-int cl_container_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
-                       int *exit_status, cl_error_t *err);
+int cl_ctr_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
+                 int *exit_status, cl_error_t *err);
 
 /* A default config.json (as `runc spec`); caller decrefs. */
-json_t *cl_container_default_spec (bool rootless);
+json_t *cl_ctr_default_spec (bool rootless);
 /* The `features` document (runtime-spec features.md); caller decrefs. */
-json_t *cl_container_features (void);
+json_t *cl_ctr_features (void);
 
 /* "SIGKILL", "KILL", "9" -> signal number. */
-int cl_container_parse_signal (const char *s, int *signo, cl_error_t *err);
+int cl_ctr_parse_signal (const char *s, int *signo, cl_error_t *err);
 
 /* CVE-2019-5736: re-executes the calling program from a file that cannot
    be written (a read-only bind mount of itself made in a private mount
@@ -118,6 +119,6 @@ int cl_container_parse_signal (const char *s, int *signo, cl_error_t *err);
    Call first thing in main() of any program that creates containers.
    Returns 0 when already protected; on success of the re-exec it does
    not return. */
-int cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err);
+int cl_ctr_ensure_sealed_exe (int argc, char **argv, cl_error_t *err);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The engine's commands: exec, joining a running container. */
 #include "container/container.h"
 #include "common/cleanup.h"
@@ -5,12 +6,12 @@
 #include "common/util.h"
 #include "container/cgroup_internal.h"
 #include "container/console.h"
-#include "container/engine.h"
-#include "container/init.h"
+#include "container/ctr_engine.h"
+#include "container/ctr_init.h"
 #include "container/process.h"
 #include "container/seccomp.h"
 #include "container/spec.h"
-#include "container/state.h"
+#include "container/ctr_state.h"
 #include "container/sync.h"
 
 #include <errno.h>
@@ -83,7 +84,7 @@ exec_process (struct container_state *st, const struct cl_container_exec_opts *o
     }
   if (opts->tty)
     json_object_set_new (p, "terminal", json_true ());
-  if (spec_validate_process (p, "process", err) < 0)
+  if (cl_ctr_spec_validate_process (p, "process", err) < 0)
     {
       if (opts->process_file)
         cl_error_wrap (err, "`%s`", opts->process_file);
@@ -127,12 +128,12 @@ exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, con
           cleanup_free char *others = oc ? strndup (*o, (size_t)(oc - *o)) : NULL;
           for (char *c = others, *save = NULL, *t; others && (t = strtok_r (c, ",", &save));
                c = NULL)
-            if (cl_list_has (ctrls, t, ','))
+            if (cl_ctr_list_has (ctrls, t, ','))
               return cl_error_make (err, 0, "--cgroup: controller `%s` given twice", t);
         }
       if (!v2)
         for (char *c = ctrls, *save = NULL, *t; (t = strtok_r (c, ",", &save)); c = NULL)
-          if (cl_list_has (controllers, t, ','))
+          if (cl_ctr_list_has (controllers, t, ','))
             *sub = colon + 1;
     }
   return 0;
@@ -202,16 +203,16 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
   if (opts->stdio)
     for (int i = 0; i < 3; i++)
       keep[1 + i] = opts->stdio[i];
-  process_close_fds (opts->preserve_fds, keep, 4);
-  if (sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
+  cl_ctr_process_close_fds (opts->preserve_fds, keep, 4);
+  if (cl_ctr_sync_recv (sync_fd, SYNC_GO, &msg, &err) < 0)
     _exit (1);
-  if (cgroup_join_self (cgroup_join, &err) < 0)
-    sync_fail (sync_fd, &err);
+  if (cl_ctr_cgroup_join_self (cgroup_join, &err) < 0)
+    cl_ctr_sync_fail (sync_fd, &err);
   /* Open every namespace first: after joining the mount namespace the
      host's /proc is gone. */
   for (size_t i = 0; i < sizeof join_order / sizeof join_order[0]; i++)
     {
-      const char *name = spec_namespace_proc_name (join_order[i]);
+      const char *name = cl_ctr_spec_namespace_proc_name (join_order[i]);
       char a[64], b[64];
       snprintf (a, sizeof a, "/proc/self/ns/%s", name);
       snprintf (b, sizeof b, "/proc/%d/ns/%s", st->pid, name);
@@ -222,7 +223,7 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
       if (fds[i] < 0)
         {
           cl_error_errno (&err, "open `%s`", b);
-          sync_fail (sync_fd, &err);
+          cl_ctr_sync_fail (sync_fd, &err);
         }
       n++;
     }
@@ -232,8 +233,8 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
         if (setns (fds[i], join_order[i]) < 0)
           {
             cl_error_errno (&err, "join the container's %s namespace",
-                            spec_namespace_proc_name (join_order[i]));
-            sync_fail (sync_fd, &err);
+                            cl_ctr_spec_namespace_proc_name (join_order[i]));
+            cl_ctr_sync_fail (sync_fd, &err);
           }
         close (fds[i]);
       }
@@ -248,17 +249,17 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
       if (pipe2 (order, O_CLOEXEC) < 0)
         {
           cl_error_errno (&err, "pipe");
-          sync_fail (sync_fd, &err);
+          cl_ctr_sync_fail (sync_fd, &err);
         }
       pid = (pid_t)syscall (SYS_clone, CLONE_PARENT | SIGCHLD, NULL, NULL, NULL, 0);
       if (pid < 0)
         {
           cl_error_errno (&err, "fork into the container");
-          sync_fail (sync_fd, &err);
+          cl_ctr_sync_fail (sync_fd, &err);
         }
       if (pid > 0)
         {
-          sync_send (sync_fd, SYNC_PID, pid, NULL);
+          cl_ctr_sync_send (sync_fd, SYNC_PID, pid, NULL);
           _exit (0);
         }
       prctl (PR_SET_PDEATHSIG, SIGKILL);
@@ -268,33 +269,33 @@ exec_child (struct container_state *st, json_t *process, const struct cl_contain
       close (order[0]);
     }
   else
-    sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */
+    cl_ctr_sync_send (sync_fd, SYNC_PID, 0, NULL); /* no fork: the runtime's child is the process */
   if (json_is_true (json_object_get (process, "terminal")))
     {
       int master;
-      if (console_open_pty ("/dev/pts/ptmx", json_object_get (process, "consoleSize"), &master,
-                            &ps.console_slave, &err)
+      if (cl_ctr_console_open_pty ("/dev/pts/ptmx", json_object_get (process, "consoleSize"),
+                                   &master, &ps.console_slave, &err)
           < 0)
-        sync_fail (sync_fd, &err);
-      if (sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0
-          || console_send_fd (sync_fd, master, "console") < 0)
+        cl_ctr_sync_fail (sync_fd, &err);
+      if (cl_ctr_sync_send (sync_fd, SYNC_CONSOLE, 0, NULL) < 0
+          || cl_ctr_console_send_fd (sync_fd, master, "console") < 0)
         {
           cl_error_errno (&err, "send the terminal");
-          sync_fail (sync_fd, &err);
+          cl_ctr_sync_fail (sync_fd, &err);
         }
       close (master);
     }
-  if (process_prepare (&ps, &exe, &err) < 0)
-    sync_fail (sync_fd, &err);
+  if (cl_ctr_process_prepare (&ps, &exe, &err) < 0)
+    cl_ctr_sync_fail (sync_fd, &err);
   prctl (PR_SET_PDEATHSIG, 0);
-  sync_send (sync_fd, SYNC_READY, 0, NULL);
-  process_exec (&ps, exe, &err);
-  sync_fail (sync_fd, &err);
+  cl_ctr_sync_send (sync_fd, SYNC_READY, 0, NULL);
+  cl_ctr_process_exec (&ps, exe, &err);
+  cl_ctr_sync_fail (sync_fd, &err);
 }
 
 int
-cl_container_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
-                   int *exit_status, cl_error_t *err)
+cl_ctr_exec (const char *root, const char *id, const struct cl_container_exec_opts *opts,
+             int *exit_status, cl_error_t *err)
 {
   struct container_state st;
   cleanup_json json_t *process = NULL, *cgroup = NULL;
@@ -309,9 +310,9 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   struct sync_msg msg;
 
   *exit_status = 0;
-  if (state_load (root, id, &st, err) < 0)
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
-  status = state_status (&st);
+  status = cl_ctr_state_status (&st);
   if (strcmp (status, "running") != 0 && strcmp (status, "created") != 0)
     {
       cl_error_make (err, 0, "container `%s` is %s: cannot exec in it", id, status);
@@ -326,7 +327,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
                      "process.terminal is true: --console-socket is required with --detach");
       goto out;
     }
-  if (engine_compile_seccomp (root, json_object_get (st.doc, "seccomp"), &seccomp, err) < 0)
+  if (cl_ctr_engine_compile_seccomp (root, json_object_get (st.doc, "seccomp"), &seccomp, err) < 0)
     goto out;
   if (socketpair (AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
     {
@@ -335,10 +336,10 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
     }
   if (exec_cgroup (json_object_get (st.doc, "cgroup"), opts->cgroups, &cgroup, err) < 0)
     goto out;
-  join = cgroup_join_files (cgroup, &v2_fd, &v2_procs);
-  helper = engine_clone (0, v2_fd, &placed);
+  join = cl_ctr_cgroup_join_files (cgroup, &v2_fd, &v2_procs);
+  helper = cl_ctr_engine_clone (0, v2_fd, &placed);
   if (!placed && v2_procs)
-    join = engine_strv_append (join, steal_pointer (&v2_procs));
+    join = cl_ctr_engine_strv_append (join, steal_pointer (&v2_procs));
   if (helper < 0)
     {
       cl_error_errno (err, "fork");
@@ -352,12 +353,12 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
   close (sv[1]);
   sv[1] = -1;
   pid = helper;
-  sync_send (sv[0], SYNC_GO, 0, NULL);
+  cl_ctr_sync_send (sv[0], SYNC_GO, 0, NULL);
   /* The helper always says whether it forked (SYNC_PID, 0: no); the
      process's READY may come first. */
   for (bool ready = false, pid_known = false; !ready || !pid_known;)
     {
-      if (sync_recv (sv[0], 0, &msg, err) < 0)
+      if (cl_ctr_sync_recv (sv[0], 0, &msg, err) < 0)
         goto fail;
       if (msg.type == SYNC_READY)
         ready = true;
@@ -372,16 +373,16 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
         }
       else if (msg.type == SYNC_SECCOMP)
         {
-          json_t *s = state_public (&st);
-          int rr = engine_forward_seccomp_listener (sv[0], json_object_get (st.doc, "seccomp"), s,
-                                                    err);
+          json_t *s = cl_ctr_state_public (&st);
+          int rr = cl_ctr_engine_forward_seccomp_listener (
+              sv[0], json_object_get (st.doc, "seccomp"), s, err);
           json_decref (s);
           if (rr < 0)
             goto fail;
         }
       else if (msg.type == SYNC_CONSOLE)
         {
-          master = console_recv_fd (sv[0]);
+          master = cl_ctr_console_recv_fd (sv[0]);
           if (master < 0)
             {
               cl_error_errno (err, "receive the terminal");
@@ -389,7 +390,7 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
             }
           if (opts->console_socket)
             {
-              int rr = console_send_to_socket (opts->console_socket, master, err);
+              int rr = cl_ctr_console_send_to_socket (opts->console_socket, master, err);
               close (master);
               master = -1;
               if (rr < 0)
@@ -407,22 +408,22 @@ cl_container_exec (const char *root, const char *id, const struct cl_container_e
         goto fail;
       }
   }
-  if (engine_write_pid_file (opts->pid_file, pid, err) < 0)
+  if (cl_ctr_engine_write_pid_file (opts->pid_file, pid, err) < 0)
     goto fail;
   if (opts->started)
     opts->started (opts->started_opaque);
   if (!opts->detach)
     {
-      engine_set_forwarding (pid, master, true);
+      cl_ctr_engine_set_forwarding (pid, master, true);
       if (master >= 0)
-        console_proxy (master);
-      *exit_status = engine_wait_exit_status (pid);
-      engine_set_forwarding (0, -1, false);
+        cl_ctr_console_proxy (master);
+      *exit_status = cl_ctr_engine_wait_exit_status (pid);
+      cl_ctr_engine_set_forwarding (0, -1, false);
     }
   r = 0;
   goto out;
 fail:
-  engine_kill_and_reap (pid);
+  cl_ctr_engine_kill_and_reap (pid);
   if (helper != pid)
     waitpid (helper, NULL, WNOHANG);
 out:
@@ -433,7 +434,7 @@ out:
   if (sv[1] >= 0)
     close (sv[1]);
   cl_strv_free (join);
-  cl_seccomp_program_free (seccomp);
-  state_release (&st);
+  cl_ctr_seccomp_program_free (seccomp);
+  cl_ctr_state_release (&st);
   return r;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/hooks.h"
 #include "common/cleanup.h"
 #include "common/log.h"
@@ -38,7 +39,7 @@ hook_output (int fd)
       *c = ' ';
   while (n > 0 && buf[n - 1] == ' ')
     buf[--n] = '\0';
-  return strdup (buf);
+  return cl_xstrdup (buf);
 }
 
 static int hook_failed (cl_error_t *err, int out, int errfd, const char *fmt, ...)
@@ -142,8 +143,8 @@ run_one (json_t *hook, const char *name, const char *state, json_t *default_env,
 }
 
 int
-hooks_run (json_t *hooks, const char *kind, json_t *state, json_t *default_env, const char *cwd,
-           cl_error_t *err)
+cl_ctr_hooks_run (json_t *hooks, const char *kind, json_t *state, json_t *default_env,
+                  const char *cwd, cl_error_t *err)
 {
   json_t *list = json_object_get (hooks, kind), *h;
   cleanup_free char *s = NULL;

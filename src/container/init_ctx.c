@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/init_ctx.h"
 #include "common/util.h"
 #include "container/spec.h"
@@ -18,7 +19,7 @@
 #endif
 
 int
-open_in_root (int rootfd, const char *path, int flags, mode_t mode)
+cl_ctr_open_in_root (int rootfd, const char *path, int flags, mode_t mode)
 {
   struct open_how how = { .flags = (uint64_t)flags | O_CLOEXEC,
                           .mode = (flags & O_CREAT) ? mode : 0,
@@ -57,7 +58,7 @@ set_time_offsets (struct init_ctx *c, cl_error_t *err)
 /* GO: ids are mapped and we are in the container's cgroup.  The cgroup
    (and time) namespaces start from here. */
 int
-init_wait_go (struct init_ctx *c, cl_error_t *err)
+cl_ctr_init_wait_go (struct init_ctx *c, cl_error_t *err)
 {
   json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
   struct sync_msg msg;
@@ -65,14 +66,14 @@ init_wait_go (struct init_ctx *c, cl_error_t *err)
 
   if (c->have_go)
     return 0;
-  if (sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
+  if (cl_ctr_sync_recv (c->a->sync_fd, SYNC_GO, &msg, err) < 0)
     return -1;
   c->have_go = true;
   prctl (PR_SET_DUMPABLE, 0);
   json_array_foreach (ns, i, v)
   {
     const char *type = json_string_value (json_object_get (v, "type"));
-    int flag = spec_namespace_flag (type);
+    int flag = cl_ctr_spec_namespace_flag (type);
     if (flag == CLONE_NEWPID && !json_object_get (v, "path") && !(c->a->ns_new & CLONE_NEWPID)
         && unshare (CLONE_NEWPID) < 0)
       return cl_error_errno (err, "linux.namespaces[%zu]: unshare pid", i);

@@ -1,4 +1,5 @@
-/* What the container's init carries while it builds the root (init.c
+/* SPDX-License-Identifier: Apache-2.0 */
+/* What the container's init carries while it builds the root (ctr_init.c
    runs the sequence, rootfs.c builds the root), and the two steps both
    need: waiting for the runtime's GO and opening a path inside the root.
    Both halves depend on this file; it depends on neither. */
@@ -6,7 +7,7 @@
 #define CLOISON_CONTAINER_INIT_CTX_H
 
 #include "common/error.h"
-#include "container/init.h"
+#include "container/ctr_init.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -25,10 +26,10 @@ struct init_ctx
 
 /* Waits (once) for the runtime's GO: ids mapped; starts the cgroup and
    time namespaces. */
-int init_wait_go (struct init_ctx *c, cl_error_t *err);
+int cl_ctr_init_wait_go (struct init_ctx *c, cl_error_t *err);
 
 /* Opens `path` inside the directory `rootfd` as if it were `/`
    (openat2 RESOLVE_IN_ROOT): symlinks cannot lead out. */
-int open_in_root (int rootfd, const char *path, int flags, mode_t mode);
+int cl_ctr_open_in_root (int rootfd, const char *path, int flags, mode_t mode);
 
 #endif

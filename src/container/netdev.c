@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* linux.netDevices (runtime-spec 1.2): host interfaces moved into the
    container's network namespace under their new names at create, and back
    to the runtime's namespace under their own names at delete.  Plain
@@ -28,7 +29,7 @@ valid_ifname (const char *s)
 }
 
 int
-netdev_validate (json_t *linux_obj, bool own_netns, cl_error_t *err)
+cl_ctr_netdev_validate (json_t *linux_obj, bool own_netns, cl_error_t *err)
 {
   json_t *devs = NULL, *v;
   const char *host;
@@ -109,7 +110,7 @@ netlink_socket (void)
 }
 
 int
-netdev_move_in (json_t *devs, pid_t pid, cl_error_t *err)
+cl_ctr_netdev_move_in (json_t *devs, pid_t pid, cl_error_t *err)
 {
   cleanup_close int nl = netlink_socket ();
   const char *host;
@@ -134,7 +135,7 @@ netdev_move_in (json_t *devs, pid_t pid, cl_error_t *err)
 }
 
 void
-netdev_move_out (json_t *devs, pid_t pid)
+cl_ctr_netdev_move_out (json_t *devs, pid_t pid)
 {
   cleanup_close int self = -1, theirs = -1, nl = -1;
   char path[64];

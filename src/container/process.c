@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/process.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -30,7 +31,7 @@ cmp_int (const void *a, const void *b)
 }
 
 void
-process_close_fds (int preserve, const int *keep, int nkeep)
+cl_ctr_process_close_fds (int preserve, const int *keep, int nkeep)
 {
   int sorted[16], n = 0, from = 3 + (preserve > 0 ? preserve : 0);
 
@@ -73,7 +74,7 @@ find_exe (json_t *process, char **out, cl_error_t *err)
     {
       if (stat (arg0, &st) < 0)
         return cl_error_errno (err, "exec `%s`", arg0);
-      *out = strdup (arg0);
+      *out = cl_xstrdup (arg0);
       return 0;
     }
   if (path == NULL)
@@ -130,7 +131,7 @@ set_rlimits (json_t *process, cl_error_t *err)
     cl_json_uint64 (v, "", "soft", &soft, NULL);
     r.rlim_cur = soft;
     r.rlim_max = hard;
-    if (setrlimit (spec_rlimit_resource (type), &r) < 0)
+    if (setrlimit (cl_ctr_spec_rlimit_resource (type), &r) < 0)
       return cl_error_errno (err, "process.rlimits[%zu]: setrlimit %s", i, type);
   }
   return 0;
@@ -150,7 +151,8 @@ set_io_priority (json_t *process, cl_error_t *err)
   cls = json_string_value (json_object_get (io, "class"));
   prio = (int)json_integer_value (json_object_get (io, "priority"));
   if (syscall (SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0,
-               (spec_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio) < 0)
+               (cl_ctr_spec_ioprio_class (cls) << IOPRIO_CLASS_SHIFT) | prio)
+      < 0)
     return cl_error_errno (err, "process.ioPriority: ioprio_set %s %d", cls, prio);
   return 0;
 }
@@ -173,14 +175,15 @@ set_scheduler (json_t *process, cl_error_t *err)
 
   if (sc == NULL)
     return 0;
-  attr.sched_policy = (uint32_t) spec_sched_policy (json_string_value (json_object_get (sc, "policy")));
+  attr.sched_policy
+      = (uint32_t)cl_ctr_spec_sched_policy (json_string_value (json_object_get (sc, "policy")));
   attr.sched_nice = (int32_t) json_integer_value (json_object_get (sc, "nice"));
   attr.sched_priority = (uint32_t) json_integer_value (json_object_get (sc, "priority"));
   attr.sched_runtime = (uint64_t) json_integer_value (json_object_get (sc, "runtime"));
   attr.sched_deadline = (uint64_t) json_integer_value (json_object_get (sc, "deadline"));
   attr.sched_period = (uint64_t) json_integer_value (json_object_get (sc, "period"));
-  json_array_foreach (json_object_get (sc, "flags"), i, f)
-  attr.sched_flags |= (uint64_t) spec_sched_flag (json_string_value (f));
+  json_array_foreach (json_object_get (sc, "flags"), i, f) attr.sched_flags
+      |= (uint64_t)cl_ctr_spec_sched_flag (json_string_value (f));
   if (syscall (SYS_sched_setattr, 0, &attr, 0) < 0)
     return cl_error_errno (err, "process.scheduler: sched_setattr");
   return 0;
@@ -214,12 +217,12 @@ load_seccomp (struct process_setup *ps, cl_error_t *err)
   int notify_fd = -1, r = 0;
   if (ps->seccomp == NULL)
     return 0;
-  if (cl_seccomp_load_program (ps->seccomp_prog, &notify_fd, err) < 0)
+  if (cl_ctr_seccomp_load_program (ps->seccomp_prog, &notify_fd, err) < 0)
     return -1;
   if (notify_fd < 0)
     return 0;
-  if (sync_send (ps->sync_fd, SYNC_SECCOMP, 0, NULL) < 0
-      || console_send_fd (ps->sync_fd, notify_fd, "seccomp") < 0)
+  if (cl_ctr_sync_send (ps->sync_fd, SYNC_SECCOMP, 0, NULL) < 0
+      || cl_ctr_console_send_fd (ps->sync_fd, notify_fd, "seccomp") < 0)
     r = cl_error_errno (err, "linux.seccomp: pass the listener fd to the runtime");
   close (notify_fd);
   return r;
@@ -258,9 +261,9 @@ set_home (json_t *process)
       while (n < 7 && (field[n] = strsep (&s, ":")) != NULL)
         n++;
       if (n >= 6 && *field[2] && strtoul (field[2], NULL, 10) == uid && *field[5])
-        home = strdup (field[5]);
+        home = cl_xstrdup (field[5]);
       else if (n >= 6 && *field[2] && strtoul (field[2], NULL, 10) == uid)
-        home = strdup ("/");
+        home = cl_xstrdup ("/");
     }
   if (f)
     fclose (f);
@@ -270,7 +273,7 @@ set_home (json_t *process)
 }
 
 int
-process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
+cl_ctr_process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
 {
   json_t *process = ps->process, *caps = json_object_get (process, "capabilities");
   json_t *user = json_object_get (process, "user"), *oom;
@@ -302,13 +305,13 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
     return -1;
   if (caps == NULL)
     caps = no_caps = json_object ();
-  if (cl_caps_drop_bounding (caps, err) < 0)
+  if (cl_ctr_caps_drop_bounding (caps, err) < 0)
     return -1;
   if (prctl (PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
     return cl_error_errno (err, "prctl PR_SET_KEEPCAPS");
   if (set_user (process, err) < 0)
     return -1;
-  if (cl_caps_apply (caps, err) < 0)
+  if (cl_ctr_caps_apply (caps, err) < 0)
     return -1;
   umask (json_object_get (user, "umask")
              ? (mode_t)json_integer_value (json_object_get (user, "umask"))
@@ -327,7 +330,7 @@ process_prepare (struct process_setup *ps, char **exe, cl_error_t *err)
 }
 
 int
-process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
+cl_ctr_process_exec (struct process_setup *ps, const char *exe, cl_error_t *err)
 {
   json_t *process = ps->process, *args = json_object_get (process, "args");
   json_t *env = json_object_get (process, "env");

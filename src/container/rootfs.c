@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/rootfs.h"
 #include "container/init_ctx.h"
 #include "common/cleanup.h"
@@ -37,7 +38,7 @@ fd_path (int fd)
 static int
 mkdir_in_root (int rootfd, const char *path, cl_error_t *err)
 {
-  cleanup_free char *p = strdup (path);
+  cleanup_free char *p = cl_xstrdup (path);
   char *s = p;
 
   while (*s == '/')
@@ -48,7 +49,7 @@ mkdir_in_root (int rootfd, const char *path, cl_error_t *err)
       int fd;
       if (slash)
         *slash = '\0';
-      fd = open_in_root (rootfd, p, O_PATH | O_DIRECTORY, 0);
+      fd = cl_ctr_open_in_root (rootfd, p, O_PATH | O_DIRECTORY, 0);
       if (fd < 0 && errno == ENOENT)
         {
           char *last = strrchr (p, '/');
@@ -57,7 +58,7 @@ mkdir_in_root (int rootfd, const char *path, cl_error_t *err)
           if (last && last != p)
             {
               *last = '\0';
-              parent = open_in_root (rootfd, p, O_PATH | O_DIRECTORY, 0);
+              parent = cl_ctr_open_in_root (rootfd, p, O_PATH | O_DIRECTORY, 0);
               *last = '/';
               name = last + 1;
             }
@@ -88,7 +89,7 @@ make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
   int fd;
 
   /* Usually the image has it already: one lookup. */
-  fd = open_in_root (rootfd, dest, O_PATH, 0);
+  fd = cl_ctr_open_in_root (rootfd, dest, O_PATH, 0);
   if (fd >= 0)
     return fd;
   if (dir)
@@ -98,7 +99,7 @@ make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
     }
   else
     {
-      cleanup_free char *parent = strdup (dest);
+      cleanup_free char *parent = cl_xstrdup (dest);
       char *slash = strrchr (parent, '/');
       if (slash && slash != parent)
         {
@@ -106,13 +107,13 @@ make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
           if (mkdir_in_root (rootfd, parent, err) < 0)
             return -1;
         }
-      fd = open_in_root (rootfd, dest, O_CREAT | O_WRONLY | O_NOFOLLOW, 0644);
+      fd = cl_ctr_open_in_root (rootfd, dest, O_CREAT | O_WRONLY | O_NOFOLLOW, 0644);
       if (fd >= 0)
         close (fd);
       else if (errno != EEXIST && errno != EISDIR && errno != ETXTBSY && errno != ELOOP)
         return cl_error_errno (err, "create `%s` in the container root", dest);
     }
-  fd = open_in_root (rootfd, dest, O_PATH, 0);
+  fd = cl_ctr_open_in_root (rootfd, dest, O_PATH, 0);
   if (fd < 0)
     return cl_error_errno (err, "open `%s` in the container root", dest);
   return fd;
@@ -173,7 +174,7 @@ mount_cgroups (struct init_ctx *c, const char *target, unsigned long flags, cl_e
   pid_t pid;
 
   if (has_namespace (c, "cgroup"))
-    return cl_cgroup_mount (target, flags, err);
+    return cl_ctr_cgroup_mount (target, flags, err);
   if (pipe2 (pipefd, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
   pid = fork ();
@@ -186,7 +187,7 @@ mount_cgroups (struct init_ctx *c, const char *target, unsigned long flags, cl_e
       if (unshare (CLONE_NEWCGROUP) < 0)
         cl_error_errno (&e, "unshare a cgroup namespace");
       else
-        cl_cgroup_mount (target, flags, &e);
+        cl_ctr_cgroup_mount (target, flags, &e);
       if (e)
         dprintf (pipefd[1], "%s", e->msg);
       _exit (e ? 1 : 0);
@@ -214,7 +215,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
   bool userns = c->a->ns_new & CLONE_NEWUSER;
   int r = -1;
 
-  spec_mount_options (json_object_get (m, "options"), &mo);
+  cl_ctr_spec_mount_options (json_object_get (m, "options"), &mo);
   if (type == NULL)
     type = mo.bind ? "bind" : "none";
   if (strcmp (type, "bind") == 0)
@@ -234,8 +235,8 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
           cl_error_make (err, 0, "%s: a bind mount needs a source", what);
           goto out;
         }
-      src_abs
-          = source[0] == '/' ? strdup (source) : cl_strdup_printf ("%s/%s", c->a->bundle, source);
+      src_abs = source[0] == '/' ? cl_xstrdup (source)
+                                 : cl_strdup_printf ("%s/%s", c->a->bundle, source);
       if (stat (src_abs, &st) < 0)
         {
           cl_error_errno (err, "%s: source `%s`", what, src_abs);
@@ -252,7 +253,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
         }
       /* The fd still names the covered directory: reopen the new top. */
       close (target);
-      target = open_in_root (c->rootfd, dest, O_PATH, 0);
+      target = cl_ctr_open_in_root (c->rootfd, dest, O_PATH, 0);
       if (target < 0)
         {
           cl_error_errno (err, "%s: reopen", what);
@@ -269,7 +270,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
       target_path = fd_path (target);
       if (strcmp (type, "cgroup") == 0)
         {
-          if (init_wait_go (c, err) < 0)
+          if (cl_ctr_init_wait_go (c, err) < 0)
             goto out;
           /* The module mounts below the target by name: give it the
              real path, not the fd's. */
@@ -297,7 +298,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
       if (mo.propagation)
         {
           close (target);
-          target = open_in_root (c->rootfd, dest, O_PATH, 0);
+          target = cl_ctr_open_in_root (c->rootfd, dest, O_PATH, 0);
         }
     }
   if (mo.propagation)
@@ -329,7 +330,7 @@ static int
 make_device (struct init_ctx *c, const char *path, char type, unsigned major, unsigned minor,
              mode_t mode, uid_t uid, gid_t gid, cl_error_t *err)
 {
-  cleanup_free char *dir = strdup (path);
+  cleanup_free char *dir = cl_xstrdup (path);
   cleanup_close int parent = -1;
   char *slash = strrchr (dir, '/');
   const char *name = slash + 1;
@@ -338,7 +339,7 @@ make_device (struct init_ctx *c, const char *path, char type, unsigned major, un
   *slash = '\0';
   if (mkdir_in_root (c->rootfd, *dir ? dir : "/", err) < 0)
     return -1;
-  parent = open_in_root (c->rootfd, *dir ? dir : "/", O_PATH | O_DIRECTORY, 0);
+  parent = cl_ctr_open_in_root (c->rootfd, *dir ? dir : "/", O_PATH | O_DIRECTORY, 0);
   if (parent < 0)
     return cl_error_errno (err, "device `%s`: open parent", path);
   if (c->a->ns_new & CLONE_NEWUSER)
@@ -381,7 +382,7 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
           json_array_foreach (devs, j, d)
           {
             cleanup_free char *p
-                = spec_clean_path (json_string_value (json_object_get (d, "path")));
+                = cl_ctr_spec_clean_path (json_string_value (json_object_get (d, "path")));
             overridden |= strcmp (p, default_devices[i].path) == 0;
           }
           if (!overridden
@@ -399,7 +400,8 @@ setup_devices (struct init_ctx *c, cl_error_t *err)
     const char *type = json_string_value (json_object_get (d, "type"));
     json_t *mode = json_object_get (d, "fileMode");
     /* "/dev/fuse/" is /dev/fuse, as runc (filepath.Clean) makes it. */
-    cleanup_free char *path = spec_clean_path (json_string_value (json_object_get (d, "path")));
+    cleanup_free char *path
+        = cl_ctr_spec_clean_path (json_string_value (json_object_get (d, "path")));
     if (make_device (c, path, type[0] == 'u' ? 'c' : type[0],
                      (unsigned)json_integer_value (json_object_get (d, "major")),
                      (unsigned)json_integer_value (json_object_get (d, "minor")),
@@ -421,23 +423,23 @@ setup_console (struct init_ctx *c, cl_error_t *err)
 
   if (!json_is_true (json_object_get (process, "terminal")))
     return 0;
-  ptmx = open_in_root (c->rootfd, "/dev/pts/ptmx", O_PATH, 0);
+  ptmx = cl_ctr_open_in_root (c->rootfd, "/dev/pts/ptmx", O_PATH, 0);
   if (ptmx < 0)
     return cl_error_errno (
         err, "process.terminal: open /dev/pts/ptmx in the container (is devpts mounted?)");
   ptmx_path = fd_path (ptmx);
-  if (console_open_pty (ptmx_path, json_object_get (process, "consoleSize"), &master,
-                        &c->console_slave, err)
+  if (cl_ctr_console_open_pty (ptmx_path, json_object_get (process, "consoleSize"), &master,
+                               &c->console_slave, err)
       < 0)
     return -1;
   /* CVE-2025-52565: never follow a link here (the pty must not be bound
      over some other file, e.g. in /proc); take a regular file or a node. */
   {
-    int fd = open_in_root (c->rootfd, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW, 0600);
+    int fd = cl_ctr_open_in_root (c->rootfd, "/dev/console", O_CREAT | O_WRONLY | O_NOFOLLOW, 0600);
     struct stat st;
     if (fd >= 0)
       close (fd);
-    console = open_in_root (c->rootfd, "/dev/console", O_PATH | O_NOFOLLOW, 0);
+    console = cl_ctr_open_in_root (c->rootfd, "/dev/console", O_PATH | O_NOFOLLOW, 0);
     if (console < 0 || fstat (console, &st) < 0)
       return cl_error_errno (err, "process.terminal: /dev/console in the container");
     if (!S_ISREG (st.st_mode) && !S_ISCHR (st.st_mode))
@@ -448,8 +450,8 @@ setup_console (struct init_ctx *c, cl_error_t *err)
   console_path = fd_path (console);
   if (mount (slave_path, console_path, NULL, MS_BIND, NULL) < 0)
     return cl_error_errno (err, "bind the terminal on /dev/console");
-  if (sync_send (c->a->sync_fd, SYNC_CONSOLE, 0, NULL) < 0
-      || console_send_fd (c->a->sync_fd, master, "console") < 0)
+  if (cl_ctr_sync_send (c->a->sync_fd, SYNC_CONSOLE, 0, NULL) < 0
+      || cl_ctr_console_send_fd (c->a->sync_fd, master, "console") < 0)
     return cl_error_errno (err, "send the terminal to the runtime");
   return 0;
 }
@@ -458,7 +460,7 @@ setup_console (struct init_ctx *c, cl_error_t *err)
    /dev/null, opened from the host before the container could touch
    anything, and mounted through its fd (no path to swap). */
 int
-rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err)
+cl_ctr_rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err)
 {
   struct stat st;
   c->devnull = open ("/dev/null", O_PATH | O_CLOEXEC);
@@ -479,7 +481,7 @@ mask_paths (struct init_ctx *c, cl_error_t *err)
   json_array_foreach (masked, i, v)
   {
     const char *p = json_string_value (v);
-    cleanup_close int fd = open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
+    cleanup_close int fd = cl_ctr_open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
     cleanup_free char *tp = NULL;
     struct stat st;
     int r;
@@ -512,7 +514,7 @@ readonly_paths (struct init_ctx *c, cl_error_t *err)
   json_array_foreach (ro, i, v)
   {
     const char *p = json_string_value (v);
-    cleanup_close int fd = open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
+    cleanup_close int fd = cl_ctr_open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
     cleanup_close int top = -1;
     cleanup_free char *tp = NULL, *what = NULL;
     if (fd < 0)
@@ -524,7 +526,7 @@ readonly_paths (struct init_ctx *c, cl_error_t *err)
     tp = fd_path (fd);
     if (mount (tp, tp, NULL, MS_BIND | MS_REC, NULL) < 0)
       return cl_error_errno (err, "linux.readonlyPaths[%zu] `%s`: bind", i, p);
-    top = open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
+    top = cl_ctr_open_in_root (c->rootfd, p, O_PATH | O_NOFOLLOW, 0);
     what = cl_strdup_printf ("linux.readonlyPaths[%zu] `%s`", i, p);
     if (top < 0)
       return cl_error_errno (err, "%s", what);
@@ -549,7 +551,7 @@ set_sysctls (struct init_ctx *c, cl_error_t *err)
     for (char *p = path + 10; *p; p++)
       if (*p == '.')
         *p = '/';
-    fd = open_in_root (c->rootfd, path, O_WRONLY | O_TRUNC, 0);
+    fd = cl_ctr_open_in_root (c->rootfd, path, O_WRONLY | O_TRUNC, 0);
     if (fd < 0)
       fd = open (path, O_WRONLY | O_CLOEXEC);
     if (fd < 0)
@@ -621,7 +623,7 @@ make_parent_mount_private (const char *path, cl_error_t *err)
           && len >= best_len)
         {
           free (best);
-          best = strdup (mp);
+          best = cl_xstrdup (mp);
           best_len = len;
           best_shared = shared;
         }
@@ -633,7 +635,7 @@ make_parent_mount_private (const char *path, cl_error_t *err)
 }
 
 int
-rootfs_setup (struct init_ctx *c, cl_error_t *err)
+cl_ctr_rootfs_setup (struct init_ctx *c, cl_error_t *err)
 {
   json_t *config = c->a->config, *mounts = json_object_get (config, "mounts"), *m;
   json_t *root = json_object_get (config, "root");
@@ -645,7 +647,7 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
     {
       struct mount_options mo;
       json_t *o = json_pack ("[s]", prop);
-      spec_mount_options (o, &mo);
+      cl_ctr_spec_mount_options (o, &mo);
       json_decref (o);
       free (mo.data);
       if (mo.propagation == 0)
@@ -679,24 +681,24 @@ rootfs_setup (struct init_ctx *c, cl_error_t *err)
       || json_array_size (json_object_get (json_object_get (config, "hooks"), "createRuntime")))
     {
       struct sync_msg msg;
-      if (init_wait_go (c, err) < 0)
+      if (cl_ctr_init_wait_go (c, err) < 0)
         return -1;
-      if (sync_send (c->a->sync_fd, SYNC_HOOKS, 0, NULL) < 0)
+      if (cl_ctr_sync_send (c->a->sync_fd, SYNC_HOOKS, 0, NULL) < 0)
         return cl_error_errno (err, "sync with the runtime");
-      if (sync_recv (c->a->sync_fd, SYNC_HOOKS_DONE, &msg, err) < 0)
+      if (cl_ctr_sync_recv (c->a->sync_fd, SYNC_HOOKS_DONE, &msg, err) < 0)
         return -1;
     }
   if (json_object_get (json_object_get (config, "hooks"), "createContainer"))
     {
       json_t *st;
-      if (init_wait_go (c, err) < 0)
+      if (cl_ctr_init_wait_go (c, err) < 0)
         return -1;
       st = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", c->a->id,
                       "status", "creating", "pid", (int)getpid (), "bundle", c->a->bundle);
       /* As runc: from the root (not yet pivoted), with the process's env. */
-      int r = hooks_run (json_object_get (config, "hooks"), "createContainer", st,
-                         json_object_get (json_object_get (config, "process"), "env"), c->a->rootfs,
-                         err);
+      int r = cl_ctr_hooks_run (json_object_get (config, "hooks"), "createContainer", st,
+                                json_object_get (json_object_get (config, "process"), "env"),
+                                c->a->rootfs, err);
       json_decref (st);
       if (r < 0)
         return -1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The container's root, built by its init before pivot_root: mounts
    (targets opened inside the root, never through the image's links),
    devices, the console, masked and read-only paths, sysctls, then
@@ -13,9 +14,9 @@
 
 /* CVE-2025-31133: the host's /dev/null, opened and checked (1:3) before
    the container can touch anything; masked files are bound from it. */
-int rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err);
+int cl_ctr_rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err);
 /* Everything from the root's bind mount to pivot_root (hooks
    prestart/createRuntime/createContainer included). */
-int rootfs_setup (struct init_ctx *c, cl_error_t *err);
+int cl_ctr_rootfs_setup (struct init_ctx *c, cl_error_t *err);
 
 #endif

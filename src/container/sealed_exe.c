@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* CVE-2019-5736: a container process that can open /proc/PID/exe of a
    runtime process inside its namespaces could write to the runtime binary
    on the host.  The runtime therefore re-executes itself from a file that
@@ -83,7 +84,7 @@ reexec_from_detached_ro_bind (char **argv)
 }
 
 int
-cl_container_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
+cl_ctr_ensure_sealed_exe (int argc, char **argv, cl_error_t *err)
 {
   cleanup_close int self = -1;
   cleanup_close int memfd = -1;

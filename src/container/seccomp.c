@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* linux.seccomp through libseccomp.  The same walk over the JSON serves
    validation (ctx == NULL: nothing is built) and loading, so that what
    `create` accepts is exactly what the container's init can load. */
@@ -51,7 +52,7 @@ static const struct
 };
 
 /* Filter flags of the spec and the kernel's seccomp(2) flag for each: the
-   filter is loaded with seccomp(2) directly (see cl_seccomp_load_program). */
+   filter is loaded with seccomp(2) directly (see cl_ctr_seccomp_load_program). */
 static const struct
 {
   const char *name;
@@ -376,7 +377,7 @@ walk (json_t *sc, struct seccomp_walk *w, cl_error_t *err)
 }
 
 int
-cl_seccomp_validate (json_t *seccomp, cl_error_t *err)
+cl_ctr_seccomp_validate (json_t *seccomp, cl_error_t *err)
 {
   struct seccomp_walk w = { 0 };
   if (seccomp == NULL || json_is_null (seccomp))
@@ -393,7 +394,7 @@ struct cl_seccomp_program
 };
 
 void
-cl_seccomp_program_free (struct cl_seccomp_program *prog)
+cl_ctr_seccomp_program_free (struct cl_seccomp_program *prog)
 {
   if (prog == NULL)
     return;
@@ -463,8 +464,8 @@ compile_uncached (json_t *seccomp, struct cl_seccomp_program *prog, cl_error_t *
 }
 
 int
-cl_seccomp_compile (json_t *seccomp, const char *cache_dir, struct cl_seccomp_program **out,
-                    cl_error_t *err)
+cl_ctr_seccomp_compile (json_t *seccomp, const char *cache_dir, struct cl_seccomp_program **out,
+                        cl_error_t *err)
 {
   struct cl_seccomp_program *prog;
 
@@ -472,25 +473,25 @@ cl_seccomp_compile (json_t *seccomp, const char *cache_dir, struct cl_seccomp_pr
   if (seccomp == NULL || json_is_null (seccomp))
     return 0;
   prog = cl_xmalloc0 (sizeof *prog);
-  if (cache_dir && cl_seccomp_cache_get (cache_dir, seccomp, &prog->insns, &prog->len,
-                                         &prog->flags) == 1)
+  if (cache_dir
+      && cl_ctr_seccomp_cache_get (cache_dir, seccomp, &prog->insns, &prog->len, &prog->flags) == 1)
     {
       *out = prog;
       return 0;
     }
   if (compile_uncached (seccomp, prog, err) < 0)
     {
-      cl_seccomp_program_free (prog);
+      cl_ctr_seccomp_program_free (prog);
       return -1;
     }
   if (cache_dir)
-    cl_seccomp_cache_put (cache_dir, seccomp, prog->insns, prog->len, prog->flags);
+    cl_ctr_seccomp_cache_put (cache_dir, seccomp, prog->insns, prog->len, prog->flags);
   *out = prog;
   return 0;
 }
 
 int
-cl_seccomp_load_program (const struct cl_seccomp_program *prog, int *notify_fd, cl_error_t *err)
+cl_ctr_seccomp_load_program (const struct cl_seccomp_program *prog, int *notify_fd, cl_error_t *err)
 {
   struct sock_fprog fprog;
   long r;
@@ -513,21 +514,21 @@ cl_seccomp_load_program (const struct cl_seccomp_program *prog, int *notify_fd, 
 }
 
 int
-cl_seccomp_load (json_t *seccomp, int *notify_fd, cl_error_t *err)
+cl_ctr_seccomp_load (json_t *seccomp, int *notify_fd, cl_error_t *err)
 {
   struct cl_seccomp_program *prog = NULL;
   int r;
 
   *notify_fd = -1;
-  if (cl_seccomp_compile (seccomp, NULL, &prog, err) < 0)
+  if (cl_ctr_seccomp_compile (seccomp, NULL, &prog, err) < 0)
     return -1;
-  r = cl_seccomp_load_program (prog, notify_fd, err);
-  cl_seccomp_program_free (prog);
+  r = cl_ctr_seccomp_load_program (prog, notify_fd, err);
+  cl_ctr_seccomp_program_free (prog);
   return r;
 }
 
 int
-cl_seccomp_send_listener (json_t *seccomp, int notify_fd, json_t *state, cl_error_t *err)
+cl_ctr_seccomp_send_listener (json_t *seccomp, int notify_fd, json_t *state, cl_error_t *err)
 {
   const char *path = NULL, *metadata = "";
   cleanup_close int sock = -1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A cache of compiled seccomp filters, as crun keeps one: libseccomp 2.5
    takes about 17 ms to generate podman's default profile for three
    architectures, reading it back takes microseconds.  An entry holds the
@@ -19,7 +20,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* A hit also stands for the profile's validation (cl_seccomp_compile
+/* A hit also stands for the profile's validation (cl_ctr_seccomp_compile
    checks what it compiles): bump the magic whenever the checks or the
    generated program change. */
 #define CACHE_MAGIC "CLSC1\n"
@@ -66,8 +67,8 @@ open_dir (const char *dir)
 }
 
 int
-cl_seccomp_cache_get (const char *dir, json_t *seccomp, struct sock_filter **insns, size_t *len,
-                      unsigned int *flags)
+cl_ctr_seccomp_cache_get (const char *dir, json_t *seccomp, struct sock_filter **insns, size_t *len,
+                          unsigned int *flags)
 {
   cleanup_free char *key = cache_key (seccomp), *name = NULL, *data = NULL;
   cleanup_close int dirfd = -1, fd = -1;
@@ -108,8 +109,8 @@ cl_seccomp_cache_get (const char *dir, json_t *seccomp, struct sock_filter **ins
 }
 
 void
-cl_seccomp_cache_put (const char *dir, json_t *seccomp, const struct sock_filter *insns,
-                      size_t len, unsigned int flags)
+cl_ctr_seccomp_cache_put (const char *dir, json_t *seccomp, const struct sock_filter *insns,
+                          size_t len, unsigned int flags)
 {
   cleanup_free char *key = cache_key (seccomp), *name = NULL, *tmp = NULL;
   cleanup_close int dirfd = -1, fd = -1;

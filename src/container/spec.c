@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/spec.h"
 #include "container/netdev.h"
 #include "common/cleanup.h"
@@ -21,7 +22,7 @@
 #endif
 
 int
-spec_load (const char *bundle, json_t **config, cl_error_t *err)
+cl_ctr_spec_load (const char *bundle, json_t **config, cl_error_t *err)
 {
   struct stat st;
   cleanup_free char *path = NULL;
@@ -55,7 +56,7 @@ static const struct
 };
 
 int
-spec_namespace_flag (const char *type)
+cl_ctr_spec_namespace_flag (const char *type)
 {
   for (size_t i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
     if (strcmp (namespaces[i].name, type) == 0)
@@ -64,7 +65,7 @@ spec_namespace_flag (const char *type)
 }
 
 const char *
-spec_namespace_proc_name (int flag)
+cl_ctr_spec_namespace_proc_name (int flag)
 {
   for (size_t i = 0; i < sizeof namespaces / sizeof namespaces[0]; i++)
     if (namespaces[i].flag == flag)
@@ -96,7 +97,7 @@ static const struct
 };
 
 int
-spec_rlimit_resource (const char *name)
+cl_ctr_spec_rlimit_resource (const char *name)
 {
   for (size_t i = 0; i < sizeof rlimits / sizeof rlimits[0]; i++)
     if (strcmp (rlimits[i].name, name) == 0)
@@ -105,7 +106,7 @@ spec_rlimit_resource (const char *name)
 }
 
 int
-spec_ioprio_class (const char *name)
+cl_ctr_spec_ioprio_class (const char *name)
 {
   static const char *const classes[] = { "IOPRIO_CLASS_NONE", "IOPRIO_CLASS_RT", "IOPRIO_CLASS_BE",
                                          "IOPRIO_CLASS_IDLE" };
@@ -122,7 +123,7 @@ static const char *const sched_flag_names[]
         "SCHED_FLAG_KEEP_PARAMS", "SCHED_FLAG_UTIL_CLAMP_MIN", "SCHED_FLAG_UTIL_CLAMP_MAX" };
 
 int
-spec_sched_policy (const char *name)
+cl_ctr_spec_sched_policy (const char *name)
 {
   for (int i = 0; i < (int) (sizeof sched_policies / sizeof sched_policies[0]); i++)
     if (i != 4 && strcmp (sched_policies[i], name) == 0)
@@ -131,7 +132,7 @@ spec_sched_policy (const char *name)
 }
 
 int
-spec_sched_flag (const char *name)
+cl_ctr_spec_sched_flag (const char *name)
 {
   for (int i = 0; i < (int) (sizeof sched_flag_names / sizeof sched_flag_names[0]); i++)
     if (strcmp (sched_flag_names[i], name) == 0)
@@ -178,7 +179,7 @@ static const struct
 };
 
 void
-spec_mount_options (json_t *options, struct mount_options *out)
+cl_ctr_spec_mount_options (json_t *options, struct mount_options *out)
 {
   size_t i, j;
   json_t *v;
@@ -278,7 +279,7 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
     return 0;
   if (cl_json_string (sc, c, "policy", &policy, err) < 0)
     return -1;
-  if (policy == NULL || spec_sched_policy (policy) < 0)
+  if (policy == NULL || cl_ctr_spec_sched_policy (policy) < 0)
     return field_error (c, "policy", err, "unknown policy `%s`", policy ? policy : "");
   if (cl_json_int64 (sc, c, "nice", &nice, err) < 0
       || cl_json_int64 (sc, c, "priority", &prio, err) < 0
@@ -311,7 +312,7 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
   {
     cleanup_free char *fc = cl_json_path (c, "flags");
     const char *name = json_string_value (f);
-    if (!json_is_string (f) || spec_sched_flag (name) < 0)
+    if (!json_is_string (f) || cl_ctr_spec_sched_flag (name) < 0)
       return cl_error_make (err, 0, "%s[%zu]: unknown flag", fc, i);
     if (strncmp (name, "SCHED_FLAG_UTIL_CLAMP", 21) == 0)
       return cl_error_make (err, 0,
@@ -327,7 +328,7 @@ validate_scheduler (json_t *process, const char *ctx, cl_error_t *err)
 }
 
 int
-spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
+cl_ctr_spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
 {
   const char **args = NULL;
   size_t nargs = 0;
@@ -388,7 +389,7 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
     }
   if (cl_json_object (process, ctx, "capabilities", &caps, err) < 0)
     return -1;
-  if (caps && cl_caps_validate (caps, err) < 0)
+  if (caps && cl_ctr_caps_validate (caps, err) < 0)
     return -1;
   if (cl_json_array (process, ctx, "rlimits", &rl, err) < 0)
     return -1;
@@ -402,7 +403,7 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       return -1;
     if (type == NULL)
       return field_error (c, "type", err, "%s", "missing (required)");
-    if (spec_rlimit_resource (type) < 0)
+    if (cl_ctr_spec_rlimit_resource (type) < 0)
       return field_error (c, "type", err, "unknown rlimit `%s`", type);
     if (cl_json_uint64 (v, c, "hard", &n, err) < 0 || cl_json_uint64 (v, c, "soft", &n, err) < 0)
       return -1;
@@ -417,7 +418,7 @@ spec_validate_process (json_t *process, const char *ctx, cl_error_t *err)
       if (cl_json_string (io, c, "class", &cls, err) < 0
           || cl_json_int64 (io, c, "priority", &prio, err) < 0)
         return -1;
-      if (cls == NULL || spec_ioprio_class (cls) < 0)
+      if (cls == NULL || cl_ctr_spec_ioprio_class (cls) < 0)
         return field_error (c, "class", err, "unknown class `%s`", cls ? cls : "");
       if (prio < 0 || prio > 7)
         return field_error (c, "priority", err, "%s", "must be between 0 and 7");
@@ -452,7 +453,7 @@ validate_namespaces (json_t *linux_obj, int *flags, cl_error_t *err)
       return -1;
     if (type == NULL)
       return field_error (c, "type", err, "%s", "missing (required)");
-    flag = spec_namespace_flag (type);
+    flag = cl_ctr_spec_namespace_flag (type);
     if (flag == 0)
       return field_error (c, "type", err, "unknown namespace `%s`", type);
     if (seen & flag)
@@ -534,7 +535,7 @@ validate_mounts (json_t *config, cl_error_t *err)
 }
 
 char *
-spec_clean_path (const char *path)
+cl_ctr_spec_clean_path (const char *path)
 {
   char *out = cl_xmalloc0 (strlen (path) + 2);
   size_t len = 0;
@@ -587,7 +588,7 @@ validate_devices (json_t *linux_obj, cl_error_t *err)
       return -1;
     if (path == NULL || path[0] != '/')
       return field_error (c, "path", err, "%s", "must be an absolute path");
-    cleanup_free char *clean = spec_clean_path (path);
+    cleanup_free char *clean = cl_ctr_spec_clean_path (path);
     if (strcmp (clean, "/") == 0)
       return field_error (c, "path", err, "`%s` names no file", path);
     if (type == NULL || strlen (type) != 1 || strchr ("cbup", type[0]) == NULL)
@@ -701,7 +702,7 @@ parse_node_list (const char *s, uint64_t *out)
 }
 
 int
-spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err)
+cl_ctr_spec_memory_policy (json_t *linux_obj, struct spec_mempolicy *out, cl_error_t *err)
 {
   static const char *const modes[] = {
     "MPOL_DEFAULT",        "MPOL_PREFERRED",          "MPOL_BIND", "MPOL_INTERLEAVE", "MPOL_LOCAL",
@@ -812,7 +813,7 @@ ipc_ns:
 }
 
 int
-spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
+cl_ctr_spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t *err)
 {
   json_t *root = NULL, *process = NULL, *linux_obj = NULL, *sysctl = NULL, *seccomp = NULL, *v;
   const char *version = NULL, *path = NULL, *s;
@@ -849,7 +850,7 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return -1;
   if (process == NULL)
     return cl_error_make (err, 0, "process: missing (required)");
-  if (spec_validate_process (process, "process", err) < 0)
+  if (cl_ctr_spec_validate_process (process, "process", err) < 0)
     return -1;
   if (cl_json_string (config, "", "hostname", &s, err) < 0
       || cl_json_string (config, "", "domainname", &s, err) < 0)
@@ -896,7 +897,7 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     return -1;
   {
     struct spec_mempolicy mp;
-    if (spec_memory_policy (linux_obj, &mp, err) < 0)
+    if (cl_ctr_spec_memory_policy (linux_obj, &mp, err) < 0)
       return -1;
   }
   if (json_object_get (linux_obj, "intelRdt"))
@@ -915,7 +916,7 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
     json_array_foreach (json_object_get (linux_obj, "namespaces"), k, ns) own_netns
         |= strcmp (json_string_value (json_object_get (ns, "type")), "network") == 0
            && json_object_get (ns, "path") == NULL;
-    if (netdev_validate (linux_obj, own_netns, err) < 0)
+    if (cl_ctr_netdev_validate (linux_obj, own_netns, err) < 0)
       return -1;
   }
   {
@@ -936,9 +937,9 @@ spec_validate (json_t *config, const char *bundle, char **rootfs_out, cl_error_t
      (podman's default profile took ~0.3 ms to check by name on every
      architecture, every time). */
   (void)seccomp;
-  if (cl_cgroup_validate (linux_obj, err) < 0)
+  if (cl_ctr_cgroup_validate (linux_obj, err) < 0)
     return -1;
-  *rootfs_out = strdup (resolved);
+  *rootfs_out = cl_xstrdup (resolved);
   return 0;
 }
 
@@ -1027,7 +1028,7 @@ rootless_mounts (json_t *mounts)
 }
 
 json_t *
-spec_default (bool rootless)
+cl_ctr_spec_default (bool rootless)
 {
   json_t *spec = json_loads (default_spec, 0, NULL);
   if (spec && rootless)
@@ -1107,7 +1108,7 @@ static const char *const seccomp_operators[]
     = { "SCMP_CMP_NE", "SCMP_CMP_LT", "SCMP_CMP_LE",        "SCMP_CMP_EQ",
         "SCMP_CMP_GE", "SCMP_CMP_GT", "SCMP_CMP_MASKED_EQ", NULL };
 json_t *
-spec_features (void)
+cl_ctr_spec_features (void)
 {
   json_t *f = json_object (), *ns = json_array (), *opts = json_array (), *linux_obj;
   size_t i;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "container/sync.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 
 int
-sync_send (int fd, int type, int value, const char *text)
+cl_ctr_sync_send (int fd, int type, int value, const char *text)
 {
   struct sync_msg m = { .type = type, .value = value };
   size_t len = offsetof (struct sync_msg, text);
@@ -22,7 +23,7 @@ sync_send (int fd, int type, int value, const char *text)
 }
 
 int
-sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err)
+cl_ctr_sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err)
 {
   ssize_t n;
 
@@ -54,9 +55,9 @@ sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err)
 }
 
 void
-sync_fail (int fd, cl_error_t *err)
+cl_ctr_sync_fail (int fd, cl_error_t *err)
 {
-  sync_send (fd, SYNC_ERROR, err && *err ? (*err)->status : 0,
-             err && *err ? (*err)->msg : "unknown error");
+  cl_ctr_sync_send (fd, SYNC_ERROR, err && *err ? (*err)->status : 0,
+                    err && *err ? (*err)->msg : "unknown error");
   _exit (1);
 }

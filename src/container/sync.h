@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Messages between the runtime and the container's init (or an exec'd
    process) over a SOCK_SEQPACKET pair: one message per step, errors carry
    the init's message so that the runtime reports it on one line. */
@@ -26,11 +27,11 @@ struct sync_msg
   char text[1024];
 };
 
-int sync_send (int fd, int type, int value, const char *text);
+int cl_ctr_sync_send (int fd, int type, int value, const char *text);
 /* Receives one message; EOF or a SYNC_ERROR become errors.  `want` is the
    expected type (0: any). */
-int sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err);
+int cl_ctr_sync_recv (int fd, int want, struct sync_msg *msg, cl_error_t *err);
 /* Sends the pending error to the peer (init side) and exits. */
-__attribute__ ((noreturn)) void sync_fail (int fd, cl_error_t *err);
+__attribute__ ((noreturn)) void cl_ctr_sync_fail (int fd, cl_error_t *err);
 
 #endif

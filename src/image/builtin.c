@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The built-in images (busybox): where their data lives, importing one
    into a new store, and again when a user who removed it names it.  The
-   store's public opens are here, so that the store (store.c) imports
+   store's public opens are here, so that the store (img_store.c) imports
    nothing itself: it calls back through s->import_builtin. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 char *
-cl_image_data_path (const char *file)
+cl_img_data_path (const char *file)
 {
   cleanup_free char *dir = cl_piece_path (CL_PIECE_IMAGE_DATA);
   return cl_strdup_printf ("%s/%s", dir, file);
@@ -33,11 +34,11 @@ import_builtin (struct cl_image_store *s, const char *name, cl_error_t *err)
   if (!is_builtin (name))
     return cl_error_make (err, 0, "no built-in image `%s`", name);
   cleanup_free char *file = cl_strdup_printf ("%s-rootfs.tar", name);
-  cleanup_free char *path = cl_image_data_path (file);
+  cleanup_free char *path = cl_img_data_path (file);
   cleanup_free char *ref = cl_strdup_printf ("%s:latest", name);
   if (access (path, R_OK) < 0)
     return cl_error_errno (err, "built-in image `%s`: `%s` (build it with ninja)", name, path);
-  return cl_image_import_rootfs_tar (s, path, ref, "builtin", NULL, NULL, err);
+  return cl_img_import_rootfs_tar (s, path, ref, "builtin", NULL, NULL, err);
 }
 
 /* The store's hook: NAME:latest was looked up and is missing. */
@@ -50,7 +51,7 @@ reimport_builtin (struct cl_image_store *s, const char *name, cl_error_t *err)
 }
 
 /* The built-in busybox is imported the first time a store is opened; a
-   user who removes it gets it back when naming it (cl_image_resolve). */
+   user who removes it gets it back when naming it (cl_img_resolve). */
 static void
 store_seed_builtins (struct cl_image_store *s)
 {
@@ -73,10 +74,10 @@ store_seed_builtins (struct cl_image_store *s)
 }
 
 int
-cl_image_store_open_with_db (const char *root, sqlite3 *db, struct cl_image_store **out,
-                             cl_error_t *err)
+cl_img_store_open_with_db (const char *root, sqlite3 *db, struct cl_image_store **out,
+                           cl_error_t *err)
 {
-  if (cl_store_open (root, db, out, err) < 0)
+  if (cl_img_store_open_internal (root, db, out, err) < 0)
     return -1;
   (*out)->import_builtin = reimport_builtin;
   store_seed_builtins (*out);
@@ -84,7 +85,7 @@ cl_image_store_open_with_db (const char *root, sqlite3 *db, struct cl_image_stor
 }
 
 int
-cl_image_store_open (const char *root, struct cl_image_store **out, cl_error_t *err)
+cl_img_store_open (const char *root, struct cl_image_store **out, cl_error_t *err)
 {
-  return cl_image_store_open_with_db (root, NULL, out, err);
+  return cl_img_store_open_with_db (root, NULL, out, err);
 }

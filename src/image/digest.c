@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* sha256 digests (OpenSSL EVP) and the "sha256:HEX" form of OCI. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 
 #include <errno.h>
@@ -9,7 +10,7 @@
 #include <unistd.h>
 
 void
-cl_sha256_init (struct cl_sha256 *h)
+cl_img_sha256_init (struct cl_sha256 *h)
 {
   h->ctx = EVP_MD_CTX_new ();
   if (h->ctx == NULL || EVP_DigestInit_ex (h->ctx, EVP_sha256 (), NULL) != 1)
@@ -17,7 +18,7 @@ cl_sha256_init (struct cl_sha256 *h)
 }
 
 void
-cl_sha256_update (struct cl_sha256 *h, const void *data, size_t len)
+cl_img_sha256_update (struct cl_sha256 *h, const void *data, size_t len)
 {
   EVP_DigestUpdate (h->ctx, data, len);
 }
@@ -35,7 +36,7 @@ to_hex (const unsigned char *md, unsigned len, char *hex)
 }
 
 void
-cl_sha256_final_hex (struct cl_sha256 *h, char hex[CL_SHA256_HEX_LEN + 1])
+cl_img_sha256_final_hex (struct cl_sha256 *h, char hex[CL_SHA256_HEX_LEN + 1])
 {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
@@ -46,16 +47,16 @@ cl_sha256_final_hex (struct cl_sha256 *h, char hex[CL_SHA256_HEX_LEN + 1])
 }
 
 void
-cl_sha256_buffer_hex (const void *data, size_t len, char hex[CL_SHA256_HEX_LEN + 1])
+cl_img_sha256_buffer_hex (const void *data, size_t len, char hex[CL_SHA256_HEX_LEN + 1])
 {
   struct cl_sha256 h;
-  cl_sha256_init (&h);
-  cl_sha256_update (&h, data, len);
-  cl_sha256_final_hex (&h, hex);
+  cl_img_sha256_init (&h);
+  cl_img_sha256_update (&h, data, len);
+  cl_img_sha256_final_hex (&h, hex);
 }
 
 int
-cl_sha256_file_hex (const char *path, char hex[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
+cl_img_sha256_file_hex (const char *path, char hex[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
 {
   cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
   char buf[65536];
@@ -63,7 +64,7 @@ cl_sha256_file_hex (const char *path, char hex[CL_SHA256_HEX_LEN + 1], cl_error_
 
   if (fd < 0)
     return cl_error_errno (err, "open `%s`", path);
-  cl_sha256_init (&h);
+  cl_img_sha256_init (&h);
   for (;;)
     {
       ssize_t r = read (fd, buf, sizeof buf);
@@ -72,19 +73,19 @@ cl_sha256_file_hex (const char *path, char hex[CL_SHA256_HEX_LEN + 1], cl_error_
       if (r < 0)
         {
           int saved = errno;
-          cl_sha256_final_hex (&h, hex);
+          cl_img_sha256_final_hex (&h, hex);
           return cl_error_make (err, saved, "read `%s`", path);
         }
       if (r == 0)
         break;
-      cl_sha256_update (&h, buf, r);
+      cl_img_sha256_update (&h, buf, r);
     }
-  cl_sha256_final_hex (&h, hex);
+  cl_img_sha256_final_hex (&h, hex);
   return 0;
 }
 
 bool
-cl_is_hex (const char *s, size_t len)
+cl_img_digest_is_hex (const char *s, size_t len)
 {
   for (size_t i = 0; i < len; i++)
     if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
@@ -93,8 +94,8 @@ cl_is_hex (const char *s, size_t len)
 }
 
 int
-cl_digest_parse (const char *digest, const char *what, char hex[CL_SHA256_HEX_LEN + 1],
-                 cl_error_t *err)
+cl_img_digest_parse (const char *digest, const char *what, char hex[CL_SHA256_HEX_LEN + 1],
+                     cl_error_t *err)
 {
   const char *colon = digest ? strchr (digest, ':') : NULL;
   if (colon == NULL)
@@ -102,7 +103,8 @@ cl_digest_parse (const char *digest, const char *what, char hex[CL_SHA256_HEX_LE
                           digest ? digest : "");
   if ((size_t) (colon - digest) != 6 || strncmp (digest, "sha256", 6) != 0)
     return cl_error_make (err, 0, "%s: unsupported digest algorithm in `%s`", what, digest);
-  if (strlen (colon + 1) != CL_SHA256_HEX_LEN || !cl_is_hex (colon + 1, CL_SHA256_HEX_LEN))
+  if (strlen (colon + 1) != CL_SHA256_HEX_LEN
+      || !cl_img_digest_is_hex (colon + 1, CL_SHA256_HEX_LEN))
     return cl_error_make (err, 0, "%s: invalid digest `%s`: expected 64 lowercase hex digits",
                           what, digest);
   memcpy (hex, colon + 1, CL_SHA256_HEX_LEN + 1);
@@ -110,7 +112,7 @@ cl_digest_parse (const char *digest, const char *what, char hex[CL_SHA256_HEX_LE
 }
 
 int
-cl_digest_mismatch (const char *expected_hex, const char *actual_hex, cl_error_t *err)
+cl_img_digest_mismatch (const char *expected_hex, const char *actual_hex, cl_error_t *err)
 {
   return cl_error_make (err, 0, "blob sha256:%s: digest mismatch (content is sha256:%s)",
                         expected_hex, actual_hex);

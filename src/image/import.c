@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison image import: OCI image layouts (directory or archive),
    docker-archives, plain rootfs tarballs. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -18,7 +19,7 @@
 #define DEFAULT_PATH_ENV "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 bool
-cl_media_type_is_index (const char *mt)
+cl_img_media_type_is_index (const char *mt)
 {
   return mt
          && (strcmp (mt, "application/vnd.oci.image.index.v1+json") == 0
@@ -48,13 +49,13 @@ layer_media_type_ok (const char *mt)
 }
 
 int
-cl_image_index_pick (json_t *index, const char *ctx, const char *platform, json_t **out,
-                     cl_error_t *err)
+cl_img_index_pick (json_t *index, const char *ctx, const char *platform, json_t **out,
+                   cl_error_t *err)
 {
   json_t *manifests = NULL, *m;
   size_t i;
   const char *want = platform ? platform : "linux/amd64";
-  cleanup_free char *seen = strdup ("");
+  cleanup_free char *seen = cl_xstrdup ("");
 
   if (cl_json_array (index, ctx, "manifests", &manifests, err) <= 0)
     return manifests ? -1 : cl_error_make (err, 0, "%s: no `manifests` list", ctx);
@@ -95,8 +96,8 @@ static bool
 image_present (struct cl_image_store *s, const char *config, size_t config_len)
 {
   char id[CL_SHA256_HEX_LEN + 1];
-  cl_sha256_buffer_hex (config, config_len, id);
-  return cl_store_image_exists (s, id);
+  cl_img_sha256_buffer_hex (config, config_len, id);
+  return cl_img_store_image_exists (s, id);
 }
 
 /* Reads blobs/sha256/HEX of an OCI layout, checking its digest. */
@@ -106,17 +107,17 @@ read_layout_blob (const char *dir, const char *digest, const char *what, char **
 {
   char hex[CL_SHA256_HEX_LEN + 1], actual[CL_SHA256_HEX_LEN + 1];
   cleanup_free char *path = NULL;
-  if (cl_digest_parse (digest, what, hex, err) < 0)
+  if (cl_img_digest_parse (digest, what, hex, err) < 0)
     return -1;
   path = cl_strdup_printf ("%s/blobs/sha256/%s", dir, hex);
   if (cl_read_file (path, out, len, err) < 0)
     return cl_error_wrap (err, "%s", what);
-  cl_sha256_buffer_hex (*out, *len, actual);
+  cl_img_sha256_buffer_hex (*out, *len, actual);
   if (strcmp (hex, actual) != 0)
     {
       free (*out);
       *out = NULL;
-      return cl_digest_mismatch (hex, actual, err);
+      return cl_img_digest_mismatch (hex, actual, err);
     }
   return 0;
 }
@@ -125,7 +126,7 @@ read_layout_blob (const char *dir, const char *digest, const char *what, char **
 static char *
 name_from_path (const char *path, const char *tag)
 {
-  cleanup_free char *copy = strdup (path);
+  cleanup_free char *copy = cl_xstrdup (path);
   char *base, *dot, *name = NULL, *parsed_tag = NULL, *tagn;
   size_t len = strlen (copy);
   while (len > 1 && copy[len - 1] == '/')
@@ -137,7 +138,7 @@ name_from_path (const char *path, const char *tag)
     if (*p >= 'A' && *p <= 'Z')
       *p += 'a' - 'A';
   tagn = cl_strdup_printf ("%s:%s", base, tag ? tag : "latest");
-  if (cl_image_name_parse (tagn, &name, &parsed_tag, NULL) == 0)
+  if (cl_img_name_parse (tagn, &name, &parsed_tag, NULL) == 0)
     {
       free (name);
       free (parsed_tag);
@@ -156,9 +157,9 @@ oci_annotated_name (json_t *desc, const char *dir)
   const char *ctr = json_string_value (json_object_get (ann, "io.containerd.image.name"));
   const char *ref = json_string_value (json_object_get (ann, "org.opencontainers.image.ref.name"));
   if (ctr)
-    return strdup (ctr);
+    return cl_xstrdup (ctr);
   if (ref && (strchr (ref, '/') || strchr (ref, ':')))
-    return strdup (ref);
+    return cl_xstrdup (ref);
   if (ref)
     return name_from_path (dir, ref);
   return NULL;
@@ -195,7 +196,7 @@ import_oci_manifest (struct cl_image_store *s, const char *dir, const char *mani
     return -1;
   if (read_layout_blob (dir, cfg_digest, "config", &config, &config_len, err) < 0)
     return -1;
-  cl_image_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
+  cl_img_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
   if (image_present (s, config, config_len))
     layers = NULL; /* already imported: only the name is new */
   json_array_foreach (layers, i, l)
@@ -216,26 +217,26 @@ import_oci_manifest (struct cl_image_store *s, const char *dir, const char *mani
         cl_error_make (err, 0, "%s: unsupported layer media type `%s`", ctx, mt);
         goto fail;
       }
-    if (cl_digest_parse (digest, ctx, hex, err) < 0)
+    if (cl_img_digest_parse (digest, ctx, hex, err) < 0)
       goto fail;
     path = cl_strdup_printf ("%s/blobs/sha256/%s", dir, hex);
-    if (cl_image_build_add_layer (&b, path, hex, NULL, err) < 0)
+    if (cl_img_build_add_layer (&b, path, hex, NULL, err) < 0)
       goto fail;
   }
   source = cl_strdup_printf ("oci-layout:%s", dir);
-  if (cl_image_build_commit (&b, config, config_len, manifest, manifest_len, name, source, id_out,
-                             err)
+  if (cl_img_build_commit (&b, config, config_len, manifest, manifest_len, name, source, id_out,
+                           err)
       < 0)
     goto fail;
   return 0;
 fail:
-  cl_image_build_abort (&b);
+  cl_img_build_abort (&b);
   return -1;
 }
 
 int
-cl_image_import_oci_dir (struct cl_image_store *s, const char *dir,
-                         const struct cl_image_import_opts *opts, char **id_out, cl_error_t *err)
+cl_img_import_oci_dir (struct cl_image_store *s, const char *dir,
+                       const struct cl_image_import_opts *opts, char **id_out, cl_error_t *err)
 {
   cleanup_free char *index_path = cl_strdup_printf ("%s/index.json", dir);
   cleanup_free char *name = NULL, *want_name = NULL, *want_tag = NULL;
@@ -245,7 +246,7 @@ cl_image_import_oci_dir (struct cl_image_store *s, const char *dir,
   const char *digest = NULL, *mt = NULL;
   size_t i;
 
-  if (opts && opts->name && cl_image_name_parse (opts->name, &want_name, &want_tag, err) < 0)
+  if (opts && opts->name && cl_img_name_parse (opts->name, &want_name, &want_tag, err) < 0)
     return -1;
   if (cl_json_load_file (index_path, &index, err) < 0)
     return -1;
@@ -256,19 +257,19 @@ cl_image_import_oci_dir (struct cl_image_store *s, const char *dir,
   json_array_foreach (manifests, i, m) if (ref_matches_tag (m, want_tag)) desc = m;
   if (desc == NULL && json_array_size (manifests) == 1)
     desc = json_array_get (manifests, 0);
-  if (desc == NULL && cl_image_index_pick (index, "index.json", NULL, &desc, err) < 0)
+  if (desc == NULL && cl_img_index_pick (index, "index.json", NULL, &desc, err) < 0)
     return -1;
   if (cl_json_string (desc, "index.json manifest", "digest", &digest, err) <= 0)
     return cl_error_make (err, 0, "`%s`: manifest without a digest", index_path);
   cl_json_string (desc, "index.json manifest", "mediaType", &mt, NULL);
-  name = opts && opts->name ? strdup (opts->name) : oci_annotated_name (desc, dir);
-  if (cl_media_type_is_index (mt))
+  name = opts && opts->name ? cl_xstrdup (opts->name) : oci_annotated_name (desc, dir);
+  if (cl_img_media_type_is_index (mt))
     {
       cleanup_free char *buf = NULL;
       size_t len;
       if (read_layout_blob (dir, digest, "image index", &buf, &len, err) < 0
           || cl_json_load_buffer ("image index", buf, len, &nested, err) < 0
-          || cl_image_index_pick (nested, "image index", NULL, &desc, err) < 0
+          || cl_img_index_pick (nested, "image index", NULL, &desc, err) < 0
           || cl_json_string (desc, "image index manifest", "digest", &digest, err) <= 0)
         return -1;
     }
@@ -310,7 +311,7 @@ import_docker_dir (struct cl_image_store *s, const char *dir, const struct cl_im
   tags = json_object_get (entry, "RepoTags");
   if (name == NULL && json_is_string (json_array_get (tags, 0)))
     name = json_string_value (json_array_get (tags, 0));
-  cl_image_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
+  cl_img_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
   if (image_present (s, config, config_len))
     layers = NULL; /* already imported: only the name is new */
   json_array_foreach (layers, i, l)
@@ -323,19 +324,19 @@ import_docker_dir (struct cl_image_store *s, const char *dir, const struct cl_im
         cl_error_make (err, 0, "`%s`: bad layer path at Layers[%zu]", manifest_path, i);
         goto fail;
       }
-    if (cl_digest_parse (json_string_value (json_array_get (diff_ids, i)), ctx, hex, err) < 0)
+    if (cl_img_digest_parse (json_string_value (json_array_get (diff_ids, i)), ctx, hex, err) < 0)
       goto fail;
     path = cl_strdup_printf ("%s/%s", dir, rel);
     /* docker-archive layers are uncompressed: their digest is the diff_id. */
-    if (cl_image_build_add_layer (&b, path, hex, NULL, err) < 0)
+    if (cl_img_build_add_layer (&b, path, hex, NULL, err) < 0)
       goto fail;
   }
   source = cl_strdup_printf ("docker-archive:%s", dir);
-  if (cl_image_build_commit (&b, config, config_len, NULL, 0, name, source, id_out, err) < 0)
+  if (cl_img_build_commit (&b, config, config_len, NULL, 0, name, source, id_out, err) < 0)
     goto fail;
   return 0;
 fail:
-  cl_image_build_abort (&b);
+  cl_img_build_abort (&b);
   return -1;
 }
 
@@ -361,12 +362,12 @@ uncompressed_digest (const char *path, char hex[CL_SHA256_HEX_LEN + 1], cl_error
       archive_read_free (a);
       return ret;
     }
-  cl_sha256_init (&h);
+  cl_img_sha256_init (&h);
   while ((n = archive_read_data (a, buf, sizeof buf)) > 0)
-    cl_sha256_update (&h, buf, n);
+    cl_img_sha256_update (&h, buf, n);
   if (n < 0)
     ret = cl_error_make (err, 0, "`%s`: %s", path, archive_error_string (a));
-  cl_sha256_final_hex (&h, hex);
+  cl_img_sha256_final_hex (&h, hex);
   archive_read_free (a);
   return ret;
 }
@@ -385,17 +386,17 @@ is_compressed (const char *path)
 }
 
 int
-cl_image_import_rootfs_tar (struct cl_image_store *s, const char *path, const char *name,
-                   const char *source, const struct cl_image_import_opts *opts, char **id_out,
-                   cl_error_t *err)
+cl_img_import_rootfs_tar (struct cl_image_store *s, const char *path, const char *name,
+                          const char *source, const struct cl_image_import_opts *opts,
+                          char **id_out, cl_error_t *err)
 {
   struct cl_image_build b;
   char hex[CL_SHA256_HEX_LEN + 1], diff_id[CL_SHA256_HEX_LEN + 1];
   cleanup_json json_t *cfg = NULL;
   cleanup_free char *config = NULL;
 
-  cl_image_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
-  if (cl_image_build_add_layer (&b, path, NULL, hex, err) < 0)
+  cl_img_build_init (&b, s, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
+  if (cl_img_build_add_layer (&b, path, NULL, hex, err) < 0)
     goto fail;
   memcpy (diff_id, hex, sizeof hex);
   if (is_compressed (path) && uncompressed_digest (path, diff_id, err) < 0)
@@ -405,11 +406,11 @@ cl_image_import_rootfs_tar (struct cl_image_store *s, const char *path, const ch
                    "linux", "config", "Env", DEFAULT_PATH_ENV, "Cmd", "/bin/sh", "rootfs", "type",
                    "layers", "diff_ids", "sha256:", diff_id);
   config = json_dumps (cfg, JSON_COMPACT | JSON_SORT_KEYS);
-  if (cl_image_build_commit (&b, config, strlen (config), NULL, 0, name, source, id_out, err) < 0)
+  if (cl_img_build_commit (&b, config, strlen (config), NULL, 0, name, source, id_out, err) < 0)
     goto fail;
   return 0;
 fail:
-  cl_image_build_abort (&b);
+  cl_img_build_abort (&b);
   return -1;
 }
 
@@ -476,27 +477,27 @@ import_archive (struct cl_image_store *s, const char *path, const struct cl_imag
     return -1;
   if (kind == KIND_ROOTFS)
     {
-      name = opts && opts->name ? strdup (opts->name) : name_from_path (path, NULL);
+      name = opts && opts->name ? cl_xstrdup (opts->name) : name_from_path (path, NULL);
       source = cl_strdup_printf ("rootfs:%s", path);
-      return cl_image_import_rootfs_tar (s, path, name, source, opts, id_out, err);
+      return cl_img_import_rootfs_tar (s, path, name, source, opts, id_out, err);
     }
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || fstat (fd, &st) < 0)
     return cl_error_errno (err, "open `%s`", path);
-  if (cl_store_mkstage (s, "archive", &stage, err) < 0)
+  if (cl_img_store_mkstage (s, "archive", &stage, err) < 0)
     return -1;
-  r = cl_layer_unpack (fd, stage, NULL, NULL, opts ? opts->progress : NULL,
-                       opts ? opts->progress_opaque : NULL, "unpack archive", st.st_size, err);
+  r = cl_img_layer_unpack (fd, stage, NULL, NULL, opts ? opts->progress : NULL,
+                           opts ? opts->progress_opaque : NULL, "unpack archive", st.st_size, err);
   if (r == 0)
-    r = kind == KIND_OCI ? cl_image_import_oci_dir (s, stage, opts, id_out, err)
+    r = kind == KIND_OCI ? cl_img_import_oci_dir (s, stage, opts, id_out, err)
                          : import_docker_dir (s, stage, opts, id_out, err);
   cl_rm_rf (stage, NULL);
   return r;
 }
 
 int
-cl_image_import (struct cl_image_store *s, const char *path, const struct cl_image_import_opts *opts,
-                 char **id_out, cl_error_t *err)
+cl_img_import (struct cl_image_store *s, const char *path, const struct cl_image_import_opts *opts,
+               char **id_out, cl_error_t *err)
 {
   struct stat st;
   int r;
@@ -504,7 +505,7 @@ cl_image_import (struct cl_image_store *s, const char *path, const struct cl_ima
   if (opts && opts->name)
     {
       cleanup_free char *n = NULL, *t = NULL;
-      if (cl_image_name_parse (opts->name, &n, &t, err) < 0)
+      if (cl_img_name_parse (opts->name, &n, &t, err) < 0)
         return -1;
     }
   if (stat (path, &st) < 0)
@@ -514,7 +515,7 @@ cl_image_import (struct cl_image_store *s, const char *path, const struct cl_ima
       cleanup_free char *index = cl_strdup_printf ("%s/index.json", path);
       cleanup_free char *manifest = cl_strdup_printf ("%s/manifest.json", path);
       if (access (index, F_OK) == 0)
-        r = cl_image_import_oci_dir (s, path, opts, id_out, err);
+        r = cl_img_import_oci_dir (s, path, opts, id_out, err);
       else if (access (manifest, F_OK) == 0)
         r = import_docker_dir (s, path, opts, id_out, err);
       else

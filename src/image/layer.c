@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unpacking one layer with libarchive.  OCI whiteouts become overlayfs
    whiteouts so that instances mount the layers as they are:
      .wh.NAME        -> NAME as a character device 0/0
@@ -5,7 +6,7 @@
    Paths are resolved under the layer directory one component at a time
    with O_NOFOLLOW, so that a symlink in a layer never sends a whiteout
    outside it; libarchive's SECURE flags guard the other entries. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -53,7 +54,7 @@ reader_read (struct archive *a, void *data, const void **out)
       return -1;
     }
   if (r->hash)
-    cl_sha256_update (r->hash, r->buf, n);
+    cl_img_sha256_update (r->hash, r->buf, n);
   r->done += n;
   if (r->progress && r->done - r->last_report >= (1 << 20))
     {
@@ -211,7 +212,7 @@ drop_overlay_xattrs (struct archive_entry *e)
           found = true;
           continue;
         }
-      kept[n].name = strdup (name);
+      kept[n].name = cl_xstrdup (name);
       kept[n].value = malloc (size ? size : 1);
       memcpy (kept[n].value, value, size);
       kept[n].size = size;
@@ -243,9 +244,9 @@ archive_fail (struct archive *a, struct reader *r, const char *what, cl_error_t 
 }
 
 int
-cl_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpacked,
-                 cl_image_progress_fn progress, void *opaque_arg, const char *what,
-                 uint64_t total, cl_error_t *err)
+cl_img_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpacked,
+                     cl_image_progress_fn progress, void *opaque_arg, const char *what,
+                     uint64_t total, cl_error_t *err)
 {
   struct reader *r = cl_xmalloc0 (sizeof *r);
   struct archive *in = archive_read_new ();
@@ -300,7 +301,7 @@ cl_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpa
       if (cleaned == NULL)
         continue; /* the root: keeps the layer directory's own mode */
       /* A copy: setting the entry's pathname frees the string it points into. */
-      path = strdup (cleaned);
+      path = cl_xstrdup (cleaned);
       base = strrchr (path, '/');
       base = base ? base + 1 : path;
       if (strncmp (base, WHITEOUT_PREFIX, strlen (WHITEOUT_PREFIX)) == 0)
@@ -319,7 +320,7 @@ cl_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *unpa
               cl_error_make (err, 0, "hard link `%s` to the root", path);
               goto out;
             }
-          copy = strdup (target);
+          copy = cl_xstrdup (target);
           archive_entry_set_hardlink (e, copy);
         }
       drop_overlay_xattrs (e);

@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison image pull: the OCI distribution API over libcurl.
    GET /v2/REPO/manifests/REF (an index or manifest list picks the
    platform), then the config and layer blobs, each checked against its
    digest.  Authentication follows the registry's WWW-Authenticate answer:
    Bearer (token from realm?service=&scope=, with basic credentials when
    given) or Basic. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -66,7 +67,7 @@ sink_write (char *data, size_t size, size_t nmemb, void *opaque)
           return 0;
         }
       if (s->hash)
-        cl_sha256_update (s->hash, data, n);
+        cl_img_sha256_update (s->hash, data, n);
       return n;
     }
   if (s->len + n > MAX_DOCUMENT)
@@ -154,7 +155,7 @@ registry_message (const struct sink *s)
   msg = json_string_value (json_object_get (e, "message"));
   if (msg == NULL)
     return NULL;
-  return code ? cl_strdup_printf ("%s: %s", code, msg) : strdup (msg);
+  return code ? cl_strdup_printf ("%s: %s", code, msg) : cl_xstrdup (msg);
 }
 
 /* One GET.  *status gets the HTTP status. */
@@ -246,7 +247,7 @@ static char *
 url_escape (CURL *curl, const char *s)
 {
   char *e = curl_easy_escape (curl, s, 0);
-  char *out = strdup (e);
+  char *out = cl_xstrdup (e);
   curl_free (e);
   return out;
 }
@@ -362,15 +363,15 @@ get_document (struct registry *r, const char *kind, const char *ref, const char 
     return -1;
   if (s->buf == NULL)
     {
-      s->buf = strdup ("");
+      s->buf = cl_xstrdup ("");
       s->len = 0;
     }
   if (expected_hex)
     {
       char actual[CL_SHA256_HEX_LEN + 1];
-      cl_sha256_buffer_hex (s->buf, s->len, actual);
+      cl_img_sha256_buffer_hex (s->buf, s->len, actual);
       if (strcmp (actual, expected_hex) != 0)
-        return cl_digest_mismatch (expected_hex, actual, err);
+        return cl_img_digest_mismatch (expected_hex, actual, err);
     }
   return 0;
 }
@@ -388,9 +389,9 @@ pull_layer (struct registry *r, struct cl_image_build *b, const char *digest, si
   struct sink s = { .fd = -1, .reg = r };
   int ret;
 
-  if (cl_digest_parse (digest, ctx, hex, err) < 0)
+  if (cl_img_digest_parse (digest, ctx, hex, err) < 0)
     return -1;
-  existing = cl_store_layer_path (b->store, hex);
+  existing = cl_img_store_layer_path (b->store, hex);
   if (access (existing, F_OK) == 0)
     {
       if (r->progress)
@@ -399,29 +400,29 @@ pull_layer (struct registry *r, struct cl_image_build *b, const char *digest, si
                                                       count, hex);
           r->progress (r->progress_opaque, what, 0, 0, 1);
         }
-      return cl_image_build_add_layer (b, NULL, hex, NULL, err);
+      return cl_img_build_add_layer (b, NULL, hex, NULL, err);
     }
-  tmp = cl_store_tmp_name (b->store, "download");
+  tmp = cl_img_store_tmp_name (b->store, "download");
   s.fd = mkostemp (tmp, O_CLOEXEC);
   if (s.fd < 0)
     return cl_error_errno (err, "create `%s`", tmp);
   what = cl_strdup_printf ("layer %zu/%zu %.12s", index + 1, count, hex);
   s.what = what;
   s.hash = &hash;
-  cl_sha256_init (&hash);
+  cl_img_sha256_init (&hash);
   ret = get_document (r, "blobs", digest, NULL, NULL, &s, err);
-  cl_sha256_final_hex (&hash, actual);
+  cl_img_sha256_final_hex (&hash, actual);
   close (s.fd);
   sink_reset (&s);
   if (ret == 0 && strcmp (actual, hex) != 0)
-    ret = cl_digest_mismatch (hex, actual, err);
+    ret = cl_img_digest_mismatch (hex, actual, err);
   if (ret == 0 && r->progress)
     {
       struct stat st;
       r->progress (r->progress_opaque, what, stat (tmp, &st) == 0 ? st.st_size : 0, 0, 1);
     }
   if (ret == 0)
-    ret = cl_image_build_add_layer (b, tmp, hex, NULL, err);
+    ret = cl_img_build_add_layer (b, tmp, hex, NULL, err);
   unlink (tmp);
   return ret;
 }
@@ -460,9 +461,9 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
   size_t i;
   int ret = -1;
 
-  cl_image_build_init (&b, st, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
+  cl_img_build_init (&b, st, opts ? opts->progress : NULL, opts ? opts->progress_opaque : NULL);
   if (ref->digest)
-    cl_digest_parse (ref->digest, "reference", hex, NULL);
+    cl_img_digest_parse (ref->digest, "reference", hex, NULL);
   if (get_document (r, "manifests", ref->digest ? ref->digest : ref->tag, accept_manifests,
                     ref->digest ? hex : NULL, &ms, err)
           < 0
@@ -471,16 +472,16 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
   cl_json_string (m, "manifest", "mediaType", &mt, NULL);
   if (mt == NULL && ms.content_type)
     mt = ms.content_type;
-  if (cl_media_type_is_index (mt) || (mt == NULL && json_object_get (m, "manifests")))
+  if (cl_img_media_type_is_index (mt) || (mt == NULL && json_object_get (m, "manifests")))
     {
       json_t *desc = NULL;
       const char *digest = NULL;
       cleanup_free char *digest_copy = NULL;
-      if (cl_image_index_pick (m, "image index", opts ? opts->platform : NULL, &desc, err) < 0
+      if (cl_img_index_pick (m, "image index", opts ? opts->platform : NULL, &desc, err) < 0
           || cl_json_string (desc, "image index manifest", "digest", &digest, err) <= 0
-          || cl_digest_parse (digest, "image index manifest", hex, err) < 0)
+          || cl_img_digest_parse (digest, "image index manifest", hex, err) < 0)
         goto out;
-      digest_copy = strdup (digest);
+      digest_copy = cl_xstrdup (digest);
       json_decref (m);
       m = NULL;
       sink_reset (&ms);
@@ -490,7 +491,7 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
     }
   if (cl_json_object (m, "manifest", "config", &cfg_desc, err) <= 0
       || cl_json_string (cfg_desc, "manifest.config", "digest", &cfg_digest, err) <= 0
-      || cl_digest_parse (cfg_digest, "manifest.config.digest", cfg_hex, err) < 0)
+      || cl_img_digest_parse (cfg_digest, "manifest.config.digest", cfg_hex, err) < 0)
     {
       if (err && *err == NULL)
         cl_error_make (err, 0, "manifest of `%s`: no config (schema 1 manifests are not supported)",
@@ -505,7 +506,7 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
     }
   if (get_document (r, "blobs", cfg_digest, NULL, cfg_hex, &cs, err) < 0)
     goto out;
-  if (cl_store_image_exists (st, cfg_hex))
+  if (cl_img_store_image_exists (st, cfg_hex))
     layers = NULL; /* already here: only the name is new */
   json_array_foreach (layers, i, l)
   {
@@ -514,20 +515,20 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
       goto out;
   }
   source = cl_strdup_printf ("registry:%s/%s", r->base, r->repo);
-  if (cl_image_build_commit (&b, cs.buf, cs.len, ms.buf, ms.len, name, source, id_out, err) < 0)
+  if (cl_img_build_commit (&b, cs.buf, cs.len, ms.buf, ms.len, name, source, id_out, err) < 0)
     goto out;
   ret = 0;
 out:
   if (ret < 0)
-    cl_image_build_abort (&b);
+    cl_img_build_abort (&b);
   sink_reset (&ms);
   sink_reset (&cs);
   return ret;
 }
 
 int
-cl_image_pull (struct cl_image_store *st, const char *refstr,
-               const struct cl_image_pull_opts *opts, char **id_out, cl_error_t *err)
+cl_img_pull (struct cl_image_store *st, const char *refstr, const struct cl_image_pull_opts *opts,
+             char **id_out, cl_error_t *err)
 {
   struct cl_image_ref ref;
   struct registry r = { 0 };
@@ -538,16 +539,16 @@ cl_image_pull (struct cl_image_store *st, const char *refstr,
   if (opts && opts->name)
     {
       cleanup_free char *n = NULL, *t = NULL;
-      if (cl_image_name_parse (opts->name, &n, &t, err) < 0)
+      if (cl_img_name_parse (opts->name, &n, &t, err) < 0)
         return -1;
     }
-  if (cl_image_ref_parse (refstr, &ref, err) < 0)
+  if (cl_img_ref_parse (refstr, &ref, err) < 0)
     return -1;
   host = ref.registry ? ref.registry : "docker.io";
-  r.host = strdup (host);
+  r.host = cl_xstrdup (host);
   r.repo = (ref.registry == NULL && strchr (ref.repo, '/') == NULL)
                ? cl_strdup_printf ("library/%s", ref.repo)
-               : strdup (ref.repo);
+               : cl_xstrdup (ref.repo);
   r.ca_file = opts ? opts->ca_file : NULL;
   r.base = cl_strdup_printf ("%s://%s",
                              !r.ca_file && ((opts && opts->insecure) || is_local_host (host))
@@ -559,7 +560,7 @@ cl_image_pull (struct cl_image_store *st, const char *refstr,
   r.progress = opts ? opts->progress : NULL;
   r.progress_opaque = opts ? opts->progress_opaque : NULL;
   if (opts && opts->name)
-    name = strdup (opts->name);
+    name = cl_xstrdup (opts->name);
   else if (ref.tag)
     name = ref.registry ? cl_strdup_printf ("%s/%s:%s", ref.registry, ref.repo, ref.tag)
                         : cl_strdup_printf ("%s:%s", ref.repo, ref.tag);
@@ -570,7 +571,7 @@ cl_image_pull (struct cl_image_store *st, const char *refstr,
   else
     ret = pull (st, &r, &ref, opts, name, id_out, err);
   registry_free (&r);
-  cl_image_ref_clear (&ref);
+  cl_img_ref_clear (&ref);
   if (ret < 0)
     return cl_error_wrap (err, "pull `%s`", refstr);
   return 0;

@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Image references: [REGISTRY/]REPO[:TAG][@sha256:HEX], after the grammar
    of the distribution project (github.com/distribution/reference). */
 #include "image/image.h"
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -88,7 +89,7 @@ valid_tag (const char *s)
 }
 
 void
-cl_image_ref_clear (struct cl_image_ref *ref)
+cl_img_ref_clear (struct cl_image_ref *ref)
 {
   free (ref->registry);
   free (ref->repo);
@@ -98,7 +99,7 @@ cl_image_ref_clear (struct cl_image_ref *ref)
 }
 
 int
-cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
+cl_img_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
 {
   cleanup_free char *copy = NULL;
   char *at, *slash, *colon, *repo;
@@ -109,12 +110,12 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
     return cl_error_make (err, 0, "invalid image reference: empty");
   if (strlen (s) > 512)
     return cl_error_make (err, 0, "invalid image reference `%.32s...`: too long", s);
-  copy = strdup (s);
+  copy = cl_xstrdup (s);
   at = strchr (copy, '@');
   if (at)
     {
       *at = '\0';
-      if (cl_digest_parse (at + 1, "image reference", hex, NULL) < 0)
+      if (cl_img_digest_parse (at + 1, "image reference", hex, NULL) < 0)
         return cl_error_make (err, 0, "invalid image reference `%s`: bad digest `%s`", s, at + 1);
       out->digest = cl_strdup_printf ("sha256:%s", hex);
     }
@@ -125,11 +126,11 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
       *colon = '\0';
       if (!valid_tag (colon + 1))
         {
-          cl_image_ref_clear (out);
+          cl_img_ref_clear (out);
           return cl_error_make (err, 0, "invalid image reference `%s`: bad tag `%s`", s,
                                 colon + 1);
         }
-      out->tag = strdup (colon + 1);
+      out->tag = cl_xstrdup (colon + 1);
     }
   repo = copy;
   slash = strchr (copy, '/');
@@ -138,7 +139,7 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
     {
       if (!valid_registry (copy, slash - copy))
         {
-          cl_image_ref_clear (out);
+          cl_img_ref_clear (out);
           return cl_error_make (err, 0, "invalid image reference `%s`: bad registry `%.*s`", s,
                                 (int) (slash - copy), copy);
         }
@@ -147,7 +148,7 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
     }
   if (strlen (repo) > 255)
     {
-      cl_image_ref_clear (out);
+      cl_img_ref_clear (out);
       return cl_error_make (err, 0, "invalid image reference `%s`: name longer than 255", s);
     }
   for (char *p = repo;;)
@@ -156,7 +157,7 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
       size_t len = end ? (size_t) (end - p) : strlen (p);
       if (!valid_component (p, len))
         {
-          cl_image_ref_clear (out);
+          cl_img_ref_clear (out);
           return cl_error_make (err, 0,
                                 "invalid image reference `%s`: bad name component `%.*s` "
                                 "(lowercase letters, digits, and . _ - inside)",
@@ -166,25 +167,25 @@ cl_image_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
         break;
       p = end + 1;
     }
-  out->repo = strdup (repo);
+  out->repo = cl_xstrdup (repo);
   if (out->tag == NULL && out->digest == NULL)
-    out->tag = strdup ("latest");
+    out->tag = cl_xstrdup ("latest");
   return 0;
 }
 
 int
-cl_image_name_parse (const char *s, char **name, char **tag, cl_error_t *err)
+cl_img_name_parse (const char *s, char **name, char **tag, cl_error_t *err)
 {
   struct cl_image_ref ref;
-  if (cl_image_ref_parse (s, &ref, err) < 0)
+  if (cl_img_ref_parse (s, &ref, err) < 0)
     return -1;
   if (ref.digest)
     {
-      cl_image_ref_clear (&ref);
+      cl_img_ref_clear (&ref);
       return cl_error_make (err, 0, "invalid image name `%s`: a name cannot hold a digest", s);
     }
-  *name = ref.registry ? cl_strdup_printf ("%s/%s", ref.registry, ref.repo) : strdup (ref.repo);
+  *name = ref.registry ? cl_strdup_printf ("%s/%s", ref.registry, ref.repo) : cl_xstrdup (ref.repo);
   *tag = steal_pointer (&ref.tag);
-  cl_image_ref_clear (&ref);
+  cl_img_ref_clear (&ref);
   return 0;
 }

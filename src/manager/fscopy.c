@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Copy-on-write copies: trees (container writable layers) and disk images
    (VM disks). */
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,7 +22,7 @@ extern char **environ;
    nodes that overlayfs uses as whiteouts, trusted.* xattrs, sparse files,
    reflinks), so it does the copy. */
 int
-tree_copy (const char *src, const char *dst, cl_error_t *err)
+cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
 {
   char *argv[] = { "cp", "-a", "--reflink=auto", "-T", (char *)src, (char *)dst, NULL };
   pid_t pid;
@@ -71,7 +72,7 @@ sparse_copy (int in, int out, const char *src, cl_error_t *err)
 }
 
 int
-file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err)
+cl_mgr_file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err)
 {
   cleanup_close int in = open (src, O_RDONLY | O_CLOEXEC);
   cleanup_close int out = -1;

@@ -1,15 +1,16 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The public instance calls (manager.h): launch, run, start, stop,
    delete, list, info, exec, console, config, copy.  Each takes the
    instance's lock, then works through the life cycle (lifecycle.c) and
-   the kind's table (instance_ops); each multi-step change records an
-   intent first (store.c), so that reconcile.c can finish or undo it
+   the kind's table (cl_mgr_instance_ops); each multi-step change records an
+   intent first (mgr_store.c), so that reconcile.c can finish or undo it
    after a crash. */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "manager/images.h"
-#include "manager/internal.h"
+#include "manager/mgr_images.h"
+#include "manager/mgr_internal.h"
 #include "manager/netglue.h"
 
 #include <errno.h>
@@ -45,7 +46,7 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
   if (o->no_network && o->n_networks)
     return cl_error_make (err, 0, "--no-network and --network exclude each other");
   for (size_t i = 0; i < o->n_ports; i++)
-    if (netglue_check_port (o->ports[i], err) < 0)
+    if (cl_mgr_netglue_check_port (o->ports[i], err) < 0)
       return -1;
   if (o->no_network && o->n_ports)
     return cl_error_make (err, 0, "-p needs a network (remove --no-network)");
@@ -83,7 +84,7 @@ static void
 instance_undo (struct cl_manager *m, const char *name, int64_t intent)
 {
   cl_error_t ignored = NULL;
-  if (instance_destroy (m, name, intent, &ignored) < 0)
+  if (cl_mgr_instance_destroy (m, name, intent, &ignored) < 0)
     cl_error_release (&ignored);
 }
 
@@ -96,46 +97,46 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
   cleanup_image struct mgr_image *img = NULL;
   cleanup_instance struct instance *inst = NULL;
 
-  if (launch_validate (o, err) < 0 || image_resolve (m, o->image, &img, err) < 0)
+  if (launch_validate (o, err) < 0 || cl_mgr_image_resolve (m, o->image, &img, err) < 0)
     return -1;
   inst = cl_xmalloc0 (sizeof *inst);
-  inst->name = strdup (o->name);
+  inst->name = cl_xstrdup (o->name);
   inst->kind = o->vm ? KIND_VM : KIND_CONTAINER;
-  inst->image = strdup (img->ref);
-  inst->status = strdup ("creating");
+  inst->image = cl_xstrdup (img->ref);
+  inst->status = cl_xstrdup ("creating");
   inst->config = launch_config (o, ephemeral);
   json_object_set_new (inst->config, "image_id", json_string (img->id));
   inst->created = time (NULL);
-  if (store_create (m, inst, op, intent, err) < 0)
+  if (cl_mgr_store_create (m, inst, op, intent, err) < 0)
     return -1;
-  if (image_use (m, img->id, inst->name, err) < 0
-      || instance_ops (inst)->create (m, inst, img, err) < 0
-      || store_set_status (m, inst->name, "stopped", err) < 0)
+  if (cl_mgr_image_use (m, img->id, inst->name, err) < 0
+      || cl_mgr_instance_ops (inst)->create (m, inst, img, err) < 0
+      || cl_mgr_store_set_status (m, inst->name, "stopped", err) < 0)
     {
       instance_undo (m, inst->name, *intent);
       return -1;
     }
   free (inst->status);
-  inst->status = strdup ("stopped");
+  inst->status = cl_xstrdup ("stopped");
   *out = steal_pointer (&inst);
   return 0;
 }
 
 int
-cl_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_error_t *err)
+cl_mgr_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   int64_t intent;
 
   if (cl_validate_name (o->name, "instance name", err) < 0
-      || instance_lock (m, o->name, &lock, err) < 0
+      || cl_mgr_instance_lock (m, o->name, &lock, err) < 0
       || instance_create (m, o, false, "launch", &inst, &intent, err) < 0)
     return -1;
   /* a launch that cannot record its end fails whole: an intent left
      behind would make the recovery destroy what we reported launched */
-  if (monitor_spawn (m, inst, &(struct start_opts){ .attached = false }, NULL, err) < 0
-      || intent_end (m, intent, err) < 0)
+  if (cl_mgr_monitor_spawn (m, inst, &(struct start_opts){ .attached = false }, NULL, err) < 0
+      || cl_mgr_intent_end (m, intent, err) < 0)
     {
       instance_undo (m, inst->name, intent);
       return -1;
@@ -153,8 +154,8 @@ forward_signal (int sig)
 }
 
 int
-cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
-                 cl_error_t *err)
+cl_mgr_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
+                     cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
@@ -165,18 +166,18 @@ cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit
   int st, r = 0;
 
   if (cl_validate_name (o->name, "instance name", err) < 0
-      || instance_lock (m, o->name, &lock, err) < 0
+      || cl_mgr_instance_lock (m, o->name, &lock, err) < 0
       || instance_create (m, o, true, "run", &inst, &intent, err) < 0)
     return -1;
-  if (monitor_spawn (m, inst, &(struct start_opts){ .attached = true }, &monitor, err) < 0)
+  if (cl_mgr_monitor_spawn (m, inst, &(struct start_opts){ .attached = true }, &monitor, err) < 0)
     {
       r = -1;
       goto out;
     }
   /* while the workload runs, others may stop or delete it: the intent
      stays ours (this process is alive), the lock does not */
-  instance_unlock (&lock);
-  if (store_get (m, inst->name, &after, err) < 0)
+  cl_mgr_instance_unlock (&lock);
+  if (cl_mgr_store_get (m, inst->name, &after, err) < 0)
     {
       r = -1;
       goto out;
@@ -188,8 +189,8 @@ cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit
   while (waitpid (monitor, &st, 0) < 0 && errno == EINTR)
     ;
   forward_to = 0;
-  instance_free (steal_pointer (&after));
-  if (store_get (m, inst->name, &after, err) < 0)
+  cl_mgr_instance_free (steal_pointer (&after));
+  if (cl_mgr_store_get (m, inst->name, &after, err) < 0)
     {
       r = -1;
       goto out;
@@ -199,7 +200,7 @@ out:
   if (lock.fd < 0)
     {
       cl_error_t ignored = NULL;
-      if (instance_lock (m, inst->name, &lock, &ignored) < 0)
+      if (cl_mgr_instance_lock (m, inst->name, &lock, &ignored) < 0)
         {
           cl_error_release (&ignored);
           return r; /* the intent stays: the recovery removes the rest */
@@ -210,56 +211,59 @@ out:
 }
 
 int
-cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
+cl_mgr_instance_start (struct cl_manager *m, const char *name, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
 
-  if (instance_lock (m, name, &lock, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0)
     return -1;
-  return instance_start (m, name, &(struct start_opts){ .attached = false }, err);
+  return cl_mgr_instance_start_locked (m, name, &(struct start_opts){ .attached = false }, err);
 }
 
 int
-cl_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
-                  cl_error_t *err)
+cl_mgr_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
+                      cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
 
-  if (instance_lock (m, name, &lock, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0)
     return -1;
-  return instance_stop (m, name, timeout_s, force, err);
+  return cl_mgr_instance_stop_locked (m, name, timeout_s, force, err);
 }
 
 int
-cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_error_t *err)
+cl_mgr_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
 
-  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (instance_is_running (inst) && instance_halt (m, inst, timeout_s * 1000, err) < 0)
+  if (cl_mgr_instance_is_running (inst)
+      && cl_mgr_instance_halt (m, inst, timeout_s * 1000, err) < 0)
     return -1;
-  return instance_start (m, name, &(struct start_opts){ .attached = false }, err);
+  return cl_mgr_instance_start_locked (m, name, &(struct start_opts){ .attached = false }, err);
 }
 
 int
-cl_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err)
+cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
   int64_t intent;
 
-  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (instance_is_running (inst) && !force)
+  if (cl_mgr_instance_is_running (inst) && !force)
     return cl_error_make (err, 0, "instance `%s` is running: stop it first or use --force", name);
-  if (intent_begin (m, "delete", name, NULL, &intent, err) < 0)
+  if (cl_mgr_intent_begin (m, "delete", name, NULL, &intent, err) < 0)
     return -1;
   /* the row and the intent go in one transaction */
-  if (instance_destroy (m, name, intent, err) < 0)
+  if (cl_mgr_instance_destroy (m, name, intent, err) < 0)
     {
-      intent_abandon (m, intent);
+      cl_mgr_intent_abandon (m, intent);
       return -1;
     }
   return 0;
@@ -271,12 +275,12 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
   json_t *o = json_object ();
 
   json_object_set_new (o, "name", json_string (inst->name));
-  json_object_set_new (o, "kind", json_string (instance_ops (inst)->kind));
+  json_object_set_new (o, "kind", json_string (cl_mgr_instance_ops (inst)->kind));
   json_object_set_new (o, "image", json_string (inst->image));
   json_object_set_new (o, "status", json_string (inst->status));
   json_object_set_new (o, "created", json_integer (inst->created));
-  json_object_set_new (o, "pid",
-                       instance_is_running (inst) ? json_integer (inst->init_pid) : json_null ());
+  json_object_set_new (
+      o, "pid", cl_mgr_instance_is_running (inst) ? json_integer (inst->init_pid) : json_null ());
   json_object_set_new (o, "exit_code",
                        inst->has_exit_code ? json_integer (inst->exit_code) : json_null ());
   if (detailed)
@@ -285,28 +289,28 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
       cl_error_t ignored = NULL;
       json_object_set (o, "config", inst->config);
       json_object_set_new (o, "monitor_pid",
-                           instance_is_running (inst) ? json_integer (inst->monitor_pid)
-                                                      : json_null ());
-      cleanup_free char *dir = instance_dir (m, inst->name);
+                           cl_mgr_instance_is_running (inst) ? json_integer (inst->monitor_pid)
+                                                             : json_null ());
+      cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
       cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
       json_object_set_new (o, "path", json_string (dir));
       json_object_set_new (o, "log", json_string (log));
-      if (cl_snapshot_list (m, inst->name, &snaps, &ignored) < 0)
+      if (cl_mgr_snapshot_list (m, inst->name, &snaps, &ignored) < 0)
         cl_error_release (&ignored);
       else
         json_object_set_new (o, "snapshots", snaps);
-      json_object_set_new (o, "network", netglue_info (m, inst->name));
+      json_object_set_new (o, "network", cl_mgr_netglue_info (m, inst->name));
     }
   return o;
 }
 
 int
-cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
+cl_mgr_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
 {
   char **names;
   json_t *arr = json_array ();
 
-  if (store_names (m, &names, err) < 0)
+  if (cl_mgr_store_names (m, &names, err) < 0)
     {
       json_decref (arr);
       return -1;
@@ -315,18 +319,18 @@ cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
     {
       struct instance *inst;
       cl_error_t ignored = NULL;
-      if (instance_load (m, *n, &inst, &ignored) < 0)
+      if (cl_mgr_instance_load (m, *n, &inst, &ignored) < 0)
         {
           cl_error_release (&ignored); /* deleted meanwhile */
           continue;
         }
       json_array_append_new (arr, instance_json (m, inst, false));
-      instance_free (inst);
+      cl_mgr_instance_free (inst);
     }
   {
     /* networks: free what instances that no longer exist left behind */
     cl_error_t ignored = NULL;
-    if (netglue_cleanup (m, &ignored) < 0)
+    if (cl_mgr_netglue_cleanup (m, &ignored) < 0)
       {
         cl_warn ("network cleanup: %s", ignored->msg);
         cl_error_release (&ignored);
@@ -340,19 +344,19 @@ cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
 }
 
 int
-cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err)
+cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
 
-  if (instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   *out = instance_json (m, inst, true);
   return 0;
 }
 
 int
-cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
-                  size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
+cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
+                      size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
@@ -360,44 +364,45 @@ cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const cha
   /* the lock until the process has joined the container: a snapshot or
      a copy freezes it, a restore stops it, and an exec in between would
      fail half-way; the wait for the process holds no lock */
-  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (!instance_is_running (inst))
+  if (!cl_mgr_instance_is_running (inst))
     return cl_error_make (err, 0, "instance `%s` is not running", name);
-  return instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
+  return cl_mgr_instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
 }
 
 int
-cl_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err)
+cl_mgr_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
 
-  if (store_get (m, name, &inst, err) < 0)
+  if (cl_mgr_store_get (m, name, &inst, err) < 0)
     return -1;
   *path = cl_strdup_printf ("%s/instances/%s/console.log", m->root, name);
   return 0;
 }
 
 int
-cl_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_error_t *err)
+cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   char *sh[] = { "/bin/sh", NULL };
 
-  if (instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (instance_ops (inst)->console)
+  if (cl_mgr_instance_ops (inst)->console)
     {
-      if (!instance_is_running (inst))
+      if (!cl_mgr_instance_is_running (inst))
         return cl_error_make (err, 0, "instance `%s` is not running", name);
-      return instance_ops (inst)->console (m, inst, exit_code, err);
+      return cl_mgr_instance_ops (inst)->console (m, inst, exit_code, err);
     }
-  return cl_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
+  return cl_mgr_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
 }
 
 int
-cl_instance_config_set (struct cl_manager *m, const char *name, const char *key, const char *value,
-                        cl_error_t *err)
+cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *key,
+                            const char *value, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
@@ -405,7 +410,8 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
   uint64_t memory = 0;
   unsigned cpus = 0;
 
-  if (instance_lock (m, name, &lock, err) < 0 || instance_load (m, name, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   if (strcmp (key, "limits.memory") == 0)
     {
@@ -426,19 +432,19 @@ cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
     }
   else
     return cl_error_make (err, 0, "unknown key `%s` (limits.memory, limits.cpu)", key);
-  ops = instance_ops (inst);
-  if (instance_is_running (inst) && ops->set_limits
+  ops = cl_mgr_instance_ops (inst);
+  if (cl_mgr_instance_is_running (inst) && ops->set_limits
       && ops->set_limits (m, inst, memory, cpus, err) < 0)
     return cl_error_wrap (err, "apply %s live", key);
-  return store_set_config (m, name, inst->config, err);
+  return cl_mgr_store_set_config (m, name, inst->config, err);
 }
 
 int
-cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_error_t *err)
+cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_error_t *err)
 {
   cleanup_instance struct instance *from = NULL;
   cleanup_instance struct instance *to = NULL;
-  cleanup_free char *sdir = instance_dir (m, src), *ddir = instance_dir (m, dst);
+  cleanup_free char *sdir = cl_mgr_instance_dir (m, src), *ddir = cl_mgr_instance_dir (m, dst);
   cleanup_instance_lock struct instance_lock lock1 = { .fd = -1 };
   cleanup_instance_lock struct instance_lock lock2 = { .fd = -1 };
   int64_t intent;
@@ -449,36 +455,36 @@ cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_err
   /* both locks, always in the same order: two crossed copies wait, never
      deadlock */
   if (strcmp (src, dst) != 0
-      && (instance_lock (m, strcmp (src, dst) < 0 ? src : dst, &lock1, err) < 0
-          || instance_lock (m, strcmp (src, dst) < 0 ? dst : src, &lock2, err) < 0))
+      && (cl_mgr_instance_lock (m, strcmp (src, dst) < 0 ? src : dst, &lock1, err) < 0
+          || cl_mgr_instance_lock (m, strcmp (src, dst) < 0 ? dst : src, &lock2, err) < 0))
     return -1;
-  if (instance_load (m, src, &from, err) < 0)
+  if (cl_mgr_instance_load (m, src, &from, err) < 0)
     return -1;
   to = cl_xmalloc0 (sizeof *to);
-  to->name = strdup (dst);
+  to->name = cl_xstrdup (dst);
   to->kind = from->kind;
-  to->image = strdup (from->image);
+  to->image = cl_xstrdup (from->image);
   to->config = json_deep_copy (from->config);
   json_object_set_new (to->config, "ephemeral", json_false ());
   to->created = time (NULL);
-  if (store_create (m, to, "copy", &intent, err) < 0)
+  if (cl_mgr_store_create (m, to, "copy", &intent, err) < 0)
     return -1;
-  r = image_use (m, instance_image_id (to), dst, err);
+  r = cl_mgr_image_use (m, cl_mgr_instance_image_id (to), dst, err);
   if (r == 0)
     r = cl_mkdir_p (ddir, 0700, err);
   if (r == 0)
-    r = instance_ops (from)->copy (m, from, sdir, ddir, err);
+    r = cl_mgr_instance_ops (from)->copy (m, from, sdir, ddir, err);
   if (r == 0)
-    r = store_set_status (m, dst, "stopped", err);
+    r = cl_mgr_store_set_status (m, dst, "stopped", err);
   if (r == 0)
-    r = intent_end (m, intent, err);
+    r = cl_mgr_intent_end (m, intent, err);
   if (r < 0)
     instance_undo (m, dst, intent);
   return r;
 }
 
 int
-cl_instance_image_in_use (struct cl_manager *m, const char *image, char **user, cl_error_t *err)
+cl_mgr_instance_image_in_use (struct cl_manager *m, const char *image, char **user, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
 
@@ -487,6 +493,6 @@ cl_instance_image_in_use (struct cl_manager *m, const char *image, char **user, 
   sqlite3_bind_text (s, 1, image, -1, SQLITE_STATIC);
   if (sqlite3_step (s) != SQLITE_ROW)
     return 0;
-  *user = strdup ((const char *)sqlite3_column_text (s, 0));
+  *user = cl_xstrdup ((const char *)sqlite3_column_text (s, 0));
   return 1;
 }

@@ -1,12 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Container instances: an overlayfs root over the image's layers, with
    the instance's writable layer in INSTANCE/upper, run by the container
-   engine (engine.h) under the cloison-monitor program.  The kind's table
-   of operations (internal.h). */
+   engine (mgr_engine.h) under the cloison-monitor program.  The kind's table
+   of operations (mgr_internal.h). */
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/engine.h"
-#include "manager/images.h"
-#include "manager/internal.h"
+#include "manager/mgr_engine.h"
+#include "manager/mgr_images.h"
+#include "manager/mgr_internal.h"
 #include "manager/monitor.h"
 #include "manager/netglue.h"
 
@@ -27,7 +28,7 @@ merge_env (char **image_env, json_t *inst_env)
   cap = n + json_array_size (inst_env) + 2;
   env = cl_xmalloc0 (cap * sizeof *env);
   for (i = 0; i < n; i++)
-    env[i] = strdup (image_env[i]);
+    env[i] = cl_xstrdup (image_env[i]);
   json_array_foreach (inst_env, i, e)
   {
     const char *kv = json_string_value (e), *eq = kv ? strchr (kv, '=') : NULL;
@@ -38,7 +39,7 @@ merge_env (char **image_env, json_t *inst_env)
       if (strncmp (env[k], kv, eq - kv + 1) == 0)
         break;
     free (env[k]);
-    env[k] = strdup (kv);
+    env[k] = cl_xstrdup (kv);
     if (k == n)
       n++;
   }
@@ -66,7 +67,7 @@ static int
 container_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                   cl_error_t *err)
 {
-  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
 
   (void)img;
   for (const char *sub = "upper"; sub; sub = strcmp (sub, "upper") == 0  ? "work"
@@ -88,14 +89,14 @@ with_frozen (struct cl_manager *m, struct instance *inst, bool must_freeze,
              int (*fn) (const char *src, const char *dst, cl_error_t *err), const char *src,
              const char *dst, cl_error_t *err)
 {
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
-  bool running = instance_is_running (inst), frozen = false;
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+  bool running = cl_mgr_instance_is_running (inst), frozen = false;
   int r;
 
   if (running)
     {
-      frozen = engine_freeze (eroot, id, 1, err) == 0;
+      frozen = cl_mgr_engine_freeze (eroot, id, 1, err) == 0;
       if (!frozen && must_freeze)
         return -1;
     }
@@ -103,7 +104,7 @@ with_frozen (struct cl_manager *m, struct instance *inst, bool must_freeze,
   if (frozen)
     {
       cl_error_t ignored = NULL;
-      if (engine_freeze (eroot, id, 0, &ignored) < 0)
+      if (cl_mgr_engine_freeze (eroot, id, 0, &ignored) < 0)
         cl_error_release (&ignored);
     }
   return r;
@@ -118,7 +119,7 @@ container_copy (struct cl_manager *m, struct instance *from, const char *sdir, c
   cleanup_free char *dw = cl_strdup_printf ("%s/work", ddir);
   cleanup_free char *dr = cl_strdup_printf ("%s/rootfs", ddir);
 
-  if (with_frozen (m, from, false, tree_copy, su, du, err) < 0)
+  if (with_frozen (m, from, false, cl_mgr_tree_copy, su, du, err) < 0)
     return -1;
   return cl_mkdir_p (dw, 0755, err) < 0 || cl_mkdir_p (dr, 0755, err) < 0 ? -1 : 0;
 }
@@ -132,12 +133,12 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
 
   (void)o;
-  a->spec.root = engine_root (m);
+  a->spec.root = cl_mgr_engine_root (m);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;
   a->spec.hostname = a->name;
   a->spec.rootfs = cl_strdup_printf ("%s/rootfs", a->dir);
-  a->spec.argv = json_array_size (cmd) ? json_to_strv (cmd) : NULL;
+  a->spec.argv = json_array_size (cmd) ? cl_mgr_json_to_strv (cmd) : NULL;
   if (a->spec.argv == NULL)
     {
       size_t n = 0;
@@ -148,14 +149,14 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
                               inst->image);
       a->spec.argv = cl_xmalloc0 ((n + 1) * sizeof (char *));
       for (size_t i = 0; i < n; i++)
-        a->spec.argv[i] = strdup (img->cmd[i]);
+        a->spec.argv[i] = cl_xstrdup (img->cmd[i]);
     }
   a->spec.env = merge_env (img->env, json_object_get (inst->config, "env"));
-  a->spec.cwd = img->cwd ? strdup (img->cwd) : NULL;
+  a->spec.cwd = img->cwd ? cl_xstrdup (img->cwd) : NULL;
   a->spec.memory = (uint64_t)memory;
   a->spec.cpus = (unsigned)cpus;
   a->overlay_opts = overlay_options (img, a->dir);
-  a->net_pause = netglue_wanted (inst);
+  a->net_pause = cl_mgr_netglue_wanted (inst);
   return 0;
 }
 
@@ -164,21 +165,21 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
 static void
 container_wake (struct cl_manager *m, struct instance *inst)
 {
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
   cl_error_t ignored = NULL;
 
-  if (engine_thaw (eroot, id, &ignored) < 0)
+  if (cl_mgr_engine_thaw (eroot, id, &ignored) < 0)
     cl_error_release (&ignored);
 }
 
 static int
 container_halt (struct cl_manager *m, struct instance *inst, cl_error_t *err)
 {
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
 
-  return engine_destroy (eroot, id, err);
+  return cl_mgr_engine_destroy (eroot, id, err);
 }
 
 static int
@@ -190,13 +191,13 @@ container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir
 
   (void)stateful;
   /* frozen, the writable layer does not change under the copy */
-  return with_frozen (m, inst, true, tree_copy, upper, copy, err);
+  return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
 }
 
 static void
 exec_started (void *lock)
 {
-  instance_unlock (lock);
+  cl_mgr_instance_unlock (lock);
 }
 
 static int
@@ -204,15 +205,15 @@ container_exec (struct cl_manager *m, struct instance *inst, char **argv, const 
                 size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
                 cl_error_t *err)
 {
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
   char **extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
   int r;
 
   (void)tty; /* the command runs on our own stdio, whatever it is */
   for (size_t i = 0; i < n_env; i++)
     extra[i] = (char *)env[i];
-  r = engine_exec (eroot, id, argv, extra, exec_started, held, exit_code, err);
+  r = cl_mgr_engine_exec (eroot, id, argv, extra, exec_started, held, exit_code, err);
   free (extra);
   return r;
 }
@@ -221,10 +222,10 @@ static int
 container_set_limits (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
                       cl_error_t *err)
 {
-  cleanup_free char *id = instance_global_id (m, inst->name);
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
 
-  return engine_set_limits (eroot, id, memory, cpus, err);
+  return cl_mgr_engine_set_limits (eroot, id, memory, cpus, err);
 }
 
 const struct instance_ops container_ops = {
@@ -232,12 +233,12 @@ const struct instance_ops container_ops = {
   .create = container_create,
   .copy = container_copy,
   .prepare = container_prepare,
-  .start = NULL, /* cloison-monitor runs monitor_start_container */
+  .start = NULL, /* cloison-monitor runs cl_mgr_monitor_start_container */
   .wake = container_wake,
   .shutdown = NULL, /* SIGTERM to the init */
   .halt = container_halt,
   .snapshot = container_snapshot,
-  .restore = tree_copy,
+  .restore = cl_mgr_tree_copy,
   .exec = container_exec,
   .console = NULL, /* a shell through exec */
   .set_limits = container_set_limits,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Instance locks: every command that changes an instance holds its lock
    from the first change to the last, so two commands on one instance
    never interleave (the second waits), and a crash recovery can tell a
@@ -10,10 +11,10 @@
    holder dies, whatever kills it.  OFD locks (unlike POSIX record locks)
    belong to the open file, so two threads of one process exclude each
    other too, and a forked child that keeps a copy of the descriptor
-   would keep the lock: forks close theirs (manager_locks_close). */
+   would keep the lock: forks close theirs (cl_mgr_locks_close). */
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -50,7 +51,7 @@ held_add (struct cl_manager *m, int fd, const char *name)
     if (m->locks[i] < 0)
       {
         m->locks[i] = fd;
-        m->lock_names[i] = strdup (name);
+        m->lock_names[i] = cl_xstrdup (name);
         return;
       }
   abort (); /* no operation holds more than two */
@@ -66,7 +67,7 @@ held_drop (struct cl_manager *m, size_t i)
 }
 
 bool
-instance_lock_held (struct cl_manager *m, const char *name)
+cl_mgr_instance_lock_held (struct cl_manager *m, const char *name)
 {
   for (size_t i = 0; i < MANAGER_MAX_LOCKS; i++)
     if (m->locks[i] >= 0 && strcmp (m->lock_names[i], name) == 0)
@@ -117,19 +118,21 @@ lock_open (struct cl_manager *m, const char *name, bool wait, struct instance_lo
 }
 
 int
-instance_lock (struct cl_manager *m, const char *name, struct instance_lock *l, cl_error_t *err)
+cl_mgr_instance_lock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                      cl_error_t *err)
 {
   return lock_open (m, name, true, l, err) < 0 ? -1 : 0;
 }
 
 int
-instance_trylock (struct cl_manager *m, const char *name, struct instance_lock *l, cl_error_t *err)
+cl_mgr_instance_trylock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                         cl_error_t *err)
 {
   return lock_open (m, name, false, l, err);
 }
 
 void
-instance_unlock (struct instance_lock *l)
+cl_mgr_instance_unlock (struct instance_lock *l)
 {
   if (l->fd < 0)
     return;
@@ -140,7 +143,7 @@ instance_unlock (struct instance_lock *l)
 }
 
 void
-manager_locks_close (struct cl_manager *m)
+cl_mgr_locks_close (struct cl_manager *m)
 {
   for (size_t i = 0; i < MANAGER_MAX_LOCKS; i++)
     if (m->locks[i] >= 0)

@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Instances: containers and microVMs behind one set of operations, with
    their state in the SQLite state database (ROOT/cloison.db) and their
    files under ROOT/instances/NAME.
 
    Every multi-step operation records an intent row first (operation,
    instance, owner pid); when its owner dies in the middle (kill -9), the
-   next cl_manager_open finds the intent and removes or completes the half
+   next cl_mgr_open finds the intent and removes or completes the half
    done work, and recorded statuses are checked against what really runs
    (monitor process alive, container init alive). */
 #ifndef CLOISON_MANAGER_H
@@ -20,8 +21,8 @@
 struct cl_manager;
 
 /* Opens the state root (creating it) and reconciles interrupted work. */
-int cl_manager_open (const char *root, struct cl_manager **out, cl_error_t *err);
-void cl_manager_close (struct cl_manager *m);
+int cl_mgr_open (const char *root, struct cl_manager **out, cl_error_t *err);
+void cl_mgr_close (struct cl_manager *m);
 
 struct cl_launch_opts
 {
@@ -48,24 +49,25 @@ struct cl_launch_opts
 };
 
 /* Creates and starts an instance; returns once it runs. */
-int cl_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_error_t *err);
+int cl_mgr_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o, cl_error_t *err);
 /* Ephemeral and attached: the command's stdio is ours; *exit_code is the
    command's exit status (128 + signal when killed).  Nothing is left. */
-int cl_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
-                     cl_error_t *err);
+int cl_mgr_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
+                         cl_error_t *err);
 
 /* Array of objects {name, kind, image, status, created, pid, ...}. */
-int cl_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err);
-int cl_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
+int cl_mgr_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err);
+int cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
 
-int cl_instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
+int cl_mgr_instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
 /* Graceful (SIGTERM; ACPI-less VMs: the monitor's shutdown), then forced
    after timeout_s seconds; force: at once. */
-int cl_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
-                      cl_error_t *err);
-int cl_instance_restart (struct cl_manager *m, const char *name, int timeout_s, cl_error_t *err);
+int cl_mgr_instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
+                          cl_error_t *err);
+int cl_mgr_instance_restart (struct cl_manager *m, const char *name, int timeout_s,
+                             cl_error_t *err);
 /* A running instance is refused unless force. */
-int cl_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err);
+int cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err);
 
 /* exec's terminal (VMs): a pty in the guest when our stdin and stdout are
    terminals (auto), or forced on or off.  Containers run the command on
@@ -78,32 +80,34 @@ enum cl_exec_tty
 };
 /* Runs argv inside the instance with our stdio (a VM's command gets our
    stdin streamed, and a pty per `tty`); *exit_code as for run. */
-int cl_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
-                      size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
+int cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
+                          size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
 /* The instance's console output log (container stdout/stderr, VM serial). */
-int cl_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err);
+int cl_mgr_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err);
 /* Interactive: containers get a shell, VMs their serial console. */
-int cl_instance_console (struct cl_manager *m, const char *name, int *exit_code, cl_error_t *err);
+int cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
+                             cl_error_t *err);
 
 /* key: limits.memory, limits.cpu.  Applied live when running. */
-int cl_instance_config_set (struct cl_manager *m, const char *name, const char *key,
-                            const char *value, cl_error_t *err);
+int cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *key,
+                                const char *value, cl_error_t *err);
 /* Copy-on-write clone of a stopped or running instance's files (stopped
    result). */
-int cl_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_error_t *err);
+int cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_error_t *err);
 
-int cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
-                        cl_error_t *err);
+int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
+                            bool stateful, cl_error_t *err);
 /* Array of {name, created, stateful}. */
-int cl_snapshot_list (struct cl_manager *m, const char *instance, json_t **out, cl_error_t *err);
-int cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *snap,
-                         cl_error_t *err);
-int cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap,
-                        cl_error_t *err);
+int cl_mgr_snapshot_list (struct cl_manager *m, const char *instance, json_t **out,
+                          cl_error_t *err);
+int cl_mgr_snapshot_restore (struct cl_manager *m, const char *instance, const char *snap,
+                             cl_error_t *err);
+int cl_mgr_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap,
+                            cl_error_t *err);
 
 /* For the image store: is any instance using `image`?  1 yes (name of the
    first in *user, caller frees), 0 no. */
-int cl_instance_image_in_use (struct cl_manager *m, const char *image, char **user,
-                              cl_error_t *err);
+int cl_mgr_instance_image_in_use (struct cl_manager *m, const char *image, char **user,
+                                  cl_error_t *err);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* One monitor process per running instance, like podman's conmon: it is
    the parent (and subreaper) of the container's init, so that it reaps it
    and records its exit status in the state database after `cloison
@@ -15,9 +16,9 @@
 #include "common/log.h"
 #include "common/paths.h"
 #include "common/util.h"
-#include "manager/engine.h"
-#include "manager/images.h"
-#include "manager/internal.h"
+#include "manager/mgr_engine.h"
+#include "manager/mgr_images.h"
+#include "manager/mgr_internal.h"
 #include "manager/monitor.h"
 #include "manager/netglue.h"
 
@@ -41,15 +42,15 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, const struct start
 {
   cleanup_image struct mgr_image *img = NULL;
 
-  if (image_resolve (m, instance_image_id (inst), &img, err) < 0)
+  if (cl_mgr_image_resolve (m, cl_mgr_instance_image_id (inst), &img, err) < 0)
     return -1;
-  a->root = strdup (m->root);
-  a->name = strdup (inst->name);
-  a->id = instance_global_id (m, inst->name);
-  a->dir = instance_dir (m, inst->name);
+  a->root = cl_xstrdup (m->root);
+  a->name = cl_xstrdup (inst->name);
+  a->id = cl_mgr_instance_global_id (m, inst->name);
+  a->dir = cl_mgr_instance_dir (m, inst->name);
   a->attached = o->attached;
   a->vm = inst->kind == KIND_VM;
-  return instance_ops (inst)->prepare (m, inst, img, o, a, err);
+  return cl_mgr_instance_ops (inst)->prepare (m, inst, img, o, a, err);
 }
 
 /* Where cloison-monitor is: installed in libexecdir/cloison (see
@@ -106,10 +107,10 @@ read_message (int fd, char *buf, size_t size)
 }
 
 int
-monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
-               pid_t *monitor, cl_error_t *err)
+cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
+                      pid_t *monitor, cl_error_t *err)
 {
-  const struct instance_ops *ops = instance_ops (inst);
+  const struct instance_ops *ops = cl_mgr_instance_ops (inst);
   bool attached = o->attached;
   struct monitor_args a = { 0 };
   cleanup_free char *program = NULL, *args = NULL;
@@ -122,7 +123,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
     return -1;
   if (ops->start == NULL)
     {
-      json_t *j = monitor_args_to_json (&a);
+      json_t *j = cl_mgr_monitor_args_to_json (&a);
       program = monitor_program (err);
       if (program == NULL)
         return -1;
@@ -144,7 +145,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
   m->db = NULL;
   child = fork ();
   if (child != 0 && cl_db_open (m->root, &m->db, err) == 0)
-    db_tune (m->db);
+    cl_mgr_db_tune (m->db);
   else if (child != 0)
     {
       if (child > 0)
@@ -163,7 +164,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
     {
       close (ready[0]);
       /* the monitor outlives this command: our instance locks must not */
-      manager_locks_close (m);
+      cl_mgr_locks_close (m);
       if (!attached)
         {
           /* detach: the monitor outlives this command */
@@ -181,7 +182,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
           if (keep[1] >= 0 && keep[1] < keep[0])
             keep[0] = keep[1], keep[1] = ready[1];
           cl_close_fds_except (keep, keep[1] >= 0 ? 2 : 1);
-          monitor_main (&a, ready[1], ops->start);
+          cl_mgr_monitor_main (&a, ready[1], ops->start);
         }
       if (go[1] >= 0)
         close (go[1]);
@@ -205,7 +206,7 @@ monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_o
       /* created, not started: its networks come now */
       cl_error_t neterr = NULL;
       pid_t init = (pid_t)atoi (buf + 1);
-      if (netglue_attach_container (m, inst, init, &neterr) == 0
+      if (cl_mgr_netglue_attach_container (m, inst, init, &neterr) == 0
           && cl_write_all (go[1], "g", 1) == 0)
         got = read_message (ready[0], buf, sizeof buf);
       else

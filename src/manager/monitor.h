@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The per-instance monitor (see monitor.c for the design).  Container
    monitors run as their own small program, cloison-monitor, so that
    each costs little memory (a fork of the full CLI would carry the
@@ -5,8 +6,8 @@
 #ifndef CLOISON_MANAGER_MONITOR_H
 #define CLOISON_MANAGER_MONITOR_H
 
-#include "manager/engine.h"
-#include "manager/vm.h"
+#include "manager/mgr_engine.h"
+#include "manager/mgr_vm.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -33,21 +34,21 @@ struct monitor_args
 
 /* Starts the workload in the monitor: returns its pid, or -1. */
 typedef pid_t (*monitor_start_fn) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
-pid_t monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
+pid_t cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
 
 /* Runs the monitor until the workload exits; reports "R<pid>" or
    "E<message>" on readyfd (VMs: the VMM child reports failures). */
-void monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
+void cl_mgr_monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
     __attribute__ ((noreturn));
 
 /* A JSON array of strings as a NULL-terminated vector (caller frees). */
-char **json_to_strv (json_t *arr);
+char **cl_mgr_json_to_strv (json_t *arr);
 
 /* The container monitor's arguments, handed to cloison-monitor as JSON. */
-json_t *monitor_args_to_json (const struct monitor_args *a);
-int monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
-/* Frees what monitor_args_from_json allocated (the monitor itself keeps its
+json_t *cl_mgr_monitor_args_to_json (const struct monitor_args *a);
+int cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
+/* Frees what cl_mgr_monitor_args_from_json allocated (the monitor itself keeps its
    arguments until it exits). */
-void monitor_args_clear (struct monitor_args *a);
+void cl_mgr_monitor_args_clear (struct monitor_args *a);
 
 #endif

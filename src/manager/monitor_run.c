@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The monitor's own life: it starts the workload, records it running,
    reaps it (and, as subreaper, any orphan of it), records its exit
    status, and cleans up.  Shared by cloison-monitor (containers) and the
@@ -5,8 +6,8 @@
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "manager/engine.h"
-#include "manager/internal.h"
+#include "manager/mgr_engine.h"
+#include "manager/mgr_internal.h"
 #include "manager/monitor.h"
 
 #include <errno.h>
@@ -44,10 +45,10 @@ record_exit (const char *root, const char *name, bool has_code, int code)
   struct cl_manager *m;
   cl_error_t err = NULL;
 
-  if (manager_open_raw (root, &m, &err) < 0
-      || store_set_stopped (m, name, has_code, code, &err) < 0)
+  if (cl_mgr_open_raw (root, &m, &err) < 0
+      || cl_mgr_store_set_stopped (m, name, has_code, code, &err) < 0)
     cl_error_release (&err);
-  cl_manager_close (m);
+  cl_mgr_close (m);
 }
 
 static int
@@ -56,11 +57,11 @@ record_running (const char *root, const char *name, pid_t init, cl_error_t *err)
   struct cl_manager *m;
   int r;
 
-  if (manager_open_raw (root, &m, err) < 0)
+  if (cl_mgr_open_raw (root, &m, err) < 0)
     return -1;
-  r = store_set_running (m, name, getpid (), cl_proc_start_time (getpid ()), init,
-                         cl_proc_start_time (init), err);
-  cl_manager_close (m);
+  r = cl_mgr_store_set_running (m, name, getpid (), cl_proc_start_time (getpid ()), init,
+                                cl_proc_start_time (init), err);
+  cl_mgr_close (m);
   return r;
 }
 
@@ -78,7 +79,7 @@ pause_for_network (void *opaque, pid_t pid, cl_error_t *err)
 }
 
 pid_t
-monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
+cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   cleanup_free char *log = cl_strdup_printf ("%s/console.log", a->dir);
   cleanup_close int logfd = -1;
@@ -109,7 +110,7 @@ monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *er
       a->spec.before_exec = pause_for_network;
       a->spec.opaque = a;
     }
-  if (engine_start (&a->spec, &init, err) < 0)
+  if (cl_mgr_engine_start (&a->spec, &init, err) < 0)
     return -1;
   if (inpipe[0] >= 0)
     close (inpipe[0]);
@@ -118,7 +119,7 @@ monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *er
 }
 
 void
-monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
+cl_mgr_monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
 {
   cl_error_t err = NULL;
   int stdin_keep = -1, st, code;
@@ -152,7 +153,7 @@ monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
           kill (init, SIGKILL);
           waitpid (init, NULL, 0);
           cl_error_t ignored = NULL;
-          if (!a->vm && engine_destroy (a->spec.root, a->id, &ignored) < 0)
+          if (!a->vm && cl_mgr_engine_destroy (a->spec.root, a->id, &ignored) < 0)
             cl_error_release (&ignored);
         }
       report (readyfd, "E%s", err ? err->msg : "unknown error");
@@ -178,10 +179,10 @@ monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start)
       if (p == init)
         break;
     }
-  code = st < 0 ? -1 : proc_exit_code (st);
+  code = st < 0 ? -1 : cl_mgr_proc_exit_code (st);
   if (a->vm)
     unlink (a->vm_launch.api_socket);
-  else if (engine_destroy (a->spec.root, a->id, &err) < 0)
+  else if (cl_mgr_engine_destroy (a->spec.root, a->id, &err) < 0)
     cl_error_release (&err);
   if (stdin_keep >= 0)
     close (stdin_keep);
@@ -199,18 +200,19 @@ strv_to_json (char **v)
 }
 
 char **
-json_to_strv (json_t *arr)
+cl_mgr_json_to_strv (json_t *arr)
 {
   size_t n = json_array_size (arr), i;
   char **v = cl_xmalloc0 ((n + 1) * sizeof *v);
   json_t *e;
 
-  json_array_foreach (arr, i, e) v[i] = strdup (json_string_value (e) ? json_string_value (e) : "");
+  json_array_foreach (arr, i, e) v[i]
+      = cl_xstrdup (json_string_value (e) ? json_string_value (e) : "");
   return v;
 }
 
 json_t *
-monitor_args_to_json (const struct monitor_args *a)
+cl_mgr_monitor_args_to_json (const struct monitor_args *a)
 {
   return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
                     "root", a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached",
@@ -222,7 +224,7 @@ monitor_args_to_json (const struct monitor_args *a)
 }
 
 int
-monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
+cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
 {
   const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
   json_t *argv, *env;
@@ -236,29 +238,29 @@ monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
       < 0)
     return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
   memset (a, 0, sizeof *a);
-  a->root = strdup (root);
-  a->name = strdup (name);
-  a->id = strdup (id);
-  a->dir = strdup (dir);
+  a->root = cl_xstrdup (root);
+  a->name = cl_xstrdup (name);
+  a->id = cl_xstrdup (id);
+  a->dir = cl_xstrdup (dir);
   a->attached = attached;
   a->net_pause = net_pause;
   a->gofd = -1;
-  a->spec.root = strdup (eroot);
+  a->spec.root = cl_xstrdup (eroot);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;
   a->spec.hostname = a->name;
-  a->spec.rootfs = strdup (rootfs);
-  a->spec.argv = json_to_strv (argv);
-  a->spec.env = json_to_strv (env);
-  a->spec.cwd = strdup (cwd);
+  a->spec.rootfs = cl_xstrdup (rootfs);
+  a->spec.argv = cl_mgr_json_to_strv (argv);
+  a->spec.env = cl_mgr_json_to_strv (env);
+  a->spec.cwd = cl_xstrdup (cwd);
   a->spec.memory = (uint64_t)memory;
   a->spec.cpus = (unsigned)cpus;
-  a->overlay_opts = strdup (overlay);
+  a->overlay_opts = cl_xstrdup (overlay);
   return 0;
 }
 
 void
-monitor_args_clear (struct monitor_args *a)
+cl_mgr_monitor_args_clear (struct monitor_args *a)
 {
   free (a->root);
   free (a->name);

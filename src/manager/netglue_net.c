@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Networking over src/net: containers are attached between the engine's
    create and start (the monitor pauses there, see monitor.c), VMs get the
    tap of their first network. */
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 #include "manager/netglue.h"
 #include "net/net.h"
 
@@ -31,7 +32,7 @@ root_uses_networks (struct cl_manager *m)
 }
 
 int
-netglue_check_port (const char *spec, cl_error_t *err)
+cl_mgr_netglue_check_port (const char *spec, cl_error_t *err)
 {
   uint16_t h, p;
   const char *proto;
@@ -39,7 +40,7 @@ netglue_check_port (const char *spec, cl_error_t *err)
 }
 
 bool
-netglue_wanted (struct instance *inst)
+cl_mgr_netglue_wanted (struct instance *inst)
 {
   return !json_is_true (json_object_get (inst->config, "no_network"));
 }
@@ -83,12 +84,13 @@ detach_quietly (struct cl_manager *m, const char *name)
 }
 
 int
-netglue_attach_container (struct cl_manager *m, struct instance *inst, pid_t pid, cl_error_t *err)
+cl_mgr_netglue_attach_container (struct cl_manager *m, struct instance *inst, pid_t pid,
+                                 cl_error_t *err)
 {
   const char *names[8];
   size_t n;
 
-  if (!netglue_wanted (inst))
+  if (!cl_mgr_netglue_wanted (inst))
     return 0;
   detach_quietly (m, inst->name); /* what a former run left */
   n = networks (inst, names, 8);
@@ -109,8 +111,8 @@ fail:
 }
 
 int
-netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint8_t mac[6],
-                   bool *has_mac, cl_error_t *err)
+cl_mgr_netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint8_t mac[6],
+                          bool *has_mac, cl_error_t *err)
 {
   struct cl_net_attachment att;
   const char *names[8];
@@ -118,7 +120,7 @@ netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint
 
   *tap = NULL;
   *has_mac = false;
-  if (!netglue_wanted (inst))
+  if (!cl_mgr_netglue_wanted (inst))
     return 0;
   detach_quietly (m, inst->name);
   networks (inst, names, 8);
@@ -129,7 +131,7 @@ netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint
       detach_quietly (m, inst->name);
       return -1;
     }
-  *tap = strdup (att.host_ifname);
+  *tap = cl_xstrdup (att.host_ifname);
   if (sscanf (att.mac, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6)
     {
       for (int i = 0; i < 6; i++)
@@ -140,7 +142,7 @@ netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **tap, uint
 }
 
 int
-netglue_detach (struct cl_manager *m, const char *name, cl_error_t *err)
+cl_mgr_netglue_detach (struct cl_manager *m, const char *name, cl_error_t *err)
 {
   if (!root_uses_networks (m))
     return 0;
@@ -148,7 +150,7 @@ netglue_detach (struct cl_manager *m, const char *name, cl_error_t *err)
 }
 
 json_t *
-netglue_info (struct cl_manager *m, const char *name)
+cl_mgr_netglue_info (struct cl_manager *m, const char *name)
 {
   json_t *out = NULL, *ifs;
   cl_error_t err = NULL;
@@ -184,7 +186,7 @@ instance_row_exists (void *opaque, const char *name)
 }
 
 int
-netglue_cleanup (struct cl_manager *m, cl_error_t *err)
+cl_mgr_netglue_cleanup (struct cl_manager *m, cl_error_t *err)
 {
   if (!root_uses_networks (m))
     return 0;

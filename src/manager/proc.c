@@ -1,8 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Processes the manager tracks without being their parent: monitors and
    container inits, identified by pid and start time so that a reused pid
    is never mistaken for ours. */
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,14 +17,14 @@
 #include <unistd.h>
 
 bool
-proc_alive (pid_t pid, uint64_t start)
+cl_mgr_proc_alive (pid_t pid, uint64_t start)
 {
   uint64_t now = cl_proc_start_time (pid);
   return now != 0 && (start == 0 || now == start);
 }
 
 int
-proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms)
+cl_mgr_proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms)
 {
   int fd = (int)syscall (SYS_pidfd_open, pid, 0);
   uint64_t deadline = cl_now_ns () + (uint64_t)timeout_ms * 1000000ull;
@@ -31,7 +32,7 @@ proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms)
   if (fd >= 0)
     {
       /* the pidfd refers to whatever holds the pid now: check it is ours */
-      if (!proc_alive (pid, start))
+      if (!cl_mgr_proc_alive (pid, start))
         {
           close (fd);
           return 1;
@@ -44,9 +45,9 @@ proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms)
       close (fd);
       if (r > 0)
         return 1;
-      return !proc_alive (pid, start);
+      return !cl_mgr_proc_alive (pid, start);
     }
-  while (proc_alive (pid, start))
+  while (cl_mgr_proc_alive (pid, start))
     {
       if (cl_now_ns () >= deadline)
         return 0;
@@ -56,7 +57,7 @@ proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms)
 }
 
 int
-proc_exit_code (int wstatus)
+cl_mgr_proc_exit_code (int wstatus)
 {
   if (WIFEXITED (wstatus))
     return WEXITSTATUS (wstatus);

@@ -1,11 +1,12 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* After a crash: intents whose owner died are finished or undone (the
    check of one instance's status against the processes that really run
-   is reconcile_instance, in lifecycle.c). */
+   is cl_mgr_reconcile_instance, in lifecycle.c). */
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "manager/internal.h"
-#include "manager/snapshot.h"
+#include "manager/mgr_internal.h"
+#include "manager/mgr_snapshot.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,15 +37,15 @@ intents_candidates (struct cl_manager *m, struct intent **out, size_t *n, cl_err
   while (sqlite3_step (s) == SQLITE_ROW)
     {
       const unsigned char *arg = sqlite3_column_text (s, 3);
-      if (proc_alive (sqlite3_column_int (s, 4), (uint64_t)sqlite3_column_int64 (s, 5)))
+      if (cl_mgr_proc_alive (sqlite3_column_int (s, 4), (uint64_t)sqlite3_column_int64 (s, 5)))
         continue; /* still in progress in another process */
       v = realloc (v, (count + 1) * sizeof *v);
       if (v == NULL)
         abort ();
       v[count].id = sqlite3_column_int64 (s, 0);
-      v[count].op = strdup ((const char *)sqlite3_column_text (s, 1));
-      v[count].instance = strdup ((const char *)sqlite3_column_text (s, 2));
-      v[count].arg = arg ? strdup ((const char *)arg) : NULL;
+      v[count].op = cl_xstrdup ((const char *)sqlite3_column_text (s, 1));
+      v[count].instance = cl_xstrdup ((const char *)sqlite3_column_text (s, 2));
+      v[count].arg = arg ? cl_xstrdup ((const char *)arg) : NULL;
       count++;
     }
   *out = v;
@@ -63,11 +64,11 @@ intent_orphaned (struct cl_manager *m, struct intent *it, cl_error_t *err)
 {
   pid_t owner;
   uint64_t owner_start;
-  int r = intent_exists (m, it->id, &owner, &owner_start, err);
+  int r = cl_mgr_intent_exists (m, it->id, &owner, &owner_start, err);
 
   if (r <= 0)
     return r;
-  return !proc_alive (owner, owner_start);
+  return !cl_mgr_proc_alive (owner, owner_start);
 }
 
 static int
@@ -76,19 +77,19 @@ intent_recover (struct cl_manager *m, struct intent *it, cl_error_t *err)
   cl_warn ("recovering interrupted `%s` of instance `%s`", it->op, it->instance);
   if (strcmp (it->op, "launch") == 0 || strcmp (it->op, "run") == 0 || strcmp (it->op, "copy") == 0
       || strcmp (it->op, "delete") == 0)
-    return instance_destroy (m, it->instance, it->id, err);
+    return cl_mgr_instance_destroy (m, it->instance, it->id, err);
   if (strncmp (it->op, "snapshot-", 9) == 0
-      && snapshot_recover (m, it->op, it->instance, it->arg, err) < 0)
+      && cl_mgr_snapshot_recover (m, it->op, it->instance, it->arg, err) < 0)
     return -1;
   /* start: the instance's own reconcile tells what runs */
-  return intent_end (m, it->id, err);
+  return cl_mgr_intent_end (m, it->id, err);
 }
 
 static int
 intent_reconcile (struct cl_manager *m, struct intent *it, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  int r = instance_trylock (m, it->instance, &lock, err);
+  int r = cl_mgr_instance_trylock (m, it->instance, &lock, err);
 
   if (r <= 0)
     return r; /* busy: its owner (or another recovery) is at work */
@@ -102,7 +103,7 @@ intent_reconcile (struct cl_manager *m, struct intent *it, cl_error_t *err)
 }
 
 int
-reconcile_intents (struct cl_manager *m, cl_error_t *err)
+cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err)
 {
   struct intent *v;
   size_t n;

@@ -1,12 +1,13 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* `cloison exec` on VM instances: the host side of the guest agent's
    protocol (src/agent/protocol.h) over AF_VSOCK, and the guest CIDs of
    VM instances (table instance_vsock).  Replies come from the guest and
-   are untrusted: each frame is checked here, once, by agent_frame_read. */
+   are untrusted: each frame is checked here, once, by cl_mgr_agent_frame_read. */
 #include "agent/protocol.h"
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/internal.h"
-#include "manager/vm.h"
+#include "manager/mgr_internal.h"
+#include "manager/mgr_vm.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -28,13 +29,13 @@
 #define AGENT_CONNECT_TIMEOUT_OWN_BOOT_NS (5ull * 1000000000ull)
 
 bool
-vm_host_has_vsock (void)
+cl_mgr_vm_host_has_vsock (void)
 {
   return access ("/dev/vhost-vsock", F_OK) == 0;
 }
 
 int
-vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err)
+cl_mgr_vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   int r;
@@ -70,8 +71,8 @@ vsock_row (struct cl_manager *m, const char *sql, const char *name, uint32_t n, 
 }
 
 int
-vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
-               cl_error_t *err)
+cl_mgr_vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
+                      cl_error_t *err)
 {
   /* the smallest CID from ?2 that no instance of this state root has, in
      one statement so that two launches never take the same; an instance
@@ -88,7 +89,7 @@ vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid,
 
       if (vsock_row (m, alloc, name, from, err) < 0)
         return -1;
-      if (vm_vsock_cid (m, name, cid, err) <= 0)
+      if (cl_mgr_vm_vsock_cid (m, name, cid, err) <= 0)
         return cl_error_make (err, 0, "allocate a vsock CID for `%s`", name);
       /* Other VMs on this host (other state roots, other monitors) hold
          CIDs this database does not know: reserve it host-wide now and
@@ -158,7 +159,7 @@ read_exact (int fd, void *buf, size_t n, cl_error_t *err)
 }
 
 int
-agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err)
+cl_mgr_agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err)
 {
   unsigned char h[CL_AGENT_HEADER];
   int r = read_exact (fd, h, sizeof h, err);
@@ -244,7 +245,7 @@ session_reply (int conn, unsigned char *buf, int out, int errfd, int *exit_code,
 {
   char type;
   uint32_t len, code;
-  int r = agent_frame_read (conn, &type, buf, &len, err);
+  int r = cl_mgr_agent_frame_read (conn, &type, buf, &len, err);
 
   if (r < 0)
     return -1;
@@ -264,7 +265,8 @@ session_reply (int conn, unsigned char *buf, int out, int errfd, int *exit_code,
 }
 
 int
-agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, cl_error_t *err)
+cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
+                      cl_error_t *err)
 {
   static const int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT };
   cleanup_free unsigned char *reply = malloc (CL_AGENT_MAX_FRAME);
@@ -364,7 +366,7 @@ agent_connect (struct instance *inst, uint32_t cid, int *out, cl_error_t *err)
         }
       int e = errno;
       close (fd);
-      if (cl_now_ns () > deadline || !proc_alive (inst->monitor_pid, inst->monitor_start))
+      if (cl_now_ns () > deadline || !cl_mgr_proc_alive (inst->monitor_pid, inst->monitor_start))
         return cl_error_make (err, e, "instance `%s`: no guest agent on vsock CID %u port %u%s",
                               inst->name, cid, CL_AGENT_PORT,
                               own_boot ? " (the VM boots its own --kernel/--initrd, without "
@@ -396,8 +398,8 @@ exec_wants_tty (enum cl_exec_tty tty)
 }
 
 int
-vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env, size_t n_env,
-         enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
+cl_mgr_vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
+                size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
   json_t *cfg_env = json_object_get (inst->config, "env"), *e;
   cleanup_close int fd = -1;
@@ -407,12 +409,12 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
   size_t i;
   int r;
 
-  if (!vm_host_has_vsock ())
+  if (!cl_mgr_vm_host_has_vsock ())
     return cl_error_make (err, 0,
                           "instance `%s`: exec in a VM goes through the guest agent over vsock, "
                           "and this host has no /dev/vhost-vsock",
                           inst->name);
-  r = vm_vsock_cid (m, inst->name, &cid, err);
+  r = cl_mgr_vm_vsock_cid (m, inst->name, &cid, err);
   if (r < 0)
     return -1;
   if (r == 0)
@@ -451,7 +453,7 @@ vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **
     }
   if (send_frame (fd, CL_AGENT_RUN, NULL, 0, err) < 0)
     return -1;
-  if (agent_session (fd, 0, 1, 2, want_tty, exit_code, err) < 0)
+  if (cl_mgr_agent_session (fd, 0, 1, 2, want_tty, exit_code, err) < 0)
     return cl_error_wrap (err, "instance `%s`", inst->name);
   return 0;
 }

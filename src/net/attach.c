@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Attachments: containers (veth into their netns) and microVMs (taps),
    addresses reserved in the database, detach. */
 #include "common/cleanup.h"
@@ -5,7 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/dnsmasq.h"
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
 #include "net/nft.h"
@@ -62,11 +63,11 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
     }
   sqlite3_finalize (steal_pointer (&st));
   memset (a, 0, sizeof *a);
-  a->address = ipam_next_free (n->subnet, n->prefix, used, n_used);
+  a->address = cl_net_ipam_next_free (n->subnet, n->prefix, used, n_used);
   if (a->address == 0)
     {
       char s[16];
-      ipam_format (n->subnet, s);
+      cl_net_ipam_format (n->subnet, s);
       cl_error_make (err, 0, "network `%s`: no free address left in %s/%d", n->name, s, n->prefix);
       goto fail;
     }
@@ -99,8 +100,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
   a->id = sqlite3_last_insert_rowid (c->db);
   snprintf (a->host_ifname, sizeof a->host_ifname, "cl%c-%s-%lld",
             strcmp (kind, "vm") == 0 ? 't' : 'v', c->tag, (long long)a->id);
-  if (exec_bound (c->db, "UPDATE net_attachments SET host_ifname = ?2 WHERE id = ?1", a->id,
-                  a->host_ifname, err)
+  if (cl_net_exec_bound (c->db, "UPDATE net_attachments SET host_ifname = ?2 WHERE id = ?1", a->id,
+                         a->host_ifname, err)
           < 0
       || cl_db_commit (c->db, err) < 0)
     goto fail;
@@ -121,9 +122,9 @@ fill_out (const struct net_row *n, const struct att_row *a, struct cl_net_attach
   snprintf (out->host_ifname, sizeof out->host_ifname, "%s", a->host_ifname);
   snprintf (out->bridge, sizeof out->bridge, "%s", n->l3);
   snprintf (out->mac, sizeof out->mac, "%s", a->mac);
-  ipam_format (a->address, out->address);
+  cl_net_ipam_format (a->address, out->address);
   out->prefix_len = n->prefix;
-  ipam_format (ipam_gateway (n->subnet), out->gateway);
+  cl_net_ipam_format (cl_net_ipam_gateway (n->subnet), out->gateway);
 }
 
 static int
@@ -141,8 +142,8 @@ parse_mac (const char *s, uint8_t mac[6])
 static int
 port_master (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
 {
-  cleanup_free char *trunk = n->vlan ? trunk_name (c) : NULL;
-  int idx = nl_link_index (c->nl, n->vlan ? trunk : n->l3, err);
+  cleanup_free char *trunk = n->vlan ? cl_net_trunk_name (c) : NULL;
+  int idx = cl_net_nl_link_index (c->nl, n->vlan ? trunk : n->l3, err);
   if (idx == 0)
     return cl_error_make (
         err, 0, "network `%s`: bridge `%s` is missing (run `cloison network list` to repair)",
@@ -156,10 +157,10 @@ port_vlan (struct net_ctx *c, const struct net_row *n, const char *port, cl_erro
   int idx;
   if (n->vlan == 0)
     return 0;
-  idx = nl_link_index (c->nl, port, err);
+  idx = cl_net_nl_link_index (c->nl, port, err);
   if (idx <= 0)
     return idx < 0 ? -1 : cl_error_make (err, 0, "link `%s` vanished", port);
-  return nl_bridge_vlan (c->nl, idx, n->vlan, 1, 0, 0, err);
+  return cl_net_nl_bridge_vlan (c->nl, idx, n->vlan, 1, 0, 0, err);
 }
 
 /* Inside the container: lo and the interface up, its address, and (for
@@ -171,17 +172,18 @@ configure_inside (int nsfd, const char *ifname, const struct net_row *n, uint32_
   struct nl_sock *inside = NULL;
   int idx, r = -1;
 
-  if (nl_open_in_netns (nsfd, &inside, err) < 0)
+  if (cl_net_nl_open_in_netns (nsfd, &inside, err) < 0)
     return -1;
-  idx = nl_link_index (inside, ifname, err);
+  idx = cl_net_nl_link_index (inside, ifname, err);
   if (idx == 0)
     cl_error_make (err, 0, "link `%s` missing in the instance", ifname);
-  else if (idx > 0 && nl_link_set (inside, 1, 1, 0, 0, err) == 0 /* lo is always ifindex 1 */
-           && nl_link_set (inside, idx, 1, 0, 0, err) == 0
-           && nl_addr_add (inside, idx, addr, n->prefix, err) == 0
-           && (!default_route || nl_route_add_default (inside, ipam_gateway (n->subnet), err) == 0))
+  else if (idx > 0 && cl_net_nl_link_set (inside, 1, 1, 0, 0, err) == 0 /* lo is always ifindex 1 */
+           && cl_net_nl_link_set (inside, idx, 1, 0, 0, err) == 0
+           && cl_net_nl_addr_add (inside, idx, addr, n->prefix, err) == 0
+           && (!default_route
+               || cl_net_nl_route_add_default (inside, cl_net_ipam_gateway (n->subnet), err) == 0))
     r = 0;
-  nl_close (inside);
+  cl_net_nl_close (inside);
   return r;
 }
 
@@ -190,19 +192,19 @@ resolve_network (struct net_ctx *c, const char *net_name, struct net_row *n, cl_
 {
   if (net_name == NULL)
     {
-      if (ensure_default_locked (c, err) < 0)
+      if (cl_net_ensure_default_locked (c, err) < 0)
         return -1;
       net_name = CL_NET_DEFAULT;
     }
-  return net_load (c->db, net_name, n, err);
+  return cl_net_load (c->db, net_name, n, err);
 }
 
 static void
 unreserve (struct net_ctx *c, const struct att_row *a)
 {
   if (a->host_ifname[0])
-    nl_link_del (c->nl, a->host_ifname, NULL);
-  exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, NULL);
+    cl_net_nl_link_del (c->nl, a->host_ifname, NULL);
+  cl_net_exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, NULL);
 }
 
 static int
@@ -235,7 +237,7 @@ attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const c
 {
   if (*ifname == NULL)
     {
-      if (net_schema (db, err) < 0)
+      if (cl_net_schema (db, err) < 0)
         return -1;
       default_ifname (db, instance, auto_ifname);
       *ifname = auto_ifname;
@@ -246,7 +248,7 @@ attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const c
   if (strlen (*ifname) > 15)
     return cl_error_make (err, 0, "invalid interface name `%s`: longer than 15 characters",
                           *ifname);
-  if (ctx_open (db, c, err) < 0 || resolve_network (c, net_name, n, err) < 0)
+  if (cl_net_ctx_open (db, c, err) < 0 || resolve_network (c, net_name, n, err) < 0)
     return -1;
   *master = port_master (c, n, err);
   return *master < 0 ? -1 : 0;
@@ -274,13 +276,13 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
   if (reserve (&c, &n, instance, "container", ifname, pid, &a, err) < 0)
     return -1;
   parse_mac (a.mac, mac);
-  if (nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, n.mtu, err) < 0
+  if (cl_net_nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, n.mtu, err) < 0
       || port_vlan (&c, &n, a.host_ifname, err) < 0
       || configure_inside (nsfd, ifname, &n, a.address, first, err) < 0
-      || publish_hosts (&c, &n, 0, err) < 0)
+      || cl_net_publish_hosts (&c, &n, 0, err) < 0)
     {
       unreserve (&c, &a);
-      publish_hosts (&c, &n, 0, NULL);
+      cl_net_publish_hosts (&c, &n, 0, NULL);
       return cl_error_wrap (err, "attach `%s` to network `%s`", instance, n.name);
     }
   fill_out (&n, &a, out);
@@ -300,13 +302,13 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
   if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, err) < 0
       || reserve (&c, &n, instance, "vm", ifname, 0, &a, err) < 0)
     return -1;
-  if (nl_tap_create (a.host_ifname, owner, err) < 0
-      || (tap = nl_link_index (c.nl, a.host_ifname, err)) <= 0
-      || nl_link_set (c.nl, tap, 1, master, n.mtu, err) < 0
-      || port_vlan (&c, &n, a.host_ifname, err) < 0 || publish_hosts (&c, &n, 1, err) < 0)
+  if (cl_net_nl_tap_create (a.host_ifname, owner, err) < 0
+      || (tap = cl_net_nl_link_index (c.nl, a.host_ifname, err)) <= 0
+      || cl_net_nl_link_set (c.nl, tap, 1, master, n.mtu, err) < 0
+      || port_vlan (&c, &n, a.host_ifname, err) < 0 || cl_net_publish_hosts (&c, &n, 1, err) < 0)
     {
       unreserve (&c, &a);
-      publish_hosts (&c, &n, 1, NULL);
+      cl_net_publish_hosts (&c, &n, 1, NULL);
       return cl_error_wrap (err, "attach `%s` to network `%s`", instance, n.name);
     }
   fill_out (&n, &a, out);
@@ -315,10 +317,10 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
 
 /* Removes one attachment: its forwards, its link, its row. */
 int
-detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_error_t *err)
+cl_net_detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (net_by_id (c->db, a->network_id, n, err) < 0)
+  if (cl_net_by_id (c->db, a->network_id, n, err) < 0)
     return -1;
   if (cl_db_prepare (c->db, "SELECT proto, host_port FROM net_forwards WHERE attachment_id = ?",
                      &st, err)
@@ -326,18 +328,18 @@ detach_one (struct net_ctx *c, const struct att_row *a, struct net_row *n, cl_er
     return -1;
   sqlite3_bind_int64 (st, 1, a->id);
   while (sqlite3_step (st) == SQLITE_ROW)
-    nft_forward_set (c->tag, n->name, (const char *)sqlite3_column_text (st, 0),
-                     (uint16_t)sqlite3_column_int (st, 1), 0, 0, 0, NULL);
-  if (nl_link_del (c->nl, a->host_ifname, err) < 0)
+    cl_net_nft_forward_set (c->tag, n->name, (const char *)sqlite3_column_text (st, 0),
+                            (uint16_t)sqlite3_column_int (st, 1), 0, 0, 0, NULL);
+  if (cl_net_nl_link_del (c->nl, a->host_ifname, err) < 0)
     return -1;
-  return exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, err);
+  return cl_net_exec_bound (c->db, "DELETE FROM net_attachments WHERE id = ?", a->id, NULL, err);
 }
 
 /* Detaches every attachment matching `where`, bound to text_arg (if not
    NULL) or int_arg. */
 int
-detach_where (struct net_ctx *c, const char *where, const char *text_arg, int64_t int_arg,
-              cl_error_t *err)
+cl_net_detach_where (struct net_ctx *c, const char *where, const char *text_arg, int64_t int_arg,
+                     cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   cleanup_free char *sql
@@ -357,15 +359,15 @@ detach_where (struct net_ctx *c, const char *where, const char *text_arg, int64_
       rows = realloc (rows, (n_rows + 1) * sizeof *rows);
       if (rows == NULL)
         abort ();
-      att_from_stmt (st, &rows[n_rows++]);
+      cl_net_att_from_stmt (st, &rows[n_rows++]);
     }
   sqlite3_finalize (steal_pointer (&st));
   for (size_t i = 0; i < n_rows && r == 0; i++)
     {
       struct net_row n;
-      r = detach_one (c, &rows[i], &n, err);
+      r = cl_net_detach_one (c, &rows[i], &n, err);
       if (r == 0)
-        publish_hosts (c, &n, 1, NULL); /* DNS/DHCP only: never fails a detach */
+        cl_net_publish_hosts (c, &n, 1, NULL); /* DNS/DHCP only: never fails a detach */
     }
   free (rows);
   return r;
@@ -375,9 +377,9 @@ int
 cl_net_detach (sqlite3 *db, const char *instance, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
-  if (ctx_open (db, &c, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0)
     return -1;
-  return detach_where (&c, "instance = ?", instance, 0, err);
+  return cl_net_detach_where (&c, "instance = ?", instance, 0, err);
 }
 
 int
@@ -386,7 +388,7 @@ cl_net_info (sqlite3 *db, const char *instance, json_t **out, cl_error_t *err)
   cleanup_stmt sqlite3_stmt *st = NULL;
   json_t *ifaces;
 
-  if (net_schema (db, err) < 0
+  if (cl_net_schema (db, err) < 0
       || cl_db_prepare (
              db, "SELECT " ATT_COLUMNS " FROM net_attachments WHERE instance = ? ORDER BY id", &st,
              err)
@@ -399,16 +401,16 @@ cl_net_info (sqlite3 *db, const char *instance, json_t **out, cl_error_t *err)
       struct att_row a;
       struct net_row n;
       struct cl_net_attachment out_a;
-      att_from_stmt (st, &a);
-      if (net_by_id (db, a.network_id, &n, NULL) < 0)
+      cl_net_att_from_stmt (st, &a);
+      if (cl_net_by_id (db, a.network_id, &n, NULL) < 0)
         continue;
       fill_out (&n, &a, &out_a);
       json_array_append_new (
-          ifaces,
-          json_pack ("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o}", "network", out_a.network,
-                     "kind", a.kind, "ifname", out_a.ifname, "host_ifname", out_a.host_ifname,
-                     "address", out_a.address, "prefix_len", out_a.prefix_len, "gateway",
-                     out_a.gateway, "mac", out_a.mac, "port_forwards", forwards_json (db, a.id)));
+          ifaces, json_pack ("{s:s, s:s, s:s, s:s, s:s, s:i, s:s, s:s, s:o}", "network",
+                             out_a.network, "kind", a.kind, "ifname", out_a.ifname, "host_ifname",
+                             out_a.host_ifname, "address", out_a.address, "prefix_len",
+                             out_a.prefix_len, "gateway", out_a.gateway, "mac", out_a.mac,
+                             "port_forwards", cl_net_forwards_json (db, a.id)));
     }
   *out = json_pack ("{s:s, s:o}", "instance", instance, "interfaces", ifaces);
   return 0;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "net/dnsmasq.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 pid_t
-dnsmasq_pid (const char *dir)
+cl_net_dnsmasq_pid (const char *dir)
 {
   cleanup_free char *pidfile = cl_strdup_printf ("%s/dnsmasq.pid", dir);
   cleanup_free char *text = NULL, *cmdline_path = NULL, *cmdline = NULL;
@@ -50,7 +51,7 @@ touch (const char *dir, const char *name)
 }
 
 int
-dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
+cl_net_dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
 {
   char subnet[16], mask[16];
   cleanup_free char *a_pid = cl_strdup_printf ("--pid-file=%s/dnsmasq.pid", dir);
@@ -66,8 +67,8 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
   int status;
   pid_t pid;
 
-  ipam_format (n->subnet, subnet);
-  ipam_format (ipam_mask (n->prefix), mask);
+  cl_net_ipam_format (n->subnet, subnet);
+  cl_net_ipam_format (cl_net_ipam_mask (n->prefix), mask);
   a_range = cl_strdup_printf ("--dhcp-range=%s,static,%s,1h", subnet, mask);
   touch (dir, "hosts");
   touch (dir, "dhcp-hosts");
@@ -110,14 +111,14 @@ dnsmasq_start (const char *dir, const struct net_row *n, cl_error_t *err)
 }
 
 void
-dnsmasq_stop (const char *dir)
+cl_net_dnsmasq_stop (const char *dir)
 {
-  pid_t pid = dnsmasq_pid (dir);
+  pid_t pid = cl_net_dnsmasq_pid (dir);
   if (pid <= 0)
     return;
   kill (pid, SIGTERM);
   /* Wait (at most ~1 s) so that the bridge it binds can go at once. */
-  for (int i = 0; i < 200 && dnsmasq_pid (dir) == pid; i++)
+  for (int i = 0; i < 200 && cl_net_dnsmasq_pid (dir) == pid; i++)
     {
       struct timespec ts = { 0, 5 * 1000 * 1000 };
       nanosleep (&ts, NULL);
@@ -125,9 +126,9 @@ dnsmasq_stop (const char *dir)
 }
 
 void
-dnsmasq_reload (const char *dir)
+cl_net_dnsmasq_reload (const char *dir)
 {
-  pid_t pid = dnsmasq_pid (dir);
+  pid_t pid = cl_net_dnsmasq_pid (dir);
   if (pid > 0)
     kill (pid, SIGHUP);
 }
@@ -142,8 +143,8 @@ netns_of (const char *pid)
 }
 
 void
-dnsmasq_foreach (const char *netroot, void (*fn) (pid_t pid, const char *name, void *data),
-                 void *data)
+cl_net_dnsmasq_foreach (const char *netroot, void (*fn) (pid_t pid, const char *name, void *data),
+                        void *data)
 {
   cleanup_free char *prefix = cl_strdup_printf ("--pid-file=%s/", netroot);
   cleanup_dir DIR *proc = opendir ("/proc");

@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Port forwards: one element per forward in the network's nftables map. */
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "net/dnsmasq.h"
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
 #include "net/nft.h"
@@ -65,7 +66,7 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
     return -1;
   if (host_port == 0 || inst_port == 0)
     return cl_error_make (err, 0, "port forward: ports must be 1-65535");
-  if (ctx_open (db, &c, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0)
     return -1;
   if (cl_db_prepare (db,
                      "SELECT a.id, a.network_id, a.instance, a.kind, a.ifname, a.host_ifname, "
@@ -81,9 +82,9 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
     return net_name ? cl_error_make (err, 0, "instance `%s` is not attached to network `%s`",
                                      instance, net_name)
                     : cl_error_make (err, 0, "instance `%s` has no network", instance);
-  att_from_stmt (st, &a);
+  cl_net_att_from_stmt (st, &a);
   sqlite3_finalize (steal_pointer (&st));
-  if (net_by_id (db, a.network_id, &n, err) < 0)
+  if (cl_net_by_id (db, a.network_id, &n, err) < 0)
     return -1;
   if (n.mode == CL_NET_ISOLATED)
     return cl_error_make (err, 0, "port forward %u/%s: network `%s` is isolated", host_port, proto,
@@ -104,7 +105,7 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   {
     /* another state root of this namespace */
     cleanup_free char *table = NULL;
-    int r = nft_port_mapped_elsewhere (c.tag, proto, host_port, &table, err);
+    int r = cl_net_nft_port_mapped_elsewhere (c.tag, proto, host_port, &table, err);
     if (r < 0)
       return -1;
     if (r > 0)
@@ -126,9 +127,9 @@ cl_net_port_forward_add (sqlite3 *db, const char *net_name, const char *instance
   if (cl_db_step_done (db, st, err) < 0)
     return -1;
   fwd_id = sqlite3_last_insert_rowid (db);
-  if (nft_forward_set (c.tag, n.name, proto, host_port, a.address, inst_port, 1, err) < 0)
+  if (cl_net_nft_forward_set (c.tag, n.name, proto, host_port, a.address, inst_port, 1, err) < 0)
     {
-      exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", fwd_id, NULL, NULL);
+      cl_net_exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", fwd_id, NULL, NULL);
       return cl_error_wrap (err, "port forward %u/%s", host_port, proto);
     }
   return 0;
@@ -143,7 +144,7 @@ cl_net_port_forward_remove (sqlite3 *db, const char *instance, uint16_t host_por
   int64_t id;
   cleanup_free char *net = NULL;
 
-  if (check_proto (proto, err) < 0 || ctx_open (db, &c, err) < 0)
+  if (check_proto (proto, err) < 0 || cl_net_ctx_open (db, &c, err) < 0)
     return -1;
   if (cl_db_prepare (
           db,
@@ -160,8 +161,8 @@ cl_net_port_forward_remove (sqlite3 *db, const char *instance, uint16_t host_por
     return cl_error_make (err, 0, "port forward: instance `%s` has no forward of host port %u/%s",
                           instance, host_port, proto);
   id = sqlite3_column_int64 (st, 0);
-  net = strdup ((const char *)sqlite3_column_text (st, 1));
-  if (nft_forward_set (c.tag, net, proto, host_port, 0, 0, 0, err) < 0)
+  net = cl_xstrdup ((const char *)sqlite3_column_text (st, 1));
+  if (cl_net_nft_forward_set (c.tag, net, proto, host_port, 0, 0, 0, err) < 0)
     return -1;
-  return exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", id, NULL, err);
+  return cl_net_exec_bound (db, "DELETE FROM net_forwards WHERE id = ?", id, NULL, err);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "net/ipam.h"
 
 #include <arpa/inet.h>
@@ -6,13 +7,14 @@
 #include <string.h>
 
 uint32_t
-ipam_mask (int prefix)
+cl_net_ipam_mask (int prefix)
 {
   return prefix == 0 ? 0 : ~0u << (32 - prefix);
 }
 
 int
-ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *prefix, cl_error_t *err)
+cl_net_ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *prefix,
+                        cl_error_t *err)
 {
   char addr[INET_ADDRSTRLEN];
   const char *slash = strchr (s, '/');
@@ -31,37 +33,38 @@ ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *prefix, cl
     return cl_error_make (err, 0, "%s: prefix length must be 8-30, got `%s`", what, slash + 1);
   *net = ntohl (in.s_addr);
   *prefix = (int)p;
-  if (*net & ~ipam_mask (*prefix))
+  if (*net & ~cl_net_ipam_mask (*prefix))
     return cl_error_make (err, 0, "%s: `%s` has host bits set (did you mean %s/%d?)", what, s,
-                          (ipam_format (*net & ipam_mask (*prefix), addr), addr), *prefix);
+                          (cl_net_ipam_format (*net & cl_net_ipam_mask (*prefix), addr), addr),
+                          *prefix);
   return 0;
 }
 
 int
-ipam_overlap (uint32_t a, int pa, uint32_t b, int pb)
+cl_net_ipam_overlap (uint32_t a, int pa, uint32_t b, int pb)
 {
-  uint32_t m = ipam_mask (pa < pb ? pa : pb);
+  uint32_t m = cl_net_ipam_mask (pa < pb ? pa : pb);
   return (a & m) == (b & m);
 }
 
 void
-ipam_format (uint32_t addr, char out[16])
+cl_net_ipam_format (uint32_t addr, char out[16])
 {
   snprintf (out, 16, "%u.%u.%u.%u", addr >> 24, (addr >> 16) & 0xff, (addr >> 8) & 0xff,
             addr & 0xff);
 }
 
 uint32_t
-ipam_gateway (uint32_t net)
+cl_net_ipam_gateway (uint32_t net)
 {
   return net + 1;
 }
 
 uint32_t
-ipam_next_free (uint32_t net, int prefix, const uint32_t *used, size_t n_used)
+cl_net_ipam_next_free (uint32_t net, int prefix, const uint32_t *used, size_t n_used)
 {
-  uint32_t broadcast = net | ~ipam_mask (prefix);
-  uint32_t candidate = ipam_gateway (net) + 1;
+  uint32_t broadcast = net | ~cl_net_ipam_mask (prefix);
+  uint32_t candidate = cl_net_ipam_gateway (net) + 1;
   for (size_t i = 0; i < n_used && candidate < broadcast; i++)
     {
       if (used[i] < candidate)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Virtual networks for instances: one Linux bridge per network (or one VLAN
    of a shared VLAN-filtering bridge), veth pairs for containers, persistent
    taps for microVMs, IPAM in the state database, one nftables table per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "net/netlink.h"
 #include "common/cleanup.h"
 
@@ -28,7 +29,7 @@ struct nl_sock
 };
 
 int
-nl_open (struct nl_sock **out, cl_error_t *err)
+cl_net_nl_open (struct nl_sock **out, cl_error_t *err)
 {
   struct nl_sock *nl = calloc (1, sizeof *nl);
   if (nl == NULL)
@@ -37,7 +38,7 @@ nl_open (struct nl_sock **out, cl_error_t *err)
   if (nl->sock == NULL || mnl_socket_bind (nl->sock, 0, MNL_SOCKET_AUTOPID) < 0)
     {
       cl_error_errno (err, "netlink socket");
-      nl_close (nl);
+      cl_net_nl_close (nl);
       return -1;
     }
   nl->portid = mnl_socket_get_portid (nl->sock);
@@ -47,7 +48,7 @@ nl_open (struct nl_sock **out, cl_error_t *err)
 }
 
 int
-nl_open_in_netns (int nsfd, struct nl_sock **out, cl_error_t *err)
+cl_net_nl_open_in_netns (int nsfd, struct nl_sock **out, cl_error_t *err)
 {
   cleanup_close int self = open ("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   int r;
@@ -55,14 +56,14 @@ nl_open_in_netns (int nsfd, struct nl_sock **out, cl_error_t *err)
     return cl_error_errno (err, "open `/proc/thread-self/ns/net`");
   if (setns (nsfd, CLONE_NEWNET) < 0)
     return cl_error_errno (err, "setns into the instance's network namespace");
-  r = nl_open (out, err);
+  r = cl_net_nl_open (out, err);
   if (setns (self, CLONE_NEWNET) < 0)
     abort (); /* the thread would act on the wrong namespace from now on */
   return r;
 }
 
 void
-nl_close (struct nl_sock *nl)
+cl_net_nl_close (struct nl_sock *nl)
 {
   if (nl == NULL)
     return;
@@ -163,7 +164,7 @@ index_cb (const struct nlmsghdr *nlh, void *data)
 }
 
 int
-nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err)
+cl_net_nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_GETLINK, 0, 0);
@@ -179,7 +180,8 @@ nl_link_index (struct nl_sock *nl, const char *name, cl_error_t *err)
 }
 
 int
-nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu, cl_error_t *err)
+cl_net_nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu,
+                      cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = new_link_msg (buf, name);
@@ -202,8 +204,8 @@ nl_bridge_add (struct nl_sock *nl, const char *name, int vlan_filtering, int mtu
 }
 
 int
-nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char *peer_name,
-             const uint8_t peer_mac[6], int peer_nsfd, int mtu, cl_error_t *err)
+cl_net_nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char *peer_name,
+                    const uint8_t peer_mac[6], int peer_nsfd, int mtu, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = new_link_msg (buf, name);
@@ -232,8 +234,8 @@ nl_veth_add (struct nl_sock *nl, const char *name, int master_index, const char 
 }
 
 int
-nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, int mtu,
-             cl_error_t *err)
+cl_net_nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, int mtu,
+                    cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = new_link_msg (buf, name);
@@ -249,7 +251,8 @@ nl_vlan_add (struct nl_sock *nl, const char *name, int link_index, int vlan_id, 
 }
 
 int
-nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, int mtu, cl_error_t *err)
+cl_net_nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, int mtu,
+                    cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE], name[IFNAMSIZ] = "?";
   struct nlmsghdr *nlh = link_msg (buf, RTM_NEWLINK, 0, ifindex);
@@ -275,7 +278,7 @@ nl_link_set (struct nl_sock *nl, int ifindex, int up, int master_index, int mtu,
 }
 
 int
-nl_link_del (struct nl_sock *nl, const char *name, cl_error_t *err)
+cl_net_nl_link_del (struct nl_sock *nl, const char *name, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_DELLINK, 0, 0);
@@ -288,7 +291,7 @@ nl_link_del (struct nl_sock *nl, const char *name, cl_error_t *err)
 }
 
 int
-nl_addr_add (struct nl_sock *nl, int ifindex, uint32_t addr, int prefix_len, cl_error_t *err)
+cl_net_nl_addr_add (struct nl_sock *nl, int ifindex, uint32_t addr, int prefix_len, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
@@ -312,7 +315,7 @@ nl_addr_add (struct nl_sock *nl, int ifindex, uint32_t addr, int prefix_len, cl_
 }
 
 int
-nl_route_add_default (struct nl_sock *nl, uint32_t gateway, cl_error_t *err)
+cl_net_nl_route_add_default (struct nl_sock *nl, uint32_t gateway, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
@@ -334,8 +337,8 @@ nl_route_add_default (struct nl_sock *nl, uint32_t gateway, cl_error_t *err)
 }
 
 int
-nl_bridge_vlan (struct nl_sock *nl, int ifindex, int vid, int pvid_untagged, int self, int del,
-                cl_error_t *err)
+cl_net_nl_bridge_vlan (struct nl_sock *nl, int ifindex, int vid, int pvid_untagged, int self,
+                       int del, cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
@@ -390,8 +393,8 @@ foreach_cb (const struct nlmsghdr *nlh, void *data)
 }
 
 int
-nl_link_foreach (struct nl_sock *nl, void (*fn) (const char *name, void *data), void *data,
-                 cl_error_t *err)
+cl_net_nl_link_foreach (struct nl_sock *nl, void (*fn) (const char *name, void *data), void *data,
+                        cl_error_t *err)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct nlmsghdr *nlh = link_msg (buf, RTM_GETLINK, NLM_F_DUMP, 0);
@@ -401,7 +404,7 @@ nl_link_foreach (struct nl_sock *nl, void (*fn) (const char *name, void *data), 
 }
 
 int
-nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
+cl_net_nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
 {
   cleanup_close int fd = open ("/dev/net/tun", O_RDWR | O_CLOEXEC);
   struct ifreq ifr = { 0 };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Networks: create (bridge, gateway, nftables table, dnsmasq), delete,
    the default network, reports. */
 #include "common/cleanup.h"
@@ -5,7 +6,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/dnsmasq.h"
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
 #include "net/nft.h"
@@ -30,28 +31,28 @@ write_ip_forward (cl_error_t *err)
 /* Removes every kernel object and file of a network; best effort, as it
    also undoes half-made networks. */
 void
-net_teardown (struct net_ctx *c, const struct net_row *n)
+cl_net_teardown (struct net_ctx *c, const struct net_row *n)
 {
-  cleanup_free char *dir = net_dir (c, n->name);
+  cleanup_free char *dir = cl_net_dir (c, n->name);
   cl_error_t err = NULL;
 
-  dnsmasq_stop (dir);
-  net_crash_point ("teardown:dnsmasq");
-  if (nft_network_remove (c->tag, n->name, &err) < 0)
+  cl_net_dnsmasq_stop (dir);
+  cl_net_crash_point ("teardown:dnsmasq");
+  if (cl_net_nft_network_remove (c->tag, n->name, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
-  net_crash_point ("teardown:nft");
-  if (n->l3[0] && nl_link_del (c->nl, n->l3, &err) < 0)
+  cl_net_crash_point ("teardown:nft");
+  if (n->l3[0] && cl_net_nl_link_del (c->nl, n->l3, &err) < 0)
     cl_warn ("network %s: %s", n->name, err->msg);
   cl_error_release (&err);
   if (n->vlan)
     {
-      cleanup_free char *trunk = trunk_name (c);
-      int idx = nl_link_index (c->nl, trunk, NULL);
+      cleanup_free char *trunk = cl_net_trunk_name (c);
+      int idx = cl_net_nl_link_index (c->nl, trunk, NULL);
       cleanup_stmt sqlite3_stmt *st = NULL;
       int others = 0;
       if (idx > 0)
-        nl_bridge_vlan (c->nl, idx, n->vlan, 0, 1, 1, NULL);
+        cl_net_nl_bridge_vlan (c->nl, idx, n->vlan, 0, 1, 1, NULL);
       if (cl_db_prepare (c->db, "SELECT count(*) FROM networks WHERE vlan > 0 AND id != ?", &st,
                          NULL)
           == 0)
@@ -61,7 +62,7 @@ net_teardown (struct net_ctx *c, const struct net_row *n)
             others = sqlite3_column_int (st, 0);
         }
       if (others == 0)
-        nl_link_del (c->nl, trunk, NULL);
+        cl_net_nl_link_del (c->nl, trunk, NULL);
     }
   cl_rm_rf (dir, NULL);
 }
@@ -70,26 +71,26 @@ net_teardown (struct net_ctx *c, const struct net_row *n)
 static int
 ensure_trunk (struct net_ctx *c, cl_error_t *err)
 {
-  cleanup_free char *trunk = trunk_name (c);
-  int idx = nl_link_index (c->nl, trunk, err);
+  cleanup_free char *trunk = cl_net_trunk_name (c);
+  int idx = cl_net_nl_link_index (c->nl, trunk, err);
   if (idx != 0)
     return idx;
   /* Its own MTU is the largest: each VLAN's ports and interface carry the
      network's. */
-  if (nl_bridge_add (c->nl, trunk, 1, CL_NET_MTU_MAX, err) < 0)
+  if (cl_net_nl_bridge_add (c->nl, trunk, 1, CL_NET_MTU_MAX, err) < 0)
     return -1;
-  return nl_link_index (c->nl, trunk, err);
+  return cl_net_nl_link_index (c->nl, trunk, err);
 }
 
 static int
 net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
 {
-  cleanup_free char *dir = net_dir (c, n->name);
+  cleanup_free char *dir = cl_net_dir (c, n->name);
   int idx;
 
   if (n->vlan == 0)
     {
-      if (nl_bridge_add (c->nl, n->l3, 0, n->mtu, err) < 0)
+      if (cl_net_nl_bridge_add (c->nl, n->l3, 0, n->mtu, err) < 0)
         return -1;
     }
   else
@@ -99,24 +100,24 @@ net_build (struct net_ctx *c, const struct net_row *n, cl_error_t *err)
         return -1;
       /* The bridge itself carries the VLAN tagged up to the VLAN
          interface that holds the gateway. */
-      if (nl_bridge_vlan (c->nl, trunk, n->vlan, 0, 1, 0, err) < 0
-          || nl_vlan_add (c->nl, n->l3, trunk, n->vlan, n->mtu, err) < 0)
+      if (cl_net_nl_bridge_vlan (c->nl, trunk, n->vlan, 0, 1, 0, err) < 0
+          || cl_net_nl_vlan_add (c->nl, n->l3, trunk, n->vlan, n->mtu, err) < 0)
         return -1;
     }
-  idx = nl_link_index (c->nl, n->l3, err);
+  idx = cl_net_nl_link_index (c->nl, n->l3, err);
   if (idx <= 0)
     return idx < 0 ? -1 : cl_error_make (err, 0, "link `%s` vanished", n->l3);
-  if (nl_addr_add (c->nl, idx, ipam_gateway (n->subnet), n->prefix, err) < 0)
+  if (cl_net_nl_addr_add (c->nl, idx, cl_net_ipam_gateway (n->subnet), n->prefix, err) < 0)
     return -1;
-  net_crash_point ("create:bridge");
+  cl_net_crash_point ("create:bridge");
   if (n->mode != CL_NET_ISOLATED && write_ip_forward (err) < 0)
     return -1;
-  if (nft_network_add (n, c->tag, err) < 0)
+  if (cl_net_nft_network_add (n, c->tag, err) < 0)
     return -1;
-  net_crash_point ("create:nft");
-  if (cl_mkdir_p (dir, 0700, err) < 0 || dnsmasq_start (dir, n, err) < 0)
+  cl_net_crash_point ("create:nft");
+  if (cl_mkdir_p (dir, 0700, err) < 0 || cl_net_dnsmasq_start (dir, n, err) < 0)
     return -1;
-  net_crash_point ("create:dnsmasq");
+  cl_net_crash_point ("create:dnsmasq");
   return 0;
 }
 
@@ -142,7 +143,7 @@ used_by_host (uint32_t net, int prefix, char *link)
         continue;
       while (len < 32 && (m & (0x80000000u >> len)))
         len++;
-      used = ipam_overlap (net, prefix, a & m, len);
+      used = cl_net_ipam_overlap (net, prefix, a & m, len);
       if (used && link)
         snprintf (link, 16, "%s", i->ifa_name);
     }
@@ -163,8 +164,8 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
       if (cl_db_prepare (db, "SELECT subnet, prefix FROM networks", &st, err) < 0)
         return -1;
       while (!clash && sqlite3_step (st) == SQLITE_ROW)
-        clash = ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
-                              sqlite3_column_int (st, 1));
+        clash = cl_net_ipam_overlap (cand, 24, (uint32_t)sqlite3_column_int64 (st, 0),
+                                     sqlite3_column_int (st, 1));
       clash = clash || used_by_host (cand, 24, NULL);
       if (!clash)
         {
@@ -197,12 +198,12 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   n.mode = cfg->mode;
   n.vlan = cfg->vlan;
   n.mtu = cfg->mtu ? cfg->mtu : 1500;
-  r = net_find (c->db, cfg->name, &n, err);
+  r = cl_net_find (c->db, cfg->name, &n, err);
   if (r != 0)
     return r < 0 ? -1 : cl_error_make (err, 0, "network `%s` already exists", cfg->name);
   if (cfg->subnet)
     {
-      if (ipam_parse_cidr (cfg->subnet, "--subnet", &n.subnet, &n.prefix, err) < 0)
+      if (cl_net_ipam_parse_cidr (cfg->subnet, "--subnet", &n.subnet, &n.prefix, err) < 0)
         return -1;
     }
   else if (pick_subnet (c->db, strcmp (cfg->name, CL_NET_DEFAULT) == 0 ? 0 : 1, &n.subnet,
@@ -214,10 +215,10 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   while (sqlite3_step (st) == SQLITE_ROW)
     {
       char a[16];
-      if (ipam_overlap (n.subnet, n.prefix, (uint32_t)sqlite3_column_int64 (st, 1),
-                        sqlite3_column_int (st, 2)))
+      if (cl_net_ipam_overlap (n.subnet, n.prefix, (uint32_t)sqlite3_column_int64 (st, 1),
+                               sqlite3_column_int (st, 2)))
         {
-          ipam_format ((uint32_t)sqlite3_column_int64 (st, 1), a);
+          cl_net_ipam_format ((uint32_t)sqlite3_column_int64 (st, 1), a);
           return cl_error_make (err, 0, "--subnet: %s overlaps network `%s` (%s/%d)",
                                 cfg->subnet ? cfg->subnet : "", sqlite3_column_text (st, 0), a,
                                 sqlite3_column_int (st, 2));
@@ -246,42 +247,43 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   sqlite3_bind_text (st, 1, n.name, -1, SQLITE_STATIC);
   sqlite3_bind_int64 (st, 2, n.subnet);
   sqlite3_bind_int (st, 3, n.prefix);
-  sqlite3_bind_text (st, 4, net_mode_name (n.mode), -1, SQLITE_STATIC);
+  sqlite3_bind_text (st, 4, cl_net_mode_name (n.mode), -1, SQLITE_STATIC);
   sqlite3_bind_int (st, 5, n.vlan);
   sqlite3_bind_int (st, 6, n.mtu);
   if (cl_db_step_done (c->db, st, err) < 0)
     return -1;
   n.id = sqlite3_last_insert_rowid (c->db);
-  net_crash_point ("create:row");
+  cl_net_crash_point ("create:row");
   snprintf (n.l3, sizeof n.l3, "clb-%s-%lld", c->tag, (long long)n.id);
-  if (exec_bound (c->db, "UPDATE networks SET l3 = ?2 WHERE id = ?1", n.id, n.l3, err) < 0)
+  if (cl_net_exec_bound (c->db, "UPDATE networks SET l3 = ?2 WHERE id = ?1", n.id, n.l3, err) < 0)
     return -1;
-  net_crash_point ("create:named");
+  cl_net_crash_point ("create:named");
 
   if (net_build (c, &n, err) < 0)
     {
-      net_teardown (c, &n);
-      exec_bound (c->db, "DELETE FROM networks WHERE id = ?", n.id, NULL, NULL);
+      cl_net_teardown (c, &n);
+      cl_net_exec_bound (c->db, "DELETE FROM networks WHERE id = ?", n.id, NULL, NULL);
       return cl_error_wrap (err, "network `%s`", n.name);
     }
-  return exec_bound (c->db, "UPDATE networks SET state = 'ready' WHERE id = ?", n.id, NULL, err);
+  return cl_net_exec_bound (c->db, "UPDATE networks SET state = 'ready' WHERE id = ?", n.id, NULL,
+                            err);
 }
 
 int
 cl_net_create (sqlite3 *db, const struct cl_net_config *cfg, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
-  if (ctx_open (db, &c, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0)
     return -1;
   return net_create_locked (&c, cfg, err);
 }
 
 int
-ensure_default_locked (struct net_ctx *c, cl_error_t *err)
+cl_net_ensure_default_locked (struct net_ctx *c, cl_error_t *err)
 {
   struct net_row n;
   struct cl_net_config cfg = { .name = CL_NET_DEFAULT, .mode = CL_NET_NAT };
-  int r = net_find (c->db, CL_NET_DEFAULT, &n, err);
+  int r = cl_net_find (c->db, CL_NET_DEFAULT, &n, err);
   if (r != 0)
     return r < 0 ? -1 : 0;
   /* 10.87.0.0/24, or the first free 10.87.N.0/24 if a user took it. */
@@ -292,9 +294,9 @@ int
 cl_net_ensure_default (sqlite3 *db, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
-  if (ctx_open (db, &c, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0)
     return -1;
-  return ensure_default_locked (&c, err);
+  return cl_net_ensure_default_locked (&c, err);
 }
 
 int
@@ -304,7 +306,7 @@ cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err)
   cleanup_stmt sqlite3_stmt *st = NULL;
   struct net_row n;
 
-  if (ctx_open (db, &c, err) < 0 || net_load (db, name, &n, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0 || cl_net_load (db, name, &n, err) < 0)
     return -1;
   if (cl_db_prepare (
           db,
@@ -316,10 +318,11 @@ cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err)
   if (sqlite3_step (st) == SQLITE_ROW && sqlite3_column_int (st, 0) > 0)
     return cl_error_make (err, 0, "network `%s` is in use by %s", name,
                           sqlite3_column_text (st, 1));
-  if (exec_bound (db, "UPDATE networks SET state = 'deleting' WHERE id = ?", n.id, NULL, err) < 0)
+  if (cl_net_exec_bound (db, "UPDATE networks SET state = 'deleting' WHERE id = ?", n.id, NULL, err)
+      < 0)
     return -1;
-  net_teardown (&c, &n);
-  return exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err);
+  cl_net_teardown (&c, &n);
+  return cl_net_exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err);
 }
 
 static void
@@ -336,14 +339,14 @@ net_json (sqlite3 *db, const struct net_row *n, int with_attachments)
   char subnet[24], gw[16];
   json_t *o, *atts = json_array ();
 
-  ipam_format (n->subnet, subnet);
+  cl_net_ipam_format (n->subnet, subnet);
   snprintf (subnet + strlen (subnet), sizeof subnet - strlen (subnet), "/%d", n->prefix);
-  ipam_format (ipam_gateway (n->subnet), gw);
+  cl_net_ipam_format (cl_net_ipam_gateway (n->subnet), gw);
   o = json_pack ("{s:s, s:s, s:s, s:s, s:s}", "name", n->name, "subnet", subnet, "gateway", gw,
-                 "mode", net_mode_name (n->mode), "bridge", n->l3);
+                 "mode", cl_net_mode_name (n->mode), "bridge", n->l3);
   json_object_set_new (o, "vlan", n->vlan ? json_integer (n->vlan) : json_null ());
   json_object_set_new (o, "mtu", json_integer (n->mtu));
-  foreach_attachment (db, n->id, add_attachment_json, atts, NULL);
+  cl_net_foreach_attachment (db, n->id, add_attachment_json, atts, NULL);
   json_object_set_new (o, "instances", json_integer ((json_int_t)json_array_size (atts)));
   if (with_attachments)
     json_object_set_new (o, "attachments", atts);
@@ -358,7 +361,7 @@ cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err)
   cleanup_stmt sqlite3_stmt *st = NULL;
   json_t *arr;
 
-  if (net_schema (db, err) < 0
+  if (cl_net_schema (db, err) < 0
       || cl_db_prepare (db,
                         "SELECT " NET_COLUMNS " FROM networks WHERE state = 'ready' ORDER BY name",
                         &st, err)
@@ -368,7 +371,7 @@ cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err)
   while (sqlite3_step (st) == SQLITE_ROW)
     {
       struct net_row n;
-      row_from_stmt (st, &n);
+      cl_net_row_from_stmt (st, &n);
       json_array_append_new (arr, net_json (db, &n, 0));
     }
   *out = arr;
@@ -383,7 +386,7 @@ cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err)
   size_t i;
   json_t *a;
 
-  if (net_schema (db, err) < 0 || net_load (db, name, &n, err) < 0)
+  if (cl_net_schema (db, err) < 0 || cl_net_load (db, name, &n, err) < 0)
     return -1;
   o = net_json (db, &n, 1);
   atts = json_object_get (o, "attachments");
@@ -399,7 +402,7 @@ cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err)
                            SQLITE_STATIC);
         if (sqlite3_step (st) == SQLITE_ROW)
           json_object_set_new (a, "port_forwards",
-                               forwards_json (db, sqlite3_column_int64 (st, 0)));
+                               cl_net_forwards_json (db, sqlite3_column_int64 (st, 0)));
       }
   }
   *out = o;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "net/nft.h"
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -17,7 +18,7 @@
 
 /* 0 when nfnetlink answers a GETGEN for the subsystem, else the errno. */
 int
-nft_probe_subsys (unsigned subsys)
+cl_net_nft_probe_subsys (unsigned subsys)
 {
   char buf[MNL_SOCKET_BUFFER_SIZE];
   struct mnl_socket *nl = mnl_socket_open2 (NETLINK_NETFILTER, SOCK_CLOEXEC);
@@ -57,7 +58,7 @@ nft_probe_subsys (unsigned subsys)
 
 /* Probed once per process: 0, or the one-line error naming nftables. */
 int
-nft_available (cl_error_t *err)
+cl_net_nft_available (cl_error_t *err)
 {
   static int probed, status;
   if (!probed)
@@ -69,7 +70,7 @@ nft_available (cl_error_t *err)
       if (getenv ("CLOISON_NET_TEST_NO_NFTABLES"))
         subsys = NFNL_SUBSYS_COUNT + 7;
 #endif
-      status = nft_probe_subsys (subsys);
+      status = cl_net_nft_probe_subsys (subsys);
       probed = 1;
     }
   if (status == 0)
@@ -78,12 +79,12 @@ nft_available (cl_error_t *err)
 }
 
 int
-nft_run (const char *cmds, cl_error_t *err)
+cl_net_nft_run (const char *cmds, cl_error_t *err)
 {
   struct nft_ctx *ctx;
   int r;
 
-  if (nft_available (err) < 0)
+  if (cl_net_nft_available (err) < 0)
     return -1;
   ctx = nft_ctx_new (NFT_CTX_DEFAULT);
   if (ctx == NULL)
@@ -117,21 +118,21 @@ static void __attribute__ ((format (printf, 2, 3))) append (char **buf, const ch
 }
 
 char *
-nft_table_name (const char *tag, const char *name)
+cl_net_nft_table_name (const char *tag, const char *name)
 {
   return cl_strdup_printf ("cloison-%s-%s", tag, name);
 }
 
 char *
-nft_network_script (const struct net_row *n, const char *tag)
+cl_net_nft_network_script (const struct net_row *n, const char *tag)
 {
-  cleanup_free char *t = nft_table_name (tag, n->name);
+  cleanup_free char *t = cl_net_nft_table_name (tag, n->name);
   const char *br = n->l3;
   char subnet[16], gateway[16], *s = NULL;
   static const char *const protos[] = { "tcp", "udp" };
 
-  ipam_format (n->subnet, subnet);
-  ipam_format (ipam_gateway (n->subnet), gateway);
+  cl_net_ipam_format (n->subnet, subnet);
+  cl_net_ipam_format (cl_net_ipam_gateway (n->subnet), gateway);
   append (&s, "add table ip %s\n", t);
   append (&s, "add chain ip %s owner_%s\n", t, tag);
   for (int i = 0; i < 2; i++)
@@ -207,10 +208,10 @@ nft_network_script (const struct net_row *n, const char *tag)
 }
 
 int
-nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
+cl_net_nft_network_add (const struct net_row *n, const char *tag, cl_error_t *err)
 {
-  char *s = nft_network_script (n, tag);
-  int r = nft_run (s, err);
+  char *s = cl_net_nft_network_script (n, tag);
+  int r = cl_net_nft_run (s, err);
   free (s);
   return r;
 }
@@ -232,44 +233,44 @@ owned_by (const char *table, const char *tag)
 }
 
 int
-nft_network_remove (const char *tag, const char *name, cl_error_t *err)
+cl_net_nft_network_remove (const char *tag, const char *name, cl_error_t *err)
 {
   cleanup_free char *table = NULL, *legacy = NULL;
   char *s;
   int r;
   /* Without nf_tables there is no table to remove. */
-  if (nft_available (NULL) < 0)
+  if (cl_net_nft_available (NULL) < 0)
     return 0;
-  table = nft_table_name (tag, name);
+  table = cl_net_nft_table_name (tag, name);
   /* `add` first makes `delete` succeed when the table is already gone. */
   s = cl_strdup_printf ("add table ip %s\ndelete table ip %s\n", table, table);
-  r = nft_run (s, err);
+  r = cl_net_nft_run (s, err);
   free (s);
   /* Before tables carried the root's tag they were `cloison-NAME`. */
   legacy = cl_strdup_printf ("cloison-%s", name);
   if (r == 0 && owned_by (legacy, tag))
     {
       s = cl_strdup_printf ("delete table ip %s\n", legacy);
-      r = nft_run (s, err);
+      r = cl_net_nft_run (s, err);
       free (s);
     }
   return r;
 }
 
 int
-nft_forward_set (const char *tag, const char *net, const char *proto, uint16_t host_port,
-                 uint32_t addr, uint16_t port, int add, cl_error_t *err)
+cl_net_nft_forward_set (const char *tag, const char *net, const char *proto, uint16_t host_port,
+                        uint32_t addr, uint16_t port, int add, cl_error_t *err)
 {
-  cleanup_free char *table = nft_table_name (tag, net);
+  cleanup_free char *table = cl_net_nft_table_name (tag, net);
   char a[16], *s;
   int r;
-  ipam_format (addr, a);
+  cl_net_ipam_format (addr, a);
   if (add)
     s = cl_strdup_printf ("add element ip %s fwd_%s { %u : %s . %u }\n", table, proto, host_port, a,
                           port);
   else
     s = cl_strdup_printf ("delete element ip %s fwd_%s { %u }\n", table, proto, host_port);
-  r = nft_run (s, err);
+  r = cl_net_nft_run (s, err);
   free (s);
   return r;
 }
@@ -278,7 +279,7 @@ static int
 nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
 {
   struct nft_ctx *ctx;
-  if (nft_available (err) < 0)
+  if (cl_net_nft_available (err) < 0)
     return -1;
   ctx = nft_ctx_new (NFT_CTX_DEFAULT);
   if (ctx == NULL)
@@ -294,14 +295,14 @@ nft_run_json (const char *cmd, json_t **out, cl_error_t *err)
 }
 
 int
-nft_foreach_owned (const char *tag, void (*fn) (const char *table, void *data), void *data,
-                   cl_error_t *err)
+cl_net_nft_foreach_owned (const char *tag, void (*fn) (const char *table, void *data), void *data,
+                          cl_error_t *err)
 {
   json_t *tables = NULL, *item;
   size_t i;
 
   /* Without nf_tables there are no tables, and nothing to ask. */
-  if (nft_available (NULL) < 0)
+  if (cl_net_nft_available (NULL) < 0)
     return 0;
   if (nft_run_json ("list tables ip", &tables, err) < 0)
     return -1;
@@ -340,10 +341,10 @@ map_has_port (const char *table, const char *proto, uint16_t port)
 }
 
 int
-nft_port_mapped_elsewhere (const char *tag, const char *proto, uint16_t port, char **table,
-                           cl_error_t *err)
+cl_net_nft_port_mapped_elsewhere (const char *tag, const char *proto, uint16_t port, char **table,
+                                  cl_error_t *err)
 {
-  cleanup_free char *ours = nft_table_name (tag, "");
+  cleanup_free char *ours = cl_net_nft_table_name (tag, "");
   json_t *tables = NULL, *item;
   size_t i;
   int found = 0;
@@ -358,7 +359,7 @@ nft_port_mapped_elsewhere (const char *tag, const char *proto, uint16_t port, ch
         || strncmp (name, ours, strlen (ours)) == 0 || !map_has_port (name, proto, port)
         || owned_by (name, tag))
       continue;
-    *table = strdup (name);
+    *table = cl_xstrdup (name);
     found = 1;
   }
   json_decref (tables);

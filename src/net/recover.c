@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Crash recovery: what a crash (of cloison or of an instance) left. */
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "net/dnsmasq.h"
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
 #include "net/nft.h"
@@ -29,7 +30,7 @@ push_name (char ***names, size_t *n, const char *name)
   *names = realloc (*names, (*n + 1) * sizeof **names);
   if (*names == NULL)
     abort ();
-  (*names)[(*n)++] = strdup (name);
+  (*names)[(*n)++] = cl_xstrdup (name);
 }
 
 static void
@@ -80,14 +81,14 @@ struct orphan_dnsmasq
 };
 
 /* A dnsmasq of this root is an orphan unless it is the one its network's
-   pid file names (dnsmasq_start waits for the pid file, under the lock). */
+   pid file names (cl_net_dnsmasq_start waits for the pid file, under the lock). */
 static void
 collect_orphan_dnsmasq (pid_t pid, const char *name, void *data)
 {
   struct orphan_dnsmasq *o = data;
   struct net_row n;
-  cleanup_free char *dir = net_dir (o->c, name);
-  if (net_find (o->c->db, name, &n, NULL) == 1 && dnsmasq_pid (dir) == pid)
+  cleanup_free char *dir = cl_net_dir (o->c, name);
+  if (cl_net_find (o->c->db, name, &n, NULL) == 1 && cl_net_dnsmasq_pid (dir) == pid)
     return;
   o->pids = realloc (o->pids, (o->n + 1) * sizeof *o->pids);
   if (o->pids == NULL)
@@ -105,7 +106,7 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
   cleanup_dir DIR *d = NULL;
   struct dirent *de;
 
-  if (ctx_open (db, &c, err) < 0)
+  if (cl_net_ctx_open (db, &c, err) < 0)
     return -1;
 
   /* Networks a crash left half made or half deleted. */
@@ -118,12 +119,12 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
         return -1;
       if (sqlite3_step (st) != SQLITE_ROW)
         break;
-      row_from_stmt (st, &n);
+      cl_net_row_from_stmt (st, &n);
       sqlite3_finalize (steal_pointer (&st));
       cl_info ("network %s: removing what a crash left (%s)", n.name, n.state);
-      detach_where (&c, "network_id = ?", NULL, n.id, NULL);
-      net_teardown (&c, &n);
-      if (exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err) < 0)
+      cl_net_detach_where (&c, "network_id = ?", NULL, n.id, NULL);
+      cl_net_teardown (&c, &n);
+      if (cl_net_exec_bound (db, "DELETE FROM networks WHERE id = ?", n.id, NULL, err) < 0)
         return -1;
     }
   sqlite3_finalize (steal_pointer (&st));
@@ -140,10 +141,10 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
       {
         struct att_row a;
         int stale;
-        att_from_stmt (q, &a);
+        cl_net_att_from_stmt (q, &a);
         stale = live && !live (opaque, a.instance);
         if (!stale && strcmp (a.kind, "container") == 0)
-          stale = nl_link_index (c.nl, a.host_ifname, NULL) == 0;
+          stale = cl_net_nl_link_index (c.nl, a.host_ifname, NULL) == 0;
         if (!stale)
           continue;
         gone = realloc (gone, (n_gone + 1) * sizeof *gone);
@@ -156,21 +157,21 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
         struct net_row n;
         cl_info ("instance %s: freeing %s on a network it left", gone[i].instance,
                  gone[i].host_ifname);
-        if (detach_one (&c, &gone[i], &n, NULL) == 0)
-          publish_hosts (&c, &n, 1, NULL);
+        if (cl_net_detach_one (&c, &gone[i], &n, NULL) == 0)
+          cl_net_publish_hosts (&c, &n, 1, NULL);
       }
     free (gone);
   }
 
   /* Links named by this root that no row knows. */
-  if (nl_link_foreach (c.nl, collect_ours, &links, err) < 0)
+  if (cl_net_nl_link_foreach (c.nl, collect_ours, &links, err) < 0)
     return -1;
   for (size_t i = 0; i < links.n; i++)
     {
       if (!known_link (db, links.names[i]))
         {
           cl_info ("removing stale link %s", links.names[i]);
-          nl_link_del (c.nl, links.names[i], NULL);
+          cl_net_nl_link_del (c.nl, links.names[i], NULL);
         }
       free (links.names[i]);
     }
@@ -180,8 +181,8 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
      was lost or restored from before they were made). */
   {
     struct stale_tables t = { &c, NULL, 0 };
-    cleanup_free char *prefix = nft_table_name (c.tag, "");
-    if (nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
+    cleanup_free char *prefix = cl_net_nft_table_name (c.tag, "");
+    if (cl_net_nft_foreach_owned (c.tag, collect_table, &t, err) < 0)
       return -1;
     for (size_t i = 0; i < t.n; i++)
       {
@@ -190,11 +191,11 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
         const char *name = strncmp (t.names[i], prefix, strlen (prefix)) == 0
                                ? t.names[i] + strlen (prefix)
                                : t.names[i] + strlen ("cloison-");
-        if (net_find (db, name, &n, NULL) == 0)
+        if (cl_net_find (db, name, &n, NULL) == 0)
           {
             cleanup_free char *cmd = cl_strdup_printf ("delete table ip %s\n", t.names[i]);
             cl_info ("removing stale nftables table %s", t.names[i]);
-            nft_run (cmd, NULL);
+            cl_net_nft_run (cmd, NULL);
           }
         free (t.names[i]);
       }
@@ -204,11 +205,11 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
   /* The VLAN trunk outlives its last network only through a crash. */
   {
     cleanup_stmt sqlite3_stmt *q = NULL;
-    cleanup_free char *trunk = trunk_name (&c);
+    cleanup_free char *trunk = cl_net_trunk_name (&c);
     if (cl_db_prepare (db, "SELECT 1 FROM networks WHERE vlan > 0", &q, err) < 0)
       return -1;
-    if (sqlite3_step (q) != SQLITE_ROW && nl_link_index (c.nl, trunk, NULL) > 0)
-      nl_link_del (c.nl, trunk, NULL);
+    if (sqlite3_step (q) != SQLITE_ROW && cl_net_nl_link_index (c.nl, trunk, NULL) > 0)
+      cl_net_nl_link_del (c.nl, trunk, NULL);
   }
 
   /* dnsmasq: restarted where it died, stopped where its network went. */
@@ -221,16 +222,16 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
       if (de->d_name[0] == '.')
         continue;
       dir = cl_strdup_printf ("%s/%s", netroot, de->d_name);
-      if (net_find (db, de->d_name, &n, NULL) != 1)
+      if (cl_net_find (db, de->d_name, &n, NULL) != 1)
         {
-          dnsmasq_stop (dir);
+          cl_net_dnsmasq_stop (dir);
           cl_rm_rf (dir, NULL);
         }
     }
   {
     /* Those no pid file names: a crash while one was starting. */
     struct orphan_dnsmasq o = { &c, NULL, 0 };
-    dnsmasq_foreach (netroot, collect_orphan_dnsmasq, &o);
+    cl_net_dnsmasq_foreach (netroot, collect_orphan_dnsmasq, &o);
     for (size_t i = 0; i < o.n; i++)
       {
         cl_info ("stopping stale dnsmasq %d", (int)o.pids[i]);
@@ -251,13 +252,13 @@ cl_net_cleanup_stale (sqlite3 *db, cl_net_live_fn live, void *opaque, cl_error_t
     {
       struct net_row n;
       cleanup_free char *dir = NULL;
-      row_from_stmt (st, &n);
-      dir = net_dir (&c, n.name);
-      if (dnsmasq_pid (dir) == 0 && nl_link_index (c.nl, n.l3, NULL) > 0)
+      cl_net_row_from_stmt (st, &n);
+      dir = cl_net_dir (&c, n.name);
+      if (cl_net_dnsmasq_pid (dir) == 0 && cl_net_nl_link_index (c.nl, n.l3, NULL) > 0)
         {
           cl_error_t e = NULL;
           cl_info ("network %s: restarting dnsmasq", n.name);
-          if (cl_mkdir_p (dir, 0700, &e) < 0 || dnsmasq_start (dir, &n, &e) < 0)
+          if (cl_mkdir_p (dir, 0700, &e) < 0 || cl_net_dnsmasq_start (dir, &n, &e) < 0)
             cl_warn ("network %s: %s", n.name, e->msg);
           cl_error_release (&e);
         }

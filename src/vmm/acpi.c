@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "vmm/acpi.h"
 
 #include "vmm/boot.h"
@@ -280,7 +281,7 @@ build_dsdt (uint8_t *out, size_t max)
   if (a.len > max || a.len > sizeof a.buf)
     return 0;
   header ((struct sdt_header *)a.buf, "DSDT", a.len, 2);
-  ((struct sdt_header *)a.buf)->checksum = boot_table_checksum (a.buf, a.len);
+  ((struct sdt_header *)a.buf)->checksum = cl_vmm_boot_table_checksum (a.buf, a.len);
   memcpy (out, a.buf, a.len);
   return a.len;
 }
@@ -329,12 +330,12 @@ build_madt (uint8_t *out, size_t max, unsigned ncpus)
   p[2] = 0xFF;
   p[5] = 1;
   header ((struct sdt_header *)out, "APIC", len, 5);
-  ((struct sdt_header *)out)->checksum = boot_table_checksum (out, len);
+  ((struct sdt_header *)out)->checksum = cl_vmm_boot_table_checksum (out, len);
   return len;
 }
 
 size_t
-acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
+cl_vmm_acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
 {
   const size_t rsdp_off = 0, xsdt_off = 64, fadt_off = 128, dsdt_off = 512, madt_off = 1024;
   if (buflen < 2048)
@@ -365,13 +366,13 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   f->reset_reg = (struct gas){ .space_id = 1, .bit_width = 8, .address = 0xCF9 };
   f->reset_value = 0x06;
   memcpy (&f->hypervisor_id, "CLOISON", 7);
-  f->h.checksum = boot_table_checksum (f, sizeof (*f));
+  f->h.checksum = cl_vmm_boot_table_checksum (f, sizeof (*f));
 
   struct sdt_header *x = (struct sdt_header *)(buf + xsdt_off);
   uint64_t entries[2] = { base + fadt_off, base + madt_off };
   header (x, "XSDT", sizeof (*x) + sizeof entries, 1);
   memcpy (x + 1, entries, sizeof entries);
-  x->checksum = boot_table_checksum (x, x->length);
+  x->checksum = cl_vmm_boot_table_checksum (x, x->length);
 
   struct rsdp *r = (struct rsdp *)(buf + rsdp_off);
   memcpy (r->signature, "RSD PTR ", 8);
@@ -379,17 +380,17 @@ acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   r->revision = 2;
   r->length = sizeof (*r);
   r->xsdt = base + xsdt_off;
-  r->checksum = boot_table_checksum (r, 20);
-  r->ext_checksum = boot_table_checksum (r, sizeof (*r));
+  r->checksum = cl_vmm_boot_table_checksum (r, 20);
+  r->ext_checksum = cl_vmm_boot_table_checksum (r, sizeof (*r));
   return madt_off + madt_len;
 }
 
 int
-acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
+cl_vmm_acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
 {
   uint8_t buf[4096];
-  size_t n = acpi_build (buf, sizeof buf, ACPI_RSDP_ADDR, ncpus);
-  if (n == 0 || !guest_mem_write (mem, ACPI_RSDP_ADDR, buf, n))
+  size_t n = cl_vmm_acpi_build (buf, sizeof buf, ACPI_RSDP_ADDR, ncpus);
+  if (n == 0 || !cl_vmm_guest_mem_write (mem, ACPI_RSDP_ADDR, buf, n))
     return cl_error_make (err, 0, "ACPI tables for %u vCPUs do not fit", ncpus);
   return 0;
 }
@@ -416,7 +417,7 @@ pm_update_sci (struct acpi_pm *pm)
 {
   bool level = (pm->status & pm->enable) != 0;
   if (level != pm->sci)
-    vm_irq_line (pm->vm, ACPI_SCI_IRQ, level);
+    cl_vmm_vm_irq_line (pm->vm, ACPI_SCI_IRQ, level);
   pm->sci = level;
 }
 
@@ -457,7 +458,7 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
   else if (write)
     {
       if (port == ACPI_PM1_CNT_PORT && (v & (1u << 13)) && ((v >> 10) & 7) == 5)
-        vm_request_stop (pm->vm, VM_STOP_POWEROFF, "guest powered off (ACPI S5)");
+        cl_vmm_vm_request_stop (pm->vm, VM_STOP_POWEROFF, "guest powered off (ACPI S5)");
       return;
     }
   else if (port == ACPI_PM1_CNT_PORT)
@@ -471,17 +472,17 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
 }
 
 void
-acpi_pm_power_button (struct acpi_pm *pm)
+cl_vmm_acpi_pm_power_button (struct acpi_pm *pm)
 {
   pthread_mutex_lock (&pm->lock);
   pm->status |= PM1_PWRBTN;
   pm_update_sci (pm);
   pthread_mutex_unlock (&pm->lock);
-  vm_metric_add (pm->vm, "acpi", "power_button_presses", 1);
+  cl_vmm_vm_metric_add (pm->vm, "acpi", "power_button_presses", 1);
 }
 
 bool
-acpi_pm_sci_level (struct acpi_pm *pm)
+cl_vmm_acpi_pm_sci_level (struct acpi_pm *pm)
 {
   pthread_mutex_lock (&pm->lock);
   bool level = pm->sci;
@@ -526,14 +527,14 @@ pm_free (void *opaque)
 }
 
 int
-acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err)
+cl_vmm_acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err)
 {
   struct acpi_pm *pm = cl_xmalloc0 (sizeof (*pm));
   pm->vm = vm;
   pthread_mutex_init (&pm->lock, NULL);
-  vm_add_destructor (vm, pm_free, pm);
+  cl_vmm_vm_add_destructor (vm, pm_free, pm);
   *out = pm;
-  if (vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err) < 0)
+  if (cl_vmm_vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err) < 0)
     return -1;
-  return vm_persist_register (vm, "acpi_pm", &pm_persist, pm, err);
+  return cl_vmm_vm_persist_register (vm, "acpi_pm", &pm_persist, pm, err);
 }

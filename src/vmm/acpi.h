@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ACPI tables for guests without MP-table support (Debian's cloud kernel
    has no CONFIG_X86_MPPARSE): RSDP, XSDT, a FADT (reset register 0xCF9,
    PM1 control for poweroff), a DSDT with the
@@ -26,14 +27,14 @@ struct acpi_pm;
 
 /* Builds the tables into buf as they will lie at guest address `base`
    (RSDP first).  Returns the size, 0 if buf is too small. */
-size_t acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus);
-int acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err);
+size_t cl_vmm_acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus);
+int cl_vmm_acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err);
 /* The PM1 event/control and PM timer ports; *out is freed with the VM. */
-int acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err);
+int cl_vmm_acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err);
 /* Presses the power button: PWRBTN_STS, and the SCI if the guest enabled
    it (Linux then reports KEY_POWER and, by default, shuts down). */
-void acpi_pm_power_button (struct acpi_pm *pm);
+void cl_vmm_acpi_pm_power_button (struct acpi_pm *pm);
 /* Whether the SCI line is raised now (for unit tests). */
-bool acpi_pm_sci_level (struct acpi_pm *pm);
+bool cl_vmm_acpi_pm_sci_level (struct acpi_pm *pm);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Linux x86-64 boot protocol (Documentation/arch/x86/boot.rst), 64-bit
    entry: no BIOS and no real-mode setup code runs. */
 #include "vmm/boot.h"
@@ -15,7 +16,7 @@
 #include <unistd.h>
 
 uint8_t
-boot_table_checksum (const void *table, size_t len)
+cl_vmm_boot_table_checksum (const void *table, size_t len)
 {
   uint8_t sum = 0;
   for (size_t i = 0; i < len; i++)
@@ -24,7 +25,7 @@ boot_table_checksum (const void *table, size_t len)
 }
 
 int
-boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max)
+cl_vmm_boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max)
 {
   uint64_t low_end = mem_size < VM_LOW_MEM_LIMIT ? mem_size : VM_LOW_MEM_LIMIT;
   int n = 0;
@@ -45,9 +46,9 @@ boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max)
 }
 
 void
-boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64_t mem_size,
-                  uint64_t cmdline_addr, uint32_t cmdline_size, uint64_t initrd_addr,
-                  uint64_t initrd_size)
+cl_vmm_boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64_t mem_size,
+                         uint64_t cmdline_addr, uint32_t cmdline_size, uint64_t initrd_addr,
+                         uint64_t initrd_size)
 {
   memset (bp, 0, sizeof (*bp));
   if (hdr)
@@ -70,7 +71,7 @@ boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64
   bp->hdr.ramdisk_size = (uint32_t)initrd_size;
   bp->ext_ramdisk_size = initrd_size >> 32;
   bp->acpi_rsdp_addr = BOOT_ACPI_RSDP_ADDR;
-  bp->e820_entries = boot_e820_build (mem_size, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
+  bp->e820_entries = cl_vmm_boot_e820_build (mem_size, bp->e820_table, E820_MAX_ENTRIES_ZEROPAGE);
 }
 
 /* Reads [off, off + len) of fd into guest memory at gpa. */
@@ -78,7 +79,7 @@ static int
 load_into_guest (const struct guest_mem *mem, int fd, const char *path, uint64_t off, uint64_t gpa,
                  uint64_t len, cl_error_t *err)
 {
-  uint8_t *dst = guest_mem_ptr (mem, gpa, len);
+  uint8_t *dst = cl_vmm_guest_mem_ptr (mem, gpa, len);
   if (dst == NULL)
     return cl_error_make (err, 0, "`%s`: 0x%llx bytes at 0x%llx do not fit in guest memory", path,
                           (unsigned long long)len, (unsigned long long)gpa);
@@ -119,7 +120,7 @@ load_elf (const struct guest_mem *mem, int fd, const char *path, uint64_t *entry
         continue;
       if (ph[i].p_filesz > ph[i].p_memsz)
         return cl_error_make (err, 0, "`%s`: segment %d: file size above memory size", path, i);
-      uint8_t *seg = guest_mem_ptr (mem, ph[i].p_paddr, ph[i].p_memsz);
+      uint8_t *seg = cl_vmm_guest_mem_ptr (mem, ph[i].p_paddr, ph[i].p_memsz);
       if (seg == NULL)
         return cl_error_make (err, 0, "`%s`: segment %d at 0x%llx does not fit in guest memory",
                               path, i, (unsigned long long)ph[i].p_paddr);
@@ -168,9 +169,9 @@ load_bzimage (const struct guest_mem *mem, int fd, const char *path, uint64_t fi
 static void
 write_page_tables_and_gdt (const struct guest_mem *mem)
 {
-  uint64_t *pml4 = guest_mem_ptr (mem, BOOT_PML4_ADDR, 4096);
-  uint64_t *pdpt = guest_mem_ptr (mem, BOOT_PDPT_ADDR, 4096);
-  uint64_t *pd = guest_mem_ptr (mem, BOOT_PD_ADDR, 4 * 4096);
+  uint64_t *pml4 = cl_vmm_guest_mem_ptr (mem, BOOT_PML4_ADDR, 4096);
+  uint64_t *pdpt = cl_vmm_guest_mem_ptr (mem, BOOT_PDPT_ADDR, 4096);
+  uint64_t *pd = cl_vmm_guest_mem_ptr (mem, BOOT_PD_ADDR, 4 * 4096);
   memset (pml4, 0, 4096);
   memset (pdpt, 0, 4096);
   pml4[0] = BOOT_PDPT_ADDR | 0x3;
@@ -186,14 +187,14 @@ write_page_tables_and_gdt (const struct guest_mem *mem)
     0x00CF93000000FFFFULL, /* 0x18: data (__BOOT_DS) */
     0x00808B000000FFFFULL, /* 0x20: TSS */
   };
-  guest_mem_write (mem, BOOT_GDT_ADDR, gdt, sizeof gdt);
+  cl_vmm_guest_mem_write (mem, BOOT_GDT_ADDR, gdt, sizeof gdt);
   uint64_t idt = 0;
-  guest_mem_write (mem, BOOT_IDT_ADDR, &idt, sizeof idt);
+  cl_vmm_guest_mem_write (mem, BOOT_IDT_ADDR, &idt, sizeof idt);
 }
 
 int
-boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel, const char *initrd,
-           const char *cmdline, uint64_t *entry, cl_error_t *err)
+cl_vmm_boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel,
+                  const char *initrd, const char *cmdline, uint64_t *entry, cl_error_t *err)
 {
   cleanup_close int fd = open (kernel, O_RDONLY | O_CLOEXEC);
   struct setup_header hdr;
@@ -229,7 +230,7 @@ boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel, c
   if (cmdline_len > cmdline_max || cmdline_len > BOOT_CMDLINE_MAX)
     return cl_error_make (err, 0, "kernel command line: %zu bytes, the kernel takes at most %u",
                           cmdline_len - 1, cmdline_max - 1);
-  guest_mem_write (mem, BOOT_CMDLINE_ADDR, cmdline, cmdline_len);
+  cl_vmm_guest_mem_write (mem, BOOT_CMDLINE_ADDR, cmdline, cmdline_len);
 
   uint64_t initrd_addr = 0, initrd_size = 0;
   if (initrd)
@@ -253,15 +254,15 @@ boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel, c
         return -1;
     }
 
-  struct boot_params *bp = guest_mem_ptr (mem, BOOT_ZERO_PAGE_ADDR, sizeof (*bp));
-  boot_params_fill (bp, is_bzimage ? &hdr : NULL, mem_size, BOOT_CMDLINE_ADDR, cmdline_len - 1,
-                    initrd_addr, initrd_size);
+  struct boot_params *bp = cl_vmm_guest_mem_ptr (mem, BOOT_ZERO_PAGE_ADDR, sizeof (*bp));
+  cl_vmm_boot_params_fill (bp, is_bzimage ? &hdr : NULL, mem_size, BOOT_CMDLINE_ADDR,
+                           cmdline_len - 1, initrd_addr, initrd_size);
   write_page_tables_and_gdt (mem);
   return 0;
 }
 
 int
-boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err)
+cl_vmm_boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err)
 {
   struct kvm_sregs sregs;
   if (ioctl (vcpu_fd, KVM_GET_SREGS, &sregs) < 0)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Linux x86-64 boot protocol, entered directly in 64-bit mode: kernel
    loading (bzImage, ELF vmlinux, tiny ELF64 guests), the boot_params "zero
    page", identity page tables and GDT. */
@@ -29,25 +30,25 @@
 struct vcpu;
 
 /* The byte that makes a firmware table (MP table, ACPI) sum to zero. */
-uint8_t boot_table_checksum (const void *table, size_t len);
+uint8_t cl_vmm_boot_table_checksum (const void *table, size_t len);
 
 /* The e820 map for `mem_size` bytes of RAM (layout of machine.h).
    Returns the number of entries. */
-int boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max);
+int cl_vmm_boot_e820_build (uint64_t mem_size, struct boot_e820_entry *table, int max);
 
 /* Fills a zero page: `hdr` is the kernel's setup header (NULL for ELF
    kernels), the rest where the loader put things. */
-void boot_params_fill (struct boot_params *bp, const struct setup_header *hdr, uint64_t mem_size,
-                       uint64_t cmdline_addr, uint32_t cmdline_size, uint64_t initrd_addr,
-                       uint64_t initrd_size);
+void cl_vmm_boot_params_fill (struct boot_params *bp, const struct setup_header *hdr,
+                              uint64_t mem_size, uint64_t cmdline_addr, uint32_t cmdline_size,
+                              uint64_t initrd_addr, uint64_t initrd_size);
 
 /* Loads the kernel (and initrd, command line) into guest memory, writes
    the zero page, page tables and GDT.  *entry gets the 64-bit entry. */
-int boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel,
-               const char *initrd, const char *cmdline, uint64_t *entry, cl_error_t *err);
+int cl_vmm_boot_load (const struct guest_mem *mem, uint64_t mem_size, const char *kernel,
+                      const char *initrd, const char *cmdline, uint64_t *entry, cl_error_t *err);
 
 /* Registers of the boot vCPU: long mode, paging on with the identity map,
    rip = entry, rsi = zero page. */
-int boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err);
+int cl_vmm_boot_setup_vcpu (int vcpu_fd, uint64_t entry, cl_error_t *err);
 
 #endif

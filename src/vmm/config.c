@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The machine part of a cl_vmm_config as JSON: saved in a snapshot so
    that --restore rebuilds the same machine, and shown by GET /vm. */
 #include "vmm/vmm_internal.h"
@@ -10,7 +11,7 @@
 static const char *const console_names[] = { "serial", "virtio", "file" };
 
 json_t *
-vmm_config_to_json (const struct cl_vmm_config *cfg)
+cl_vmm_config_to_json (const struct cl_vmm_config *cfg)
 {
   json_t *disks = json_array (), *nets = json_array (), *fs = json_array ();
   for (size_t i = 0; i < cfg->ndisks; i++)
@@ -44,8 +45,8 @@ vmm_config_to_json (const struct cl_vmm_config *cfg)
 }
 
 int
-vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
-                      cl_error_t *err)
+cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
+                         cl_error_t *err)
 {
   json_t *disks, *nets, *fs = NULL;
   json_int_t cpus, memory, cid;
@@ -126,7 +127,7 @@ vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_
 }
 
 void
-vmm_config_free_arrays (struct cl_vmm_config *cfg)
+cl_vmm_config_free_arrays (struct cl_vmm_config *cfg)
 {
   free ((void *)cfg->disks);
   free ((void *)cfg->nets);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The VM's I/O thread: one epoll loop running device callbacks (stdin for
    the UART, virtqueue kicks, the API socket) one at a time. */
 #include "vmm/machine.h"
@@ -19,7 +20,8 @@ struct vm_event
 };
 
 int
-vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque, cl_error_t *err)
+cl_vmm_vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
+                     cl_error_t *err)
 {
   struct vm_event *ev = calloc (1, sizeof (*ev));
   if (ev == NULL)
@@ -41,7 +43,7 @@ vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaq
 /* The entry is only marked: a callback may delete its own fd while later
    events of the same batch still point at it. */
 void
-vm_event_del (struct vm *vm, int fd)
+cl_vmm_vm_event_del (struct vm *vm, int fd)
 {
   epoll_ctl (vm->epoll_fd, EPOLL_CTL_DEL, fd, NULL);
   pthread_mutex_lock (&vm->event_lock);
@@ -78,14 +80,14 @@ io_thread_main (void *arg)
   struct vm *vm = arg;
   struct epoll_event events[32];
 
-  while (!vm_stopping (vm))
+  while (!cl_vmm_vm_stopping (vm))
     {
       int n = epoll_wait (vm->epoll_fd, events, 32, -1);
       if (n < 0)
         {
           if (errno == EINTR)
             continue;
-          vm_request_stop (vm, VM_STOP_ERROR, "epoll_wait failed");
+          cl_vmm_vm_request_stop (vm, VM_STOP_ERROR, "epoll_wait failed");
           break;
         }
       for (int i = 0; i < n; i++)
@@ -102,7 +104,7 @@ io_thread_main (void *arg)
 }
 
 int
-vm_io_thread_start (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_io_thread_start (struct vm *vm, cl_error_t *err)
 {
   struct epoll_event e = { .events = EPOLLIN, .data.ptr = NULL };
   if (epoll_ctl (vm->epoll_fd, EPOLL_CTL_ADD, vm->wake_fd, &e) < 0)
@@ -115,12 +117,12 @@ vm_io_thread_start (struct vm *vm, cl_error_t *err)
 }
 
 void
-vm_io_thread_stop (struct vm *vm)
+cl_vmm_vm_io_thread_stop (struct vm *vm)
 {
   if (vm->io_started)
     {
-      if (!vm_stopping (vm))
-        vm_request_stop (vm, VM_STOP_API, NULL);
+      if (!cl_vmm_vm_stopping (vm))
+        cl_vmm_vm_request_stop (vm, VM_STOP_API, NULL);
       pthread_join (vm->io_thread, NULL);
       vm->io_started = false;
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* FUSE passthrough server beneath one host directory (see fuse_server.h).
    Node ids index a table of O_PATH descriptors (deduplicated by device and
    inode number, counted by LOOKUP and FORGET); file handles index a table
@@ -492,7 +493,7 @@ op_init (OP_PARAMS)
   if (in->minor < MIN_MINOR)
     return -EPROTO;
   if (s->mounted)
-    fuse_server_reset (s); /* a new session without DESTROY */
+    cl_vmm_fuse_server_reset (s); /* a new session without DESTROY */
   s->minor = in->minor < FUSE_KERNEL_MINOR_VERSION ? in->minor : FUSE_KERNEL_MINOR_VERSION;
   o = reply_room (r, s->minor < 23 ? FUSE_COMPAT_22_INIT_OUT_SIZE : sizeof *o);
   if (o == NULL)
@@ -511,7 +512,7 @@ op_init (OP_PARAMS)
 static int
 op_destroy (OP_PARAMS)
 {
-  fuse_server_reset (s);
+  cl_vmm_fuse_server_reset (s);
   return 0;
 }
 
@@ -1268,8 +1269,8 @@ handle_forget (struct fuse_server *s, const struct fuse_in_header *h, struct arg
 }
 
 size_t
-fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8_t *reply,
-                    size_t cap)
+cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8_t *reply,
+                           size_t cap)
 {
   struct fuse_in_header h;
   struct fuse_out_header out;
@@ -1362,7 +1363,7 @@ where_is (struct fuse_server *s, int fd, const char *root, char *out, size_t siz
 }
 
 json_t *
-fuse_server_save (struct fuse_server *s, cl_error_t *err)
+cl_vmm_fuse_server_save (struct fuse_server *s, cl_error_t *err)
 {
   char root[PATH_MAX + 1], rel[PATH_MAX + 1], name[16];
   json_t *inodes, *handles;
@@ -1468,14 +1469,14 @@ restore_one (struct fuse_server *s, json_t *e, bool inode, cl_error_t *err)
 }
 
 int
-fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err)
+cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err)
 {
   json_t *inodes = NULL, *handles = NULL, *e;
   json_int_t next_gen = 0;
   int mounted = 0, minor = 0;
   size_t i;
 
-  fuse_server_reset (s);
+  cl_vmm_fuse_server_reset (s);
   if (json_unpack (state, "{s:b,s?i,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor, "next_gen",
                    &next_gen, "inodes", &inodes, "handles", &handles)
       < 0)
@@ -1492,14 +1493,14 @@ fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err)
   s->mounted = true;
   return 0;
 fail:
-  fuse_server_reset (s);
+  cl_vmm_fuse_server_reset (s);
   return -1;
 }
 
 /* ------------------------------------------------------------ lifetime */
 
 void
-fuse_server_reset (struct fuse_server *s)
+cl_vmm_fuse_server_reset (struct fuse_server *s)
 {
   for (uint32_t i = 2; i < s->ninodes; i++)
     if (s->inodes[i].fd >= 0)
@@ -1517,13 +1518,13 @@ fuse_server_reset (struct fuse_server *s)
 }
 
 bool
-fuse_server_mounted (const struct fuse_server *s)
+cl_vmm_fuse_server_mounted (const struct fuse_server *s)
 {
   return s->mounted;
 }
 
 struct fuse_server *
-fuse_server_new (const char *dir, bool read_only, cl_error_t *err)
+cl_vmm_fuse_server_new (const char *dir, bool read_only, cl_error_t *err)
 {
   struct fuse_server *s;
   struct stat st;
@@ -1566,11 +1567,11 @@ fuse_server_new (const char *dir, bool read_only, cl_error_t *err)
 }
 
 void
-fuse_server_free (struct fuse_server *s)
+cl_vmm_fuse_server_free (struct fuse_server *s)
 {
   if (s == NULL)
     return;
-  fuse_server_reset (s);
+  cl_vmm_fuse_server_reset (s);
   close (s->inodes[FUSE_ROOT_ID].fd);
   close (s->proc_fd);
   free (s->inodes);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A FUSE server (the protocol of linux/fuse.h, 7.12 to 7.38) over one host
    directory, for virtio-fs: it takes one request as bytes and gives back
    one reply as bytes, so the device (virtio_fs.c) only moves buffers and
@@ -29,24 +30,24 @@
 struct fuse_server;
 
 /* Opens `dir` (the shared root).  Fails naming the directory. */
-struct fuse_server *fuse_server_new (const char *dir, bool read_only, cl_error_t *err);
-void fuse_server_free (struct fuse_server *s);
+struct fuse_server *cl_vmm_fuse_server_new (const char *dir, bool read_only, cl_error_t *err);
+void cl_vmm_fuse_server_free (struct fuse_server *s);
 
 /* Serves one request (`len` bytes: the device-readable part of a chain)
    and writes the reply into `reply` (`cap` bytes: the device-writable
    part, at most FUSE_SERVER_BUF_SIZE).  Returns the reply's length: 0 for
    requests that have none (FORGET, BATCH_FORGET, INTERRUPT) or when the
    request is too short to name one, or `cap` too small for a header. */
-size_t fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8_t *reply,
-                           size_t cap);
+size_t cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len,
+                                  uint8_t *reply, size_t cap);
 
 /* The guest's session ended (device reset): every inode but the root and
    every open handle is dropped, and INIT is expected again. */
-void fuse_server_reset (struct fuse_server *s);
+void cl_vmm_fuse_server_reset (struct fuse_server *s);
 
 /* Between INIT and DESTROY (or a reset): the guest has the filesystem
    mounted and holds node ids and handles that are host descriptors. */
-bool fuse_server_mounted (const struct fuse_server *s);
+bool cl_vmm_fuse_server_mounted (const struct fuse_server *s);
 
 /* Snapshot state.  Node ids and handles are host descriptors, so they are
    saved by where they are now (their path beneath the root, as the kernel
@@ -54,7 +55,7 @@ bool fuse_server_mounted (const struct fuse_server *s);
    goes on with the ids it holds.  Saving fails (NULL, err set) when a held
    file was deleted or moved out of the share meanwhile.  Restoring resets
    the server first and fails when a saved path is gone. */
-json_t *fuse_server_save (struct fuse_server *s, cl_error_t *err);
-int fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err);
+json_t *cl_vmm_fuse_server_save (struct fuse_server *s, cl_error_t *err);
+int cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *err);
 
 #endif

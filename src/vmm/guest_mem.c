@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "vmm/guest_mem.h"
 
 #include <string.h>
 
 void *
-guest_mem_ptr (const struct guest_mem *mem, uint64_t gpa, uint64_t len)
+cl_vmm_guest_mem_ptr (const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 {
   uint64_t end;
 
@@ -19,9 +20,9 @@ guest_mem_ptr (const struct guest_mem *mem, uint64_t gpa, uint64_t len)
 }
 
 bool
-guest_mem_read (const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len)
+cl_vmm_guest_mem_read (const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len)
 {
-  void *p = guest_mem_ptr (mem, gpa, len);
+  void *p = cl_vmm_guest_mem_ptr (mem, gpa, len);
   if (p == NULL)
     return false;
   memcpy (dst, p, len);
@@ -29,9 +30,9 @@ guest_mem_read (const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t l
 }
 
 bool
-guest_mem_write (const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
+cl_vmm_guest_mem_write (const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len)
 {
-  void *p = guest_mem_ptr (mem, gpa, len);
+  void *p = cl_vmm_guest_mem_ptr (mem, gpa, len);
   if (p == NULL)
     return false;
   memcpy (p, src, len);

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Guest physical memory as the VMM sees it.  Every address or length that
    comes from the guest (descriptor tables, buffers, boot structures read
-   back) goes through guest_mem_ptr(), the one bounds check at the guest
+   back) goes through cl_vmm_guest_mem_ptr(), the one bounds check at the guest
    boundary. */
 #ifndef CLOISON_VMM_GUEST_MEM_H
 #define CLOISON_VMM_GUEST_MEM_H
@@ -26,9 +27,10 @@ struct guest_mem
 
 /* Host pointer for [gpa, gpa + len) when that range lies inside one region,
    NULL otherwise (including on overflow).  len 0 is allowed. */
-void *guest_mem_ptr (const struct guest_mem *mem, uint64_t gpa, uint64_t len);
+void *cl_vmm_guest_mem_ptr (const struct guest_mem *mem, uint64_t gpa, uint64_t len);
 /* Copies; false when the range is not all guest memory. */
-bool guest_mem_read (const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);
-bool guest_mem_write (const struct guest_mem *mem, uint64_t gpa, const void *src, uint64_t len);
+bool cl_vmm_guest_mem_read (const struct guest_mem *mem, uint64_t gpa, void *dst, uint64_t len);
+bool cl_vmm_guest_mem_write (const struct guest_mem *mem, uint64_t gpa, const void *src,
+                             uint64_t len);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* i8042 keyboard controller, only as much as Linux needs to probe it and
    to reboot through it (reboot=k: command 0xFE pulses the reset line). */
 #include "vmm/devices.h"
@@ -27,7 +28,7 @@ i8042_reply (struct i8042 *k, uint8_t v)
 static void
 i8042_reset_machine (struct i8042 *k)
 {
-  vm_request_stop (k->vm, VM_STOP_RESET, "guest reboot (i8042 reset)");
+  cl_vmm_vm_request_stop (k->vm, VM_STOP_RESET, "guest reboot (i8042 reset)");
 }
 
 static void
@@ -139,14 +140,14 @@ i8042_restore (void *opaque, json_t *state, cl_error_t *err)
 static const struct vm_persist_ops i8042_persist = { .save = i8042_save, .restore = i8042_restore };
 
 int
-i8042_create (struct vm *vm, cl_error_t *err)
+cl_vmm_i8042_create (struct vm *vm, cl_error_t *err)
 {
   struct i8042 *k = cl_xmalloc0 (sizeof (*k));
   k->vm = vm;
   k->ctr = 0x47; /* interrupts on, system flag, translation */
   pthread_mutex_init (&k->lock, NULL);
-  vm_add_destructor (vm, free, k);
-  if (vm_io_register (vm, true, 0x60, 5, i8042_pio, k, err) < 0)
+  cl_vmm_vm_add_destructor (vm, free, k);
+  if (cl_vmm_vm_io_register (vm, true, 0x60, 5, i8042_pio, k, err) < 0)
     return -1;
-  return vm_persist_register (vm, "i8042", &i8042_persist, k, err);
+  return cl_vmm_vm_persist_register (vm, "i8042", &i8042_persist, k, err);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MMIO and port I/O dispatch for exits that no in-kernel device took.
    Ranges are sorted; a handler runs outside the lock so that it may itself
    (re)register ranges, as a PCI BAR move does. */
@@ -13,8 +14,8 @@ io_space (struct vm *vm, bool is_pio)
 }
 
 int
-vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn, void *opaque,
-                cl_error_t *err)
+cl_vmm_vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn,
+                       void *opaque, cl_error_t *err)
 {
   struct vm_io_space *s = io_space (vm, is_pio);
   size_t i;
@@ -50,7 +51,7 @@ out:
 }
 
 void
-vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
+cl_vmm_vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
 {
   struct vm_io_space *s = io_space (vm, is_pio);
   pthread_rwlock_wrlock (&vm->io_lock);
@@ -65,7 +66,8 @@ vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
 }
 
 bool
-vm_io_dispatch (struct vm *vm, bool is_pio, uint64_t addr, void *data, unsigned len, bool write)
+cl_vmm_vm_io_dispatch (struct vm *vm, bool is_pio, uint64_t addr, void *data, unsigned len,
+                       bool write)
 {
   struct vm_io_space *s = io_space (vm, is_pio);
   struct vm_io_range found = { 0 };

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The VM itself: /dev/kvm, guest memory, in-kernel irqchip and PIT, GSI
    routing, irqfd, ioeventfd, snapshot state registry and metrics.  The
    stop request every thread watches is in stop.c. */
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 const struct guest_mem *
-vm_guest_mem (struct vm *vm)
+cl_vmm_vm_guest_mem (struct vm *vm)
 {
   return &vm->mem;
 }
@@ -111,7 +112,7 @@ vm_routes_default (struct vm *vm)
 }
 
 int
-vm_routes_push (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_routes_push (struct vm *vm, cl_error_t *err)
 {
   size_t n = 0;
   cleanup_free struct kvm_irq_routing *table
@@ -142,7 +143,7 @@ vm_routes_push (struct vm *vm, cl_error_t *err)
 }
 
 int
-vm_gsi_alloc (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_gsi_alloc (struct vm *vm, cl_error_t *err)
 {
   int gsi = -1;
   pthread_mutex_lock (&vm->gsi_lock);
@@ -161,7 +162,7 @@ vm_gsi_alloc (struct vm *vm, cl_error_t *err)
 }
 
 int
-vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error_t *err)
+cl_vmm_vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error_t *err)
 {
   int ret;
   if (gsi < VM_IOAPIC_PINS || gsi >= VM_MAX_GSI)
@@ -173,13 +174,13 @@ vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error
     .u.msi = { .address_lo = (uint32_t)addr, .address_hi = addr >> 32, .data = data },
   };
   vm->route_used[gsi] = true;
-  ret = vm_routes_push (vm, err);
+  ret = cl_vmm_vm_routes_push (vm, err);
   pthread_mutex_unlock (&vm->gsi_lock);
   return ret;
 }
 
 int
-vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
+cl_vmm_vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
 {
   struct kvm_irqfd req = {
     .fd = eventfd,
@@ -192,15 +193,15 @@ vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
 }
 
 int
-vm_irq_line (struct vm *vm, int irq, int level)
+cl_vmm_vm_irq_line (struct vm *vm, int irq, int level)
 {
   struct kvm_irq_level l = { .irq = irq, .level = level };
   return ioctl (vm->vm_fd, KVM_IRQ_LINE, &l);
 }
 
 int
-vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t datamatch,
-              int eventfd, bool assign, cl_error_t *err)
+cl_vmm_vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t datamatch,
+                     int eventfd, bool assign, cl_error_t *err)
 {
   struct kvm_ioeventfd req = {
     .addr = addr,
@@ -223,8 +224,8 @@ vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t d
 }
 
 int
-vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops, void *opaque,
-                     cl_error_t *err)
+cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,
+                            void *opaque, cl_error_t *err)
 {
   for (size_t i = 0; i < vm->npersist; i++)
     if (strcmp (vm->persist[i].id, id) == 0)
@@ -232,7 +233,7 @@ vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops 
   vm->persist = realloc (vm->persist, (vm->npersist + 1) * sizeof (*vm->persist));
   if (vm->persist == NULL)
     abort ();
-  vm->persist[vm->npersist++] = (struct vm_persist_entry){ strdup (id), ops, opaque };
+  vm->persist[vm->npersist++] = (struct vm_persist_entry){ cl_xstrdup (id), ops, opaque };
   return 0;
 }
 
@@ -248,15 +249,15 @@ vm_metric_find (struct vm *vm, const char *device, const char *name, bool create
   if (vm->nmetrics == 256)
     return NULL;
   struct vm_metric *m = &vm->metrics[vm->nmetrics];
-  m->device = strdup (device);
-  m->name = strdup (name);
+  m->device = cl_xstrdup (device);
+  m->name = cl_xstrdup (name);
   atomic_store (&m->value, 0);
   vm->nmetrics++;
   return m;
 }
 
 void
-vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta)
+cl_vmm_vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta)
 {
   pthread_mutex_lock (&vm->metric_lock);
   struct vm_metric *m = vm_metric_find (vm, device, name, true);
@@ -266,7 +267,7 @@ vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t del
 }
 
 uint64_t
-vm_metric_get (struct vm *vm, const char *device, const char *name)
+cl_vmm_vm_metric_get (struct vm *vm, const char *device, const char *name)
 {
   uint64_t v = 0;
   pthread_mutex_lock (&vm->metric_lock);
@@ -278,7 +279,7 @@ vm_metric_get (struct vm *vm, const char *device, const char *name)
 }
 
 json_t *
-vm_metrics_json (struct vm *vm)
+cl_vmm_vm_metrics_json (struct vm *vm)
 {
   json_t *root = json_object ();
   pthread_mutex_lock (&vm->metric_lock);
@@ -297,8 +298,8 @@ vm_metrics_json (struct vm *vm)
 }
 
 int
-vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_file,
-           cl_error_t *err)
+cl_vmm_vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_file,
+                  cl_error_t *err)
 {
   struct vm *vm = cl_xmalloc0 (sizeof (*vm));
   atomic_init (&vm->guest_status, -1);
@@ -346,7 +347,7 @@ vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_f
   if (ioctl (vm->vm_fd, KVM_CREATE_PIT2, &pit) < 0)
     return cl_error_errno (err, "KVM_CREATE_PIT2");
   vm_routes_default (vm);
-  if (vm_routes_push (vm, err) < 0)
+  if (cl_vmm_vm_routes_push (vm, err) < 0)
     return -1;
 
   vm->epoll_fd = epoll_create1 (EPOLL_CLOEXEC);
@@ -372,7 +373,7 @@ struct vm_destructor
 };
 
 void
-vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
+cl_vmm_vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
 {
   struct vm_destructor *d = cl_xmalloc0 (sizeof (*d));
   *d = (struct vm_destructor){ fn, opaque, vm->destructors };
@@ -380,11 +381,11 @@ vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
 }
 
 void
-vm_destroy (struct vm *vm)
+cl_vmm_vm_destroy (struct vm *vm)
 {
   if (vm == NULL)
     return;
-  vm_io_thread_stop (vm);
+  cl_vmm_vm_io_thread_stop (vm);
   while (vm->destructors)
     {
       struct vm_destructor *d = vm->destructors;
@@ -442,7 +443,7 @@ pwrite_all (int fd, const void *buf, size_t len, off_t off)
 /* Memory to a file: zero pages become holes, so that a mostly idle 256 MiB
    guest makes a small (sparse) file that maps back lazily. */
 int
-vm_mem_save (struct vm *vm, const char *path, cl_error_t *err)
+cl_vmm_vm_mem_save (struct vm *vm, const char *path, cl_error_t *err)
 {
   cleanup_close int fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   static const uint8_t zero[4096];

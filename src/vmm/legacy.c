@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Ports Linux touches on a PC that have nothing behind them here: answer
    quietly instead of counting them as unknown. */
 #include "vmm/devices.h"
@@ -31,9 +32,9 @@ status_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
 }
 
 int
-legacy_ports_create (struct vm *vm, cl_error_t *err)
+cl_vmm_legacy_ports_create (struct vm *vm, cl_error_t *err)
 {
-  if (vm_io_register (vm, true, CL_VMM_STATUS_PORT, 1, status_pio, vm, err) < 0)
+  if (cl_vmm_vm_io_register (vm, true, CL_VMM_STATUS_PORT, 1, status_pio, vm, err) < 0)
     return -1;
   static const struct
   {
@@ -46,7 +47,7 @@ legacy_ports_create (struct vm *vm, cl_error_t *err)
     { 0x3C0, 32 }, /* VGA */
   };
   for (size_t i = 0; i < sizeof quiet / sizeof quiet[0]; i++)
-    if (vm_io_register (vm, true, quiet[i].base, quiet[i].len, quiet_pio, NULL, err) < 0)
+    if (cl_vmm_vm_io_register (vm, true, quiet[i].base, quiet[i].len, quiet_pio, NULL, err) < 0)
       return -1;
   return 0;
 }

@@ -1,10 +1,11 @@
-/* The VM core's own view of a machine: what vm.h hides from devices.  Used
-   by the core files (kvm.c, vcpu.c, boot.c, snapshot.c, api.c, vmm.c) and
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The VM core's own view of a machine: what vmm_vm.h hides from devices.  Used
+   by the core files (kvm.c, vcpu.c, boot.c, vmm_snapshot.c, vmm_api.c, vmm.c) and
    the legacy devices. */
 #ifndef CLOISON_VMM_MACHINE_H
 #define CLOISON_VMM_MACHINE_H
 
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <linux/kvm.h>
 #include <pthread.h>
@@ -127,35 +128,35 @@ struct vm
 
 /* kvm.c */
 /* mem_file NULL: anonymous memory; else mapped privately (restore). */
-int vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_file,
-               cl_error_t *err);
-/* Runs the destructors (vm.h) first. */
-void vm_destroy (struct vm *vm);
+int cl_vmm_vm_create (struct vm **out, unsigned ncpus, uint64_t mem_size, const char *mem_file,
+                      cl_error_t *err);
+/* Runs the destructors (vmm_vm.h) first. */
+void cl_vmm_vm_destroy (struct vm *vm);
 /* The e820 RAM ranges follow from mem_size. */
-int vm_mem_save (struct vm *vm, const char *path, cl_error_t *err);
-uint64_t vm_metric_get (struct vm *vm, const char *device, const char *name);
-json_t *vm_metrics_json (struct vm *vm);
-int vm_routes_push (struct vm *vm, cl_error_t *err);
+int cl_vmm_vm_mem_save (struct vm *vm, const char *path, cl_error_t *err);
+uint64_t cl_vmm_vm_metric_get (struct vm *vm, const char *device, const char *name);
+json_t *cl_vmm_vm_metrics_json (struct vm *vm);
+int cl_vmm_vm_routes_push (struct vm *vm, cl_error_t *err);
 
 /* stop.c: the first reason wins; wakes the I/O thread, kicks the vCPUs. */
-void vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg);
-bool vm_stopping (struct vm *vm);
+void cl_vmm_vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg);
+bool cl_vmm_vm_stopping (struct vm *vm);
 
 /* io.c: exits from vCPU threads; false when nothing claims the address. */
-bool vm_io_dispatch (struct vm *vm, bool is_pio, uint64_t addr, void *data, unsigned len,
-                     bool write);
+bool cl_vmm_vm_io_dispatch (struct vm *vm, bool is_pio, uint64_t addr, void *data, unsigned len,
+                            bool write);
 
 /* event.c */
-int vm_io_thread_start (struct vm *vm, cl_error_t *err);
-void vm_io_thread_stop (struct vm *vm);
+int cl_vmm_vm_io_thread_start (struct vm *vm, cl_error_t *err);
+void cl_vmm_vm_io_thread_stop (struct vm *vm);
 
 /* vcpu.c */
-int vm_vcpus_create (struct vm *vm, cl_error_t *err);
-int vm_vcpus_start (struct vm *vm, cl_error_t *err);
+int cl_vmm_vm_vcpus_create (struct vm *vm, cl_error_t *err);
+int cl_vmm_vm_vcpus_start (struct vm *vm, cl_error_t *err);
 /* Blocks until a stop is requested, joins the vCPU threads. */
-void vm_vcpus_join (struct vm *vm);
+void cl_vmm_vm_vcpus_join (struct vm *vm);
 /* Every vCPU out of KVM_RUN and waiting; false if the VM is stopping. */
-bool vm_pause (struct vm *vm);
-void vm_resume (struct vm *vm);
+bool cl_vmm_vm_pause (struct vm *vm);
+void cl_vmm_vm_resume (struct vm *vm);
 
 #endif

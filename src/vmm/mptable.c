@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "vmm/mptable.h"
 
 #include "vmm/boot.h"
@@ -76,7 +77,7 @@ enum
 #define BUS_ISA 1
 
 size_t
-mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
+cl_vmm_mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
 {
   size_t need = sizeof (struct mpf_intel) + sizeof (struct mpc_table)
                 + ncpus * sizeof (struct mpc_cpu) + 2 * sizeof (struct mpc_bus)
@@ -136,22 +137,22 @@ mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus)
   memcpy (mpc->productid, "MICROVM     ", 12);
   mpc->oemcount = count;
   mpc->lapic = MPTABLE_LAPIC_ADDR;
-  mpc->checksum = boot_table_checksum (mpc, mpc->length);
+  mpc->checksum = cl_vmm_boot_table_checksum (mpc, mpc->length);
 
   memcpy (mpf->signature, "_MP_", 4);
   mpf->physptr = base + sizeof (*mpf);
   mpf->length = 1;
   mpf->specification = 4;
-  mpf->checksum = boot_table_checksum (mpf, sizeof (*mpf));
+  mpf->checksum = cl_vmm_boot_table_checksum (mpf, sizeof (*mpf));
   return p - buf;
 }
 
 int
-mptable_write (const struct guest_mem *mem, uint32_t base, unsigned ncpus, cl_error_t *err)
+cl_vmm_mptable_write (const struct guest_mem *mem, uint32_t base, unsigned ncpus, cl_error_t *err)
 {
   uint8_t buf[1024];
-  size_t n = mptable_build (buf, sizeof buf, base, ncpus);
-  if (n == 0 || n > 1024 || !guest_mem_write (mem, base, buf, n))
+  size_t n = cl_vmm_mptable_build (buf, sizeof buf, base, ncpus);
+  if (n == 0 || n > 1024 || !cl_vmm_guest_mem_write (mem, base, buf, n))
     return cl_error_make (err, 0, "MP table for %u vCPUs does not fit at 0x%x", ncpus, base);
   return 0;
 }

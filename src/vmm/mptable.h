@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Intel MultiProcessor Specification 1.4 table: how a guest without ACPI
    learns its CPUs (one processor entry per vCPU, APIC id = index), the
    IOAPIC, and the ISA interrupt wiring. */
@@ -16,7 +17,8 @@
 /* Builds the floating pointer and configuration table into buf as they
    will lie at guest address `base`.  Returns the size, 0 if buf is too
    small. */
-size_t mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus);
-int mptable_write (const struct guest_mem *mem, uint32_t base, unsigned ncpus, cl_error_t *err);
+size_t cl_vmm_mptable_build (uint8_t *buf, size_t buflen, uint32_t base, unsigned ncpus);
+int cl_vmm_mptable_write (const struct guest_mem *mem, uint32_t base, unsigned ncpus,
+                          cl_error_t *err);
 
 #endif

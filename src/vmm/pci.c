@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PCI host bridge, configuration mechanism #1: config space semantics
    (write masks, BAR sizing and relocation, capability list), BAR address
    assignment from the VM's windows, BAR access dispatch, and the reset
@@ -59,8 +60,9 @@ get32 (const uint8_t *p)
 }
 
 void
-pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device, uint16_t subsys_vendor,
-                 uint16_t subsys_id, uint32_t class_code, uint8_t revision)
+cl_vmm_pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device,
+                        uint16_t subsys_vendor, uint16_t subsys_id, uint32_t class_code,
+                        uint8_t revision)
 {
   memset (dev->cfg, 0, sizeof dev->cfg);
   memset (dev->wmask, 0, sizeof dev->wmask);
@@ -80,7 +82,7 @@ pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device, uint1
 }
 
 int
-pci_add_capability (struct pci_device *dev, const void *cap, unsigned len)
+cl_vmm_pci_add_capability (struct pci_device *dev, const void *cap, unsigned len)
 {
   unsigned off = (dev->next_cap + 3) & ~3u;
   if (len < 2 || off < 0x40 || off + len > sizeof dev->cfg)
@@ -136,8 +138,8 @@ pci_bar_map (struct pci_bus *bus, struct pci_device *dev, int bar, cl_error_t *e
   struct pci_bar_ref *ref = &bus->bars[dev->slot][bar];
   ref->dev = dev;
   ref->bar = bar;
-  if (vm_io_register (bus->vm, dev->bars[bar].is_pio, dev->bars[bar].addr, dev->bars[bar].size,
-                      pci_bar_io, ref, err)
+  if (cl_vmm_vm_io_register (bus->vm, dev->bars[bar].is_pio, dev->bars[bar].addr,
+                             dev->bars[bar].size, pci_bar_io, ref, err)
       < 0)
     return -1;
   ref->mapped = true;
@@ -155,7 +157,7 @@ pci_bar_follow (struct pci_bus *bus, struct pci_device *dev, int bar)
   if (now == old)
     return;
   if (ref->mapped)
-    vm_io_unregister (bus->vm, dev->bars[bar].is_pio, old);
+    cl_vmm_vm_io_unregister (bus->vm, dev->bars[bar].is_pio, old);
   ref->mapped = false;
   dev->bars[bar].addr = now;
   if (now != 0)
@@ -165,7 +167,7 @@ pci_bar_follow (struct pci_bus *bus, struct pci_device *dev, int bar)
         {
           /* an overlapping address: the BAR stays unmapped, as on real
              hardware with a conflict */
-          vm_metric_add (bus->vm, "pci", "bar_conflicts", 1);
+          cl_vmm_vm_metric_add (bus->vm, "pci", "bar_conflicts", 1);
           cl_error_release (&err);
         }
     }
@@ -195,8 +197,8 @@ pci_selected (struct pci_bus *bus, unsigned *reg)
 }
 
 void
-pci_config_write (struct pci_bus *bus, struct pci_device *dev, unsigned off, const uint8_t *data,
-                  unsigned len)
+cl_vmm_pci_config_write (struct pci_bus *bus, struct pci_device *dev, unsigned off,
+                         const uint8_t *data, unsigned len)
 {
   bool all_ones = true;
   for (unsigned i = 0; i < len && off + i < sizeof dev->cfg; i++)
@@ -228,7 +230,7 @@ pci_data_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool writ
         memset (data, 0xFF, len);
     }
   else if (dev && off + len <= sizeof dev->cfg)
-    pci_config_write (bus, dev, off, data, len);
+    cl_vmm_pci_config_write (bus, dev, off, data, len);
   pthread_mutex_unlock (&bus->lock);
 }
 
@@ -249,7 +251,7 @@ pci_address_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool w
     }
   if (offset == 1 && len == 1 && write && (b[0] & 0x04)) /* 0xCF9: reset control */
     {
-      vm_request_stop (bus->vm, VM_STOP_RESET, "guest reboot (reset control register)");
+      cl_vmm_vm_request_stop (bus->vm, VM_STOP_RESET, "guest reboot (reset control register)");
       return;
     }
   if (!write)
@@ -345,7 +347,7 @@ static const struct vm_persist_ops pci_dev_persist = { .save = pci_dev_save, .re
 /* After every device restored its config space: move BARs to where the
    guest had put them. */
 void
-pci_bus_restore_bars (struct vm *vm)
+cl_vmm_pci_bus_restore_bars (struct vm *vm)
 {
   struct pci_bus *bus = vm->pci;
   for (int s = 0; s < PCI_SLOTS; s++)
@@ -355,7 +357,7 @@ pci_bus_restore_bars (struct vm *vm)
 }
 
 int
-pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
+cl_vmm_pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
 {
   struct pci_bus *bus = vm->pci;
   int slot = -1;
@@ -374,11 +376,11 @@ pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
     return -1;
   bus->devs[slot] = dev;
   snprintf (id, sizeof id, "pci0:%02x.0", slot);
-  return vm_persist_register (vm, id, &pci_dev_persist, dev, err);
+  return cl_vmm_vm_persist_register (vm, id, &pci_dev_persist, dev, err);
 }
 
 int
-pci_bus_create (struct vm *vm, cl_error_t *err)
+cl_vmm_pci_bus_create (struct vm *vm, cl_error_t *err)
 {
   struct pci_bus *bus = cl_xmalloc0 (sizeof (*bus));
   pthread_mutex_init (&bus->lock, NULL);
@@ -387,16 +389,16 @@ pci_bus_create (struct vm *vm, cl_error_t *err)
   bus->next_pio = VM_PCI_PIO_START;
   vm->pci = bus;
   /* 00:00.0 host bridge: Linux's conf1 sanity check looks for one. */
-  pci_device_init (&bus->host, 0x8086, 0x29C0, 0x1AF4, 0x1100, 0x060000, 0);
+  cl_vmm_pci_device_init (&bus->host, 0x8086, 0x29C0, 0x1AF4, 0x1100, 0x060000, 0);
   bus->host.slot = 0;
   bus->devs[0] = &bus->host;
-  if (vm_io_register (vm, true, 0xCF8, 4, pci_address_pio, bus, err) < 0)
+  if (cl_vmm_vm_io_register (vm, true, 0xCF8, 4, pci_address_pio, bus, err) < 0)
     return -1;
-  return vm_io_register (vm, true, 0xCFC, 4, pci_data_pio, bus, err);
+  return cl_vmm_vm_io_register (vm, true, 0xCFC, 4, pci_data_pio, bus, err);
 }
 
 void
-pci_bus_free (struct vm *vm)
+cl_vmm_pci_bus_free (struct vm *vm)
 {
   free (vm->pci);
   vm->pci = NULL;

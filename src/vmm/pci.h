@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PCI: a host bridge on configuration mechanism #1 (ports 0xCF8/0xCFC),
    bus 0, one function per device.  The core owns config-space semantics
    (read-only fields, BAR sizing and relocation, the capability list);
@@ -44,19 +45,19 @@ struct pci_device
   struct pci_bar bars[PCI_NUM_BARS];
   const struct pci_device_ops *ops;
   void *opaque;
-  uint8_t slot;     /* device number on bus 0, set by pci_register */
+  uint8_t slot;     /* device number on bus 0, set by cl_vmm_pci_register */
   uint8_t next_cap; /* where the next capability goes (core use) */
 };
 
 /* Fills the header fields the core manages (vendor/device ids, class). */
-void pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device,
-                      uint16_t subsys_vendor, uint16_t subsys_id, uint32_t class_code,
-                      uint8_t revision);
+void cl_vmm_pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device,
+                             uint16_t subsys_vendor, uint16_t subsys_id, uint32_t class_code,
+                             uint8_t revision);
 /* Appends a capability (cap[0] = id, cap[1] is overwritten with the next
    pointer).  Returns its config-space offset, or -1 if it does not fit. */
-int pci_add_capability (struct pci_device *dev, const void *cap, unsigned len);
+int cl_vmm_pci_add_capability (struct pci_device *dev, const void *cap, unsigned len);
 /* Gives the device a slot and assigns BAR addresses from the VMM's PCI
    windows; raises no interrupt. */
-int pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err);
+int cl_vmm_pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err);
 
 #endif

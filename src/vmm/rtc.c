@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* MC146818 CMOS RTC on ports 0x70/0x71: the clock registers read the
    host's UTC time (BCD, 24-hour), so the guest's date is right; the rest of
    CMOS is plain storage. */
@@ -86,13 +87,13 @@ rtc_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
 }
 
 int
-rtc_create (struct vm *vm, cl_error_t *err)
+cl_vmm_rtc_create (struct vm *vm, cl_error_t *err)
 {
   struct rtc *r = cl_xmalloc0 (sizeof (*r));
   pthread_mutex_init (&r->lock, NULL);
   /* glibc reads its time zone file on the first conversion, even for UTC:
      do it now, not on a sandboxed vCPU thread. */
   tzset ();
-  vm_add_destructor (vm, free, r);
-  return vm_io_register (vm, true, 0x70, 2, rtc_pio, r, err);
+  cl_vmm_vm_add_destructor (vm, free, r);
+  return cl_vmm_vm_io_register (vm, true, 0x70, 2, rtc_pio, r, err);
 }

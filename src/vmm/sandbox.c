@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* After set-up the VMM only runs vCPUs, the I/O thread and the API: a
    seccomp allow-list (libseccomp) with no_new_privs, for every thread
    (TSYNC), and a stricter one stacked in each vCPU thread.  The
@@ -143,7 +144,7 @@ static const char *const vcpu_denied[] = {
 };
 
 /* What a filter does with a denied syscall, for the process filter and
-   then each vCPU thread's (one VMM per process: sandbox_apply sets it
+   then each vCPU thread's (one VMM per process: cl_vmm_sandbox_apply sets it
    before the vCPU threads start). */
 static uint32_t deny_action = SCMP_ACT_KILL_PROCESS;
 
@@ -162,7 +163,7 @@ add_named_rules (scmp_filter_ctx ctx, uint32_t action, const char *const *names,
 }
 
 int
-sandbox_apply_vcpu_thread (cl_error_t *err)
+cl_vmm_sandbox_apply_vcpu_thread (cl_error_t *err)
 {
   scmp_filter_ctx ctx = seccomp_init (SCMP_ACT_ALLOW);
   int ret = 0;
@@ -182,7 +183,7 @@ sandbox_apply_vcpu_thread (cl_error_t *err)
 }
 
 int
-sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err)
+cl_vmm_sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err)
 {
   if (mode == CL_VMM_SECCOMP_OFF)
     return 0;

@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The VM's stop request, which every thread watches: the first reason
    wins, the I/O thread is woken and each vCPU is kicked out of KVM_RUN.
    Below both the VM (kvm.c) and its I/O thread (event.c). */
 #include "vmm/machine.h"
+#include "common/util.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -10,12 +12,12 @@
 #include <unistd.h>
 
 void
-vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg)
+cl_vmm_vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg)
 {
   int expected = VM_RUNNING;
   pthread_mutex_lock (&vm->state_lock);
   if (atomic_compare_exchange_strong (&vm->stop_reason, &expected, reason) && msg)
-    vm->stop_msg = strdup (msg);
+    vm->stop_msg = cl_xstrdup (msg);
   pthread_cond_broadcast (&vm->state_cond);
   pthread_mutex_unlock (&vm->state_lock);
   uint64_t one = 1;
@@ -32,7 +34,7 @@ vm_request_stop (struct vm *vm, enum vm_stop_reason reason, const char *msg)
 }
 
 bool
-vm_stopping (struct vm *vm)
+cl_vmm_vm_stopping (struct vm *vm)
 {
   return atomic_load (&vm->stop_reason) != VM_RUNNING;
 }

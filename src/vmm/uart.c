@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* 8250/16550A UART on COM1, interrupt driven on IRQ 4: THR/RBR, IER,
    IIR/FCR, LCR, MCR (with loopback, which Linux's probe uses), LSR, MSR,
    scratch, a receive FIFO fed from the console fd by the I/O thread. */
@@ -78,7 +79,7 @@ uart_update_irq (struct uart *u)
     return;
   u->irq_level = level;
   if (u->vm)
-    vm_irq_line (u->vm, UART_COM1_IRQ, level);
+    cl_vmm_vm_irq_line (u->vm, UART_COM1_IRQ, level);
 }
 
 static void uart_rx_watch (struct uart *u, bool on);
@@ -98,7 +99,7 @@ uart_check_line (struct uart *u, char c)
       size_t n = strlen (msg);
       if (n && msg[n - 1] == '\r')
         msg[n - 1] = 0;
-      vm_request_stop (u->vm, VM_STOP_PANIC, msg);
+      cl_vmm_vm_request_stop (u->vm, VM_STOP_PANIC, msg);
       free (msg);
     }
   u->line_len = 0;
@@ -124,7 +125,7 @@ uart_transmit (struct uart *u, uint8_t c)
   else if (u->out_fd >= 0)
     cl_write_all (u->out_fd, &c, 1);
   if (u->vm)
-    vm_metric_add (u->vm, "uart0", "tx_bytes", 1);
+    cl_vmm_vm_metric_add (u->vm, "uart0", "tx_bytes", 1);
   uart_check_line (u, c);
 }
 
@@ -141,7 +142,7 @@ uart_msr (struct uart *u)
 }
 
 uint8_t
-uart_reg_read (struct uart *u, unsigned reg)
+cl_vmm_uart_reg_read (struct uart *u, unsigned reg)
 {
   uint8_t v = 0xFF;
   switch (reg)
@@ -197,7 +198,7 @@ uart_reg_read (struct uart *u, unsigned reg)
 }
 
 void
-uart_reg_write (struct uart *u, unsigned reg, uint8_t value)
+cl_vmm_uart_reg_write (struct uart *u, unsigned reg, uint8_t value)
 {
   switch (reg)
     {
@@ -257,7 +258,7 @@ uart_reset (struct uart *u)
 }
 
 struct uart *
-uart_new_detached (void)
+cl_vmm_uart_new_detached (void)
 {
   struct uart *u = cl_xmalloc0 (sizeof (*u));
   pthread_mutex_init (&u->lock, NULL);
@@ -268,7 +269,7 @@ uart_new_detached (void)
 }
 
 size_t
-uart_take_output (struct uart *u, char *buf, size_t len)
+cl_vmm_uart_take_output (struct uart *u, char *buf, size_t len)
 {
   size_t n = u->kept_len < len ? u->kept_len : len;
   memcpy (buf, u->kept, n);
@@ -278,7 +279,7 @@ uart_take_output (struct uart *u, char *buf, size_t len)
 }
 
 void
-uart_feed_input (struct uart *u, const char *buf, size_t len)
+cl_vmm_uart_feed_input (struct uart *u, const char *buf, size_t len)
 {
   for (size_t i = 0; i < len && u->rx_count < UART_RX_FIFO; i++)
     {
@@ -289,7 +290,7 @@ uart_feed_input (struct uart *u, const char *buf, size_t len)
 }
 
 bool
-uart_irq_pending (struct uart *u)
+cl_vmm_uart_irq_pending (struct uart *u)
 {
   return uart_iir (u) != IIR_NONE;
 }
@@ -301,10 +302,10 @@ uart_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
   uint8_t *b = data;
   pthread_mutex_lock (&u->lock);
   if (write)
-    uart_reg_write (u, offset, b[0]);
+    cl_vmm_uart_reg_write (u, offset, b[0]);
   else
     {
-      b[0] = uart_reg_read (u, offset);
+      b[0] = cl_vmm_uart_reg_read (u, offset);
       memset (b + 1, 0, len - 1);
     }
   pthread_mutex_unlock (&u->lock);
@@ -322,8 +323,8 @@ uart_on_input (void *opaque, uint32_t events)
   ssize_t n = room ? read (u->in_fd, buf, room) : 0;
   if (n > 0)
     {
-      uart_feed_input (u, buf, n);
-      vm_metric_add (u->vm, "uart0", "rx_bytes", n);
+      cl_vmm_uart_feed_input (u, buf, n);
+      cl_vmm_vm_metric_add (u->vm, "uart0", "rx_bytes", n);
     }
   if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR) || u->rx_count == UART_RX_FIFO)
     {
@@ -343,13 +344,13 @@ uart_rx_watch (struct uart *u, bool on)
   if (on)
     {
       cl_error_t err = NULL;
-      if (vm_event_add (u->vm, u->in_fd, EPOLLIN, uart_on_input, u, &err) == 0)
+      if (cl_vmm_vm_event_add (u->vm, u->in_fd, EPOLLIN, uart_on_input, u, &err) == 0)
         u->rx_watched = true;
       cl_error_release (&err);
     }
   else
     {
-      vm_event_del (u->vm, u->in_fd);
+      cl_vmm_vm_event_del (u->vm, u->in_fd);
       u->rx_watched = false;
     }
 }
@@ -407,7 +408,7 @@ uart_restore (void *opaque, json_t *state, cl_error_t *err)
 static const struct vm_persist_ops uart_persist = { .save = uart_save, .restore = uart_restore };
 
 int
-uart_create (struct vm *vm, int in_fd, int out_fd, struct uart **out, cl_error_t *err)
+cl_vmm_uart_create (struct vm *vm, int in_fd, int out_fd, struct uart **out, cl_error_t *err)
 {
   struct uart *u = cl_xmalloc0 (sizeof (*u));
   pthread_mutex_init (&u->lock, NULL);
@@ -416,9 +417,9 @@ uart_create (struct vm *vm, int in_fd, int out_fd, struct uart **out, cl_error_t
   u->out_fd = out_fd;
   uart_reset (u);
   *out = u;
-  if (vm_io_register (vm, true, UART_COM1_BASE, 8, uart_pio, u, err) < 0)
+  if (cl_vmm_vm_io_register (vm, true, UART_COM1_BASE, 8, uart_pio, u, err) < 0)
     return -1;
-  if (vm_persist_register (vm, "uart0", &uart_persist, u, err) < 0)
+  if (cl_vmm_vm_persist_register (vm, "uart0", &uart_persist, u, err) < 0)
     return -1;
   pthread_mutex_lock (&u->lock);
   uart_rx_watch (u, true);
@@ -427,7 +428,7 @@ uart_create (struct vm *vm, int in_fd, int out_fd, struct uart **out, cl_error_t
 }
 
 void
-uart_free (struct uart *u)
+cl_vmm_uart_free (struct uart *u)
 {
   if (u == NULL)
     return;

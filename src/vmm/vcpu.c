@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vCPUs: creation with CPUID (KVM's supported set plus a topology of N
    single-thread cores, APIC id = index) and MSRs, one thread each running
    KVM_RUN, and the pause/stop handshake used by snapshots and exits. */
@@ -168,7 +169,7 @@ vcpu_set_boot_msrs (struct vcpu *vcpu, cl_error_t *err)
 }
 
 int
-vm_vcpus_create (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_vcpus_create (struct vm *vm, cl_error_t *err)
 {
   if (vm_cpuid_supported (vm, err) < 0)
     return -1;
@@ -208,20 +209,20 @@ vcpu_exit_io (struct vcpu *v)
   bool write = run->io.direction == KVM_EXIT_IO_OUT;
 
   for (uint32_t i = 0; i < run->io.count; i++, data += run->io.size)
-    if (!vm_io_dispatch (v->vm, true, run->io.port, data, run->io.size, write) && !write)
+    if (!cl_vmm_vm_io_dispatch (v->vm, true, run->io.port, data, run->io.size, write) && !write)
       memset (data, 0xFF, run->io.size);
-  vm_metric_add (v->vm, "vcpu", "pio_exits", 1);
+  cl_vmm_vm_metric_add (v->vm, "vcpu", "pio_exits", 1);
 }
 
 static void
 vcpu_exit_mmio (struct vcpu *v)
 {
   struct kvm_run *run = v->run;
-  if (!vm_io_dispatch (v->vm, false, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
-                       run->mmio.is_write)
+  if (!cl_vmm_vm_io_dispatch (v->vm, false, run->mmio.phys_addr, run->mmio.data, run->mmio.len,
+                              run->mmio.is_write)
       && !run->mmio.is_write)
     memset (run->mmio.data, 0xFF, run->mmio.len);
-  vm_metric_add (v->vm, "vcpu", "mmio_exits", 1);
+  cl_vmm_vm_metric_add (v->vm, "vcpu", "mmio_exits", 1);
 }
 
 static void
@@ -232,7 +233,7 @@ vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  vm_request_stop (v->vm, reason, msg);
+  cl_vmm_vm_request_stop (v->vm, reason, msg);
 }
 
 static void vcpu_stop_with (struct vcpu *v, enum vm_stop_reason reason, const char *fmt, ...)
@@ -248,7 +249,7 @@ vcpu_maybe_pause (struct vcpu *v)
   pthread_mutex_lock (&vm->state_lock);
   vm->paused_vcpus++;
   pthread_cond_broadcast (&vm->state_cond);
-  while (atomic_load (&vm->pause_requested) && !vm_stopping (vm))
+  while (atomic_load (&vm->pause_requested) && !cl_vmm_vm_stopping (vm))
     pthread_cond_wait (&vm->state_cond, &vm->state_lock);
   vm->paused_vcpus--;
   pthread_mutex_unlock (&vm->state_lock);
@@ -272,10 +273,10 @@ vcpu_thread_main (void *arg)
           cl_error_release (&err);
         }
     }
-  while (!vm_stopping (vm))
+  while (!cl_vmm_vm_stopping (vm))
     {
       vcpu_maybe_pause (v);
-      if (vm_stopping (vm))
+      if (cl_vmm_vm_stopping (vm))
         break;
       int ret = ioctl (v->fd, KVM_RUN, 0);
       if (ret < 0)
@@ -342,7 +343,7 @@ kick_handler (int sig)
 }
 
 int
-vm_vcpus_start (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_vcpus_start (struct vm *vm, cl_error_t *err)
 {
   struct sigaction sa = { .sa_handler = kick_handler };
   sigemptyset (&sa.sa_mask);
@@ -353,7 +354,7 @@ vm_vcpus_start (struct vm *vm, cl_error_t *err)
       int ret = pthread_create (&vm->vcpus[i].thread, NULL, vcpu_thread_main, &vm->vcpus[i]);
       if (ret != 0)
         {
-          vm_request_stop (vm, VM_STOP_ERROR, "thread creation failed");
+          cl_vmm_vm_request_stop (vm, VM_STOP_ERROR, "thread creation failed");
           return cl_error_make (err, ret, "start vCPU %u", i);
         }
       vm->vcpus[i].started = true;
@@ -362,12 +363,12 @@ vm_vcpus_start (struct vm *vm, cl_error_t *err)
 }
 
 void
-vm_vcpus_join (struct vm *vm)
+cl_vmm_vm_vcpus_join (struct vm *vm)
 {
   if (vm->vcpus == NULL)
     return;
   pthread_mutex_lock (&vm->state_lock);
-  while (!vm_stopping (vm))
+  while (!cl_vmm_vm_stopping (vm))
     pthread_cond_wait (&vm->state_cond, &vm->state_lock);
   pthread_mutex_unlock (&vm->state_lock);
   for (unsigned i = 0; i < vm->ncpus; i++)
@@ -385,7 +386,7 @@ vm_vcpus_join (struct vm *vm)
 }
 
 bool
-vm_pause (struct vm *vm)
+cl_vmm_vm_pause (struct vm *vm)
 {
   pthread_mutex_lock (&vm->state_lock);
   atomic_store (&vm->pause_requested, true);
@@ -395,15 +396,15 @@ vm_pause (struct vm *vm)
         vm->vcpus[i].run->immediate_exit = 1;
         pthread_kill (vm->vcpus[i].thread, SIGUSR1);
       }
-  while (vm->paused_vcpus + vm->exited_vcpus < vm->ncpus && !vm_stopping (vm))
+  while (vm->paused_vcpus + vm->exited_vcpus < vm->ncpus && !cl_vmm_vm_stopping (vm))
     pthread_cond_wait (&vm->state_cond, &vm->state_lock);
-  vm->paused = !vm_stopping (vm);
+  vm->paused = !cl_vmm_vm_stopping (vm);
   pthread_mutex_unlock (&vm->state_lock);
   return vm->paused;
 }
 
 void
-vm_resume (struct vm *vm)
+cl_vmm_vm_resume (struct vm *vm)
 {
   pthread_mutex_lock (&vm->state_lock);
   atomic_store (&vm->pause_requested, false);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-blk (virtio 1.2, 5.2) on a raw image file or block device:
    read, write, flush, discard, write-zeroes, get-id, read-only.  Requests
    are served synchronously in the I/O thread with preadv/pwritev straight
@@ -7,7 +8,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -163,8 +164,8 @@ do_rw (struct virtio_blk *blk, const struct virtq_chain *c, uint64_t sector, boo
             }
         }
     }
-  vm_metric_add (blk->vdev.vm, blk->vdev.name, write ? "write_bytes" : "read_bytes",
-                 (uint64_t) (off - sector * SECTOR));
+  cl_vmm_vm_metric_add (blk->vdev.vm, blk->vdev.name, write ? "write_bytes" : "read_bytes",
+                        (uint64_t)(off - sector * SECTOR));
   return BLK_S_OK;
 }
 
@@ -203,7 +204,7 @@ do_discard (struct virtio_blk *blk, const struct virtq_chain *c, bool zeroes)
        off += sizeof (struct blk_discard_seg))
     {
       struct blk_discard_seg seg;
-      virtq_chain_read (c, off, &seg, sizeof seg);
+      cl_vmm_virtq_chain_read (c, off, &seg, sizeof seg);
       if (!range_ok (blk, seg.sector, seg.num_sectors) || (!zeroes && seg.flags != 0)
           || (seg.flags & ~1u))
         return BLK_S_UNSUPP;
@@ -232,11 +233,11 @@ blk_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
 
   if (c->out_len < sizeof h || c->in_len < 1)
     {
-      virtio_device_fail (dev, q, "request without header or status byte");
+      cl_vmm_virtio_device_fail (dev, q, "request without header or status byte");
       return 0;
     }
-  virtq_chain_read (c, 0, &h, sizeof h);
-  vm_metric_add (dev->vm, dev->name, "requests", 1);
+  cl_vmm_virtq_chain_read (c, 0, &h, sizeof h);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "requests", 1);
   switch (h.type)
     {
     case BLK_T_IN:
@@ -249,8 +250,8 @@ blk_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
       status = fdatasync (blk->fd) == 0 || blk->read_only ? BLK_S_OK : BLK_S_IOERR;
       break;
     case BLK_T_GET_ID:
-      written = virtq_chain_write (c, 0, blk->serial,
-                                   c->in_len - 1 < SERIAL_LEN ? c->in_len - 1 : SERIAL_LEN);
+      written = cl_vmm_virtq_chain_write (c, 0, blk->serial,
+                                          c->in_len - 1 < SERIAL_LEN ? c->in_len - 1 : SERIAL_LEN);
       status = BLK_S_OK;
       break;
     case BLK_T_DISCARD:
@@ -262,8 +263,8 @@ blk_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
       break;
     }
   if (status != BLK_S_OK)
-    vm_metric_add (dev->vm, dev->name, "errors", 1);
-  virtq_chain_write (c, c->in_len - 1, &status, 1);
+    cl_vmm_vm_metric_add (dev->vm, dev->name, "errors", 1);
+  cl_vmm_virtq_chain_write (c, c->in_len - 1, &status, 1);
   return written + 1;
 }
 
@@ -272,7 +273,7 @@ blk_notify (struct virtio_device *dev, unsigned q)
 {
   struct virtio_blk *blk = (struct virtio_blk *) dev;
 
-  virtio_queue_serve (dev, q, &blk->chain, blk_request);
+  cl_vmm_virtio_queue_serve (dev, q, &blk->chain, blk_request);
 }
 
 static void
@@ -315,8 +316,8 @@ disk_size (int fd, const char *path, uint64_t *size, cl_error_t *err)
 }
 
 int
-virtio_blk_create (struct vm *vm, const char *path, bool read_only, const char *serial,
-                   cl_error_t *err)
+cl_vmm_virtio_blk_create (struct vm *vm, const char *path, bool read_only, const char *serial,
+                          cl_error_t *err)
 {
   cleanup_free struct virtio_blk *blk = NULL;
   cleanup_close int fd = -1;
@@ -358,7 +359,7 @@ virtio_blk_create (struct vm *vm, const char *path, bool read_only, const char *
   blk->vdev.config_size = sizeof blk->config;
   blk->fd = steal_fd (&fd);
   /* From here on the device belongs to the VM, even if a step fails. */
-  if (virtio_device_init (&steal_pointer (&blk)->vdev, vm, err) < 0)
+  if (cl_vmm_virtio_device_init (&steal_pointer (&blk)->vdev, vm, err) < 0)
     return cl_error_wrap (err, "disk `%s`", path);
   return 0;
 }

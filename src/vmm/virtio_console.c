@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-console (virtio 1.2, 5.3), port 0 only (hvc0): guest output is
    written to out_fd, host input read from in_fd when the guest has posted
    receive buffers.  Input waits in a staging buffer while the guest has no
@@ -12,7 +13,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -60,8 +61,8 @@ watch_input (struct virtio_console *con, bool on)
   if (!con->in_pollable || con->in_eof || on == con->in_watched)
     return;
   if (!on)
-    vm_event_del (con->vdev.vm, con->in_fd);
-  else if (vm_event_add (con->vdev.vm, con->in_fd, EPOLLIN, on_input, con, &err) < 0)
+    cl_vmm_vm_event_del (con->vdev.vm, con->in_fd);
+  else if (cl_vmm_vm_event_add (con->vdev.vm, con->in_fd, EPOLLIN, on_input, con, &err) < 0)
     {
       cl_warn ("%s: input: %s", con->vdev.name, err->msg);
       cl_error_release (&err);
@@ -80,24 +81,24 @@ deliver_staged (struct virtio_console *con)
 
   while (con->staging_off < con->staging_len)
     {
-      int r = virtq_pop (vq, &con->chain, &why);
+      int r = cl_vmm_virtq_pop (vq, &con->chain, &why);
       uint64_t n;
       if (r < 0)
         {
-          virtio_device_fail (dev, RXQ, why);
+          cl_vmm_virtio_device_fail (dev, RXQ, why);
           return false;
         }
       if (r == 0)
         {
-          if (virtq_enable_notify (vq))
+          if (cl_vmm_virtq_enable_notify (vq))
             continue;
           return false;
         }
-      n = virtq_chain_write (&con->chain, 0, con->staging + con->staging_off,
-                             con->staging_len - con->staging_off);
+      n = cl_vmm_virtq_chain_write (&con->chain, 0, con->staging + con->staging_off,
+                                    con->staging_len - con->staging_off);
       con->staging_off += n;
-      virtq_push (vq, con->chain.head, n);
-      vm_metric_add (dev->vm, dev->name, "rx_bytes", n);
+      cl_vmm_virtq_push (vq, con->chain.head, n);
+      cl_vmm_vm_metric_add (dev->vm, dev->name, "rx_bytes", n);
     }
   con->staging_off = con->staging_len = 0;
   return true;
@@ -112,7 +113,7 @@ serve_input (struct virtio_console *con)
     return;
   room = deliver_staged (con);
 
-  virtio_queue_flush (&con->vdev, RXQ);
+  cl_vmm_virtio_queue_flush (&con->vdev, RXQ);
   watch_input (con, room && virtio_device_running (&con->vdev));
 }
 
@@ -148,7 +149,7 @@ write_output (struct virtio_device *dev, unsigned q, const struct virtq_chain *c
   for (unsigned i = 0; i < c->nout; i++)
     if (cl_write_all (con->out_fd, c->iov[i].iov_base, c->iov[i].iov_len) < 0)
       break;
-  vm_metric_add (dev->vm, dev->name, "tx_bytes", c->out_len);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "tx_bytes", c->out_len);
   return 0;
 }
 
@@ -158,7 +159,7 @@ console_notify (struct virtio_device *dev, unsigned q)
   struct virtio_console *con = (struct virtio_console *) dev;
 
   if (q == TXQ)
-    virtio_queue_serve (dev, q, &con->chain, write_output);
+    cl_vmm_virtio_queue_serve (dev, q, &con->chain, write_output);
   else
     serve_input (con);
 }
@@ -299,7 +300,7 @@ stage_whole_file (struct virtio_console *con, cl_error_t *err)
 }
 
 int
-virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
+cl_vmm_virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
 {
   struct virtio_console *con = cl_xmalloc0 (sizeof *con);
   struct stat st;
@@ -338,7 +339,7 @@ virtio_console_create (struct vm *vm, int in_fd, int out_fd, cl_error_t *err)
   con->vdev.ops = &console_ops;
   con->vdev.config = (uint8_t *) &con->config;
   con->vdev.config_size = sizeof con->config;
-  if (virtio_device_init (&con->vdev, vm, err) < 0)
+  if (cl_vmm_virtio_device_init (&con->vdev, vm, err) < 0)
     return -1;
-  return vm_event_add (vm, con->grace_fd, EPOLLIN, on_grace_over, con, err);
+  return cl_vmm_vm_event_add (vm, con->grace_fd, EPOLLIN, on_grace_over, con, err);
 }

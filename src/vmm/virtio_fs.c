@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-fs (virtio 1.2, 5.11): a host directory shared with the guest,
    FUSE requests over two queues, hiprio (FORGET) and one request queue,
    served in the I/O thread by the in-process FUSE server (fuse_server.c).
@@ -7,7 +8,7 @@
    Snapshot state: the server's node ids and file handles are host
    descriptors the guest keeps using after a restore.  They are saved by
    their path beneath the shared root and reopened there, under the same
-   ids (fuse_server_save); when one cannot be (a file the guest holds was
+   ids (cl_vmm_fuse_server_save); when one cannot be (a file the guest holds was
    deleted or moved out of the share), the snapshot is refused before
    anything is written. */
 #include "vmm/virtio.h"
@@ -15,7 +16,7 @@
 
 #include "common/util.h"
 #include "vmm/fuse_server.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <linux/fuse.h>
 #include <stdlib.h>
@@ -52,17 +53,17 @@ fs_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
   size_t out;
 
   (void)q;
-  virtq_chain_read (c, 0, fs->req, len);
-  out = fuse_server_handle (fs->srv, fs->req, len, fs->reply, cap);
-  vm_metric_add (dev->vm, dev->name, "requests", 1);
+  cl_vmm_virtq_chain_read (c, 0, fs->req, len);
+  out = cl_vmm_fuse_server_handle (fs->srv, fs->req, len, fs->reply, cap);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "requests", 1);
   if (out >= sizeof (struct fuse_out_header))
     {
       struct fuse_out_header h;
       memcpy (&h, fs->reply, sizeof h);
       if (h.error != 0)
-        vm_metric_add (dev->vm, dev->name, "errors", 1);
+        cl_vmm_vm_metric_add (dev->vm, dev->name, "errors", 1);
     }
-  return virtq_chain_write (c, 0, fs->reply, out);
+  return cl_vmm_virtq_chain_write (c, 0, fs->reply, out);
 }
 
 static void
@@ -70,7 +71,7 @@ fs_notify (struct virtio_device *dev, unsigned q)
 {
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
-  virtio_queue_serve (dev, q, &fs->chain, fs_request);
+  cl_vmm_virtio_queue_serve (dev, q, &fs->chain, fs_request);
 }
 
 static void
@@ -78,7 +79,7 @@ fs_reset (struct virtio_device *dev)
 {
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
-  fuse_server_reset (fs->srv);
+  cl_vmm_fuse_server_reset (fs->srv);
 }
 
 static int
@@ -87,7 +88,7 @@ fs_save_check (struct virtio_device *dev, cl_error_t *err)
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
   json_decref (fs->saved);
-  fs->saved = fuse_server_save (fs->srv, err);
+  fs->saved = cl_vmm_fuse_server_save (fs->srv, err);
   if (fs->saved == NULL)
     return cl_error_wrap (err, "%s: the guest's files in `%.36s` cannot be saved", dev->name,
                           fs->config.tag);
@@ -102,8 +103,8 @@ fs_save (struct virtio_device *dev)
   json_t *state = fs->saved;
 
   fs->saved = NULL;
-  if (state == NULL && (state = fuse_server_save (fs->srv, &err)) == NULL)
-    cl_error_release (&err); /* snapshot_create checks first: not reached */
+  if (state == NULL && (state = cl_vmm_fuse_server_save (fs->srv, &err)) == NULL)
+    cl_error_release (&err); /* cl_vmm_snapshot_create checks first: not reached */
   return state;
 }
 
@@ -112,7 +113,7 @@ fs_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
 {
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
-  if (fuse_server_restore (fs->srv, state, err) < 0)
+  if (cl_vmm_fuse_server_restore (fs->srv, state, err) < 0)
     return cl_error_wrap (err, "%s", dev->name);
   return 0;
 }
@@ -122,7 +123,7 @@ fs_release (struct virtio_device *dev)
 {
   struct virtio_fs *fs = (struct virtio_fs *)dev;
 
-  fuse_server_free (fs->srv);
+  cl_vmm_fuse_server_free (fs->srv);
   json_decref (fs->saved);
   free (fs->req);
   free (fs->reply);
@@ -158,7 +159,8 @@ raise_fd_limit (void)
 }
 
 int
-virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_only, cl_error_t *err)
+cl_vmm_virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_only,
+                         cl_error_t *err)
 {
   struct virtio_fs *fs;
   struct fuse_server *srv;
@@ -167,7 +169,7 @@ virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_onl
   if (tag_len == 0 || tag_len > FS_TAG_MAX)
     return cl_error_make (err, 0, "shared directory `%s`: tag `%s` must be 1 to %d bytes", dir,
                           tag ? tag : "", FS_TAG_MAX);
-  srv = fuse_server_new (dir, read_only, err);
+  srv = cl_vmm_fuse_server_new (dir, read_only, err);
   if (srv == NULL)
     return -1;
   raise_fd_limit ();
@@ -181,7 +183,7 @@ virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_onl
   fs->vdev.config = (uint8_t *)&fs->config;
   fs->vdev.config_size = sizeof fs->config;
   /* From here on the device belongs to the VM, even if a step fails. */
-  if (virtio_device_init (&fs->vdev, vm, err) < 0)
+  if (cl_vmm_virtio_device_init (&fs->vdev, vm, err) < 0)
     return cl_error_wrap (err, "shared directory `%s`", dir);
   return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-net (virtio 1.2, 5.1) on a tap interface.  The tap carries the
    same 12-byte virtio_net_hdr as the guest (IFF_VNET_HDR), so checksum and
    TSO offloads pass through untouched.  Receive runs in the I/O thread
@@ -9,7 +10,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -86,35 +87,36 @@ deliver_frame (struct virtio_net *net)
 
       if (n == RX_MAX_CHAINS)
         goto drop;
-      r = virtq_pop (vq, c, &why);
+      r = cl_vmm_virtq_pop (vq, c, &why);
       if (r < 0)
         {
-          virtio_device_fail (dev, RXQ, why);
+          cl_vmm_virtio_device_fail (dev, RXQ, why);
           return false;
         }
       if (r == 0)
         {
-          virtq_unpop (vq, n);
+          cl_vmm_virtq_unpop (vq, n);
           return false;
         }
       n++;
       if (n == 1 && (c->in_len < NET_HDR_LEN || (!mergeable && c->in_len < net->rx_len)))
         goto drop;
       net->rx_heads[n - 1] = c->head;
-      net->rx_lens[n - 1] = virtq_chain_write (c, 0, net->rx_frame + done, net->rx_len - done);
+      net->rx_lens[n - 1]
+          = cl_vmm_virtq_chain_write (c, 0, net->rx_frame + done, net->rx_len - done);
       done += net->rx_lens[n - 1];
     }
-  virtq_chain_write (&net->first, NUM_BUFFERS_OFF, &n, sizeof n);
+  cl_vmm_virtq_chain_write (&net->first, NUM_BUFFERS_OFF, &n, sizeof n);
   for (uint16_t i = 0; i < n; i++)
-    virtq_push (vq, net->rx_heads[i], net->rx_lens[i]);
-  vm_metric_add (dev->vm, dev->name, "rx_packets", 1);
-  vm_metric_add (dev->vm, dev->name, "rx_bytes", net->rx_len - NET_HDR_LEN);
+    cl_vmm_virtq_push (vq, net->rx_heads[i], net->rx_lens[i]);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "rx_packets", 1);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "rx_bytes", net->rx_len - NET_HDR_LEN);
   net->rx_len = 0;
   return true;
 
 drop:
-  virtq_unpop (vq, n);
-  vm_metric_add (dev->vm, dev->name, "rx_dropped", 1);
+  cl_vmm_virtq_unpop (vq, n);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "rx_dropped", 1);
   net->rx_len = 0;
   return true;
 }
@@ -140,12 +142,12 @@ receive (struct virtio_net *net)
       if (!deliver_frame (net))
         {
           /* No room: ask for a kick when the guest posts buffers. */
-          if (virtio_device_running (dev) && virtq_enable_notify (&dev->queues[RXQ].vq))
+          if (virtio_device_running (dev) && cl_vmm_virtq_enable_notify (&dev->queues[RXQ].vq))
             continue;
           break;
         }
     }
-  virtio_queue_flush (dev, RXQ);
+  cl_vmm_virtio_queue_flush (dev, RXQ);
 }
 
 static void
@@ -166,11 +168,11 @@ transmit (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
 
   (void) q;
   if (c->out_len < NET_HDR_LEN || writev (net->tap_fd, c->iov, c->nout) < 0)
-    vm_metric_add (dev->vm, dev->name, "tx_dropped", 1);
+    cl_vmm_vm_metric_add (dev->vm, dev->name, "tx_dropped", 1);
   else
     {
-      vm_metric_add (dev->vm, dev->name, "tx_packets", 1);
-      vm_metric_add (dev->vm, dev->name, "tx_bytes", c->out_len - NET_HDR_LEN);
+      cl_vmm_vm_metric_add (dev->vm, dev->name, "tx_packets", 1);
+      cl_vmm_vm_metric_add (dev->vm, dev->name, "tx_bytes", c->out_len - NET_HDR_LEN);
     }
   return 0;
 }
@@ -181,7 +183,7 @@ net_notify (struct virtio_device *dev, unsigned q)
   struct virtio_net *net = (struct virtio_net *) dev;
 
   if (q == TXQ)
-    virtio_queue_serve (dev, q, &net->chain, transmit);
+    cl_vmm_virtio_queue_serve (dev, q, &net->chain, transmit);
   else
     receive (net);
 }
@@ -231,7 +233,7 @@ static const struct virtio_device_ops net_ops = {
 };
 
 int
-virtio_net_parse_mac (const char *text, uint8_t mac[6], cl_error_t *err)
+cl_vmm_virtio_net_parse_mac (const char *text, uint8_t mac[6], cl_error_t *err)
 {
   int end = -1;
 
@@ -273,7 +275,8 @@ open_tap (const char *name, cl_error_t *err)
 }
 
 int
-virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6], cl_error_t *err)
+cl_vmm_virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6],
+                          cl_error_t *err)
 {
   struct virtio_net *net;
   uint8_t addr[6];
@@ -299,9 +302,9 @@ virtio_net_create (struct vm *vm, const char *tap_name, const uint8_t mac[6], cl
   net->vdev.ops = &net_ops;
   net->vdev.config = (uint8_t *) &net->config;
   net->vdev.config_size = sizeof net->config;
-  if (virtio_device_init (&net->vdev, vm, err) < 0)
+  if (cl_vmm_virtio_device_init (&net->vdev, vm, err) < 0)
     return cl_error_wrap (err, "tap `%s`", tap_name);
-  if (vm_event_add (vm, fd, EPOLLIN | EPOLLET, on_tap_readable, net, err) < 0)
+  if (cl_vmm_vm_event_add (vm, fd, EPOLLIN | EPOLLET, on_tap_readable, net, err) < 0)
     return cl_error_wrap (err, "tap `%s`", tap_name);
   return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Modern virtio-PCI transport (virtio 1.2, 4.1): one 64-bit memory BAR
    holds the common, ISR, device and notify regions and the MSI-X table and
    PBA.  Vendor-specific capabilities point the driver at each region.
@@ -7,7 +8,7 @@
 
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -121,17 +122,17 @@ msix_vector_sync (struct virtio_device *dev, unsigned i)
 
   if (msix_masked (dev, v))
     {
-      if (v->attached && vm_irqfd (dev->vm, v->efd, v->gsi, false, &err) == 0)
+      if (v->attached && cl_vmm_vm_irqfd (dev->vm, v->efd, v->gsi, false, &err) == 0)
         v->attached = false;
     }
   else
     {
       uint64_t addr = ((uint64_t) v->addr_hi << 32) | v->addr_lo;
-      if (vm_msi_route_set (dev->vm, v->gsi, addr, v->data, &err) < 0)
+      if (cl_vmm_vm_msi_route_set (dev->vm, v->gsi, addr, v->data, &err) < 0)
         goto fail;
       if (!v->attached)
         {
-          if (vm_irqfd (dev->vm, v->efd, v->gsi, true, &err) < 0)
+          if (cl_vmm_vm_irqfd (dev->vm, v->efd, v->gsi, true, &err) < 0)
             goto fail;
           v->attached = true;
         }
@@ -164,7 +165,7 @@ signal_vector (struct virtio_device *dev, uint16_t vector)
   if (vector >= dev->nvectors)
     return;
   v = &dev->vectors[vector];
-  vm_metric_add (dev->vm, dev->name, "interrupts", 1);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "interrupts", 1);
   if (msix_masked (dev, v) || !v->attached)
     v->pending = true;
   else
@@ -213,7 +214,7 @@ msix_pba_read (struct virtio_device *dev, uint64_t off, void *data, unsigned len
 /* ---------------------------------------------------------- status, queues */
 
 void
-virtio_config_changed (struct virtio_device *dev)
+cl_vmm_virtio_config_changed (struct virtio_device *dev)
 {
   dev->config_generation++;
   dev->isr |= 2;
@@ -221,43 +222,44 @@ virtio_config_changed (struct virtio_device *dev)
 }
 
 void
-virtio_device_fail (struct virtio_device *dev, unsigned q, const char *why)
+cl_vmm_virtio_device_fail (struct virtio_device *dev, unsigned q, const char *why)
 {
   if (!dev->broken_logged)
     cl_warn ("%s: queue %u: %s; device needs reset", dev->name, q, why);
   dev->broken_logged = true;
-  vm_metric_add (dev->vm, dev->name, "queue_errors", 1);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "queue_errors", 1);
   if (dev->status & VIRTIO_STATUS_NEEDS_RESET)
     return;
   dev->status |= VIRTIO_STATUS_NEEDS_RESET;
   if (dev->status & VIRTIO_STATUS_DRIVER_OK)
-    virtio_config_changed (dev);
+    cl_vmm_virtio_config_changed (dev);
 }
 
 void
-virtio_queue_interrupt (struct virtio_device *dev, unsigned q)
+cl_vmm_virtio_queue_interrupt (struct virtio_device *dev, unsigned q)
 {
   dev->isr |= 1;
   signal_vector (dev, dev->queues[q].msix_vector);
 }
 
 void
-virtio_queue_flush (struct virtio_device *dev, unsigned q)
+cl_vmm_virtio_queue_flush (struct virtio_device *dev, unsigned q)
 {
-  if (virtq_should_notify (&dev->queues[q].vq))
-    virtio_queue_interrupt (dev, q);
+  if (cl_vmm_virtq_should_notify (&dev->queues[q].vq))
+    cl_vmm_virtio_queue_interrupt (dev, q);
 }
 
 void
-virtio_queue_complete (struct virtio_device *dev, unsigned q, uint16_t head, uint32_t written)
+cl_vmm_virtio_queue_complete (struct virtio_device *dev, unsigned q, uint16_t head,
+                              uint32_t written)
 {
-  virtq_push (&dev->queues[q].vq, head, written);
-  virtio_queue_flush (dev, q);
+  cl_vmm_virtq_push (&dev->queues[q].vq, head, written);
+  cl_vmm_virtio_queue_flush (dev, q);
 }
 
 void
-virtio_queue_serve (struct virtio_device *dev, unsigned q, struct virtq_chain *chain,
-                    virtio_chain_fn fn)
+cl_vmm_virtio_queue_serve (struct virtio_device *dev, unsigned q, struct virtq_chain *chain,
+                           virtio_chain_fn fn)
 {
   struct virtq *vq = &dev->queues[q].vq;
   const char *why;
@@ -265,27 +267,27 @@ virtio_queue_serve (struct virtio_device *dev, unsigned q, struct virtq_chain *c
 
   do
     {
-      while ((r = virtq_pop (vq, chain, &why)) > 0)
+      while ((r = cl_vmm_virtq_pop (vq, chain, &why)) > 0)
         {
           int64_t written = fn (dev, q, chain);
           if (written < 0)
             {
-              virtq_unpop (vq, 1);
-              virtio_queue_flush (dev, q);
+              cl_vmm_virtq_unpop (vq, 1);
+              cl_vmm_virtio_queue_flush (dev, q);
               return;
             }
-          virtq_push (vq, chain->head, written);
+          cl_vmm_virtq_push (vq, chain->head, written);
           if (!virtio_device_running (dev))
             break; /* the request itself broke the rules */
         }
       if (r < 0)
         {
-          virtio_device_fail (dev, q, why);
+          cl_vmm_virtio_device_fail (dev, q, why);
           return;
         }
-      virtio_queue_flush (dev, q);
+      cl_vmm_virtio_queue_flush (dev, q);
     }
-  while (virtq_enable_notify (vq));
+  while (cl_vmm_virtq_enable_notify (vq));
 }
 
 static void
@@ -295,7 +297,7 @@ device_reset (struct virtio_device *dev)
     dev->ops->reset (dev);
   for (unsigned q = 0; q < dev->ops->num_queues; q++)
     {
-      virtq_reset (&dev->queues[q].vq);
+      cl_vmm_virtq_reset (&dev->queues[q].vq);
       dev->queues[q].vq.size = dev->ops->queue_max_size;
       dev->queues[q].msix_vector = VIRTIO_MSI_NO_VECTOR;
     }
@@ -356,9 +358,9 @@ queue_enable (struct virtio_device *dev, struct virtio_queue_state *qs)
   if (qs->vq.ready)
     return;
   qs->vq.event_idx = virtio_has_feature (dev, VIRTIO_F_EVENT_IDX);
-  if (virtq_start (&qs->vq, vm_guest_mem (dev->vm), &why) < 0)
+  if (cl_vmm_virtq_start (&qs->vq, cl_vmm_vm_guest_mem (dev->vm), &why) < 0)
     {
-      virtio_device_fail (dev, qs->index, why);
+      cl_vmm_virtio_device_fail (dev, qs->index, why);
       return;
     }
   qs->vq.ready = true;
@@ -599,7 +601,7 @@ kick_register (struct virtio_device *dev, unsigned q, uint64_t base)
   if (base == 0)
     return;
   /* Linux writes the queue index as 16 bits. */
-  if (vm_ioeventfd (dev->vm, addr, 2, false, -1, qs->kick_fd, true, &err) < 0)
+  if (cl_vmm_vm_ioeventfd (dev->vm, addr, 2, false, -1, qs->kick_fd, true, &err) < 0)
     {
       cl_debug ("%s: no ioeventfd for queue %u (kicks trap instead): %s", dev->name, q, err->msg);
       cl_error_release (&err);
@@ -616,7 +618,7 @@ kick_unregister (struct virtio_device *dev, unsigned q)
 
   if (qs->kick_addr == 0)
     return;
-  if (vm_ioeventfd (dev->vm, qs->kick_addr, 2, false, -1, qs->kick_fd, false, &err) < 0)
+  if (cl_vmm_vm_ioeventfd (dev->vm, qs->kick_addr, 2, false, -1, qs->kick_fd, false, &err) < 0)
     cl_error_release (&err);
   qs->kick_addr = 0;
 }
@@ -647,7 +649,7 @@ on_kick (void *opaque, uint32_t events)
   if (read (qs->kick_fd, &n, sizeof n) < 0)
     return;
   pthread_mutex_lock (&dev->lock);
-  vm_metric_add (dev->vm, dev->name, "kicks", 1);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "kicks", 1);
   if (virtio_device_running (dev) && qs->vq.ready && dev->ops->queue_notify)
     dev->ops->queue_notify (dev, qs->index);
   pthread_mutex_unlock (&dev->lock);
@@ -766,7 +768,7 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
                        "vector", &vec)
           < 0)
         return cl_error_make (err, 0, "%s: snapshot state: queues[%u]", dev->name, q);
-      virtq_reset (&qs->vq);
+      cl_vmm_virtq_reset (&qs->vq);
       qs->vq.size = size;
       qs->vq.desc_addr = desc;
       qs->vq.avail_addr = avail;
@@ -779,7 +781,7 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
       qs->msix_vector = valid_vector (dev, vec);
       if (ready)
         {
-          if (virtq_start (&qs->vq, vm_guest_mem (dev->vm), &why) < 0)
+          if (cl_vmm_virtq_start (&qs->vq, cl_vmm_vm_guest_mem (dev->vm), &why) < 0)
             return cl_error_make (err, 0, "%s: snapshot state: queue %u: %s", dev->name, q, why);
           qs->vq.ready = true;
         }
@@ -827,7 +829,7 @@ name_and_register (struct virtio_device *dev, cl_error_t *err)
     {
       cl_error_t dup = NULL;
       snprintf (dev->name, sizeof dev->name, "virtio-%s%u", dev->ops->kind, n);
-      if (vm_persist_register (dev->vm, dev->name, &virtio_persist_ops, dev, &dup) == 0)
+      if (cl_vmm_vm_persist_register (dev->vm, dev->name, &virtio_persist_ops, dev, &dup) == 0)
         return 0;
       cl_error_release (&dup);
     }
@@ -845,7 +847,7 @@ add_virtio_cap (struct virtio_device *dev, uint8_t type, uint32_t offset, uint32
     .offset = offset,
     .length = length,
   };
-  pci_add_capability (&dev->pci, &cap, sizeof cap);
+  cl_vmm_pci_add_capability (&dev->pci, &cap, sizeof cap);
 }
 
 static int
@@ -874,18 +876,18 @@ add_capabilities (struct virtio_device *dev, cl_error_t *err)
   int off;
 
   add_virtio_cap (dev, CAP_COMMON_CFG, REGION_COMMON, REGION_COMMON_LEN);
-  if (pci_add_capability (&dev->pci, &notify, sizeof notify) < 0)
+  if (cl_vmm_pci_add_capability (&dev->pci, &notify, sizeof notify) < 0)
     return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
   add_virtio_cap (dev, CAP_ISR_CFG, REGION_ISR, 4);
   if (dev->config_size > 0)
     add_virtio_cap (dev, CAP_DEVICE_CFG, REGION_DEVICE, dev->config_size);
-  off = pci_add_capability (&dev->pci, &msix, sizeof msix);
+  off = cl_vmm_pci_add_capability (&dev->pci, &msix, sizeof msix);
   if (off < 0)
     return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
   dev->msix_cap = off;
   dev->pci.wmask[off + 3] = (MSIX_CTRL_ENABLE | MSIX_CTRL_FMASK) >> 8;
 
-  off = pci_add_capability (&dev->pci, &window, sizeof window);
+  off = cl_vmm_pci_add_capability (&dev->pci, &window, sizeof window);
   if (off < 0)
     return cl_error_make (err, 0, "%s: PCI capability space full", dev->name);
   dev->pci_cfg_cap = off;
@@ -913,7 +915,7 @@ virtio_device_destroy (void *opaque)
 }
 
 int
-virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
+cl_vmm_virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
 {
   const struct virtio_device_ops *ops = dev->ops;
 
@@ -921,7 +923,7 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
   pthread_mutex_init (&dev->lock, NULL);
   for (unsigned q = 0; q < VIRTIO_MAX_QUEUES; q++)
     dev->queues[q].kick_fd = -1;
-  vm_add_destructor (vm, virtio_device_destroy, dev);
+  cl_vmm_vm_add_destructor (vm, virtio_device_destroy, dev);
   if (name_and_register (dev, err) < 0)
     return -1;
   if (ops->num_queues > VIRTIO_MAX_QUEUES || dev->config_size > REGION_DEVICE_MAX)
@@ -938,7 +940,7 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
       v->efd = eventfd (0, EFD_NONBLOCK | EFD_CLOEXEC);
       if (v->efd < 0)
         return cl_error_errno (err, "%s: eventfd", dev->name);
-      v->gsi = vm_gsi_alloc (vm, err);
+      v->gsi = cl_vmm_vm_gsi_alloc (vm, err);
       if (v->gsi < 0)
         return cl_error_wrap (err, "%s", dev->name);
     }
@@ -953,15 +955,16 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
     }
   device_reset (dev);
 
-  pci_device_init (&dev->pci, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE_BASE + ops->device_id,
-                   VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS + ops->device_id, ops->class_code, 1);
+  cl_vmm_pci_device_init (&dev->pci, VIRTIO_PCI_VENDOR, VIRTIO_PCI_DEVICE_BASE + ops->device_id,
+                          VIRTIO_PCI_VENDOR, VIRTIO_PCI_SUBSYS + ops->device_id, ops->class_code,
+                          1);
   dev->pci.ops = &virtio_pci_ops;
   dev->pci.opaque = dev;
   dev->pci.bars[BAR_INDEX].size = BAR_SIZE;
   dev->pci.bars[BAR_INDEX].is_64bit = true;
   if (add_capabilities (dev, err) < 0)
     return -1;
-  if (pci_register (vm, &dev->pci, err) < 0)
+  if (cl_vmm_pci_register (vm, &dev->pci, err) < 0)
     return cl_error_wrap (err, "%s", dev->name);
 
   for (unsigned q = 0; q < ops->num_queues; q++)
@@ -969,7 +972,8 @@ virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err)
       kick_register (dev, q, bar_base (dev));
       if (ops->own_kick_mask & (1u << q))
         continue;
-      if (vm_event_add (vm, dev->queues[q].kick_fd, EPOLLIN, on_kick, &dev->queues[q], err) < 0)
+      if (cl_vmm_vm_event_add (vm, dev->queues[q].kick_fd, EPOLLIN, on_kick, &dev->queues[q], err)
+          < 0)
         return cl_error_wrap (err, "%s", dev->name);
     }
   return 0;

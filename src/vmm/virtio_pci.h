@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The contract between a virtio device and the modern virtio-PCI
    transport (virtio 1.2, section 4.1), kvmtool-style: a device embeds
    struct virtio_device and fills a struct virtio_device_ops with designated
@@ -66,7 +67,7 @@ struct virtio_device_ops
   uint32_t own_kick_mask;
   /* Required: frees the device's own resources and the struct embedding
      `dev` (the transport has closed its fds).  Runs once, at VM teardown,
-     also for a device whose virtio_device_init failed half-way. */
+     also for a device whose cl_vmm_virtio_device_init failed half-way. */
   void (*release) (struct virtio_device *dev);
 };
 
@@ -121,7 +122,7 @@ struct virtio_device
    snapshot state.  `dev->ops`, `dev->config`, `dev->config_size` must be
    set.  `name` is filled.  From this call on, even when it fails, the
    device belongs to the VM, which releases it when destroyed. */
-int virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err);
+int cl_vmm_virtio_device_init (struct virtio_device *dev, struct vm *vm, cl_error_t *err);
 
 static inline bool
 virtio_has_feature (const struct virtio_device *dev, unsigned bit)
@@ -131,13 +132,14 @@ virtio_has_feature (const struct virtio_device *dev, unsigned bit)
 
 /* The driver broke the rules on queue `q`: log once, set NEEDS_RESET,
    raise a config interrupt; the device stops serving until reset. */
-void virtio_device_fail (struct virtio_device *dev, unsigned q, const char *why);
-/* Raises the queue's vector (after virtq_should_notify). */
-void virtio_queue_interrupt (struct virtio_device *dev, unsigned q);
+void cl_vmm_virtio_device_fail (struct virtio_device *dev, unsigned q, const char *why);
+/* Raises the queue's vector (after cl_vmm_virtq_should_notify). */
+void cl_vmm_virtio_queue_interrupt (struct virtio_device *dev, unsigned q);
 /* Pushes then interrupts when the driver wants it: the common tail. */
-void virtio_queue_complete (struct virtio_device *dev, unsigned q, uint16_t head, uint32_t written);
+void cl_vmm_virtio_queue_complete (struct virtio_device *dev, unsigned q, uint16_t head,
+                                   uint32_t written);
 /* Interrupts once for a batch of pushes if the driver wants it. */
-void virtio_queue_flush (struct virtio_device *dev, unsigned q);
+void cl_vmm_virtio_queue_flush (struct virtio_device *dev, unsigned q);
 /* Serves queue `q` until it is empty: pops each chain into `chain`,
    calls `fn`, which returns the bytes it wrote into the chain (pushed as
    used) or -1 to give the chain back and stop (backend full).  Interrupts
@@ -145,10 +147,10 @@ void virtio_queue_flush (struct virtio_device *dev, unsigned q);
    chain fails the device. */
 typedef int64_t (*virtio_chain_fn) (struct virtio_device *dev, unsigned q,
                                     const struct virtq_chain *chain);
-void virtio_queue_serve (struct virtio_device *dev, unsigned q, struct virtq_chain *chain,
-                         virtio_chain_fn fn);
+void cl_vmm_virtio_queue_serve (struct virtio_device *dev, unsigned q, struct virtq_chain *chain,
+                                virtio_chain_fn fn);
 /* The device's config changed (bumps config_generation, config vector). */
-void virtio_config_changed (struct virtio_device *dev);
+void cl_vmm_virtio_config_changed (struct virtio_device *dev);
 /* DRIVER_OK and not broken: the device serves its queues. */
 static inline bool
 virtio_device_running (const struct virtio_device *dev)

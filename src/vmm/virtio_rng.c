@@ -1,10 +1,11 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-rng (virtio 1.2, 5.4): one queue of device-writable buffers that
    the device fills from getrandom(2). */
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -39,7 +40,7 @@ fill_random (struct virtio_device *dev, unsigned q, const struct virtq_chain *ch
       if ((size_t) got < want)
         break;
     }
-  vm_metric_add (dev->vm, dev->name, "bytes", done);
+  cl_vmm_vm_metric_add (dev->vm, dev->name, "bytes", done);
   return done;
 }
 
@@ -48,7 +49,7 @@ rng_notify (struct virtio_device *dev, unsigned q)
 {
   struct virtio_rng *rng = (struct virtio_rng *) dev;
 
-  virtio_queue_serve (dev, q, &rng->chain, fill_random);
+  cl_vmm_virtio_queue_serve (dev, q, &rng->chain, fill_random);
 }
 
 static void
@@ -68,10 +69,10 @@ static const struct virtio_device_ops rng_ops = {
 };
 
 int
-virtio_rng_create (struct vm *vm, cl_error_t *err)
+cl_vmm_virtio_rng_create (struct vm *vm, cl_error_t *err)
 {
   struct virtio_rng *rng = cl_xmalloc0 (sizeof *rng);
 
   rng->vdev.ops = &rng_ops;
-  return virtio_device_init (&rng->vdev, vm, err);
+  return cl_vmm_virtio_device_init (&rng->vdev, vm, err);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-vsock (virtio 1.2, 5.10) with the kernel's vhost-vsock doing the
    data path: the rx and tx queues are handed to /dev/vhost-vsock (their
    ioeventfds become its kick fds, their MSI-X irqfds its call fds); the
@@ -9,7 +10,7 @@
 #include "common/cleanup.h"
 #include "common/log.h"
 #include "common/util.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,7 +46,7 @@ struct virtio_vsock
 static int
 vhost_set_mem (struct virtio_vsock *vs, cl_error_t *err)
 {
-  const struct guest_mem *mem = vm_guest_mem (vs->vdev.vm);
+  const struct guest_mem *mem = cl_vmm_vm_guest_mem (vs->vdev.vm);
   cleanup_free struct vhost_memory *table
       = cl_xmalloc0 (sizeof *table + mem->nregions * sizeof (struct vhost_memory_region));
 
@@ -93,13 +94,14 @@ post_reset_event (struct virtio_vsock *vs)
   struct virtio_device *dev = &vs->vdev;
   uint32_t id = VSOCK_EVENT_TRANSPORT_RESET;
   const char *why;
-  int r = virtq_pop (&dev->queues[EVQ].vq, &vs->chain, &why);
+  int r = cl_vmm_virtq_pop (&dev->queues[EVQ].vq, &vs->chain, &why);
 
   if (r < 0)
-    virtio_device_fail (dev, EVQ, why);
+    cl_vmm_virtio_device_fail (dev, EVQ, why);
   if (r <= 0)
     return;
-  virtio_queue_complete (dev, EVQ, vs->chain.head, virtq_chain_write (&vs->chain, 0, &id, 4));
+  cl_vmm_virtio_queue_complete (dev, EVQ, vs->chain.head,
+                                cl_vmm_virtq_chain_write (&vs->chain, 0, &id, 4));
   vs->reset_event_due = false;
 }
 
@@ -221,7 +223,7 @@ cl_vmm_vsock_reserve (uint32_t cid, cl_error_t *err)
 }
 
 int
-virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_error_t *err)
+cl_vmm_virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_error_t *err)
 {
   cleanup_close int fd = reserved_fd;
   struct virtio_vsock *vs;
@@ -258,5 +260,5 @@ virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, cl_erro
   vs->vdev.ops = &vs->ops;
   vs->vdev.config = (uint8_t *) &vs->config;
   vs->vdev.config_size = sizeof vs->config;
-  return virtio_device_init (&vs->vdev, vm, err);
+  return cl_vmm_virtio_device_init (&vs->vdev, vm, err);
 }

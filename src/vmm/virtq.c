@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Split virtqueue, device side.  The driver owns the descriptor table and
    the avail ring and may rewrite them at any moment, so each descriptor is
    copied once into a local before it is checked, and the avail index is
@@ -31,7 +32,7 @@ avail_event_ptr (struct virtq *vq)
 }
 
 int
-virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why)
+cl_vmm_virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why)
 {
   uint32_t n = vq->size;
 
@@ -45,9 +46,9 @@ virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why)
       *why = "misaligned ring address";
       return -1;
     }
-  vq->desc = guest_mem_ptr (mem, vq->desc_addr, 16ull * n);
-  vq->avail = guest_mem_ptr (mem, vq->avail_addr, 6ull + 2ull * n);
-  vq->used = guest_mem_ptr (mem, vq->used_addr, 6ull + 8ull * n);
+  vq->desc = cl_vmm_guest_mem_ptr (mem, vq->desc_addr, 16ull * n);
+  vq->avail = cl_vmm_guest_mem_ptr (mem, vq->avail_addr, 6ull + 2ull * n);
+  vq->used = cl_vmm_guest_mem_ptr (mem, vq->used_addr, 6ull + 8ull * n);
   if (vq->desc == NULL || vq->avail == NULL || vq->used == NULL)
     {
       vq->desc = NULL;
@@ -61,7 +62,7 @@ virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why)
 }
 
 void
-virtq_reset (struct virtq *vq)
+cl_vmm_virtq_reset (struct virtq *vq)
 {
   memset (vq, 0, sizeof *vq);
 }
@@ -112,7 +113,7 @@ walk_chain (struct virtq *vq, uint16_t head, struct virtq_chain *chain, const ch
             return chain_fail (why, "indirect table length not a multiple of 16");
           if (d.len / sizeof (struct virtq_desc) > VIRTQ_MAX_SEGS)
             return chain_fail (why, "indirect table too long");
-          table = guest_mem_ptr (vq->mem, d.addr, d.len);
+          table = cl_vmm_guest_mem_ptr (vq->mem, d.addr, d.len);
           if (table == NULL)
             return chain_fail (why, "indirect table outside guest memory");
           table_size = d.len / sizeof (struct virtq_desc);
@@ -124,7 +125,7 @@ walk_chain (struct virtq *vq, uint16_t head, struct virtq_chain *chain, const ch
 
       if (nseg >= VIRTQ_MAX_SEGS)
         return chain_fail (why, "descriptor chain too long");
-      host = guest_mem_ptr (vq->mem, d.addr, d.len);
+      host = cl_vmm_guest_mem_ptr (vq->mem, d.addr, d.len);
       if (host == NULL)
         return chain_fail (why, "buffer outside guest memory");
       if (d.flags & VIRTQ_DESC_F_WRITE)
@@ -152,7 +153,7 @@ walk_chain (struct virtq *vq, uint16_t head, struct virtq_chain *chain, const ch
 }
 
 int
-virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why)
+cl_vmm_virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why)
 {
   uint16_t avail_idx, pending, head;
 
@@ -172,13 +173,13 @@ virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why)
 }
 
 void
-virtq_unpop (struct virtq *vq, uint16_t n)
+cl_vmm_virtq_unpop (struct virtq *vq, uint16_t n)
 {
   vq->last_avail_idx -= n;
 }
 
 void
-virtq_push (struct virtq *vq, uint16_t head, uint32_t written)
+cl_vmm_virtq_push (struct virtq *vq, uint16_t head, uint32_t written)
 {
   struct virtq_used_elem *e;
 
@@ -193,7 +194,7 @@ virtq_push (struct virtq *vq, uint16_t head, uint32_t written)
 }
 
 bool
-virtq_should_notify (struct virtq *vq)
+cl_vmm_virtq_should_notify (struct virtq *vq)
 {
   uint16_t old, new_idx, used_event;
   bool valid;
@@ -220,7 +221,7 @@ virtq_should_notify (struct virtq *vq)
 }
 
 bool
-virtq_enable_notify (struct virtq *vq)
+cl_vmm_virtq_enable_notify (struct virtq *vq)
 {
   if (vq->avail == NULL)
     return false;
@@ -261,13 +262,14 @@ chain_copy (const struct iovec *iov, unsigned n, uint64_t offset, void *flat, ui
 }
 
 uint64_t
-virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst, uint64_t len)
+cl_vmm_virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst, uint64_t len)
 {
   return chain_copy (chain->iov, chain->nout, offset, dst, len, false);
 }
 
 uint64_t
-virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src, uint64_t len)
+cl_vmm_virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src,
+                          uint64_t len)
 {
   return chain_copy (chain->iov + chain->nout, chain->nin, offset, (void *) src, len, true);
 }

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Split virtqueues (virtio 1.2, section 2.7), device side.  The rings live
-   in guest memory and are reached only through guest_mem_ptr(); every
+   in guest memory and are reached only through cl_vmm_guest_mem_ptr(); every
    descriptor is copied once, then checked (bounds, direction, loops,
    lengths) before a device sees a host pointer. */
 #ifndef CLOISON_VMM_VIRTQ_H
@@ -49,7 +50,7 @@ struct virtq
   uint16_t used_idx;
   uint16_t signalled_used;
   bool signalled_used_valid;
-  /* Host views of the rings, resolved by virtq_start(). */
+  /* Host views of the rings, resolved by cl_vmm_virtq_start(). */
   const struct guest_mem *mem;
   struct virtq_desc *desc;
   uint16_t *avail; /* flags, idx, ring[size], used_event */
@@ -68,28 +69,28 @@ struct virtq_chain
 
 /* Resolves the rings (size, alignment, guest memory).  0, or -1 with a
    reason in *why (a static string). */
-int virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why);
+int cl_vmm_virtq_start (struct virtq *vq, const struct guest_mem *mem, const char **why);
 /* Forgets everything (device reset). */
-void virtq_reset (struct virtq *vq);
+void cl_vmm_virtq_reset (struct virtq *vq);
 
 /* 1 with a chain, 0 when the ring is empty, -1 when the driver broke the
    rules (*why says how): the caller marks the device NEEDS_RESET. */
-int virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why);
+int cl_vmm_virtq_pop (struct virtq *vq, struct virtq_chain *chain, const char **why);
 /* Gives back the last `n` popped chains unused (e.g. rx with no room). */
-void virtq_unpop (struct virtq *vq, uint16_t n);
+void cl_vmm_virtq_unpop (struct virtq *vq, uint16_t n);
 /* Publishes a used element (head, bytes written) and its index. */
-void virtq_push (struct virtq *vq, uint16_t head, uint32_t written);
+void cl_vmm_virtq_push (struct virtq *vq, uint16_t head, uint32_t written);
 /* Whether the driver wants an interrupt for what was pushed since the
    last one (EVENT_IDX or NO_INTERRUPT).  Call after a batch of pushes. */
-bool virtq_should_notify (struct virtq *vq);
+bool cl_vmm_virtq_should_notify (struct virtq *vq);
 /* With EVENT_IDX: asks to be kicked at the next avail entry and tells
    whether entries arrived meanwhile (true: pop again). */
-bool virtq_enable_notify (struct virtq *vq);
+bool cl_vmm_virtq_enable_notify (struct virtq *vq);
 
 /* Copies between a chain's buffers and flat memory. */
-uint64_t virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst,
-                           uint64_t len);
-uint64_t virtq_chain_write (const struct virtq_chain *chain, uint64_t offset, const void *src,
-                            uint64_t len);
+uint64_t cl_vmm_virtq_chain_read (const struct virtq_chain *chain, uint64_t offset, void *dst,
+                                  uint64_t len);
+uint64_t cl_vmm_virtq_chain_write (const struct virtq_chain *chain, uint64_t offset,
+                                   const void *src, uint64_t len);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cl_vmm_run: builds the machine from a config (or a snapshot), runs it
    until the guest stops, tears it down. */
 #include "vmm/vmm.h"
@@ -87,12 +88,12 @@ cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err)
 static int
 parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
 {
-  cleanup_free char *copy = strdup (spec);
+  cleanup_free char *copy = cl_xstrdup (spec);
   char *save = NULL;
   char *tok = strtok_r (copy, ",", &save);
   if (tok == NULL || *tok == 0)
     return cl_error_make (err, 0, "--disk `%s`: expected PATH[,ro][,serial=ID]", spec);
-  out->path = strdup (tok);
+  out->path = cl_xstrdup (tok);
   while ((tok = strtok_r (NULL, ",", &save)))
     {
       if (strcmp (tok, "ro") == 0)
@@ -100,7 +101,7 @@ parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
       else if (strncmp (tok, "serial=", 7) == 0 && strlen (tok + 7) <= 20)
         {
           free ((char *)out->serial); /* the last serial= wins */
-          out->serial = strdup (tok + 7);
+          out->serial = cl_xstrdup (tok + 7);
         }
       else
         return cl_error_make (
@@ -125,14 +126,14 @@ cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err)
 static int
 parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err)
 {
-  cleanup_free char *copy = strdup (spec);
+  cleanup_free char *copy = cl_xstrdup (spec);
   char *save = NULL;
   for (char *tok = strtok_r (copy, ",", &save); tok; tok = strtok_r (NULL, ",", &save))
     {
       if (strncmp (tok, "tap=", 4) == 0 && tok[4] && strlen (tok + 4) < 16)
         {
           free ((char *)out->tap); /* the last tap= wins */
-          out->tap = strdup (tok + 4);
+          out->tap = cl_xstrdup (tok + 4);
         }
       else if (strncmp (tok, "mac=", 4) == 0)
         {
@@ -259,7 +260,7 @@ on_signal (void *opaque, uint32_t events)
     {
       char msg[64];
       snprintf (msg, sizeof msg, "stopped by signal %s", strsignal (si.ssi_signo));
-      vm_request_stop (m->vm, VM_STOP_SIGNAL, msg);
+      cl_vmm_vm_request_stop (m->vm, VM_STOP_SIGNAL, msg);
     }
 }
 
@@ -280,11 +281,12 @@ vmm_build_devices (struct vmm *m, cl_error_t *err)
   else if (cfg->console == CL_VMM_CONSOLE_VIRTIO)
     in_fd = out_fd = -1;
 
-  if (pci_bus_create (m->vm, err) < 0 || legacy_ports_create (m->vm, err) < 0
-      || i8042_create (m->vm, err) < 0 || rtc_create (m->vm, err) < 0
-      || acpi_pm_create (m->vm, &m->pm, err) < 0 || uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
+  if (cl_vmm_pci_bus_create (m->vm, err) < 0 || cl_vmm_legacy_ports_create (m->vm, err) < 0
+      || cl_vmm_i8042_create (m->vm, err) < 0 || cl_vmm_rtc_create (m->vm, err) < 0
+      || cl_vmm_acpi_pm_create (m->vm, &m->pm, err) < 0
+      || cl_vmm_uart_create (m->vm, in_fd, out_fd, &m->uart, err) < 0)
     return -1;
-  return vmm_build_virtio (m, err);
+  return cl_vmm_build_virtio (m, err);
 }
 
 static int
@@ -293,14 +295,16 @@ vmm_boot (struct vmm *m, cl_error_t *err)
   const struct cl_vmm_config *cfg = m->cfg;
   uint64_t entry;
   const char *cmdline = cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE;
-  if (boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry, err) < 0)
+  if (cl_vmm_boot_load (&m->vm->mem, m->vm->mem_size, cfg->kernel, cfg->initrd, cmdline, &entry,
+                        err)
+      < 0)
     return -1;
   /* Both ways of describing the CPUs: kernels without MP-table parsing
      (Debian's cloud kernel) read ACPI, tiny guests read the MP table. */
-  if (mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0
-      || acpi_write (&m->vm->mem, m->vm->ncpus, err) < 0)
+  if (cl_vmm_mptable_write (&m->vm->mem, BOOT_MPTABLE_ADDR, m->vm->ncpus, err) < 0
+      || cl_vmm_acpi_write (&m->vm->mem, m->vm->ncpus, err) < 0)
     return -1;
-  return boot_setup_vcpu (m->vm->vcpus[0].fd, entry, err);
+  return cl_vmm_boot_setup_vcpu (m->vm->vcpus[0].fd, entry, err);
 }
 
 static int
@@ -317,7 +321,7 @@ vmm_result (struct vmm *m, cl_error_t *err)
     default:
       if (m->cfg->debug)
         {
-          json_t *metrics = vm_metrics_json (vm);
+          json_t *metrics = cl_vmm_vm_metrics_json (vm);
           char *text = json_dumps (metrics, JSON_COMPACT);
           fprintf (stderr, "cloison-vmm: %s; metrics %s\n", msg, text);
           free (text);
@@ -346,7 +350,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   m.cfg = user_cfg;
   if (user_cfg->restore_dir)
     {
-      if (snapshot_load_config (user_cfg->restore_dir, user_cfg, &restored, &m.saved, err) < 0)
+      if (cl_vmm_snapshot_load_config (user_cfg->restore_dir, user_cfg, &restored, &m.saved, err)
+          < 0)
         return -1;
       m.cfg = &restored;
     }
@@ -369,31 +374,31 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     }
 
   mem_file = user_cfg->restore_dir ? cl_strdup_printf ("%s/memory", user_cfg->restore_dir) : NULL;
-  if (vm_create (&m.vm, m.cfg->cpus, m.cfg->memory, mem_file, err) < 0)
+  if (cl_vmm_vm_create (&m.vm, m.cfg->cpus, m.cfg->memory, mem_file, err) < 0)
     goto out;
-  if (vm_vcpus_create (m.vm, err) < 0 || vmm_build_devices (&m, err) < 0)
+  if (cl_vmm_vm_vcpus_create (m.vm, err) < 0 || vmm_build_devices (&m, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
     {
-      if (snapshot_restore (&m, user_cfg->restore_dir, err) < 0)
+      if (cl_vmm_snapshot_restore (&m, user_cfg->restore_dir, err) < 0)
         goto out;
     }
   else if (vmm_boot (&m, err) < 0)
     goto out;
 
-  if (vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
+  if (cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
     goto out;
-  if (user_cfg->api_socket && api_start (&m, user_cfg->api_socket, err) < 0)
+  if (user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
     goto out;
-  if (vm_io_thread_start (m.vm, err) < 0)
+  if (cl_vmm_vm_io_thread_start (m.vm, err) < 0)
     goto out;
-  if (sandbox_apply (m.cfg->seccomp, err) < 0)
+  if (cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0)
     goto out;
   if (m.cfg->seccomp != CL_VMM_SECCOMP_OFF)
-    m.vm->vcpu_thread_init = sandbox_apply_vcpu_thread;
+    m.vm->vcpu_thread_init = cl_vmm_sandbox_apply_vcpu_thread;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
-  if (vm_vcpus_start (m.vm, err) < 0)
+  if (cl_vmm_vm_vcpus_start (m.vm, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
@@ -404,23 +409,23 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     {
       /* the caller stopped listening: not the guest's problem */
     }
-  vm_vcpus_join (m.vm);
+  cl_vmm_vm_vcpus_join (m.vm);
   ret = vmm_result (&m, err);
 
 out:
   term_restore (&term);
   if (m.vm)
     {
-      vm_request_stop (m.vm, VM_STOP_API, NULL);
-      vm_vcpus_join (m.vm);
-      vm_io_thread_stop (m.vm);
+      cl_vmm_vm_request_stop (m.vm, VM_STOP_API, NULL);
+      cl_vmm_vm_vcpus_join (m.vm);
+      cl_vmm_vm_io_thread_stop (m.vm);
     }
-  api_stop (&m);
-  vmm_free_virtio (&m);
+  cl_vmm_api_stop (&m);
+  cl_vmm_free_virtio (&m);
   if (m.vm)
-    pci_bus_free (m.vm);
-  vm_destroy (m.vm);
-  uart_free (m.uart);
+    cl_vmm_pci_bus_free (m.vm);
+  cl_vmm_vm_destroy (m.vm);
+  cl_vmm_uart_free (m.uart);
   if (m.signal_fd >= 0)
     close (m.signal_fd);
   if (m.console_file_fd >= 0)
@@ -429,6 +434,6 @@ out:
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
 out_config:
   json_decref (m.saved);
-  vmm_config_free_arrays (&restored);
+  cl_vmm_config_free_arrays (&restored);
   return ret;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* cloison-vmm as a library: one KVM microVM per call, run in the calling
    process until the guest stops.  The manager runs it in a forked child
    (no exec of cloison-vmm); the cloison-vmm front end only parses flags

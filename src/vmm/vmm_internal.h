@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* What cl_vmm_run shares with the snapshot, API and sandbox code. */
 #ifndef CLOISON_VMM_VMM_INTERNAL_H
 #define CLOISON_VMM_VMM_INTERNAL_H
@@ -33,31 +34,31 @@ struct vmm
 
 /* config.c: the machine part of a config as JSON, and back.  Strings of
  *out point into `json` (keep it alive). */
-json_t *vmm_config_to_json (const struct cl_vmm_config *cfg);
-int vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
-                          cl_error_t *err);
-void vmm_config_free_arrays (struct cl_vmm_config *cfg);
+json_t *cl_vmm_config_to_json (const struct cl_vmm_config *cfg);
+int cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user,
+                             struct cl_vmm_config *out, cl_error_t *err);
+void cl_vmm_config_free_arrays (struct cl_vmm_config *cfg);
 
-/* snapshot.c */
+/* vmm_snapshot.c */
 /* Reads DIR/state.json: the machine's config (console and API from
-   `user`) and the saved state, kept in *saved for snapshot_restore. */
-int snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
-                          struct cl_vmm_config *out, json_t **saved, cl_error_t *err);
-/* vCPUs must be paused (vm_pause). */
-int snapshot_create (struct vmm *m, const char *dir, cl_error_t *err);
-int snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err);
+   `user`) and the saved state, kept in *saved for cl_vmm_snapshot_restore. */
+int cl_vmm_snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
+                                 struct cl_vmm_config *out, json_t **saved, cl_error_t *err);
+/* vCPUs must be paused (cl_vmm_vm_pause). */
+int cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err);
+int cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err);
 
-/* api.c */
-int api_start (struct vmm *m, const char *path, cl_error_t *err);
-void api_stop (struct vmm *m);
+/* vmm_api.c */
+int cl_vmm_api_start (struct vmm *m, const char *path, cl_error_t *err);
+void cl_vmm_api_stop (struct vmm *m);
 
 /* sandbox.c: the process filter (none with CL_VMM_SECCOMP_OFF), then
    each vCPU thread's own. */
-int sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err);
-int sandbox_apply_vcpu_thread (cl_error_t *err);
+int cl_vmm_sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err);
+int cl_vmm_sandbox_apply_vcpu_thread (cl_error_t *err);
 
 /* vmm_virtio.c: the --disk/--net/--vsock/--rng/--console virtio devices. */
-int vmm_build_virtio (struct vmm *m, cl_error_t *err);
-void vmm_free_virtio (struct vmm *m);
+int cl_vmm_build_virtio (struct vmm *m, cl_error_t *err);
+void cl_vmm_free_virtio (struct vmm *m);
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target on the virtio-fs FUSE server (request parser and
    dispatcher): the input is a program of FUSE requests, each a 16-bit
    length, a reply capacity byte and the request's bytes (header
@@ -130,7 +131,7 @@ setup (void)
   mkdir (outside, 0755);
   put_file (outside, "secret", SECRET);
   make_tree ();
-  srv = fuse_server_new (share, false, &err);
+  srv = cl_vmm_fuse_server_new (share, false, &err);
   if (srv == NULL)
     abort ();
   req = malloc (FUSE_SERVER_BUF_SIZE);
@@ -146,7 +147,8 @@ init_session (void)
     struct fuse_init_in in;
   } init = { { .len = sizeof init, .opcode = FUSE_INIT, .unique = 1 },
              { .major = 7, .minor = 38, .flags = FUSE_DO_READDIRPLUS } };
-  if (fuse_server_handle (srv, (const uint8_t *)&init, sizeof init, reply, FUSE_SERVER_BUF_SIZE)
+  if (cl_vmm_fuse_server_handle (srv, (const uint8_t *)&init, sizeof init, reply,
+                                 FUSE_SERVER_BUF_SIZE)
       == 0)
     abort ();
 }
@@ -160,14 +162,14 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
      next ones slow. */
   if (++runs % 256 == 0)
     {
-      fuse_server_free (srv);
+      cl_vmm_fuse_server_free (srv);
       make_tree ();
       cl_error_t err = NULL;
-      srv = fuse_server_new (share, runs % 512 == 0, &err);
+      srv = cl_vmm_fuse_server_new (share, runs % 512 == 0, &err);
       if (srv == NULL)
         abort ();
     }
-  fuse_server_reset (srv);
+  cl_vmm_fuse_server_reset (srv);
   init_session ();
 
   while (size >= 3)
@@ -183,7 +185,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       cap = capsel == 0xff ? FUSE_SERVER_BUF_SIZE : (size_t)capsel * 40;
       size_t guard = cap + 64 < FUSE_SERVER_BUF_SIZE ? 64 : FUSE_SERVER_BUF_SIZE - cap;
       memset (reply + cap, 0xa5, guard);
-      size_t out = fuse_server_handle (srv, req, len, reply, cap);
+      size_t out = cl_vmm_fuse_server_handle (srv, req, len, reply, cap);
       if (out > cap)
         abort ();
       for (size_t i = cap; i < cap + guard; i++)
@@ -195,10 +197,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   /* Whatever state the program left, a snapshot of it either is refused
      or restores. */
   cl_error_t err = NULL;
-  json_t *saved = fuse_server_save (srv, &err);
+  json_t *saved = cl_vmm_fuse_server_save (srv, &err);
   if (saved == NULL)
     cl_error_release (&err);
-  else if (fuse_server_restore (srv, saved, &err) < 0)
+  else if (cl_vmm_fuse_server_restore (srv, saved, &err) < 0)
     {
       fprintf (stderr, "restore of a fresh save failed: %s\n", err->msg);
       abort ();

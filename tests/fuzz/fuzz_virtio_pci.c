@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target on the virtio-PCI transport and the devices behind it:
    the input is a program of guest actions (BAR reads and writes, config
    space writes through the write mask, guest memory writes that craft
@@ -32,8 +33,9 @@ setup (void)
     abort ();
   snprintf (path, sizeof path, "/proc/self/fd/%d", disk);
   vm = fake_vm_new ();
-  if (virtio_blk_create (vm, path, false, "fuzz", &err) < 0 || virtio_rng_create (vm, &err) < 0
-      || virtio_console_create (vm, -1, null, &err) < 0)
+  if (cl_vmm_virtio_blk_create (vm, path, false, "fuzz", &err) < 0
+      || cl_vmm_virtio_rng_create (vm, &err) < 0
+      || cl_vmm_virtio_console_create (vm, -1, null, &err) < 0)
     abort ();
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* libFuzzer target on the split-virtqueue chain parser.  The input is
    guest memory: a queue header (size, ring offsets, avail index), then the
    bytes of one 64 KiB region holding descriptor table, rings, indirect
@@ -42,19 +43,19 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   vq.avail_addr = MEM_GPA + ((uint64_t) hdr[2] & ~1ull);
   vq.used_addr = MEM_GPA + ((uint64_t) hdr[3] & ~3ull);
   vq.event_idx = hdr[0] & 0x8000;
-  if (virtq_start (&vq, &mem, &why) < 0)
+  if (cl_vmm_virtq_start (&vq, &mem, &why) < 0)
     return 0;
   vq.ready = true;
 
   for (unsigned i = 0; i < 2u * vq.size; i++)
     {
       uint8_t scratch[64];
-      int r = virtq_pop (&vq, &chain, &why);
+      int r = cl_vmm_virtq_pop (&vq, &chain, &why);
       if (r <= 0)
         break;
       /* Touch every buffer the parser handed out: ASan flags any that
          escaped the region. */
-      virtq_chain_read (&chain, 0, scratch, sizeof scratch);
+      cl_vmm_virtq_chain_read (&chain, 0, scratch, sizeof scratch);
       for (unsigned s = 0; s < chain.nout + chain.nin; s++)
         if (chain.iov[s].iov_len)
           {
@@ -62,10 +63,10 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
             (void) p[0];
             (void) p[chain.iov[s].iov_len - 1];
           }
-      virtq_chain_write (&chain, 0, scratch, sizeof scratch);
-      virtq_push (&vq, chain.head, chain.in_len > 64 ? 64 : chain.in_len);
-      virtq_should_notify (&vq);
+      cl_vmm_virtq_chain_write (&chain, 0, scratch, sizeof scratch);
+      cl_vmm_virtq_push (&vq, chain.head, chain.in_len > 64 ? 64 : chain.in_len);
+      cl_vmm_virtq_should_notify (&vq);
     }
-  virtq_enable_notify (&vq);
+  cl_vmm_virtq_enable_notify (&vq);
   return 0;
 }

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: Apache-2.0
 # Builds the libFuzzer targets with clang (ASan + UBSan) and runs each for
 # a while.  Usage: tests/fuzz/run.sh [SECONDS per target, default 60]
 # The corpus grows in build-fuzz/corpus-<target>/ across runs.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes seeds for fuzz-virtio-fs: programs of FUSE requests (after the
 target's own FUSE_INIT) that look up, open, read, write, list, create,
 link and rename in the fuzz tree, so that the fuzzer starts from requests

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """Writes a seed for fuzz-virtio-pci: a guest that brings virtio-blk up
 (features, MSI-X, one queue, DRIVER_OK) and reads sector 0, so that the
 fuzzer starts from a working device instead of having to find one."""

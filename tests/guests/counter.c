@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Counts on LAPIC timer ticks (sleeping in hlt between them), one line per
    tick: the guest a snapshot is taken of and restored from. */
 #include "lib.h"

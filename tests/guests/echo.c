@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Interrupt-driven serial input: IRQ 4 through the IOAPIC; prints the
    first line it receives. */
 #include "lib.h"

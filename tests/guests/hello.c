@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Serial output, boot_params (command line, e820 map) and the CMOS date. */
 #include "lib.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Freestanding helpers for the test guests: port I/O, COM1 output, PCI
    config reads, an IDT, the local APIC and IOAPIC. */
 #ifndef GUEST_LIB_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* PCI enumeration through configuration mechanism #1, and read-only
    config fields staying read-only. */
 #include "lib.h"

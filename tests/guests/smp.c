@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Two vCPUs: the MP table lists them, CPUID leaf 0xB counts them, and the
    AP starts through INIT/SIPI (handled by KVM's in-kernel LAPIC) into the
    real-mode trampoline below, then long mode. */

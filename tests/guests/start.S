@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Entry from the VMM: 64-bit mode, paging with the VMM's identity map,
    %rsi = boot_params.  main() returns an exit code; the guest then reboots
    through the i8042 (the VMM exits 0) or, for a non-zero code, triple

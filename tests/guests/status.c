@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Reports an exit status on cloison-vmm's status port, then powers off
    through ACPI (PM1a control: SLP_TYP 5 | SLP_EN): the VMM exits 42. */
 #include "lib.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Returns non-zero: start.S then triple faults on purpose. */
 #include "lib.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* An interactive serial console: echoes what it receives (IRQ 4 through
    the IOAPIC) upper-cased, until a `#`, then stops the VM. */
 #include "lib.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-blk end to end: find the device by PCI enumeration, bring it up
    through the modern virtio-PCI capabilities, route its queue to an MSI-X
    vector (LAPIC vector 0x30), then read sector 0, write sector 1, flush,

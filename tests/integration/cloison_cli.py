@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the `cloison` CLI tests share: the built binaries, a `Cloison`
 runner bound to a state root of the test's own, and the `cl` fixture that
 deletes whatever instances a test leaves behind, even when it fails."""

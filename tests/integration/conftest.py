@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest fixtures: paths to the built binaries, a busybox root
 filesystem made offline, and OCI bundles built from it."""
 import copy

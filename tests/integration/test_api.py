@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloisond's REST API through its real Unix socket, with curl and with a
 Python http.client over AF_UNIX: every resource and verb, a container
 launched and deleted through the API, async operations and their wait,

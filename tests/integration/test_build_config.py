@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The default configuration, the one a user builds and installs: built in
 a temporary directory (without the unit tests, to save time), installed
 with `meson install --destdir`, its binaries carry none of the test
@@ -22,7 +23,7 @@ FORBIDDEN = [
     b"CLOISON_MONITOR",
     b"CLOISON_IMAGE_DATA",
     b"CLOISON_SEALED_EXE_MEMFD",
-    b"net_crash_point",
+    b"cl_net_crash_point",
 ]
 PREFIX = "/usr/local"
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `cloison` instance commands on containers, driven through the real
 CLI with a state root of the test's own."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Instances on networks through the real `cloison` CLI: a network of the
 test's own, two containers that reach each other, a port forward through
 the network's gateway address, and nothing left after delete.  Traffic

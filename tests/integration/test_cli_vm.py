@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """microVM instances through the real `cloison` CLI, with the tiny test
 guests on the host's /dev/kvm (stock Linux guests run in the VM lab)."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """One name per thing: the prefixes of the libraries' functions
 (scripts/check-prefixes.py over build/), and the scripts that rename them,
 check strdup and add the SPDX lines: their rules on small made-up inputs,

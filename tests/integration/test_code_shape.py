@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The shape of the code: within each folder of src/ the files depend on
 each other in one direction (scripts/check-file-deps.py, from the built
 objects)."""

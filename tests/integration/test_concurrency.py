@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Many `cloison` commands at once on one state root (issue 16): eight
 clients launching and deleting, mixed with exec, snapshots, copies,
 stop/start, networks and image pulls; pairs of commands racing on one

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The foundation itself: binaries build and answer --version, and the
 Markdown docs link only to files and headings that exist."""
 import glob

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the test_image_*.py files (no tests here): running
 `cloison image ...` on a state root, and building a two-layer OCI layout
 with umoci."""

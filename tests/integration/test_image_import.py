@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison image import / list / rm / inspect against real image writers
 (umoci, podman save, tar), on a state root of the test's own."""
 import hashlib
@@ -340,7 +341,7 @@ def test_rm_refused_while_used_and_shared_layers(tmp_path, writers):
     a = cloison(root, "import", writers["tar"], "a:1").stdout.split()[-1]
     cloison(root, "import", writers["tar"], "b:1")
     info = inspect(root, a)
-    # An instance records its use (what src/manager does through cl_image_use).
+    # An instance records its use (what src/manager does through cl_img_use).
     db = sqlite3.connect(os.path.join(str(root), "cloison.db"))
     db.execute("INSERT INTO image_uses VALUES (?, ?)", (a, "web1"))
     db.commit()

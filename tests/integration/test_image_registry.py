@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison image pull against Debian's docker-registry started by the test
 on a loopback port, filled with skopeo from OCI layouts made offline; token
 (Bearer) auth through a small token server of the test's own, and basic

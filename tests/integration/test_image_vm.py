@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Any image as a VM: cloison image vm-disk builds an ext4 root disk from
 an image's merged layers (mkfs.ext4 -d), and the built-in Debian cloud
 kernel + our initramfs boot it (QEMU TCG, as in the VM lab)."""

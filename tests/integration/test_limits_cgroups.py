@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cgroup limits through the real runtime on this host (hybrid: v1
 controllers + a unified mount with hugetlb only): memory (down to 1 MiB),
 pids, cpu, cpuset, devices, freeze, update, and nothing left behind.  The

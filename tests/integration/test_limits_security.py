@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Seccomp profiles and capability sets through the real runtime: the
 errno a filtered syscall returns, a killed process, argument conditions,
 the capability sets seen in /proc/self/status, and bad profiles refused

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison networks: bridges, addresses, NAT, port forwards, isolation,
 bad input, clean-up.  Each test builds its own namespaces (test_net_lab)."""
 import json

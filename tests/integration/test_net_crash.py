@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison networks after a kill -9 in the middle of `network create` or
 `network delete`, and on a kernel without nf_tables: the next command
 leaves no bridge, nftables table or dnsmasq of the half-made network, and

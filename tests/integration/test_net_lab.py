@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Network namespaces for the network tests (no tests here, only the lab).
 
 Every test gets its own namespaces with a random suffix and removes them:

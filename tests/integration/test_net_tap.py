@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The microVM side of a network: a persistent tap on the bridge, an address
 reserved for the VM's MAC and handed out by the network's dnsmasq.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison networks in the VM lab (tests/lab/lab.py): what this machine's
 kernel cannot show.
 

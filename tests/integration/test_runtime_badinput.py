@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bad input to cloison-runtime create/run: one line naming the field or
 path (with line/column for JSON syntax), a non-zero exit, and nothing
 left behind: no state dir, cgroup, mount or process."""

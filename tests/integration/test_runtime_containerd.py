@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """containerd drives cloison-runtime through its runc shim: a containerd
 started by the test on a private socket, root and state, and
 `ctr run --runc-binary <ours>`: run, exec, kill, delete."""

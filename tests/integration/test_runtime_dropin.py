@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison-runtime as a drop-in for runc: each behaviour runs the same
 bundle under runc 1.1 (the peer, Debian's) and under ours, and compares
 what the container sees.  See docs/runtime-dropin.md."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Known container escapes stay closed: CVE-2019-5736 (runtime binary
 reachable through /proc/PID/exe), CVE-2024-21626 (leaked fds and a cwd
 outside the root), CVE-2025-31133 (masked paths through a swapped

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison-runtime lifecycle against the real binary: run, create/start/
 state/kill/delete, exec, pause/resume, ps, list, update, console socket,
 preserve-fds, hooks, and what `delete` leaves (nothing)."""

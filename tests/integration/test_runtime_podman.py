@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """podman drives cloison-runtime (as runc): run --rm, -d + exec + stop +
 rm, --memory, --pids-limit, -it through a real pty (script), ps.  Podman
 runs with a private storage root and runroot and a private

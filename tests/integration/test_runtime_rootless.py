@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison-runtime run by an unprivileged user (setpriv to nobody, no
 capabilities) with `spec --rootless`: user namespace mapping the caller,
 no cgroup of its own, the host's /sys bound, state under the given root."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the test_runtime_* files (no tests here): a runtime
 wrapper with a private --root, and the "nothing left behind" check."""
 import json

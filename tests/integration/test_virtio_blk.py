@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio over PCI on the host's /dev/kvm, with a tiny freestanding guest
 (tests/guests/virtio_blk.c) as the driver: PCI enumeration, modern
 virtio-PCI bring-up, MSI-X completions, sector read/write/flush, and the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison-vmm on the host's /dev/kvm with the project's tiny guests
 (tests/guests, each well under 100k instructions): boot protocol, serial
 output and interrupt-driven input, CMOS date, PCI enumeration, 2 vCPUs

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the VM lab tests (tests/lab/test_lab_*.py).
 
 `lab` is the harness module (tests/lab/lab.py); a test file usually boots

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: Apache-2.0
 """The VM lab: a QEMU TCG "lab host" with a working nested /dev/kvm and a
 pure cgroup2 hierarchy, booted from an initramfs built on the fly.
 

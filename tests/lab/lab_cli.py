@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What the `cloison` CLI needs in the VM lab, shared by the
 test_lab_cli_*.py files: the built binaries, the built-in busybox image
 with its VM pieces (`ninja -C build vm-image`), and the payload prologue

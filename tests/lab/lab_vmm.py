@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Helpers shared by the cloison-vmm lab tests (test_lab_vmm.py) and
 bench/vmm-boot."""
 import subprocess

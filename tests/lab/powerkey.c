@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* powerkey: waits in a nested guest for a press of the ACPI power button
  * (busybox has no evdev reader).
  *   powerkey READY_LINE [SECONDS]

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* ptyrun: runs a command on a new pty (its controlling terminal, on its
    stdin/stdout/stderr), as a user's terminal would, for the lab's tests
    of `cloison exec` with a tty (busybox has no `script`).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """OCI bundles and runtimes for lab tests and bench/runtime-start-lab: the
 same busybox bundle that tests/integration uses, placed in the lab at
 /rootfs (shared) and /bundles/NAME/config.json (one per container)."""

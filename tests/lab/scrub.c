@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* scrub: touches (nearly) all of the lab's free memory once, then exits.
  *   scrub [MARGIN_MIB]   (default 96: left untouched for the kernel)
  *

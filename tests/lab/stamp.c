@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* stamp: runs a command, prints each line of its output prefixed with the
  * seconds elapsed since the command started ("[   1.234] line"), then
  * "stamp: exit N after S" (or "stamp: signal N after S").  Used inside the

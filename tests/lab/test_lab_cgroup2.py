@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cgroup v2 in the lab (pure cgroup2 hierarchy): cloison-runtime and, on
 the same bundles beside it, crun 1.8.1.  One lab boot runs every check for
 both runtimes; each test asserts on one check."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`cloison console` on a VM instance (issue 4) in the VM lab: the busybox
 image booted as a VM (Debian kernel, our initramfs) with `/bin/sh` as its
 init on ttyS0, driven through `cloison console` with stdin from a pipe.

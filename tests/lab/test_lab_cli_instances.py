@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The `cloison` CLI in the VM lab (issue 4): a stock Debian kernel booted
 as a VM instance from the busybox image's disk under the lab's nested KVM,
 and container instances on a pure cgroup2 host.  One lab boot; each test

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`cloison exec` on a VM instance (issue 4) in the VM lab, where nested
 KVM and /dev/vhost-vsock exist: the busybox image booted as a VM with the
 image's VM pieces (Debian kernel, our initramfs with the guest agent), a

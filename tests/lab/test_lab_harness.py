@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The lab harness itself: the lab host has what lab tests rely on."""
 import os
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cgroup v2 for the limits code, in the VM lab (pure cgroup2 hierarchy),
 and, in a second boot, a pure cgroup v1 host (the lab's controllers moved
 to v1 hierarchies), the third mode beside the hybrid development host.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """QEMU as the inner VMM: proves the lab's nested KVM and the guest pieces
 (kernel, guest initramfs) that cloison-vmm's lab tests use, and is the
 baseline of bench/vmm-boot."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Stock Linux (Debian's cloud kernel, virtio drivers as modules) finds and
 uses every cloison-vmm virtio device, under the lab's real nested KVM:
 virtio-blk (serial, read-only, ext4 written then read back after a reboot,

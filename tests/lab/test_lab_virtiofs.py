@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """virtio-fs end to end: a stock Debian guest (virtiofs.ko + fuse.ko) under
 cloison-vmm in the lab mounts a lab-host directory with `mount -t virtiofs`,
 files and directories go both ways, and the symlinks planted in the share

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """cloison-vmm in the VM lab: a stock Debian kernel under the lab's nested
 KVM, booted by cloison-vmm (issue 3).  One lab boot runs every monitor run
 below (each with a timeout) and reports one check per feature; each test

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* uhttp: one HTTP/1.1 request over a Unix socket, for API tests in the VM
  * lab (busybox has no client for that).
  *   uhttp SOCKET METHOD PATH [JSON_BODY]

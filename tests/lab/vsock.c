@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* vsock: the smallest AF_VSOCK client and server, for VM lab tests (static
  * for nested guests, whose busybox has no vsock support).
  *   vsock listen PORT          accept one connection, print what it sends,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The request router called in-process (no HTTP): routing, 404/405,
    body and query checks with the field's path, 413, operations that
    fail and are recorded, and the marking of operations a dead process

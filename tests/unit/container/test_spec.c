@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the runtime core without containers: spec validation
    messages, mount options, signals, state files. */
 #include <setjmp.h>
@@ -23,7 +24,7 @@
 #include "container/hooks.h"
 #include "container/init_ctx.h"
 #include "container/spec.h"
-#include "container/state.h"
+#include "container/ctr_state.h"
 
 static char bundle[64];
 
@@ -54,7 +55,7 @@ teardown (void **state)
 static char *
 validate_with (const char *patch_path, const char *json_value)
 {
-  json_t *spec = cl_container_default_spec (false);
+  json_t *spec = cl_ctr_default_spec (false);
   cl_error_t err = NULL;
   char *rootfs = NULL, *msg = NULL;
 
@@ -78,7 +79,7 @@ validate_with (const char *patch_path, const char *json_value)
       json_object_set_new (node, tok, json_loads (json_value, JSON_DECODE_ANY, NULL));
       free (p);
     }
-  if (spec_validate (spec, bundle, &rootfs, &err) < 0)
+  if (cl_ctr_spec_validate (spec, bundle, &rootfs, &err) < 0)
     msg = strdup (err->msg);
   cl_error_release (&err);
   free (rootfs);
@@ -135,7 +136,7 @@ test_mount_options (void **state)
   struct mount_options mo;
   json_t *o = json_pack ("[s,s,s,s,s,s]", "rbind", "ro", "nosuid", "rslave", "mode=755", "size=1k");
   (void) state;
-  spec_mount_options (o, &mo);
+  cl_ctr_spec_mount_options (o, &mo);
   assert_true (mo.bind && mo.rbind);
   assert_int_equal (mo.flags, MS_RDONLY | MS_NOSUID);
   assert_int_equal (mo.propagation, MS_SLAVE | MS_REC);
@@ -143,7 +144,7 @@ test_mount_options (void **state)
   free (mo.data);
   json_decref (o);
   o = json_pack ("[s,s]", "ro", "rw");
-  spec_mount_options (o, &mo);
+  cl_ctr_spec_mount_options (o, &mo);
   assert_int_equal (mo.flags, 0);
   assert_int_equal (mo.clear, MS_RDONLY);
   free (mo.data);
@@ -156,16 +157,16 @@ test_signals (void **state)
   cl_error_t err = NULL;
   int s = 0;
   (void) state;
-  assert_int_equal (cl_container_parse_signal ("SIGKILL", &s, &err), 0);
+  assert_int_equal (cl_ctr_parse_signal ("SIGKILL", &s, &err), 0);
   assert_int_equal (s, SIGKILL);
-  assert_int_equal (cl_container_parse_signal ("term", &s, &err), 0);
+  assert_int_equal (cl_ctr_parse_signal ("term", &s, &err), 0);
   assert_int_equal (s, SIGTERM);
-  assert_int_equal (cl_container_parse_signal ("9", &s, &err), 0);
+  assert_int_equal (cl_ctr_parse_signal ("9", &s, &err), 0);
   assert_int_equal (s, 9);
-  assert_true (cl_container_parse_signal ("SIGNOPE", &s, &err) < 0);
+  assert_true (cl_ctr_parse_signal ("SIGNOPE", &s, &err) < 0);
   assert_non_null (strstr (err->msg, "SIGNOPE"));
   cl_error_release (&err);
-  assert_true (cl_container_parse_signal ("999", &s, &err) < 0);
+  assert_true (cl_ctr_parse_signal ("999", &s, &err) < 0);
   cl_error_release (&err);
 }
 
@@ -179,11 +180,11 @@ test_state_dir_and_status (void **state)
   (void) state;
 
   snprintf (root, sizeof root, "%s/state", bundle);
-  assert_int_equal (state_dir_create (root, "c1", &dir, &err), 0);
-  assert_true (state_dir_create (root, "c1", &dir, &err) < 0);
+  assert_int_equal (cl_ctr_state_dir_create (root, "c1", &dir, &err), 0);
+  assert_true (cl_ctr_state_dir_create (root, "c1", &dir, &err) < 0);
   assert_non_null (strstr (err->msg, "container `c1` already exists"));
   cl_error_release (&err);
-  assert_true (state_dir_create (root, "../x", &dir, &err) < 0);
+  assert_true (cl_ctr_state_dir_create (root, "../x", &dir, &err) < 0);
   assert_non_null (strstr (err->msg, "container id"));
   cl_error_release (&err);
 
@@ -194,19 +195,19 @@ test_state_dir_and_status (void **state)
   st.pid = getpid ();
   st.pid_start = cl_proc_start_time (getpid ());
   assert_true (st.pid_start > 0);
-  assert_int_equal (state_save (&st, &err), 0);
-  state_release (&st);
+  assert_int_equal (cl_ctr_state_save (&st, &err), 0);
+  cl_ctr_state_release (&st);
 
-  assert_int_equal (state_load (root, "c1", &st, &err), 0);
-  assert_string_equal (state_status (&st), "running"); /* our own pid is alive */
-  pub = state_public (&st);
+  assert_int_equal (cl_ctr_state_load (root, "c1", &st, &err), 0);
+  assert_string_equal (cl_ctr_state_status (&st), "running"); /* our own pid is alive */
+  pub = cl_ctr_state_public (&st);
   assert_string_equal (json_string_value (json_object_get (pub, "status")), "running");
   assert_string_equal (json_string_value (json_object_get (pub, "bundle")), "/b");
   json_decref (pub);
   st.pid_start++; /* another process reusing the pid */
-  assert_string_equal (state_status (&st), "stopped");
-  state_release (&st);
-  assert_true (state_load (root, "nope", &st, &err) < 0);
+  assert_string_equal (cl_ctr_state_status (&st), "stopped");
+  cl_ctr_state_release (&st);
+  assert_true (cl_ctr_state_load (root, "nope", &st, &err) < 0);
   assert_non_null (strstr (err->msg, "container `nope` does not exist"));
   cl_error_release (&err);
 }
@@ -228,9 +229,9 @@ test_open_in_root_stays_inside (void **state)
   rootfd = open (path, O_PATH | O_DIRECTORY);
   assert_true (rootfd >= 0);
   /* Both links resolve inside the root, whose etc has no passwd. */
-  assert_true (open_in_root (rootfd, "/evil/passwd", O_RDONLY, 0) < 0);
-  assert_true (open_in_root (rootfd, "up/passwd", O_RDONLY, 0) < 0);
-  fd = open_in_root (rootfd, "/evil", O_PATH | O_DIRECTORY, 0);
+  assert_true (cl_ctr_open_in_root (rootfd, "/evil/passwd", O_RDONLY, 0) < 0);
+  assert_true (cl_ctr_open_in_root (rootfd, "up/passwd", O_RDONLY, 0) < 0);
+  fd = cl_ctr_open_in_root (rootfd, "/evil", O_PATH | O_DIRECTORY, 0);
   assert_true (fd >= 0);
   close (fd);
   close (rootfd);
@@ -244,8 +245,8 @@ test_fd_passing (void **state)
   (void) state;
   assert_int_equal (socketpair (AF_UNIX, SOCK_SEQPACKET, 0, sv), 0);
   fd = open ("/dev/null", O_RDONLY);
-  assert_int_equal (console_send_fd (sv[0], fd, "x"), 0);
-  got = console_recv_fd (sv[1]);
+  assert_int_equal (cl_ctr_console_send_fd (sv[0], fd, "x"), 0);
+  got = cl_ctr_console_recv_fd (sv[1]);
   assert_true (got >= 0);
   fstat (fd, &a);
   fstat (got, &b);
@@ -274,15 +275,15 @@ test_hooks_state_and_timeout (void **state)
   hooks = json_pack ("{s:[{s:s}], s:[{s:s, s:[s,s,s], s:i}], s:[{s:s, s:[s,s]}]}", "createRuntime", "path",
                      script, "prestart", "path", "/bin/sh", "args", "sh", "-c", "sleep 5", "timeout", 1,
                      "poststop", "path", "/bin/false", "args", "false", "x");
-  assert_int_equal (hooks_run (hooks, "createRuntime", st, NULL, NULL, &err), 0);
+  assert_int_equal (cl_ctr_hooks_run (hooks, "createRuntime", st, NULL, NULL, &err), 0);
   assert_int_equal (cl_read_file (out, &body, NULL, &err), 0);
   assert_string_equal (body, "{\"id\":\"c1\"}");
   free (body);
-  assert_true (hooks_run (hooks, "prestart", st, NULL, NULL, &err) < 0);
+  assert_true (cl_ctr_hooks_run (hooks, "prestart", st, NULL, NULL, &err) < 0);
   assert_non_null (strstr (err->msg, "hooks.prestart[0]: hook `/bin/sh` timed out after 1 s"));
   cl_error_release (&err);
   /* poststop failures only warn. */
-  assert_int_equal (hooks_run (hooks, "poststop", st, NULL, NULL, &err), 0);
+  assert_int_equal (cl_ctr_hooks_run (hooks, "poststop", st, NULL, NULL, &err), 0);
   json_decref (hooks);
   json_decref (st);
 }

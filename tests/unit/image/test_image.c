@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of src/image: references, digests, whiteouts, the store's
    use records and removal. */
 #include <setjmp.h>
@@ -19,7 +20,7 @@
 
 #include "common/util.h"
 #include "image/image.h"
-#include "image/internal.h"
+#include "image/img_internal.h"
 
 static const char hex64[] = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
 
@@ -29,7 +30,7 @@ expect_ref (const char *s, const char *registry, const char *repo, const char *t
 {
   struct cl_image_ref r;
   cl_error_t err = NULL;
-  int ret = cl_image_ref_parse (s, &r, &err);
+  int ret = cl_img_ref_parse (s, &r, &err);
   if (ret < 0)
     fail_msg ("%s: %s", s, err->msg);
   if (registry)
@@ -45,7 +46,7 @@ expect_ref (const char *s, const char *registry, const char *repo, const char *t
     assert_string_equal (r.digest, digest);
   else
     assert_null (r.digest);
-  cl_image_ref_clear (&r);
+  cl_img_ref_clear (&r);
 }
 
 static void
@@ -53,7 +54,7 @@ expect_bad_ref (const char *s, const char *needle)
 {
   struct cl_image_ref r;
   cl_error_t err = NULL;
-  if (cl_image_ref_parse (s, &r, &err) == 0)
+  if (cl_img_ref_parse (s, &r, &err) == 0)
     fail_msg ("`%s` was accepted", s);
   assert_non_null (strstr (err->msg, needle));
   cl_error_release (&err);
@@ -106,17 +107,17 @@ test_name_parse (void **state)
   cl_error_t err = NULL;
   char s[120];
   (void) state;
-  assert_int_equal (cl_image_name_parse ("localhost:5000/web:2", &name, &tag, &err), 0);
+  assert_int_equal (cl_img_name_parse ("localhost:5000/web:2", &name, &tag, &err), 0);
   assert_string_equal (name, "localhost:5000/web");
   assert_string_equal (tag, "2");
   free (name);
   free (tag);
-  assert_int_equal (cl_image_name_parse ("web", &name, &tag, &err), 0);
+  assert_int_equal (cl_img_name_parse ("web", &name, &tag, &err), 0);
   assert_string_equal (tag, "latest");
   free (name);
   free (tag);
   snprintf (s, sizeof s, "web@sha256:%s", hex64);
-  assert_true (cl_image_name_parse (s, &name, &tag, &err) < 0);
+  assert_true (cl_img_name_parse (s, &name, &tag, &err) < 0);
   assert_non_null (strstr (err->msg, "cannot hold a digest"));
   cl_error_release (&err);
 }
@@ -128,28 +129,28 @@ test_digests (void **state)
   cl_error_t err = NULL;
   struct cl_sha256 h;
   (void) state;
-  cl_sha256_buffer_hex ("abc", 3, hex);
+  cl_img_sha256_buffer_hex ("abc", 3, hex);
   assert_string_equal (hex, hex64);
-  cl_sha256_init (&h);
-  cl_sha256_update (&h, "a", 1);
-  cl_sha256_update (&h, "bc", 2);
-  cl_sha256_final_hex (&h, hex);
+  cl_img_sha256_init (&h);
+  cl_img_sha256_update (&h, "a", 1);
+  cl_img_sha256_update (&h, "bc", 2);
+  cl_img_sha256_final_hex (&h, hex);
   assert_string_equal (hex, hex64);
   snprintf (s, sizeof s, "sha256:%s", hex64);
-  assert_int_equal (cl_digest_parse (s, "config.digest", hex, &err), 0);
+  assert_int_equal (cl_img_digest_parse (s, "config.digest", hex, &err), 0);
   assert_string_equal (hex, hex64);
   snprintf (s, sizeof s, "sha512:%s", hex64);
-  assert_true (cl_digest_parse (s, "config.digest", hex, &err) < 0);
+  assert_true (cl_img_digest_parse (s, "config.digest", hex, &err) < 0);
   assert_non_null (strstr (err->msg, "unsupported digest algorithm"));
   assert_non_null (strstr (err->msg, "config.digest"));
   cl_error_release (&err);
-  assert_true (cl_digest_parse ("sha256:ABC", "layers[0].digest", hex, &err) < 0);
+  assert_true (cl_img_digest_parse ("sha256:ABC", "layers[0].digest", hex, &err) < 0);
   assert_non_null (strstr (err->msg, "layers[0].digest"));
   cl_error_release (&err);
   snprintf (s, sizeof s, "sha256:%.63sG", hex64);
-  assert_true (cl_digest_parse (s, "x", hex, &err) < 0);
+  assert_true (cl_img_digest_parse (s, "x", hex, &err) < 0);
   cl_error_release (&err);
-  assert_true (cl_digest_mismatch (hex64, "00ff", &err) < 0);
+  assert_true (cl_img_digest_mismatch (hex64, "00ff", &err) < 0);
   assert_non_null (strstr (err->msg, hex64));
   assert_non_null (strstr (err->msg, "mismatch"));
   cl_error_release (&err);
@@ -207,9 +208,9 @@ unpack (const char *tar, const char *dest, char hex[CL_SHA256_HEX_LEN + 1], cl_e
   uint64_t size = 0;
   int r;
   assert_true (fd >= 0);
-  cl_sha256_init (&h);
-  r = cl_layer_unpack (fd, dest, &h, &size, NULL, NULL, "test", 0, err);
-  cl_sha256_final_hex (&h, hex);
+  cl_img_sha256_init (&h);
+  r = cl_img_layer_unpack (fd, dest, &h, &size, NULL, NULL, "test", 0, err);
+  cl_img_sha256_final_hex (&h, hex);
   close (fd);
   return r;
 }
@@ -236,7 +237,7 @@ test_whiteouts (void **state)
   mkdir (dest, 0700);
   if (unpack (tar, dest, hex, &err) < 0)
     fail_msg ("unpack: %s", err->msg);
-  assert_int_equal (cl_sha256_file_hex (tar, file_hex, &err), 0);
+  assert_int_equal (cl_img_sha256_file_hex (tar, file_hex, &err), 0);
   assert_string_equal (hex, file_hex); /* every byte of the blob was hashed */
   p = cl_strdup_printf ("%s/d", dest);
   assert_int_equal (getxattr (p, "trusted.overlay.opaque", val, sizeof val), 1);
@@ -337,40 +338,40 @@ test_store_uses_and_remove (void **state)
   (void) state;
 
   setenv ("CLOISON_IMAGE_DATA", dir, 1); /* no built-in image here */
-  assert_int_equal (cl_image_store_open (root, &s, &err), 0);
-  if (cl_image_import (s, tar, &opts, &id, &err) < 0)
+  assert_int_equal (cl_img_store_open (root, &s, &err), 0);
+  if (cl_img_import (s, tar, &opts, &id, &err) < 0)
     fail_msg ("import: %s", err->msg);
-  assert_int_equal (cl_image_resolve (s, "unit:1", &img, &err), 0);
+  assert_int_equal (cl_img_resolve (s, "unit:1", &img, &err), 0);
   assert_string_equal (img->id, id);
   assert_string_equal (img->name, "unit:1");
   assert_int_equal (img->n_layers, 1);
   assert_string_equal (img->config.cmd[0], "/bin/sh");
   assert_null (img->config.entrypoint);
-  low = cl_image_lowerdir (img);
+  low = cl_img_lowerdir (img);
   assert_string_equal (low, img->layers[0]);
   free (low);
-  cl_image_free (img);
+  cl_img_free (img);
   /* by id prefix, "sha256:" prefix too */
   {
     char prefix[20];
     snprintf (prefix, sizeof prefix, "sha256:%.8s", id);
-    assert_int_equal (cl_image_resolve (s, prefix, &img, &err), 0);
-    cl_image_free (img);
+    assert_int_equal (cl_img_resolve (s, prefix, &img, &err), 0);
+    cl_img_free (img);
   }
-  assert_int_equal (cl_image_use (s, id, "inst-a", &err), 0);
-  assert_int_equal (cl_image_use (s, id, "inst-a", &err), 0);
-  assert_true (cl_image_remove (s, "unit:1", &err) < 0);
+  assert_int_equal (cl_img_use (s, id, "inst-a", &err), 0);
+  assert_int_equal (cl_img_use (s, id, "inst-a", &err), 0);
+  assert_true (cl_img_remove (s, "unit:1", &err) < 0);
   assert_string_equal (err->msg, "image `unit:1` is used by instance `inst-a`");
   cl_error_release (&err);
-  assert_int_equal (cl_image_release (s, id, "inst-a", &err), 0);
-  assert_int_equal (cl_image_release (s, id, "inst-a", &err), 0);
-  assert_true (cl_image_use (s, "0000", "x", &err) < 0); /* no such image */
+  assert_int_equal (cl_img_release (s, id, "inst-a", &err), 0);
+  assert_int_equal (cl_img_release (s, id, "inst-a", &err), 0);
+  assert_true (cl_img_use (s, "0000", "x", &err) < 0); /* no such image */
   cl_error_release (&err);
-  assert_int_equal (cl_image_remove (s, "unit:1", &err), 0);
-  assert_true (cl_image_resolve (s, "unit:1", &img, &err) < 0);
+  assert_int_equal (cl_img_remove (s, "unit:1", &err), 0);
+  assert_true (cl_img_resolve (s, "unit:1", &img, &err) < 0);
   assert_string_equal (err->msg, "image `unit:1` not found");
   cl_error_release (&err);
-  cl_image_store_close (s);
+  cl_img_store_close (s);
   cl_rm_rf (dir, NULL);
   free (dir);
   free (tar);

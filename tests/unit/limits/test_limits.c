@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Validators, the BPF device program (run here by a small interpreter,
    and through the kernel's verifier as root), and, as root, the real
    thing: a seccomp filter, capabilities and a cgroup applied in forked
@@ -74,93 +75,100 @@ static void
 test_cgroup_validate (void **state)
 {
   (void) state;
-  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": \"1M\"}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": \"1M\"}}}",
           "linux.resources.memory.limit: expected an integer, got string");
-  expect (cl_cgroup_validate,
+  expect (cl_ctr_cgroup_validate,
           "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\"}, "
           "{\"allow\": true, \"type\": \"q\"}]}}",
           "linux.resources.devices[2].type: unknown device type `q`");
-  expect (cl_cgroup_validate, "{\"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwx\"}]}}",
+  expect (cl_ctr_cgroup_validate,
+          "{\"resources\": {\"devices\": [{\"allow\": true, \"access\": \"rwx\"}]}}",
           "linux.resources.devices[0].access");
-  expect (cl_cgroup_validate, "{\"resources\": {\"devices\": [{\"type\": \"c\"}]}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"devices\": [{\"type\": \"c\"}]}}",
           "linux.resources.devices[0].allow: missing");
-  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": 1048576}}}",
+  expect (cl_ctr_cgroup_validate,
+          "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": 1048576}}}",
           "linux.resources.memory.swap");
-  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": -1}}}",
-          NULL);
-  expect (cl_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": -5}}}",
+  expect (cl_ctr_cgroup_validate,
+          "{\"resources\": {\"memory\": {\"limit\": 2097152, \"swap\": -1}}}", NULL);
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"memory\": {\"limit\": -5}}}",
           "linux.resources.memory.limit: -5 is out of range");
-  expect (cl_cgroup_validate, "{\"resources\": {\"pids\": {}}}", "linux.resources.pids.limit: missing");
-  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"shares\": -1}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"pids\": {}}}",
+          "linux.resources.pids.limit: missing");
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"cpu\": {\"shares\": -1}}}",
           "linux.resources.cpu.shares: expected an unsigned integer");
-  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"cpus\": \"0-1;rm\"}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"cpu\": {\"cpus\": \"0-1;rm\"}}}",
           "linux.resources.cpu.cpus");
-  expect (cl_cgroup_validate, "{\"resources\": {\"cpu\": {\"period\": 10}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"cpu\": {\"period\": 10}}}",
           "linux.resources.cpu.period");
-  expect (cl_cgroup_validate, "{\"resources\": {\"blockIO\": {\"weight\": 5000}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"blockIO\": {\"weight\": 5000}}}",
           "linux.resources.blockIO.weight");
-  expect (cl_cgroup_validate, "{\"resources\": {\"unified\": {\"../x\": \"1\"}}}",
+  expect (cl_ctr_cgroup_validate, "{\"resources\": {\"unified\": {\"../x\": \"1\"}}}",
           "linux.resources.unified.../x");
-  expect (cl_cgroup_validate, "{\"resources\": {\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": \"x\"}]}}",
+  expect (cl_ctr_cgroup_validate,
+          "{\"resources\": {\"hugepageLimits\": [{\"pageSize\": \"2MB\", \"limit\": \"x\"}]}}",
           "linux.resources.hugepageLimits[0].limit");
-  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"system.slice:cloison:abc\"}", "--systemd-cgroup");
-  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"/a/../b\"}", "linux.cgroupsPath");
-  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"a/./b\"}", "linux.cgroupsPath");
-  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"//\"}", "linux.cgroupsPath: `//` names no cgroup");
-  expect (cl_cgroup_validate, "{\"cgroupsPath\": \"/a..b/c.d\"}", NULL);
-  expect (cl_cgroup_validate, "{\"devices\": [{\"path\": \"/dev/x\", \"type\": \"z\"}]}",
+  expect (cl_ctr_cgroup_validate, "{\"cgroupsPath\": \"system.slice:cloison:abc\"}",
+          "--systemd-cgroup");
+  expect (cl_ctr_cgroup_validate, "{\"cgroupsPath\": \"/a/../b\"}", "linux.cgroupsPath");
+  expect (cl_ctr_cgroup_validate, "{\"cgroupsPath\": \"a/./b\"}", "linux.cgroupsPath");
+  expect (cl_ctr_cgroup_validate, "{\"cgroupsPath\": \"//\"}",
+          "linux.cgroupsPath: `//` names no cgroup");
+  expect (cl_ctr_cgroup_validate, "{\"cgroupsPath\": \"/a..b/c.d\"}", NULL);
+  expect (cl_ctr_cgroup_validate, "{\"devices\": [{\"path\": \"/dev/x\", \"type\": \"z\"}]}",
           "linux.devices[0].type: unknown device type `z`");
-  expect (cl_cgroup_validate,
-          "{\"cgroupsPath\": \"/x/y\", \"resources\": {\"memory\": {\"limit\": 1048576, "
-          "\"reservation\": 1024, \"swappiness\": 10}, \"cpu\": {\"shares\": 512, \"quota\": 50000, "
-          "\"period\": 100000, \"cpus\": \"0\", \"mems\": \"0\"}, \"pids\": {\"limit\": 10}, "
-          "\"blockIO\": {\"weight\": 100}, \"unified\": {\"memory.high\": \"max\"}, \"devices\": "
-          "[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": "
-          "10, \"minor\": 200, \"access\": \"rw\"}]}}",
-          NULL);
+  expect (
+      cl_ctr_cgroup_validate,
+      "{\"cgroupsPath\": \"/x/y\", \"resources\": {\"memory\": {\"limit\": 1048576, "
+      "\"reservation\": 1024, \"swappiness\": 10}, \"cpu\": {\"shares\": 512, \"quota\": 50000, "
+      "\"period\": 100000, \"cpus\": \"0\", \"mems\": \"0\"}, \"pids\": {\"limit\": 10}, "
+      "\"blockIO\": {\"weight\": 100}, \"unified\": {\"memory.high\": \"max\"}, \"devices\": "
+      "[{\"allow\": false, \"access\": \"rwm\"}, {\"allow\": true, \"type\": \"c\", \"major\": "
+      "10, \"minor\": 200, \"access\": \"rw\"}]}}",
+      NULL);
 }
 
 static void
 test_seccomp_validate (void **state)
 {
   (void) state;
-  expect (cl_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_FOO\"}",
+  expect (cl_ctr_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_FOO\"}",
           "linux.seccomp.defaultAction: unknown action `SCMP_ACT_FOO`");
-  expect (cl_seccomp_validate, "{}", "linux.seccomp.defaultAction: missing");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate, "{}", "linux.seccomp.defaultAction: missing");
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"architectures\": [\"SCMP_ARCH_X86_64\", "
           "\"SCMP_ARCH_Z80\"]}",
           "linux.seccomp.architectures[1]: unknown architecture `SCMP_ARCH_Z80`");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"getpid\"], "
           "\"action\": \"SCMP_ACT_ERRNO\"}, {\"names\": [\"read\", \"no_such_call\"], "
           "\"action\": \"SCMP_ACT_ERRNO\"}]}",
           "linux.seccomp.syscalls[1].names[1]: unknown syscall `no_such_call`");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
           "\"action\": \"SCMP_ACT_KILLL\"}]}",
           "linux.seccomp.syscalls[0].action: unknown action `SCMP_ACT_KILLL`");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
           "\"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 0, \"value\": 1, \"op\": "
           "\"SCMP_CMP_ALMOST\"}]}]}",
           "linux.seccomp.syscalls[0].args[0].op: unknown operator `SCMP_CMP_ALMOST`");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"read\"], "
           "\"action\": \"SCMP_ACT_ERRNO\", \"args\": [{\"index\": 7, \"value\": 1, \"op\": "
           "\"SCMP_CMP_EQ\"}]}]}",
           "linux.seccomp.syscalls[0].args[0].index");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"flags\": [\"SECCOMP_FILTER_FLAG_BOGUS\"]}",
           "linux.seccomp.flags[0]: unknown flag");
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": [\"mkdir\"], "
           "\"action\": \"SCMP_ACT_NOTIFY\"}]}",
           "linux.seccomp.listenerPath: required");
-  expect (cl_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_NOTIFY\"}",
+  expect (cl_ctr_seccomp_validate, "{\"defaultAction\": \"SCMP_ACT_NOTIFY\"}",
           "linux.seccomp.defaultAction");
   /* Names of other architectures are fine (podman's profile lists them). */
-  expect (cl_seccomp_validate,
+  expect (cl_ctr_seccomp_validate,
           "{\"defaultAction\": \"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38, \"architectures\": "
           "[\"SCMP_ARCH_X86_64\", \"SCMP_ARCH_X86\", \"SCMP_ARCH_X32\"], \"flags\": "
           "[\"SECCOMP_FILTER_FLAG_LOG\"], \"syscalls\": [{\"names\": [\"read\", \"socketcall\", "
@@ -174,19 +182,20 @@ static void
 test_caps_validate (void **state)
 {
   (void) state;
-  expect (cl_caps_validate, "{\"bounding\": [\"CAP_CHOWN\"], \"ambient\": [\"CAP_KILL\", \"CAP_FLY\"]}",
+  expect (cl_ctr_caps_validate,
+          "{\"bounding\": [\"CAP_CHOWN\"], \"ambient\": [\"CAP_KILL\", \"CAP_FLY\"]}",
           "process.capabilities.ambient[1]: unknown capability `CAP_FLY`");
-  expect (cl_caps_validate, "{\"effective\": [\"chown\"]}",
+  expect (cl_ctr_caps_validate, "{\"effective\": [\"chown\"]}",
           "process.capabilities.effective[0]: unknown capability `chown`");
-  expect (cl_caps_validate, "{\"permitted\": \"CAP_CHOWN\"}", "process.capabilities.permitted");
-  expect (cl_caps_validate,
+  expect (cl_ctr_caps_validate, "{\"permitted\": \"CAP_CHOWN\"}", "process.capabilities.permitted");
+  expect (cl_ctr_caps_validate,
           "{\"bounding\": [\"CAP_CHOWN\", \"CAP_SYS_ADMIN\", \"CAP_CHECKPOINT_RESTORE\"], "
           "\"effective\": [\"CAP_CHOWN\"], \"inheritable\": [], \"permitted\": [\"CAP_CHOWN\"], "
           "\"ambient\": []}",
           NULL);
 }
 
-/* A small interpreter for the instruction kinds cl_dev_bpf_build emits. */
+/* A small interpreter for the instruction kinds cl_ctr_dev_bpf_build emits. */
 static int
 bpf_run (const struct bpf_insn *prog, size_t n, uint32_t ctx[3])
 {
@@ -259,9 +268,9 @@ build_program (const char *devices, const char *linux_devices, struct bpf_insn *
 {
   json_t *d = devices ? parse (devices) : NULL, *ld = linux_devices ? parse (linux_devices) : NULL;
   cl_error_t err = NULL;
-  if (cl_dev_policy_build (d, ld, policy, &err) < 0)
+  if (cl_ctr_dev_policy_build (d, ld, policy, &err) < 0)
     fail_msg ("%s", err->msg);
-  assert_int_equal (cl_dev_bpf_build (policy, prog, n, &err), 0);
+  assert_int_equal (cl_ctr_dev_bpf_build (policy, prog, n, &err), 0);
   json_decref (d);
   json_decref (ld);
 }
@@ -339,10 +348,11 @@ static void
 test_dev_hole_in_wildcard (void **state)
 {
   (void) state;
-  expect (cl_cgroup_validate,
-          "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\", "
-          "\"access\": \"rwm\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 1}]}}",
-          "linux.resources.devices[2]: cannot deny part of a wildcard rule");
+  expect (
+      cl_ctr_cgroup_validate,
+      "{\"resources\": {\"devices\": [{\"allow\": false}, {\"allow\": true, \"type\": \"c\", "
+      "\"access\": \"rwm\"}, {\"allow\": false, \"type\": \"c\", \"major\": 1, \"minor\": 1}]}}",
+      "linux.resources.devices[2]: cannot deny part of a wildcard rule");
 }
 
 /* Resource files written into fake cgroup directories (plain files): the
@@ -390,7 +400,7 @@ static void
 update_ok (struct cl_cgroup *cg, json_t *res)
 {
   cl_error_t err = NULL;
-  if (cl_cgroup_update (cg, res, &err) < 0)
+  if (cl_ctr_cgroup_update (cg, res, &err) < 0)
     fail_msg ("%s", err->msg);
 }
 
@@ -400,7 +410,7 @@ fake_cgroup (const char *mode, json_t *dirs)
   json_t *saved = json_pack ("{s:s, s:o}", "mode", mode, "dirs", dirs);
   struct cl_cgroup *cg = NULL;
   cl_error_t err = NULL;
-  if (cl_cgroup_load (saved, &cg, &err) < 0)
+  if (cl_ctr_cgroup_load (saved, &cg, &err) < 0)
     fail_msg ("%s", err->msg);
   json_decref (saved);
   return cg;
@@ -457,7 +467,7 @@ test_resource_files (void **state)
   expect_file (cpu, "cpu.cfs_period_us", "100000");
   expect_file (pid, "pids.max", "max");
   expect_file (uni, "hugetlb.2MB.max", "4194304");
-  cl_cgroup_free (cg);
+  cl_ctr_cgroup_free (cg);
 
   /* v2: one directory, converted values */
   all = fake_dir (base, "v2", "cpuset cpu io memory hugetlb pids\n", v2);
@@ -481,11 +491,11 @@ test_resource_files (void **state)
 
   /* realtime does not exist in v2, and the error names the field */
   res = parse ("{\"cpu\": {\"realtimeRuntime\": 1000}}");
-  assert_true (cl_cgroup_update (cg, res, &err) < 0);
+  assert_true (cl_ctr_cgroup_update (cg, res, &err) < 0);
   assert_non_null (strstr (err->msg, "linux.resources.cpu.realtimeRuntime"));
   cl_error_release (&err);
   json_decref (res);
-  cl_cgroup_free (cg);
+  cl_ctr_cgroup_free (cg);
   assert_int_equal (cl_rm_rf (base, &err), 0);
   free (mem), free (cpu), free (pid), free (uni), free (all);
 }
@@ -514,7 +524,7 @@ child_seccomp_errno (void)
   struct utsname u;
   int fd;
   prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (cl_seccomp_load (sc, &fd, &err) < 0)
+  if (cl_ctr_seccomp_load (sc, &fd, &err) < 0)
     return 10;
   if (uname (&u) == 0 || errno != EXDEV)
     return 11;
@@ -535,7 +545,7 @@ child_seccomp_kill (void)
   struct utsname u;
   int fd;
   prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (cl_seccomp_load (sc, &fd, &err) < 0)
+  if (cl_ctr_seccomp_load (sc, &fd, &err) < 0)
     return 10;
   uname (&u);
   return 0;
@@ -557,11 +567,11 @@ child_caps (void)
                         "\"CAP_KILL\"], \"inheritable\": [\"CAP_KILL\"], \"ambient\": [\"CAP_KILL\"]}");
   cl_error_t err = NULL;
   char *status = NULL;
-  if (cl_caps_drop_bounding (caps, &err) < 0)
+  if (cl_ctr_caps_drop_bounding (caps, &err) < 0)
     return 10;
   if (setresgid (65534, 65534, 65534) < 0 || setresuid (65534, 65534, 65534) < 0)
     return 11;
-  if (cl_caps_apply (caps, &err) < 0)
+  if (cl_ctr_caps_apply (caps, &err) < 0)
     {
       fprintf (stderr, "%s\n", err->msg);
       return 12;
@@ -628,51 +638,51 @@ test_cgroup_lifecycle (void **state)
       pause ();
       _exit (0);
     }
-  if (cl_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
+  if (cl_ctr_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
     fail_msg ("%s", err->msg);
-  mem = cl_cgroup_dir_for (cg, "memory");
+  mem = cl_ctr_cgroup_dir_for (cg, "memory");
   assert_non_null (mem);
   path = cl_strdup_printf ("%s/%s", mem->path, mem->v2 ? "memory.max" : "memory.limit_in_bytes");
   assert_true (file_has (path, "1048576"));
   free (path);
   assert_true (strstr (mem->path, id) != NULL);
 
-  assert_int_equal (cl_cgroup_pids (cg, &pids, &n, &err), 0);
+  assert_int_equal (cl_ctr_cgroup_pids (cg, &pids, &n, &err), 0);
   assert_int_equal (n, 1);
   assert_int_equal (pids[0], child);
   free (pids);
 
   /* State round trip. */
-  saved = cl_cgroup_save (cg);
-  assert_int_equal (cl_cgroup_load (saved, &loaded, &err), 0);
+  saved = cl_ctr_cgroup_save (cg);
+  assert_int_equal (cl_ctr_cgroup_load (saved, &loaded, &err), 0);
   json_decref (saved);
 
-  assert_int_equal (cl_cgroup_freeze (loaded, true, &err), 0);
-  assert_int_equal (cl_cgroup_freeze (loaded, false, &err), 0);
-  assert_int_equal (cl_cgroup_stats (loaded, &stats, &err), 0);
+  assert_int_equal (cl_ctr_cgroup_freeze (loaded, true, &err), 0);
+  assert_int_equal (cl_ctr_cgroup_freeze (loaded, false, &err), 0);
+  assert_int_equal (cl_ctr_cgroup_stats (loaded, &stats, &err), 0);
   assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "pids"), "limit")), 7);
   json_decref (stats);
 
   {
     json_t *update = parse ("{\"pids\": {\"limit\": 9}, \"memory\": {\"limit\": 4194304, \"swap\": 8388608}}");
-    if (cl_cgroup_update (loaded, update, &err) < 0)
+    if (cl_ctr_cgroup_update (loaded, update, &err) < 0)
       fail_msg ("%s", err->msg);
     json_decref (update);
-    assert_int_equal (cl_cgroup_stats (loaded, &stats, &err), 0);
+    assert_int_equal (cl_ctr_cgroup_stats (loaded, &stats, &err), 0);
     assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "pids"), "limit")), 9);
     assert_int_equal (json_integer_value (json_object_get (json_object_get (stats, "memory"), "limit")), 4194304);
     json_decref (stats);
   }
 
-  assert_int_equal (cl_cgroup_kill_all (loaded, SIGKILL, &err), 0);
+  assert_int_equal (cl_ctr_cgroup_kill_all (loaded, SIGKILL, &err), 0);
   waitpid (child, NULL, 0);
-  if (cl_cgroup_destroy (loaded, &err) < 0)
+  if (cl_ctr_cgroup_destroy (loaded, &err) < 0)
     fail_msg ("%s", err->msg);
   for (size_t i = 0; i < cg->n_dirs; i++)
     if (access (cg->dirs[i].path, F_OK) == 0)
       fail_msg ("left behind: %s", cg->dirs[i].path);
-  cl_cgroup_free (loaded);
-  cl_cgroup_free (cg);
+  cl_ctr_cgroup_free (loaded);
+  cl_ctr_cgroup_free (cg);
   json_decref (linux_obj);
 }
 
@@ -710,13 +720,13 @@ test_cgroup_devices_enforced (void **state)
       _exit (fd < 0 && errno == EPERM ? 0 : 11);
     }
   close (go[0]);
-  if (cl_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
+  if (cl_ctr_cgroup_enter (id, linux_obj, child, &cg, &err) < 0)
     fail_msg ("%s", err->msg);
   assert_int_equal (write (go[1], "x", 1), 1);
   close (go[1]);
   waitpid (child, &status, 0);
-  assert_int_equal (cl_cgroup_destroy (cg, &err), 0);
-  cl_cgroup_free (cg);
+  assert_int_equal (cl_ctr_cgroup_destroy (cg, &err), 0);
+  cl_ctr_cgroup_free (cg);
   json_decref (linux_obj);
   assert_true (WIFEXITED (status));
   assert_int_equal (WEXITSTATUS (status), 0);
@@ -742,9 +752,9 @@ child_notify (void)
   state = json_pack ("{s:s, s:s, s:i}", "ociVersion", "1.2.0", "id", "limits-notify", "pid",
                      (int) getpid ());
   prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (cl_seccomp_load (sc, &fd, &err) < 0 || fd < 0)
+  if (cl_ctr_seccomp_load (sc, &fd, &err) < 0 || fd < 0)
     return 10;
-  if (cl_seccomp_send_listener (sc, fd, state, &err) < 0)
+  if (cl_ctr_seccomp_send_listener (sc, fd, state, &err) < 0)
     return 11;
   close (fd);
   if (mkdir ("/tmp/limits-notify-never", 0700) == 0 || errno != ENOTSUP)
@@ -819,9 +829,9 @@ child_mount (void)
     return 11;
   if (mkdtemp (dir) == NULL)
     return 12;
-  if (cl_cgroup_detect_mode (&mode, &err) < 0)
+  if (cl_ctr_cgroup_detect_mode (&mode, &err) < 0)
     return 13;
-  if (cl_cgroup_mount (dir, MS_RDONLY, &err) < 0)
+  if (cl_ctr_cgroup_mount (dir, MS_RDONLY, &err) < 0)
     {
       fprintf (stderr, "%s\n", err->msg);
       rmdir (dir);
@@ -860,7 +870,7 @@ child_load_cached (void)
   struct utsname u;
   int fd;
   prctl (PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
-  if (cl_seccomp_load_program (cached_prog, &fd, &err) < 0)
+  if (cl_ctr_seccomp_load_program (cached_prog, &fd, &err) < 0)
     return 10;
   return uname (&u) < 0 && errno == EXDEV ? 0 : 11;
 }
@@ -891,36 +901,36 @@ test_seccomp_cache (void **state)
 
   assert_non_null (mkdtemp (base));
   dir = cl_strdup_printf ("%s/cache", base);
-  assert_int_equal (cl_seccomp_compile (sc, dir, &first, &err), 0);
+  assert_int_equal (cl_ctr_seccomp_compile (sc, dir, &first, &err), 0);
   assert_int_equal (count_files (dir), 1);
-  assert_int_equal (cl_seccomp_compile (sc, dir, &cached_prog, &err), 0);
+  assert_int_equal (cl_ctr_seccomp_compile (sc, dir, &cached_prog, &err), 0);
   assert_int_equal (count_files (dir), 1);
   assert_int_equal (in_child (child_load_cached), 0);
 
   /* Another profile: another entry, never the first one's program. */
   other = parse ("{\"defaultAction\": \"SCMP_ACT_ALLOW\", \"syscalls\": [{\"names\": "
                  "[\"uname\"], \"action\": \"SCMP_ACT_ERRNO\", \"errnoRet\": 19}]}");
-  assert_int_equal (cl_seccomp_compile (other, dir, &other_prog, &err), 0);
+  assert_int_equal (cl_ctr_seccomp_compile (other, dir, &other_prog, &err), 0);
   assert_int_equal (count_files (dir), 2);
-  cl_seccomp_program_free (other_prog);
+  cl_ctr_seccomp_program_free (other_prog);
 
   /* A directory others can write is not used. */
   open_dir = cl_strdup_printf ("%s/open", base);
   assert_int_equal (mkdir (open_dir, 0777), 0);
   assert_int_equal (chmod (open_dir, 0777), 0);
-  assert_int_equal (cl_seccomp_compile (sc, open_dir, &other_prog, &err), 0);
+  assert_int_equal (cl_ctr_seccomp_compile (sc, open_dir, &other_prog, &err), 0);
   assert_int_equal (count_files (open_dir), 0);
-  cl_seccomp_program_free (other_prog);
+  cl_ctr_seccomp_program_free (other_prog);
 
   /* Bad profiles fail the same way as without a cache. */
   json_decref (other);
   other = parse ("{\"defaultAction\": \"SCMP_ACT_NOPE\"}");
-  assert_true (cl_seccomp_compile (other, dir, &other_prog, &err) < 0);
+  assert_true (cl_ctr_seccomp_compile (other, dir, &other_prog, &err) < 0);
   assert_non_null (strstr (err->msg, "linux.seccomp.defaultAction: unknown action"));
   cl_error_release (&err);
 
-  cl_seccomp_program_free (first);
-  cl_seccomp_program_free (cached_prog);
+  cl_ctr_seccomp_program_free (first);
+  cl_ctr_seccomp_program_free (cached_prog);
   cached_prog = NULL;
   json_decref (sc);
   json_decref (other);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The manager's state store, crash recovery of intents, process
    identity, copies, and the monitor's argument hand-over. */
 #include <setjmp.h>
@@ -16,7 +17,7 @@
 #include <unistd.h>
 
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 #include "manager/monitor.h"
 
 static char *
@@ -60,41 +61,41 @@ test_store_rows (void **state)
   char **names;
   (void)state;
 
-  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
-  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
-  assert_true (store_create (m, inst, "launch", &intent, &err) < 0);
+  assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
+  assert_int_equal (cl_mgr_store_create (m, inst, "launch", &intent, &err), 0);
+  assert_true (cl_mgr_store_create (m, inst, "launch", &intent, &err) < 0);
   assert_string_equal (err->msg, "instance `one` already exists");
   cl_error_release (&err);
-  assert_true (store_get (m, "two", &got, &err) < 0);
+  assert_true (cl_mgr_store_get (m, "two", &got, &err) < 0);
   assert_string_equal (err->msg, "instance `two` not found");
   cl_error_release (&err);
 
-  assert_int_equal (store_set_running (m, "one", 10, 20, 11, 21, &err), 0);
-  assert_int_equal (store_get (m, "one", &got, &err), 0);
+  assert_int_equal (cl_mgr_store_set_running (m, "one", 10, 20, 11, 21, &err), 0);
+  assert_int_equal (cl_mgr_store_get (m, "one", &got, &err), 0);
   assert_string_equal (got->status, "running");
   assert_int_equal (got->monitor_pid, 10);
   assert_int_equal (got->init_start, 21);
   assert_int_equal (json_integer_value (json_object_get (got->config, "cpus")), 2);
-  instance_free (got);
-  assert_int_equal (store_set_stopped (m, "one", true, 137, &err), 0);
-  assert_int_equal (store_get (m, "one", &got, &err), 0);
+  cl_mgr_instance_free (got);
+  assert_int_equal (cl_mgr_store_set_stopped (m, "one", true, 137, &err), 0);
+  assert_int_equal (cl_mgr_store_get (m, "one", &got, &err), 0);
   assert_string_equal (got->status, "stopped");
   assert_true (got->has_exit_code);
   assert_int_equal (got->exit_code, 137);
-  instance_free (got);
+  cl_mgr_instance_free (got);
   /* a row deleted under a starting monitor is not brought back */
-  assert_true (store_set_running (m, "ghost", 1, 1, 1, 1, &err) < 0);
+  assert_true (cl_mgr_store_set_running (m, "ghost", 1, 1, 1, 1, &err) < 0);
   assert_non_null (strstr (err->msg, "ghost"));
   cl_error_release (&err);
 
-  assert_int_equal (store_names (m, &names, &err), 0);
+  assert_int_equal (cl_mgr_store_names (m, &names, &err), 0);
   assert_string_equal (names[0], "one");
   assert_null (names[1]);
   free (names[0]);
   free (names);
-  assert_int_equal (intent_end (m, intent, &err), 0);
-  instance_free (inst);
-  cl_manager_close (m);
+  assert_int_equal (cl_mgr_intent_end (m, intent, &err), 0);
+  cl_mgr_instance_free (inst);
+  cl_mgr_close (m);
   rm_tree (dir);
 }
 
@@ -112,9 +113,9 @@ test_orphaned_launch_is_undone (void **state)
   char *idir, *sql;
   (void)state;
 
-  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
-  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
-  idir = instance_dir (m, "half");
+  assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
+  assert_int_equal (cl_mgr_store_create (m, inst, "launch", &intent, &err), 0);
+  idir = cl_mgr_instance_dir (m, "half");
   assert_int_equal (cl_mkdir_p (idir, 0700, &err), 0);
   /* hand the intent to a process that is gone */
   child = fork ();
@@ -124,15 +125,15 @@ test_orphaned_launch_is_undone (void **state)
   sql = cl_strdup_printf ("UPDATE instance_intents SET owner_pid = %d", (int)child);
   assert_int_equal (cl_db_exec (m->db, sql, &err), 0);
   free (sql);
-  cl_manager_close (m);
+  cl_mgr_close (m);
 
-  assert_int_equal (cl_manager_open (dir, &m, &err), 0);
-  assert_true (store_get (m, "half", &got, &err) < 0);
+  assert_int_equal (cl_mgr_open (dir, &m, &err), 0);
+  assert_true (cl_mgr_store_get (m, "half", &got, &err) < 0);
   cl_error_release (&err);
   assert_int_not_equal (access (idir, F_OK), 0);
   free (idir);
-  instance_free (inst);
-  cl_manager_close (m);
+  cl_mgr_instance_free (inst);
+  cl_mgr_close (m);
   rm_tree (dir);
 }
 
@@ -147,16 +148,16 @@ test_live_intent_kept (void **state)
   int64_t intent;
   (void)state;
 
-  assert_int_equal (manager_open_raw (dir, &m, &err), 0);
-  assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
-  assert_int_equal (cl_manager_open (dir, &m2, &err), 0);
-  assert_int_equal (store_get (m2, "busy", &got, &err), 0);
+  assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
+  assert_int_equal (cl_mgr_store_create (m, inst, "launch", &intent, &err), 0);
+  assert_int_equal (cl_mgr_open (dir, &m2, &err), 0);
+  assert_int_equal (cl_mgr_store_get (m2, "busy", &got, &err), 0);
   assert_string_equal (got->status, "creating");
-  instance_free (got);
-  cl_manager_close (m2);
-  assert_int_equal (intent_end (m, intent, &err), 0);
-  instance_free (inst);
-  cl_manager_close (m);
+  cl_mgr_instance_free (got);
+  cl_mgr_close (m2);
+  assert_int_equal (cl_mgr_intent_end (m, intent, &err), 0);
+  cl_mgr_instance_free (inst);
+  cl_mgr_close (m);
   rm_tree (dir);
 }
 
@@ -213,11 +214,11 @@ test_interrupted_restore (void **state)
       int64_t intent;
       char *idir, *p, *text;
 
-      assert_int_equal (manager_open_raw (dir, &m, &err), 0);
-      assert_int_equal (store_create (m, inst, "launch", &intent, &err), 0);
-      assert_int_equal (intent_end (m, intent, &err), 0);
-      assert_int_equal (store_set_status (m, "r", "stopped", &err), 0);
-      idir = instance_dir (m, "r");
+      assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
+      assert_int_equal (cl_mgr_store_create (m, inst, "launch", &intent, &err), 0);
+      assert_int_equal (cl_mgr_intent_end (m, intent, &err), 0);
+      assert_int_equal (cl_mgr_store_set_status (m, "r", "stopped", &err), 0);
+      idir = cl_mgr_instance_dir (m, "r");
       for (const char *sub = "upper"; sub; sub = strcmp (sub, "upper") == 0 ? "upper.restore"
                                                  : strcmp (sub, "upper.restore") == 0 ? "work/work"
                                                  : strcmp (sub, "work/work") == 0
@@ -234,11 +235,12 @@ test_interrupted_restore (void **state)
       p = cl_strdup_printf ("%s/upper.restore/f", idir);
       write_text (p, "snapshot");
       free (p);
-      assert_int_equal (intent_begin (m, "snapshot-restore", "r", phases[i], &intent, &err), 0);
+      assert_int_equal (cl_mgr_intent_begin (m, "snapshot-restore", "r", phases[i], &intent, &err),
+                        0);
       orphan_intents (m);
-      cl_manager_close (m);
+      cl_mgr_close (m);
 
-      assert_int_equal (cl_manager_open (dir, &m, &err), 0);
+      assert_int_equal (cl_mgr_open (dir, &m, &err), 0);
       p = cl_strdup_printf ("%s/upper/f", idir);
       text = read_text (p);
       free (p);
@@ -252,8 +254,8 @@ test_interrupted_restore (void **state)
       assert_int_equal (access (p, F_OK) == 0, i == 1); /* a new work dir after a swap */
       free (p);
       free (idir);
-      instance_free (inst);
-      cl_manager_close (m);
+      cl_mgr_instance_free (inst);
+      cl_mgr_close (m);
       rm_tree (dir);
     }
 }
@@ -267,8 +269,9 @@ test_proc_identity (void **state)
   (void)state;
 
   assert_true (cl_proc_start_time (getpid ()) > 0);
-  assert_true (proc_alive (getpid (), cl_proc_start_time (getpid ())));
-  assert_false (proc_alive (getpid (), cl_proc_start_time (getpid ()) + 1)); /* a reused pid */
+  assert_true (cl_mgr_proc_alive (getpid (), cl_proc_start_time (getpid ())));
+  assert_false (
+      cl_mgr_proc_alive (getpid (), cl_proc_start_time (getpid ()) + 1)); /* a reused pid */
   child = fork ();
   if (child == 0)
     {
@@ -276,11 +279,11 @@ test_proc_identity (void **state)
       _exit (3);
     }
   start = cl_proc_start_time (child);
-  assert_int_equal (proc_wait_exit (child, start, 5), 0);
-  assert_int_equal (proc_wait_exit (child, start, 5000), 1);
-  assert_false (proc_alive (child, start)); /* a zombie is not alive */
+  assert_int_equal (cl_mgr_proc_wait_exit (child, start, 5), 0);
+  assert_int_equal (cl_mgr_proc_wait_exit (child, start, 5000), 1);
+  assert_false (cl_mgr_proc_alive (child, start)); /* a zombie is not alive */
   waitpid (child, &st, 0);
-  assert_int_equal (proc_exit_code (st), 3);
+  assert_int_equal (cl_mgr_proc_exit_code (st), 3);
   child = fork ();
   if (child == 0)
     {
@@ -289,7 +292,7 @@ test_proc_identity (void **state)
     }
   kill (child, SIGKILL);
   waitpid (child, &st, 0);
-  assert_int_equal (proc_exit_code (st), 128 + SIGKILL);
+  assert_int_equal (cl_mgr_proc_exit_code (st), 128 + SIGKILL);
 }
 
 static void
@@ -309,7 +312,7 @@ test_file_clone_sparse_and_resize (void **state)
   assert_int_equal (pwrite (fd, block, sizeof block, 0), sizeof block);
   assert_int_equal (pwrite (fd, block, sizeof block, 1 << 20), sizeof block);
   close (fd);
-  assert_int_equal (file_clone (src, dst, 4 << 20, &err), 0);
+  assert_int_equal (cl_mgr_file_clone (src, dst, 4 << 20, &err), 0);
   assert_int_equal (stat (dst, &st), 0);
   assert_int_equal (st.st_size, 4 << 20);
   assert_true (st.st_blocks * 512 < (1 << 20)); /* the hole stayed a hole */
@@ -318,7 +321,7 @@ test_file_clone_sparse_and_resize (void **state)
   close (fd);
   assert_memory_equal (back, block, sizeof block);
   /* never over an existing file */
-  assert_true (file_clone (src, dst, 0, &err) < 0);
+  assert_true (cl_mgr_file_clone (src, dst, 0, &err) < 0);
   assert_non_null (strstr (err->msg, dst));
   cl_error_release (&err);
   free (src);
@@ -346,8 +349,8 @@ test_monitor_args_round_trip (void **state)
   a.spec.memory = 64 << 20;
   a.spec.cpus = 2;
   a.overlay_opts = "lowerdir=/l,upperdir=/u,workdir=/w";
-  j = monitor_args_to_json (&a);
-  assert_int_equal (monitor_args_from_json (j, &b, &err), 0);
+  j = cl_mgr_monitor_args_to_json (&a);
+  assert_int_equal (cl_mgr_monitor_args_from_json (j, &b, &err), 0);
   assert_string_equal (b.spec.argv[1], "100");
   assert_null (b.spec.argv[2]);
   assert_string_equal (b.spec.env[0], "A=1");
@@ -356,10 +359,10 @@ test_monitor_args_round_trip (void **state)
   assert_string_equal (b.spec.hostname, "n");
   assert_string_equal (b.spec.bundle, "/r/instances/n");
   assert_string_equal (b.overlay_opts, a.overlay_opts);
-  monitor_args_clear (&b);
+  cl_mgr_monitor_args_clear (&b);
   json_decref (j);
   j = json_pack ("{s:s}", "root", "/r");
-  assert_true (monitor_args_from_json (j, &b, &err) < 0);
+  assert_true (cl_mgr_monitor_args_from_json (j, &b, &err) < 0);
   cl_error_release (&err);
   json_decref (j);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The host side of the guest agent's protocol: replies from the guest are
    untrusted, so bad types, oversized or truncated frames and bad exit
    statuses are one-line errors, never a crash or a hang. */
@@ -16,7 +17,7 @@
 
 #include "agent/protocol.h"
 #include "common/util.h"
-#include "manager/vm.h"
+#include "manager/mgr_vm.h"
 
 /* The reply bytes in a pipe, the writer closed (so EOF follows them). */
 static int
@@ -29,7 +30,7 @@ replies (const void *bytes, size_t n)
   return p[0];
 }
 
-/* Runs agent_session (no stdin) over the bytes; stdout and stderr into
+/* Runs cl_mgr_agent_session (no stdin) over the bytes; stdout and stderr into
    pipes. */
 static int
 relay (const void *bytes, size_t n, int *code, char *out, char *errbuf, cl_error_t *err)
@@ -39,7 +40,7 @@ relay (const void *bytes, size_t n, int *code, char *out, char *errbuf, cl_error
 
   assert_int_equal (pipe2 (o, O_NONBLOCK), 0);
   assert_int_equal (pipe2 (e, O_NONBLOCK), 0);
-  r = agent_session (in, -1, o[1], e[1], false, code, err);
+  r = cl_mgr_agent_session (in, -1, o[1], e[1], false, code, err);
   close (in), close (o[1]), close (e[1]);
   k = read (o[0], out, 255);
   out[k > 0 ? k : 0] = '\0';
@@ -121,9 +122,9 @@ test_max_frame (void **state)
   assert_int_equal (fcntl (fd[1], F_SETPIPE_SZ, 1 << 20) > 0, 1);
   assert_int_equal (cl_write_all (fd[1], r, n), 0);
   close (fd[1]);
-  assert_int_equal (agent_frame_read (fd[0], &type, buf, &len, &err), 1);
+  assert_int_equal (cl_mgr_agent_frame_read (fd[0], &type, buf, &len, &err), 1);
   assert_int_equal (len, CL_AGENT_MAX_FRAME);
-  assert_int_equal (agent_frame_read (fd[0], &type, buf, &len, &err), 0); /* clean EOF */
+  assert_int_equal (cl_mgr_agent_frame_read (fd[0], &type, buf, &len, &err), 0); /* clean EOF */
   close (fd[0]);
   free (r), free (buf);
 }
@@ -180,7 +181,7 @@ fake_agent (int s, bool ignore_stdin)
   _exit (0);
 }
 
-/* agent_session with stdin from the file `in` and a fake agent; stdout
+/* cl_mgr_agent_session with stdin from the file `in` and a fake agent; stdout
    into the file `out`. */
 static int
 session_with_stdin (int in, int out, bool ignore_stdin, int *code)
@@ -198,7 +199,7 @@ session_with_stdin (int in, int out, bool ignore_stdin, int *code)
       fake_agent (sp[1], ignore_stdin);
     }
   close (sp[1]);
-  r = agent_session (sp[0], in, out, 2, false, code, &err);
+  r = cl_mgr_agent_session (sp[0], in, out, 2, false, code, &err);
   if (r < 0)
     fail_msg ("%s", err->msg);
   close (sp[0]);

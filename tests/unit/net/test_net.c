@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,7 +9,7 @@
 #include <string.h>
 #include <linux/netfilter/nfnetlink.h>
 
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/net.h"
 #include "net/nft.h"
@@ -25,7 +26,7 @@ expect_cidr_error (const char *s, const char *msg)
   cl_error_t err = NULL;
   uint32_t net;
   int prefix;
-  assert_true (ipam_parse_cidr (s, "--subnet", &net, &prefix, &err) < 0);
+  assert_true (cl_net_ipam_parse_cidr (s, "--subnet", &net, &prefix, &err) < 0);
   assert_non_null (strstr (err->msg, msg));
   assert_int_equal (strncmp (err->msg, "--subnet: ", 10), 0);
   cl_error_release (&err);
@@ -38,10 +39,10 @@ test_parse_cidr (void **state)
   uint32_t net;
   int prefix;
   (void)state;
-  assert_int_equal (ipam_parse_cidr ("10.87.0.0/24", "--subnet", &net, &prefix, &err), 0);
+  assert_int_equal (cl_net_ipam_parse_cidr ("10.87.0.0/24", "--subnet", &net, &prefix, &err), 0);
   assert_int_equal (net, ip (10, 87, 0, 0));
   assert_int_equal (prefix, 24);
-  assert_int_equal (ipam_parse_cidr ("172.16.0.0/12", "--subnet", &net, &prefix, &err), 0);
+  assert_int_equal (cl_net_ipam_parse_cidr ("172.16.0.0/12", "--subnet", &net, &prefix, &err), 0);
   expect_cidr_error ("10.87.0.0", "expected an IPv4 CIDR");
   expect_cidr_error ("10.87.0.0/", "prefix length must be 8-30");
   expect_cidr_error ("10.87.0.0/31", "prefix length must be 8-30");
@@ -57,11 +58,11 @@ static void
 test_overlap (void **state)
 {
   (void)state;
-  assert_true (ipam_overlap (ip (10, 0, 0, 0), 8, ip (10, 87, 3, 0), 24));
-  assert_true (ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 0, 0, 0), 8));
-  assert_true (ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 87, 3, 128), 25));
-  assert_false (ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 87, 4, 0), 24));
-  assert_false (ipam_overlap (ip (10, 87, 3, 0), 25, ip (10, 87, 3, 128), 25));
+  assert_true (cl_net_ipam_overlap (ip (10, 0, 0, 0), 8, ip (10, 87, 3, 0), 24));
+  assert_true (cl_net_ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 0, 0, 0), 8));
+  assert_true (cl_net_ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 87, 3, 128), 25));
+  assert_false (cl_net_ipam_overlap (ip (10, 87, 3, 0), 24, ip (10, 87, 4, 0), 24));
+  assert_false (cl_net_ipam_overlap (ip (10, 87, 3, 0), 25, ip (10, 87, 3, 128), 25));
 }
 
 static void
@@ -73,16 +74,16 @@ test_next_free (void **state)
                       ip (10, 87, 0, 6) };
   char s[16];
   (void)state;
-  assert_int_equal (ipam_gateway (net), ip (10, 87, 0, 1));
-  assert_int_equal (ipam_next_free (net, 24, NULL, 0), ip (10, 87, 0, 2));
-  assert_int_equal (ipam_next_free (net, 24, used, 3), ip (10, 87, 0, 4));
-  assert_int_equal (ipam_next_free (net, 24, used, 2), ip (10, 87, 0, 4));
+  assert_int_equal (cl_net_ipam_gateway (net), ip (10, 87, 0, 1));
+  assert_int_equal (cl_net_ipam_next_free (net, 24, NULL, 0), ip (10, 87, 0, 2));
+  assert_int_equal (cl_net_ipam_next_free (net, 24, used, 3), ip (10, 87, 0, 4));
+  assert_int_equal (cl_net_ipam_next_free (net, 24, used, 2), ip (10, 87, 0, 4));
   /* /29: .2-.6 usable (.1 gateway, .7 broadcast) */
-  assert_int_equal (ipam_next_free (net, 29, full, 4), ip (10, 87, 0, 6));
-  assert_int_equal (ipam_next_free (net, 29, full, 5), 0);
-  ipam_format (ip (192, 168, 10, 254), s);
+  assert_int_equal (cl_net_ipam_next_free (net, 29, full, 4), ip (10, 87, 0, 6));
+  assert_int_equal (cl_net_ipam_next_free (net, 29, full, 5), 0);
+  cl_net_ipam_format (ip (192, 168, 10, 254), s);
   assert_string_equal (s, "192.168.10.254");
-  ipam_format (ipam_mask (20), s);
+  cl_net_ipam_format (cl_net_ipam_mask (20), s);
   assert_string_equal (s, "255.255.240.0");
 }
 
@@ -121,7 +122,7 @@ test_nft_script (void **state)
                        .l3 = "clb-abcd-3" };
   char *s;
   (void)state;
-  s = nft_network_script (&n, "abcd");
+  s = cl_net_nft_network_script (&n, "abcd");
   assert_non_null (strstr (s, "add table ip cloison-abcd-web\n"));
   assert_non_null (strstr (s, "add chain ip cloison-abcd-web owner_abcd\n"));
   assert_non_null (strstr (s, "ip saddr 10.88.1.0/24 oifname != \"clb-abcd-3\" masquerade"));
@@ -142,14 +143,14 @@ test_nft_script (void **state)
   assert_non_null (strstr (s, "oifname \"clb-abcd-3\" ct status dnat masquerade"));
   free (s);
   n.mode = CL_NET_ISOLATED;
-  s = nft_network_script (&n, "abcd");
+  s = cl_net_nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_non_null (strstr (s, "forward iif \"clb-abcd-3\" oif != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "forward oif \"clb-abcd-3\" iif != \"clb-abcd-3\" drop"));
   assert_non_null (strstr (s, "input iifname \"clb-abcd-3\" drop"));
   free (s);
   n.mode = CL_NET_ROUTED;
-  s = nft_network_script (&n, "abcd");
+  s = cl_net_nft_network_script (&n, "abcd");
   assert_null (strstr (s, "masquerade"));
   assert_null (strstr (s, "ct status dnat"));
   free (s);
@@ -162,8 +163,8 @@ static void
 test_nft_probe (void **state)
 {
   (void)state;
-  assert_int_not_equal (nft_probe_subsys (NFNL_SUBSYS_COUNT + 7), 0);
-  assert_true (nft_probe_subsys (NFNL_SUBSYS_NFTABLES) >= 0);
+  assert_int_not_equal (cl_net_nft_probe_subsys (NFNL_SUBSYS_COUNT + 7), 0);
+  assert_true (cl_net_nft_probe_subsys (NFNL_SUBSYS_NFTABLES) >= 0);
 }
 
 int

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "fake_driver.h"
 
 #include "vmm/virtio_pci.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A guest virtio driver in miniature for the unit tests: it reaches a
    device through config space and BAR 0 of the fake VM, the way Linux's
    virtio_pci does, and offers chains on queues laid out in fake RAM. */

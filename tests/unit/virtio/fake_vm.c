@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 #include "fake_vm.h"
 
 #include <poll.h>
@@ -44,7 +45,7 @@ fake_vm_poll (struct vm *vm)
 }
 
 void
-vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
+cl_vmm_vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
 {
   if (vm->ndestructors < FAKE_MAX)
     {
@@ -54,20 +55,20 @@ vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
 }
 
 const struct guest_mem *
-vm_guest_mem (struct vm *vm)
+cl_vmm_vm_guest_mem (struct vm *vm)
 {
   return &vm->mem;
 }
 
 int
-vm_gsi_alloc (struct vm *vm, cl_error_t *err)
+cl_vmm_vm_gsi_alloc (struct vm *vm, cl_error_t *err)
 {
   (void) err;
   return vm->next_gsi++;
 }
 
 int
-vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error_t *err)
+cl_vmm_vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error_t *err)
 {
   (void) err;
   if (gsi < FAKE_MAX)
@@ -79,7 +80,7 @@ vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error
 }
 
 int
-vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
+cl_vmm_vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
 {
   (void) err;
   if (eventfd >= 0 && eventfd < 1024)
@@ -88,15 +89,15 @@ vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
 }
 
 int
-vm_irq_line (struct vm *vm, int irq, int level)
+cl_vmm_vm_irq_line (struct vm *vm, int irq, int level)
 {
   (void) vm, (void) irq, (void) level;
   return 0;
 }
 
 int
-vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t datamatch,
-              int eventfd, bool assign, cl_error_t *err)
+cl_vmm_vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t datamatch,
+                     int eventfd, bool assign, cl_error_t *err)
 {
   (void) addr, (void) len, (void) is_pio, (void) datamatch, (void) eventfd, (void) err;
   vm->ioeventfds += assign ? 1 : -1;
@@ -104,7 +105,8 @@ vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t d
 }
 
 int
-vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque, cl_error_t *err)
+cl_vmm_vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
+                     cl_error_t *err)
 {
   (void) events;
   for (int i = 0; i < vm->nevents; i++)
@@ -115,7 +117,7 @@ vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaq
 }
 
 void
-vm_event_del (struct vm *vm, int fd)
+cl_vmm_vm_event_del (struct vm *vm, int fd)
 {
   for (int i = 0; i < vm->nevents; i++)
     if (vm->events[i].fd == fd)
@@ -123,22 +125,22 @@ vm_event_del (struct vm *vm, int fd)
 }
 
 int
-vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn, void *opaque,
-                cl_error_t *err)
+cl_vmm_vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn,
+                       void *opaque, cl_error_t *err)
 {
   (void) vm, (void) is_pio, (void) base, (void) len, (void) fn, (void) opaque, (void) err;
   return 0;
 }
 
 void
-vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
+cl_vmm_vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
 {
   (void) vm, (void) is_pio, (void) base;
 }
 
 int
-vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops, void *opaque,
-                     cl_error_t *err)
+cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,
+                            void *opaque, cl_error_t *err)
 {
   for (int i = 0; i < vm->npersist; i++)
     if (strcmp (vm->persist_id[i], id) == 0)
@@ -151,14 +153,15 @@ vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops 
 }
 
 void
-vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta)
+cl_vmm_vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta)
 {
   (void) vm, (void) device, (void) name, (void) delta;
 }
 
 void
-pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device, uint16_t subsys_vendor,
-                 uint16_t subsys_id, uint32_t class_code, uint8_t revision)
+cl_vmm_pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device,
+                        uint16_t subsys_vendor, uint16_t subsys_id, uint32_t class_code,
+                        uint8_t revision)
 {
   memcpy (&dev->cfg[0], &vendor, 2);
   memcpy (&dev->cfg[2], &device, 2);
@@ -173,7 +176,7 @@ pci_device_init (struct pci_device *dev, uint16_t vendor, uint16_t device, uint1
 }
 
 int
-pci_add_capability (struct pci_device *dev, const void *cap, unsigned len)
+cl_vmm_pci_add_capability (struct pci_device *dev, const void *cap, unsigned len)
 {
   unsigned off = dev->next_cap;
   if (off + len > 256)
@@ -195,7 +198,7 @@ pci_add_capability (struct pci_device *dev, const void *cap, unsigned len)
 }
 
 int
-pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
+cl_vmm_pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
 {
   (void) err;
   dev->slot = vm->npci + 1;

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* A stand-in for the VM core (vm.h, pci.h) in virtio unit tests: guest
    memory is a calloc'd buffer, the I/O thread is fake_vm_poll(), and every
    service records what the device asked for. */
@@ -5,7 +6,7 @@
 #define FAKE_VM_H
 
 #include "vmm/pci.h"
-#include "vmm/vm.h"
+#include "vmm/vmm_vm.h"
 
 #define FAKE_MEM_SIZE (1u << 20)
 #define FAKE_BAR_BASE 0xe0000000ull
@@ -41,7 +42,7 @@ struct vm
 };
 
 struct vm *fake_vm_new (void);
-/* Runs the destructors (the devices' release), as vm_destroy does. */
+/* Runs the destructors (the devices' release), as cl_vmm_vm_destroy does. */
 void fake_vm_free (struct vm *vm);
 /* One round of the I/O thread: every readable registered fd gets its
    callback.  Returns how many ran. */

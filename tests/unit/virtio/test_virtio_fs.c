@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-fs against a fake guest driver: FUSE requests placed in guest
    memory, served by the device over a real host directory (a fresh one
    under $TMPDIR per test), replies read back from guest memory.  Beside
@@ -190,7 +191,7 @@ setup_mode (void **state, bool read_only)
   write_host (f->share, "hello", "hello from the host\n");
 
   f->vm = fake_vm_new ();
-  assert_int_equal (virtio_fs_create (f->vm, "share", f->share, read_only, &err), 0);
+  assert_int_equal (cl_vmm_virtio_fs_create (f->vm, "share", f->share, read_only, &err), 0);
   drv_init (&f->d, f->vm, 0, 2, 0);
   fuse_init (f);
   *state = f;
@@ -1061,7 +1062,7 @@ restore_into (struct fixture *f, struct fixture *g, json_t *state, cl_error_t *e
   *g = *f;
   g->vm = fake_vm_new ();
   memcpy (g->vm->ram, f->vm->ram, FAKE_MEM_SIZE);
-  assert_int_equal (virtio_fs_create (g->vm, "share", f->share, false, err), 0);
+  assert_int_equal (cl_vmm_virtio_fs_create (g->vm, "share", f->share, false, err), 0);
   g->d.vm = g->vm;
   g->d.pci = g->vm->pci[0];
   return g->vm->persist_ops[0]->restore (g->vm->persist_opaque[0], state, err);
@@ -1224,13 +1225,14 @@ test_bad_config (void **state)
   struct vm *vm = fake_vm_new ();
   cl_error_t err = NULL;
   (void)state;
-  assert_int_equal (virtio_fs_create (vm, "t", "/nonexistent/dir", false, &err), -1);
+  assert_int_equal (cl_vmm_virtio_fs_create (vm, "t", "/nonexistent/dir", false, &err), -1);
   assert_non_null (strstr (err->msg, "/nonexistent/dir"));
   cl_error_release (&err);
   assert_int_equal (
-      virtio_fs_create (vm, "a-tag-longer-than-thirty-six-bytes-xxx", "/tmp", false, &err), -1);
+      cl_vmm_virtio_fs_create (vm, "a-tag-longer-than-thirty-six-bytes-xxx", "/tmp", false, &err),
+      -1);
   cl_error_release (&err);
-  assert_int_equal (virtio_fs_create (vm, "", "/tmp", false, &err), -1);
+  assert_int_equal (cl_vmm_virtio_fs_create (vm, "", "/tmp", false, &err), -1);
   cl_error_release (&err);
   fake_vm_free (vm);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* virtio-net against a real tap, in a network namespace of its own (the
    test unshares one: nothing it sends can leave it).  Frames use the local
    experimental EtherType 0x88b5, which no protocol stack answers. */
@@ -73,7 +74,7 @@ setup (void **state)
   close (s);
 
   f->vm = fake_vm_new ();
-  assert_int_equal (virtio_net_create (f->vm, TAP, mac, &err), 0);
+  assert_int_equal (cl_vmm_virtio_net_create (f->vm, TAP, mac, &err), 0);
   drv_init (&f->d, f->vm, 0, 2, (1u << NET_F_MAC) | (1u << NET_F_MRG_RXBUF));
 
   f->pkt = socket (AF_PACKET, SOCK_RAW | SOCK_NONBLOCK, htons (ETH_P_ALL));

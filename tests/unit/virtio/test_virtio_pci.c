@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The virtio-PCI transport and devices, driven the way a guest driver
    would: through config space and BAR 0, against a fake VM. */
 #include <setjmp.h>
@@ -66,7 +67,7 @@ blk_setup (void **state)
   assert_true (f->fd >= 0);
   assert_int_equal (ftruncate (f->fd, 64 * 512), 0);
   f->vm = fake_vm_new ();
-  assert_int_equal (virtio_blk_create (f->vm, f->path, false, "serial-123", &err), 0);
+  assert_int_equal (cl_vmm_virtio_blk_create (f->vm, f->path, false, "serial-123", &err), 0);
   *state = f;
   return 0;
 }
@@ -328,7 +329,7 @@ test_persist_roundtrip (void **state)
 
   /* A new process: same devices in the same order, memory copied. */
   memcpy (vm2->ram, f->vm->ram, FAKE_MEM_SIZE);
-  assert_int_equal (virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
+  assert_int_equal (cl_vmm_virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
   assert_int_equal (vm2->persist_ops[0]->restore (vm2->persist_opaque[0], saved, &err), 0);
   json_decref (saved);
   d2 = d;
@@ -357,7 +358,7 @@ test_rng (void **state)
   static const uint8_t zero[64];
 
   (void) state;
-  assert_int_equal (virtio_rng_create (vm, &err), 0);
+  assert_int_equal (cl_vmm_virtio_rng_create (vm, &err), 0);
   drv_init (&d, vm, 0, 1, 0);
   submit (&d, 0, 1, addr, lens, flags);
   assert_int_equal (used_idx (&d, 0), 1);
@@ -389,7 +390,7 @@ test_console (void **state)
   (void) state;
   assert_int_equal (pipe (in), 0);
   assert_int_equal (pipe (out), 0);
-  assert_int_equal (virtio_console_create (vm, in[0], out[1], &err), 0);
+  assert_int_equal (cl_vmm_virtio_console_create (vm, in[0], out[1], &err), 0);
   drv_init (&d, vm, 0, 2, 0);
   wait_console_grace (vm);
   /* Emergency write through the config space. */
@@ -434,7 +435,7 @@ test_console_file_input (void **state)
   assert_int_equal (write (in, "typed\n", 6), 6);
   assert_int_equal (lseek (in, 0, SEEK_SET), 0);
   assert_int_equal (pipe (out), 0);
-  assert_int_equal (virtio_console_create (vm, in, out[1], &err), 0);
+  assert_int_equal (cl_vmm_virtio_console_create (vm, in, out[1], &err), 0);
   drv_init (&d, vm, 0, 2, 0);
   wait_console_grace (vm);
   assert_int_equal (used_idx (&d, 0), 0);
@@ -453,14 +454,14 @@ test_parse_mac (void **state)
   cl_error_t err = NULL;
 
   (void) state;
-  assert_int_equal (virtio_net_parse_mac ("52:54:00:12:34:ab", mac, &err), 0);
+  assert_int_equal (cl_vmm_virtio_net_parse_mac ("52:54:00:12:34:ab", mac, &err), 0);
   assert_int_equal (mac[5], 0xab);
-  assert_int_equal (virtio_net_parse_mac ("52:54:00:12:34", mac, &err), -1);
+  assert_int_equal (cl_vmm_virtio_net_parse_mac ("52:54:00:12:34", mac, &err), -1);
   assert_non_null (strstr (err->msg, "52:54:00:12:34"));
   cl_error_release (&err);
-  assert_int_equal (virtio_net_parse_mac ("01:00:00:00:00:01", mac, &err), -1);
+  assert_int_equal (cl_vmm_virtio_net_parse_mac ("01:00:00:00:00:01", mac, &err), -1);
   cl_error_release (&err);
-  assert_int_equal (virtio_net_parse_mac ("52:54:00:12:34:56x", mac, &err), -1);
+  assert_int_equal (cl_vmm_virtio_net_parse_mac ("52:54:00:12:34:56x", mac, &err), -1);
   cl_error_release (&err);
 }
 
@@ -471,15 +472,15 @@ test_bad_input_errors (void **state)
   cl_error_t err = NULL;
 
   (void) state;
-  assert_int_equal (virtio_blk_create (vm, "/nonexistent/disk.img", false, NULL, &err), -1);
+  assert_int_equal (cl_vmm_virtio_blk_create (vm, "/nonexistent/disk.img", false, NULL, &err), -1);
   assert_non_null (strstr (err->msg, "/nonexistent/disk.img"));
   cl_error_release (&err);
-  assert_int_equal (virtio_blk_create (vm, "/tmp", false, NULL, &err), -1);
+  assert_int_equal (cl_vmm_virtio_blk_create (vm, "/tmp", false, NULL, &err), -1);
   cl_error_release (&err);
-  assert_int_equal (virtio_net_create (vm, "cloisonnotap0", NULL, &err), -1);
+  assert_int_equal (cl_vmm_virtio_net_create (vm, "cloisonnotap0", NULL, &err), -1);
   assert_non_null (strstr (err->msg, "cloisonnotap0"));
   cl_error_release (&err);
-  assert_int_equal (virtio_vsock_create (vm, 2, -1, &err), -1);
+  assert_int_equal (cl_vmm_virtio_vsock_create (vm, 2, -1, &err), -1);
   cl_error_release (&err);
   assert_int_equal (vm->npci, 0);
   fake_vm_free (vm);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Split virtqueue parsing against well-formed and hostile chains. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -86,7 +87,7 @@ setup (void **state)
   f->vq.desc_addr = DESC_GPA;
   f->vq.avail_addr = AVAIL_GPA;
   f->vq.used_addr = USED_GPA;
-  assert_int_equal (virtq_start (&f->vq, &f->mem, &why), 0);
+  assert_int_equal (cl_vmm_virtq_start (&f->vq, &f->mem, &why), 0);
   f->vq.ready = true;
   *state = f;
   return 0;
@@ -106,7 +107,7 @@ static void
 expect_error (struct fixture *f, const char *fragment)
 {
   const char *why = NULL;
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), -1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), -1);
   assert_non_null (why);
   assert_non_null (strstr (why, fragment));
 }
@@ -116,7 +117,7 @@ test_empty (void **state)
 {
   struct fixture *f = *state;
   const char *why = NULL;
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 0);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 0);
 }
 
 static void
@@ -131,22 +132,22 @@ test_simple_chain (void **state)
   set_desc (f, DESC_GPA, 5, BUF_GPA + 2, 2, VIRTQ_DESC_F_NEXT, 7);
   set_desc (f, DESC_GPA, 7, BUF_GPA + 0x100, 64, VIRTQ_DESC_F_WRITE, 0);
   offer (f, 3);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
   assert_int_equal (f->chain.head, 3);
   assert_int_equal (f->chain.nout, 2);
   assert_int_equal (f->chain.nin, 1);
   assert_int_equal (f->chain.out_len, 4);
   assert_int_equal (f->chain.in_len, 64);
-  assert_int_equal (virtq_chain_read (&f->chain, 0, out, 4), 4);
+  assert_int_equal (cl_vmm_virtq_chain_read (&f->chain, 0, out, 4), 4);
   assert_memory_equal (out, "abcd", 4);
-  assert_int_equal (virtq_chain_write (&f->chain, 60, "wxyz!", 5), 4);
+  assert_int_equal (cl_vmm_virtq_chain_write (&f->chain, 60, "wxyz!", 5), 4);
   assert_memory_equal (f->ram + (BUF_GPA + 0x100 + 60 - MEM_GPA), "wxyz", 4);
 
-  virtq_push (&f->vq, 3, 64);
+  cl_vmm_virtq_push (&f->vq, 3, 64);
   assert_int_equal (*(uint16_t *) (used (f) + 2), 1);
   assert_int_equal (*(uint32_t *) (used (f) + 4), 3);
   assert_int_equal (*(uint32_t *) (used (f) + 8), 64);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 0);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 0);
 }
 
 static void
@@ -242,7 +243,7 @@ test_indirect (void **state)
   set_desc (f, IND_GPA, 2, BUF_GPA + 32, 1, VIRTQ_DESC_F_WRITE, 0);
   set_desc (f, DESC_GPA, 2, IND_GPA, 3 * 16, VIRTQ_DESC_F_INDIRECT, 0);
   offer (f, 2);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
   assert_int_equal (f->chain.head, 2);
   assert_int_equal (f->chain.nout, 2);
   assert_int_equal (f->chain.nin, 1);
@@ -318,7 +319,7 @@ test_segment_limit (void **state)
     set_desc (f, IND_GPA, i, BUF_GPA, 1, i + 1 < VIRTQ_MAX_SEGS ? VIRTQ_DESC_F_NEXT : 0, i + 1);
   set_desc (f, DESC_GPA, 0, IND_GPA, VIRTQ_MAX_SEGS * 16, VIRTQ_DESC_F_INDIRECT, 0);
   offer (f, 0);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
   assert_int_equal (f->chain.nout, VIRTQ_MAX_SEGS);
 
   set_desc (f, DESC_GPA, 1, BUF_GPA, 1, VIRTQ_DESC_F_NEXT, 0);
@@ -334,9 +335,9 @@ test_unpop (void **state)
 
   set_desc (f, DESC_GPA, 0, BUF_GPA, 8, VIRTQ_DESC_F_WRITE, 0);
   offer (f, 0);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 1);
-  virtq_unpop (&f->vq, 1);
-  assert_int_equal (virtq_pop (&f->vq, &f->chain, &why), 1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
+  cl_vmm_virtq_unpop (&f->vq, 1);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
   assert_int_equal (f->chain.head, 0);
 }
 
@@ -349,23 +350,23 @@ test_event_idx (void **state)
 
   f->vq.event_idx = true;
   /* The first interrupt is always sent. */
-  virtq_push (&f->vq, 0, 0);
-  assert_true (virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0);
+  assert_true (cl_vmm_virtq_should_notify (&f->vq));
   /* The driver wants one when used idx passes 3. */
   *used_event = 3;
-  virtq_push (&f->vq, 0, 0); /* used idx 2 */
-  assert_false (virtq_should_notify (&f->vq));
-  virtq_push (&f->vq, 0, 0); /* 3 */
-  assert_false (virtq_should_notify (&f->vq));
-  virtq_push (&f->vq, 0, 0); /* 4: crossed 3 */
-  assert_true (virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0); /* used idx 2 */
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0); /* 3 */
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0); /* 4: crossed 3 */
+  assert_true (cl_vmm_virtq_should_notify (&f->vq));
 
   /* Re-arming publishes avail_event and sees late entries. */
-  assert_false (virtq_enable_notify (&f->vq));
+  assert_false (cl_vmm_virtq_enable_notify (&f->vq));
   assert_int_equal (*avail_event, f->vq.last_avail_idx);
   set_desc (f, DESC_GPA, 0, BUF_GPA, 8, 0, 0);
   offer (f, 0);
-  assert_true (virtq_enable_notify (&f->vq));
+  assert_true (cl_vmm_virtq_enable_notify (&f->vq));
 }
 
 /* No push, no interrupt (a kick that found nothing to do). */
@@ -373,23 +374,23 @@ static void
 test_no_push_no_interrupt (void **state)
 {
   struct fixture *f = *state;
-  assert_false (virtq_should_notify (&f->vq));
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
   f->vq.event_idx = true;
-  assert_false (virtq_should_notify (&f->vq));
-  virtq_push (&f->vq, 0, 0);
-  assert_true (virtq_should_notify (&f->vq));
-  assert_false (virtq_should_notify (&f->vq));
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0);
+  assert_true (cl_vmm_virtq_should_notify (&f->vq));
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
 }
 
 static void
 test_no_interrupt_flag (void **state)
 {
   struct fixture *f = *state;
-  virtq_push (&f->vq, 0, 0);
-  assert_true (virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0);
+  assert_true (cl_vmm_virtq_should_notify (&f->vq));
   avail (f)[0] = VIRTQ_AVAIL_F_NO_INTERRUPT;
-  virtq_push (&f->vq, 0, 0);
-  assert_false (virtq_should_notify (&f->vq));
+  cl_vmm_virtq_push (&f->vq, 0, 0);
+  assert_false (cl_vmm_virtq_should_notify (&f->vq));
 }
 
 static void
@@ -400,15 +401,15 @@ test_start_rejects (void **state)
       = { .size = 12, .desc_addr = DESC_GPA, .avail_addr = AVAIL_GPA, .used_addr = USED_GPA };
   const char *why = NULL;
 
-  assert_int_equal (virtq_start (&vq, &f->mem, &why), -1); /* not a power of two */
+  assert_int_equal (cl_vmm_virtq_start (&vq, &f->mem, &why), -1); /* not a power of two */
   vq.size = 16;
   vq.desc_addr = DESC_GPA + 8;
-  assert_int_equal (virtq_start (&vq, &f->mem, &why), -1); /* misaligned */
+  assert_int_equal (cl_vmm_virtq_start (&vq, &f->mem, &why), -1); /* misaligned */
   vq.desc_addr = MEM_GPA + MEM_SIZE - 16;
-  assert_int_equal (virtq_start (&vq, &f->mem, &why), -1); /* outside */
+  assert_int_equal (cl_vmm_virtq_start (&vq, &f->mem, &why), -1); /* outside */
   assert_non_null (strstr (why, "outside"));
   vq.size = 0;
-  assert_int_equal (virtq_start (&vq, &f->mem, &why), -1);
+  assert_int_equal (cl_vmm_virtq_start (&vq, &f->mem, &why), -1);
 }
 
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Unit tests of the VM core's pure parts: e820 and boot_params building,
    the MP table, the UART register model, PCI config space semantics
    (through the real 0xCF8/0xCFC dispatch, on a VM without KVM). */
@@ -25,7 +26,7 @@ test_e820_small (void **state)
 {
   struct boot_e820_entry t[8];
   (void)state;
-  int n = boot_e820_build (256ULL << 20, t, 8);
+  int n = cl_vmm_boot_e820_build (256ULL << 20, t, 8);
   assert_int_equal (n, 3);
   assert_true (t[0].addr == 0 && t[0].size == BOOT_MPTABLE_ADDR && t[0].type == 1);
   assert_true (t[1].addr == BOOT_MPTABLE_ADDR && t[1].type == 2);
@@ -38,7 +39,7 @@ test_e820_split_around_pci_hole (void **state)
 {
   struct boot_e820_entry t[8];
   (void)state;
-  int n = boot_e820_build (4ULL << 30, t, 8);
+  int n = cl_vmm_boot_e820_build (4ULL << 30, t, 8);
   assert_int_equal (n, 4);
   assert_true (t[2].addr + t[2].size == 0xC0000000ULL);
   assert_true (t[3].addr == 0x100000000ULL && t[3].size == (1ULL << 30) && t[3].type == 1);
@@ -53,7 +54,7 @@ test_boot_params_fill (void **state)
   hdr.version = 0x20F;
   hdr.initrd_addr_max = 0x7FFFFFFF;
   hdr.header = 0x53726448;
-  boot_params_fill (bp, &hdr, 512ULL << 20, 0x20000, 42, 0x1F000000, 0x123456);
+  cl_vmm_boot_params_fill (bp, &hdr, 512ULL << 20, 0x20000, 42, 0x1F000000, 0x123456);
   assert_int_equal (bp->hdr.type_of_loader, 0xFF);
   assert_int_equal (bp->hdr.cmd_line_ptr, 0x20000);
   assert_int_equal (bp->hdr.cmdline_size, 42);
@@ -63,7 +64,7 @@ test_boot_params_fill (void **state)
   assert_true (bp->hdr.loadflags & CAN_USE_HEAP);
   assert_int_equal (bp->e820_entries, 3);
   /* ELF kernels get a synthesized header */
-  boot_params_fill (bp, NULL, 64ULL << 20, 0x20000, 1, 0, 0);
+  cl_vmm_boot_params_fill (bp, NULL, 64ULL << 20, 0x20000, 1, 0, 0);
   assert_int_equal (bp->hdr.boot_flag, 0xAA55);
   assert_int_equal (bp->hdr.header, 0x53726448);
   free (bp);
@@ -87,7 +88,7 @@ test_mptable (void **state)
   (void)state;
   for (unsigned cpus = 1; cpus <= 32; cpus *= 2)
     {
-      size_t n = mptable_build (buf, sizeof buf, 0x9FC00, cpus);
+      size_t n = cl_vmm_mptable_build (buf, sizeof buf, 0x9FC00, cpus);
       assert_true (n > 0 && n <= 1024);
       assert_memory_equal (buf, "_MP_", 4);
       assert_int_equal (sum (buf, 16), 0);
@@ -115,7 +116,7 @@ test_mptable (void **state)
       assert_int_equal (seen, cpus);
       assert_ptr_equal (e, t + len);
     }
-  assert_int_equal (mptable_build (buf, 10, 0, 1), 0);
+  assert_int_equal (cl_vmm_mptable_build (buf, 10, 0, 1), 0);
 }
 
 /* ---------------------------------------------------------------- ACPI */
@@ -127,7 +128,7 @@ test_acpi_tables (void **state)
   (void)state;
   for (unsigned cpus = 1; cpus <= 32; cpus *= 4)
     {
-      size_t n = acpi_build (buf, sizeof buf, 0xE0000, cpus);
+      size_t n = cl_vmm_acpi_build (buf, sizeof buf, 0xE0000, cpus);
       assert_true (n > 0);
       assert_memory_equal (buf, "RSD PTR ", 8);
       assert_int_equal (sum (buf, 20), 0);
@@ -203,65 +204,65 @@ test_acpi_tables (void **state)
 static void
 test_uart_output_and_thre_interrupt (void **state)
 {
-  struct uart *u = uart_new_detached ();
+  struct uart *u = cl_vmm_uart_new_detached ();
   char out[16];
   (void)state;
-  assert_int_equal (uart_reg_read (u, 5) & 0x60, 0x60); /* THRE, TEMT */
-  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x01); /* no interrupt */
-  uart_reg_write (u, 1, 0x02);                          /* IER: THRE */
-  assert_true (uart_irq_pending (u));
-  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x02);
-  assert_false (uart_irq_pending (u)); /* reading IIR acknowledged it */
-  uart_reg_write (u, 0, 'h');
-  uart_reg_write (u, 0, 'i');
-  assert_true (uart_irq_pending (u));
-  assert_int_equal (uart_take_output (u, out, sizeof out), 2);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 5) & 0x60, 0x60); /* THRE, TEMT */
+  assert_int_equal (cl_vmm_uart_reg_read (u, 2) & 0x0F, 0x01); /* no interrupt */
+  cl_vmm_uart_reg_write (u, 1, 0x02);                          /* IER: THRE */
+  assert_true (cl_vmm_uart_irq_pending (u));
+  assert_int_equal (cl_vmm_uart_reg_read (u, 2) & 0x0F, 0x02);
+  assert_false (cl_vmm_uart_irq_pending (u)); /* reading IIR acknowledged it */
+  cl_vmm_uart_reg_write (u, 0, 'h');
+  cl_vmm_uart_reg_write (u, 0, 'i');
+  assert_true (cl_vmm_uart_irq_pending (u));
+  assert_int_equal (cl_vmm_uart_take_output (u, out, sizeof out), 2);
   assert_memory_equal (out, "hi", 2);
-  uart_free (u);
+  cl_vmm_uart_free (u);
 }
 
 static void
 test_uart_input (void **state)
 {
-  struct uart *u = uart_new_detached ();
+  struct uart *u = cl_vmm_uart_new_detached ();
   (void)state;
-  uart_reg_write (u, 1, 0x01); /* IER: received data */
-  assert_false (uart_irq_pending (u));
-  uart_feed_input (u, "ab", 2);
-  assert_true (uart_irq_pending (u));
-  assert_int_equal (uart_reg_read (u, 2) & 0x0F, 0x04);
-  assert_int_equal (uart_reg_read (u, 5) & 1, 1);
-  assert_int_equal (uart_reg_read (u, 0), 'a');
-  assert_int_equal (uart_reg_read (u, 0), 'b');
-  assert_int_equal (uart_reg_read (u, 5) & 1, 0);
-  assert_false (uart_irq_pending (u));
-  uart_free (u);
+  cl_vmm_uart_reg_write (u, 1, 0x01); /* IER: received data */
+  assert_false (cl_vmm_uart_irq_pending (u));
+  cl_vmm_uart_feed_input (u, "ab", 2);
+  assert_true (cl_vmm_uart_irq_pending (u));
+  assert_int_equal (cl_vmm_uart_reg_read (u, 2) & 0x0F, 0x04);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 5) & 1, 1);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 0), 'a');
+  assert_int_equal (cl_vmm_uart_reg_read (u, 0), 'b');
+  assert_int_equal (cl_vmm_uart_reg_read (u, 5) & 1, 0);
+  assert_false (cl_vmm_uart_irq_pending (u));
+  cl_vmm_uart_free (u);
 }
 
 static void
 test_uart_registers (void **state)
 {
-  struct uart *u = uart_new_detached ();
+  struct uart *u = cl_vmm_uart_new_detached ();
   char out[4];
   (void)state;
-  uart_reg_write (u, 7, 0x5A);
-  assert_int_equal (uart_reg_read (u, 7), 0x5A); /* scratch */
-  uart_reg_write (u, 3, 0x83);                   /* DLAB, 8N1 */
-  uart_reg_write (u, 0, 0x01);
-  uart_reg_write (u, 1, 0x00);
-  assert_int_equal (uart_reg_read (u, 0), 0x01); /* divisor latch, not RX */
-  assert_int_equal (uart_take_output (u, out, sizeof out), 0);
-  uart_reg_write (u, 3, 0x03);
-  assert_int_equal (uart_reg_read (u, 3), 0x03);
-  uart_reg_write (u, 2, 0x07); /* FIFO on */
-  assert_int_equal (uart_reg_read (u, 2) & 0xC0, 0xC0);
+  cl_vmm_uart_reg_write (u, 7, 0x5A);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 7), 0x5A); /* scratch */
+  cl_vmm_uart_reg_write (u, 3, 0x83);                   /* DLAB, 8N1 */
+  cl_vmm_uart_reg_write (u, 0, 0x01);
+  cl_vmm_uart_reg_write (u, 1, 0x00);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 0), 0x01); /* divisor latch, not RX */
+  assert_int_equal (cl_vmm_uart_take_output (u, out, sizeof out), 0);
+  cl_vmm_uart_reg_write (u, 3, 0x03);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 3), 0x03);
+  cl_vmm_uart_reg_write (u, 2, 0x07); /* FIFO on */
+  assert_int_equal (cl_vmm_uart_reg_read (u, 2) & 0xC0, 0xC0);
   /* loopback as Linux's probe checks it: MCR 0x1A -> MSR 0x90 */
-  uart_reg_write (u, 4, 0x1A);
-  assert_int_equal (uart_reg_read (u, 6) & 0xF0, 0x90);
-  uart_reg_write (u, 0, 'x');
-  assert_int_equal (uart_take_output (u, out, sizeof out), 0);
-  assert_int_equal (uart_reg_read (u, 0), 'x');
-  uart_free (u);
+  cl_vmm_uart_reg_write (u, 4, 0x1A);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 6) & 0xF0, 0x90);
+  cl_vmm_uart_reg_write (u, 0, 'x');
+  assert_int_equal (cl_vmm_uart_take_output (u, out, sizeof out), 0);
+  assert_int_equal (cl_vmm_uart_reg_read (u, 0), 'x');
+  cl_vmm_uart_free (u);
 }
 
 /* ----------------------------------------------------------------- PCI */
@@ -285,8 +286,8 @@ vm_without_kvm (void)
 static void
 vm_without_kvm_free (struct vm *vm)
 {
-  pci_bus_free (vm);
-  vm_destroy (vm);
+  cl_vmm_pci_bus_free (vm);
+  cl_vmm_vm_destroy (vm);
 }
 
 static int moved_bar = -1;
@@ -317,8 +318,8 @@ static uint32_t
 cfg_read (struct vm *vm, int slot, int off)
 {
   uint32_t a = 0x80000000u | (slot << 11) | (off & 0xFC), v;
-  vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
-  vm_io_dispatch (vm, true, 0xCFC, &v, 4, false);
+  cl_vmm_vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
+  cl_vmm_vm_io_dispatch (vm, true, 0xCFC, &v, 4, false);
   return v;
 }
 
@@ -326,8 +327,8 @@ static void
 cfg_write (struct vm *vm, int slot, int off, uint32_t v)
 {
   uint32_t a = 0x80000000u | (slot << 11) | (off & 0xFC);
-  vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
-  vm_io_dispatch (vm, true, 0xCFC, &v, 4, true);
+  cl_vmm_vm_io_dispatch (vm, true, 0xCF8, &a, 4, true);
+  cl_vmm_vm_io_dispatch (vm, true, 0xCFC, &v, 4, true);
 }
 
 static void
@@ -338,17 +339,17 @@ test_pci_config_space (void **state)
   cl_error_t err = NULL;
   (void)state;
 
-  assert_int_equal (pci_bus_create (vm, &err), 0);
-  pci_device_init (&dev, 0x1AF4, 0x1042, 0x1AF4, 2, 0x010000, 1);
+  assert_int_equal (cl_vmm_pci_bus_create (vm, &err), 0);
+  cl_vmm_pci_device_init (&dev, 0x1AF4, 0x1042, 0x1AF4, 2, 0x010000, 1);
   dev.ops = &test_ops;
   dev.bars[0] = (struct pci_bar){ .size = 0x4000, .is_64bit = true };
   dev.bars[2] = (struct pci_bar){ .size = 0x100, .is_pio = true };
   uint8_t cap1[4] = { 0x11, 0, 0x34, 0x12 }, cap2[8] = { 0x09, 0, 8 };
-  int off1 = pci_add_capability (&dev, cap1, sizeof cap1);
-  int off2 = pci_add_capability (&dev, cap2, sizeof cap2);
+  int off1 = cl_vmm_pci_add_capability (&dev, cap1, sizeof cap1);
+  int off2 = cl_vmm_pci_add_capability (&dev, cap2, sizeof cap2);
   assert_int_equal (off1, 0x40);
   assert_int_equal (off2, 0x44);
-  assert_int_equal (pci_register (vm, &dev, &err), 0);
+  assert_int_equal (cl_vmm_pci_register (vm, &dev, &err), 0);
   assert_int_equal (dev.slot, 1);
 
   /* identity, read-only */
@@ -381,14 +382,14 @@ test_pci_config_space (void **state)
   cfg_write (vm, 1, 0x18, VM_PCI_PIO_START | 1);
 
   uint8_t b[4];
-  assert_true (vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
+  assert_true (cl_vmm_vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
   assert_int_equal (last_read_off, 0x10);
   cfg_write (vm, 1, 0x10, 0xD0000000);
   assert_int_equal (moved_bar, 0);
   assert_int_equal (moved_old, a0);
   assert_int_equal (moved_new, 0xD0000000);
-  assert_false (vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
-  assert_true (vm_io_dispatch (vm, false, 0xD0000020, b, 4, false));
+  assert_false (cl_vmm_vm_io_dispatch (vm, false, a0 + 0x10, b, 4, false));
+  assert_true (cl_vmm_vm_io_dispatch (vm, false, 0xD0000020, b, 4, false));
   assert_int_equal (last_read_off, 0x20);
 
   /* interrupt line writable, header type not */
@@ -409,15 +410,15 @@ test_pci_odd_config_writes (void **state)
   struct pci_device a = { 0 }, b = { 0 };
   cl_error_t err = NULL;
   (void)state;
-  assert_int_equal (pci_bus_create (vm, &err), 0);
-  pci_device_init (&a, 0x1AF4, 0x1041, 0x1AF4, 1, 0x020000, 1);
-  pci_device_init (&b, 0x1AF4, 0x1042, 0x1AF4, 2, 0x010000, 1);
+  assert_int_equal (cl_vmm_pci_bus_create (vm, &err), 0);
+  cl_vmm_pci_device_init (&a, 0x1AF4, 0x1041, 0x1AF4, 1, 0x020000, 1);
+  cl_vmm_pci_device_init (&b, 0x1AF4, 0x1042, 0x1AF4, 2, 0x010000, 1);
   a.ops = b.ops = &test_ops;
   a.bars[0] = (struct pci_bar){ .size = 0x1000 };
   b.bars[0] = (struct pci_bar){ .size = 0x1000 };
   b.bars[4] = (struct pci_bar){ .size = 0x4000, .is_64bit = true };
-  assert_int_equal (pci_register (vm, &a, &err), 0);
-  assert_int_equal (pci_register (vm, &b, &err), 0);
+  assert_int_equal (cl_vmm_pci_register (vm, &a, &err), 0);
+  assert_int_equal (cl_vmm_pci_register (vm, &b, &err), 0);
 
   srandom (42);
   for (int i = 0; i < 200000; i++)
@@ -425,15 +426,15 @@ test_pci_odd_config_writes (void **state)
       uint32_t addr = (random () & 1 ? 0x80000000u : 0) | (random () & 0x00FFFFFC);
       if (random () & 1)
         addr = 0x80000000u | ((1 + random () % 3) << 11) | (random () & 0xFC);
-      vm_io_dispatch (vm, true, 0xCF8, &addr, 4, true);
+      cl_vmm_vm_io_dispatch (vm, true, 0xCF8, &addr, 4, true);
       static const unsigned lens[] = { 1, 2, 4 };
       unsigned len = lens[random () % 3];
       unsigned off = random () % (5 - len);
       uint32_t v = random ();
-      vm_io_dispatch (vm, true, 0xCFC + off, &v, len, random () & 1);
+      cl_vmm_vm_io_dispatch (vm, true, 0xCFC + off, &v, len, random () & 1);
       uint8_t scratch[8];
-      vm_io_dispatch (vm, false, 0xC0000000u + (random () & 0xFFFFF), scratch, 1 + random () % 8,
-                      random () & 1);
+      cl_vmm_vm_io_dispatch (vm, false, 0xC0000000u + (random () & 0xFFFFF), scratch,
+                             1 + random () % 8, random () & 1);
     }
   assert_int_equal (cfg_read (vm, 1, 0), 0x10411AF4);
   assert_int_equal (cfg_read (vm, 2, 0), 0x10421AF4);
@@ -447,14 +448,14 @@ static uint32_t
 pm_in (struct vm *vm, uint16_t port, unsigned len)
 {
   uint32_t v = 0;
-  vm_io_dispatch (vm, true, port, &v, len, false);
+  cl_vmm_vm_io_dispatch (vm, true, port, &v, len, false);
   return v;
 }
 
 static void
 pm_out (struct vm *vm, uint16_t port, uint32_t v, unsigned len)
 {
-  vm_io_dispatch (vm, true, port, &v, len, true);
+  cl_vmm_vm_io_dispatch (vm, true, port, &v, len, true);
 }
 
 #define PWRBTN (1u << 8)
@@ -469,58 +470,58 @@ test_acpi_power_button (void **state)
   struct acpi_pm *pm, *pm2;
   cl_error_t err = NULL;
   (void)state;
-  assert_int_equal (acpi_pm_create (vm, &pm, &err), 0);
+  assert_int_equal (cl_vmm_acpi_pm_create (vm, &pm, &err), 0);
   assert_int_equal (pm_in (vm, ACPI_PM1_CNT_PORT, 2) & 1, 1); /* SCI_EN */
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), 0);
 
   /* A press before the guest enabled the event: status only. */
-  acpi_pm_power_button (pm);
+  cl_vmm_acpi_pm_power_button (pm);
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), PWRBTN);
-  assert_false (acpi_pm_sci_level (pm));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
   /* Linux clears every status bit at start, then enables the button. */
   pm_out (vm, ACPI_PM1_EVT_PORT, 0xFFFF, 2);
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), 0);
   pm_out (vm, ACPI_PM1_EVT_PORT + 2, PWRBTN, 2);
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT + 2, 2), PWRBTN);
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16);
-  assert_false (acpi_pm_sci_level (pm));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
 
-  acpi_pm_power_button (pm);
-  assert_true (acpi_pm_sci_level (pm));
+  cl_vmm_acpi_pm_power_button (pm);
+  assert_true (cl_vmm_acpi_pm_sci_level (pm));
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16 | PWRBTN);
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT + 1, 1), PWRBTN >> 8);
   /* Writing 0 (or other bits) clears nothing: the line stays up. */
   pm_out (vm, ACPI_PM1_EVT_PORT, 0x0001, 2);
-  assert_true (acpi_pm_sci_level (pm));
+  assert_true (cl_vmm_acpi_pm_sci_level (pm));
   /* Masking the event lowers the line; the status stays. */
   pm_out (vm, ACPI_PM1_EVT_PORT + 2, 0, 2);
-  assert_false (acpi_pm_sci_level (pm));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 2), PWRBTN);
   pm_out (vm, ACPI_PM1_EVT_PORT + 2, PWRBTN, 2);
-  assert_true (acpi_pm_sci_level (pm));
+  assert_true (cl_vmm_acpi_pm_sci_level (pm));
 
   /* Saved with the line up, restored in a new VM: the line comes back. */
-  assert_int_equal (acpi_pm_create (vm2, &pm2, &err), 0);
+  assert_int_equal (cl_vmm_acpi_pm_create (vm2, &pm2, &err), 0);
   json_t *saved = vm->persist[0].ops->save (vm->persist[0].opaque);
   assert_string_equal (vm->persist[0].id, "acpi_pm");
   assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, saved, &err), 0);
   json_decref (saved);
-  assert_true (acpi_pm_sci_level (pm2));
+  assert_true (cl_vmm_acpi_pm_sci_level (pm2));
   assert_int_equal (pm_in (vm2, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16 | PWRBTN);
 
   /* The guest's acknowledgement: write 1 to PWRBTN_STS (a 1-byte write
      of the high byte does it too). */
   pm_out (vm, ACPI_PM1_EVT_PORT, PWRBTN, 2);
-  assert_false (acpi_pm_sci_level (pm));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), PWRBTN << 16);
   pm_out (vm2, ACPI_PM1_EVT_PORT + 1, PWRBTN >> 8, 1);
-  assert_false (acpi_pm_sci_level (pm2));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm2));
   /* A 4-byte write: W1C the status, set the enable half. */
-  acpi_pm_power_button (pm);
+  cl_vmm_acpi_pm_power_button (pm);
   pm_out (vm, ACPI_PM1_EVT_PORT, PWRBTN, 4);
-  assert_false (acpi_pm_sci_level (pm));
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
   assert_int_equal (pm_in (vm, ACPI_PM1_EVT_PORT, 4), 0);
-  assert_int_equal (vm_metric_get (vm, "acpi", "power_button_presses"), 3);
+  assert_int_equal (cl_vmm_vm_metric_get (vm, "acpi", "power_button_presses"), 3);
 
   json_t *empty = json_object ();
   assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, empty, &err), -1);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The library entry point as the manager uses it: fork, cl_vmm_run in the
    child with the console on a pipe and ready_fd, exit status back.  Needs
    /dev/kvm (skipped without it) and the tiny guests (GUEST_DIR, set by

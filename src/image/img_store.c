@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The store: directories under ROOT/images and the image_* tables of the
    state database.  It imports nothing itself: the built-in images come
    back through the hook the public opens set (builtin.c). */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/json.h"
@@ -39,19 +40,19 @@ static const char schema[] =
   "CREATE TABLE IF NOT EXISTS image_meta (key TEXT PRIMARY KEY, value TEXT);";
 
 char *
-cl_store_blob_path (struct cl_image_store *s, const char *hex)
+cl_img_store_blob_path (struct cl_image_store *s, const char *hex)
 {
   return cl_strdup_printf ("%s/blobs/sha256/%s", s->dir, hex);
 }
 
 char *
-cl_store_layer_path (struct cl_image_store *s, const char *hex)
+cl_img_store_layer_path (struct cl_image_store *s, const char *hex)
 {
   return cl_strdup_printf ("%s/layers/%s", s->dir, hex);
 }
 
 const char *
-cl_image_store_root (struct cl_image_store *s)
+cl_img_store_root (struct cl_image_store *s)
 {
   return s->root;
 }
@@ -59,7 +60,7 @@ cl_image_store_root (struct cl_image_store *s)
 /* Entries of tmp/ carry their creator's pid ("WHAT-PID-XXXXXX"), so that
    opening the store removes only what dead processes left. */
 char *
-cl_store_tmp_name (struct cl_image_store *s, const char *what)
+cl_img_store_tmp_name (struct cl_image_store *s, const char *what)
 {
   return cl_strdup_printf ("%s/tmp/%s-%d-XXXXXX", s->dir, what, (int) getpid ());
 }
@@ -75,9 +76,9 @@ tmp_entry_is_stale (const char *name)
 }
 
 int
-cl_store_mkstage (struct cl_image_store *s, const char *what, char **out, cl_error_t *err)
+cl_img_store_mkstage (struct cl_image_store *s, const char *what, char **out, cl_error_t *err)
 {
-  char *path = cl_store_tmp_name (s, what);
+  char *path = cl_img_store_tmp_name (s, what);
   if (mkdtemp (path) == NULL)
     {
       cl_error_errno (err, "create staging directory `%s`", path);
@@ -94,7 +95,7 @@ static int
 write_atomic (struct cl_image_store *s, const char *dst, const void *data, size_t len,
               cl_error_t *err)
 {
-  cleanup_free char *tmp = cl_store_tmp_name (s, "blob");
+  cleanup_free char *tmp = cl_img_store_tmp_name (s, "blob");
   cleanup_close int fd = mkostemp (tmp, O_CLOEXEC);
   if (fd < 0)
     return cl_error_errno (err, "create `%s`", tmp);
@@ -114,17 +115,17 @@ write_atomic (struct cl_image_store *s, const char *dst, const void *data, size_
 }
 
 int
-cl_store_put_blob (struct cl_image_store *s, const void *data, size_t len,
-                   char hex_out[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
+cl_img_store_put_blob (struct cl_image_store *s, const void *data, size_t len,
+                       char hex_out[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
 {
   char hex[CL_SHA256_HEX_LEN + 1];
   cleanup_free char *path = NULL;
   struct stat st;
 
-  cl_sha256_buffer_hex (data, len, hex);
+  cl_img_sha256_buffer_hex (data, len, hex);
   if (hex_out)
     memcpy (hex_out, hex, sizeof hex);
-  path = cl_store_blob_path (s, hex);
+  path = cl_img_store_blob_path (s, hex);
   if (stat (path, &st) == 0 && (size_t) st.st_size == len)
     return 0;
   return write_atomic (s, path, data, len, err);
@@ -157,7 +158,8 @@ store_init (struct cl_image_store *s, cl_error_t *err)
 }
 
 int
-cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_error_t *err)
+cl_img_store_open_internal (const char *root, sqlite3 *db, struct cl_image_store **out,
+                            cl_error_t *err)
 {
   struct cl_image_store *s = cl_xmalloc0 (sizeof *s);
   char resolved[PATH_MAX];
@@ -168,21 +170,21 @@ cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_er
       free (s);
       return cl_error_wrap (err, "state root");
     }
-  s->root = strdup (realpath (root, resolved) ? resolved : root);
+  s->root = cl_xstrdup (realpath (root, resolved) ? resolved : root);
   s->dir = cl_strdup_printf ("%s/images", s->root);
   s->db = db;
   if (db == NULL)
     {
       if (cl_db_open (s->root, &s->db, err) < 0)
         {
-          cl_image_store_close (s);
+          cl_img_store_close (s);
           return -1;
         }
       s->own_db = true;
     }
   if (store_init (s, err) < 0)
     {
-      cl_image_store_close (s);
+      cl_img_store_close (s);
       return -1;
     }
   {
@@ -191,7 +193,7 @@ cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_er
     if (s->lock_fd < 0)
       {
         cl_error_errno (err, "open `%s`", lock);
-        cl_image_store_close (s);
+        cl_img_store_close (s);
         return -1;
       }
   }
@@ -200,7 +202,7 @@ cl_store_open (const char *root, sqlite3 *db, struct cl_image_store **out, cl_er
 }
 
 void
-cl_image_store_close (struct cl_image_store *s)
+cl_img_store_close (struct cl_image_store *s)
 {
   if (s == NULL)
     return;
@@ -223,8 +225,8 @@ store_lock (struct cl_image_store *s, int how)
 }
 
 void
-cl_image_build_init (struct cl_image_build *b, struct cl_image_store *s,
-                     cl_image_progress_fn progress, void *opaque)
+cl_img_build_init (struct cl_image_build *b, struct cl_image_store *s,
+                   cl_image_progress_fn progress, void *opaque)
 {
   memset (b, 0, sizeof *b);
   b->store = s;
@@ -239,7 +241,7 @@ strv_push (char ***v, size_t *n, const char *s)
   char **nv = realloc (*v, (*n + 2) * sizeof **v);
   if (nv == NULL)
     abort ();
-  nv[(*n)++] = strdup (s);
+  nv[(*n)++] = cl_xstrdup (s);
   nv[*n] = NULL;
   *v = nv;
 }
@@ -259,8 +261,8 @@ layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_
 }
 
 int
-cl_image_build_add_layer (struct cl_image_build *b, const char *path, const char *expected_hex,
-                          char hex_out[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
+cl_img_build_add_layer (struct cl_image_build *b, const char *path, const char *expected_hex,
+                        char hex_out[CL_SHA256_HEX_LEN + 1], cl_error_t *err)
 {
   struct cl_image_store *s = b->store;
   char hex[CL_SHA256_HEX_LEN + 1];
@@ -273,48 +275,48 @@ cl_image_build_add_layer (struct cl_image_build *b, const char *path, const char
   if (expected_hex)
     {
       memcpy (hex, expected_hex, sizeof hex);
-      dst = cl_store_layer_path (s, hex);
+      dst = cl_img_store_layer_path (s, hex);
       if (access (dst, F_OK) == 0)
         goto done; /* shared with an image already in the store */
     }
   fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || fstat (fd, &st) < 0)
     return cl_error_errno (err, "open `%s`", path);
-  if (cl_store_mkstage (s, "layer", &stage, err) < 0)
+  if (cl_img_store_mkstage (s, "layer", &stage, err) < 0)
     return -1;
   what = expected_hex ? cl_strdup_printf ("layer sha256:%.12s", expected_hex)
                       : cl_strdup_printf ("layer %s", path);
-  cl_sha256_init (&hash);
-  if (cl_layer_unpack (fd, stage, &hash, &unpacked, b->progress, b->progress_opaque, what,
-                       st.st_size, err)
+  cl_img_sha256_init (&hash);
+  if (cl_img_layer_unpack (fd, stage, &hash, &unpacked, b->progress, b->progress_opaque, what,
+                           st.st_size, err)
       < 0)
     {
       char actual[CL_SHA256_HEX_LEN + 1];
       cl_rm_rf (stage, NULL);
-      cl_sha256_final_hex (&hash, actual);
+      cl_img_sha256_final_hex (&hash, actual);
       /* A corrupted blob usually fails to decompress before its digest is
          known: name the real cause when the digest is wrong. */
-      if (expected_hex && cl_sha256_file_hex (path, actual, NULL) == 0
+      if (expected_hex && cl_img_sha256_file_hex (path, actual, NULL) == 0
           && strcmp (actual, expected_hex) != 0)
         {
           cl_error_release (err);
-          return cl_digest_mismatch (expected_hex, actual, err);
+          return cl_img_digest_mismatch (expected_hex, actual, err);
         }
       /* A rootfs tarball is named by the caller's own context. */
       return expected_hex ? cl_error_wrap (err, "layer sha256:%s", expected_hex) : -1;
     }
   {
     char actual[CL_SHA256_HEX_LEN + 1];
-    cl_sha256_final_hex (&hash, actual);
+    cl_img_sha256_final_hex (&hash, actual);
     if (expected_hex && strcmp (actual, expected_hex) != 0)
       {
         cl_rm_rf (stage, NULL);
-        return cl_digest_mismatch (expected_hex, actual, err);
+        return cl_img_digest_mismatch (expected_hex, actual, err);
       }
     memcpy (hex, actual, sizeof hex);
   }
   free (dst);
-  dst = cl_store_layer_path (s, hex);
+  dst = cl_img_store_layer_path (s, hex);
   if (layer_size_record (s, hex, unpacked, err) < 0)
     {
       cl_rm_rf (stage, NULL);
@@ -392,18 +394,18 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
 }
 
 int
-cl_image_build_commit (struct cl_image_build *b, const char *config, size_t config_len,
-                       const char *manifest, size_t manifest_len, const char *ref,
-                       const char *source, char **id_out, cl_error_t *err)
+cl_img_build_commit (struct cl_image_build *b, const char *config, size_t config_len,
+                     const char *manifest, size_t manifest_len, const char *ref, const char *source,
+                     char **id_out, cl_error_t *err)
 {
   char id[CL_SHA256_HEX_LEN + 1], manifest_hex[CL_SHA256_HEX_LEN + 1] = "";
   cleanup_free char *name = NULL, *tag = NULL;
 
-  if (ref && cl_image_name_parse (ref, &name, &tag, err) < 0)
+  if (ref && cl_img_name_parse (ref, &name, &tag, err) < 0)
     return -1;
-  if (cl_store_put_blob (b->store, config, config_len, id, err) < 0)
+  if (cl_img_store_put_blob (b->store, config, config_len, id, err) < 0)
     return -1;
-  if (manifest && cl_store_put_blob (b->store, manifest, manifest_len, manifest_hex, err) < 0)
+  if (manifest && cl_img_store_put_blob (b->store, manifest, manifest_len, manifest_hex, err) < 0)
     return -1;
   if (cl_db_begin (b->store->db, err) < 0)
     return -1;
@@ -415,14 +417,14 @@ cl_image_build_commit (struct cl_image_build *b, const char *config, size_t conf
     }
   /* The image was already there under other layer digests (the same
      image from a docker-archive and an OCI layout): drop the copies. */
-  cl_image_build_abort (b);
+  cl_img_build_abort (b);
   if (id_out)
-    *id_out = strdup (id);
+    *id_out = cl_xstrdup (id);
   return 0;
 }
 
 bool
-cl_store_image_exists (struct cl_image_store *s, const char *id)
+cl_img_store_image_exists (struct cl_image_store *s, const char *id)
 {
   cleanup_stmt sqlite3_stmt *q = NULL;
   if (cl_db_prepare (s->db, "SELECT 1 FROM image_images WHERE id = ?", &q, NULL) < 0)
@@ -446,7 +448,7 @@ layer_referenced (struct cl_image_store *s, const char *hex)
 static void
 remove_layer (struct cl_image_store *s, const char *hex)
 {
-  cleanup_free char *path = cl_store_layer_path (s, hex);
+  cleanup_free char *path = cl_img_store_layer_path (s, hex);
   cleanup_free char *grave = cl_strdup_printf ("%s/tmp/dead-%d-%s", s->dir, (int) getpid (), hex);
   cleanup_stmt sqlite3_stmt *q = NULL;
 
@@ -460,7 +462,7 @@ remove_layer (struct cl_image_store *s, const char *hex)
 }
 
 void
-cl_image_build_abort (struct cl_image_build *b)
+cl_img_build_abort (struct cl_image_build *b)
 {
   for (size_t i = 0; i < b->n_created; i++)
     if (!layer_referenced (b->store, b->created[i]))
@@ -483,14 +485,15 @@ json_strv (json_t *arr)
   if (!json_is_array (arr))
     return NULL;
   v = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof *v);
-  json_array_foreach (arr, i, x) v[i] = strdup (json_is_string (x) ? json_string_value (x) : "");
+  json_array_foreach (arr, i, x) v[i]
+      = cl_xstrdup (json_is_string (x) ? json_string_value (x) : "");
   return v;
 }
 
 static int
 load_config (struct cl_image_store *s, struct cl_image *img, cl_error_t *err)
 {
-  cleanup_free char *path = cl_store_blob_path (s, img->id);
+  cleanup_free char *path = cl_img_store_blob_path (s, img->id);
   cleanup_json json_t *root = NULL;
   json_t *cfg = NULL;
   const char *str;
@@ -505,14 +508,14 @@ load_config (struct cl_image_store *s, struct cl_image *img, cl_error_t *err)
   img->config.entrypoint = json_strv (json_object_get (cfg, "Entrypoint"));
   img->config.cmd = json_strv (json_object_get (cfg, "Cmd"));
   if (cfg && (str = json_string_value (json_object_get (cfg, "WorkingDir"))) && *str)
-    img->config.working_dir = strdup (str);
+    img->config.working_dir = cl_xstrdup (str);
   if (cfg && (str = json_string_value (json_object_get (cfg, "User"))) && *str)
-    img->config.user = strdup (str);
+    img->config.user = cl_xstrdup (str);
   return 0;
 }
 
 void
-cl_image_free (struct cl_image *img)
+cl_img_free (struct cl_image *img)
 {
   if (img == NULL)
     return;
@@ -534,7 +537,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
   struct cl_image *img = cl_xmalloc0 (sizeof *img);
   cleanup_stmt sqlite3_stmt *q = NULL, *l = NULL;
 
-  img->id = strdup (id);
+  img->id = cl_xstrdup (id);
   if (cl_db_prepare (s->db, "SELECT created, size FROM image_images WHERE id = ?", &q, err) < 0)
     goto fail;
   sqlite3_bind_text (q, 1, id, -1, SQLITE_STATIC);
@@ -546,7 +549,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
   img->created = sqlite3_column_int64 (q, 0);
   img->size = sqlite3_column_int64 (q, 1);
   if (name)
-    img->name = strdup (name);
+    img->name = cl_xstrdup (name);
   else
     {
       cleanup_stmt sqlite3_stmt *n = NULL;
@@ -558,7 +561,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
         goto fail;
       sqlite3_bind_text (n, 1, id, -1, SQLITE_STATIC);
       if (sqlite3_step (n) == SQLITE_ROW)
-        img->name = strdup ((const char *) sqlite3_column_text (n, 0));
+        img->name = cl_xstrdup ((const char *)sqlite3_column_text (n, 0));
     }
   if (cl_db_prepare (s->db, "SELECT layer FROM image_layers WHERE id = ? ORDER BY pos", &l, err)
       < 0)
@@ -566,7 +569,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
   sqlite3_bind_text (l, 1, id, -1, SQLITE_STATIC);
   while (sqlite3_step (l) == SQLITE_ROW)
     {
-      cleanup_free char *p = cl_store_layer_path (s, (const char *) sqlite3_column_text (l, 0));
+      cleanup_free char *p = cl_img_store_layer_path (s, (const char *)sqlite3_column_text (l, 0));
       strv_push (&img->layers, &img->n_layers, p);
     }
   if (load_config (s, img, err) < 0)
@@ -574,7 +577,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
   *out = img;
   return 0;
 fail:
-  cl_image_free (img);
+  cl_img_free (img);
   return -1;
 }
 
@@ -590,7 +593,7 @@ lookup_name (struct cl_image_store *s, const char *name, const char *tag, char *
   sqlite3_bind_text (q, 2, tag, -1, SQLITE_STATIC);
   if (sqlite3_step (q) != SQLITE_ROW)
     return 0;
-  *id = strdup ((const char *) sqlite3_column_text (q, 0));
+  *id = cl_xstrdup ((const char *)sqlite3_column_text (q, 0));
   return 1;
 }
 
@@ -602,7 +605,7 @@ lookup_id_prefix (struct cl_image_store *s, const char *ref, char **id, cl_error
   cleanup_stmt sqlite3_stmt *q = NULL;
   cleanup_free char *pattern = NULL;
 
-  if (len < 4 || len > CL_SHA256_HEX_LEN || !cl_is_hex (hex, len))
+  if (len < 4 || len > CL_SHA256_HEX_LEN || !cl_img_digest_is_hex (hex, len))
     return 0;
   pattern = cl_strdup_printf ("%s%%", hex);
   if (cl_db_prepare (s->db, "SELECT id FROM image_images WHERE id LIKE ? LIMIT 2", &q, err) < 0)
@@ -610,7 +613,7 @@ lookup_id_prefix (struct cl_image_store *s, const char *ref, char **id, cl_error
   sqlite3_bind_text (q, 1, pattern, -1, SQLITE_STATIC);
   if (sqlite3_step (q) != SQLITE_ROW)
     return 0;
-  *id = strdup ((const char *) sqlite3_column_text (q, 0));
+  *id = cl_xstrdup ((const char *)sqlite3_column_text (q, 0));
   if (sqlite3_step (q) == SQLITE_ROW)
     {
       free (*id);
@@ -633,7 +636,7 @@ resolve_id (struct cl_image_store *s, const char *ref, char **id, char **name_ou
   r = lookup_id_prefix (s, ref, id, err);
   if (r != 0)
     return r;
-  if (cl_image_name_parse (ref, &name, &tag, &parse_err) < 0)
+  if (cl_img_name_parse (ref, &name, &tag, &parse_err) < 0)
     {
       if (strncmp (ref, "sha256:", 7) == 0)
         {
@@ -658,8 +661,7 @@ resolve_id (struct cl_image_store *s, const char *ref, char **id, char **name_ou
 }
 
 int
-cl_image_resolve (struct cl_image_store *s, const char *ref, struct cl_image **out,
-                  cl_error_t *err)
+cl_img_resolve (struct cl_image_store *s, const char *ref, struct cl_image **out, cl_error_t *err)
 {
   cleanup_free char *id = NULL, *name = NULL;
   int r = resolve_id (s, ref, &id, &name, err);
@@ -671,7 +673,7 @@ cl_image_resolve (struct cl_image_store *s, const char *ref, struct cl_image **o
 }
 
 char *
-cl_image_lowerdir (const struct cl_image *img)
+cl_img_lowerdir (const struct cl_image *img)
 {
   size_t len = 1;
   char *out, *p;
@@ -701,14 +703,13 @@ use_exec (struct cl_image_store *s, const char *sql, const char *id, const char 
 }
 
 int
-cl_image_use (struct cl_image_store *s, const char *image_id, const char *user, cl_error_t *err)
+cl_img_use (struct cl_image_store *s, const char *image_id, const char *user, cl_error_t *err)
 {
   return use_exec (s, "INSERT OR IGNORE INTO image_uses VALUES (?, ?)", image_id, user, err);
 }
 
 int
-cl_image_release (struct cl_image_store *s, const char *image_id, const char *user,
-                  cl_error_t *err)
+cl_img_release (struct cl_image_store *s, const char *image_id, const char *user, cl_error_t *err)
 {
   return use_exec (s, "DELETE FROM image_uses WHERE id = ? AND user = ?", image_id, user, err);
 }
@@ -726,7 +727,7 @@ count_rows (struct cl_image_store *s, const char *sql, const char *id, char **fi
   while (sqlite3_step (q) == SQLITE_ROW)
     {
       if (n++ == 0 && first)
-        *first = strdup ((const char *) sqlite3_column_text (q, 0));
+        *first = cl_xstrdup ((const char *)sqlite3_column_text (q, 0));
     }
   return n;
 }
@@ -745,7 +746,7 @@ delete_image_rows (struct cl_image_store *s, const char *id, char ***layers, siz
     strv_push (layers, n_layers, (const char *) sqlite3_column_text (l, 0));
   sqlite3_bind_text (m, 1, id, -1, SQLITE_STATIC);
   if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
-    *manifest = strdup ((const char *) sqlite3_column_text (m, 0));
+    *manifest = cl_xstrdup ((const char *)sqlite3_column_text (m, 0));
   sqlite3_bind_text (d, 1, id, -1, SQLITE_STATIC);
   return cl_db_step_done (s->db, d, err);
 }
@@ -766,7 +767,7 @@ static int remove_locked (struct cl_image_store *s, const char *ref, const char 
                           const char *name, cl_error_t *err);
 
 int
-cl_image_remove (struct cl_image_store *s, const char *ref, cl_error_t *err)
+cl_img_remove (struct cl_image_store *s, const char *ref, cl_error_t *err)
 {
   cleanup_free char *id = NULL, *name = NULL;
   int r;
@@ -818,11 +819,11 @@ remove_locked (struct cl_image_store *s, const char *ref, const char *id, const 
       remove_layer (s, layers[i]);
   cl_strv_free_n (layers, n_layers);
   {
-    cleanup_free char *cfg = cl_store_blob_path (s, id);
+    cleanup_free char *cfg = cl_img_store_blob_path (s, id);
     unlink (cfg);
     if (manifest)
       {
-        cleanup_free char *mp = cl_store_blob_path (s, manifest);
+        cleanup_free char *mp = cl_img_store_blob_path (s, manifest);
         if (count_rows (s, "SELECT id FROM image_images WHERE manifest = ?", manifest, NULL) == 0)
           unlink (mp);
       }
@@ -833,7 +834,7 @@ remove_locked (struct cl_image_store *s, const char *ref, const char *id, const 
 /* ---- listing ---- */
 
 void
-cl_image_info_free (struct cl_image_info *infos, size_t n)
+cl_img_info_free (struct cl_image_info *infos, size_t n)
 {
   for (size_t i = 0; i < n; i++)
     {
@@ -844,7 +845,7 @@ cl_image_info_free (struct cl_image_info *infos, size_t n)
 }
 
 int
-cl_image_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, cl_error_t *err)
+cl_img_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *q = NULL, *nm = NULL;
   struct cl_image_info *v = NULL;
@@ -871,7 +872,7 @@ cl_image_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, 
         abort ();
       i = &v[count++];
       memset (i, 0, sizeof *i);
-      i->id = strdup ((const char *) sqlite3_column_text (q, 0));
+      i->id = cl_xstrdup ((const char *)sqlite3_column_text (q, 0));
       i->created = sqlite3_column_int64 (q, 1);
       i->size = sqlite3_column_int64 (q, 2);
       i->n_layers = sqlite3_column_int64 (q, 3);
@@ -888,8 +889,7 @@ cl_image_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, 
 }
 
 int
-cl_image_inspect_json (struct cl_image_store *s, const char *ref, char **json_out,
-                       cl_error_t *err)
+cl_img_inspect_json (struct cl_image_store *s, const char *ref, char **json_out, cl_error_t *err)
 {
   struct cl_image *img = NULL;
   cleanup_json json_t *o = json_object (), *config = NULL, *manifest = NULL;
@@ -897,7 +897,7 @@ cl_image_inspect_json (struct cl_image_store *s, const char *ref, char **json_ou
   json_t *names = json_array (), *layers = json_array (), *uses = json_array ();
   size_t i;
 
-  if (cl_image_resolve (s, ref, &img, err) < 0)
+  if (cl_img_resolve (s, ref, &img, err) < 0)
     {
       json_decref (names);
       json_decref (layers);
@@ -931,10 +931,10 @@ cl_image_inspect_json (struct cl_image_store *s, const char *ref, char **json_ou
   }
   json_object_set_new (o, "UsedBy", uses);
   {
-    cleanup_free char *cfg_path = cl_store_blob_path (s, img->id);
+    cleanup_free char *cfg_path = cl_img_store_blob_path (s, img->id);
     if (cl_json_load_file (cfg_path, &config, err) < 0)
       {
-        cl_image_free (img);
+        cl_img_free (img);
         return -1;
       }
     json_object_set (o, "Config", config);
@@ -947,14 +947,14 @@ cl_image_inspect_json (struct cl_image_store *s, const char *ref, char **json_ou
         if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
           {
             const char *mh = (const char *) sqlite3_column_text (m, 0);
-            cleanup_free char *mp = cl_store_blob_path (s, mh);
+            cleanup_free char *mp = cl_img_store_blob_path (s, mh);
             json_object_set_new (o, "ManifestDigest", json_pack ("s+", "sha256:", mh));
             if (cl_json_load_file (mp, &manifest, NULL) == 0)
               json_object_set (o, "Manifest", manifest);
           }
       }
   }
-  cl_image_free (img);
+  cl_img_free (img);
   *json_out = json_dumps (o, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
   return 0;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the files of src/manager only. */
 #ifndef CLOISON_MANAGER_INTERNAL_H
 #define CLOISON_MANAGER_INTERNAL_H
@@ -47,52 +48,55 @@ struct instance
   int exit_code;
 };
 
-/* --- store.c: tables, rows, intents --- */
-int store_init (struct cl_manager *m, cl_error_t *err);
+/* --- mgr_store.c: tables, rows, intents --- */
+int cl_mgr_store_init (struct cl_manager *m, cl_error_t *err);
 /* Error "instance `NAME` not found" when absent. */
-int store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err);
-void instance_free (struct instance *inst);
-#define cleanup_instance __attribute__ ((cleanup (instance_freep)))
-void instance_freep (struct instance **p);
-bool instance_is_running (const struct instance *inst);
+int cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **out,
+                      cl_error_t *err);
+void cl_mgr_instance_free (struct instance *inst);
+#define cleanup_instance __attribute__ ((cleanup (cl_mgr_instance_freep)))
+void cl_mgr_instance_freep (struct instance **p);
+bool cl_mgr_instance_is_running (const struct instance *inst);
 /* The image's id (config image_id), else the name it was made from. */
-const char *instance_image_id (struct instance *inst);
+const char *cl_mgr_instance_image_id (struct instance *inst);
 /* Inserts the row (status creating) and an intent owned by this process,
    in one transaction.  Error "instance `NAME` already exists". */
-int store_create (struct cl_manager *m, const struct instance *inst, const char *op,
-                  int64_t *intent, cl_error_t *err);
-int store_set_status (struct cl_manager *m, const char *name, const char *status, cl_error_t *err);
-int store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
-                       pid_t init, uint64_t istart, cl_error_t *err);
+int cl_mgr_store_create (struct cl_manager *m, const struct instance *inst, const char *op,
+                         int64_t *intent, cl_error_t *err);
+int cl_mgr_store_set_status (struct cl_manager *m, const char *name, const char *status,
+                             cl_error_t *err);
+int cl_mgr_store_set_running (struct cl_manager *m, const char *name, pid_t monitor,
+                              uint64_t mstart, pid_t init, uint64_t istart, cl_error_t *err);
 /* Status stopped with an exit code (has_code false: unknown). */
-int store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code,
-                       cl_error_t *err);
-int store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err);
+int cl_mgr_store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code,
+                              cl_error_t *err);
+int cl_mgr_store_set_config (struct cl_manager *m, const char *name, json_t *config,
+                             cl_error_t *err);
 /* Removes the row, and the intent `intent` (> 0) in the same transaction. */
-int store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+int cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
 /* Names of every instance (NULL terminated, caller frees all). */
-int store_names (struct cl_manager *m, char ***out, cl_error_t *err);
+int cl_mgr_store_names (struct cl_manager *m, char ***out, cl_error_t *err);
 
-int intent_begin (struct cl_manager *m, const char *op, const char *instance, const char *arg,
-                  int64_t *id, cl_error_t *err);
-int intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err);
+int cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance,
+                         const char *arg, int64_t *id, cl_error_t *err);
+int cl_mgr_intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err);
 /* The operation is done: a failure to record it fails the operation. */
-int intent_end (struct cl_manager *m, int64_t id, cl_error_t *err);
+int cl_mgr_intent_end (struct cl_manager *m, int64_t id, cl_error_t *err);
 /* On a failure path: best effort (a left intent is undone by recovery). */
-void intent_abandon (struct cl_manager *m, int64_t id);
+void cl_mgr_intent_abandon (struct cl_manager *m, int64_t id);
 /* 1 with its owner, 0 gone: read afresh, not from an older snapshot. */
-int intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
-                   cl_error_t *err);
-
-int store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
-                        cl_error_t *err);
-int store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap,
+int cl_mgr_intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
                           cl_error_t *err);
+
+int cl_mgr_store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap,
+                               bool stateful, cl_error_t *err);
+int cl_mgr_store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap,
+                                 cl_error_t *err);
 /* 1 found (ready), 0 absent; *stateful optional. */
-int store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap,
-                        bool *stateful, cl_error_t *err);
-int store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap,
-                        cl_error_t *err);
+int cl_mgr_store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap,
+                               bool *stateful, cl_error_t *err);
+int cl_mgr_store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap,
+                               cl_error_t *err);
 
 /* --- lock.c: one command at a time changes an instance --- */
 struct instance_lock
@@ -101,39 +105,39 @@ struct instance_lock
   int fd;
 };
 /* Waits (up to 2 minutes, then an EBUSY error naming the instance). */
-int instance_lock (struct cl_manager *m, const char *name, struct instance_lock *l,
-                   cl_error_t *err);
+int cl_mgr_instance_lock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                          cl_error_t *err);
 /* 1 taken, 0 held by another command, -1 error. */
-int instance_trylock (struct cl_manager *m, const char *name, struct instance_lock *l,
-                      cl_error_t *err);
-void instance_unlock (struct instance_lock *l);
-bool instance_lock_held (struct cl_manager *m, const char *name);
-#define cleanup_instance_lock __attribute__ ((cleanup (instance_unlock)))
+int cl_mgr_instance_trylock (struct cl_manager *m, const char *name, struct instance_lock *l,
+                             cl_error_t *err);
+void cl_mgr_instance_unlock (struct instance_lock *l);
+bool cl_mgr_instance_lock_held (struct cl_manager *m, const char *name);
+#define cleanup_instance_lock __attribute__ ((cleanup (cl_mgr_instance_unlock)))
 /* In a forked child that outlives the operation: drop its copies. */
-void manager_locks_close (struct cl_manager *m);
+void cl_mgr_locks_close (struct cl_manager *m);
 
 /* --- proc.c: processes we do not own as children --- */
-bool proc_alive (pid_t pid, uint64_t start);
+bool cl_mgr_proc_alive (pid_t pid, uint64_t start);
 /* Waits up to timeout_ms for a process (not our child) to exit; 1 exited,
    0 still alive. */
-int proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms);
+int cl_mgr_proc_wait_exit (pid_t pid, uint64_t start, int timeout_ms);
 /* Exit status to shell convention (128 + signal). */
-int proc_exit_code (int wstatus);
+int cl_mgr_proc_exit_code (int wstatus);
 
 /* --- manager.c --- */
 /* Opens without reconciling (monitors, which must not undo others' work). */
-int manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err);
-/* Settings of our connections (see store.c). */
-void db_tune (sqlite3 *db);
-char *instance_dir (struct cl_manager *m, const char *name);
+int cl_mgr_open_raw (const char *root, struct cl_manager **out, cl_error_t *err);
+/* Settings of our connections (see mgr_store.c). */
+void cl_mgr_db_tune (sqlite3 *db);
+char *cl_mgr_instance_dir (struct cl_manager *m, const char *name);
 /* "cl-TAG-NAME": cgroups and engine ids. */
-char *instance_global_id (struct cl_manager *m, const char *name);
+char *cl_mgr_instance_global_id (struct cl_manager *m, const char *name);
 /* The container engine's state directory: ROOT/containers. */
-char *engine_root (struct cl_manager *m);
+char *cl_mgr_engine_root (struct cl_manager *m);
 
 /* --- the kinds: what differs between a container and a VM ---
-   Each kind fills one table (kind_container.c, vm.c); the operations
-   above (lifecycle.c, snapshot.c, instance.c) call through it and the
+   Each kind fills one table (kind_container.c, mgr_vm.c); the operations
+   above (lifecycle.c, mgr_snapshot.c, instance.c) call through it and the
    kinds never call back up.  A NULL entry means the kind has no such
    step. */
 struct mgr_image;
@@ -157,7 +161,7 @@ struct start_opts
 struct instance_ops
 {
   const char *kind; /* "container", "vm": as `list` and `info` say it */
-  /* launch: the instance's files under instance_dir (containers the
+  /* launch: the instance's files under cl_mgr_instance_dir (containers the
      overlay's upper, work and mount point; VMs the disk from the image) */
   int (*create) (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                  cl_error_t *err);
@@ -200,45 +204,48 @@ struct instance_ops
 };
 
 extern const struct instance_ops container_ops; /* kind_container.c */
-extern const struct instance_ops vm_ops;        /* vm.c */
+extern const struct instance_ops vm_ops;        /* mgr_vm.c */
 
 /* --- kinds.c --- */
-const struct instance_ops *instance_ops (const struct instance *inst);
+const struct instance_ops *cl_mgr_instance_ops (const struct instance *inst);
 
 /* --- monitor.c --- */
 /* Starts the instance's monitor process (container or VM), which records
    status running then, at exit, stopped.  o->attached: the workload gets
    our stdio and the monitor stays our child (*monitor receives its pid). */
-int monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
-                   pid_t *monitor, cl_error_t *err);
+int cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
+                          pid_t *monitor, cl_error_t *err);
 
 /* --- lifecycle.c: start, stop and destroy any kind --- */
-/* The row, checked against what runs (reconcile_instance). */
-int instance_load (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err);
+/* The row, checked against what runs (cl_mgr_reconcile_instance). */
+int cl_mgr_instance_load (struct cl_manager *m, const char *name, struct instance **out,
+                          cl_error_t *err);
 /* Checks a running/creating instance against the processes; updates it. */
-int reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err);
-/* The caller holds the instance's lock (instance_start and instance_stop
-   too). */
-int instance_start (struct cl_manager *m, const char *name, const struct start_opts *o,
-                    cl_error_t *err);
-int instance_stop (struct cl_manager *m, const char *name, int timeout_s, bool force,
-                   cl_error_t *err);
+int cl_mgr_reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error_t *err);
+/* The caller holds the instance's lock (cl_mgr_instance_start_locked and
+   cl_mgr_instance_stop_locked too). */
+int cl_mgr_instance_start_locked (struct cl_manager *m, const char *name,
+                                  const struct start_opts *o, cl_error_t *err);
+int cl_mgr_instance_stop_locked (struct cl_manager *m, const char *name, int timeout_s, bool force,
+                                 cl_error_t *err);
 /* Stops whatever runs for the instance; graceful for timeout_ms first
    (0: forced at once). */
-int instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms, cl_error_t *err);
+int cl_mgr_instance_halt (struct cl_manager *m, struct instance *inst, int timeout_ms,
+                          cl_error_t *err);
 /* Stops whatever runs for the instance and removes its files and rows;
    its row goes with the intent `intent` (> 0) in one transaction. */
-int instance_destroy (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+int cl_mgr_instance_destroy (struct cl_manager *m, const char *name, int64_t intent,
+                             cl_error_t *err);
 
 /* --- reconcile.c: after a crash --- */
-int reconcile_intents (struct cl_manager *m, cl_error_t *err);
+int cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err);
 
 /* --- fscopy.c --- */
 /* Copies a tree preserving owners, modes, xattrs (overlay whiteouts),
    with reflinks where the filesystem has them. */
-int tree_copy (const char *src, const char *dst, cl_error_t *err);
+int cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err);
 /* Clones a file (FICLONE), else copies it sparsely; then sets its size to
    `size` when size > 0. */
-int file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err);
+int cl_mgr_file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err);
 
 #endif

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Snapshot and restore.  DIR/state.json holds the machine config and each
-   device's own state (vm_persist_register: no switch over device types
+   device's own state (cl_vmm_vm_persist_register: no switch over device types
    here); DIR/vcpuN and DIR/machine hold KVM's structures as tagged binary
    records; DIR/memory is guest RAM (sparse), mapped back privately. */
 #include "vmm/vmm_internal.h"
@@ -185,7 +186,7 @@ machine_save (struct vm *vm, const char *dir, cl_error_t *err)
 }
 
 int
-snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
+cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
 {
   struct vm *vm = m->vm;
   struct stat st;
@@ -213,13 +214,13 @@ snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
       json_object_set_new (devices, vm->persist[i].id, s ? s : json_null ());
     }
   cleanup_free char *mem = cl_strdup_printf ("%s/memory", dir);
-  if (vm_mem_save (vm, mem, err) < 0)
+  if (cl_vmm_vm_mem_save (vm, mem, err) < 0)
     {
       json_decref (devices);
       return -1;
     }
   json_t *state = json_pack ("{s:i,s:o,s:o}", "version", SNAPSHOT_VERSION, "config",
-                             vmm_config_to_json (m->cfg), "devices", devices);
+                             cl_vmm_config_to_json (m->cfg), "devices", devices);
   char *text = json_dumps (state, JSON_INDENT (1) | JSON_SORT_KEYS);
   json_decref (state);
   cleanup_free char *path = cl_strdup_printf ("%s/state.json", dir);
@@ -229,8 +230,8 @@ snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
 }
 
 int
-snapshot_load_config (const char *dir, const struct cl_vmm_config *user, struct cl_vmm_config *out,
-                      json_t **saved, cl_error_t *err)
+cl_vmm_snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
+                             struct cl_vmm_config *out, json_t **saved, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/state.json", dir);
   json_error_t je;
@@ -249,7 +250,7 @@ snapshot_load_config (const char *dir, const struct cl_vmm_config *user, struct 
   if (version != SNAPSHOT_VERSION)
     return cl_error_make (err, 0, "`%s`: snapshot version %lld, expected %d", path,
                           (long long)version, SNAPSHOT_VERSION);
-  return vmm_config_from_json (config, user, out, err);
+  return cl_vmm_config_from_json (config, user, out, err);
 }
 
 static int
@@ -327,7 +328,7 @@ machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
     return cl_error_make (err, 0, "snapshot `%s/machine`: GSI routes missing", dir);
   memcpy (vm->route_used, used, sizeof vm->route_used);
   memcpy (vm->routes, routes, sizeof vm->routes);
-  if (vm_routes_push (vm, err) < 0)
+  if (cl_vmm_vm_routes_push (vm, err) < 0)
     return -1;
   static const char *const chip_tags[3] = { "PIC0", "PIC1", "IOAP" };
   for (int i = 0; i < 3; i++)
@@ -357,7 +358,7 @@ machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
 }
 
 int
-snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
+cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
 {
   struct vm *vm = m->vm;
   json_t *devices = json_object_get (m->saved, "devices");
@@ -373,7 +374,7 @@ snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
       if (vm->persist[i].ops->restore (vm->persist[i].opaque, s, err) < 0)
         return cl_error_wrap (err, "restore `%s`", vm->persist[i].id);
     }
-  pci_bus_restore_bars (vm);
+  cl_vmm_pci_bus_restore_bars (vm);
   if (machine_restore (vm, dir, err) < 0)
     return -1;
   for (unsigned i = 0; i < vm->ncpus; i++)

@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Image resolution for instances, over the image store (src/image). */
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "image/image.h"
-#include "manager/images.h"
-#include "manager/internal.h"
+#include "manager/mgr_images.h"
+#include "manager/mgr_internal.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,7 +13,7 @@
 #include <unistd.h>
 
 void
-image_free (struct mgr_image *img)
+cl_mgr_image_free (struct mgr_image *img)
 {
   if (img == NULL)
     return;
@@ -30,22 +31,22 @@ image_free (struct mgr_image *img)
 }
 
 void
-image_freep (struct mgr_image **img)
+cl_mgr_image_freep (struct mgr_image **img)
 {
-  image_free (*img);
+  cl_mgr_image_free (*img);
 }
 
 static void
 store_closep (struct cl_image_store **s)
 {
-  cl_image_store_close (*s);
+  cl_img_store_close (*s);
 }
 #define cleanup_store __attribute__ ((cleanup (store_closep)))
 
 static int
 store_open (struct cl_manager *m, struct cl_image_store **out, cl_error_t *err)
 {
-  return cl_image_store_open_with_db (m->root, m->db, out, err);
+  return cl_img_store_open_with_db (m->root, m->db, out, err);
 }
 
 static char **
@@ -57,26 +58,27 @@ strv_dup (char **v, size_t extra)
     n++;
   d = cl_xmalloc0 ((n + extra + 1) * sizeof *d);
   for (size_t i = 0; i < n; i++)
-    d[i] = strdup (v[i]);
+    d[i] = cl_xstrdup (v[i]);
   return d;
 }
 
 int
-image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out, cl_error_t *err)
+cl_mgr_image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out,
+                      cl_error_t *err)
 {
   cleanup_store struct cl_image_store *store = NULL;
   struct cl_image *ci = NULL;
   struct mgr_image *img;
   size_t n_ep = 0, n_cmd = 0;
 
-  if (store_open (m, &store, err) < 0 || cl_image_resolve (store, ref, &ci, err) < 0)
+  if (store_open (m, &store, err) < 0 || cl_img_resolve (store, ref, &ci, err) < 0)
     return -1;
   img = cl_xmalloc0 (sizeof *img);
-  img->ref = strdup (ci->name ? ci->name : ci->id);
-  img->id = strdup (ci->id);
+  img->ref = cl_xstrdup (ci->name ? ci->name : ci->id);
+  img->id = cl_xstrdup (ci->id);
   img->layers = cl_xmalloc0 ((ci->n_layers + 1) * sizeof (char *));
   for (size_t i = 0; i < ci->n_layers; i++)
-    img->layers[i] = strdup (ci->layers[i]);
+    img->layers[i] = cl_xstrdup (ci->layers[i]);
   img->env = strv_dup (ci->config.env, 0);
   /* the command is the entrypoint followed by cmd, as the OCI image spec says */
   while (ci->config.entrypoint && ci->config.entrypoint[n_ep])
@@ -85,35 +87,35 @@ image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out, cl
     n_cmd++;
   img->cmd = strv_dup (ci->config.entrypoint, n_cmd);
   for (size_t i = 0; i < n_cmd; i++)
-    img->cmd[n_ep + i] = strdup (ci->config.cmd[i]);
-  img->cwd = strdup (ci->config.working_dir ? ci->config.working_dir : "/");
-  cl_image_free (ci);
+    img->cmd[n_ep + i] = cl_xstrdup (ci->config.cmd[i]);
+  img->cwd = cl_xstrdup (ci->config.working_dir ? ci->config.working_dir : "/");
+  cl_img_free (ci);
   *out = img;
   return 0;
 }
 
 int
-image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err)
+cl_mgr_image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err)
 {
   cleanup_store struct cl_image_store *store = NULL;
 
   if (store_open (m, &store, err) < 0)
     return -1;
-  return cl_image_use (store, id, instance, err);
+  return cl_img_use (store, id, instance, err);
 }
 
 void
-image_unuse (struct cl_manager *m, const char *id, const char *instance)
+cl_mgr_image_unuse (struct cl_manager *m, const char *id, const char *instance)
 {
   cleanup_store struct cl_image_store *store = NULL;
   cl_error_t err = NULL;
 
-  if (store_open (m, &store, &err) < 0 || cl_image_release (store, id, instance, &err) < 0)
+  if (store_open (m, &store, &err) < 0 || cl_img_release (store, id, instance, &err) < 0)
     cl_error_release (&err);
 }
 
 int
-image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path, cl_error_t *err)
+cl_mgr_image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path, cl_error_t *err)
 {
   cleanup_store struct cl_image_store *store = NULL;
   cleanup_free char *dir = cl_strdup_printf ("%s/manager/vm-disks", m->root);
@@ -127,12 +129,12 @@ image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path, cl_erro
       return 0;
     }
   if (cl_mkdir_p (dir, 0700, err) < 0 || store_open (m, &store, err) < 0
-      || cl_image_resolve (store, img->id, &ci, err) < 0)
+      || cl_img_resolve (store, img->id, &ci, err) < 0)
     return -1;
   /* built to a temporary then renamed by the store: concurrent launches
      of one image both succeed */
-  r = cl_image_build_vm_disk (store, ci, disk, 0, err);
-  cl_image_free (ci);
+  r = cl_img_build_vm_disk (store, ci, disk, 0, err);
+  cl_img_free (ci);
   if (r < 0 && access (disk, F_OK) != 0)
     return -1;
   if (r < 0)

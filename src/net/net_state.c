@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The state of networks in the database: tables, rows, the per-root tag
    and lock, and the DNS/DHCP files published from the rows.  The database
    is the source of truth and every kernel object is named after a row
@@ -9,7 +10,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "net/dnsmasq.h"
-#include "net/internal.h"
+#include "net/net_internal.h"
 #include "net/ipam.h"
 #include "net/netlink.h"
 #include "net/nft.h"
@@ -54,7 +55,7 @@ static const char *const mode_names[] = {
 };
 
 const char *
-net_mode_name (enum cl_net_mode mode)
+cl_net_mode_name (enum cl_net_mode mode)
 {
   return mode_names[mode];
 }
@@ -69,9 +70,9 @@ mode_from_name (const char *s)
 }
 
 void
-ctx_release (struct net_ctx *c)
+cl_net_ctx_release (struct net_ctx *c)
 {
-  nl_close (c->nl);
+  cl_net_nl_close (c->nl);
   if (c->lock_fd >= 0)
     close (c->lock_fd); /* releases the flock */
   free (c->root);
@@ -114,7 +115,7 @@ load_tag (struct net_ctx *c, cl_error_t *err)
       if (getrandom (rnd, sizeof rnd, 0) != sizeof rnd)
         return cl_error_errno (err, "getrandom");
       snprintf (c->tag, sizeof c->tag, "%02x%02x", rnd[0], rnd[1]);
-      if (nl_link_foreach (c->nl, check_tag_used, &p, err) < 0)
+      if (cl_net_nl_link_foreach (c->nl, check_tag_used, &p, err) < 0)
         return -1;
       if (!p.used || tries == 64)
         break;
@@ -142,7 +143,7 @@ migrate (sqlite3 *db, cl_error_t *err)
 }
 
 int
-net_schema (sqlite3 *db, cl_error_t *err)
+cl_net_schema (sqlite3 *db, cl_error_t *err)
 {
   if (cl_db_exec (db, schema, err) < 0)
     return -1;
@@ -152,7 +153,7 @@ net_schema (sqlite3 *db, cl_error_t *err)
 /* Serialises network changes across processes on one root (flock on
    ROOT/net.lock), creates the tables, opens netlink. */
 int
-ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err)
+cl_net_ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err)
 {
   const char *file = sqlite3_db_filename (db, "main");
   cleanup_free char *copy = NULL, *lock = NULL;
@@ -162,33 +163,33 @@ ctx_open (sqlite3 *db, struct net_ctx *c, cl_error_t *err)
   c->lock_fd = -1;
   if (file == NULL || *file == '\0')
     return cl_error_make (err, 0, "state database: no file");
-  copy = strdup (file);
-  c->root = strdup (dirname (copy));
+  copy = cl_xstrdup (file);
+  c->root = cl_xstrdup (dirname (copy));
   lock = cl_strdup_printf ("%s/net.lock", c->root);
   c->lock_fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
   if (c->lock_fd < 0)
     return cl_error_errno (err, "open `%s`", lock);
   if (flock (c->lock_fd, LOCK_EX) < 0)
     return cl_error_errno (err, "lock `%s`", lock);
-  if (net_schema (db, err) < 0 || nl_open (&c->nl, err) < 0)
+  if (cl_net_schema (db, err) < 0 || cl_net_nl_open (&c->nl, err) < 0)
     return -1;
   return load_tag (c, err);
 }
 
 char *
-net_dir (struct net_ctx *c, const char *name)
+cl_net_dir (struct net_ctx *c, const char *name)
 {
   return cl_strdup_printf ("%s/net/%s", c->root, name);
 }
 
 char *
-trunk_name (struct net_ctx *c)
+cl_net_trunk_name (struct net_ctx *c)
 {
   return cl_strdup_printf ("clq-%s", c->tag);
 }
 
 void
-row_from_stmt (sqlite3_stmt *st, struct net_row *n)
+cl_net_row_from_stmt (sqlite3_stmt *st, struct net_row *n)
 {
   memset (n, 0, sizeof *n);
   n->id = sqlite3_column_int64 (st, 0);
@@ -204,7 +205,7 @@ row_from_stmt (sqlite3_stmt *st, struct net_row *n)
 
 /* 1 found, 0 absent, -1 error. */
 int
-net_find (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
+cl_net_find (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE name = ?", &st, err) < 0)
@@ -212,14 +213,14 @@ net_find (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
   sqlite3_bind_text (st, 1, name, -1, SQLITE_STATIC);
   if (sqlite3_step (st) != SQLITE_ROW)
     return 0;
-  row_from_stmt (st, n);
+  cl_net_row_from_stmt (st, n);
   return 1;
 }
 
 int
-net_load (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
+cl_net_load (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
 {
-  int r = net_find (db, name, n, err);
+  int r = cl_net_find (db, name, n, err);
   if (r < 0)
     return -1;
   if (r == 0 || strcmp (n->state, "ready") != 0)
@@ -228,7 +229,7 @@ net_load (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
 }
 
 int
-exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *err)
+cl_net_exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (cl_db_prepare (db, sql, &st, err) < 0)
@@ -242,7 +243,7 @@ exec_bound (sqlite3 *db, const char *sql, int64_t a, const char *b, cl_error_t *
 }
 
 void
-att_from_stmt (sqlite3_stmt *st, struct att_row *a)
+cl_net_att_from_stmt (sqlite3_stmt *st, struct att_row *a)
 {
   memset (a, 0, sizeof *a);
   a->id = sqlite3_column_int64 (st, 0);
@@ -257,7 +258,7 @@ att_from_stmt (sqlite3_stmt *st, struct att_row *a)
 }
 
 int
-net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err)
+cl_net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (cl_db_prepare (db, "SELECT " NET_COLUMNS " FROM networks WHERE id = ?", &st, err) < 0)
@@ -265,7 +266,7 @@ net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err)
   sqlite3_bind_int64 (st, 1, id);
   if (sqlite3_step (st) != SQLITE_ROW)
     return cl_error_make (err, 0, "network #%lld does not exist", (long long)id);
-  row_from_stmt (st, n);
+  cl_net_row_from_stmt (st, n);
   return 0;
 }
 
@@ -285,9 +286,9 @@ write_in_place (const char *path, const char *data, size_t len, cl_error_t *err)
 }
 
 int
-foreach_attachment (sqlite3 *db, int64_t network_id,
-                    void (*fn) (const struct att_row *a, const char *ip, void *data), void *data,
-                    cl_error_t *err)
+cl_net_foreach_attachment (sqlite3 *db, int64_t network_id,
+                           void (*fn) (const struct att_row *a, const char *ip, void *data),
+                           void *data, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   if (cl_db_prepare (
@@ -300,8 +301,8 @@ foreach_attachment (sqlite3 *db, int64_t network_id,
     {
       struct att_row a;
       char ip[16];
-      att_from_stmt (st, &a);
-      ipam_format (a.address, ip);
+      cl_net_att_from_stmt (st, &a);
+      cl_net_ipam_format (a.address, ip);
       fn (&a, ip, data);
     }
   return 0;
@@ -324,9 +325,9 @@ add_host_lines (const struct att_row *a, const char *ip, void *data)
 /* Rewrites the network's DNS (hosts) and, with dhcp_too, DHCP (dhcp-hosts)
    files from the database and tells its dnsmasq. */
 int
-publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_error_t *err)
+cl_net_publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_error_t *err)
 {
-  cleanup_free char *dir = net_dir (c, n->name), *hosts_path = NULL, *dhcp_path = NULL;
+  cleanup_free char *dir = cl_net_dir (c, n->name), *hosts_path = NULL, *dhcp_path = NULL;
   cleanup_free char *hosts = NULL, *dhcp = NULL;
   size_t hosts_len = 0, dhcp_len = 0;
   cleanup_file FILE *hf = open_memstream (&hosts, &hosts_len);
@@ -335,7 +336,7 @@ publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_erro
 
   if (hf == NULL || df == NULL)
     return cl_error_errno (err, "open_memstream");
-  if (foreach_attachment (c->db, n->id, add_host_lines, &files, err) < 0)
+  if (cl_net_foreach_attachment (c->db, n->id, add_host_lines, &files, err) < 0)
     return -1;
   fclose (steal_pointer (&hf));
   fclose (steal_pointer (&df));
@@ -344,12 +345,12 @@ publish_hosts (struct net_ctx *c, const struct net_row *n, int dhcp_too, cl_erro
   if (write_in_place (hosts_path, hosts, hosts_len, err) < 0
       || (dhcp_too && write_in_place (dhcp_path, dhcp, dhcp_len, err) < 0))
     return -1;
-  dnsmasq_reload (dir);
+  cl_net_dnsmasq_reload (dir);
   return 0;
 }
 
 json_t *
-forwards_json (sqlite3 *db, int64_t attachment_id)
+cl_net_forwards_json (sqlite3 *db, int64_t attachment_id)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
   json_t *arr = json_array ();
@@ -369,7 +370,7 @@ forwards_json (sqlite3 *db, int64_t attachment_id)
 
 #ifdef CLOISON_FAULT_INJECTION
 void
-net_crash_point (const char *step)
+cl_net_crash_point (const char *step)
 {
   const char *at = getenv ("CLOISON_NET_TEST_CRASH_AT");
   if (at && strcmp (at, step) == 0)

@@ -1,11 +1,12 @@
-/* engine.h over the container engine library (src/container): the
+/* SPDX-License-Identifier: Apache-2.0 */
+/* mgr_engine.h over the container engine library (src/container): the
    manager builds the OCI config in memory and calls create + start, exec,
    update, pause/resume, delete; never the cloison-runtime binary. */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "container/container.h"
-#include "manager/engine.h"
+#include "manager/mgr_engine.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -37,7 +38,7 @@ resources_json (uint64_t memory, unsigned cpus)
 static json_t *
 container_config (const struct engine_spec *s)
 {
-  json_t *spec = cl_container_default_spec (false);
+  json_t *spec = cl_ctr_default_spec (false);
   json_t *process = json_object_get (spec, "process");
   json_t *root = json_object_get (spec, "root");
   json_t *linux_obj = json_object_get (spec, "linux");
@@ -66,7 +67,7 @@ exists (const char *root, const char *id)
 }
 
 int
-engine_start (const struct engine_spec *s, pid_t *pid, cl_error_t *err)
+cl_mgr_engine_start (const struct engine_spec *s, pid_t *pid, cl_error_t *err)
 {
   cleanup_json json_t *config = container_config (s);
   cleanup_json json_t *state = NULL;
@@ -77,11 +78,11 @@ engine_start (const struct engine_spec *s, pid_t *pid, cl_error_t *err)
     return -1;
   /* a container of a former run of this instance that was not removed
      (its monitor was killed) */
-  if (exists (s->root, s->id) && engine_destroy (s->root, s->id, err) < 0)
+  if (exists (s->root, s->id) && cl_mgr_engine_destroy (s->root, s->id, err) < 0)
     return -1;
-  if (cl_container_create (s->root, s->id, &o, err) < 0)
+  if (cl_ctr_create (s->root, s->id, &o, err) < 0)
     return -1;
-  if (cl_container_state (s->root, s->id, &state, err) < 0)
+  if (cl_ctr_state (s->root, s->id, &state, err) < 0)
     goto fail;
   p = json_integer_value (json_object_get (state, "pid"));
   if (p <= 0)
@@ -90,22 +91,22 @@ engine_start (const struct engine_spec *s, pid_t *pid, cl_error_t *err)
       goto fail;
     }
   if ((s->before_exec && s->before_exec (s->opaque, (pid_t)p, err) < 0)
-      || cl_container_start (s->root, s->id, err) < 0)
+      || cl_ctr_start (s->root, s->id, err) < 0)
     goto fail;
   *pid = (pid_t)p;
   return 0;
 fail:
   {
     cl_error_t ignored = NULL;
-    if (cl_container_delete (s->root, s->id, true, &ignored) < 0)
+    if (cl_ctr_delete (s->root, s->id, true, &ignored) < 0)
       cl_error_release (&ignored);
   }
   return -1;
 }
 
 int
-engine_exec (const char *root, const char *id, char **argv, char **env, void (*started) (void *),
-             void *opaque, int *exit_code, cl_error_t *err)
+cl_mgr_engine_exec (const char *root, const char *id, char **argv, char **env,
+                    void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err)
 {
   struct cl_container_exec_opts o = {
     .args = (const char *const *)argv,
@@ -113,33 +114,33 @@ engine_exec (const char *root, const char *id, char **argv, char **env, void (*s
     .started = started,
     .started_opaque = opaque,
   };
-  return cl_container_exec (root, id, &o, exit_code, err);
+  return cl_ctr_exec (root, id, &o, exit_code, err);
 }
 
 int
-engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
-                   cl_error_t *err)
+cl_mgr_engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                          cl_error_t *err)
 {
   cleanup_json json_t *res = resources_json (memory, cpus);
-  return cl_container_update (root, id, res, err);
+  return cl_ctr_update (root, id, res, err);
 }
 
 int
-engine_destroy (const char *root, const char *id, cl_error_t *err)
+cl_mgr_engine_destroy (const char *root, const char *id, cl_error_t *err)
 {
   if (!exists (root, id))
     return 0;
-  return cl_container_delete (root, id, true, err);
+  return cl_ctr_delete (root, id, true, err);
 }
 
 int
-engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err)
+cl_mgr_engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err)
 {
-  return frozen ? cl_container_pause (root, id, err) : cl_container_resume (root, id, err);
+  return frozen ? cl_ctr_pause (root, id, err) : cl_ctr_resume (root, id, err);
 }
 
 int
-engine_thaw (const char *root, const char *id, cl_error_t *err)
+cl_mgr_engine_thaw (const char *root, const char *id, cl_error_t *err)
 {
-  return exists (root, id) ? cl_container_thaw (root, id, err) : 0;
+  return exists (root, id) ? cl_ctr_thaw (root, id, err) : 0;
 }

@@ -1,9 +1,10 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The manager's tables in the state database: instances, their snapshots,
    and the intents of multi-step operations (see manager.h). */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "manager/internal.h"
+#include "manager/mgr_internal.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -45,13 +46,13 @@ static const char schema[]
       " cid INTEGER NOT NULL UNIQUE);";
 
 int
-store_init (struct cl_manager *m, cl_error_t *err)
+cl_mgr_store_init (struct cl_manager *m, cl_error_t *err)
 {
   return cl_db_exec (m->db, schema, err);
 }
 
 void
-instance_free (struct instance *inst)
+cl_mgr_instance_free (struct instance *inst)
 {
   if (inst == NULL)
     return;
@@ -63,33 +64,33 @@ instance_free (struct instance *inst)
 }
 
 const char *
-instance_image_id (struct instance *inst)
+cl_mgr_instance_image_id (struct instance *inst)
 {
   const char *id = json_string_value (json_object_get (inst->config, "image_id"));
   return id ? id : inst->image;
 }
 
 bool
-instance_is_running (const struct instance *inst)
+cl_mgr_instance_is_running (const struct instance *inst)
 {
   return strcmp (inst->status, "running") == 0;
 }
 
 void
-instance_freep (struct instance **p)
+cl_mgr_instance_freep (struct instance **p)
 {
-  instance_free (*p);
+  cl_mgr_instance_free (*p);
 }
 
 static char *
 column_strdup (sqlite3_stmt *s, int col)
 {
   const unsigned char *t = sqlite3_column_text (s, col);
-  return strdup (t ? (const char *)t : "");
+  return cl_xstrdup (t ? (const char *)t : "");
 }
 
 int
-store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
+cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   struct instance *inst;
@@ -155,8 +156,8 @@ intent_insert (struct cl_manager *m, const char *op, const char *instance, const
 }
 
 int
-store_create (struct cl_manager *m, const struct instance *inst, const char *op, int64_t *intent,
-              cl_error_t *err)
+cl_mgr_store_create (struct cl_manager *m, const struct instance *inst, const char *op,
+                     int64_t *intent, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   cleanup_free char *config = json_dumps (inst->config, JSON_COMPACT);
@@ -218,14 +219,15 @@ store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t 
 }
 
 int
-store_set_status (struct cl_manager *m, const char *name, const char *status, cl_error_t *err)
+cl_mgr_store_set_status (struct cl_manager *m, const char *name, const char *status,
+                         cl_error_t *err)
 {
   return store_run (m, "UPDATE instances SET status = ? WHERE name = ?", "ss", err, status, name);
 }
 
 int
-store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
-                   pid_t init, uint64_t istart, cl_error_t *err)
+cl_mgr_store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
+                          pid_t init, uint64_t istart, cl_error_t *err)
 {
   if (store_run (m,
                  "UPDATE instances SET status = 'running', monitor_pid = ?, monitor_start = ?,"
@@ -241,7 +243,8 @@ store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64
 }
 
 int
-store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code, cl_error_t *err)
+cl_mgr_store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int code,
+                          cl_error_t *err)
 {
   if (has_code)
     return store_run (m,
@@ -255,14 +258,14 @@ store_set_stopped (struct cl_manager *m, const char *name, bool has_code, int co
 }
 
 int
-store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err)
+cl_mgr_store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err)
 {
   cleanup_free char *text = json_dumps (config, JSON_COMPACT);
   return store_run (m, "UPDATE instances SET config = ? WHERE name = ?", "ss", err, text, name);
 }
 
 int
-store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err)
+cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err)
 {
   if (cl_db_begin (m->db, err) < 0)
     return -1;
@@ -277,7 +280,7 @@ store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t
 }
 
 int
-store_names (struct cl_manager *m, char ***out, cl_error_t *err)
+cl_mgr_store_names (struct cl_manager *m, char ***out, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   size_t n = 0, cap = 16;
@@ -304,20 +307,20 @@ store_names (struct cl_manager *m, char ***out, cl_error_t *err)
 }
 
 int
-intent_begin (struct cl_manager *m, const char *op, const char *instance, const char *arg,
-              int64_t *id, cl_error_t *err)
+cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance, const char *arg,
+                     int64_t *id, cl_error_t *err)
 {
   return intent_insert (m, op, instance, arg, id, err);
 }
 
 int
-intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err)
+cl_mgr_intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err)
 {
   return store_run (m, "UPDATE instance_intents SET arg = ? WHERE id = ?", "si", err, arg, id);
 }
 
 int
-intent_end (struct cl_manager *m, int64_t id, cl_error_t *err)
+cl_mgr_intent_end (struct cl_manager *m, int64_t id, cl_error_t *err)
 {
   if (store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, id) < 0)
     return cl_error_wrap (err, "record the end of an operation");
@@ -325,16 +328,16 @@ intent_end (struct cl_manager *m, int64_t id, cl_error_t *err)
 }
 
 void
-intent_abandon (struct cl_manager *m, int64_t id)
+cl_mgr_intent_abandon (struct cl_manager *m, int64_t id)
 {
   cl_error_t ignored = NULL;
-  if (intent_end (m, id, &ignored) < 0)
+  if (cl_mgr_intent_end (m, id, &ignored) < 0)
     cl_error_release (&ignored); /* left for the recovery, which undoes the same */
 }
 
 int
-intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
-               cl_error_t *err)
+cl_mgr_intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_start,
+                      cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   int r;
@@ -355,8 +358,8 @@ intent_exists (struct cl_manager *m, int64_t id, pid_t *owner, uint64_t *owner_s
 }
 
 int
-store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
-                    cl_error_t *err)
+cl_mgr_store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap,
+                           bool stateful, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
 
@@ -381,15 +384,16 @@ store_snapshot_add (struct cl_manager *m, const char *instance, const char *snap
 }
 
 int
-store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+cl_mgr_store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap,
+                             cl_error_t *err)
 {
   return store_run (m, "UPDATE instance_snapshots SET ready = 1 WHERE instance = ? AND name = ?",
                     "ss", err, instance, snap);
 }
 
 int
-store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap, bool *stateful,
-                    cl_error_t *err)
+cl_mgr_store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap,
+                           bool *stateful, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   int r;
@@ -413,7 +417,8 @@ store_snapshot_get (struct cl_manager *m, const char *instance, const char *snap
 }
 
 int
-store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+cl_mgr_store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap,
+                           cl_error_t *err)
 {
   return store_run (m, "DELETE FROM instance_snapshots WHERE instance = ? AND name = ?", "ss", err,
                     instance, snap);
@@ -437,7 +442,7 @@ root_tag (const char *root, char tag[9])
    the next command.  Keep the WAL between processes and let the
    automatic checkpoint (every 1000 pages) bound it. */
 void
-db_tune (sqlite3 *db)
+cl_mgr_db_tune (sqlite3 *db)
 {
   int one = 1;
   sqlite3_db_config (db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, NULL);
@@ -445,7 +450,7 @@ db_tune (sqlite3 *db)
 }
 
 int
-manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
+cl_mgr_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
 {
   struct cl_manager *m = cl_xmalloc0 (sizeof *m);
   char *abs = realpath (root, NULL);
@@ -459,19 +464,19 @@ manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
         }
       abs = realpath (root, NULL);
     }
-  m->root = abs ? abs : strdup (root);
+  m->root = abs ? abs : cl_xstrdup (root);
   for (size_t i = 0; i < MANAGER_MAX_LOCKS; i++)
     m->locks[i] = -1;
   root_tag (m->root, m->tag);
   if (cl_db_open (m->root, &m->db, err) < 0)
     {
-      cl_manager_close (m);
+      cl_mgr_close (m);
       return -1;
     }
-  db_tune (m->db);
-  if (store_init (m, err) < 0)
+  cl_mgr_db_tune (m->db);
+  if (cl_mgr_store_init (m, err) < 0)
     {
-      cl_manager_close (m);
+      cl_mgr_close (m);
       return -1;
     }
   *out = m;
@@ -479,11 +484,11 @@ manager_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
 }
 
 void
-cl_manager_close (struct cl_manager *m)
+cl_mgr_close (struct cl_manager *m)
 {
   if (m == NULL)
     return;
-  manager_locks_close (m);
+  cl_mgr_locks_close (m);
   if (m->db)
     cl_db_close (m->db);
   free (m->root);
@@ -491,19 +496,19 @@ cl_manager_close (struct cl_manager *m)
 }
 
 char *
-instance_dir (struct cl_manager *m, const char *name)
+cl_mgr_instance_dir (struct cl_manager *m, const char *name)
 {
   return cl_strdup_printf ("%s/instances/%s", m->root, name);
 }
 
 char *
-engine_root (struct cl_manager *m)
+cl_mgr_engine_root (struct cl_manager *m)
 {
   return cl_strdup_printf ("%s/containers", m->root);
 }
 
 char *
-instance_global_id (struct cl_manager *m, const char *name)
+cl_mgr_instance_global_id (struct cl_manager *m, const char *name)
 {
   return cl_strdup_printf ("cl-%s-%s", m->tag, name);
 }

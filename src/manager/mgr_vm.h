@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* microVM instances: the disk made from the image (reflink or sparse
    copy), and the VMM run by the instance's monitor in a child process
    (the library, src/vmm/vmm.h; never an exec of cloison-vmm).  The rest
-   of the manager reaches them through vm_ops (internal.h). */
+   of the manager reaches them through vm_ops (mgr_internal.h). */
 #ifndef CLOISON_MANAGER_VM_H
 #define CLOISON_MANAGER_VM_H
 
@@ -16,7 +17,7 @@
 struct cl_manager;
 struct instance;
 
-/* In instances/NAME/: the serial console's input, a FIFO (see vm.c). */
+/* In instances/NAME/: the serial console's input, a FIFO (see mgr_vm.c). */
 #define VM_CONSOLE_INPUT "console.in"
 
 struct vm_launch
@@ -41,22 +42,22 @@ struct vm_launch
 
 /* exec of a running VM (vm_agent.c: through the guest agent over vsock,
    see src/agent/protocol.h). */
-int vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-             size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
-bool vm_host_has_vsock (void);
+int cl_mgr_vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
+                    size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
+bool cl_mgr_vm_host_has_vsock (void);
 /* The instance's guest CID (>= 3, unique in the state root).  Returns 1
    with *cid, 0 if it has none. */
-int vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err);
+int cl_mgr_vm_vsock_cid (struct cl_manager *m, const char *name, uint32_t *cid, cl_error_t *err);
 /* Allocates the instance's CID if it has none, and reserves it host-wide
    (*fd, for the VMM: cl_vmm_vsock_reserve).  A CID that another VM on
    this host holds is replaced by the next free one, unless `keep` (a
    stateful snapshot resumes: its guest knows its CID). */
-int vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
-                   cl_error_t *err);
+int cl_mgr_vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_t *cid, int *fd,
+                          cl_error_t *err);
 /* The guest's replies (untrusted): reads one frame into buf (room for
    CL_AGENT_MAX_FRAME bytes), checking type and length.  1 read, 0 clean
    EOF, -1 bad or truncated frame. */
-int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err);
+int cl_mgr_agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *err);
 /* The running command's session on the agent's connection `conn` (after
    'R'): streams `in` as 'I' frames then 'C' at its end (in < 0: nothing),
    relays stdout/stderr frames to out/errfd until the exit frame, never
@@ -65,6 +66,7 @@ int agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_error_t *
    SIGWINCH sends our terminal's size ('W'), and SIGINT/TERM/HUP/QUIT end
    the session with *exit_code = 128 + the signal (closing conn then
    kills the command). */
-int agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code, cl_error_t *err);
+int cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
+                          cl_error_t *err);
 
 #endif

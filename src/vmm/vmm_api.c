@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The HTTP API on a Unix socket (Firecracker-like), served by
    libmicrohttpd from the VM's I/O thread through MHD's own epoll fd:
      GET /vm                   state and config
@@ -36,7 +37,7 @@ struct api_request
 static enum MHD_Result
 reply_json (struct MHD_Connection *conn, unsigned status, json_t *json)
 {
-  char *text = json ? json_dumps (json, JSON_COMPACT) : strdup ("");
+  char *text = json ? json_dumps (json, JSON_COMPACT) : cl_xstrdup ("");
   json_decref (json);
   struct MHD_Response *resp
       = MHD_create_response_from_buffer (strlen (text), text, MHD_RESPMEM_MUST_FREE);
@@ -56,7 +57,7 @@ reply_error (struct MHD_Connection *conn, unsigned status, const char *msg)
 static const char *
 vm_state_name (struct vm *vm)
 {
-  if (vm_stopping (vm))
+  if (cl_vmm_vm_stopping (vm))
     return "stopped";
   return vm->paused ? "paused" : "running";
 }
@@ -65,7 +66,7 @@ static enum MHD_Result
 api_get_vm (struct vmm *m, struct MHD_Connection *conn)
 {
   json_t *j = json_pack ("{s:s,s:o,s:I}", "state", vm_state_name (m->vm), "config",
-                         vmm_config_to_json (m->cfg), "uptime_ms",
+                         cl_vmm_config_to_json (m->cfg), "uptime_ms",
                          (json_int_t)((cl_now_ns () - m->vm->start_ns) / 1000000));
   if (m->cfg->restore_dir)
     json_object_set_new (j, "restored_from", json_string (m->cfg->restore_dir));
@@ -81,21 +82,21 @@ api_put_state (struct vmm *m, struct MHD_Connection *conn, json_t *body)
                         STATE_EXPECTED);
   if (strcmp (state, "paused") == 0)
     {
-      if (!m->vm->paused && !vm_pause (m->vm))
+      if (!m->vm->paused && !cl_vmm_vm_pause (m->vm))
         return reply_error (conn, MHD_HTTP_CONFLICT, "the VM is stopping");
     }
   else if (strcmp (state, "running") == 0)
     {
       if (m->vm->paused)
-        vm_resume (m->vm);
+        cl_vmm_vm_resume (m->vm);
     }
   else if (strcmp (state, "stopped") == 0)
-    vm_request_stop (m->vm, VM_STOP_API, "stopped through the API");
+    cl_vmm_vm_request_stop (m->vm, VM_STOP_API, "stopped through the API");
   else if (strcmp (state, "shutdown") == 0)
     {
-      if (vm_stopping (m->vm))
+      if (cl_vmm_vm_stopping (m->vm))
         return reply_error (conn, MHD_HTTP_CONFLICT, "the VM is stopping");
-      acpi_pm_power_button (m->pm);
+      cl_vmm_acpi_pm_power_button (m->pm);
     }
   else
     return reply_error (conn, MHD_HTTP_BAD_REQUEST,
@@ -111,20 +112,20 @@ api_snapshot_create (struct vmm *m, struct MHD_Connection *conn, json_t *body)
   if (json_unpack (body, "{s:s}", "dir", &dir) < 0)
     return reply_error (conn, MHD_HTTP_BAD_REQUEST, "dir: expected a string");
   bool was_paused = m->vm->paused;
-  if (!was_paused && !vm_pause (m->vm))
+  if (!was_paused && !cl_vmm_vm_pause (m->vm))
     return reply_error (conn, MHD_HTTP_CONFLICT, "the VM is stopping");
   uint64_t t0 = cl_now_ns ();
-  int ret = snapshot_create (m, dir, &err);
+  int ret = cl_vmm_snapshot_create (m, dir, &err);
   uint64_t took = cl_now_ns () - t0;
   if (!was_paused)
-    vm_resume (m->vm);
+    cl_vmm_vm_resume (m->vm);
   if (ret < 0)
     {
       enum MHD_Result r = reply_error (conn, MHD_HTTP_BAD_REQUEST, err->msg);
       cl_error_release (&err);
       return r;
     }
-  vm_metric_add (m->vm, "snapshot", "created", 1);
+  cl_vmm_vm_metric_add (m->vm, "snapshot", "created", 1);
   return reply_json (conn, MHD_HTTP_OK,
                      json_pack ("{s:s,s:I}", "dir", dir, "took_us", (json_int_t)(took / 1000)));
 }
@@ -132,7 +133,7 @@ api_snapshot_create (struct vmm *m, struct MHD_Connection *conn, json_t *body)
 static enum MHD_Result
 api_get_metrics (struct vmm *m, struct MHD_Connection *conn)
 {
-  json_t *j = vm_metrics_json (m->vm);
+  json_t *j = cl_vmm_vm_metrics_json (m->vm);
   if (m->restore_ns)
     json_object_set_new (j, "restore",
                          json_pack ("{s:I}", "to_running_us", (json_int_t)(m->restore_ns / 1000)));
@@ -166,7 +167,7 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       *upload_data_size = 0;
       return MHD_YES;
     }
-  vm_metric_add (m->vm, "api", "requests", 1);
+  cl_vmm_vm_metric_add (m->vm, "api", "requests", 1);
   bool get = strcmp (method, "GET") == 0, put = strcmp (method, "PUT") == 0;
   if (get && strcmp (url, "/vm") == 0)
     return api_get_vm (m, conn);
@@ -214,7 +215,7 @@ api_on_ready (void *opaque, uint32_t events)
 }
 
 int
-api_start (struct vmm *m, const char *path, cl_error_t *err)
+cl_vmm_api_start (struct vmm *m, const char *path, cl_error_t *err)
 {
   struct sockaddr_un addr = { .sun_family = AF_UNIX };
   struct stat st;
@@ -238,7 +239,7 @@ api_start (struct vmm *m, const char *path, cl_error_t *err)
       m->api_fd = -1;
       return -1;
     }
-  m->api_path = strdup (path);
+  m->api_path = cl_xstrdup (path);
   if (listen (m->api_fd, 16) < 0)
     return cl_error_errno (err, "listen `%s`", path);
   m->api = MHD_start_daemon (MHD_USE_EPOLL, 0, NULL, NULL, api_handle, m, MHD_OPTION_LISTEN_SOCKET,
@@ -249,11 +250,11 @@ api_start (struct vmm *m, const char *path, cl_error_t *err)
   const union MHD_DaemonInfo *info = MHD_get_daemon_info (m->api, MHD_DAEMON_INFO_EPOLL_FD);
   if (info == NULL)
     return cl_error_make (err, 0, "libmicrohttpd: no epoll fd");
-  return vm_event_add (m->vm, info->epoll_fd, EPOLLIN, api_on_ready, m, err);
+  return cl_vmm_vm_event_add (m->vm, info->epoll_fd, EPOLLIN, api_on_ready, m, err);
 }
 
 void
-api_stop (struct vmm *m)
+cl_vmm_api_stop (struct vmm *m)
 {
   if (m->api)
     {

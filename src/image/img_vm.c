@@ -1,7 +1,8 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The VM side of images: the built-in kernel and initramfs
    (scripts/images/vm-image.sh) and ext4 root disks made from an image's
    merged rootfs with `mkfs.ext4 -d`. */
-#include "image/internal.h"
+#include "image/img_internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -22,7 +23,7 @@
 static int
 vm_piece (const char *file, const char **path, cl_error_t *err)
 {
-  char *p = cl_image_data_path (file);
+  char *p = cl_img_data_path (file);
   if (access (p, R_OK) < 0)
     {
       cl_error_errno (err,
@@ -37,7 +38,7 @@ vm_piece (const char *file, const char **path, cl_error_t *err)
 }
 
 int
-cl_image_vm_kernel (const char **path, cl_error_t *err)
+cl_img_vm_kernel (const char **path, cl_error_t *err)
 {
   static const char *cached;
   if (cached == NULL && vm_piece ("vmlinuz", &cached, err) < 0)
@@ -47,7 +48,7 @@ cl_image_vm_kernel (const char **path, cl_error_t *err)
 }
 
 int
-cl_image_vm_initramfs (const char **path, cl_error_t *err)
+cl_img_vm_initramfs (const char **path, cl_error_t *err)
 {
   static const char *cached;
   if (cached == NULL && vm_piece ("initramfs.cpio.gz", &cached, err) < 0)
@@ -73,7 +74,7 @@ mkfs_child (const struct cl_image *image, const char *mnt, const char *empty, co
           dprintf (errfd, "mount namespace: %s\n", strerror (errno));
           _exit (126);
         }
-      low = image->n_layers ? cl_image_lowerdir (image) : strdup (empty);
+      low = image->n_layers ? cl_img_lowerdir (image) : cl_xstrdup (empty);
       /* Overlayfs needs two lower dirs without an upper one. */
       opts = cl_strdup_printf ("lowerdir=%s:%s", low, empty);
       if (mount ("overlay", mnt, "overlay", MS_RDONLY, opts) < 0)
@@ -126,8 +127,8 @@ run_mkfs (const struct cl_image *image, const char *stage, const char *disk, con
 }
 
 int
-cl_image_build_vm_disk (struct cl_image_store *s, const struct cl_image *image,
-                        const char *out_path, uint64_t size_bytes, cl_error_t *err)
+cl_img_build_vm_disk (struct cl_image_store *s, const struct cl_image *image, const char *out_path,
+                      uint64_t size_bytes, cl_error_t *err)
 {
   cleanup_free char *stage = NULL, *disk = NULL;
   cleanup_close int fd = -1;
@@ -143,7 +144,7 @@ cl_image_build_vm_disk (struct cl_image_store *s, const struct cl_image *image,
         size_bytes = 64 * MIB;
     }
   size_bytes = (size_bytes + MIB - 1) / MIB * MIB;
-  if (cl_store_mkstage (s, "vmdisk", &stage, err) < 0)
+  if (cl_img_store_mkstage (s, "vmdisk", &stage, err) < 0)
     return -1;
   /* The disk is made beside its destination, so that the rename is atomic
      and the sparse file is never copied. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The images an instance is made from, as the manager needs them: the
    ordered layer directories (overlayfs lowerdirs), the image's process
    defaults, and the VM pieces.  Behind this interface: the image store
@@ -25,16 +26,18 @@ struct mgr_image
 };
 
 /* Error "image `REF` not found" when unknown.  REF: a name or an id. */
-int image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out, cl_error_t *err);
-void image_free (struct mgr_image *img);
-void image_freep (struct mgr_image **img);
-#define cleanup_image __attribute__ ((cleanup (image_freep)))
+int cl_mgr_image_resolve (struct cl_manager *m, const char *ref, struct mgr_image **out,
+                          cl_error_t *err);
+void cl_mgr_image_free (struct mgr_image *img);
+void cl_mgr_image_freep (struct mgr_image **img);
+#define cleanup_image __attribute__ ((cleanup (cl_mgr_image_freep)))
 
 /* Use records, so that the store refuses to remove an image in use. */
-int image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err);
-void image_unuse (struct cl_manager *m, const char *id, const char *instance);
+int cl_mgr_image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err);
+void cl_mgr_image_unuse (struct cl_manager *m, const char *id, const char *instance);
 /* The image's ext4 disk for VMs, built once per image and cached
    (ROOT/manager/vm-disks/ID.img). */
-int image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path, cl_error_t *err);
+int cl_mgr_image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path,
+                          cl_error_t *err);
 
 #endif

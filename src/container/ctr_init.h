@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* The container's init, between clone and the user's program: joins and
    creates namespaces, builds the root (mounts, devices, console, masked
    and read-only paths, sysctl), pivots into it, sets the process up and
@@ -34,17 +35,17 @@ struct init_args
   const struct cl_seccomp_program *seccomp;
 };
 
-__attribute__ ((noreturn)) void init_run (struct init_args *a);
+__attribute__ ((noreturn)) void cl_ctr_init_run (struct init_args *a);
 /* True when the init forks the real init (a pid namespace joined by
    path, a new time namespace) and reports its pid with SYNC_PID. */
-bool init_forks_real_init (json_t *linux_obj);
+bool cl_ctr_init_forks_real_init (json_t *linux_obj);
 
 /* Files to write "0" to so that the caller joins the cgroups of `saved`
-   (cl_cgroup_save's form); the v2 directory, when there is one, comes
+   (cl_ctr_cgroup_save's form); the v2 directory, when there is one, comes
    back as an fd for CLONE_INTO_CGROUP instead (*v2_fd, else -1).  The
    vector and strings are freed by the caller. */
-char **cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs);
+char **cl_ctr_cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs);
 /* Writes "0" into each file: the caller's thread joins those cgroups. */
-int cgroup_join_self (char **files, cl_error_t *err);
+int cl_ctr_cgroup_join_self (char **files, cl_error_t *err);
 
 #endif

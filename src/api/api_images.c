@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* /1.0/images over the image store (src/image/image.h). */
-#include "api/internal.h"
+#include "api/api_internal.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -26,8 +27,8 @@ store_open (struct api_call *c)
   struct cl_image_store *s = NULL;
   cl_error_t err = NULL;
 
-  if (cl_image_store_open (c->ctx->root, &s, &err) < 0)
-    api_reply_cl_error (c, &err);
+  if (cl_img_store_open (c->ctx->root, &s, &err) < 0)
+    cl_api_reply_cl_error (c, &err);
   return s;
 }
 
@@ -35,14 +36,14 @@ store_open (struct api_call *c)
 static int
 store_close (struct api_call *c, struct cl_image_store *s, int r, cl_error_t *err)
 {
-  cl_image_store_close (s);
+  cl_img_store_close (s);
   if (r < 0)
-    api_reply_cl_error (c, err);
+    cl_api_reply_cl_error (c, err);
   return r;
 }
 
 void
-api_images_list (struct api_call *c)
+cl_api_images_list (struct api_call *c)
 {
   struct cl_image_store *s = NULL;
   struct cl_image_info *v = NULL;
@@ -51,9 +52,9 @@ api_images_list (struct api_call *c)
   size_t n = 0;
   long recursion;
 
-  if (api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0)
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0)
     return;
-  if ((s = store_open (c)) == NULL || store_close (c, s, cl_image_list (s, &v, &n, &err), &err) < 0)
+  if ((s = store_open (c)) == NULL || store_close (c, s, cl_img_list (s, &v, &n, &err), &err) < 0)
     return;
   list = json_array ();
   for (size_t i = 0; i < n; i++)
@@ -61,16 +62,16 @@ api_images_list (struct api_call *c)
       json_array_append_new (list, image_json (&v[i]));
     else
       {
-        char *url = api_url ("/1.0/images/", v[i].id);
+        char *url = cl_api_url ("/1.0/images/", v[i].id);
         json_array_append_new (list, json_string (url));
         free (url);
       }
-  cl_image_info_free (v, n);
-  api_reply_sync (c, 200, list);
+  cl_img_info_free (v, n);
+  cl_api_reply_sync (c, 200, list);
 }
 
 void
-api_image_get (struct api_call *c)
+cl_api_image_get (struct api_call *c)
 {
   struct cl_image_store *s = NULL;
   cleanup_free char *out = NULL;
@@ -78,30 +79,30 @@ api_image_get (struct api_call *c)
   json_t *j;
 
   if ((s = store_open (c)) == NULL
-      || store_close (c, s, cl_image_inspect_json (s, c->params[0], &out, &err), &err) < 0)
+      || store_close (c, s, cl_img_inspect_json (s, c->params[0], &out, &err), &err) < 0)
     return;
   if (cl_json_load_buffer ("image", out, strlen (out), &j, &err) < 0)
     {
-      api_reply_cl_error (c, &err);
+      cl_api_reply_cl_error (c, &err);
       return;
     }
-  api_reply_sync (c, 200, j);
+  cl_api_reply_sync (c, 200, j);
 }
 
 void
-api_image_delete (struct api_call *c)
+cl_api_image_delete (struct api_call *c)
 {
   struct cl_image_store *s = NULL;
   cl_error_t err = NULL;
 
   if ((s = store_open (c)) == NULL
-      || store_close (c, s, cl_image_remove (s, c->params[0], &err), &err) < 0)
+      || store_close (c, s, cl_img_remove (s, c->params[0], &err), &err) < 0)
     return;
   {
-    cleanup_free char *url = api_url ("/1.0/images/", c->params[0]);
-    api_lifecycle (c->ctx, "image-deleted", url);
+    cleanup_free char *url = cl_api_url ("/1.0/images/", c->params[0]);
+    cl_api_lifecycle (c->ctx, "image-deleted", url);
   }
-  api_reply_sync (c, 200, NULL);
+  cl_api_reply_sync (c, 200, NULL);
 }
 
 /* ---- import and pull (async, with progress) ---- */
@@ -122,11 +123,11 @@ on_progress (void *opaque, const char *what, uint64_t done, uint64_t total, int 
   if (!finished && now - p->last_ns < 200000000)
     return;
   p->last_ns = now;
-  api_op_set_metadata (p->op,
-                       json_pack ("{s:{s:s, s:I, s:I, s:b}}", "progress", "what", what, "done",
-                                  (json_int_t)done, "total", (json_int_t)total, "finished",
-                                  finished),
-                       NULL);
+  cl_api_op_set_metadata (p->op,
+                          json_pack ("{s:{s:s, s:I, s:I, s:b}}", "progress", "what", what, "done",
+                                     (json_int_t)done, "total", (json_int_t)total, "finished",
+                                     finished),
+                          NULL);
 }
 
 static int
@@ -141,13 +142,13 @@ op_image_fetch (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_
   int r;
   (void)m;
 
-  if (cl_image_store_open (api_op_ctx (op)->root, &s, err) < 0)
+  if (cl_img_store_open (cl_api_op_ctx (op)->root, &s, err) < 0)
     return -1;
   if (strcmp (type, "path") == 0)
     {
       struct cl_image_import_opts o
           = { .name = name, .progress = on_progress, .progress_opaque = &p };
-      r = cl_image_import (s, json_string_value (json_object_get (src, "path")), &o, &id, err);
+      r = cl_img_import (s, json_string_value (json_object_get (src, "path")), &o, &id, err);
     }
   else
     {
@@ -161,13 +162,13 @@ op_image_fetch (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_
         .progress = on_progress,
         .progress_opaque = &p,
       };
-      r = cl_image_pull (s, json_string_value (json_object_get (src, "ref")), &o, &id, err);
+      r = cl_img_pull (s, json_string_value (json_object_get (src, "ref")), &o, &id, err);
     }
-  cl_image_store_close (s);
+  cl_img_store_close (s);
   if (r < 0)
     return -1;
-  url = api_url ("/1.0/images/", id);
-  api_op_set_metadata (op, json_pack ("{s:s}", "id", id), url);
+  url = cl_api_url ("/1.0/images/", id);
+  cl_api_op_set_metadata (op, json_pack ("{s:s}", "id", id), url);
   return 0;
 }
 
@@ -193,60 +194,60 @@ static const struct api_field image_create_fields[] = {
 };
 
 void
-api_images_create (struct api_call *c)
+cl_api_images_create (struct api_call *c)
 {
   json_t *src;
   const char *type, *name, *what, *key_field;
   cl_error_t err = NULL;
   cleanup_free char *key = NULL;
 
-  if (api_check_body (c, image_create_fields, true) < 0)
+  if (cl_api_check_body (c, image_create_fields, true) < 0)
     return;
   src = json_object_get (c->body, "source");
   type = json_string_value (json_object_get (src, "type"));
   name = json_string_value (json_object_get (c->body, "name"));
   if (strcmp (type, "registry") != 0 && strcmp (type, "path") != 0)
     {
-      api_reply_bad_field (c, "source.type", "source.type: expected registry or path, got `%s`",
-                           type);
+      cl_api_reply_bad_field (c, "source.type", "source.type: expected registry or path, got `%s`",
+                              type);
       return;
     }
   key_field = strcmp (type, "path") == 0 ? "path" : "ref";
   what = json_string_value (json_object_get (src, key_field));
   if (what == NULL)
     {
-      api_reply_bad_field (c, strcmp (type, "path") == 0 ? "source.path" : "source.ref",
-                           "source.%s: required field missing", key_field);
+      cl_api_reply_bad_field (c, strcmp (type, "path") == 0 ? "source.path" : "source.ref",
+                              "source.%s: required field missing", key_field);
       return;
     }
   if (strcmp (type, "path") == 0 ? what[0] != '/' : false)
     {
-      api_reply_bad_field (c, "source.path", "source.path: `%s` is not an absolute path", what);
+      cl_api_reply_bad_field (c, "source.path", "source.path: `%s` is not an absolute path", what);
       return;
     }
   if (strcmp (type, "registry") == 0)
     {
       struct cl_image_ref ref;
-      if (cl_image_ref_parse (what, &ref, &err) < 0)
+      if (cl_img_ref_parse (what, &ref, &err) < 0)
         {
-          api_reply_bad_field (c, "source.ref", "source.ref: %s", err->msg);
+          cl_api_reply_bad_field (c, "source.ref", "source.ref: %s", err->msg);
           cl_error_release (&err);
           return;
         }
-      cl_image_ref_clear (&ref);
+      cl_img_ref_clear (&ref);
     }
   if (name)
     {
       cleanup_free char *n = NULL, *t = NULL;
-      if (cl_image_name_parse (name, &n, &t, &err) < 0)
+      if (cl_img_name_parse (name, &n, &t, &err) < 0)
         {
-          api_reply_bad_field (c, "name", "name: %s", err->msg);
+          cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
           cl_error_release (&err);
           return;
         }
     }
   /* fetches of one reference run one after the other */
   key = cl_strdup_printf ("image:%s", what);
-  api_op_start_for (c, &kind_image_fetch, key, json_pack ("{s:[]}", "images"), "/1.0/images", false,
-                    json_incref (c->body));
+  cl_api_op_start_for (c, &kind_image_fetch, key, json_pack ("{s:[]}", "images"), "/1.0/images",
+                       false, json_incref (c->body));
 }

@@ -1,4 +1,5 @@
-#include "container/state.h"
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "container/ctr_state.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -13,7 +14,7 @@
 #include <unistd.h>
 
 const char *
-state_root (const char *root)
+cl_ctr_state_root (const char *root)
 {
   static char user_root[4096];
   const char *xdg;
@@ -30,13 +31,13 @@ state_root (const char *root)
 }
 
 int
-state_dir_create (const char *root, const char *id, char **dir, cl_error_t *err)
+cl_ctr_state_dir_create (const char *root, const char *id, char **dir, cl_error_t *err)
 {
   cleanup_free char *d = NULL;
 
   if (cl_validate_name (id, "container id", err) < 0)
     return -1;
-  root = state_root (root);
+  root = cl_ctr_state_root (root);
   if (mkdir (root, 0711) < 0 && errno != EEXIST)
     {
       if (errno != ENOENT || cl_mkdir_p (root, 0711, err) < 0)
@@ -54,7 +55,7 @@ state_dir_create (const char *root, const char *id, char **dir, cl_error_t *err)
 }
 
 int
-state_load (const char *root, const char *id, struct container_state *st, cl_error_t *err)
+cl_ctr_state_load (const char *root, const char *id, struct container_state *st, cl_error_t *err)
 {
   cleanup_free char *path = NULL;
   cleanup_free char *buf = NULL;
@@ -64,7 +65,7 @@ state_load (const char *root, const char *id, struct container_state *st, cl_err
   memset (st, 0, sizeof *st);
   if (cl_validate_name (id, "container id", err) < 0)
     return -1;
-  st->dir = cl_strdup_printf ("%s/%s", state_root (root), id);
+  st->dir = cl_strdup_printf ("%s/%s", cl_ctr_state_root (root), id);
   path = cl_strdup_printf ("%s/state.json", st->dir);
   {
     cl_error_t e = NULL;
@@ -72,7 +73,7 @@ state_load (const char *root, const char *id, struct container_state *st, cl_err
       {
         int status = e->status;
         cl_error_release (&e);
-        state_release (st);
+        cl_ctr_state_release (st);
         if (status == ENOENT)
           return cl_error_make (err, 0, "container `%s` does not exist", id);
         return cl_error_make (err, status, "read `%s`", path);
@@ -81,10 +82,10 @@ state_load (const char *root, const char *id, struct container_state *st, cl_err
   st->doc = json_loads (buf, 0, &je);
   if (st->doc == NULL)
     {
-      state_release (st);
+      cl_ctr_state_release (st);
       return cl_error_make (err, 0, "%s:%d:%d: %s", path, je.line, je.column, je.text);
     }
-  st->id = strdup (id);
+  st->id = cl_xstrdup (id);
   v = json_integer_value (json_object_get (st->doc, "pid"));
   st->pid = (pid_t) v;
   st->pid_start = (uint64_t) json_integer_value (json_object_get (st->doc, "pidStart"));
@@ -92,7 +93,7 @@ state_load (const char *root, const char *id, struct container_state *st, cl_err
 }
 
 int
-state_save (struct container_state *st, cl_error_t *err)
+cl_ctr_state_save (struct container_state *st, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/state.json", st->dir);
   cleanup_free char *s = NULL;
@@ -110,7 +111,7 @@ state_new_path (struct container_state *st)
 }
 
 int
-state_save_begin (struct container_state *st, cl_error_t *err)
+cl_ctr_state_save_begin (struct container_state *st, cl_error_t *err)
 {
   cleanup_free char *path = state_new_path (st);
   cleanup_free char *s = NULL;
@@ -128,7 +129,7 @@ state_save_begin (struct container_state *st, cl_error_t *err)
 }
 
 int
-state_save_commit (struct container_state *st, cl_error_t *err)
+cl_ctr_state_save_commit (struct container_state *st, cl_error_t *err)
 {
   cleanup_free char *from = state_new_path (st);
   cleanup_free char *to = cl_strdup_printf ("%s/state.json", st->dir);
@@ -138,7 +139,7 @@ state_save_commit (struct container_state *st, cl_error_t *err)
 }
 
 int
-state_dir_remove (const char *dir, cl_error_t *err)
+cl_ctr_state_dir_remove (const char *dir, cl_error_t *err)
 {
   static const char *const files[] = { "state.json", "state.json.new", "exec.fifo" };
   cleanup_close int fd = open (dir, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -153,7 +154,7 @@ state_dir_remove (const char *dir, cl_error_t *err)
 }
 
 void
-state_release (struct container_state *st)
+cl_ctr_state_release (struct container_state *st)
 {
   free (st->id);
   free (st->dir);
@@ -162,17 +163,17 @@ state_release (struct container_state *st)
 }
 
 bool
-state_pid_alive (struct container_state *st)
+cl_ctr_state_pid_alive (struct container_state *st)
 {
   return st->pid > 0 && cl_proc_start_time (st->pid) == st->pid_start;
 }
 
 const char *
-state_status (struct container_state *st)
+cl_ctr_state_status (struct container_state *st)
 {
   cleanup_free char *fifo = NULL;
 
-  if (!state_pid_alive (st))
+  if (!cl_ctr_state_pid_alive (st))
     return "stopped";
   fifo = cl_strdup_printf ("%s/exec.fifo", st->dir);
   if (access (fifo, F_OK) == 0)
@@ -183,9 +184,9 @@ state_status (struct container_state *st)
 }
 
 json_t *
-state_public (struct container_state *st)
+cl_ctr_state_public (struct container_state *st)
 {
-  const char *status = state_status (st);
+  const char *status = cl_ctr_state_status (st);
   json_t *o = json_object ();
   json_t *ann = json_object_get (st->doc, "annotations");
 

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* How the manager runs a container: the only interface between instance
-   logic and the container engine.  Implemented in engine.c over the
+   logic and the container engine.  Implemented in mgr_engine.c over the
    engine library (src/container/container.h); `root` is that engine's
    state directory (ROOT/containers) and `id` the container's global id. */
 #ifndef CLOISON_MANAGER_ENGINE_H
@@ -32,25 +33,25 @@ struct engine_spec
 /* Creates the container's init as a child of the caller, in new
    namespaces (pid, mount, uts, ipc, net, cgroup) and its own cgroup, and
    lets it exec.  On failure nothing is left (no process, no cgroup). */
-int engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
+int cl_mgr_engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t *err);
 
 /* Runs argv in the running container with the caller's stdio; env adds
    to the container's own.  *exit_code: shell style (128 + signal).
    started (NULL: none) is called once the process runs in the container. */
-int engine_exec (const char *root, const char *id, char **argv, char **env,
-                 void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err);
+int cl_mgr_engine_exec (const char *root, const char *id, char **argv, char **env,
+                        void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err);
 
 /* Live limits (memory bytes, cpus; 0 leaves the value alone). */
-int engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
-                       cl_error_t *err);
+int cl_mgr_engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,
+                              cl_error_t *err);
 
 /* Kills whatever is left and removes the container (cgroup, state).
    Absent: success. */
-int engine_destroy (const char *root, const char *id, cl_error_t *err);
+int cl_mgr_engine_destroy (const char *root, const char *id, cl_error_t *err);
 
 /* Freezes or thaws the container (consistent snapshots of a running one). */
-int engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
+int cl_mgr_engine_freeze (const char *root, const char *id, int frozen, cl_error_t *err);
 /* Thaws it whatever its recorded state (before stopping it). */
-int engine_thaw (const char *root, const char *id, cl_error_t *err);
+int cl_mgr_engine_thaw (const char *root, const char *id, cl_error_t *err);
 
 #endif

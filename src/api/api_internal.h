@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Shared by the files of src/api only. */
 #ifndef CLOISON_API_INTERNAL_H
 #define CLOISON_API_INTERNAL_H
@@ -36,7 +37,7 @@ struct cl_api_ctx
   json_t *known;
   pthread_t watcher;
   /* called by an operation's worker after an operation on an instance,
-     with its handle: api_watch_note, set by cl_api_ctx_new (watch.c asks
+     with its handle: cl_api_watch_note, set by cl_api_ctx_new (watch.c asks
      operations.c whether an instance is busy, so not the other way) */
   void (*op_ended) (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
   /* idle manager handles for synchronous requests */
@@ -66,30 +67,30 @@ struct api_route
 
 /* --- reply.c: responses, URLs and queries (below every other file but
    events.c) --- */
-void api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
-void api_reply_error (struct api_call *c, int status, const char *fmt, ...)
+void cl_api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
+void cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 /* 400 naming the body's field `path`. */
-void api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
+void cl_api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 /* A library error: its status read from the message (not found: 404,
    conflicts: 409, bad values: 400, else 500); releases *err. */
-void api_reply_cl_error (struct api_call *c, cl_error_t *err);
-int api_error_status (const char *msg);
+void cl_api_reply_cl_error (struct api_call *c, cl_error_t *err);
+int cl_api_error_status (const char *msg);
 /* Query parameters: absent gives def; a bad value replies 400 and
    returns -1. */
-int api_query_bool (struct api_call *c, const char *key, bool def, bool *out);
-int api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out);
+int cl_api_query_bool (struct api_call *c, const char *key, bool def, bool *out);
+int cl_api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out);
 /* Replaces each object of `list` with prefix + its "name" (recursion=0). */
-void api_names_to_urls (json_t *list, const char *prefix);
+void cl_api_names_to_urls (json_t *list, const char *prefix);
 /* "/1.0/instances/" + name, percent-encoded where needed (caller frees). */
-char *api_url (const char *prefix, const char *name);
+char *cl_api_url (const char *prefix, const char *name);
 /* Percent-decodes n bytes (plus_space: '+' is a space, as in queries);
    NULL when an escape is malformed or decodes to NUL (caller frees). */
-char *api_url_decode (const char *s, size_t n, bool plus_space);
+char *cl_api_url_decode (const char *s, size_t n, bool plus_space);
 /* A query string into an object of decoded key -> string; -1 when an
    escape is malformed. */
-int api_parse_query (const char *q, json_t **out);
+int cl_api_parse_query (const char *q, json_t **out);
 
 /* --- input.c: request bodies --- */
 enum api_field_type
@@ -114,13 +115,13 @@ struct api_field
 /* Checks c->body (NULL: an empty body, taken as {} unless body_required)
    against spec: unknown fields, missing required ones, wrong types.
    Replies 400 with the field's path and returns -1 when it does not fit. */
-int api_check_body (struct api_call *c, const struct api_field *spec, bool body_required);
+int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool body_required);
 /* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
-char *api_path_join (const char *ctx, const char *key);
+char *cl_api_path_join (const char *ctx, const char *key);
 
 /* --- ctx.c: manager handles for synchronous requests --- */
-int api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
-void api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
+int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
+void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 
 /* --- operations.c --- */
 /* What an operation does in its worker thread, with the worker's own
@@ -137,74 +138,74 @@ struct api_op_kind
 /* Starts an operation on `instance` (its ordering key, and its resource)
    and replies 202.  `source`: the lifecycle event's (NULL: the instance's
    URL).  Steals args. */
-void api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
-                   const char *source, json_t *args);
+void cl_api_op_start (struct api_call *c, const struct api_op_kind *kind, const char *instance,
+                      const char *source, json_t *args);
 /* The general form: `key` orders operations (an instance name, or
    "image:REF"), `resources` is the operation's (stolen); instance: the
    watcher is told the status the operation leaves. */
-void api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
-                       json_t *resources, const char *source, bool instance, json_t *args);
+void cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                          json_t *resources, const char *source, bool instance, json_t *args);
 /* From an operation's worker: its metadata (stolen; progress, result),
    sent as an operation event; source (optional) replaces the lifecycle
    event's. */
-void api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source);
-struct cl_api_ctx *api_op_ctx (struct api_op *op);
-int api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err);
-void api_ops_free (struct cl_api_ctx *ctx);
-void api_operations_list (struct api_call *c);
-void api_operation_get (struct api_call *c);
-void api_operation_wait (struct api_call *c);
-void api_operation_cancel (struct api_call *c);
+void cl_api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source);
+struct cl_api_ctx *cl_api_op_ctx (struct api_op *op);
+int cl_api_ops_init (struct cl_api_ctx *ctx, cl_error_t *err);
+void cl_api_ops_free (struct cl_api_ctx *ctx);
+void cl_api_operations_list (struct api_call *c);
+void cl_api_operation_get (struct api_call *c);
+void cl_api_operation_wait (struct api_call *c);
+void cl_api_operation_cancel (struct api_call *c);
 
 /* Is an operation on `instance` still to end?  (lock held) */
-bool api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
+bool cl_api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
 
 /* --- watch.c --- */
 /* After an operation on `instance`: records the status it left (m: the
    operation's handle), so that the watcher does not report it again. */
-void api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
-void api_watch_stop (struct cl_api_ctx *ctx);
+void cl_api_watch_note (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
+void cl_api_watch_stop (struct cl_api_ctx *ctx);
 
 /* --- events.c: the ring (emitting calls no other file) --- */
 /* Appends an event {"type","timestamp","metadata"}; steals metadata.
    Call with ctx->lock held (locked) or not. */
-void api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked);
+void cl_api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, bool locked);
 /* A lifecycle event: {"action": action, "source": source}. */
-void api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source);
+void cl_api_lifecycle (struct cl_api_ctx *ctx, const char *action, const char *source);
 /* A stream of the events whose type is in `types` (comma-separated;
    NULL: every type), from now on. */
-int api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
-                     cl_error_t *err);
-void api_events_free_ring (struct cl_api_ctx *ctx);
+int cl_api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_events **out,
+                        cl_error_t *err);
+void cl_api_events_free_ring (struct cl_api_ctx *ctx);
 /* RFC 3339 UTC time of `t` (seconds since the epoch) into buf. */
-void api_time_string (int64_t t, char *buf, size_t len);
+void cl_api_time_string (int64_t t, char *buf, size_t len);
 
 /* --- stream.c: GET /1.0/events --- */
-void api_events_get (struct api_call *c);
+void cl_api_events_get (struct api_call *c);
 
 /* --- instances.c --- */
-void api_instances_list (struct api_call *c);
-void api_instances_create (struct api_call *c);
-void api_instance_get (struct api_call *c);
-void api_instance_patch (struct api_call *c);
-void api_instance_delete (struct api_call *c);
-void api_instance_state_get (struct api_call *c);
-void api_instance_state_put (struct api_call *c);
-void api_instance_logs (struct api_call *c);
-void api_snapshots_list (struct api_call *c);
-void api_snapshots_create (struct api_call *c);
-void api_snapshot_get (struct api_call *c);
-void api_snapshot_restore (struct api_call *c);
-void api_snapshot_delete (struct api_call *c);
+void cl_api_instances_list (struct api_call *c);
+void cl_api_instances_create (struct api_call *c);
+void cl_api_instance_get (struct api_call *c);
+void cl_api_instance_patch (struct api_call *c);
+void cl_api_instance_delete (struct api_call *c);
+void cl_api_instance_state_get (struct api_call *c);
+void cl_api_instance_state_put (struct api_call *c);
+void cl_api_instance_logs (struct api_call *c);
+void cl_api_snapshots_list (struct api_call *c);
+void cl_api_snapshots_create (struct api_call *c);
+void cl_api_snapshot_get (struct api_call *c);
+void cl_api_snapshot_restore (struct api_call *c);
+void cl_api_snapshot_delete (struct api_call *c);
 
-/* --- images.c, networks.c --- */
-void api_images_list (struct api_call *c);
-void api_images_create (struct api_call *c);
-void api_image_get (struct api_call *c);
-void api_image_delete (struct api_call *c);
-void api_networks_list (struct api_call *c);
-void api_networks_create (struct api_call *c);
-void api_network_get (struct api_call *c);
-void api_network_delete (struct api_call *c);
+/* --- api_images.c, networks.c --- */
+void cl_api_images_list (struct api_call *c);
+void cl_api_images_create (struct api_call *c);
+void cl_api_image_get (struct api_call *c);
+void cl_api_image_delete (struct api_call *c);
+void cl_api_networks_list (struct api_call *c);
+void cl_api_networks_create (struct api_call *c);
+void cl_api_network_get (struct api_call *c);
+void cl_api_network_delete (struct api_call *c);
 
 #endif

@@ -1,14 +1,15 @@
+/* SPDX-License-Identifier: Apache-2.0 */
 /* Snapshots: containers keep a copy of their writable layer, VMs of their
    disk (and with --stateful, the VMM's memory and device state), under
    INSTANCE/snapshots/SNAP; what is copied is the kind's (.snapshot,
-   .restore in instance_ops).  Restore swaps the copy back in by rename,
+   .restore in cl_mgr_instance_ops).  Restore swaps the copy back in by rename,
    with an intent that says whether the copy was whole; a stateful one
    starts the VM with the state as a start option. */
 #include "common/cleanup.h"
 #include "common/util.h"
-#include "manager/engine.h"
-#include "manager/internal.h"
-#include "manager/snapshot.h"
+#include "manager/mgr_engine.h"
+#include "manager/mgr_internal.h"
+#include "manager/mgr_snapshot.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -31,51 +32,52 @@ rm_quiet (const char *path)
 }
 
 int
-cl_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
-                    cl_error_t *err)
+cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap, bool stateful,
+                        cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
-  cleanup_free char *sdir = NULL, *dir = instance_dir (m, instance);
+  cleanup_free char *sdir = NULL, *dir = cl_mgr_instance_dir (m, instance);
   int64_t intent;
 
   if (cl_validate_name (snap, "snapshot name", err) < 0
-      || instance_lock (m, instance, &lock, err) < 0 || instance_load (m, instance, &inst, err) < 0)
+      || cl_mgr_instance_lock (m, instance, &lock, err) < 0
+      || cl_mgr_instance_load (m, instance, &inst, err) < 0)
     return -1;
   if (stateful && inst->kind != KIND_VM)
     return cl_error_make (err, 0, "--stateful: only VM instances keep their running state");
   if (stateful && strcmp (inst->status, "running") != 0)
     return cl_error_make (err, 0, "--stateful: instance `%s` is not running", instance);
-  if (intent_begin (m, "snapshot-create", instance, snap, &intent, err) < 0)
+  if (cl_mgr_intent_begin (m, "snapshot-create", instance, snap, &intent, err) < 0)
     return -1;
-  if (store_snapshot_add (m, instance, snap, stateful, err) < 0)
+  if (cl_mgr_store_snapshot_add (m, instance, snap, stateful, err) < 0)
     {
-      intent_abandon (m, intent);
+      cl_mgr_intent_abandon (m, intent);
       return -1;
     }
   sdir = snap_dir (m, instance, snap);
   if (cl_mkdir_p (sdir, 0700, err) < 0
-      || instance_ops (inst)->snapshot (m, inst, dir, sdir, stateful, err) < 0
-      || store_snapshot_ready (m, instance, snap, err) < 0)
+      || cl_mgr_instance_ops (inst)->snapshot (m, inst, dir, sdir, stateful, err) < 0
+      || cl_mgr_store_snapshot_ready (m, instance, snap, err) < 0)
     {
       cl_error_t ignored = NULL;
       rm_quiet (sdir);
-      if (store_snapshot_del (m, instance, snap, &ignored) < 0)
+      if (cl_mgr_store_snapshot_del (m, instance, snap, &ignored) < 0)
         cl_error_release (&ignored);
-      intent_abandon (m, intent);
+      cl_mgr_intent_abandon (m, intent);
       return -1;
     }
-  return intent_end (m, intent, err);
+  return cl_mgr_intent_end (m, intent, err);
 }
 
 int
-cl_snapshot_list (struct cl_manager *m, const char *instance, json_t **out, cl_error_t *err)
+cl_mgr_snapshot_list (struct cl_manager *m, const char *instance, json_t **out, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_stmt sqlite3_stmt *s = NULL;
   json_t *arr;
 
-  if (store_get (m, instance, &inst, err) < 0)
+  if (cl_mgr_store_get (m, instance, &inst, err) < 0)
     return -1;
   if (cl_db_prepare (m->db,
                      "SELECT name, created, stateful FROM instance_snapshots"
@@ -99,7 +101,7 @@ static void
 restore_paths (struct cl_manager *m, const char *instance, const char *snap, char **from,
                char **staged, char **live)
 {
-  cleanup_free char *dir = instance_dir (m, instance);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, instance);
   cleanup_free char *sdir = snap_dir (m, instance, snap);
   cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", sdir);
   bool vm = access (disk, F_OK) == 0;
@@ -115,7 +117,7 @@ static int
 restore_swap (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
 {
   cleanup_free char *from = NULL, *staged = NULL, *live = NULL;
-  cleanup_free char *dir = instance_dir (m, instance);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, instance);
   cleanup_free char *work = cl_strdup_printf ("%s/work", dir);
 
   restore_paths (m, instance, snap, &from, &staged, &live);
@@ -132,7 +134,8 @@ restore_swap (struct cl_manager *m, const char *instance, const char *snap, cl_e
 }
 
 int
-cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+cl_mgr_snapshot_restore (struct cl_manager *m, const char *instance, const char *snap,
+                         cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;
   cleanup_free char *from = NULL, *staged = NULL, *live = NULL, *arg = NULL;
@@ -142,49 +145,53 @@ cl_snapshot_restore (struct cl_manager *m, const char *instance, const char *sna
   int64_t intent;
   int r;
 
-  if (instance_lock (m, instance, &lock, err) < 0 || instance_load (m, instance, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, instance, &lock, err) < 0
+      || cl_mgr_instance_load (m, instance, &inst, err) < 0)
     return -1;
-  r = store_snapshot_get (m, instance, snap, &stateful, err);
+  r = cl_mgr_store_snapshot_get (m, instance, snap, &stateful, err);
   if (r < 0)
     return -1;
   if (r == 0)
     return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
-  running = instance_is_running (inst);
-  if (running && instance_stop (m, instance, 0, true, err) < 0)
+  running = cl_mgr_instance_is_running (inst);
+  if (running && cl_mgr_instance_stop_locked (m, instance, 0, true, err) < 0)
     return -1;
   arg = cl_strdup_printf ("copy:%s", snap);
-  if (intent_begin (m, "snapshot-restore", instance, arg, &intent, err) < 0)
+  if (cl_mgr_intent_begin (m, "snapshot-restore", instance, arg, &intent, err) < 0)
     return -1;
   restore_paths (m, instance, snap, &from, &staged, &live);
   rm_quiet (staged);
-  r = instance_ops (inst)->restore (from, staged, err);
+  r = cl_mgr_instance_ops (inst)->restore (from, staged, err);
   if (r < 0)
     {
       rm_quiet (staged);
-      intent_abandon (m, intent);
+      cl_mgr_intent_abandon (m, intent);
       return -1;
     }
   free (arg);
   arg = cl_strdup_printf ("swap:%s", snap);
-  if (intent_set_arg (m, intent, arg, err) < 0 || restore_swap (m, instance, snap, err) < 0)
+  if (cl_mgr_intent_set_arg (m, intent, arg, err) < 0 || restore_swap (m, instance, snap, err) < 0)
     {
-      intent_abandon (m, intent);
+      cl_mgr_intent_abandon (m, intent);
       return -1;
     }
-  if (intent_end (m, intent, err) < 0)
+  if (cl_mgr_intent_end (m, intent, err) < 0)
     return -1;
   if (stateful)
     {
       cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
-      return instance_start (m, instance, &(struct start_opts){ .restore_dir = state }, err);
+      return cl_mgr_instance_start_locked (m, instance,
+                                           &(struct start_opts){ .restore_dir = state }, err);
     }
   if (running)
-    return instance_start (m, instance, &(struct start_opts){ .attached = false }, err);
+    return cl_mgr_instance_start_locked (m, instance, &(struct start_opts){ .attached = false },
+                                         err);
   return 0;
 }
 
 int
-cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap, cl_error_t *err)
+cl_mgr_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap,
+                        cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
@@ -192,30 +199,31 @@ cl_snapshot_delete (struct cl_manager *m, const char *instance, const char *snap
   int64_t intent;
   int r;
 
-  if (instance_lock (m, instance, &lock, err) < 0 || store_get (m, instance, &inst, err) < 0)
+  if (cl_mgr_instance_lock (m, instance, &lock, err) < 0
+      || cl_mgr_store_get (m, instance, &inst, err) < 0)
     return -1;
-  r = store_snapshot_get (m, instance, snap, NULL, err);
+  r = cl_mgr_store_snapshot_get (m, instance, snap, NULL, err);
   if (r < 0)
     return -1;
   if (r == 0)
     return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
-  if (intent_begin (m, "snapshot-delete", instance, snap, &intent, err) < 0)
+  if (cl_mgr_intent_begin (m, "snapshot-delete", instance, snap, &intent, err) < 0)
     return -1;
   r = cl_rm_rf (sdir, err);
   if (r == 0)
-    r = store_snapshot_del (m, instance, snap, err);
+    r = cl_mgr_store_snapshot_del (m, instance, snap, err);
   if (r == 0)
-    return intent_end (m, intent, err);
-  intent_abandon (m, intent);
+    return cl_mgr_intent_end (m, intent, err);
+  cl_mgr_intent_abandon (m, intent);
   return r;
 }
 
 int
-snapshot_recover (struct cl_manager *m, const char *op, const char *instance, const char *arg,
-                  cl_error_t *err)
+cl_mgr_snapshot_recover (struct cl_manager *m, const char *op, const char *instance,
+                         const char *arg, cl_error_t *err)
 {
-  cleanup_free char *id = instance_global_id (m, instance);
-  cleanup_free char *eroot = engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, instance);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
   const char *snap = arg ? strchr (arg, ':') : NULL;
   cl_error_t ignored = NULL;
 
@@ -226,11 +234,11 @@ snapshot_recover (struct cl_manager *m, const char *op, const char *instance, co
     {
       cleanup_free char *sdir = snap_dir (m, instance, snap);
       /* a create may have died with the container frozen */
-      if (strcmp (op, "snapshot-create") == 0 && engine_freeze (eroot, id, 0, &ignored) < 0)
+      if (strcmp (op, "snapshot-create") == 0 && cl_mgr_engine_freeze (eroot, id, 0, &ignored) < 0)
         cl_error_release (&ignored);
       if (cl_rm_rf (sdir, err) < 0)
         return -1;
-      return store_snapshot_del (m, instance, snap, err);
+      return cl_mgr_store_snapshot_del (m, instance, snap, err);
     }
   if (strcmp (op, "snapshot-restore") == 0)
     {

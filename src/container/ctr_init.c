@@ -1,4 +1,5 @@
-#include "container/init.h"
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "container/ctr_init.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -25,7 +26,7 @@
 #include <unistd.h>
 
 char **
-cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs)
+cl_ctr_cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs)
 {
   json_t *dirs = json_object_get (saved, "dirs"), *d;
   char **files = cl_xmalloc0 ((json_array_size (dirs) + 1) * sizeof *files);
@@ -50,7 +51,7 @@ cgroup_join_files (json_t *saved, int *v2_fd, char **v2_procs)
 }
 
 int
-cgroup_join_self (char **files, cl_error_t *err)
+cl_ctr_cgroup_join_self (char **files, cl_error_t *err)
 {
   for (size_t i = 0; files && files[i]; i++)
     {
@@ -76,7 +77,7 @@ join_namespaces (struct init_ctx *c, bool user_pass, cl_error_t *err)
   json_array_foreach (ns, i, v)
   {
     const char *path = json_string_value (json_object_get (v, "path"));
-    int flag = spec_namespace_flag (json_string_value (json_object_get (v, "type")));
+    int flag = cl_ctr_spec_namespace_flag (json_string_value (json_object_get (v, "type")));
     int fd;
     if (path == NULL || (flag == CLONE_NEWUSER) != user_pass)
       continue;
@@ -107,12 +108,12 @@ fork_real_init (struct init_ctx *c, cl_error_t *err)
       prctl (PR_SET_PDEATHSIG, SIGKILL);
       return 0;
     }
-  sync_send (c->a->sync_fd, SYNC_PID, pid, NULL);
+  cl_ctr_sync_send (c->a->sync_fd, SYNC_PID, pid, NULL);
   _exit (0);
 }
 
 bool
-init_forks_real_init (json_t *linux_obj)
+cl_ctr_init_forks_real_init (json_t *linux_obj)
 {
   json_t *ns = json_object_get (linux_obj, "namespaces"), *v;
   size_t i;
@@ -132,7 +133,7 @@ needs_go_early (struct init_ctx *c)
 {
   json_t *ns = json_object_get (c->linux_obj, "namespaces"), *v;
   size_t i;
-  if (c->a->ns_new & CLONE_NEWUSER || init_forks_real_init (c->linux_obj))
+  if (c->a->ns_new & CLONE_NEWUSER || cl_ctr_init_forks_real_init (c->linux_obj))
     return true;
   json_array_foreach (ns, i, v)
   {
@@ -154,13 +155,13 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
   if (a->stdio)
     for (int i = 0; i < 3; i++)
       keep[2 + i] = a->stdio[i];
-  process_close_fds (a->preserve_fds, keep, 5);
-  if (cgroup_join_self (a->cgroup_join, err) < 0)
+  cl_ctr_process_close_fds (a->preserve_fds, keep, 5);
+  if (cl_ctr_cgroup_join_self (a->cgroup_join, err) < 0)
     return -1;
   /* The runtime moves us into the cgroup meanwhile (a cgroup v1
      migration may wait for an RCU grace period): build the root in
      parallel, and wait for it only where it matters. */
-  if (needs_go_early (c) && init_wait_go (c, err) < 0)
+  if (needs_go_early (c) && cl_ctr_init_wait_go (c, err) < 0)
     return -1;
   if (join_namespaces (c, true, err) < 0)
     return -1;
@@ -171,13 +172,13 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     }
   if (join_namespaces (c, false, err) < 0)
     return -1;
-  if (init_forks_real_init (c->linux_obj) && fork_real_init (c, err) < 0)
+  if (cl_ctr_init_forks_real_init (c->linux_obj) && fork_real_init (c, err) < 0)
     return -1;
   if (hostname && sethostname (hostname, strlen (hostname)) < 0)
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);
   if (domainname && setdomainname (domainname, strlen (domainname)) < 0)
     return cl_error_errno (err, "domainname: setdomainname `%s`", domainname);
-  if (rootfs_open_host_devnull (c, err) < 0 || rootfs_setup (c, err) < 0)
+  if (cl_ctr_rootfs_open_host_devnull (c, err) < 0 || cl_ctr_rootfs_setup (c, err) < 0)
     return -1;
 
   {
@@ -187,10 +188,10 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
       return cl_error_errno (err, "linux.personality: %s", domain);
   }
   {
-    /* linux.memoryPolicy (checked by spec_validate): the init's, which
+    /* linux.memoryPolicy (checked by cl_ctr_spec_validate): the init's, which
        its children inherit. */
     struct spec_mempolicy mp;
-    if (spec_memory_policy (c->linux_obj, &mp, err) < 0)
+    if (cl_ctr_spec_memory_policy (c->linux_obj, &mp, err) < 0)
       return -1;
     if (mp.present
         && syscall (SYS_set_mempolicy, mp.mode, mp.nodes ? &mp.nodes : NULL, mp.nodes ? 65UL : 0UL)
@@ -209,13 +210,13 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
                          "status", "creating", "pid", (int)getpid (), "bundle", a->bundle);
   close (c->rootfd);
   close (c->devnull);
-  if (init_wait_go (c, err) < 0)
+  if (cl_ctr_init_wait_go (c, err) < 0)
     return -1;
-  return process_prepare (ps, exe, err);
+  return cl_ctr_process_prepare (ps, exe, err);
 }
 
 void
-init_run (struct init_args *a)
+cl_ctr_init_run (struct init_args *a)
 {
   struct init_ctx c = { .a = a, .rootfd = -1, .devnull = -1, .console_slave = -1 };
   struct process_setup ps = { 0 };
@@ -232,10 +233,10 @@ init_run (struct init_args *a)
     prctl (PR_SET_DUMPABLE, 0);
   c.linux_obj = json_object_get (a->config, "linux");
   if (init_setup (&c, &exe, &ps, &err) < 0)
-    sync_fail (a->sync_fd, &err);
+    cl_ctr_sync_fail (a->sync_fd, &err);
 
   prctl (PR_SET_PDEATHSIG, 0);
-  if (sync_send (a->sync_fd, SYNC_READY, 0, NULL) < 0)
+  if (cl_ctr_sync_send (a->sync_fd, SYNC_READY, 0, NULL) < 0)
     _exit (1);
   if (a->fifo_fd >= 0)
     {
@@ -252,7 +253,7 @@ init_run (struct init_args *a)
       close (fd);
       close (a->sync_fd);
     }
-  else if (sync_recv (a->sync_fd, SYNC_START, &msg, &err) < 0)
+  else if (cl_ctr_sync_recv (a->sync_fd, SYNC_START, &msg, &err) < 0)
     _exit (1);
 
   if (json_object_get (json_object_get (a->config, "hooks"), "startContainer"))
@@ -261,8 +262,8 @@ init_run (struct init_args *a)
           = json_pack ("{s:s, s:s, s:s, s:i, s:s}", "ociVersion", OCI_SPEC_VERSION, "id", a->id,
                        "status", "created", "pid", (int)getpid (), "bundle", a->bundle);
       /* In the process's cwd, with its environment (HOME included). */
-      if (hooks_run (json_object_get (a->config, "hooks"), "startContainer", st,
-                     json_object_get (ps.process, "env"), NULL, &err)
+      if (cl_ctr_hooks_run (json_object_get (a->config, "hooks"), "startContainer", st,
+                            json_object_get (ps.process, "env"), NULL, &err)
           < 0)
         {
           dprintf (2, "%s\n", err->msg);
@@ -270,7 +271,7 @@ init_run (struct init_args *a)
         }
       json_decref (st);
     }
-  process_exec (&ps, exe, &err);
+  cl_ctr_process_exec (&ps, exe, &err);
   dprintf (2, "%s\n", err->msg);
   _exit (127);
 }

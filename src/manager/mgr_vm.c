@@ -1,17 +1,18 @@
-/* microVM instances (see vm.h): a disk cloned from the image's ext4 disk,
+/* SPDX-License-Identifier: Apache-2.0 */
+/* microVM instances (see mgr_vm.h): a disk cloned from the image's ext4 disk,
    and the VMM library run in a child of the instance's monitor, with the
    serial console appended to INSTANCE/console.log.  The kind's table of
-   operations (vm_ops, internal.h) is at the end; exec is in vm_agent.c. */
+   operations (vm_ops, mgr_internal.h) is at the end; exec is in vm_agent.c. */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
 #include "image/image.h"
-#include "manager/images.h"
-#include "manager/internal.h"
+#include "manager/mgr_images.h"
+#include "manager/mgr_internal.h"
 #include "manager/monitor.h"
 #include "manager/netglue.h"
-#include "manager/vm.h"
+#include "manager/mgr_vm.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -57,20 +58,20 @@ spawn_wait (char **argv, cl_error_t *err)
 static int
 vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *img, cl_error_t *err)
 {
-  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
   cleanup_free char *base = NULL;
   uint64_t size = (uint64_t)json_integer_value (json_object_get (inst->config, "disk_size"));
   struct stat st;
 
-  if (cl_mkdir_p (dir, 0700, err) < 0 || image_vm_disk (m, img, &base, err) < 0)
+  if (cl_mkdir_p (dir, 0700, err) < 0 || cl_mgr_image_vm_disk (m, img, &base, err) < 0)
     return -1;
   if (stat (base, &st) < 0)
     return cl_error_errno (err, "stat `%s`", base);
   if (size && size < (uint64_t)st.st_size)
     return cl_error_make (err, 0, "--disk-size %llu: smaller than the image's disk (%lld bytes)",
                           (unsigned long long)size, (long long)st.st_size);
-  if (file_clone (base, disk, size, err) < 0)
+  if (cl_mgr_file_clone (base, disk, size, err) < 0)
     return -1;
   if (size > (uint64_t)st.st_size)
     {
@@ -101,7 +102,7 @@ vm_disk_copy (struct cl_manager *m, struct instance *from, const char *sdir, con
 
   (void)m;
   (void)from;
-  return file_clone (src, out, 0, err);
+  return cl_mgr_file_clone (src, out, 0, err);
 }
 
 /* The kernel command line that boots the image's disk and runs the
@@ -111,7 +112,7 @@ static char *
 init_cmdline (json_t *command)
 {
   size_t i, n = json_array_size (command);
-  char *s = strdup (VM_DEFAULT_DISK_CMDLINE), *t;
+  char *s = cl_xstrdup (VM_DEFAULT_DISK_CMDLINE), *t;
   json_t *e;
 
   json_array_foreach (command, i, e)
@@ -131,7 +132,7 @@ static char *
 config_string (struct instance *inst, const char *key)
 {
   const char *s = json_string_value (json_object_get (inst->config, key));
-  return s ? strdup (s) : NULL;
+  return s ? cl_xstrdup (s) : NULL;
 }
 
 static int
@@ -147,7 +148,7 @@ static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
                    struct vm_launch *l, cl_error_t *err)
 {
-  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
@@ -160,14 +161,14 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   if (l->kernel == NULL)
     {
       /* the image's rootfs on /dev/vda, booted by our kernel + initramfs */
-      if (cl_image_vm_kernel (&path, err) < 0)
+      if (cl_img_vm_kernel (&path, err) < 0)
         return -1;
-      l->kernel = strdup (path);
+      l->kernel = cl_xstrdup (path);
       if (l->initrd == NULL)
         {
-          if (cl_image_vm_initramfs (&path, err) < 0)
+          if (cl_img_vm_initramfs (&path, err) < 0)
             return -1;
-          l->initrd = strdup (path);
+          l->initrd = cl_xstrdup (path);
         }
       if (l->cmdline == NULL)
         l->cmdline = init_cmdline (json_object_get (inst->config, "command"));
@@ -178,18 +179,19 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   l->disk = cl_strdup_printf ("%s/disk.img", dir);
   l->console_log = cl_strdup_printf ("%s/console.log", dir);
   l->api_socket = cl_strdup_printf ("%s/api.sock", dir);
-  l->restore_dir = restore_dir ? strdup (restore_dir) : NULL;
+  l->restore_dir = restore_dir ? cl_xstrdup (restore_dir) : NULL;
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
   /* a vsock device for `cloison exec` (the guest agent) where the host
      can give one; the CID is the instance's for its whole life */
-  if (vm_host_has_vsock ()
-      && vm_vsock_take (m, inst->name, l->restore_dir != NULL, &l->vsock_cid, &l->vsock_fd, err)
+  if (cl_mgr_vm_host_has_vsock ()
+      && cl_mgr_vm_vsock_take (m, inst->name, l->restore_dir != NULL, &l->vsock_cid, &l->vsock_fd,
+                               err)
              < 0)
     return -1;
   unlink (l->api_socket);
-  if (netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
+  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
     {
       if (l->vsock_fd >= 0)
         close (l->vsock_fd);
@@ -376,7 +378,7 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
     {
       struct pollfd p[2] = { { .fd = stdin_open && npending == 0 ? 0 : -1, .events = POLLIN },
                              { .fd = npending ? in_fd : -1, .events = POLLOUT } };
-      bool alive = proc_alive (inst->monitor_pid, inst->monitor_start);
+      bool alive = cl_mgr_proc_alive (inst->monitor_pid, inst->monitor_start);
 
       got = false;
       if (console_relay_output (log_fd, &got) < 0)
@@ -518,7 +520,7 @@ vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
 static bool
 vm_power_button (struct cl_manager *m, struct instance *inst)
 {
-  cleanup_free char *dir = instance_dir (m, inst->name);
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
   cl_error_t err = NULL;
 
@@ -540,7 +542,7 @@ vm_shutdown (struct cl_manager *m, struct instance *inst, int *timeout_ms)
   for (int left = *timeout_ms; left > 0; left -= POWER_BUTTON_REPEAT_MS)
     {
       int wait = left < POWER_BUTTON_REPEAT_MS ? left : POWER_BUTTON_REPEAT_MS;
-      if (proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
+      if (cl_mgr_proc_wait_exit (inst->monitor_pid, inst->monitor_start, wait))
         return true;
       vm_power_button (m, inst); /* fails once the VM is stopping */
     }
@@ -558,7 +560,7 @@ vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const
   cleanup_free char *copy = cl_strdup_printf ("%s/disk.img", sdir);
   cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
   cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
-  bool running = instance_is_running (inst);
+  bool running = cl_mgr_instance_is_running (inst);
   cl_error_t ignored = NULL;
   int r;
 
@@ -566,7 +568,7 @@ vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const
   /* paused, the disk does not change under the copy */
   if (running && vm_api_pause (sock, true, err) < 0)
     return -1;
-  r = file_clone (disk, copy, 0, err);
+  r = cl_mgr_file_clone (disk, copy, 0, err);
   if (r == 0 && stateful)
     r = vm_api_snapshot (sock, state, err);
   if (running && vm_api_pause (sock, false, &ignored) < 0)
@@ -577,7 +579,7 @@ vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const
 static int
 vm_restore (const char *from, const char *staged, cl_error_t *err)
 {
-  return file_clone (from, staged, 0, err);
+  return cl_mgr_file_clone (from, staged, 0, err);
 }
 
 /* The agent's session needs no lock: a paused VM only delays it. */
@@ -586,8 +588,8 @@ vm_exec_unlocked (struct cl_manager *m, struct instance *inst, char **argv, cons
                   size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
                   cl_error_t *err)
 {
-  instance_unlock (held);
-  return vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
+  cl_mgr_instance_unlock (held);
+  return cl_mgr_vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
 }
 
 const struct instance_ops vm_ops = {
