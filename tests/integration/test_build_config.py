@@ -73,7 +73,7 @@ def test_install_layout(installed):
     _, dest = installed
     root = dest + PREFIX
     programs = [os.path.relpath(p, root) for p in installed_programs(dest)]
-    assert programs == ["bin/cloison", "bin/cloison-runtime", "bin/cloison-vmm",
+    assert programs == ["bin/cloison", "bin/cloison-runtime", "bin/cloison-vmm", "bin/cloisond",
                         "libexec/cloison/cloison-monitor"], programs
     assert os.path.isfile(os.path.join(root, "share/cloison/busybox-rootfs.tar"))
 

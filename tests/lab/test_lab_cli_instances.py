@@ -35,7 +35,7 @@ check vm_image sh -c "$C launch busybox vm2 --vm --no-network --memory 256M --di
     debugfs -R 'cat /data' /tmp/cl/instances/vm2/disk.img && $C delete vm2"
 check vm_stop sh -c "$C launch busybox vm3 --vm --no-network --memory 128M -- \
     sh -c 'echo written-before-stop > /state; echo waiting; exec sleep 100000' &&
-    i=0; while ! grep -q waiting /tmp/cl/instances/vm3/console.log && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done;
+    i=0; while ! grep -q '^waiting' /tmp/cl/instances/vm3/console.log && [ \$i -lt 300 ]; do sleep 0.1; i=\$((i+1)); done;
     s=\$(date +%%s); $C stop vm3 && echo stop-took=\$((\$(date +%%s) - s)) && $C list &&
     cat /tmp/cl/instances/vm3/console.log && debugfs -R 'cat /state' /tmp/cl/instances/vm3/disk.img &&
     $C delete vm3"
