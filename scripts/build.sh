@@ -34,6 +34,9 @@ PY
 if [ ! -f "$dir/build.ninja" ]; then
   meson setup "$dir" --buildtype=debugoptimized "${test_options[@]}" "$@" >/dev/null
 elif ! options_set "$dir" "${test_options[@]}"; then
+  # a directory configured before the options existed must regenerate
+  # first, or meson configure refuses them as unknown
+  ninja -C "$dir" build.ninja >/dev/null
   meson configure "$dir" "${test_options[@]}" >/dev/null
 fi
 ninja -C "$dir" >/dev/null

@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int
 cl_db_open (const char *root, sqlite3 **out, cl_error_t *err)
@@ -44,11 +45,29 @@ cl_db_close (sqlite3 *db)
   sqlite3_close (db);
 }
 
+/* SQLite returns SQLITE_BUSY at once, without its busy handler, where
+   waiting could deadlock: two connections opening a new database in
+   rollback mode at once (the first switches it to WAL), or a lock
+   upgrade.  Every statement given here stands alone (BEGIN IMMEDIATE,
+   COMMIT, the schema's CREATE ... IF NOT EXISTS, pragmas), so it is
+   simply run again, for as long as the busy timeout. */
+#define DB_BUSY_RETRY_MS 30000
+
 int
 cl_db_exec (sqlite3 *db, const char *sql, cl_error_t *err)
 {
   char *msg = NULL;
-  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
+  int rc, waited = 0;
+
+  while ((rc = sqlite3_exec (db, sql, NULL, NULL, &msg)) == SQLITE_BUSY
+         && waited < DB_BUSY_RETRY_MS)
+    {
+      sqlite3_free (msg);
+      msg = NULL;
+      usleep (2000);
+      waited += 2;
+    }
+  if (rc != SQLITE_OK)
     {
       cl_error_make (err, 0, "state database: %s", msg ? msg : sqlite3_errmsg (db));
       sqlite3_free (msg);
@@ -86,7 +105,18 @@ cl_db_prepare (sqlite3 *db, const char *sql, sqlite3_stmt **out, cl_error_t *err
 int
 cl_db_step_done (sqlite3 *db, sqlite3_stmt *st, cl_error_t *err)
 {
-  if (sqlite3_step (st) != SQLITE_DONE)
+  int rc, waited = 0;
+
+  /* outside a transaction a statement stands alone: an immediate
+     SQLITE_BUSY (see cl_db_exec) is met by running it again */
+  while ((rc = sqlite3_step (st)) == SQLITE_BUSY && sqlite3_get_autocommit (db)
+         && waited < DB_BUSY_RETRY_MS)
+    {
+      sqlite3_reset (st);
+      usleep (2000);
+      waited += 2;
+    }
+  if (rc != SQLITE_DONE)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (db));
   return 0;
 }
