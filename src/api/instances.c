@@ -360,11 +360,7 @@ instance_etag (json_t *info)
 {
   cleanup_free char *s
       = json_dumps (json_object_get (info, "config"), JSON_COMPACT | JSON_SORT_KEYS);
-  uint64_t h = 14695981039346656037ULL;
-
-  for (const char *p = s ? s : ""; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-  return cl_strdup_printf ("\"%016llx\"", (unsigned long long)h);
+  return cl_strdup_printf ("\"%016llx\"", (unsigned long long)cl_fnv1a64 (s ? s : ""));
 }
 
 static void

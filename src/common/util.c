@@ -315,6 +315,15 @@ cl_close_fds_from (int from)
     close (fd);
 }
 
+uint64_t
+cl_fnv1a64 (const char *s)
+{
+  uint64_t h = 14695981039346656037ull;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+    h = (h ^ *p) * 1099511628211ull;
+  return h;
+}
+
 void
 cl_close_fds_except (const int *keep, size_t n)
 {

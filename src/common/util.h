@@ -44,6 +44,9 @@ void cl_strv_free_n (char **v, size_t n);
 /* Close every fd >= from. */
 void cl_close_fds_from (int from);
 /* Closes every fd from 3 up but those in keep (sorted ascending). */
+/* FNV-1a, 64 bits, of a string: short stable names (cache files, ETags,
+   lock offsets), not for security. */
+uint64_t cl_fnv1a64 (const char *s);
 void cl_close_fds_except (const int *keep, size_t n);
 /* Mark every fd >= from close-on-exec. */
 void cl_cloexec_fds_from (int from);

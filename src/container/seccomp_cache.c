@@ -40,10 +40,7 @@ cache_key (json_t *seccomp)
 static char *
 cache_name (const char *key)
 {
-  uint64_t h = 14695981039346656037ULL; /* FNV-1a */
-  for (const unsigned char *p = (const unsigned char *) key; *p; p++)
-    h = (h ^ *p) * 1099511628211ULL;
-  return cl_strdup_printf ("%016llx.bpf", (unsigned long long) h);
+  return cl_strdup_printf ("%016llx.bpf", (unsigned long long) cl_fnv1a64 (key));
 }
 
 static bool

@@ -29,10 +29,7 @@
 static off_t
 lock_offset (const char *name)
 {
-  uint64_t h = 14695981039346656037ull;
-  for (const char *p = name; *p; p++)
-    h = (h ^ (unsigned char)*p) * 1099511628211ull;
-  return (off_t)(h >> 2);
+  return (off_t)(cl_fnv1a64 (name) >> 2);
 }
 
 static int
