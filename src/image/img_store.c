@@ -696,10 +696,13 @@ use_exec (struct cl_image_store *s, const char *sql, const char *id, const char 
     return -1;
   sqlite3_bind_text (q, 1, id, -1, SQLITE_STATIC);
   sqlite3_bind_text (q, 2, user, -1, SQLITE_STATIC);
-  if (sqlite3_step (q) != SQLITE_DONE)
-    return cl_error_make (err, 0, "image %.12s: record use by `%s`: %s", id, user,
-                          sqlite3_errmsg (s->db));
-  return 0;
+  if (sqlite3_step (q) == SQLITE_DONE)
+    return 0;
+  /* the image's row went between the caller's look-up and this use */
+  if (sqlite3_extended_errcode (s->db) == SQLITE_CONSTRAINT_FOREIGNKEY)
+    return cl_error_make (err, ENOENT, "image %.12s not found: it was removed", id);
+  return cl_error_make (err, 0, "image %.12s: record use by `%s`: %s", id, user,
+                        sqlite3_errmsg (s->db));
 }
 
 int

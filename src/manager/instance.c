@@ -109,8 +109,20 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
   inst->created = time (NULL);
   if (cl_mgr_store_create (m, inst, op, intent, err) < 0)
     return -1;
-  if (cl_mgr_image_use (m, img->id, inst->name, err) < 0
-      || cl_mgr_instance_ops (inst)->create (m, inst, img, err) < 0
+  if (cl_mgr_image_use (m, img->id, inst->name, err) < 0)
+    {
+      /* an `image rm` came between the look-up and the use: say so by
+         the name the user gave */
+      if ((*err)->status == ENOENT)
+        {
+          cl_error_release (err);
+          cl_error_make (err, ENOENT, "image `%s` not found: it was removed during the launch",
+                         o->image);
+        }
+      instance_undo (m, inst->name, *intent);
+      return -1;
+    }
+  if (cl_mgr_instance_ops (inst)->create (m, inst, img, err) < 0
       || cl_mgr_store_set_status (m, inst->name, "stopped", err) < 0)
     {
       instance_undo (m, inst->name, *intent);
