@@ -5,14 +5,16 @@
 #include "common/log.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* cloison_up_cmds first: its exec and logs take a project's machine
+   names, then hand on to the instance commands */
 static const struct cloison_cmd *const groups[] = {
-  cloison_instance_cmds,
-  cloison_image_cmds,
-  cloison_network_cmds,
+  cloison_up_cmds,      cloison_instance_cmds, cloison_image_cmds,
+  cloison_network_cmds, cloison_volume_cmds,
 };
 
 static void
@@ -21,7 +23,14 @@ usage (FILE *out)
   fprintf (out, "usage: cloison [--root DIR] [--debug] COMMAND [ARGS...]\n\ncommands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
-      fprintf (out, "  %-10s %s\n", c->name, c->summary);
+      {
+        bool shown = false;
+        for (size_t h = 0; h < g && !shown; h++)
+          for (const struct cloison_cmd *d = groups[h]; d->name; d++)
+            shown |= strcmp (d->name, c->name) == 0;
+        if (!shown)
+          fprintf (out, "  %-10s %s\n", c->name, c->summary);
+      }
 }
 
 int
