@@ -22,6 +22,14 @@ static const char usage_text[] = "usage: cloison volume create NAME [--size SIZE
                                  "       cloison volume snapshot create|restore|delete NAME SNAP\n"
                                  "       cloison volume copy SRC NEW\n";
 
+static int
+usage_error (cl_error_t *err)
+{
+  return cl_error_make (err, 0,
+                        "usage: cloison volume create|list|info|delete|attach|detach|"
+                        "snapshot|copy ... (see cloison volume --help)");
+}
+
 struct vol_opts
 {
   const char *size, *format;
@@ -50,7 +58,7 @@ parse_opts (int argc, char **argv, struct vol_opts *o, cl_error_t *err)
       if (c == -1)
         {
           if (o->npos == 5)
-            return cl_error_make (err, 0, "%s", usage_text);
+            return usage_error (err);
           o->pos[o->npos++] = argv[optind++];
           continue;
         }
@@ -66,7 +74,7 @@ parse_opts (int argc, char **argv, struct vol_opts *o, cl_error_t *err)
           o->readonly = true;
           break;
         default:
-          return cl_error_make (err, 0, "%s", usage_text);
+          return usage_error (err);
         }
     }
   return 0;
@@ -114,7 +122,7 @@ static int
 want (const struct vol_opts *o, int n, cl_error_t *err)
 {
   if (o->npos != n)
-    return cl_error_make (err, 0, "%s", usage_text);
+    return usage_error (err);
   return 0;
 }
 
@@ -138,7 +146,7 @@ snapshot_cmd (struct cl_manager *m, const struct vol_opts *o, cl_error_t *err)
     return cl_mgr_volume_snapshot_restore (m, o->pos[1], o->pos[2], err);
   if (strcmp (verb, "delete") == 0)
     return cl_mgr_volume_snapshot_delete (m, o->pos[1], o->pos[2], err);
-  return cl_error_make (err, 0, "%s", usage_text);
+  return usage_error (err);
 }
 
 static int
@@ -201,17 +209,12 @@ cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   else if (strcmp (verb, "snapshot") == 0)
     {
-      struct vol_opts rest = o;
-      if (o.npos < 1)
-        return cl_error_make (err, 0, "%s", usage_text);
-      memmove (rest.pos, o.pos + 1, sizeof rest.pos - sizeof rest.pos[0]);
-      rest.npos--;
-      return snapshot_cmd (m, &rest, err);
+      return snapshot_cmd (m, &o, err);
     }
   else if (strcmp (verb, "copy") == 0)
     return want (&o, 2, err) < 0 ? -1 : cl_mgr_volume_copy (m, o.pos[0], o.pos[1], err);
   else
-    return cl_error_make (err, 0, "unknown volume command `%s`\n%s", verb, usage_text);
+    return cl_error_make (err, 0, "unknown volume command `%s` (see cloison volume --help)", verb);
   char *s = json_dumps (out, JSON_INDENT (2));
   puts (s);
   free (s);

@@ -76,8 +76,7 @@ launch_mounts (const struct cl_launch_opts *o, json_t **out, cl_error_t *err)
       if (real == NULL || stat (real, &st) < 0)
         return cl_error_errno (err, "--mount `%s`: folder `%s`", o->mounts[i], src);
       if (!S_ISDIR (st.st_mode))
-        return cl_error_make (err, ENOTDIR, "--mount `%s`: `%s` is not a directory", o->mounts[i],
-                              src);
+        return cl_error_make (err, 0, "--mount `%s`: `%s` is not a directory", o->mounts[i], src);
       json_array_append_new (
           arr, json_pack ("{s:s, s:s, s:b}", "source", real, "path", path, "readonly", ro));
     }
@@ -164,7 +163,7 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
       if ((*err)->status == ENOENT)
         {
           cl_error_release (err);
-          cl_error_make (err, ENOENT, "image `%s` not found: it was removed during the launch",
+          cl_error_make (err, 0, "image `%s` not found: it was removed during the launch",
                          o->image);
         }
       instance_undo (m, inst->name, *intent);

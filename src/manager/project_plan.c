@@ -205,13 +205,13 @@ pick_ports (struct cl_manager *m, struct step *s, json_t *picked, cl_error_t *er
     while (port_taken ((uint16_t)h, proto, picked) || port_forwarded (m, (uint16_t)h, proto))
       {
         if (!json_is_true (json_object_get (e, "auto")))
-          return cl_error_make (err, EADDRINUSE,
+          return cl_error_make (err, 0,
                                 "machine `%s`: host port %lld/%s is taken (set `auto: true` to "
                                 "take the next free one)",
                                 s->mc->name, (long long)host, proto);
         if (++h > 65535)
-          return cl_error_make (err, EADDRINUSE, "machine `%s`: no free host port from %lld",
-                                s->mc->name, (long long)host);
+          return cl_error_make (err, 0, "machine `%s`: no free host port from %lld", s->mc->name,
+                                (long long)host);
       }
     if (h != host)
       printf ("%s: host port %lld/%s is taken: forwarding %lld -> %lld instead\n", s->mc->name,
@@ -244,7 +244,7 @@ select_machines (struct cl_project *p, struct step *steps, const char **names, s
     {
       struct prj_machine *mc = cl_mgr_project_machine (p, names[i]);
       if (mc == NULL)
-        return cl_error_make (err, ENOENT, "no machine `%s` in %s", names[i], p->file);
+        return cl_error_make (err, 0, "no machine `%s` in %s", names[i], p->file);
       if (with_deps)
         select_with_deps (p, steps, mc);
       else
@@ -453,7 +453,7 @@ machine_health (struct cl_manager *m, struct prj_machine *mc, cl_error_t *err)
       if (cl_now_ns () >= deadline)
         {
           cl_strv_free (argv);
-          return cl_error_make (err, ETIMEDOUT,
+          return cl_error_make (err, 0,
                                 "machine `%s`: health check still failing after %d tries (last "
                                 "exit %d)",
                                 mc->name, tries, code);
@@ -590,6 +590,27 @@ machine_child (const char *root, struct cl_project *p, struct step *s, bool prov
     r = -1;
   fflush (NULL);
   _exit (r == 0 ? 0 : 1);
+}
+
+/* Steps to run on an up-to-date machine: `always` ones, `once` ones not
+   done yet. */
+static bool
+provision_pending (struct step *s)
+{
+  json_t *done = json_object_get (s->applied, "provisioned"), *st, *e;
+  size_t i, k;
+
+  json_array_foreach (s->mc->provision, i, st)
+  {
+    cleanup_free char *key = step_key (st);
+    bool seen = false;
+    if (strcmp (json_string_value (json_object_get (st, "run")), "always") == 0)
+      return true;
+    json_array_foreach (done, k, e) seen |= strcmp (json_string_value (e), key) == 0;
+    if (!seen)
+      return true;
+  }
+  return false;
 }
 
 static int
@@ -823,7 +844,7 @@ cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_p
                 }
               continue;
             }
-          if (s->act == ACT_NONE && json_array_size (s->mc->provision) == 0 && !o->provision)
+          if (s->act == ACT_NONE && !o->provision && !provision_pending (s))
             {
               s->state = 2; /* nothing to fork for */
               progress = true;
@@ -1025,8 +1046,7 @@ cl_mgr_project_provision (struct cl_manager *m, struct cl_project *p, const char
         continue;
       if (rec == NULL)
         {
-          cl_error_make (err, ENOENT, "machine `%s` is not up: run `cloison up` first",
-                         s->mc->name);
+          cl_error_make (err, 0, "machine `%s` is not up: run `cloison up` first", s->mc->name);
           goto out;
         }
       done = json_object_get (rec, "provisioned");
