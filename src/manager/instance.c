@@ -163,7 +163,7 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
       if ((*err)->status == ENOENT)
         {
           cl_error_release (err);
-          cl_error_make (err, 0, "image `%s` not found: it was removed during the launch",
+          cl_error_make (err, ENOENT, "image `%s` not found: it was removed during the launch",
                          o->image);
         }
       instance_undo (m, inst->name, *intent);
