@@ -554,8 +554,9 @@ folder_item (struct parse *ps, void *ctx, yaml_node_t *v, const char *path)
   if (real == NULL || stat (real, &st) < 0 || !S_ISDIR (st.st_mode))
     {
       int e = real ? ENOTDIR : errno;
+      int r = perr (ps, v, path, "folder `%s`: %s", src, strerror (e));
       json_decref (item);
-      return perr (ps, v, path, "folder `%s`: %s", src, strerror (e));
+      return r;
     }
   json_array_append_new (json_object_get (c->mc->spec, "mounts"),
                          json_string_nocheck (cl_strdup_printf (

@@ -530,6 +530,14 @@ action_word (const struct step *s)
     }
 }
 
+/* Passed its health check at the last up (or has none). */
+static bool
+step_healthy (struct step *s)
+{
+  json_t *h = json_object_get (s->applied, "healthy");
+  return s->mc->health == NULL || h == NULL || json_is_true (h);
+}
+
 /* In the child: the machine's action, provisioning, health.  Reports
    {ok, error, provisioned} on fd. */
 static void __attribute__ ((noreturn))
@@ -541,6 +549,7 @@ machine_child (const char *root, struct cl_project *p, struct step *s, bool prov
   json_t *report;
   char *text;
   int r = 0;
+  bool launched = false, healthy = false;
 
   if (!json_is_array (done) || s->act == ACT_CREATE || s->act == ACT_RECREATE)
     {
@@ -571,6 +580,8 @@ machine_child (const char *root, struct cl_project *p, struct step *s, bool prov
       default:
         break;
       }
+  /* the instance is what the file says from here on, whatever fails next */
+  launched = r == 0 && s->act != ACT_BLOCKED;
   if (r == 0 && s->act != ACT_NONE && s->act != ACT_BLOCKED)
     {
       bool vm = strcmp (json_string_value (json_object_get (s->mc->spec, "kind")), "vm") == 0;
@@ -581,10 +592,12 @@ machine_child (const char *root, struct cl_project *p, struct step *s, bool prov
     }
   if (r == 0)
     r = machine_provision (m, s->mc, done, provision_all, &err);
-  if (r == 0 && s->act != ACT_NONE && s->act != ACT_BLOCKED)
+  if (r == 0 && (s->act != ACT_NONE || !step_healthy (s)))
     r = machine_health (m, s->mc, &err);
-  report = json_pack ("{s:b, s:s?, s:o}", "ok", r == 0, "error", r < 0 && err ? err->msg : NULL,
-                      "provisioned", done);
+  healthy = r == 0;
+  report = json_pack ("{s:b, s:s?, s:o, s:b, s:b}", "ok", r == 0, "error",
+                      r < 0 && err ? err->msg : NULL, "provisioned", done, "launched", launched,
+                      "healthy", healthy);
   text = json_dumps (report, JSON_COMPACT);
   if (cl_write_all (fd, text, strlen (text)) < 0)
     r = -1;
@@ -705,11 +718,15 @@ reap_one (struct cl_project *p, struct step *steps, json_t *state)
           fprintf (stderr, "%s: failed: %s\n", s->mc->name, why ? why : "its process died");
         }
       /* what it applied: the spec, its ports, the steps done */
-      if (ok || s->act == ACT_LIVE || s->act == ACT_START || s->act == ACT_NONE)
+      bool launched = json_is_true (json_object_get (rep, "launched"));
+      if (launched || s->applied)
         {
           json_t *rec = json_object ();
+          /* a machine waiting for --recreate keeps what it was made of */
           json_object_set (rec, "spec",
-                           ok || !s->applied ? s->mc->spec : json_object_get (s->applied, "spec"));
+                           launched ? s->mc->spec : json_object_get (s->applied, "spec"));
+          json_object_set_new (rec, "healthy",
+                               json_boolean (json_is_true (json_object_get (rep, "healthy"))));
           json_object_set_new (rec, "ports", s->ports ? json_incref (s->ports) : json_array ());
           if (json_is_array (json_object_get (rep, "provisioned")))
             json_object_set (rec, "provisioned", json_object_get (rep, "provisioned"));
@@ -844,7 +861,8 @@ cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_p
                 }
               continue;
             }
-          if (s->act == ACT_NONE && !o->provision && !provision_pending (s))
+          if ((s->act == ACT_NONE || s->act == ACT_BLOCKED) && !o->provision
+              && !provision_pending (s) && step_healthy (s))
             {
               s->state = 2; /* nothing to fork for */
               progress = true;
