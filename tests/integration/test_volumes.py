@@ -10,6 +10,7 @@ import textwrap
 import pytest
 
 from cloison_cli import cl  # noqa: F401 (cl: fixture)
+from test_up import no_network_left  # noqa: F401 (autouse fixture)
 
 
 def volumes(cl):
