@@ -733,7 +733,13 @@ machine_key (struct parse *ps, void *ctx, const char *key, yaml_node_t *kn, yaml
       return each_item (ps, v, path, env_item, env);
     }
   else if (strcmp (key, "networks") == 0)
-    return each_item (ps, v, path, network_ref, c);
+    {
+      if (each_item (ps, v, path, network_ref, c) < 0)
+        return -1;
+      /* `networks: []`: none at all (the key left out: `default`) */
+      if (json_array_size (json_object_get (spec, "networks")) == 0)
+        json_object_set_new (spec, "no_network", json_true ());
+    }
   else if (strcmp (key, "ports") == 0)
     return each_item (ps, v, path, port_item, c);
   else if (strcmp (key, "folders") == 0)

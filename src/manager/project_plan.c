@@ -359,6 +359,7 @@ machine_launch (struct cl_manager *m, struct cl_project *p, struct step *s, cl_e
   push_spec_strings (json_object_get (spec, "env"), &env, &o.n_env);
   o.env = env;
   push_spec_strings (json_object_get (spec, "networks"), &nets, &o.n_networks);
+  o.no_network = json_is_true (json_object_get (spec, "no_network"));
   o.networks = nets;
   push_spec_strings (s->ports, &ports, &o.n_ports);
   o.ports = ports;

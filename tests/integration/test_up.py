@@ -253,6 +253,7 @@ def test_provisioning_once_always_and_again(cl, tmp_path):
           box:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
             provision:
               - shell: echo once >> /tmp/log
@@ -280,16 +281,19 @@ def test_up_continues_after_a_failure(cl, tmp_path):
           good:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
           bad:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
             provision:
               - shell: test -e /tmp/fixed
           after:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
             depends_on: [bad]
         """)
@@ -411,6 +415,7 @@ def test_two_checkouts_do_not_collide(cl, tmp_path):
           box:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
         """
     a = write_project(tmp_path / "a" / "same", text)

@@ -121,6 +121,7 @@ def test_cloisonfile_volumes(cl, tmp_path):
           app:
             image: busybox
             project_folder: false
+            networks: []
             command: sleep 100000
             volumes:
               - {name: data, path: /data}
