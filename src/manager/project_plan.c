@@ -636,7 +636,20 @@ spawn_step (struct cl_manager *m, struct cl_project *p, struct step *s, bool pro
   if (pipe2 (fds, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
   fflush (NULL);
+  /* SQLite's per-process lock bookkeeping must not cross fork(): the
+     child opens a connection of its own from a clean slate (as the
+     monitors do, monitor.c) */
+  cl_db_close (m->db);
+  m->db = NULL;
   s->pid = fork ();
+  if (s->pid != 0 && cl_db_open (m->root, &m->db, err) == 0)
+    cl_mgr_db_tune (m->db);
+  else if (s->pid != 0)
+    {
+      close (fds[0]);
+      close (fds[1]);
+      return -1; /* the child goes on; its result is lost */
+    }
   if (s->pid < 0)
     {
       close (fds[0]);
