@@ -388,7 +388,7 @@ snapshot_must_exist (struct cl_manager *m, const char *name, const char *snap, c
   if (cl_validate_name (snap, "snapshot name", err) < 0)
     return -1;
   if (snapshot_exists (m, name, snap) != 1)
-    return cl_error_make (err, 0, "volume `%s` has no snapshot `%s`", name, snap);
+    return cl_error_make (err, 0, "volume `%s`: snapshot `%s` not found", name, snap);
   return 0;
 }
 

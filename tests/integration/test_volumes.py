@@ -5,6 +5,7 @@ the instance, delete refused while attached, snapshots and restore,
 copies, and volumes declared in a Cloisonfile.  (VMs: tests/lab.)"""
 import json
 import os
+import subprocess
 import textwrap
 
 import pytest
@@ -100,7 +101,7 @@ def test_snapshot_restore_and_copy(cl):
     with open(os.path.join(volumes(cl)["db2"]["path"], "row")) as f:
         assert f.read() == "v1\n"
     p = cl("volume", "snapshot", "restore", "db", "nope", check=False)
-    assert p.stderr == "cloison: volume `db` has no snapshot `nope`\n"
+    assert p.stderr == "cloison: volume `db`: snapshot `nope` not found\n"
     cl("volume", "snapshot", "delete", "db", "before")
     assert volumes(cl)["db"]["snapshots"] == []
     p = cl("volume", "create", "db", check=False)
@@ -140,3 +141,38 @@ def test_cloisonfile_volumes(cl, tmp_path):
         assert name not in volumes(cl)
     finally:
         cl("down", "--destroy", "--volumes", cwd=str(proj), check=False)
+
+
+def test_volumes_through_the_api(tmp_path):
+    """/1.0/volumes in cloisond: the same calls, the library's errors as
+    404 and 409."""
+    from test_api import Daemon
+    d = Daemon(tmp_path)
+    d.start()
+    try:
+        j = d.ok("POST", "/1.0/volumes", {"name": "v", "size": "8M"}, status=201)
+        assert j["type"] == "image" and j["size"] == 8 << 20
+        d.ok("POST", "/1.0/volumes", {"name": "w"}, status=201)
+        assert d.ok("GET", "/1.0/volumes") == ["/1.0/volumes/v", "/1.0/volumes/w"]
+        assert d.request("POST", "/1.0/volumes", {"name": "w"})[0] == 409
+        assert d.request("POST", "/1.0/volumes", {"name": "x", "size": "lots"})[0] == 400
+        assert d.request("GET", "/1.0/volumes/none")[0] == 404
+        subprocess.run([os.path.join(os.path.dirname(__file__), "..", "..", "build", "src", "cli",
+                                     "cloison"), "--root", d.root, "launch", "--no-network",
+                        "busybox", "c", "--", "sleep", "100000"], check=True)
+        assert d.ok("POST", "/1.0/volumes/w/attachments",
+                    {"instance": "c", "path": "/w"}) == {"pending": True}
+        st, j, _ = d.request("DELETE", "/1.0/volumes/w")
+        assert st == 409 and "attached" in j["error"]
+        d.ok("POST", "/1.0/volumes/w/snapshots", {"name": "s"}, status=201)
+        assert d.request("POST", "/1.0/volumes/w/snapshots/s")[0] == 409  # c runs
+        assert d.ok("DELETE", "/1.0/volumes/w/attachments/c") == {"pending": True}
+        d.ok("DELETE", "/1.0/volumes/w/snapshots/s")
+        assert d.request("DELETE", "/1.0/volumes/w/snapshots/s")[0] == 404
+        d.ok("DELETE", "/1.0/volumes/w")
+        assert [v["name"] for v in d.ok("GET", "/1.0/volumes?recursion=1")] == ["v"]
+    finally:
+        subprocess.run([os.path.join(os.path.dirname(__file__), "..", "..", "build", "src", "cli",
+                                     "cloison"), "--root", d.root, "delete", "--force", "c"],
+                       capture_output=True)
+        d.stop()
