@@ -41,8 +41,13 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
     if (strchr (o->env[i], '=') == NULL || o->env[i][0] == '=')
       return cl_error_make (err, 0, "--env `%s`: expected KEY=VALUE", o->env[i]);
   for (size_t i = 0; i < o->n_networks; i++)
-    if (cl_validate_name (o->networks[i], "network name", err) < 0)
-      return -1;
+    {
+      /* NAME@ADDRESS: a fixed address (checked as the network attaches) */
+      const char *at = strchr (o->networks[i], '@');
+      cleanup_free char *name = at ? strndup (o->networks[i], (size_t)(at - o->networks[i])) : NULL;
+      if (cl_validate_name (name ? name : o->networks[i], "network name", err) < 0)
+        return -1;
+    }
   if (o->no_network && o->n_networks)
     return cl_error_make (err, 0, "--no-network and --network exclude each other");
   for (size_t i = 0; i < o->n_ports; i++)

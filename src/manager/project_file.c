@@ -6,9 +6,11 @@
    depends_on without a cycle).  Errors are "FILE:LINE:COL: KEY.PATH:
    why", the position of the offending node. */
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "manager/project_internal.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -392,13 +394,59 @@ env_item (struct parse *ps, void *ctx, yaml_node_t *v, const char *path)
 }
 
 static int
+netref_key (struct parse *ps, void *ctx, const char *key, yaml_node_t *kn, yaml_node_t *v,
+            const char *path)
+{
+  const char *s;
+
+  (void)kn;
+  if (get_string (ps, v, path, &s) < 0)
+    return -1;
+  json_object_set_new (ctx, key, json_string (s));
+  return 0;
+}
+
+/* A fixed address: IPv4, inside the network's subnet when the file
+   gives one (src/net checks the rest as the machine attaches). */
+static int
+check_address (struct parse *ps, yaml_node_t *v, const char *path, json_t *net, const char *a)
+{
+  const char *subnet = json_string_value (json_object_get (net, "subnet"));
+  struct in_addr in, sn;
+  char base[32];
+  unsigned prefix;
+
+  if (inet_pton (AF_INET, a, &in) != 1)
+    return perr (ps, v, path, "`%s` is not an IPv4 address", a);
+  if (subnet && sscanf (subnet, "%31[0-9.]/%u", base, &prefix) == 2 && prefix >= 1 && prefix <= 32
+      && inet_pton (AF_INET, base, &sn) == 1)
+    {
+      uint32_t mask = prefix == 32 ? 0xffffffffu : ~(0xffffffffu >> prefix);
+      if ((ntohl (in.s_addr) & mask) != (ntohl (sn.s_addr) & mask))
+        return perr (ps, v, path, "address %s is outside the network's subnet %s", a, subnet);
+    }
+  return 0;
+}
+
+static int
 network_ref (struct parse *ps, void *ctx, yaml_node_t *v, const char *path)
 {
+  static const char *const keys[] = { "name", "address", NULL };
   struct mctx *c = ctx;
-  const char *s;
+  cleanup_json json_t *ref = json_object ();
+  const char *s, *address = NULL;
   json_t *net;
 
-  if (get_string (ps, v, path, &s) < 0)
+  if (v->type == YAML_MAPPING_NODE)
+    {
+      if (each_pair (ps, v, path, keys, netref_key, ref) < 0)
+        return -1;
+      s = json_string_value (json_object_get (ref, "name"));
+      address = json_string_value (json_object_get (ref, "address"));
+      if (s == NULL)
+        return perr (ps, v, path, "needs `name` (and may have `address`)");
+    }
+  else if (get_string (ps, v, path, &s) < 0)
     return -1;
   if (strcmp (s, "default") == 0)
     {
@@ -408,7 +456,12 @@ network_ref (struct parse *ps, void *ctx, yaml_node_t *v, const char *path)
   net = json_object_get (ps->p->networks, s);
   if (net == NULL)
     return perr (ps, v, path, "unknown network `%s` (declare it under `networks`)", s);
-  json_array_append (json_object_get (c->mc->spec, "networks"), json_object_get (net, "global"));
+  if (address && check_address (ps, v, path, net, address) < 0)
+    return -1;
+  json_array_append_new (json_object_get (c->mc->spec, "networks"),
+                         address ? json_string_nocheck (cl_strdup_printf (
+                             "%s@%s", json_string_value (json_object_get (net, "global")), address))
+                                 : json_incref (json_object_get (net, "global")));
   return 0;
 }
 

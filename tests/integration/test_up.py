@@ -125,7 +125,8 @@ PROJECT = """\
       db:
         image: busybox
         memory: 64M
-        networks: [back]
+        networks:
+          - {{name: back, address: {db_addr}}}
         command: ["/bin/sh", "-c", "touch /tmp/ready; while true; do echo db-ok | nc -l -p 5432; done"]
         healthcheck:
           command: test -e /tmp/ready
@@ -156,10 +157,11 @@ def test_web_db_project(cl, tmp_path, client_netns):
     ns, host_addr = client_netns
     port = free_port()
     subnet = "10.214.%d.0/24" % (PID % 250 + 1)
+    db_fixed = subnet.rsplit(".", 1)[0] + ".50"
     proj = tmp_path / "shop"
     (proj / "site").mkdir(parents=True)
     (proj / "site" / "index.html").write_text("hello from web\n")
-    write_project(proj, PROJECT.format(subnet=subnet, port=port, web_image="busybox"))
+    write_project(proj, PROJECT.format(subnet=subnet, port=port, web_image="busybox", db_addr=db_fixed))
 
     def up(*args, check=True):
         return cl("up", *args, cwd=str(proj), check=check, timeout=120)
@@ -176,7 +178,8 @@ def test_web_db_project(cl, tmp_path, client_netns):
     assert by["db"]["status"] == by["web"]["status"] == "running"
     assert by["web"]["ports"] == ["%d:80/tcp" % port]
     db_addr = by["db"]["addresses"][0]
-    assert db_addr.startswith(subnet.rsplit(".", 1)[0])
+    assert db_addr == db_fixed  # the file's fixed address
+    assert by["web"]["addresses"][0].startswith(subnet.rsplit(".", 1)[0])
     # instances are named and labelled by project
     inst = cl.info(by["web"]["instance"])
     assert inst["name"].startswith("shop-") and inst["name"].endswith("-web")
@@ -212,7 +215,7 @@ def test_web_db_project(cl, tmp_path, client_netns):
 
     # a changed image: refused without --recreate, done with it
     cl("image", "import", str(busybox2_tar(tmp_path)), "busybox2")
-    write_project(proj, PROJECT.format(subnet=subnet, port=port, web_image="busybox2").replace(
+    write_project(proj, PROJECT.format(subnet=subnet, port=port, web_image="busybox2", db_addr=db_fixed).replace(
         "memory: 64M", "memory: 96M"))
     p = up(check=False)
     assert p.returncode == 1
@@ -338,6 +341,16 @@ REFUSED = {
             networks: [back, front]
         """, r"Cloisonfile:6:22: machines\.web\.networks\[1\]: unknown network `front` "
              r"\(declare it under `networks`\)$"),
+    "address outside the subnet": ("""\
+        networks:
+          back: {subnet: 10.9.9.0/24}
+        machines:
+          web:
+            image: busybox
+            networks:
+              - {name: back, address: 10.9.10.5}
+        """, r"Cloisonfile:7:9: machines\.web\.networks\[0\]: address 10\.9\.10\.5 is outside "
+             r"the network's subnet 10\.9\.9\.0/24$"),
     "depends_on cycle": ("""\
         machines:
           a:
