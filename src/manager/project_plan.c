@@ -838,14 +838,14 @@ cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_p
                    cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  cleanup_json json_t *state = NULL;
+  cleanup_json json_t *state = NULL, *before = NULL;
   struct step *steps = cl_xmalloc0 (p->n * sizeof *steps);
   size_t running = 0, idle = 0, blocked = 0, failed = 0;
   int r = -1;
 
   if (project_begin (m, p, o->machines, o->n_machines, true, steps, &lock, &state, err) < 0
-      || ensure_networks (m, p, state, err) < 0 || ensure_volumes (m, p, err) < 0
-      || plan (m, p, state, steps, o->recreate, err) < 0)
+      || (before = json_deep_copy (state)) == NULL || ensure_networks (m, p, state, err) < 0
+      || ensure_volumes (m, p, err) < 0 || plan (m, p, state, steps, o->recreate, err) < 0)
     goto out;
   for (size_t i = 0; i < p->n; i++)
     if (steps[i].selected && steps[i].act == ACT_BLOCKED)
@@ -912,7 +912,8 @@ cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_p
         else if (steps[i].act == ACT_NONE)
           idle++;
       }
-  if (state_save (m, p, state, err) < 0)
+  /* nothing changed, nothing written: a no-op up only reads */
+  if (!json_equal (state, before) && state_save (m, p, state, err) < 0)
     goto out;
   if (failed == 0 && blocked == 0 && idle > 0)
     {
