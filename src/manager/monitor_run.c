@@ -344,5 +344,22 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free ((char *)a->spec.cwd);
   free (a->overlay_opts);
   json_decref (a->spec.mounts);
+  free (a->vm_launch.kernel);
+  free (a->vm_launch.initrd);
+  free (a->vm_launch.cmdline);
+  free (a->vm_launch.disk);
+  free (a->vm_launch.console_log);
+  free (a->vm_launch.api_socket);
+  free (a->vm_launch.restore_dir);
+  free (a->vm_launch.tap);
+  for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
+    free ((char *)a->vm_launch.volumes[i].path);
+  free (a->vm_launch.volumes);
+  for (size_t i = 0; i < a->vm_launch.nfs; i++)
+    {
+      free ((char *)a->vm_launch.fs[i].tag);
+      free ((char *)a->vm_launch.fs[i].path);
+    }
+  free (a->vm_launch.fs);
   memset (a, 0, sizeof *a);
 }

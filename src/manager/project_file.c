@@ -40,8 +40,9 @@ perr (struct parse *ps, yaml_node_t *n, const char *path, const char *fmt, ...)
   va_start (ap, fmt);
   vsnprintf (msg, sizeof msg, fmt, ap);
   va_end (ap);
-  return cl_error_make (ps->err, 0, "%s:%zu:%zu: %s: %s", ps->file, n ? n->start_mark.line + 1 : 1,
-                        n ? n->start_mark.column + 1 : 1, path, msg);
+  return cl_error_raise (ps->err, CL_ERR_INVALID, "%s:%zu:%zu: %s: %s", ps->file,
+                         n ? n->start_mark.line + 1 : 1, n ? n->start_mark.column + 1 : 1, path,
+                         msg);
 }
 
 static const char *
@@ -1020,7 +1021,8 @@ parse_document (struct parse *ps)
   yaml_node_t *machines = NULL;
 
   if (root == NULL)
-    return cl_error_make (ps->err, 0, "%s:1:1: the file is empty (it needs `machines`)", ps->file);
+    return cl_error_raise (ps->err, CL_ERR_INVALID,
+                           "%s:1:1: the file is empty (it needs `machines`)", ps->file);
   if (want_type (ps, root, YAML_MAPPING_NODE, "(top)") < 0 || project_name (ps, root) < 0)
     return -1;
   /* networks and volumes first: machines refer to them */
@@ -1064,8 +1066,8 @@ find_file (const char *file, cl_error_t *err)
         break;
       *slash = '\0';
     }
-  cl_error_make (err, 0,
-                 "no " CL_PROJECT_FILE " in this directory or its parents (or give -f FILE)");
+  cl_error_raise (err, CL_ERR_NOT_FOUND,
+                  "no " CL_PROJECT_FILE " in this directory or its parents (or give -f FILE)");
   return NULL;
 }
 
@@ -1096,10 +1098,10 @@ cl_mgr_project_load (const char *file, struct cl_project **out, cl_error_t *err)
   yaml_parser_set_input_file (&parser, f);
   if (!yaml_parser_load (&parser, &doc))
     {
-      r = cl_error_make (err, 0, "%s:%zu:%zu: %s%s%s", file ? file : path,
-                         parser.problem_mark.line + 1, parser.problem_mark.column + 1,
-                         parser.problem ? parser.problem : "bad YAML", parser.context ? " " : "",
-                         parser.context ? parser.context : "");
+      r = cl_error_raise (err, CL_ERR_INVALID, "%s:%zu:%zu: %s%s%s", file ? file : path,
+                          parser.problem_mark.line + 1, parser.problem_mark.column + 1,
+                          parser.problem ? parser.problem : "bad YAML", parser.context ? " " : "",
+                          parser.context ? parser.context : "");
       yaml_parser_delete (&parser);
       fclose (f);
       return r;

@@ -244,7 +244,7 @@ select_machines (struct cl_project *p, struct step *steps, const char **names, s
     {
       struct prj_machine *mc = cl_mgr_project_machine (p, names[i]);
       if (mc == NULL)
-        return cl_error_make (err, 0, "no machine `%s` in %s", names[i], p->file);
+        return cl_error_raise (err, CL_ERR_NOT_FOUND, "no machine `%s` in %s", names[i], p->file);
       if (with_deps)
         select_with_deps (p, steps, mc);
       else
@@ -1079,7 +1079,8 @@ cl_mgr_project_provision (struct cl_manager *m, struct cl_project *p, const char
         continue;
       if (rec == NULL)
         {
-          cl_error_make (err, 0, "machine `%s` is not up: run `cloison up` first", s->mc->name);
+          cl_error_raise (err, CL_ERR_CONFLICT, "machine `%s` is not up: run `cloison up` first",
+                          s->mc->name);
           goto out;
         }
       done = json_object_get (rec, "provisioned");

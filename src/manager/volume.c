@@ -85,7 +85,7 @@ volume_create_locked (struct cl_manager *m, const char *name, const char *type, 
                       cl_error_t *err)
 {
   if (cl_mgr_volume_type (m, name, NULL, NULL, NULL) == 0)
-    return cl_error_make (err, 0, "volume `%s` already exists", name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "volume `%s` already exists", name);
   if (cl_mgr_store_run (m, "INSERT INTO volumes (name, type, size, created) VALUES (?, ?, ?, ?)",
                         "ssii", err, name, type, (int64_t)size, (int64_t)time (NULL))
       < 0)
@@ -110,8 +110,9 @@ cl_mgr_volume_create (struct cl_manager *m, const char *name, uint64_t size, cl_
   const char *type = size ? "image" : "dir";
 
   if (size && size < VOLUME_MIN_SIZE)
-    return cl_error_make (err, 0, "volume `%s`: --size %llu is under the minimum (4M)", name,
-                          (unsigned long long)size);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "volume `%s`: --size %llu is under the minimum (4M)", name,
+                           (unsigned long long)size);
   if (volume_lock (m, name, &lock, err) < 0 || volume_create_locked (m, name, type, size, err) < 0)
     return -1;
   if (volume_make_files (m, name, size, err) < 0)
@@ -228,7 +229,7 @@ cl_mgr_volume_info (struct cl_manager *m, const char *name, json_t **out, cl_err
   if (json_array_size (arr) == 0)
     {
       json_decref (arr);
-      return cl_error_make (err, 0, "volume `%s` not found", name);
+      return cl_error_raise (err, CL_ERR_NOT_FOUND, "volume `%s` not found", name);
     }
   *out = json_incref (json_array_get (arr, 0));
   json_decref (arr);
@@ -271,7 +272,8 @@ cl_mgr_volume_delete (struct cl_manager *m, const char *name, cl_error_t *err)
     return -1;
   user = volume_user (m, name, false);
   if (user)
-    return cl_error_make (err, 0, "volume `%s` is attached to `%s`: detach it first", name, user);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "volume `%s` is attached to `%s`: detach it first",
+                           name, user);
   /* the row first: a crash leaves files without a row, never a row
      without its files */
   if (cl_mgr_store_run (m, "DELETE FROM volumes WHERE name = ?", "s", err, name) < 0)
@@ -325,7 +327,8 @@ cl_mgr_volume_detach (struct cl_manager *m, const char *name, const char *instan
       < 0)
     return -1;
   if (sqlite3_changes (m->db) == 0)
-    return cl_error_make (err, 0, "volume `%s` is not attached to `%s`", name, instance);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "volume `%s` is not attached to `%s`", name,
+                           instance);
   return 0;
 }
 
@@ -358,7 +361,8 @@ cl_mgr_volume_snapshot_create (struct cl_manager *m, const char *name, const cha
       || cl_mgr_volume_type (m, name, &type, NULL, err) < 0)
     return -1;
   if (snapshot_exists (m, name, snap) == 1)
-    return cl_error_make (err, 0, "volume `%s` already has a snapshot `%s`", name, snap);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "volume `%s` already has a snapshot `%s`", name,
+                           snap);
   dir = cl_mgr_volume_dir (m, name);
   sdir = cl_strdup_printf ("%s/snapshots/%s", dir, snap);
   from = cl_strdup_printf ("%s/%s", dir, data_name (type));
@@ -388,7 +392,8 @@ snapshot_must_exist (struct cl_manager *m, const char *name, const char *snap, c
   if (cl_validate_name (snap, "snapshot name", err) < 0)
     return -1;
   if (snapshot_exists (m, name, snap) != 1)
-    return cl_error_make (err, 0, "volume `%s`: snapshot `%s` not found", name, snap);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "volume `%s`: snapshot `%s` not found", name,
+                           snap);
   return 0;
 }
 
@@ -406,8 +411,8 @@ cl_mgr_volume_snapshot_restore (struct cl_manager *m, const char *name, const ch
     return -1;
   user = volume_user (m, name, true);
   if (user)
-    return cl_error_make (err, 0, "volume `%s` is in use by `%s`, which runs: stop it first", name,
-                          user);
+    return cl_error_raise (err, CL_ERR_CONFLICT,
+                           "volume `%s` is in use by `%s`, which runs: stop it first", name, user);
   dir = cl_mgr_volume_dir (m, name);
   from = cl_strdup_printf ("%s/snapshots/%s/%s", dir, snap, data_name (type));
   cur = cl_strdup_printf ("%s/%s", dir, data_name (type));

@@ -18,15 +18,16 @@ cl_mgr_mount_spec_parse (const char *spec, const char *what, char **source, char
   size_t plen;
 
   if (colon == NULL || colon == spec || colon[1] != '/')
-    return cl_error_make (err, 0, "%s `%s`: expected SOURCE:/PATH[:ro]", what, spec);
+    return cl_error_raise (err, CL_ERR_INVALID, "%s `%s`: expected SOURCE:/PATH[:ro]", what, spec);
   opt = strchr (colon + 1, ':');
   plen = opt ? (size_t)(opt - colon - 1) : strlen (colon + 1);
   if (opt && strcmp (opt, ":ro") != 0 && strcmp (opt, ":rw") != 0)
-    return cl_error_make (err, 0, "%s `%s`: unknown option `%s` (ro or rw)", what, spec, opt + 1);
+    return cl_error_raise (err, CL_ERR_INVALID, "%s `%s`: unknown option `%s` (ro or rw)", what,
+                           spec, opt + 1);
   if (plen < 2 || memmem (colon + 1, plen, "/../", 4) || memmem (colon + 1, plen, "//", 2)
       || (plen >= 3 && strncmp (colon + 1 + plen - 3, "/..", 3) == 0))
-    return cl_error_make (err, 0, "%s `%s`: the path must be absolute, clean and not `/`", what,
-                          spec);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "%s `%s`: the path must be absolute, clean and not `/`", what, spec);
   *source = strndup (spec, (size_t)(colon - spec));
   *path = strndup (colon + 1, plen);
   if (*source == NULL || *path == NULL)
@@ -53,7 +54,7 @@ cl_mgr_volume_type (struct cl_manager *m, const char *name, char **type, uint64_
   sqlite3_bind_text (s, 1, name, -1, SQLITE_STATIC);
   r = sqlite3_step (s);
   if (r == SQLITE_DONE)
-    return cl_error_make (err, 0, "volume `%s` not found", name);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "volume `%s` not found", name);
   if (r != SQLITE_ROW)
     return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
   if (type)
@@ -87,16 +88,18 @@ cl_mgr_volume_add_attachment (struct cl_manager *m, const char *volume, const ch
       const char *other = (const char *)sqlite3_column_text (s, 0);
       const char *opath = (const char *)sqlite3_column_text (s, 1);
       if (strcmp (other, instance) == 0 && strcmp (opath, path) == 0)
-        return cl_error_make (err, 0, "instance `%s` already has a volume at `%s`", instance, path);
+        return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` already has a volume at `%s`",
+                               instance, path);
       if (strcmp (other, instance) == 0)
-        return cl_error_make (err, 0, "volume `%s` is already attached to `%s`", volume, instance);
+        return cl_error_raise (err, CL_ERR_CONFLICT, "volume `%s` is already attached to `%s`",
+                               volume, instance);
       /* two kernels (or two loop mounts) writing one ext4 image would
          corrupt it; directories are shared like any bind mount */
       if (strcmp (type, "image") == 0)
-        return cl_error_make (err, 0,
-                              "volume `%s` is attached to `%s`: a volume with a size is attached "
-                              "to one instance at a time",
-                              volume, other);
+        return cl_error_raise (err, CL_ERR_CONFLICT,
+                               "volume `%s` is attached to `%s`: a volume with a size is attached "
+                               "to one instance at a time",
+                               volume, other);
     }
   return cl_mgr_store_run (m,
                            "INSERT INTO volume_attachments (volume, instance, path, readonly)"
