@@ -820,15 +820,35 @@ project_lock (struct cl_manager *m, struct cl_project *p, struct instance_lock *
   return cl_mgr_instance_lock (m, key, l, err);
 }
 
-/* Every command on a project: its machines chosen, its lock taken, its
-   last applied state read. */
+/* What every command on a project holds: its lock, its last applied
+   state, a step per machine of the file (chosen ones selected). */
+struct project_run
+{
+  struct instance_lock lock;
+  json_t *state;
+  struct step *steps;
+  size_t n;
+};
+
+static void
+project_end (struct project_run *run)
+{
+  cl_mgr_instance_unlock (&run->lock);
+  json_decref (run->state);
+  if (run->steps)
+    steps_free (run->steps, run->n);
+}
+#define cleanup_project_run __attribute__ ((cleanup (project_end)))
+
 static int
 project_begin (struct cl_manager *m, struct cl_project *p, const char **names, size_t n,
-               bool with_deps, struct step *steps, struct instance_lock *lock, json_t **state,
-               cl_error_t *err)
+               bool with_deps, struct project_run *run, cl_error_t *err)
 {
-  if (select_machines (p, steps, names, n, with_deps, err) < 0 || project_lock (m, p, lock, err) < 0
-      || state_load (m, p, state, err) < 0)
+  run->lock.fd = -1;
+  run->n = p->n;
+  run->steps = cl_xmalloc0 (p->n * sizeof *run->steps);
+  if (select_machines (p, run->steps, names, n, with_deps, err) < 0
+      || project_lock (m, p, &run->lock, err) < 0 || state_load (m, p, &run->state, err) < 0)
     return -1;
   return 0;
 }
@@ -837,14 +857,18 @@ int
 cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_project_up_opts *o,
                    cl_error_t *err)
 {
-  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  cleanup_json json_t *state = NULL, *before = NULL;
-  struct step *steps = cl_xmalloc0 (p->n * sizeof *steps);
+  cleanup_project_run struct project_run run = { .lock = { .fd = -1 } };
+  cleanup_json json_t *before = NULL;
+  struct step *steps;
+  json_t *state;
   size_t running = 0, idle = 0, blocked = 0, failed = 0;
   int r = -1;
 
-  if (project_begin (m, p, o->machines, o->n_machines, true, steps, &lock, &state, err) < 0
-      || (before = json_deep_copy (state)) == NULL || ensure_networks (m, p, state, err) < 0
+  if (project_begin (m, p, o->machines, o->n_machines, true, &run, err) < 0)
+    return -1;
+  steps = run.steps;
+  state = run.state;
+  if ((before = json_deep_copy (state)) == NULL || ensure_networks (m, p, state, err) < 0
       || ensure_volumes (m, p, err) < 0 || plan (m, p, state, steps, o->recreate, err) < 0)
     goto out;
   for (size_t i = 0; i < p->n; i++)
@@ -928,7 +952,6 @@ cl_mgr_project_up (struct cl_manager *m, struct cl_project *p, const struct cl_p
              failed > 1 ? "s" : "");
   r = failed || blocked ? 1 : 0;
 out:
-  steps_free (steps, p->n);
   fflush (stdout);
   return r;
 }
@@ -937,13 +960,15 @@ int
 cl_mgr_project_down (struct cl_manager *m, struct cl_project *p, const char **machines, size_t n,
                      bool destroy, bool volumes, cl_error_t *err)
 {
-  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  cleanup_json json_t *state = NULL;
-  struct step *steps = cl_xmalloc0 (p->n * sizeof *steps);
+  cleanup_project_run struct project_run run = { .lock = { .fd = -1 } };
+  struct step *steps;
+  json_t *state;
   int r = -1;
 
-  if (project_begin (m, p, machines, n, false, steps, &lock, &state, err) < 0)
-    goto out;
+  if (project_begin (m, p, machines, n, false, &run, err) < 0)
+    return -1;
+  steps = run.steps;
+  state = run.state;
   /* dependants first: the file's order reversed keeps most of it */
   for (size_t i = p->n; i-- > 0;)
     {
@@ -1003,7 +1028,6 @@ cl_mgr_project_down (struct cl_manager *m, struct cl_project *p, const char **ma
     }
   r = state_save (m, p, state, err);
 out:
-  steps_free (steps, p->n);
   fflush (stdout);
   return r;
 }
@@ -1063,13 +1087,15 @@ int
 cl_mgr_project_provision (struct cl_manager *m, struct cl_project *p, const char **machines,
                           size_t n, cl_error_t *err)
 {
-  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
-  cleanup_json json_t *state = NULL;
-  struct step *steps = cl_xmalloc0 (p->n * sizeof *steps);
+  cleanup_project_run struct project_run run = { .lock = { .fd = -1 } };
+  struct step *steps;
+  json_t *state;
   int r = -1;
 
-  if (project_begin (m, p, machines, n, false, steps, &lock, &state, err) < 0)
-    goto out;
+  if (project_begin (m, p, machines, n, false, &run, err) < 0)
+    return -1;
+  steps = run.steps;
+  state = run.state;
   for (size_t i = 0; i < p->n; i++)
     {
       struct step *s = &steps[i];
@@ -1099,7 +1125,6 @@ cl_mgr_project_provision (struct cl_manager *m, struct cl_project *p, const char
     }
   r = state_save (m, p, state, err);
 out:
-  steps_free (steps, p->n);
   fflush (stdout);
   return r;
 }
