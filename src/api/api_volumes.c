@@ -81,6 +81,7 @@ cl_api_volume_get (struct api_call *c)
 static const struct api_field create_fields[] = {
   { "name", API_STRING, true, NULL },
   { "size", API_SCALAR, false, NULL },
+  { "source", API_STRING, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -90,9 +91,13 @@ do_create (struct api_call *c, struct cl_manager *m, json_t **out, cl_error_t *e
   const char *name = json_string_value (json_object_get (c->body, "name"));
   uint64_t size = (uint64_t)json_integer_value (json_object_get (*out, "size"));
 
+  const char *source = json_string_value (json_object_get (c->body, "source"));
+
   json_decref (*out);
   *out = NULL;
-  if (cl_mgr_volume_create (m, name, size, err) < 0)
+  if ((source ? cl_mgr_volume_copy (m, source, name, err)
+              : cl_mgr_volume_create (m, name, size, err))
+      < 0)
     return -1;
   return cl_mgr_volume_info (m, name, out, err);
 }
@@ -106,7 +111,8 @@ cl_api_volumes_create (struct api_call *c)
 
   if (cl_api_check_body (c, create_fields, true) < 0)
     return;
-  if (cl_validate_name (json_string_value (json_object_get (c->body, "name")), "name", &err) < 0)
+  if (cl_validate_name (json_string_value (json_object_get (c->body, "name")), "volume name", &err)
+      < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);

@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison volume: storage volumes that outlive instances, over
    src/manager/volume.h. */
+#include "api/api.h"
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "manager/manager.h"
-#include "manager/volume.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -25,9 +25,9 @@ static const char usage_text[] = "usage: cloison volume create NAME [--size SIZE
 static int
 usage_error (cl_error_t *err)
 {
-  return cl_error_make (err, 0,
-                        "usage: cloison volume create|list|info|delete|attach|detach|"
-                        "snapshot|copy ... (see cloison volume --help)");
+  return cl_error_raise (err, CL_ERR_INVALID,
+                         "usage: cloison volume create|list|info|delete|attach|detach|"
+                         "snapshot|copy ... (see cloison volume --help)");
 }
 
 struct vol_opts
@@ -133,30 +133,107 @@ say_pending (bool pending, const char *instance)
     printf ("instance `%s` runs: the change applies at its next start\n", instance);
 }
 
+/* PATH = PREFIX + the volume's name (escaped) + SUFFIX. */
+static char *
+volume_path (const char *name, const char *suffix)
+{
+  cleanup_free char *base = cl_api_url ("/1.0/volumes/", name);
+  return cl_strdup_printf ("%s%s", base, suffix ? suffix : "");
+}
+
 static int
-snapshot_cmd (struct cl_manager *m, const struct vol_opts *o, cl_error_t *err)
+snapshot_cmd (struct cl_cli_client *c, const struct vol_opts *o, cl_error_t *err)
 {
   const char *verb = o->pos[0];
+  cleanup_free char *snaps = NULL, *one = NULL;
+  cleanup_free char *snap = NULL;
+  cleanup_json json_t *body = NULL;
 
   if (want (o, 3, err) < 0)
     return -1;
+  snaps = volume_path (o->pos[1], "/snapshots");
+  snap = cl_api_url ("/", o->pos[2]);
+  one = cl_strdup_printf ("%s%s", snaps, snap);
   if (strcmp (verb, "create") == 0)
-    return cl_mgr_volume_snapshot_create (m, o->pos[1], o->pos[2], err);
+    {
+      body = json_pack ("{s:s}", "name", o->pos[2]);
+      return cl_cli_call (c, "POST", snaps, NULL, body, NULL, err);
+    }
   if (strcmp (verb, "restore") == 0)
-    return cl_mgr_volume_snapshot_restore (m, o->pos[1], o->pos[2], err);
+    return cl_cli_call (c, "POST", one, NULL, NULL, NULL, err);
   if (strcmp (verb, "delete") == 0)
-    return cl_mgr_volume_snapshot_delete (m, o->pos[1], o->pos[2], err);
+    return cl_cli_call (c, "DELETE", one, NULL, NULL, NULL, err);
   return usage_error (err);
+}
+
+static int
+say_pending_of (json_t *out, const char *instance)
+{
+  say_pending (json_is_true (json_object_get (out, "pending")), instance);
+  json_decref (out);
+  return 0;
+}
+
+/* Through the API (cloisond when it serves the root, else in-process). */
+static int
+volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o, uint64_t size,
+             json_t **out, cl_error_t *err)
+{
+  cleanup_json json_t *body = NULL;
+  cleanup_free char *path = NULL;
+
+  if (strcmp (verb, "create") == 0 || strcmp (verb, "copy") == 0)
+    {
+      bool copy = strcmp (verb, "copy") == 0;
+      if (want (o, copy ? 2 : 1, err) < 0)
+        return -1;
+      body = copy ? json_pack ("{s:s, s:s}", "name", o->pos[1], "source", o->pos[0])
+                  : json_pack ("{s:s, s:I}", "name", o->pos[0], "size", (json_int_t)size);
+      return cl_cli_call (c, "POST", "/1.0/volumes", NULL, body, NULL, err);
+    }
+  if (strcmp (verb, "list") == 0)
+    return want (o, 0, err) < 0
+               ? -1
+               : cl_cli_call (c, "GET", "/1.0/volumes", "recursion=1", NULL, out, err);
+  if (strcmp (verb, "snapshot") == 0)
+    return snapshot_cmd (c, o, err);
+  if (want (o, strcmp (verb, "attach") == 0 ? 3 : strcmp (verb, "detach") == 0 ? 2 : 1, err) < 0)
+    return -1;
+  if (strcmp (verb, "info") == 0 || strcmp (verb, "delete") == 0)
+    {
+      path = volume_path (o->pos[0], NULL);
+      return cl_cli_call (c, verb[0] == 'i' ? "GET" : "DELETE", path, NULL, NULL, out, err);
+    }
+  if (strcmp (verb, "attach") == 0)
+    {
+      json_t *r = NULL;
+      path = volume_path (o->pos[0], "/attachments");
+      body = json_pack ("{s:s, s:s, s:b}", "instance", o->pos[1], "path", o->pos[2], "readonly",
+                        o->readonly);
+      if (cl_cli_call (c, "POST", path, NULL, body, &r, err) < 0)
+        return -1;
+      return say_pending_of (r, o->pos[1]);
+    }
+  if (strcmp (verb, "detach") == 0)
+    {
+      json_t *r = NULL;
+      cleanup_free char *inst = cl_api_url ("/attachments/", o->pos[1]);
+      path = volume_path (o->pos[0], inst);
+      if (cl_cli_call (c, "DELETE", path, NULL, NULL, &r, err) < 0)
+        return -1;
+      return say_pending_of (r, o->pos[1]);
+    }
+  return cl_error_raise (err, CL_ERR_INVALID,
+                         "unknown volume command `%s` (see cloison volume --help)", verb);
 }
 
 static int
 cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_mgr struct cl_manager *m = NULL;
+  struct cl_cli_client *c;
   cleanup_json json_t *out = NULL;
   struct vol_opts o;
   const char *verb;
-  bool pending = false;
   uint64_t size = 0;
 
   if (argc < 2 || strcmp (argv[1], "--help") == 0)
@@ -170,54 +247,19 @@ cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (o.size && cl_parse_size (o.size, "--size", &size, err) < 0)
     return -1;
   if (strcmp (o.format, "table") != 0 && strcmp (o.format, "json") != 0)
-    return cl_error_make (err, 0, "invalid --format `%s`: table or json", o.format);
-  if (cl_mgr_open (g->root, &m, err) < 0)
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid --format `%s`: table or json", o.format);
+  if ((c = cl_cli_client_of (g, err)) == NULL || volume_call (c, verb, &o, size, &out, err) < 0)
     return -1;
-  if (strcmp (verb, "create") == 0)
-    return want (&o, 1, err) < 0 ? -1 : cl_mgr_volume_create (m, o.pos[0], size, err);
-  if (strcmp (verb, "list") == 0)
-    {
-      if (want (&o, 0, err) < 0 || cl_mgr_volume_list (m, &out, err) < 0)
-        return -1;
-      if (strcmp (o.format, "table") == 0)
-        {
-          print_table (out);
-          return 0;
-        }
-    }
-  else if (strcmp (verb, "info") == 0)
-    {
-      if (want (&o, 1, err) < 0 || cl_mgr_volume_info (m, o.pos[0], &out, err) < 0)
-        return -1;
-    }
-  else if (strcmp (verb, "delete") == 0)
-    return want (&o, 1, err) < 0 ? -1 : cl_mgr_volume_delete (m, o.pos[0], err);
-  else if (strcmp (verb, "attach") == 0)
-    {
-      if (want (&o, 3, err) < 0
-          || cl_mgr_volume_attach (m, o.pos[0], o.pos[1], o.pos[2], o.readonly, &pending, err) < 0)
-        return -1;
-      say_pending (pending, o.pos[1]);
-      return 0;
-    }
-  else if (strcmp (verb, "detach") == 0)
-    {
-      if (want (&o, 2, err) < 0 || cl_mgr_volume_detach (m, o.pos[0], o.pos[1], &pending, err) < 0)
-        return -1;
-      say_pending (pending, o.pos[1]);
-      return 0;
-    }
-  else if (strcmp (verb, "snapshot") == 0)
-    {
-      return snapshot_cmd (m, &o, err);
-    }
-  else if (strcmp (verb, "copy") == 0)
-    return want (&o, 2, err) < 0 ? -1 : cl_mgr_volume_copy (m, o.pos[0], o.pos[1], err);
+  if (!json_is_object (out) && !json_is_array (out))
+    return 0; /* a change: nothing to print */
+  if (strcmp (verb, "list") == 0 && strcmp (o.format, "table") == 0)
+    print_table (out);
   else
-    return cl_error_make (err, 0, "unknown volume command `%s` (see cloison volume --help)", verb);
-  char *s = json_dumps (out, JSON_INDENT (2));
-  puts (s);
-  free (s);
+    {
+      char *s = json_dumps (out, JSON_INDENT (2));
+      puts (s);
+      free (s);
+    }
   return 0;
 }
 
