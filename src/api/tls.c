@@ -207,3 +207,29 @@ cl_api_tls_der_to_pem (const void *der, size_t len)
   gnutls_free (out.data);
   return s;
 }
+
+int
+cl_api_tls_pubkey_pin (const char *pem, char **pin, cl_error_t *err)
+{
+  gnutls_x509_crt_t crt;
+  gnutls_datum_t in = { (unsigned char *)pem, (unsigned)strlen (pem) }, b64 = { NULL, 0 };
+  unsigned char id[32];
+  size_t id_len = sizeof id;
+  int r;
+
+  if ((r = gnutls_x509_crt_init (&crt)) < 0)
+    return gnutls_fail (err, r, "certificate");
+  r = gnutls_x509_crt_import (crt, &in, GNUTLS_X509_FMT_PEM);
+  if (r >= 0)
+    r = gnutls_x509_crt_get_key_id (crt, GNUTLS_KEYID_USE_SHA256, id, &id_len);
+  gnutls_x509_crt_deinit (crt);
+  if (r < 0)
+    return gnutls_fail (err, r, "pinned server certificate");
+  in.data = id;
+  in.size = (unsigned)id_len;
+  if ((r = gnutls_base64_encode2 (&in, &b64)) < 0)
+    return gnutls_fail (err, r, "base64");
+  *pin = cl_strdup_printf ("sha256//%.*s", (int)b64.size, b64.data);
+  gnutls_free (b64.data);
+  return 0;
+}

@@ -25,6 +25,10 @@ void cl_api_tls_fingerprint_der (const void *der, size_t len, char fp[CL_API_FIN
 /* The PEM text of a DER certificate (caller frees). */
 char *cl_api_tls_der_to_pem (const void *der, size_t len);
 
+/* The public key pin of a certificate as libcurl takes it:
+   "sha256//BASE64" of its SubjectPublicKeyInfo (caller frees). */
+int cl_api_tls_pubkey_pin (const char *pem, char **pin, cl_error_t *err);
+
 /* The server's pair in the state root: ROOT/tls/server.crt, server.key. */
 int cl_api_tls_server_keypair (const char *root, char **crt_pem, char **key_pem, cl_error_t *err);
 

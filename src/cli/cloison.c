@@ -13,12 +13,29 @@ static const struct cloison_cmd *const groups[] = {
   cloison_instance_cmds,
   cloison_image_cmds,
   cloison_network_cmds,
+  cloison_remote_cmds,
 };
+
+/* Runs argv[0] from `table`: 1 when found (*ret its result). */
+static bool
+run_from (const struct cloison_cmd *table, struct cloison_globals *g, int argc, char **argv,
+          int *ret, cl_error_t *err)
+{
+  for (const struct cloison_cmd *cmd = table; cmd->name; cmd++)
+    if (strcmp (cmd->name, argv[0]) == 0)
+      {
+        optind = 0; /* commands run their own getopt_long */
+        *ret = cmd->fn (g, argc, argv, err);
+        return true;
+      }
+  return false;
+}
 
 static void
 usage (FILE *out)
 {
-  fprintf (out, "usage: cloison [--root DIR] [--debug] COMMAND [ARGS...]\n\ncommands:\n");
+  fprintf (out, "usage: cloison [--root DIR] [--remote NAME] [--debug] COMMAND [ARGS...]\n\n"
+                "commands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
       fprintf (out, "  %-10s %s\n", c->name, c->summary);
@@ -28,11 +45,9 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "root", required_argument, NULL, 'r' },
-    { "debug", no_argument, NULL, 'd' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'v' },
-    { NULL, 0, NULL, 0 },
+    { "root", required_argument, NULL, 'r' },   { "debug", no_argument, NULL, 'd' },
+    { "remote", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },      { NULL, 0, NULL, 0 },
   };
   struct cloison_globals g = { 0 };
   const char *root_flag = NULL;
@@ -47,6 +62,9 @@ main (int argc, char **argv)
         break;
       case 'd':
         g.debug = 1;
+        break;
+      case 'R':
+        g.remote = optarg;
         break;
       case 'h':
         usage (stdout);
@@ -65,17 +83,33 @@ main (int argc, char **argv)
     }
   cl_log_init (NULL, 0, g.debug);
   g.root = cl_state_root (root_flag);
-  for (size_t i = 0; i < sizeof groups / sizeof groups[0]; i++)
-    for (const struct cloison_cmd *cmd = groups[i]; cmd->name; cmd++)
-      if (strcmp (cmd->name, argv[optind]) == 0)
-        {
-          int first = optind, r;
-          optind = 0; /* commands run their own getopt_long */
-          r = cmd->fn (&g, argc - first, argv + first, &err);
-          if (r < 0)
-            return cl_error_report (&err, "cloison");
-          return r;
-        }
+  {
+    int n = argc - optind, r = 0;
+    char **v = argv + optind;
+    bool found = false;
+    if (strcmp (v[0], "config") == 0 && cl_cli_server_config_wants (n, v))
+      {
+        r = cl_cli_server_config (&g, n, v, &err);
+        found = true;
+      }
+    else if (strcmp (v[0], "remote") != 0 && strcmp (v[0], "monitor") != 0
+             && cl_cli_remote_wanted (&g, n, v))
+      {
+        found = run_from (cl_cli_remote_verbs, &g, n, v, &r, &err);
+        if (!found)
+          {
+            fprintf (stderr,
+                     "cloison: `%s` is not available on a remote yet (list, info, launch, start,"
+                     " stop, delete are)\n",
+                     v[0]);
+            return 2;
+          }
+      }
+    for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
+      found = run_from (groups[i], &g, n, v, &r, &err);
+    if (found)
+      return r < 0 ? cl_error_report (&err, "cloison") : r;
+  }
   fprintf (stderr, "cloison: unknown command `%s` (see cloison --help)\n", argv[optind]);
   return 2;
 }

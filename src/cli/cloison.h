@@ -6,10 +6,13 @@
 
 #include "common/error.h"
 
+#include <stdbool.h>
+
 struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
+  const char *remote; /* --remote NAME (or a NAME: prefix), NULL: the default */
 };
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
@@ -28,5 +31,17 @@ struct cloison_cmd
 extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c */
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
+extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
+
+/* cloison_remote_verbs.c: the verbs a remote serves (through the API),
+   and whether this command line addresses one (--remote, the default
+   remote, a REMOTE:NAME argument). */
+extern const struct cloison_cmd cl_cli_remote_verbs[];
+bool cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv);
+
+/* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
+   (the server's settings) beside `config set INSTANCE KEY=VALUE`. */
+bool cl_cli_server_config_wants (int argc, char **argv);
+int cl_cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
 
 #endif

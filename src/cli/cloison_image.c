@@ -26,13 +26,13 @@ static void
 human_size (uint64_t n, char *buf, size_t len)
 {
   if (n >= (1ULL << 30))
-    snprintf (buf, len, "%.1f GiB", n / (double) (1ULL << 30));
+    snprintf (buf, len, "%.1f GiB", n / (double)(1ULL << 30));
   else if (n >= (1ULL << 20))
-    snprintf (buf, len, "%.1f MiB", n / (double) (1ULL << 20));
+    snprintf (buf, len, "%.1f MiB", n / (double)(1ULL << 20));
   else if (n >= 1024)
     snprintf (buf, len, "%.1f KiB", n / 1024.0);
   else
-    snprintf (buf, len, "%llu B", (unsigned long long) n);
+    snprintf (buf, len, "%llu B", (unsigned long long)n);
 }
 
 static void
@@ -51,10 +51,9 @@ progress_cb (void *opaque, const char *what, uint64_t done, uint64_t total, int 
     }
   if (total > 0 && done <= total)
     {
-      int width = 30, fill = (int) (done * width / total);
+      int width = 30, fill = (int)(done * width / total);
       printf ("\r%-28.28s [%.*s%*s] %3d%% %s/%s\033[K", what, fill,
-              "##############################", width - fill, "", (int) (done * 100 / total), d,
-              t);
+              "##############################", width - fill, "", (int)(done * 100 / total), d, t);
     }
   else
     printf ("\r%-28.28s %s\033[K", what, d);
@@ -127,12 +126,9 @@ static int
 cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option long_opts[] = {
-    { "name", required_argument, NULL, 'n' },
-    { "creds", required_argument, NULL, 'c' },
-    { "insecure", no_argument, NULL, 'i' },
-    { "platform", required_argument, NULL, 'p' },
-    { "ca-file", required_argument, NULL, 'a' },
-    { NULL, 0, NULL, 0 },
+    { "name", required_argument, NULL, 'n' },    { "creds", required_argument, NULL, 'c' },
+    { "insecure", no_argument, NULL, 'i' },      { "platform", required_argument, NULL, 'p' },
+    { "ca-file", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 },
   };
   cleanup_free struct progress *p = progress_new ();
   struct cl_image_pull_opts opts = { .progress = progress_cb, .progress_opaque = p };
@@ -223,11 +219,11 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
           json_t *names = json_array ();
           for (char **nm = v[i].names; *nm; nm++)
             json_array_append_new (names, json_string (*nm));
-          json_array_append_new (arr, json_pack ("{s:s, s:o, s:I, s:I, s:I, s:I}", "Id", v[i].id,
-                                                 "Names", names, "Created", (json_int_t) v[i].created,
-                                                 "Size", (json_int_t) v[i].size, "Layers",
-                                                 (json_int_t) v[i].n_layers, "Uses",
-                                                 (json_int_t) v[i].n_uses));
+          json_array_append_new (
+              arr,
+              json_pack ("{s:s, s:o, s:I, s:I, s:I, s:I}", "Id", v[i].id, "Names", names, "Created",
+                         (json_int_t)v[i].created, "Size", (json_int_t)v[i].size, "Layers",
+                         (json_int_t)v[i].n_layers, "Uses", (json_int_t)v[i].n_uses));
         }
       out = json_dumps (arr, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
       printf ("%s\n", out);
