@@ -87,15 +87,15 @@ main (int argc, char **argv)
     int n = argc - optind, r = 0;
     char **v = argv + optind;
     bool found = false;
-    if (strcmp (v[0], "config") == 0 && cl_cli_server_config_wants (n, v))
+    if (strcmp (v[0], "config") == 0 && cli_server_config_wants (n, v))
       {
-        r = cl_cli_server_config (&g, n, v, &err);
+        r = cli_server_config (&g, n, v, &err);
         found = true;
       }
     else if (strcmp (v[0], "remote") != 0 && strcmp (v[0], "monitor") != 0
-             && cl_cli_remote_wanted (&g, n, v))
+             && cli_remote_wanted (&g, n, v))
       {
-        found = run_from (cl_cli_remote_verbs, &g, n, v, &r, &err);
+        found = run_from (cli_remote_verbs, &g, n, v, &r, &err);
         if (!found)
           {
             fprintf (stderr,

@@ -36,12 +36,12 @@ extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
 /* cloison_remote_verbs.c: the verbs a remote serves (through the API),
    and whether this command line addresses one (--remote, the default
    remote, a REMOTE:NAME argument). */
-extern const struct cloison_cmd cl_cli_remote_verbs[];
-bool cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv);
+extern const struct cloison_cmd cli_remote_verbs[];
+bool cli_remote_wanted (struct cloison_globals *g, int argc, char **argv);
 
 /* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
    (the server's settings) beside `config set INSTANCE KEY=VALUE`. */
-bool cl_cli_server_config_wants (int argc, char **argv);
-int cl_cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
+bool cli_server_config_wants (int argc, char **argv);
+int cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
 
 #endif

@@ -16,13 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-static void
-target_closep (struct cl_cli_target *t)
-{
-  cl_cli_target_close (t);
-}
-#define cleanup_target __attribute__ ((cleanup (target_closep)))
-
 static int
 usage_error (cl_error_t *err, const char *usage)
 {
@@ -102,11 +95,11 @@ remote_add (int argc, char **argv, cl_error_t *err)
     return cl_error_make (err, 0, "remote name `local`: names the local server");
   if (strncmp (url, "https://", 8) != 0 || url[8] == '\0')
     return cl_error_make (err, 0, "URL `%s`: expected https://HOST:PORT", url);
-  if (token_decode (token, &tok, err) < 0 || cl_cli_config_load (&cfg, err) < 0)
+  if (token_decode (token, &tok, err) < 0 || cli_config_load (&cfg, err) < 0)
     return -1;
   if (json_object_get (json_object_get (cfg, "remotes"), name))
     return cl_error_make (err, 0, "remote `%s` exists already", name);
-  if (cl_cli_client_keypair (&crt, &key, err) < 0)
+  if (cli_client_keypair (&crt, &key, err) < 0)
     return -1;
   r.url = url;
   r.client_cert = crt;
@@ -143,7 +136,7 @@ remote_add (int argc, char **argv, cl_error_t *err)
   cl_api_response_clear (&resp);
   json_object_set_new (json_object_get (cfg, "remotes"), name,
                        json_pack ("{s:s, s:s}", "addr", url, "certificate", server));
-  if (cl_cli_config_save (cfg, err) < 0)
+  if (cli_config_save (cfg, err) < 0)
     return -1;
   fprintf (stderr, "remote `%s` added: %s (certificate %.16s...)\n", name, url, fp);
   return 0;
@@ -166,7 +159,7 @@ remote_list (int argc, char **argv, cl_error_t *err)
       format = optarg;
     else
       return usage_error (err, "remote list [--format table|json]");
-  if (argc != optind || check_format (format, err) < 0 || cl_cli_config_load (&cfg, err) < 0)
+  if (argc != optind || check_format (format, err) < 0 || cli_config_load (&cfg, err) < 0)
     return argc != optind ? usage_error (err, "remote list [--format table|json]") : -1;
   def = json_string_value (json_object_get (cfg, "default_remote"));
   json_array_append_new (list,
@@ -209,7 +202,7 @@ remote_edit (int argc, char **argv, cl_error_t *err)
   if (argc != 2)
     return cl_error_make (err, 0, "usage: cloison remote %s NAME", verb);
   name = argv[1];
-  if (cl_cli_config_load (&cfg, err) < 0)
+  if (cli_config_load (&cfg, err) < 0)
     return -1;
   remotes = json_object_get (cfg, "remotes");
   if (strcmp (verb, "switch") == 0 && strcmp (name, "local") == 0)
@@ -224,7 +217,7 @@ remote_edit (int argc, char **argv, cl_error_t *err)
         json_object_set_new (cfg, "default_remote", json_string ("local"));
       json_object_del (remotes, name);
     }
-  return cl_cli_config_save (cfg, err);
+  return cli_config_save (cfg, err);
 }
 
 static int
@@ -250,7 +243,7 @@ cmd_remote (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (strcmp (argv[0], "get-default") == 0 && argc == 1)
     {
-      if (cl_cli_config_load (&cfg, err) < 0)
+      if (cli_config_load (&cfg, err) < 0)
         return -1;
       puts (json_string_value (json_object_get (cfg, "default_remote")));
       return 0;
@@ -285,7 +278,7 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const struct option opts[] = { { "type", required_argument, NULL, 't' },
                                         { "remote", required_argument, NULL, 'r' },
                                         { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_free char *query = NULL;
   const char *types = NULL, *remote = NULL;
   struct cl_api_request req = { .method = "GET", .path = "/1.0/events" };
@@ -310,7 +303,7 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
           return cl_error_make (err, 0, "--type `%s`: expected lifecycle, operation, logging", tok);
       query = cl_strdup_printf ("type=%s", types);
     }
-  if (cl_cli_selected_remote (g, &remote, err) < 0 || cl_cli_target_open (g, remote, &t, err) < 0)
+  if (cli_selected_remote (g, &remote, err) < 0 || cli_target_open (g, remote, &t, err) < 0)
     return -1;
   setvbuf (stdout, NULL, _IOLBF, 0);
   if (t.ctx == NULL)

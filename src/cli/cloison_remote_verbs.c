@@ -13,13 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void
-target_closep (struct cl_cli_target *t)
-{
-  cl_cli_target_close (t);
-}
-#define cleanup_target __attribute__ ((cleanup (target_closep)))
-
 /* "REMOTE:NAME" selects REMOTE when it is a configured remote; *name is
    then what follows the colon. */
 static int
@@ -32,7 +25,7 @@ split_remote (struct cloison_globals *g, const char **name, cl_error_t *err)
   if (colon == NULL)
     return 0;
   r = strndup (*name, (size_t)(colon - *name));
-  if (cl_cli_config_load (&cfg, err) < 0)
+  if (cli_config_load (&cfg, err) < 0)
     return -1;
   if (strcmp (r, "local") != 0 && json_object_get (json_object_get (cfg, "remotes"), r) == NULL)
     return cl_error_make (err, 0, "`%s`: no remote named `%s` (see cloison remote list)", *name, r);
@@ -42,12 +35,12 @@ split_remote (struct cloison_globals *g, const char **name, cl_error_t *err)
 }
 
 static int
-open_target (struct cloison_globals *g, struct cl_cli_target *t, cl_error_t *err)
+open_target (struct cloison_globals *g, struct cli_target *t, cl_error_t *err)
 {
   const char *remote = NULL;
-  if (cl_cli_selected_remote (g, &remote, err) < 0)
+  if (cli_selected_remote (g, &remote, err) < 0)
     return -1;
-  return cl_cli_target_open (g, remote, t, err);
+  return cli_target_open (g, remote, t, err);
 }
 
 static int
@@ -62,7 +55,7 @@ rv_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "list [REMOTE:] [--format table|json]";
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *list = NULL;
   const char *format = "table";
   size_t i;
@@ -87,7 +80,7 @@ rv_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
   if (open_target (g, &t, err) < 0
-      || cl_cli_target_call (&t, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
+      || cli_target_call (&t, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -109,7 +102,7 @@ rv_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 rv_one (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *md = NULL;
   cleanup_free char *path = NULL;
   bool info = strcmp (argv[0], "info") == 0;
@@ -125,15 +118,14 @@ rv_one (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (info)
     {
       char *s;
-      if (cl_cli_target_call (&t, "GET", path, NULL, NULL, &md, err) < 0)
+      if (cli_target_call (&t, "GET", path, NULL, NULL, &md, err) < 0)
         return -1;
       s = json_dumps (md, JSON_INDENT (2));
       puts (s);
       free (s);
       return 0;
     }
-  return cl_cli_target_call (&t, "PUT", path, NULL, json_pack ("{s:s}", "action", "start"), NULL,
-                             err);
+  return cli_target_call (&t, "PUT", path, NULL, json_pack ("{s:s}", "action", "start"), NULL, err);
 }
 
 /* stop and delete: NAME, --timeout (stop), --force. */
@@ -143,7 +135,7 @@ rv_stop (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const struct option opts[] = { { "timeout", required_argument, NULL, 't' },
                                         { "force", no_argument, NULL, 'f' },
                                         { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_free char *path = NULL;
   bool stop = strcmp (argv[0], "stop") == 0, force = false;
   const char *usage = stop ? "stop [REMOTE:]NAME [--timeout SECONDS] [--force]"
@@ -173,13 +165,13 @@ rv_stop (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (!stop)
     {
       path = cl_strdup_printf ("/1.0/instances/%s", name);
-      return cl_cli_target_call (&t, "DELETE", path, force ? "force=1" : NULL, NULL, NULL, err);
+      return cli_target_call (&t, "DELETE", path, force ? "force=1" : NULL, NULL, NULL, err);
     }
   path = cl_strdup_printf ("/1.0/instances/%s/state", name);
-  return cl_cli_target_call (&t, "PUT", path, NULL,
-                             json_pack ("{s:s, s:I, s:b}", "action", "stop", "timeout",
-                                        (json_int_t)timeout, "force", force),
-                             NULL, err);
+  return cli_target_call (&t, "PUT", path, NULL,
+                          json_pack ("{s:s, s:I, s:b}", "action", "stop", "timeout",
+                                     (json_int_t)timeout, "force", force),
+                          NULL, err);
 }
 
 static int
@@ -197,7 +189,7 @@ rv_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { "publish", required_argument, NULL, 'p' },
     { NULL, 0, NULL, 0 },
   };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   json_t *body = json_object (), *config = json_object (), *env = json_object ();
   json_t *nets = json_array (), *ports = json_array (), *cmd = json_array ();
   const char *name;
@@ -276,11 +268,11 @@ rv_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return -1;
     }
   json_object_set_new (body, "name", json_string (name));
-  return cl_cli_target_call (&t, "POST", "/1.0/instances", NULL, body, NULL, err);
+  return cli_target_call (&t, "POST", "/1.0/instances", NULL, body, NULL, err);
 }
 
 bool
-cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv)
+cli_remote_wanted (struct cloison_globals *g, int argc, char **argv)
 {
   cleanup_json json_t *cfg = NULL;
   cl_error_t err = NULL;
@@ -288,7 +280,7 @@ cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv)
 
   if (g->remote)
     return strcmp (g->remote, "local") != 0;
-  if (cl_cli_config_load (&cfg, &err) < 0)
+  if (cli_config_load (&cfg, &err) < 0)
     {
       cl_error_release (&err); /* a broken file: the remote commands say so */
       return false;
@@ -297,7 +289,7 @@ cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv)
   if (strcmp (def, "local") != 0)
     return true;
   /* REMOTE:NAME, in the verbs that take one */
-  for (const struct cloison_cmd *c = cl_cli_remote_verbs; c->name; c++)
+  for (const struct cloison_cmd *c = cli_remote_verbs; c->name; c++)
     if (strcmp (c->name, argv[0]) == 0)
       for (int i = 1; i < argc; i++)
         {
@@ -309,7 +301,7 @@ cl_cli_remote_wanted (struct cloison_globals *g, int argc, char **argv)
   return false;
 }
 
-const struct cloison_cmd cl_cli_remote_verbs[] = {
+const struct cloison_cmd cli_remote_verbs[] = {
   { "list", rv_list, NULL }, { "info", rv_one, NULL },    { "start", rv_one, NULL },
   { "stop", rv_stop, NULL }, { "delete", rv_stop, NULL }, { "launch", rv_launch, NULL },
   { NULL, NULL, NULL },

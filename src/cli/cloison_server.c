@@ -15,24 +15,17 @@
 #include <string.h>
 #include <time.h>
 
-static void
-target_closep (struct cl_cli_target *t)
-{
-  cl_cli_target_close (t);
-}
-#define cleanup_target __attribute__ ((cleanup (target_closep)))
-
 static int
-open_selected (struct cloison_globals *g, struct cl_cli_target *t, cl_error_t *err)
+open_selected (struct cloison_globals *g, struct cli_target *t, cl_error_t *err)
 {
   const char *remote = NULL;
-  if (cl_cli_selected_remote (g, &remote, err) < 0)
+  if (cli_selected_remote (g, &remote, err) < 0)
     return -1;
-  return cl_cli_target_open (g, remote, t, err);
+  return cli_target_open (g, remote, t, err);
 }
 
 bool
-cl_cli_server_config_wants (int argc, char **argv)
+cli_server_config_wants (int argc, char **argv)
 {
   if (argc < 2)
     return false;
@@ -71,7 +64,7 @@ trust_add (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "usage: cloison config trust add NAME [--expires DURATION]";
   static const struct option opts[]
       = { { "expires", required_argument, NULL, 'e' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *md = NULL;
   json_t *body;
   long ttl = 0;
@@ -90,7 +83,7 @@ trust_add (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (ttl)
     json_object_set_new (body, "expires", json_integer (ttl));
   if (open_selected (g, &t, err) < 0
-      || cl_cli_target_call (&t, "POST", "/1.0/certificates", NULL, body, &md, err) < 0)
+      || cli_target_call (&t, "POST", "/1.0/certificates", NULL, body, &md, err) < 0)
     return -1;
   puts (json_string_value (json_object_get (md, "token")));
   fprintf (stderr,
@@ -108,7 +101,7 @@ trust_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "usage: cloison config trust list [--format table|json]";
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *list = NULL;
   const char *format = "table";
   size_t i;
@@ -125,7 +118,7 @@ trust_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
   if (open_selected (g, &t, err) < 0
-      || cl_cli_target_call (&t, "GET", "/1.0/certificates", "recursion=1", NULL, &list, err) < 0)
+      || cli_target_call (&t, "GET", "/1.0/certificates", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -156,7 +149,7 @@ trust_edit (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "read-only", optional_argument, NULL, 'r' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_free char *path = NULL;
   bool restrict_ = strcmp (argv[0], "restrict") == 0, read_only = true, seen = false;
   const char *usage = restrict_ ? "usage: cloison config trust restrict NAME|FINGERPRINT"
@@ -185,15 +178,15 @@ trust_edit (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (open_selected (g, &t, err) < 0)
     return -1;
   if (restrict_)
-    return cl_cli_target_call (&t, "PATCH", path, NULL,
-                               json_pack ("{s:b}", "restricted", read_only), NULL, err);
-  return cl_cli_target_call (&t, "DELETE", path, NULL, NULL, NULL, err);
+    return cli_target_call (&t, "PATCH", path, NULL, json_pack ("{s:b}", "restricted", read_only),
+                            NULL, err);
+  return cli_target_call (&t, "DELETE", path, NULL, NULL, NULL, err);
 }
 
 static int
 server_setting (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_target struct cl_cli_target t = { 0 };
+  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *md = NULL;
   const char *verb = argv[1];
 
@@ -204,21 +197,21 @@ server_setting (struct cloison_globals *g, int argc, char **argv, cl_error_t *er
   if (strcmp (verb, "get") == 0)
     {
       const char *v;
-      if (cl_cli_target_call (&t, "GET", "/1.0", NULL, NULL, &md, err) < 0)
+      if (cli_target_call (&t, "GET", "/1.0", NULL, NULL, &md, err) < 0)
         return -1;
       v = json_string_value (json_object_get (json_object_get (md, "config"), argv[2]));
       if (v)
         puts (v);
       return 0;
     }
-  return cl_cli_target_call (
+  return cli_target_call (
       &t, "PATCH", "/1.0", NULL,
       json_pack ("{s:{s:s}}", "config", argv[2], strcmp (verb, "set") == 0 ? argv[3] : ""), NULL,
       err);
 }
 
 int
-cl_cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const char usage[] = "usage: cloison config trust add|list|remove|restrict ...";
 

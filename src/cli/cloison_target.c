@@ -18,7 +18,7 @@
 #define DEFAULT_SOCKET "/run/cloison/cloison.sock"
 
 char *
-cl_cli_config_dir (void)
+cli_config_dir (void)
 {
   const char *d = getenv ("CLOISON_CONFIG"), *home;
   struct passwd *pw;
@@ -34,9 +34,9 @@ cl_cli_config_dir (void)
 }
 
 int
-cl_cli_config_load (json_t **out, cl_error_t *err)
+cli_config_load (json_t **out, cl_error_t *err)
 {
-  cleanup_free char *dir = cl_cli_config_dir ();
+  cleanup_free char *dir = cli_config_dir ();
   cleanup_free char *path = cl_strdup_printf ("%s/config.json", dir);
   json_t *cfg = NULL;
 
@@ -58,9 +58,9 @@ cl_cli_config_load (json_t **out, cl_error_t *err)
 }
 
 int
-cl_cli_config_save (json_t *cfg, cl_error_t *err)
+cli_config_save (json_t *cfg, cl_error_t *err)
 {
-  cleanup_free char *dir = cl_cli_config_dir ();
+  cleanup_free char *dir = cli_config_dir ();
   cleanup_free char *path = cl_strdup_printf ("%s/config.json", dir);
   cleanup_free char *s = NULL;
 
@@ -71,9 +71,9 @@ cl_cli_config_save (json_t *cfg, cl_error_t *err)
 }
 
 int
-cl_cli_client_keypair (char **crt, char **key, cl_error_t *err)
+cli_client_keypair (char **crt, char **key, cl_error_t *err)
 {
-  cleanup_free char *dir = cl_cli_config_dir ();
+  cleanup_free char *dir = cli_config_dir ();
   char host[200] = "host", cn[300];
   struct passwd *pw = getpwuid (getuid ());
 
@@ -87,7 +87,7 @@ cl_cli_client_keypair (char **crt, char **key, cl_error_t *err)
 }
 
 int
-cl_cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t *err)
+cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t *err)
 {
   cleanup_json json_t *cfg = NULL;
   const char *n = g->remote;
@@ -95,7 +95,7 @@ cl_cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t
   *name = NULL;
   if (n && strcmp (n, "local") == 0)
     return 0;
-  if (cl_cli_config_load (&cfg, err) < 0)
+  if (cli_config_load (&cfg, err) < 0)
     return -1;
   if (n == NULL)
     n = json_string_value (json_object_get (cfg, "default_remote"));
@@ -110,7 +110,7 @@ cl_cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t
 
 /* A daemon that serves this state root on the local socket? */
 static bool
-local_daemon (struct cloison_globals *g, struct cl_cli_target *t)
+local_daemon (struct cloison_globals *g, struct cli_target *t)
 {
   const char *sock = getenv ("CLOISON_SOCKET");
   struct cl_api_request req = { .method = "GET", .path = "/1.0" };
@@ -141,8 +141,8 @@ local_daemon (struct cloison_globals *g, struct cl_cli_target *t)
 }
 
 int
-cl_cli_target_open (struct cloison_globals *g, const char *remote, struct cl_cli_target *t,
-                    cl_error_t *err)
+cli_target_open (struct cloison_globals *g, const char *remote, struct cli_target *t,
+                 cl_error_t *err)
 {
   cleanup_json json_t *cfg = NULL;
   json_t *r;
@@ -158,13 +158,13 @@ cl_cli_target_open (struct cloison_globals *g, const char *remote, struct cl_cli
       t->name = "local";
       return cl_api_ctx_new (g->root, NULL, &t->ctx, err);
     }
-  if (cl_cli_config_load (&cfg, err) < 0)
+  if (cli_config_load (&cfg, err) < 0)
     return -1;
   r = json_object_get (json_object_get (cfg, "remotes"), remote);
   if (!json_is_string (json_object_get (r, "addr"))
       || !json_is_string (json_object_get (r, "certificate")))
     return cl_error_make (err, 0, "remote `%s`: no such remote (see cloison remote list)", remote);
-  if (cl_cli_client_keypair (&t->client_cert, &t->client_key, err) < 0)
+  if (cli_client_keypair (&t->client_cert, &t->client_key, err) < 0)
     return -1;
   t->name = remote;
   t->url = cl_xstrdup (json_string_value (json_object_get (r, "addr")));
@@ -177,7 +177,7 @@ cl_cli_target_open (struct cloison_globals *g, const char *remote, struct cl_cli
 }
 
 void
-cl_cli_target_close (struct cl_cli_target *t)
+cli_target_close (struct cli_target *t)
 {
   /* in-process operations still running end first */
   if (t->ctx && !cl_api_ctx_free (t->ctx, 3600 * 1000))
@@ -191,8 +191,8 @@ cl_cli_target_close (struct cl_cli_target *t)
 }
 
 static int
-target_send (struct cl_cli_target *t, const struct cl_api_request *req,
-             struct cl_api_response *resp, cl_error_t *err)
+target_send (struct cli_target *t, const struct cl_api_request *req, struct cl_api_response *resp,
+             cl_error_t *err)
 {
   if (t->ctx)
     {
@@ -206,7 +206,7 @@ target_send (struct cl_cli_target *t, const struct cl_api_request *req,
 
 /* An error envelope (or a body that is none) as an error. */
 static int
-reply_error (struct cl_cli_target *t, const struct cl_api_response *resp, cl_error_t *err)
+reply_error (struct cli_target *t, const struct cl_api_response *resp, cl_error_t *err)
 {
   const char *msg = json_string_value (json_object_get (resp->json, "error"));
   const char *prefix = strcmp (t->name, "local") ? t->name : NULL;
@@ -218,8 +218,8 @@ reply_error (struct cl_cli_target *t, const struct cl_api_response *resp, cl_err
 }
 
 int
-cl_cli_target_call (struct cl_cli_target *t, const char *method, const char *path,
-                    const char *query, json_t *body, json_t **metadata, cl_error_t *err)
+cli_target_call (struct cli_target *t, const char *method, const char *path, const char *query,
+                 json_t *body, json_t **metadata, cl_error_t *err)
 {
   cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
   cleanup_free char *wait = NULL;

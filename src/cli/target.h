@@ -15,7 +15,7 @@
 
 #include <jansson.h>
 
-struct cl_cli_target
+struct cli_target
 {
   const char *name;            /* the remote's name, "local" for the two others */
   struct cl_api_ctx *ctx;      /* in-process, else NULL */
@@ -24,28 +24,29 @@ struct cl_cli_target
 };
 
 /* The client configuration directory (caller frees). */
-char *cl_cli_config_dir (void);
+char *cli_config_dir (void);
 /* config.json: {"default_remote": NAME, "remotes": {NAME: {"addr": URL,
    "certificate": PEM}}}; a missing file gives an empty one. */
-int cl_cli_config_load (json_t **out, cl_error_t *err);
-int cl_cli_config_save (json_t *cfg, cl_error_t *err);
+int cli_config_load (json_t **out, cl_error_t *err);
+int cli_config_save (json_t *cfg, cl_error_t *err);
 /* The user's client pair, made on first use (paths; caller frees). */
-int cl_cli_client_keypair (char **crt, char **key, cl_error_t *err);
+int cli_client_keypair (char **crt, char **key, cl_error_t *err);
 
 /* The remote a command addresses: g->remote, else the default remote;
    NULL for the local server.  Names a remote that is not configured: an
    error. */
-int cl_cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t *err);
+int cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t *err);
 
 /* Opens the target named `remote` (NULL or "local": the local server). */
-int cl_cli_target_open (struct cloison_globals *g, const char *remote, struct cl_cli_target *t,
-                        cl_error_t *err);
-void cl_cli_target_close (struct cl_cli_target *t);
+int cli_target_open (struct cloison_globals *g, const char *remote, struct cli_target *t,
+                     cl_error_t *err);
+void cli_target_close (struct cli_target *t);
+#define cleanup_target __attribute__ ((cleanup (cli_target_close)))
 /* One request: a sync answer's metadata in *metadata (optional; NULL
    stays NULL for no metadata); an async one is waited for and its
    operation's metadata returned, its failure an error; an error envelope
    becomes an error carrying its message.  body: stolen (NULL: none). */
-int cl_cli_target_call (struct cl_cli_target *t, const char *method, const char *path,
-                        const char *query, json_t *body, json_t **metadata, cl_error_t *err);
+int cli_target_call (struct cli_target *t, const char *method, const char *path, const char *query,
+                     json_t *body, json_t **metadata, cl_error_t *err);
 
 #endif
