@@ -15,22 +15,10 @@
 
 #define REMOTE_TIMEOUT_DEFAULT 60
 
-struct buf
-{
-  char *data;
-  size_t len;
-};
-
 static size_t
 buf_write (char *p, size_t size, size_t n, void *data)
 {
-  struct buf *b = data;
-  b->data = realloc (b->data, b->len + size * n + 1);
-  if (b->data == NULL)
-    abort ();
-  memcpy (b->data + b->len, p, size * n);
-  b->len += size * n;
-  b->data[b->len] = '\0';
+  cl_buffer_append (data, p, size * n);
   return size * n;
 }
 
@@ -41,32 +29,16 @@ struct headers
   bool json;
 };
 
-static char *
-header_value (const char *line, size_t n, const char *name)
-{
-  size_t k = strlen (name);
-  const char *v;
-  if (n <= k || strncasecmp (line, name, k) != 0 || line[k] != ':')
-    return NULL;
-  v = line + k + 1;
-  while (v < line + n && (*v == ' ' || *v == '\t'))
-    v++;
-  n -= (size_t)(v - line);
-  while (n > 0 && (v[n - 1] == '\r' || v[n - 1] == '\n' || v[n - 1] == ' '))
-    n--;
-  return strndup (v, n);
-}
-
 static size_t
 header_write (char *p, size_t size, size_t n, void *data)
 {
   struct headers *h = data;
   char *v;
-  if ((v = header_value (p, size * n, "Location")))
+  if ((v = cl_http_header_value (p, size * n, "Location")))
     free (h->location), h->location = v;
-  else if ((v = header_value (p, size * n, "ETag")))
+  else if ((v = cl_http_header_value (p, size * n, "ETag")))
     free (h->etag), h->etag = v;
-  else if ((v = header_value (p, size * n, "Content-Type")))
+  else if ((v = cl_http_header_value (p, size * n, "Content-Type")))
     {
       h->json = strncmp (v, "application/json", 16) == 0;
       free (v);
@@ -158,7 +130,7 @@ cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_r
                        struct cl_api_response *resp, cl_error_t *err)
 {
   cleanup_free char *pin = NULL, *pq = NULL, *im = NULL;
-  struct buf body = { NULL, 0 };
+  struct cl_buffer body = { NULL, 0 };
   struct headers hd = { NULL, NULL, false };
   struct curl_slist *hl = NULL;
   char detail[CURL_ERROR_SIZE] = "";
@@ -227,7 +199,7 @@ cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, cl_er
 {
   struct cl_api_remote first = *remote;
   struct curl_certinfo *ci = NULL;
-  struct buf body = { NULL, 0 };
+  struct cl_buffer body = { NULL, 0 };
   char detail[CURL_ERROR_SIZE] = "";
   CURLcode c;
   CURL *h;
@@ -259,7 +231,7 @@ cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, cl_er
 
 struct lines
 {
-  struct buf b;
+  struct cl_buffer b;
   int (*fn) (const char *line, void *data);
   void *data;
   bool stopped;
@@ -270,7 +242,7 @@ lines_write (char *p, size_t size, size_t n, void *data)
 {
   struct lines *l = data;
   char *nl;
-  buf_write (p, size, n, &l->b);
+  cl_buffer_append (&l->b, p, size * n);
   while ((nl = memchr (l->b.data, '\n', l->b.len)) != NULL)
     {
       size_t k = (size_t)(nl - l->b.data);

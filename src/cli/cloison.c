@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison: instances (containers and microVMs), images, snapshots, networks. */
+#include "cli/client.h"
 #include "cli/cloison.h"
+#include "cli/remote_client.h"
 #include "common/db.h"
 #include "common/log.h"
 
@@ -16,7 +18,30 @@ static const struct cloison_cmd *const groups[] = {
   cloison_remote_cmds,
 };
 
-/* Runs argv[0] from `table`: 1 when found (*ret its result). */
+/* The verbs that go through the API (client.h), and so may address a
+   remote; the others (run, exec, console, image, network) act on the
+   local state root directly. */
+static const char *const api_verbs[] = {
+  "launch", "list", "info",   "start", "stop",     "restart",
+  "delete", "logs", "config", "copy",  "snapshot", NULL,
+};
+
+struct cl_cli_client *
+cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
+{
+  const char *remote = NULL;
+
+  if (g->client)
+    return g->client;
+  if (cli_selected_remote (g, &remote, err) < 0)
+    return NULL;
+  if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
+             : cl_cli_client_open (g->root, &g->client, err) < 0)
+    return NULL;
+  return g->client;
+}
+
+/* Runs argv[0] from `table`: true when found (*ret its result). */
 static bool
 run_from (const struct cloison_cmd *table, struct cloison_globals *g, int argc, char **argv,
           int *ret, cl_error_t *err)
@@ -29,6 +54,30 @@ run_from (const struct cloison_cmd *table, struct cloison_globals *g, int argc, 
         return true;
       }
   return false;
+}
+
+/* Refuses a verb that cannot go to the remote the command addresses. */
+static int
+check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t *err)
+{
+  const char *remote = NULL;
+  bool api = false;
+
+  for (const char *const *v = api_verbs; *v; v++)
+    api = api || strcmp (*v, argv[0]) == 0;
+  if (api && cli_remote_prefixes (g, argc, argv, err) < 0)
+    return -1;
+  if (strcmp (argv[0], "remote") == 0 || strcmp (argv[0], "monitor") == 0 || api)
+    return 0;
+  if (cli_selected_remote (g, &remote, err) < 0)
+    return -1;
+  if (remote)
+    return cl_error_make (err, 0,
+                          "`%s` is not available on a remote yet (%s is; these are: launch,"
+                          " list, info, start, stop, restart, delete, logs, config, copy,"
+                          " snapshot, monitor)",
+                          argv[0], remote);
+  return 0;
 }
 
 static void
@@ -87,26 +136,17 @@ main (int argc, char **argv)
     int n = argc - optind, r = 0;
     char **v = argv + optind;
     bool found = false;
+
+    if (check_remote_verb (&g, &n, v, &err) < 0)
+      return cl_error_report (&err, "cloison");
     if (strcmp (v[0], "config") == 0 && cli_server_config_wants (n, v))
       {
         r = cli_server_config (&g, n, v, &err);
         found = true;
       }
-    else if (strcmp (v[0], "remote") != 0 && strcmp (v[0], "monitor") != 0
-             && cli_remote_wanted (&g, n, v))
-      {
-        found = run_from (cli_remote_verbs, &g, n, v, &r, &err);
-        if (!found)
-          {
-            fprintf (stderr,
-                     "cloison: `%s` is not available on a remote yet (list, info, launch, start,"
-                     " stop, delete are)\n",
-                     v[0]);
-            return 2;
-          }
-      }
     for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
       found = run_from (groups[i], &g, n, v, &r, &err);
+    cl_cli_client_close (g.client);
     if (found)
       return r < 0 ? cl_error_report (&err, "cloison") : r;
   }

@@ -8,12 +8,20 @@
 
 #include <stdbool.h>
 
+struct cl_cli_client;
+
 struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
-  const char *remote; /* --remote NAME (or a NAME: prefix), NULL: the default */
+  const char *remote;           /* --remote NAME (or a NAME: prefix), NULL: the default */
+  struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
 };
+
+/* The API client of g->root (the daemon serving it, else in-process),
+   or of the remote g->remote names (or the default remote), opened at the
+   first call; NULL with err set when it cannot be. */
+struct cl_cli_client *cl_cli_client_of (struct cloison_globals *g, cl_error_t *err);
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
    Returns the exit code; errors are reported through err (printed once by
@@ -32,12 +40,6 @@ extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c *
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
-
-/* cloison_remote_verbs.c: the verbs a remote serves (through the API),
-   and whether this command line addresses one (--remote, the default
-   remote, a REMOTE:NAME argument). */
-extern const struct cloison_cmd cli_remote_verbs[];
-bool cli_remote_wanted (struct cloison_globals *g, int argc, char **argv);
 
 /* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
    (the server's settings) beside `config set INSTANCE KEY=VALUE`. */

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison remote, cloison monitor, and the server's own settings
    (cloison config trust ..., config set core.https_address): thin
-   layers over the API, through target.h. */
+   layers over the API (client.h, remote_client.h). */
 #include "api/tls.h"
-#include "cli/target.h"
+#include "cli/client.h"
+#include "cli/remote_client.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -278,11 +279,12 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const struct option opts[] = { { "type", required_argument, NULL, 't' },
                                         { "remote", required_argument, NULL, 'r' },
                                         { NULL, 0, NULL, 0 } };
-  cleanup_target struct cli_target t = { 0 };
   cleanup_free char *query = NULL;
-  const char *types = NULL, *remote = NULL;
+  const char *types = NULL, *remote = NULL, *sock;
   struct cl_api_request req = { .method = "GET", .path = "/1.0/events" };
   struct cl_api_response resp;
+  struct cl_cli_client *client;
+  struct cl_api_ctx *ctx = NULL;
   int c;
 
   opterr = 0;
@@ -303,22 +305,43 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
           return cl_error_make (err, 0, "--type `%s`: expected lifecycle, operation, logging", tok);
       query = cl_strdup_printf ("type=%s", types);
     }
-  if (cli_selected_remote (g, &remote, err) < 0 || cli_target_open (g, remote, &t, err) < 0)
+  if (cli_selected_remote (g, &remote, err) < 0)
     return -1;
   setvbuf (stdout, NULL, _IOLBF, 0);
-  if (t.ctx == NULL)
-    return cl_api_remote_events (&t.remote, query, print_event, NULL, err);
-  /* no daemon: the router in-process, its watcher reporting what the
-     other processes do */
-  if (cl_api_watch_start (t.ctx, 500, err) < 0)
+  if (remote)
+    {
+      struct cli_remote r;
+      int ret;
+      if (cli_remote_get (remote, &r, err) < 0)
+        return -1;
+      ret = cl_api_remote_events (&r.api, query, print_event, NULL, err);
+      cli_remote_clear (&r);
+      return ret;
+    }
+  if ((client = cl_cli_client_of (g, err)) == NULL)
     return -1;
+  if ((sock = cl_cli_client_socket (client)) != NULL)
+    {
+      struct cl_api_remote local = { .unix_socket = sock };
+      return cl_api_remote_events (&local, query, print_event, NULL, err);
+    }
+  /* no daemon: the router in-process, with operations in threads and its
+     watcher reporting what the other processes do */
+  if (cl_api_ctx_new (g->root, NULL, &ctx, err) < 0)
+    return -1;
+  if (cl_api_watch_start (ctx, 500, err) < 0)
+    {
+      cl_api_ctx_free (ctx, 0);
+      return -1;
+    }
   req.query = query;
-  cl_api_handle (t.ctx, &req, &resp);
+  cl_api_handle (ctx, &req, &resp);
   if (resp.events == NULL)
     {
       cl_error_make (err, 0, "events: %s",
                      json_string_value (json_object_get (resp.json, "error")) ?: "refused");
       cl_api_response_clear (&resp);
+      cl_api_ctx_free (ctx, 0);
       return -1;
     }
   signal (SIGINT, on_monitor_signal);
@@ -339,6 +362,7 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
         }
     }
   cl_api_response_clear (&resp);
+  cl_api_ctx_free (ctx, 10000);
   return 0;
 }
 

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The server's own settings: `cloison config trust add|list|remove|
    restrict` (the trust store of client certificates) and `cloison config
-   set|get|unset core.KEY`, through the API (target.h): the local server
+   set|get|unset core.KEY`, through the API (client.h): the local server
    by default, a remote with --remote. */
 #include "api/tls.h"
-#include "cli/target.h"
+#include "cli/client.h"
+#include "cli/cloison.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -15,13 +16,13 @@
 #include <string.h>
 #include <time.h>
 
+/* One request to the server the command addresses; body borrowed. */
 static int
-open_selected (struct cloison_globals *g, struct cli_target *t, cl_error_t *err)
+call (struct cloison_globals *g, const char *method, const char *path, const char *query,
+      json_t *body, json_t **out, cl_error_t *err)
 {
-  const char *remote = NULL;
-  if (cli_selected_remote (g, &remote, err) < 0)
-    return -1;
-  return cli_target_open (g, remote, t, err);
+  struct cl_cli_client *c = cl_cli_client_of (g, err);
+  return c ? cl_cli_call (c, method, path, query, body, out, err) : -1;
 }
 
 bool
@@ -64,9 +65,7 @@ trust_add (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "usage: cloison config trust add NAME [--expires DURATION]";
   static const struct option opts[]
       = { { "expires", required_argument, NULL, 'e' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cli_target t = { 0 };
-  cleanup_json json_t *md = NULL;
-  json_t *body;
+  cleanup_json json_t *md = NULL, *body = NULL;
   long ttl = 0;
   int c;
 
@@ -82,8 +81,7 @@ trust_add (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   body = json_pack ("{s:s, s:b}", "name", argv[optind], "token", 1);
   if (ttl)
     json_object_set_new (body, "expires", json_integer (ttl));
-  if (open_selected (g, &t, err) < 0
-      || cli_target_call (&t, "POST", "/1.0/certificates", NULL, body, &md, err) < 0)
+  if (call (g, "POST", "/1.0/certificates", NULL, body, &md, err) < 0)
     return -1;
   puts (json_string_value (json_object_get (md, "token")));
   fprintf (stderr,
@@ -101,7 +99,6 @@ trust_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "usage: cloison config trust list [--format table|json]";
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cli_target t = { 0 };
   cleanup_json json_t *list = NULL;
   const char *format = "table";
   size_t i;
@@ -117,8 +114,7 @@ trust_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return cl_error_make (err, 0, usage);
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
-  if (open_selected (g, &t, err) < 0
-      || cli_target_call (&t, "GET", "/1.0/certificates", "recursion=1", NULL, &list, err) < 0)
+  if (call (g, "GET", "/1.0/certificates", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -149,7 +145,7 @@ trust_edit (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "read-only", optional_argument, NULL, 'r' }, { NULL, 0, NULL, 0 } };
-  cleanup_target struct cli_target t = { 0 };
+  cleanup_json json_t *body = NULL;
   cleanup_free char *path = NULL;
   bool restrict_ = strcmp (argv[0], "restrict") == 0, read_only = true, seen = false;
   const char *usage = restrict_ ? "usage: cloison config trust restrict NAME|FINGERPRINT"
@@ -175,39 +171,32 @@ trust_edit (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (cl_validate_name (argv[optind], "certificate", err) < 0)
     return -1;
   path = cl_strdup_printf ("/1.0/certificates/%s", argv[optind]);
-  if (open_selected (g, &t, err) < 0)
-    return -1;
-  if (restrict_)
-    return cli_target_call (&t, "PATCH", path, NULL, json_pack ("{s:b}", "restricted", read_only),
-                            NULL, err);
-  return cli_target_call (&t, "DELETE", path, NULL, NULL, NULL, err);
+  if (!restrict_)
+    return call (g, "DELETE", path, NULL, NULL, NULL, err);
+  body = json_pack ("{s:b}", "restricted", read_only);
+  return call (g, "PATCH", path, NULL, body, NULL, err);
 }
 
 static int
 server_setting (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_target struct cli_target t = { 0 };
-  cleanup_json json_t *md = NULL;
+  cleanup_json json_t *md = NULL, *body = NULL;
   const char *verb = argv[1];
 
   if ((strcmp (verb, "get") == 0 || strcmp (verb, "unset") == 0) && argc != 3)
     return cl_error_make (err, 0, "usage: cloison config %s KEY", verb);
-  if (open_selected (g, &t, err) < 0)
-    return -1;
   if (strcmp (verb, "get") == 0)
     {
       const char *v;
-      if (cli_target_call (&t, "GET", "/1.0", NULL, NULL, &md, err) < 0)
+      if (call (g, "GET", "/1.0", NULL, NULL, &md, err) < 0)
         return -1;
       v = json_string_value (json_object_get (json_object_get (md, "config"), argv[2]));
       if (v)
         puts (v);
       return 0;
     }
-  return cli_target_call (
-      &t, "PATCH", "/1.0", NULL,
-      json_pack ("{s:{s:s}}", "config", argv[2], strcmp (verb, "set") == 0 ? argv[3] : ""), NULL,
-      err);
+  body = json_pack ("{s:{s:s}}", "config", argv[2], strcmp (verb, "set") == 0 ? argv[3] : "");
+  return call (g, "PATCH", "/1.0", NULL, body, NULL, err);
 }
 
 int

@@ -24,6 +24,8 @@
 #include <getopt.h>
 #include <gnutls/gnutls.h>
 #include <grp.h>
+#include <limits.h>
+#include <stddef.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -41,6 +43,9 @@
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/cloison/cloison.sock"
+/* ROOT/cloisond.sock: a link to the socket of the daemon serving ROOT, by
+   which `cloison` finds it (src/cli/client.h) */
+#define ROOT_LINK "cloisond.sock"
 #define EVENT_HEARTBEAT_S 10
 
 static int signal_pipe[2] = { -1, -1 };
@@ -794,6 +799,60 @@ start_tls (struct server *srv, const char *root, const char *address, unsigned t
   return d;
 }
 
+/* The path of the socket we listen on (fd), absolute; NULL when it has
+   none (an abstract or unnamed socket). */
+static char *
+socket_path_of (int fd)
+{
+  struct sockaddr_un addr;
+  socklen_t len = sizeof addr;
+  char real[PATH_MAX];
+
+  if (getsockname (fd, (struct sockaddr *)&addr, &len) < 0 || addr.sun_family != AF_UNIX
+      || len <= offsetof (struct sockaddr_un, sun_path) || addr.sun_path[0] == '\0')
+    return NULL;
+  addr.sun_path[sizeof addr.sun_path - 1] = '\0';
+  return realpath (addr.sun_path, real) ? cl_xstrdup (real) : NULL;
+}
+
+/* ROOT/cloisond.sock -> the socket: replaces whatever link a dead daemon
+   left.  A failure only costs the CLI its way here (it works in-process). */
+static char *
+link_root (const char *root, int fd)
+{
+  cleanup_free char *target = socket_path_of (fd);
+  char *link = cl_strdup_printf ("%s/" ROOT_LINK, root);
+
+  if (target == NULL || (unlink (link) < 0 && errno != ENOENT) || symlink (target, link) < 0)
+    {
+      cl_warn ("cloisond: `%s`: %s: cloison commands will not come through us", link,
+               target ? strerror (errno) : "no socket path");
+      free (link);
+      return NULL;
+    }
+  return link;
+}
+
+/* Removes the link when it still points to our socket. */
+static void
+unlink_root (char *link, int fd)
+{
+  cleanup_free char *target = socket_path_of (fd);
+  char now[PATH_MAX];
+  ssize_t n;
+
+  if (link == NULL)
+    return;
+  n = readlink (link, now, sizeof now - 1);
+  if (n > 0 && target)
+    {
+      now[n] = '\0';
+      if (strcmp (now, target) == 0)
+        unlink (link);
+    }
+  free (link);
+}
+
 static void
 usage (FILE *out)
 {
@@ -821,6 +880,7 @@ main (int argc, char **argv)
   };
   const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET;
   cleanup_free char *listen_address = NULL;
+  char root[PATH_MAX], *link = NULL;
   struct cl_api_options api_opts = { 0 };
   struct cl_api_ctx *ctx = NULL;
   struct MHD_Daemon *d, *tls_d = NULL;
@@ -903,7 +963,15 @@ main (int argc, char **argv)
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
 
-  if (cl_api_ctx_new (cl_state_root (root_flag), &api_opts, &ctx, &err) < 0)
+  /* the root by its real path: the CLI compares it with its own */
+  if (cl_mkdir_p (cl_state_root (root_flag), 0755, &err) < 0)
+    return cl_error_report (&err, "cloisond");
+  if (realpath (cl_state_root (root_flag), root) == NULL)
+    {
+      cl_error_errno (&err, "state root `%s`", cl_state_root (root_flag));
+      return cl_error_report (&err, "cloisond");
+    }
+  if (cl_api_ctx_new (root, &api_opts, &ctx, &err) < 0)
     return cl_error_report (&err, "cloisond");
   unix_srv.ctx = tls_srv.ctx = ctx;
   if (listen_address == NULL
@@ -943,12 +1011,14 @@ main (int argc, char **argv)
       cl_api_ctx_free (ctx, 0);
       return 1;
     }
+  link = link_root (root, fd);
   if (listen_address)
     {
       pthread_t t;
-      tls_d = start_tls (&tls_srv, cl_state_root (root_flag), listen_address, timeout, debug, &err);
+      tls_d = start_tls (&tls_srv, root, listen_address, timeout, debug, &err);
       if (tls_d == NULL)
         {
+          unlink_root (link, fd);
           MHD_stop_daemon (d);
           if (own_socket)
             unlink (socket_path);
@@ -960,7 +1030,7 @@ main (int argc, char **argv)
       if (pthread_create (&t, NULL, trust_sweeper, ctx) == 0)
         pthread_detach (t);
     }
-  fprintf (stderr, "cloisond: serving %s on %s%s%s\n", cl_state_root (root_flag),
+  fprintf (stderr, "cloisond: serving %s on %s%s%s\n", root,
            own_socket ? socket_path : "the socket systemd passed (fd 3)",
            listen_address ? " and with TLS on " : "", listen_address ? listen_address : "");
 
@@ -977,6 +1047,7 @@ main (int argc, char **argv)
     usleep (50000);
   if (tls_d)
     MHD_stop_daemon (tls_d);
+  unlink_root (link, fd);
   MHD_stop_daemon (d);
   if (own_socket)
     unlink (socket_path);
