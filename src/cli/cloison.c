@@ -26,8 +26,8 @@ static const char *const api_verbs[] = {
   "delete", "logs", "config", "copy",  "snapshot", NULL,
 };
 
-struct cl_cli_client *
-cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
+struct cli_client *
+cli_client_of (struct cloison_globals *g, cl_error_t *err)
 {
   const char *remote = NULL;
 
@@ -36,7 +36,7 @@ cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
   if (cli_selected_remote (g, &remote, err) < 0)
     return NULL;
   if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
-             : cl_cli_client_open (g->root, &g->client, err) < 0)
+             : cli_client_open (g->root, &g->client, err) < 0)
     return NULL;
   return g->client;
 }
@@ -146,7 +146,7 @@ main (int argc, char **argv)
       }
     for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
       found = run_from (groups[i], &g, n, v, &r, &err);
-    cl_cli_client_close (g.client);
+    cli_client_close (g.client);
     if (found)
       return r < 0 ? cl_error_report (&err, "cloison") : r;
   }

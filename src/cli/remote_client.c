@@ -156,14 +156,14 @@ https_close (void *state)
   free (state);
 }
 
-static const struct cl_cli_transport https = {
+static const struct cli_transport https = {
   .name = "https",
   .request = https_request,
   .close = https_close,
 };
 
 int
-cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t *err)
+cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *err)
 {
   struct cli_remote *r = cl_xmalloc0 (sizeof *r);
 
@@ -172,7 +172,7 @@ cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t
       https_close (r);
       return cl_error_wrap (err, "remote `%s`", name);
     }
-  *out = cl_cli_client_new (&https, r);
+  *out = cli_client_new (&https, r);
   return 0;
 }
 
