@@ -26,21 +26,6 @@ static const char *const api_verbs[] = {
   "delete", "logs", "config", "copy",  "snapshot", NULL,
 };
 
-struct cli_client *
-cli_client_of (struct cloison_globals *g, cl_error_t *err)
-{
-  const char *remote = NULL;
-
-  if (g->client)
-    return g->client;
-  if (cli_selected_remote (g, &remote, err) < 0)
-    return NULL;
-  if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
-             : cli_client_open (g->root, &g->client, err) < 0)
-    return NULL;
-  return g->client;
-}
-
 /* Runs argv[0] from `table`: true when found (*ret its result). */
 static bool
 run_from (const struct cloison_cmd *table, struct cloison_globals *g, int argc, char **argv,
@@ -73,9 +58,9 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
     return -1;
   if (remote)
     return cl_error_make (err, 0,
-                          "`%s` is not available on a remote yet (%s is; these are: launch,"
-                          " list, info, start, stop, restart, delete, logs, config, copy,"
-                          " snapshot, monitor)",
+                          "`%s` is not available on a remote yet (the command is for remote"
+                          " `%s`; remotes serve launch, list, info, start, stop, restart,"
+                          " delete, logs, config, copy, snapshot, monitor)",
                           argv[0], remote);
   return 0;
 }

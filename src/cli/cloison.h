@@ -20,7 +20,7 @@ struct cloison_globals
 
 /* The API client of g->root (the daemon serving it, else in-process),
    or of the remote g->remote names (or the default remote), opened at the
-   first call; NULL with err set when it cannot be. */
+   first call; NULL with err set when it cannot be (remote_client.c). */
 struct cli_client *cli_client_of (struct cloison_globals *g, cl_error_t *err);
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).

@@ -176,11 +176,13 @@ on_revoke (void *data, const char *fp)
 
 /* Revocations by another process (`cloison config trust remove` with no
    daemon between): the state database changed, the clients are checked. */
+static bool sweeper_stop;
+
 static void *
 trust_sweeper (void *data)
 {
   struct cl_api_ctx *ctx = data;
-  for (;;)
+  while (!__atomic_load_n (&sweeper_stop, __ATOMIC_SEQ_CST))
     {
       usleep (250000);
       if (cl_api_trust_changed (ctx))
@@ -853,6 +855,19 @@ unlink_root (char *link, int fd)
   free (link);
 }
 
+/* Before the context goes: the listener, then the sweeper that uses it. */
+static void
+stop_tls (struct MHD_Daemon *d, pthread_t *sweeper)
+{
+  if (d)
+    MHD_stop_daemon (d);
+  if (sweeper)
+    {
+      __atomic_store_n (&sweeper_stop, true, __ATOMIC_SEQ_CST);
+      pthread_join (*sweeper, NULL);
+    }
+}
+
 static void
 usage (FILE *out)
 {
@@ -885,6 +900,8 @@ main (int argc, char **argv)
   struct cl_api_ctx *ctx = NULL;
   struct MHD_Daemon *d, *tls_d = NULL;
   struct server unix_srv = { 0 }, tls_srv = { .tls = true };
+  pthread_t sweeper;
+  bool sweeper_started = false;
   struct sigaction sa = { .sa_handler = on_signal };
   cl_error_t err = NULL;
   unsigned timeout = 30;
@@ -987,12 +1004,26 @@ main (int argc, char **argv)
       cl_warn ("cloisond: no events for changes made outside the API: %s", err->msg);
       cl_error_release (&err);
     }
+  /* TLS first: once the socket answers, everything is served */
+  if (listen_address)
+    {
+      tls_d = start_tls (&tls_srv, root, listen_address, timeout, debug, &err);
+      if (tls_d == NULL)
+        {
+          cl_api_ctx_free (ctx, 0);
+          return cl_error_report (&err, "cloisond");
+        }
+      cl_api_set_revoke_hook (ctx, on_revoke, ctx);
+      cl_api_trust_changed (ctx);
+      sweeper_started = pthread_create (&sweeper, NULL, trust_sweeper, ctx) == 0;
+    }
   fd = activated_socket ();
   if (fd < 0)
     {
       fd = listen_unix (socket_path, &err);
       if (fd < 0)
         {
+          stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
           cl_api_ctx_free (ctx, 0);
           return cl_error_report (&err, "cloisond");
         }
@@ -1008,28 +1039,11 @@ main (int argc, char **argv)
   if (d == NULL)
     {
       fprintf (stderr, "cloisond: could not start the HTTP server on `%s`\n", socket_path);
+      stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
       cl_api_ctx_free (ctx, 0);
       return 1;
     }
   link = link_root (root, fd);
-  if (listen_address)
-    {
-      pthread_t t;
-      tls_d = start_tls (&tls_srv, root, listen_address, timeout, debug, &err);
-      if (tls_d == NULL)
-        {
-          unlink_root (link, fd);
-          MHD_stop_daemon (d);
-          if (own_socket)
-            unlink (socket_path);
-          cl_api_ctx_free (ctx, 0);
-          return cl_error_report (&err, "cloisond");
-        }
-      cl_api_set_revoke_hook (ctx, on_revoke, ctx);
-      cl_api_trust_changed (ctx);
-      if (pthread_create (&t, NULL, trust_sweeper, ctx) == 0)
-        pthread_detach (t);
-    }
   fprintf (stderr, "cloisond: serving %s on %s%s%s\n", root,
            own_socket ? socket_path : "the socket systemd passed (fd 3)",
            listen_address ? " and with TLS on " : "", listen_address ? listen_address : "");
@@ -1045,8 +1059,7 @@ main (int argc, char **argv)
   cl_api_ctx_shutdown (ctx);
   for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
     usleep (50000);
-  if (tls_d)
-    MHD_stop_daemon (tls_d);
+  stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
   unlink_root (link, fd);
   MHD_stop_daemon (d);
   if (own_socket)

@@ -176,6 +176,21 @@ cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *e
   return 0;
 }
 
+struct cli_client *
+cli_client_of (struct cloison_globals *g, cl_error_t *err)
+{
+  const char *remote = NULL;
+
+  if (g->client)
+    return g->client;
+  if (cli_selected_remote (g, &remote, err) < 0)
+    return NULL;
+  if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
+             : cli_client_open (g->root, &g->client, err) < 0)
+    return NULL;
+  return g->client;
+}
+
 int
 cli_remote_prefixes (struct cloison_globals *g, int *argc, char **argv, cl_error_t *err)
 {

@@ -324,6 +324,9 @@ def test_remote_verbs_on_two_daemons(pair, trusted):
     assert p.returncode != 0 and "ghost" in p.stderr and len(p.stderr.splitlines()) == 1
     p = u.run("info", "nowhere:c1", check=False)
     assert p.returncode != 0 and "nowhere" in p.stderr
+    # verbs that do not go through the API yet are refused, not run locally
+    p = u.run("--remote", "ra", "image", "list", check=False)
+    assert p.returncode != 0 and "not available on a remote" in p.stderr, p.stderr
     u.run("delete", "ra:c1", "--force")
     u.run("delete", "rb:c2", "--force")
     u.run("remote", "remove", "rb")
