@@ -45,6 +45,7 @@ struct cl_api_ctx
   void (*revoke_hook) (void *data, const char *fingerprint);
   void *revoke_data;
   int64_t data_version; /* cl_api_trust_changed's last PRAGMA data_version */
+  bool trust_ready;     /* its tables made (cl_api_trust_init) */
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
@@ -215,6 +216,8 @@ void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);
 
 /* --- trust.c: /1.0/certificates, PATCH /1.0, the access of a request --- */
+/* Opens the database (when inline operations left it closed) and makes
+   the store's tables, once; the routes that use them call it first. */
 int cl_api_trust_init (struct cl_api_ctx *ctx, cl_error_t *err);
 /* The access of a request (its certificate looked up when remote). */
 enum cl_api_access cl_api_request_access (struct cl_api_ctx *ctx, const struct cl_api_request *req);

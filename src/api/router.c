@@ -210,6 +210,7 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
   char allowed[64] = "";
   const struct api_route *found = NULL;
   cleanup_free char *path = NULL;
+  cl_error_t err = NULL;
   size_t len;
 
   memset (resp, 0, sizeof *resp);
@@ -263,9 +264,11 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                         ctx->body_limit);
   else if (cl_api_parse_query (req->query, &c.query) < 0)
     cl_api_reply_error (&c, 400, "query string: malformed percent-encoding");
+  else if ((strcmp (path, "/1.0") == 0 || strncmp (path, "/1.0/certificates", 17) == 0)
+           && cl_api_trust_init (ctx, &err) < 0)
+    cl_api_reply_cl_error (&c, &err);
   else
     {
-      cl_error_t err = NULL;
       size_t n = req->body_len;
       /* a body of only whitespace is no body */
       while (n > 0 && isspace ((unsigned char)req->body[n - 1]))

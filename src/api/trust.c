@@ -38,7 +38,19 @@ static const char *const config_keys[] = { "core.https_address", NULL };
 int
 cl_api_trust_init (struct cl_api_ctx *ctx, cl_error_t *err)
 {
-  return cl_db_exec (ctx->db, schema, err);
+  int ret = 0;
+
+  pthread_mutex_lock (&ctx->lock);
+  if (!ctx->trust_ready)
+    {
+      if ((ctx->db == NULL && cl_db_open (ctx->root, &ctx->db, err) < 0)
+          || cl_db_exec (ctx->db, schema, err) < 0)
+        ret = -1;
+      else
+        ctx->trust_ready = true;
+    }
+  pthread_mutex_unlock (&ctx->lock);
+  return ret;
 }
 
 void
