@@ -506,6 +506,11 @@ token_issue (struct api_call *c, const char *name, long ttl)
   cl_api_time_string (now + ttl, when, sizeof when);
   pthread_mutex_lock (&c->ctx->lock);
   r = cert_check_free (c, name, NULL);
+  /* the tokens nobody redeemed in time go with each new one */
+  if (r == 0
+      && cl_db_exec (c->ctx->db, "DELETE FROM api_trust_tokens WHERE expires < unixepoch ()", &err)
+             < 0)
+    r = -1;
   if (r == 0
       && (cl_db_prepare (c->ctx->db,
                          "INSERT INTO api_trust_tokens (secret_sha256, name, created, expires)"

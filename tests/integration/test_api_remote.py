@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import socket
+import sqlite3
 import ssl
 import subprocess
 import threading
@@ -264,6 +265,13 @@ def test_expired_token_is_refused(pair, tmp_path):
     p = u.run("remote", "add", "ra", a.url, "--token", t, check=False)
     assert p.returncode != 0 and "expired" in p.stderr, p.stderr
     assert u.remotes() == {} and a.ok("GET", "/1.0/certificates") == []
+    # tokens nobody redeems go when the next one is made
+    token(a, "never", "--expires", "1s")
+    time.sleep(2.2)  # whole seconds: past its expiry for sure
+    token(a, "later")
+    db = sqlite3.connect(os.path.join(a.root, "cloison.db"))
+    assert db.execute("SELECT name FROM api_trust_tokens").fetchall() == [("later",)]
+    db.close()
 
 
 def test_token_of_another_server_is_not_sent(pair, tmp_path):
