@@ -366,10 +366,10 @@ cert_find (struct api_call *c, char fp[CL_API_FINGERPRINT_LEN], json_t **obj)
   cl_error_t err = NULL;
   int n = 0;
 
+  /* a name that is also another's fingerprint prefix: the name wins */
   if (cl_db_prepare (c->ctx->db,
-                     "SELECT " CERT_COLUMNS " FROM api_certificates WHERE name = ?1"
-                     " UNION SELECT " CERT_COLUMNS " FROM api_certificates"
-                     " WHERE ?3 AND fingerprint LIKE ?2",
+                     "SELECT " CERT_COLUMNS ", name = ?1 FROM api_certificates"
+                     " WHERE name = ?1 OR (?3 AND fingerprint LIKE ?2) ORDER BY name = ?1 DESC",
                      &s, &err)
       < 0)
     {
@@ -381,16 +381,13 @@ cert_find (struct api_call *c, char fp[CL_API_FINGERPRINT_LEN], json_t **obj)
   sqlite3_bind_int (s, 3, hex);
   while (sqlite3_step (s) == SQLITE_ROW)
     {
-      /* a name that is also another's fingerprint prefix: the name wins */
-      if (n == 0 || strcmp ((const char *)sqlite3_column_text (s, 1), ref) == 0)
-        {
-          snprintf (fp, CL_API_FINGERPRINT_LEN, "%s", sqlite3_column_text (s, 0));
-          if (obj)
-            json_decref (*obj), *obj = cert_row (s);
-          if (n > 0)
-            return 0;
-        }
-      n++;
+      if (n++ > 0)
+        continue; /* counted only */
+      snprintf (fp, CL_API_FINGERPRINT_LEN, "%s", sqlite3_column_text (s, 0));
+      if (obj)
+        json_decref (*obj), *obj = cert_row (s);
+      if (sqlite3_column_int (s, 5))
+        return 0;
     }
   if (n == 1)
     return 0;

@@ -495,3 +495,38 @@ def test_https_address_setting_is_read_at_start(tmp_path):
         assert curl(d, "/1.0", u)[1]["metadata"]["auth"] == "trusted"
     finally:
         d.stop()
+
+
+def test_certificate_routes(pair, tmp_path):
+    """Trusting a PEM directly, and a certificate named by its name, its
+    fingerprint or a prefix of it (a name wins over another's prefix)."""
+    a, _ = pair
+    pems = []
+    for name in ("one", "two"):
+        crt, _ = self_signed(tmp_path, name)
+        pems.append(open(crt).read())
+    j = a.ok("POST", "/1.0/certificates", {"name": "one", "certificate": pems[0]})
+    fp1 = j["fingerprint"]
+    assert len(fp1) == 64 and j["restricted"] is False
+    # the second is named as the first's fingerprint starts
+    j = a.ok("POST", "/1.0/certificates", {"name": fp1[:8], "certificate": pems[1],
+                                           "restricted": True})
+    fp2 = j["fingerprint"]
+    assert a.ok("GET", "/1.0/certificates/one")["fingerprint"] == fp1
+    assert a.ok("GET", "/1.0/certificates/" + fp1[:8])["fingerprint"] == fp2
+    assert a.ok("GET", "/1.0/certificates/" + fp1[:12])["fingerprint"] == fp1
+    assert a.ok("GET", "/1.0/certificates/" + fp2)["restricted"] is True
+    assert a.request("GET", "/1.0/certificates/" + fp1[:4])[0] == 404  # too short a prefix
+    assert a.request("GET", "/1.0/certificates/nobody")[0] == 404
+    st, j, _ = a.request("POST", "/1.0/certificates", {"name": "again", "certificate": pems[0]})
+    assert st == 409 and "trusted already" in j["error"]
+    st, j, _ = a.request("POST", "/1.0/certificates", {"name": "bad", "certificate": "nope"})
+    assert st == 400 and j["path"] == "certificate"
+    st, j, _ = a.request("PATCH", "/1.0/certificates/one", {"name": fp1[:8]})
+    assert st == 409
+    st, j, _ = a.request("PATCH", "/1.0/certificates/one", {"restricted": "yes"})
+    assert st == 400 and j["path"] == "restricted"
+    assert a.ok("PATCH", "/1.0/certificates/one", {"name": "uno", "restricted": True}) \
+        ["restricted"] is True
+    assert a.ok("DELETE", "/1.0/certificates/uno")["fingerprint"] == fp1
+    assert a.ok("GET", "/1.0/certificates") == ["/1.0/certificates/" + fp2]
