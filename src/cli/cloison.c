@@ -19,11 +19,11 @@ static const struct cloison_cmd *const groups[] = {
 };
 
 /* The verbs that go through the API (client.h), and so may address a
-   remote; the others (run, exec, console, image, network) act on the
-   local state root directly. */
+   remote; the others (run, exec, console) act on the local state root
+   directly. */
 static const char *const api_verbs[] = {
-  "launch", "list", "info",   "start", "stop",     "restart",
-  "delete", "logs", "config", "copy",  "snapshot", NULL,
+  "launch", "list",   "info", "start",    "stop",  "restart", "delete",
+  "logs",   "config", "copy", "snapshot", "image", "network", NULL,
 };
 
 /* Runs argv[0] from `table`: true when found (*ret its result). */
@@ -60,7 +60,7 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
     return cl_error_make (err, 0,
                           "`%s` is not available on a remote yet (the command is for remote"
                           " `%s`; remotes serve launch, list, info, start, stop, restart,"
-                          " delete, logs, config, copy, snapshot, monitor)",
+                          " delete, logs, config, copy, snapshot, image, network, monitor)",
                           argv[0], remote);
   return 0;
 }
@@ -68,8 +68,10 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
 static void
 usage (FILE *out)
 {
-  fprintf (out, "usage: cloison [--root DIR] [--remote NAME] [--debug] COMMAND [ARGS...]\n\n"
-                "commands:\n");
+  fprintf (out,
+           "usage: cloison [--root DIR] [--remote NAME] [--local] [--debug] COMMAND [ARGS...]\n\n"
+           "  --remote NAME  on that remote (see cloison remote)\n"
+           "  --local        in-process, even when a cloisond serves the root\n\ncommands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
       fprintf (out, "  %-10s %s\n", c->name, c->summary);
@@ -79,9 +81,13 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "root", required_argument, NULL, 'r' },   { "debug", no_argument, NULL, 'd' },
-    { "remote", required_argument, NULL, 'R' }, { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'v' },      { NULL, 0, NULL, 0 },
+    { "root", required_argument, NULL, 'r' },
+    { "debug", no_argument, NULL, 'd' },
+    { "remote", required_argument, NULL, 'R' },
+    { "local", no_argument, NULL, 'l' },
+    { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },
+    { NULL, 0, NULL, 0 },
   };
   struct cloison_globals g = { 0 };
   const char *root_flag = NULL;
@@ -99,6 +105,9 @@ main (int argc, char **argv)
         break;
       case 'R':
         g.remote = optarg;
+        break;
+      case 'l':
+        g.local = true;
         break;
       case 'h':
         usage (stdout);
@@ -131,7 +140,7 @@ main (int argc, char **argv)
       }
     for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
       found = run_from (groups[i], &g, n, v, &r, &err);
-    cli_client_close (g.client);
+    cl_cli_client_close (g.client);
     if (found)
       return r < 0 ? cl_error_report (&err, "cloison") : r;
   }

@@ -89,7 +89,9 @@ cli_selected_remote (struct cloison_globals *g, const char **name, cl_error_t *e
   const char *n = g->remote;
 
   *name = NULL;
-  if (n && strcmp (n, "local") == 0)
+  if (g->local && n && strcmp (n, "local") != 0)
+    return cl_error_make (err, 0, "--local and remote `%s`: one or the other", n);
+  if (g->local || (n && strcmp (n, "local") == 0))
     return 0;
   if (cli_config_load (&cfg, err) < 0)
     return -1;
@@ -156,14 +158,14 @@ https_close (void *state)
   free (state);
 }
 
-static const struct cli_transport https = {
+static const struct cl_cli_transport https = {
   .name = "https",
   .request = https_request,
   .close = https_close,
 };
 
 int
-cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *err)
+cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t *err)
 {
   struct cli_remote *r = cl_xmalloc0 (sizeof *r);
 
@@ -172,12 +174,12 @@ cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *e
       https_close (r);
       return cl_error_wrap (err, "remote `%s`", name);
     }
-  *out = cli_client_new (&https, r);
+  *out = cl_cli_client_new (&https, r);
   return 0;
 }
 
-struct cli_client *
-cli_client_of (struct cloison_globals *g, cl_error_t *err)
+struct cl_cli_client *
+cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
 {
   const char *remote = NULL;
 
@@ -186,7 +188,7 @@ cli_client_of (struct cloison_globals *g, cl_error_t *err)
   if (cli_selected_remote (g, &remote, err) < 0)
     return NULL;
   if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
-             : cli_client_open (g->root, &g->client, err) < 0)
+             : cl_cli_client_open (g->root, g->local, &g->client, err) < 0)
     return NULL;
   return g->client;
 }

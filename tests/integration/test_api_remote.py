@@ -332,9 +332,13 @@ def test_remote_verbs_on_two_daemons(pair, trusted):
     assert p.returncode != 0 and "ghost" in p.stderr and len(p.stderr.splitlines()) == 1
     p = u.run("info", "nowhere:c1", check=False)
     assert p.returncode != 0 and "nowhere" in p.stderr
+    # images and networks go through the API too: the remote's
+    assert "busybox" in u.run("--remote", "ra", "image", "list").stdout
     # verbs that do not go through the API yet are refused, not run locally
-    p = u.run("--remote", "ra", "image", "list", check=False)
+    p = u.run("--remote", "ra", "exec", "c1", "--", "true", check=False)
     assert p.returncode != 0 and "not available on a remote" in p.stderr, p.stderr
+    p = u.run("--remote", "ra", "--local", "list", check=False)
+    assert p.returncode != 0 and "--local" in p.stderr, p.stderr
     u.run("delete", "ra:c1", "--force")
     u.run("delete", "rb:c2", "--force")
     u.run("remote", "remove", "rb")
@@ -420,15 +424,10 @@ def test_revocation_by_another_process(pair, trusted, tmp_path):
     u = trusted
     ws = TLSWebSocket(a, u, "/1.0/events")
     start = time.monotonic()
-    # the CLI finds the daemon by the link ROOT/cloisond.sock: without it,
-    # the router runs in the CLI's own process
-    link = os.path.join(a.root, "cloisond.sock")
-    os.rename(link, link + ".aside")
-    try:
-        p = User(tmp_path, "admin").run("--debug", "config", "trust", "remove", "alice", daemon=a)
-        assert "in-process" in p.stderr, p.stderr
-    finally:
-        os.rename(link + ".aside", link)
+    # --local: the router in the CLI's own process, not through the daemon
+    p = User(tmp_path, "admin").run("--debug", "--local", "config", "trust", "remove", "alice",
+                                    daemon=a)
+    assert "in-process" in p.stderr, p.stderr
     while ws.recv() is not None:
         pass
     assert time.monotonic() - start < 5
