@@ -189,16 +189,36 @@ def own_cgroups(pid):
     return out
 
 
+def run_sleeper_in_own_cgroup(t, tmp_path, rootfs):
+    """A detached `sleep 60` whose cgroups are /ID in every hierarchy."""
+    cid = t.new_id()
+    runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), rootfs, ["sleep", "60"],
+                     edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
+    t("run", "-d", "--bundle", str(tmp_path / ("bundle-" + t.name)), cid)
+    return cid
+
+
+def remove_with_subs(t, cid, subs):
+    """The sub-cgroups go first (a cgroup with children cannot be removed):
+    kill everything, then rmdir them, then delete."""
+    t("kill", "--all", cid, "KILL", check=False)
+    for m in subs:
+        for _ in range(100):
+            try:
+                os.rmdir(m)
+                break
+            except OSError:
+                time.sleep(0.05)
+    t("delete", "--force", cid, check=False)
+    assert cgroup_dirs(cid) == [], t.name
+
+
 @pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="cgroup v1 form (the v2 form is in the lab)")
 def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
     """exec --cgroup memory:SUB (v1) joins the sub-cgroup in that hierarchy
     only; --cgroup SUB in every one; a missing one is refused."""
     for t in tools:
-        d = str(tmp_path / ("bundle-" + t.name))
-        cid = t.new_id()
-        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"],
-                         edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
-        t("run", "-d", "--bundle", d, cid)
+        cid = run_sleeper_in_own_cgroup(t, tmp_path, busybox_rootfs)
         made = []
         try:
             for top in os.listdir("/sys/fs/cgroup"):
@@ -223,24 +243,53 @@ def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
             pid = int(open(str(tmp_path / (t.name + ".pid2"))).read())
             cg = own_cgroups(pid)
             assert cg["memory"] == cg["pids"] == "/%s/sub" % cid, (t.name, cg)
+            if "" in cg and os.path.isdir("/sys/fs/cgroup/unified/" + cid):  # hybrid: the v2 line too
+                assert cg[""] == "/%s/sub" % cid, (t.name, cg)
             os.kill(pid, 9)
             p = t("exec", "--cgroup", "nosuch", cid, "true", check=False)
             assert p.returncode != 0, t.name
             p = t("exec", "--cgroup", "memory:a", "--cgroup", "memory:b", cid, "true", check=False)
             assert p.returncode != 0, t.name
         finally:
-            # The sub-cgroups go first (a cgroup with children cannot be
-            # removed): kill everything, then rmdir them, then delete.
-            t("kill", "--all", cid, "KILL", check=False)
-            for m in made:
-                for _ in range(100):
-                    try:
-                        os.rmdir(m)
-                        break
-                    except OSError:
-                        time.sleep(0.05)
-            t("delete", "--force", cid, check=False)
-            assert cgroup_dirs(cid) == [], t.name
+            remove_with_subs(t, cid, made)
+
+
+def unified_controllers():
+    try:
+        return open("/sys/fs/cgroup/unified/cgroup.controllers").read().split()
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not unified_controllers(), reason="no hybrid cgroup v2 mount holding a controller "
+                    "(the pure v2 form is in the lab: tests/lab/test_lab_limits_v2.py)")
+def test_exec_cgroup_controller_of_v2_hierarchy(tools, tmp_path, busybox_rootfs):
+    """On a hybrid host the v2 mount holds a few controllers (hugetlb here):
+    `exec --cgroup hugetlb:SUB` puts the process in SUB of the v2
+    hierarchy, where runc 1.1 refuses the controller ("unknown controller
+    hugetlb in SubCgroupPaths").  A controller no hierarchy holds is refused
+    by both."""
+    ctrl = unified_controllers()[0]
+    for t in tools:
+        cid = run_sleeper_in_own_cgroup(t, tmp_path, busybox_rootfs)
+        sub = os.path.join("/sys/fs/cgroup/unified", cid, "sub")
+        try:
+            os.mkdir(sub)
+            pid_file = str(tmp_path / (t.name + ".pid"))
+            p = t("exec", "-d", "--pid-file", pid_file, "--cgroup", ctrl + ":sub", cid, "sleep", "30",
+                  check=False)
+            if t.name == "runc":
+                assert p.returncode != 0 and "unknown controller" in p.stderr, p.stderr
+            else:
+                assert p.returncode == 0, p.stderr
+                pid = int(open(pid_file).read())
+                cg = own_cgroups(pid)
+                assert cg[""] == "/%s/sub" % cid and cg["memory"] == "/" + cid, cg
+                os.kill(pid, 9)
+            p = t("exec", "--cgroup", "net_cls:sub", cid, "true", check=False)
+            assert p.returncode != 0 and "net_cls" in p.stderr, (t.name, p.stderr)
+        finally:
+            remove_with_subs(t, cid, [sub])
 
 
 def hook(tmp_path, script):
