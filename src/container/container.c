@@ -811,13 +811,17 @@ cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st,
-                &status, &cg, err)
+  /* --all reaches a stopped container too, as runc's: what its init left
+     in the cgroup (a shared pid namespace keeps orphans alive) still gets
+     the signal.  containerd's shim sends that SIGKILL to every container
+     it deletes, and takes a failure for an error. */
+  if (load_for (root, id, all ? NULL : "created|running|paused",
+                "container not running, cannot signal it", &st, &status, &cg, err)
       < 0)
     return -1;
   if (all && cg && cl_ctr_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
-  if (kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
+  if (strcmp (status, "stopped") != 0 && kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
     {
       cl_error_errno (err, "kill container `%s` (pid %d)", id, st.pid);
       goto out;

@@ -292,6 +292,36 @@ def test_exec_cgroup_controller_of_v2_hierarchy(tools, tmp_path, busybox_rootfs)
             remove_with_subs(t, cid, [sub])
 
 
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/pids"), reason="reads the cgroup v1 pids hierarchy")
+def test_kill_all_reaches_a_stopped_containers_leftovers(tools, tmp_path, busybox_rootfs):
+    """`kill --all` of a stopped container signals what its init left in the
+    cgroup and succeeds, as runc's (containerd's shim sends it to every
+    container it deletes); a plain `kill` of it is refused by both."""
+    for t in tools:
+        cid = t.new_id()
+
+        def edit(cfg):
+            cfg["linux"]["cgroupsPath"] = "/" + cid
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        b = runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), busybox_rootfs,
+                             ["sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & exit 0"], edit=edit)
+        t("run", "-d", "--bundle", b, cid)
+        procs = "/sys/fs/cgroup/pids/%s/cgroup.procs" % cid
+        end = time.time() + 10
+        while time.time() < end and not ('"stopped"' in t("state", cid).stdout
+                                         and len(open(procs).read().split()) == 1):
+            time.sleep(0.05)
+        assert '"stopped"' in t("state", cid).stdout and len(open(procs).read().split()) == 1, t.name
+        t("kill", "--all", cid, "KILL")
+        while time.time() < end and open(procs).read().split():
+            time.sleep(0.05)
+        assert open(procs).read().split() == [], t.name
+        p = t("kill", cid, "KILL", check=False)
+        assert p.returncode != 0 and "not running" in p.stderr + t.log_text(), (t.name, p.stderr)
+        t("delete", cid)
+        assert cgroup_dirs(cid) == [], t.name
+
+
 def hook(tmp_path, script):
     return {"path": "/bin/sh", "args": ["sh", "-c", script]}
 
