@@ -216,13 +216,17 @@ class CriEnv:
         cri = 'plugins."io.containerd.grpc.v1.cri"'
         runtimes = ""
         for name, binary in self.handlers.items():
+            # A handler is a BinaryName, or (BinaryName, base runtime spec).
+            binary, base = binary if isinstance(binary, tuple) else (binary, None)
             runtimes += """
 [{cri}.containerd.runtimes.{name}]
   runtime_type = "io.containerd.runc.v2"
+  {base}
 [{cri}.containerd.runtimes.{name}.options]
   BinaryName = "{binary}"
   Root = "{w}/runtime-{name}"
-""".format(cri=cri, name=name, binary=binary, w=w)
+""".format(cri=cri, name=name, binary=binary, w=w,
+           base='base_runtime_spec = "%s"' % base if base else "")
         conf = os.path.join(w, "config.toml")
         with open(conf, "w") as f:
             f.write("""version = 2

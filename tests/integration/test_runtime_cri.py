@@ -12,6 +12,7 @@ test and drives pods and containers as the kubelet would.  See docs/cri.md."""
 import json
 import os
 import re
+import subprocess
 import threading
 import time
 
@@ -42,7 +43,16 @@ done
 exec {ours} "$@"
 """.format(d=wrap_dir, ours=ours))
     os.chmod(wrapper, 0o755)
-    e = cri_env.CriEnv(busybox_rootfs, {"runc": ours, "cloison": ours, "crashy": wrapper})
+    # "hooked": containerd's default spec plus a createRuntime hook that,
+    # while HOOK_MARK exists, holds the runtime inside its create.
+    spec = json.loads(subprocess.run(["ctr", "oci", "spec"], stdout=subprocess.PIPE, check=True).stdout)
+    spec["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+        "sh", "-c", "[ -e {d}/HOOK_MARK ] || exit 0; echo $$ > {d}/hook.pid; exec sleep 600".format(d=wrap_dir)]}]}
+    base = os.path.join(str(wrap_dir), "hooked-spec.json")
+    with open(base, "w") as f:
+        json.dump(spec, f)
+    e = cri_env.CriEnv(busybox_rootfs, {"runc": ours, "cloison": ours, "crashy": wrapper,
+                                        "hooked": (ours, base)})
     e.crashy_dir = str(wrap_dir)
     try:
         e.cri.PullImage(image=e.pb.ImageSpec(image=e.busybox))
@@ -299,6 +309,22 @@ def test_second_runtime_handler(env):
         env.run_pod("nohandler", handler="no-such-handler")
 
 
+def start_in_background(c, cid):
+    """StartContainer in a thread (the test kills the runtime meanwhile):
+    returns the thread and a dict that gets "ok" or "error"."""
+    result = {}
+
+    def start():
+        try:
+            c.StartContainer(container_id=cid, timeout=60)
+            result["ok"] = True
+        except c.grpc.RpcError as e:
+            result["error"] = e.details()
+    t = threading.Thread(target=start)
+    t.start()
+    return t, result
+
+
 def test_runtime_killed_mid_create(env):
     """The runtime is killed -9 while containerd waits on its `create` of
     a container (the create itself done): StartContainer fails, and the
@@ -313,16 +339,7 @@ def test_runtime_killed_mid_create(env):
         cid = c.CreateContainer(pod_sandbox_id=pod, config=env.container_config("victim", ["sleep", "1000"]),
                                 sandbox_config=cfg).container_id
         open(mark, "w").close()
-        result = {}
-
-        def start():
-            try:
-                c.StartContainer(container_id=cid, timeout=60)
-                result["ok"] = True
-            except c.grpc.RpcError as e:
-                result["error"] = e.details()
-        t = threading.Thread(target=start)
-        t.start()
+        t, result = start_in_background(c, cid)
         pidfile = os.path.join(d, "created.pid")
         end = time.time() + 30
         while not os.path.exists(pidfile) and time.time() < end:
@@ -357,3 +374,56 @@ def test_runtime_killed_mid_create(env):
         assert wait_state(env, cid, pb.CONTAINER_RUNNING).state == pb.CONTAINER_RUNNING
     finally:
         env.remove_pod(pod)
+
+
+def test_runtime_killed_inside_a_hook(env):
+    """The runtime is killed -9 in the middle of a container's create, while
+    a createRuntime hook holds it (a base runtime spec gives the handler's
+    containers that hook): the half-made container (namespaces and cgroup
+    made, no state yet or a state of a create that never ended) does not
+    keep containerd from stopping and removing the pod, and nothing of it
+    is left."""
+    c, pb = env.cri, env.pb
+    d = env.crashy_dir
+    mark, hook_pid = os.path.join(d, "HOOK_MARK"), os.path.join(d, "hook.pid")
+    pod, cfg = env.run_pod("hooked", handler="hooked")
+    try:
+        cid = c.CreateContainer(pod_sandbox_id=pod, config=env.container_config("held", ["sleep", "1000"]),
+                                sandbox_config=cfg).container_id
+        open(mark, "w").close()
+        t, result = start_in_background(c, cid)
+        end = time.time() + 30
+        while not os.path.exists(hook_pid) and time.time() < end:
+            time.sleep(0.02)
+        assert os.path.exists(hook_pid), "the hook never ran"
+        # The runtime processes working on this container: kill them all.
+        runtimes = [int(p) for p in os.listdir("/proc") if p.isdigit() and is_runtime_for(int(p), cid)]
+        assert runtimes, "no cloison-runtime process for %s" % cid
+        for p in runtimes:
+            os.kill(p, 9)
+        os.kill(int(open(hook_pid).read()), 9)
+        t.join(60)
+        assert not t.is_alive() and "error" in result, result
+        os.unlink(mark)
+        c.StopPodSandbox(pod_sandbox_id=pod)
+        c.RemovePodSandbox(pod_sandbox_id=pod)
+        assert len(c.ListContainers(filter=pb.ContainerFilter(id=cid)).containers) == 0
+        end = time.time() + 10
+        while time.time() < end and any(os.path.exists(cgroup_v1(env, "pids", x)) for x in (pod, cid)):
+            time.sleep(0.1)
+        assert_gone(env, "hooked", [pod, cid])
+    finally:
+        for f in (mark, hook_pid):
+            if os.path.exists(f):
+                os.unlink(f)
+
+
+def is_runtime_for(pid, cid):
+    # By its argv: the runtime re-executes itself from a sealed memfd, so
+    # /proc/PID/exe names no file.
+    try:
+        args = open("/proc/%d/cmdline" % pid, "rb").read().split(b"\0")
+    except OSError:
+        return False
+    return args[0].endswith(b"cloison-runtime") and b"create" in args and cid.encode() in args
+

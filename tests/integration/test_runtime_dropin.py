@@ -322,6 +322,65 @@ def test_kill_all_reaches_a_stopped_containers_leftovers(tools, tmp_path, busybo
         assert cgroup_dirs(cid) == [], t.name
 
 
+def sweep_cgroups(cid):
+    """Kills what is left in the cgroups named cid, removes them."""
+    for d in sorted(cgroup_dirs(cid), key=len, reverse=True):
+        for sub, _, _ in sorted(os.walk(d), key=lambda x: -len(x[0])):
+            procs = os.path.join(sub, "cgroup.procs")
+            for pid in (open(procs).read().split() if os.path.exists(procs) else []):
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+    time.sleep(0.2)
+    for d in sorted(cgroup_dirs(cid), key=len, reverse=True):
+        for sub, _, _ in sorted(os.walk(d), key=lambda x: -len(x[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/pids"), reason="reads the cgroup v1 pids hierarchy")
+def test_delete_force_after_create_killed_in_a_hook(tools, tmp_path, busybox_rootfs):
+    """`create` killed -9 while a createRuntime hook holds it, then `delete
+    --force` (what containerd's shim runs after a runtime died): both remove
+    the state; ours also ends the half-made container's processes and
+    removes its cgroup, from the state it wrote before the hooks; runc 1.1
+    writes its state only once create ends and leaves the cgroup."""
+    for t in tools:
+        cid = t.new_id()
+        flag = str(tmp_path / (t.name + ".hook"))
+
+        def edit(cfg):
+            cfg["linux"]["cgroupsPath"] = "/" + cid
+            cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+                "sh", "-c", "echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 600" % (flag, flag, flag)]}]}
+        b = runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), busybox_rootfs, ["sleep", "60"], edit=edit)
+        proc = subprocess.Popen([t.argv0, "--root", t.root, "create", "--bundle", b, cid],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            end = time.time() + 20
+            while not os.path.exists(flag) and time.time() < end:
+                time.sleep(0.02)
+            assert os.path.exists(flag), t.name
+            proc.kill()
+            proc.wait()
+            os.kill(int(open(flag).read()), 9)
+            assert cgroup_dirs(cid) != [], t.name  # the cgroup was made before the hooks
+            t("delete", "--force", cid)
+            assert not os.path.exists(os.path.join(t.root, cid)), t.name
+            end = time.time() + 10
+            while t.name == "cloison" and cgroup_dirs(cid) and time.time() < end:
+                time.sleep(0.05)
+            left = cgroup_dirs(cid)
+            assert (left == []) if t.name == "cloison" else (left != []), (t.name, left)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            sweep_cgroups(cid)
+
+
 def hook(tmp_path, script):
     return {"path": "/bin/sh", "args": ["sh", "-c", script]}
 
