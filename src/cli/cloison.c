@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison: instances (containers and microVMs), images, snapshots, networks. */
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -15,10 +16,19 @@ static const struct cloison_cmd *const groups[] = {
   cloison_network_cmds,
 };
 
+struct cl_cli_client *
+cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
+{
+  if (g->client == NULL && cl_cli_client_open (g->root, g->local, &g->client, err) < 0)
+    return NULL;
+  return g->client;
+}
+
 static void
 usage (FILE *out)
 {
-  fprintf (out, "usage: cloison [--root DIR] [--debug] COMMAND [ARGS...]\n\ncommands:\n");
+  fprintf (out, "usage: cloison [--root DIR] [--local] [--debug] COMMAND [ARGS...]\n\n"
+                "  --local    in-process, even when a cloisond serves the root\n\ncommands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
       fprintf (out, "  %-10s %s\n", c->name, c->summary);
@@ -28,11 +38,9 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "root", required_argument, NULL, 'r' },
-    { "debug", no_argument, NULL, 'd' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'v' },
-    { NULL, 0, NULL, 0 },
+    { "root", required_argument, NULL, 'r' }, { "debug", no_argument, NULL, 'd' },
+    { "local", no_argument, NULL, 'l' },      { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },    { NULL, 0, NULL, 0 },
   };
   struct cloison_globals g = { 0 };
   const char *root_flag = NULL;
@@ -47,6 +55,9 @@ main (int argc, char **argv)
         break;
       case 'd':
         g.debug = 1;
+        break;
+      case 'l':
+        g.local = true;
         break;
       case 'h':
         usage (stdout);
@@ -72,6 +83,7 @@ main (int argc, char **argv)
           int first = optind, r;
           optind = 0; /* commands run their own getopt_long */
           r = cmd->fn (&g, argc - first, argv + first, &err);
+          cl_cli_client_close (g.client);
           if (r < 0)
             return cl_error_report (&err, "cloison");
           return r;
