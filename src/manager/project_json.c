@@ -58,7 +58,7 @@ want_string (json_t *o, const char *key, bool required, const char *ctx, cl_erro
     return "";
   if (!json_is_string (v))
     {
-      bad (err, ctx, "`%s`: expected a string", key);
+      bad (err, *ctx ? ctx : key, "%s%sexpected a string", *ctx ? key : "", *ctx ? ": " : "");
       return NULL;
     }
   return json_string_value (v);
@@ -88,12 +88,16 @@ check_spec (json_t *spec, const char *path, cl_error_t *err)
   if (kind == NULL || want_string (spec, "image", true, path, err) == NULL)
     return -1;
   if (strcmp (kind, "container") != 0 && strcmp (kind, "vm") != 0)
-    return bad (err, path, "kind: expected container or vm, got `%s`", kind);
+    {
+      snprintf (sub, sizeof sub, "%.200s.kind", path);
+      return bad (err, sub, "expected container or vm, got `%s`", kind);
+    }
   for (size_t i = 0; ints[i]; i++)
     {
       json_t *v = json_object_get (spec, ints[i]);
+      snprintf (sub, sizeof sub, "%.200s.%s", path, ints[i]);
       if (!json_is_integer (v) || json_integer_value (v) < 0)
-        return bad (err, path, "%s: expected an integer >= 0", ints[i]);
+        return bad (err, sub, "expected an integer >= 0");
     }
   for (size_t i = 0; lists[i]; i++)
     {
@@ -208,11 +212,11 @@ cl_mgr_project_from_json (json_t *j, struct cl_project **out, cl_error_t *err)
   size_t i;
 
   if (!json_is_object (j))
-    return bad (err, "(body)", "expected an object");
-  if ((name = want_string (j, "name", true, "(body)", err)) == NULL
-      || (got_id = want_string (j, "id", true, "(body)", err)) == NULL
-      || (file = want_string (j, "file", true, "(body)", err)) == NULL
-      || (dir = want_string (j, "dir", true, "(body)", err)) == NULL)
+    return bad (err, "", "expected an object");
+  if ((name = want_string (j, "name", true, "", err)) == NULL
+      || (got_id = want_string (j, "id", true, "", err)) == NULL
+      || (file = want_string (j, "file", true, "", err)) == NULL
+      || (dir = want_string (j, "dir", true, "", err)) == NULL)
     return -1;
   if (file[0] != '/' || dir[0] != '/')
     return bad (err, file[0] != '/' ? "file" : "dir", "expected an absolute path");
