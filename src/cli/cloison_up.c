@@ -12,6 +12,7 @@
 #include "manager/project.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +108,46 @@ project_body (struct cl_project *p, const struct up_args *a)
   return json_pack ("{s:o, s:o}", "project", cl_mgr_project_to_json (p), "machines", names);
 }
 
-/* POST /1.0/projects/ID/VERB run to its end; prints the lines the
-   operation reported; returns its exit code. */
+/* The lines of an operation on the project printed so far: they are
+   printed as the operation's events bring them (a thread of the client's
+   when through the daemon), the rest at its end. */
+struct shown
+{
+  const char *url; /* /1.0/projects/ID */
+  size_t out, errs;
+  pthread_mutex_t lock;
+};
+
+static void
+print_new (struct shown *sh, json_t *meta)
+{
+  json_t *out = json_object_get (meta, "output"), *errs = json_object_get (meta, "errors");
+
+  pthread_mutex_lock (&sh->lock);
+  for (; sh->out < json_array_size (out); sh->out++)
+    puts (json_string_value (json_array_get (out, sh->out)));
+  fflush (stdout);
+  for (; sh->errs < json_array_size (errs); sh->errs++)
+    fprintf (stderr, "%s\n", json_string_value (json_array_get (errs, sh->errs)));
+  pthread_mutex_unlock (&sh->lock);
+}
+
+static void
+on_event (void *opaque, json_t *ev)
+{
+  struct shown *sh = opaque;
+  json_t *op = json_object_get (ev, "metadata"), *e;
+  size_t i;
+
+  json_array_foreach (json_object_get (json_object_get (op, "resources"), "projects"), i, e)
+  {
+    if (strcmp (json_string_value (e), sh->url) == 0)
+      print_new (sh, json_object_get (op, "metadata"));
+  }
+}
+
+/* POST /1.0/projects/ID/VERB run to its end, printing the lines the
+   operation reports; returns its exit code. */
 static int
 project_call (struct cl_cli_client *c, struct cl_project *p, const char *verb, json_t *body,
               cl_error_t *err)
@@ -116,15 +155,15 @@ project_call (struct cl_cli_client *c, struct cl_project *p, const char *verb, j
   cleanup_free char *base = cl_api_url ("/1.0/projects/", cl_mgr_project_id (p));
   cleanup_free char *path = cl_strdup_printf ("%s/%s", base, verb);
   cleanup_json json_t *meta = NULL;
-  json_t *e;
-  size_t i;
+  struct shown sh = { .url = base, .lock = PTHREAD_MUTEX_INITIALIZER };
+  int r;
 
-  if (cl_cli_call (c, "POST", path, NULL, body, &meta, err) < 0)
+  cl_cli_client_watch (c, on_event, &sh);
+  r = cl_cli_call (c, "POST", path, NULL, body, &meta, err);
+  cl_cli_client_watch (c, NULL, NULL);
+  if (r < 0)
     return -1;
-  json_array_foreach (json_object_get (meta, "output"), i, e) puts (json_string_value (e));
-  fflush (stdout);
-  json_array_foreach (json_object_get (meta, "errors"), i, e)
-      fprintf (stderr, "%s\n", json_string_value (e));
+  print_new (&sh, meta);
   return (int)json_integer_value (json_object_get (meta, "exit_code"));
 }
 
