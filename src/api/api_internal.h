@@ -135,7 +135,8 @@ int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool bo
 /* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
 char *cl_api_path_join (const char *ctx, const char *key);
 
-/* --- ctx.c: manager handles for synchronous requests --- */
+/* --- pool.c: manager handles for synchronous requests (and inline
+   operations) --- */
 int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
 void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 

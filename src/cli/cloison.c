@@ -16,14 +16,6 @@ static const struct cloison_cmd *const groups[] = {
   cloison_network_cmds,
 };
 
-struct cl_cli_client *
-cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
-{
-  if (g->client == NULL && cl_cli_client_open (g->root, g->local, &g->client, err) < 0)
-    return NULL;
-  return g->client;
-}
-
 static void
 usage (FILE *out)
 {
@@ -83,7 +75,7 @@ main (int argc, char **argv)
           int first = optind, r;
           optind = 0; /* commands run their own getopt_long */
           r = cmd->fn (&g, argc - first, argv + first, &err);
-          cl_cli_client_close (g.client);
+          cli_client_close (g.client);
           if (r < 0)
             return cl_error_report (&err, "cloison");
           return r;

@@ -4,23 +4,26 @@
 #ifndef CLOISON_CLI_H
 #define CLOISON_CLI_H
 
+#include "cli/client.h"
 #include "common/error.h"
 
 #include <stdbool.h>
-
-struct cl_cli_client;
 
 struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
-  bool local;                   /* --local: in-process, even when a daemon serves the root */
-  struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
+  bool local;                /* --local: in-process, even when a daemon serves the root */
+  struct cli_client *client; /* opened at first use: cli_client_of */
 };
 
 /* The API client of g->root (the daemon serving it, else in-process),
    opened at the first call; NULL with err set when it cannot be. */
-struct cl_cli_client *cl_cli_client_of (struct cloison_globals *g, cl_error_t *err);
+static inline struct cli_client *
+cli_client_of (struct cloison_globals *g, cl_error_t *err)
+{
+  return cli_client_once (&g->client, g->root, g->local, err);
+}
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
    Returns the exit code; errors are reported through err (printed once by
