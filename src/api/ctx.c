@@ -26,7 +26,8 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   /* instances first: their interrupted work is undone or finished */
   if (cl_mgr_open (root, &m, err) < 0
       || (!ctx->inline_ops
-          && (cl_db_open (root, &ctx->db, err) < 0 || cl_api_ops_init (ctx, err) < 0)))
+          && (cl_db_open (root, &ctx->db, err) < 0 || cl_api_ops_init (ctx, err) < 0
+              || cl_api_trust_init (ctx, err) < 0)))
     {
       if (m)
         cl_mgr_close (m);

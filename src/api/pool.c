@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* A few manager handles kept open, for synchronous requests and for the
-   operations of an inline context: below every other file of src/api
-   that uses a handle (it calls none of them). */
+/* The context's idle manager handles, for synchronous requests and
+   inline operations: below ctx.c and operations.c, which both use it. */
 #include "api/api_internal.h"
 
 int

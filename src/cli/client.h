@@ -40,23 +40,22 @@ struct cli_client;
 /* The client for a state root: the daemon serving it, else (or when
    local) in-process. */
 int cli_client_open (const char *root, bool local, struct cli_client **out, cl_error_t *err);
-/* *slot, opened by cli_client_open at the first call (a command's
-   client); NULL with err set when it cannot be. */
-struct cli_client *cli_client_once (struct cli_client **slot, const char *root, bool local,
-                                    cl_error_t *err);
 /* A client over a transport of the caller's (state is the transport's,
    closed with the client). */
 struct cli_client *cli_client_new (const struct cli_transport *t, void *state);
 void cli_client_close (struct cli_client *c);
 /* The transport chosen ("unix", "in-process", ...). */
 const char *cli_client_transport (struct cli_client *c);
+/* The daemon's socket of a "unix" client, else NULL (for streams, which
+   go around cli_request: cloison monitor). */
+const char *cli_client_socket (struct cli_client *c);
 
 /* The transports of this file, for cli_client_new. */
 /* Over a Unix socket; -1 with err when nothing answers there. */
 int cli_unix_transport (const char *socket_path, const struct cli_transport **t, void **state,
-                        cl_error_t *err);
+                           cl_error_t *err);
 int cli_inprocess_transport (const char *root, const struct cli_transport **t, void **state,
-                             cl_error_t *err);
+                                cl_error_t *err);
 
 /* Events as they come (cli_transport.watch), when the transport has
    them; returns false when it has not. */
@@ -64,7 +63,7 @@ bool cli_client_watch (struct cli_client *c, cl_api_event_fn fn, void *opaque);
 
 /* One request as it goes: fills *resp (cl_api_response_clear after). */
 int cli_request (struct cli_client *c, const struct cl_api_request *req,
-                 struct cl_api_response *resp, cl_error_t *err);
+                    struct cl_api_response *resp, cl_error_t *err);
 
 /* A request run to its end: a sync answer gives its metadata in *out (may
    be NULL), a 202 is waited for (/1.0/operations/ID/wait) and gives the
@@ -72,6 +71,6 @@ int cli_request (struct cli_client *c, const struct cl_api_request *req,
    gives -1 with its message in err.  body (may be NULL) is borrowed; out
    may be NULL. */
 int cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
-              json_t *body, json_t **out, cl_error_t *err);
+                 json_t *body, json_t **out, cl_error_t *err);
 
 #endif
