@@ -126,6 +126,8 @@ struct vm
   uint64_t start_ns;
   /* migration: the share (0-99 %) of each 10 ms the vCPUs sleep */
   _Atomic unsigned throttle_pct;
+  /* the MSRs a snapshot saves, probed once (vmm_snapshot.c) */
+  struct kvm_msr_list *msrs_readable;
 };
 
 /* kvm.c */

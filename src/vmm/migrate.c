@@ -811,6 +811,14 @@ migrate (struct vmm_migration *g, cl_error_t *err)
     return cl_error_make (err, 0, "migration cancelled");
   if (send_header (g, fd, err) < 0)
     return -1;
+  /* vCPU ioctls wait for KVM_RUN to return: a brief pause */
+  bool was_paused = vm->paused;
+  if (was_paused || cl_vmm_vm_pause (vm))
+    {
+      cl_vmm_state_prepare (g->m);
+      if (!was_paused)
+        cl_vmm_vm_resume (vm);
+    }
   if (dirty_log_start (g, err) < 0)
     goto fail;
 

@@ -395,7 +395,12 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     }
   else if (incoming)
     {
-      if (cl_vmm_incoming_receive (incoming, &m, err) < 0)
+      /* The API socket and the sandbox before the stream: they cost tens
+         of ms that would otherwise add to the guest's pause (the API
+         answers once the I/O thread runs). */
+      if ((user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
+          || cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0
+          || cl_vmm_incoming_receive (incoming, &m, err) < 0)
         goto out;
     }
   else if (vmm_boot (&m, err) < 0)
@@ -403,11 +408,11 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
 
   if (cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
     goto out;
-  if (user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
+  if (!incoming && user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
     goto out;
   if (cl_vmm_vm_io_thread_start (m.vm, err) < 0)
     goto out;
-  if (cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0)
+  if (!incoming && cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0)
     goto out;
   if (m.cfg->seccomp != CL_VMM_SECCOMP_OFF)
     m.vm->vcpu_thread_init = cl_vmm_sandbox_apply_vcpu_thread;

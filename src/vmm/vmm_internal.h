@@ -69,6 +69,9 @@ int cl_vmm_snapshot_load_config (const char *dir, const struct cl_vmm_config *us
 /* vCPUs must be paused (cl_vmm_vm_pause). */
 int cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err);
 int cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err);
+/* Work done ahead of a save, while the guest still runs (which MSRs read
+   back), so that the stop-and-copy is shorter. */
+void cl_vmm_state_prepare (struct vmm *m);
 /* Whether every device can save its state now (err says which cannot). */
 int cl_vmm_state_save_check (struct vmm *m, cl_error_t *err);
 /* The machine's state but its memory, with the vCPUs paused and the I/O

@@ -114,15 +114,19 @@ xsave_size (struct vm *vm)
   return n > (int)sizeof (struct kvm_xsave) ? n : (int)sizeof (struct kvm_xsave);
 }
 
-/* Every MSR KVM lists that reads back; the ones that fail are skipped. */
-static struct kvm_msrs *
-vcpu_get_msrs (struct vm *vm, int fd)
+/* Every MSR KVM lists that reads back (probed one by one on vCPU `fd`
+   the first time, then kept: a migration's stop-and-copy reads them all
+   in one KVM_GET_MSRS). */
+static const struct kvm_msr_list *
+readable_msrs (struct vm *vm, int fd)
 {
+  if (vm->msrs_readable)
+    return vm->msrs_readable;
   struct kvm_msr_list probe = { .nmsrs = 0 };
   ioctl (vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe);
   struct kvm_msr_list *list = cl_xmalloc0 (sizeof (*list) + probe.nmsrs * sizeof (uint32_t));
+  struct kvm_msr_list *ok = cl_xmalloc0 (sizeof (*ok) + probe.nmsrs * sizeof (uint32_t));
   list->nmsrs = probe.nmsrs;
-  struct kvm_msrs *out = cl_xmalloc0 (sizeof (*out) + probe.nmsrs * sizeof (struct kvm_msr_entry));
   if (ioctl (vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) == 0)
     for (uint32_t i = 0; i < list->nmsrs; i++)
       {
@@ -132,9 +136,30 @@ vcpu_get_msrs (struct vm *vm, int fd)
           struct kvm_msr_entry e;
         } one = { .h.nmsrs = 1, .e.index = list->indices[i] };
         if (ioctl (fd, KVM_GET_MSRS, &one) == 1)
-          out->entries[out->nmsrs++] = one.e;
+          ok->indices[ok->nmsrs++] = list->indices[i];
       }
   free (list);
+  vm->msrs_readable = ok;
+  return ok;
+}
+
+void
+cl_vmm_state_prepare (struct vmm *m)
+{
+  if (m->vm->ncpus > 0)
+    readable_msrs (m->vm, m->vm->vcpus[0].fd);
+}
+
+static struct kvm_msrs *
+vcpu_get_msrs (struct vm *vm, int fd)
+{
+  const struct kvm_msr_list *list = readable_msrs (vm, fd);
+  struct kvm_msrs *out = cl_xmalloc0 (sizeof (*out) + list->nmsrs * sizeof (struct kvm_msr_entry));
+  out->nmsrs = list->nmsrs;
+  for (uint32_t i = 0; i < list->nmsrs; i++)
+    out->entries[i].index = list->indices[i];
+  int n = ioctl (fd, KVM_GET_MSRS, out);
+  out->nmsrs = n < 0 ? 0 : (uint32_t)n;
   return out;
 }
 

@@ -1,0 +1,55 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* ticker (static, runs in nested guests): prints "tick N" every PERIOD ms
+ * on stdout, and "gap G ms at tick N" whenever the guest's own monotonic
+ * clock shows more than 3 periods between two ticks (a pause the guest
+ * saw).  With DIRTY_MBPS > 0 it also rewrites a 64 MiB buffer at that rate
+ * (a guest that dirties memory).
+ *   ticker PERIOD_MS [DIRTY_MBPS] */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+int main(int argc, char **argv)
+{
+    double period = argc > 1 ? atof(argv[1]) : 10;
+    double mbps = argc > 2 ? atof(argv[2]) : 0;
+    size_t size = 64u << 20, off = 0;
+    unsigned char *buf = mbps > 0 ? malloc(size) : NULL;
+    double last = now_ms(), start = last, max_gap = 0;
+    unsigned long n = 0;
+    if (buf)
+        memset(buf, 1, size);
+    printf("ticker: start period=%g dirty=%g\n", period, mbps);
+    fflush(stdout);
+    for (;;) {
+        if (buf) {
+            /* what is due since the start, one page touched per 4 KiB */
+            double due = (now_ms() - start) / 1e3 * mbps * (1 << 20);
+            static double done;
+            while (done < due) {
+                buf[off] ^= 1;
+                off = (off + 4096) % size;
+                done += 4096;
+            }
+        }
+        struct timespec p = {0, (long)(period * 1e6)};
+        nanosleep(&p, NULL);
+        double t = now_ms();
+        n++;
+        if (t - last > max_gap)
+            max_gap = t - last;
+        if (t - last > 3 * period)
+            printf("gap %.1f ms at tick %lu\n", t - last, n);
+        printf("tick %lu\n", n);
+        fflush(stdout);
+        last = t;
+    }
+}
