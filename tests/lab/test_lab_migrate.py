@@ -52,9 +52,9 @@ count)
     echo "$s" > /mnt/total.txt && sync && umount /mnt && mount -t ext4 /dev/vda /mnt &&
     echo "workload: disk total=$(cat /mnt/total.txt) last=$(cat /mnt/last)"; umount /mnt;;
 dirty)
-    # rewrites 24 MiB of page cache without end, and counts
-    (while :; do dd if=/dev/zero of=/dirt bs=1M count=24 2>/dev/null; done) &
-    i=1; while :; do echo "count=$i"; sleep 0.1; i=$((i+1)); done;;
+    # "tick N" every 100 ms, and a process rewriting a 16 MiB buffer as
+    # fast as its CPU goes (faster than the capped link below)
+    exec /bin/ticker 100 -1 16;;
 esac
 """ % {"count": COUNT_TO, "guest": "10.78.0.2"}
 
@@ -85,7 +85,7 @@ dest() {
         $3 2>/tmp/$1.err & dest_pid=$!
     wait_for_line /tmp/$1.err 'waiting for a migration' 20 || echo "lab: $1 never listened"
 }
-counts_after() { grep -c '^count=' $1; }
+counts_after() { grep -c '^tick ' $1; }
 # show PREFIX FILE: the file's lines prefixed, its last line ended
 show() { { tr -d '\r' < $2; echo; } | sed "s/^/$1: /"; }
 
@@ -131,10 +131,10 @@ alive() {
 failures() {
     $VMM $BOOT --cmdline '%(cmdline)s cloison.test=dirty' \
         --console file=/tmp/f-src.log --api-socket /tmp/f-src.sock 2>/tmp/f-src.err & src_pid=$!
-    wait_for_line /tmp/f-src.log '^count=10[^0-9]' 60 || echo "lab: the dirtying guest never counted"
+    wait_for_line /tmp/f-src.log '^tick 10[^0-9]' 60 || echo "lab: the dirtying guest never counted"
     # 1. cancel: the budget cannot be met, the migration goes on until cancelled
     dest f-cancel 4450
-    echo "lab: cancel send: $(/lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4450","downtime_ms":1,"auto_converge":false}' | tail -1)"
+    echo "lab: cancel send: $(/lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4450","downtime_ms":1,"auto_converge":false,"max_bandwidth":2000000}' | tail -1)"
     sleep 3
     echo "lab: cancel mid: $(/lab/uhttp /tmp/f-src.sock GET /migration | tail -1)"
     echo "lab: cancel: $(/lab/uhttp /tmp/f-src.sock PUT /migration/cancel | head -1)"
@@ -146,7 +146,7 @@ failures() {
     alive cancel
     # 2. the destination killed mid-way
     dest f-kill 4451
-    /lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4451","downtime_ms":1,"auto_converge":false}' >/dev/null
+    /lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4451","downtime_ms":1,"auto_converge":false,"max_bandwidth":2000000}' >/dev/null
     sleep 3; kill -9 $dest_pid; wait $dest_pid
     echo "lab: kill final: $(final_state /tmp/f-src.sock)"
     # (a destination killed with -9 cannot remove its API socket: the next
@@ -157,7 +157,7 @@ failures() {
     alive kill
     # 3. the link goes silent: the destination frozen (no FIN, no RST)
     dest f-cut 4452
-    /lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4452","downtime_ms":1,"auto_converge":false}' >/dev/null
+    /lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4452","downtime_ms":1,"auto_converge":false,"max_bandwidth":2000000}' >/dev/null
     sleep 3; kill -STOP $dest_pid
     echo "lab: cut final: $(final_state /tmp/f-src.sock)"
     n=$(counts_after /tmp/f-src.log); sleep 2
@@ -167,14 +167,14 @@ failures() {
     sed 's/^/lab: cut dest: /' /tmp/f-cut.err
     alive cut
     # 4. auto-converge: the same dirtying guest moves over a link capped
-    #    at 2 MB/s, which it outruns unless throttled
+    #    at 4 MB/s, which it outruns unless throttled
     dest f-conv 4453
-    echo "lab: conv send: $(/lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4453","downtime_ms":300,"timeout_s":240,"max_bandwidth":2000000}' | tail -1)"
+    echo "lab: conv send: $(/lab/uhttp /tmp/f-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4453","downtime_ms":300,"timeout_s":240,"max_bandwidth":4000000}' | tail -1)"
     echo "lab: conv final: $(final_state /tmp/f-src.sock)"
     wait $src_pid; echo "lab: conv source exit $?"
-    if wait_for_line /tmp/f-conv.log '^count=' 30; then
-        last=$(tr -d '\r' < /tmp/f-src.log | grep '^count=' | tail -1)
-        first=$(tr -d '\r' < /tmp/f-conv.log | grep '^count=' | head -1)
+    if wait_for_line /tmp/f-conv.log '^tick ' 30; then
+        last=$(tr -d '\r' < /tmp/f-src.log | grep '^tick ' | tail -1)
+        first=$(tr -d '\r' < /tmp/f-conv.log | grep '^tick ' | head -1)
         echo "lab: conv continues: src $last dst $first"
     fi
     /lab/uhttp /tmp/f-conv.sock PUT /vm/state '{"state":"stopped"}' >/dev/null
@@ -198,7 +198,8 @@ def run(lab, tmp_path_factory):
     if not os.path.exists(BUILD_VMM):
         pytest.fail("cloison-vmm is not built (%s)" % BUILD_VMM)
     initrd = str(tmp_path_factory.mktemp("mig") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST)
+    lab.build_guest_initramfs(initrd, GUEST,
+                              files=[(lab.tool("ticker", static=True), "/bin/ticker")])
     vmlinux = str(tmp_path_factory.mktemp("vmlinux") / "vmlinux")
     extract_vmlinux(lab.guest_kernel(), vmlinux)
     files = [(initrd, "/guest/initrd"), (vmlinux, "/guest/vmlinux"),
@@ -310,7 +311,7 @@ def test_auto_converge_moves_a_dirtying_guest(run):
     assert final["state"] == "completed", out
     assert final["throttle_max_pct"] > 0, "converged without throttling: %s" % final
     assert "lab: conv source exit 0" in out, out
-    m = re.search(r"^lab: conv continues: src count=(\d+) dst count=(\d+)$", out, re.M)
+    m = re.search(r"^lab: conv continues: src tick (\d+) *dst tick (\d+) *$", out, re.M)
     assert m, out
     assert int(m.group(2)) in (int(m.group(1)), int(m.group(1)) + 1), out
     print("auto-converge: %s" % final)

@@ -2,13 +2,16 @@
 /* ticker (static, runs in nested guests): prints "tick N" every PERIOD ms
  * on stdout, and "gap G ms at tick N" whenever the guest's own monotonic
  * clock shows more than 3 periods between two ticks (a pause the guest
- * saw).  With DIRTY_MBPS > 0 it also rewrites a 64 MiB buffer at that rate
- * (a guest that dirties memory).
- *   ticker PERIOD_MS [DIRTY_MBPS] */
+ * saw).  With DIRTY_MBPS > 0 it also rewrites a buffer (BUF_MIB, default
+ * 64) at that rate, a byte per 4 KiB page (a guest that dirties memory).
+ * DIRTY_MBPS -1: a child process rewrites the buffer as fast as its CPU
+ * goes (a guest whose dirty rate follows its CPU: throttling slows it).
+ *   ticker PERIOD_MS [DIRTY_MBPS [BUF_MIB]] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now_ms(void)
 {
@@ -21,12 +24,20 @@ int main(int argc, char **argv)
 {
     double period = argc > 1 ? atof(argv[1]) : 10;
     double mbps = argc > 2 ? atof(argv[2]) : 0;
-    size_t size = 64u << 20, off = 0;
+    size_t size = (size_t)(argc > 3 ? atoi(argv[3]) : 64) << 20, off = 0;
     unsigned char *buf = mbps > 0 ? malloc(size) : NULL;
     double last = now_ms(), start = last, max_gap = 0;
     unsigned long n = 0;
     if (buf)
         memset(buf, 1, size);
+    if (buf && mbps < 0) {
+        if (fork() == 0)
+            for (;;)
+                for (size_t o = 0; o < size; o += 4096)
+                    buf[o]++;
+        free(buf);
+        buf = NULL;
+    }
     printf("ticker: start period=%g dirty=%g\n", period, mbps);
     fflush(stdout);
     for (;;) {
