@@ -113,10 +113,17 @@ run_criu (const char *criu, struct argv_builder *a, char **out, cl_error_t *err)
   return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
 }
 
-/* CRIU's first "Error (...)" line, or its last line: what went wrong. */
+/* CRIU's first "Error (...)" line, or its last line: what went wrong.
+   `log` (NULL: none): the log file, where CRIU writes when given one. */
 static char *
-criu_reason (const char *out)
+criu_reason (const char *out, const char *log)
 {
+  cleanup_free char *text = NULL;
+  size_t len;
+  cl_error_t ignored = NULL;
+  if (log && cl_read_file (log, &text, &len, &ignored) == 0 && strstr (text, "Error ("))
+    out = text;
+  cl_error_release (&ignored);
   const char *p = strstr (out, "Error (");
   if (p == NULL)
     {
@@ -146,7 +153,7 @@ criu_check (const char *criu, cl_error_t *err)
   if (rc != 0)
     {
       struct utsname u;
-      cleanup_free char *why = criu_reason (out);
+      cleanup_free char *why = criu_reason (out, NULL);
       uname (&u);
       return cl_error_make (err, 0,
                             "criu check failed on this kernel (Linux %s): %s: checkpoint/restore "
@@ -258,7 +265,8 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   const char *criu = o->criu ? o->criu : "criu";
   struct container_state st = { 0 };
   struct argv_builder a = { 0 };
-  cleanup_free char *out = NULL;
+  /* every cleanup variable before the first goto */
+  cleanup_free char *out = NULL, *copy = NULL;
   json_t *config = NULL;
   int ret = -1;
 
@@ -306,15 +314,16 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     goto out;
   if (rc != 0)
     {
-      cleanup_free char *why = criu_reason (out);
-      cl_error_make (err, 0, "criu %s of `%s` failed (see %s/%s): %s",
-                     o->pre_dump ? "pre-dump" : "dump", id,
-                     o->work_path ? o->work_path : o->image_path,
-                     o->pre_dump ? "pre-dump.log" : "dump.log", why);
+      cleanup_free char *log
+          = cl_strdup_printf ("%s/%s", o->work_path ? o->work_path : o->image_path,
+                              o->pre_dump ? "pre-dump.log" : "dump.log");
+      cleanup_free char *why = criu_reason (out, log);
+      cl_error_make (err, 0, "criu %s of `%s` failed (see %s): %s",
+                     o->pre_dump ? "pre-dump" : "dump", id, log, why);
       goto out;
     }
   /* what restore needs to bring the container back under this runtime */
-  cleanup_free char *copy = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
+  copy = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
   char *text = json_dumps (st.doc, JSON_COMPACT);
   ret = cl_write_file (copy, text, strlen (text), 1, err);
   free (text);
@@ -340,7 +349,8 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   const char *criu = o->criu ? o->criu : "criu";
   struct argv_builder a = { 0 };
   struct container_state st = { 0 };
-  cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL;
+  /* every cleanup variable before the first goto */
+  cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
   json_t *saved = NULL, *config = NULL;
   json_error_t je;
   int ret = -1;
@@ -381,12 +391,12 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
     goto fail;
   if (rc != 0)
     {
-      cleanup_free char *why = criu_reason (out);
-      cl_error_make (err, 0, "criu restore of `%s` failed (see %s/restore.log): %s", id,
-                     o->work_path ? o->work_path : o->image_path, why);
+      cleanup_free char *log = cl_strdup_printf (
+          "%s/restore.log", o->work_path ? o->work_path : o->image_path);
+      cleanup_free char *why = criu_reason (out, log);
+      cl_error_make (err, 0, "criu restore of `%s` failed (see %s): %s", id, log, why);
       goto fail;
     }
-  cleanup_free char *pidtext = NULL;
   size_t plen;
   if (cl_read_file (pidfile, &pidtext, &plen, err) < 0)
     goto fail;

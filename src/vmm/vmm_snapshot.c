@@ -298,6 +298,8 @@ cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
   if (cl_mkdir_p (dir, 0700, err) < 0)
     return -1;
   cleanup_free char *mem = cl_strdup_printf ("%s/memory", dir);
+  /* (declared before any goto: its cleanup runs at `out`) */
+  cleanup_free char *state_path = NULL;
   if (cl_vmm_state_save (m, &blobs, err) < 0 || cl_vmm_vm_mem_save (m->vm, mem, err) < 0)
     goto out;
   /* state.json last (synced): its presence marks a whole snapshot */
@@ -309,8 +311,8 @@ cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
         goto out;
     }
   const struct vmm_blob *state = cl_vmm_blobs_get (&blobs, "state.json");
-  cleanup_free char *path = cl_strdup_printf ("%s/state.json", dir);
-  ret = cl_write_file (path, state->data, state->len, 1, err);
+  state_path = cl_strdup_printf ("%s/state.json", dir);
+  ret = cl_write_file (state_path, state->data, state->len, 1, err);
 out:
   cl_vmm_blobs_free (&blobs);
   return ret;

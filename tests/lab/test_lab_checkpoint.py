@@ -27,6 +27,11 @@ PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
 now() { echo | /lab/tsline | cut -d' ' -f1; }
 took() { awk "BEGIN { printf \"%.3f\", $2 - $1 }"; }
+# The network lock of a dump runs iptables-restore by default, which the
+# lab has not: nftables (libnftables, linked into criu) for both runtimes
+# (criu reads default.conf on its command line, runc.conf under runc).
+mkdir -p /etc/criu
+echo "network-lock nftables" | tee /etc/criu/default.conf > /etc/criu/runc.conf
 criu check >/dev/null 2>&1 && echo "lab: criu check ok" || echo "lab: criu check failed: $(criu check 2>&1 | tail -1)"
 ckpt() {  # NAME (cloison|runc) COMMAND...
     n=$1; shift; R="$*"
@@ -53,7 +58,11 @@ ckpt() {  # NAME (cloison|runc) COMMAND...
     # the open file kept getting every value, no gap, no repeat
     awk 'NR != $1 { bad = 1 } END { print "lab: '$n' open file " (bad ? "broken" : "continuous") " " NR }' /rootfs-$n/open.txt
     $R kill ck-$n KILL; sleep 1; $R delete -f ck-$n; echo "lab: $n delete $?"
-    for f in dump restore; do tail -5 /tmp/work-$n/$f.log 2>/dev/null | sed "s/^/lab: $n $f.log: /"; done
+    for f in dump restore; do
+        [ -f /tmp/work-$n/$f.log ] || continue
+        grep -i -E "error|warn|fail|can't|unable|not supported|unsupported" /tmp/work-$n/$f.log | head -12 | sed "s/^/lab: $n $f.log: /"
+        grep -B25 -m1 'Unfreezing tasks' /tmp/work-$n/$f.log | sed "s/^/lab: $n $f.log< /"
+    done
 }
 """
 
@@ -74,7 +83,9 @@ def run(lab, tmp_path_factory):
     for n in RTS:
         if any(lab_path == runtimes.RUNTIMES[n].split()[0] for _, lab_path in files):
             p.append("check %s ckpt %s %s" % (n, n, runtimes.RUNTIMES[n]))
-    return lab.run("\n".join(p) + "\n", files=files, timeout=600, stream=print)
+    # criu's kernel feature detection tries an nftables concatenated set
+    return lab.run("\n".join(p) + "\n", files=files, timeout=600, stream=print,
+                   modules=lab_module.LAB_MODULES + ["nf_tables"])
 
 
 def line(out, key):

@@ -103,7 +103,7 @@ live() {
     sleep 1
     # a stream that runs until the move is over
     (i=1; while [ ! -e /tmp/stream.stop ]; do echo "line $i"; usleep 50000; i=$((i+1)); done
-     echo "lab: stream sent $((i-1))" > /tmp/stream.sent) | nc 10.78.0.2 7000 &
+     echo "lab: stream sent: $((i-1))" > /tmp/stream.sent) | nc 10.78.0.2 7000 &
     if wait_for_line /tmp/live-src.log '^count=20 ' 60; then
         echo "lab: send: $(/lab/uhttp /tmp/live-src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4444","compress":true}' | tail -1)"
         echo "lab: final: $(final_state /tmp/live-src.sock)"

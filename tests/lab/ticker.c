@@ -25,7 +25,7 @@ int main(int argc, char **argv)
     double period = argc > 1 ? atof(argv[1]) : 10;
     double mbps = argc > 2 ? atof(argv[2]) : 0;
     size_t size = (size_t)(argc > 3 ? atoi(argv[3]) : 64) << 20, off = 0;
-    unsigned char *buf = mbps > 0 ? malloc(size) : NULL;
+    unsigned char *buf = mbps != 0 ? malloc(size) : NULL;
     double last = now_ms(), start = last, max_gap = 0;
     unsigned long n = 0;
     if (buf)
