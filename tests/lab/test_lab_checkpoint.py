@@ -78,14 +78,30 @@ def run(lab, tmp_path_factory):
         cfg["root"] = {"path": "/rootfs-%s" % n, "readonly": False}
         configs[n] = cfg
     files = runtimes.write_bundles(d, configs) + runtimes.runtime_files(RTS)
-    files += [("/usr/sbin/criu", "/usr/sbin/criu"), (lab.tool("tsline"), "/lab/tsline")]
+    # criu saves tmpfs mounts (the container's /dev, /dev/shm) with GNU
+    # tar's options, which busybox tar lacks
+    # and a network namespace with iproute2 (`ip addr save`...) and
+    # iptables-save/-restore (xtables-nft-multi answers to its name)
+    xt = os.path.realpath("/usr/sbin/iptables-save")
+    files += [("/usr/sbin/criu", "/usr/sbin/criu"), (lab.tool("tsline"), "/lab/tsline"),
+              ("/usr/bin/tar", "/usr/bin/tar"), (os.path.realpath("/usr/sbin/ip"), "/usr/sbin/ip")]
+    files += [(xt, "/usr/sbin/" + n) for n in ("iptables-save", "ip6tables-save",
+                                               "iptables-restore", "ip6tables-restore")]
+    # criu 3.17 runs the legacy ones (iptables-legacy-save -V first)
+    files += [("/usr/sbin/xtables-legacy-multi", "/usr/sbin/%s%s-legacy-%s" % (v, "tables", op))
+              for v in ("ip", "ip6") for op in ("save", "restore")]
     p = [PAYLOAD]
     for n in RTS:
         if any(lab_path == runtimes.RUNTIMES[n].split()[0] for _, lab_path in files):
             p.append("check %s ckpt %s %s" % (n, n, runtimes.RUNTIMES[n]))
-    # criu's kernel feature detection tries an nftables concatenated set
+    # criu's kernel feature detection tries an nftables concatenated set;
+    # its dump collects sockets through sock_diag
     return lab.run("\n".join(p) + "\n", files=files, timeout=600, stream=print,
-                   modules=lab_module.LAB_MODULES + ["nf_tables"])
+                   modules=lab_module.LAB_MODULES + ["ip_tables", "ip6_tables", "iptable_filter",
+                                                     "ip6table_filter",
+                                                     "nf_tables", "unix_diag", "inet_diag",
+                                                     "tcp_diag", "udp_diag", "af_packet_diag", "raw_diag",
+                                                     "netlink_diag"])
 
 
 def line(out, key):

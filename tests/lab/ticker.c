@@ -31,10 +31,12 @@ int main(int argc, char **argv)
     if (buf)
         memset(buf, 1, size);
     if (buf && mbps < 0) {
+        /* volatile: stores nobody reads would be optimized away */
+        volatile unsigned char *vb = buf;
         if (fork() == 0)
             for (;;)
                 for (size_t o = 0; o < size; o += 4096)
-                    buf[o]++;
+                    vb[o]++;
         free(buf);
         buf = NULL;
     }
