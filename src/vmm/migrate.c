@@ -109,7 +109,7 @@ struct vmm_migration
   bool manual_protect;
   ZSTD_CCtx *cctx;
   void *zbuf;
-  uint64_t last_kick_ns;
+  _Atomic bool kicker_stop;
 };
 
 static uint64_t
@@ -519,20 +519,26 @@ struct batch
   bool zero;
 };
 
-/* auto-converge: kick the vCPUs so that each sleeps its share */
-static void
-throttle_kick (struct vmm_migration *g)
+/* auto-converge: a thread of its own kicks the vCPUs every 10 ms while
+   the throttle is on, and each kicked vCPU sleeps its share (vcpu.c);
+   kicking from the send loop would stop while a send blocks. */
+static void *
+kicker_main (void *opaque)
 {
+  struct vmm_migration *g = opaque;
   struct vm *vm = g->m->vm;
-  if (atomic_load (&vm->throttle_pct) == 0)
-    return;
-  uint64_t now = cl_now_ns ();
-  if (now - g->last_kick_ns < THROTTLE_PERIOD_NS)
-    return;
-  g->last_kick_ns = now;
-  for (unsigned i = 0; i < vm->ncpus; i++)
-    if (vm->vcpus[i].started)
-      pthread_kill (vm->vcpus[i].thread, SIGUSR1);
+  pthread_setname_np (pthread_self (), "mig-throttle");
+  while (!atomic_load (&g->kicker_stop))
+    {
+      struct timespec ts = { 0, THROTTLE_PERIOD_NS };
+      nanosleep (&ts, NULL);
+      if (atomic_load (&vm->throttle_pct) == 0)
+        continue;
+      for (unsigned i = 0; i < vm->ncpus; i++)
+        if (vm->vcpus[i].started)
+          pthread_kill (vm->vcpus[i].thread, SIGUSR1);
+    }
+  return NULL;
 }
 
 static int
@@ -580,7 +586,6 @@ batch_flush (struct vmm_migration *g, int fd, struct batch *b, cl_error_t *err)
     g->pages_sent += b->n;
   pthread_mutex_unlock (&g->lock);
   b->n = 0;
-  throttle_kick (g);
   if (g->max_bandwidth)
     {
       /* no faster than max_bandwidth on average since the start */
@@ -886,7 +891,14 @@ mig_thread (void *opaque)
   struct vmm_migration *g = opaque;
   cl_error_t err = NULL;
   pthread_setname_np (pthread_self (), "migrate");
+  pthread_t kicker;
+  atomic_store (&g->kicker_stop, false);
+  bool kicking = pthread_create (&kicker, NULL, kicker_main, g) == 0;
   int ret = migrate (g, &err);
+  atomic_store (&g->m->vm->throttle_pct, 0);
+  atomic_store (&g->kicker_stop, true);
+  if (kicking)
+    pthread_join (kicker, NULL);
   int fd = atomic_exchange (&g->fd, -1);
   if (fd >= 0)
     close (fd);
