@@ -817,11 +817,26 @@ persist_mark_dirty (void *opaque)
     }
 }
 
+/* Every ready queue's vector once more: an MSI sent through an irqfd just
+   before the save may not have reached the saved LAPIC. */
+static void
+persist_resumed (void *opaque)
+{
+  struct virtio_device *dev = opaque;
+
+  if (!(dev->status & VIRTIO_STATUS_DRIVER_OK))
+    return;
+  for (unsigned q = 0; q < dev->ops->num_queues; q++)
+    if (dev->queues[q].vq.ready)
+      cl_vmm_virtio_queue_interrupt (dev, q);
+}
+
 static const struct vm_persist_ops virtio_persist_ops = {
   .save = persist_save,
   .save_check = persist_save_check,
   .restore = persist_restore,
   .mark_dirty = persist_mark_dirty,
+  .resumed = persist_resumed,
 };
 
 /* ----------------------------------------------------------------- init */

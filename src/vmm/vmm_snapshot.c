@@ -488,6 +488,9 @@ cl_vmm_state_restore (struct vmm *m, const struct vmm_blobs *in, const char *whe
   for (unsigned i = 0; i < vm->ncpus; i++)
     if (vcpu_restore (vm, &vm->vcpus[i], in, where, err) < 0)
       return -1;
+  for (size_t i = 0; i < vm->npersist; i++)
+    if (vm->persist[i].ops->resumed)
+      vm->persist[i].ops->resumed (vm->persist[i].opaque);
   return 0;
 }
 
