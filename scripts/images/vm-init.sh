@@ -8,6 +8,10 @@
 #                           init= too)
 #   cloison.ro              mount the root read-only (ro too; rw is the default)
 #   cloison.shell           stay in the initramfs with a shell (debugging)
+#   cloison.fs=TAG          a VM-isolated container: the root is the virtio-fs
+#                           share TAG (the bundle's rootfs), and the guest
+#                           agent is PID 1 (cloison-agent --pid1): it runs
+#                           the container's processes as the host asks
 # Arguments after `--` on the command line are passed to the init.
 # The guest agent (/sbin/cloison-agent, for `cloison exec`) starts before
 # switch_root, with a handle on the new root: it serves vsock port 1024 in
@@ -23,7 +27,7 @@ mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
 for m in $(cat /etc/modules); do
   insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
 done
-root=/dev/vda init= mode=rw shell=
+root=/dev/vda init= mode=rw shell= fs=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     cloison.root=*) root=${arg#cloison.root=} ;;
@@ -33,9 +37,18 @@ for arg in $(cat /proc/cmdline); do
     cloison.ro|ro) mode=ro ;;
     rw) mode=rw ;;
     cloison.shell) shell=1 ;;
+    cloison.fs=*) fs=${arg#cloison.fs=} ;;
   esac
 done
 [ -n "$shell" ] && exec /bin/sh
+if [ -n "$fs" ]; then
+  # mode: ro when the bundle's root is read-only (the share is too)
+  if ! mount -t virtiofs -o "$mode" "$fs" /newroot; then
+    echo "cloison-init: cannot mount the virtio-fs share $fs" > /dev/console
+    exec /bin/sh
+  fi
+  exec /sbin/cloison-agent --pid1 /newroot
+fi
 i=0
 while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if ! mount -t ext4 -o "$mode" "$root" /newroot; then
