@@ -10,8 +10,9 @@
 #   cloison.shell           stay in the initramfs with a shell (debugging)
 #   cloison.fs=TAG          a VM-isolated container: the root is the virtio-fs
 #                           share TAG (the bundle's rootfs), and the guest
-#                           agent is PID 1 (cloison-agent --pid1): it runs
-#                           the container's processes as the host asks
+#                           agent is PID 1 (cloison-agent --pid1): it mounts
+#                           the share and runs the container's processes as
+#                           the host asks
 # Arguments after `--` on the command line are passed to the init.
 # The guest agent (/sbin/cloison-agent, for `cloison exec`) starts before
 # switch_root, with a handle on the new root: it serves vsock port 1024 in
@@ -42,12 +43,9 @@ for arg in $(cat /proc/cmdline); do
 done
 [ -n "$shell" ] && exec /bin/sh
 if [ -n "$fs" ]; then
-  # mode: ro when the bundle's root is read-only (the share is too)
-  if ! mount -t virtiofs -o "$mode" "$fs" /newroot; then
-    echo "cloison-init: cannot mount the virtio-fs share $fs" > /dev/console
-    exec /bin/sh
-  fi
-  exec /sbin/cloison-agent --pid1 /newroot
+  # the agent mounts the share at the container's first process: the same
+  # guest serves every container (a template is snapshotted before any)
+  exec /sbin/cloison-agent --pid1 --fs "$fs" /newroot
 fi
 i=0
 while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done

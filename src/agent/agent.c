@@ -11,10 +11,13 @@
    protocol.h.  The host is trusted: requests are only bounded so that a
    bad one cannot exhaust the agent.
 
-   `cloison-agent --pid1 ROOT`: the init of a VM-isolated container's
-   guest (ROOT is the bundle's rootfs over virtio-fs): the same service in
-   the foreground as PID 1; requests with a 'J' object run the
-   container's processes (agent_spec.c). */
+   `cloison-agent --pid1 --fs TAG ROOT`: the init of a VM-isolated
+   container's guest: the same service in the foreground as PID 1;
+   requests with a 'J' object run the container's processes
+   (agent_spec.c), and the first one mounts the virtio-fs share TAG (the
+   bundle's rootfs) on ROOT, so that a VM restored from a template (booted
+   and snapshotted before any container existed) mounts the share it was
+   given after the restore. */
 #include "agent/agent_spec.h"
 #include "agent/protocol.h"
 
@@ -34,6 +37,10 @@
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
+
+/* --fs TAG: the virtio-fs share to mount on ROOT at the first request
+   that carries a container's process. */
+static const char *fs_tag;
 
 static int
 write_all (int fd, const void *buf, size_t n)
@@ -301,6 +308,16 @@ serve (int rootfd, const char *root, int conn)
   signal (SIGCHLD, SIG_DFL);
   if (read_request (conn, &rq) < 0)
     _exit (1);
+  if (rq.spec && fs_tag)
+    {
+      /* the container's rootfs, mounted at its first process (a VM
+         restored from a template mounts it then) */
+      int fd;
+      cl_agent_spec_mount_root (rq.spec, fs_tag, root);
+      fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0)
+        dup3 (fd, rootfd, O_CLOEXEC), close (fd);
+    }
   if (rq.spec)
     cl_agent_spec_global (rq.spec, root);
   if (rq.pty)
@@ -403,13 +420,15 @@ main (int argc, char **argv)
   struct sockaddr_vm sa
       = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = VMADDR_CID_ANY };
   int rootfd, lfd;
-  bool pid1 = argc == 3 && strcmp (argv[1], "--pid1") == 0;
+  bool pid1 = argc >= 3 && strcmp (argv[1], "--pid1") == 0;
   const char *root;
   pid_t pid;
 
-  if (argc != 2 && !pid1)
+  if (pid1 && argc == 5 && strcmp (argv[2], "--fs") == 0)
+    fs_tag = argv[3];
+  if (argc != 2 && !(pid1 && (argc == 3 || fs_tag)))
     {
-      fprintf (stderr, "usage: cloison-agent [--pid1] ROOT\n");
+      fprintf (stderr, "usage: cloison-agent [--pid1 [--fs TAG]] ROOT\n");
       return 2;
     }
   root = argv[argc - 1];

@@ -23,6 +23,7 @@
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -182,8 +183,28 @@ entropy (const char *hex)
     fd = open ("/newroot/dev/urandom", O_RDWR | O_CLOEXEC);
   if (fd >= 0 && ioctl (fd, RNDADDENTROPY, &e) < 0)
     dprintf (2, "cloison-agent: RNDADDENTROPY: %s\n", strerror (errno));
+  /* a ready crng would take the new bytes only at its next periodic
+     reseed: clones of one template would draw the same numbers until
+     then (what a vmgenid driver's notification does, done here) */
+  if (fd >= 0 && ioctl (fd, RNDRESEEDCRNG) < 0)
+    dprintf (2, "cloison-agent: RNDRESEEDCRNG: %s\n", strerror (errno));
   if (fd >= 0)
     close (fd);
+}
+
+#define FUSE_SUPER_MAGIC 0x65735546
+
+void
+cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root)
+{
+  struct statfs sf;
+  bool ro = json_is_true (json_object_get (spec, "rootfs_readonly"));
+
+  if (statfs (root, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC)
+    return; /* mounted by an earlier request */
+  if (mount (tag, root, "virtiofs", ro ? MS_RDONLY : 0, NULL) < 0)
+    dprintf (2, "cloison-agent: mount the virtio-fs share %s on %s: %s\n", tag, root,
+             strerror (errno));
 }
 
 void

@@ -5,6 +5,9 @@
 
 #include <jansson.h>
 
+/* Mounts the virtio-fs share `tag` on root (read-only if the spec's
+   "rootfs_readonly"), unless a FUSE filesystem is there already. */
+void cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root);
 /* What the request changes in the whole guest: the clock, the RNG, the
    spec's non-bind mounts under root, the hostname, the network.
    Problems are reported on stderr (the console) and do not stop it. */

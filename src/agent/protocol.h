@@ -21,8 +21,10 @@
          container's first process only, "mounts" (the spec's mounts that
          are not binds, which the host made before sharing the rootfs),
          "hostname", "network" ([{"mac", "addrs": ["A/P"], "gateway"}])
-         and "entropy" (hex bytes mixed into the guest's RNG), "time"
-         (seconds since the epoch, the guest clock is stepped to it)
+         and "entropy" (hex bytes mixed into the guest's RNG, which is
+         then reseeded), "time" (seconds since the epoch, the guest clock
+         is stepped to it), "rootfs_readonly" (the share is mounted
+         read-only: `--fs`, the first request mounts it)
    Host -> guest after 'R', while the command runs:
      'I' bytes for the command's stdin (1..CL_AGENT_MAX_FRAME)
      'C' the host's stdin ended (empty payload): the agent closes the

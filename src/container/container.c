@@ -914,7 +914,8 @@ set_frozen (const char *root, const char *id, bool frozen, const char *allowed, 
         cl_error_make (err, 0, "container `%s` has no cgroup", id);
       goto out;
     }
-  if (cl_ctr_cgroup_freeze (cg, frozen, err) < 0)
+  if (json_object_get (st.doc, "vm") ? cl_ctr_vm_set_paused (&st, frozen, err) < 0
+                                      : cl_ctr_cgroup_freeze (cg, frozen, err) < 0)
     goto out;
   r = 0;
   if (json_is_true (json_object_get (st.doc, "paused")) != frozen)

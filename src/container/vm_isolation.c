@@ -37,15 +37,22 @@ cl_ctr_vm_wanted (json_t *config, bool forced, cl_error_t *err)
                         s ? s : "(not a string)");
 }
 
-/* linux with the memory limits raised by the VMM's overhead (the guest
-   gets the spec's limit). */
+/* linux for the shim's cgroup: the memory limits raised by the VMM's
+   overhead (the guest gets the spec's limit), and every device allowed (rules
+   are the guest's business; the VMM needs /dev/kvm, /dev/vhost-vsock and
+   /dev/net/tun). */
 static json_t *
 cgroup_linux (json_t *linux_obj)
 {
-  json_t *copy = linux_obj ? json_deep_copy (linux_obj) : json_object ();
-  json_t *mem = json_object_get (json_object_get (copy, "resources"), "memory");
   static const char *const keys[] = { "limit", "swap", "reservation" };
+  json_t *copy = linux_obj ? json_deep_copy (linux_obj) : json_object ();
+  json_t *res = json_object_get (copy, "resources"), *mem;
 
+  if (res == NULL)
+    json_object_set_new (copy, "resources", res = json_object ());
+  json_object_set_new (res, "devices", json_pack ("[{s:b, s:s}]", "allow", 1, "access", "rwm"));
+  json_object_del (copy, "devices");
+  mem = json_object_get (res, "memory");
   for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
     {
       json_int_t v = json_integer_value (json_object_get (mem, keys[i]));
@@ -124,7 +131,9 @@ wait_ready (int fd, pid_t pid, uint32_t *cid, cl_error_t *err)
   size_t got = 0;
   ssize_t n;
 
-  while (got < sizeof buf - 1 && (n = read (fd, buf + got, sizeof buf - 1 - got)) != 0)
+  /* "R...\n" ends the report (the shim lives on); "E..." ends with EOF */
+  while (got < sizeof buf - 1 && !(got > 0 && buf[0] == 'R' && buf[got - 1] == '\n')
+         && (n = read (fd, buf + got, sizeof buf - 1 - got)) != 0)
     {
       if (n < 0 && errno == EINTR)
         continue;
@@ -280,5 +289,16 @@ cl_ctr_vm_exec (struct container_state *st, json_t *process,
       *pid = -1;
       return -1;
     }
+  return 0;
+}
+
+int
+cl_ctr_vm_set_paused (struct container_state *st, bool paused, cl_error_t *err)
+{
+  cleanup_free char *sock = cl_strdup_printf ("%s/" CL_CTR_VM_API_SOCKET, st->dir);
+  const char *body = paused ? "{\"state\":\"paused\"}" : "{\"state\":\"running\"}";
+
+  if (cl_unix_http_request (sock, "PUT", "/vm/state", body, err) < 0)
+    return cl_error_wrap (err, "container `%s`: %s its VM", st->id, paused ? "pause" : "resume");
   return 0;
 }

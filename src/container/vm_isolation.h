@@ -18,8 +18,10 @@
 #include <stdbool.h>
 
 #define CL_CTR_VM_ANNOTATION "org.cloison.isolation"
-/* In the state directory: what the shim needs, written by create. */
+/* In the state directory: what the shim needs, written by create; the
+   VMM's API socket. */
 #define CL_CTR_VM_SPEC_FILE "vm-spec.json"
+#define CL_CTR_VM_API_SOCKET "api.sock"
 /* The cgroup's memory limit is the guest's plus this, for the VMM
    process itself (its own memory, virtio-fs, vsock). */
 #define CL_CTR_VM_MEMORY_OVERHEAD (64ll << 20)
@@ -43,5 +45,9 @@ int cl_ctr_vm_create (const char *root, const char *id, const struct cl_containe
    unless detached. */
 int cl_ctr_vm_exec (struct container_state *st, json_t *process,
                     const struct cl_container_exec_opts *opts, pid_t *pid, cl_error_t *err);
+
+/* pause/resume: the VM's vCPUs stop (the VMM's API), not the cgroup
+   freezer (the vhost kernel threads of the VMM's cgroup never freeze). */
+int cl_ctr_vm_set_paused (struct container_state *st, bool paused, cl_error_t *err);
 
 #endif

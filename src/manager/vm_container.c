@@ -38,12 +38,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
@@ -56,6 +58,9 @@
 /* Boot under emulation (the VM lab) takes tens of seconds. */
 #define VMCTR_BOOT_TIMEOUT_NS (180ull * 1000000000ull)
 #define VMCTR_EXEC_CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
+#define VMCTR_CLONE_TIMEOUT_NS (60ull * 1000000000ull)
+/* annotations[VMCTR_BOOT] = "cold": boot instead of cloning a template */
+#define VMCTR_BOOT "org.cloison.vm.boot"
 #define VMCTR_CID_FIRST 1000u
 
 /* The VM's size from the spec's limits: memory.limit (at least
@@ -84,6 +89,14 @@ cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus)
     *cpus = (unsigned)online;
   if (*cpus > CL_VMM_MAX_CPUS)
     *cpus = CL_VMM_MAX_CPUS;
+}
+
+static bool
+cold_wanted (json_t *config)
+{
+  const char *b
+      = json_string_value (json_object_get (json_object_get (config, "annotations"), VMCTR_BOOT));
+  return b && strcmp (b, "cold") == 0;
 }
 
 /* Before `ready`, failures go to the runtime on ready_fd ("E" + message);
@@ -140,10 +153,36 @@ terminal_setup (const char *console_socket, json_t *console_size, cl_error_t *er
   return 0;
 }
 
+/* The last lines of the console log (the VMM's own errors land there),
+   for an error message. */
+static char *
+log_tail (const char *log)
+{
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  cl_error_t e = NULL;
+  const char *start;
+  int lines = 0;
+
+  if (log == NULL || cl_read_file (log, &text, &len, &e) < 0)
+    {
+      cl_error_release (&e);
+      return cl_xstrdup ("");
+    }
+  while (len > 0 && text[len - 1] == '\n')
+    text[--len] = '\0';
+  start = text + len;
+  while (start > text && lines < 4)
+    if (*--start == '\n')
+      lines++;
+  return cl_strdup_printf ("; the console's last lines:\n%s", start + (*start == '\n'));
+}
+
 /* Connects to the guest agent, retrying while the VM boots.  vmm: the
-   VMM child (its death ends the wait), or -1. */
+   VMM child (its death ends the wait), or -1; log: its console. */
 static int
-agent_connect (uint32_t cid, pid_t vmm, uint64_t timeout_ns, int *out, cl_error_t *err)
+agent_connect (uint32_t cid, pid_t vmm, const char *log, uint64_t timeout_ns, int *out,
+               cl_error_t *err)
 {
   struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = cid };
   uint64_t deadline = cl_now_ns () + timeout_ns;
@@ -161,7 +200,10 @@ agent_connect (uint32_t cid, pid_t vmm, uint64_t timeout_ns, int *out, cl_error_
       e = errno;
       close (fd);
       if (vmm > 0 && waitpid (vmm, NULL, WNOHANG) == vmm)
-        return cl_error_make (err, 0, "the VM stopped before its agent answered (see console.log)");
+        {
+          cleanup_free char *tail = log_tail (log);
+          return cl_error_make (err, 0, "the VM stopped before its agent answered%s", tail);
+        }
       if (cl_now_ns () > deadline)
         return cl_error_make (err, e, "no guest agent on vsock CID %u port %u", cid,
                               CL_AGENT_PORT);
@@ -252,6 +294,9 @@ take_cid (const char *id, uint32_t *cid, int *fd, cl_error_t *err)
 struct vm_start
 {
   const char *dir, *rootfs;
+  const char *log;         /* the serial console */
+  const char *api_socket;  /* NULL: none */
+  const char *restore_dir; /* a template to clone, NULL: boot */
   bool readonly;
   uint64_t memory;
   unsigned cpus;
@@ -260,22 +305,29 @@ struct vm_start
   const char *tap;
   uint8_t mac[6];
   bool has_mac;
+  int ready_fd; /* the runtime's: closed in the VMM child */
 };
+
+/* The same for every container: a template fits any of them. */
+static char *
+vm_cmdline (void)
+{
+  return cl_strdup_printf ("%s quiet cloison.fs=" VMCTR_TAG, CL_VMM_DEFAULT_CMDLINE);
+}
 
 /* Forks the VMM child: the guest boots our kernel and initramfs with the
    rootfs shared as VMCTR_TAG; its serial console goes to DIR/console.log. */
 static pid_t
 vmm_start (const struct vm_start *v, cl_error_t *err)
 {
-  const char *kernel, *initrd;
-  cleanup_free char *cmdline = NULL, *log = NULL;
+  const char *kernel, *initrd, *log = v->log;
+  cleanup_free char *cmdline = NULL;
   pid_t pid;
 
   if (cl_img_vm_kernel (&kernel, err) < 0 || cl_img_vm_initramfs (&initrd, err) < 0)
     return -1;
-  cmdline = cl_strdup_printf ("%s quiet cloison.fs=" VMCTR_TAG "%s", CL_VMM_DEFAULT_CMDLINE,
-                              v->readonly ? " ro" : "");
-  log = cl_strdup_printf ("%s/console.log", v->dir);
+  /* the same for every container: a template fits any of them */
+  cmdline = vm_cmdline ();
   pid = fork ();
   if (pid < 0)
     return cl_error_errno (err, "fork the VMM");
@@ -288,6 +340,8 @@ vmm_start (const struct vm_start *v, cl_error_t *err)
       int logfd = open (log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
       int devnull = open ("/dev/null", O_RDWR | O_CLOEXEC);
 
+      if (v->ready_fd >= 0)
+        close (v->ready_fd); /* the runtime reads it to its end */
       prctl (PR_SET_NAME, "cloison-vmm");
       prctl (PR_SET_PDEATHSIG, SIGKILL); /* never outlive the shim */
       /* the container's stdio stays the shim's: the VMM's own messages
@@ -317,6 +371,9 @@ vmm_start (const struct vm_start *v, cl_error_t *err)
       cfg.console = CL_VMM_CONSOLE_FILE;
       cfg.console_path = log;
       cfg.console_in_fd = -1;
+      cfg.api_socket = v->api_socket;
+      cfg.restore_dir = v->restore_dir;
+      cfg.restore_clone = v->restore_dir != NULL;
       if (cl_vmm_run (&cfg, &verr) < 0)
         {
           dprintf (2, "cloison-vmctr: VMM: %s\n", verr ? verr->msg : "failed");
@@ -368,6 +425,104 @@ wait_start (const char *dir, cl_error_t *err)
   return 0;
 }
 
+/* --- warm templates (docs/templates.md) --- */
+
+/* STATE_ROOT/.templates/KEY, KEY from what makes two VMs the same machine:
+   kernel and initramfs (path, size, mtime), command line, memory, vCPUs
+   (and no network device: a container with a network boots). */
+static char *
+template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
+{
+  const char *kernel, *initrd;
+  cleanup_free char *root = cl_xstrdup (state_dir), *cmdline = vm_cmdline (), *key = NULL;
+  char *slash = strrchr (root, '/');
+  struct stat ks, is;
+
+  if (cl_img_vm_kernel (&kernel, err) < 0 || cl_img_vm_initramfs (&initrd, err) < 0)
+    return NULL;
+  if (stat (kernel, &ks) < 0 || stat (initrd, &is) < 0)
+    {
+      cl_error_errno (err, "the VM's kernel or initramfs");
+      return NULL;
+    }
+  if (slash)
+    *slash = '\0';
+  key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%s|%llu|%u", kernel, (long long)ks.st_size,
+                          (long long)ks.st_mtime, initrd, (long long)is.st_size,
+                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory,
+                          v->cpus);
+  return cl_strdup_printf ("%s/.templates/%016llx", root,
+                           (unsigned long long)cl_fnv1a64 (key));
+}
+
+/* Boots the idle VM (kernel + agent waiting for its first request, no
+   share mounted) and snapshots it into `tdir`, once: a lock file beside
+   it makes concurrent creates wait for the first. */
+static int
+template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
+{
+  cleanup_free char *lock = cl_strdup_printf ("%s.lock", tdir);
+  cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
+  cleanup_free char *state = cl_strdup_printf ("%s/state.json", tdir);
+  cleanup_free char *parent = cl_xstrdup (tdir);
+  cleanup_free char *share = NULL, *snap = NULL, *body = NULL;
+  cleanup_close int lfd = -1, conn = -1;
+  struct vm_start v = *like;
+  pid_t vmm;
+  int r = -1;
+
+  *strrchr (parent, '/') = '\0';
+  if (cl_mkdir_p (parent, 0700, err) < 0)
+    return -1;
+  lfd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lfd < 0 || flock (lfd, LOCK_EX) < 0)
+    return cl_error_errno (err, "lock `%s`", lock);
+  if (access (state, F_OK) == 0)
+    return 0;
+  if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0)
+    return -1;
+  share = cl_strdup_printf ("%s/share", tmp);
+  snap = cl_strdup_printf ("%s/snap", tmp);
+  if (cl_mkdir_p (share, 0700, err) < 0)
+    return -1;
+  v.rootfs = share;
+  v.readonly = false;
+  v.log = cl_strdup_printf ("%s/console.log", tmp);
+  v.api_socket = cl_strdup_printf ("%s/api.sock", tmp);
+  v.restore_dir = NULL;
+  v.tap = NULL;
+  v.has_mac = false;
+  if (take_cid (tmp, &v.cid, &v.vsock_fd, err) < 0)
+    goto out;
+  vmm = vmm_start (&v, err);
+  close (v.vsock_fd);
+  if (vmm < 0)
+    goto out;
+  /* the agent answers: the guest is booted and idle; the connection,
+     closed at once, ends the agent's child for it before the snapshot */
+  if (agent_connect (v.cid, vmm, v.log, VMCTR_BOOT_TIMEOUT_NS, &conn, err) < 0)
+    {
+      vm_stop (vmm);
+      goto out;
+    }
+  close (steal_fd (&conn));
+  usleep (200000);
+  body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
+  r = cl_unix_http_request (v.api_socket, "PUT", "/snapshot/create", body, err);
+  vm_stop (vmm);
+  if (r == 0 && rename (snap, tdir) < 0)
+    r = cl_error_errno (err, "rename `%s`", snap);
+out:
+  {
+    cl_error_t e = NULL;
+    if (cl_rm_rf (tmp, &e) < 0)
+      cl_error_release (&e);
+  }
+  free ((char *)v.log);
+  free ((char *)v.api_socket);
+  return r < 0 ? cl_error_wrap (err, "template `%s`", tdir) : 0;
+}
+
 /* The session of the process until its exit status; closes conn. */
 static int
 relay (int conn, bool tty, pid_t vmm)
@@ -399,7 +554,8 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   cleanup_json json_t *vs = NULL, *req = NULL;
   cleanup_close int rootfd = -1, conn = -1;
   struct cl_mgr_vmctr_net net = { 0 };
-  struct vm_start v = { .dir = dir, .vsock_fd = -1 };
+  struct vm_start v = { .dir = dir, .vsock_fd = -1, .ready_fd = ready_fd };
+  cleanup_free char *log = NULL, *tdir = NULL, *api = NULL;
   json_t *config, *process, *linux_obj;
   const char *console_socket;
   cl_error_t err = NULL;
@@ -454,18 +610,68 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
     return report_failure (ready_fd, &err);
   if (tty && console_socket == NULL)
     tty = isatty (0); /* a foreground run on our terminal */
+  log = cl_strdup_printf ("%s/console.log", dir);
+  api = cl_strdup_printf ("%s/" CL_CTR_VM_API_SOCKET, dir);
+  v.log = log;
+  v.api_socket = strlen (api) < sizeof ((struct sockaddr_un *)0)->sun_path ? api : NULL;
+  /* warm: a clone of the template of this machine (made once), unless the
+     VM needs a NIC or the config asks for a cold boot */
+  if (v.tap == NULL && !cold_wanted (config))
+    {
+      tdir = template_dir (dir, &v, &err);
+      if (tdir == NULL || template_ensure (tdir, &v, &err) < 0)
+        {
+          fprintf (stderr, "cloison-vmctr: no template, booting: %s\n", err->msg);
+          cl_error_release (&err);
+        }
+      else
+        v.restore_dir = tdir;
+    }
   if (take_cid (json_string_value (json_object_get (vs, "id")), &v.cid, &v.vsock_fd, &err) < 0)
     return report_failure (ready_fd, &err);
   vmm = vmm_start (&v, &err);
   close (v.vsock_fd);
   if (vmm < 0)
     return report_failure (ready_fd, &err);
-  if (agent_connect (v.cid, vmm, VMCTR_BOOT_TIMEOUT_NS, &conn, &err) < 0)
+  if (agent_connect (v.cid, vmm, v.log,
+                     v.restore_dir ? VMCTR_CLONE_TIMEOUT_NS : VMCTR_BOOT_TIMEOUT_NS, &conn, &err)
+      < 0)
     {
       vm_stop (vmm);
-      return report_failure (ready_fd, &err);
+      if (v.restore_dir == NULL)
+        return report_failure (ready_fd, &err);
+      /* a template that does not restore here: boot instead */
+      {
+        cleanup_free char *msg = cl_strdup_printf (
+            "cloison-vmctr: the clone of `%s` failed (%s): booting\n", v.restore_dir, err->msg);
+        int fd = open (v.log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+        if (fd >= 0)
+          (void)cl_write_all (fd, msg, strlen (msg)), close (fd);
+      }
+      cl_error_release (&err);
+      v.restore_dir = NULL;
+      if (take_cid (json_string_value (json_object_get (vs, "id")), &v.cid, &v.vsock_fd, &err) < 0)
+        return report_failure (ready_fd, &err);
+      vmm = vmm_start (&v, &err);
+      close (v.vsock_fd);
+      if (vmm < 0)
+        return report_failure (ready_fd, &err);
+      if (agent_connect (v.cid, vmm, v.log, VMCTR_BOOT_TIMEOUT_NS, &conn, &err) < 0)
+        {
+          vm_stop (vmm);
+          return report_failure (ready_fd, &err);
+        }
     }
-  dprintf (ready_fd, "R%u", v.cid);
+  {
+    /* how this VM started, for people and tests: DIR/vm-boot */
+    cleanup_free char *how = cl_strdup_printf ("%s/vm-boot", dir);
+    cleanup_free char *what = cl_strdup_printf ("%s%s\n", v.restore_dir ? "clone " : "cold",
+                                                v.restore_dir ? v.restore_dir : "");
+    cl_error_t e = NULL;
+    if (cl_write_file (how, what, strlen (what), 0, &e) < 0)
+      cl_error_release (&e);
+  }
+  dprintf (ready_fd, "R%u\n", v.cid);
   close (ready_fd);
   if (wait_start (dir, &err) < 0)
     {
@@ -484,6 +690,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
                    now.tv_sec + now.tv_nsec / 1e9);
   if (net.guest)
     json_object_set (req, "network", net.guest);
+  json_object_set_new (req, "rootfs_readonly", json_boolean (v.readonly));
   if (send_request (conn, req, tty, &err) < 0)
     {
       vm_stop (vmm);
@@ -515,12 +722,12 @@ cl_mgr_vmctr_exec (uint32_t cid, const char *spec_file, const char *console_sock
     return report_failure (ready_fd, &err);
   if (tty && console_socket == NULL)
     tty = isatty (0);
-  if (agent_connect (cid, -1, VMCTR_EXEC_CONNECT_TIMEOUT_NS, &conn, &err) < 0
+  if (agent_connect (cid, -1, NULL, VMCTR_EXEC_CONNECT_TIMEOUT_NS, &conn, &err) < 0
       || send_request (conn, req, tty, &err) < 0)
     return report_failure (ready_fd, &err);
   if (ready_fd >= 0)
     {
-      dprintf (ready_fd, "R");
+      dprintf (ready_fd, "R\n");
       close (ready_fd);
     }
   return relay (steal_fd (&conn), tty, -1);

@@ -12,6 +12,7 @@ tc redirects.  One lab boot; each test asserts on one check of it."""
 import copy
 import json
 import os
+import shutil
 
 import pytest
 
@@ -59,6 +60,27 @@ check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer na
     $IP -n vmiso-c route add default via 10.77.0.1 &&
     $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
 check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
+check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/rand r2 > /tmp/r2;
+    cat /tmp/r1 /tmp/r2; ls -d /run/rt-vm/.templates/*; ls /run/rt-vm/.templates | grep -c -v lock"
+check boots sh -c "$R create -b /bundles/sleeper w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
+    $R delete -f w1; $R create -b /bundles/cold c1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/c1/vm-boot;
+    $R delete -f c1"
+
+# podman drives the runtime unchanged, with the annotation
+mkdir -p /etc/containers /var/tmp /tmp/pm
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
+printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/cloison-runtime"]\n' > /tmp/pm/containers.conf
+export CONTAINERS_CONF=/tmp/pm/containers.conf
+P="podman --root /tmp/pm/root --runroot /tmp/pm/runroot --storage-driver vfs --tmpdir /tmp/pm/tmp"
+A="--annotation org.cloison.isolation=vm --network none"
+check pm_import sh -c "tar -C /rootfs -c . | $P import - localhost/bb:vm"
+check pm_echo sh -c "$P run --rm $A localhost/bb:vm sh -c 'echo podman-in-vm; grep MemTotal /proc/meminfo'; echo rc=\$?"
+check pm_exit sh -c "$P run --rm $A localhost/bb:vm sh -c 'exit 3'; echo rc=\$?"
+check pm_memory sh -c "$P run --rm $A --memory 200m localhost/bb:vm grep MemTotal /proc/meminfo"
+check pm_detach sh -c "$P run -d --name p1 $A localhost/bb:vm sleep 1000 >/dev/null; echo run=\$?;
+    $P exec p1 sh -c 'echo exec-ok; exit 4'; echo exec=\$?; $P stop -t 2 p1 >/dev/null; echo stop=\$?;
+    $P rm p1 >/dev/null; echo rm=\$?; $P ps -a --format '{{.Names}}'"
+check pm_tty /lab/ptyrun 24x80 $P run -it --rm $A localhost/bb:vm sh -c 'tty; stty size'
 dump
 """
 
@@ -84,12 +106,16 @@ def bundles():
                          "grep Seccomp: /proc/self/status"])),
         "escape": vm(c(["sh", "-c", "for p in /evil-abs /evil-rel /../../secret-of-the-lab "
                         "/secret-of-the-lab; do cat $p >/dev/null 2>&1 && echo READ $p || "
-                        "echo cannot $p; done; ls / | tr '\\n' ' '"])),
+                        "echo cannot $p; done; ls / | tr '\\n' ' '; echo"])),
         "sleeper": vm(c(["sh", "-c", "echo started > /dev/shm/mark; exec sleep 1000"])),
         "net": vm(c(["sh", "-c", "ip addr show eth0 | grep -E 'inet |ether'; ip route; "
                      "ping -c 2 -W 5 10.77.0.1 | grep -c 'bytes from'"])),
         "tty": vm(c(["sh", "-c", "tty; stty size; exit 3"])),
+        "rand": vm(c(["sh", "-c", "head -c 16 /dev/urandom | od -An -tx1"])),
+        "cold": vm(c(["sleep", "1000"])),
     }
+    configs["cold"]["annotations"]["org.cloison.vm.boot"] = "cold"
+    configs["exit7"]["annotations"]["org.cloison.vm.boot"] = "cold"
     configs["process"]["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
     configs["process"]["process"]["cwd"] = "/tmp"
     configs["process"]["process"]["env"].append("GREETING=hi")
@@ -121,6 +147,10 @@ def run(lab, tmp_path_factory):
         (VMCTR, "/lab/cloison-vmctr"), (VM_KERNEL, "/lab/vmlinuz"),
         (VM_INITRAMFS, "/lab/initramfs.cpio.gz"), (lab.tool("ptyrun"), "/lab/ptyrun"),
         ("/bin/ip", "/usr/sbin/ip-full")]
+    for tool in ("podman", "conmon"):
+        path = shutil.which(tool) or "/usr/libexec/podman/" + tool
+        if os.path.exists(path):
+            files.append((path, "/usr/bin/" + tool))
     modules = lab.LAB_MODULES + ["sch_ingress", "cls_matchall", "act_mirred"]
     return lab.run(PAYLOAD, files=files, timeout=900, modules=modules, stream=print)
 
@@ -190,3 +220,49 @@ def test_network_joined_through_the_tap(run):
 def test_terminal(run):
     c = run.check("terminal")
     assert c.rc == 3 and "/dev/pts/" in c.output and "33 101" in c.output, c
+
+
+def test_clones_of_one_template_draw_different_random_bytes(run):
+    out = run.assert_check("clones").output
+    lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
+    assert len(lines) == 2 and lines[0] != lines[1], out
+    assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "1", out
+
+
+def test_warm_clone_by_default_cold_on_request(run):
+    out = run.assert_check("boots").output.splitlines()
+    assert out[0].startswith("clone /run/rt-vm/.templates/") and out[1] == "cold", out
+
+
+def podman_check(run, name):
+    if run.check("pm_import").rc != 0:
+        pytest.fail("podman does not run in the lab: %s" % run.check("pm_import"))
+    return run.assert_check(name).output
+
+
+def test_podman_runs_with_the_annotation(run):
+    out = podman_check(run, "pm_echo")
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert "podman-in-vm" in out and "rc=0" in out and kib < 1024 * 1024, out
+
+
+def test_podman_exit_status(run):
+    assert "rc=3" in podman_check(run, "pm_exit")
+
+
+def test_podman_memory_sizes_the_vm(run):
+    out = podman_check(run, "pm_memory")
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert 150 * 1024 < kib <= 200 * 1024, out
+
+
+def test_podman_detach_exec_stop_rm(run):
+    out = podman_check(run, "pm_detach")
+    for want in ("run=0", "exec-ok", "exec=4", "stop=0", "rm=0"):
+        assert want in out, out
+    assert "p1" not in out.replace("exec", ""), out
+
+
+def test_podman_tty(run):
+    out = podman_check(run, "pm_tty")
+    assert "/dev/pts/" in out and "24 80" in out, out
