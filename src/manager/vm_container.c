@@ -510,6 +510,13 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
   r = cl_unix_http_request (v.api_socket, "PUT", "/snapshot/create", body, err);
   vm_stop (vmm);
+  if (r == 0)
+    {
+      /* the template's boot log stays beside it, for people */
+      cleanup_free char *kept = cl_strdup_printf ("%s/console.log", snap);
+      if (rename (v.log, kept) < 0 && errno != ENOENT)
+        r = cl_error_errno (err, "rename `%s`", v.log);
+    }
   if (r == 0 && rename (snap, tdir) < 0)
     r = cl_error_errno (err, "rename `%s`", snap);
 out:

@@ -38,6 +38,7 @@ struct virtio_vsock
   struct vsock_config config;
   int vhost_fd;
   uint64_t vhost_features;
+  uint64_t cid; /* the one vhost serves: config.guest_cid after a restore too */
   bool running;
   bool reset_event_due; /* restored: tell the guest its connections died */
   struct virtq_chain chain;
@@ -180,6 +181,10 @@ vsock_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
       dev->queues[q].vq.last_avail_idx = base;
       dev->queues[q].vq.used_idx = base;
     }
+  /* the snapshot's config bytes carry the CID the guest had; a clone of
+     a template runs under another: the guest reads it back at the
+     transport reset */
+  vs->config.guest_cid = vs->cid;
   vs->reset_event_due = true;
   return 0;
 }
@@ -240,7 +245,7 @@ cl_vmm_virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, 
   vs = cl_xmalloc0 (sizeof *vs);
   vs->vhost_fd = steal_fd (&fd);
   vs->vhost_features = features;
-  vs->config.guest_cid = guest_cid;
+  vs->config.guest_cid = vs->cid = guest_cid;
   vs->ops = (struct virtio_device_ops){
     .kind = "vsock",
     .device_id = VIRTIO_ID_VSOCK,
