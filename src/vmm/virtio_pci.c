@@ -802,10 +802,20 @@ persist_save_check (void *opaque, cl_error_t *err)
   return dev->ops->save_check ? dev->ops->save_check (dev, err) : 0;
 }
 
+static void
+persist_restored (void *opaque)
+{
+  struct virtio_device *dev = opaque;
+
+  if (dev->ops->restored && virtio_device_running (dev))
+    dev->ops->restored (dev);
+}
+
 static const struct vm_persist_ops virtio_persist_ops = {
   .save = persist_save,
   .save_check = persist_save_check,
   .restore = persist_restore,
+  .restored = persist_restored,
 };
 
 /* ----------------------------------------------------------------- init */

@@ -380,5 +380,8 @@ cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
   for (unsigned i = 0; i < vm->ncpus; i++)
     if (vcpu_restore (vm, &vm->vcpus[i], dir, err) < 0)
       return -1;
+  for (size_t i = 0; i < vm->npersist; i++)
+    if (vm->persist[i].ops->restored)
+      vm->persist[i].ops->restored (vm->persist[i].opaque);
   return 0;
 }

@@ -62,6 +62,11 @@ struct vm_persist_ops
   int (*save_check) (void *opaque, cl_error_t *err);
   /* Called on a freshly built device, before any vCPU runs. */
   int (*restore) (void *opaque, json_t *state, cl_error_t *err);
+  /* Optional: once every device, the machine and the vCPUs are restored,
+     before any vCPU runs: what must reach the guest after its interrupt
+     controllers are back (an interrupt raised in `restore` would be lost
+     when the vCPUs' LAPICs are restored). */
+  void (*restored) (void *opaque);
   /* A snapshot taken before the device saved any state restores with the
      device as it was built (instead of failing). */
   bool absent_ok;
