@@ -58,8 +58,10 @@
 /* Boot under emulation (the VM lab) takes tens of seconds. */
 #define VMCTR_BOOT_TIMEOUT_NS (180ull * 1000000000ull)
 #define VMCTR_EXEC_CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
-#define VMCTR_CLONE_TIMEOUT_NS (60ull * 1000000000ull)
-/* annotations[VMCTR_BOOT] = "cold": boot instead of cloning a template */
+#define VMCTR_CLONE_TIMEOUT_NS (30ull * 1000000000ull)
+/* annotations[VMCTR_BOOT] = "warm": clone the template instead of
+   booting (opt-in: see docs/templates.md, the clone's agent does not
+   answer yet in the lab and the clone falls back to a boot) */
 #define VMCTR_BOOT "org.cloison.vm.boot"
 #define VMCTR_CID_FIRST 1000u
 
@@ -92,11 +94,11 @@ cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus)
 }
 
 static bool
-cold_wanted (json_t *config)
+warm_wanted (json_t *config)
 {
   const char *b
       = json_string_value (json_object_get (json_object_get (config, "annotations"), VMCTR_BOOT));
-  return b && strcmp (b, "cold") == 0;
+  return b && strcmp (b, "warm") == 0;
 }
 
 /* Before `ready`, failures go to the runtime on ready_fd ("E" + message);
@@ -506,7 +508,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
       goto out;
     }
   close (steal_fd (&conn));
-  usleep (200000);
+  sleep (2); /* the close handshake and the agent's child, even under emulation */
   body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
   r = cl_unix_http_request (v.api_socket, "PUT", "/snapshot/create", body, err);
   vm_stop (vmm);
@@ -562,7 +564,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   cleanup_close int rootfd = -1, conn = -1;
   struct cl_mgr_vmctr_net net = { 0 };
   struct vm_start v = { .dir = dir, .vsock_fd = -1, .ready_fd = ready_fd };
-  cleanup_free char *log = NULL, *tdir = NULL, *api = NULL;
+  cleanup_free char *log = NULL, *tdir = NULL, *api = NULL, *seed = NULL;
   json_t *config, *process, *linux_obj;
   const char *console_socket;
   cl_error_t err = NULL;
@@ -621,9 +623,9 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   api = cl_strdup_printf ("%s/" CL_CTR_VM_API_SOCKET, dir);
   v.log = log;
   v.api_socket = strlen (api) < sizeof ((struct sockaddr_un *)0)->sun_path ? api : NULL;
-  /* warm: a clone of the template of this machine (made once), unless the
-     VM needs a NIC or the config asks for a cold boot */
-  if (v.tap == NULL && !cold_wanted (config))
+  /* warm: a clone of the template of this machine (made once), when the
+     config asks for it and the VM needs no NIC */
+  if (v.tap == NULL && warm_wanted (config))
     {
       tdir = template_dir (dir, &v, &err);
       if (tdir == NULL || template_ensure (tdir, &v, &err) < 0)
@@ -634,7 +636,11 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
       else
         v.restore_dir = tdir;
     }
-  if (take_cid (json_string_value (json_object_get (vs, "id")), &v.cid, &v.vsock_fd, &err) < 0)
+  /* a clone takes the template's CID when it is free (the guest keeps
+     it), else the next free one */
+  seed = v.restore_dir ? cl_strdup_printf ("%s.tmp", v.restore_dir)
+                       : cl_xstrdup (json_string_value (json_object_get (vs, "id")));
+  if (take_cid (seed, &v.cid, &v.vsock_fd, &err) < 0)
     return report_failure (ready_fd, &err);
   vmm = vmm_start (&v, &err);
   close (v.vsock_fd);

@@ -61,8 +61,9 @@ check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer na
     $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
 check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
 check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/rand r2 > /tmp/r2;
-    cat /tmp/r1 /tmp/r2; ls -d /run/rt-vm/.templates/*; ls /run/rt-vm/.templates | grep -c -v lock"
-check boots sh -c "$R create -b /bundles/sleeper w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
+    cat /tmp/r1 /tmp/r2; cat /run/rt-vm/.templates/*/console.log; ls -d /run/rt-vm/.templates/*;
+    ls /run/rt-vm/.templates | grep -c -v lock"
+check boots sh -c "$R create -b /bundles/warm w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
     $R delete -f w1; $R create -b /bundles/cold c1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/c1/vm-boot;
     $R delete -f c1"
 
@@ -114,8 +115,9 @@ def bundles():
         "rand": vm(c(["sh", "-c", "head -c 16 /dev/urandom | od -An -tx1"])),
         "cold": vm(c(["sleep", "1000"])),
     }
-    configs["cold"]["annotations"]["org.cloison.vm.boot"] = "cold"
-    configs["exit7"]["annotations"]["org.cloison.vm.boot"] = "cold"
+    configs["warm"] = copy.deepcopy(configs["sleeper"])
+    for name in ("rand", "warm"):
+        configs[name]["annotations"]["org.cloison.vm.boot"] = "warm"
     configs["process"]["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
     configs["process"]["process"]["cwd"] = "/tmp"
     configs["process"]["process"]["env"].append("GREETING=hi")
@@ -223,13 +225,15 @@ def test_terminal(run):
 
 
 def test_clones_of_one_template_draw_different_random_bytes(run):
+    boots = run.assert_check("boots").output.splitlines()
+    assert boots and boots[0].startswith("clone "), "the clone fell back to a boot: %s" % boots
     out = run.assert_check("clones").output
     lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
     assert len(lines) == 2 and lines[0] != lines[1], out
     assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "1", out
 
 
-def test_warm_clone_by_default_cold_on_request(run):
+def test_warm_clone_on_request_cold_by_default(run):
     out = run.assert_check("boots").output.splitlines()
     assert out[0].startswith("clone /run/rt-vm/.templates/") and out[1] == "cold", out
 
