@@ -50,7 +50,7 @@ check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/
     $R exec --user 1000:1000 s1 id -u; $R exec --cwd /etc s1 pwd;
     $R ps s1 >/dev/null; echo ps=\$?;
     $R pause s1 && $R state s1 | grep status; $R resume s1 && $R state s1 | grep status;
-    $R kill s1 TERM; i=0; while $R state s1 | grep -q running && [ \$i -lt 100 ]; do usleep 100000; i=\$((i+1)); done;
+    $R kill s1 TERM; i=0; while $R state s1 | grep -q running && [ \$i -lt 600 ]; do usleep 100000; i=\$((i+1)); done;
     $R state s1 | grep status; cat /tmp/s1.out; $R delete s1; echo delete=\$?;
     ls /run/rt-vm; ls /sys/fs/cgroup/cloison 2>/dev/null | grep -c s1"
 IP=/usr/sbin/ip-full
