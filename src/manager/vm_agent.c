@@ -351,6 +351,8 @@ cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, bool 
             b[0] = 0, b[1] = 0, b[2] = 0, b[3] = (unsigned char)sigs[i];
             o.off = 0, o.len = CL_AGENT_HEADER + 4;
           }
+      if (o.len && p[0].events == POLLIN)
+        continue; /* a signal's frame was just made: poll for sending it */
       if (session_winch && o.len == 0 && !o.broken)
         {
           session_winch = 0;

@@ -54,6 +54,10 @@ check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/
     $R state s1 | grep status; cat /tmp/s1.out; $R delete s1; echo delete=\$?;
     ls /run/rt-vm; ls /sys/fs/cgroup/cloison 2>/dev/null | grep -c s1"
 IP=/usr/sbin/ip-full
+check kill_term sh -c "$R create -b /bundles/sleeper k1 </dev/null >/dev/null 2>&1; $R start k1;
+    $R exec k1 true; $R kill k1 TERM; i=0;
+    while $R state k1 | grep -q running && [ \$i -lt 600 ]; do usleep 100000; i=\$((i+1)); done;
+    $R state k1 | grep status; echo waited=\$i; $R delete -f k1"
 check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer name eth0 netns vmiso-c &&
     $IP addr add 10.77.0.1/24 dev vmiso-h && $IP link set vmiso-h up &&
     $IP -n vmiso-c addr add 10.77.0.2/24 dev eth0 && $IP -n vmiso-c link set eth0 up &&
@@ -70,7 +74,10 @@ check boots sh -c "$R create -b /bundles/warm w1 </dev/null >/dev/null 2>&1; cat
 # podman drives the runtime unchanged, with the annotation
 mkdir -p /etc/containers /var/tmp /tmp/pm
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
-printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/cloison-runtime"]\n' > /tmp/pm/containers.conf
+printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/rt-wrapper"]\n' > /tmp/pm/containers.conf
+# podman passes the runtime a clean environment: the wrapper gives ours
+printf '#!/bin/sh\nexport CLOISON_IMAGE_DATA=/lab/image-data CLOISON_VMCTR=/lab/cloison-vmctr\nexec /lab/cloison-runtime "$@"\n' > /lab/rt-wrapper
+chmod +x /lab/rt-wrapper
 export CONTAINERS_CONF=/tmp/pm/containers.conf
 P="podman --root /tmp/pm/root --runroot /tmp/pm/runroot --storage-driver vfs --tmpdir /tmp/pm/tmp"
 A="--annotation org.cloison.isolation=vm --network none"
@@ -270,3 +277,8 @@ def test_podman_detach_exec_stop_rm(run):
 def test_podman_tty(run):
     out = podman_check(run, "pm_tty")
     assert "/dev/pts/" in out and "24 80" in out, out
+
+
+def test_kill_signals_the_process_in_the_guest(run):
+    out = run.assert_check("kill_term").output
+    assert '"status": "stopped"' in out, out
