@@ -36,9 +36,18 @@ struct cl_api_events;
 struct cl_api_options
 {
   size_t body_limit; /* bytes; larger bodies get 413.  0: 1 MiB */
+  /* A one-shot front end's context (the CLI with no daemon): each
+     operation runs to its end in the caller's thread before cl_api_handle
+     returns its 202 (no threads, so a VM's monitor forks a process of one
+     thread), and operations are kept in memory only, not recorded in
+     api_operations. */
+  bool inline_ops;
 };
 
 #define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
+/* GET .../logs answers at most this many bytes: the last ones, or those
+   from ?offset=N on */
+#define CL_API_LOG_LIMIT (8u << 20)
 
 /* Opens the state root: reconciles interrupted instance work
    (cl_mgr_open) and marks operations of dead owners failed. */
@@ -52,6 +61,16 @@ void cl_api_ctx_shutdown (struct cl_api_ctx *ctx);
    pulls memory from under them. */
 bool cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms);
 
+/* What a client may do: everything (the Unix socket, in-process, a
+   trusted certificate over TLS), only GET (a restricted certificate), or
+   nothing but GET /1.0 and POST /1.0/certificates with a trust token. */
+enum cl_api_access
+{
+  CL_API_ACCESS_FULL = 0,
+  CL_API_ACCESS_READ_ONLY,
+  CL_API_ACCESS_NONE,
+};
+
 struct cl_api_request
 {
   const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
@@ -60,6 +79,11 @@ struct cl_api_request
   const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
   size_t body_len;
   const char *if_match; /* the If-Match header, or NULL */
+  /* over TLS: access is the trust store's word on the client's
+     certificate (api/trust.h); false (Unix socket, in-process): full */
+  bool remote;
+  const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
+  const char *peer_certificate; /* PEM, NULL: none */
 };
 
 struct cl_api_response
@@ -82,6 +106,13 @@ struct cl_api_response
    then.  Events it makes carry "context": {"observed": true}. */
 int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err);
 
+/* Calls fn with each event as it is emitted (an in-process front end
+   shows an operation's progress from them): in the emitting thread,
+   with the context's lock held, so fn must not call the router.  NULL:
+   none. */
+typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
+void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
+
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                     struct cl_api_response *resp);
@@ -92,6 +123,10 @@ void cl_api_response_clear (struct cl_api_response *resp);
    context shuts down). */
 int cl_api_events_next (struct cl_api_events *ev, int timeout_ms, char **line);
 void cl_api_events_free (struct cl_api_events *ev);
+
+/* prefix + name, percent-encoded where needed ("/1.0/instances/" + a
+   name; caller frees). */
+char *cl_api_url (const char *prefix, const char *name);
 
 /* The route table, for documentation checks (docs/api/openapi.yaml) and
    `cloisond --routes`.  Paths name their parameters "{name}". */

@@ -10,11 +10,10 @@
 #include "image/image.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define LOG_LIMIT (8u << 20)
 
 static const struct api_field no_fields[] = { { NULL, 0, false, NULL } };
 
@@ -81,20 +80,70 @@ scalar_string (json_t *v)
 
 /* ---- list, create ---- */
 
+struct list_text
+{
+  struct api_text t;
+  bool urls; /* recursion=0 */
+  size_t n;
+};
+
+static void
+list_one (void *opaque, const struct cl_instance_summary *s)
+{
+  struct list_text *l = opaque;
+  struct api_text *t = &l->t;
+
+  cl_api_text_raw (t, l->n++ ? "," : "[", 1);
+  if (l->urls)
+    {
+      cleanup_free char *url = cl_api_url ("/1.0/instances/", s->name);
+      cl_api_text_string (t, url);
+      return;
+    }
+  /* the fields and order of cl_mgr_instance_list's objects */
+  cl_api_text_raw (t, "{\"name\":", 8);
+  cl_api_text_string (t, s->name);
+  cl_api_text_raw (t, ",\"kind\":", 8);
+  cl_api_text_string (t, s->kind);
+  cl_api_text_raw (t, ",\"image\":", 9);
+  cl_api_text_string (t, s->image);
+  cl_api_text_raw (t, ",\"status\":", 10);
+  cl_api_text_string (t, s->status);
+  cl_api_text_raw (t, ",\"created\":", 11);
+  cl_api_text_int (t, (long long)s->created);
+  cl_api_text_raw (t, ",\"pid\":", 7);
+  if (s->pid)
+    cl_api_text_int (t, s->pid);
+  else
+    cl_api_text_raw (t, "null", 4);
+  cl_api_text_raw (t, ",\"exit_code\":", 13);
+  if (s->has_exit_code)
+    cl_api_text_int (t, s->exit_code);
+  else
+    cl_api_text_raw (t, "null", 4);
+  cl_api_text_raw (t, "}", 1);
+}
+
 void
 cl_api_instances_list (struct api_call *c)
 {
+  struct list_text l = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
-  json_t *list = NULL;
   long recursion;
 
-  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL
-      || manager_put (c, m, cl_mgr_instance_list (m, &list, &err), &err) < 0)
+  /* written as text as the rows come: a list of thousands costs no JSON
+     tree */
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL)
     return;
-  if (recursion == 0)
-    cl_api_names_to_urls (list, "/1.0/instances/");
-  cl_api_reply_sync (c, 200, list);
+  l.urls = recursion == 0;
+  if (manager_put (c, m, cl_mgr_instance_each (m, list_one, &l, &err), &err) < 0)
+    {
+      free (l.t.buf);
+      return;
+    }
+  cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
+  cl_api_reply_sync_text (c, &l.t);
 }
 
 static const struct api_field source_fields[] = {
@@ -293,7 +342,7 @@ cl_api_instances_create (struct api_call *c)
   name = json_string_value (json_object_get (c->body, "name"));
   type = json_string_value (json_object_get (c->body, "type"));
   source = json_object_get (c->body, "source");
-  if (cl_validate_name (name, "name", &err) < 0)
+  if (cl_validate_name (name, "instance name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
@@ -379,14 +428,8 @@ cl_api_instance_get (struct api_call *c)
     reply_instance (c, info);
 }
 
-static const struct api_field patch_config_fields[] = {
-  { "limits.cpu", API_SCALAR, false, NULL },
-  { "limits.memory", API_SCALAR, false, NULL },
-  { NULL, 0, false, NULL },
-};
-
 static const struct api_field patch_fields[] = {
-  { "config", API_OBJECT, true, patch_config_fields },
+  { "config", API_SCALAR_MAP, true, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -426,7 +469,7 @@ patch_apply (struct api_call *c, struct cl_manager *m)
     cleanup_free char *value = scalar_string (v);
     if (cl_mgr_instance_config_set (m, c->params[0], key, value, &err) < 0)
       {
-        if (cl_api_error_status (err->msg) == 400)
+        if (cl_error_kind_of (err) == CL_ERR_INVALID)
           {
             cleanup_free char *path = cl_api_path_join ("config", key);
             cl_api_reply_bad_field (c, path, "%s: %s", path, err->msg);
@@ -446,12 +489,22 @@ cl_api_instance_patch (struct api_call *c)
   struct cl_launch_opts o = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
-  const char *bad;
-  json_t *info;
+  const char *bad, *key;
+  json_t *info, *v;
   int r;
 
   if (cl_api_check_body (c, patch_fields, true) < 0)
     return;
+  json_object_foreach (json_object_get (c->body, "config"), key, v)
+  {
+    if (strcmp (key, "limits.cpu") != 0 && strcmp (key, "limits.memory") != 0)
+      {
+        cleanup_free char *path = cl_api_path_join ("config", key);
+        cl_api_reply_bad_field (c, path, "%s: unknown key `%s` (limits.memory, limits.cpu)", path,
+                                key);
+        return;
+      }
+  }
   /* every value checked before any is applied */
   if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
     {
@@ -627,10 +680,10 @@ cl_api_instance_logs (struct api_call *c)
   cl_error_t err = NULL;
   cleanup_free char *path = NULL, *buf = NULL;
   cleanup_file FILE *f = NULL;
-  long size;
+  long size, offset, from;
   size_t n = 0;
 
-  if ((m = manager_get (c)) == NULL
+  if (cl_api_query_int (c, "offset", -1, LONG_MAX, -1, &offset) < 0 || (m = manager_get (c)) == NULL
       || manager_put (c, m, cl_mgr_instance_log_path (m, c->params[0], &path, &err), &err) < 0)
     return;
   f = fopen (path, "re");
@@ -641,8 +694,12 @@ cl_api_instance_logs (struct api_call *c)
     }
   if (f && fseek (f, 0, SEEK_END) == 0 && (size = ftell (f)) > 0)
     {
-      /* the last LOG_LIMIT bytes of a larger log */
-      long from = size > (long)LOG_LIMIT ? size - (long)LOG_LIMIT : 0;
+      /* the last CL_API_LOG_LIMIT bytes, or that many from the offset */
+      from = size > (long)CL_API_LOG_LIMIT ? size - (long)CL_API_LOG_LIMIT : 0;
+      if (offset >= 0)
+        from = offset < size ? offset : size;
+      if (size - from > (long)CL_API_LOG_LIMIT)
+        size = from + (long)CL_API_LOG_LIMIT;
       buf = cl_xmalloc0 ((size_t)(size - from) + 1);
       fseek (f, from, SEEK_SET);
       n = fread (buf, 1, (size_t)(size - from), f);
@@ -770,7 +827,7 @@ cl_api_snapshots_create (struct api_call *c)
   if (cl_api_check_body (c, snapshot_create_fields, true) < 0)
     return;
   snap = json_string_value (json_object_get (c->body, "name"));
-  if (cl_validate_name (snap, "name", &err) < 0)
+  if (cl_validate_name (snap, "snapshot name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);

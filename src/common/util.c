@@ -241,15 +241,17 @@ cl_validate_name (const char *name, const char *what, cl_error_t *err)
   size_t len = name ? strlen (name) : 0;
 
   if (len == 0)
-    return cl_error_make (err, 0, "invalid %s: empty", what);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s: empty", what);
   if (len > 128)
-    return cl_error_make (err, 0, "invalid %s `%.32s...`: longer than 128 characters", what, name);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%.32s...`: longer than 128 characters",
+                           what, name);
   if (name[0] == '.' || name[0] == '-')
-    return cl_error_make (err, 0, "invalid %s `%s`: must not start with `%c`", what, name, name[0]);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: must not start with `%c`", what,
+                           name, name[0]);
   for (const char *p = name; *p; p++)
-    if (!isalnum ((unsigned char) *p) && *p != '_' && *p != '.' && *p != '-')
-      return cl_error_make (err, 0, "invalid %s `%s`: character `%c` not allowed", what, name,
-                            *p);
+    if (!isalnum ((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+      return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: character `%c` not allowed",
+                             what, name, *p);
   return 0;
 }
 
@@ -260,12 +262,13 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
   unsigned long long v;
   unsigned shift = 0;
 
-  if (s == NULL || !isdigit ((unsigned char) *s))
-    return cl_error_make (err, 0, "invalid %s `%s`: expected a size like 512M", what, s ? s : "");
+  if (s == NULL || !isdigit ((unsigned char)*s))
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: expected a size like 512M", what,
+                           s ? s : "");
   errno = 0;
   v = strtoull (s, &end, 10);
   if (errno)
-    return cl_error_make (err, 0, "invalid %s `%s`: out of range", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: out of range", what, s);
   switch (*end)
     {
     case '\0':
@@ -294,17 +297,18 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
     case 'B':
       break;
     default:
-      return cl_error_make (err, 0, "invalid %s `%s`: unknown unit `%s`", what, s, end);
+      return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: unknown unit `%s`", what, s,
+                             end);
     }
   if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0 || strcmp (end, "ib") == 0))
     end += strlen (end);
   else if (strcmp (end, "B") == 0 || strcmp (end, "b") == 0)
     end++;
   if (*end)
-    return cl_error_make (err, 0, "invalid %s `%s`: unknown unit", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: unknown unit", what, s);
   if (shift && v > (UINT64_MAX >> shift))
-    return cl_error_make (err, 0, "invalid %s `%s`: out of range", what, s);
-  *out = (uint64_t) v << shift;
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: out of range", what, s);
+  *out = (uint64_t)v << shift;
   return 0;
 }
 
@@ -361,7 +365,7 @@ cl_now_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000ull + ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 uint64_t
@@ -413,6 +417,32 @@ cl_strv_free_n (char **v, size_t n)
   free (v);
 }
 
+void
+cl_buffer_append (struct cl_buffer *b, const void *p, size_t n)
+{
+  b->data = realloc (b->data, b->len + n + 1);
+  if (b->data == NULL)
+    abort ();
+  memcpy (b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
+char *
+cl_http_header_value (const char *line, size_t len, const char *name)
+{
+  size_t nl = strlen (name);
+  if (len <= nl || strncasecmp (line, name, nl) != 0 || line[nl] != ':')
+    return NULL;
+  line += nl + 1;
+  len -= nl + 1;
+  while (len && (*line == ' ' || *line == '\t'))
+    line++, len--;
+  while (len && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+    len--;
+  return cl_strdup_printf ("%.*s", (int)len, line);
+}
+
 int
 cl_unix_http_request (const char *socket_path, const char *method, const char *path,
                       const char *body, cl_error_t *err)
@@ -424,7 +454,7 @@ cl_unix_http_request (const char *socket_path, const char *method, const char *p
   int status = 0;
 
   if (strlen (socket_path) >= sizeof sa.sun_path)
-    return cl_error_make (err, 0, "API socket path `%s` too long", socket_path);
+    return cl_error_raise (err, CL_ERR_INVALID, "API socket path `%s` too long", socket_path);
   strcpy (sa.sun_path, socket_path);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
