@@ -52,7 +52,7 @@ check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/
     $R pause s1 && $R state s1 | grep status; $R resume s1 && $R state s1 | grep status;
     $R kill s1 TERM; i=0; while $R state s1 | grep -q running && [ \$i -lt 600 ]; do usleep 100000; i=\$((i+1)); done;
     $R state s1 | grep status; cat /tmp/s1.out; $R delete s1; echo delete=\$?;
-    ls /run/rt-vm; ls /sys/fs/cgroup/cloison 2>/dev/null | grep -c s1"
+    ls /run/rt-vm; ls /sys/fs/cgroup/cloison 2>/dev/null | grep -c s1; true"
 IP=/usr/sbin/ip-full
 check kill_term sh -c "$R create -b /bundles/sleeper k1 </dev/null >/dev/null 2>&1; $R start k1;
     $R exec k1 true; $R kill k1 TERM; i=0;
