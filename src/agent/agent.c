@@ -453,6 +453,10 @@ main (int argc, char **argv)
     return 0; /* listening: the init goes on */
   if (!pid1)
     setsid ();
+  else
+    /* on the console: a template is snapshotted once this is seen, before
+       any vsock traffic */
+    dprintf (1, "cloison-agent: ready\n");
   if (chdir ("/") < 0)
     return 1;
   signal (SIGCHLD, SIG_IGN); /* connection children reap themselves */

@@ -457,6 +457,28 @@ template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
                            (unsigned long long)cl_fnv1a64 (key));
 }
 
+/* Waits for the agent's "ready" line in the console log. */
+static int
+wait_ready_line (const char *log, pid_t vmm, cl_error_t *err)
+{
+  uint64_t deadline = cl_now_ns () + VMCTR_BOOT_TIMEOUT_NS;
+
+  while (cl_now_ns () < deadline)
+    {
+      cleanup_free char *text = NULL;
+      size_t len = 0;
+      cl_error_t e = NULL;
+
+      if (cl_read_file (log, &text, &len, &e) == 0 && strstr (text, "cloison-agent: ready"))
+        return 0;
+      cl_error_release (&e);
+      if (waitpid (vmm, NULL, WNOHANG) == vmm)
+        return cl_error_make (err, 0, "the template VM stopped before its agent was ready");
+      usleep (50000);
+    }
+  return cl_error_make (err, 0, "the template VM's agent was not ready in time");
+}
+
 /* Boots the idle VM (kernel + agent waiting for its first request, no
    share mounted) and snapshots it into `tdir`, once: a lock file beside
    it makes concurrent creates wait for the first. */
@@ -468,7 +490,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   cleanup_free char *state = cl_strdup_printf ("%s/state.json", tdir);
   cleanup_free char *parent = cl_xstrdup (tdir);
   cleanup_free char *share = NULL, *snap = NULL, *body = NULL;
-  cleanup_close int lfd = -1, conn = -1;
+  cleanup_close int lfd = -1;
   struct vm_start v = *like;
   pid_t vmm;
   int r = -1;
@@ -500,15 +522,14 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   close (v.vsock_fd);
   if (vmm < 0)
     goto out;
-  /* the agent answers: the guest is booted and idle; the connection,
-     closed at once, ends the agent's child for it before the snapshot */
-  if (agent_connect (v.cid, vmm, v.log, VMCTR_BOOT_TIMEOUT_NS, &conn, err) < 0)
+  /* the agent says it listens on the console: the guest is booted and
+     idle, and its vsock has carried nothing yet */
+  if (wait_ready_line (v.log, vmm, err) < 0)
     {
       vm_stop (vmm);
       goto out;
     }
-  close (steal_fd (&conn));
-  sleep (2); /* the close handshake and the agent's child, even under emulation */
+  sleep (1);
   body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
   r = cl_unix_http_request (v.api_socket, "PUT", "/snapshot/create", body, err);
   vm_stop (vmm);
