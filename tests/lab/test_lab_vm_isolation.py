@@ -64,13 +64,6 @@ check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer na
     $IP -n vmiso-c route add default via 10.77.0.1 &&
     $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
 check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
-check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/rand r2 > /tmp/r2;
-    cat /tmp/r1 /tmp/r2; cat /run/rt-vm/.templates/*/console.log; ls -d /run/rt-vm/.templates/*;
-    ls /run/rt-vm/.templates | grep -c -v lock"
-check boots sh -c "$R create -b /bundles/warm w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
-    $R delete -f w1; $R create -b /bundles/cold c1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/c1/vm-boot;
-    $R delete -f c1"
-
 # podman drives the runtime unchanged, with the annotation
 mkdir -p /etc/containers /var/tmp /tmp/pm
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
@@ -119,12 +112,7 @@ def bundles():
         "net": vm(c(["sh", "-c", "ip addr show eth0 | grep -E 'inet |ether'; ip route; "
                      "ping -c 2 -W 5 10.77.0.1 | grep -c 'bytes from'"])),
         "tty": vm(c(["sh", "-c", "tty; stty size; exit 3"])),
-        "rand": vm(c(["sh", "-c", "head -c 16 /dev/urandom | od -An -tx1"])),
-        "cold": vm(c(["sleep", "1000"])),
     }
-    configs["warm"] = copy.deepcopy(configs["sleeper"])
-    for name in ("rand", "warm"):
-        configs[name]["annotations"]["org.cloison.vm.boot"] = "warm"
     configs["process"]["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
     configs["process"]["process"]["cwd"] = "/tmp"
     configs["process"]["process"]["env"].append("GREETING=hi")
@@ -229,20 +217,6 @@ def test_network_joined_through_the_tap(run):
 def test_terminal(run):
     c = run.check("terminal")
     assert c.rc == 3 and "/dev/pts/" in c.output and "33 101" in c.output, c
-
-
-def test_clones_of_one_template_draw_different_random_bytes(run):
-    boots = run.assert_check("boots").output.splitlines()
-    assert boots and boots[0].startswith("clone "), "the clone fell back to a boot: %s" % boots
-    out = run.assert_check("clones").output
-    lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
-    assert len(lines) == 2 and lines[0] != lines[1], out
-    assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "1", out
-
-
-def test_warm_clone_on_request_cold_by_default(run):
-    out = run.assert_check("boots").output.splitlines()
-    assert out[0].startswith("clone /run/rt-vm/.templates/") and out[1] == "cold", out
 
 
 def podman_check(run, name):
