@@ -20,6 +20,7 @@ struct cl_api_ctx
 {
   char *root;
   size_t body_limit;
+  char *exec_helper;
   pthread_mutex_t lock;
   /* broadcast when an operation changes status, an event is appended, or
      the context shuts down */
@@ -54,6 +55,7 @@ struct api_call
   json_t *query;   /* object: decoded key -> string */
   json_t *body;    /* the parsed body; NULL when empty */
   const char *if_match;
+  bool websocket; /* the request asks for a websocket */
   struct cl_api_response *resp;
 };
 
@@ -120,6 +122,9 @@ int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool bo
 char *cl_api_path_join (const char *ctx, const char *key);
 
 /* --- ctx.c: manager handles for synchronous requests --- */
+bool cl_api_ctx_closing (struct cl_api_ctx *ctx);
+/* The exec helper program (cl_api_options), or NULL. */
+const char *cl_api_ctx_exec_helper (struct cl_api_ctx *ctx);
 int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
 void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 
@@ -133,6 +138,11 @@ struct api_op_kind
   const char *description; /* "Creating instance" */
   api_op_fn fn;
   const char *lifecycle_action; /* event on success: "instance-created" */
+  const char *op_class;         /* NULL: "task" */
+  /* an operation's data (cl_api_op_start_data): a reference taken, one
+     given back (op_free gives back the operation's own) */
+  void *(*data_ref) (void *data);
+  void (*data_unref) (void *data);
 };
 
 /* Starts an operation on `instance` (its ordering key, and its resource)
@@ -145,6 +155,15 @@ void cl_api_op_start (struct api_call *c, const struct api_op_kind *kind, const 
    watcher is told the status the operation leaves. */
 void cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
                           json_t *resources, const char *source, bool instance, json_t *args);
+/* The same with metadata from the start (stolen) and data for the
+   kind (the operation owns one reference), keyed by `key` alone. */
+void cl_api_op_start_data (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                           json_t *resources, const char *source, json_t *args, json_t *metadata,
+                           void *data);
+void *cl_api_op_data (struct api_op *op);
+/* Operation `id`'s data with a reference taken (kind->data_ref), when it
+   is of `kind`; else NULL. */
+void *cl_api_op_data_ref (struct cl_api_ctx *ctx, const char *id, const struct api_op_kind *kind);
 /* From an operation's worker: its metadata (stolen; progress, result),
    sent as an operation event; source (optional) replaces the lifecycle
    event's. */
@@ -182,6 +201,14 @@ void cl_api_time_string (int64_t t, char *buf, size_t len);
 
 /* --- stream.c: GET /1.0/events --- */
 void cl_api_events_get (struct api_call *c);
+
+/* --- exec.c --- */
+void cl_api_instance_exec (struct api_call *c);
+void cl_api_instance_console (struct api_call *c);
+void cl_api_operation_websocket (struct api_call *c);
+
+/* --- ws.c: websocket frames --- */
+/* cl_api_ws_send, cl_api_ws_recv: api.h */
 
 /* --- instances.c --- */
 void cl_api_instances_list (struct api_call *c);

@@ -25,6 +25,10 @@ static const char *const api_extensions[] = {
   "events_websocket",
   "instance_copy",
   "images_fetch",
+  "container_exec",
+  "vm_exec",
+  "console",
+  "metrics",
   NULL,
 };
 
@@ -67,6 +71,10 @@ static const struct api_route routes[] = {
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
     cl_api_instance_state_put },
   { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
+    cl_api_instance_exec },
+  { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },
+    cl_api_instance_console },
   { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
     cl_api_snapshots_create },
@@ -90,6 +98,8 @@ static const struct api_route routes[] = {
   { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
     cl_api_operation_wait },
+  { { "GET", "/1.0/operations/{id}/websocket", "connect one of an exec's websockets (secret=S)" },
+    cl_api_operation_websocket },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
 };
@@ -152,8 +162,11 @@ void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
-  struct api_call c
-      = { .ctx = ctx, .method = req->method, .if_match = req->if_match, .resp = resp };
+  struct api_call c = { .ctx = ctx,
+                        .method = req->method,
+                        .if_match = req->if_match,
+                        .websocket = req->websocket,
+                        .resp = resp };
   char allowed[64] = "";
   const struct api_route *found = NULL;
   cleanup_free char *path = NULL;
