@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <time.h>
 
 #define API_EVENT_RING 512
 #define API_MANAGER_POOL 8
@@ -44,6 +45,11 @@ struct cl_api_ctx
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
+  /* for /1.0/metrics (metrics.c): requests answered by status, updated
+     atomically; operations started; when the context opened (monotonic) */
+  uint64_t requests[600];
+  uint64_t ops_started;
+  struct timespec started;
 };
 
 /* One request being handled. */
@@ -176,6 +182,12 @@ void cl_api_operation_get (struct api_call *c);
 void cl_api_operation_wait (struct api_call *c);
 void cl_api_operation_cancel (struct api_call *c);
 
+/* Operations kept, by status (pending, running, success, failure,
+   cancelled), for /1.0/metrics. */
+#define OP_STATUS_COUNT 5
+void cl_api_ops_count (struct cl_api_ctx *ctx, int counts[OP_STATUS_COUNT]);
+const char *cl_api_op_status_name (int status);
+
 /* Is an operation on `instance` still to end?  (lock held) */
 bool cl_api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
 
@@ -206,6 +218,9 @@ void cl_api_events_get (struct api_call *c);
 void cl_api_instance_exec (struct api_call *c);
 void cl_api_instance_console (struct api_call *c);
 void cl_api_operation_websocket (struct api_call *c);
+
+/* --- metrics.c --- */
+void cl_api_metrics_get (struct api_call *c);
 
 /* --- ws.c: websocket frames --- */
 /* cl_api_ws_send, cl_api_ws_recv: api.h */

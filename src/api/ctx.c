@@ -20,6 +20,7 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   ctx->root = cl_xstrdup (root);
   ctx->body_limit = opts && opts->body_limit ? opts->body_limit : CL_API_BODY_LIMIT_DEFAULT;
   ctx->exec_helper = opts && opts->exec_helper ? cl_xstrdup (opts->exec_helper) : NULL;
+  clock_gettime (CLOCK_MONOTONIC, &ctx->started);
   pthread_mutex_init (&ctx->lock, NULL);
   pthread_cond_init (&ctx->changed, NULL);
   ctx->op_ended = cl_api_watch_note;

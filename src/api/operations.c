@@ -163,6 +163,21 @@ op_set_status (struct api_op *op, int status, const char *errmsg)
   cl_api_event_emit (op->ctx, "operation", op_json (op), true);
 }
 
+void
+cl_api_ops_count (struct cl_api_ctx *ctx, int counts[OP_STATUS_COUNT])
+{
+  pthread_mutex_lock (&ctx->lock);
+  for (struct api_op *o = ctx->ops; o; o = o->next)
+    counts[o->status]++;
+  pthread_mutex_unlock (&ctx->lock);
+}
+
+const char *
+cl_api_op_status_name (int status)
+{
+  return status_names[status];
+}
+
 bool
 cl_api_instance_busy (struct cl_api_ctx *ctx, const char *instance)
 {
@@ -390,6 +405,7 @@ op_start (struct api_call *c, const struct api_op_kind *kind, const char *key, j
       return;
     }
   ctx->workers++;
+  ctx->ops_started++;
   pthread_mutex_unlock (&ctx->lock);
 
   cl_api_response_clear (c->resp);

@@ -102,6 +102,7 @@ static const struct api_route routes[] = {
     cl_api_operation_websocket },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
+  { { "GET", "/1.0/metrics", "metrics in the Prometheus text format" }, cl_api_metrics_get },
 };
 
 const struct cl_api_route_info *
@@ -158,9 +159,20 @@ method_takes_body (const char *method)
          || strcmp (method, "PATCH") == 0 || strcmp (method, "DELETE") == 0;
 }
 
+static void handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
+                    struct cl_api_response *resp);
+
 void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
+{
+  handle (ctx, req, resp);
+  if (resp->status >= 100 && resp->status < 600)
+    __atomic_add_fetch (&ctx->requests[resp->status], 1, __ATOMIC_RELAXED);
+}
+
+static void
+handle (struct cl_api_ctx *ctx, const struct cl_api_request *req, struct cl_api_response *resp)
 {
   struct api_call c = { .ctx = ctx,
                         .method = req->method,
