@@ -67,6 +67,7 @@ struct cl_api_channel
   int slot;
   char *helper;
   json_t *job; /* the console's helper job */
+  struct cl_api_ctx *ctx;
   unsigned width, height;
 };
 
@@ -135,6 +136,7 @@ struct session
   int err_fd;
   int status_fd;
   pid_t pid;
+  struct cl_api_ctx *ctx; /* its shutdown ends the session */
 };
 
 static void
@@ -404,6 +406,15 @@ session_run (struct session *s, int *exit_code, cl_error_t *err)
             break;
           timeout = (int)((drain_until - now) / 1000000) + 1;
         }
+      if (cl_api_ctx_closing (s->ctx))
+        {
+          /* the server stops: the command's terminal hangs up, and
+             nothing waits for it */
+          kill (s->pid, SIGHUP);
+          return cl_error_make (err, 0, "the server stopped before the command ended");
+        }
+      if (timeout < 0 || timeout > 500)
+        timeout = 500;
       if (poll (p, (nfds_t)n, timeout) < 0)
         {
           if (errno == EINTR)
@@ -494,8 +505,9 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
   struct api_exec *x = cl_api_op_data (op);
   struct cl_api_ctx *ctx = cl_api_op_ctx (op);
   bool wait_ws = json_is_true (json_object_get (args, "wait"));
-  struct session s
-      = { .tty = x->interactive, .ws_in = -1, .ws_out = -1, .ws_err = -1, .ws_ctl = -1 };
+  struct session s = {
+    .tty = x->interactive, .ws_in = -1, .ws_out = -1, .ws_err = -1, .ws_ctl = -1, .ctx = ctx
+  };
   json_t *md;
   int code = 0, r;
   (void)m;
@@ -786,6 +798,7 @@ cl_api_instance_console (struct api_call *c)
   ch = cl_xmalloc0 (sizeof *ch);
   ch->slot = -1;
   ch->helper = cl_xstrdup (cl_api_ctx_exec_helper (c->ctx));
+  ch->ctx = c->ctx;
   ch->job = json_pack ("{s:s, s:s, s:b, s:b}", "root", c->ctx->root, "name", c->params[0], "tty",
                        true, "console", true);
   ch->width = (unsigned)width;
@@ -831,7 +844,8 @@ cl_api_channel_run (struct cl_api_channel *ch, int fd)
     }
   else
     {
-      struct session s = { .tty = true, .ws_in = fd, .ws_out = -1, .ws_err = -1, .ws_ctl = fd };
+      struct session s
+          = { .tty = true, .ws_in = fd, .ws_out = -1, .ws_err = -1, .ws_ctl = fd, .ctx = ch->ctx };
       cl_error_t err = NULL;
       int code = 0;
 
