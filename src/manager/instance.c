@@ -417,7 +417,10 @@ cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
         return cl_error_make (err, 0, "instance `%s` is not running", name);
       return cl_mgr_instance_ops (inst)->console (m, inst, exit_code, err);
     }
-  return cl_mgr_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
+  /* on a terminal, a pty of the container's (job control) */
+  return cl_mgr_instance_exec (m, name, sh, NULL, 0,
+                               isatty (0) && isatty (1) ? CL_EXEC_TTY_ON : CL_EXEC_TTY_AUTO,
+                               exit_code, err);
 }
 
 int
