@@ -10,9 +10,7 @@ import os
 import struct
 import time
 
-import pytest
-
-from test_api import Daemon, WebSocket, container_body
+from test_api import WebSocket, api, container_body  # noqa: F401 (fixture)
 
 
 class WS(WebSocket):
@@ -44,21 +42,6 @@ class WS(WebSocket):
             assert op != 8, data
             data += payload
         return data
-
-
-@pytest.fixture
-def api(tmp_path):
-    d = Daemon(tmp_path)
-    d.start()
-    yield d
-    try:
-        if d.proc.poll() is None:
-            for url in d.ok("GET", "/1.0/instances"):
-                st, j, _ = d.request("DELETE", url + "?force=1")
-                if st == 202:
-                    d.wait(j["operation"])
-    finally:
-        d.stop()
 
 
 def start_exec(api, name, body):

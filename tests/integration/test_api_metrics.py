@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from test_api import Daemon, container_body
+from test_api import api, container_body  # noqa: F401 (fixture)
 
 
 def parse(text):
@@ -37,23 +37,6 @@ def value(samples, metric, **labels):
     found = [v for (m, l), v in samples.items() if m == metric and want <= set(l)]
     assert found, (metric, labels, sorted(k[0] for k in samples))
     return sum(found)
-
-
-@pytest.fixture
-def api(tmp_path):
-    d = Daemon(tmp_path)
-    d.start()
-    yield d
-    try:
-        if d.proc.poll() is None:
-            for url in d.ok("GET", "/1.0/instances"):
-                st, j, _ = d.request("DELETE", url + "?force=1")
-                if st == 202:
-                    d.wait(j["operation"])
-            for url in d.ok("GET", "/1.0/networks"):
-                d.request("DELETE", url)
-    finally:
-        d.stop()
 
 
 def metrics(api):

@@ -1,16 +1,12 @@
 # SPDX-License-Identifier: Apache-2.0
 """cloisond under stress and faults, beyond test_api.py's (413 bodies, a
-stalled client, 1000 idle connections with the limit raised by the test,
-kill -9 during a stop): the daemon raises its own open-files limit, slow
-body senders are dropped without slowing others, and an exec survives a
-kill -9 of the daemon (the command and its instance keep running, the
-operation is marked failed on restart) and ends cleanly at SIGTERM."""
-import json
-import os
-import resource
+stalled client, 1000 idle connections, kill -9 during a stop): slow body
+and header senders are dropped without slowing others, and an exec
+survives a kill -9 of the daemon (the command and its instance keep
+running, the operation is marked failed on restart) and ends cleanly at
+SIGTERM."""
 import signal
 import socket
-import subprocess
 import threading
 import time
 
@@ -26,52 +22,6 @@ def cleanup(d):
             if st == 202:
                 d.wait(j["operation"])
     d.stop()
-
-
-def nofile(pid):
-    for line in open("/proc/%d/limits" % pid):
-        if line.startswith("Max open files"):
-            return [int(x) if x.isdigit() else x for x in line.split()[3:5]]
-
-
-def test_daemon_raises_its_open_files_limit(tmp_path):
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard <= 1024:
-        import pytest
-        pytest.skip("the hard open-files limit is %d: nothing to raise to" % hard)
-    # the test process itself needs the descriptors for its clients
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8192), hard))
-    d = Daemon(tmp_path)
-    # the daemon starts with a soft limit of 256: it must raise it itself
-    real_popen = subprocess.Popen
-
-    def low_popen(*a, **kw):
-        kw["preexec_fn"] = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
-        return real_popen(*a, **kw)
-
-    subprocess.Popen = low_popen
-    try:
-        d.start()
-    finally:
-        subprocess.Popen = real_popen
-    idle = []
-    try:
-        assert nofile(d.proc.pid) == [hard, hard]
-        for _ in range(1000):
-            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            s.connect(d.sock)
-            idle.append(s)
-        times = []
-        for _ in range(20):
-            t = time.monotonic()
-            assert d.request("GET", "/1.0")[0] == 200
-            times.append(time.monotonic() - t)
-        assert sorted(times)[10] < 0.05, times
-    finally:
-        for s in idle:
-            s.close()
-        d.stop()
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_slow_body_senders_time_out_and_block_nobody(tmp_path):
