@@ -214,7 +214,7 @@ void cl_api_time_string (int64_t t, char *buf, size_t len);
 /* --- stream.c: GET /1.0/events --- */
 void cl_api_events_get (struct api_call *c);
 
-/* --- exec.c --- */
+/* --- api_exec.c --- */
 void cl_api_instance_exec (struct api_call *c);
 void cl_api_instance_console (struct api_call *c);
 void cl_api_operation_websocket (struct api_call *c);
@@ -222,8 +222,14 @@ void cl_api_operation_websocket (struct api_call *c);
 /* --- metrics.c --- */
 void cl_api_metrics_get (struct api_call *c);
 
-/* --- ws.c: websocket frames --- */
-/* cl_api_ws_send, cl_api_ws_recv: api.h */
+/* --- ws.c: websocket frames (cl_api_ws_send, cl_api_ws_recv: api.h)
+   and channels --- */
+/* The first member of every channel (api_exec.c): how to free one that
+   never ran; cl_api_channel_free (ws.c, below reply.c) calls it. */
+struct api_channel_base
+{
+  void (*free) (struct cl_api_channel *ch);
+};
 
 /* --- instances.c --- */
 void cl_api_instances_list (struct api_call *c);

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Websocket frames (RFC 6455) on a socket that an HTTP server upgraded:
    ours unmasked, the client's masked.  Used by cloisond for the event
-   stream and by the exec and console sessions (exec.c). */
+   stream and by the exec and console sessions (api_exec.c). */
 #include "api/api_internal.h"
 #include "common/util.h"
 
@@ -68,4 +68,11 @@ cl_api_ws_recv (int fd, char **payload, size_t *len, size_t max)
   *payload = p;
   *len = n;
   return h[0] & 0x0f;
+}
+
+void
+cl_api_channel_free (struct cl_api_channel *ch)
+{
+  if (ch)
+    ((struct api_channel_base *)ch)->free (ch);
 }

@@ -457,7 +457,7 @@ listen_unix (const char *path, cl_error_t *err)
 /* ---- the exec helper ---- */
 
 /* `cloisond --exec-helper JOB`: runs an exec or a console for the API
-   (src/api/exec.c spawns it with the command's stdio), in a process of its
+   (src/api/api_exec.c spawns it with the command's stdio), in a process of its
    own: the manager's exec waits, forwards signals and may take the
    terminal, which the daemon's threads must not.  The result goes to fd 3:
    "X<exit code>", or "E<message>". */

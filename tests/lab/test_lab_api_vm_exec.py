@@ -35,8 +35,10 @@ typed() {
     done
     tr -d '\033' < /tmp/out; echo
 }
-check launch sh -c 'launch vm "[\"/bin/sleep\",\"100000\"]" && launch con "[\"/bin/sh\"]" &&
-    /lab/cloison list'
+launch_both() {
+    launch vm '["/bin/sleep","100000"]' && launch con '["/bin/sh"]' && /lab/cloison list
+}
+check launch launch_both
 check streams streams
 check pty pty
 check signal $W $S vm -k 15 -d 5 -- sleep 100

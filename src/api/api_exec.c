@@ -63,13 +63,16 @@ struct api_exec
 
 struct cl_api_channel
 {
-  struct api_exec *x; /* an exec's websocket, or NULL: a console */
+  struct api_channel_base base; /* first */
+  struct api_exec *x;           /* an exec's websocket, or NULL: a console */
   int slot;
   char *helper;
   json_t *job; /* the console's helper job */
   struct cl_api_ctx *ctx;
   unsigned width, height;
 };
+
+static void channel_free (struct cl_api_channel *ch);
 
 /* ---- the shared state ---- */
 
@@ -756,6 +759,7 @@ cl_api_operation_websocket (struct api_call *c)
   else
     {
       ch = cl_xmalloc0 (sizeof *ch);
+      ch->base.free = channel_free;
       ch->x = x;
       ch->slot = slot;
       cl_api_response_clear (c->resp);
@@ -796,6 +800,7 @@ cl_api_instance_console (struct api_call *c)
       return;
     }
   ch = cl_xmalloc0 (sizeof *ch);
+  ch->base.free = channel_free;
   ch->slot = -1;
   ch->helper = cl_xstrdup (cl_api_ctx_exec_helper (c->ctx));
   ch->ctx = c->ctx;
@@ -810,11 +815,9 @@ cl_api_instance_console (struct api_call *c)
 
 /* ---- the server's side ---- */
 
-void
-cl_api_channel_free (struct cl_api_channel *ch)
+static void
+channel_free (struct cl_api_channel *ch)
 {
-  if (ch == NULL)
-    return;
   if (ch->x)
     {
       pthread_mutex_lock (&ch->x->lock);
@@ -866,5 +869,5 @@ cl_api_channel_run (struct cl_api_channel *ch, int fd)
         }
       ws_close (fd);
     }
-  cl_api_channel_free (ch);
+  channel_free (ch);
 }
