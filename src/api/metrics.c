@@ -278,33 +278,29 @@ sys_counter (const char *dev, const char *file)
   return text ? strtoull (text, NULL, 10) : 0;
 }
 
-/* Host-side device names in the instance's network info (taps). */
+/* The instance's interfaces (its network info: ifname in the guest,
+   host_ifname the tap on the host). */
 static void
-vm_net_metrics (struct samples *s, const char *name, json_t *network)
+vm_net_metrics (struct samples *s, const char *name, json_t *interfaces)
 {
   json_t *v;
-  const char *key;
   size_t i;
 
-  if (json_is_array (network))
-    json_array_foreach (network, i, v) vm_net_metrics (s, name, v);
-  else if (json_is_object (network))
-    json_object_foreach (network, key, v)
-    {
-      const char *dev = json_string_value (v);
-      if ((strcmp (key, "tap") == 0 || strcmp (key, "host_device") == 0) && dev
-          && strchr (dev, '/') == NULL)
-        {
-          cleanup_free char *p = cl_strdup_printf ("/sys/class/net/%s", dev);
-          if (access (p, F_OK) == 0)
-            /* the tap's transmit is the guest's receive */
-            net_samples (s, name, "vm", dev, sys_counter (dev, "tx_bytes"),
-                         sys_counter (dev, "tx_packets"), sys_counter (dev, "rx_bytes"),
-                         sys_counter (dev, "rx_packets"));
-        }
-      else if (json_is_object (v) || json_is_array (v))
-        vm_net_metrics (s, name, v);
-    }
+  json_array_foreach (interfaces, i, v)
+  {
+    const char *host = json_string_value (json_object_get (v, "host_ifname"));
+    const char *guest = json_string_value (json_object_get (v, "ifname"));
+    cleanup_free char *p = NULL;
+
+    if (host == NULL || *host == '\0' || strchr (host, '/') || strstr (host, ".."))
+      continue;
+    p = cl_strdup_printf ("/sys/class/net/%s", host);
+    if (access (p, F_OK) == 0)
+      /* the tap's transmit is the guest's receive */
+      net_samples (s, name, "vm", guest && *guest ? guest : host, sys_counter (host, "tx_bytes"),
+                   sys_counter (host, "tx_packets"), sys_counter (host, "rx_bytes"),
+                   sys_counter (host, "rx_packets"));
+  }
 }
 
 static void
