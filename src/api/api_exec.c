@@ -519,23 +519,26 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
     {
       uint64_t deadline = cl_now_ns () + EXEC_ATTACH_TIMEOUT_S * 1000000000ull;
       bool all = false;
-      pthread_mutex_lock (&x->lock);
+      /* ctx->lock is never taken under x->lock: the websocket route
+         takes x->lock under ctx->lock (cl_api_op_data_ref) */
       while (!all && cl_now_ns () < deadline && !cl_api_ctx_closing (ctx))
         {
           struct timespec t;
+          pthread_mutex_lock (&x->lock);
           all = true;
           for (int i = 0; i < N_FDS; i++)
             if (x->secret[i][0] && x->fd[i] < 0)
               all = false;
-          if (all)
-            break;
-          clock_gettime (CLOCK_REALTIME, &t);
-          t.tv_nsec += 200000000;
-          if (t.tv_nsec >= 1000000000)
-            t.tv_sec++, t.tv_nsec -= 1000000000;
-          pthread_cond_timedwait (&x->cond, &x->lock, &t);
+          if (!all)
+            {
+              clock_gettime (CLOCK_REALTIME, &t);
+              t.tv_nsec += 200000000;
+              if (t.tv_nsec >= 1000000000)
+                t.tv_sec++, t.tv_nsec -= 1000000000;
+              pthread_cond_timedwait (&x->cond, &x->lock, &t);
+            }
+          pthread_mutex_unlock (&x->lock);
         }
-      pthread_mutex_unlock (&x->lock);
       if (!all)
         {
           exec_end (x);
@@ -543,12 +546,15 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
                                 EXEC_ATTACH_TIMEOUT_S);
         }
     }
+  pthread_mutex_lock (&x->lock);
   s.ws_in = x->fd[FD_STDIN];
   s.ws_out = x->fd[FD_STDOUT];
   s.ws_err = x->fd[FD_STDERR];
   s.ws_ctl = x->fd[FD_CONTROL];
+  pthread_mutex_unlock (&x->lock);
+  int ws[N_FDS] = { s.ws_in, s.ws_out, s.ws_err, s.ws_ctl };
   for (int i = 0; i < N_FDS; i++)
-    ws_prepare (x->fd[i]);
+    ws_prepare (ws[i]);
   r = session_spawn (cl_api_ctx_exec_helper (ctx), json_object_get (args, "job"), s.tty,
                      (unsigned)json_integer_value (json_object_get (args, "width")),
                      (unsigned)json_integer_value (json_object_get (args, "height")), &s, err);
@@ -563,7 +569,7 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
       session_close (&s);
     }
   for (int i = 0; i < N_FDS; i++)
-    ws_close (x->fd[i]);
+    ws_close (ws[i]);
   exec_end (x);
   if (r < 0)
     return -1;
