@@ -64,6 +64,16 @@ void cl_api_ctx_shutdown (struct cl_api_ctx *ctx);
    pulls memory from under them. */
 bool cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms);
 
+/* What a client may do: everything (the Unix socket, in-process, a
+   trusted certificate over TLS), only GET (a restricted certificate), or
+   nothing but GET /1.0 and POST /1.0/certificates with a trust token. */
+enum cl_api_access
+{
+  CL_API_ACCESS_FULL = 0,
+  CL_API_ACCESS_READ_ONLY,
+  CL_API_ACCESS_NONE,
+};
+
 struct cl_api_request
 {
   const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
@@ -73,6 +83,11 @@ struct cl_api_request
   size_t body_len;
   const char *if_match; /* the If-Match header, or NULL */
   bool websocket;       /* a websocket handshake (Upgrade: websocket, a key) */
+  /* over TLS: access is the trust store's word on the client's
+     certificate (api/trust.h); false (Unix socket, in-process): full */
+  bool remote;
+  const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
+  const char *peer_certificate; /* PEM, NULL: none */
 };
 
 struct cl_api_response
@@ -97,6 +112,13 @@ struct cl_api_response
    changed (PRAGMA data_version, cheap), and lists the instances only
    then.  Events it makes carry "context": {"observed": true}. */
 int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err);
+
+/* Calls fn with each event as it is emitted (an in-process front end
+   shows an operation's progress from them): in the emitting thread,
+   with the context's lock held, so fn must not call the router.  NULL:
+   none. */
+typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
+void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
 
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,

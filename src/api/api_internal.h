@@ -28,13 +28,15 @@ struct cl_api_ctx
   pthread_cond_t changed;
   bool closing;
   bool inline_ops;    /* cl_api_options.inline_ops */
-  sqlite3 *db;        /* the api_operations table; used under lock (NULL: inline_ops) */
+  sqlite3 *db;        /* api_operations (not inline_ops), the trust store; used under lock */
   struct api_op *ops; /* newest first */
   uint64_t op_seq;
   int workers; /* operation threads alive */
   /* events: the last API_EVENT_RING, event number n at ring[n % size] */
   json_t *ring[API_EVENT_RING];
   uint64_t ev_next;
+  cl_api_event_fn observer; /* cl_api_ctx_observe */
+  void *observer_opaque;
   /* the watcher (watch.c): each instance's status as last seen or as an
      operation left it; NULL when nothing watches */
   json_t *known;
@@ -43,6 +45,11 @@ struct cl_api_ctx
      with its handle: cl_api_watch_note, set by cl_api_ctx_new (watch.c asks
      operations.c whether an instance is busy, so not the other way) */
   void (*op_ended) (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
+  /* trust.c: told when a certificate is removed through the API */
+  void (*revoke_hook) (void *data, const char *fingerprint);
+  void *revoke_data;
+  int64_t data_version; /* cl_api_trust_changed's last PRAGMA data_version */
+  bool trust_ready;     /* its tables made (cl_api_trust_init) */
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
@@ -63,6 +70,8 @@ struct api_call
   json_t *body;    /* the parsed body; NULL when empty */
   const char *if_match;
   bool websocket; /* the request asks for a websocket */
+  const struct cl_api_request *req;
+  enum cl_api_access access;
   struct cl_api_response *resp;
 };
 
@@ -82,10 +91,24 @@ void cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
 /* 400 naming the body's field `path`. */
 void cl_api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-/* A library error: its status read from the message (not found: 404,
-   conflicts: 409, bad values: 400, else 500); releases *err. */
+/* A library error: its status from its kind (not found: 404,
+   conflict: 409, invalid: 400, busy: 503, else 500); releases *err. */
 void cl_api_reply_cl_error (struct api_call *c, cl_error_t *err);
-int cl_api_error_status (const char *msg);
+int cl_api_error_status (cl_error_t err);
+/* A JSON document written as text, for a large list (no json_t tree
+   built and dumped for thousands of items). */
+struct api_text
+{
+  char *buf;
+  size_t len, cap;
+};
+void cl_api_text_raw (struct api_text *t, const char *s, size_t n);
+/* s quoted and escaped as a JSON string */
+void cl_api_text_string (struct api_text *t, const char *s);
+void cl_api_text_int (struct api_text *t, long long v);
+/* Replies 200: the sync envelope around t's text, its metadata (takes
+   t's buffer). */
+void cl_api_reply_sync_text (struct api_call *c, struct api_text *t);
 /* Query parameters: absent gives def; a bad value replies 400 and
    returns -1. */
 int cl_api_query_bool (struct api_call *c, const char *key, bool def, bool *out);
@@ -127,10 +150,12 @@ int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool bo
 /* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
 char *cl_api_path_join (const char *ctx, const char *key);
 
-/* --- ctx.c: manager handles for synchronous requests --- */
+/* --- ctx.c --- */
 bool cl_api_ctx_closing (struct cl_api_ctx *ctx);
 /* The exec helper program (cl_api_options), or NULL. */
 const char *cl_api_ctx_exec_helper (struct cl_api_ctx *ctx);
+
+/* --- pool.c: manager handles for synchronous requests --- */
 int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
 void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 
@@ -255,5 +280,20 @@ void cl_api_networks_list (struct api_call *c);
 void cl_api_networks_create (struct api_call *c);
 void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);
+
+/* --- trust.c: /1.0/certificates, PATCH /1.0, the access of a request --- */
+/* Opens the database (when inline operations left it closed) and makes
+   the store's tables, once; the routes that use them call it first. */
+int cl_api_trust_init (struct cl_api_ctx *ctx, cl_error_t *err);
+/* The access of a request (its certificate looked up when remote). */
+enum cl_api_access cl_api_request_access (struct cl_api_ctx *ctx, const struct cl_api_request *req);
+/* The server's settings and TLS identity for GET /1.0 (trusted clients). */
+json_t *cl_api_server_tls_info (struct cl_api_ctx *ctx);
+void cl_api_server_patch (struct api_call *c);
+void cl_api_certificates_list (struct api_call *c);
+void cl_api_certificates_add (struct api_call *c);
+void cl_api_certificate_get (struct api_call *c);
+void cl_api_certificate_patch (struct api_call *c);
+void cl_api_certificate_delete (struct api_call *c);
 
 #endif

@@ -109,6 +109,14 @@ class Daemon:
         assert op["status"] == "success", op
         return op
 
+    def delete_instances(self):
+        """Whatever instances a test left (a failing one, say)."""
+        if self.proc.poll() is None:
+            for url in self.ok("GET", "/1.0/instances"):
+                st, j, _ = self.request("DELETE", url + "?force=1")
+                if st == 202:
+                    self.wait(j["operation"])
+
     def curl(self, *args):
         p = subprocess.run(["curl", "-sS", "--unix-socket", self.sock] + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
@@ -131,11 +139,7 @@ def api(tmp_path):
     yield d
     # whatever a failing test left: its instances, then the daemon
     try:
-        if d.proc.poll() is None:
-            for url in d.ok("GET", "/1.0/instances"):
-                st, j, _ = d.request("DELETE", url + "?force=1")
-                if st == 202:
-                    d.wait(j["operation"])
+        d.delete_instances()
     finally:
         d.stop()
         subprocess.run([binary("cloison"), "--root", d.root, "list"], capture_output=True)
@@ -280,10 +284,11 @@ def test_container_through_the_api(api):
 
 def test_changes_made_outside_the_api_are_events(api):
     """A workload that ends by itself, and the CLI's launch and delete on
-    the daemon's state root: each is an event ("observed")."""
+    the daemon's state root, in-process (--local, not through the
+    daemon): each is an event ("observed")."""
     ev = Events(api, "?type=lifecycle")
     api.run_op("POST", "/1.0/instances", container_body("brief", ["sh", "-c", "sleep 1"]))
-    cli = [binary("cloison"), "--root", api.root]
+    cli = [binary("cloison"), "--root", api.root, "--local"]
     subprocess.run(cli + ["launch", "--no-network", "busybox", "bycli", "--", "sleep", "100"],
                    check=True, capture_output=True)
     ev.wait_for("instance-created", "/1.0/instances/bycli")
@@ -429,6 +434,28 @@ def test_bad_requests(api):
     assert j["path"] == 'config["limits.cpu"]'
 
 
+def test_library_errors_get_their_kinds_status(api):
+    """The status of an error the library raises comes from its kind, set
+    where it was raised (not from words of its message)."""
+    def status(method, path, body=None):
+        st, j, _ = api.request(method, path, body)
+        assert j["type"] == "error" and j["error_code"] == st, j
+        return st, j
+
+    api.run_op("POST", "/1.0/instances", container_body("user", ["sleep", "1000"]))
+    # not found (the store, the image store, networks)
+    assert status("GET", "/1.0/instances/ghost")[0] == 404
+    assert status("GET", "/1.0/images/nosuchimage")[0] == 404
+    assert status("DELETE", "/1.0/networks/ghost")[0] == 404
+    # conflict: an image in use
+    st, j = status("DELETE", "/1.0/images/busybox:latest")
+    assert st == 409 and "is used by instance `user`" in j["error"]
+    # invalid: a value the manager refuses, named by its field
+    st, j = status("PATCH", "/1.0/instances/user", {"config": {"limits.memory": "1M"}})
+    assert st == 400 and j["path"] == 'config["limits.memory"]' and "at least 4M" in j["error"]
+    api.run_op("DELETE", "/1.0/instances/user?force=1")
+
+
 def test_oversized_bodies_get_413(api, tmp_path):
     big = tmp_path / "big.json"
     big.write_text('{"name": "%s"}' % ("a" * (2 << 20)))
@@ -554,10 +581,13 @@ def test_events_stream_through_curl(api):
 class WebSocket:
     """The least of RFC 6455 a test needs, over the Unix socket."""
 
-    def __init__(self, sock_path, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(sock_path)
+    def __init__(self, sock_path, path, conn=None):
+        """conn: a connected socket to use instead (a TLS one, say)."""
+        if conn is None:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(20)
+            conn.connect(sock_path)
+        self.s = conn
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall(("GET %s HTTP/1.1\r\nHost: cloison\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
