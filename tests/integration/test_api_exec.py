@@ -5,12 +5,16 @@ command's stdin, stdout and stderr (or one pty) and a control channel
 (window-resize, signal); the operation ends with metadata.return, the exit
 code.  GET /1.0/instances/NAME/console is a websocket on a pty.  Real
 containers (busybox) through the real socket."""
+import hashlib
 import json
 import os
 import struct
 import time
 
+import pytest
+
 from test_api import WebSocket, api, container_body  # noqa: F401 (fixture)
+from test_api_remote import pair, trusted  # noqa: F401 (fixtures)
 
 
 class WS(WebSocket):
@@ -74,7 +78,6 @@ def test_exec_pipes_exit_code_env_cwd_user(api):
     op, fds, ws = start_exec(api, "ex", {"command": ["sh", "-c", "cat | md5sum"]})
     ws["0"].send(2, blob)
     ws["0"].send(2, b"")
-    import hashlib
     assert ws["1"].read_until_close().split()[0].decode() == hashlib.md5(blob).hexdigest()
     assert api.wait(op)["metadata"]["return"] == 0
 
@@ -161,3 +164,35 @@ def test_console_websocket(api):
     assert st == 400, j
     st, j, _ = api.request("GET", "/1.0/instances/con/console")
     assert st == 400 and "websocket" in j["error"], j
+
+
+def test_exec_over_tls_and_read_only_refused(pair, trusted):
+    """The same websockets through the TLS listener (MHD forwards an
+    upgraded TLS connection in its own thread): a trusted certificate
+    runs a command; a read-only one gets no exec or console."""
+    from test_api_remote import TLSWebSocket, curl
+
+    class TLSWS(TLSWebSocket, WS):
+        pass
+
+    a, _ = pair
+    u = trusted
+    u.run("--remote", "ra", "launch", "busybox", "tl", "--no-network", "--", "sleep", "600")
+    st, j = curl(a, "/1.0/instances/tl/exec", u, "POST",
+                 {"command": ["sh", "-c", "read x; echo tls:$x; exit 6"]})
+    assert st == 202, j
+    op = j["operation"]
+    ws = {k: TLSWS(a, u, "%s/websocket?secret=%s" % (op, v))
+          for k, v in j["metadata"]["metadata"]["fds"].items()}
+    ws["0"].send(2, b"over\n")
+    ws["0"].send(2, b"")
+    assert ws["1"].read_until_close() == b"tls:over\n"
+    st, j = curl(a, op + "/wait?timeout=30", u)
+    assert j["metadata"]["metadata"]["return"] == 6, j
+    u.run("config", "trust", "restrict", "alice", "--read-only", daemon=a)
+    st, j = curl(a, "/1.0/instances/tl/exec", u, "POST", {"command": ["true"]})
+    assert st == 403, j
+    with pytest.raises(AssertionError, match="403"):
+        TLSWS(a, u, "/1.0/instances/tl/console")
+    u.run("config", "trust", "restrict", "alice", "--read-only=false", daemon=a)
+    u.run("delete", "ra:tl", "--force")
