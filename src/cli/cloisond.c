@@ -407,6 +407,28 @@ ws_loop (void *data)
   return NULL;
 }
 
+/* Runs an upgraded connection's loop here, or (own_thread) in a thread
+   of its own; false when that thread could not start. */
+static bool
+run_upgraded (void *(*loop) (void *), void *data, bool own_thread)
+{
+  pthread_t t;
+  pthread_attr_t attr;
+  int r;
+
+  if (!own_thread)
+    {
+      loop (data);
+      return true;
+    }
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize (&attr, 512u << 10);
+  r = pthread_create (&t, &attr, loop, data);
+  pthread_attr_destroy (&attr);
+  return r == 0;
+}
+
 /* On the Unix socket the stream runs in the connection's own thread
    (thread per connection); over TLS, MHD forwards between the TLS
    session and `sock` in that thread once we return, so it gets a thread
@@ -416,8 +438,6 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
         MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
   struct ws *w = cls;
-  pthread_t t;
-  pthread_attr_t attr;
   (void)con;
   (void)state;
   (void)extra;
@@ -425,15 +445,7 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
 
   w->sock = sock;
   w->urh = urh;
-  if (*w->peer.fp == '\0')
-    {
-      ws_loop (w);
-      return;
-    }
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize (&attr, 512u << 10);
-  if (pthread_create (&t, &attr, ws_loop, w) != 0)
+  if (!run_upgraded (ws_loop, w, *w->peer.fp != '\0'))
     {
       cl_warn ("cloisond: no thread for an event websocket");
       cl_api_events_free (w->ev);
@@ -441,7 +453,6 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
       free (w);
       __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
     }
-  pthread_attr_destroy (&attr);
 }
 
 /* An exec's or a console's websocket: on the Unix socket in the
@@ -474,8 +485,6 @@ channel_run (void *cls, struct MHD_Connection *con, void *state, const char *ext
              size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
   struct chan *c = cls;
-  pthread_t t;
-  pthread_attr_t attr;
   (void)con;
   (void)state;
   (void)extra;
@@ -483,15 +492,7 @@ channel_run (void *cls, struct MHD_Connection *con, void *state, const char *ext
 
   c->sock = sock;
   c->urh = urh;
-  if (!c->own_thread)
-    {
-      chan_loop (c);
-      return;
-    }
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize (&attr, 512u << 10);
-  if (pthread_create (&t, &attr, chan_loop, c) != 0)
+  if (!run_upgraded (chan_loop, c, c->own_thread))
     {
       cl_warn ("cloisond: no thread for a websocket");
       cl_api_channel_free (c->ch);
@@ -499,7 +500,6 @@ channel_run (void *cls, struct MHD_Connection *con, void *state, const char *ext
       free (c);
       __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
     }
-  pthread_attr_destroy (&attr);
 }
 
 /* Is this request a websocket handshake? */
