@@ -616,12 +616,17 @@ vm_restore (const char *from, const char *staged, cl_error_t *err)
 
 /* The agent's session needs no lock: a paused VM only delays it. */
 static int
-vm_exec_unlocked (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-                  size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-                  cl_error_t *err)
+vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+                  struct instance_lock *held, int *exit_code, cl_error_t *err)
 {
   cl_mgr_instance_unlock (held);
-  return cl_mgr_vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
+  if (spec->cwd || spec->user)
+    return cl_error_make (err, 0,
+                          "instance `%s`: exec in a VM takes no %s (the guest agent runs "
+                          "commands as root in /)",
+                          inst->name, spec->cwd ? "working directory" : "user");
+  return cl_mgr_vm_exec (m, inst, spec->argv, spec->env, spec->n_env, spec->tty, exit_code,
+                         err); /* vm_agent.c */
 }
 
 const struct instance_ops vm_ops = {
