@@ -181,11 +181,21 @@ op_project (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
   return r;
 }
 
-static const struct api_op_kind up_kind = { "Bringing a project up", op_project, "project-up" };
-static const struct api_op_kind down_kind
-    = { "Bringing a project down", op_project, "project-down" };
-static const struct api_op_kind provision_kind
-    = { "Provisioning a project", op_project, "project-provisioned" };
+static const struct api_op_kind up_kind = {
+  .description = "Bringing a project up",
+  .fn = op_project,
+  .lifecycle_action = "project-up",
+};
+static const struct api_op_kind down_kind = {
+  .description = "Bringing a project down",
+  .fn = op_project,
+  .lifecycle_action = "project-down",
+};
+static const struct api_op_kind provision_kind = {
+  .description = "Provisioning a project",
+  .fn = op_project,
+  .lifecycle_action = "project-provisioned",
+};
 
 static void
 start (struct api_call *c, const struct api_op_kind *kind, const char *verb)

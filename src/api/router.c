@@ -25,6 +25,10 @@ static const char *const api_extensions[] = {
   "events_websocket",
   "instance_copy",
   "images_fetch",
+  "container_exec",
+  "vm_exec",
+  "console",
+  "metrics",
   "volumes",
   "projects",
   "certificates",
@@ -84,6 +88,10 @@ static const struct api_route routes[] = {
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
     cl_api_instance_state_put },
   { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
+    cl_api_instance_exec },
+  { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },
+    cl_api_instance_console },
   { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
     cl_api_snapshots_create },
@@ -134,6 +142,8 @@ static const struct api_route routes[] = {
   { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
     cl_api_operation_wait },
+  { { "GET", "/1.0/operations/{id}/websocket", "connect one of an exec's websockets (secret=S)" },
+    cl_api_operation_websocket },
   { { "GET", "/1.0/certificates", "list trusted client certificates" }, cl_api_certificates_list },
   { { "POST", "/1.0/certificates",
       "trust a certificate, issue a trust token, or redeem one (untrusted clients)" },
@@ -145,6 +155,7 @@ static const struct api_route routes[] = {
     cl_api_certificate_delete },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
+  { { "GET", "/1.0/metrics", "metrics in the Prometheus text format" }, cl_api_metrics_get },
 };
 
 const struct cl_api_route_info *
@@ -216,6 +227,12 @@ access_refused (struct api_call *c, const char *path)
       cl_api_reply_error (c, 403, "read-only certificate: %s is refused", c->method);
       return true;
     }
+  /* a console's or an exec's websocket writes to the instance */
+  if (c->access == CL_API_ACCESS_READ_ONLY && c->websocket && strcmp (path, "/1.0/events") != 0)
+    {
+      cl_api_reply_error (c, 403, "read-only certificate: a console or exec websocket is refused");
+      return true;
+    }
   return false;
 }
 
@@ -226,13 +243,25 @@ method_takes_body (const char *method)
          || strcmp (method, "PATCH") == 0 || strcmp (method, "DELETE") == 0;
 }
 
+static void handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
+                    struct cl_api_response *resp);
+
 void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
+  handle (ctx, req, resp);
+  if (resp->status >= 100 && resp->status < 600)
+    __atomic_add_fetch (&ctx->requests[resp->status], 1, __ATOMIC_RELAXED);
+}
+
+static void
+handle (struct cl_api_ctx *ctx, const struct cl_api_request *req, struct cl_api_response *resp)
+{
   struct api_call c = { .ctx = ctx,
                         .method = req->method,
                         .if_match = req->if_match,
+                        .websocket = req->websocket,
                         .req = req,
                         .access = cl_api_request_access (ctx, req),
                         .resp = resp };

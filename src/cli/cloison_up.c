@@ -83,13 +83,13 @@ parse_args (int argc, char **argv, const char *usage, const char *allowed, struc
    host: a transport to another host is refused. */
 static int
 open_both (struct cloison_globals *g, const struct up_args *a, struct cl_project **p,
-           struct cl_cli_client **c, cl_error_t *err)
+           struct cli_client **c, cl_error_t *err)
 {
   const char *t;
 
-  if (cl_mgr_project_load (a->file, p, err) < 0 || (*c = cl_cli_client_of (g, err)) == NULL)
+  if (cl_mgr_project_load (a->file, p, err) < 0 || (*c = cli_client_of (g, err)) == NULL)
     return -1;
-  t = cl_cli_client_transport (*c);
+  t = cli_client_transport (*c);
   if (strcmp (t, "unix") != 0 && strcmp (t, "in-process") != 0)
     return cl_error_make (err, 0,
                           "a Cloisonfile's projects are served by the local state root only"
@@ -149,7 +149,7 @@ on_event (void *opaque, json_t *ev)
 /* POST /1.0/projects/ID/VERB run to its end, printing the lines the
    operation reports; returns its exit code. */
 static int
-project_call (struct cl_cli_client *c, struct cl_project *p, const char *verb, json_t *body,
+project_call (struct cli_client *c, struct cl_project *p, const char *verb, json_t *body,
               cl_error_t *err)
 {
   cleanup_free char *base = cl_api_url ("/1.0/projects/", cl_mgr_project_id (p));
@@ -158,9 +158,9 @@ project_call (struct cl_cli_client *c, struct cl_project *p, const char *verb, j
   struct shown sh = { .url = base, .lock = PTHREAD_MUTEX_INITIALIZER };
   int r;
 
-  cl_cli_client_watch (c, on_event, &sh);
-  r = cl_cli_call (c, "POST", path, NULL, body, &meta, err);
-  cl_cli_client_watch (c, NULL, NULL);
+  cli_client_watch (c, on_event, &sh);
+  r = cli_call (c, "POST", path, NULL, body, &meta, err);
+  cli_client_watch (c, NULL, NULL);
   if (r < 0)
     return -1;
   print_new (&sh, meta);
@@ -172,7 +172,7 @@ cmd_up (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
   cleanup_json json_t *body = NULL;
-  struct cl_cli_client *c;
+  struct cli_client *c;
   struct up_args a;
 
   if (parse_args (argc, argv, "up [-f FILE] [--recreate] [--provision] [MACHINE...]", "RP", &a, err)
@@ -190,7 +190,7 @@ cmd_down (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
   cleanup_json json_t *body = NULL;
-  struct cl_cli_client *c;
+  struct cli_client *c;
   struct up_args a;
 
   if (parse_args (argc, argv, "down [-f FILE] [--destroy [--volumes]] [MACHINE...]", "DV", &a, err)
@@ -235,7 +235,7 @@ cmd_status (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   cleanup_project struct cl_project *p = NULL;
   cleanup_json json_t *rows = NULL, *body = NULL;
   cleanup_free char *base = NULL, *path = NULL;
-  struct cl_cli_client *c;
+  struct cli_client *c;
   struct up_args a;
   json_t *r;
   size_t i;
@@ -246,7 +246,7 @@ cmd_status (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   body = project_body (p, &a);
   base = cl_api_url ("/1.0/projects/", cl_mgr_project_id (p));
   path = cl_strdup_printf ("%s/status", base);
-  if (cl_cli_call (c, "POST", path, NULL, body, &rows, err) < 0)
+  if (cli_call (c, "POST", path, NULL, body, &rows, err) < 0)
     return -1;
   if (strcmp (a.format, "json") == 0)
     {
@@ -274,7 +274,7 @@ cmd_provision (struct cloison_globals *g, int argc, char **argv, cl_error_t *err
 {
   cleanup_project struct cl_project *p = NULL;
   cleanup_json json_t *body = NULL;
-  struct cl_cli_client *c;
+  struct cli_client *c;
   struct up_args a;
 
   if (parse_args (argc, argv, "provision [-f FILE] [MACHINE...]", "", &a, err) < 0
