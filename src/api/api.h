@@ -72,6 +72,7 @@ struct cl_api_response
   char *location;               /* Location header (async: the operation) */
   char *etag;                   /* ETag header (an instance: its config's) */
   char *allow;                  /* Allow header (405) */
+  char *headers;                /* more headers, "Name: value\n" each (the console's) */
   struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
 };
 

@@ -25,6 +25,7 @@ static const char *const api_extensions[] = {
   "events_websocket",
   "instance_copy",
   "images_fetch",
+  "ui",
   NULL,
 };
 
@@ -92,6 +93,8 @@ static const struct api_route routes[] = {
     cl_api_operation_wait },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
+  { { "POST", "/1.0/ui/links", "a one-time login link for the web console (cloison ui-link)" },
+    cl_api_ui_links_create },
 };
 
 const struct cl_api_route_info *

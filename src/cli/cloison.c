@@ -13,6 +13,7 @@ static const struct cloison_cmd *const groups[] = {
   cloison_instance_cmds,
   cloison_image_cmds,
   cloison_network_cmds,
+  cloison_ui_cmds,
 };
 
 static void

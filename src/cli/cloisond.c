@@ -8,9 +8,11 @@
    thread, and a client that stalls is dropped after the connection
    timeout without slowing the others. */
 #include "api/api.h"
+#include "api/ui.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/util.h"
 
 #include <errno.h>
@@ -18,6 +20,8 @@
 #include <getopt.h>
 #include <grp.h>
 #include <microhttpd.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <poll.h>
@@ -34,6 +38,8 @@
 #define EVENT_HEARTBEAT_S 10
 
 static int signal_pipe[2] = { -1, -1 };
+/* the web console's sessions (src/api/ui.h) */
+static struct cl_api_ui *console;
 /* event streams open (plain and websockets): at shutdown they end first,
    so that each is closed by its last chunk or close frame, not cut */
 static int open_streams;
@@ -325,6 +331,16 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp)
     MHD_add_response_header (r, MHD_HTTP_HEADER_ETAG, resp->etag);
   if (resp->allow)
     MHD_add_response_header (r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+  for (char *line = resp->headers, *end; line && (end = strchr (line, '\n')); line = end + 1)
+    {
+      char *colon = strchr (line, ':');
+      *end = '\0';
+      if (colon && colon < end)
+        {
+          *colon = '\0';
+          MHD_add_response_header (r, line, colon + 2);
+        }
+    }
   ret = MHD_queue_response (con, (unsigned)resp->status, r);
   MHD_destroy_response (r);
   return ret;
@@ -344,6 +360,24 @@ send_too_big (struct MHD_Connection *con, size_t len)
   return ret;
 }
 
+/* What the console's gate needs to know of a request. */
+static void
+http_of (struct MHD_Connection *con, struct cl_api_http *h)
+{
+  const union MHD_ConnectionInfo *ci
+      = MHD_get_connection_info (con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+  int family = ci && ci->client_addr ? ci->client_addr->sa_family : AF_UNIX;
+
+  memset (h, 0, sizeof *h);
+  h->remote = family == AF_INET || family == AF_INET6;
+  h->host = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+  h->origin = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Origin");
+  h->cookie = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+  h->csrf = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "X-CSRF-Token");
+  h->accept_encoding
+      = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+}
+
 static enum MHD_Result
 on_request (void *cls, struct MHD_Connection *con, const char *url, const char *method,
             const char *version, const char *upload, size_t *upload_size, void **state)
@@ -352,6 +386,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   struct request *r = *state;
   struct cl_api_response resp;
   struct cl_api_request req = { .method = method };
+  struct cl_api_http http;
   cleanup_free char *path = NULL;
   enum MHD_Result ret;
   char *q;
@@ -398,7 +433,9 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.body = r->body;
   req.body_len = r->len;
   req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
-  cl_api_handle (ctx, &req, &resp);
+  http_of (con, &http);
+  if (!cl_api_ui_gate (console, &req, &http, &resp))
+    cl_api_handle (ctx, &req, &resp);
   cl_debug ("%s %s: %d", method, r->uri, resp.status);
   ret = send_response (con, &resp);
   cl_api_response_clear (&resp);
@@ -457,11 +494,67 @@ listen_unix (const char *path, cl_error_t *err)
   return steal_fd (&fd);
 }
 
+/* --listen ADDR:PORT ([ADDR]:PORT for IPv6; PORT 0: any free one):
+   plain HTTP for now, the console's and the API's TCP side.  *url: the
+   address it is reached at. */
+static int
+listen_tcp (const char *spec, char **url, cl_error_t *err)
+{
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
+  struct addrinfo *ai = NULL;
+  struct sockaddr_storage sa;
+  socklen_t salen = sizeof sa;
+  cleanup_free char *host = cl_xstrdup (spec);
+  cleanup_close int fd = -1;
+  char *colon = strrchr (host, ':'), port[16];
+  char name[INET6_ADDRSTRLEN + 2];
+  int one = 1, r;
+
+  if (colon == NULL || colon == host || colon[1] == '\0')
+    return cl_error_make (err, 0, "--listen `%s`: expected ADDR:PORT", spec);
+  *colon++ = '\0';
+  if (host[0] == '[' && host[strlen (host) - 1] == ']')
+    {
+      memmove (host, host + 1, strlen (host));
+      host[strlen (host) - 1] = '\0';
+    }
+  r = getaddrinfo (host, colon, &hints, &ai);
+  if (r != 0)
+    return cl_error_make (err, 0, "--listen `%s`: %s", spec, gai_strerror (r));
+  fd = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
+      || bind (fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen (fd, 1024) < 0
+      || getsockname (fd, (struct sockaddr *)&sa, &salen) < 0)
+    {
+      freeaddrinfo (ai);
+      return cl_error_errno (err, "--listen `%s`", spec);
+    }
+  freeaddrinfo (ai);
+  getnameinfo ((struct sockaddr *)&sa, salen, name, sizeof name, port, sizeof port,
+               NI_NUMERICHOST | NI_NUMERICSERV);
+  *url
+      = cl_strdup_printf (sa.ss_family == AF_INET6 ? "http://[%s]:%s" : "http://%s:%s", name, port);
+  return steal_fd (&fd);
+}
+
+static struct MHD_Daemon *
+serve (int fd, struct cl_api_ctx *ctx, unsigned timeout, int debug)
+{
+  return MHD_start_daemon (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+                               | MHD_USE_POLL | MHD_ALLOW_UPGRADE | (debug ? MHD_USE_ERROR_LOG : 0),
+                           0, NULL, NULL, on_request, ctx, MHD_OPTION_LISTEN_SOCKET, fd,
+                           MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK,
+                           uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+                           MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE,
+                           (size_t)(512u << 10), MHD_OPTION_END);
+}
+
 static void
 usage (FILE *out)
 {
   fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--timeout SECONDS]"
                 " [--body-limit BYTES] [--debug]\n"
+                "                [--listen ADDR:PORT] [--ui-session-timeout SECONDS]\n"
                 "       cloisond --routes   print the API's routes\n"
                 "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET ").\n");
 }
@@ -476,11 +569,17 @@ main (int argc, char **argv)
     { "body-limit", required_argument, NULL, 'b' },
     { "routes", no_argument, NULL, 'R' },
     { "debug", no_argument, NULL, 'd' },
+    { "listen", required_argument, NULL, 'l' },
+    { "ui-session-timeout", required_argument, NULL, 'U' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'v' },
     { NULL, 0, NULL, 0 },
   };
-  const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET;
+  const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET, *listen_spec = NULL;
+  struct cl_api_ui_options ui_opts = { 0 };
+  struct MHD_Daemon *tcp = NULL;
+  cleanup_free char *ui_dir = cl_piece_path (CL_PIECE_UI);
+  cleanup_free char *tcp_url = NULL;
   struct cl_api_options api_opts = { 0 };
   struct cl_api_ctx *ctx = NULL;
   struct MHD_Daemon *d;
@@ -526,6 +625,21 @@ main (int argc, char **argv)
       case 'd':
         debug = 1;
         break;
+      case 'l':
+        listen_spec = optarg;
+        break;
+      case 'U':
+        {
+          char *end;
+          unsigned long v = strtoul (optarg, &end, 10);
+          if (*optarg == '\0' || *end || v == 0 || v > 7 * 86400)
+            {
+              fprintf (stderr, "cloisond: invalid --ui-session-timeout `%s`: seconds\n", optarg);
+              return 2;
+            }
+          ui_opts.session_idle_s = (int)v;
+          break;
+        }
       case 'h':
         usage (stdout);
         return 0;
@@ -572,13 +686,28 @@ main (int argc, char **argv)
         }
       own_socket = true;
     }
-  d = MHD_start_daemon (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
-                            | MHD_USE_POLL | MHD_ALLOW_UPGRADE | (debug ? MHD_USE_ERROR_LOG : 0),
-                        0, NULL, NULL, on_request, ctx, MHD_OPTION_LISTEN_SOCKET, fd,
-                        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK,
-                        uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
-                        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE,
-                        (size_t)(512u << 10), MHD_OPTION_END);
+  ui_opts.assets_dir = ui_dir;
+  cl_api_ui_new (&ui_opts, &console, &err);
+  cl_api_ctx_set_ui (ctx, console);
+  d = serve (fd, ctx, timeout, debug);
+  if (d && listen_spec)
+    {
+      int tfd = listen_tcp (listen_spec, &tcp_url, &err);
+      if (tfd < 0 || (tcp = serve (tfd, ctx, timeout, debug)) == NULL)
+        {
+          if (tfd >= 0)
+            close (tfd);
+          else
+            cl_error_report (&err, "cloisond");
+          MHD_stop_daemon (d);
+          if (own_socket)
+            unlink (socket_path);
+          cl_api_ctx_free (ctx, 0);
+          return 1;
+        }
+      cl_api_ui_set_base_url (console, tcp_url);
+      fprintf (stderr, "cloisond: the web console is at %s/ui/\n", tcp_url);
+    }
   if (d == NULL)
     {
       fprintf (stderr, "cloisond: could not start the HTTP server on `%s`\n", socket_path);
@@ -599,6 +728,8 @@ main (int argc, char **argv)
   cl_api_ctx_shutdown (ctx);
   for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
     usleep (50000);
+  if (tcp)
+    MHD_stop_daemon (tcp);
   MHD_stop_daemon (d);
   if (own_socket)
     unlink (socket_path);
@@ -606,5 +737,7 @@ main (int argc, char **argv)
      start marks them failed */
   if (!cl_api_ctx_free (ctx, 10000))
     cl_warn ("cloisond: operations still running at exit");
+  else
+    cl_api_ui_free (console);
   return 0;
 }

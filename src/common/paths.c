@@ -35,6 +35,7 @@ static const struct piece pieces[] = {
       .name = "cloison-monitor" BUILD_TREE ("CLOISON_MONITOR", "src/manager/cloison-monitor") },
   [CL_PIECE_IMAGE_DATA]
   = { .dir = CLOISON_DATADIR, .name = NULL BUILD_TREE ("CLOISON_IMAGE_DATA", "src/image") },
+  [CL_PIECE_UI] = { .dir = CLOISON_DATADIR, .name = "ui" BUILD_TREE ("CLOISON_UI_DATA", "ui") },
 };
 
 /* The prefix we run from, if our executable is in PREFIX/bindir. */
