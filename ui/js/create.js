@@ -23,22 +23,22 @@ function fieldForPath(path, fields) {
 export function renderCreate(main, navigate) {
   const fields = {};
   const images = h('datalist', { id: 'image-list' });
-  fields.name = field('Name', h('input', { name: 'name', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9_][A-Za-z0-9_.\\-]*' }));
-  fields.image = field('Image', h('input', { name: 'image', list: 'image-list', value: 'busybox', required: true }),
+  fields.name = field('Name', h('input', { id: 'c-name', name: 'name', required: true, autocomplete: 'off', pattern: '[A-Za-z0-9_][A-Za-z0-9_.\\-]*' }));
+  fields.image = field('Image', h('input', { id: 'c-image', name: 'image', list: 'image-list', value: 'busybox', required: true }),
     'a name from the image store, e.g. busybox');
-  const kindSel = h('select', { name: 'kind' },
+  const kindSel = h('select', { id: 'c-kind', name: 'kind' },
     h('option', { value: 'container' }, 'Container'), h('option', { value: 'vm' }, 'Virtual machine'));
   fields.kind = field('Kind', kindSel);
-  fields.cpus = field('CPUs', h('input', { name: 'cpus', inputmode: 'numeric', placeholder: 'no limit' }));
-  fields.memory = field('Memory', h('input', { name: 'memory', placeholder: 'e.g. 512M' }));
-  fields.disk = field('Disk size', h('input', { name: 'disk', placeholder: 'e.g. 2G (VMs)' }));
+  fields.cpus = field('CPUs', h('input', { id: 'c-cpus', name: 'cpus', inputmode: 'numeric', placeholder: 'no limit' }));
+  fields.memory = field('Memory', h('input', { id: 'c-memory', name: 'memory', placeholder: 'e.g. 512M' }));
+  fields.disk = field('Disk size', h('input', { id: 'c-disk', name: 'disk', placeholder: 'e.g. 2G (VMs)' }));
   const nets = h('fieldset', { class: 'checks', id: 'networks' }, h('legend', {}, 'Networks'));
   fields.networks = { wrap: nets, input: nets, error: h('p', { class: 'field-error', role: 'alert' }) };
   nets.append(fields.networks.error);
-  fields.ports = field('Port forwards', h('textarea', { name: 'ports', rows: 2, placeholder: '8080:80/tcp, one per line' }));
-  fields.command = field('Command', h('input', { name: 'command', placeholder: 'the image\'s default' }),
+  fields.ports = field('Port forwards', h('textarea', { id: 'c-ports', name: 'ports', rows: 2, placeholder: '8080:80/tcp, one per line' }));
+  fields.command = field('Command', h('input', { id: 'c-command', name: 'command', placeholder: 'the image\'s default' }),
     'words separated by spaces');
-  fields.env = field('Environment', h('textarea', { name: 'env', rows: 2, placeholder: 'KEY=value, one per line' }));
+  fields.env = field('Environment', h('textarea', { id: 'c-env', name: 'env', rows: 2, placeholder: 'KEY=value, one per line' }));
   const general = h('p', { class: 'form-error', role: 'alert', id: 'create-error' });
   const submit = h('button', { type: 'submit', class: 'primary', id: 'create-submit' }, 'Create and start');
   const status = h('div', { id: 'create-status', role: 'status' });

@@ -27,33 +27,70 @@ export async function openTerminal(box, name, mode) {
   term.open(screen);
   fit.fit();
   const status = box.querySelector('#term-status');
-  let ws;
+  let session;
   try {
-    ws = await connect(name, mode, term.cols, term.rows);
+    session = await connect(name, mode, term.cols, term.rows);
   } catch (e) {
     status.textContent = `no terminal: ${e.message}`;
     toast(`Terminal: ${e.message}`, 'error');
     term.dispose();
     return () => {};
   }
-  ws.binaryType = 'arraybuffer';
+  const { data: ws, control } = session;
   const enc = new TextEncoder();
-  ws.onopen = () => { status.textContent = mode === 'exec' ? 'shell' : 'console'; term.focus(); };
+  ws.binaryType = 'arraybuffer';
+  const ready = () => { status.textContent = mode === 'exec' ? 'shell' : 'console'; term.focus(); };
+  if (ws.readyState === 1) ready(); else ws.addEventListener('open', ready);
   ws.onmessage = (m) => term.write(typeof m.data === 'string' ? m.data : new Uint8Array(m.data));
   ws.onclose = () => { status.textContent = 'ended'; };
+  // keys as bytes (binary frames): Ctrl-C is byte 3, which the pty turns
+  // into SIGINT for the shell's foreground job
   term.onData((d) => { if (ws.readyState === 1) ws.send(enc.encode(d)); });
-  term.onResize(({ cols, rows }) => resize(ws, cols, rows));
+  term.onResize(({ cols, rows }) => {
+    const msg = JSON.stringify({ command: 'window-resize', args: { width: String(cols), height: String(rows) } });
+    if (control.readyState === 1) control.send(msg);
+  });
   const ro = new ResizeObserver(() => fit.fit());
   ro.observe(screen);
-  const end = () => { ro.disconnect(); try { ws.close(); } catch { /* closed */ } term.dispose(); box.replaceChildren(); };
+  const end = () => {
+    ro.disconnect();
+    for (const s of new Set([ws, control])) { try { s.close(); } catch { /* closed */ } }
+    term.dispose();
+    box.replaceChildren();
+  };
   close.addEventListener('click', end);
   return end;
 }
 
-// The API's exec / console websockets (filled in with the exec API).
-async function connect(name, mode, cols, rows) {
-  void api; void cols; void rows;
-  throw new Error(`this server has no ${mode} websocket yet`);
+function socket(path) {
+  const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+  return new WebSocket(`${scheme}//${location.host}${path}`);
 }
 
-function resize(ws, cols, rows) { void ws; void cols; void rows; }
+function opened(ws) {
+  return new Promise((resolve, reject) => {
+    ws.addEventListener('open', () => resolve(ws), { once: true });
+    ws.addEventListener('error', () => reject(new Error('the websocket was refused')), { once: true });
+  });
+}
+
+// An interactive shell: an exec operation with a pty, its websockets "0"
+// (the terminal) and "control" (window-resize, signal).  The console:
+// one websocket, bytes in binary frames, control messages in text ones.
+async function connect(name, mode, cols, rows) {
+  const n = encodeURIComponent(name);
+  if (mode === 'console') {
+    const ws = socket(`/1.0/instances/${n}/console?width=${cols}&height=${rows}`);
+    return { data: await opened(ws), control: ws };
+  }
+  const r = await api('POST', `/1.0/instances/${n}/exec`, {
+    command: ['sh', '-c', 'if command -v bash >/dev/null; then exec bash -l; else exec sh -l; fi'],
+    interactive: true, width: cols, height: rows, 'wait-for-websocket': true,
+    environment: { TERM: 'xterm-256color' },
+  });
+  const fds = r.metadata.metadata.fds;
+  const [data, control] = await Promise.all([
+    opened(socket(`${r.operation}/websocket?secret=${fds['0']}`)),
+    opened(socket(`${r.operation}/websocket?secret=${fds.control}`))]);
+  return { data, control };
+}
