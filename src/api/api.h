@@ -36,9 +36,18 @@ struct cl_api_events;
 struct cl_api_options
 {
   size_t body_limit; /* bytes; larger bodies get 413.  0: 1 MiB */
+  /* A one-shot front end's context (the CLI with no daemon): each
+     operation runs to its end in the caller's thread before cl_api_handle
+     returns its 202 (no threads, so a VM's monitor forks a process of one
+     thread), and operations are kept in memory only, not recorded in
+     api_operations. */
+  bool inline_ops;
 };
 
 #define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
+/* GET .../logs answers at most this many bytes: the last ones, or those
+   from ?offset=N on */
+#define CL_API_LOG_LIMIT (8u << 20)
 
 /* Opens the state root: reconciles interrupted instance work
    (cl_mgr_open) and marks operations of dead owners failed. */
@@ -93,6 +102,10 @@ void cl_api_response_clear (struct cl_api_response *resp);
    context shuts down). */
 int cl_api_events_next (struct cl_api_events *ev, int timeout_ms, char **line);
 void cl_api_events_free (struct cl_api_events *ev);
+
+/* prefix + name, percent-encoded where needed ("/1.0/instances/" + a
+   name; caller frees). */
+char *cl_api_url (const char *prefix, const char *name);
 
 /* The route table, for documentation checks (docs/api/openapi.yaml) and
    `cloisond --routes`.  Paths name their parameters "{name}". */

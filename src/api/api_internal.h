@@ -25,7 +25,8 @@ struct cl_api_ctx
      the context shuts down */
   pthread_cond_t changed;
   bool closing;
-  sqlite3 *db;        /* the api_operations table; used under lock */
+  bool inline_ops;    /* cl_api_options.inline_ops */
+  sqlite3 *db;        /* the api_operations table; used under lock (NULL: inline_ops) */
   struct api_op *ops; /* newest first */
   uint64_t op_seq;
   int workers; /* operation threads alive */
@@ -85,8 +86,6 @@ int cl_api_query_bool (struct api_call *c, const char *key, bool def, bool *out)
 int cl_api_query_int (struct api_call *c, const char *key, long min, long max, long def, long *out);
 /* Replaces each object of `list` with prefix + its "name" (recursion=0). */
 void cl_api_names_to_urls (json_t *list, const char *prefix);
-/* "/1.0/instances/" + name, percent-encoded where needed (caller frees). */
-char *cl_api_url (const char *prefix, const char *name);
 /* Percent-decodes n bytes (plus_space: '+' is a space, as in queries);
    NULL when an escape is malformed or decodes to NUL (caller frees). */
 char *cl_api_url_decode (const char *s, size_t n, bool plus_space);
@@ -104,6 +103,7 @@ enum api_field_type
   API_STRING_ARRAY,
   API_STRING_MAP, /* object of strings */
   API_SCALAR,     /* string or integer (config values) */
+  API_SCALAR_MAP, /* object of API_SCALAR */
 };
 
 struct api_field

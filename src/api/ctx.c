@@ -21,10 +21,12 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   ctx->body_limit = opts && opts->body_limit ? opts->body_limit : CL_API_BODY_LIMIT_DEFAULT;
   pthread_mutex_init (&ctx->lock, NULL);
   pthread_cond_init (&ctx->changed, NULL);
+  ctx->inline_ops = opts && opts->inline_ops;
   ctx->op_ended = cl_api_watch_note;
   /* instances first: their interrupted work is undone or finished */
-  if (cl_mgr_open (root, &m, err) < 0 || cl_db_open (root, &ctx->db, err) < 0
-      || cl_api_ops_init (ctx, err) < 0)
+  if (cl_mgr_open (root, &m, err) < 0
+      || (!ctx->inline_ops
+          && (cl_db_open (root, &ctx->db, err) < 0 || cl_api_ops_init (ctx, err) < 0)))
     {
       if (m)
         cl_mgr_close (m);

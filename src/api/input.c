@@ -17,6 +17,7 @@ static const char *const expected_name[] = {
   [API_STRING_ARRAY] = "an array of strings",
   [API_STRING_MAP] = "an object of strings",
   [API_SCALAR] = "a string or an integer",
+  [API_SCALAR_MAP] = "an object of strings and integers",
 };
 
 char *
@@ -103,12 +104,17 @@ check_value (json_t *v, const char *path, const struct api_field *f, char **bad,
         }
       break;
     case API_STRING_MAP:
+    case API_SCALAR_MAP:
       ok = json_is_object (v);
       if (ok)
-        json_object_foreach (v, k, e) if (!json_is_string (e))
+        json_object_foreach (v, k, e) if (!json_is_string (e)
+                                          && (f->type == API_STRING_MAP || !json_is_integer (e)))
         {
           *bad = cl_api_path_join (path, k);
-          *why = cl_strdup_printf ("expected a string, got %s", cl_json_type_name (e));
+          *why
+              = cl_strdup_printf ("expected %s, got %s",
+                                  f->type == API_STRING_MAP ? "a string" : "a string or an integer",
+                                  cl_json_type_name (e));
           return -1;
         }
       break;

@@ -10,11 +10,10 @@
 #include "image/image.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define LOG_LIMIT (8u << 20)
 
 static const struct api_field no_fields[] = { { NULL, 0, false, NULL } };
 
@@ -293,7 +292,7 @@ cl_api_instances_create (struct api_call *c)
   name = json_string_value (json_object_get (c->body, "name"));
   type = json_string_value (json_object_get (c->body, "type"));
   source = json_object_get (c->body, "source");
-  if (cl_validate_name (name, "name", &err) < 0)
+  if (cl_validate_name (name, "instance name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
@@ -379,14 +378,8 @@ cl_api_instance_get (struct api_call *c)
     reply_instance (c, info);
 }
 
-static const struct api_field patch_config_fields[] = {
-  { "limits.cpu", API_SCALAR, false, NULL },
-  { "limits.memory", API_SCALAR, false, NULL },
-  { NULL, 0, false, NULL },
-};
-
 static const struct api_field patch_fields[] = {
-  { "config", API_OBJECT, true, patch_config_fields },
+  { "config", API_SCALAR_MAP, true, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -446,12 +439,22 @@ cl_api_instance_patch (struct api_call *c)
   struct cl_launch_opts o = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
-  const char *bad;
-  json_t *info;
+  const char *bad, *key;
+  json_t *info, *v;
   int r;
 
   if (cl_api_check_body (c, patch_fields, true) < 0)
     return;
+  json_object_foreach (json_object_get (c->body, "config"), key, v)
+  {
+    if (strcmp (key, "limits.cpu") != 0 && strcmp (key, "limits.memory") != 0)
+      {
+        cleanup_free char *path = cl_api_path_join ("config", key);
+        cl_api_reply_bad_field (c, path, "%s: unknown key `%s` (limits.memory, limits.cpu)", path,
+                                key);
+        return;
+      }
+  }
   /* every value checked before any is applied */
   if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
     {
@@ -627,10 +630,10 @@ cl_api_instance_logs (struct api_call *c)
   cl_error_t err = NULL;
   cleanup_free char *path = NULL, *buf = NULL;
   cleanup_file FILE *f = NULL;
-  long size;
+  long size, offset, from;
   size_t n = 0;
 
-  if ((m = manager_get (c)) == NULL
+  if (cl_api_query_int (c, "offset", -1, LONG_MAX, -1, &offset) < 0 || (m = manager_get (c)) == NULL
       || manager_put (c, m, cl_mgr_instance_log_path (m, c->params[0], &path, &err), &err) < 0)
     return;
   f = fopen (path, "re");
@@ -641,8 +644,12 @@ cl_api_instance_logs (struct api_call *c)
     }
   if (f && fseek (f, 0, SEEK_END) == 0 && (size = ftell (f)) > 0)
     {
-      /* the last LOG_LIMIT bytes of a larger log */
-      long from = size > (long)LOG_LIMIT ? size - (long)LOG_LIMIT : 0;
+      /* the last CL_API_LOG_LIMIT bytes, or that many from the offset */
+      from = size > (long)CL_API_LOG_LIMIT ? size - (long)CL_API_LOG_LIMIT : 0;
+      if (offset >= 0)
+        from = offset < size ? offset : size;
+      if (size - from > (long)CL_API_LOG_LIMIT)
+        size = from + (long)CL_API_LOG_LIMIT;
       buf = cl_xmalloc0 ((size_t)(size - from) + 1);
       fseek (f, from, SEEK_SET);
       n = fread (buf, 1, (size_t)(size - from), f);
@@ -770,7 +777,7 @@ cl_api_snapshots_create (struct api_call *c)
   if (cl_api_check_body (c, snapshot_create_fields, true) < 0)
     return;
   snap = json_string_value (json_object_get (c->body, "name"));
-  if (cl_validate_name (snap, "name", &err) < 0)
+  if (cl_validate_name (snap, "snapshot name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);

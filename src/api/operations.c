@@ -115,6 +115,8 @@ op_persist (struct api_op *op)
   cleanup_free char *res = json_dumps (op->resources, JSON_COMPACT);
   cl_error_t err = NULL;
 
+  if (op->ctx->db == NULL)
+    return;
   if (cl_db_prepare (op->ctx->db,
                      "INSERT OR REPLACE INTO api_operations (id, seq, description, resources,"
                      " status, err, created, updated, owner_pid, owner_start)"
@@ -174,31 +176,30 @@ must_wait (struct api_op *op)
   return false;
 }
 
-static void *
-op_worker (void *arg)
+/* Runs the operation's action and records how it ended; called with
+   ctx->lock held (released while the action runs).  m: a handle to use,
+   NULL to open one of its own. */
+static void
+op_run (struct api_op *op, struct cl_manager *m)
 {
-  struct api_op *op = arg;
   struct cl_api_ctx *ctx = op->ctx;
-  struct cl_manager *m = NULL;
+  bool own = m == NULL;
   cl_error_t err = NULL;
-  int r;
+  int r = 0;
 
-  pthread_mutex_lock (&ctx->lock);
-  while (op->status == OP_PENDING && must_wait (op))
-    pthread_cond_wait (&ctx->changed, &ctx->lock);
-  if (op->status == OP_CANCELLED)
-    goto out;
   op_set_status (op, OP_RUNNING, NULL);
   pthread_mutex_unlock (&ctx->lock);
 
-  r = cl_mgr_open (ctx->root, &m, &err);
+  if (own)
+    r = cl_mgr_open (ctx->root, &m, &err);
   if (r == 0)
     r = op->kind->fn (op, m, op->args, &err);
   if (m)
     {
       if (op->is_instance && ctx->op_ended)
         ctx->op_ended (ctx, m, op->instance);
-      cl_mgr_close (m);
+      if (own)
+        cl_mgr_close (m);
     }
 
   pthread_mutex_lock (&ctx->lock);
@@ -210,7 +211,19 @@ op_worker (void *arg)
         ctx, "lifecycle",
         json_pack ("{s:s, s:s}", "action", op->kind->lifecycle_action, "source", op->source), true);
   cl_error_release (&err);
-out:
+}
+
+static void *
+op_worker (void *arg)
+{
+  struct api_op *op = arg;
+  struct cl_api_ctx *ctx = op->ctx;
+
+  pthread_mutex_lock (&ctx->lock);
+  while (op->status == OP_PENDING && must_wait (op))
+    pthread_cond_wait (&ctx->changed, &ctx->lock);
+  if (op->status != OP_CANCELLED)
+    op_run (op, NULL);
   ctx->workers--;
   pthread_cond_broadcast (&ctx->changed);
   pthread_mutex_unlock (&ctx->lock);
@@ -249,7 +262,10 @@ ops_prune (struct cl_api_ctx *ctx)
         {
           cleanup_stmt sqlite3_stmt *s = NULL;
           cl_error_t err = NULL;
-          if (cl_db_prepare (ctx->db, "DELETE FROM api_operations WHERE id = ?", &s, &err) == 0)
+          if (ctx->db == NULL)
+            ;
+          else if (cl_db_prepare (ctx->db, "DELETE FROM api_operations WHERE id = ?", &s, &err)
+                   == 0)
             {
               sqlite3_bind_text (s, 1, op->id, -1, SQLITE_STATIC);
               if (cl_db_step_done (ctx->db, s, &err) < 0)
@@ -332,6 +348,23 @@ cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const c
   ctx->ops = op;
   ops_prune (ctx);
   op_set_status (op, OP_PENDING, NULL);
+  if (ctx->inline_ops)
+    {
+      /* to its end here (the reply carries it ended); operations are one
+         at a time in such a context, so none waits for another */
+      struct cl_manager *m = NULL;
+      cl_error_t err = NULL;
+      pthread_mutex_unlock (&ctx->lock);
+      if (cl_api_manager_get (ctx, &m, &err) < 0)
+        cl_error_release (&err);
+      pthread_mutex_lock (&ctx->lock);
+      op_run (op, m);
+      body = op_json (op);
+      pthread_mutex_unlock (&ctx->lock);
+      if (m)
+        cl_api_manager_put (ctx, m);
+      goto reply;
+    }
   body = op_json (op);
   pthread_attr_init (&attr);
   pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
@@ -348,6 +381,7 @@ cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const c
   ctx->workers++;
   pthread_mutex_unlock (&ctx->lock);
 
+reply:
   cl_api_response_clear (c->resp);
   c->resp->status = 202;
   c->resp->content_type = "application/json";

@@ -166,7 +166,9 @@ cl_api_ui_links_create (struct api_call *c)
     return;
   if (ui == NULL)
     {
-      cl_api_reply_error (c, 503, "the web console is served by cloisond only");
+      cl_api_reply_error (c, 503,
+                          "no cloisond serves this state root: the web console and its "
+                          "login links are cloisond's (cloisond --listen ADDR:PORT)");
       return;
     }
   pthread_mutex_lock (&ui->lock);

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison: instances (containers and microVMs), images, snapshots, networks. */
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -15,6 +16,14 @@ static const struct cloison_cmd *const groups[] = {
   cloison_network_cmds,
   cloison_ui_cmds,
 };
+
+struct cl_cli_client *
+cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
+{
+  if (g->client == NULL && cl_cli_client_open (g->root, &g->client, err) < 0)
+    return NULL;
+  return g->client;
+}
 
 static void
 usage (FILE *out)
@@ -73,6 +82,7 @@ main (int argc, char **argv)
           int first = optind, r;
           optind = 0; /* commands run their own getopt_long */
           r = cmd->fn (&g, argc - first, argv + first, &err);
+          cl_cli_client_close (g.client);
           if (r < 0)
             return cl_error_report (&err, "cloison");
           return r;

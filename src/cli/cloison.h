@@ -6,11 +6,18 @@
 
 #include "common/error.h"
 
+struct cl_cli_client;
+
 struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
+  struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
 };
+
+/* The API client of g->root (the daemon serving it, else in-process),
+   opened at the first call; NULL with err set when it cannot be. */
+struct cl_cli_client *cl_cli_client_of (struct cloison_globals *g, cl_error_t *err);
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
    Returns the exit code; errors are reported through err (printed once by

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cloison instance commands: argument parsing and printing over
-   src/manager/manager.h. */
+/* cloison instance commands: argument parsing and printing; every verb
+   is a request to the API (cli/client.h), but run, exec and console,
+   which are interactive and call src/manager/manager.h directly. */
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -146,29 +148,76 @@ parse_launch_options (int argc, char **argv, struct cl_launch_opts *o, cl_error_
   return 0;
 }
 
+/* POST /1.0/instances's body for launch options; -1 on a bad --env. */
+static int
+launch_body (const struct cl_launch_opts *o, json_t **out, cl_error_t *err)
+{
+  json_t *body, *config = json_object (), *env = json_object ();
+
+  for (size_t i = 0; i < o->n_env; i++)
+    {
+      const char *eq = strchr (o->env[i], '=');
+      cleanup_free char *key = NULL;
+      if (eq == NULL || eq == o->env[i])
+        {
+          json_decref (config);
+          json_decref (env);
+          return cl_error_make (err, 0, "--env `%s`: expected KEY=VALUE", o->env[i]);
+        }
+      key = cl_strdup_printf ("%.*s", (int)(eq - o->env[i]), o->env[i]);
+      json_object_set_new (env, key, json_string (eq + 1));
+    }
+  if (o->cpus)
+    json_object_set_new (config, "limits.cpu", json_integer (o->cpus));
+  if (o->memory)
+    json_object_set_new (config, "limits.memory", json_integer ((json_int_t)o->memory));
+  if (o->disk_size)
+    json_object_set_new (config, "root.size", json_integer ((json_int_t)o->disk_size));
+  body = json_pack ("{s:s, s:s, s:{s:s, s:s}, s:o, s:o, s:o, s:b, s:o}", "name", o->name, "type",
+                    o->vm ? "virtual-machine" : "container", "source", "type", "image", "image",
+                    o->image, "config", config, "environment", env, "networks",
+                    cl_json_strings (o->networks, o->n_networks), "no_network", o->no_network,
+                    "ports", cl_json_strings (o->ports, o->n_ports));
+  if (o->argc)
+    json_object_set_new (body, "command", cl_json_strings ((const char *const *)o->argv, o->argc));
+  if (o->kernel)
+    json_object_set_new (body, "kernel", json_string (o->kernel));
+  if (o->initrd)
+    json_object_set_new (body, "initrd", json_string (o->initrd));
+  if (o->cmdline)
+    json_object_set_new (body, "cmdline", json_string (o->cmdline));
+  *out = body;
+  return 0;
+}
+
 static int
 cmd_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const char usage[]
       = "launch IMAGE NAME [--vm] [--cpus N] [--memory SIZE] [--disk-size SIZE] [--env K=V]..."
         " [--network NAME]... [--no-network] [-p HOSTPORT:PORT[/tcp|udp]]... [-- CMD...]";
-  cleanup_manager struct cl_manager *m = NULL;
+  struct cl_cli_client *c;
   struct cl_launch_opts o = { 0 };
+  cleanup_json json_t *body = NULL;
   char **cmd;
   size_t ncmd;
-  int n = split_command (argc, argv, &cmd, &ncmd), r;
+  int n = split_command (argc, argv, &cmd, &ncmd), r = -1;
 
   if (parse_launch_options (n, argv, &o, err) < 0)
-    return -1;
+    goto out;
   if (n - optind != 2)
-    return usage_error (err, usage);
+    {
+      usage_error (err, usage);
+      goto out;
+    }
   o.image = argv[optind];
   o.name = argv[optind + 1];
   o.argv = ncmd ? cmd : NULL;
   o.argc = ncmd;
-  if (cl_mgr_open (g->root, &m, err) < 0)
-    return -1;
-  r = cl_mgr_instance_launch (m, &o, err);
+  if (launch_body (&o, &body, err) < 0 || (c = cl_cli_client_of (g, err)) == NULL)
+    goto out;
+  r = cl_cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
+out:
   free (o.env);
   free (o.networks);
   free (o.ports);
@@ -225,7 +274,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  cleanup_manager struct cl_manager *m = NULL;
+  struct cl_cli_client *client;
   cleanup_json json_t *list = NULL;
   const char *format = "table";
   int c;
@@ -238,7 +287,8 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "list [--format table|json]");
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
-  if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_instance_list (m, &list, err) < 0)
+  if ((client = cl_cli_client_of (g, err)) == NULL
+      || cl_cli_call (client, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -261,16 +311,36 @@ one_name (int argc, char **argv, const char *usage, const char **name, cl_error_
   return 0;
 }
 
+/* "/1.0/instances/NAME" + suffix (caller frees). */
+static char *
+instance_path (const char *name, const char *suffix)
+{
+  cleanup_free char *url = cl_api_url ("/1.0/instances/", name);
+  return cl_strdup_printf ("%s%s", url, suffix);
+}
+
+/* A request on one instance run to its end: body stolen, *out as for
+   cl_cli_call. */
+static int
+instance_call (struct cloison_globals *g, const char *method, const char *name, const char *suffix,
+               const char *query, json_t *body, json_t **out, cl_error_t *err)
+{
+  cleanup_free char *path = instance_path (name, suffix);
+  struct cl_cli_client *c = cl_cli_client_of (g, err);
+  int r = c ? cl_cli_call (c, method, path, query, body, out, err) : -1;
+  json_decref (body);
+  return r;
+}
+
 static int
 cmd_info (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
   cleanup_json json_t *info = NULL;
   const char *name = NULL;
   char *s;
 
-  if (one_name (argc, argv, "info NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0
-      || cl_mgr_instance_info (m, name, &info, err) < 0)
+  if (one_name (argc, argv, "info NAME", &name, err) < 0
+      || instance_call (g, "GET", name, "", NULL, NULL, &info, err) < 0)
     return -1;
   s = json_dumps (info, JSON_INDENT (2));
   puts (s);
@@ -281,12 +351,12 @@ cmd_info (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 cmd_start (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
   const char *name = NULL;
 
-  if (one_name (argc, argv, "start NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0)
+  if (one_name (argc, argv, "start NAME", &name, err) < 0)
     return -1;
-  return cl_mgr_instance_start (m, name, err);
+  return instance_call (g, "PUT", name, "/state", NULL, json_pack ("{s:s}", "action", "start"),
+                        NULL, err);
 }
 
 static int
@@ -330,50 +400,45 @@ parse_stop_options (int argc, char **argv, const char *usage, int *timeout, bool
   return 0;
 }
 
+/* stop and restart: PUT .../state */
 static int
-cmd_stop (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+state_action (struct cloison_globals *g, int argc, char **argv, const char *action, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
+  cleanup_free char *usage = cl_strdup_printf ("%s [--timeout SECONDS] [--force] NAME", action);
   const char *name = NULL;
   int timeout = 10;
   bool force = false;
 
-  if (parse_stop_options (argc, argv, "stop [--timeout SECONDS] [--force] NAME", &timeout, &force,
-                          &name, err)
-          < 0
-      || cl_mgr_open (g->root, &m, err) < 0)
+  if (parse_stop_options (argc, argv, usage, &timeout, &force, &name, err) < 0)
     return -1;
-  return cl_mgr_instance_stop (m, name, timeout, force, err);
+  return instance_call (
+      g, "PUT", name, "/state", NULL,
+      json_pack ("{s:s, s:i, s:b}", "action", action, "timeout", timeout, "force", force), NULL,
+      err);
+}
+
+static int
+cmd_stop (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  return state_action (g, argc, argv, "stop", err);
 }
 
 static int
 cmd_restart (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
-  const char *name = NULL;
-  int timeout = 10;
-  bool force = false;
-
-  if (parse_stop_options (argc, argv, "restart [--timeout SECONDS] [--force] NAME", &timeout,
-                          &force, &name, err)
-          < 0
-      || cl_mgr_open (g->root, &m, err) < 0)
-    return -1;
-  return cl_mgr_instance_restart (m, name, force ? 0 : timeout, err);
+  return state_action (g, argc, argv, "restart", err);
 }
 
 static int
 cmd_delete (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
   const char *name = NULL;
   int timeout = 0;
   bool force = false;
 
-  if (parse_stop_options (argc, argv, "delete [--force] NAME", &timeout, &force, &name, err) < 0
-      || cl_mgr_open (g->root, &m, err) < 0)
+  if (parse_stop_options (argc, argv, "delete [--force] NAME", &timeout, &force, &name, err) < 0)
     return -1;
-  return cl_mgr_instance_delete (m, name, force, err);
+  return instance_call (g, "DELETE", name, "", force ? "force=1" : NULL, NULL, NULL, err);
 }
 
 static int
@@ -420,18 +485,51 @@ cmd_console (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   return code;
 }
 
+/* The log from byte `from` (GET .../logs?offset=), written to stdout;
+ *next: the offset after it.  A reader gone away is not an error. */
+static int
+logs_from (struct cl_cli_client *c, const char *path, uint64_t from, uint64_t *next,
+           cl_error_t *err)
+{
+  for (;;)
+    {
+      char query[40];
+      struct cl_api_request req = { .method = "GET", .path = path, .query = query };
+      struct cl_api_response resp;
+      int r = 0;
+
+      snprintf (query, sizeof query, "offset=%llu", (unsigned long long)from);
+      if (cl_cli_request (c, &req, &resp, err) < 0)
+        return -1;
+      if (resp.status != 200)
+        {
+          const char *msg = json_string_value (json_object_get (resp.json, "error"));
+          r = cl_error_make (err, 0, "%s", msg ? msg : "logs: no answer");
+        }
+      else if (resp.raw_len && cl_write_all (1, resp.raw, resp.raw_len) < 0)
+        r = 1;
+      from += resp.raw_len;
+      *next = from;
+      /* a reply shorter than the API's limit: the end for now */
+      if (r != 0 || resp.raw_len < CL_API_LOG_LIMIT)
+        {
+          cl_api_response_clear (&resp);
+          return r < 0 ? -1 : r;
+        }
+      cl_api_response_clear (&resp);
+    }
+}
+
 static int
 cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "follow", no_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  cleanup_manager struct cl_manager *m = NULL;
+  struct cl_cli_client *client;
   cleanup_free char *path = NULL;
-  cleanup_close int fd = -1;
   bool follow = false;
-  char buf[65536];
-  ssize_t n;
-  int c;
+  uint64_t at = 0;
+  int c, r;
 
   opterr = 0;
   while ((c = getopt_long (argc, argv, "f", opts, NULL)) != -1)
@@ -441,33 +539,20 @@ cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "logs [--follow] NAME");
   if (argc - optind != 1)
     return usage_error (err, "logs [--follow] NAME");
-  if (cl_mgr_open (g->root, &m, err) < 0
-      || cl_mgr_instance_log_path (m, argv[optind], &path, err) < 0)
+  if ((client = cl_cli_client_of (g, err)) == NULL)
     return -1;
-  fd = open (path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0 && errno != ENOENT)
-    return cl_error_errno (err, "open `%s`", path);
+  path = instance_path (argv[optind], "/logs");
   for (;;)
     {
-      while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
-        if (cl_write_all (1, buf, (size_t)n) < 0)
-          return 0; /* reader went away */
+      cleanup_json json_t *state = NULL;
+      if ((r = logs_from (client, path, at, &at, err)) != 0)
+        return r < 0 ? -1 : 0; /* error, or the reader went away */
       if (!follow)
         return 0;
-      {
-        cleanup_json json_t *info = NULL;
-        if (cl_mgr_instance_info (m, argv[optind], &info, err) < 0)
-          return -1;
-        if (strcmp (json_string_value (json_object_get (info, "status")), "running") != 0)
-          {
-            while (fd >= 0 && (n = read (fd, buf, sizeof buf)) > 0)
-              if (cl_write_all (1, buf, (size_t)n) < 0)
-                break;
-            return 0;
-          }
-      }
-      if (fd < 0)
-        fd = open (path, O_RDONLY | O_CLOEXEC);
+      if (instance_call (g, "GET", argv[optind], "/state", NULL, NULL, &state, err) < 0)
+        return -1;
+      if (strcmp (json_string_value (json_object_get (state, "status")), "running") != 0)
+        return logs_from (client, path, at, &at, err) < 0 ? -1 : 0;
       usleep (200000);
     }
 }
@@ -476,35 +561,41 @@ static int
 cmd_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const char usage[] = "config set NAME limits.memory=SIZE|limits.cpu=N...";
-  cleanup_manager struct cl_manager *m = NULL;
+  json_t *config;
 
   if (argc < 4 || strcmp (argv[1], "set") != 0)
     return usage_error (err, usage);
-  if (cl_mgr_open (g->root, &m, err) < 0)
-    return -1;
+  config = json_object ();
   for (int i = 3; i < argc; i++)
     {
       cleanup_free char *key = cl_xstrdup (argv[i]);
       char *eq = strchr (key, '=');
       if (eq == NULL)
-        return cl_error_make (err, 0, "`%s`: expected KEY=VALUE", argv[i]);
+        {
+          json_decref (config);
+          return cl_error_make (err, 0, "`%s`: expected KEY=VALUE", argv[i]);
+        }
       *eq = '\0';
-      if (cl_mgr_instance_config_set (m, argv[2], key, eq + 1, err) < 0)
-        return -1;
+      json_object_set_new (config, key, json_string (eq + 1));
     }
-  return 0;
+  /* PATCH checks every value before it applies any */
+  return instance_call (g, "PATCH", argv[2], "", NULL, json_pack ("{s:o}", "config", config), NULL,
+                        err);
 }
 
 static int
 cmd_copy (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_manager struct cl_manager *m = NULL;
+  struct cl_cli_client *c;
+  cleanup_json json_t *body = NULL;
 
   if (argc != 3)
     return usage_error (err, "copy SRC NEW");
-  if (cl_mgr_open (g->root, &m, err) < 0)
+  if ((c = cl_cli_client_of (g, err)) == NULL)
     return -1;
-  return cl_mgr_instance_copy (m, argv[1], argv[2], err);
+  body = json_pack ("{s:s, s:{s:s, s:s}}", "name", argv[2], "source", "type", "copy", "instance",
+                    argv[1]);
+  return cl_cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
 }
 
 static int
@@ -513,7 +604,7 @@ cmd_snapshot (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "snapshot create [--stateful]|list|restore|delete NAME [SNAP]";
   static const struct option opts[]
       = { { "stateful", no_argument, NULL, 's' }, { NULL, 0, NULL, 0 } };
-  cleanup_manager struct cl_manager *m = NULL;
+  cleanup_free char *snap = NULL;
   const char *verb;
   bool stateful = false;
   int c;
@@ -538,7 +629,7 @@ cmd_snapshot (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       json_t *e;
       if (argc != 1)
         return usage_error (err, usage);
-      if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_snapshot_list (m, argv[0], &list, err) < 0)
+      if (instance_call (g, "GET", argv[0], "/snapshots", "recursion=1", NULL, &list, err) < 0)
         return -1;
       printf ("%-24s %-9s %s\n", "NAME", "STATEFUL", "CREATED");
       json_array_foreach (list, i, e)
@@ -554,15 +645,15 @@ cmd_snapshot (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (argc != 2)
     return usage_error (err, usage);
-  if (cl_mgr_open (g->root, &m, err) < 0)
-    return -1;
   if (strcmp (verb, "create") == 0)
-    return cl_mgr_snapshot_create (m, argv[0], argv[1], stateful, err);
-  if (strcmp (verb, "restore") == 0)
-    return cl_mgr_snapshot_restore (m, argv[0], argv[1], err);
-  if (strcmp (verb, "delete") == 0)
-    return cl_mgr_snapshot_delete (m, argv[0], argv[1], err);
-  return usage_error (err, usage);
+    return instance_call (g, "POST", argv[0], "/snapshots", NULL,
+                          json_pack ("{s:s, s:b}", "name", argv[1], "stateful", stateful), NULL,
+                          err);
+  if (strcmp (verb, "restore") != 0 && strcmp (verb, "delete") != 0)
+    return usage_error (err, usage);
+  snap = cl_api_url ("/snapshots/", argv[1]);
+  return instance_call (g, strcmp (verb, "restore") == 0 ? "POST" : "DELETE", argv[0], snap, NULL,
+                        NULL, NULL, err);
 }
 
 const struct cloison_cmd cloison_instance_cmds[] = {

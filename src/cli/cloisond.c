@@ -19,6 +19,8 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <grp.h>
+#include <limits.h>
+#include <stddef.h>
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -35,6 +37,9 @@
 #include <unistd.h>
 
 #define DEFAULT_SOCKET "/run/cloison/cloison.sock"
+/* ROOT/cloisond.sock: a link to the socket of the daemon serving ROOT, by
+   which `cloison` finds it (src/cli/client.h) */
+#define ROOT_LINK "cloisond.sock"
 #define EVENT_HEARTBEAT_S 10
 
 static int signal_pipe[2] = { -1, -1 };
@@ -549,6 +554,60 @@ serve (int fd, struct cl_api_ctx *ctx, unsigned timeout, int debug)
                            (size_t)(512u << 10), MHD_OPTION_END);
 }
 
+/* The path of the socket we listen on (fd), absolute; NULL when it has
+   none (an abstract or unnamed socket). */
+static char *
+socket_path_of (int fd)
+{
+  struct sockaddr_un addr;
+  socklen_t len = sizeof addr;
+  char real[PATH_MAX];
+
+  if (getsockname (fd, (struct sockaddr *)&addr, &len) < 0 || addr.sun_family != AF_UNIX
+      || len <= offsetof (struct sockaddr_un, sun_path) || addr.sun_path[0] == '\0')
+    return NULL;
+  addr.sun_path[sizeof addr.sun_path - 1] = '\0';
+  return realpath (addr.sun_path, real) ? cl_xstrdup (real) : NULL;
+}
+
+/* ROOT/cloisond.sock -> the socket: replaces whatever link a dead daemon
+   left.  A failure only costs the CLI its way here (it works in-process). */
+static char *
+link_root (const char *root, int fd)
+{
+  cleanup_free char *target = socket_path_of (fd);
+  char *link = cl_strdup_printf ("%s/" ROOT_LINK, root);
+
+  if (target == NULL || (unlink (link) < 0 && errno != ENOENT) || symlink (target, link) < 0)
+    {
+      cl_warn ("cloisond: `%s`: %s: cloison commands will not come through us", link,
+               target ? strerror (errno) : "no socket path");
+      free (link);
+      return NULL;
+    }
+  return link;
+}
+
+/* Removes the link when it still points to our socket. */
+static void
+unlink_root (char *link, int fd)
+{
+  cleanup_free char *target = socket_path_of (fd);
+  char now[PATH_MAX];
+  ssize_t n;
+
+  if (link == NULL)
+    return;
+  n = readlink (link, now, sizeof now - 1);
+  if (n > 0 && target)
+    {
+      now[n] = '\0';
+      if (strcmp (now, target) == 0)
+        unlink (link);
+    }
+  free (link);
+}
+
 static void
 usage (FILE *out)
 {
@@ -576,6 +635,7 @@ main (int argc, char **argv)
     { NULL, 0, NULL, 0 },
   };
   const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET, *listen_spec = NULL;
+  char root[PATH_MAX], *link = NULL;
   struct cl_api_ui_options ui_opts = { 0 };
   struct MHD_Daemon *tcp = NULL;
   cleanup_free char *ui_dir = cl_piece_path (CL_PIECE_UI);
@@ -666,7 +726,15 @@ main (int argc, char **argv)
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGINT, &sa, NULL);
 
-  if (cl_api_ctx_new (cl_state_root (root_flag), &api_opts, &ctx, &err) < 0)
+  /* the root by its real path: the CLI compares it with its own */
+  if (cl_mkdir_p (cl_state_root (root_flag), 0755, &err) < 0)
+    return cl_error_report (&err, "cloisond");
+  if (realpath (cl_state_root (root_flag), root) == NULL)
+    {
+      cl_error_errno (&err, "state root `%s`", cl_state_root (root_flag));
+      return cl_error_report (&err, "cloisond");
+    }
+  if (cl_api_ctx_new (root, &api_opts, &ctx, &err) < 0)
     return cl_error_report (&err, "cloisond");
   /* events for what the API does not do itself (a workload that exits,
      the CLI) */
@@ -714,7 +782,8 @@ main (int argc, char **argv)
       cl_api_ctx_free (ctx, 0);
       return 1;
     }
-  fprintf (stderr, "cloisond: serving %s on %s\n", cl_state_root (root_flag),
+  link = link_root (root, fd);
+  fprintf (stderr, "cloisond: serving %s on %s\n", root,
            own_socket ? socket_path : "the socket systemd passed (fd 3)");
 
   for (;;)
@@ -728,6 +797,7 @@ main (int argc, char **argv)
   cl_api_ctx_shutdown (ctx);
   for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
     usleep (50000);
+  unlink_root (link, fd);
   if (tcp)
     MHD_stop_daemon (tcp);
   MHD_stop_daemon (d);

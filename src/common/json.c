@@ -35,8 +35,7 @@ cl_json_load_file (const char *path, json_t **out, cl_error_t *err)
 }
 
 int
-cl_json_load_buffer (const char *name, const char *buf, size_t len, json_t **out,
-                     cl_error_t *err)
+cl_json_load_buffer (const char *name, const char *buf, size_t len, json_t **out, cl_error_t *err)
 {
   json_error_t je;
   *out = json_loadb (buf, len, JSON_REJECT_DUPLICATES, &je);
@@ -155,7 +154,7 @@ cl_json_int64 (json_t *obj, const char *ctx, const char *key, int64_t *out, cl_e
   if (json_is_real (v) && is_integral (v) && json_real_value (v) >= -9223372036854775808.0
       && json_real_value (v) < 9223372036854775808.0)
     {
-      *out = (int64_t) json_real_value (v);
+      *out = (int64_t)json_real_value (v);
       return 1;
     }
   if (!json_is_integer (v))
@@ -178,12 +177,12 @@ cl_json_uint64 (json_t *obj, const char *ctx, const char *key, uint64_t *out, cl
       && is_integral (v))
     {
       double d = json_real_value (v);
-      *out = d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t) d;
+      *out = d >= 18446744073709551615.0 ? UINT64_MAX : (uint64_t)d;
       return 1;
     }
   if (!json_is_integer (v) || json_integer_value (v) < 0)
     return type_error (ctx, key, "an unsigned integer", v, err);
-  *out = (uint64_t) json_integer_value (v);
+  *out = (uint64_t)json_integer_value (v);
   return 1;
 }
 
@@ -214,8 +213,8 @@ cl_json_array (json_t *obj, const char *ctx, const char *key, json_t **out, cl_e
 }
 
 int
-cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char ***out,
-                      size_t *n, cl_error_t *err)
+cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char ***out, size_t *n,
+                      cl_error_t *err)
 {
   json_t *arr, *v;
   size_t i;
@@ -241,4 +240,13 @@ cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char 
   if (n)
     *n = json_array_size (arr);
   return 1;
+}
+
+json_t *
+cl_json_strings (const char *const *v, size_t n)
+{
+  json_t *a = json_array ();
+  for (size_t i = 0; i < n; i++)
+    json_array_append_new (a, json_string (v[i]));
+  return a;
 }

@@ -29,8 +29,7 @@ int cl_json_string (json_t *obj, const char *ctx, const char *key, const char **
                     cl_error_t *err);
 int cl_json_bool (json_t *obj, const char *ctx, const char *key, bool *out, cl_error_t *err);
 int cl_json_int64 (json_t *obj, const char *ctx, const char *key, int64_t *out, cl_error_t *err);
-int cl_json_uint64 (json_t *obj, const char *ctx, const char *key, uint64_t *out,
-                    cl_error_t *err);
+int cl_json_uint64 (json_t *obj, const char *ctx, const char *key, uint64_t *out, cl_error_t *err);
 /* Objects and arrays are returned borrowed. */
 int cl_json_object (json_t *obj, const char *ctx, const char *key, json_t **out, cl_error_t *err);
 int cl_json_array (json_t *obj, const char *ctx, const char *key, json_t **out, cl_error_t *err);
@@ -38,6 +37,9 @@ int cl_json_array (json_t *obj, const char *ctx, const char *key, json_t **out, 
    the caller frees (the vector only). */
 int cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char ***out,
                           size_t *n, cl_error_t *err);
+
+/* n strings -> a new array of them. */
+json_t *cl_json_strings (const char *const *v, size_t n);
 
 /* "object", "string", "integer" (integral reals too)... for messages. */
 const char *cl_json_type_name (json_t *v);

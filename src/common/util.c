@@ -245,9 +245,8 @@ cl_validate_name (const char *name, const char *what, cl_error_t *err)
   if (name[0] == '.' || name[0] == '-')
     return cl_error_make (err, 0, "invalid %s `%s`: must not start with `%c`", what, name, name[0]);
   for (const char *p = name; *p; p++)
-    if (!isalnum ((unsigned char) *p) && *p != '_' && *p != '.' && *p != '-')
-      return cl_error_make (err, 0, "invalid %s `%s`: character `%c` not allowed", what, name,
-                            *p);
+    if (!isalnum ((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
+      return cl_error_make (err, 0, "invalid %s `%s`: character `%c` not allowed", what, name, *p);
   return 0;
 }
 
@@ -258,7 +257,7 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
   unsigned long long v;
   unsigned shift = 0;
 
-  if (s == NULL || !isdigit ((unsigned char) *s))
+  if (s == NULL || !isdigit ((unsigned char)*s))
     return cl_error_make (err, 0, "invalid %s `%s`: expected a size like 512M", what, s ? s : "");
   errno = 0;
   v = strtoull (s, &end, 10);
@@ -302,7 +301,7 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
     return cl_error_make (err, 0, "invalid %s `%s`: unknown unit", what, s);
   if (shift && v > (UINT64_MAX >> shift))
     return cl_error_make (err, 0, "invalid %s `%s`: out of range", what, s);
-  *out = (uint64_t) v << shift;
+  *out = (uint64_t)v << shift;
   return 0;
 }
 
@@ -359,7 +358,7 @@ cl_now_ns (void)
 {
   struct timespec ts;
   clock_gettime (CLOCK_MONOTONIC, &ts);
-  return (uint64_t) ts.tv_sec * 1000000000ull + ts.tv_nsec;
+  return (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
 }
 
 uint64_t
@@ -409,4 +408,19 @@ cl_strv_free_n (char **v, size_t n)
   for (size_t i = 0; i < n; i++)
     free (v[i]);
   free (v);
+}
+
+char *
+cl_http_header_value (const char *line, size_t len, const char *name)
+{
+  size_t nl = strlen (name);
+  if (len <= nl || strncasecmp (line, name, nl) != 0 || line[nl] != ':')
+    return NULL;
+  line += nl + 1;
+  len -= nl + 1;
+  while (len && (*line == ' ' || *line == '\t'))
+    line++, len--;
+  while (len && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
+    len--;
+  return cl_strdup_printf ("%.*s", (int)len, line);
 }

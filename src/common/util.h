@@ -30,6 +30,10 @@ int cl_rm_rf (const char *path, cl_error_t *err);
 /* Names of containers, instances, images, networks: 1-128 characters of
    [A-Za-z0-9_.-], not starting with '.' or '-'.  `what` names the thing in
    the error ("container id"). */
+/* The value of an HTTP header line `name: value` (name without regard
+   to case), trimmed; NULL when the line is another header's (caller
+   frees). */
+char *cl_http_header_value (const char *line, size_t len, const char *name);
 int cl_validate_name (const char *name, const char *what, cl_error_t *err);
 
 /* "512", "512K", "256M", "2G", "1T" (binary units, optional "iB"/"B").

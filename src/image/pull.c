@@ -21,19 +21,18 @@
 
 #define MAX_DOCUMENT (8 << 20)
 
-static const char accept_manifests[] =
-  "Accept: application/vnd.oci.image.index.v1+json, "
-  "application/vnd.oci.image.manifest.v1+json, "
-  "application/vnd.docker.distribution.manifest.list.v2+json, "
-  "application/vnd.docker.distribution.manifest.v2+json";
+static const char accept_manifests[] = "Accept: application/vnd.oci.image.index.v1+json, "
+                                       "application/vnd.oci.image.manifest.v1+json, "
+                                       "application/vnd.docker.distribution.manifest.list.v2+json, "
+                                       "application/vnd.docker.distribution.manifest.v2+json";
 
 struct registry
 {
   CURL *curl;
-  char *base;   /* "https://host:port" */
-  char *host;   /* as in the reference, for messages */
+  char *base; /* "https://host:port" */
+  char *host; /* as in the reference, for messages */
   char *repo;
-  char *auth;   /* "Authorization: ..." header, once known */
+  char *auth; /* "Authorization: ..." header, once known */
   const char *username, *password;
   const char *ca_file;
   cl_image_progress_fn progress;
@@ -85,33 +84,18 @@ sink_write (char *data, size_t size, size_t nmemb, void *opaque)
   return n;
 }
 
-static char *
-header_value (const char *line, size_t len, const char *name)
-{
-  size_t nl = strlen (name);
-  if (len <= nl || strncasecmp (line, name, nl) != 0 || line[nl] != ':')
-    return NULL;
-  line += nl + 1;
-  len -= nl + 1;
-  while (len && (*line == ' ' || *line == '\t'))
-    line++, len--;
-  while (len && (line[len - 1] == '\r' || line[len - 1] == '\n' || line[len - 1] == ' '))
-    len--;
-  return strndup (line, len);
-}
-
 static size_t
 sink_header (char *data, size_t size, size_t nmemb, void *opaque)
 {
   struct sink *s = opaque;
   size_t n = size * nmemb;
   char *v;
-  if ((v = header_value (data, n, "WWW-Authenticate")))
+  if ((v = cl_http_header_value (data, n, "WWW-Authenticate")))
     {
       free (s->www_auth);
       s->www_auth = v;
     }
-  else if ((v = header_value (data, n, "Content-Type")))
+  else if ((v = cl_http_header_value (data, n, "Content-Type")))
     {
       free (s->content_type);
       s->content_type = v;
@@ -124,8 +108,8 @@ sink_progress (void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
                curl_off_t ulnow)
 {
   struct sink *s = opaque;
-  (void) ultotal;
-  (void) ulnow;
+  (void)ultotal;
+  (void)ulnow;
   if (s->what && s->reg->progress && dlnow > 0)
     s->reg->progress (s->reg->progress_opaque, s->what, dlnow, dltotal, 0);
   return 0;
@@ -160,8 +144,8 @@ registry_message (const struct sink *s)
 
 /* One GET.  *status gets the HTTP status. */
 static int
-perform (struct registry *r, const char *url, const char *accept, const char *auth,
-         struct sink *s, long *status, cl_error_t *err)
+perform (struct registry *r, const char *url, const char *accept, const char *auth, struct sink *s,
+         long *status, cl_error_t *err)
 {
   struct curl_slist *headers = NULL;
   CURLcode c;
@@ -235,7 +219,7 @@ basic_header (const char *user, const char *pass)
   cleanup_free char *plain = cl_strdup_printf ("%s:%s", user, pass);
   size_t len = strlen (plain), out_len = 4 * ((len + 2) / 3);
   char *b64 = cl_xmalloc0 (out_len + 1);
-  EVP_EncodeBlock ((unsigned char *) b64, (unsigned char *) plain, (int) len);
+  EVP_EncodeBlock ((unsigned char *)b64, (unsigned char *)plain, (int)len);
   {
     char *h = cl_strdup_printf ("Authorization: Basic %s", b64);
     free (b64);
@@ -396,8 +380,8 @@ pull_layer (struct registry *r, struct cl_image_build *b, const char *digest, si
     {
       if (r->progress)
         {
-          cleanup_free char *what = cl_strdup_printf ("layer %zu/%zu %.12s (present)", index + 1,
-                                                      count, hex);
+          cleanup_free char *what
+              = cl_strdup_printf ("layer %zu/%zu %.12s (present)", index + 1, count, hex);
           r->progress (r->progress_opaque, what, 0, 0, 1);
         }
       return cl_img_build_add_layer (b, NULL, hex, NULL, err);
@@ -550,11 +534,10 @@ cl_img_pull (struct cl_image_store *st, const char *refstr, const struct cl_imag
                ? cl_strdup_printf ("library/%s", ref.repo)
                : cl_xstrdup (ref.repo);
   r.ca_file = opts ? opts->ca_file : NULL;
-  r.base = cl_strdup_printf ("%s://%s",
-                             !r.ca_file && ((opts && opts->insecure) || is_local_host (host))
-                                 ? "http"
-                                 : "https",
-                             strcmp (host, "docker.io") == 0 ? "registry-1.docker.io" : host);
+  r.base = cl_strdup_printf (
+      "%s://%s",
+      !r.ca_file && ((opts && opts->insecure) || is_local_host (host)) ? "http" : "https",
+      strcmp (host, "docker.io") == 0 ? "registry-1.docker.io" : host);
   r.username = opts ? opts->username : NULL;
   r.password = opts ? opts->password : NULL;
   r.progress = opts ? opts->progress : NULL;

@@ -23,15 +23,6 @@
 #include <time.h>
 #include <unistd.h>
 
-static json_t *
-strv_to_json (const char *const *v, size_t n)
-{
-  json_t *a = json_array ();
-  for (size_t i = 0; i < n; i++)
-    json_array_append_new (a, json_string (v[i]));
-  return a;
-}
-
 static int
 launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
 {
@@ -62,12 +53,12 @@ launch_config (const struct cl_launch_opts *o, bool ephemeral)
   json_object_set_new (c, "cpus", json_integer (o->cpus));
   json_object_set_new (c, "memory", json_integer ((json_int_t)o->memory));
   json_object_set_new (c, "disk_size", json_integer ((json_int_t)o->disk_size));
-  json_object_set_new (c, "env", strv_to_json (o->env, o->n_env));
-  json_object_set_new (c, "networks", strv_to_json (o->networks, o->n_networks));
+  json_object_set_new (c, "env", cl_json_strings (o->env, o->n_env));
+  json_object_set_new (c, "networks", cl_json_strings (o->networks, o->n_networks));
   json_object_set_new (c, "no_network", json_boolean (o->no_network));
-  json_object_set_new (c, "ports", strv_to_json (o->ports, o->n_ports));
+  json_object_set_new (c, "ports", cl_json_strings (o->ports, o->n_ports));
   if (o->argv && o->argc)
-    json_object_set_new (c, "command", strv_to_json ((const char *const *)o->argv, o->argc));
+    json_object_set_new (c, "command", cl_json_strings ((const char *const *)o->argv, o->argc));
   if (o->kernel)
     json_object_set_new (c, "kernel", json_string (o->kernel));
   if (o->initrd)

@@ -116,8 +116,8 @@ class ConsoleDaemon:
 
     def link(self):
         """A one-time login link, as `cloison ui-link` prints it."""
-        p = subprocess.run([os.path.join(BUILD, "src", "cli", "cloison"), "ui-link",
-                            "--socket", self.sock], capture_output=True, text=True, timeout=30)
+        p = subprocess.run([os.path.join(BUILD, "src", "cli", "cloison"), "--root", self.root,
+                            "ui-link"], capture_output=True, text=True, timeout=30)
         assert p.returncode == 0, p.stderr
         return p.stdout.strip()
 

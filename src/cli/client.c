@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CLI's client of the REST API: the transports (the daemon's Unix
+   socket through libcurl, the router in-process), the choice between
+   them, and requests run to their end (operations waited for). */
+#include "cli/client.h"
+#include "common/cleanup.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DAEMON_LINK "cloisond.sock"
+#define DEFAULT_SOCKET "/run/cloison/cloison.sock"
+/* an operation's wait is asked in slices: no connection sits idle long
+   enough for the daemon's timeout */
+#define WAIT_SLICE_S 20
+
+struct cl_cli_client
+{
+  const struct cl_cli_transport *t;
+  void *state;
+};
+
+struct cl_cli_client *
+cl_cli_client_new (const struct cl_cli_transport *t, void *state)
+{
+  struct cl_cli_client *c = cl_xmalloc0 (sizeof *c);
+  c->t = t;
+  c->state = state;
+  return c;
+}
+
+void
+cl_cli_client_close (struct cl_cli_client *c)
+{
+  if (c == NULL)
+    return;
+  c->t->close (c->state);
+  free (c);
+}
+
+const char *
+cl_cli_client_transport (struct cl_cli_client *c)
+{
+  return c->t->name;
+}
+
+int
+cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
+                struct cl_api_response *resp, cl_error_t *err)
+{
+  memset (resp, 0, sizeof *resp);
+  return c->t->request (c->state, req, resp, err);
+}
+
+/* ---- in-process: the router itself ---- */
+
+static int
+inprocess_request (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
+                   cl_error_t *err)
+{
+  (void)err;
+  cl_api_handle (state, req, resp);
+  return 0;
+}
+
+static void
+inprocess_close (void *state)
+{
+  /* operations ran inline: none is left to wait for */
+  cl_api_ctx_free (state, 60000);
+}
+
+static const struct cl_cli_transport inprocess = {
+  .name = "in-process",
+  .request = inprocess_request,
+  .close = inprocess_close,
+};
+
+int
+cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t, void **state,
+                            cl_error_t *err)
+{
+  struct cl_api_options o = { .inline_ops = true };
+  struct cl_api_ctx *ctx;
+
+  if (cl_api_ctx_new (root, &o, &ctx, err) < 0)
+    return -1;
+  *t = &inprocess;
+  *state = ctx;
+  return 0;
+}
+
+/* ---- the daemon's Unix socket ---- */
+
+struct unix_state
+{
+  CURL *curl;
+  char *socket_path;
+};
+
+struct buffer
+{
+  char *data;
+  size_t len;
+};
+
+static size_t
+on_body (char *p, size_t size, size_t n, void *opaque)
+{
+  struct buffer *b = opaque;
+  size_t len = size * n;
+  b->data = realloc (b->data, b->len + len + 1);
+  if (b->data == NULL)
+    abort ();
+  memcpy (b->data + b->len, p, len);
+  b->len += len;
+  b->data[b->len] = '\0';
+  return len;
+}
+
+static size_t
+on_header (char *p, size_t size, size_t n, void *opaque)
+{
+  struct cl_api_response *resp = opaque;
+  size_t len = size * n;
+  char *v;
+
+  if ((v = cl_http_header_value (p, len, "Content-Type")))
+    {
+      resp->content_type
+          = strncmp (v, "application/json", 16) == 0 ? "application/json" : "text/plain";
+      free (v);
+    }
+  else if ((v = cl_http_header_value (p, len, "Location")))
+    free (resp->location), resp->location = v;
+  else if ((v = cl_http_header_value (p, len, "ETag")))
+    free (resp->etag), resp->etag = v;
+  else if ((v = cl_http_header_value (p, len, "Allow")))
+    free (resp->allow), resp->allow = v;
+  return len;
+}
+
+static int
+unix_request (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
+              cl_error_t *err)
+{
+  struct unix_state *u = state;
+  struct buffer body = { 0 };
+  struct curl_slist *headers = NULL;
+  cleanup_free char *url = NULL, *if_match = NULL;
+  char curl_err[CURL_ERROR_SIZE] = "";
+  json_error_t je;
+  CURLcode rc;
+  long status = 0;
+
+  url = cl_strdup_printf ("http://cloison%s%s%s", req->path, req->query ? "?" : "",
+                          req->query ? req->query : "");
+  curl_easy_reset (u->curl);
+  curl_easy_setopt (u->curl, CURLOPT_UNIX_SOCKET_PATH, u->socket_path);
+  curl_easy_setopt (u->curl, CURLOPT_URL, url);
+  curl_easy_setopt (u->curl, CURLOPT_ERRORBUFFER, curl_err);
+  curl_easy_setopt (u->curl, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt (u->curl, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt (u->curl, CURLOPT_WRITEDATA, &body);
+  curl_easy_setopt (u->curl, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt (u->curl, CURLOPT_HEADERDATA, resp);
+  if (strcmp (req->method, "GET") == 0)
+    curl_easy_setopt (u->curl, CURLOPT_HTTPGET, 1L);
+  else
+    curl_easy_setopt (u->curl, CURLOPT_CUSTOMREQUEST, req->method);
+  if (req->body)
+    {
+      curl_easy_setopt (u->curl, CURLOPT_POSTFIELDS, req->body);
+      curl_easy_setopt (u->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+      headers = curl_slist_append (headers, "Content-Type: application/json");
+    }
+  if (req->if_match)
+    {
+      if_match = cl_strdup_printf ("If-Match: %s", req->if_match);
+      headers = curl_slist_append (headers, if_match);
+    }
+  /* no "Expect: 100-continue" round trip for larger bodies */
+  headers = curl_slist_append (headers, "Expect:");
+  curl_easy_setopt (u->curl, CURLOPT_HTTPHEADER, headers);
+  rc = curl_easy_perform (u->curl);
+  curl_slist_free_all (headers);
+  if (rc != CURLE_OK)
+    {
+      free (body.data);
+      cl_api_response_clear (resp);
+      return cl_error_make (err, 0, "cloisond at `%s`: %s", u->socket_path,
+                            *curl_err ? curl_err : curl_easy_strerror (rc));
+    }
+  curl_easy_getinfo (u->curl, CURLINFO_RESPONSE_CODE, &status);
+  resp->status = (int)status;
+  if (resp->content_type && strcmp (resp->content_type, "application/json") == 0 && body.len)
+    {
+      resp->json = json_loadb (body.data, body.len, 0, &je);
+      free (body.data);
+      if (resp->json == NULL)
+        {
+          cl_api_response_clear (resp);
+          return cl_error_make (err, 0, "cloisond at `%s`: %s %s: bad JSON in the reply: %s",
+                                u->socket_path, req->method, req->path, je.text);
+        }
+      return 0;
+    }
+  resp->raw = body.data ? body.data : cl_xstrdup ("");
+  resp->raw_len = body.len;
+  return 0;
+}
+
+static void
+unix_close (void *state)
+{
+  struct unix_state *u = state;
+  curl_easy_cleanup (u->curl);
+  free (u->socket_path);
+  free (u);
+}
+
+static const struct cl_cli_transport unix_socket = {
+  .name = "unix",
+  .request = unix_request,
+  .close = unix_close,
+};
+
+int
+cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transport **t, void **state,
+                       cl_error_t *err)
+{
+  struct unix_state *u;
+  static bool curl_ready;
+
+  if (!curl_ready)
+    {
+      if (curl_global_init (CURL_GLOBAL_DEFAULT) != 0)
+        return cl_error_make (err, 0, "libcurl: initialization failed");
+      curl_ready = true;
+    }
+  u = cl_xmalloc0 (sizeof *u);
+  u->curl = curl_easy_init ();
+  if (u->curl == NULL)
+    {
+      free (u);
+      return cl_error_make (err, 0, "libcurl: no handle");
+    }
+  u->socket_path = cl_xstrdup (socket_path);
+  *t = &unix_socket;
+  *state = u;
+  return 0;
+}
+
+/* ---- choosing ---- */
+
+/* The daemon at socket_path when it serves `root` (real path), else NULL
+   (nothing there, or another root's). */
+static struct cl_cli_client *
+daemon_client (const char *socket_path, const char *root)
+{
+  const struct cl_cli_transport *t;
+  struct cl_api_request req = { .method = "GET", .path = "/1.0" };
+  struct cl_api_response resp;
+  struct cl_cli_client *c;
+  cl_error_t err = NULL;
+  struct stat st;
+  void *state;
+  const char *served;
+  char real[PATH_MAX];
+
+  if (stat (socket_path, &st) < 0 || !S_ISSOCK (st.st_mode)
+      || cl_cli_unix_transport (socket_path, &t, &state, &err) < 0)
+    {
+      cl_error_release (&err);
+      return NULL;
+    }
+  c = cl_cli_client_new (t, state);
+  if (cl_cli_request (c, &req, &resp, &err) < 0)
+    {
+      cl_debug ("no daemon: %s", err->msg);
+      cl_error_release (&err);
+      cl_cli_client_close (c);
+      return NULL;
+    }
+  served = json_string_value (json_object_get (
+      json_object_get (json_object_get (resp.json, "metadata"), "environment"), "storage_root"));
+  if (resp.status != 200 || served == NULL || realpath (served, real) == NULL
+      || strcmp (real, root) != 0)
+    {
+      cl_debug ("the daemon at `%s` serves `%s`, not `%s`", socket_path, served ? served : "?",
+                root);
+      cl_api_response_clear (&resp);
+      cl_cli_client_close (c);
+      return NULL;
+    }
+  cl_api_response_clear (&resp);
+  return c;
+}
+
+int
+cl_cli_client_open (const char *root, struct cl_cli_client **out, cl_error_t *err)
+{
+  const struct cl_cli_transport *t;
+  void *state;
+  char real[PATH_MAX];
+
+  *out = NULL;
+  if (realpath (root, real) != NULL)
+    {
+      cleanup_free char *link = cl_strdup_printf ("%s/" DAEMON_LINK, real);
+      char target[PATH_MAX];
+      ssize_t n = readlink (link, target, sizeof target - 1);
+      if (n > 0)
+        {
+          target[n] = '\0';
+          *out = daemon_client (target, real);
+        }
+      if (*out == NULL)
+        *out = daemon_client (DEFAULT_SOCKET, real);
+      if (*out)
+        {
+          cl_debug ("through the daemon serving `%s`", real);
+          return 0;
+        }
+    }
+  if (cl_cli_inprocess_transport (root, &t, &state, err) < 0)
+    return -1;
+  cl_debug ("in-process: no daemon serves `%s`", root);
+  *out = cl_cli_client_new (t, state);
+  return 0;
+}
+
+/* ---- requests run to their end ---- */
+
+/* The message of an error envelope (or a word for what came instead). */
+static int
+response_error (const struct cl_api_request *req, struct cl_api_response *resp, cl_error_t *err)
+{
+  const char *msg = json_string_value (json_object_get (resp->json, "error"));
+  if (msg)
+    return cl_error_make (err, 0, "%s", msg);
+  return cl_error_make (err, 0, "%s %s: HTTP status %d", req->method, req->path, resp->status);
+}
+
+/* Waits for the operation at url to end; its metadata in *out. */
+static int
+wait_operation (struct cl_cli_client *c, const char *url, json_t **out, cl_error_t *err)
+{
+  cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
+  char query[32];
+
+  snprintf (query, sizeof query, "timeout=%d", WAIT_SLICE_S);
+  for (;;)
+    {
+      struct cl_api_request req = { .method = "GET", .path = path, .query = query };
+      struct cl_api_response resp;
+      json_t *op;
+      const char *status;
+      int r = 0;
+
+      if (cl_cli_request (c, &req, &resp, err) < 0)
+        return -1;
+      op = json_object_get (resp.json, "metadata");
+      status = json_string_value (json_object_get (op, "status"));
+      if (resp.status != 200 || status == NULL)
+        r = response_error (&req, &resp, err);
+      else if (strcmp (status, "pending") == 0 || strcmp (status, "running") == 0)
+        {
+          cl_api_response_clear (&resp);
+          continue;
+        }
+      else if (strcmp (status, "success") != 0)
+        {
+          const char *msg = json_string_value (json_object_get (op, "err"));
+          r = cl_error_make (err, 0, "%s", msg && *msg ? msg : status);
+        }
+      else if (out)
+        *out = json_incref (json_object_get (op, "metadata"));
+      cl_api_response_clear (&resp);
+      return r;
+    }
+}
+
+int
+cl_cli_call (struct cl_cli_client *c, const char *method, const char *path, const char *query,
+             json_t *body, json_t **out, cl_error_t *err)
+{
+  cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+  struct cl_api_request req = {
+    .method = method,
+    .path = path,
+    .query = query,
+    .body = text,
+    .body_len = text ? strlen (text) : 0,
+  };
+  struct cl_api_response resp;
+  int r = 0;
+
+  if (out)
+    *out = NULL;
+  if (cl_cli_request (c, &req, &resp, err) < 0)
+    return -1;
+  if (resp.status == 202)
+    {
+      const char *op = json_string_value (json_object_get (resp.json, "operation"));
+      r = op ? wait_operation (c, op, out, err)
+             : cl_error_make (err, 0, "%s %s: no operation in a 202", method, path);
+    }
+  else if (resp.status >= 300 || resp.json == NULL)
+    r = response_error (&req, &resp, err);
+  else if (out)
+    *out = json_incref (json_object_get (resp.json, "metadata"));
+  cl_api_response_clear (&resp);
+  return r;
+}

@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The CLI's client of the REST API (src/api/api.h): every verb of
+   `cloison` is a request to the API, sent through a transport:
+
+   - the daemon's Unix socket (libcurl), when a cloisond serves the state
+     root: found by the link ROOT/cloisond.sock the daemon makes to its
+     socket, else at /run/cloison/cloison.sock, and taken only when the
+     daemon says (GET /1.0) that it serves that root;
+   - in-process: the request router called directly, on a context whose
+     operations run to their end before their 202 is returned, so that
+     `cloison` works with no daemon and no verb is written twice.
+
+   A transport is a small table of functions (struct cl_cli_transport):
+   another one (HTTPS to a remote) plugs in with cl_cli_client_new. */
+#ifndef CLOISON_CLI_CLIENT_H
+#define CLOISON_CLI_CLIENT_H
+
+#include "api/api.h"
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct cl_cli_transport
+{
+  const char *name; /* "unix", "in-process", "https" */
+  /* Sends req; fills *resp (json: the envelope when the body is JSON,
+     else raw).  Returns -1 with err set only when the request could not
+     be made at all (an API error is a response). */
+  int (*request) (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
+                  cl_error_t *err);
+  void (*close) (void *state);
+};
+
+struct cl_cli_client;
+
+/* The client for a state root: the daemon serving it, else in-process. */
+int cl_cli_client_open (const char *root, struct cl_cli_client **out, cl_error_t *err);
+/* A client over a transport of the caller's (state is the transport's,
+   closed with the client). */
+struct cl_cli_client *cl_cli_client_new (const struct cl_cli_transport *t, void *state);
+void cl_cli_client_close (struct cl_cli_client *c);
+/* The transport chosen ("unix", "in-process", ...). */
+const char *cl_cli_client_transport (struct cl_cli_client *c);
+
+/* The transports of this file, for cl_cli_client_new. */
+/* Over a Unix socket; -1 with err when nothing answers there. */
+int cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transport **t, void **state,
+                           cl_error_t *err);
+int cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t, void **state,
+                                cl_error_t *err);
+
+/* One request as it goes: fills *resp (cl_api_response_clear after). */
+int cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
+                    struct cl_api_response *resp, cl_error_t *err);
+
+/* A request run to its end: a sync answer gives its metadata in *out (may
+   be NULL), a 202 is waited for (/1.0/operations/ID/wait) and gives the
+   ended operation's metadata, an error envelope or a failed operation
+   gives -1 with its message in err.  body (may be NULL) is borrowed; out
+   may be NULL. */
+int cl_cli_call (struct cl_cli_client *c, const char *method, const char *path, const char *query,
+                 json_t *body, json_t **out, cl_error_t *err);
+
+#endif
