@@ -104,6 +104,12 @@ def main():
     for name, new in renamed.items():
         html = html.replace('"%s"' % name, '"%s"' % new)
     # the modules loaded later (the terminal's) are named for the page
+    # every module the first page imports, asked for at once (not one
+    # import level after the other)
+    first = sorted(renamed[n] for n in renamed
+                   if n.startswith("js/") and n.endswith(".js") and n != "js/terminal.js")
+    html = html.replace("<!--MODULEPRELOAD-->", "\n".join(
+        '<link rel="modulepreload" href="%s">' % n for n in first))
     manifest = {n: renamed[n] for n in renamed if n.startswith("vendor/")}
     html = html.replace("__VENDOR_MANIFEST__", repr(manifest).replace("'", '"'))
     files["index.html"] = html.encode()

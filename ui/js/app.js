@@ -10,6 +10,7 @@ import { renderImages } from './images.js';
 import { renderInstance } from './instance.js';
 import { renderInstances } from './instances.js';
 import { renderNetworks } from './networks.js';
+import { load } from './store.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
@@ -45,6 +46,8 @@ function route() {
 }
 
 async function start() {
+  // the first page's list (preloaded by index.html) while the session is read
+  if (/^(#\/?(instances)?)?$/.test(location.hash)) load().catch(() => {});
   await startSession();
   const live = document.getElementById('live');
   onLiveStatus((s) => {
