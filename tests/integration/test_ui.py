@@ -15,7 +15,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import threading
 import time
 
@@ -280,6 +279,10 @@ def test_pages_render_for_screenshots(console, browsers):
     shot(b, "ui-images.png")
     b.get(console.base + "/ui/#/events")
     wait(b, lambda b: "network-deleted" in text_of(b, "#event-list") or True)
+    # a phone's screen: the same table, fewer columns
+    phone = browsers(width=390, height=844)
+    login(phone, console)
+    shot(phone, "ui-phone.png")
     # logout: the session is gone, the page says how to log in
     css(b, "#logout").click()
     wait(b, lambda b: "Log in to cloison" in b.page_source, 20)
@@ -388,7 +391,7 @@ def test_cross_site_requests_are_refused(console, browsers, tmp_path):
 
 def ws_handshake(console, path, headers):
     host, port = console.base.split("//")[1].rsplit(":", 1)
-    s = socket.create_connection((host, int(port)), timeout=20)
+    s = console.connect()
     key = base64.b64encode(os.urandom(16)).decode()
     extra = "".join("%s: %s\r\n" % kv for kv in headers.items())
     s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"

@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -131,9 +132,28 @@ class ConsoleDaemon:
 
     # ---- the browser's side: TCP on the namespace's loopback ----
 
+    def tls_context(self):
+        """Trusts the daemon's own certificate (self-signed, ROOT/tls)."""
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        return ctx
+
+    def connect(self):
+        """A TCP (and TLS) connection to the listener, for raw requests."""
+        host, port = self.base.split("//")[1].rsplit(":", 1)
+        s = socket.create_connection((host.strip("[]"), int(port)), timeout=20)
+        if self.base.startswith("https:"):
+            s = self.tls_context().wrap_socket(s, server_hostname=host.strip("[]"))
+        return s
+
     def http(self, method, path, headers=None, body=None):
         host, port = self.base.split("//")[1].rsplit(":", 1)
-        c = http.client.HTTPConnection(host, int(port), timeout=30)
+        if self.base.startswith("https:"):
+            c = http.client.HTTPSConnection(host, int(port), timeout=30,
+                                            context=self.tls_context())
+        else:
+            c = http.client.HTTPConnection(host, int(port), timeout=30)
         c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         data = r.read()
@@ -150,6 +170,8 @@ def chromium(profile_dir, width=1280, height=900):
     for a in CHROMIUM_FLAGS:
         o.add_argument(a)
     o.add_argument("--window-size=%d,%d" % (width, height))
+    # the daemon's certificate is its own, self-signed: the tests trust it
+    o.add_argument("--ignore-certificate-errors")
     o.add_argument("--user-data-dir=%s" % tempfile.mkdtemp(prefix="profile-", dir=str(profile_dir)))
     o.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     chrome = shutil.which("chromium") or "/usr/bin/chromium"

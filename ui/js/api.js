@@ -149,22 +149,21 @@ export function parseMetrics(text) {
   return out;
 }
 
-// Which counter a metric is, by the words of its name.
-function classify(name) {
-  const n = name.toLowerCase();
-  if (n.includes('cpu') && n.includes('seconds')) return 'cpu';
-  if (n.includes('memory') && (n.includes('usage') || n.includes('used') || n.includes('bytes')) && !n.includes('limit')) return 'mem';
-  if ((n.includes('network') || n.includes('net_')) && (n.includes('receive') || n.includes('rx'))) return 'rx';
-  if ((n.includes('network') || n.includes('net_')) && (n.includes('transmit') || n.includes('tx'))) return 'tx';
-  if ((n.includes('disk') || n.includes('block') || n.includes('io_')) && n.includes('read') && n.includes('bytes')) return 'rd';
-  if ((n.includes('disk') || n.includes('block') || n.includes('io_')) && (n.includes('writ')) && n.includes('bytes')) return 'wr';
-  return null;
-}
+// The per-instance series of /1.0/metrics (docs/api.md, "Metrics").
+const SERIES = {
+  cloison_cpu_seconds_total: 'cpu',
+  cloison_memory_usage_bytes: 'mem',
+  cloison_network_receive_bytes_total: 'rx',
+  cloison_network_transmit_bytes_total: 'tx',
+  cloison_disk_read_bytes_total: 'rd',
+  cloison_disk_written_bytes_total: 'wr',
+};
+const classify = (name) => SERIES[name] || null;
 
 export function metricsByInstance(samples) {
   const by = new Map();
   for (const s of samples) {
-    const name = s.labels.name || s.labels.instance;
+    const name = s.labels.name;
     const kind = classify(s.name);
     if (!name || !kind) continue;
     const o = by.get(name) || {};
