@@ -448,3 +448,49 @@ def test_stale_sessions_are_refused(console, tmp_path):
     finally:
         short.stop()
         console.enter()
+
+
+LABELS_JS = """
+const bad = [];
+for (const e of document.querySelectorAll('input, select, textarea')) {
+  if (e.type === 'hidden') continue;
+  if (!(e.labels && e.labels.length) && !e.getAttribute('aria-label')) bad.push(e.outerHTML.slice(0, 80));
+}
+for (const e of document.querySelectorAll('button, a[href]')) {
+  if (!(e.textContent.trim() || e.getAttribute('aria-label'))) bad.push(e.outerHTML.slice(0, 80));
+}
+return bad;
+"""
+
+
+def test_keyboard_and_labels(console, browsers):
+    """Every control has a name a screen reader can say, and the
+    instances page is walked with Tab and Enter alone."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    console.ok("POST", "/1.0/instances", {"name": "kbd", "no_network": True,
+                                          "source": {"type": "image", "image": "busybox"},
+                                          "command": ["sleep", "100000"]})
+    b = browsers()
+    login(b, console)
+    for page, sel in (("#/instances", 'tr[data-name="kbd"]'), ("#/create", "#create-form"),
+                      ("#/instance/kbd", "#snap-form"), ("#/images", "#pull-form"),
+                      ("#/networks", "#net-form"), ("#/events", "#event-list")):
+        b.get(console.base + "/ui/" + page)
+        wait(b, lambda b: css_all(b, sel), what=page)
+        assert b.execute_script(LABELS_JS) == [], page
+    # Tab from the top of the instances page reaches the filter, the
+    # create button, the sort buttons and the instance's link; Enter opens it
+    b.get(console.base + "/ui/#/instances")
+    wait(b, lambda b: css_all(b, 'tr[data-name="kbd"] a'))
+    seen = []
+    for _ in range(25):
+        ActionChains(b).send_keys(Keys.TAB).perform()
+        seen.append(b.execute_script(
+            "const e = document.activeElement; return e.id || e.dataset.key || e.textContent.trim()"))
+        if seen[-1] == "kbd":
+            break
+    assert "new-instance" in seen and "filter" in seen and "name" in seen and seen[-1] == "kbd", seen
+    ActionChains(b).send_keys(Keys.ENTER).perform()
+    wait(b, lambda b: "#/instance/kbd" in b.current_url and text_of(b, "#fact-state") == "running")
