@@ -69,6 +69,7 @@ struct cl_api_request
   const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
   size_t body_len;
   const char *if_match; /* the If-Match header, or NULL */
+  bool console_session; /* a web console session vouches for it (api/ui.h) */
 };
 
 struct cl_api_response

@@ -42,6 +42,7 @@ void cl_api_ctx_set_ui (struct cl_api_ctx *ctx, struct cl_api_ui *ui);
 struct cl_api_http
 {
   bool remote;       /* over TCP, not the Unix socket */
+  bool has_cert;     /* with a TLS client certificate, trusted or not */
   bool cert_trusted; /* with a trusted TLS client certificate */
   bool tls;          /* over TLS: cookies are Secure */
   const char *host;  /* the Host header */
@@ -54,8 +55,11 @@ struct cl_api_http
 /* Answers what is the console's to answer: the files and login pages
    under /ui/, and the refusals of API requests that may not pass (401,
    403).  Returns true when *resp is the answer; false: the request goes
-   to cl_api_handle. */
-bool cl_api_ui_gate (struct cl_api_ui *ui, const struct cl_api_request *req,
+   to cl_api_handle, with req->console_session set when a session vouches
+   for it.  A request with a client certificate and no session goes to
+   the router as it is (its trust store decides: a remote redeeming a
+   trust token has an untrusted certificate). */
+bool cl_api_ui_gate (struct cl_api_ui *ui, struct cl_api_request *req,
                      const struct cl_api_http *http, struct cl_api_response *resp);
 
 #endif

@@ -397,8 +397,8 @@ changes_something (const char *method)
 }
 
 bool
-cl_api_ui_gate (struct cl_api_ui *ui, const struct cl_api_request *req,
-                const struct cl_api_http *http, struct cl_api_response *resp)
+cl_api_ui_gate (struct cl_api_ui *ui, struct cl_api_request *req, const struct cl_api_http *http,
+                struct cl_api_response *resp)
 {
   const char *path = req->path;
   bool is_ui = strcmp (path, "/ui") == 0 || strncmp (path, "/ui/", 4) == 0;
@@ -446,6 +446,8 @@ cl_api_ui_gate (struct cl_api_ui *ui, const struct cl_api_request *req,
               "session must carry the session's token");
       return true;
     }
+  if (!has_session && !http->cert_trusted && !is_ui && http->has_cert)
+    return false; /* the router's trust rules: GET /1.0, trust tokens */
   if (!has_session && !http->cert_trusted)
     {
       if (is_ui && (strcmp (path, "/ui") == 0 || strcmp (path, "/ui/") == 0))
