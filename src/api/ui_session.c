@@ -473,6 +473,7 @@ cl_api_ui_gate (struct cl_api_ui *ui, struct cl_api_request *req, const struct c
                   "certificate");
           return true;
         }
+      req->console_session = has_session;
       return false;
     }
   if (strcmp (path, "/ui/session") == 0 && strcmp (req->method, "GET") == 0)
