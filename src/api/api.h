@@ -93,6 +93,13 @@ struct cl_api_response
    then.  Events it makes carry "context": {"observed": true}. */
 int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err);
 
+/* Calls fn with each event as it is emitted (an in-process front end
+   shows an operation's progress from them): in the emitting thread,
+   with the context's lock held, so fn must not call the router.  NULL:
+   none. */
+typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
+void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
+
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                     struct cl_api_response *resp);

@@ -33,6 +33,8 @@ struct cl_api_ctx
   /* events: the last API_EVENT_RING, event number n at ring[n % size] */
   json_t *ring[API_EVENT_RING];
   uint64_t ev_next;
+  cl_api_event_fn observer; /* cl_api_ctx_observe */
+  void *observer_opaque;
   /* the watcher (watch.c): each instance's status as last seen or as an
      operation left it; NULL when nothing watches */
   json_t *known;
@@ -76,10 +78,24 @@ void cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
 /* 400 naming the body's field `path`. */
 void cl_api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
-/* A library error: its status read from the message (not found: 404,
-   conflicts: 409, bad values: 400, else 500); releases *err. */
+/* A library error: its status from its kind (not found: 404,
+   conflict: 409, invalid: 400, busy: 503, else 500); releases *err. */
 void cl_api_reply_cl_error (struct api_call *c, cl_error_t *err);
-int cl_api_error_status (const char *msg);
+int cl_api_error_status (cl_error_t err);
+/* A JSON document written as text, for a large list (no json_t tree
+   built and dumped for thousands of items). */
+struct api_text
+{
+  char *buf;
+  size_t len, cap;
+};
+void cl_api_text_raw (struct api_text *t, const char *s, size_t n);
+/* s quoted and escaped as a JSON string */
+void cl_api_text_string (struct api_text *t, const char *s);
+void cl_api_text_int (struct api_text *t, long long v);
+/* Replies 200: the sync envelope around t's text, its metadata (takes
+   t's buffer). */
+void cl_api_reply_sync_text (struct api_call *c, struct api_text *t);
 /* Query parameters: absent gives def; a bad value replies 400 and
    returns -1. */
 int cl_api_query_bool (struct api_call *c, const char *key, bool def, bool *out);

@@ -49,9 +49,20 @@ cl_api_event_emit (struct cl_api_ctx *ctx, const char *type, json_t *metadata, b
   json_decref (ctx->ring[ctx->ev_next % API_EVENT_RING]);
   ctx->ring[ctx->ev_next % API_EVENT_RING] = ev;
   ctx->ev_next++;
+  if (ctx->observer)
+    ctx->observer (ctx->observer_opaque, ev);
   pthread_cond_broadcast (&ctx->changed);
   if (!locked)
     pthread_mutex_unlock (&ctx->lock);
+}
+
+void
+cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque)
+{
+  pthread_mutex_lock (&ctx->lock);
+  ctx->observer = fn;
+  ctx->observer_opaque = opaque;
+  pthread_mutex_unlock (&ctx->lock);
 }
 
 void

@@ -80,20 +80,70 @@ scalar_string (json_t *v)
 
 /* ---- list, create ---- */
 
+struct list_text
+{
+  struct api_text t;
+  bool urls; /* recursion=0 */
+  size_t n;
+};
+
+static void
+list_one (void *opaque, const struct cl_instance_summary *s)
+{
+  struct list_text *l = opaque;
+  struct api_text *t = &l->t;
+
+  cl_api_text_raw (t, l->n++ ? "," : "[", 1);
+  if (l->urls)
+    {
+      cleanup_free char *url = cl_api_url ("/1.0/instances/", s->name);
+      cl_api_text_string (t, url);
+      return;
+    }
+  /* the fields and order of cl_mgr_instance_list's objects */
+  cl_api_text_raw (t, "{\"name\":", 8);
+  cl_api_text_string (t, s->name);
+  cl_api_text_raw (t, ",\"kind\":", 8);
+  cl_api_text_string (t, s->kind);
+  cl_api_text_raw (t, ",\"image\":", 9);
+  cl_api_text_string (t, s->image);
+  cl_api_text_raw (t, ",\"status\":", 10);
+  cl_api_text_string (t, s->status);
+  cl_api_text_raw (t, ",\"created\":", 11);
+  cl_api_text_int (t, (long long)s->created);
+  cl_api_text_raw (t, ",\"pid\":", 7);
+  if (s->pid)
+    cl_api_text_int (t, s->pid);
+  else
+    cl_api_text_raw (t, "null", 4);
+  cl_api_text_raw (t, ",\"exit_code\":", 13);
+  if (s->has_exit_code)
+    cl_api_text_int (t, s->exit_code);
+  else
+    cl_api_text_raw (t, "null", 4);
+  cl_api_text_raw (t, "}", 1);
+}
+
 void
 cl_api_instances_list (struct api_call *c)
 {
+  struct list_text l = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
-  json_t *list = NULL;
   long recursion;
 
-  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL
-      || manager_put (c, m, cl_mgr_instance_list (m, &list, &err), &err) < 0)
+  /* written as text as the rows come: a list of thousands costs no JSON
+     tree */
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL)
     return;
-  if (recursion == 0)
-    cl_api_names_to_urls (list, "/1.0/instances/");
-  cl_api_reply_sync (c, 200, list);
+  l.urls = recursion == 0;
+  if (manager_put (c, m, cl_mgr_instance_each (m, list_one, &l, &err), &err) < 0)
+    {
+      free (l.t.buf);
+      return;
+    }
+  cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
+  cl_api_reply_sync_text (c, &l.t);
 }
 
 static const struct api_field source_fields[] = {
@@ -419,7 +469,7 @@ patch_apply (struct api_call *c, struct cl_manager *m)
     cleanup_free char *value = scalar_string (v);
     if (cl_mgr_instance_config_set (m, c->params[0], key, value, &err) < 0)
       {
-        if (cl_api_error_status (err->msg) == 400)
+        if (cl_error_kind_of (err) == CL_ERR_INVALID)
           {
             cleanup_free char *path = cl_api_path_join ("config", key);
             cl_api_reply_bad_field (c, path, "%s: %s", path, err->msg);

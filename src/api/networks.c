@@ -91,7 +91,7 @@ cl_api_networks_create (struct api_call *c)
     return;
   cfg.name = json_string_value (json_object_get (c->body, "name"));
   cfg.subnet = json_string_value (json_object_get (c->body, "subnet"));
-  if (cl_validate_name (cfg.name, "name", &err) < 0)
+  if (cl_validate_name (cfg.name, "network name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);

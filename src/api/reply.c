@@ -63,35 +63,32 @@ cl_api_reply_bad_field (struct api_call *c, const char *path, const char *fmt, .
   va_end (ap);
 }
 
-/* The library reports errors as messages; these are the words its
-   messages use for a missing thing, a conflict and a bad value. */
+/* The status of a library error, from its kind (set where it was
+   raised). */
 int
-cl_api_error_status (const char *msg)
+cl_api_error_status (cl_error_t err)
 {
-  static const char *const not_found[] = { "not found", "does not exist", NULL };
-  static const char *const conflict[] = { "already exists",  "is running", "is not running",
-                                          "already running", "is used by", "in use",
-                                          "has instances",   "attached",   "is creating",
-                                          "is stopped",      NULL };
-  static const char *const bad[] = { "invalid", "expected", "unknown", "must ",     "at least",
-                                     "at most", "exclude",  "needs ",  "ambiguous", NULL };
-  for (const char *const *w = not_found; *w; w++)
-    if (strstr (msg, *w))
+  switch (cl_error_kind_of (err))
+    {
+    case CL_ERR_NOT_FOUND:
       return 404;
-  for (const char *const *w = conflict; *w; w++)
-    if (strstr (msg, *w))
+    case CL_ERR_CONFLICT:
       return 409;
-  for (const char *const *w = bad; *w; w++)
-    if (strstr (msg, *w))
+    case CL_ERR_INVALID:
       return 400;
-  return 500;
+    case CL_ERR_BUSY:
+      return 503;
+    case CL_ERR_FAILED:
+    default:
+      return 500;
+    }
 }
 
 void
 cl_api_reply_cl_error (struct api_call *c, cl_error_t *err)
 {
   const char *msg = *err && (*err)->msg ? (*err)->msg : "internal error";
-  cl_api_reply_error (c, cl_api_error_status (msg), "%s", msg);
+  cl_api_reply_error (c, cl_api_error_status (*err), "%s", msg);
   cl_error_release (err);
 }
 
@@ -101,6 +98,72 @@ cl_api_add_header (struct cl_api_response *resp, const char *name, const char *v
   char *more = cl_strdup_printf ("%s%s: %s\n", resp->headers ? resp->headers : "", name, value);
   free (resp->headers);
   resp->headers = more;
+}
+
+void
+cl_api_text_raw (struct api_text *t, const char *s, size_t n)
+{
+  if (t->len + n + 1 > t->cap)
+    {
+      t->cap = (t->len + n + 1) * 2 < 65536 ? 65536 : (t->len + n + 1) * 2;
+      t->buf = realloc (t->buf, t->cap);
+      if (t->buf == NULL)
+        abort ();
+    }
+  memcpy (t->buf + t->len, s, n);
+  t->len += n;
+  t->buf[t->len] = '\0';
+}
+
+void
+cl_api_text_string (struct api_text *t, const char *s)
+{
+  const char *run = s;
+
+  cl_api_text_raw (t, "\"", 1);
+  for (; *s; s++)
+    {
+      unsigned char ch = (unsigned char)*s;
+      char esc[8];
+      if (ch >= 0x20 && ch != '"' && ch != '\\')
+        continue;
+      cl_api_text_raw (t, run, (size_t)(s - run));
+      if (ch == '"' || ch == '\\')
+        snprintf (esc, sizeof esc, "\\%c", ch);
+      else
+        snprintf (esc, sizeof esc, "\\u%04x", ch);
+      cl_api_text_raw (t, esc, strlen (esc));
+      run = s + 1;
+    }
+  cl_api_text_raw (t, run, (size_t)(s - run));
+  cl_api_text_raw (t, "\"", 1);
+}
+
+void
+cl_api_text_int (struct api_text *t, long long v)
+{
+  char num[24];
+  int n = snprintf (num, sizeof num, "%lld", v);
+  cl_api_text_raw (t, num, (size_t)n);
+}
+
+void
+cl_api_reply_sync_text (struct api_call *c, struct api_text *t)
+{
+  static const char head[] = "{\"type\":\"sync\",\"status\":\"Success\",\"status_code\":200,"
+                             "\"metadata\":";
+  struct api_text out = { 0 };
+
+  cl_api_text_raw (&out, head, sizeof head - 1);
+  cl_api_text_raw (&out, t->buf ? t->buf : "null", t->buf ? t->len : 4);
+  cl_api_text_raw (&out, "}\n", 2); /* as cloisond ends its JSON replies */
+  free (t->buf);
+  memset (t, 0, sizeof *t);
+  cl_api_response_clear (c->resp);
+  c->resp->status = 200;
+  c->resp->content_type = "application/json";
+  c->resp->raw = out.buf;
+  c->resp->raw_len = out.len;
 }
 
 void

@@ -11,6 +11,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +54,15 @@ cl_cli_client_transport (struct cl_cli_client *c)
   return c->t->name;
 }
 
+bool
+cl_cli_client_watch (struct cl_cli_client *c, cl_api_event_fn fn, void *opaque)
+{
+  if (c->t->watch == NULL)
+    return false;
+  c->t->watch (c->state, fn, opaque);
+  return true;
+}
+
 int
 cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
                 struct cl_api_response *resp, cl_error_t *err)
@@ -67,8 +77,24 @@ static int
 inprocess_request (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
                    cl_error_t *err)
 {
-  (void)err;
+  json_error_t je;
+
   cl_api_handle (state, req, resp);
+  /* a list the router wrote as text is read as the daemon's would be */
+  if (resp->json == NULL && resp->raw && resp->content_type
+      && strcmp (resp->content_type, "application/json") == 0)
+    {
+      resp->json = json_loadb (resp->raw, resp->raw_len, 0, &je);
+      if (resp->json == NULL)
+        {
+          cl_api_response_clear (resp);
+          return cl_error_make (err, 0, "%s %s: bad JSON from the router: %s", req->method,
+                                req->path, je.text);
+        }
+      free (resp->raw);
+      resp->raw = NULL;
+      resp->raw_len = 0;
+    }
   return 0;
 }
 
@@ -79,10 +105,17 @@ inprocess_close (void *state)
   cl_api_ctx_free (state, 60000);
 }
 
+static void
+inprocess_watch (void *state, cl_api_event_fn fn, void *opaque)
+{
+  cl_api_ctx_observe (state, fn, opaque);
+}
+
 static const struct cl_cli_transport inprocess = {
   .name = "in-process",
   .request = inprocess_request,
   .close = inprocess_close,
+  .watch = inprocess_watch,
 };
 
 int
@@ -101,10 +134,25 @@ cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t,
 
 /* ---- the daemon's Unix socket ---- */
 
+/* the event stream of `watch`, on a connection and thread of its own */
+struct unix_watch
+{
+  pthread_t thread;
+  pthread_mutex_t lock;
+  pthread_cond_t started;
+  bool running, connected, stop;
+  char *socket_path;
+  cl_api_event_fn fn;
+  void *opaque;
+  char *line; /* an event's line so far */
+  size_t len;
+};
+
 struct unix_state
 {
   CURL *curl;
   char *socket_path;
+  struct unix_watch *watch;
 };
 
 struct buffer
@@ -219,10 +267,144 @@ unix_request (void *state, const struct cl_api_request *req, struct cl_api_respo
   return 0;
 }
 
+/* ---- watch: GET /1.0/events?type=operation, one JSON object a line ---- */
+
+static size_t
+watch_body (char *p, size_t size, size_t n, void *opaque)
+{
+  struct unix_watch *w = opaque;
+  size_t len = size * n;
+
+  for (size_t i = 0; i < len; i++)
+    {
+      json_t *ev;
+      if (p[i] != '\n')
+        {
+          w->line = realloc (w->line, w->len + 2);
+          if (w->line == NULL)
+            abort ();
+          w->line[w->len++] = p[i];
+          continue;
+        }
+      if (w->len == 0)
+        continue; /* the stream's keep-alive */
+      ev = json_loadb (w->line, w->len, 0, NULL);
+      w->len = 0;
+      if (ev)
+        w->fn (w->opaque, ev);
+      json_decref (ev);
+    }
+  return len;
+}
+
+static void
+watch_set_connected (struct unix_watch *w)
+{
+  pthread_mutex_lock (&w->lock);
+  w->connected = true;
+  pthread_cond_broadcast (&w->started);
+  pthread_mutex_unlock (&w->lock);
+}
+
+static size_t
+watch_header (char *p, size_t size, size_t n, void *opaque)
+{
+  (void)p;
+  /* the daemon registered the stream before it answered */
+  watch_set_connected (opaque);
+  return size * n;
+}
+
+static int
+watch_progress (void *opaque, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+  struct unix_watch *w = opaque;
+  bool stop;
+  (void)a, (void)b, (void)c, (void)d;
+  pthread_mutex_lock (&w->lock);
+  stop = w->stop;
+  pthread_mutex_unlock (&w->lock);
+  return stop; /* non-zero ends the transfer */
+}
+
+static void *
+watch_run (void *arg)
+{
+  struct unix_watch *w = arg;
+  CURL *curl = curl_easy_init ();
+
+  if (curl)
+    {
+      curl_easy_setopt (curl, CURLOPT_UNIX_SOCKET_PATH, w->socket_path);
+      curl_easy_setopt (curl, CURLOPT_URL, "http://cloison/1.0/events?type=operation");
+      curl_easy_setopt (curl, CURLOPT_NOSIGNAL, 1L);
+      curl_easy_setopt (curl, CURLOPT_WRITEFUNCTION, watch_body);
+      curl_easy_setopt (curl, CURLOPT_WRITEDATA, w);
+      curl_easy_setopt (curl, CURLOPT_HEADERFUNCTION, watch_header);
+      curl_easy_setopt (curl, CURLOPT_HEADERDATA, w);
+      curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, watch_progress);
+      curl_easy_setopt (curl, CURLOPT_XFERINFODATA, w);
+      curl_easy_perform (curl);
+      curl_easy_cleanup (curl);
+    }
+  watch_set_connected (w); /* a failed stream: no progress, nothing waits */
+  return NULL;
+}
+
+static void
+watch_end (struct unix_state *u)
+{
+  struct unix_watch *w = u->watch;
+
+  if (w == NULL)
+    return;
+  pthread_mutex_lock (&w->lock);
+  w->stop = true;
+  pthread_mutex_unlock (&w->lock);
+  pthread_join (w->thread, NULL);
+  pthread_cond_destroy (&w->started);
+  pthread_mutex_destroy (&w->lock);
+  free (w->line);
+  free (w);
+  u->watch = NULL;
+}
+
+static void
+unix_watch (void *state, cl_api_event_fn fn, void *opaque)
+{
+  struct unix_state *u = state;
+  struct unix_watch *w;
+
+  watch_end (u);
+  if (fn == NULL)
+    return;
+  w = cl_xmalloc0 (sizeof *w);
+  pthread_mutex_init (&w->lock, NULL);
+  pthread_cond_init (&w->started, NULL);
+  w->socket_path = u->socket_path;
+  w->fn = fn;
+  w->opaque = opaque;
+  if (pthread_create (&w->thread, NULL, watch_run, w) != 0)
+    {
+      pthread_cond_destroy (&w->started);
+      pthread_mutex_destroy (&w->lock);
+      free (w);
+      return;
+    }
+  u->watch = w;
+  /* events from now on: the stream is open before the request is sent */
+  pthread_mutex_lock (&w->lock);
+  while (!w->connected)
+    pthread_cond_wait (&w->started, &w->lock);
+  pthread_mutex_unlock (&w->lock);
+}
+
 static void
 unix_close (void *state)
 {
   struct unix_state *u = state;
+  watch_end (u);
   curl_easy_cleanup (u->curl);
   free (u->socket_path);
   free (u);
@@ -232,6 +414,7 @@ static const struct cl_cli_transport unix_socket = {
   .name = "unix",
   .request = unix_request,
   .close = unix_close,
+  .watch = unix_watch,
 };
 
 int
@@ -307,14 +490,14 @@ daemon_client (const char *socket_path, const char *root)
 }
 
 int
-cl_cli_client_open (const char *root, struct cl_cli_client **out, cl_error_t *err)
+cl_cli_client_open (const char *root, bool local, struct cl_cli_client **out, cl_error_t *err)
 {
   const struct cl_cli_transport *t;
   void *state;
   char real[PATH_MAX];
 
   *out = NULL;
-  if (realpath (root, real) != NULL)
+  if (!local && realpath (root, real) != NULL)
     {
       cleanup_free char *link = cl_strdup_printf ("%s/" DAEMON_LINK, real);
       char target[PATH_MAX];
@@ -334,7 +517,10 @@ cl_cli_client_open (const char *root, struct cl_cli_client **out, cl_error_t *er
     }
   if (cl_cli_inprocess_transport (root, &t, &state, err) < 0)
     return -1;
-  cl_debug ("in-process: no daemon serves `%s`", root);
+  if (local)
+    cl_debug ("in-process (--local)");
+  else
+    cl_debug ("in-process: no daemon serves `%s`", root);
   *out = cl_cli_client_new (t, state);
   return 0;
 }

@@ -30,12 +30,16 @@ struct cl_cli_transport
   int (*request) (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
                   cl_error_t *err);
   void (*close) (void *state);
+  /* Optional: calls fn with each event of the server from now on (NULL
+     fn: no more), so that a verb shows an operation's progress. */
+  void (*watch) (void *state, cl_api_event_fn fn, void *opaque);
 };
 
 struct cl_cli_client;
 
-/* The client for a state root: the daemon serving it, else in-process. */
-int cl_cli_client_open (const char *root, struct cl_cli_client **out, cl_error_t *err);
+/* The client for a state root: the daemon serving it, else (or when
+   local) in-process. */
+int cl_cli_client_open (const char *root, bool local, struct cl_cli_client **out, cl_error_t *err);
 /* A client over a transport of the caller's (state is the transport's,
    closed with the client). */
 struct cl_cli_client *cl_cli_client_new (const struct cl_cli_transport *t, void *state);
@@ -49,6 +53,10 @@ int cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transpor
                            cl_error_t *err);
 int cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t, void **state,
                                 cl_error_t *err);
+
+/* Events as they come (cl_cli_transport.watch), when the transport has
+   them; returns false when it has not. */
+bool cl_cli_client_watch (struct cl_cli_client *c, cl_api_event_fn fn, void *opaque);
 
 /* One request as it goes: fills *resp (cl_api_response_clear after). */
 int cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,

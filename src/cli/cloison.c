@@ -20,7 +20,7 @@ static const struct cloison_cmd *const groups[] = {
 struct cl_cli_client *
 cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
 {
-  if (g->client == NULL && cl_cli_client_open (g->root, &g->client, err) < 0)
+  if (g->client == NULL && cl_cli_client_open (g->root, g->local, &g->client, err) < 0)
     return NULL;
   return g->client;
 }
@@ -28,7 +28,8 @@ cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
 static void
 usage (FILE *out)
 {
-  fprintf (out, "usage: cloison [--root DIR] [--debug] COMMAND [ARGS...]\n\ncommands:\n");
+  fprintf (out, "usage: cloison [--root DIR] [--local] [--debug] COMMAND [ARGS...]\n\n"
+                "  --local    in-process, even when a cloisond serves the root\n\ncommands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
       fprintf (out, "  %-10s %s\n", c->name, c->summary);
@@ -38,11 +39,9 @@ int
 main (int argc, char **argv)
 {
   static const struct option opts[] = {
-    { "root", required_argument, NULL, 'r' },
-    { "debug", no_argument, NULL, 'd' },
-    { "help", no_argument, NULL, 'h' },
-    { "version", no_argument, NULL, 'v' },
-    { NULL, 0, NULL, 0 },
+    { "root", required_argument, NULL, 'r' }, { "debug", no_argument, NULL, 'd' },
+    { "local", no_argument, NULL, 'l' },      { "help", no_argument, NULL, 'h' },
+    { "version", no_argument, NULL, 'v' },    { NULL, 0, NULL, 0 },
   };
   struct cloison_globals g = { 0 };
   const char *root_flag = NULL;
@@ -57,6 +56,9 @@ main (int argc, char **argv)
         break;
       case 'd':
         g.debug = 1;
+        break;
+      case 'l':
+        g.local = true;
         break;
       case 'h':
         usage (stdout);

@@ -6,12 +6,15 @@
 
 #include "common/error.h"
 
+#include <stdbool.h>
+
 struct cl_cli_client;
 
 struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
+  bool local;                   /* --local: in-process, even when a daemon serves the root */
   struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
 };
 

@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cloison image import|pull|list|rm|inspect: a thin layer over
+/* cloison image import|pull|list|rm|inspect: requests to the API
+   (cli/client.h); vm-disk, which writes a local file, over
    src/image/image.h. */
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "image/image.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -26,13 +30,13 @@ static void
 human_size (uint64_t n, char *buf, size_t len)
 {
   if (n >= (1ULL << 30))
-    snprintf (buf, len, "%.1f GiB", n / (double) (1ULL << 30));
+    snprintf (buf, len, "%.1f GiB", n / (double)(1ULL << 30));
   else if (n >= (1ULL << 20))
-    snprintf (buf, len, "%.1f MiB", n / (double) (1ULL << 20));
+    snprintf (buf, len, "%.1f MiB", n / (double)(1ULL << 20));
   else if (n >= 1024)
     snprintf (buf, len, "%.1f KiB", n / 1024.0);
   else
-    snprintf (buf, len, "%llu B", (unsigned long long) n);
+    snprintf (buf, len, "%llu B", (unsigned long long)n);
 }
 
 static void
@@ -51,10 +55,9 @@ progress_cb (void *opaque, const char *what, uint64_t done, uint64_t total, int 
     }
   if (total > 0 && done <= total)
     {
-      int width = 30, fill = (int) (done * width / total);
+      int width = 30, fill = (int)(done * width / total);
       printf ("\r%-28.28s [%.*s%*s] %3d%% %s/%s\033[K", what, fill,
-              "##############################", width - fill, "", (int) (done * 100 / total), d,
-              t);
+              "##############################", width - fill, "", (int)(done * 100 / total), d, t);
     }
   else
     printf ("\r%-28.28s %s\033[K", what, d);
@@ -75,6 +78,43 @@ static int
 open_store (struct cloison_globals *g, struct cl_image_store **s, cl_error_t *err)
 {
   return cl_img_store_open (g->root, s, err);
+}
+
+/* An operation event's progress, drawn by progress_cb. */
+static void
+on_event (void *opaque, json_t *ev)
+{
+  json_t *p = json_object_get (json_object_get (json_object_get (ev, "metadata"), "metadata"),
+                               "progress");
+  const char *what = json_string_value (json_object_get (p, "what"));
+
+  if (what == NULL)
+    return;
+  progress_cb (opaque, what, (uint64_t)json_integer_value (json_object_get (p, "done")),
+               (uint64_t)json_integer_value (json_object_get (p, "total")),
+               json_is_true (json_object_get (p, "finished")));
+}
+
+/* POST /1.0/images with body (stolen), its progress shown; the image's
+   id in *id. */
+static int
+fetch (struct cloison_globals *g, json_t *body, char **id, cl_error_t *err)
+{
+  cleanup_free struct progress *p = progress_new ();
+  struct cl_cli_client *c = cl_cli_client_of (g, err);
+  cleanup_json json_t *result = NULL;
+  int r = -1;
+
+  if (c)
+    {
+      cl_cli_client_watch (c, on_event, p);
+      r = cl_cli_call (c, "POST", "/1.0/images", NULL, body, &result, err);
+      cl_cli_client_watch (c, NULL, NULL);
+    }
+  json_decref (body);
+  if (r == 0)
+    *id = cl_xstrdup (json_string_value (json_object_get (result, "id")));
+  return r;
 }
 
 /* Ends a command: prints its one-line result when it succeeded. */
@@ -104,41 +144,38 @@ usage_image (FILE *out)
 static int
 cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  cleanup_free struct progress *p = progress_new ();
-  struct cl_image_import_opts opts = { .progress = progress_cb, .progress_opaque = p };
-  struct cl_image_store *s = NULL;
-  cleanup_free char *id = NULL;
-  int r;
+  cleanup_free char *id = NULL, *path = NULL, *cwd = NULL;
+  json_t *body;
 
   if (argc < 2 || argc > 3)
     {
       fprintf (stderr, "usage: cloison image import PATH [NAME[:TAG]]\n");
       return 2;
     }
-  opts.name = argc == 3 ? argv[2] : NULL;
-  if (open_store (g, &s, err) < 0)
+  /* the server reads the path: an absolute one */
+  if (argv[1][0] != '/' && (cwd = getcwd (NULL, 0)) == NULL)
+    return cl_error_errno (err, "getcwd");
+  path = cwd ? cl_strdup_printf ("%s/%s", cwd, argv[1]) : cl_xstrdup (argv[1]);
+  body = json_pack ("{s:{s:s, s:s}}", "source", "type", "path", "path", path);
+  if (argc == 3)
+    json_object_set_new (body, "name", json_string (argv[2]));
+  if (fetch (g, body, &id, err) < 0)
     return -1;
-  r = cl_img_import (s, argv[1], &opts, &id, err);
-  cl_img_store_close (s);
-  return finish (r, id);
+  return finish (0, id);
 }
 
 static int
 cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option long_opts[] = {
-    { "name", required_argument, NULL, 'n' },
-    { "creds", required_argument, NULL, 'c' },
-    { "insecure", no_argument, NULL, 'i' },
-    { "platform", required_argument, NULL, 'p' },
-    { "ca-file", required_argument, NULL, 'a' },
-    { NULL, 0, NULL, 0 },
+    { "name", required_argument, NULL, 'n' },    { "creds", required_argument, NULL, 'c' },
+    { "insecure", no_argument, NULL, 'i' },      { "platform", required_argument, NULL, 'p' },
+    { "ca-file", required_argument, NULL, 'a' }, { NULL, 0, NULL, 0 },
   };
-  cleanup_free struct progress *p = progress_new ();
-  struct cl_image_pull_opts opts = { .progress = progress_cb, .progress_opaque = p };
-  struct cl_image_store *s = NULL;
-  cleanup_free char *id = NULL, *user = NULL;
-  int c, r;
+  struct cl_image_pull_opts opts = { 0 };
+  cleanup_free char *id = NULL, *user = NULL, *ca = NULL;
+  json_t *body, *src;
+  int c;
 
   while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
     switch (c)
@@ -178,11 +215,24 @@ cmd_pull (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
                        "[--insecure] [--platform OS/ARCH] [--ca-file PEM]\n");
       return 2;
     }
-  if (open_store (g, &s, err) < 0)
+  if (opts.ca_file && (ca = realpath (opts.ca_file, NULL)) == NULL)
+    return cl_error_errno (err, "--ca-file `%s`", opts.ca_file);
+  src = json_pack ("{s:s, s:s, s:b}", "type", "registry", "ref", argv[optind], "insecure",
+                   opts.insecure);
+  if (opts.username)
+    json_object_set_new (src, "username", json_string (opts.username));
+  if (opts.password)
+    json_object_set_new (src, "password", json_string (opts.password));
+  if (opts.platform)
+    json_object_set_new (src, "platform", json_string (opts.platform));
+  if (ca)
+    json_object_set_new (src, "ca_file", json_string (ca));
+  body = json_pack ("{s:o}", "source", src);
+  if (opts.name)
+    json_object_set_new (body, "name", json_string (opts.name));
+  if (fetch (g, body, &id, err) < 0)
     return -1;
-  r = cl_img_pull (s, argv[optind], &opts, &id, err);
-  cl_img_store_close (s);
-  return finish (r, id);
+  return finish (0, id);
 }
 
 static int
@@ -193,9 +243,10 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { NULL, 0, NULL, 0 },
   };
   const char *format = "table";
-  struct cl_image_store *s = NULL;
-  struct cl_image_info *v = NULL;
-  size_t n = 0;
+  struct cl_cli_client *client;
+  cleanup_json json_t *list = NULL;
+  json_t *e;
+  size_t i;
   int c;
 
   while ((c = getopt_long (argc, argv, "", long_opts, NULL)) != -1)
@@ -206,29 +257,19 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "--format: expected table or json, got `%s`", format);
-  if (open_store (g, &s, err) < 0)
+  if ((client = cl_cli_client_of (g, err)) == NULL
+      || cl_cli_call (client, "GET", "/1.0/images", "recursion=1", NULL, &list, err) < 0)
     return -1;
-  if (cl_img_list (s, &v, &n, err) < 0)
-    {
-      cl_img_store_close (s);
-      return -1;
-    }
-  cl_img_store_close (s);
   if (strcmp (format, "json") == 0)
     {
       json_t *arr = json_array ();
       char *out;
-      for (size_t i = 0; i < n; i++)
-        {
-          json_t *names = json_array ();
-          for (char **nm = v[i].names; *nm; nm++)
-            json_array_append_new (names, json_string (*nm));
-          json_array_append_new (arr, json_pack ("{s:s, s:o, s:I, s:I, s:I, s:I}", "Id", v[i].id,
-                                                 "Names", names, "Created", (json_int_t) v[i].created,
-                                                 "Size", (json_int_t) v[i].size, "Layers",
-                                                 (json_int_t) v[i].n_layers, "Uses",
-                                                 (json_int_t) v[i].n_uses));
-        }
+      json_array_foreach (list, i, e) json_array_append_new (
+          arr,
+          json_pack ("{s:O, s:O, s:O, s:O, s:O, s:O}", "Id", json_object_get (e, "id"), "Names",
+                     json_object_get (e, "names"), "Created", json_object_get (e, "created"),
+                     "Size", json_object_get (e, "size"), "Layers", json_object_get (e, "layers"),
+                     "Uses", json_object_get (e, "uses")));
       out = json_dumps (arr, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
       printf ("%s\n", out);
       free (out);
@@ -237,59 +278,65 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   else
     {
       printf ("%-40s %-12s %10s %6s %4s  %s\n", "NAME", "ID", "SIZE", "LAYERS", "USES", "CREATED");
-      for (size_t i = 0; i < n; i++)
-        {
-          char size[32], when[32];
-          time_t t = v[i].created;
-          struct tm tm;
-          human_size (v[i].size, size, sizeof size);
-          strftime (when, sizeof when, "%Y-%m-%d %H:%M", localtime_r (&t, &tm));
-          if (v[i].names[0] == NULL)
-            printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", "<none>", v[i].id, size, v[i].n_layers,
-                    v[i].n_uses, when);
-          for (char **nm = v[i].names; *nm; nm++)
-            printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", *nm, v[i].id, size, v[i].n_layers,
-                    v[i].n_uses, when);
-        }
+      json_array_foreach (list, i, e)
+      {
+        char size[32], when[32];
+        time_t t = (time_t)json_integer_value (json_object_get (e, "created"));
+        const char *id = json_string_value (json_object_get (e, "id"));
+        json_t *names = json_object_get (e, "names"), *nm;
+        size_t layers = (size_t)json_integer_value (json_object_get (e, "layers"));
+        size_t uses = (size_t)json_integer_value (json_object_get (e, "uses"));
+        size_t k;
+        struct tm tm;
+        human_size ((uint64_t)json_integer_value (json_object_get (e, "size")), size, sizeof size);
+        strftime (when, sizeof when, "%Y-%m-%d %H:%M", localtime_r (&t, &tm));
+        if (json_array_size (names) == 0)
+          printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", "<none>", id, size, layers, uses, when);
+        json_array_foreach (names, k, nm)
+            printf ("%-40s %-12.12s %10s %6zu %4zu  %s\n", json_string_value (nm), id, size, layers,
+                    uses, when);
+      }
     }
-  cl_img_info_free (v, n);
   return 0;
 }
 
 static int
 cmd_rm (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_image_store *s = NULL;
+  struct cl_cli_client *c;
   int r = 0;
   if (argc < 2)
     {
       fprintf (stderr, "usage: cloison image rm REF...\n");
       return 2;
     }
-  if (open_store (g, &s, err) < 0)
+  if ((c = cl_cli_client_of (g, err)) == NULL)
     return -1;
   for (int i = 1; i < argc && r == 0; i++)
-    r = cl_img_remove (s, argv[i], err);
-  cl_img_store_close (s);
+    {
+      cleanup_free char *path = cl_api_url ("/1.0/images/", argv[i]);
+      r = cl_cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
+    }
   return r;
 }
 
 static int
 cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_image_store *s = NULL;
-  cleanup_free char *out = NULL;
-  int r;
+  struct cl_cli_client *c;
+  cleanup_free char *path = NULL, *out = NULL;
+  cleanup_json json_t *info = NULL;
   if (argc != 2)
     {
       fprintf (stderr, "usage: cloison image inspect REF\n");
       return 2;
     }
-  if (open_store (g, &s, err) < 0)
+  path = cl_api_url ("/1.0/images/", argv[1]);
+  if ((c = cl_cli_client_of (g, err)) == NULL
+      || cl_cli_call (c, "GET", path, NULL, NULL, &info, err) < 0)
     return -1;
-  r = cl_img_inspect_json (s, argv[1], &out, err);
-  cl_img_store_close (s);
-  return finish (r, out);
+  out = json_dumps (info, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
+  return finish (0, out);
 }
 
 static int

@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cloison network: create, list, info, delete; plus internal commands
-   (attach, attach-vm, detach, forward, unforward, instance, cleanup) that
-   stand in for `cloison launch` in tests and benchmarks. */
+/* cloison network: create, list, info, delete, requests to the API
+   (cli/client.h); plus internal commands (attach, attach-vm, detach,
+   forward, unforward, instance, cleanup) over src/net/net.h, that stand
+   in for `cloison launch` in tests and benchmarks. */
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/cleanup.h"
 #include "common/db.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "net/net.h"
 
@@ -181,27 +184,53 @@ need_instance (const struct net_opts *o, const char *cmd, cl_error_t *err)
   return 0;
 }
 
+static const char *const mode_names[] = {
+  [CL_NET_NAT] = "nat",
+  [CL_NET_ROUTED] = "routed",
+  [CL_NET_ISOLATED] = "isolated",
+};
+
 static int
-cmd_create (sqlite3 *db, struct net_opts *o, cl_error_t *err)
+cmd_create (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
 {
-  struct cl_net_config cfg
-      = { .subnet = o->subnet, .mode = o->mode, .vlan = o->vlan, .mtu = o->mtu };
+  cleanup_json json_t *body = NULL;
+
   if (need_args (o, "create", 1, 1, "NAME", err) < 0)
     return -1;
-  cfg.name = o->pos[0];
-  if (cl_net_create (db, &cfg, err) < 0)
-    return -1;
-  return 0;
+  body = json_pack ("{s:s, s:s}", "name", o->pos[0], "mode", mode_names[o->mode]);
+  if (o->subnet)
+    json_object_set_new (body, "subnet", json_string (o->subnet));
+  if (o->vlan)
+    json_object_set_new (body, "vlan", json_integer (o->vlan));
+  if (o->mtu)
+    json_object_set_new (body, "mtu", json_integer (o->mtu));
+  return cl_cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, err);
 }
 
 static int
-cmd_list (sqlite3 *db, struct net_opts *o, cl_error_t *err)
+cmd_list (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
 {
-  json_t *arr, *n;
+  json_t *arr = NULL, *n;
   size_t i;
-  if (need_args (o, "list", 0, 0, "no arguments", err) < 0 || cl_net_ensure_default (db, err) < 0
-      || cl_net_list (db, &arr, err) < 0)
+  bool has_default = false;
+
+  if (need_args (o, "list", 0, 0, "no arguments", err) < 0
+      || cl_cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
     return -1;
+  json_array_foreach (arr, i, n) has_default
+      |= strcmp (json_string_value (json_object_get (n, "name")), CL_NET_DEFAULT) == 0;
+  if (!has_default)
+    {
+      /* the list shows the default network, made on first sight (another
+         command making it at the same time is as good) */
+      cleanup_json json_t *body = json_pack ("{s:s}", "name", CL_NET_DEFAULT);
+      cl_error_t ignored = NULL;
+      if (cl_cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, &ignored) < 0)
+        cl_error_release (&ignored);
+      json_decref (arr);
+      if (cl_cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
+        return -1;
+    }
   if (strcmp (o->format, "json") == 0)
     return print_json (arr);
   printf ("%-16s %-18s %-15s %-8s %-5s %-15s %s\n", "NAME", "SUBNET", "GATEWAY", "MODE", "VLAN",
@@ -225,20 +254,26 @@ cmd_list (sqlite3 *db, struct net_opts *o, cl_error_t *err)
 }
 
 static int
-cmd_info (sqlite3 *db, struct net_opts *o, cl_error_t *err)
+cmd_info (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
 {
+  cleanup_free char *path = NULL;
   json_t *j;
-  if (need_args (o, "info", 1, 1, "NAME", err) < 0 || cl_net_show (db, o->pos[0], &j, err) < 0)
+  if (need_args (o, "info", 1, 1, "NAME", err) < 0)
+    return -1;
+  path = cl_api_url ("/1.0/networks/", o->pos[0]);
+  if (cl_cli_call (c, "GET", path, NULL, NULL, &j, err) < 0)
     return -1;
   return print_json (j);
 }
 
 static int
-cmd_delete (sqlite3 *db, struct net_opts *o, cl_error_t *err)
+cmd_delete (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
 {
+  cleanup_free char *path = NULL;
   if (need_args (o, "delete", 1, 1, "NAME", err) < 0)
     return -1;
-  return cl_net_delete (db, o->pos[0], err);
+  path = cl_api_url ("/1.0/networks/", o->pos[0]);
+  return cl_cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
 }
 
 static int
@@ -373,13 +408,17 @@ struct net_subcmd
   const char *name;
   int (*fn) (sqlite3 *db, struct net_opts *o, cl_error_t *err);
   int recover; /* run crash recovery first */
+  /* or through the API (which recovers first) */
+  int (*api) (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err);
 };
 
 static const struct net_subcmd subcmds[] = {
-  { "create", cmd_create, 1 },     { "list", cmd_list, 1 },       { "info", cmd_info, 1 },
-  { "delete", cmd_delete, 1 },     { "attach", cmd_attach, 0 },   { "attach-vm", cmd_attach_vm, 0 },
-  { "detach", cmd_detach, 1 },     { "forward", cmd_forward, 0 }, { "unforward", cmd_unforward, 0 },
-  { "instance", cmd_instance, 0 }, { "cleanup", cmd_cleanup, 0 }, { NULL, NULL, 0 },
+  { "create", NULL, 0, cmd_create },       { "list", NULL, 0, cmd_list },
+  { "info", NULL, 0, cmd_info },           { "delete", NULL, 0, cmd_delete },
+  { "attach", cmd_attach, 0, NULL },       { "attach-vm", cmd_attach_vm, 0, NULL },
+  { "detach", cmd_detach, 1, NULL },       { "forward", cmd_forward, 0, NULL },
+  { "unforward", cmd_unforward, 0, NULL }, { "instance", cmd_instance, 0, NULL },
+  { "cleanup", cmd_cleanup, 0, NULL },     { NULL, NULL, 0, NULL },
 };
 
 static int
@@ -396,7 +435,12 @@ cmd_network (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   for (const struct net_subcmd *s = subcmds; s->name; s++)
     if (strcmp (s->name, argv[1]) == 0)
       {
-        if (parse_opts (argc - 1, argv + 1, &o, err) < 0 || cl_db_open (g->root, &db, err) < 0)
+        struct cl_cli_client *c;
+        if (parse_opts (argc - 1, argv + 1, &o, err) < 0)
+          return -1;
+        if (s->api)
+          return (c = cl_cli_client_of (g, err)) == NULL || s->api (c, &o, err) < 0 ? -1 : 0;
+        if (cl_db_open (g->root, &db, err) < 0)
           return -1;
         /* Checkpointing at every close would reset the WAL, and the next
            command's first commit would then sync a new WAL header: leave

@@ -18,7 +18,7 @@ cmd_ui_link (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { NULL, 0, NULL, 0 },
   };
   const char *sock = NULL;
-  struct cl_cli_client *client = NULL;
+  struct cl_cli_client *own = NULL, *client;
   const struct cl_cli_transport *t;
   void *state;
   json_t *meta = NULL;
@@ -45,12 +45,13 @@ cmd_ui_link (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     {
       if (cl_cli_unix_transport (sock, &t, &state, err) < 0)
         return -1;
-      client = cl_cli_client_new (t, state);
+      client = own = cl_cli_client_new (t, state);
     }
-  else if (cl_cli_client_open (g->root, &client, err) < 0)
+  else if ((client = cl_cli_client_of (g, err)) == NULL)
     return -1;
   r = cl_cli_call (client, "POST", "/1.0/ui/links", NULL, NULL, &meta, err);
-  cl_cli_client_close (client);
+  if (own)
+    cl_cli_client_close (own);
   if (r < 0)
     return -1;
   printf ("%s\n", json_string_value (json_object_get (meta, "url")));

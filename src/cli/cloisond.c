@@ -20,6 +20,7 @@
 #include <getopt.h>
 #include <grp.h>
 #include <limits.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -315,9 +316,11 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp)
     }
   else if (resp->json)
     {
-      char *s = json_dumps (resp->json, JSON_COMPACT);
-      size_t n = strlen (s);
-      s = realloc (s, n + 2);
+      /* sized first, then written in place with its newline: no buffer
+         regrown and copied for a large list */
+      size_t n = json_dumpb (resp->json, NULL, 0, JSON_COMPACT);
+      char *s = cl_xmalloc0 (n + 1);
+      json_dumpb (resp->json, s, n, JSON_COMPACT);
       s[n++] = '\n';
       r = MHD_create_response_from_buffer (n, s, MHD_RESPMEM_MUST_FREE);
     }
@@ -717,6 +720,12 @@ main (int argc, char **argv)
     }
   cl_log_init (NULL, 0, debug);
   daemon_pid = getpid ();
+  /* a request's memory (a list of 1000 instances is a few MiB of JSON
+     nodes and text) stays with the process for the next one: without
+     this, glibc gives it back after each request and the next one pays
+     the page faults again */
+  mallopt (M_MMAP_THRESHOLD, 16 << 20);
+  mallopt (M_TRIM_THRESHOLD, 64 << 20);
   signal (SIGPIPE, SIG_IGN);
   if (pipe2 (signal_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
     {

@@ -16,17 +16,14 @@ vformat (const char *fmt, va_list ap)
   return s;
 }
 
-int
-cl_error_make (cl_error_t *err, int status, const char *fmt, ...)
+static int
+error_new (cl_error_t *err, int status, enum cl_error_kind kind, const char *fmt, va_list ap)
 {
-  va_list ap;
   char *msg;
 
   if (err == NULL || *err != NULL)
     return -1;
-  va_start (ap, fmt);
   msg = vformat (fmt, ap);
-  va_end (ap);
   if (status)
     {
       char *full = NULL;
@@ -39,8 +36,43 @@ cl_error_make (cl_error_t *err, int status, const char *fmt, ...)
   if (*err == NULL)
     abort ();
   (*err)->status = status;
+  (*err)->kind = kind;
   (*err)->msg = msg;
   return -1;
+}
+
+int
+cl_error_make (cl_error_t *err, int status, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  error_new (err, status, CL_ERR_FAILED, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+int
+cl_error_raise (cl_error_t *err, enum cl_error_kind kind, const char *fmt, ...)
+{
+  va_list ap;
+  va_start (ap, fmt);
+  error_new (err, 0, kind, fmt, ap);
+  va_end (ap);
+  return -1;
+}
+
+int
+cl_error_set_kind (cl_error_t *err, enum cl_error_kind kind)
+{
+  if (err && *err)
+    (*err)->kind = kind;
+  return -1;
+}
+
+enum cl_error_kind
+cl_error_kind_of (cl_error_t err)
+{
+  return err ? err->kind : CL_ERR_FAILED;
 }
 
 int

@@ -103,8 +103,8 @@ lookup (json_t *obj, const char *ctx, const char *key, json_t **v, cl_error_t *e
   if (obj == NULL)
     return 0;
   if (!json_is_object (obj))
-    return cl_error_make (err, 0, "%s: expected an object, got %s", *ctx ? ctx : "(top)",
-                          cl_json_type_name (obj));
+    return cl_error_raise (err, CL_ERR_INVALID, "%s: expected an object, got %s",
+                           *ctx ? ctx : "(top)", cl_json_type_name (obj));
   *v = json_object_get (obj, key);
   return (*v == NULL || json_is_null (*v)) ? 0 : 1;
 }
@@ -113,7 +113,8 @@ static int
 type_error (const char *ctx, const char *key, const char *want, json_t *v, cl_error_t *err)
 {
   char *path = cl_json_path (ctx, key);
-  cl_error_make (err, 0, "%s: expected %s, got %s", path, want, cl_json_type_name (v));
+  cl_error_raise (err, CL_ERR_INVALID, "%s: expected %s, got %s", path, want,
+                  cl_json_type_name (v));
   free (path);
   return -1;
 }
@@ -228,8 +229,8 @@ cl_json_string_array (json_t *obj, const char *ctx, const char *key, const char 
     if (!json_is_string (v))
       {
         char *path = cl_json_path (ctx, key);
-        cl_error_make (err, 0, "%s[%zu]: expected a string, got %s", path, i,
-                       cl_json_type_name (v));
+        cl_error_raise (err, CL_ERR_INVALID, "%s[%zu]: expected a string, got %s", path, i,
+                        cl_json_type_name (v));
         free (path);
         free (vec);
         return -1;

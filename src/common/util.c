@@ -239,14 +239,17 @@ cl_validate_name (const char *name, const char *what, cl_error_t *err)
   size_t len = name ? strlen (name) : 0;
 
   if (len == 0)
-    return cl_error_make (err, 0, "invalid %s: empty", what);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s: empty", what);
   if (len > 128)
-    return cl_error_make (err, 0, "invalid %s `%.32s...`: longer than 128 characters", what, name);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%.32s...`: longer than 128 characters",
+                           what, name);
   if (name[0] == '.' || name[0] == '-')
-    return cl_error_make (err, 0, "invalid %s `%s`: must not start with `%c`", what, name, name[0]);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: must not start with `%c`", what,
+                           name, name[0]);
   for (const char *p = name; *p; p++)
     if (!isalnum ((unsigned char)*p) && *p != '_' && *p != '.' && *p != '-')
-      return cl_error_make (err, 0, "invalid %s `%s`: character `%c` not allowed", what, name, *p);
+      return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: character `%c` not allowed",
+                             what, name, *p);
   return 0;
 }
 
@@ -258,11 +261,12 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
   unsigned shift = 0;
 
   if (s == NULL || !isdigit ((unsigned char)*s))
-    return cl_error_make (err, 0, "invalid %s `%s`: expected a size like 512M", what, s ? s : "");
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: expected a size like 512M", what,
+                           s ? s : "");
   errno = 0;
   v = strtoull (s, &end, 10);
   if (errno)
-    return cl_error_make (err, 0, "invalid %s `%s`: out of range", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: out of range", what, s);
   switch (*end)
     {
     case '\0':
@@ -291,16 +295,17 @@ cl_parse_size (const char *s, const char *what, uint64_t *out, cl_error_t *err)
     case 'B':
       break;
     default:
-      return cl_error_make (err, 0, "invalid %s `%s`: unknown unit `%s`", what, s, end);
+      return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: unknown unit `%s`", what, s,
+                             end);
     }
   if (shift && (strcmp (end, "iB") == 0 || strcmp (end, "B") == 0 || strcmp (end, "ib") == 0))
     end += strlen (end);
   else if (strcmp (end, "B") == 0 || strcmp (end, "b") == 0)
     end++;
   if (*end)
-    return cl_error_make (err, 0, "invalid %s `%s`: unknown unit", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: unknown unit", what, s);
   if (shift && v > (UINT64_MAX >> shift))
-    return cl_error_make (err, 0, "invalid %s `%s`: out of range", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid %s `%s`: out of range", what, s);
   *out = (uint64_t)v << shift;
   return 0;
 }

@@ -99,14 +99,15 @@ cl_img_digest_parse (const char *digest, const char *what, char hex[CL_SHA256_HE
 {
   const char *colon = digest ? strchr (digest, ':') : NULL;
   if (colon == NULL)
-    return cl_error_make (err, 0, "%s: invalid digest `%s`: expected sha256:HEX", what,
-                          digest ? digest : "");
-  if ((size_t) (colon - digest) != 6 || strncmp (digest, "sha256", 6) != 0)
+    return cl_error_raise (err, CL_ERR_INVALID, "%s: invalid digest `%s`: expected sha256:HEX",
+                           what, digest ? digest : "");
+  if ((size_t)(colon - digest) != 6 || strncmp (digest, "sha256", 6) != 0)
     return cl_error_make (err, 0, "%s: unsupported digest algorithm in `%s`", what, digest);
   if (strlen (colon + 1) != CL_SHA256_HEX_LEN
       || !cl_img_digest_is_hex (colon + 1, CL_SHA256_HEX_LEN))
-    return cl_error_make (err, 0, "%s: invalid digest `%s`: expected 64 lowercase hex digits",
-                          what, digest);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "%s: invalid digest `%s`: expected 64 lowercase hex digits", what,
+                           digest);
   memcpy (hex, colon + 1, CL_SHA256_HEX_LEN + 1);
   return 0;
 }

@@ -21,23 +21,24 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char schema[] =
-  "CREATE TABLE IF NOT EXISTS image_images ("
-  "  id TEXT PRIMARY KEY, manifest TEXT, created INTEGER NOT NULL,"
-  "  size INTEGER NOT NULL, source TEXT);"
-  "CREATE TABLE IF NOT EXISTS image_names ("
-  "  name TEXT NOT NULL, tag TEXT NOT NULL,"
-  "  id TEXT NOT NULL REFERENCES image_images(id) ON DELETE CASCADE,"
-  "  PRIMARY KEY (name, tag));"
-  "CREATE TABLE IF NOT EXISTS image_layers ("
-  "  id TEXT NOT NULL REFERENCES image_images(id) ON DELETE CASCADE,"
-  "  pos INTEGER NOT NULL, layer TEXT NOT NULL, PRIMARY KEY (id, pos));"
-  "CREATE INDEX IF NOT EXISTS image_layers_layer ON image_layers(layer);"
-  "CREATE TABLE IF NOT EXISTS image_layer_sizes (layer TEXT PRIMARY KEY, size INTEGER NOT NULL);"
-  "CREATE TABLE IF NOT EXISTS image_uses ("
-  "  id TEXT NOT NULL REFERENCES image_images(id), user TEXT NOT NULL,"
-  "  PRIMARY KEY (id, user));"
-  "CREATE TABLE IF NOT EXISTS image_meta (key TEXT PRIMARY KEY, value TEXT);";
+static const char schema[]
+    = "CREATE TABLE IF NOT EXISTS image_images ("
+      "  id TEXT PRIMARY KEY, manifest TEXT, created INTEGER NOT NULL,"
+      "  size INTEGER NOT NULL, source TEXT);"
+      "CREATE TABLE IF NOT EXISTS image_names ("
+      "  name TEXT NOT NULL, tag TEXT NOT NULL,"
+      "  id TEXT NOT NULL REFERENCES image_images(id) ON DELETE CASCADE,"
+      "  PRIMARY KEY (name, tag));"
+      "CREATE TABLE IF NOT EXISTS image_layers ("
+      "  id TEXT NOT NULL REFERENCES image_images(id) ON DELETE CASCADE,"
+      "  pos INTEGER NOT NULL, layer TEXT NOT NULL, PRIMARY KEY (id, pos));"
+      "CREATE INDEX IF NOT EXISTS image_layers_layer ON image_layers(layer);"
+      "CREATE TABLE IF NOT EXISTS image_layer_sizes (layer TEXT PRIMARY KEY, size INTEGER NOT "
+      "NULL);"
+      "CREATE TABLE IF NOT EXISTS image_uses ("
+      "  id TEXT NOT NULL REFERENCES image_images(id), user TEXT NOT NULL,"
+      "  PRIMARY KEY (id, user));"
+      "CREATE TABLE IF NOT EXISTS image_meta (key TEXT PRIMARY KEY, value TEXT);";
 
 char *
 cl_img_store_blob_path (struct cl_image_store *s, const char *hex)
@@ -62,7 +63,7 @@ cl_img_store_root (struct cl_image_store *s)
 char *
 cl_img_store_tmp_name (struct cl_image_store *s, const char *what)
 {
-  return cl_strdup_printf ("%s/tmp/%s-%d-XXXXXX", s->dir, what, (int) getpid ());
+  return cl_strdup_printf ("%s/tmp/%s-%d-XXXXXX", s->dir, what, (int)getpid ());
 }
 
 static bool
@@ -126,7 +127,7 @@ cl_img_store_put_blob (struct cl_image_store *s, const void *data, size_t len,
   if (hex_out)
     memcpy (hex_out, hex, sizeof hex);
   path = cl_img_store_blob_path (s, hex);
-  if (stat (path, &st) == 0 && (size_t) st.st_size == len)
+  if (stat (path, &st) == 0 && (size_t)st.st_size == len)
     return 0;
   return write_atomic (s, path, data, len, err);
 }
@@ -250,11 +251,10 @@ static int
 layer_size_record (struct cl_image_store *s, const char *hex, uint64_t size, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *st = NULL;
-  if (cl_db_prepare (s->db, "INSERT OR REPLACE INTO image_layer_sizes VALUES (?, ?)", &st, err)
-      < 0)
+  if (cl_db_prepare (s->db, "INSERT OR REPLACE INTO image_layer_sizes VALUES (?, ?)", &st, err) < 0)
     return -1;
   sqlite3_bind_text (st, 1, hex, -1, SQLITE_STATIC);
-  sqlite3_bind_int64 (st, 2, (sqlite3_int64) size);
+  sqlite3_bind_int64 (st, 2, (sqlite3_int64)size);
   if (cl_db_step_done (s->db, st, err) < 0)
     return -1;
   return 0;
@@ -376,7 +376,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
         {
           sqlite3_reset (lay);
           sqlite3_bind_text (lay, 1, id, -1, SQLITE_STATIC);
-          sqlite3_bind_int (lay, 2, (int) i);
+          sqlite3_bind_int (lay, 2, (int)i);
           sqlite3_bind_text (lay, 3, b->layers[i], -1, SQLITE_STATIC);
           if (cl_db_step_done (db, lay, err) < 0)
             return -1;
@@ -389,7 +389,7 @@ record_image (struct cl_image_build *b, const char *id, const char *manifest_hex
   sqlite3_bind_text (nm, 1, name, -1, SQLITE_STATIC);
   sqlite3_bind_text (nm, 2, tag, -1, SQLITE_STATIC);
   sqlite3_bind_text (nm, 3, id, -1, SQLITE_STATIC);
-  (void) del;
+  (void)del;
   return cl_db_step_done (db, nm, err);
 }
 
@@ -449,7 +449,7 @@ static void
 remove_layer (struct cl_image_store *s, const char *hex)
 {
   cleanup_free char *path = cl_img_store_layer_path (s, hex);
-  cleanup_free char *grave = cl_strdup_printf ("%s/tmp/dead-%d-%s", s->dir, (int) getpid (), hex);
+  cleanup_free char *grave = cl_strdup_printf ("%s/tmp/dead-%d-%s", s->dir, (int)getpid (), hex);
   cleanup_stmt sqlite3_stmt *q = NULL;
 
   if (rename (path, grave) == 0)
@@ -543,7 +543,7 @@ image_load (struct cl_image_store *s, const char *id, const char *name, struct c
   sqlite3_bind_text (q, 1, id, -1, SQLITE_STATIC);
   if (sqlite3_step (q) != SQLITE_ROW)
     {
-      cl_error_make (err, 0, "image `%s` not found", name ? name : id);
+      cl_error_raise (err, CL_ERR_NOT_FOUND, "image `%s` not found", name ? name : id);
       goto fail;
     }
   img->created = sqlite3_column_int64 (q, 0);
@@ -618,15 +618,14 @@ lookup_id_prefix (struct cl_image_store *s, const char *ref, char **id, cl_error
     {
       free (*id);
       *id = NULL;
-      return cl_error_make (err, 0, "image reference `%s`: ambiguous id prefix", ref);
+      return cl_error_raise (err, CL_ERR_INVALID, "image reference `%s`: ambiguous id prefix", ref);
     }
   return 1;
 }
 
 /* Finds the id for ref.  *name_out gets NAME:TAG when ref was a name. */
 static int
-resolve_id (struct cl_image_store *s, const char *ref, char **id, char **name_out,
-            cl_error_t *err)
+resolve_id (struct cl_image_store *s, const char *ref, char **id, char **name_out, cl_error_t *err)
 {
   cleanup_free char *name = NULL, *tag = NULL;
   cl_error_t parse_err = NULL;
@@ -668,7 +667,7 @@ cl_img_resolve (struct cl_image_store *s, const char *ref, struct cl_image **out
   if (r < 0)
     return -1;
   if (r == 0)
-    return cl_error_make (err, 0, "image `%s` not found", ref);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "image `%s` not found", ref);
   return image_load (s, id, name, out, err);
 }
 
@@ -746,7 +745,7 @@ delete_image_rows (struct cl_image_store *s, const char *id, char ***layers, siz
     return -1;
   sqlite3_bind_text (l, 1, id, -1, SQLITE_STATIC);
   while (sqlite3_step (l) == SQLITE_ROW)
-    strv_push (layers, n_layers, (const char *) sqlite3_column_text (l, 0));
+    strv_push (layers, n_layers, (const char *)sqlite3_column_text (l, 0));
   sqlite3_bind_text (m, 1, id, -1, SQLITE_STATIC);
   if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
     *manifest = cl_xstrdup ((const char *)sqlite3_column_text (m, 0));
@@ -777,7 +776,7 @@ cl_img_remove (struct cl_image_store *s, const char *ref, cl_error_t *err)
 
   r = resolve_id (s, ref, &id, &name, err);
   if (r <= 0)
-    return r < 0 ? -1 : cl_error_make (err, 0, "image `%s` not found", ref);
+    return r < 0 ? -1 : cl_error_raise (err, CL_ERR_NOT_FOUND, "image `%s` not found", ref);
   store_lock (s, LOCK_EX);
   r = remove_locked (s, ref, id, name, err);
   store_lock (s, LOCK_UN);
@@ -807,7 +806,8 @@ remove_locked (struct cl_image_store *s, const char *ref, const char *id, const 
   if (count_rows (s, "SELECT user FROM image_uses WHERE id = ? ORDER BY user", id, &user) > 0)
     {
       cl_db_rollback (s->db);
-      return cl_error_make (err, 0, "image `%s` is used by instance `%s`", ref, user);
+      return cl_error_raise (err, CL_ERR_CONFLICT, "image `%s` is used by instance `%s`", ref,
+                             user);
     }
   if (delete_image_rows (s, id, &layers, &n_layers, &manifest, err) < 0
       || cl_db_commit (s->db, err) < 0)
@@ -861,9 +861,9 @@ cl_img_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, cl
                      " FROM image_images i ORDER BY i.created DESC, i.id",
                      &q, err)
           < 0
-      || cl_db_prepare (s->db,
-                        "SELECT name || ':' || tag FROM image_names WHERE id = ? ORDER BY name, tag",
-                        &nm, err)
+      || cl_db_prepare (
+             s->db, "SELECT name || ':' || tag FROM image_names WHERE id = ? ORDER BY name, tag",
+             &nm, err)
              < 0)
     return -1;
   while (sqlite3_step (q) == SQLITE_ROW)
@@ -884,7 +884,7 @@ cl_img_list (struct cl_image_store *s, struct cl_image_info **out, size_t *n, cl
       sqlite3_reset (nm);
       sqlite3_bind_text (nm, 1, i->id, -1, SQLITE_STATIC);
       while (sqlite3_step (nm) == SQLITE_ROW)
-        strv_push (&i->names, &nn, (const char *) sqlite3_column_text (nm, 0));
+        strv_push (&i->names, &nn, (const char *)sqlite3_column_text (nm, 0));
     }
   *out = v;
   *n = count;
@@ -915,11 +915,11 @@ cl_img_inspect_json (struct cl_image_store *s, const char *ref, char **json_out,
     {
       sqlite3_bind_text (q, 1, img->id, -1, SQLITE_STATIC);
       while (sqlite3_step (q) == SQLITE_ROW)
-        json_array_append_new (names, json_string ((const char *) sqlite3_column_text (q, 0)));
+        json_array_append_new (names, json_string ((const char *)sqlite3_column_text (q, 0)));
     }
   json_object_set_new (o, "Names", names);
   json_object_set_new (o, "Created", json_integer (img->created));
-  json_object_set_new (o, "Size", json_integer ((json_int_t) img->size));
+  json_object_set_new (o, "Size", json_integer ((json_int_t)img->size));
   for (i = 0; i < img->n_layers; i++)
     json_array_append_new (layers, json_string (img->layers[i]));
   json_object_set_new (o, "Layers", layers);
@@ -929,7 +929,7 @@ cl_img_inspect_json (struct cl_image_store *s, const char *ref, char **json_out,
       {
         sqlite3_bind_text (u, 1, img->id, -1, SQLITE_STATIC);
         while (sqlite3_step (u) == SQLITE_ROW)
-          json_array_append_new (uses, json_string ((const char *) sqlite3_column_text (u, 0)));
+          json_array_append_new (uses, json_string ((const char *)sqlite3_column_text (u, 0)));
       }
   }
   json_object_set_new (o, "UsedBy", uses);
@@ -949,7 +949,7 @@ cl_img_inspect_json (struct cl_image_store *s, const char *ref, char **json_out,
         sqlite3_bind_text (m, 1, img->id, -1, SQLITE_STATIC);
         if (sqlite3_step (m) == SQLITE_ROW && sqlite3_column_text (m, 0))
           {
-            const char *mh = (const char *) sqlite3_column_text (m, 0);
+            const char *mh = (const char *)sqlite3_column_text (m, 0);
             cleanup_free char *mp = cl_img_store_blob_path (s, mh);
             json_object_set_new (o, "ManifestDigest", json_pack ("s+", "sha256:", mh));
             if (cl_json_load_file (mp, &manifest, NULL) == 0)

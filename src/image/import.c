@@ -279,8 +279,8 @@ cl_img_import_oci_dir (struct cl_image_store *s, const char *dir,
 /* ---- docker-archive ---- */
 
 static int
-import_docker_dir (struct cl_image_store *s, const char *dir, const struct cl_image_import_opts *opts,
-                   char **id_out, cl_error_t *err)
+import_docker_dir (struct cl_image_store *s, const char *dir,
+                   const struct cl_image_import_opts *opts, char **id_out, cl_error_t *err)
 {
   cleanup_free char *manifest_path = cl_strdup_printf ("%s/manifest.json", dir);
   cleanup_free char *config = NULL, *cfg_path = NULL, *source = NULL;
@@ -294,7 +294,7 @@ import_docker_dir (struct cl_image_store *s, const char *dir, const struct cl_im
     return -1;
   entry = json_array_get (manifest, 0);
   if (!json_is_object (entry))
-    return cl_error_make (err, 0, "`%s`: expected a list of images", manifest_path);
+    return cl_error_raise (err, CL_ERR_INVALID, "`%s`: expected a list of images", manifest_path);
   if (cl_json_string (entry, "manifest.json[0]", "Config", &cfg_name, err) <= 0
       || cl_json_array (entry, "manifest.json[0]", "Layers", &layers, err) <= 0)
     return cl_error_make (err, 0, "`%s`: image without Config or Layers", manifest_path);
@@ -379,7 +379,7 @@ is_compressed (const char *path)
   cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
   if (fd < 0 || read (fd, magic, sizeof magic) < 4)
     return false;
-  return (magic[0] == 0x1f && magic[1] == 0x8b)                      /* gzip */
+  return (magic[0] == 0x1f && magic[1] == 0x8b)                        /* gzip */
          || (magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f) /* zstd */
          || (magic[0] == 0xfd && magic[1] == '7' && magic[2] == 'z')   /* xz */
          || (magic[0] == 'B' && magic[1] == 'Z' && magic[2] == 'h');   /* bzip2 */

@@ -42,7 +42,7 @@ reader_read (struct archive *a, void *data, const void **out)
 {
   struct reader *r = data;
   ssize_t n;
-  (void) a;
+  (void)a;
   do
     n = read (r->fd, r->buf, sizeof r->buf);
   while (n < 0 && errno == EINTR);
@@ -119,20 +119,21 @@ open_dir_beneath (int rootfd, const char *rel, size_t rel_len, cl_error_t *err)
       if (j - i >= sizeof comp || bad_component (rel + i, j - i))
         {
           close (fd);
-          return cl_error_make (err, 0, "invalid path `%.*s` in layer", (int) rel_len, rel);
+          return cl_error_raise (err, CL_ERR_INVALID, "invalid path `%.*s` in layer", (int)rel_len,
+                                 rel);
         }
       memcpy (comp, rel + i, j - i);
       comp[j - i] = '\0';
       if (mkdirat (fd, comp, 0755) < 0 && errno != EEXIST)
         {
-          cl_error_errno (err, "mkdir `%.*s`", (int) j, rel);
+          cl_error_errno (err, "mkdir `%.*s`", (int)j, rel);
           close (fd);
           return -1;
         }
       next = openat (fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (next < 0)
         {
-          cl_error_errno (err, "open `%.*s` in layer", (int) j, rel);
+          cl_error_errno (err, "open `%.*s` in layer", (int)j, rel);
           close (fd);
           return -1;
         }
@@ -148,7 +149,7 @@ apply_whiteout (int rootfd, const char *path, char ***opaque, size_t *n_opaque, 
 {
   const char *slash = strrchr (path, '/');
   const char *base = slash ? slash + 1 : path;
-  size_t dir_len = slash ? (size_t) (slash - path) : 0;
+  size_t dir_len = slash ? (size_t)(slash - path) : 0;
   cleanup_close int dirfd = -1;
   const char *name;
 
@@ -163,7 +164,7 @@ apply_whiteout (int rootfd, const char *path, char ***opaque, size_t *n_opaque, 
     }
   name = base + strlen (WHITEOUT_PREFIX);
   if (bad_component (name, strlen (name)))
-    return cl_error_make (err, 0, "invalid whiteout `%s` in layer", path);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid whiteout `%s` in layer", path);
   dirfd = open_dir_beneath (rootfd, path, dir_len, err);
   if (dirfd < 0)
     return -1;
@@ -268,12 +269,11 @@ cl_img_layer_unpack (int fd, const char *dir, struct cl_sha256 *hash, uint64_t *
   archive_read_support_filter_all (in);
   archive_read_support_format_tar (in);
   archive_read_support_format_gnutar (in);
-  archive_write_disk_set_options (out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM
-                                           | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_XATTR
-                                           | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_UNLINK
-                                           | ARCHIVE_EXTRACT_SECURE_SYMLINKS
-                                           | ARCHIVE_EXTRACT_SECURE_NODOTDOT
-                                           | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
+  archive_write_disk_set_options (
+      out, ARCHIVE_EXTRACT_OWNER | ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME
+               | ARCHIVE_EXTRACT_XATTR | ARCHIVE_EXTRACT_FFLAGS | ARCHIVE_EXTRACT_UNLINK
+               | ARCHIVE_EXTRACT_SECURE_SYMLINKS | ARCHIVE_EXTRACT_SECURE_NODOTDOT
+               | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS);
   archive_write_disk_set_standard_lookup (out);
   if (rootfd < 0 || cwd < 0)
     {

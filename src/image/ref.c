@@ -47,7 +47,7 @@ static bool
 valid_registry (const char *s, size_t len)
 {
   const char *colon = memchr (s, ':', len);
-  size_t host_len = colon ? (size_t) (colon - s) : len;
+  size_t host_len = colon ? (size_t)(colon - s) : len;
   size_t label = 0;
   if (host_len == 0)
     return false;
@@ -60,7 +60,7 @@ valid_registry (const char *s, size_t len)
           label = 0;
           continue;
         }
-      if (!isalnum ((unsigned char) s[i]) && !(s[i] == '-' && label > 0))
+      if (!isalnum ((unsigned char)s[i]) && !(s[i] == '-' && label > 0))
         return false;
       label++;
     }
@@ -70,7 +70,7 @@ valid_registry (const char *s, size_t len)
       if (port_len == 0 || port_len > 5)
         return false;
       for (size_t i = 0; i < port_len; i++)
-        if (!isdigit ((unsigned char) colon[1 + i]))
+        if (!isdigit ((unsigned char)colon[1 + i]))
           return false;
     }
   return true;
@@ -80,10 +80,10 @@ static bool
 valid_tag (const char *s)
 {
   size_t len = strlen (s);
-  if (len == 0 || len > 128 || !(isalnum ((unsigned char) s[0]) || s[0] == '_'))
+  if (len == 0 || len > 128 || !(isalnum ((unsigned char)s[0]) || s[0] == '_'))
     return false;
   for (size_t i = 0; i < len; i++)
-    if (!isalnum ((unsigned char) s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
+    if (!isalnum ((unsigned char)s[i]) && s[i] != '_' && s[i] != '.' && s[i] != '-')
       return false;
   return true;
 }
@@ -107,16 +107,17 @@ cl_img_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
 
   memset (out, 0, sizeof *out);
   if (s == NULL || *s == '\0')
-    return cl_error_make (err, 0, "invalid image reference: empty");
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid image reference: empty");
   if (strlen (s) > 512)
-    return cl_error_make (err, 0, "invalid image reference `%.32s...`: too long", s);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid image reference `%.32s...`: too long", s);
   copy = cl_xstrdup (s);
   at = strchr (copy, '@');
   if (at)
     {
       *at = '\0';
       if (cl_img_digest_parse (at + 1, "image reference", hex, NULL) < 0)
-        return cl_error_make (err, 0, "invalid image reference `%s`: bad digest `%s`", s, at + 1);
+        return cl_error_raise (err, CL_ERR_INVALID, "invalid image reference `%s`: bad digest `%s`",
+                               s, at + 1);
       out->digest = cl_strdup_printf ("sha256:%s", hex);
     }
   slash = strrchr (copy, '/');
@@ -127,21 +128,23 @@ cl_img_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
       if (!valid_tag (colon + 1))
         {
           cl_img_ref_clear (out);
-          return cl_error_make (err, 0, "invalid image reference `%s`: bad tag `%s`", s,
-                                colon + 1);
+          return cl_error_raise (err, CL_ERR_INVALID, "invalid image reference `%s`: bad tag `%s`",
+                                 s, colon + 1);
         }
       out->tag = cl_xstrdup (colon + 1);
     }
   repo = copy;
   slash = strchr (copy, '/');
-  if (slash && (memchr (copy, '.', slash - copy) || memchr (copy, ':', slash - copy)
-                || (slash - copy == 9 && strncmp (copy, "localhost", 9) == 0)))
+  if (slash
+      && (memchr (copy, '.', slash - copy) || memchr (copy, ':', slash - copy)
+          || (slash - copy == 9 && strncmp (copy, "localhost", 9) == 0)))
     {
       if (!valid_registry (copy, slash - copy))
         {
           cl_img_ref_clear (out);
-          return cl_error_make (err, 0, "invalid image reference `%s`: bad registry `%.*s`", s,
-                                (int) (slash - copy), copy);
+          return cl_error_raise (err, CL_ERR_INVALID,
+                                 "invalid image reference `%s`: bad registry `%.*s`", s,
+                                 (int)(slash - copy), copy);
         }
       out->registry = strndup (copy, slash - copy);
       repo = slash + 1;
@@ -149,19 +152,20 @@ cl_img_ref_parse (const char *s, struct cl_image_ref *out, cl_error_t *err)
   if (strlen (repo) > 255)
     {
       cl_img_ref_clear (out);
-      return cl_error_make (err, 0, "invalid image reference `%s`: name longer than 255", s);
+      return cl_error_raise (err, CL_ERR_INVALID,
+                             "invalid image reference `%s`: name longer than 255", s);
     }
   for (char *p = repo;;)
     {
       char *end = strchr (p, '/');
-      size_t len = end ? (size_t) (end - p) : strlen (p);
+      size_t len = end ? (size_t)(end - p) : strlen (p);
       if (!valid_component (p, len))
         {
           cl_img_ref_clear (out);
-          return cl_error_make (err, 0,
-                                "invalid image reference `%s`: bad name component `%.*s` "
-                                "(lowercase letters, digits, and . _ - inside)",
-                                s, (int) len, p);
+          return cl_error_raise (err, CL_ERR_INVALID,
+                                 "invalid image reference `%s`: bad name component `%.*s` "
+                                 "(lowercase letters, digits, and . _ - inside)",
+                                 s, (int)len, p);
         }
       if (!end)
         break;
@@ -182,7 +186,8 @@ cl_img_name_parse (const char *s, char **name, char **tag, cl_error_t *err)
   if (ref.digest)
     {
       cl_img_ref_clear (&ref);
-      return cl_error_make (err, 0, "invalid image name `%s`: a name cannot hold a digest", s);
+      return cl_error_raise (err, CL_ERR_INVALID,
+                             "invalid image name `%s`: a name cannot hold a digest", s);
     }
   *name = ref.registry ? cl_strdup_printf ("%s/%s", ref.registry, ref.repo) : cl_xstrdup (ref.repo);
   *tag = steal_pointer (&ref.tag);

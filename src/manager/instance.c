@@ -30,19 +30,19 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
     return -1;
   for (size_t i = 0; i < o->n_env; i++)
     if (strchr (o->env[i], '=') == NULL || o->env[i][0] == '=')
-      return cl_error_make (err, 0, "--env `%s`: expected KEY=VALUE", o->env[i]);
+      return cl_error_raise (err, CL_ERR_INVALID, "--env `%s`: expected KEY=VALUE", o->env[i]);
   for (size_t i = 0; i < o->n_networks; i++)
     if (cl_validate_name (o->networks[i], "network name", err) < 0)
       return -1;
   if (o->no_network && o->n_networks)
-    return cl_error_make (err, 0, "--no-network and --network exclude each other");
+    return cl_error_raise (err, CL_ERR_INVALID, "--no-network and --network exclude each other");
   for (size_t i = 0; i < o->n_ports; i++)
     if (cl_mgr_netglue_check_port (o->ports[i], err) < 0)
       return -1;
   if (o->no_network && o->n_ports)
-    return cl_error_make (err, 0, "-p needs a network (remove --no-network)");
+    return cl_error_raise (err, CL_ERR_INVALID, "-p needs a network (remove --no-network)");
   if (o->cpus > 256)
-    return cl_error_make (err, 0, "invalid --cpus `%u`: at most 256", o->cpus);
+    return cl_error_raise (err, CL_ERR_INVALID, "invalid --cpus `%u`: at most 256", o->cpus);
   return 0;
 }
 
@@ -260,7 +260,8 @@ cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_e
       || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   if (cl_mgr_instance_is_running (inst) && !force)
-    return cl_error_make (err, 0, "instance `%s` is running: stop it first or use --force", name);
+    return cl_error_raise (err, CL_ERR_CONFLICT,
+                           "instance `%s` is running: stop it first or use --force", name);
   if (cl_mgr_intent_begin (m, "delete", name, NULL, &intent, err) < 0)
     return -1;
   /* the row and the intent go in one transaction */
@@ -272,20 +273,39 @@ cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_e
   return 0;
 }
 
+static void
+instance_summary (struct instance *inst, struct cl_instance_summary *s)
+{
+  bool running = cl_mgr_instance_is_running (inst);
+  *s = (struct cl_instance_summary){
+    .name = inst->name,
+    .kind = cl_mgr_instance_ops (inst)->kind,
+    .image = inst->image,
+    .status = inst->status,
+    .created = inst->created,
+    .pid = running ? inst->init_pid : 0,
+    .has_exit_code = inst->has_exit_code,
+    .exit_code = inst->exit_code,
+  };
+}
+
+static json_t *
+summary_json (const struct cl_instance_summary *s)
+{
+  return json_pack ("{s:s, s:s, s:s, s:s, s:I, s:o, s:o}", "name", s->name, "kind", s->kind,
+                    "image", s->image, "status", s->status, "created", (json_int_t)s->created,
+                    "pid", s->pid ? json_integer (s->pid) : json_null (), "exit_code",
+                    s->has_exit_code ? json_integer (s->exit_code) : json_null ());
+}
+
 static json_t *
 instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
 {
-  json_t *o = json_object ();
+  struct cl_instance_summary sum;
+  json_t *o;
 
-  json_object_set_new (o, "name", json_string (inst->name));
-  json_object_set_new (o, "kind", json_string (cl_mgr_instance_ops (inst)->kind));
-  json_object_set_new (o, "image", json_string (inst->image));
-  json_object_set_new (o, "status", json_string (inst->status));
-  json_object_set_new (o, "created", json_integer (inst->created));
-  json_object_set_new (
-      o, "pid", cl_mgr_instance_is_running (inst) ? json_integer (inst->init_pid) : json_null ());
-  json_object_set_new (o, "exit_code",
-                       inst->has_exit_code ? json_integer (inst->exit_code) : json_null ());
+  instance_summary (inst, &sum);
+  o = summary_json (&sum);
   if (detailed)
     {
       json_t *snaps = NULL;
@@ -308,40 +328,48 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
 }
 
 int
+cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque, cl_error_t *err)
+{
+  struct instance **v;
+  size_t n;
+
+  /* a read: one SELECT, and a look at the processes of those recorded
+     running (a /proc read each); only an instance whose monitor died is
+     written (cl_mgr_reconcile_instance) */
+  if (cl_mgr_store_all (m, &v, &n, err) < 0)
+    return -1;
+  for (size_t i = 0; i < n; i++)
+    {
+      cl_error_t ignored = NULL;
+      struct cl_instance_summary sum;
+      if (strcmp (v[i]->status, "running") == 0
+          && !cl_mgr_proc_alive (v[i]->monitor_pid, v[i]->monitor_start)
+          && cl_mgr_reconcile_instance (m, v[i], &ignored) < 0)
+        cl_error_release (&ignored); /* shown as recorded */
+      instance_summary (v[i], &sum);
+      fn (opaque, &sum);
+      cl_mgr_instance_free (v[i]);
+    }
+  free (v);
+  return 0;
+}
+
+static void
+append_summary (void *opaque, const struct cl_instance_summary *s)
+{
+  json_array_append_new (opaque, summary_json (s));
+}
+
+int
 cl_mgr_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err)
 {
-  char **names;
   json_t *arr = json_array ();
 
-  if (cl_mgr_store_names (m, &names, err) < 0)
+  if (cl_mgr_instance_each (m, append_summary, arr, err) < 0)
     {
       json_decref (arr);
       return -1;
     }
-  for (char **n = names; *n; n++)
-    {
-      struct instance *inst;
-      cl_error_t ignored = NULL;
-      if (cl_mgr_instance_load (m, *n, &inst, &ignored) < 0)
-        {
-          cl_error_release (&ignored); /* deleted meanwhile */
-          continue;
-        }
-      json_array_append_new (arr, instance_json (m, inst, false));
-      cl_mgr_instance_free (inst);
-    }
-  {
-    /* networks: free what instances that no longer exist left behind */
-    cl_error_t ignored = NULL;
-    if (cl_mgr_netglue_cleanup (m, &ignored) < 0)
-      {
-        cl_warn ("network cleanup: %s", ignored->msg);
-        cl_error_release (&ignored);
-      }
-  }
-  for (char **n = names; *n; n++)
-    free (*n);
-  free (names);
   *out = arr;
   return 0;
 }
@@ -371,7 +399,7 @@ cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const
       || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   if (!cl_mgr_instance_is_running (inst))
-    return cl_error_make (err, 0, "instance `%s` is not running", name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
   return cl_mgr_instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
 }
 
@@ -397,7 +425,7 @@ cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
   if (cl_mgr_instance_ops (inst)->console)
     {
       if (!cl_mgr_instance_is_running (inst))
-        return cl_error_make (err, 0, "instance `%s` is not running", name);
+        return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
       return cl_mgr_instance_ops (inst)->console (m, inst, exit_code, err);
     }
   return cl_mgr_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
@@ -421,7 +449,7 @@ cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *
       if (cl_parse_size (value, "limits.memory", &memory, err) < 0)
         return -1;
       if (memory < (4u << 20))
-        return cl_error_make (err, 0, "limits.memory `%s`: at least 4M", value);
+        return cl_error_raise (err, CL_ERR_INVALID, "limits.memory `%s`: at least 4M", value);
       json_object_set_new (inst->config, "memory", json_integer ((json_int_t)memory));
     }
   else if (strcmp (key, "limits.cpu") == 0)
@@ -429,12 +457,14 @@ cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *
       char *end;
       unsigned long v = strtoul (value, &end, 10);
       if (*value == '\0' || *end || v == 0 || v > 256)
-        return cl_error_make (err, 0, "limits.cpu `%s`: expected a number of CPUs (1-256)", value);
+        return cl_error_raise (err, CL_ERR_INVALID,
+                               "limits.cpu `%s`: expected a number of CPUs (1-256)", value);
       cpus = (unsigned)v;
       json_object_set_new (inst->config, "cpus", json_integer (cpus));
     }
   else
-    return cl_error_make (err, 0, "unknown key `%s` (limits.memory, limits.cpu)", key);
+    return cl_error_raise (err, CL_ERR_INVALID, "unknown key `%s` (limits.memory, limits.cpu)",
+                           key);
   ops = cl_mgr_instance_ops (inst);
   if (cl_mgr_instance_is_running (inst) && ops->set_limits
       && ops->set_limits (m, inst, memory, cpus, err) < 0)

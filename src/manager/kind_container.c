@@ -145,8 +145,8 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
       while (img->cmd && img->cmd[n])
         n++;
       if (n == 0)
-        return cl_error_make (err, 0, "image `%s` has no command: give one after `--`",
-                              inst->image);
+        return cl_error_raise (err, CL_ERR_INVALID,
+                               "image `%s` has no command: give one after `--`", inst->image);
       a->spec.argv = cl_xmalloc0 ((n + 1) * sizeof (char *));
       for (size_t i = 0; i < n; i++)
         a->spec.argv[i] = cl_xstrdup (img->cmd[i]);

@@ -94,9 +94,9 @@ cl_mgr_instance_start_locked (struct cl_manager *m, const char *name, const stru
   if (cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   if (cl_mgr_instance_is_running (inst))
-    return cl_error_make (err, 0, "instance `%s` is already running", name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is already running", name);
   if (strcmp (inst->status, "stopped") != 0)
-    return cl_error_make (err, 0, "instance `%s` is %s", name, inst->status);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s", name, inst->status);
   if (cl_mgr_intent_begin (m, "start", name, NULL, &intent, err) < 0)
     return -1;
   if (cl_mgr_monitor_spawn (m, inst, o, NULL, err) < 0)
@@ -157,7 +157,7 @@ cl_mgr_instance_stop_locked (struct cl_manager *m, const char *name, int timeout
   if (cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
   if (!cl_mgr_instance_is_running (inst))
-    return cl_error_make (err, 0, "instance `%s` is not running", name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
   return cl_mgr_instance_halt (m, inst, force ? 0 : timeout_s * 1000, err);
 }
 

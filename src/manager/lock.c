@@ -104,10 +104,10 @@ lock_open (struct cl_manager *m, const char *name, bool wait, struct instance_lo
       close (fd);
       if (!wait)
         return 0;
-      return cl_error_make (err, EBUSY,
-                            "instance `%s` is busy: another command has been changing it for"
-                            " %d s",
-                            name, LOCK_WAIT_MS / 1000);
+      cl_error_make (err, EBUSY,
+                     "instance `%s` is busy: another command has been changing it for %d s", name,
+                     LOCK_WAIT_MS / 1000);
+      return cl_error_set_kind (err, CL_ERR_BUSY);
     }
   held_add (m, fd, name);
   l->fd = fd;

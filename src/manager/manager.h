@@ -55,8 +55,24 @@ int cl_mgr_instance_launch (struct cl_manager *m, const struct cl_launch_opts *o
 int cl_mgr_instance_run (struct cl_manager *m, const struct cl_launch_opts *o, int *exit_code,
                          cl_error_t *err);
 
-/* Array of objects {name, kind, image, status, created, pid, ...}. */
+/* Array of objects {name, kind, image, status, created, pid,
+   exit_code}, by name. */
 int cl_mgr_instance_list (struct cl_manager *m, json_t **out, cl_error_t *err);
+
+/* The same, one instance at a time, without building JSON (a list of
+   thousands answered as text by the API).  Strings live until fn
+   returns. */
+struct cl_instance_summary
+{
+  const char *name, *kind, *image, *status;
+  int64_t created;
+  int pid; /* the workload's init; 0 when not running */
+  bool has_exit_code;
+  int exit_code;
+};
+typedef void (*cl_mgr_instance_fn) (void *opaque, const struct cl_instance_summary *s);
+int cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
+                          cl_error_t *err);
 int cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
 
 int cl_mgr_instance_start (struct cl_manager *m, const char *name, cl_error_t *err);

@@ -74,8 +74,9 @@ int cl_mgr_store_set_config (struct cl_manager *m, const char *name, json_t *con
                              cl_error_t *err);
 /* Removes the row, and the intent `intent` (> 0) in the same transaction. */
 int cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
-/* Names of every instance (NULL terminated, caller frees all). */
-int cl_mgr_store_names (struct cl_manager *m, char ***out, cl_error_t *err);
+/* Every instance, by name, in one SELECT (caller frees each and the
+   vector).  Their configs are not read (NULL). */
+int cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err);
 
 int cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance,
                          const char *arg, int64_t *id, cl_error_t *err);
@@ -238,6 +239,8 @@ int cl_mgr_instance_destroy (struct cl_manager *m, const char *name, int64_t int
                              cl_error_t *err);
 
 /* --- reconcile.c: after a crash --- */
+/* Returns how many intents of dead owners it found (0: no crash to
+   clean after), or -1. */
 int cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err);
 
 /* --- fscopy.c --- */

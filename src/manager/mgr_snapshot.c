@@ -45,9 +45,11 @@ cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *
       || cl_mgr_instance_load (m, instance, &inst, err) < 0)
     return -1;
   if (stateful && inst->kind != KIND_VM)
-    return cl_error_make (err, 0, "--stateful: only VM instances keep their running state");
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "--stateful: only VM instances keep their running state");
   if (stateful && strcmp (inst->status, "running") != 0)
-    return cl_error_make (err, 0, "--stateful: instance `%s` is not running", instance);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "--stateful: instance `%s` is not running",
+                           instance);
   if (cl_mgr_intent_begin (m, "snapshot-create", instance, snap, &intent, err) < 0)
     return -1;
   if (cl_mgr_store_snapshot_add (m, instance, snap, stateful, err) < 0)
@@ -152,7 +154,8 @@ cl_mgr_snapshot_restore (struct cl_manager *m, const char *instance, const char 
   if (r < 0)
     return -1;
   if (r == 0)
-    return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "snapshot `%s` of instance `%s` not found", snap,
+                           instance);
   running = cl_mgr_instance_is_running (inst);
   if (running && cl_mgr_instance_stop_locked (m, instance, 0, true, err) < 0)
     return -1;
@@ -206,7 +209,8 @@ cl_mgr_snapshot_delete (struct cl_manager *m, const char *instance, const char *
   if (r < 0)
     return -1;
   if (r == 0)
-    return cl_error_make (err, 0, "snapshot `%s` of instance `%s` not found", snap, instance);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "snapshot `%s` of instance `%s` not found", snap,
+                           instance);
   if (cl_mgr_intent_begin (m, "snapshot-delete", instance, snap, &intent, err) < 0)
     return -1;
   r = cl_rm_rf (sdir, err);

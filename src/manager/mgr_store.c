@@ -89,36 +89,29 @@ column_strdup (sqlite3_stmt *s, int col)
   return cl_xstrdup (t ? (const char *)t : "");
 }
 
-int
-cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
-{
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  struct instance *inst;
-  json_error_t jerr;
-  int r;
+#define INSTANCE_COLUMNS                                                                           \
+  "name, kind, image, status, config, created, monitor_pid, monitor_start, init_pid,"              \
+  " init_start, exit_code"
 
-  if (cl_db_prepare (m->db,
-                     "SELECT name, kind, image, status, config, created, monitor_pid,"
-                     " monitor_start, init_pid, init_start, exit_code"
-                     " FROM instances WHERE name = ?",
-                     &s, err)
-      < 0)
-    return -1;
-  sqlite3_bind_text (s, 1, name, -1, SQLITE_STATIC);
-  r = sqlite3_step (s);
-  if (r == SQLITE_DONE)
-    return cl_error_make (err, 0, "instance `%s` not found", name);
-  if (r != SQLITE_ROW)
-    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
-  inst = cl_xmalloc0 (sizeof *inst);
+/* The instance of a row of INSTANCE_COLUMNS; its config parsed when
+   with_config, else NULL (a list does not show it). */
+static struct instance *
+row_instance (sqlite3_stmt *s, bool with_config)
+{
+  struct instance *inst = cl_xmalloc0 (sizeof *inst);
+  json_error_t jerr;
+
   inst->name = column_strdup (s, 0);
   inst->kind
       = strcmp ((const char *)sqlite3_column_text (s, 1), "vm") == 0 ? KIND_VM : KIND_CONTAINER;
   inst->image = column_strdup (s, 2);
   inst->status = column_strdup (s, 3);
-  inst->config = json_loads ((const char *)sqlite3_column_text (s, 4), 0, &jerr);
-  if (inst->config == NULL)
-    inst->config = json_object ();
+  if (with_config)
+    {
+      inst->config = json_loads ((const char *)sqlite3_column_text (s, 4), 0, &jerr);
+      if (inst->config == NULL)
+        inst->config = json_object ();
+    }
   inst->created = sqlite3_column_int64 (s, 5);
   inst->monitor_pid = sqlite3_column_int (s, 6);
   inst->monitor_start = sqlite3_column_int64 (s, 7);
@@ -126,7 +119,25 @@ cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **out,
   inst->init_start = sqlite3_column_int64 (s, 9);
   inst->has_exit_code = sqlite3_column_type (s, 10) != SQLITE_NULL;
   inst->exit_code = sqlite3_column_int (s, 10);
-  *out = inst;
+  return inst;
+}
+
+int
+cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **out, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  int r;
+
+  if (cl_db_prepare (m->db, "SELECT " INSTANCE_COLUMNS " FROM instances WHERE name = ?", &s, err)
+      < 0)
+    return -1;
+  sqlite3_bind_text (s, 1, name, -1, SQLITE_STATIC);
+  r = sqlite3_step (s);
+  if (r == SQLITE_DONE)
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "instance `%s` not found", name);
+  if (r != SQLITE_ROW)
+    return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
+  *out = row_instance (s, true);
   return 0;
 }
 
@@ -178,7 +189,7 @@ cl_mgr_store_create (struct cl_manager *m, const struct instance *inst, const ch
   if (sqlite3_step (s) != SQLITE_DONE)
     {
       if (sqlite3_extended_errcode (m->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-        cl_error_make (err, 0, "instance `%s` already exists", inst->name);
+        cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` already exists", inst->name);
       else
         cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
       goto fail;
@@ -280,29 +291,38 @@ cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_
 }
 
 int
-cl_mgr_store_names (struct cl_manager *m, char ***out, cl_error_t *err)
+cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
-  size_t n = 0, cap = 16;
-  char **names;
+  size_t count = 0, cap = 16;
+  struct instance **v;
   int r;
 
-  if (cl_db_prepare (m->db, "SELECT name FROM instances ORDER BY name", &s, err) < 0)
+  /* one statement: one read of the table, whatever runs meanwhile */
+  if (cl_db_prepare (m->db, "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name", &s, err)
+      < 0)
     return -1;
-  names = cl_xmalloc0 (cap * sizeof *names);
+  v = cl_xmalloc0 (cap * sizeof *v);
   while ((r = sqlite3_step (s)) == SQLITE_ROW)
     {
-      if (n + 1 >= cap)
+      if (count == cap)
         {
           cap *= 2;
-          names = realloc (names, cap * sizeof *names);
-          if (names == NULL)
+          v = realloc (v, cap * sizeof *v);
+          if (v == NULL)
             abort ();
         }
-      names[n++] = column_strdup (s, 0);
+      v[count++] = row_instance (s, false);
     }
-  names[n] = NULL;
-  *out = names;
+  if (r != SQLITE_DONE)
+    {
+      while (count > 0)
+        cl_mgr_instance_free (v[--count]);
+      free (v);
+      return cl_error_make (err, 0, "state database: list instances: %s", sqlite3_errmsg (m->db));
+    }
+  *out = v;
+  *n = count;
   return 0;
 }
 
@@ -376,8 +396,8 @@ cl_mgr_store_snapshot_add (struct cl_manager *m, const char *instance, const cha
   if (sqlite3_step (s) != SQLITE_DONE)
     {
       if (sqlite3_extended_errcode (m->db) == SQLITE_CONSTRAINT_PRIMARYKEY)
-        return cl_error_make (err, 0, "snapshot `%s` of instance `%s` already exists", snap,
-                              instance);
+        return cl_error_raise (err, CL_ERR_CONFLICT,
+                               "snapshot `%s` of instance `%s` already exists", snap, instance);
       return cl_error_make (err, 0, "state database: %s", sqlite3_errmsg (m->db));
     }
   return 0;

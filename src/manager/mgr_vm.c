@@ -69,8 +69,9 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   if (stat (base, &st) < 0)
     return cl_error_errno (err, "stat `%s`", base);
   if (size && size < (uint64_t)st.st_size)
-    return cl_error_make (err, 0, "--disk-size %llu: smaller than the image's disk (%lld bytes)",
-                          (unsigned long long)size, (long long)st.st_size);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "--disk-size %llu: smaller than the image's disk (%lld bytes)",
+                           (unsigned long long)size, (long long)st.st_size);
   if (cl_mgr_file_clone (base, disk, size, err) < 0)
     return -1;
   if (size > (uint64_t)st.st_size)
@@ -350,14 +351,16 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
      not running); one client at a time, by a lock on it */
   in_fd = open (in_path, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
   if (in_fd < 0 && errno == ENXIO)
-    return cl_error_make (err, 0, "instance `%s` is not running", inst->name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", inst->name);
   if (in_fd < 0 && errno == ENOENT)
-    return cl_error_make (err, 0, "instance `%s`: no serial console input `%s` (restart it)",
-                          inst->name, in_path);
+    return cl_error_raise (err, CL_ERR_CONFLICT,
+                           "instance `%s`: no serial console input `%s` (restart it)", inst->name,
+                           in_path);
   if (in_fd < 0)
     return cl_error_errno (err, "open `%s`", in_path);
   if (flock (in_fd, LOCK_EX | LOCK_NB) < 0)
-    return cl_error_make (err, 0, "instance `%s`: its console is attached elsewhere", inst->name);
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s`: its console is attached elsewhere",
+                           inst->name);
   /* output: the serial log, from its current end (new output only) */
   log_fd = open (log, O_RDONLY | O_CLOEXEC);
   if (log_fd < 0 || lseek (log_fd, 0, SEEK_END) < 0)
@@ -450,7 +453,7 @@ api_request (const char *socket_path, const char *method, const char *path, cons
   int status = 0;
 
   if (strlen (socket_path) >= sizeof sa.sun_path)
-    return cl_error_make (err, 0, "API socket path `%s` too long", socket_path);
+    return cl_error_raise (err, CL_ERR_INVALID, "API socket path `%s` too long", socket_path);
   strcpy (sa.sun_path, socket_path);
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)

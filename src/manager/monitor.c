@@ -106,13 +106,21 @@ read_message (int fd, char *buf, size_t size)
   return n;
 }
 
+static void
+args_clearp (struct monitor_args *a)
+{
+  cl_mgr_monitor_args_clear (a);
+}
+
 int
 cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
                       pid_t *monitor, cl_error_t *err)
 {
   const struct instance_ops *ops = cl_mgr_instance_ops (inst);
   bool attached = o->attached;
-  struct monitor_args a = { 0 };
+  /* the parent's copy of the monitor's arguments, freed on every return
+     (the child never returns: it execs or runs the monitor) */
+  __attribute__ ((cleanup (args_clearp))) struct monitor_args a = { 0 };
   cleanup_free char *program = NULL, *args = NULL;
   int ready[2], go[2] = { -1, -1 }, st;
   char buf[1024];

@@ -47,8 +47,9 @@ char **cl_mgr_json_to_strv (json_t *arr);
 /* The container monitor's arguments, handed to cloison-monitor as JSON. */
 json_t *cl_mgr_monitor_args_to_json (const struct monitor_args *a);
 int cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err);
-/* Frees what cl_mgr_monitor_args_from_json allocated (the monitor itself keeps its
-   arguments until it exits). */
+/* Frees the strings of a, as cl_mgr_monitor_args_from_json or a kind's
+   prepare filled them (the monitor itself keeps its arguments until it
+   exits; the command that spawned it drops its copy at once). */
 void cl_mgr_monitor_args_clear (struct monitor_args *a);
 
 #endif

@@ -272,5 +272,13 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   cl_strv_free (a->spec.env);
   free ((char *)a->spec.cwd);
   free (a->overlay_opts);
+  free (a->vm_launch.kernel);
+  free (a->vm_launch.initrd);
+  free (a->vm_launch.cmdline);
+  free (a->vm_launch.disk);
+  free (a->vm_launch.console_log);
+  free (a->vm_launch.api_socket);
+  free (a->vm_launch.restore_dir);
+  free (a->vm_launch.tap);
   memset (a, 0, sizeof *a);
 }

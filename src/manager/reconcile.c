@@ -113,8 +113,10 @@ cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err)
     return -1;
   for (size_t i = 0; i < n; i++)
     {
-      if (r == 0 && intent_reconcile (m, &v[i], err) < 0)
+      if (r >= 0 && intent_reconcile (m, &v[i], err) < 0)
         r = -1;
+      else if (r >= 0)
+        r++;
       free (v[i].op);
       free (v[i].instance);
       free (v[i].arg);

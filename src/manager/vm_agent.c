@@ -110,8 +110,8 @@ cl_mgr_vm_vsock_take (struct cl_manager *m, const char *name, bool keep, uint32_
         return -1;
       from = *cid + 1;
     }
-  return cl_error_make (err, 0, "allocate a vsock CID for `%s`: 256 in a row are in use on this host",
-                        name);
+  return cl_error_make (
+      err, 0, "allocate a vsock CID for `%s`: 256 in a row are in use on this host", name);
 }
 
 static int
@@ -120,8 +120,9 @@ send_frame (int fd, char type, const void *data, size_t len, cl_error_t *err)
   unsigned char h[CL_AGENT_HEADER];
 
   if (len > CL_AGENT_MAX_FRAME)
-    return cl_error_make (err, 0, "exec: an argument or variable is longer than %u bytes",
-                          CL_AGENT_MAX_FRAME);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "exec: an argument or variable is longer than %u bytes",
+                           CL_AGENT_MAX_FRAME);
   cl_agent_header_encode (h, type, (uint32_t)len);
   if (cl_write_all (fd, h, sizeof h) < 0 || (len && cl_write_all (fd, data, len) < 0))
     return cl_error_errno (err, "send the command to the guest agent");
@@ -423,7 +424,7 @@ cl_mgr_vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const 
                           "had /dev/vhost-vsock): restart it",
                           inst->name);
   if (argv == NULL || argv[0] == NULL)
-    return cl_error_make (err, 0, "exec: no command given");
+    return cl_error_raise (err, CL_ERR_INVALID, "exec: no command given");
   if (agent_connect (inst, cid, &fd, err) < 0)
     return -1;
   for (i = 0; argv[i]; i++)

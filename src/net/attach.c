@@ -39,8 +39,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
   sqlite3_bind_text (st, 2, instance, -1, SQLITE_STATIC);
   if (sqlite3_step (st) == SQLITE_ROW)
     {
-      cl_error_make (err, 0, "instance `%s` is already attached to network `%s`", instance,
-                     n->name);
+      cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is already attached to network `%s`",
+                      instance, n->name);
       goto fail;
     }
   sqlite3_finalize (steal_pointer (&st));
@@ -68,7 +68,8 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
     {
       char s[16];
       cl_net_ipam_format (n->subnet, s);
-      cl_error_make (err, 0, "network `%s`: no free address left in %s/%d", n->name, s, n->prefix);
+      cl_error_raise (err, CL_ERR_CONFLICT, "network `%s`: no free address left in %s/%d", n->name,
+                      s, n->prefix);
       goto fail;
     }
   a->network_id = n->id;
@@ -246,8 +247,8 @@ attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const c
       || cl_validate_name (*ifname, "interface name", err) < 0)
     return -1;
   if (strlen (*ifname) > 15)
-    return cl_error_make (err, 0, "invalid interface name `%s`: longer than 15 characters",
-                          *ifname);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "invalid interface name `%s`: longer than 15 characters", *ifname);
   if (cl_net_ctx_open (db, c, err) < 0 || resolve_network (c, net_name, n, err) < 0)
     return -1;
   *master = port_master (c, n, err);

@@ -23,20 +23,22 @@ cl_net_ipam_parse_cidr (const char *s, const char *what, uint32_t *net, int *pre
   long p;
 
   if (slash == NULL || (size_t)(slash - s) >= sizeof addr)
-    return cl_error_make (err, 0, "%s: expected an IPv4 CIDR like 10.88.0.0/24, got `%s`", what, s);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "%s: expected an IPv4 CIDR like 10.88.0.0/24, got `%s`", what, s);
   memcpy (addr, s, slash - s);
   addr[slash - s] = '\0';
   if (inet_pton (AF_INET, addr, &in) != 1)
-    return cl_error_make (err, 0, "%s: `%s` is not an IPv4 address", what, addr);
+    return cl_error_raise (err, CL_ERR_INVALID, "%s: `%s` is not an IPv4 address", what, addr);
   p = strtol (slash + 1, &end, 10);
   if (slash[1] == '\0' || *end != '\0' || p < 8 || p > 30)
-    return cl_error_make (err, 0, "%s: prefix length must be 8-30, got `%s`", what, slash + 1);
+    return cl_error_raise (err, CL_ERR_INVALID, "%s: prefix length must be 8-30, got `%s`", what,
+                           slash + 1);
   *net = ntohl (in.s_addr);
   *prefix = (int)p;
   if (*net & ~cl_net_ipam_mask (*prefix))
-    return cl_error_make (err, 0, "%s: `%s` has host bits set (did you mean %s/%d?)", what, s,
-                          (cl_net_ipam_format (*net & cl_net_ipam_mask (*prefix), addr), addr),
-                          *prefix);
+    return cl_error_raise (
+        err, CL_ERR_INVALID, "%s: `%s` has host bits set (did you mean %s/%d?)", what, s,
+        (cl_net_ipam_format (*net & cl_net_ipam_mask (*prefix), addr), addr), *prefix);
   return 0;
 }
 

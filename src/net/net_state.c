@@ -224,7 +224,7 @@ cl_net_load (sqlite3 *db, const char *name, struct net_row *n, cl_error_t *err)
   if (r < 0)
     return -1;
   if (r == 0 || strcmp (n->state, "ready") != 0)
-    return cl_error_make (err, 0, "network `%s` does not exist", name);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "network `%s` does not exist", name);
   return 0;
 }
 
@@ -265,7 +265,7 @@ cl_net_by_id (sqlite3 *db, int64_t id, struct net_row *n, cl_error_t *err)
     return -1;
   sqlite3_bind_int64 (st, 1, id);
   if (sqlite3_step (st) != SQLITE_ROW)
-    return cl_error_make (err, 0, "network #%lld does not exist", (long long)id);
+    return cl_error_raise (err, CL_ERR_NOT_FOUND, "network #%lld does not exist", (long long)id);
   cl_net_row_from_stmt (st, n);
   return 0;
 }

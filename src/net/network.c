@@ -174,7 +174,7 @@ pick_subnet (sqlite3 *db, uint32_t first_third, uint32_t *net, int *prefix, cl_e
           return 0;
         }
     }
-  return cl_error_make (err, 0, "--subnet: no free 10.87.N.0/24 left, give one");
+  return cl_error_raise (err, CL_ERR_CONFLICT, "--subnet: no free 10.87.N.0/24 left, give one");
 }
 
 static int
@@ -187,20 +187,22 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
   if (cl_validate_name (cfg->name, "network name", err) < 0)
     return -1;
   if (strlen (cfg->name) > 64)
-    return cl_error_make (err, 0, "invalid network name `%s`: longer than 64 characters",
-                          cfg->name);
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "invalid network name `%s`: longer than 64 characters", cfg->name);
   if (cfg->vlan < 0 || cfg->vlan > 4094)
-    return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got %d", cfg->vlan);
+    return cl_error_raise (err, CL_ERR_INVALID, "--vlan: VLAN id must be 1-4094, got %d",
+                           cfg->vlan);
   if (cfg->mtu != 0 && (cfg->mtu < CL_NET_MTU_MIN || cfg->mtu > CL_NET_MTU_MAX))
-    return cl_error_make (err, 0, "--mtu: must be %d-%d, got %d", CL_NET_MTU_MIN, CL_NET_MTU_MAX,
-                          cfg->mtu);
+    return cl_error_raise (err, CL_ERR_INVALID, "--mtu: must be %d-%d, got %d", CL_NET_MTU_MIN,
+                           CL_NET_MTU_MAX, cfg->mtu);
   snprintf (n.name, sizeof n.name, "%s", cfg->name);
   n.mode = cfg->mode;
   n.vlan = cfg->vlan;
   n.mtu = cfg->mtu ? cfg->mtu : 1500;
   r = cl_net_find (c->db, cfg->name, &n, err);
   if (r != 0)
-    return r < 0 ? -1 : cl_error_make (err, 0, "network `%s` already exists", cfg->name);
+    return r < 0 ? -1
+                 : cl_error_raise (err, CL_ERR_CONFLICT, "network `%s` already exists", cfg->name);
   if (cfg->subnet)
     {
       if (cl_net_ipam_parse_cidr (cfg->subnet, "--subnet", &n.subnet, &n.prefix, err) < 0)
@@ -219,21 +221,22 @@ net_create_locked (struct net_ctx *c, const struct cl_net_config *cfg, cl_error_
                                sqlite3_column_int (st, 2)))
         {
           cl_net_ipam_format ((uint32_t)sqlite3_column_int64 (st, 1), a);
-          return cl_error_make (err, 0, "--subnet: %s overlaps network `%s` (%s/%d)",
-                                cfg->subnet ? cfg->subnet : "", sqlite3_column_text (st, 0), a,
-                                sqlite3_column_int (st, 2));
+          return cl_error_raise (err, CL_ERR_CONFLICT, "--subnet: %s overlaps network `%s` (%s/%d)",
+                                 cfg->subnet ? cfg->subnet : "", sqlite3_column_text (st, 0), a,
+                                 sqlite3_column_int (st, 2));
         }
       if (n.vlan && sqlite3_column_int (st, 3) == n.vlan)
-        return cl_error_make (err, 0, "--vlan: VLAN %d is already used by network `%s`", n.vlan,
-                              sqlite3_column_text (st, 0));
+        return cl_error_raise (err, CL_ERR_CONFLICT,
+                               "--vlan: VLAN %d is already used by network `%s`", n.vlan,
+                               sqlite3_column_text (st, 0));
     }
   sqlite3_finalize (steal_pointer (&st));
   {
     /* another state root's bridge, a host interface */
     char link[16];
     if (cfg->subnet && used_by_host (n.subnet, n.prefix, link))
-      return cl_error_make (err, 0, "--subnet: %s overlaps an address of link `%s`", cfg->subnet,
-                            link);
+      return cl_error_raise (err, CL_ERR_CONFLICT, "--subnet: %s overlaps an address of link `%s`",
+                             cfg->subnet, link);
   }
 
   /* The row comes first, marked `creating`: a crash from here on leaves a
@@ -316,8 +319,8 @@ cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err)
     return -1;
   sqlite3_bind_int64 (st, 1, n.id);
   if (sqlite3_step (st) == SQLITE_ROW && sqlite3_column_int (st, 0) > 0)
-    return cl_error_make (err, 0, "network `%s` is in use by %s", name,
-                          sqlite3_column_text (st, 1));
+    return cl_error_raise (err, CL_ERR_CONFLICT, "network `%s` is in use by %s", name,
+                           sqlite3_column_text (st, 1));
   if (cl_net_exec_bound (db, "UPDATE networks SET state = 'deleting' WHERE id = ?", n.id, NULL, err)
       < 0)
     return -1;

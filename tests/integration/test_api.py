@@ -280,10 +280,11 @@ def test_container_through_the_api(api):
 
 def test_changes_made_outside_the_api_are_events(api):
     """A workload that ends by itself, and the CLI's launch and delete on
-    the daemon's state root: each is an event ("observed")."""
+    the daemon's state root, in-process (--local, not through the
+    daemon): each is an event ("observed")."""
     ev = Events(api, "?type=lifecycle")
     api.run_op("POST", "/1.0/instances", container_body("brief", ["sh", "-c", "sleep 1"]))
-    cli = [binary("cloison"), "--root", api.root]
+    cli = [binary("cloison"), "--root", api.root, "--local"]
     subprocess.run(cli + ["launch", "--no-network", "busybox", "bycli", "--", "sleep", "100"],
                    check=True, capture_output=True)
     ev.wait_for("instance-created", "/1.0/instances/bycli")
@@ -427,6 +428,28 @@ def test_bad_requests(api):
     err("PUT", "/1.0/instances/dup/state", {"action": "start"}, status=409)
     j, _ = err("PATCH", "/1.0/instances/dup", {"config": {"limits.cpu": "0"}})
     assert j["path"] == 'config["limits.cpu"]'
+
+
+def test_library_errors_get_their_kinds_status(api):
+    """The status of an error the library raises comes from its kind, set
+    where it was raised (not from words of its message)."""
+    def status(method, path, body=None):
+        st, j, _ = api.request(method, path, body)
+        assert j["type"] == "error" and j["error_code"] == st, j
+        return st, j
+
+    api.run_op("POST", "/1.0/instances", container_body("user", ["sleep", "1000"]))
+    # not found (the store, the image store, networks)
+    assert status("GET", "/1.0/instances/ghost")[0] == 404
+    assert status("GET", "/1.0/images/nosuchimage")[0] == 404
+    assert status("DELETE", "/1.0/networks/ghost")[0] == 404
+    # conflict: an image in use
+    st, j = status("DELETE", "/1.0/images/busybox:latest")
+    assert st == 409 and "is used by instance `user`" in j["error"]
+    # invalid: a value the manager refuses, named by its field
+    st, j = status("PATCH", "/1.0/instances/user", {"config": {"limits.memory": "1M"}})
+    assert st == 400 and j["path"] == 'config["limits.memory"]' and "at least 4M" in j["error"]
+    api.run_op("DELETE", "/1.0/instances/user?force=1")
 
 
 def test_oversized_bodies_get_413(api, tmp_path):

@@ -58,7 +58,8 @@ test_store_rows (void **state)
   struct instance *inst = sample ("one"), *got = NULL;
   cl_error_t err = NULL;
   int64_t intent;
-  char **names;
+  struct instance **all;
+  size_t n;
   (void)state;
 
   assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
@@ -88,11 +89,13 @@ test_store_rows (void **state)
   assert_non_null (strstr (err->msg, "ghost"));
   cl_error_release (&err);
 
-  assert_int_equal (cl_mgr_store_names (m, &names, &err), 0);
-  assert_string_equal (names[0], "one");
-  assert_null (names[1]);
-  free (names[0]);
-  free (names);
+  assert_int_equal (cl_mgr_store_all (m, &all, &n, &err), 0);
+  assert_int_equal (n, 1);
+  assert_string_equal (all[0]->name, "one");
+  assert_string_equal (all[0]->status, "stopped");
+  assert_int_equal (all[0]->exit_code, 137);
+  cl_mgr_instance_free (all[0]);
+  free (all);
   assert_int_equal (cl_mgr_intent_end (m, intent, &err), 0);
   cl_mgr_instance_free (inst);
   cl_mgr_close (m);
