@@ -63,6 +63,7 @@ def main():
               "(run `npm ci --prefix ui`, as scripts/setup.sh does)" % ", ".join(missing),
               file=sys.stderr)
 
+    originals = {n: d.decode() for n, d in files.items() if n.endswith((".js", ".mjs"))}
     # hash leaves first: a module's name depends on the names it imports
     renamed = {}
 
@@ -104,10 +105,18 @@ def main():
     for name, new in renamed.items():
         html = html.replace('"%s"' % name, '"%s"' % new)
     # the modules loaded later (the terminal's) are named for the page
-    # every module the first page imports, asked for at once (not one
-    # import level after the other)
-    first = sorted(renamed[n] for n in renamed
-                   if n.startswith("js/") and n.endswith(".js") and n != "js/terminal.js")
+    # the modules the first page imports (app.js and its static imports,
+    # not the views it loads when shown), asked for at once rather than
+    # one import level after the other
+    static = re.compile(r"""from\s*["'](\.{1,2}/[^"']+)["']""")
+    first, todo = set(), ["js/app.js"]
+    while todo:
+        n = todo.pop()
+        if n in first or n not in originals:
+            continue
+        first.add(n)
+        todo += [resolve(n, m.group(1)) for m in static.finditer(originals[n])]
+    first = sorted(renamed[n] for n in first)
     html = html.replace("<!--MODULEPRELOAD-->", "\n".join(
         '<link rel="modulepreload" href="%s">' % n for n in first))
     manifest = {n: renamed[n] for n in renamed if n.startswith("vendor/")}

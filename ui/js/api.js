@@ -4,6 +4,7 @@
 // browser) and the session's CSRF token on every change.
 
 let csrfToken = null;
+let sessionReady = null;  // resolves once the CSRF token is known
 
 export class ApiError extends Error {
   constructor(status, body) {
@@ -15,7 +16,12 @@ export class ApiError extends Error {
 
 // Reads the session's CSRF token; a page without a session goes to the
 // login explanation.
-export async function startSession() {
+export function startSession() {
+  sessionReady = readSession();
+  return sessionReady;
+}
+
+async function readSession() {
   const r = await fetch('/ui/session', { credentials: 'same-origin', cache: 'no-store' });
   if (r.status === 401) {
     location.replace('/ui/');
@@ -27,6 +33,7 @@ export async function startSession() {
 }
 
 export async function logout() {
+  await sessionReady;
   await fetch('/ui/logout', { method: 'POST', credentials: 'same-origin', headers: { 'X-CSRF-Token': csrfToken || '' } });
   csrfToken = null;
 }
@@ -35,7 +42,10 @@ export async function logout() {
 // {operation, metadata} (async, 202).  Errors reject with ApiError.
 export async function api(method, path, body) {
   const headers = {};
-  if (method !== 'GET') headers['X-CSRF-Token'] = csrfToken || '';
+  if (method !== 'GET') {
+    await sessionReady;
+    headers['X-CSRF-Token'] = csrfToken || '';
+  }
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const r = await fetch(path, {
     method, headers, credentials: 'same-origin',

@@ -1,54 +1,59 @@
 // SPDX-License-Identifier: Apache-2.0
 // The console's entry: the session, the live connection, and the views by
 // the address's #fragment (#/instances, #/instance/NAME, #/create,
-// #/images, #/networks, #/events).
+// #/images, #/networks, #/events).  The instances table, the first page,
+// is loaded with this module; the other views when first shown.
 import { connectEvents, logout, onLiveStatus, startSession } from './api.js';
 import { toast } from './dom.js';
-import { renderCreate } from './create.js';
-import { renderEvents } from './events.js';
-import { renderImages } from './images.js';
-import { renderInstance } from './instance.js';
 import { renderInstances } from './instances.js';
-import { renderNetworks } from './networks.js';
 import { load } from './store.js';
 
 const main = document.getElementById('main');
 let cleanup = null;
+let generation = 0;
+
+const VIEWS = {
+  create: () => import('./create.js').then((m) => m.renderCreate),
+  instance: () => import('./instance.js').then((m) => m.renderInstance),
+  images: () => import('./images.js').then((m) => m.renderImages),
+  networks: () => import('./networks.js').then((m) => m.renderNetworks),
+  events: () => import('./events.js').then((m) => m.renderEvents),
+};
 
 function navigate(hash) {
   if (location.hash === hash) route(); else location.hash = hash;
 }
 
-function route() {
+async function route() {
+  const mine = ++generation;
   if (cleanup) { try { cleanup(); } catch (e) { console.error(e); } cleanup = null; }
   const parts = (location.hash.replace(/^#\/?/, '') || 'instances').split('/');
-  const section = parts[0] === 'instance' || parts[0] === 'create' ? 'instances' : parts[0];
+  const view = parts[0];
+  const section = view === 'instance' || view === 'create' ? 'instances' : view;
   for (const a of document.querySelectorAll('nav a')) {
     if (a.dataset.section === section) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
+  if (view !== 'instances' && !VIEWS[view]) { navigate('#/instances'); return; }
+  const render = view === 'instances' ? renderInstances : await VIEWS[view]();
+  if (mine !== generation) return;  // another route was asked for meanwhile
   let r;
-  switch (parts[0]) {
-    case 'instances': r = renderInstances(main); document.title = 'Instances · cloison'; break;
-    case 'instance': {
-      const name = decodeURIComponent(parts.slice(1).join('/'));
-      r = renderInstance(main, name, navigate);
-      document.title = `${name} · cloison`;
-      break;
-    }
-    case 'create': r = renderCreate(main, navigate); document.title = 'Create · cloison'; break;
-    case 'images': r = renderImages(main); document.title = 'Images · cloison'; break;
-    case 'networks': r = renderNetworks(main); document.title = 'Networks · cloison'; break;
-    case 'events': r = renderEvents(main); document.title = 'Events · cloison'; break;
-    default: navigate('#/instances'); return;
+  if (view === 'instance') {
+    const name = decodeURIComponent(parts.slice(1).join('/'));
+    r = render(main, name, navigate);
+    document.title = `${name} · cloison`;
+  } else {
+    r = render(main, navigate);
+    document.title = `${view[0].toUpperCase()}${view.slice(1)} · cloison`;
   }
   cleanup = typeof r === 'function' ? r : null;
 }
 
-async function start() {
-  // the first page's list (preloaded by index.html) while the session is read
+function start() {
+  // the first page's list (preloaded by index.html) and the session's CSRF
+  // token are asked for together; changes wait for the token (api.js)
   if (/^(#\/?(instances)?)?$/.test(location.hash)) load().catch(() => {});
-  await startSession();
+  startSession().catch(() => {});
   const live = document.getElementById('live');
   onLiveStatus((s) => {
     live.textContent = s === 'live' ? 'live' : 'reconnecting…';
