@@ -811,13 +811,17 @@ cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *
   const char *status;
   int r = -1;
 
-  if (load_for (root, id, "created|running|paused", "container not running, cannot signal it", &st,
-                &status, &cg, err)
+  /* --all reaches a stopped container too, as runc's: what its init left
+     in the cgroup (a shared pid namespace keeps orphans alive) still gets
+     the signal.  containerd's shim sends that SIGKILL to every container
+     it deletes, and takes a failure for an error. */
+  if (load_for (root, id, all ? NULL : "created|running|paused",
+                "container not running, cannot signal it", &st, &status, &cg, err)
       < 0)
     return -1;
   if (all && cg && cl_ctr_cgroup_kill_all (cg, signo, err) < 0)
     goto out;
-  if (kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
+  if (strcmp (status, "stopped") != 0 && kill (st.pid, signo) < 0 && !(all && errno == ESRCH))
     {
       cl_error_errno (err, "kill container `%s` (pid %d)", id, st.pid);
       goto out;
@@ -840,13 +844,18 @@ cl_ctr_delete (const char *root, const char *id, bool force, cl_error_t *err)
   if (force)
     {
       /* Already gone (or a create aborted before its state was written):
-         nothing to stop; remove what is left, as runc does. */
-      cleanup_free char *dir = NULL, *file = NULL;
+         nothing to stop; remove what is left, as runc does.  A create
+         killed in its middle (in a hook, say) left state.json.new, written
+         before the hooks with the pid and the cgroup: made the state, it
+         lets the delete below end the half-made container's processes and
+         remove its cgroup, which runc leaves behind. */
+      cleanup_free char *dir = NULL, *file = NULL, *half = NULL;
       if (cl_validate_name (id, "container id", err) < 0)
         return -1;
       dir = cl_strdup_printf ("%s/%s", cl_ctr_state_root (root), id);
       file = cl_strdup_printf ("%s/state.json", dir);
-      if (access (file, F_OK) < 0 && errno == ENOENT)
+      half = cl_strdup_printf ("%s.new", file);
+      if (access (file, F_OK) < 0 && errno == ENOENT && rename (half, file) < 0)
         return access (dir, F_OK) == 0 ? cl_rm_rf (dir, err) : 0;
     }
   if (load_for (root, id, force ? NULL : "created|stopped", "stop it first or use --force", &st,

@@ -95,15 +95,41 @@ exec_process (struct container_state *st, const struct cl_container_exec_opts *o
   return 0;
 }
 
-/* Which sub-cgroup `--cgroup` asks for the hierarchy holding
-   `controllers` (runc's rules: one bare SUB, or CTRL[,CTRL]:SUB entries,
-   each controller once). */
+/* The controllers a saved cgroup directory's hierarchy holds, comma
+   separated: a v1 directory lists them in the state; a v2 hierarchy holds
+   what its root's cgroup.controllers lists (all of them on a v2 host, the
+   few left to it on a hybrid one). */
+static char *
+exec_hierarchy_controllers (json_t *d)
+{
+  const char *mount = json_string_value (json_object_get (d, "mount"));
+  const char *listed = json_string_value (json_object_get (d, "controllers"));
+  cleanup_free char *path = NULL;
+  char *list = NULL;
+  cl_error_t e = NULL;
+
+  if (!json_is_true (json_object_get (d, "v2")) || mount == NULL)
+    return cl_xstrdup (listed ? listed : "");
+  path = cl_strdup_printf ("%s/cgroup.controllers", mount);
+  if (cl_read_file (path, &list, NULL, &e) < 0)
+    {
+      cl_error_release (&e);
+      return cl_xstrdup ("");
+    }
+  for (char *c = list; *c; c++)
+    if (*c == ' ' || *c == '\n')
+      *c = ',';
+  return list;
+}
+
+/* Checks the --cgroup entries against runc's rules (one bare SUB, or
+   CTRL[,CTRL]:SUB entries naming each controller once) and against the
+   controllers the container's hierarchies hold (`all`, comma separated):
+   a controller no hierarchy holds is refused, as runc does. */
 static int
-exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, const char **sub,
-                 cl_error_t *err)
+exec_check_cgroup_specs (const char *const *specs, const char *all, cl_error_t *err)
 {
   size_t n = 0;
-  *sub = NULL;
   for (const char *const *s = specs; s && *s; s++)
     n++;
   for (const char *const *s = specs; s && *s; s++)
@@ -113,7 +139,6 @@ exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, con
         {
           if (n != 1)
             return cl_error_make (err, 0, "--cgroup `%s`: missing the CONTROLLER: prefix", *s);
-          *sub = *s;
           continue;
         }
       cleanup_free char *ctrls = strndup (*s, (size_t)(colon - *s));
@@ -122,19 +147,56 @@ exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, con
       if (*ctrls == '\0' || strstr (ctrls, ",,") || *ctrls == ','
           || ctrls[strlen (ctrls) - 1] == ',')
         return cl_error_make (err, 0, "--cgroup `%s`: empty controller name", *s);
-      for (const char *const *o = s + 1; *o; o++)
+      for (char *c = ctrls, *save = NULL, *t; (t = strtok_r (c, ",", &save)); c = NULL)
         {
-          const char *oc = strchr (*o, ':');
-          cleanup_free char *others = oc ? strndup (*o, (size_t)(oc - *o)) : NULL;
-          for (char *c = others, *save = NULL, *t; others && (t = strtok_r (c, ",", &save));
-               c = NULL)
-            if (cl_ctr_list_has (ctrls, t, ','))
-              return cl_error_make (err, 0, "--cgroup: controller `%s` given twice", t);
+          if (!cl_ctr_list_has (all, t, ','))
+            return cl_error_make (err, 0,
+                                  "--cgroup `%s`: no cgroup hierarchy of the container holds "
+                                  "controller `%s`",
+                                  *s, t);
+          for (const char *const *o = s + 1; *o; o++)
+            {
+              const char *oc = strchr (*o, ':');
+              cleanup_free char *others = oc ? strndup (*o, (size_t)(oc - *o)) : NULL;
+              if (others && cl_ctr_list_has (others, t, ','))
+                return cl_error_make (err, 0, "--cgroup: controller `%s` given twice", t);
+            }
         }
-      if (!v2)
-        for (char *c = ctrls, *save = NULL, *t; (t = strtok_r (c, ",", &save)); c = NULL)
-          if (cl_ctr_list_has (controllers, t, ','))
-            *sub = colon + 1;
+    }
+  return 0;
+}
+
+/* Which sub-cgroup the (checked) --cgroup entries ask for in the hierarchy
+   holding `controllers`: the bare SUB, or the SUB of a CTRL:SUB entry
+   naming one of them.  One cgroup v2 hierarchy holds every controller, so
+   there `memory:SUB` means SUB for the process as a whole; two different
+   SUBs for one hierarchy cannot both be joined and are refused. */
+static int
+exec_sub_cgroup (const char *const *specs, const char *controllers, const char **sub,
+                 const char **by, cl_error_t *err)
+{
+  *sub = *by = NULL;
+  for (const char *const *s = specs; s && *s; s++)
+    {
+      const char *colon = strchr (*s, ':'), *want = NULL;
+      if (colon == NULL)
+        want = *s;
+      else
+        {
+          cleanup_free char *ctrls = strndup (*s, (size_t)(colon - *s));
+          for (char *c = ctrls, *save = NULL, *t; (t = strtok_r (c, ",", &save)); c = NULL)
+            if (cl_ctr_list_has (controllers, t, ','))
+              want = colon + 1;
+        }
+      if (want == NULL)
+        continue;
+      if (*sub && strcmp (*sub, want) != 0)
+        return cl_error_make (err, 0,
+                              "--cgroup `%s` and `%s`: one cgroup hierarchy (%s) cannot hold the "
+                              "process in two sub-cgroups",
+                              *by, *s, controllers);
+      *sub = want;
+      *by = *s;
     }
   return 0;
 }
@@ -144,36 +206,49 @@ exec_sub_cgroup (const char *const *specs, const char *controllers, bool v2, con
 static int
 exec_cgroup (json_t *saved, const char *const *specs, json_t **out, cl_error_t *err)
 {
-  json_t *copy = json_deep_copy (saved), *d;
-  size_t i;
-  json_array_foreach (json_object_get (copy, "dirs"), i, d)
+  cleanup_json json_t *copy = json_deep_copy (saved);
+  json_t *dirs = json_object_get (copy, "dirs"), *d;
+  size_t i, n = json_array_size (dirs);
+  cleanup_free char *all = cl_xstrdup ("");
+  char **held = calloc (n + 1, sizeof *held);
+  int r = -1;
+
+  if (held == NULL)
+    return cl_error_make (err, ENOMEM, "out of memory");
+  json_array_foreach (dirs, i, d)
   {
-    const char *path = json_string_value (json_object_get (d, "path")), *sub = NULL;
+    char *both;
+    held[i] = exec_hierarchy_controllers (d);
+    both = cl_strdup_printf ("%s,%s", all, held[i]);
+    free (all);
+    all = both;
+  }
+  if (specs && exec_check_cgroup_specs (specs, all, err) < 0)
+    goto out;
+  json_array_foreach (dirs, i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path")), *sub = NULL, *by;
     struct stat sb;
-    if (path == NULL
-        || exec_sub_cgroup (specs, json_string_value (json_object_get (d, "controllers")),
-                            json_is_true (json_object_get (d, "v2")), &sub, err)
-               < 0)
-      {
-        json_decref (copy);
-        return -1;
-      }
+    if (path == NULL || exec_sub_cgroup (specs, held[i], &sub, &by, err) < 0)
+      goto out;
     if (sub == NULL)
       continue;
-    char *full = cl_strdup_printf ("%s/%s", path, sub);
+    cleanup_free char *full = cl_strdup_printf ("%s/%s", path, sub);
     if (strstr (sub, "..") || stat (full, &sb) < 0 || !S_ISDIR (sb.st_mode))
       {
         cl_error_make (err, 0, "--cgroup: `%s` is not an existing sub-cgroup of the container's",
                        full);
-        free (full);
-        json_decref (copy);
-        return -1;
+        goto out;
       }
     json_object_set_new (d, "path", json_string (full));
-    free (full);
   }
-  *out = copy;
-  return 0;
+  *out = steal_pointer (&copy);
+  r = 0;
+out:
+  for (i = 0; i < n; i++)
+    free (held[i]);
+  free (held);
+  return r;
 }
 
 static const int join_order[] = { CLONE_NEWUSER, CLONE_NEWIPC,    CLONE_NEWUTS,  CLONE_NEWNET,

@@ -44,6 +44,22 @@ def put_blob(lay, data):
     return {"digest": "sha256:" + h, "size": len(data)}
 
 
+def put_image(lay, raw, gz, conf, arch="amd64"):
+    """Stores a single-layer image: layer `gz` (the gzip of the tar `raw`),
+    `conf` as the "config" part of its image config.  Returns the
+    manifest's, the config's and the layer's descriptors."""
+    layer = dict(put_blob(lay, gz), mediaType="application/vnd.oci.image.layer.v1.tar+gzip")
+    config = put_blob(lay, json.dumps({
+        "architecture": arch, "os": "linux", "config": conf,
+        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
+    }).encode())
+    manifest = put_blob(lay, json.dumps({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
+        "layers": [layer]}).encode())
+    return manifest, config, layer
+
+
 def image_manifest(lay, rootfs, arch, extra_file=None):
     """Adds one single-layer image (gzip layer of rootfs) to the layout;
     returns (manifest descriptor, config digest)."""
@@ -57,16 +73,7 @@ def image_manifest(lay, rootfs, arch, extra_file=None):
     raw = buf.getvalue()
     gz = subprocess.run(["gzip", "-n", "-c"], input=raw, stdout=subprocess.PIPE,
                         check=True).stdout
-    layer = dict(put_blob(lay, gz), mediaType="application/vnd.oci.image.layer.v1.tar+gzip")
-    config = put_blob(lay, json.dumps({
-        "architecture": arch, "os": "linux",
-        "config": {"Cmd": ["/bin/sh"], "Env": ["ARCH=" + arch]},
-        "rootfs": {"type": "layers", "diff_ids": ["sha256:" + hashlib.sha256(raw).hexdigest()]},
-    }).encode())
-    manifest = put_blob(lay, json.dumps({
-        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": dict(config, mediaType="application/vnd.oci.image.config.v1+json"),
-        "layers": [layer]}).encode())
+    manifest, config, layer = put_image(lay, raw, gz, {"Cmd": ["/bin/sh"], "Env": ["ARCH=" + arch]}, arch)
     return (dict(manifest, mediaType="application/vnd.oci.image.manifest.v1+json",
                  platform={"os": "linux", "architecture": arch}),
             config["digest"], layer["digest"])

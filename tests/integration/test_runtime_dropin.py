@@ -189,16 +189,36 @@ def own_cgroups(pid):
     return out
 
 
+def run_sleeper_in_own_cgroup(t, tmp_path, rootfs):
+    """A detached `sleep 60` whose cgroups are /ID in every hierarchy."""
+    cid = t.new_id()
+    runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), rootfs, ["sleep", "60"],
+                     edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
+    t("run", "-d", "--bundle", str(tmp_path / ("bundle-" + t.name)), cid)
+    return cid
+
+
+def remove_with_subs(t, cid, subs):
+    """The sub-cgroups go first (a cgroup with children cannot be removed):
+    kill everything, then rmdir them, then delete."""
+    t("kill", "--all", cid, "KILL", check=False)
+    for m in subs:
+        for _ in range(100):
+            try:
+                os.rmdir(m)
+                break
+            except OSError:
+                time.sleep(0.05)
+    t("delete", "--force", cid, check=False)
+    assert cgroup_dirs(cid) == [], t.name
+
+
 @pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/memory"), reason="cgroup v1 form (the v2 form is in the lab)")
 def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
     """exec --cgroup memory:SUB (v1) joins the sub-cgroup in that hierarchy
     only; --cgroup SUB in every one; a missing one is refused."""
     for t in tools:
-        d = str(tmp_path / ("bundle-" + t.name))
-        cid = t.new_id()
-        runc_spec_bundle(d, busybox_rootfs, ["sleep", "60"],
-                         edit=lambda cfg: cfg["linux"].update(cgroupsPath="/" + cid))
-        t("run", "-d", "--bundle", d, cid)
+        cid = run_sleeper_in_own_cgroup(t, tmp_path, busybox_rootfs)
         made = []
         try:
             for top in os.listdir("/sys/fs/cgroup"):
@@ -223,24 +243,142 @@ def test_exec_cgroup_sub_path(tools, tmp_path, busybox_rootfs):
             pid = int(open(str(tmp_path / (t.name + ".pid2"))).read())
             cg = own_cgroups(pid)
             assert cg["memory"] == cg["pids"] == "/%s/sub" % cid, (t.name, cg)
+            if "" in cg and os.path.isdir("/sys/fs/cgroup/unified/" + cid):  # hybrid: the v2 line too
+                assert cg[""] == "/%s/sub" % cid, (t.name, cg)
             os.kill(pid, 9)
             p = t("exec", "--cgroup", "nosuch", cid, "true", check=False)
             assert p.returncode != 0, t.name
             p = t("exec", "--cgroup", "memory:a", "--cgroup", "memory:b", cid, "true", check=False)
             assert p.returncode != 0, t.name
         finally:
-            # The sub-cgroups go first (a cgroup with children cannot be
-            # removed): kill everything, then rmdir them, then delete.
-            t("kill", "--all", cid, "KILL", check=False)
-            for m in made:
-                for _ in range(100):
-                    try:
-                        os.rmdir(m)
-                        break
-                    except OSError:
-                        time.sleep(0.05)
-            t("delete", "--force", cid, check=False)
-            assert cgroup_dirs(cid) == [], t.name
+            remove_with_subs(t, cid, made)
+
+
+def unified_controllers():
+    try:
+        return open("/sys/fs/cgroup/unified/cgroup.controllers").read().split()
+    except OSError:
+        return []
+
+
+@pytest.mark.skipif(not unified_controllers(), reason="no hybrid cgroup v2 mount holding a controller "
+                    "(the pure v2 form is in the lab: tests/lab/test_lab_limits_v2.py)")
+def test_exec_cgroup_controller_of_v2_hierarchy(tools, tmp_path, busybox_rootfs):
+    """On a hybrid host the v2 mount holds a few controllers (hugetlb here):
+    `exec --cgroup hugetlb:SUB` puts the process in SUB of the v2
+    hierarchy, where runc 1.1 refuses the controller ("unknown controller
+    hugetlb in SubCgroupPaths").  A controller no hierarchy holds is refused
+    by both."""
+    ctrl = unified_controllers()[0]
+    for t in tools:
+        cid = run_sleeper_in_own_cgroup(t, tmp_path, busybox_rootfs)
+        sub = os.path.join("/sys/fs/cgroup/unified", cid, "sub")
+        try:
+            os.mkdir(sub)
+            pid_file = str(tmp_path / (t.name + ".pid"))
+            p = t("exec", "-d", "--pid-file", pid_file, "--cgroup", ctrl + ":sub", cid, "sleep", "30",
+                  check=False)
+            if t.name == "runc":
+                assert p.returncode != 0 and "unknown controller" in p.stderr, p.stderr
+            else:
+                assert p.returncode == 0, p.stderr
+                pid = int(open(pid_file).read())
+                cg = own_cgroups(pid)
+                assert cg[""] == "/%s/sub" % cid and cg["memory"] == "/" + cid, cg
+                os.kill(pid, 9)
+            p = t("exec", "--cgroup", "net_cls:sub", cid, "true", check=False)
+            assert p.returncode != 0 and "net_cls" in p.stderr, (t.name, p.stderr)
+        finally:
+            remove_with_subs(t, cid, [sub])
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/pids"), reason="reads the cgroup v1 pids hierarchy")
+def test_kill_all_reaches_a_stopped_containers_leftovers(tools, tmp_path, busybox_rootfs):
+    """`kill --all` of a stopped container signals what its init left in the
+    cgroup and succeeds, as runc's (containerd's shim sends it to every
+    container it deletes); a plain `kill` of it is refused by both."""
+    for t in tools:
+        cid = t.new_id()
+
+        def edit(cfg):
+            cfg["linux"]["cgroupsPath"] = "/" + cid
+            cfg["linux"]["namespaces"] = [n for n in cfg["linux"]["namespaces"] if n["type"] != "pid"]
+        b = runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), busybox_rootfs,
+                             ["sh", "-c", "sleep 300 </dev/null >/dev/null 2>&1 & exit 0"], edit=edit)
+        t("run", "-d", "--bundle", b, cid)
+        procs = "/sys/fs/cgroup/pids/%s/cgroup.procs" % cid
+        end = time.time() + 10
+        while time.time() < end and not ('"stopped"' in t("state", cid).stdout
+                                         and len(open(procs).read().split()) == 1):
+            time.sleep(0.05)
+        assert '"stopped"' in t("state", cid).stdout and len(open(procs).read().split()) == 1, t.name
+        t("kill", "--all", cid, "KILL")
+        while time.time() < end and open(procs).read().split():
+            time.sleep(0.05)
+        assert open(procs).read().split() == [], t.name
+        p = t("kill", cid, "KILL", check=False)
+        assert p.returncode != 0 and "not running" in p.stderr + t.log_text(), (t.name, p.stderr)
+        t("delete", cid)
+        assert cgroup_dirs(cid) == [], t.name
+
+
+def sweep_cgroups(cid):
+    """Kills what is left in the cgroups named cid, removes them."""
+    for d in sorted(cgroup_dirs(cid), key=len, reverse=True):
+        for sub, _, _ in sorted(os.walk(d), key=lambda x: -len(x[0])):
+            procs = os.path.join(sub, "cgroup.procs")
+            for pid in (open(procs).read().split() if os.path.exists(procs) else []):
+                try:
+                    os.kill(int(pid), 9)
+                except ProcessLookupError:
+                    pass
+    time.sleep(0.2)
+    for d in sorted(cgroup_dirs(cid), key=len, reverse=True):
+        for sub, _, _ in sorted(os.walk(d), key=lambda x: -len(x[0])):
+            try:
+                os.rmdir(sub)
+            except OSError:
+                pass
+
+
+@pytest.mark.skipif(not os.path.isdir("/sys/fs/cgroup/pids"), reason="reads the cgroup v1 pids hierarchy")
+def test_delete_force_after_create_killed_in_a_hook(tools, tmp_path, busybox_rootfs):
+    """`create` killed -9 while a createRuntime hook holds it, then `delete
+    --force` (what containerd's shim runs after a runtime died): both remove
+    the state; ours also ends the half-made container's processes and
+    removes its cgroup, from the state it wrote before the hooks; runc 1.1
+    writes its state only once create ends and leaves the cgroup."""
+    for t in tools:
+        cid = t.new_id()
+        flag = str(tmp_path / (t.name + ".hook"))
+
+        def edit(cfg):
+            cfg["linux"]["cgroupsPath"] = "/" + cid
+            cfg["hooks"] = {"createRuntime": [{"path": "/bin/sh", "args": [
+                "sh", "-c", "echo $$ > %s.tmp; mv %s.tmp %s; exec sleep 600" % (flag, flag, flag)]}]}
+        b = runc_spec_bundle(str(tmp_path / ("bundle-" + t.name)), busybox_rootfs, ["sleep", "60"], edit=edit)
+        proc = subprocess.Popen([t.argv0, "--root", t.root, "create", "--bundle", b, cid],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            end = time.time() + 20
+            while not os.path.exists(flag) and time.time() < end:
+                time.sleep(0.02)
+            assert os.path.exists(flag), t.name
+            proc.kill()
+            proc.wait()
+            os.kill(int(open(flag).read()), 9)
+            assert cgroup_dirs(cid) != [], t.name  # the cgroup was made before the hooks
+            t("delete", "--force", cid)
+            assert not os.path.exists(os.path.join(t.root, cid)), t.name
+            end = time.time() + 10
+            while t.name == "cloison" and cgroup_dirs(cid) and time.time() < end:
+                time.sleep(0.05)
+            left = cgroup_dirs(cid)
+            assert (left == []) if t.name == "cloison" else (left != []), (t.name, left)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+            sweep_cgroups(cid)
 
 
 def hook(tmp_path, script):

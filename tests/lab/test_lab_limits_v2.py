@@ -39,7 +39,7 @@ check resume sh -c "$R resume limits-sleeper && grep frozen $D/cgroup.events && 
 check update sh -c "$R update --resources /srv/b/update.json limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
 check update_flags sh -c "$R update --memory 48m --pids-limit 9 --cpu-quota 30000 --cpu-period 100000 limits-sleeper && cat $D/memory.max $D/pids.max $D/cpu.max"
 check exec_cgroup sh -c "mkdir $D/sub && $R exec --cgroup sub limits-sleeper cat /proc/self/cgroup; r=\$?; rmdir $D/sub; exit \$r"
-check exec_cgroup_v1_form sh -c "$R exec --cgroup memory:sub limits-sleeper true"
+check exec_cgroup_ctrl_form sh -c "mkdir $D/sub $D/other && $R exec --cgroup memory:sub limits-sleeper cat /proc/self/cgroup; r=\$?; $R exec --cgroup memory:sub --cgroup pids:other limits-sleeper true 2>&1; echo conflict=\$?; rmdir $D/sub $D/other; exit \$r"
 check delete sh -c "$R delete --force limits-sleeper && ! test -e $D && ! test -e /sys/fs/cgroup/limits-lab"
 check leftovers sh -c 'find /sys/fs/cgroup -mindepth 1 -type d'
 """
@@ -223,12 +223,14 @@ def test_update_runc_flags(run):
 
 
 def test_exec_cgroup_sub(run):
-    """exec --cgroup SUB joins the container's existing sub-cgroup; the
-    CTRL:SUB form names v1 hierarchies only, so on v2 it leaves the
-    process in the container's own cgroup."""
+    """exec --cgroup SUB joins the container's existing sub-cgroup; so does
+    CTRL:SUB for a controller of the v2 hierarchy (runc 1.1 refuses it);
+    two different sub-cgroups for the one v2 hierarchy are refused."""
     out = run.assert_check("exec_cgroup").output.strip()
     assert out.startswith("0::") and out.endswith("/sub"), out
-    run.assert_check("exec_cgroup_v1_form")
+    out = run.assert_check("exec_cgroup_ctrl_form").output.strip().splitlines()
+    assert out[0].startswith("0::") and out[0].endswith("/sub"), out
+    assert "cannot hold the process in two sub-cgroups" in out[1] and out[2] != "conflict=0", out
 
 
 def test_delete_leaves_nothing(run):
