@@ -61,6 +61,16 @@ void cl_api_ctx_shutdown (struct cl_api_ctx *ctx);
    pulls memory from under them. */
 bool cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms);
 
+/* What a client may do: everything (the Unix socket, in-process, a
+   trusted certificate over TLS), only GET (a restricted certificate), or
+   nothing but GET /1.0 and POST /1.0/certificates with a trust token. */
+enum cl_api_access
+{
+  CL_API_ACCESS_FULL = 0,
+  CL_API_ACCESS_READ_ONLY,
+  CL_API_ACCESS_NONE,
+};
+
 struct cl_api_request
 {
   const char *method; /* "GET", "POST", "PUT", "PATCH", "DELETE" */
@@ -69,7 +79,12 @@ struct cl_api_request
   const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
   size_t body_len;
   const char *if_match; /* the If-Match header, or NULL */
-  bool console_session; /* a web console session vouches for it (api/ui.h) */
+  /* over TLS: access is the trust store's word on the client's
+     certificate (api/trust.h); false (Unix socket, in-process): full */
+  bool remote;
+  const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
+  const char *peer_certificate; /* PEM, NULL: none */
+  bool console_session;         /* a web console session vouches for it (api/ui.h) */
 };
 
 struct cl_api_response

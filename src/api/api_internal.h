@@ -26,7 +26,7 @@ struct cl_api_ctx
   pthread_cond_t changed;
   bool closing;
   bool inline_ops;    /* cl_api_options.inline_ops */
-  sqlite3 *db;        /* the api_operations table; used under lock (NULL: inline_ops) */
+  sqlite3 *db;        /* api_operations (not inline_ops), the trust store; used under lock */
   struct api_op *ops; /* newest first */
   uint64_t op_seq;
   int workers; /* operation threads alive */
@@ -43,6 +43,11 @@ struct cl_api_ctx
      with its handle: cl_api_watch_note, set by cl_api_ctx_new (watch.c asks
      operations.c whether an instance is busy, so not the other way) */
   void (*op_ended) (struct cl_api_ctx *ctx, struct cl_manager *m, const char *instance);
+  /* trust.c: told when a certificate is removed through the API */
+  void (*revoke_hook) (void *data, const char *fingerprint);
+  void *revoke_data;
+  int64_t data_version; /* cl_api_trust_changed's last PRAGMA data_version */
+  bool trust_ready;     /* its tables made (cl_api_trust_init) */
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
@@ -59,6 +64,8 @@ struct api_call
   json_t *query;   /* object: decoded key -> string */
   json_t *body;    /* the parsed body; NULL when empty */
   const char *if_match;
+  const struct cl_api_request *req;
+  enum cl_api_access access;
   struct cl_api_response *resp;
 };
 
@@ -137,7 +144,7 @@ int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool bo
 /* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
 char *cl_api_path_join (const char *ctx, const char *key);
 
-/* --- ctx.c: manager handles for synchronous requests --- */
+/* --- pool.c: manager handles for synchronous requests --- */
 int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
 void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
 
@@ -237,5 +244,20 @@ void cl_api_networks_list (struct api_call *c);
 void cl_api_networks_create (struct api_call *c);
 void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);
+
+/* --- trust.c: /1.0/certificates, PATCH /1.0, the access of a request --- */
+/* Opens the database (when inline operations left it closed) and makes
+   the store's tables, once; the routes that use them call it first. */
+int cl_api_trust_init (struct cl_api_ctx *ctx, cl_error_t *err);
+/* The access of a request (its certificate looked up when remote). */
+enum cl_api_access cl_api_request_access (struct cl_api_ctx *ctx, const struct cl_api_request *req);
+/* The server's settings and TLS identity for GET /1.0 (trusted clients). */
+json_t *cl_api_server_tls_info (struct cl_api_ctx *ctx);
+void cl_api_server_patch (struct api_call *c);
+void cl_api_certificates_list (struct api_call *c);
+void cl_api_certificates_add (struct api_call *c);
+void cl_api_certificate_get (struct api_call *c);
+void cl_api_certificate_patch (struct api_call *c);
+void cl_api_certificate_delete (struct api_call *c);
 
 #endif

@@ -26,7 +26,8 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
   /* instances first: their interrupted work is undone or finished */
   if (cl_mgr_open (root, &m, err) < 0
       || (!ctx->inline_ops
-          && (cl_db_open (root, &ctx->db, err) < 0 || cl_api_ops_init (ctx, err) < 0)))
+          && (cl_db_open (root, &ctx->db, err) < 0 || cl_api_ops_init (ctx, err) < 0
+              || cl_api_trust_init (ctx, err) < 0)))
     {
       if (m)
         cl_mgr_close (m);
@@ -82,29 +83,4 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
   free (ctx->root);
   free (ctx);
   return true;
-}
-
-int
-cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err)
-{
-  pthread_mutex_lock (&ctx->lock);
-  *m = ctx->n_pool ? ctx->pool[--ctx->n_pool] : NULL;
-  pthread_mutex_unlock (&ctx->lock);
-  if (*m)
-    return 0;
-  return cl_mgr_open (ctx->root, m, err);
-}
-
-void
-cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m)
-{
-  pthread_mutex_lock (&ctx->lock);
-  if (ctx->n_pool < API_MANAGER_POOL)
-    {
-      ctx->pool[ctx->n_pool++] = m;
-      m = NULL;
-    }
-  pthread_mutex_unlock (&ctx->lock);
-  if (m)
-    cl_mgr_close (m);
 }

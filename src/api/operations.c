@@ -115,7 +115,7 @@ op_persist (struct api_op *op)
   cleanup_free char *res = json_dumps (op->resources, JSON_COMPACT);
   cl_error_t err = NULL;
 
-  if (op->ctx->db == NULL)
+  if (op->ctx->inline_ops)
     return;
   if (cl_db_prepare (op->ctx->db,
                      "INSERT OR REPLACE INTO api_operations (id, seq, description, resources,"
@@ -262,7 +262,7 @@ ops_prune (struct cl_api_ctx *ctx)
         {
           cleanup_stmt sqlite3_stmt *s = NULL;
           cl_error_t err = NULL;
-          if (ctx->db == NULL)
+          if (ctx->inline_ops)
             ;
           else if (cl_db_prepare (ctx->db, "DELETE FROM api_operations WHERE id = ?", &s, &err)
                    == 0)

@@ -25,6 +25,8 @@ static const char *const api_extensions[] = {
   "events_websocket",
   "instance_copy",
   "images_fetch",
+  "certificates",
+  "certificate_trust_tokens",
   "ui",
   NULL,
 };
@@ -32,18 +34,30 @@ static const char *const api_extensions[] = {
 static void
 server_get (struct api_call *c)
 {
-  json_t *ext = json_array ();
+  json_t *ext = json_array (), *info, *tls;
   struct utsname u;
 
   for (const char *const *e = api_extensions; *e; e++)
     json_array_append_new (ext, json_string (*e));
-  uname (&u);
-  cl_api_reply_sync (c, 200,
-                     json_pack ("{s:s, s:s, s:o, s:s, s:{s:s, s:s, s:s, s:s, s:I}}", "api_version",
-                                "1.0", "api_status", "development", "api_extensions", ext, "auth",
-                                "trusted", "environment", "server", "cloison", "server_version",
-                                CLOISON_VERSION, "kernel_version", u.release, "storage_root",
-                                c->ctx->root, "server_pid", (json_int_t)getpid ()));
+  info = json_pack ("{s:s, s:s, s:o, s:s}", "api_version", "1.0", "api_status", "development",
+                    "api_extensions", ext, "auth",
+                    c->access == CL_API_ACCESS_NONE ? "untrusted" : "trusted");
+  if (c->access != CL_API_ACCESS_NONE)
+    {
+      json_object_set_new (info, "auth_read_only", json_boolean (c->access != CL_API_ACCESS_FULL));
+      uname (&u);
+      tls = cl_api_server_tls_info (c->ctx);
+      json_object_set (info, "config", json_object_get (tls, "config"));
+      json_object_set_new (
+          info, "environment",
+          json_pack ("{s:s, s:s, s:s, s:s, s:I, s:O, s:s?}", "server", "cloison", "server_version",
+                     CLOISON_VERSION, "kernel_version", u.release, "storage_root", c->ctx->root,
+                     "server_pid", (json_int_t)getpid (), "addresses",
+                     json_object_get (tls, "addresses"), "certificate_fingerprint",
+                     json_string_value (json_object_get (tls, "certificate_fingerprint"))));
+      json_decref (tls);
+    }
+  cl_api_reply_sync (c, 200, info);
 }
 
 static void
@@ -55,6 +69,7 @@ api_root (struct api_call *c)
 static const struct api_route routes[] = {
   { { "GET", "/", "supported API versions" }, api_root },
   { { "GET", "/1.0", "server information and API extensions" }, server_get },
+  { { "PATCH", "/1.0", "change server settings (core.https_address)" }, cl_api_server_patch },
   { { "GET", "/1.0/instances", "list instances (recursion=0: URLs, 1: objects)" },
     cl_api_instances_list },
   { { "POST", "/1.0/instances", "create and start an instance from an image, or copy one (async)" },
@@ -91,6 +106,15 @@ static const struct api_route routes[] = {
   { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
     cl_api_operation_wait },
+  { { "GET", "/1.0/certificates", "list trusted client certificates" }, cl_api_certificates_list },
+  { { "POST", "/1.0/certificates",
+      "trust a certificate, issue a trust token, or redeem one (untrusted clients)" },
+    cl_api_certificates_add },
+  { { "GET", "/1.0/certificates/{fingerprint}", "a trusted certificate" }, cl_api_certificate_get },
+  { { "PATCH", "/1.0/certificates/{fingerprint}", "rename, restrict to read-only or not" },
+    cl_api_certificate_patch },
+  { { "DELETE", "/1.0/certificates/{fingerprint}", "revoke: its connections are closed" },
+    cl_api_certificate_delete },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
   { { "POST", "/1.0/ui/links", "a one-time login link for the web console (cloison ui-link)" },
@@ -144,6 +168,31 @@ bad:
   return -1;
 }
 
+/* An untrusted client may only learn what the server is and present a
+   trust token; a read-only one only reads.  Checked before routing, so
+   that an untrusted client learns nothing of what exists. */
+static bool
+access_refused (struct api_call *c, const char *path)
+{
+  bool get = strcmp (c->method, "GET") == 0;
+
+  if (c->access == CL_API_ACCESS_NONE
+      && !(get && (strcmp (path, "/") == 0 || strcmp (path, "/1.0") == 0))
+      && !(strcmp (c->method, "POST") == 0 && strcmp (path, "/1.0/certificates") == 0))
+    {
+      cl_api_reply_error (c, 403,
+                          "not trusted: this client's certificate is not in the server's trust"
+                          " store (cloison remote add NAME URL --token TOKEN)");
+      return true;
+    }
+  if (c->access == CL_API_ACCESS_READ_ONLY && !get)
+    {
+      cl_api_reply_error (c, 403, "read-only certificate: %s is refused", c->method);
+      return true;
+    }
+  return false;
+}
+
 static bool
 method_takes_body (const char *method)
 {
@@ -155,11 +204,16 @@ void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
-  struct api_call c
-      = { .ctx = ctx, .method = req->method, .if_match = req->if_match, .resp = resp };
+  struct api_call c = { .ctx = ctx,
+                        .method = req->method,
+                        .if_match = req->if_match,
+                        .req = req,
+                        .access = cl_api_request_access (ctx, req),
+                        .resp = resp };
   char allowed[64] = "";
   const struct api_route *found = NULL;
   cleanup_free char *path = NULL;
+  cl_error_t err = NULL;
   size_t len;
 
   memset (resp, 0, sizeof *resp);
@@ -168,6 +222,8 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
   len = strlen (path);
   if (len > 1 && path[len - 1] == '/')
     path[len - 1] = '\0';
+  if (access_refused (&c, path))
+    return;
   for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
     {
       char *params[2] = { NULL, NULL };
@@ -211,9 +267,11 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                         ctx->body_limit);
   else if (cl_api_parse_query (req->query, &c.query) < 0)
     cl_api_reply_error (&c, 400, "query string: malformed percent-encoding");
+  else if ((strcmp (path, "/1.0") == 0 || strncmp (path, "/1.0/certificates", 17) == 0)
+           && cl_api_trust_init (ctx, &err) < 0)
+    cl_api_reply_cl_error (&c, &err);
   else
     {
-      cl_error_t err = NULL;
       size_t n = req->body_len;
       /* a body of only whitespace is no body */
       while (n > 0 && isspace ((unsigned char)req->body[n - 1]))

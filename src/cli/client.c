@@ -155,24 +155,11 @@ struct unix_state
   struct unix_watch *watch;
 };
 
-struct buffer
-{
-  char *data;
-  size_t len;
-};
-
 static size_t
 on_body (char *p, size_t size, size_t n, void *opaque)
 {
-  struct buffer *b = opaque;
-  size_t len = size * n;
-  b->data = realloc (b->data, b->len + len + 1);
-  if (b->data == NULL)
-    abort ();
-  memcpy (b->data + b->len, p, len);
-  b->len += len;
-  b->data[b->len] = '\0';
-  return len;
+  cl_buffer_append (opaque, p, size * n);
+  return size * n;
 }
 
 static size_t
@@ -202,7 +189,7 @@ unix_request (void *state, const struct cl_api_request *req, struct cl_api_respo
               cl_error_t *err)
 {
   struct unix_state *u = state;
-  struct buffer body = { 0 };
+  struct cl_buffer body = { 0 };
   struct curl_slist *headers = NULL;
   cleanup_free char *url = NULL, *if_match = NULL;
   char curl_err[CURL_ERROR_SIZE] = "";
@@ -398,6 +385,12 @@ unix_watch (void *state, cl_api_event_fn fn, void *opaque)
   while (!w->connected)
     pthread_cond_wait (&w->started, &w->lock);
   pthread_mutex_unlock (&w->lock);
+}
+
+const char *
+cl_cli_client_socket (struct cl_cli_client *c)
+{
+  return c->t->request == unix_request ? ((struct unix_state *)c->state)->socket_path : NULL;
 }
 
 static void

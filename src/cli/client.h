@@ -46,6 +46,9 @@ struct cl_cli_client *cl_cli_client_new (const struct cl_cli_transport *t, void 
 void cl_cli_client_close (struct cl_cli_client *c);
 /* The transport chosen ("unix", "in-process", ...). */
 const char *cl_cli_client_transport (struct cl_cli_client *c);
+/* The daemon's socket of a "unix" client, else NULL (for streams, which
+   go around cl_cli_request: cloison monitor). */
+const char *cl_cli_client_socket (struct cl_cli_client *c);
 
 /* The transports of this file, for cl_cli_client_new. */
 /* Over a Unix socket; -1 with err when nothing answers there. */

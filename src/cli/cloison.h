@@ -14,12 +14,14 @@ struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
+  const char *remote;           /* --remote NAME (or a NAME: prefix), NULL: the default */
   bool local;                   /* --local: in-process, even when a daemon serves the root */
   struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
 };
 
 /* The API client of g->root (the daemon serving it, else in-process),
-   opened at the first call; NULL with err set when it cannot be. */
+   or of the remote g->remote names (or the default remote), opened at the
+   first call; NULL with err set when it cannot be (remote_client.c). */
 struct cl_cli_client *cl_cli_client_of (struct cloison_globals *g, cl_error_t *err);
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
@@ -38,6 +40,12 @@ struct cloison_cmd
 extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c */
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
+extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
 extern const struct cloison_cmd cloison_ui_cmds[];       /* cloison_ui.c */
+
+/* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
+   (the server's settings) beside `config set INSTANCE KEY=VALUE`. */
+bool cli_server_config_wants (int argc, char **argv);
+int cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
 
 #endif

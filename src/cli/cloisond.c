@@ -1,7 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloisond: serves the REST API (src/api/api.h) over HTTP on a Unix
-   socket, with libmicrohttpd.  A thin front end: the socket, HTTP framing
-   and signals live here, every verb in the router.
+   socket, and over TCP with TLS 1.3 and client certificates when asked
+   (--listen, or core.https_address), with libmicrohttpd.  A thin front
+   end: the sockets, HTTP framing and signals live here, every verb in the
+   router; who may do what over TLS is the trust store's word
+   (src/api/trust.h), asked for each request with the client
+   certificate's fingerprint.
 
    One thread per connection: a request that waits (an operation's
    /wait, the event stream, plain or as a websocket) holds only its own
@@ -9,6 +13,8 @@
    timeout without slowing the others. */
 #include "api/api.h"
 #include "api/ui.h"
+#include "api/tls.h"
+#include "api/trust.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -18,6 +24,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <gnutls/gnutls.h>
 #include <grp.h>
 #include <limits.h>
 #include <malloc.h>
@@ -25,6 +32,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <openssl/evp.h>
 #include <openssl/sha.h>
 #include <poll.h>
@@ -50,6 +58,171 @@ static struct cl_api_ui *console;
    so that each is closed by its last chunk or close frame, not cut */
 static int open_streams;
 static pid_t daemon_pid;
+
+/* A daemon's own data: the Unix socket's, or the TLS listener's. */
+struct server
+{
+  struct cl_api_ctx *ctx;
+  bool tls;
+};
+
+/* ---- TLS clients: each connection's certificate, and revocation ---- */
+
+/* TLS 1.3 only; the client certificate is asked for (MHD asks when given
+   a trust list) but never checked against a CA: trust is its fingerprint
+   in the store. */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3"
+
+struct tls_conn
+{
+  struct tls_conn *next, *prev;
+  MHD_socket fd;
+  bool looked;                     /* its certificate read */
+  bool trusted;                    /* it was served as trusted: revoking it closes it */
+  char fp[CL_API_FINGERPRINT_LEN]; /* "" when it sent none */
+  char *pem;
+};
+
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct tls_conn *conns;
+/* bumped when a certificate may have been revoked: open event streams
+   then ask the store again */
+static unsigned trust_gen;
+
+static void
+notify_connection (void *cls, struct MHD_Connection *con, void **socket_context,
+                   enum MHD_ConnectionNotificationCode code)
+{
+  struct tls_conn *c = *socket_context;
+  (void)cls;
+
+  if (code == MHD_CONNECTION_NOTIFY_STARTED)
+    {
+      const union MHD_ConnectionInfo *ci
+          = MHD_get_connection_info (con, MHD_CONNECTION_INFO_CONNECTION_FD);
+      c = cl_xmalloc0 (sizeof *c);
+      c->fd = ci ? ci->connect_fd : -1;
+      pthread_mutex_lock (&conns_lock);
+      c->next = conns;
+      if (conns)
+        conns->prev = c;
+      conns = c;
+      pthread_mutex_unlock (&conns_lock);
+      *socket_context = c;
+      return;
+    }
+  if (c == NULL)
+    return;
+  pthread_mutex_lock (&conns_lock);
+  if (c->prev)
+    c->prev->next = c->next;
+  else
+    conns = c->next;
+  if (c->next)
+    c->next->prev = c->prev;
+  pthread_mutex_unlock (&conns_lock);
+  free (c->pem);
+  free (c);
+  *socket_context = NULL;
+}
+
+/* The connection's client certificate, read once (after the handshake). */
+static struct tls_conn *
+tls_peer (struct MHD_Connection *con)
+{
+  const union MHD_ConnectionInfo *ci
+      = MHD_get_connection_info (con, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  struct tls_conn *c = ci ? ci->socket_context : NULL;
+
+  if (c && !c->looked)
+    {
+      const union MHD_ConnectionInfo *si
+          = MHD_get_connection_info (con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+      const gnutls_datum_t *certs = NULL;
+      unsigned n = 0;
+
+      if (si && si->tls_session)
+        certs = gnutls_certificate_get_peers ((gnutls_session_t)si->tls_session, &n);
+      pthread_mutex_lock (&conns_lock);
+      if (certs && n > 0)
+        {
+          cl_api_tls_fingerprint_der (certs[0].data, certs[0].size, c->fp);
+          c->pem = cl_api_tls_der_to_pem (certs[0].data, certs[0].size);
+        }
+      c->looked = true;
+      pthread_mutex_unlock (&conns_lock);
+    }
+  return c;
+}
+
+/* Closes the connections of revoked clients: those with `fp` (NULL: each
+   trusted one the store no longer knows). */
+static void
+close_revoked (struct cl_api_ctx *ctx, const char *fp)
+{
+  pthread_mutex_lock (&conns_lock);
+  for (struct tls_conn *c = conns; c; c = c->next)
+    if (c->trusted && *c->fp && c->fd >= 0
+        && (fp ? strcmp (c->fp, fp) == 0 : cl_api_cert_access (ctx, c->fp) == CL_API_ACCESS_NONE))
+      {
+        cl_info ("cloisond: certificate %.16s... revoked: closing its connection", c->fp);
+        shutdown (c->fd, SHUT_RDWR);
+        c->trusted = false;
+      }
+  pthread_mutex_unlock (&conns_lock);
+  __atomic_add_fetch (&trust_gen, 1, __ATOMIC_SEQ_CST);
+}
+
+static void
+on_revoke (void *data, const char *fp)
+{
+  close_revoked (data, fp);
+}
+
+/* Revocations by another process (`cloison config trust remove` with no
+   daemon between): the state database changed, the clients are checked. */
+static bool sweeper_stop;
+
+static void *
+trust_sweeper (void *data)
+{
+  struct cl_api_ctx *ctx = data;
+  while (!__atomic_load_n (&sweeper_stop, __ATOMIC_SEQ_CST))
+    {
+      usleep (250000);
+      if (cl_api_trust_changed (ctx))
+        close_revoked (ctx, NULL);
+    }
+  return NULL;
+}
+
+/* An event stream's client over TLS: still trusted?  Asked again only
+   when trust_gen moved. */
+struct stream_peer
+{
+  struct cl_api_ctx *ctx;
+  char fp[CL_API_FINGERPRINT_LEN]; /* "" : the Unix socket */
+  unsigned gen;
+  bool session; /* a web console session's: no certificate to revoke */
+};
+
+static bool
+stream_peer_revoked (struct stream_peer *p)
+{
+  unsigned gen = __atomic_load_n (&trust_gen, __ATOMIC_SEQ_CST);
+  if (*p->fp == '\0' || p->session || gen == p->gen)
+    return false;
+  p->gen = gen;
+  return cl_api_cert_access (p->ctx, p->fp) == CL_API_ACCESS_NONE;
+}
+
+static void
+stream_peer_init (struct stream_peer *p, struct cl_api_ctx *ctx, const char *fp)
+{
+  p->ctx = ctx;
+  snprintf (p->fp, sizeof p->fp, "%s", fp ? fp : "");
+  p->gen = __atomic_load_n (&trust_gen, __ATOMIC_SEQ_CST);
+}
 
 static void
 on_signal (int sig)
@@ -114,6 +287,7 @@ request_completed (void *cls, struct MHD_Connection *con, void **state,
 struct stream
 {
   struct cl_api_events *ev;
+  struct stream_peer peer;
   char *pending;
   size_t off, len;
   int idle_s;
@@ -126,6 +300,8 @@ stream_read (void *cls, uint64_t pos, char *buf, size_t max)
   size_t n;
   (void)pos;
 
+  if (stream_peer_revoked (&s->peer))
+    return MHD_CONTENT_READER_END_WITH_ERROR;
   if (s->pending == NULL)
     {
       int r = cl_api_events_next (s->ev, 1000, &s->pending);
@@ -212,18 +388,22 @@ ws_recv (int fd, char *payload, size_t *len)
   return h[0] & 0x0f;
 }
 
-/* Runs the stream in the connection's own thread (thread per
-   connection): events as text frames, a ping answered, a close ends it,
-   as does the server's shutdown. */
-static void
-ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, size_t extra_len,
-        MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+struct ws
 {
-  struct cl_api_events *ev = cls;
-  (void)con;
-  (void)state;
-  (void)extra;
-  (void)extra_len;
+  struct cl_api_events *ev;
+  struct stream_peer peer;
+  MHD_socket sock;
+  struct MHD_UpgradeResponseHandle *urh;
+};
+
+/* Runs the stream: events as text frames, a ping answered, a close ends
+   it, as do the server's shutdown and the revocation of the client's
+   certificate (close 1008). */
+static void *
+ws_loop (void *data)
+{
+  struct ws *w = data;
+  int sock = w->sock;
 
   fcntl (sock, F_SETFL, fcntl (sock, F_GETFL) & ~O_NONBLOCK);
   for (;;)
@@ -233,6 +413,11 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
       size_t len;
       int r;
 
+      if (stream_peer_revoked (&w->peer))
+        {
+          ws_send (sock, 8, "\x03\xf0revoked", 9); /* 1008: policy violation */
+          break;
+        }
       if (poll (&p, 1, 0) > 0)
         {
           int op = ws_recv (sock, payload, &len);
@@ -244,7 +429,7 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
             break; /* gone, closed, or data we do not take */
           continue;
         }
-      r = cl_api_events_next (ev, 500, &line);
+      r = cl_api_events_next (w->ev, 500, &line);
       if (r < 0)
         {
           ws_send (sock, 8, "\x03\xe9", 2); /* 1001: going away */
@@ -258,15 +443,55 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
             break;
         }
     }
-  cl_api_events_free (ev);
-  MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+  cl_api_events_free (w->ev);
+  MHD_upgrade_action (w->urh, MHD_UPGRADE_ACTION_CLOSE);
+  free (w);
   __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+/* On the Unix socket the stream runs in the connection's own thread
+   (thread per connection); over TLS, MHD forwards between the TLS
+   session and `sock` in that thread once we return, so it gets a thread
+   of its own. */
+static void
+ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, size_t extra_len,
+        MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+  struct ws *w = cls;
+  pthread_t t;
+  pthread_attr_t attr;
+  (void)con;
+  (void)state;
+  (void)extra;
+  (void)extra_len;
+
+  w->sock = sock;
+  w->urh = urh;
+  if (*w->peer.fp == '\0')
+    {
+      ws_loop (w);
+      return;
+    }
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize (&attr, 512u << 10);
+  if (pthread_create (&t, &attr, ws_loop, w) != 0)
+    {
+      cl_warn ("cloisond: no thread for an event websocket");
+      cl_api_events_free (w->ev);
+      MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+      free (w);
+      __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+    }
+  pthread_attr_destroy (&attr);
 }
 
 /* A websocket handshake on the event stream: the 101 response, else NULL
    (a plain HTTP stream is served). */
 static struct MHD_Response *
-ws_response (struct MHD_Connection *con, struct cl_api_response *resp)
+ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
+             const struct stream_peer *peer)
 {
   static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
   const char *up = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
@@ -274,6 +499,7 @@ ws_response (struct MHD_Connection *con, struct cl_api_response *resp)
   unsigned char digest[SHA_DIGEST_LENGTH];
   char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
   struct MHD_Response *r;
+  struct ws *w;
   cleanup_free char *k = NULL;
 
   if (up == NULL || strcasecmp (up, "websocket") != 0 || key == NULL)
@@ -283,9 +509,15 @@ ws_response (struct MHD_Connection *con, struct cl_api_response *resp)
   EVP_EncodeBlock ((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
   /* the stream is the handler's from here; if the client leaves before
      the switch, the handler never runs and the small struct is lost */
-  r = MHD_create_response_for_upgrade (ws_run, resp->events);
+  w = cl_xmalloc0 (sizeof *w);
+  w->ev = resp->events;
+  w->peer = *peer;
+  r = MHD_create_response_for_upgrade (ws_run, w);
   if (r == NULL)
-    return NULL;
+    {
+      free (w);
+      return NULL;
+    }
   __atomic_add_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
   resp->events = NULL;
   resp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
@@ -297,17 +529,19 @@ ws_response (struct MHD_Connection *con, struct cl_api_response *resp)
 }
 
 static enum MHD_Result
-send_response (struct MHD_Connection *con, struct cl_api_response *resp)
+send_response (struct MHD_Connection *con, struct cl_api_response *resp,
+               const struct stream_peer *peer)
 {
   struct MHD_Response *r = NULL;
   enum MHD_Result ret;
 
-  if (resp->events && (r = ws_response (con, resp)) != NULL)
+  if (resp->events && (r = ws_response (con, resp, peer)) != NULL)
     ;
   else if (resp->events)
     {
       struct stream *s = cl_xmalloc0 (sizeof *s);
       s->ev = resp->events;
+      s->peer = *peer;
       resp->events = NULL;
       __atomic_add_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
       r = MHD_create_response_from_callback (MHD_SIZE_UNKNOWN, 4096, stream_read, s, stream_free);
@@ -363,21 +597,21 @@ send_too_big (struct MHD_Connection *con, size_t len)
   resp.json = json_pack (
       "{s:s, s:i, s:o}", "type", "error", "error_code", 413, "error",
       json_sprintf ("request body of %zu bytes or more: the limit is %zu", len, body_limit));
-  ret = send_response (con, &resp);
+  ret = send_response (con, &resp, &(struct stream_peer){ 0 });
   cl_api_response_clear (&resp);
   return ret;
 }
 
 /* What the console's gate needs to know of a request. */
 static void
-http_of (struct MHD_Connection *con, struct cl_api_http *h)
+http_of (struct MHD_Connection *con, struct cl_api_ctx *ctx, const struct cl_api_request *req,
+         struct cl_api_http *h)
 {
-  const union MHD_ConnectionInfo *ci
-      = MHD_get_connection_info (con, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-  int family = ci && ci->client_addr ? ci->client_addr->sa_family : AF_UNIX;
-
   memset (h, 0, sizeof *h);
-  h->remote = family == AF_INET || family == AF_INET6;
+  h->remote = h->tls = req->remote;
+  h->has_cert = req->peer_fingerprint != NULL;
+  h->cert_trusted
+      = h->has_cert && cl_api_cert_access (ctx, req->peer_fingerprint) != CL_API_ACCESS_NONE;
   h->host = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
   h->origin = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Origin");
   h->cookie = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
@@ -390,11 +624,14 @@ static enum MHD_Result
 on_request (void *cls, struct MHD_Connection *con, const char *url, const char *method,
             const char *version, const char *upload, size_t *upload_size, void **state)
 {
-  struct cl_api_ctx *ctx = cls;
+  struct server *srv = cls;
+  struct cl_api_ctx *ctx = srv->ctx;
   struct request *r = *state;
   struct cl_api_response resp;
   struct cl_api_request req = { .method = method };
+  struct stream_peer peer = { 0 };
   struct cl_api_http http;
+  struct tls_conn *tc = NULL;
   cleanup_free char *path = NULL;
   enum MHD_Result ret;
   char *q;
@@ -441,11 +678,39 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.body = r->body;
   req.body_len = r->len;
   req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
-  http_of (con, &http);
+  if (srv->tls)
+    {
+      tc = tls_peer (con);
+      req.remote = true;
+      req.peer_fingerprint = tc && *tc->fp ? tc->fp : NULL;
+      req.peer_certificate = tc ? tc->pem : NULL;
+      stream_peer_init (&peer, ctx, "-"); /* a TLS client, even with no certificate */
+      if (req.peer_fingerprint)
+        stream_peer_init (&peer, ctx, req.peer_fingerprint);
+    }
+  http_of (con, ctx, &req, &http);
+  /* the console's files and sessions, and who may pass over TLS */
   if (!cl_api_ui_gate (console, &req, &http, &resp))
-    cl_api_handle (ctx, &req, &resp);
-  cl_debug ("%s %s: %d", method, r->uri, resp.status);
-  ret = send_response (con, &resp);
+    {
+      /* a console session's streams are not a certificate's: no
+         revocation of one ends them */
+      peer.session = req.console_session;
+      cl_api_handle (ctx, &req, &resp);
+    }
+  cl_debug ("%s %s%s%.16s: %d", method, r->uri, tc ? " from " : "",
+            req.peer_fingerprint ? req.peer_fingerprint
+            : tc                 ? "(no certificate)"
+                                 : "",
+            resp.status);
+  /* served as trusted: its connections close when it is revoked */
+  if (tc && req.peer_fingerprint && resp.status != 403
+      && cl_api_cert_access (ctx, req.peer_fingerprint) != CL_API_ACCESS_NONE)
+    {
+      pthread_mutex_lock (&conns_lock);
+      tc->trusted = true;
+      pthread_mutex_unlock (&conns_lock);
+    }
+  ret = send_response (con, &resp, &peer);
   cl_api_response_clear (&resp);
   return ret;
 }
@@ -502,59 +767,83 @@ listen_unix (const char *path, cl_error_t *err)
   return steal_fd (&fd);
 }
 
-/* --listen ADDR:PORT ([ADDR]:PORT for IPv6; PORT 0: any free one):
-   plain HTTP for now, the console's and the API's TCP side.  *url: the
-   address it is reached at. */
+/* The TCP socket of --listen / core.https_address. */
 static int
-listen_tcp (const char *spec, char **url, cl_error_t *err)
+listen_tcp (const char *address, cl_error_t *err)
 {
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST };
-  struct addrinfo *ai = NULL;
-  struct sockaddr_storage sa;
-  socklen_t salen = sizeof sa;
-  cleanup_free char *host = cl_xstrdup (spec);
-  cleanup_close int fd = -1;
-  char *colon = strrchr (host, ':'), port[16];
-  char name[INET6_ADDRSTRLEN + 2];
-  int one = 1, r;
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res = NULL;
+  cleanup_free char *host = NULL;
+  char port_s[16];
+  int port, r, fd = -1, saved = 0;
 
-  if (colon == NULL || colon == host || colon[1] == '\0')
-    return cl_error_make (err, 0, "--listen `%s`: expected ADDR:PORT", spec);
-  *colon++ = '\0';
-  if (host[0] == '[' && host[strlen (host) - 1] == ']')
+  if (cl_api_parse_address (address, "listen address", &host, &port, err) < 0)
+    return -1;
+  snprintf (port_s, sizeof port_s, "%d", port);
+  /* every address: the IPv6 wildcard, which takes IPv4 too */
+  hints.ai_family = host ? AF_UNSPEC : AF_INET6;
+  r = getaddrinfo (host, port_s, &hints, &res);
+  if (r != 0 && host == NULL)
     {
-      memmove (host, host + 1, strlen (host));
-      host[strlen (host) - 1] = '\0';
+      hints.ai_family = AF_INET;
+      r = getaddrinfo (NULL, port_s, &hints, &res);
     }
-  r = getaddrinfo (host, colon, &hints, &ai);
   if (r != 0)
-    return cl_error_make (err, 0, "--listen `%s`: %s", spec, gai_strerror (r));
-  fd = socket (ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
-      || bind (fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen (fd, 1024) < 0
-      || getsockname (fd, (struct sockaddr *)&sa, &salen) < 0)
+    return cl_error_make (err, 0, "listen address `%s`: %s", address, gai_strerror (r));
+  for (struct addrinfo *a = res; a && fd < 0; a = a->ai_next)
     {
-      freeaddrinfo (ai);
-      return cl_error_errno (err, "--listen `%s`", spec);
+      int one = 1, zero = 0;
+      fd = socket (a->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+      if (fd < 0)
+        {
+          saved = errno;
+          continue;
+        }
+      setsockopt (fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+      if (a->ai_family == AF_INET6)
+        setsockopt (fd, IPPROTO_IPV6, IPV6_V6ONLY, &zero, sizeof zero);
+      if (bind (fd, a->ai_addr, a->ai_addrlen) < 0 || listen (fd, 1024) < 0)
+        {
+          saved = errno;
+          close (fd);
+          fd = -1;
+        }
     }
-  freeaddrinfo (ai);
-  getnameinfo ((struct sockaddr *)&sa, salen, name, sizeof name, port, sizeof port,
-               NI_NUMERICHOST | NI_NUMERICSERV);
-  *url
-      = cl_strdup_printf (sa.ss_family == AF_INET6 ? "http://[%s]:%s" : "http://%s:%s", name, port);
-  return steal_fd (&fd);
+  freeaddrinfo (res);
+  if (fd < 0)
+    return cl_error_make (err, saved, "listen on `%s`", address);
+  return fd;
 }
 
+/* The TLS listener: the server's certificate (made on first start in
+   ROOT/tls), TLS 1.3, client certificates asked for. */
 static struct MHD_Daemon *
-serve (int fd, struct cl_api_ctx *ctx, unsigned timeout, int debug)
+start_tls (struct server *srv, const char *root, const char *address, unsigned timeout, int debug,
+           cl_error_t *err)
 {
-  return MHD_start_daemon (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
-                               | MHD_USE_POLL | MHD_ALLOW_UPGRADE | (debug ? MHD_USE_ERROR_LOG : 0),
-                           0, NULL, NULL, on_request, ctx, MHD_OPTION_LISTEN_SOCKET, fd,
-                           MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK,
-                           uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
-                           MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE,
-                           (size_t)(512u << 10), MHD_OPTION_END);
+  static char *crt, *key; /* MHD keeps pointers to them */
+  struct MHD_Daemon *d;
+  int fd;
+
+  if (cl_api_tls_server_keypair (root, &crt, &key, err) < 0)
+    return NULL;
+  fd = listen_tcp (address, err);
+  if (fd < 0)
+    return NULL;
+  d = MHD_start_daemon (
+      MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL
+          | MHD_ALLOW_UPGRADE | MHD_USE_TLS | (debug ? MHD_USE_ERROR_LOG : 0),
+      0, NULL, NULL, on_request, srv, MHD_OPTION_LISTEN_SOCKET, fd, MHD_OPTION_HTTPS_MEM_CERT, crt,
+      MHD_OPTION_HTTPS_MEM_KEY, key, MHD_OPTION_HTTPS_MEM_TRUST, crt, MHD_OPTION_HTTPS_PRIORITIES,
+      TLS_PRIORITIES, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, NULL,
+      MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK, uri_logger, NULL,
+      MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, 4096u,
+      MHD_OPTION_THREAD_STACK_SIZE, (size_t)(512u << 10), MHD_OPTION_END);
+  if (d == NULL)
+    {
+      close (fd);
+      cl_error_make (err, 0, "could not start the TLS server on `%s`", address);
+    }
+  return d;
 }
 
 /* The path of the socket we listen on (fd), absolute; NULL when it has
@@ -611,14 +900,45 @@ unlink_root (char *link, int fd)
   free (link);
 }
 
+/* Before the context goes: the listener, then the sweeper that uses it. */
+static void
+stop_tls (struct MHD_Daemon *d, pthread_t *sweeper)
+{
+  if (d)
+    MHD_stop_daemon (d);
+  if (sweeper)
+    {
+      __atomic_store_n (&sweeper_stop, true, __ATOMIC_SEQ_CST);
+      pthread_join (*sweeper, NULL);
+    }
+}
+
+/* The console's address for login links: https://LISTEN, with this
+   host's name for an address that is every address (":8443"). */
+static void
+console_url (const char *listen_address)
+{
+  char host[256] = "localhost";
+  cleanup_free char *url = NULL;
+
+  if (listen_address[0] == ':')
+    gethostname (host, sizeof host - 1);
+  url = listen_address[0] == ':' ? cl_strdup_printf ("https://%s%s", host, listen_address)
+                                 : cl_strdup_printf ("https://%s", listen_address);
+  cl_api_ui_set_base_url (console, url);
+  fprintf (stderr, "cloisond: the web console is at %s/ui/ (cloison ui-link)\n", url);
+}
+
 static void
 usage (FILE *out)
 {
-  fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--timeout SECONDS]"
-                " [--body-limit BYTES] [--debug]\n"
-                "                [--listen ADDR:PORT] [--ui-session-timeout SECONDS]\n"
+  fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--listen ADDR:PORT]"
+                " [--timeout SECONDS] [--body-limit BYTES] [--debug]\n"
+                "                [--ui-session-timeout SECONDS]\n"
                 "       cloisond --routes   print the API's routes\n"
-                "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET ").\n");
+                "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET "),\n"
+                "and with TLS on ADDR:PORT (default: the setting core.https_address),\n"
+                "where the web console is served at /ui/ (cloison ui-link).\n");
 }
 
 int
@@ -627,25 +947,27 @@ main (int argc, char **argv)
   static const struct option opts[] = {
     { "root", required_argument, NULL, 'r' },
     { "socket", required_argument, NULL, 's' },
+    { "listen", required_argument, NULL, 'l' },
     { "timeout", required_argument, NULL, 't' },
     { "body-limit", required_argument, NULL, 'b' },
     { "routes", no_argument, NULL, 'R' },
     { "debug", no_argument, NULL, 'd' },
-    { "listen", required_argument, NULL, 'l' },
     { "ui-session-timeout", required_argument, NULL, 'U' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'v' },
     { NULL, 0, NULL, 0 },
   };
-  const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET, *listen_spec = NULL;
-  char root[PATH_MAX], *link = NULL;
+  const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET;
+  cleanup_free char *listen_address = NULL;
   struct cl_api_ui_options ui_opts = { 0 };
-  struct MHD_Daemon *tcp = NULL;
   cleanup_free char *ui_dir = cl_piece_path (CL_PIECE_UI);
-  cleanup_free char *tcp_url = NULL;
+  char root[PATH_MAX], *link = NULL;
   struct cl_api_options api_opts = { 0 };
   struct cl_api_ctx *ctx = NULL;
-  struct MHD_Daemon *d;
+  struct MHD_Daemon *d, *tls_d = NULL;
+  struct server unix_srv = { 0 }, tls_srv = { .tls = true };
+  pthread_t sweeper;
+  bool sweeper_started = false;
   struct sigaction sa = { .sa_handler = on_signal };
   cl_error_t err = NULL;
   unsigned timeout = 30;
@@ -661,6 +983,16 @@ main (int argc, char **argv)
       case 's':
         socket_path = optarg;
         break;
+      case 'l':
+        {
+          cleanup_free char *host = NULL;
+          int port;
+          if (cl_api_parse_address (optarg, "--listen", &host, &port, &err) < 0)
+            return cl_error_report (&err, "cloisond");
+          free (listen_address);
+          listen_address = cl_xstrdup (optarg);
+          break;
+        }
       case 't':
         {
           char *end;
@@ -687,9 +1019,6 @@ main (int argc, char **argv)
         return 0;
       case 'd':
         debug = 1;
-        break;
-      case 'l':
-        listen_spec = optarg;
         break;
       case 'U':
         {
@@ -745,6 +1074,13 @@ main (int argc, char **argv)
     }
   if (cl_api_ctx_new (root, &api_opts, &ctx, &err) < 0)
     return cl_error_report (&err, "cloisond");
+  unix_srv.ctx = tls_srv.ctx = ctx;
+  if (listen_address == NULL
+      && cl_api_config_get (ctx, "core.https_address", &listen_address, &err) < 0)
+    {
+      cl_api_ctx_free (ctx, 0);
+      return cl_error_report (&err, "cloisond");
+    }
   /* events for what the API does not do itself (a workload that exits,
      the CLI) */
   if (cl_api_watch_start (ctx, 1000, &err) < 0)
@@ -752,48 +1088,53 @@ main (int argc, char **argv)
       cl_warn ("cloisond: no events for changes made outside the API: %s", err->msg);
       cl_error_release (&err);
     }
+  ui_opts.assets_dir = ui_dir;
+  cl_api_ui_new (&ui_opts, &console, &err);
+  cl_api_ctx_set_ui (ctx, console);
+  /* TLS first: once the socket answers, everything is served */
+  if (listen_address)
+    {
+      tls_d = start_tls (&tls_srv, root, listen_address, timeout, debug, &err);
+      if (tls_d == NULL)
+        {
+          cl_api_ctx_free (ctx, 0);
+          return cl_error_report (&err, "cloisond");
+        }
+      console_url (listen_address);
+      cl_api_set_revoke_hook (ctx, on_revoke, ctx);
+      cl_api_trust_changed (ctx);
+      sweeper_started = pthread_create (&sweeper, NULL, trust_sweeper, ctx) == 0;
+    }
   fd = activated_socket ();
   if (fd < 0)
     {
       fd = listen_unix (socket_path, &err);
       if (fd < 0)
         {
+          stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
           cl_api_ctx_free (ctx, 0);
           return cl_error_report (&err, "cloisond");
         }
       own_socket = true;
     }
-  ui_opts.assets_dir = ui_dir;
-  cl_api_ui_new (&ui_opts, &console, &err);
-  cl_api_ctx_set_ui (ctx, console);
-  d = serve (fd, ctx, timeout, debug);
-  if (d && listen_spec)
-    {
-      int tfd = listen_tcp (listen_spec, &tcp_url, &err);
-      if (tfd < 0 || (tcp = serve (tfd, ctx, timeout, debug)) == NULL)
-        {
-          if (tfd >= 0)
-            close (tfd);
-          else
-            cl_error_report (&err, "cloisond");
-          MHD_stop_daemon (d);
-          if (own_socket)
-            unlink (socket_path);
-          cl_api_ctx_free (ctx, 0);
-          return 1;
-        }
-      cl_api_ui_set_base_url (console, tcp_url);
-      fprintf (stderr, "cloisond: the web console is at %s/ui/\n", tcp_url);
-    }
+  d = MHD_start_daemon (MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD
+                            | MHD_USE_POLL | MHD_ALLOW_UPGRADE | (debug ? MHD_USE_ERROR_LOG : 0),
+                        0, NULL, NULL, on_request, &unix_srv, MHD_OPTION_LISTEN_SOCKET, fd,
+                        MHD_OPTION_CONNECTION_TIMEOUT, timeout, MHD_OPTION_URI_LOG_CALLBACK,
+                        uri_logger, NULL, MHD_OPTION_NOTIFY_COMPLETED, request_completed, NULL,
+                        MHD_OPTION_CONNECTION_LIMIT, 4096u, MHD_OPTION_THREAD_STACK_SIZE,
+                        (size_t)(512u << 10), MHD_OPTION_END);
   if (d == NULL)
     {
       fprintf (stderr, "cloisond: could not start the HTTP server on `%s`\n", socket_path);
+      stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
       cl_api_ctx_free (ctx, 0);
       return 1;
     }
   link = link_root (root, fd);
-  fprintf (stderr, "cloisond: serving %s on %s\n", root,
-           own_socket ? socket_path : "the socket systemd passed (fd 3)");
+  fprintf (stderr, "cloisond: serving %s on %s%s%s\n", root,
+           own_socket ? socket_path : "the socket systemd passed (fd 3)",
+           listen_address ? " and with TLS on " : "", listen_address ? listen_address : "");
 
   for (;;)
     {
@@ -806,9 +1147,8 @@ main (int argc, char **argv)
   cl_api_ctx_shutdown (ctx);
   for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
     usleep (50000);
+  stop_tls (tls_d, sweeper_started ? &sweeper : NULL);
   unlink_root (link, fd);
-  if (tcp)
-    MHD_stop_daemon (tcp);
   MHD_stop_daemon (d);
   if (own_socket)
     unlink (socket_path);

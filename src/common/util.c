@@ -415,6 +415,17 @@ cl_strv_free_n (char **v, size_t n)
   free (v);
 }
 
+void
+cl_buffer_append (struct cl_buffer *b, const void *p, size_t n)
+{
+  b->data = realloc (b->data, b->len + n + 1);
+  if (b->data == NULL)
+    abort ();
+  memcpy (b->data + b->len, p, n);
+  b->len += n;
+  b->data[b->len] = '\0';
+}
+
 char *
 cl_http_header_value (const char *line, size_t len, const char *name)
 {

@@ -30,6 +30,16 @@ int cl_rm_rf (const char *path, cl_error_t *err);
 /* Names of containers, instances, images, networks: 1-128 characters of
    [A-Za-z0-9_.-], not starting with '.' or '-'.  `what` names the thing in
    the error ("container id"). */
+/* A growing byte buffer, kept NUL-terminated (len excludes the NUL):
+   what libcurl's write callbacks fill. */
+struct cl_buffer
+{
+  char *data;
+  size_t len;
+};
+/* Appends n bytes (aborts on ENOMEM). */
+void cl_buffer_append (struct cl_buffer *b, const void *p, size_t n);
+
 /* The value of an HTTP header line `name: value` (name without regard
    to case), trimmed; NULL when the line is another header's (caller
    frees). */

@@ -109,6 +109,14 @@ class Daemon:
         assert op["status"] == "success", op
         return op
 
+    def delete_instances(self):
+        """Whatever instances a test left (a failing one, say)."""
+        if self.proc.poll() is None:
+            for url in self.ok("GET", "/1.0/instances"):
+                st, j, _ = self.request("DELETE", url + "?force=1")
+                if st == 202:
+                    self.wait(j["operation"])
+
     def curl(self, *args):
         p = subprocess.run(["curl", "-sS", "--unix-socket", self.sock] + list(args),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
@@ -131,11 +139,7 @@ def api(tmp_path):
     yield d
     # whatever a failing test left: its instances, then the daemon
     try:
-        if d.proc.poll() is None:
-            for url in d.ok("GET", "/1.0/instances"):
-                st, j, _ = d.request("DELETE", url + "?force=1")
-                if st == 202:
-                    d.wait(j["operation"])
+        d.delete_instances()
     finally:
         d.stop()
         subprocess.run([binary("cloison"), "--root", d.root, "list"], capture_output=True)
@@ -577,10 +581,13 @@ def test_events_stream_through_curl(api):
 class WebSocket:
     """The least of RFC 6455 a test needs, over the Unix socket."""
 
-    def __init__(self, sock_path, path):
-        self.s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.s.settimeout(20)
-        self.s.connect(sock_path)
+    def __init__(self, sock_path, path, conn=None):
+        """conn: a connected socket to use instead (a TLS one, say)."""
+        if conn is None:
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            conn.settimeout(20)
+            conn.connect(sock_path)
+        self.s = conn
         key = base64.b64encode(os.urandom(16)).decode()
         self.s.sendall(("GET %s HTTP/1.1\r\nHost: cloison\r\nUpgrade: websocket\r\n"
                         "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"

@@ -38,8 +38,8 @@ def _setns(path):
 
 
 class ConsoleDaemon:
-    """cloisond with --listen on 127.0.0.1 in a fresh network namespace
-    (lo up).  enter() moves the calling thread into that namespace, leave()
+    """cloisond with its TLS listener on 127.0.0.1:8443 in a fresh network
+    namespace (lo up: the port is the namespace's own).  enter() moves the calling thread into that namespace, leave()
     back; child processes started in between (the browser) are in it."""
 
     def __init__(self, workdir, extra=()):
@@ -57,7 +57,7 @@ class ConsoleDaemon:
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 ["unshare", "--net", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', cloisond,
-                 "--root", self.root, "--socket", self.sock, "--listen", "127.0.0.1:0",
+                 "--root", self.root, "--socket", self.sock, "--listen", "127.0.0.1:8443",
                  "--debug"] + self.extra, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:

@@ -77,6 +77,7 @@ const statusListeners = new Set();
 export const eventLog = [];  // the last 1000 events since the page opened
 let socket = null;
 let retry = 500;
+let opened = false;
 
 export function onEvent(fn) { listeners.add(fn); return () => listeners.delete(fn); }
 export function onLiveStatus(fn) { statusListeners.add(fn); return () => statusListeners.delete(fn); }
@@ -86,7 +87,14 @@ function setLive(state) { for (const fn of statusListeners) fn(state); }
 export function connectEvents() {
   const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
   socket = new WebSocket(`${scheme}//${location.host}/1.0/events`);
-  socket.onopen = () => { retry = 500; setLive('live'); };
+  socket.onopen = () => {
+    retry = 500;
+    setLive('live');
+    // what happened while the stream was down is not replayed: readers
+    // read their state again
+    if (opened) for (const fn of listeners) fn({ type: 'resync', metadata: {} });
+    opened = true;
+  };
   socket.onmessage = (m) => {
     let ev;
     try { ev = JSON.parse(m.data); } catch { return; }

@@ -8,6 +8,7 @@ import { get, onEvent } from './api.js';
 export const instances = new Map();  // name -> row
 const subscribers = new Set();
 let loaded = null;
+let listening = false;
 const detailQueue = [];
 let detailRunning = 0;
 
@@ -37,7 +38,8 @@ export function load() {
       for (const i of list) instances.set(i.name, rowFrom(i));
       notify();
     });
-    onEvent(onLifecycle);
+    if (!listening) onEvent(onLifecycle);
+    listening = true;
   }
   return loaded;
 }
@@ -53,6 +55,11 @@ export async function refresh(name) {
 }
 
 function onLifecycle(ev) {
+  if (ev.type === 'resync') {
+    loaded = null;
+    load();
+    return;
+  }
   if (ev.type !== 'lifecycle') return;
   const m = /^\/1\.0\/instances\/([^/]+)/.exec(ev.metadata.source || '');
   if (!m) return;

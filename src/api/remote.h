@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The client side of the API: one request to a cloisond, over HTTPS with
+   the user's client certificate and the server's pinned certificate (a
+   remote), or over a local daemon's Unix socket; with libcurl.  It takes
+   and fills the router's own request and response (api/api.h), so a
+   front end calls a remote daemon as it calls the router in-process. */
+#ifndef CLOISON_API_REMOTE_H
+#define CLOISON_API_REMOTE_H
+
+#include "api/api.h"
+
+struct cl_api_remote
+{
+  const char *url;         /* "https://HOST:PORT" (or "http://..." with unix_socket) */
+  const char *unix_socket; /* a local daemon's socket; NULL: url over TLS */
+  const char *client_cert; /* the client's PEM files (TLS) */
+  const char *client_key;
+  /* the server's certificate (PEM text), pinned: nothing else is
+     accepted, not even one a public CA signed.  NULL: not checked (only
+     for the first contact, whose certificate the caller checks against
+     the token's fingerprint before trusting it) */
+  const char *server_cert;
+  long timeout_s; /* the whole request; 0: 60 s */
+};
+
+/* Sends req (its remote/peer fields unused) and fills *resp like
+   cl_api_handle: status, the JSON envelope (or raw for other content),
+   Location, ETag.  Returns -1 (resp cleared) only when no HTTP answer
+   came: connection refused, TLS refused, a server certificate other than
+   the pinned one. */
+int cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_request *req,
+                           struct cl_api_response *resp, cl_error_t *err);
+
+/* The certificate the server presents, unchecked (PEM; caller frees). */
+int cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, cl_error_t *err);
+
+/* Streams GET /1.0/events?QUERY: fn gets each event (one JSON line,
+   without its newline) until it returns non-zero or the server ends the
+   stream (0), or the connection fails (-1). */
+int cl_api_remote_events (const struct cl_api_remote *remote, const char *query,
+                          int (*fn) (const char *line, void *data), void *data, cl_error_t *err);
+
+#endif
