@@ -241,6 +241,16 @@ void cl_api_images_create (struct api_call *c);
 void cl_api_image_get (struct api_call *c);
 void cl_api_image_delete (struct api_call *c);
 void cl_api_networks_list (struct api_call *c);
+/* api_volumes.c */
+void cl_api_volumes_list (struct api_call *c);
+void cl_api_volumes_create (struct api_call *c);
+void cl_api_volume_get (struct api_call *c);
+void cl_api_volume_delete (struct api_call *c);
+void cl_api_volume_attach (struct api_call *c);
+void cl_api_volume_detach (struct api_call *c);
+void cl_api_volume_snapshots_create (struct api_call *c);
+void cl_api_volume_snapshot_restore (struct api_call *c);
+void cl_api_volume_snapshot_delete (struct api_call *c);
 void cl_api_networks_create (struct api_call *c);
 void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);

@@ -40,6 +40,8 @@ struct cloison_cmd
 extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c */
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
+extern const struct cloison_cmd cloison_volume_cmds[];   /* cloison_volume.c */
+extern const struct cloison_cmd cloison_up_cmds[];       /* cloison_up.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
 extern const struct cloison_cmd cloison_ui_cmds[];       /* cloison_ui.c */
 

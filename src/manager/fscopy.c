@@ -18,6 +18,32 @@
 
 extern char **environ;
 
+int
+cl_mgr_spawn_wait (char **argv, bool quiet, cl_error_t *err)
+{
+  posix_spawn_file_actions_t fa;
+  pid_t pid;
+  int st, r;
+
+  posix_spawn_file_actions_init (&fa);
+  if (quiet)
+    {
+      posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+      posix_spawn_file_actions_adddup2 (&fa, 1, 2);
+    }
+  r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
+  if (r != 0)
+    return cl_error_make (err, r, "run %s", argv[0]);
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return cl_error_errno (err, "waitpid");
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
+                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
+  return 0;
+}
+
 /* cp(1) knows every corner of a faithful tree copy (hard links, device
    nodes that overlayfs uses as whiteouts, trusted.* xattrs, sparse files,
    reflinks), so it does the copy. */
@@ -25,18 +51,9 @@ int
 cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
 {
   char *argv[] = { "cp", "-a", "--reflink=auto", "-T", (char *)src, (char *)dst, NULL };
-  pid_t pid;
-  int st, r;
 
-  r = posix_spawnp (&pid, "cp", NULL, NULL, argv, environ);
-  if (r != 0)
-    return cl_error_make (err, r, "run cp");
-  while (waitpid (pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return cl_error_errno (err, "waitpid");
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0, "copy `%s` to `%s` failed (cp exit %d)", src, dst,
-                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
+  if (cl_mgr_spawn_wait (argv, false, err) < 0)
+    return cl_error_wrap (err, "copy `%s` to `%s`", src, dst);
   return 0;
 }
 

@@ -124,6 +124,36 @@ container_copy (struct cl_manager *m, struct instance *from, const char *sdir, c
   return cl_mkdir_p (dw, 0755, err) < 0 || cl_mkdir_p (dr, 0755, err) < 0 ? -1 : 0;
 }
 
+/* Shared folders, then volumes: [{source, path, readonly}], an image
+   volume with `image_volume` (its name: the monitor loop-mounts it). */
+static int
+container_mounts (struct cl_manager *m, struct instance *inst, json_t **out, cl_error_t *err)
+{
+  json_t *vols = NULL, *e, *arr;
+  size_t i;
+
+  if (cl_mgr_volume_mounts (m, inst->name, &vols, err) < 0)
+    return -1;
+  arr = json_deep_copy (json_object_get (inst->config, "mounts"));
+  if (!json_is_array (arr))
+    {
+      json_decref (arr);
+      arr = json_array ();
+    }
+  json_array_foreach (vols, i, e)
+  {
+    json_t *mt
+        = json_pack ("{s:O, s:O, s:O}", "source", json_object_get (e, "source"), "path",
+                     json_object_get (e, "path"), "readonly", json_object_get (e, "readonly"));
+    if (strcmp (json_string_value (json_object_get (e, "type")), "image") == 0)
+      json_object_set (mt, "image_volume", json_object_get (e, "name"));
+    json_array_append_new (arr, mt);
+  }
+  json_decref (vols);
+  *out = arr;
+  return 0;
+}
+
 static int
 container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                    const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
@@ -156,6 +186,8 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   a->spec.memory = (uint64_t)memory;
   a->spec.cpus = (unsigned)cpus;
   a->overlay_opts = overlay_options (img, a->dir);
+  if (container_mounts (m, inst, &a->spec.mounts, err) < 0)
+    return -1;
   a->net_pause = cl_mgr_netglue_wanted (inst);
   return 0;
 }

@@ -23,6 +23,8 @@ struct cl_manager;
 /* Opens the state root (creating it) and reconciles interrupted work. */
 int cl_mgr_open (const char *root, struct cl_manager **out, cl_error_t *err);
 void cl_mgr_close (struct cl_manager *m);
+void cl_mgr_closep (struct cl_manager **m);
+#define cleanup_mgr __attribute__ ((cleanup (cl_mgr_closep)))
 
 struct cl_launch_opts
 {
@@ -46,6 +48,16 @@ struct cl_launch_opts
   const char *kernel;
   const char *initrd;
   const char *cmdline;
+  /* shared folders "HOSTDIR:PATH[:ro]": bind mounts in containers,
+     virtio-fs shares mounted by the guest's init in VMs */
+  const char **mounts;
+  size_t n_mounts;
+  /* volumes attached at launch "VOLUME:PATH[:ro]" (volume.h) */
+  const char **volumes;
+  size_t n_volumes;
+  /* "KEY=VALUE", kept in the config (a Cloisonfile's project) */
+  const char **labels;
+  size_t n_labels;
 };
 
 /* Creates and starts an instance; returns once it runs. */

@@ -56,6 +56,19 @@ container_config (const struct engine_spec *s)
                        json_string_nocheck (cl_strdup_printf ("/cloison/%s", s->id)));
   json_object_update (res, limits);
   json_decref (limits);
+  if (json_array_size (s->mounts))
+    {
+      json_t *mounts = json_object_get (spec, "mounts"), *e;
+      size_t i;
+      json_array_foreach (s->mounts, i, e)
+      {
+        bool ro = json_is_true (json_object_get (e, "readonly"));
+        json_array_append_new (mounts, json_pack ("{s:O, s:s, s:O, s:[s, s]}", "destination",
+                                                  json_object_get (e, "path"), "type", "bind",
+                                                  "source", json_object_get (e, "source"),
+                                                  "options", "rbind", ro ? "ro" : "rw"));
+      }
+    }
   return spec;
 }
 

@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 
+#include <jansson.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +25,9 @@ struct engine_spec
   int stdio[3];
   uint64_t memory; /* bytes, 0: no limit */
   unsigned cpus;   /* 0: no limit */
+  /* bind mounts [{source, path, readonly}]: shared folders and volumes
+     (an image volume's source is where the monitor mounted it) */
+  json_t *mounts;
   /* Called once the init exists (namespaces, cgroup) and before it
      execs: networking goes here.  May be NULL. */
   int (*before_exec) (void *opaque, pid_t pid, cl_error_t *err);

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,27 +31,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
 #define POWER_BUTTON_REPEAT_MS 2000
-
-static int
-spawn_wait (char **argv, cl_error_t *err)
-{
-  pid_t pid;
-  int st, r = posix_spawnp (&pid, argv[0], NULL, NULL, argv, environ);
-
-  if (r != 0)
-    return cl_error_make (err, r, "run %s", argv[0]);
-  while (waitpid (pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return cl_error_errno (err, "waitpid");
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
-                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
-  return 0;
-}
 
 /* The instance's disk, cloned from the image's (at launch). */
 static int
@@ -77,17 +57,8 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   if (size > (uint64_t)st.st_size)
     {
       char *argv[] = { "resize2fs", "-f", disk, NULL };
-      int saved1 = dup (1), saved2 = dup (2), devnull = open ("/dev/null", O_WRONLY);
       /* resize2fs talks even when it succeeds */
-      if (devnull >= 0)
-        dup2 (devnull, 1), dup2 (devnull, 2);
-      int r = spawn_wait (argv, err);
-      if (saved1 >= 0)
-        dup2 (saved1, 1), close (saved1);
-      if (saved2 >= 0)
-        dup2 (saved2, 2), close (saved2);
-      if (devnull >= 0)
-        close (devnull);
+      int r = cl_mgr_spawn_wait (argv, true, err);
       if (r < 0)
         return cl_error_wrap (err, "grow `%s` to --disk-size", disk);
     }
@@ -144,6 +115,71 @@ must_exist (const char *what, const char *path, cl_error_t *err)
   return 0;
 }
 
+/* A virtio-fs tag or a disk letter per folder and volume, and the
+   guest's mounts on the command line (cmdline NULL: a kernel of the
+   user's, which our init does not serve: devices only). */
+static void
+vm_add_share (struct vm_launch *l, const char *source, const char *path, bool ro, char **cmdline)
+{
+  char *tag = cl_strdup_printf ("cl%zu", l->nfs), *t;
+
+  l->fs = realloc (l->fs, (l->nfs + 1) * sizeof *l->fs);
+  if (l->fs == NULL)
+    abort ();
+  l->fs[l->nfs++] = (struct cl_vmm_fs){ .tag = tag, .path = cl_xstrdup (source), .readonly = ro };
+  if (*cmdline == NULL)
+    return;
+  t = cl_strdup_printf ("%s cloison.fs=%s:%s%s", *cmdline, tag, path, ro ? ":ro" : "");
+  free (*cmdline);
+  *cmdline = t;
+}
+
+static int
+vm_mounts (struct cl_manager *m, struct instance *inst, struct vm_launch *l, char **cmdline,
+           cl_error_t *err)
+{
+  json_t *folders = json_object_get (inst->config, "mounts"), *vols = NULL, *e;
+  size_t i;
+
+  json_array_foreach (folders, i, e)
+      vm_add_share (l, json_string_value (json_object_get (e, "source")),
+                    json_string_value (json_object_get (e, "path")),
+                    json_is_true (json_object_get (e, "readonly")), cmdline);
+  if (cl_mgr_volume_mounts (m, inst->name, &vols, err) < 0)
+    return -1;
+  json_array_foreach (vols, i, e)
+  {
+    const char *src = json_string_value (json_object_get (e, "source"));
+    const char *path = json_string_value (json_object_get (e, "path"));
+    bool ro = json_is_true (json_object_get (e, "readonly"));
+    if (strcmp (json_string_value (json_object_get (e, "type")), "image") != 0)
+      {
+        vm_add_share (l, src, path, ro, cmdline);
+        continue;
+      }
+    if (l->nvolumes >= 24)
+      {
+        json_decref (vols);
+        return cl_error_make (err, 0, "instance `%s`: at most 24 volumes with a size", inst->name);
+      }
+    l->volumes = realloc (l->volumes, (l->nvolumes + 1) * sizeof *l->volumes);
+    if (l->volumes == NULL)
+      abort ();
+    l->volumes[l->nvolumes] = (struct cl_vmm_disk){ .path = cl_xstrdup (src), .readonly = ro };
+    /* the root disk is vda: volumes follow in order */
+    if (*cmdline)
+      {
+        char *t = cl_strdup_printf ("%s cloison.vol=vd%c:%s%s", *cmdline, (char)('b' + l->nvolumes),
+                                    path, ro ? ":ro" : "");
+        free (*cmdline);
+        *cmdline = t;
+      }
+    l->nvolumes++;
+  }
+  json_decref (vols);
+  return 0;
+}
+
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
@@ -153,6 +189,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
+  bool mounted = false;
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
@@ -172,7 +209,28 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
           l->initrd = cl_xstrdup (path);
         }
       if (l->cmdline == NULL)
-        l->cmdline = init_cmdline (json_object_get (inst->config, "command"));
+        {
+          /* the folders go before the command's `--` */
+          char *folders = cl_xstrdup ("");
+          if (vm_mounts (m, inst, l, &folders, err) < 0)
+            {
+              free (folders);
+              return -1;
+            }
+          mounted = true;
+          char *base = init_cmdline (json_object_get (inst->config, "command"));
+          char *dd = strstr (base, " cloison.init=");
+          l->cmdline = dd ? cl_strdup_printf ("%.*s%s%s", (int)(dd - base), base, folders, dd)
+                          : cl_strdup_printf ("%s%s", base, folders);
+          free (base);
+          free (folders);
+        }
+    }
+  if (!mounted)
+    {
+      char *none = NULL;
+      if (vm_mounts (m, inst, l, &none, err) < 0)
+        return -1;
     }
   if (must_exist ("kernel", l->kernel, err) < 0
       || (l->initrd && must_exist ("initrd", l->initrd, err) < 0))
@@ -236,7 +294,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   if (pid == 0)
     {
       struct cl_vmm_config cfg;
-      struct cl_vmm_disk disk = { .path = l->disk };
+      struct cl_vmm_disk *disks = cl_xmalloc0 ((l->nvolumes + 1) * sizeof *disks);
       struct cl_vmm_net net = { .tap = l->tap, .has_mac = l->has_mac };
       cl_error_t verr = NULL;
 
@@ -255,8 +313,13 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.cmdline = l->cmdline;
       cfg.cpus = l->cpus;
       cfg.memory = l->memory;
-      cfg.disks = &disk;
-      cfg.ndisks = 1;
+      disks[0] = (struct cl_vmm_disk){ .path = l->disk };
+      for (size_t i = 0; i < l->nvolumes; i++)
+        disks[i + 1] = l->volumes[i];
+      cfg.disks = disks;
+      cfg.ndisks = l->nvolumes + 1;
+      cfg.fs = l->fs;
+      cfg.nfs = l->nfs;
       if (l->tap)
         {
           memcpy (net.mac, l->mac, 6);

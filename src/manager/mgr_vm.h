@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "manager/manager.h"
+#include "vmm/vmm.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,13 @@ struct vm_launch
   char *api_socket;
   char *restore_dir; /* stateful snapshot to resume, or NULL */
   char *tap;         /* network, or NULL */
+  /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
+     shares (shared folders, directory volumes); the guest's init mounts
+     them as the command line's cloison.vol= and cloison.fs= say */
+  struct cl_vmm_disk *volumes;
+  size_t nvolumes;
+  struct cl_vmm_fs *fs;
+  size_t nfs;
   uint8_t mac[6];
   bool has_mac;
   unsigned cpus;

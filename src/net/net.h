@@ -68,6 +68,8 @@ int cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err);
 int cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err);
 int cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err);
 
+/* net_name may be NAME@ADDRESS: that address (dotted IPv4, in the
+   network's subnet, free) instead of the next free one. */
 /* Attaches a container: a veth pair whose peer is created directly in the
    network namespace of `pid`, named `ifname` (NULL: "eth0" for the
    instance's first network, "eth1" for its second...), given its
