@@ -148,7 +148,7 @@ main (int argc, char **argv)
       }
     for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
       found = run_from (groups[i], &g, n, v, &r, &err);
-    cl_cli_client_close (g.client);
+    cli_client_close (g.client);
     if (found)
       return r < 0 ? cl_error_report (&err, "cloison") : r;
   }

@@ -18,8 +18,8 @@ cmd_ui_link (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { NULL, 0, NULL, 0 },
   };
   const char *sock = NULL;
-  struct cl_cli_client *own = NULL, *client;
-  const struct cl_cli_transport *t;
+  struct cli_client *own = NULL, *client;
+  const struct cli_transport *t;
   void *state;
   json_t *meta = NULL;
   int c, r;
@@ -43,15 +43,15 @@ cmd_ui_link (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return cl_error_make (err, 0, "ui-link: unexpected argument `%s`", argv[optind]);
   if (sock)
     {
-      if (cl_cli_unix_transport (sock, &t, &state, err) < 0)
+      if (cli_unix_transport (sock, &t, &state, err) < 0)
         return -1;
-      client = own = cl_cli_client_new (t, state);
+      client = own = cli_client_new (t, state);
     }
-  else if ((client = cl_cli_client_of (g, err)) == NULL)
+  else if ((client = cli_client_of (g, err)) == NULL)
     return -1;
-  r = cl_cli_call (client, "POST", "/1.0/ui/links", NULL, NULL, &meta, err);
+  r = cli_call (client, "POST", "/1.0/ui/links", NULL, NULL, &meta, err);
   if (own)
-    cl_cli_client_close (own);
+    cli_client_close (own);
   if (r < 0)
     return -1;
   printf ("%s\n", json_string_value (json_object_get (meta, "url")));

@@ -142,7 +142,7 @@ volume_path (const char *name, const char *suffix)
 }
 
 static int
-snapshot_cmd (struct cl_cli_client *c, const struct vol_opts *o, cl_error_t *err)
+snapshot_cmd (struct cli_client *c, const struct vol_opts *o, cl_error_t *err)
 {
   const char *verb = o->pos[0];
   cleanup_free char *snaps = NULL, *one = NULL;
@@ -157,12 +157,12 @@ snapshot_cmd (struct cl_cli_client *c, const struct vol_opts *o, cl_error_t *err
   if (strcmp (verb, "create") == 0)
     {
       body = json_pack ("{s:s}", "name", o->pos[2]);
-      return cl_cli_call (c, "POST", snaps, NULL, body, NULL, err);
+      return cli_call (c, "POST", snaps, NULL, body, NULL, err);
     }
   if (strcmp (verb, "restore") == 0)
-    return cl_cli_call (c, "POST", one, NULL, NULL, NULL, err);
+    return cli_call (c, "POST", one, NULL, NULL, NULL, err);
   if (strcmp (verb, "delete") == 0)
-    return cl_cli_call (c, "DELETE", one, NULL, NULL, NULL, err);
+    return cli_call (c, "DELETE", one, NULL, NULL, NULL, err);
   return usage_error (err);
 }
 
@@ -176,7 +176,7 @@ say_pending_of (json_t *out, const char *instance)
 
 /* Through the API (cloisond when it serves the root, else in-process). */
 static int
-volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o, uint64_t size,
+volume_call (struct cli_client *c, const char *verb, const struct vol_opts *o, uint64_t size,
              json_t **out, cl_error_t *err)
 {
   cleanup_json json_t *body = NULL;
@@ -189,12 +189,12 @@ volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o
         return -1;
       body = copy ? json_pack ("{s:s, s:s}", "name", o->pos[1], "source", o->pos[0])
                   : json_pack ("{s:s, s:I}", "name", o->pos[0], "size", (json_int_t)size);
-      return cl_cli_call (c, "POST", "/1.0/volumes", NULL, body, NULL, err);
+      return cli_call (c, "POST", "/1.0/volumes", NULL, body, NULL, err);
     }
   if (strcmp (verb, "list") == 0)
     return want (o, 0, err) < 0
                ? -1
-               : cl_cli_call (c, "GET", "/1.0/volumes", "recursion=1", NULL, out, err);
+               : cli_call (c, "GET", "/1.0/volumes", "recursion=1", NULL, out, err);
   if (strcmp (verb, "snapshot") == 0)
     return snapshot_cmd (c, o, err);
   if (want (o, strcmp (verb, "attach") == 0 ? 3 : strcmp (verb, "detach") == 0 ? 2 : 1, err) < 0)
@@ -202,7 +202,7 @@ volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o
   if (strcmp (verb, "info") == 0 || strcmp (verb, "delete") == 0)
     {
       path = volume_path (o->pos[0], NULL);
-      return cl_cli_call (c, verb[0] == 'i' ? "GET" : "DELETE", path, NULL, NULL, out, err);
+      return cli_call (c, verb[0] == 'i' ? "GET" : "DELETE", path, NULL, NULL, out, err);
     }
   if (strcmp (verb, "attach") == 0)
     {
@@ -210,7 +210,7 @@ volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o
       path = volume_path (o->pos[0], "/attachments");
       body = json_pack ("{s:s, s:s, s:b}", "instance", o->pos[1], "path", o->pos[2], "readonly",
                         o->readonly);
-      if (cl_cli_call (c, "POST", path, NULL, body, &r, err) < 0)
+      if (cli_call (c, "POST", path, NULL, body, &r, err) < 0)
         return -1;
       return say_pending_of (r, o->pos[1]);
     }
@@ -219,7 +219,7 @@ volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o
       json_t *r = NULL;
       cleanup_free char *inst = cl_api_url ("/attachments/", o->pos[1]);
       path = volume_path (o->pos[0], inst);
-      if (cl_cli_call (c, "DELETE", path, NULL, NULL, &r, err) < 0)
+      if (cli_call (c, "DELETE", path, NULL, NULL, &r, err) < 0)
         return -1;
       return say_pending_of (r, o->pos[1]);
     }
@@ -230,7 +230,7 @@ volume_call (struct cl_cli_client *c, const char *verb, const struct vol_opts *o
 static int
 cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_cli_client *c;
+  struct cli_client *c;
   cleanup_json json_t *out = NULL;
   struct vol_opts o;
   const char *verb;
@@ -248,7 +248,7 @@ cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   if (strcmp (o.format, "table") != 0 && strcmp (o.format, "json") != 0)
     return cl_error_raise (err, CL_ERR_INVALID, "invalid --format `%s`: table or json", o.format);
-  if ((c = cl_cli_client_of (g, err)) == NULL || volume_call (c, verb, &o, size, &out, err) < 0)
+  if ((c = cli_client_of (g, err)) == NULL || volume_call (c, verb, &o, size, &out, err) < 0)
     return -1;
   if (!json_is_object (out) && !json_is_array (out))
     return 0; /* a change: nothing to print */
