@@ -95,6 +95,9 @@ struct cl_vmm_config
   const char *restore_dir;  /* resume a snapshot: the machine comes from
                                DIR/state.json, the fields above except the
                                console and api_socket are ignored */
+  const char *incoming;     /* live migration in: tcp:HOST:PORT (listen) or fd:N;
+                               the machine comes from the stream, like
+                               restore_dir (docs/migration.md) */
   enum cl_vmm_seccomp seccomp;
   bool debug; /* on stderr: the set-up time, and at exit the stop reason
                  and the metrics */
