@@ -101,6 +101,7 @@ export function renderInstance(main, name, navigate) {
       ...fact('Created', when(r.created)),
       ...fact('PID', r.pid ? String(r.pid) : '—'));
     document.getElementById('stateful-box').hidden = r.kind !== 'vm';
+    for (const id of ['open-shell', 'open-console']) document.getElementById(id).disabled = !isRunning;
   }
 
   async function loadSnapshots() {
