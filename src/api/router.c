@@ -25,7 +25,12 @@ static const char *const api_extensions[] = {
   "events_websocket",
   "instance_copy",
   "images_fetch",
+  "container_exec",
+  "vm_exec",
+  "console",
+  "metrics",
   "volumes",
+  "projects",
   "certificates",
   "certificate_trust_tokens",
   "ui",
@@ -84,6 +89,10 @@ static const struct api_route routes[] = {
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
     cl_api_instance_state_put },
   { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
+    cl_api_instance_exec },
+  { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },
+    cl_api_instance_console },
   { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
     cl_api_snapshots_create },
@@ -118,11 +127,24 @@ static const struct api_route routes[] = {
     cl_api_volume_snapshot_restore },
   { { "DELETE", "/1.0/volumes/{volume}/snapshots/{snapshot}", "delete a volume's snapshot" },
     cl_api_volume_snapshot_delete },
+  { { "GET", "/1.0/projects", "list the projects `up` applied (Cloisonfile)" },
+    cl_api_projects_list },
+  { { "GET", "/1.0/projects/{project}", "a project as last applied" }, cl_api_projects_list },
+  { { "POST", "/1.0/projects/{project}/status", "the machines of a project (body: the project)" },
+    cl_api_project_status },
+  { { "POST", "/1.0/projects/{project}/up", "bring a project's machines up (async)" },
+    cl_api_project_up },
+  { { "POST", "/1.0/projects/{project}/down", "stop or delete a project's machines (async)" },
+    cl_api_project_down },
+  { { "POST", "/1.0/projects/{project}/provision", "run a project's provisioning (async)" },
+    cl_api_project_provision },
   { { "GET", "/1.0/operations", "list operations" }, cl_api_operations_list },
   { { "GET", "/1.0/operations/{id}", "an operation" }, cl_api_operation_get },
   { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
     cl_api_operation_wait },
+  { { "GET", "/1.0/operations/{id}/websocket", "connect one of an exec's websockets (secret=S)" },
+    cl_api_operation_websocket },
   { { "GET", "/1.0/certificates", "list trusted client certificates" }, cl_api_certificates_list },
   { { "POST", "/1.0/certificates",
       "trust a certificate, issue a trust token, or redeem one (untrusted clients)" },
@@ -134,6 +156,7 @@ static const struct api_route routes[] = {
     cl_api_certificate_delete },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
+  { { "GET", "/1.0/metrics", "metrics in the Prometheus text format" }, cl_api_metrics_get },
   { { "POST", "/1.0/ui/links", "a one-time login link for the web console (cloison ui-link)" },
     cl_api_ui_links_create },
 };
@@ -207,6 +230,12 @@ access_refused (struct api_call *c, const char *path)
       cl_api_reply_error (c, 403, "read-only certificate: %s is refused", c->method);
       return true;
     }
+  /* a console's or an exec's websocket writes to the instance */
+  if (c->access == CL_API_ACCESS_READ_ONLY && c->websocket && strcmp (path, "/1.0/events") != 0)
+    {
+      cl_api_reply_error (c, 403, "read-only certificate: a console or exec websocket is refused");
+      return true;
+    }
   return false;
 }
 
@@ -217,13 +246,25 @@ method_takes_body (const char *method)
          || strcmp (method, "PATCH") == 0 || strcmp (method, "DELETE") == 0;
 }
 
+static void handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
+                    struct cl_api_response *resp);
+
 void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
+  handle (ctx, req, resp);
+  if (resp->status >= 100 && resp->status < 600)
+    __atomic_add_fetch (&ctx->requests[resp->status], 1, __ATOMIC_RELAXED);
+}
+
+static void
+handle (struct cl_api_ctx *ctx, const struct cl_api_request *req, struct cl_api_response *resp)
+{
   struct api_call c = { .ctx = ctx,
                         .method = req->method,
                         .if_match = req->if_match,
+                        .websocket = req->websocket,
                         .req = req,
                         .access = cl_api_request_access (ctx, req),
                         .resp = resp };

@@ -30,6 +30,7 @@ struct global
   const char *log_format;
   bool debug;
   bool systemd_cgroup;
+  bool vm; /* run under a name ending in -vm: every container in a microVM */
 };
 
 /* One option of a command.  `arg`: takes a value. */
@@ -219,6 +220,7 @@ cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t
   o.no_pivot = p.set[C_NOPIVOT];
   o.no_new_keyring = p.set[C_NOKEYRING];
   o.detach = p.set[C_DETACH];
+  o.vm_isolation = g->vm;
   if (!run)
     r = cl_ctr_create (g->root, p.pos[0], &o, err);
   else
@@ -705,9 +707,15 @@ main (int argc, char **argv)
 {
   struct global g = { 0 };
   cl_error_t err = NULL;
-  const char *cmd;
+  const char *cmd, *base = argc > 0 ? strrchr (argv[0], '/') : NULL;
+  size_t blen;
   int i, r;
 
+  /* cloison-runtime-vm (a symlink, for a containerd runtime handler or a
+     podman --runtime): VM isolation for every container */
+  base = base ? base + 1 : argc > 0 ? argv[0] : "";
+  blen = strlen (base);
+  g.vm = blen > 3 && strcmp (base + blen - 3, "-vm") == 0;
   for (i = 1; i < argc && argv[i][0] == '-'; i++)
     {
       char *a = argv[i], *val = NULL, *eq, key[32];

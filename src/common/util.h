@@ -73,4 +73,10 @@ uint64_t cl_now_ns (void);
    paired with its start time names one process even if the pid is reused. */
 uint64_t cl_proc_start_time (pid_t pid);
 
+/* One HTTP/1.1 request over a Unix socket (a VMM's API): body (JSON) may
+   be NULL; a status other than 2xx is an error carrying the answer's
+   body. */
+int cl_unix_http_request (const char *socket_path, const char *method, const char *path,
+                          const char *body, cl_error_t *err);
+
 #endif

@@ -34,6 +34,10 @@ struct cl_container_create_opts
   bool no_new_keyring;
   bool detach;      /* run only: return once started instead of waiting */
   const int *stdio; /* int[3] for the container's stdin/out/err; NULL: inherit */
+  /* Run in a microVM whatever the annotation says (cloison-runtime-vm;
+     see vm_isolation.h); the annotation org.cloison.isolation=vm asks
+     for it too. */
+  bool vm_isolation;
 };
 
 /* Validates the bundle and prepares the container up to its user process,

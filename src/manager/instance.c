@@ -448,6 +448,14 @@ int
 cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                       size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
+  struct cl_exec_spec spec = { .argv = argv, .env = env, .n_env = n_env, .tty = tty };
+  return cl_mgr_instance_exec_spec (m, name, &spec, exit_code, err);
+}
+
+int
+cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name, const struct cl_exec_spec *spec,
+                           int *exit_code, cl_error_t *err)
+{
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
 
@@ -459,7 +467,7 @@ cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const
     return -1;
   if (!cl_mgr_instance_is_running (inst))
     return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
-  return cl_mgr_instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
+  return cl_mgr_instance_ops (inst)->exec (m, inst, spec, &lock, exit_code, err);
 }
 
 int
@@ -487,7 +495,10 @@ cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
         return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
       return cl_mgr_instance_ops (inst)->console (m, inst, exit_code, err);
     }
-  return cl_mgr_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
+  /* on a terminal, a pty of the container's (job control) */
+  return cl_mgr_instance_exec (m, name, sh, NULL, 0,
+                               isatty (0) && isatty (1) ? CL_EXEC_TTY_ON : CL_EXEC_TTY_AUTO,
+                               exit_code, err);
 }
 
 int

@@ -233,19 +233,26 @@ exec_started (void *lock)
 }
 
 static int
-container_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-                size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-                cl_error_t *err)
+container_exec (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+                struct instance_lock *held, int *exit_code, cl_error_t *err)
 {
   cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
   cleanup_free char *eroot = cl_mgr_engine_root (m);
-  char **extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
+  char **extra = cl_xmalloc0 ((spec->n_env + 1) * sizeof *extra);
+  struct engine_exec e = { .argv = spec->argv,
+                           .env = extra,
+                           .cwd = spec->cwd,
+                           .user = spec->user,
+                           .tty = spec->tty == CL_EXEC_TTY_ON,
+                           .started = exec_started,
+                           .opaque = held };
   int r;
 
-  (void)tty; /* the command runs on our own stdio, whatever it is */
-  for (size_t i = 0; i < n_env; i++)
-    extra[i] = (char *)env[i];
-  r = cl_mgr_engine_exec (eroot, id, argv, extra, exec_started, held, exit_code, err);
+  /* tty on: a pty in the container (its devpts, a controlling terminal
+     for job control) proxied to our stdio; else our stdio itself */
+  for (size_t i = 0; i < spec->n_env; i++)
+    extra[i] = (char *)spec->env[i];
+  r = cl_mgr_engine_exec (eroot, id, &e, exit_code, err);
   free (extra);
   return r;
 }

@@ -118,14 +118,17 @@ fail:
 }
 
 int
-cl_mgr_engine_exec (const char *root, const char *id, char **argv, char **env,
-                    void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err)
+cl_mgr_engine_exec (const char *root, const char *id, const struct engine_exec *e, int *exit_code,
+                    cl_error_t *err)
 {
   struct cl_container_exec_opts o = {
-    .args = (const char *const *)argv,
-    .env = (const char *const *)env,
-    .started = started,
-    .started_opaque = opaque,
+    .args = (const char *const *)e->argv,
+    .env = (const char *const *)e->env,
+    .cwd = e->cwd,
+    .user = e->user,
+    .tty = e->tty,
+    .started = e->started,
+    .started_opaque = e->opaque,
   };
   return cl_ctr_exec (root, id, &o, exit_code, err);
 }

@@ -198,9 +198,8 @@ struct instance_ops
   int (*restore) (const char *from, const char *staged, cl_error_t *err);
   /* the caller holds the instance's lock `held`: released once the
      command runs (a snapshot or restore may then go on) */
-  int (*exec) (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-               size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-               cl_error_t *err);
+  int (*exec) (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+               struct instance_lock *held, int *exit_code, cl_error_t *err);
   /* interactive console of a running instance (NULL: a shell through exec) */
   int (*console) (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
   /* live limits of a running instance (0 leaves one alone) */

@@ -506,45 +506,11 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
 /* --- the VMM's API (HTTP over its Unix socket) --- */
 
 static int
-api_request (const char *socket_path, const char *method, const char *path, const char *body,
-             cl_error_t *err)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  cleanup_close int fd = -1;
-  char req[2048], resp[1024];
-  ssize_t n;
-  int status = 0;
-
-  if (strlen (socket_path) >= sizeof sa.sun_path)
-    return cl_error_raise (err, CL_ERR_INVALID, "API socket path `%s` too long", socket_path);
-  strcpy (sa.sun_path, socket_path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    return cl_error_errno (err, "connect to the VMM API `%s`", socket_path);
-  n = snprintf (req, sizeof req,
-                "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                method, path, body ? strlen (body) : 0, body ? body : "");
-  if (cl_write_all (fd, req, (size_t)n) < 0)
-    return cl_error_errno (err, "write to the VMM API");
-  n = read (fd, resp, sizeof resp - 1);
-  if (n <= 0)
-    return cl_error_make (err, 0, "VMM API %s %s: no answer", method, path);
-  resp[n] = '\0';
-  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
-    {
-      char *bodyp = strstr (resp, "\r\n\r\n");
-      return cl_error_make (err, 0, "VMM API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
-    }
-  return 0;
-}
-
-static int
 api_put_state (const char *socket, const char *state, cl_error_t *err)
 {
   cleanup_json json_t *j = json_pack ("{s:s}", "state", state);
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
-  return api_request (socket, "PUT", "/vm/state", body, err);
+  return cl_unix_http_request (socket, "PUT", "/vm/state", body, err);
 }
 
 static int
@@ -558,7 +524,7 @@ vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
 {
   cleanup_json json_t *j = json_pack ("{s:s}", "dir", dir);
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
-  return api_request (socket, "PUT", "/snapshot/create", body, err);
+  return cl_unix_http_request (socket, "PUT", "/snapshot/create", body, err);
 }
 
 /* Presses the VM's ACPI power button: the guest shuts down if it will
@@ -650,12 +616,17 @@ vm_restore (const char *from, const char *staged, cl_error_t *err)
 
 /* The agent's session needs no lock: a paused VM only delays it. */
 static int
-vm_exec_unlocked (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-                  size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-                  cl_error_t *err)
+vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+                  struct instance_lock *held, int *exit_code, cl_error_t *err)
 {
   cl_mgr_instance_unlock (held);
-  return cl_mgr_vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
+  if (spec->cwd || spec->user)
+    return cl_error_make (err, 0,
+                          "instance `%s`: exec in a VM takes no %s (the guest agent runs "
+                          "commands as root in /)",
+                          inst->name, spec->cwd ? "working directory" : "user");
+  return cl_mgr_vm_exec (m, inst, spec->argv, spec->env, spec->n_env, spec->tty, exit_code,
+                         err); /* vm_agent.c */
 }
 
 const struct instance_ops vm_ops = {

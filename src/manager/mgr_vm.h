@@ -76,5 +76,10 @@ int cl_mgr_agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_er
    kills the command). */
 int cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
                           cl_error_t *err);
+/* The same; with `forward` (a VM-isolated container's shim), the signals
+   that would end it (and SIGUSR1/2, SIGALRM, SIGPWR) go to the command as
+   'K' frames instead, and the session ends only with its exit status. */
+int cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, bool forward,
+                               int *exit_code, cl_error_t *err);
 
 #endif

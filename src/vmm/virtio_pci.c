@@ -829,6 +829,8 @@ persist_resumed (void *opaque)
   for (unsigned q = 0; q < dev->ops->num_queues; q++)
     if (dev->queues[q].vq.ready)
       cl_vmm_virtio_queue_interrupt (dev, q);
+  if (dev->ops->restored && virtio_device_running (dev))
+    dev->ops->restored (dev);
 }
 
 static const struct vm_persist_ops virtio_persist_ops = {

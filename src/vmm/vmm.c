@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -212,12 +213,12 @@ config_check (const struct cl_vmm_config *cfg, bool booted, cl_error_t *err)
         return cl_error_make (err, 0, "--fs %s=%s: not a directory", cfg->fs[i].tag,
                               cfg->fs[i].path);
     }
+  /* the network namespace we are in (not /sys/class/net, which shows
+     the one its sysfs was mounted from: a VM-isolated container's VMM
+     runs in the container's) */
   for (size_t i = 0; i < cfg->nnets; i++)
-    {
-      cleanup_free char *p = cl_strdup_printf ("/sys/class/net/%s", cfg->nets[i].tap);
-      if (stat (p, &st) < 0)
-        return cl_error_errno (err, "tap `%s`", cfg->nets[i].tap);
-    }
+    if (if_nametoindex (cfg->nets[i].tap) == 0)
+      return cl_error_errno (err, "tap `%s`", cfg->nets[i].tap);
   if (cfg->console == CL_VMM_CONSOLE_FILE && cfg->console_path == NULL)
     return cl_error_make (err, 0, "--console file=PATH: PATH missing");
   return 0;

@@ -72,7 +72,10 @@ struct vm_persist_ops
   /* Optional: called once the whole machine is restored (irqchip, vCPUs),
      before any vCPU runs.  Raises again the interrupts the device may
      owe the guest: one sent just before the save can be missing from the
-     saved interrupt controllers; a spurious one is harmless. */
+     saved interrupt controllers; a spurious one is harmless.  Also what
+     must reach the guest only after its interrupt controllers are back
+     (an interrupt raised in `restore` would be lost when the vCPUs'
+     LAPICs are restored). */
   void (*resumed) (void *opaque);
 };
 /* `id` is unique per VM ("uart0", "virtio-blk0", "pci0:03.0"). */
