@@ -62,7 +62,8 @@ class ConsoleDaemon:
         deadline = time.monotonic() + 30
         while True:
             m = re.search(r"web console is at (\S+)/ui/", open(self.log).read())
-            if m and os.path.exists(self.sock):
+            # "serving": the Unix socket listens too (TLS starts first)
+            if m and "cloisond: serving" in open(self.log).read():
                 self.base = m.group(1)
                 break
             assert self.proc.poll() is None, open(self.log).read()
