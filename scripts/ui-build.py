@@ -6,9 +6,9 @@ cloisond serves them (src/api/ui_assets.c):
 - every asset but index.html gets a content hash in its name
   (app.js -> app.0123456789ab.js) and the references to it are rewritten
   (JS imports, index.html's links), so a browser may cache it for a year;
-- the npm packages' files the console uses (xterm.js, from ui/node_modules,
-  installed by scripts/setup.sh from ui/package-lock.json) are copied in
-  as vendor/...;
+- the npm packages' files the console uses (xterm.js) are in ui/vendor/,
+  committed: scripts/ui-vendor.sh takes them from the npm registry at the
+  versions ui/package-lock.json pins, so that a build needs no network;
 - each text file gets a gzip copy beside it (FILE.gz), served to clients
   that accept gzip.
 
@@ -20,12 +20,6 @@ import re
 import shutil
 import sys
 
-VENDOR = {
-    # served name -> path under ui/node_modules
-    "vendor/xterm.mjs": "@xterm/xterm/lib/xterm.mjs",
-    "vendor/xterm.css": "@xterm/xterm/css/xterm.css",
-    "vendor/addon-fit.mjs": "@xterm/addon-fit/lib/addon-fit.mjs",
-}
 TEXT = (".html", ".js", ".mjs", ".css", ".svg", ".json", ".txt")
 IMPORT = re.compile(r"""((?:from|import)\s*\(?\s*["'])(\.{1,2}/[^"']+)(["'])""")
 
@@ -44,25 +38,11 @@ def main():
         inputs.append(dirpath)  # a file added to it rebuilds
         for n in names:
             rel = os.path.relpath(os.path.join(dirpath, n), src)
-            if rel in ("package.json", "package-lock.json", "meson.build") or n.startswith("."):
+            if rel in ("package.json", "package-lock.json", "meson.build") or n.startswith((".", "LICENSE")):
                 continue
             inputs.append(os.path.join(dirpath, n))
             with open(os.path.join(dirpath, n), "rb") as f:
                 files[rel] = f.read()
-    missing = []
-    for name, rel in VENDOR.items():
-        p = os.path.join(src, "node_modules", rel)
-        if os.path.exists(p):
-            inputs.append(p)
-            with open(p, "rb") as f:
-                files[name] = f.read()
-        else:
-            missing.append(rel)
-    if missing:
-        print("ui-build: warning: %s missing: the console's terminal needs them "
-              "(run `npm ci --prefix ui`, as scripts/setup.sh does)" % ", ".join(missing),
-              file=sys.stderr)
-
     originals = {n: d.decode() for n, d in files.items() if n.endswith((".js", ".mjs"))}
     # hash leaves first: a module's name depends on the names it imports
     renamed = {}
