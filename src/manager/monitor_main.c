@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* cloison-monitor: the monitor of one container instance (monitor.h).
-   Started by `cloison` only: its arguments come as JSON on fd 3 and it
-   reports readiness on fd 4. */
+/* cloison-monitor (containers) and cloison-vmmon (VMs, built with
+   CL_MONITOR_VM): the monitor of one instance (monitor.h).  Started by
+   the command that starts the instance only: its arguments come as JSON
+   on fd 3 and it reports readiness on fd 4 (a container's go pipe is fd
+   5; a VM's vsock reservation is the fd the arguments name). */
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "manager/monitor.h"
@@ -9,6 +11,14 @@
 #include <jansson.h>
 #include <stdio.h>
 #include <unistd.h>
+
+#ifdef CL_MONITOR_VM
+#define MONITOR_VM true
+#define MONITOR_START cl_mgr_monitor_start_vm
+#else
+#define MONITOR_VM false
+#define MONITOR_START cl_mgr_monitor_start_container
+#endif
 
 int
 main (void)
@@ -25,6 +35,11 @@ main (void)
       return 1;
     }
   json_decref (j);
+  if (a.vm != MONITOR_VM)
+    {
+      dprintf (4, "Einstance `%s`: the wrong monitor program for its kind", a.name);
+      return 1;
+    }
   a.gofd = 5;
-  cl_mgr_monitor_main (&a, 4, cl_mgr_monitor_start_container);
+  cl_mgr_monitor_main (&a, 4, MONITOR_START);
 }
