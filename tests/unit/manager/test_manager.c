@@ -381,15 +381,12 @@ test_monitor_args_round_trip_vm (void **state)
   struct cl_vmm_disk vols[]
       = { { .path = "/v/a.img", .readonly = true, .serial = "s1" }, { .path = "/v/b.img" } };
   struct cl_vmm_fs fs[] = { { .tag = "cl0", .path = "/share", .readonly = true } };
-  struct monitor_args a = { 0 }, b;
+  struct monitor_args a = { .root = "/r", .name = "vm", .id = "cl-x-vm", .dir = "/r/instances/vm" },
+                      b;
   cl_error_t err = NULL;
   json_t *j;
   (void)state;
 
-  a.root = "/r";
-  a.name = "vm";
-  a.id = "cl-x-vm";
-  a.dir = "/r/instances/vm";
   a.attached = true;
   a.net_pause = true;
   a.vm = true;
