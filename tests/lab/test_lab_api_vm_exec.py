@@ -21,7 +21,14 @@ launch_both() {
     [ -e /tmp/cl/cloisond.sock ] || { echo no daemon link; return 1; }
     $C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
     $C launch busybox con --vm --no-network --memory 256M -- /bin/sh && $C list &&
-    echo "vmmon=$(cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\0' '\n' | grep -c '^cloison-vmmon$')"
+    echo "vmmon=$(monitors | grep -c '^cloison-vmmon$')"
+}
+# The monitors (comm cloison-vmmon; their VMM children are cloison-vmm)
+# by their argv[0]: an exec'd program's own, not the daemon's.
+monitors() {
+    for p in /proc/[0-9]*; do
+        [ "$(cat $p/comm 2>/dev/null)" = cloison-vmmon ] && tr '\0' '\n' < $p/cmdline | head -1
+    done
 }
 check launch launch_both
 streams() { echo hello-stdin | $W $S vm -- sh -c 'read x; echo got=$x; echo to-err >&2; exit 3'; }
