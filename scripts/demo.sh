@@ -40,6 +40,7 @@ payload=$root/payload.sh
 cat > "$payload" <<PAYLOAD
 #!/bin/sh
 export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data CLOISON_MONITOR=/lab/cloison-monitor
+export CLOISON_VMMON=/lab/cloison-vmmon
 /lab/cloison launch busybox demo-vm --vm --no-network --cpus 2 --memory 256M -- /bin/sh -c '$say'
 /lab/cloison list
 i=0; while ! /lab/cloison list | grep -q '^demo-vm .*stopped' && [ \$i -lt 900 ]; do sleep 0.2; i=\$((i+1)); done
@@ -50,6 +51,7 @@ img=build/src/image
 /usr/bin/python3 tests/lab/lab.py run --payload "$payload" --timeout 600 \
   --file build/src/cli/cloison:/lab/cloison \
   --file build/src/manager/cloison-monitor:/lab/cloison-monitor \
+  --file build/src/manager/cloison-vmmon:/lab/cloison-vmmon \
   --file $img/busybox-rootfs.tar:/lab/image-data/busybox-rootfs.tar \
   --file $img/vmlinuz:/lab/image-data/vmlinuz \
   --file $img/initramfs.cpio.gz:/lab/image-data/initramfs.cpio.gz \

@@ -39,6 +39,9 @@ static const struct piece pieces[] = {
   = { .dir = CLOISON_LIBEXECDIR,
       .name = "cloison-vmctr" BUILD_TREE ("CLOISON_VMCTR", "src/manager/cloison-vmctr") },
   [CL_PIECE_UI] = { .dir = CLOISON_DATADIR, .name = "ui" BUILD_TREE ("CLOISON_UI_DATA", "ui") },
+  [CL_PIECE_VMMON]
+  = { .dir = CLOISON_LIBEXECDIR,
+      .name = "cloison-vmmon" BUILD_TREE ("CLOISON_VMMON", "src/manager/cloison-vmmon") },
 };
 
 /* The prefix we run from, if our executable is in PREFIX/bindir. */

@@ -12,6 +12,7 @@ enum cl_piece
   CL_PIECE_IMAGE_DATA, /* the folder of the built-in images' files */
   CL_PIECE_VMCTR,      /* cloison-vmctr: VM-isolated containers' host side */
   CL_PIECE_UI,         /* the web console's files */
+  CL_PIECE_VMMON,      /* cloison-vmmon: the monitor of a VM instance */
 };
 
 /* The path of PIECE (allocated).  Installed: beside our own executable

@@ -272,7 +272,6 @@ const struct instance_ops container_ops = {
   .create = container_create,
   .copy = container_copy,
   .prepare = container_prepare,
-  .start = NULL, /* cloison-monitor runs cl_mgr_monitor_start_container */
   .wake = container_wake,
   .shutdown = NULL, /* SIGTERM to the init */
   .halt = container_halt,

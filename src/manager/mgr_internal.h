@@ -177,9 +177,6 @@ struct instance_ops
   /* start: the kind's part of the monitor's arguments */
   int (*prepare) (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                   const struct start_opts *o, struct monitor_args *a, cl_error_t *err);
-  /* start, in the monitor forked from the command: starts the workload
-     (NULL: the monitor is the cloison-monitor program, exec'd) */
-  pid_t (*start) (struct monitor_args *a, int *stdin_keep, cl_error_t *err);
   /* stop: makes a workload that may be frozen take signals again */
   void (*wake) (struct cl_manager *m, struct instance *inst);
   /* stop, graceful: asks the workload to end and waits, up to

@@ -366,8 +366,9 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   return pid;
 }
 
-static pid_t
-vm_monitor_start_fn (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
+/* cloison-vmmon's start: the VMM in a child of the monitor. */
+pid_t
+cl_mgr_monitor_start_vm (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   *stdin_keep = -1;
   return vm_monitor_start (&a->vm_launch, err);
@@ -634,7 +635,6 @@ const struct instance_ops vm_ops = {
   .create = vm_disk_create,
   .copy = vm_disk_copy,
   .prepare = vm_prepare,
-  .start = vm_monitor_start_fn, /* the VMM in a child of the monitor */
   .wake = NULL,
   .shutdown = vm_shutdown, /* the ACPI power button */
   .halt = NULL,            /* the monitor's VMM child is all there is */

@@ -53,23 +53,30 @@ monitor_prepare (struct cl_manager *m, struct instance *inst, const struct start
   return cl_mgr_instance_ops (inst)->prepare (m, inst, img, o, a, err);
 }
 
-/* Where cloison-monitor is: installed in libexecdir/cloison (see
+/* Where the monitor program of the kind is (cloison-monitor, or
+   cloison-vmmon for VMs): installed in libexecdir/cloison (see
    common/paths.h). */
 static char *
-monitor_program (cl_error_t *err)
+monitor_program (bool vm, cl_error_t *err)
 {
-  char *p = cl_piece_path (CL_PIECE_MONITOR);
+  char *p = cl_piece_path (vm ? CL_PIECE_VMMON : CL_PIECE_MONITOR);
   if (access (p, X_OK) == 0)
     return p;
-  cl_error_errno (err, "cloison-monitor `%s`", p);
+  cl_error_errno (err, "%s `%s`", vm ? "cloison-vmmon" : "cloison-monitor", p);
   free (p);
   return NULL;
 }
 
-/* In the (grandchild) monitor process of a container: exec
-   cloison-monitor with its arguments on fd 3 and the ready pipe on fd 4. */
+/* A VM's vsock reservation in the monitor (after the arguments, the
+   ready pipe and the go pipe: 3, 4, 5). */
+#define MONITOR_VSOCK_FD 6
+
+/* In the (grandchild) monitor process: exec the monitor program with
+   its arguments on fd 3, the ready pipe on fd 4, a container's go pipe
+   on fd 5 and a VM's vsock reservation on fd 6, without CLOEXEC (dup2
+   clears it); every other descriptor is closed. */
 static void __attribute__ ((noreturn))
-exec_container_monitor (const char *program, const char *args, int readyfd, int gofd)
+exec_monitor (const char *program, const char *args, int readyfd, int gofd, int vsockfd)
 {
   int p[2];
   size_t len = strlen (args);
@@ -79,13 +86,17 @@ exec_container_monitor (const char *program, const char *args, int readyfd, int 
   if (len >= 65536 || pipe (p) < 0 || cl_write_all (p[1], args, len) < 0)
     goto fail;
   close (p[1]);
-  /* move them out of the way of 3, 4, 5 first */
+  /* move them out of the way of 3 to 6 first */
   int a = fcntl (p[0], F_DUPFD, 10), r = fcntl (readyfd, F_DUPFD, 10);
   int g = gofd >= 0 ? fcntl (gofd, F_DUPFD, 10) : -1;
-  if (a < 0 || r < 0 || dup2 (a, 3) < 0 || dup2 (r, 4) < 0 || (g >= 0 && dup2 (g, 5) < 0))
+  int v = vsockfd >= 0 ? fcntl (vsockfd, F_DUPFD, 10) : -1;
+  if (a < 0 || r < 0 || (gofd >= 0 && g < 0) || (vsockfd >= 0 && v < 0) || dup2 (a, 3) < 0
+      || dup2 (r, 4) < 0 || (g >= 0 && dup2 (g, 5) < 0)
+      || (v >= 0 && dup2 (v, MONITOR_VSOCK_FD) < 0))
     goto fail;
-  cl_close_fds_from (g >= 0 ? 6 : 5);
-  execl (program, "cloison-monitor", (char *)NULL);
+  cl_close_fds_from (v >= 0 ? MONITOR_VSOCK_FD + 1 : g >= 0 ? 6 : 5);
+  const char *base = strrchr (program, '/');
+  execl (program, base ? base + 1 : program, (char *)NULL);
   readyfd = 4;
 fail:
   dprintf (readyfd, "Estart the monitor `%s`: %s", program, strerror (errno));
@@ -116,10 +127,9 @@ int
 cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct start_opts *o,
                       pid_t *monitor, cl_error_t *err)
 {
-  const struct instance_ops *ops = cl_mgr_instance_ops (inst);
   bool attached = o->attached;
   /* the parent's copy of the monitor's arguments, freed on every return
-     (the child never returns: it execs or runs the monitor) */
+     (the child never returns: it execs the monitor) */
   __attribute__ ((cleanup (args_clearp))) struct monitor_args a = { 0 };
   cleanup_free char *program = NULL, *args = NULL;
   int ready[2], go[2] = { -1, -1 }, st;
@@ -129,15 +139,23 @@ cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct 
 
   if (monitor_prepare (m, inst, o, &a, err) < 0)
     return -1;
-  if (ops->start == NULL)
+  program = monitor_program (a.vm, err);
+  if (program == NULL)
     {
-      json_t *j = cl_mgr_monitor_args_to_json (&a);
-      program = monitor_program (err);
-      if (program == NULL)
-        return -1;
-      args = json_dumps (j, JSON_COMPACT);
-      json_decref (j);
+      if (a.vm && a.vm_launch.vsock_fd >= 0)
+        close (a.vm_launch.vsock_fd);
+      return -1;
     }
+  {
+    /* the monitor finds the vsock reservation at its own number */
+    int vsock_fd = a.vm_launch.vsock_fd;
+    if (a.vm && vsock_fd >= 0)
+      a.vm_launch.vsock_fd = MONITOR_VSOCK_FD;
+    json_t *j = cl_mgr_monitor_args_to_json (&a);
+    a.vm_launch.vsock_fd = vsock_fd;
+    args = json_dumps (j, JSON_COMPACT);
+    json_decref (j);
+  }
   if (pipe2 (ready, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
   if (a.net_pause && pipe2 (go, O_CLOEXEC) < 0)
@@ -181,20 +199,9 @@ cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct 
           if (child != 0)
             _exit (child < 0 ? 1 : 0);
         }
-      if (ops->start)
-        {
-          /* a monitor that does not exec (VMs) drops what it inherited:
-             cloisond's sockets and the instance locks, database handles
-             and files of its other threads */
-          int keep[2] = { ready[1], a.vm_launch.vsock_fd };
-          if (keep[1] >= 0 && keep[1] < keep[0])
-            keep[0] = keep[1], keep[1] = ready[1];
-          cl_close_fds_except (keep, keep[1] >= 0 ? 2 : 1);
-          cl_mgr_monitor_main (&a, ready[1], ops->start);
-        }
       if (go[1] >= 0)
         close (go[1]);
-      exec_container_monitor (program, args, ready[1], go[0]);
+      exec_monitor (program, args, ready[1], go[0], a.vm ? a.vm_launch.vsock_fd : -1);
     }
   close (ready[1]);
   if (go[0] >= 0)

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* The monitor's own life: it starts the workload, records it running,
    reaps it (and, as subreaper, any orphan of it), records its exit
-   status, and cleans up.  Shared by cloison-monitor (containers) and the
-   forked VM monitors. */
+   status, and cleans up.  Shared by cloison-monitor (containers) and
+   cloison-vmmon (VMs). */
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -280,41 +280,167 @@ cl_mgr_json_to_strv (json_t *arr)
   return v;
 }
 
+static json_t *
+opt_string (const char *s)
+{
+  return s ? json_string (s) : json_null ();
+}
+
+static char *
+opt_strdup (json_t *v)
+{
+  return json_is_string (v) ? cl_xstrdup (json_string_value (v)) : NULL;
+}
+
+static json_t *
+vm_launch_to_json (const struct vm_launch *l)
+{
+  json_t *vols = json_array (), *fs = json_array ();
+  char mac[13];
+
+  for (size_t i = 0; i < l->nvolumes; i++)
+    json_array_append_new (vols, json_pack ("{s:s, s:b, s:o}", "path", l->volumes[i].path,
+                                            "readonly", l->volumes[i].readonly, "serial",
+                                            opt_string (l->volumes[i].serial)));
+  for (size_t i = 0; i < l->nfs; i++)
+    json_array_append_new (fs, json_pack ("{s:s, s:s, s:b}", "tag", l->fs[i].tag, "path",
+                                          l->fs[i].path, "readonly", l->fs[i].readonly));
+  for (int i = 0; i < 6; i++)
+    snprintf (mac + 2 * i, 3, "%02x", l->mac[i]);
+  return json_pack ("{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:I, "
+                    "s:I, s:i, s:b}",
+                    "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline,
+                    "disk", l->disk, "console_log", l->console_log, "api_socket", l->api_socket,
+                    "restore_dir", opt_string (l->restore_dir), "tap", opt_string (l->tap),
+                    "volumes", vols, "fs", fs, "mac", mac, "has_mac", l->has_mac, "cpus",
+                    (int)l->cpus, "memory", (json_int_t)l->memory, "vsock_cid",
+                    (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
+}
+
+static int
+vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
+{
+  const char *kernel, *cmdline, *disk, *log, *sock, *mac;
+  json_t *initrd, *restore, *tap, *vols, *fs, *e;
+  json_int_t memory, cid;
+  int has_mac, cpus, fd, attached;
+  size_t i;
+
+  if (json_unpack (j,
+                   "{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:I, "
+                   "s:I, s:i, s:b}",
+                   "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline, "disk", &disk,
+                   "console_log", &log, "api_socket", &sock, "restore_dir", &restore, "tap", &tap,
+                   "volumes", &vols, "fs", &fs, "mac", &mac, "has_mac", &has_mac, "cpus", &cpus,
+                   "memory", &memory, "vsock_cid", &cid, "vsock_fd", &fd, "attached", &attached)
+          < 0
+      || !json_is_array (vols) || !json_is_array (fs) || strlen (mac) != 12)
+    return cl_error_make (err, 0, "cloison-monitor: malformed arguments (vm_launch)");
+  l->kernel = cl_xstrdup (kernel);
+  l->initrd = opt_strdup (initrd);
+  l->cmdline = cl_xstrdup (cmdline);
+  l->disk = cl_xstrdup (disk);
+  l->console_log = cl_xstrdup (log);
+  l->api_socket = cl_xstrdup (sock);
+  l->restore_dir = opt_strdup (restore);
+  l->tap = opt_strdup (tap);
+  l->volumes = cl_xmalloc0 ((json_array_size (vols) + 1) * sizeof *l->volumes);
+  json_array_foreach (vols, i, e)
+  {
+    struct cl_vmm_disk *d = &l->volumes[l->nvolumes++];
+    d->path = opt_strdup (json_object_get (e, "path"));
+    d->readonly = json_is_true (json_object_get (e, "readonly"));
+    d->serial = opt_strdup (json_object_get (e, "serial"));
+    if (d->path == NULL)
+      return cl_error_make (err, 0, "cloison-monitor: malformed arguments (volume %zu)", i);
+  }
+  l->fs = cl_xmalloc0 ((json_array_size (fs) + 1) * sizeof *l->fs);
+  json_array_foreach (fs, i, e)
+  {
+    struct cl_vmm_fs *f = &l->fs[l->nfs++];
+    f->tag = opt_strdup (json_object_get (e, "tag"));
+    f->path = opt_strdup (json_object_get (e, "path"));
+    f->readonly = json_is_true (json_object_get (e, "readonly"));
+    if (f->tag == NULL || f->path == NULL)
+      return cl_error_make (err, 0, "cloison-monitor: malformed arguments (share %zu)", i);
+  }
+  for (i = 0; i < 6; i++)
+    {
+      unsigned b;
+      if (sscanf (mac + 2 * i, "%2x", &b) != 1)
+        return cl_error_make (err, 0, "cloison-monitor: malformed arguments (mac)");
+      l->mac[i] = (uint8_t)b;
+    }
+  l->has_mac = has_mac;
+  l->cpus = (unsigned)cpus;
+  l->memory = (uint64_t)memory;
+  l->vsock_cid = (uint32_t)cid;
+  l->vsock_fd = fd;
+  l->readyfd = -1;
+  l->attached = attached;
+  return 0;
+}
+
 json_t *
 cl_mgr_monitor_args_to_json (const struct monitor_args *a)
 {
-  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s:O}",
-                    "root", a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached",
-                    a->attached, "net_pause", a->net_pause, "engine_root", a->spec.root, "rootfs",
-                    a->spec.rootfs, "argv", strv_to_json (a->spec.argv), "env",
-                    strv_to_json (a->spec.env), "cwd", a->spec.cwd ? a->spec.cwd : "/", "memory",
-                    (json_int_t)a->spec.memory, "cpus", (int)a->spec.cpus, "overlay",
-                    a->overlay_opts, "mounts", a->spec.mounts ? a->spec.mounts : json_null ());
+  json_t *j = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:b}", "root", a->root, "name", a->name,
+                         "id", a->id, "dir", a->dir, "attached", a->attached, "net_pause",
+                         a->net_pause, "vm", a->vm);
+  if (a->vm)
+    json_object_set_new (j, "vm_launch", vm_launch_to_json (&a->vm_launch));
+  else
+    json_object_update_new (
+        j, json_pack ("{s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s:O}", "engine_root", a->spec.root,
+                      "rootfs", a->spec.rootfs, "argv", strv_to_json (a->spec.argv), "env",
+                      strv_to_json (a->spec.env), "cwd", a->spec.cwd ? a->spec.cwd : "/", "memory",
+                      (json_int_t)a->spec.memory, "cpus", (int)a->spec.cpus, "overlay",
+                      a->overlay_opts, "mounts", a->spec.mounts ? a->spec.mounts : json_null ()));
+  return j;
 }
 
 int
 cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
 {
   const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
-  json_t *argv, *env, *mounts = NULL;
+  json_t *argv, *env, *mounts = NULL, *vm_launch = NULL;
   json_int_t memory;
-  int attached, net_pause, cpus;
+  int attached, net_pause, vm = 0, cpus;
 
-  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s?o}",
-                   "root", &root, "name", &name, "id", &id, "dir", &dir, "attached", &attached,
-                   "net_pause", &net_pause, "engine_root", &eroot, "rootfs", &rootfs, "argv", &argv,
-                   "env", &env, "cwd", &cwd, "memory", &memory, "cpus", &cpus, "overlay", &overlay,
-                   "mounts", &mounts)
+  memset (a, 0, sizeof *a);
+  a->gofd = -1;
+  a->vm_launch.vsock_fd = -1;
+  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s?b, s?o}", "root", &root, "name", &name,
+                   "id", &id, "dir", &dir, "attached", &attached, "net_pause", &net_pause, "vm",
+                   &vm, "vm_launch", &vm_launch)
       < 0)
     return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
-  memset (a, 0, sizeof *a);
+  if (vm)
+    {
+      if (vm_launch == NULL)
+        return cl_error_make (err, 0, "cloison-monitor: malformed arguments (vm_launch)");
+    }
+  else if (json_unpack (j, "{s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s?o}", "engine_root", &eroot,
+                        "rootfs", &rootfs, "argv", &argv, "env", &env, "cwd", &cwd, "memory",
+                        &memory, "cpus", &cpus, "overlay", &overlay, "mounts", &mounts)
+           < 0)
+    return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
   a->root = cl_xstrdup (root);
   a->name = cl_xstrdup (name);
   a->id = cl_xstrdup (id);
   a->dir = cl_xstrdup (dir);
   a->attached = attached;
   a->net_pause = net_pause;
-  a->gofd = -1;
+  a->vm = vm;
+  if (vm)
+    {
+      if (vm_launch_from_json (vm_launch, &a->vm_launch, err) < 0)
+        {
+          cl_mgr_monitor_args_clear (a);
+          return -1;
+        }
+      return 0;
+    }
   a->spec.root = cl_xstrdup (eroot);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;
@@ -353,7 +479,10 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.restore_dir);
   free (a->vm_launch.tap);
   for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
-    free ((char *)a->vm_launch.volumes[i].path);
+    {
+      free ((char *)a->vm_launch.volumes[i].path);
+      free ((char *)a->vm_launch.volumes[i].serial);
+    }
   free (a->vm_launch.volumes);
   for (size_t i = 0; i < a->vm_launch.nfs; i++)
     {

@@ -14,18 +14,23 @@ from lab_cli import BUILD, PROLOGUE, cli_files
 
 CLOISOND = os.path.join(BUILD, "src", "cli", "cloisond")
 
-# The VMs are made by the CLI before the daemon starts (in-process): a VM
-# created by cloisond fails in the lab with "open `ROOT/cloison.db`: disk
-# I/O error" (its monitor is a fork of the threaded daemon, docs/api.md
-# "Known limits"), which is not what this test is about.
 PAYLOAD = PROLOGUE + r"""U=/lab/uhttp; W=/lab/wsexec; S=/tmp/api.sock
-launch_both() {
-    $C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
-    $C launch busybox con --vm --no-network --memory 256M -- /bin/sh && $C list
-}
-check launch launch_both
 /lab/cloisond --root /tmp/cl --socket $S > /tmp/cloisond.log 2>&1 &
 i=0; while [ ! -S $S ] && [ $i -lt 200 ]; do usleep 100000; i=$((i+1)); done
+launch_both() {
+    [ -e /tmp/cl/cloisond.sock ] || { echo no daemon link; return 1; }
+    $C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
+    $C launch busybox con --vm --no-network --memory 256M -- /bin/sh && $C list &&
+    echo "vmmon=$(monitors | grep -c '^cloison-vmmon$')"
+}
+# The monitors (comm cloison-vmmon; their VMM children are cloison-vmm)
+# by their argv[0]: an exec'd program's own, not the daemon's.
+monitors() {
+    for p in /proc/[0-9]*; do
+        [ "$(cat $p/comm 2>/dev/null)" = cloison-vmmon ] && tr '\0' '\n' < $p/cmdline | head -1
+    done
+}
+check launch launch_both
 streams() { echo hello-stdin | $W $S vm -- sh -c 'read x; echo got=$x; echo to-err >&2; exit 3'; }
 pty() { $W $S vm -i -s 81x23 -r 99x33 -d 8 -- sh -c 'tty; stty size; sleep 20; stty size; exit 5'; }
 typed() {
@@ -65,7 +70,8 @@ def run(lab):
 
 def test_vms_created(run):
     out = run.assert_check("launch").output
-    rows = [l.split()[:3] for l in out.splitlines()[1:]]
+    rows = [l.split()[:3] for l in out.splitlines()[1:] if not l.startswith("vmmon=")]
+    assert "vmmon=2" in out, out  # both monitors are exec'd programs
     assert sorted(rows) == [["con", "vm", "running"], ["vm", "vm", "running"]], out
 
 

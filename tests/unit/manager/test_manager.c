@@ -352,8 +352,11 @@ test_monitor_args_round_trip (void **state)
   a.spec.memory = 64 << 20;
   a.spec.cpus = 2;
   a.overlay_opts = "lowerdir=/l,upperdir=/u,workdir=/w";
+  a.net_pause = true;
   j = cl_mgr_monitor_args_to_json (&a);
   assert_int_equal (cl_mgr_monitor_args_from_json (j, &b, &err), 0);
+  assert_true (b.net_pause);
+  assert_false (b.vm);
   assert_string_equal (b.spec.argv[1], "100");
   assert_null (b.spec.argv[2]);
   assert_string_equal (b.spec.env[0], "A=1");
@@ -370,6 +373,115 @@ test_monitor_args_round_trip (void **state)
   json_decref (j);
 }
 
+/* A VM's monitor arguments cross exec as JSON: every field of its launch
+   comes back, the optional ones absent or present. */
+static void
+test_monitor_args_round_trip_vm (void **state)
+{
+  struct cl_vmm_disk vols[]
+      = { { .path = "/v/a.img", .readonly = true, .serial = "s1" }, { .path = "/v/b.img" } };
+  struct cl_vmm_fs fs[] = { { .tag = "cl0", .path = "/share", .readonly = true } };
+  struct monitor_args a = { .root = "/r", .name = "vm", .id = "cl-x-vm", .dir = "/r/instances/vm" },
+                      b;
+  cl_error_t err = NULL;
+  json_t *j;
+  (void)state;
+
+  a.attached = true;
+  a.net_pause = true;
+  a.vm = true;
+  a.vm_launch = (struct vm_launch){ .kernel = "/k",
+                                    .initrd = "/i",
+                                    .cmdline = "console=ttyS0 cloison.vol=vdb",
+                                    .disk = "/r/instances/vm/disk.img",
+                                    .console_log = "/r/instances/vm/console.log",
+                                    .api_socket = "/r/instances/vm/api.sock",
+                                    .restore_dir = "/snap",
+                                    .tap = "cltap0",
+                                    .volumes = vols,
+                                    .nvolumes = 2,
+                                    .fs = fs,
+                                    .nfs = 1,
+                                    .mac = { 0x02, 0xab, 0x00, 0x10, 0xfe, 0x7f },
+                                    .has_mac = true,
+                                    .cpus = 3,
+                                    .memory = 5ULL << 30,
+                                    .vsock_cid = 4000000000u,
+                                    .vsock_fd = 6,
+                                    .readyfd = 9,
+                                    .attached = true };
+  j = cl_mgr_monitor_args_to_json (&a);
+  assert_int_equal (cl_mgr_monitor_args_from_json (j, &b, &err), 0);
+  json_decref (j);
+  assert_true (b.vm);
+  assert_true (b.attached);
+  assert_true (b.net_pause);
+  assert_int_equal (b.gofd, -1);
+  assert_string_equal (b.name, "vm");
+  assert_string_equal (b.dir, a.dir);
+  assert_string_equal (b.vm_launch.kernel, "/k");
+  assert_string_equal (b.vm_launch.initrd, "/i");
+  assert_string_equal (b.vm_launch.cmdline, a.vm_launch.cmdline);
+  assert_string_equal (b.vm_launch.disk, a.vm_launch.disk);
+  assert_string_equal (b.vm_launch.console_log, a.vm_launch.console_log);
+  assert_string_equal (b.vm_launch.api_socket, a.vm_launch.api_socket);
+  assert_string_equal (b.vm_launch.restore_dir, "/snap");
+  assert_string_equal (b.vm_launch.tap, "cltap0");
+  assert_int_equal (b.vm_launch.nvolumes, 2);
+  assert_string_equal (b.vm_launch.volumes[0].path, "/v/a.img");
+  assert_true (b.vm_launch.volumes[0].readonly);
+  assert_string_equal (b.vm_launch.volumes[0].serial, "s1");
+  assert_string_equal (b.vm_launch.volumes[1].path, "/v/b.img");
+  assert_false (b.vm_launch.volumes[1].readonly);
+  assert_null (b.vm_launch.volumes[1].serial);
+  assert_int_equal (b.vm_launch.nfs, 1);
+  assert_string_equal (b.vm_launch.fs[0].tag, "cl0");
+  assert_string_equal (b.vm_launch.fs[0].path, "/share");
+  assert_true (b.vm_launch.fs[0].readonly);
+  assert_memory_equal (b.vm_launch.mac, a.vm_launch.mac, 6);
+  assert_true (b.vm_launch.has_mac);
+  assert_int_equal (b.vm_launch.cpus, 3);
+  assert_true (b.vm_launch.memory == 5ULL << 30);
+  assert_true (b.vm_launch.vsock_cid == 4000000000u);
+  assert_int_equal (b.vm_launch.vsock_fd, 6);
+  assert_int_equal (b.vm_launch.readyfd, -1); /* the monitor's own */
+  assert_true (b.vm_launch.attached);
+  cl_mgr_monitor_args_clear (&b);
+
+  /* the optional ones absent */
+  a.attached = a.net_pause = false;
+  a.vm_launch = (struct vm_launch){ .kernel = "/k",
+                                    .cmdline = "c",
+                                    .disk = "/d",
+                                    .console_log = "/l",
+                                    .api_socket = "/s",
+                                    .cpus = 1,
+                                    .memory = 256 << 20,
+                                    .vsock_fd = -1 };
+  j = cl_mgr_monitor_args_to_json (&a);
+  assert_int_equal (cl_mgr_monitor_args_from_json (j, &b, &err), 0);
+  json_decref (j);
+  assert_false (b.attached);
+  assert_false (b.net_pause);
+  assert_null (b.vm_launch.initrd);
+  assert_null (b.vm_launch.restore_dir);
+  assert_null (b.vm_launch.tap);
+  assert_int_equal (b.vm_launch.nvolumes, 0);
+  assert_int_equal (b.vm_launch.nfs, 0);
+  assert_false (b.vm_launch.has_mac);
+  assert_int_equal (b.vm_launch.vsock_cid, 0);
+  assert_int_equal (b.vm_launch.vsock_fd, -1);
+  assert_false (b.vm_launch.attached);
+  cl_mgr_monitor_args_clear (&b);
+
+  /* a VM without its launch is refused */
+  j = json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:b}", "root", "/r", "name", "vm", "id", "x",
+                 "dir", "/d", "attached", 0, "net_pause", 0, "vm", 1);
+  assert_true (cl_mgr_monitor_args_from_json (j, &b, &err) < 0);
+  cl_error_release (&err);
+  json_decref (j);
+}
+
 int
 main (void)
 {
@@ -381,6 +493,7 @@ main (void)
     cmocka_unit_test (test_proc_identity),
     cmocka_unit_test (test_file_clone_sparse_and_resize),
     cmocka_unit_test (test_monitor_args_round_trip),
+    cmocka_unit_test (test_monitor_args_round_trip_vm),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
