@@ -92,7 +92,8 @@ check_value (json_t *v, const char *path, const struct api_field *f, char **bad,
           ok = false;
           break;
         }
-      return check_object (v, path, f->sub, bad, why);
+      /* no sub: any object (an instance's whole config, moved) */
+      return f->sub ? check_object (v, path, f->sub, bad, why) : 0;
     case API_STRING_ARRAY:
       ok = json_is_array (v);
       if (ok)

@@ -82,6 +82,12 @@ static const struct api_route routes[] = {
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
     cl_api_instance_state_put },
   { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "PUT", "/1.0/instances/{name}/upload",
+      "append bytes (offset=N) to the archive of an instance being moved here" },
+    cl_api_instance_upload },
+  { { "POST", "/1.0/instances/{name}/receive",
+      "create an instance moved here from its uploaded archive (async)" },
+    cl_api_instance_receive },
   { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
     cl_api_snapshots_create },
@@ -273,7 +279,8 @@ cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
       /* a body of only whitespace is no body */
       while (n > 0 && isspace ((unsigned char)req->body[n - 1]))
         n--;
-      if (n > 0 && method_takes_body (req->method)
+      /* an upload's body is bytes (c->req->body), not JSON */
+      if (n > 0 && method_takes_body (req->method) && found->fn != cl_api_instance_upload
           && cl_json_load_buffer ("request body", req->body, req->body_len, &c.body, &err) < 0)
         {
           cl_api_reply_error (&c, 400, "%s", err->msg);

@@ -41,6 +41,7 @@ extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c *
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
+extern const struct cloison_cmd cloison_move_cmds[];     /* cloison_move.c */
 
 /* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
    (the server's settings) beside `config set INSTANCE KEY=VALUE`. */

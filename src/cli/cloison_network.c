@@ -297,7 +297,7 @@ cmd_attach (sqlite3 *db, struct net_opts *o, cl_error_t *err)
     return cl_error_make (err, 0, "network attach: --pid is required");
   t0 = cl_now_ns ();
   if (cl_net_attach_container (db, o->npos ? o->pos[0] : NULL, o->instance, (pid_t)o->pid,
-                               o->ifname, &a, err)
+                               o->ifname, NULL, &a, err)
       < 0)
     return -1;
   return print_attachment (&a, cl_now_ns () - t0);
@@ -312,7 +312,7 @@ cmd_attach_vm (sqlite3 *db, struct net_opts *o, cl_error_t *err)
       || need_instance (o, "attach-vm", err) < 0)
     return -1;
   t0 = cl_now_ns ();
-  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t)o->owner, o->ifname, &a,
+  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t)o->owner, o->ifname, NULL, &a,
                         err)
       < 0)
     return -1;

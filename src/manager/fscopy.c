@@ -18,6 +18,23 @@
 
 extern char **environ;
 
+/* Runs argv and waits: 0 when it exits 0, else the exit status (> 0),
+   or -1 (err set) when it could not run. */
+static int
+run_tool (char **argv, cl_error_t *err)
+{
+  pid_t pid;
+  int st, r;
+
+  r = posix_spawnp (&pid, argv[0], NULL, NULL, argv, environ);
+  if (r != 0)
+    return cl_error_make (err, r, "run %s", argv[0]);
+  while (waitpid (pid, &st, 0) < 0)
+    if (errno != EINTR)
+      return cl_error_errno (err, "waitpid");
+  return WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+}
+
 /* cp(1) knows every corner of a faithful tree copy (hard links, device
    nodes that overlayfs uses as whiteouts, trusted.* xattrs, sparse files,
    reflinks), so it does the copy. */
@@ -25,19 +42,26 @@ int
 cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
 {
   char *argv[] = { "cp", "-a", "--reflink=auto", "-T", (char *)src, (char *)dst, NULL };
-  pid_t pid;
-  int st, r;
+  int r = run_tool (argv, err);
 
-  r = posix_spawnp (&pid, "cp", NULL, NULL, argv, environ);
-  if (r != 0)
-    return cl_error_make (err, r, "run cp");
-  while (waitpid (pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return cl_error_errno (err, "waitpid");
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0, "copy `%s` to `%s` failed (cp exit %d)", src, dst,
-                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
-  return 0;
+  if (r > 0)
+    return cl_error_make (err, 0, "copy `%s` to `%s` failed (cp exit %d)", src, dst, r);
+  return r;
+}
+
+/* GNU tar: compression recognised by itself (-a on extraction reads the
+   magic), sparse files, xattrs (overlay whiteouts and opaque dirs). */
+int
+cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err)
+{
+  char *argv[] = { "tar",   "--extract", "--file",     (char *)archive, "--directory",
+                   (char *)dir, "--same-owner", "--numeric-owner", "--xattrs",
+                   "--xattrs-include=*", "--preserve-permissions", NULL };
+  int r = run_tool (argv, err);
+
+  if (r > 0)
+    return cl_error_make (err, 0, "extract `%s` into `%s` failed (tar exit %d)", archive, dir, r);
+  return r;
 }
 
 static int

@@ -250,5 +250,8 @@ int cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err);
 /* Clones a file (FICLONE), else copies it sparsely; then sets its size to
    `size` when size > 0. */
 int cl_mgr_file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err);
+/* Extracts a tar archive (compressed or not, sparse files kept) into dir,
+   owners, modes and xattrs kept. */
+int cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err);
 
 #endif

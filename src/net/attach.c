@@ -12,6 +12,7 @@
 #include "net/nft.h"
 
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,8 +23,11 @@
    host-side link name; fills `a`. */
 static int
 reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const char *kind,
-         const char *ifname, pid_t pid, struct att_row *a, cl_error_t *err)
+         const char *ifname, pid_t pid, const char *want, struct att_row *a, cl_error_t *err)
 {
+  struct in_addr want_in = { 0 };
+  uint32_t wanted = 0;
+
   cleanup_stmt sqlite3_stmt *st = NULL;
   cleanup_free uint32_t *used = NULL;
   size_t n_used = 0, cap = 0;
@@ -63,7 +67,20 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
     }
   sqlite3_finalize (steal_pointer (&st));
   memset (a, 0, sizeof *a);
-  a->address = cl_net_ipam_next_free (n->subnet, n->prefix, used, n_used);
+  /* the address asked for (an instance moved here keeps its own) when it
+     lies in the subnet and is free; else the next free one */
+  if (want && inet_pton (AF_INET, want, &want_in) == 1)
+    {
+      wanted = ntohl (want_in.s_addr);
+      if ((wanted & cl_net_ipam_mask (n->prefix)) != n->subnet
+          || wanted <= cl_net_ipam_gateway (n->subnet)
+          || wanted >= (n->subnet | ~cl_net_ipam_mask (n->prefix)))
+        wanted = 0;
+      for (size_t i = 0; wanted && i < n_used; i++)
+        if (used[i] == wanted)
+          wanted = 0;
+    }
+  a->address = wanted ? wanted : cl_net_ipam_next_free (n->subnet, n->prefix, used, n_used);
   if (a->address == 0)
     {
       char s[16];
@@ -257,7 +274,8 @@ attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const c
 
 int
 cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
-                         const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
+                         const char *ifname, const char *address, struct cl_net_attachment *out,
+                         cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   cleanup_close int nsfd = -1;
@@ -274,7 +292,7 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
   if (pid <= 0 || nsfd < 0)
     return cl_error_errno (err, "open `%s`", ns_path);
   first = count_attachments (db, instance) == 0;
-  if (reserve (&c, &n, instance, "container", ifname, pid, &a, err) < 0)
+  if (reserve (&c, &n, instance, "container", ifname, pid, address, &a, err) < 0)
     return -1;
   parse_mac (a.mac, mac);
   if (cl_net_nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, n.mtu, err) < 0
@@ -292,7 +310,8 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
 
 int
 cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t owner,
-                  const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
+                  const char *ifname, const char *address, struct cl_net_attachment *out,
+                  cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   struct net_row n;
@@ -301,7 +320,7 @@ cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t
   int master, tap;
 
   if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, err) < 0
-      || reserve (&c, &n, instance, "vm", ifname, 0, &a, err) < 0)
+      || reserve (&c, &n, instance, "vm", ifname, 0, address, &a, err) < 0)
     return -1;
   if (cl_net_nl_tap_create (a.host_ifname, owner, err) < 0
       || (tap = cl_net_nl_link_index (c.nl, a.host_ifname, err)) <= 0

@@ -1,0 +1,256 @@
+# SPDX-License-Identifier: Apache-2.0
+"""`cloison move NAME REMOTE:[NEW]` between two cloisonds (docs/move.md).
+
+Two "hosts": two network namespaces of the test's own joined by a veth
+pair, a daemon in each (its own state root, TLS on its veth address), the
+CLI in the source's namespace with the destination as a trusted remote.
+Networks (bridges, dnsmasq, nftables) live in those namespaces only.
+
+Covers: a container moved stateless with a file written in its rootfs and
+its address on a named network kept, moved back; a missing network refused
+with nothing made on either side; a stateful move refused here with a
+clear error (criu fails on this kernel; no /dev/kvm) and nothing changed;
+a stopped VM moved (its disk); the destination daemon killed (-9) during
+the transfer: the source's instance runs again, the destination has none
+after its restart."""
+import json
+import os
+import subprocess
+import time
+import uuid
+
+import pytest
+
+from cloison_cli import binary
+from test_api import Daemon
+
+SUBNET = "10.88.231.0/24"
+
+
+def ip(*args, check=True):
+    return subprocess.run(["ip"] + list(args), check=check, capture_output=True, text=True)
+
+
+class Host(Daemon):
+    """A cloisond in its own network namespace, TLS on `addr`:8443."""
+
+    def __init__(self, tmp_path, name, ns, addr):
+        d = tmp_path / name
+        d.mkdir()
+        self.ns = ns
+        self.url = "https://%s:8443" % addr
+        super().__init__(d, ["--listen", "%s:8443" % addr], netns=False)
+
+    def start(self):
+        with open(self.log, "a") as log:
+            self.proc = subprocess.Popen(
+                ["nsenter", "--net=/run/netns/" + self.ns, binary("cloisond"), "--root", self.root,
+                 "--socket", self.sock, "--debug"] + self.extra,
+                stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                if self.request("GET", "/1.0")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert self.proc.poll() is None, open(self.log).read()
+            assert time.monotonic() < deadline, "cloisond did not answer"
+            time.sleep(0.05)
+        host, port = self.url[8:].split(":")
+        while subprocess.run(["nsenter", "--net=/run/netns/" + self.ns, "bash", "-c",
+                              "exec 3<>/dev/tcp/%s/%s" % (host, port)],
+                             capture_output=True).returncode != 0:
+            assert time.monotonic() < deadline, open(self.log).read()
+            time.sleep(0.05)
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.wait(timeout=30)
+
+    def cli(self, *args, check=True, timeout=120, config=None):
+        """cloison on this host's root, run in its namespace."""
+        env = dict(os.environ, CLOISON_CONFIG=config or "/nonexistent-config")
+        p = subprocess.run(["nsenter", "--net=/run/netns/" + self.ns, binary("cloison"), "--root",
+                            self.root] + [str(a) for a in args],
+                           env=env, capture_output=True, text=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError("cloison %s: exit %d: %s" % (" ".join(map(str, args)),
+                                                              p.returncode, p.stderr))
+        return p
+
+    def names(self):
+        return sorted(i["name"] for i in json.loads(self.cli("list", "--format", "json").stdout))
+
+    def info(self, name):
+        return json.loads(self.cli("info", name).stdout)
+
+
+@pytest.fixture
+def hosts(tmp_path):
+    tag = uuid.uuid4().hex[:6]
+    na, nb = "move-a-" + tag, "move-b-" + tag
+    for ns in (na, nb):
+        ip("netns", "add", ns)
+        ip("-n", ns, "link", "set", "lo", "up")
+    ip("link", "add", "mva" + tag, "netns", na, "type", "veth", "peer", "name", "mvb" + tag,
+       "netns", nb)
+    ip("-n", na, "addr", "add", "10.253.0.1/30", "dev", "mva" + tag)
+    ip("-n", nb, "addr", "add", "10.253.0.2/30", "dev", "mvb" + tag)
+    ip("-n", na, "link", "set", "mva" + tag, "up")
+    ip("-n", nb, "link", "set", "mvb" + tag, "up")
+    a = Host(tmp_path, "a", na, "10.253.0.1")
+    b = Host(tmp_path, "b", nb, "10.253.0.2")
+    a.start()
+    b.start()
+    config = str(tmp_path / "cfg")
+    tok = b.cli("config", "trust", "add", "mover").stdout.strip()
+    a.cli("remote", "add", "hb", b.url, "--token", tok, config=config)
+    tok = a.cli("config", "trust", "add", "mover").stdout.strip()
+    b.cli("remote", "add", "ha", a.url, "--token", tok, config=config)
+    for h in (a, b):
+        h.cli("network", "create", "lab", "--subnet", SUBNET)
+    try:
+        yield a, b, config
+    finally:
+        for h in (a, b):
+            if h.proc.poll() is None:
+                h.delete_instances()
+                h.cli("network", "delete", "lab", check=False)
+            h.stop()
+        for ns in (na, nb):
+            ip("netns", "delete", ns, check=False)
+
+
+def address(info):
+    return [(i["network"], i["address"], i["mac"]) for i in info["network"]]
+
+
+def test_container_moves_stateless_with_its_files_and_address(hosts):
+    a, b, cfg = hosts
+    # another instance on lab first, so that c1's address is not the first
+    a.cli("launch", "busybox", "pad", "--network", "lab", "--", "sleep", "100000")
+    a.cli("launch", "busybox", "c1", "--network", "lab", "--", "sleep", "100000")
+    a.cli("exec", "c1", "--", "sh", "-c", "echo moved-data > /data.txt")
+    before = address(a.info("c1"))
+    assert before[0][1] != "10.88.231.2"
+    a.cli("move", "--stateless", "c1", "hb:", config=cfg)
+    assert "c1" not in a.names()
+    info = b.info("c1")
+    assert info["status"] == "running"
+    assert address(info) == before
+    assert b.cli("exec", "c1", "--", "cat", "/data.txt").stdout == "moved-data\n"
+    # and back, under a new name
+    b.cli("exec", "c1", "--", "sh", "-c", "echo back >> /data.txt")
+    b.cli("move", "--stateless", "c1", "ha:c2", config=cfg)
+    assert b.names() == []
+    info = a.info("c2")
+    assert info["status"] == "running" and address(info) == before
+    assert a.cli("exec", "c2", "--", "cat", "/data.txt").stdout == "moved-data\nback\n"
+    # nothing left in transit on either side
+    for h in (a, b):
+        assert not os.listdir(os.path.join(h.root, "incoming"))
+
+
+def test_missing_network_refused_with_nothing_made(hosts):
+    a, b, cfg = hosts
+    a.cli("network", "create", "only-a", "--subnet", "10.88.232.0/24")
+    a.cli("launch", "busybox", "c1", "--network", "only-a", "--", "sleep", "100000")
+    p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0, p.stderr
+    assert "network `only-a` does not exist on remote `hb`" in p.stderr
+    assert a.info("c1")["status"] == "running"
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "incoming", "c1.tar"))
+    a.cli("delete", "--force", "c1")
+    a.cli("network", "delete", "only-a")
+
+
+def test_existing_name_refused(hosts):
+    a, b, cfg = hosts
+    a.cli("launch", "--no-network", "busybox", "c1", "--", "sleep", "100000")
+    b.cli("launch", "--no-network", "busybox", "c1", "--", "sleep", "100000")
+    p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0 and "instance `c1` already exists on remote `hb`" in p.stderr
+    assert a.info("c1")["status"] == "running"
+
+
+def criu_works():
+    try:
+        return subprocess.run(["criu", "check"], capture_output=True).returncode == 0
+    except OSError:
+        return False
+
+
+def test_stateful_refused_here_with_nothing_changed(hosts):
+    a, b, cfg = hosts
+    if criu_works():
+        pytest.skip("criu works on this kernel: the refusal is for kernels where it fails")
+    a.cli("launch", "--no-network", "busybox", "c1", "--", "sleep", "100000")
+    p = a.cli("move", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0
+    assert p.stderr.strip().count("\n") == 0, p.stderr
+    assert "stateful move of container `c1`" in p.stderr and "--stateless" in p.stderr
+    assert a.info("c1")["status"] == "running"
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "incoming"))
+
+
+def test_stopped_vm_moves_with_its_disk(hosts):
+    a, b, cfg = hosts
+    p = a.cli("launch", "--vm", "--no-network", "busybox", "v1", check=False)
+    if "not running" not in a.cli("info", "v1", check=False).stdout and p.returncode != 0 \
+            and "v1" not in a.names():
+        pytest.skip("no VM could be created here: " + p.stderr.strip())
+    if a.info("v1")["status"] == "running":
+        a.cli("stop", "--force", "v1")
+    disk = os.path.join(a.info("v1")["path"], "disk.img")
+    with open(disk, "r+b") as f:
+        f.seek(4096 * 1000)
+        f.write(b"marker-of-v1")
+    size = os.path.getsize(disk)
+    # stopped: nothing to keep alive, so no --stateless needed
+    a.cli("move", "v1", "hb:", config=cfg)
+    assert "v1" not in a.names()
+    info = b.info("v1")
+    assert info["kind"] == "vm" and info["status"] == "stopped"
+    moved = os.path.join(info["path"], "disk.img")
+    assert os.path.getsize(moved) == size
+    with open(moved, "rb") as f:
+        f.seek(4096 * 1000)
+        assert f.read(12) == b"marker-of-v1"
+
+
+def test_destination_killed_mid_transfer(hosts):
+    a, b, cfg = hosts
+    a.cli("launch", "busybox", "c1", "--network", "lab", "--", "sleep", "100000")
+    before = address(a.info("c1"))
+    # 200 MiB that zstd cannot shrink: the transfer takes seconds
+    a.cli("exec", "c1", "--", "sh", "-c",
+          "head -c 209715200 /dev/urandom > /big")
+    env = dict(os.environ, CLOISON_CONFIG=cfg)
+    mover = subprocess.Popen(["nsenter", "--net=/run/netns/" + a.ns, binary("cloison"), "--root", a.root,
+                              "move", "--stateless", "c1", "hb:"],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    part = os.path.join(b.root, "incoming", "c1.tar")
+    deadline = time.monotonic() + 60
+    while not (os.path.exists(part) and os.path.getsize(part) > (8 << 20)):
+        assert mover.poll() is None, mover.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    b.kill()
+    out, errout = mover.communicate(timeout=120)
+    assert mover.returncode != 0
+    assert "remote `hb`" in errout, errout
+    # the source has its instance, running again, same address
+    info = a.info("c1")
+    assert info["status"] == "running" and address(info) == before
+    # the destination, restarted, has no instance and no half archive
+    b.start()
+    assert b.names() == []
+    assert not os.path.exists(part)
+    # and the move, tried again, goes through
+    a.cli("move", "--stateless", "c1", "hb:", config=cfg, timeout=300)
+    assert a.names() == [] and b.info("c1")["status"] == "running"
+    assert address(b.info("c1")) == before
