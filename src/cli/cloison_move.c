@@ -27,6 +27,16 @@
 
 extern char **environ;
 
+/* SIGINT, SIGTERM, SIGHUP during a move: it stops between two pieces
+   and is undone (the instance runs here again) */
+static volatile sig_atomic_t interrupted;
+
+static void
+on_signal (int sig)
+{
+  interrupted = sig;
+}
+
 /* under the daemon's default body limit (1 MiB) */
 #define MOVE_PIECE (768u << 10)
 
@@ -245,6 +255,12 @@ send_archive (struct move *mv, uint64_t *size, cl_error_t *err)
         }
       if (n == 0 && off > 0)
         break;
+      if (interrupted)
+        {
+          r = cl_error_make (err, 0, "move of `%s` interrupted (signal %d): undone", mv->name,
+                             (int)interrupted);
+          break;
+        }
       struct cl_api_request req = { .method = "PUT", .path = path, .body = buf, .body_len = n };
       struct cl_api_response resp;
       req.query = query = cl_strdup_printf ("offset=%llu", (unsigned long long)off);
@@ -388,6 +404,10 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       cl_cli_client_close (mv.src);
       return -1;
     }
+  struct sigaction sa = { .sa_handler = on_signal };
+  sigaction (SIGINT, &sa, NULL);
+  sigaction (SIGTERM, &sa, NULL);
+  sigaction (SIGHUP, &sa, NULL);
   r = move_run (&mv, err);
   if (r < 0)
     move_undo (&mv);

@@ -223,16 +223,16 @@ def test_stopped_vm_moves_with_its_disk(hosts):
         assert f.read(12) == b"marker-of-v1"
 
 
-def test_destination_killed_mid_transfer(hosts):
-    a, b, cfg = hosts
+def start_big_move(a, b, cfg):
+    """c1 with 200 MiB that zstd cannot shrink (the transfer takes
+    seconds), its move started and seen halfway on b: (mover, address of
+    c1, path of b's archive)."""
     a.cli("launch", "busybox", "c1", "--network", "lab", "--", *WORKLOAD)
     before = address(a.info("c1"))
-    # 200 MiB that zstd cannot shrink: the transfer takes seconds
-    a.cli("exec", "c1", "--", "sh", "-c",
-          "head -c 209715200 /dev/urandom > /big")
+    a.cli("exec", "c1", "--", "sh", "-c", "head -c 209715200 /dev/urandom > /big")
     env = dict(os.environ, CLOISON_CONFIG=cfg)
-    mover = subprocess.Popen(["nsenter", "--net=/run/netns/" + a.ns, binary("cloison"), "--root", a.root,
-                              "move", "--stateless", "c1", "hb:"],
+    mover = subprocess.Popen(["nsenter", "--net=/run/netns/" + a.ns, binary("cloison"), "--root",
+                              a.root, "move", "--stateless", "c1", "hb:"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = os.path.join(b.root, "incoming", "c1.tar")
     deadline = time.monotonic() + 60
@@ -240,6 +240,23 @@ def test_destination_killed_mid_transfer(hosts):
         assert mover.poll() is None, mover.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.02)
+    return mover, before, part
+
+
+def test_mover_interrupted_undoes(hosts):
+    a, b, cfg = hosts
+    mover, before, _ = start_big_move(a, b, cfg)
+    mover.terminate()
+    _, errout = mover.communicate(timeout=120)
+    assert mover.returncode != 0 and "interrupted" in errout, errout
+    info = a.info("c1")
+    assert info["status"] == "running" and address(info) == before
+    assert b.names() == []
+
+
+def test_destination_killed_mid_transfer(hosts):
+    a, b, cfg = hosts
+    mover, before, part = start_big_move(a, b, cfg)
     b.kill()
     out, errout = mover.communicate(timeout=120)
     assert mover.returncode != 0
