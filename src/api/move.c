@@ -123,10 +123,21 @@ static int
 op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   const char *archive = json_string_value (json_object_get (args, "archive"));
-  int r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
-                                   json_string_value (json_object_get (args, "kind")),
-                                   json_object_get (args, "config"), archive, err);
+  json_t *layers = json_object_get (args, "image_layers"), *l;
+  char **v = NULL;
+  size_t i;
+  int r;
+
   (void)op;
+  if (json_is_array (layers))
+    {
+      v = cl_xmalloc0 ((json_array_size (layers) + 1) * sizeof *v);
+      json_array_foreach (layers, i, l) v[i] = (char *)json_string_value (l);
+    }
+  r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
+                               json_string_value (json_object_get (args, "kind")),
+                               json_object_get (args, "config"), archive, v, err);
+  free (v);
   unlink (archive);
   return r;
 }
@@ -138,6 +149,8 @@ static const struct api_field receive_fields[] = {
   { "type", API_STRING, true, NULL },
   { "config", API_OBJECT, true, NULL },
   { "size", API_INT, true, NULL },
+  /* the image's layers (lowest first) when the archive holds the image */
+  { "image_layers", API_STRING_ARRAY, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -173,7 +186,8 @@ cl_api_instance_receive (struct api_call *c)
   if (instance_absent (c, name) < 0)
     return;
   cl_api_op_start (c, &kind_receive, name, NULL,
-                   json_pack ("{s:s, s:s, s:O, s:s}", "name", name, "kind",
+                   json_pack ("{s:s, s:s, s:O, s:s, s:O?}", "name", name, "kind",
                               strcmp (type, "container") == 0 ? "container" : "vm", "config",
-                              json_object_get (c->body, "config"), "archive", path));
+                              json_object_get (c->body, "config"), "archive", path, "image_layers",
+                              json_object_get (c->body, "image_layers")));
 }

@@ -50,6 +50,7 @@ struct move
   bool was_running;
   bool stopped;  /* by us: start it again on failure */
   bool received; /* the destination has it: delete it there on failure */
+  json_t *image; /* the image's inspect here, when the destination lacks it */
 };
 
 /* The HTTP status of GET path on c (0 when no answer came). */
@@ -181,37 +182,69 @@ check_destination (struct move *mv, cl_error_t *err)
   img = cl_api_url ("/1.0/images/", image_id);
   if ((s = status_of (mv->dst, img, NULL, err)) < 0)
     return -1;
-  if (s == 404)
-    return cl_error_make (err, 0,
-                          "image %.12s (`%s`) of `%s` is not on remote `%s`: import it there"
-                          " first",
-                          image_id, json_string_value (json_object_get (mv->info, "image")),
-                          mv->name, mv->remote);
+  /* the remote lacks the image: it goes with the instance */
+  if (s == 404 && cl_cli_call (mv->src, "GET", img, NULL, NULL, &mv->image, err) < 0)
+    return -1;
   return 0;
 }
 
 /* tar of the instance's files on a pipe: the writable layer of a
-   container, the disk of a VM (sparse), zstd-compressed. */
+   container, the disk of a VM (sparse), zstd-compressed; and the image
+   (config blob, unpacked layers) under image/ when the remote lacks it. */
 static int
 archive_start (struct move *mv, pid_t *pid, int *fd, cl_error_t *err)
 {
   const char *dir = json_string_value (json_object_get (mv->info, "path"));
   bool vm = strcmp (json_string_value (json_object_get (mv->info, "kind")), "vm") == 0;
-  char *argv[]
-      = { "tar",      "--create",           "--zstd",      "--sparse",  "--numeric-owner",
-          "--xattrs", "--xattrs-include=*", "--directory", (char *)dir, vm ? "disk.img" : "upper",
-          NULL };
+  const char *fixed[]
+      = { "tar",      "--create",           "--zstd",      "--sparse", "--numeric-owner",
+          "--xattrs", "--xattrs-include=*", "--directory", dir,        vm ? "disk.img" : "upper" };
+  json_t *layers = json_object_get (mv->image, "Layers"), *l;
+  size_t nfixed = sizeof fixed / sizeof fixed[0], n = nfixed, i;
+  char **argv = cl_xmalloc0 ((nfixed + 8 + json_array_size (layers)) * sizeof *argv);
+  cleanup_free char *images = NULL, *cfg = NULL, *tr_cfg = NULL;
   posix_spawn_file_actions_t fa;
   int p[2], r;
 
   if (dir == NULL)
-    return cl_error_make (err, 0, "instance `%s`: no path in its info", mv->name);
+    {
+      free (argv);
+      return cl_error_make (err, 0, "instance `%s`: no path in its info", mv->name);
+    }
+  memcpy (argv, fixed, sizeof fixed);
+  if (mv->image && json_array_size (layers) > 0)
+    {
+      /* ROOT/images/layers/HEX: the store is two levels up */
+      const char *first = json_string_value (json_array_get (layers, 0));
+      const char *id = json_string_value (json_object_get (mv->image, "Id"));
+      images = cl_xstrdup (first);
+      for (int up = 0; up < 2 && strrchr (images, '/'); up++)
+        *strrchr (images, '/') = '\0';
+      cfg = cl_strdup_printf ("blobs/sha256/%s", id);
+      tr_cfg = cl_strdup_printf ("s,^blobs/sha256/%s$,image/config,S", id);
+      argv[n++] = "--transform";
+      argv[n++] = tr_cfg;
+      argv[n++] = "--transform";
+      argv[n++] = "s,^layers/,image/layers/,S";
+      argv[n++] = "--directory";
+      argv[n++] = images;
+      argv[n++] = cfg;
+      json_array_foreach (layers, i, l)
+      {
+        const char *path = json_string_value (l);
+        argv[n++] = (char *)path + strlen (images) + 1;
+      }
+    }
   if (pipe2 (p, O_CLOEXEC) < 0)
-    return cl_error_errno (err, "pipe");
+    {
+      free (argv);
+      return cl_error_errno (err, "pipe");
+    }
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_adddup2 (&fa, p[1], 1);
   r = posix_spawnp (pid, "tar", &fa, NULL, argv, environ);
   posix_spawn_file_actions_destroy (&fa);
+  free (argv);
   close (p[1]);
   if (r != 0)
     {
@@ -353,6 +386,18 @@ move_run (struct move *mv, cl_error_t *err)
   body = json_pack ("{s:s, s:O, s:I}", "type",
                     strcmp (kind, "vm") == 0 ? "virtual-machine" : "container", "config",
                     mv->config, "size", (json_int_t)size);
+  if (mv->image)
+    {
+      /* the store's digests, the last component of each layer's path */
+      json_t *layers = json_array (), *l;
+      size_t i;
+      json_array_foreach (json_object_get (mv->image, "Layers"), i, l)
+      {
+        const char *slash = strrchr (json_string_value (l), '/');
+        json_array_append_new (layers, json_string (slash ? slash + 1 : json_string_value (l)));
+      }
+      json_object_set_new (body, "image_layers", layers);
+    }
   if (cl_cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
   mv->received = true;
@@ -415,6 +460,7 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     printf ("%s moved to %s:%s\n", mv.name, remote, mv.newname);
   json_decref (mv.info);
   json_decref (mv.config);
+  json_decref (mv.image);
   cl_cli_client_close (mv.src);
   cl_cli_client_close (mv.dst);
   return r;

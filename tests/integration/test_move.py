@@ -15,13 +15,14 @@ the transfer: the source's instance runs again, the destination has none
 after its restart."""
 import json
 import os
+import shutil
 import subprocess
 import time
 import uuid
 
 import pytest
 
-from cloison_cli import binary
+from cloison_cli import BUILD, binary
 from test_api import Daemon
 
 SUBNET = "10.88.231.0/24"
@@ -177,6 +178,32 @@ def test_existing_name_refused(hosts):
     p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
     assert p.returncode != 0 and "instance `c1` already exists on remote `hb`" in p.stderr
     assert a.info("c1")["status"] == "running"
+
+
+def test_image_goes_along_when_the_remote_lacks_it(hosts, tmp_path):
+    a, b, cfg = hosts
+    # busybox with one more file: an image b has never seen
+    tar = str(tmp_path / "mybox.tar")
+    shutil.copy(os.path.join(BUILD, "src", "image", "busybox-rootfs.tar"), tar)
+    os.makedirs(str(tmp_path / "m" / "etc"))
+    with open(str(tmp_path / "m" / "etc" / "mybox-release"), "w") as f:
+        f.write("mybox 1\n")
+    subprocess.run(["tar", "--append", "-f", tar, "-C", str(tmp_path / "m"),
+                    "etc/mybox-release"], check=True)
+    a.cli("image", "import", tar, "mybox:1")
+    image_id = json.loads(a.cli("image", "inspect", "mybox:1").stdout)["Id"]
+    assert b.cli("image", "inspect", image_id, check=False).returncode != 0
+    a.cli("launch", "--no-network", "mybox:1", "c1", "--", *WORKLOAD)
+    a.cli("exec", "c1", "--", "sh", "-c", "echo mine > /mine")
+    a.cli("move", "--stateless", "c1", "hb:", config=cfg)
+    assert b.cli("exec", "c1", "--", "cat", "/etc/mybox-release", "/mine").stdout \
+        == "mybox 1\nmine\n"
+    on_b = json.loads(b.cli("image", "inspect", image_id).stdout)
+    assert on_b["Id"] == image_id and on_b["UsedBy"] == ["c1"]
+    # a second instance of that image moves without sending it again
+    a.cli("launch", "--no-network", "mybox:1", "c2", "--", *WORKLOAD)
+    a.cli("move", "--stateless", "c2", "hb:", config=cfg)
+    assert b.cli("exec", "c2", "--", "cat", "/etc/mybox-release").stdout == "mybox 1\n"
 
 
 def criu_works():
