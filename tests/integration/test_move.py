@@ -114,6 +114,7 @@ def hosts(tmp_path):
     b.cli("remote", "add", "ha", a.url, "--token", tok, config=config)
     for h in (a, b):
         h.cli("network", "create", "lab", "--subnet", SUBNET)
+    a.link = "mva" + tag
     try:
         yield a, b, config
     finally:
@@ -299,3 +300,33 @@ def test_destination_killed_mid_transfer(hosts):
     a.cli("move", "--stateless", "c1", "hb:", config=cfg, timeout=300)
     assert a.names() == [] and b.info("c1")["status"] == "running"
     assert address(b.info("c1")) == before
+
+
+def test_source_daemon_killed_mid_transfer(hosts):
+    a, b, cfg = hosts
+    mover, before, _ = start_big_move(a, b, cfg)
+    a.kill()
+    _, errout = mover.communicate(timeout=120)
+    # the files are read directly: the transfer ends, the instance runs
+    # there; only the delete here could not be made
+    assert mover.returncode != 0 and "its copy here stays" in errout, errout
+    info = b.info("c1")
+    assert info["status"] == "running" and address(info) == before
+    a.start()
+    assert a.info("c1")["status"] == "stopped"
+
+
+def test_link_cut_mid_transfer(hosts):
+    a, b, cfg = hosts
+    mover, before, part = start_big_move(a, b, cfg)
+    # the link cut: a piece in flight waits for its request's timeout
+    # (60 s), the next finds no route
+    ip("-n", a.ns, "link", "set", a.link, "down")
+    _, errout = mover.communicate(timeout=180)
+    assert mover.returncode != 0 and "remote `hb`" in errout, errout
+    info = a.info("c1")
+    assert info["status"] == "running" and address(info) == before
+    assert b.names() == []
+    b.stop()
+    b.start()
+    assert b.names() == [] and not os.path.exists(part)
