@@ -9,12 +9,17 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+/* an archive no piece was added to for this long is a mover's that died */
+#define MOVE_STALE_S 3600
 
 static char *
 incoming_dir (const char *root)
@@ -36,6 +41,26 @@ cl_api_move_cleanup (const char *root)
 
   if (cl_rm_rf (dir, &ignored) < 0)
     cl_error_release (&ignored);
+}
+
+/* Drops archives of movers that died while this daemon lived. */
+static void
+sweep_stale (const char *dir)
+{
+  DIR *d = opendir (dir);
+  struct dirent *e;
+  time_t now = time (NULL);
+
+  if (d == NULL)
+    return;
+  while ((e = readdir (d)))
+    {
+      struct stat st;
+      if (e->d_name[0] != '.' && fstatat (dirfd (d), e->d_name, &st, 0) == 0
+          && st.st_mtime + MOVE_STALE_S < now)
+        unlinkat (dirfd (d), e->d_name, 0);
+    }
+  closedir (d);
 }
 
 /* A 409 when the instance exists, 0 when not (-1 after replying). */
@@ -92,6 +117,8 @@ cl_api_instance_upload (struct api_call *c)
     }
   if (offset == 0 && instance_absent (c, name) < 0)
     return;
+  if (offset == 0)
+    sweep_stale (dir);
   if (cl_mkdir_p (dir, 0700, &err) < 0)
     {
       cl_api_reply_cl_error (c, &err);

@@ -437,6 +437,11 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     abort ();
   if (strcmp (remote, "local") == 0)
     return cl_error_make (err, 0, "move: the destination is a remote (to rename here: copy)");
+  if (g->remote && strcmp (g->remote, "local") != 0)
+    return cl_error_make (err, 0,
+                          "move: the instance is one of the local root (--remote `%s` is not"
+                          " taken); the destination is REMOTE: in `%s`",
+                          g->remote, usage);
   mv.name = argv[0];
   mv.remote = remote;
   mv.newname = colon[1] ? colon + 1 : argv[0];
