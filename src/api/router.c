@@ -24,6 +24,7 @@ static const char *const api_extensions[] = {
   "events_stream",
   "events_websocket",
   "instance_copy",
+  "instance_move", /* PUT .../upload, POST .../receive (docs/move.md) */
   "images_fetch",
   "certificates",
   "certificate_trust_tokens",

@@ -125,12 +125,25 @@ check_destination (struct move *mv, cl_error_t *err)
   cleanup_free char *ipath = cl_api_url ("/1.0/instances/", mv->newname);
   cleanup_free char *img = NULL;
   json_t *cfg = json_object_get (mv->info, "config"), *e, *ifaces;
-  json_t *addresses = json_object ();
+  json_t *addresses;
   const char *image_id = json_string_value (json_object_get (cfg, "image_id"));
+  cleanup_json json_t *server = NULL;
+  bool movable = false;
   size_t i;
   int s;
 
+  /* an older cloisond has no upload/receive */
+  if (cl_cli_call (mv->dst, "GET", "/1.0", NULL, NULL, &server, err) < 0)
+    return cl_error_wrap (err, "remote `%s`", mv->remote);
+  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
+  {
+    movable = movable || strcmp (json_string_value (e), "instance_move") == 0;
+  }
+  if (!movable)
+    return cl_error_make (
+        err, 0, "remote `%s` does not take moved instances (its cloisond is older)", mv->remote);
   mv->config = json_deep_copy (cfg);
+  addresses = json_object ();
   json_object_set_new (mv->config, "addresses", addresses);
   if ((s = status_of (mv->dst, ipath, NULL, err)) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
