@@ -73,4 +73,10 @@ uint64_t cl_now_ns (void);
    paired with its start time names one process even if the pid is reused. */
 uint64_t cl_proc_start_time (pid_t pid);
 
+#ifdef CLOISON_FAULT_INJECTION
+/* Fault injection (the test build only): SIGKILLs the process when the
+   environment variable `var` names `step`. */
+void cl_crash_point (const char *var, const char *step);
+#endif
+
 #endif

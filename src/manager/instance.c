@@ -569,6 +569,8 @@ cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kin
   r = cl_mkdir_p (dir, 0700, err);
   if (r == 0)
     r = cl_mgr_tree_extract (archive, dir, err);
+  if (r == 0)
+    cl_mgr_crash_point ("receive-extracted");
   if (r == 0 && image_layers)
     {
       r = cl_mgr_image_receive (m, imgdir, image_layers, image_id, err);

@@ -243,6 +243,15 @@ int cl_mgr_instance_destroy (struct cl_manager *m, const char *name, int64_t int
    clean after), or -1. */
 int cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err);
 
+/* Fault injection (-Dfault_injection=true, the test build only): SIGKILLs
+   the process at STEP when $CLOISON_MOVE_TEST_CRASH_AT names it, to check
+   the recovery of a move's receive.  Nothing in a default build. */
+#ifdef CLOISON_FAULT_INJECTION
+#define cl_mgr_crash_point(step) cl_crash_point ("CLOISON_MOVE_TEST_CRASH_AT", step)
+#else
+#define cl_mgr_crash_point(step) ((void)0)
+#endif
+
 /* --- fscopy.c --- */
 /* Copies a tree preserving owners, modes, xattrs (overlay whiteouts),
    with reflinks where the filesystem has them. */

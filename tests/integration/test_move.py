@@ -48,12 +48,12 @@ class Host(Daemon):
         self.url = "https://%s:8443" % addr
         super().__init__(d, ["--listen", "%s:8443" % addr], netns=False)
 
-    def start(self):
+    def start(self, env=None):
         with open(self.log, "a") as log:
             self.proc = subprocess.Popen(
                 ["nsenter", "--net=/run/netns/" + self.ns, binary("cloisond"), "--root", self.root,
                  "--socket", self.sock, "--debug"] + self.extra,
-                stdout=log, stderr=subprocess.STDOUT)
+                stdout=log, stderr=subprocess.STDOUT, env=dict(os.environ, **(env or {})))
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -354,3 +354,24 @@ def test_link_cut_mid_transfer(hosts):
     b.stop()
     b.start()
     assert b.names() == [] and not os.path.exists(part)
+
+
+def test_destination_killed_during_receive(hosts):
+    """The destination's daemon dies while it makes the instance (the
+    files extracted, the image use not yet): the mover starts the
+    instance here again, and the restarted daemon's recovery removes the
+    half-made one (its intent `receive`)."""
+    a, b, cfg = hosts
+    b.stop()
+    b.start(env={"CLOISON_MOVE_TEST_CRASH_AT": "receive-extracted"})
+    a.cli("launch", "busybox", "c1", "--network", "lab", "--", *WORKLOAD)
+    before = address(a.info("c1"))
+    p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0 and "remote `hb`" in p.stderr, p.stderr
+    info = a.info("c1")
+    assert info["status"] == "running" and address(info) == before
+    b.proc.wait(timeout=30)  # killed at the crash point
+    b.start()
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "c1"))
+    assert "recovering interrupted `receive` of instance `c1`" in open(b.log).read()
