@@ -45,7 +45,8 @@ moddir=$tree/lib/modules/$rel
 # Modules in load order, dependencies first (modules.dep from depmod).
 # button + evdev: the ACPI power button as an input device (cloison-init
 # stops the instance's command when it is pressed: `cloison stop`)
-wanted="virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 vmw_vsock_virtio_transport button evdev"
+# fuse + virtiofs: the rootfs of VM-isolated containers (cloison.ctrfs=), and shared folders (cloison.fs=)
+wanted="virtio_pci virtio_blk virtio_net virtio_console virtio-rng ext4 vmw_vsock_virtio_transport button evdev fuse virtiofs"
 declare -A seen=()
 order=()
 add_module() { # path relative to $moddir

@@ -8,6 +8,14 @@
 #                           init= too)
 #   cloison.ro              mount the root read-only (ro too; rw is the default)
 #   cloison.shell           stay in the initramfs with a shell (debugging)
+#   cloison.fs=TAG:PATH[:ro]   mount the virtio-fs share TAG at PATH in the root
+#                              (shared folders, directory volumes)
+#   cloison.ctrfs=TAG          a VM-isolated container: the root is the
+#                              virtio-fs share TAG (the bundle's rootfs), and the
+#                              guest agent is PID 1 (cloison-agent --pid1): it
+#                              mounts the share and runs the container's
+#                              processes as the host asks
+#   cloison.vol=vdX:PATH[:ro]  mount the ext4 disk /dev/vdX at PATH (volumes)
 # Arguments after `--` on the command line are passed to the init.
 # The guest agent (/sbin/cloison-agent, for `cloison exec`) starts before
 # switch_root, with a handle on the new root: it serves vsock port 1024 in
@@ -23,7 +31,7 @@ mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
 for m in $(cat /etc/modules); do
   insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
 done
-root=/dev/vda init= mode=rw shell=
+root=/dev/vda init= mode=rw shell= fs=
 for arg in $(cat /proc/cmdline); do
   case "$arg" in
     cloison.root=*) root=${arg#cloison.root=} ;;
@@ -33,15 +41,39 @@ for arg in $(cat /proc/cmdline); do
     cloison.ro|ro) mode=ro ;;
     rw) mode=rw ;;
     cloison.shell) shell=1 ;;
+    cloison.ctrfs=*) fs=${arg#cloison.ctrfs=} ;;
   esac
 done
 [ -n "$shell" ] && exec /bin/sh
+if [ -n "$fs" ]; then
+  # the agent mounts the share at the container's first process: the same
+  # guest serves every container (a template is snapshotted before any)
+  exec /sbin/cloison-agent --pid1 --fs "$fs" /newroot
+fi
 i=0
 while [ ! -b "$root" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
 if ! mount -t ext4 -o "$mode" "$root" /newroot; then
   echo "cloison-init: cannot mount $root" > /dev/console
   exec /bin/sh
 fi
+# Shared folders and volumes, in the new root before anything runs there.
+for arg in $(cat /proc/cmdline); do
+  case "$arg" in
+    --) break ;;
+    cloison.fs=* | cloison.vol=*)
+      spec=${arg#cloison.*=} src=${spec%%:*} path=${spec#*:} opt=rw
+      case "$path" in *:ro) path=${path%:ro} opt=ro ;; esac
+      mkdir -p "/newroot$path"
+      if [ "${arg#cloison.fs=}" != "$arg" ]; then
+        mount -t virtiofs -o "$opt" "$src" "/newroot$path"
+      else
+        i=0
+        while [ ! -b "/dev/$src" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+        mount -t ext4 -o "$opt" "/dev/$src" "/newroot$path"
+      fi || echo "cloison-init: cannot mount $src at $path" > /dev/console
+      ;;
+  esac
+done
 # A command of the instance's (cloison.init) runs under cloison-init, our
 # PID 1: found through PATH, stopped on the power button, and the disk
 # written back when it exits.  Without one, the image's own init is PID 1.

@@ -9,7 +9,16 @@
    names the instance's root after switch_root moved it to /), so it sees
    the instance's files.  One connection, one command; the protocol is in
    protocol.h.  The host is trusted: requests are only bounded so that a
-   bad one cannot exhaust the agent. */
+   bad one cannot exhaust the agent.
+
+   `cloison-agent --pid1 --fs TAG ROOT`: the init of a VM-isolated
+   container's guest: the same service in the foreground as PID 1;
+   requests with a 'J' object run the container's processes
+   (agent_spec.c), and the first one mounts the virtio-fs share TAG (the
+   bundle's rootfs) on ROOT, so that a VM restored from a template (booted
+   and snapshotted before any container existed) mounts the share it was
+   given after the restore. */
+#include "agent/agent_spec.h"
 #include "agent/protocol.h"
 
 #include <errno.h>
@@ -28,6 +37,10 @@
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
+
+/* --fs TAG: the virtio-fs share to mount on ROOT at the first request
+   that carries a container's process. */
+static const char *fs_tag;
 
 static int
 write_all (int fd, const void *buf, size_t n)
@@ -81,6 +94,7 @@ struct request
   size_t argc, envc;
   bool pty;
   struct winsize ws;
+  json_t *spec; /* 'J': a VM-isolated container's process, or NULL */
 };
 
 /* A 'T' or 'W' payload (its header read) into ws. */
@@ -109,12 +123,24 @@ read_request (int fd, struct request *rq)
         return -1;
       len = cl_agent_be32 (h + 1);
       if (h[0] == CL_AGENT_RUN)
-        return rq->argc > 0 ? 0 : -1;
+        return rq->argc > 0 || rq->spec ? 0 : -1;
       if (h[0] == CL_AGENT_PTY)
         {
           if (read_winsize (fd, len, &rq->ws) < 0)
             return -1;
           rq->pty = true;
+          continue;
+        }
+      if (h[0] == CL_AGENT_SPEC)
+        {
+          json_error_t je;
+          if (len > CL_AGENT_MAX_SPEC || rq->spec || (s = malloc (len + 1)) == NULL
+              || read_all (fd, s, len) < 0)
+            return -1;
+          rq->spec = json_loadb (s, len, 0, &je);
+          free (s);
+          if (!json_is_object (rq->spec))
+            return -1;
           continue;
         }
       if (len > CL_AGENT_MAX_FRAME || rq->argc + rq->envc >= CL_AGENT_MAX_ARGS
@@ -172,6 +198,8 @@ exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
       _exit (127);
     }
   close (rootfd);
+  if (rq->spec)
+    cl_agent_spec_exec (rq->spec);
   for (size_t i = 0; i < rq->envc; i++)
     if (strncmp (rq->envp[i], "PATH=", 5) == 0)
       path = rq->envp[i];
@@ -219,9 +247,9 @@ stdin_close (struct command_stdin *in)
 /* One frame of the host after 'R'.  -1: the host left (or spoke
    nonsense), the command must die. */
 static int
-host_frame (int conn, struct command_stdin *in, int master)
+host_frame (int conn, struct command_stdin *in, int master, pid_t pid)
 {
-  unsigned char h[CL_AGENT_HEADER];
+  unsigned char h[CL_AGENT_HEADER], sig[4];
   uint32_t len;
   struct winsize ws;
   struct termios t;
@@ -248,6 +276,11 @@ host_frame (int conn, struct command_stdin *in, int master)
         }
       stdin_close (in);
       return 0;
+    case CL_AGENT_SIGNAL:
+      if (len != sizeof sig || read_all (conn, sig, sizeof sig) < 0)
+        return -1;
+      kill (pid, (int)cl_agent_be32 (sig));
+      return 0;
     case CL_AGENT_WINSIZE:
       if (read_winsize (conn, len, &ws) < 0)
         return -1;
@@ -262,7 +295,7 @@ host_frame (int conn, struct command_stdin *in, int master)
 /* One connection: read the request, run it, feed its stdin, relay its
    output, send its exit status. */
 static void
-serve (int rootfd, int conn)
+serve (int rootfd, const char *root, int conn)
 {
   static struct request rq;
   static struct command_stdin in;
@@ -275,6 +308,18 @@ serve (int rootfd, int conn)
   signal (SIGCHLD, SIG_DFL);
   if (read_request (conn, &rq) < 0)
     _exit (1);
+  if (rq.spec && fs_tag)
+    {
+      /* the container's rootfs, mounted at its first process (a VM
+         restored from a template mounts it then) */
+      int fd;
+      cl_agent_spec_mount_root (rq.spec, fs_tag, root);
+      fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd >= 0)
+        dup3 (fd, rootfd, O_CLOEXEC), close (fd);
+    }
+  if (rq.spec)
+    cl_agent_spec_global (rq.spec, root);
   if (rq.pty)
     {
       master = open_pty (rootfd, &rq.ws, &slave);
@@ -355,7 +400,7 @@ serve (int rootfd, int conn)
             stdin_close (&in); /* EPIPE: the command closed its stdin */
         }
       /* with stdin bytes pending only a hang-up or an error wakes it */
-      if (p[2].revents && (in.pending || host_frame (conn, &in, master) < 0))
+      if (p[2].revents && (in.pending || host_frame (conn, &in, master, pid) < 0))
         {
           /* the connection closed (or broke): the host left */
           kill (-pid, SIGKILL);
@@ -375,17 +420,22 @@ main (int argc, char **argv)
   struct sockaddr_vm sa
       = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = VMADDR_CID_ANY };
   int rootfd, lfd;
+  bool pid1 = argc >= 3 && strcmp (argv[1], "--pid1") == 0;
+  const char *root;
   pid_t pid;
 
-  if (argc != 2)
+  if (pid1 && argc == 5 && strcmp (argv[2], "--fs") == 0)
+    fs_tag = argv[3];
+  if (argc != 2 && !(pid1 && (argc == 3 || fs_tag)))
     {
-      fprintf (stderr, "usage: cloison-agent ROOT\n");
+      fprintf (stderr, "usage: cloison-agent [--pid1 [--fs TAG]] ROOT\n");
       return 2;
     }
-  rootfd = open (argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  root = argv[argc - 1];
+  rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     {
-      fprintf (stderr, "cloison-agent: open `%s`: %s\n", argv[1], strerror (errno));
+      fprintf (stderr, "cloison-agent: open `%s`: %s\n", root, strerror (errno));
       return 1;
     }
   lfd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -394,12 +444,19 @@ main (int argc, char **argv)
       fprintf (stderr, "cloison-agent: vsock port %u: %s\n", CL_AGENT_PORT, strerror (errno));
       return 1;
     }
-  pid = fork ();
+  /* --pid1 (a VM-isolated container): the agent is the guest's init, in
+     the foreground; orphans are reaped by SIGCHLD's SIG_IGN below */
+  pid = pid1 ? 0 : fork ();
   if (pid < 0)
     return 1;
   if (pid > 0)
     return 0; /* listening: the init goes on */
-  setsid ();
+  if (!pid1)
+    setsid ();
+  else
+    /* on the console: a template is snapshotted once this is seen, before
+       any vsock traffic */
+    dprintf (1, "cloison-agent: ready\n");
   if (chdir ("/") < 0)
     return 1;
   signal (SIGCHLD, SIG_IGN); /* connection children reap themselves */
@@ -417,7 +474,7 @@ main (int argc, char **argv)
       if (pid == 0)
         {
           close (lfd);
-          serve (rootfd, conn);
+          serve (rootfd, root, conn);
         }
       close (conn);
     }

@@ -12,11 +12,25 @@
      'T' run the command on a new pty (optional): 4 bytes, rows and
          columns (2 bytes big endian each; 0 0: leave the size unset)
      'R' run (empty payload)
+   VM-isolated containers (cloison-runtime, src/manager/vm_container.c)
+   add, before 'R':
+     'J' a JSON object (at most CL_AGENT_MAX_SPEC bytes): "process" (an OCI
+         process object, applied by the container engine's own code:
+         user, groups, capabilities, rlimits, no_new_privs, cwd, env,
+         seccomp from "seccomp", the spec's linux.seccomp), and, for the
+         container's first process only, "mounts" (the spec's mounts that
+         are not binds, which the host made before sharing the rootfs),
+         "hostname", "network" ([{"mac", "addrs": ["A/P"], "gateway"}])
+         and "entropy" (hex bytes mixed into the guest's RNG, which is
+         then reseeded), "time" (seconds since the epoch, the guest clock
+         is stepped to it), "rootfs_readonly" (the share is mounted
+         read-only: `--fs`, the first request mounts it)
    Host -> guest after 'R', while the command runs:
      'I' bytes for the command's stdin (1..CL_AGENT_MAX_FRAME)
      'C' the host's stdin ended (empty payload): the agent closes the
          command's stdin (on a pty: types the terminal's EOF character)
      'W' the terminal's new size (pty only): 4 bytes as in 'T'
+     'K' a signal for the command: 4 bytes big endian (`kill`)
    Guest -> host, the replies:
      'O' bytes the command wrote on stdout (on a pty: all its output)
      'E' bytes the command wrote on stderr
@@ -43,6 +57,9 @@
 #define CL_AGENT_STDIN 'I'
 #define CL_AGENT_STDIN_EOF 'C'
 #define CL_AGENT_WINSIZE 'W'
+#define CL_AGENT_SPEC 'J'
+#define CL_AGENT_SIGNAL 'K'
+#define CL_AGENT_MAX_SPEC (1u << 20)
 #define CL_AGENT_STDOUT 'O'
 #define CL_AGENT_STDERR 'E'
 #define CL_AGENT_EXIT 'X'

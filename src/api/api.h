@@ -36,6 +36,9 @@ struct cl_api_events;
 struct cl_api_options
 {
   size_t body_limit; /* bytes; larger bodies get 413.  0: 1 MiB */
+  /* exec and console: a program run as `PROG --exec-helper JOB` with the
+     command's stdio (cloisond itself); NULL: they answer 501 */
+  const char *exec_helper;
   /* A one-shot front end's context (the CLI with no daemon): each
      operation runs to its end in the caller's thread before cl_api_handle
      returns its 202 (no threads, so a VM's monitor forks a process of one
@@ -79,6 +82,7 @@ struct cl_api_request
   const char *body;   /* NULL or body_len bytes (not NUL-terminated) */
   size_t body_len;
   const char *if_match; /* the If-Match header, or NULL */
+  bool websocket;       /* a websocket handshake (Upgrade: websocket, a key) */
   /* over TLS: access is the trust store's word on the client's
      certificate (api/trust.h); false (Unix socket, in-process): full */
   bool remote;
@@ -97,6 +101,9 @@ struct cl_api_response
   char *etag;                   /* ETag header (an instance: its config's) */
   char *allow;                  /* Allow header (405) */
   struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
+  /* exec's and the console's websockets: the server upgrades the
+     connection and calls cl_api_channel_run */
+  struct cl_api_channel *channel;
 };
 
 /* Reports what the API did not do itself as lifecycle events: an
@@ -117,6 +124,20 @@ void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaqu
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                     struct cl_api_response *resp);
 void cl_api_response_clear (struct cl_api_response *resp);
+
+/* Runs a websocket on the upgraded connection's socket `fd` (blocking,
+   in the connection's own thread) until it ends; frees ch, does not close
+   fd.  cl_api_channel_free: a channel never run. */
+void cl_api_channel_run (struct cl_api_channel *ch, int fd);
+void cl_api_channel_free (struct cl_api_channel *ch);
+
+/* Websocket frames (RFC 6455) on an upgraded socket: one frame of ours
+   (unmasked), -1 when the peer is gone; one of the client's (masked), its
+   payload unmasked in *payload (NUL-terminated, caller frees, at most max
+   bytes): its opcode, or -1 when the client is gone or breaks the
+   protocol. */
+int cl_api_ws_send (int fd, int opcode, const void *data, size_t len);
+int cl_api_ws_recv (int fd, char **payload, size_t *len, size_t max);
 
 /* Next event of a stream as one JSON line with its '\n' (caller frees).
    1: *line set; 0: none within timeout_ms; -1: the stream ended (the

@@ -172,8 +172,9 @@ op_image_fetch (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_
   return 0;
 }
 
-static const struct api_op_kind kind_image_fetch
-    = { "Fetching image", op_image_fetch, "image-created" };
+static const struct api_op_kind kind_image_fetch = { .description = "Fetching image",
+                                                     .fn = op_image_fetch,
+                                                     .lifecycle_action = "image-created" };
 
 static const struct api_field image_source_fields[] = {
   { "type", API_STRING, true, NULL },

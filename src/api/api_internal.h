@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdint.h>
+#include <time.h>
 
 #define API_EVENT_RING 512
 #define API_MANAGER_POOL 8
@@ -20,6 +21,7 @@ struct cl_api_ctx
 {
   char *root;
   size_t body_limit;
+  char *exec_helper;
   pthread_mutex_t lock;
   /* broadcast when an operation changes status, an event is appended, or
      the context shuts down */
@@ -51,6 +53,11 @@ struct cl_api_ctx
   /* idle manager handles for synchronous requests */
   struct cl_manager *pool[API_MANAGER_POOL];
   size_t n_pool;
+  /* for /1.0/metrics (metrics.c): requests answered by status, updated
+     atomically; operations started; when the context opened (monotonic) */
+  uint64_t requests[600];
+  uint64_t ops_started;
+  struct timespec started;
 };
 
 /* One request being handled. */
@@ -62,6 +69,7 @@ struct api_call
   json_t *query;   /* object: decoded key -> string */
   json_t *body;    /* the parsed body; NULL when empty */
   const char *if_match;
+  bool websocket; /* the request asks for a websocket */
   const struct cl_api_request *req;
   enum cl_api_access access;
   struct cl_api_response *resp;
@@ -142,6 +150,11 @@ int cl_api_check_body (struct api_call *c, const struct api_field *spec, bool bo
 /* A JSON path: "a.b", or a["k.e.y"] when the key has dots (caller frees). */
 char *cl_api_path_join (const char *ctx, const char *key);
 
+/* --- ctx.c --- */
+bool cl_api_ctx_closing (struct cl_api_ctx *ctx);
+/* The exec helper program (cl_api_options), or NULL. */
+const char *cl_api_ctx_exec_helper (struct cl_api_ctx *ctx);
+
 /* --- pool.c: manager handles for synchronous requests --- */
 int cl_api_manager_get (struct cl_api_ctx *ctx, struct cl_manager **m, cl_error_t *err);
 void cl_api_manager_put (struct cl_api_ctx *ctx, struct cl_manager *m);
@@ -156,6 +169,11 @@ struct api_op_kind
   const char *description; /* "Creating instance" */
   api_op_fn fn;
   const char *lifecycle_action; /* event on success: "instance-created" */
+  const char *op_class;         /* NULL: "task" */
+  /* an operation's data (cl_api_op_start_data): a reference taken, one
+     given back (op_free gives back the operation's own) */
+  void *(*data_ref) (void *data);
+  void (*data_unref) (void *data);
 };
 
 /* Starts an operation on `instance` (its ordering key, and its resource)
@@ -168,6 +186,15 @@ void cl_api_op_start (struct api_call *c, const struct api_op_kind *kind, const 
    watcher is told the status the operation leaves. */
 void cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
                           json_t *resources, const char *source, bool instance, json_t *args);
+/* The same with metadata from the start (stolen) and data for the
+   kind (the operation owns one reference), keyed by `key` alone. */
+void cl_api_op_start_data (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                           json_t *resources, const char *source, json_t *args, json_t *metadata,
+                           void *data);
+void *cl_api_op_data (struct api_op *op);
+/* Operation `id`'s data with a reference taken (kind->data_ref), when it
+   is of `kind`; else NULL. */
+void *cl_api_op_data_ref (struct cl_api_ctx *ctx, const char *id, const struct api_op_kind *kind);
 /* From an operation's worker: its metadata (stolen; progress, result),
    sent as an operation event; source (optional) replaces the lifecycle
    event's. */
@@ -179,6 +206,12 @@ void cl_api_operations_list (struct api_call *c);
 void cl_api_operation_get (struct api_call *c);
 void cl_api_operation_wait (struct api_call *c);
 void cl_api_operation_cancel (struct api_call *c);
+
+/* Operations kept, by status (pending, running, success, failure,
+   cancelled), for /1.0/metrics. */
+#define OP_STATUS_COUNT 5
+void cl_api_ops_count (struct cl_api_ctx *ctx, int counts[OP_STATUS_COUNT]);
+const char *cl_api_op_status_name (int status);
 
 /* Is an operation on `instance` still to end?  (lock held) */
 bool cl_api_instance_busy (struct cl_api_ctx *ctx, const char *instance);
@@ -205,6 +238,23 @@ void cl_api_time_string (int64_t t, char *buf, size_t len);
 
 /* --- stream.c: GET /1.0/events --- */
 void cl_api_events_get (struct api_call *c);
+
+/* --- api_exec.c --- */
+void cl_api_instance_exec (struct api_call *c);
+void cl_api_instance_console (struct api_call *c);
+void cl_api_operation_websocket (struct api_call *c);
+
+/* --- metrics.c --- */
+void cl_api_metrics_get (struct api_call *c);
+
+/* --- ws.c: websocket frames (cl_api_ws_send, cl_api_ws_recv: api.h)
+   and channels --- */
+/* The first member of every channel (api_exec.c): how to free one that
+   never ran; cl_api_channel_free (ws.c, below reply.c) calls it. */
+struct api_channel_base
+{
+  void (*free) (struct cl_api_channel *ch);
+};
 
 /* --- instances.c --- */
 void cl_api_instances_list (struct api_call *c);
@@ -233,6 +283,16 @@ void cl_api_images_create (struct api_call *c);
 void cl_api_image_get (struct api_call *c);
 void cl_api_image_delete (struct api_call *c);
 void cl_api_networks_list (struct api_call *c);
+/* api_volumes.c */
+void cl_api_volumes_list (struct api_call *c);
+void cl_api_volumes_create (struct api_call *c);
+void cl_api_volume_get (struct api_call *c);
+void cl_api_volume_delete (struct api_call *c);
+void cl_api_volume_attach (struct api_call *c);
+void cl_api_volume_detach (struct api_call *c);
+void cl_api_volume_snapshots_create (struct api_call *c);
+void cl_api_volume_snapshot_restore (struct api_call *c);
+void cl_api_volume_snapshot_delete (struct api_call *c);
 void cl_api_networks_create (struct api_call *c);
 void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);

@@ -19,6 +19,8 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
 
   ctx->root = cl_xstrdup (root);
   ctx->body_limit = opts && opts->body_limit ? opts->body_limit : CL_API_BODY_LIMIT_DEFAULT;
+  ctx->exec_helper = opts && opts->exec_helper ? cl_xstrdup (opts->exec_helper) : NULL;
+  clock_gettime (CLOCK_MONOTONIC, &ctx->started);
   pthread_mutex_init (&ctx->lock, NULL);
   pthread_cond_init (&ctx->changed, NULL);
   ctx->inline_ops = opts && opts->inline_ops;
@@ -83,6 +85,24 @@ cl_api_ctx_free (struct cl_api_ctx *ctx, int timeout_ms)
   pthread_cond_destroy (&ctx->changed);
   pthread_mutex_destroy (&ctx->lock);
   free (ctx->root);
+  free (ctx->exec_helper);
   free (ctx);
   return true;
+}
+
+bool
+cl_api_ctx_closing (struct cl_api_ctx *ctx)
+{
+  bool closing;
+
+  pthread_mutex_lock (&ctx->lock);
+  closing = ctx->closing;
+  pthread_mutex_unlock (&ctx->lock);
+  return closing;
+}
+
+const char *
+cl_api_ctx_exec_helper (struct cl_api_ctx *ctx)
+{
+  return ctx->exec_helper;
 }

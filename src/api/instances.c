@@ -260,8 +260,9 @@ op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *er
   return r;
 }
 
-static const struct api_op_kind kind_create
-    = { "Creating instance", op_create, "instance-created" };
+static const struct api_op_kind kind_create = { .description = "Creating instance",
+                                                .fn = op_create,
+                                                .lifecycle_action = "instance-created" };
 
 /* A 409 when the instance exists; 0 when it does not (-1 after
    replying). */
@@ -286,7 +287,8 @@ op_copy (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
   return cl_mgr_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
 }
 
-static const struct api_op_kind kind_copy = { "Copying instance", op_copy, "instance-created" };
+static const struct api_op_kind kind_copy
+    = { .description = "Copying instance", .fn = op_copy, .lifecycle_action = "instance-created" };
 
 /* source.type copy: a stopped copy-on-write copy of an instance. */
 static void
@@ -539,8 +541,9 @@ op_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *er
                                  json_is_true (json_object_get (args, "force")), err);
 }
 
-static const struct api_op_kind kind_delete
-    = { "Deleting instance", op_delete, "instance-deleted" };
+static const struct api_op_kind kind_delete = { .description = "Deleting instance",
+                                                .fn = op_delete,
+                                                .lifecycle_action = "instance-deleted" };
 
 void
 cl_api_instance_delete (struct api_call *c)
@@ -608,10 +611,14 @@ op_restart (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       force ? 0 : (int)json_integer_value (json_object_get (args, "timeout")), err);
 }
 
-static const struct api_op_kind kind_start = { "Starting instance", op_start, "instance-started" };
-static const struct api_op_kind kind_stop = { "Stopping instance", op_stop, "instance-stopped" };
-static const struct api_op_kind kind_restart
-    = { "Restarting instance", op_restart, "instance-restarted" };
+static const struct api_op_kind kind_start = { .description = "Starting instance",
+                                               .fn = op_start,
+                                               .lifecycle_action = "instance-started" };
+static const struct api_op_kind kind_stop
+    = { .description = "Stopping instance", .fn = op_stop, .lifecycle_action = "instance-stopped" };
+static const struct api_op_kind kind_restart = { .description = "Restarting instance",
+                                                 .fn = op_restart,
+                                                 .lifecycle_action = "instance-restarted" };
 
 static const struct api_field state_fields[] = {
   { "action", API_STRING, true, NULL },
@@ -795,11 +802,17 @@ op_snapshot_delete (struct api_op *op, struct cl_manager *m, json_t *args, cl_er
 }
 
 static const struct api_op_kind kind_snapshot_create
-    = { "Snapshotting instance", op_snapshot_create, "instance-snapshot-created" };
+    = { .description = "Snapshotting instance",
+        .fn = op_snapshot_create,
+        .lifecycle_action = "instance-snapshot-created" };
 static const struct api_op_kind kind_snapshot_restore
-    = { "Restoring snapshot", op_snapshot_restore, "instance-snapshot-restored" };
+    = { .description = "Restoring snapshot",
+        .fn = op_snapshot_restore,
+        .lifecycle_action = "instance-snapshot-restored" };
 static const struct api_op_kind kind_snapshot_delete
-    = { "Deleting snapshot", op_snapshot_delete, "instance-snapshot-deleted" };
+    = { .description = "Deleting snapshot",
+        .fn = op_snapshot_delete,
+        .lifecycle_action = "instance-snapshot-deleted" };
 
 static const struct api_field snapshot_create_fields[] = {
   { "name", API_STRING, true, NULL },

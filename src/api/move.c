@@ -169,8 +169,9 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
   return r;
 }
 
-static const struct api_op_kind kind_receive
-    = { "Receiving instance", op_receive, "instance-created" };
+static const struct api_op_kind kind_receive = { .description = "Receiving instance",
+                                                 .fn = op_receive,
+                                                 .lifecycle_action = "instance-created" };
 
 static const struct api_field receive_fields[] = {
   { "type", API_STRING, true, NULL },

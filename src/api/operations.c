@@ -49,7 +49,12 @@ struct api_op
   int status;
   char *err;
   int64_t created, updated;
+  void *data; /* the kind's (data_ref, data_unref) */
 };
+
+static void op_start (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                      json_t *resources, const char *source, bool instance, json_t *args,
+                      json_t *metadata, void *data);
 
 static const char schema[] = "CREATE TABLE IF NOT EXISTS api_operations ("
                              " id TEXT PRIMARY KEY,"
@@ -81,6 +86,8 @@ status_from_name (const char *s)
 static void
 op_free (struct api_op *op)
 {
+  if (op->data && op->kind && op->kind->data_unref)
+    op->kind->data_unref (op->data);
   free (op->description);
   free (op->instance);
   free (op->source);
@@ -99,9 +106,10 @@ op_json (struct api_op *op)
   cl_api_time_string (op->created, created, sizeof created);
   cl_api_time_string (op->updated, updated, sizeof updated);
   return json_pack ("{s:s, s:s, s:s, s:s, s:s, s:s, s:i, s:O, s:O, s:b, s:s}", "id", op->id,
-                    "class", "task", "description", op->description, "created_at", created,
-                    "updated_at", updated, "status", status_names[op->status], "status_code",
-                    status_codes[op->status], "resources", op->resources, "metadata",
+                    "class", op->kind && op->kind->op_class ? op->kind->op_class : "task",
+                    "description", op->description, "created_at", created, "updated_at", updated,
+                    "status", status_names[op->status], "status_code", status_codes[op->status],
+                    "resources", op->resources, "metadata",
                     op->metadata ? op->metadata : json_null (), "may_cancel",
                     op->status == OP_PENDING, "err", op->err ? op->err : "");
 }
@@ -155,6 +163,21 @@ op_set_status (struct api_op *op, int status, const char *errmsg)
     }
   op_persist (op);
   cl_api_event_emit (op->ctx, "operation", op_json (op), true);
+}
+
+void
+cl_api_ops_count (struct cl_api_ctx *ctx, int counts[OP_STATUS_COUNT])
+{
+  pthread_mutex_lock (&ctx->lock);
+  for (struct api_op *o = ctx->ops; o; o = o->next)
+    counts[o->status]++;
+  pthread_mutex_unlock (&ctx->lock);
+}
+
+const char *
+cl_api_op_status_name (int status)
+{
+  return status_names[status];
 }
 
 bool
@@ -312,9 +335,43 @@ cl_api_op_set_metadata (struct api_op *op, json_t *metadata, const char *source)
   pthread_mutex_unlock (&op->ctx->lock);
 }
 
+void *
+cl_api_op_data (struct api_op *op)
+{
+  return op->data;
+}
+
+void *
+cl_api_op_data_ref (struct cl_api_ctx *ctx, const char *id, const struct api_op_kind *kind)
+{
+  void *data = NULL;
+
+  pthread_mutex_lock (&ctx->lock);
+  for (struct api_op *op = ctx->ops; op; op = op->next)
+    if (strcmp (op->id, id) == 0 && op->kind == kind && op->data)
+      data = kind->data_ref (op->data);
+  pthread_mutex_unlock (&ctx->lock);
+  return data;
+}
+
 void
 cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const char *key,
                      json_t *resources, const char *source, bool instance, json_t *args)
+{
+  op_start (c, kind, key, resources, source, instance, args, NULL, NULL);
+}
+
+void
+cl_api_op_start_data (struct api_call *c, const struct api_op_kind *kind, const char *key,
+                      json_t *resources, const char *source, json_t *args, json_t *metadata,
+                      void *data)
+{
+  op_start (c, kind, key, resources, source, false, args, metadata, data);
+}
+
+static void
+op_start (struct api_call *c, const struct api_op_kind *kind, const char *key, json_t *resources,
+          const char *source, bool instance, json_t *args, json_t *metadata, void *data)
 {
   struct cl_api_ctx *ctx = c->ctx;
   struct api_op *op = cl_xmalloc0 (sizeof *op);
@@ -332,6 +389,8 @@ cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const c
   op->resources = resources;
   op->args = args;
   op->kind = kind;
+  op->metadata = metadata;
+  op->data = data;
   op->created = op->updated = time (NULL);
   op->status = OP_PENDING;
 
@@ -379,6 +438,7 @@ cl_api_op_start_for (struct api_call *c, const struct api_op_kind *kind, const c
       return;
     }
   ctx->workers++;
+  ctx->ops_started++;
   pthread_mutex_unlock (&ctx->lock);
 
 reply:

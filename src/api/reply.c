@@ -168,6 +168,7 @@ cl_api_response_clear (struct cl_api_response *resp)
   free (resp->allow);
   if (resp->events)
     cl_api_events_free (resp->events);
+  cl_api_channel_free (resp->channel);
   memset (resp, 0, sizeof *resp);
 }
 

@@ -26,6 +26,11 @@ static const char *const api_extensions[] = {
   "instance_copy",
   "instance_move", /* PUT .../upload, POST .../receive (docs/move.md) */
   "images_fetch",
+  "container_exec",
+  "vm_exec",
+  "console",
+  "metrics",
+  "volumes",
   "certificates",
   "certificate_trust_tokens",
   NULL,
@@ -89,6 +94,10 @@ static const struct api_route routes[] = {
   { { "POST", "/1.0/instances/{name}/receive",
       "create an instance moved here from its uploaded archive (async)" },
     cl_api_instance_receive },
+  { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
+    cl_api_instance_exec },
+  { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },
+    cl_api_instance_console },
   { { "GET", "/1.0/instances/{name}/snapshots", "list snapshots" }, cl_api_snapshots_list },
   { { "POST", "/1.0/instances/{name}/snapshots", "create a snapshot (async)" },
     cl_api_snapshots_create },
@@ -107,11 +116,29 @@ static const struct api_route routes[] = {
   { { "POST", "/1.0/networks", "create a network" }, cl_api_networks_create },
   { { "GET", "/1.0/networks/{network}", "a network" }, cl_api_network_get },
   { { "DELETE", "/1.0/networks/{network}", "delete a network" }, cl_api_network_delete },
+  { { "GET", "/1.0/volumes", "list volumes" }, cl_api_volumes_list },
+  { { "POST", "/1.0/volumes", "create a volume (size: a directory when absent)" },
+    cl_api_volumes_create },
+  { { "GET", "/1.0/volumes/{volume}", "a volume" }, cl_api_volume_get },
+  { { "DELETE", "/1.0/volumes/{volume}", "delete a volume (refused while attached)" },
+    cl_api_volume_delete },
+  { { "POST", "/1.0/volumes/{volume}/attachments", "attach to an instance (at its next start)" },
+    cl_api_volume_attach },
+  { { "DELETE", "/1.0/volumes/{volume}/attachments/{instance}", "detach from an instance" },
+    cl_api_volume_detach },
+  { { "POST", "/1.0/volumes/{volume}/snapshots", "snapshot a volume (copy-on-write)" },
+    cl_api_volume_snapshots_create },
+  { { "POST", "/1.0/volumes/{volume}/snapshots/{snapshot}", "restore a volume's snapshot" },
+    cl_api_volume_snapshot_restore },
+  { { "DELETE", "/1.0/volumes/{volume}/snapshots/{snapshot}", "delete a volume's snapshot" },
+    cl_api_volume_snapshot_delete },
   { { "GET", "/1.0/operations", "list operations" }, cl_api_operations_list },
   { { "GET", "/1.0/operations/{id}", "an operation" }, cl_api_operation_get },
   { { "DELETE", "/1.0/operations/{id}", "cancel a pending operation" }, cl_api_operation_cancel },
   { { "GET", "/1.0/operations/{id}/wait", "wait for an operation to end (timeout=SECONDS)" },
     cl_api_operation_wait },
+  { { "GET", "/1.0/operations/{id}/websocket", "connect one of an exec's websockets (secret=S)" },
+    cl_api_operation_websocket },
   { { "GET", "/1.0/certificates", "list trusted client certificates" }, cl_api_certificates_list },
   { { "POST", "/1.0/certificates",
       "trust a certificate, issue a trust token, or redeem one (untrusted clients)" },
@@ -123,6 +150,7 @@ static const struct api_route routes[] = {
     cl_api_certificate_delete },
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
+  { { "GET", "/1.0/metrics", "metrics in the Prometheus text format" }, cl_api_metrics_get },
 };
 
 const struct cl_api_route_info *
@@ -194,6 +222,12 @@ access_refused (struct api_call *c, const char *path)
       cl_api_reply_error (c, 403, "read-only certificate: %s is refused", c->method);
       return true;
     }
+  /* a console's or an exec's websocket writes to the instance */
+  if (c->access == CL_API_ACCESS_READ_ONLY && c->websocket && strcmp (path, "/1.0/events") != 0)
+    {
+      cl_api_reply_error (c, 403, "read-only certificate: a console or exec websocket is refused");
+      return true;
+    }
   return false;
 }
 
@@ -204,13 +238,25 @@ method_takes_body (const char *method)
          || strcmp (method, "PATCH") == 0 || strcmp (method, "DELETE") == 0;
 }
 
+static void handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
+                    struct cl_api_response *resp);
+
 void
 cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                struct cl_api_response *resp)
 {
+  handle (ctx, req, resp);
+  if (resp->status >= 100 && resp->status < 600)
+    __atomic_add_fetch (&ctx->requests[resp->status], 1, __ATOMIC_RELAXED);
+}
+
+static void
+handle (struct cl_api_ctx *ctx, const struct cl_api_request *req, struct cl_api_response *resp)
+{
   struct api_call c = { .ctx = ctx,
                         .method = req->method,
                         .if_match = req->if_match,
+                        .websocket = req->websocket,
                         .req = req,
                         .access = cl_api_request_access (ctx, req),
                         .resp = resp };

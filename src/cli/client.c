@@ -24,23 +24,23 @@
    enough for the daemon's timeout */
 #define WAIT_SLICE_S 20
 
-struct cl_cli_client
+struct cli_client
 {
-  const struct cl_cli_transport *t;
+  const struct cli_transport *t;
   void *state;
 };
 
-struct cl_cli_client *
-cl_cli_client_new (const struct cl_cli_transport *t, void *state)
+struct cli_client *
+cli_client_new (const struct cli_transport *t, void *state)
 {
-  struct cl_cli_client *c = cl_xmalloc0 (sizeof *c);
+  struct cli_client *c = cl_xmalloc0 (sizeof *c);
   c->t = t;
   c->state = state;
   return c;
 }
 
 void
-cl_cli_client_close (struct cl_cli_client *c)
+cli_client_close (struct cli_client *c)
 {
   if (c == NULL)
     return;
@@ -49,13 +49,13 @@ cl_cli_client_close (struct cl_cli_client *c)
 }
 
 const char *
-cl_cli_client_transport (struct cl_cli_client *c)
+cli_client_transport (struct cli_client *c)
 {
   return c->t->name;
 }
 
 bool
-cl_cli_client_watch (struct cl_cli_client *c, cl_api_event_fn fn, void *opaque)
+cli_client_watch (struct cli_client *c, cl_api_event_fn fn, void *opaque)
 {
   if (c->t->watch == NULL)
     return false;
@@ -64,8 +64,8 @@ cl_cli_client_watch (struct cl_cli_client *c, cl_api_event_fn fn, void *opaque)
 }
 
 int
-cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
-                struct cl_api_response *resp, cl_error_t *err)
+cli_request (struct cli_client *c, const struct cl_api_request *req, struct cl_api_response *resp,
+             cl_error_t *err)
 {
   memset (resp, 0, sizeof *resp);
   return c->t->request (c->state, req, resp, err);
@@ -111,7 +111,7 @@ inprocess_watch (void *state, cl_api_event_fn fn, void *opaque)
   cl_api_ctx_observe (state, fn, opaque);
 }
 
-static const struct cl_cli_transport inprocess = {
+static const struct cli_transport inprocess = {
   .name = "in-process",
   .request = inprocess_request,
   .close = inprocess_close,
@@ -119,8 +119,8 @@ static const struct cl_cli_transport inprocess = {
 };
 
 int
-cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t, void **state,
-                            cl_error_t *err)
+cli_inprocess_transport (const char *root, const struct cli_transport **t, void **state,
+                         cl_error_t *err)
 {
   struct cl_api_options o = { .inline_ops = true };
   struct cl_api_ctx *ctx;
@@ -388,7 +388,7 @@ unix_watch (void *state, cl_api_event_fn fn, void *opaque)
 }
 
 const char *
-cl_cli_client_socket (struct cl_cli_client *c)
+cli_client_socket (struct cli_client *c)
 {
   return c->t->request == unix_request ? ((struct unix_state *)c->state)->socket_path : NULL;
 }
@@ -403,7 +403,7 @@ unix_close (void *state)
   free (u);
 }
 
-static const struct cl_cli_transport unix_socket = {
+static const struct cli_transport unix_socket = {
   .name = "unix",
   .request = unix_request,
   .close = unix_close,
@@ -411,8 +411,8 @@ static const struct cl_cli_transport unix_socket = {
 };
 
 int
-cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transport **t, void **state,
-                       cl_error_t *err)
+cli_unix_transport (const char *socket_path, const struct cli_transport **t, void **state,
+                    cl_error_t *err)
 {
   struct unix_state *u;
   static bool curl_ready;
@@ -440,13 +440,13 @@ cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transport **
 
 /* The daemon at socket_path when it serves `root` (real path), else NULL
    (nothing there, or another root's). */
-static struct cl_cli_client *
+static struct cli_client *
 daemon_client (const char *socket_path, const char *root)
 {
-  const struct cl_cli_transport *t;
+  const struct cli_transport *t;
   struct cl_api_request req = { .method = "GET", .path = "/1.0" };
   struct cl_api_response resp;
-  struct cl_cli_client *c;
+  struct cli_client *c;
   cl_error_t err = NULL;
   struct stat st;
   void *state;
@@ -454,17 +454,17 @@ daemon_client (const char *socket_path, const char *root)
   char real[PATH_MAX];
 
   if (stat (socket_path, &st) < 0 || !S_ISSOCK (st.st_mode)
-      || cl_cli_unix_transport (socket_path, &t, &state, &err) < 0)
+      || cli_unix_transport (socket_path, &t, &state, &err) < 0)
     {
       cl_error_release (&err);
       return NULL;
     }
-  c = cl_cli_client_new (t, state);
-  if (cl_cli_request (c, &req, &resp, &err) < 0)
+  c = cli_client_new (t, state);
+  if (cli_request (c, &req, &resp, &err) < 0)
     {
       cl_debug ("no daemon: %s", err->msg);
       cl_error_release (&err);
-      cl_cli_client_close (c);
+      cli_client_close (c);
       return NULL;
     }
   served = json_string_value (json_object_get (
@@ -475,7 +475,7 @@ daemon_client (const char *socket_path, const char *root)
       cl_debug ("the daemon at `%s` serves `%s`, not `%s`", socket_path, served ? served : "?",
                 root);
       cl_api_response_clear (&resp);
-      cl_cli_client_close (c);
+      cli_client_close (c);
       return NULL;
     }
   cl_api_response_clear (&resp);
@@ -483,9 +483,9 @@ daemon_client (const char *socket_path, const char *root)
 }
 
 int
-cl_cli_client_open (const char *root, bool local, struct cl_cli_client **out, cl_error_t *err)
+cli_client_open (const char *root, bool local, struct cli_client **out, cl_error_t *err)
 {
-  const struct cl_cli_transport *t;
+  const struct cli_transport *t;
   void *state;
   char real[PATH_MAX];
 
@@ -508,13 +508,13 @@ cl_cli_client_open (const char *root, bool local, struct cl_cli_client **out, cl
           return 0;
         }
     }
-  if (cl_cli_inprocess_transport (root, &t, &state, err) < 0)
+  if (cli_inprocess_transport (root, &t, &state, err) < 0)
     return -1;
   if (local)
     cl_debug ("in-process (--local)");
   else
     cl_debug ("in-process: no daemon serves `%s`", root);
-  *out = cl_cli_client_new (t, state);
+  *out = cli_client_new (t, state);
   return 0;
 }
 
@@ -532,7 +532,7 @@ response_error (const struct cl_api_request *req, struct cl_api_response *resp, 
 
 /* Waits for the operation at url to end; its metadata in *out. */
 static int
-wait_operation (struct cl_cli_client *c, const char *url, json_t **out, cl_error_t *err)
+wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
   char query[32];
@@ -546,7 +546,7 @@ wait_operation (struct cl_cli_client *c, const char *url, json_t **out, cl_error
       const char *status;
       int r = 0;
 
-      if (cl_cli_request (c, &req, &resp, err) < 0)
+      if (cli_request (c, &req, &resp, err) < 0)
         return -1;
       op = json_object_get (resp.json, "metadata");
       status = json_string_value (json_object_get (op, "status"));
@@ -570,8 +570,8 @@ wait_operation (struct cl_cli_client *c, const char *url, json_t **out, cl_error
 }
 
 int
-cl_cli_call (struct cl_cli_client *c, const char *method, const char *path, const char *query,
-             json_t *body, json_t **out, cl_error_t *err)
+cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
+          json_t *body, json_t **out, cl_error_t *err)
 {
   cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
   struct cl_api_request req = {
@@ -586,7 +586,7 @@ cl_cli_call (struct cl_cli_client *c, const char *method, const char *path, cons
 
   if (out)
     *out = NULL;
-  if (cl_cli_request (c, &req, &resp, err) < 0)
+  if (cli_request (c, &req, &resp, err) < 0)
     return -1;
   if (resp.status == 202)
     {

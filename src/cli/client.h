@@ -10,8 +10,8 @@
      operations run to their end before their 202 is returned, so that
      `cloison` works with no daemon and no verb is written twice.
 
-   A transport is a small table of functions (struct cl_cli_transport):
-   another one (HTTPS to a remote) plugs in with cl_cli_client_new. */
+   A transport is a small table of functions (struct cli_transport):
+   another one (HTTPS to a remote) plugs in with cli_client_new. */
 #ifndef CLOISON_CLI_CLIENT_H
 #define CLOISON_CLI_CLIENT_H
 
@@ -21,7 +21,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 
-struct cl_cli_transport
+struct cli_transport
 {
   const char *name; /* "unix", "in-process", "https" */
   /* Sends req; fills *resp (json: the envelope when the body is JSON,
@@ -35,34 +35,34 @@ struct cl_cli_transport
   void (*watch) (void *state, cl_api_event_fn fn, void *opaque);
 };
 
-struct cl_cli_client;
+struct cli_client;
 
 /* The client for a state root: the daemon serving it, else (or when
    local) in-process. */
-int cl_cli_client_open (const char *root, bool local, struct cl_cli_client **out, cl_error_t *err);
+int cli_client_open (const char *root, bool local, struct cli_client **out, cl_error_t *err);
 /* A client over a transport of the caller's (state is the transport's,
    closed with the client). */
-struct cl_cli_client *cl_cli_client_new (const struct cl_cli_transport *t, void *state);
-void cl_cli_client_close (struct cl_cli_client *c);
+struct cli_client *cli_client_new (const struct cli_transport *t, void *state);
+void cli_client_close (struct cli_client *c);
 /* The transport chosen ("unix", "in-process", ...). */
-const char *cl_cli_client_transport (struct cl_cli_client *c);
+const char *cli_client_transport (struct cli_client *c);
 /* The daemon's socket of a "unix" client, else NULL (for streams, which
-   go around cl_cli_request: cloison monitor). */
-const char *cl_cli_client_socket (struct cl_cli_client *c);
+   go around cli_request: cloison monitor). */
+const char *cli_client_socket (struct cli_client *c);
 
-/* The transports of this file, for cl_cli_client_new. */
+/* The transports of this file, for cli_client_new. */
 /* Over a Unix socket; -1 with err when nothing answers there. */
-int cl_cli_unix_transport (const char *socket_path, const struct cl_cli_transport **t, void **state,
+int cli_unix_transport (const char *socket_path, const struct cli_transport **t, void **state,
                            cl_error_t *err);
-int cl_cli_inprocess_transport (const char *root, const struct cl_cli_transport **t, void **state,
+int cli_inprocess_transport (const char *root, const struct cli_transport **t, void **state,
                                 cl_error_t *err);
 
-/* Events as they come (cl_cli_transport.watch), when the transport has
+/* Events as they come (cli_transport.watch), when the transport has
    them; returns false when it has not. */
-bool cl_cli_client_watch (struct cl_cli_client *c, cl_api_event_fn fn, void *opaque);
+bool cli_client_watch (struct cli_client *c, cl_api_event_fn fn, void *opaque);
 
 /* One request as it goes: fills *resp (cl_api_response_clear after). */
-int cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
+int cli_request (struct cli_client *c, const struct cl_api_request *req,
                     struct cl_api_response *resp, cl_error_t *err);
 
 /* A request run to its end: a sync answer gives its metadata in *out (may
@@ -70,7 +70,7 @@ int cl_cli_request (struct cl_cli_client *c, const struct cl_api_request *req,
    ended operation's metadata, an error envelope or a failed operation
    gives -1 with its message in err.  body (may be NULL) is borrowed; out
    may be NULL. */
-int cl_cli_call (struct cl_cli_client *c, const char *method, const char *path, const char *query,
+int cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
                  json_t *body, json_t **out, cl_error_t *err);
 
 #endif

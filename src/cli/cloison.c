@@ -7,24 +7,24 @@
 #include "common/log.h"
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* cloison_up_cmds first: its exec and logs take a project's machine
+   names, then hand on to the instance commands */
 static const struct cloison_cmd *const groups[] = {
-  cloison_instance_cmds,
-  cloison_image_cmds,
-  cloison_network_cmds,
-  cloison_remote_cmds,
-  cloison_move_cmds,
+  cloison_up_cmds,      cloison_instance_cmds, cloison_image_cmds,
+  cloison_network_cmds, cloison_volume_cmds,   cloison_remote_cmds, cloison_move_cmds,
 };
 
 /* The verbs that go through the API (client.h), and so may address a
    remote; the others (run, exec, console) act on the local state root
    directly. */
 static const char *const api_verbs[] = {
-  "launch", "list",   "info", "start",    "stop",  "restart", "delete",
-  "logs",   "config", "copy", "snapshot", "image", "network", NULL,
+  "launch", "list", "info",     "start", "stop",    "restart", "delete", "logs",
+  "config", "copy", "snapshot", "image", "network", "volume",  NULL,
 };
 
 /* Runs argv[0] from `table`: true when found (*ret its result). */
@@ -77,7 +77,14 @@ usage (FILE *out)
            "  --local        in-process, even when a cloisond serves the root\n\ncommands:\n");
   for (size_t g = 0; g < sizeof groups / sizeof groups[0]; g++)
     for (const struct cloison_cmd *c = groups[g]; c->name; c++)
-      fprintf (out, "  %-10s %s\n", c->name, c->summary);
+      {
+        bool shown = false;
+        for (size_t h = 0; h < g && !shown; h++)
+          for (const struct cloison_cmd *d = groups[h]; d->name; d++)
+            shown |= strcmp (d->name, c->name) == 0;
+        if (!shown)
+          fprintf (out, "  %-10s %s\n", c->name, c->summary);
+      }
 }
 
 int
@@ -143,7 +150,7 @@ main (int argc, char **argv)
       }
     for (size_t i = 0; !found && i < sizeof groups / sizeof groups[0]; i++)
       found = run_from (groups[i], &g, n, v, &r, &err);
-    cl_cli_client_close (g.client);
+    cli_client_close (g.client);
     if (found)
       return r < 0 ? cl_error_report (&err, "cloison") : r;
   }

@@ -8,7 +8,7 @@
 
 #include <stdbool.h>
 
-struct cl_cli_client;
+struct cli_client;
 
 struct cloison_globals
 {
@@ -16,13 +16,13 @@ struct cloison_globals
   int debug;
   const char *remote;           /* --remote NAME (or a NAME: prefix), NULL: the default */
   bool local;                   /* --local: in-process, even when a daemon serves the root */
-  struct cl_cli_client *client; /* opened at first use: cl_cli_client_of */
+  struct cli_client *client; /* opened at first use: cli_client_of */
 };
 
 /* The API client of g->root (the daemon serving it, else in-process),
    or of the remote g->remote names (or the default remote), opened at the
    first call; NULL with err set when it cannot be (remote_client.c). */
-struct cl_cli_client *cl_cli_client_of (struct cloison_globals *g, cl_error_t *err);
+struct cli_client *cli_client_of (struct cloison_globals *g, cl_error_t *err);
 
 /* A command: argv[0] is the command's own name ("launch", "image"...).
    Returns the exit code; errors are reported through err (printed once by
@@ -40,6 +40,8 @@ struct cloison_cmd
 extern const struct cloison_cmd cloison_instance_cmds[]; /* cloison_instance.c */
 extern const struct cloison_cmd cloison_image_cmds[];    /* cloison_image.c */
 extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
+extern const struct cloison_cmd cloison_volume_cmds[];   /* cloison_volume.c */
+extern const struct cloison_cmd cloison_up_cmds[];       /* cloison_up.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
 extern const struct cloison_cmd cloison_move_cmds[];     /* cloison_move.c */
 

@@ -101,15 +101,15 @@ static int
 fetch (struct cloison_globals *g, json_t *body, char **id, cl_error_t *err)
 {
   cleanup_free struct progress *p = progress_new ();
-  struct cl_cli_client *c = cl_cli_client_of (g, err);
+  struct cli_client *c = cli_client_of (g, err);
   cleanup_json json_t *result = NULL;
   int r = -1;
 
   if (c)
     {
-      cl_cli_client_watch (c, on_event, p);
-      r = cl_cli_call (c, "POST", "/1.0/images", NULL, body, &result, err);
-      cl_cli_client_watch (c, NULL, NULL);
+      cli_client_watch (c, on_event, p);
+      r = cli_call (c, "POST", "/1.0/images", NULL, body, &result, err);
+      cli_client_watch (c, NULL, NULL);
     }
   json_decref (body);
   if (r == 0)
@@ -243,7 +243,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     { NULL, 0, NULL, 0 },
   };
   const char *format = "table";
-  struct cl_cli_client *client;
+  struct cli_client *client;
   cleanup_json json_t *list = NULL;
   json_t *e;
   size_t i;
@@ -257,8 +257,8 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     }
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "--format: expected table or json, got `%s`", format);
-  if ((client = cl_cli_client_of (g, err)) == NULL
-      || cl_cli_call (client, "GET", "/1.0/images", "recursion=1", NULL, &list, err) < 0)
+  if ((client = cli_client_of (g, err)) == NULL
+      || cli_call (client, "GET", "/1.0/images", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -303,19 +303,19 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 cmd_rm (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_cli_client *c;
+  struct cli_client *c;
   int r = 0;
   if (argc < 2)
     {
       fprintf (stderr, "usage: cloison image rm REF...\n");
       return 2;
     }
-  if ((c = cl_cli_client_of (g, err)) == NULL)
+  if ((c = cli_client_of (g, err)) == NULL)
     return -1;
   for (int i = 1; i < argc && r == 0; i++)
     {
       cleanup_free char *path = cl_api_url ("/1.0/images/", argv[i]);
-      r = cl_cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
+      r = cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
     }
   return r;
 }
@@ -323,7 +323,7 @@ cmd_rm (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_cli_client *c;
+  struct cli_client *c;
   cleanup_free char *path = NULL, *out = NULL;
   cleanup_json json_t *info = NULL;
   if (argc != 2)
@@ -332,8 +332,7 @@ cmd_inspect (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return 2;
     }
   path = cl_api_url ("/1.0/images/", argv[1]);
-  if ((c = cl_cli_client_of (g, err)) == NULL
-      || cl_cli_call (c, "GET", path, NULL, NULL, &info, err) < 0)
+  if ((c = cli_client_of (g, err)) == NULL || cli_call (c, "GET", path, NULL, NULL, &info, err) < 0)
     return -1;
   out = json_dumps (info, JSON_INDENT (2) | JSON_PRESERVE_ORDER);
   return finish (0, out);

@@ -196,7 +196,7 @@ cmd_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[]
       = "launch IMAGE NAME [--vm] [--cpus N] [--memory SIZE] [--disk-size SIZE] [--env K=V]..."
         " [--network NAME]... [--no-network] [-p HOSTPORT:PORT[/tcp|udp]]... [-- CMD...]";
-  struct cl_cli_client *c;
+  struct cli_client *c;
   struct cl_launch_opts o = { 0 };
   cleanup_json json_t *body = NULL;
   char **cmd;
@@ -214,9 +214,9 @@ cmd_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   o.name = argv[optind + 1];
   o.argv = ncmd ? cmd : NULL;
   o.argc = ncmd;
-  if (launch_body (&o, &body, err) < 0 || (c = cl_cli_client_of (g, err)) == NULL)
+  if (launch_body (&o, &body, err) < 0 || (c = cli_client_of (g, err)) == NULL)
     goto out;
-  r = cl_cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
+  r = cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
 out:
   free (o.env);
   free (o.networks);
@@ -274,7 +274,7 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "format", required_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  struct cl_cli_client *client;
+  struct cli_client *client;
   cleanup_json json_t *list = NULL;
   const char *format = "table";
   int c;
@@ -287,8 +287,8 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "list [--format table|json]");
   if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
     return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
-  if ((client = cl_cli_client_of (g, err)) == NULL
-      || cl_cli_call (client, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
+  if ((client = cli_client_of (g, err)) == NULL
+      || cli_call (client, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)
     {
@@ -320,14 +320,14 @@ instance_path (const char *name, const char *suffix)
 }
 
 /* A request on one instance run to its end: body stolen, *out as for
-   cl_cli_call. */
+   cli_call. */
 static int
 instance_call (struct cloison_globals *g, const char *method, const char *name, const char *suffix,
                const char *query, json_t *body, json_t **out, cl_error_t *err)
 {
   cleanup_free char *path = instance_path (name, suffix);
-  struct cl_cli_client *c = cl_cli_client_of (g, err);
-  int r = c ? cl_cli_call (c, method, path, query, body, out, err) : -1;
+  struct cli_client *c = cli_client_of (g, err);
+  int r = c ? cli_call (c, method, path, query, body, out, err) : -1;
   json_decref (body);
   return r;
 }
@@ -488,8 +488,7 @@ cmd_console (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 /* The log from byte `from` (GET .../logs?offset=), written to stdout;
  *next: the offset after it.  A reader gone away is not an error. */
 static int
-logs_from (struct cl_cli_client *c, const char *path, uint64_t from, uint64_t *next,
-           cl_error_t *err)
+logs_from (struct cli_client *c, const char *path, uint64_t from, uint64_t *next, cl_error_t *err)
 {
   for (;;)
     {
@@ -499,7 +498,7 @@ logs_from (struct cl_cli_client *c, const char *path, uint64_t from, uint64_t *n
       int r = 0;
 
       snprintf (query, sizeof query, "offset=%llu", (unsigned long long)from);
-      if (cl_cli_request (c, &req, &resp, err) < 0)
+      if (cli_request (c, &req, &resp, err) < 0)
         return -1;
       if (resp.status != 200)
         {
@@ -525,7 +524,7 @@ cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const struct option opts[]
       = { { "follow", no_argument, NULL, 'f' }, { NULL, 0, NULL, 0 } };
-  struct cl_cli_client *client;
+  struct cli_client *client;
   cleanup_free char *path = NULL;
   bool follow = false;
   uint64_t at = 0;
@@ -539,7 +538,7 @@ cmd_logs (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, "logs [--follow] NAME");
   if (argc - optind != 1)
     return usage_error (err, "logs [--follow] NAME");
-  if ((client = cl_cli_client_of (g, err)) == NULL)
+  if ((client = cli_client_of (g, err)) == NULL)
     return -1;
   path = instance_path (argv[optind], "/logs");
   for (;;)
@@ -586,16 +585,16 @@ cmd_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 static int
 cmd_copy (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  struct cl_cli_client *c;
+  struct cli_client *c;
   cleanup_json json_t *body = NULL;
 
   if (argc != 3)
     return usage_error (err, "copy SRC NEW");
-  if ((c = cl_cli_client_of (g, err)) == NULL)
+  if ((c = cli_client_of (g, err)) == NULL)
     return -1;
   body = json_pack ("{s:s, s:{s:s, s:s}}", "name", argv[2], "source", "type", "copy", "instance",
                     argv[1]);
-  return cl_cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
+  return cli_call (c, "POST", "/1.0/instances", NULL, body, NULL, err);
 }
 
 static int

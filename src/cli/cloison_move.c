@@ -44,7 +44,7 @@ struct move
 {
   const char *name, *remote, *newname;
   bool stateless;
-  struct cl_cli_client *src, *dst;
+  struct cli_client *src, *dst;
   json_t *info;   /* the instance here (GET) */
   json_t *config; /* what the destination gets */
   bool was_running;
@@ -55,13 +55,13 @@ struct move
 
 /* The HTTP status of GET path on c (0 when no answer came). */
 static int
-status_of (struct cl_cli_client *c, const char *path, json_t **metadata, cl_error_t *err)
+status_of (struct cli_client *c, const char *path, json_t **metadata, cl_error_t *err)
 {
   struct cl_api_request req = { .method = "GET", .path = path };
   struct cl_api_response resp;
   int status;
 
-  if (cl_cli_request (c, &req, &resp, err) < 0)
+  if (cli_request (c, &req, &resp, err) < 0)
     return -1;
   status = resp.status;
   if (metadata)
@@ -124,8 +124,7 @@ check_destination (struct move *mv, cl_error_t *err)
 {
   cleanup_free char *ipath = cl_api_url ("/1.0/instances/", mv->newname);
   cleanup_free char *img = NULL;
-  json_t *cfg = json_object_get (mv->info, "config"), *e, *ifaces;
-  json_t *addresses;
+  json_t *cfg = json_object_get (mv->info, "config"), *e, *nets;
   const char *image_id = json_string_value (json_object_get (cfg, "image_id"));
   cleanup_json json_t *server = NULL;
   bool movable = false;
@@ -133,7 +132,7 @@ check_destination (struct move *mv, cl_error_t *err)
   int s;
 
   /* an older cloisond has no upload/receive */
-  if (cl_cli_call (mv->dst, "GET", "/1.0", NULL, NULL, &server, err) < 0)
+  if (cli_call (mv->dst, "GET", "/1.0", NULL, NULL, &server, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
   json_array_foreach (json_object_get (server, "api_extensions"), i, e)
   {
@@ -143,39 +142,39 @@ check_destination (struct move *mv, cl_error_t *err)
     return cl_error_make (
         err, 0, "remote `%s` does not take moved instances (its cloisond is older)", mv->remote);
   mv->config = json_deep_copy (cfg);
-  addresses = json_object ();
-  json_object_set_new (mv->config, "addresses", addresses);
+  nets = json_object_get (mv->config, "networks");
   if ((s = status_of (mv->dst, ipath, NULL, err)) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
   if (s != 404)
     return cl_error_make (err, 0, "instance `%s` already exists on remote `%s`", mv->newname,
                           mv->remote);
   if (!json_is_true (json_object_get (cfg, "no_network")))
-    json_array_foreach (json_object_get (cfg, "networks"), i, e)
+    json_array_foreach (nets, i, e)
     {
-      cleanup_free char *np = cl_api_url ("/1.0/networks/", json_string_value (e));
+      /* NAME or NAME@ADDRESS */
+      const char *v = json_string_value (e);
+      cleanup_free char *name = strndup (v, strcspn (v, "@"));
+      cleanup_free char *np = cl_api_url ("/1.0/networks/", name);
       if ((s = status_of (mv->dst, np, NULL, err)) < 0)
         return -1;
       if (s == 404)
         return cl_error_make (err, 0,
                               "network `%s` does not exist on remote `%s` (create it there"
                               " first: the instance keeps its network and address)",
-                              json_string_value (e), mv->remote);
+                              name, mv->remote);
     }
-  /* the addresses it has now (running), else those a former move kept */
-  json_object_update (addresses, json_object_get (cfg, "addresses"));
-  ifaces = json_object_get (mv->info, "network");
-  json_array_foreach (ifaces, i, e)
+  /* the addresses it has now (running) go in its networks as
+     NAME@ADDRESS, which the remote's network layer then gives it */
+  json_array_foreach (json_object_get (mv->info, "network"), i, e)
   {
     cleanup_json json_t *net = NULL;
-    cleanup_free char *np = NULL;
+    cleanup_free char *np = NULL, *pinned = NULL;
     const char *nname = json_string_value (json_object_get (e, "network"));
     const char *addr = json_string_value (json_object_get (e, "address"));
     size_t j;
-    json_t *a;
+    json_t *a, *slot = NULL;
     if (nname == NULL || addr == NULL)
       continue;
-    json_object_set_new (addresses, nname, json_string (addr));
     np = cl_api_url ("/1.0/networks/", nname);
     if (status_of (mv->dst, np, &net, err) != 200)
       continue; /* the default network, made there on first use */
@@ -188,6 +187,18 @@ check_destination (struct move *mv, cl_error_t *err)
                               addr, mv->name, nname, mv->remote,
                               json_string_value (json_object_get (a, "instance")));
     }
+    pinned = cl_strdup_printf ("%s@%s", nname, addr);
+    json_array_foreach (nets, j, a)
+    {
+      const char *v = json_string_value (a);
+      if (strncmp (v, nname, strlen (nname)) == 0
+          && (v[strlen (nname)] == '\0' || v[strlen (nname)] == '@'))
+        slot = a;
+    }
+    if (slot)
+      json_string_set (slot, pinned);
+    else if (json_array_size (nets) == 0 && strcmp (nname, "default") == 0)
+      json_array_append_new (nets, json_string (pinned));
   }
   if (image_id == NULL)
     return cl_error_make (err, 0, "instance `%s` has no image id (made by an older cloison)",
@@ -196,7 +207,7 @@ check_destination (struct move *mv, cl_error_t *err)
   if ((s = status_of (mv->dst, img, NULL, err)) < 0)
     return -1;
   /* the remote lacks the image: it goes with the instance */
-  if (s == 404 && cl_cli_call (mv->src, "GET", img, NULL, NULL, &mv->image, err) < 0)
+  if (s == 404 && cli_call (mv->src, "GET", img, NULL, NULL, &mv->image, err) < 0)
     return -1;
   return 0;
 }
@@ -310,7 +321,7 @@ send_archive (struct move *mv, uint64_t *size, cl_error_t *err)
       struct cl_api_request req = { .method = "PUT", .path = path, .body = buf, .body_len = n };
       struct cl_api_response resp;
       req.query = query = cl_strdup_printf ("offset=%llu", (unsigned long long)off);
-      if (cl_cli_request (mv->dst, &req, &resp, err) < 0)
+      if (cli_request (mv->dst, &req, &resp, err) < 0)
         {
           r = cl_error_wrap (err, "send `%s` to remote `%s`", mv->name, mv->remote);
           break;
@@ -340,12 +351,12 @@ send_archive (struct move *mv, uint64_t *size, cl_error_t *err)
 }
 
 static int
-state (struct cl_cli_client *c, const char *name, const char *action, cl_error_t *err)
+state (struct cli_client *c, const char *name, const char *action, cl_error_t *err)
 {
   cleanup_free char *ipath = cl_api_url ("/1.0/instances/", name);
   cleanup_free char *path = cl_strdup_printf ("%s/state", ipath);
   cleanup_json json_t *body = json_pack ("{s:s, s:i}", "action", action, "timeout", 30);
-  return cl_cli_call (c, "PUT", path, NULL, body, NULL, err);
+  return cli_call (c, "PUT", path, NULL, body, NULL, err);
 }
 
 /* Gives the instance back here as it was, removes the destination's. */
@@ -355,7 +366,7 @@ move_undo (struct move *mv)
   cl_error_t ignored = NULL;
   cleanup_free char *dpath = cl_api_url ("/1.0/instances/", mv->newname);
 
-  if (mv->received && cl_cli_call (mv->dst, "DELETE", dpath, "force=1", NULL, NULL, &ignored) < 0)
+  if (mv->received && cli_call (mv->dst, "DELETE", dpath, "force=1", NULL, NULL, &ignored) < 0)
     {
       fprintf (stderr, "cloison: move: could not remove `%s` on remote `%s`: %s\n", mv->newname,
                mv->remote, ignored->msg);
@@ -378,7 +389,7 @@ move_run (struct move *mv, cl_error_t *err)
   const char *kind;
   uint64_t size = 0;
 
-  if (cl_cli_call (mv->src, "GET", spath, NULL, NULL, &mv->info, err) < 0)
+  if (cli_call (mv->src, "GET", spath, NULL, NULL, &mv->info, err) < 0)
     return -1;
   kind = json_string_value (json_object_get (mv->info, "kind"));
   mv->was_running
@@ -411,14 +422,14 @@ move_run (struct move *mv, cl_error_t *err)
       }
       json_object_set_new (body, "image_layers", layers);
     }
-  if (cl_cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
+  if (cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
   mv->received = true;
   if (mv->was_running && state (mv->dst, mv->newname, "start", err) < 0)
     return cl_error_wrap (err, "start `%s` on remote `%s`", mv->newname, mv->remote);
   /* the destination has it (running if it ran): this copy goes */
   mv->stopped = mv->received = false;
-  if (cl_cli_call (mv->src, "DELETE", spath, "force=1", NULL, NULL, err) < 0)
+  if (cli_call (mv->src, "DELETE", spath, "force=1", NULL, NULL, err) < 0)
     return cl_error_wrap (err, "`%s` is on remote `%s` now, but its copy here stays", mv->newname,
                           mv->remote);
   return 0;
@@ -460,11 +471,11 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   mv.newname = colon[1] ? colon + 1 : argv[0];
   if (cl_validate_name (mv.newname, "new instance name", err) < 0)
     return -1;
-  if (cl_cli_client_open (g->root, g->local, &mv.src, err) < 0)
+  if (cli_client_open (g->root, g->local, &mv.src, err) < 0)
     return -1;
   if (cli_remote_client_open (remote, &mv.dst, err) < 0)
     {
-      cl_cli_client_close (mv.src);
+      cli_client_close (mv.src);
       return -1;
     }
   struct sigaction sa = { .sa_handler = on_signal };
@@ -479,8 +490,8 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   json_decref (mv.info);
   json_decref (mv.config);
   json_decref (mv.image);
-  cl_cli_client_close (mv.src);
-  cl_cli_client_close (mv.dst);
+  cli_client_close (mv.src);
+  cli_client_close (mv.dst);
   return r;
 }
 

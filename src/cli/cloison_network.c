@@ -191,7 +191,7 @@ static const char *const mode_names[] = {
 };
 
 static int
-cmd_create (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
+cmd_create (struct cli_client *c, struct net_opts *o, cl_error_t *err)
 {
   cleanup_json json_t *body = NULL;
 
@@ -204,18 +204,18 @@ cmd_create (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
     json_object_set_new (body, "vlan", json_integer (o->vlan));
   if (o->mtu)
     json_object_set_new (body, "mtu", json_integer (o->mtu));
-  return cl_cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, err);
+  return cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, err);
 }
 
 static int
-cmd_list (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
+cmd_list (struct cli_client *c, struct net_opts *o, cl_error_t *err)
 {
   json_t *arr = NULL, *n;
   size_t i;
   bool has_default = false;
 
   if (need_args (o, "list", 0, 0, "no arguments", err) < 0
-      || cl_cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
+      || cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
     return -1;
   json_array_foreach (arr, i, n) has_default
       |= strcmp (json_string_value (json_object_get (n, "name")), CL_NET_DEFAULT) == 0;
@@ -225,10 +225,10 @@ cmd_list (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
          command making it at the same time is as good) */
       cleanup_json json_t *body = json_pack ("{s:s}", "name", CL_NET_DEFAULT);
       cl_error_t ignored = NULL;
-      if (cl_cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, &ignored) < 0)
+      if (cli_call (c, "POST", "/1.0/networks", NULL, body, NULL, &ignored) < 0)
         cl_error_release (&ignored);
       json_decref (arr);
-      if (cl_cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
+      if (cli_call (c, "GET", "/1.0/networks", "recursion=1", NULL, &arr, err) < 0)
         return -1;
     }
   if (strcmp (o->format, "json") == 0)
@@ -254,26 +254,26 @@ cmd_list (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
 }
 
 static int
-cmd_info (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
+cmd_info (struct cli_client *c, struct net_opts *o, cl_error_t *err)
 {
   cleanup_free char *path = NULL;
   json_t *j;
   if (need_args (o, "info", 1, 1, "NAME", err) < 0)
     return -1;
   path = cl_api_url ("/1.0/networks/", o->pos[0]);
-  if (cl_cli_call (c, "GET", path, NULL, NULL, &j, err) < 0)
+  if (cli_call (c, "GET", path, NULL, NULL, &j, err) < 0)
     return -1;
   return print_json (j);
 }
 
 static int
-cmd_delete (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err)
+cmd_delete (struct cli_client *c, struct net_opts *o, cl_error_t *err)
 {
   cleanup_free char *path = NULL;
   if (need_args (o, "delete", 1, 1, "NAME", err) < 0)
     return -1;
   path = cl_api_url ("/1.0/networks/", o->pos[0]);
-  return cl_cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
+  return cli_call (c, "DELETE", path, NULL, NULL, NULL, err);
 }
 
 static int
@@ -297,7 +297,7 @@ cmd_attach (sqlite3 *db, struct net_opts *o, cl_error_t *err)
     return cl_error_make (err, 0, "network attach: --pid is required");
   t0 = cl_now_ns ();
   if (cl_net_attach_container (db, o->npos ? o->pos[0] : NULL, o->instance, (pid_t)o->pid,
-                               o->ifname, NULL, &a, err)
+                               o->ifname, &a, err)
       < 0)
     return -1;
   return print_attachment (&a, cl_now_ns () - t0);
@@ -312,7 +312,7 @@ cmd_attach_vm (sqlite3 *db, struct net_opts *o, cl_error_t *err)
       || need_instance (o, "attach-vm", err) < 0)
     return -1;
   t0 = cl_now_ns ();
-  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t)o->owner, o->ifname, NULL, &a,
+  if (cl_net_attach_vm (db, o->npos ? o->pos[0] : NULL, o->instance, (uid_t)o->owner, o->ifname, &a,
                         err)
       < 0)
     return -1;
@@ -409,7 +409,7 @@ struct net_subcmd
   int (*fn) (sqlite3 *db, struct net_opts *o, cl_error_t *err);
   int recover; /* run crash recovery first */
   /* or through the API (which recovers first) */
-  int (*api) (struct cl_cli_client *c, struct net_opts *o, cl_error_t *err);
+  int (*api) (struct cli_client *c, struct net_opts *o, cl_error_t *err);
 };
 
 static const struct net_subcmd subcmds[] = {
@@ -435,11 +435,11 @@ cmd_network (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   for (const struct net_subcmd *s = subcmds; s->name; s++)
     if (strcmp (s->name, argv[1]) == 0)
       {
-        struct cl_cli_client *c;
+        struct cli_client *c;
         if (parse_opts (argc - 1, argv + 1, &o, err) < 0)
           return -1;
         if (s->api)
-          return (c = cl_cli_client_of (g, err)) == NULL || s->api (c, &o, err) < 0 ? -1 : 0;
+          return (c = cli_client_of (g, err)) == NULL || s->api (c, &o, err) < 0 ? -1 : 0;
         if (cl_db_open (g->root, &db, err) < 0)
           return -1;
         /* Checkpointing at every close would reset the WAL, and the next

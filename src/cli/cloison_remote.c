@@ -283,7 +283,7 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   const char *types = NULL, *remote = NULL, *sock;
   struct cl_api_request req = { .method = "GET", .path = "/1.0/events" };
   struct cl_api_response resp;
-  struct cl_cli_client *client;
+  struct cli_client *client;
   struct cl_api_ctx *ctx = NULL;
   int c;
 
@@ -318,9 +318,9 @@ cmd_monitor (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       cli_remote_clear (&r);
       return ret;
     }
-  if ((client = cl_cli_client_of (g, err)) == NULL)
+  if ((client = cli_client_of (g, err)) == NULL)
     return -1;
-  if ((sock = cl_cli_client_socket (client)) != NULL)
+  if ((sock = cli_client_socket (client)) != NULL)
     {
       struct cl_api_remote local = { .unix_socket = sock };
       return cl_api_remote_events (&local, query, print_event, NULL, err);

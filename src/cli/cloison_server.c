@@ -21,8 +21,8 @@ static int
 call (struct cloison_globals *g, const char *method, const char *path, const char *query,
       json_t *body, json_t **out, cl_error_t *err)
 {
-  struct cl_cli_client *c = cl_cli_client_of (g, err);
-  return c ? cl_cli_call (c, method, path, query, body, out, err) : -1;
+  struct cli_client *c = cli_client_of (g, err);
+  return c ? cli_call (c, method, path, query, body, out, err) : -1;
 }
 
 bool

@@ -16,8 +16,11 @@
 #include "api/trust.h"
 #include "common/cleanup.h"
 #include "common/db.h"
+#include "common/json.h"
 #include "common/log.h"
 #include "common/util.h"
+#include "container/container.h"
+#include "manager/manager.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -339,50 +343,6 @@ stream_free (void *cls)
 
 /* ---- the event stream as a websocket (RFC 6455) ---- */
 
-/* One frame from us (never masked); -1 when the client is gone. */
-static int
-ws_send (int fd, int opcode, const char *data, size_t len)
-{
-  unsigned char h[10];
-  size_t n = 0;
-
-  h[n++] = (unsigned char)(0x80 | opcode);
-  if (len < 126)
-    h[n++] = (unsigned char)len;
-  else if (len < 65536)
-    {
-      h[n++] = 126;
-      h[n++] = (unsigned char)(len >> 8);
-      h[n++] = (unsigned char)len;
-    }
-  else
-    {
-      h[n++] = 127;
-      for (int i = 7; i >= 0; i--)
-        h[n++] = (unsigned char)(len >> (8 * i));
-    }
-  return cl_write_all (fd, h, n) < 0 || cl_write_all (fd, data, len) < 0 ? -1 : 0;
-}
-
-/* One frame from the client (masked, at most 125 bytes of payload: it
-   only sends control frames to an event stream).  Returns its opcode, or
-   -1 when the client is gone or breaks the protocol. */
-static int
-ws_recv (int fd, char *payload, size_t *len)
-{
-  unsigned char h[2], mask[4];
-
-  if (cl_read_all (fd, h, 2) < 0 || !(h[1] & 0x80) || (h[1] & 0x7f) > 125
-      || cl_read_all (fd, mask, 4) < 0)
-    return -1;
-  *len = h[1] & 0x7f;
-  if (*len && cl_read_all (fd, payload, *len) < 0)
-    return -1;
-  for (size_t i = 0; i < *len; i++)
-    payload[i] ^= (char)mask[i % 4];
-  return h[0] & 0x0f;
-}
-
 struct ws
 {
   struct cl_api_events *ev;
@@ -404,22 +364,24 @@ ws_loop (void *data)
   for (;;)
     {
       struct pollfd p = { .fd = sock, .events = POLLIN };
-      char *line = NULL, payload[126];
+      char *line = NULL;
       size_t len;
       int r;
 
       if (stream_peer_revoked (&w->peer))
         {
-          ws_send (sock, 8, "\x03\xf0revoked", 9); /* 1008: policy violation */
+          cl_api_ws_send (sock, 8, "\x03\xf0revoked", 9); /* 1008: policy violation */
           break;
         }
       if (poll (&p, 1, 0) > 0)
         {
-          int op = ws_recv (sock, payload, &len);
-          if (op == 9 && ws_send (sock, 10, payload, len) == 0)
+          /* the client only sends control frames to an event stream */
+          cleanup_free char *payload = NULL;
+          int op = cl_api_ws_recv (sock, &payload, &len, 125);
+          if (op == 9 && cl_api_ws_send (sock, 10, payload, len) == 0)
             continue; /* ping: pong */
           if (op == 8)
-            ws_send (sock, 8, payload, len < 2 ? len : 2);
+            cl_api_ws_send (sock, 8, payload, len < 2 ? len : 2);
           if (op < 0 || op == 8 || op < 8)
             break; /* gone, closed, or data we do not take */
           continue;
@@ -427,12 +389,12 @@ ws_loop (void *data)
       r = cl_api_events_next (w->ev, 500, &line);
       if (r < 0)
         {
-          ws_send (sock, 8, "\x03\xe9", 2); /* 1001: going away */
+          cl_api_ws_send (sock, 8, "\x03\xe9", 2); /* 1001: going away */
           break;
         }
       if (r == 1)
         {
-          r = ws_send (sock, 1, line, strlen (line) - 1); /* without its '\n' */
+          r = cl_api_ws_send (sock, 1, line, strlen (line) - 1); /* without its '\n' */
           free (line);
           if (r < 0)
             break;
@@ -445,6 +407,28 @@ ws_loop (void *data)
   return NULL;
 }
 
+/* Runs an upgraded connection's loop here, or (own_thread) in a thread
+   of its own; false when that thread could not start. */
+static bool
+run_upgraded (void *(*loop) (void *), void *data, bool own_thread)
+{
+  pthread_t t;
+  pthread_attr_t attr;
+  int r;
+
+  if (!own_thread)
+    {
+      loop (data);
+      return true;
+    }
+  pthread_attr_init (&attr);
+  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize (&attr, 512u << 10);
+  r = pthread_create (&t, &attr, loop, data);
+  pthread_attr_destroy (&attr);
+  return r == 0;
+}
+
 /* On the Unix socket the stream runs in the connection's own thread
    (thread per connection); over TLS, MHD forwards between the TLS
    session and `sock` in that thread once we return, so it gets a thread
@@ -454,8 +438,6 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
         MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
   struct ws *w = cls;
-  pthread_t t;
-  pthread_attr_t attr;
   (void)con;
   (void)state;
   (void)extra;
@@ -463,15 +445,7 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
 
   w->sock = sock;
   w->urh = urh;
-  if (*w->peer.fp == '\0')
-    {
-      ws_loop (w);
-      return;
-    }
-  pthread_attr_init (&attr);
-  pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize (&attr, 512u << 10);
-  if (pthread_create (&t, &attr, ws_loop, w) != 0)
+  if (!run_upgraded (ws_loop, w, *w->peer.fp != '\0'))
     {
       cl_warn ("cloisond: no thread for an event websocket");
       cl_api_events_free (w->ev);
@@ -479,17 +453,71 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
       free (w);
       __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
     }
-  pthread_attr_destroy (&attr);
 }
 
-/* A websocket handshake on the event stream: the 101 response, else NULL
-   (a plain HTTP stream is served). */
+/* An exec's or a console's websocket: on the Unix socket in the
+   connection's own thread; over TLS (where MHD forwards between the TLS
+   session and `sock` in that thread once we return) in a thread of its
+   own, as the event stream's. */
+struct chan
+{
+  struct cl_api_channel *ch;
+  bool own_thread;
+  MHD_socket sock;
+  struct MHD_UpgradeResponseHandle *urh;
+};
+
+static void *
+chan_loop (void *data)
+{
+  struct chan *c = data;
+
+  fcntl (c->sock, F_SETFL, fcntl (c->sock, F_GETFL) & ~O_NONBLOCK);
+  cl_api_channel_run (c->ch, c->sock);
+  MHD_upgrade_action (c->urh, MHD_UPGRADE_ACTION_CLOSE);
+  free (c);
+  __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
+static void
+channel_run (void *cls, struct MHD_Connection *con, void *state, const char *extra,
+             size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
+{
+  struct chan *c = cls;
+  (void)con;
+  (void)state;
+  (void)extra;
+  (void)extra_len;
+
+  c->sock = sock;
+  c->urh = urh;
+  if (!run_upgraded (chan_loop, c, c->own_thread))
+    {
+      cl_warn ("cloisond: no thread for a websocket");
+      cl_api_channel_free (c->ch);
+      MHD_upgrade_action (urh, MHD_UPGRADE_ACTION_CLOSE);
+      free (c);
+      __atomic_sub_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
+    }
+}
+
+/* Is this request a websocket handshake? */
+static bool
+ws_requested (struct MHD_Connection *con)
+{
+  const char *up = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
+  return up && strcasecmp (up, "websocket") == 0
+         && MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Sec-WebSocket-Key");
+}
+
+/* A websocket handshake on the event stream or a channel: the 101
+   response, else NULL (an event stream is then served as plain HTTP). */
 static struct MHD_Response *
 ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
              const struct stream_peer *peer)
 {
   static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
-  const char *up = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_UPGRADE);
   const char *key = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Sec-WebSocket-Key");
   unsigned char digest[SHA_DIGEST_LENGTH];
   char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
@@ -497,24 +525,36 @@ ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
   struct ws *w;
   cleanup_free char *k = NULL;
 
-  if (up == NULL || strcasecmp (up, "websocket") != 0 || key == NULL)
+  if (!ws_requested (con))
     return NULL;
   k = cl_strdup_printf ("%s%s", key, guid);
   SHA1 ((const unsigned char *)k, strlen (k), digest);
   EVP_EncodeBlock ((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
   /* the stream is the handler's from here; if the client leaves before
      the switch, the handler never runs and the small struct is lost */
-  w = cl_xmalloc0 (sizeof *w);
-  w->ev = resp->events;
-  w->peer = *peer;
-  r = MHD_create_response_for_upgrade (ws_run, w);
-  if (r == NULL)
+  if (resp->channel)
     {
-      free (w);
-      return NULL;
+      struct chan *c = cl_xmalloc0 (sizeof *c);
+      c->ch = resp->channel;
+      c->own_thread = *peer->fp != '\0';
+      r = MHD_create_response_for_upgrade (channel_run, c);
+      if (r == NULL)
+        free (c);
     }
+  else
+    {
+      w = cl_xmalloc0 (sizeof *w);
+      w->ev = resp->events;
+      w->peer = *peer;
+      r = MHD_create_response_for_upgrade (ws_run, w);
+      if (r == NULL)
+        free (w);
+    }
+  if (r == NULL)
+    return NULL;
   __atomic_add_fetch (&open_streams, 1, __ATOMIC_SEQ_CST);
   resp->events = NULL;
+  resp->channel = NULL;
   resp->status = MHD_HTTP_SWITCHING_PROTOCOLS;
   resp->content_type = NULL;
   MHD_add_response_header (r, MHD_HTTP_HEADER_UPGRADE, "websocket");
@@ -530,8 +570,10 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp,
   struct MHD_Response *r = NULL;
   enum MHD_Result ret;
 
-  if (resp->events && (r = ws_response (con, resp, peer)) != NULL)
+  if ((resp->events || resp->channel) && (r = ws_response (con, resp, peer)) != NULL)
     ;
+  else if (resp->channel)
+    return MHD_NO; /* the router checked the handshake: out of memory */
   else if (resp->events)
     {
       struct stream *s = cl_xmalloc0 (sizeof *s);
@@ -644,6 +686,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.body = r->body;
   req.body_len = r->len;
   req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
+  req.websocket = ws_requested (con);
   if (srv->tls)
     {
       tc = tls_peer (con);
@@ -723,6 +766,85 @@ listen_unix (const char *path, cl_error_t *err)
   if (listen (fd, 1024) < 0)
     return cl_error_errno (err, "listen on `%s`", path);
   return steal_fd (&fd);
+}
+
+/* ---- the exec helper ---- */
+
+/* `cloisond --exec-helper JOB`: runs an exec or a console for the API
+   (src/api/api_exec.c spawns it with the command's stdio), in a process of its
+   own: the manager's exec waits, forwards signals and may take the
+   terminal, which the daemon's threads must not.  The result goes to fd 3:
+   "X<exit code>", or "E<message>". */
+static int
+exec_helper (int argc, char **argv)
+{
+  cleanup_json json_t *job = NULL;
+  struct cl_manager *m = NULL;
+  cl_error_t err = NULL;
+  json_error_t je;
+  json_t *cmd, *env, *v;
+  char **cargv = NULL;
+  const char **cenv = NULL;
+  size_t i;
+  int code = 0, r;
+
+  if (argc != 3 || (job = json_loads (argv[2], 0, &je)) == NULL)
+    {
+      fprintf (stderr, "cloisond --exec-helper: expected one JSON job\n");
+      return 2;
+    }
+  /* CVE-2019-5736: from here on this process enters containers */
+  r = cl_ctr_ensure_sealed_exe (argc, argv, &err);
+  cmd = json_object_get (job, "command");
+  env = json_object_get (job, "env");
+  cargv = cl_xmalloc0 ((json_array_size (cmd) + 1) * sizeof *cargv);
+  json_array_foreach (cmd, i, v) cargv[i] = (char *)json_string_value (v);
+  cenv = cl_xmalloc0 ((json_array_size (env) + 1) * sizeof *cenv);
+  json_array_foreach (env, i, v) cenv[i] = json_string_value (v);
+  if (r == 0)
+    r = cl_mgr_open (json_string_value (json_object_get (job, "root")), &m, &err);
+  if (r == 0 && json_is_true (json_object_get (job, "console")))
+    r = cl_mgr_instance_console (m, json_string_value (json_object_get (job, "name")), &code, &err);
+  else if (r == 0)
+    {
+      struct cl_exec_spec spec = {
+        .argv = cargv,
+        .env = cenv,
+        .n_env = json_array_size (env),
+        .tty = json_is_true (json_object_get (job, "tty")) ? CL_EXEC_TTY_ON : CL_EXEC_TTY_OFF,
+        .cwd = json_string_value (json_object_get (job, "cwd")),
+        .user = json_string_value (json_object_get (job, "user")),
+      };
+      r = cl_mgr_instance_exec_spec (m, json_string_value (json_object_get (job, "name")), &spec,
+                                     &code, &err);
+    }
+  if (m)
+    cl_mgr_close (m);
+  free (cargv);
+  free (cenv);
+  if (r < 0)
+    {
+      dprintf (3, "E%s", err->msg);
+      cl_error_release (&err);
+      return 1;
+    }
+  dprintf (3, "X%d", code);
+  return code;
+}
+
+/* As many descriptors as the hard limit allows: each connection holds
+   one, and a thousand idle clients must not starve the others. */
+static void
+raise_nofile (void)
+{
+  struct rlimit rl;
+  if (getrlimit (RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max)
+    {
+      rl.rlim_cur = rl.rlim_max;
+      if (setrlimit (RLIMIT_NOFILE, &rl) < 0)
+        cl_warn ("cloisond: raise the open files limit to %llu: %s",
+                 (unsigned long long)rl.rlim_max, strerror (errno));
+    }
 }
 
 /* The TCP socket of --listen / core.https_address. */
@@ -910,7 +1032,11 @@ main (int argc, char **argv)
   unsigned timeout = 30;
   int c, fd, debug = 0;
   bool own_socket = false;
+  char self[4096];
+  ssize_t self_len;
 
+  if (argc > 1 && strcmp (argv[1], "--exec-helper") == 0)
+    return exec_helper (argc, argv);
   while ((c = getopt_long (argc, argv, "h", opts, NULL)) != -1)
     switch (c)
       {
@@ -974,6 +1100,14 @@ main (int argc, char **argv)
     }
   cl_log_init (NULL, 0, debug);
   daemon_pid = getpid ();
+  raise_nofile ();
+  /* exec and console run in `cloisond --exec-helper` processes */
+  self_len = readlink ("/proc/self/exe", self, sizeof self - 1);
+  if (self_len > 0)
+    {
+      self[self_len] = '\0';
+      api_opts.exec_helper = self;
+    }
   /* a request's memory (a list of 1000 instances is a few MiB of JSON
      nodes and text) stays with the process for the next one: without
      this, glibc gives it back after each request and the next one pays

@@ -160,14 +160,14 @@ https_close (void *state)
   free (state);
 }
 
-static const struct cl_cli_transport https = {
+static const struct cli_transport https = {
   .name = "https",
   .request = https_request,
   .close = https_close,
 };
 
 int
-cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t *err)
+cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *err)
 {
   struct cli_remote *r = cl_xmalloc0 (sizeof *r);
 
@@ -178,12 +178,12 @@ cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t
     }
   /* the CLI's requests are one thread's: they keep one connection */
   r->api.share = cl_api_remote_share_new ();
-  *out = cl_cli_client_new (&https, r);
+  *out = cli_client_new (&https, r);
   return 0;
 }
 
-struct cl_cli_client *
-cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
+struct cli_client *
+cli_client_of (struct cloison_globals *g, cl_error_t *err)
 {
   const char *remote = NULL;
 
@@ -192,7 +192,7 @@ cl_cli_client_of (struct cloison_globals *g, cl_error_t *err)
   if (cli_selected_remote (g, &remote, err) < 0)
     return NULL;
   if (remote ? cli_remote_client_open (remote, &g->client, err) < 0
-             : cl_cli_client_open (g->root, g->local, &g->client, err) < 0)
+             : cli_client_open (g->root, g->local, &g->client, err) < 0)
     return NULL;
   return g->client;
 }

@@ -38,7 +38,7 @@ int cli_remote_get (const char *name, struct cli_remote *r, cl_error_t *err);
 void cli_remote_clear (struct cli_remote *r);
 
 /* A client.h client of the remote `name` (HTTPS). */
-int cli_remote_client_open (const char *name, struct cl_cli_client **out, cl_error_t *err);
+int cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *err);
 
 /* "REMOTE:REST" arguments of a configured REMOTE: select it (g->remote)
    and leave REST in argv (an empty REST is dropped: `list REMOTE:`).

@@ -24,11 +24,13 @@ static const char *prog = "cloison-runtime";
 
 struct global
 {
+  const char *criu; /* --criu PATH */
   const char *root;
   const char *log;
   const char *log_format;
   bool debug;
   bool systemd_cgroup;
+  bool vm; /* run under a name ending in -vm: every container in a microVM */
 };
 
 /* One option of a command.  `arg`: takes a value. */
@@ -218,6 +220,7 @@ cmd_create_or_run (struct global *g, int argc, char **argv, bool run, cl_error_t
   o.no_pivot = p.set[C_NOPIVOT];
   o.no_new_keyring = p.set[C_NOKEYRING];
   o.detach = p.set[C_DETACH];
+  o.vm_isolation = g->vm;
   if (!run)
     r = cl_ctr_create (g->root, p.pos[0], &o, err);
   else
@@ -269,6 +272,87 @@ cmd_kill (struct global *g, int argc, char **argv, cl_error_t *err)
   if (p.npos > 1 && cl_ctr_parse_signal (p.pos[1], &signo, err) < 0)
     goto out;
   r = cl_ctr_kill (g->root, p.pos[0], signo, p.set[0], err);
+out:
+  free (p.pos);
+  return r;
+}
+
+enum
+{
+  K_IMAGE,
+  K_WORK,
+  K_PARENT,
+  K_CGMODE,
+  K_LEAVE,
+  K_TCP,
+  K_EXTUNIX,
+  K_SHELL,
+  K_LOCKS,
+  K_PREDUMP,
+  K_BUNDLE,
+  K_PIDFILE,
+  K_DETACH,
+  K_CONSOLE,
+  K_PAGESERVER,
+  K_NOSUBREAPER,
+};
+static const struct opt checkpoint_opts[] = {
+  [K_IMAGE] = { "image-path", 0, true },
+  [K_WORK] = { "work-path", 0, true },
+  [K_PARENT] = { "parent-path", 0, true },
+  [K_CGMODE] = { "manage-cgroups-mode", 0, true },
+  [K_LEAVE] = { "leave-running", 0, false },
+  [K_TCP] = { "tcp-established", 0, false },
+  [K_EXTUNIX] = { "ext-unix-sk", 0, false },
+  [K_SHELL] = { "shell-job", 0, false },
+  [K_LOCKS] = { "file-locks", 0, false },
+  [K_PREDUMP] = { "pre-dump", 0, false },
+  [K_BUNDLE] = { "bundle", 'b', true },
+  [K_PIDFILE] = { "pid-file", 0, true },
+  [K_DETACH] = { "detach", 'd', false },
+  [K_CONSOLE] = { "console-socket", 0, true },
+  [K_PAGESERVER] = { "page-server", 0, true },
+  [K_NOSUBREAPER] = { "no-subreaper", 0, false },
+  { NULL, 0, false },
+};
+
+/* checkpoint ID / restore ID, with runc's flags (docs/migration.md). */
+static int
+cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_t *err)
+{
+  struct parsed p = { 0 };
+  struct cl_container_checkpoint_opts o = { 0 };
+  const char *cmd = restore ? "restore" : "checkpoint";
+  int r = -1;
+
+  if (parse_opts (argc, argv, checkpoint_opts, 0, &p, err) < 0 || want_id (&p, cmd, err) < 0)
+    goto out;
+  if (p.value[K_PAGESERVER])
+    {
+      cl_error_make (err, 0, "%s: --page-server is not supported", cmd);
+      goto out;
+    }
+  if (p.value[K_CONSOLE])
+    {
+      cl_error_make (err, 0, "%s: --console-socket is not supported (use --shell-job)", cmd);
+      goto out;
+    }
+  o.criu = g->criu;
+  /* runc's default: ./checkpoint */
+  o.image_path = p.value[K_IMAGE] ? p.value[K_IMAGE] : "checkpoint";
+  o.work_path = p.value[K_WORK];
+  o.parent_path = p.value[K_PARENT];
+  o.manage_cgroups_mode = p.value[K_CGMODE];
+  o.leave_running = p.set[K_LEAVE];
+  o.tcp_established = p.set[K_TCP];
+  o.ext_unix_sk = p.set[K_EXTUNIX];
+  o.shell_job = p.set[K_SHELL];
+  o.file_locks = p.set[K_LOCKS];
+  o.pre_dump = p.set[K_PREDUMP];
+  o.bundle = p.value[K_BUNDLE];
+  o.pid_file = p.value[K_PIDFILE];
+  r = restore ? cl_ctr_restore (g->root, p.pos[0], &o, err)
+              : cl_ctr_checkpoint (g->root, p.pos[0], &o, err);
 out:
   free (p.pos);
   return r;
@@ -614,7 +698,7 @@ usage (FILE *f)
   fprintf (f,
            "usage: %s [--root DIR] [--log FILE] [--log-format text|json] [--debug] COMMAND ...\n"
            "commands: create start run state kill delete exec pause resume ps list update\n"
-           "          spec features; --version\n",
+           "          checkpoint restore spec features; --version\n",
            prog);
 }
 
@@ -623,9 +707,15 @@ main (int argc, char **argv)
 {
   struct global g = { 0 };
   cl_error_t err = NULL;
-  const char *cmd;
+  const char *cmd, *base = argc > 0 ? strrchr (argv[0], '/') : NULL;
+  size_t blen;
   int i, r;
 
+  /* cloison-runtime-vm (a symlink, for a containerd runtime handler or a
+     podman --runtime): VM isolation for every container */
+  base = base ? base + 1 : argc > 0 ? argv[0] : "";
+  blen = strlen (base);
+  g.vm = blen > 3 && strcmp (base + blen - 3, "-vm") == 0;
   for (i = 1; i < argc && argv[i][0] == '-'; i++)
     {
       char *a = argv[i], *val = NULL, *eq, key[32];
@@ -691,7 +781,10 @@ main (int argc, char **argv)
             i++;
         }
       else if (strcmp (key, "criu") == 0)
-        TAKE_VALUE ();
+        {
+          TAKE_VALUE ();
+          g.criu = val;
+        }
       else
         {
           cl_error_make (&err, 0, "unknown global option `%s`", a);
@@ -740,6 +833,8 @@ main (int argc, char **argv)
     r = cmd_kill (&g, argc, argv, &err);
   else if (strcmp (cmd, "delete") == 0)
     r = cmd_delete (&g, argc, argv, &err);
+  else if (strcmp (cmd, "checkpoint") == 0 || strcmp (cmd, "restore") == 0)
+    r = cmd_checkpoint (&g, argc, argv, cmd[0] == 'r', &err);
   else if (strcmp (cmd, "exec") == 0)
     r = cmd_exec (&g, argc, argv, &err);
   else if (strcmp (cmd, "list") == 0)

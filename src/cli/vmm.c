@@ -41,25 +41,16 @@ static int
 parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
 {
   static const struct option opts[] = {
-    { "kernel", required_argument, 0, 'k' },
-    { "initrd", required_argument, 0, 'i' },
-    { "cmdline", required_argument, 0, 'c' },
-    { "cpus", required_argument, 0, 'p' },
-    { "memory", required_argument, 0, 'm' },
-    { "disk", required_argument, 0, 'd' },
-    { "net", required_argument, 0, 'n' },
-    { "fs", required_argument, 0, 'f' },
-    { "vsock", required_argument, 0, 'v' },
-    { "rng", no_argument, 0, 'r' },
-    { "console", required_argument, 0, 'o' },
-    { "api-socket", required_argument, 0, 'a' },
-    { "restore", required_argument, 0, 'R' },
-    { "debug", no_argument, 0, 'D' },
-    { "seccomp-log", no_argument, 0, 'L' },
-    { "no-seccomp", no_argument, 0, 'S' },
-    { "help", no_argument, 0, 'h' },
-    { "version", no_argument, 0, 'V' },
-    { 0, 0, 0, 0 },
+    { "kernel", required_argument, 0, 'k' },  { "initrd", required_argument, 0, 'i' },
+    { "cmdline", required_argument, 0, 'c' }, { "cpus", required_argument, 0, 'p' },
+    { "memory", required_argument, 0, 'm' },  { "disk", required_argument, 0, 'd' },
+    { "net", required_argument, 0, 'n' },     { "fs", required_argument, 0, 'f' },
+    { "vsock", required_argument, 0, 'v' },   { "rng", no_argument, 0, 'r' },
+    { "console", required_argument, 0, 'o' }, { "api-socket", required_argument, 0, 'a' },
+    { "restore", required_argument, 0, 'R' }, { "incoming", required_argument, 0, 'I' },
+    { "debug", no_argument, 0, 'D' },         { "seccomp-log", no_argument, 0, 'L' },
+    { "no-seccomp", no_argument, 0, 'S' },    { "help", no_argument, 0, 'h' },
+    { "version", no_argument, 0, 'V' },       { 0, 0, 0, 0 },
   };
   struct cl_vmm_disk *disks = NULL;
   struct cl_vmm_net *nets = NULL;
@@ -144,6 +135,9 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
       case 'R':
         cfg->restore_dir = optarg;
         break;
+      case 'I':
+        cfg->incoming = optarg;
+        break;
       case 'D':
         cfg->debug = true;
         break;
@@ -165,7 +159,9 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
       }
   if (optind < argc)
     return cl_error_make (err, 0, "unexpected argument `%s`", argv[optind]);
-  if (cfg->kernel == NULL && cfg->restore_dir == NULL)
+  if (cfg->restore_dir && cfg->incoming)
+    return cl_error_make (err, 0, "--restore and --incoming exclude each other");
+  if (cfg->kernel == NULL && cfg->restore_dir == NULL && cfg->incoming == NULL)
     return cl_error_make (err, 0, "--kernel PATH is required (see --help)");
   return 0;
 }

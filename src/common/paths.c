@@ -35,6 +35,9 @@ static const struct piece pieces[] = {
       .name = "cloison-monitor" BUILD_TREE ("CLOISON_MONITOR", "src/manager/cloison-monitor") },
   [CL_PIECE_IMAGE_DATA]
   = { .dir = CLOISON_DATADIR, .name = NULL BUILD_TREE ("CLOISON_IMAGE_DATA", "src/image") },
+  [CL_PIECE_VMCTR]
+  = { .dir = CLOISON_LIBEXECDIR,
+      .name = "cloison-vmctr" BUILD_TREE ("CLOISON_VMCTR", "src/manager/cloison-vmctr") },
 };
 
 /* The prefix we run from, if our executable is in PREFIX/bindir. */

@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -451,3 +453,36 @@ cl_crash_point (const char *var, const char *step)
     raise (SIGKILL);
 }
 #endif
+int
+cl_unix_http_request (const char *socket_path, const char *method, const char *path,
+                      const char *body, cl_error_t *err)
+{
+  struct sockaddr_un sa = { .sun_family = AF_UNIX };
+  cleanup_close int fd = -1;
+  char req[2048], resp[1024];
+  ssize_t n;
+  int status = 0;
+
+  if (strlen (socket_path) >= sizeof sa.sun_path)
+    return cl_error_raise (err, CL_ERR_INVALID, "API socket path `%s` too long", socket_path);
+  strcpy (sa.sun_path, socket_path);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+    return cl_error_errno (err, "connect to the API `%s`", socket_path);
+  n = snprintf (req, sizeof req,
+                "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+                method, path, body ? strlen (body) : 0, body ? body : "");
+  if (cl_write_all (fd, req, (size_t)n) < 0)
+    return cl_error_errno (err, "write to the API");
+  n = read (fd, resp, sizeof resp - 1);
+  if (n <= 0)
+    return cl_error_make (err, 0, "API %s %s: no answer", method, path);
+  resp[n] = '\0';
+  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
+    {
+      char *bodyp = strstr (resp, "\r\n\r\n");
+      return cl_error_make (err, 0, "API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
+    }
+  return 0;
+}

@@ -78,5 +78,10 @@ uint64_t cl_proc_start_time (pid_t pid);
    environment variable `var` names `step`. */
 void cl_crash_point (const char *var, const char *step);
 #endif
+/* One HTTP/1.1 request over a Unix socket (a VMM's API): body (JSON) may
+   be NULL; a status other than 2xx is an error carrying the answer's
+   body. */
+int cl_unix_http_request (const char *socket_path, const char *method, const char *path,
+                          const char *body, cl_error_t *err);
 
 #endif

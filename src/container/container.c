@@ -17,6 +17,7 @@
 #include "container/spec.h"
 #include "container/ctr_state.h"
 #include "container/sync.h"
+#include "container/vm_isolation.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -51,6 +52,7 @@ struct created
   json_t *config;
   int sync_fd;
   int master; /* pty master kept for a foreground run, else -1 */
+  bool vm;    /* VM-isolated: st.pid is the shim (vm_isolation.h) */
 };
 
 static void
@@ -64,18 +66,6 @@ created_release (struct created *c)
     close (c->sync_fd);
   if (c->master >= 0)
     close (c->master);
-}
-
-static char *
-now_rfc3339 (void)
-{
-  struct timespec ts;
-  struct tm tm;
-  char buf[64];
-  clock_gettime (CLOCK_REALTIME, &ts);
-  gmtime_r (&ts.tv_sec, &tm);
-  strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  return cl_strdup_printf ("%s.%09ldZ", buf, ts.tv_nsec);
 }
 
 int
@@ -303,6 +293,19 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   if ((clone_flags (linux_obj) & CLONE_NEWUSER)
       && json_array_size (json_object_get (linux_obj, "uidMappings")) == 0)
     return cl_error_make (err, 0, "linux.uidMappings: required with a new user namespace");
+  switch (cl_ctr_vm_wanted (c->config, opts->vm_isolation, err))
+    {
+    case -1:
+      return -1;
+    case 1:
+      c->vm = true;
+      if (cl_ctr_vm_create (root, id, opts, c->config, bundle, rootfs, &c->st, &c->cg, err) < 0)
+        {
+          created_release (c);
+          return -1;
+        }
+      return 0;
+    }
 
   c->st.id = cl_xstrdup (id);
   if (cl_ctr_state_dir_create (root, id, &c->st.dir, err) < 0)
@@ -397,7 +400,7 @@ create_common (const char *root, const char *id, const struct cl_container_creat
   cl_ctr_sync_send (c->sync_fd, SYNC_GO, 0, NULL);
 
   /* State document, needed by hooks already. */
-  created_at = now_rfc3339 ();
+  created_at = cl_ctr_state_now_rfc3339 ();
   c->st.doc
       = json_pack ("{s:s, s:s, s:s, s:s, s:s, s:O, s:O*, s:O*, s:O*}", "id", id, "bundle", bundle,
                    "rootfs", rootfs, "created", created_at, "owner", geteuid () == 0 ? "root" : "",
@@ -661,6 +664,27 @@ cl_ctr_run (const char *root, const char *id, const struct cl_container_create_o
   *exit_status = 0;
   if (create_common (root, id, opts, true, &c, err) < 0)
     return -1;
+  if (c.vm)
+    {
+      /* the shim waits on exec.fifo like an init: start it the same way */
+      if (cl_ctr_start (root, id, err) < 0)
+        {
+          destroy (&c.st, c.cg, NULL);
+          created_release (&c);
+          return -1;
+        }
+      if (opts->detach)
+        {
+          created_release (&c);
+          return 0;
+        }
+      cl_ctr_engine_set_forwarding (c.st.pid, -1, true);
+      *exit_status = cl_ctr_engine_wait_exit_status (c.st.pid);
+      cl_ctr_engine_set_forwarding (0, -1, false);
+      r = destroy (&c.st, c.cg, err);
+      created_release (&c);
+      return r;
+    }
   if (cl_ctr_sync_send (c.sync_fd, SYNC_START, 0, NULL) < 0)
     {
       cl_error_errno (err, "start the container");
@@ -899,7 +923,8 @@ set_frozen (const char *root, const char *id, bool frozen, const char *allowed, 
         cl_error_make (err, 0, "container `%s` has no cgroup", id);
       goto out;
     }
-  if (cl_ctr_cgroup_freeze (cg, frozen, err) < 0)
+  if (json_object_get (st.doc, "vm") ? cl_ctr_vm_set_paused (&st, frozen, err) < 0
+                                      : cl_ctr_cgroup_freeze (cg, frozen, err) < 0)
     goto out;
   r = 0;
   if (json_is_true (json_object_get (st.doc, "paused")) != frozen)

@@ -34,6 +34,10 @@ struct cl_container_create_opts
   bool no_new_keyring;
   bool detach;      /* run only: return once started instead of waiting */
   const int *stdio; /* int[3] for the container's stdin/out/err; NULL: inherit */
+  /* Run in a microVM whatever the annotation says (cloison-runtime-vm;
+     see vm_isolation.h); the annotation org.cloison.isolation=vm asks
+     for it too. */
+  bool vm_isolation;
 };
 
 /* Validates the bundle and prepares the container up to its user process,
@@ -54,6 +58,28 @@ int cl_ctr_run (const char *root, const char *id, const struct cl_container_crea
 int cl_ctr_state (const char *root, const char *id, json_t **out, cl_error_t *err);
 /* Array of state objects, one per container under root. */
 int cl_ctr_list (const char *root, json_t **out, cl_error_t *err);
+
+/* Checkpoint/restore with CRIU (checkpoint.c), runc's options. */
+struct cl_container_checkpoint_opts
+{
+  const char *criu;                /* the criu binary, NULL: "criu" in PATH */
+  const char *image_path;          /* required */
+  const char *work_path;           /* logs and work files, NULL: image_path */
+  const char *parent_path;         /* a pre-dump's images (incremental) */
+  const char *manage_cgroups_mode; /* soft (default), full, strict, ignore */
+  bool leave_running, tcp_established, ext_unix_sk, shell_job, file_locks;
+  bool pre_dump;
+  const char *bundle;   /* restore: NULL: the checkpointed container's */
+  const char *pid_file; /* restore: written with the new init's pid */
+};
+/* Dumps the running container into image_path; without leave_running (or
+   pre_dump) the container is then gone, as with runc.  Fails with one
+   line when `criu check` fails on this kernel. */
+int cl_ctr_checkpoint (const char *root, const char *id,
+                       const struct cl_container_checkpoint_opts *opts, cl_error_t *err);
+/* Brings a checkpoint back as container `id`, running, under `root`. */
+int cl_ctr_restore (const char *root, const char *id, const struct cl_container_checkpoint_opts *opts,
+                    cl_error_t *err);
 
 /* Signals the init, or (all) every process of the container. */
 int cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 const char *
@@ -200,4 +201,16 @@ cl_ctr_state_public (struct container_state *st)
   json_object_set (o, "owner", json_object_get (st->doc, "owner"));
   json_object_set_new (o, "annotations", ann ? json_incref (ann) : json_object ());
   return o;
+}
+
+char *
+cl_ctr_state_now_rfc3339 (void)
+{
+  struct timespec ts;
+  struct tm tm;
+  char buf[64];
+  clock_gettime (CLOCK_REALTIME, &ts);
+  gmtime_r (&ts.tv_sec, &tm);
+  strftime (buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+  return cl_strdup_printf ("%s.%09ldZ", buf, ts.tv_nsec);
 }

@@ -41,6 +41,8 @@ int cl_ctr_state_dir_remove (const char *dir, cl_error_t *err);
 bool cl_ctr_state_pid_alive (struct container_state *st);
 /* "created", "running", "paused" or "stopped". */
 const char *cl_ctr_state_status (struct container_state *st);
+/* The time now as the state's "created" takes it (RFC 3339, UTC, ns). */
+char *cl_ctr_state_now_rfc3339 (void);
 /* The public state object (spec + rootfs, created, owner). */
 json_t *cl_ctr_state_public (struct container_state *st);
 

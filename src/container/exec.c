@@ -13,6 +13,7 @@
 #include "container/spec.h"
 #include "container/ctr_state.h"
 #include "container/sync.h"
+#include "container/vm_isolation.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -400,6 +401,23 @@ cl_ctr_exec (const char *root, const char *id, const struct cl_container_exec_op
     {
       cl_error_make (err, 0,
                      "process.terminal is true: --console-socket is required with --detach");
+      goto out;
+    }
+  if (json_object_get (st.doc, "vm"))
+    {
+      /* a VM-isolated container: the process runs in its VM, relayed by
+         a shim of its own (vm_isolation.h) */
+      if (cl_ctr_vm_exec (&st, process, opts, &pid, err) < 0)
+        goto out;
+      if (opts->started)
+        opts->started (opts->started_opaque);
+      if (!opts->detach)
+        {
+          cl_ctr_engine_set_forwarding (pid, -1, true);
+          *exit_status = cl_ctr_engine_wait_exit_status (pid);
+          cl_ctr_engine_set_forwarding (0, -1, false);
+        }
+      r = 0;
       goto out;
     }
   if (cl_ctr_engine_compile_seccomp (root, json_object_get (st.doc, "seccomp"), &seccomp, err) < 0)

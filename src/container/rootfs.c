@@ -202,6 +202,70 @@ mount_cgroups (struct init_ctx *c, const char *target, unsigned long flags, cl_e
   return cl_error_make (err, 0, "%s", n > 0 ? msg : "cgroup mount failed");
 }
 
+/* A bind mount of `source` (relative: to the bundle) on `dest` in the
+   root, made read-only etc. as mo says.  Returns an O_PATH fd of the new
+   mount's top. */
+static int
+bind_mount (int rootfd, const char *bundle, const char *dest, const char *source,
+            const struct mount_options *mo, bool userns, const char *what, cl_error_t *err)
+{
+  cleanup_free char *src_abs = NULL, *target_path = NULL;
+  cleanup_close int target = -1;
+  struct stat st;
+
+  if (source == NULL)
+    return cl_error_make (err, 0, "%s: a bind mount needs a source", what);
+  src_abs = source[0] == '/' ? cl_xstrdup (source) : cl_strdup_printf ("%s/%s", bundle, source);
+  if (stat (src_abs, &st) < 0)
+    return cl_error_errno (err, "%s: source `%s`", what, src_abs);
+  target = make_target (rootfd, dest, S_ISDIR (st.st_mode), err);
+  if (target < 0)
+    return -1;
+  target_path = fd_path (target);
+  if (mount (src_abs, target_path, NULL, MS_BIND | (mo->rbind ? MS_REC : 0), NULL) < 0)
+    return cl_error_errno (err, "%s: bind `%s`", what, src_abs);
+  /* The fd still names the covered directory: reopen the new top. */
+  close (target);
+  target = cl_ctr_open_in_root (rootfd, dest, O_PATH, 0);
+  if (target < 0)
+    return cl_error_errno (err, "%s: reopen", what);
+  if ((mo->flags & ~MS_REC) && remount_fd (target, mo->flags, userns, what, err) < 0)
+    return -1;
+  return steal_fd (&target);
+}
+
+int
+cl_ctr_rootfs_bind_mounts (int rootfd, const char *bundle, json_t *mounts, cl_error_t *err)
+{
+  json_t *m;
+  size_t i;
+
+  json_array_foreach (mounts, i, m)
+  {
+    const char *dest = json_string_value (json_object_get (m, "destination"));
+    const char *type = json_string_value (json_object_get (m, "type"));
+    cleanup_free char *what = cl_strdup_printf ("mounts[%zu] `%s`", i, dest);
+    struct mount_options mo;
+    int fd;
+
+    cl_ctr_spec_mount_options (json_object_get (m, "options"), &mo);
+    if (type && strcmp (type, "bind") == 0)
+      mo.bind = true;
+    if (!mo.bind)
+      {
+        free (mo.data);
+        continue;
+      }
+    fd = bind_mount (rootfd, bundle, dest, json_string_value (json_object_get (m, "source")), &mo,
+                     false, what, err);
+    free (mo.data);
+    if (fd < 0)
+      return -1;
+    close (fd);
+  }
+  return 0;
+}
+
 static int
 do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
 {
@@ -209,7 +273,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
   const char *type = json_string_value (json_object_get (m, "type"));
   const char *source = json_string_value (json_object_get (m, "source"));
   cleanup_free char *what = cl_strdup_printf ("mounts[%zu] `%s`", index, dest);
-  cleanup_free char *src_abs = NULL, *target_path = NULL;
+  cleanup_free char *target_path = NULL;
   cleanup_close int target = -1;
   struct mount_options mo;
   bool userns = c->a->ns_new & CLONE_NEWUSER;
@@ -229,37 +293,8 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
     }
   if (mo.bind)
     {
-      struct stat st;
-      if (source == NULL)
-        {
-          cl_error_make (err, 0, "%s: a bind mount needs a source", what);
-          goto out;
-        }
-      src_abs = source[0] == '/' ? cl_xstrdup (source)
-                                 : cl_strdup_printf ("%s/%s", c->a->bundle, source);
-      if (stat (src_abs, &st) < 0)
-        {
-          cl_error_errno (err, "%s: source `%s`", what, src_abs);
-          goto out;
-        }
-      target = make_target (c->rootfd, dest, S_ISDIR (st.st_mode), err);
+      target = bind_mount (c->rootfd, c->a->bundle, dest, source, &mo, userns, what, err);
       if (target < 0)
-        goto out;
-      target_path = fd_path (target);
-      if (mount (src_abs, target_path, NULL, MS_BIND | (mo.rbind ? MS_REC : 0), NULL) < 0)
-        {
-          cl_error_errno (err, "%s: bind `%s`", what, src_abs);
-          goto out;
-        }
-      /* The fd still names the covered directory: reopen the new top. */
-      close (target);
-      target = cl_ctr_open_in_root (c->rootfd, dest, O_PATH, 0);
-      if (target < 0)
-        {
-          cl_error_errno (err, "%s: reopen", what);
-          goto out;
-        }
-      if ((mo.flags & ~MS_REC) && remount_fd (target, mo.flags, userns, what, err) < 0)
         goto out;
     }
   else

@@ -18,5 +18,10 @@ int cl_ctr_rootfs_open_host_devnull (struct init_ctx *c, cl_error_t *err);
 /* Everything from the root's bind mount to pivot_root (hooks
    prestart/createRuntime/createContainer included). */
 int cl_ctr_rootfs_setup (struct init_ctx *c, cl_error_t *err);
+/* The bind mounts of `mounts` (the spec's array) made under the directory
+   rootfd as the init makes them (targets created and opened inside the
+   root), the others skipped: a VM-isolated container's shim calls it in
+   a mount namespace of its own before sharing the tree with the guest. */
+int cl_ctr_rootfs_bind_mounts (int rootfd, const char *bundle, json_t *mounts, cl_error_t *err);
 
 #endif

@@ -18,21 +18,30 @@
 
 extern char **environ;
 
-/* Runs argv and waits: 0 when it exits 0, else the exit status (> 0),
-   or -1 (err set) when it could not run. */
-static int
-run_tool (char **argv, cl_error_t *err)
+int
+cl_mgr_spawn_wait (char **argv, bool quiet, cl_error_t *err)
 {
+  posix_spawn_file_actions_t fa;
   pid_t pid;
   int st, r;
 
-  r = posix_spawnp (&pid, argv[0], NULL, NULL, argv, environ);
+  posix_spawn_file_actions_init (&fa);
+  if (quiet)
+    {
+      posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
+      posix_spawn_file_actions_adddup2 (&fa, 1, 2);
+    }
+  r = posix_spawnp (&pid, argv[0], &fa, NULL, argv, environ);
+  posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     return cl_error_make (err, r, "run %s", argv[0]);
   while (waitpid (pid, &st, 0) < 0)
     if (errno != EINTR)
       return cl_error_errno (err, "waitpid");
-  return WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st);
+  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
+    return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
+                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
+  return 0;
 }
 
 /* cp(1) knows every corner of a faithful tree copy (hard links, device
@@ -42,14 +51,13 @@ int
 cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
 {
   char *argv[] = { "cp", "-a", "--reflink=auto", "-T", (char *)src, (char *)dst, NULL };
-  int r = run_tool (argv, err);
 
-  if (r > 0)
-    return cl_error_make (err, 0, "copy `%s` to `%s` failed (cp exit %d)", src, dst, r);
-  return r;
+  if (cl_mgr_spawn_wait (argv, false, err) < 0)
+    return cl_error_wrap (err, "copy `%s` to `%s`", src, dst);
+  return 0;
 }
 
-/* GNU tar: compression recognised by itself (-a on extraction reads the
+/* GNU tar: compression recognised by itself (on extraction it reads the
    magic), sparse files, xattrs (overlay whiteouts and opaque dirs). */
 int
 cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err)
@@ -57,11 +65,10 @@ cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err)
   char *argv[] = { "tar",   "--extract", "--file",     (char *)archive, "--directory",
                    (char *)dir, "--same-owner", "--numeric-owner", "--xattrs",
                    "--xattrs-include=*", "--preserve-permissions", NULL };
-  int r = run_tool (argv, err);
 
-  if (r > 0)
-    return cl_error_make (err, 0, "extract `%s` into `%s` failed (tar exit %d)", archive, dir, r);
-  return r;
+  if (cl_mgr_spawn_wait (argv, false, err) < 0)
+    return cl_error_wrap (err, "extract `%s` into `%s`", archive, dir);
+  return 0;
 }
 
 static int

@@ -32,8 +32,13 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
     if (strchr (o->env[i], '=') == NULL || o->env[i][0] == '=')
       return cl_error_raise (err, CL_ERR_INVALID, "--env `%s`: expected KEY=VALUE", o->env[i]);
   for (size_t i = 0; i < o->n_networks; i++)
-    if (cl_validate_name (o->networks[i], "network name", err) < 0)
-      return -1;
+    {
+      /* NAME@ADDRESS: a fixed address (checked as the network attaches) */
+      const char *at = strchr (o->networks[i], '@');
+      cleanup_free char *name = at ? strndup (o->networks[i], (size_t)(at - o->networks[i])) : NULL;
+      if (cl_validate_name (name ? name : o->networks[i], "network name", err) < 0)
+        return -1;
+    }
   if (o->no_network && o->n_networks)
     return cl_error_raise (err, CL_ERR_INVALID, "--no-network and --network exclude each other");
   for (size_t i = 0; i < o->n_ports; i++)
@@ -43,6 +48,36 @@ launch_validate (const struct cl_launch_opts *o, cl_error_t *err)
     return cl_error_raise (err, CL_ERR_INVALID, "-p needs a network (remove --no-network)");
   if (o->cpus > 256)
     return cl_error_raise (err, CL_ERR_INVALID, "invalid --cpus `%u`: at most 256", o->cpus);
+  for (size_t i = 0; i < o->n_labels; i++)
+    if (strchr (o->labels[i], '=') == NULL || o->labels[i][0] == '=')
+      return cl_error_raise (err, CL_ERR_INVALID, "label `%s`: expected KEY=VALUE", o->labels[i]);
+  return 0;
+}
+
+/* Shared folders: [{source, path, readonly}], each source an existing
+   directory, by its absolute path. */
+static int
+launch_mounts (const struct cl_launch_opts *o, json_t **out, cl_error_t *err)
+{
+  cleanup_json json_t *arr = json_array ();
+
+  for (size_t i = 0; i < o->n_mounts; i++)
+    {
+      cleanup_free char *src = NULL, *path = NULL, *real = NULL;
+      struct stat st;
+      bool ro;
+      if (cl_mgr_mount_spec_parse (o->mounts[i], "--mount", &src, &path, &ro, err) < 0)
+        return -1;
+      real = realpath (src, NULL);
+      if (real == NULL || stat (real, &st) < 0)
+        return cl_error_errno (err, "--mount `%s`: folder `%s`", o->mounts[i], src);
+      if (!S_ISDIR (st.st_mode))
+        return cl_error_raise (err, CL_ERR_INVALID, "--mount `%s`: `%s` is not a directory",
+                               o->mounts[i], src);
+      json_array_append_new (
+          arr, json_pack ("{s:s, s:s, s:b}", "source", real, "path", path, "readonly", ro));
+    }
+  *out = steal_pointer (&arr);
   return 0;
 }
 
@@ -66,6 +101,17 @@ launch_config (const struct cl_launch_opts *o, bool ephemeral)
   if (o->cmdline)
     json_object_set_new (c, "cmdline", json_string (o->cmdline));
   json_object_set_new (c, "ephemeral", json_boolean (ephemeral));
+  if (o->n_labels)
+    {
+      json_t *labels = json_object ();
+      for (size_t i = 0; i < o->n_labels; i++)
+        {
+          const char *eq = strchr (o->labels[i], '=');
+          json_object_setn_new (labels, o->labels[i], (size_t)(eq - o->labels[i]),
+                                json_string (eq + 1));
+        }
+      json_object_set_new (c, "labels", labels);
+    }
   return c;
 }
 
@@ -87,15 +133,22 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
 {
   cleanup_image struct mgr_image *img = NULL;
   cleanup_instance struct instance *inst = NULL;
+  json_t *mounts = NULL;
 
-  if (launch_validate (o, err) < 0 || cl_mgr_image_resolve (m, o->image, &img, err) < 0)
+  if (launch_validate (o, err) < 0 || launch_mounts (o, &mounts, err) < 0)
     return -1;
+  if (cl_mgr_image_resolve (m, o->image, &img, err) < 0)
+    {
+      json_decref (mounts);
+      return -1;
+    }
   inst = cl_xmalloc0 (sizeof *inst);
   inst->name = cl_xstrdup (o->name);
   inst->kind = o->vm ? KIND_VM : KIND_CONTAINER;
   inst->image = cl_xstrdup (img->ref);
   inst->status = cl_xstrdup ("creating");
   inst->config = launch_config (o, ephemeral);
+  json_object_set_new (inst->config, "mounts", mounts);
   json_object_set_new (inst->config, "image_id", json_string (img->id));
   inst->created = time (NULL);
   if (cl_mgr_store_create (m, inst, op, intent, err) < 0)
@@ -113,7 +166,8 @@ instance_create (struct cl_manager *m, const struct cl_launch_opts *o, bool ephe
       instance_undo (m, inst->name, *intent);
       return -1;
     }
-  if (cl_mgr_instance_ops (inst)->create (m, inst, img, err) < 0
+  if (cl_mgr_volume_attach_specs (m, inst->name, o->volumes, o->n_volumes, err) < 0
+      || cl_mgr_instance_ops (inst)->create (m, inst, img, err) < 0
       || cl_mgr_store_set_status (m, inst->name, "stopped", err) < 0)
     {
       instance_undo (m, inst->name, *intent);
@@ -323,6 +377,11 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
       else
         json_object_set_new (o, "snapshots", snaps);
       json_object_set_new (o, "network", cl_mgr_netglue_info (m, inst->name));
+      json_t *vols = NULL;
+      if (cl_mgr_volume_mounts (m, inst->name, &vols, &ignored) < 0)
+        cl_error_release (&ignored);
+      else
+        json_object_set_new (o, "volumes", vols);
     }
   return o;
 }
@@ -389,6 +448,14 @@ int
 cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                       size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err)
 {
+  struct cl_exec_spec spec = { .argv = argv, .env = env, .n_env = n_env, .tty = tty };
+  return cl_mgr_instance_exec_spec (m, name, &spec, exit_code, err);
+}
+
+int
+cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name, const struct cl_exec_spec *spec,
+                           int *exit_code, cl_error_t *err)
+{
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
 
@@ -400,7 +467,7 @@ cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const
     return -1;
   if (!cl_mgr_instance_is_running (inst))
     return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
-  return cl_mgr_instance_ops (inst)->exec (m, inst, argv, env, n_env, tty, &lock, exit_code, err);
+  return cl_mgr_instance_ops (inst)->exec (m, inst, spec, &lock, exit_code, err);
 }
 
 int
@@ -428,7 +495,10 @@ cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
         return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
       return cl_mgr_instance_ops (inst)->console (m, inst, exit_code, err);
     }
-  return cl_mgr_instance_exec (m, name, sh, NULL, 0, CL_EXEC_TTY_AUTO, exit_code, err);
+  /* on a terminal, a pty of the container's (job control) */
+  return cl_mgr_instance_exec (m, name, sh, NULL, 0,
+                               isatty (0) && isatty (1) ? CL_EXEC_TTY_ON : CL_EXEC_TTY_AUTO,
+                               exit_code, err);
 }
 
 int

@@ -124,6 +124,36 @@ container_copy (struct cl_manager *m, struct instance *from, const char *sdir, c
   return cl_mkdir_p (dw, 0755, err) < 0 || cl_mkdir_p (dr, 0755, err) < 0 ? -1 : 0;
 }
 
+/* Shared folders, then volumes: [{source, path, readonly}], an image
+   volume with `image_volume` (its name: the monitor loop-mounts it). */
+static int
+container_mounts (struct cl_manager *m, struct instance *inst, json_t **out, cl_error_t *err)
+{
+  json_t *vols = NULL, *e, *arr;
+  size_t i;
+
+  if (cl_mgr_volume_mounts (m, inst->name, &vols, err) < 0)
+    return -1;
+  arr = json_deep_copy (json_object_get (inst->config, "mounts"));
+  if (!json_is_array (arr))
+    {
+      json_decref (arr);
+      arr = json_array ();
+    }
+  json_array_foreach (vols, i, e)
+  {
+    json_t *mt
+        = json_pack ("{s:O, s:O, s:O}", "source", json_object_get (e, "source"), "path",
+                     json_object_get (e, "path"), "readonly", json_object_get (e, "readonly"));
+    if (strcmp (json_string_value (json_object_get (e, "type")), "image") == 0)
+      json_object_set (mt, "image_volume", json_object_get (e, "name"));
+    json_array_append_new (arr, mt);
+  }
+  json_decref (vols);
+  *out = arr;
+  return 0;
+}
+
 static int
 container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
                    const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
@@ -156,6 +186,8 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   a->spec.memory = (uint64_t)memory;
   a->spec.cpus = (unsigned)cpus;
   a->overlay_opts = overlay_options (img, a->dir);
+  if (container_mounts (m, inst, &a->spec.mounts, err) < 0)
+    return -1;
   a->net_pause = cl_mgr_netglue_wanted (inst);
   return 0;
 }
@@ -201,19 +233,26 @@ exec_started (void *lock)
 }
 
 static int
-container_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-                size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-                cl_error_t *err)
+container_exec (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+                struct instance_lock *held, int *exit_code, cl_error_t *err)
 {
   cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
   cleanup_free char *eroot = cl_mgr_engine_root (m);
-  char **extra = cl_xmalloc0 ((n_env + 1) * sizeof *extra);
+  char **extra = cl_xmalloc0 ((spec->n_env + 1) * sizeof *extra);
+  struct engine_exec e = { .argv = spec->argv,
+                           .env = extra,
+                           .cwd = spec->cwd,
+                           .user = spec->user,
+                           .tty = spec->tty == CL_EXEC_TTY_ON,
+                           .started = exec_started,
+                           .opaque = held };
   int r;
 
-  (void)tty; /* the command runs on our own stdio, whatever it is */
-  for (size_t i = 0; i < n_env; i++)
-    extra[i] = (char *)env[i];
-  r = cl_mgr_engine_exec (eroot, id, argv, extra, exec_started, held, exit_code, err);
+  /* tty on: a pty in the container (its devpts, a controlling terminal
+     for job control) proxied to our stdio; else our stdio itself */
+  for (size_t i = 0; i < spec->n_env; i++)
+    extra[i] = (char *)spec->env[i];
+  r = cl_mgr_engine_exec (eroot, id, &e, exit_code, err);
   free (extra);
   return r;
 }

@@ -37,3 +37,9 @@ cl_mgr_open (const char *root, struct cl_manager **out, cl_error_t *err)
   *out = m;
   return 0;
 }
+
+void
+cl_mgr_closep (struct cl_manager **m)
+{
+  cl_mgr_close (*m);
+}

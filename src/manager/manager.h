@@ -23,6 +23,8 @@ struct cl_manager;
 /* Opens the state root (creating it) and reconciles interrupted work. */
 int cl_mgr_open (const char *root, struct cl_manager **out, cl_error_t *err);
 void cl_mgr_close (struct cl_manager *m);
+void cl_mgr_closep (struct cl_manager **m);
+#define cleanup_mgr __attribute__ ((cleanup (cl_mgr_closep)))
 
 struct cl_launch_opts
 {
@@ -46,6 +48,16 @@ struct cl_launch_opts
   const char *kernel;
   const char *initrd;
   const char *cmdline;
+  /* shared folders "HOSTDIR:PATH[:ro]": bind mounts in containers,
+     virtio-fs shares mounted by the guest's init in VMs */
+  const char **mounts;
+  size_t n_mounts;
+  /* volumes attached at launch "VOLUME:PATH[:ro]" (volume.h) */
+  const char **volumes;
+  size_t n_volumes;
+  /* "KEY=VALUE", kept in the config (a Cloisonfile's project) */
+  const char **labels;
+  size_t n_labels;
 };
 
 /* Creates and starts an instance; returns once it runs. */
@@ -87,7 +99,7 @@ int cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, 
 
 /* exec's terminal (VMs): a pty in the guest when our stdin and stdout are
    terminals (auto), or forced on or off.  Containers run the command on
-   our own stdio whatever it is. */
+   our own stdio, or with `on` on a pty of the container's proxied to it. */
 enum cl_exec_tty
 {
   CL_EXEC_TTY_AUTO,
@@ -98,6 +110,19 @@ enum cl_exec_tty
    stdin streamed, and a pty per `tty`); *exit_code as for run. */
 int cl_mgr_instance_exec (struct cl_manager *m, const char *name, char **argv, const char **env,
                           size_t n_env, enum cl_exec_tty tty, int *exit_code, cl_error_t *err);
+/* The same with a working directory and a user (containers only: a VM's
+   guest agent runs commands as root in /). */
+struct cl_exec_spec
+{
+  char **argv;
+  const char **env; /* "K=V", added to the instance's own */
+  size_t n_env;
+  enum cl_exec_tty tty;
+  const char *cwd;  /* NULL: the instance's */
+  const char *user; /* "UID[:GID]"; NULL: the instance's */
+};
+int cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name,
+                               const struct cl_exec_spec *spec, int *exit_code, cl_error_t *err);
 /* The instance's console output log (container stdout/stderr, VM serial). */
 int cl_mgr_instance_log_path (struct cl_manager *m, const char *name, char **path, cl_error_t *err);
 /* Interactive: containers get a shell, VMs their serial console. */

@@ -56,6 +56,19 @@ container_config (const struct engine_spec *s)
                        json_string_nocheck (cl_strdup_printf ("/cloison/%s", s->id)));
   json_object_update (res, limits);
   json_decref (limits);
+  if (json_array_size (s->mounts))
+    {
+      json_t *mounts = json_object_get (spec, "mounts"), *e;
+      size_t i;
+      json_array_foreach (s->mounts, i, e)
+      {
+        bool ro = json_is_true (json_object_get (e, "readonly"));
+        json_array_append_new (mounts, json_pack ("{s:O, s:s, s:O, s:[s, s]}", "destination",
+                                                  json_object_get (e, "path"), "type", "bind",
+                                                  "source", json_object_get (e, "source"),
+                                                  "options", "rbind", ro ? "ro" : "rw"));
+      }
+    }
   return spec;
 }
 
@@ -105,14 +118,17 @@ fail:
 }
 
 int
-cl_mgr_engine_exec (const char *root, const char *id, char **argv, char **env,
-                    void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err)
+cl_mgr_engine_exec (const char *root, const char *id, const struct engine_exec *e, int *exit_code,
+                    cl_error_t *err)
 {
   struct cl_container_exec_opts o = {
-    .args = (const char *const *)argv,
-    .env = (const char *const *)env,
-    .started = started,
-    .started_opaque = opaque,
+    .args = (const char *const *)e->argv,
+    .env = (const char *const *)e->env,
+    .cwd = e->cwd,
+    .user = e->user,
+    .tty = e->tty,
+    .started = e->started,
+    .started_opaque = e->opaque,
   };
   return cl_ctr_exec (root, id, &o, exit_code, err);
 }

@@ -8,6 +8,8 @@
 
 #include "common/error.h"
 
+#include <jansson.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -24,6 +26,9 @@ struct engine_spec
   int stdio[3];
   uint64_t memory; /* bytes, 0: no limit */
   unsigned cpus;   /* 0: no limit */
+  /* bind mounts [{source, path, readonly}]: shared folders and volumes
+     (an image volume's source is where the monitor mounted it) */
+  json_t *mounts;
   /* Called once the init exists (namespaces, cgroup) and before it
      execs: networking goes here.  May be NULL. */
   int (*before_exec) (void *opaque, pid_t pid, cl_error_t *err);
@@ -38,8 +43,18 @@ int cl_mgr_engine_start (const struct engine_spec *spec, pid_t *pid, cl_error_t 
 /* Runs argv in the running container with the caller's stdio; env adds
    to the container's own.  *exit_code: shell style (128 + signal).
    started (NULL: none) is called once the process runs in the container. */
-int cl_mgr_engine_exec (const char *root, const char *id, char **argv, char **env,
-                        void (*started) (void *), void *opaque, int *exit_code, cl_error_t *err);
+struct engine_exec
+{
+  char **argv;
+  char **env;
+  const char *cwd;  /* NULL: the container's */
+  const char *user; /* "UID[:GID]"; NULL: the container's */
+  bool tty;         /* a pty of the container's, proxied to our stdio */
+  void (*started) (void *);
+  void *opaque;
+};
+int cl_mgr_engine_exec (const char *root, const char *id, const struct engine_exec *e,
+                        int *exit_code, cl_error_t *err);
 
 /* Live limits (memory bytes, cpus; 0 leaves the value alone). */
 int cl_mgr_engine_set_limits (const char *root, const char *id, uint64_t memory, unsigned cpus,

@@ -74,6 +74,10 @@ int cl_mgr_store_set_config (struct cl_manager *m, const char *name, json_t *con
                              cl_error_t *err);
 /* Removes the row, and the intent `intent` (> 0) in the same transaction. */
 int cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_error_t *err);
+/* Runs one statement with no result rows; `types` has one letter per
+   argument: s (const char *), i (int64_t), anything else NULL. */
+int cl_mgr_store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err,
+                      ...);
 /* Every instance, by name, in one SELECT (caller frees each and the
    vector).  Their configs are not read (NULL). */
 int cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err);
@@ -194,9 +198,8 @@ struct instance_ops
   int (*restore) (const char *from, const char *staged, cl_error_t *err);
   /* the caller holds the instance's lock `held`: released once the
      command runs (a snapshot or restore may then go on) */
-  int (*exec) (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-               size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-               cl_error_t *err);
+  int (*exec) (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+               struct instance_lock *held, int *exit_code, cl_error_t *err);
   /* interactive console of a running instance (NULL: a shell through exec) */
   int (*console) (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
   /* live limits of a running instance (0 leaves one alone) */
@@ -251,8 +254,31 @@ int cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err);
 #else
 #define cl_mgr_crash_point(step) ((void)0)
 #endif
+/* --- volume_store.c: volumes as the kinds and launch see them --- */
+/* "SOURCE:/PATH[:ro|:rw]" (volumes, shared folders); `what` names the
+   option in errors.  Caller frees *source and *path. */
+int cl_mgr_mount_spec_parse (const char *spec, const char *what, char **source, char **path,
+                             bool *ro, cl_error_t *err);
+/* ROOT/volumes/NAME */
+char *cl_mgr_volume_dir (struct cl_manager *m, const char *name);
+/* "volume `NAME` not found" when absent; type and size optional. */
+int cl_mgr_volume_type (struct cl_manager *m, const char *name, char **type, uint64_t *size,
+                        cl_error_t *err);
+/* Records an attachment (an image volume: one instance at a time). */
+int cl_mgr_volume_add_attachment (struct cl_manager *m, const char *volume, const char *instance,
+                                  const char *path, bool readonly, cl_error_t *err);
+/* Launch: the "VOLUME:PATH[:ro]" entries. */
+int cl_mgr_volume_attach_specs (struct cl_manager *m, const char *instance, const char **specs,
+                                size_t n, cl_error_t *err);
+/* What the instance has attached: [{name, type (dir, image), source (the
+   directory or image), path, readonly}]. */
+int cl_mgr_volume_mounts (struct cl_manager *m, const char *instance, json_t **out,
+                          cl_error_t *err);
 
 /* --- fscopy.c --- */
+/* Runs argv (searched in PATH) and waits; a non-zero exit is an error
+   naming argv[0].  quiet: its stdout and stderr go to /dev/null. */
+int cl_mgr_spawn_wait (char **argv, bool quiet, cl_error_t *err);
 /* Copies a tree preserving owners, modes, xattrs (overlay whiteouts),
    with reflinks where the filesystem has them. */
 int cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err);

@@ -43,7 +43,25 @@ static const char schema[]
       /* guest CIDs of VM instances (vm_agent.c) */
       "CREATE TABLE IF NOT EXISTS instance_vsock ("
       " instance TEXT PRIMARY KEY REFERENCES instances(name) ON DELETE CASCADE,"
-      " cid INTEGER NOT NULL UNIQUE);";
+      " cid INTEGER NOT NULL UNIQUE);"
+      /* storage volumes (volume.c): an attachment goes with its instance,
+         a volume stays until deleted, and not while attached */
+      "CREATE TABLE IF NOT EXISTS volumes ("
+      " name TEXT PRIMARY KEY,"
+      " type TEXT NOT NULL CHECK (type IN ('dir', 'image')),"
+      " size INTEGER NOT NULL,"
+      " created INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS volume_attachments ("
+      " volume TEXT NOT NULL REFERENCES volumes(name),"
+      " instance TEXT NOT NULL REFERENCES instances(name) ON DELETE CASCADE,"
+      " path TEXT NOT NULL,"
+      " readonly INTEGER NOT NULL DEFAULT 0,"
+      " PRIMARY KEY (volume, instance));"
+      "CREATE TABLE IF NOT EXISTS volume_snapshots ("
+      " volume TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,"
+      " name TEXT NOT NULL,"
+      " created INTEGER NOT NULL,"
+      " PRIMARY KEY (volume, name));";
 
 int
 cl_mgr_store_init (struct cl_manager *m, cl_error_t *err)
@@ -204,8 +222,8 @@ fail:
 
 /* UPDATE/DELETE with text and integer parameters given as a format:
    's' text, 'i' int64, 'n' NULL. */
-static int
-store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err, ...)
+int
+cl_mgr_store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err, ...)
 {
   cleanup_stmt sqlite3_stmt *s = NULL;
   va_list ap;
@@ -233,18 +251,19 @@ int
 cl_mgr_store_set_status (struct cl_manager *m, const char *name, const char *status,
                          cl_error_t *err)
 {
-  return store_run (m, "UPDATE instances SET status = ? WHERE name = ?", "ss", err, status, name);
+  return cl_mgr_store_run (m, "UPDATE instances SET status = ? WHERE name = ?", "ss", err, status,
+                           name);
 }
 
 int
 cl_mgr_store_set_running (struct cl_manager *m, const char *name, pid_t monitor, uint64_t mstart,
                           pid_t init, uint64_t istart, cl_error_t *err)
 {
-  if (store_run (m,
-                 "UPDATE instances SET status = 'running', monitor_pid = ?, monitor_start = ?,"
-                 " init_pid = ?, init_start = ?, exit_code = NULL WHERE name = ?",
-                 "iiiis", err, (int64_t)monitor, (int64_t)mstart, (int64_t)init, (int64_t)istart,
-                 name)
+  if (cl_mgr_store_run (
+          m,
+          "UPDATE instances SET status = 'running', monitor_pid = ?, monitor_start = ?,"
+          " init_pid = ?, init_start = ?, exit_code = NULL WHERE name = ?",
+          "iiiis", err, (int64_t)monitor, (int64_t)mstart, (int64_t)init, (int64_t)istart, name)
       < 0)
     return -1;
   /* deleted meanwhile (its launch was abandoned and reconciled) */
@@ -258,21 +277,22 @@ cl_mgr_store_set_stopped (struct cl_manager *m, const char *name, bool has_code,
                           cl_error_t *err)
 {
   if (has_code)
-    return store_run (m,
-                      "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
-                      " init_pid = NULL, exit_code = ? WHERE name = ?",
-                      "is", err, (int64_t)code, name);
-  return store_run (m,
-                    "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
-                    " init_pid = NULL, exit_code = NULL WHERE name = ?",
-                    "s", err, name);
+    return cl_mgr_store_run (m,
+                             "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                             " init_pid = NULL, exit_code = ? WHERE name = ?",
+                             "is", err, (int64_t)code, name);
+  return cl_mgr_store_run (m,
+                           "UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                           " init_pid = NULL, exit_code = NULL WHERE name = ?",
+                           "s", err, name);
 }
 
 int
 cl_mgr_store_set_config (struct cl_manager *m, const char *name, json_t *config, cl_error_t *err)
 {
   cleanup_free char *text = json_dumps (config, JSON_COMPACT);
-  return store_run (m, "UPDATE instances SET config = ? WHERE name = ?", "ss", err, text, name);
+  return cl_mgr_store_run (m, "UPDATE instances SET config = ? WHERE name = ?", "ss", err, text,
+                           name);
 }
 
 int
@@ -280,9 +300,10 @@ cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_
 {
   if (cl_db_begin (m->db, err) < 0)
     return -1;
-  if (store_run (m, "DELETE FROM instances WHERE name = ?", "s", err, name) < 0
+  if (cl_mgr_store_run (m, "DELETE FROM instances WHERE name = ?", "s", err, name) < 0
       || (intent > 0
-          && store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, intent) < 0))
+          && cl_mgr_store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, intent)
+                 < 0))
     {
       cl_db_rollback (m->db);
       return -1;
@@ -336,13 +357,14 @@ cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance,
 int
 cl_mgr_intent_set_arg (struct cl_manager *m, int64_t id, const char *arg, cl_error_t *err)
 {
-  return store_run (m, "UPDATE instance_intents SET arg = ? WHERE id = ?", "si", err, arg, id);
+  return cl_mgr_store_run (m, "UPDATE instance_intents SET arg = ? WHERE id = ?", "si", err, arg,
+                           id);
 }
 
 int
 cl_mgr_intent_end (struct cl_manager *m, int64_t id, cl_error_t *err)
 {
-  if (store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, id) < 0)
+  if (cl_mgr_store_run (m, "DELETE FROM instance_intents WHERE id = ?", "i", err, id) < 0)
     return cl_error_wrap (err, "record the end of an operation");
   return 0;
 }
@@ -407,8 +429,9 @@ int
 cl_mgr_store_snapshot_ready (struct cl_manager *m, const char *instance, const char *snap,
                              cl_error_t *err)
 {
-  return store_run (m, "UPDATE instance_snapshots SET ready = 1 WHERE instance = ? AND name = ?",
-                    "ss", err, instance, snap);
+  return cl_mgr_store_run (
+      m, "UPDATE instance_snapshots SET ready = 1 WHERE instance = ? AND name = ?", "ss", err,
+      instance, snap);
 }
 
 int
@@ -440,8 +463,8 @@ int
 cl_mgr_store_snapshot_del (struct cl_manager *m, const char *instance, const char *snap,
                            cl_error_t *err)
 {
-  return store_run (m, "DELETE FROM instance_snapshots WHERE instance = ? AND name = ?", "ss", err,
-                    instance, snap);
+  return cl_mgr_store_run (m, "DELETE FROM instance_snapshots WHERE instance = ? AND name = ?",
+                           "ss", err, instance, snap);
 }
 
 /* --- opening a state root --- */

@@ -18,7 +18,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,27 +31,8 @@
 #include <termios.h>
 #include <unistd.h>
 
-extern char **environ;
-
 #define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
 #define POWER_BUTTON_REPEAT_MS 2000
-
-static int
-spawn_wait (char **argv, cl_error_t *err)
-{
-  pid_t pid;
-  int st, r = posix_spawnp (&pid, argv[0], NULL, NULL, argv, environ);
-
-  if (r != 0)
-    return cl_error_make (err, r, "run %s", argv[0]);
-  while (waitpid (pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return cl_error_errno (err, "waitpid");
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
-                          WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
-  return 0;
-}
 
 /* The instance's disk, cloned from the image's (at launch). */
 static int
@@ -77,17 +57,8 @@ vm_disk_create (struct cl_manager *m, struct instance *inst, struct mgr_image *i
   if (size > (uint64_t)st.st_size)
     {
       char *argv[] = { "resize2fs", "-f", disk, NULL };
-      int saved1 = dup (1), saved2 = dup (2), devnull = open ("/dev/null", O_WRONLY);
       /* resize2fs talks even when it succeeds */
-      if (devnull >= 0)
-        dup2 (devnull, 1), dup2 (devnull, 2);
-      int r = spawn_wait (argv, err);
-      if (saved1 >= 0)
-        dup2 (saved1, 1), close (saved1);
-      if (saved2 >= 0)
-        dup2 (saved2, 2), close (saved2);
-      if (devnull >= 0)
-        close (devnull);
+      int r = cl_mgr_spawn_wait (argv, true, err);
       if (r < 0)
         return cl_error_wrap (err, "grow `%s` to --disk-size", disk);
     }
@@ -144,6 +115,71 @@ must_exist (const char *what, const char *path, cl_error_t *err)
   return 0;
 }
 
+/* A virtio-fs tag or a disk letter per folder and volume, and the
+   guest's mounts on the command line (cmdline NULL: a kernel of the
+   user's, which our init does not serve: devices only). */
+static void
+vm_add_share (struct vm_launch *l, const char *source, const char *path, bool ro, char **cmdline)
+{
+  char *tag = cl_strdup_printf ("cl%zu", l->nfs), *t;
+
+  l->fs = realloc (l->fs, (l->nfs + 1) * sizeof *l->fs);
+  if (l->fs == NULL)
+    abort ();
+  l->fs[l->nfs++] = (struct cl_vmm_fs){ .tag = tag, .path = cl_xstrdup (source), .readonly = ro };
+  if (*cmdline == NULL)
+    return;
+  t = cl_strdup_printf ("%s cloison.fs=%s:%s%s", *cmdline, tag, path, ro ? ":ro" : "");
+  free (*cmdline);
+  *cmdline = t;
+}
+
+static int
+vm_mounts (struct cl_manager *m, struct instance *inst, struct vm_launch *l, char **cmdline,
+           cl_error_t *err)
+{
+  json_t *folders = json_object_get (inst->config, "mounts"), *vols = NULL, *e;
+  size_t i;
+
+  json_array_foreach (folders, i, e)
+      vm_add_share (l, json_string_value (json_object_get (e, "source")),
+                    json_string_value (json_object_get (e, "path")),
+                    json_is_true (json_object_get (e, "readonly")), cmdline);
+  if (cl_mgr_volume_mounts (m, inst->name, &vols, err) < 0)
+    return -1;
+  json_array_foreach (vols, i, e)
+  {
+    const char *src = json_string_value (json_object_get (e, "source"));
+    const char *path = json_string_value (json_object_get (e, "path"));
+    bool ro = json_is_true (json_object_get (e, "readonly"));
+    if (strcmp (json_string_value (json_object_get (e, "type")), "image") != 0)
+      {
+        vm_add_share (l, src, path, ro, cmdline);
+        continue;
+      }
+    if (l->nvolumes >= 24)
+      {
+        json_decref (vols);
+        return cl_error_make (err, 0, "instance `%s`: at most 24 volumes with a size", inst->name);
+      }
+    l->volumes = realloc (l->volumes, (l->nvolumes + 1) * sizeof *l->volumes);
+    if (l->volumes == NULL)
+      abort ();
+    l->volumes[l->nvolumes] = (struct cl_vmm_disk){ .path = cl_xstrdup (src), .readonly = ro };
+    /* the root disk is vda: volumes follow in order */
+    if (*cmdline)
+      {
+        char *t = cl_strdup_printf ("%s cloison.vol=vd%c:%s%s", *cmdline, (char)('b' + l->nvolumes),
+                                    path, ro ? ":ro" : "");
+        free (*cmdline);
+        *cmdline = t;
+      }
+    l->nvolumes++;
+  }
+  json_decref (vols);
+  return 0;
+}
+
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
@@ -153,6 +189,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
+  bool mounted = false;
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
@@ -172,7 +209,28 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
           l->initrd = cl_xstrdup (path);
         }
       if (l->cmdline == NULL)
-        l->cmdline = init_cmdline (json_object_get (inst->config, "command"));
+        {
+          /* the folders go before the command's `--` */
+          char *folders = cl_xstrdup ("");
+          if (vm_mounts (m, inst, l, &folders, err) < 0)
+            {
+              free (folders);
+              return -1;
+            }
+          mounted = true;
+          char *base = init_cmdline (json_object_get (inst->config, "command"));
+          char *dd = strstr (base, " cloison.init=");
+          l->cmdline = dd ? cl_strdup_printf ("%.*s%s%s", (int)(dd - base), base, folders, dd)
+                          : cl_strdup_printf ("%s%s", base, folders);
+          free (base);
+          free (folders);
+        }
+    }
+  if (!mounted)
+    {
+      char *none = NULL;
+      if (vm_mounts (m, inst, l, &none, err) < 0)
+        return -1;
     }
   if (must_exist ("kernel", l->kernel, err) < 0
       || (l->initrd && must_exist ("initrd", l->initrd, err) < 0))
@@ -236,7 +294,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   if (pid == 0)
     {
       struct cl_vmm_config cfg;
-      struct cl_vmm_disk disk = { .path = l->disk };
+      struct cl_vmm_disk *disks = cl_xmalloc0 ((l->nvolumes + 1) * sizeof *disks);
       struct cl_vmm_net net = { .tap = l->tap, .has_mac = l->has_mac };
       cl_error_t verr = NULL;
 
@@ -255,8 +313,13 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.cmdline = l->cmdline;
       cfg.cpus = l->cpus;
       cfg.memory = l->memory;
-      cfg.disks = &disk;
-      cfg.ndisks = 1;
+      disks[0] = (struct cl_vmm_disk){ .path = l->disk };
+      for (size_t i = 0; i < l->nvolumes; i++)
+        disks[i + 1] = l->volumes[i];
+      cfg.disks = disks;
+      cfg.ndisks = l->nvolumes + 1;
+      cfg.fs = l->fs;
+      cfg.nfs = l->nfs;
       if (l->tap)
         {
           memcpy (net.mac, l->mac, 6);
@@ -443,45 +506,11 @@ vm_console (struct cl_manager *m, struct instance *inst, int *exit_code, cl_erro
 /* --- the VMM's API (HTTP over its Unix socket) --- */
 
 static int
-api_request (const char *socket_path, const char *method, const char *path, const char *body,
-             cl_error_t *err)
-{
-  struct sockaddr_un sa = { .sun_family = AF_UNIX };
-  cleanup_close int fd = -1;
-  char req[2048], resp[1024];
-  ssize_t n;
-  int status = 0;
-
-  if (strlen (socket_path) >= sizeof sa.sun_path)
-    return cl_error_raise (err, CL_ERR_INVALID, "API socket path `%s` too long", socket_path);
-  strcpy (sa.sun_path, socket_path);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0 || connect (fd, (struct sockaddr *)&sa, sizeof sa) < 0)
-    return cl_error_errno (err, "connect to the VMM API `%s`", socket_path);
-  n = snprintf (req, sizeof req,
-                "%s %s HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
-                "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                method, path, body ? strlen (body) : 0, body ? body : "");
-  if (cl_write_all (fd, req, (size_t)n) < 0)
-    return cl_error_errno (err, "write to the VMM API");
-  n = read (fd, resp, sizeof resp - 1);
-  if (n <= 0)
-    return cl_error_make (err, 0, "VMM API %s %s: no answer", method, path);
-  resp[n] = '\0';
-  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
-    {
-      char *bodyp = strstr (resp, "\r\n\r\n");
-      return cl_error_make (err, 0, "VMM API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
-    }
-  return 0;
-}
-
-static int
 api_put_state (const char *socket, const char *state, cl_error_t *err)
 {
   cleanup_json json_t *j = json_pack ("{s:s}", "state", state);
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
-  return api_request (socket, "PUT", "/vm/state", body, err);
+  return cl_unix_http_request (socket, "PUT", "/vm/state", body, err);
 }
 
 static int
@@ -495,7 +524,7 @@ vm_api_snapshot (const char *socket, const char *dir, cl_error_t *err)
 {
   cleanup_json json_t *j = json_pack ("{s:s}", "dir", dir);
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
-  return api_request (socket, "PUT", "/snapshot/create", body, err);
+  return cl_unix_http_request (socket, "PUT", "/snapshot/create", body, err);
 }
 
 /* Presses the VM's ACPI power button: the guest shuts down if it will
@@ -587,12 +616,17 @@ vm_restore (const char *from, const char *staged, cl_error_t *err)
 
 /* The agent's session needs no lock: a paused VM only delays it. */
 static int
-vm_exec_unlocked (struct cl_manager *m, struct instance *inst, char **argv, const char **env,
-                  size_t n_env, enum cl_exec_tty tty, struct instance_lock *held, int *exit_code,
-                  cl_error_t *err)
+vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_exec_spec *spec,
+                  struct instance_lock *held, int *exit_code, cl_error_t *err)
 {
   cl_mgr_instance_unlock (held);
-  return cl_mgr_vm_exec (m, inst, argv, env, n_env, tty, exit_code, err); /* vm_agent.c */
+  if (spec->cwd || spec->user)
+    return cl_error_make (err, 0,
+                          "instance `%s`: exec in a VM takes no %s (the guest agent runs "
+                          "commands as root in /)",
+                          inst->name, spec->cwd ? "working directory" : "user");
+  return cl_mgr_vm_exec (m, inst, spec->argv, spec->env, spec->n_env, spec->tty, exit_code,
+                         err); /* vm_agent.c */
 }
 
 const struct instance_ops vm_ops = {

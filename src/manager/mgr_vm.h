@@ -8,6 +8,7 @@
 
 #include "common/error.h"
 #include "manager/manager.h"
+#include "vmm/vmm.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -30,6 +31,13 @@ struct vm_launch
   char *api_socket;
   char *restore_dir; /* stateful snapshot to resume, or NULL */
   char *tap;         /* network, or NULL */
+  /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
+     shares (shared folders, directory volumes); the guest's init mounts
+     them as the command line's cloison.vol= and cloison.fs= say */
+  struct cl_vmm_disk *volumes;
+  size_t nvolumes;
+  struct cl_vmm_fs *fs;
+  size_t nfs;
   uint8_t mac[6];
   bool has_mac;
   unsigned cpus;
@@ -68,5 +76,10 @@ int cl_mgr_agent_frame_read (int fd, char *type, void *buf, uint32_t *len, cl_er
    kills the command). */
 int cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
                           cl_error_t *err);
+/* The same; with `forward` (a VM-isolated container's shim), the signals
+   that would end it (and SIGUSR1/2, SIGALRM, SIGPWR) go to the command as
+   'K' frames instead, and the session ends only with its exit status. */
+int cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, bool forward,
+                               int *exit_code, cl_error_t *err);
 
 #endif

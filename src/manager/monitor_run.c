@@ -19,6 +19,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/loop.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -78,6 +80,71 @@ pause_for_network (void *opaque, pid_t pid, cl_error_t *err)
   return 0;
 }
 
+/* An image volume (an ext4 file) on a loop device, mounted at `target`;
+   the loop device goes away with the mount (autoclear), and the mount
+   with the monitor's mount namespace. */
+static int
+loop_mount (const char *image, const char *target, bool readonly, cl_error_t *err)
+{
+  cleanup_close int ctl = open ("/dev/loop-control", O_RDWR | O_CLOEXEC);
+  cleanup_close int file = -1, dev = -1;
+  struct loop_config cfg = { 0 };
+  char path[64];
+  int n;
+
+  if (ctl < 0)
+    return cl_error_errno (err, "open /dev/loop-control");
+  file = open (image, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+  if (file < 0)
+    return cl_error_errno (err, "open `%s`", image);
+  for (int tries = 0;; tries++)
+    {
+      n = ioctl (ctl, LOOP_CTL_GET_FREE);
+      if (n < 0)
+        return cl_error_errno (err, "get a free loop device");
+      snprintf (path, sizeof path, "/dev/loop%d", n);
+      dev = open (path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC);
+      if (dev < 0)
+        return cl_error_errno (err, "open `%s`", path);
+      cfg.fd = (uint32_t)file;
+      cfg.info.lo_flags = LO_FLAGS_AUTOCLEAR | (readonly ? LO_FLAGS_READ_ONLY : 0);
+      if (ioctl (dev, LOOP_CONFIGURE, &cfg) == 0)
+        break;
+      /* another process took it between: the next free one */
+      if (errno != EBUSY || tries > 16)
+        return cl_error_errno (err, "set up `%s` on `%s`", image, path);
+      close (dev);
+      dev = -1;
+    }
+  if (cl_mkdir_p (target, 0755, err) < 0)
+    return -1;
+  if (mount (path, target, "ext4", readonly ? MS_RDONLY : 0, NULL) < 0)
+    return cl_error_errno (err, "mount volume `%s` on `%s`", image, target);
+  return 0;
+}
+
+/* In the monitor's mount namespace: image volumes are mounted under
+   INSTANCE/volumes/NAME, which their bind mounts then take as source. */
+static int
+mount_image_volumes (struct monitor_args *a, cl_error_t *err)
+{
+  json_t *e;
+  size_t i;
+
+  json_array_foreach (a->spec.mounts, i, e)
+  {
+    const char *vol = json_string_value (json_object_get (e, "image_volume"));
+    const char *src = json_string_value (json_object_get (e, "source"));
+    if (vol == NULL || src == NULL)
+      continue;
+    cleanup_free char *target = cl_strdup_printf ("%s/volumes/%s", a->dir, vol);
+    if (loop_mount (src, target, json_is_true (json_object_get (e, "readonly")), err) < 0)
+      return -1;
+    json_object_set_new (e, "source", json_string (target));
+  }
+  return 0;
+}
+
 pid_t
 cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
@@ -92,6 +159,8 @@ cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_erro
     return cl_error_errno (err, "make mounts slave");
   if (mount ("overlay", a->spec.rootfs, "overlay", 0, a->overlay_opts) < 0)
     return cl_error_errno (err, "mount overlayfs on `%s`", a->spec.rootfs);
+  if (mount_image_volumes (a, err) < 0)
+    return -1;
   if (!a->attached)
     {
       logfd = open (log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
@@ -214,27 +283,28 @@ cl_mgr_json_to_strv (json_t *arr)
 json_t *
 cl_mgr_monitor_args_to_json (const struct monitor_args *a)
 {
-  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+  return json_pack ("{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s:O}",
                     "root", a->root, "name", a->name, "id", a->id, "dir", a->dir, "attached",
                     a->attached, "net_pause", a->net_pause, "engine_root", a->spec.root, "rootfs",
                     a->spec.rootfs, "argv", strv_to_json (a->spec.argv), "env",
                     strv_to_json (a->spec.env), "cwd", a->spec.cwd ? a->spec.cwd : "/", "memory",
                     (json_int_t)a->spec.memory, "cpus", (int)a->spec.cpus, "overlay",
-                    a->overlay_opts);
+                    a->overlay_opts, "mounts", a->spec.mounts ? a->spec.mounts : json_null ());
 }
 
 int
 cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
 {
   const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
-  json_t *argv, *env;
+  json_t *argv, *env, *mounts = NULL;
   json_int_t memory;
   int attached, net_pause, cpus;
 
-  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s}",
+  if (json_unpack (j, "{s:s, s:s, s:s, s:s, s:b, s:b, s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s?o}",
                    "root", &root, "name", &name, "id", &id, "dir", &dir, "attached", &attached,
                    "net_pause", &net_pause, "engine_root", &eroot, "rootfs", &rootfs, "argv", &argv,
-                   "env", &env, "cwd", &cwd, "memory", &memory, "cpus", &cpus, "overlay", &overlay)
+                   "env", &env, "cwd", &cwd, "memory", &memory, "cpus", &cpus, "overlay", &overlay,
+                   "mounts", &mounts)
       < 0)
     return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
   memset (a, 0, sizeof *a);
@@ -256,6 +326,7 @@ cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *er
   a->spec.memory = (uint64_t)memory;
   a->spec.cpus = (unsigned)cpus;
   a->overlay_opts = cl_xstrdup (overlay);
+  a->spec.mounts = json_is_array (mounts) ? json_incref (mounts) : NULL;
   return 0;
 }
 
@@ -272,6 +343,7 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   cl_strv_free (a->spec.env);
   free ((char *)a->spec.cwd);
   free (a->overlay_opts);
+  json_decref (a->spec.mounts);
   free (a->vm_launch.kernel);
   free (a->vm_launch.initrd);
   free (a->vm_launch.cmdline);
@@ -280,5 +352,14 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.api_socket);
   free (a->vm_launch.restore_dir);
   free (a->vm_launch.tap);
+  for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
+    free ((char *)a->vm_launch.volumes[i].path);
+  free (a->vm_launch.volumes);
+  for (size_t i = 0; i < a->vm_launch.nfs; i++)
+    {
+      free ((char *)a->vm_launch.fs[i].tag);
+      free ((char *)a->vm_launch.fs[i].path);
+    }
+  free (a->vm_launch.fs);
   memset (a, 0, sizeof *a);
 }

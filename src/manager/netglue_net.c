@@ -58,15 +58,6 @@ networks (struct instance *inst, const char **names, size_t max)
   return n;
 }
 
-/* The address the instance keeps on network `name` (config "addresses",
-   {network: address}, which a move sets), or NULL. */
-static const char *
-kept_address (struct instance *inst, const char *name)
-{
-  json_t *a = json_object_get (inst->config, "addresses");
-  return json_string_value (json_object_get (a, name ? name : "default"));
-}
-
 static int
 forward_ports (struct cl_manager *m, struct instance *inst, cl_error_t *err)
 {
@@ -108,8 +99,7 @@ cl_mgr_netglue_attach_container (struct cl_manager *m, struct instance *inst, pi
       struct cl_net_attachment att;
       char ifname[16];
       snprintf (ifname, sizeof ifname, "eth%u", (unsigned)i);
-      if (cl_net_attach_container (m->db, names[i], inst->name, pid, ifname,
-                                   kept_address (inst, names[i]), &att, err) < 0)
+      if (cl_net_attach_container (m->db, names[i], inst->name, pid, ifname, &att, err) < 0)
         goto fail;
     }
   if (forward_ports (m, inst, err) < 0)
@@ -134,8 +124,7 @@ cl_mgr_netglue_attach_vm (struct cl_manager *m, struct instance *inst, char **ta
     return 0;
   detach_quietly (m, inst->name);
   networks (inst, names, 8);
-  if (cl_net_attach_vm (m->db, names[0], inst->name, 0, "eth0", kept_address (inst, names[0]),
-                        &att, err) < 0)
+  if (cl_net_attach_vm (m->db, names[0], inst->name, 0, "eth0", &att, err) < 0)
     return -1;
   if (forward_ports (m, inst, err) < 0)
     {

@@ -192,16 +192,22 @@ terminal_size (unsigned char payload[CL_AGENT_WINSIZE_LEN])
   cl_agent_winsize_encode (payload, ws.ws_row, ws.ws_col);
 }
 
-static volatile sig_atomic_t session_winch, session_stop;
+static volatile sig_atomic_t session_winch, session_stop, session_forward_on;
+static volatile sig_atomic_t session_pending[NSIG];
 
 static void
 session_signal (int sig)
 {
   if (sig == SIGWINCH)
     session_winch = 1;
+  else if (session_forward_on)
+    session_pending[sig] = 1;
   else
     session_stop = sig;
 }
+
+/* Signals a VM-isolated container's shim passes to the process ('K'). */
+static const int forwarded[] = { SIGHUP, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGTERM, SIGPWR };
 
 /* The frame on its way to the agent: sent without blocking, so that its
    replies are read meanwhile whatever the command does with its stdin. */
@@ -269,28 +275,51 @@ int
 cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_code,
                       cl_error_t *err)
 {
-  static const int sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+  return cl_mgr_agent_session_full (conn, in, out, errfd, tty, false, exit_code, err);
+}
+
+int
+cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, bool forward,
+                           int *exit_code, cl_error_t *err)
+{
+  static const int tty_sigs[] = { SIGWINCH, SIGINT, SIGTERM, SIGHUP, SIGQUIT };
+  int sigs[16];
+  size_t nsigs = 0;
   cleanup_free unsigned char *reply = malloc (CL_AGENT_MAX_FRAME);
   cleanup_free unsigned char *frame = malloc (CL_AGENT_HEADER + CL_AGENT_MAX_FRAME);
   struct outgoing o = { .buf = frame };
-  struct sigaction sa = { .sa_handler = session_signal }, old[sizeof sigs / sizeof *sigs];
+  struct sigaction sa = { .sa_handler = session_signal }, old[16];
   sigset_t block, wait_mask;
   struct termios saved, raw;
-  bool stdin_open = in >= 0, is_raw;
+  bool stdin_open = in >= 0, is_raw, masked = tty || forward;
   int r = 0;
 
   if (reply == NULL || frame == NULL)
     return cl_error_errno (err, "malloc");
   /* on a pty, the terminal's signals end the session (and restore the
-     terminal) instead of killing us; ppoll lets them in, nowhere else */
+     terminal) instead of killing us; with `forward` they go to the
+     command ('K') instead; ppoll lets them in, nowhere else */
   session_winch = session_stop = 0;
-  sigemptyset (&block);
+  session_forward_on = forward;
+  memset ((void *)session_pending, 0, sizeof session_pending);
   if (tty)
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+    for (size_t i = 0; i < sizeof tty_sigs / sizeof *tty_sigs; i++)
+      sigs[nsigs++] = tty_sigs[i];
+  if (forward)
+    for (size_t i = 0; i < sizeof forwarded / sizeof *forwarded; i++)
       {
-        sigaddset (&block, sigs[i]);
-        sigaction (sigs[i], &sa, &old[i]);
+        bool have = false;
+        for (size_t k = 0; k < nsigs; k++)
+          have |= sigs[k] == forwarded[i];
+        if (!have)
+          sigs[nsigs++] = forwarded[i];
       }
+  sigemptyset (&block);
+  for (size_t i = 0; i < nsigs; i++)
+    {
+      sigaddset (&block, sigs[i]);
+      sigaction (sigs[i], &sa, &old[i]);
+    }
   sigprocmask (SIG_BLOCK, &block, &wait_mask);
   /* our terminal goes raw while the command has the guest's (every key
      for it), once the signals that end us are caught: restored below
@@ -314,6 +343,17 @@ cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_
           *exit_code = 128 + session_stop;
           break;
         }
+      for (size_t i = 0; forward && o.len == 0 && !o.broken && i < nsigs; i++)
+        if (session_pending[sigs[i]])
+          {
+            session_pending[sigs[i]] = 0;
+            unsigned char *b = o.buf + CL_AGENT_HEADER;
+            cl_agent_header_encode (o.buf, CL_AGENT_SIGNAL, 4);
+            b[0] = 0, b[1] = 0, b[2] = 0, b[3] = (unsigned char)sigs[i];
+            o.off = 0, o.len = CL_AGENT_HEADER + 4;
+          }
+      if (o.len && p[0].events == POLLIN)
+        continue; /* a signal's frame was just made: poll for sending it */
       if (session_winch && o.len == 0 && !o.broken)
         {
           session_winch = 0;
@@ -322,7 +362,7 @@ cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_
           o.off = 0, o.len = CL_AGENT_HEADER + CL_AGENT_WINSIZE_LEN;
           continue;
         }
-      if (ppoll (p, 2, NULL, tty ? &wait_mask : NULL) < 0)
+      if (ppoll (p, 2, NULL, masked ? &wait_mask : NULL) < 0)
         {
           if (errno != EINTR)
             r = cl_error_errno (err, "poll");
@@ -338,9 +378,9 @@ cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *exit_
   if (is_raw)
     tcsetattr (in, TCSADRAIN, &saved);
   sigprocmask (SIG_SETMASK, &wait_mask, NULL);
-  if (tty)
-    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
-      sigaction (sigs[i], &old[i], NULL);
+  for (size_t i = 0; i < nsigs; i++)
+    sigaction (sigs[i], &old[i], NULL);
+  session_forward_on = 0;
   return r < 0 ? -1 : 0;
 }
 

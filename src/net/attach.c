@@ -11,23 +11,43 @@
 #include "net/netlink.h"
 #include "net/nft.h"
 
-#include <errno.h>
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-/* Reserves the next free address and inserts the attachment row with its
-   host-side link name; fills `a`. */
+/* A fixed address asked for (`want`, not 0): inside the subnet, not its
+   network, gateway or broadcast address, and free. */
+static int
+check_wanted (const struct net_row *n, uint32_t want, const uint32_t *used, size_t n_used,
+              cl_error_t *err)
+{
+  uint32_t mask = cl_net_ipam_mask (n->prefix);
+  char a[16], s[16];
+
+  cl_net_ipam_format (want, a);
+  cl_net_ipam_format (n->subnet, s);
+  if ((want & mask) != n->subnet || want == n->subnet || want == cl_net_ipam_gateway (n->subnet)
+      || want == (n->subnet | ~mask))
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "network `%s`: address %s is not one for an instance in %s/%d", n->name,
+                           a, s, n->prefix);
+  for (size_t i = 0; i < n_used; i++)
+    if (used[i] == want)
+      return cl_error_raise (err, CL_ERR_CONFLICT, "network `%s`: address %s is in use", n->name,
+                             a);
+  return 0;
+}
+
+/* Reserves the address `want` (0: the next free one) and inserts the
+   attachment row with its host-side link name; fills `a`. */
 static int
 reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const char *kind,
-         const char *ifname, pid_t pid, const char *want, struct att_row *a, cl_error_t *err)
+         const char *ifname, pid_t pid, uint32_t want, struct att_row *a, cl_error_t *err)
 {
-  struct in_addr want_in = { 0 };
-  uint32_t wanted = 0;
-
   cleanup_stmt sqlite3_stmt *st = NULL;
   cleanup_free uint32_t *used = NULL;
   size_t n_used = 0, cap = 0;
@@ -67,20 +87,9 @@ reserve (struct net_ctx *c, const struct net_row *n, const char *instance, const
     }
   sqlite3_finalize (steal_pointer (&st));
   memset (a, 0, sizeof *a);
-  /* the address asked for (an instance moved here keeps its own) when it
-     lies in the subnet and is free; else the next free one */
-  if (want && inet_pton (AF_INET, want, &want_in) == 1)
-    {
-      wanted = ntohl (want_in.s_addr);
-      if ((wanted & cl_net_ipam_mask (n->prefix)) != n->subnet
-          || wanted <= cl_net_ipam_gateway (n->subnet)
-          || wanted >= (n->subnet | ~cl_net_ipam_mask (n->prefix)))
-        wanted = 0;
-      for (size_t i = 0; wanted && i < n_used; i++)
-        if (used[i] == wanted)
-          wanted = 0;
-    }
-  a->address = wanted ? wanted : cl_net_ipam_next_free (n->subnet, n->prefix, used, n_used);
+  if (want && check_wanted (n, want, used, n_used, err) < 0)
+    goto fail;
+  a->address = want ? want : cl_net_ipam_next_free (n->subnet, n->prefix, used, n_used);
   if (a->address == 0)
     {
       char s[16];
@@ -247,12 +256,27 @@ default_ifname (sqlite3 *db, const char *instance, char out[16])
 }
 
 /* What both kinds of attach check and look up first: the names, the
-   network (the default one when net_name is NULL), the bridge to join. */
+   network (the default one when net_name is NULL; NAME@ADDRESS: a fixed
+   address in *want), the bridge to join. */
 static int
 attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const char **ifname,
                 char auto_ifname[16], struct net_ctx *c, struct net_row *n, int *master,
-                cl_error_t *err)
+                uint32_t *want, cl_error_t *err)
 {
+  cleanup_free char *name = NULL;
+
+  *want = 0;
+  if (net_name && strchr (net_name, '@'))
+    {
+      struct in_addr in;
+      name = cl_xstrdup (net_name);
+      *strchr (name, '@') = '\0';
+      if (inet_pton (AF_INET, strchr (net_name, '@') + 1, &in) != 1)
+        return cl_error_raise (err, CL_ERR_INVALID, "network `%s`: `%s` is not an IPv4 address",
+                               name, strchr (net_name, '@') + 1);
+      *want = ntohl (in.s_addr);
+      net_name = name;
+    }
   if (*ifname == NULL)
     {
       if (cl_net_schema (db, err) < 0)
@@ -274,8 +298,7 @@ attach_prepare (sqlite3 *db, const char *net_name, const char *instance, const c
 
 int
 cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
-                         const char *ifname, const char *address, struct cl_net_attachment *out,
-                         cl_error_t *err)
+                         const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   cleanup_close int nsfd = -1;
@@ -285,14 +308,16 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
   uint8_t mac[6];
   char auto_ifname[16];
   int master, first;
+  uint32_t want;
 
-  if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, err) < 0)
+  if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, &want, err)
+      < 0)
     return -1;
   nsfd = open (ns_path, O_RDONLY | O_CLOEXEC);
   if (pid <= 0 || nsfd < 0)
     return cl_error_errno (err, "open `%s`", ns_path);
   first = count_attachments (db, instance) == 0;
-  if (reserve (&c, &n, instance, "container", ifname, pid, address, &a, err) < 0)
+  if (reserve (&c, &n, instance, "container", ifname, pid, want, &a, err) < 0)
     return -1;
   parse_mac (a.mac, mac);
   if (cl_net_nl_veth_add (c.nl, a.host_ifname, master, ifname, mac, nsfd, n.mtu, err) < 0
@@ -310,17 +335,17 @@ cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance
 
 int
 cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t owner,
-                  const char *ifname, const char *address, struct cl_net_attachment *out,
-                  cl_error_t *err)
+                  const char *ifname, struct cl_net_attachment *out, cl_error_t *err)
 {
   cleanup_ctx struct net_ctx c = { .lock_fd = -1 };
   struct net_row n;
   struct att_row a;
   char auto_ifname[16];
   int master, tap;
+  uint32_t want;
 
-  if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, err) < 0
-      || reserve (&c, &n, instance, "vm", ifname, 0, address, &a, err) < 0)
+  if (attach_prepare (db, net_name, instance, &ifname, auto_ifname, &c, &n, &master, &want, err) < 0
+      || reserve (&c, &n, instance, "vm", ifname, 0, want, &a, err) < 0)
     return -1;
   if (cl_net_nl_tap_create (a.host_ifname, owner, err) < 0
       || (tap = cl_net_nl_link_index (c.nl, a.host_ifname, err)) <= 0

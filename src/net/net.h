@@ -68,24 +68,21 @@ int cl_net_delete (sqlite3 *db, const char *name, cl_error_t *err);
 int cl_net_list (sqlite3 *db, json_t **out, cl_error_t *err);
 int cl_net_show (sqlite3 *db, const char *name, json_t **out, cl_error_t *err);
 
+/* net_name may be NAME@ADDRESS: that address (dotted IPv4, in the
+   network's subnet, free) instead of the next free one. */
 /* Attaches a container: a veth pair whose peer is created directly in the
    network namespace of `pid`, named `ifname` (NULL: "eth0" for the
    instance's first network, "eth1" for its second...), given its
    address, a default route through the gateway, and `lo` up.  NULL
-   net_name: the default network (created if needed).  address: the one
-   wanted (dotted IPv4; an instance moved from another host keeps its
-   own), taken when it is in the subnet and free; NULL or not: the next
-   free one. */
+   net_name: the default network (created if needed). */
 int cl_net_attach_container (sqlite3 *db, const char *net_name, const char *instance, pid_t pid,
-                             const char *ifname, const char *address,
-                             struct cl_net_attachment *out, cl_error_t *err);
+                             const char *ifname, struct cl_net_attachment *out, cl_error_t *err);
 /* Attaches a microVM: a persistent tap (IFF_TAP|IFF_NO_PI|IFF_VNET_HDR)
    owned by `owner` (so an unprivileged VMM may open it by name) on the
    bridge, an address reserved and handed out by the network's dnsmasq to
    out->mac.  `ifname` is only recorded (the guest's name, NULL: "ethN"). */
 int cl_net_attach_vm (sqlite3 *db, const char *net_name, const char *instance, uid_t owner,
-                      const char *ifname, const char *address, struct cl_net_attachment *out,
-                      cl_error_t *err);
+                      const char *ifname, struct cl_net_attachment *out, cl_error_t *err);
 /* Removes every attachment of the instance (links, DHCP/DNS entries, port
    forwards) and frees its addresses.  An instance with none: 0. */
 int cl_net_detach (sqlite3 *db, const char *instance, cl_error_t *err);

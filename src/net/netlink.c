@@ -11,6 +11,10 @@
 #include <linux/if_link.h>
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
+#include <linux/pkt_cls.h>
+#include <linux/pkt_sched.h>
+#include <linux/tc_act/tc_mirred.h>
+#include <linux/if_ether.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <sched.h>
@@ -418,4 +422,57 @@ cl_net_nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
   if (ioctl (fd, TUNSETOWNER, (unsigned long)owner) < 0 || ioctl (fd, TUNSETPERSIST, 1UL) < 0)
     return cl_error_errno (err, "make tap `%s` persistent", name);
   return 0;
+}
+
+/* One tc message on ifindex: RTM_NEWQDISC or RTM_NEWTFILTER. */
+static struct nlmsghdr *
+tc_msg (char *buf, int type, int ifindex, uint32_t parent, uint32_t handle, uint32_t info)
+{
+  struct nlmsghdr *nlh = mnl_nlmsg_put_header (buf);
+  struct tcmsg *t;
+
+  nlh->nlmsg_type = type;
+  nlh->nlmsg_flags = NLM_F_REQUEST | NLM_F_CREATE | NLM_F_EXCL;
+  t = mnl_nlmsg_put_extra_header (nlh, sizeof *t);
+  t->tcm_family = AF_UNSPEC;
+  t->tcm_ifindex = ifindex;
+  t->tcm_parent = parent;
+  t->tcm_handle = handle;
+  t->tcm_info = info;
+  return nlh;
+}
+
+int
+cl_net_nl_tc_redirect (struct nl_sock *nl, int from, int to, cl_error_t *err)
+{
+  char buf[MNL_SOCKET_BUFFER_SIZE], name[16];
+  struct nlmsghdr *nlh;
+  struct nlattr *opts, *acts, *act, *aopts;
+  struct tc_mirred m = { .action = TC_ACT_STOLEN, .eaction = TCA_EGRESS_REDIR, .ifindex = to };
+  int r;
+
+  snprintf (name, sizeof name, "%d", from);
+  /* `tc qdisc add dev FROM ingress` (EEXIST: already there) */
+  nlh = tc_msg (buf, RTM_NEWQDISC, from, TC_H_INGRESS, TC_H_MAKE (TC_H_INGRESS, 0), 0);
+  mnl_attr_put_strz (nlh, TCA_KIND, "ingress");
+  r = nl_talk (nl, nlh, NULL, NULL);
+  if (r < 0 && r != -EEXIST)
+    return fail (err, r, "add an ingress qdisc to link", name);
+  /* `tc filter add dev FROM parent ffff: prio 1 protocol all matchall
+     action mirred egress redirect dev TO` */
+  nlh = tc_msg (buf, RTM_NEWTFILTER, from, TC_H_MAKE (TC_H_INGRESS, 0), 0,
+                TC_H_MAKE (1u << 16, htons (ETH_P_ALL)));
+  mnl_attr_put_strz (nlh, TCA_KIND, "matchall");
+  opts = mnl_attr_nest_start (nlh, TCA_OPTIONS);
+  acts = mnl_attr_nest_start (nlh, TCA_MATCHALL_ACT);
+  act = mnl_attr_nest_start (nlh, 1);
+  mnl_attr_put_strz (nlh, TCA_ACT_KIND, "mirred");
+  aopts = mnl_attr_nest_start (nlh, TCA_ACT_OPTIONS);
+  mnl_attr_put (nlh, TCA_MIRRED_PARMS, sizeof m, &m);
+  mnl_attr_nest_end (nlh, aopts);
+  mnl_attr_nest_end (nlh, act);
+  mnl_attr_nest_end (nlh, acts);
+  mnl_attr_nest_end (nlh, opts);
+  r = nl_talk (nl, nlh, NULL, NULL);
+  return r < 0 ? fail (err, r, "redirect the ingress of link", name) : 0;
 }

@@ -52,4 +52,10 @@ int cl_net_nl_link_foreach (struct nl_sock *nl, void (*fn) (const char *name, vo
    by name; removed with cl_net_nl_link_del. */
 int cl_net_nl_tap_create (const char *name, uid_t owner, cl_error_t *err);
 
+/* Everything that arrives on link `from` leaves by link `to` (an ingress
+   qdisc on `from` with a matchall filter whose action is mirred egress
+   redirect to `to`): call it both ways to join a VM's tap to a
+   container's interface, as Kata Containers does. */
+int cl_net_nl_tc_redirect (struct nl_sock *nl, int from, int to, cl_error_t *err);
+
 #endif

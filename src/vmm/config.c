@@ -44,6 +44,33 @@ cl_vmm_config_to_json (const struct cl_vmm_config *cfg)
   return j;
 }
 
+/* A template's clone: the same devices, pointed at this VM's shared
+   directories and taps (the guest mounts its shares, and is given its
+   MAC, after the restore). */
+static int
+clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_error_t *err)
+{
+  struct cl_vmm_fs *f = (struct cl_vmm_fs *)out->fs;
+  struct cl_vmm_net *n = (struct cl_vmm_net *)out->nets;
+
+  if (user->nfs != out->nfs || user->nnets != out->nnets)
+    return cl_error_make (err, 0,
+                          "template: %zu shared directories and %zu networks, the clone has %zu "
+                          "and %zu",
+                          out->nfs, out->nnets, user->nfs, user->nnets);
+  for (size_t i = 0; i < out->nfs; i++)
+    {
+      if (strcmp (f[i].tag, user->fs[i].tag) != 0)
+        return cl_error_make (err, 0, "template: fs[%zu] has tag `%s`, the clone `%s`", i,
+                              f[i].tag, user->fs[i].tag);
+      f[i].path = user->fs[i].path;
+      f[i].readonly = user->fs[i].readonly;
+    }
+  for (size_t i = 0; i < out->nnets; i++)
+    n[i].tap = user->nets[i].tap;
+  return 0;
+}
+
 int
 cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct cl_vmm_config *out,
                          cl_error_t *err)
@@ -68,6 +95,8 @@ cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct 
     return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks, nets or fs");
   out->cpus = cpus;
   out->memory = memory;
+  if (user->restore_clone)
+    cid = user->vsock_cid; /* the guest re-reads it at the transport reset */
   if (user->vsock_fd >= 0 && (json_int_t)user->vsock_cid != cid)
     return cl_error_make (err, 0, "snapshot config: vsock cid %lld, but the reserved one is %u",
                           (long long)cid, user->vsock_cid);
@@ -123,6 +152,8 @@ cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct 
           n[i].has_mac = true;
         }
     }
+  if (user->restore_clone)
+    return clone_retarget (user, out, err);
   return 0;
 }
 

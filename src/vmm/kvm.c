@@ -415,6 +415,7 @@ cl_vmm_vm_destroy (struct vm *vm)
   vm_io_space_free (&vm->pio);
   vm_io_space_free (&vm->mmio);
   free (vm->cpuid);
+  free (vm->msrs_readable);
   free (vm->stop_msg);
   for (int *fd = (int[]){ vm->wake_fd, vm->epoll_fd, vm->vm_fd, vm->kvm_fd, -2 }; *fd != -2; fd++)
     if (*fd >= 0)

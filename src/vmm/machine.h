@@ -124,6 +124,10 @@ struct vm
   int (*vcpu_thread_init) (cl_error_t *err);
   struct vm_destructor *destructors;
   uint64_t start_ns;
+  /* migration: the share (0-99 %) of each 10 ms the vCPUs sleep */
+  _Atomic unsigned throttle_pct;
+  /* the MSRs a snapshot saves, probed once (vmm_snapshot.c) */
+  struct kvm_msr_list *msrs_readable;
 };
 
 /* kvm.c */
@@ -151,6 +155,9 @@ int cl_vmm_vm_io_thread_start (struct vm *vm, cl_error_t *err);
 void cl_vmm_vm_io_thread_stop (struct vm *vm);
 
 /* vcpu.c */
+/* KVM's supported CPUID (allocated), before any per-vCPU topology. */
+struct kvm_cpuid2 *cl_vmm_vm_cpuid_supported (struct vm *vm, cl_error_t *err);
+/* With vm->cpuid NULL, takes KVM's supported set. */
 int cl_vmm_vm_vcpus_create (struct vm *vm, cl_error_t *err);
 int cl_vmm_vm_vcpus_start (struct vm *vm, cl_error_t *err);
 /* Blocks until a stop is requested, joins the vCPU threads. */

@@ -80,6 +80,9 @@ static const char *const allowed[] = {
   "setsockopt",
   "getsockname",
   "getpeername",
+  /* live migration: the source connects to tcp:HOST:PORT (migrate.c) */
+  "socket",
+  "connect",
   /* snapshot files */
   "openat",
   "open",

@@ -405,7 +405,22 @@ uart_restore (void *opaque, json_t *state, cl_error_t *err)
   return 0;
 }
 
-static const struct vm_persist_ops uart_persist = { .save = uart_save, .restore = uart_restore };
+/* The line raised by uart_restore went into a fresh irqchip that the
+   saved one then replaced: a new edge if an interrupt is pending. */
+static void
+uart_resumed (void *opaque)
+{
+  struct uart *u = opaque;
+  pthread_mutex_lock (&u->lock);
+  if (u->irq_level && u->vm)
+    cl_vmm_vm_irq_line (u->vm, UART_COM1_IRQ, 0);
+  u->irq_level = false;
+  uart_update_irq (u);
+  pthread_mutex_unlock (&u->lock);
+}
+
+static const struct vm_persist_ops uart_persist
+    = { .save = uart_save, .restore = uart_restore, .resumed = uart_resumed };
 
 int
 cl_vmm_uart_create (struct vm *vm, int in_fd, int out_fd, struct uart **out, cl_error_t *err)

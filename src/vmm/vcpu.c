@@ -17,23 +17,27 @@
 
 #define CPUID_MAX_ENTRIES 256
 
-static int
-vm_cpuid_supported (struct vm *vm, cl_error_t *err)
+struct kvm_cpuid2 *
+cl_vmm_vm_cpuid_supported (struct vm *vm, cl_error_t *err)
 {
-  vm->cpuid
-      = cl_xmalloc0 (sizeof (*vm->cpuid) + CPUID_MAX_ENTRIES * sizeof (struct kvm_cpuid_entry2));
-  vm->cpuid->nent = CPUID_MAX_ENTRIES;
-  if (ioctl (vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, vm->cpuid) < 0)
-    return cl_error_errno (err, "KVM_GET_SUPPORTED_CPUID");
+  struct kvm_cpuid2 *c
+      = cl_xmalloc0 (sizeof (*c) + CPUID_MAX_ENTRIES * sizeof (struct kvm_cpuid_entry2));
+  c->nent = CPUID_MAX_ENTRIES;
+  if (ioctl (vm->kvm_fd, KVM_GET_SUPPORTED_CPUID, c) < 0)
+    {
+      free (c);
+      cl_error_errno (err, "KVM_GET_SUPPORTED_CPUID");
+      return NULL;
+    }
   /* KVM emulates the LAPIC's TSC-deadline mode but leaves the CPUID bit
      to userspace (KVM_CAP_TSC_DEADLINE_TIMER).  Without it Linux
      calibrates the LAPIC timer against the PM timer at boot: 100 ms of
      guest time plus a few hundred port exits. */
   if (ioctl (vm->kvm_fd, KVM_CHECK_EXTENSION, KVM_CAP_TSC_DEADLINE_TIMER) > 0)
-    for (unsigned i = 0; i < vm->cpuid->nent; i++)
-      if (vm->cpuid->entries[i].function == 1)
-        vm->cpuid->entries[i].ecx |= 1u << 24;
-  return 0;
+    for (unsigned i = 0; i < c->nent; i++)
+      if (c->entries[i].function == 1)
+        c->entries[i].ecx |= 1u << 24;
+  return c;
 }
 
 static unsigned
@@ -114,7 +118,12 @@ cpuid_for_vcpu (struct vm *vm, unsigned apic_id)
 {
   struct kvm_cpuid2 *c
       = cl_xmalloc0 (sizeof (*c) + (CPUID_MAX_ENTRIES + 6) * sizeof (c->entries[0]));
-  memcpy (c, vm->cpuid, sizeof (*c) + vm->cpuid->nent * sizeof (c->entries[0]));
+  memcpy (c, vm->cpuid,
+          sizeof (*c)
+              + (vm->cpuid->nent < CPUID_MAX_ENTRIES ? vm->cpuid->nent : CPUID_MAX_ENTRIES)
+                    * sizeof (c->entries[0]));
+  if (c->nent > CPUID_MAX_ENTRIES)
+    c->nent = CPUID_MAX_ENTRIES;
   uint32_t max_leaf = 0;
   for (unsigned i = 0; i < c->nent; i++)
     if (c->entries[i].function == 0)
@@ -171,7 +180,8 @@ vcpu_set_boot_msrs (struct vcpu *vcpu, cl_error_t *err)
 int
 cl_vmm_vm_vcpus_create (struct vm *vm, cl_error_t *err)
 {
-  if (vm_cpuid_supported (vm, err) < 0)
+  /* an incoming migration set the source's already */
+  if (vm->cpuid == NULL && (vm->cpuid = cl_vmm_vm_cpuid_supported (vm, err)) == NULL)
     return -1;
   vm->vcpus = cl_xmalloc0 (vm->ncpus * sizeof (*vm->vcpus));
   for (unsigned i = 0; i < vm->ncpus; i++)
@@ -284,6 +294,11 @@ vcpu_thread_main (void *arg)
           if (errno == EINTR || errno == EAGAIN)
             {
               v->run->immediate_exit = 0;
+              /* auto-converge: a migration that cannot keep up kicks
+                 every 10 ms and takes this share of each period */
+              unsigned pct = atomic_load (&vm->throttle_pct);
+              if (pct && !atomic_load (&vm->pause_requested))
+                usleep (pct * 100);
               continue;
             }
           vcpu_stop_with (v, VM_STOP_ERROR, "vCPU %d: KVM_RUN: %s", v->id, strerror (errno));

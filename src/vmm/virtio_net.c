@@ -209,6 +209,45 @@ net_activate (struct virtio_device *dev, cl_error_t *err)
   return 0;
 }
 
+/* After a restore (a migration's destination, or a snapshot resumed):
+   the guest has no control queue for VIRTIO_NET_F_GUEST_ANNOUNCE, so the
+   VMM announces its MAC itself, as QEMU does: broadcast RARP frames,
+   from which the switches and bridges learn where the guest now is. */
+static void
+announce (struct virtio_net *net)
+{
+  uint8_t frame[NET_HDR_LEN + 60] = { 0 };
+  uint8_t *eth = frame + NET_HDR_LEN;
+  static const uint8_t rarp[] = { 0x80, 0x35, 0x00, 0x01, 0x08, 0x00, 0x06, 0x04, 0x00, 0x03 };
+
+  memset (eth, 0xff, 6);
+  memcpy (eth + 6, net->config.mac, 6);
+  memcpy (eth + 12, rarp, sizeof rarp);
+  memcpy (eth + 22, net->config.mac, 6); /* sender hardware address */
+  memcpy (eth + 32, net->config.mac, 6); /* target hardware address */
+  for (int i = 0; i < 3; i++)
+    if (write (net->tap_fd, frame, sizeof frame) == (ssize_t)sizeof frame)
+      cl_vmm_vm_metric_add (net->vdev.vm, net->vdev.name, "announces", 1);
+}
+
+/* Nothing of its own to keep (the tap is the host's): an empty object, so
+   that restore runs and announces. */
+static json_t *
+net_save (struct virtio_device *dev)
+{
+  (void)dev;
+  return json_object ();
+}
+
+static int
+net_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
+{
+  (void)state;
+  (void)err;
+  announce ((struct virtio_net *)dev);
+  return 0;
+}
+
 static void
 net_release (struct virtio_device *dev)
 {
@@ -229,6 +268,8 @@ static const struct virtio_device_ops net_ops = {
               | (1ull << NET_F_HOST_TSO6) | (1ull << NET_F_MRG_RXBUF) | (1ull << NET_F_STATUS),
   .activate = net_activate,
   .queue_notify = net_notify,
+  .save = net_save,
+  .restore = net_restore,
   .release = net_release,
 };
 

@@ -802,10 +802,43 @@ persist_save_check (void *opaque, cl_error_t *err)
   return dev->ops->save_check ? dev->ops->save_check (dev, err) : 0;
 }
 
+/* The rings of the queues a kernel backend (vhost) serves: it writes
+   their used rings where no one sees it. */
+static void
+persist_mark_dirty (void *opaque)
+{
+  struct virtio_device *dev = opaque;
+
+  for (unsigned q = 0; q < dev->ops->num_queues; q++)
+    {
+      struct virtq *vq = &dev->queues[q].vq;
+      if ((dev->ops->own_kick_mask & (1u << q)) && vq->ready && vq->used)
+        cl_vmm_guest_mem_mark_dirty (vq->mem, vq->used, 6ull + 8ull * vq->size);
+    }
+}
+
+/* Every ready queue's vector once more: an MSI sent through an irqfd just
+   before the save may not have reached the saved LAPIC. */
+static void
+persist_resumed (void *opaque)
+{
+  struct virtio_device *dev = opaque;
+
+  if (!(dev->status & VIRTIO_STATUS_DRIVER_OK))
+    return;
+  for (unsigned q = 0; q < dev->ops->num_queues; q++)
+    if (dev->queues[q].vq.ready)
+      cl_vmm_virtio_queue_interrupt (dev, q);
+  if (dev->ops->restored && virtio_device_running (dev))
+    dev->ops->restored (dev);
+}
+
 static const struct vm_persist_ops virtio_persist_ops = {
   .save = persist_save,
   .save_check = persist_save_check,
   .restore = persist_restore,
+  .mark_dirty = persist_mark_dirty,
+  .resumed = persist_resumed,
 };
 
 /* ----------------------------------------------------------------- init */

@@ -63,6 +63,9 @@ struct virtio_device_ops
      now, e.g. host descriptors the guest holds.  0, or -1 with `err`. */
   int (*save_check) (struct virtio_device *dev, cl_error_t *err);
   int (*restore) (struct virtio_device *dev, json_t *state, cl_error_t *err);
+  /* Optional: the whole VM is restored (vCPUs included), none runs yet:
+     interrupts for the guest may be raised now (vm_persist_ops.restored). */
+  void (*restored) (struct virtio_device *dev);
   /* Queues whose kicks the device takes over itself (vhost): bit q set. */
   uint32_t own_kick_mask;
   /* Required: frees the device's own resources and the struct embedding

@@ -38,8 +38,10 @@ struct virtio_vsock
   struct vsock_config config;
   int vhost_fd;
   uint64_t vhost_features;
+  uint64_t cid; /* the one vhost serves: config.guest_cid after a restore too */
   bool running;
   bool reset_event_due; /* restored: tell the guest its connections died */
+  bool restoring;       /* between restore and restored */
   struct virtq_chain chain;
 };
 
@@ -122,9 +124,20 @@ vsock_activate (struct virtio_device *dev, cl_error_t *err)
   if (ioctl (vs->vhost_fd, VHOST_VSOCK_SET_RUNNING, &on) < 0)
     return cl_error_errno (err, "vhost-vsock: VHOST_VSOCK_SET_RUNNING");
   vs->running = true;
-  if (vs->reset_event_due)
+  /* restoring: the event waits for the LAPICs (vsock_restored) */
+  if (vs->reset_event_due && !vs->restoring)
     post_reset_event (vs);
   return 0;
+}
+
+static void
+vsock_restored (struct virtio_device *dev)
+{
+  struct virtio_vsock *vs = (struct virtio_vsock *) dev;
+
+  vs->restoring = false;
+  if (vs->reset_event_due)
+    post_reset_event (vs);
 }
 
 static void
@@ -180,7 +193,12 @@ vsock_restore (struct virtio_device *dev, json_t *state, cl_error_t *err)
       dev->queues[q].vq.last_avail_idx = base;
       dev->queues[q].vq.used_idx = base;
     }
+  /* the snapshot's config bytes carry the CID the guest had; a clone of
+     a template runs under another: the guest reads it back at the
+     transport reset */
+  vs->config.guest_cid = vs->cid;
   vs->reset_event_due = true;
+  vs->restoring = true;
   return 0;
 }
 
@@ -240,7 +258,7 @@ cl_vmm_virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, 
   vs = cl_xmalloc0 (sizeof *vs);
   vs->vhost_fd = steal_fd (&fd);
   vs->vhost_features = features;
-  vs->config.guest_cid = guest_cid;
+  vs->config.guest_cid = vs->cid = guest_cid;
   vs->ops = (struct virtio_device_ops){
     .kind = "vsock",
     .device_id = VIRTIO_ID_VSOCK,
@@ -254,6 +272,7 @@ cl_vmm_virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_fd, 
     .queue_notify = vsock_notify,
     .save = vsock_save,
     .restore = vsock_restore,
+    .restored = vsock_restored,
     .own_kick_mask = (1u << RXQ) | (1u << TXQ),
     .release = vsock_release,
   };

@@ -6,6 +6,7 @@
    is x86-64 (little-endian, like virtio 1.x), so fields are read as is. */
 #include "vmm/virtq.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #define AVAIL_FLAGS(vq) (&(vq)->avail[0])
@@ -178,6 +179,24 @@ cl_vmm_virtq_unpop (struct virtq *vq, uint16_t n)
   vq->last_avail_idx -= n;
 }
 
+/* A migration in progress must resend what the device wrote: the chain's
+   writable buffers and the used ring (KVM only sees the guest's writes). */
+static void
+mark_written (struct virtq *vq, uint16_t head)
+{
+  struct virtq_chain *chain;
+  const char *why;
+
+  if (!__atomic_load_n (&vq->mem->dirty_log, __ATOMIC_ACQUIRE))
+    return;
+  chain = malloc (sizeof *chain);
+  if (chain && walk_chain (vq, head, chain, &why) == 0)
+    for (unsigned i = chain->nout; i < chain->nout + chain->nin; i++)
+      cl_vmm_guest_mem_mark_dirty (vq->mem, chain->iov[i].iov_base, chain->iov[i].iov_len);
+  free (chain);
+  cl_vmm_guest_mem_mark_dirty (vq->mem, vq->used, 6ull + 8ull * vq->size);
+}
+
 void
 cl_vmm_virtq_push (struct virtq *vq, uint16_t head, uint32_t written)
 {
@@ -185,6 +204,7 @@ cl_vmm_virtq_push (struct virtq *vq, uint16_t head, uint32_t written)
 
   if (vq->used == NULL)
     return;
+  mark_written (vq, head);
   e = used_elem (vq, vq->used_idx & (vq->size - 1));
   __atomic_store_n (&e->id, head, __ATOMIC_RELAXED);
   __atomic_store_n (&e->len, written, __ATOMIC_RELAXED);
@@ -226,7 +246,10 @@ cl_vmm_virtq_enable_notify (struct virtq *vq)
   if (vq->avail == NULL)
     return false;
   if (vq->event_idx)
-    __atomic_store_n (avail_event_ptr (vq), vq->last_avail_idx, __ATOMIC_RELAXED);
+    {
+      __atomic_store_n (avail_event_ptr (vq), vq->last_avail_idx, __ATOMIC_RELAXED);
+      cl_vmm_guest_mem_mark_dirty (vq->mem, avail_event_ptr (vq), 2);
+    }
   /* Publish avail_event before looking at the avail index again, or a
      kick could fall between the two. */
   __atomic_thread_fence (__ATOMIC_SEQ_CST);

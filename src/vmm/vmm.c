@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <net/if.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -178,15 +179,16 @@ host_memory (void)
   return pages > 0 && size > 0 ? (uint64_t)pages * size : UINT64_MAX;
 }
 
+/* booted: whether the kernel is read (not by an incoming migration) */
 static int
-config_check (const struct cl_vmm_config *cfg, cl_error_t *err)
+config_check (const struct cl_vmm_config *cfg, bool booted, cl_error_t *err)
 {
   struct stat st;
-  if (cfg->kernel == NULL)
+  if (booted && cfg->kernel == NULL)
     return cl_error_make (err, 0, "--kernel: required");
-  if (stat (cfg->kernel, &st) < 0)
+  if (booted && stat (cfg->kernel, &st) < 0)
     return cl_error_errno (err, "kernel `%s`", cfg->kernel);
-  if (cfg->initrd && stat (cfg->initrd, &st) < 0)
+  if (booted && cfg->initrd && stat (cfg->initrd, &st) < 0)
     return cl_error_errno (err, "initrd `%s`", cfg->initrd);
   if (cfg->cpus < 1 || cfg->cpus > CL_VMM_MAX_CPUS)
     return cl_error_make (err, 0, "--cpus %u: expected 1 to %d", cfg->cpus, CL_VMM_MAX_CPUS);
@@ -211,12 +213,12 @@ config_check (const struct cl_vmm_config *cfg, cl_error_t *err)
         return cl_error_make (err, 0, "--fs %s=%s: not a directory", cfg->fs[i].tag,
                               cfg->fs[i].path);
     }
+  /* the network namespace we are in (not /sys/class/net, which shows
+     the one its sysfs was mounted from: a VM-isolated container's VMM
+     runs in the container's) */
   for (size_t i = 0; i < cfg->nnets; i++)
-    {
-      cleanup_free char *p = cl_strdup_printf ("/sys/class/net/%s", cfg->nets[i].tap);
-      if (stat (p, &st) < 0)
-        return cl_error_errno (err, "tap `%s`", cfg->nets[i].tap);
-    }
+    if (if_nametoindex (cfg->nets[i].tap) == 0)
+      return cl_error_errno (err, "tap `%s`", cfg->nets[i].tap);
   if (cfg->console == CL_VMM_CONSOLE_FILE && cfg->console_path == NULL)
     return cl_error_make (err, 0, "--console file=PATH: PATH missing");
   return 0;
@@ -340,6 +342,7 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
 {
   struct vmm m = { .console_file_fd = -1, .signal_fd = -1, .api_fd = -1 };
   struct cl_vmm_config restored = { 0 };
+  struct vmm_incoming *incoming = NULL;
   struct term_state term = { .fd = -1 };
   sigset_t stop_signals, old_mask;
   bool masked = false;
@@ -355,7 +358,13 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
         return -1;
       m.cfg = &restored;
     }
-  if (config_check (m.cfg, err) < 0)
+  else if (user_cfg->incoming)
+    {
+      if (cl_vmm_incoming_open (user_cfg, &incoming, &restored, err) < 0)
+        goto out_config;
+      m.cfg = &restored;
+    }
+  if (config_check (m.cfg, incoming == NULL, err) < 0)
     goto out_config;
 
   sigemptyset (&stop_signals);
@@ -376,6 +385,8 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   mem_file = user_cfg->restore_dir ? cl_strdup_printf ("%s/memory", user_cfg->restore_dir) : NULL;
   if (cl_vmm_vm_create (&m.vm, m.cfg->cpus, m.cfg->memory, mem_file, err) < 0)
     goto out;
+  if (incoming && cl_vmm_incoming_cpuid (incoming, m.vm, err) < 0)
+    goto out;
   if (cl_vmm_vm_vcpus_create (m.vm, err) < 0 || vmm_build_devices (&m, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
@@ -383,16 +394,26 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
       if (cl_vmm_snapshot_restore (&m, user_cfg->restore_dir, err) < 0)
         goto out;
     }
+  else if (incoming)
+    {
+      /* The API socket and the sandbox before the stream: they cost tens
+         of ms that would otherwise add to the guest's pause (the API
+         answers once the I/O thread runs). */
+      if ((user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
+          || cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0
+          || cl_vmm_incoming_receive (incoming, &m, err) < 0)
+        goto out;
+    }
   else if (vmm_boot (&m, err) < 0)
     goto out;
 
   if (cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
     goto out;
-  if (user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
+  if (!incoming && user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
     goto out;
   if (cl_vmm_vm_io_thread_start (m.vm, err) < 0)
     goto out;
-  if (cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0)
+  if (!incoming && cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0)
     goto out;
   if (m.cfg->seccomp != CL_VMM_SECCOMP_OFF)
     m.vm->vcpu_thread_init = cl_vmm_sandbox_apply_vcpu_thread;
@@ -402,9 +423,14 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
+  else if (incoming)
+    m.restore_ns = cl_now_ns () - m.restore_ns; /* from the stream's end */
   if (m.cfg->debug)
     fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry\n",
              (cl_now_ns () - t_entry) / 1e6);
+  if (m.cfg->debug && incoming)
+    fprintf (stderr, "cloison-vmm: running %.1f ms after the migration stream's end\n",
+             m.restore_ns / 1e6);
   if (user_cfg->ready_fd >= 0 && cl_write_all (user_cfg->ready_fd, "R", 1) < 0)
     {
       /* the caller stopped listening: not the guest's problem */
@@ -420,6 +446,7 @@ out:
       cl_vmm_vm_vcpus_join (m.vm);
       cl_vmm_vm_io_thread_stop (m.vm);
     }
+  cl_vmm_migration_free (&m);
   cl_vmm_api_stop (&m);
   cl_vmm_free_virtio (&m);
   if (m.vm)
@@ -433,6 +460,7 @@ out:
   if (masked)
     pthread_sigmask (SIG_SETMASK, &old_mask, NULL);
 out_config:
+  cl_vmm_incoming_close (incoming, ret < 0 && err ? *err : NULL);
   json_decref (m.saved);
   cl_vmm_config_free_arrays (&restored);
   return ret;

@@ -95,6 +95,14 @@ struct cl_vmm_config
   const char *restore_dir;  /* resume a snapshot: the machine comes from
                                DIR/state.json, the fields above except the
                                console and api_socket are ignored */
+  const char *incoming;     /* live migration in: tcp:HOST:PORT (listen) or fd:N;
+                               the machine comes from the stream, like
+                               restore_dir (docs/migration.md) */
+  bool restore_clone;       /* restore_dir is a template (a booted idle VM):
+                               its shared directories (same tags) take the
+                               paths of `fs`, its taps those of `nets`, and
+                               the vsock CID is vsock_cid (the guest hears
+                               of it through the transport reset) */
   enum cl_vmm_seccomp seccomp;
   bool debug; /* on stderr: the set-up time, and at exit the stop reason
                  and the metrics */

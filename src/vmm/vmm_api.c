@@ -7,7 +7,10 @@
                                presses the ACPI power button and returns:
                                the guest shuts down, the VMM exits 0)
      PUT /snapshot/create      {"dir": PATH}
-     GET /metrics              exits by kind, per-device counters */
+     GET /metrics              exits by kind, per-device counters
+     PUT /migration/send       {"uri": "tcp:HOST:PORT" | "fd:N", "downtime_ms": N, ...}
+     GET /migration            state, pass, bytes sent, dirty rate, expected downtime
+     PUT /migration/cancel     (the source goes on running) */
 #include "vmm/vmm_internal.h"
 
 #include "vmm/acpi.h"
@@ -131,6 +134,26 @@ api_snapshot_create (struct vmm *m, struct MHD_Connection *conn, json_t *body)
 }
 
 static enum MHD_Result
+api_migration (struct vmm *m, struct MHD_Connection *conn, const char *url, json_t *body)
+{
+  cl_error_t err = NULL;
+  int ret;
+  if (strcmp (url, "/migration/send") == 0)
+    ret = cl_vmm_migration_send (m, body, &err);
+  else
+    ret = cl_vmm_migration_cancel (m, &err);
+  if (ret < 0)
+    {
+      unsigned status = err->status == EBUSY || err->status == ENOENT ? MHD_HTTP_CONFLICT
+                                                                      : MHD_HTTP_BAD_REQUEST;
+      enum MHD_Result r = reply_error (conn, status, err->msg);
+      cl_error_release (&err);
+      return r;
+    }
+  return reply_json (conn, MHD_HTTP_ACCEPTED, cl_vmm_migration_status (m));
+}
+
+static enum MHD_Result
 api_get_metrics (struct vmm *m, struct MHD_Connection *conn)
 {
   json_t *j = cl_vmm_vm_metrics_json (m->vm);
@@ -173,7 +196,12 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
     return api_get_vm (m, conn);
   if (get && strcmp (url, "/metrics") == 0)
     return api_get_metrics (m, conn);
-  if (put && (strcmp (url, "/vm/state") == 0 || strcmp (url, "/snapshot/create") == 0))
+  if (get && strcmp (url, "/migration") == 0)
+    return reply_json (conn, MHD_HTTP_OK, cl_vmm_migration_status (m));
+  bool mig = strcmp (url, "/migration/send") == 0 || strcmp (url, "/migration/cancel") == 0;
+  if (put && mig && req->body == NULL)
+    return api_migration (m, conn, url, NULL);
+  if (put && (mig || strcmp (url, "/vm/state") == 0 || strcmp (url, "/snapshot/create") == 0))
     {
       if (req->too_big)
         return reply_error (conn, MHD_HTTP_CONTENT_TOO_LARGE, "body too large");
@@ -181,13 +209,14 @@ api_handle (void *cls, struct MHD_Connection *conn, const char *url, const char 
       json_t *body = req->body ? json_loads (req->body, 0, &je) : NULL;
       if (body == NULL)
         return reply_error (conn, MHD_HTTP_BAD_REQUEST, "body: expected a JSON object");
-      enum MHD_Result r
-          = url[1] == 'v' ? api_put_state (m, conn, body) : api_snapshot_create (m, conn, body);
+      enum MHD_Result r = mig             ? api_migration (m, conn, url, body)
+                          : url[1] == 'v' ? api_put_state (m, conn, body)
+                                          : api_snapshot_create (m, conn, body);
       json_decref (body);
       return r;
     }
   if (strcmp (url, "/vm") == 0 || strcmp (url, "/metrics") == 0 || strcmp (url, "/vm/state") == 0
-      || strcmp (url, "/snapshot/create") == 0)
+      || strcmp (url, "/snapshot/create") == 0 || strcmp (url, "/migration") == 0 || mig)
     return reply_error (conn, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed");
   return reply_error (conn, MHD_HTTP_NOT_FOUND, "no such resource");
 }

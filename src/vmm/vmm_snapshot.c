@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SNAPSHOT_VERSION 1
@@ -65,15 +66,45 @@ rec_get (const char *buf, size_t len, const char tag[4], size_t min, uint32_t *o
   return NULL;
 }
 
+/* The records become blob `name` of *out (which takes the buffer). */
 static int
-rec_write (struct records *r, const char *dir, const char *name, cl_error_t *err)
+rec_to_blob (struct records *r, struct vmm_blobs *out, const char *name)
 {
-  cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, name);
-  int ret = cl_write_file (path, r->buf, r->len, 0, err);
-  free (r->buf);
+  cl_vmm_blobs_add (out, name, r->buf, r->len);
   r->buf = NULL;
   r->len = r->cap = 0;
-  return ret;
+  return 0;
+}
+
+void
+cl_vmm_blobs_add (struct vmm_blobs *b, const char *name, void *data, size_t len)
+{
+  b->v = realloc (b->v, (b->n + 1) * sizeof (*b->v));
+  if (b->v == NULL)
+    abort ();
+  b->v[b->n++] = (struct vmm_blob){ cl_xstrdup (name), data, len };
+}
+
+const struct vmm_blob *
+cl_vmm_blobs_get (const struct vmm_blobs *b, const char *name)
+{
+  for (size_t i = 0; i < b->n; i++)
+    if (strcmp (b->v[i].name, name) == 0)
+      return &b->v[i];
+  return NULL;
+}
+
+void
+cl_vmm_blobs_free (struct vmm_blobs *b)
+{
+  for (size_t i = 0; i < b->n; i++)
+    {
+      free (b->v[i].name);
+      free (b->v[i].data);
+    }
+  free (b->v);
+  b->v = NULL;
+  b->n = 0;
 }
 
 static int
@@ -83,15 +114,19 @@ xsave_size (struct vm *vm)
   return n > (int)sizeof (struct kvm_xsave) ? n : (int)sizeof (struct kvm_xsave);
 }
 
-/* Every MSR KVM lists that reads back; the ones that fail are skipped. */
-static struct kvm_msrs *
-vcpu_get_msrs (struct vm *vm, int fd)
+/* Every MSR KVM lists that reads back (probed one by one on vCPU `fd`
+   the first time, then kept: a migration's stop-and-copy reads them all
+   in one KVM_GET_MSRS). */
+static const struct kvm_msr_list *
+readable_msrs (struct vm *vm, int fd)
 {
+  if (vm->msrs_readable)
+    return vm->msrs_readable;
   struct kvm_msr_list probe = { .nmsrs = 0 };
   ioctl (vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, &probe);
   struct kvm_msr_list *list = cl_xmalloc0 (sizeof (*list) + probe.nmsrs * sizeof (uint32_t));
+  struct kvm_msr_list *ok = cl_xmalloc0 (sizeof (*ok) + probe.nmsrs * sizeof (uint32_t));
   list->nmsrs = probe.nmsrs;
-  struct kvm_msrs *out = cl_xmalloc0 (sizeof (*out) + probe.nmsrs * sizeof (struct kvm_msr_entry));
   if (ioctl (vm->kvm_fd, KVM_GET_MSR_INDEX_LIST, list) == 0)
     for (uint32_t i = 0; i < list->nmsrs; i++)
       {
@@ -101,14 +136,35 @@ vcpu_get_msrs (struct vm *vm, int fd)
           struct kvm_msr_entry e;
         } one = { .h.nmsrs = 1, .e.index = list->indices[i] };
         if (ioctl (fd, KVM_GET_MSRS, &one) == 1)
-          out->entries[out->nmsrs++] = one.e;
+          ok->indices[ok->nmsrs++] = list->indices[i];
       }
   free (list);
+  vm->msrs_readable = ok;
+  return ok;
+}
+
+void
+cl_vmm_state_prepare (struct vmm *m)
+{
+  if (m->vm->ncpus > 0)
+    readable_msrs (m->vm, m->vm->vcpus[0].fd);
+}
+
+static struct kvm_msrs *
+vcpu_get_msrs (struct vm *vm, int fd)
+{
+  const struct kvm_msr_list *list = readable_msrs (vm, fd);
+  struct kvm_msrs *out = cl_xmalloc0 (sizeof (*out) + list->nmsrs * sizeof (struct kvm_msr_entry));
+  out->nmsrs = list->nmsrs;
+  for (uint32_t i = 0; i < list->nmsrs; i++)
+    out->entries[i].index = list->indices[i];
+  int n = ioctl (fd, KVM_GET_MSRS, out);
+  out->nmsrs = n < 0 ? 0 : (uint32_t)n;
   return out;
 }
 
 static int
-vcpu_save (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
+vcpu_save (struct vm *vm, struct vcpu *v, struct vmm_blobs *out, cl_error_t *err)
 {
   struct records r = { 0 };
   struct kvm_mp_state mp;
@@ -152,11 +208,11 @@ vcpu_save (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
   free (msrs);
   char name[32];
   snprintf (name, sizeof name, "vcpu%d", v->id);
-  return rec_write (&r, dir, name, err);
+  return rec_to_blob (&r, out, name);
 }
 
 static int
-machine_save (struct vm *vm, const char *dir, cl_error_t *err)
+machine_save (struct vm *vm, struct vmm_blobs *out, cl_error_t *err)
 {
   struct records r = { 0 };
   static const char *const chip_tags[3] = { "PIC0", "PIC1", "IOAP" };
@@ -179,32 +235,37 @@ machine_save (struct vm *vm, const char *dir, cl_error_t *err)
     }
   rec_put (&r, "PIT2", &pit, sizeof pit);
   rec_put (&r, "CLCK", &clock, sizeof clock);
+  /* when the clock was read: a live migration's destination advances the
+     guest clock by the time the machine spent in transit */
+  struct timespec rt;
+  clock_gettime (CLOCK_REALTIME, &rt);
+  uint64_t rt_ns = (uint64_t)rt.tv_sec * 1000000000ull + rt.tv_nsec;
+  rec_put (&r, "RTNS", &rt_ns, sizeof rt_ns);
   /* MSI routes: the devices' restored state points at these GSIs */
   rec_put (&r, "GSIU", vm->route_used, sizeof vm->route_used);
   rec_put (&r, "GSIR", vm->routes, sizeof vm->routes);
-  return rec_write (&r, dir, "machine", err);
+  return rec_to_blob (&r, out, "machine");
 }
 
 int
-cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
+cl_vmm_state_save_check (struct vmm *m, cl_error_t *err)
 {
   struct vm *vm = m->vm;
-  struct stat st;
-
-  if (dir == NULL || *dir == 0)
-    return cl_error_make (err, 0, "snapshot: dir is required");
-  if (stat (dir, &st) == 0 && !S_ISDIR (st.st_mode))
-    return cl_error_make (err, 0, "snapshot dir `%s`: not a directory", dir);
   for (size_t i = 0; i < vm->npersist; i++)
     if (vm->persist[i].ops->save_check
         && vm->persist[i].ops->save_check (vm->persist[i].opaque, err) < 0)
-      return cl_error_wrap (err, "snapshot");
-  if (cl_mkdir_p (dir, 0700, err) < 0)
-    return -1;
-  for (unsigned i = 0; i < vm->ncpus; i++)
-    if (vcpu_save (vm, &vm->vcpus[i], dir, err) < 0)
       return -1;
-  if (machine_save (vm, dir, err) < 0)
+  return 0;
+}
+
+int
+cl_vmm_state_save (struct vmm *m, struct vmm_blobs *out, cl_error_t *err)
+{
+  struct vm *vm = m->vm;
+  for (unsigned i = 0; i < vm->ncpus; i++)
+    if (vcpu_save (vm, &vm->vcpus[i], out, err) < 0)
+      return -1;
+  if (machine_save (vm, out, err) < 0)
     return -1;
 
   json_t *devices = json_object ();
@@ -213,19 +274,47 @@ cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
       json_t *s = vm->persist[i].ops->save (vm->persist[i].opaque);
       json_object_set_new (devices, vm->persist[i].id, s ? s : json_null ());
     }
-  cleanup_free char *mem = cl_strdup_printf ("%s/memory", dir);
-  if (cl_vmm_vm_mem_save (vm, mem, err) < 0)
-    {
-      json_decref (devices);
-      return -1;
-    }
   json_t *state = json_pack ("{s:i,s:o,s:o}", "version", SNAPSHOT_VERSION, "config",
                              cl_vmm_config_to_json (m->cfg), "devices", devices);
   char *text = json_dumps (state, JSON_INDENT (1) | JSON_SORT_KEYS);
   json_decref (state);
-  cleanup_free char *path = cl_strdup_printf ("%s/state.json", dir);
-  int ret = cl_write_file (path, text, strlen (text), 1, err);
-  free (text);
+  cl_vmm_blobs_add (out, "state.json", text, strlen (text));
+  return 0;
+}
+
+int
+cl_vmm_snapshot_create (struct vmm *m, const char *dir, cl_error_t *err)
+{
+  struct stat st;
+  struct vmm_blobs blobs = { 0 };
+  int ret = -1;
+
+  if (dir == NULL || *dir == 0)
+    return cl_error_make (err, 0, "snapshot: dir is required");
+  if (stat (dir, &st) == 0 && !S_ISDIR (st.st_mode))
+    return cl_error_make (err, 0, "snapshot dir `%s`: not a directory", dir);
+  if (cl_vmm_state_save_check (m, err) < 0)
+    return cl_error_wrap (err, "snapshot");
+  if (cl_mkdir_p (dir, 0700, err) < 0)
+    return -1;
+  cleanup_free char *mem = cl_strdup_printf ("%s/memory", dir);
+  /* (declared before any goto: its cleanup runs at `out`) */
+  cleanup_free char *state_path = NULL;
+  if (cl_vmm_state_save (m, &blobs, err) < 0 || cl_vmm_vm_mem_save (m->vm, mem, err) < 0)
+    goto out;
+  /* state.json last (synced): its presence marks a whole snapshot */
+  for (size_t i = 0; i < blobs.n; i++)
+    {
+      cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, blobs.v[i].name);
+      bool last = strcmp (blobs.v[i].name, "state.json") == 0;
+      if (!last && cl_write_file (path, blobs.v[i].data, blobs.v[i].len, 0, err) < 0)
+        goto out;
+    }
+  const struct vmm_blob *state = cl_vmm_blobs_get (&blobs, "state.json");
+  state_path = cl_strdup_printf ("%s/state.json", dir);
+  ret = cl_write_file (state_path, state->data, state->len, 1, err);
+out:
+  cl_vmm_blobs_free (&blobs);
   return ret;
 }
 
@@ -253,21 +342,28 @@ cl_vmm_snapshot_load_config (const char *dir, const struct cl_vmm_config *user,
   return cl_vmm_config_from_json (config, user, out, err);
 }
 
+/* Blob `name`, or an error naming `where` (snapshot dir or stream). */
 static int
-read_records (const char *dir, const char *name, char **buf, size_t *len, cl_error_t *err)
+blob_records (const struct vmm_blobs *in, const char *where, const char *name, const char **buf,
+              size_t *len, cl_error_t *err)
 {
-  cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, name);
-  return cl_read_file (path, buf, len, err);
+  const struct vmm_blob *b = cl_vmm_blobs_get (in, name);
+  if (b == NULL)
+    return cl_error_make (err, 0, "%s: no `%s` state", where, name);
+  *buf = b->data;
+  *len = b->len;
+  return 0;
 }
 
 static int
-vcpu_restore (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
+vcpu_restore (struct vm *vm, struct vcpu *v, const struct vmm_blobs *in, const char *dir,
+              cl_error_t *err)
 {
-  cleanup_free char *buf = NULL;
-  size_t len;
+  const char *buf = NULL;
+  size_t len = 0;
   char name[32];
   snprintf (name, sizeof name, "vcpu%d", v->id);
-  if (read_records (dir, name, &buf, &len, err) < 0)
+  if (blob_records (in, dir, name, &buf, &len, err) < 0)
     return -1;
 
   static const struct
@@ -294,15 +390,14 @@ vcpu_restore (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
       uint32_t l;
       const void *p = rec_get (buf, len, order[i].tag, order[i].size, &l);
       if (p == NULL)
-        return cl_error_make (err, 0, "snapshot `%s/%s`: record %s missing or short", dir, name,
-                              order[i].tag);
+        return cl_error_make (err, 0, "%s/%s: record %s missing or short", dir, name, order[i].tag);
       cleanup_free void *copy = cl_xmalloc0 (l);
       memcpy (copy, p, l);
       if (order[i].req == KVM_SET_MSRS)
         {
           struct kvm_msrs *msrs = copy;
           if (sizeof (*msrs) + msrs->nmsrs * sizeof (msrs->entries[0]) > l)
-            return cl_error_make (err, 0, "snapshot `%s/%s`: MSRS record short", dir, name);
+            return cl_error_make (err, 0, "%s/%s: MSRS record short", dir, name);
           int n = ioctl (v->fd, KVM_SET_MSRS, msrs);
           if (n < 0 || (uint32_t)n != msrs->nmsrs)
             return cl_error_make (err, n < 0 ? errno : 0, "vCPU %d: KVM_SET_MSRS: MSR 0x%x refused",
@@ -316,16 +411,17 @@ vcpu_restore (struct vm *vm, struct vcpu *v, const char *dir, cl_error_t *err)
 }
 
 static int
-machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
+machine_restore (struct vm *vm, const struct vmm_blobs *in, const char *dir, bool live,
+                 cl_error_t *err)
 {
-  cleanup_free char *buf = NULL;
-  size_t len;
-  if (read_records (dir, "machine", &buf, &len, err) < 0)
+  const char *buf = NULL;
+  size_t len = 0;
+  if (blob_records (in, dir, "machine", &buf, &len, err) < 0)
     return -1;
   const void *used = rec_get (buf, len, "GSIU", sizeof vm->route_used, NULL);
   const void *routes = rec_get (buf, len, "GSIR", sizeof vm->routes, NULL);
   if (used == NULL || routes == NULL)
-    return cl_error_make (err, 0, "snapshot `%s/machine`: GSI routes missing", dir);
+    return cl_error_make (err, 0, "%s/machine: GSI routes missing", dir);
   memcpy (vm->route_used, used, sizeof vm->route_used);
   memcpy (vm->routes, routes, sizeof vm->routes);
   if (cl_vmm_vm_routes_push (vm, err) < 0)
@@ -336,7 +432,7 @@ machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
       const void *p = rec_get (buf, len, chip_tags[i], sizeof (struct kvm_irqchip), NULL);
       struct kvm_irqchip chip;
       if (p == NULL)
-        return cl_error_make (err, 0, "snapshot `%s/machine`: %s missing", dir, chip_tags[i]);
+        return cl_error_make (err, 0, "%s/machine: %s missing", dir, chip_tags[i]);
       memcpy (&chip, p, sizeof chip);
       if (ioctl (vm->vm_fd, KVM_SET_IRQCHIP, &chip) < 0)
         return cl_error_errno (err, "KVM_SET_IRQCHIP %d", i);
@@ -344,12 +440,24 @@ machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
   const void *pit = rec_get (buf, len, "PIT2", sizeof (struct kvm_pit_state2), NULL);
   const void *clock = rec_get (buf, len, "CLCK", sizeof (struct kvm_clock_data), NULL);
   if (pit == NULL || clock == NULL)
-    return cl_error_make (err, 0, "snapshot `%s/machine`: PIT or clock missing", dir);
+    return cl_error_make (err, 0, "%s/machine: PIT or clock missing", dir);
   struct kvm_pit_state2 p2;
   struct kvm_clock_data c;
   memcpy (&p2, pit, sizeof p2);
   memcpy (&c, clock, sizeof c);
   c.flags = 0;
+  const void *rt = rec_get (buf, len, "RTNS", sizeof (uint64_t), NULL);
+  if (live && rt)
+    {
+      /* the guest's clock goes on through the transit, as a clock would */
+      uint64_t then, now;
+      struct timespec ts;
+      memcpy (&then, rt, sizeof then);
+      clock_gettime (CLOCK_REALTIME, &ts);
+      now = (uint64_t)ts.tv_sec * 1000000000ull + ts.tv_nsec;
+      if (now > then && now - then < 3600ull * 1000000000ull)
+        c.clock += now - then;
+    }
   if (ioctl (vm->vm_fd, KVM_SET_PIT2, &p2) < 0)
     return cl_error_errno (err, "KVM_SET_PIT2");
   if (ioctl (vm->vm_fd, KVM_SET_CLOCK, &c) < 0)
@@ -358,7 +466,8 @@ machine_restore (struct vm *vm, const char *dir, cl_error_t *err)
 }
 
 int
-cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
+cl_vmm_state_restore (struct vmm *m, const struct vmm_blobs *in, const char *where, bool live,
+                      cl_error_t *err)
 {
   struct vm *vm = m->vm;
   json_t *devices = json_object_get (m->saved, "devices");
@@ -369,16 +478,45 @@ cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
       if (s == NULL && vm->persist[i].ops->absent_ok)
         continue;
       if (s == NULL)
-        return cl_error_make (err, 0, "snapshot `%s`: no state for device `%s`", dir,
-                              vm->persist[i].id);
+        return cl_error_make (err, 0, "%s: no state for device `%s`", where, vm->persist[i].id);
       if (vm->persist[i].ops->restore (vm->persist[i].opaque, s, err) < 0)
         return cl_error_wrap (err, "restore `%s`", vm->persist[i].id);
     }
   cl_vmm_pci_bus_restore_bars (vm);
-  if (machine_restore (vm, dir, err) < 0)
+  if (machine_restore (vm, in, where, live, err) < 0)
     return -1;
   for (unsigned i = 0; i < vm->ncpus; i++)
-    if (vcpu_restore (vm, &vm->vcpus[i], dir, err) < 0)
+    if (vcpu_restore (vm, &vm->vcpus[i], in, where, err) < 0)
       return -1;
+  for (size_t i = 0; i < vm->npersist; i++)
+    if (vm->persist[i].ops->resumed)
+      vm->persist[i].ops->resumed (vm->persist[i].opaque);
   return 0;
+}
+
+int
+cl_vmm_snapshot_restore (struct vmm *m, const char *dir, cl_error_t *err)
+{
+  struct vmm_blobs blobs = { 0 };
+  cleanup_free char *where = cl_strdup_printf ("snapshot `%s`", dir);
+  int ret = -1;
+
+  for (unsigned i = 0; i <= m->vm->ncpus; i++)
+    {
+      char name[32];
+      char *buf;
+      size_t len;
+      if (i < m->vm->ncpus)
+        snprintf (name, sizeof name, "vcpu%u", i);
+      else
+        snprintf (name, sizeof name, "machine");
+      cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, name);
+      if (cl_read_file (path, &buf, &len, err) < 0)
+        goto out;
+      cl_vmm_blobs_add (&blobs, name, buf, len);
+    }
+  ret = cl_vmm_state_restore (m, &blobs, where, false, err);
+out:
+  cl_vmm_blobs_free (&blobs);
+  return ret;
 }

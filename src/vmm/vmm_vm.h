@@ -65,6 +65,18 @@ struct vm_persist_ops
   /* A snapshot taken before the device saved any state restores with the
      device as it was built (instead of failing). */
   bool absent_ok;
+  /* Optional, for live migration: marks dirty (cl_vmm_guest_mem_mark_dirty)
+     the guest memory a backend outside the VMM may have written (vhost's
+     rings), which neither KVM nor the VMM saw. */
+  void (*mark_dirty) (void *opaque);
+  /* Optional: called once the whole machine is restored (irqchip, vCPUs),
+     before any vCPU runs.  Raises again the interrupts the device may
+     owe the guest: one sent just before the save can be missing from the
+     saved interrupt controllers; a spurious one is harmless.  Also what
+     must reach the guest only after its interrupt controllers are back
+     (an interrupt raised in `restore` would be lost when the vCPUs'
+     LAPICs are restored). */
+  void (*resumed) (void *opaque);
 };
 /* `id` is unique per VM ("uart0", "virtio-blk0", "pci0:03.0"). */
 int cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,

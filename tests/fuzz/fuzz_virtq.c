@@ -34,7 +34,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
   size -= sizeof hdr;
   memset (ram, 0, MEM_SIZE);
   memcpy (ram, data, size < MEM_SIZE ? size : MEM_SIZE);
-  mem.regions[0] = (struct guest_mem_region){ MEM_GPA, MEM_SIZE, ram };
+  mem.regions[0] = (struct guest_mem_region){ MEM_GPA, MEM_SIZE, ram, NULL };
 
   /* Offsets come from the input too, so the rings may overlap, straddle
      the end, or point nowhere. */

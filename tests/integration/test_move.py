@@ -293,14 +293,23 @@ def start_big_move(a, b, cfg):
     return mover, before, part
 
 
+def end_of_move(mover, expect):
+    """The mover's end: it failed, saying `expect`."""
+    _, errout = mover.communicate(timeout=180)
+    assert mover.returncode != 0 and expect in errout, errout
+
+
+def runs_on(h, before):
+    info = h.info("c1")
+    assert info["status"] == "running" and address(info) == before
+
+
 def test_mover_interrupted_undoes(hosts):
     a, b, cfg = hosts
     mover, before, _ = start_big_move(a, b, cfg)
     mover.terminate()
-    _, errout = mover.communicate(timeout=120)
-    assert mover.returncode != 0 and "interrupted" in errout, errout
-    info = a.info("c1")
-    assert info["status"] == "running" and address(info) == before
+    end_of_move(mover, "interrupted")
+    runs_on(a, before)
     assert b.names() == []
 
 
@@ -308,12 +317,9 @@ def test_destination_killed_mid_transfer(hosts):
     a, b, cfg = hosts
     mover, before, part = start_big_move(a, b, cfg)
     b.kill()
-    out, errout = mover.communicate(timeout=120)
-    assert mover.returncode != 0
-    assert "remote `hb`" in errout, errout
+    end_of_move(mover, "remote `hb`")
     # the source has its instance, running again, same address
-    info = a.info("c1")
-    assert info["status"] == "running" and address(info) == before
+    runs_on(a, before)
     # the destination, restarted, has no instance and no half archive
     b.start()
     assert b.names() == []
@@ -330,12 +336,10 @@ def test_source_daemon_killed_mid_transfer(hosts):
     a, b, cfg = hosts
     mover, before, _ = start_big_move(a, b, cfg)
     a.kill()
-    _, errout = mover.communicate(timeout=120)
     # the files are read directly: the transfer ends, the instance runs
     # there; only the delete here could not be made
-    assert mover.returncode != 0 and "its copy here stays" in errout, errout
-    info = b.info("c1")
-    assert info["status"] == "running" and address(info) == before
+    end_of_move(mover, "its copy here stays")
+    runs_on(b, before)
     a.start()
     assert a.info("c1")["status"] == "stopped"
 
@@ -346,10 +350,8 @@ def test_link_cut_mid_transfer(hosts):
     # the link cut: a piece in flight waits for its request's timeout
     # (60 s), the next finds no route
     ip("-n", a.ns, "link", "set", a.link, "down")
-    _, errout = mover.communicate(timeout=180)
-    assert mover.returncode != 0 and "remote `hb`" in errout, errout
-    info = a.info("c1")
-    assert info["status"] == "running" and address(info) == before
+    end_of_move(mover, "remote `hb`")
+    runs_on(a, before)
     assert b.names() == []
     b.stop()
     b.start()

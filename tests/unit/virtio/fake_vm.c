@@ -10,7 +10,7 @@ fake_vm_new (void)
 {
   struct vm *vm = calloc (1, sizeof *vm);
   vm->ram = calloc (1, FAKE_MEM_SIZE);
-  vm->mem.regions[0] = (struct guest_mem_region){ 0, FAKE_MEM_SIZE, vm->ram };
+  vm->mem.regions[0] = (struct guest_mem_region){ 0, FAKE_MEM_SIZE, vm->ram, NULL };
   vm->mem.nregions = 1;
   vm->next_gsi = 24;
   return vm;

@@ -80,8 +80,8 @@ setup (void **state)
   f->ram = calloc (1, MEM_SIZE);
   f->huge = mmap (NULL, HUGE_SIZE, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   assert_true (f->huge != MAP_FAILED);
-  f->mem.regions[0] = (struct guest_mem_region){ MEM_GPA, MEM_SIZE, f->ram };
-  f->mem.regions[1] = (struct guest_mem_region){ HUGE_GPA, HUGE_SIZE, f->huge };
+  f->mem.regions[0] = (struct guest_mem_region){ MEM_GPA, MEM_SIZE, f->ram, NULL };
+  f->mem.regions[1] = (struct guest_mem_region){ HUGE_GPA, HUGE_SIZE, f->huge, NULL };
   f->mem.nregions = 2;
   f->vq.size = QSIZE;
   f->vq.desc_addr = DESC_GPA;
@@ -412,6 +412,41 @@ test_start_rejects (void **state)
   assert_int_equal (cl_vmm_virtq_start (&vq, &f->mem, &why), -1);
 }
 
+/* While a migration runs, what the device wrote (the chain's writable
+   buffers, the used ring) is marked dirty at push; nothing else is, and
+   nothing at all when no migration runs. */
+static void
+test_push_marks_dirty (void **state)
+{
+  struct fixture *f = *state;
+  const char *why = NULL;
+  uint64_t *dirty = calloc (MEM_SIZE / 4096 / 64, sizeof (uint64_t));
+  f->mem.regions[0].dirty = dirty;
+
+#define DIRTY(gpa) ((dirty[((gpa)-MEM_GPA) / 4096 / 64] >> (((gpa)-MEM_GPA) / 4096 % 64)) & 1)
+  set_desc (f, DESC_GPA, 0, BUF_GPA, 16, VIRTQ_DESC_F_NEXT, 1);
+  set_desc (f, DESC_GPA, 1, BUF_GPA + 0x3000, 0x1001, VIRTQ_DESC_F_WRITE, 0);
+  offer (f, 0);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
+  cl_vmm_virtq_push (&f->vq, 0, 8);
+  assert_false (DIRTY (BUF_GPA + 0x3000)); /* no migration: nothing recorded */
+
+  f->mem.dirty_log = 1;
+  offer (f, 0);
+  assert_int_equal (cl_vmm_virtq_pop (&f->vq, &f->chain, &why), 1);
+  cl_vmm_virtq_push (&f->vq, 0, 8);
+  assert_false (DIRTY (BUF_GPA));         /* device-readable */
+  assert_true (DIRTY (BUF_GPA + 0x3000)); /* writable, both pages */
+  assert_true (DIRTY (BUF_GPA + 0x4000));
+  assert_false (DIRTY (BUF_GPA + 0x5000));
+  assert_true (DIRTY (USED_GPA));
+  assert_false (DIRTY (DESC_GPA));
+#undef DIRTY
+  f->mem.dirty_log = 0;
+  f->mem.regions[0].dirty = NULL;
+  free (dirty);
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown (fn, setup, teardown)
 
 int
@@ -419,6 +454,7 @@ main (void)
 {
   const struct CMUnitTest tests[] = {
     T (test_empty),
+    T (test_push_marks_dirty),
     T (test_simple_chain),
     T (test_loop),
     T (test_self_loop_zero_length),

@@ -18,6 +18,7 @@
 #include "vmm/mptable.h"
 #include "vmm/pci.h"
 #include "vmm/vmm.h"
+#include "vmm/vmm_internal.h"
 
 /* ---------------------------------------------------------------- boot */
 
@@ -574,11 +575,64 @@ test_parse_disk_and_net (void **state)
   cl_error_release (&err);
 }
 
+/* A template's clone (restore_clone): the snapshot's machine, this VM's
+   shared directories, taps and vsock CID; another layout is refused. */
+static void
+test_config_clone_retarget (void **state)
+{
+  struct cl_vmm_fs tfs = { .tag = "rootfs", .path = "/tmp/template-share" };
+  struct cl_vmm_fs cfs = { .tag = "rootfs", .path = "/bundle/rootfs", .readonly = true };
+  struct cl_vmm_fs other = { .tag = "data", .path = "/x" };
+  struct cl_vmm_config t, user, out;
+  cl_error_t err = NULL;
+  json_t *saved;
+  (void)state;
+
+  cl_vmm_config_init (&t);
+  t.kernel = "/k";
+  t.memory = 512ull << 20;
+  t.fs = &tfs;
+  t.nfs = 1;
+  t.vsock_cid = 1234;
+  saved = cl_vmm_config_to_json (&t);
+  cl_vmm_config_init (&user);
+  user.fs = &cfs;
+  user.nfs = 1;
+  user.vsock_cid = 99;
+  user.restore_clone = true;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
+  assert_int_equal (out.memory, 512ull << 20);
+  assert_int_equal (out.vsock_cid, 99);
+  assert_string_equal (out.fs[0].path, "/bundle/rootfs");
+  assert_true (out.fs[0].readonly);
+  cl_vmm_config_free_arrays (&out);
+  /* a plain restore keeps the snapshot's */
+  user.restore_clone = false;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
+  assert_int_equal (out.vsock_cid, 1234);
+  assert_string_equal (out.fs[0].path, "/tmp/template-share");
+  cl_vmm_config_free_arrays (&out);
+  /* another tag, another count: refused */
+  user.restore_clone = true;
+  user.fs = &other;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
+  assert_non_null (strstr (err->msg, "tag"));
+  cl_error_release (&err);
+  cl_vmm_config_free_arrays (&out);
+  user.nfs = 0;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
+  assert_non_null (strstr (err->msg, "template"));
+  cl_error_release (&err);
+  cl_vmm_config_free_arrays (&out);
+  json_decref (saved);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_e820_small),
+    cmocka_unit_test (test_config_clone_retarget),
     cmocka_unit_test (test_e820_split_around_pci_hole),
     cmocka_unit_test (test_boot_params_fill),
     cmocka_unit_test (test_mptable),

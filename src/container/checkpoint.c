@@ -1,0 +1,434 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Checkpoint and restore of a running container with CRIU, through its
+   command line (criu dump / pre-dump / restore), with runc's options.
+   The bind mounts of the spec (and the files masked with /dev/null) are
+   external mounts for CRIU: named by their destination at dump, given
+   their host source again at restore.  The container's state.json goes
+   into the image directory so that restore brings the container back
+   under the same runtime with a new init pid.  docs/migration.md. */
+#include "container/container.h"
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "container/ctr_state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define STATE_COPY "cloison-state.json"
+
+struct argv_builder
+{
+  char **v;
+  size_t n;
+};
+
+static void
+arg (struct argv_builder *a, const char *fmt, ...) __attribute__ ((format (printf, 2, 3)));
+
+static void
+arg (struct argv_builder *a, const char *fmt, ...)
+{
+  va_list ap;
+  char *s;
+  va_start (ap, fmt);
+  if (vasprintf (&s, fmt, ap) < 0)
+    abort ();
+  va_end (ap);
+  a->v = realloc (a->v, (a->n + 2) * sizeof (*a->v));
+  if (a->v == NULL)
+    abort ();
+  a->v[a->n++] = s;
+  a->v[a->n] = NULL;
+}
+
+static void
+argv_free (struct argv_builder *a)
+{
+  for (size_t i = 0; i < a->n; i++)
+    free (a->v[i]);
+  free (a->v);
+}
+
+/* Runs criu; its output (stdout and stderr) in *out.  The exit status, or
+   -1 (err set) when it could not run. */
+static int
+run_criu (const char *criu, struct argv_builder *a, char **out, cl_error_t *err)
+{
+  int pipefd[2], status;
+  pid_t pid;
+  size_t len = 0, cap = 4096;
+  char *buf = cl_xmalloc0 (cap);
+
+  *out = buf;
+  if (pipe2 (pipefd, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "criu: pipe");
+  pid = fork ();
+  if (pid < 0)
+    {
+      close (pipefd[0]);
+      close (pipefd[1]);
+      return cl_error_errno (err, "criu: fork");
+    }
+  if (pid == 0)
+    {
+      dup2 (pipefd[1], 1);
+      dup2 (pipefd[1], 2);
+      execvp (criu, a->v);
+      fprintf (stderr, "exec: %s\n", strerror (errno));
+      _exit (127);
+    }
+  close (pipefd[1]);
+  for (;;)
+    {
+      if (len + 1024 > cap)
+        {
+          cap *= 2;
+          buf = *out = realloc (buf, cap);
+          if (buf == NULL)
+            abort ();
+        }
+      ssize_t r = read (pipefd[0], buf + len, cap - len - 1);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        break;
+      len += r;
+    }
+  buf[len] = 0;
+  close (pipefd[0]);
+  while (waitpid (pid, &status, 0) < 0)
+    if (errno != EINTR)
+      return cl_error_errno (err, "criu: wait");
+  if (WIFEXITED (status) && WEXITSTATUS (status) == 127 && strstr (buf, "exec: "))
+    return cl_error_make (err, 0, "criu `%s`: not found (install Debian's criu, or --criu PATH)",
+                          criu);
+  return WIFEXITED (status) ? WEXITSTATUS (status) : 128 + WTERMSIG (status);
+}
+
+/* CRIU's first "Error (...)" line, or its last line: what went wrong.
+   `log` (NULL: none): the log file, where CRIU writes when given one. */
+static char *
+criu_reason (const char *out, const char *log)
+{
+  cleanup_free char *text = NULL;
+  size_t len;
+  cl_error_t ignored = NULL;
+  if (log && cl_read_file (log, &text, &len, &ignored) == 0 && strstr (text, "Error ("))
+    out = text;
+  cl_error_release (&ignored);
+  const char *p = strstr (out, "Error (");
+  if (p == NULL)
+    {
+      p = out + strlen (out);
+      while (p > out && (p[-1] == '\n' || p[-1] == ' '))
+        p--;
+      while (p > out && p[-1] != '\n')
+        p--;
+    }
+  size_t n = strcspn (p, "\n");
+  return n ? strndup (p, n) : cl_xstrdup ("no output");
+}
+
+/* `criu check`: on kernels CRIU does not support (Debian's 3.17 on 6.18:
+   its vDSO parser fails), one line saying so. */
+static int
+criu_check (const char *criu, cl_error_t *err)
+{
+  struct argv_builder a = { 0 };
+  cleanup_free char *out = NULL;
+  arg (&a, "%s", criu);
+  arg (&a, "check");
+  int rc = run_criu (criu, &a, &out, err);
+  argv_free (&a);
+  if (rc < 0)
+    return -1;
+  if (rc != 0)
+    {
+      struct utsname u;
+      cleanup_free char *why = criu_reason (out, NULL);
+      uname (&u);
+      return cl_error_make (err, 0,
+                            "criu check failed on this kernel (Linux %s): %s: checkpoint/restore "
+                            "is not available here",
+                            u.release, why);
+    }
+  return 0;
+}
+
+/* The spec's bind mounts and /dev/null-masked files: (destination, host
+   source) pairs for CRIU's --external mnt[KEY]:VALUE.  `pid` (dump): the
+   container's init, to tell masked files from masked directories (those
+   are tmpfs mounts that CRIU saves itself); 0 at restore, where a key
+   with no such mount in the image is not used. */
+static void
+external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid_t pid)
+{
+  bool restore = pid == 0;
+  json_t *mounts = json_object_get (config, "mounts"), *m;
+  size_t i;
+  json_array_foreach (mounts, i, m)
+    {
+      const char *dest = json_string_value (json_object_get (m, "destination"));
+      const char *src = json_string_value (json_object_get (m, "source"));
+      const char *type = json_string_value (json_object_get (m, "type"));
+      json_t *opts = json_object_get (m, "options"), *o;
+      size_t k;
+      bool bind = type && strcmp (type, "bind") == 0;
+      json_array_foreach (opts, k, o)
+        {
+          const char *s = json_string_value (o);
+          bind |= s && (strcmp (s, "bind") == 0 || strcmp (s, "rbind") == 0);
+        }
+      if (!bind || dest == NULL || src == NULL)
+        continue;
+      if (!restore)
+        arg (a, "--external=mnt[%s]:%s", dest, dest);
+      else if (src[0] == '/')
+        arg (a, "--external=mnt[%s]:%s", dest, src);
+      else
+        arg (a, "--external=mnt[%s]:%s/%s", dest, bundle, src);
+    }
+  json_t *masked = json_object_get (json_object_get (config, "linux"), "maskedPaths");
+  json_array_foreach (masked, i, m)
+    {
+      const char *p = json_string_value (m);
+      struct stat sb;
+      if (p == NULL)
+        continue;
+      if (restore)
+        arg (a, "--external=mnt[%s]:/dev/null", p);
+      else
+        {
+          cleanup_free char *in = cl_strdup_printf ("/proc/%d/root%s", (int)pid, p);
+          if (stat (in, &sb) == 0 && S_ISCHR (sb.st_mode))
+            arg (a, "--external=mnt[%s]:%s", p, p);
+        }
+    }
+}
+
+static void
+common_flags (const struct cl_container_checkpoint_opts *o, struct argv_builder *a)
+{
+  if (o->tcp_established)
+    arg (a, "--tcp-established");
+  if (o->ext_unix_sk)
+    arg (a, "--ext-unix-sk");
+  if (o->shell_job)
+    arg (a, "--shell-job");
+  if (o->file_locks)
+    arg (a, "--file-locks");
+  arg (a, "--manage-cgroups=%s", o->manage_cgroups_mode ? o->manage_cgroups_mode : "soft");
+}
+
+static int
+check_opts (const struct cl_container_checkpoint_opts *o, cl_error_t *err)
+{
+  static const char *const modes[] = { "soft", "full", "strict", "ignore", NULL };
+  if (o->manage_cgroups_mode)
+    {
+      bool ok = false;
+      for (int i = 0; modes[i]; i++)
+        ok |= strcmp (o->manage_cgroups_mode, modes[i]) == 0;
+      if (!ok)
+        return cl_error_make (err, 0, "--manage-cgroups-mode `%s`: expected soft, full, strict "
+                                      "or ignore",
+                              o->manage_cgroups_mode);
+    }
+  if (o->image_path == NULL || *o->image_path == 0)
+    return cl_error_make (err, 0, "--image-path: required");
+  return 0;
+}
+
+static json_t *
+load_config (const char *bundle, cl_error_t *err)
+{
+  cleanup_free char *path = cl_strdup_printf ("%s/config.json", bundle);
+  json_error_t je;
+  json_t *c = json_load_file (path, 0, &je);
+  if (c == NULL)
+    cl_error_make (err, 0, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+  return c;
+}
+
+int
+cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_checkpoint_opts *o,
+                   cl_error_t *err)
+{
+  const char *criu = o->criu ? o->criu : "criu";
+  struct container_state st = { 0 };
+  struct argv_builder a = { 0 };
+  /* every cleanup variable before the first goto */
+  cleanup_free char *out = NULL, *copy = NULL;
+  json_t *config = NULL;
+  int ret = -1;
+
+  if (check_opts (o, err) < 0 || criu_check (criu, err) < 0)
+    return -1;
+  if (cl_ctr_state_load (root, id, &st, err) < 0)
+    return -1;
+  const char *status = cl_ctr_state_status (&st);
+  if (strcmp (status, "running") != 0 && strcmp (status, "paused") != 0)
+    {
+      cl_error_make (err, 0, "checkpoint: container `%s` is %s, not running", id, status);
+      goto out;
+    }
+  const char *bundle = json_string_value (json_object_get (st.doc, "bundle"));
+  const char *rootfs = json_string_value (json_object_get (st.doc, "rootfs"));
+  config = bundle ? load_config (bundle, err) : NULL;
+  if (config == NULL || rootfs == NULL)
+    {
+      if (config)
+        cl_error_make (err, 0, "checkpoint: container `%s`: no rootfs in its state", id);
+      goto out;
+    }
+  if (cl_mkdir_p (o->image_path, 0700, err) < 0
+      || (o->work_path && cl_mkdir_p (o->work_path, 0700, err) < 0))
+    goto out;
+
+  arg (&a, "%s", criu);
+  arg (&a, o->pre_dump ? "pre-dump" : "dump");
+  arg (&a, "--tree=%d", (int)st.pid);
+  arg (&a, "--images-dir=%s", o->image_path);
+  arg (&a, "--work-dir=%s", o->work_path ? o->work_path : o->image_path);
+  arg (&a, "--log-file=%s", o->pre_dump ? "pre-dump.log" : "dump.log");
+  arg (&a, "-v4");
+  arg (&a, "--root=%s", rootfs);
+  if (o->parent_path)
+    arg (&a, "--prev-images-dir=%s", o->parent_path);
+  if (o->pre_dump || o->parent_path)
+    arg (&a, "--track-mem");
+  if (o->leave_running && !o->pre_dump)
+    arg (&a, "--leave-running");
+  common_flags (o, &a);
+  external_mounts (config, bundle, &a, st.pid);
+  int rc = run_criu (criu, &a, &out, err);
+  if (rc < 0)
+    goto out;
+  if (rc != 0)
+    {
+      cleanup_free char *log
+          = cl_strdup_printf ("%s/%s", o->work_path ? o->work_path : o->image_path,
+                              o->pre_dump ? "pre-dump.log" : "dump.log");
+      cleanup_free char *why = criu_reason (out, log);
+      cl_error_make (err, 0, "criu %s of `%s` failed (see %s): %s",
+                     o->pre_dump ? "pre-dump" : "dump", id, log, why);
+      goto out;
+    }
+  /* what restore needs to bring the container back under this runtime */
+  copy = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
+  char *text = json_dumps (st.doc, JSON_COMPACT);
+  ret = cl_write_file (copy, text, strlen (text), 1, err);
+  free (text);
+  if (ret == 0 && !o->leave_running && !o->pre_dump)
+    {
+      /* the processes are gone (criu killed them): as runc, the container
+         goes too */
+      cl_ctr_state_release (&st);
+      memset (&st, 0, sizeof st);
+      ret = cl_ctr_delete (root, id, true, err);
+    }
+out:
+  argv_free (&a);
+  json_decref (config);
+  cl_ctr_state_release (&st);
+  return ret;
+}
+
+int
+cl_ctr_restore (const char *root, const char *id, const struct cl_container_checkpoint_opts *o,
+                cl_error_t *err)
+{
+  const char *criu = o->criu ? o->criu : "criu";
+  struct argv_builder a = { 0 };
+  struct container_state st = { 0 };
+  /* every cleanup variable before the first goto */
+  cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
+  json_t *saved = NULL, *config = NULL;
+  json_error_t je;
+  int ret = -1;
+
+  if (check_opts (o, err) < 0 || criu_check (criu, err) < 0)
+    return -1;
+  saved_path = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
+  saved = json_load_file (saved_path, 0, &je);
+  if (saved == NULL)
+    return cl_error_make (err, 0, "restore: `%s`: %s (not a cloison-runtime checkpoint?)",
+                          saved_path, je.text);
+  const char *bundle = o->bundle ? o->bundle : json_string_value (json_object_get (saved, "bundle"));
+  const char *rootfs = json_string_value (json_object_get (saved, "rootfs"));
+  config = bundle ? load_config (bundle, err) : NULL;
+  if (config == NULL || rootfs == NULL)
+    {
+      if (config)
+        cl_error_make (err, 0, "restore: `%s`: no rootfs", saved_path);
+      goto out;
+    }
+  if (cl_ctr_state_dir_create (root, id, &dir, err) < 0)
+    goto out;
+  pidfile = cl_strdup_printf ("%s/criu.pid", dir);
+  arg (&a, "%s", criu);
+  arg (&a, "restore");
+  arg (&a, "--images-dir=%s", o->image_path);
+  arg (&a, "--work-dir=%s", o->work_path ? o->work_path : o->image_path);
+  arg (&a, "--log-file=restore.log");
+  arg (&a, "-v4");
+  arg (&a, "--root=%s", rootfs);
+  arg (&a, "--restore-detached");
+  arg (&a, "--restore-sibling");
+  arg (&a, "--pidfile=%s", pidfile);
+  common_flags (o, &a);
+  external_mounts (config, bundle, &a, 0);
+  int rc = run_criu (criu, &a, &out, err);
+  if (rc < 0)
+    goto fail;
+  if (rc != 0)
+    {
+      cleanup_free char *log = cl_strdup_printf (
+          "%s/restore.log", o->work_path ? o->work_path : o->image_path);
+      cleanup_free char *why = criu_reason (out, log);
+      cl_error_make (err, 0, "criu restore of `%s` failed (see %s): %s", id, log, why);
+      goto fail;
+    }
+  size_t plen;
+  if (cl_read_file (pidfile, &pidtext, &plen, err) < 0)
+    goto fail;
+  unlink (pidfile);
+  st.id = cl_xstrdup (id);
+  st.dir = steal_pointer (&dir);
+  st.doc = json_deep_copy (saved);
+  st.pid = atoi (pidtext);
+  st.pid_start = cl_proc_start_time (st.pid);
+  json_object_set_new (st.doc, "id", json_string (id));
+  json_object_set_new (st.doc, "bundle", json_string (bundle));
+  if (cl_ctr_state_save (&st, err) < 0)
+    goto out;
+  if (o->pid_file)
+    {
+      cleanup_free char *t = cl_strdup_printf ("%d", (int)st.pid);
+      if (cl_write_file (o->pid_file, t, strlen (t), 1, err) < 0)
+        goto out;
+    }
+  ret = 0;
+  goto out;
+fail:
+  if (dir)
+    {
+      cl_error_t e = NULL;
+      if (cl_ctr_state_dir_remove (dir, &e) < 0)
+        cl_error_release (&e);
+    }
+out:
+  argv_free (&a);
+  json_decref (saved);
+  json_decref (config);
+  cl_ctr_state_release (&st);
+  return ret;
+}

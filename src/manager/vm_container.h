@@ -1,0 +1,41 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* VM-isolated containers, the host side (vm_container.c): what
+   cloison-vmctr runs for cloison-runtime (src/container/vm_isolation.h). */
+#ifndef CLOISON_MANAGER_VM_CONTAINER_H
+#define CLOISON_MANAGER_VM_CONTAINER_H
+
+#include "common/error.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* `cloison-vmctr create DIR`: the container's process on the host, from
+   DIR/vm-spec.json (written by the runtime's create).  Reports on ready_fd
+   "R<cid>" once the guest agent answers, or "E<message>"; then waits for
+   `start`, runs the process and returns its exit status. */
+int cl_mgr_vmctr_create (const char *dir, int ready_fd);
+/* `cloison-vmctr exec CID FILE [SOCKET]`: a process (FILE: {"process",
+   "seccomp"}, removed once read) in the running VM of CID; "R" on
+   ready_fd (if >= 0) once it runs; returns its exit status. */
+int cl_mgr_vmctr_exec (uint32_t cid, const char *spec_file, const char *console_socket,
+                       int ready_fd);
+/* The VM's memory and vCPUs from the spec's limits. */
+void cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus);
+
+/* The network (vm_container_net.c): with a network namespace path in the
+   spec, the shim joins it, creates a tap there and joins it to the
+   container's interface with tc redirects both ways; the guest takes the
+   interface's MAC, addresses and default route (`guest`, for the agent). */
+struct cl_mgr_vmctr_net
+{
+  char *tap; /* NULL: no network namespace given, the guest has only lo */
+  uint8_t mac[6];
+  json_t *guest; /* [{"mac", "addrs", "gateway"}] */
+};
+int cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
+                            cl_error_t *err);
+/* Removes the tap (best effort) and frees. */
+void cl_mgr_vmctr_net_release (struct cl_mgr_vmctr_net *net);
+
+#endif

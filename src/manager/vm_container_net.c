@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The network of a VM-isolated container (vm_container.h): the caller
+   (podman, CNI) set up the container's network namespace with an
+   interface in it; the shim enters that namespace, adds a tap for the
+   VM, and redirects every frame between the interface and the tap (tc
+   ingress + matchall + mirred, both ways, as Kata Containers does).  The
+   guest's NIC takes the interface's MAC and the agent gives it the
+   interface's IPv4 addresses and default route, so the caller's
+   networking works unchanged. */
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "manager/vm_container.h"
+#include "net/netlink.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define VMCTR_TAP "tap0_cl"
+
+static void
+first_link (const char *name, void *data)
+{
+  char *out = data;
+  if (out[0] == '\0' && strcmp (name, "lo") != 0 && strcmp (name, VMCTR_TAP) != 0)
+    snprintf (out, IFNAMSIZ, "%s", name);
+}
+
+static int
+link_mac (const char *name, uint8_t mac[6], cl_error_t *err)
+{
+  cleanup_close int s = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = { 0 };
+
+  snprintf (ifr.ifr_name, sizeof ifr.ifr_name, "%s", name);
+  if (s < 0 || ioctl (s, SIOCGIFHWADDR, &ifr) < 0)
+    return cl_error_errno (err, "the MAC address of `%s`", name);
+  memcpy (mac, ifr.ifr_hwaddr.sa_data, 6);
+  return 0;
+}
+
+/* The default gateway of the namespace we are in (/proc/self/net/route). */
+static char *
+default_gateway (void)
+{
+  FILE *f = fopen ("/proc/self/net/route", "re");
+  char line[256], *gw = NULL;
+
+  while (f && gw == NULL && fgets (line, sizeof line, f))
+    {
+      char ifname[IFNAMSIZ + 1];
+      unsigned dest, gateway;
+      if (sscanf (line, "%16s %x %x", ifname, &dest, &gateway) == 3 && dest == 0 && gateway)
+        {
+          struct in_addr a = { .s_addr = gateway };
+          gw = cl_xstrdup (inet_ntoa (a));
+        }
+    }
+  if (f)
+    fclose (f);
+  return gw;
+}
+
+static json_t *
+link_addrs (const char *name)
+{
+  struct ifaddrs *all = NULL;
+  json_t *out = json_array ();
+
+  if (getifaddrs (&all) < 0)
+    return out;
+  for (struct ifaddrs *a = all; a; a = a->ifa_next)
+    if (a->ifa_addr && a->ifa_addr->sa_family == AF_INET && strcmp (a->ifa_name, name) == 0)
+      {
+        char ip[INET_ADDRSTRLEN];
+        uint32_t mask = ntohl (((struct sockaddr_in *)a->ifa_netmask)->sin_addr.s_addr);
+        int prefix = __builtin_popcount (mask);
+        inet_ntop (AF_INET, &((struct sockaddr_in *)a->ifa_addr)->sin_addr, ip, sizeof ip);
+        json_array_append_new (out, json_sprintf ("%s/%d", ip, prefix));
+      }
+  freeifaddrs (all);
+  return out;
+}
+
+static const char *
+netns_path (json_t *linux_obj)
+{
+  json_t *ns;
+  size_t i;
+
+  json_array_foreach (json_object_get (linux_obj, "namespaces"), i, ns)
+  {
+    const char *type = json_string_value (json_object_get (ns, "type"));
+    if (type && strcmp (type, "network") == 0)
+      return json_string_value (json_object_get (ns, "path"));
+  }
+  return NULL;
+}
+
+int
+cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
+                        cl_error_t *err)
+{
+  const char *path = netns_path (linux_obj);
+  struct nl_sock *nl = NULL;
+  char ifname[IFNAMSIZ] = "", mac[18];
+  cleanup_free char *gw = NULL;
+  int fd, ifindex, tapindex, r = -1;
+
+  (void)id;
+  memset (net, 0, sizeof *net);
+  if (path == NULL)
+    return 0;
+  fd = open (path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0)
+    return cl_error_errno (err, "linux.namespaces: network `%s`", path);
+  if (setns (fd, CLONE_NEWNET) < 0)
+    {
+      close (fd);
+      return cl_error_errno (err, "linux.namespaces: join network `%s`", path);
+    }
+  close (fd);
+  if (cl_net_nl_open (&nl, err) < 0 || cl_net_nl_link_foreach (nl, first_link, ifname, err) < 0)
+    goto out;
+  if (ifname[0] == '\0')
+    {
+      r = 0; /* only lo: nothing to join */
+      goto out;
+    }
+  if (link_mac (ifname, net->mac, err) < 0)
+    goto out;
+  ifindex = cl_net_nl_link_index (nl, ifname, err);
+  if (ifindex <= 0 || cl_net_nl_tap_create (VMCTR_TAP, 0, err) < 0)
+    goto out;
+  net->tap = cl_xstrdup (VMCTR_TAP);
+  tapindex = cl_net_nl_link_index (nl, VMCTR_TAP, err);
+  if (tapindex <= 0 || cl_net_nl_link_set (nl, tapindex, 1, 0, 0, err) < 0
+      || cl_net_nl_link_set (nl, ifindex, 1, 0, 0, err) < 0
+      || cl_net_nl_tc_redirect (nl, ifindex, tapindex, err) < 0
+      || cl_net_nl_tc_redirect (nl, tapindex, ifindex, err) < 0)
+    goto out;
+  gw = default_gateway ();
+  snprintf (mac, sizeof mac, "%02x:%02x:%02x:%02x:%02x:%02x", net->mac[0], net->mac[1],
+            net->mac[2], net->mac[3], net->mac[4], net->mac[5]);
+  net->guest = json_pack ("[{s:s, s:o, s:s*}]", "mac", mac, "addrs", link_addrs (ifname),
+                          "gateway", gw);
+  r = 0;
+out:
+  if (r < 0)
+    cl_error_wrap (err, "the VM's network");
+  if (r < 0 && net->tap)
+    {
+      cl_error_t e = NULL;
+      if (cl_net_nl_link_del (nl, net->tap, &e) < 0)
+        cl_error_release (&e);
+      free (net->tap);
+      net->tap = NULL;
+    }
+  cl_net_nl_close (nl);
+  return r;
+}
+
+void
+cl_mgr_vmctr_net_release (struct cl_mgr_vmctr_net *net)
+{
+  struct nl_sock *nl = NULL;
+  cl_error_t e = NULL;
+
+  if (net->tap && cl_net_nl_open (&nl, &e) == 0)
+    cl_net_nl_link_del (nl, net->tap, &e);
+  cl_error_release (&e);
+  cl_net_nl_close (nl);
+  free (net->tap);
+  json_decref (net->guest);
+  memset (net, 0, sizeof *net);
+}

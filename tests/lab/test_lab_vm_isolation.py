@@ -1,0 +1,258 @@
+# SPDX-License-Identifier: Apache-2.0
+"""VM-isolated containers (issue 12, docs/vm-isolation.md) in the VM lab,
+where nested KVM and /dev/vhost-vsock exist: cloison-runtime runs busybox
+bundles whose config carries org.cloison.isolation=vm (and any bundle
+under the name cloison-runtime-vm) in a microVM of their own: the guest
+boots our kernel + initramfs, the bundle's rootfs comes over virtio-fs,
+the guest agent (PID 1) applies the process (user, capabilities, rlimits,
+no_new_privs, seccomp, cwd, env, terminal) and the mounts, and the shim
+relays stdio, signals and the exit status.  The network: a veth pair whose
+container end is in a namespace given by path, joined to the VM's tap by
+tc redirects.  One lab boot; each test asserts on one check of it."""
+import copy
+import json
+import os
+import shutil
+
+import pytest
+
+from lab_cli import IMAGE_DATA, VM_INITRAMFS, VM_KERNEL
+import runtimes
+
+BUILD = runtimes.BUILD
+VMCTR = os.path.join(BUILD, "src", "manager", "cloison-vmctr")
+
+PAYLOAD = r"""#!/bin/sh
+. /lab/lib.sh
+export CLOISON_IMAGE_DATA=/lab/image-data CLOISON_VMCTR=/lab/cloison-vmctr
+mkdir -p /lab/image-data && cp /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
+ln -s cloison-runtime /lab/cloison-runtime-vm
+R="/lab/cloison-runtime --root /run/rt-vm"
+RV="/lab/cloison-runtime-vm --root /run/rt-vm"
+echo "lab host secret" > /secret-of-the-lab
+ln -s /secret-of-the-lab /rwroot/evil-abs
+ln -s ../../../secret-of-the-lab /rwroot/evil-rel
+dump() { for f in /run/rt-vm/*/console.log; do [ -f "$f" ] && { echo "== $f"; tail -20 "$f"; }; done; }
+
+check echo sh -c "$R run -b /bundles/echo echo1; echo rc=\$?"
+check exit7 $R run -b /bundles/exit7 exit7
+check plain_is_container sh -c "$R run -b /bundles/plain plain1; echo rc=\$?"
+check by_name sh -c "$RV run -b /bundles/plain plain2; echo rc=\$?"
+check process $R run -b /bundles/process proc1
+check seccomp $R run -b /bundles/seccomp sec1
+check escape $R run -b /bundles/escape esc1
+check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/tmp/s1.out 2>&1 </dev/null;
+    echo create=\$?; $R state s1 | grep -E '\"(status|pid)\"';
+    echo pidfile=\$(cat /tmp/s.pid); $R start s1; echo start=\$?;
+    $R state s1 | grep status;
+    $R exec s1 cat /dev/shm/mark; echo exec=\$?;
+    $R exec s1 sh -c 'exit 5'; echo exec_rc=\$?;
+    $R exec --user 1000:1000 s1 id -u; $R exec --cwd /etc s1 pwd;
+    $R ps s1 >/dev/null; echo ps=\$?;
+    $R pause s1 && $R state s1 | grep status; $R resume s1 && $R state s1 | grep status;
+    $R kill s1 TERM; i=0; while $R state s1 | grep -q running && [ \$i -lt 600 ]; do usleep 100000; i=\$((i+1)); done;
+    $R state s1 | grep status; cat /tmp/s1.out; $R delete s1; echo delete=\$?;
+    ls /run/rt-vm; ls /sys/fs/cgroup/cloison 2>/dev/null | grep -c s1; true"
+IP=/usr/sbin/ip-full
+check kill_term sh -c "$R create -b /bundles/sleeper k1 </dev/null >/dev/null 2>&1; $R start k1;
+    $R exec k1 true; $R kill k1 TERM; i=0;
+    while $R state k1 | grep -q running && [ \$i -lt 600 ]; do usleep 100000; i=\$((i+1)); done;
+    $R state k1 | grep status; echo waited=\$i; $R delete -f k1"
+check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer name eth0 netns vmiso-c &&
+    $IP addr add 10.77.0.1/24 dev vmiso-h && $IP link set vmiso-h up &&
+    $IP -n vmiso-c addr add 10.77.0.2/24 dev eth0 && $IP -n vmiso-c link set eth0 up &&
+    $IP -n vmiso-c route add default via 10.77.0.1 &&
+    $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
+check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
+# podman drives the runtime unchanged, with the annotation
+mkdir -p /etc/containers /var/tmp /tmp/pm
+echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
+printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/rt-wrapper"]\n' > /tmp/pm/containers.conf
+# podman passes the runtime a clean environment: the wrapper gives ours
+printf '#!/bin/sh\nexport CLOISON_IMAGE_DATA=/lab/image-data CLOISON_VMCTR=/lab/cloison-vmctr\nexec /lab/cloison-runtime "$@"\n' > /lab/rt-wrapper
+chmod +x /lab/rt-wrapper
+export CONTAINERS_CONF=/tmp/pm/containers.conf
+P="podman --root /tmp/pm/root --runroot /tmp/pm/runroot --storage-driver vfs --tmpdir /tmp/pm/tmp"
+A="--annotation org.cloison.isolation=vm --network none"
+check pm_import sh -c "tar -C /rootfs -c . | $P import - localhost/bb:vm"
+check pm_echo sh -c "$P run --rm $A localhost/bb:vm sh -c 'echo podman-in-vm; grep MemTotal /proc/meminfo'; echo rc=\$?"
+check pm_exit sh -c "$P run --rm $A localhost/bb:vm sh -c 'exit 3'; echo rc=\$?"
+check pm_memory sh -c "$P run --rm $A --memory 200m localhost/bb:vm grep MemTotal /proc/meminfo"
+check pm_detach sh -c "$P run -d --name p1 $A localhost/bb:vm sleep 1000 >/dev/null; echo run=\$?;
+    $P exec p1 sh -c 'echo exec-ok; exit 4'; echo exec=\$?; $P stop -t 2 p1 >/dev/null; echo stop=\$?;
+    $P rm p1 >/dev/null; echo rm=\$?; $P ps -a --format '{{.Names}}'"
+check pm_tty /lab/ptyrun 24x80 $P run -it --rm $A localhost/bb:vm sh -c 'tty; stty size'
+dump
+"""
+
+
+def vm(cfg):
+    cfg = copy.deepcopy(cfg)
+    cfg.setdefault("annotations", {})["org.cloison.isolation"] = "vm"
+    return cfg
+
+
+def bundles():
+    c = runtimes.config
+    configs = {
+        "echo": vm(c(["sh", "-c", "echo hello from the VM; hostname; grep MemTotal /proc/meminfo"],
+                     memory=192 << 20)),
+        "exit7": vm(c(["sh", "-c", "exit 7"])),
+        "plain": c(["sh", "-c", "grep -c . /proc/meminfo >/dev/null; echo plain-run; "
+                    "grep MemTotal /proc/meminfo"]),
+        "process": vm(c(["sh", "-c", "id; pwd; echo HOME=$HOME GREETING=$GREETING; ulimit -n; "
+                         "grep -E 'CapEff|CapBnd|NoNewPrivs' /proc/self/status; "
+                         "mount | grep -E ' /(proc|dev/shm|sys) '"])),
+        "seccomp": vm(c(["sh", "-c", "mkdir /dev/shm/d 2>&1; echo mkdir=$?; "
+                         "grep Seccomp: /proc/self/status"])),
+        "escape": vm(c(["sh", "-c", "for p in /evil-abs /evil-rel /../../secret-of-the-lab "
+                        "/secret-of-the-lab; do cat $p >/dev/null 2>&1 && echo READ $p || "
+                        "echo cannot $p; done; ls / | tr '\\n' ' '; echo"])),
+        "sleeper": vm(c(["sh", "-c", "echo started > /dev/shm/mark; exec sleep 1000"])),
+        "net": vm(c(["sh", "-c", "ip addr show eth0 | grep -E 'inet |ether'; ip route; "
+                     "ping -c 2 -W 5 10.77.0.1 | grep -c 'bytes from'"])),
+        "tty": vm(c(["sh", "-c", "tty; stty size; exit 3"])),
+    }
+    configs["process"]["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
+    configs["process"]["process"]["cwd"] = "/tmp"
+    configs["process"]["process"]["env"].append("GREETING=hi")
+    configs["seccomp"]["linux"]["seccomp"] = {
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["mkdir", "mkdirat"], "action": "SCMP_ACT_ERRNO",
+                      "errnoRet": 1}]}
+    for name in ("escape",):
+        configs[name]["root"] = {"path": "/rwroot", "readonly": False}
+    configs["net"]["linux"]["namespaces"] = [
+        {"type": "network", "path": "/run/netns/vmiso-c"} if n["type"] == "network" else n
+        for n in configs["net"]["linux"]["namespaces"]]
+    for k in ("bounding", "effective", "permitted"):
+        configs["net"]["process"]["capabilities"][k].append("CAP_NET_RAW")
+    configs["tty"]["process"]["terminal"] = True
+    configs["tty"]["process"]["consoleSize"] = {"height": 33, "width": 101}
+    return configs
+
+
+@pytest.fixture(scope="module")
+def run(lab, tmp_path_factory):
+    for p in (VMCTR, VM_KERNEL, VM_INITRAMFS):
+        if not os.path.exists(p):
+            pytest.fail("%s is not built (ninja -C build vm-image for the VM pieces)" % p)
+    d = str(tmp_path_factory.mktemp("vmiso"))
+    files = runtimes.write_bundles(os.path.join(d, "bundles"), bundles())
+    files += [(os.path.join(d, "bundles") + "-rootfs", "/rwroot")]
+    files += runtimes.runtime_files(["cloison"]) + [
+        (VMCTR, "/lab/cloison-vmctr"), (VM_KERNEL, "/lab/vmlinuz"),
+        (VM_INITRAMFS, "/lab/initramfs.cpio.gz"), (lab.tool("ptyrun"), "/lab/ptyrun"),
+        ("/bin/ip", "/usr/sbin/ip-full")]
+    for tool in ("podman", "conmon"):
+        path = shutil.which(tool) or "/usr/libexec/podman/" + tool
+        if os.path.exists(path):
+            files.append((path, "/usr/bin/" + tool))
+    modules = lab.LAB_MODULES + ["sch_ingress", "cls_matchall", "act_mirred"]
+    return lab.run(PAYLOAD, files=files, timeout=900, modules=modules, stream=print)
+
+
+def test_echo_runs_in_a_vm_sized_by_the_memory_limit(run):
+    out = run.assert_check("echo").output
+    assert "hello from the VM" in out and "rc=0" in out, out
+    assert "cloison" in out.split(), out  # the spec's hostname
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert 100 * 1024 < kib <= 192 * 1024, out  # the guest's memory, not the lab's 2 GiB
+
+
+def test_exit_status(run):
+    assert run.check("exit7").rc == 7, run.check("exit7")
+
+
+def test_without_the_annotation_an_ordinary_container(run):
+    out = run.assert_check("plain_is_container").output
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert "plain-run" in out and kib > 1024 * 1024, out
+
+
+def test_runtime_named_vm_isolates_every_container(run):
+    out = run.assert_check("by_name").output
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert "rc=0" in out and kib < 1024 * 1024, out
+
+
+def test_process_spec_applied_in_the_guest(run):
+    out = run.assert_check("process").output
+    assert "uid=1000 gid=1000 groups=10" in out or "uid=1000 gid=1000 groups=1000,10" in out, out
+    assert "/tmp" in out.splitlines() and "HOME=/ GREETING=hi" in out, out
+    assert "1024" in out.splitlines(), out
+    assert "NoNewPrivs:\t1" in out, out
+    assert "CapBnd:\t00000000200004a0" in out or "CapBnd:\t0000000020000420" in out, out
+    for m in (" /proc ", " /dev/shm ", " /sys "):
+        assert m in out, out
+
+
+def test_seccomp_profile_applied(run):
+    out = run.assert_check("seccomp").output
+    assert "Operation not permitted" in out and "Seccomp:\t2" in out, out
+
+
+def test_guest_cannot_read_a_lab_file_outside_the_rootfs(run):
+    out = run.assert_check("escape").output
+    assert "READ" not in out and out.count("cannot") == 4, out
+
+
+def test_create_start_exec_pause_kill_delete(run):
+    out = run.assert_check("lifecycle").output
+    assert "create=0" in out and '"status": "created"' in out, out
+    assert "start=0" in out and '"status": "running"' in out, out
+    assert "started" in out and "exec=0" in out, out  # the init's tmpfs: the same VM
+    assert "exec_rc=5" in out and "1000" in out.splitlines() and "/etc" in out.splitlines(), out
+    assert "ps=0" in out and '"status": "paused"' in out, out
+    assert '"status": "stopped"' in out and "delete=0" in out, out
+    assert out.strip().splitlines()[-1] == "0", out  # no cgroup left
+
+
+def test_network_joined_through_the_tap(run):
+    out = run.assert_check("net").output
+    assert "10.77.0.2/24" in out and "default via 10.77.0.1" in out, out
+    assert "rc=0" in out and "\n2\n" in out, out
+
+
+def test_terminal(run):
+    c = run.check("terminal")
+    assert c.rc == 3 and "/dev/pts/" in c.output and "33 101" in c.output, c
+
+
+def podman_check(run, name):
+    if run.check("pm_import").rc != 0:
+        pytest.fail("podman does not run in the lab: %s" % run.check("pm_import"))
+    return run.assert_check(name).output
+
+
+def test_podman_runs_with_the_annotation(run):
+    out = podman_check(run, "pm_echo")
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert "podman-in-vm" in out and "rc=0" in out and kib < 1024 * 1024, out
+
+
+def test_podman_exit_status(run):
+    assert "rc=3" in podman_check(run, "pm_exit")
+
+
+def test_podman_memory_sizes_the_vm(run):
+    out = podman_check(run, "pm_memory")
+    kib = int(out.split("MemTotal:")[1].split()[0])
+    assert 150 * 1024 < kib <= 200 * 1024, out
+
+
+def test_podman_detach_exec_stop_rm(run):
+    out = podman_check(run, "pm_detach")
+    for want in ("run=0", "exec-ok", "exec=4", "stop=0", "rm=0"):
+        assert want in out, out
+    assert "p1" not in out.replace("exec", ""), out
+
+
+def test_podman_tty(run):
+    out = podman_check(run, "pm_tty")
+    assert "/dev/pts/" in out and "24 80" in out, out
+
+
+def test_kill_signals_the_process_in_the_guest(run):
+    out = run.assert_check("kill_term").output
+    assert '"status": "stopped"' in out, out
