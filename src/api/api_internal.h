@@ -128,7 +128,7 @@ enum api_field_type
   API_STRING,
   API_BOOL,
   API_INT,
-  API_OBJECT, /* checked against sub */
+  API_OBJECT, /* checked against sub (NULL: any object, the handler checks it) */
   API_STRING_ARRAY,
   API_STRING_MAP, /* object of strings */
   API_SCALAR,     /* string or integer (config values) */
@@ -293,6 +293,12 @@ void cl_api_volume_detach (struct api_call *c);
 void cl_api_volume_snapshots_create (struct api_call *c);
 void cl_api_volume_snapshot_restore (struct api_call *c);
 void cl_api_volume_snapshot_delete (struct api_call *c);
+/* api_projects.c (GET /1.0/projects/{project}: list with params[0]) */
+void cl_api_projects_list (struct api_call *c);
+void cl_api_project_status (struct api_call *c);
+void cl_api_project_up (struct api_call *c);
+void cl_api_project_down (struct api_call *c);
+void cl_api_project_provision (struct api_call *c);
 void cl_api_networks_create (struct api_call *c);
 void cl_api_network_get (struct api_call *c);
 void cl_api_network_delete (struct api_call *c);

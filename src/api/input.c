@@ -92,7 +92,7 @@ check_value (json_t *v, const char *path, const struct api_field *f, char **bad,
           ok = false;
           break;
         }
-      /* no sub: any object (an instance's whole config, moved) */
+      /* no sub: any object, which the handler checks */
       return f->sub ? check_object (v, path, f->sub, bad, why) : 0;
     case API_STRING_ARRAY:
       ok = json_is_array (v);

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -146,6 +147,7 @@ struct unix_watch
   void *opaque;
   char *line; /* an event's line so far */
   size_t len;
+  int fd; /* the stream's socket (-1: none yet), shut down to end it at once */
 };
 
 struct unix_state
@@ -314,6 +316,36 @@ watch_progress (void *opaque, curl_off_t a, curl_off_t b, curl_off_t c, curl_off
   return stop; /* non-zero ends the transfer */
 }
 
+/* The stream's socket, made here so that watch_end can shut it down:
+   curl would see `stop` only at its next progress call (up to a second
+   on an idle stream). */
+static curl_socket_t
+watch_socket (void *opaque, curlsocktype purpose, struct curl_sockaddr *a)
+{
+  struct unix_watch *w = opaque;
+  int fd;
+
+  (void)purpose;
+  fd = socket (a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+  pthread_mutex_lock (&w->lock);
+  w->fd = fd;
+  if (w->stop && fd >= 0)
+    shutdown (fd, SHUT_RDWR);
+  pthread_mutex_unlock (&w->lock);
+  return fd < 0 ? CURL_SOCKET_BAD : fd;
+}
+
+static int
+watch_close (void *opaque, curl_socket_t fd)
+{
+  struct unix_watch *w = opaque;
+
+  pthread_mutex_lock (&w->lock);
+  w->fd = -1; /* its number may be reused: never shut down after this */
+  pthread_mutex_unlock (&w->lock);
+  return close (fd);
+}
+
 static void *
 watch_run (void *arg)
 {
@@ -332,6 +364,10 @@ watch_run (void *arg)
       curl_easy_setopt (curl, CURLOPT_NOPROGRESS, 0L);
       curl_easy_setopt (curl, CURLOPT_XFERINFOFUNCTION, watch_progress);
       curl_easy_setopt (curl, CURLOPT_XFERINFODATA, w);
+      curl_easy_setopt (curl, CURLOPT_OPENSOCKETFUNCTION, watch_socket);
+      curl_easy_setopt (curl, CURLOPT_OPENSOCKETDATA, w);
+      curl_easy_setopt (curl, CURLOPT_CLOSESOCKETFUNCTION, watch_close);
+      curl_easy_setopt (curl, CURLOPT_CLOSESOCKETDATA, w);
       curl_easy_perform (curl);
       curl_easy_cleanup (curl);
     }
@@ -348,6 +384,8 @@ watch_end (struct unix_state *u)
     return;
   pthread_mutex_lock (&w->lock);
   w->stop = true;
+  if (w->fd >= 0)
+    shutdown (w->fd, SHUT_RDWR);
   pthread_mutex_unlock (&w->lock);
   pthread_join (w->thread, NULL);
   pthread_cond_destroy (&w->started);
@@ -367,6 +405,7 @@ unix_watch (void *state, cl_api_event_fn fn, void *opaque)
   if (fn == NULL)
     return;
   w = cl_xmalloc0 (sizeof *w);
+  w->fd = -1;
   pthread_mutex_init (&w->lock, NULL);
   pthread_cond_init (&w->started, NULL);
   w->socket_path = u->socket_path;

@@ -3,14 +3,16 @@
    Cloisonfile says (src/manager/project.h); and exec and logs taking a
    machine's name within the project, handed on to the instance
    commands. */
+#include "api/api.h"
+#include "cli/client.h"
 #include "cli/cloison.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
-#include "manager/manager.h"
 #include "manager/project.h"
 
 #include <getopt.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,52 +77,133 @@ parse_args (int argc, char **argv, const char *usage, const char *allowed, struc
   return 0;
 }
 
+/* The file parsed and checked here (its errors name FILE:LINE:COL), and
+   the client of the state root: cloisond's when one serves it, else
+   in-process.  Machines' shared folders and scripts are paths of this
+   host: a transport to another host is refused. */
 static int
 open_both (struct cloison_globals *g, const struct up_args *a, struct cl_project **p,
-           struct cl_manager **m, cl_error_t *err)
+           struct cli_client **c, cl_error_t *err)
 {
-  /* the file first: a wrong one is refused before the state is touched */
-  if (cl_mgr_project_load (a->file, p, err) < 0)
+  const char *t;
+
+  if (cl_mgr_project_load (a->file, p, err) < 0 || (*c = cli_client_of (g, err)) == NULL)
     return -1;
-  return cl_mgr_open (g->root, m, err);
+  t = cli_client_transport (*c);
+  if (strcmp (t, "unix") != 0 && strcmp (t, "in-process") != 0)
+    return cl_error_make (err, 0,
+                          "a Cloisonfile's projects are served by the local state root only"
+                          " (its folders and scripts must be on the server)");
+  return 0;
+}
+
+/* The request's body: the parsed project, the machines named, flags. */
+static json_t *
+project_body (struct cl_project *p, const struct up_args *a)
+{
+  json_t *names = json_array ();
+
+  for (size_t i = 0; i < a->n; i++)
+    json_array_append_new (names, json_string (a->machines[i]));
+  return json_pack ("{s:o, s:o}", "project", cl_mgr_project_to_json (p), "machines", names);
+}
+
+/* The lines of an operation on the project printed so far: they are
+   printed as the operation's events bring them (a thread of the client's
+   when through the daemon), the rest at its end. */
+struct shown
+{
+  const char *url; /* /1.0/projects/ID */
+  size_t out, errs;
+  pthread_mutex_t lock;
+};
+
+static void
+print_new (struct shown *sh, json_t *meta)
+{
+  json_t *out = json_object_get (meta, "output"), *errs = json_object_get (meta, "errors");
+
+  pthread_mutex_lock (&sh->lock);
+  for (; sh->out < json_array_size (out); sh->out++)
+    puts (json_string_value (json_array_get (out, sh->out)));
+  fflush (stdout);
+  for (; sh->errs < json_array_size (errs); sh->errs++)
+    fprintf (stderr, "%s\n", json_string_value (json_array_get (errs, sh->errs)));
+  pthread_mutex_unlock (&sh->lock);
+}
+
+static void
+on_event (void *opaque, json_t *ev)
+{
+  struct shown *sh = opaque;
+  json_t *op = json_object_get (ev, "metadata"), *e;
+  size_t i;
+
+  json_array_foreach (json_object_get (json_object_get (op, "resources"), "projects"), i, e)
+  {
+    if (strcmp (json_string_value (e), sh->url) == 0)
+      print_new (sh, json_object_get (op, "metadata"));
+  }
+}
+
+/* POST /1.0/projects/ID/VERB run to its end, printing the lines the
+   operation reports; returns its exit code. */
+static int
+project_call (struct cli_client *c, struct cl_project *p, const char *verb, json_t *body,
+              cl_error_t *err)
+{
+  cleanup_free char *base = cl_api_url ("/1.0/projects/", cl_mgr_project_id (p));
+  cleanup_free char *path = cl_strdup_printf ("%s/%s", base, verb);
+  cleanup_json json_t *meta = NULL;
+  struct shown sh = { .url = base, .lock = PTHREAD_MUTEX_INITIALIZER };
+  int r;
+
+  cli_client_watch (c, on_event, &sh);
+  r = cli_call (c, "POST", path, NULL, body, &meta, err);
+  cli_client_watch (c, NULL, NULL);
+  if (r < 0)
+    return -1;
+  print_new (&sh, meta);
+  return (int)json_integer_value (json_object_get (meta, "exit_code"));
 }
 
 static int
 cmd_up (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
-  cleanup_mgr struct cl_manager *m = NULL;
+  cleanup_json json_t *body = NULL;
+  struct cli_client *c;
   struct up_args a;
-  int r;
 
   if (parse_args (argc, argv, "up [-f FILE] [--recreate] [--provision] [MACHINE...]", "RP", &a, err)
           < 0
-      || open_both (g, &a, &p, &m, err) < 0)
+      || open_both (g, &a, &p, &c, err) < 0)
     return -1;
-  struct cl_project_up_opts o = {
-    .machines = a.machines,
-    .n_machines = a.n,
-    .recreate = a.recreate,
-    .provision = a.provision,
-  };
-  r = cl_mgr_project_up (m, p, &o, err);
-  return r;
+  body = project_body (p, &a);
+  json_object_set_new (body, "recreate", json_boolean (a.recreate));
+  json_object_set_new (body, "provision", json_boolean (a.provision));
+  return project_call (c, p, "up", body, err);
 }
 
 static int
 cmd_down (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
-  cleanup_mgr struct cl_manager *m = NULL;
+  cleanup_json json_t *body = NULL;
+  struct cli_client *c;
   struct up_args a;
 
   if (parse_args (argc, argv, "down [-f FILE] [--destroy [--volumes]] [MACHINE...]", "DV", &a, err)
-          < 0
-      || open_both (g, &a, &p, &m, err) < 0)
+      < 0)
     return -1;
   if (a.volumes && !a.destroy)
     return cl_error_make (err, 0, "--volumes goes with --destroy");
-  return cl_mgr_project_down (m, p, a.machines, a.n, a.destroy, a.volumes, err);
+  if (open_both (g, &a, &p, &c, err) < 0)
+    return -1;
+  body = project_body (p, &a);
+  json_object_set_new (body, "destroy", json_boolean (a.destroy));
+  json_object_set_new (body, "volumes", json_boolean (a.volumes));
+  return project_call (c, p, "down", body, err);
 }
 
 static const char *
@@ -150,14 +233,20 @@ static int
 cmd_status (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
-  cleanup_mgr struct cl_manager *m = NULL;
-  cleanup_json json_t *rows = NULL;
+  cleanup_json json_t *rows = NULL, *body = NULL;
+  cleanup_free char *base = NULL, *path = NULL;
+  struct cli_client *c;
   struct up_args a;
   json_t *r;
   size_t i;
 
   if (parse_args (argc, argv, "status [-f FILE] [--format table|json]", "F", &a, err) < 0
-      || open_both (g, &a, &p, &m, err) < 0 || cl_mgr_project_status (m, p, &rows, err) < 0)
+      || open_both (g, &a, &p, &c, err) < 0)
+    return -1;
+  body = project_body (p, &a);
+  base = cl_api_url ("/1.0/projects/", cl_mgr_project_id (p));
+  path = cl_strdup_printf ("%s/status", base);
+  if (cli_call (c, "POST", path, NULL, body, &rows, err) < 0)
     return -1;
   if (strcmp (a.format, "json") == 0)
     {
@@ -184,13 +273,15 @@ static int
 cmd_provision (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_project struct cl_project *p = NULL;
-  cleanup_mgr struct cl_manager *m = NULL;
+  cleanup_json json_t *body = NULL;
+  struct cli_client *c;
   struct up_args a;
 
   if (parse_args (argc, argv, "provision [-f FILE] [MACHINE...]", "", &a, err) < 0
-      || open_both (g, &a, &p, &m, err) < 0)
+      || open_both (g, &a, &p, &c, err) < 0)
     return -1;
-  return cl_mgr_project_provision (m, p, a.machines, a.n, err);
+  body = project_body (p, &a);
+  return project_call (c, p, "provision", body, err);
 }
 
 /* The instance command `name` of cloison_instance.c. */

@@ -729,6 +729,21 @@ activated_socket (void)
   return 3;
 }
 
+/* A connection accepted by a daemon answers GET /1.0.  One to a killed
+   daemon's socket that a child of it still held for an instant (forked,
+   not yet exec'd: the fd is close-on-exec) is accepted by nobody. */
+static bool
+socket_answers (int fd)
+{
+  static const char req[] = "GET /1.0 HTTP/1.0\r\n\r\n";
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  char c;
+
+  if (cl_write_all (fd, req, sizeof req - 1) < 0)
+    return false;
+  return poll (&p, 1, 3000) == 1 && read (fd, &c, 1) == 1;
+}
+
 static int
 listen_unix (const char *path, cl_error_t *err)
 {
@@ -751,8 +766,12 @@ listen_unix (const char *path, cl_error_t *err)
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return cl_error_errno (err, "socket");
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0 && socket_answers (fd))
     return cl_error_make (err, 0, "another cloisond serves `%s`", path);
+  close (fd);
+  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return cl_error_errno (err, "socket");
   /* a socket file nobody answers on: left by a daemon that was killed */
   if (unlink (path) < 0 && errno != ENOENT)
     return cl_error_errno (err, "remove the stale socket `%s`", path);

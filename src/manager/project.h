@@ -60,4 +60,35 @@ int cl_mgr_project_status (struct cl_manager *m, struct cl_project *p, json_t **
 int cl_mgr_project_provision (struct cl_manager *m, struct cl_project *p, const char **machines,
                               size_t n, cl_error_t *err);
 
+/* The parsed project as JSON (what the CLI sends to the API), and back:
+   every field the planner reads is checked, a wrong one named by its
+   JSON path ("machines[0].spec.image: ..."), CL_ERR_INVALID. */
+json_t *cl_mgr_project_to_json (struct cl_project *p);
+int cl_mgr_project_from_json (json_t *j, struct cl_project **out, cl_error_t *err);
+
+/* The projects `up` has applied: [{id, file, updated, machines: [NAME]}]
+   (id NULL: all; else the one, CL_ERR_NOT_FOUND when none). */
+int cl_mgr_project_list (struct cl_manager *m, const char *id, json_t **out, cl_error_t *err);
+
+/* up, down or provision run in a child process of the state root `root`
+   whose stdout and stderr lines go to fn as they come (is_err: stderr).
+   *code: what the verb returned (0, or 1 for up: some machine failed or
+   waits for --recreate); -1 with err on an error. */
+enum cl_project_verb
+{
+  CL_PROJECT_UP,
+  CL_PROJECT_DOWN,
+  CL_PROJECT_PROVISION,
+};
+struct cl_project_call
+{
+  enum cl_project_verb verb;
+  struct cl_project_up_opts up; /* machines: every verb's; the rest: up's */
+  bool destroy, volumes;        /* down's */
+};
+typedef void (*cl_mgr_project_line_fn) (void *opaque, bool is_err, const char *line);
+int cl_mgr_project_run_captured (const char *root, struct cl_project *p,
+                                 const struct cl_project_call *c, cl_mgr_project_line_fn fn,
+                                 void *opaque, int *code, cl_error_t *err);
+
 #endif

@@ -1128,3 +1128,41 @@ out:
   fflush (stdout);
   return r;
 }
+
+int
+cl_mgr_project_list (struct cl_manager *m, const char *id, json_t **out, cl_error_t *err)
+{
+  cleanup_stmt sqlite3_stmt *s = NULL;
+  json_t *arr;
+
+  if (cl_db_exec (m->db, schema, err) < 0
+      || cl_db_prepare (m->db,
+                        "SELECT id, file, state, updated FROM projects"
+                        " WHERE ?1 IS NULL OR id = ?1 ORDER BY id",
+                        &s, err)
+             < 0)
+    return -1;
+  if (id)
+    sqlite3_bind_text (s, 1, id, -1, SQLITE_STATIC);
+  arr = json_array ();
+  while (sqlite3_step (s) == SQLITE_ROW)
+    {
+      cleanup_json json_t *st = json_loads ((const char *)sqlite3_column_text (s, 2), 0, NULL);
+      json_t *names = json_array ();
+      const char *name;
+      json_t *v;
+      json_object_foreach (json_object_get (st, "machines"), name, v)
+          json_array_append_new (names, json_string (name));
+      json_array_append_new (
+          arr, json_pack ("{s:s, s:s, s:I, s:o}", "id", (const char *)sqlite3_column_text (s, 0),
+                          "file", (const char *)sqlite3_column_text (s, 1), "updated",
+                          (json_int_t)sqlite3_column_int64 (s, 3), "machines", names));
+    }
+  if (id && json_array_size (arr) == 0)
+    {
+      json_decref (arr);
+      return cl_error_raise (err, CL_ERR_NOT_FOUND, "no project `%s` (never brought up)", id);
+    }
+  *out = arr;
+  return 0;
+}

@@ -444,3 +444,99 @@ def test_two_checkouts_do_not_collide(cl, tmp_path):
     finally:
         cl("down", "--destroy", cwd=str(a), check=False)
         cl("down", "--destroy", cwd=str(b), check=False)
+
+
+def test_up_through_the_daemon(cl, tmp_path):
+    """With cloisond serving the root, up, status, provision and down are
+    its operations (/1.0/projects/ID/...), printing what the planner does
+    in-process; a second up says there is nothing to do.  The daemon
+    checks the project it is sent again: a wrong field is a 400 naming
+    it."""
+    from test_api import Daemon
+    proj = write_project(tmp_path / "viad", """\
+        name: viad
+        machines:
+          db:
+            image: busybox
+            networks: []
+            project_folder: false
+            command: ["/bin/sh", "-c", "touch /tmp/ready; sleep 100000"]
+            healthcheck:
+              command: test -e /tmp/ready
+              interval: 100ms
+          web:
+            image: busybox
+            networks: []
+            depends_on: [db]
+            command: sleep 100000
+            provision:
+              - shell: echo provisioned; echo to-stderr >&2
+        """)
+    status = lambda *a: [{k: r[k] for k in ("machine", "instance", "status", "changed")}
+                         for r in json.loads(cl(*a, "status", "--format", "json",
+                                                cwd=str(proj)).stdout)]
+    # in-process first (--local: even with a daemon), for the reference
+    d = Daemon(tmp_path, netns=False)
+    d.root = cl.root
+    d.start()
+    try:
+        local = cl("--local", "--debug", "up", cwd=str(proj))
+        assert "in-process" in local.stderr
+        local_status = status("--local")
+        cl("--local", "down", "--destroy", cwd=str(proj))
+        assert not [o for o in d.ok("GET", "/1.0/operations?recursion=1")
+                    if o["description"].startswith("Bringing a project")]
+        p = cl("--debug", "up", cwd=str(proj))
+        assert "through the daemon serving" in p.stderr and "in-process" not in p.stderr
+        assert p.stdout == local.stdout, (p.stdout, local.stdout)
+        assert p.stdout.splitlines() == ["db: created", "web: created",
+                                         "web: provisioning (step 1)", "provisioned"]
+        assert "to-stderr" in p.stderr
+        assert status() == local_status
+        assert {r["status"] for r in local_status} == {"running"}
+        ops = [o for o in d.ok("GET", "/1.0/operations?recursion=1")
+               if o["description"] == "Bringing a project up"]
+        assert len(ops) == 1 and ops[0]["status"] == "success", ops
+        assert ops[0]["metadata"]["output"] == p.stdout.splitlines()
+        assert ops[0]["metadata"]["exit_code"] == 0
+        pid = re.sub(r"-db$", "", local_status[0]["instance"])
+        assert ops[0]["resources"] == {"projects": ["/1.0/projects/" + pid]}
+        assert [x["id"] for x in d.ok("GET", "/1.0/projects?recursion=1")] == [pid]
+        assert sorted(d.ok("GET", "/1.0/projects/" + pid)["machines"]) == ["db", "web"]
+        # nothing to do, through the daemon too
+        p = cl("up", cwd=str(proj))
+        assert p.stdout == "nothing to do: 2 machines up to date\n", p.stdout
+        p = cl("provision", "web", cwd=str(proj))
+        assert p.stdout.splitlines() == ["web: provisioning (step 1)", "provisioned"]
+        # the daemon checks what it is sent
+        st, j, _ = d.request("POST", "/1.0/projects/%s/up" % pid, {"project": {"name": "viad"}})
+        assert st == 400 and j["error"] == "project.id: expected a string", j
+        machine = {"name": "db", "instance": pid + "-db", "depends_on": [], "provision": [],
+                   "spec": {"kind": "box", "image": "busybox", "cpus": 0, "memory": 0,
+                            "disk": 0, "env": [], "networks": [], "mounts": [], "volumes": [],
+                            "ports": []}}
+        project = {"name": "viad", "id": pid, "file": str(proj.resolve() / "Cloisonfile"),
+                   "dir": str(proj.resolve()), "networks": {}, "volumes": {},
+                   "machines": [machine]}
+        st, j, _ = d.request("POST", "/1.0/projects/%s/up" % pid, {"project": project})
+        assert st == 400 and j["path"] == "project.machines[0].spec.kind", j
+        assert j["error"] == ("project.machines[0].spec.kind: expected container or vm,"
+                              " got `box`"), j
+        machine["spec"]["kind"] = "container"
+        project["dir"] = "/elsewhere"
+        st, j, _ = d.request("POST", "/1.0/projects/%s/up" % pid, {"project": project})
+        assert st == 400 and j["path"] == "project.id", j
+        p = cl("up", "nosuch", cwd=str(proj), check=False)
+        assert p.returncode != 0 and "no machine `nosuch`" in p.stderr
+        p = cl("down", cwd=str(proj))
+        assert p.stdout.splitlines() == ["web: stopped", "db: stopped"]
+        assert {r["status"] for r in status()} == {"stopped"}
+        p = cl("down", "--destroy", cwd=str(proj))
+        assert {r["status"] for r in status()} == {"absent"}
+        assert d.ok("GET", "/1.0/projects") == []
+        ended = {(o["description"], o["status"]) for o in d.ok("GET", "/1.0/operations?recursion=1")}
+        assert {("Bringing a project up", "success"), ("Provisioning a project", "success"),
+                ("Bringing a project down", "success")} <= ended, ended
+    finally:
+        cl("--local", "down", "--destroy", cwd=str(proj), check=False)
+        d.stop()
