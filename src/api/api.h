@@ -88,6 +88,7 @@ struct cl_api_request
   bool remote;
   const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
   const char *peer_certificate; /* PEM, NULL: none */
+  bool console_session;         /* a web console session vouches for it (api/ui.h) */
 };
 
 struct cl_api_response
@@ -100,6 +101,7 @@ struct cl_api_response
   char *location;               /* Location header (async: the operation) */
   char *etag;                   /* ETag header (an instance: its config's) */
   char *allow;                  /* Allow header (405) */
+  char *headers;                /* more headers, "Name: value\n" each (the console's) */
   struct cl_api_events *events; /* GET /1.0/events: read with cl_api_events_next */
   /* exec's and the console's websockets: the server upgrades the
      connection and calls cl_api_channel_run */

@@ -58,6 +58,8 @@ struct cl_api_ctx
   uint64_t requests[600];
   uint64_t ops_started;
   struct timespec started;
+  /* the web console's sessions and links (ui_session.c); NULL in-process */
+  struct cl_api_ui *ui;
 };
 
 /* One request being handled. */
@@ -276,6 +278,18 @@ void cl_api_snapshot_delete (struct api_call *c);
 void cl_api_move_cleanup (const char *root);
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);
+
+/* --- ui_session.c: POST /1.0/ui/links --- */
+void cl_api_ui_links_create (struct api_call *c);
+
+/* --- ui_assets.c: the console's files, for ui_session.c --- */
+/* Fills resp with the file `name` (relative, checked here) of dir:
+   its content type, the .gz beside it when gzip is accepted, a long
+   cache for names with a content hash.  404 when there is none. */
+void cl_api_ui_asset (const char *dir, const char *name, bool gzip_ok,
+                      struct cl_api_response *resp);
+/* Appends "Name: value\n" to resp->headers. */
+void cl_api_add_header (struct cl_api_response *resp, const char *name, const char *value);
 
 /* --- api_images.c, networks.c --- */
 void cl_api_images_list (struct api_call *c);

@@ -93,6 +93,14 @@ cl_api_reply_cl_error (struct api_call *c, cl_error_t *err)
 }
 
 void
+cl_api_add_header (struct cl_api_response *resp, const char *name, const char *value)
+{
+  char *more = cl_strdup_printf ("%s%s: %s\n", resp->headers ? resp->headers : "", name, value);
+  free (resp->headers);
+  resp->headers = more;
+}
+
+void
 cl_api_text_raw (struct api_text *t, const char *s, size_t n)
 {
   if (t->len + n + 1 > t->cap)
@@ -166,6 +174,7 @@ cl_api_response_clear (struct cl_api_response *resp)
   free (resp->location);
   free (resp->etag);
   free (resp->allow);
+  free (resp->headers);
   if (resp->events)
     cl_api_events_free (resp->events);
   cl_api_channel_free (resp->channel);

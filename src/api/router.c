@@ -34,6 +34,7 @@ static const char *const api_extensions[] = {
   "projects",
   "certificates",
   "certificate_trust_tokens",
+  "ui",
   NULL,
 };
 
@@ -163,6 +164,8 @@ static const struct api_route routes[] = {
   { { "GET", "/1.0/events", "a stream of events, one JSON object per line (type=...)" },
     cl_api_events_get },
   { { "GET", "/1.0/metrics", "metrics in the Prometheus text format" }, cl_api_metrics_get },
+  { { "POST", "/1.0/ui/links", "a one-time login link for the web console (cloison ui-link)" },
+    cl_api_ui_links_create },
 };
 
 const struct cl_api_route_info *

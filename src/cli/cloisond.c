@@ -12,12 +12,14 @@
    thread, and a client that stalls is dropped after the connection
    timeout without slowing the others. */
 #include "api/api.h"
+#include "api/ui.h"
 #include "api/tls.h"
 #include "api/trust.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/json.h"
 #include "common/log.h"
+#include "common/paths.h"
 #include "common/util.h"
 #include "container/container.h"
 #include "manager/manager.h"
@@ -54,6 +56,8 @@
 #define EVENT_HEARTBEAT_S 10
 
 static int signal_pipe[2] = { -1, -1 };
+/* the web console's sessions (src/api/ui.h) */
+static struct cl_api_ui *console;
 /* event streams open (plain and websockets): at shutdown they end first,
    so that each is closed by its last chunk or close frame, not cut */
 static int open_streams;
@@ -203,13 +207,14 @@ struct stream_peer
   struct cl_api_ctx *ctx;
   char fp[CL_API_FINGERPRINT_LEN]; /* "" : the Unix socket */
   unsigned gen;
+  bool session; /* a web console session's: no certificate to revoke */
 };
 
 static bool
 stream_peer_revoked (struct stream_peer *p)
 {
   unsigned gen = __atomic_load_n (&trust_gen, __ATOMIC_SEQ_CST);
-  if (*p->fp == '\0' || gen == p->gen)
+  if (*p->fp == '\0' || p->session || gen == p->gen)
     return false;
   p->gen = gen;
   return cl_api_cert_access (p->ctx, p->fp) == CL_API_ACCESS_NONE;
@@ -610,6 +615,16 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp,
     MHD_add_response_header (r, MHD_HTTP_HEADER_ETAG, resp->etag);
   if (resp->allow)
     MHD_add_response_header (r, MHD_HTTP_HEADER_ALLOW, resp->allow);
+  for (char *line = resp->headers, *end; line && (end = strchr (line, '\n')); line = end + 1)
+    {
+      char *colon = strchr (line, ':');
+      *end = '\0';
+      if (colon && colon < end)
+        {
+          *colon = '\0';
+          MHD_add_response_header (r, line, colon + 2);
+        }
+    }
   ret = MHD_queue_response (con, (unsigned)resp->status, r);
   MHD_destroy_response (r);
   return ret;
@@ -629,6 +644,24 @@ send_too_big (struct MHD_Connection *con, size_t len)
   return ret;
 }
 
+/* What the console's gate needs to know of a request. */
+static void
+http_of (struct MHD_Connection *con, struct cl_api_ctx *ctx, const struct cl_api_request *req,
+         struct cl_api_http *h)
+{
+  memset (h, 0, sizeof *h);
+  h->remote = h->tls = req->remote;
+  h->has_cert = req->peer_fingerprint != NULL;
+  h->cert_trusted
+      = h->has_cert && cl_api_cert_access (ctx, req->peer_fingerprint) != CL_API_ACCESS_NONE;
+  h->host = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_HOST);
+  h->origin = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Origin");
+  h->cookie = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_COOKIE);
+  h->csrf = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "X-CSRF-Token");
+  h->accept_encoding
+      = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT_ENCODING);
+}
+
 static enum MHD_Result
 on_request (void *cls, struct MHD_Connection *con, const char *url, const char *method,
             const char *version, const char *upload, size_t *upload_size, void **state)
@@ -639,6 +672,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   struct cl_api_response resp;
   struct cl_api_request req = { .method = method };
   struct stream_peer peer = { 0 };
+  struct cl_api_http http;
   struct tls_conn *tc = NULL;
   cleanup_free char *path = NULL;
   enum MHD_Result ret;
@@ -697,7 +731,15 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       if (req.peer_fingerprint)
         stream_peer_init (&peer, ctx, req.peer_fingerprint);
     }
-  cl_api_handle (ctx, &req, &resp);
+  http_of (con, ctx, &req, &http);
+  /* the console's files and sessions, and who may pass over TLS */
+  if (!cl_api_ui_gate (console, &req, &http, &resp))
+    {
+      /* a console session's streams are not a certificate's: no
+         revocation of one ends them */
+      peer.session = req.console_session;
+      cl_api_handle (ctx, &req, &resp);
+    }
   cl_debug ("%s %s%s%.16s: %d", method, r->uri, tc ? " from " : "",
             req.peer_fingerprint ? req.peer_fingerprint
             : tc                 ? "(no certificate)"
@@ -1012,14 +1054,32 @@ stop_tls (struct MHD_Daemon *d, pthread_t *sweeper)
     }
 }
 
+/* The console's address for login links: https://LISTEN, with this
+   host's name for an address that is every address (":8443"). */
+static void
+console_url (const char *listen_address)
+{
+  char host[256] = "localhost";
+  cleanup_free char *url = NULL;
+
+  if (listen_address[0] == ':')
+    gethostname (host, sizeof host - 1);
+  url = listen_address[0] == ':' ? cl_strdup_printf ("https://%s%s", host, listen_address)
+                                 : cl_strdup_printf ("https://%s", listen_address);
+  cl_api_ui_set_base_url (console, url);
+  fprintf (stderr, "cloisond: the web console is at %s/ui/ (cloison ui-link)\n", url);
+}
+
 static void
 usage (FILE *out)
 {
   fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--listen ADDR:PORT]"
                 " [--timeout SECONDS] [--body-limit BYTES] [--debug]\n"
+                "                [--ui-session-timeout SECONDS]\n"
                 "       cloisond --routes   print the API's routes\n"
                 "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET "),\n"
-                "and with TLS on ADDR:PORT (default: the setting core.https_address).\n");
+                "and with TLS on ADDR:PORT (default: the setting core.https_address),\n"
+                "where the web console is served at /ui/ (cloison ui-link).\n");
 }
 
 int
@@ -1033,12 +1093,15 @@ main (int argc, char **argv)
     { "body-limit", required_argument, NULL, 'b' },
     { "routes", no_argument, NULL, 'R' },
     { "debug", no_argument, NULL, 'd' },
+    { "ui-session-timeout", required_argument, NULL, 'U' },
     { "help", no_argument, NULL, 'h' },
     { "version", no_argument, NULL, 'v' },
     { NULL, 0, NULL, 0 },
   };
   const char *root_flag = NULL, *socket_path = DEFAULT_SOCKET;
   cleanup_free char *listen_address = NULL;
+  struct cl_api_ui_options ui_opts = { 0 };
+  cleanup_free char *ui_dir = cl_piece_path (CL_PIECE_UI);
   char root[PATH_MAX], *link = NULL;
   struct cl_api_options api_opts = { 0 };
   struct cl_api_ctx *ctx = NULL;
@@ -1102,6 +1165,18 @@ main (int argc, char **argv)
       case 'd':
         debug = 1;
         break;
+      case 'U':
+        {
+          char *end;
+          unsigned long v = strtoul (optarg, &end, 10);
+          if (*optarg == '\0' || *end || v == 0 || v > 7 * 86400)
+            {
+              fprintf (stderr, "cloisond: invalid --ui-session-timeout `%s`: seconds\n", optarg);
+              return 2;
+            }
+          ui_opts.session_idle_s = (int)v;
+          break;
+        }
       case 'h':
         usage (stdout);
         return 0;
@@ -1166,6 +1241,9 @@ main (int argc, char **argv)
       cl_warn ("cloisond: no events for changes made outside the API: %s", err->msg);
       cl_error_release (&err);
     }
+  ui_opts.assets_dir = ui_dir;
+  cl_api_ui_new (&ui_opts, &console, &err);
+  cl_api_ctx_set_ui (ctx, console);
   /* TLS first: once the socket answers, everything is served */
   if (listen_address)
     {
@@ -1175,6 +1253,7 @@ main (int argc, char **argv)
           cl_api_ctx_free (ctx, 0);
           return cl_error_report (&err, "cloisond");
         }
+      console_url (listen_address);
       cl_api_set_revoke_hook (ctx, on_revoke, ctx);
       cl_api_trust_changed (ctx);
       sweeper_started = pthread_create (&sweeper, NULL, trust_sweeper, ctx) == 0;
@@ -1230,5 +1309,7 @@ main (int argc, char **argv)
      start marks them failed */
   if (!cl_api_ctx_free (ctx, 10000))
     cl_warn ("cloisond: operations still running at exit");
+  else
+    cl_api_ui_free (console);
   return 0;
 }

@@ -38,6 +38,7 @@ static const struct piece pieces[] = {
   [CL_PIECE_VMCTR]
   = { .dir = CLOISON_LIBEXECDIR,
       .name = "cloison-vmctr" BUILD_TREE ("CLOISON_VMCTR", "src/manager/cloison-vmctr") },
+  [CL_PIECE_UI] = { .dir = CLOISON_DATADIR, .name = "ui" BUILD_TREE ("CLOISON_UI_DATA", "ui") },
 };
 
 /* The prefix we run from, if our executable is in PREFIX/bindir. */

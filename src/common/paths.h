@@ -11,6 +11,7 @@ enum cl_piece
   CL_PIECE_MONITOR,    /* the cloison-monitor program */
   CL_PIECE_IMAGE_DATA, /* the folder of the built-in images' files */
   CL_PIECE_VMCTR,      /* cloison-vmctr: VM-isolated containers' host side */
+  CL_PIECE_UI,         /* the web console's files */
 };
 
 /* The path of PIECE (allocated).  Installed: beside our own executable

@@ -78,6 +78,8 @@ def test_install_layout(installed):
     assert programs == ["bin/cloison", "bin/cloison-runtime", "bin/cloison-vmm", "bin/cloisond",
                         "libexec/cloison/cloison-monitor"], programs
     assert os.path.isfile(os.path.join(root, "share/cloison/busybox-rootfs.tar"))
+    # the web console's files (docs/ui.md)
+    assert os.path.isfile(os.path.join(root, "share/cloison/ui/index.html"))
 
 
 def test_no_test_switches_in_installed_binaries(installed):
