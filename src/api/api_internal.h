@@ -142,7 +142,7 @@ struct api_field
   const char *name;
   enum api_field_type type;
   bool required;
-  const struct api_field *sub; /* API_OBJECT: its fields, ended by { NULL } */
+  const struct api_field *sub; /* API_OBJECT: its fields, ended by { NULL }; NULL: any */
 };
 
 /* Checks c->body (NULL: an empty body, taken as {} unless body_required)
@@ -272,6 +272,12 @@ void cl_api_snapshots_create (struct api_call *c);
 void cl_api_snapshot_get (struct api_call *c);
 void cl_api_snapshot_restore (struct api_call *c);
 void cl_api_snapshot_delete (struct api_call *c);
+
+/* --- move.c: an instance moved here from another host (docs/move.md) --- */
+/* Drops the archives of receptions a dead daemon left (ROOT/incoming). */
+void cl_api_move_cleanup (const char *root);
+void cl_api_instance_upload (struct api_call *c);
+void cl_api_instance_receive (struct api_call *c);
 
 /* --- ui_session.c: POST /1.0/ui/links --- */
 void cl_api_ui_links_create (struct api_call *c);

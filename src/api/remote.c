@@ -46,6 +46,8 @@ header_write (char *p, size_t size, size_t n, void *data)
   return size * n;
 }
 
+static pthread_once_t global_once = PTHREAD_ONCE_INIT;
+
 static void
 global_init (void)
 {
@@ -57,11 +59,10 @@ static CURL *
 remote_handle (const struct cl_api_remote *remote, const char *path_query, char **pin,
                cl_error_t *err)
 {
-  static pthread_once_t once = PTHREAD_ONCE_INIT;
   cleanup_free char *url = NULL;
   CURL *h;
 
-  pthread_once (&once, global_init);
+  pthread_once (&global_once, global_init);
   h = curl_easy_init ();
   if (h == NULL)
     {
@@ -107,10 +108,33 @@ remote_handle (const struct cl_api_remote *remote, const char *path_query, char 
         curl_easy_setopt (h, CURLOPT_SSL_VERIFYPEER, 0L);
     }
   curl_easy_setopt (h, CURLOPT_URL, url);
+  if (remote->share)
+    curl_easy_setopt (h, CURLOPT_SHARE, remote->share);
   curl_easy_setopt (h, CURLOPT_NOSIGNAL, 1L);
   curl_easy_setopt (h, CURLOPT_USERAGENT, "cloison/" CLOISON_VERSION);
   curl_easy_setopt (h, CURLOPT_CONNECTTIMEOUT, 10L);
   return h;
+}
+
+void *
+cl_api_remote_share_new (void)
+{
+  CURLSH *sh;
+
+  pthread_once (&global_once, global_init);
+  sh = curl_share_init ();
+  if (sh == NULL)
+    return NULL;
+  curl_share_setopt (sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT);
+  curl_share_setopt (sh, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+  return sh;
+}
+
+void
+cl_api_remote_share_free (void *share)
+{
+  if (share)
+    curl_share_cleanup (share);
 }
 
 static int

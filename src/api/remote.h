@@ -21,7 +21,14 @@ struct cl_api_remote
      the token's fingerprint before trusting it) */
   const char *server_cert;
   long timeout_s; /* the whole request; 0: 60 s */
+  /* cl_api_remote_share_new's: requests keep their connection (and TLS
+     session) from one to the next, used by one thread at a time; NULL:
+     a connection per request */
+  void *share;
 };
+
+void *cl_api_remote_share_new (void);
+void cl_api_remote_share_free (void *share);
 
 /* Sends req (its remote/peer fields unused) and fills *resp like
    cl_api_handle: status, the JSON envelope (or raw for other content),

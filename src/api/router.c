@@ -24,6 +24,7 @@ static const char *const api_extensions[] = {
   "events_stream",
   "events_websocket",
   "instance_copy",
+  "instance_move", /* PUT .../upload, POST .../receive (docs/move.md) */
   "images_fetch",
   "container_exec",
   "vm_exec",
@@ -89,6 +90,12 @@ static const struct api_route routes[] = {
   { { "PUT", "/1.0/instances/{name}/state", "start, stop, restart (async)" },
     cl_api_instance_state_put },
   { { "GET", "/1.0/instances/{name}/logs", "the console log (text)" }, cl_api_instance_logs },
+  { { "PUT", "/1.0/instances/{name}/upload",
+      "append bytes (offset=N) to the archive of an instance being moved here" },
+    cl_api_instance_upload },
+  { { "POST", "/1.0/instances/{name}/receive",
+      "create an instance moved here from its uploaded archive (async)" },
+    cl_api_instance_receive },
   { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
     cl_api_instance_exec },
   { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },
@@ -334,7 +341,8 @@ handle (struct cl_api_ctx *ctx, const struct cl_api_request *req, struct cl_api_
       /* a body of only whitespace is no body */
       while (n > 0 && isspace ((unsigned char)req->body[n - 1]))
         n--;
-      if (n > 0 && method_takes_body (req->method)
+      /* an upload's body is bytes (c->req->body), not JSON */
+      if (n > 0 && method_takes_body (req->method) && found->fn != cl_api_instance_upload
           && cl_json_load_buffer ("request body", req->body, req->body_len, &c.body, &err) < 0)
         {
           cl_api_reply_error (&c, 400, "%s", err->msg);

@@ -16,7 +16,7 @@
    names, then hand on to the instance commands */
 static const struct cloison_cmd *const groups[] = {
   cloison_up_cmds,     cloison_instance_cmds, cloison_image_cmds, cloison_network_cmds,
-  cloison_volume_cmds, cloison_remote_cmds,   cloison_ui_cmds,
+  cloison_volume_cmds, cloison_remote_cmds,   cloison_ui_cmds, cloison_move_cmds,
 };
 
 /* The verbs that go through the API (client.h), and so may address a
@@ -53,7 +53,9 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
     api = api || strcmp (*v, argv[0]) == 0;
   if (api && cli_remote_prefixes (g, argc, argv, err) < 0)
     return -1;
-  if (strcmp (argv[0], "remote") == 0 || strcmp (argv[0], "monitor") == 0 || api)
+  /* move names its own remote (NAME REMOTE:NEW), from the local root */
+  if (strcmp (argv[0], "remote") == 0 || strcmp (argv[0], "monitor") == 0
+      || strcmp (argv[0], "move") == 0 || api)
     return 0;
   if (cli_selected_remote (g, &remote, err) < 0)
     return -1;

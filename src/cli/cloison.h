@@ -43,6 +43,7 @@ extern const struct cloison_cmd cloison_network_cmds[];  /* cloison_network.c */
 extern const struct cloison_cmd cloison_volume_cmds[];   /* cloison_volume.c */
 extern const struct cloison_cmd cloison_up_cmds[];       /* cloison_up.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
+extern const struct cloison_cmd cloison_move_cmds[];     /* cloison_move.c */
 extern const struct cloison_cmd cloison_ui_cmds[];       /* cloison_ui.c */
 
 /* cloison_server.c: `config trust ...` and `config set|get|unset core.*`

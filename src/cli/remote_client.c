@@ -154,6 +154,8 @@ https_request (void *state, const struct cl_api_request *req, struct cl_api_resp
 static void
 https_close (void *state)
 {
+  struct cli_remote *r = state;
+  cl_api_remote_share_free (r->api.share);
   cli_remote_clear (state);
   free (state);
 }
@@ -174,6 +176,8 @@ cli_remote_client_open (const char *name, struct cli_client **out, cl_error_t *e
       https_close (r);
       return cl_error_wrap (err, "remote `%s`", name);
     }
+  /* the CLI's requests are one thread's: they keep one connection */
+  r->api.share = cl_api_remote_share_new ();
   *out = cli_client_new (&https, r);
   return 0;
 }

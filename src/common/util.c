@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -443,6 +444,15 @@ cl_http_header_value (const char *line, size_t len, const char *name)
   return cl_strdup_printf ("%.*s", (int)len, line);
 }
 
+#ifdef CLOISON_FAULT_INJECTION
+void
+cl_crash_point (const char *var, const char *step)
+{
+  const char *at = getenv (var);
+  if (at && strcmp (at, step) == 0)
+    raise (SIGKILL);
+}
+#endif
 int
 cl_unix_http_request (const char *socket_path, const char *method, const char *path,
                       const char *body, cl_error_t *err)

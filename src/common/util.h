@@ -73,6 +73,11 @@ uint64_t cl_now_ns (void);
    paired with its start time names one process even if the pid is reused. */
 uint64_t cl_proc_start_time (pid_t pid);
 
+#ifdef CLOISON_FAULT_INJECTION
+/* Fault injection (the test build only): SIGKILLs the process when the
+   environment variable `var` names `step`. */
+void cl_crash_point (const char *var, const char *step);
+#endif
 /* One HTTP/1.1 request over a Unix socket (a VMM's API): body (JSON) may
    be NULL; a status other than 2xx is an error carrying the answer's
    body. */

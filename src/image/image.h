@@ -65,6 +65,15 @@ int cl_img_resolve (struct cl_image_store *store, const char *ref, struct cl_ima
                     cl_error_t *err);
 void cl_img_free (struct cl_image *image);
 
+/* An image another cloison sent with an instance it moves here
+   (docs/move.md): dir holds `config` (the config blob's bytes: its sha256
+   is the id, the same as the sender's) and layers/HEX/ (the unpacked
+   layers, HEX their store digests), `layers` their order, lowest first,
+   NULL-terminated.  Layers already here are used as they are; the others
+   are renamed in.  The image gets no name. */
+int cl_img_receive (struct cl_image_store *s, const char *dir, char **layers, char **id_out,
+                    cl_error_t *err);
+
 /* "TOP:...:BOTTOM", the overlayfs lowerdir= value for the image (caller
    frees).  Overlayfs needs at least two lower dirs without an upper one;
    with an upper dir (instances) one is fine. */

@@ -57,6 +57,20 @@ cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
   return 0;
 }
 
+/* GNU tar: compression recognised by itself (on extraction it reads the
+   magic), sparse files, xattrs (overlay whiteouts and opaque dirs). */
+int
+cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err)
+{
+  char *argv[] = { "tar",   "--extract", "--file",     (char *)archive, "--directory",
+                   (char *)dir, "--same-owner", "--numeric-owner", "--xattrs",
+                   "--xattrs-include=*", "--preserve-permissions", NULL };
+
+  if (cl_mgr_spawn_wait (argv, false, err) < 0)
+    return cl_error_wrap (err, "extract `%s` into `%s`", archive, dir);
+  return 0;
+}
+
 static int
 sparse_copy (int in, int out, const char *src, cl_error_t *err)
 {

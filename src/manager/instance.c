@@ -599,3 +599,63 @@ cl_mgr_instance_image_in_use (struct cl_manager *m, const char *image, char **us
   *user = cl_xstrdup ((const char *)sqlite3_column_text (s, 0));
   return 1;
 }
+
+int
+cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind, json_t *config,
+                         const char *archive, char **image_layers, cl_error_t *err)
+{
+  cleanup_instance struct instance *to = NULL;
+  cleanup_image struct mgr_image *img = NULL;
+  cleanup_free char *dir = cl_mgr_instance_dir (m, name);
+  cleanup_free char *work = cl_strdup_printf ("%s/work", dir);
+  cleanup_free char *rootfs = cl_strdup_printf ("%s/rootfs", dir);
+  cleanup_free char *imgdir = cl_strdup_printf ("%s/image", dir);
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  const char *image_id = json_string_value (json_object_get (config, "image_id"));
+  int64_t intent;
+  int r;
+
+  if (cl_validate_name (name, "instance name", err) < 0)
+    return -1;
+  if (strcmp (kind, "container") != 0 && strcmp (kind, "vm") != 0)
+    return cl_error_raise (err, CL_ERR_INVALID, "kind: expected container or vm, got `%s`", kind);
+  if (image_id == NULL)
+    return cl_error_raise (err, CL_ERR_INVALID, "config.image_id: required field missing");
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0)
+    return -1;
+  /* an image sent along is named by its id */
+  if (image_layers == NULL && cl_mgr_image_resolve (m, image_id, &img, err) < 0)
+    return -1;
+  to = cl_xmalloc0 (sizeof *to);
+  to->name = cl_xstrdup (name);
+  to->kind = strcmp (kind, "vm") == 0 ? KIND_VM : KIND_CONTAINER;
+  to->image = cl_xstrdup (img ? img->ref : image_id);
+  to->status = cl_xstrdup ("creating");
+  to->config = json_deep_copy (config);
+  json_object_set_new (to->config, "ephemeral", json_false ());
+  to->created = time (NULL);
+  if (cl_mgr_store_create (m, to, "receive", &intent, err) < 0)
+    return -1;
+  r = cl_mkdir_p (dir, 0700, err);
+  if (r == 0)
+    r = cl_mgr_tree_extract (archive, dir, err);
+  if (r == 0)
+    cl_mgr_crash_point ("receive-extracted");
+  if (r == 0 && image_layers)
+    {
+      r = cl_mgr_image_receive (m, imgdir, image_layers, image_id, err);
+      if (cl_rm_rf (imgdir, r < 0 ? NULL : err) < 0)
+        r = -1;
+    }
+  if (r == 0)
+    r = cl_mgr_image_use (m, image_id, name, err);
+  if (r == 0 && to->kind == KIND_CONTAINER)
+    r = cl_mkdir_p (work, 0755, err) < 0 || cl_mkdir_p (rootfs, 0755, err) < 0 ? -1 : 0;
+  if (r == 0)
+    r = cl_mgr_store_set_status (m, name, "stopped", err);
+  if (r == 0)
+    r = cl_mgr_intent_end (m, intent, err);
+  if (r < 0)
+    instance_undo (m, name, intent);
+  return r;
+}

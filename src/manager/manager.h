@@ -135,6 +135,17 @@ int cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const ch
 /* Copy-on-write clone of a stopped or running instance's files (stopped
    result). */
 int cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst, cl_error_t *err);
+/* An instance moved from another host (docs/move.md): a new stopped
+   instance `name` of kind "container" or "vm" with `config` (its image_id
+   names an image this host has), its files extracted from `archive` (a
+   tar, zstd-compressed or not, of the source's instance directory: upper/
+   or disk.img).  image_layers (NULL-terminated, lowest first; NULL: the
+   image must be here): the archive also holds the image, in image/ (see
+   cl_img_receive).  Undone on failure, and by the recovery when the
+   process dies midway (intent "receive"). */
+int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind,
+                             json_t *config, const char *archive, char **image_layers,
+                             cl_error_t *err);
 
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);

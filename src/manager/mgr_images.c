@@ -104,6 +104,20 @@ cl_mgr_image_use (struct cl_manager *m, const char *id, const char *instance, cl
   return cl_img_use (store, id, instance, err);
 }
 
+int
+cl_mgr_image_receive (struct cl_manager *m, const char *dir, char **layers, const char *id,
+                      cl_error_t *err)
+{
+  cleanup_store struct cl_image_store *store = NULL;
+  cleanup_free char *got = NULL;
+
+  if (store_open (m, &store, err) < 0 || cl_img_receive (store, dir, layers, &got, err) < 0)
+    return -1;
+  if (strcmp (got, id) != 0)
+    return cl_error_make (err, 0, "the image sent is %.12s, not %.12s", got, id);
+  return 0;
+}
+
 void
 cl_mgr_image_unuse (struct cl_manager *m, const char *id, const char *instance)
 {

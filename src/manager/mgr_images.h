@@ -35,6 +35,10 @@ void cl_mgr_image_freep (struct mgr_image **img);
 /* Use records, so that the store refuses to remove an image in use. */
 int cl_mgr_image_use (struct cl_manager *m, const char *id, const char *instance, cl_error_t *err);
 void cl_mgr_image_unuse (struct cl_manager *m, const char *id, const char *instance);
+/* An image sent with a moved instance (cl_img_receive); its id must be
+   `id`. */
+int cl_mgr_image_receive (struct cl_manager *m, const char *dir, char **layers, const char *id,
+                          cl_error_t *err);
 /* The image's ext4 disk for VMs, built once per image and cached
    (ROOT/manager/vm-disks/ID.img). */
 int cl_mgr_image_vm_disk (struct cl_manager *m, struct mgr_image *img, char **path,

@@ -243,6 +243,14 @@ int cl_mgr_instance_destroy (struct cl_manager *m, const char *name, int64_t int
    clean after), or -1. */
 int cl_mgr_reconcile_intents (struct cl_manager *m, cl_error_t *err);
 
+/* Fault injection (-Dfault_injection=true, the test build only): SIGKILLs
+   the process at STEP when $CLOISON_MOVE_TEST_CRASH_AT names it, to check
+   the recovery of a move's receive.  Nothing in a default build. */
+#ifdef CLOISON_FAULT_INJECTION
+#define cl_mgr_crash_point(step) cl_crash_point ("CLOISON_MOVE_TEST_CRASH_AT", step)
+#else
+#define cl_mgr_crash_point(step) ((void)0)
+#endif
 /* --- volume_store.c: volumes as the kinds and launch see them --- */
 /* "SOURCE:/PATH[:ro|:rw]" (volumes, shared folders); `what` names the
    option in errors.  Caller frees *source and *path. */
@@ -274,5 +282,8 @@ int cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err);
 /* Clones a file (FICLONE), else copies it sparsely; then sets its size to
    `size` when size > 0. */
 int cl_mgr_file_clone (const char *src, const char *dst, uint64_t size, cl_error_t *err);
+/* Extracts a tar archive (compressed or not, sparse files kept) into dir,
+   owners, modes and xattrs kept. */
+int cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err);
 
 #endif

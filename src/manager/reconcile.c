@@ -76,7 +76,7 @@ intent_recover (struct cl_manager *m, struct intent *it, cl_error_t *err)
 {
   cl_warn ("recovering interrupted `%s` of instance `%s`", it->op, it->instance);
   if (strcmp (it->op, "launch") == 0 || strcmp (it->op, "run") == 0 || strcmp (it->op, "copy") == 0
-      || strcmp (it->op, "delete") == 0)
+      || strcmp (it->op, "receive") == 0 || strcmp (it->op, "delete") == 0)
     return cl_mgr_instance_destroy (m, it->instance, it->id, err);
   if (strncmp (it->op, "snapshot-", 9) == 0
       && cl_mgr_snapshot_recover (m, it->op, it->instance, it->arg, err) < 0)

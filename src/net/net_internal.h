@@ -81,7 +81,7 @@ json_t *cl_net_forwards_json (sqlite3 *db, int64_t attachment_id);
    the process at STEP when $CLOISON_NET_TEST_CRASH_AT names it, to check
    crash recovery at each step.  Nothing in a default build. */
 #ifdef CLOISON_FAULT_INJECTION
-void cl_net_crash_point (const char *step);
+#define cl_net_crash_point(step) cl_crash_point ("CLOISON_NET_TEST_CRASH_AT", step)
 #else
 #define cl_net_crash_point(step) ((void)0)
 #endif

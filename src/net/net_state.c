@@ -368,12 +368,3 @@ cl_net_forwards_json (sqlite3 *db, int64_t attachment_id)
   return arr;
 }
 
-#ifdef CLOISON_FAULT_INJECTION
-void
-cl_net_crash_point (const char *step)
-{
-  const char *at = getenv ("CLOISON_NET_TEST_CRASH_AT");
-  if (at && strcmp (at, step) == 0)
-    raise (SIGKILL);
-}
-#endif

@@ -18,12 +18,14 @@ from cloison_cli import ROOT
 # reads and the functions of the fault-injection code.
 FORBIDDEN = [
     b"CLOISON_NET_TEST_",
+    b"CLOISON_MOVE_TEST_",
     b"CLOISON_VMM_SECCOMP",
     b"CLOISON_VMM_DEBUG",
     b"CLOISON_MONITOR",
     b"CLOISON_IMAGE_DATA",
     b"CLOISON_SEALED_EXE_MEMFD",
     b"cl_net_crash_point",
+    b"cl_crash_point",
 ]
 PREFIX = "/usr/local"
 
