@@ -57,10 +57,18 @@ instance_info (struct api_call *c, const char *name)
   return info;
 }
 
+static const char *
+info_status (json_t *info)
+{
+  return json_string_value (json_object_get (info, "status"));
+}
+
+/* running or frozen: a workload exists (a stop or a delete --force ends
+   a frozen one too) */
 static bool
 info_running (json_t *info)
 {
-  return strcmp (json_string_value (json_object_get (info, "status")), "running") == 0;
+  return strcmp (info_status (info), "running") == 0 || strcmp (info_status (info), "frozen") == 0;
 }
 
 static const char *
@@ -611,6 +619,20 @@ op_restart (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       force ? 0 : (int)json_integer_value (json_object_get (args, "timeout")), err);
 }
 
+static int
+op_freeze (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_mgr_instance_freeze (m, arg_string (args, "name"),
+                                 json_is_true (json_object_get (args, "freeze")), err);
+}
+
+static const struct api_op_kind kind_freeze = { .description = "Freezing instance",
+                                                .fn = op_freeze,
+                                                .lifecycle_action = "instance-paused" };
+static const struct api_op_kind kind_unfreeze = { .description = "Unfreezing instance",
+                                                  .fn = op_freeze,
+                                                  .lifecycle_action = "instance-resumed" };
 static const struct api_op_kind kind_start = { .description = "Starting instance",
                                                .fn = op_start,
                                                .lifecycle_action = "instance-started" };
@@ -631,7 +653,7 @@ void
 cl_api_instance_state_put (struct api_call *c)
 {
   const struct api_op_kind *kind;
-  const char *action;
+  const char *action, *want;
   json_int_t timeout = 10;
   json_t *info;
   bool running;
@@ -645,9 +667,14 @@ cl_api_instance_state_put (struct api_call *c)
     kind = &kind_stop;
   else if (strcmp (action, "restart") == 0)
     kind = &kind_restart;
+  else if (strcmp (action, "freeze") == 0)
+    kind = &kind_freeze;
+  else if (strcmp (action, "unfreeze") == 0)
+    kind = &kind_unfreeze;
   else
     {
-      cl_api_reply_bad_field (c, "action", "action: expected start, stop or restart, got `%s`",
+      cl_api_reply_bad_field (c, "action",
+                              "action: expected start, stop, restart, freeze or unfreeze, got `%s`",
                               action);
       return;
     }
@@ -662,6 +689,14 @@ cl_api_instance_state_put (struct api_call *c)
   if ((info = instance_info (c, c->params[0])) == NULL)
     return;
   running = info_running (info);
+  want = kind == &kind_freeze ? "running" : kind == &kind_unfreeze ? "frozen" : NULL;
+  if (want && strcmp (info_status (info), want) != 0)
+    {
+      cl_api_reply_error (c, 409, "instance `%s` is %s, not %s", c->params[0], info_status (info),
+                          want);
+      json_decref (info);
+      return;
+    }
   json_decref (info);
   if (kind == &kind_start && running)
     {
@@ -674,8 +709,9 @@ cl_api_instance_state_put (struct api_call *c)
       return;
     }
   cl_api_op_start (c, kind, c->params[0], NULL,
-                   json_pack ("{s:s, s:I, s:b}", "name", c->params[0], "timeout", timeout, "force",
-                              json_is_true (json_object_get (c->body, "force"))));
+                   json_pack ("{s:s, s:I, s:b, s:b}", "name", c->params[0], "timeout", timeout,
+                              "force", json_is_true (json_object_get (c->body, "force")), "freeze",
+                              kind == &kind_freeze));
 }
 
 /* ---- logs ---- */

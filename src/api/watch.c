@@ -86,8 +86,10 @@ compare (struct cl_api_ctx *ctx, json_t *now)
       continue;
     if (was == NULL)
       observed (ctx, "instance-created", name);
+    else if (strcmp (is, "frozen") == 0)
+      observed (ctx, "instance-paused", name);
     else if (strcmp (is, "running") == 0)
-      observed (ctx, "instance-started", name);
+      observed (ctx, strcmp (was, "frozen") == 0 ? "instance-resumed" : "instance-started", name);
     else if (strcmp (is, "stopped") == 0)
       observed (ctx, "instance-stopped", name);
     else

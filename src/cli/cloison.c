@@ -16,15 +16,15 @@
    names, then hand on to the instance commands */
 static const struct cloison_cmd *const groups[] = {
   cloison_up_cmds,     cloison_instance_cmds, cloison_image_cmds, cloison_network_cmds,
-  cloison_volume_cmds, cloison_remote_cmds,   cloison_ui_cmds, cloison_move_cmds,
+  cloison_volume_cmds, cloison_remote_cmds,   cloison_ui_cmds,    cloison_move_cmds,
 };
 
 /* The verbs that go through the API (client.h), and so may address a
    remote; the others (run, exec, console) act on the local state root
    directly. */
 static const char *const api_verbs[] = {
-  "launch", "list", "info",     "start", "stop",    "restart", "delete", "logs",
-  "config", "copy", "snapshot", "image", "network", "volume",  NULL,
+  "launch", "list",   "info", "start",    "stop",  "restart", "freeze", "unfreeze", "delete",
+  "logs",   "config", "copy", "snapshot", "image", "network", "volume", NULL,
 };
 
 /* Runs argv[0] from `table`: true when found (*ret its result). */

@@ -348,15 +348,35 @@ cmd_info (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   return 0;
 }
 
+/* start, freeze, unfreeze: PUT .../state {"action": ACTION} */
 static int
-cmd_start (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+name_action (struct cloison_globals *g, int argc, char **argv, const char *usage,
+             const char *action, cl_error_t *err)
 {
   const char *name = NULL;
 
-  if (one_name (argc, argv, "start NAME", &name, err) < 0)
+  if (one_name (argc, argv, usage, &name, err) < 0)
     return -1;
-  return instance_call (g, "PUT", name, "/state", NULL, json_pack ("{s:s}", "action", "start"),
-                        NULL, err);
+  return instance_call (g, "PUT", name, "/state", NULL, json_pack ("{s:s}", "action", action), NULL,
+                        err);
+}
+
+static int
+cmd_start (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  return name_action (g, argc, argv, "start NAME", "start", err);
+}
+
+static int
+cmd_freeze (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  return name_action (g, argc, argv, "freeze NAME", "freeze", err);
+}
+
+static int
+cmd_unfreeze (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
+{
+  return name_action (g, argc, argv, "unfreeze NAME", "unfreeze", err);
 }
 
 static int
@@ -663,6 +683,8 @@ const struct cloison_cmd cloison_instance_cmds[] = {
   { "start", cmd_start, "start a stopped instance" },
   { "stop", cmd_stop, "stop an instance (graceful, then forced)" },
   { "restart", cmd_restart, "stop then start an instance" },
+  { "freeze", cmd_freeze, "freeze a running instance (pause its processes or vCPUs)" },
+  { "unfreeze", cmd_unfreeze, "thaw a frozen instance" },
   { "delete", cmd_delete, "delete an instance" },
   { "exec", cmd_exec, "run a command in a running instance" },
   { "console", cmd_console, "attach to an instance's console" },

@@ -304,6 +304,28 @@ cl_mgr_instance_restart (struct cl_manager *m, const char *name, int timeout_s, 
 }
 
 int
+cl_mgr_instance_freeze (struct cl_manager *m, const char *name, bool freeze, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  cleanup_instance struct instance *inst = NULL;
+  const struct instance_ops *ops;
+
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
+    return -1;
+  if (strcmp (inst->status, freeze ? "running" : "frozen") != 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not %s", name, inst->status,
+                           freeze ? "running" : "frozen");
+  ops = cl_mgr_instance_ops (inst);
+  if (!ops->freeze)
+    return cl_error_raise (err, CL_ERR_INVALID, "instance `%s`: a %s cannot be frozen", name,
+                           ops->kind);
+  if (ops->freeze (m, inst, freeze, err) < 0)
+    return -1;
+  return cl_mgr_store_set_status (m, name, freeze ? "frozen" : "running", err);
+}
+
+int
 cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
@@ -401,7 +423,7 @@ cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
     {
       cl_error_t ignored = NULL;
       struct cl_instance_summary sum;
-      if (strcmp (v[i]->status, "running") == 0
+      if (cl_mgr_instance_is_running (v[i])
           && !cl_mgr_proc_alive (v[i]->monitor_pid, v[i]->monitor_start)
           && cl_mgr_reconcile_instance (m, v[i], &ignored) < 0)
         cl_error_release (&ignored); /* shown as recorded */
@@ -465,8 +487,10 @@ cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name, const struct 
   if (cl_mgr_instance_lock (m, name, &lock, err) < 0
       || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (!cl_mgr_instance_is_running (inst))
-    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
+  /* frozen: the command would hang frozen too */
+  if (strcmp (inst->status, "running") != 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name,
+                           inst->status);
   return cl_mgr_instance_ops (inst)->exec (m, inst, spec, &lock, exit_code, err);
 }
 

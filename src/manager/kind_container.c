@@ -91,7 +91,8 @@ with_frozen (struct cl_manager *m, struct instance *inst, bool must_freeze,
 {
   cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
   cleanup_free char *eroot = cl_mgr_engine_root (m);
-  bool running = cl_mgr_instance_is_running (inst), frozen = false;
+  /* frozen by the user: stays so (neither frozen nor thawed here) */
+  bool running = strcmp (inst->status, "running") == 0, frozen = false;
   int r;
 
   if (running)
@@ -206,6 +207,15 @@ container_wake (struct cl_manager *m, struct instance *inst)
 }
 
 static int
+container_freeze (struct cl_manager *m, struct instance *inst, bool freeze, cl_error_t *err)
+{
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+
+  return cl_mgr_engine_freeze (eroot, id, freeze, err);
+}
+
+static int
 container_halt (struct cl_manager *m, struct instance *inst, cl_error_t *err)
 {
   cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
@@ -273,6 +283,7 @@ const struct instance_ops container_ops = {
   .copy = container_copy,
   .prepare = container_prepare,
   .wake = container_wake,
+  .freeze = container_freeze,
   .shutdown = NULL, /* SIGTERM to the init */
   .halt = container_halt,
   .snapshot = container_snapshot,

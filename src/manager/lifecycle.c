@@ -41,7 +41,7 @@ cl_mgr_reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error
   const struct instance_ops *ops;
   int r;
 
-  if (strcmp (inst->status, "running") != 0)
+  if (!cl_mgr_instance_is_running (inst))
     return 0;
   if (cl_mgr_proc_alive (inst->monitor_pid, inst->monitor_start))
     return 0;
@@ -57,7 +57,7 @@ cl_mgr_reconcile_instance (struct cl_manager *m, struct instance *inst, cl_error
     }
   if (cl_mgr_store_get (m, inst->name, &fresh, err) < 0)
     return -1;
-  if (strcmp (fresh->status, "running") != 0
+  if (!cl_mgr_instance_is_running (fresh)
       || cl_mgr_proc_alive (fresh->monitor_pid, fresh->monitor_start))
     goto refreshed;
   /* the monitor died (kill -9, OOM): nothing records this workload's end,

@@ -94,6 +94,10 @@ int cl_mgr_instance_stop (struct cl_manager *m, const char *name, int timeout_s,
                           cl_error_t *err);
 int cl_mgr_instance_restart (struct cl_manager *m, const char *name, int timeout_s,
                              cl_error_t *err);
+/* Freezes (freeze true) a running instance, whose status reads "frozen"
+   then, or thaws a frozen one back to running: containers through the
+   cgroup freezer, VMs by pausing the VMM.  Anything else: a conflict. */
+int cl_mgr_instance_freeze (struct cl_manager *m, const char *name, bool freeze, cl_error_t *err);
 /* A running instance is refused unless force. */
 int cl_mgr_instance_delete (struct cl_manager *m, const char *name, bool force, cl_error_t *err);
 

@@ -37,7 +37,7 @@ struct instance
   char *name;
   int kind;
   char *image;
-  char *status; /* creating, stopped, running, error */
+  char *status; /* creating, stopped, running, frozen (running, paused), error */
   json_t *config;
   int64_t created;
   pid_t monitor_pid;
@@ -56,7 +56,9 @@ int cl_mgr_store_get (struct cl_manager *m, const char *name, struct instance **
 void cl_mgr_instance_free (struct instance *inst);
 #define cleanup_instance __attribute__ ((cleanup (cl_mgr_instance_freep)))
 void cl_mgr_instance_freep (struct instance **p);
+/* running or frozen: a workload exists */
 bool cl_mgr_instance_is_running (const struct instance *inst);
+bool cl_mgr_instance_is_frozen (const struct instance *inst);
 /* The image's id (config image_id), else the name it was made from. */
 const char *cl_mgr_instance_image_id (struct instance *inst);
 /* Inserts the row (status creating) and an intent owned by this process,
@@ -183,6 +185,9 @@ struct instance_ops
      *timeout_ms; true when it ended, else *timeout_ms is what SIGTERM
      gets next (NULL: SIGTERM at once) */
   bool (*shutdown) (struct cl_manager *m, struct instance *inst, int *timeout_ms);
+  /* freeze: pauses (freeze true) or resumes the running workload
+     (containers: the cgroup freezer; VMs: the VMM's vCPUs) */
+  int (*freeze) (struct cl_manager *m, struct instance *inst, bool freeze, cl_error_t *err);
   /* stop: removes what the gone workload left (containers: the engine's
      container and cgroup) */
   int (*halt) (struct cl_manager *m, struct instance *inst, cl_error_t *err);

@@ -91,7 +91,13 @@ cl_mgr_instance_image_id (struct instance *inst)
 bool
 cl_mgr_instance_is_running (const struct instance *inst)
 {
-  return strcmp (inst->status, "running") == 0;
+  return strcmp (inst->status, "running") == 0 || cl_mgr_instance_is_frozen (inst);
+}
+
+bool
+cl_mgr_instance_is_frozen (const struct instance *inst)
+{
+  return strcmp (inst->status, "frozen") == 0;
 }
 
 void

@@ -586,6 +586,25 @@ vm_shutdown (struct cl_manager *m, struct instance *inst, int *timeout_ms)
 }
 
 static int
+vm_freeze (struct cl_manager *m, struct instance *inst, bool freeze, cl_error_t *err)
+{
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
+  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+
+  return vm_api_pause (sock, freeze, err);
+}
+
+/* A paused VM hears no power button: resumed before a stop. */
+static void
+vm_wake (struct cl_manager *m, struct instance *inst)
+{
+  cl_error_t ignored = NULL;
+
+  if (cl_mgr_instance_is_frozen (inst) && vm_freeze (m, inst, false, &ignored) < 0)
+    cl_error_release (&ignored);
+}
+
+static int
 vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
              bool stateful, cl_error_t *err)
 {
@@ -593,7 +612,8 @@ vm_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const
   cleanup_free char *copy = cl_strdup_printf ("%s/disk.img", sdir);
   cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
   cleanup_free char *state = cl_strdup_printf ("%s/state", sdir);
-  bool running = cl_mgr_instance_is_running (inst);
+  /* frozen by the user: stays paused */
+  bool running = strcmp (inst->status, "running") == 0;
   cl_error_t ignored = NULL;
   int r;
 
@@ -635,7 +655,8 @@ const struct instance_ops vm_ops = {
   .create = vm_disk_create,
   .copy = vm_disk_copy,
   .prepare = vm_prepare,
-  .wake = NULL,
+  .wake = vm_wake,
+  .freeze = vm_freeze,
   .shutdown = vm_shutdown, /* the ACPI power button */
   .halt = NULL,            /* the monitor's VMM child is all there is */
   .snapshot = vm_snapshot,

@@ -533,3 +533,24 @@ def test_keyboard_and_labels(console, browsers):
     assert "new-instance" in seen and "filter" in seen and "name" in seen and seen[-1] == "kbd", seen
     ActionChains(b).send_keys(Keys.ENTER).perform()
     wait(b, lambda b: "#/instance/kbd" in b.current_url and text_of(b, "#fact-state") == "running")
+
+
+def test_freeze_button_freezes_and_unfreezes(console, browsers):
+    """The instance page's Freeze button freezes it (docs/freeze.md), the
+    Unfreeze button that takes its place thaws it; the shell waits."""
+    console.ok("POST", "/1.0/instances", {"name": "icy", "no_network": True,
+                                          "source": {"type": "image", "image": "busybox"},
+                                          "command": ["sleep", "100000"]})
+    b = browsers()
+    login(b, console)
+    b.get(console.base + "/ui/#/instance/icy")
+    wait(b, lambda b: text_of(b, "#fact-state") == "running", what="icy running")
+    wait(b, lambda b: css(b, "#act-freeze").is_enabled(), what="freeze enabled")
+    css(b, "#act-freeze").click()
+    wait(b, lambda b: text_of(b, "#fact-state") == "frozen", 60, "icy frozen")
+    assert console.ok("GET", "/1.0/instances/icy/state")["status"] == "frozen"
+    assert not css(b, "#open-shell").is_enabled() and css(b, "#act-stop").is_enabled()
+    wait(b, lambda b: css(b, "#act-unfreeze").is_enabled(), what="unfreeze enabled")
+    css(b, "#act-unfreeze").click()
+    wait(b, lambda b: text_of(b, "#fact-state") == "running", 60, "icy running again")
+    assert console.ok("GET", "/1.0/instances/icy/state")["status"] == "running"

@@ -68,7 +68,9 @@ export function renderInstance(main, name, navigate) {
     }
     const d = r.detail || {};
     const cfg = d.config || {};
-    const isRunning = r.status === 'running';
+    const isFrozen = r.status === 'frozen';
+    // frozen: a workload exists (stop and delete end it), but takes no shell
+    const isRunning = r.status === 'running' || isFrozen;
     head.replaceChildren(h('h1', {}, r.name, ' ', statusBadge(r.status)),
       h('span', { class: 'muted' }, `${r.kind === 'vm' ? 'virtual machine' : r.kind} from ${r.image}`));
     const btn = (label, id, on, enabled, cls) => h('button', {
@@ -78,6 +80,9 @@ export function renderInstance(main, name, navigate) {
       btn('Start', 'act-start', () => act('Start', 'PUT', `${url}/state`, { action: 'start' }), !isRunning),
       btn('Stop', 'act-stop', () => act('Stop', 'PUT', `${url}/state`, { action: 'stop', timeout: 10 }), isRunning),
       btn('Restart', 'act-restart', () => act('Restart', 'PUT', `${url}/state`, { action: 'restart' }), isRunning),
+      isFrozen
+        ? btn('Unfreeze', 'act-unfreeze', () => act('Unfreeze', 'PUT', `${url}/state`, { action: 'unfreeze' }), true)
+        : btn('Freeze', 'act-freeze', () => act('Freeze', 'PUT', `${url}/state`, { action: 'freeze' }), isRunning),
       btn('Copy', 'act-copy', async () => {
         const to = prompt(`Name of the copy of ${name}:`, `${name}-copy`);
         if (to) act(`Copy to ${to}`, 'POST', '/1.0/instances', { name: to, source: { type: 'copy', instance: name } });
@@ -101,7 +106,7 @@ export function renderInstance(main, name, navigate) {
       ...fact('Created', when(r.created)),
       ...fact('PID', r.pid ? String(r.pid) : '—'));
     document.getElementById('stateful-box').hidden = r.kind !== 'vm';
-    for (const id of ['open-shell', 'open-console']) document.getElementById(id).disabled = !isRunning;
+    for (const id of ['open-shell', 'open-console']) document.getElementById(id).disabled = !isRunning || isFrozen;
   }
 
   async function loadSnapshots() {
