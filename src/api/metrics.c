@@ -428,7 +428,9 @@ cl_api_metrics_get (struct api_call *c)
     const char *kind = json_string_value (json_object_get (inst, "kind"));
     const char *status = json_string_value (json_object_get (inst, "status"));
     json_t *pid = json_object_get (inst, "pid");
-    bool running = status && strcmp (status, "running") == 0 && json_is_integer (pid);
+    /* a frozen instance still holds its memory and counters */
+    bool running = status && (strcmp (status, "running") == 0 || strcmp (status, "frozen") == 0)
+                   && json_is_integer (pid);
 
     if (name == NULL || kind == NULL)
       continue;
