@@ -446,8 +446,10 @@ cl_api_ui_gate (struct cl_api_ui *ui, struct cl_api_request *req, const struct c
               "session must carry the session's token");
       return true;
     }
-  if (!has_session && !http->cert_trusted && !is_ui && http->has_cert)
-    return false; /* the router's trust rules: GET /1.0, trust tokens */
+  if (!has_session && !http->cert_trusted && !is_ui
+      && !(http->cookie && strstr (http->cookie, COOKIE_NAME "=")))
+    return false; /* the router's trust rules: GET /1.0 (no secrets), trust
+                     tokens, 403 for the rest (docs/remotes.md) */
   if (!has_session && !http->cert_trusted)
     {
       if (is_ui && (strcmp (path, "/ui") == 0 || strcmp (path, "/ui/") == 0))

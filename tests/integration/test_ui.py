@@ -342,16 +342,23 @@ def session_cookie(console):
 
 
 def test_nothing_without_login(console):
-    for path in ("/ui/", "/ui", "/ui/index.html", "/ui/style.css", "/ui/session", "/1.0",
-                 "/1.0/instances", "/1.0/events", "/"):
+    for path in ("/ui/", "/ui", "/ui/index.html", "/ui/style.css", "/ui/session"):
         st, _, body = console.http("GET", path)
         assert st == 401, (path, st, body)
+    # the API without a session or a trusted certificate: the TLS trust
+    # rules (docs/remotes.md): server info without secrets, 403 for the rest
+    for path in ("/1.0/instances", "/1.0/events", "/1.0/metrics"):
+        st, _, body = console.http("GET", path)
+        assert st == 403 and b"not trusted" in body, (path, st, body)
+    st, _, body = console.http("GET", "/1.0")
+    info = json.loads(body)["metadata"]
+    assert st == 200 and info["auth"] == "untrusted" and "config" not in info
     st, _, body = console.http("GET", "/ui/")
     assert b"cloison ui-link" in body  # the login page says how
     st, _, _ = console.http("POST", "/1.0/instances", {"Content-Type": "application/json"},
                             json.dumps({"name": "x", "source": {"type": "image",
                                                                  "image": "busybox"}}))
-    assert st == 401
+    assert st == 403
     # a made-up token, or a cookie no session has
     assert console.http("GET", "/ui/login?token=" + "ab" * 32)[0] == 403
     assert console.http("GET", "/1.0/instances", {"Cookie": "cloison_session=" + "cd" * 32})[0] == 401
@@ -458,7 +465,7 @@ def test_websockets_refuse_other_origins(console):
     for path in paths:
         assert ws_handshake(console, path, {"Cookie": cookie, "Origin": "http://evil.example"}) == 403
         assert ws_handshake(console, path, {"Cookie": cookie, "Origin": "null"}) == 403
-        assert ws_handshake(console, path, {"Origin": ours}) == 401  # no session
+        assert ws_handshake(console, path, {"Origin": ours}) == 403  # no session: not trusted
         assert ws_handshake(console, path, {"Cookie": cookie, "Origin": ours}) == 101, path
 
 
