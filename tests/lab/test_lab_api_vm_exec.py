@@ -16,7 +16,9 @@ CLOISOND = os.path.join(BUILD, "src", "cli", "cloisond")
 
 PAYLOAD = PROLOGUE + r"""U=/lab/uhttp; W=/lab/wsexec; S=/tmp/api.sock
 /lab/cloisond --root /tmp/cl --socket $S > /tmp/cloisond.log 2>&1 &
-i=0; while [ ! -S $S ] && [ $i -lt 200 ]; do usleep 100000; i=$((i+1)); done
+# ready once its link to the socket is made too (after the socket)
+i=0; while { [ ! -S $S ] || [ ! -e /tmp/cl/cloisond.sock ]; } && [ $i -lt 300 ]; do
+    usleep 100000; i=$((i+1)); done
 launch_both() {
     [ -e /tmp/cl/cloisond.sock ] || { echo no daemon link; return 1; }
     $C launch busybox vm --vm --no-network --memory 256M -- /bin/sleep 100000 &&
