@@ -14,8 +14,8 @@ struct cloison_globals
 {
   const char *root; /* state root (cl_state_root) */
   int debug;
-  const char *remote;           /* --remote NAME (or a NAME: prefix), NULL: the default */
-  bool local;                   /* --local: in-process, even when a daemon serves the root */
+  const char *remote;        /* --remote NAME (or a NAME: prefix), NULL: the default */
+  bool local;                /* --local: in-process, even when a daemon serves the root */
   struct cli_client *client; /* opened at first use: cli_client_of */
 };
 
@@ -50,5 +50,7 @@ extern const struct cloison_cmd cloison_ui_cmds[];       /* cloison_ui.c */
    (the server's settings) beside `config set INSTANCE KEY=VALUE`. */
 bool cli_server_config_wants (int argc, char **argv);
 int cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
+/* --format: `table` or `json`, else -1 with the one-line error. */
+int cli_check_format (const char *format, cl_error_t *err);
 
 #endif

@@ -285,8 +285,8 @@ cmd_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       format = optarg;
     else
       return usage_error (err, "list [--format table|json]");
-  if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
-    return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
+  if (cli_check_format (format, err) < 0)
+    return -1;
   if ((client = cli_client_of (g, err)) == NULL
       || cli_call (client, "GET", "/1.0/instances", "recursion=1", NULL, &list, err) < 0)
     return -1;

@@ -23,14 +23,6 @@ usage_error (cl_error_t *err, const char *usage)
   return cl_error_make (err, 0, "usage: cloison %s", usage);
 }
 
-static int
-check_format (const char *format, cl_error_t *err)
-{
-  if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
-    return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
-  return 0;
-}
-
 static void
 print_json (json_t *j)
 {
@@ -160,7 +152,7 @@ remote_list (int argc, char **argv, cl_error_t *err)
       format = optarg;
     else
       return usage_error (err, "remote list [--format table|json]");
-  if (argc != optind || check_format (format, err) < 0 || cli_config_load (&cfg, err) < 0)
+  if (argc != optind || cli_check_format (format, err) < 0 || cli_config_load (&cfg, err) < 0)
     return argc != optind ? usage_error (err, "remote list [--format table|json]") : -1;
   def = json_string_value (json_object_get (cfg, "default_remote"));
   json_array_append_new (list,

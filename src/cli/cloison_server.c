@@ -112,8 +112,8 @@ trust_list (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return cl_error_make (err, 0, usage);
   if (argc != optind)
     return cl_error_make (err, 0, usage);
-  if (strcmp (format, "table") != 0 && strcmp (format, "json") != 0)
-    return cl_error_make (err, 0, "invalid --format `%s`: table or json", format);
+  if (cli_check_format (format, err) < 0)
+    return -1;
   if (call (g, "GET", "/1.0/certificates", "recursion=1", NULL, &list, err) < 0)
     return -1;
   if (strcmp (format, "json") == 0)

@@ -72,8 +72,8 @@ parse_args (int argc, char **argv, const char *usage, const char *allowed, struc
     }
   a->machines = (const char **)argv + optind;
   a->n = (size_t)(argc - optind);
-  if (strcmp (a->format, "table") != 0 && strcmp (a->format, "json") != 0)
-    return cl_error_make (err, 0, "invalid --format `%s`: table or json", a->format);
+  if (cli_check_format (a->format, err) < 0)
+    return -1;
   return 0;
 }
 

@@ -246,8 +246,8 @@ cmd_volume (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
     return -1;
   if (o.size && cl_parse_size (o.size, "--size", &size, err) < 0)
     return -1;
-  if (strcmp (o.format, "table") != 0 && strcmp (o.format, "json") != 0)
-    return cl_error_raise (err, CL_ERR_INVALID, "invalid --format `%s`: table or json", o.format);
+  if (cli_check_format (o.format, err) < 0)
+    return -1;
   if ((c = cli_client_of (g, err)) == NULL || volume_call (c, verb, &o, size, &out, err) < 0)
     return -1;
   if (!json_is_object (out) && !json_is_array (out))
