@@ -33,6 +33,7 @@ struct session
 {
   struct cl_api_wsc *ws[N_WS]; /* NULL: not there (a pty has no 1 and 2) */
   int out_fd[N_WS];            /* where a websocket's bytes go, -1: nowhere */
+  bool output[N_WS];           /* carries output: the session lasts until it closes */
   bool open[N_WS];
   bool console; /* one websocket (0), its text frames ours and errors theirs */
   bool tty;     /* the local terminal in raw mode */
@@ -194,7 +195,13 @@ drain_ws (struct session *s, int i)
         }
       else if ((op == 0 || op == 1 || op == 2) && s->out_fd[i] >= 0 && len
                && cl_write_all (s->out_fd[i], p, len) < 0)
-        s->out_fd[i] = -1; /* our reader is gone: the rest is dropped */
+        {
+          /* our reader is gone: the command gets the SIGPIPE it would
+             writing to that pipe itself, and the rest is read and dropped */
+          s->out_fd[i] = -1;
+          if (!s->console)
+            send_control (s, json_pack ("{s:s, s:i}", "command", "signal", "signal", SIGPIPE));
+        }
     }
 }
 
@@ -203,7 +210,7 @@ static bool
 output_done (struct session *s)
 {
   for (int i = 0; i < N_WS; i++)
-    if (s->ws[i] && s->open[i] && (s->out_fd[i] >= 0 || (s->console && i == WS_STDIN)))
+    if (s->ws[i] && s->open[i] && s->output[i])
       return false;
   return true;
 }
@@ -337,7 +344,8 @@ cli_exec_api (struct cli_client *c, const char *name, char **cmd, size_t ncmd, c
       pq = cl_strdup_printf ("/1.0/operations/%s/websocket?secret=%s", op_id, secret);
       r = cl_api_remote_ws_open (remote, pq, FRAME_MAX, &s.ws[i], err);
       s.open[i] = r == 0;
-      if (i == WS_STDOUT || i == WS_STDERR || (i == WS_STDIN && tty))
+      s.output[i] = i == WS_STDOUT || i == WS_STDERR || (i == WS_STDIN && tty);
+      if (s.output[i])
         s.out_fd[i] = i == WS_STDERR ? 2 : 1;
     }
   op_url = cl_xstrdup (op_url);
@@ -382,6 +390,7 @@ cli_console_api (struct cli_client *c, const char *name, int *exit_code, cl_erro
   for (int i = 0; i < N_WS; i++)
     s.out_fd[i] = -1;
   s.out_fd[WS_STDIN] = 1;
+  s.output[WS_STDIN] = true;
   terminal_size (&w, &h);
   pq = cl_strdup_printf ("%s/console?width=%u&height=%u", path, w, h);
   if (signals_catch (err) < 0 || cl_api_remote_ws_open (remote, pq, FRAME_MAX, &s.ws[0], err) < 0)

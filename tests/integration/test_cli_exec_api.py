@@ -68,6 +68,14 @@ def test_exec_stdin_is_forwarded_and_ended(served):
     assert p.stdout == ""
 
 
+def test_exec_reader_gone_gives_the_command_sigpipe(served):
+    cl, d = served
+    # `| head -1`: our stdout closes, the command gets SIGPIPE, we end
+    p = subprocess.run("'%s' --root '%s' exec c -- yes | head -1" % (cl.bin, cl.root),
+                       shell=True, capture_output=True, text=True, timeout=60)
+    assert p.stdout == "y\n", p.stderr
+
+
 def test_exec_killed_gives_137(served):
     cl, d = served
     p = cl("exec", "c", "--", "sh", "-c", "kill -9 $$", check=False)
