@@ -29,6 +29,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cl_api_ctx;
 struct cl_api_events;
@@ -140,6 +141,28 @@ void cl_api_channel_free (struct cl_api_channel *ch);
    protocol. */
 int cl_api_ws_send (int fd, int opcode, const void *data, size_t len);
 int cl_api_ws_recv (int fd, char **payload, size_t *len, size_t max);
+
+/* The frame's parts both sides share (ws.c): a header of `opcode` for a
+   payload of len bytes, masked with mask (a client's) or not (NULL); its
+   size.  The size of a header whose first 2 bytes are h; its fields
+   (-1: a payload over max, or a control frame over 125 bytes). */
+#define CL_API_WS_HEADER_MAX 14
+struct cl_api_ws_frame
+{
+  int opcode;
+  bool masked;
+  unsigned char mask[4];
+  uint64_t len;
+};
+size_t cl_api_ws_header (unsigned char h[CL_API_WS_HEADER_MAX], int opcode, uint64_t len,
+                         const unsigned char *mask);
+size_t cl_api_ws_header_size (const unsigned char h[2]);
+int cl_api_ws_header_parse (const unsigned char *h, size_t max, struct cl_api_ws_frame *f);
+/* XORs p with the 4-byte mask (masks and unmasks). */
+void cl_api_ws_mask (char *p, size_t n, const unsigned char mask[4]);
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (caller frees); -1 if
+   the hash failed. */
+int cl_api_ws_accept (const char *key, char **accept);
 
 /* Next event of a stream as one JSON line with its '\n' (caller frees).
    1: *line set; 0: none within timeout_ms; -1: the stream ended (the

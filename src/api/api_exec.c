@@ -630,6 +630,7 @@ instance_running (struct api_call *c, const char *name)
   status = json_string_value (json_object_get (info, "status"));
   if (status == NULL || strcmp (status, "running") != 0)
     {
+      /* the manager's own words (cloison exec prints them as they are) */
       cl_mgr_not_running (&err, name, status);
       cl_api_reply_cl_error (c, &err);
       return -1;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,25 +133,78 @@ list_one (void *opaque, const struct cl_instance_summary *s)
   cl_api_text_raw (t, "}", 1);
 }
 
+/* The last list's text of each kind (recursion 0 and 1), with the
+   state's version it was made at: a poller asking again and again while
+   nothing changes gets a copy, not another SELECT of thousands of rows.
+   The lock is held for a lookup or a store, never while listing. */
+static struct
+{
+  pthread_mutex_t lock;
+  uint64_t version[2];
+  char *text[2];
+  size_t len[2];
+} listed = { PTHREAD_MUTEX_INITIALIZER, { 0, 0 }, { NULL, NULL }, { 0, 0 } };
+
+static bool
+listed_copy (int kind, uint64_t version, struct api_text *t)
+{
+  bool hit;
+
+  pthread_mutex_lock (&listed.lock);
+  hit = version && listed.version[kind] == version && listed.text[kind];
+  if (hit)
+    cl_api_text_raw (t, listed.text[kind], listed.len[kind]);
+  pthread_mutex_unlock (&listed.lock);
+  return hit;
+}
+
+static void
+listed_keep (int kind, uint64_t version, const struct api_text *t)
+{
+  char *copy;
+
+  if (version == 0)
+    return;
+  copy = cl_xmalloc0 (t->len + 1);
+  memcpy (copy, t->buf, t->len);
+  pthread_mutex_lock (&listed.lock);
+  free (listed.text[kind]);
+  listed.text[kind] = copy;
+  listed.len[kind] = t->len;
+  listed.version[kind] = version;
+  pthread_mutex_unlock (&listed.lock);
+}
+
 void
 cl_api_instances_list (struct api_call *c)
 {
   struct list_text l = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
+  uint64_t version = 0;
   long recursion;
+  int r;
 
   /* written as text as the rows come: a list of thousands costs no JSON
      tree */
   if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL)
     return;
   l.urls = recursion == 0;
-  if (manager_put (c, m, cl_mgr_instance_each (m, list_one, &l, &err), &err) < 0)
+  r = cl_mgr_instance_check (m, &version, &err);
+  if (r == 0 && !listed_copy ((int)recursion, version, &l.t))
+    {
+      r = cl_mgr_instance_rows (m, list_one, &l, &err);
+      if (r == 0)
+        {
+          cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
+          listed_keep ((int)recursion, version, &l.t);
+        }
+    }
+  if (manager_put (c, m, r, &err) < 0)
     {
       free (l.t.buf);
       return;
     }
-  cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
   cl_api_reply_sync_text (c, &l.t);
 }
 

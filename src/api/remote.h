@@ -47,4 +47,21 @@ int cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, c
 int cl_api_remote_events (const struct cl_api_remote *remote, const char *query,
                           int (*fn) (const char *line, void *data), void *data, cl_error_t *err);
 
+/* A websocket to path_query (GET with Upgrade: websocket) of a remote
+   or a local daemon, over the connection a request would take (TLS with
+   the pinned certificate, or the Unix socket).  A refused handshake
+   gives the API's error message in err.  Frames over max are refused. */
+struct cl_api_wsc;
+int cl_api_remote_ws_open (const struct cl_api_remote *remote, const char *path_query, size_t max,
+                           struct cl_api_wsc **out, cl_error_t *err);
+/* Its socket, to poll for POLLIN before cl_api_wsc_recv. */
+int cl_api_wsc_fd (const struct cl_api_wsc *w);
+/* One frame of ours (masked); -1 when the server is gone. */
+int cl_api_wsc_send (struct cl_api_wsc *w, int opcode, const void *data, size_t len);
+/* The next frame of the server's, without waiting: its opcode and its
+   payload (NUL-terminated, caller frees); -2 when no whole frame has
+   come yet, -1 when the server is gone or broke the protocol. */
+int cl_api_wsc_recv (struct cl_api_wsc *w, char **payload, size_t *len);
+void cl_api_wsc_close (struct cl_api_wsc *w);
+
 #endif

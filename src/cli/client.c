@@ -154,6 +154,7 @@ struct unix_state
 {
   CURL *curl;
   char *socket_path;
+  struct cl_api_remote remote; /* the same socket, for websockets */
   struct unix_watch *watch;
 };
 
@@ -426,6 +427,12 @@ unix_watch (void *state, cl_api_event_fn fn, void *opaque)
   pthread_mutex_unlock (&w->lock);
 }
 
+const struct cl_api_remote *
+cli_client_remote (struct cli_client *c)
+{
+  return c->t->remote ? c->t->remote (c->state) : NULL;
+}
+
 const char *
 cli_client_socket (struct cli_client *c)
 {
@@ -442,11 +449,18 @@ unix_close (void *state)
   free (u);
 }
 
+static const struct cl_api_remote *
+unix_remote (void *state)
+{
+  return &((struct unix_state *)state)->remote;
+}
+
 static const struct cli_transport unix_socket = {
   .name = "unix",
   .request = unix_request,
   .close = unix_close,
   .watch = unix_watch,
+  .remote = unix_remote,
 };
 
 int
@@ -470,6 +484,8 @@ cli_unix_transport (const char *socket_path, const struct cli_transport **t, voi
       return cl_error_make (err, 0, "libcurl: no handle");
     }
   u->socket_path = cl_xstrdup (socket_path);
+  u->remote.url = "http://cloison";
+  u->remote.unix_socket = u->socket_path;
   *t = &unix_socket;
   *state = u;
   return 0;
@@ -569,9 +585,8 @@ response_error (const struct cl_api_request *req, struct cl_api_response *resp, 
   return cl_error_make (err, 0, "%s %s: HTTP status %d", req->method, req->path, resp->status);
 }
 
-/* Waits for the operation at url to end; its metadata in *out. */
-static int
-wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
+int
+cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
   char query[32];
@@ -630,7 +645,7 @@ cli_call (struct cli_client *c, const char *method, const char *path, const char
   if (resp.status == 202)
     {
       const char *op = json_string_value (json_object_get (resp.json, "operation"));
-      r = op ? wait_operation (c, op, out, err)
+      r = op ? cli_wait_operation (c, op, out, err)
              : cl_error_make (err, 0, "%s %s: no operation in a 202", method, path);
     }
   else if (resp.status >= 300 || resp.json == NULL)

@@ -36,8 +36,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -522,19 +520,13 @@ static struct MHD_Response *
 ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
              const struct stream_peer *peer)
 {
-  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
   const char *key = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Sec-WebSocket-Key");
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  cleanup_free char *accept = NULL;
   struct MHD_Response *r;
   struct ws *w;
-  cleanup_free char *k = NULL;
 
-  if (!ws_requested (con))
+  if (!ws_requested (con) || cl_api_ws_accept (key, &accept) < 0)
     return NULL;
-  k = cl_strdup_printf ("%s%s", key, guid);
-  SHA1 ((const unsigned char *)k, strlen (k), digest);
-  EVP_EncodeBlock ((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
   /* the stream is the handler's from here; if the client leaves before
      the switch, the handler never runs and the small struct is lost */
   if (resp->channel)

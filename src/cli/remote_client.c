@@ -161,10 +161,17 @@ https_close (void *state)
   free (state);
 }
 
+static const struct cl_api_remote *
+https_remote (void *state)
+{
+  return &((struct cli_remote *)state)->api;
+}
+
 static const struct cli_transport https = {
   .name = "https",
   .request = https_request,
   .close = https_close,
+  .remote = https_remote,
 };
 
 int

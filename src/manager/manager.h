@@ -85,6 +85,14 @@ struct cl_instance_summary
 typedef void (*cl_mgr_instance_fn) (void *opaque, const struct cl_instance_summary *s);
 int cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
                           cl_error_t *err);
+/* cl_mgr_instance_each in two steps, for a caller that keeps what it
+   made of a list: check brings the instances recorded running up to
+   date with their processes and gives the state's version (*version:
+   the same value while nothing in the state changed since, this
+   handle's changes and others'; 0 when unknown); rows then lists. */
+int cl_mgr_instance_check (struct cl_manager *m, uint64_t *version, cl_error_t *err);
+int cl_mgr_instance_rows (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
+                          cl_error_t *err);
 int cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
 /* The error for a command that needs a running instance: "is not running"
    when stopped, "is frozen, not running" and the like otherwise. */

@@ -24,6 +24,10 @@ struct cl_manager
   /* instance locks held (lock.c), -1 when free */
   int locks[MANAGER_MAX_LOCKS];
   char *lock_names[MANAGER_MAX_LOCKS];
+  /* cl_mgr_store_each's statements (all, running), prepared once: a
+     daemon lists with the same handle again and again */
+  sqlite3_stmt *each_stmt[2];
+  uint32_t serial; /* this handle's, unique in the process */
 };
 
 enum
@@ -80,9 +84,13 @@ int cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent,
    argument: s (const char *), i (int64_t), anything else NULL. */
 int cl_mgr_store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err,
                       ...);
-/* Every instance, by name, in one SELECT (caller frees each and the
-   vector).  Their configs are not read (NULL). */
-int cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err);
+/* Every instance by name (or those recorded running or frozen, in no
+   order), in one SELECT, without a copy: fn gets each row as an
+   instance whose strings are the statement's (valid during the call,
+   not to be freed or kept), its config NULL. */
+typedef void (*cl_mgr_store_fn) (void *opaque, struct instance *inst);
+int cl_mgr_store_each (struct cl_manager *m, bool running_only, cl_mgr_store_fn fn, void *opaque,
+                       cl_error_t *err);
 
 int cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance,
                          const char *arg, int64_t *id, cl_error_t *err);
