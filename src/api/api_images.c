@@ -172,9 +172,12 @@ op_image_fetch (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_
   return 0;
 }
 
+/* cancellable: the download stops (its partial blob removed) or the
+   unpacking does, and the layers this import added are removed */
 static const struct api_op_kind kind_image_fetch = { .description = "Fetching image",
                                                      .fn = op_image_fetch,
-                                                     .lifecycle_action = "image-created" };
+                                                     .lifecycle_action = "image-created",
+                                                     .cancellable = true };
 
 static const struct api_field image_source_fields[] = {
   { "type", API_STRING, true, NULL },

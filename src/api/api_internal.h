@@ -172,6 +172,9 @@ struct api_op_kind
   api_op_fn fn;
   const char *lifecycle_action; /* event on success: "instance-created" */
   const char *op_class;         /* NULL: "task" */
+  /* a running one can be cancelled (DELETE): fn has cancellation points
+     (common/cancel.h) and leaves nothing behind when one stops it */
+  bool cancellable;
   /* an operation's data (cl_api_op_start_data): a reference taken, one
      given back (op_free gives back the operation's own) */
   void *(*data_ref) (void *data);
@@ -263,6 +266,7 @@ void cl_api_instances_list (struct api_call *c);
 void cl_api_instances_create (struct api_call *c);
 void cl_api_instance_get (struct api_call *c);
 void cl_api_instance_patch (struct api_call *c);
+void cl_api_instance_put (struct api_call *c);
 void cl_api_instance_delete (struct api_call *c);
 void cl_api_instance_state_get (struct api_call *c);
 void cl_api_instance_state_put (struct api_call *c);
