@@ -283,6 +283,16 @@ void cl_api_move_cleanup (const char *root);
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);
 
+/* --- upload.c (the rest in api.h) --- */
+/* Removes the uploads a dead daemon left (ROOT/uploads). */
+void cl_api_upload_cleanup (const char *root);
+void *cl_api_upload_ref (void *u);
+const char *cl_api_upload_path (const struct cl_api_upload *u);
+/* 64 hex digits, once ended */
+const char *cl_api_upload_sha256 (const struct cl_api_upload *u);
+/* Removes its file now (once imported). */
+void cl_api_upload_remove (struct cl_api_upload *u);
+
 /* --- ui_session.c: POST /1.0/ui/links --- */
 void cl_api_ui_links_create (struct api_call *c);
 

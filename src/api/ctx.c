@@ -37,7 +37,10 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
       return -1;
     }
   if (!ctx->inline_ops)
-    cl_api_move_cleanup (root);
+    {
+      cl_api_move_cleanup (root);
+      cl_api_upload_cleanup (root);
+    }
   cl_api_manager_put (ctx, m);
   *out = ctx;
   return 0;
