@@ -146,6 +146,9 @@ uint64_t cl_api_upload_size (const struct cl_api_upload *u);
 int cl_api_upload_end (struct cl_api_upload *u, cl_error_t *err);
 /* Drops a reference; the last removes the file. */
 void cl_api_upload_unref (void *u);
+/* A file's SHA-256 (64 hex digits + NUL), for a client's
+   X-Cloison-Digest. */
+int cl_api_file_sha256 (const char *path, char hex[65], cl_error_t *err);
 
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,

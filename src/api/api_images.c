@@ -214,16 +214,15 @@ images_upload (struct api_call *c)
       && (strncmp (digest, "sha256:", 7) != 0 || strlen (digest + 7) != 64
           || strspn (digest + 7, "0123456789abcdef") != 64))
     {
-      cl_api_reply_bad_field (c, field, "%s: expected sha256:HEX (64 lowercase hex digits), got `%s`",
-                              field, digest);
+      cl_api_reply_bad_field (
+          c, field, "%s: expected sha256:HEX (64 lowercase hex digits), got `%s`", field, digest);
       return;
     }
   if (digest && strcmp (digest + 7, cl_api_upload_sha256 (u)) != 0)
     {
-      cl_api_reply_bad_field (c, field,
-                              "%s: the upload's %llu bytes have the digest sha256:%s, not %s",
-                              field, (unsigned long long)cl_api_upload_size (u),
-                              cl_api_upload_sha256 (u), digest);
+      cl_api_reply_bad_field (
+          c, field, "%s: the upload's %llu bytes have the digest sha256:%s, not %s", field,
+          (unsigned long long)cl_api_upload_size (u), cl_api_upload_sha256 (u), digest);
       return;
     }
   if (name)
@@ -237,13 +236,12 @@ images_upload (struct api_call *c)
         }
     }
   key = cl_strdup_printf ("image-upload:%s", cl_api_upload_path (u));
-  cl_api_op_start_data (
-      c, &kind_image_upload, key, json_pack ("{s:[]}", "images"), "/1.0/images",
-      json_pack ("{s:{s:s, s:s}, s:s?}", "source", "type", "path", "path",
-                 cl_api_upload_path (u), "name", name),
-      json_pack ("{s:s, s:I}", "sha256", cl_api_upload_sha256 (u), "size",
-                 (json_int_t)cl_api_upload_size (u)),
-      cl_api_upload_ref (u));
+  cl_api_op_start_data (c, &kind_image_upload, key, json_pack ("{s:[]}", "images"), "/1.0/images",
+                        json_pack ("{s:{s:s, s:s}, s:s?}", "source", "type", "path", "path",
+                                   cl_api_upload_path (u), "name", name),
+                        json_pack ("{s:s, s:I}", "sha256", cl_api_upload_sha256 (u), "size",
+                                   (json_int_t)cl_api_upload_size (u)),
+                        cl_api_upload_ref (u));
 }
 
 static const struct api_field image_source_fields[] = {

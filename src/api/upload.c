@@ -14,13 +14,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <gnutls/crypto.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 struct cl_api_upload
 {
-  int refs; /* atomically */
+  int refs;   /* atomically */
   char *dir;  /* ROOT/uploads/XXXXXX */
   char *path; /* dir/FILE */
   int fd;
@@ -118,6 +119,37 @@ cl_api_upload_size (const struct cl_api_upload *u)
   return u->size;
 }
 
+/* The digest's 32 bytes as hex. */
+static void
+hex_of (const unsigned char d[32], char hex[65])
+{
+  for (size_t i = 0; i < 32; i++)
+    snprintf (hex + 2 * i, 3, "%02x", d[i]);
+}
+
+int
+cl_api_file_sha256 (const char *path, char hex[65], cl_error_t *err)
+{
+  cleanup_close int fd = open (path, O_RDONLY | O_CLOEXEC);
+  gnutls_hash_hd_t h;
+  unsigned char d[32];
+  char buf[1 << 16];
+  ssize_t n;
+
+  if (fd < 0)
+    return cl_error_errno (err, "open `%s`", path);
+  if (gnutls_hash_init (&h, GNUTLS_DIG_SHA256) < 0)
+    return cl_error_make (err, 0, "sha256: cannot initialise");
+  while ((n = read (fd, buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))
+    if (n > 0)
+      gnutls_hash (h, buf, (size_t)n);
+  gnutls_hash_deinit (h, d);
+  if (n < 0)
+    return cl_error_errno (err, "read `%s`", path);
+  hex_of (d, hex);
+  return 0;
+}
+
 int
 cl_api_upload_end (struct cl_api_upload *u, cl_error_t *err)
 {
@@ -128,8 +160,7 @@ cl_api_upload_end (struct cl_api_upload *u, cl_error_t *err)
     {
       gnutls_hash_deinit (u->hash, d);
       u->hash = NULL;
-      for (size_t i = 0; i < sizeof d; i++)
-        snprintf (u->hex + 2 * i, 3, "%02x", d[i]);
+      hex_of (d, u->hex);
     }
   if (u->fd >= 0 && close (u->fd) < 0)
     r = cl_error_errno (err, "upload: write `%s`", u->path);

@@ -648,8 +648,8 @@ send_error (struct MHD_Connection *con, int status, json_t *message)
   struct cl_api_response resp = { .status = status, .content_type = "application/json" };
   enum MHD_Result ret;
 
-  resp.json = json_pack ("{s:s, s:i, s:o}", "type", "error", "error_code", status, "error",
-                         message);
+  resp.json
+      = json_pack ("{s:s, s:i, s:o}", "type", "error", "error_code", status, "error", message);
   ret = send_response (con, &resp, &(struct stream_peer){ 0 });
   cl_api_response_clear (&resp);
   return ret;
@@ -672,11 +672,9 @@ send_too_big (struct MHD_Connection *con, struct request *r, uint64_t len)
    client that may write (not an untrusted or read-only TLS client: those
    get their 403 from the router, their body held under --body-limit). */
 static bool
-upload_allowed (struct server *srv, struct MHD_Connection *con, const char *method,
-                const char *uri)
+upload_allowed (struct server *srv, struct MHD_Connection *con, const char *method, const char *uri)
 {
-  const char *ct
-      = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  const char *ct = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
   cleanup_free char *path = cl_xstrdup (uri);
   struct tls_conn *tc;
 
