@@ -179,6 +179,20 @@ static const struct api_op_kind kind_image_fetch = { .description = "Fetching im
                                                      .lifecycle_action = "image-created",
                                                      .cancellable = true };
 
+/* 400 when name (NULL: none) is no NAME[:TAG]; 0, or -1 after replying. */
+static int
+name_check (struct api_call *c, const char *name)
+{
+  cleanup_free char *n = NULL, *t = NULL;
+  cl_error_t err = NULL;
+
+  if (name == NULL || cl_img_name_parse (name, &n, &t, &err) == 0)
+    return 0;
+  cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
+  cl_error_release (&err);
+  return -1;
+}
+
 /* An uploaded archive imported: the import of a path, the upload's
    file; removed once imported, or not (the operation keeps a reference
    to its upload until it is dropped, which would remove it too). */
@@ -206,7 +220,6 @@ images_upload (struct api_call *c)
   const char *name = json_string_value (json_object_get (c->query, "name"));
   const char *digest = c->req->digest, *field = "X-Cloison-Digest";
   cleanup_free char *key = NULL;
-  cl_error_t err = NULL;
 
   if (digest == NULL && (digest = json_string_value (json_object_get (c->query, "digest"))))
     field = "digest";
@@ -225,16 +238,8 @@ images_upload (struct api_call *c)
           (unsigned long long)cl_api_upload_size (u), cl_api_upload_sha256 (u), digest);
       return;
     }
-  if (name)
-    {
-      cleanup_free char *n = NULL, *t = NULL;
-      if (cl_img_name_parse (name, &n, &t, &err) < 0)
-        {
-          cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
-          cl_error_release (&err);
-          return;
-        }
-    }
+  if (name_check (c, name) < 0)
+    return;
   key = cl_strdup_printf ("image-upload:%s", cl_api_upload_path (u));
   cl_api_op_start_data (c, &kind_image_upload, key, json_pack ("{s:[]}", "images"), "/1.0/images",
                         json_pack ("{s:{s:s, s:s}, s:s?}", "source", "type", "path", "path",
@@ -310,16 +315,8 @@ cl_api_images_create (struct api_call *c)
         }
       cl_img_ref_clear (&ref);
     }
-  if (name)
-    {
-      cleanup_free char *n = NULL, *t = NULL;
-      if (cl_img_name_parse (name, &n, &t, &err) < 0)
-        {
-          cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
-          cl_error_release (&err);
-          return;
-        }
-    }
+  if (name_check (c, name) < 0)
+    return;
   /* fetches of one reference run one after the other */
   key = cl_strdup_printf ("image:%s", what);
   cl_api_op_start_for (c, &kind_image_fetch, key, json_pack ("{s:[]}", "images"), "/1.0/images",

@@ -278,14 +278,10 @@ void cl_api_snapshot_restore (struct api_call *c);
 void cl_api_snapshot_delete (struct api_call *c);
 
 /* --- move.c: an instance moved here from another host (docs/move.md) --- */
-/* Drops the archives of receptions a dead daemon left (ROOT/incoming). */
-void cl_api_move_cleanup (const char *root);
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);
 
 /* --- upload.c (the rest in api.h) --- */
-/* Removes the uploads a dead daemon left (ROOT/uploads). */
-void cl_api_upload_cleanup (const char *root);
 void *cl_api_upload_ref (void *u);
 const char *cl_api_upload_path (const struct cl_api_upload *u);
 /* 64 hex digits, once ended */

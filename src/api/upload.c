@@ -36,16 +36,6 @@ uploads_dir (const char *root)
   return cl_strdup_printf ("%s/uploads", root);
 }
 
-void
-cl_api_upload_cleanup (const char *root)
-{
-  cleanup_free char *dir = uploads_dir (root);
-  cl_error_t ignored = NULL;
-
-  if (cl_rm_rf (dir, &ignored) < 0)
-    cl_error_release (&ignored);
-}
-
 bool
 cl_api_upload_wanted (const char *method, const char *path, const char *content_type)
 {

@@ -839,6 +839,13 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       peer.session = req.console_session;
       cl_api_handle (ctx, &req, &resp);
     }
+  /* an upload the handler did not keep (refused: a bad digest, say) is
+     removed before the client hears why */
+  if (r->upload)
+    {
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
+    }
   cl_debug ("%s %s%s%.16s: %d", method, r->uri, tc ? " from " : "",
             req.peer_fingerprint ? req.peer_fingerprint
             : tc                 ? "(no certificate)"

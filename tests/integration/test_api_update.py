@@ -20,7 +20,7 @@ import time
 import pytest
 
 from cloison_cli import binary
-from test_api import Daemon, Events, UnixHTTPConnection, container_body
+from test_api import Daemon, Events, UnixHTTPConnection, api, container_body  # noqa: F401
 from test_image_registry import free_port
 
 
@@ -41,18 +41,6 @@ def limit_file(root, name, v1, v2):
     return None
 
 
-@pytest.fixture
-def daemon(tmp_path, request):
-    extra = getattr(request, "param", ())
-    d = Daemon(tmp_path, extra=list(extra))
-    d.start()
-    yield d
-    try:
-        d.delete_instances()
-    finally:
-        d.stop()
-
-
 def put(d, url, body, if_match=None):
     c = UnixHTTPConnection(d.sock)
     c.request("PUT", url, body=json.dumps(body),
@@ -66,8 +54,8 @@ def put(d, url, body, if_match=None):
 
 # ---- PUT /1.0/instances/NAME ----
 
-def test_put_replaces_the_writable_config(daemon):
-    d = daemon
+def test_put_replaces_the_writable_config(api):
+    d = api
     url = "/1.0/instances/p"
     ev = Events(d, "?type=lifecycle")
     d.run_op("POST", "/1.0/instances", container_body(
@@ -174,9 +162,16 @@ def curl_upload(d, path, query="", headers=()):
     return int(code), json.loads(body)
 
 
-@pytest.mark.parametrize("daemon", [("--upload-limit", "8M")], indirect=True)
-def test_image_upload(daemon, rootfs_tar, tmp_path):
-    d = daemon
+def test_image_upload(rootfs_tar, tmp_path):
+    d = Daemon(tmp_path, extra=["--upload-limit", "8M"])
+    d.start()
+    try:
+        upload_checks(d, rootfs_tar, tmp_path)
+    finally:
+        d.stop()
+
+
+def upload_checks(d, rootfs_tar, tmp_path):
     size = os.path.getsize(rootfs_tar)
     assert size < 8 << 20
     digest = "sha256:" + sha(rootfs_tar)
@@ -366,3 +361,67 @@ def test_cancel_a_running_pull(tmp_path):
     finally:
         d.stop()
         reg.close()
+
+
+def test_image_upload_through_a_remote(tmp_path, rootfs_tar):
+    """`cloison --remote R image import FILE` uploads over HTTPS; an
+    untrusted TLS client's upload is refused before anything is written."""
+    from test_api_remote import TLSDaemon, User, token
+    a = TLSDaemon(tmp_path, "a")
+    a.start()
+    try:
+        u = User(tmp_path, "alice")
+        u.run("remote", "add", "ra", a.url, "--token", token(a, "alice"))
+        p = u.run("--remote", "ra", "image", "import", rootfs_tar, "far:1")
+        image_id = p.stdout.strip().splitlines()[-1]
+        assert "far:1" in a.ok("GET", "/1.0/images/" + image_id)["Names"]
+        assert "POST /1.0/images?filename=mybox.tar&name=far%3A1 from" in open(a.log).read()
+        assert left_under(a.root) == []
+        # no client certificate: not streamed, its body held under
+        # --body-limit (413 here, before it is read; 403 when smaller)
+        p = subprocess.run(["curl", "-sS", "-k", "-X", "POST", "-H",
+                            "Content-Type: application/octet-stream", "--data-binary",
+                            "@" + rootfs_tar, a.url + "/1.0/images"],
+                           capture_output=True, text=True, timeout=60)
+        assert json.loads(p.stdout)["error_code"] == 413, p.stdout
+        assert left_under(a.root) == []
+    finally:
+        a.stop()
+
+
+def test_cancel_a_running_copy(api):
+    """A copy whose tree takes a while: its cp is killed, the copy undone."""
+    d = api
+    d.run_op("POST", "/1.0/instances", container_body("big", ["sleep", "600"]))
+    d.run_op("PUT", "/1.0/instances/big/state", {"action": "stop", "force": True})
+    # many small files in its writable layer: cp -a takes seconds
+    many = os.path.join(d.root, "instances", "big", "upper", "many")
+    os.makedirs(many)
+    blob = os.urandom(4096)
+    for i in range(15000):
+        with open(os.path.join(many, "f%d" % i), "wb") as f:
+            f.write(blob)
+    ev = Events(d, "?type=operation")
+    st, j, _ = d.request("POST", "/1.0/instances",
+                         {"name": "big2", "source": {"type": "copy", "instance": "big"}})
+    assert st == 202, j
+    deadline = time.monotonic() + 20
+    while not os.path.isdir(os.path.join(d.root, "instances", "big2", "upper", "many")):
+        assert time.monotonic() < deadline, "the copy never began"
+        time.sleep(0.01)
+    op = d.ok("GET", j["operation"])
+    assert op["status"] == "running" and op["may_cancel"] is True, op
+    st, c, _ = d.request("DELETE", j["operation"])
+    assert st == 200 and c["metadata"]["status"] == "cancelled", c
+    deadline = time.monotonic() + 10
+    while not any(e["metadata"]["id"] == op["id"] and e["metadata"]["status"] == "cancelled"
+                  for e in ev.items):
+        assert time.monotonic() < deadline, ev.items
+        time.sleep(0.05)
+    ev.close()
+    # nothing of it left: no instance, no directory; the source intact
+    assert d.request("GET", "/1.0/instances/big2")[0] == 404
+    assert not os.path.exists(os.path.join(d.root, "instances", "big2"))
+    assert d.ok("GET", "/1.0/instances") == ["/1.0/instances/big"]
+    assert len(os.listdir(many)) == 15000
+    assert d.ok("GET", "/1.0")["api_version"] == "1.0"
