@@ -592,25 +592,25 @@ cl_api_instance_put (struct api_call *c)
     return;
   json_object_foreach (c->body, key, v)
   {
+    cleanup_free char *path = NULL;
     if (strcmp (key, "config") == 0)
       continue;
     cur = json_object_get (info, key);
+    if (cur && json_equal (cur, v))
+      continue;
+    path = cl_api_path_join (NULL, key);
     if (cur == NULL)
-      {
-        cl_api_reply_bad_field (c, key,
-                                "%s: unknown field `%s` (PUT takes config; the other"
-                                " fields of the instance are read-only)",
-                                key, key);
-        json_decref (info);
-        return;
-      }
-    if (!json_equal (cur, v))
+      cl_api_reply_bad_field (c, path,
+                              "%s: unknown field `%s` (PUT takes config; the other"
+                              " fields of the instance are read-only)",
+                              path, key);
+    else
       {
         cleanup_free char *now = json_dumps (cur, JSON_COMPACT | JSON_ENCODE_ANY);
-        cl_api_reply_bad_field (c, key, "%s: read-only field (the instance's is %s)", key, now);
-        json_decref (info);
-        return;
+        cl_api_reply_bad_field (c, path, "%s: read-only field (the instance's is %s)", path, now);
       }
+    json_decref (info);
+    return;
   }
   json_decref (info);
   /* config checked as PATCH checks it (the read-only fields passed
