@@ -270,6 +270,13 @@ op_worker (void *arg)
     pthread_cond_wait (&ctx->changed, &ctx->lock);
   if (op->status != OP_CANCELLED)
     op_run (op, NULL);
+  else if (op->data && op->kind->data_unref)
+    {
+      /* cancelled before it began: its data (an upload's file) goes now,
+         not when the operation is dropped from the list */
+      op->kind->data_unref (op->data);
+      op->data = NULL;
+    }
   ctx->workers--;
   pthread_cond_broadcast (&ctx->changed);
   pthread_mutex_unlock (&ctx->lock);

@@ -425,3 +425,38 @@ def test_cancel_a_running_copy(api):
     assert d.ok("GET", "/1.0/instances") == ["/1.0/instances/big"]
     assert len(os.listdir(many)) == 15000
     assert d.ok("GET", "/1.0")["api_version"] == "1.0"
+
+
+def test_cancel_an_upload_import(tmp_path, busybox_rootfs):
+    """An uploaded archive being imported: cancelled while it unpacks (or
+    before it began), nothing of it is left, neither the upload nor a
+    layer."""
+    big = str(tmp_path / "big.tar")
+    with tarfile.open(big, "w") as t:
+        t.add(busybox_rootfs, arcname=".")
+        for i in range(6):
+            data = str(tmp_path / ("blob%d" % i))
+            with open(data, "wb") as f:
+                f.write(os.urandom(16 << 20))
+            t.add(data, arcname="data/blob%d" % i)
+            os.unlink(data)
+    d = Daemon(tmp_path)
+    d.start()
+    try:
+        d.ok("GET", "/1.0/images")  # the store made, with the built-in busybox
+        layers = sorted(glob.glob(os.path.join(d.root, "images", "layers", "*")))
+        code, j = curl_upload(d, big, "?name=big:1")
+        assert code == 202, j
+        while True:
+            op = d.ok("GET", j["operation"])
+            if op["status"] != "pending" or op["may_cancel"] is False:
+                break
+            time.sleep(0.01)
+        assert op["status"] == "running" and op["may_cancel"] is True, op
+        st, c, _ = d.request("DELETE", j["operation"])
+        assert st == 200 and c["metadata"]["status"] == "cancelled", c
+        assert left_under(d.root) == []
+        assert sorted(glob.glob(os.path.join(d.root, "images", "layers", "*"))) == layers
+        assert d.request("GET", "/1.0/images/big:1")[0] == 404
+    finally:
+        d.stop()
