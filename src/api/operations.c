@@ -632,7 +632,7 @@ cl_api_operation_cancel (struct api_call *c)
   struct api_op *op;
   json_t *j = NULL;
   int status = -1;
-  bool cancellable = false;
+  bool cancellable = false, asked = false;
   cleanup_free char *what = NULL;
 
   pthread_mutex_lock (&ctx->lock);
@@ -641,6 +641,7 @@ cl_api_operation_cancel (struct api_call *c)
     {
       status = op->status;
       cancellable = may_cancel (op);
+      asked = __atomic_load_n (&op->cancel, __ATOMIC_RELAXED) != 0;
       what = cl_xstrdup (op->description);
       if (status == OP_PENDING)
         {
@@ -673,6 +674,9 @@ cl_api_operation_cancel (struct api_call *c)
       if (finished (status))
         cl_api_reply_error (c, 409, "operation `%s` is %s: it ended already", c->params[0],
                             status_names[status]);
+      else if (asked)
+        cl_api_reply_error (c, 409, "operation `%s` (%s) is being cancelled already", c->params[0],
+                            what);
       else
         cl_api_reply_error (c, 409,
                             "operation `%s` (%s) is running and cannot be cancelled: it has no"
