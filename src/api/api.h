@@ -33,6 +33,7 @@
 
 struct cl_api_ctx;
 struct cl_api_events;
+struct cl_api_upload;
 
 struct cl_api_options
 {
@@ -49,6 +50,9 @@ struct cl_api_options
 };
 
 #define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
+/* An image upload (streamed to a file, not held) is capped apart:
+   cloisond --upload-limit */
+#define CL_API_UPLOAD_LIMIT_DEFAULT (10ull << 30)
 /* GET .../logs answers at most this many bytes: the last ones, or those
    from ?offset=N on */
 #define CL_API_LOG_LIMIT (8u << 20)
@@ -90,6 +94,13 @@ struct cl_api_request
   const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
   const char *peer_certificate; /* PEM, NULL: none */
   bool console_session;         /* a web console session vouches for it (api/ui.h) */
+  /* server side: a body streamed to a file (cl_api_upload_*) instead of
+     body; the handler takes a reference when it keeps it */
+  struct cl_api_upload *upload;
+  const char *digest; /* the X-Cloison-Digest header ("sha256:HEX"), or NULL */
+  /* client side (the CLI's transports): a file sent as the body,
+     application/octet-stream, read as it goes; NULL: body */
+  const char *body_file;
 };
 
 struct cl_api_response
@@ -122,6 +133,22 @@ int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err
    none. */
 typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
 void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
+
+/* Uploads (upload.c).  Is this request's body one to stream to a file
+   (POST /1.0/images, Content-Type application/octet-stream)? */
+bool cl_api_upload_wanted (const char *method, const char *path, const char *content_type);
+/* A new upload file under ROOT/uploads (named by the query's filename=). */
+int cl_api_upload_begin (struct cl_api_ctx *ctx, const char *query, struct cl_api_upload **out,
+                         cl_error_t *err);
+int cl_api_upload_write (struct cl_api_upload *u, const void *data, size_t n, cl_error_t *err);
+uint64_t cl_api_upload_size (const struct cl_api_upload *u);
+/* The body ended: the file closed, its SHA-256 known. */
+int cl_api_upload_end (struct cl_api_upload *u, cl_error_t *err);
+/* Drops a reference; the last removes the file. */
+void cl_api_upload_unref (void *u);
+/* A file's SHA-256 (64 hex digits + NUL), for a client's
+   X-Cloison-Digest. */
+int cl_api_file_sha256 (const char *path, char hex[65], cl_error_t *err);
 
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,

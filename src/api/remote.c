@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 
 #define REMOTE_TIMEOUT_DEFAULT 60
 
@@ -154,10 +155,60 @@ curl_fail (const struct cl_api_remote *remote, CURLcode c, const char *detail, c
 }
 
 int
+cl_api_curl_body (void *curl, const struct cl_api_request *req, struct curl_slist **headers,
+                  FILE **file, cl_error_t *err)
+{
+  CURL *h = curl;
+  struct stat st;
+
+  *file = NULL;
+  if (req->body_file)
+    {
+      cleanup_free char *digest = NULL;
+      *file = fopen (req->body_file, "rbe");
+      if (*file == NULL || fstat (fileno (*file), &st) < 0)
+        {
+          int e = errno;
+          if (*file)
+            fclose (*file);
+          *file = NULL;
+          return cl_error_make (err, e, "open `%s`", req->body_file);
+        }
+      /* read as it goes (curl's default read callback: fread) */
+      curl_easy_setopt (h, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, req->method);
+      curl_easy_setopt (h, CURLOPT_READDATA, *file);
+      curl_easy_setopt (h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)st.st_size);
+      /* a transfer stalled for a minute ends */
+      curl_easy_setopt (h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+      curl_easy_setopt (h, CURLOPT_LOW_SPEED_TIME, 60L);
+      *headers = curl_slist_append (*headers, "Content-Type: application/octet-stream");
+      if (req->digest)
+        {
+          digest = cl_strdup_printf ("X-Cloison-Digest: %s", req->digest);
+          *headers = curl_slist_append (*headers, digest);
+        }
+    }
+  else if (req->body)
+    {
+      curl_easy_setopt (h, CURLOPT_POSTFIELDS, req->body);
+      curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+      *headers = curl_slist_append (*headers, "Content-Type: application/json");
+    }
+  if (req->if_match)
+    {
+      cleanup_free char *im = cl_strdup_printf ("If-Match: %s", req->if_match);
+      *headers = curl_slist_append (*headers, im);
+    }
+  return 0;
+}
+
+int
 cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_request *req,
                        struct cl_api_response *resp, cl_error_t *err)
 {
-  cleanup_free char *pin = NULL, *pq = NULL, *im = NULL;
+  cleanup_free char *pin = NULL, *pq = NULL;
+  FILE *file = NULL;
   struct cl_buffer body = { NULL, 0 };
   struct headers hd = { NULL, NULL, false };
   struct curl_slist *hl = NULL;
@@ -173,20 +224,17 @@ cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_r
   if (h == NULL)
     return -1;
   curl_easy_setopt (h, CURLOPT_CUSTOMREQUEST, req->method);
-  if (req->body)
+  if (cl_api_curl_body (h, req, &hl, &file, err) < 0)
     {
-      curl_easy_setopt (h, CURLOPT_POSTFIELDS, req->body);
-      curl_easy_setopt (h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-      hl = curl_slist_append (hl, "Content-Type: application/json");
-    }
-  if (req->if_match)
-    {
-      im = cl_strdup_printf ("If-Match: %s", req->if_match);
-      hl = curl_slist_append (hl, im);
+      curl_easy_cleanup (h);
+      return -1;
     }
   curl_easy_setopt (h, CURLOPT_HTTPHEADER, hl);
+  /* an upload takes as long as it takes (curl_body: a stalled one ends) */
   curl_easy_setopt (h, CURLOPT_TIMEOUT,
-                    remote->timeout_s ? remote->timeout_s : (long)REMOTE_TIMEOUT_DEFAULT);
+                    file                ? 0L
+                    : remote->timeout_s ? remote->timeout_s
+                                        : (long)REMOTE_TIMEOUT_DEFAULT);
   curl_easy_setopt (h, CURLOPT_WRITEFUNCTION, buf_write);
   curl_easy_setopt (h, CURLOPT_WRITEDATA, &body);
   curl_easy_setopt (h, CURLOPT_HEADERFUNCTION, header_write);
@@ -196,6 +244,8 @@ cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_r
   curl_easy_getinfo (h, CURLINFO_RESPONSE_CODE, &status);
   curl_easy_cleanup (h);
   curl_slist_free_all (hl);
+  if (file)
+    fclose (file);
   if (c != CURLE_OK)
     {
       free (body.data);

@@ -9,6 +9,8 @@
 
 #include "api/api.h"
 
+#include <stdio.h>
+
 struct cl_api_remote
 {
   const char *url;         /* "https://HOST:PORT" (or "http://..." with unix_socket) */
@@ -37,6 +39,14 @@ void cl_api_remote_share_free (void *share);
    the pinned one. */
 int cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_request *req,
                            struct cl_api_response *resp, cl_error_t *err);
+
+/* Puts req's body on a libcurl handle (CURL *): its JSON body, or its
+   body_file streamed as application/octet-stream with X-Cloison-Digest
+   (req->digest); If-Match.  Headers are appended to *headers; *file is
+   the file opened (the caller closes it after the transfer). */
+struct curl_slist;
+int cl_api_curl_body (void *curl, const struct cl_api_request *req, struct curl_slist **headers,
+                      FILE **file, cl_error_t *err);
 
 /* The certificate the server presents, unchecked (PEM; caller frees). */
 int cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, cl_error_t *err);

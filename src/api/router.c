@@ -35,6 +35,9 @@ static const char *const api_extensions[] = {
   "certificates",
   "certificate_trust_tokens",
   "ui",
+  "instance_put",
+  "images_upload",
+  "operation_cancel_running",
   NULL,
 };
 
@@ -84,6 +87,9 @@ static const struct api_route routes[] = {
   { { "GET", "/1.0/instances/{name}", "an instance" }, cl_api_instance_get },
   { { "PATCH", "/1.0/instances/{name}", "change limits.memory / limits.cpu (live)" },
     cl_api_instance_patch },
+  { { "PUT", "/1.0/instances/{name}",
+      "replace the writable config (keys left out: their defaults; live as PATCH)" },
+    cl_api_instance_put },
   { { "DELETE", "/1.0/instances/{name}", "delete an instance (async; force=1 when running)" },
     cl_api_instance_delete },
   { { "GET", "/1.0/instances/{name}/state", "an instance's state" }, cl_api_instance_state_get },

@@ -85,4 +85,10 @@ int cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_
 int cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
               json_t *body, json_t **out, cl_error_t *err);
 
+/* The same with a file as the body, streamed (application/octet-stream)
+   with its digest (X-Cloison-Digest: sha256:HEX, computed first): an
+   image upload.  Only over a server's socket or HTTPS. */
+int cli_call_file (struct cli_client *c, const char *method, const char *path, const char *query,
+                   const char *file, json_t **out, cl_error_t *err);
+
 #endif

@@ -251,12 +251,18 @@ struct request
 {
   char *uri; /* as received: path and query, percent-encoded */
   char *body;
-  size_t len;
+  size_t len; /* bytes of the body received */
   bool started;
   bool too_big;
+  /* an image upload: the body streamed to a file (api.h, cl_api_upload_*),
+     never held; upload_error: writing it failed (the rest is dropped) */
+  bool streaming;
+  struct cl_api_upload *upload;
+  char *upload_error;
 };
 
 static size_t body_limit = CL_API_BODY_LIMIT_DEFAULT;
+static uint64_t upload_limit = CL_API_UPLOAD_LIMIT_DEFAULT;
 
 /* MHD gives the raw URI here (the access handler only sees the decoded
    path); it becomes the request's state. */
@@ -282,6 +288,11 @@ request_completed (void *cls, struct MHD_Connection *con, void **state,
     return;
   free (r->uri);
   free (r->body);
+  /* an upload no operation took (refused, or the client left mid-body)
+     is removed here */
+  if (r->upload)
+    cl_api_upload_unref (r->upload);
+  free (r->upload_error);
   free (r);
   *state = NULL;
 }
@@ -622,18 +633,72 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp,
   return ret;
 }
 
+/* An error envelope of the server's own (before the router). */
 static enum MHD_Result
-send_too_big (struct MHD_Connection *con, size_t len)
+send_error (struct MHD_Connection *con, int status, json_t *message)
 {
-  struct cl_api_response resp = { .status = 413, .content_type = "application/json" };
+  struct cl_api_response resp = { .status = status, .content_type = "application/json" };
   enum MHD_Result ret;
 
-  resp.json = json_pack (
-      "{s:s, s:i, s:o}", "type", "error", "error_code", 413, "error",
-      json_sprintf ("request body of %zu bytes or more: the limit is %zu", len, body_limit));
+  resp.json
+      = json_pack ("{s:s, s:i, s:o}", "type", "error", "error_code", status, "error", message);
   ret = send_response (con, &resp, &(struct stream_peer){ 0 });
   cl_api_response_clear (&resp);
   return ret;
+}
+
+static enum MHD_Result
+send_too_big (struct MHD_Connection *con, struct request *r, uint64_t len)
+{
+  if (r->streaming)
+    return send_error (con, 413,
+                       json_sprintf ("image upload of %llu bytes or more: the limit is %llu"
+                                     " (cloisond --upload-limit)",
+                                     (unsigned long long)len, (unsigned long long)upload_limit));
+  return send_error (con, 413,
+                     json_sprintf ("request body of %llu bytes or more: the limit is %zu",
+                                   (unsigned long long)len, body_limit));
+}
+
+/* May this request's body stream to a file?  An image upload from a
+   client that may write (not an untrusted or read-only TLS client: those
+   get their 403 from the router, their body held under --body-limit). */
+static bool
+upload_allowed (struct server *srv, struct MHD_Connection *con, const char *method, const char *uri)
+{
+  const char *ct = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  cleanup_free char *path = cl_xstrdup (uri);
+  struct tls_conn *tc;
+
+  path[strcspn (path, "?")] = '\0';
+  if (!cl_api_upload_wanted (method, path, ct))
+    return false;
+  if (!srv->tls)
+    return true;
+  tc = tls_peer (con);
+  return tc && *tc->fp && cl_api_cert_access (srv->ctx, tc->fp) == CL_API_ACCESS_FULL;
+}
+
+/* One piece of an upload: to its file, or dropped once over the cap (the
+   file removed at once) or after a write failed. */
+static void
+upload_piece (struct request *r, const char *data, size_t n)
+{
+  cl_error_t err = NULL;
+
+  if (r->upload && r->len + n > upload_limit)
+    {
+      r->too_big = true;
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
+    }
+  if (r->upload && cl_api_upload_write (r->upload, data, n, &err) < 0)
+    {
+      r->upload_error = cl_xstrdup (err->msg);
+      cl_error_release (&err);
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
+    }
 }
 
 /* What the console's gate needs to know of a request. */
@@ -677,9 +742,30 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       const char *cl
           = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       r->started = true;
+      if (upload_allowed (srv, con, method, r->uri))
+        {
+          cl_error_t err = NULL;
+          char *query = strchr (r->uri, '?');
+          r->streaming = true;
+          if (cl && strtoull (cl, NULL, 10) > upload_limit)
+            return send_too_big (con, r, strtoull (cl, NULL, 10));
+          if (cl_api_upload_begin (ctx, query ? query + 1 : NULL, &r->upload, &err) < 0)
+            {
+              r->upload_error = cl_xstrdup (err->msg);
+              cl_error_release (&err);
+            }
+          return MHD_YES;
+        }
       /* refused before it is read */
       if (cl && strtoull (cl, NULL, 10) > body_limit)
-        return send_too_big (con, (size_t)strtoull (cl, NULL, 10));
+        return send_too_big (con, r, strtoull (cl, NULL, 10));
+      return MHD_YES;
+    }
+  if (*upload_size && r->streaming)
+    {
+      upload_piece (r, upload, *upload_size);
+      r->len += *upload_size;
+      *upload_size = 0;
       return MHD_YES;
     }
   if (*upload_size)
@@ -702,7 +788,20 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       return MHD_YES;
     }
   if (r->too_big)
-    return send_too_big (con, r->len);
+    return send_too_big (con, r, r->len);
+  if (r->streaming)
+    {
+      cl_error_t err = NULL;
+      if (r->upload && cl_api_upload_end (r->upload, &err) < 0)
+        {
+          r->upload_error = cl_xstrdup (err->msg);
+          cl_error_release (&err);
+        }
+      if (r->upload_error)
+        return send_error (con, 500, json_string (r->upload_error));
+      req.upload = r->upload;
+      req.digest = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "X-Cloison-Digest");
+    }
   path = cl_xstrdup (r->uri);
   q = strchr (path, '?');
   if (q)
@@ -710,7 +809,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.path = path;
   req.query = q;
   req.body = r->body;
-  req.body_len = r->len;
+  req.body_len = r->streaming ? 0 : r->len; /* an upload's is in its file */
   req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
   req.websocket = ws_requested (con);
   if (srv->tls)
@@ -731,6 +830,13 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
          revocation of one ends them */
       peer.session = req.console_session;
       cl_api_handle (ctx, &req, &resp);
+    }
+  /* an upload the handler did not keep (refused: a bad digest, say) is
+     removed before the client hears why */
+  if (r->upload)
+    {
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
     }
   cl_debug ("%s %s%s%.16s: %d", method, r->uri, tc ? " from " : "",
             req.peer_fingerprint ? req.peer_fingerprint
@@ -1074,6 +1180,7 @@ usage (FILE *out)
 {
   fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--listen ADDR:PORT]"
                 " [--timeout SECONDS] [--body-limit BYTES] [--debug]\n"
+                "                [--upload-limit BYTES (image uploads; default 10G)]\n"
                 "                [--ui-session-timeout SECONDS]\n"
                 "       cloisond --routes   print the API's routes\n"
                 "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET "),\n"
@@ -1090,6 +1197,7 @@ main (int argc, char **argv)
     { "listen", required_argument, NULL, 'l' },
     { "timeout", required_argument, NULL, 't' },
     { "body-limit", required_argument, NULL, 'b' },
+    { "upload-limit", required_argument, NULL, 'L' },
     { "routes", no_argument, NULL, 'R' },
     { "debug", no_argument, NULL, 'd' },
     { "ui-session-timeout", required_argument, NULL, 'U' },
@@ -1157,6 +1265,10 @@ main (int argc, char **argv)
           body_limit = api_opts.body_limit = (size_t)v;
           break;
         }
+      case 'L':
+        if (cl_parse_size (optarg, "--upload-limit", &upload_limit, &err) < 0)
+          return cl_error_report (&err, "cloisond");
+        break;
       case 'R':
         for (size_t i = 0; cl_api_route (i); i++)
           printf ("%-6s %s\n", cl_api_route (i)->method, cl_api_route (i)->path);

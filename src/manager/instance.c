@@ -603,7 +603,17 @@ cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *
   if (cl_mgr_instance_lock (m, name, &lock, err) < 0
       || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (strcmp (key, "limits.memory") == 0)
+  if (value == NULL && (strcmp (key, "limits.memory") == 0 || strcmp (key, "limits.cpu") == 0))
+    {
+      /* back to the default: no limit (live: lifted) */
+      bool mem = strcmp (key, "limits.memory") == 0;
+      json_object_set_new (inst->config, mem ? "memory" : "cpus", json_integer (0));
+      if (mem)
+        memory = CL_MGR_LIMIT_NONE;
+      else
+        cpus = (unsigned)CL_MGR_LIMIT_NONE;
+    }
+  else if (strcmp (key, "limits.memory") == 0)
     {
       if (cl_parse_size (value, "limits.memory", &memory, err) < 0)
         return -1;

@@ -144,7 +144,10 @@ int cl_mgr_instance_log_path (struct cl_manager *m, const char *name, char **pat
 int cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
                              cl_error_t *err);
 
-/* key: limits.memory, limits.cpu.  Applied live when running. */
+/* key: limits.memory, limits.cpu.  Applied live when running (a
+   container's; a VM's at its next start).  value NULL: back to the
+   default, no limit. */
+#define CL_MGR_LIMIT_NONE UINT64_MAX /* set_limits: a limit lifted */
 int cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *key,
                                 const char *value, cl_error_t *err);
 /* Copy-on-write clone of a stopped or running instance's files (stopped

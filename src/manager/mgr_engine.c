@@ -6,6 +6,7 @@
 #include "common/json.h"
 #include "common/util.h"
 #include "container/container.h"
+#include "manager/manager.h"
 #include "manager/mgr_engine.h"
 
 #include <errno.h>
@@ -26,12 +27,17 @@ static json_t *
 resources_json (uint64_t memory, unsigned cpus)
 {
   json_t *r = json_object ();
+  /* CL_MGR_LIMIT_NONE: the limit lifted (-1, as in the OCI spec) */
   if (memory)
-    json_object_set_new (r, "memory", json_pack ("{s:I}", "limit", (json_int_t)memory));
+    json_object_set_new (
+        r, "memory",
+        json_pack ("{s:I}", "limit", memory == CL_MGR_LIMIT_NONE ? -1 : (json_int_t)memory));
   if (cpus)
     json_object_set_new (
         r, "cpu",
-        json_pack ("{s:I, s:I}", "quota", (json_int_t)cpus * 100000, "period", (json_int_t)100000));
+        json_pack ("{s:I, s:I}", "quota",
+                   cpus == (unsigned)CL_MGR_LIMIT_NONE ? -1 : (json_int_t)cpus * 100000, "period",
+                   (json_int_t)100000));
   return r;
 }
 

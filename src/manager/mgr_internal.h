@@ -212,7 +212,8 @@ struct instance_ops
                struct instance_lock *held, int *exit_code, cl_error_t *err);
   /* interactive console of a running instance (NULL: a shell through exec) */
   int (*console) (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
-  /* live limits of a running instance (0 leaves one alone) */
+  /* live limits of a running instance (0 leaves one alone,
+     CL_MGR_LIMIT_NONE lifts it) */
   int (*set_limits) (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
                      cl_error_t *err);
 };
