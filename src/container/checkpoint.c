@@ -248,8 +248,10 @@ check_opts (const struct cl_container_checkpoint_opts *o, cl_error_t *err)
 }
 
 static json_t *
-load_config (const char *bundle, cl_error_t *err)
+load_config (const struct cl_container_checkpoint_opts *o, const char *bundle, cl_error_t *err)
 {
+  if (o->config)
+    return json_incref (o->config);
   cleanup_free char *path = cl_strdup_printf ("%s/config.json", bundle);
   json_error_t je;
   json_t *c = json_load_file (path, 0, &je);
@@ -282,7 +284,7 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     }
   const char *bundle = json_string_value (json_object_get (st.doc, "bundle"));
   const char *rootfs = json_string_value (json_object_get (st.doc, "rootfs"));
-  config = bundle ? load_config (bundle, err) : NULL;
+  config = bundle ? load_config (o, bundle, err) : NULL;
   if (config == NULL || rootfs == NULL)
     {
       if (config)
@@ -364,7 +366,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
                           saved_path, je.text);
   const char *bundle = o->bundle ? o->bundle : json_string_value (json_object_get (saved, "bundle"));
   const char *rootfs = json_string_value (json_object_get (saved, "rootfs"));
-  config = bundle ? load_config (bundle, err) : NULL;
+  config = bundle ? load_config (o, bundle, err) : NULL;
   if (config == NULL || rootfs == NULL)
     {
       if (config)

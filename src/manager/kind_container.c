@@ -4,6 +4,7 @@
    engine (mgr_engine.h) under the cloison-monitor program.  The kind's table
    of operations (mgr_internal.h). */
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "manager/mgr_engine.h"
 #include "manager/mgr_images.h"
@@ -163,7 +164,6 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
 
-  (void)o;
   a->spec.root = cl_mgr_engine_root (m);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;
@@ -190,6 +190,12 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   if (container_mounts (m, inst, &a->spec.mounts, err) < 0)
     return -1;
   a->net_pause = cl_mgr_netglue_wanted (inst);
+  if (o->restore_dir && a->net_pause)
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "instance `%s`: a checkpoint of a container with networks cannot be "
+                           "restored in this build",
+                           inst->name);
+  a->checkpoint_dir = o->restore_dir ? cl_xstrdup (o->restore_dir) : NULL;
   return 0;
 }
 
@@ -224,6 +230,30 @@ container_halt (struct cl_manager *m, struct instance *inst, cl_error_t *err)
   return cl_mgr_engine_destroy (eroot, id, err);
 }
 
+/* A stateful snapshot's processes: CRIU's images in SDIR/state (the
+   directory a restore hands the monitor, as a VM's state). */
+static int
+checkpoint (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
+            cl_error_t *err)
+{
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *rootfs = cl_strdup_printf ("%s/rootfs", dir);
+  cleanup_free char *images = cl_strdup_printf ("%s/state", sdir);
+  cleanup_json json_t *mounts = NULL;
+
+  if (cl_mgr_netglue_wanted (inst))
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "--stateful: container `%s` has networks: only a container without "
+                           "one (--no-network) is checkpointed in this build",
+                           inst->name);
+  if (container_mounts (m, inst, &mounts, err) < 0)
+    return -1;
+  struct engine_spec s
+      = { .root = eroot, .id = id, .bundle = dir, .rootfs = rootfs, .mounts = mounts };
+  return cl_mgr_engine_checkpoint (&s, images, err);
+}
+
 static int
 container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
                     bool stateful, cl_error_t *err)
@@ -231,7 +261,10 @@ container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir
   cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
   cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
 
-  (void)stateful;
+  /* the processes first (CRIU, left running), then the files they see
+     from there on */
+  if (stateful && checkpoint (m, inst, dir, sdir, err) < 0)
+    return -1;
   /* frozen, the writable layer does not change under the copy */
   return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
 }

@@ -160,3 +160,48 @@ cl_mgr_engine_thaw (const char *root, const char *id, cl_error_t *err)
 {
   return exists (root, id) ? cl_ctr_thaw (root, id, err) : 0;
 }
+
+/* CRIU's logs and work files beside its images, IMAGE_DIR.log (kept
+   out of what a snapshot restore or a move reads). */
+static char *
+criu_work (const char *image_dir)
+{
+  return cl_strdup_printf ("%s.log", image_dir);
+}
+
+int
+cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir, cl_error_t *err)
+{
+  cleanup_json json_t *config = container_config (s);
+  cleanup_free char *work = criu_work (image_dir);
+  struct cl_container_checkpoint_opts o
+      = { .image_path = image_dir, .work_path = work, .leave_running = true, .config = config };
+
+  return cl_ctr_checkpoint (s->root, s->id, &o, err);
+}
+
+int
+cl_mgr_engine_restore (const struct engine_spec *s, const char *image_dir, pid_t *pid,
+                       cl_error_t *err)
+{
+  cleanup_json json_t *config = container_config (s);
+  cleanup_json json_t *state = NULL;
+  cleanup_free char *work = criu_work (image_dir);
+  struct cl_container_checkpoint_opts o
+      = { .image_path = image_dir, .work_path = work, .bundle = s->bundle, .config = config };
+  json_int_t p;
+
+  if (cl_mkdir_p (s->root, 0700, err) < 0)
+    return -1;
+  if (exists (s->root, s->id) && cl_mgr_engine_destroy (s->root, s->id, err) < 0)
+    return -1;
+  if (cl_mkdir_p (work, 0700, err) < 0 || cl_ctr_restore (s->root, s->id, &o, err) < 0)
+    return -1;
+  if (cl_ctr_state (s->root, s->id, &state, err) < 0)
+    return -1;
+  p = json_integer_value (json_object_get (state, "pid"));
+  if (p <= 0)
+    return cl_error_make (err, 0, "container `%s`: no init pid after its restore", s->id);
+  *pid = (pid_t)p;
+  return 0;
+}

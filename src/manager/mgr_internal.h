@@ -156,8 +156,9 @@ struct start_opts
 {
   /* run: the workload gets our stdio and the monitor stays our child */
   bool attached;
-  /* VMs: resume the state saved by a stateful snapshot (its `state`
-     directory) instead of booting */
+  /* resume the state saved by a stateful snapshot (its `state`
+     directory) instead of booting (VMs) or starting (containers: CRIU's
+     images) */
   const char *restore_dir;
 };
 

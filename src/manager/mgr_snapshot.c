@@ -44,9 +44,6 @@ cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *
       || cl_mgr_instance_lock (m, instance, &lock, err) < 0
       || cl_mgr_instance_load (m, instance, &inst, err) < 0)
     return -1;
-  if (stateful && inst->kind != KIND_VM)
-    return cl_error_raise (err, CL_ERR_INVALID,
-                           "--stateful: only VM instances keep their running state");
   if (stateful && strcmp (inst->status, "running") != 0)
     return cl_error_raise (err, CL_ERR_CONFLICT, "--stateful: instance `%s` is not running",
                            instance);
