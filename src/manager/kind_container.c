@@ -230,28 +230,27 @@ container_halt (struct cl_manager *m, struct instance *inst, cl_error_t *err)
   return cl_mgr_engine_destroy (eroot, id, err);
 }
 
-/* A stateful snapshot's processes: CRIU's images in SDIR/state (the
-   directory a restore hands the monitor, as a VM's state). */
+/* The processes into CRIU's images (a restore hands the directory to the
+   monitor, as a VM's state). */
 static int
-checkpoint (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
-            cl_error_t *err)
+container_checkpoint (struct cl_manager *m, struct instance *inst, const char *dir,
+                      const char *images, bool leave_running, cl_error_t *err)
 {
   cleanup_free char *eroot = cl_mgr_engine_root (m);
   cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
   cleanup_free char *rootfs = cl_strdup_printf ("%s/rootfs", dir);
-  cleanup_free char *images = cl_strdup_printf ("%s/state", sdir);
   cleanup_json json_t *mounts = NULL;
 
   if (cl_mgr_netglue_wanted (inst))
     return cl_error_raise (err, CL_ERR_INVALID,
-                           "--stateful: container `%s` has networks: only a container without "
-                           "one (--no-network) is checkpointed in this build",
+                           "container `%s` has networks: only a container without one "
+                           "(--no-network) is checkpointed in this build",
                            inst->name);
   if (container_mounts (m, inst, &mounts, err) < 0)
     return -1;
   struct engine_spec s
       = { .root = eroot, .id = id, .bundle = dir, .rootfs = rootfs, .mounts = mounts };
-  return cl_mgr_engine_checkpoint (&s, images, err);
+  return cl_mgr_engine_checkpoint (&s, images, leave_running, err);
 }
 
 static int
@@ -263,8 +262,13 @@ container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir
 
   /* the processes first (CRIU, left running), then the files they see
      from there on */
-  if (stateful && checkpoint (m, inst, dir, sdir, err) < 0)
-    return -1;
+  if (stateful)
+    {
+      /* SDIR/state, as a VM's */
+      cleanup_free char *images = cl_strdup_printf ("%s/state", sdir);
+      if (container_checkpoint (m, inst, dir, images, true, err) < 0)
+        return -1;
+    }
   /* frozen, the writable layer does not change under the copy */
   return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
 }
@@ -320,6 +324,7 @@ const struct instance_ops container_ops = {
   .shutdown = NULL, /* SIGTERM to the init */
   .halt = container_halt,
   .snapshot = container_snapshot,
+  .checkpoint = container_checkpoint,
   .restore = cl_mgr_tree_copy,
   .exec = container_exec,
   .console = NULL, /* a shell through exec */

@@ -170,12 +170,14 @@ criu_work (const char *image_dir)
 }
 
 int
-cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir, cl_error_t *err)
+cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir, bool leave_running,
+                          cl_error_t *err)
 {
   cleanup_json json_t *config = container_config (s);
   cleanup_free char *work = criu_work (image_dir);
-  struct cl_container_checkpoint_opts o
-      = { .image_path = image_dir, .work_path = work, .leave_running = true, .config = config };
+  struct cl_container_checkpoint_opts o = {
+    .image_path = image_dir, .work_path = work, .leave_running = leave_running, .config = config
+  };
 
   return cl_ctr_checkpoint (s->root, s->id, &o, err);
 }
@@ -187,8 +189,11 @@ cl_mgr_engine_restore (const struct engine_spec *s, const char *image_dir, pid_t
   cleanup_json json_t *config = container_config (s);
   cleanup_json json_t *state = NULL;
   cleanup_free char *work = criu_work (image_dir);
-  struct cl_container_checkpoint_opts o
-      = { .image_path = image_dir, .work_path = work, .bundle = s->bundle, .config = config };
+  struct cl_container_checkpoint_opts o = { .image_path = image_dir,
+                                            .work_path = work,
+                                            .bundle = s->bundle,
+                                            .config = config,
+                                            .rootfs = s->rootfs };
   json_int_t p;
 
   if (cl_mkdir_p (s->root, 0700, err) < 0)
