@@ -264,6 +264,29 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
     }
 }
 
+/* The container's freezer cgroup (v2: its cgroup; v1: the freezer
+   controller's directory), for CRIU's --freeze-cgroup as runc gives it:
+   CRIU freezes the tree by the cgroup, and a tree frozen already (paused)
+   is dumped and left frozen.  NULL: none recorded. */
+static char *
+freezer_path (json_t *doc)
+{
+  json_t *cg = json_object_get (doc, "cgroup"), *d;
+  const char *mode = json_string_value (json_object_get (cg, "mode"));
+  bool v2 = mode && strcmp (mode, "v2") == 0;
+  size_t i;
+
+  json_array_foreach (json_object_get (cg, "dirs"), i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path"));
+    const char *ctl = json_string_value (json_object_get (d, "controllers"));
+    /* absolute paths; hybrid: v1's freezer, not the unified tree's */
+    if (path && (v2 ? json_is_true (json_object_get (d, "v2")) : ctl && strstr (ctl, "freezer")))
+      return cl_xstrdup (path);
+  }
+  return NULL;
+}
+
 static void
 common_flags (const struct cl_container_checkpoint_opts *o, struct argv_builder *a)
 {
@@ -318,7 +341,7 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   struct container_state st = { 0 };
   struct argv_builder a = { 0 };
   /* every cleanup variable before the first goto */
-  cleanup_free char *out = NULL, *copy = NULL;
+  cleanup_free char *out = NULL, *copy = NULL, *freezer = NULL;
   json_t *config = NULL;
   int ret = -1;
 
@@ -359,6 +382,9 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     arg (&a, "--track-mem");
   if (o->leave_running && !o->pre_dump)
     arg (&a, "--leave-running");
+  freezer = freezer_path (st.doc);
+  if (freezer)
+    arg (&a, "--freeze-cgroup=%s", freezer);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, st.pid);
   int rc = run_criu (criu, &a, &out, err);

@@ -260,17 +260,26 @@ container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir
   cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
   cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
 
-  /* the processes first (CRIU, left running), then the files they see
-     from there on */
-  if (stateful)
-    {
-      /* SDIR/state, as a VM's */
-      cleanup_free char *images = cl_strdup_printf ("%s/state", sdir);
-      if (container_checkpoint (m, inst, dir, images, true, err) < 0)
-        return -1;
-    }
+  cleanup_free char *images = cl_strdup_printf ("%s/state", sdir); /* as a VM's */
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+  cl_error_t ignored = NULL;
+  int r;
+
   /* frozen, the writable layer does not change under the copy */
-  return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
+  if (!stateful)
+    return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
+  /* stateful: the copy and CRIU's dump under one freeze, so that the
+     files and the processes agree (CRIU checks the sizes of open files
+     at restore); CRIU seizes the frozen tasks and leaves them frozen */
+  if (cl_mgr_engine_freeze (eroot, id, 1, err) < 0)
+    return -1;
+  r = cl_mgr_tree_copy (upper, copy, err);
+  if (r == 0)
+    r = container_checkpoint (m, inst, dir, images, true, err);
+  if (cl_mgr_engine_freeze (eroot, id, 0, &ignored) < 0)
+    cl_error_release (&ignored);
+  return r;
 }
 
 static void

@@ -202,6 +202,15 @@ cl_mgr_engine_restore (const struct engine_spec *s, const char *image_dir, pid_t
     return -1;
   if (cl_mkdir_p (work, 0700, err) < 0 || cl_ctr_restore (s->root, s->id, &o, err) < 0)
     return -1;
+  /* a stateful snapshot dumps the container frozen, and CRIU restores it
+     so: it runs again now */
+  if (cl_ctr_thaw (s->root, s->id, err) < 0)
+    {
+      cl_error_t ignored = NULL;
+      if (cl_mgr_engine_destroy (s->root, s->id, &ignored) < 0)
+        cl_error_release (&ignored);
+      return -1;
+    }
   if (cl_ctr_state (s->root, s->id, &state, err) < 0)
     return -1;
   p = json_integer_value (json_object_get (state, "pid"));

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from cloison_cli import cl  # noqa: F401  (fixture)
+from test_api import api, container_body  # noqa: F401  (fixture)
 
 
 def criu_check_fails():
@@ -56,3 +57,27 @@ def test_stateful_snapshot_of_stopped_container_refused(cl):  # noqa: F811
     assert p.returncode != 0
     assert p.stderr.strip().splitlines() == ["cloison: --stateful: instance `k3` is not running"], \
         p.stderr
+
+
+def test_api_checkpoint_action(api):  # noqa: F811
+    """PUT .../state {"action": "checkpoint"} (a stateful move's first
+    step): 409 on a stopped instance; where criu cannot run, the
+    operation fails with criu's line and the container runs on, with no
+    checkpoint/ left."""
+    api.run_op("POST", "/1.0/instances",
+               container_body("k4", ["sh", "-c", "trap 'exit 0' TERM; while :; do sleep 1; done"]))
+    st, j, _ = api.request("PUT", "/1.0/instances/k4/state", {"action": "nap"})
+    assert st == 400 and "checkpoint" in j["error"], j
+    st, j, _ = api.request("PUT", "/1.0/instances/k4/state", {"action": "checkpoint"})
+    assert st == 202, j
+    op = api.wait(j["operation"])
+    if criu_check_fails():
+        assert op["status"] == "failure", op
+        assert "criu check failed on this kernel" in op["err"], op
+        assert api.ok("GET", "/1.0/instances/k4")["status"] == "running"
+        assert not os.path.exists(os.path.join(api.root, "instances", "k4", "checkpoint"))
+        api.run_op("PUT", "/1.0/instances/k4/state", {"action": "stop", "force": True})
+    else:
+        assert op["status"] == "success", op
+    st, j, _ = api.request("PUT", "/1.0/instances/k4/state", {"action": "checkpoint"})
+    assert st == 409 and "not running" in j["error"], j

@@ -53,7 +53,10 @@ check back $B move ctr ha:
 kill $(cat /tmp/rb.pid); sleep 1; rm -f /tmp/rb.sock
 CLOISON_MOVE_TEST_CRASH_AT=receive-extracted daemon /tmp/rb 8442
 echo "lab: before-fail $($A exec ctr -- cat /root/count)"
+echo "lab: pid before-fail $($A info ctr | grep '"pid"' | tr -dc 0-9)"
 check move_fail $A move ctr hb:
+kill -0 $(cat /tmp/rb.pid) 2>/dev/null && echo "lab: rb alive" || echo "lab: rb dead"
+echo "lab: pid after-fail $($A info ctr | grep '"pid"' | tr -dc 0-9)"
 echo "lab: after-fail status $($A info ctr | grep '"status"' | tr -d ' ,')"
 sleep 2
 echo "lab: after-fail log $($A exec ctr -- cat /root/log | tr '\n' ' ')"
@@ -119,5 +122,10 @@ def test_failed_move_is_undone_and_counts_on_here(run):
     assert c.rc not in (0, None), c.output
     assert '"status":"running"' in run.output.split("lab: after-fail status")[1].splitlines()[0], \
         run.output
+    # the destination's daemon died at its crash point (so the
+    # container had been checkpointed and sent), and the container here
+    # is a restored one (a new init pid)
+    assert "lab: rb dead" in run.output, run.output
+    assert value(run.output, "pid before-fail") != value(run.output, "pid after-fail"), run.output
     log = continuous(run.output, "after-fail log")
     assert log[-1] > value(run.output, "before-fail"), log
