@@ -771,19 +771,30 @@ activated_socket (void)
   return 3;
 }
 
-/* A connection accepted by a daemon answers GET /1.0.  One to a killed
-   daemon's socket that a child of it still held for an instant (forked,
-   not yet exec'd: the fd is close-on-exec) is accepted by nobody. */
-static bool
-socket_answers (int fd)
+/* The daemon's claim on its socket: a POSIX record lock on SOCKET.lock,
+   held for the daemon's life.  The kernel drops it when the daemon dies
+   (kill -9 included), and a forked child does not inherit it, so a socket
+   file whose lock is free is stale whatever a child of the dead daemon
+   still holds, and a daemon that is merely slow to answer is not taken
+   for dead. */
+static int
+claim_socket (const char *path, cl_error_t *err)
 {
-  static const char req[] = "GET /1.0 HTTP/1.0\r\n\r\n";
-  struct pollfd p = { .fd = fd, .events = POLLIN };
-  char c;
+  cleanup_free char *lock = cl_strdup_printf ("%s.lock", path);
+  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
-  if (cl_write_all (fd, req, sizeof req - 1) < 0)
-    return false;
-  return poll (&p, 1, 3000) == 1 && read (fd, &c, 1) == 1;
+  if (fd < 0)
+    return cl_error_errno (err, "open `%s`", lock);
+  if (fcntl (fd, F_SETLK, &fl) < 0)
+    {
+      int e = errno;
+      close (fd);
+      if (e == EAGAIN || e == EACCES)
+        return cl_error_make (err, 0, "another cloisond serves `%s` (it holds `%s`)", path, lock);
+      return cl_error_make (err, e, "lock `%s`", lock);
+    }
+  return fd; /* kept open until the daemon exits */
 }
 
 static int
@@ -805,16 +816,12 @@ listen_unix (const char *path, cl_error_t *err)
       if (cl_mkdir_p (dir, 0755, err) < 0)
         return -1;
     }
+  if (claim_socket (path, err) < 0)
+    return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return cl_error_errno (err, "socket");
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0 && socket_answers (fd))
-    return cl_error_make (err, 0, "another cloisond serves `%s`", path);
-  close (fd);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return cl_error_errno (err, "socket");
-  /* a socket file nobody answers on: left by a daemon that was killed */
+  /* a socket file whose lock was free: left by a daemon that was killed */
   if (unlink (path) < 0 && errno != ENOENT)
     return cl_error_errno (err, "remove the stale socket `%s`", path);
   if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
@@ -1304,7 +1311,11 @@ main (int argc, char **argv)
   unlink_root (link, fd);
   MHD_stop_daemon (d);
   if (own_socket)
-    unlink (socket_path);
+    {
+      cleanup_free char *lock = cl_strdup_printf ("%s.lock", socket_path);
+      unlink (socket_path);
+      unlink (lock); /* still held: a daemon starting now takes a new one */
+    }
   /* operations still running are left to end with the process: the next
      start marks them failed */
   if (!cl_api_ctx_free (ctx, 10000))

@@ -128,6 +128,7 @@ cli_remote_get (const char *name, struct cli_remote *r, cl_error_t *err)
   r->api.server_cert = r->server_cert;
   r->api.client_cert = r->client_cert;
   r->api.client_key = r->client_key;
+  r->api.timeout_s = json_integer_value (json_object_get (e, "timeout")); /* 0: the default */
   return 0;
 }
 

@@ -489,9 +489,16 @@ cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name, const struct 
     return -1;
   /* frozen: the command would hang frozen too */
   if (strcmp (inst->status, "running") != 0)
-    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name,
-                           inst->status);
+    return cl_mgr_not_running (err, name, inst->status);
   return cl_mgr_instance_ops (inst)->exec (m, inst, spec, &lock, exit_code, err);
+}
+
+int
+cl_mgr_not_running (cl_error_t *err, const char *name, const char *status)
+{
+  if (status == NULL || strcmp (status, "stopped") == 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
+  return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name, status);
 }
 
 int

@@ -86,6 +86,9 @@ typedef void (*cl_mgr_instance_fn) (void *opaque, const struct cl_instance_summa
 int cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
                           cl_error_t *err);
 int cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
+/* The error for a command that needs a running instance: "is not running"
+   when stopped, "is frozen, not running" and the like otherwise. */
+int cl_mgr_not_running (cl_error_t *err, const char *name, const char *status);
 
 int cl_mgr_instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
 /* Graceful (SIGTERM; ACPI-less VMs: the monitor's shutdown), then forced
