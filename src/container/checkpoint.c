@@ -299,6 +299,8 @@ common_flags (const struct cl_container_checkpoint_opts *o, struct argv_builder 
   if (o->file_locks)
     arg (a, "--file-locks");
   arg (a, "--manage-cgroups=%s", o->manage_cgroups_mode ? o->manage_cgroups_mode : "soft");
+  for (char **x = o->extra_args; x && *x; x++)
+    arg (a, "%s", *x);
 }
 
 static int

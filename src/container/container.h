@@ -73,6 +73,7 @@ struct cl_container_checkpoint_opts
   const char *pid_file; /* restore: written with the new init's pid */
   json_t *config;       /* the OCI config (borrowed); NULL: BUNDLE/config.json */
   const char *rootfs;   /* restore: NULL: the checkpointed container's */
+  char **extra_args;    /* more criu options (NULL-terminated; NULL: none) */
 };
 /* Dumps the running container into image_path; without leave_running (or
    pre_dump) the container is then gone, as with runc.  Fails with one

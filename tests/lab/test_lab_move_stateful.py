@@ -18,8 +18,9 @@ import pytest
 import lab_criu
 from lab_cli import BUILD, PROLOGUE, cli_files
 
-COUNTER = ("exec </dev/null >/dev/null 2>&1; exec 3>>/root/log; i=0; "
-           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; sleep 0.5; done")
+# its stdio as the manager gives it: stdin a pipe, stdout the console
+COUNTER = ("exec 3>>/root/log; i=0; "
+           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
 
 PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + r"""
 export CLOISON_CONFIG=/tmp/cfg
@@ -44,6 +45,7 @@ echo "lab: dest count $($B exec ctr -- cat /root/count)"
 sleep 2
 echo "lab: dest count2 $($B exec ctr -- cat /root/count)"
 echo "lab: dest log $($B exec ctr -- cat /root/log | tr '\n' ' ')"
+echo "lab: dest console $(grep tick /tmp/rb/instances/ctr/console.log | head -1) .. $(grep tick /tmp/rb/instances/ctr/console.log | tail -1)"
 ls -d /tmp/rb/instances/ctr/checkpoint /tmp/ra/instances/ctr 2>&1 | sed 's/^/lab: left: /'
 # back to a, then a move the destination's daemon is gone for: undone
 check remote_back sh -c "tok=\$($A config trust add mover2) && $B remote add ha https://127.0.0.1:8441 --token \$tok"
@@ -103,6 +105,11 @@ def test_moved_container_counts_on_there_with_no_value_lost(run):
     assert before < c1 < c2, run.output
     log = continuous(run.output, "dest log")
     assert len(log) >= c2, log
+    # its console there (a new console.log, handed to CRIU's restore) gets
+    # the count from where it was moved on
+    m = re.search(r"^lab: dest console tick (\d+) \.\. tick (\d+)\s*$", run.output, re.M)
+    assert m, run.output
+    assert before < int(m.group(1)) <= c1 <= int(m.group(2)), run.output
 
 
 def test_source_no_longer_has_it(run):

@@ -4,8 +4,8 @@
 tests/integration/test_snapshot_stateful.py).
 
 A container (no network) counts in a shell loop: the value in memory,
-written to /root/count and to /root/log, a file it holds open, every
-0.5 s.  A
+written to /root/count, to /root/log (a file it holds open) and to its
+console every 0.5 s.  A
 stateful snapshot is taken while it counts, it counts on for a while,
 then the snapshot is restored: the container runs again and its count
 goes on from the snapshot's value (not from 0, not from the value it had
@@ -19,8 +19,10 @@ import pytest
 import lab_criu
 from lab_cli import PROLOGUE, cli_files
 
-COUNTER = ("exec </dev/null >/dev/null 2>&1; exec 3>>/root/log; i=0; "
-           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; sleep 0.5; done")
+# its stdio as the manager gives it (stdin a pipe, stdout and stderr the
+# instance's console.log)
+COUNTER = ("exec 3>>/root/log; i=0; "
+           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
 
 PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + r"""
 count() { $C exec ctr -- cat /root/count; }
@@ -40,6 +42,7 @@ sleep 3
 echo "lab: restored $(count)"
 echo "lab: status $($C info ctr | grep '"status"' | tr -d ' ,')"
 echo "lab: log $($C exec ctr -- cat /root/log | tr '\n' ' ')"
+echo "lab: console $(grep tick /tmp/cl/instances/ctr/console.log | tail -1)"
 check list $C snapshot list ctr
 check delete $C delete --force ctr
 for f in /tmp/cl/instances/ctr/snapshots/warm/state.log/*.log; do
@@ -88,6 +91,14 @@ def test_log_has_the_snapshot_lines_then_the_new_ones(run):
     # then what the restored process appended through its open fd
     assert log == list(range(1, len(log) + 1)), log
     assert log[-1] >= value(run.output, "restored"), log
+
+
+def test_console_kept(run):
+    """Its stdout, the instance's console.log (a file outside the
+    container: external for CRIU), still gets the restored count."""
+    m = re.search(r"^lab: console tick (\d+)\s*$", run.output, re.M)
+    assert m, run.output
+    assert int(m.group(1)) >= value(run.output, "restored"), run.output
 
 
 def test_snapshot_listed_stateful_and_delete(run):
