@@ -774,6 +774,16 @@ op_freeze (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *er
                                  json_is_true (json_object_get (args, "freeze")), err);
 }
 
+static int
+op_checkpoint (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_mgr_instance_checkpoint (m, arg_string (args, "name"), err);
+}
+
+static const struct api_op_kind kind_checkpoint = { .description = "Checkpointing instance",
+                                                    .fn = op_checkpoint,
+                                                    .lifecycle_action = "instance-stopped" };
 static const struct api_op_kind kind_freeze = { .description = "Freezing instance",
                                                 .fn = op_freeze,
                                                 .lifecycle_action = "instance-paused" };
@@ -818,10 +828,13 @@ cl_api_instance_state_put (struct api_call *c)
     kind = &kind_freeze;
   else if (strcmp (action, "unfreeze") == 0)
     kind = &kind_unfreeze;
+  else if (strcmp (action, "checkpoint") == 0)
+    kind = &kind_checkpoint;
   else
     {
       cl_api_reply_bad_field (c, "action",
-                              "action: expected start, stop, restart, freeze or unfreeze, got `%s`",
+                              "action: expected start, stop, restart, freeze, unfreeze or "
+                              "checkpoint, got `%s`",
                               action);
       return;
     }
@@ -850,7 +863,7 @@ cl_api_instance_state_put (struct api_call *c)
       cl_api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
       return;
     }
-  if (kind == &kind_stop && !running)
+  if ((kind == &kind_stop || kind == &kind_checkpoint) && !running)
     {
       cl_api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
       return;

@@ -24,7 +24,8 @@ static const char *const api_extensions[] = {
   "events_stream",
   "events_websocket",
   "instance_copy",
-  "instance_move", /* PUT .../upload, POST .../receive (docs/move.md) */
+  "instance_move",          /* PUT .../upload, POST .../receive (docs/move.md) */
+  "instance_move_stateful", /* PUT .../state checkpoint; a received checkpoint/ restores */
   "images_fetch",
   "container_exec",
   "vm_exec",

@@ -165,6 +165,11 @@ int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char 
                              json_t *config, const char *archive, char **image_layers,
                              cl_error_t *err);
 
+/* A stateful move's first step: the running container's processes into
+   INSTANCE/checkpoint (CRIU), which ends them; the instance is stopped
+   then, and its next start restores them (and drops the checkpoint). */
+int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err);
+
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);
 /* Array of {name, created, stateful}. */

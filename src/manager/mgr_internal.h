@@ -160,12 +160,18 @@ struct monitor_args;
 
 /* How one start goes: passed down as arguments, never kept in the
    instance's saved config. */
+/* INSTANCE/checkpoint: a container's processes saved by
+   cl_mgr_instance_checkpoint (a stateful move), restored by its next
+   start. */
+#define CL_MGR_CHECKPOINT_DIR "checkpoint"
+
 struct start_opts
 {
   /* run: the workload gets our stdio and the monitor stays our child */
   bool attached;
-  /* VMs: resume the state saved by a stateful snapshot (its `state`
-     directory) instead of booting */
+  /* resume the state saved by a stateful snapshot (its `state`
+     directory) instead of booting (VMs) or starting (containers: CRIU's
+     images) */
   const char *restore_dir;
 };
 
@@ -204,6 +210,10 @@ struct instance_ops
      and devices) */
   int (*snapshot) (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
                    bool stateful, cl_error_t *err);
+  /* checkpoint: the running workload's processes into the directory
+     images (CRIU), left running or not (NULL: the kind cannot) */
+  int (*checkpoint) (struct cl_manager *m, struct instance *inst, const char *dir,
+                     const char *images, bool leave_running, cl_error_t *err);
   /* restore: copies the snapshot's copy `from` (restore_paths) to `staged` */
   int (*restore) (const char *from, const char *staged, cl_error_t *err);
   /* the caller holds the instance's lock `held`: released once the
