@@ -133,6 +133,11 @@ int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err
    none. */
 typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
 void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
+/* The process's log messages (common/log.h: info and up, debug too with
+   --debug) become `logging` events of ctx, {"level", "message",
+   "context"}: from start until stop (one ctx per process). */
+int cl_api_logging_events_start (struct cl_api_ctx *ctx, cl_error_t *err);
+void cl_api_logging_events_stop (void);
 
 /* Uploads (upload.c).  Is this request's body one to stream to a file
    (POST /1.0/images, Content-Type application/octet-stream)? */

@@ -3,9 +3,15 @@
    last API_EVENT_RING and read by streams that each follow their own
    position.  A reader too slow to keep up skips what the ring dropped. */
 #include "api/api_internal.h"
+#include "common/log.h"
 #include "common/util.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -14,6 +20,7 @@ enum
 {
   EV_LIFECYCLE = 1,
   EV_OPERATION = 2,
+  EV_LOGGING = 4,
 };
 
 struct cl_api_events
@@ -84,6 +91,7 @@ type_bit (const char *t)
 {
   return strcmp (t, "lifecycle") == 0   ? EV_LIFECYCLE
          : strcmp (t, "operation") == 0 ? EV_OPERATION
+         : strcmp (t, "logging") == 0   ? EV_LOGGING
                                         : 0;
 }
 
@@ -153,7 +161,7 @@ cl_api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_eve
             {
               cl_error_make (err, 0,
                              "query parameter type: unknown event type `%s` (lifecycle, "
-                             "operation)",
+                             "operation, logging)",
                              t);
               free (copy);
               free (ev);
@@ -168,4 +176,113 @@ cl_api_events_open (struct cl_api_ctx *ctx, const char *types, struct cl_api_eve
   pthread_mutex_unlock (&ctx->lock);
   *out = ev;
   return 0;
+}
+
+/* ---- logging events ----
+   A message may be logged with any lock held, ctx->lock included (an
+   operation's end): the hook only writes a record to a pipe (dropped when
+   the pipe is full), and a thread of its own makes the events. */
+
+static int log_pipe[2] = { -1, -1 };
+static pthread_t log_thread;
+
+static void
+log_to_pipe (void *opaque, enum cl_log_level level, const char *msg)
+{
+  char rec[PIPE_BUF];
+  int n = snprintf (rec, sizeof rec - 1, "%d %s", (int)level, msg);
+
+  (void)opaque;
+  if (n < 0)
+    return;
+  if (n > (int)sizeof rec - 2)
+    n = (int)sizeof rec - 2;
+  for (int i = 0; i < n; i++)
+    if (rec[i] == '\n')
+      rec[i] = ' ';
+  rec[n++] = '\n';
+  if (write (log_pipe[1], rec, (size_t)n) < 0)
+    return; /* full: dropped, as a slow reader's events are */
+}
+
+/* One record: "LEVEL MESSAGE"; false for the stop record. */
+static bool
+log_record (struct cl_api_ctx *ctx, char *rec)
+{
+  char *msg = strchr (rec, ' ');
+  int level = atoi (rec);
+
+  if (rec[0] == 'X')
+    return false;
+  if (msg && level >= CL_LOG_ERROR && level <= CL_LOG_DEBUG)
+    cl_api_event_emit (ctx, "logging",
+                       json_pack ("{s:s, s:s, s:{}}", "level",
+                                  cl_log_level_name ((enum cl_log_level)level), "message", msg + 1,
+                                  "context"),
+                       false);
+  return true;
+}
+
+/* (read(2), not stdio: a FILE waiting in a read holds its lock, which
+   fflush(NULL) before a fork would wait on) */
+static void *
+log_events (void *opaque)
+{
+  struct cl_api_ctx *ctx = opaque;
+  char buf[2 * PIPE_BUF];
+  size_t len = 0;
+  ssize_t n;
+
+  while ((n = read (log_pipe[0], buf + len, sizeof buf - 1 - len)) > 0 || (n < 0 && errno == EINTR))
+    {
+      char *start = buf, *nl;
+      len += n > 0 ? (size_t)n : 0;
+      buf[len] = '\0';
+      while ((nl = memchr (start, '\n', len - (size_t)(start - buf))))
+        {
+          *nl = '\0';
+          if (!log_record (ctx, start))
+            goto out;
+          start = nl + 1;
+        }
+      len -= (size_t)(start - buf);
+      memmove (buf, start, len);
+      if (len == sizeof buf - 1)
+        len = 0; /* no record is that long */
+    }
+out:
+  close (log_pipe[0]);
+  return NULL;
+}
+
+int
+cl_api_logging_events_start (struct cl_api_ctx *ctx, cl_error_t *err)
+{
+  if (pipe2 (log_pipe, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "pipe");
+  fcntl (log_pipe[1], F_SETFL, O_NONBLOCK);
+  if (pthread_create (&log_thread, NULL, log_events, ctx) != 0)
+    {
+      close (log_pipe[0]);
+      close (log_pipe[1]);
+      log_pipe[0] = log_pipe[1] = -1;
+      return cl_error_make (err, 0, "no thread for the logging events");
+    }
+  cl_log_set_hook (log_to_pipe, NULL);
+  return 0;
+}
+
+void
+cl_api_logging_events_stop (void)
+{
+  static const char stop[] = "X\n";
+
+  if (log_pipe[1] < 0)
+    return;
+  cl_log_set_hook (NULL, NULL);
+  /* the write end stays open: a message being logged right now may
+     still write to it (the process's exit closes it) */
+  fcntl (log_pipe[1], F_SETFL, 0);
+  if (write (log_pipe[1], stop, sizeof stop - 1) == (ssize_t)(sizeof stop - 1))
+    pthread_join (log_thread, NULL);
 }

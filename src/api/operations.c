@@ -246,7 +246,7 @@ op_run (struct api_op *op, struct cl_manager *m)
 
   pthread_mutex_lock (&ctx->lock);
   if (r < 0)
-    cl_debug ("operation %s (%s): %s", op->id, op->description, err->msg);
+    cl_info ("operation %s (%s) failed: %s", op->id, op->description, err->msg);
   /* a cancelled one that still ended well stays a success */
   if (r < 0 && __atomic_load_n (&op->cancel, __ATOMIC_RELAXED))
     op_set_status (op, OP_CANCELLED, "cancelled");

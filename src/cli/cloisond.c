@@ -1400,6 +1400,12 @@ main (int argc, char **argv)
            own_socket ? socket_path : "the socket systemd passed (fd 3)",
            listen_address ? " and with TLS on " : "", listen_address ? listen_address : "");
 
+  /* from now on, what the daemon logs is a `logging` event too */
+  if (cl_api_logging_events_start (ctx, &err) < 0)
+    {
+      cl_warn ("cloisond: no logging events: %s", err->msg);
+      cl_error_release (&err);
+    }
   for (;;)
     {
       struct pollfd p = { .fd = signal_pipe[0], .events = POLLIN };
@@ -1408,6 +1414,7 @@ main (int argc, char **argv)
         break;
     }
   cl_info ("cloisond: stopping");
+  cl_api_logging_events_stop ();
   cl_api_ctx_shutdown (ctx);
   for (int i = 0; i < 60 && __atomic_load_n (&open_streams, __ATOMIC_SEQ_CST) > 0; i++)
     usleep (50000);

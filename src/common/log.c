@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,15 @@ static int log_fd = 2;
 static int log_json;
 static int log_debug;
 static int log_to_file;
+static cl_log_hook_fn log_hook;
+static void *log_hook_opaque;
+
+void
+cl_log_set_hook (cl_log_hook_fn fn, void *opaque)
+{
+  log_hook_opaque = opaque;
+  __atomic_store_n (&log_hook, fn, __ATOMIC_RELEASE);
+}
 
 int
 cl_log_init (const char *path, int json, int debug)
@@ -35,6 +45,12 @@ cl_log_init (const char *path, int json, int debug)
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
 
+const char *
+cl_log_level_name (enum cl_log_level level)
+{
+  return level_names[level];
+}
+
 void
 cl_log_write (enum cl_log_level level, const char *fmt, ...)
 {
@@ -42,18 +58,24 @@ cl_log_write (enum cl_log_level level, const char *fmt, ...)
   va_list ap;
   int saved = errno, n;
 
+  cl_log_hook_fn hook = __atomic_load_n (&log_hook, __ATOMIC_ACQUIRE);
+  bool out_wants = !(level > CL_LOG_WARNING && !log_debug && !log_to_file)
+                   /* Errors reach stderr through cl_error_report; here
+                      they go only to a log file. */
+                   && !(level == CL_LOG_ERROR && !log_to_file);
+
   if (level == CL_LOG_DEBUG && !log_debug)
     return;
-  if (level > CL_LOG_WARNING && !log_debug && !log_to_file)
-    return;
-  /* Errors reach stderr through cl_error_report; here they go only to a
-     log file. */
-  if (level == CL_LOG_ERROR && !log_to_file)
+  if (!out_wants && hook == NULL)
     return;
   va_start (ap, fmt);
   n = vasprintf (&msg, fmt, ap);
   va_end (ap);
   if (n < 0)
+    goto out;
+  if (hook)
+    hook (log_hook_opaque, level, msg);
+  if (!out_wants)
     goto out;
 
   if (log_json)
@@ -66,7 +88,7 @@ cl_log_write (enum cl_log_level level, const char *fmt, ...)
       gettimeofday (&tv, NULL);
       gmtime_r (&tv.tv_sec, &tm);
       n = strftime (ts, sizeof ts, "%Y-%m-%dT%H:%M:%S", &tm);
-      snprintf (ts + n, sizeof ts - n, ".%06ldZ", (long) tv.tv_usec);
+      snprintf (ts + n, sizeof ts - n, ".%06ldZ", (long)tv.tv_usec);
       o = json_pack ("{s:s, s:s, s:s}", "level", level_names[level], "msg", msg, "time", ts);
       line = o ? json_dumps (o, JSON_COMPACT) : NULL;
       json_decref (o);

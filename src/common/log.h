@@ -18,6 +18,13 @@ int cl_log_init (const char *path, int json, int debug);
 void cl_log_write (enum cl_log_level level, const char *fmt, ...)
     __attribute__ ((format (printf, 2, 3)));
 
+/* fn gets every message of `level` info and above (debug ones too with
+   debug set), whatever the output's own filter, from any thread and with
+   any lock held: it must not block nor take locks of the caller's. */
+typedef void (*cl_log_hook_fn) (void *opaque, enum cl_log_level level, const char *msg);
+void cl_log_set_hook (cl_log_hook_fn fn, void *opaque);
+const char *cl_log_level_name (enum cl_log_level level);
+
 #define cl_debug(...) cl_log_write (CL_LOG_DEBUG, __VA_ARGS__)
 #define cl_info(...) cl_log_write (CL_LOG_INFO, __VA_ARGS__)
 #define cl_warn(...) cl_log_write (CL_LOG_WARNING, __VA_ARGS__)

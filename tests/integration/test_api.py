@@ -509,10 +509,23 @@ def test_image_import_from_a_server_path(api, tmp_path, busybox_rootfs):
                        ({"source": {"type": "path", "path": tar}, "name": "Bad:Name:"}, "name")):
         st, j, _ = api.request("POST", "/1.0/images", body)
         assert st == 400 and j["path"] == path, (body, j)
+    logs = Events(api, "?type=logging")
     st, j, _ = api.request("POST", "/1.0/images", {"source": {"type": "path",
                                                               "path": "/nonexistent.tar"}})
     op = api.wait(j["operation"])
     assert op["status"] == "failure" and "nonexistent.tar" in op["err"]
+    # the daemon's log line about it is a `logging` event
+    deadline = time.monotonic() + 10
+    while not any("nonexistent.tar" in e["metadata"]["message"] for e in logs.items):
+        assert time.monotonic() < deadline, logs.items
+        time.sleep(0.05)
+    e = next(e for e in logs.items if "nonexistent.tar" in e["metadata"]["message"])
+    assert e["type"] == "logging" and e["metadata"]["level"] == "info", e
+    assert e["metadata"]["message"].startswith("operation %s " % op["id"]), e
+    assert {x["type"] for x in logs.items} == {"logging"}
+    logs.close()
+    st, j, _ = api.request("GET", "/1.0/events?type=gossip")
+    assert st == 400 and "unknown event type `gossip` (lifecycle, operation, logging)" in j["error"]
 
 
 def test_image_pull_from_a_registry(tmp_path, registry):
