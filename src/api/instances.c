@@ -89,12 +89,106 @@ scalar_string (json_t *v)
 
 /* ---- list, create ---- */
 
+/* filter=: terms "KEY eq|ne VALUE" joined by " and " (Incus's form,
+   its conjunctive part), KEY one of name, status, kind (or type),
+   image. */
+#define LIST_TERMS 8
+struct list_term
+{
+  int key; /* index in list_keys */
+  bool ne;
+  char *value;
+};
+static const char *const list_keys[] = { "name", "status", "kind", "image", "type" };
+
 struct list_text
 {
   struct api_text t;
   bool urls; /* recursion=0 */
   size_t n;
+  struct list_term terms[LIST_TERMS];
+  size_t nterms;
 };
+
+static void
+list_terms_clear (struct list_text *l)
+{
+  for (size_t i = 0; i < l->nterms; i++)
+    free (l->terms[i].value);
+  l->nterms = 0;
+}
+
+/* Parses filter= into l->terms; replies 400 and returns -1 when wrong. */
+static int
+list_filter_parse (struct api_call *c, struct list_text *l)
+{
+  const char *f = json_string_value (json_object_get (c->query, "filter"));
+  cleanup_free char *copy = NULL;
+  char *save = NULL, *word;
+  int at = 0; /* 0 key, 1 op, 2 value, 3 "and" */
+  struct list_term *term = NULL;
+
+  if (f == NULL)
+    return 0;
+  copy = cl_xstrdup (f);
+  for (word = strtok_r (copy, " ", &save); word;
+       word = strtok_r (NULL, " ", &save), at = (at + 1) % 4)
+    switch (at)
+      {
+      case 0:
+        if (l->nterms == LIST_TERMS)
+          goto bad;
+        term = &l->terms[l->nterms];
+        term->key = -1;
+        for (size_t k = 0; k < sizeof list_keys / sizeof *list_keys; k++)
+          if (strcmp (word, list_keys[k]) == 0)
+            term->key = k == 4 ? 2 : (int)k; /* type: kind */
+        if (term->key < 0)
+          {
+            cl_api_reply_error (c, 400,
+                                "query parameter filter: unknown key `%s` (name, status, kind, "
+                                "image)",
+                                word);
+            return -1;
+          }
+        break;
+      case 1:
+        if (strcmp (word, "eq") != 0 && strcmp (word, "ne") != 0)
+          goto bad;
+        term->ne = word[0] == 'n';
+        break;
+      case 2:
+        term->value = cl_xstrdup (word);
+        l->nterms++;
+        break;
+      default:
+        if (strcmp (word, "and") != 0)
+          goto bad;
+      }
+  if (at == 3)
+    return 0;
+bad:
+  cl_api_reply_error (c, 400,
+                      "query parameter filter: expected \"KEY eq|ne VALUE [and ...]\" (at most "
+                      "%d terms), got `%s`",
+                      LIST_TERMS, f);
+  return -1;
+}
+
+static bool
+list_wanted (const struct list_text *l, const struct cl_instance_summary *s)
+{
+  for (size_t i = 0; i < l->nterms; i++)
+    {
+      const char *v = l->terms[i].key == 0   ? s->name
+                      : l->terms[i].key == 1 ? s->status
+                      : l->terms[i].key == 2 ? s->kind
+                                             : s->image;
+      if ((strcmp (v ? v : "", l->terms[i].value) == 0) == l->terms[i].ne)
+        return false;
+    }
+  return true;
+}
 
 static void
 list_one (void *opaque, const struct cl_instance_summary *s)
@@ -102,6 +196,8 @@ list_one (void *opaque, const struct cl_instance_summary *s)
   struct list_text *l = opaque;
   struct api_text *t = &l->t;
 
+  if (!list_wanted (l, s))
+    return;
   cl_api_text_raw (t, l->n++ ? "," : "[", 1);
   if (l->urls)
     {
@@ -187,19 +283,26 @@ cl_api_instances_list (struct api_call *c)
 
   /* written as text as the rows come: a list of thousands costs no JSON
      tree */
-  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL)
-    return;
+  if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || list_filter_parse (c, &l) < 0
+      || (m = manager_get (c)) == NULL)
+    {
+      list_terms_clear (&l);
+      return;
+    }
   l.urls = recursion == 0;
   r = cl_mgr_instance_check (m, &version, &err);
-  if (r == 0 && !listed_copy ((int)recursion, version, &l.t))
+  /* (a filtered list is neither kept nor taken from what is kept) */
+  if (r == 0 && (l.nterms || !listed_copy ((int)recursion, version, &l.t)))
     {
       r = cl_mgr_instance_rows (m, list_one, &l, &err);
       if (r == 0)
         {
           cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
-          listed_keep ((int)recursion, version, &l.t);
+          if (l.nterms == 0)
+            listed_keep ((int)recursion, version, &l.t);
         }
     }
+  list_terms_clear (&l);
   if (manager_put (c, m, r, &err) < 0)
     {
       free (l.t.buf);

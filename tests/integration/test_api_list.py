@@ -53,3 +53,32 @@ def test_list_follows_every_change(cl, tmp_path):
         assert names(d) == {}
     finally:
         d.stop()
+
+
+def test_list_filters(cl, tmp_path):
+    """filter=: Incus's "KEY eq|ne VALUE [and ...]" on name, status, kind
+    (type) and image; a filtered list is not the kept one, nor kept."""
+    d = Daemon(tmp_path, netns=False)
+    d.root = cl.root
+    d.start()
+    try:
+        cl("launch", "busybox", "a", "--", "sleep", "100000")
+        cl("launch", "busybox", "b", "--", "sleep", "100000")
+        cl("stop", "--timeout", "0", "b")
+        q = "/1.0/instances?recursion=1&filter="
+        assert names(d) == {"a": "running", "b": "stopped"}
+        got = d.ok("GET", q + "status+eq+running")
+        assert [i["name"] for i in got] == ["a"]
+        assert d.ok("GET", "/1.0/instances?filter=status%20ne%20running") == ["/1.0/instances/b"]
+        got = d.ok("GET", q + "type+eq+container+and+name+ne+a+and+image+eq+busybox:latest")
+        assert [i["name"] for i in got] == ["b"], got
+        assert d.ok("GET", q + "kind+eq+vm") == []
+        assert names(d) == {"a": "running", "b": "stopped"}  # the whole list still
+        for f, msg in (("colour+eq+red", "unknown key `colour` (name, status, kind, image)"),
+                       ("status+is+running", 'expected "KEY eq|ne VALUE [and ...]"'),
+                       ("status+eq", 'expected "KEY eq|ne VALUE [and ...]"'),
+                       ("name+eq+a+or+name+eq+b", 'expected "KEY eq|ne VALUE [and ...]"')):
+            st, j, _ = d.request("GET", q + f)
+            assert st == 400 and j["error"].startswith("query parameter filter: " + msg), (f, j)
+    finally:
+        d.stop()
