@@ -23,6 +23,7 @@
 #define VM_IDENTITY_MAP_ADDR 0xFFFBC000ULL
 #define VM_IOAPIC_PINS 24
 #define VM_MAX_GSI 1024
+#define VM_MAX_DISKS 32
 
 enum vm_stop_reason
 {
@@ -114,6 +115,10 @@ struct vm
 
   struct vm_persist_entry *persist;
   size_t npersist;
+
+  /* the disks' images, for block migration (disk_track.h) */
+  struct vm_disk *disks[VM_MAX_DISKS];
+  unsigned ndisks;
 
   pthread_mutex_t metric_lock;
   struct vm_metric *metrics;
