@@ -339,4 +339,4 @@ def test_auto_converge_throttles_a_dirtying_guest(run):
 def test_newer_stream_version_refused(run):
     out = run.check("version").output
     assert re.search(r"^lab: version dest exit 1 left=$", out, re.M), out
-    assert "migration stream version 2, this cloison-vmm reads 1 to 1" in out, out
+    assert "migration stream version 3, this cloison-vmm reads 1 to 2" in out, out
