@@ -74,9 +74,11 @@ wrote() { grep -c '^wrote ' $1; }
 
 dd if=/dev/zero of=/tmp/src.img bs=1M count=0 seek=64 2>/dev/null
 mkfs.ext4 -q -F /tmp/src.img || echo "lab: mkfs.ext4 failed"
-$VMM --kernel /guest/vmlinux --initrd /guest/initrd --memory 256M \
+# (each check runs in a subshell of its own, which cannot `wait` for the
+# source: its exit status goes to a file)
+( $VMM --kernel /guest/vmlinux --initrd /guest/initrd --memory 256M \
     --cmdline '%(cmdline)s' --disk /tmp/src.img \
-    --console file=/tmp/src.log --api-socket /tmp/src.sock 2>/tmp/src.err & src_pid=$!
+    --console file=/tmp/src.log --api-socket /tmp/src.sock 2>/tmp/src.err; echo $? > /tmp/src.rc ) &
 wait_for_line /tmp/src.log '^wrote 3 ' 120 || echo "lab: the guest never wrote"
 
 refused() {
@@ -113,7 +115,7 @@ move() {
     dest m-dst 4472 /tmp/dst.img
     echo "lab: move send: $(/lab/uhttp /tmp/src.sock PUT /migration/send '{"uri":"tcp:127.0.0.1:4472","block":true}' | tail -1)"
     echo "lab: move final: $(final_state /tmp/src.sock)"
-    wait $src_pid; echo "lab: move source exit $?"
+    wait_for_line /tmp/src.rc . 120; echo "lab: move source exit $(cat /tmp/src.rc)"
     wait_for_line /tmp/m-dst.log '^disk: md5=' 240 || echo "lab: the destination never finished"
     wait $dest_pid; echo "lab: move dest exit $?"
     echo "lab: move image md5=$(md5sum /tmp/dst.img | cut -d' ' -f1) size=$(stat -c %%s /tmp/dst.img)"
