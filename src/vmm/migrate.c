@@ -110,6 +110,7 @@ struct vmm_migration
   unsigned throttle_max;
   /* stop-and-copy: pages sent paused, and where the time went */
   uint64_t last_pages, t_pause_ns, t_pages_ns, t_state_ns, t_ack_ns;
+  uint64_t t_resumed_ns; /* the pause to the destination's vCPUs running */
   /* block migration */
   uint64_t disk_bytes_sent, disk_chunks_sent, disk_dirty_chunks, last_chunks;
   char *error;
@@ -975,15 +976,29 @@ stop_and_copy (struct vmm_migration *g, int fd, cl_error_t *err)
     if (recv_answer (fd, "failed", NULL, err) < 0)
       goto fail;
   }
-  /* the destination runs the guest now: this side stops */
+  uint64_t t4 = cl_now_ns (), t5 = 0;
+  /* The destination runs the guest now: this side stops, once the
+     destination's vCPUs run (a newer destination says so; at most 1 s):
+     the teardown of this process (its memory, its VM) would otherwise
+     take the CPU the destination's start needs. */
+  if (g->sync)
+    {
+      struct timeval tv = { .tv_sec = 1 };
+      setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      cl_error_t ignored = NULL;
+      if (recv_answer (fd, "failed", NULL, &ignored) == 0)
+        t5 = cl_now_ns ();
+      cl_error_release (&ignored);
+    }
   pthread_mutex_lock (&g->lock);
   g->last_pages = last;
   g->last_chunks = chunks;
   g->t_pause_ns = t1 - t0;
   g->t_pages_ns = t2 - t1;
   g->t_state_ns = t3 - t2;
-  g->t_ack_ns = cl_now_ns () - t3;
-  g->downtime_ns = cl_now_ns () - t0;
+  g->t_ack_ns = t4 - t3;
+  g->downtime_ns = t4 - t0;
+  g->t_resumed_ns = t5 ? t5 - t0 : 0;
   pthread_mutex_unlock (&g->lock);
   ret = 0;
   {
@@ -1276,6 +1291,8 @@ cl_vmm_migration_status (struct vmm *m)
                                       (json_int_t)g->last_chunks, "pause_ms", g->t_pause_ns / 1e6,
                                       "pages_ms", g->t_pages_ns / 1e6, "state_ms",
                                       g->t_state_ns / 1e6, "destination_ms", g->t_ack_ns / 1e6));
+      if (g->t_resumed_ns)
+        json_object_set_new (j, "resumed_ms", json_real (g->t_resumed_ns / 1e6));
     }
   if (g->error)
     json_object_set_new (j, "error", json_string (g->error));
@@ -1781,6 +1798,16 @@ cl_vmm_incoming_receive (struct vmm_incoming *in, struct vmm *m, cl_error_t *err
 out:
   cl_vmm_blobs_free (&blobs);
   return ret;
+}
+
+void
+cl_vmm_incoming_resumed (struct vmm_incoming *in)
+{
+  cl_error_t ignored = NULL;
+  /* (a source that said "ok sync"'s version waits for it; one gone is
+     no matter) */
+  send_msg (in->fd, 0, "resumed", &ignored);
+  cl_error_release (&ignored);
 }
 
 void

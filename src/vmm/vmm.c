@@ -426,7 +426,10 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
   if (incoming)
-    cl_vmm_vm_resume (m.vm); /* started before the stream */
+    {
+      cl_vmm_vm_resume (m.vm); /* started before the stream */
+      cl_vmm_incoming_resumed (incoming);
+    }
   else if (cl_vmm_vm_vcpus_start (m.vm, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
