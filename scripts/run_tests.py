@@ -64,26 +64,54 @@ def run_unit(build, label):
               flush=True)
 
 
+def pytest_cmd(d, targets):
+    report = os.path.join(BUILD, "pytest-report-%s.xml" % os.path.basename(d))
+    if os.path.exists(report):
+        os.unlink(report)
+    return report, [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
+                    "--junitxml=" + report, "-o", "junit_family=xunit1"] + targets
+
+
+def pytest_done(d, report, rc):
+    global failed
+    if not os.path.exists(report):
+        failed += 1
+        failures.append("pytest did not run on %s (exit %d)" % (d, rc))
+        return
+    count_junit(report)
+
+
 def run_pytest(paths):
     """One pytest run per test folder: each folder has its own conftest.py,
     and test modules import helpers from it by name."""
-    global failed
     by_dir = {}
     for p in paths:
         folder = p if os.path.isdir(p) else os.path.dirname(p.split("::")[0])
         by_dir.setdefault(os.path.normpath(folder), []).append(p)
     for d, targets in by_dir.items():
-        report = os.path.join(BUILD, "pytest-report-%s.xml" % os.path.basename(d))
-        cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-rfEs",
-               "--junitxml=" + report, "-o", "junit_family=xunit1"] + targets
-        if os.path.exists(report):
-            os.unlink(report)
-        p = subprocess.run(cmd, cwd=ROOT)
-        if not os.path.exists(report):
-            failed += 1
-            failures.append("pytest did not run on %s (exit %d)" % (d, p.returncode))
-            continue
-        count_junit(report)
+        report, cmd = pytest_cmd(d, targets)
+        pytest_done(d, report, subprocess.run(cmd, cwd=ROOT).returncode)
+
+
+class Background:
+    """The lab tests, run beside the rest: each lab boot is one QEMU TCG
+    vCPU (one core), while the unit and integration tests mostly wait on
+    processes, so the two together take little more than the longer one.
+    Their output goes to a log, printed whole once they end."""
+
+    def __init__(self, d):
+        self.d = d
+        self.report, cmd = pytest_cmd(d, [d])
+        self.log = os.path.join(BUILD, "pytest-%s.log" % os.path.basename(d))
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
+    def finish(self):
+        rc = self.proc.wait()
+        print("==== %s (run beside the others; its output) ====" % self.d, flush=True)
+        with open(self.log) as f:
+            sys.stdout.write(f.read())
+        pytest_done(self.d, self.report, rc)
 
 
 def count_junit(report):
@@ -103,7 +131,16 @@ def count_junit(report):
 def main():
     global failed
     args = sys.argv[1:]
+    lab = None
     if not args:
+        os.makedirs(BUILD, exist_ok=True)
+        folders = [d for d in ("tests/integration", "tests/lab")
+                   if os.path.isdir(os.path.join(ROOT, d))
+                   and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
+        # CLOISON_TEST_SERIAL=1: one folder after the other, as with paths
+        if "tests/lab" in folders and not os.environ.get("CLOISON_TEST_SERIAL"):
+            folders.remove("tests/lab")
+            lab = Background("tests/lab")
         run_unit(BUILD, "unit")
         try:
             build_sanitized()
@@ -111,10 +148,10 @@ def main():
         except subprocess.CalledProcessError as e:
             failed += 1
             failures.append("asan+ubsan build: %s exited %d" % (e.cmd[0], e.returncode))
-        args = [d for d in ("tests/integration", "tests/lab")
-                if os.path.isdir(os.path.join(ROOT, d))
-                and any(f.startswith("test_") for f in os.listdir(os.path.join(ROOT, d)))]
+        args = folders
     run_pytest(args)
+    if lab:
+        lab.finish()
     for s in skips:
         print("skipped:", s)
     for f in failures:

@@ -29,9 +29,11 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct cl_api_ctx;
 struct cl_api_events;
+struct cl_api_upload;
 
 struct cl_api_options
 {
@@ -48,6 +50,9 @@ struct cl_api_options
 };
 
 #define CL_API_BODY_LIMIT_DEFAULT (1u << 20)
+/* An image upload (streamed to a file, not held) is capped apart:
+   cloisond --upload-limit */
+#define CL_API_UPLOAD_LIMIT_DEFAULT (10ull << 30)
 /* GET .../logs answers at most this many bytes: the last ones, or those
    from ?offset=N on */
 #define CL_API_LOG_LIMIT (8u << 20)
@@ -89,6 +94,13 @@ struct cl_api_request
   const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
   const char *peer_certificate; /* PEM, NULL: none */
   bool console_session;         /* a web console session vouches for it (api/ui.h) */
+  /* server side: a body streamed to a file (cl_api_upload_*) instead of
+     body; the handler takes a reference when it keeps it */
+  struct cl_api_upload *upload;
+  const char *digest; /* the X-Cloison-Digest header ("sha256:HEX"), or NULL */
+  /* client side (the CLI's transports): a file sent as the body,
+     application/octet-stream, read as it goes; NULL: body */
+  const char *body_file;
 };
 
 struct cl_api_response
@@ -122,6 +134,22 @@ int cl_api_watch_start (struct cl_api_ctx *ctx, int interval_ms, cl_error_t *err
 typedef void (*cl_api_event_fn) (void *opaque, json_t *event);
 void cl_api_ctx_observe (struct cl_api_ctx *ctx, cl_api_event_fn fn, void *opaque);
 
+/* Uploads (upload.c).  Is this request's body one to stream to a file
+   (POST /1.0/images, Content-Type application/octet-stream)? */
+bool cl_api_upload_wanted (const char *method, const char *path, const char *content_type);
+/* A new upload file under ROOT/uploads (named by the query's filename=). */
+int cl_api_upload_begin (struct cl_api_ctx *ctx, const char *query, struct cl_api_upload **out,
+                         cl_error_t *err);
+int cl_api_upload_write (struct cl_api_upload *u, const void *data, size_t n, cl_error_t *err);
+uint64_t cl_api_upload_size (const struct cl_api_upload *u);
+/* The body ended: the file closed, its SHA-256 known. */
+int cl_api_upload_end (struct cl_api_upload *u, cl_error_t *err);
+/* Drops a reference; the last removes the file. */
+void cl_api_upload_unref (void *u);
+/* A file's SHA-256 (64 hex digits + NUL), for a client's
+   X-Cloison-Digest. */
+int cl_api_file_sha256 (const char *path, char hex[65], cl_error_t *err);
+
 /* Always fills *resp (errors become error envelopes). */
 void cl_api_handle (struct cl_api_ctx *ctx, const struct cl_api_request *req,
                     struct cl_api_response *resp);
@@ -140,6 +168,28 @@ void cl_api_channel_free (struct cl_api_channel *ch);
    protocol. */
 int cl_api_ws_send (int fd, int opcode, const void *data, size_t len);
 int cl_api_ws_recv (int fd, char **payload, size_t *len, size_t max);
+
+/* The frame's parts both sides share (ws.c): a header of `opcode` for a
+   payload of len bytes, masked with mask (a client's) or not (NULL); its
+   size.  The size of a header whose first 2 bytes are h; its fields
+   (-1: a payload over max, or a control frame over 125 bytes). */
+#define CL_API_WS_HEADER_MAX 14
+struct cl_api_ws_frame
+{
+  int opcode;
+  bool masked;
+  unsigned char mask[4];
+  uint64_t len;
+};
+size_t cl_api_ws_header (unsigned char h[CL_API_WS_HEADER_MAX], int opcode, uint64_t len,
+                         const unsigned char *mask);
+size_t cl_api_ws_header_size (const unsigned char h[2]);
+int cl_api_ws_header_parse (const unsigned char *h, size_t max, struct cl_api_ws_frame *f);
+/* XORs p with the 4-byte mask (masks and unmasks). */
+void cl_api_ws_mask (char *p, size_t n, const unsigned char mask[4]);
+/* Sec-WebSocket-Accept for a Sec-WebSocket-Key (caller frees); -1 if
+   the hash failed. */
+int cl_api_ws_accept (const char *key, char **accept);
 
 /* Next event of a stream as one JSON line with its '\n' (caller frees).
    1: *line set; 0: none within timeout_ms; -1: the stream ended (the

@@ -630,8 +630,9 @@ instance_running (struct api_call *c, const char *name)
   status = json_string_value (json_object_get (info, "status"));
   if (status == NULL || strcmp (status, "running") != 0)
     {
-      cl_api_reply_error (c, 409, "instance `%s` is %s: not running", name,
-                          status ? status : "unknown");
+      /* the manager's own words (cloison exec prints them as they are) */
+      cl_mgr_not_running (&err, name, status);
+      cl_api_reply_cl_error (c, &err);
       return -1;
     }
   return 0;

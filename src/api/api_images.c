@@ -172,9 +172,82 @@ op_image_fetch (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_
   return 0;
 }
 
+/* cancellable: the download stops (its partial blob removed) or the
+   unpacking does, and the layers this import added are removed */
 static const struct api_op_kind kind_image_fetch = { .description = "Fetching image",
                                                      .fn = op_image_fetch,
-                                                     .lifecycle_action = "image-created" };
+                                                     .lifecycle_action = "image-created",
+                                                     .cancellable = true };
+
+/* 400 when name (NULL: none) is no NAME[:TAG]; 0, or -1 after replying. */
+static int
+name_check (struct api_call *c, const char *name)
+{
+  cleanup_free char *n = NULL, *t = NULL;
+  cl_error_t err = NULL;
+
+  if (name == NULL || cl_img_name_parse (name, &n, &t, &err) == 0)
+    return 0;
+  cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
+  cl_error_release (&err);
+  return -1;
+}
+
+/* An uploaded archive imported: the import of a path, the upload's
+   file; removed once imported, or not (the operation keeps a reference
+   to its upload until it is dropped, which would remove it too). */
+static int
+op_image_upload (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  int r = op_image_fetch (op, m, args, err);
+  cl_api_upload_remove (cl_api_op_data (op));
+  return r;
+}
+
+static const struct api_op_kind kind_image_upload = { .description = "Importing uploaded image",
+                                                      .fn = op_image_upload,
+                                                      .lifecycle_action = "image-created",
+                                                      .data_ref = cl_api_upload_ref,
+                                                      .data_unref = cl_api_upload_unref,
+                                                      .cancellable = true };
+
+/* POST /1.0/images with an archive as the body (streamed to a file by
+   the server): its digest checked, then imported by an operation. */
+static void
+images_upload (struct api_call *c)
+{
+  struct cl_api_upload *u = c->req->upload;
+  const char *name = json_string_value (json_object_get (c->query, "name"));
+  const char *digest = c->req->digest, *field = "X-Cloison-Digest";
+  cleanup_free char *key = NULL;
+
+  if (digest == NULL && (digest = json_string_value (json_object_get (c->query, "digest"))))
+    field = "digest";
+  if (digest
+      && (strncmp (digest, "sha256:", 7) != 0 || strlen (digest + 7) != 64
+          || strspn (digest + 7, "0123456789abcdef") != 64))
+    {
+      cl_api_reply_bad_field (
+          c, field, "%s: expected sha256:HEX (64 lowercase hex digits), got `%s`", field, digest);
+      return;
+    }
+  if (digest && strcmp (digest + 7, cl_api_upload_sha256 (u)) != 0)
+    {
+      cl_api_reply_bad_field (
+          c, field, "%s: the upload's %llu bytes have the digest sha256:%s, not %s", field,
+          (unsigned long long)cl_api_upload_size (u), cl_api_upload_sha256 (u), digest);
+      return;
+    }
+  if (name_check (c, name) < 0)
+    return;
+  key = cl_strdup_printf ("image-upload:%s", cl_api_upload_path (u));
+  cl_api_op_start_data (c, &kind_image_upload, key, json_pack ("{s:[]}", "images"), "/1.0/images",
+                        json_pack ("{s:{s:s, s:s}, s:s?}", "source", "type", "path", "path",
+                                   cl_api_upload_path (u), "name", name),
+                        json_pack ("{s:s, s:I}", "sha256", cl_api_upload_sha256 (u), "size",
+                                   (json_int_t)cl_api_upload_size (u)),
+                        cl_api_upload_ref (u));
+}
 
 static const struct api_field image_source_fields[] = {
   { "type", API_STRING, true, NULL },
@@ -202,6 +275,11 @@ cl_api_images_create (struct api_call *c)
   cl_error_t err = NULL;
   cleanup_free char *key = NULL;
 
+  if (c->req->upload)
+    {
+      images_upload (c);
+      return;
+    }
   if (cl_api_check_body (c, image_create_fields, true) < 0)
     return;
   src = json_object_get (c->body, "source");
@@ -237,16 +315,8 @@ cl_api_images_create (struct api_call *c)
         }
       cl_img_ref_clear (&ref);
     }
-  if (name)
-    {
-      cleanup_free char *n = NULL, *t = NULL;
-      if (cl_img_name_parse (name, &n, &t, &err) < 0)
-        {
-          cl_api_reply_bad_field (c, "name", "name: %s", err->msg);
-          cl_error_release (&err);
-          return;
-        }
-    }
+  if (name_check (c, name) < 0)
+    return;
   /* fetches of one reference run one after the other */
   key = cl_strdup_printf ("image:%s", what);
   cl_api_op_start_for (c, &kind_image_fetch, key, json_pack ("{s:[]}", "images"), "/1.0/images",

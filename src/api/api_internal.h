@@ -172,6 +172,9 @@ struct api_op_kind
   api_op_fn fn;
   const char *lifecycle_action; /* event on success: "instance-created" */
   const char *op_class;         /* NULL: "task" */
+  /* a running one can be cancelled (DELETE): fn has cancellation points
+     (common/cancel.h) and leaves nothing behind when one stops it */
+  bool cancellable;
   /* an operation's data (cl_api_op_start_data): a reference taken, one
      given back (op_free gives back the operation's own) */
   void *(*data_ref) (void *data);
@@ -263,6 +266,7 @@ void cl_api_instances_list (struct api_call *c);
 void cl_api_instances_create (struct api_call *c);
 void cl_api_instance_get (struct api_call *c);
 void cl_api_instance_patch (struct api_call *c);
+void cl_api_instance_put (struct api_call *c);
 void cl_api_instance_delete (struct api_call *c);
 void cl_api_instance_state_get (struct api_call *c);
 void cl_api_instance_state_put (struct api_call *c);
@@ -274,10 +278,16 @@ void cl_api_snapshot_restore (struct api_call *c);
 void cl_api_snapshot_delete (struct api_call *c);
 
 /* --- move.c: an instance moved here from another host (docs/move.md) --- */
-/* Drops the archives of receptions a dead daemon left (ROOT/incoming). */
-void cl_api_move_cleanup (const char *root);
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);
+
+/* --- upload.c (the rest in api.h) --- */
+void *cl_api_upload_ref (void *u);
+const char *cl_api_upload_path (const struct cl_api_upload *u);
+/* 64 hex digits, once ended */
+const char *cl_api_upload_sha256 (const struct cl_api_upload *u);
+/* Removes its file now (once imported). */
+void cl_api_upload_remove (struct cl_api_upload *u);
 
 /* --- ui_session.c: POST /1.0/ui/links --- */
 void cl_api_ui_links_create (struct api_call *c);

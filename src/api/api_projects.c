@@ -150,32 +150,12 @@ on_line (void *opaque, bool is_err, const char *line)
 static int
 op_project (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
-  cleanup_project struct cl_project *p = NULL;
   cleanup_json json_t *meta = json_pack ("{s:[], s:[], s:n}", "output", "errors", "exit_code");
-  cleanup_free const char **names = NULL;
-  json_t *arr = json_object_get (args, "machines"), *e;
-  const char *verb = json_string_value (json_object_get (args, "verb"));
   struct lines l = { .op = op, .meta = meta };
-  struct cl_project_call call = { .verb = CL_PROJECT_UP };
-  size_t i;
   int code = 0, r;
 
   (void)m;
-  if (cl_mgr_project_from_json (json_object_get (args, "project"), &p, err) < 0)
-    return -1;
-  names = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof *names);
-  json_array_foreach (arr, i, e) names[i] = json_string_value (e);
-  call.up.machines = names;
-  call.up.n_machines = json_array_size (arr);
-  call.up.recreate = json_is_true (json_object_get (args, "recreate"));
-  call.up.provision = json_is_true (json_object_get (args, "provision"));
-  call.destroy = json_is_true (json_object_get (args, "destroy"));
-  call.volumes = json_is_true (json_object_get (args, "volumes"));
-  if (strcmp (verb, "down") == 0)
-    call.verb = CL_PROJECT_DOWN;
-  else if (strcmp (verb, "provision") == 0)
-    call.verb = CL_PROJECT_PROVISION;
-  r = cl_mgr_project_run_captured (cl_api_op_ctx (op)->root, p, &call, on_line, &l, &code, err);
+  r = cl_mgr_project_run_captured (cl_api_op_ctx (op)->root, args, on_line, &l, &code, err);
   json_object_set_new (meta, "exit_code", r < 0 ? json_integer (-1) : json_integer (code));
   cl_api_op_set_metadata (op, json_incref (meta), NULL);
   return r;

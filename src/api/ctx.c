@@ -2,6 +2,7 @@
 /* The router's context: the state root, operations, events, and a few
    manager handles kept open for synchronous requests. */
 #include "api/api_internal.h"
+#include "common/cleanup.h"
 #include "common/db.h"
 #include "common/util.h"
 
@@ -9,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+static const char *const leftovers[] = { "incoming", "uploads" };
 
 int
 cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_api_ctx **out,
@@ -36,8 +39,16 @@ cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_a
       cl_api_ctx_free (ctx, 0);
       return -1;
     }
+  /* what a dead daemon was receiving: archives of instances moved here
+     (move.c), image uploads (upload.c) */
   if (!ctx->inline_ops)
-    cl_api_move_cleanup (root);
+    for (size_t i = 0; i < sizeof leftovers / sizeof leftovers[0]; i++)
+      {
+        cleanup_free char *dir = cl_strdup_printf ("%s/%s", root, leftovers[i]);
+        cl_error_t ignored = NULL;
+        if (cl_rm_rf (dir, &ignored) < 0)
+          cl_error_release (&ignored);
+      }
   cl_api_manager_put (ctx, m);
   *out = ctx;
   return 0;

@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,25 +133,78 @@ list_one (void *opaque, const struct cl_instance_summary *s)
   cl_api_text_raw (t, "}", 1);
 }
 
+/* The last list's text of each kind (recursion 0 and 1), with the
+   state's version it was made at: a poller asking again and again while
+   nothing changes gets a copy, not another SELECT of thousands of rows.
+   The lock is held for a lookup or a store, never while listing. */
+static struct
+{
+  pthread_mutex_t lock;
+  uint64_t version[2];
+  char *text[2];
+  size_t len[2];
+} listed = { PTHREAD_MUTEX_INITIALIZER, { 0, 0 }, { NULL, NULL }, { 0, 0 } };
+
+static bool
+listed_copy (int kind, uint64_t version, struct api_text *t)
+{
+  bool hit;
+
+  pthread_mutex_lock (&listed.lock);
+  hit = version && listed.version[kind] == version && listed.text[kind];
+  if (hit)
+    cl_api_text_raw (t, listed.text[kind], listed.len[kind]);
+  pthread_mutex_unlock (&listed.lock);
+  return hit;
+}
+
+static void
+listed_keep (int kind, uint64_t version, const struct api_text *t)
+{
+  char *copy;
+
+  if (version == 0)
+    return;
+  copy = cl_xmalloc0 (t->len + 1);
+  memcpy (copy, t->buf, t->len);
+  pthread_mutex_lock (&listed.lock);
+  free (listed.text[kind]);
+  listed.text[kind] = copy;
+  listed.len[kind] = t->len;
+  listed.version[kind] = version;
+  pthread_mutex_unlock (&listed.lock);
+}
+
 void
 cl_api_instances_list (struct api_call *c)
 {
   struct list_text l = { 0 };
   struct cl_manager *m;
   cl_error_t err = NULL;
+  uint64_t version = 0;
   long recursion;
+  int r;
 
   /* written as text as the rows come: a list of thousands costs no JSON
      tree */
   if (cl_api_query_int (c, "recursion", 0, 1, 0, &recursion) < 0 || (m = manager_get (c)) == NULL)
     return;
   l.urls = recursion == 0;
-  if (manager_put (c, m, cl_mgr_instance_each (m, list_one, &l, &err), &err) < 0)
+  r = cl_mgr_instance_check (m, &version, &err);
+  if (r == 0 && !listed_copy ((int)recursion, version, &l.t))
+    {
+      r = cl_mgr_instance_rows (m, list_one, &l, &err);
+      if (r == 0)
+        {
+          cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
+          listed_keep ((int)recursion, version, &l.t);
+        }
+    }
+  if (manager_put (c, m, r, &err) < 0)
     {
       free (l.t.buf);
       return;
     }
-  cl_api_text_raw (&l.t, l.n ? "]" : "[]", l.n ? 1 : 2);
   cl_api_reply_sync_text (c, &l.t);
 }
 
@@ -190,7 +244,7 @@ launch_limits (json_t *config, struct cl_launch_opts *o, const char **bad, cl_er
 {
   json_t *v;
 
-  if ((v = json_object_get (config, "limits.cpu")))
+  if ((v = json_object_get (config, "limits.cpu")) && !json_is_null (v))
     {
       cleanup_free char *s = scalar_string (v);
       char *end;
@@ -200,14 +254,14 @@ launch_limits (json_t *config, struct cl_launch_opts *o, const char **bad, cl_er
         return cl_error_make (err, 0, "%s: expected a number of CPUs (1-256), got `%s`", *bad, s);
       o->cpus = (unsigned)n;
     }
-  if ((v = json_object_get (config, "limits.memory")))
+  if ((v = json_object_get (config, "limits.memory")) && !json_is_null (v))
     {
       cleanup_free char *s = scalar_string (v);
       *bad = "config[\"limits.memory\"]";
       if (cl_parse_size (s, *bad, &o->memory, err) < 0)
         return -1;
     }
-  if ((v = json_object_get (config, "root.size")))
+  if ((v = json_object_get (config, "root.size")) && !json_is_null (v))
     {
       cleanup_free char *s = scalar_string (v);
       *bad = "config[\"root.size\"]";
@@ -295,8 +349,11 @@ op_copy (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
   return cl_mgr_instance_copy (m, arg_string (args, "source"), arg_string (args, "name"), err);
 }
 
-static const struct api_op_kind kind_copy
-    = { .description = "Copying instance", .fn = op_copy, .lifecycle_action = "instance-created" };
+/* cancellable: the tree copy (cp) is killed and the copy undone */
+static const struct api_op_kind kind_copy = { .description = "Copying instance",
+                                              .fn = op_copy,
+                                              .lifecycle_action = "instance-created",
+                                              .cancellable = true };
 
 /* source.type copy: a stopped copy-on-write copy of an instance. */
 static void
@@ -443,40 +500,58 @@ static const struct api_field patch_fields[] = {
   { NULL, 0, false, NULL },
 };
 
-/* PATCHes of this process one at a time, so that If-Match holds from
-   the check to the change. */
+static const struct api_field put_fields[] = {
+  { "config", API_SCALAR_MAP, false, NULL },
+  { NULL, 0, false, NULL },
+};
+
+/* The writable config keys: what PATCH changes and PUT replaces (an
+   absent one is reset to its default, no limit). */
+static const char *const config_keys[] = { "limits.memory", "limits.cpu", NULL };
+
+/* PATCHes and PUTs of this process one at a time, so that If-Match holds
+   from the check to the change. */
 static pthread_mutex_t patch_lock = PTHREAD_MUTEX_INITIALIZER;
 
-/* Applies the body's config; 0, or -1 after replying. */
+/* 412 when If-Match names another config than the instance's; 0, or -1
+   after replying. */
 static int
-patch_apply (struct api_call *c, struct cl_manager *m)
+check_if_match (struct api_call *c, struct cl_manager *m)
+{
+  cleanup_free char *etag = NULL;
+  cl_error_t err = NULL;
+  json_t *info;
+
+  if (c->if_match == NULL || strcmp (c->if_match, "*") == 0)
+    return 0;
+  if (cl_mgr_instance_info (m, c->params[0], &info, &err) < 0)
+    {
+      cl_api_reply_cl_error (c, &err);
+      return -1;
+    }
+  etag = instance_etag (info);
+  json_decref (info);
+  if (strcmp (etag, c->if_match) == 0)
+    return 0;
+  cl_api_reply_error (c, 412, "instance `%s` changed since you read it (ETag %s, If-Match %s)",
+                      c->params[0], etag, c->if_match);
+  return -1;
+}
+
+/* Applies config (key -> value, null: the default); 0, or -1 after
+   replying. */
+static int
+config_apply (struct api_call *c, struct cl_manager *m, json_t *config)
 {
   cl_error_t err = NULL;
   const char *key;
   json_t *v;
 
-  if (c->if_match && strcmp (c->if_match, "*") != 0)
-    {
-      json_t *info;
-      cleanup_free char *etag = NULL;
-      if (cl_mgr_instance_info (m, c->params[0], &info, &err) < 0)
-        {
-          cl_api_reply_cl_error (c, &err);
-          return -1;
-        }
-      etag = instance_etag (info);
-      json_decref (info);
-      if (strcmp (etag, c->if_match) != 0)
-        {
-          cl_api_reply_error (c, 412,
-                              "instance `%s` changed since you read it (ETag %s, If-Match %s)",
-                              c->params[0], etag, c->if_match);
-          return -1;
-        }
-    }
-  json_object_foreach (json_object_get (c->body, "config"), key, v)
+  if (check_if_match (c, m) < 0)
+    return -1;
+  json_object_foreach (config, key, v)
   {
-    cleanup_free char *value = scalar_string (v);
+    cleanup_free char *value = json_is_null (v) ? NULL : scalar_string (v);
     if (cl_mgr_instance_config_set (m, c->params[0], key, value, &err) < 0)
       {
         if (cl_error_kind_of (err) == CL_ERR_INVALID)
@@ -493,8 +568,11 @@ patch_apply (struct api_call *c, struct cl_manager *m)
   return 0;
 }
 
-void
-cl_api_instance_patch (struct api_call *c)
+/* PATCH and PUT: config's keys checked, every value checked before any is
+   applied, then applied, the instance-updated event, and the instance
+   with its new ETag.  config: the body's, with nulls for keys reset. */
+static void
+config_update (struct api_call *c, json_t *config)
 {
   struct cl_launch_opts o = { 0 };
   struct cl_manager *m;
@@ -503,11 +581,12 @@ cl_api_instance_patch (struct api_call *c)
   json_t *info, *v;
   int r;
 
-  if (cl_api_check_body (c, patch_fields, true) < 0)
-    return;
-  json_object_foreach (json_object_get (c->body, "config"), key, v)
+  json_object_foreach (config, key, v)
   {
-    if (strcmp (key, "limits.cpu") != 0 && strcmp (key, "limits.memory") != 0)
+    const char *const *k = config_keys;
+    while (*k && strcmp (*k, key) != 0)
+      k++;
+    if (*k == NULL)
       {
         cleanup_free char *path = cl_api_path_join ("config", key);
         cl_api_reply_bad_field (c, path, "%s: unknown key `%s` (limits.memory, limits.cpu)", path,
@@ -515,8 +594,7 @@ cl_api_instance_patch (struct api_call *c)
         return;
       }
   }
-  /* every value checked before any is applied */
-  if (launch_limits (json_object_get (c->body, "config"), &o, &bad, &err) < 0)
+  if (launch_limits (config, &o, &bad, &err) < 0)
     {
       cl_api_reply_bad_field (c, bad, "%s", err->msg);
       cl_error_release (&err);
@@ -525,7 +603,7 @@ cl_api_instance_patch (struct api_call *c)
   if ((m = manager_get (c)) == NULL)
     return;
   pthread_mutex_lock (&patch_lock);
-  r = patch_apply (c, m);
+  r = config_apply (c, m, config);
   pthread_mutex_unlock (&patch_lock);
   if (r < 0)
     {
@@ -539,6 +617,75 @@ cl_api_instance_patch (struct api_call *c)
     cl_api_lifecycle (c->ctx, "instance-updated", url);
   }
   reply_instance (c, info);
+}
+
+void
+cl_api_instance_patch (struct api_call *c)
+{
+  if (cl_api_check_body (c, patch_fields, true) == 0)
+    config_update (c, json_object_get (c->body, "config"));
+}
+
+/* PUT: the whole writable document.  `config` replaces the config (a key
+   left out goes back to its default); the other fields of GET's document
+   (name, kind, status, ...) are read-only: allowed when unchanged, so
+   that a document read, edited and sent back fits. */
+void
+cl_api_instance_put (struct api_call *c)
+{
+  cleanup_json json_t *config = NULL;
+  json_t *info, *v, *cur;
+  const char *key;
+
+  if (c->body != NULL && !json_is_object (c->body))
+    {
+      cl_api_reply_error (c, 400, "request body: expected an object");
+      return;
+    }
+  if ((info = instance_info (c, c->params[0])) == NULL)
+    return;
+  json_object_foreach (c->body, key, v)
+  {
+    cleanup_free char *path = NULL;
+    if (strcmp (key, "config") == 0)
+      continue;
+    cur = json_object_get (info, key);
+    if (cur && json_equal (cur, v))
+      continue;
+    path = cl_api_path_join (NULL, key);
+    if (cur == NULL)
+      cl_api_reply_bad_field (c, path,
+                              "%s: unknown field `%s` (PUT takes config; the other"
+                              " fields of the instance are read-only)",
+                              path, key);
+    else
+      {
+        cleanup_free char *now = json_dumps (cur, JSON_COMPACT | JSON_ENCODE_ANY);
+        cl_api_reply_bad_field (c, path, "%s: read-only field (the instance's is %s)", path, now);
+      }
+    json_decref (info);
+    return;
+  }
+  json_decref (info);
+  /* config checked as PATCH checks it (the read-only fields passed
+     above), then every key absent reset */
+  {
+    json_t *body = c->body;
+    int r;
+    c->body = json_pack ("{s:O*}", "config", json_object_get (body, "config"));
+    r = cl_api_check_body (c, put_fields, false);
+    json_decref (c->body);
+    c->body = body;
+    if (r < 0)
+      return;
+  }
+  config = json_deep_copy (json_object_get (c->body, "config"));
+  if (config == NULL)
+    config = json_object ();
+  for (const char *const *k = config_keys; *k; k++)
+    if (json_object_get (config, *k) == NULL)
+      json_object_set_new (config, *k, json_null ());
+  config_update (c, config);
 }
 
 static int
@@ -627,6 +774,16 @@ op_freeze (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *er
                                  json_is_true (json_object_get (args, "freeze")), err);
 }
 
+static int
+op_checkpoint (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  (void)op;
+  return cl_mgr_instance_checkpoint (m, arg_string (args, "name"), err);
+}
+
+static const struct api_op_kind kind_checkpoint = { .description = "Checkpointing instance",
+                                                    .fn = op_checkpoint,
+                                                    .lifecycle_action = "instance-stopped" };
 static const struct api_op_kind kind_freeze = { .description = "Freezing instance",
                                                 .fn = op_freeze,
                                                 .lifecycle_action = "instance-paused" };
@@ -671,10 +828,13 @@ cl_api_instance_state_put (struct api_call *c)
     kind = &kind_freeze;
   else if (strcmp (action, "unfreeze") == 0)
     kind = &kind_unfreeze;
+  else if (strcmp (action, "checkpoint") == 0)
+    kind = &kind_checkpoint;
   else
     {
       cl_api_reply_bad_field (c, "action",
-                              "action: expected start, stop, restart, freeze or unfreeze, got `%s`",
+                              "action: expected start, stop, restart, freeze, unfreeze or "
+                              "checkpoint, got `%s`",
                               action);
       return;
     }
@@ -703,7 +863,7 @@ cl_api_instance_state_put (struct api_call *c)
       cl_api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
       return;
     }
-  if (kind == &kind_stop && !running)
+  if ((kind == &kind_stop || kind == &kind_checkpoint) && !running)
     {
       cl_api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
       return;

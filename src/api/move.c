@@ -33,16 +33,6 @@ archive_path (const char *root, const char *name)
   return cl_strdup_printf ("%s/incoming/%s.tar", root, name);
 }
 
-void
-cl_api_move_cleanup (const char *root)
-{
-  cleanup_free char *dir = incoming_dir (root);
-  cl_error_t ignored = NULL;
-
-  if (cl_rm_rf (dir, &ignored) < 0)
-    cl_error_release (&ignored);
-}
-
 /* Drops archives of movers that died while this daemon lived. */
 static void
 sweep_stale (const char *dir)

@@ -5,6 +5,7 @@
    written to the api_operations table and sent as an event.  The table
    tells the next context which operations a dead process left behind. */
 #include "api/api_internal.h"
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/log.h"
@@ -50,6 +51,9 @@ struct api_op
   char *err;
   int64_t created, updated;
   void *data; /* the kind's (data_ref, data_unref) */
+  /* set (atomically) by DELETE of a running cancellable operation: the
+     worker's cancellation points (common/cancel.h) read it */
+  int cancel;
 };
 
 static void op_start (struct api_call *c, const struct api_op_kind *kind, const char *key,
@@ -72,6 +76,16 @@ static bool
 finished (int status)
 {
   return status >= OP_SUCCESS;
+}
+
+/* Pending: it has not begun; running: when its kind has cancellation
+   points and it was not asked already. */
+static bool
+may_cancel (struct api_op *op)
+{
+  return op->status == OP_PENDING
+         || (op->status == OP_RUNNING && op->kind && op->kind->cancellable
+             && !__atomic_load_n (&op->cancel, __ATOMIC_RELAXED));
 }
 
 static int
@@ -110,8 +124,8 @@ op_json (struct api_op *op)
                     "description", op->description, "created_at", created, "updated_at", updated,
                     "status", status_names[op->status], "status_code", status_codes[op->status],
                     "resources", op->resources, "metadata",
-                    op->metadata ? op->metadata : json_null (), "may_cancel",
-                    op->status == OP_PENDING, "err", op->err ? op->err : "");
+                    op->metadata ? op->metadata : json_null (), "may_cancel", may_cancel (op),
+                    "err", op->err ? op->err : "");
 }
 
 /* Writes the operation's row; called with ctx->lock held.  A failure is
@@ -216,7 +230,12 @@ op_run (struct api_op *op, struct cl_manager *m)
   if (own)
     r = cl_mgr_open (ctx->root, &m, &err);
   if (r == 0)
-    r = op->kind->fn (op, m, op->args, &err);
+    {
+      if (op->kind->cancellable)
+        cl_cancel_scope (&op->cancel);
+      r = op->kind->fn (op, m, op->args, &err);
+      cl_cancel_scope (NULL);
+    }
   if (m)
     {
       if (op->is_instance && ctx->op_ended)
@@ -228,7 +247,11 @@ op_run (struct api_op *op, struct cl_manager *m)
   pthread_mutex_lock (&ctx->lock);
   if (r < 0)
     cl_debug ("operation %s (%s): %s", op->id, op->description, err->msg);
-  op_set_status (op, r < 0 ? OP_FAILURE : OP_SUCCESS, r < 0 ? err->msg : NULL);
+  /* a cancelled one that still ended well stays a success */
+  if (r < 0 && __atomic_load_n (&op->cancel, __ATOMIC_RELAXED))
+    op_set_status (op, OP_CANCELLED, "cancelled");
+  else
+    op_set_status (op, r < 0 ? OP_FAILURE : OP_SUCCESS, r < 0 ? err->msg : NULL);
   if (r == 0 && op->kind->lifecycle_action)
     cl_api_event_emit (
         ctx, "lifecycle",
@@ -247,6 +270,13 @@ op_worker (void *arg)
     pthread_cond_wait (&ctx->changed, &ctx->lock);
   if (op->status != OP_CANCELLED)
     op_run (op, NULL);
+  else if (op->data && op->kind->data_unref)
+    {
+      /* cancelled before it began: its data (an upload's file) goes now,
+         not when the operation is dropped from the list */
+      op->kind->data_unref (op->data);
+      op->data = NULL;
+    }
   ctx->workers--;
   pthread_cond_broadcast (&ctx->changed);
   pthread_mutex_unlock (&ctx->lock);
@@ -590,35 +620,72 @@ cl_api_operation_wait (struct api_call *c)
     op_reply (c, timeout);
 }
 
+/* A running operation asked to stop gets this long to reach a
+   cancellation point and undo its work, before DELETE answers. */
+#define CANCEL_WAIT_S 30
+
 void
 cl_api_operation_cancel (struct api_call *c)
 {
+  struct cl_api_ctx *ctx = c->ctx;
+  struct timespec deadline;
   struct api_op *op;
   json_t *j = NULL;
   int status = -1;
+  bool cancellable = false, asked = false;
+  cleanup_free char *what = NULL;
 
-  pthread_mutex_lock (&c->ctx->lock);
+  pthread_mutex_lock (&ctx->lock);
   op = op_find (c);
   if (op)
     {
       status = op->status;
+      cancellable = may_cancel (op);
+      asked = __atomic_load_n (&op->cancel, __ATOMIC_RELAXED) != 0;
+      what = cl_xstrdup (op->description);
       if (status == OP_PENDING)
         {
           /* its worker sees it when it wakes, and returns */
           op_set_status (op, OP_CANCELLED, "cancelled");
-          pthread_cond_broadcast (&c->ctx->changed);
+          pthread_cond_broadcast (&ctx->changed);
         }
-      j = op_json (op);
+      else if (cancellable)
+        {
+          /* its worker stops at its next cancellation point, undoes what
+             it did and ends `cancelled`: waited for here, a while */
+          __atomic_store_n (&op->cancel, 1, __ATOMIC_RELAXED);
+          clock_gettime (CLOCK_REALTIME, &deadline);
+          deadline.tv_sec += CANCEL_WAIT_S;
+          while ((op = op_find (c)) && !finished (op->status) && !ctx->closing)
+            if (pthread_cond_timedwait (&ctx->changed, &ctx->lock, &deadline) == ETIMEDOUT)
+              {
+                op = op_find (c);
+                break;
+              }
+        }
+      if (op)
+        j = op_json (op);
     }
-  pthread_mutex_unlock (&c->ctx->lock);
-  if (op == NULL)
+  pthread_mutex_unlock (&ctx->lock);
+  if (status < 0)
     cl_api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
-  else if (status != OP_PENDING)
+  else if (!cancellable)
     {
-      cl_api_reply_error (c, 409, "operation `%s` is %s: only a pending operation can be cancelled",
-                          c->params[0], status_names[status]);
+      if (finished (status))
+        cl_api_reply_error (c, 409, "operation `%s` is %s: it ended already", c->params[0],
+                            status_names[status]);
+      else if (asked)
+        cl_api_reply_error (c, 409, "operation `%s` (%s) is being cancelled already", c->params[0],
+                            what);
+      else
+        cl_api_reply_error (c, 409,
+                            "operation `%s` (%s) is running and cannot be cancelled: it has no"
+                            " point where it could stop and leave nothing behind",
+                            c->params[0], what);
       json_decref (j);
     }
+  else if (j == NULL)
+    cl_api_reply_error (c, 404, "operation `%s` not found", c->params[0]);
   else
     cl_api_reply_sync (c, 200, j);
 }

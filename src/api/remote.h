@@ -9,6 +9,8 @@
 
 #include "api/api.h"
 
+#include <stdio.h>
+
 struct cl_api_remote
 {
   const char *url;         /* "https://HOST:PORT" (or "http://..." with unix_socket) */
@@ -38,6 +40,14 @@ void cl_api_remote_share_free (void *share);
 int cl_api_remote_request (const struct cl_api_remote *remote, const struct cl_api_request *req,
                            struct cl_api_response *resp, cl_error_t *err);
 
+/* Puts req's body on a libcurl handle (CURL *): its JSON body, or its
+   body_file streamed as application/octet-stream with X-Cloison-Digest
+   (req->digest); If-Match.  Headers are appended to *headers; *file is
+   the file opened (the caller closes it after the transfer). */
+struct curl_slist;
+int cl_api_curl_body (void *curl, const struct cl_api_request *req, struct curl_slist **headers,
+                      FILE **file, cl_error_t *err);
+
 /* The certificate the server presents, unchecked (PEM; caller frees). */
 int cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, cl_error_t *err);
 
@@ -46,5 +56,22 @@ int cl_api_remote_server_cert (const struct cl_api_remote *remote, char **pem, c
    stream (0), or the connection fails (-1). */
 int cl_api_remote_events (const struct cl_api_remote *remote, const char *query,
                           int (*fn) (const char *line, void *data), void *data, cl_error_t *err);
+
+/* A websocket to path_query (GET with Upgrade: websocket) of a remote
+   or a local daemon, over the connection a request would take (TLS with
+   the pinned certificate, or the Unix socket).  A refused handshake
+   gives the API's error message in err.  Frames over max are refused. */
+struct cl_api_wsc;
+int cl_api_remote_ws_open (const struct cl_api_remote *remote, const char *path_query, size_t max,
+                           struct cl_api_wsc **out, cl_error_t *err);
+/* Its socket, to poll for POLLIN before cl_api_wsc_recv. */
+int cl_api_wsc_fd (const struct cl_api_wsc *w);
+/* One frame of ours (masked); -1 when the server is gone. */
+int cl_api_wsc_send (struct cl_api_wsc *w, int opcode, const void *data, size_t len);
+/* The next frame of the server's, without waiting: its opcode and its
+   payload (NUL-terminated, caller frees); -2 when no whole frame has
+   come yet, -1 when the server is gone or broke the protocol. */
+int cl_api_wsc_recv (struct cl_api_wsc *w, char **payload, size_t *len);
+void cl_api_wsc_close (struct cl_api_wsc *w);
 
 #endif

@@ -142,9 +142,16 @@ cl_api_text_string (struct api_text *t, const char *s)
 void
 cl_api_text_int (struct api_text *t, long long v)
 {
-  char num[24];
-  int n = snprintf (num, sizeof num, "%lld", v);
-  cl_api_text_raw (t, num, (size_t)n);
+  /* by hand: snprintf was a tenth of a long list's time */
+  char num[24], *p = num + sizeof num;
+  unsigned long long u = v < 0 ? -(unsigned long long)v : (unsigned long long)v;
+
+  do
+    *--p = (char)('0' + u % 10);
+  while ((u /= 10) != 0);
+  if (v < 0)
+    *--p = '-';
+  cl_api_text_raw (t, p, (size_t)(num + sizeof num - p));
 }
 
 void

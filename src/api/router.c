@@ -24,7 +24,8 @@ static const char *const api_extensions[] = {
   "events_stream",
   "events_websocket",
   "instance_copy",
-  "instance_move", /* PUT .../upload, POST .../receive (docs/move.md) */
+  "instance_move",          /* PUT .../upload, POST .../receive (docs/move.md) */
+  "instance_move_stateful", /* PUT .../state checkpoint; a received checkpoint/ restores */
   "images_fetch",
   "container_exec",
   "vm_exec",
@@ -35,6 +36,9 @@ static const char *const api_extensions[] = {
   "certificates",
   "certificate_trust_tokens",
   "ui",
+  "instance_put",
+  "images_upload",
+  "operation_cancel_running",
   NULL,
 };
 
@@ -84,6 +88,9 @@ static const struct api_route routes[] = {
   { { "GET", "/1.0/instances/{name}", "an instance" }, cl_api_instance_get },
   { { "PATCH", "/1.0/instances/{name}", "change limits.memory / limits.cpu (live)" },
     cl_api_instance_patch },
+  { { "PUT", "/1.0/instances/{name}",
+      "replace the writable config (keys left out: their defaults; live as PATCH)" },
+    cl_api_instance_put },
   { { "DELETE", "/1.0/instances/{name}", "delete an instance (async; force=1 when running)" },
     cl_api_instance_delete },
   { { "GET", "/1.0/instances/{name}/state", "an instance's state" }, cl_api_instance_state_get },

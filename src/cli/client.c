@@ -2,6 +2,7 @@
 /* The CLI's client of the REST API: the transports (the daemon's Unix
    socket through libcurl, the router in-process), the choice between
    them, and requests run to their end (operations waited for). */
+#include "api/remote.h"
 #include "cli/client.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -80,6 +81,9 @@ inprocess_request (void *state, const struct cl_api_request *req, struct cl_api_
 {
   json_error_t je;
 
+  if (req->body_file)
+    return cl_error_make (err, 0, "%s %s: a file body goes to a server only", req->method,
+                          req->path);
   cl_api_handle (state, req, resp);
   /* a list the router wrote as text is read as the daemon's would be */
   if (resp->json == NULL && resp->raw && resp->content_type
@@ -154,6 +158,7 @@ struct unix_state
 {
   CURL *curl;
   char *socket_path;
+  struct cl_api_remote remote; /* the same socket, for websockets */
   struct unix_watch *watch;
 };
 
@@ -193,7 +198,8 @@ unix_request (void *state, const struct cl_api_request *req, struct cl_api_respo
   struct unix_state *u = state;
   struct cl_buffer body = { 0 };
   struct curl_slist *headers = NULL;
-  cleanup_free char *url = NULL, *if_match = NULL;
+  cleanup_free char *url = NULL;
+  FILE *file = NULL;
   char curl_err[CURL_ERROR_SIZE] = "";
   json_error_t je;
   CURLcode rc;
@@ -214,22 +220,15 @@ unix_request (void *state, const struct cl_api_request *req, struct cl_api_respo
     curl_easy_setopt (u->curl, CURLOPT_HTTPGET, 1L);
   else
     curl_easy_setopt (u->curl, CURLOPT_CUSTOMREQUEST, req->method);
-  if (req->body)
-    {
-      curl_easy_setopt (u->curl, CURLOPT_POSTFIELDS, req->body);
-      curl_easy_setopt (u->curl, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
-      headers = curl_slist_append (headers, "Content-Type: application/json");
-    }
-  if (req->if_match)
-    {
-      if_match = cl_strdup_printf ("If-Match: %s", req->if_match);
-      headers = curl_slist_append (headers, if_match);
-    }
+  if (cl_api_curl_body (u->curl, req, &headers, &file, err) < 0)
+    return -1;
   /* no "Expect: 100-continue" round trip for larger bodies */
   headers = curl_slist_append (headers, "Expect:");
   curl_easy_setopt (u->curl, CURLOPT_HTTPHEADER, headers);
   rc = curl_easy_perform (u->curl);
   curl_slist_free_all (headers);
+  if (file)
+    fclose (file);
   if (rc != CURLE_OK)
     {
       free (body.data);
@@ -426,6 +425,12 @@ unix_watch (void *state, cl_api_event_fn fn, void *opaque)
   pthread_mutex_unlock (&w->lock);
 }
 
+const struct cl_api_remote *
+cli_client_remote (struct cli_client *c)
+{
+  return c->t->remote ? c->t->remote (c->state) : NULL;
+}
+
 const char *
 cli_client_socket (struct cli_client *c)
 {
@@ -442,11 +447,18 @@ unix_close (void *state)
   free (u);
 }
 
+static const struct cl_api_remote *
+unix_remote (void *state)
+{
+  return &((struct unix_state *)state)->remote;
+}
+
 static const struct cli_transport unix_socket = {
   .name = "unix",
   .request = unix_request,
   .close = unix_close,
   .watch = unix_watch,
+  .remote = unix_remote,
 };
 
 int
@@ -470,6 +482,8 @@ cli_unix_transport (const char *socket_path, const struct cli_transport **t, voi
       return cl_error_make (err, 0, "libcurl: no handle");
     }
   u->socket_path = cl_xstrdup (socket_path);
+  u->remote.url = "http://cloison";
+  u->remote.unix_socket = u->socket_path;
   *t = &unix_socket;
   *state = u;
   return 0;
@@ -569,9 +583,8 @@ response_error (const struct cl_api_request *req, struct cl_api_response *resp, 
   return cl_error_make (err, 0, "%s %s: HTTP status %d", req->method, req->path, resp->status);
 }
 
-/* Waits for the operation at url to end; its metadata in *out. */
-static int
-wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
+int
+cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
   char query[32];
@@ -608,6 +621,31 @@ wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t 
     }
 }
 
+/* req sent and run to its end (cli_call). */
+static int
+call_request (struct cli_client *c, const struct cl_api_request *req, json_t **out, cl_error_t *err)
+{
+  struct cl_api_response resp;
+  int r = 0;
+
+  if (out)
+    *out = NULL;
+  if (cli_request (c, req, &resp, err) < 0)
+    return -1;
+  if (resp.status == 202)
+    {
+      const char *op = json_string_value (json_object_get (resp.json, "operation"));
+      r = op ? cli_wait_operation (c, op, out, err)
+             : cl_error_make (err, 0, "%s %s: no operation in a 202", req->method, req->path);
+    }
+  else if (resp.status >= 300 || resp.json == NULL)
+    r = response_error (req, &resp, err);
+  else if (out)
+    *out = json_incref (json_object_get (resp.json, "metadata"));
+  cl_api_response_clear (&resp);
+  return r;
+}
+
 int
 cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
           json_t *body, json_t **out, cl_error_t *err)
@@ -620,23 +658,21 @@ cli_call (struct cli_client *c, const char *method, const char *path, const char
     .body = text,
     .body_len = text ? strlen (text) : 0,
   };
-  struct cl_api_response resp;
-  int r = 0;
+  return call_request (c, &req, out, err);
+}
 
-  if (out)
-    *out = NULL;
-  if (cli_request (c, &req, &resp, err) < 0)
+int
+cli_call_file (struct cli_client *c, const char *method, const char *path, const char *query,
+               const char *file, json_t **out, cl_error_t *err)
+{
+  char hex[65];
+  cleanup_free char *digest = NULL;
+  struct cl_api_request req = { .method = method, .path = path, .query = query };
+
+  if (cl_api_file_sha256 (file, hex, err) < 0)
     return -1;
-  if (resp.status == 202)
-    {
-      const char *op = json_string_value (json_object_get (resp.json, "operation"));
-      r = op ? wait_operation (c, op, out, err)
-             : cl_error_make (err, 0, "%s %s: no operation in a 202", method, path);
-    }
-  else if (resp.status >= 300 || resp.json == NULL)
-    r = response_error (&req, &resp, err);
-  else if (out)
-    *out = json_incref (json_object_get (resp.json, "metadata"));
-  cl_api_response_clear (&resp);
-  return r;
+  digest = cl_strdup_printf ("sha256:%s", hex);
+  req.body_file = file;
+  req.digest = digest;
+  return call_request (c, &req, out, err);
 }

@@ -16,6 +16,7 @@
 #define CLOISON_CLI_CLIENT_H
 
 #include "api/api.h"
+#include "api/remote.h"
 #include "common/error.h"
 
 #include <jansson.h>
@@ -33,6 +34,9 @@ struct cli_transport
   /* Optional: calls fn with each event of the server from now on (NULL
      fn: no more), so that a verb shows an operation's progress. */
   void (*watch) (void *state, cl_api_event_fn fn, void *opaque);
+  /* Optional: the server as api/remote.h addresses it, for connections
+     of the caller's own (websockets: exec, console); NULL in-process. */
+  const struct cl_api_remote *(*remote) (void *state);
 };
 
 struct cli_client;
@@ -50,12 +54,16 @@ const char *cli_client_transport (struct cli_client *c);
    go around cli_request: cloison monitor). */
 const char *cli_client_socket (struct cli_client *c);
 
+/* The server behind the client (cli_transport.remote), or NULL when
+   the requests are in-process. */
+const struct cl_api_remote *cli_client_remote (struct cli_client *c);
+
 /* The transports of this file, for cli_client_new. */
 /* Over a Unix socket; -1 with err when nothing answers there. */
 int cli_unix_transport (const char *socket_path, const struct cli_transport **t, void **state,
-                           cl_error_t *err);
+                        cl_error_t *err);
 int cli_inprocess_transport (const char *root, const struct cli_transport **t, void **state,
-                                cl_error_t *err);
+                             cl_error_t *err);
 
 /* Events as they come (cli_transport.watch), when the transport has
    them; returns false when it has not. */
@@ -63,14 +71,24 @@ bool cli_client_watch (struct cli_client *c, cl_api_event_fn fn, void *opaque);
 
 /* One request as it goes: fills *resp (cl_api_response_clear after). */
 int cli_request (struct cli_client *c, const struct cl_api_request *req,
-                    struct cl_api_response *resp, cl_error_t *err);
+                 struct cl_api_response *resp, cl_error_t *err);
 
 /* A request run to its end: a sync answer gives its metadata in *out (may
    be NULL), a 202 is waited for (/1.0/operations/ID/wait) and gives the
    ended operation's metadata, an error envelope or a failed operation
    gives -1 with its message in err.  body (may be NULL) is borrowed; out
    may be NULL. */
+/* Waits for the operation at url ("/1.0/operations/ID") to end: its
+   metadata in *out (may be NULL), or -1 with its error. */
+int cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err);
+
 int cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
-                 json_t *body, json_t **out, cl_error_t *err);
+              json_t *body, json_t **out, cl_error_t *err);
+
+/* The same with a file as the body, streamed (application/octet-stream)
+   with its digest (X-Cloison-Digest: sha256:HEX, computed first): an
+   image upload.  Only over a server's socket or HTTPS. */
+int cli_call_file (struct cli_client *c, const char *method, const char *path, const char *query,
+                   const char *file, json_t **out, cl_error_t *err);
 
 #endif

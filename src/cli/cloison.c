@@ -20,11 +20,11 @@ static const struct cloison_cmd *const groups[] = {
 };
 
 /* The verbs that go through the API (client.h), and so may address a
-   remote; the others (run, exec, console) act on the local state root
-   directly. */
+   remote; the others (run...) act on the local state root directly. */
 static const char *const api_verbs[] = {
-  "launch", "list",   "info", "start",    "stop",  "restart", "freeze", "unfreeze", "delete",
-  "logs",   "config", "copy", "snapshot", "image", "network", "volume", NULL,
+  "launch",   "list",   "info", "start",   "stop", "restart",  "freeze",
+  "unfreeze", "delete", "logs", "config",  "copy", "snapshot", "image",
+  "network",  "volume", "exec", "console", NULL,
 };
 
 /* Runs argv[0] from `table`: true when found (*ret its result). */
@@ -63,7 +63,8 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
     return cl_error_make (err, 0,
                           "`%s` is not available on a remote yet (the command is for remote"
                           " `%s`; remotes serve launch, list, info, start, stop, restart,"
-                          " delete, logs, config, copy, snapshot, image, network, monitor)",
+                          " delete, logs, exec, console, config, copy, snapshot, image, network,"
+                          " monitor)",
                           argv[0], remote);
   return 0;
 }

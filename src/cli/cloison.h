@@ -52,5 +52,9 @@ bool cli_server_config_wants (int argc, char **argv);
 int cli_server_config (struct cloison_globals *g, int argc, char **argv, cl_error_t *err);
 /* --format: `table` or `json`, else -1 with the one-line error. */
 int cli_check_format (const char *format, cl_error_t *err);
+/* An integer option's value in [min, max], else -1 with "WHAT: expected
+   an integer MIN-MAX, got `S`". */
+int cli_parse_long (const char *s, const char *what, long min, long max, long *out,
+                    cl_error_t *err);
 
 #endif

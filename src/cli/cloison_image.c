@@ -9,12 +9,14 @@
 #include "common/util.h"
 #include "image/image.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -145,6 +147,8 @@ static int
 cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_free char *id = NULL, *path = NULL, *cwd = NULL;
+  struct cli_client *c;
+  struct stat st;
   json_t *body;
 
   if (argc < 2 || argc > 3)
@@ -156,6 +160,32 @@ cmd_import (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   if (argv[1][0] != '/' && (cwd = getcwd (NULL, 0)) == NULL)
     return cl_error_errno (err, "getcwd");
   path = cwd ? cl_strdup_printf ("%s/%s", cwd, argv[1]) : cl_xstrdup (argv[1]);
+  c = cli_client_of (g, err);
+  if (c == NULL)
+    return -1;
+  /* to a server (a daemon, a remote): an archive is uploaded; in-process
+     (and a layout directory, which is no one file) the path is read */
+  if (strcmp (cli_client_transport (c), "in-process") != 0 && stat (path, &st) == 0
+      && S_ISREG (st.st_mode))
+    {
+      cleanup_free struct progress *p = progress_new ();
+      cleanup_free char *base = cl_xstrdup (path), *query = NULL;
+      cleanup_json json_t *result = NULL;
+      char *fname = strrchr (base, '/') + 1, *qname = NULL, *qfile = NULL;
+      int r;
+      qfile = curl_easy_escape (NULL, fname, 0);
+      qname = argc == 3 ? curl_easy_escape (NULL, argv[2], 0) : NULL;
+      query
+          = cl_strdup_printf ("filename=%s%s%s", qfile, qname ? "&name=" : "", qname ? qname : "");
+      curl_free (qfile);
+      curl_free (qname);
+      cli_client_watch (c, on_event, p);
+      r = cli_call_file (c, "POST", "/1.0/images", query, path, &result, err);
+      cli_client_watch (c, NULL, NULL);
+      if (r < 0)
+        return -1;
+      return finish (0, json_string_value (json_object_get (result, "id")));
+    }
   body = json_pack ("{s:{s:s, s:s}}", "source", "type", "path", "path", path);
   if (argc == 3)
     json_object_set_new (body, "name", json_string (argv[2]));

@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison instance commands: argument parsing and printing; every verb
-   is a request to the API (cli/client.h), but run, exec and console,
-   which are interactive and call src/manager/manager.h directly. */
+   is a request to the API (cli/client.h); exec and console take the
+   API's websockets when a daemon or a remote serves them (exec_client.h)
+   and call src/manager/manager.h directly in-process, as run does. */
 #include "cli/client.h"
 #include "cli/cloison.h"
+#include "cli/exec_client.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -472,6 +474,7 @@ cmd_exec (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   cleanup_manager struct cl_manager *m = NULL;
   cleanup_free const char **env = NULL;
   enum cl_exec_tty tty = CL_EXEC_TTY_AUTO;
+  struct cli_client *c_api;
   size_t n_env = 0, ncmd;
   char **cmd;
   int n = split_command (argc, argv, &cmd, &ncmd), c, code = 0;
@@ -486,6 +489,15 @@ cmd_exec (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       return usage_error (err, usage);
   if (n - optind != 1 || ncmd == 0)
     return usage_error (err, usage);
+  if ((c_api = cli_client_of (g, err)) == NULL)
+    return -1;
+  if (cli_client_remote (c_api))
+    {
+      bool want_tty = tty == CL_EXEC_TTY_AUTO ? isatty (0) && isatty (1) : tty == CL_EXEC_TTY_ON;
+      return cli_exec_api (c_api, argv[optind], cmd, ncmd, env, n_env, want_tty, &code, err) < 0
+                 ? -1
+                 : code;
+    }
   if (cl_mgr_open (g->root, &m, err) < 0
       || cl_mgr_instance_exec (m, argv[optind], cmd, env, n_env, tty, &code, err) < 0)
     return -1;
@@ -496,11 +508,15 @@ static int
 cmd_console (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_manager struct cl_manager *m = NULL;
+  struct cli_client *c;
   const char *name = NULL;
   int code = 0;
 
-  if (one_name (argc, argv, "console NAME", &name, err) < 0 || cl_mgr_open (g->root, &m, err) < 0
-      || cl_mgr_instance_console (m, name, &code, err) < 0)
+  if (one_name (argc, argv, "console NAME", &name, err) < 0 || (c = cli_client_of (g, err)) == NULL)
+    return -1;
+  if (cli_client_remote (c))
+    return cli_console_api (c, name, &code, err) < 0 ? -1 : code;
+  if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_instance_console (m, name, &code, err) < 0)
     return -1;
   return code;
 }

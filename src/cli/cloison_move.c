@@ -3,7 +3,9 @@
    root moves to a remote's cloisond over its TLS API (docs/move.md).
    Stateless: stop, send the archive of its files in pieces (PUT
    .../upload), have the destination make it (POST .../receive), start it
-   there, and only then delete it here.  Any failure before the
+   there, and only then delete it here.  Stateful (a running container):
+   checkpoint instead of stop (CRIU's images go in the archive), and the
+   start there (or here, undoing) restores the processes.  Any failure before the
    destination has it running gives the instance back here as it was
    (started again if it ran), and removes what the destination got. */
 #include "cli/client.h"
@@ -48,9 +50,10 @@ struct move
   json_t *info;   /* the instance here (GET) */
   json_t *config; /* what the destination gets */
   bool was_running;
-  bool stopped;  /* by us: start it again on failure */
-  bool received; /* the destination has it: delete it there on failure */
-  json_t *image; /* the image's inspect here, when the destination lacks it */
+  bool stopped;      /* by us: start it again on failure */
+  bool received;     /* the destination has it: delete it there on failure */
+  bool checkpointed; /* stateful: its processes in INSTANCE/checkpoint */
+  json_t *image;     /* the image's inspect here, when the destination lacks it */
 };
 
 /* The HTTP status of GET path on c (0 when no answer came). */
@@ -70,8 +73,8 @@ status_of (struct cli_client *c, const char *path, json_t **metadata, cl_error_t
   return status;
 }
 
-/* Why a stateful move cannot be made here, as one line (NULL: it could,
-   but this build only moves stateless). */
+/* Why a stateful move cannot be made here, as one line (0: it can: a
+   container, with criu working). */
 static int
 stateful_refusal (struct move *mv, cl_error_t *err)
 {
@@ -110,10 +113,7 @@ stateful_refusal (struct move *mv, cl_error_t *err)
                           "stateful move of container `%s`: `criu check` fails on this kernel"
                           " (checkpoint/restore unavailable); use --stateless",
                           mv->name);
-  return cl_error_make (err, 0,
-                        "stateful move of container `%s`: checkpoint transfer is not in this"
-                        " build yet; use --stateless",
-                        mv->name);
+  return 0;
 }
 
 /* What must hold on the destination before anything changes: no
@@ -141,6 +141,16 @@ check_destination (struct move *mv, cl_error_t *err)
   if (!movable)
     return cl_error_make (
         err, 0, "remote `%s` does not take moved instances (its cloisond is older)", mv->remote);
+  movable = false;
+  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
+  {
+    movable = movable || strcmp (json_string_value (e), "instance_move_stateful") == 0;
+  }
+  if (!movable && !mv->stateless && mv->was_running)
+    return cl_error_make (err, 0,
+                          "remote `%s` does not restore checkpointed instances (its cloisond is"
+                          " older); use --stateless",
+                          mv->remote);
   mv->config = json_deep_copy (cfg);
   nets = json_object_get (mv->config, "networks");
   if ((s = status_of (mv->dst, ipath, NULL, err)) < 0)
@@ -225,7 +235,7 @@ archive_start (struct move *mv, pid_t *pid, int *fd, cl_error_t *err)
           "--xattrs", "--xattrs-include=*", "--directory", dir,        vm ? "disk.img" : "upper" };
   json_t *layers = json_object_get (mv->image, "Layers"), *l;
   size_t nfixed = sizeof fixed / sizeof fixed[0], n = nfixed, i;
-  char **argv = cl_xmalloc0 ((nfixed + 8 + json_array_size (layers)) * sizeof *argv);
+  char **argv = cl_xmalloc0 ((nfixed + 9 + json_array_size (layers)) * sizeof *argv);
   cleanup_free char *images = NULL, *cfg = NULL, *tr_cfg = NULL;
   posix_spawn_file_actions_t fa;
   int p[2], r;
@@ -236,6 +246,9 @@ archive_start (struct move *mv, pid_t *pid, int *fd, cl_error_t *err)
       return cl_error_make (err, 0, "instance `%s`: no path in its info", mv->name);
     }
   memcpy (argv, fixed, sizeof fixed);
+  /* CRIU's images: the destination's start restores them */
+  if (mv->checkpointed)
+    argv[n++] = "checkpoint";
   if (mv->image && json_array_size (layers) > 0)
     {
       /* ROOT/images/layers/HEX: the store is two levels up */
@@ -400,8 +413,11 @@ move_run (struct move *mv, cl_error_t *err)
     return -1;
   if (mv->was_running)
     {
-      if (state (mv->src, mv->name, "stop", err) < 0)
-        return -1;
+      /* stateful: CRIU saves the processes and ends them; a start here
+         (the undo) restores them */
+      mv->checkpointed = !mv->stateless;
+      if (state (mv->src, mv->name, mv->checkpointed ? "checkpoint" : "stop", err) < 0)
+        return mv->checkpointed ? cl_error_wrap (err, "stateful move of `%s`", mv->name) : -1;
       mv->stopped = true;
     }
   if (send_archive (mv, &size, err) < 0)
@@ -425,6 +441,7 @@ move_run (struct move *mv, cl_error_t *err)
   if (cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
   mv->received = true;
+  /* a checkpointed container's start there restores its processes */
   if (mv->was_running && state (mv->dst, mv->newname, "start", err) < 0)
     return cl_error_wrap (err, "start `%s` on remote `%s`", mv->newname, mv->remote);
   /* the destination has it (running if it ran): this copy goes */
@@ -496,6 +513,8 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 }
 
 const struct cloison_cmd cloison_move_cmds[] = {
-  { "move", cmd_move, "move an instance to a remote (--stateless: stop, copy, start)" },
+  { "move", cmd_move,
+    "move an instance to a remote (a running container by checkpoint; --stateless: stop, copy,"
+    " start)" },
   { NULL, NULL, NULL },
 };

@@ -62,17 +62,6 @@ struct net_opts
 };
 
 static int
-parse_long (const char *s, const char *what, long min, long max, long *out, cl_error_t *err)
-{
-  char *end;
-  long v = strtol (s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < min || v > max)
-    return cl_error_make (err, 0, "%s: expected an integer %ld-%ld, got `%s`", what, min, max, s);
-  *out = v;
-  return 0;
-}
-
-static int
 parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
 {
   static const struct option opts[] = {
@@ -112,12 +101,12 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         o->modes_given++;
         break;
       case 'v':
-        if (parse_long (optarg, "--vlan", 1, 4094, &v, NULL) < 0)
+        if (cli_parse_long (optarg, "--vlan", 1, 4094, &v, NULL) < 0)
           return cl_error_make (err, 0, "--vlan: VLAN id must be 1-4094, got `%s`", optarg);
         o->vlan = (int)v;
         break;
       case 'm':
-        if (parse_long (optarg, "--mtu", CL_NET_MTU_MIN, CL_NET_MTU_MAX, &v, err) < 0)
+        if (cli_parse_long (optarg, "--mtu", CL_NET_MTU_MIN, CL_NET_MTU_MAX, &v, err) < 0)
           return -1;
         o->mtu = (int)v;
         break;
@@ -130,7 +119,7 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         o->instance = optarg;
         break;
       case 'p':
-        if (parse_long (optarg, "--pid", 1, 1L << 30, &o->pid, err) < 0)
+        if (cli_parse_long (optarg, "--pid", 1, 1L << 30, &o->pid, err) < 0)
           return -1;
         o->have_pid = 1;
         break;
@@ -138,7 +127,7 @@ parse_opts (int argc, char **argv, struct net_opts *o, cl_error_t *err)
         o->ifname = optarg;
         break;
       case 'o':
-        if (parse_long (optarg, "--owner", 0, 0xfffffffeL, &o->owner, err) < 0)
+        if (cli_parse_long (optarg, "--owner", 0, 0xfffffffeL, &o->owner, err) < 0)
           return -1;
         break;
       case 'w':

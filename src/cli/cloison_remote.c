@@ -60,9 +60,10 @@ token_decode (const char *token, json_t **out, cl_error_t *err)
 static int
 remote_add (int argc, char **argv, cl_error_t *err)
 {
-  static const char usage[] = "remote add NAME https://HOST:PORT --token TOKEN";
-  static const struct option opts[]
-      = { { "token", required_argument, NULL, 't' }, { NULL, 0, NULL, 0 } };
+  static const char usage[] = "remote add NAME https://HOST:PORT --token TOKEN [--timeout S]";
+  static const struct option opts[] = { { "token", required_argument, NULL, 't' },
+                                        { "timeout", required_argument, NULL, 'T' },
+                                        { NULL, 0, NULL, 0 } };
   cleanup_json json_t *cfg = NULL, *tok = NULL, *answer = NULL;
   cleanup_free char *crt = NULL, *key = NULL, *server = NULL, *body = NULL;
   struct cl_api_remote r = { 0 };
@@ -70,12 +71,18 @@ remote_add (int argc, char **argv, cl_error_t *err)
   struct cl_api_response resp;
   char fp[CL_API_FINGERPRINT_LEN];
   const char *token = NULL, *name, *url, *want;
+  long timeout = 0;
   int c;
 
   opterr = 0;
   while ((c = getopt_long (argc, argv, "", opts, NULL)) != -1)
     if (c == 't')
       token = optarg;
+    else if (c == 'T')
+      {
+        if (cli_parse_long (optarg, "--timeout", 1, 86400, &timeout, err) < 0)
+          return -1;
+      }
     else
       return usage_error (err, usage);
   if (argc - optind != 2 || token == NULL)
@@ -129,6 +136,9 @@ remote_add (int argc, char **argv, cl_error_t *err)
   cl_api_response_clear (&resp);
   json_object_set_new (json_object_get (cfg, "remotes"), name,
                        json_pack ("{s:s, s:s}", "addr", url, "certificate", server));
+  if (timeout)
+    json_object_set_new (json_object_get (json_object_get (cfg, "remotes"), name), "timeout",
+                         json_integer (timeout));
   if (cli_config_save (cfg, err) < 0)
     return -1;
   fprintf (stderr, "remote `%s` added: %s (certificate %.16s...)\n", name, url, fp);

@@ -36,8 +36,6 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <pthread.h>
-#include <openssl/evp.h>
-#include <openssl/sha.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -253,12 +251,18 @@ struct request
 {
   char *uri; /* as received: path and query, percent-encoded */
   char *body;
-  size_t len;
+  size_t len; /* bytes of the body received */
   bool started;
   bool too_big;
+  /* an image upload: the body streamed to a file (api.h, cl_api_upload_*),
+     never held; upload_error: writing it failed (the rest is dropped) */
+  bool streaming;
+  struct cl_api_upload *upload;
+  char *upload_error;
 };
 
 static size_t body_limit = CL_API_BODY_LIMIT_DEFAULT;
+static uint64_t upload_limit = CL_API_UPLOAD_LIMIT_DEFAULT;
 
 /* MHD gives the raw URI here (the access handler only sees the decoded
    path); it becomes the request's state. */
@@ -284,6 +288,11 @@ request_completed (void *cls, struct MHD_Connection *con, void **state,
     return;
   free (r->uri);
   free (r->body);
+  /* an upload no operation took (refused, or the client left mid-body)
+     is removed here */
+  if (r->upload)
+    cl_api_upload_unref (r->upload);
+  free (r->upload_error);
   free (r);
   *state = NULL;
 }
@@ -522,19 +531,13 @@ static struct MHD_Response *
 ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
              const struct stream_peer *peer)
 {
-  static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
   const char *key = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "Sec-WebSocket-Key");
-  unsigned char digest[SHA_DIGEST_LENGTH];
-  char accept[4 * ((SHA_DIGEST_LENGTH + 2) / 3) + 1];
+  cleanup_free char *accept = NULL;
   struct MHD_Response *r;
   struct ws *w;
-  cleanup_free char *k = NULL;
 
-  if (!ws_requested (con))
+  if (!ws_requested (con) || cl_api_ws_accept (key, &accept) < 0)
     return NULL;
-  k = cl_strdup_printf ("%s%s", key, guid);
-  SHA1 ((const unsigned char *)k, strlen (k), digest);
-  EVP_EncodeBlock ((unsigned char *)accept, digest, SHA_DIGEST_LENGTH);
   /* the stream is the handler's from here; if the client leaves before
      the switch, the handler never runs and the small struct is lost */
   if (resp->channel)
@@ -630,18 +633,72 @@ send_response (struct MHD_Connection *con, struct cl_api_response *resp,
   return ret;
 }
 
+/* An error envelope of the server's own (before the router). */
 static enum MHD_Result
-send_too_big (struct MHD_Connection *con, size_t len)
+send_error (struct MHD_Connection *con, int status, json_t *message)
 {
-  struct cl_api_response resp = { .status = 413, .content_type = "application/json" };
+  struct cl_api_response resp = { .status = status, .content_type = "application/json" };
   enum MHD_Result ret;
 
-  resp.json = json_pack (
-      "{s:s, s:i, s:o}", "type", "error", "error_code", 413, "error",
-      json_sprintf ("request body of %zu bytes or more: the limit is %zu", len, body_limit));
+  resp.json
+      = json_pack ("{s:s, s:i, s:o}", "type", "error", "error_code", status, "error", message);
   ret = send_response (con, &resp, &(struct stream_peer){ 0 });
   cl_api_response_clear (&resp);
   return ret;
+}
+
+static enum MHD_Result
+send_too_big (struct MHD_Connection *con, struct request *r, uint64_t len)
+{
+  if (r->streaming)
+    return send_error (con, 413,
+                       json_sprintf ("image upload of %llu bytes or more: the limit is %llu"
+                                     " (cloisond --upload-limit)",
+                                     (unsigned long long)len, (unsigned long long)upload_limit));
+  return send_error (con, 413,
+                     json_sprintf ("request body of %llu bytes or more: the limit is %zu",
+                                   (unsigned long long)len, body_limit));
+}
+
+/* May this request's body stream to a file?  An image upload from a
+   client that may write (not an untrusted or read-only TLS client: those
+   get their 403 from the router, their body held under --body-limit). */
+static bool
+upload_allowed (struct server *srv, struct MHD_Connection *con, const char *method, const char *uri)
+{
+  const char *ct = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_TYPE);
+  cleanup_free char *path = cl_xstrdup (uri);
+  struct tls_conn *tc;
+
+  path[strcspn (path, "?")] = '\0';
+  if (!cl_api_upload_wanted (method, path, ct))
+    return false;
+  if (!srv->tls)
+    return true;
+  tc = tls_peer (con);
+  return tc && *tc->fp && cl_api_cert_access (srv->ctx, tc->fp) == CL_API_ACCESS_FULL;
+}
+
+/* One piece of an upload: to its file, or dropped once over the cap (the
+   file removed at once) or after a write failed. */
+static void
+upload_piece (struct request *r, const char *data, size_t n)
+{
+  cl_error_t err = NULL;
+
+  if (r->upload && r->len + n > upload_limit)
+    {
+      r->too_big = true;
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
+    }
+  if (r->upload && cl_api_upload_write (r->upload, data, n, &err) < 0)
+    {
+      r->upload_error = cl_xstrdup (err->msg);
+      cl_error_release (&err);
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
+    }
 }
 
 /* What the console's gate needs to know of a request. */
@@ -685,9 +742,30 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       const char *cl
           = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
       r->started = true;
+      if (upload_allowed (srv, con, method, r->uri))
+        {
+          cl_error_t err = NULL;
+          char *query = strchr (r->uri, '?');
+          r->streaming = true;
+          if (cl && strtoull (cl, NULL, 10) > upload_limit)
+            return send_too_big (con, r, strtoull (cl, NULL, 10));
+          if (cl_api_upload_begin (ctx, query ? query + 1 : NULL, &r->upload, &err) < 0)
+            {
+              r->upload_error = cl_xstrdup (err->msg);
+              cl_error_release (&err);
+            }
+          return MHD_YES;
+        }
       /* refused before it is read */
       if (cl && strtoull (cl, NULL, 10) > body_limit)
-        return send_too_big (con, (size_t)strtoull (cl, NULL, 10));
+        return send_too_big (con, r, strtoull (cl, NULL, 10));
+      return MHD_YES;
+    }
+  if (*upload_size && r->streaming)
+    {
+      upload_piece (r, upload, *upload_size);
+      r->len += *upload_size;
+      *upload_size = 0;
       return MHD_YES;
     }
   if (*upload_size)
@@ -710,7 +788,20 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       return MHD_YES;
     }
   if (r->too_big)
-    return send_too_big (con, r->len);
+    return send_too_big (con, r, r->len);
+  if (r->streaming)
+    {
+      cl_error_t err = NULL;
+      if (r->upload && cl_api_upload_end (r->upload, &err) < 0)
+        {
+          r->upload_error = cl_xstrdup (err->msg);
+          cl_error_release (&err);
+        }
+      if (r->upload_error)
+        return send_error (con, 500, json_string (r->upload_error));
+      req.upload = r->upload;
+      req.digest = MHD_lookup_connection_value (con, MHD_HEADER_KIND, "X-Cloison-Digest");
+    }
   path = cl_xstrdup (r->uri);
   q = strchr (path, '?');
   if (q)
@@ -718,7 +809,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   req.path = path;
   req.query = q;
   req.body = r->body;
-  req.body_len = r->len;
+  req.body_len = r->streaming ? 0 : r->len; /* an upload's is in its file */
   req.if_match = MHD_lookup_connection_value (con, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_MATCH);
   req.websocket = ws_requested (con);
   if (srv->tls)
@@ -739,6 +830,13 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
          revocation of one ends them */
       peer.session = req.console_session;
       cl_api_handle (ctx, &req, &resp);
+    }
+  /* an upload the handler did not keep (refused: a bad digest, say) is
+     removed before the client hears why */
+  if (r->upload)
+    {
+      cl_api_upload_unref (r->upload);
+      r->upload = NULL;
     }
   cl_debug ("%s %s%s%.16s: %d", method, r->uri, tc ? " from " : "",
             req.peer_fingerprint ? req.peer_fingerprint
@@ -771,19 +869,30 @@ activated_socket (void)
   return 3;
 }
 
-/* A connection accepted by a daemon answers GET /1.0.  One to a killed
-   daemon's socket that a child of it still held for an instant (forked,
-   not yet exec'd: the fd is close-on-exec) is accepted by nobody. */
-static bool
-socket_answers (int fd)
+/* The daemon's claim on its socket: a POSIX record lock on SOCKET.lock,
+   held for the daemon's life.  The kernel drops it when the daemon dies
+   (kill -9 included), and a forked child does not inherit it, so a socket
+   file whose lock is free is stale whatever a child of the dead daemon
+   still holds, and a daemon that is merely slow to answer is not taken
+   for dead. */
+static int
+claim_socket (const char *path, cl_error_t *err)
 {
-  static const char req[] = "GET /1.0 HTTP/1.0\r\n\r\n";
-  struct pollfd p = { .fd = fd, .events = POLLIN };
-  char c;
+  cleanup_free char *lock = cl_strdup_printf ("%s.lock", path);
+  struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+  int fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 
-  if (cl_write_all (fd, req, sizeof req - 1) < 0)
-    return false;
-  return poll (&p, 1, 3000) == 1 && read (fd, &c, 1) == 1;
+  if (fd < 0)
+    return cl_error_errno (err, "open `%s`", lock);
+  if (fcntl (fd, F_SETLK, &fl) < 0)
+    {
+      int e = errno;
+      close (fd);
+      if (e == EAGAIN || e == EACCES)
+        return cl_error_make (err, 0, "another cloisond serves `%s` (it holds `%s`)", path, lock);
+      return cl_error_make (err, e, "lock `%s`", lock);
+    }
+  return fd; /* kept open until the daemon exits */
 }
 
 static int
@@ -805,16 +914,12 @@ listen_unix (const char *path, cl_error_t *err)
       if (cl_mkdir_p (dir, 0755, err) < 0)
         return -1;
     }
+  if (claim_socket (path, err) < 0)
+    return -1;
   fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return cl_error_errno (err, "socket");
-  if (connect (fd, (struct sockaddr *)&addr, sizeof addr) == 0 && socket_answers (fd))
-    return cl_error_make (err, 0, "another cloisond serves `%s`", path);
-  close (fd);
-  fd = socket (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0)
-    return cl_error_errno (err, "socket");
-  /* a socket file nobody answers on: left by a daemon that was killed */
+  /* a socket file whose lock was free: left by a daemon that was killed */
   if (unlink (path) < 0 && errno != ENOENT)
     return cl_error_errno (err, "remove the stale socket `%s`", path);
   if (bind (fd, (struct sockaddr *)&addr, sizeof addr) < 0)
@@ -1075,6 +1180,7 @@ usage (FILE *out)
 {
   fprintf (out, "usage: cloisond [--root DIR] [--socket PATH] [--listen ADDR:PORT]"
                 " [--timeout SECONDS] [--body-limit BYTES] [--debug]\n"
+                "                [--upload-limit BYTES (image uploads; default 10G)]\n"
                 "                [--ui-session-timeout SECONDS]\n"
                 "       cloisond --routes   print the API's routes\n"
                 "Serves the cloison REST API on a Unix socket (default " DEFAULT_SOCKET "),\n"
@@ -1091,6 +1197,7 @@ main (int argc, char **argv)
     { "listen", required_argument, NULL, 'l' },
     { "timeout", required_argument, NULL, 't' },
     { "body-limit", required_argument, NULL, 'b' },
+    { "upload-limit", required_argument, NULL, 'L' },
     { "routes", no_argument, NULL, 'R' },
     { "debug", no_argument, NULL, 'd' },
     { "ui-session-timeout", required_argument, NULL, 'U' },
@@ -1158,6 +1265,10 @@ main (int argc, char **argv)
           body_limit = api_opts.body_limit = (size_t)v;
           break;
         }
+      case 'L':
+        if (cl_parse_size (optarg, "--upload-limit", &upload_limit, &err) < 0)
+          return cl_error_report (&err, "cloisond");
+        break;
       case 'R':
         for (size_t i = 0; cl_api_route (i); i++)
           printf ("%-6s %s\n", cl_api_route (i)->method, cl_api_route (i)->path);
@@ -1304,7 +1415,11 @@ main (int argc, char **argv)
   unlink_root (link, fd);
   MHD_stop_daemon (d);
   if (own_socket)
-    unlink (socket_path);
+    {
+      cleanup_free char *lock = cl_strdup_printf ("%s.lock", socket_path);
+      unlink (socket_path);
+      unlink (lock); /* still held: a daemon starting now takes a new one */
+    }
   /* operations still running are left to end with the process: the next
      start marks them failed */
   if (!cl_api_ctx_free (ctx, 10000))

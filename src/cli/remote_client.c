@@ -128,6 +128,7 @@ cli_remote_get (const char *name, struct cli_remote *r, cl_error_t *err)
   r->api.server_cert = r->server_cert;
   r->api.client_cert = r->client_cert;
   r->api.client_key = r->client_key;
+  r->api.timeout_s = json_integer_value (json_object_get (e, "timeout")); /* 0: the default */
   return 0;
 }
 
@@ -160,10 +161,17 @@ https_close (void *state)
   free (state);
 }
 
+static const struct cl_api_remote *
+https_remote (void *state)
+{
+  return &((struct cli_remote *)state)->api;
+}
+
 static const struct cli_transport https = {
   .name = "https",
   .request = https_request,
   .close = https_close,
+  .remote = https_remote,
 };
 
 int

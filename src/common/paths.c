@@ -42,6 +42,9 @@ static const struct piece pieces[] = {
   [CL_PIECE_VMMON]
   = { .dir = CLOISON_LIBEXECDIR,
       .name = "cloison-vmmon" BUILD_TREE ("CLOISON_VMMON", "src/manager/cloison-vmmon") },
+  [CL_PIECE_PROJECT]
+  = { .dir = CLOISON_LIBEXECDIR,
+      .name = "cloison-project" BUILD_TREE ("CLOISON_PROJECT", "src/manager/cloison-project") },
 };
 
 /* The prefix we run from, if our executable is in PREFIX/bindir. */

@@ -13,6 +13,7 @@ enum cl_piece
   CL_PIECE_VMCTR,      /* cloison-vmctr: VM-isolated containers' host side */
   CL_PIECE_UI,         /* the web console's files */
   CL_PIECE_VMMON,      /* cloison-vmmon: the monitor of a VM instance */
+  CL_PIECE_PROJECT,    /* cloison-project: a project verb for the API */
 };
 
 /* The path of PIECE (allocated).  Installed: beside our own executable

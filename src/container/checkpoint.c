@@ -137,13 +137,59 @@ criu_reason (const char *out, const char *log)
   return n ? strndup (p, n) : cl_xstrdup ("no output");
 }
 
+/* What a passed `criu check` holds for: this boot (the kernel) and this
+   criu binary (its resolved path, size and mtime).  NULL: unknown. */
+static char *
+check_key (const char *criu)
+{
+  cleanup_free char *boot = NULL, *found = NULL;
+  const char *path = criu;
+  size_t len;
+  struct stat sb;
+  cl_error_t ignored = NULL;
+
+  if (cl_read_file ("/proc/sys/kernel/random/boot_id", &boot, &len, &ignored) < 0)
+    {
+      cl_error_release (&ignored);
+      return NULL;
+    }
+  boot[strcspn (boot, "\n")] = 0;
+  if (strchr (criu, '/') == NULL)
+    {
+      const char *dirs = getenv ("PATH") ? getenv ("PATH") : "/usr/sbin:/usr/bin:/sbin:/bin";
+      for (const char *d = dirs; found == NULL && *d;
+           d += strcspn (d, ":") + (d[strcspn (d, ":")] != 0))
+        {
+          char *p = cl_strdup_printf ("%.*s/%s", (int)strcspn (d, ":"), d, criu);
+          if (access (p, X_OK) == 0)
+            found = p;
+          else
+            free (p);
+        }
+      path = found;
+    }
+  if (path == NULL || stat (path, &sb) < 0)
+    return NULL;
+  return cl_strdup_printf ("%s %s %lld %lld\n", boot, path, (long long)sb.st_size,
+                           (long long)sb.st_mtime);
+}
+
 /* `criu check`: on kernels CRIU does not support (Debian's 3.17 on 6.18:
-   its vDSO parser fails), one line saying so. */
+   its vDSO parser fails), one line saying so.  A pass is remembered in
+   ROOT/criu-check (check_key): it costs a second or more under emulation,
+   each checkpoint and restore would pay it. */
 static int
-criu_check (const char *criu, cl_error_t *err)
+criu_check (const char *criu, const char *root, cl_error_t *err)
 {
   struct argv_builder a = { 0 };
-  cleanup_free char *out = NULL;
+  cleanup_free char *out = NULL, *key = check_key (criu), *stamp = NULL, *seen = NULL;
+  size_t len;
+  cl_error_t ignored = NULL;
+
+  stamp = cl_strdup_printf ("%s/criu-check", root);
+  if (key && cl_read_file (stamp, &seen, &len, &ignored) == 0 && strcmp (seen, key) == 0)
+    return 0;
+  cl_error_release (&ignored);
   arg (&a, "%s", criu);
   arg (&a, "check");
   int rc = run_criu (criu, &a, &out, err);
@@ -160,6 +206,10 @@ criu_check (const char *criu, cl_error_t *err)
                             "is not available here",
                             u.release, why);
     }
+  if (key
+      && (cl_mkdir_p (root, 0700, &ignored) < 0
+          || cl_write_file (stamp, key, strlen (key), 1, &ignored) < 0))
+    cl_error_release (&ignored);
   return 0;
 }
 
@@ -214,6 +264,29 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
     }
 }
 
+/* The container's freezer cgroup (v2: its cgroup; v1: the freezer
+   controller's directory), for CRIU's --freeze-cgroup as runc gives it:
+   CRIU freezes the tree by the cgroup, and a tree frozen already (paused)
+   is dumped and left frozen.  NULL: none recorded. */
+static char *
+freezer_path (json_t *doc)
+{
+  json_t *cg = json_object_get (doc, "cgroup"), *d;
+  const char *mode = json_string_value (json_object_get (cg, "mode"));
+  bool v2 = mode && strcmp (mode, "v2") == 0;
+  size_t i;
+
+  json_array_foreach (json_object_get (cg, "dirs"), i, d)
+  {
+    const char *path = json_string_value (json_object_get (d, "path"));
+    const char *ctl = json_string_value (json_object_get (d, "controllers"));
+    /* absolute paths; hybrid: v1's freezer, not the unified tree's */
+    if (path && (v2 ? json_is_true (json_object_get (d, "v2")) : ctl && strstr (ctl, "freezer")))
+      return cl_xstrdup (path);
+  }
+  return NULL;
+}
+
 static void
 common_flags (const struct cl_container_checkpoint_opts *o, struct argv_builder *a)
 {
@@ -226,6 +299,8 @@ common_flags (const struct cl_container_checkpoint_opts *o, struct argv_builder 
   if (o->file_locks)
     arg (a, "--file-locks");
   arg (a, "--manage-cgroups=%s", o->manage_cgroups_mode ? o->manage_cgroups_mode : "soft");
+  for (char **x = o->extra_args; x && *x; x++)
+    arg (a, "%s", *x);
 }
 
 static int
@@ -248,8 +323,10 @@ check_opts (const struct cl_container_checkpoint_opts *o, cl_error_t *err)
 }
 
 static json_t *
-load_config (const char *bundle, cl_error_t *err)
+load_config (const struct cl_container_checkpoint_opts *o, const char *bundle, cl_error_t *err)
 {
+  if (o->config)
+    return json_incref (o->config);
   cleanup_free char *path = cl_strdup_printf ("%s/config.json", bundle);
   json_error_t je;
   json_t *c = json_load_file (path, 0, &je);
@@ -266,11 +343,11 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   struct container_state st = { 0 };
   struct argv_builder a = { 0 };
   /* every cleanup variable before the first goto */
-  cleanup_free char *out = NULL, *copy = NULL;
+  cleanup_free char *out = NULL, *copy = NULL, *freezer = NULL;
   json_t *config = NULL;
   int ret = -1;
 
-  if (check_opts (o, err) < 0 || criu_check (criu, err) < 0)
+  if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
     return -1;
   if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
@@ -282,7 +359,7 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     }
   const char *bundle = json_string_value (json_object_get (st.doc, "bundle"));
   const char *rootfs = json_string_value (json_object_get (st.doc, "rootfs"));
-  config = bundle ? load_config (bundle, err) : NULL;
+  config = bundle ? load_config (o, bundle, err) : NULL;
   if (config == NULL || rootfs == NULL)
     {
       if (config)
@@ -307,6 +384,9 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     arg (&a, "--track-mem");
   if (o->leave_running && !o->pre_dump)
     arg (&a, "--leave-running");
+  freezer = freezer_path (st.doc);
+  if (freezer)
+    arg (&a, "--freeze-cgroup=%s", freezer);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, st.pid);
   int rc = run_criu (criu, &a, &out, err);
@@ -355,7 +435,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   json_error_t je;
   int ret = -1;
 
-  if (check_opts (o, err) < 0 || criu_check (criu, err) < 0)
+  if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
     return -1;
   saved_path = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
   saved = json_load_file (saved_path, 0, &je);
@@ -363,8 +443,9 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
     return cl_error_make (err, 0, "restore: `%s`: %s (not a cloison-runtime checkpoint?)",
                           saved_path, je.text);
   const char *bundle = o->bundle ? o->bundle : json_string_value (json_object_get (saved, "bundle"));
-  const char *rootfs = json_string_value (json_object_get (saved, "rootfs"));
-  config = bundle ? load_config (bundle, err) : NULL;
+  const char *rootfs
+      = o->rootfs ? o->rootfs : json_string_value (json_object_get (saved, "rootfs"));
+  config = bundle ? load_config (o, bundle, err) : NULL;
   if (config == NULL || rootfs == NULL)
     {
       if (config)
@@ -408,6 +489,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   st.pid_start = cl_proc_start_time (st.pid);
   json_object_set_new (st.doc, "id", json_string (id));
   json_object_set_new (st.doc, "bundle", json_string (bundle));
+  json_object_set_new (st.doc, "rootfs", json_string (rootfs));
   if (cl_ctr_state_save (&st, err) < 0)
     goto out;
   if (o->pid_file)

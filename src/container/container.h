@@ -71,6 +71,9 @@ struct cl_container_checkpoint_opts
   bool pre_dump;
   const char *bundle;   /* restore: NULL: the checkpointed container's */
   const char *pid_file; /* restore: written with the new init's pid */
+  json_t *config;       /* the OCI config (borrowed); NULL: BUNDLE/config.json */
+  const char *rootfs;   /* restore: NULL: the checkpointed container's */
+  char **extra_args;    /* more criu options (NULL-terminated; NULL: none) */
 };
 /* Dumps the running container into image_path; without leave_running (or
    pre_dump) the container is then gone, as with runc.  Fails with one
@@ -78,8 +81,8 @@ struct cl_container_checkpoint_opts
 int cl_ctr_checkpoint (const char *root, const char *id,
                        const struct cl_container_checkpoint_opts *opts, cl_error_t *err);
 /* Brings a checkpoint back as container `id`, running, under `root`. */
-int cl_ctr_restore (const char *root, const char *id, const struct cl_container_checkpoint_opts *opts,
-                    cl_error_t *err);
+int cl_ctr_restore (const char *root, const char *id,
+                    const struct cl_container_checkpoint_opts *opts, cl_error_t *err);
 
 /* Signals the init, or (all) every process of the container. */
 int cl_ctr_kill (const char *root, const char *id, int signo, bool all, cl_error_t *err);

@@ -3,6 +3,7 @@
    state database.  It imports nothing itself: the built-in images come
    back through the hook the public opens set (builtin.c). */
 #include "image/img_internal.h"
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/db.h"
 #include "common/json.h"
@@ -272,6 +273,8 @@ cl_img_build_add_layer (struct cl_image_build *b, const char *path, const char *
   struct stat st;
   uint64_t unpacked = 0;
 
+  if (cl_cancelled ())
+    return cl_cancel_error (err);
   if (expected_hex)
     {
       memcpy (hex, expected_hex, sizeof hex);

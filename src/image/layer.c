@@ -7,6 +7,7 @@
    with O_NOFOLLOW, so that a symlink in a layer never sends a whiteout
    outside it; libarchive's SECURE flags guard the other entries. */
 #include "image/img_internal.h"
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -43,6 +44,14 @@ reader_read (struct archive *a, void *data, const void **out)
   struct reader *r = data;
   ssize_t n;
   (void)a;
+  /* a cancellation point (common/cancel.h) */
+  if (cl_cancelled ())
+    {
+      r->error = ECANCELED;
+      if (a)
+        archive_set_error (a, ECANCELED, "cancelled");
+      return -1;
+    }
   do
     n = read (r->fd, r->buf, sizeof r->buf);
   while (n < 0 && errno == EINTR);

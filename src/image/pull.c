@@ -6,6 +6,7 @@
    Bearer (token from realm?service=&scope=, with basic credentials when
    given) or Basic. */
 #include "image/img_internal.h"
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
@@ -110,6 +111,9 @@ sink_progress (void *opaque, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ul
   struct sink *s = opaque;
   (void)ultotal;
   (void)ulnow;
+  /* a cancellation point (common/cancel.h): curl stops the transfer */
+  if (cl_cancelled ())
+    return 1;
   if (s->what && s->reg->progress && dlnow > 0)
     s->reg->progress (s->reg->progress_opaque, s->what, dlnow, dltotal, 0);
   return 0;
@@ -179,6 +183,8 @@ perform (struct registry *r, const char *url, const char *accept, const char *au
   curl_slist_free_all (headers);
   if (s->write_error)
     return cl_error_make (err, s->write_error, "write");
+  if (c == CURLE_ABORTED_BY_CALLBACK && cl_cancelled ())
+    return cl_cancel_error (err);
   if (c != CURLE_OK)
     return cl_error_make (err, 0, "%s: %s", url,
                           c == CURLE_WRITE_ERROR ? "response too large" : curl_easy_strerror (c));
@@ -495,6 +501,11 @@ pull (struct cl_image_store *st, struct registry *r, const struct cl_image_ref *
   json_array_foreach (layers, i, l)
   {
     const char *digest = json_string_value (json_object_get (l, "digest"));
+    if (cl_cancelled ())
+      {
+        cl_cancel_error (err);
+        goto out;
+      }
     if (pull_layer (r, &b, digest ? digest : "", i, json_array_size (layers), err) < 0)
       goto out;
   }

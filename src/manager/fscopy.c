@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* Copy-on-write copies: trees (container writable layers) and disk images
    (VM disks). */
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "manager/mgr_internal.h"
@@ -8,6 +9,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/fs.h>
+#include <signal.h>
 #include <spawn.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,9 +37,25 @@ cl_mgr_spawn_wait (char **argv, bool quiet, cl_error_t *err)
   posix_spawn_file_actions_destroy (&fa);
   if (r != 0)
     return cl_error_make (err, r, "run %s", argv[0]);
-  while (waitpid (pid, &st, 0) < 0)
-    if (errno != EINTR)
-      return cl_error_errno (err, "waitpid");
+  /* a cancellation point (common/cancel.h): the child is killed; the
+     wait polls, from 1 ms up to 20 ms apart */
+  for (useconds_t nap = 1000;; nap = nap < 20000 ? nap * 2 : nap)
+    {
+      pid_t w = waitpid (pid, &st, WNOHANG);
+      if (w == pid)
+        break;
+      if (w < 0 && errno != EINTR)
+        return cl_error_errno (err, "waitpid");
+      if (cl_cancelled ())
+        {
+          kill (pid, SIGKILL);
+          while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
+            ;
+          return cl_cancel_error (err);
+        }
+      if (w == 0)
+        usleep (nap);
+    }
   if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
     return cl_error_make (err, 0, "%s failed (exit %d)", argv[0],
                           WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
@@ -62,9 +80,18 @@ cl_mgr_tree_copy (const char *src, const char *dst, cl_error_t *err)
 int
 cl_mgr_tree_extract (const char *archive, const char *dir, cl_error_t *err)
 {
-  char *argv[] = { "tar",   "--extract", "--file",     (char *)archive, "--directory",
-                   (char *)dir, "--same-owner", "--numeric-owner", "--xattrs",
-                   "--xattrs-include=*", "--preserve-permissions", NULL };
+  char *argv[] = { "tar",
+                   "--extract",
+                   "--file",
+                   (char *)archive,
+                   "--directory",
+                   (char *)dir,
+                   "--same-owner",
+                   "--numeric-owner",
+                   "--xattrs",
+                   "--xattrs-include=*",
+                   "--preserve-permissions",
+                   NULL };
 
   if (cl_mgr_spawn_wait (argv, false, err) < 0)
     return cl_error_wrap (err, "extract `%s` into `%s`", archive, dir);

@@ -408,31 +408,89 @@ instance_json (struct cl_manager *m, struct instance *inst, bool detailed)
   return o;
 }
 
+struct each
+{
+  cl_mgr_instance_fn fn;
+  void *opaque;
+  char **dead; /* recorded running, their monitor gone */
+  size_t n_dead;
+};
+
+static void
+check_running (void *opaque, struct instance *inst)
+{
+  struct each *e = opaque;
+
+  if (!cl_mgr_proc_alive (inst->monitor_pid, inst->monitor_start))
+    {
+      e->dead = realloc (e->dead, (e->n_dead + 1) * sizeof *e->dead);
+      if (e->dead == NULL)
+        abort ();
+      e->dead[e->n_dead++] = cl_xstrdup (inst->name);
+    }
+}
+
+static void
+each_summary (void *opaque, struct instance *inst)
+{
+  struct each *e = opaque;
+  struct cl_instance_summary sum;
+
+  instance_summary (inst, &sum);
+  e->fn (e->opaque, &sum);
+}
+
+int
+cl_mgr_instance_check (struct cl_manager *m, uint64_t *version, cl_error_t *err)
+{
+  struct each e = { NULL, NULL, NULL, 0 };
+  unsigned int dv = 0;
+  int r;
+
+  /* the few recorded running checked against their processes (a pidfd
+     each, see proc.c; only one whose monitor died is written, by
+     cl_mgr_reconcile_instance) */
+  r = cl_mgr_store_each (m, true, check_running, &e, err);
+  for (size_t i = 0; i < e.n_dead; i++)
+    {
+      cleanup_instance struct instance *inst = NULL;
+      cl_error_t ignored = NULL;
+      if (r == 0
+          && (cl_mgr_store_get (m, e.dead[i], &inst, &ignored) < 0
+              || cl_mgr_reconcile_instance (m, inst, &ignored) < 0))
+        cl_error_release (&ignored); /* shown as recorded */
+      free (e.dead[i]);
+    }
+  free (e.dead);
+  if (r < 0)
+    return -1;
+  /* the pager's data version: changed by any commit to the file, this
+     handle's or another's, as seen by the read just made */
+  if (version)
+    {
+      if (sqlite3_file_control (m->db, "main", SQLITE_FCNTL_DATA_VERSION, &dv) != SQLITE_OK)
+        *version = 0;
+      else
+        *version = (uint64_t)m->serial << 32 | dv;
+    }
+  return 0;
+}
+
+int
+cl_mgr_instance_rows (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque, cl_error_t *err)
+{
+  struct each e = { fn, opaque, NULL, 0 };
+
+  /* one SELECT, its rows to fn as they come, without a copy */
+  return cl_mgr_store_each (m, false, each_summary, &e, err);
+}
+
 int
 cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque, cl_error_t *err)
 {
-  struct instance **v;
-  size_t n;
-
-  /* a read: one SELECT, and a look at the processes of those recorded
-     running (a /proc read each); only an instance whose monitor died is
-     written (cl_mgr_reconcile_instance) */
-  if (cl_mgr_store_all (m, &v, &n, err) < 0)
+  if (cl_mgr_instance_check (m, NULL, err) < 0)
     return -1;
-  for (size_t i = 0; i < n; i++)
-    {
-      cl_error_t ignored = NULL;
-      struct cl_instance_summary sum;
-      if (cl_mgr_instance_is_running (v[i])
-          && !cl_mgr_proc_alive (v[i]->monitor_pid, v[i]->monitor_start)
-          && cl_mgr_reconcile_instance (m, v[i], &ignored) < 0)
-        cl_error_release (&ignored); /* shown as recorded */
-      instance_summary (v[i], &sum);
-      fn (opaque, &sum);
-      cl_mgr_instance_free (v[i]);
-    }
-  free (v);
-  return 0;
+  return cl_mgr_instance_rows (m, fn, opaque, err);
 }
 
 static void
@@ -489,9 +547,16 @@ cl_mgr_instance_exec_spec (struct cl_manager *m, const char *name, const struct 
     return -1;
   /* frozen: the command would hang frozen too */
   if (strcmp (inst->status, "running") != 0)
-    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name,
-                           inst->status);
+    return cl_mgr_not_running (err, name, inst->status);
   return cl_mgr_instance_ops (inst)->exec (m, inst, spec, &lock, exit_code, err);
+}
+
+int
+cl_mgr_not_running (cl_error_t *err, const char *name, const char *status)
+{
+  if (status == NULL || strcmp (status, "stopped") == 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
+  return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name, status);
 }
 
 int
@@ -538,7 +603,17 @@ cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *
   if (cl_mgr_instance_lock (m, name, &lock, err) < 0
       || cl_mgr_instance_load (m, name, &inst, err) < 0)
     return -1;
-  if (strcmp (key, "limits.memory") == 0)
+  if (value == NULL && (strcmp (key, "limits.memory") == 0 || strcmp (key, "limits.cpu") == 0))
+    {
+      /* back to the default: no limit (live: lifted) */
+      bool mem = strcmp (key, "limits.memory") == 0;
+      json_object_set_new (inst->config, mem ? "memory" : "cpus", json_integer (0));
+      if (mem)
+        memory = CL_MGR_LIMIT_NONE;
+      else
+        cpus = (unsigned)CL_MGR_LIMIT_NONE;
+    }
+  else if (strcmp (key, "limits.memory") == 0)
     {
       if (cl_parse_size (value, "limits.memory", &memory, err) < 0)
         return -1;

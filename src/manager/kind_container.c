@@ -4,6 +4,7 @@
    engine (mgr_engine.h) under the cloison-monitor program.  The kind's table
    of operations (mgr_internal.h). */
 #include "common/cleanup.h"
+#include "common/json.h"
 #include "common/util.h"
 #include "manager/mgr_engine.h"
 #include "manager/mgr_images.h"
@@ -163,7 +164,6 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
 
-  (void)o;
   a->spec.root = cl_mgr_engine_root (m);
   a->spec.bundle = a->dir;
   a->spec.id = a->id;
@@ -190,6 +190,12 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   if (container_mounts (m, inst, &a->spec.mounts, err) < 0)
     return -1;
   a->net_pause = cl_mgr_netglue_wanted (inst);
+  if (o->restore_dir && a->net_pause)
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "instance `%s`: a checkpoint of a container with networks cannot be "
+                           "restored in this build",
+                           inst->name);
+  a->checkpoint_dir = o->restore_dir ? cl_xstrdup (o->restore_dir) : NULL;
   return 0;
 }
 
@@ -224,6 +230,29 @@ container_halt (struct cl_manager *m, struct instance *inst, cl_error_t *err)
   return cl_mgr_engine_destroy (eroot, id, err);
 }
 
+/* The processes into CRIU's images (a restore hands the directory to the
+   monitor, as a VM's state). */
+static int
+container_checkpoint (struct cl_manager *m, struct instance *inst, const char *dir,
+                      const char *images, bool leave_running, cl_error_t *err)
+{
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *rootfs = cl_strdup_printf ("%s/rootfs", dir);
+  cleanup_json json_t *mounts = NULL;
+
+  if (cl_mgr_netglue_wanted (inst))
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "container `%s` has networks: only a container without one "
+                           "(--no-network) is checkpointed in this build",
+                           inst->name);
+  if (container_mounts (m, inst, &mounts, err) < 0)
+    return -1;
+  struct engine_spec s
+      = { .root = eroot, .id = id, .bundle = dir, .rootfs = rootfs, .mounts = mounts };
+  return cl_mgr_engine_checkpoint (&s, images, leave_running, err);
+}
+
 static int
 container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
                     bool stateful, cl_error_t *err)
@@ -231,9 +260,26 @@ container_snapshot (struct cl_manager *m, struct instance *inst, const char *dir
   cleanup_free char *upper = cl_strdup_printf ("%s/upper", dir);
   cleanup_free char *copy = cl_strdup_printf ("%s/upper", sdir);
 
-  (void)stateful;
+  cleanup_free char *images = cl_strdup_printf ("%s/state", sdir); /* as a VM's */
+  cleanup_free char *id = cl_mgr_instance_global_id (m, inst->name);
+  cleanup_free char *eroot = cl_mgr_engine_root (m);
+  cl_error_t ignored = NULL;
+  int r;
+
   /* frozen, the writable layer does not change under the copy */
-  return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
+  if (!stateful)
+    return with_frozen (m, inst, true, cl_mgr_tree_copy, upper, copy, err);
+  /* stateful: the copy and CRIU's dump under one freeze, so that the
+     files and the processes agree (CRIU checks the sizes of open files
+     at restore); CRIU seizes the frozen tasks and leaves them frozen */
+  if (cl_mgr_engine_freeze (eroot, id, 1, err) < 0)
+    return -1;
+  r = cl_mgr_tree_copy (upper, copy, err);
+  if (r == 0)
+    r = container_checkpoint (m, inst, dir, images, true, err);
+  if (cl_mgr_engine_freeze (eroot, id, 0, &ignored) < 0)
+    cl_error_release (&ignored);
+  return r;
 }
 
 static void
@@ -287,6 +333,7 @@ const struct instance_ops container_ops = {
   .shutdown = NULL, /* SIGTERM to the init */
   .halt = container_halt,
   .snapshot = container_snapshot,
+  .checkpoint = container_checkpoint,
   .restore = cl_mgr_tree_copy,
   .exec = container_exec,
   .console = NULL, /* a shell through exec */

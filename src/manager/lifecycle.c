@@ -99,7 +99,24 @@ cl_mgr_instance_start_locked (struct cl_manager *m, const char *name, const stru
     return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s", name, inst->status);
   if (cl_mgr_intent_begin (m, "start", name, NULL, &intent, err) < 0)
     return -1;
-  if (cl_mgr_monitor_spawn (m, inst, o, NULL, err) < 0)
+  /* a container checkpointed by a move (here, or received with its
+     processes): restored once, whether that works or not */
+  cleanup_free char *dir = cl_mgr_instance_dir (m, name);
+  cleanup_free char *ckpt = cl_strdup_printf ("%s/" CL_MGR_CHECKPOINT_DIR, dir);
+  cleanup_free char *ckpt_log = cl_strdup_printf ("%s.log", ckpt);
+  struct start_opts with = *o;
+  bool restoring
+      = o->restore_dir == NULL && inst->kind == KIND_CONTAINER && access (ckpt, F_OK) == 0;
+  if (restoring)
+    with.restore_dir = ckpt;
+  int r = cl_mgr_monitor_spawn (m, inst, &with, NULL, err);
+  if (restoring)
+    {
+      cl_error_t ignored = NULL;
+      if (cl_rm_rf (ckpt, &ignored) < 0 || cl_rm_rf (ckpt_log, &ignored) < 0)
+        cl_error_release (&ignored);
+    }
+  if (r < 0)
     {
       cl_mgr_intent_abandon (m, intent);
       return -1;

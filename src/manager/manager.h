@@ -85,7 +85,18 @@ struct cl_instance_summary
 typedef void (*cl_mgr_instance_fn) (void *opaque, const struct cl_instance_summary *s);
 int cl_mgr_instance_each (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
                           cl_error_t *err);
+/* cl_mgr_instance_each in two steps, for a caller that keeps what it
+   made of a list: check brings the instances recorded running up to
+   date with their processes and gives the state's version (*version:
+   the same value while nothing in the state changed since, this
+   handle's changes and others'; 0 when unknown); rows then lists. */
+int cl_mgr_instance_check (struct cl_manager *m, uint64_t *version, cl_error_t *err);
+int cl_mgr_instance_rows (struct cl_manager *m, cl_mgr_instance_fn fn, void *opaque,
+                          cl_error_t *err);
 int cl_mgr_instance_info (struct cl_manager *m, const char *name, json_t **out, cl_error_t *err);
+/* The error for a command that needs a running instance: "is not running"
+   when stopped, "is frozen, not running" and the like otherwise. */
+int cl_mgr_not_running (cl_error_t *err, const char *name, const char *status);
 
 int cl_mgr_instance_start (struct cl_manager *m, const char *name, cl_error_t *err);
 /* Graceful (SIGTERM; ACPI-less VMs: the monitor's shutdown), then forced
@@ -133,7 +144,10 @@ int cl_mgr_instance_log_path (struct cl_manager *m, const char *name, char **pat
 int cl_mgr_instance_console (struct cl_manager *m, const char *name, int *exit_code,
                              cl_error_t *err);
 
-/* key: limits.memory, limits.cpu.  Applied live when running. */
+/* key: limits.memory, limits.cpu.  Applied live when running (a
+   container's; a VM's at its next start).  value NULL: back to the
+   default, no limit. */
+#define CL_MGR_LIMIT_NONE UINT64_MAX /* set_limits: a limit lifted */
 int cl_mgr_instance_config_set (struct cl_manager *m, const char *name, const char *key,
                                 const char *value, cl_error_t *err);
 /* Copy-on-write clone of a stopped or running instance's files (stopped
@@ -150,6 +164,11 @@ int cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst
 int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind,
                              json_t *config, const char *archive, char **image_layers,
                              cl_error_t *err);
+
+/* A stateful move's first step: the running container's processes into
+   INSTANCE/checkpoint (CRIU), which ends them; the instance is stopped
+   then, and its next start restores them (and drops the checkpoint). */
+int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err);
 
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);

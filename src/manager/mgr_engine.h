@@ -69,4 +69,16 @@ int cl_mgr_engine_freeze (const char *root, const char *id, int frozen, cl_error
 /* Thaws it whatever its recorded state (before stopping it). */
 int cl_mgr_engine_thaw (const char *root, const char *id, cl_error_t *err);
 
+/* Checkpoints the running container with CRIU into image_dir, leaving
+   it running (stateful snapshots) or not (moves: CRIU kills it, the
+   container goes).  s: root, id, rootfs and mounts as it was started
+   with.  One line when `criu check` fails on this kernel. */
+int cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir,
+                              bool leave_running, cl_error_t *err);
+/* Brings image_dir's checkpoint back as the container s->id, its init a
+   child of the caller (CRIU's --restore-sibling); the rootfs mounted
+   already. */
+int cl_mgr_engine_restore (const struct engine_spec *s, const char *image_dir, pid_t *pid,
+                           cl_error_t *err);
+
 #endif

@@ -24,6 +24,10 @@ struct cl_manager
   /* instance locks held (lock.c), -1 when free */
   int locks[MANAGER_MAX_LOCKS];
   char *lock_names[MANAGER_MAX_LOCKS];
+  /* cl_mgr_store_each's statements (all, running), prepared once: a
+     daemon lists with the same handle again and again */
+  sqlite3_stmt *each_stmt[2];
+  uint32_t serial; /* this handle's, unique in the process */
 };
 
 enum
@@ -80,9 +84,13 @@ int cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent,
    argument: s (const char *), i (int64_t), anything else NULL. */
 int cl_mgr_store_run (struct cl_manager *m, const char *sql, const char *types, cl_error_t *err,
                       ...);
-/* Every instance, by name, in one SELECT (caller frees each and the
-   vector).  Their configs are not read (NULL). */
-int cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err);
+/* Every instance by name (or those recorded running or frozen, in no
+   order), in one SELECT, without a copy: fn gets each row as an
+   instance whose strings are the statement's (valid during the call,
+   not to be freed or kept), its config NULL. */
+typedef void (*cl_mgr_store_fn) (void *opaque, struct instance *inst);
+int cl_mgr_store_each (struct cl_manager *m, bool running_only, cl_mgr_store_fn fn, void *opaque,
+                       cl_error_t *err);
 
 int cl_mgr_intent_begin (struct cl_manager *m, const char *op, const char *instance,
                          const char *arg, int64_t *id, cl_error_t *err);
@@ -152,12 +160,18 @@ struct monitor_args;
 
 /* How one start goes: passed down as arguments, never kept in the
    instance's saved config. */
+/* INSTANCE/checkpoint: a container's processes saved by
+   cl_mgr_instance_checkpoint (a stateful move), restored by its next
+   start. */
+#define CL_MGR_CHECKPOINT_DIR "checkpoint"
+
 struct start_opts
 {
   /* run: the workload gets our stdio and the monitor stays our child */
   bool attached;
-  /* VMs: resume the state saved by a stateful snapshot (its `state`
-     directory) instead of booting */
+  /* resume the state saved by a stateful snapshot (its `state`
+     directory) instead of booting (VMs) or starting (containers: CRIU's
+     images) */
   const char *restore_dir;
 };
 
@@ -196,6 +210,10 @@ struct instance_ops
      and devices) */
   int (*snapshot) (struct cl_manager *m, struct instance *inst, const char *dir, const char *sdir,
                    bool stateful, cl_error_t *err);
+  /* checkpoint: the running workload's processes into the directory
+     images (CRIU), left running or not (NULL: the kind cannot) */
+  int (*checkpoint) (struct cl_manager *m, struct instance *inst, const char *dir,
+                     const char *images, bool leave_running, cl_error_t *err);
   /* restore: copies the snapshot's copy `from` (restore_paths) to `staged` */
   int (*restore) (const char *from, const char *staged, cl_error_t *err);
   /* the caller holds the instance's lock `held`: released once the
@@ -204,7 +222,8 @@ struct instance_ops
                struct instance_lock *held, int *exit_code, cl_error_t *err);
   /* interactive console of a running instance (NULL: a shell through exec) */
   int (*console) (struct cl_manager *m, struct instance *inst, int *exit_code, cl_error_t *err);
-  /* live limits of a running instance (0 leaves one alone) */
+  /* live limits of a running instance (0 leaves one alone,
+     CL_MGR_LIMIT_NONE lifts it) */
   int (*set_limits) (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
                      cl_error_t *err);
 };

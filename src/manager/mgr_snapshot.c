@@ -44,9 +44,6 @@ cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *
       || cl_mgr_instance_lock (m, instance, &lock, err) < 0
       || cl_mgr_instance_load (m, instance, &inst, err) < 0)
     return -1;
-  if (stateful && inst->kind != KIND_VM)
-    return cl_error_raise (err, CL_ERR_INVALID,
-                           "--stateful: only VM instances keep their running state");
   if (stateful && strcmp (inst->status, "running") != 0)
     return cl_error_raise (err, CL_ERR_CONFLICT, "--stateful: instance `%s` is not running",
                            instance);
@@ -70,6 +67,37 @@ cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *
       return -1;
     }
   return cl_mgr_intent_end (m, intent, err);
+}
+
+int
+cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_free char *dir = cl_mgr_instance_dir (m, name);
+  cleanup_free char *images = cl_strdup_printf ("%s/" CL_MGR_CHECKPOINT_DIR, dir);
+  cleanup_free char *logs = cl_strdup_printf ("%s.log", images);
+
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
+    return -1;
+  if (strcmp (inst->status, "running") != 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is not running", name);
+  if (cl_mgr_instance_ops (inst)->checkpoint == NULL)
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "instance `%s`: only containers are checkpointed (a VM moves by live "
+                           "migration)",
+                           name);
+  rm_quiet (images);
+  rm_quiet (logs);
+  if (cl_mgr_instance_ops (inst)->checkpoint (m, inst, dir, images, false, err) < 0)
+    {
+      rm_quiet (images);
+      rm_quiet (logs);
+      return -1;
+    }
+  /* CRIU ended the processes: the monitor records the stop */
+  return cl_mgr_instance_halt (m, inst, 0, err);
 }
 
 int

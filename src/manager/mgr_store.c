@@ -61,7 +61,10 @@ static const char schema[]
       " volume TEXT NOT NULL REFERENCES volumes(name) ON DELETE CASCADE,"
       " name TEXT NOT NULL,"
       " created INTEGER NOT NULL,"
-      " PRIMARY KEY (volume, name));";
+      " PRIMARY KEY (volume, name));"
+      /* a list looks up the few instances recorded running first
+         (cl_mgr_store_each), without a scan of all */
+      "CREATE INDEX IF NOT EXISTS instances_by_status ON instances (status);";
 
 int
 cl_mgr_store_init (struct cl_manager *m, cl_error_t *err)
@@ -117,6 +120,33 @@ column_strdup (sqlite3_stmt *s, int col)
   "name, kind, image, status, config, created, monitor_pid, monitor_start, init_pid,"              \
   " init_start, exit_code"
 
+/* The same columns with NULL for the config, which a list does not
+   show: SQLite then does not read it. */
+#define INSTANCE_COLUMNS_LISTED                                                                    \
+  "name, kind, image, status, NULL, created, monitor_pid, monitor_start, init_pid,"                \
+  " init_start, exit_code"
+
+static const char *
+column_text (sqlite3_stmt *s, int col)
+{
+  const unsigned char *t = sqlite3_column_text (s, col);
+  return t ? (const char *)t : "";
+}
+
+/* The fields of a row of INSTANCE_COLUMNS but its strings and config. */
+static void
+row_numbers (sqlite3_stmt *s, struct instance *inst)
+{
+  inst->kind = strcmp (column_text (s, 1), "vm") == 0 ? KIND_VM : KIND_CONTAINER;
+  inst->created = sqlite3_column_int64 (s, 5);
+  inst->monitor_pid = sqlite3_column_int (s, 6);
+  inst->monitor_start = sqlite3_column_int64 (s, 7);
+  inst->init_pid = sqlite3_column_int (s, 8);
+  inst->init_start = sqlite3_column_int64 (s, 9);
+  inst->has_exit_code = sqlite3_column_type (s, 10) != SQLITE_NULL;
+  inst->exit_code = sqlite3_column_int (s, 10);
+}
+
 /* The instance of a row of INSTANCE_COLUMNS; its config parsed when
    with_config, else NULL (a list does not show it). */
 static struct instance *
@@ -126,23 +156,15 @@ row_instance (sqlite3_stmt *s, bool with_config)
   json_error_t jerr;
 
   inst->name = column_strdup (s, 0);
-  inst->kind
-      = strcmp ((const char *)sqlite3_column_text (s, 1), "vm") == 0 ? KIND_VM : KIND_CONTAINER;
   inst->image = column_strdup (s, 2);
   inst->status = column_strdup (s, 3);
+  row_numbers (s, inst);
   if (with_config)
     {
       inst->config = json_loads ((const char *)sqlite3_column_text (s, 4), 0, &jerr);
       if (inst->config == NULL)
         inst->config = json_object ();
     }
-  inst->created = sqlite3_column_int64 (s, 5);
-  inst->monitor_pid = sqlite3_column_int (s, 6);
-  inst->monitor_start = sqlite3_column_int64 (s, 7);
-  inst->init_pid = sqlite3_column_int (s, 8);
-  inst->init_start = sqlite3_column_int64 (s, 9);
-  inst->has_exit_code = sqlite3_column_type (s, 10) != SQLITE_NULL;
-  inst->exit_code = sqlite3_column_int (s, 10);
   return inst;
 }
 
@@ -318,38 +340,42 @@ cl_mgr_store_delete (struct cl_manager *m, const char *name, int64_t intent, cl_
 }
 
 int
-cl_mgr_store_all (struct cl_manager *m, struct instance ***out, size_t *n, cl_error_t *err)
+cl_mgr_store_each (struct cl_manager *m, bool running_only, cl_mgr_store_fn fn, void *opaque,
+                   cl_error_t *err)
 {
-  cleanup_stmt sqlite3_stmt *s = NULL;
-  size_t count = 0, cap = 16;
-  struct instance **v;
+  cleanup_stmt sqlite3_stmt *own = NULL;
+  sqlite3_stmt **cached = &m->each_stmt[running_only], *s;
+  const char *sql = running_only ? "SELECT " INSTANCE_COLUMNS_LISTED
+                                   " FROM instances WHERE status IN ('running', 'frozen')"
+                                 : "SELECT " INSTANCE_COLUMNS_LISTED
+                                   " FROM instances ORDER BY name";
   int r;
 
-  /* one statement: one read of the table, whatever runs meanwhile */
-  if (cl_db_prepare (m->db, "SELECT " INSTANCE_COLUMNS " FROM instances ORDER BY name", &s, err)
-      < 0)
-    return -1;
-  v = cl_xmalloc0 (cap * sizeof *v);
+  /* one statement: one read of the table, whatever runs meanwhile;
+     prepared once per handle (a list within fn gets one of its own) */
+  if (*cached == NULL
+      && sqlite3_prepare_v3 (m->db, sql, -1, SQLITE_PREPARE_PERSISTENT, cached, NULL) != SQLITE_OK)
+    return cl_error_make (err, 0, "state database: list instances: %s", sqlite3_errmsg (m->db));
+  s = *cached;
+  if (sqlite3_stmt_busy (s))
+    {
+      if (cl_db_prepare (m->db, sql, &own, err) < 0)
+        return -1;
+      s = own;
+    }
   while ((r = sqlite3_step (s)) == SQLITE_ROW)
     {
-      if (count == cap)
-        {
-          cap *= 2;
-          v = realloc (v, cap * sizeof *v);
-          if (v == NULL)
-            abort ();
-        }
-      v[count++] = row_instance (s, false);
+      /* borrowed from the statement: no copy of a row */
+      struct instance inst = { 0 };
+      inst.name = (char *)column_text (s, 0);
+      inst.image = (char *)column_text (s, 2);
+      inst.status = (char *)column_text (s, 3);
+      row_numbers (s, &inst);
+      fn (opaque, &inst);
     }
+  sqlite3_reset (s);
   if (r != SQLITE_DONE)
-    {
-      while (count > 0)
-        cl_mgr_instance_free (v[--count]);
-      free (v);
-      return cl_error_make (err, 0, "state database: list instances: %s", sqlite3_errmsg (m->db));
-    }
-  *out = v;
-  *n = count;
+    return cl_error_make (err, 0, "state database: list instances: %s", sqlite3_errmsg (m->db));
   return 0;
 }
 
@@ -501,7 +527,10 @@ cl_mgr_db_tune (sqlite3 *db)
 int
 cl_mgr_open_raw (const char *root, struct cl_manager **out, cl_error_t *err)
 {
+  static uint32_t serials;
   struct cl_manager *m = cl_xmalloc0 (sizeof *m);
+
+  m->serial = __atomic_add_fetch (&serials, 1, __ATOMIC_RELAXED);
   char *abs = realpath (root, NULL);
 
   if (abs == NULL)
@@ -538,6 +567,8 @@ cl_mgr_close (struct cl_manager *m)
   if (m == NULL)
     return;
   cl_mgr_locks_close (m);
+  for (size_t i = 0; i < sizeof m->each_stmt / sizeof m->each_stmt[0]; i++)
+    sqlite3_finalize (m->each_stmt[i]);
   if (m->db)
     cl_db_close (m->db);
   free (m->root);

@@ -660,6 +660,7 @@ const struct instance_ops vm_ops = {
   .shutdown = vm_shutdown, /* the ACPI power button */
   .halt = NULL,            /* the monitor's VMM child is all there is */
   .snapshot = vm_snapshot,
+  .checkpoint = NULL, /* a running VM moves by live migration */
   .restore = vm_restore,
   .exec = vm_exec_unlocked,
   .console = vm_console,

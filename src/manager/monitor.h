@@ -28,6 +28,9 @@ struct monitor_args
   bool vm;
   struct engine_spec spec;
   char *overlay_opts;
+  /* containers: restore this CRIU checkpoint instead of starting (NULL:
+     start) */
+  char *checkpoint_dir;
   struct vm_launch vm_launch;
   /* containers with networks: the monitor reports "P<pid>" between create
      and start and waits for one byte on gofd ('g': go on) while the

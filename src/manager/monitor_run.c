@@ -179,7 +179,8 @@ cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_erro
       a->spec.before_exec = pause_for_network;
       a->spec.opaque = a;
     }
-  if (cl_mgr_engine_start (&a->spec, &init, err) < 0)
+  if (a->checkpoint_dir ? cl_mgr_engine_restore (&a->spec, a->checkpoint_dir, &init, err) < 0
+                        : cl_mgr_engine_start (&a->spec, &init, err) < 0)
     return -1;
   if (inpipe[0] >= 0)
     close (inpipe[0]);
@@ -396,6 +397,8 @@ cl_mgr_monitor_args_to_json (const struct monitor_args *a)
                       strv_to_json (a->spec.env), "cwd", a->spec.cwd ? a->spec.cwd : "/", "memory",
                       (json_int_t)a->spec.memory, "cpus", (int)a->spec.cpus, "overlay",
                       a->overlay_opts, "mounts", a->spec.mounts ? a->spec.mounts : json_null ()));
+  if (!a->vm && a->checkpoint_dir)
+    json_object_set_new (j, "checkpoint", json_string (a->checkpoint_dir));
   return j;
 }
 
@@ -403,7 +406,7 @@ int
 cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *err)
 {
   const char *root, *name, *id, *dir, *eroot, *rootfs, *cwd, *overlay;
-  json_t *argv, *env, *mounts = NULL, *vm_launch = NULL;
+  json_t *argv, *env, *mounts = NULL, *vm_launch = NULL, *checkpoint = NULL;
   json_int_t memory;
   int attached, net_pause, vm = 0, cpus;
 
@@ -420,9 +423,10 @@ cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *er
       if (vm_launch == NULL)
         return cl_error_make (err, 0, "cloison-monitor: malformed arguments (vm_launch)");
     }
-  else if (json_unpack (j, "{s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s?o}", "engine_root", &eroot,
-                        "rootfs", &rootfs, "argv", &argv, "env", &env, "cwd", &cwd, "memory",
-                        &memory, "cpus", &cpus, "overlay", &overlay, "mounts", &mounts)
+  else if (json_unpack (j, "{s:s, s:s, s:o, s:o, s:s, s:I, s:i, s:s, s?o, s?o}", "engine_root",
+                        &eroot, "rootfs", &rootfs, "argv", &argv, "env", &env, "cwd", &cwd,
+                        "memory", &memory, "cpus", &cpus, "overlay", &overlay, "mounts", &mounts,
+                        "checkpoint", &checkpoint)
            < 0)
     return cl_error_make (err, 0, "cloison-monitor: malformed arguments");
   a->root = cl_xstrdup (root);
@@ -453,6 +457,7 @@ cl_mgr_monitor_args_from_json (json_t *j, struct monitor_args *a, cl_error_t *er
   a->spec.cpus = (unsigned)cpus;
   a->overlay_opts = cl_xstrdup (overlay);
   a->spec.mounts = json_is_array (mounts) ? json_incref (mounts) : NULL;
+  a->checkpoint_dir = opt_strdup (checkpoint);
   return 0;
 }
 
@@ -469,6 +474,7 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   cl_strv_free (a->spec.env);
   free ((char *)a->spec.cwd);
   free (a->overlay_opts);
+  free (a->checkpoint_dir);
   json_decref (a->spec.mounts);
   free (a->vm_launch.kernel);
   free (a->vm_launch.initrd);

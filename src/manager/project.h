@@ -70,25 +70,17 @@ int cl_mgr_project_from_json (json_t *j, struct cl_project **out, cl_error_t *er
    (id NULL: all; else the one, CL_ERR_NOT_FOUND when none). */
 int cl_mgr_project_list (struct cl_manager *m, const char *id, json_t **out, cl_error_t *err);
 
-/* up, down or provision run in a child process of the state root `root`
-   whose stdout and stderr lines go to fn as they come (is_err: stderr).
-   *code: what the verb returned (0, or 1 for up: some machine failed or
-   waits for --recreate); -1 with err on an error. */
-enum cl_project_verb
-{
-  CL_PROJECT_UP,
-  CL_PROJECT_DOWN,
-  CL_PROJECT_PROVISION,
-};
-struct cl_project_call
-{
-  enum cl_project_verb verb;
-  struct cl_project_up_opts up; /* machines: every verb's; the rest: up's */
-  bool destroy, volumes;        /* down's */
-};
+/* Runs a project verb on the state root `root` in the cloison-project
+   program; the lines it prints go to fn as they come (is_err: stderr).
+   job: {"project": cl_mgr_project_to_json's,
+   "verb": "up"|"down"|"provision", "machines": [...], "recreate",
+   "provision" (up's), "destroy", "volumes" (down's)}.  *code: what the verb
+   returned (0, or 1 for up: some machine failed or waits for --recreate);
+   -1 with err on an error (the verb's own, or the program's). */
 typedef void (*cl_mgr_project_line_fn) (void *opaque, bool is_err, const char *line);
-int cl_mgr_project_run_captured (const char *root, struct cl_project *p,
-                                 const struct cl_project_call *c, cl_mgr_project_line_fn fn,
+int cl_mgr_project_run_captured (const char *root, json_t *job, cl_mgr_project_line_fn fn,
                                  void *opaque, int *code, cl_error_t *err);
+/* cloison-project's main: {"root", "job"} on fd 3, the error on fd 4. */
+int cl_mgr_project_job_main (void);
 
 #endif

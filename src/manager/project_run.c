@@ -1,11 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* up, down and provision for the API: the planner (project_plan.c) run in
-   a child process whose stdout and stderr are pipes, so that what it
-   prints -- one line per change, and the provisioning steps' own output
-   -- reaches the caller line by line (an operation's metadata) and never
-   the server's own output.  The child has a manager of its own, as the
+   a process of its own, the cloison-project program, whose stdout and
+   stderr are pipes, so that what it prints -- one line per change, and
+   the provisioning steps' own output -- reaches the caller line by line
+   (an operation's metadata) and never the server's own output.  A
+   program, not a fork: the daemon is threaded, and a fork of it may only
+   exec (another thread may hold a lock, SQLite's or malloc's, that the
+   child would wait on forever).  It has a manager of its own, as the
    planner's per-machine children have. */
 #include "common/cleanup.h"
+#include "common/paths.h"
 #include "common/json.h"
 #include "common/util.h"
 #include "manager/manager.h"
@@ -17,49 +21,95 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+enum verb
+{
+  CL_PROJECT_UP,
+  CL_PROJECT_DOWN,
+  CL_PROJECT_PROVISION,
+};
+struct call
+{
+  enum verb verb;
+  struct cl_project_up_opts up; /* machines: every verb's; the rest: up's */
+  bool destroy, volumes;        /* down's */
+};
+
+/* The job's project and call; names: the machines' (borrowed from job). */
 static int
-run_verb (const char *root, struct cl_project *p, const struct cl_project_call *c, cl_error_t *err)
+call_from_json (json_t *job, struct cl_project **p, struct call *c, const char ***names,
+                cl_error_t *err)
+{
+  json_t *arr = json_object_get (job, "machines"), *e;
+  const char *verb = json_string_value (json_object_get (job, "verb"));
+  size_t i;
+
+  if (cl_mgr_project_from_json (json_object_get (job, "project"), p, err) < 0)
+    return -1;
+  *names = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof **names);
+  json_array_foreach (arr, i, e) (*names)[i] = json_string_value (e);
+  *c = (struct call){ .verb = CL_PROJECT_UP };
+  c->up.machines = *names;
+  c->up.n_machines = json_array_size (arr);
+  c->up.recreate = json_is_true (json_object_get (job, "recreate"));
+  c->up.provision = json_is_true (json_object_get (job, "provision"));
+  c->destroy = json_is_true (json_object_get (job, "destroy"));
+  c->volumes = json_is_true (json_object_get (job, "volumes"));
+  if (verb && strcmp (verb, "down") == 0)
+    c->verb = CL_PROJECT_DOWN;
+  else if (verb && strcmp (verb, "provision") == 0)
+    c->verb = CL_PROJECT_PROVISION;
+  return 0;
+}
+
+static int
+run_verb (const char *root, json_t *job, cl_error_t *err)
 {
   cleanup_mgr struct cl_manager *m = NULL;
+  cleanup_project struct cl_project *p = NULL;
+  cleanup_free const char **names = NULL;
+  struct call c;
 
-  if (cl_mgr_open (root, &m, err) < 0)
+  if (call_from_json (job, &p, &c, &names, err) < 0 || cl_mgr_open (root, &m, err) < 0)
     return -1;
-  switch (c->verb)
+  switch (c.verb)
     {
     case CL_PROJECT_UP:
-      return cl_mgr_project_up (m, p, &c->up, err);
+      return cl_mgr_project_up (m, p, &c.up, err);
     case CL_PROJECT_DOWN:
-      return cl_mgr_project_down (m, p, c->up.machines, c->up.n_machines, c->destroy, c->volumes,
-                                  err);
+      return cl_mgr_project_down (m, p, c.up.machines, c.up.n_machines, c.destroy, c.volumes, err);
     default:
-      return cl_mgr_project_provision (m, p, c->up.machines, c->up.n_machines, err);
+      return cl_mgr_project_provision (m, p, c.up.machines, c.up.n_machines, err);
     }
 }
 
-static void __attribute__ ((noreturn))
-child (const char *root, struct cl_project *p, const struct cl_project_call *c, int out, int errs,
-       int report)
+int
+cl_mgr_project_job_main (void)
 {
   cl_error_t err = NULL;
-  int null = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  json_error_t jerr;
+  cleanup_json json_t *args = json_loadfd (3, 0, &jerr);
+  const char *root = json_string_value (json_object_get (args, "root"));
   int r;
 
-  if (null < 0 || dup2 (null, 0) < 0 || dup2 (out, 1) < 0 || dup2 (errs, 2) < 0)
-    _exit (127);
-  r = run_verb (root, p, c, &err);
+  close (3);
+  if (root == NULL)
+    r = cl_error_make (&err, 0, "cloison-project: malformed arguments");
+  else
+    r = run_verb (root, json_object_get (args, "job"), &err);
   fflush (NULL);
   if (r < 0)
     {
-      json_t *j = json_pack ("{s:i, s:s}", "kind", (int)cl_error_kind_of (err), "message",
-                             err && err->msg ? err->msg : "failed");
-      char *text = json_dumps (j, JSON_COMPACT);
-      if (text && cl_write_all (report, text, strlen (text)) < 0)
-        _exit (126);
+      cleanup_json json_t *j = json_pack ("{s:i, s:s}", "kind", (int)cl_error_kind_of (err),
+                                          "message", err && err->msg ? err->msg : "failed");
+      cleanup_free char *text = json_dumps (j, JSON_COMPACT);
+      if (text == NULL || cl_write_all (4, text, strlen (text)) < 0)
+        return 126;
     }
-  _exit (r < 0 ? 2 : r);
+  return r < 0 ? 2 : r;
 }
 
 struct sink
@@ -109,12 +159,22 @@ sink_read (struct sink *s, cl_mgr_project_line_fn fn, void *opaque)
     }
 }
 
-int
-cl_mgr_project_run_captured (const char *root, struct cl_project *p,
-                             const struct cl_project_call *c, cl_mgr_project_line_fn fn,
-                             void *opaque, int *code, cl_error_t *err)
+/* The program's fds, given the pipes' ends: dups above 2 so that no
+   dup2 in the child overwrites another source.  -1 on error. */
+static int
+high_fd (int fd)
 {
-  int po[2], pe[2], pr[2];
+  return fcntl (fd, F_DUPFD_CLOEXEC, 10);
+}
+
+int
+cl_mgr_project_run_captured (const char *root, json_t *job, cl_mgr_project_line_fn fn, void *opaque,
+                             int *code, cl_error_t *err)
+{
+  cleanup_free char *prog = cl_piece_path (CL_PIECE_PROJECT), *text = NULL;
+  cleanup_json json_t *args = json_pack ("{s:s, s:O}", "root", root, "job", job);
+  cleanup_close int argfd = -1;
+  int po[2], pe[2], pr[2], kid[5] = { -1, -1, -1, -1, -1 };
   struct sink sinks[2];
   bool open_[2] = { true, true };
   char report[4096];
@@ -123,6 +183,14 @@ cl_mgr_project_run_captured (const char *root, struct cl_project *p,
   int st = 0;
   bool exited = false;
 
+  if (access (prog, X_OK) < 0)
+    return cl_error_errno (err, "cloison-project `%s`", prog);
+  /* the arguments in a memfd: written before the fork, as the fork of a
+     threaded daemon may only exec */
+  text = json_dumps (args, JSON_COMPACT);
+  argfd = memfd_create ("cloison-project-args", MFD_CLOEXEC);
+  if (argfd < 0 || cl_write_all (argfd, text, strlen (text)) < 0 || lseek (argfd, 0, SEEK_SET) < 0)
+    return cl_error_errno (err, "cloison-project's arguments");
   if (pipe2 (po, O_CLOEXEC) < 0)
     return cl_error_errno (err, "pipe");
   if (pipe2 (pe, O_CLOEXEC) < 0)
@@ -135,14 +203,31 @@ cl_mgr_project_run_captured (const char *root, struct cl_project *p,
       close (po[0]), close (po[1]), close (pe[0]), close (pe[1]);
       return cl_error_errno (err, "pipe");
     }
-  fflush (NULL);
-  pid = fork ();
+  /* stdin /dev/null, stdout, stderr, the arguments, the report */
+  kid[0] = open ("/dev/null", O_RDONLY | O_CLOEXEC);
+  kid[1] = high_fd (po[1]);
+  kid[2] = high_fd (pe[1]);
+  kid[3] = high_fd (argfd);
+  kid[4] = high_fd (pr[1]);
+  close (po[1]), close (pe[1]), close (pr[1]);
+  pid = -1;
+  if (kid[0] >= 0 && kid[1] >= 0 && kid[2] >= 0 && kid[3] >= 0 && kid[4] >= 0)
+    {
+      fflush (NULL);
+      pid = fork ();
+    }
   if (pid == 0)
     {
-      close (po[0]), close (pe[0]), close (pr[0]);
-      child (root, p, c, po[1], pe[1], pr[1]);
+      char *argv[] = { prog, NULL };
+      for (int k = 0; k < 5; k++)
+        if (dup2 (kid[k], k) < 0)
+          _exit (127);
+      execv (prog, argv);
+      _exit (127);
     }
-  close (po[1]), close (pe[1]), close (pr[1]);
+  for (int k = 0; k < 5; k++)
+    if (kid[k] >= 0)
+      close (kid[k]);
   if (pid < 0)
     {
       close (po[0]), close (pe[0]), close (pr[0]);
@@ -179,6 +264,8 @@ cl_mgr_project_run_captured (const char *root, struct cl_project *p,
       ;
   n = read (pr[0], report, sizeof report - 1);
   close (pr[0]);
+  if (WIFEXITED (st) && WEXITSTATUS (st) == 127)
+    return cl_error_make (err, 0, "cloison-project `%s`: could not be started", prog);
   if (!WIFEXITED (st) || WEXITSTATUS (st) > 2)
     return cl_error_make (err, 0, "the project's process died (status %d)", st);
   *code = WEXITSTATUS (st);

@@ -22,6 +22,7 @@ SEEDS = [
         {"name": "c2", "source": {"type": "copy", "source": "c1"}})),
     ("GET", "/1.0/instances/c1", "", "", ""),
     ("PATCH", "/1.0/instances/c1", "", '"abc"', json.dumps({"config": {"limits.memory": "64M"}})),
+    ("PUT", "/1.0/instances/c1", "", '"abc"', json.dumps({"name": "c1", "config": {"limits.cpu": 1}})),
     ("DELETE", "/1.0/instances/c1", "force=1", "", ""),
     ("GET", "/1.0/instances/c1/state", "", "", ""),
     ("PUT", "/1.0/instances/c1/state", "", "", json.dumps(

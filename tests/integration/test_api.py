@@ -794,7 +794,18 @@ def test_sigterm_ends_the_daemon_cleanly(tmp_path):
     other = subprocess.run([binary("cloisond"), "--root", d.root, "--socket", d.sock],
                            capture_output=True, text=True, timeout=30)
     assert other.returncode != 0 and "another cloisond" in other.stderr
+    # nor when the first one does not answer (stopped): its lock says it lives
+    d.proc.send_signal(signal.SIGSTOP)
+    try:
+        other = subprocess.run([binary("cloisond"), "--root", d.root, "--socket", d.sock],
+                               capture_output=True, text=True, timeout=30)
+    finally:
+        d.proc.send_signal(signal.SIGCONT)
+    assert other.returncode != 0 and other.stderr == (
+        "cloisond: another cloisond serves `%s` (it holds `%s.lock`)\n" % (d.sock, d.sock))
+    assert d.ok("GET", "/1.0")["api_version"] == "1.0"
     d.stop()
+    assert not os.path.exists(d.sock + ".lock")
 
 
 def test_socket_activation(tmp_path):

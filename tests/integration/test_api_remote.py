@@ -335,7 +335,7 @@ def test_remote_verbs_on_two_daemons(pair, trusted):
     # images and networks go through the API too: the remote's
     assert "busybox" in u.run("--remote", "ra", "image", "list").stdout
     # verbs that do not go through the API yet are refused, not run locally
-    p = u.run("--remote", "ra", "exec", "c1", "--", "true", check=False)
+    p = u.run("--remote", "ra", "run", "busybox", "--", "true", check=False)
     assert p.returncode != 0 and "not available on a remote" in p.stderr, p.stderr
     p = u.run("--remote", "ra", "--local", "list", check=False)
     assert p.returncode != 0 and "--local" in p.stderr, p.stderr
@@ -343,6 +343,39 @@ def test_remote_verbs_on_two_daemons(pair, trusted):
     u.run("delete", "rb:c2", "--force")
     u.run("remote", "remove", "rb")
     assert list(u.remotes()) == ["ra"]
+
+
+def test_exec_and_console_on_a_remote(pair, trusted):
+    """`cloison exec` and `console` on a remote: the API's websockets over
+    TLS (src/cli/exec_client.c), stdin, stdout and stderr apart, the exit
+    code; the remote's instance, not a local one."""
+    a, b = pair
+    u = trusted
+    u.run("launch", "busybox", "ra:c1", "--no-network", "--", "sleep", "600")
+    p = subprocess.run([binary("cloison"), "exec", "ra:c1", "--", "sh", "-c",
+                        "cat; echo err >&2; hostname; exit 3"], input="over tls\n",
+                       env=u.env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3, p.stderr
+    assert p.stdout == "over tls\nc1\n" and p.stderr == "err\n"
+    p = u.run("--remote", "ra", "exec", "c1", "--", "sh", "-c", "kill -9 $$", check=False)
+    assert p.returncode == 137, p.stderr
+    big = "x" * 300000
+    p = subprocess.run([binary("cloison"), "exec", "ra:c1", "--", "wc", "-c"], input=big,
+                       env=u.env(), capture_output=True, text=True, timeout=60)
+    assert p.stdout.strip() == "300000", p.stderr
+    # the console, piped
+    p = subprocess.run([binary("cloison"), "console", "ra:c1"], input="echo via$((2+3))\nexit\n",
+                       env=u.env(), capture_output=True, text=True, timeout=60)
+    assert "via5" in p.stdout, p.stderr
+    # b has no c1: one line
+    p = u.run("exec", "rb:c1", "--", "true", check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and "c1" in p.stderr
+    u.run("stop", "ra:c1", "--timeout", "0")
+    p = u.run("exec", "ra:c1", "--", "true", check=False)
+    assert p.returncode == 1 and p.stderr == "cloison: instance `c1` is not running\n"
+    ops = a.ok("GET", "/1.0/operations?recursion=1")
+    assert sum(1 for o in ops if o["metadata"] and "return" in o["metadata"]) >= 3, ops
+    u.run("delete", "ra:c1", "--force")
 
 
 def test_read_only_certificate(pair, trusted):

@@ -76,8 +76,8 @@ def test_install_layout(installed):
     root = dest + PREFIX
     programs = [os.path.relpath(p, root) for p in installed_programs(dest)]
     assert programs == ["bin/cloison", "bin/cloison-runtime", "bin/cloison-vmm", "bin/cloisond",
-                        "libexec/cloison/cloison-monitor", "libexec/cloison/cloison-vmctr",
-                        "libexec/cloison/cloison-vmmon"], programs
+                        "libexec/cloison/cloison-monitor", "libexec/cloison/cloison-project",
+                        "libexec/cloison/cloison-vmctr", "libexec/cloison/cloison-vmmon"], programs
     assert os.path.isfile(os.path.join(root, "share/cloison/busybox-rootfs.tar"))
     # the web console's files (docs/ui.md)
     assert os.path.isfile(os.path.join(root, "share/cloison/ui/index.html"))

@@ -57,7 +57,8 @@ def test_with_a_daemon_verbs_go_through_it(cl, tmp_path):
         assert "PUT /1.0/instances/viad/state: 409" in log
         ran(cl("delete", "viad"))
         assert d.ok("GET", "/1.0/instances") == []
-        # an import by the daemon, its progress read from the event stream
+        # an import by the daemon (the file uploaded to it), its progress
+        # read from the event stream
         rootfs = tmp_path / "rootfs"
         (rootfs / "bin").mkdir(parents=True)
         shutil.copy(shutil.which("busybox"), str(rootfs / "bin"))
@@ -65,7 +66,7 @@ def test_with_a_daemon_verbs_go_through_it(cl, tmp_path):
             t.add(str(rootfs), arcname=".")
         p = ran(cl("image", "import", str(tmp_path / "rootfs.tar.gz"), "viad:1"))
         assert "done" in p.stdout and len(p.stdout.splitlines()[-1]) == 64, p.stdout
-        assert "Fetching image" in {o["description"]
+        assert "Importing uploaded image" in {o["description"]
                                     for o in d.ok("GET", "/1.0/operations?recursion=1")}
     finally:
         d.stop()

@@ -346,9 +346,19 @@ def test_source_daemon_killed_mid_transfer(hosts):
 
 def test_link_cut_mid_transfer(hosts):
     a, b, cfg = hosts
+    # the remote's request timeout, as `remote add --timeout 10` writes it
+    p = a.cli("remote", "add", "hc", b.url, "--token", "x", "--timeout", "0", config=cfg,
+              check=False)
+    assert p.returncode != 0 and p.stderr == (
+        "cloison: --timeout: expected an integer 1-86400, got `0`\n"), p.stderr
+    with open(os.path.join(cfg, "config.json")) as f:
+        conf = json.load(f)
+    conf["remotes"]["hb"]["timeout"] = 10
+    with open(os.path.join(cfg, "config.json"), "w") as f:
+        json.dump(conf, f)
     mover, before, part = start_big_move(a, b, cfg)
     # the link cut: a piece in flight waits for its request's timeout
-    # (60 s), the next finds no route
+    # (10 s here, 60 s by default), the next finds no route
     ip("-n", a.ns, "link", "set", a.link, "down")
     end_of_move(mover, "remote `hb`")
     runs_on(a, before)

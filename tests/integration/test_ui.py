@@ -418,7 +418,10 @@ def test_cross_site_requests_are_refused(console, browsers, tmp_path):
         def log_message(self, *a):
             pass
 
-    srv = http.server.HTTPServer(("127.0.0.1", 0), Evil)
+    # threads: the browser opens spare connections that send nothing, on
+    # which a one-thread server would sit until shutdown
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Evil)
+    srv.daemon_threads = True
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     try:
         b = browsers()

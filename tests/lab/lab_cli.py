@@ -12,6 +12,7 @@ BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abs
 CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
 MONITOR = os.path.join(BUILD, "src", "manager", "cloison-monitor")
 VMMON = os.path.join(BUILD, "src", "manager", "cloison-vmmon")
+PROJECT = os.path.join(BUILD, "src", "manager", "cloison-project")
 IMAGE_DATA = os.path.join(BUILD, "src", "image", "busybox-rootfs.tar")
 VM_KERNEL = os.path.join(BUILD, "src", "image", "vmlinuz")
 VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
@@ -23,7 +24,7 @@ VM_INITRAMFS = os.path.join(BUILD, "src", "image", "initramfs.cpio.gz")
 PROLOGUE = r"""#!/bin/sh
 . /lab/lib.sh
 export CLOISON_ROOT=/tmp/cl CLOISON_IMAGE_DATA=/lab/image-data CLOISON_MONITOR=/lab/cloison-monitor
-export CLOISON_VMMON=/lab/cloison-vmmon
+export CLOISON_VMMON=/lab/cloison-vmmon CLOISON_PROJECT=/lab/cloison-project
 C=/lab/cloison
 mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initramfs.cpio.gz /lab/image-data/
 """
@@ -32,7 +33,7 @@ mkdir -p /lab/image-data && cp /lab/busybox-rootfs.tar /lab/vmlinuz /lab/initram
 def cli_files():
     """The (host path, lab path) pairs a CLI payload needs; fails the test
     module when something is not built."""
-    for p in (CLOISON, MONITOR, VMMON, IMAGE_DATA):
+    for p in (CLOISON, MONITOR, VMMON, PROJECT, IMAGE_DATA):
         if not os.path.exists(p):
             pytest.fail("%s is not built" % p)
     for p in (VM_KERNEL, VM_INITRAMFS):
@@ -40,7 +41,7 @@ def cli_files():
             pytest.fail("%s is not built: ninja -C build vm-image" % p)
     return [
         (CLOISON, "/lab/cloison"), (MONITOR, "/lab/cloison-monitor"),
-        (VMMON, "/lab/cloison-vmmon"),
+        (VMMON, "/lab/cloison-vmmon"), (PROJECT, "/lab/cloison-project"),
         (IMAGE_DATA, "/lab/busybox-rootfs.tar"), (VM_KERNEL, "/lab/vmlinuz"),
         (VM_INITRAMFS, "/lab/initramfs.cpio.gz"),
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]

@@ -48,6 +48,13 @@ check streams streams
 check pty pty
 check signal $W $S vm -k 15 -d 5 -- sleep 100
 check plain $W $S vm -- true
+# the CLI's own exec: through the daemon serving /tmp/cl (its websockets)
+cli_exec() {
+    echo via-cli | $C exec vm -- sh -c 'cat; echo cli-err >&2; exit 6' 2>/tmp/err
+    echo "rc=$? err=$(cat /tmp/err)"
+    $U $S GET '/1.0/operations?recursion=1' | grep -o '"return":6' | head -1
+}
+check cli_exec cli_exec
 check console typed
 delete_both() {
     for n in vm con; do
@@ -96,6 +103,11 @@ def test_exec_signal_ends_the_session(run):
 
 def test_exec_plain(run):
     assert run.check("plain").rc == 0, run.check("plain").output
+
+
+def test_cli_exec_goes_through_the_daemon(run):
+    out = run.assert_check("cli_exec").output
+    assert "via-cli" in out and "rc=6 err=cli-err" in out and '"return":6' in out, out
 
 
 def test_console_websocket_reaches_the_serial_shell(run):

@@ -11,12 +11,11 @@ restored: the count goes on from where it stopped, in the same open
 file, and the runtime knows the container again (state: running; kill
 and delete work).  The times of checkpoint and of restore, per runtime,
 are printed."""
-import os
 import re
 
 import pytest
 
-import lab as lab_module
+import lab_criu
 import runtimes
 
 RTS = ["cloison", "runc"]
@@ -27,12 +26,6 @@ PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
 now() { echo | /lab/tsline | cut -d' ' -f1; }
 took() { awk "BEGIN { printf \"%.3f\", $2 - $1 }"; }
-# The network lock of a dump runs iptables-restore by default, which the
-# lab has not: nftables (libnftables, linked into criu) for both runtimes
-# (criu reads default.conf on its command line, runc.conf under runc).
-mkdir -p /etc/criu
-echo "network-lock nftables" | tee /etc/criu/default.conf > /etc/criu/runc.conf
-criu check >/dev/null 2>&1 && echo "lab: criu check ok" || echo "lab: criu check failed: $(criu check 2>&1 | tail -1)"
 ckpt() {  # NAME (cloison|runc) COMMAND...
     n=$1; shift; R="$*"
     cp -a /rootfs /rootfs-$n
@@ -69,8 +62,6 @@ ckpt() {  # NAME (cloison|runc) COMMAND...
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
-    if not os.path.exists("/usr/sbin/criu"):
-        pytest.skip("criu is not installed on this host (apt-get install criu)")
     d = str(tmp_path_factory.mktemp("ckpt") / "bundles")
     configs = {}
     for n in RTS:
@@ -78,30 +69,13 @@ def run(lab, tmp_path_factory):
         cfg["root"] = {"path": "/rootfs-%s" % n, "readonly": False}
         configs[n] = cfg
     files = runtimes.write_bundles(d, configs) + runtimes.runtime_files(RTS)
-    # criu saves tmpfs mounts (the container's /dev, /dev/shm) with GNU
-    # tar's options, which busybox tar lacks
-    # and a network namespace with iproute2 (`ip addr save`...) and
-    # iptables-save/-restore (xtables-nft-multi answers to its name)
-    xt = os.path.realpath("/usr/sbin/iptables-save")
-    files += [("/usr/sbin/criu", "/usr/sbin/criu"), (lab.tool("tsline"), "/lab/tsline"),
-              ("/usr/bin/tar", "/usr/bin/tar"), (os.path.realpath("/usr/sbin/ip"), "/usr/sbin/ip")]
-    files += [(xt, "/usr/sbin/" + n) for n in ("iptables-save", "ip6tables-save",
-                                               "iptables-restore", "ip6tables-restore")]
-    # criu 3.17 runs the legacy ones (iptables-legacy-save -V first)
-    files += [("/usr/sbin/xtables-legacy-multi", "/usr/sbin/%s%s-legacy-%s" % (v, "tables", op))
-              for v in ("ip", "ip6") for op in ("save", "restore")]
-    p = [PAYLOAD]
+    files += lab_criu.criu_files() + [(lab.tool("tsline"), "/lab/tsline")]
+    p = [PAYLOAD + lab_criu.PROLOGUE]
     for n in RTS:
         if any(lab_path == runtimes.RUNTIMES[n].split()[0] for _, lab_path in files):
             p.append("check %s ckpt %s %s" % (n, n, runtimes.RUNTIMES[n]))
-    # criu's kernel feature detection tries an nftables concatenated set;
-    # its dump collects sockets through sock_diag
     return lab.run("\n".join(p) + "\n", files=files, timeout=600, stream=print,
-                   modules=lab_module.LAB_MODULES + ["ip_tables", "ip6_tables", "iptable_filter",
-                                                     "ip6table_filter", "nf_conntrack_netlink",
-                                                     "nf_tables", "unix_diag", "inet_diag",
-                                                     "tcp_diag", "udp_diag", "af_packet_diag", "raw_diag",
-                                                     "netlink_diag"])
+                   modules=lab_criu.MODULES)
 
 
 def line(out, key):

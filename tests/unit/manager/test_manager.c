@@ -50,6 +50,27 @@ sample (const char *name)
   return inst;
 }
 
+/* What cl_mgr_store_each gave: the last row (copied: its strings are
+   the statement's), and how many rows. */
+struct seen_row
+{
+  size_t n;
+  char name[64], status[32];
+  int exit_code;
+  json_t *config;
+};
+
+static void
+collect_row (void *opaque, struct instance *inst)
+{
+  struct seen_row *r = opaque;
+  r->n++;
+  snprintf (r->name, sizeof r->name, "%s", inst->name);
+  snprintf (r->status, sizeof r->status, "%s", inst->status);
+  r->exit_code = inst->exit_code;
+  r->config = inst->config;
+}
+
 static void
 test_store_rows (void **state)
 {
@@ -58,8 +79,7 @@ test_store_rows (void **state)
   struct instance *inst = sample ("one"), *got = NULL;
   cl_error_t err = NULL;
   int64_t intent;
-  struct instance **all;
-  size_t n;
+  struct seen_row seen = { 0 };
   (void)state;
 
   assert_int_equal (cl_mgr_open_raw (dir, &m, &err), 0);
@@ -89,13 +109,18 @@ test_store_rows (void **state)
   assert_non_null (strstr (err->msg, "ghost"));
   cl_error_release (&err);
 
-  assert_int_equal (cl_mgr_store_all (m, &all, &n, &err), 0);
-  assert_int_equal (n, 1);
-  assert_string_equal (all[0]->name, "one");
-  assert_string_equal (all[0]->status, "stopped");
-  assert_int_equal (all[0]->exit_code, 137);
-  cl_mgr_instance_free (all[0]);
-  free (all);
+  assert_int_equal (cl_mgr_store_each (m, false, collect_row, &seen, &err), 0);
+  assert_int_equal (seen.n, 1);
+  assert_string_equal (seen.name, "one");
+  assert_string_equal (seen.status, "stopped");
+  assert_int_equal (seen.exit_code, 137);
+  assert_null (seen.config);
+  /* twice on one handle: its statement prepared once, run again */
+  assert_int_equal (cl_mgr_store_each (m, false, collect_row, &seen, &err), 0);
+  assert_int_equal (seen.n, 2);
+  /* none recorded running */
+  assert_int_equal (cl_mgr_store_each (m, true, collect_row, &seen, &err), 0);
+  assert_int_equal (seen.n, 2);
   assert_int_equal (cl_mgr_intent_end (m, intent, &err), 0);
   cl_mgr_instance_free (inst);
   cl_mgr_close (m);
