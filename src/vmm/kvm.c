@@ -4,6 +4,8 @@
    stop request every thread watches is in stop.c. */
 #include "vmm/machine.h"
 
+#include "vmm/disk_track.h"
+
 #include "common/cleanup.h"
 #include "common/util.h"
 
@@ -237,6 +239,14 @@ cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persi
   return 0;
 }
 
+struct vm_disk *
+cl_vmm_vm_disk_add (struct vm *vm, int fd, uint64_t size)
+{
+  if (vm->ndisks == VM_MAX_DISKS)
+    return NULL; /* not tracked: block migration refuses such a VM */
+  return vm->disks[vm->ndisks++] = cl_vmm_disk_track_new (fd, size);
+}
+
 static struct vm_metric *
 vm_metric_find (struct vm *vm, const char *device, const char *name, bool create)
 {
@@ -406,6 +416,8 @@ cl_vmm_vm_destroy (struct vm *vm)
   for (size_t i = 0; i < vm->npersist; i++)
     free (vm->persist[i].id);
   free (vm->persist);
+  for (unsigned i = 0; i < vm->ndisks; i++)
+    cl_vmm_disk_track_free (vm->disks[i]);
   for (size_t i = 0; i < vm->nmetrics; i++)
     {
       free (vm->metrics[i].device);

@@ -23,6 +23,7 @@
 #define VM_IDENTITY_MAP_ADDR 0xFFFBC000ULL
 #define VM_IOAPIC_PINS 24
 #define VM_MAX_GSI 1024
+#define VM_MAX_DISKS 32
 
 enum vm_stop_reason
 {
@@ -115,6 +116,10 @@ struct vm
   struct vm_persist_entry *persist;
   size_t npersist;
 
+  /* the disks' images, for block migration (disk_track.h) */
+  struct vm_disk *disks[VM_MAX_DISKS];
+  unsigned ndisks;
+
   pthread_mutex_t metric_lock;
   struct vm_metric *metrics;
   size_t nmetrics;
@@ -160,10 +165,18 @@ struct kvm_cpuid2 *cl_vmm_vm_cpuid_supported (struct vm *vm, cl_error_t *err);
 /* With vm->cpuid NULL, takes KVM's supported set. */
 int cl_vmm_vm_vcpus_create (struct vm *vm, cl_error_t *err);
 int cl_vmm_vm_vcpus_start (struct vm *vm, cl_error_t *err);
+/* The threads started but held before their first KVM_RUN (as paused;
+   cl_vmm_vm_resume lets them run): an incoming migration starts them
+   (and loads their filters) while the stream still flows. */
+int cl_vmm_vm_vcpus_start_paused (struct vm *vm, cl_error_t *err);
 /* Blocks until a stop is requested, joins the vCPU threads. */
 void cl_vmm_vm_vcpus_join (struct vm *vm);
 /* Every vCPU out of KVM_RUN and waiting; false if the VM is stopping. */
 bool cl_vmm_vm_pause (struct vm *vm);
+/* The first half of cl_vmm_vm_pause: the vCPUs are told to stop, without
+   waiting (what else must stop is stopped meanwhile); then
+   cl_vmm_vm_pause, or cl_vmm_vm_resume to call it off. */
+void cl_vmm_vm_pause_begin (struct vm *vm);
 void cl_vmm_vm_resume (struct vm *vm);
 
 #endif

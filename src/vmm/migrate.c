@@ -8,10 +8,15 @@
    source running as it was.
 
    Stream: "CLMIGRAT", u32 version, u32 length + header JSON (config,
-   CPUID, memory size); the destination answers u32 status, u32 length +
-   message.  Then records (struct rec), the last REC_END; the destination
-   answers again once the state is restored. */
+   CPUID, memory size; with block migration the disks' sizes); the
+   destination answers u32 status, u32 length + message.  Then records
+   (struct rec), the last REC_END; the destination answers again once the
+   state is restored.  Version 1 has no disk records; a source sends 1
+   unless it streams disks, so that an older destination still takes a
+   shared-storage move. */
 #include "vmm/vmm_internal.h"
+
+#include "vmm/disk_track.h"
 
 #include "common/cleanup.h"
 #include "common/util.h"
@@ -30,14 +35,17 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <linux/falloc.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 #include <zstd.h>
 
 #define MIG_MAGIC "CLMIGRAT"
-#define MIG_VERSION 1
+#define MIG_VERSION 2       /* the newest this side reads */
+#define MIG_VERSION_BLOCK 2 /* the first with disk records */
 #define PAGE 4096ull
 #define BATCH 64              /* pages per record */
 #define MAX_RECORD_PAGES 1024 /* what a destination accepts */
@@ -54,6 +62,10 @@ enum
   REC_ZERO = 2,  /* n gpas of pages now zero */
   REC_BLOB = 3,  /* n bytes of name, len bytes of state */
   REC_END = 4,
+  REC_SYNC = 6, /* the destination answers once it has read up to here (if it
+                   said "ok sync" to the header) */
+  REC_DISK = 5, /* version 2: n = disk index, u64 offset, u64 length, then len bytes:
+                   the data (enc 0), its zstd frame (enc 1), nothing: zeros (enc 2) */
 };
 
 struct rec
@@ -84,7 +96,8 @@ struct vmm_migration
   char *uri;
   uint64_t budget_ns, timeout_ns;
   uint64_t max_bandwidth; /* bytes/s, 0: as fast as the link goes */
-  bool compress, auto_converge;
+  bool compress, auto_converge, block;
+  bool sync; /* the destination answers REC_SYNC */
 
   _Atomic bool cancel;
   _Atomic int fd;
@@ -97,6 +110,9 @@ struct vmm_migration
   unsigned throttle_max;
   /* stop-and-copy: pages sent paused, and where the time went */
   uint64_t last_pages, t_pause_ns, t_pages_ns, t_state_ns, t_ack_ns;
+  uint64_t t_resumed_ns; /* the pause to the destination's vCPUs running */
+  /* block migration */
+  uint64_t disk_bytes_sent, disk_chunks_sent, disk_dirty_chunks, last_chunks;
   char *error;
 
   /* the I/O thread parked for the stop-and-copy */
@@ -106,6 +122,9 @@ struct vmm_migration
   /* per memory slot: KVM's bitmap as fetched, the pages still to send */
   uint64_t *kvm_bm[GUEST_MEM_MAX_REGIONS];
   uint64_t *send_bm[GUEST_MEM_MAX_REGIONS];
+  /* per disk (block migration): the chunks still to send */
+  uint64_t *disk_bm[VM_MAX_DISKS];
+  uint8_t *chunk_buf;
   bool manual_protect;
   ZSTD_CCtx *cctx;
   void *zbuf;
@@ -165,6 +184,28 @@ writev_all (int fd, struct iovec *iov, int n)
           iov->iov_base = (uint8_t *)iov->iov_base + w;
           iov->iov_len -= w;
         }
+    }
+  return 0;
+}
+
+/* Disk images: whole transfers (EIO at the end of the file). */
+static int
+disk_io_all (int fd, void *buf, size_t len, uint64_t off, bool write)
+{
+  while (len > 0)
+    {
+      ssize_t r = write ? pwrite (fd, buf, len, off) : pread (fd, buf, len, off);
+      if (r < 0 && errno == EINTR)
+        continue;
+      if (r <= 0)
+        {
+          if (r == 0)
+            errno = EIO;
+          return -1;
+        }
+      buf = (uint8_t *)buf + r;
+      len -= r;
+      off += r;
     }
   return 0;
 }
@@ -447,6 +488,13 @@ dirty_log_start (struct vmm_migration *g, cl_error_t *err)
         __atomic_store_n (&r->dirty[w], 0, __ATOMIC_RELAXED);
     }
   __atomic_store_n (&vm->mem.dirty_log, 1, __ATOMIC_RELEASE);
+  for (unsigned i = 0; g->block && i < vm->ndisks; i++)
+    {
+      if (g->disk_bm[i] == NULL)
+        g->disk_bm[i] = cl_xmalloc0 ((vm->disks[i]->words + 1) * 8);
+      memset (g->disk_bm[i], 0, vm->disks[i]->words * 8);
+      cl_vmm_disk_track_set (vm->disks[i], true);
+    }
   return slots_dirty_log (vm, true, err);
 }
 
@@ -455,6 +503,8 @@ dirty_log_stop (struct vmm_migration *g)
 {
   struct vm *vm = g->m->vm;
   __atomic_store_n (&vm->mem.dirty_log, 0, __ATOMIC_RELEASE);
+  for (unsigned i = 0; i < vm->ndisks; i++)
+    cl_vmm_disk_track_set (vm->disks[i], false);
   slots_dirty_log (vm, false, NULL);
   if (g->manual_protect)
     {
@@ -465,12 +515,16 @@ dirty_log_stop (struct vmm_migration *g)
 }
 
 /* Adds the pages written since the last call (KVM's log and the VMM's)
-   to send_bm; returns how many pages are to send, or -1. */
+   to send_bm, and the disk chunks to disk_bm (*chunks: how many are to
+   send); returns how many pages are to send, or -1. */
 static int64_t
-dirty_harvest (struct vmm_migration *g, cl_error_t *err)
+dirty_harvest (struct vmm_migration *g, uint64_t *chunks, cl_error_t *err)
 {
   struct vm *vm = g->m->vm;
   int64_t total = 0;
+  *chunks = 0;
+  for (unsigned i = 0; g->block && i < vm->ndisks; i++)
+    *chunks += cl_vmm_disk_track_harvest (vm->disks[i], g->disk_bm[i]);
   for (size_t i = 0; i < vm->npersist; i++)
     if (vm->persist[i].ops->mark_dirty)
       vm->persist[i].ops->mark_dirty (vm->persist[i].opaque);
@@ -541,6 +595,9 @@ kicker_main (void *opaque)
   return NULL;
 }
 
+static void sent_account (struct vmm_migration *g, uint64_t bytes, uint64_t pages,
+                          uint64_t disk_bytes);
+
 static int
 batch_flush (struct vmm_migration *g, int fd, struct batch *b, cl_error_t *err)
 {
@@ -580,12 +637,21 @@ batch_flush (struct vmm_migration *g, int fd, struct batch *b, cl_error_t *err)
   bytes = sizeof h + b->n * sizeof (uint64_t) + h.len;
   if (writev_all (fd, iov, n) < 0)
     return stream_error (err, "send");
+  sent_account (g, bytes, b->zero ? 0 : b->n, 0);
+  b->n = 0;
+  return 0;
+}
+
+/* The figures after a send, then no faster than max_bandwidth. */
+static void
+sent_account (struct vmm_migration *g, uint64_t bytes, uint64_t pages, uint64_t disk_bytes)
+{
   pthread_mutex_lock (&g->lock);
   g->bytes_sent += bytes;
-  if (!b->zero)
-    g->pages_sent += b->n;
+  g->pages_sent += pages;
+  g->disk_bytes_sent += disk_bytes;
+  g->disk_chunks_sent += disk_bytes ? 1 : 0;
   pthread_mutex_unlock (&g->lock);
-  b->n = 0;
   if (g->max_bandwidth)
     {
       /* no faster than max_bandwidth on average since the start */
@@ -597,7 +663,6 @@ batch_flush (struct vmm_migration *g, int fd, struct batch *b, cl_error_t *err)
           nanosleep (&ts, NULL);
         }
     }
-  return 0;
 }
 
 static int
@@ -663,14 +728,116 @@ send_pass (struct vmm_migration *g, int fd, bool all, cl_error_t *err)
   return 0;
 }
 
+/* One chunk of disk `idx` at `off`: read now, sent as data (or its zstd
+   frame) or, when all zero, as a zero record (skipped in pass 1: the
+   destination's image starts empty). */
 static int
-send_blob (int fd, const struct vmm_blob *b, cl_error_t *err)
+send_disk_chunk (struct vmm_migration *g, int fd, unsigned idx, uint64_t off, bool all,
+                 cl_error_t *err)
 {
-  struct rec h = { .type = REC_BLOB, .n = strlen (b->name), .len = b->len };
-  struct iovec iov[3] = { { &h, sizeof h }, { b->name, h.n }, { b->data, b->len } };
+  struct vm_disk *d = g->m->vm->disks[idx];
+  uint64_t len = d->size - off < VM_DISK_CHUNK ? d->size - off : VM_DISK_CHUNK;
+  uint64_t where[2] = { off, len };
+  struct rec h = { .type = REC_DISK, .n = idx, .len = len };
+  struct iovec iov[3] = { { &h, sizeof h }, { where, sizeof where }, { g->chunk_buf, len } };
+
+  if (atomic_load (&g->cancel))
+    return cl_error_make (err, 0, "migration cancelled");
+  if (disk_io_all (d->fd, g->chunk_buf, len, off, false) < 0)
+    return cl_error_errno (err, "block migration: read disk %u at %llu", idx,
+                           (unsigned long long)off);
+  bool zero = true;
+  for (uint64_t p = 0; p + PAGE <= len && zero; p += PAGE)
+    zero = page_is_zero (g->chunk_buf + p);
+  for (uint64_t p = len & ~(PAGE - 1); p < len && zero; p++)
+    zero = g->chunk_buf[p] == 0;
+  if (zero && all)
+    return 0;
+  if (zero)
+    {
+      h.enc = 2;
+      h.len = 0;
+    }
+  else if (g->compress)
+    {
+      size_t z = ZSTD_compressCCtx (g->cctx, g->zbuf, ZSTD_compressBound (BATCH * PAGE),
+                                    g->chunk_buf, len, 1);
+      if (!ZSTD_isError (z) && z < len)
+        {
+          h.enc = 1;
+          h.len = z;
+          iov[2].iov_base = g->zbuf;
+        }
+    }
+  iov[2].iov_len = h.len;
   if (writev_all (fd, iov, 3) < 0)
     return stream_error (err, "send");
+  sent_account (g, sizeof h + sizeof where + h.len, 0, len);
   return 0;
+}
+
+/* Pass 1 (all): every chunk of data of every disk (holes skipped);
+   later: the chunks in disk_bm. */
+static int
+send_disk_pass (struct vmm_migration *g, int fd, bool all, cl_error_t *err)
+{
+  struct vm *vm = g->m->vm;
+  for (unsigned i = 0; g->block && i < vm->ndisks; i++)
+    {
+      struct vm_disk *d = vm->disks[i];
+      uint64_t nchunks = (d->size + VM_DISK_CHUNK - 1) / VM_DISK_CHUNK;
+      for (uint64_t c = 0; c < nchunks; c++)
+        {
+          if (all)
+            {
+              /* the next data at or after this chunk (a hole: zeros) */
+              off_t data = lseek (d->fd, c * VM_DISK_CHUNK, SEEK_DATA);
+              if (data < 0 && errno == ENXIO)
+                break;
+              if (data > (off_t)(c * VM_DISK_CHUNK))
+                c = data / VM_DISK_CHUNK;
+            }
+          else
+            {
+              uint64_t *w = &g->disk_bm[i][c / 64];
+              if (*w == 0)
+                {
+                  c |= 63;
+                  continue;
+                }
+              if (!(*w & (1ull << (c % 64))))
+                continue;
+              *w &= ~(1ull << (c % 64));
+            }
+          if (send_disk_chunk (g, fd, i, c * VM_DISK_CHUNK, all, err) < 0)
+            return -1;
+        }
+    }
+  return 0;
+}
+
+/* The machine state's blobs and the end record, in one write: the guest
+   is paused while they go. */
+static int
+send_state (int fd, const struct vmm_blobs *blobs, cl_error_t *err)
+{
+  struct rec *h = cl_xmalloc0 ((blobs->n + 1) * sizeof (*h));
+  struct iovec *iov = cl_xmalloc0 ((blobs->n * 3 + 1) * sizeof (*iov));
+  int n = 0;
+  for (size_t i = 0; i < blobs->n; i++)
+    {
+      const struct vmm_blob *b = &blobs->v[i];
+      h[i] = (struct rec){ .type = REC_BLOB, .n = strlen (b->name), .len = b->len };
+      iov[n++] = (struct iovec){ &h[i], sizeof h[i] };
+      iov[n++] = (struct iovec){ b->name, h[i].n };
+      iov[n++] = (struct iovec){ b->data, b->len };
+    }
+  h[blobs->n] = (struct rec){ .type = REC_END };
+  iov[n++] = (struct iovec){ &h[blobs->n], sizeof h[0] };
+  int ret = writev_all (fd, iov, n) < 0 ? stream_error (err, "send") : 0;
+  free (h);
+  free (iov);
+  return ret;
 }
 
 static json_t *
@@ -688,17 +855,46 @@ cpuid_to_json (const struct kvm_cpuid2 *c)
   return a;
 }
 
+/* The destination's answer: 0 (*msg its text, when msg is not NULL), or
+   -1 with the stream's failure or "destination FAILED: its reason". */
+static int
+recv_answer (int fd, const char *failed, char **msg, cl_error_t *err)
+{
+  uint32_t status;
+  char *text = NULL;
+  if (recv_msg (fd, &status, &text, err) < 0)
+    return cl_error_wrap (err, "destination");
+  if (status != 0)
+    {
+      cl_error_make (err, 0, "destination %s: %s", failed, text);
+      free (text);
+      return -1;
+    }
+  if (msg)
+    *msg = text;
+  else
+    free (text);
+  return 0;
+}
+
 static int
 send_header (struct vmm_migration *g, int fd, cl_error_t *err)
 {
   struct vm *vm = g->m->vm;
   json_t *h = json_pack ("{s:o,s:o,s:I}", "config", cl_vmm_config_to_json (g->m->cfg), "cpuid",
                          cpuid_to_json (vm->cpuid), "memory", (json_int_t)vm->mem_size);
+  if (g->block)
+    {
+      json_t *sizes = json_array ();
+      for (unsigned i = 0; i < vm->ndisks; i++)
+        json_array_append_new (sizes, json_integer ((json_int_t)vm->disks[i]->size));
+      json_object_set_new (h, "block", sizes);
+    }
   char *text = json_dumps (h, JSON_COMPACT);
   json_decref (h);
   uint32_t head[3];
   memcpy (head, MIG_MAGIC, 8);
-  head[2] = MIG_VERSION;
+  head[2] = g->block ? MIG_VERSION_BLOCK : 1;
   struct iovec iov[1] = { { head, sizeof head } };
   int ret = writev_all (fd, iov, 1) < 0 ? stream_error (err, "send") : 0;
   if (ret == 0)
@@ -706,13 +902,27 @@ send_header (struct vmm_migration *g, int fd, cl_error_t *err)
   free (text);
   if (ret < 0)
     return -1;
-  uint32_t status;
   cleanup_free char *msg = NULL;
-  if (recv_msg (fd, &status, &msg, err) < 0)
-    return cl_error_wrap (err, "destination");
-  if (status != 0)
-    return cl_error_make (err, 0, "destination refused: %s", msg);
+  if (recv_answer (fd, "refused", &msg, err) < 0)
+    return -1;
+  /* an older destination says "ok" and knows no REC_SYNC */
+  g->sync = strcmp (msg, "ok sync") == 0;
   return 0;
+}
+
+/* Waits until the destination has read everything sent so far: what the
+   link and the socket buffers still hold (megabytes on a fast link) would
+   otherwise be read during the pause. */
+static int
+stream_sync (struct vmm_migration *g, int fd, cl_error_t *err)
+{
+  struct rec h = { .type = REC_SYNC };
+  struct iovec iov[1] = { { &h, sizeof h } };
+  if (!g->sync)
+    return 0;
+  if (writev_all (fd, iov, 1) < 0)
+    return stream_error (err, "send");
+  return recv_answer (fd, "failed", NULL, err);
 }
 
 static void
@@ -738,55 +948,57 @@ stop_and_copy (struct vmm_migration *g, int fd, cl_error_t *err)
 
   atomic_store (&m->vm->throttle_pct, 0);
   uint64_t t0 = cl_now_ns ();
+  /* the vCPUs leave KVM_RUN while the I/O thread parks */
+  cl_vmm_vm_pause_begin (m->vm);
   if (!park_io_thread (g))
-    return cl_error_make (err, 0, "the VM is stopping");
+    {
+      cl_vmm_vm_resume (m->vm);
+      return cl_error_make (err, 0, "the VM is stopping");
+    }
   if (!cl_vmm_vm_pause (m->vm))
     {
       release_io_thread (g);
       return cl_error_make (err, 0, "the VM is stopping");
     }
-  uint64_t t1 = cl_now_ns ();
-  int64_t last = dirty_harvest (g, err);
-  if (last < 0 || send_pass (g, fd, false, err) < 0)
+  uint64_t t1 = cl_now_ns (), chunks;
+  int64_t last = dirty_harvest (g, &chunks, err);
+  if (last < 0 || send_disk_pass (g, fd, false, err) < 0 || send_pass (g, fd, false, err) < 0)
     goto fail;
   uint64_t t2 = cl_now_ns ();
   if (cl_vmm_state_save_check (m, err) < 0 || cl_vmm_state_save (m, &blobs, err) < 0)
     goto fail;
-  for (size_t i = 0; i < blobs.n; i++)
-    if (send_blob (fd, &blobs.v[i], err) < 0)
-      goto fail;
-  struct rec end = { .type = REC_END };
-  struct iovec iov[1] = { { &end, sizeof end } };
-  if (writev_all (fd, iov, 1) < 0)
-    {
-      stream_error (err, "send");
-      goto fail;
-    }
+  if (send_state (fd, &blobs, err) < 0)
+    goto fail;
   uint64_t t3 = cl_now_ns ();
   {
     struct timeval tv = { .tv_sec = ACK_TIMEOUT_S };
     setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    uint32_t status;
-    cleanup_free char *msg = NULL;
-    if (recv_msg (fd, &status, &msg, err) < 0)
-      {
-        cl_error_wrap (err, "destination");
-        goto fail;
-      }
-    if (status != 0)
-      {
-        cl_error_make (err, 0, "destination failed: %s", msg);
-        goto fail;
-      }
+    if (recv_answer (fd, "failed", NULL, err) < 0)
+      goto fail;
   }
-  /* the destination runs the guest now: this side stops */
+  uint64_t t4 = cl_now_ns (), t5 = 0;
+  /* The destination runs the guest now: this side stops, once the
+     destination's vCPUs run (a newer destination says so; at most 1 s):
+     the teardown of this process (its memory, its VM) would otherwise
+     take the CPU the destination's start needs. */
+  if (g->sync)
+    {
+      struct timeval tv = { .tv_sec = 1 };
+      setsockopt (fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+      cl_error_t ignored = NULL;
+      if (recv_answer (fd, "failed", NULL, &ignored) == 0)
+        t5 = cl_now_ns ();
+      cl_error_release (&ignored);
+    }
   pthread_mutex_lock (&g->lock);
   g->last_pages = last;
+  g->last_chunks = chunks;
   g->t_pause_ns = t1 - t0;
   g->t_pages_ns = t2 - t1;
   g->t_state_ns = t3 - t2;
-  g->t_ack_ns = cl_now_ns () - t3;
-  g->downtime_ns = cl_now_ns () - t0;
+  g->t_ack_ns = t4 - t3;
+  g->downtime_ns = t4 - t0;
+  g->t_resumed_ns = t5 ? t5 - t0 : 0;
   pthread_mutex_unlock (&g->lock);
   ret = 0;
   {
@@ -828,10 +1040,13 @@ migrate (struct vmm_migration *g, cl_error_t *err)
     goto fail;
 
   uint64_t t = cl_now_ns (), sent0 = g->bytes_sent, bw = 0;
+  unsigned extra_passes = 0;
   pthread_mutex_lock (&g->lock);
   g->pass = 1;
   pthread_mutex_unlock (&g->lock);
-  if (send_pass (g, fd, true, err) < 0)
+  /* the disks first: memory is what the guest dirties fastest */
+  if (send_disk_pass (g, fd, true, err) < 0 || send_pass (g, fd, true, err) < 0
+      || stream_sync (g, fd, err) < 0)
     goto fail;
   for (;;)
     {
@@ -842,14 +1057,31 @@ migrate (struct vmm_migration *g, cl_error_t *err)
         bw = took ? sent * 1000000000ull / took : sent;
       if (bw == 0)
         bw = 1;
-      int64_t dirty = dirty_harvest (g, err);
+      uint64_t chunks;
+      int64_t dirty = dirty_harvest (g, &chunks, err);
       if (dirty < 0)
         goto fail;
       uint64_t rate = took ? (uint64_t)dirty * 1000000000ull / took : 0;
-      uint64_t expected = (uint64_t)dirty * PAGE * 1000000000ull / bw;
+      /* what is left to send, memory and disks, in bytes */
+      uint64_t left = (uint64_t)dirty * PAGE + chunks * VM_DISK_CHUNK;
+      uint64_t byte_rate = took ? left * 1000000000ull / took : 0;
+      uint64_t expected = left * 1000000000ull / bw;
       status_update (g, dirty, rate, bw, expected);
+      pthread_mutex_lock (&g->lock);
+      g->disk_dirty_chunks = chunks;
+      pthread_mutex_unlock (&g->lock);
       if (expected <= g->budget_ns)
-        break;
+        {
+          /* Within the budget.  One more pass still pays when the guest
+             dirties much less than that pass carries while it runs: the
+             pause then carries those few pages, not all of these (a
+             guest idle through a long pass 1 leaves a hundred pages,
+             ~15 ms in the lab, where a pass of them leaves one or two). */
+          uint64_t next = byte_rate * (expected / 1000) / 1000000ull;
+          if (extra_passes >= 3 || left < 16 * PAGE || next * 4 >= left)
+            break;
+          extra_passes++;
+        }
       if (now - g->start_ns > g->timeout_ns)
         {
           cl_error_make (err, 0, "did not converge in %llu s (%lld pages dirty, %llu KiB/s link)",
@@ -860,7 +1092,7 @@ migrate (struct vmm_migration *g, cl_error_t *err)
       /* the guest dirties more than half of what the link carries:
          slow its vCPUs down, a step each pass */
       unsigned pct = atomic_load (&vm->throttle_pct);
-      if (g->auto_converge && g->pass >= 2 && rate * PAGE > bw / 2 && pct < 99)
+      if (g->auto_converge && g->pass >= 2 && byte_rate > bw / 2 && pct < 99)
         {
           pct = pct == 0 ? 20 : (pct + 10 > 99 ? 99 : pct + 10);
           atomic_store (&vm->throttle_pct, pct);
@@ -873,7 +1105,8 @@ migrate (struct vmm_migration *g, cl_error_t *err)
       pthread_mutex_lock (&g->lock);
       g->pass++;
       pthread_mutex_unlock (&g->lock);
-      if (send_pass (g, fd, false, err) < 0)
+      if (send_disk_pass (g, fd, false, err) < 0 || send_pass (g, fd, false, err) < 0
+          || stream_sync (g, fd, err) < 0)
         goto fail;
     }
   if (stop_and_copy (g, fd, err) < 0)
@@ -942,18 +1175,22 @@ cl_vmm_migration_send (struct vmm *m, json_t *body, cl_error_t *err)
 {
   const char *uri;
   json_int_t downtime = DEFAULT_DOWNTIME_MS, timeout = DEFAULT_TIMEOUT_S, max_bw = 0;
-  int compress = 0, auto_converge = 1;
+  int compress = 0, auto_converge = 1, block = 0;
   json_error_t je;
 
-  if (json_unpack_ex (body, &je, JSON_STRICT, "{s:s,s?I,s?I,s?b,s?b,s?I}", "uri", &uri,
+  if (json_unpack_ex (body, &je, JSON_STRICT, "{s:s,s?I,s?I,s?b,s?b,s?I,s?b}", "uri", &uri,
                       "downtime_ms", &downtime, "timeout_s", &timeout, "compress", &compress,
-                      "auto_converge", &auto_converge, "max_bandwidth", &max_bw)
+                      "auto_converge", &auto_converge, "max_bandwidth", &max_bw, "block", &block)
       < 0)
     return cl_error_make (err, 0,
                           "body: %s (expected {\"uri\": \"tcp:HOST:PORT\"|\"fd:N\", "
                           "\"downtime_ms\", \"timeout_s\", \"compress\", \"auto_converge\", "
-                          "\"max_bandwidth\"})",
+                          "\"max_bandwidth\", \"block\"})",
                           je.text);
+  if (block && m->cfg->ndisks == 0)
+    return cl_error_make (err, 0, "block: the VM has no disk to stream");
+  if (block && m->vm->ndisks != m->cfg->ndisks)
+    return cl_error_make (err, 0, "block: more than %d disks cannot be streamed", VM_MAX_DISKS);
   if (max_bw < 0)
     return cl_error_make (err, 0, "max_bandwidth %lld: expected bytes per second, 0: no limit",
                           (long long)max_bw);
@@ -977,6 +1214,7 @@ cl_vmm_migration_send (struct vmm *m, json_t *body, cl_error_t *err)
       g->park_fd = eventfd (0, EFD_CLOEXEC | EFD_NONBLOCK);
       g->cctx = ZSTD_createCCtx ();
       g->zbuf = cl_xmalloc0 (ZSTD_compressBound (BATCH * PAGE) + BATCH * PAGE);
+      g->chunk_buf = cl_xmalloc0 (VM_DISK_CHUNK);
       if (g->park_fd < 0 || cl_vmm_vm_event_add (m->vm, g->park_fd, EPOLLIN, on_park, g, err) < 0)
         return -1;
     }
@@ -998,12 +1236,14 @@ cl_vmm_migration_send (struct vmm *m, json_t *body, cl_error_t *err)
   g->timeout_ns = (uint64_t)timeout * 1000000000ull;
   g->compress = compress;
   g->auto_converge = auto_converge;
+  g->block = block;
   g->max_bandwidth = max_bw;
   atomic_store (&g->cancel, false);
   g->state = MIG_ACTIVE;
   g->pass = 0;
   g->bytes_sent = g->pages_sent = g->zero_pages_skipped = g->dirty_pages = g->dirty_rate = 0;
   g->bandwidth = g->expected_downtime_ns = g->downtime_ns = g->total_ns = 0;
+  g->disk_bytes_sent = g->disk_chunks_sent = g->disk_dirty_chunks = g->last_chunks = 0;
   g->throttle_max = 0;
   g->start_ns = cl_now_ns ();
   int rc = pthread_create (&g->thread, NULL, mig_thread, g);
@@ -1035,14 +1275,24 @@ cl_vmm_migration_status (struct vmm *m)
       (json_int_t)atomic_load (&m->vm->throttle_pct), "compress", g->compress);
   json_object_set_new (j, "total_ms", json_real (total / 1e6));
   json_object_set_new (j, "throttle_max_pct", json_integer (g->throttle_max));
+  json_object_set_new (j, "block", json_boolean (g->block));
+  if (g->block)
+    {
+      json_object_set_new (j, "disk_bytes_sent", json_integer ((json_int_t)g->disk_bytes_sent));
+      json_object_set_new (j, "disk_chunks_sent", json_integer ((json_int_t)g->disk_chunks_sent));
+      json_object_set_new (j, "disk_dirty_chunks", json_integer ((json_int_t)g->disk_dirty_chunks));
+    }
   if (g->state == MIG_COMPLETED)
     {
       json_object_set_new (j, "downtime_ms", json_real (g->downtime_ns / 1e6));
-      json_object_set_new (
-          j, "stop_and_copy",
-          json_pack ("{s:I,s:f,s:f,s:f,s:f}", "pages", (json_int_t)g->last_pages, "pause_ms",
-                     g->t_pause_ns / 1e6, "pages_ms", g->t_pages_ns / 1e6, "state_ms",
-                     g->t_state_ns / 1e6, "destination_ms", g->t_ack_ns / 1e6));
+      json_object_set_new (j, "stop_and_copy",
+                           json_pack ("{s:I,s:I,s:f,s:f,s:f,s:f}", "pages",
+                                      (json_int_t)g->last_pages, "disk_chunks",
+                                      (json_int_t)g->last_chunks, "pause_ms", g->t_pause_ns / 1e6,
+                                      "pages_ms", g->t_pages_ns / 1e6, "state_ms",
+                                      g->t_state_ns / 1e6, "destination_ms", g->t_ack_ns / 1e6));
+      if (g->t_resumed_ns)
+        json_object_set_new (j, "resumed_ms", json_real (g->t_resumed_ns / 1e6));
     }
   if (g->error)
     json_object_set_new (j, "error", json_string (g->error));
@@ -1091,6 +1341,9 @@ cl_vmm_migration_free (struct vmm *m)
       free (g->kvm_bm[i]);
       free (g->send_bm[i]);
     }
+  for (int i = 0; i < VM_MAX_DISKS; i++)
+    free (g->disk_bm[i]);
+  free (g->chunk_buf);
   ZSTD_freeCCtx (g->cctx);
   free (g->zbuf);
   free (g->uri);
@@ -1103,12 +1356,132 @@ cl_vmm_migration_free (struct vmm *m)
 
 /* --- the destination --- */
 
+/* A disk the stream fills (block migration): this side's image. */
+struct incoming_disk
+{
+  const char *path;
+  int fd;
+  uint64_t size;      /* the source's */
+  bool created;       /* by us: removed on failure */
+  uint64_t orig_size; /* else: an empty file, put back on failure */
+};
+
 struct vmm_incoming
 {
   int fd;
   json_t *header;
   bool done; /* the final answer was sent */
+  struct incoming_disk *disks;
+  size_t ndisks;
 };
+
+/* Block migration: the image the stream fills, this side's --disk PATH.
+   A missing file is created; an existing one must hold no data (size 0,
+   or only holes): the move writes the whole disk, and a failed one puts
+   the file back as it was (removed, or empty again). */
+static int
+incoming_disk_open (struct incoming_disk *d, const char *path, uint64_t size, cl_error_t *err)
+{
+  struct stat st;
+  d->path = path;
+  d->size = size;
+  d->fd = open (path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (d->fd >= 0)
+    d->created = true;
+  else if (errno == EEXIST)
+    {
+      d->fd = open (path, O_RDWR | O_CLOEXEC);
+      if (d->fd < 0)
+        return cl_error_errno (err, "--disk `%s`", path);
+      if (fstat (d->fd, &st) < 0)
+        return cl_error_errno (err, "--disk `%s`", path);
+      if (!S_ISREG (st.st_mode) || (st.st_size != 0 && st.st_blocks != 0))
+        {
+          close (d->fd);
+          d->fd = -1; /* not ours to empty */
+          return cl_error_make (err, 0,
+                                "--disk `%s`: block migration writes the whole disk here: give a "
+                                "missing or empty file (this one %s)",
+                                path,
+                                S_ISREG (st.st_mode) ? "holds data" : "is not a regular file");
+        }
+      d->orig_size = st.st_size;
+    }
+  else
+    return cl_error_errno (err, "--disk `%s`", path);
+  if (ftruncate (d->fd, 0) < 0 || ftruncate (d->fd, size) < 0)
+    return cl_error_errno (err, "--disk `%s`: size %llu", path, (unsigned long long)size);
+  return 0;
+}
+
+/* The header's "block": this side's --disk paths get the source's disks. */
+static int
+incoming_block_open (struct vmm_incoming *in, const struct cl_vmm_config *user,
+                     const struct cl_vmm_config *cfg, cl_error_t *err)
+{
+  json_t *sizes = json_object_get (in->header, "block");
+  if (sizes == NULL)
+    return 0;
+  if (!json_is_array (sizes) || json_array_size (sizes) != cfg->ndisks || cfg->ndisks == 0)
+    return cl_error_make (err, 0, "migration header: block: expected the size of each disk");
+  if (user->ndisks != cfg->ndisks)
+    return cl_error_make (err, 0,
+                          "--disk: block migration needs this side's path for each of the "
+                          "source's %zu disks (%zu given)",
+                          cfg->ndisks, user->ndisks);
+  in->disks = cl_xmalloc0 (cfg->ndisks * sizeof (*in->disks));
+  for (size_t i = 0; i < cfg->ndisks; i++)
+    in->disks[i].fd = -1;
+  for (size_t i = 0; i < cfg->ndisks; i++)
+    {
+      json_t *sz = json_array_get (sizes, i);
+      if (!json_is_integer (sz) || json_integer_value (sz) < 512)
+        return cl_error_make (err, 0, "migration header: block: size of disk %zu", i);
+      in->ndisks = i + 1;
+      if (incoming_disk_open (&in->disks[i], user->disks[i].path, json_integer_value (sz), err) < 0)
+        return -1;
+    }
+  return 0;
+}
+
+/* A REC_DISK record into this side's image. */
+static int
+recv_disk (struct vmm_incoming *in, const struct rec *h, uint8_t *buf, uint8_t *zin,
+           ZSTD_DCtx **dctx, cl_error_t *err)
+{
+  uint64_t where[2];
+  if (cl_read_all (in->fd, where, sizeof where) < 0)
+    return stream_error (err, "receive");
+  if (h->n >= in->ndisks)
+    return cl_error_make (err, 0, "migration stream: disk record for disk %u of %zu", h->n,
+                          in->ndisks);
+  struct incoming_disk *d = &in->disks[h->n];
+  uint64_t off = where[0], len = where[1];
+  if (len == 0 || len > VM_DISK_CHUNK || off > d->size || len > d->size - off
+      || (h->enc == 0 && h->len != len) || (h->enc == 1 && h->len > ZSTD_compressBound (len))
+      || (h->enc == 2 && h->len != 0) || h->enc > 2)
+    return cl_error_make (err, 0, "migration stream: bad disk record (disk %u at %llu)", h->n,
+                          (unsigned long long)off);
+  if (h->enc == 2)
+    {
+      if (fallocate (d->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off, len) == 0)
+        return 0;
+      memset (buf, 0, len);
+    }
+  else if (cl_read_all (in->fd, h->enc == 1 ? zin : buf, h->len) < 0)
+    return stream_error (err, "receive");
+  if (h->enc == 1)
+    {
+      if (*dctx == NULL)
+        *dctx = ZSTD_createDCtx ();
+      size_t got = ZSTD_decompressDCtx (*dctx, buf, len, zin, h->len);
+      if (ZSTD_isError (got) || got != len)
+        return cl_error_make (err, 0, "migration stream: bad zstd frame (disk %u)", h->n);
+    }
+  if (disk_io_all (d->fd, buf, len, off, true) < 0)
+    return cl_error_errno (err, "block migration: write `%s`", d->path);
+  return 0;
+}
 
 int
 cl_vmm_incoming_open (const struct cl_vmm_config *user, struct vmm_incoming **out,
@@ -1130,7 +1503,7 @@ cl_vmm_incoming_open (const struct cl_vmm_config *user, struct vmm_incoming **ou
     return stream_error (err, "receive");
   if (memcmp (head, MIG_MAGIC, 8) != 0)
     return cl_error_make (err, 0, "--incoming: not a cloison migration stream");
-  /* older versions are read (there is only one so far) */
+  /* older versions are read (1: no disk records) */
   if (head[2] == 0 || head[2] > MIG_VERSION)
     return cl_error_make (err, 0, "migration stream version %u, this cloison-vmm reads 1 to %d",
                           head[2], MIG_VERSION);
@@ -1157,7 +1530,7 @@ cl_vmm_incoming_open (const struct cl_vmm_config *user, struct vmm_incoming **ou
                           user->ndisks);
   for (size_t i = 0; i < user->ndisks; i++)
     ((struct cl_vmm_disk *)cfg->disks)[i].path = user->disks[i].path;
-  return 0;
+  return incoming_block_open (in, user, cfg, err);
 }
 
 /* CPUID feature words the guest may have looked at: the source's bits must
@@ -1294,6 +1667,12 @@ recv_records (struct vmm_incoming *in, struct vm *vm, struct vmm_blobs *blobs, c
         }
       if (h.type == REC_END)
         break;
+      if (h.type == REC_SYNC)
+        {
+          if (send_msg (in->fd, 0, "synced", err) < 0)
+            goto out;
+          continue;
+        }
       if (h.type == REC_PAGES || h.type == REC_ZERO)
         {
           if (recv_gpas (in, vm, h.n, gpas, hosts, err) < 0)
@@ -1345,6 +1724,17 @@ recv_records (struct vmm_incoming *in, struct vm *vm, struct vmm_blobs *blobs, c
             memcpy (hosts[i], zout + i * PAGE, PAGE);
           continue;
         }
+      if (h.type == REC_DISK && in->ndisks > 0)
+        {
+          if (zin == NULL)
+            {
+              zin = cl_xmalloc0 (ZSTD_compressBound (MAX_RECORD_PAGES * PAGE));
+              zout = cl_xmalloc0 (MAX_RECORD_PAGES * PAGE);
+            }
+          if (recv_disk (in, &h, zout, zin, &dctx, err) < 0)
+            goto out;
+          continue;
+        }
       if (h.type == REC_BLOB && h.n > 0 && h.n < 64 && h.len <= MAX_BLOB)
         {
           char name[64] = { 0 };
@@ -1378,7 +1768,7 @@ cl_vmm_incoming_receive (struct vmm_incoming *in, struct vmm *m, cl_error_t *err
   int ret = -1;
 
   /* the machine is built: tell the source to send */
-  if (send_msg (in->fd, 0, "ok", err) < 0)
+  if (send_msg (in->fd, 0, "ok sync", err) < 0)
     return -1;
   if (recv_records (in, m->vm, &blobs, err) < 0)
     goto out;
@@ -1411,6 +1801,16 @@ out:
 }
 
 void
+cl_vmm_incoming_resumed (struct vmm_incoming *in)
+{
+  cl_error_t ignored = NULL;
+  /* (a source that said "ok sync"'s version waits for it; one gone is
+     no matter) */
+  send_msg (in->fd, 0, "resumed", &ignored);
+  cl_error_release (&ignored);
+}
+
+void
 cl_vmm_incoming_close (struct vmm_incoming *in, cl_error_t failure)
 {
   if (in == NULL)
@@ -1424,6 +1824,20 @@ cl_vmm_incoming_close (struct vmm_incoming *in, cl_error_t failure)
     }
   if (in->fd >= 0)
     close (in->fd);
+  /* block migration: a move that did not complete leaves no disk */
+  for (size_t i = 0; i < in->ndisks; i++)
+    {
+      struct incoming_disk *d = &in->disks[i];
+      if (!in->done && d->created)
+        unlink (d->path);
+      else if (!in->done && d->fd >= 0
+               && (ftruncate (d->fd, 0) < 0 || ftruncate (d->fd, d->orig_size) < 0))
+        fprintf (stderr, "cloison-vmm: --disk `%s`: cannot empty it again: %s\n", d->path,
+                 strerror (errno));
+      if (d->fd >= 0)
+        close (d->fd);
+    }
+  free (in->disks);
   json_decref (in->header);
   free (in);
 }

@@ -377,6 +377,16 @@ cl_vmm_vm_vcpus_start (struct vm *vm, cl_error_t *err)
   return 0;
 }
 
+int
+cl_vmm_vm_vcpus_start_paused (struct vm *vm, cl_error_t *err)
+{
+  pthread_mutex_lock (&vm->state_lock);
+  atomic_store (&vm->pause_requested, true);
+  vm->paused = true;
+  pthread_mutex_unlock (&vm->state_lock);
+  return cl_vmm_vm_vcpus_start (vm, err);
+}
+
 void
 cl_vmm_vm_vcpus_join (struct vm *vm)
 {
@@ -400,10 +410,9 @@ cl_vmm_vm_vcpus_join (struct vm *vm)
       }
 }
 
-bool
-cl_vmm_vm_pause (struct vm *vm)
+static void
+pause_kick_locked (struct vm *vm)
 {
-  pthread_mutex_lock (&vm->state_lock);
   atomic_store (&vm->pause_requested, true);
   for (unsigned i = 0; i < vm->ncpus; i++)
     if (vm->vcpus[i].started)
@@ -411,6 +420,21 @@ cl_vmm_vm_pause (struct vm *vm)
         vm->vcpus[i].run->immediate_exit = 1;
         pthread_kill (vm->vcpus[i].thread, SIGUSR1);
       }
+}
+
+void
+cl_vmm_vm_pause_begin (struct vm *vm)
+{
+  pthread_mutex_lock (&vm->state_lock);
+  pause_kick_locked (vm);
+  pthread_mutex_unlock (&vm->state_lock);
+}
+
+bool
+cl_vmm_vm_pause (struct vm *vm)
+{
+  pthread_mutex_lock (&vm->state_lock);
+  pause_kick_locked (vm);
   while (vm->paused_vcpus + vm->exited_vcpus < vm->ncpus && !cl_vmm_vm_stopping (vm))
     pthread_cond_wait (&vm->state_cond, &vm->state_lock);
   vm->paused = !cl_vmm_vm_stopping (vm);

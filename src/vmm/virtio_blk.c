@@ -80,6 +80,7 @@ struct virtio_blk
   struct blk_config config;
   struct virtio_device_ops ops;
   int fd;
+  struct vm_disk *track; /* block migration: what the guest changed */
   bool read_only;
   char serial[SERIAL_LEN];
   uint64_t sectors;
@@ -143,7 +144,11 @@ do_rw (struct virtio_blk *blk, const struct virtq_chain *c, uint64_t sector, boo
       if (r < 0 && errno == EINTR)
         continue;
       if (r <= 0)
-        return BLK_S_IOERR;
+        {
+          if (write) /* (what went before is in the file) */
+            cl_vmm_vm_disk_written (blk->track, sector * SECTOR, off - sector * SECTOR);
+          return BLK_S_IOERR;
+        }
       /* Short transfer: advance the iovec and go on. */
       len -= r;
       off += r;
@@ -164,6 +169,8 @@ do_rw (struct virtio_blk *blk, const struct virtq_chain *c, uint64_t sector, boo
             }
         }
     }
+  if (write)
+    cl_vmm_vm_disk_written (blk->track, sector * SECTOR, off - sector * SECTOR);
   cl_vmm_vm_metric_add (blk->vdev.vm, blk->vdev.name, write ? "write_bytes" : "read_bytes",
                         (uint64_t)(off - sector * SECTOR));
   return BLK_S_OK;
@@ -210,14 +217,13 @@ do_discard (struct virtio_blk *blk, const struct virtq_chain *c, bool zeroes)
         return BLK_S_UNSUPP;
       if (seg.num_sectors == 0)
         continue;
-      if (zeroes)
-        {
-          if (zero_range (blk, seg.sector * SECTOR, seg.num_sectors * SECTOR, seg.flags & 1) < 0)
-            return BLK_S_IOERR;
-        }
-      else if (fallocate (blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, seg.sector * SECTOR,
-                          seg.num_sectors * SECTOR)
-               < 0)
+      int rc = zeroes ? zero_range (blk, seg.sector * SECTOR, seg.num_sectors * SECTOR,
+                                    seg.flags & 1)
+                      : fallocate (blk->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                   seg.sector * SECTOR, seg.num_sectors * SECTOR);
+      /* (a failed one may have changed part of the range) */
+      cl_vmm_vm_disk_written (blk->track, seg.sector * SECTOR, seg.num_sectors * SECTOR);
+      if (rc < 0)
         return BLK_S_IOERR;
     }
   return BLK_S_OK;
@@ -358,6 +364,7 @@ cl_vmm_virtio_blk_create (struct vm *vm, const char *path, bool read_only, const
   blk->vdev.config = (uint8_t *) &blk->config;
   blk->vdev.config_size = sizeof blk->config;
   blk->fd = steal_fd (&fd);
+  blk->track = cl_vmm_vm_disk_add (vm, blk->fd, size);
   /* From here on the device belongs to the VM, even if a step fails. */
   if (cl_vmm_virtio_device_init (&steal_pointer (&blk)->vdev, vm, err) < 0)
     return cl_error_wrap (err, "disk `%s`", path);

@@ -70,8 +70,7 @@ cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err)
 
   memset (out, 0, sizeof (*out));
   if (eq == NULL || eq == spec || (size_t)(eq - spec) > 36 || eq[1] == 0)
-    return cl_error_make (err, 0, "--fs `%s`: expected TAG=DIR[,ro] (TAG of 1 to 36 bytes)",
-                          spec);
+    return cl_error_make (err, 0, "--fs `%s`: expected TAG=DIR[,ro] (TAG of 1 to 36 bytes)", spec);
   path = eq + 1;
   len = strlen (path);
   if (len > 3 && strcmp (path + len - 3, ",ro") == 0)
@@ -396,18 +395,25 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     }
   else if (incoming)
     {
-      /* The API socket and the sandbox before the stream: they cost tens
-         of ms that would otherwise add to the guest's pause (the API
-         answers once the I/O thread runs). */
+      /* The API socket, the sandbox, the signal handler and the vCPU
+         threads (held before their first KVM_RUN, their own filters
+         loaded) before the stream: they cost tens of ms that would
+         otherwise add to the guest's pause (the API answers once the I/O
+         thread runs). */
       if ((user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
           || cl_vmm_sandbox_apply (m.cfg->seccomp, err) < 0
+          || cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
+        goto out;
+      if (m.cfg->seccomp != CL_VMM_SECCOMP_OFF)
+        m.vm->vcpu_thread_init = cl_vmm_sandbox_apply_vcpu_thread;
+      if (cl_vmm_vm_vcpus_start_paused (m.vm, err) < 0
           || cl_vmm_incoming_receive (incoming, &m, err) < 0)
         goto out;
     }
   else if (vmm_boot (&m, err) < 0)
     goto out;
 
-  if (cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
+  if (!incoming && cl_vmm_vm_event_add (m.vm, m.signal_fd, EPOLLIN, on_signal, &m, err) < 0)
     goto out;
   if (!incoming && user_cfg->api_socket && cl_vmm_api_start (&m, user_cfg->api_socket, err) < 0)
     goto out;
@@ -419,7 +425,12 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     m.vm->vcpu_thread_init = cl_vmm_sandbox_apply_vcpu_thread;
   if (m.cfg->console == CL_VMM_CONSOLE_SERIAL)
     term_raw (&term, m.cfg->console_in_fd);
-  if (cl_vmm_vm_vcpus_start (m.vm, err) < 0)
+  if (incoming)
+    {
+      cl_vmm_vm_resume (m.vm); /* started before the stream */
+      cl_vmm_incoming_resumed (incoming);
+    }
+  else if (cl_vmm_vm_vcpus_start (m.vm, err) < 0)
     goto out;
   if (user_cfg->restore_dir)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */

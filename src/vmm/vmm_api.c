@@ -8,7 +8,7 @@
                                the guest shuts down, the VMM exits 0)
      PUT /snapshot/create      {"dir": PATH}
      GET /metrics              exits by kind, per-device counters
-     PUT /migration/send       {"uri": "tcp:HOST:PORT" | "fd:N", "downtime_ms": N, ...}
+     PUT /migration/send       {"uri": "tcp:HOST:PORT" | "fd:N", "downtime_ms": N, "block": B, ...}
      GET /migration            state, pass, bytes sent, dirty rate, expected downtime
      PUT /migration/cancel     (the source goes on running) */
 #include "vmm/vmm_internal.h"

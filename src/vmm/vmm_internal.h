@@ -104,6 +104,9 @@ int cl_vmm_incoming_cpuid (struct vmm_incoming *in, struct vm *vm, cl_error_t *e
 /* Memory, then the state restored into m; the source is told the
    destination took over. */
 int cl_vmm_incoming_receive (struct vmm_incoming *in, struct vmm *m, cl_error_t *err);
+/* Once the vCPUs run: tells a source that waits for it (it stops only
+   then, so that its teardown does not compete with the guest's start). */
+void cl_vmm_incoming_resumed (struct vmm_incoming *in);
 /* Closes; `failure` (NULL: none) is told to the source, which goes on
    running. */
 void cl_vmm_incoming_close (struct vmm_incoming *in, cl_error_t failure);

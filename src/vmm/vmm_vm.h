@@ -82,6 +82,16 @@ struct vm_persist_ops
 int cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persist_ops *ops,
                                 void *opaque, cl_error_t *err);
 
+/* --- disks, for block migration (disk_track.h) --- */
+struct vm_disk;
+/* The VM's record of a disk image (fd: the device's descriptor, size in
+   bytes), in the order the disks are created; it lives as long as the VM. */
+struct vm_disk *cl_vmm_vm_disk_add (struct vm *vm, int fd, uint64_t size);
+/* After the device changed [off, off + len) of the image (write, discard,
+   write-zeroes): marks it for a block migration in progress; nothing
+   otherwise.  Any thread. */
+void cl_vmm_vm_disk_written (struct vm_disk *d, uint64_t off, uint64_t len);
+
 /* --- teardown --- */
 /* fn(opaque) runs when the VM is destroyed, after the vCPUs and the I/O
    thread have stopped, last added first: how a device frees itself. */

@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "fake_vm.h"
 
+#include "vmm/disk_track.h"
+
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +26,8 @@ fake_vm_free (struct vm *vm)
       vm->ndestructors--;
       vm->destructor_fn[vm->ndestructors](vm->destructor_opaque[vm->ndestructors]);
     }
+  for (int i = 0; i < vm->ndisks; i++)
+    cl_vmm_disk_track_free (vm->disks[i]);
   free (vm->ram);
   free (vm);
 }
@@ -54,6 +58,14 @@ cl_vmm_vm_add_destructor (struct vm *vm, void (*fn) (void *), void *opaque)
     }
 }
 
+struct vm_disk *
+cl_vmm_vm_disk_add (struct vm *vm, int fd, uint64_t size)
+{
+  if (vm->ndisks == FAKE_MAX)
+    return NULL;
+  return vm->disks[vm->ndisks++] = cl_vmm_disk_track_new (fd, size);
+}
+
 const struct guest_mem *
 cl_vmm_vm_guest_mem (struct vm *vm)
 {
@@ -63,14 +75,14 @@ cl_vmm_vm_guest_mem (struct vm *vm)
 int
 cl_vmm_vm_gsi_alloc (struct vm *vm, cl_error_t *err)
 {
-  (void) err;
+  (void)err;
   return vm->next_gsi++;
 }
 
 int
 cl_vmm_vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, cl_error_t *err)
 {
-  (void) err;
+  (void)err;
   if (gsi < FAKE_MAX)
     {
       vm->msi_addr[gsi] = addr;
@@ -82,7 +94,7 @@ cl_vmm_vm_msi_route_set (struct vm *vm, int gsi, uint64_t addr, uint32_t data, c
 int
 cl_vmm_vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *err)
 {
-  (void) err;
+  (void)err;
   if (eventfd >= 0 && eventfd < 1024)
     vm->irqfd_gsi[eventfd] = assign ? gsi + 1 : 0;
   return 0;
@@ -91,7 +103,7 @@ cl_vmm_vm_irqfd (struct vm *vm, int eventfd, int gsi, bool assign, cl_error_t *e
 int
 cl_vmm_vm_irq_line (struct vm *vm, int irq, int level)
 {
-  (void) vm, (void) irq, (void) level;
+  (void)vm, (void)irq, (void)level;
   return 0;
 }
 
@@ -99,7 +111,7 @@ int
 cl_vmm_vm_ioeventfd (struct vm *vm, uint64_t addr, unsigned len, bool is_pio, int64_t datamatch,
                      int eventfd, bool assign, cl_error_t *err)
 {
-  (void) addr, (void) len, (void) is_pio, (void) datamatch, (void) eventfd, (void) err;
+  (void)addr, (void)len, (void)is_pio, (void)datamatch, (void)eventfd, (void)err;
   vm->ioeventfds += assign ? 1 : -1;
   return 0;
 }
@@ -108,7 +120,7 @@ int
 cl_vmm_vm_event_add (struct vm *vm, int fd, uint32_t events, vm_event_fn fn, void *opaque,
                      cl_error_t *err)
 {
-  (void) events;
+  (void)events;
   for (int i = 0; i < vm->nevents; i++)
     if (vm->events[i].fd == fd)
       return cl_error_make (err, 17, "fd %d already watched", fd);
@@ -128,14 +140,14 @@ int
 cl_vmm_vm_io_register (struct vm *vm, bool is_pio, uint64_t base, uint64_t len, vm_io_fn fn,
                        void *opaque, cl_error_t *err)
 {
-  (void) vm, (void) is_pio, (void) base, (void) len, (void) fn, (void) opaque, (void) err;
+  (void)vm, (void)is_pio, (void)base, (void)len, (void)fn, (void)opaque, (void)err;
   return 0;
 }
 
 void
 cl_vmm_vm_io_unregister (struct vm *vm, bool is_pio, uint64_t base)
 {
-  (void) vm, (void) is_pio, (void) base;
+  (void)vm, (void)is_pio, (void)base;
 }
 
 int
@@ -155,7 +167,7 @@ cl_vmm_vm_persist_register (struct vm *vm, const char *id, const struct vm_persi
 void
 cl_vmm_vm_metric_add (struct vm *vm, const char *device, const char *name, uint64_t delta)
 {
-  (void) vm, (void) device, (void) name, (void) delta;
+  (void)vm, (void)device, (void)name, (void)delta;
 }
 
 void
@@ -200,9 +212,9 @@ cl_vmm_pci_add_capability (struct pci_device *dev, const void *cap, unsigned len
 int
 cl_vmm_pci_register (struct vm *vm, struct pci_device *dev, cl_error_t *err)
 {
-  (void) err;
+  (void)err;
   dev->slot = vm->npci + 1;
-  dev->bars[0].addr = FAKE_BAR_BASE + (uint64_t) vm->npci * 0x100000;
+  dev->bars[0].addr = FAKE_BAR_BASE + (uint64_t)vm->npci * 0x100000;
   vm->pci[vm->npci++] = dev;
   return 0;
 }

@@ -39,6 +39,8 @@ struct vm
   void (*destructor_fn[FAKE_MAX]) (void *);
   void *destructor_opaque[FAKE_MAX];
   int ndestructors;
+  struct vm_disk *disks[FAKE_MAX];
+  int ndisks;
 };
 
 struct vm *fake_vm_new (void);

@@ -14,6 +14,7 @@
 
 #include "fake_driver.h"
 #include "fake_vm.h"
+#include "vmm/disk_track.h"
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
@@ -180,7 +181,7 @@ test_blk_read_write (void **state)
   for (unsigned i = 0; i < sizeof buf; i++)
     buf[i] = i * 7;
   assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
-  assert_int_equal (pread (f->fd, back, sizeof back, 3 * 512), (ssize_t) sizeof back);
+  assert_int_equal (pread (f->fd, back, sizeof back, 3 * 512), (ssize_t)sizeof back);
   assert_memory_equal (buf, back, sizeof buf);
   assert_int_equal (used_len (&d, 0), 1);
   assert_int_equal (interrupts (&d, 1), 1);
@@ -193,7 +194,7 @@ test_blk_read_write (void **state)
   assert_int_equal (blk_req (&d, 4, 0, NULL, 0, false), 0); /* flush */
   memset (back, 0, sizeof back);
   assert_int_equal (blk_req (&d, 8, 0, back, 20, true), 0); /* get id */
-  assert_string_equal ((char *) back, "serial-123");
+  assert_string_equal ((char *)back, "serial-123");
   assert_int_equal (used_idx (&d, 0), 4);
 }
 
@@ -230,12 +231,75 @@ test_blk_discard_write_zeroes (void **state)
   drv_init (&d, f->vm, 0, 1, (1u << 13) | (1u << 14));
   memset (buf, 0xab, sizeof buf);
   assert_int_equal (blk_req (&d, 1, 10, buf, sizeof buf, false), 0);
-  assert_int_equal (blk_req (&d, 13, 0, (uint8_t *) &seg, sizeof seg, false), 0);
-  assert_int_equal (pread (f->fd, back, sizeof back, 10 * 512), (ssize_t) sizeof back);
+  assert_int_equal (blk_req (&d, 13, 0, (uint8_t *)&seg, sizeof seg, false), 0);
+  assert_int_equal (pread (f->fd, back, sizeof back, 10 * 512), (ssize_t)sizeof back);
   memset (buf, 0, sizeof buf);
   assert_memory_equal (buf, back, sizeof back);
   seg.sector = 63; /* past the end */
-  assert_int_equal (blk_req (&d, 11, 0, (uint8_t *) &seg, sizeof seg, false), 2);
+  assert_int_equal (blk_req (&d, 11, 0, (uint8_t *)&seg, sizeof seg, false), 2);
+}
+
+/* Block migration: with tracking on, what the guest writes, discards or
+   zeroes is marked (64 KiB chunks); reads are not; with tracking off,
+   nothing. */
+static void
+test_blk_tracks_writes (void **state)
+{
+  struct blk_fixture *f = *state;
+  struct drv d;
+  uint8_t buf[1024];
+  uint64_t bm[1] = { 0 };
+  struct
+  {
+    uint64_t sector;
+    uint32_t num, flags;
+  } seg = { 10, 2, 0 };
+  struct vm_disk *t = f->vm->disks[0];
+
+  assert_int_equal (f->vm->ndisks, 1);
+  assert_int_equal (t->size, 64 * 512);
+  drv_init (&d, f->vm, 0, 1, (1u << 13) | (1u << 14));
+  memset (buf, 0xab, sizeof buf);
+  assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0);
+  cl_vmm_disk_track_set (t, true);
+  assert_int_equal (blk_req (&d, 0, 3, buf, sizeof buf, true), 0);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0);
+  assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 1);
+  bm[0] = 0;
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0);
+  assert_int_equal (blk_req (&d, 13, 0, (uint8_t *)&seg, sizeof seg, false), 0);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 1);
+  cl_vmm_disk_track_set (t, false);
+  bm[0] = 0;
+  assert_int_equal (blk_req (&d, 1, 3, buf, sizeof buf, false), 0);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0);
+}
+
+static void
+test_disk_track_chunks (void **state)
+{
+  (void)state;
+  struct vm_disk *t = cl_vmm_disk_track_new (-1, 100 * VM_DISK_CHUNK + 1);
+  uint64_t bm[2] = { 0, 0 };
+
+  assert_int_equal (t->words, 2); /* 101 chunks */
+  cl_vmm_vm_disk_written (t, 0, 4096);
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0); /* not tracking */
+  cl_vmm_disk_track_set (t, true);
+  cl_vmm_vm_disk_written (t, VM_DISK_CHUNK - 1, 2);             /* chunks 0 and 1 */
+  cl_vmm_vm_disk_written (t, 2 * VM_DISK_CHUNK, VM_DISK_CHUNK); /* chunk 2 only */
+  cl_vmm_vm_disk_written (t, 100 * VM_DISK_CHUNK, 1);           /* the last, partial */
+  cl_vmm_vm_disk_written (t, 200 * VM_DISK_CHUNK, 1);           /* past the end: ignored */
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 4);
+  assert_int_equal (bm[0], 7);
+  assert_int_equal (bm[1], 1ull << 36);
+  cl_vmm_vm_disk_written (t, 0, 1);
+  cl_vmm_disk_track_set (t, true); /* a new migration starts clean */
+  bm[0] = bm[1] = 0;
+  assert_int_equal (cl_vmm_disk_track_harvest (t, bm), 0);
+  cl_vmm_disk_track_free (t);
 }
 
 static void
@@ -250,7 +314,7 @@ test_blk_malformed_chain_needs_reset (void **state)
   /* desc 0 -> 1 -> 0 ... */
   *desc (&d, 0, 0) = (struct virtq_desc){ BUF, 16, VIRTQ_DESC_F_NEXT, 1 };
   *desc (&d, 0, 1) = (struct virtq_desc){ BUF, 16, VIRTQ_DESC_F_NEXT, 0 };
-  avail = (uint16_t *) (f->vm->ram + AVAIL);
+  avail = (uint16_t *)(f->vm->ram + AVAIL);
   avail[2] = 0;
   avail[1] = ++d.avail_idx[0];
   wr (&d, d.notify, 0, 2);
@@ -357,7 +421,7 @@ test_rng (void **state)
   uint16_t flags[1] = { VIRTQ_DESC_F_WRITE };
   static const uint8_t zero[64];
 
-  (void) state;
+  (void)state;
   assert_int_equal (cl_vmm_virtio_rng_create (vm, &err), 0);
   drv_init (&d, vm, 0, 1, 0);
   submit (&d, 0, 1, addr, lens, flags);
@@ -387,7 +451,7 @@ test_console (void **state)
   uint32_t lens[1] = { 5 };
   uint16_t flags[1] = { 0 };
 
-  (void) state;
+  (void)state;
   assert_int_equal (pipe (in), 0);
   assert_int_equal (pipe (out), 0);
   assert_int_equal (cl_vmm_virtio_console_create (vm, in[0], out[1], &err), 0);
@@ -431,7 +495,7 @@ test_console_file_input (void **state)
   uint32_t lens[1] = { 64 };
   uint16_t flags[1] = { VIRTQ_DESC_F_WRITE };
 
-  (void) state;
+  (void)state;
   assert_int_equal (write (in, "typed\n", 6), 6);
   assert_int_equal (lseek (in, 0, SEEK_SET), 0);
   assert_int_equal (pipe (out), 0);
@@ -453,7 +517,7 @@ test_parse_mac (void **state)
   uint8_t mac[6];
   cl_error_t err = NULL;
 
-  (void) state;
+  (void)state;
   assert_int_equal (cl_vmm_virtio_net_parse_mac ("52:54:00:12:34:ab", mac, &err), 0);
   assert_int_equal (mac[5], 0xab);
   assert_int_equal (cl_vmm_virtio_net_parse_mac ("52:54:00:12:34", mac, &err), -1);
@@ -471,7 +535,7 @@ test_bad_input_errors (void **state)
   struct vm *vm = fake_vm_new ();
   cl_error_t err = NULL;
 
-  (void) state;
+  (void)state;
   assert_int_equal (cl_vmm_virtio_blk_create (vm, "/nonexistent/disk.img", false, NULL, &err), -1);
   assert_non_null (strstr (err->msg, "/nonexistent/disk.img"));
   cl_error_release (&err);
@@ -498,6 +562,8 @@ main (void)
     B (test_blk_read_write),
     B (test_blk_bad_requests),
     B (test_blk_discard_write_zeroes),
+    B (test_blk_tracks_writes),
+    cmocka_unit_test (test_disk_track_chunks),
     B (test_blk_malformed_chain_needs_reset),
     B (test_blk_status_in_readable_buffer),
     B (test_msix_mask_pending),
