@@ -8,7 +8,9 @@ the guest agent (PID 1) applies the process (user, capabilities, rlimits,
 no_new_privs, seccomp, cwd, env, terminal) and the mounts, and the shim
 relays stdio, signals and the exit status.  The network: a veth pair whose
 container end is in a namespace given by path, joined to the VM's tap by
-tc redirects.  One lab boot; each test asserts on one check of it."""
+tc redirects.  Every VM without a NIC is a clone of a warm template
+(docs/templates.md) unless its bundle says org.cloison.vm.boot=cold.
+One lab boot; each test asserts on one check of it."""
 import copy
 import json
 import os
@@ -45,6 +47,7 @@ check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/
     echo create=\$?; $R state s1 | grep -E '\"(status|pid)\"';
     echo pidfile=\$(cat /tmp/s.pid); $R start s1; echo start=\$?;
     $R state s1 | grep status;
+    i=0; while ! $R exec s1 test -f /dev/shm/mark && [ \$i -lt 50 ]; do usleep 100000; i=\$((i+1)); done;
     $R exec s1 cat /dev/shm/mark; echo exec=\$?;
     $R exec s1 sh -c 'exit 5'; echo exec_rc=\$?;
     $R exec --user 1000:1000 s1 id -u; $R exec --cwd /etc s1 pwd;
