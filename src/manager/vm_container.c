@@ -64,6 +64,8 @@
    it instead. */
 #define VMCTR_BOOT "org.cloison.vm.boot"
 #define VMCTR_CID_FIRST 1000u
+/* A template build that failed is not tried again for this long. */
+#define VMCTR_TEMPLATE_RETRY_S 600
 
 /* The VM's size from the spec's limits: memory.limit (at least
    VMCTR_MIN_MEMORY), and CPU quota / period rounded up (default 1). */
@@ -313,7 +315,8 @@ struct vm_start
   const char *tap;
   uint8_t mac[6];
   bool has_mac;
-  int ready_fd; /* the runtime's: closed in the VMM child */
+  bool template; /* building the template: out of the container's cgroup */
+  int ready_fd;  /* the runtime's: closed in the VMM child */
 };
 
 /* The same for every container: a template fits any of them. */
@@ -321,6 +324,50 @@ static char *
 vm_cmdline (void)
 {
   return cl_strdup_printf ("%s quiet cloison.ctrfs=" VMCTR_TAG, CL_VMM_DEFAULT_CMDLINE);
+}
+
+/* Moves the calling process to the root cgroup of every hierarchy it is
+   in (cgroup2, or each v1 controller's mount under /sys/fs/cgroup).  The
+   template is a cache shared by every container of its machine: built in
+   the first container's cgroup, its memory file (on the state root's
+   tmpfs) and its guest RAM would be charged to that container, and under
+   a memory limit equal to the guest's RAM the VMM is killed (OOM) while
+   it writes the snapshot.  Best effort: where a write is refused the
+   template is built where it is. */
+static void
+leave_cgroups (void)
+{
+  FILE *f = fopen ("/proc/self/cgroup", "re");
+  char line[512];
+
+  if (f == NULL)
+    return;
+  while (fgets (line, sizeof line, f))
+    {
+      char *ctrls = strchr (line, ':'), *end, *procs;
+      int fd;
+      if (ctrls == NULL || (end = strchr (++ctrls, ':')) == NULL)
+        continue;
+      *end = '\0';
+      if (*ctrls == '\0')
+        procs = access ("/sys/fs/cgroup/cgroup.procs", F_OK) == 0
+                    ? cl_xstrdup ("/sys/fs/cgroup/cgroup.procs")
+                    : cl_xstrdup ("/sys/fs/cgroup/unified/cgroup.procs");
+      else
+        procs = cl_strdup_printf ("/sys/fs/cgroup/%s/cgroup.procs",
+                                  strncmp (ctrls, "name=", 5) == 0 ? ctrls + 5 : ctrls);
+      fd = open (procs, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0)
+        {
+          if (write (fd, "0", 1) < 0)
+            {
+              /* refused (delegation, or no such mount): stay */
+            }
+          close (fd);
+        }
+      free (procs);
+    }
+  fclose (f);
 }
 
 /* Forks the VMM child: the guest boots our kernel and initramfs with the
@@ -352,6 +399,8 @@ vmm_start (const struct vm_start *v, cl_error_t *err)
         close (v->ready_fd); /* the runtime reads it to its end */
       prctl (PR_SET_NAME, "cloison-vmm");
       prctl (PR_SET_PDEATHSIG, SIGKILL); /* never outlive the shim */
+      if (v->template)
+        leave_cgroups ();
       /* the container's stdio stays the shim's: the VMM's own messages
          land beside the guest's console */
       if (devnull >= 0)
@@ -507,6 +556,15 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
     return cl_error_errno (err, "lock `%s`", lock);
   if (access (state, F_OK) == 0)
     return 0;
+  {
+    /* a build that failed lately would fail again: every container of
+       this machine would pay a boot for nothing */
+    cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+    struct stat st;
+    if (stat (failed, &st) == 0 && time (NULL) - st.st_mtime < VMCTR_TEMPLATE_RETRY_S)
+      return cl_error_make (err, 0, "it failed %lld s ago (see `%s`)",
+                            (long long)(time (NULL) - st.st_mtime), failed);
+  }
   if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0)
     return -1;
   share = cl_strdup_printf ("%s/share", tmp);
@@ -518,6 +576,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   v.log = cl_strdup_printf ("%s/console.log", tmp);
   v.api_socket = cl_strdup_printf ("%s/api.sock", tmp);
   v.restore_dir = NULL;
+  v.template = true;
   v.tap = NULL;
   v.has_mac = false;
   if (take_cid (tmp, &v.cid, &v.vsock_fd, err) < 0)
@@ -547,6 +606,14 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   if (r == 0 && rename (snap, tdir) < 0)
     r = cl_error_errno (err, "rename `%s`", snap);
 out:
+  if (r < 0)
+    {
+      /* why the template failed (the VMM's own errors are in its console
+         log): kept beside the cache, for people */
+      cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+      if (rename (v.log, failed) < 0 && errno != ENOENT)
+        cl_warn ("keep `%s`: %s", failed, strerror (errno));
+    }
   {
     cl_error_t e = NULL;
     if (cl_rm_rf (tmp, &e) < 0)

@@ -74,7 +74,8 @@ check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/ran
     ls /run/rt-vm/.templates | grep -c -v lock"
 check boots sh -c "$R create -b /bundles/sleeper w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
     $R delete -f w1; $R create -b /bundles/cold c1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/c1/vm-boot;
-    $R delete -f c1"
+    $R delete -f c1; $R create -b /bundles/small m1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/m1/vm-boot;
+    $R delete -f m1; ls /run/rt-vm/.templates | grep -c failed"
 check bad_boot $R run -b /bundles/tepid tepid1
 # ten clones of one template at once: each its own CID and random bytes
 ten() {
@@ -141,6 +142,9 @@ def bundles():
         "rand": vm(c(["sh", "-c", "head -c 16 /dev/urandom | od -An -tx1"])),
         "cold": vm(c(["sleep", "1000"])),
         "ten": vm(c(["sleep", "1000"])),
+        # the memory limit is the guest's RAM: the template must not be
+        # charged to this container (it was OOM-killed while snapshotting)
+        "small": vm(c(["sleep", "1000"], memory=128 << 20)),
     }
     configs["cold"]["annotations"]["org.cloison.vm.boot"] = "cold"
     configs["tepid"] = copy.deepcopy(configs["exit7"])
@@ -255,13 +259,15 @@ def test_clones_of_one_template_draw_different_random_bytes(run):
     out = run.assert_check("clones").output
     lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
     assert len(lines) == 2 and lines[0] != lines[1], out
-    # one template per machine: echo's 192 MiB and the default size
+    # one template per machine (so far): echo's 192 MiB and the default size
     assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "2", out
 
 
 def test_warm_clone_by_default_cold_on_request(run):
     out = run.assert_check("boots").output.splitlines()
     assert out[0].startswith("clone /run/rt-vm/.templates/") and out[1] == "cold", out
+    # a 128 MiB container (its limit = the guest's RAM) is a clone too
+    assert out[2].startswith("clone /run/rt-vm/.templates/") and out[3] == "0", out
 
 
 def test_bad_boot_annotation_refused(run):
