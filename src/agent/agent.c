@@ -42,6 +42,32 @@
    that carries a container's process. */
 static const char *fs_tag;
 
+/* In the initramfs, not under ROOT: made once the container's first
+   process has its rootfs and mounts.  An exec that arrives before (a
+   clone of a template answers so fast that `start` + `exec` can) waits
+   for it, at most SETUP_WAIT_US, rather than run in the bare initramfs. */
+#define SETUP_DONE "/.cloison-setup-done"
+#define SETUP_WAIT_US (60ull * 1000000ull)
+
+/* The container's first process: the only request the host gives the
+   guest's entropy (vm_container.c). */
+static bool
+first_process (json_t *spec)
+{
+  return json_object_get (spec, "entropy") != NULL;
+}
+
+static void
+setup_wait (void)
+{
+  for (unsigned long long waited = 0; waited < SETUP_WAIT_US; waited += 10000)
+    {
+      if (access (SETUP_DONE, F_OK) == 0)
+        return;
+      usleep (10000);
+    }
+}
+
 static int
 write_all (int fd, const void *buf, size_t n)
 {
@@ -313,6 +339,8 @@ serve (int rootfd, const char *root, int conn)
       /* the container's rootfs, mounted at its first process (a VM
          restored from a template mounts it then) */
       int fd;
+      if (!first_process (rq.spec))
+        setup_wait ();
       cl_agent_spec_mount_root (rq.spec, fs_tag, root);
       fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
       if (fd >= 0)
@@ -320,6 +348,12 @@ serve (int rootfd, const char *root, int conn)
     }
   if (rq.spec)
     cl_agent_spec_global (rq.spec, root);
+  if (rq.spec && fs_tag && first_process (rq.spec))
+    {
+      int fd = open (SETUP_DONE, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+      if (fd >= 0)
+        close (fd);
+    }
   if (rq.pty)
     {
       master = open_pty (rootfd, &rq.ws, &slave);

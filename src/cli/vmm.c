@@ -16,7 +16,11 @@ static const char usage[]
       "         [--memory SIZE] [--disk PATH[,ro][,serial=ID]]... [--net tap=NAME[,mac=MAC]]...\n"
       "         [--fs TAG=DIR[,ro]]... [--vsock CID] [--rng]\n"
       "         [--console serial|virtio|file=PATH]\n"
-      "         [--api-socket PATH] [--restore DIR] [--debug] [--seccomp-log | --no-seccomp]\n"
+      "         [--api-socket PATH] [--restore DIR [--clone]] [--debug]\n"
+      "         [--seccomp-log | --no-seccomp]\n"
+      "\n"
+      "  --clone        restore DIR as a clone of a template: its vsock CID is\n"
+      "                 --vsock's, its shared directories the --fs given here\n"
       "\n"
       "Debugging:\n"
       "  --debug        print the set-up time, and at exit the stop reason and the\n"
@@ -41,16 +45,27 @@ static int
 parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
 {
   static const struct option opts[] = {
-    { "kernel", required_argument, 0, 'k' },  { "initrd", required_argument, 0, 'i' },
-    { "cmdline", required_argument, 0, 'c' }, { "cpus", required_argument, 0, 'p' },
-    { "memory", required_argument, 0, 'm' },  { "disk", required_argument, 0, 'd' },
-    { "net", required_argument, 0, 'n' },     { "fs", required_argument, 0, 'f' },
-    { "vsock", required_argument, 0, 'v' },   { "rng", no_argument, 0, 'r' },
-    { "console", required_argument, 0, 'o' }, { "api-socket", required_argument, 0, 'a' },
-    { "restore", required_argument, 0, 'R' }, { "incoming", required_argument, 0, 'I' },
-    { "debug", no_argument, 0, 'D' },         { "seccomp-log", no_argument, 0, 'L' },
-    { "no-seccomp", no_argument, 0, 'S' },    { "help", no_argument, 0, 'h' },
-    { "version", no_argument, 0, 'V' },       { 0, 0, 0, 0 },
+    { "kernel", required_argument, 0, 'k' },
+    { "initrd", required_argument, 0, 'i' },
+    { "cmdline", required_argument, 0, 'c' },
+    { "cpus", required_argument, 0, 'p' },
+    { "memory", required_argument, 0, 'm' },
+    { "disk", required_argument, 0, 'd' },
+    { "net", required_argument, 0, 'n' },
+    { "fs", required_argument, 0, 'f' },
+    { "vsock", required_argument, 0, 'v' },
+    { "rng", no_argument, 0, 'r' },
+    { "console", required_argument, 0, 'o' },
+    { "api-socket", required_argument, 0, 'a' },
+    { "restore", required_argument, 0, 'R' },
+    { "incoming", required_argument, 0, 'I' },
+    { "clone", no_argument, 0, 'C' },
+    { "debug", no_argument, 0, 'D' },
+    { "seccomp-log", no_argument, 0, 'L' },
+    { "no-seccomp", no_argument, 0, 'S' },
+    { "help", no_argument, 0, 'h' },
+    { "version", no_argument, 0, 'V' },
+    { 0, 0, 0, 0 },
   };
   struct cl_vmm_disk *disks = NULL;
   struct cl_vmm_net *nets = NULL;
@@ -135,6 +150,9 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
       case 'R':
         cfg->restore_dir = optarg;
         break;
+      case 'C':
+        cfg->restore_clone = true;
+        break;
       case 'I':
         cfg->incoming = optarg;
         break;
@@ -161,6 +179,8 @@ parse_args (int argc, char **argv, struct cl_vmm_config *cfg, cl_error_t *err)
     return cl_error_make (err, 0, "unexpected argument `%s`", argv[optind]);
   if (cfg->restore_dir && cfg->incoming)
     return cl_error_make (err, 0, "--restore and --incoming exclude each other");
+  if (cfg->restore_clone && (cfg->restore_dir == NULL || cfg->vsock_cid == 0))
+    return cl_error_make (err, 0, "--clone needs --restore DIR and --vsock CID");
   if (cfg->kernel == NULL && cfg->restore_dir == NULL && cfg->incoming == NULL)
     return cl_error_make (err, 0, "--kernel PATH is required (see --help)");
   return 0;

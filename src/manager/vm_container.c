@@ -59,11 +59,13 @@
 #define VMCTR_BOOT_TIMEOUT_NS (180ull * 1000000000ull)
 #define VMCTR_EXEC_CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
 #define VMCTR_CLONE_TIMEOUT_NS (30ull * 1000000000ull)
-/* annotations[VMCTR_BOOT] = "warm": clone the template instead of
-   booting (opt-in: see docs/templates.md, the clone's agent does not
-   answer yet in the lab and the clone falls back to a boot) */
+/* A VM-isolated container starts from a clone of the warm template of
+   its machine (docs/templates.md); annotations[VMCTR_BOOT] = "cold" boots
+   it instead. */
 #define VMCTR_BOOT "org.cloison.vm.boot"
 #define VMCTR_CID_FIRST 1000u
+/* A template build that failed is not tried again for this long. */
+#define VMCTR_TEMPLATE_RETRY_S 600
 
 /* The VM's size from the spec's limits: memory.limit (at least
    VMCTR_MIN_MEMORY), and CPU quota / period rounded up (default 1). */
@@ -83,8 +85,8 @@ cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus)
   *memory &= ~((1ull << 20) - 1); /* whole MiB */
   *cpus = 1;
   if (quota > 0)
-    *cpus = (unsigned)((quota + (period > 0 ? period : 100000) - 1)
-                       / (period > 0 ? period : 100000));
+    *cpus
+        = (unsigned)((quota + (period > 0 ? period : 100000) - 1) / (period > 0 ? period : 100000));
   if (*cpus < 1)
     *cpus = 1;
   if (online > 0 && *cpus > (unsigned)online)
@@ -93,12 +95,19 @@ cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus)
     *cpus = CL_VMM_MAX_CPUS;
 }
 
-static bool
-warm_wanted (json_t *config)
+/* 1: warm (the default), 0: cold, -1: a bad value */
+static int
+warm_wanted (json_t *config, cl_error_t *err)
 {
-  const char *b
-      = json_string_value (json_object_get (json_object_get (config, "annotations"), VMCTR_BOOT));
-  return b && strcmp (b, "warm") == 0;
+  json_t *a = json_object_get (json_object_get (config, "annotations"), VMCTR_BOOT);
+  const char *b = json_string_value (a);
+
+  if (a == NULL || (b && strcmp (b, "warm") == 0))
+    return 1;
+  if (b && strcmp (b, "cold") == 0)
+    return 0;
+  return cl_error_make (err, 0, "annotation " VMCTR_BOOT ": `%s`: expected warm or cold",
+                        b ? b : "(not a string)");
 }
 
 /* Before `ready`, failures go to the runtime on ready_fd ("E" + message);
@@ -109,8 +118,8 @@ report_failure (int ready_fd, cl_error_t *err)
   char msg[1024];
   int n = snprintf (msg, sizeof msg, "E%s", *err ? (*err)->msg : "the VM container failed");
 
-  if (ready_fd < 0 || cl_write_all (ready_fd, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0)
-                          < 0)
+  if (ready_fd < 0
+      || cl_write_all (ready_fd, msg, n > 0 && (size_t)n < sizeof msg ? (size_t)n : 0) < 0)
     fprintf (stderr, "cloison-vmctr: %s\n", msg + 1);
   cl_error_release (err);
   return 1;
@@ -134,10 +143,10 @@ terminal_setup (const char *console_socket, json_t *console_size, cl_error_t *er
     return cl_error_errno (err, "open the pty's slave");
   if (console_size)
     {
-      struct winsize ws = { .ws_row = (unsigned short)json_integer_value (
-                                json_object_get (console_size, "height")),
-                            .ws_col = (unsigned short)json_integer_value (
-                                json_object_get (console_size, "width")) };
+      struct winsize ws = {
+        .ws_row = (unsigned short)json_integer_value (json_object_get (console_size, "height")),
+        .ws_col = (unsigned short)json_integer_value (json_object_get (console_size, "width"))
+      };
       ioctl (slave, TIOCSWINSZ, &ws);
     }
   if (tcgetattr (slave, &t) == 0)
@@ -207,8 +216,7 @@ agent_connect (uint32_t cid, pid_t vmm, const char *log, uint64_t timeout_ns, in
           return cl_error_make (err, 0, "the VM stopped before its agent answered%s", tail);
         }
       if (cl_now_ns () > deadline)
-        return cl_error_make (err, e, "no guest agent on vsock CID %u port %u", cid,
-                              CL_AGENT_PORT);
+        return cl_error_make (err, e, "no guest agent on vsock CID %u port %u", cid, CL_AGENT_PORT);
       usleep (20000);
     }
 }
@@ -307,7 +315,8 @@ struct vm_start
   const char *tap;
   uint8_t mac[6];
   bool has_mac;
-  int ready_fd; /* the runtime's: closed in the VMM child */
+  bool template; /* building the template: out of the container's cgroup */
+  int ready_fd;  /* the runtime's: closed in the VMM child */
 };
 
 /* The same for every container: a template fits any of them. */
@@ -315,6 +324,50 @@ static char *
 vm_cmdline (void)
 {
   return cl_strdup_printf ("%s quiet cloison.ctrfs=" VMCTR_TAG, CL_VMM_DEFAULT_CMDLINE);
+}
+
+/* Moves the calling process to the root cgroup of every hierarchy it is
+   in (cgroup2, or each v1 controller's mount under /sys/fs/cgroup).  The
+   template is a cache shared by every container of its machine: built in
+   the first container's cgroup, its memory file (on the state root's
+   tmpfs) and its guest RAM would be charged to that container, and under
+   a memory limit equal to the guest's RAM the VMM is killed (OOM) while
+   it writes the snapshot.  Best effort: where a write is refused the
+   template is built where it is. */
+static void
+leave_cgroups (void)
+{
+  FILE *f = fopen ("/proc/self/cgroup", "re");
+  char line[512];
+
+  if (f == NULL)
+    return;
+  while (fgets (line, sizeof line, f))
+    {
+      char *ctrls = strchr (line, ':'), *end, *procs;
+      int fd;
+      if (ctrls == NULL || (end = strchr (++ctrls, ':')) == NULL)
+        continue;
+      *end = '\0';
+      if (*ctrls == '\0')
+        procs = access ("/sys/fs/cgroup/cgroup.procs", F_OK) == 0
+                    ? cl_xstrdup ("/sys/fs/cgroup/cgroup.procs")
+                    : cl_xstrdup ("/sys/fs/cgroup/unified/cgroup.procs");
+      else
+        procs = cl_strdup_printf ("/sys/fs/cgroup/%s/cgroup.procs",
+                                  strncmp (ctrls, "name=", 5) == 0 ? ctrls + 5 : ctrls);
+      fd = open (procs, O_WRONLY | O_CLOEXEC);
+      if (fd >= 0)
+        {
+          if (write (fd, "0", 1) < 0)
+            {
+              /* refused (delegation, or no such mount): stay */
+            }
+          close (fd);
+        }
+      free (procs);
+    }
+  fclose (f);
 }
 
 /* Forks the VMM child: the guest boots our kernel and initramfs with the
@@ -346,6 +399,8 @@ vmm_start (const struct vm_start *v, cl_error_t *err)
         close (v->ready_fd); /* the runtime reads it to its end */
       prctl (PR_SET_NAME, "cloison-vmm");
       prctl (PR_SET_PDEATHSIG, SIGKILL); /* never outlive the shim */
+      if (v->template)
+        leave_cgroups ();
       /* the container's stdio stays the shim's: the VMM's own messages
          land beside the guest's console */
       if (devnull >= 0)
@@ -451,10 +506,8 @@ template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
     *slash = '\0';
   key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%s|%llu|%u", kernel, (long long)ks.st_size,
                           (long long)ks.st_mtime, initrd, (long long)is.st_size,
-                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory,
-                          v->cpus);
-  return cl_strdup_printf ("%s/.templates/%016llx", root,
-                           (unsigned long long)cl_fnv1a64 (key));
+                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory, v->cpus);
+  return cl_strdup_printf ("%s/.templates/%016llx", root, (unsigned long long)cl_fnv1a64 (key));
 }
 
 /* Waits for the agent's "ready" line in the console log. */
@@ -503,6 +556,15 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
     return cl_error_errno (err, "lock `%s`", lock);
   if (access (state, F_OK) == 0)
     return 0;
+  {
+    /* a build that failed lately would fail again: every container of
+       this machine would pay a boot for nothing */
+    cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+    struct stat st;
+    if (stat (failed, &st) == 0 && time (NULL) - st.st_mtime < VMCTR_TEMPLATE_RETRY_S)
+      return cl_error_make (err, 0, "it failed %lld s ago (see `%s`)",
+                            (long long)(time (NULL) - st.st_mtime), failed);
+  }
   if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0)
     return -1;
   share = cl_strdup_printf ("%s/share", tmp);
@@ -514,6 +576,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   v.log = cl_strdup_printf ("%s/console.log", tmp);
   v.api_socket = cl_strdup_printf ("%s/api.sock", tmp);
   v.restore_dir = NULL;
+  v.template = true;
   v.tap = NULL;
   v.has_mac = false;
   if (take_cid (tmp, &v.cid, &v.vsock_fd, err) < 0)
@@ -543,6 +606,14 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   if (r == 0 && rename (snap, tdir) < 0)
     r = cl_error_errno (err, "rename `%s`", snap);
 out:
+  if (r < 0)
+    {
+      /* why the template failed (the VMM's own errors are in its console
+         log): kept beside the cache, for people */
+      cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+      if (rename (v.log, failed) < 0 && errno != ENOENT)
+        cl_warn ("keep `%s`: %s", failed, strerror (errno));
+    }
   {
     cl_error_t e = NULL;
     if (cl_rm_rf (tmp, &e) < 0)
@@ -593,7 +664,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   struct timespec now;
   bool tty;
   pid_t vmm = -1;
-  int code;
+  int code, warm;
 
   if (cl_json_load_file (spec_path, &vs, &err) < 0)
     return report_failure (ready_fd, &err);
@@ -610,6 +681,9 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
       return report_failure (ready_fd, &err);
     }
   cl_mgr_vmctr_size (config, &v.memory, &v.cpus);
+  warm = warm_wanted (config, &err);
+  if (warm < 0)
+    return report_failure (ready_fd, &err);
 
   /* the spec's bind mounts, under the shared tree, seen only by us (and
      the VMM child, which serves them to the guest) */
@@ -628,8 +702,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
                                  json_object_get (config, "mounts"), &err)
       < 0)
     return report_failure (ready_fd, &err);
-  if (cl_mgr_vmctr_net_setup (linux_obj, json_string_value (json_object_get (vs, "id")), &net,
-                              &err)
+  if (cl_mgr_vmctr_net_setup (linux_obj, json_string_value (json_object_get (vs, "id")), &net, &err)
       < 0)
     return report_failure (ready_fd, &err);
   v.tap = net.tap;
@@ -644,9 +717,9 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   api = cl_strdup_printf ("%s/" CL_CTR_VM_API_SOCKET, dir);
   v.log = log;
   v.api_socket = strlen (api) < sizeof ((struct sockaddr_un *)0)->sun_path ? api : NULL;
-  /* warm: a clone of the template of this machine (made once), when the
-     config asks for it and the VM needs no NIC */
-  if (v.tap == NULL && warm_wanted (config))
+  /* warm: a clone of the template of this machine (made once), unless
+     the config asks for a cold boot or the VM needs a NIC */
+  if (v.tap == NULL && warm)
     {
       tdir = template_dir (dir, &v, &err);
       if (tdir == NULL || template_ensure (tdir, &v, &err) < 0)

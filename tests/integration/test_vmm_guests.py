@@ -372,6 +372,8 @@ def test_snapshot_bad_dir(running, tmp_path):
     (["--kernel", "@GUEST", "--bogus"], "--bogus"),
     (["--kernel", "@GUEST", "--no-seccomp", "--seccomp-log"], "exclude each other"),
     (["--restore", "/nonexistent/snap"], "/nonexistent/snap"),
+    (["--kernel", "@GUEST", "--clone"], "--clone needs --restore DIR and --vsock CID"),
+    (["--restore", "/nonexistent/snap", "--clone"], "--clone needs"),
 ])
 def test_bad_input_one_line_error(args, needle, tmp_path):
     args = [guest("hello") if a == "@GUEST" else a for a in args]

@@ -8,7 +8,9 @@ the guest agent (PID 1) applies the process (user, capabilities, rlimits,
 no_new_privs, seccomp, cwd, env, terminal) and the mounts, and the shim
 relays stdio, signals and the exit status.  The network: a veth pair whose
 container end is in a namespace given by path, joined to the VM's tap by
-tc redirects.  One lab boot; each test asserts on one check of it."""
+tc redirects.  Every VM without a NIC is a clone of a warm template
+(docs/templates.md) unless its bundle says org.cloison.vm.boot=cold.
+One lab boot; each test asserts on one check of it."""
 import copy
 import json
 import os
@@ -45,6 +47,7 @@ check lifecycle sh -c "$R create -b /bundles/sleeper --pid-file /tmp/s.pid s1 >/
     echo create=\$?; $R state s1 | grep -E '\"(status|pid)\"';
     echo pidfile=\$(cat /tmp/s.pid); $R start s1; echo start=\$?;
     $R state s1 | grep status;
+    i=0; while ! $R exec s1 test -f /dev/shm/mark && [ \$i -lt 50 ]; do usleep 100000; i=\$((i+1)); done;
     $R exec s1 cat /dev/shm/mark; echo exec=\$?;
     $R exec s1 sh -c 'exit 5'; echo exec_rc=\$?;
     $R exec --user 1000:1000 s1 id -u; $R exec --cwd /etc s1 pwd;
@@ -64,6 +67,30 @@ check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer na
     $IP -n vmiso-c route add default via 10.77.0.1 &&
     $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
 check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
+# warm templates (docs/templates.md): every run above but net (a NIC) was
+# a clone; two runs draw different bytes; the annotation's cold boots
+check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/rand r2 > /tmp/r2;
+    cat /tmp/r1 /tmp/r2; cat /run/rt-vm/.templates/*/console.log; ls -d /run/rt-vm/.templates/*;
+    ls /run/rt-vm/.templates | grep -c -v lock"
+check boots sh -c "$R create -b /bundles/sleeper w1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/w1/vm-boot;
+    $R delete -f w1; $R create -b /bundles/cold c1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/c1/vm-boot;
+    $R delete -f c1; $R create -b /bundles/small m1 </dev/null >/dev/null 2>&1; cat /run/rt-vm/m1/vm-boot;
+    $R delete -f m1; echo failed=\$(ls /run/rt-vm/.templates | grep -c failed)"
+check bad_boot $R run -b /bundles/tepid tepid1
+# ten clones of one template at once: each its own CID and random bytes
+ten() {
+    for i in 0 1 2 3 4 5 6 7 8 9; do
+        $R create -b /bundles/ten t$i </dev/null >/dev/null 2>&1 && $R start t$i
+    done
+    for i in 0 1 2 3 4 5 6 7 8 9; do
+        cid=$(grep -o '"cid": *[0-9]*' /run/rt-vm/t$i/state.json | tr -dc 0-9)
+        rnd=$($R exec t$i head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+        echo "t$i $(cut -d' ' -f1 /run/rt-vm/t$i/vm-boot) $cid $rnd"
+    done
+    $R list | grep -c running
+    for i in 0 1 2 3 4 5 6 7 8 9; do $R delete -f t$i; done
+}
+check ten ten
 # podman drives the runtime unchanged, with the annotation
 mkdir -p /etc/containers /var/tmp /tmp/pm
 echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
@@ -112,7 +139,16 @@ def bundles():
         "net": vm(c(["sh", "-c", "ip addr show eth0 | grep -E 'inet |ether'; ip route; "
                      "ping -c 2 -W 5 10.77.0.1 | grep -c 'bytes from'"])),
         "tty": vm(c(["sh", "-c", "tty; stty size; exit 3"])),
+        "rand": vm(c(["sh", "-c", "head -c 16 /dev/urandom | od -An -tx1"])),
+        "cold": vm(c(["sleep", "1000"])),
+        "ten": vm(c(["sleep", "1000"])),
+        # the memory limit is the guest's RAM: the template must not be
+        # charged to this container (it was OOM-killed while snapshotting)
+        "small": vm(c(["sleep", "1000"], memory=128 << 20)),
     }
+    configs["cold"]["annotations"]["org.cloison.vm.boot"] = "cold"
+    configs["tepid"] = copy.deepcopy(configs["exit7"])
+    configs["tepid"]["annotations"]["org.cloison.vm.boot"] = "tepid"
     configs["process"]["process"]["user"] = {"uid": 1000, "gid": 1000, "additionalGids": [10]}
     configs["process"]["process"]["cwd"] = "/tmp"
     configs["process"]["process"]["env"].append("GREETING=hi")
@@ -149,7 +185,7 @@ def run(lab, tmp_path_factory):
         if os.path.exists(path):
             files.append((path, "/usr/bin/" + tool))
     modules = lab.LAB_MODULES + ["sch_ingress", "cls_matchall", "act_mirred"]
-    return lab.run(PAYLOAD, files=files, timeout=900, modules=modules, stream=print)
+    return lab.run(PAYLOAD, files=files, timeout=1500, modules=modules, stream=print)
 
 
 def test_echo_runs_in_a_vm_sized_by_the_memory_limit(run):
@@ -217,6 +253,36 @@ def test_network_joined_through_the_tap(run):
 def test_terminal(run):
     c = run.check("terminal")
     assert c.rc == 3 and "/dev/pts/" in c.output and "33 101" in c.output, c
+
+
+def test_clones_of_one_template_draw_different_random_bytes(run):
+    out = run.assert_check("clones").output
+    lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
+    assert len(lines) == 2 and lines[0] != lines[1], out
+    # one template per machine (so far): echo's 192 MiB and the default size
+    assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "2", out
+
+
+def test_warm_clone_by_default_cold_on_request(run):
+    out = run.assert_check("boots").output.splitlines()
+    assert out[0].startswith("clone /run/rt-vm/.templates/") and out[1] == "cold", out
+    # a 128 MiB container (its limit = the guest's RAM) is a clone too
+    assert out[2].startswith("clone /run/rt-vm/.templates/") and out[3] == "failed=0", out
+
+
+def test_bad_boot_annotation_refused(run):
+    c = run.check("bad_boot")
+    assert c.rc not in (None, 0) and "org.cloison.vm.boot" in c.output and "tepid" in c.output, c
+
+
+def test_ten_clones_at_once_distinct_cids_and_random_bytes(run):
+    out = run.assert_check("ten").output
+    rows = [l.split() for l in out.splitlines() if l.startswith("t") and len(l.split()) == 4]
+    assert len(rows) == 10, out
+    assert all(r[1] == "clone" for r in rows), out
+    assert len({r[2] for r in rows}) == 10, out  # vsock CIDs
+    assert all(len(r[3]) == 32 for r in rows) and len({r[3] for r in rows}) == 10, out
+    assert "10" in out.splitlines(), out  # all running at once
 
 
 def podman_check(run, name):
