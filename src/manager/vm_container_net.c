@@ -6,7 +6,13 @@
    ingress + matchall + mirred, both ways, as Kata Containers does).  The
    guest's NIC takes the interface's MAC and the agent gives it the
    interface's IPv4 addresses and default route, so the caller's
-   networking works unchanged. */
+   networking works unchanged.
+
+   A network namespace has one such interface, and a frame can go to one
+   VM only: the first VM-isolated container in a namespace (a pod) takes
+   it; the tap of each is named after its container id (tapHASH_cl), and
+   a later VM in the same namespace gets no NIC (lo only in the guest)
+   instead of failing.  See docs/vm-isolation.md. */
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "manager/vm_container.h"
@@ -26,14 +32,40 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define VMCTR_TAP "tap0_cl"
+#define VMCTR_TAP_SUFFIX "_cl"
+
+struct links
+{
+  char first[IFNAMSIZ]; /* the first interface but lo and our taps */
+  bool joined;          /* a tap of another VM is there */
+};
+
+static bool
+is_vm_tap (const char *name)
+{
+  size_t n = strlen (name), k = strlen (VMCTR_TAP_SUFFIX);
+  return strncmp (name, "tap", 3) == 0 && n > k && strcmp (name + n - k, VMCTR_TAP_SUFFIX) == 0;
+}
 
 static void
-first_link (const char *name, void *data)
+scan_link (const char *name, void *data)
 {
-  char *out = data;
-  if (out[0] == '\0' && strcmp (name, "lo") != 0 && strcmp (name, VMCTR_TAP) != 0)
-    snprintf (out, IFNAMSIZ, "%s", name);
+  struct links *l = data;
+  if (is_vm_tap (name))
+    l->joined = true;
+  else if (l->first[0] == '\0' && strcmp (name, "lo") != 0)
+    snprintf (l->first, IFNAMSIZ, "%s", name);
+}
+
+/* tap + 8 hex digits of the id's FNV-1a hash + _cl: 14 bytes, unique per
+   container of a namespace (ids are unique on the host). */
+static void
+tap_name (const char *id, char out[IFNAMSIZ])
+{
+  uint32_t h = 2166136261u;
+  for (const char *p = id ? id : ""; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  snprintf (out, IFNAMSIZ, "tap%08x" VMCTR_TAP_SUFFIX, h);
 }
 
 static int
@@ -113,11 +145,12 @@ cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_n
 {
   const char *path = netns_path (linux_obj);
   struct nl_sock *nl = NULL;
-  char ifname[IFNAMSIZ] = "", mac[18];
+  struct links links = { .first = "" };
+  const char *ifname = links.first;
+  char tap[IFNAMSIZ], mac[18];
   cleanup_free char *gw = NULL;
   int fd, ifindex, tapindex, r = -1;
 
-  (void)id;
   memset (net, 0, sizeof *net);
   if (path == NULL)
     return 0;
@@ -130,20 +163,28 @@ cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_n
       return cl_error_errno (err, "linux.namespaces: join network `%s`", path);
     }
   close (fd);
-  if (cl_net_nl_open (&nl, err) < 0 || cl_net_nl_link_foreach (nl, first_link, ifname, err) < 0)
+  if (cl_net_nl_open (&nl, err) < 0 || cl_net_nl_link_foreach (nl, scan_link, &links, err) < 0)
     goto out;
-  if (ifname[0] == '\0')
+  if (ifname[0] == '\0' || links.joined)
     {
-      r = 0; /* only lo: nothing to join */
+      /* only lo, or the interface already goes to another VM of this
+         namespace: nothing to join */
+      if (links.joined)
+        fprintf (stderr,
+                 "cloison-vmctr: `%s` of %s is joined to another VM already: this VM "
+                 "has no NIC\n",
+                 ifname, path);
+      r = 0;
       goto out;
     }
+  tap_name (id, tap);
   if (link_mac (ifname, net->mac, err) < 0)
     goto out;
   ifindex = cl_net_nl_link_index (nl, ifname, err);
-  if (ifindex <= 0 || cl_net_nl_tap_create (VMCTR_TAP, 0, err) < 0)
+  if (ifindex <= 0 || cl_net_nl_tap_create (tap, 0, err) < 0)
     goto out;
-  net->tap = cl_xstrdup (VMCTR_TAP);
-  tapindex = cl_net_nl_link_index (nl, VMCTR_TAP, err);
+  net->tap = cl_xstrdup (tap);
+  tapindex = cl_net_nl_link_index (nl, tap, err);
   if (tapindex <= 0 || cl_net_nl_link_set (nl, tapindex, 1, 0, 0, err) < 0
       || cl_net_nl_link_set (nl, ifindex, 1, 0, 0, err) < 0
       || cl_net_nl_tc_redirect (nl, ifindex, tapindex, err) < 0
