@@ -75,7 +75,7 @@ struct fuse_server
   uint32_t nhandles;
   uint32_t next_gen;
   uint32_t inode_hint, handle_hint; /* no free slot below these */
-  uint8_t dirbuf[FUSE_SERVER_MAX_IO] __attribute__ ((aligned (8)));
+  uint8_t dirbuf[128 * 1024] __attribute__ ((aligned (8)));
 };
 
 /* The request's arguments after the header: a cursor that only moves
@@ -91,8 +91,15 @@ struct reply
 {
   uint8_t *buf; /* header, then payload */
   size_t cap;
-  size_t len; /* payload bytes */
+  size_t len;              /* payload bytes */
+  const struct iovec *iov; /* the chain's writable buffers (READ), or NULL */
+  unsigned niov;
+  bool direct; /* the payload went into iov, not buf */
 };
+
+/* At most this many buffers for a READ read in place (256 pages of data,
+   the header, and room for unaligned ones). */
+#define READ_IOV_MAX 300
 
 static int
 neg_errno (void)
@@ -503,6 +510,12 @@ op_init (OP_PARAMS)
   o->max_readahead = in->max_readahead;
   o->flags = in->flags & INIT_FLAGS;
   o->max_write = FUSE_SERVER_MAX_IO;
+  if (s->minor >= 28 && (in->flags & FUSE_MAX_PAGES))
+    {
+      /* READ and WRITE requests up to max_write instead of 32 pages */
+      o->flags |= FUSE_MAX_PAGES;
+      o->max_pages = FUSE_SERVER_MAX_IO / 4096;
+    }
   if (s->minor >= 23)
     o->time_gran = 1;
   s->mounted = true;
@@ -859,6 +872,23 @@ op_read (OP_PARAMS)
     size = room;
   if (size > FUSE_SERVER_MAX_IO)
     size = FUSE_SERVER_MAX_IO;
+  if (r->iov)
+    {
+      /* straight into the guest's buffers, after the header's bytes */
+      struct iovec v[READ_IOV_MAX];
+      size_t in_place;
+      unsigned k = cl_iov_slice (r->iov, r->niov, sizeof (struct fuse_out_header), size, v,
+                                 READ_IOV_MAX, &in_place);
+      if (in_place == size)
+        {
+          got = preadv (fd, v, k, in->offset);
+          if (got < 0)
+            return neg_errno ();
+          r->len = got;
+          r->direct = true;
+          return 0;
+        }
+    }
   got = pread (fd, r->buf + sizeof (struct fuse_out_header), size, in->offset);
   if (got < 0)
     return neg_errno ();
@@ -1272,14 +1302,24 @@ size_t
 cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8_t *reply,
                            size_t cap)
 {
+  bool direct;
+  return cl_vmm_fuse_server_handle_iov (s, req, len, reply, cap, NULL, 0, &direct);
+}
+
+size_t
+cl_vmm_fuse_server_handle_iov (struct fuse_server *s, const uint8_t *req, size_t len,
+                               uint8_t *reply, size_t cap, const struct iovec *iov, unsigned niov,
+                               bool *direct)
+{
   struct fuse_in_header h;
   struct fuse_out_header out;
   struct args a;
-  struct reply r = { .buf = reply, .cap = cap };
+  struct reply r = { .buf = reply, .cap = cap, .iov = iov, .niov = niov };
   struct fs_inode *n = NULL;
   const struct op *op = NULL;
   int error;
 
+  *direct = false;
   if (len < sizeof h)
     return 0; /* no unique id to answer */
   memcpy (&h, req, sizeof h);
@@ -1321,6 +1361,7 @@ cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len
                                   .error = error,
                                   .unique = h.unique };
   memcpy (reply, &out, sizeof out);
+  *direct = error == 0 && r.direct;
   return out.len;
 }
 
