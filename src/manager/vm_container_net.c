@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -125,7 +126,7 @@ link_addrs (const char *name)
 }
 
 static const char *
-netns_path (json_t *linux_obj)
+ns_path (json_t *linux_obj, const char *want)
 {
   json_t *ns;
   size_t i;
@@ -133,17 +134,38 @@ netns_path (json_t *linux_obj)
   json_array_foreach (json_object_get (linux_obj, "namespaces"), i, ns)
   {
     const char *type = json_string_value (json_object_get (ns, "type"));
-    if (type && strcmp (type, "network") == 0)
+    if (type && strcmp (type, want) == 0)
       return json_string_value (json_object_get (ns, "path"));
   }
   return NULL;
+}
+
+/* The host name of the UTS namespace the spec joins (a pod's: its
+   containers carry no `hostname` of their own), or NULL. */
+static char *
+joined_hostname (json_t *linux_obj)
+{
+  const char *path = ns_path (linux_obj, "uts");
+  char name[HOST_NAME_MAX + 1];
+  int fd;
+
+  if (path == NULL || (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0)
+    return NULL;
+  if (setns (fd, CLONE_NEWUTS) < 0 || gethostname (name, sizeof name) < 0)
+    {
+      close (fd);
+      return NULL;
+    }
+  close (fd);
+  name[sizeof name - 1] = '\0';
+  return cl_xstrdup (name);
 }
 
 int
 cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
                         cl_error_t *err)
 {
-  const char *path = netns_path (linux_obj);
+  const char *path = ns_path (linux_obj, "network");
   struct nl_sock *nl = NULL;
   struct links links = { .first = "" };
   const char *ifname = links.first;
@@ -152,6 +174,7 @@ cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_n
   int fd, ifindex, tapindex, r = -1;
 
   memset (net, 0, sizeof *net);
+  net->hostname = joined_hostname (linux_obj);
   if (path == NULL)
     return 0;
   fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -222,6 +245,7 @@ cl_mgr_vmctr_net_release (struct cl_mgr_vmctr_net *net)
   cl_error_release (&e);
   cl_net_nl_close (nl);
   free (net->tap);
+  free (net->hostname);
   json_decref (net->guest);
   memset (net, 0, sizeof *net);
 }
