@@ -58,7 +58,8 @@ struct fs_handle
 {
   int fd; /* -1: free slot */
   uint32_t gen;
-  int flags; /* as opened: to reopen it after a restore */
+  int flags;       /* as opened: to reopen it after a restore */
+  int64_t dir_pos; /* a directory's: the offset its fd stands at, -1 unknown */
 };
 
 struct fuse_server
@@ -445,7 +446,8 @@ handle_new (struct fuse_server *s, int fd, int flags)
       close (fd);
       return 0;
     }
-  s->handles[slot] = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen, .flags = flags };
+  s->handles[slot]
+      = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen, .flags = flags, .dir_pos = -1 };
   return ((uint64_t)s->handles[slot].gen << 32) | slot;
 }
 
@@ -1165,33 +1167,56 @@ put_dirent (struct fuse_server *s, struct fs_inode *dir, const struct dirent64 *
   return 0;
 }
 
+/* A directory is read from where its fd stands: it is seeked only when
+   the guest asks for another offset.  On filesystems whose offsets count
+   entries (tmpfs, dcache_readdir), a seek after entries were removed
+   (`rm -rf` reading and unlinking) lands past entries never returned,
+   and rmdir then fails with ENOTEMPTY (virtiofsd does the same). */
 static int
 do_readdir (struct fuse_server *s, struct fs_inode *n, struct args *a, struct reply *r, bool plus)
 {
   const struct fuse_read_in *in;
+  struct fs_handle *h;
   size_t want;
   ssize_t got;
+  int64_t last;
   int fd = a->fd;
 
   TAKE (a, in);
+  h = handle_get (s, in->fh); /* args_fh checked it */
   want = in->size < sizeof s->dirbuf ? in->size : sizeof s->dirbuf;
   if (want > r->cap - sizeof (struct fuse_out_header))
     want = r->cap - sizeof (struct fuse_out_header);
-  if (in->offset > (uint64_t)INT64_MAX || lseek (fd, in->offset, SEEK_SET) < 0)
-    return neg_errno ();
+  if (in->offset > (uint64_t)INT64_MAX)
+    return -EINVAL;
+  if (h->dir_pos != (int64_t)in->offset)
+    {
+      h->dir_pos = -1;
+      if (lseek (fd, in->offset, SEEK_SET) < 0)
+        return neg_errno ();
+    }
   r->cap = sizeof (struct fuse_out_header) + want;
   /* A host record is never larger than its FUSE form, so what one
      getdents64 returns into `want` bytes covers a full reply. */
   got = getdents64 (fd, s->dirbuf, want);
   if (got < 0)
     return neg_errno ();
+  last = in->offset;
   for (ssize_t off = 0; off < got;)
     {
       const struct dirent64 *d = (const struct dirent64 *)(s->dirbuf + off);
       if (put_dirent (s, n, d, plus, r) < 0)
-        break;
+        {
+          /* the reply is full: back to the first entry not sent, now,
+             before the directory changes */
+          if (lseek (fd, last, SEEK_SET) < 0)
+            last = -1;
+          break;
+        }
+      last = d->d_off;
       off += d->d_reclen;
     }
+  h->dir_pos = last;
   return 0;
 }
 
@@ -1502,7 +1527,8 @@ restore_one (struct fuse_server *s, json_t *e, bool inode, cl_error_t *err)
       close (fd);
       if (open_fd < 0)
         return cl_error_make (err, -open_fd, "shared file `%s`", path);
-      s->handles[id] = (struct fs_handle){ .fd = open_fd, .gen = gen, .flags = flags };
+      s->handles[id]
+          = (struct fs_handle){ .fd = open_fd, .gen = gen, .flags = flags, .dir_pos = -1 };
       return 0;
     }
   node_set (s, id, fd, &st, gen, count);
