@@ -382,12 +382,19 @@ listed (const uint8_t *buf, size_t len, bool plus, const char *name, uint64_t *n
 }
 
 static int32_t
-readdir (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint8_t *out, size_t *len)
+readdir_at (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint64_t off,
+            uint8_t *out, size_t *len)
 {
   struct body b = { .len = 0 };
-  struct fuse_read_in in = { .fh = fh, .size = 4096 };
+  struct fuse_read_in in = { .fh = fh, .offset = off, .size = 4096 };
   put (&b, &in, sizeof in);
   return call (f, opcode, node, &b, out, 4096, len);
+}
+
+static int32_t
+readdir (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint8_t *out, size_t *len)
+{
+  return readdir_at (f, opcode, node, fh, 0, out, len);
 }
 
 /* --------------------------------------------------------------- tests */
@@ -600,6 +607,52 @@ test_mkdir_readdir (void **state)
   /* OPEN of a directory, OPENDIR of a file. */
   assert_int_equal (open_node (f, FUSE_OPEN, d.nodeid, O_RDONLY, &fh2), -EISDIR);
   assert_int_equal (open_node (f, FUSE_OPENDIR, e.nodeid, O_RDONLY, &fh2), -ENOTDIR);
+}
+
+/* rm -rf: READDIRPLUS replies (each smaller than what one host getdents
+   reads) at the offsets they return, each entry unlinked as it comes;
+   every entry is seen once and the directory is then empty. */
+static void
+test_readdir_while_unlinking (void **state)
+{
+  struct fixture *f = *state;
+  struct fuse_entry_out d;
+  static uint8_t buf[4096];
+  char path[PATH_MAX], name[16];
+  uint64_t fh, off = 0;
+  size_t len;
+  int seen = 0;
+
+  host_path (f, "many", path);
+  assert_int_equal (mkdir (path, 0755), 0);
+  for (int i = 0; i < 200; i++)
+    {
+      snprintf (name, sizeof name, "many/f%03d", i);
+      write_host (f->share, name, "x");
+    }
+  assert_int_equal (lookup (f, 1, "many", &d), 0);
+  assert_int_equal (open_node (f, FUSE_OPENDIR, d.nodeid, O_RDONLY, &fh), 0);
+  for (;;)
+    {
+      assert_int_equal (readdir_at (f, FUSE_READDIRPLUS, d.nodeid, fh, off, buf, &len), 0);
+      if (len == 0)
+        break;
+      for (size_t at = 0; at < len;)
+        {
+          const struct fuse_direntplus *dp = (const void *)(buf + at);
+          snprintf (name, sizeof name, "%.*s", (int)dp->dirent.namelen, dp->dirent.name);
+          if (strcmp (name, ".") != 0 && strcmp (name, "..") != 0)
+            {
+              assert_int_equal (name_op (f, FUSE_UNLINK, d.nodeid, name), 0);
+              seen++;
+            }
+          off = dp->dirent.off;
+          at += FUSE_DIRENTPLUS_SIZE (dp);
+        }
+    }
+  assert_int_equal (seen, 200);
+  assert_int_equal (release (f, FUSE_RELEASEDIR, fh), 0);
+  assert_int_equal (name_op (f, FUSE_RMDIR, 1, "many"), 0);
 }
 
 static void
@@ -1258,6 +1311,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_forget_drops_the_node, setup, teardown),
     cmocka_unit_test_setup_teardown (test_create_write_read, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkdir_readdir, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_readdir_while_unlinking, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rename_unlink_rmdir_link, setup, teardown),
     cmocka_unit_test_setup_teardown (test_symlink_readlink, setup, teardown),
     cmocka_unit_test_setup_teardown (test_xattrs, setup, teardown),
