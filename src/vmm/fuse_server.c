@@ -535,21 +535,8 @@ static int
 op_lookup (OP_PARAMS)
 {
   const char *name;
-  struct fuse_entry_out *o;
   int e = take_name (a, &name);
-
-  if (e < 0 || (e = reply_entry (s, n, name, r)) != -ENOENT)
-    return e;
-  /* A name that is not there: node id 0 with the entry timeout, so the
-     guest keeps the negative entry as long as a positive one (the
-     open(O_CREAT) after a stat of a new name, tar's and cp's pattern,
-     then needs no second LOOKUP).  A file the host creates meanwhile is
-     seen within CACHE_SECS, as any other change made on the host. */
-  r->len = 0;
-  if ((o = reply_room (r, sizeof *o)) == NULL)
-    return -EINVAL;
-  o->entry_valid = CACHE_SECS;
-  return 0;
+  return e < 0 ? e : reply_entry (s, n, name, r);
 }
 
 static int
