@@ -486,3 +486,31 @@ cl_unix_http_request (const char *socket_path, const char *method, const char *p
     }
   return 0;
 }
+
+unsigned
+cl_iov_slice (const struct iovec *src, unsigned n, size_t skip, size_t keep, struct iovec *dst,
+              unsigned max, size_t *len)
+{
+  unsigned k = 0;
+
+  *len = 0;
+  for (unsigned i = 0; i < n && keep > 0 && k < max; i++)
+    {
+      size_t seg = src[i].iov_len;
+      if (skip >= seg)
+        {
+          skip -= seg;
+          continue;
+        }
+      seg -= skip;
+      if (seg > keep)
+        seg = keep;
+      dst[k].iov_base = (uint8_t *)src[i].iov_base + skip;
+      dst[k].iov_len = seg;
+      k++;
+      keep -= seg;
+      *len += seg;
+      skip = 0;
+    }
+  return k;
+}

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 
 /* asprintf that aborts on ENOMEM. */
 char *cl_strdup_printf (const char *fmt, ...) __attribute__ ((format (printf, 1, 2)));
@@ -83,5 +84,12 @@ void cl_crash_point (const char *var, const char *step);
    body. */
 int cl_unix_http_request (const char *socket_path, const char *method, const char *path,
                           const char *body, cl_error_t *err);
+
+/* The bytes of `src` (`n` buffers) from byte `skip` on, at most `keep` of
+   them, as buffers into `dst` (room for `max`): returns how many; *len
+   gets the bytes they hold (less than `keep` when `src` or `max` ends
+   first). */
+unsigned cl_iov_slice (const struct iovec *src, unsigned n, size_t skip, size_t keep,
+                       struct iovec *dst, unsigned max, size_t *len);
 
 #endif

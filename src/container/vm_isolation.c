@@ -20,6 +20,27 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+/* A pod's sandbox ("pause") container as containerd's and CRI-O's CRI
+   mark it: under the -vm name it stays an ordinary container, since it
+   only holds the pod's namespaces (the node's pause image, not the
+   pod's code) and a VM of its own would take the pod's interface from
+   the pod's first container (docs/vm-isolation.md). */
+static bool
+cri_sandbox (json_t *config)
+{
+  static const char *const keys[]
+      = { "io.kubernetes.cri.container-type", "io.kubernetes.cri-o.ContainerType" };
+  json_t *a = json_object_get (config, "annotations");
+
+  for (size_t i = 0; i < sizeof keys / sizeof *keys; i++)
+    {
+      const char *t = json_string_value (json_object_get (a, keys[i]));
+      if (t && strcmp (t, "sandbox") == 0)
+        return true;
+    }
+  return false;
+}
+
 int
 cl_ctr_vm_wanted (json_t *config, bool forced, cl_error_t *err)
 {
@@ -27,7 +48,7 @@ cl_ctr_vm_wanted (json_t *config, bool forced, cl_error_t *err)
   const char *s = json_string_value (v);
 
   if (v == NULL)
-    return forced;
+    return forced && !cri_sandbox (config);
   if (s && strcmp (s, "vm") == 0)
     return 1;
   if (s && strcmp (s, "container") == 0)

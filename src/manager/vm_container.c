@@ -797,6 +797,8 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
                    now.tv_sec + now.tv_nsec / 1e9);
   if (net.guest)
     json_object_set (req, "network", net.guest);
+  if (net.hostname && json_object_get (config, "hostname") == NULL)
+    json_object_set_new (req, "hostname", json_string (net.hostname));
   json_object_set_new (req, "rootfs_readonly", json_boolean (v.readonly));
   if (send_request (conn, req, tty, &err) < 0)
     {

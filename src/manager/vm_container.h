@@ -31,7 +31,8 @@ struct cl_mgr_vmctr_net
 {
   char *tap; /* NULL: no network namespace given, the guest has only lo */
   uint8_t mac[6];
-  json_t *guest; /* [{"mac", "addrs", "gateway"}] */
+  json_t *guest;  /* [{"mac", "addrs", "gateway"}] */
+  char *hostname; /* of the UTS namespace the spec joins (a pod's), or NULL */
 };
 int cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
                             cl_error_t *err);

@@ -6,7 +6,13 @@
    ingress + matchall + mirred, both ways, as Kata Containers does).  The
    guest's NIC takes the interface's MAC and the agent gives it the
    interface's IPv4 addresses and default route, so the caller's
-   networking works unchanged. */
+   networking works unchanged.
+
+   A network namespace has one such interface, and a frame can go to one
+   VM only: the first VM-isolated container in a namespace (a pod) takes
+   it; the tap of each is named after its container id (tapHASH_cl), and
+   a later VM in the same namespace gets no NIC (lo only in the guest)
+   instead of failing.  See docs/vm-isolation.md. */
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "manager/vm_container.h"
@@ -16,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <limits.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -26,14 +33,40 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define VMCTR_TAP "tap0_cl"
+#define VMCTR_TAP_SUFFIX "_cl"
+
+struct links
+{
+  char first[IFNAMSIZ]; /* the first interface but lo and our taps */
+  bool joined;          /* a tap of another VM is there */
+};
+
+static bool
+is_vm_tap (const char *name)
+{
+  size_t n = strlen (name), k = strlen (VMCTR_TAP_SUFFIX);
+  return strncmp (name, "tap", 3) == 0 && n > k && strcmp (name + n - k, VMCTR_TAP_SUFFIX) == 0;
+}
 
 static void
-first_link (const char *name, void *data)
+scan_link (const char *name, void *data)
 {
-  char *out = data;
-  if (out[0] == '\0' && strcmp (name, "lo") != 0 && strcmp (name, VMCTR_TAP) != 0)
-    snprintf (out, IFNAMSIZ, "%s", name);
+  struct links *l = data;
+  if (is_vm_tap (name))
+    l->joined = true;
+  else if (l->first[0] == '\0' && strcmp (name, "lo") != 0)
+    snprintf (l->first, IFNAMSIZ, "%s", name);
+}
+
+/* tap + 8 hex digits of the id's FNV-1a hash + _cl: 14 bytes, unique per
+   container of a namespace (ids are unique on the host). */
+static void
+tap_name (const char *id, char out[IFNAMSIZ])
+{
+  uint32_t h = 2166136261u;
+  for (const char *p = id ? id : ""; *p; p++)
+    h = (h ^ (uint8_t)*p) * 16777619u;
+  snprintf (out, IFNAMSIZ, "tap%08x" VMCTR_TAP_SUFFIX, h);
 }
 
 static int
@@ -93,7 +126,7 @@ link_addrs (const char *name)
 }
 
 static const char *
-netns_path (json_t *linux_obj)
+ns_path (json_t *linux_obj, const char *want)
 {
   json_t *ns;
   size_t i;
@@ -101,24 +134,47 @@ netns_path (json_t *linux_obj)
   json_array_foreach (json_object_get (linux_obj, "namespaces"), i, ns)
   {
     const char *type = json_string_value (json_object_get (ns, "type"));
-    if (type && strcmp (type, "network") == 0)
+    if (type && strcmp (type, want) == 0)
       return json_string_value (json_object_get (ns, "path"));
   }
   return NULL;
+}
+
+/* The host name of the UTS namespace the spec joins (a pod's: its
+   containers carry no `hostname` of their own), or NULL. */
+static char *
+joined_hostname (json_t *linux_obj)
+{
+  const char *path = ns_path (linux_obj, "uts");
+  char name[HOST_NAME_MAX + 1];
+  int fd;
+
+  if (path == NULL || (fd = open (path, O_RDONLY | O_CLOEXEC)) < 0)
+    return NULL;
+  if (setns (fd, CLONE_NEWUTS) < 0 || gethostname (name, sizeof name) < 0)
+    {
+      close (fd);
+      return NULL;
+    }
+  close (fd);
+  name[sizeof name - 1] = '\0';
+  return cl_xstrdup (name);
 }
 
 int
 cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
                         cl_error_t *err)
 {
-  const char *path = netns_path (linux_obj);
+  const char *path = ns_path (linux_obj, "network");
   struct nl_sock *nl = NULL;
-  char ifname[IFNAMSIZ] = "", mac[18];
+  struct links links = { .first = "" };
+  const char *ifname = links.first;
+  char tap[IFNAMSIZ], mac[18];
   cleanup_free char *gw = NULL;
   int fd, ifindex, tapindex, r = -1;
 
-  (void)id;
   memset (net, 0, sizeof *net);
+  net->hostname = joined_hostname (linux_obj);
   if (path == NULL)
     return 0;
   fd = open (path, O_RDONLY | O_CLOEXEC);
@@ -130,20 +186,28 @@ cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_n
       return cl_error_errno (err, "linux.namespaces: join network `%s`", path);
     }
   close (fd);
-  if (cl_net_nl_open (&nl, err) < 0 || cl_net_nl_link_foreach (nl, first_link, ifname, err) < 0)
+  if (cl_net_nl_open (&nl, err) < 0 || cl_net_nl_link_foreach (nl, scan_link, &links, err) < 0)
     goto out;
-  if (ifname[0] == '\0')
+  if (ifname[0] == '\0' || links.joined)
     {
-      r = 0; /* only lo: nothing to join */
+      /* only lo, or the interface already goes to another VM of this
+         namespace: nothing to join */
+      if (links.joined)
+        fprintf (stderr,
+                 "cloison-vmctr: `%s` of %s is joined to another VM already: this VM "
+                 "has no NIC\n",
+                 ifname, path);
+      r = 0;
       goto out;
     }
+  tap_name (id, tap);
   if (link_mac (ifname, net->mac, err) < 0)
     goto out;
   ifindex = cl_net_nl_link_index (nl, ifname, err);
-  if (ifindex <= 0 || cl_net_nl_tap_create (VMCTR_TAP, 0, err) < 0)
+  if (ifindex <= 0 || cl_net_nl_tap_create (tap, 0, err) < 0)
     goto out;
-  net->tap = cl_xstrdup (VMCTR_TAP);
-  tapindex = cl_net_nl_link_index (nl, VMCTR_TAP, err);
+  net->tap = cl_xstrdup (tap);
+  tapindex = cl_net_nl_link_index (nl, tap, err);
   if (tapindex <= 0 || cl_net_nl_link_set (nl, tapindex, 1, 0, 0, err) < 0
       || cl_net_nl_link_set (nl, ifindex, 1, 0, 0, err) < 0
       || cl_net_nl_tc_redirect (nl, ifindex, tapindex, err) < 0
@@ -181,6 +245,7 @@ cl_mgr_vmctr_net_release (struct cl_mgr_vmctr_net *net)
   cl_error_release (&e);
   cl_net_nl_close (nl);
   free (net->tap);
+  free (net->hostname);
   json_decref (net->guest);
   memset (net, 0, sizeof *net);
 }

@@ -58,7 +58,8 @@ struct fs_handle
 {
   int fd; /* -1: free slot */
   uint32_t gen;
-  int flags; /* as opened: to reopen it after a restore */
+  int flags;       /* as opened: to reopen it after a restore */
+  int64_t dir_pos; /* a directory's: the offset its fd stands at, -1 unknown */
 };
 
 struct fuse_server
@@ -75,7 +76,7 @@ struct fuse_server
   uint32_t nhandles;
   uint32_t next_gen;
   uint32_t inode_hint, handle_hint; /* no free slot below these */
-  uint8_t dirbuf[FUSE_SERVER_MAX_IO] __attribute__ ((aligned (8)));
+  uint8_t dirbuf[128 * 1024] __attribute__ ((aligned (8)));
 };
 
 /* The request's arguments after the header: a cursor that only moves
@@ -91,8 +92,15 @@ struct reply
 {
   uint8_t *buf; /* header, then payload */
   size_t cap;
-  size_t len; /* payload bytes */
+  size_t len;              /* payload bytes */
+  const struct iovec *iov; /* the chain's writable buffers (READ), or NULL */
+  unsigned niov;
+  bool direct; /* the payload went into iov, not buf */
 };
+
+/* At most this many buffers for a READ read in place (256 pages of data,
+   the header, and room for unaligned ones). */
+#define READ_IOV_MAX 300
 
 static int
 neg_errno (void)
@@ -438,7 +446,8 @@ handle_new (struct fuse_server *s, int fd, int flags)
       close (fd);
       return 0;
     }
-  s->handles[slot] = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen, .flags = flags };
+  s->handles[slot]
+      = (struct fs_handle){ .fd = fd, .gen = ++s->next_gen, .flags = flags, .dir_pos = -1 };
   return ((uint64_t)s->handles[slot].gen << 32) | slot;
 }
 
@@ -503,6 +512,12 @@ op_init (OP_PARAMS)
   o->max_readahead = in->max_readahead;
   o->flags = in->flags & INIT_FLAGS;
   o->max_write = FUSE_SERVER_MAX_IO;
+  if (s->minor >= 28 && (in->flags & FUSE_MAX_PAGES))
+    {
+      /* READ and WRITE requests up to max_write instead of 32 pages */
+      o->flags |= FUSE_MAX_PAGES;
+      o->max_pages = FUSE_SERVER_MAX_IO / 4096;
+    }
   if (s->minor >= 23)
     o->time_gran = 1;
   s->mounted = true;
@@ -859,6 +874,23 @@ op_read (OP_PARAMS)
     size = room;
   if (size > FUSE_SERVER_MAX_IO)
     size = FUSE_SERVER_MAX_IO;
+  if (r->iov)
+    {
+      /* straight into the guest's buffers, after the header's bytes */
+      struct iovec v[READ_IOV_MAX];
+      size_t in_place;
+      unsigned k = cl_iov_slice (r->iov, r->niov, sizeof (struct fuse_out_header), size, v,
+                                 READ_IOV_MAX, &in_place);
+      if (in_place == size)
+        {
+          got = preadv (fd, v, k, in->offset);
+          if (got < 0)
+            return neg_errno ();
+          r->len = got;
+          r->direct = true;
+          return 0;
+        }
+    }
   got = pread (fd, r->buf + sizeof (struct fuse_out_header), size, in->offset);
   if (got < 0)
     return neg_errno ();
@@ -1135,33 +1167,56 @@ put_dirent (struct fuse_server *s, struct fs_inode *dir, const struct dirent64 *
   return 0;
 }
 
+/* A directory is read from where its fd stands: it is seeked only when
+   the guest asks for another offset.  On filesystems whose offsets count
+   entries (tmpfs, dcache_readdir), a seek after entries were removed
+   (`rm -rf` reading and unlinking) lands past entries never returned,
+   and rmdir then fails with ENOTEMPTY (virtiofsd does the same). */
 static int
 do_readdir (struct fuse_server *s, struct fs_inode *n, struct args *a, struct reply *r, bool plus)
 {
   const struct fuse_read_in *in;
+  struct fs_handle *h;
   size_t want;
   ssize_t got;
+  int64_t last;
   int fd = a->fd;
 
   TAKE (a, in);
+  h = handle_get (s, in->fh); /* args_fh checked it */
   want = in->size < sizeof s->dirbuf ? in->size : sizeof s->dirbuf;
   if (want > r->cap - sizeof (struct fuse_out_header))
     want = r->cap - sizeof (struct fuse_out_header);
-  if (in->offset > (uint64_t)INT64_MAX || lseek (fd, in->offset, SEEK_SET) < 0)
-    return neg_errno ();
+  if (in->offset > (uint64_t)INT64_MAX)
+    return -EINVAL;
+  if (h->dir_pos != (int64_t)in->offset)
+    {
+      h->dir_pos = -1;
+      if (lseek (fd, in->offset, SEEK_SET) < 0)
+        return neg_errno ();
+    }
   r->cap = sizeof (struct fuse_out_header) + want;
   /* A host record is never larger than its FUSE form, so what one
      getdents64 returns into `want` bytes covers a full reply. */
   got = getdents64 (fd, s->dirbuf, want);
   if (got < 0)
     return neg_errno ();
+  last = in->offset;
   for (ssize_t off = 0; off < got;)
     {
       const struct dirent64 *d = (const struct dirent64 *)(s->dirbuf + off);
       if (put_dirent (s, n, d, plus, r) < 0)
-        break;
+        {
+          /* the reply is full: back to the first entry not sent, now,
+             before the directory changes */
+          if (lseek (fd, last, SEEK_SET) < 0)
+            last = -1;
+          break;
+        }
+      last = d->d_off;
       off += d->d_reclen;
     }
+  h->dir_pos = last;
   return 0;
 }
 
@@ -1272,14 +1327,24 @@ size_t
 cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len, uint8_t *reply,
                            size_t cap)
 {
+  bool direct;
+  return cl_vmm_fuse_server_handle_iov (s, req, len, reply, cap, NULL, 0, &direct);
+}
+
+size_t
+cl_vmm_fuse_server_handle_iov (struct fuse_server *s, const uint8_t *req, size_t len,
+                               uint8_t *reply, size_t cap, const struct iovec *iov, unsigned niov,
+                               bool *direct)
+{
   struct fuse_in_header h;
   struct fuse_out_header out;
   struct args a;
-  struct reply r = { .buf = reply, .cap = cap };
+  struct reply r = { .buf = reply, .cap = cap, .iov = iov, .niov = niov };
   struct fs_inode *n = NULL;
   const struct op *op = NULL;
   int error;
 
+  *direct = false;
   if (len < sizeof h)
     return 0; /* no unique id to answer */
   memcpy (&h, req, sizeof h);
@@ -1321,6 +1386,7 @@ cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len
                                   .error = error,
                                   .unique = h.unique };
   memcpy (reply, &out, sizeof out);
+  *direct = error == 0 && r.direct;
   return out.len;
 }
 
@@ -1461,7 +1527,8 @@ restore_one (struct fuse_server *s, json_t *e, bool inode, cl_error_t *err)
       close (fd);
       if (open_fd < 0)
         return cl_error_make (err, -open_fd, "shared file `%s`", path);
-      s->handles[id] = (struct fs_handle){ .fd = open_fd, .gen = gen, .flags = flags };
+      s->handles[id]
+          = (struct fs_handle){ .fd = open_fd, .gen = gen, .flags = flags, .dir_pos = -1 };
       return 0;
     }
   node_set (s, id, fd, &st, gen, count);

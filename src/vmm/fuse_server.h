@@ -21,9 +21,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
-/* The largest WRITE payload and READ reply the server negotiates. */
-#define FUSE_SERVER_MAX_IO (128u * 1024)
+/* The largest WRITE payload and READ reply the server negotiates (with
+   FUSE_MAX_PAGES: 256 pages, as virtiofsd; without it the guest keeps
+   its default of 32 pages). */
+#define FUSE_SERVER_MAX_IO (1024u * 1024)
 /* Buffers big enough for any request or reply the server accepts. */
 #define FUSE_SERVER_BUF_SIZE (FUSE_SERVER_MAX_IO + 4096)
 
@@ -40,6 +43,15 @@ void cl_vmm_fuse_server_free (struct fuse_server *s);
    request is too short to name one, or `cap` too small for a header. */
 size_t cl_vmm_fuse_server_handle (struct fuse_server *s, const uint8_t *req, size_t len,
                                   uint8_t *reply, size_t cap);
+/* The same, given also the device-writable buffers themselves (`iov`,
+   `niov`: `cap` bytes or more, the reply's header first): a READ's data is
+   read from the host file straight into them, after the header, and
+   *direct is set; only the header (the first sizeof (struct
+   fuse_out_header) bytes of `reply`) is then left to copy, and the return
+   value counts the data too. */
+size_t cl_vmm_fuse_server_handle_iov (struct fuse_server *s, const uint8_t *req, size_t len,
+                                      uint8_t *reply, size_t cap, const struct iovec *iov,
+                                      unsigned niov, bool *direct);
 
 /* The guest's session ended (device reset): every inode but the root and
    every open handle is dropped, and INIT is expected again. */

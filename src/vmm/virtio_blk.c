@@ -100,29 +100,13 @@ static unsigned
 data_iov (struct virtio_blk *blk, const struct virtq_chain *c, bool in, uint64_t *len)
 {
   const struct iovec *src = in ? c->iov + c->nout : c->iov;
-  unsigned n = in ? c->nin : c->nout, k = 0;
+  unsigned n = in ? c->nin : c->nout;
   uint64_t skip = in ? 0 : sizeof (struct blk_req_header);
   uint64_t keep = in ? c->in_len - 1 : c->out_len - skip;
+  size_t got;
 
   *len = keep;
-  for (unsigned i = 0; i < n && keep > 0; i++)
-    {
-      uint64_t seg = src[i].iov_len;
-      if (skip >= seg)
-        {
-          skip -= seg;
-          continue;
-        }
-      seg -= skip;
-      if (seg > keep)
-        seg = keep;
-      blk->data[k].iov_base = (uint8_t *) src[i].iov_base + skip;
-      blk->data[k].iov_len = seg;
-      k++;
-      keep -= seg;
-      skip = 0;
-    }
-  return k;
+  return cl_iov_slice (src, n, skip, keep, blk->data, VIRTQ_MAX_SEGS, &got);
 }
 
 static uint8_t

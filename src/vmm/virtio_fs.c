@@ -51,10 +51,15 @@ fs_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
   uint64_t len = c->out_len < FUSE_SERVER_BUF_SIZE ? c->out_len : FUSE_SERVER_BUF_SIZE;
   uint64_t cap = c->in_len < FUSE_SERVER_BUF_SIZE ? c->in_len : FUSE_SERVER_BUF_SIZE;
   size_t out;
+  bool direct;
 
   (void)q;
   cl_vmm_virtq_chain_read (c, 0, fs->req, len);
-  out = cl_vmm_fuse_server_handle (fs->srv, fs->req, len, fs->reply, cap);
+  /* READ data goes from the host file straight into the chain's
+     writable buffers (one copy, as virtio-blk); the reply's header is
+     copied below. */
+  out = cl_vmm_fuse_server_handle_iov (fs->srv, fs->req, len, fs->reply, cap, c->iov + c->nout,
+                                       c->nin, &direct);
   cl_vmm_vm_metric_add (dev->vm, dev->name, "requests", 1);
   if (out >= sizeof (struct fuse_out_header))
     {
@@ -62,6 +67,11 @@ fs_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
       memcpy (&h, fs->reply, sizeof h);
       if (h.error != 0)
         cl_vmm_vm_metric_add (dev->vm, dev->name, "errors", 1);
+    }
+  if (direct)
+    {
+      cl_vmm_virtq_chain_write (c, 0, fs->reply, sizeof (struct fuse_out_header));
+      return out;
     }
   return cl_vmm_virtq_chain_write (c, 0, fs->reply, out);
 }

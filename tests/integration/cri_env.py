@@ -27,8 +27,6 @@ import tempfile
 import time
 import uuid
 
-from test_image_registry import put_image, write_index
-
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 PROTO = os.path.join(ROOT, "tests", "cri", "api.proto")
 REGISTRY_PORT = 5000  # inside the run's own network namespace
@@ -123,6 +121,7 @@ def _tar_gz(rootfs):
 def write_layout(lay, rootfs, images):
     """An OCI layout holding one image per (ref name, image config "config"
     part) over one layer: the busybox rootfs."""
+    from test_image_registry import put_image, write_index  # not needed in the VM lab
     raw, gz = _tar_gz(rootfs)
     entries = []
     for name, conf in images.items():
@@ -142,6 +141,9 @@ IMAGES = {
 
 
 class CriEnv:
+    """`rootfs`: the busybox rootfs the images are made of, or an OCI
+    layout holding them already (write_layout's)."""
+
     def __init__(self, rootfs, handlers, default=None, tag=None):
         self.tag = tag or uuid.uuid4().hex[:6]
         self.work = tempfile.mkdtemp(prefix="cloison-cri-%s-" % self.tag)
@@ -196,8 +198,11 @@ class CriEnv:
                                 stderr=log)
         self.procs.append(proc)
         self._wait_port(REGISTRY_PORT, proc, "docker-registry")
-        lay = os.path.join(self.work, "layout")
-        write_layout(lay, rootfs, IMAGES)
+        if os.path.exists(os.path.join(rootfs, "index.json")):
+            lay = rootfs  # a layout write_layout made already (tests/lab/test_lab_cri_vm.py)
+        else:
+            lay = os.path.join(self.work, "layout")
+            write_layout(lay, rootfs, IMAGES)
         for name in IMAGES:
             subprocess.run(self.nsenter(["skopeo", "copy", "-q", "--dest-tls-verify=false",
                                          "oci:%s:%s" % (lay, name),

@@ -8,7 +8,7 @@
 #include "vmm/pci.h"
 #include "vmm/vmm_vm.h"
 
-#define FAKE_MEM_SIZE (1u << 20)
+#define FAKE_MEM_SIZE (4u << 20)
 #define FAKE_BAR_BASE 0xe0000000ull
 #define FAKE_MAX 32
 

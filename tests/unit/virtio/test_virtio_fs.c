@@ -26,6 +26,7 @@
 #include "common/util.h"
 #include "fake_driver.h"
 #include "fake_vm.h"
+#include "vmm/fuse_server.h"
 #include "vmm/virtio.h"
 #include "vmm/virtio_pci.h"
 
@@ -72,18 +73,24 @@ put_str (struct body *b, const char *s)
 /* Raw exchange: `req` (already with its header) as one readable buffer,
    `cap` writable bytes for the reply.  Returns the used length. */
 static uint32_t
-exchange (struct fixture *f, unsigned q, const void *req, size_t len, uint32_t cap)
+exchange_at (struct fixture *f, unsigned q, uint64_t gpa, const void *req, size_t len, uint32_t cap)
 {
-  uint64_t addr[2] = { REQ_GPA, REPLY_GPA };
+  uint64_t addr[2] = { gpa, REPLY_GPA };
   uint32_t lens[2] = { (uint32_t)len, cap };
   uint16_t flags[2] = { 0, VIRTQ_DESC_F_WRITE };
   uint16_t before = used_idx (&f->d, q);
 
-  memcpy (f->vm->ram + REQ_GPA, req, len);
+  memcpy (f->vm->ram + gpa, req, len);
   memset (f->vm->ram + REPLY_GPA, 0xa5, REPLY_MAX);
   submit (&f->d, q, cap ? 2 : 1, addr, lens, flags);
   assert_int_equal (used_idx (&f->d, q), (uint16_t)(before + 1));
   return used_len (&f->d, q);
+}
+
+static uint32_t
+exchange (struct fixture *f, unsigned q, const void *req, size_t len, uint32_t cap)
+{
+  return exchange_at (f, q, REQ_GPA, req, len, cap);
 }
 
 /* One FUSE call: returns the reply's error (0 or -errno) and copies its
@@ -125,10 +132,11 @@ static void
 fuse_init (struct fixture *f)
 {
   struct body b = { .len = 0 };
-  struct fuse_init_in in = { .major = 7,
-                             .minor = 38,
-                             .max_readahead = 65536,
-                             .flags = FUSE_DO_READDIRPLUS | FUSE_ASYNC_READ | FUSE_POSIX_LOCKS };
+  struct fuse_init_in in
+      = { .major = 7,
+          .minor = 38,
+          .max_readahead = 65536,
+          .flags = FUSE_DO_READDIRPLUS | FUSE_ASYNC_READ | FUSE_POSIX_LOCKS | FUSE_MAX_PAGES };
   struct fuse_init_out o;
   size_t len;
 
@@ -137,10 +145,13 @@ fuse_init (struct fixture *f)
   assert_int_equal (len, sizeof o);
   assert_int_equal (o.major, 7);
   assert_int_equal (o.minor, 38);
-  assert_int_equal (o.max_write, 128 * 1024);
+  assert_int_equal (o.max_write, FUSE_SERVER_MAX_IO);
   /* Only what we offer and the guest asked for. */
   assert_true (o.flags & FUSE_DO_READDIRPLUS);
   assert_false (o.flags & FUSE_POSIX_LOCKS);
+  /* requests of up to max_write, not the guest's default 32 pages */
+  assert_true (o.flags & FUSE_MAX_PAGES);
+  assert_int_equal (o.max_pages * 4096, FUSE_SERVER_MAX_IO);
 }
 
 static void
@@ -371,12 +382,19 @@ listed (const uint8_t *buf, size_t len, bool plus, const char *name, uint64_t *n
 }
 
 static int32_t
-readdir (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint8_t *out, size_t *len)
+readdir_at (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint64_t off,
+            uint8_t *out, size_t *len)
 {
   struct body b = { .len = 0 };
-  struct fuse_read_in in = { .fh = fh, .size = 4096 };
+  struct fuse_read_in in = { .fh = fh, .offset = off, .size = 4096 };
   put (&b, &in, sizeof in);
   return call (f, opcode, node, &b, out, 4096, len);
+}
+
+static int32_t
+readdir (struct fixture *f, uint32_t opcode, uint64_t node, uint64_t fh, uint8_t *out, size_t *len)
+{
+  return readdir_at (f, opcode, node, fh, 0, out, len);
 }
 
 /* --------------------------------------------------------------- tests */
@@ -520,7 +538,7 @@ test_create_write_read (void **state)
   /* More than max_write is refused whole. */
   {
     static struct body b;
-    struct fuse_write_in in = { .fh = fh2, .size = sizeof big + 1 };
+    struct fuse_write_in in = { .fh = fh2, .size = FUSE_SERVER_MAX_IO + 1 };
     b.len = 0;
     put (&b, &in, sizeof in);
     put (&b, big, sizeof big);
@@ -589,6 +607,52 @@ test_mkdir_readdir (void **state)
   /* OPEN of a directory, OPENDIR of a file. */
   assert_int_equal (open_node (f, FUSE_OPEN, d.nodeid, O_RDONLY, &fh2), -EISDIR);
   assert_int_equal (open_node (f, FUSE_OPENDIR, e.nodeid, O_RDONLY, &fh2), -ENOTDIR);
+}
+
+/* rm -rf: READDIRPLUS replies (each smaller than what one host getdents
+   reads) at the offsets they return, each entry unlinked as it comes;
+   every entry is seen once and the directory is then empty. */
+static void
+test_readdir_while_unlinking (void **state)
+{
+  struct fixture *f = *state;
+  struct fuse_entry_out d;
+  static uint8_t buf[4096];
+  char path[PATH_MAX], name[16];
+  uint64_t fh, off = 0;
+  size_t len;
+  int seen = 0;
+
+  host_path (f, "many", path);
+  assert_int_equal (mkdir (path, 0755), 0);
+  for (int i = 0; i < 200; i++)
+    {
+      snprintf (name, sizeof name, "many/f%03d", i);
+      write_host (f->share, name, "x");
+    }
+  assert_int_equal (lookup (f, 1, "many", &d), 0);
+  assert_int_equal (open_node (f, FUSE_OPENDIR, d.nodeid, O_RDONLY, &fh), 0);
+  for (;;)
+    {
+      assert_int_equal (readdir_at (f, FUSE_READDIRPLUS, d.nodeid, fh, off, buf, &len), 0);
+      if (len == 0)
+        break;
+      for (size_t at = 0; at < len;)
+        {
+          const struct fuse_direntplus *dp = (const void *)(buf + at);
+          snprintf (name, sizeof name, "%.*s", (int)dp->dirent.namelen, dp->dirent.name);
+          if (strcmp (name, ".") != 0 && strcmp (name, "..") != 0)
+            {
+              assert_int_equal (name_op (f, FUSE_UNLINK, d.nodeid, name), 0);
+              seen++;
+            }
+          off = dp->dirent.off;
+          at += FUSE_DIRENTPLUS_SIZE (dp);
+        }
+    }
+  assert_int_equal (seen, 200);
+  assert_int_equal (release (f, FUSE_RELEASEDIR, fh), 0);
+  assert_int_equal (name_op (f, FUSE_RMDIR, 1, "many"), 0);
 }
 
 static void
@@ -1019,10 +1083,10 @@ test_malformed_requests (void **state)
   assert_int_equal (o.error, -EINVAL);
   /* A request larger than any the device accepts. */
   {
-    static uint8_t huge[0x30000];
+    static uint8_t huge[FUSE_SERVER_BUF_SIZE + 0x1000];
     h = (struct fuse_in_header){ .len = sizeof huge, .opcode = FUSE_WRITE, .unique = 9 };
     memcpy (huge, &h, sizeof h);
-    assert_int_equal (exchange (f, REQUESTS, huge, sizeof huge, 4096), sizeof o);
+    assert_int_equal (exchange_at (f, REQUESTS, 0x100000, huge, sizeof huge, 4096), sizeof o);
     memcpy (&o, f->vm->ram + REPLY_GPA, sizeof o);
     assert_int_equal (o.error, -EINVAL);
   }
@@ -1247,6 +1311,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_forget_drops_the_node, setup, teardown),
     cmocka_unit_test_setup_teardown (test_create_write_read, setup, teardown),
     cmocka_unit_test_setup_teardown (test_mkdir_readdir, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_readdir_while_unlinking, setup, teardown),
     cmocka_unit_test_setup_teardown (test_rename_unlink_rmdir_link, setup, teardown),
     cmocka_unit_test_setup_teardown (test_symlink_readlink, setup, teardown),
     cmocka_unit_test_setup_teardown (test_xattrs, setup, teardown),
