@@ -57,6 +57,14 @@ struct cl_api_options
    from ?offset=N on */
 #define CL_API_LOG_LIMIT (8u << 20)
 
+struct cl_launch_opts;
+
+/* The launch options of a POST /1.0/instances body the router checked
+   (an operation's, or an attached run's in cloisond --exec-helper): o's
+   strings are body's; cl_api_launch_opts_clear frees o's own arrays. */
+int cl_api_launch_opts (json_t *body, struct cl_launch_opts *o, cl_error_t *err);
+void cl_api_launch_opts_clear (struct cl_launch_opts *o);
+
 /* Opens the state root: reconciles interrupted instance work
    (cl_mgr_open) and marks operations of dead owners failed. */
 int cl_api_ctx_new (const char *root, const struct cl_api_options *opts, struct cl_api_ctx **out,

@@ -37,6 +37,8 @@
 #define EXEC_ATTACH_TIMEOUT_S 30
 #define EXEC_FRAME_MAX (1u << 20)
 #define EXEC_DRAIN_MS 1000
+#define RUN_STOP_S 2
+#define RUN_ABANDON_S 30
 
 enum
 {
@@ -59,6 +61,7 @@ struct api_exec
   bool claimed[N_FDS];    /* a request took the slot */
   int fd[N_FDS];          /* its socket once upgraded, else -1 */
   bool ended;             /* the session is done with the sockets */
+  char *run;              /* an attached run's instance, else NULL */
 };
 
 struct cl_api_channel
@@ -99,6 +102,7 @@ exec_unref (void *data)
     return;
   pthread_cond_destroy (&x->cond);
   pthread_mutex_destroy (&x->lock);
+  free (x->run);
   free (x);
 }
 
@@ -140,6 +144,8 @@ struct session
   int status_fd;
   pid_t pid;
   struct cl_api_ctx *ctx; /* its shutdown ends the session */
+  bool run;               /* an attached run: the client's hangup ends it */
+  bool gone;              /* it did */
 };
 
 static void
@@ -409,6 +415,8 @@ session_run (struct session *s, int *exit_code, cl_error_t *err)
             break;
           timeout = (int)((drain_until - now) / 1000000) + 1;
         }
+      if (s->gone)
+        return cl_error_make (err, 0, "the client went away before the command ended");
       if (cl_api_ctx_closing (s->ctx))
         {
           /* the server stops: the command's terminal hangs up, and
@@ -432,6 +440,7 @@ session_run (struct session *s, int *exit_code, cl_error_t *err)
             {
             case 0:
               in_open = session_input (s, &stdin_open);
+              s->gone |= s->run && !in_open;
               break;
             case 1:
               {
@@ -444,6 +453,7 @@ session_run (struct session *s, int *exit_code, cl_error_t *err)
                   cl_api_ws_send (s->ws_ctl, 10, msg, len);
                 else if (op < 0 || op == 8)
                   ctl_open = false;
+                s->gone |= s->run && !ctl_open;
                 break;
               }
             case 2:
@@ -481,6 +491,41 @@ session_run (struct session *s, int *exit_code, cl_error_t *err)
   return 0;
 }
 
+/* An attached run whose client went away: its workload is stopped
+   (SIGTERM, SIGKILL after RUN_STOP_S), which ends the helper's run, which
+   removes the instance.  Until the helper ends (the instance may not be
+   running yet), tried again; a helper still there after RUN_ABANDON_S is
+   killed (its intent left: the next recovery removes the rest). */
+static void
+run_abandon (struct session *s, const char *name)
+{
+  uint64_t deadline = cl_now_ns () + RUN_ABANDON_S * 1000000000ull;
+  int st;
+
+  cl_info ("run: the client of `%s` went away: its instance is stopped and removed", name);
+  while (waitpid (s->pid, &st, WNOHANG) == 0)
+    {
+      struct cl_manager *m;
+      cl_error_t err = NULL;
+
+      if (cl_now_ns () >= deadline)
+        {
+          kill (s->pid, SIGKILL);
+          while (waitpid (s->pid, &st, 0) < 0 && errno == EINTR)
+            ;
+          break;
+        }
+      if (cl_api_manager_get (s->ctx, &m, &err) == 0)
+        {
+          if (cl_mgr_instance_stop (m, name, RUN_STOP_S, false, &err) < 0)
+            cl_debug ("run: stop `%s`: %s", name, err->msg);
+          cl_api_manager_put (s->ctx, m);
+        }
+      cl_error_release (&err);
+      usleep (200000);
+    }
+}
+
 /* The websockets' writes must not hang the session on a client that
    stopped reading. */
 static void
@@ -508,9 +553,13 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
   struct api_exec *x = cl_api_op_data (op);
   struct cl_api_ctx *ctx = cl_api_op_ctx (op);
   bool wait_ws = json_is_true (json_object_get (args, "wait"));
-  struct session s = {
-    .tty = x->interactive, .ws_in = -1, .ws_out = -1, .ws_err = -1, .ws_ctl = -1, .ctx = ctx
-  };
+  struct session s = { .tty = x->interactive,
+                       .ws_in = -1,
+                       .ws_out = -1,
+                       .ws_err = -1,
+                       .ws_ctl = -1,
+                       .ctx = ctx,
+                       .run = x->run != NULL };
   json_t *md;
   int code = 0, r;
   (void)m;
@@ -566,6 +615,8 @@ exec_run (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err
           s.in_fd = -1;
         }
       r = session_run (&s, &code, err);
+      if (s.gone)
+        run_abandon (&s, x->run);
       session_close (&s);
     }
   for (int i = 0; i < N_FDS; i++)
@@ -651,15 +702,49 @@ check_size (struct api_call *c, const char *key, json_int_t *out)
   return 0;
 }
 
+/* The operation of an exec (run: the instance of an attached run) and
+   its websockets' secrets; job: the helper's (stolen). */
+static void
+exec_start (struct api_call *c, json_t *job, json_int_t width, json_int_t height, const char *name,
+            const char *run)
+{
+  bool interactive = json_is_true (json_object_get (c->body, "interactive"));
+  struct api_exec *x = cl_xmalloc0 (sizeof *x);
+  json_t *md, *fds = json_object (), *args, *v;
+
+  pthread_mutex_init (&x->lock, NULL);
+  pthread_cond_init (&x->cond, NULL);
+  x->refs = 1;
+  x->interactive = interactive;
+  x->run = run ? cl_xstrdup (run) : NULL;
+  for (size_t i = 0; i < N_FDS; i++)
+    {
+      x->fd[i] = -1;
+      if (interactive && (i == FD_STDOUT || i == FD_STDERR))
+        continue;
+      random_hex (x->secret[i], 32);
+      json_object_set_new (fds, fd_names[i], json_string (x->secret[i]));
+    }
+  md = json_pack ("{s:o}", "fds", fds);
+  v = json_object_get (c->body, "wait-for-websocket");
+  args = json_pack ("{s:o, s:b, s:I, s:I}", "job", job, "wait", v == NULL || json_is_true (v),
+                    "width", width, "height", height);
+  {
+    cleanup_free char *url = cl_api_url ("/1.0/instances/", name);
+    cleanup_free char *okey
+        = cl_strdup_printf ("%s:%s:%s", run ? "run" : "exec", name, x->secret[FD_CONTROL]);
+    cl_api_op_start_data (c, &exec_kind, okey, json_pack ("{s:[s]}", "instances", url), url, args,
+                          md, x);
+  }
+}
+
 void
 cl_api_instance_exec (struct api_call *c)
 {
   const char *name = c->params[0];
-  json_t *cmd, *env, *job, *args, *md, *fds, *v;
+  json_t *cmd, *env, *job, *v;
   json_int_t width, height, uid = -1, gid = -1;
-  struct api_exec *x;
   const char *key;
-  size_t i;
 
   if (cl_api_check_body (c, exec_fields, true) < 0 || check_size (c, "width", &width) < 0
       || check_size (c, "height", &height) < 0)
@@ -701,30 +786,43 @@ cl_api_instance_exec (struct api_call *c)
                          json_sprintf ("%lld:%lld", (long long)(uid >= 0 ? uid : 0),
                                        (long long)(gid >= 0 ? gid : 0)));
 
-  x = cl_xmalloc0 (sizeof *x);
-  pthread_mutex_init (&x->lock, NULL);
-  pthread_cond_init (&x->cond, NULL);
-  x->refs = 1;
-  x->interactive = json_is_true (json_object_get (c->body, "interactive"));
-  fds = json_object ();
-  for (i = 0; i < N_FDS; i++)
+  exec_start (c, job, width, height, name, NULL);
+}
+
+/* ---- POST /1.0/instances {"attach": true, ...} ---- */
+
+void
+cl_api_run_name (json_t *body)
+{
+  char hex[9];
+  random_hex (hex, 4);
+  json_object_set_new (body, "name", json_sprintf ("run-%s", hex));
+}
+
+void
+cl_api_instance_run (struct api_call *c)
+{
+  const char *name = json_string_value (json_object_get (c->body, "name"));
+  json_int_t width, height;
+  json_t *job, *run;
+
+  if (check_size (c, "width", &width) < 0 || check_size (c, "height", &height) < 0)
+    return;
+  if (cl_api_ctx_exec_helper (c->ctx) == NULL)
     {
-      x->fd[i] = -1;
-      if (x->interactive && (i == FD_STDOUT || i == FD_STDERR))
-        continue;
-      random_hex (x->secret[i], 32);
-      json_object_set_new (fds, fd_names[i], json_string (x->secret[i]));
+      cl_api_reply_error (c, 501, "run needs the server (cloisond): no helper program here");
+      return;
     }
-  md = json_pack ("{s:o}", "fds", fds);
-  v = json_object_get (c->body, "wait-for-websocket");
-  args = json_pack ("{s:o, s:b, s:I, s:I}", "job", job, "wait", v == NULL || json_is_true (v),
-                    "width", width, "height", height);
-  {
-    cleanup_free char *url = cl_api_url ("/1.0/instances/", name);
-    cleanup_free char *okey = cl_strdup_printf ("exec:%s:%s", name, x->secret[FD_CONTROL]);
-    cl_api_op_start_data (c, &exec_kind, okey, json_pack ("{s:[s]}", "instances", url), url, args,
-                          md, x);
-  }
+  /* the launch options only: cl_api_launch_opts reads them in the helper */
+  run = json_deep_copy (c->body);
+  json_object_del (run, "attach");
+  json_object_del (run, "wait-for-websocket");
+  json_object_del (run, "width");
+  json_object_del (run, "height");
+  json_object_del (run, "interactive");
+  job = json_pack ("{s:s, s:s, s:o, s:b}", "root", c->ctx->root, "name", name, "run", run, "tty",
+                   json_is_true (json_object_get (c->body, "interactive")));
+  exec_start (c, job, width, height, name, name);
 }
 
 /* ---- GET /1.0/operations/ID/websocket?secret=S ---- */

@@ -246,6 +246,12 @@ void cl_api_events_get (struct api_call *c);
 
 /* --- api_exec.c --- */
 void cl_api_instance_exec (struct api_call *c);
+/* POST /1.0/instances with "attach": true, its body checked by the
+   create: an ephemeral instance whose workload's stdio are an exec's
+   websockets, removed at its end or when the client goes (api_exec.c) */
+void cl_api_instance_run (struct api_call *c);
+/* Sets body's "name" to a new "run-XXXXXXXX" (an attached run's). */
+void cl_api_run_name (json_t *body);
 void cl_api_instance_console (struct api_call *c);
 void cl_api_operation_websocket (struct api_call *c);
 

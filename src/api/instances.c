@@ -325,8 +325,12 @@ static const struct api_field create_config_fields[] = {
   { NULL, 0, false, NULL },
 };
 
+/* "attach": true, an attached run (api_exec.c), and its fields */
+static const char *const attach_only[]
+    = { "interactive", "wait-for-websocket", "width", "height", NULL };
+
 static const struct api_field create_fields[] = {
-  { "name", API_STRING, true, NULL },
+  { "name", API_STRING, false, NULL }, /* required, but by an attached run */
   { "type", API_STRING, false, NULL },
   { "source", API_OBJECT, true, source_fields },
   { "config", API_OBJECT, false, create_config_fields },
@@ -338,6 +342,11 @@ static const struct api_field create_fields[] = {
   { "kernel", API_STRING, false, NULL },
   { "initrd", API_STRING, false, NULL },
   { "cmdline", API_STRING, false, NULL },
+  { "attach", API_BOOL, false, NULL },
+  { "interactive", API_BOOL, false, NULL },
+  { "wait-for-websocket", API_BOOL, false, NULL },
+  { "width", API_INT, false, NULL },
+  { "height", API_INT, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -387,41 +396,59 @@ string_array (json_t *a, size_t *n)
   return v;
 }
 
-static int
-op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+int
+cl_api_launch_opts (json_t *body, struct cl_launch_opts *o, cl_error_t *err)
 {
-  struct cl_launch_opts o = { 0 };
-  json_t *env = json_object_get (args, "environment"), *v;
-  cleanup_free const char **envv = NULL, **nets = NULL, **ports = NULL, **cmd = NULL;
-  cleanup_free char *envbuf = NULL;
-  const char *bad, *k;
+  json_t *env = json_object_get (body, "environment"), *v;
+  const char *bad, *k, *type = arg_string (body, "type");
   size_t ncmd = 0, i = 0;
-  char **kv;
-  int r;
+  char **kv, **cmd;
 
-  (void)op;
-  o.name = arg_string (args, "name");
-  o.image = json_string_value (json_object_get (json_object_get (args, "source"), "image"));
-  o.vm = strcmp (arg_string (args, "type"), "virtual-machine") == 0;
-  if (launch_limits (json_object_get (args, "config"), &o, &bad, err) < 0)
+  memset (o, 0, sizeof *o);
+  o->name = arg_string (body, "name");
+  o->image = json_string_value (json_object_get (json_object_get (body, "source"), "image"));
+  o->vm = type && strcmp (type, "virtual-machine") == 0;
+  if (launch_limits (json_object_get (body, "config"), o, &bad, err) < 0)
     return -1;
   kv = cl_xmalloc0 ((json_object_size (env) + 1) * sizeof *kv);
   json_object_foreach (env, k, v) kv[i++] = cl_strdup_printf ("%s=%s", k, json_string_value (v));
-  o.env = (const char **)kv;
-  o.n_env = i;
-  nets = string_array (json_object_get (args, "networks"), &o.n_networks);
-  o.networks = nets;
-  ports = string_array (json_object_get (args, "ports"), &o.n_ports);
-  o.ports = ports;
-  o.no_network = json_is_true (json_object_get (args, "no_network"));
-  cmd = string_array (json_object_get (args, "command"), &ncmd);
-  o.argv = ncmd ? (char **)cmd : NULL;
-  o.argc = ncmd;
-  o.kernel = arg_string (args, "kernel");
-  o.initrd = arg_string (args, "initrd");
-  o.cmdline = arg_string (args, "cmdline");
+  o->env = (const char **)kv;
+  o->n_env = i;
+  o->networks = string_array (json_object_get (body, "networks"), &o->n_networks);
+  o->ports = string_array (json_object_get (body, "ports"), &o->n_ports);
+  o->no_network = json_is_true (json_object_get (body, "no_network"));
+  cmd = (char **)string_array (json_object_get (body, "command"), &ncmd);
+  o->argv = ncmd ? cmd : NULL;
+  o->argc = ncmd;
+  if (ncmd == 0)
+    free (cmd);
+  o->kernel = arg_string (body, "kernel");
+  o->initrd = arg_string (body, "initrd");
+  o->cmdline = arg_string (body, "cmdline");
+  return 0;
+}
+
+void
+cl_api_launch_opts_clear (struct cl_launch_opts *o)
+{
+  cl_strv_free ((char **)o->env);
+  free (o->networks);
+  free (o->ports);
+  free (o->argv);
+  memset (o, 0, sizeof *o);
+}
+
+static int
+op_create (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  struct cl_launch_opts o;
+  int r;
+
+  (void)op;
+  if (cl_api_launch_opts (args, &o, err) < 0)
+    return -1;
   r = cl_mgr_instance_launch (m, &o, err);
-  cl_strv_free (kv);
+  cl_api_launch_opts_clear (&o);
   return r;
 }
 
@@ -506,19 +533,39 @@ cl_api_instances_create (struct api_call *c)
   cl_error_t err = NULL;
   json_t *source;
   const char *name, *type, *bad;
+  bool attach;
 
   if (cl_api_check_body (c, create_fields, true) < 0)
     return;
+  attach = json_is_true (json_object_get (c->body, "attach"));
+  source = json_object_get (c->body, "source");
+  for (const char *const *k = attach_only; !attach && *k; k++)
+    if (json_object_get (c->body, *k))
+      {
+        cl_api_reply_bad_field (c, *k, "%s: only with \"attach\": true", *k);
+        return;
+      }
+  if (attach && strcmp (json_string_value (json_object_get (source, "type")), "image") != 0)
+    {
+      cl_api_reply_bad_field (c, "source.type", "source.type: an attached run is from an image");
+      return;
+    }
+  if (attach && json_object_get (c->body, "name") == NULL)
+    cl_api_run_name (c->body);
   name = json_string_value (json_object_get (c->body, "name"));
   type = json_string_value (json_object_get (c->body, "type"));
-  source = json_object_get (c->body, "source");
+  if (name == NULL)
+    {
+      cl_api_reply_bad_field (c, "name", "name: required field missing");
+      return;
+    }
   if (cl_validate_name (name, "instance name", &err) < 0)
     {
       cl_api_reply_bad_field (c, "name", "%s", err->msg);
       cl_error_release (&err);
       return;
     }
-  if (strcmp (json_string_value (json_object_get (source, "type")), "copy") == 0)
+  if (!attach && strcmp (json_string_value (json_object_get (source, "type")), "copy") == 0)
     {
       create_copy (c, name, source);
       return;
@@ -567,7 +614,10 @@ cl_api_instances_create (struct api_call *c)
   cl_img_store_close (store);
   if (check_absent (c, name) < 0)
     return;
-  cl_api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
+  if (attach)
+    cl_api_instance_run (c);
+  else
+    cl_api_op_start (c, &kind_create, name, NULL, json_incref (c->body));
 }
 
 /* ---- one instance ---- */

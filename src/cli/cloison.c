@@ -20,11 +20,11 @@ static const struct cloison_cmd *const groups[] = {
 };
 
 /* The verbs that go through the API (client.h), and so may address a
-   remote; the others (run...) act on the local state root directly. */
+   remote; the others act on the local state root directly. */
 static const char *const api_verbs[] = {
   "launch",   "list",   "info", "start",   "stop", "restart",  "freeze",
   "unfreeze", "delete", "logs", "config",  "copy", "snapshot", "image",
-  "network",  "volume", "exec", "console", NULL,
+  "network",  "volume", "exec", "console", "run",  NULL,
 };
 
 /* Runs argv[0] from `table`: true when found (*ret its result). */
@@ -60,12 +60,13 @@ check_remote_verb (struct cloison_globals *g, int *argc, char **argv, cl_error_t
   if (cli_selected_remote (g, &remote, err) < 0)
     return -1;
   if (remote)
-    return cl_error_make (err, 0,
-                          "`%s` is not available on a remote yet (the command is for remote"
-                          " `%s`; remotes serve launch, list, info, start, stop, restart,"
-                          " delete, logs, exec, console, config, copy, snapshot, image, network,"
-                          " monitor)",
-                          argv[0], remote);
+    return cl_error_make (
+        err, 0,
+        "`%s` is not available on a remote yet (the command is for remote"
+        " `%s`; remotes serve launch, list, info, start, stop, restart,"
+        " delete, logs, exec, console, run, config, copy, snapshot, image, network,"
+        " monitor)",
+        argv[0], remote);
   return 0;
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* cloison instance commands: argument parsing and printing; every verb
-   is a request to the API (cli/client.h); exec and console take the
+   is a request to the API (cli/client.h); exec, console and run take the
    API's websockets when a daemon or a remote serves them (exec_client.h)
-   and call src/manager/manager.h directly in-process, as run does. */
+   and call src/manager/manager.h directly in-process. */
 #include "cli/client.h"
 #include "cli/cloison.h"
 #include "cli/exec_client.h"
@@ -230,23 +230,42 @@ static int
 cmd_run (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   cleanup_manager struct cl_manager *m = NULL;
+  cleanup_json json_t *body = NULL;
   struct cl_launch_opts o = { 0 };
+  struct cli_client *c;
   char name[64], **cmd;
   size_t ncmd;
-  int n = split_command (argc, argv, &cmd, &ncmd), code = 0;
+  int n = split_command (argc, argv, &cmd, &ncmd), code = 0, r = -1;
 
   if (parse_launch_options (n, argv, &o, err) < 0)
-    return -1;
+    goto out;
   if (n - optind != 1)
-    return usage_error (err, "run [--vm] [launch options] IMAGE [-- CMD...]");
+    {
+      usage_error (err, "run [--vm] [launch options] IMAGE [-- CMD...]");
+      goto out;
+    }
   snprintf (name, sizeof name, "run-%d-%lx", (int)getpid (), (unsigned long)time (NULL));
   o.image = argv[optind];
   o.name = name;
   o.argv = ncmd ? cmd : NULL;
   o.argc = ncmd;
-  if (cl_mgr_open (g->root, &m, err) < 0 || cl_mgr_instance_run (m, &o, &code, err) < 0)
-    return -1;
-  return code;
+  if ((c = cli_client_of (g, err)) == NULL)
+    goto out;
+  if (cli_client_remote (c))
+    {
+      /* the daemon's (or the remote's) own run, which names the instance;
+         the workload's terminal a pty when ours is one */
+      if (launch_body (&o, &body, err) == 0 && json_object_del (body, "name") == 0
+          && cli_run_api (c, body, isatty (0) && isatty (1), &code, err) == 0)
+        r = code;
+    }
+  else if (cl_mgr_open (g->root, &m, err) == 0 && cl_mgr_instance_run (m, &o, &code, err) == 0)
+    r = code;
+out:
+  free (o.env);
+  free (o.networks);
+  free (o.ports);
+  return r;
 }
 
 static void

@@ -936,7 +936,8 @@ listen_unix (const char *path, cl_error_t *err)
 
 /* ---- the exec helper ---- */
 
-/* `cloisond --exec-helper JOB`: runs an exec or a console for the API
+/* `cloisond --exec-helper JOB`: runs an exec, a console or an attached
+   run (cl_mgr_instance_run) for the API
    (src/api/api_exec.c spawns it with the command's stdio), in a process of its
    own: the manager's exec waits, forwards signals and may take the
    terminal, which the daemon's threads must not.  The result goes to fd 3:
@@ -969,7 +970,17 @@ exec_helper (int argc, char **argv)
   json_array_foreach (env, i, v) cenv[i] = json_string_value (v);
   if (r == 0)
     r = cl_mgr_open (json_string_value (json_object_get (job, "root")), &m, &err);
-  if (r == 0 && json_is_true (json_object_get (job, "console")))
+  if (r == 0 && json_object_get (job, "run"))
+    {
+      /* an attached run (POST /1.0/instances "attach"): the workload's
+         stdio are ours */
+      struct cl_launch_opts o;
+      r = cl_api_launch_opts (json_object_get (job, "run"), &o, &err);
+      if (r == 0)
+        r = cl_mgr_instance_run (m, &o, &code, &err);
+      cl_api_launch_opts_clear (&o);
+    }
+  else if (r == 0 && json_is_true (json_object_get (job, "console")))
     r = cl_mgr_instance_console (m, json_string_value (json_object_get (job, "name")), &code, &err);
   else if (r == 0)
     {

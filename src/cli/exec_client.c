@@ -279,36 +279,30 @@ no_server (cl_error_t *err)
   return cl_error_make (err, 0, "exec and console through the API need a daemon or a remote");
 }
 
-int
-cli_exec_api (struct cli_client *c, const char *name, char **cmd, size_t ncmd, const char **env,
-              size_t n_env, bool tty, int *exit_code, cl_error_t *err)
+/* POSTs body (an exec's, or an attached run's) to exec_path with the
+   session's fields added, and runs the session on its websockets. */
+static int
+exec_session (struct cli_client *c, const char *exec_path, json_t *body, bool tty, int *exit_code,
+              cl_error_t *err)
 {
   static const char *const slots[N_WS] = { "0", "1", "2", "control" };
   const struct cl_api_remote *remote = cli_client_remote (c);
-  cleanup_free char *path = cl_api_url ("/1.0/instances/", name);
-  cleanup_free char *exec_path = cl_strdup_printf ("%s/exec", path), *text = NULL;
-  cleanup_json json_t *body = NULL, *done = NULL;
+  cleanup_free char *text = NULL;
+  cleanup_json json_t *done = NULL;
   struct session s = { .tty = tty, .stdin_open = true };
   struct cl_api_response resp;
   const char *op_url, *op_id;
-  json_t *fds, *argv = json_array (), *envo = json_object ();
+  json_t *fds;
   unsigned w, h;
   int r = 0;
 
   if (remote == NULL)
     return no_server (err);
-  for (size_t i = 0; i < ncmd; i++)
-    json_array_append_new (argv, json_string (cmd[i]));
-  for (size_t i = 0; i < n_env; i++)
-    {
-      const char *eq = strchr (env[i], '=');
-      cleanup_free char *k = strndup (env[i], (size_t)(eq - env[i]));
-      json_object_set_new (envo, k, json_string (eq + 1));
-    }
   terminal_size (&w, &h);
-  body = json_pack ("{s:o, s:o, s:b, s:b, s:I, s:I}", "command", argv, "environment", envo,
-                    "interactive", tty, "wait-for-websocket", true, "width", (json_int_t)w,
-                    "height", (json_int_t)h);
+  json_object_set_new (body, "interactive", json_boolean (tty));
+  json_object_set_new (body, "wait-for-websocket", json_true ());
+  json_object_set_new (body, "width", json_integer (w));
+  json_object_set_new (body, "height", json_integer (h));
   text = json_dumps (body, JSON_COMPACT);
   {
     struct cl_api_request req
@@ -373,6 +367,34 @@ cli_exec_api (struct cli_client *c, const char *name, char **cmd, size_t ncmd, c
     return -1;
   *exit_code = (int)json_integer_value (json_object_get (done, "return"));
   return 0;
+}
+
+int
+cli_exec_api (struct cli_client *c, const char *name, char **cmd, size_t ncmd, const char **env,
+              size_t n_env, bool tty, int *exit_code, cl_error_t *err)
+{
+  cleanup_free char *path = cl_api_url ("/1.0/instances/", name);
+  cleanup_free char *exec_path = cl_strdup_printf ("%s/exec", path);
+  cleanup_json json_t *body = NULL;
+  json_t *argv = json_array (), *envo = json_object ();
+
+  for (size_t i = 0; i < ncmd; i++)
+    json_array_append_new (argv, json_string (cmd[i]));
+  for (size_t i = 0; i < n_env; i++)
+    {
+      const char *eq = strchr (env[i], '=');
+      cleanup_free char *k = strndup (env[i], (size_t)(eq - env[i]));
+      json_object_set_new (envo, k, json_string (eq + 1));
+    }
+  body = json_pack ("{s:o, s:o}", "command", argv, "environment", envo);
+  return exec_session (c, exec_path, body, tty, exit_code, err);
+}
+
+int
+cli_run_api (struct cli_client *c, json_t *launch, bool tty, int *exit_code, cl_error_t *err)
+{
+  json_object_set_new (launch, "attach", json_true ());
+  return exec_session (c, "/1.0/instances", launch, tty, exit_code, err);
 }
 
 int

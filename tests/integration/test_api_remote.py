@@ -335,7 +335,7 @@ def test_remote_verbs_on_two_daemons(pair, trusted):
     # images and networks go through the API too: the remote's
     assert "busybox" in u.run("--remote", "ra", "image", "list").stdout
     # verbs that do not go through the API yet are refused, not run locally
-    p = u.run("--remote", "ra", "run", "busybox", "--", "true", check=False)
+    p = u.run("--remote", "ra", "down", check=False)
     assert p.returncode != 0 and "not available on a remote" in p.stderr, p.stderr
     p = u.run("--remote", "ra", "--local", "list", check=False)
     assert p.returncode != 0 and "--local" in p.stderr, p.stderr
@@ -376,6 +376,25 @@ def test_exec_and_console_on_a_remote(pair, trusted):
     ops = a.ok("GET", "/1.0/operations?recursion=1")
     assert sum(1 for o in ops if o["metadata"] and "return" in o["metadata"]) >= 3, ops
     u.run("delete", "ra:c1", "--force")
+
+
+def test_run_on_a_remote(pair, trusted):
+    """`cloison run` on a remote: POST /1.0/instances with "attach" and the
+    exec's websockets over TLS; the remote's image and instance, stdin,
+    stdout and stderr apart, the exit code, nothing left on either side."""
+    a, b = pair
+    u = trusted
+    p = subprocess.run([binary("cloison"), "run", "--no-network", "ra:busybox", "--", "sh", "-c",
+                        "cat; echo err >&2; hostname; exit 3"], input="over tls\n",
+                       env=u.env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 3, p.stderr
+    out = p.stdout.splitlines()
+    assert out[0] == "over tls" and out[1].startswith("run-") and p.stderr == "err\n", p
+    p = u.run("--remote", "rb", "run", "--no-network", "busybox", "--", "true")
+    assert p.returncode == 0
+    p = u.run("run", "--no-network", "ra:ghost-image", "--", "true", check=False)
+    assert p.returncode == 1 and len(p.stderr.splitlines()) == 1 and "ghost-image" in p.stderr
+    assert a.ok("GET", "/1.0/instances") == [] and b.ok("GET", "/1.0/instances") == []
 
 
 def test_read_only_certificate(pair, trusted):

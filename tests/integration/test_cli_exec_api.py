@@ -23,12 +23,18 @@ from cloison_cli import cl  # noqa: F401 (cl: fixture)
 from test_api import Daemon
 
 
-@pytest.fixture
-def served(cl, tmp_path):
-    """cl's root served by a cloisond, with a running container `c`."""
+def serve(cl, tmp_path):
+    """A cloisond serving cl's root (started)."""
     d = Daemon(tmp_path, netns=False)
     d.root = cl.root
     d.start()
+    return d
+
+
+@pytest.fixture
+def served(cl, tmp_path):
+    """cl's root served by a cloisond, with a running container `c`."""
+    d = serve(cl, tmp_path)
     try:
         cl("launch", "busybox", "c", "--", "sleep", "100000")
         yield cl, d
