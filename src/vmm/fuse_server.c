@@ -367,13 +367,14 @@ fill_attr (struct fuse_attr *a, const struct stat *st)
   a->blksize = st->st_blksize;
 }
 
-/* LOOKUP of `name` in `parent`: fills `e` and counts one lookup. */
+/* LOOKUP of `name` in the directory `dirfd` (a node's fd, not the node:
+   the lookup may grow the table, which moves every node): fills `e` and
+   counts one lookup. */
 static int
-do_lookup (struct fuse_server *s, const struct fs_inode *parent, const char *name,
-           struct fuse_entry_out *e)
+do_lookup (struct fuse_server *s, int dirfd, const char *name, struct fuse_entry_out *e)
 {
   struct stat st;
-  int fd = open_beneath (parent->fd, name, O_PATH, 0), r;
+  int fd = open_beneath (dirfd, name, O_PATH, 0), r;
   int64_t id;
 
   if (fd < 0)
@@ -402,7 +403,7 @@ reply_entry (struct fuse_server *s, const struct fs_inode *parent, const char *n
   struct fuse_entry_out *e = reply_room (r, sizeof *e);
   if (e == NULL)
     return -EINVAL;
-  return do_lookup (s, parent, name, e);
+  return do_lookup (s, parent->fd, name, e);
 }
 
 static int
@@ -850,7 +851,7 @@ op_create (OP_PARAMS)
   if (fd < 0)
     return fd;
   give_to_caller (s, h, n->fd, name);
-  if ((rc = do_lookup (s, n, name, e)) < 0)
+  if ((rc = do_lookup (s, n->fd, name, e)) < 0)
     {
       close (fd);
       return rc;
@@ -1139,8 +1140,7 @@ op_access (OP_PARAMS)
 /* One directory entry into the reply: FUSE_READDIR or READDIRPLUS form.
    0, or -ENOSPC when it does not fit (the guest asks again from there). */
 static int
-put_dirent (struct fuse_server *s, struct fs_inode *dir, const struct dirent64 *d, bool plus,
-            struct reply *r)
+put_dirent (struct fuse_server *s, int dirfd, const struct dirent64 *d, bool plus, struct reply *r)
 {
   size_t namelen = strlen (d->d_name);
   size_t base = plus ? FUSE_NAME_OFFSET_DIRENTPLUS : FUSE_NAME_OFFSET;
@@ -1161,7 +1161,7 @@ put_dirent (struct fuse_server *s, struct fs_inode *dir, const struct dirent64 *
       struct fuse_entry_out *e = (struct fuse_entry_out *)p;
       /* An entry gone meanwhile stays with node id 0: the guest then
          looks it up itself. */
-      if (do_lookup (s, dir, d->d_name, e) < 0)
+      if (do_lookup (s, dirfd, d->d_name, e) < 0)
         memset (e, 0, sizeof *e);
     }
   return 0;
@@ -1181,6 +1181,9 @@ do_readdir (struct fuse_server *s, struct fs_inode *n, struct args *a, struct re
   ssize_t got;
   int64_t last;
   int fd = a->fd;
+  /* n's fd, kept: a lookup of READDIRPLUS may grow the table, which
+     moves every node, n too */
+  int dirfd = n->fd;
 
   TAKE (a, in);
   h = handle_get (s, in->fh); /* args_fh checked it */
@@ -1205,7 +1208,7 @@ do_readdir (struct fuse_server *s, struct fs_inode *n, struct args *a, struct re
   for (ssize_t off = 0; off < got;)
     {
       const struct dirent64 *d = (const struct dirent64 *)(s->dirbuf + off);
-      if (put_dirent (s, n, d, plus, r) < 0)
+      if (put_dirent (s, dirfd, d, plus, r) < 0)
         {
           /* the reply is full: back to the first entry not sent, now,
              before the directory changes */
