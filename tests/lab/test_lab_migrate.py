@@ -58,13 +58,8 @@ dirty)
 esac
 """ % {"count": COUNT_TO, "guest": "10.78.0.2"}
 
-PAYLOAD = r"""#!/bin/sh
-. /lab/lib.sh
-VMM=/lab/cloison-vmm
-BOOT="--kernel /guest/vmlinux --initrd /guest/initrd --memory 256M"
-[ -x $VMM ] || echo 'lab: cloison-vmm is not built'
-
-# final_state SOCKET: polls GET /migration until it is no longer active
+# The payloads' final_state SOCKET (this file's and test_lab_migrate_block.py's)
+FINAL_STATE = r"""# final_state SOCKET: polls GET /migration until it is no longer active
 # (a source that migrated is gone: then its last words on stderr count)
 final_state() {
     _n=0
@@ -78,7 +73,15 @@ final_state() {
     done
     echo "still active: $_s"
 }
-# dest NAME PORT [ARGS]: a destination listening on 127.0.0.1:PORT
+"""
+
+PAYLOAD = r"""#!/bin/sh
+. /lab/lib.sh
+VMM=/lab/cloison-vmm
+BOOT="--kernel /guest/vmlinux --initrd /guest/initrd --memory 256M"
+[ -x $VMM ] || echo 'lab: cloison-vmm is not built'
+
+%(final_state)s# dest NAME PORT [ARGS]: a destination listening on 127.0.0.1:PORT
 dest() {
     rm -f /tmp/$1.log /tmp/$1.err /tmp/$1.sock
     $VMM --incoming tcp:127.0.0.1:$2 --console file=/tmp/$1.log --api-socket /tmp/$1.sock \
@@ -203,22 +206,29 @@ version() {
     sed 's/^/lab: version dest: /' /tmp/v-dst.err
 }
 check version version
-""" % {"cmdline": CMDLINE}
+""" % {"cmdline": CMDLINE, "final_state": FINAL_STATE}
 
 
-@pytest.fixture(scope="module")
-def run(lab, tmp_path_factory):
+def run_migration_payload(lab, tmp_path_factory, payload, guest, guest_files=()):
+    """Boots the lab with cloison-vmm, a guest kernel and an initramfs of
+    `guest` (this file's and test_lab_migrate_block.py's) and runs
+    `payload`."""
     if not os.path.exists(BUILD_VMM):
         pytest.fail("cloison-vmm is not built (%s)" % BUILD_VMM)
     initrd = str(tmp_path_factory.mktemp("mig") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST,
-                              files=[(lab.tool("ticker", static=True), "/bin/ticker")])
+    lab.build_guest_initramfs(initrd, guest, files=list(guest_files))
     vmlinux = str(tmp_path_factory.mktemp("vmlinux") / "vmlinux")
     extract_vmlinux(lab.guest_kernel(), vmlinux)
     files = [(initrd, "/guest/initrd"), (vmlinux, "/guest/vmlinux"),
              (lab.tool("uhttp"), "/lab/uhttp"), ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"),
              (BUILD_VMM, "/lab/cloison-vmm")]
-    return lab.run(PAYLOAD, files=files, timeout=900, stream=print)
+    return lab.run(payload, files=files, timeout=900, stream=print)
+
+
+@pytest.fixture(scope="module")
+def run(lab, tmp_path_factory):
+    return run_migration_payload(lab, tmp_path_factory, PAYLOAD, GUEST,
+                                 [(lab.tool("ticker", static=True), "/bin/ticker")])
 
 
 def lab_line(out, key):

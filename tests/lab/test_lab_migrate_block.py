@@ -15,14 +15,12 @@ file's md5 noted beside it) for 90 s of its own time:
   disk holds), and the destination's image equals what the guest reads
   from its disk after unmounting it.
 """
-import os
 import re
 
 import pytest
 
-import lab as lab_module
-from lab_vmm import extract_vmlinux
-from test_lab_migrate import BUILD_VMM, CMDLINE, lab_line, migrated, prefixed, status
+from test_lab_migrate import (CMDLINE, FINAL_STATE, lab_line, migrated, prefixed,
+                              run_migration_payload, status)
 
 GUEST = r"""#!/bin/sh
 wait_dev() { i=0; while [ ! -e "$1" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; [ -e "$1" ]; }
@@ -52,19 +50,7 @@ PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
 VMM=/lab/cloison-vmm
 show() { { tr -d '\r' < $2; echo; } | sed "s/^/$1: /"; }
-final_state() {
-    _n=0
-    while [ $_n -lt 1200 ]; do
-        _s=$(/lab/uhttp $1 GET /migration 2>/dev/null | tail -1)
-        case "$_s" in
-        *'"state":"active"'*) usleep 100000; _n=$((_n+1));;
-        '') echo "gone"; return;;
-        *) echo "$_s"; return;;
-        esac
-    done
-    echo "still active: $_s"
-}
-dest() {  # NAME PORT DISK
+%(final_state)sdest() {  # NAME PORT DISK
     rm -f /tmp/$1.log /tmp/$1.err /tmp/$1.sock
     $VMM --incoming tcp:127.0.0.1:$2 --console file=/tmp/$1.log --api-socket /tmp/$1.sock \
         --disk $3 --debug 2>/tmp/$1.err & dest_pid=$!
@@ -123,21 +109,12 @@ move() {
     show dst /tmp/m-dst.log; show dsterr /tmp/m-dst.err
 }
 check move move
-""" % {"cmdline": CMDLINE}
+""" % {"cmdline": CMDLINE, "final_state": FINAL_STATE}
 
 
 @pytest.fixture(scope="module")
 def run(lab, tmp_path_factory):
-    if not os.path.exists(BUILD_VMM):
-        pytest.fail("cloison-vmm is not built (%s)" % BUILD_VMM)
-    initrd = str(tmp_path_factory.mktemp("migblk") / "guest.cpio")
-    lab.build_guest_initramfs(initrd, GUEST)
-    vmlinux = str(tmp_path_factory.mktemp("vmlinux") / "vmlinux")
-    extract_vmlinux(lab.guest_kernel(), vmlinux)
-    files = [(initrd, "/guest/initrd"), (vmlinux, "/guest/vmlinux"),
-             (lab.tool("uhttp"), "/lab/uhttp"), ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"),
-             (BUILD_VMM, "/lab/cloison-vmm")]
-    return lab.run(PAYLOAD, files=files, timeout=900, stream=print)
+    return run_migration_payload(lab, tmp_path_factory, PAYLOAD, GUEST)
 
 
 def still_writing(out, step):
