@@ -79,6 +79,13 @@ def css_all(browser, sel):
     return browser.find_elements(By.CSS_SELECTOR, sel)
 
 
+def click(browser, sel, timeout=30):
+    """Clicks the element, found again if the page redrew it meanwhile
+    (an instance's buttons are redrawn on each state change): wait()
+    retries a condition that meets a stale element."""
+    wait(browser, lambda b: css(b, sel).click() or True, timeout, "click " + sel)
+
+
 def text_of(browser, sel):
     """The element's text; "" when there is none (or the page just
     redrew it: a wait asks again)."""
@@ -203,7 +210,7 @@ def test_console_end_to_end(console, browsers):
         # no exec API on this daemon: the file is changed in the stopped
         # container's own layer instead (and the terminal is untested)
         upper = os.path.join(console.root, "instances", "web", "upper", "root")
-        css(b, "#act-stop").click()
+        click(b, "#act-stop")
         wait(b, lambda b: text_of(b, "#fact-state") == "stopped", 60, "web stopped")
 
         def change(text):
@@ -228,12 +235,12 @@ def test_console_end_to_end(console, browsers):
         term = open_shell(b)
         term.run("tr a-z A-Z < /root/state.txt", r"BEFORE")
         # stop, then delete (with its confirmation)
-        css(b, "#act-stop").click()
+        click(b, "#act-stop")
         wait(b, lambda b: text_of(b, "#fact-state") == "stopped", 60, "web stopped")
     else:
         with open(os.path.join(upper, "state.txt")) as f:
             assert f.read() == "before\n"
-    css(b, "#act-delete").click()
+    click(b, "#act-delete")
     confirm_dialog(b)
     wait(b, lambda b: b.current_url.endswith("#/instances"), 60)
     wait(b, lambda b: not css_all(b, 'tr[data-name="web"]'), 30, "web gone from the table")
@@ -556,11 +563,11 @@ def test_freeze_button_freezes_and_unfreezes(console, browsers):
     b.get(console.base + "/ui/#/instance/icy")
     wait(b, lambda b: text_of(b, "#fact-state") == "running", what="icy running")
     wait(b, lambda b: css(b, "#act-freeze").is_enabled(), what="freeze enabled")
-    css(b, "#act-freeze").click()
+    click(b, "#act-freeze")
     wait(b, lambda b: text_of(b, "#fact-state") == "frozen", 60, "icy frozen")
     assert console.ok("GET", "/1.0/instances/icy/state")["status"] == "frozen"
     assert not css(b, "#open-shell").is_enabled() and css(b, "#act-stop").is_enabled()
     wait(b, lambda b: css(b, "#act-unfreeze").is_enabled(), what="unfreeze enabled")
-    css(b, "#act-unfreeze").click()
+    click(b, "#act-unfreeze")
     wait(b, lambda b: text_of(b, "#fact-state") == "running", 60, "icy running again")
     assert console.ok("GET", "/1.0/instances/icy/state")["status"] == "running"
