@@ -325,6 +325,17 @@ cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_
   const char *cmd = restore ? "restore" : "checkpoint";
   int r = -1;
 
+  /* podman asks `RUNTIME checkpoint --help` whether the runtime
+     checkpoints at all */
+  for (int k = 0; k < argc; k++)
+    if (strcmp (argv[k], "--help") == 0 || strcmp (argv[k], "-h") == 0)
+      {
+        printf ("usage: %s %s [OPTION]... ID\noptions:", prog, cmd);
+        for (int n = 0; checkpoint_opts[n].name; n++)
+          printf (" --%s", checkpoint_opts[n].name);
+        printf ("\n");
+        return 0;
+      }
   if (parse_opts (argc, argv, checkpoint_opts, 0, &p, err) < 0 || want_id (&p, cmd, err) < 0)
     goto out;
   if (p.value[K_PAGESERVER])
@@ -351,6 +362,7 @@ cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_
   o.pre_dump = p.set[K_PREDUMP];
   o.bundle = p.value[K_BUNDLE];
   o.pid_file = p.value[K_PIDFILE];
+  o.runc_compat = true;
   r = restore ? cl_ctr_restore (g->root, p.pos[0], &o, err)
               : cl_ctr_checkpoint (g->root, p.pos[0], &o, err);
 out:

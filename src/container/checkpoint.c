@@ -5,12 +5,21 @@
    external mounts for CRIU: named by their destination at dump, given
    their host source again at restore.  The container's state.json goes
    into the image directory so that restore brings the container back
-   under the same runtime with a new init pid.  docs/migration.md. */
+   under the same runtime with a new init pid.  As runc: a network
+   namespace joined by path (podman's) is external (keyed extRootNetNS,
+   the one at the new config's path given back at restore), and the init's
+   stdio is recorded in descriptors.json, its pipes given back at restore
+   from the restoring runtime's own stdio (podman's conmon gives new
+   pipes).  docs/migration.md, docs/checkpoint.md. */
 #include "container/container.h"
 
 #include "common/cleanup.h"
+#include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
+#include "container/criu_netlock.h"
 #include "container/ctr_state.h"
+#include "container/rootfs.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +32,9 @@
 #include <unistd.h>
 
 #define STATE_COPY "cloison-state.json"
+#define DESCRIPTORS "descriptors.json"
+#define STDIO_KEYS "cloison-stdio.json"
+#define NETNS_KEY "extRootNetNS"
 
 struct argv_builder
 {
@@ -264,6 +276,36 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
     }
 }
 
+/* At restore, as runc: the mount points of the config's mounts made in
+   the root if missing (a new rootfs, podman's restore --import, lacks the
+   files the runtime created at the container's creation, e.g. the
+   target of /run/.containerenv), where CRIU mounts them again.  Best
+   effort: CRIU names what is still missing. */
+static void
+restore_mountpoints (json_t *config, const char *bundle, const char *rootfs)
+{
+  cleanup_close int rootfd = open (rootfs, O_PATH | O_DIRECTORY | O_CLOEXEC);
+  json_t *m;
+  size_t i;
+  if (rootfd < 0)
+    return;
+  json_array_foreach (json_object_get (config, "mounts"), i, m)
+  {
+    const char *dest = json_string_value (json_object_get (m, "destination"));
+    const char *src = json_string_value (json_object_get (m, "source"));
+    struct stat sb;
+    cl_error_t ignored = NULL;
+    if (dest == NULL || strncmp (dest, "/proc/", 6) == 0 || strncmp (dest, "/sys/", 5) == 0)
+      continue;
+    cleanup_free char *host = src && src[0] != '/' ? cl_strdup_printf ("%s/%s", bundle, src) : NULL;
+    bool dir = src == NULL || stat (host ? host : src, &sb) < 0 || S_ISDIR (sb.st_mode);
+    int fd = cl_ctr_rootfs_make_target (rootfd, dest, dir, &ignored);
+    if (fd >= 0)
+      close (fd);
+    cl_error_release (&ignored);
+  }
+}
+
 /* The container's freezer cgroup (v2: its cgroup; v1: the freezer
    controller's directory), for CRIU's --freeze-cgroup as runc gives it:
    CRIU freezes the tree by the cgroup, and a tree frozen already (paused)
@@ -285,6 +327,182 @@ freezer_path (json_t *doc)
       return cl_xstrdup (path);
   }
   return NULL;
+}
+
+/* The path of the network namespace the config joins (linux.namespaces
+   `network` with a path), or NULL. */
+static const char *
+netns_path (json_t *config)
+{
+  json_t *ns = json_object_get (json_object_get (config, "linux"), "namespaces"), *n;
+  size_t i;
+  json_array_foreach (ns, i, n)
+  {
+    const char *type = json_string_value (json_object_get (n, "type"));
+    const char *path = json_string_value (json_object_get (n, "path"));
+    if (type && strcmp (type, "network") == 0 && path && *path)
+      return path;
+  }
+  return NULL;
+}
+
+/* At dump: a network namespace joined by path is not the container's to
+   save: external, by the inode of the one its init is in. */
+static int
+external_netns (json_t *config, bool external, pid_t pid, struct argv_builder *a, cl_error_t *err)
+{
+  struct stat sb;
+  if (!external && netns_path (config) == NULL)
+    return 0;
+  cleanup_free char *ns = cl_strdup_printf ("/proc/%d/ns/net", (int)pid);
+  if (stat (ns, &sb) < 0)
+    return cl_error_errno (err, "checkpoint: `%s`", ns);
+  arg (a, "--external=net[%llu]:" NETNS_KEY, (unsigned long long)sb.st_ino);
+  return 0;
+}
+
+static int
+save_json (const char *path, json_t *doc, cl_error_t *err)
+{
+  char *text = json_dumps (doc, JSON_COMPACT);
+  int r = cl_write_file (path, text, strlen (text), 1, err);
+  free (text);
+  return r;
+}
+
+/* Is mount `id` one of the process's (its mount namespace's)? */
+static bool
+own_mount (pid_t pid, unsigned long id)
+{
+  cleanup_free char *path = cl_strdup_printf ("/proc/%d/mountinfo", (int)pid), *text = NULL;
+  size_t len;
+  cl_error_t ignored = NULL;
+  if (cl_read_file (path, &text, &len, &ignored) < 0)
+    {
+      cl_error_release (&ignored);
+      return false;
+    }
+  for (char *l = text; l && *l; l = strchr (l, '\n') ? strchr (l, '\n') + 1 : NULL)
+    if (strtoul (l, NULL, 10) == id)
+      return true;
+  return false;
+}
+
+/* CRIU's key of a file the process holds as `fd` on a mount that is not
+   one of its own (the host's /dev/null conmon gives as stdin, a log file):
+   "file[MNT_ID:INODE]", external at dump, inherited at restore.  NULL:
+   none (a pipe, a socket, a file of the container's). */
+static char *
+outside_file_key (pid_t pid, int fd)
+{
+  cleanup_free char *path = cl_strdup_printf ("/proc/%d/fd/%d", (int)pid, fd);
+  cleanup_free char *info = cl_strdup_printf ("/proc/%d/fdinfo/%d", (int)pid, fd);
+  cleanup_free char *text = NULL;
+  cl_error_t ignored = NULL;
+  struct stat sb;
+  size_t len;
+  const char *mnt;
+
+  if (stat (path, &sb) < 0 || !(S_ISREG (sb.st_mode) || S_ISCHR (sb.st_mode)))
+    return NULL;
+  if (cl_read_file (info, &text, &len, &ignored) < 0)
+    {
+      cl_error_release (&ignored);
+      return NULL;
+    }
+  mnt = strstr (text, "mnt_id:");
+  if (mnt == NULL || own_mount (pid, strtoul (mnt + 7, NULL, 10)))
+    return NULL;
+  return cl_strdup_printf ("file[%x:%llx]", (unsigned)strtoul (mnt + 7, NULL, 10),
+                           (unsigned long long)sb.st_ino);
+}
+
+/* At dump: what the init's stdio is, in descriptors.json as runc writes
+   it (readlink of /proc/PID/fd/0..2: "pipe:[INODE]", "/dev/null"...),
+   and in STDIO_KEYS the CRIU keys of those that are files outside the
+   container (outside_file_key; null for the others), made external. */
+static int
+record_stdio (pid_t pid, const char *dir, struct argv_builder *a, cl_error_t *err)
+{
+  json_t *fds = json_array (), *keys = json_array ();
+  for (int i = 0; i < 3; i++)
+    {
+      char link[64], target[4096];
+      ssize_t n;
+      char *key = outside_file_key (pid, i);
+      snprintf (link, sizeof link, "/proc/%d/fd/%d", (int)pid, i);
+      n = readlink (link, target, sizeof target - 1);
+      target[n < 0 ? 0 : n] = 0;
+      json_array_append_new (fds, json_string (target));
+      json_array_append_new (keys, key ? json_string (key) : json_null ());
+      if (key)
+        arg (a, "--external=%s", key);
+      free (key);
+    }
+  cleanup_free char *path = cl_strdup_printf ("%s/" DESCRIPTORS, dir);
+  cleanup_free char *kpath = cl_strdup_printf ("%s/" STDIO_KEYS, dir);
+  int r = save_json (path, fds, err) < 0 || save_json (kpath, keys, err) < 0 ? -1 : 0;
+  json_decref (fds);
+  json_decref (keys);
+  return r;
+}
+
+/* Descriptors the restore opened for criu to inherit (closed after it). */
+struct inherited
+{
+  int fd[4];
+  size_t n;
+  int netns; /* one of fd, or -1 */
+};
+
+static void
+inherited_close (struct inherited *h)
+{
+  for (size_t i = 0; i < h->n; i++)
+    close (h->fd[i]);
+  h->n = 0;
+}
+
+/* At restore: criu inherits (no O_CLOEXEC) the network namespace at the
+   new config's path for the dump's extRootNetNS, and, with stdio, our own
+   stdin/stdout/stderr for the init's pipes of descriptors.json (runc does
+   the same: the pipes a new conmon gave us take the dumped ones' place)
+   and for its files outside the container (STDIO_KEYS). */
+static int
+inherit_fds (json_t *config, const struct cl_container_checkpoint_opts *o, struct argv_builder *a,
+             struct inherited *h, cl_error_t *err)
+{
+  const char *ns = o->netns ? o->netns : netns_path (config);
+  const char *image_dir = o->image_path;
+  if (ns)
+    {
+      int fd = open (ns, O_RDONLY);
+      if (fd < 0)
+        return cl_error_errno (err, "restore: network namespace `%s`", ns);
+      h->fd[h->n++] = h->netns = fd;
+      arg (a, "--inherit-fd=fd[%d]:" NETNS_KEY, fd);
+    }
+  if (!o->runc_compat)
+    return 0;
+  cleanup_free char *path = cl_strdup_printf ("%s/" DESCRIPTORS, image_dir);
+  cleanup_free char *kpath = cl_strdup_printf ("%s/" STDIO_KEYS, image_dir);
+  cleanup_json json_t *fds = json_load_file (path, 0, NULL);
+  cleanup_json json_t *keys = json_load_file (kpath, 0, NULL);
+  for (size_t i = 0; i < 3; i++)
+    {
+      const char *s = json_string_value (json_array_get (fds, i));
+      const char *key = json_string_value (json_array_get (keys, i));
+      if (key == NULL && s && strncmp (s, "pipe:", 5) == 0)
+        key = s;
+      if (key == NULL)
+        continue;
+      int fd = fcntl ((int)i, F_DUPFD, 3);
+      if (fd < 0)
+        return cl_error_errno (err, "restore: stdio %zu (%s, %s)", i, key, path);
+      h->fd[h->n++] = fd;
+      arg (a, "--inherit-fd=fd[%d]:%s", fd, key);
+    }
+  return 0;
 }
 
 static void
@@ -389,6 +607,9 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     arg (&a, "--freeze-cgroup=%s", freezer);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, st.pid);
+  if (external_netns (config, o->external_netns, st.pid, &a, err) < 0
+      || (o->runc_compat && !o->pre_dump && record_stdio (st.pid, o->image_path, &a, err) < 0))
+    goto out;
   int rc = run_criu (criu, &a, &out, err);
   if (rc < 0)
     goto out;
@@ -404,9 +625,7 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     }
   /* what restore needs to bring the container back under this runtime */
   copy = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
-  char *text = json_dumps (st.doc, JSON_COMPACT);
-  ret = cl_write_file (copy, text, strlen (text), 1, err);
-  free (text);
+  ret = save_json (copy, st.doc, err);
   if (ret == 0 && !o->leave_running && !o->pre_dump)
     {
       /* the processes are gone (criu killed them): as runc, the container
@@ -431,8 +650,10 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   struct container_state st = { 0 };
   /* every cleanup variable before the first goto */
   cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
+  cleanup_free char *new_rootfs = NULL;
   json_t *saved = NULL, *config = NULL;
   json_error_t je;
+  struct inherited inh = { .n = 0, .netns = -1 };
   int ret = -1;
 
   if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
@@ -442,10 +663,19 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   if (saved == NULL)
     return cl_error_make (err, 0, "restore: `%s`: %s (not a cloison-runtime checkpoint?)",
                           saved_path, je.text);
-  const char *bundle = o->bundle ? o->bundle : json_string_value (json_object_get (saved, "bundle"));
-  const char *rootfs
-      = o->rootfs ? o->rootfs : json_string_value (json_object_get (saved, "rootfs"));
+  const char *bundle
+      = o->bundle ? o->bundle : json_string_value (json_object_get (saved, "bundle"));
   config = bundle ? load_config (o, bundle, err) : NULL;
+  /* the new config's root (podman's restore --import: another container,
+     another rootfs), else the checkpointed container's */
+  const char *root_path
+      = json_string_value (json_object_get (json_object_get (config, "root"), "path"));
+  if (o->rootfs == NULL && o->bundle && root_path)
+    new_rootfs = root_path[0] == '/' ? cl_xstrdup (root_path)
+                                     : cl_strdup_printf ("%s/%s", bundle, root_path);
+  const char *rootfs = o->rootfs    ? o->rootfs
+                       : new_rootfs ? new_rootfs
+                                    : json_string_value (json_object_get (saved, "rootfs"));
   if (config == NULL || rootfs == NULL)
     {
       if (config)
@@ -467,7 +697,22 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   arg (&a, "--pidfile=%s", pidfile);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, 0);
+  if (o->runc_compat)
+    restore_mountpoints (config, bundle, rootfs);
+  if (inherit_fds (config, o, &a, &inh, err) < 0)
+    goto fail;
   int rc = run_criu (criu, &a, &out, err);
+  if (rc == 0 && inh.netns >= 0)
+    {
+      /* the network lock of the dump, which criu 3.17 leaves there */
+      int r = cl_ctr_criu_unlock_netns (inh.netns,
+                                        (pid_t)json_integer_value (json_object_get (saved, "pid")));
+      if (r < 0)
+        cl_warn ("restore of `%s`: criu's network lock could stay in its network "
+                 "namespace: %s",
+                 id, strerror (-r));
+    }
+  inherited_close (&inh);
   if (rc < 0)
     goto fail;
   if (rc != 0)
@@ -508,6 +753,7 @@ fail:
         cl_error_release (&e);
     }
 out:
+  inherited_close (&inh);
   argv_free (&a);
   json_decref (saved);
   json_decref (config);

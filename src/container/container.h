@@ -74,6 +74,17 @@ struct cl_container_checkpoint_opts
   json_t *config;       /* the OCI config (borrowed); NULL: BUNDLE/config.json */
   const char *rootfs;   /* restore: NULL: the checkpointed container's */
   char **extra_args;    /* more criu options (NULL-terminated; NULL: none) */
+  /* as runc does for podman's conmon: at dump, the init's stdio recorded
+     (descriptors.json) and its files outside the container external; at
+     restore, our stdin/stdout/stderr take the place of its pipes and of
+     those files, and missing mount points are made in the root */
+  bool runc_compat;
+  /* dump: the init's network namespace is external even though the
+     config creates it (the manager's: its veth is attached again at
+     restore); restore: the namespace to restore it into (NULL: the
+     config's path, if it gives one) */
+  bool external_netns;
+  const char *netns;
 };
 /* Dumps the running container into image_path; without leave_running (or
    pre_dump) the container is then gone, as with runc.  Fails with one

@@ -83,8 +83,8 @@ mkdir_in_root (int rootfd, const char *path, cl_error_t *err)
 
 /* Creates (if needed) and opens the mount point `dest` in the root: a
    directory, or an empty file when the source is not a directory. */
-static int
-make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
+int
+cl_ctr_rootfs_make_target (int rootfd, const char *dest, bool dir, cl_error_t *err)
 {
   int fd;
 
@@ -218,7 +218,7 @@ bind_mount (int rootfd, const char *bundle, const char *dest, const char *source
   src_abs = source[0] == '/' ? cl_xstrdup (source) : cl_strdup_printf ("%s/%s", bundle, source);
   if (stat (src_abs, &st) < 0)
     return cl_error_errno (err, "%s: source `%s`", what, src_abs);
-  target = make_target (rootfd, dest, S_ISDIR (st.st_mode), err);
+  target = cl_ctr_rootfs_make_target (rootfd, dest, S_ISDIR (st.st_mode), err);
   if (target < 0)
     return -1;
   target_path = fd_path (target);
@@ -299,7 +299,7 @@ do_mount (struct init_ctx *c, json_t *m, size_t index, cl_error_t *err)
     }
   else
     {
-      target = make_target (c->rootfd, dest, true, err);
+      target = cl_ctr_rootfs_make_target (c->rootfd, dest, true, err);
       if (target < 0)
         goto out;
       target_path = fd_path (target);
@@ -380,7 +380,7 @@ make_device (struct init_ctx *c, const char *path, char type, unsigned major, un
   if (c->a->ns_new & CLONE_NEWUSER)
     {
       /* mknod is not allowed in a user namespace: bind the host's node. */
-      cleanup_close int t = make_target (c->rootfd, path, false, err);
+      cleanup_close int t = cl_ctr_rootfs_make_target (c->rootfd, path, false, err);
       cleanup_free char *tp = NULL;
       if (t < 0)
         return -1;

@@ -23,5 +23,9 @@ int cl_ctr_rootfs_setup (struct init_ctx *c, cl_error_t *err);
    root), the others skipped: a VM-isolated container's shim calls it in
    a mount namespace of its own before sharing the tree with the guest. */
 int cl_ctr_rootfs_bind_mounts (int rootfd, const char *bundle, json_t *mounts, cl_error_t *err);
+/* Creates (if needed) the mount point `dest` under the directory rootfd
+   (a directory, or an empty file when not dir), inside the root; an
+   O_PATH descriptor of it. */
+int cl_ctr_rootfs_make_target (int rootfd, const char *dest, bool dir, cl_error_t *err);
 
 #endif
