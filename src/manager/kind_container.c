@@ -190,11 +190,6 @@ container_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image
   if (container_mounts (m, inst, &a->spec.mounts, err) < 0)
     return -1;
   a->net_pause = cl_mgr_netglue_wanted (inst);
-  if (o->restore_dir && a->net_pause)
-    return cl_error_raise (err, CL_ERR_INVALID,
-                           "instance `%s`: a checkpoint of a container with networks cannot be "
-                           "restored in this build",
-                           inst->name);
   a->checkpoint_dir = o->restore_dir ? cl_xstrdup (o->restore_dir) : NULL;
   return 0;
 }
@@ -241,15 +236,17 @@ container_checkpoint (struct cl_manager *m, struct instance *inst, const char *d
   cleanup_free char *rootfs = cl_strdup_printf ("%s/rootfs", dir);
   cleanup_json json_t *mounts = NULL;
 
-  if (cl_mgr_netglue_wanted (inst))
-    return cl_error_raise (err, CL_ERR_INVALID,
-                           "container `%s` has networks: only a container without one "
-                           "(--no-network) is checkpointed in this build",
-                           inst->name);
   if (container_mounts (m, inst, &mounts, err) < 0)
     return -1;
-  struct engine_spec s
-      = { .root = eroot, .id = id, .bundle = dir, .rootfs = rootfs, .mounts = mounts };
+  /* with networks: its namespace is not dumped (CRIU would have to make
+     the veth and plug its other end); the restore attaches the networks
+     to a new one again and restores into it */
+  struct engine_spec s = { .root = eroot,
+                           .id = id,
+                           .bundle = dir,
+                           .rootfs = rootfs,
+                           .mounts = mounts,
+                           .net_external = cl_mgr_netglue_wanted (inst) };
   return cl_mgr_engine_checkpoint (&s, images, leave_running, err);
 }
 

@@ -229,7 +229,8 @@ cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir, bo
                                             .work_path = work,
                                             .leave_running = leave_running,
                                             .config = config,
-                                            .extra_args = extra };
+                                            .extra_args = extra,
+                                            .external_netns = s->net_external };
 
   if (cl_ctr_state (s->root, s->id, &state, err) < 0)
     return -1;
@@ -258,7 +259,8 @@ cl_mgr_engine_restore (const struct engine_spec *s, const char *image_dir, pid_t
                                             .bundle = s->bundle,
                                             .config = config,
                                             .rootfs = s->rootfs,
-                                            .extra_args = extra };
+                                            .extra_args = extra,
+                                            .netns = s->netns };
   json_int_t p;
   size_t len;
 

@@ -33,6 +33,11 @@ struct engine_spec
      execs: networking goes here.  May be NULL. */
   int (*before_exec) (void *opaque, pid_t pid, cl_error_t *err);
   void *opaque;
+  /* checkpoint: the container's network namespace is external (its
+     networks are attached again at restore); restore: the namespace,
+     with its networks, to restore it into (NULL: a new one by CRIU) */
+  bool net_external;
+  const char *netns;
 };
 
 /* Creates the container's init as a child of the caller, in new

@@ -80,6 +80,54 @@ pause_for_network (void *opaque, pid_t pid, cl_error_t *err)
   return 0;
 }
 
+/* The network namespace a checkpoint of a container with networks is
+   restored into (its own was not dumped): a child of ours holds a new one
+   while the manager attaches the networks to it (the same protocol as a
+   start's, "P<pid>" then 'g'), until CRIU has put the processes in it.
+   The holder's pid (to kill and reap) or -1. */
+static pid_t
+netns_for_restore (struct monitor_args *a, cl_error_t *err)
+{
+  int ready[2];
+  char c;
+  pid_t holder;
+
+  if (pipe2 (ready, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "pipe");
+  holder = fork ();
+  if (holder == 0)
+    {
+      close (ready[0]);
+      close (a->readyfd); /* the manager sees EOF when the monitor dies */
+      close (a->gofd);
+      if (unshare (CLONE_NEWNET) < 0)
+        _exit (1);
+      (void)!write (ready[1], "n", 1);
+      for (;;)
+        pause ();
+    }
+  close (ready[1]);
+  if (holder < 0 || read (ready[0], &c, 1) != 1)
+    {
+      close (ready[0]);
+      if (holder > 0)
+        waitpid (holder, NULL, 0);
+      return holder < 0 ? cl_error_errno (err, "fork")
+                        : cl_error_make (err, 0,
+                                         "instance `%s`: no network namespace to "
+                                         "restore into",
+                                         a->name);
+    }
+  close (ready[0]);
+  if (pause_for_network (a, holder, err) < 0)
+    {
+      kill (holder, SIGKILL);
+      waitpid (holder, NULL, 0);
+      return -1;
+    }
+  return holder;
+}
+
 /* An image volume (an ext4 file) on a loop device, mounted at `target`;
    the loop device goes away with the mount (autoclear), and the mount
    with the monitor's mount namespace. */
@@ -149,9 +197,10 @@ pid_t
 cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   cleanup_free char *log = cl_strdup_printf ("%s/console.log", a->dir);
+  cleanup_free char *netns = NULL;
   cleanup_close int logfd = -1;
   int inpipe[2] = { -1, -1 };
-  pid_t init;
+  pid_t init, holder = -1;
 
   if (unshare (CLONE_NEWNS) < 0)
     return cl_error_errno (err, "unshare the mount namespace");
@@ -174,13 +223,29 @@ cl_mgr_monitor_start_container (struct monitor_args *a, int *stdin_keep, cl_erro
   else
     for (int i = 0; i < 3; i++)
       a->spec.stdio[i] = i;
-  if (a->net_pause)
+  if (a->net_pause && a->checkpoint_dir)
+    {
+      holder = netns_for_restore (a, err);
+      if (holder < 0)
+        return -1;
+      netns = cl_strdup_printf ("/proc/%d/ns/net", (int)holder);
+      a->spec.netns = netns;
+    }
+  else if (a->net_pause)
     {
       a->spec.before_exec = pause_for_network;
       a->spec.opaque = a;
     }
-  if (a->checkpoint_dir ? cl_mgr_engine_restore (&a->spec, a->checkpoint_dir, &init, err) < 0
-                        : cl_mgr_engine_start (&a->spec, &init, err) < 0)
+  int r = a->checkpoint_dir ? cl_mgr_engine_restore (&a->spec, a->checkpoint_dir, &init, err)
+                            : cl_mgr_engine_start (&a->spec, &init, err);
+  if (holder > 0)
+    {
+      /* the restored processes hold the namespace now */
+      kill (holder, SIGKILL);
+      waitpid (holder, NULL, 0);
+      a->spec.netns = NULL;
+    }
+  if (r < 0)
     return -1;
   if (inpipe[0] >= 0)
     close (inpipe[0]);
