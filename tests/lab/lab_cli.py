@@ -58,3 +58,18 @@ def assert_not_running_one_line(out, name="vm"):
 def assert_no_instance(out, name="vm"):
     """A check's `cloison list` output no longer names the instance."""
     assert name not in out.replace("NAME", ""), out
+
+
+# What a cloison network needs in the lab: the modules of its nftables
+# (NAT chains, masquerade, fib, ct, the nf_tables core that lab_criu.MODULES
+# has) and dnsmasq (its DHCP and DNS).
+NETWORK_MODULES = ["nf_tables", "nft_chain_nat", "nft_nat", "nft_masq", "nft_ct", "nft_fib_inet",
+                   "nft_fib_ipv4", "nft_fib_ipv6", "nft_reject_inet", "nft_redir"]
+NETWORK_FILES = [("/usr/sbin/dnsmasq", "/usr/sbin/dnsmasq")]
+# HTTP/1.0 by hand over nc (the lab's busybox wget crashes): `http ADDR`
+# prints the body's last line, or `down`
+HTTP_SH = r"""http() {
+    r=$(printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 "$1" 8080 2>/dev/null | tail -1)
+    echo "${r:-down}"
+}
+"""

@@ -5,6 +5,7 @@ bench/checkpoint): its binary and the tools it runs, the kernel modules
 its feature detection and dumps use, and a payload prologue line that
 configures its network lock."""
 import os
+import re
 
 import pytest
 
@@ -44,3 +45,10 @@ def criu_files():
     files += [("/usr/sbin/xtables-legacy-multi", "/usr/sbin/%s%s-legacy-%s" % (v, "tables", op))
               for v in ("ip", "ip6") for op in ("save", "restore")]
     return files
+
+
+def line(out, key):
+    """What follows `lab: KEY` on its line of the payload's output."""
+    m = re.search(r"^lab: %s ?(.*)$" % re.escape(key), out, re.M)
+    assert m, "no `lab: %s` line:\n%s" % (key, out)
+    return m.group(1)

@@ -78,10 +78,7 @@ def run(lab, tmp_path_factory):
                    modules=lab_criu.MODULES)
 
 
-def line(out, key):
-    m = re.search(r"^lab: %s ?(.*)$" % re.escape(key), out, re.M)
-    assert m, "no `lab: %s` line:\n%s" % (key, out)
-    return m.group(1)
+line = lab_criu.line
 
 
 def test_checkpoint_then_restore_keeps_counting(run):

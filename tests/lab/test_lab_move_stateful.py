@@ -16,13 +16,17 @@ import re
 import pytest
 
 import lab_criu
-from lab_cli import BUILD, PROLOGUE, cli_files
+from lab_cli import BUILD, HTTP_SH, NETWORK_FILES, NETWORK_MODULES, PROLOGUE, cli_files
 
 # its stdio as the manager gives it: stdin a pipe, stdout the console
 COUNTER = ("exec 3>>/root/log; i=0; "
            "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
 
-PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + r"""
+# a counter and an HTTP server (a listening socket) on its network
+SERVER = ("mkdir -p /www; echo hello-ctrnet > /www/index.html; httpd -p 8080 -h /www; "
+          "i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.5; done")
+
+PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + HTTP_SH + r"""
 export CLOISON_CONFIG=/tmp/cfg
 A="$C --root /tmp/ra"; B="$C --root /tmp/rb"
 daemon() {  # ROOT PORT
@@ -67,8 +71,37 @@ for f in /tmp/ra/instances/ctr/checkpoint.log/*.log /tmp/rb/instances/ctr/checkp
 done
 tail -5 /tmp/rb.log | sed 's/^/lab: rb.log: /'
 $A delete --force ctr
+# a container with a network moves with it: the destination's daemon in a
+# network namespace of its own (a veth to this one carries the move), so
+# that both hosts have network ctrnet with the same subnet and address
+IP=/usr/sbin/ip
+$IP netns add mvnet && $IP link add mv-h type veth peer name mv-c netns mvnet &&
+    $IP addr add 10.99.0.1/24 dev mv-h && $IP link set mv-h up &&
+    $IP -n mvnet addr add 10.99.0.2/24 dev mv-c && $IP -n mvnet link set mv-c up &&
+    $IP -n mvnet link set lo up && echo "lab: mvnet ok"
+NS="nsenter --net=/run/netns/mvnet"
+Cc="$C --root /tmp/rc"
+$NS /lab/cloisond --root /tmp/rc --socket /tmp/rc.sock --listen 10.99.0.2:8443 >>/tmp/rc.log 2>&1 &
+i=0; while [ ! -S /tmp/rc.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; sleep 1
+check net_a $A network create ctrnet --subnet 10.88.5.0/24
+check net_c $NS $Cc network create ctrnet --subnet 10.88.5.0/24
+check remote_c sh -c "tok=\$($Cc config trust add mover3) && $A remote add hc https://10.99.0.2:8443 --token \$tok"
+check launch_net $A launch busybox netc --network ctrnet@10.88.5.7 -- sh -c '%(server)s'
+sleep 5
+echo "lab: net before $($A exec netc -- cat /root/count)"
+echo "lab: net http-before $(http 10.88.5.7)"
+check move_net $A move netc hc:
+sleep 3
+echo "lab: net dest count $($Cc exec netc -- cat /root/count)"
+echo "lab: net dest http $($NS sh -c "printf 'GET / HTTP/1.0\r\n\r\n' | nc -w 3 10.88.5.7 8080 | tail -1")"
+echo "lab: net dest mac $($Cc exec netc -- cat /sys/class/net/eth0/address)"
+echo "lab: net source http $(http 10.88.5.7)"
+for f in /tmp/ra/instances/netc/checkpoint.log/*.log /tmp/rc/instances/netc/checkpoint.log/*.log; do
+    [ -f $f ] && grep -E "Error" $f | head -8 | sed "s|^|lab: $f: |"
+done
+tail -5 /tmp/rc.log | sed 's/^/lab: rc.log: /'
 true
-""" % {"counter": COUNTER}
+""" % {"counter": COUNTER, "server": SERVER}
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +109,9 @@ def run(lab):
     # the move's archive: GNU tar (lab_criu's) with zstd
     files = cli_files() + lab_criu.criu_files() + [(BUILD + "/src/cli/cloisond", "/lab/cloisond"),
                                                    ("/usr/bin/zstd", "/usr/bin/zstd")]
-    return lab.run(PAYLOAD, files=files, timeout=900, stream=print, modules=lab_criu.MODULES)
+    files += NETWORK_FILES
+    return lab.run(PAYLOAD, files=files, timeout=900, stream=print,
+                   modules=lab_criu.MODULES + NETWORK_MODULES)
 
 
 def value(out, key):
@@ -136,3 +171,20 @@ def test_failed_move_is_undone_and_counts_on_here(run):
     assert value(run.output, "pid before-fail") != value(run.output, "pid after-fail"), run.output
     log = continuous(run.output, "after-fail log")
     assert log[-1] > value(run.output, "before-fail"), log
+
+
+def test_container_with_a_network_moves_with_it(run):
+    """The destination attaches its network to the namespace the
+    processes are restored into: the count goes on there, the server
+    answers at the same address (from the destination's namespace), with
+    the same MAC; the source no longer answers."""
+    assert "lab: mvnet ok" in run.output, run.output
+    for c in ("net_a", "net_c", "remote_c", "launch_net"):
+        run.assert_check(c)
+    assert re.search(r"^lab: net http-before hello-ctrnet$", run.output, re.M), run.output
+    out = run.assert_check("move_net").output
+    assert "netc moved to hc:netc" in out, out
+    assert value(run.output, "net dest count") > value(run.output, "net before"), run.output
+    assert re.search(r"^lab: net dest http hello-ctrnet$", run.output, re.M), run.output
+    assert re.search(r"^lab: net dest mac 0a:58:0a:58:05:07$", run.output, re.M), run.output
+    assert re.search(r"^lab: net source http down$", run.output, re.M), run.output

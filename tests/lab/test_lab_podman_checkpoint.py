@@ -13,26 +13,17 @@ opened from the new config's path to criu): the count goes on from where
 it stopped (no reset), the log keeps every value, the server answers at the
 same address.  Then the same through `--export` / `--import`.  One lab
 boot; each test asserts on one check."""
-import os
 import re
-import shutil
 
 import pytest
 
 import lab_criu
+import lab_podman
 import runtimes
 
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
-mkdir -p /etc/containers /var/tmp /tmp/pm
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
-printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/rt-wrapper"]\n' > /tmp/pm/containers.conf
-# podman gives the runtime a clean environment: criu is found in PATH
-printf '#!/bin/sh\nexport PATH=/usr/sbin:/usr/bin:/sbin:/bin\nexec /lab/cloison-runtime "$@"\n' > /lab/rt-wrapper
-chmod +x /lab/rt-wrapper
-export CONTAINERS_CONF=/tmp/pm/containers.conf
-P="podman --root /tmp/pm/root --runroot /tmp/pm/runroot --storage-driver vfs --tmpdir /tmp/pm/tmp"
-IP=/usr/sbin/ip
+""" + lab_podman.setup("PATH=/usr/sbin:/usr/bin:/sbin:/bin") + r"""IP=/usr/sbin/ip
 $IP netns add ctrnet-pm && $IP link add ctrnet-h type veth peer name eth0 netns ctrnet-pm &&
     $IP addr add 10.89.7.1/24 dev ctrnet-h && $IP link set ctrnet-h up &&
     $IP -n ctrnet-pm addr add 10.89.7.2/24 dev eth0 && $IP -n ctrnet-pm link set eth0 up &&
@@ -53,21 +44,21 @@ logseq() {  # the log's values: 1, 2, ... with no gap and no repeat
 ckdir() { ls -d /tmp/pm/root/vfs-containers/*/userdata | head -1; }
 pm_checkpoint() {
     $P run -d --name c1 --network ns:/run/netns/ctrnet-pm localhost/bb:ck sh /counter.sh >/dev/null
-    echo run=$?
-    sleep 4; echo before=$($P exec c1 cat /n)
-    echo http_before=$(http 5)
-    $P container checkpoint c1; echo checkpoint=$?
-    echo status=$($P inspect -f '{{.State.Status}}' c1)
+    echo lab: run $?
+    sleep 4; echo lab: before $($P exec c1 cat /n)
+    echo lab: http_before $(http 5)
+    $P container checkpoint c1; echo lab: checkpoint $?
+    echo lab: status $($P inspect -f '{{.State.Status}}' c1)
     ls $(ckdir)/checkpoint/ | tr '\n' ' '; echo
     cat $(ckdir)/checkpoint/descriptors.json; echo
-    echo http_down=$(http 3)
+    echo lab: http_down $(http 3)
     sleep 2
-    $P container restore c1; echo restore=$?
-    sleep 3; echo after=$($P exec c1 cat /n)
-    echo status=$($P inspect -f '{{.State.Status}}' c1)
-    echo http_after=$(http 5)
+    $P container restore c1; echo lab: restore $?
+    sleep 3; echo lab: after $($P exec c1 cat /n)
+    echo lab: status $($P inspect -f '{{.State.Status}}' c1)
+    echo lab: http_after $(http 5)
     echo "lab: nft: $($IP netns exec ctrnet-pm nft list tables 2>&1 | tr '\n' ' ')"
-    echo log=$(logseq)
+    echo lab: log $(logseq)
 }
 dumplogs() {
     for f in $(ckdir)/dump.log $(ckdir)/restore.log; do
@@ -78,12 +69,12 @@ dumplogs() {
 check pm_checkpoint pm_checkpoint
 dumplogs
 pm_export() {
-    $P container checkpoint --export /tmp/c1.tar.gz c1; echo checkpoint=$?
-    $P rm -f c1 >/dev/null; echo rm=$?
-    $P container restore --import /tmp/c1.tar.gz; echo restore=$?
-    sleep 3; echo after=$($P exec c1 cat /n)
-    echo http_after=$(http 5)
-    $P rm -f c1 >/dev/null; echo rm=$?
+    $P container checkpoint --export /tmp/c1.tar.gz c1; echo lab: checkpoint $?
+    $P rm -f c1 >/dev/null; echo lab: rm $?
+    $P container restore --import /tmp/c1.tar.gz; echo lab: restore $?
+    sleep 3; echo lab: after $($P exec c1 cat /n)
+    echo lab: http_after $(http 5)
+    $P rm -f c1 >/dev/null; echo lab: rm $?
 }
 check pm_export pm_export
 dumplogs
@@ -96,20 +87,15 @@ def run(lab, tmp_path_factory):
     # the busybox rootfs (at /rootfs), imported as podman's image
     files = runtimes.write_bundles(d, {})[:1] + runtimes.runtime_files(["cloison"])
     files += lab_criu.criu_files() + [("/usr/sbin/nft", "/usr/sbin/nft")]
-    for tool in ("podman", "conmon"):
-        path = shutil.which(tool) or "/usr/libexec/podman/" + tool
-        if not os.path.exists(path):
-            pytest.skip("%s is not installed on this host" % tool)
-        files.append((path, "/usr/bin/" + tool))
+    if len(lab_podman.files()) < 2:
+        pytest.skip("podman and conmon are not both installed on this host")
+    files += lab_podman.files()
     payload = PAYLOAD.replace(". /lab/lib.sh\n", ". /lab/lib.sh\n" + lab_criu.PROLOGUE, 1)
     return lab.run(payload, files=files, timeout=1200, stream=print,
                    modules=lab_criu.MODULES)
 
 
-def field(out, key):
-    m = re.search(r"^%s=(.*)$" % re.escape(key), out, re.M)
-    assert m, "no `%s=` line:\n%s" % (key, out)
-    return m.group(1)
+field = lab_criu.line
 
 
 def test_checkpoint_restore_keeps_counting_and_serving(run):
@@ -126,7 +112,7 @@ def test_checkpoint_restore_keeps_counting_and_serving(run):
     assert field(out, "restore") == "0", out
     after = int(field(out, "after"))
     assert after > before, "the restored container does not count on:\n" + out
-    assert re.findall(r"^status=(.*)$", out, re.M) == ["exited", "running"], out
+    assert re.findall(r"^lab: status (.*)$", out, re.M) == ["exited", "running"], out
     assert field(out, "http_after") == "hello-ctrnet", out
     # stdout (conmon's new pipe) got every value: no reset, no gap
     assert field(out, "log").startswith("continuous"), out

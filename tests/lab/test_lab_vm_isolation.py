@@ -14,10 +14,10 @@ One lab boot; each test asserts on one check of it."""
 import copy
 import json
 import os
-import shutil
 
 import pytest
 
+import lab_podman
 from lab_cli import IMAGE_DATA, VM_INITRAMFS, VM_KERNEL
 import runtimes
 
@@ -92,15 +92,7 @@ ten() {
 }
 check ten ten
 # podman drives the runtime unchanged, with the annotation
-mkdir -p /etc/containers /var/tmp /tmp/pm
-echo '{"default":[{"type":"insecureAcceptAnything"}]}' > /etc/containers/policy.json
-printf '[containers]\ndefault_ulimits = ["nofile=4096:4096"]\nlog_driver = "k8s-file"\n[engine]\ncgroup_manager = "cgroupfs"\nevents_logger = "none"\nruntime = "cloison"\n[engine.runtimes]\ncloison = ["/lab/rt-wrapper"]\n' > /tmp/pm/containers.conf
-# podman passes the runtime a clean environment: the wrapper gives ours
-printf '#!/bin/sh\nexport CLOISON_IMAGE_DATA=/lab/image-data CLOISON_VMCTR=/lab/cloison-vmctr\nexec /lab/cloison-runtime "$@"\n' > /lab/rt-wrapper
-chmod +x /lab/rt-wrapper
-export CONTAINERS_CONF=/tmp/pm/containers.conf
-P="podman --root /tmp/pm/root --runroot /tmp/pm/runroot --storage-driver vfs --tmpdir /tmp/pm/tmp"
-A="--annotation org.cloison.isolation=vm --network none"
+""" + lab_podman.setup("CLOISON_IMAGE_DATA=/lab/image-data CLOISON_VMCTR=/lab/cloison-vmctr") + r"""A="--annotation org.cloison.isolation=vm --network none"
 check pm_import sh -c "tar -C /rootfs -c . | $P import - localhost/bb:vm"
 check pm_echo sh -c "$P run --rm $A localhost/bb:vm sh -c 'echo podman-in-vm; grep MemTotal /proc/meminfo'; echo rc=\$?"
 check pm_exit sh -c "$P run --rm $A localhost/bb:vm sh -c 'exit 3'; echo rc=\$?"
@@ -180,10 +172,7 @@ def run(lab, tmp_path_factory):
         (VMCTR, "/lab/cloison-vmctr"), (VM_KERNEL, "/lab/vmlinuz"),
         (VM_INITRAMFS, "/lab/initramfs.cpio.gz"), (lab.tool("ptyrun"), "/lab/ptyrun"),
         ("/bin/ip", "/usr/sbin/ip-full")]
-    for tool in ("podman", "conmon"):
-        path = shutil.which(tool) or "/usr/libexec/podman/" + tool
-        if os.path.exists(path):
-            files.append((path, "/usr/bin/" + tool))
+    files += lab_podman.files()
     modules = lab.LAB_MODULES + ["sch_ingress", "cls_matchall", "act_mirred"]
     return lab.run(PAYLOAD, files=files, timeout=1500, modules=modules, stream=print)
 
