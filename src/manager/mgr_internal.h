@@ -173,6 +173,9 @@ struct start_opts
      directory) instead of booting (VMs) or starting (containers: CRIU's
      images) */
   const char *restore_dir;
+  /* VMs: a listening TCP socket (>= 0; -1 or 0: none) a live migration
+     comes in on, instead of a boot (a stateful move's destination) */
+  int incoming_fd;
 };
 
 /* How long a stop waits for a workload it has killed (or, after a VM's
@@ -226,6 +229,12 @@ struct instance_ops
      CL_MGR_LIMIT_NONE lifts it) */
   int (*set_limits) (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
                      cl_error_t *err);
+  /* live migration of the running workload to `uri` (a destination's
+     VMM, docs/move.md), to its end: 0 once it runs there and stopped
+     here (*figures: the VMM's last status), else it runs on here (NULL:
+     the kind cannot) */
+  int (*migrate) (struct cl_manager *m, struct instance *inst, const char *uri, json_t **figures,
+                  cl_error_t *err);
 };
 
 extern const struct instance_ops container_ops; /* kind_container.c */

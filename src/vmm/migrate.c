@@ -341,6 +341,36 @@ uri_connect (const char *uri, cl_error_t *err)
   return fd;
 }
 
+/* fd:N naming a listening socket (a manager's, bound on an ephemeral
+   port it told the source): one connection is accepted from it, within
+   INCOMING_ACCEPT_S; any other descriptor is the stream itself. */
+#define INCOMING_ACCEPT_S 60
+static int
+fd_accept_listening (const char *uri, int fd, cl_error_t *err)
+{
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int r, c;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+    return fd;
+  fprintf (stderr, "cloison-vmm: waiting for a migration on %s\n", uri);
+  while ((r = poll (&p, 1, INCOMING_ACCEPT_S * 1000)) < 0 && errno == EINTR)
+    ;
+  if (r == 0)
+    {
+      close (fd);
+      return cl_error_make (err, 0, "--incoming `%s`: no migration came within %d s", uri,
+                            INCOMING_ACCEPT_S);
+    }
+  c = r < 0 ? -1 : accept4 (fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0)
+    cl_error_errno (err, "--incoming `%s`: accept", uri);
+  close (fd);
+  return c;
+}
+
 /* Destination side: listens, accepts one connection. */
 static int
 uri_accept (const char *uri, cl_error_t *err)
@@ -350,7 +380,7 @@ uri_accept (const char *uri, cl_error_t *err)
   if (uri_open (uri, true, &res, &fd, err) < 0)
     return cl_error_wrap (err, "--incoming");
   if (res == NULL)
-    return fd;
+    return fd_accept_listening (uri, fd, err);
   int one = 1;
   cleanup_close int lfd = socket (res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
   if (lfd < 0 || setsockopt (lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
