@@ -252,6 +252,8 @@ cl_api_instance_receive (struct api_call *c)
   const char *type;
   cleanup_free char *path = archive_path (c->ctx->root, name);
   struct stat st;
+  bool stateful;
+  json_int_t disk_size;
 
   if (cl_api_check_body (c, receive_fields, true) < 0)
     return;
@@ -260,6 +262,20 @@ cl_api_instance_receive (struct api_call *c)
     {
       cl_api_reply_bad_field (c, "type", "type: expected container or virtual-machine, got `%s`",
                               type);
+      return;
+    }
+  stateful = json_is_true (json_object_get (c->body, "stateful"));
+  disk_size = json_integer_value (json_object_get (c->body, "disk_size"));
+  if (stateful && strcmp (type, "virtual-machine") != 0)
+    {
+      cl_api_reply_bad_field (c, "stateful",
+                              "stateful: only a virtual-machine moves live (a container comes"
+                              " checkpointed, without it)");
+      return;
+    }
+  if (stateful && disk_size <= 0)
+    {
+      cl_api_reply_bad_field (c, "disk_size", "disk_size: expected the disk's bytes (> 0)");
       return;
     }
   if (stat (path, &st) < 0)
@@ -272,20 +288,6 @@ cl_api_instance_receive (struct api_call *c)
       cl_api_reply_bad_field (c, "size", "size: the archive of `%s` has %lld bytes, not %lld", name,
                               (long long)st.st_size,
                               (long long)json_integer_value (json_object_get (c->body, "size")));
-      return;
-    }
-  bool stateful = json_is_true (json_object_get (c->body, "stateful"));
-  json_int_t disk_size = json_integer_value (json_object_get (c->body, "disk_size"));
-  if (stateful && strcmp (type, "virtual-machine") != 0)
-    {
-      cl_api_reply_bad_field (c, "stateful",
-                              "stateful: only a virtual-machine moves live (a container comes"
-                              " checkpointed, without it)");
-      return;
-    }
-  if (stateful && disk_size <= 0)
-    {
-      cl_api_reply_bad_field (c, "disk_size", "disk_size: expected the disk's bytes (> 0)");
       return;
     }
   if (instance_absent (c, name) < 0)

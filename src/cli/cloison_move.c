@@ -451,7 +451,7 @@ static long long
 figure (json_t *mig, const char *key)
 {
   json_t *v = json_object_get (mig, key);
-  return json_is_integer (v) ? (long long)json_integer_value (v) : -1;
+  return json_is_number (v) ? (long long)json_number_value (v) : -1;
 }
 
 /* A running VM, live: the destination makes the instance (an empty disk

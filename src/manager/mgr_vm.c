@@ -717,6 +717,36 @@ vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_e
 
 /* The migration's poll: GET /migration of the VMM every 200 ms. */
 #define MIGRATE_POLL_MS 200
+#define MIGRATED_LINE "cloison-vmm: migrated: "
+
+/* The final figures a completed source VMM wrote on its stderr (the
+   console log) as it exited, which the poll may have missed; NULL: none. */
+static json_t *
+migrated_figures (const char *console_log)
+{
+  cleanup_file FILE *f = fopen (console_log, "re");
+  cleanup_free char *line = NULL;
+  size_t cap = 0;
+  json_t *last = NULL;
+
+  if (f == NULL)
+    return NULL;
+  /* the end of the log only: the line is among the last ones */
+  if (fseek (f, -65536, SEEK_END) < 0)
+    rewind (f);
+  while (getline (&line, &cap, f) > 0)
+    {
+      char *at = strstr (line, MIGRATED_LINE);
+      json_t *j
+          = at ? json_loads (at + strlen (MIGRATED_LINE), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+      if (j)
+        {
+          json_decref (last);
+          last = j;
+        }
+    }
+  return last;
+}
 
 /* The VMM's migration to uri, with its disk (block: the destination has
    an empty one), then its end: a completed source exits 0. */
@@ -772,13 +802,21 @@ vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, json_t
       json_decref (last);
       return -1;
     }
-  if (!(now->has_exit_code && now->exit_code == 0)
-      && !json_is_true (json_object_get (last, "completed"))
-      && strcmp (json_string_value (json_object_get (last, "state")) ?: "", "completed") != 0)
+  if (strcmp (json_string_value (json_object_get (last, "state")) ?: "", "completed") != 0)
     {
-      json_decref (last);
-      return cl_error_make (err, 0, "instance `%s`: its VMM stopped during the migration",
-                            inst->name);
+      cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
+      json_t *final = migrated_figures (log);
+      if (final)
+        {
+          json_decref (last);
+          last = final;
+        }
+      else if (!(now->has_exit_code && now->exit_code == 0))
+        {
+          json_decref (last);
+          return cl_error_make (err, 0, "instance `%s`: its VMM stopped during the migration",
+                                inst->name);
+        }
     }
   *figures = last;
   return 0;

@@ -387,3 +387,97 @@ def test_destination_killed_during_receive(hosts):
     assert b.names() == []
     assert not os.path.exists(os.path.join(b.root, "instances", "c1"))
     assert "recovering interrupted `receive` of instance `c1`" in open(b.log).read()
+
+
+def live_receive(h, tmp_path, name):
+    """A live move's receive on h, as a mover starts it (an empty archive,
+    stateful, a 64 MiB disk): (operation URL, the migration's uri)."""
+    tar = str(tmp_path / ("empty-%s.tar" % name))
+    subprocess.run(["tar", "--create", "--zstd", "-f", tar, "--files-from=/dev/null"], check=True)
+    raw = open(tar, "rb").read()
+    st, j, _ = h.request("PUT", "/1.0/instances/%s/upload?offset=0" % name, raw=raw)
+    assert st == 200, j
+    image_id = json.loads(h.cli("image", "inspect", "busybox").stdout)["Id"]
+    config = {"cpus": 1, "memory": 256 << 20, "disk_size": 0, "env": [], "networks": [],
+              "no_network": True, "ports": [], "image_id": image_id}
+    st, j, _ = h.request("POST", "/1.0/instances/%s/receive" % name,
+                         {"type": "virtual-machine", "config": config, "size": len(raw),
+                          "stateful": True, "disk_size": 64 << 20})
+    assert st == 202, j
+    deadline = time.monotonic() + 30
+    while True:
+        st, o, _ = h.request("GET", j["operation"])
+        assert st == 200, o
+        uri = ((o["metadata"].get("metadata") or {}).get("migration") or {}).get("uri")
+        if uri:
+            return j["operation"], uri
+        assert o["metadata"]["status"] == "running", o
+        assert time.monotonic() < deadline, o
+        time.sleep(0.05)
+
+
+def test_live_receive_undone_when_the_stream_is_not_a_migration(hosts, tmp_path):
+    """The destination's half of a live move, which needs no KVM until the
+    stream's header: the instance is made (an empty sparse disk of the
+    size given), its monitor waits on the uri the operation tells; a
+    connection that is no migration fails it, and the receive undoes
+    itself: no instance, no directory, no monitor."""
+    _, b, _ = hosts
+    op, uri = live_receive(b, tmp_path, "v9")
+    assert uri.startswith("tcp:") and int(uri.rsplit(":", 1)[1]) > 0, uri
+    disk = os.path.join(b.root, "instances", "v9", "disk.img")
+    assert os.path.getsize(disk) == 64 << 20 and os.stat(disk).st_blocks == 0
+    # the request came over the Unix socket: it listens on every address
+    port = uri.rsplit(":", 1)[1]
+    subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "bash", "-c",
+                    "exec 3<>/dev/tcp/127.0.0.1/%s; echo not-a-migration-stream >&3; sleep 1"
+                    % port], check=True)
+    ended = b.wait(op)
+    assert ended["status"] == "failure", ended
+    assert "not a cloison migration stream" in ended["err"], ended
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "v9"))
+
+
+def test_live_receive_daemon_killed_while_waiting(hosts, tmp_path):
+    """The destination's daemon killed (-9) while its monitor waits for the
+    migration: the monitor kills its VMM (nothing can arrive any more),
+    and the restarted daemon's recovery of the `receive` removes the
+    instance; the port no longer listens."""
+    _, b, _ = hosts
+    _, uri = live_receive(b, tmp_path, "v8")
+    port = uri.rsplit(":", 1)[1]
+    b.kill()
+    deadline = time.monotonic() + 20
+    while subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "bash", "-c",
+                          "exec 3<>/dev/tcp/127.0.0.1/%s" % port],
+                         capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the migration port still listens"
+        time.sleep(0.1)
+    b.start()
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "v8"))
+
+
+def test_live_move_routes_refuse_bad_input(hosts):
+    a, b, _ = hosts
+    image_id = json.loads(b.cli("image", "inspect", "busybox").stdout)["Id"]
+    config = {"image_id": image_id, "no_network": True}
+    for body, field in (({"type": "container", "stateful": True}, "stateful"),
+                        ({"type": "virtual-machine", "stateful": True}, "disk_size")):
+        body.update(config=config, size=10)
+        st, j, _ = b.request("POST", "/1.0/instances/x1/receive", body)
+        assert st == 400 and j["error"].startswith(field + ":"), j
+    a.cli("launch", "--no-network", "busybox", "c1", "--", *WORKLOAD)
+    for body, want in (({"action": "migrate"}, "uri: migrate: required"),
+                       ({"action": "stop", "uri": "tcp:1.2.3.4:5"}, "uri: only the action migrate"),
+                       ({"action": "migrate", "uri": "udp:x"}, "uri: expected tcp:HOST:PORT")):
+        st, j, _ = a.request("PUT", "/1.0/instances/c1/state", body)
+        assert st == 400 and j["error"].startswith(want), j
+    st, j, _ = a.request("PUT", "/1.0/instances/c1/state",
+                         {"action": "migrate", "uri": "tcp:127.0.0.1:9"})
+    assert st == 202, j
+    ended = a.wait(j["operation"])
+    assert ended["status"] == "failure" and "only VMs migrate live" in ended["err"], ended
+    assert a.info("c1")["status"] == "running"
+    assert b.names() == []

@@ -32,7 +32,7 @@ daemon() {  # ROOT PORT
     i=0; while [ ! -S $1.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
     sleep 1
 }
-ticks() { grep -a '^tick' /tmp/$1/instances/vm1/console.log 2>/dev/null | tr -d '\r'; }
+ticks() { grep -a '^tick' ${2:-/tmp/$1/instances/vm1/console.log} 2>/dev/null | tr -d '\r'; }
 wait_tick() {  # ROOT N
     i=0; while [ "$(ticks $1 | tail -1 | cut -d' ' -f2)" -lt $2 ] 2>/dev/null || [ -z "$(ticks $1)" ]; do
         [ $i -gt 900 ] && break; sleep 0.2; i=$((i+1)); done
@@ -44,14 +44,18 @@ check remote sh -c "tok=\$($B config trust add mover) && $A remote add hb https:
 check launch $A launch busybox vm1 --vm --no-network --memory 128M -- sh -c '%(ticker)s'
 wait_tick ra 6
 echo "lab: before $(ticks ra | tail -1)"
+# the source's console as it goes (the move deletes it)
+tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &
+tailer=$!
 s=$(cut -d' ' -f1 /proc/uptime)
 check move $A move vm1 hb:
 echo "lab: move took $(echo "$(cut -d' ' -f1 /proc/uptime) $s" | awk '{print $1 - $2}') s"
+sleep 0.5; kill $tailer
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
 echo "lab: dest status $($B info vm1 | grep '"status"' | tr -d ' ,')"
 n=$(ticks rb | tail -1 | cut -d' ' -f2)
 wait_tick rb $((${n:-0} + 6))
-ticks ra | tail -3 | sed 's/^/lab: src /'
+ticks ra /tmp/src.log | tail -3 | sed 's/^/lab: src /'
 ticks rb | head -3 | sed 's/^/lab: dst /'
 ticks rb | tail -1 | sed 's/^/lab: dst /'
 ls /tmp/ra/instances/vm1 2>&1 | sed 's/^/lab: left: /'
@@ -115,8 +119,10 @@ def test_running_vm_moves_live_and_ticks_on_without_reboot(run):
     assert dst[-1][0] > first[0] + 4, (src, dst)
     pause = first[1] - last[1] - 0.5
     took = re.search(r"^lab: move took ([\d.]+) s", run.output, re.M)
-    print("live move: total %s s, guest-seen pause %.2f s (uptime %.2f -> %.2f)"
-          % (took.group(1) if took else "?", pause, last[1], first[1]))
+    figures = re.search(r"^cloison: vm1 moved live in .*$", out, re.M)
+    assert figures, out
+    print("live move: total %s s, guest-seen pause %.2f s (uptime %.2f -> %.2f); %s"
+          % (took.group(1) if took else "?", pause, last[1], first[1], figures.group(0)))
 
 
 def test_source_has_nothing_left(run):
