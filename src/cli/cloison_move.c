@@ -540,10 +540,11 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
                           mv->name, mv->remote);
   json_t *m = json_object_get (mig, "migration");
   fprintf (stderr,
-           "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB, guest"
-           " paused %lld ms)\n",
+           "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB, vCPUs"
+           " throttled up to %lld %%, guest paused %lld ms)\n",
            mv->name, (cl_now_ns () - t0) / 1e9, figure (m, "total_ms"), figure (m, "pass"),
-           figure (m, "bytes_sent") / 1000000, figure (m, "downtime_ms"));
+           figure (m, "bytes_sent") / 1000000, figure (m, "throttle_max_pct"),
+           figure (m, "downtime_ms"));
   return 0;
 }
 

@@ -19,6 +19,7 @@ interrupted."""
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -481,3 +482,38 @@ def test_live_move_routes_refuse_bad_input(hosts):
     assert ended["status"] == "failure" and "only VMs migrate live" in ended["err"], ended
     assert a.info("c1")["status"] == "running"
     assert b.names() == []
+
+
+def test_live_move_of_a_running_vm_needs_kvm(hosts, tmp_path):
+    """Where the host has no /dev/kvm (this one): the one-line refusal,
+    nothing changed.  No VM boots here, so the VM's row is made to say
+    running, with a stand-in process as its monitor (what the manager
+    checks a running instance by)."""
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("this host has /dev/kvm: the live move itself is tested in the VM lab")
+    a, b, cfg = hosts
+    seed_stopped_vm(a, tmp_path, "v1")
+    stand = subprocess.Popen(["sleep", "600"])
+    db = sqlite3.connect(os.path.join(a.root, "cloison.db"), timeout=30)
+    try:
+        with open("/proc/%d/stat" % stand.pid) as f:
+            start = int(f.read().rsplit(")", 1)[1].split()[19])
+        with db:
+            db.execute("UPDATE instances SET status = 'running', monitor_pid = ?,"
+                       " monitor_start = ? WHERE name = 'v1'", (stand.pid, start))
+        assert a.info("v1")["status"] == "running"
+        p = a.cli("move", "v1", "hb:", config=cfg, check=False)
+        assert p.returncode != 0
+        assert p.stderr.strip().count("\n") == 0, p.stderr
+        assert "stateful move of VM `v1`: no /dev/kvm on this host" in p.stderr, p.stderr
+        assert "--stateless" in p.stderr
+        assert a.info("v1")["status"] == "running"
+        assert b.names() == []
+        assert not os.path.exists(os.path.join(b.root, "incoming"))
+    finally:
+        with db:
+            db.execute("UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                       " monitor_start = NULL WHERE name = 'v1'")
+        db.close()
+        stand.kill()
+        stand.wait()
