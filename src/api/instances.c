@@ -940,7 +940,8 @@ static int
 op_migrate (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   json_t *figures = NULL;
-  int r = cl_mgr_instance_migrate (m, arg_string (args, "name"), arg_string (args, "uri"), &figures,
+  int r = cl_mgr_instance_migrate (m, arg_string (args, "name"), arg_string (args, "uri"),
+                                   json_string_value (json_object_get (args, "token")), &figures,
                                    err);
   if (r == 0 && figures)
     cl_api_op_set_metadata (op, json_pack ("{s:o}", "migration", figures), NULL);
@@ -974,8 +975,10 @@ static const struct api_field state_fields[] = {
   { "action", API_STRING, true, NULL },
   { "timeout", API_INT, false, NULL },
   { "force", API_BOOL, false, NULL },
-  /* migrate: the destination's stream, tcp:HOST:PORT (docs/move.md) */
+  /* migrate: the destination's stream, tcp:HOST:PORT, and the token it
+     expects in the stream's header (docs/move.md) */
   { "uri", API_STRING, false, NULL },
+  { "token", API_STRING, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -1021,6 +1024,11 @@ cl_api_instance_state_put (struct api_call *c)
                                   : "migrate: required (tcp:HOST:PORT of the destination)");
       return;
     }
+  if (json_object_get (c->body, "token") && kind != &kind_migrate)
+    {
+      cl_api_reply_bad_field (c, "token", "token: only the action migrate takes one");
+      return;
+    }
   if (uri && strncmp (uri, "tcp:", 4) != 0)
     {
       cl_api_reply_bad_field (c, "uri", "uri: expected tcp:HOST:PORT, got `%s`", uri);
@@ -1057,9 +1065,10 @@ cl_api_instance_state_put (struct api_call *c)
       return;
     }
   cl_api_op_start (c, kind, c->params[0], NULL,
-                   json_pack ("{s:s, s:I, s:b, s:b, s:s?}", "name", c->params[0], "timeout",
+                   json_pack ("{s:s, s:I, s:b, s:b, s:s?, s:O?}", "name", c->params[0], "timeout",
                               timeout, "force", json_is_true (json_object_get (c->body, "force")),
-                              "freeze", kind == &kind_freeze, "uri", uri));
+                              "freeze", kind == &kind_freeze, "uri", uri, "token",
+                              json_object_get (c->body, "token")));
 }
 
 /* ---- logs ---- */

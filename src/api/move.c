@@ -177,6 +177,7 @@ struct live_publish
 {
   struct api_op *op;
   const char *uri;
+  const char *token;
 };
 
 /* The destination's monitor is about to accept: the mover, polling this
@@ -185,7 +186,8 @@ static void
 live_listening (void *opaque)
 {
   struct live_publish *p = opaque;
-  cl_api_op_set_metadata (p->op, json_pack ("{s:{s:s}}", "migration", "uri", p->uri), NULL);
+  cl_api_op_set_metadata (
+      p->op, json_pack ("{s:{s:s, s:s}}", "migration", "uri", p->uri, "token", p->token), NULL);
 }
 
 static int
@@ -196,6 +198,7 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
   cleanup_free char *uri = NULL;
   struct cl_mgr_live_in live = { .listen_fd = -1 };
   struct live_publish pub = { .op = op };
+  char token[33];
   char **v = NULL;
   size_t i;
   int r = 0;
@@ -207,6 +210,10 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       live.disk_size = (uint64_t)json_integer_value (json_object_get (args, "disk_size"));
       live.listening = live_listening;
       live.opaque = &pub;
+      /* one-time: the stream's header must carry it (only the source the
+         mover tells connects) */
+      cl_api_random_hex (token, 16);
+      live.token = pub.token = token;
       pub.uri = uri;
       if (live.listen_fd < 0)
         r = -1;

@@ -471,7 +471,7 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
   cleanup_free char *state_path = cl_strdup_printf ("%s/state", spath);
   cleanup_free char *disk
       = cl_strdup_printf ("%s/disk.img", json_string_value (json_object_get (mv->info, "path")));
-  cleanup_free char *text = NULL, *op = NULL, *uri = NULL;
+  cleanup_free char *text = NULL, *op = NULL, *uri = NULL, *token = NULL;
   cleanup_json json_t *mig = NULL, *send = NULL;
   struct cl_api_request req = { .method = "POST", .path = recv };
   struct cl_api_response resp;
@@ -511,10 +511,14 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
       if (cli_call (mv->dst, "GET", op, NULL, NULL, &o, err) < 0)
         return cl_error_wrap (err, "remote `%s`", mv->remote);
       status = json_string_value (json_object_get (o, "status"));
-      u = json_string_value (
-          json_object_get (json_object_get (json_object_get (o, "metadata"), "migration"), "uri"));
+      json_t *where = json_object_get (json_object_get (o, "metadata"), "migration");
+      u = json_string_value (json_object_get (where, "uri"));
       if (u)
-        uri = cl_xstrdup (u);
+        {
+          uri = cl_xstrdup (u);
+          if (json_is_string (json_object_get (where, "token")))
+            token = cl_xstrdup (json_string_value (json_object_get (where, "token")));
+        }
       else if (status && strcmp (status, "running") != 0 && strcmp (status, "pending") != 0)
         {
           const char *e = json_string_value (json_object_get (o, "err"));
@@ -524,7 +528,7 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
         usleep (100 * 1000);
     }
   /* the source's daemon migrates it (its disk too) and waits for the end */
-  send = json_pack ("{s:s, s:s}", "action", "migrate", "uri", uri);
+  send = json_pack ("{s:s, s:s, s:s?}", "action", "migrate", "uri", uri, "token", token);
   if (cli_call (mv->src, "PUT", state_path, NULL, send, &mig, err) < 0)
     {
       cl_error_t ignored = NULL;

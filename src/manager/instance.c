@@ -722,8 +722,10 @@ receive_live (struct cl_manager *m, const char *name, const struct cl_mgr_live_i
     return -1;
   if (live->listening)
     live->listening (live->opaque);
-  return cl_mgr_monitor_spawn (m, inst, &(struct start_opts){ .incoming_fd = live->listen_fd },
-                               NULL, err);
+  return cl_mgr_monitor_spawn (
+      m, inst,
+      &(struct start_opts){ .incoming_fd = live->listen_fd, .incoming_token = live->token }, NULL,
+      err);
 }
 
 int

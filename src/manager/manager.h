@@ -167,6 +167,7 @@ struct cl_mgr_live_in
   int listen_fd;      /* a listening TCP socket: the source's VMM connects */
   uint64_t disk_size; /* the disk's, made sparse here and filled by the
                          block migration */
+  const char *token;  /* the source's stream header must carry it */
   /* called once the instance is made, just before its monitor accepts
      on listen_fd: the caller tells the source where to send */
   void (*listening) (void *opaque);
@@ -182,11 +183,12 @@ int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char 
 int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err);
 
 /* A live move's source side: the running VM's live migration (its disk
-   too) to `uri`, where a destination's monitor waits (docs/move.md).
+   too) to `uri`, where a destination's monitor waits (docs/move.md), with
+   the `token` it expects (NULL: none).
    0 when it runs there: it is stopped here then (*figures: the VMM's
    last migration status, caller frees); -1: it runs on here. */
 int cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri,
-                             json_t **figures, cl_error_t *err);
+                             const char *token, json_t **figures, cl_error_t *err);
 
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);

@@ -101,8 +101,8 @@ cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *
 }
 
 int
-cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri, json_t **figures,
-                         cl_error_t *err)
+cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri, const char *token,
+                         json_t **figures, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
   cleanup_instance struct instance *inst = NULL;
@@ -119,7 +119,7 @@ cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri
                            "instance `%s`: only VMs migrate live (a container moves by "
                            "checkpoint)",
                            name);
-  return cl_mgr_instance_ops (inst)->migrate (m, inst, uri, figures, err);
+  return cl_mgr_instance_ops (inst)->migrate (m, inst, uri, token, figures, err);
 }
 
 int

@@ -352,6 +352,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
       cfg.restore_dir = l->restore_dir;
       cfg.incoming = l->incoming;
+      cfg.incoming_token = l->incoming_token;
       int status = -1;
       cfg.guest_status = &status; /* cloison-init's report of the command's */
       if (cl_vmm_run (&cfg, &verr) < 0)
@@ -611,6 +612,8 @@ vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
   (void)img;
   if (vm_launch_prepare (m, inst, o->restore_dir, o->incoming_fd, &a->vm_launch, err) < 0)
     return -1;
+  if (o->incoming_fd > 0 && o->incoming_token)
+    a->vm_launch.incoming_token = cl_xstrdup (o->incoming_token);
   a->vm_launch.attached = o->attached;
   return 0;
 }
@@ -751,12 +754,12 @@ migrated_figures (const char *console_log)
 /* The VMM's migration to uri, with its disk (block: the destination has
    an empty one), then its end: a completed source exits 0. */
 static int
-vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, json_t **figures,
-            cl_error_t *err)
+vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, const char *token,
+            json_t **figures, cl_error_t *err)
 {
   cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
-  cleanup_json json_t *j = json_pack ("{s:s, s:b}", "uri", uri, "block", 1);
+  cleanup_json json_t *j = json_pack ("{s:s, s:b, s:s?}", "uri", uri, "block", 1, "token", token);
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
   json_t *last = NULL;
   cl_error_t gone = NULL;

@@ -39,7 +39,8 @@ struct vm_launch
      to N in the monitor), or NULL */
   char *incoming;
   int incoming_fd;
-  char *tap; /* network, or NULL */
+  char *incoming_token; /* the source's stream must carry it, or NULL */
+  char *tap;            /* network, or NULL */
   /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
      shares (shared folders, directory volumes); the guest's init mounts
      them as the command line's cloison.vol= and cloison.fs= say */

@@ -392,7 +392,8 @@ def test_destination_killed_during_receive(hosts):
 
 def live_receive(h, tmp_path, name):
     """A live move's receive on h, as a mover starts it (an empty archive,
-    stateful, a 64 MiB disk): (operation URL, the migration's uri)."""
+    stateful, a 64 MiB disk): (operation URL, the migration's uri, the
+    token its stream must carry)."""
     tar = str(tmp_path / ("empty-%s.tar" % name))
     subprocess.run(["tar", "--create", "--zstd", "-f", tar, "--files-from=/dev/null"], check=True)
     raw = open(tar, "rb").read()
@@ -409,33 +410,67 @@ def live_receive(h, tmp_path, name):
     while True:
         st, o, _ = h.request("GET", j["operation"])
         assert st == 200, o
-        uri = ((o["metadata"].get("metadata") or {}).get("migration") or {}).get("uri")
-        if uri:
-            return j["operation"], uri
-        assert o["metadata"]["status"] == "running", o
+        mig = (o["metadata"].get("metadata") or {}).get("migration") or {}
+        if mig.get("uri"):
+            return j["operation"], mig["uri"], mig.get("token")
+        assert o["metadata"]["status"] in ("pending", "running"), o
         assert time.monotonic() < deadline, o
         time.sleep(0.05)
 
 
-def test_live_receive_undone_when_the_stream_is_not_a_migration(hosts, tmp_path):
+# A stream's start as a source VMM sends it (src/vmm/migrate.c): magic,
+# version, then the header's JSON as a message (status, length, text);
+# the destination's answer is a message too.
+SEND_HEADER = r"""
+import json, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+if sys.argv[2] == "garbage":
+    s.sendall(b"not-a-migration-stream\n")
+else:
+    text = json.dumps({"config": {}, "token": sys.argv[2]}).encode()
+    s.sendall(b"CLMIGRAT" + struct.pack("<I", 1) + struct.pack("<II", 0, len(text)) + text)
+s.settimeout(20)
+got = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+print(got[8:].decode(errors="replace"))
+"""
+
+
+@pytest.mark.parametrize("stream,error", [
+    ("garbage", "not a cloison migration stream"),
+    ("0123456789abcdef0123456789abcdef", "migration header: wrong token: not the source"),
+])
+def test_live_receive_undone_when_the_stream_is_not_the_source(hosts, tmp_path, stream, error):
     """The destination's half of a live move, which needs no KVM until the
     stream's header: the instance is made (an empty sparse disk of the
-    size given), its monitor waits on the uri the operation tells; a
-    connection that is no migration fails it, and the receive undoes
-    itself: no instance, no directory, no monitor."""
+    size given), its monitor waits on the uri the operation tells, for a
+    stream whose header carries the one-time token the operation tells
+    too; a connection that is no migration, or one with another token,
+    fails it (and is told why), and the receive undoes itself: no
+    instance, no directory."""
     _, b, _ = hosts
-    op, uri = live_receive(b, tmp_path, "v9")
+    op, uri, token = live_receive(b, tmp_path, "v9")
     assert uri.startswith("tcp:") and int(uri.rsplit(":", 1)[1]) > 0, uri
+    assert len(token) == 32 and token != stream, token
     disk = os.path.join(b.root, "instances", "v9", "disk.img")
     assert os.path.getsize(disk) == 64 << 20 and os.stat(disk).st_blocks == 0
     # the request came over the Unix socket: it listens on every address
     port = uri.rsplit(":", 1)[1]
-    subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "bash", "-c",
-                    "exec 3<>/dev/tcp/127.0.0.1/%s; echo not-a-migration-stream >&3; sleep 1"
-                    % port], check=True)
+    told = subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "/usr/bin/python3", "-c",
+                           SEND_HEADER, port, stream], check=True, capture_output=True,
+                          text=True, timeout=60).stdout
+    if stream != "garbage":
+        assert error in told, told
     ended = b.wait(op)
     assert ended["status"] == "failure", ended
-    assert "not a cloison migration stream" in ended["err"], ended
+    assert error in ended["err"], ended
     assert b.names() == []
     assert not os.path.exists(os.path.join(b.root, "instances", "v9"))
 
@@ -446,7 +481,7 @@ def test_live_receive_daemon_killed_while_waiting(hosts, tmp_path):
     and the restarted daemon's recovery of the `receive` removes the
     instance; the port no longer listens."""
     _, b, _ = hosts
-    _, uri = live_receive(b, tmp_path, "v8")
+    _, uri, _ = live_receive(b, tmp_path, "v8")
     port = uri.rsplit(":", 1)[1]
     b.kill()
     deadline = time.monotonic() + 20
