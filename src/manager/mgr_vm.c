@@ -723,9 +723,10 @@ vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_e
 #define MIGRATED_LINE "cloison-vmm: migrated: "
 
 /* The final figures a completed source VMM wrote on its stderr (the
-   console log) as it exited, which the poll may have missed; NULL: none. */
+   console log) as it exited, which the poll may have missed, of the
+   migration to uri (not an older one's); NULL: none. */
 static json_t *
-migrated_figures (const char *console_log)
+migrated_figures (const char *console_log, const char *uri)
 {
   cleanup_file FILE *f = fopen (console_log, "re");
   cleanup_free char *line = NULL;
@@ -742,6 +743,12 @@ migrated_figures (const char *console_log)
       char *at = strstr (line, MIGRATED_LINE);
       json_t *j
           = at ? json_loads (at + strlen (MIGRATED_LINE), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+      const char *to = json_string_value (json_object_get (j, "uri"));
+      if (j && (to == NULL || strcmp (to, uri) != 0))
+        {
+          json_decref (j);
+          j = NULL;
+        }
       if (j)
         {
           json_decref (last);
@@ -808,7 +815,7 @@ vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, const 
   if (strcmp (json_string_value (json_object_get (last, "state")) ?: "", "completed") != 0)
     {
       cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
-      json_t *final = migrated_figures (log);
+      json_t *final = migrated_figures (log, uri);
       if (final)
         {
           json_decref (last);

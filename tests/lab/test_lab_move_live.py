@@ -59,6 +59,10 @@ ticks ra /tmp/src.log | tail -3 | sed 's/^/lab: src /'
 ticks rb | head -3 | sed 's/^/lab: dst /'
 ticks rb | tail -1 | sed 's/^/lab: dst /'
 ls /tmp/ra/instances/vm1 2>&1 | sed 's/^/lab: left: /'
+# b's monitor is the instance's own now: exec (the guest agent over vsock,
+# under b's CID) and list work on it
+check dest_exec $B exec vm1 -- cat /marker
+check dest_list $B list
 ps -ef | grep -c '[c]loison-vmmon' | sed 's/^/lab: vmmons /'
 grep -a 'cloison-vmm\|cloison:' /tmp/rb/instances/vm1/console.log | tail -5 | sed 's/^/lab: dst-log: /'
 
@@ -123,6 +127,12 @@ def test_running_vm_moves_live_and_ticks_on_without_reboot(run):
     assert figures, out
     print("live move: total %s s, guest-seen pause %.2f s (uptime %.2f -> %.2f); %s"
           % (took.group(1) if took else "?", pause, last[1], first[1], figures.group(0)))
+
+
+def test_exec_and_list_work_on_the_destination(run):
+    assert "moved-marker" in run.assert_check("dest_exec").output, run.output
+    out = run.assert_check("dest_list").output
+    assert re.search(r"^vm1\s.*running", out, re.M), out
 
 
 def test_source_has_nothing_left(run):
