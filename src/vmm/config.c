@@ -61,13 +61,20 @@ clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_
   for (size_t i = 0; i < out->nfs; i++)
     {
       if (strcmp (f[i].tag, user->fs[i].tag) != 0)
-        return cl_error_make (err, 0, "template: fs[%zu] has tag `%s`, the clone `%s`", i,
-                              f[i].tag, user->fs[i].tag);
+        return cl_error_make (err, 0, "template: fs[%zu] has tag `%s`, the clone `%s`", i, f[i].tag,
+                              user->fs[i].tag);
       f[i].path = user->fs[i].path;
       f[i].readonly = user->fs[i].readonly;
     }
   for (size_t i = 0; i < out->nnets; i++)
-    n[i].tap = user->nets[i].tap;
+    {
+      n[i].tap = user->nets[i].tap;
+      if (user->nets[i].has_mac)
+        {
+          memcpy (n[i].mac, user->nets[i].mac, sizeof n[i].mac);
+          n[i].has_mac = true;
+        }
+    }
   return 0;
 }
 
