@@ -67,7 +67,14 @@ clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_
       f[i].readonly = user->fs[i].readonly;
     }
   for (size_t i = 0; i < out->nnets; i++)
-    n[i].tap = user->nets[i].tap;
+    {
+      n[i].tap = user->nets[i].tap;
+      if (user->nets[i].has_mac)
+        {
+          memcpy (n[i].mac, user->nets[i].mac, sizeof n[i].mac);
+          n[i].has_mac = true;
+        }
+    }
   return 0;
 }
 
