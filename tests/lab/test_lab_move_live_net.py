@@ -30,8 +30,8 @@ from lab_cli import MOVE_HELPERS, PROLOGUE, move_files
 SUBNET = "10.88.240.0/24"
 
 # no quotes inside: the command goes through the kernel command line
-GUEST = ("k=0; while [ ! -e /sys/class/net/eth0 ] && [ $k -lt 100 ]; do sleep 0.1; k=$((k+1)); done; "
-         "ip link set lo up; ip link set eth0 up; "
+GUEST = ("k=0; while [ ! -e /sys/class/net/eth0 ] && [ $k -lt 100 ]; do "
+         "sleep 0.1; k=$((k+1)); done; ip link set lo up; ip link set eth0 up; "
          "IFS=: read x y p q r s < /sys/class/net/eth0/address; "
          "a=$((0x$p)).$((0x$q)).$((0x$r)).$((0x$s)); ip addr add $a/24 dev eth0; echo addr $a; "
          "mkdir -p /www; echo hello-vm1 > /www/index.html; httpd -p 80 -h /www; "
