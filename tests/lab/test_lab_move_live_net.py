@@ -14,10 +14,11 @@ vm1 (the busybox VM image) sets its address from its MAC (cloison's
 lines with its uptime to the client over TCP (0.2 s apart) and ticks on
 its console.  It moves live from a to b while the client reads the
 stream: on b it keeps its address and MAC, b's bridge holds its tap, the
-VMM announced it (RARP) so that mn-c's bridge learns it behind b's
-uplink, the client fetches the page at the same address, and the TCP
-connection opened before the move goes on with no line missing.  a has
-no tap and no address of vm1 left.  Printed: the move's total time, the
+VMM announced it (RARP frames, which mn-c's bridge forwards) so that
+mn-c's bridge learns it behind b's uplink, the client fetches the page
+at the same address, and the TCP connection opened before the move goes
+on with no line missing.  a has no tap and no
+address of vm1 left.  Printed: the move's total time, the
 guest-seen pause (uptime gap) and the client-seen gap (the largest time
 between two lines it received)."""
 import json
@@ -65,6 +66,12 @@ $IP -n mn-c link set ca master brc up; $IP -n mn-c link set cb master brc up
 # a's first address taken, so that vm1's is not b's first free one
 /usr/bin/unshare -n sleep 100000 >/dev/null 2>&1 &
 check filler $A network attach lab --instance filler --pid $!
+# mn-c's bridge counts the RARP frames it forwards (only a VMM resuming
+# a guest, b's, sends them)
+NFT="$NS/mn-c /usr/sbin/nft"
+check rarp_counter sh -c "$NFT add table bridge mn &&
+    $NFT add chain bridge mn pass '{ type filter hook forward priority 0; }' &&
+    $NFT add rule bridge mn pass ether type 0x8035 counter"
 
 check launch $A launch busybox vm1 --vm --network lab --memory 128M -- sh -c '%(guest)s'
 wait_tick ra 4
@@ -90,6 +97,7 @@ $IP -n mn-b -o link show master $brb | cut -d: -f2 | sed 's/^/lab: b-port:/'
 $IP -n mn-a -o link show | cut -d: -f2 | sed 's/^/lab: a-link:/'
 echo "lab: a-net $($A network info lab | tr -d ' \n')"
 echo "lab: b-net $($B network info lab | tr -d ' \n')"
+echo "lab: rarp forwarded $($NFT list chain bridge mn pass | grep -o 'packets [0-9]*')"
 echo "lab: announces $(/lab/uhttp /tmp/rb/instances/vm1/api.sock GET /metrics | tail -1 | grep -o '"announces":[0-9]*')"
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
 sed 's/^/lab: stream: /' /tmp/stream.out
@@ -100,7 +108,8 @@ tail -5 /tmp/rb.log | sed 's/^/lab: rb.log: /'
 true
 """ % {"guest": GUEST, "subnet": SUBNET}
 
-NET_MODULES = ["nf_tables", "nft_ct", "nft_nat", "nft_masq", "nft_chain_nat", "nft_fib_ipv4"]
+NET_MODULES = ["nf_tables", "nft_ct", "nft_nat", "nft_masq", "nft_chain_nat", "nft_fib_ipv4",
+               "nft_meta_bridge"]
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +117,7 @@ def run(lab):
     files = move_files() + [
         ("/usr/sbin/ip", "/usr/sbin/ip"), ("/usr/sbin/bridge", "/usr/sbin/bridge"),
         ("/usr/bin/nsenter", "/usr/bin/nsenter"), ("/usr/bin/unshare", "/usr/bin/unshare"),
-        ("/usr/sbin/dnsmasq", "/usr/sbin/dnsmasq"),
+        ("/usr/sbin/dnsmasq", "/usr/sbin/dnsmasq"), ("/usr/sbin/nft", "/usr/sbin/nft"),
         (lab.tool("stamp"), "/lab/stamp"), (lab.tool("uhttp"), "/lab/uhttp")]
     return lab.run(PAYLOAD, files=files, timeout=900, stream=print,
                    modules=lab.LAB_MODULES + NET_MODULES)
@@ -155,6 +164,10 @@ def test_traffic_follows_to_the_same_address(run):
     assert not re.search(r"^lab: fdb-c: \S+ dev ca ", run.output, re.M), run.output
     m = re.search(r'^lab: announces "announces":(\d+)', run.output, re.M)
     assert m and int(m.group(1)) > 0, run.output
+    # and they crossed the segment: mn-c's bridge forwarded them
+    run.assert_check("rarp_counter")
+    rarp = re.search(r"^lab: rarp forwarded packets (\d+)", run.output, re.M)
+    assert rarp and int(rarp.group(1)) >= int(m.group(1)), run.output
 
 
 def test_tcp_connection_opened_before_the_move_survives(run):
