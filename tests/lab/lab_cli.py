@@ -47,6 +47,54 @@ def cli_files():
         ("/sbin/mkfs.ext4", "/usr/sbin/mkfs.ext4"), ("/sbin/resize2fs", "/usr/sbin/resize2fs")]
 
 
+# After PROLOGUE in the `cloison move` payloads: two cloisonds, each a
+# trusted remote of the other ($A and $B run the CLI on their roots).
+#   daemon ROOT ADDR:PORT [NETNS]   a cloisond on ROOT (its socket ROOT.sock,
+#                                   its pid in ROOT.pid), TLS on ADDR:PORT,
+#                                   in the network namespace NETNS if given
+#   remotes URL_A URL_B             hb (b at URL_B) a remote of a, ha of b
+#   ticks ROOT [FILE]               the `tick N UPTIME` lines of vm1's console
+#   wait_tick ROOT N                until vm1 on ROOT has ticked N times
+#   timed_move                      check `move`: $A moves vm1 to hb:, timed
+#                                   ("lab: move took S s"), a's console kept
+#                                   in /tmp/src.log (the move deletes it)
+MOVE_HELPERS = r"""
+export CLOISON_CONFIG=/tmp/cfg
+daemon() {
+    ${3:+nsenter --net=/run/netns/$3} /lab/cloisond --root $1 --socket $1.sock --listen $2 >>$1.log 2>&1 &
+    echo $! > $1.pid
+    i=0; while [ ! -S $1.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+    sleep 1
+}
+remotes() {
+    tok=$($B config trust add mover) && $A remote add hb $2 --token $tok &&
+        tok=$($A config trust add mover2) && $B remote add ha $1 --token $tok
+}
+ticks() { grep -a '^tick' ${2:-/tmp/$1/instances/vm1/console.log} 2>/dev/null | tr -d '\r'; }
+wait_tick() {
+    i=0; while [ "$(ticks $1 | tail -1 | cut -d' ' -f2)" -lt $2 ] 2>/dev/null || [ -z "$(ticks $1)" ]; do
+        [ $i -gt 900 ] && break; sleep 0.2; i=$((i+1)); done
+}
+timed_move() {
+    tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &
+    tailer=$!
+    s=$(cut -d' ' -f1 /proc/uptime)
+    check move $A move vm1 hb:
+    echo "lab: move took $(echo "$(cut -d' ' -f1 /proc/uptime) $s" | awk '{print $1 - $2}') s"
+    sleep 0.5; kill $tailer
+    echo "lab: dest status $($B info vm1 | grep '"status"' | tr -d ' ,')"
+}
+"""
+
+
+def move_files():
+    """cli_files() and what a `cloison move` payload needs besides: the
+    daemon, the archive's tools, debugfs to read a disk image."""
+    return cli_files() + [(BUILD + "/src/cli/cloisond", "/lab/cloisond"),
+                          ("/usr/bin/zstd", "/usr/bin/zstd"), ("/usr/bin/tar", "/usr/bin/tar"),
+                          ("/sbin/debugfs", "/usr/sbin/debugfs")]
+
+
 def assert_not_running_one_line(out, name="vm"):
     """A check's output: the command on a stopped instance failed (its
     payload printed rc=1) with exactly one error line."""

@@ -17,42 +17,22 @@ import re
 
 import pytest
 
-from lab_cli import BUILD, PROLOGUE, cli_files
+from lab_cli import MOVE_HELPERS, PROLOGUE, move_files
 
 # no quotes inside: the command goes through the kernel command line
 TICKER = "echo moved-marker > /marker; sync; i=0; while :; do i=$((i+1)); " \
          "read u r < /proc/uptime; echo tick $i $u; sleep 0.5; done"
 
-PAYLOAD = PROLOGUE + r"""
-export CLOISON_CONFIG=/tmp/cfg
+PAYLOAD = PROLOGUE + MOVE_HELPERS + r"""
 A="$C --root /tmp/ra"; B="$C --root /tmp/rb"
-daemon() {  # ROOT PORT
-    /lab/cloisond --root $1 --socket $1.sock --listen 127.0.0.1:$2 >>$1.log 2>&1 &
-    echo $! > $1.pid
-    i=0; while [ ! -S $1.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-    sleep 1
-}
-ticks() { grep -a '^tick' ${2:-/tmp/$1/instances/vm1/console.log} 2>/dev/null | tr -d '\r'; }
-wait_tick() {  # ROOT N
-    i=0; while [ "$(ticks $1 | tail -1 | cut -d' ' -f2)" -lt $2 ] 2>/dev/null || [ -z "$(ticks $1)" ]; do
-        [ $i -gt 900 ] && break; sleep 0.2; i=$((i+1)); done
-}
-daemon /tmp/ra 8441
-daemon /tmp/rb 8442
-check remote sh -c "tok=\$($B config trust add mover) && $A remote add hb https://127.0.0.1:8442 --token \$tok &&
-    tok=\$($A config trust add mover2) && $B remote add ha https://127.0.0.1:8441 --token \$tok"
+daemon /tmp/ra 127.0.0.1:8441
+daemon /tmp/rb 127.0.0.1:8442
+check remote remotes https://127.0.0.1:8441 https://127.0.0.1:8442
 check launch $A launch busybox vm1 --vm --no-network --memory 128M -- sh -c '%(ticker)s'
 wait_tick ra 6
 echo "lab: before $(ticks ra | tail -1)"
-# the source's console as it goes (the move deletes it)
-tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &
-tailer=$!
-s=$(cut -d' ' -f1 /proc/uptime)
-check move $A move vm1 hb:
-echo "lab: move took $(echo "$(cut -d' ' -f1 /proc/uptime) $s" | awk '{print $1 - $2}') s"
-sleep 0.5; kill $tailer
+timed_move
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
-echo "lab: dest status $($B info vm1 | grep '"status"' | tr -d ' ,')"
 n=$(ticks rb | tail -1 | cut -d' ' -f2)
 wait_tick rb $((${n:-0} + 6))
 ticks ra /tmp/src.log | tail -3 | sed 's/^/lab: src /'
@@ -75,7 +55,7 @@ kill -9 $(cat /tmp/ra.pid)
 wait $mover; echo "lab: back rc=$?"
 sed 's/^/lab: back: /' /tmp/back.out
 rm -f /tmp/ra.sock
-daemon /tmp/ra 8441
+daemon /tmp/ra 127.0.0.1:8441
 echo "lab: after-fail a list: $($A list --format json | tr -d ' \n')"
 ls /tmp/ra/instances/vm1 2>&1 | sed 's/^/lab: a-left: /'
 echo "lab: after-fail b status $($B info vm1 | grep '"status"' | tr -d ' ,')"
@@ -95,10 +75,7 @@ true
 
 @pytest.fixture(scope="module")
 def run(lab):
-    files = cli_files() + [(BUILD + "/src/cli/cloisond", "/lab/cloisond"),
-                           ("/usr/bin/zstd", "/usr/bin/zstd"), ("/usr/bin/tar", "/usr/bin/tar"),
-                           ("/sbin/debugfs", "/usr/sbin/debugfs")]
-    return lab.run(PAYLOAD, files=files, timeout=900, stream=print)
+    return lab.run(PAYLOAD, files=move_files(), timeout=900, stream=print)
 
 
 def ticks(out, prefix):

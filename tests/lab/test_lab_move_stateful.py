@@ -16,7 +16,7 @@ import re
 import pytest
 
 import lab_criu
-from lab_cli import BUILD, HTTP_SH, NETWORK_FILES, NETWORK_MODULES, PROLOGUE, cli_files
+from lab_cli import HTTP_SH, MOVE_HELPERS, NETWORK_FILES, NETWORK_MODULES, PROLOGUE, move_files
 
 # its stdio as the manager gives it: stdin a pipe, stdout the console
 COUNTER = ("exec 3>>/root/log; i=0; "
@@ -26,17 +26,10 @@ COUNTER = ("exec 3>>/root/log; i=0; "
 SERVER = ("mkdir -p /www; echo hello-ctrnet > /www/index.html; httpd -p 8080 -h /www; "
           "i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.5; done")
 
-PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + HTTP_SH + r"""
-export CLOISON_CONFIG=/tmp/cfg
+PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + HTTP_SH + MOVE_HELPERS + r"""
 A="$C --root /tmp/ra"; B="$C --root /tmp/rb"
-daemon() {  # ROOT PORT
-    /lab/cloisond --root $1 --socket $1.sock --listen 127.0.0.1:$2 >>$1.log 2>&1 &
-    echo $! > $1.pid
-    i=0; while [ ! -S $1.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
-    sleep 1
-}
-daemon /tmp/ra 8441
-daemon /tmp/rb 8442
+daemon /tmp/ra 127.0.0.1:8441
+daemon /tmp/rb 127.0.0.1:8442
 check remote sh -c "tok=\$($B config trust add mover) && $A remote add hb https://127.0.0.1:8442 --token \$tok"
 check launch $A launch busybox ctr --no-network -- sh -c '%(counter)s'
 sleep 5
@@ -57,7 +50,7 @@ check back $B move ctr ha:
 # the destination's daemon dies once it has extracted the archive (the
 # test build's crash point): the move fails after the checkpoint
 kill $(cat /tmp/rb.pid); sleep 1; rm -f /tmp/rb.sock
-CLOISON_MOVE_TEST_CRASH_AT=receive-extracted daemon /tmp/rb 8442
+CLOISON_MOVE_TEST_CRASH_AT=receive-extracted daemon /tmp/rb 127.0.0.1:8442
 echo "lab: before-fail $($A exec ctr -- cat /root/count)"
 echo "lab: pid before-fail $($A info ctr | grep '"pid"' | tr -dc 0-9)"
 check move_fail $A move ctr hb:
@@ -81,8 +74,7 @@ $IP netns add mvnet && $IP link add mv-h type veth peer name mv-c netns mvnet &&
     $IP -n mvnet link set lo up && echo "lab: mvnet ok"
 NS="nsenter --net=/run/netns/mvnet"
 Cc="$C --root /tmp/rc"
-$NS /lab/cloisond --root /tmp/rc --socket /tmp/rc.sock --listen 10.99.0.2:8443 >>/tmp/rc.log 2>&1 &
-i=0; while [ ! -S /tmp/rc.sock ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; sleep 1
+daemon /tmp/rc 10.99.0.2:8443 mvnet
 check net_a $A network create ctrnet --subnet 10.88.5.0/24
 check net_c $NS $Cc network create ctrnet --subnet 10.88.5.0/24
 check remote_c sh -c "tok=\$($Cc config trust add mover3) && $A remote add hc https://10.99.0.2:8443 --token \$tok"
@@ -106,12 +98,8 @@ true
 
 @pytest.fixture(scope="module")
 def run(lab):
-    # the move's archive: GNU tar (lab_criu's) with zstd
-    files = cli_files() + lab_criu.criu_files() + [(BUILD + "/src/cli/cloisond", "/lab/cloisond"),
-                                                   ("/usr/bin/zstd", "/usr/bin/zstd")]
-    files += NETWORK_FILES
-    return lab.run(PAYLOAD, files=files, timeout=900, stream=print,
-                   modules=lab_criu.MODULES + NETWORK_MODULES)
+    return lab.run(PAYLOAD, files=move_files() + lab_criu.criu_files() + NETWORK_FILES,
+                   timeout=900, stream=print, modules=lab_criu.MODULES + NETWORK_MODULES)
 
 
 def value(out, key):
