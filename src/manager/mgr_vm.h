@@ -48,7 +48,7 @@ struct vm_launch
   bool attached;      /* serial console on our stdio (run) instead of the log */
 };
 
-/* One frame to the agent (cl_mgr_agent_session.c); a string frame (ARG, ENV);
+/* One frame to the agent (agent_relay.c); a string frame (ARG, ENV);
    the terminal's size (stdin's, else stdout's) as a winsize payload. */
 int cl_mgr_agent_send_frame (int fd, char type, const void *data, size_t len, cl_error_t *err);
 int cl_mgr_agent_send_string (int fd, char type, const char *s, cl_error_t *err);
