@@ -46,8 +46,9 @@ for arg in $(cat /proc/cmdline); do
 done
 [ -n "$shell" ] && exec /bin/sh
 if [ -n "$fs" ]; then
-  # the agent mounts the share at the container's first process: the same
-  # guest serves every container (a template is snapshotted before any)
+  # the agent mounts the share before it says ready: a template is
+  # snapshotted with the FUSE session up and every clone's share is its
+  # container's rootfs (docs/templates.md)
   exec /sbin/cloison-agent --pid1 --fs "$fs" /newroot
 fi
 i=0

@@ -31,9 +31,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/vm_sockets.h>
@@ -41,6 +43,8 @@
 /* --fs TAG: the virtio-fs share to mount on ROOT at the first request
    that carries a container's process. */
 static const char *fs_tag;
+/* The share was mounted at the agent's start (main). */
+static bool share_mounted;
 
 /* In the initramfs, not under ROOT: made once the container's first
    process has its rootfs and mounts.  An exec that arrives before (a
@@ -55,6 +59,23 @@ static bool
 first_process (json_t *spec)
 {
   return json_object_get (spec, "entropy") != NULL;
+}
+
+/* The host's CLOISON_VMCTR_TRACE ("trace" in the request): the agent's
+   steps on the console with the guest's monotonic time. */
+static bool tracing;
+static int trace_fd = 1;
+
+static void
+trace (const char *what)
+{
+  struct timespec ts;
+
+  if (!tracing)
+    return;
+  clock_gettime (CLOCK_MONOTONIC, &ts);
+  dprintf (trace_fd, "agent-trace %lld.%03ld %s\n", (long long)ts.tv_sec, ts.tv_nsec / 1000000,
+           what);
 }
 
 static void
@@ -211,12 +232,15 @@ exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
 {
   const char *path = NULL;
 
+  trace ("child");
+  if (tracing)
+    trace_fd = fcntl (1, F_DUPFD_CLOEXEC, 3);
   setsid ();
   dup2 (in, 0), dup2 (out, 1), dup2 (errfd, 2);
   if (rq->pty && ioctl (0, TIOCSCTTY, 0) < 0)
     dprintf (2, "cloison-agent: TIOCSCTTY: %s\n", strerror (errno));
   for (int fd = 3; fd < 1024; fd++)
-    if (fd != rootfd)
+    if (fd != rootfd && fd != trace_fd)
       close (fd);
   if (fchdir (rootfd) < 0 || chroot (".") < 0 || chdir ("/") < 0)
     {
@@ -224,6 +248,7 @@ exec_command (int rootfd, struct request *rq, int in, int out, int errfd)
       _exit (127);
     }
   close (rootfd);
+  trace ("chrooted");
   if (rq->spec)
     cl_agent_spec_exec (rq->spec);
   for (size_t i = 0; i < rq->envc; i++)
@@ -334,20 +359,25 @@ serve (int rootfd, const char *root, int conn)
   signal (SIGCHLD, SIG_DFL);
   if (read_request (conn, &rq) < 0)
     _exit (1);
+  tracing = json_is_true (json_object_get (rq.spec, "trace"));
+  trace ("request");
   if (rq.spec && fs_tag)
     {
-      /* the container's rootfs, mounted at its first process (a VM
-         restored from a template mounts it then) */
+      /* the container's rootfs: mounted at the agent's start (and then in
+         the template a clone was restored from), else at its first
+         process; O_PATH: no FUSE OPENDIR round trip */
       int fd;
       if (!first_process (rq.spec))
         setup_wait ();
-      cl_agent_spec_mount_root (rq.spec, fs_tag, root);
-      fd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      cl_agent_spec_mount_root (rq.spec, fs_tag, root, share_mounted);
+      trace ("rootfs mounted");
+      fd = open (root, O_PATH | O_DIRECTORY | O_CLOEXEC);
       if (fd >= 0)
         dup3 (fd, rootfd, O_CLOEXEC), close (fd);
     }
   if (rq.spec)
     cl_agent_spec_global (rq.spec, root);
+  trace ("set up");
   if (rq.spec && fs_tag && first_process (rq.spec))
     {
       int fd = open (SETUP_DONE, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
@@ -442,9 +472,11 @@ serve (int rootfd, const char *root, int conn)
           stdin_close (&in);
         }
     }
+  trace ("outputs closed");
   while (waitpid (pid, &st, 0) < 0)
     if (errno != EINTR)
       _exit (1);
+  trace ("exited");
   send_exit (conn, WIFEXITED (st) ? (uint32_t)WEXITSTATUS (st) : 128u + (uint32_t)WTERMSIG (st));
 }
 
@@ -466,7 +498,16 @@ main (int argc, char **argv)
       return 2;
     }
   root = argv[argc - 1];
-  rootfd = open (root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  /* The share at once, before "ready": a template is snapshotted with it
+     mounted (the FUSE session set up, nothing looked up), so that a clone,
+     whose share is its container's rootfs, skips the mount and its round
+     trips.  Failing here, the first request mounts it. */
+  if (fs_tag && mount (fs_tag, root, "virtiofs", 0, NULL) < 0)
+    fprintf (stderr, "cloison-agent: mount the virtio-fs share %s on %s: %s\n", fs_tag, root,
+             strerror (errno));
+  else if (fs_tag)
+    share_mounted = true;
+  rootfd = open (root, (share_mounted ? O_PATH : O_RDONLY) | O_DIRECTORY | O_CLOEXEC);
   if (rootfd < 0)
     {
       fprintf (stderr, "cloison-agent: open `%s`: %s\n", root, strerror (errno));

@@ -214,11 +214,22 @@ entropy (const char *hex)
 #define FUSE_SUPER_MAGIC 0x65735546
 
 void
-cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root)
+cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root, bool mounted)
 {
   struct statfs sf;
   bool ro = json_is_true (json_object_get (spec, "rootfs_readonly"));
 
+  if (mounted)
+    {
+      /* mounted read-write at the agent's start (before a template's
+         snapshot); a read-only rootfs is a read-only bind mount on it
+         (no FUSE request: a superblock remount would sync the share) */
+      if (ro
+          && (mount (root, root, NULL, MS_BIND, NULL) < 0
+              || mount (NULL, root, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0))
+        dprintf (2, "cloison-agent: make %s read-only: %s\n", root, strerror (errno));
+      return;
+    }
   if (statfs (root, &sf) == 0 && sf.f_type == FUSE_SUPER_MAGIC)
     return; /* mounted by an earlier request */
   if (mount (tag, root, "virtiofs", ro ? MS_RDONLY : 0, NULL) < 0)

@@ -4,10 +4,13 @@
 #define CLOISON_AGENT_SPEC_H
 
 #include <jansson.h>
+#include <stdbool.h>
 
 /* Mounts the virtio-fs share `tag` on root (read-only if the spec's
-   "rootfs_readonly"), unless a FUSE filesystem is there already. */
-void cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root);
+   "rootfs_readonly"), unless a FUSE filesystem is there already;
+   `mounted`: the agent mounted it at its start, read-write, and a
+   read-only rootfs becomes a read-only bind mount on it. */
+void cl_agent_spec_mount_root (json_t *spec, const char *tag, const char *root, bool mounted);
 /* What the request changes in the whole guest: the clock, the RNG, the
    spec's non-bind mounts under root, the hostname, the network.
    Problems are reported on stderr (the console) and do not stop it. */

@@ -15,13 +15,6 @@
 #include <string.h>
 #include <unistd.h>
 
-char *
-cl_img_data_path (const char *file)
-{
-  cleanup_free char *dir = cl_piece_path (CL_PIECE_IMAGE_DATA);
-  return cl_strdup_printf ("%s/%s", dir, file);
-}
-
 static bool
 is_builtin (const char *name)
 {

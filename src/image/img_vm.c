@@ -20,48 +20,10 @@
 
 #define MIB (1ULL << 20)
 
-static int
-vm_piece (const char *file, const char **path, cl_error_t *err)
-{
-  char *p = cl_img_data_path (file);
-  if (access (p, R_OK) < 0)
-    {
-      cl_error_errno (err,
-                      "VM %s `%s` (build it with `ninja -C build vm-image`, which fetches the "
-                      "Debian kernel once)",
-                      file, p);
-      free (p);
-      return -1;
-    }
-  *path = p; /* kept for the life of the process, like a static */
-  return 0;
-}
-
-int
-cl_img_vm_kernel (const char **path, cl_error_t *err)
-{
-  static const char *cached;
-  if (cached == NULL && vm_piece ("vmlinuz", &cached, err) < 0)
-    return -1;
-  *path = cached;
-  return 0;
-}
-
-int
-cl_img_vm_initramfs (const char **path, cl_error_t *err)
-{
-  static const char *cached;
-  if (cached == NULL && vm_piece ("initramfs.cpio.gz", &cached, err) < 0)
-    return -1;
-  *path = cached;
-  return 0;
-}
-
 /* The child: in a mount namespace of its own (so that nothing stays
    mounted if anyone dies), mounts the merged rootfs and execs mkfs. */
-static void __attribute__ ((noreturn))
-mkfs_child (const struct cl_image *image, const char *mnt, const char *empty, const char *disk,
-            int errfd)
+static void __attribute__ ((noreturn)) mkfs_child (const struct cl_image *image, const char *mnt,
+                                                   const char *empty, const char *disk, int errfd)
 {
   const char *src = image->n_layers == 1 ? image->layers[0] : mnt;
   dup2 (errfd, STDERR_FILENO);
@@ -84,7 +46,7 @@ mkfs_child (const struct cl_image *image, const char *mnt, const char *empty, co
         }
     }
   execlp ("mkfs.ext4", "mkfs.ext4", "-q", "-F", "-t", "ext4", "-L", "cloison-root", "-i", "8192",
-          "-E", "root_owner=0:0", "-d", src, disk, (char *) NULL);
+          "-E", "root_owner=0:0", "-d", src, disk, (char *)NULL);
   dprintf (errfd, "exec mkfs.ext4: %s\n", strerror (errno));
   _exit (127);
 }
@@ -155,7 +117,7 @@ cl_img_build_vm_disk (struct cl_image_store *s, const struct cl_image *image, co
       cl_error_errno (err, "create `%s`", disk);
       goto out;
     }
-  if (ftruncate (fd, (off_t) size_bytes) < 0)
+  if (ftruncate (fd, (off_t)size_bytes) < 0)
     {
       cl_error_errno (err, "size `%s`", disk);
       goto out;

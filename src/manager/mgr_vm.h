@@ -58,6 +58,12 @@ struct vm_launch
   bool attached;      /* serial console on our stdio (run) instead of the log */
 };
 
+/* One frame to the agent (agent_relay.c); a string frame (ARG, ENV);
+   the terminal's size (stdin's, else stdout's) as a winsize payload. */
+int cl_mgr_agent_send_frame (int fd, char type, const void *data, size_t len, cl_error_t *err);
+int cl_mgr_agent_send_string (int fd, char type, const char *s, cl_error_t *err);
+void cl_mgr_agent_terminal_size (unsigned char *payload);
+
 /* exec of a running VM (vm_agent.c: through the guest agent over vsock,
    see src/agent/protocol.h). */
 int cl_mgr_vm_exec (struct cl_manager *m, struct instance *inst, char **argv, const char **env,

@@ -59,6 +59,8 @@
 #define VMCTR_BOOT_TIMEOUT_NS (180ull * 1000000000ull)
 #define VMCTR_EXEC_CONNECT_TIMEOUT_NS (10ull * 1000000000ull)
 #define VMCTR_CLONE_TIMEOUT_NS (30ull * 1000000000ull)
+/* The first vsock connect's own timeout (agent_connect). */
+#define VMCTR_CONNECT_TRY_MS 250u
 /* A VM-isolated container starts from a clone of the warm template of
    its machine (docs/templates.md); annotations[VMCTR_BOOT] = "cold" boots
    it instead. */
@@ -108,6 +110,45 @@ warm_wanted (json_t *config, cl_error_t *err)
     return 0;
   return cl_error_make (err, 0, "annotation " VMCTR_BOOT ": `%s`: expected warm or cold",
                         b ? b : "(not a string)");
+}
+
+/* CLOISON_VMCTR_TRACE=1 in the environment: the shim's steps on stderr
+   with the host's monotonic time (docs/templates.md "Where the time
+   goes"); the VMM's and the agent's land in the console log, which is
+   copied to stderr when the container ends. */
+static bool
+trace_on (void)
+{
+  static int on = -1;
+
+  if (on < 0)
+    on = getenv ("CLOISON_VMCTR_TRACE") != NULL;
+  return on;
+}
+
+static void
+trace (const char *what)
+{
+  if (trace_on ())
+    fprintf (stderr, "vmctr-trace %.3f %s\n", cl_now_ns () / 1e9, what);
+}
+
+/* With tracing, the VMM's and the agent's lines of the console log. */
+static void
+trace_console (const char *log)
+{
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  cl_error_t e = NULL;
+
+  if (!trace_on () || cl_read_file (log, &text, &len, &e) < 0)
+    {
+      cl_error_release (&e);
+      return;
+    }
+  for (char *line = strtok (text, "\n"); line; line = strtok (NULL, "\n"))
+    if (strstr (line, "trace") || strstr (line, "cloison-vmm:"))
+      fprintf (stderr, "console: %s\n", line);
 }
 
 /* Before `ready`, failures go to the runtime on ready_fd ("E" + message);
@@ -190,19 +231,30 @@ log_tail (const char *log)
 }
 
 /* Connects to the guest agent, retrying while the VM boots.  vmm: the
-   VMM child (its death ends the wait), or -1; log: its console. */
+   VMM child (its death ends the wait), or -1; log: its console.
+
+   Each attempt waits at most VMCTR_CONNECT_TRY_MS, doubled at each retry
+   up to the kernel's default of 2 s: a request that reaches a restored
+   guest before it took the vsock transport reset is never answered, and
+   with the default the shim sat out 2 s for it (seen in the lab when the
+   restore was slow). */
 static int
 agent_connect (uint32_t cid, pid_t vmm, const char *log, uint64_t timeout_ns, int *out,
                cl_error_t *err)
 {
   struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = cid };
   uint64_t deadline = cl_now_ns () + timeout_ns;
+  unsigned try_ms = VMCTR_CONNECT_TRY_MS;
 
   for (;;)
     {
       int fd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0), e;
+      struct timeval tv = { .tv_sec = try_ms / 1000, .tv_usec = (try_ms % 1000) * 1000 };
       if (fd < 0)
         return cl_error_errno (err, "vsock socket");
+      setsockopt (fd, AF_VSOCK, SO_VM_SOCKETS_CONNECT_TIMEOUT, &tv, sizeof tv);
+      if (try_ms < 2000)
+        try_ms *= 2;
       if (connect (fd, (struct sockaddr *)&sa, sizeof sa) == 0)
         {
           *out = fd;
@@ -210,6 +262,12 @@ agent_connect (uint32_t cid, pid_t vmm, const char *log, uint64_t timeout_ns, in
         }
       e = errno;
       close (fd);
+      if (trace_on ())
+        {
+          char msg[96];
+          snprintf (msg, sizeof msg, "connect: %s", strerror (e));
+          trace (msg);
+        }
       if (vmm > 0 && waitpid (vmm, NULL, WNOHANG) == vmm)
         {
           cleanup_free char *tail = log_tail (log);
@@ -431,6 +489,7 @@ vmm_start (const struct vm_start *v, cl_error_t *err)
       cfg.api_socket = v->api_socket;
       cfg.restore_dir = v->restore_dir;
       cfg.restore_clone = v->restore_dir != NULL;
+      cfg.debug = trace_on ();
       if (cl_vmm_run (&cfg, &verr) < 0)
         {
           dprintf (2, "cloison-vmctr: VMM: %s\n", verr ? verr->msg : "failed");
@@ -669,6 +728,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   pid_t vmm = -1;
   int code, warm;
 
+  trace ("create");
   if (cl_json_load_file (spec_path, &vs, &err) < 0)
     return report_failure (ready_fd, &err);
   config = json_object_get (vs, "config");
@@ -722,6 +782,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   v.api_socket = strlen (api) < sizeof ((struct sockaddr_un *)0)->sun_path ? api : NULL;
   /* warm: a clone of the template of this machine (made once), unless
      the config asks for a cold boot */
+  trace ("set up (mounts, network, terminal)");
   if (warm)
     {
       tdir = template_dir (dir, &v, &err);
@@ -739,10 +800,12 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
                        : cl_xstrdup (json_string_value (json_object_get (vs, "id")));
   if (take_cid (seed, &v.cid, &v.vsock_fd, &err) < 0)
     return report_failure (ready_fd, &err);
+  trace ("template and CID");
   vmm = vmm_start (&v, &err);
   close (v.vsock_fd);
   if (vmm < 0)
     return report_failure (ready_fd, &err);
+  trace ("VMM forked");
   if (agent_connect (v.cid, vmm, v.log,
                      v.restore_dir ? VMCTR_CLONE_TIMEOUT_NS : VMCTR_BOOT_TIMEOUT_NS, &conn, &err)
       < 0)
@@ -781,6 +844,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
     if (cl_write_file (how, what, strlen (what), 0, &e) < 0)
       cl_error_release (&e);
   }
+  trace ("agent connected");
   dprintf (ready_fd, "R%u\n", v.cid);
   close (ready_fd);
   if (wait_start (dir, &err) < 0)
@@ -789,6 +853,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
       fprintf (stderr, "cloison-vmctr: %s\n", err->msg);
       return 255;
     }
+  trace ("started");
   /* what only the first process carries: the guest's mounts, name,
      network, and what makes this VM unique (entropy, clock) */
   hex_random (entropy, 64);
@@ -803,14 +868,20 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   if (net.hostname && json_object_get (config, "hostname") == NULL)
     json_object_set_new (req, "hostname", json_string (net.hostname));
   json_object_set_new (req, "rootfs_readonly", json_boolean (v.readonly));
+  if (trace_on ())
+    json_object_set_new (req, "trace", json_true ());
   if (send_request (conn, req, tty, &err) < 0)
     {
       vm_stop (vmm);
       fprintf (stderr, "cloison-vmctr: %s\n", err->msg);
       return 255;
     }
+  trace ("request sent");
   code = relay (steal_fd (&conn), tty, vmm);
+  trace ("exit status");
   vm_stop (vmm);
+  trace ("VMM stopped");
+  trace_console (v.log);
   cl_mgr_vmctr_net_release (&net);
   return code;
 }

@@ -35,6 +35,8 @@
 /* Seconds the guest may cache entries and attributes (virtiofsd's
    cache=auto): changes made on the host show within a second. */
 #define CACHE_SECS 1
+/* The most the guest reads ahead (op_init). */
+#define FUSE_SERVER_READAHEAD (32u * 1024)
 #define INIT_FLAGS                                                                                 \
   (FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_AUTO_INVAL_DATA                  \
    | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_CACHE_SYMLINKS)
@@ -510,7 +512,13 @@ op_init (OP_PARAMS)
     return -EINVAL;
   o->major = FUSE_KERNEL_VERSION;
   o->minor = s->minor;
-  o->max_readahead = in->max_readahead;
+  /* The guest's read-around for mmap faults is this window: exec of a
+     binary faulted 128 KiB around each touched page (all 2 MiB of busybox
+     for /bin/true), and a clone of a warm template pays for every guest
+     page the data lands in (docs/templates.md "Where the time goes").
+     read() of large buffers still asks up to the bdi's io_pages. */
+  o->max_readahead
+      = in->max_readahead < FUSE_SERVER_READAHEAD ? in->max_readahead : FUSE_SERVER_READAHEAD;
   o->flags = in->flags & INIT_FLAGS;
   o->max_write = FUSE_SERVER_MAX_IO;
   if (s->minor >= 28 && (in->flags & FUSE_MAX_PAGES))

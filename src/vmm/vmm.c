@@ -436,9 +436,9 @@ cl_vmm_run (const struct cl_vmm_config *user_cfg, cl_error_t *err)
     m.restore_ns = cl_now_ns () - t_entry; /* read by GET /metrics */
   else if (incoming)
     m.restore_ns = cl_now_ns () - m.restore_ns; /* from the stream's end */
-  if (m.cfg->debug)
-    fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry\n",
-             (cl_now_ns () - t_entry) / 1e6);
+  if (m.cfg->debug || user_cfg->debug)
+    fprintf (stderr, "cloison-vmm: vCPUs started %.1f ms after entry (monotonic %.3f)\n",
+             (cl_now_ns () - t_entry) / 1e6, cl_now_ns () / 1e9);
   if (m.cfg->debug && incoming)
     fprintf (stderr, "cloison-vmm: running %.1f ms after the migration stream's end\n",
              m.restore_ns / 1e6);

@@ -146,6 +146,8 @@ fuse_init (struct fixture *f)
   assert_int_equal (o.major, 7);
   assert_int_equal (o.minor, 38);
   assert_int_equal (o.max_write, FUSE_SERVER_MAX_IO);
+  /* 32 KiB of read-ahead at most (exec's read-around; docs/templates.md) */
+  assert_int_equal (o.max_readahead, 32768);
   /* Only what we offer and the guest asked for. */
   assert_true (o.flags & FUSE_DO_READDIRPLUS);
   assert_false (o.flags & FUSE_POSIX_LOCKS);
