@@ -32,9 +32,13 @@
 #define MAX_INODES (1u << 20)
 #define MAX_HANDLES (1u << 16)
 #define HASH_BUCKETS 4096
-/* Seconds the guest may cache entries and attributes (virtiofsd's
-   cache=auto): changes made on the host show within a second. */
-#define CACHE_SECS 1
+/* Seconds the guest may cache entries and attributes.  A share the
+   guest owns (the default): a day, as virtiofsd's cache=always, so the
+   guest asks again only for what it does not hold.  A `shared` one
+   (others change the directory too): a second, virtiofsd's cache=auto,
+   so host changes show within a second. */
+#define CACHE_SECS_OWNED 86400
+#define CACHE_SECS_SHARED 1
 #define INIT_FLAGS                                                                                 \
   (FUSE_ASYNC_READ | FUSE_ATOMIC_O_TRUNC | FUSE_BIG_WRITES | FUSE_AUTO_INVAL_DATA                  \
    | FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO | FUSE_PARALLEL_DIROPS | FUSE_CACHE_SYMLINKS)
@@ -67,6 +71,8 @@ struct fuse_server
   bool read_only;
   bool as_root; /* give created files the guest caller's uid/gid */
   bool mounted;
+  bool shared;    /* others change the directory: short timeouts, write-through */
+  bool writeback; /* FUSE_WRITEBACK_CACHE negotiated for this session */
   uint32_t minor;
   int proc_fd;             /* /proc/self/fd */
   struct fs_inode *inodes; /* [0] unused, [1] the root */
@@ -391,7 +397,7 @@ do_lookup (struct fuse_server *s, int dirfd, const char *name, struct fuse_entry
   memset (e, 0, sizeof *e);
   e->nodeid = id;
   e->generation = s->inodes[id].gen;
-  e->entry_valid = e->attr_valid = CACHE_SECS;
+  e->entry_valid = e->attr_valid = s->shared ? CACHE_SECS_SHARED : CACHE_SECS_OWNED;
   fill_attr (&e->attr, &st);
   return 0;
 }
@@ -407,14 +413,39 @@ reply_entry (struct fuse_server *s, const struct fs_inode *parent, const char *n
 }
 
 static int
-reply_attr (struct reply *r, const struct stat *st)
+reply_attr (struct fuse_server *s, struct reply *r, const struct stat *st)
 {
   struct fuse_attr_out *o = reply_room (r, sizeof *o);
   if (o == NULL)
     return -EINVAL;
-  o->attr_valid = CACHE_SECS;
+  o->attr_valid = s->shared ? CACHE_SECS_SHARED : CACHE_SECS_OWNED;
   fill_attr (&o->attr, st);
   return 0;
+}
+
+/* FUSE_HANDLE_KILLPRIV_V2: a write or truncate by a guest caller without
+   CAP_FSETID clears set-user-id, and set-group-id when group-executable,
+   as the guest kernel would (the VMM itself may hold CAP_FSETID). */
+static int
+kill_suidgid (struct fuse_server *s, const struct fs_inode *n, int fd)
+{
+  struct stat st;
+  mode_t mode;
+  char name[16];
+  int e;
+
+  if ((e = stat_fd (fd >= 0 ? fd : n->fd, &st)) < 0)
+    return e;
+  mode = st.st_mode & 07777;
+  if (!S_ISREG (st.st_mode) || !(mode & (S_ISUID | S_ISGID)))
+    return 0;
+  mode &= ~S_ISUID;
+  if (mode & S_IXGRP)
+    mode &= ~S_ISGID;
+  if (fd >= 0)
+    return fchmod (fd, mode) < 0 ? neg_errno () : 0;
+  snprintf (name, sizeof name, "%d", n->fd);
+  return fchmodat (s->proc_fd, name, mode, 0) < 0 ? neg_errno () : 0;
 }
 
 /* ------------------------------------------------------------ handles */
@@ -512,6 +543,16 @@ op_init (OP_PARAMS)
   o->minor = s->minor;
   o->max_readahead = in->max_readahead;
   o->flags = in->flags & INIT_FLAGS;
+  /* The guest caches writes and times in its page cache and sends them
+     in large WRITEs: only when nobody else writes the directory. */
+  if (!s->shared && !s->read_only)
+    o->flags |= in->flags & FUSE_WRITEBACK_CACHE;
+  /* The server clears set-id bits on write, truncate and chown (the host
+     kernel clears security.capability itself), so the guest no longer
+     asks for security.capability before every write(). */
+  if (s->minor >= 33)
+    o->flags |= in->flags & FUSE_HANDLE_KILLPRIV_V2;
+  s->writeback = (o->flags & FUSE_WRITEBACK_CACHE) != 0;
   o->max_write = FUSE_SERVER_MAX_IO;
   if (s->minor >= 28 && (in->flags & FUSE_MAX_PAGES))
     {
@@ -553,7 +594,7 @@ op_getattr (OP_PARAMS)
       return fd;
   if ((e = stat_fd (fd, &st)) < 0)
     return e;
-  return reply_attr (r, &st);
+  return reply_attr (s, r, &st);
 }
 
 static int
@@ -633,12 +674,15 @@ op_setattr (OP_PARAMS)
       if (e < 0)
         return neg_errno ();
     }
+  if ((in->valid & FATTR_KILL_SUIDGID) && !(in->valid & FATTR_MODE))
+    if ((e = kill_suidgid (s, n, hfd)) < 0)
+      return e;
   if (in->valid & (FATTR_ATIME | FATTR_MTIME | FATTR_ATIME_NOW | FATTR_MTIME_NOW))
     if ((e = set_times (s, n, in)) < 0)
       return e;
   if ((e = stat_fd (n->fd, &st)) < 0)
     return e;
-  return reply_attr (r, &st);
+  return reply_attr (s, r, &st);
 }
 
 static int
@@ -795,6 +839,15 @@ open_flags (struct fuse_server *s, uint32_t guest_flags, int *flags)
   *flags = guest_flags & OPEN_FLAGS_KEPT;
   if (s->read_only && ((*flags & O_ACCMODE) != O_RDONLY || (*flags & O_TRUNC)))
     return -EROFS;
+  if (s->writeback)
+    {
+      /* The guest's page cache reads around partial writes of a file
+         opened write-only, and it places appends itself (a host
+         O_APPEND would move every WRITE to the end). */
+      if ((*flags & O_ACCMODE) == O_WRONLY)
+        *flags = (*flags & ~O_ACCMODE) | O_RDWR;
+      *flags &= ~O_APPEND;
+    }
   return 0;
 }
 
@@ -812,7 +865,11 @@ op_open (OP_PARAMS)
     return e;
   if (n->type == S_IFDIR)
     return -EISDIR;
-  return reply_open (s, node_reopen (s, n, flags), flags, o);
+  if ((e = reply_open (s, node_reopen (s, n, flags), flags, o)) < 0)
+    return e;
+  if ((flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID))
+    return kill_suidgid (s, n, handle_fd (s, o->fh));
+  return 0;
 }
 
 static int
@@ -851,6 +908,12 @@ op_create (OP_PARAMS)
   if (fd < 0)
     return fd;
   give_to_caller (s, h, n->fd, name);
+  if ((flags & O_TRUNC) && (in->open_flags & FUSE_OPEN_KILL_SUIDGID)
+      && (rc = kill_suidgid (s, NULL, fd)) < 0)
+    {
+      close (fd);
+      return rc;
+    }
   if ((rc = do_lookup (s, n->fd, name, e)) < 0)
     {
       close (fd);
@@ -918,6 +981,8 @@ op_write (OP_PARAMS)
   if (put < 0)
     return neg_errno ();
   o->size = put;
+  if (in->write_flags & FUSE_WRITE_KILL_SUIDGID)
+    return kill_suidgid (s, NULL, a->fd);
   return 0;
 }
 
@@ -976,7 +1041,10 @@ op_flush (OP_PARAMS)
   const struct fuse_flush_in *in;
 
   TAKE (a, in);
-  return 0; /* the handle is valid (OP_FH); no POSIX locks are held on the host */
+  /* The handle is valid (OP_FH), but there is nothing to do: no POSIX
+     locks are held on the host.  ENOSYS tells the guest so, and it sends
+     no more FLUSH on close() (one round trip less per file). */
+  return -ENOSYS;
 }
 
 static int
@@ -1474,8 +1542,9 @@ cl_vmm_fuse_server_save (struct fuse_server *s, cl_error_t *err)
                              json_pack ("{s:I,s:I,s:i,s:s}", "slot", (json_int_t)i, "gen",
                                         (json_int_t)h->gen, "flags", h->flags, "path", rel));
     }
-  return json_pack ("{s:b,s:i,s:I,s:o,s:o}", "mounted", 1, "minor", s->minor, "next_gen",
-                    (json_int_t)s->next_gen, "inodes", inodes, "handles", handles);
+  return json_pack ("{s:b,s:i,s:b,s:I,s:o,s:o}", "mounted", 1, "minor", s->minor, "writeback",
+                    s->writeback, "next_gen", (json_int_t)s->next_gen, "inodes", inodes, "handles",
+                    handles);
 fail:
   json_decref (inodes);
   json_decref (handles);
@@ -1543,12 +1612,13 @@ cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *er
 {
   json_t *inodes = NULL, *handles = NULL, *e;
   json_int_t next_gen = 0;
-  int mounted = 0, minor = 0;
+  int mounted = 0, minor = 0, writeback = 0;
   size_t i;
 
   cl_vmm_fuse_server_reset (s);
-  if (json_unpack (state, "{s:b,s?i,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor, "next_gen",
-                   &next_gen, "inodes", &inodes, "handles", &handles)
+  if (json_unpack (state, "{s:b,s?i,s?b,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor,
+                   "writeback", &writeback, "next_gen", &next_gen, "inodes", &inodes, "handles",
+                   &handles)
       < 0)
     return cl_error_make (err, 0, "virtio-fs state: bad format");
   if (!mounted)
@@ -1559,6 +1629,7 @@ cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *er
   json_array_foreach (inodes, i, e) if (restore_one (s, e, true, err) < 0) goto fail;
   json_array_foreach (handles, i, e) if (restore_one (s, e, false, err) < 0) goto fail;
   s->minor = minor;
+  s->writeback = writeback;
   s->next_gen = next_gen;
   s->mounted = true;
   return 0;
@@ -1585,6 +1656,13 @@ cl_vmm_fuse_server_reset (struct fuse_server *s)
   s->handle_hint = 1;
   s->inodes[FUSE_ROOT_ID].nlookup = 1;
   s->mounted = false;
+  s->writeback = false;
+}
+
+void
+cl_vmm_fuse_server_set_shared (struct fuse_server *s, bool shared)
+{
+  s->shared = shared;
 }
 
 bool

@@ -147,6 +147,10 @@ init_session (void)
     struct fuse_init_in in;
   } init = { { .len = sizeof init, .opcode = FUSE_INIT, .unique = 1 },
              { .major = 7, .minor = 38, .flags = FUSE_DO_READDIRPLUS } };
+  /* Every other run with the guest's writeback cache (open flags
+     rewritten) and set-id clearing left to the server. */
+  if (runs % 2)
+    init.in.flags |= FUSE_WRITEBACK_CACHE | FUSE_HANDLE_KILLPRIV_V2;
   if (cl_vmm_fuse_server_handle (srv, (const uint8_t *)&init, sizeof init, reply,
                                  FUSE_SERVER_BUF_SIZE)
       == 0)
@@ -168,6 +172,7 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       srv = cl_vmm_fuse_server_new (share, runs % 512 == 0, &err);
       if (srv == NULL)
         abort ();
+      cl_vmm_fuse_server_set_shared (srv, runs % 1024 == 768);
     }
   cl_vmm_fuse_server_reset (srv);
   init_session ();
