@@ -71,8 +71,7 @@ struct fuse_server
   bool read_only;
   bool as_root; /* give created files the guest caller's uid/gid */
   bool mounted;
-  bool shared;    /* others change the directory: short timeouts, write-through */
-  bool writeback; /* FUSE_WRITEBACK_CACHE negotiated for this session */
+  bool shared; /* others change the directory: short timeouts */
   uint32_t minor;
   int proc_fd;             /* /proc/self/fd */
   struct fs_inode *inodes; /* [0] unused, [1] the root */
@@ -543,16 +542,11 @@ op_init (OP_PARAMS)
   o->minor = s->minor;
   o->max_readahead = in->max_readahead;
   o->flags = in->flags & INIT_FLAGS;
-  /* The guest caches writes and times in its page cache and sends them
-     in large WRITEs: only when nobody else writes the directory. */
-  if (!s->shared && !s->read_only)
-    o->flags |= in->flags & FUSE_WRITEBACK_CACHE;
   /* The server clears set-id bits on write, truncate and chown (the host
      kernel clears security.capability itself), so the guest no longer
      asks for security.capability before every write(). */
   if (s->minor >= 33)
     o->flags |= in->flags & FUSE_HANDLE_KILLPRIV_V2;
-  s->writeback = (o->flags & FUSE_WRITEBACK_CACHE) != 0;
   o->max_write = FUSE_SERVER_MAX_IO;
   if (s->minor >= 28 && (in->flags & FUSE_MAX_PAGES))
     {
@@ -839,15 +833,6 @@ open_flags (struct fuse_server *s, uint32_t guest_flags, int *flags)
   *flags = guest_flags & OPEN_FLAGS_KEPT;
   if (s->read_only && ((*flags & O_ACCMODE) != O_RDONLY || (*flags & O_TRUNC)))
     return -EROFS;
-  if (s->writeback)
-    {
-      /* The guest's page cache reads around partial writes of a file
-         opened write-only, and it places appends itself (a host
-         O_APPEND would move every WRITE to the end). */
-      if ((*flags & O_ACCMODE) == O_WRONLY)
-        *flags = (*flags & ~O_ACCMODE) | O_RDWR;
-      *flags &= ~O_APPEND;
-    }
   return 0;
 }
 
@@ -1542,9 +1527,8 @@ cl_vmm_fuse_server_save (struct fuse_server *s, cl_error_t *err)
                              json_pack ("{s:I,s:I,s:i,s:s}", "slot", (json_int_t)i, "gen",
                                         (json_int_t)h->gen, "flags", h->flags, "path", rel));
     }
-  return json_pack ("{s:b,s:i,s:b,s:I,s:o,s:o}", "mounted", 1, "minor", s->minor, "writeback",
-                    s->writeback, "next_gen", (json_int_t)s->next_gen, "inodes", inodes, "handles",
-                    handles);
+  return json_pack ("{s:b,s:i,s:I,s:o,s:o}", "mounted", 1, "minor", s->minor, "next_gen",
+                    (json_int_t)s->next_gen, "inodes", inodes, "handles", handles);
 fail:
   json_decref (inodes);
   json_decref (handles);
@@ -1612,13 +1596,12 @@ cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *er
 {
   json_t *inodes = NULL, *handles = NULL, *e;
   json_int_t next_gen = 0;
-  int mounted = 0, minor = 0, writeback = 0;
+  int mounted = 0, minor = 0;
   size_t i;
 
   cl_vmm_fuse_server_reset (s);
-  if (json_unpack (state, "{s:b,s?i,s?b,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor,
-                   "writeback", &writeback, "next_gen", &next_gen, "inodes", &inodes, "handles",
-                   &handles)
+  if (json_unpack (state, "{s:b,s?i,s?I,s?o,s?o}", "mounted", &mounted, "minor", &minor, "next_gen",
+                   &next_gen, "inodes", &inodes, "handles", &handles)
       < 0)
     return cl_error_make (err, 0, "virtio-fs state: bad format");
   if (!mounted)
@@ -1629,7 +1612,6 @@ cl_vmm_fuse_server_restore (struct fuse_server *s, json_t *state, cl_error_t *er
   json_array_foreach (inodes, i, e) if (restore_one (s, e, true, err) < 0) goto fail;
   json_array_foreach (handles, i, e) if (restore_one (s, e, false, err) < 0) goto fail;
   s->minor = minor;
-  s->writeback = writeback;
   s->next_gen = next_gen;
   s->mounted = true;
   return 0;
@@ -1656,7 +1638,6 @@ cl_vmm_fuse_server_reset (struct fuse_server *s)
   s->handle_hint = 1;
   s->inodes[FUSE_ROOT_ID].nlookup = 1;
   s->mounted = false;
-  s->writeback = false;
 }
 
 void

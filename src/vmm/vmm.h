@@ -48,7 +48,7 @@ struct cl_vmm_fs
   const char *tag;  /* the guest's `mount -t virtiofs TAG`, 1..36 bytes */
   const char *path; /* host directory shared */
   bool readonly;
-  bool shared; /* others change it too: the guest caches for 1 s, writes through */
+  bool shared; /* others change it too: the guest caches for 1 s only */
 };
 
 enum cl_vmm_console
