@@ -14,7 +14,7 @@
 static const char usage[]
     = "usage: cloison-vmm --kernel PATH [--initrd PATH] [--cmdline STR] [--cpus N]\n"
       "         [--memory SIZE] [--disk PATH[,ro][,serial=ID]]... [--net tap=NAME[,mac=MAC]]...\n"
-      "         [--fs TAG=DIR[,ro][,shared]]... [--vsock CID] [--rng]\n"
+      "         [--fs TAG=DIR[,ro]]... [--vsock CID] [--rng]\n"
       "         [--console serial|virtio|file=PATH]\n"
       "         [--api-socket PATH] [--restore DIR [--clone]] [--debug]\n"
       "         [--seccomp-log | --no-seccomp]\n"

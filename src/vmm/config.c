@@ -28,9 +28,8 @@ cl_vmm_config_to_json (const struct cl_vmm_config *cfg)
                                               cfg->nets[i].has_mac ? mac : NULL));
     }
   for (size_t i = 0; i < cfg->nfs; i++)
-    json_array_append_new (fs, json_pack ("{s:s,s:s,s:b,s:b}", "tag", cfg->fs[i].tag, "path",
-                                          cfg->fs[i].path, "readonly", cfg->fs[i].readonly,
-                                          "shared", cfg->fs[i].shared));
+    json_array_append_new (fs, json_pack ("{s:s,s:s,s:b}", "tag", cfg->fs[i].tag, "path",
+                                          cfg->fs[i].path, "readonly", cfg->fs[i].readonly));
   json_t *j = json_pack (
       "{s:s?,s:s?,s:s,s:i,s:I,s:o,s:o,s:I,s:b,s:s}", "kernel", cfg->kernel, "initrd", cfg->initrd,
       "cmdline", cfg->cmdline ? cfg->cmdline : CL_VMM_DEFAULT_CMDLINE, "cpus", cfg->cpus, "memory",
@@ -62,11 +61,10 @@ clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_
   for (size_t i = 0; i < out->nfs; i++)
     {
       if (strcmp (f[i].tag, user->fs[i].tag) != 0)
-        return cl_error_make (err, 0, "template: fs[%zu] has tag `%s`, the clone `%s`", i, f[i].tag,
-                              user->fs[i].tag);
+        return cl_error_make (err, 0, "template: fs[%zu] has tag `%s`, the clone `%s`", i,
+                              f[i].tag, user->fs[i].tag);
       f[i].path = user->fs[i].path;
       f[i].readonly = user->fs[i].readonly;
-      f[i].shared = user->fs[i].shared;
     }
   for (size_t i = 0; i < out->nnets; i++)
     n[i].tap = user->nets[i].tap;
@@ -123,13 +121,12 @@ cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct 
   out->nfs = nf;
   for (size_t i = 0; i < nf; i++)
     {
-      int ro, shared = 0; /* "shared" is absent from older snapshots */
-      if (json_unpack (json_array_get (fs, i), "{s:s,s:s,s:b,s?b}", "tag", &f[i].tag, "path",
-                       &f[i].path, "readonly", &ro, "shared", &shared)
+      int ro;
+      if (json_unpack (json_array_get (fs, i), "{s:s,s:s,s:b}", "tag", &f[i].tag, "path",
+                       &f[i].path, "readonly", &ro)
           < 0)
         return cl_error_make (err, 0, "snapshot config: fs[%zu]: bad format", i);
       f[i].readonly = ro;
-      f[i].shared = shared;
     }
   for (size_t i = 0; i < nd; i++)
     {

@@ -35,11 +35,6 @@ struct fuse_server;
 /* Opens `dir` (the shared root).  Fails naming the directory. */
 struct fuse_server *cl_vmm_fuse_server_new (const char *dir, bool read_only, cl_error_t *err);
 void cl_vmm_fuse_server_free (struct fuse_server *s);
-/* Others (host processes, other guests) change the directory too: the
-   guest caches entries and attributes for a second only.  Otherwise (the
-   default) the share is the guest's own: for a day.  Set before the
-   guest's INIT. */
-void cl_vmm_fuse_server_set_shared (struct fuse_server *s, bool shared);
 
 /* Serves one request (`len` bytes: the device-readable part of a chain)
    and writes the reply into `reply` (`cap` bytes: the device-writable

@@ -50,11 +50,10 @@ int cl_vmm_virtio_vsock_create (struct vm *vm, uint64_t guest_cid, int reserved_
 
 /* A host directory shared over virtio-fs: the guest mounts it with
    `mount -t virtiofs TAG DIR`.  `tag` is 1 to 36 bytes.  With read_only
-   every change is refused (EROFS).  `shared`: others change `dir` too,
-   the guest caches for a second only (cl_vmm_fuse_server_set_shared).  The guest never reaches a
-   host file outside `dir`.  A snapshot saves the files the guest holds by path and is refused when
-   one of them left the share (see docs/virtiofs.md). */
+   every change is refused (EROFS).  The guest never reaches a host file
+   outside `dir`.  A snapshot saves the files the guest holds by path and
+   is refused when one of them left the share (see docs/virtiofs.md). */
 int cl_vmm_virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_only,
-                             bool shared, cl_error_t *err);
+                             cl_error_t *err);
 
 #endif

@@ -228,7 +228,7 @@ raise_fd_limit (void)
 
 int
 cl_vmm_virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool read_only,
-                         bool shared, cl_error_t *err)
+                         cl_error_t *err)
 {
   struct virtio_fs *fs;
   struct fuse_server *srv;
@@ -240,7 +240,6 @@ cl_vmm_virtio_fs_create (struct vm *vm, const char *tag, const char *dir, bool r
   srv = cl_vmm_fuse_server_new (dir, read_only, err);
   if (srv == NULL)
     return -1;
-  cl_vmm_fuse_server_set_shared (srv, shared);
   raise_fd_limit ();
   fs = cl_xmalloc0 (sizeof *fs);
   fs->srv = srv;

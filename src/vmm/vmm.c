@@ -65,26 +65,21 @@ cl_vmm_fs_clear (struct cl_vmm_fs *fs)
 int
 cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err)
 {
-  const char *eq = strchr (spec, '='), *path, *opt;
+  const char *eq = strchr (spec, '='), *path;
   size_t len;
 
   memset (out, 0, sizeof (*out));
-  if (eq == NULL || eq == spec || (size_t)(eq - spec) > 36 || eq[1] == 0 || eq[1] == ',')
-    return cl_error_make (err, 0,
-                          "--fs `%s`: expected TAG=DIR[,ro][,shared] (TAG of 1 to 36 bytes)", spec);
+  if (eq == NULL || eq == spec || (size_t)(eq - spec) > 36 || eq[1] == 0)
+    return cl_error_make (err, 0, "--fs `%s`: expected TAG=DIR[,ro] (TAG of 1 to 36 bytes)", spec);
   path = eq + 1;
-  len = strcspn (path, ",");
-  for (opt = path + len; *opt == ','; opt += 1 + strcspn (opt + 1, ","))
+  len = strlen (path);
+  if (len > 3 && strcmp (path + len - 3, ",ro") == 0)
     {
-      size_t n = strcspn (opt + 1, ",");
-      if (n == 2 && strncmp (opt + 1, "ro", 2) == 0)
-        out->readonly = true;
-      else if (n == 6 && strncmp (opt + 1, "shared", 6) == 0)
-        out->shared = true;
-      else
-        return cl_error_make (err, 0, "--fs `%s`: unknown option after DIR (`,ro`, `,shared`)",
-                              spec);
+      out->readonly = true;
+      len -= 3;
     }
+  if (memchr (path, ',', len))
+    return cl_error_make (err, 0, "--fs `%s`: unknown option after DIR (only `,ro`)", spec);
   out->tag = strndup (spec, eq - spec);
   out->path = strndup (path, len);
   return 0;

@@ -48,7 +48,6 @@ struct cl_vmm_fs
   const char *tag;  /* the guest's `mount -t virtiofs TAG`, 1..36 bytes */
   const char *path; /* host directory shared */
   bool readonly;
-  bool shared; /* others change it too: the guest caches for 1 s only */
 };
 
 enum cl_vmm_console
@@ -118,7 +117,7 @@ void cl_vmm_config_init (struct cl_vmm_config *cfg);
    process exit).  On failure *out holds nothing. */
 int cl_vmm_parse_disk (const char *spec, struct cl_vmm_disk *out, cl_error_t *err);
 int cl_vmm_parse_net (const char *spec, struct cl_vmm_net *out, cl_error_t *err);
-/* "TAG=DIR[,ro][,shared]" */
+/* "TAG=DIR[,ro]" */
 int cl_vmm_parse_fs (const char *spec, struct cl_vmm_fs *out, cl_error_t *err);
 void cl_vmm_disk_clear (struct cl_vmm_disk *disk);
 void cl_vmm_fs_clear (struct cl_vmm_fs *fs);

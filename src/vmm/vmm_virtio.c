@@ -26,8 +26,7 @@ cl_vmm_build_virtio (struct vmm *m, cl_error_t *err)
   if (cfg->rng && cl_vmm_virtio_rng_create (m->vm, err) < 0)
     return cl_error_wrap (err, "--rng");
   for (size_t i = 0; i < cfg->nfs; i++)
-    if (cl_vmm_virtio_fs_create (m->vm, cfg->fs[i].tag, cfg->fs[i].path, cfg->fs[i].readonly,
-                                 cfg->fs[i].shared, err)
+    if (cl_vmm_virtio_fs_create (m->vm, cfg->fs[i].tag, cfg->fs[i].path, cfg->fs[i].readonly, err)
         < 0)
       return cl_error_wrap (err, "--fs %s=%s", cfg->fs[i].tag, cfg->fs[i].path);
   if (cfg->vsock_cid && cl_vmm_virtio_vsock_create (m->vm, cfg->vsock_cid, cfg->vsock_fd, err) < 0)

@@ -172,7 +172,6 @@ LLVMFuzzerTestOneInput (const uint8_t *data, size_t size)
       srv = cl_vmm_fuse_server_new (share, runs % 512 == 0, &err);
       if (srv == NULL)
         abort ();
-      cl_vmm_fuse_server_set_shared (srv, runs % 1024 == 768);
     }
   cl_vmm_fuse_server_reset (srv);
   init_session ();
