@@ -42,6 +42,63 @@ struct virtio_fs
   json_t *saved;        /* taken by fs_save_check, handed out by fs_save */
 };
 
+/* Metric names of the opcodes counted one by one (`--debug`, GET
+   /metrics): what a guest workload costs in round trips. */
+static const char *const op_metric[] = {
+  [FUSE_LOOKUP] = "op.lookup",
+  [FUSE_FORGET] = "op.forget",
+  [FUSE_GETATTR] = "op.getattr",
+  [FUSE_SETATTR] = "op.setattr",
+  [FUSE_READLINK] = "op.readlink",
+  [FUSE_SYMLINK] = "op.symlink",
+  [FUSE_MKNOD] = "op.mknod",
+  [FUSE_MKDIR] = "op.mkdir",
+  [FUSE_UNLINK] = "op.unlink",
+  [FUSE_RMDIR] = "op.rmdir",
+  [FUSE_RENAME] = "op.rename",
+  [FUSE_LINK] = "op.link",
+  [FUSE_OPEN] = "op.open",
+  [FUSE_READ] = "op.read",
+  [FUSE_WRITE] = "op.write",
+  [FUSE_STATFS] = "op.statfs",
+  [FUSE_RELEASE] = "op.release",
+  [FUSE_FSYNC] = "op.fsync",
+  [FUSE_SETXATTR] = "op.setxattr",
+  [FUSE_GETXATTR] = "op.getxattr",
+  [FUSE_LISTXATTR] = "op.listxattr",
+  [FUSE_REMOVEXATTR] = "op.removexattr",
+  [FUSE_FLUSH] = "op.flush",
+  [FUSE_INIT] = "op.init",
+  [FUSE_OPENDIR] = "op.opendir",
+  [FUSE_READDIR] = "op.readdir",
+  [FUSE_RELEASEDIR] = "op.releasedir",
+  [FUSE_FSYNCDIR] = "op.fsyncdir",
+  [FUSE_ACCESS] = "op.access",
+  [FUSE_CREATE] = "op.create",
+  [FUSE_INTERRUPT] = "op.interrupt",
+  [FUSE_DESTROY] = "op.destroy",
+  [FUSE_BATCH_FORGET] = "op.batch_forget",
+  [FUSE_FALLOCATE] = "op.fallocate",
+  [FUSE_READDIRPLUS] = "op.readdirplus",
+  [FUSE_RENAME2] = "op.rename2",
+  [FUSE_SYNCFS] = "op.syncfs",
+};
+
+static void
+count_opcode (struct virtio_device *dev, const uint8_t *req, uint64_t len)
+{
+  struct fuse_in_header h;
+
+  if (len < sizeof h)
+    return;
+  memcpy (&h, req, sizeof h);
+  cl_vmm_vm_metric_add (dev->vm, dev->name,
+                        h.opcode < sizeof op_metric / sizeof op_metric[0] && op_metric[h.opcode]
+                            ? op_metric[h.opcode]
+                            : "op.other",
+                        1);
+}
+
 static int64_t
 fs_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
 {
@@ -61,6 +118,7 @@ fs_request (struct virtio_device *dev, unsigned q, const struct virtq_chain *c)
   out = cl_vmm_fuse_server_handle_iov (fs->srv, fs->req, len, fs->reply, cap, c->iov + c->nout,
                                        c->nin, &direct);
   cl_vmm_vm_metric_add (dev->vm, dev->name, "requests", 1);
+  count_opcode (dev, fs->req, len);
   if (out >= sizeof (struct fuse_out_header))
     {
       struct fuse_out_header h;

@@ -14,6 +14,7 @@ clang "${flags[@]}" tests/fuzz/fuzz_virtq.c src/vmm/virtq.c src/vmm/guest_mem.c 
   -o "$out/fuzz-virtq"
 clang "${flags[@]}" -Itests/unit/virtio tests/fuzz/fuzz_virtio_pci.c tests/unit/virtio/fake_vm.c \
   src/vmm/virtq.c src/vmm/guest_mem.c src/vmm/virtio_pci.c src/vmm/virtio_blk.c \
+  src/vmm/disk_track.c \
   src/vmm/virtio_rng.c src/vmm/virtio_console.c src/vmm/virtio_net.c src/vmm/virtio_vsock.c \
   src/common/error.c src/common/util.c src/common/log.c src/common/cleanup.c src/common/json.c \
   -ljansson -lpthread -o "$out/fuzz-virtio-pci"

@@ -567,7 +567,8 @@ test_create_write_read (void **state)
     struct fuse_flush_in fl = { .fh = fh2 };
     b.len = 0;
     put (&b, &fl, sizeof fl);
-    assert_int_equal (call (f, FUSE_FLUSH, e.nodeid, &b, NULL, 0, NULL), 0);
+    /* nothing to do on the host: ENOSYS, and the guest sends no more */
+    assert_int_equal (call (f, FUSE_FLUSH, e.nodeid, &b, NULL, 0, NULL), -ENOSYS);
   }
   assert_int_equal (release (f, FUSE_RELEASE, fh2), 0);
   /* CREATE of an existing name with O_EXCL fails. */
@@ -1203,6 +1204,112 @@ test_snapshot_keeps_nodes_and_handles (void **state)
   fake_vm_free (g.vm);
 }
 
+/* INIT again, the guest asking for FUSE_WRITEBACK_CACHE and
+   FUSE_HANDLE_KILLPRIV_V2: the flags granted. */
+static uint32_t
+fuse_init_killpriv (struct fixture *f)
+{
+  struct body b = { .len = 0 };
+  struct fuse_init_in in = { .major = 7,
+                             .minor = 38,
+                             .max_readahead = 65536,
+                             .flags = FUSE_WRITEBACK_CACHE | FUSE_HANDLE_KILLPRIV_V2 };
+  struct fuse_init_out o;
+
+  put (&b, &in, sizeof in);
+  assert_int_equal (call (f, FUSE_INIT, 0, &b, &o, sizeof o, NULL), 0);
+  return o.flags;
+}
+
+static mode_t
+host_mode (struct fixture *f, const char *name)
+{
+  char path[PATH_MAX];
+  struct stat st;
+  host_path (f, name, path);
+  assert_int_equal (stat (path, &st), 0);
+  return st.st_mode & 07777;
+}
+
+/* One second of caching; no writeback cache (it cost the guest more
+   round trips than it saved); the server clears set-id bits when the
+   guest says so; FLUSH is answered ENOSYS (the guest then stops sending
+   it). */
+static void
+test_timeouts_and_killpriv (void **state)
+{
+  struct fixture *f = *state;
+  struct fuse_entry_out e;
+  char buf[32] = { 0 }, path[PATH_MAX];
+  json_t *saved;
+  cl_error_t err = NULL;
+  uint64_t fh;
+  size_t len;
+
+  assert_int_equal (lookup (f, 1, "hello", &e), 0);
+  assert_int_equal (e.entry_valid, 1);
+  assert_int_equal (e.attr_valid, 1);
+  assert_int_equal (fuse_init_killpriv (f), FUSE_HANDLE_KILLPRIV_V2);
+
+  write_host (f->share, "wb", "0123456789");
+  assert_int_equal (lookup (f, 1, "wb", &e), 0);
+  assert_int_equal (open_node (f, FUSE_OPEN, e.nodeid, O_RDWR, &fh), 0);
+  assert_int_equal (fs_write (f, fh, 2, "ab", 2), 0);
+  assert_int_equal (fs_read (f, fh, 0, 10, buf, &len), 0);
+  assert_int_equal (len, 10);
+  assert_memory_equal (buf, "01ab456789", 10);
+  {
+    struct body b = { .len = 0 };
+    struct fuse_flush_in fl = { .fh = fh };
+    put (&b, &fl, sizeof fl);
+    assert_int_equal (call (f, FUSE_FLUSH, e.nodeid, &b, NULL, 0, NULL), -ENOSYS);
+  }
+  /* Still saved and restored as before. */
+  saved = snapshot_state (f, &err);
+  assert_non_null (saved);
+  json_decref (saved);
+
+  /* A WRITE with FUSE_WRITE_KILL_SUIDGID clears set-user-id. */
+  host_path (f, "wb", path);
+  assert_int_equal (chmod (path, 04755), 0);
+  {
+    struct body b = { .len = 0 };
+    struct fuse_write_in in
+        = { .fh = fh, .offset = 0, .size = 1, .write_flags = FUSE_WRITE_KILL_SUIDGID };
+    put (&b, &in, sizeof in);
+    put (&b, "Z", 1);
+    assert_int_equal (call (f, FUSE_WRITE, 1, &b, buf, sizeof buf, NULL), 0);
+  }
+  assert_int_equal (host_mode (f, "wb"), 0755);
+  /* A plain WRITE leaves the bits (the guest caller may keep them). */
+  assert_int_equal (chmod (path, 04755), 0);
+  assert_int_equal (fs_write (f, fh, 0, "Y", 1), 0);
+  assert_int_equal (host_mode (f, "wb"), 04755);
+  assert_int_equal (release (f, FUSE_RELEASE, fh), 0);
+  /* A truncate with FATTR_KILL_SUIDGID: set-group-id goes too when
+     group-executable, and not when not. */
+  assert_int_equal (chmod (path, 06755), 0);
+  {
+    struct body b = { .len = 0 };
+    struct fuse_setattr_in in = { .valid = FATTR_SIZE | FATTR_KILL_SUIDGID, .size = 4 };
+    struct fuse_attr_out a;
+    put (&b, &in, sizeof in);
+    assert_int_equal (call (f, FUSE_SETATTR, e.nodeid, &b, &a, sizeof a, NULL), 0);
+    assert_int_equal (a.attr.size, 4);
+    assert_int_equal (a.attr.mode & 07777, 0755);
+  }
+  assert_int_equal (chmod (path, 06744), 0);
+  {
+    struct body b = { .len = 0 };
+    struct fuse_open_in in = { .flags = O_WRONLY | O_TRUNC, .open_flags = FUSE_OPEN_KILL_SUIDGID };
+    struct fuse_open_out o;
+    put (&b, &in, sizeof in);
+    assert_int_equal (call (f, FUSE_OPEN, e.nodeid, &b, &o, sizeof o, NULL), 0);
+    assert_int_equal (release (f, FUSE_RELEASE, o.fh), 0);
+  }
+  assert_int_equal (host_mode (f, "wb"), 02744);
+}
+
 static void
 test_snapshot_refused_when_a_held_file_left (void **state)
 {
@@ -1326,6 +1433,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_unknown_opcode, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_keeps_nodes_and_handles, setup, teardown),
     cmocka_unit_test_setup_teardown (test_snapshot_refused_when_a_held_file_left, setup, teardown),
+    cmocka_unit_test_setup_teardown (test_timeouts_and_killpriv, setup, teardown),
     cmocka_unit_test_setup_teardown (test_restore_refuses_paths_out_of_the_share, setup, teardown),
     cmocka_unit_test (test_bad_config),
   };
