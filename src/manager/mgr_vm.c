@@ -81,10 +81,10 @@ vm_disk_copy (struct cl_manager *m, struct instance *from, const char *sdir, con
    instance's command, if it has one, as the init (our initramfs takes
    cloison.init= and passes what follows `--` to it). */
 static char *
-init_cmdline (json_t *command)
+init_cmdline (const char *name, json_t *command)
 {
   size_t i, n = json_array_size (command);
-  char *s = cl_xstrdup (VM_DEFAULT_DISK_CMDLINE), *t;
+  char *s = cl_strdup_printf ("%s cloison.hostname=%s", VM_DEFAULT_DISK_CMDLINE, name), *t;
   json_t *e;
 
   json_array_foreach (command, i, e)
@@ -180,6 +180,32 @@ vm_mounts (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cha
   return 0;
 }
 
+static pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
+
+/* A clone of the warm template of its machine, when the VM boots our
+   kernel and initramfs on its disk alone (docs/templates.md); a
+   template that cannot be built: a cold boot, said on the console. */
+static int
+vm_warm_start (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cl_error_t *err)
+{
+  cl_error_t why = NULL;
+
+  (void)err;
+  if (cl_mgr_vm_template_use (m->root, l, json_object_get (inst->config, "command"),
+                              vm_monitor_start, &why)
+      == 0)
+    return 0;
+  int fd = open (l->console_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd >= 0)
+    {
+      dprintf (fd, "cloison: booting cold: %s\n", why->msg);
+      close (fd);
+    }
+  cl_warn ("instance `%s`: booting cold: %s", inst->name, why->msg);
+  cl_error_release (&why);
+  return 0;
+}
+
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
@@ -189,7 +215,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
-  bool mounted = false;
+  bool mounted = false, warm;
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
@@ -218,7 +244,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
               return -1;
             }
           mounted = true;
-          char *base = init_cmdline (json_object_get (inst->config, "command"));
+          char *base = init_cmdline (inst->name, json_object_get (inst->config, "command"));
           char *dd = strstr (base, " cloison.init=");
           l->cmdline = dd ? cl_strdup_printf ("%.*s%s%s", (int)(dd - base), base, folders, dd)
                           : cl_strdup_printf ("%s%s", base, folders);
@@ -242,6 +268,13 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
+  /* built-in kernel, initramfs and command line, the disk alone, not
+     resuming a snapshot, not --cold, and a vsock for the go */
+  warm = json_object_get (inst->config, "kernel") == NULL
+         && json_object_get (inst->config, "initrd") == NULL
+         && json_object_get (inst->config, "cmdline") == NULL && l->nfs == 0 && l->nvolumes == 0
+         && restore_dir == NULL && !json_is_true (json_object_get (inst->config, "cold"))
+         && cl_mgr_vm_host_has_vsock ();
   /* a vsock device for `cloison exec` (the guest agent) where the host
      can give one; the CID is the instance's for its whole life */
   if (cl_mgr_vm_host_has_vsock ()
@@ -250,7 +283,8 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
              < 0)
     return -1;
   unlink (l->api_socket);
-  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
+  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0
+      || (warm && vm_warm_start (m, inst, l, err) < 0))
     {
       if (l->vsock_fd >= 0)
         close (l->vsock_fd);
@@ -344,6 +378,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.api_socket = l->api_socket;
       cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
       cfg.restore_dir = l->restore_dir;
+      cfg.restore_clone = l->restore_clone;
       int status = -1;
       cfg.guest_status = &status; /* cloison-init's report of the command's */
       if (cl_vmm_run (&cfg, &verr) < 0)
@@ -363,6 +398,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   if (l->vsock_fd >= 0)
     close (l->vsock_fd);
   l->vsock_fd = -1;
+  if (l->go)
+    cl_mgr_vm_template_go (l, pid);
   return pid;
 }
 

@@ -308,14 +308,15 @@ vm_launch_to_json (const struct vm_launch *l)
                                           l->fs[i].path, "readonly", l->fs[i].readonly));
   for (int i = 0; i < 6; i++)
     snprintf (mac + 2 * i, 3, "%02x", l->mac[i]);
-  return json_pack ("{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:I, "
-                    "s:I, s:i, s:b}",
+  return json_pack ("{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:s, s:b, s:i, "
+                    "s:I, s:I, s:i, s:b}",
                     "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline,
                     "disk", l->disk, "console_log", l->console_log, "api_socket", l->api_socket,
-                    "restore_dir", opt_string (l->restore_dir), "tap", opt_string (l->tap),
-                    "volumes", vols, "fs", fs, "mac", mac, "has_mac", l->has_mac, "cpus",
-                    (int)l->cpus, "memory", (json_int_t)l->memory, "vsock_cid",
-                    (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
+                    "restore_dir", opt_string (l->restore_dir), "restore_clone", l->restore_clone,
+                    "go", opt_string (l->go), "tap", opt_string (l->tap), "volumes", vols, "fs", fs,
+                    "mac", mac, "has_mac", l->has_mac, "cpus", (int)l->cpus, "memory",
+                    (json_int_t)l->memory, "vsock_cid", (json_int_t)l->vsock_cid, "vsock_fd",
+                    l->vsock_fd, "attached", l->attached);
 }
 
 static int
@@ -344,6 +345,8 @@ vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
   l->console_log = cl_xstrdup (log);
   l->api_socket = cl_xstrdup (sock);
   l->restore_dir = opt_strdup (restore);
+  l->restore_clone = json_is_true (json_object_get (j, "restore_clone"));
+  l->go = opt_strdup (json_object_get (j, "go"));
   l->tap = opt_strdup (tap);
   l->volumes = cl_xmalloc0 ((json_array_size (vols) + 1) * sizeof *l->volumes);
   json_array_foreach (vols, i, e)
@@ -483,6 +486,7 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.console_log);
   free (a->vm_launch.api_socket);
   free (a->vm_launch.restore_dir);
+  free (a->vm_launch.go);
   free (a->vm_launch.tap);
   for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
     {
