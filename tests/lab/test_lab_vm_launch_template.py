@@ -49,7 +49,7 @@ check logs_w1 sh -c "$C logs w1 | tail -5"
 check restart sh -c "$C stop w1 && $C start w1 && $C exec w1 -- sh -c 'hostname; grep -c cloison.template /proc/cmdline'"
 check stateful sh -c "$C snapshot create --stateful w2 live && $C exec w2 -- sh -c 'echo after > /root/later' &&
     $C snapshot restore w2 live && $C exec w2 -- sh -c 'cat /root/later 2>&1; echo restored-ok'"
-check console sh -c "printf 'echo console-\$((6*7))\n' | $C console w2"
+check console sh -c "printf 'echo console-\$((6*7))\n' | $C console w2; r=\$?; echo; exit \$r"
 check delete sh -c "$C delete --force w1 && $C delete --force w2 && $C delete --force c1 && $C list"
 # the cap: 1 byte; the next template (another memory size) is kept, the old one goes
 check cap sh -c "$C template cap 1 && $C template ls --format json &&
