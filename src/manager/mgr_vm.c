@@ -209,7 +209,7 @@ vm_warm_start (struct cl_manager *m, struct instance *inst, struct vm_launch *l,
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
-                   struct vm_launch *l, cl_error_t *err)
+                   bool attached, struct vm_launch *l, cl_error_t *err)
 {
   cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
@@ -219,6 +219,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
+  l->attached = attached;
   l->kernel = config_string (inst, "kernel");
   l->initrd = config_string (inst, "initrd");
   l->cmdline = config_string (inst, "cmdline");
@@ -274,6 +275,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
          && json_object_get (inst->config, "initrd") == NULL
          && json_object_get (inst->config, "cmdline") == NULL && l->nfs == 0 && l->nvolumes == 0
          && restore_dir == NULL && !json_is_true (json_object_get (inst->config, "cold"))
+         && !attached /* `run --vm`: its exit status, below */
          && cl_mgr_vm_host_has_vsock ();
   /* a vsock device for `cloison exec` (the guest agent) where the host
      can give one; the CID is the instance's for its whole life */
@@ -315,6 +317,27 @@ console_input_open (const char *console_log)
   if (mkfifo (path, 0600) < 0)
     return -1; /* no input: the console stays read-only */
   return open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* A clone of a warm template reports its command's exit status on its
+   console only (cloison-init skips the status port there, see
+   src/agent/init.c): the last "cloison-init: exit N" line, else -1. */
+static int
+clone_exit_status (const char *console_log)
+{
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  cl_error_t err = NULL;
+  const char *p, *last = NULL;
+
+  if (cl_read_file (console_log, &text, &len, &err) < 0)
+    {
+      cl_error_release (&err);
+      return -1;
+    }
+  for (p = text; (p = strstr (p, "cloison-init: exit ")) != NULL; p++)
+    last = p;
+  return last ? atoi (last + strlen ("cloison-init: exit ")) : -1;
 }
 
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
@@ -392,6 +415,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
             dprintf (2, "cloison: %s\n", msg + 1);
           _exit (1);
         }
+      if (status < 0 && l->restore_clone)
+        status = clone_exit_status (l->console_log);
       _exit (status > 0 ? status : 0);
     }
   /* the VMM child holds the CID now */
@@ -581,10 +606,7 @@ vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
             const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
 {
   (void)img;
-  if (vm_launch_prepare (m, inst, o->restore_dir, &a->vm_launch, err) < 0)
-    return -1;
-  a->vm_launch.attached = o->attached;
-  return 0;
+  return vm_launch_prepare (m, inst, o->restore_dir, o->attached, &a->vm_launch, err);
 }
 
 static bool

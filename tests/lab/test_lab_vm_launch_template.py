@@ -56,6 +56,10 @@ check cap sh -c "$C template cap 1 && $C template ls --format json &&
     $C launch busybox w3 --vm --no-network --memory 128M -- /bin/sleep 100000 &&
     $C exec w3 -- grep -c cloison.template /proc/cmdline && $C template ls --format json &&
     $C delete --force w3"
+# a command's exit status, from a clone: cloison-init says it on the console
+check exit_code sh -c "$C launch busybox e1 --vm --no-network --memory 128M -- sh -c 'exit 7' &&
+    i=0; while ! $C list | grep -q '^e1 .* stopped' && [ \$i -lt 600 ]; do sleep 0.1; i=\$((i+1)); done;
+    $C info e1 | grep -E 'exit_code|status'; tail -3 /tmp/cl/instances/e1/console.log; $C delete e1"
 check rm sh -c "$C template rm --all && $C template ls && ls /tmp/cl/manager/vm-templates"
 """
 
@@ -93,6 +97,12 @@ def test_a_clone_stops_starts_snapshots_and_has_a_console(run):
     out = run.assert_check("stateful").output
     assert "restored-ok" in out and "after" not in out.replace("restored-ok", "")
     assert "console-42" in run.assert_check("console").output
+
+
+def test_a_clones_command_exit_status(run):
+    out = run.assert_check("exit_code").output
+    assert re.search(r'"exit_code":\s*7', out), out
+    assert "reboot: Power down" in out and "Kernel panic" not in out, out
 
 
 def test_the_cap_removes_the_least_recently_used_template(run):
