@@ -119,6 +119,23 @@ iface_by_mac (const char *mac)
   return NULL;
 }
 
+/* A template's clone: its I-th interface still has the MAC of the VM
+   the template was booted for; it takes this VM's (virtio-net commits a
+   MAC change in the guest alone: the tap does not filter). */
+static char *
+iface_take_mac (size_t i, const char *mac)
+{
+  char *dev = cl_strdup_printf ("eth%zu", i);
+  char *set[] = { "/bin/ip", "link", "set", "dev", dev, "address", (char *)mac, NULL };
+
+  if (run (set) < 0)
+    {
+      free (dev);
+      return NULL;
+    }
+  return dev;
+}
+
 static void
 network (json_t *nets)
 {
@@ -132,6 +149,8 @@ network (json_t *nets)
     const char *mac = json_string_value (json_object_get (n, "mac"));
     const char *gw = json_string_value (json_object_get (n, "gateway"));
     cleanup_free char *dev = mac ? iface_by_mac (mac) : NULL;
+    if (dev == NULL && mac)
+      dev = iface_take_mac (i, mac);
     if (dev == NULL)
       {
         dprintf (2, "cloison-agent: no interface with MAC %s\n", mac ? mac : "(none)");
@@ -218,8 +237,8 @@ cl_agent_spec_global (json_t *spec, const char *root)
   if ((t = json_object_get (spec, "time")) && json_is_number (t))
     {
       double now = json_number_value (t);
-      struct timespec ts = { .tv_sec = (time_t)now,
-                             .tv_nsec = (long)((now - (double)(time_t)now) * 1e9) };
+      struct timespec ts
+          = { .tv_sec = (time_t)now, .tv_nsec = (long)((now - (double)(time_t)now) * 1e9) };
       if (clock_settime (CLOCK_REALTIME, &ts) < 0)
         dprintf (2, "cloison-agent: clock_settime: %s\n", strerror (errno));
     }

@@ -101,7 +101,10 @@ struct cl_api_request
   bool remote;
   const char *peer_fingerprint; /* SHA-256 hex of its certificate, NULL: none */
   const char *peer_certificate; /* PEM, NULL: none */
-  bool console_session;         /* a web console session vouches for it (api/ui.h) */
+  /* over TCP: this server's address the client reached (numeric), NULL:
+     unknown (a live move's destination listens there, docs/move.md) */
+  const char *local_address;
+  bool console_session; /* a web console session vouches for it (api/ui.h) */
   /* server side: a body streamed to a file (cl_api_upload_*) instead of
      body; the handler takes a reference when it keeps it */
   struct cl_api_upload *upload;

@@ -115,8 +115,8 @@ exec_end (struct api_exec *x)
   pthread_mutex_unlock (&x->lock);
 }
 
-static void
-random_hex (char *out, size_t bytes)
+void
+cl_api_random_hex (char *out, size_t bytes)
 {
   unsigned char b[32];
 
@@ -722,7 +722,7 @@ exec_start (struct api_call *c, json_t *job, json_int_t width, json_int_t height
       x->fd[i] = -1;
       if (interactive && (i == FD_STDOUT || i == FD_STDERR))
         continue;
-      random_hex (x->secret[i], 32);
+      cl_api_random_hex (x->secret[i], 32);
       json_object_set_new (fds, fd_names[i], json_string (x->secret[i]));
     }
   md = json_pack ("{s:o}", "fds", fds);
@@ -795,7 +795,7 @@ void
 cl_api_run_name (json_t *body)
 {
   char hex[9];
-  random_hex (hex, 4);
+  cl_api_random_hex (hex, 4);
   json_object_set_new (body, "name", json_sprintf ("run-%s", hex));
 }
 

@@ -88,6 +88,8 @@ struct api_route
 /* --- reply.c: responses, URLs and queries (below every other file but
    events.c) --- */
 void cl_api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
+/* `bytes` random bytes (at most 32) as hex into out (2 * bytes + 1). */
+void cl_api_random_hex (char *out, size_t bytes);
 void cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 /* 400 naming the body's field `path`. */

@@ -936,6 +936,25 @@ op_checkpoint (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t
   return cl_mgr_instance_checkpoint (m, arg_string (args, "name"), err);
 }
 
+/* A live move's source side: the VM's migration to the destination's
+   uri; the VMM's last figures are the operation's metadata. */
+static int
+op_migrate (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
+{
+  json_t *figures = NULL;
+  int r = cl_mgr_instance_migrate (m, arg_string (args, "name"), arg_string (args, "uri"),
+                                   json_string_value (json_object_get (args, "token")), &figures,
+                                   err);
+  if (r == 0 && figures)
+    cl_api_op_set_metadata (op, json_pack ("{s:o}", "migration", figures), NULL);
+  else
+    json_decref (figures);
+  return r;
+}
+
+static const struct api_op_kind kind_migrate = { .description = "Migrating instance",
+                                                 .fn = op_migrate,
+                                                 .lifecycle_action = "instance-stopped" };
 static const struct api_op_kind kind_checkpoint = { .description = "Checkpointing instance",
                                                     .fn = op_checkpoint,
                                                     .lifecycle_action = "instance-stopped" };
@@ -958,6 +977,10 @@ static const struct api_field state_fields[] = {
   { "action", API_STRING, true, NULL },
   { "timeout", API_INT, false, NULL },
   { "force", API_BOOL, false, NULL },
+  /* migrate: the destination's stream, tcp:HOST:PORT, and the token it
+     expects in the stream's header (docs/move.md) */
+  { "uri", API_STRING, false, NULL },
+  { "token", API_STRING, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -965,7 +988,7 @@ void
 cl_api_instance_state_put (struct api_call *c)
 {
   const struct api_op_kind *kind;
-  const char *action, *want;
+  const char *action, *want, *uri;
   json_int_t timeout = 10;
   json_t *info;
   bool running;
@@ -985,12 +1008,32 @@ cl_api_instance_state_put (struct api_call *c)
     kind = &kind_unfreeze;
   else if (strcmp (action, "checkpoint") == 0)
     kind = &kind_checkpoint;
+  else if (strcmp (action, "migrate") == 0)
+    kind = &kind_migrate;
   else
     {
       cl_api_reply_bad_field (c, "action",
-                              "action: expected start, stop, restart, freeze, unfreeze or "
-                              "checkpoint, got `%s`",
+                              "action: expected start, stop, restart, freeze, unfreeze, "
+                              "checkpoint or migrate, got `%s`",
                               action);
+      return;
+    }
+  uri = json_string_value (json_object_get (c->body, "uri"));
+  if ((kind == &kind_migrate) != (uri != NULL))
+    {
+      cl_api_reply_bad_field (c, "uri", "uri: %s",
+                              uri ? "only the action migrate takes one"
+                                  : "migrate: required (tcp:HOST:PORT of the destination)");
+      return;
+    }
+  if (json_object_get (c->body, "token") && kind != &kind_migrate)
+    {
+      cl_api_reply_bad_field (c, "token", "token: only the action migrate takes one");
+      return;
+    }
+  if (uri && strncmp (uri, "tcp:", 4) != 0)
+    {
+      cl_api_reply_bad_field (c, "uri", "uri: expected tcp:HOST:PORT, got `%s`", uri);
       return;
     }
   if (json_object_get (c->body, "timeout"))
@@ -1018,15 +1061,16 @@ cl_api_instance_state_put (struct api_call *c)
       cl_api_reply_error (c, 409, "instance `%s` is already running", c->params[0]);
       return;
     }
-  if ((kind == &kind_stop || kind == &kind_checkpoint) && !running)
+  if ((kind == &kind_stop || kind == &kind_checkpoint || kind == &kind_migrate) && !running)
     {
       cl_api_reply_error (c, 409, "instance `%s` is not running", c->params[0]);
       return;
     }
   cl_api_op_start (c, kind, c->params[0], NULL,
-                   json_pack ("{s:s, s:I, s:b, s:b}", "name", c->params[0], "timeout", timeout,
-                              "force", json_is_true (json_object_get (c->body, "force")), "freeze",
-                              kind == &kind_freeze));
+                   json_pack ("{s:s, s:I, s:b, s:b, s:s?, s:O?}", "name", c->params[0], "timeout",
+                              timeout, "force", json_is_true (json_object_get (c->body, "force")),
+                              "freeze", kind == &kind_freeze, "uri", uri, "token",
+                              json_object_get (c->body, "token")));
 }
 
 /* ---- logs ---- */

@@ -10,6 +10,8 @@
 #include "common/util.h"
 
 #include <dirent.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -136,24 +138,98 @@ cl_api_instance_upload (struct api_call *c)
   cl_api_reply_sync (c, 200, json_pack ("{s:I}", "size", (json_int_t)(offset + c->req->body_len)));
 }
 
+/* A live move's stream: a TCP socket listening on `address` (the one the
+   mover reached this daemon at), an ephemeral port; *uri: where the
+   source's VMM connects. */
+static int
+migration_listen (const char *address, char **uri, cl_error_t *err)
+{
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICHOST | AI_PASSIVE };
+  struct addrinfo *res = NULL;
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+  char host[NI_MAXHOST], port[NI_MAXSERV];
+  int fd, rc;
+
+  rc = getaddrinfo (address, "0", &hints, &res);
+  if (rc != 0)
+    return cl_error_make (err, 0, "live move: address `%s`: %s", address ? address : "(any)",
+                          gai_strerror (rc));
+  fd = socket (res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 || bind (fd, res->ai_addr, res->ai_addrlen) < 0 || listen (fd, 1) < 0
+      || getsockname (fd, (struct sockaddr *)&sa, &len) < 0
+      || getnameinfo ((struct sockaddr *)&sa, len, host, sizeof host, port, sizeof port,
+                      NI_NUMERICHOST | NI_NUMERICSERV)
+             != 0)
+    {
+      cl_error_errno (err, "live move: listen on `%s`", address ? address : "(any)");
+      if (fd >= 0)
+        close (fd);
+      freeaddrinfo (res);
+      return -1;
+    }
+  freeaddrinfo (res);
+  *uri = cl_strdup_printf (strchr (host, ':') ? "tcp:[%s]:%s" : "tcp:%s:%s", host, port);
+  return fd;
+}
+
+struct live_publish
+{
+  struct api_op *op;
+  const char *uri;
+  const char *token;
+};
+
+/* The destination's monitor is about to accept: the mover, polling this
+   operation, reads where the source sends. */
+static void
+live_listening (void *opaque)
+{
+  struct live_publish *p = opaque;
+  cl_api_op_set_metadata (
+      p->op, json_pack ("{s:{s:s, s:s}}", "migration", "uri", p->uri, "token", p->token), NULL);
+}
+
 static int
 op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   const char *archive = json_string_value (json_object_get (args, "archive"));
   json_t *layers = json_object_get (args, "image_layers"), *l;
+  cleanup_free char *uri = NULL;
+  struct cl_mgr_live_in live = { .listen_fd = -1 };
+  struct live_publish pub = { .op = op };
+  char token[33];
   char **v = NULL;
   size_t i;
-  int r;
+  int r = 0;
 
-  (void)op;
+  if (json_is_true (json_object_get (args, "stateful")))
+    {
+      live.listen_fd
+          = migration_listen (json_string_value (json_object_get (args, "address")), &uri, err);
+      live.disk_size = (uint64_t)json_integer_value (json_object_get (args, "disk_size"));
+      live.listening = live_listening;
+      live.opaque = &pub;
+      /* one-time: the stream's header must carry it (only the source the
+         mover tells connects) */
+      cl_api_random_hex (token, 16);
+      live.token = pub.token = token;
+      pub.uri = uri;
+      if (live.listen_fd < 0)
+        r = -1;
+    }
   if (json_is_array (layers))
     {
       v = cl_xmalloc0 ((json_array_size (layers) + 1) * sizeof *v);
       json_array_foreach (layers, i, l) v[i] = (char *)json_string_value (l);
     }
-  r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
-                               json_string_value (json_object_get (args, "kind")),
-                               json_object_get (args, "config"), archive, v, err);
+  if (r == 0)
+    r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
+                                 json_string_value (json_object_get (args, "kind")),
+                                 json_object_get (args, "config"), archive, v,
+                                 live.listen_fd >= 0 ? &live : NULL, err);
+  if (live.listen_fd >= 0)
+    close (live.listen_fd);
   free (v);
   unlink (archive);
   return r;
@@ -169,6 +245,10 @@ static const struct api_field receive_fields[] = {
   { "size", API_INT, true, NULL },
   /* the image's layers (lowest first) when the archive holds the image */
   { "image_layers", API_STRING_ARRAY, false, NULL },
+  /* a running VM moving live: its disk's size (the archive holds no
+     disk); the operation's metadata gets {"migration": {"uri"}} */
+  { "stateful", API_BOOL, false, NULL },
+  { "disk_size", API_INT, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -179,6 +259,8 @@ cl_api_instance_receive (struct api_call *c)
   const char *type;
   cleanup_free char *path = archive_path (c->ctx->root, name);
   struct stat st;
+  bool stateful;
+  json_int_t disk_size;
 
   if (cl_api_check_body (c, receive_fields, true) < 0)
     return;
@@ -187,6 +269,20 @@ cl_api_instance_receive (struct api_call *c)
     {
       cl_api_reply_bad_field (c, "type", "type: expected container or virtual-machine, got `%s`",
                               type);
+      return;
+    }
+  stateful = json_is_true (json_object_get (c->body, "stateful"));
+  disk_size = json_integer_value (json_object_get (c->body, "disk_size"));
+  if (stateful && strcmp (type, "virtual-machine") != 0)
+    {
+      cl_api_reply_bad_field (c, "stateful",
+                              "stateful: only a virtual-machine moves live (a container comes"
+                              " checkpointed, without it)");
+      return;
+    }
+  if (stateful && disk_size <= 0)
+    {
+      cl_api_reply_bad_field (c, "disk_size", "disk_size: expected the disk's bytes (> 0)");
       return;
     }
   if (stat (path, &st) < 0)
@@ -204,8 +300,9 @@ cl_api_instance_receive (struct api_call *c)
   if (instance_absent (c, name) < 0)
     return;
   cl_api_op_start (c, &kind_receive, name, NULL,
-                   json_pack ("{s:s, s:s, s:O, s:s, s:O?}", "name", name, "kind",
+                   json_pack ("{s:s, s:s, s:O, s:s, s:O?, s:b, s:I, s:s?}", "name", name, "kind",
                               strcmp (type, "container") == 0 ? "container" : "vm", "config",
                               json_object_get (c->body, "config"), "archive", path, "image_layers",
-                              json_object_get (c->body, "image_layers")));
+                              json_object_get (c->body, "image_layers"), "stateful", stateful,
+                              "disk_size", disk_size, "address", c->req->local_address));
 }

@@ -26,6 +26,7 @@ static const char *const api_extensions[] = {
   "instance_copy",
   "instance_move",          /* PUT .../upload, POST .../receive (docs/move.md) */
   "instance_move_stateful", /* PUT .../state checkpoint; a received checkpoint/ restores */
+  "instance_move_live",     /* POST .../receive stateful (VMs), PUT .../state migrate */
   "images_fetch",
   "container_exec",
   "vm_exec",

@@ -18,11 +18,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -53,6 +55,7 @@ struct move
   bool stopped;      /* by us: start it again on failure */
   bool received;     /* the destination has it: delete it there on failure */
   bool checkpointed; /* stateful: its processes in INSTANCE/checkpoint */
+  bool live;         /* a running VM: live migration, no disk in the archive */
   json_t *image;     /* the image's inspect here, when the destination lacks it */
 };
 
@@ -91,10 +94,8 @@ stateful_refusal (struct move *mv, cl_error_t *err)
                               "stateful move of VM `%s`: no /dev/kvm on this host (live migration"
                               " needs KVM); stop it first or use --stateless",
                               mv->name);
-      return cl_error_make (err, 0,
-                            "stateful move of VM `%s`: live migration is not in this build yet;"
-                            " use --stateless",
-                            mv->name);
+      mv->live = true;
+      return 0;
     }
   posix_spawn_file_actions_init (&fa);
   posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
@@ -146,10 +147,20 @@ check_destination (struct move *mv, cl_error_t *err)
   {
     movable = movable || strcmp (json_string_value (e), "instance_move_stateful") == 0;
   }
-  if (!movable && !mv->stateless && mv->was_running)
+  if (!movable && !mv->stateless && mv->was_running && !mv->live)
     return cl_error_make (err, 0,
                           "remote `%s` does not restore checkpointed instances (its cloisond is"
                           " older); use --stateless",
+                          mv->remote);
+  movable = false;
+  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
+  {
+    movable = movable || strcmp (json_string_value (e), "instance_move_live") == 0;
+  }
+  if (!movable && mv->live)
+    return cl_error_make (err, 0,
+                          "remote `%s` does not take running VMs live (its cloisond is older);"
+                          " use --stateless",
                           mv->remote);
   mv->config = json_deep_copy (cfg);
   nets = json_object_get (mv->config, "networks");
@@ -230,9 +241,20 @@ archive_start (struct move *mv, pid_t *pid, int *fd, cl_error_t *err)
 {
   const char *dir = json_string_value (json_object_get (mv->info, "path"));
   bool vm = strcmp (json_string_value (json_object_get (mv->info, "kind")), "vm") == 0;
-  const char *fixed[]
-      = { "tar",      "--create",           "--zstd",      "--sparse", "--numeric-owner",
-          "--xattrs", "--xattrs-include=*", "--directory", dir,        vm ? "disk.img" : "upper" };
+  /* live: the disk goes in the migration (an archive of the image only,
+     or empty) */
+  const char *fixed[] = { "tar",
+                          "--create",
+                          "--zstd",
+                          "--sparse",
+                          "--numeric-owner",
+                          "--xattrs",
+                          "--xattrs-include=*",
+                          "--directory",
+                          dir,
+                          mv->live ? "--files-from=/dev/null"
+                          : vm     ? "disk.img"
+                                   : "upper" };
   json_t *layers = json_object_get (mv->image, "Layers"), *l;
   size_t nfixed = sizeof fixed / sizeof fixed[0], n = nfixed, i;
   char **argv = cl_xmalloc0 ((nfixed + 9 + json_array_size (layers)) * sizeof *argv);
@@ -392,6 +414,144 @@ move_undo (struct move *mv)
     }
 }
 
+/* A connection to uri closed at once: a destination VMM still waiting
+   for the source (which failed before it connected) stops waiting. */
+static void
+poke (const char *uri)
+{
+  const char *hp = uri + 4, *colon = strrchr (hp, ':');
+  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
+  cleanup_free char *host = NULL;
+  int fd;
+
+  if (strncmp (uri, "tcp:", 4) != 0 || colon == NULL)
+    return;
+  host = cl_strdup_printf ("%.*s", (int)(colon - hp), hp);
+  if (host[0] == '[' && host[strlen (host) - 1] == ']')
+    {
+      memmove (host, host + 1, strlen (host));
+      host[strlen (host) - 1] = '\0';
+    }
+  if (getaddrinfo (host, colon + 1, &hints, &res) != 0)
+    return;
+  fd = socket (res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd >= 0)
+    {
+      if (connect (fd, res->ai_addr, res->ai_addrlen) < 0)
+        {
+          /* nothing listens any more: nothing to stop */
+        }
+      close (fd);
+    }
+  freeaddrinfo (res);
+}
+
+/* The figure `key` of the source VMM's last migration status, or -1. */
+static long long
+figure (json_t *mig, const char *key)
+{
+  json_t *v = json_object_get (mig, key);
+  return json_is_number (v) ? (long long)json_number_value (v) : -1;
+}
+
+/* A running VM, live: the destination makes the instance (an empty disk
+   of the same size) and starts its monitor waiting for the migration on
+   an ephemeral port of the address we reached it at, and says where (the
+   receive operation's metadata); the source's daemon has its VMM send
+   there (memory and disk); once the destination runs it, the source has
+   stopped.  A failure anywhere leaves the VM running here: the source's
+   VMM runs on when a send fails, and the destination's receive undoes
+   itself (its VMM killed, the instance destroyed). */
+static int
+move_live (struct move *mv, json_t *body, cl_error_t *err)
+{
+  cleanup_free char *dpath = cl_api_url ("/1.0/instances/", mv->newname);
+  cleanup_free char *spath = cl_api_url ("/1.0/instances/", mv->name);
+  cleanup_free char *recv = cl_strdup_printf ("%s/receive", dpath);
+  cleanup_free char *state_path = cl_strdup_printf ("%s/state", spath);
+  cleanup_free char *disk
+      = cl_strdup_printf ("%s/disk.img", json_string_value (json_object_get (mv->info, "path")));
+  cleanup_free char *text = NULL, *op = NULL, *uri = NULL, *token = NULL;
+  cleanup_json json_t *mig = NULL, *send = NULL;
+  struct cl_api_request req = { .method = "POST", .path = recv };
+  struct cl_api_response resp;
+  struct stat st;
+  uint64_t t0 = cl_now_ns ();
+  int r;
+
+  if (stat (disk, &st) < 0)
+    return cl_error_errno (err, "live move of `%s`: stat `%s`", mv->name, disk);
+  json_object_set_new (body, "stateful", json_true ());
+  json_object_set_new (body, "disk_size", json_integer ((json_int_t)st.st_size));
+  text = json_dumps (body, JSON_COMPACT);
+  req.body = text;
+  req.body_len = strlen (text);
+  if (cli_request (mv->dst, &req, &resp, err) < 0)
+    return cl_error_wrap (err, "remote `%s`", mv->remote);
+  if (resp.status != 202 || !json_is_string (json_object_get (resp.json, "operation")))
+    {
+      r = cl_error_make (err, 0, "remote `%s`: %s", mv->remote,
+                         json_string_value (json_object_get (resp.json, "error"))
+                             ? json_string_value (json_object_get (resp.json, "error"))
+                             : "receive: no operation");
+      cl_api_response_clear (&resp);
+      return r;
+    }
+  op = cl_xstrdup (json_string_value (json_object_get (resp.json, "operation")));
+  cl_api_response_clear (&resp);
+  /* where the destination listens, once its monitor is about to accept */
+  while (uri == NULL)
+    {
+      cleanup_json json_t *o = NULL;
+      const char *status, *u;
+      /* the destination's monitor gives up waiting by itself (60 s) */
+      if (interrupted)
+        return cl_error_make (err, 0, "move of `%s` interrupted (signal %d): undone", mv->name,
+                              (int)interrupted);
+      if (cli_call (mv->dst, "GET", op, NULL, NULL, &o, err) < 0)
+        return cl_error_wrap (err, "remote `%s`", mv->remote);
+      status = json_string_value (json_object_get (o, "status"));
+      json_t *where = json_object_get (json_object_get (o, "metadata"), "migration");
+      u = json_string_value (json_object_get (where, "uri"));
+      if (u)
+        {
+          uri = cl_xstrdup (u);
+          if (json_is_string (json_object_get (where, "token")))
+            token = cl_xstrdup (json_string_value (json_object_get (where, "token")));
+        }
+      else if (status && strcmp (status, "running") != 0 && strcmp (status, "pending") != 0)
+        {
+          const char *e = json_string_value (json_object_get (o, "err"));
+          return cl_error_make (err, 0, "remote `%s`: %s", mv->remote, e && *e ? e : status);
+        }
+      else
+        usleep (100 * 1000);
+    }
+  /* the source's daemon migrates it (its disk too) and waits for the end */
+  send = json_pack ("{s:s, s:s, s:s?}", "action", "migrate", "uri", uri, "token", token);
+  if (cli_call (mv->src, "PUT", state_path, NULL, send, &mig, err) < 0)
+    {
+      cl_error_t ignored = NULL;
+      poke (uri);
+      /* the destination's receive fails too and undoes itself */
+      if (cli_wait_operation (mv->dst, op, NULL, &ignored) < 0)
+        cl_error_release (&ignored);
+      return cl_error_wrap (err, "live move of `%s` to remote `%s` (it runs on here)", mv->name,
+                            mv->remote);
+    }
+  if (cli_wait_operation (mv->dst, op, NULL, err) < 0)
+    return cl_error_wrap (err, "live move of `%s`: the source completed but remote `%s` says",
+                          mv->name, mv->remote);
+  json_t *m = json_object_get (mig, "migration");
+  fprintf (stderr,
+           "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB, vCPUs"
+           " throttled up to %lld %%, guest paused %lld ms)\n",
+           mv->name, (cl_now_ns () - t0) / 1e9, figure (m, "total_ms"), figure (m, "pass"),
+           figure (m, "bytes_sent") / 1000000, figure (m, "throttle_max_pct"),
+           figure (m, "downtime_ms"));
+  return 0;
+}
+
 static int
 move_run (struct move *mv, cl_error_t *err)
 {
@@ -411,7 +571,7 @@ move_run (struct move *mv, cl_error_t *err)
     return -1;
   if (check_destination (mv, err) < 0)
     return -1;
-  if (mv->was_running)
+  if (mv->was_running && !mv->live)
     {
       /* stateful: CRIU saves the processes and ends them; a start here
          (the undo) restores them */
@@ -437,6 +597,16 @@ move_run (struct move *mv, cl_error_t *err)
         json_array_append_new (layers, json_string (slash ? slash + 1 : json_string_value (l)));
       }
       json_object_set_new (body, "image_layers", layers);
+    }
+  if (mv->live)
+    {
+      if (move_live (mv, body, err) < 0)
+        return -1;
+      /* the copy here stopped when the migration completed */
+      if (cli_call (mv->src, "DELETE", spath, "force=1", NULL, NULL, err) < 0)
+        return cl_error_wrap (err, "`%s` runs on remote `%s` now, but its copy here stays",
+                              mv->newname, mv->remote);
+      return 0;
     }
   if (cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);

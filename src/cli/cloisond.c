@@ -128,6 +128,19 @@ notify_connection (void *cls, struct MHD_Connection *con, void **socket_context,
   *socket_context = NULL;
 }
 
+/* The numeric address of our end of connection fd, in buf (NULL: none). */
+static const char *
+local_address (int fd, char *buf, size_t size)
+{
+  struct sockaddr_storage sa;
+  socklen_t len = sizeof sa;
+
+  if (fd < 0 || getsockname (fd, (struct sockaddr *)&sa, &len) < 0
+      || getnameinfo ((struct sockaddr *)&sa, len, buf, size, NULL, 0, NI_NUMERICHOST) != 0)
+    return NULL;
+  return buf;
+}
+
 /* The connection's client certificate, read once (after the handshake). */
 static struct tls_conn *
 tls_peer (struct MHD_Connection *con)
@@ -731,6 +744,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
   struct stream_peer peer = { 0 };
   struct cl_api_http http;
   struct tls_conn *tc = NULL;
+  char local[NI_MAXHOST];
   cleanup_free char *path = NULL;
   enum MHD_Result ret;
   char *q;
@@ -818,6 +832,7 @@ on_request (void *cls, struct MHD_Connection *con, const char *url, const char *
       req.remote = true;
       req.peer_fingerprint = tc && *tc->fp ? tc->fp : NULL;
       req.peer_certificate = tc ? tc->pem : NULL;
+      req.local_address = tc ? local_address (tc->fd, local, sizeof local) : NULL;
       stream_peer_init (&peer, ctx, "-"); /* a TLS client, even with no certificate */
       if (req.peer_fingerprint)
         stream_peer_init (&peer, ctx, req.peer_fingerprint);

@@ -457,9 +457,18 @@ int
 cl_unix_http_request (const char *socket_path, const char *method, const char *path,
                       const char *body, cl_error_t *err)
 {
+  return cl_unix_http_request_body (socket_path, method, path, body, NULL, err);
+}
+
+int
+cl_unix_http_request_body (const char *socket_path, const char *method, const char *path,
+                           const char *body, char **out, cl_error_t *err)
+{
   struct sockaddr_un sa = { .sun_family = AF_UNIX };
   cleanup_close int fd = -1;
-  char req[2048], resp[1024];
+  char req[2048];
+  cleanup_free char *resp = cl_xmalloc0 (65536);
+  size_t got = 0;
   ssize_t n;
   int status = 0;
 
@@ -475,15 +484,26 @@ cl_unix_http_request (const char *socket_path, const char *method, const char *p
                 method, path, body ? strlen (body) : 0, body ? body : "");
   if (cl_write_all (fd, req, (size_t)n) < 0)
     return cl_error_errno (err, "write to the API");
-  n = read (fd, resp, sizeof resp - 1);
-  if (n <= 0)
-    return cl_error_make (err, 0, "API %s %s: no answer", method, path);
-  resp[n] = '\0';
-  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
+  /* the whole answer when it is wanted (Connection: close), else its
+     first read (the status line) */
+  while (got < 65535 && (n = read (fd, resp + got, 65535 - got)) != 0)
     {
-      char *bodyp = strstr (resp, "\r\n\r\n");
-      return cl_error_make (err, 0, "API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        break;
+      got += (size_t)n;
+      if (out == NULL)
+        break;
     }
+  if (got == 0)
+    return cl_error_make (err, 0, "API %s %s: no answer", method, path);
+  resp[got] = '\0';
+  char *bodyp = strstr (resp, "\r\n\r\n");
+  if (sscanf (resp, "HTTP/1.%*d %d", &status) != 1 || status / 100 != 2)
+    return cl_error_make (err, 0, "API %s %s: %s", method, path, bodyp ? bodyp + 4 : resp);
+  if (out)
+    *out = cl_xstrdup (bodyp ? bodyp + 4 : "");
   return 0;
 }
 

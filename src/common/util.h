@@ -84,6 +84,9 @@ void cl_crash_point (const char *var, const char *step);
    body. */
 int cl_unix_http_request (const char *socket_path, const char *method, const char *path,
                           const char *body, cl_error_t *err);
+/* The same, with the answer's body in *out (caller frees; up to 64 KiB). */
+int cl_unix_http_request_body (const char *socket_path, const char *method, const char *path,
+                               const char *body, char **out, cl_error_t *err);
 
 /* The bytes of `src` (`n` buffers) from byte `skip` on, at most `keep` of
    them, as buffers into `dst` (room for `max`): returns how many; *len

@@ -14,6 +14,7 @@
 #include "manager/netglue.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -701,9 +702,38 @@ cl_mgr_instance_image_in_use (struct cl_manager *m, const char *image, char **us
   return 1;
 }
 
+/* A running VM's live migration in: an empty sparse disk of the source's
+   size (which the block migration fills), and its monitor started with
+   the migration's listening socket instead of a boot; it records the
+   instance running once the guest runs here. */
+static int
+receive_live (struct cl_manager *m, const char *name, const struct cl_mgr_live_in *live,
+              cl_error_t *err)
+{
+  cleanup_free char *dir = cl_mgr_instance_dir (m, name);
+  cleanup_free char *disk = cl_strdup_printf ("%s/disk.img", dir);
+  cleanup_instance struct instance *inst = NULL;
+  cleanup_close int fd = -1;
+
+  if (live->listen_fd <= 0)
+    return cl_error_raise (err, CL_ERR_INVALID, "live move of `%s`: no listening socket", name);
+  fd = open (disk, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0 || ftruncate (fd, (off_t)live->disk_size) < 0)
+    return cl_error_errno (err, "create `%s`", disk);
+  if (cl_mgr_store_get (m, name, &inst, err) < 0)
+    return -1;
+  if (live->listening)
+    live->listening (live->opaque);
+  return cl_mgr_monitor_spawn (
+      m, inst,
+      &(struct start_opts){ .incoming_fd = live->listen_fd, .incoming_token = live->token }, NULL,
+      err);
+}
+
 int
 cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind, json_t *config,
-                         const char *archive, char **image_layers, cl_error_t *err)
+                         const char *archive, char **image_layers,
+                         const struct cl_mgr_live_in *live, cl_error_t *err)
 {
   cleanup_instance struct instance *to = NULL;
   cleanup_image struct mgr_image *img = NULL;
@@ -752,7 +782,9 @@ cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kin
     r = cl_mgr_image_use (m, image_id, name, err);
   if (r == 0 && to->kind == KIND_CONTAINER)
     r = cl_mkdir_p (work, 0755, err) < 0 || cl_mkdir_p (rootfs, 0755, err) < 0 ? -1 : 0;
-  if (r == 0)
+  if (r == 0 && live)
+    r = receive_live (m, name, live, err); /* running when it returns 0 */
+  else if (r == 0)
     r = cl_mgr_store_set_status (m, name, "stopped", err);
   if (r == 0)
     r = cl_mgr_intent_end (m, intent, err);

@@ -161,15 +161,35 @@ int cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst
    or disk.img).  image_layers (NULL-terminated, lowest first; NULL: the
    image must be here): the archive also holds the image, in image/ (see
    cl_img_receive).  Undone on failure, and by the recovery when the
-   process dies midway (intent "receive"). */
+   process dies midway (intent "receive").  live (NULL: none): a running
+   VM's live migration comes in instead of its disk (docs/move.md). */
+struct cl_mgr_live_in
+{
+  int listen_fd;      /* a listening TCP socket: the source's VMM connects */
+  uint64_t disk_size; /* the disk's, made sparse here and filled by the
+                         block migration */
+  const char *token;  /* the source's stream header must carry it */
+  /* called once the instance is made, just before its monitor accepts
+     on listen_fd: the caller tells the source where to send */
+  void (*listening) (void *opaque);
+  void *opaque;
+};
 int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind,
                              json_t *config, const char *archive, char **image_layers,
-                             cl_error_t *err);
+                             const struct cl_mgr_live_in *live, cl_error_t *err);
 
 /* A stateful move's first step: the running container's processes into
    INSTANCE/checkpoint (CRIU), which ends them; the instance is stopped
    then, and its next start restores them (and drops the checkpoint). */
 int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err);
+
+/* A live move's source side: the running VM's live migration (its disk
+   too) to `uri`, where a destination's monitor waits (docs/move.md), with
+   the `token` it expects (NULL: none).
+   0 when it runs there: it is stopped here then (*figures: the VMM's
+   last migration status, caller frees); -1: it runs on here. */
+int cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri,
+                             const char *token, json_t **figures, cl_error_t *err);
 
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);

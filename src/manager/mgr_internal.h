@@ -173,6 +173,10 @@ struct start_opts
      directory) instead of booting (VMs) or starting (containers: CRIU's
      images) */
   const char *restore_dir;
+  /* VMs: a listening TCP socket (>= 0; -1 or 0: none) a live migration
+     comes in on, instead of a boot (a stateful move's destination) */
+  int incoming_fd;
+  const char *incoming_token; /* the token the source's stream carries */
 };
 
 /* How long a stop waits for a workload it has killed (or, after a VM's
@@ -226,6 +230,13 @@ struct instance_ops
      CL_MGR_LIMIT_NONE lifts it) */
   int (*set_limits) (struct cl_manager *m, struct instance *inst, uint64_t memory, unsigned cpus,
                      cl_error_t *err);
+  /* live migration of the running workload to `uri` (a destination's
+     VMM, docs/move.md; `token`: what it expects in the stream's header,
+     or NULL), to its end: 0 once it runs there and stopped
+     here (*figures: the VMM's last status), else it runs on here (NULL:
+     the kind cannot) */
+  int (*migrate) (struct cl_manager *m, struct instance *inst, const char *uri, const char *token,
+                  json_t **figures, cl_error_t *err);
 };
 
 extern const struct instance_ops container_ops; /* kind_container.c */

@@ -101,6 +101,28 @@ cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *
 }
 
 int
+cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri, const char *token,
+                         json_t **figures, cl_error_t *err)
+{
+  cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
+  cleanup_instance struct instance *inst = NULL;
+
+  *figures = NULL;
+  if (cl_mgr_instance_lock (m, name, &lock, err) < 0
+      || cl_mgr_instance_load (m, name, &inst, err) < 0)
+    return -1;
+  if (strcmp (inst->status, "running") != 0)
+    return cl_error_raise (err, CL_ERR_CONFLICT, "instance `%s` is %s, not running", name,
+                           inst->status);
+  if (cl_mgr_instance_ops (inst)->migrate == NULL)
+    return cl_error_raise (err, CL_ERR_INVALID,
+                           "instance `%s`: only VMs migrate live (a container moves by "
+                           "checkpoint)",
+                           name);
+  return cl_mgr_instance_ops (inst)->migrate (m, inst, uri, token, figures, err);
+}
+
+int
 cl_mgr_snapshot_list (struct cl_manager *m, const char *instance, json_t **out, cl_error_t *err)
 {
   cleanup_instance struct instance *inst = NULL;

@@ -29,6 +29,7 @@
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
@@ -209,7 +210,7 @@ vm_warm_start (struct cl_manager *m, struct instance *inst, struct vm_launch *l,
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
-                   bool attached, struct vm_launch *l, cl_error_t *err)
+                   int incoming_fd, bool attached, struct vm_launch *l, cl_error_t *err)
 {
   cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
@@ -219,6 +220,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
+  l->incoming_fd = -1;
   l->attached = attached;
   l->kernel = config_string (inst, "kernel");
   l->initrd = config_string (inst, "initrd");
@@ -266,15 +268,21 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   l->console_log = cl_strdup_printf ("%s/console.log", dir);
   l->api_socket = cl_strdup_printf ("%s/api.sock", dir);
   l->restore_dir = restore_dir ? cl_xstrdup (restore_dir) : NULL;
+  if (incoming_fd > 0)
+    {
+      l->incoming_fd = incoming_fd;
+      l->incoming = cl_strdup_printf ("fd:%d", MONITOR_INCOMING_FD);
+    }
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
   /* built-in kernel, initramfs and command line, the disk alone, not
-     resuming a snapshot, not --cold, and a vsock for the go */
+     resuming a snapshot or a live move, not --cold, and a vsock for the go */
   warm = json_object_get (inst->config, "kernel") == NULL
          && json_object_get (inst->config, "initrd") == NULL
          && json_object_get (inst->config, "cmdline") == NULL && l->nfs == 0 && l->nvolumes == 0
-         && restore_dir == NULL && !json_is_true (json_object_get (inst->config, "cold"))
+         && restore_dir == NULL && incoming_fd <= 0
+         && !json_is_true (json_object_get (inst->config, "cold"))
          && !attached /* `run --vm`: its exit status, below */
          && cl_mgr_vm_host_has_vsock ();
   /* a vsock device for `cloison exec` (the guest agent) where the host
@@ -401,6 +409,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.api_socket = l->api_socket;
       cfg.ready_fd = l->readyfd; /* 'R' once the vCPUs run */
       cfg.restore_dir = l->restore_dir;
+      cfg.incoming = l->incoming;
+      cfg.incoming_token = l->incoming_token;
       cfg.restore_clone = l->restore_clone;
       int status = -1;
       cfg.guest_status = &status; /* cloison-init's report of the command's */
@@ -428,11 +438,68 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
   return pid;
 }
 
+/* A live migration in: the VMM's report comes to the monitor first,
+   which returns once the guest runs here ('R'), and meanwhile watches
+   the command that started it (the daemon's receive): when that one is
+   gone (its end of the ready pipe closed: killed), the VMM is killed
+   before the migration can end, so that the source runs on and the
+   daemon's recovery of the `receive` finds nothing running. */
+static pid_t
+vm_incoming_wait (struct vm_launch *l, int daemon_fd, cl_error_t *err)
+{
+  int p[2];
+  pid_t pid;
+  char buf[1024];
+  ssize_t n = 0;
+
+  if (pipe2 (p, O_CLOEXEC) < 0)
+    return cl_error_errno (err, "pipe");
+  l->readyfd = p[1];
+  pid = vm_monitor_start (l, err);
+  close (p[1]);
+  l->readyfd = daemon_fd;
+  close (MONITOR_INCOMING_FD); /* the VMM child has it */
+  for (; pid > 0;)
+    {
+      struct pollfd w[2] = { { .fd = p[0], .events = POLLIN }, { .fd = daemon_fd, .events = 0 } };
+      if (poll (w, 2, -1) < 0 && errno != EINTR)
+        break;
+      if (w[1].revents & (POLLERR | POLLHUP))
+        {
+          cl_error_make (err, 0, "the receiving command is gone: migration abandoned");
+          break;
+        }
+      if (w[0].revents)
+        {
+          n = read (p[0], buf, sizeof buf - 1);
+          if (n < 0 && errno == EINTR)
+            continue;
+          buf[n > 0 ? n : 0] = '\0';
+          if (n > 0 && buf[0] == 'R')
+            {
+              close (p[0]);
+              return pid;
+            }
+          cl_error_make (err, 0, "%s", n > 1 ? buf + 1 : "the VMM exited during the migration");
+          break;
+        }
+    }
+  close (p[0]);
+  if (pid > 0)
+    {
+      kill (pid, SIGKILL);
+      waitpid (pid, NULL, 0);
+    }
+  return -1;
+}
+
 /* cloison-vmmon's start: the VMM in a child of the monitor. */
 pid_t
 cl_mgr_monitor_start_vm (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   *stdin_keep = -1;
+  if (a->vm_launch.incoming)
+    return vm_incoming_wait (&a->vm_launch, a->readyfd, err);
   return vm_monitor_start (&a->vm_launch, err);
 }
 
@@ -606,7 +673,12 @@ vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
             const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
 {
   (void)img;
-  return vm_launch_prepare (m, inst, o->restore_dir, o->attached, &a->vm_launch, err);
+  if (vm_launch_prepare (m, inst, o->restore_dir, o->incoming_fd, o->attached, &a->vm_launch, err)
+      < 0)
+    return -1;
+  if (o->incoming_fd > 0 && o->incoming_token)
+    a->vm_launch.incoming_token = cl_xstrdup (o->incoming_token);
+  return 0;
 }
 
 static bool
@@ -709,6 +781,120 @@ vm_exec_unlocked (struct cl_manager *m, struct instance *inst, const struct cl_e
                          err); /* vm_agent.c */
 }
 
+/* The migration's poll: GET /migration of the VMM every 200 ms. */
+#define MIGRATE_POLL_MS 200
+#define MIGRATED_LINE "cloison-vmm: migrated: "
+
+/* The final figures a completed source VMM wrote on its stderr (the
+   console log) as it exited, which the poll may have missed, of the
+   migration to uri (not an older one's); NULL: none. */
+static json_t *
+migrated_figures (const char *console_log, const char *uri)
+{
+  cleanup_file FILE *f = fopen (console_log, "re");
+  cleanup_free char *line = NULL;
+  size_t cap = 0;
+  json_t *last = NULL;
+
+  if (f == NULL)
+    return NULL;
+  /* the end of the log only: the line is among the last ones */
+  if (fseek (f, -65536, SEEK_END) < 0)
+    rewind (f);
+  while (getline (&line, &cap, f) > 0)
+    {
+      char *at = strstr (line, MIGRATED_LINE);
+      json_t *j
+          = at ? json_loads (at + strlen (MIGRATED_LINE), JSON_DISABLE_EOF_CHECK, NULL) : NULL;
+      const char *to = json_string_value (json_object_get (j, "uri"));
+      if (j && (to == NULL || strcmp (to, uri) != 0))
+        {
+          json_decref (j);
+          j = NULL;
+        }
+      if (j)
+        {
+          json_decref (last);
+          last = j;
+        }
+    }
+  return last;
+}
+
+/* The VMM's migration to uri, with its disk (block: the destination has
+   an empty one), then its end: a completed source exits 0. */
+static int
+vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, const char *token,
+            json_t **figures, cl_error_t *err)
+{
+  cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
+  cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", dir);
+  cleanup_json json_t *j = json_pack ("{s:s, s:b, s:s?}", "uri", uri, "block", 1, "token", token);
+  cleanup_free char *body = json_dumps (j, JSON_COMPACT);
+  json_t *last = NULL;
+  cl_error_t gone = NULL;
+
+  *figures = NULL;
+  if (cl_unix_http_request (sock, "PUT", "/migration/send", body, err) < 0)
+    return cl_error_wrap (err, "instance `%s`: migrate", inst->name);
+  for (;;)
+    {
+      cleanup_free char *text = NULL;
+      json_t *st;
+      const char *state;
+      struct timespec ts = { 0, MIGRATE_POLL_MS * 1000000L };
+
+      nanosleep (&ts, NULL);
+      if (cl_unix_http_request_body (sock, "GET", "/migration", NULL, &text, &gone) < 0)
+        break; /* the VMM is gone: completed (it exits 0), or died */
+      st = json_loads (text, 0, NULL);
+      state = json_string_value (json_object_get (st, "state"));
+      if (state && strcmp (state, "active") != 0 && strcmp (state, "none") != 0)
+        {
+          json_decref (last);
+          last = st;
+          if (strcmp (state, "completed") == 0)
+            break;
+          cl_error_make (err, 0, "instance `%s`: migration %s: %s", inst->name, state,
+                         json_string_value (json_object_get (last, "error"))
+                             ? json_string_value (json_object_get (last, "error"))
+                             : "(no reason given)");
+          json_decref (last);
+          return -1;
+        }
+      json_decref (last);
+      last = st;
+    }
+  cl_error_release (&gone);
+  /* completed: the VMM stops, its monitor records the instance stopped */
+  if (!cl_mgr_proc_wait_exit (inst->monitor_pid, inst->monitor_start, FORCED_STOP_WAIT_MS))
+    cl_warn ("instance `%s`: its VMM did not exit after the migration", inst->name);
+  cleanup_instance struct instance *now = NULL;
+  if (cl_mgr_store_get (m, inst->name, &now, err) < 0)
+    {
+      json_decref (last);
+      return -1;
+    }
+  if (strcmp (json_string_value (json_object_get (last, "state")) ?: "", "completed") != 0)
+    {
+      cleanup_free char *log = cl_strdup_printf ("%s/console.log", dir);
+      json_t *final = migrated_figures (log, uri);
+      if (final)
+        {
+          json_decref (last);
+          last = final;
+        }
+      else if (!(now->has_exit_code && now->exit_code == 0))
+        {
+          json_decref (last);
+          return cl_error_make (err, 0, "instance `%s`: its VMM stopped during the migration",
+                                inst->name);
+        }
+    }
+  *figures = last;
+  return 0;
+}
+
 const struct instance_ops vm_ops = {
   .kind = "vm",
   .create = vm_disk_create,
@@ -724,4 +910,5 @@ const struct instance_ops vm_ops = {
   .exec = vm_exec_unlocked,
   .console = vm_console,
   .set_limits = NULL, /* applied at the next start */
+  .migrate = vm_migrate,
 };

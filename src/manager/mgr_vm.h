@@ -18,6 +18,10 @@
 struct cl_manager;
 struct instance;
 
+/* A live migration's listening socket in the monitor (and its VMM
+   child): after the arguments, ready, go and vsock descriptors (3-6). */
+#define MONITOR_INCOMING_FD 7
+
 /* In instances/NAME/: the serial console's input, a FIFO (see mgr_vm.c). */
 #define VM_CONSOLE_INPUT "console.in"
 
@@ -29,10 +33,16 @@ struct vm_launch
   char *disk;
   char *console_log;
   char *api_socket;
-  char *restore_dir;  /* stateful snapshot to resume, or NULL */
-  bool restore_clone; /* restore_dir is a warm template (mgr_vm_template.c) */
-  char *go;           /* then: the go request's JSON (its init's arguments) */
-  char *tap;          /* network, or NULL */
+  char *restore_dir; /* stateful snapshot to resume, or NULL */
+  /* a live migration in (a stateful move): "fd:N", N the listening
+     socket the source connects to (incoming_fd: the manager's copy, moved
+     to N in the monitor), or NULL */
+  char *incoming;
+  int incoming_fd;
+  char *incoming_token; /* the source's stream must carry it, or NULL */
+  bool restore_clone;   /* restore_dir is a warm template (mgr_vm_template.c) */
+  char *go;             /* then: the go request's JSON (its init's arguments) */
+  char *tap;            /* network, or NULL */
   /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
      shares (shared folders, directory volumes); the guest's init mounts
      them as the command line's cloison.vol= and cloison.fs= say */

@@ -73,10 +73,12 @@ monitor_program (bool vm, cl_error_t *err)
 
 /* In the (grandchild) monitor process: exec the monitor program with
    its arguments on fd 3, the ready pipe on fd 4, a container's go pipe
-   on fd 5 and a VM's vsock reservation on fd 6, without CLOEXEC (dup2
-   clears it); every other descriptor is closed. */
+   on fd 5, a VM's vsock reservation on fd 6 and a live migration's
+   listening socket on fd 7, without CLOEXEC (dup2 clears it); every
+   other descriptor is closed. */
 static void __attribute__ ((noreturn))
-exec_monitor (const char *program, const char *args, int readyfd, int gofd, int vsockfd)
+exec_monitor (const char *program, const char *args, int readyfd, int gofd, int vsockfd,
+              int incomingfd)
 {
   int p[2];
   size_t len = strlen (args);
@@ -90,11 +92,16 @@ exec_monitor (const char *program, const char *args, int readyfd, int gofd, int 
   int a = fcntl (p[0], F_DUPFD, 10), r = fcntl (readyfd, F_DUPFD, 10);
   int g = gofd >= 0 ? fcntl (gofd, F_DUPFD, 10) : -1;
   int v = vsockfd >= 0 ? fcntl (vsockfd, F_DUPFD, 10) : -1;
-  if (a < 0 || r < 0 || (gofd >= 0 && g < 0) || (vsockfd >= 0 && v < 0) || dup2 (a, 3) < 0
-      || dup2 (r, 4) < 0 || (g >= 0 && dup2 (g, 5) < 0)
-      || (v >= 0 && dup2 (v, MONITOR_VSOCK_FD) < 0))
+  int in = incomingfd >= 0 ? fcntl (incomingfd, F_DUPFD, 10) : -1;
+  if (a < 0 || r < 0 || (gofd >= 0 && g < 0) || (vsockfd >= 0 && v < 0)
+      || (incomingfd >= 0 && in < 0) || dup2 (a, 3) < 0 || dup2 (r, 4) < 0
+      || (g >= 0 && dup2 (g, 5) < 0) || (v >= 0 && dup2 (v, MONITOR_VSOCK_FD) < 0)
+      || (in >= 0 && dup2 (in, MONITOR_INCOMING_FD) < 0))
     goto fail;
-  cl_close_fds_from (v >= 0 ? MONITOR_VSOCK_FD + 1 : g >= 0 ? 6 : 5);
+  cl_close_fds_from (in >= 0  ? MONITOR_INCOMING_FD + 1
+                     : v >= 0 ? MONITOR_VSOCK_FD + 1
+                     : g >= 0 ? 6
+                              : 5);
   const char *base = strrchr (program, '/');
   execl (program, base ? base + 1 : program, (char *)NULL);
   readyfd = 4;
@@ -201,7 +208,8 @@ cl_mgr_monitor_spawn (struct cl_manager *m, struct instance *inst, const struct 
         }
       if (go[1] >= 0)
         close (go[1]);
-      exec_monitor (program, args, ready[1], go[0], a.vm ? a.vm_launch.vsock_fd : -1);
+      exec_monitor (program, args, ready[1], go[0], a.vm ? a.vm_launch.vsock_fd : -1,
+                    a.vm ? a.vm_launch.incoming_fd : -1);
     }
   close (ready[1]);
   if (go[0] >= 0)

@@ -230,8 +230,8 @@ cl_mgr_monitor_main (struct monitor_args *a, int readyfd, monitor_start_fn start
       _exit (1);
     }
   /* a VMM child reports its own failure on readyfd, or closes it by
-     exiting */
-  if (!a->vm)
+     exiting; one that took a live migration in reported to us */
+  if (!a->vm || a->vm_launch.incoming)
     report (readyfd, "R%d", (int)init);
   close (readyfd);
   malloc_trim (0);
@@ -308,33 +308,37 @@ vm_launch_to_json (const struct vm_launch *l)
                                           l->fs[i].path, "readonly", l->fs[i].readonly));
   for (int i = 0; i < 6; i++)
     snprintf (mac + 2 * i, 3, "%02x", l->mac[i]);
-  return json_pack ("{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:b, s:o, s:o, s:o, s:o, s:s, s:b, s:i, "
-                    "s:I, s:I, s:i, s:b}",
-                    "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline,
-                    "disk", l->disk, "console_log", l->console_log, "api_socket", l->api_socket,
-                    "restore_dir", opt_string (l->restore_dir), "restore_clone", l->restore_clone,
-                    "go", opt_string (l->go), "tap", opt_string (l->tap), "volumes", vols, "fs", fs,
-                    "mac", mac, "has_mac", l->has_mac, "cpus", (int)l->cpus, "memory",
-                    (json_int_t)l->memory, "vsock_cid", (json_int_t)l->vsock_cid, "vsock_fd",
-                    l->vsock_fd, "attached", l->attached);
+  json_t *j = json_pack (
+      "{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:b, "
+      "s:i, s:I, s:I, s:i, s:b}",
+      "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline, "disk", l->disk,
+      "console_log", l->console_log, "api_socket", l->api_socket, "restore_dir",
+      opt_string (l->restore_dir), "incoming", opt_string (l->incoming), "incoming_token",
+      opt_string (l->incoming_token), "tap", opt_string (l->tap), "volumes", vols, "fs", fs, "mac",
+      mac, "has_mac", l->has_mac, "cpus", (int)l->cpus, "memory", (json_int_t)l->memory,
+      "vsock_cid", (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
+  json_object_set_new (j, "restore_clone", json_boolean (l->restore_clone));
+  json_object_set_new (j, "go", opt_string (l->go));
+  return j;
 }
 
 static int
 vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
 {
   const char *kernel, *cmdline, *disk, *log, *sock, *mac;
-  json_t *initrd, *restore, *tap, *vols, *fs, *e;
+  json_t *initrd, *restore, *incoming, *token, *tap, *vols, *fs, *e;
   json_int_t memory, cid;
   int has_mac, cpus, fd, attached;
   size_t i;
 
   if (json_unpack (j,
-                   "{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:s, s:b, s:i, s:I, "
-                   "s:I, s:i, s:b}",
+                   "{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:b, "
+                   "s:i, s:I, s:I, s:i, s:b}",
                    "kernel", &kernel, "initrd", &initrd, "cmdline", &cmdline, "disk", &disk,
-                   "console_log", &log, "api_socket", &sock, "restore_dir", &restore, "tap", &tap,
-                   "volumes", &vols, "fs", &fs, "mac", &mac, "has_mac", &has_mac, "cpus", &cpus,
-                   "memory", &memory, "vsock_cid", &cid, "vsock_fd", &fd, "attached", &attached)
+                   "console_log", &log, "api_socket", &sock, "restore_dir", &restore, "incoming",
+                   &incoming, "incoming_token", &token, "tap", &tap, "volumes", &vols, "fs", &fs,
+                   "mac", &mac, "has_mac", &has_mac, "cpus", &cpus, "memory", &memory, "vsock_cid",
+                   &cid, "vsock_fd", &fd, "attached", &attached)
           < 0
       || !json_is_array (vols) || !json_is_array (fs) || strlen (mac) != 12)
     return cl_error_make (err, 0, "cloison-monitor: malformed arguments (vm_launch)");
@@ -345,6 +349,9 @@ vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
   l->console_log = cl_xstrdup (log);
   l->api_socket = cl_xstrdup (sock);
   l->restore_dir = opt_strdup (restore);
+  l->incoming = opt_strdup (incoming);
+  l->incoming_token = opt_strdup (token);
+  l->incoming_fd = -1;
   l->restore_clone = json_is_true (json_object_get (j, "restore_clone"));
   l->go = opt_strdup (json_object_get (j, "go"));
   l->tap = opt_strdup (tap);
@@ -486,6 +493,8 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.console_log);
   free (a->vm_launch.api_socket);
   free (a->vm_launch.restore_dir);
+  free (a->vm_launch.incoming);
+  free (a->vm_launch.incoming_token);
   free (a->vm_launch.go);
   free (a->vm_launch.tap);
   for (size_t i = 0; i < a->vm_launch.nvolumes; i++)

@@ -504,9 +504,11 @@ template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
     }
   if (slash)
     *slash = '\0';
-  key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%s|%llu|%u", kernel, (long long)ks.st_size,
+  /* the device layout: with or without a NIC (a clone's is re-pointed) */
+  key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%s|%llu|%u%s", kernel, (long long)ks.st_size,
                           (long long)ks.st_mtime, initrd, (long long)is.st_size,
-                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory, v->cpus);
+                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory, v->cpus,
+                          v->tap ? "|net" : "");
   return cl_strdup_printf ("%s/.templates/%016llx", root, (unsigned long long)cl_fnv1a64 (key));
 }
 
@@ -577,8 +579,9 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   v.api_socket = cl_strdup_printf ("%s/api.sock", tmp);
   v.restore_dir = NULL;
   v.template = true;
-  v.tap = NULL;
-  v.has_mac = false;
+  /* a NIC's template is built on this container's tap: the guest keeps
+     its interface down until a clone's agent is given its MAC and
+     addresses, so the tap carries nothing meanwhile */
   if (cl_mgr_vm_cid_reserve (tmp, &v.cid, &v.vsock_fd, err) < 0)
     goto out;
   vmm = vmm_start (&v, err);
@@ -718,8 +721,8 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   v.log = log;
   v.api_socket = strlen (api) < sizeof ((struct sockaddr_un *)0)->sun_path ? api : NULL;
   /* warm: a clone of the template of this machine (made once), unless
-     the config asks for a cold boot or the VM needs a NIC */
-  if (v.tap == NULL && warm)
+     the config asks for a cold boot */
+  if (warm)
     {
       tdir = template_dir (dir, &v, &err);
       if (tdir == NULL || template_ensure (tdir, &v, &err) < 0)

@@ -424,7 +424,7 @@ cl_net_nl_tap_create (const char *name, uid_t owner, cl_error_t *err)
   return 0;
 }
 
-/* One tc message on ifindex: RTM_NEWQDISC or RTM_NEWTFILTER. */
+/* One tc message on ifindex: RTM_NEWQDISC, RTM_DELQDISC or RTM_NEWTFILTER. */
 static struct nlmsghdr *
 tc_msg (char *buf, int type, int ifindex, uint32_t parent, uint32_t handle, uint32_t info)
 {
@@ -452,11 +452,23 @@ cl_net_nl_tc_redirect (struct nl_sock *nl, int from, int to, cl_error_t *err)
   int r;
 
   snprintf (name, sizeof name, "%d", from);
-  /* `tc qdisc add dev FROM ingress` (EEXIST: already there) */
-  nlh = tc_msg (buf, RTM_NEWQDISC, from, TC_H_INGRESS, TC_H_MAKE (TC_H_INGRESS, 0), 0);
-  mnl_attr_put_strz (nlh, TCA_KIND, "ingress");
-  r = nl_talk (nl, nlh, NULL, NULL);
-  if (r < 0 && r != -EEXIST)
+  /* `tc qdisc add dev FROM ingress`; one already there is an earlier
+     join's, left when its VM ended (its tap gone, its filter redirects
+     nowhere): `tc qdisc del dev FROM ingress` (and its filters), again */
+  for (int tries = 0;; tries++)
+    {
+      nlh = tc_msg (buf, RTM_NEWQDISC, from, TC_H_INGRESS, TC_H_MAKE (TC_H_INGRESS, 0), 0);
+      mnl_attr_put_strz (nlh, TCA_KIND, "ingress");
+      r = nl_talk (nl, nlh, NULL, NULL);
+      if (r != -EEXIST || tries > 0)
+        break;
+      nlh = tc_msg (buf, RTM_DELQDISC, from, TC_H_INGRESS, TC_H_MAKE (TC_H_INGRESS, 0), 0);
+      nlh->nlmsg_flags = NLM_F_REQUEST;
+      r = nl_talk (nl, nlh, NULL, NULL);
+      if (r < 0)
+        return fail (err, r, "remove the stale ingress qdisc of link", name);
+    }
+  if (r < 0)
     return fail (err, r, "add an ingress qdisc to link", name);
   /* `tc filter add dev FROM parent ffff: prio 1 protocol all matchall
      action mirred egress redirect dev TO` */

@@ -55,7 +55,8 @@ int cl_net_nl_tap_create (const char *name, uid_t owner, cl_error_t *err);
 /* Everything that arrives on link `from` leaves by link `to` (an ingress
    qdisc on `from` with a matchall filter whose action is mirred egress
    redirect to `to`): call it both ways to join a VM's tap to a
-   container's interface, as Kata Containers does. */
+   container's interface, as Kata Containers does.  An ingress qdisc
+   already on `from` is replaced (a join whose VM ended left it). */
 int cl_net_nl_tc_redirect (struct nl_sock *nl, int from, int to, cl_error_t *err);
 
 #endif

@@ -71,7 +71,14 @@ clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_
       f[i].readonly = user->fs[i].readonly;
     }
   for (size_t i = 0; i < out->nnets; i++)
-    n[i] = user->nets[i];
+    {
+      n[i].tap = user->nets[i].tap;
+      if (user->nets[i].has_mac)
+        {
+          memcpy (n[i].mac, user->nets[i].mac, sizeof n[i].mac);
+          n[i].has_mac = true;
+        }
+    }
   return 0;
 }
 
@@ -99,8 +106,11 @@ cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct 
     return cl_error_make (err, 0, "snapshot config: bad cpus, memory, disks, nets or fs");
   out->cpus = cpus;
   out->memory = memory;
-  if (user->restore_clone)
-    cid = user->vsock_cid; /* the guest re-reads it at the transport reset */
+  /* a clone, or a migration in with a CID reserved here (the source's
+     may be taken on this host): the guest re-reads it at the transport
+     reset */
+  if (user->restore_clone || (user->incoming && user->vsock_fd >= 0))
+    cid = user->vsock_cid;
   if (user->vsock_fd >= 0 && (json_int_t)user->vsock_cid != cid)
     return cl_error_make (err, 0, "snapshot config: vsock cid %lld, but the reserved one is %u",
                           (long long)cid, user->vsock_cid);

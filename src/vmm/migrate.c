@@ -94,6 +94,7 @@ struct vmm_migration
 
   /* request */
   char *uri;
+  char *token; /* sent in the header: the destination may want it */
   uint64_t budget_ns, timeout_ns;
   uint64_t max_bandwidth; /* bytes/s, 0: as fast as the link goes */
   bool compress, auto_converge, block;
@@ -341,6 +342,36 @@ uri_connect (const char *uri, cl_error_t *err)
   return fd;
 }
 
+/* fd:N naming a listening socket (a manager's, bound on an ephemeral
+   port it told the source): one connection is accepted from it, within
+   INCOMING_ACCEPT_S; any other descriptor is the stream itself. */
+#define INCOMING_ACCEPT_S 60
+static int
+fd_accept_listening (const char *uri, int fd, cl_error_t *err)
+{
+  int listening = 0;
+  socklen_t len = sizeof listening;
+  struct pollfd p = { .fd = fd, .events = POLLIN };
+  int r, c;
+
+  if (getsockopt (fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0 || !listening)
+    return fd;
+  fprintf (stderr, "cloison-vmm: waiting for a migration on %s\n", uri);
+  while ((r = poll (&p, 1, INCOMING_ACCEPT_S * 1000)) < 0 && errno == EINTR)
+    ;
+  if (r == 0)
+    {
+      close (fd);
+      return cl_error_make (err, 0, "--incoming `%s`: no migration came within %d s", uri,
+                            INCOMING_ACCEPT_S);
+    }
+  c = r < 0 ? -1 : accept4 (fd, NULL, NULL, SOCK_CLOEXEC);
+  if (c < 0)
+    cl_error_errno (err, "--incoming `%s`: accept", uri);
+  close (fd);
+  return c;
+}
+
 /* Destination side: listens, accepts one connection. */
 static int
 uri_accept (const char *uri, cl_error_t *err)
@@ -350,7 +381,7 @@ uri_accept (const char *uri, cl_error_t *err)
   if (uri_open (uri, true, &res, &fd, err) < 0)
     return cl_error_wrap (err, "--incoming");
   if (res == NULL)
-    return fd;
+    return fd_accept_listening (uri, fd, err);
   int one = 1;
   cleanup_close int lfd = socket (res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0);
   if (lfd < 0 || setsockopt (lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0
@@ -890,6 +921,8 @@ send_header (struct vmm_migration *g, int fd, cl_error_t *err)
         json_array_append_new (sizes, json_integer ((json_int_t)vm->disks[i]->size));
       json_object_set_new (h, "block", sizes);
     }
+  if (g->token)
+    json_object_set_new (h, "token", json_string (g->token));
   char *text = json_dumps (h, JSON_COMPACT);
   json_decref (h);
   uint32_t head[3];
@@ -1173,19 +1206,20 @@ mig_join (struct vmm_migration *g)
 int
 cl_vmm_migration_send (struct vmm *m, json_t *body, cl_error_t *err)
 {
-  const char *uri;
+  const char *uri, *token = NULL;
   json_int_t downtime = DEFAULT_DOWNTIME_MS, timeout = DEFAULT_TIMEOUT_S, max_bw = 0;
   int compress = 0, auto_converge = 1, block = 0;
   json_error_t je;
 
-  if (json_unpack_ex (body, &je, JSON_STRICT, "{s:s,s?I,s?I,s?b,s?b,s?I,s?b}", "uri", &uri,
+  if (json_unpack_ex (body, &je, JSON_STRICT, "{s:s,s?I,s?I,s?b,s?b,s?I,s?b,s?s}", "uri", &uri,
                       "downtime_ms", &downtime, "timeout_s", &timeout, "compress", &compress,
-                      "auto_converge", &auto_converge, "max_bandwidth", &max_bw, "block", &block)
+                      "auto_converge", &auto_converge, "max_bandwidth", &max_bw, "block", &block,
+                      "token", &token)
       < 0)
     return cl_error_make (err, 0,
                           "body: %s (expected {\"uri\": \"tcp:HOST:PORT\"|\"fd:N\", "
                           "\"downtime_ms\", \"timeout_s\", \"compress\", \"auto_converge\", "
-                          "\"max_bandwidth\", \"block\"})",
+                          "\"max_bandwidth\", \"block\", \"token\"})",
                           je.text);
   if (block && m->cfg->ndisks == 0)
     return cl_error_make (err, 0, "block: the VM has no disk to stream");
@@ -1229,9 +1263,11 @@ cl_vmm_migration_send (struct vmm *m, json_t *body, cl_error_t *err)
     }
   mig_join (g);
   free (g->uri);
+  free (g->token);
   free (g->error);
   g->error = NULL;
   g->uri = cl_xstrdup (uri);
+  g->token = token ? cl_xstrdup (token) : NULL;
   g->budget_ns = (uint64_t)downtime * 1000000ull;
   g->timeout_ns = (uint64_t)timeout * 1000000000ull;
   g->compress = compress;
@@ -1347,6 +1383,7 @@ cl_vmm_migration_free (struct vmm *m)
   ZSTD_freeCCtx (g->cctx);
   free (g->zbuf);
   free (g->uri);
+  free (g->token);
   free (g->error);
   if (g->park_fd >= 0)
     close (g->park_fd);
@@ -1515,6 +1552,14 @@ cl_vmm_incoming_open (const struct cl_vmm_config *user, struct vmm_incoming **ou
     return cl_error_make (err, 0, "migration header: %s", je.text);
   if (json_unpack_ex (in->header, &je, 0, "{s:o}", "config", &config) < 0)
     return cl_error_make (err, 0, "migration header: %s", je.text);
+  /* a destination told which source to expect: any other connection is
+     refused (and told why) */
+  const char *token = json_string_value (json_object_get (in->header, "token"));
+  if (user->incoming_token && (token == NULL || strcmp (token, user->incoming_token) != 0))
+    return cl_error_make (err, 0,
+                          "migration header: %s token: not the source this destination"
+                          " waits for",
+                          token ? "wrong" : "no");
   if (cl_vmm_config_from_json (config, user, cfg, err) < 0)
     return -1;
   /* This host's names for the same things, if given: taps on the same

@@ -86,23 +86,25 @@ struct cl_vmm_config
                          over by cl_vmm_run) */
   bool rng;
   enum cl_vmm_console console;
-  const char *console_path; /* CL_VMM_CONSOLE_FILE */
-  int console_in_fd;        /* -1: none; default 0 */
-  int console_out_fd;       /* default 1 */
-  const char *api_socket;   /* Unix socket path for the HTTP API, NULL: none */
-  int ready_fd;             /* -1: none; else one byte 'R' is written to it
-                               once the vCPUs run (API socket listening) */
-  const char *restore_dir;  /* resume a snapshot: the machine comes from
-                               DIR/state.json, the fields above except the
-                               console and api_socket are ignored */
-  const char *incoming;     /* live migration in: tcp:HOST:PORT (listen) or fd:N;
-                               the machine comes from the stream, like
-                               restore_dir (docs/migration.md) */
-  bool restore_clone;       /* restore_dir is a template (a booted idle VM):
-                               its shared directories (same tags) take the
-                               paths of `fs`, its taps those of `nets`, and
-                               the vsock CID is vsock_cid (the guest hears
-                               of it through the transport reset) */
+  const char *console_path;   /* CL_VMM_CONSOLE_FILE */
+  int console_in_fd;          /* -1: none; default 0 */
+  int console_out_fd;         /* default 1 */
+  const char *api_socket;     /* Unix socket path for the HTTP API, NULL: none */
+  int ready_fd;               /* -1: none; else one byte 'R' is written to it
+                                 once the vCPUs run (API socket listening) */
+  const char *restore_dir;    /* resume a snapshot: the machine comes from
+                                 DIR/state.json, the fields above except the
+                                 console and api_socket are ignored */
+  const char *incoming;       /* live migration in: tcp:HOST:PORT (listen) or fd:N;
+                                 the machine comes from the stream, like
+                                 restore_dir (docs/migration.md) */
+  const char *incoming_token; /* NULL, or the "token" the stream's header
+                                 must carry (the source it waits for) */
+  bool restore_clone;         /* restore_dir is a template (a booted idle VM):
+                                 its shared directories (same tags) take the
+                                 paths of `fs`, its taps those of `nets`, and
+                                 the vsock CID is vsock_cid (the guest hears
+                                 of it through the transport reset) */
   enum cl_vmm_seccomp seccomp;
   bool debug; /* on stderr: the set-up time, and at exit the stop reason
                  and the metrics */

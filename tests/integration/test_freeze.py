@@ -98,7 +98,7 @@ def test_freeze_errors(api):
     st, j, _ = api.request("PUT", "/1.0/instances/nope/state", {"action": "freeze"})
     assert st == 404 and "nope" in j["error"], (st, j)
     st, j, _ = api.request("PUT", "/1.0/instances/nope/state", {"action": "thaw"})
-    assert st == 400 and "freeze, unfreeze or checkpoint, got `thaw`" in j["error"], (st, j)
+    assert st == 400 and "freeze, unfreeze, checkpoint or migrate, got `thaw`" in j["error"], (st, j)
     cli = [binary("cloison"), "--root", api.root, "--local"]
     p = subprocess.run(cli + ["unfreeze", "nope"], capture_output=True, text=True)
     assert p.returncode != 0 and "nope" in p.stderr, p.stderr

@@ -19,6 +19,7 @@ interrupted."""
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import time
 import uuid
@@ -387,3 +388,167 @@ def test_destination_killed_during_receive(hosts):
     assert b.names() == []
     assert not os.path.exists(os.path.join(b.root, "instances", "c1"))
     assert "recovering interrupted `receive` of instance `c1`" in open(b.log).read()
+
+
+def live_receive(h, tmp_path, name):
+    """A live move's receive on h, as a mover starts it (an empty archive,
+    stateful, a 64 MiB disk): (operation URL, the migration's uri, the
+    token its stream must carry)."""
+    tar = str(tmp_path / ("empty-%s.tar" % name))
+    subprocess.run(["tar", "--create", "--zstd", "-f", tar, "--files-from=/dev/null"], check=True)
+    raw = open(tar, "rb").read()
+    st, j, _ = h.request("PUT", "/1.0/instances/%s/upload?offset=0" % name, raw=raw)
+    assert st == 200, j
+    image_id = json.loads(h.cli("image", "inspect", "busybox").stdout)["Id"]
+    config = {"cpus": 1, "memory": 256 << 20, "disk_size": 0, "env": [], "networks": [],
+              "no_network": True, "ports": [], "image_id": image_id}
+    st, j, _ = h.request("POST", "/1.0/instances/%s/receive" % name,
+                         {"type": "virtual-machine", "config": config, "size": len(raw),
+                          "stateful": True, "disk_size": 64 << 20})
+    assert st == 202, j
+    deadline = time.monotonic() + 30
+    while True:
+        st, o, _ = h.request("GET", j["operation"])
+        assert st == 200, o
+        mig = (o["metadata"].get("metadata") or {}).get("migration") or {}
+        if mig.get("uri"):
+            return j["operation"], mig["uri"], mig.get("token")
+        assert o["metadata"]["status"] in ("pending", "running"), o
+        assert time.monotonic() < deadline, o
+        time.sleep(0.05)
+
+
+# A stream's start as a source VMM sends it (src/vmm/migrate.c): magic,
+# version, then the header's JSON as a message (status, length, text);
+# the destination's answer is a message too.
+SEND_HEADER = r"""
+import json, socket, struct, sys
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+if sys.argv[2] == "garbage":
+    s.sendall(b"not-a-migration-stream\n")
+else:
+    text = json.dumps({"config": {}, "token": sys.argv[2]}).encode()
+    s.sendall(b"CLMIGRAT" + struct.pack("<I", 1) + struct.pack("<II", 0, len(text)) + text)
+s.settimeout(20)
+got = b""
+try:
+    while True:
+        d = s.recv(4096)
+        if not d:
+            break
+        got += d
+except OSError:
+    pass
+print(got[8:].decode(errors="replace"))
+"""
+
+
+@pytest.mark.parametrize("stream,error", [
+    ("garbage", "not a cloison migration stream"),
+    ("0123456789abcdef0123456789abcdef", "migration header: wrong token: not the source"),
+])
+def test_live_receive_undone_when_the_stream_is_not_the_source(hosts, tmp_path, stream, error):
+    """The destination's half of a live move, which needs no KVM until the
+    stream's header: the instance is made (an empty sparse disk of the
+    size given), its monitor waits on the uri the operation tells, for a
+    stream whose header carries the one-time token the operation tells
+    too; a connection that is no migration, or one with another token,
+    fails it (and is told why), and the receive undoes itself: no
+    instance, no directory."""
+    _, b, _ = hosts
+    op, uri, token = live_receive(b, tmp_path, "v9")
+    assert uri.startswith("tcp:") and int(uri.rsplit(":", 1)[1]) > 0, uri
+    assert len(token) == 32 and token != stream, token
+    disk = os.path.join(b.root, "instances", "v9", "disk.img")
+    assert os.path.getsize(disk) == 64 << 20 and os.stat(disk).st_blocks == 0
+    # the request came over the Unix socket: it listens on every address
+    port = uri.rsplit(":", 1)[1]
+    told = subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "/usr/bin/python3", "-c",
+                           SEND_HEADER, port, stream], check=True, capture_output=True,
+                          text=True, timeout=60).stdout
+    if stream != "garbage":
+        assert error in told, told
+    ended = b.wait(op)
+    assert ended["status"] == "failure", ended
+    assert error in ended["err"], ended
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "v9"))
+
+
+def test_live_receive_daemon_killed_while_waiting(hosts, tmp_path):
+    """The destination's daemon killed (-9) while its monitor waits for the
+    migration: the monitor kills its VMM (nothing can arrive any more),
+    and the restarted daemon's recovery of the `receive` removes the
+    instance; the port no longer listens."""
+    _, b, _ = hosts
+    _, uri, _ = live_receive(b, tmp_path, "v8")
+    port = uri.rsplit(":", 1)[1]
+    b.kill()
+    deadline = time.monotonic() + 20
+    while subprocess.run(["nsenter", "--net=/run/netns/" + b.ns, "bash", "-c",
+                          "exec 3<>/dev/tcp/127.0.0.1/%s" % port],
+                         capture_output=True).returncode == 0:
+        assert time.monotonic() < deadline, "the migration port still listens"
+        time.sleep(0.1)
+    b.start()
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "v8"))
+
+
+def test_live_move_routes_refuse_bad_input(hosts):
+    a, b, _ = hosts
+    image_id = json.loads(b.cli("image", "inspect", "busybox").stdout)["Id"]
+    config = {"image_id": image_id, "no_network": True}
+    for body, field in (({"type": "container", "stateful": True}, "stateful"),
+                        ({"type": "virtual-machine", "stateful": True}, "disk_size")):
+        body.update(config=config, size=10)
+        st, j, _ = b.request("POST", "/1.0/instances/x1/receive", body)
+        assert st == 400 and j["error"].startswith(field + ":"), j
+    a.cli("launch", "--no-network", "busybox", "c1", "--", *WORKLOAD)
+    for body, want in (({"action": "migrate"}, "uri: migrate: required"),
+                       ({"action": "stop", "uri": "tcp:1.2.3.4:5"}, "uri: only the action migrate"),
+                       ({"action": "migrate", "uri": "udp:x"}, "uri: expected tcp:HOST:PORT")):
+        st, j, _ = a.request("PUT", "/1.0/instances/c1/state", body)
+        assert st == 400 and j["error"].startswith(want), j
+    st, j, _ = a.request("PUT", "/1.0/instances/c1/state",
+                         {"action": "migrate", "uri": "tcp:127.0.0.1:9"})
+    assert st == 202, j
+    ended = a.wait(j["operation"])
+    assert ended["status"] == "failure" and "only VMs migrate live" in ended["err"], ended
+    assert a.info("c1")["status"] == "running"
+    assert b.names() == []
+
+
+def test_live_move_of_a_running_vm_needs_kvm(hosts, tmp_path):
+    """Where the host has no /dev/kvm (this one): the one-line refusal,
+    nothing changed.  No VM boots here, so the VM's row is made to say
+    running, with a stand-in process as its monitor (what the manager
+    checks a running instance by)."""
+    if os.access("/dev/kvm", os.R_OK | os.W_OK):
+        pytest.skip("this host has /dev/kvm: the live move itself is tested in the VM lab")
+    a, b, cfg = hosts
+    seed_stopped_vm(a, tmp_path, "v1")
+    stand = subprocess.Popen(["sleep", "600"])
+    db = sqlite3.connect(os.path.join(a.root, "cloison.db"), timeout=30)
+    try:
+        with open("/proc/%d/stat" % stand.pid) as f:
+            start = int(f.read().rsplit(")", 1)[1].split()[19])
+        with db:
+            db.execute("UPDATE instances SET status = 'running', monitor_pid = ?,"
+                       " monitor_start = ? WHERE name = 'v1'", (stand.pid, start))
+        assert a.info("v1")["status"] == "running"
+        p = a.cli("move", "v1", "hb:", config=cfg, check=False)
+        assert p.returncode != 0
+        assert p.stderr.strip().count("\n") == 0, p.stderr
+        assert "stateful move of VM `v1`: no /dev/kvm on this host" in p.stderr, p.stderr
+        assert "--stateless" in p.stderr
+        assert a.info("v1")["status"] == "running"
+        assert b.names() == []
+        assert not os.path.exists(os.path.join(b.root, "incoming"))
+    finally:
+        with db:
+            db.execute("UPDATE instances SET status = 'stopped', monitor_pid = NULL,"
+                       " monitor_start = NULL WHERE name = 'v1'")
+        db.close()
+        stand.kill()
+        stand.wait()

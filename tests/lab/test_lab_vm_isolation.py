@@ -8,8 +8,9 @@ the guest agent (PID 1) applies the process (user, capabilities, rlimits,
 no_new_privs, seccomp, cwd, env, terminal) and the mounts, and the shim
 relays stdio, signals and the exit status.  The network: a veth pair whose
 container end is in a namespace given by path, joined to the VM's tap by
-tc redirects.  Every VM without a NIC is a clone of a warm template
-(docs/templates.md) unless its bundle says org.cloison.vm.boot=cold.
+tc redirects.  Every VM is a clone of a warm template (docs/templates.md;
+one with a NIC for the network bundle) unless its bundle says
+org.cloison.vm.boot=cold.
 One lab boot; each test asserts on one check of it."""
 import copy
 import json
@@ -65,10 +66,13 @@ check net sh -c "$IP netns add vmiso-c && $IP link add vmiso-h type veth peer na
     $IP addr add 10.77.0.1/24 dev vmiso-h && $IP link set vmiso-h up &&
     $IP -n vmiso-c addr add 10.77.0.2/24 dev eth0 && $IP -n vmiso-c link set eth0 up &&
     $IP -n vmiso-c route add default via 10.77.0.1 &&
-    $R run -b /bundles/net net1; echo rc=\$?; $IP netns del vmiso-c"
+    n0=\$(ls /run/rt-vm/.templates | grep -c -v -e lock -e failed);
+    $R run -b /bundles/net net1; echo rc=\$?; $R run -b /bundles/net net2; echo rc2=\$?;
+    echo templates \$n0 \$(ls /run/rt-vm/.templates | grep -c -v -e lock -e failed);
+    echo veth \$($IP -n vmiso-c link show eth0 | grep -o 'ether [0-9a-f:]*');
+    $IP netns del vmiso-c"
 check terminal /lab/ptyrun 33x101 $R run -b /bundles/tty tty1
-# warm templates (docs/templates.md): every run above but net (a NIC) was
-# a clone; two runs draw different bytes; the annotation's cold boots
+# warm templates (docs/templates.md): every run above was a clone; two runs draw different bytes; the annotation's cold boots
 check clones sh -c "$R run -b /bundles/rand r1 > /tmp/r1; $R run -b /bundles/rand r2 > /tmp/r2;
     cat /tmp/r1 /tmp/r2; cat /run/rt-vm/.templates/*/console.log; ls -d /run/rt-vm/.templates/*;
     ls /run/rt-vm/.templates | grep -c -v lock"
@@ -247,7 +251,13 @@ def test_create_start_exec_pause_kill_delete(run):
 def test_network_joined_through_the_tap(run):
     out = run.assert_check("net").output
     assert "10.77.0.2/24" in out and "default via 10.77.0.1" in out, out
-    assert "rc=0" in out and "\n2\n" in out, out
+    assert "rc=0" in out and "rc2=0" in out and out.count("\n2\n") == 2, out
+    # the first run made a template with a NIC (built on its tap), the
+    # second is a clone of it: both guests took the veth's MAC
+    n0, n1 = [int(x) for x in out.split("templates ")[1].split()[:2]]
+    assert n1 == n0 + 1, out
+    mac = out.split("veth ether ")[1].split()[0]
+    assert out.count("link/ether " + mac) == 2, out
 
 
 def test_terminal(run):
@@ -259,8 +269,9 @@ def test_clones_of_one_template_draw_different_random_bytes(run):
     out = run.assert_check("clones").output
     lines = [l.strip() for l in out.splitlines() if len(l.split()) == 16]
     assert len(lines) == 2 and lines[0] != lines[1], out
-    # one template per machine (so far): echo's 192 MiB and the default size
-    assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "2", out
+    # one template per machine (so far): echo's 192 MiB, the default size,
+    # and the default size with a NIC
+    assert "/run/rt-vm/.templates/" in out and out.strip().splitlines()[-1] == "3", out
 
 
 def test_warm_clone_by_default_cold_on_request(run):
