@@ -16,6 +16,12 @@
 #                              mounts the share and runs the container's
 #                              processes as the host asks
 #   cloison.vol=vdX:PATH[:ro]  mount the ext4 disk /dev/vdX at PATH (volumes)
+#   cloison.hostname=NAME      the guest's hostname (the instance's name)
+#   cloison.template           a VM instance's warm template (docs/templates.md):
+#                              the disk and NIC drivers wait, and so does
+#                              everything below, until the clone's "go"
+#                              (cloison-agent --go) gives the instance's own
+#                              arguments, which replace this command line
 # Arguments after `--` on the command line are passed to the init.
 # The guest agent (/sbin/cloison-agent, for `cloison exec`) starts before
 # switch_root, with a handle on the new root: it serves vsock port 1024 in
@@ -28,11 +34,36 @@ mount -t devtmpfs devtmpfs /dev
 # container finds /dev/pts mounted
 mkdir -p /dev/pts
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts
-for m in $(cat /etc/modules); do
-  insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
-done
+cmdline=/proc/cmdline template=
+grep -qw cloison.template /proc/cmdline && template=1
+load_modules() { # $1: the modules to load (virtio_blk and virtio_net: a template's wait)
+  for m in $(cat /etc/modules); do
+    case "$m" in virtio_blk.ko | virtio_net.ko) [ "$1" = devices ] || continue ;;
+      *) [ "$1" = devices ] && continue ;; esac
+    insmod /lib/modules/$m 2>/dev/null || echo "cloison-init: insmod $m failed" > /dev/console
+  done
+}
+load_modules rest
+if [ -n "$template" ]; then
+  # snapshotted here: no disk or NIC has been read; a clone goes on with
+  # its own (re-pointed by the VMM) once the host sends its arguments
+  if ! /sbin/cloison-agent --go /cloison.go; then
+    echo "cloison-init: no go from the host" > /dev/console
+    exec /bin/sh
+  fi
+  cmdline=/cloison.go
+  old_ifs=$IFS
+  IFS='
+'
+  set -f
+  # shellcheck disable=SC2046
+  set -- $(cat /cloison.go.args 2>/dev/null)
+  set +f
+  IFS=$old_ifs
+fi
+load_modules devices
 root=/dev/vda init= mode=rw shell= fs=
-for arg in $(cat /proc/cmdline); do
+for arg in $(cat $cmdline); do
   case "$arg" in
     cloison.root=*) root=${arg#cloison.root=} ;;
     root=/dev/*) root=${arg#root=} ;;
@@ -42,6 +73,7 @@ for arg in $(cat /proc/cmdline); do
     rw) mode=rw ;;
     cloison.shell) shell=1 ;;
     cloison.ctrfs=*) fs=${arg#cloison.ctrfs=} ;;
+    cloison.hostname=*) hostname "${arg#cloison.hostname=}" ;;
   esac
 done
 [ -n "$shell" ] && exec /bin/sh
@@ -58,7 +90,7 @@ if ! mount -t ext4 -o "$mode" "$root" /newroot; then
   exec /bin/sh
 fi
 # Shared folders and volumes, in the new root before anything runs there.
-for arg in $(cat /proc/cmdline); do
+for arg in $(cat $cmdline); do
   case "$arg" in
     --) break ;;
     cloison.fs=* | cloison.vol=*)

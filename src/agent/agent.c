@@ -17,7 +17,10 @@
    (agent_spec.c), and the first one mounts the virtio-fs share TAG (the
    bundle's rootfs) on ROOT, so that a VM restored from a template (booted
    and snapshotted before any container existed) mounts the share it was
-   given after the restore. */
+   given after the restore.
+
+   `cloison-agent --go FILE`: a VM instance's template waits for its
+   clone's own arguments (wait_go, docs/templates.md). */
 #include "agent/agent_spec.h"
 #include "agent/protocol.h"
 
@@ -480,21 +483,114 @@ serve (int rootfd, const char *root, int conn)
   send_exit (conn, WIFEXITED (st) ? (uint32_t)WEXITSTATUS (st) : 128u + (uint32_t)WTERMSIG (st));
 }
 
+static int
+vsock_listen (unsigned port)
+{
+  struct sockaddr_vm sa = { .svm_family = AF_VSOCK, .svm_port = port, .svm_cid = VMADDR_CID_ANY };
+  int lfd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+  if (lfd < 0 || bind (lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen (lfd, 16) < 0)
+    {
+      fprintf (stderr, "cloison-agent: vsock port %u: %s\n", port, strerror (errno));
+      return -1;
+    }
+  return lfd;
+}
+
+/* --go FILE: the init of a VM instance's template (cloison.template)
+   waits here, before its disks and NICs are probed, for the clone's "go"
+   on CL_AGENT_GO_PORT: one request whose 'J' object carries "entropy",
+   "time" and "hostname" (applied here, as for a container's first
+   process), "cmdline", the instance's own kernel parameters, written to
+   FILE for the init, and "args", its init's arguments (those after `--`
+   on a kernel command line), one a line in FILE.args.  Exits 0 once the
+   host has its answer. */
+static int
+write_go (const char *file, const char *params, json_t *args)
+{
+  char *path = malloc (strlen (file) + sizeof ".args");
+  json_t *a;
+  size_t i;
+  int fd, r = 0;
+
+  if (path == NULL)
+    return -1;
+  sprintf (path, "%s.args", file);
+  fd = open (path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  free (path);
+  if (fd < 0)
+    return -1;
+  json_array_foreach (args, i, a)
+  {
+    const char *s = json_string_value (a);
+    if (s == NULL || strchr (s, '\n') || write_all (fd, s, strlen (s)) < 0
+        || write_all (fd, "\n", 1) < 0)
+      r = -1;
+  }
+  if (close (fd) < 0)
+    r = -1;
+  fd = open (file, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (r < 0 || fd < 0 || write_all (fd, params, strlen (params)) < 0)
+    r = -1;
+  if (fd >= 0 && close (fd) < 0)
+    r = -1;
+  return r;
+}
+
+static int
+wait_go (const char *file)
+{
+  int lfd = vsock_listen (CL_AGENT_GO_PORT);
+
+  if (lfd < 0)
+    return 1;
+  /* on the console: the template is snapshotted once this is seen */
+  dprintf (1, "cloison-agent: ready\n");
+  signal (SIGPIPE, SIG_IGN);
+  for (;;)
+    {
+      static struct request rq;
+      const char *args;
+      int conn = accept4 (lfd, NULL, NULL, SOCK_CLOEXEC);
+
+      if (conn < 0)
+        {
+          if (errno != EINTR)
+            usleep (100000);
+          continue;
+        }
+      memset (&rq, 0, sizeof rq);
+      args = read_request (conn, &rq) == 0
+                 ? json_string_value (json_object_get (rq.spec, "cmdline"))
+                 : NULL;
+      if (args == NULL || write_go (file, args, json_object_get (rq.spec, "args")) < 0)
+        {
+          unsigned char be[4] = { 0, 0, 0, 2 };
+          send_frame (conn, CL_AGENT_EXIT, be, 4);
+          close (conn);
+          json_decref (rq.spec);
+          continue;
+        }
+      cl_agent_spec_global (rq.spec, "/");
+      send_exit (conn, 0); /* exits */
+    }
+}
+
 int
 main (int argc, char **argv)
 {
-  struct sockaddr_vm sa
-      = { .svm_family = AF_VSOCK, .svm_port = CL_AGENT_PORT, .svm_cid = VMADDR_CID_ANY };
   int rootfd, lfd;
   bool pid1 = argc >= 3 && strcmp (argv[1], "--pid1") == 0;
   const char *root;
   pid_t pid;
 
+  if (argc == 3 && strcmp (argv[1], "--go") == 0)
+    return wait_go (argv[2]);
   if (pid1 && argc == 5 && strcmp (argv[2], "--fs") == 0)
     fs_tag = argv[3];
   if (argc != 2 && !(pid1 && (argc == 3 || fs_tag)))
     {
-      fprintf (stderr, "usage: cloison-agent [--pid1 [--fs TAG]] ROOT\n");
+      fprintf (stderr, "usage: cloison-agent [--pid1 [--fs TAG]] ROOT | --go FILE\n");
       return 2;
     }
   root = argv[argc - 1];
@@ -513,12 +609,9 @@ main (int argc, char **argv)
       fprintf (stderr, "cloison-agent: open `%s`: %s\n", root, strerror (errno));
       return 1;
     }
-  lfd = socket (AF_VSOCK, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (lfd < 0 || bind (lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen (lfd, 16) < 0)
-    {
-      fprintf (stderr, "cloison-agent: vsock port %u: %s\n", CL_AGENT_PORT, strerror (errno));
-      return 1;
-    }
+  lfd = vsock_listen (CL_AGENT_PORT);
+  if (lfd < 0)
+    return 1;
   /* --pid1 (a VM-isolated container): the agent is the guest's init, in
      the foreground; orphans are reaped by SIGCHLD's SIG_IGN below */
   pid = pid1 ? 0 : fork ();

@@ -46,6 +46,11 @@
 #define CLOISON_AGENT_PROTOCOL_H
 
 #define CL_AGENT_PORT 1024u
+/* A VM instance cloned from a template (docs/templates.md): its init
+   waits on this port for one request, 'J' {"cmdline", "hostname",
+   "entropy", "time"} then 'R', answered by 'X' 0 (2: refused), before it
+   probes its disks and NICs; `cloison exec` never reaches it. */
+#define CL_AGENT_GO_PORT 1025u
 #define CL_AGENT_MAX_FRAME 65536u
 #define CL_AGENT_MAX_ARGS 4096u /* 'A' + 'E' frames in one request */
 #define CL_AGENT_HEADER 5u

@@ -338,6 +338,7 @@ static const struct api_field create_fields[] = {
   { "environment", API_STRING_MAP, false, NULL },
   { "networks", API_STRING_ARRAY, false, NULL },
   { "no_network", API_BOOL, false, NULL },
+  { "cold", API_BOOL, false, NULL },
   { "ports", API_STRING_ARRAY, false, NULL },
   { "kernel", API_STRING, false, NULL },
   { "initrd", API_STRING, false, NULL },
@@ -417,6 +418,7 @@ cl_api_launch_opts (json_t *body, struct cl_launch_opts *o, cl_error_t *err)
   o->networks = string_array (json_object_get (body, "networks"), &o->n_networks);
   o->ports = string_array (json_object_get (body, "ports"), &o->n_ports);
   o->no_network = json_is_true (json_object_get (body, "no_network"));
+  o->cold = json_is_true (json_object_get (body, "cold"));
   cmd = (char **)string_array (json_object_get (body, "command"), &ncmd);
   o->argv = ncmd ? cmd : NULL;
   o->argc = ncmd;

@@ -15,8 +15,9 @@
 /* cloison_up_cmds first: its exec and logs take a project's machine
    names, then hand on to the instance commands */
 static const struct cloison_cmd *const groups[] = {
-  cloison_up_cmds,     cloison_instance_cmds, cloison_image_cmds, cloison_network_cmds,
-  cloison_volume_cmds, cloison_remote_cmds,   cloison_ui_cmds,    cloison_move_cmds,
+  cloison_up_cmds,      cloison_instance_cmds, cloison_image_cmds,
+  cloison_network_cmds, cloison_volume_cmds,   cloison_remote_cmds,
+  cloison_ui_cmds,      cloison_move_cmds,     cloison_template_cmds,
 };
 
 /* The verbs that go through the API (client.h), and so may address a

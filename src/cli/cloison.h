@@ -45,6 +45,7 @@ extern const struct cloison_cmd cloison_up_cmds[];       /* cloison_up.c */
 extern const struct cloison_cmd cloison_remote_cmds[];   /* cloison_remote.c */
 extern const struct cloison_cmd cloison_move_cmds[];     /* cloison_move.c */
 extern const struct cloison_cmd cloison_ui_cmds[];       /* cloison_ui.c */
+extern const struct cloison_cmd cloison_template_cmds[]; /* cloison_template.c */
 
 /* cloison_server.c: `config trust ...` and `config set|get|unset core.*`
    (the server's settings) beside `config set INSTANCE KEY=VALUE`. */

@@ -74,6 +74,7 @@ enum
   OPT_KERNEL,
   OPT_INITRD,
   OPT_CMDLINE,
+  OPT_COLD,
 };
 
 static const struct option launch_options[] = {
@@ -88,6 +89,7 @@ static const struct option launch_options[] = {
   { "kernel", required_argument, NULL, OPT_KERNEL },
   { "initrd", required_argument, NULL, OPT_INITRD },
   { "cmdline", required_argument, NULL, OPT_CMDLINE },
+  { "cold", no_argument, NULL, OPT_COLD },
   { NULL, 0, NULL, 0 },
 };
 
@@ -144,6 +146,9 @@ parse_launch_options (int argc, char **argv, struct cl_launch_opts *o, cl_error_
       case OPT_CMDLINE:
         o->cmdline = optarg;
         break;
+      case OPT_COLD:
+        o->cold = true;
+        break;
       default:
         return cl_error_make (err, 0, "unknown option `%s`", argv[optind - 1]);
       }
@@ -188,6 +193,8 @@ launch_body (const struct cl_launch_opts *o, json_t **out, cl_error_t *err)
     json_object_set_new (body, "initrd", json_string (o->initrd));
   if (o->cmdline)
     json_object_set_new (body, "cmdline", json_string (o->cmdline));
+  if (o->cold)
+    json_object_set_new (body, "cold", json_true ());
   *out = body;
   return 0;
 }
@@ -196,7 +203,8 @@ static int
 cmd_launch (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
   static const char usage[]
-      = "launch IMAGE NAME [--vm] [--cpus N] [--memory SIZE] [--disk-size SIZE] [--env K=V]..."
+      = "launch IMAGE NAME [--vm [--cold]] [--cpus N] [--memory SIZE] [--disk-size SIZE] [--env "
+        "K=V]..."
         " [--network NAME]... [--no-network] [-p HOSTPORT:PORT[/tcp|udp]]... [-- CMD...]";
   struct cli_client *c;
   struct cl_launch_opts o = { 0 };

@@ -92,6 +92,8 @@ launch_config (const struct cl_launch_opts *o, bool ephemeral)
   json_object_set_new (c, "env", cl_json_strings (o->env, o->n_env));
   json_object_set_new (c, "networks", cl_json_strings (o->networks, o->n_networks));
   json_object_set_new (c, "no_network", json_boolean (o->no_network));
+  if (o->cold)
+    json_object_set_new (c, "cold", json_true ());
   json_object_set_new (c, "ports", cl_json_strings (o->ports, o->n_ports));
   if (o->argv && o->argc)
     json_object_set_new (c, "command", cl_json_strings ((const char *const *)o->argv, o->argc));

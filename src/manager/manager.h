@@ -39,6 +39,7 @@ struct cl_launch_opts
   const char **networks;
   size_t n_networks;
   bool no_network;
+  bool cold;          /* VMs: boot, never a clone of the warm template (docs/templates.md) */
   const char **ports; /* "HOSTPORT:PORT[/tcp|udp]" */
   size_t n_ports;
   char **argv; /* NULL: the image's command */

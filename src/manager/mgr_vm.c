@@ -82,10 +82,10 @@ vm_disk_copy (struct cl_manager *m, struct instance *from, const char *sdir, con
    instance's command, if it has one, as the init (our initramfs takes
    cloison.init= and passes what follows `--` to it). */
 static char *
-init_cmdline (json_t *command)
+init_cmdline (const char *name, json_t *command)
 {
   size_t i, n = json_array_size (command);
-  char *s = cl_xstrdup (VM_DEFAULT_DISK_CMDLINE), *t;
+  char *s = cl_strdup_printf ("%s cloison.hostname=%s", VM_DEFAULT_DISK_CMDLINE, name), *t;
   json_t *e;
 
   json_array_foreach (command, i, e)
@@ -181,20 +181,47 @@ vm_mounts (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cha
   return 0;
 }
 
+static pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
+
+/* A clone of the warm template of its machine, when the VM boots our
+   kernel and initramfs on its disk alone (docs/templates.md); a
+   template that cannot be built: a cold boot, said on the console. */
+static int
+vm_warm_start (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cl_error_t *err)
+{
+  cl_error_t why = NULL;
+
+  (void)err;
+  if (cl_mgr_vm_template_use (m->root, l, json_object_get (inst->config, "command"),
+                              vm_monitor_start, &why)
+      == 0)
+    return 0;
+  int fd = open (l->console_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+  if (fd >= 0)
+    {
+      dprintf (fd, "cloison: booting cold: %s\n", why->msg);
+      close (fd);
+    }
+  cl_warn ("instance `%s`: booting cold: %s", inst->name, why->msg);
+  cl_error_release (&why);
+  return 0;
+}
+
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
 static int
 vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *restore_dir,
-                   int incoming_fd, struct vm_launch *l, cl_error_t *err)
+                   int incoming_fd, bool attached, struct vm_launch *l, cl_error_t *err)
 {
   cleanup_free char *dir = cl_mgr_instance_dir (m, inst->name);
   json_int_t cpus = json_integer_value (json_object_get (inst->config, "cpus"));
   json_int_t memory = json_integer_value (json_object_get (inst->config, "memory"));
   const char *path;
-  bool mounted = false;
+  bool mounted = false, warm;
 
   memset (l, 0, sizeof *l);
   l->vsock_fd = -1;
   l->incoming_fd = -1;
+  l->attached = attached;
   l->kernel = config_string (inst, "kernel");
   l->initrd = config_string (inst, "initrd");
   l->cmdline = config_string (inst, "cmdline");
@@ -220,7 +247,7 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
               return -1;
             }
           mounted = true;
-          char *base = init_cmdline (json_object_get (inst->config, "command"));
+          char *base = init_cmdline (inst->name, json_object_get (inst->config, "command"));
           char *dd = strstr (base, " cloison.init=");
           l->cmdline = dd ? cl_strdup_printf ("%.*s%s%s", (int)(dd - base), base, folders, dd)
                           : cl_strdup_printf ("%s%s", base, folders);
@@ -249,6 +276,15 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
   l->cpus = cpus > 0 ? (unsigned)cpus : 1;
   l->memory = memory > 0 ? (uint64_t)memory : CL_VMM_DEFAULT_MEMORY;
   l->readyfd = -1;
+  /* built-in kernel, initramfs and command line, the disk alone, not
+     resuming a snapshot or a live move, not --cold, and a vsock for the go */
+  warm = json_object_get (inst->config, "kernel") == NULL
+         && json_object_get (inst->config, "initrd") == NULL
+         && json_object_get (inst->config, "cmdline") == NULL && l->nfs == 0 && l->nvolumes == 0
+         && restore_dir == NULL && incoming_fd <= 0
+         && !json_is_true (json_object_get (inst->config, "cold"))
+         && !attached /* `run --vm`: its exit status, below */
+         && cl_mgr_vm_host_has_vsock ();
   /* a vsock device for `cloison exec` (the guest agent) where the host
      can give one; the CID is the instance's for its whole life */
   if (cl_mgr_vm_host_has_vsock ()
@@ -257,7 +293,8 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
              < 0)
     return -1;
   unlink (l->api_socket);
-  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
+  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0
+      || (warm && vm_warm_start (m, inst, l, err) < 0))
     {
       if (l->vsock_fd >= 0)
         close (l->vsock_fd);
@@ -288,6 +325,27 @@ console_input_open (const char *console_log)
   if (mkfifo (path, 0600) < 0)
     return -1; /* no input: the console stays read-only */
   return open (path, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+}
+
+/* A clone of a warm template reports its command's exit status on its
+   console only (cloison-init skips the status port there, see
+   src/agent/init.c): the last "cloison-init: exit N" line, else -1. */
+static int
+clone_exit_status (const char *console_log)
+{
+  cleanup_free char *text = NULL;
+  size_t len = 0;
+  cl_error_t err = NULL;
+  const char *p, *last = NULL;
+
+  if (cl_read_file (console_log, &text, &len, &err) < 0)
+    {
+      cl_error_release (&err);
+      return -1;
+    }
+  for (p = text; (p = strstr (p, "cloison-init: exit ")) != NULL; p++)
+    last = p;
+  return last ? atoi (last + strlen ("cloison-init: exit ")) : -1;
 }
 
 /* In the monitor: forks the VMM child.  Returns its pid or -1. */
@@ -353,6 +411,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       cfg.restore_dir = l->restore_dir;
       cfg.incoming = l->incoming;
       cfg.incoming_token = l->incoming_token;
+      cfg.restore_clone = l->restore_clone;
       int status = -1;
       cfg.guest_status = &status; /* cloison-init's report of the command's */
       if (cl_vmm_run (&cfg, &verr) < 0)
@@ -366,12 +425,16 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
             dprintf (2, "cloison: %s\n", msg + 1);
           _exit (1);
         }
+      if (status < 0 && l->restore_clone)
+        status = clone_exit_status (l->console_log);
       _exit (status > 0 ? status : 0);
     }
   /* the VMM child holds the CID now */
   if (l->vsock_fd >= 0)
     close (l->vsock_fd);
   l->vsock_fd = -1;
+  if (l->go)
+    cl_mgr_vm_template_go (l, pid);
   return pid;
 }
 
@@ -610,11 +673,11 @@ vm_prepare (struct cl_manager *m, struct instance *inst, struct mgr_image *img,
             const struct start_opts *o, struct monitor_args *a, cl_error_t *err)
 {
   (void)img;
-  if (vm_launch_prepare (m, inst, o->restore_dir, o->incoming_fd, &a->vm_launch, err) < 0)
+  if (vm_launch_prepare (m, inst, o->restore_dir, o->incoming_fd, o->attached, &a->vm_launch, err)
+      < 0)
     return -1;
   if (o->incoming_fd > 0 && o->incoming_token)
     a->vm_launch.incoming_token = cl_xstrdup (o->incoming_token);
-  a->vm_launch.attached = o->attached;
   return 0;
 }
 

@@ -40,6 +40,8 @@ struct vm_launch
   char *incoming;
   int incoming_fd;
   char *incoming_token; /* the source's stream must carry it, or NULL */
+  bool restore_clone;   /* restore_dir is a warm template (mgr_vm_template.c) */
+  char *go;             /* then: the go request's JSON (its init's arguments) */
   char *tap;            /* network, or NULL */
   /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
      shares (shared folders, directory volumes); the guest's init mounts
@@ -97,5 +99,24 @@ int cl_mgr_agent_session (int conn, int in, int out, int errfd, bool tty, int *e
    'K' frames instead, and the session ends only with its exit status. */
 int cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, bool forward,
                                int *exit_code, cl_error_t *err);
+
+/* Warm templates of VM instances (mgr_vm_template.c, docs/templates.md).
+   use: l (a boot of the built-in kernel and initramfs, no shares or
+   volumes, with its cmdline, tap and size set) restores the template of
+   its machine, built now if missing, instead of booting: sets
+   restore_dir, restore_clone and go.  go: in the monitor, once the VMM
+   `vmm` is forked, a child that sends the go (the VM is killed if it
+   cannot).  list: [{name, size (bytes), used (epoch s)}]; the cap
+   (bytes) is in ROOT/manager/vm-templates/cap; prune removes the least
+   recently used (never the path `keep`) until the cache fits it. */
+typedef pid_t (*cl_mgr_vm_start_fn) (struct vm_launch *l, cl_error_t *err);
+int cl_mgr_vm_template_use (const char *root, struct vm_launch *l, json_t *command,
+                            cl_mgr_vm_start_fn start, cl_error_t *err);
+void cl_mgr_vm_template_go (const struct vm_launch *l, pid_t vmm);
+int cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err);
+int cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err);
+int cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err);
+int cl_mgr_vm_templates_set_cap (const char *root, uint64_t cap, cl_error_t *err);
+int cl_mgr_vm_templates_prune (const char *root, const char *keep, cl_error_t *err);
 
 #endif

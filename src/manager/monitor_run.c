@@ -373,15 +373,18 @@ vm_launch_to_json (const struct vm_launch *l)
                                           l->fs[i].path, "readonly", l->fs[i].readonly));
   for (int i = 0; i < 6; i++)
     snprintf (mac + 2 * i, 3, "%02x", l->mac[i]);
-  return json_pack ("{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:b, "
-                    "s:i, s:I, s:I, s:i, s:b}",
-                    "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline,
-                    "disk", l->disk, "console_log", l->console_log, "api_socket", l->api_socket,
-                    "restore_dir", opt_string (l->restore_dir), "incoming",
-                    opt_string (l->incoming), "incoming_token", opt_string (l->incoming_token),
-                    "tap", opt_string (l->tap), "volumes", vols, "fs", fs, "mac", mac, "has_mac",
-                    l->has_mac, "cpus", (int)l->cpus, "memory", (json_int_t)l->memory, "vsock_cid",
-                    (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
+  json_t *j = json_pack (
+      "{s:s, s:o, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:o, s:o, s:o, s:s, s:b, "
+      "s:i, s:I, s:I, s:i, s:b}",
+      "kernel", l->kernel, "initrd", opt_string (l->initrd), "cmdline", l->cmdline, "disk", l->disk,
+      "console_log", l->console_log, "api_socket", l->api_socket, "restore_dir",
+      opt_string (l->restore_dir), "incoming", opt_string (l->incoming), "incoming_token",
+      opt_string (l->incoming_token), "tap", opt_string (l->tap), "volumes", vols, "fs", fs, "mac",
+      mac, "has_mac", l->has_mac, "cpus", (int)l->cpus, "memory", (json_int_t)l->memory,
+      "vsock_cid", (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
+  json_object_set_new (j, "restore_clone", json_boolean (l->restore_clone));
+  json_object_set_new (j, "go", opt_string (l->go));
+  return j;
 }
 
 static int
@@ -414,6 +417,8 @@ vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
   l->incoming = opt_strdup (incoming);
   l->incoming_token = opt_strdup (token);
   l->incoming_fd = -1;
+  l->restore_clone = json_is_true (json_object_get (j, "restore_clone"));
+  l->go = opt_strdup (json_object_get (j, "go"));
   l->tap = opt_strdup (tap);
   l->volumes = cl_xmalloc0 ((json_array_size (vols) + 1) * sizeof *l->volumes);
   json_array_foreach (vols, i, e)
@@ -555,6 +560,7 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.restore_dir);
   free (a->vm_launch.incoming);
   free (a->vm_launch.incoming_token);
+  free (a->vm_launch.go);
   free (a->vm_launch.tap);
   for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
     {

@@ -291,8 +291,8 @@ send_frame (int fd, char type, const void *data, size_t len, cl_error_t *err)
 }
 
 /* Sends the 'J' request (and 'T' for a terminal) and 'R'. */
-static int
-send_request (int conn, json_t *spec, bool tty, cl_error_t *err)
+int
+cl_mgr_vm_send_request (int conn, json_t *spec, bool tty, cl_error_t *err)
 {
   cleanup_free char *body = json_dumps (spec, JSON_COMPACT);
   size_t len = body ? strlen (body) : 0;
@@ -316,8 +316,8 @@ send_request (int conn, json_t *spec, bool tty, cl_error_t *err)
   return send_frame (conn, CL_AGENT_RUN, NULL, 0, err);
 }
 
-static void
-hex_random (char *out, size_t bytes)
+void
+cl_mgr_vm_hex_random (char *out, size_t bytes)
 {
   unsigned char buf[64];
   static const char digits[] = "0123456789abcdef";
@@ -335,8 +335,8 @@ hex_random (char *out, size_t bytes)
 }
 
 /* Takes a vsock CID host-wide, from one derived from the container id. */
-static int
-take_cid (const char *id, uint32_t *cid, int *fd, cl_error_t *err)
+int
+cl_mgr_vm_cid_reserve (const char *id, uint32_t *cid, int *fd, cl_error_t *err)
 {
   uint32_t c = VMCTR_CID_FIRST + (uint32_t)(cl_fnv1a64 (id) % 1000000u);
 
@@ -572,8 +572,8 @@ template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
 }
 
 /* Waits for the agent's "ready" line in the console log. */
-static int
-wait_ready_line (const char *log, pid_t vmm, cl_error_t *err)
+int
+cl_mgr_vm_wait_ready_line (const char *log, pid_t vmm, cl_error_t *err)
 {
   uint64_t deadline = cl_now_ns () + VMCTR_BOOT_TIMEOUT_NS;
 
@@ -641,7 +641,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   /* a NIC's template is built on this container's tap: the guest keeps
      its interface down until a clone's agent is given its MAC and
      addresses, so the tap carries nothing meanwhile */
-  if (take_cid (tmp, &v.cid, &v.vsock_fd, err) < 0)
+  if (cl_mgr_vm_cid_reserve (tmp, &v.cid, &v.vsock_fd, err) < 0)
     goto out;
   vmm = vmm_start (&v, err);
   close (v.vsock_fd);
@@ -649,7 +649,7 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
     goto out;
   /* the agent says it listens on the console: the guest is booted and
      idle, and its vsock has carried nothing yet */
-  if (wait_ready_line (v.log, vmm, err) < 0)
+  if (cl_mgr_vm_wait_ready_line (v.log, vmm, err) < 0)
     {
       vm_stop (vmm);
       goto out;
@@ -798,7 +798,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
      it), else the next free one */
   seed = v.restore_dir ? cl_strdup_printf ("%s.tmp", v.restore_dir)
                        : cl_xstrdup (json_string_value (json_object_get (vs, "id")));
-  if (take_cid (seed, &v.cid, &v.vsock_fd, &err) < 0)
+  if (cl_mgr_vm_cid_reserve (seed, &v.cid, &v.vsock_fd, &err) < 0)
     return report_failure (ready_fd, &err);
   trace ("template and CID");
   vmm = vmm_start (&v, &err);
@@ -823,7 +823,9 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
       }
       cl_error_release (&err);
       v.restore_dir = NULL;
-      if (take_cid (json_string_value (json_object_get (vs, "id")), &v.cid, &v.vsock_fd, &err) < 0)
+      if (cl_mgr_vm_cid_reserve (json_string_value (json_object_get (vs, "id")), &v.cid,
+                                 &v.vsock_fd, &err)
+          < 0)
         return report_failure (ready_fd, &err);
       vmm = vmm_start (&v, &err);
       close (v.vsock_fd);
@@ -856,7 +858,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   trace ("started");
   /* what only the first process carries: the guest's mounts, name,
      network, and what makes this VM unique (entropy, clock) */
-  hex_random (entropy, 64);
+  cl_mgr_vm_hex_random (entropy, 64);
   clock_gettime (CLOCK_REALTIME, &now);
   req = json_pack ("{s:O, s:O*, s:O*, s:O*, s:s, s:f}", "process", process, "seccomp",
                    json_object_get (linux_obj, "seccomp"), "mounts",
@@ -870,7 +872,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   json_object_set_new (req, "rootfs_readonly", json_boolean (v.readonly));
   if (trace_on ())
     json_object_set_new (req, "trace", json_true ());
-  if (send_request (conn, req, tty, &err) < 0)
+  if (cl_mgr_vm_send_request (conn, req, tty, &err) < 0)
     {
       vm_stop (vmm);
       fprintf (stderr, "cloison-vmctr: %s\n", err->msg);
@@ -906,7 +908,7 @@ cl_mgr_vmctr_exec (uint32_t cid, const char *spec_file, const char *console_sock
   if (tty && console_socket == NULL)
     tty = isatty (0);
   if (agent_connect (cid, -1, NULL, VMCTR_EXEC_CONNECT_TIMEOUT_NS, &conn, &err) < 0
-      || send_request (conn, req, tty, &err) < 0)
+      || cl_mgr_vm_send_request (conn, req, tty, &err) < 0)
     return report_failure (ready_fd, &err);
   if (ready_fd >= 0)
     {

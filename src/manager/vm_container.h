@@ -9,6 +9,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* `cloison-vmctr create DIR`: the container's process on the host, from
    DIR/vm-spec.json (written by the runtime's create).  Reports on ready_fd
@@ -22,6 +23,16 @@ int cl_mgr_vmctr_exec (uint32_t cid, const char *spec_file, const char *console_
                        int ready_fd);
 /* The VM's memory and vCPUs from the spec's limits. */
 void cl_mgr_vmctr_size (json_t *config, uint64_t *memory, unsigned *cpus);
+
+/* Helpers the VM instances' templates share (mgr_vm_template.c): a
+   vsock CID taken host-wide near one derived from id (*fd: its
+   reservation); the agent's "ready" line awaited in the console log
+   while the VMM child vmm lives; `bytes` random bytes as hex into out
+   (room for 2 * bytes + 1, at most 64 bytes); a 'J' request then 'R'. */
+int cl_mgr_vm_cid_reserve (const char *id, uint32_t *cid, int *fd, cl_error_t *err);
+int cl_mgr_vm_wait_ready_line (const char *log, pid_t vmm, cl_error_t *err);
+void cl_mgr_vm_hex_random (char *out, size_t bytes);
+int cl_mgr_vm_send_request (int conn, json_t *spec, bool tty, cl_error_t *err);
 
 /* The network (vm_container_net.c): with a network namespace path in the
    spec, the shim joins it, creates a tap there and joins it to the

@@ -45,19 +45,23 @@ cl_vmm_config_to_json (const struct cl_vmm_config *cfg)
 }
 
 /* A template's clone: the same devices, pointed at this VM's shared
-   directories and taps (the guest mounts its shares, and is given its
-   MAC, after the restore). */
+   directories, disks and taps (the guest mounts its shares, and probes
+   its disks and NICs, after the restore: a device no driver has seen
+   gets this VM's capacity and MAC, virtio_pci.c). */
 static int
 clone_retarget (const struct cl_vmm_config *user, struct cl_vmm_config *out, cl_error_t *err)
 {
   struct cl_vmm_fs *f = (struct cl_vmm_fs *)out->fs;
   struct cl_vmm_net *n = (struct cl_vmm_net *)out->nets;
+  struct cl_vmm_disk *d = (struct cl_vmm_disk *)out->disks;
 
-  if (user->nfs != out->nfs || user->nnets != out->nnets)
+  if (user->nfs != out->nfs || user->nnets != out->nnets || user->ndisks != out->ndisks)
     return cl_error_make (err, 0,
-                          "template: %zu shared directories and %zu networks, the clone has %zu "
-                          "and %zu",
-                          out->nfs, out->nnets, user->nfs, user->nnets);
+                          "template: %zu shared directories, %zu networks and %zu disks, the "
+                          "clone has %zu, %zu and %zu",
+                          out->nfs, out->nnets, out->ndisks, user->nfs, user->nnets, user->ndisks);
+  for (size_t i = 0; i < out->ndisks; i++)
+    d[i] = user->disks[i];
   for (size_t i = 0; i < out->nfs; i++)
     {
       if (strcmp (f[i].tag, user->fs[i].tag) != 0)
@@ -164,6 +168,12 @@ cl_vmm_config_from_json (json_t *json, const struct cl_vmm_config *user, struct 
     }
   if (user->restore_clone)
     return clone_retarget (user, out, err);
+  /* the taps are the host's: a resumed VM's caller may have made them
+     anew under other names (cloison's instances do at every start); the
+     guest keeps the MAC it knows */
+  if (user->nnets == nn)
+    for (size_t i = 0; i < nn; i++)
+      n[i].tap = user->nets[i].tap;
   return 0;
 }
 

@@ -736,7 +736,11 @@ persist_restore (void *opaque, json_t *state, cl_error_t *err)
   dev->config_generation = gen;
   ctrl16 = ctrl;
   memcpy (&dev->pci.cfg[dev->msix_cap + 2], &ctrl16, 2);
-  if (hex && strlen (hex) == dev->config_size * 2)
+  /* Config bytes that no driver has seen are the device's own: this
+     device's, made from the machine being restored, may differ (a
+     template's clone given its own disk and MAC before its guest probes
+     them, docs/templates.md). */
+  if (hex && strlen (hex) == dev->config_size * 2 && (status & VIRTIO_STATUS_DRIVER))
     for (unsigned i = 0; i < dev->config_size; i++)
       sscanf (hex + 2 * i, "%2hhx", &dev->config[i]);
 

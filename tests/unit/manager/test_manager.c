@@ -422,6 +422,8 @@ test_monitor_args_round_trip_vm (void **state)
                                     .console_log = "/r/instances/vm/console.log",
                                     .api_socket = "/r/instances/vm/api.sock",
                                     .restore_dir = "/snap",
+                                    .restore_clone = true,
+                                    .go = "{\"cmdline\":\"root=/dev/vda\",\"args\":[]}",
                                     .tap = "cltap0",
                                     .volumes = vols,
                                     .nvolumes = 2,
@@ -451,6 +453,8 @@ test_monitor_args_round_trip_vm (void **state)
   assert_string_equal (b.vm_launch.console_log, a.vm_launch.console_log);
   assert_string_equal (b.vm_launch.api_socket, a.vm_launch.api_socket);
   assert_string_equal (b.vm_launch.restore_dir, "/snap");
+  assert_true (b.vm_launch.restore_clone);
+  assert_string_equal (b.vm_launch.go, a.vm_launch.go);
   assert_string_equal (b.vm_launch.tap, "cltap0");
   assert_int_equal (b.vm_launch.nvolumes, 2);
   assert_string_equal (b.vm_launch.volumes[0].path, "/v/a.img");

@@ -627,12 +627,63 @@ test_config_clone_retarget (void **state)
   json_decref (saved);
 }
 
+/* A VM instance's template (docs/templates.md): the clone takes this
+   VM's disk, tap and MAC; a plain restore keeps the snapshot's disk and
+   MAC but takes the taps its caller made. */
+static void
+test_config_clone_disk_and_nic (void **state)
+{
+  struct cl_vmm_disk td = { .path = "/tpl/placeholder.img" }, cd = { .path = "/inst/disk.img" };
+  struct cl_vmm_net tn = { .tap = "clt-old", .has_mac = true, .mac = { 0x52, 0x54, 0, 0, 0, 1 } };
+  struct cl_vmm_net cn = { .tap = "clt-new", .has_mac = true, .mac = { 0x52, 0x54, 0, 0, 0, 2 } };
+  struct cl_vmm_config t, user, out;
+  cl_error_t err = NULL;
+  json_t *saved;
+  (void)state;
+
+  cl_vmm_config_init (&t);
+  t.kernel = "/k";
+  t.disks = &td;
+  t.ndisks = 1;
+  t.nets = &tn;
+  t.nnets = 1;
+  t.vsock_cid = 1234;
+  saved = cl_vmm_config_to_json (&t);
+  cl_vmm_config_init (&user);
+  user.disks = &cd;
+  user.ndisks = 1;
+  user.nets = &cn;
+  user.nnets = 1;
+  user.vsock_cid = 99;
+  user.restore_clone = true;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
+  assert_string_equal (out.disks[0].path, "/inst/disk.img");
+  assert_string_equal (out.nets[0].tap, "clt-new");
+  assert_int_equal (out.nets[0].mac[5], 2);
+  cl_vmm_config_free_arrays (&out);
+  user.restore_clone = false;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
+  assert_string_equal (out.disks[0].path, "/tpl/placeholder.img");
+  assert_string_equal (out.nets[0].tap, "clt-new");
+  assert_int_equal (out.nets[0].mac[5], 1);
+  cl_vmm_config_free_arrays (&out);
+  /* a clone without the template's disk: refused */
+  user.restore_clone = true;
+  user.ndisks = 0;
+  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
+  assert_non_null (strstr (err->msg, "disks"));
+  cl_error_release (&err);
+  cl_vmm_config_free_arrays (&out);
+  json_decref (saved);
+}
+
 int
 main (void)
 {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test (test_e820_small),
     cmocka_unit_test (test_config_clone_retarget),
+    cmocka_unit_test (test_config_clone_disk_and_nic),
     cmocka_unit_test (test_e820_split_around_pci_hole),
     cmocka_unit_test (test_boot_params_fill),
     cmocka_unit_test (test_mptable),
