@@ -183,28 +183,28 @@ vm_mounts (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cha
 
 static pid_t vm_monitor_start (struct vm_launch *l, cl_error_t *err);
 
-/* A clone of the warm template of its machine, when the VM boots our
-   kernel and initramfs on its disk alone (docs/templates.md); a
-   template that cannot be built: a cold boot, said on the console. */
-static int
-vm_warm_start (struct cl_manager *m, struct instance *inst, struct vm_launch *l, cl_error_t *err)
+/* In the monitor: a clone of the warm template of its machine, when
+   the VM boots our kernel and initramfs on its disk alone
+   (docs/templates.md); a template that cannot be built: a cold boot,
+   said on the console.  Here and not in the manager, whose process may
+   be the threaded daemon: the template's VMM is a fork of this process,
+   which runs the whole VMM (the monitors are exec'd for that reason). */
+static void
+vm_warm_start (struct vm_launch *l)
 {
+  cleanup_json json_t *command = json_loads (l->warm_command, JSON_DECODE_ANY, NULL);
   cl_error_t why = NULL;
 
-  (void)err;
-  if (cl_mgr_vm_template_use (m->root, l, json_object_get (inst->config, "command"),
-                              vm_monitor_start, &why)
-      == 0)
-    return 0;
+  if (cl_mgr_vm_template_use (l->warm_root, l, command, vm_monitor_start, &why) == 0)
+    return;
   int fd = open (l->console_log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
   if (fd >= 0)
     {
       dprintf (fd, "cloison: booting cold: %s\n", why->msg);
       close (fd);
     }
-  cl_warn ("instance `%s`: booting cold: %s", inst->name, why->msg);
+  cl_warn ("booting cold: %s", why->msg);
   cl_error_release (&why);
-  return 0;
 }
 
 /* The VMM's arguments; restore_dir: resume a stateful snapshot's state. */
@@ -293,8 +293,13 @@ vm_launch_prepare (struct cl_manager *m, struct instance *inst, const char *rest
              < 0)
     return -1;
   unlink (l->api_socket);
-  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0
-      || (warm && vm_warm_start (m, inst, l, err) < 0))
+  if (warm)
+    {
+      l->warm_root = cl_xstrdup (m->root);
+      l->warm_command = json_dumps (json_object_get (inst->config, "command") ?: json_null (),
+                                    JSON_COMPACT | JSON_ENCODE_ANY);
+    }
+  if (cl_mgr_netglue_attach_vm (m, inst, &l->tap, l->mac, &l->has_mac, err) < 0)
     {
       if (l->vsock_fd >= 0)
         close (l->vsock_fd);
@@ -498,6 +503,8 @@ pid_t
 cl_mgr_monitor_start_vm (struct monitor_args *a, int *stdin_keep, cl_error_t *err)
 {
   *stdin_keep = -1;
+  if (a->vm_launch.warm_root)
+    vm_warm_start (&a->vm_launch);
   if (a->vm_launch.incoming)
     return vm_incoming_wait (&a->vm_launch, a->readyfd, err);
   return vm_monitor_start (&a->vm_launch, err);

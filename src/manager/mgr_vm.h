@@ -40,9 +40,14 @@ struct vm_launch
   char *incoming;
   int incoming_fd;
   char *incoming_token; /* the source's stream must carry it, or NULL */
-  bool restore_clone;   /* restore_dir is a warm template (mgr_vm_template.c) */
-  char *go;             /* then: the go request's JSON (its init's arguments) */
-  char *tap;            /* network, or NULL */
+  /* warm: the monitor clones the template of this machine (building it
+     the first time) from the state root warm_root, the go taking the
+     command warm_command (JSON); NULL: a boot as the rest says */
+  char *warm_root;
+  char *warm_command;
+  bool restore_clone; /* restore_dir is a warm template (mgr_vm_template.c) */
+  char *go;           /* then: the go request's JSON (its init's arguments) */
+  char *tap;          /* network, or NULL */
   /* image volumes: disks after the root (vdb, vdc...), and virtio-fs
      shares (shared folders, directory volumes); the guest's init mounts
      them as the command line's cloison.vol= and cloison.fs= say */

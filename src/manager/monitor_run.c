@@ -384,6 +384,8 @@ vm_launch_to_json (const struct vm_launch *l)
       "vsock_cid", (json_int_t)l->vsock_cid, "vsock_fd", l->vsock_fd, "attached", l->attached);
   json_object_set_new (j, "restore_clone", json_boolean (l->restore_clone));
   json_object_set_new (j, "go", opt_string (l->go));
+  json_object_set_new (j, "warm_root", opt_string (l->warm_root));
+  json_object_set_new (j, "warm_command", opt_string (l->warm_command));
   return j;
 }
 
@@ -419,6 +421,8 @@ vm_launch_from_json (json_t *j, struct vm_launch *l, cl_error_t *err)
   l->incoming_fd = -1;
   l->restore_clone = json_is_true (json_object_get (j, "restore_clone"));
   l->go = opt_strdup (json_object_get (j, "go"));
+  l->warm_root = opt_strdup (json_object_get (j, "warm_root"));
+  l->warm_command = opt_strdup (json_object_get (j, "warm_command"));
   l->tap = opt_strdup (tap);
   l->volumes = cl_xmalloc0 ((json_array_size (vols) + 1) * sizeof *l->volumes);
   json_array_foreach (vols, i, e)
@@ -561,6 +565,8 @@ cl_mgr_monitor_args_clear (struct monitor_args *a)
   free (a->vm_launch.incoming);
   free (a->vm_launch.incoming_token);
   free (a->vm_launch.go);
+  free (a->vm_launch.warm_root);
+  free (a->vm_launch.warm_command);
   free (a->vm_launch.tap);
   for (size_t i = 0; i < a->vm_launch.nvolumes; i++)
     {

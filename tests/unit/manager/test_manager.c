@@ -424,6 +424,8 @@ test_monitor_args_round_trip_vm (void **state)
                                     .restore_dir = "/snap",
                                     .restore_clone = true,
                                     .go = "{\"cmdline\":\"root=/dev/vda\",\"args\":[]}",
+                                    .warm_root = "/r",
+                                    .warm_command = "[\"sh\",\"-c\",\"true\"]",
                                     .tap = "cltap0",
                                     .volumes = vols,
                                     .nvolumes = 2,
@@ -455,6 +457,8 @@ test_monitor_args_round_trip_vm (void **state)
   assert_string_equal (b.vm_launch.restore_dir, "/snap");
   assert_true (b.vm_launch.restore_clone);
   assert_string_equal (b.vm_launch.go, a.vm_launch.go);
+  assert_string_equal (b.vm_launch.warm_root, "/r");
+  assert_string_equal (b.vm_launch.warm_command, a.vm_launch.warm_command);
   assert_string_equal (b.vm_launch.tap, "cltap0");
   assert_int_equal (b.vm_launch.nvolumes, 2);
   assert_string_equal (b.vm_launch.volumes[0].path, "/v/a.img");
