@@ -38,7 +38,6 @@
 
 #define VM_TEMPLATE_CAP (2ull << 30)
 /* A build that failed is not tried again for this long (launches boot). */
-#define VM_TEMPLATE_RETRY_S 600
 #define VM_TEMPLATE_GO_TIMEOUT_NS (60ull * 1000000000ull)
 #define VM_TEMPLATE_PLACEHOLDER (1ull << 20)
 
@@ -300,30 +299,15 @@ static int
 template_ensure (const char *root, const char *tdir, const struct vm_launch *l,
                  cl_mgr_vm_start_fn start, cl_error_t *err)
 {
-  cleanup_free char *dir = templates_dir (root);
-  cleanup_free char *lock = cl_strdup_printf ("%s.lock", tdir);
-  cleanup_free char *state = cl_strdup_printf ("%s/state.json", tdir);
   cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
   cleanup_free char *log = cl_strdup_printf ("%s.tmp/console.log", tdir);
   cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
   cleanup_close int lfd = -1;
-  struct stat st;
   cl_error_t e = NULL;
-  int r;
+  int r = cl_mgr_vm_template_claim (tdir, &lfd, err);
 
-  if (cl_mkdir_p (dir, 0700, err) < 0)
-    return -1;
-  lfd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lfd < 0 || flock (lfd, LOCK_EX) < 0)
-    return cl_error_errno (err, "lock `%s`", lock);
-  if (access (state, F_OK) == 0)
-    {
-      utimensat (AT_FDCWD, tdir, NULL, 0); /* used now: the last to go */
-      return 0;
-    }
-  if (stat (failed, &st) == 0 && time (NULL) - st.st_mtime < VM_TEMPLATE_RETRY_S)
-    return cl_error_make (err, 0, "it failed %lld s ago (see `%s`)",
-                          (long long)(time (NULL) - st.st_mtime), failed);
+  if (r != 0)
+    return r < 0 ? -1 : 0;
   r = template_build (tdir, l, start, err);
   if (r < 0 && rename (log, failed) < 0 && errno != ENOENT)
     cl_warn ("keep `%s`: %s", failed, strerror (errno));

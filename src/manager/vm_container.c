@@ -67,7 +67,6 @@
 #define VMCTR_BOOT "org.cloison.vm.boot"
 #define VMCTR_CID_FIRST 1000u
 /* A template build that failed is not tried again for this long. */
-#define VMCTR_TEMPLATE_RETRY_S 600
 
 /* The VM's size from the spec's limits: memory.limit (at least
    VMCTR_MIN_MEMORY), and CPU quota / period rounded up (default 1). */
@@ -593,39 +592,50 @@ cl_mgr_vm_wait_ready_line (const char *log, pid_t vmm, cl_error_t *err)
   return cl_error_make (err, 0, "the template VM's agent was not ready in time");
 }
 
-/* Boots the idle VM (kernel + agent waiting for its first request, no
+int
+cl_mgr_vm_template_claim (const char *tdir, int *lock_fd, cl_error_t *err)
+{
+  cleanup_free char *lock = cl_strdup_printf ("%s.lock", tdir);
+  cleanup_free char *state = cl_strdup_printf ("%s/state.json", tdir);
+  cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+  cleanup_free char *parent = cl_xstrdup (tdir);
+  cleanup_close int fd = -1;
+  struct stat st;
+
+  *strrchr (parent, '/') = '\0';
+  if (cl_mkdir_p (parent, 0700, err) < 0)
+    return -1;
+  fd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0 || flock (fd, LOCK_EX) < 0)
+    return cl_error_errno (err, "lock `%s`", lock);
+  if (access (state, F_OK) == 0)
+    {
+      utimensat (AT_FDCWD, tdir, NULL, 0); /* used now: the last to go */
+      return 1;
+    }
+  if (stat (failed, &st) == 0 && time (NULL) - st.st_mtime < CL_MGR_VM_TEMPLATE_RETRY_S)
+    return cl_error_make (err, 0, "it failed %lld s ago (see `%s`)",
+                          (long long)(time (NULL) - st.st_mtime), failed);
+  *lock_fd = steal_fd (&fd);
+  return 0;
+}
+
+/* Boots the idle VM (kernel + agent waiting for its first request, the
    share mounted) and snapshots it into `tdir`, once: a lock file beside
    it makes concurrent creates wait for the first. */
 static int
 template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
 {
-  cleanup_free char *lock = cl_strdup_printf ("%s.lock", tdir);
   cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
-  cleanup_free char *state = cl_strdup_printf ("%s/state.json", tdir);
-  cleanup_free char *parent = cl_xstrdup (tdir);
   cleanup_free char *share = NULL, *snap = NULL, *body = NULL;
   cleanup_close int lfd = -1;
   struct vm_start v = *like;
   pid_t vmm;
-  int r = -1;
+  int r = cl_mgr_vm_template_claim (tdir, &lfd, err);
 
-  *strrchr (parent, '/') = '\0';
-  if (cl_mkdir_p (parent, 0700, err) < 0)
-    return -1;
-  lfd = open (lock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-  if (lfd < 0 || flock (lfd, LOCK_EX) < 0)
-    return cl_error_errno (err, "lock `%s`", lock);
-  if (access (state, F_OK) == 0)
-    return 0;
-  {
-    /* a build that failed lately would fail again: every container of
-       this machine would pay a boot for nothing */
-    cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
-    struct stat st;
-    if (stat (failed, &st) == 0 && time (NULL) - st.st_mtime < VMCTR_TEMPLATE_RETRY_S)
-      return cl_error_make (err, 0, "it failed %lld s ago (see `%s`)",
-                            (long long)(time (NULL) - st.st_mtime), failed);
-  }
+  if (r != 0)
+    return r < 0 ? -1 : 0;
+  r = -1;
   if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0)
     return -1;
   share = cl_strdup_printf ("%s/share", tmp);

@@ -33,6 +33,15 @@ int cl_mgr_vm_cid_reserve (const char *id, uint32_t *cid, int *fd, cl_error_t *e
 int cl_mgr_vm_wait_ready_line (const char *log, pid_t vmm, cl_error_t *err);
 void cl_mgr_vm_hex_random (char *out, size_t bytes);
 int cl_mgr_vm_send_request (int conn, json_t *spec, bool tty, cl_error_t *err);
+/* A template's cache entry `tdir` (its state.json inside): 1 when it is
+   there (its mtime set to now: used), 0 when the caller must build it,
+   holding *lock_fd (flock of `tdir.lock`, concurrent builders wait for
+   the first), -1 when its parent cannot be made or a build failed less
+   than CL_MGR_VM_TEMPLATE_RETRY_S ago (`tdir.failed.log`): a build that
+   failed lately would fail again, and every VM would pay a boot for
+   nothing. */
+#define CL_MGR_VM_TEMPLATE_RETRY_S 600
+int cl_mgr_vm_template_claim (const char *tdir, int *lock_fd, cl_error_t *err);
 
 /* The network (vm_container_net.c): with a network namespace path in the
    spec, the shim joins it, creates a tap there and joins it to the
