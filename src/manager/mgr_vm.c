@@ -336,7 +336,7 @@ console_input_open (const char *console_log)
    console only (cloison-init skips the status port there, see
    src/agent/init.c): the last "cloison-init: exit N" line, else -1. */
 static int
-clone_exit_status (const char *console_log)
+clone_exit_status (const char *console_log, off_t from)
 {
   cleanup_free char *text = NULL;
   size_t len = 0;
@@ -348,7 +348,9 @@ clone_exit_status (const char *console_log)
       cl_error_release (&err);
       return -1;
     }
-  for (p = text; (p = strstr (p, "cloison-init: exit ")) != NULL; p++)
+  /* this run's lines only: the log keeps the earlier runs' */
+  for (p = text + ((size_t)from <= len ? (size_t)from : len);
+       (p = strstr (p, "cloison-init: exit ")) != NULL; p++)
     last = p;
   return last ? atoi (last + strlen ("cloison-init: exit ")) : -1;
 }
@@ -367,6 +369,8 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
       struct cl_vmm_disk *disks = cl_xmalloc0 ((l->nvolumes + 1) * sizeof *disks);
       struct cl_vmm_net net = { .tap = l->tap, .has_mac = l->has_mac };
       cl_error_t verr = NULL;
+      struct stat logst;
+      off_t log_start = stat (l->console_log, &logst) == 0 ? logst.st_size : 0;
 
       prctl (PR_SET_NAME, "cloison-vmm");
       prctl (PR_SET_PDEATHSIG, SIGKILL); /* never outlive the monitor */
@@ -431,7 +435,7 @@ vm_monitor_start (struct vm_launch *l, cl_error_t *err)
           _exit (1);
         }
       if (status < 0 && l->restore_clone)
-        status = clone_exit_status (l->console_log);
+        status = clone_exit_status (l->console_log, log_start);
       _exit (status > 0 ? status : 0);
     }
   /* the VMM child holds the CID now */
