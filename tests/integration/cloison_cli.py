@@ -30,10 +30,12 @@ class Cloison:
     def __call__(self, *args, check=True, timeout=60, **kw):
         args = list(args)
         # instances stay off networks unless the test asks for one: a network
-        # is host-wide (bridge, nftables), and most tests have no use for it
-        if args and args[0] in ("launch", "run") and not any(
+        # is host-wide (bridge, nftables, dnsmasq), and most tests have no
+        # use for it (the verb may follow global options: --debug, --local)
+        verb = next((i for i, a in enumerate(args) if not str(a).startswith("--")), None)
+        if verb is not None and args[verb] in ("launch", "run") and not any(
                 str(a).startswith(("--network", "--no-network", "-p")) for a in args):
-            args.insert(1, "--no-network")
+            args.insert(verb + 1, "--no-network")
         p = subprocess.run([self.bin, "--root", self.root] + [str(a) for a in args],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=timeout, **kw)
@@ -84,3 +86,14 @@ def cl(tmp_path):
     if p.returncode == 0:
         for inst in json.loads(p.stdout):
             c("delete", "--force", inst["name"], check=False)
+    drop_networks(c)
+
+
+def drop_networks(c):
+    """Deletes the networks of c's root (ROOT/net/NAME; `default` too, made
+    on first use): their bridges, nftables tables and dnsmasq are the
+    host's and would outlive the test's temporary root."""
+    d = os.path.join(c.root, "net")
+    for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+        if os.path.isdir(os.path.join(d, name)):
+            c("network", "delete", name, check=False)

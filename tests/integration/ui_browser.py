@@ -130,6 +130,11 @@ class ConsoleDaemon:
             st, j = self.unix("DELETE", url + "?force=1")
             if st == 202:
                 self.unix("GET", j["operation"] + "/wait?timeout=60", timeout=70)
+        # and the networks (`default`, made on first use): their dnsmasq
+        # would keep the daemon's network namespace alive after it
+        if os.path.isdir(os.path.join(self.root, "net")):  # (listing would make one)
+            for url in self.unix("GET", "/1.0/networks")[1]["metadata"]:
+                self.unix("DELETE", url)
 
     # ---- the browser's side: TCP on the namespace's loopback ----
 
