@@ -110,12 +110,17 @@ class Daemon:
         return op
 
     def delete_instances(self):
-        """Whatever instances a test left (a failing one, say)."""
+        """Whatever instances a test left (a failing one, say), then its
+        networks: their dnsmasq would outlive the daemon (and keep its
+        network namespace, when it has one of its own)."""
         if self.proc.poll() is None:
             for url in self.ok("GET", "/1.0/instances"):
                 st, j, _ = self.request("DELETE", url + "?force=1")
                 if st == 202:
                     self.wait(j["operation"])
+            if os.path.isdir(os.path.join(self.root, "net")):  # (listing would make one)
+                for url in self.ok("GET", "/1.0/networks"):
+                    self.request("DELETE", url)
 
     def curl(self, *args):
         p = subprocess.run(["curl", "-sS", "--unix-socket", self.sock] + list(args),
