@@ -37,7 +37,7 @@
 #include <linux/vm_sockets.h>
 
 #define VM_TEMPLATE_CAP (2ull << 30)
-/* A build that failed is not tried again for this long (launches boot). */
+/* The go's wait for the clone's init to listen. */
 #define VM_TEMPLATE_GO_TIMEOUT_NS (60ull * 1000000000ull)
 #define VM_TEMPLATE_PLACEHOLDER (1ull << 20)
 
@@ -103,51 +103,23 @@ template_vmm (const struct vm_launch *l, const char *tmp, uint32_t cid, int vsoc
   return start (&t, err); /* takes vsock_fd */
 }
 
-static void
-template_vmm_stop (pid_t vmm)
-{
-  kill (vmm, SIGKILL);
-  while (waitpid (vmm, NULL, 0) < 0 && errno == EINTR)
-    ;
-}
-
 /* Boots the template VM and snapshots it into tdir (under its lock). */
 static int
 template_build (const char *tdir, const struct vm_launch *l, cl_mgr_vm_start_fn start,
                 cl_error_t *err)
 {
   cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
-  cleanup_free char *snap = cl_strdup_printf ("%s.tmp/snap", tdir);
-  cleanup_free char *log = cl_strdup_printf ("%s.tmp/console.log", tdir);
-  cleanup_free char *sock = cl_strdup_printf ("%s.tmp/api.sock", tdir);
-  cleanup_free char *body = NULL, *kept = NULL;
   uint32_t cid;
-  int vsock_fd, r;
+  int vsock_fd;
   pid_t vmm;
 
   if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0
       || cl_mgr_vm_cid_reserve (tmp, &cid, &vsock_fd, err) < 0)
     return -1;
-  vmm = template_vmm (l, tmp, cid, vsock_fd, start, err);
-  if (vmm < 0)
-    return -1;
   /* the init waits for the go: booted, idle, no device of the instance
      read, nothing on vsock yet */
-  if (cl_mgr_vm_wait_ready_line (log, vmm, err) < 0)
-    {
-      template_vmm_stop (vmm);
-      return -1;
-    }
-  sleep (1);
-  body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
-  r = cl_unix_http_request (sock, "PUT", "/snapshot/create", body, err);
-  template_vmm_stop (vmm);
-  kept = cl_strdup_printf ("%s/console.log", snap);
-  if (r == 0 && rename (log, kept) < 0)
-    r = cl_error_errno (err, "rename `%s`", log);
-  if (r == 0 && rename (snap, tdir) < 0)
-    r = cl_error_errno (err, "rename `%s`", snap);
-  return r;
+  vmm = template_vmm (l, tmp, cid, vsock_fd, start, err);
+  return vmm < 0 ? -1 : cl_mgr_vm_template_take (tdir, vmm, err);
 }
 
 /* Bytes the template takes on disk. */
@@ -299,9 +271,6 @@ static int
 template_ensure (const char *root, const char *tdir, const struct vm_launch *l,
                  cl_mgr_vm_start_fn start, cl_error_t *err)
 {
-  cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
-  cleanup_free char *log = cl_strdup_printf ("%s.tmp/console.log", tdir);
-  cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
   cleanup_close int lfd = -1;
   cl_error_t e = NULL;
   int r = cl_mgr_vm_template_claim (tdir, &lfd, err);
@@ -309,10 +278,7 @@ template_ensure (const char *root, const char *tdir, const struct vm_launch *l,
   if (r != 0)
     return r < 0 ? -1 : 0;
   r = template_build (tdir, l, start, err);
-  if (r < 0 && rename (log, failed) < 0 && errno != ENOENT)
-    cl_warn ("keep `%s`: %s", failed, strerror (errno));
-  if (cl_rm_rf (tmp, &e) < 0)
-    cl_error_release (&e);
+  cl_mgr_vm_template_built (tdir, r);
   if (r == 0 && cl_mgr_vm_templates_prune (root, tdir, &e) < 0)
     {
       cl_warn ("template cache: %s", e->msg);

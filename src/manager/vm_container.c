@@ -511,8 +511,8 @@ vm_death_status (pid_t vmm)
   return 255;
 }
 
-static void
-vm_stop (pid_t vmm)
+void
+cl_mgr_vm_stop (pid_t vmm)
 {
   if (vmm <= 0)
     return;
@@ -620,6 +620,51 @@ cl_mgr_vm_template_claim (const char *tdir, int *lock_fd, cl_error_t *err)
   return 0;
 }
 
+int
+cl_mgr_vm_template_take (const char *tdir, pid_t vmm, cl_error_t *err)
+{
+  cleanup_free char *log = cl_strdup_printf ("%s.tmp/console.log", tdir);
+  cleanup_free char *sock = cl_strdup_printf ("%s.tmp/api.sock", tdir);
+  cleanup_free char *snap = cl_strdup_printf ("%s.tmp/snap", tdir);
+  cleanup_free char *kept = cl_strdup_printf ("%s/console.log", snap);
+  cleanup_free char *body = NULL;
+  int r;
+
+  /* the agent says it listens on the console: the guest is booted and
+     idle, and its vsock has carried nothing yet */
+  if (cl_mgr_vm_wait_ready_line (log, vmm, err) < 0)
+    {
+      cl_mgr_vm_stop (vmm);
+      return -1;
+    }
+  sleep (1);
+  body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
+  r = cl_unix_http_request (sock, "PUT", "/snapshot/create", body, err);
+  cl_mgr_vm_stop (vmm);
+  /* the template's boot log stays beside it, for people */
+  if (r == 0 && rename (log, kept) < 0)
+    r = cl_error_errno (err, "rename `%s`", log);
+  if (r == 0 && rename (snap, tdir) < 0)
+    r = cl_error_errno (err, "rename `%s`", snap);
+  return r;
+}
+
+void
+cl_mgr_vm_template_built (const char *tdir, int r)
+{
+  cleanup_free char *log = cl_strdup_printf ("%s.tmp/console.log", tdir);
+  cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
+  cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
+  cl_error_t e = NULL;
+
+  /* why the template failed (the VMM's own errors are in its console
+     log): kept beside the cache, for people */
+  if (r < 0 && rename (log, failed) < 0 && errno != ENOENT)
+    cl_warn ("keep `%s`: %s", failed, strerror (errno));
+  if (cl_rm_rf (tmp, &e) < 0)
+    cl_error_release (&e);
+}
+
 /* Boots the idle VM (kernel + agent waiting for its first request, the
    share mounted) and snapshots it into `tdir`, once: a lock file beside
    it makes concurrent creates wait for the first. */
@@ -627,7 +672,7 @@ static int
 template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
 {
   cleanup_free char *tmp = cl_strdup_printf ("%s.tmp", tdir);
-  cleanup_free char *share = NULL, *snap = NULL, *body = NULL;
+  cleanup_free char *share = NULL;
   cleanup_close int lfd = -1;
   struct vm_start v = *like;
   pid_t vmm;
@@ -639,7 +684,6 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   if (cl_rm_rf (tmp, err) < 0 || cl_mkdir_p (tmp, 0700, err) < 0)
     return -1;
   share = cl_strdup_printf ("%s/share", tmp);
-  snap = cl_strdup_printf ("%s/snap", tmp);
   if (cl_mkdir_p (share, 0700, err) < 0)
     return -1;
   v.rootfs = share;
@@ -651,46 +695,14 @@ template_ensure (const char *tdir, const struct vm_start *like, cl_error_t *err)
   /* a NIC's template is built on this container's tap: the guest keeps
      its interface down until a clone's agent is given its MAC and
      addresses, so the tap carries nothing meanwhile */
-  if (cl_mgr_vm_cid_reserve (tmp, &v.cid, &v.vsock_fd, err) < 0)
-    goto out;
-  vmm = vmm_start (&v, err);
-  close (v.vsock_fd);
-  if (vmm < 0)
-    goto out;
-  /* the agent says it listens on the console: the guest is booted and
-     idle, and its vsock has carried nothing yet */
-  if (cl_mgr_vm_wait_ready_line (v.log, vmm, err) < 0)
+  if (cl_mgr_vm_cid_reserve (tmp, &v.cid, &v.vsock_fd, err) == 0)
     {
-      vm_stop (vmm);
-      goto out;
+      vmm = vmm_start (&v, err);
+      close (v.vsock_fd);
+      if (vmm >= 0)
+        r = cl_mgr_vm_template_take (tdir, vmm, err);
     }
-  sleep (1);
-  body = cl_strdup_printf ("{\"dir\":\"%s\"}", snap);
-  r = cl_unix_http_request (v.api_socket, "PUT", "/snapshot/create", body, err);
-  vm_stop (vmm);
-  if (r == 0)
-    {
-      /* the template's boot log stays beside it, for people */
-      cleanup_free char *kept = cl_strdup_printf ("%s/console.log", snap);
-      if (rename (v.log, kept) < 0 && errno != ENOENT)
-        r = cl_error_errno (err, "rename `%s`", v.log);
-    }
-  if (r == 0 && rename (snap, tdir) < 0)
-    r = cl_error_errno (err, "rename `%s`", snap);
-out:
-  if (r < 0)
-    {
-      /* why the template failed (the VMM's own errors are in its console
-         log): kept beside the cache, for people */
-      cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", tdir);
-      if (rename (v.log, failed) < 0 && errno != ENOENT)
-        cl_warn ("keep `%s`: %s", failed, strerror (errno));
-    }
-  {
-    cl_error_t e = NULL;
-    if (cl_rm_rf (tmp, &e) < 0)
-      cl_error_release (&e);
-  }
+  cl_mgr_vm_template_built (tdir, r);
   free ((char *)v.log);
   free ((char *)v.api_socket);
   return r < 0 ? cl_error_wrap (err, "template `%s`", tdir) : 0;
@@ -820,7 +832,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
                      v.restore_dir ? VMCTR_CLONE_TIMEOUT_NS : VMCTR_BOOT_TIMEOUT_NS, &conn, &err)
       < 0)
     {
-      vm_stop (vmm);
+      cl_mgr_vm_stop (vmm);
       if (v.restore_dir == NULL)
         return report_failure (ready_fd, &err);
       /* a template that does not restore here: boot instead */
@@ -843,7 +855,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
         return report_failure (ready_fd, &err);
       if (agent_connect (v.cid, vmm, v.log, VMCTR_BOOT_TIMEOUT_NS, &conn, &err) < 0)
         {
-          vm_stop (vmm);
+          cl_mgr_vm_stop (vmm);
           return report_failure (ready_fd, &err);
         }
     }
@@ -861,7 +873,7 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
   close (ready_fd);
   if (wait_start (dir, &err) < 0)
     {
-      vm_stop (vmm);
+      cl_mgr_vm_stop (vmm);
       fprintf (stderr, "cloison-vmctr: %s\n", err->msg);
       return 255;
     }
@@ -884,14 +896,14 @@ cl_mgr_vmctr_create (const char *dir, int ready_fd)
     json_object_set_new (req, "trace", json_true ());
   if (cl_mgr_vm_send_request (conn, req, tty, &err) < 0)
     {
-      vm_stop (vmm);
+      cl_mgr_vm_stop (vmm);
       fprintf (stderr, "cloison-vmctr: %s\n", err->msg);
       return 255;
     }
   trace ("request sent");
   code = relay (steal_fd (&conn), tty, vmm);
   trace ("exit status");
-  vm_stop (vmm);
+  cl_mgr_vm_stop (vmm);
   trace ("VMM stopped");
   trace_console (v.log);
   cl_mgr_vmctr_net_release (&net);

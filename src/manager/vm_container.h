@@ -42,6 +42,16 @@ int cl_mgr_vm_send_request (int conn, json_t *spec, bool tty, cl_error_t *err);
    nothing. */
 #define CL_MGR_VM_TEMPLATE_RETRY_S 600
 int cl_mgr_vm_template_claim (const char *tdir, int *lock_fd, cl_error_t *err);
+/* The template VM vmm, booted with its console in tdir.tmp/console.log
+   and its API on tdir.tmp/api.sock: once its agent says ready (and 1 s
+   idle), snapshotted into tdir.tmp/snap, stopped (always), and the
+   snapshot, its boot log inside, renamed to tdir. */
+int cl_mgr_vm_template_take (const char *tdir, pid_t vmm, cl_error_t *err);
+/* After a build that returned r: a failed one's console log kept as
+   tdir.failed.log (for people, and the retry delay), tdir.tmp removed. */
+void cl_mgr_vm_template_built (const char *tdir, int r);
+/* SIGKILL to the VMM child vmm (if > 0), and its end awaited. */
+void cl_mgr_vm_stop (pid_t vmm);
 
 /* The network (vm_container_net.c): with a network namespace path in the
    spec, the shim joins it, creates a tap there and joins it to the
