@@ -32,7 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
 #define POWER_BUTTON_REPEAT_MS 2000
 
 /* The instance's disk, cloned from the image's (at launch). */

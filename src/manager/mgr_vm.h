@@ -25,6 +25,10 @@ struct instance;
 /* In instances/NAME/: the serial console's input, a FIFO (see mgr_vm.c). */
 #define VM_CONSOLE_INPUT "console.in"
 
+/* A VM booted on the image's disk: the command line before its own
+   parameters (a cold boot's, and a template's). */
+#define VM_DEFAULT_DISK_CMDLINE CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw"
+
 struct vm_launch
 {
   char *kernel;

@@ -77,7 +77,7 @@ template_vmm (const struct vm_launch *l, const char *tmp, uint32_t cid, int vsoc
   cleanup_free char *log = cl_strdup_printf ("%s/console.log", tmp);
   cleanup_free char *sock = cl_strdup_printf ("%s/api.sock", tmp);
   cleanup_free char *cmdline
-      = cl_strdup_printf ("%s quiet cloison.template", CL_VMM_DEFAULT_CMDLINE " root=/dev/vda rw");
+      = cl_strdup_printf ("%s quiet cloison.template", VM_DEFAULT_DISK_CMDLINE);
   struct vm_launch t = { .kernel = l->kernel,
                          .initrd = l->initrd,
                          .cmdline = cmdline,
