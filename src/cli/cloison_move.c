@@ -117,6 +117,21 @@ stateful_refusal (struct move *mv, cl_error_t *err)
   return 0;
 }
 
+/* Whether the cloisond whose `GET /1.0` is server has API extension name. */
+static bool
+has_extension (json_t *server, const char *name)
+{
+  size_t i;
+  json_t *e;
+
+  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
+  {
+    if (strcmp (json_string_value (e) ?: "", name) == 0)
+      return true;
+  }
+  return false;
+}
+
 /* What must hold on the destination before anything changes: no
    instance of that name, the instance's networks, its image, its
    addresses free there.  mv->config gets the addresses kept. */
@@ -128,36 +143,22 @@ check_destination (struct move *mv, cl_error_t *err)
   json_t *cfg = json_object_get (mv->info, "config"), *e, *nets;
   const char *image_id = json_string_value (json_object_get (cfg, "image_id"));
   cleanup_json json_t *server = NULL;
-  bool movable = false;
   size_t i;
   int s;
 
   /* an older cloisond has no upload/receive */
   if (cli_call (mv->dst, "GET", "/1.0", NULL, NULL, &server, err) < 0)
     return cl_error_wrap (err, "remote `%s`", mv->remote);
-  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
-  {
-    movable = movable || strcmp (json_string_value (e), "instance_move") == 0;
-  }
-  if (!movable)
+  if (!has_extension (server, "instance_move"))
     return cl_error_make (
         err, 0, "remote `%s` does not take moved instances (its cloisond is older)", mv->remote);
-  movable = false;
-  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
-  {
-    movable = movable || strcmp (json_string_value (e), "instance_move_stateful") == 0;
-  }
-  if (!movable && !mv->stateless && mv->was_running && !mv->live)
+  if (!has_extension (server, "instance_move_stateful") && !mv->stateless && mv->was_running
+      && !mv->live)
     return cl_error_make (err, 0,
                           "remote `%s` does not restore checkpointed instances (its cloisond is"
                           " older); use --stateless",
                           mv->remote);
-  movable = false;
-  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
-  {
-    movable = movable || strcmp (json_string_value (e), "instance_move_live") == 0;
-  }
-  if (!movable && mv->live)
+  if (!has_extension (server, "instance_move_live") && mv->live)
     return cl_error_make (err, 0,
                           "remote `%s` does not take running VMs live (its cloisond is older);"
                           " use --stateless",
