@@ -20,6 +20,7 @@
 #include "container/criu_netlock.h"
 #include "container/ctr_state.h"
 #include "container/rootfs.h"
+#include "container/spec.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -334,16 +335,8 @@ freezer_path (json_t *doc)
 static const char *
 netns_path (json_t *config)
 {
-  json_t *ns = json_object_get (json_object_get (config, "linux"), "namespaces"), *n;
-  size_t i;
-  json_array_foreach (ns, i, n)
-  {
-    const char *type = json_string_value (json_object_get (n, "type"));
-    const char *path = json_string_value (json_object_get (n, "path"));
-    if (type && strcmp (type, "network") == 0 && path && *path)
-      return path;
-  }
-  return NULL;
+  const char *path = cl_ctr_spec_namespace_path (json_object_get (config, "linux"), "network");
+  return path && *path ? path : NULL;
 }
 
 /* At dump: a network namespace joined by path is not the container's to

@@ -73,6 +73,21 @@ cl_ctr_spec_namespace_proc_name (int flag)
   return NULL;
 }
 
+const char *
+cl_ctr_spec_namespace_path (json_t *linux_obj, const char *type)
+{
+  json_t *ns;
+  size_t i;
+
+  json_array_foreach (json_object_get (linux_obj, "namespaces"), i, ns)
+  {
+    const char *t = json_string_value (json_object_get (ns, "type"));
+    if (t && strcmp (t, type) == 0)
+      return json_string_value (json_object_get (ns, "path"));
+  }
+  return NULL;
+}
+
 static const struct
 {
   const char *name;

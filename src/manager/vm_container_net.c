@@ -15,6 +15,7 @@
    instead of failing.  See docs/vm-isolation.md. */
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "container/spec.h"
 #include "manager/vm_container.h"
 #include "net/netlink.h"
 
@@ -125,27 +126,12 @@ link_addrs (const char *name)
   return out;
 }
 
-static const char *
-ns_path (json_t *linux_obj, const char *want)
-{
-  json_t *ns;
-  size_t i;
-
-  json_array_foreach (json_object_get (linux_obj, "namespaces"), i, ns)
-  {
-    const char *type = json_string_value (json_object_get (ns, "type"));
-    if (type && strcmp (type, want) == 0)
-      return json_string_value (json_object_get (ns, "path"));
-  }
-  return NULL;
-}
-
 /* The host name of the UTS namespace the spec joins (a pod's: its
    containers carry no `hostname` of their own), or NULL. */
 static char *
 joined_hostname (json_t *linux_obj)
 {
-  const char *path = ns_path (linux_obj, "uts");
+  const char *path = cl_ctr_spec_namespace_path (linux_obj, "uts");
   char name[HOST_NAME_MAX + 1];
   int fd;
 
@@ -165,7 +151,7 @@ int
 cl_mgr_vmctr_net_setup (json_t *linux_obj, const char *id, struct cl_mgr_vmctr_net *net,
                         cl_error_t *err)
 {
-  const char *path = ns_path (linux_obj, "network");
+  const char *path = cl_ctr_spec_namespace_path (linux_obj, "network");
   struct nl_sock *nl = NULL;
   struct links links = { .first = "" };
   const char *ifname = links.first;
