@@ -9,6 +9,7 @@
 #include "container/hooks.h"
 #include "container/process.h"
 #include "container/init_ctx.h"
+#include "container/netdev.h"
 #include "container/rootfs.h"
 #include "container/spec.h"
 #include "container/sync.h"
@@ -174,6 +175,12 @@ init_setup (struct init_ctx *c, char **exe, struct process_setup *ps, cl_error_t
     return -1;
   if (cl_ctr_init_forks_real_init (c->linux_obj) && fork_real_init (c, err) < 0)
     return -1;
+  if (a->ns_new & CLONE_NEWNET)
+    {
+      int r = cl_ctr_netdev_loopback_up ();
+      if (r < 0)
+        return cl_error_make (err, -r, "linux.namespaces: network: bring up `lo`");
+    }
   if (hostname && sethostname (hostname, strlen (hostname)) < 0)
     return cl_error_errno (err, "hostname: sethostname `%s`", hostname);
   if (domainname && setdomainname (domainname, strlen (domainname)) < 0)

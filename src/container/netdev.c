@@ -2,7 +2,8 @@
 /* linux.netDevices (runtime-spec 1.2): host interfaces moved into the
    container's network namespace under their new names at create, and back
    to the runtime's namespace under their own names at delete.  Plain
-   rtnetlink (the runtime is linked static: no libmnl). */
+   rtnetlink (the runtime is linked static: no libmnl).  And the loopback
+   of a network namespace the runtime makes, up (as runc and crun). */
 #include "container/netdev.h"
 #include "common/cleanup.h"
 #include "common/json.h"
@@ -17,6 +18,7 @@
 #include <sched.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -134,20 +136,59 @@ cl_ctr_netdev_move_in (json_t *devs, pid_t pid, cl_error_t *err)
   return 0;
 }
 
+/* Into the network namespace of `pid`; *self: ours, to come back to.
+   -errno. */
+static int
+netns_enter (pid_t pid, int *self)
+{
+  cleanup_close int theirs = -1;
+  char path[64];
+
+  snprintf (path, sizeof path, "/proc/%d/ns/net", (int)pid);
+  *self = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+  theirs = open (path, O_RDONLY | O_CLOEXEC);
+  if (*self < 0 || theirs < 0 || setns (theirs, CLONE_NEWNET) < 0)
+    return -errno;
+  return 0;
+}
+
+int
+cl_ctr_netdev_loopback_up (void)
+{
+  cleanup_close int sk = socket (AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  struct ifreq ifr = { .ifr_name = "lo" };
+
+  if (sk < 0 || ioctl (sk, SIOCGIFFLAGS, &ifr) < 0)
+    return -errno;
+  if (ifr.ifr_flags & IFF_UP)
+    return 0;
+  ifr.ifr_flags |= IFF_UP;
+  return ioctl (sk, SIOCSIFFLAGS, &ifr) < 0 ? -errno : 0;
+}
+
+int
+cl_ctr_netdev_loopback_up_in (pid_t pid)
+{
+  cleanup_close int self = -1;
+  int r = netns_enter (pid, &self);
+
+  if (r == 0)
+    r = cl_ctr_netdev_loopback_up ();
+  if (self >= 0 && setns (self, CLONE_NEWNET) < 0 && r == 0)
+    r = -errno;
+  return r;
+}
+
 void
 cl_ctr_netdev_move_out (json_t *devs, pid_t pid)
 {
-  cleanup_close int self = -1, theirs = -1, nl = -1;
-  char path[64];
+  cleanup_close int self = -1, nl = -1;
   const char *host;
   json_t *v;
 
   if (json_object_size (devs) == 0 || pid <= 0)
     return;
-  snprintf (path, sizeof path, "/proc/%d/ns/net", (int)pid);
-  self = open ("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-  theirs = open (path, O_RDONLY | O_CLOEXEC);
-  if (self < 0 || theirs < 0 || setns (theirs, CLONE_NEWNET) < 0)
+  if (netns_enter (pid, &self) < 0)
     {
       cl_warn ("linux.netDevices: the container's network namespace is gone: its interfaces "
                "went with it (virtual) or back to the first namespace (physical)");

@@ -17,5 +17,8 @@ int cl_ctr_netdev_move_in (json_t *devs, pid_t pid, cl_error_t *err);
 /* Back into ours under their host names (while `pid` still lives);
    failures are warnings: delete goes on. */
 void cl_ctr_netdev_move_out (json_t *devs, pid_t pid);
+/* `lo` up in our network namespace, or in that of `pid`: 0 or -errno. */
+int cl_ctr_netdev_loopback_up (void);
+int cl_ctr_netdev_loopback_up_in (pid_t pid);
 
 #endif

@@ -678,6 +678,16 @@ def test_intel_rdt_refused_clearly_without_resctrl(tools, tmp_path, busybox_root
     assert "linux.intelRdt: this host has no resctrl filesystem" in p.stderr, p.stderr
 
 
+def test_loopback_up_in_own_network_namespace(tools, tmp_path, busybox_rootfs):
+    """As runc (and crun): `lo` of a network namespace the runtime makes is
+    up when the process starts, so 127.0.0.1 answers."""
+    r = run_both(tools, tmp_path, busybox_rootfs, ["cat", "/sys/class/net/lo/flags"])
+    assert r["runc"].returncode == 0, r["runc"].stderr
+    assert r["cloison"].returncode == 0, r["cloison"].stderr
+    assert r["cloison"].stdout == r["runc"].stdout
+    assert int(r["cloison"].stdout, 16) & 1, r["cloison"].stdout  # IFF_UP
+
+
 @pytest.fixture
 def test_netns():
     """A network namespace of the test's own, with two veth pairs in it:
