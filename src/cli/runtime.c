@@ -45,8 +45,8 @@ struct opt
    occurrence in order for options that accumulate (--env, --cgroup). */
 struct parsed
 {
-  const char *value[16];
-  bool set[16];
+  const char *value[24];
+  bool set[24];
   const char *all[64];
   int all_opt[64];
   size_t nall;
@@ -295,6 +295,7 @@ enum
   K_CONSOLE,
   K_PAGESERVER,
   K_NOSUBREAPER,
+  K_EMPTYNS,
 };
 static const struct opt checkpoint_opts[] = {
   [K_IMAGE] = { "image-path", 0, true },
@@ -313,6 +314,7 @@ static const struct opt checkpoint_opts[] = {
   [K_CONSOLE] = { "console-socket", 0, true },
   [K_PAGESERVER] = { "page-server", 0, true },
   [K_NOSUBREAPER] = { "no-subreaper", 0, false },
+  [K_EMPTYNS] = { "empty-ns", 0, true },
   { NULL, 0, false },
 };
 
@@ -346,6 +348,14 @@ cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_
   if (p.value[K_CONSOLE])
     {
       cl_error_make (err, 0, "%s: --console-socket is not supported (use --shell-job)", cmd);
+      goto out;
+    }
+  /* runc's own default, always: a network namespace of the container's
+     own is made empty at restore; CRIU has no other kind */
+  if (p.value[K_EMPTYNS] && strcmp (p.value[K_EMPTYNS], "network") != 0)
+    {
+      cl_error_make (err, 0, "%s: --empty-ns `%s`: only `network` can be left empty", cmd,
+                     p.value[K_EMPTYNS]);
       goto out;
     }
   o.criu = g->criu;

@@ -18,7 +18,9 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "container/criu_netlock.h"
+#include "container/checkpoint_tmpfs.h"
 #include "container/ctr_state.h"
+#include "container/netdev.h"
 #include "container/rootfs.h"
 #include "container/spec.h"
 
@@ -70,10 +72,11 @@ argv_free (struct argv_builder *a)
   free (a->v);
 }
 
-/* Runs criu; its output (stdout and stderr) in *out.  The exit status, or
-   -1 (err set) when it could not run. */
+/* Runs criu; its output (stdout and stderr) in *out.  `tmpfs`: the tmpfs
+   mounts its child makes first (checkpoint_tmpfs.c), or NULL.  The exit
+   status, or -1 (err set) when it could not run. */
 static int
-run_criu (const char *criu, struct argv_builder *a, char **out, cl_error_t *err)
+run_criu (const char *criu, struct argv_builder *a, json_t *tmpfs, char **out, cl_error_t *err)
 {
   int pipefd[2], status;
   pid_t pid;
@@ -94,6 +97,8 @@ run_criu (const char *criu, struct argv_builder *a, char **out, cl_error_t *err)
     {
       dup2 (pipefd[1], 1);
       dup2 (pipefd[1], 2);
+      if (tmpfs && cl_ctr_ckpt_tmpfs_make (tmpfs) < 0)
+        _exit (125);
       execvp (criu, a->v);
       fprintf (stderr, "exec: %s\n", strerror (errno));
       _exit (127);
@@ -205,7 +210,7 @@ criu_check (const char *criu, const char *root, cl_error_t *err)
   cl_error_release (&ignored);
   arg (&a, "%s", criu);
   arg (&a, "check");
-  int rc = run_criu (criu, &a, &out, err);
+  int rc = run_criu (criu, &a, NULL, &out, err);
   argv_free (&a);
   if (rc < 0)
     return -1;
@@ -277,6 +282,21 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
     }
 }
 
+/* At dump: the container's tmpfs mounts that hold no data, kept out of
+   CRIU's tar (checkpoint_tmpfs.c). */
+static int
+tmpfs_externals (json_t *config, pid_t pid, const char *image_dir, struct argv_builder *a,
+                 cl_error_t *err)
+{
+  char **v = NULL;
+  if (cl_ctr_ckpt_tmpfs_dump (config, pid, image_dir, &v, err) < 0)
+    return -1;
+  for (char **x = v; x && *x; x++)
+    arg (a, "%s", *x);
+  cl_strv_free (v);
+  return 0;
+}
+
 /* At restore, as runc: the mount points of the config's mounts made in
    the root if missing (a new rootfs, podman's restore --import, lacks the
    files the runtime created at the container's creation, e.g. the
@@ -339,12 +359,26 @@ netns_path (json_t *config)
   return path && *path ? path : NULL;
 }
 
+/* A network namespace the runtime made (none joined by path, none the
+   caller saves itself): as runc does by default, CRIU makes a fresh one at
+   restore and saves none of its configuration (`--empty-ns net`: no `ip`
+   and iptables runs at dump and at restore).  The runtime configured only
+   its loopback, which restore brings up again. */
+static bool
+own_netns (json_t *config, bool external)
+{
+  return !external && netns_path (config) == NULL
+         && cl_ctr_spec_namespace (json_object_get (config, "linux"), "network") != NULL;
+}
+
 /* At dump: a network namespace joined by path is not the container's to
    save: external, by the inode of the one its init is in. */
 static int
 external_netns (json_t *config, bool external, pid_t pid, struct argv_builder *a, cl_error_t *err)
 {
   struct stat sb;
+  if (own_netns (config, external))
+    arg (a, "--empty-ns=net");
   if (!external && netns_path (config) == NULL)
     return 0;
   cleanup_free char *ns = cl_strdup_printf ("/proc/%d/ns/net", (int)pid);
@@ -600,10 +634,11 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     arg (&a, "--freeze-cgroup=%s", freezer);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, st.pid);
-  if (external_netns (config, o->external_netns, st.pid, &a, err) < 0
+  if ((!o->pre_dump && tmpfs_externals (config, st.pid, o->image_path, &a, err) < 0)
+      || external_netns (config, o->external_netns, st.pid, &a, err) < 0
       || (o->runc_compat && !o->pre_dump && record_stdio (st.pid, o->image_path, &a, err) < 0))
     goto out;
-  int rc = run_criu (criu, &a, &out, err);
+  int rc = run_criu (criu, &a, NULL, &out, err);
   if (rc < 0)
     goto out;
   if (rc != 0)
@@ -644,7 +679,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   /* every cleanup variable before the first goto */
   cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
   cleanup_free char *new_rootfs = NULL;
-  json_t *saved = NULL, *config = NULL;
+  json_t *saved = NULL, *config = NULL, *tmpfs = NULL;
   json_error_t je;
   struct inherited inh = { .n = 0, .netns = -1 };
   int ret = -1;
@@ -689,12 +724,22 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   arg (&a, "--restore-sibling");
   arg (&a, "--pidfile=%s", pidfile);
   common_flags (o, &a);
+  bool own_ns = own_netns (config, o->netns != NULL);
+  if (own_ns)
+    arg (&a, "--empty-ns=net");
   external_mounts (config, bundle, &a, 0);
   if (o->runc_compat)
     restore_mountpoints (config, bundle, rootfs);
   if (inherit_fds (config, o, &a, &inh, err) < 0)
     goto fail;
-  int rc = run_criu (criu, &a, &out, err);
+  char **targs = NULL;
+  if (cl_ctr_ckpt_tmpfs_plan (o->image_path, dir, &tmpfs, &targs, err) < 0)
+    goto fail;
+  for (char **x = targs; x && *x; x++)
+    arg (&a, "%s", *x);
+  cl_strv_free (targs);
+  int rc = run_criu (criu, &a, tmpfs, &out, err);
+  cl_ctr_ckpt_tmpfs_done (tmpfs);
   if (rc == 0 && inh.netns >= 0)
     {
       /* the network lock of the dump, which criu 3.17 leaves there */
@@ -725,6 +770,13 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   st.doc = json_deep_copy (saved);
   st.pid = atoi (pidtext);
   st.pid_start = cl_proc_start_time (st.pid);
+  if (own_ns)
+    {
+      int r = cl_ctr_netdev_loopback_up_in (st.pid);
+      if (r < 0)
+        cl_warn ("restore of `%s`: `lo` of its network namespace stays down: %s", id,
+                 strerror (-r));
+    }
   json_object_set_new (st.doc, "id", json_string (id));
   json_object_set_new (st.doc, "bundle", json_string (bundle));
   json_object_set_new (st.doc, "rootfs", json_string (rootfs));
@@ -739,6 +791,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   ret = 0;
   goto out;
 fail:
+  cl_ctr_ckpt_tmpfs_done (tmpfs);
   if (dir)
     {
       cl_error_t e = NULL;
@@ -750,6 +803,7 @@ out:
   argv_free (&a);
   json_decref (saved);
   json_decref (config);
+  json_decref (tmpfs);
   cl_ctr_state_release (&st);
   return ret;
 }

@@ -73,8 +73,8 @@ cl_ctr_spec_namespace_proc_name (int flag)
   return NULL;
 }
 
-const char *
-cl_ctr_spec_namespace_path (json_t *linux_obj, const char *type)
+json_t *
+cl_ctr_spec_namespace (json_t *linux_obj, const char *type)
 {
   json_t *ns;
   size_t i;
@@ -83,9 +83,15 @@ cl_ctr_spec_namespace_path (json_t *linux_obj, const char *type)
   {
     const char *t = json_string_value (json_object_get (ns, "type"));
     if (t && strcmp (t, type) == 0)
-      return json_string_value (json_object_get (ns, "path"));
+      return ns;
   }
   return NULL;
+}
+
+const char *
+cl_ctr_spec_namespace_path (json_t *linux_obj, const char *type)
+{
+  return json_string_value (json_object_get (cl_ctr_spec_namespace (linux_obj, type), "path"));
 }
 
 static const struct

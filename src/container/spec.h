@@ -23,6 +23,8 @@ int cl_ctr_spec_validate_process (json_t *process, const char *ctx, cl_error_t *
 int cl_ctr_spec_namespace_flag (const char *type);
 /* Namespace file name under /proc/PID/ns for a CLONE_NEW* flag. */
 const char *cl_ctr_spec_namespace_proc_name (int flag);
+/* The entry of `type` in linux_obj's `namespaces`, or NULL. */
+json_t *cl_ctr_spec_namespace (json_t *linux_obj, const char *type);
 /* The `path` of the namespace of `type` in linux_obj's `namespaces` (as
    given, possibly ""), or NULL (none of that type, or no path). */
 const char *cl_ctr_spec_namespace_path (json_t *linux_obj, const char *type);

@@ -4,6 +4,7 @@ runc takes, bad input, and the one-line error when Debian's criu cannot
 work on the running kernel (criu 3.17 on 6.18: `criu check` fails in its
 vDSO parser).  The real checkpoint and restore run in the VM lab's 6.1
 kernel (docs/migration.md)."""
+import json
 import os
 import re
 import shutil
@@ -38,7 +39,7 @@ def test_unsupported_kernel_is_one_clear_line(rt, tmp_path, bundle):
         img = tmp_path / "img"
         for cmd in (["checkpoint", "--image-path", img, "--leave-running", "--tcp-established",
                      "--ext-unix-sk", "--shell-job", "--file-locks", "--manage-cgroups-mode", "soft",
-                     "--work-path", tmp_path / "work", cid],
+                     "--empty-ns", "network", "--work-path", tmp_path / "work", cid],
                     ["restore", "--image-path", img, "--bundle", tmp_path, "-d", cid + "x"]):
             p = rt(*cmd, check=False)
             assert p.returncode == 1, p
@@ -59,6 +60,7 @@ def test_unsupported_kernel_is_one_clear_line(rt, tmp_path, bundle):
     (["--manage-cgroups-mode", "bogus", "x"],
      "--manage-cgroups-mode `bogus`: expected soft, full, strict or ignore"),
     (["--page-server", "1.2.3.4:5", "x"], "checkpoint: --page-server is not supported"),
+    (["--empty-ns", "pid", "x"], "checkpoint: --empty-ns `pid`: only `network` can be left empty"),
     ([], "checkpoint: missing container id"),
 ])
 def test_checkpoint_bad_input(rt, args, msg):
@@ -73,3 +75,77 @@ def test_missing_criu_binary(rt):
     assert r.returncode == 1
     assert r.stderr.strip() == ("cloison-runtime: criu `/nonexistent/criu`: not found "
                                 "(install Debian's criu, or --criu PATH)"), r.stderr
+
+
+FAKE_CRIU = r"""#!/bin/sh
+# `criu check` and `dump` pass; `restore` reports what its process sees
+# at each scratch directory (the tmpfs mounts the runtime made for it)
+# into $OUT, and fails.
+case "$1" in check|dump) exit 0;; esac
+for a in "$@"; do
+    case "$a" in --external=mnt\[cloison-tmpfs*)
+        d=${a#*]:}; key=${a#*[}; key=${key%%]*}
+        echo "== $key $(grep " $d " /proc/self/mountinfo | cut -d' ' -f6)"
+        ls -ln "$d";;
+    esac
+done > "$OUT" 2>&1
+echo "Error (fake): restore refused"
+exit 3
+"""
+
+
+def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
+    """The container's tmpfs mounts that hold no data (/dev) are written
+    to a manifest at dump, and made again for CRIU's child at restore, in
+    a mount namespace of its own: the host never sees them, and a restore
+    that fails leaves nothing.  A tmpfs with a file in it (/dev/shm) is
+    left to CRIU's tar.  A manifest whose path leaves its mount is
+    refused with one line.  (criu itself is a stand-in: the real one
+    runs in tests/lab/test_lab_checkpoint.py.)"""
+    fake = tmp_path / "criu"
+    fake.write_text(FAKE_CRIU)
+    fake.chmod(0o755)
+    seen = tmp_path / "seen"
+    env = dict(os.environ, OUT=str(seen))
+    b = bundle(args=["sleep", "60"])
+    cid = unique_id("ckpt")
+    rt("run", "-d", "--bundle", b, cid)
+    img = tmp_path / "img"
+
+    def runtime(*args):
+        return subprocess.run([rt.bin, "--root", rt.root, "--criu", str(fake)] + list(args),
+                              capture_output=True, text=True, env=env)
+    try:
+        rt("exec", cid, "sh", "-c", "echo data > /dev/shm/f")
+        p = runtime("checkpoint", "--leave-running", "--image-path", str(img), cid)
+        assert p.returncode == 0, p.stderr
+        with open(img / "cloison-tmpfs.json") as f:
+            manifest = json.load(f)
+        mounts = {m["path"]: m for m in manifest["mounts"]}
+        assert "/dev" in mounts and "/dev/shm" not in mounts, list(mounts)
+        null = [e for e in mounts["/dev"]["entries"] if e["path"] == "null"][0]
+        assert null["type"] == "chr" and null["rdev"] == os.makedev(1, 3) and null["mode"] == 0o666
+
+        new = unique_id("ckpt")
+        p = runtime("restore", "-d", "--image-path", str(img), "--bundle", b, new)
+        assert p.returncode == 1 and p.stderr.count("\n") == 1, p.stderr
+        assert "restore refused" in p.stderr, p.stderr
+        text = seen.read_text()
+        assert re.search(r"^== cloison-tmpfs/dev rw,nosuid", text, re.M), text
+        assert re.search(r"^crw-rw-rw- +1 0 +0 +1, +3 .* null$", text, re.M), text
+        assert_nothing_left(rt, new)
+        with open("/proc/self/mountinfo") as f:
+            assert "tmpfs-0" not in f.read()
+
+        for bad in ("../escape", "fd/x"):  # fd: a link of the manifest
+            mounts["/dev"]["entries"].append({"path": bad, "type": "dir", "mode": 0o755})
+            with open(img / "cloison-tmpfs.json", "w") as f:
+                json.dump(manifest, f)
+            p = runtime("restore", "-d", "--image-path", str(img), "--bundle", b, new)
+            assert p.returncode == 1 and p.stderr.strip() == (
+                "cloison-runtime: restore: `%s/cloison-tmpfs.json`: an entry's path is not below "
+                "its mount" % img), p.stderr
+            assert_nothing_left(rt, new)
+            mounts["/dev"]["entries"].pop()
+    finally:
+        rt("delete", "-f", cid, check=False)

@@ -8,8 +8,8 @@ A busybox container counts (its count in /count, every value also
 appended to a file it holds open) with its stdio on files of its own
 root; it is checkpointed (the container goes, the count stops), then
 restored: the count goes on from where it stopped, in the same open
-file, and the runtime knows the container again (state: running; kill
-and delete work).  The times of checkpoint and of restore, per runtime,
+file, its loopback is up again, and the runtime knows the container
+again (state: running; kill and delete work).  The times of checkpoint and of restore, per runtime,
 are printed."""
 import re
 
@@ -24,6 +24,9 @@ COUNTER = ("exec </dev/null >/log 2>&1; exec 3>>/open.txt; i=0; "
 
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
+# the container's mounts (point, options, type, super options; CRIU
+# restores them in another order) and /dev
+MOUNTS='awk "{ for (i = 7; \$i != \"-\"; i++); print \$5, \$6, \$(i + 1), \$(i + 3) }" /proc/self/mountinfo | sort; ls -ln /dev /dev/shm /proc/acpi'
 now() { echo | /lab/tsline | cut -d' ' -f1; }
 took() { awk "BEGIN { printf \"%.3f\", $2 - $1 }"; }
 ckpt() {  # NAME (cloison|runc) COMMAND...
@@ -32,6 +35,9 @@ ckpt() {  # NAME (cloison|runc) COMMAND...
     $R run -d --bundle /bundles/$n ck-$n </dev/null >/tmp/$n-run.out 2>&1; echo "lab: $n run $?"
     sleep 3
     echo "lab: $n before $(cat /rootfs-$n/count)"
+    echo "lab: $n lo before $($R exec ck-$n cat /sys/class/net/lo/flags 2>&1 | head -1)"
+    $R exec ck-$n sh -c 'echo kept > /dev/shm/data'
+    $R exec ck-$n sh -c "$MOUNTS" > /tmp/$n-mounts-before 2>&1
     t0=$(now)
     $R checkpoint --image-path /tmp/img-$n --work-path /tmp/work-$n ck-$n >/tmp/$n-ck.out 2>&1
     rc=$?; t1=$(now); tail -3 /tmp/$n-ck.out
@@ -47,6 +53,11 @@ ckpt() {  # NAME (cloison|runc) COMMAND...
     echo "lab: $n restore took $(took $t0 $t1)"
     sleep 2
     echo "lab: $n after $(cat /rootfs-$n/count)"
+    echo "lab: $n lo after $($R exec ck-$n cat /sys/class/net/lo/flags 2>&1 | head -1)"
+    echo "lab: $n shm after $($R exec ck-$n cat /dev/shm/data 2>&1 | head -1)"
+    $R exec ck-$n sh -c "$MOUNTS" > /tmp/$n-mounts-after 2>&1
+    if cmp -s /tmp/$n-mounts-before /tmp/$n-mounts-after; then echo "lab: $n mounts same $(wc -l < /tmp/$n-mounts-after)"
+    else echo "lab: $n mounts differ"; diff /tmp/$n-mounts-before /tmp/$n-mounts-after | head -20; fi
     echo "lab: $n state: $($R state ck-$n 2>/dev/null | grep -o '"status": *"[a-z]*"' | tr -d ' ')"
     # the open file kept getting every value, no gap, no repeat
     awk 'NR != $1 { bad = 1 } END { print "lab: '$n' open file " (bad ? "broken" : "continuous") " " NR }' /rootfs-$n/open.txt
@@ -84,6 +95,26 @@ line = lab_criu.line
 def test_checkpoint_then_restore_keeps_counting(run):
     out = run.check("cloison").output
     assert_counts_on(run, out, "cloison")
+
+
+def test_loopback_up_before_and_after(run):
+    """As runc and crun, the runtime brings up `lo` of a network namespace
+    it makes; CRIU makes that namespace afresh at restore (`--empty-ns
+    net`, runc's default), and the runtime brings `lo` up in it again."""
+    out = run.check("cloison").output
+    for when in ("before", "after"):
+        flags = line(out, "cloison lo %s" % when)
+        assert int(flags, 16) & 1, "lo is down %s the checkpoint:\n%s" % (when, out)
+
+
+def test_mounts_as_they_were(run):
+    """The tmpfs mounts that hold no data (/dev, the masked directories)
+    come back from the runtime's manifest, /dev/shm with a file in it from
+    CRIU's tar: every mount with its options, /dev's nodes and links, and
+    the file's content are as before the checkpoint."""
+    out = run.check("cloison").output
+    assert line(out, "cloison shm after") == "kept", out
+    assert line(out, "cloison mounts").startswith("same"), out
 
 
 def test_runc_beside(run):
