@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "common/util.h"
 #include "container/criu_netlock.h"
+#include "container/cgroup.h"
 #include "container/checkpoint_tmpfs.h"
 #include "container/ctr_state.h"
 #include "container/netdev.h"
@@ -62,6 +63,15 @@ arg (struct argv_builder *a, const char *fmt, ...)
     abort ();
   a->v[a->n++] = s;
   a->v[a->n] = NULL;
+}
+
+/* Appends each of v, then frees v. */
+static void
+args_take (struct argv_builder *a, char **v)
+{
+  for (char **x = v; x && *x; x++)
+    arg (a, "%s", *x);
+  cl_strv_free (v);
 }
 
 static void
@@ -291,9 +301,7 @@ tmpfs_externals (json_t *config, pid_t pid, const char *image_dir, struct argv_b
   char **v = NULL;
   if (cl_ctr_ckpt_tmpfs_dump (config, pid, image_dir, &v, err) < 0)
     return -1;
-  for (char **x = v; x && *x; x++)
-    arg (a, "%s", *x);
-  cl_strv_free (v);
+  args_take (a, v);
   return 0;
 }
 
@@ -590,6 +598,9 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   /* every cleanup variable before the first goto */
   cleanup_free char *out = NULL, *copy = NULL, *freezer = NULL;
   json_t *config = NULL;
+  struct cl_cgroup *cg = NULL;
+  cl_error_t ignored = NULL;
+  bool froze = false;
   int ret = -1;
 
   if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
@@ -634,11 +645,23 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
     arg (&a, "--freeze-cgroup=%s", freezer);
   common_flags (o, &a);
   external_mounts (config, bundle, &a, st.pid);
-  if ((!o->pre_dump && tmpfs_externals (config, st.pid, o->image_path, &a, err) < 0)
+  /* The tmpfs walk sees what CRIU dumps only if nothing runs in between:
+     a paused container is frozen already, a running one frozen now (and
+     CRIU leaves it so: thawed below).  No cgroup to freeze: CRIU's tar. */
+  bool still = strcmp (status, "paused") == 0;
+  json_t *saved_cg = json_object_get (st.doc, "cgroup");
+  if (!o->pre_dump && !still && saved_cg && cl_ctr_cgroup_load (saved_cg, &cg, &ignored) == 0
+      && cl_ctr_cgroup_freeze (cg, true, &ignored) == 0)
+    froze = still = true;
+  cl_error_release (&ignored);
+  if ((!o->pre_dump && still && tmpfs_externals (config, st.pid, o->image_path, &a, err) < 0)
       || external_netns (config, o->external_netns, st.pid, &a, err) < 0
       || (o->runc_compat && !o->pre_dump && record_stdio (st.pid, o->image_path, &a, err) < 0))
     goto out;
   int rc = run_criu (criu, &a, NULL, &out, err);
+  if (froze && cl_ctr_cgroup_freeze (cg, false, &ignored) == 0)
+    froze = false;
+  cl_error_release (&ignored);
   if (rc < 0)
     goto out;
   if (rc != 0)
@@ -663,6 +686,9 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
       ret = cl_ctr_delete (root, id, true, err);
     }
 out:
+  if (froze && cl_ctr_cgroup_freeze (cg, false, &ignored) < 0)
+    cl_error_release (&ignored);
+  cl_ctr_cgroup_free (cg);
   argv_free (&a);
   json_decref (config);
   cl_ctr_state_release (&st);
@@ -735,9 +761,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   char **targs = NULL;
   if (cl_ctr_ckpt_tmpfs_plan (o->image_path, dir, &tmpfs, &targs, err) < 0)
     goto fail;
-  for (char **x = targs; x && *x; x++)
-    arg (&a, "%s", *x);
-  cl_strv_free (targs);
+  args_take (&a, targs);
   int rc = run_criu (criu, &a, tmpfs, &out, err);
   cl_ctr_ckpt_tmpfs_done (tmpfs);
   if (rc == 0 && inh.netns >= 0)

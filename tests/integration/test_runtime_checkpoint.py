@@ -96,7 +96,7 @@ exit 3
 
 def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
     """The container's tmpfs mounts that hold no data (/dev) are written
-    to a manifest at dump, and made again for CRIU's child at restore, in
+    to a manifest at dump (the container frozen meanwhile), and made again for CRIU's child at restore, in
     a mount namespace of its own: the host never sees them, and a restore
     that fails leaves nothing.  A tmpfs with a file in it (/dev/shm) is
     left to CRIU's tar.  A manifest whose path leaves its mount is
@@ -119,6 +119,9 @@ def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
         rt("exec", cid, "sh", "-c", "echo data > /dev/shm/f")
         p = runtime("checkpoint", "--leave-running", "--image-path", str(img), cid)
         assert p.returncode == 0, p.stderr
+        # frozen for the walk and the dump, running again after
+        assert subprocess.run([rt.bin, "--root", rt.root, "exec", cid, "true"],
+                              timeout=30).returncode == 0
         with open(img / "cloison-tmpfs.json") as f:
             manifest = json.load(f)
         mounts = {m["path"]: m for m in manifest["mounts"]}
