@@ -82,11 +82,22 @@ argv_free (struct argv_builder *a)
   free (a->v);
 }
 
-/* Runs criu; its output (stdout and stderr) in *out.  `tmpfs`: the tmpfs
-   mounts its child makes first (checkpoint_tmpfs.c), or NULL.  The exit
-   status, or -1 (err set) when it could not run. */
+/* What the child that becomes CRIU does first, at restore: the tmpfs
+   mounts it makes (checkpoint_tmpfs.c), the cgroup it joins (so the
+   processes it restores start there, as runc does).  NULL members:
+   none. */
+struct criu_child
+{
+  json_t *tmpfs;
+  struct cl_cgroup *cg;
+};
+
+/* Runs criu; its output (stdout and stderr) in *out.  `child`: NULL, or
+   what its process does before it execs.  The exit status, or -1 (err
+   set) when it could not run. */
 static int
-run_criu (const char *criu, struct argv_builder *a, json_t *tmpfs, char **out, cl_error_t *err)
+run_criu (const char *criu, struct argv_builder *a, const struct criu_child *child, char **out,
+          cl_error_t *err)
 {
   int pipefd[2], status;
   pid_t pid;
@@ -107,7 +118,13 @@ run_criu (const char *criu, struct argv_builder *a, json_t *tmpfs, char **out, c
     {
       dup2 (pipefd[1], 1);
       dup2 (pipefd[1], 2);
-      if (tmpfs && cl_ctr_ckpt_tmpfs_make (tmpfs) < 0)
+      cl_error_t e = NULL;
+      if (child && child->cg && cl_ctr_cgroup_add_pid (child->cg, getpid (), &e) < 0)
+        {
+          fprintf (stderr, "cloison: restore: %s\n", e ? e->msg : "cgroup");
+          _exit (125);
+        }
+      if (child && child->tmpfs && cl_ctr_ckpt_tmpfs_make (child->tmpfs) < 0)
         _exit (125);
       execvp (criu, a->v);
       fprintf (stderr, "exec: %s\n", strerror (errno));
@@ -290,6 +307,31 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
             arg (a, "--external=mnt[%s]:%s", p, p);
         }
     }
+}
+
+/* At restore: CRIU's cgroup root of each hierarchy, the new cgroup's
+   path below the hierarchy's mount ("CONTROLLERS:PATH"; the unified
+   hierarchy's unnamed). */
+static void
+cgroup_roots (struct cl_cgroup *cg, struct argv_builder *a)
+{
+  cleanup_json json_t *saved = cl_ctr_cgroup_save (cg);
+  json_t *d;
+  size_t i;
+  json_array_foreach (json_object_get (saved, "dirs"), i, d)
+  {
+    const char *ctl = json_string_value (json_object_get (d, "controllers"));
+    const char *mnt = json_string_value (json_object_get (d, "mount"));
+    const char *path = json_string_value (json_object_get (d, "path"));
+    size_t n = mnt ? strlen (mnt) : 0;
+    if (ctl == NULL || path == NULL || n == 0 || strncmp (path, mnt, n) != 0)
+      continue;
+    const char *rel = path[n] ? path + n : "/";
+    if (*ctl)
+      arg (a, "--cgroup-root=%s:%s", ctl, rel);
+    else
+      arg (a, "--cgroup-root=%s", rel);
+  }
 }
 
 /* At dump: the container's tmpfs mounts that hold no data, kept out of
@@ -706,6 +748,8 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
   cleanup_free char *new_rootfs = NULL;
   json_t *saved = NULL, *config = NULL, *tmpfs = NULL;
+  struct cl_cgroup *cg = NULL;
+  cl_error_t ignored = NULL;
   json_error_t je;
   struct inherited inh = { .n = 0, .netns = -1 };
   int ret = -1;
@@ -762,7 +806,14 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   if (cl_ctr_ckpt_tmpfs_plan (o->image_path, dir, &tmpfs, &targs, err) < 0)
     goto fail;
   args_take (&a, targs);
-  int rc = run_criu (criu, &a, tmpfs, &out, err);
+  /* as runc: the restored processes go into the cgroup of this config
+     (its cgroupsPath and resources, made here), not the dumped one's (a
+     moved container's is named after the destination's instance) */
+  if (cl_ctr_cgroup_enter (id, json_object_get (config, "linux"), 0, &cg, err) < 0)
+    goto fail;
+  cgroup_roots (cg, &a);
+  struct criu_child child = { .tmpfs = tmpfs, .cg = cg };
+  int rc = run_criu (criu, &a, &child, &out, err);
   cl_ctr_ckpt_tmpfs_done (tmpfs);
   if (rc == 0 && inh.netns >= 0)
     {
@@ -792,6 +843,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   st.id = cl_xstrdup (id);
   st.dir = steal_pointer (&dir);
   st.doc = json_deep_copy (saved);
+  json_object_set_new (st.doc, "cgroup", cl_ctr_cgroup_save (cg));
   st.pid = atoi (pidtext);
   st.pid_start = cl_proc_start_time (st.pid);
   if (own_ns)
@@ -816,6 +868,8 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   goto out;
 fail:
   cl_ctr_ckpt_tmpfs_done (tmpfs);
+  if (cg && cl_ctr_cgroup_destroy (cg, &ignored) < 0)
+    cl_error_release (&ignored);
   if (dir)
     {
       cl_error_t e = NULL;
@@ -828,6 +882,7 @@ out:
   json_decref (saved);
   json_decref (config);
   json_decref (tmpfs);
+  cl_ctr_cgroup_free (cg);
   cl_ctr_state_release (&st);
   return ret;
 }

@@ -277,9 +277,14 @@ cl_ctr_ckpt_tmpfs_dump (json_t *config, pid_t pid, const char *image_dir, char *
       json_array_append_new (mounts, rec);
       add_arg (args, &nargs, cl_strdup_printf ("--external=mnt[%s]:" KEY "%s", m->mp, m->mp));
     }
-  if (json_array_size (mounts) == 0)
-    return 0;
   cleanup_free char *path = cl_strdup_printf ("%s/" MANIFEST, image_dir);
+  if (json_array_size (mounts) == 0)
+    {
+      /* none of an earlier dump into the same directory */
+      if (unlink (path) < 0 && errno != ENOENT)
+        return cl_error_errno (err, "checkpoint: `%s`", path);
+      return 0;
+    }
   cleanup_json json_t *doc = json_pack ("{s:O}", "mounts", mounts);
   char *dump = json_dumps (doc, JSON_COMPACT);
   int r = cl_write_file (path, dump, strlen (dump), 1, err);

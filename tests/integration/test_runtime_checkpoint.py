@@ -87,8 +87,10 @@ for a in "$@"; do
         d=${a#*]:}; key=${a#*[}; key=${key%%]*}
         echo "== $key $(grep " $d " /proc/self/mountinfo | cut -d' ' -f6)"
         ls -ln "$d";;
+    --cgroup-root=*) echo "cgroup-root ${a#*=}";;
     esac
 done > "$OUT" 2>&1
+echo "in $(tr '\n' ' ' < /proc/self/cgroup)" >> "$OUT"
 echo "Error (fake): restore refused"
 exit 3
 """
@@ -99,7 +101,9 @@ def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
     to a manifest at dump (the container frozen meanwhile), and made again for CRIU's child at restore, in
     a mount namespace of its own: the host never sees them, and a restore
     that fails leaves nothing.  A tmpfs with a file in it (/dev/shm) is
-    left to CRIU's tar.  A manifest whose path leaves its mount is
+    left to CRIU's tar.  CRIU runs in the cgroup of the restored
+    container (its new id), which a failed restore removes.  A manifest
+    whose path leaves its mount is
     refused with one line.  (criu itself is a stand-in: the real one
     runs in tests/lab/test_lab_checkpoint.py.)"""
     fake = tmp_path / "criu"
@@ -136,6 +140,9 @@ def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
         text = seen.read_text()
         assert re.search(r"^== cloison-tmpfs/dev rw,nosuid", text, re.M), text
         assert re.search(r"^crw-rw-rw- +1 0 +0 +1, +3 .* null$", text, re.M), text
+        # as runc: CRIU runs in the new container's cgroup, named after it
+        assert re.search(r"^cgroup-root (\S+:)?/\S*/%s$" % new, text, re.M), text
+        assert re.search(r"^in .*/%s " % new, text, re.M), text
         assert_nothing_left(rt, new)
         with open("/proc/self/mountinfo") as f:
             assert "tmpfs-0" not in f.read()

@@ -34,7 +34,9 @@ check remote sh -c "tok=\$($B config trust add mover) && $A remote add hb https:
 check launch $A launch busybox ctr --no-network -- sh -c '%(counter)s'
 sleep 5
 echo "lab: before $($A exec ctr -- cat /root/count)"
+echo "lab: source cgroup $(cut -d: -f3 /proc/$($A info ctr | grep '"pid"' | tr -dc 0-9)/cgroup | head -1)"
 check move $A move ctr hb:
+echo "lab: dest cgroup $(cut -d: -f3 /proc/$($B info ctr | grep '"pid"' | tr -dc 0-9)/cgroup | head -1)"
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
 echo "lab: dest status $($B info ctr | grep '"status"' | tr -d ' ,')"
 sleep 3
@@ -133,6 +135,14 @@ def test_moved_container_counts_on_there_with_no_value_lost(run):
     m = re.search(r"^lab: dest console tick (\d+) \.\. tick (\d+)\s*$", run.output, re.M)
     assert m, run.output
     assert before < int(m.group(1)) <= c1 <= int(m.group(2)), run.output
+
+
+def test_moved_container_in_a_cgroup_of_the_destination(run):
+    """The restored processes are in the destination's cgroup of the
+    instance (named with the destination's tag), not the source's."""
+    out = run.output
+    src, dst = (lab_criu.line(out, k) for k in ("source cgroup", "dest cgroup"))
+    assert src.endswith("-ctr") and dst.endswith("-ctr") and src != dst, out
 
 
 def test_source_no_longer_has_it(run):
