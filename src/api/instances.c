@@ -952,9 +952,11 @@ op_migrate (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
   return r;
 }
 
+/* cancellable: the VMM's migration is cancelled, the VM runs on here */
 static const struct api_op_kind kind_migrate = { .description = "Migrating instance",
                                                  .fn = op_migrate,
-                                                 .lifecycle_action = "instance-stopped" };
+                                                 .lifecycle_action = "instance-stopped",
+                                                 .cancellable = true };
 static const struct api_op_kind kind_checkpoint = { .description = "Checkpointing instance",
                                                     .fn = op_checkpoint,
                                                     .lifecycle_action = "instance-stopped" };

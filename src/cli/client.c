@@ -583,13 +583,18 @@ response_error (const struct cl_api_request *req, struct cl_api_response *resp, 
   return cl_error_make (err, 0, "%s %s: HTTP status %d", req->method, req->path, resp->status);
 }
 
-int
-cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
+/* Waits for the operation at url; `stop` (NULL: none): once set, the
+   operation is cancelled (DELETE, once) and still waited for. */
+static int
+wait_operation (struct cli_client *c, const char *url, volatile sig_atomic_t *stop, json_t **out,
+                cl_error_t *err)
 {
   cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
+  bool cancelled = false;
   char query[32];
 
-  snprintf (query, sizeof query, "timeout=%d", WAIT_SLICE_S);
+  /* with a stop flag, short waits: it is read between two */
+  snprintf (query, sizeof query, "timeout=%d", stop ? 1 : WAIT_SLICE_S);
   for (;;)
     {
       struct cl_api_request req = { .method = "GET", .path = path, .query = query };
@@ -607,6 +612,14 @@ cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_erro
       else if (strcmp (status, "pending") == 0 || strcmp (status, "running") == 0)
         {
           cl_api_response_clear (&resp);
+          if (stop && *stop && !cancelled)
+            {
+              struct cl_api_request del = { .method = "DELETE", .path = url };
+              cancelled = true;
+              if (cli_request (c, &del, &resp, err) < 0)
+                return -1;
+              cl_api_response_clear (&resp);
+            }
           continue;
         }
       else if (strcmp (status, "success") != 0)
@@ -621,9 +634,16 @@ cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_erro
     }
 }
 
-/* req sent and run to its end (cli_call). */
+int
+cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
+{
+  return wait_operation (c, url, NULL, out, err);
+}
+
+/* req sent and run to its end (cli_call); `stop`: as wait_operation's. */
 static int
-call_request (struct cli_client *c, const struct cl_api_request *req, json_t **out, cl_error_t *err)
+call_request (struct cli_client *c, const struct cl_api_request *req, volatile sig_atomic_t *stop,
+              json_t **out, cl_error_t *err)
 {
   struct cl_api_response resp;
   int r = 0;
@@ -635,7 +655,7 @@ call_request (struct cli_client *c, const struct cl_api_request *req, json_t **o
   if (resp.status == 202)
     {
       const char *op = json_string_value (json_object_get (resp.json, "operation"));
-      r = op ? cli_wait_operation (c, op, out, err)
+      r = op ? wait_operation (c, op, stop, out, err)
              : cl_error_make (err, 0, "%s %s: no operation in a 202", req->method, req->path);
     }
   else if (resp.status >= 300 || resp.json == NULL)
@@ -658,7 +678,21 @@ cli_call (struct cli_client *c, const char *method, const char *path, const char
     .body = text,
     .body_len = text ? strlen (text) : 0,
   };
-  return call_request (c, &req, out, err);
+  return call_request (c, &req, NULL, out, err);
+}
+
+int
+cli_call_cancellable (struct cli_client *c, const char *method, const char *path, json_t *body,
+                      volatile sig_atomic_t *stop, json_t **out, cl_error_t *err)
+{
+  cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
+  struct cl_api_request req = {
+    .method = method,
+    .path = path,
+    .body = text,
+    .body_len = text ? strlen (text) : 0,
+  };
+  return call_request (c, &req, stop, out, err);
 }
 
 int
@@ -674,5 +708,5 @@ cli_call_file (struct cli_client *c, const char *method, const char *path, const
   digest = cl_strdup_printf ("sha256:%s", hex);
   req.body_file = file;
   req.digest = digest;
-  return call_request (c, &req, out, err);
+  return call_request (c, &req, NULL, out, err);
 }

@@ -20,6 +20,7 @@
 #include "common/error.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 
 struct cli_transport
@@ -84,6 +85,12 @@ int cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_
 
 int cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
               json_t *body, json_t **out, cl_error_t *err);
+
+/* cli_call of an action that may take long: once *stop is set (a
+   signal handler's flag) its operation is cancelled (DELETE
+   /1.0/operations/ID) and waited for to its end. */
+int cli_call_cancellable (struct cli_client *c, const char *method, const char *path, json_t *body,
+                          volatile sig_atomic_t *stop, json_t **out, cl_error_t *err);
 
 /* The same with a file as the body, streamed (application/octet-stream)
    with its digest (X-Cloison-Digest: sha256:HEX, computed first): an

@@ -528,15 +528,24 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
       else
         usleep (100 * 1000);
     }
-  /* the source's daemon migrates it (its disk too) and waits for the end */
+  /* the source's daemon migrates it (its disk too) and waits for the end;
+     a signal cancels its operation, so its VMM's migration: the VM runs
+     on here (unless the migration had completed) */
   send = json_pack ("{s:s, s:s, s:s?}", "action", "migrate", "uri", uri, "token", token);
-  if (cli_call (mv->src, "PUT", state_path, NULL, send, &mig, err) < 0)
+  if (cli_call_cancellable (mv->src, "PUT", state_path, send, &interrupted, &mig, err) < 0)
     {
       cl_error_t ignored = NULL;
       poke (uri);
       /* the destination's receive fails too and undoes itself */
       if (cli_wait_operation (mv->dst, op, NULL, &ignored) < 0)
         cl_error_release (&ignored);
+      if (interrupted)
+        {
+          cl_error_release (err);
+          return cl_error_make (err, 0,
+                                "move of `%s` interrupted (signal %d): undone (it runs on here)",
+                                mv->name, (int)interrupted);
+        }
       return cl_error_wrap (err, "live move of `%s` to remote `%s` (it runs on here)", mv->name,
                             mv->remote);
     }

@@ -3,6 +3,7 @@
    and the VMM library run in a child of the instance's monitor, with the
    serial console appended to INSTANCE/console.log.  The kind's table of
    operations (vm_ops, mgr_internal.h) is at the end; exec is in vm_agent.c. */
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/log.h"
@@ -843,6 +844,7 @@ vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, const 
   cleanup_free char *body = json_dumps (j, JSON_COMPACT);
   json_t *last = NULL;
   cl_error_t gone = NULL;
+  bool cancelled = false;
 
   *figures = NULL;
   if (cl_unix_http_request (sock, "PUT", "/migration/send", body, err) < 0)
@@ -855,6 +857,15 @@ vm_migrate (struct cl_manager *m, struct instance *inst, const char *uri, const 
       struct timespec ts = { 0, MIGRATE_POLL_MS * 1000000L };
 
       nanosleep (&ts, NULL);
+      /* the operation cancelled: so is the VMM's migration, which ends
+         `cancelled` (or `completed`, if it was too late) */
+      if (!cancelled && cl_cancelled ())
+        {
+          cl_error_t e = NULL;
+          cancelled = true;
+          if (cl_unix_http_request (sock, "PUT", "/migration/cancel", NULL, &e) < 0)
+            cl_error_release (&e);
+        }
       if (cl_unix_http_request_body (sock, "GET", "/migration", NULL, &text, &gone) < 0)
         break; /* the VMM is gone: completed (it exits 0), or died */
       st = json_loads (text, 0, NULL);

@@ -7,6 +7,8 @@ import os
 
 import pytest
 
+import lab
+
 BUILD = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
                      "build")
 CLOISON = os.path.join(BUILD, "src", "cli", "cloison")
@@ -55,6 +57,7 @@ def cli_files():
 #   remotes URL_A URL_B             hb (b at URL_B) a remote of a, ha of b
 #   ticks ROOT [FILE]               the `tick N UPTIME` lines of vm1's console
 #   wait_tick ROOT N                until vm1 on ROOT has ticked N times
+#   wait_migrating ROOT             until vm1's VMM under ROOT migrates
 #   timed_move                      check `move`: $A moves vm1 to hb:, timed
 #                                   ("lab: move took S s"), a's console kept
 #                                   in /tmp/src.log (the move deletes it)
@@ -75,6 +78,10 @@ wait_tick() {
     i=0; while [ "$(ticks $1 | tail -1 | cut -d' ' -f2)" -lt $2 ] 2>/dev/null || [ -z "$(ticks $1)" ]; do
         [ $i -gt 900 ] && break; sleep 0.2; i=$((i+1)); done
 }
+wait_migrating() {  # ROOT: until vm1's VMM there migrates (its pre-copy runs)
+    i=0; until /lab/uhttp /tmp/$1/instances/vm1/api.sock GET /migration 2>/dev/null | grep -q '"state":"active"'; do
+        [ $i -gt 1200 ] && break; sleep 0.05; i=$((i+1)); done
+}
 timed_move() {
     tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &
     tailer=$!
@@ -89,8 +96,10 @@ timed_move() {
 
 def move_files():
     """cli_files() and what a `cloison move` payload needs besides: the
-    daemon, the archive's tools, debugfs to read a disk image."""
+    daemon, the archive's tools, debugfs to read a disk image, uhttp to
+    ask a VMM's API socket."""
     return cli_files() + [(BUILD + "/src/cli/cloisond", "/lab/cloisond"),
+                          (lab.tool("uhttp"), "/lab/uhttp"),
                           ("/usr/bin/zstd", "/usr/bin/zstd"), ("/usr/bin/tar", "/usr/bin/tar"),
                           ("/sbin/debugfs", "/usr/sbin/debugfs")]
 

@@ -10,7 +10,8 @@ goes on from where it was, the tick count too), a has nothing left, and
 the marker is on b's disk (block migration) once b stops it.  Then a
 move back that cannot finish (the destination's daemon killed -9 while
 the migration runs): the VM still runs on b, ticking on, and a, its
-daemon restarted, has nothing of it.  The move's total time and the
+daemon restarted, has nothing of it.  Then a move back cancelled with
+Ctrl-C while the migration runs: the same.  The move's total time and the
 pause the guest saw (the largest gap between two ticks' uptimes, less the
 0.5 s the guest sleeps) are printed."""
 import re
@@ -25,6 +26,15 @@ TICKER = "echo moved-marker > /marker; sync; i=0; while :; do i=$((i+1)); " \
 
 PAYLOAD = PROLOGUE + MOVE_HELPERS + r"""
 A="$C --root /tmp/ra"; B="$C --root /tmp/rb"
+after_failed() {  # LABEL: after a move back that failed: vm1 on b, a without it
+    i=0; while $A list --format json | grep -q '"vm1"' && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+    echo "lab: $1 a list: $($A list --format json | tr -d ' \n')"
+    ls /tmp/ra/instances/vm1 2>&1 | sed "s/^/lab: $1 a-left: /"
+    echo "lab: $1 b status $($B info vm1 | grep '"status"' | tr -d ' ,')"
+    n=$(ticks rb | tail -1 | cut -d' ' -f2)
+    wait_tick rb $((${n:-0} + 4))
+    ticks rb | tail -1 | sed "s/^/lab: $1 /"
+}
 daemon /tmp/ra 127.0.0.1:8441
 daemon /tmp/rb 127.0.0.1:8442
 check remote remotes https://127.0.0.1:8441 https://127.0.0.1:8442
@@ -56,13 +66,23 @@ wait $mover; echo "lab: back rc=$?"
 sed 's/^/lab: back: /' /tmp/back.out
 rm -f /tmp/ra.sock
 daemon /tmp/ra 127.0.0.1:8441
-echo "lab: after-fail a list: $($A list --format json | tr -d ' \n')"
-ls /tmp/ra/instances/vm1 2>&1 | sed 's/^/lab: a-left: /'
-echo "lab: after-fail b status $($B info vm1 | grep '"status"' | tr -d ' ,')"
-n=$(ticks rb | tail -1 | cut -d' ' -f2)
-wait_tick rb $((${n:-0} + 4))
-ticks rb | tail -1 | sed 's/^/lab: after-fail /'
+after_failed after-fail
 ps -ef | grep -c '[c]loison-vmmon' | sed 's/^/lab: vmmons after-fail /'
+
+# a move back cancelled (SIGINT to the mover) once the migration runs,
+# the guest dirtying memory and disk meanwhile so that it runs a while
+$B exec vm1 -- sh -c 'echo $$ > /dpid; while :; do dd if=/dev/urandom of=/d bs=1M count=8 2>/dev/null; done' >/dev/null 2>&1 &
+dirtier=$!
+sleep 2
+$B move vm1 ha: > /tmp/cancel.out 2>&1 &
+mover=$!
+wait_migrating rb
+kill -INT $mover
+wait $mover; echo "lab: cancel rc=$?"
+sed 's/^/lab: cancel: /' /tmp/cancel.out
+echo "lab: cancel vmm $(/lab/uhttp /tmp/rb/instances/vm1/api.sock GET /migration | tail -1 | grep -o '"state":"[a-z]*"')"
+$B exec vm1 -- sh -c 'kill $(cat /dpid)'; kill $dirtier 2>/dev/null
+after_failed cancel
 
 check dest_stop $B stop vm1
 echo "lab: marker $(debugfs -R 'cat /marker' /tmp/rb/instances/vm1/disk.img 2>/dev/null)"
@@ -128,10 +148,28 @@ def test_destination_daemon_killed_mid_migration_leaves_it_running_here(run):
     assert m and m.group(1) != "0", run.output
     assert '"vm1"' not in re.search(r"^lab: after-fail a list: (.*)$", run.output,
                                      re.M).group(1), run.output
-    assert re.search(r"^lab: a-left: ls: .*/tmp/ra/instances/vm1", run.output, re.M), run.output
+    assert re.search(r"^lab: after-fail a-left: ls: .*/tmp/ra/instances/vm1", run.output,
+                     re.M), run.output
     assert '"status":"running"' in re.search(r"^lab: after-fail b status (.*)$", run.output,
                                                re.M).group(1), run.output
     # still ticking on b after the failed move
     after = ticks(run.output, "after-fail")
     dst = ticks(run.output, "dst")
     assert after and after[-1][0] > dst[-1][0] + 2, run.output
+
+
+def test_cancelled_move_leaves_it_running_here(run):
+    """Ctrl-C of the mover while the migration runs: the source's
+    migration operation is cancelled (DELETE), so its VMM's migration;
+    the VM runs on here, ticking, and the destination undid its receive."""
+    m = re.search(r"^lab: cancel rc=(\d+)", run.output, re.M)
+    assert m and m.group(1) != "0", run.output
+    assert re.search(r"^lab: cancel: cloison: move of `vm1` interrupted \(signal 2\): undone "
+                     r"\(it runs on here\)$", run.output, re.M), run.output
+    assert 'lab: cancel vmm "state":"cancelled"' in run.output, run.output
+    assert '"vm1"' not in re.search(r"^lab: cancel a list: (.*)$", run.output, re.M).group(1)
+    assert re.search(r"^lab: cancel a-left: ls: .*/tmp/ra/instances/vm1", run.output, re.M)
+    assert '"status":"running"' in re.search(r"^lab: cancel b status (.*)$", run.output,
+                                               re.M).group(1), run.output
+    after, before = ticks(run.output, "cancel"), ticks(run.output, "after-fail")
+    assert after and after[-1][0] > before[-1][0] + 2, run.output

@@ -20,7 +20,8 @@ at the same address, and the TCP connection opened before the move goes
 on with no line missing.  a has no tap and no
 address of vm1 left.  Printed: the move's total time, the
 guest-seen pause (uptime gap) and the client-seen gap (the largest time
-between two lines it received)."""
+between two lines it received).  Then a move back with the hosts' link
+cut while the migration runs: the VM runs on at b."""
 import json
 import re
 
@@ -101,6 +102,27 @@ echo "lab: rarp forwarded $($NFT list chain bridge mn pass | grep -o 'packets [0
 echo "lab: announces $(/lab/uhttp /tmp/rb/instances/vm1/api.sock GET /metrics | tail -1 | grep -o '"announces":[0-9]*')"
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
 sed 's/^/lab: stream: /' /tmp/stream.out
+
+# a move back with the hosts' link cut (API and stream alike) while the
+# migration runs, for 40 s: the VM runs on at b, a undoes its receive
+$B move vm1 ha: > /tmp/cut.out 2>&1 &
+mover=$!
+(sleep 400; kill -9 $mover 2>/dev/null) &
+wait_migrating rb
+$IP -n mn-a link set mva down
+echo "lab: cut at $(cut -d' ' -f1 /proc/uptime)"
+sleep 40
+$IP -n mn-a link set mva up
+wait $mover; echo "lab: cut rc=$? at $(cut -d' ' -f1 /proc/uptime)"
+sed 's/^/lab: cut: /' /tmp/cut.out
+echo "lab: cut vmm $(/lab/uhttp /tmp/rb/instances/vm1/api.sock GET /migration | tail -1 | grep -o '"state":"[a-z]*"')"
+i=0; while $A list --format json | grep -q '"vm1"' && [ $i -lt 300 ]; do sleep 0.2; i=$((i+1)); done
+echo "lab: cut a list: $($A list --format json | tr -d ' \n')"
+echo "lab: cut b status $($B info vm1 | grep '"status"' | tr -d ' ,')"
+n=$(ticks rb | tail -1 | cut -d' ' -f2)
+wait_tick rb $((${n:-0} + 4))
+echo "lab: cut ticks $n $(ticks rb | tail -1 | cut -d' ' -f2)"
+echo "lab: http after cut $(http)"
 check dest_stop $B stop vm1
 $B delete --force vm1
 tail -5 /tmp/ra.log | sed 's/^/lab: ra.log: /'
@@ -118,7 +140,7 @@ def run(lab):
         ("/usr/sbin/ip", "/usr/sbin/ip"), ("/usr/sbin/bridge", "/usr/sbin/bridge"),
         ("/usr/bin/nsenter", "/usr/bin/nsenter"), ("/usr/bin/unshare", "/usr/bin/unshare"),
         ("/usr/sbin/dnsmasq", "/usr/sbin/dnsmasq"), ("/usr/sbin/nft", "/usr/sbin/nft"),
-        (lab.tool("stamp"), "/lab/stamp"), (lab.tool("uhttp"), "/lab/uhttp")]
+        (lab.tool("stamp"), "/lab/stamp")]
     return lab.run(PAYLOAD, files=files, timeout=900, stream=print,
                    modules=lab.LAB_MODULES + NET_MODULES)
 
@@ -195,3 +217,19 @@ def test_source_has_no_tap_or_address_left(run):
     assert '"vm1"' not in line(run.output, "source list:"), run.output
     assert "vm1" in line(run.output, "b-net"), run.output
     run.assert_check("dest_stop")
+
+
+def test_link_cut_mid_migration_leaves_it_running_here(run):
+    """The hosts' only link down for 40 s while the migration runs (the
+    source's VMM finds the stream silent, the destination's too): the
+    move fails, the VM runs on at b and serves at its address, a has
+    nothing of it."""
+    out = run.output
+    m = re.search(r"^lab: cut rc=(\d+)", out, re.M)
+    assert m and m.group(1) != "0", out
+    assert re.search(r"^lab: cut: cloison: .*vm1.*\(it runs on here\)", out, re.M), out
+    assert '"vm1"' not in line(out, "cut a list:"), out
+    assert '"status":"running"' in line(out, "cut b status"), out
+    before, after = (int(x) for x in line(out, "cut ticks").split())
+    assert after > before, out
+    assert line(out, "http after cut") == "hello-vm1", out
