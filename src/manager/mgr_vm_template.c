@@ -145,15 +145,14 @@ template_name (const char *n)
   return strlen (n) == 16 && strspn (n, "0123456789abcdef") == 16;
 }
 
-int
-cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err)
+/* The templates of the cache `dir`. */
+static json_t *
+list_in (const char *dir)
 {
-  cleanup_free char *dir = templates_dir (root);
   cleanup_dir DIR *d = opendir (dir);
   json_t *arr = json_array ();
   struct dirent *e;
 
-  (void)err;
   while (d && (e = readdir (d)))
     {
       cleanup_free char *path = NULL;
@@ -168,14 +167,21 @@ cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err)
                                              (json_int_t)template_size (path), "used",
                                              (json_int_t)st.st_mtime));
     }
-  *out = arr;
-  return 0;
+  return arr;
 }
 
 int
-cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err)
+cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
+  (void)err;
+  *out = list_in (dir);
+  return 0;
+}
+
+static int
+remove_in (const char *dir, const char *name, cl_error_t *err)
+{
   cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, name);
   cleanup_free char *lock = cl_strdup_printf ("%s.lock", path);
   cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", path);
@@ -191,9 +197,16 @@ cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err)
 }
 
 int
-cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err)
+cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
+  return remove_in (dir, name, err);
+}
+
+/* The cap of the cache `dir` (DIR/cap, else VM_TEMPLATE_CAP). */
+static int
+cap_in (const char *dir, uint64_t *cap, cl_error_t *err)
+{
   cleanup_free char *path = cl_strdup_printf ("%s/cap", dir);
   cleanup_free char *text = NULL;
   size_t len;
@@ -212,6 +225,13 @@ cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err)
 }
 
 int
+cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err)
+{
+  cleanup_free char *dir = templates_dir (root);
+  return cap_in (dir, cap, err);
+}
+
+int
 cl_mgr_vm_templates_set_cap (const char *root, uint64_t cap, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
@@ -220,22 +240,20 @@ cl_mgr_vm_templates_set_cap (const char *root, uint64_t cap, cl_error_t *err)
 
   if (cl_mkdir_p (dir, 0700, err) < 0 || cl_write_file (path, text, strlen (text), 1, err) < 0)
     return -1;
-  return cl_mgr_vm_templates_prune (root, NULL, err);
+  return cl_mgr_vm_templates_prune_in (dir, NULL, err);
 }
 
-/* Removes the least recently used templates (never `keep`, a path)
-   until the cache fits its cap. */
 int
-cl_mgr_vm_templates_prune (const char *root, const char *keep, cl_error_t *err)
+cl_mgr_vm_templates_prune_in (const char *dir, const char *keep, cl_error_t *err)
 {
   cleanup_json json_t *list = NULL;
   uint64_t cap, total = 0;
   size_t i;
   json_t *t;
 
-  if (cl_mgr_vm_templates_cap (root, &cap, err) < 0
-      || cl_mgr_vm_templates_list (root, &list, err) < 0)
+  if (cap_in (dir, &cap, err) < 0)
     return -1;
+  list = list_in (dir);
   json_array_foreach (list, i, t) total
       += (uint64_t)json_integer_value (json_object_get (t, "size"));
   while (total > cap)
@@ -254,9 +272,7 @@ cl_mgr_vm_templates_prune (const char *root, const char *keep, cl_error_t *err)
       }
       if (oldest == NULL)
         break;
-      if (cl_mgr_vm_template_remove (root, json_string_value (json_object_get (oldest, "name")),
-                                     err)
-          < 0)
+      if (remove_in (dir, json_string_value (json_object_get (oldest, "name")), err) < 0)
         return -1;
       cl_debug ("template cache over %llu bytes: removed `%s`", (unsigned long long)cap,
                 json_string_value (json_object_get (oldest, "name")));
@@ -266,24 +282,19 @@ cl_mgr_vm_templates_prune (const char *root, const char *keep, cl_error_t *err)
   return 0;
 }
 
-/* The template's directory, built under its lock if it is not there. */
+/* The template's directory, built under its lock if it is not there
+   (then the cache pruned to its cap: cl_mgr_vm_template_built). */
 static int
-template_ensure (const char *root, const char *tdir, const struct vm_launch *l,
-                 cl_mgr_vm_start_fn start, cl_error_t *err)
+template_ensure (const char *tdir, const struct vm_launch *l, cl_mgr_vm_start_fn start,
+                 cl_error_t *err)
 {
   cleanup_close int lfd = -1;
-  cl_error_t e = NULL;
   int r = cl_mgr_vm_template_claim (tdir, &lfd, err);
 
   if (r != 0)
     return r < 0 ? -1 : 0;
   r = template_build (tdir, l, start, err);
   cl_mgr_vm_template_built (tdir, r);
-  if (r == 0 && cl_mgr_vm_templates_prune (root, tdir, &e) < 0)
-    {
-      cl_warn ("template cache: %s", e->msg);
-      cl_error_release (&e);
-    }
   return r;
 }
 
@@ -309,7 +320,7 @@ cl_mgr_vm_template_use (const char *root, struct vm_launch *l, json_t *command,
   cleanup_free char *tdir = template_path (root, l, err);
   cleanup_json json_t *go = NULL;
 
-  if (tdir == NULL || template_ensure (root, tdir, l, start, err) < 0)
+  if (tdir == NULL || template_ensure (tdir, l, start, err) < 0)
     return cl_error_wrap (err, "template `%s`", tdir ? tdir : "?");
   go = go_request (l->cmdline, command);
   l->go = json_dumps (go, JSON_COMPACT);

@@ -663,6 +663,14 @@ cl_mgr_vm_template_built (const char *tdir, int r)
     cl_warn ("keep `%s`: %s", failed, strerror (errno));
   if (cl_rm_rf (tmp, &e) < 0)
     cl_error_release (&e);
+  /* a new template: the cache it is in back under its cap */
+  cleanup_free char *cache = cl_xstrdup (tdir);
+  *strrchr (cache, '/') = '\0';
+  if (r == 0 && cl_mgr_vm_templates_prune_in (cache, tdir, &e) < 0)
+    {
+      cl_warn ("template cache `%s`: %s", cache, e->msg);
+      cl_error_release (&e);
+    }
 }
 
 /* Boots the idle VM (kernel + agent waiting for its first request, the

@@ -48,7 +48,8 @@ int cl_mgr_vm_template_claim (const char *tdir, int *lock_fd, cl_error_t *err);
    snapshot, its boot log inside, renamed to tdir. */
 int cl_mgr_vm_template_take (const char *tdir, pid_t vmm, cl_error_t *err);
 /* After a build that returned r: a failed one's console log kept as
-   tdir.failed.log (for people, and the retry delay), tdir.tmp removed. */
+   tdir.failed.log (for people, and the retry delay), tdir.tmp removed; a
+   new one's cache (tdir's directory) pruned to its cap. */
 void cl_mgr_vm_template_built (const char *tdir, int r);
 /* SIGKILL to the VMM child vmm (if > 0), and its end awaited. */
 void cl_mgr_vm_stop (pid_t vmm);

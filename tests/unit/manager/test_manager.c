@@ -13,11 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/util.h"
 #include "manager/mgr_internal.h"
+#include "manager/mgr_vm.h"
 #include "manager/monitor.h"
 
 static char *
@@ -400,6 +402,76 @@ test_monitor_args_round_trip (void **state)
 
 /* A VM's monitor arguments cross exec as JSON: every field of its launch
    comes back, the optional ones absent or present. */
+/* A fake template: NAME/mem of `mib` MiB of data, last used at `used`. */
+static void
+fake_template (const char *dir, const char *name, int mib, time_t used)
+{
+  char *t = cl_strdup_printf ("%s/%s", dir, name), *mem = cl_strdup_printf ("%s/mem", t);
+  char *lock = cl_strdup_printf ("%s.lock", t);
+  static char buf[1 << 20];
+  int fd;
+
+  memset (buf, 'x', sizeof buf);
+  assert_int_equal (mkdir (t, 0700), 0);
+  fd = open (mem, O_WRONLY | O_CREAT, 0600);
+  assert_true (fd >= 0);
+  for (int i = 0; i < mib; i++)
+    assert_int_equal (write (fd, buf, sizeof buf), (ssize_t)sizeof buf);
+  assert_int_equal (fsync (fd), 0);
+  close (fd);
+  close (open (lock, O_WRONLY | O_CREAT, 0600));
+  struct timeval tv[2] = { { used, 0 }, { used, 0 } };
+  assert_int_equal (utimes (t, tv), 0);
+  free (t);
+  free (mem);
+  free (lock);
+}
+
+static bool
+exists (const char *dir, const char *name)
+{
+  char *p = cl_strdup_printf ("%s/%s", dir, name);
+  bool r = access (p, F_OK) == 0;
+  free (p);
+  return r;
+}
+
+/* A template cache (the manager's or a runtime's) pruned to the cap in
+   its directory: the least recently used go first, never the one kept
+   (the template just built), their lock files with them. */
+static void
+test_template_cache_pruned_to_its_cap (void **state)
+{
+  char *d = tmpdir (), *cap = cl_strdup_printf ("%s/cap", d);
+  char *keep = cl_strdup_printf ("%s/000000000000000c", d);
+  cl_error_t err = NULL;
+  (void)state;
+
+  fake_template (d, "000000000000000a", 1, 1000);
+  fake_template (d, "000000000000000b", 1, 2000);
+  fake_template (d, "000000000000000c", 1, 500); /* the oldest, but kept */
+  /* the default cap (2 GiB): nothing goes */
+  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_true (exists (d, "000000000000000a") && exists (d, "000000000000000b"));
+  assert_int_equal (cl_write_file (cap, "2M\n", 3, 1, &err), 0);
+  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_false (exists (d, "000000000000000a") || exists (d, "000000000000000a.lock"));
+  assert_true (exists (d, "000000000000000b") && exists (d, "000000000000000c"));
+  assert_int_equal (cl_write_file (cap, "1K\n", 3, 1, &err), 0);
+  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_false (exists (d, "000000000000000b"));
+  assert_true (exists (d, "000000000000000c"));
+  /* a bad cap is an error naming its file */
+  assert_int_equal (cl_write_file (cap, "lots\n", 5, 1, &err), 0);
+  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), -1);
+  assert_non_null (strstr (err->msg, cap));
+  cl_error_release (&err);
+  assert_int_equal (cl_rm_rf (d, &err), 0);
+  free (d);
+  free (cap);
+  free (keep);
+}
+
 static void
 test_monitor_args_round_trip_vm (void **state)
 {
@@ -527,6 +599,7 @@ main (void)
     cmocka_unit_test (test_file_clone_sparse_and_resize),
     cmocka_unit_test (test_monitor_args_round_trip),
     cmocka_unit_test (test_monitor_args_round_trip_vm),
+    cmocka_unit_test (test_template_cache_pruned_to_its_cap),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
