@@ -666,9 +666,10 @@ call_request (struct cli_client *c, const struct cl_api_request *req, volatile s
   return r;
 }
 
-int
-cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
-          json_t *body, json_t **out, cl_error_t *err)
+/* A JSON body (or none) sent and run to its end. */
+static int
+call_json (struct cli_client *c, const char *method, const char *path, const char *query,
+           json_t *body, volatile sig_atomic_t *stop, json_t **out, cl_error_t *err)
 {
   cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
   struct cl_api_request req = {
@@ -678,21 +679,21 @@ cli_call (struct cli_client *c, const char *method, const char *path, const char
     .body = text,
     .body_len = text ? strlen (text) : 0,
   };
-  return call_request (c, &req, NULL, out, err);
+  return call_request (c, &req, stop, out, err);
+}
+
+int
+cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
+          json_t *body, json_t **out, cl_error_t *err)
+{
+  return call_json (c, method, path, query, body, NULL, out, err);
 }
 
 int
 cli_call_cancellable (struct cli_client *c, const char *method, const char *path, json_t *body,
                       volatile sig_atomic_t *stop, json_t **out, cl_error_t *err)
 {
-  cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-  struct cl_api_request req = {
-    .method = method,
-    .path = path,
-    .body = text,
-    .body_len = text ? strlen (text) : 0,
-  };
-  return call_request (c, &req, stop, out, err);
+  return call_json (c, method, path, NULL, body, stop, out, err);
 }
 
 int
