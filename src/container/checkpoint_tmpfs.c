@@ -12,7 +12,8 @@
    own: the host never sees the mount.
 
    Anything else leaves the mount to CRIU: a file with data, a socket, a
-   hard link, an extended attribute (or ACL), an inode the tree does not
+   hard link, an extended attribute (or ACL), more than MAX_ENTRIES
+   entries or MAX_DEPTH levels, an inode the tree does not
    reach (open but unlinked, or hidden under another mount: the count of
    inodes in use must match), a tmpfs also mounted in the runtime's own
    namespace (a bind of the host's), a mount stacked on another, and a
@@ -40,6 +41,7 @@
 #define MANIFEST "cloison-tmpfs.json"
 #define KEY "cloison-tmpfs"
 #define MAX_ENTRIES 4096
+#define MAX_DEPTH 32
 
 struct mount_line
 {
@@ -114,6 +116,7 @@ struct walk
 {
   dev_t dev;
   json_t *entries;
+  int depth;
 };
 
 static json_t *
@@ -139,9 +142,9 @@ walk (struct walk *w, int at, const char *rel)
   cleanup_dir DIR *d = fd >= 0 ? fdopendir (fd) : NULL;
   struct dirent *de;
 
-  if (d == NULL)
+  if (d == NULL || w->depth >= MAX_DEPTH)
     {
-      if (fd >= 0)
+      if (d == NULL && fd >= 0)
         close (fd);
       return false;
     }
@@ -194,7 +197,10 @@ walk (struct walk *w, int at, const char *rel)
         {
           cleanup_close int sub
               = openat (dirfd (d), name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-          if (sub < 0 || !walk (w, sub, path))
+          w->depth++;
+          bool ok = sub >= 0 && walk (w, sub, path);
+          w->depth--;
+          if (!ok)
             return false;
         }
     }

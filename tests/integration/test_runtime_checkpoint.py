@@ -101,7 +101,8 @@ def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
     to a manifest at dump (the container frozen meanwhile), and made again for CRIU's child at restore, in
     a mount namespace of its own: the host never sees them, and a restore
     that fails leaves nothing.  A tmpfs with a file in it (/dev/shm) is
-    left to CRIU's tar.  CRIU runs in the cgroup of the restored
+    left to CRIU's tar, and so is a tree deeper than the walk goes.  CRIU
+    runs in the cgroup of the restored
     container (its new id), which a failed restore removes.  A manifest
     whose path leaves its mount is
     refused with one line.  (criu itself is a stand-in: the real one
@@ -146,6 +147,14 @@ def test_tmpfs_manifest_instead_of_tar(rt, tmp_path, bundle):
         assert_nothing_left(rt, new)
         with open("/proc/self/mountinfo") as f:
             assert "tmpfs-0" not in f.read()
+
+        # a tree deeper than the walk goes: /dev left to CRIU's tar
+        rt("exec", cid, "mkdir", "-p", "/dev/" + "/".join(["d"] * 40))
+        deep = tmp_path / "img-deep"
+        p = runtime("checkpoint", "--leave-running", "--image-path", str(deep), cid)
+        assert p.returncode == 0, p.stderr
+        assert not (deep / "cloison-tmpfs.json").exists() or "/dev" not in [
+            m["path"] for m in json.load(open(deep / "cloison-tmpfs.json"))["mounts"]]
 
         for bad in ("../escape", "fd/x"):  # fd: a link of the manifest
             mounts["/dev"]["entries"].append({"path": bad, "type": "dir", "mode": 0o755})
