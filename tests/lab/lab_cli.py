@@ -58,6 +58,9 @@ def cli_files():
 #   ticks ROOT [FILE]               the `tick N UPTIME` lines of vm1's console
 #   wait_tick ROOT N                until vm1 on ROOT has ticked N times
 #   wait_migrating ROOT             until vm1's VMM under ROOT migrates
+#   wait_moved_ticks K              until vm1 ticked K times on b past its
+#                                   last tick on a (after timed_move: b's
+#                                   console may have no tick yet)
 #   timed_move                      check `move`: $A moves vm1 to hb:, timed
 #                                   ("lab: move took S s"), a's console kept
 #                                   in /tmp/src.log (the move deletes it)
@@ -81,6 +84,10 @@ wait_tick() {
 wait_migrating() {  # ROOT: until vm1's VMM there migrates (its pre-copy runs)
     i=0; until /lab/uhttp /tmp/$1/instances/vm1/api.sock GET /migration 2>/dev/null | grep -q '"state":"active"'; do
         [ $i -gt 1200 ] && break; sleep 0.05; i=$((i+1)); done
+}
+wait_moved_ticks() {  # K: until vm1 ticked K times on b past its last tick on a
+    n=$(ticks ra /tmp/src.log | tail -1 | cut -d' ' -f2)
+    wait_tick rb $((${n:-0} + $1))
 }
 timed_move() {
     tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &

@@ -43,8 +43,7 @@ wait_tick ra 6
 echo "lab: before $(ticks ra | tail -1)"
 timed_move
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
-n=$(ticks rb | tail -1 | cut -d' ' -f2)
-wait_tick rb $((${n:-0} + 6))
+wait_moved_ticks 6
 ticks ra /tmp/src.log | tail -3 | sed 's/^/lab: src /'
 ticks rb | head -3 | sed 's/^/lab: dst /'
 ticks rb | tail -1 | sed 's/^/lab: dst /'

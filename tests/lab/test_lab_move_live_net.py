@@ -87,8 +87,7 @@ sleep 3
 echo "lab: stream before move: $(grep -c ' line ' /tmp/stream.out) lines"
 timed_move
 echo "lab: b-info $($B info vm1 | tr -d ' \n')"
-n=$(ticks rb | tail -1 | cut -d' ' -f2)
-wait_tick rb $((${n:-0} + 6))
+wait_moved_ticks 6
 echo "lab: http after $(http)"
 ticks ra /tmp/src.log | tail -1 | sed 's/^/lab: src /'
 ticks rb | head -1 | sed 's/^/lab: dst /'
