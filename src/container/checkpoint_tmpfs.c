@@ -125,6 +125,16 @@ times (const struct timespec *t)
   return json_pack ("[I, I]", (json_int_t)t->tv_sec, (json_int_t)t->tv_nsec);
 }
 
+/* A manifest entry: path, type, and what `st` says of the rest. */
+static json_t *
+entry_of (const char *path, const char *type, const struct stat *st)
+{
+  return json_pack ("{s:s, s:s, s:i, s:I, s:I, s:o, s:o}", "path", path, "type", type, "mode",
+                    (int)(st->st_mode & 07777), "uid", (json_int_t)st->st_uid, "gid",
+                    (json_int_t)st->st_gid, "atime", times (&st->st_atim), "mtime",
+                    times (&st->st_mtim));
+}
+
 static bool
 has_xattrs (int at, const char *name)
 {
@@ -177,10 +187,7 @@ walk (struct walk *w, int at, const char *rel)
       if (type == NULL || (!S_ISDIR (st.st_mode) && st.st_nlink != 1)
           || (S_ISREG (st.st_mode) && st.st_size != 0) || has_xattrs (dirfd (d), name))
         return false;
-      json_t *e = json_pack ("{s:s, s:s, s:i, s:I, s:I, s:o, s:o}", "path", path, "type", type,
-                             "mode", (int)(st.st_mode & 07777), "uid", (json_int_t)st.st_uid,
-                             "gid", (json_int_t)st.st_gid, "atime", times (&st.st_atim), "mtime",
-                             times (&st.st_mtim));
+      json_t *e = entry_of (path, type, &st);
       json_array_append_new (w->entries, e);
       if (S_ISCHR (st.st_mode) || S_ISBLK (st.st_mode))
         json_object_set_new (e, "rdev", json_integer ((json_int_t)st.st_rdev));
@@ -221,11 +228,7 @@ record_mount (pid_t pid, const struct mount_line *m)
       || fstatfs (fd, &sf) < 0 || sf.f_files == 0 || has_xattrs (fd, "."))
     return NULL;
   struct walk w = { .dev = sb.st_dev, .entries = json_array () };
-  json_array_append_new (w.entries,
-                         json_pack ("{s:s, s:s, s:i, s:I, s:I, s:o, s:o}", "path", "", "type",
-                                    "dir", "mode", (int)(sb.st_mode & 07777), "uid",
-                                    (json_int_t)sb.st_uid, "gid", (json_int_t)sb.st_gid, "atime",
-                                    times (&sb.st_atim), "mtime", times (&sb.st_mtim)));
+  json_array_append_new (w.entries, entry_of ("", "dir", &sb));
   /* every inode in use reached: none unlinked but open, none hidden */
   if (!walk (&w, fd, "") || (unsigned long long)(sf.f_files - sf.f_ffree)
                                 != (unsigned long long)json_array_size (w.entries))
