@@ -116,10 +116,9 @@ int cl_mgr_agent_session_full (int conn, int in, int out, int errfd, bool tty, b
    restore_dir, restore_clone and go.  go: in the monitor, once the VMM
    `vmm` is forked, a child that sends the go (the VM is killed if it
    cannot).  list: [{name, size (bytes), used (epoch s)}]; the cap
-   (bytes) is in ROOT/manager/vm-templates/cap.  prune_in: in the cache
-   directory `dir` (this one, or a runtime's STATE_ROOT/.templates, its
-   cap in DIR/cap, 2 GiB without), removes the least recently used
-   templates (never the path `keep`) until the cache fits its cap. */
+   (bytes) is in ROOT/manager/vm-templates/cap (template_cache.h: the
+   cache's own code, which the runtime's cache of VM-isolated containers'
+   templates shares). */
 typedef pid_t (*cl_mgr_vm_start_fn) (struct vm_launch *l, cl_error_t *err);
 int cl_mgr_vm_template_use (const char *root, struct vm_launch *l, json_t *command,
                             cl_mgr_vm_start_fn start, cl_error_t *err);
@@ -128,6 +127,5 @@ int cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err);
 int cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err);
 int cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err);
 int cl_mgr_vm_templates_set_cap (const char *root, uint64_t cap, cl_error_t *err);
-int cl_mgr_vm_templates_prune_in (const char *dir, const char *keep, cl_error_t *err);
 
 #endif

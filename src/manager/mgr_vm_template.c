@@ -8,7 +8,7 @@
    then the monitor sends the go: the instance's kernel parameters and init
    arguments, fresh entropy and the time; the guest probes its devices and
    boots the instance's disk as a cold boot would.  The cache is capped
-   (ROOT/manager/vm-templates/cap, default VM_TEMPLATE_CAP): the least
+   (ROOT/manager/vm-templates/cap, default TEMPLATE_CACHE_CAP; template_cache.c): the least
    recently used templates go first. */
 #include "agent/protocol.h"
 #include "common/cleanup.h"
@@ -17,6 +17,7 @@
 #include "common/util.h"
 #include "image/image.h"
 #include "manager/mgr_vm.h"
+#include "manager/template_cache.h"
 #include "manager/vm_container.h"
 
 #include <dirent.h>
@@ -36,7 +37,6 @@
 
 #include <linux/vm_sockets.h>
 
-#define VM_TEMPLATE_CAP (2ull << 30)
 /* The go's wait for the clone's init to listen. */
 #define VM_TEMPLATE_GO_TIMEOUT_NS (60ull * 1000000000ull)
 #define VM_TEMPLATE_PLACEHOLDER (1ull << 20)
@@ -122,77 +122,12 @@ template_build (const char *tdir, const struct vm_launch *l, cl_mgr_vm_start_fn 
   return vmm < 0 ? -1 : cl_mgr_vm_template_take (tdir, vmm, err);
 }
 
-/* Bytes the template takes on disk. */
-static uint64_t
-template_size (const char *tdir)
-{
-  cleanup_dir DIR *d = opendir (tdir);
-  struct dirent *e;
-  uint64_t sum = 0;
-
-  while (d && (e = readdir (d)))
-    {
-      struct stat st;
-      if (fstatat (dirfd (d), e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG (st.st_mode))
-        sum += (uint64_t)st.st_blocks * 512;
-    }
-  return sum;
-}
-
-static bool
-template_name (const char *n)
-{
-  return strlen (n) == 16 && strspn (n, "0123456789abcdef") == 16;
-}
-
-/* The templates of the cache `dir`. */
-static json_t *
-list_in (const char *dir)
-{
-  cleanup_dir DIR *d = opendir (dir);
-  json_t *arr = json_array ();
-  struct dirent *e;
-
-  while (d && (e = readdir (d)))
-    {
-      cleanup_free char *path = NULL;
-      struct stat st;
-      if (!template_name (e->d_name))
-        continue;
-      path = cl_strdup_printf ("%s/%s", dir, e->d_name);
-      if (stat (path, &st) < 0 || !S_ISDIR (st.st_mode))
-        continue;
-      /* the directory's mtime: its last use (touched by every clone) */
-      json_array_append_new (arr, json_pack ("{s:s, s:I, s:I}", "name", e->d_name, "size",
-                                             (json_int_t)template_size (path), "used",
-                                             (json_int_t)st.st_mtime));
-    }
-  return arr;
-}
-
 int
 cl_mgr_vm_templates_list (const char *root, json_t **out, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
   (void)err;
-  *out = list_in (dir);
-  return 0;
-}
-
-static int
-remove_in (const char *dir, const char *name, cl_error_t *err)
-{
-  cleanup_free char *path = cl_strdup_printf ("%s/%s", dir, name);
-  cleanup_free char *lock = cl_strdup_printf ("%s.lock", path);
-  cleanup_free char *failed = cl_strdup_printf ("%s.failed.log", path);
-
-  if (!template_name (name) || access (path, F_OK) < 0)
-    return cl_error_raise (err, CL_ERR_NOT_FOUND, "template `%s` not found", name);
-  /* a clone that restores it meanwhile keeps its mapping of the files */
-  if (cl_rm_rf (path, err) < 0)
-    return -1;
-  unlink (lock);
-  unlink (failed);
+  *out = cl_mgr_template_cache_list (dir);
   return 0;
 }
 
@@ -200,35 +135,14 @@ int
 cl_mgr_vm_template_remove (const char *root, const char *name, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
-  return remove_in (dir, name, err);
-}
-
-/* The cap of the cache `dir` (DIR/cap, else VM_TEMPLATE_CAP). */
-static int
-cap_in (const char *dir, uint64_t *cap, cl_error_t *err)
-{
-  cleanup_free char *path = cl_strdup_printf ("%s/cap", dir);
-  cleanup_free char *text = NULL;
-  size_t len;
-  cl_error_t e = NULL;
-
-  *cap = VM_TEMPLATE_CAP;
-  if (cl_read_file (path, &text, &len, &e) < 0)
-    {
-      cl_error_release (&e);
-      return 0;
-    }
-  text[strcspn (text, "\n")] = '\0';
-  if (cl_parse_size (text, path, cap, err) < 0)
-    return -1;
-  return 0;
+  return cl_mgr_template_cache_remove (dir, name, err);
 }
 
 int
 cl_mgr_vm_templates_cap (const char *root, uint64_t *cap, cl_error_t *err)
 {
   cleanup_free char *dir = templates_dir (root);
-  return cap_in (dir, cap, err);
+  return cl_mgr_template_cache_cap (dir, cap, err);
 }
 
 int
@@ -240,46 +154,7 @@ cl_mgr_vm_templates_set_cap (const char *root, uint64_t cap, cl_error_t *err)
 
   if (cl_mkdir_p (dir, 0700, err) < 0 || cl_write_file (path, text, strlen (text), 1, err) < 0)
     return -1;
-  return cl_mgr_vm_templates_prune_in (dir, NULL, err);
-}
-
-int
-cl_mgr_vm_templates_prune_in (const char *dir, const char *keep, cl_error_t *err)
-{
-  cleanup_json json_t *list = NULL;
-  uint64_t cap, total = 0;
-  size_t i;
-  json_t *t;
-
-  if (cap_in (dir, &cap, err) < 0)
-    return -1;
-  list = list_in (dir);
-  json_array_foreach (list, i, t) total
-      += (uint64_t)json_integer_value (json_object_get (t, "size"));
-  while (total > cap)
-    {
-      json_t *oldest = NULL;
-      const char *kb = keep ? strrchr (keep, '/') : NULL;
-      json_array_foreach (list, i, t)
-      {
-        const char *n = json_string_value (json_object_get (t, "name"));
-        if ((kb && strcmp (kb + 1, n) == 0) || json_object_get (t, "gone"))
-          continue;
-        if (oldest == NULL
-            || json_integer_value (json_object_get (t, "used"))
-                   < json_integer_value (json_object_get (oldest, "used")))
-          oldest = t;
-      }
-      if (oldest == NULL)
-        break;
-      if (remove_in (dir, json_string_value (json_object_get (oldest, "name")), err) < 0)
-        return -1;
-      cl_debug ("template cache over %llu bytes: removed `%s`", (unsigned long long)cap,
-                json_string_value (json_object_get (oldest, "name")));
-      total -= (uint64_t)json_integer_value (json_object_get (oldest, "size"));
-      json_object_set_new (oldest, "gone", json_true ());
-    }
-  return 0;
+  return cl_mgr_template_cache_prune (dir, NULL, err);
 }
 
 /* The template's directory, built under its lock if it is not there

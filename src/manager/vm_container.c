@@ -28,6 +28,7 @@
 #include "container/vm_isolation.h"
 #include "image/image.h"
 #include "manager/mgr_vm.h"
+#include "manager/template_cache.h"
 #include "vmm/vmm.h"
 
 #include <errno.h>
@@ -666,7 +667,7 @@ cl_mgr_vm_template_built (const char *tdir, int r)
   /* a new template: the cache it is in back under its cap */
   cleanup_free char *cache = cl_xstrdup (tdir);
   *strrchr (cache, '/') = '\0';
-  if (r == 0 && cl_mgr_vm_templates_prune_in (cache, tdir, &e) < 0)
+  if (r == 0 && cl_mgr_template_cache_prune (cache, tdir, &e) < 0)
     {
       cl_warn ("template cache `%s`: %s", cache, e->msg);
       cl_error_release (&e);

@@ -19,7 +19,7 @@
 
 #include "common/util.h"
 #include "manager/mgr_internal.h"
-#include "manager/mgr_vm.h"
+#include "manager/template_cache.h"
 #include "manager/monitor.h"
 
 static char *
@@ -451,19 +451,19 @@ test_template_cache_pruned_to_its_cap (void **state)
   fake_template (d, "000000000000000b", 1, 2000);
   fake_template (d, "000000000000000c", 1, 500); /* the oldest, but kept */
   /* the default cap (2 GiB): nothing goes */
-  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_int_equal (cl_mgr_template_cache_prune (d, keep, &err), 0);
   assert_true (exists (d, "000000000000000a") && exists (d, "000000000000000b"));
   assert_int_equal (cl_write_file (cap, "2M\n", 3, 1, &err), 0);
-  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_int_equal (cl_mgr_template_cache_prune (d, keep, &err), 0);
   assert_false (exists (d, "000000000000000a") || exists (d, "000000000000000a.lock"));
   assert_true (exists (d, "000000000000000b") && exists (d, "000000000000000c"));
   assert_int_equal (cl_write_file (cap, "1K\n", 3, 1, &err), 0);
-  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), 0);
+  assert_int_equal (cl_mgr_template_cache_prune (d, keep, &err), 0);
   assert_false (exists (d, "000000000000000b"));
   assert_true (exists (d, "000000000000000c"));
   /* a bad cap is an error naming its file */
   assert_int_equal (cl_write_file (cap, "lots\n", 5, 1, &err), 0);
-  assert_int_equal (cl_mgr_vm_templates_prune_in (d, keep, &err), -1);
+  assert_int_equal (cl_mgr_template_cache_prune (d, keep, &err), -1);
   assert_non_null (strstr (err->msg, cap));
   cl_error_release (&err);
   assert_int_equal (cl_rm_rf (d, &err), 0);
