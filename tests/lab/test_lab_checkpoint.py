@@ -25,8 +25,10 @@ COUNTER = ("exec </dev/null >/log 2>&1; exec 3>>/open.txt; i=0; "
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh
 # the container's mounts (point, options, type, super options; CRIU
-# restores them in another order) and /dev
-MOUNTS='awk "{ for (i = 7; \$i != \"-\"; i++); print \$5, \$6, \$(i + 1), \$(i + 3) }" /proc/self/mountinfo | sort; ls -ln /dev /dev/shm /proc/acpi'
+# restores them in another order) and /dev, less /dev/pts and /dev/mqueue,
+# whose listing is their own mounts' roots (CRIU mounts them afresh: new
+# times)
+MOUNTS='awk "{ for (i = 7; \$i != \"-\"; i++); print \$5, \$6, \$(i + 1), \$(i + 3) }" /proc/self/mountinfo | sort; ls -ln /dev /dev/shm /proc/acpi | grep -v -e " pts\$" -e " mqueue\$"'
 now() { echo | /lab/tsline | cut -d' ' -f1; }
 took() { awk "BEGIN { printf \"%.3f\", $2 - $1 }"; }
 ckpt() {  # NAME (cloison|runc) COMMAND...
