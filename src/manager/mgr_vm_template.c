@@ -8,8 +8,8 @@
    then the monitor sends the go: the instance's kernel parameters and init
    arguments, fresh entropy and the time; the guest probes its devices and
    boots the instance's disk as a cold boot would.  The cache is capped
-   (ROOT/manager/vm-templates/cap, default TEMPLATE_CACHE_CAP; template_cache.c): the least
-   recently used templates go first. */
+   (ROOT/manager/vm-templates/cap, default TEMPLATE_CACHE_CAP;
+   template_cache.c): the least recently used templates go first. */
 #include "agent/protocol.h"
 #include "common/cleanup.h"
 #include "common/json.h"
