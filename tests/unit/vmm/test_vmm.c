@@ -575,6 +575,38 @@ test_parse_disk_and_net (void **state)
   cl_error_release (&err);
 }
 
+/* The saved config of a template made of t's devices: kernel /k, CID
+   1234. */
+static json_t *
+template_json (struct cl_vmm_config *t)
+{
+  t->kernel = "/k";
+  t->vsock_cid = 1234;
+  return cl_vmm_config_to_json (t);
+}
+
+/* A clone's config (set its devices after): CID 99. */
+static void
+clone_init (struct cl_vmm_config *user)
+{
+  cl_vmm_config_init (user);
+  user->vsock_cid = 99;
+  user->restore_clone = true;
+}
+
+/* user's config against the template's: refused, the error naming `what`. */
+static void
+assert_clone_refused (json_t *saved, struct cl_vmm_config *user, const char *what)
+{
+  struct cl_vmm_config out;
+  cl_error_t err = NULL;
+
+  assert_int_equal (cl_vmm_config_from_json (saved, user, &out, &err), -1);
+  assert_non_null (strstr (err->msg, what));
+  cl_error_release (&err);
+  cl_vmm_config_free_arrays (&out);
+}
+
 /* A template's clone (restore_clone): the snapshot's machine, this VM's
    shared directories, taps and vsock CID; another layout is refused. */
 static void
@@ -589,17 +621,13 @@ test_config_clone_retarget (void **state)
   (void)state;
 
   cl_vmm_config_init (&t);
-  t.kernel = "/k";
   t.memory = 512ull << 20;
   t.fs = &tfs;
   t.nfs = 1;
-  t.vsock_cid = 1234;
-  saved = cl_vmm_config_to_json (&t);
-  cl_vmm_config_init (&user);
+  saved = template_json (&t);
+  clone_init (&user);
   user.fs = &cfs;
   user.nfs = 1;
-  user.vsock_cid = 99;
-  user.restore_clone = true;
   assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
   assert_int_equal (out.memory, 512ull << 20);
   assert_int_equal (out.vsock_cid, 99);
@@ -615,15 +643,9 @@ test_config_clone_retarget (void **state)
   /* another tag, another count: refused */
   user.restore_clone = true;
   user.fs = &other;
-  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
-  assert_non_null (strstr (err->msg, "tag"));
-  cl_error_release (&err);
-  cl_vmm_config_free_arrays (&out);
+  assert_clone_refused (saved, &user, "tag");
   user.nfs = 0;
-  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
-  assert_non_null (strstr (err->msg, "template"));
-  cl_error_release (&err);
-  cl_vmm_config_free_arrays (&out);
+  assert_clone_refused (saved, &user, "template");
   json_decref (saved);
 }
 
@@ -642,20 +664,16 @@ test_config_clone_disk_and_nic (void **state)
   (void)state;
 
   cl_vmm_config_init (&t);
-  t.kernel = "/k";
   t.disks = &td;
   t.ndisks = 1;
   t.nets = &tn;
   t.nnets = 1;
-  t.vsock_cid = 1234;
-  saved = cl_vmm_config_to_json (&t);
-  cl_vmm_config_init (&user);
+  saved = template_json (&t);
+  clone_init (&user);
   user.disks = &cd;
   user.ndisks = 1;
   user.nets = &cn;
   user.nnets = 1;
-  user.vsock_cid = 99;
-  user.restore_clone = true;
   assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), 0);
   assert_string_equal (out.disks[0].path, "/inst/disk.img");
   assert_string_equal (out.nets[0].tap, "clt-new");
@@ -670,10 +688,7 @@ test_config_clone_disk_and_nic (void **state)
   /* a clone without the template's disk: refused */
   user.restore_clone = true;
   user.ndisks = 0;
-  assert_int_equal (cl_vmm_config_from_json (saved, &user, &out, &err), -1);
-  assert_non_null (strstr (err->msg, "disks"));
-  cl_error_release (&err);
-  cl_vmm_config_free_arrays (&out);
+  assert_clone_refused (saved, &user, "disks");
   json_decref (saved);
 }
 
