@@ -309,13 +309,12 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
     }
 }
 
-/* At restore: CRIU's cgroup root of each hierarchy, the new cgroup's
-   path below the hierarchy's mount ("CONTROLLERS:PATH"; the unified
-   hierarchy's unnamed). */
+/* At restore: CRIU's cgroup root of each hierarchy of `saved` (the new
+   cgroup, in cl_ctr_cgroup_save's form): its path below the hierarchy's
+   mount ("CONTROLLERS:PATH"; the unified hierarchy's unnamed). */
 static void
-cgroup_roots (struct cl_cgroup *cg, struct argv_builder *a)
+cgroup_roots (json_t *saved, struct argv_builder *a)
 {
-  cleanup_json json_t *saved = cl_ctr_cgroup_save (cg);
   json_t *d;
   size_t i;
   json_array_foreach (json_object_get (saved, "dirs"), i, d)
@@ -747,7 +746,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   /* every cleanup variable before the first goto */
   cleanup_free char *out = NULL, *pidfile = NULL, *saved_path = NULL, *dir = NULL, *pidtext = NULL;
   cleanup_free char *new_rootfs = NULL;
-  json_t *saved = NULL, *config = NULL, *tmpfs = NULL;
+  json_t *saved = NULL, *config = NULL, *tmpfs = NULL, *cg_saved = NULL;
   struct cl_cgroup *cg = NULL;
   cl_error_t ignored = NULL;
   json_error_t je;
@@ -811,7 +810,8 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
      moved container's is named after the destination's instance) */
   if (cl_ctr_cgroup_enter (id, json_object_get (config, "linux"), 0, &cg, err) < 0)
     goto fail;
-  cgroup_roots (cg, &a);
+  cg_saved = cl_ctr_cgroup_save (cg);
+  cgroup_roots (cg_saved, &a);
   struct criu_child child = { .tmpfs = tmpfs, .cg = cg };
   int rc = run_criu (criu, &a, &child, &out, err);
   cl_ctr_ckpt_tmpfs_done (tmpfs);
@@ -843,7 +843,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   st.id = cl_xstrdup (id);
   st.dir = steal_pointer (&dir);
   st.doc = json_deep_copy (saved);
-  json_object_set_new (st.doc, "cgroup", cl_ctr_cgroup_save (cg));
+  json_object_set (st.doc, "cgroup", cg_saved);
   st.pid = atoi (pidtext);
   st.pid_start = cl_proc_start_time (st.pid);
   if (own_ns)
@@ -882,6 +882,7 @@ out:
   json_decref (saved);
   json_decref (config);
   json_decref (tmpfs);
+  json_decref (cg_saved);
   cl_ctr_cgroup_free (cg);
   cl_ctr_state_release (&st);
   return ret;
