@@ -288,6 +288,8 @@ void cl_api_snapshot_delete (struct api_call *c);
 /* --- move.c: an instance moved here from another host (docs/move.md) --- */
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);
+/* --- api_move_out.c: an instance moved from here, this daemon driving --- */
+void cl_api_instance_move (struct api_call *c);
 
 /* --- upload.c (the rest in api.h) --- */
 void *cl_api_upload_ref (void *u);

@@ -9,6 +9,7 @@
 
 #include "api/api.h"
 
+#include <signal.h>
 #include <stdio.h>
 
 struct cl_api_remote
@@ -73,5 +74,33 @@ int cl_api_wsc_send (struct cl_api_wsc *w, int opcode, const void *data, size_t 
    come yet, -1 when the server is gone or broke the protocol. */
 int cl_api_wsc_recv (struct cl_api_wsc *w, char **payload, size_t *len);
 void cl_api_wsc_close (struct cl_api_wsc *w);
+
+/* ---- calls run to their end (call.c) ---- */
+
+/* Sends one request and fills *resp like cl_api_handle; -1 (resp
+   cleared) when no HTTP answer came. */
+typedef int (*cl_api_send_fn) (void *state, const struct cl_api_request *req,
+                               struct cl_api_response *resp, cl_error_t *err);
+struct cl_api_caller
+{
+  cl_api_send_fn send;
+  void *state;
+};
+/* A caller of the remote (the struct must outlive it). */
+struct cl_api_caller cl_api_remote_caller (const struct cl_api_remote *remote);
+
+/* req sent; a 202's operation waited for; an error envelope (or a failed
+   operation) made err; *out (NULL: not wanted) the reply's metadata, or
+   the operation's.  stop (NULL: none): once set, the operation is
+   cancelled (DELETE, once) and still waited for. */
+int cl_api_call (const struct cl_api_caller *c, const struct cl_api_request *req,
+                 const volatile sig_atomic_t *stop, json_t **out, cl_error_t *err);
+/* The same with a JSON body (or none). */
+int cl_api_call_json (const struct cl_api_caller *c, const char *method, const char *path,
+                      const char *query, json_t *body, const volatile sig_atomic_t *stop,
+                      json_t **out, cl_error_t *err);
+/* Waits for the operation at url, as cl_api_call does. */
+int cl_api_wait_operation (const struct cl_api_caller *c, const char *url,
+                           const volatile sig_atomic_t *stop, json_t **out, cl_error_t *err);
 
 #endif

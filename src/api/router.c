@@ -27,6 +27,7 @@ static const char *const api_extensions[] = {
   "instance_move",          /* PUT .../upload, POST .../receive (docs/move.md) */
   "instance_move_stateful", /* PUT .../state checkpoint; a received checkpoint/ restores */
   "instance_move_live",     /* POST .../receive stateful (VMs), PUT .../state migrate */
+  "instance_move_source",   /* POST .../move: this daemon drives a move out */
   "images_fetch",
   "container_exec",
   "vm_exec",
@@ -104,6 +105,9 @@ static const struct api_route routes[] = {
   { { "POST", "/1.0/instances/{name}/receive",
       "create an instance moved here from its uploaded archive (async)" },
     cl_api_instance_receive },
+  { { "POST", "/1.0/instances/{name}/move",
+      "move an instance to another cloisond, this daemon talking to it (async; local socket only)" },
+    cl_api_instance_move },
   { { "POST", "/1.0/instances/{name}/exec", "run a command, its stdio on websockets (async)" },
     cl_api_instance_exec },
   { { "GET", "/1.0/instances/{name}/console", "the console as a websocket (type=console)" },

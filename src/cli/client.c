@@ -22,9 +22,6 @@
 
 #define DAEMON_LINK "cloisond.sock"
 #define DEFAULT_SOCKET "/run/cloison/cloison.sock"
-/* an operation's wait is asked in slices: no connection sits idle long
-   enough for the daemon's timeout */
-#define WAIT_SLICE_S 20
 
 struct cli_client
 {
@@ -573,127 +570,40 @@ cli_client_open (const char *root, bool local, struct cli_client **out, cl_error
 
 /* ---- requests run to their end ---- */
 
-/* The message of an error envelope (or a word for what came instead). */
 static int
-response_error (const struct cl_api_request *req, struct cl_api_response *resp, cl_error_t *err)
+client_send (void *state, const struct cl_api_request *req, struct cl_api_response *resp,
+             cl_error_t *err)
 {
-  const char *msg = json_string_value (json_object_get (resp->json, "error"));
-  if (msg)
-    return cl_error_make (err, 0, "%s", msg);
-  return cl_error_make (err, 0, "%s %s: HTTP status %d", req->method, req->path, resp->status);
+  return cli_request (state, req, resp, err);
 }
 
-/* Waits for the operation at url; `stop` (NULL: none): once set, the
-   operation is cancelled (DELETE, once) and still waited for. */
-static int
-wait_operation (struct cli_client *c, const char *url, volatile sig_atomic_t *stop, json_t **out,
-                cl_error_t *err)
+static struct cl_api_caller
+caller (struct cli_client *c)
 {
-  cleanup_free char *path = cl_strdup_printf ("%s/wait", url);
-  bool cancelled = false;
-  char query[32];
-
-  /* with a stop flag, short waits: it is read between two */
-  snprintf (query, sizeof query, "timeout=%d", stop ? 1 : WAIT_SLICE_S);
-  for (;;)
-    {
-      struct cl_api_request req = { .method = "GET", .path = path, .query = query };
-      struct cl_api_response resp;
-      json_t *op;
-      const char *status;
-      int r = 0;
-
-      if (cli_request (c, &req, &resp, err) < 0)
-        return -1;
-      op = json_object_get (resp.json, "metadata");
-      status = json_string_value (json_object_get (op, "status"));
-      if (resp.status != 200 || status == NULL)
-        r = response_error (&req, &resp, err);
-      else if (strcmp (status, "pending") == 0 || strcmp (status, "running") == 0)
-        {
-          cl_api_response_clear (&resp);
-          if (stop && *stop && !cancelled)
-            {
-              struct cl_api_request del = { .method = "DELETE", .path = url };
-              cancelled = true;
-              if (cli_request (c, &del, &resp, err) < 0)
-                return -1;
-              cl_api_response_clear (&resp);
-            }
-          continue;
-        }
-      else if (strcmp (status, "success") != 0)
-        {
-          const char *msg = json_string_value (json_object_get (op, "err"));
-          r = cl_error_make (err, 0, "%s", msg && *msg ? msg : status);
-        }
-      else if (out)
-        *out = json_incref (json_object_get (op, "metadata"));
-      cl_api_response_clear (&resp);
-      return r;
-    }
+  return (struct cl_api_caller){ .send = client_send, .state = c };
 }
 
 int
 cli_wait_operation (struct cli_client *c, const char *url, json_t **out, cl_error_t *err)
 {
-  return wait_operation (c, url, NULL, out, err);
-}
-
-/* req sent and run to its end (cli_call); `stop`: as wait_operation's. */
-static int
-call_request (struct cli_client *c, const struct cl_api_request *req, volatile sig_atomic_t *stop,
-              json_t **out, cl_error_t *err)
-{
-  struct cl_api_response resp;
-  int r = 0;
-
-  if (out)
-    *out = NULL;
-  if (cli_request (c, req, &resp, err) < 0)
-    return -1;
-  if (resp.status == 202)
-    {
-      const char *op = json_string_value (json_object_get (resp.json, "operation"));
-      r = op ? wait_operation (c, op, stop, out, err)
-             : cl_error_make (err, 0, "%s %s: no operation in a 202", req->method, req->path);
-    }
-  else if (resp.status >= 300 || resp.json == NULL)
-    r = response_error (req, &resp, err);
-  else if (out)
-    *out = json_incref (json_object_get (resp.json, "metadata"));
-  cl_api_response_clear (&resp);
-  return r;
-}
-
-/* A JSON body (or none) sent and run to its end. */
-static int
-call_json (struct cli_client *c, const char *method, const char *path, const char *query,
-           json_t *body, volatile sig_atomic_t *stop, json_t **out, cl_error_t *err)
-{
-  cleanup_free char *text = body ? json_dumps (body, JSON_COMPACT) : NULL;
-  struct cl_api_request req = {
-    .method = method,
-    .path = path,
-    .query = query,
-    .body = text,
-    .body_len = text ? strlen (text) : 0,
-  };
-  return call_request (c, &req, stop, out, err);
+  struct cl_api_caller k = caller (c);
+  return cl_api_wait_operation (&k, url, NULL, out, err);
 }
 
 int
 cli_call (struct cli_client *c, const char *method, const char *path, const char *query,
           json_t *body, json_t **out, cl_error_t *err)
 {
-  return call_json (c, method, path, query, body, NULL, out, err);
+  struct cl_api_caller k = caller (c);
+  return cl_api_call_json (&k, method, path, query, body, NULL, out, err);
 }
 
 int
 cli_call_cancellable (struct cli_client *c, const char *method, const char *path, json_t *body,
                       volatile sig_atomic_t *stop, json_t **out, cl_error_t *err)
 {
-  return call_json (c, method, path, NULL, body, stop, out, err);
+  struct cl_api_caller k = caller (c);
+  return cl_api_call_json (&k, method, path, NULL, body, stop, out, err);
 }
 
 int
@@ -709,5 +619,6 @@ cli_call_file (struct cli_client *c, const char *method, const char *path, const
   digest = cl_strdup_printf ("sha256:%s", hex);
   req.body_file = file;
   req.digest = digest;
-  return call_request (c, &req, NULL, out, err);
+  struct cl_api_caller k = caller (c);
+  return cl_api_call (&k, &req, NULL, out, err);
 }

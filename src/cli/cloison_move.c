@@ -1,450 +1,33 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /* `cloison move NAME REMOTE:[NEWNAME]`: an instance of the local state
-   root moves to a remote's cloisond over its TLS API (docs/move.md).
-   Stateless: stop, send the archive of its files in pieces (PUT
-   .../upload), have the destination make it (POST .../receive), start it
-   there, and only then delete it here.  Stateful (a running container):
-   checkpoint instead of stop (CRIU's images go in the archive), and the
-   start there (or here, undoing) restores the processes.  Any failure before the
-   destination has it running gives the instance back here as it was
-   (started again if it ran), and removes what the destination got. */
+   root moves to a remote's cloisond (docs/move.md).  The local daemon
+   does it (POST /1.0/instances/NAME/move, api/api_move_out.c), talking to
+   the remote's cloisond over its TLS API with this user's client
+   identity for the remote, handed over the local socket; without a
+   daemon, the same operation runs in this process.  A signal cancels it:
+   it is undone. */
 #include "cli/client.h"
 #include "cli/cloison.h"
 #include "cli/remote_client.h"
+#include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/json.h"
 #include "common/util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-extern char **environ;
-
-/* SIGINT, SIGTERM, SIGHUP during a move: it stops between two pieces
-   and is undone (the instance runs here again) */
+/* SIGINT, SIGTERM, SIGHUP during a move: it is cancelled and undone (the
+   instance runs here again) */
 static volatile sig_atomic_t interrupted;
 
 static void
 on_signal (int sig)
 {
   interrupted = sig;
-}
-
-/* under the daemon's default body limit (1 MiB) */
-#define MOVE_PIECE (768u << 10)
-
-struct move
-{
-  const char *name, *remote, *newname;
-  bool stateless;
-  struct cli_client *src, *dst;
-  json_t *info;   /* the instance here (GET) */
-  json_t *config; /* what the destination gets */
-  bool was_running;
-  bool stopped;      /* by us: start it again on failure */
-  bool received;     /* the destination has it: delete it there on failure */
-  bool checkpointed; /* stateful: its processes in INSTANCE/checkpoint */
-  bool live;         /* a running VM: live migration, no disk in the archive */
-  json_t *image;     /* the image's inspect here, when the destination lacks it */
-};
-
-/* The HTTP status of GET path on c (0 when no answer came). */
-static int
-status_of (struct cli_client *c, const char *path, json_t **metadata, cl_error_t *err)
-{
-  struct cl_api_request req = { .method = "GET", .path = path };
-  struct cl_api_response resp;
-  int status;
-
-  if (cli_request (c, &req, &resp, err) < 0)
-    return -1;
-  status = resp.status;
-  if (metadata)
-    *metadata = json_incref (json_object_get (resp.json, "metadata"));
-  cl_api_response_clear (&resp);
-  return status;
-}
-
-/* Why a stateful move cannot be made here, as one line (0: it can: a
-   container, with criu working). */
-static int
-stateful_refusal (struct move *mv, cl_error_t *err)
-{
-  const char *kind = json_string_value (json_object_get (mv->info, "kind"));
-  char *argv[] = { "criu", "check", NULL };
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  int st, r;
-
-  if (strcmp (kind, "vm") == 0)
-    {
-      if (access ("/dev/kvm", R_OK | W_OK) < 0)
-        return cl_error_make (err, 0,
-                              "stateful move of VM `%s`: no /dev/kvm on this host (live migration"
-                              " needs KVM); stop it first or use --stateless",
-                              mv->name);
-      mv->live = true;
-      return 0;
-    }
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  r = posix_spawnp (&pid, "criu", &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  if (r != 0)
-    return cl_error_make (err, 0,
-                          "stateful move of container `%s`: criu is not installed (checkpoint"
-                          " and restore need it); use --stateless",
-                          mv->name);
-  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
-    ;
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0,
-                          "stateful move of container `%s`: `criu check` fails on this kernel"
-                          " (checkpoint/restore unavailable); use --stateless",
-                          mv->name);
-  return 0;
-}
-
-/* Whether the cloisond whose `GET /1.0` is server has API extension name. */
-static bool
-has_extension (json_t *server, const char *name)
-{
-  size_t i;
-  json_t *e;
-
-  json_array_foreach (json_object_get (server, "api_extensions"), i, e)
-  {
-    if (strcmp (json_string_value (e) ?: "", name) == 0)
-      return true;
-  }
-  return false;
-}
-
-/* What must hold on the destination before anything changes: no
-   instance of that name, the instance's networks, its image, its
-   addresses free there.  mv->config gets the addresses kept. */
-static int
-check_destination (struct move *mv, cl_error_t *err)
-{
-  cleanup_free char *ipath = cl_api_url ("/1.0/instances/", mv->newname);
-  cleanup_free char *img = NULL;
-  json_t *cfg = json_object_get (mv->info, "config"), *e, *nets;
-  const char *image_id = json_string_value (json_object_get (cfg, "image_id"));
-  cleanup_json json_t *server = NULL;
-  size_t i;
-  int s;
-
-  /* an older cloisond has no upload/receive */
-  if (cli_call (mv->dst, "GET", "/1.0", NULL, NULL, &server, err) < 0)
-    return cl_error_wrap (err, "remote `%s`", mv->remote);
-  if (!has_extension (server, "instance_move"))
-    return cl_error_make (
-        err, 0, "remote `%s` does not take moved instances (its cloisond is older)", mv->remote);
-  if (!has_extension (server, "instance_move_stateful") && !mv->stateless && mv->was_running
-      && !mv->live)
-    return cl_error_make (err, 0,
-                          "remote `%s` does not restore checkpointed instances (its cloisond is"
-                          " older); use --stateless",
-                          mv->remote);
-  if (!has_extension (server, "instance_move_live") && mv->live)
-    return cl_error_make (err, 0,
-                          "remote `%s` does not take running VMs live (its cloisond is older);"
-                          " use --stateless",
-                          mv->remote);
-  mv->config = json_deep_copy (cfg);
-  nets = json_object_get (mv->config, "networks");
-  if ((s = status_of (mv->dst, ipath, NULL, err)) < 0)
-    return cl_error_wrap (err, "remote `%s`", mv->remote);
-  if (s != 404)
-    return cl_error_make (err, 0, "instance `%s` already exists on remote `%s`", mv->newname,
-                          mv->remote);
-  if (!json_is_true (json_object_get (cfg, "no_network")))
-    json_array_foreach (nets, i, e)
-    {
-      /* NAME or NAME@ADDRESS */
-      const char *v = json_string_value (e);
-      cleanup_free char *name = strndup (v, strcspn (v, "@"));
-      cleanup_free char *np = cl_api_url ("/1.0/networks/", name);
-      if ((s = status_of (mv->dst, np, NULL, err)) < 0)
-        return -1;
-      if (s == 404)
-        return cl_error_make (err, 0,
-                              "network `%s` does not exist on remote `%s` (create it there"
-                              " first: the instance keeps its network and address)",
-                              name, mv->remote);
-    }
-  /* the addresses it has now (running) go in its networks as
-     NAME@ADDRESS, which the remote's network layer then gives it */
-  json_array_foreach (json_object_get (mv->info, "network"), i, e)
-  {
-    cleanup_json json_t *net = NULL;
-    cleanup_free char *np = NULL, *pinned = NULL;
-    const char *nname = json_string_value (json_object_get (e, "network"));
-    const char *addr = json_string_value (json_object_get (e, "address"));
-    size_t j;
-    json_t *a, *slot = NULL;
-    if (nname == NULL || addr == NULL)
-      continue;
-    np = cl_api_url ("/1.0/networks/", nname);
-    if (status_of (mv->dst, np, &net, err) != 200)
-      continue; /* the default network, made there on first use */
-    json_array_foreach (json_object_get (net, "attachments"), j, a)
-    {
-      if (strcmp (json_string_value (json_object_get (a, "address")), addr) == 0)
-        return cl_error_make (err, 0,
-                              "address %s of `%s` is taken on network `%s` of remote `%s` (by"
-                              " `%s`)",
-                              addr, mv->name, nname, mv->remote,
-                              json_string_value (json_object_get (a, "instance")));
-    }
-    pinned = cl_strdup_printf ("%s@%s", nname, addr);
-    json_array_foreach (nets, j, a)
-    {
-      const char *v = json_string_value (a);
-      if (strncmp (v, nname, strlen (nname)) == 0
-          && (v[strlen (nname)] == '\0' || v[strlen (nname)] == '@'))
-        slot = a;
-    }
-    if (slot)
-      json_string_set (slot, pinned);
-    else if (json_array_size (nets) == 0 && strcmp (nname, "default") == 0)
-      json_array_append_new (nets, json_string (pinned));
-  }
-  if (image_id == NULL)
-    return cl_error_make (err, 0, "instance `%s` has no image id (made by an older cloison)",
-                          mv->name);
-  img = cl_api_url ("/1.0/images/", image_id);
-  if ((s = status_of (mv->dst, img, NULL, err)) < 0)
-    return -1;
-  /* the remote lacks the image: it goes with the instance */
-  if (s == 404 && cli_call (mv->src, "GET", img, NULL, NULL, &mv->image, err) < 0)
-    return -1;
-  return 0;
-}
-
-/* tar of the instance's files on a pipe: the writable layer of a
-   container, the disk of a VM (sparse), zstd-compressed; and the image
-   (config blob, unpacked layers) under image/ when the remote lacks it. */
-static int
-archive_start (struct move *mv, pid_t *pid, int *fd, cl_error_t *err)
-{
-  const char *dir = json_string_value (json_object_get (mv->info, "path"));
-  bool vm = strcmp (json_string_value (json_object_get (mv->info, "kind")), "vm") == 0;
-  /* live: the disk goes in the migration (an archive of the image only,
-     or empty) */
-  const char *fixed[] = { "tar",
-                          "--create",
-                          "--zstd",
-                          "--sparse",
-                          "--numeric-owner",
-                          "--xattrs",
-                          "--xattrs-include=*",
-                          "--directory",
-                          dir,
-                          mv->live ? "--files-from=/dev/null"
-                          : vm     ? "disk.img"
-                                   : "upper" };
-  json_t *layers = json_object_get (mv->image, "Layers"), *l;
-  size_t nfixed = sizeof fixed / sizeof fixed[0], n = nfixed, i;
-  char **argv = cl_xmalloc0 ((nfixed + 9 + json_array_size (layers)) * sizeof *argv);
-  cleanup_free char *images = NULL, *cfg = NULL, *tr_cfg = NULL;
-  posix_spawn_file_actions_t fa;
-  int p[2], r;
-
-  if (dir == NULL)
-    {
-      free (argv);
-      return cl_error_make (err, 0, "instance `%s`: no path in its info", mv->name);
-    }
-  memcpy (argv, fixed, sizeof fixed);
-  /* CRIU's images: the destination's start restores them */
-  if (mv->checkpointed)
-    argv[n++] = "checkpoint";
-  if (mv->image && json_array_size (layers) > 0)
-    {
-      /* ROOT/images/layers/HEX: the store is two levels up */
-      const char *first = json_string_value (json_array_get (layers, 0));
-      const char *id = json_string_value (json_object_get (mv->image, "Id"));
-      images = cl_xstrdup (first);
-      for (int up = 0; up < 2 && strrchr (images, '/'); up++)
-        *strrchr (images, '/') = '\0';
-      cfg = cl_strdup_printf ("blobs/sha256/%s", id);
-      tr_cfg = cl_strdup_printf ("s,^blobs/sha256/%s$,image/config,S", id);
-      argv[n++] = "--transform";
-      argv[n++] = tr_cfg;
-      argv[n++] = "--transform";
-      argv[n++] = "s,^layers/,image/layers/,S";
-      argv[n++] = "--directory";
-      argv[n++] = images;
-      argv[n++] = cfg;
-      json_array_foreach (layers, i, l)
-      {
-        const char *path = json_string_value (l);
-        argv[n++] = (char *)path + strlen (images) + 1;
-      }
-    }
-  if (pipe2 (p, O_CLOEXEC) < 0)
-    {
-      free (argv);
-      return cl_error_errno (err, "pipe");
-    }
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_adddup2 (&fa, p[1], 1);
-  r = posix_spawnp (pid, "tar", &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  free (argv);
-  close (p[1]);
-  if (r != 0)
-    {
-      close (p[0]);
-      return cl_error_make (err, r, "run tar");
-    }
-  *fd = p[0];
-  return 0;
-}
-
-/* Sends the archive in pieces; *size: its bytes. */
-static int
-send_archive (struct move *mv, uint64_t *size, cl_error_t *err)
-{
-  cleanup_free char *ipath = cl_api_url ("/1.0/instances/", mv->newname);
-  cleanup_free char *path = cl_strdup_printf ("%s/upload", ipath);
-  cleanup_free char *buf = cl_xmalloc0 (MOVE_PIECE);
-  uint64_t off = 0;
-  pid_t pid;
-  int fd = -1, st, r = 0;
-
-  if (archive_start (mv, &pid, &fd, err) < 0)
-    return -1;
-  for (;;)
-    {
-      cleanup_free char *query = NULL;
-      size_t n = 0;
-      ssize_t k = 1;
-      while (n < MOVE_PIECE && (k = read (fd, buf + n, MOVE_PIECE - n)) != 0)
-        {
-          if (k < 0 && errno == EINTR)
-            continue;
-          if (k < 0)
-            break;
-          n += (size_t)k;
-        }
-      if (k < 0)
-        {
-          r = cl_error_errno (err, "read the archive");
-          break;
-        }
-      if (n == 0 && off > 0)
-        break;
-      if (interrupted)
-        {
-          r = cl_error_make (err, 0, "move of `%s` interrupted (signal %d): undone", mv->name,
-                             (int)interrupted);
-          break;
-        }
-      struct cl_api_request req = { .method = "PUT", .path = path, .body = buf, .body_len = n };
-      struct cl_api_response resp;
-      req.query = query = cl_strdup_printf ("offset=%llu", (unsigned long long)off);
-      if (cli_request (mv->dst, &req, &resp, err) < 0)
-        {
-          r = cl_error_wrap (err, "send `%s` to remote `%s`", mv->name, mv->remote);
-          break;
-        }
-      if (resp.status != 200)
-        {
-          r = cl_error_make (err, 0, "send `%s` to remote `%s`: %s", mv->name, mv->remote,
-                             json_string_value (json_object_get (resp.json, "error")));
-          cl_api_response_clear (&resp);
-          break;
-        }
-      cl_api_response_clear (&resp);
-      off += n;
-      if (n < MOVE_PIECE)
-        break;
-    }
-  if (r < 0)
-    kill (pid, SIGKILL);
-  close (fd);
-  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
-    ;
-  if (r == 0 && (!WIFEXITED (st) || WEXITSTATUS (st) != 0))
-    r = cl_error_make (err, 0, "archive of `%s` failed (tar exit %d)", mv->name,
-                       WIFEXITED (st) ? WEXITSTATUS (st) : 128 + WTERMSIG (st));
-  *size = off;
-  return r;
-}
-
-static int
-state (struct cli_client *c, const char *name, const char *action, cl_error_t *err)
-{
-  cleanup_free char *ipath = cl_api_url ("/1.0/instances/", name);
-  cleanup_free char *path = cl_strdup_printf ("%s/state", ipath);
-  cleanup_json json_t *body = json_pack ("{s:s, s:i}", "action", action, "timeout", 30);
-  return cli_call (c, "PUT", path, NULL, body, NULL, err);
-}
-
-/* Gives the instance back here as it was, removes the destination's. */
-static void
-move_undo (struct move *mv)
-{
-  cl_error_t ignored = NULL;
-  cleanup_free char *dpath = cl_api_url ("/1.0/instances/", mv->newname);
-
-  if (mv->received && cli_call (mv->dst, "DELETE", dpath, "force=1", NULL, NULL, &ignored) < 0)
-    {
-      fprintf (stderr, "cloison: move: could not remove `%s` on remote `%s`: %s\n", mv->newname,
-               mv->remote, ignored->msg);
-      cl_error_release (&ignored);
-    }
-  if (mv->stopped && state (mv->src, mv->name, "start", &ignored) < 0)
-    {
-      fprintf (stderr, "cloison: move: could not start `%s` again: %s\n", mv->name, ignored->msg);
-      cl_error_release (&ignored);
-    }
-}
-
-/* A connection to uri closed at once: a destination VMM still waiting
-   for the source (which failed before it connected) stops waiting. */
-static void
-poke (const char *uri)
-{
-  const char *hp = uri + 4, *colon = strrchr (hp, ':');
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-  cleanup_free char *host = NULL;
-  int fd;
-
-  if (strncmp (uri, "tcp:", 4) != 0 || colon == NULL)
-    return;
-  host = cl_strdup_printf ("%.*s", (int)(colon - hp), hp);
-  if (host[0] == '[' && host[strlen (host) - 1] == ']')
-    {
-      memmove (host, host + 1, strlen (host));
-      host[strlen (host) - 1] = '\0';
-    }
-  if (getaddrinfo (host, colon + 1, &hints, &res) != 0)
-    return;
-  fd = socket (res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd >= 0)
-    {
-      if (connect (fd, res->ai_addr, res->ai_addrlen) < 0)
-        {
-          /* nothing listens any more: nothing to stop */
-        }
-      close (fd);
-    }
-  freeaddrinfo (res);
 }
 
 /* The figure `key` of the source VMM's last migration status, or -1. */
@@ -455,181 +38,31 @@ figure (json_t *mig, const char *key)
   return json_is_number (v) ? (long long)json_number_value (v) : -1;
 }
 
-/* A running VM, live: the destination makes the instance (an empty disk
-   of the same size) and starts its monitor waiting for the migration on
-   an ephemeral port of the address we reached it at, and says where (the
-   receive operation's metadata); the source's daemon has its VMM send
-   there (memory and disk); once the destination runs it, the source has
-   stopped.  A failure anywhere leaves the VM running here: the source's
-   VMM runs on when a send fails, and the destination's receive undoes
-   itself (its VMM killed, the instance destroyed). */
+/* The move's body: where to, as whom (the remote's pinned certificate,
+   this user's client pair). */
 static int
-move_live (struct move *mv, json_t *body, cl_error_t *err)
+move_body (const char *remote, const char *newname, bool stateless, json_t **out, cl_error_t *err)
 {
-  cleanup_free char *dpath = cl_api_url ("/1.0/instances/", mv->newname);
-  cleanup_free char *spath = cl_api_url ("/1.0/instances/", mv->name);
-  cleanup_free char *recv = cl_strdup_printf ("%s/receive", dpath);
-  cleanup_free char *state_path = cl_strdup_printf ("%s/state", spath);
-  cleanup_free char *disk
-      = cl_strdup_printf ("%s/disk.img", json_string_value (json_object_get (mv->info, "path")));
-  cleanup_free char *text = NULL, *op = NULL, *uri = NULL, *token = NULL;
-  cleanup_json json_t *mig = NULL, *send = NULL;
-  struct cl_api_request req = { .method = "POST", .path = recv };
-  struct cl_api_response resp;
-  struct stat st;
-  uint64_t t0 = cl_now_ns ();
-  int r;
+  struct cli_remote r;
+  cleanup_free char *crt = NULL, *key = NULL;
+  size_t len;
+  int rc = -1;
 
-  if (stat (disk, &st) < 0)
-    return cl_error_errno (err, "live move of `%s`: stat `%s`", mv->name, disk);
-  json_object_set_new (body, "stateful", json_true ());
-  json_object_set_new (body, "disk_size", json_integer ((json_int_t)st.st_size));
-  text = json_dumps (body, JSON_COMPACT);
-  req.body = text;
-  req.body_len = strlen (text);
-  if (cli_request (mv->dst, &req, &resp, err) < 0)
-    return cl_error_wrap (err, "remote `%s`", mv->remote);
-  if (resp.status != 202 || !json_is_string (json_object_get (resp.json, "operation")))
-    {
-      r = cl_error_make (err, 0, "remote `%s`: %s", mv->remote,
-                         json_string_value (json_object_get (resp.json, "error"))
-                             ? json_string_value (json_object_get (resp.json, "error"))
-                             : "receive: no operation");
-      cl_api_response_clear (&resp);
-      return r;
-    }
-  op = cl_xstrdup (json_string_value (json_object_get (resp.json, "operation")));
-  cl_api_response_clear (&resp);
-  /* where the destination listens, once its monitor is about to accept */
-  while (uri == NULL)
-    {
-      cleanup_json json_t *o = NULL;
-      const char *status, *u;
-      /* the destination's monitor gives up waiting by itself (60 s) */
-      if (interrupted)
-        return cl_error_make (err, 0, "move of `%s` interrupted (signal %d): undone", mv->name,
-                              (int)interrupted);
-      if (cli_call (mv->dst, "GET", op, NULL, NULL, &o, err) < 0)
-        return cl_error_wrap (err, "remote `%s`", mv->remote);
-      status = json_string_value (json_object_get (o, "status"));
-      json_t *where = json_object_get (json_object_get (o, "metadata"), "migration");
-      u = json_string_value (json_object_get (where, "uri"));
-      if (u)
-        {
-          uri = cl_xstrdup (u);
-          if (json_is_string (json_object_get (where, "token")))
-            token = cl_xstrdup (json_string_value (json_object_get (where, "token")));
-        }
-      else if (status && strcmp (status, "running") != 0 && strcmp (status, "pending") != 0)
-        {
-          const char *e = json_string_value (json_object_get (o, "err"));
-          return cl_error_make (err, 0, "remote `%s`: %s", mv->remote, e && *e ? e : status);
-        }
-      else
-        usleep (100 * 1000);
-    }
-  /* the source's daemon migrates it (its disk too) and waits for the end;
-     a signal cancels its operation, so its VMM's migration: the VM runs
-     on here (unless the migration had completed) */
-  send = json_pack ("{s:s, s:s, s:s?}", "action", "migrate", "uri", uri, "token", token);
-  if (cli_call_cancellable (mv->src, "PUT", state_path, send, &interrupted, &mig, err) < 0)
-    {
-      cl_error_t ignored = NULL;
-      poke (uri);
-      /* the destination's receive fails too and undoes itself */
-      if (cli_wait_operation (mv->dst, op, NULL, &ignored) < 0)
-        cl_error_release (&ignored);
-      if (interrupted)
-        {
-          cl_error_release (err);
-          return cl_error_make (err, 0,
-                                "move of `%s` interrupted (signal %d): undone (it runs on here)",
-                                mv->name, (int)interrupted);
-        }
-      return cl_error_wrap (err, "live move of `%s` to remote `%s` (it runs on here)", mv->name,
-                            mv->remote);
-    }
-  if (cli_wait_operation (mv->dst, op, NULL, err) < 0)
-    return cl_error_wrap (err, "live move of `%s`: the source completed but remote `%s` says",
-                          mv->name, mv->remote);
-  json_t *m = json_object_get (mig, "migration");
-  fprintf (stderr,
-           "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB, vCPUs"
-           " throttled up to %lld %%, guest paused %lld ms)\n",
-           mv->name, (cl_now_ns () - t0) / 1e9, figure (m, "total_ms"), figure (m, "pass"),
-           figure (m, "bytes_sent") / 1000000, figure (m, "throttle_max_pct"),
-           figure (m, "downtime_ms"));
-  return 0;
-}
-
-static int
-move_run (struct move *mv, cl_error_t *err)
-{
-  cleanup_free char *spath = cl_api_url ("/1.0/instances/", mv->name);
-  cleanup_free char *dpath = cl_api_url ("/1.0/instances/", mv->newname);
-  cleanup_free char *recv = NULL;
-  cleanup_json json_t *body = NULL;
-  const char *kind;
-  uint64_t size = 0;
-
-  if (cli_call (mv->src, "GET", spath, NULL, NULL, &mv->info, err) < 0)
+  if (cli_remote_get (remote, &r, err) < 0)
     return -1;
-  kind = json_string_value (json_object_get (mv->info, "kind"));
-  mv->was_running
-      = strcmp (json_string_value (json_object_get (mv->info, "status")), "running") == 0;
-  if (!mv->stateless && mv->was_running && stateful_refusal (mv, err) < 0)
-    return -1;
-  if (check_destination (mv, err) < 0)
-    return -1;
-  if (mv->was_running && !mv->live)
+  if (cl_read_file (r.client_cert, &crt, &len, err) == 0
+      && cl_read_file (r.client_key, &key, &len, err) == 0)
     {
-      /* stateful: CRIU saves the processes and ends them; a start here
-         (the undo) restores them */
-      mv->checkpointed = !mv->stateless;
-      if (state (mv->src, mv->name, mv->checkpointed ? "checkpoint" : "stop", err) < 0)
-        return mv->checkpointed ? cl_error_wrap (err, "stateful move of `%s`", mv->name) : -1;
-      mv->stopped = true;
+      *out = json_pack ("{s:s, s:b, s:{s:s, s:s, s:s, s:s, s:s, s:I}}", "name", newname,
+                        "stateless", stateless, "target", "remote", remote, "url", r.url,
+                        "certificate", r.server_cert, "client_certificate", crt, "client_key", key,
+                        "timeout", (json_int_t)r.api.timeout_s);
+      rc = 0;
     }
-  if (send_archive (mv, &size, err) < 0)
-    return -1;
-  recv = cl_strdup_printf ("%s/receive", dpath);
-  body = json_pack ("{s:s, s:O, s:I}", "type",
-                    strcmp (kind, "vm") == 0 ? "virtual-machine" : "container", "config",
-                    mv->config, "size", (json_int_t)size);
-  if (mv->image)
-    {
-      /* the store's digests, the last component of each layer's path */
-      json_t *layers = json_array (), *l;
-      size_t i;
-      json_array_foreach (json_object_get (mv->image, "Layers"), i, l)
-      {
-        const char *slash = strrchr (json_string_value (l), '/');
-        json_array_append_new (layers, json_string (slash ? slash + 1 : json_string_value (l)));
-      }
-      json_object_set_new (body, "image_layers", layers);
-    }
-  if (mv->live)
-    {
-      if (move_live (mv, body, err) < 0)
-        return -1;
-      /* the copy here stopped when the migration completed */
-      if (cli_call (mv->src, "DELETE", spath, "force=1", NULL, NULL, err) < 0)
-        return cl_error_wrap (err, "`%s` runs on remote `%s` now, but its copy here stays",
-                              mv->newname, mv->remote);
-      return 0;
-    }
-  if (cli_call (mv->dst, "POST", recv, NULL, body, NULL, err) < 0)
-    return cl_error_wrap (err, "remote `%s`", mv->remote);
-  mv->received = true;
-  /* a checkpointed container's start there restores its processes */
-  if (mv->was_running && state (mv->dst, mv->newname, "start", err) < 0)
-    return cl_error_wrap (err, "start `%s` on remote `%s`", mv->newname, mv->remote);
-  /* the destination has it (running if it ran): this copy goes */
-  mv->stopped = mv->received = false;
-  if (cli_call (mv->src, "DELETE", spath, "force=1", NULL, NULL, err) < 0)
-    return cl_error_wrap (err, "`%s` is on remote `%s` now, but its copy here stays", mv->newname,
-                          mv->remote);
-  return 0;
+  if (key)
+    explicit_bzero (key, strlen (key));
+  cli_remote_clear (&r);
+  return rc;
 }
 
 static int
@@ -638,15 +71,17 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   static const char usage[] = "move [--stateless] NAME REMOTE:[NEWNAME]";
   static const struct option opts[]
       = { { "stateless", no_argument, NULL, 's' }, { NULL, 0, NULL, 0 } };
-  cleanup_free char *remote = NULL;
-  struct move mv = { 0 };
-  const char *colon;
+  cleanup_free char *remote = NULL, *ipath = NULL, *path = NULL;
+  cleanup_json json_t *body = NULL, *out = NULL;
+  struct cli_client *src;
+  const char *colon, *name, *newname;
+  bool stateless = false;
   int c, r;
 
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+", opts, NULL)) != -1)
     if (c == 's')
-      mv.stateless = true;
+      stateless = true;
     else
       return cl_error_make (err, 0, "usage: cloison %s", usage);
   argc -= optind;
@@ -663,32 +98,50 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
                           "move: the instance is one of the local root (--remote `%s` is not"
                           " taken); the destination is REMOTE: in `%s`",
                           g->remote, usage);
-  mv.name = argv[0];
-  mv.remote = remote;
-  mv.newname = colon[1] ? colon + 1 : argv[0];
-  if (cl_validate_name (mv.newname, "new instance name", err) < 0)
+  name = argv[0];
+  newname = colon[1] ? colon + 1 : argv[0];
+  if (cl_validate_name (newname, "new instance name", err) < 0)
     return -1;
-  if (cli_client_open (g->root, g->local, &mv.src, err) < 0)
+  if (move_body (remote, newname, stateless, &body, err) < 0)
     return -1;
-  if (cli_remote_client_open (remote, &mv.dst, err) < 0)
-    {
-      cli_client_close (mv.src);
-      return -1;
-    }
+  if (cli_client_open (g->root, g->local, &src, err) < 0)
+    return -1;
   struct sigaction sa = { .sa_handler = on_signal };
   sigaction (SIGINT, &sa, NULL);
   sigaction (SIGTERM, &sa, NULL);
   sigaction (SIGHUP, &sa, NULL);
-  r = move_run (&mv, err);
-  if (r < 0)
-    move_undo (&mv);
-  else
-    printf ("%s moved to %s:%s\n", mv.name, remote, mv.newname);
-  json_decref (mv.info);
-  json_decref (mv.config);
-  json_decref (mv.image);
-  cli_client_close (mv.src);
-  cli_client_close (mv.dst);
+  /* without a daemon the operation runs here: the signal cancels it */
+  cl_cancel_process (&interrupted);
+  ipath = cl_api_url ("/1.0/instances/", name);
+  path = cl_strdup_printf ("%s/move", ipath);
+  uint64_t t0 = cl_now_ns ();
+  r = cli_call_cancellable (src, "POST", path, body, &interrupted, &out, err);
+  cl_cancel_process (NULL);
+  if (r < 0 && interrupted)
+    {
+      cleanup_json json_t *info = NULL;
+      cl_error_t ignored = NULL;
+      bool here
+          = cli_call (src, "GET", ipath, NULL, NULL, &info, &ignored) == 0
+            && strcmp (json_string_value (json_object_get (info, "status")) ?: "", "running") == 0;
+      cl_error_release (&ignored);
+      cl_error_release (err);
+      r = cl_error_make (err, 0, "move of `%s` interrupted (signal %d): undone%s", name,
+                         (int)interrupted, here ? " (it runs on here)" : "");
+    }
+  else if (r == 0)
+    {
+      json_t *m = json_object_get (out, "migration");
+      if (json_is_true (json_object_get (out, "live")))
+        fprintf (stderr,
+                 "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB,"
+                 " vCPUs throttled up to %lld %%, guest paused %lld ms)\n",
+                 name, (cl_now_ns () - t0) / 1e9, figure (m, "total_ms"), figure (m, "pass"),
+                 figure (m, "bytes_sent") / 1000000, figure (m, "throttle_max_pct"),
+                 figure (m, "downtime_ms"));
+      printf ("%s moved to %s:%s\n", name, remote, newname);
+    }
+  cli_client_close (src);
   return r;
 }
 

@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 static __thread const int *cancel_flag;
+static const volatile sig_atomic_t *process_flag;
 
 void
 cl_cancel_scope (const int *flag)
@@ -12,10 +13,17 @@ cl_cancel_scope (const int *flag)
   cancel_flag = flag;
 }
 
+void
+cl_cancel_process (const volatile sig_atomic_t *flag)
+{
+  process_flag = flag;
+}
+
 bool
 cl_cancelled (void)
 {
-  return cancel_flag != NULL && __atomic_load_n (cancel_flag, __ATOMIC_RELAXED) != 0;
+  return (cancel_flag != NULL && __atomic_load_n (cancel_flag, __ATOMIC_RELAXED) != 0)
+         || (process_flag != NULL && *process_flag != 0);
 }
 
 int

@@ -9,11 +9,16 @@
 
 #include "common/error.h"
 
+#include <signal.h>
 #include <stdbool.h>
 
 /* This thread's flag from now on (read atomically, non-zero: cancel);
    NULL: none, nothing is cancelled. */
 void cl_cancel_scope (const int *flag);
+/* A flag of the whole process (a signal handler's) read by every
+   cancellation point, whatever the thread's: an in-process client's
+   Ctrl-C cancels the operation it runs inline.  NULL: none. */
+void cl_cancel_process (const volatile sig_atomic_t *flag);
 /* Has this thread's action been cancelled? */
 bool cl_cancelled (void);
 /* Raises the error of a cancelled action ("cancelled"); returns -1. */

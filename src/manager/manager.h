@@ -191,6 +191,20 @@ int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error
 int cl_mgr_instance_migrate (struct cl_manager *m, const char *name, const char *uri,
                              const char *token, json_t **figures, cl_error_t *err);
 
+/* A move out of this root (docs/move.md), as its mover (the API's move
+   operation) goes: an intent whose stage tells the recovery what to do
+   if the mover's process dies before cl_mgr_move_out_end. */
+#define CL_MGR_MOVE_HERE "here"       /* nothing changed here yet: nothing to do */
+#define CL_MGR_MOVE_STOPPED "stopped" /* stopped or checkpointed by the move, no
+                                         copy can run elsewhere: start it again */
+#define CL_MGR_MOVE_HANDED "handed"   /* the destination may run it (its start
+                                         asked, or a live migration under way):
+                                         leave it as it is */
+int cl_mgr_move_out_begin (struct cl_manager *m, const char *name, int64_t *id, cl_error_t *err);
+int cl_mgr_move_out_stage (struct cl_manager *m, const char *name, int64_t id, const char *stage,
+                           cl_error_t *err);
+void cl_mgr_move_out_end (struct cl_manager *m, const char *name, int64_t id);
+
 int cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *snap,
                             bool stateful, cl_error_t *err);
 /* Array of {name, created, stateful}. */

@@ -131,6 +131,13 @@ bool cl_mgr_instance_lock_held (struct cl_manager *m, const char *name);
 /* In a forked child that outlives the operation: drop its copies. */
 void cl_mgr_locks_close (struct cl_manager *m);
 
+/* --- mgr_move_out.c: recovery of a move out of this root --- */
+/* The intent "move-out" of `name` at `stage` (its arg) whose owner died:
+   started again when the move had stopped it and no copy can run
+   elsewhere (CL_MGR_MOVE_STOPPED), else left as it is; the intent ends. */
+int cl_mgr_move_out_recover (struct cl_manager *m, const char *name, const char *stage, int64_t id,
+                             cl_error_t *err);
+
 /* --- proc.c: processes we do not own as children --- */
 bool cl_mgr_proc_alive (pid_t pid, uint64_t start);
 /* Waits up to timeout_ms for a process (not our child) to exit; 1 exited,

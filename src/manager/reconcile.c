@@ -81,6 +81,8 @@ intent_recover (struct cl_manager *m, struct intent *it, cl_error_t *err)
   if (strncmp (it->op, "snapshot-", 9) == 0
       && cl_mgr_snapshot_recover (m, it->op, it->instance, it->arg, err) < 0)
     return -1;
+  if (strcmp (it->op, "move-out") == 0)
+    return cl_mgr_move_out_recover (m, it->instance, it->arg, it->id, err);
   /* start: the instance's own reconcile tells what runs */
   return cl_mgr_intent_end (m, it->id, err);
 }

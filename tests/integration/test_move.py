@@ -14,8 +14,10 @@ VM moved (its disk; seeded through the receive route, as no VM boots
 without /dev/kvm); an image the destination lacks sent along; the
 destination daemon killed (-9) during
 the transfer: the source's instance runs again, the destination has none
-after its restart; the source daemon killed; the link cut; the mover
-interrupted."""
+after its restart; the source daemon killed (it drives the move: its
+restart starts the instance here again); the mover killed (the daemon
+finishes); the link cut; the mover interrupted; the move route's bad
+input, and its refusal over TLS."""
 import json
 import os
 import shutil
@@ -334,15 +336,67 @@ def test_destination_killed_mid_transfer(hosts):
 
 
 def test_source_daemon_killed_mid_transfer(hosts):
+    """The source's daemon drives the move: killed (-9) midway, the move
+    dies with it; its restart's recovery (the intent `move-out` at stage
+    `stopped`) starts the instance here again; the destination has no
+    instance, and its half archive goes at its next start."""
+    a, b, cfg = hosts
+    mover, before, part = start_big_move(a, b, cfg)
+    a.kill()
+    _, errout = mover.communicate(timeout=60)
+    assert mover.returncode != 0, errout
+    a.start()
+    runs_on(a, before)
+    assert "recovering interrupted `move-out` of instance `c1`" in open(a.log).read()
+    assert b.names() == []
+    b.stop()
+    b.start()
+    assert b.names() == [] and not os.path.exists(part)
+
+
+def test_mover_killed_the_daemon_finishes(hosts):
+    """The CLI killed (-9) midway: the source's daemon, which drives the
+    move, finishes it: the instance runs there, nothing is left here."""
     a, b, cfg = hosts
     mover, before, _ = start_big_move(a, b, cfg)
-    a.kill()
-    # the files are read directly: the transfer ends, the instance runs
-    # there; only the delete here could not be made
-    end_of_move(mover, "its copy here stays")
+    mover.kill()
+    mover.wait(timeout=30)
+    deadline = time.monotonic() + 180
+    while a.names() != []:
+        assert time.monotonic() < deadline, a.names()
+        time.sleep(0.2)
     runs_on(b, before)
-    a.start()
-    assert a.info("c1")["status"] == "stopped"
+
+
+def test_move_route_refuses_bad_input_and_tls(hosts):
+    """POST /1.0/instances/NAME/move: fields checked (named), an unknown
+    instance 404, nothing changed; over TLS it is refused (the body holds
+    the mover's client key)."""
+    a, b, cfg = hosts
+    a.cli("launch", "busybox", "c1", "--network", "lab", "--", *WORKLOAD)
+    target = {"remote": "hb", "url": b.url, "certificate": "x", "client_certificate": "x",
+              "client_key": "x"}
+    for body, field in (({}, "target"),
+                        ({"target": dict(target, url="http://x")}, "target.url"),
+                        ({"target": dict(target, timeout=-1)}, "target.timeout"),
+                        ({"target": {"remote": "hb"}}, "target.url"),
+                        ({"target": target, "name": "no/slash"}, "name"),
+                        ({"target": target, "stateless": "yes"}, "stateless")):
+        status, reply, _ = a.request("POST", "/1.0/instances/c1/move", body)
+        assert status == 400 and field in reply["error"], (body, reply)
+    status, reply, _ = a.request("POST", "/1.0/instances/nope/move", {"target": target})
+    assert status == 404, reply
+    p = b.cli("move", "c1", "ha:", config=cfg, check=False)  # c1 is not on b
+    assert p.returncode != 0 and "c1" in p.stderr, p.stderr
+    assert a.info("c1")["status"] == "running" and b.names() == []
+    # over TLS, with the trusted client's certificate: refused
+    crt, key = os.path.join(cfg, "client.crt"), os.path.join(cfg, "client.key")
+    p = subprocess.run(["nsenter", "--net=/run/netns/" + a.ns, "curl", "-sk", "--cert", crt,
+                        "--key", key, "-X", "POST", "-d", json.dumps({"target": target}),
+                        a.url + "/1.0/instances/c1/move"], capture_output=True, text=True)
+    reply = json.loads(p.stdout)
+    assert reply["error_code"] == 403 and "only over the local socket" in reply["error"], reply
+    assert a.info("c1")["status"] == "running" and b.names() == []
 
 
 def test_link_cut_mid_transfer(hosts):
