@@ -276,16 +276,18 @@ def test_stopped_vm_moves_with_its_disk(hosts, tmp_path):
         assert f.read(13) == b"marker-of-v1\0"
 
 
-def start_big_move(a, b, cfg):
+def start_big_move(a, b, cfg, local=False):
     """c1 with 200 MiB that zstd cannot shrink (the transfer takes
     seconds), its move started and seen halfway on b: (mover, address of
-    c1, path of b's archive)."""
+    c1, path of b's archive).  local: the move runs in the CLI's process
+    (--local), not in a's daemon."""
     a.cli("launch", "busybox", "c1", "--network", "lab", "--", *WORKLOAD)
     before = address(a.info("c1"))
     a.cli("exec", "c1", "--", "sh", "-c", "head -c 209715200 /dev/urandom > /big")
     env = dict(os.environ, CLOISON_CONFIG=cfg)
     mover = subprocess.Popen(["nsenter", "--net=/run/netns/" + a.ns, binary("cloison"), "--root",
-                              a.root, "move", "--stateless", "c1", "hb:"],
+                              a.root] + (["--local"] if local else [])
+                             + ["move", "--stateless", "c1", "hb:"],
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     part = os.path.join(b.root, "incoming", "c1.tar")
     deadline = time.monotonic() + 60
@@ -312,6 +314,17 @@ def test_mover_interrupted_undoes(hosts):
     mover, before, _ = start_big_move(a, b, cfg)
     mover.terminate()
     end_of_move(mover, "interrupted")
+    runs_on(a, before)
+    assert b.names() == []
+
+
+def test_in_process_move_interrupted_undoes(hosts):
+    """Without the daemon (--local) the move operation runs in the CLI:
+    its signal cancels it there, and it is undone the same way."""
+    a, b, cfg = hosts
+    mover, before, part = start_big_move(a, b, cfg, local=True)
+    mover.send_signal(2)
+    end_of_move(mover, "move of `c1` interrupted (signal 2): undone (it runs on here)")
     runs_on(a, before)
     assert b.names() == []
 
