@@ -58,6 +58,7 @@ struct move
   bool checkpointed; /* stateful: its processes in INSTANCE/checkpoint */
   bool live;         /* a running VM: live migration, no disk in the archive */
   json_t *image;     /* the image's inspect here, when the destination lacks it */
+  json_t *volumes;   /* "VOLUME:/PATH[:ro]" of the destination's volumes to attach */
   json_t *figures;   /* a live move's: the source VMM's last status */
 };
 
@@ -164,6 +165,65 @@ image_inspect (struct move *mv, const char *id, json_t **out, cl_error_t *err)
   return cl_json_load_buffer ("image", text, strlen (text), out, err);
 }
 
+/* The volumes it is attached to: the remote's own of the same names and
+   types take their places (a volume does not move with an instance, as
+   a network does not); mv->volumes gets the receive's specs. */
+static int
+check_volumes (struct move *mv, json_t *server, cl_error_t *err)
+{
+  json_t *v;
+  size_t i;
+
+  mv->volumes = json_array ();
+  json_array_foreach (json_object_get (mv->info, "volumes"), i, v)
+  {
+    const char *name = json_string_value (json_object_get (v, "name"));
+    const char *type = json_string_value (json_object_get (v, "type"));
+    const char *path = json_string_value (json_object_get (v, "path"));
+    cleanup_free char *vp = cl_api_url ("/1.0/volumes/", name);
+    cleanup_json json_t *there = NULL;
+    const char *ttype;
+    json_t *users;
+    int s;
+
+    if (mv->live)
+      return cl_error_make (err, 0,
+                            "live move of `%s`: volume `%s` is attached (a VM moves live with"
+                            " its own disk only); stop it first, or detach the volume",
+                            mv->name, name);
+    if (!has_extension (server, "instance_move_volumes"))
+      return cl_error_make (err, 0,
+                            "remote `%s` does not attach volumes to moved instances (its"
+                            " cloisond is older): detach volume `%s` first",
+                            mv->remote, name);
+    if ((s = status_of (mv, vp, &there, err)) < 0)
+      return cl_error_wrap (err, "remote `%s`", mv->remote);
+    if (s == 404)
+      return cl_error_make (err, 0,
+                            "volume `%s` (attached to `%s` at %s) does not exist on remote `%s`"
+                            " (create it there first, with its data: a volume does not move with"
+                            " an instance)",
+                            name, mv->name, path, mv->remote);
+    ttype = json_string_value (json_object_get (there, "type")) ?: "?";
+    if (strcmp (ttype, type) != 0)
+      return cl_error_make (err, 0, "volume `%s` on remote `%s` is of type %s, `%s`'s is %s",
+                            name, mv->remote, ttype, mv->name, type);
+    users = json_object_get (there, "attachments");
+    if (strcmp (type, "image") == 0 && json_array_size (users) > 0)
+      return cl_error_make (err, 0,
+                            "volume `%s` on remote `%s` is attached to `%s` (a volume with a size"
+                            " is attached to one instance at a time)",
+                            name, mv->remote,
+                            json_string_value (
+                                json_object_get (json_array_get (users, 0), "instance")));
+    json_array_append_new (mv->volumes,
+                           json_sprintf ("%s:%s%s", name, path,
+                                         json_is_true (json_object_get (v, "readonly")) ? ":ro"
+                                                                                        : ""));
+  }
+  return 0;
+}
+
 /* What must hold on the destination before anything changes: no
    instance of that name, the instance's networks, its image, its
    addresses free there.  mv->config gets the addresses kept. */
@@ -202,6 +262,8 @@ check_destination (struct move *mv, cl_error_t *err)
   if (s != 404)
     return cl_error_make (err, 0, "instance `%s` already exists on remote `%s`", mv->newname,
                           mv->remote);
+  if (check_volumes (mv, server, err) < 0)
+    return -1;
   if (!json_is_true (json_object_get (cfg, "no_network")))
     json_array_foreach (nets, i, e)
     {
@@ -640,6 +702,8 @@ move_run (struct move *mv, cl_error_t *err)
       }
       json_object_set_new (body, "image_layers", layers);
     }
+  if (json_array_size (mv->volumes) > 0)
+    json_object_set (body, "volumes", mv->volumes);
   if (mv->live)
     {
       if (move_live (mv, body, err) < 0)
@@ -741,6 +805,7 @@ out:
   json_decref (mv.info);
   json_decref (mv.config);
   json_decref (mv.image);
+  json_decref (mv.volumes);
   json_decref (mv.figures);
   return r;
 }

@@ -195,11 +195,12 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
 {
   const char *archive = json_string_value (json_object_get (args, "archive"));
   json_t *layers = json_object_get (args, "image_layers"), *l;
+  json_t *volumes = json_object_get (args, "volumes");
   cleanup_free char *uri = NULL;
   struct cl_mgr_live_in live = { .listen_fd = -1 };
   struct live_publish pub = { .op = op };
   char token[33];
-  char **v = NULL;
+  char **v = NULL, **vols = NULL;
   size_t i;
   int r = 0;
 
@@ -223,11 +224,17 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       v = cl_xmalloc0 ((json_array_size (layers) + 1) * sizeof *v);
       json_array_foreach (layers, i, l) v[i] = (char *)json_string_value (l);
     }
+  if (json_is_array (volumes))
+    {
+      vols = cl_xmalloc0 ((json_array_size (volumes) + 1) * sizeof *vols);
+      json_array_foreach (volumes, i, l) vols[i] = (char *)json_string_value (l);
+    }
   if (r == 0)
     r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
                                  json_string_value (json_object_get (args, "kind")),
-                                 json_object_get (args, "config"), archive, v,
+                                 json_object_get (args, "config"), archive, v, vols,
                                  live.listen_fd >= 0 ? &live : NULL, err);
+  free (vols);
   if (live.listen_fd >= 0)
     close (live.listen_fd);
   free (v);
@@ -245,6 +252,8 @@ static const struct api_field receive_fields[] = {
   { "size", API_INT, true, NULL },
   /* the image's layers (lowest first) when the archive holds the image */
   { "image_layers", API_STRING_ARRAY, false, NULL },
+  /* "VOLUME:/PATH[:ro]": this host's volumes it is attached to */
+  { "volumes", API_STRING_ARRAY, false, NULL },
   /* a running VM moving live: its disk's size (the archive holds no
      disk); the operation's metadata gets {"migration": {"uri"}} */
   { "stateful", API_BOOL, false, NULL },
@@ -280,6 +289,12 @@ cl_api_instance_receive (struct api_call *c)
                               " checkpointed, without it)");
       return;
     }
+  if (stateful && json_array_size (json_object_get (c->body, "volumes")) > 0)
+    {
+      cl_api_reply_bad_field (c, "volumes",
+                              "volumes: a VM moving live takes none (its disks are its own)");
+      return;
+    }
   if (stateful && disk_size <= 0)
     {
       cl_api_reply_bad_field (c, "disk_size", "disk_size: expected the disk's bytes (> 0)");
@@ -300,9 +315,11 @@ cl_api_instance_receive (struct api_call *c)
   if (instance_absent (c, name) < 0)
     return;
   cl_api_op_start (c, &kind_receive, name, NULL,
-                   json_pack ("{s:s, s:s, s:O, s:s, s:O?, s:b, s:I, s:s?}", "name", name, "kind",
-                              strcmp (type, "container") == 0 ? "container" : "vm", "config",
-                              json_object_get (c->body, "config"), "archive", path, "image_layers",
-                              json_object_get (c->body, "image_layers"), "stateful", stateful,
-                              "disk_size", disk_size, "address", c->req->local_address));
+                   json_pack ("{s:s, s:s, s:O, s:s, s:O?, s:O?, s:b, s:I, s:s?}", "name", name,
+                              "kind", strcmp (type, "container") == 0 ? "container" : "vm",
+                              "config", json_object_get (c->body, "config"), "archive", path,
+                              "image_layers", json_object_get (c->body, "image_layers"),
+                              "volumes", json_object_get (c->body, "volumes"), "stateful",
+                              stateful, "disk_size", disk_size, "address",
+                              c->req->local_address));
 }

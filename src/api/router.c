@@ -28,6 +28,7 @@ static const char *const api_extensions[] = {
   "instance_move_stateful", /* PUT .../state checkpoint; a received checkpoint/ restores */
   "instance_move_live",     /* POST .../receive stateful (VMs), PUT .../state migrate */
   "instance_move_source",   /* POST .../move: this daemon drives a move out */
+  "instance_move_volumes",  /* POST .../receive volumes: attached to this host's */
   "images_fetch",
   "container_exec",
   "vm_exec",

@@ -732,7 +732,7 @@ receive_live (struct cl_manager *m, const char *name, const struct cl_mgr_live_i
 
 int
 cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind, json_t *config,
-                         const char *archive, char **image_layers,
+                         const char *archive, char **image_layers, char **volumes,
                          const struct cl_mgr_live_in *live, cl_error_t *err)
 {
   cleanup_instance struct instance *to = NULL;
@@ -782,6 +782,13 @@ cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kin
     r = cl_mgr_image_use (m, image_id, name, err);
   if (r == 0 && to->kind == KIND_CONTAINER)
     r = cl_mkdir_p (work, 0755, err) < 0 || cl_mkdir_p (rootfs, 0755, err) < 0 ? -1 : 0;
+  if (r == 0 && volumes)
+    {
+      size_t n = 0;
+      while (volumes[n])
+        n++;
+      r = cl_mgr_volume_attach_specs (m, name, (const char **)volumes, n, err);
+    }
   if (r == 0 && live)
     r = receive_live (m, name, live, err); /* running when it returns 0 */
   else if (r == 0)

@@ -161,8 +161,10 @@ int cl_mgr_instance_copy (struct cl_manager *m, const char *src, const char *dst
    or disk.img).  image_layers (NULL-terminated, lowest first; NULL: the
    image must be here): the archive also holds the image, in image/ (see
    cl_img_receive).  Undone on failure, and by the recovery when the
-   process dies midway (intent "receive").  live (NULL: none): a running
-   VM's live migration comes in instead of its disk (docs/move.md). */
+   process dies midway (intent "receive").  volumes (NULL-terminated
+   "VOLUME:/PATH[:ro]", NULL: none): this host's volumes it is attached to,
+   as launch's --volume.  live (NULL: none): a running VM's live migration
+   comes in instead of its disk (docs/move.md). */
 struct cl_mgr_live_in
 {
   int listen_fd;      /* a listening TCP socket: the source's VMM connects */
@@ -176,7 +178,7 @@ struct cl_mgr_live_in
 };
 int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char *kind,
                              json_t *config, const char *archive, char **image_layers,
-                             const struct cl_mgr_live_in *live, cl_error_t *err);
+                             char **volumes, const struct cl_mgr_live_in *live, cl_error_t *err);
 
 /* A stateful move's first step: the running container's processes into
    INSTANCE/checkpoint (CRIU), which ends them; the instance is stopped

@@ -567,7 +567,10 @@ def test_live_move_routes_refuse_bad_input(hosts):
     image_id = json.loads(b.cli("image", "inspect", "busybox").stdout)["Id"]
     config = {"image_id": image_id, "no_network": True}
     for body, field in (({"type": "container", "stateful": True}, "stateful"),
-                        ({"type": "virtual-machine", "stateful": True}, "disk_size")):
+                        ({"type": "virtual-machine", "stateful": True}, "disk_size"),
+                        ({"type": "virtual-machine", "stateful": True, "disk_size": 1,
+                          "volumes": ["data:/data"]}, "volumes"),
+                        ({"type": "container", "volumes": "data:/data"}, "volumes")):
         body.update(config=config, size=10)
         st, j, _ = b.request("POST", "/1.0/instances/x1/receive", body)
         assert st == 400 and j["error"].startswith(field + ":"), j
@@ -619,3 +622,50 @@ def test_live_move_of_a_running_vm_needs_kvm(hosts, tmp_path):
         db.close()
         stand.kill()
         stand.wait()
+
+
+def test_volumes_are_the_destinations_own(hosts):
+    """A container's volumes: the remote's volumes of the same names and
+    types take their places at the same paths and modes (a volume does
+    not move with an instance); a missing one, or one of another type, is
+    refused before anything changes."""
+    a, b, cfg = hosts
+    a.cli("volume", "create", "data")
+    a.cli("volume", "create", "conf")
+    a.cli("launch", "busybox", "c1", "--network", "lab", "--", *WORKLOAD)
+    a.cli("volume", "attach", "data", "c1", "/data")
+    a.cli("volume", "attach", "--readonly", "conf", "c1", "/etc/app")
+    a.cli("restart", "--timeout", "0", "c1")
+    a.cli("exec", "c1", "--", "sh", "-c", "echo here > /data/f")
+    p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0 and p.stderr == (
+        "cloison: volume `data` (attached to `c1` at /data) does not exist on remote `hb`"
+        " (create it there first, with its data: a volume does not move with an instance)\n"
+    ), p.stderr
+    b.cli("volume", "create", "data", "--size", "16M")
+    p = a.cli("move", "--stateless", "c1", "hb:", config=cfg, check=False)
+    assert p.returncode != 0 and p.stderr == (
+        "cloison: volume `data` on remote `hb` is of type image, `c1`'s is dir\n"), p.stderr
+    assert a.info("c1")["status"] == "running" and b.names() == []
+    b.cli("volume", "delete", "data")
+    b.cli("volume", "create", "data")
+    b.cli("volume", "create", "conf")
+    vols = {v["name"]: v for v in json.loads(b.cli("volume", "list", "--format",
+                                                   "json").stdout)}
+    with open(os.path.join(vols["data"]["path"], "f"), "w") as f:
+        f.write("there\n")
+    a.cli("move", "--stateless", "c1", "hb:", config=cfg)
+    info = b.info("c1")
+    assert info["status"] == "running"
+    assert sorted((v["name"], v["path"], v["readonly"]) for v in info["volumes"]) == [
+        ("conf", "/etc/app", True), ("data", "/data", False)]
+    assert b.cli("exec", "c1", "--", "cat", "/data/f").stdout == "there\n"
+    assert b.cli("exec", "c1", "--", "touch", "/etc/app/x", check=False).returncode != 0
+    # here: the instance gone, its volumes detached and kept with their data
+    assert a.names() == []
+    here = {v["name"]: v for v in json.loads(a.cli("volume", "list", "--format",
+                                                   "json").stdout)}
+    assert here["data"]["attachments"] == [] and here["conf"]["attachments"] == []
+    with open(os.path.join(here["data"]["path"], "f")) as f:
+        assert f.read() == "here\n"
+    b.cli("delete", "--force", "c1")

@@ -11,7 +11,8 @@ the marker is on b's disk (block migration) once b stops it.  Then a
 move back that cannot finish (the destination's daemon killed -9 while
 the migration runs): the VM still runs on b, ticking on, and a, its
 daemon restarted, has nothing of it.  Then a move back cancelled with
-Ctrl-C while the migration runs: the same.  The move's total time and the
+Ctrl-C while the migration runs: the same.  Before all that, a move with a
+volume attached is refused with one line, nothing changed.  The move's total time and the
 pause the guest saw (the largest gap between two ticks' uptimes, less the
 0.5 s the guest sleeps) are printed."""
 import re
@@ -40,6 +41,12 @@ daemon /tmp/rb 127.0.0.1:8442
 check remote remotes https://127.0.0.1:8441 https://127.0.0.1:8442
 check launch $A launch busybox vm1 --vm --no-network --memory 128M -- sh -c '%(ticker)s'
 wait_tick ra 6
+# a volume attached: refused before anything changes, then detached
+$A volume create vdata
+$A volume attach vdata vm1 /data > /dev/null
+$A move vm1 hb: > /tmp/vol.out 2>&1; echo "lab: vol rc=$?"
+sed 's/^/lab: vol: /' /tmp/vol.out
+$A volume detach vdata vm1 > /dev/null
 echo "lab: before $(ticks ra | tail -1)"
 timed_move
 echo "lab: source list: $($A list --format json | tr -d ' \n')"
@@ -123,6 +130,13 @@ def test_running_vm_moves_live_and_ticks_on_without_reboot(run):
     assert figures, out
     print("live move: total %s s, guest-seen pause %.2f s (uptime %.2f -> %.2f); %s"
           % (took.group(1) if took else "?", pause, last[1], first[1], figures.group(0)))
+
+
+def test_volume_attached_refused_before_anything_changes(run):
+    assert "lab: vol rc=1" in run.output, run.output
+    assert re.search(r"^lab: vol: cloison: live move of `vm1`: volume `vdata` is attached \(a VM"
+                     r" moves live with its own disk only\); stop it first, or detach the volume$",
+                     run.output, re.M), run.output
 
 
 def test_exec_and_list_work_on_the_destination(run):
