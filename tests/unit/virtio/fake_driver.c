@@ -123,10 +123,10 @@ desc (struct drv *d, unsigned q, unsigned i)
   return (struct virtq_desc *) (d->vm->ram + d->qbase[q] + DESC) + i;
 }
 
-/* Offers descriptors 0..n-1 of queue q as one chain and kicks. */
+/* Offers descriptors 0..n-1 of queue q as one chain, without a kick. */
 void
-submit (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint32_t *len,
-        const uint16_t *flags)
+offer (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint32_t *len,
+       const uint16_t *flags)
 {
   uint16_t *avail = (uint16_t *) (d->vm->ram + d->qbase[q] + AVAIL);
   for (unsigned i = 0; i < n; i++)
@@ -134,6 +134,14 @@ submit (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint3
                                            flags[i] | (i + 1 < n ? VIRTQ_DESC_F_NEXT : 0), i + 1 };
   avail[2 + d->avail_idx[q] % QSZ] = 0;
   avail[1] = ++d->avail_idx[q];
+}
+
+/* Offers them and kicks. */
+void
+submit (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint32_t *len,
+        const uint16_t *flags)
+{
+  offer (d, q, n, addr, len, flags);
   wr (d, d->notify + q * d->mult, q, 2);
   fake_vm_poll (d->vm);
 }

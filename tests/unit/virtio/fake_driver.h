@@ -35,6 +35,8 @@ void find_caps (struct drv *d);
 void drv_init (struct drv *d, struct vm *vm, int index, unsigned nq, uint64_t extra);
 struct virtq_desc *desc (struct drv *d, unsigned q, unsigned i);
 /* Offers descriptors 0..n-1 of queue q as one chain and kicks. */
+void offer (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint32_t *len,
+            const uint16_t *flags);
 void submit (struct drv *d, unsigned q, unsigned n, const uint64_t *addr, const uint32_t *len,
              const uint16_t *flags);
 uint16_t used_idx (struct drv *d, unsigned q);

@@ -410,6 +410,52 @@ test_persist_roundtrip (void **state)
   fake_vm_free (vm2);
 }
 
+/* A request the guest offered and kicked while the saving side's I/O
+   thread was parking: the kick stays behind with that side.  The
+   restored device kicks its ready queues itself (activate), so it is
+   served, once. */
+static void
+test_persist_restore_serves_a_lost_kick (void **state)
+{
+  struct blk_fixture *f = *state;
+  struct drv d, d2;
+  uint8_t buf[512];
+  struct vm *vm2 = fake_vm_new ();
+  cl_error_t err = NULL;
+  json_t *saved;
+  struct
+  {
+    uint32_t type, reserved;
+    uint64_t sector;
+  } h = { 0, 0, 0 };
+  uint64_t addr[3] = { BUF, BUF + 0x100, BUF + 0x300 };
+  uint32_t lens[3] = { 16, 512, 1 };
+  uint16_t flags[3] = { 0, VIRTQ_DESC_F_WRITE, VIRTQ_DESC_F_WRITE };
+
+  drv_init (&d, f->vm, 0, 1, 0);
+  assert_int_equal (blk_req (&d, 0, 0, buf, 512, true), 0);
+  memcpy (f->vm->ram + BUF, &h, sizeof h);
+  f->vm->ram[BUF + 0x300] = 0xee;
+  offer (&d, 0, 3, addr, lens, flags); /* its kick never reaches the device */
+  saved = f->vm->persist_ops[0]->save (f->vm->persist_opaque[0]);
+  memcpy (vm2->ram, f->vm->ram, FAKE_MEM_SIZE);
+  assert_int_equal (cl_vmm_virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
+  assert_int_equal (vm2->persist_ops[0]->restore (vm2->persist_opaque[0], saved, &err), 0);
+  json_decref (saved);
+  d2 = d;
+  d2.vm = vm2;
+  d2.pci = vm2->pci[0];
+  assert_int_equal (used_idx (&d2, 0), 1);
+  fake_vm_poll (vm2);
+  assert_int_equal (used_idx (&d2, 0), 2);
+  assert_int_equal (vm2->ram[BUF + 0x300], 0);
+  /* and the resume's own kicks find nothing more to do */
+  vm2->persist_ops[0]->resumed (vm2->persist_opaque[0]);
+  fake_vm_poll (vm2);
+  assert_int_equal (used_idx (&d2, 0), 2);
+  fake_vm_free (vm2);
+}
+
 static void
 test_rng (void **state)
 {
@@ -568,6 +614,7 @@ main (void)
     B (test_blk_status_in_readable_buffer),
     B (test_msix_mask_pending),
     B (test_persist_roundtrip),
+    B (test_persist_restore_serves_a_lost_kick),
     cmocka_unit_test (test_rng),
     cmocka_unit_test (test_console),
     cmocka_unit_test (test_console_file_input),
