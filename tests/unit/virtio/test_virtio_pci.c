@@ -375,30 +375,39 @@ test_msix_mask_pending (void **state)
   assert_int_equal (interrupts (&d, 1), 1);
 }
 
+/* The fixture's device saved and restored in a new process (same devices
+   in the same order, memory copied): its machine, and *d2 the driver of
+   d on it (caller frees the machine). */
+static struct vm *
+blk_restored (struct blk_fixture *f, const struct drv *d, struct drv *d2)
+{
+  struct vm *vm2 = fake_vm_new ();
+  cl_error_t err = NULL;
+  json_t *saved = f->vm->persist_ops[0]->save (f->vm->persist_opaque[0]);
+
+  assert_non_null (saved);
+  memcpy (vm2->ram, f->vm->ram, FAKE_MEM_SIZE);
+  assert_int_equal (cl_vmm_virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
+  assert_int_equal (vm2->persist_ops[0]->restore (vm2->persist_opaque[0], saved, &err), 0);
+  json_decref (saved);
+  *d2 = *d;
+  d2->vm = vm2;
+  d2->pci = vm2->pci[0];
+  return vm2;
+}
+
 static void
 test_persist_roundtrip (void **state)
 {
   struct blk_fixture *f = *state;
   struct drv d, d2;
   uint8_t buf[512];
-  struct vm *vm2 = fake_vm_new ();
-  cl_error_t err = NULL;
-  json_t *saved;
+  struct vm *vm2;
 
   drv_init (&d, f->vm, 0, 1, 0);
   assert_int_equal (blk_req (&d, 0, 0, buf, 512, true), 0);
   assert_int_equal (blk_req (&d, 0, 0, buf, 512, true), 0);
-  saved = f->vm->persist_ops[0]->save (f->vm->persist_opaque[0]);
-  assert_non_null (saved);
-
-  /* A new process: same devices in the same order, memory copied. */
-  memcpy (vm2->ram, f->vm->ram, FAKE_MEM_SIZE);
-  assert_int_equal (cl_vmm_virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
-  assert_int_equal (vm2->persist_ops[0]->restore (vm2->persist_opaque[0], saved, &err), 0);
-  json_decref (saved);
-  d2 = d;
-  d2.vm = vm2;
-  d2.pci = vm2->pci[0];
+  vm2 = blk_restored (f, &d, &d2);
   assert_int_equal (rd (&d2, d2.common + 0x14, 1), 1 | 2 | 4 | 8);
   wr (&d2, d2.common + 0x16, 0, 2);
   assert_int_equal (rd (&d2, d2.common + 0x20, 8), DESC);
@@ -420,9 +429,7 @@ test_persist_restore_serves_a_lost_kick (void **state)
   struct blk_fixture *f = *state;
   struct drv d, d2;
   uint8_t buf[512];
-  struct vm *vm2 = fake_vm_new ();
-  cl_error_t err = NULL;
-  json_t *saved;
+  struct vm *vm2;
   struct
   {
     uint32_t type, reserved;
@@ -437,14 +444,7 @@ test_persist_restore_serves_a_lost_kick (void **state)
   memcpy (f->vm->ram + BUF, &h, sizeof h);
   f->vm->ram[BUF + 0x300] = 0xee;
   offer (&d, 0, 3, addr, lens, flags); /* its kick never reaches the device */
-  saved = f->vm->persist_ops[0]->save (f->vm->persist_opaque[0]);
-  memcpy (vm2->ram, f->vm->ram, FAKE_MEM_SIZE);
-  assert_int_equal (cl_vmm_virtio_blk_create (vm2, f->path, false, NULL, &err), 0);
-  assert_int_equal (vm2->persist_ops[0]->restore (vm2->persist_opaque[0], saved, &err), 0);
-  json_decref (saved);
-  d2 = d;
-  d2.vm = vm2;
-  d2.pci = vm2->pci[0];
+  vm2 = blk_restored (f, &d, &d2);
   assert_int_equal (used_idx (&d2, 0), 1);
   fake_vm_poll (vm2);
   assert_int_equal (used_idx (&d2, 0), 2);
