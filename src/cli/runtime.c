@@ -345,9 +345,10 @@ cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_
       cl_error_make (err, 0, "%s: --page-server is not supported", cmd);
       goto out;
     }
-  if (p.value[K_CONSOLE])
+  /* restore: a terminal's new pty master goes there, as at create */
+  if (p.value[K_CONSOLE] && !restore)
     {
-      cl_error_make (err, 0, "%s: --console-socket is not supported (use --shell-job)", cmd);
+      cl_error_make (err, 0, "checkpoint: --console-socket is for restore");
       goto out;
     }
   /* runc's own default, always: a network namespace of the container's
@@ -372,6 +373,7 @@ cmd_checkpoint (struct global *g, int argc, char **argv, bool restore, cl_error_
   o.pre_dump = p.set[K_PREDUMP];
   o.bundle = p.value[K_BUNDLE];
   o.pid_file = p.value[K_PIDFILE];
+  o.console_socket = p.value[K_CONSOLE];
   o.runc_compat = true;
   r = restore ? cl_ctr_restore (g->root, p.pos[0], &o, err)
               : cl_ctr_checkpoint (g->root, p.pos[0], &o, err);

@@ -20,6 +20,7 @@
 #include "container/criu_netlock.h"
 #include "container/cgroup.h"
 #include "container/checkpoint_tmpfs.h"
+#include "container/console.h"
 #include "container/ctr_state.h"
 #include "container/netdev.h"
 #include "container/rootfs.h"
@@ -30,7 +31,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -258,6 +261,12 @@ criu_check (const char *criu, const char *root, cl_error_t *err)
   return 0;
 }
 
+/* A terminal's /dev/console: a bind mount of the pty slave, whose master
+   conmon holds.  CRIU's command line cannot dump a devpts bind mount
+   without its master (only its RPC has --orphan-pts-master): it is
+   external, and the restore binds the new pty's slave there. */
+#define CONSOLE_KEY "/dev/console"
+
 /* The spec's bind mounts and /dev/null-masked files: (destination, host
    source) pairs for CRIU's --external mnt[KEY]:VALUE.  `pid` (dump): the
    container's init, to tell masked files from masked directories (those
@@ -269,6 +278,8 @@ external_mounts (json_t *config, const char *bundle, struct argv_builder *a, pid
   bool restore = pid == 0;
   json_t *mounts = json_object_get (config, "mounts"), *m;
   size_t i;
+  if (!restore && json_is_true (json_object_get (json_object_get (config, "process"), "terminal")))
+    arg (a, "--external=mnt[" CONSOLE_KEY "]:" CONSOLE_KEY);
   json_array_foreach (mounts, i, m)
     {
       const char *dest = json_string_value (json_object_get (m, "destination"));
@@ -464,12 +475,25 @@ own_mount (pid_t pid, unsigned long id)
   return false;
 }
 
+/* Linux's pty slaves: majors 136-143 (UNIX98_PTY_SLAVE_MAJOR, 8 of them) */
+#define PTY_SLAVE_MAJOR 136
+#define PTY_SLAVE_MAJORS 8
+
+static bool
+key_is_tty (const char *key)
+{
+  return key && strncmp (key, "tty[", 4) == 0;
+}
+
 /* CRIU's key of a file the process holds as `fd` on a mount that is not
    one of its own (the host's /dev/null conmon gives as stdin, a log file):
-   "file[MNT_ID:INODE]", external at dump, inherited at restore.  NULL:
-   none (a pipe, a socket, a file of the container's). */
+   "file[MNT_ID:INODE]"; or of a pty slave whose master is not the
+   container's (conmon holds it): "tty[RDEV:DEV]", as LXC gives CRIU its
+   console; unless shell_job (CRIU's own way with a terminal).  External
+   at dump, inherited at restore.  NULL: none (a pipe, a socket, a file of
+   the container's). */
 static char *
-outside_file_key (pid_t pid, int fd)
+outside_file_key (pid_t pid, int fd, bool shell_job)
 {
   cleanup_free char *path = cl_strdup_printf ("/proc/%d/fd/%d", (int)pid, fd);
   cleanup_free char *info = cl_strdup_printf ("/proc/%d/fdinfo/%d", (int)pid, fd);
@@ -481,6 +505,11 @@ outside_file_key (pid_t pid, int fd)
 
   if (stat (path, &sb) < 0 || !(S_ISREG (sb.st_mode) || S_ISCHR (sb.st_mode)))
     return NULL;
+  if (S_ISCHR (sb.st_mode) && major (sb.st_rdev) >= PTY_SLAVE_MAJOR
+      && major (sb.st_rdev) < PTY_SLAVE_MAJOR + PTY_SLAVE_MAJORS)
+    return shell_job ? NULL
+                     : cl_strdup_printf ("tty[%llx:%llx]", (unsigned long long)sb.st_rdev,
+                                         (unsigned long long)sb.st_dev);
   if (cl_read_file (info, &text, &len, &ignored) < 0)
     {
       cl_error_release (&ignored);
@@ -496,22 +525,27 @@ outside_file_key (pid_t pid, int fd)
 /* At dump: what the init's stdio is, in descriptors.json as runc writes
    it (readlink of /proc/PID/fd/0..2: "pipe:[INODE]", "/dev/null"...),
    and in STDIO_KEYS the CRIU keys of those that are files outside the
-   container (outside_file_key; null for the others), made external. */
+   container (outside_file_key; null for the others), made external
+   (each once: a terminal is all three). */
 static int
-record_stdio (pid_t pid, const char *dir, struct argv_builder *a, cl_error_t *err)
+record_stdio (pid_t pid, const char *dir, bool shell_job, struct argv_builder *a,
+              cl_error_t *err)
 {
   json_t *fds = json_array (), *keys = json_array ();
   for (int i = 0; i < 3; i++)
     {
       char link[64], target[4096];
       ssize_t n;
-      char *key = outside_file_key (pid, i);
+      char *key = outside_file_key (pid, i, shell_job);
+      bool seen = false;
       snprintf (link, sizeof link, "/proc/%d/fd/%d", (int)pid, i);
       n = readlink (link, target, sizeof target - 1);
       target[n < 0 ? 0 : n] = 0;
+      for (int j = 0; key && j < i; j++)
+        seen |= strcmp (json_string_value (json_array_get (keys, j)) ?: "", key) == 0;
       json_array_append_new (fds, json_string (target));
       json_array_append_new (keys, key ? json_string (key) : json_null ());
-      if (key)
+      if (key && !seen)
         arg (a, "--external=%s", key);
       free (key);
     }
@@ -539,11 +573,46 @@ inherited_close (struct inherited *h)
   h->n = 0;
 }
 
+/* A terminal's new pty at restore: its master goes to the console socket
+   (as at create), its slave is inherited by criu in the dumped slave's
+   place (`key`), for the three stdio of the init that were on it. */
+static int
+inherit_pty (json_t *config, const struct cl_container_checkpoint_opts *o, const char *key,
+             struct argv_builder *a, struct inherited *h, cl_error_t *err)
+{
+  int master, slave, r, index;
+
+  if (o->console_socket == NULL)
+    return cl_error_make (err, 0,
+                          "restore: the checkpoint's process is on a terminal (%s):"
+                          " --console-socket is required",
+                          key);
+  if (cl_ctr_console_open_pty ("/dev/ptmx",
+                               json_object_get (json_object_get (config, "process"), "consoleSize"),
+                               &master, &slave, err)
+      < 0)
+    return -1;
+  h->fd[h->n++] = slave; /* not O_CLOEXEC: criu inherits it */
+  if (ioctl (master, TIOCGPTN, &index) < 0)
+    {
+      close (master);
+      return cl_error_errno (err, "restore: the new pty's number");
+    }
+  r = cl_ctr_console_send_to_socket (o->console_socket, master, err);
+  close (master);
+  if (r < 0)
+    return -1;
+  arg (a, "--inherit-fd=fd[%d]:%s", slave, key);
+  arg (a, "--external=mnt[" CONSOLE_KEY "]:/dev/pts/%d", index);
+  return 0;
+}
+
 /* At restore: criu inherits (no O_CLOEXEC) the network namespace at the
    new config's path for the dump's extRootNetNS, and, with stdio, our own
    stdin/stdout/stderr for the init's pipes of descriptors.json (runc does
-   the same: the pipes a new conmon gave us take the dumped ones' place)
-   and for its files outside the container (STDIO_KEYS). */
+   the same: the pipes a new conmon gave us take the dumped ones' place),
+   for its files outside the container (STDIO_KEYS), and a new pty for
+   its terminal (inherit_pty). */
 static int
 inherit_fds (json_t *config, const struct cl_container_checkpoint_opts *o, struct argv_builder *a,
              struct inherited *h, cl_error_t *err)
@@ -564,20 +633,33 @@ inherit_fds (json_t *config, const struct cl_container_checkpoint_opts *o, struc
   cleanup_free char *kpath = cl_strdup_printf ("%s/" STDIO_KEYS, image_dir);
   cleanup_json json_t *fds = json_load_file (path, 0, NULL);
   cleanup_json json_t *keys = json_load_file (kpath, 0, NULL);
+  bool tty = false;
   for (size_t i = 0; i < 3; i++)
     {
       const char *s = json_string_value (json_array_get (fds, i));
       const char *key = json_string_value (json_array_get (keys, i));
       if (key == NULL && s && strncmp (s, "pipe:", 5) == 0)
         key = s;
-      if (key == NULL)
+      if (key == NULL || (key_is_tty (key) && tty))
         continue;
+      if (key_is_tty (key))
+        {
+          tty = true;
+          if (inherit_pty (config, o, key, a, h, err) < 0)
+            return -1;
+          continue;
+        }
       int fd = fcntl ((int)i, F_DUPFD, 3);
       if (fd < 0)
         return cl_error_errno (err, "restore: stdio %zu (%s, %s)", i, key, path);
       h->fd[h->n++] = fd;
       arg (a, "--inherit-fd=fd[%d]:%s", fd, key);
     }
+  if (o->console_socket && !tty)
+    return cl_error_make (err, 0,
+                          "restore: --console-socket: the checkpoint's process was not on a"
+                          " terminal (%s)",
+                          path);
   return 0;
 }
 
@@ -697,7 +779,8 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   cl_error_release (&ignored);
   if ((!o->pre_dump && still && tmpfs_externals (config, st.pid, o->image_path, &a, err) < 0)
       || external_netns (config, o->external_netns, st.pid, &a, err) < 0
-      || (o->runc_compat && !o->pre_dump && record_stdio (st.pid, o->image_path, &a, err) < 0))
+      || (o->runc_compat && !o->pre_dump
+          && record_stdio (st.pid, o->image_path, o->shell_job, &a, err) < 0))
     goto out;
   int rc = run_criu (criu, &a, NULL, &out, err);
   if (froze && cl_ctr_cgroup_freeze (cg, false, &ignored) == 0)

@@ -85,6 +85,10 @@ struct cl_container_checkpoint_opts
      config's path, if it gives one) */
   bool external_netns;
   const char *netns;
+  /* restore (runc_compat) of a process that was on a terminal: a new pty
+     is made, its master sent to this AF_UNIX path as at create, and its
+     slave takes the dumped one's place (CRIU's external tty) */
+  const char *console_socket;
 };
 /* Dumps the running container into image_path; without leave_running (or
    pre_dump) the container is then gone, as with runc.  Fails with one

@@ -61,6 +61,7 @@ def test_unsupported_kernel_is_one_clear_line(rt, tmp_path, bundle):
      "--manage-cgroups-mode `bogus`: expected soft, full, strict or ignore"),
     (["--page-server", "1.2.3.4:5", "x"], "checkpoint: --page-server is not supported"),
     (["--empty-ns", "pid", "x"], "checkpoint: --empty-ns `pid`: only `network` can be left empty"),
+    (["--console-socket", "/tmp/s", "x"], "checkpoint: --console-socket is for restore"),
     ([], "checkpoint: missing container id"),
 ])
 def test_checkpoint_bad_input(rt, args, msg):

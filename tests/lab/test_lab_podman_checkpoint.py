@@ -11,8 +11,12 @@ netns external and its stdio in descriptors.json), then `podman container
 restore` (conmon gives new pipes: the runtime hands them and the netns
 opened from the new config's path to criu): the count goes on from where
 it stopped (no reset), the log keeps every value, the server answers at the
-same address.  Then the same through `--export` / `--import`.  One lab
-boot; each test asserts on one check."""
+same address.  Then the same through `--export` / `--import`.  Then a
+container on a terminal (`podman run -dt`): its init's stdio is a pty
+whose master conmon holds; the dump makes the slave an external tty, the
+restore makes a new pty, sends its master to conmon's console socket and
+gives criu the slave: it counts on, on a terminal, into podman's log.
+One lab boot; each test asserts on one check."""
 import os
 import re
 
@@ -79,6 +83,28 @@ pm_export() {
 }
 check pm_export pm_export
 dumplogs
+pm_tty() {  # a container on a terminal (-t): conmon holds the pty master
+    $P run -dt --name c2 --network none localhost/bb:ck sh -c 'i=0; while :; do i=$((i+1)); echo t$i; echo $i > /n; sleep 0.5; done' >/dev/null
+    echo lab: run $?
+    sleep 3; echo lab: before $($P exec c2 cat /n)
+    echo lab: tty_before $($P exec c2 sh -c '[ -c /proc/1/fd/1 ] && echo tty || echo notty')
+    $P container checkpoint c2; echo lab: checkpoint $?
+    cat $(ckdir)/checkpoint/descriptors.json; echo
+    sleep 1
+    $P container restore c2; echo lab: restore $?
+    sleep 3; echo lab: after $($P exec c2 cat /n)
+    echo lab: status $($P inspect -f '{{.State.Status}}' c2)
+    echo lab: tty_after $($P exec c2 sh -c '[ -c /proc/1/fd/1 ] && echo tty || echo notty')
+    echo lab: log_tail $($P logs c2 2>&1 | tail -1 | tr -d '\r')
+    # and through an export: a new container, its own console socket
+    $P container checkpoint --export /tmp/c2.tar.gz c2; echo lab: tty_export $?
+    $P rm -f c2 >/dev/null
+    $P container restore --import /tmp/c2.tar.gz; echo lab: tty_import $?
+    sleep 3; echo lab: tty_imported $($P exec c2 sh -c 'cat /n; [ -c /proc/1/fd/1 ] && echo tty')
+    $P rm -f c2 >/dev/null; echo lab: rm $?
+}
+check pm_tty pm_tty
+dumplogs
 """
 
 
@@ -129,3 +155,22 @@ def test_export_import_round_trip(run):
     assert field(out, "restore") == "0", out
     assert int(field(out, "after")) > 1, out
     assert field(out, "http_after") == "hello-ctrnet", out
+
+
+def test_terminal_container_restored_on_a_new_pty(run):
+    out = run.check("pm_tty").output
+    assert field(out, "run") == "0", out
+    before = int(field(out, "before"))
+    assert field(out, "tty_before") == "tty", out
+    assert field(out, "checkpoint") == "0", out
+    assert field(out, "restore") == "0", out
+    after = int(field(out, "after"))
+    assert after > before, "the restored container does not count on:\n" + out
+    assert field(out, "status") == "running", out
+    assert field(out, "tty_after") == "tty", out
+    # conmon reads the new pty's master: the log goes on past the dump
+    tail = field(out, "log_tail")
+    assert tail.startswith("t") and int(tail[1:]) > before, out
+    assert field(out, "tty_export") == "0" and field(out, "tty_import") == "0", out
+    n, tty = field(out, "tty_imported").split()
+    assert int(n) > after and tty == "tty", out
