@@ -8,9 +8,12 @@
 
 #include "common/util.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 struct sdt_header
 {
@@ -96,7 +99,7 @@ header (struct sdt_header *h, const char *sig, uint32_t len, uint8_t rev)
 /* --- a few AML encodings, enough for the DSDT below --- */
 struct aml
 {
-  uint8_t buf[512];
+  uint8_t buf[1024];
   size_t len;
 };
 
@@ -156,8 +159,64 @@ aml_name_int (struct aml *a, const char *name, uint32_t v)
     }
 }
 
+/* Name (NAME, "STRING") */
+static void
+aml_name_string (struct aml *a, const char *name, const char *s)
+{
+  aml_bytes (a, "\x08", 1);
+  aml_bytes (a, name, 4);
+  aml_bytes (a, "\x0D", 1);
+  aml_bytes (a, s, strlen (s) + 1);
+}
+
+/* Device (VGEN): the VM Generation ID (Microsoft's "Virtual Machine
+   Generation ID" paper; QEMU's vmgenid): ADDR is the Package of the
+   GUID's address, low and high 32 bits, which Linux's driver reads. */
+static void
+aml_vmgenid (struct aml *a, uint64_t guid_addr)
+{
+  size_t dev = a->len, pkg;
+  uint8_t dword[5] = { 0x0C };
+
+  aml_bytes (a, "VGEN", 4);
+  aml_name_string (a, "_HID", "VMGENCTR");
+  aml_name_string (a, "_CID", "VM_Gen_Counter");
+  aml_name_string (a, "_DDN", "VM_Gen_Counter");
+  aml_bytes (a, "\x08" "ADDR", 5);
+  pkg = a->len;
+  aml_bytes (a, "\x02", 1); /* NumElements */
+  for (int half = 0; half < 2; half++)
+    {
+      uint32_t v = (uint32_t)(guid_addr >> (32 * half));
+      memcpy (dword + 1, &v, 4);
+      aml_bytes (a, dword, 5);
+    }
+  aml_package (a, pkg, (const uint8_t[]){ 0x12 }, 1);
+  aml_package (a, dev, (const uint8_t[]){ 0x5B, 0x82 }, 2);
+}
+
+/* Scope (\_GPE) { Method (_E05) { Notify (\_SB.VGEN, 0x80) } }: the GPE
+   a new generation raises. */
+static void
+aml_gpe_scope (struct aml *a)
+{
+  static const uint8_t notify[]
+      = { 0x86, '\\', 0x2E, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N', 0x0A, 0x80 };
+  size_t scope = a->len, method;
+  char name[5];
+
+  aml_bytes (a, "\\_GPE", 5);
+  method = a->len;
+  snprintf (name, sizeof name, "_E%02X", ACPI_VMGENID_GPE);
+  aml_bytes (a, name, 4);
+  aml_bytes (a, "\x00", 1); /* no argument, not serialized */
+  aml_bytes (a, notify, sizeof notify);
+  aml_package (a, method, (const uint8_t[]){ 0x14 }, 1);
+  aml_package (a, scope, (const uint8_t[]){ 0x10 }, 1);
+}
+
 static size_t
-build_dsdt (uint8_t *out, size_t max)
+build_dsdt (uint8_t *out, size_t max, uint64_t guid_addr)
 {
   static const uint8_t crs[] = {
     /* WordBusNumber: bus 0 only */
@@ -272,7 +331,9 @@ build_dsdt (uint8_t *out, size_t max)
   aml_bytes (&a, crs, sizeof crs);
   aml_package (&a, buf, (const uint8_t[]){ 0x11 }, 1);
   aml_package (&a, dev, (const uint8_t[]){ 0x5B, 0x82 }, 2);
+  aml_vmgenid (&a, guid_addr);
   aml_package (&a, scope, (const uint8_t[]){ 0x10 }, 1);
+  aml_gpe_scope (&a);
   /* Name (\_S5, Package () { 5, 0, 0, 0 }): SLP_TYP for poweroff */
   static const uint8_t s5[]
       = { 0x08, '\\', '_', 'S', '5', '_', 0x12, 0x07, 0x04, 0x0A, 0x05, 0x00, 0x00, 0x00 };
@@ -337,13 +398,14 @@ build_madt (uint8_t *out, size_t max, unsigned ncpus)
 size_t
 cl_vmm_acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
 {
-  const size_t rsdp_off = 0, xsdt_off = 64, fadt_off = 128, dsdt_off = 512, madt_off = 1024;
-  if (buflen < 2048)
+  const size_t rsdp_off = 0, xsdt_off = 64, fadt_off = 128, dsdt_off = 512, madt_off = 1536;
+  const size_t end = ACPI_VMGENID_ADDR - ACPI_RSDP_ADDR; /* the GUID's place */
+  if (buflen < end)
     return 0;
-  memset (buf, 0, 2048);
+  memset (buf, 0, end);
 
-  size_t dsdt_len = build_dsdt (buf + dsdt_off, madt_off - dsdt_off);
-  size_t madt_len = build_madt (buf + madt_off, buflen - madt_off, ncpus);
+  size_t dsdt_len = build_dsdt (buf + dsdt_off, madt_off - dsdt_off, base + end);
+  size_t madt_len = build_madt (buf + madt_off, end - madt_off, ncpus);
   if (dsdt_len == 0 || madt_len == 0)
     return 0;
 
@@ -361,6 +423,8 @@ cl_vmm_acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   f->pm1_cnt_len = 2;
   f->pm_tmr = ACPI_PM_TMR_PORT;
   f->pm_tmr_len = 4;
+  f->gpe0 = ACPI_GPE0_PORT;
+  f->gpe0_len = 4; /* 16 GPEs: status, then enable */
   f->flags = FADT_WBINVD | FADT_SLP_BUTTON | FADT_RESET_REG_SUP;
   f->iapc_boot_arch = BOOT_ARCH_8042 | BOOT_ARCH_NO_VGA;
   f->reset_reg = (struct gas){ .space_id = 1, .bit_width = 8, .address = 0xCF9 };
@@ -385,6 +449,18 @@ cl_vmm_acpi_build (uint8_t *buf, size_t buflen, uint64_t base, unsigned ncpus)
   return madt_off + madt_len;
 }
 
+static int
+write_guid (const struct guest_mem *mem, cl_error_t *err)
+{
+  uint8_t guid[16];
+
+  if (getrandom (guid, sizeof guid, 0) != (ssize_t)sizeof guid)
+    return cl_error_errno (err, "vmgenid: getrandom");
+  if (!cl_vmm_guest_mem_write (mem, ACPI_VMGENID_ADDR, guid, sizeof guid))
+    return cl_error_make (err, 0, "vmgenid: guest memory at 0x%x", ACPI_VMGENID_ADDR);
+  return 0;
+}
+
 int
 cl_vmm_acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
 {
@@ -392,13 +468,14 @@ cl_vmm_acpi_write (const struct guest_mem *mem, unsigned ncpus, cl_error_t *err)
   size_t n = cl_vmm_acpi_build (buf, sizeof buf, ACPI_RSDP_ADDR, ncpus);
   if (n == 0 || !cl_vmm_guest_mem_write (mem, ACPI_RSDP_ADDR, buf, n))
     return cl_error_make (err, 0, "ACPI tables for %u vCPUs do not fit", ncpus);
-  return 0;
+  return write_guid (mem, err);
 }
 
 /* PM1a event (status, enable), PM1a control (SCI_EN always set: ACPI mode
    from the start; SLP_TYP 5 + SLP_EN = poweroff), and the 24-bit PM timer
-   at 3.579545 MHz.  The only event is the fixed power button: a press sets
-   PWRBTN_STS; the SCI line (level) is up while a status bit is set whose
+   at 3.579545 MHz, and the GPE0 block (status, enable; GPE 5: a new VM
+   generation).  Events: the fixed power button (a press sets PWRBTN_STS)
+   and GPE 5; the SCI line (level) is up while a status bit is set whose
    enable bit is set, until the guest writes 1 to the status bit. */
 #define PM1_PWRBTN (1u << 8) /* PWRBTN_STS in status, PWRBTN_EN in enable */
 #define PM1_SCI_EN 1u
@@ -408,6 +485,7 @@ struct acpi_pm
   struct vm *vm;
   pthread_mutex_t lock; /* vCPU threads (ports) vs the I/O thread (API) */
   uint16_t status, enable;
+  uint16_t gpe_status, gpe_enable;
   bool sci;
 };
 
@@ -415,28 +493,30 @@ struct acpi_pm
 static void
 pm_update_sci (struct acpi_pm *pm)
 {
-  bool level = (pm->status & pm->enable) != 0;
+  bool level = (pm->status & pm->enable) != 0 || (pm->gpe_status & pm->gpe_enable) != 0;
   if (level != pm->sci)
     cl_vmm_vm_irq_line (pm->vm, ACPI_SCI_IRQ, level);
   pm->sci = level;
 }
 
-/* An access of `len` bytes at byte `at` of the 4-byte PM1 event block
-   (status at 0, enable at 2): status bits are write-1-to-clear. */
+/* An access of `len` bytes at byte `at` of a 4-byte event block, PM1's
+   or GPE0's (status at 0, enable at 2): status bits are
+   write-1-to-clear. */
 static void
-pm1_evt_access (struct acpi_pm *pm, unsigned at, uint32_t *v, unsigned len, bool write)
+evt_access (struct acpi_pm *pm, uint16_t *status, uint16_t *enable, unsigned at, uint32_t *v,
+            unsigned len, bool write)
 {
   unsigned shift = 8 * at;
   uint32_t bytes = len >= 4 ? 0xFFFFFFFFu : (1u << (8 * len)) - 1;
   uint32_t mask = (uint32_t)((uint64_t)bytes << shift);
   if (!write)
     {
-      *v = (((uint32_t)pm->enable << 16 | pm->status) & mask) >> shift;
+      *v = (((uint32_t)*enable << 16 | *status) & mask) >> shift;
       return;
     }
   uint32_t w = (uint32_t)((uint64_t)*v << shift) & mask;
-  pm->status &= ~(w & 0xFFFF);
-  pm->enable = (pm->enable & ~(mask >> 16)) | (w >> 16);
+  *status &= ~(w & 0xFFFF);
+  *enable = (*enable & ~(mask >> 16)) | (w >> 16);
   pm_update_sci (pm);
 }
 
@@ -452,7 +532,13 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
   if (port < ACPI_PM1_EVT_PORT + 4 && offset + len <= 4)
     {
       pthread_mutex_lock (&pm->lock);
-      pm1_evt_access (pm, offset, &v, len, write);
+      evt_access (pm, &pm->status, &pm->enable, offset, &v, len, write);
+      pthread_mutex_unlock (&pm->lock);
+    }
+  else if (port >= ACPI_GPE0_PORT && port + len <= ACPI_GPE0_PORT + 4)
+    {
+      pthread_mutex_lock (&pm->lock);
+      evt_access (pm, &pm->gpe_status, &pm->gpe_enable, port - ACPI_GPE0_PORT, &v, len, write);
       pthread_mutex_unlock (&pm->lock);
     }
   else if (write)
@@ -463,7 +549,7 @@ pm_pio (void *opaque, uint64_t offset, void *data, unsigned len, bool write)
     }
   else if (port == ACPI_PM1_CNT_PORT)
     v = PM1_SCI_EN;
-  else if (port >= ACPI_PM_TMR_PORT)
+  else if (port >= ACPI_PM_TMR_PORT && port < ACPI_GPE0_PORT)
     v = (uint32_t)((unsigned __int128)cl_now_ns () * 3579545 / 1000000000) & 0xFFFFFF;
   else
     v = 0;
@@ -481,6 +567,19 @@ cl_vmm_acpi_pm_power_button (struct acpi_pm *pm)
   cl_vmm_vm_metric_add (pm->vm, "acpi", "power_button_presses", 1);
 }
 
+int
+cl_vmm_acpi_vmgenid_new (struct acpi_pm *pm, const struct guest_mem *mem, cl_error_t *err)
+{
+  if (write_guid (mem, err) < 0)
+    return -1;
+  pthread_mutex_lock (&pm->lock);
+  pm->gpe_status |= 1u << ACPI_VMGENID_GPE;
+  pm_update_sci (pm);
+  pthread_mutex_unlock (&pm->lock);
+  cl_vmm_vm_metric_add (pm->vm, "acpi", "vmgenid_changes", 1);
+  return 0;
+}
+
 bool
 cl_vmm_acpi_pm_sci_level (struct acpi_pm *pm)
 {
@@ -494,20 +593,26 @@ static json_t *
 pm_save (void *opaque)
 {
   struct acpi_pm *pm = opaque;
-  return json_pack ("{s:i,s:i}", "status", pm->status, "enable", pm->enable);
+  return json_pack ("{s:i,s:i,s:i,s:i}", "status", pm->status, "enable", pm->enable,
+                    "gpe_status", pm->gpe_status, "gpe_enable", pm->gpe_enable);
 }
 
 static int
 pm_restore (void *opaque, json_t *state, cl_error_t *err)
 {
   struct acpi_pm *pm = opaque;
-  int status, enable;
+  int status, enable, gpe_status = 0, gpe_enable = 0;
   json_error_t je;
-  if (json_unpack_ex (state, &je, 0, "{s:i,s:i}", "status", &status, "enable", &enable) < 0)
+  /* the GPE block: absent from snapshots made before it */
+  if (json_unpack_ex (state, &je, 0, "{s:i,s:i,s?i,s?i}", "status", &status, "enable", &enable,
+                      "gpe_status", &gpe_status, "gpe_enable", &gpe_enable)
+      < 0)
     return cl_error_make (err, 0, "acpi_pm state: %s", je.text);
   pthread_mutex_lock (&pm->lock);
   pm->status = status & PM1_PWRBTN;
   pm->enable = enable;
+  pm->gpe_status = gpe_status & (1u << ACPI_VMGENID_GPE);
+  pm->gpe_enable = gpe_enable;
   pm->sci = false;
   pm_update_sci (pm);
   pthread_mutex_unlock (&pm->lock);
@@ -534,7 +639,9 @@ cl_vmm_acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err)
   pthread_mutex_init (&pm->lock, NULL);
   cl_vmm_vm_add_destructor (vm, pm_free, pm);
   *out = pm;
-  if (cl_vmm_vm_io_register (vm, true, ACPI_PM1_EVT_PORT, 12, pm_pio, pm, err) < 0)
+  if (cl_vmm_vm_io_register (vm, true, ACPI_PM1_EVT_PORT, ACPI_GPE0_PORT + 4 - ACPI_PM1_EVT_PORT,
+                             pm_pio, pm, err)
+      < 0)
     return -1;
   return cl_vmm_vm_persist_register (vm, "acpi_pm", &pm_persist, pm, err);
 }

@@ -5,7 +5,11 @@
    PCI host bridge (PNP0A03 with its bus, I/O and MMIO windows) and \_S5,
    and a MADT listing the vCPUs, the IOAPIC and the SCI's override (GSI 9,
    level, active high); the PM1 and PM timer ports behind the FADT, with
-   the fixed-feature power button (graceful shutdown). */
+   the fixed-feature power button (graceful shutdown); and a VM
+   Generation ID device (VMGENCTR: a 16-byte GUID in reserved memory,
+   its ADDR, and GPE 5 whose _E05 method notifies it) that a restore
+   from a snapshot changes, so that a guest with the vmgenid driver
+   reseeds its RNG by itself. */
 #ifndef CLOISON_VMM_ACPI_H
 #define CLOISON_VMM_ACPI_H
 
@@ -20,7 +24,11 @@
 #define ACPI_PM1_EVT_PORT 0x600 /* status, enable */
 #define ACPI_PM1_CNT_PORT 0x604 /* SLP_TYP 5 | SLP_EN: poweroff */
 #define ACPI_PM_TMR_PORT 0x608
-#define ACPI_SCI_IRQ 9 /* FADT SCI_INT: ISA IRQ = GSI 9 */
+#define ACPI_GPE0_PORT 0x60C /* GPE0 status (2 bytes), enable (2 bytes) */
+#define ACPI_SCI_IRQ 9       /* FADT SCI_INT: ISA IRQ = GSI 9 */
+/* the VM Generation ID's 16 bytes, after the tables (E820 reserved) */
+#define ACPI_VMGENID_ADDR (ACPI_RSDP_ADDR + 0xF00)
+#define ACPI_VMGENID_GPE 5
 
 struct vm;
 struct acpi_pm;
@@ -36,5 +44,9 @@ int cl_vmm_acpi_pm_create (struct vm *vm, struct acpi_pm **out, cl_error_t *err)
 void cl_vmm_acpi_pm_power_button (struct acpi_pm *pm);
 /* Whether the SCI line is raised now (for unit tests). */
 bool cl_vmm_acpi_pm_sci_level (struct acpi_pm *pm);
+/* A new generation (a restore from a snapshot: a template's clone, a
+   VM rolled back): a new random GUID in guest memory, and GPE 5 raised
+   (the SCI if the guest enabled it) so that its driver reads it. */
+int cl_vmm_acpi_vmgenid_new (struct acpi_pm *pm, const struct guest_mem *mem, cl_error_t *err);
 
 #endif

@@ -7,6 +7,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "vmm/acpi.h"
 #include "vmm/devices.h"
 
 #include <errno.h>
@@ -491,6 +492,10 @@ cl_vmm_state_restore (struct vmm *m, const struct vmm_blobs *in, const char *whe
   for (size_t i = 0; i < vm->npersist; i++)
     if (vm->persist[i].ops->resumed)
       vm->persist[i].ops->resumed (vm->persist[i].opaque);
+  /* a snapshot restored (a template's clone, a VM rolled back) is a new
+     generation of the machine; a migrated one goes on as the same */
+  if (!live && m->pm && cl_vmm_acpi_vmgenid_new (m->pm, cl_vmm_vm_guest_mem (vm), err) < 0)
+    return -1;
   return 0;
 }
 

@@ -162,6 +162,20 @@ test_acpi_tables (void **state)
               assert_int_equal (sum (d, dlen), 0);
               assert_non_null (memmem (d, dlen, "PCI0", 4));
               assert_non_null (memmem (d, dlen, "_S5_", 4));
+              /* the VM Generation ID: its ids, ADDR = Package { the
+                 GUID's address, 0 }, and GPE 5's method */
+              assert_non_null (memmem (d, dlen, "VGEN", 4));
+              assert_non_null (memmem (d, dlen, "\x0DVMGENCTR", 10));
+              assert_non_null (memmem (d, dlen, "\x0DVM_Gen_Counter", 16));
+              const uint8_t addr_pkg[] = { 'A', 'D', 'D', 'R', 0x12, 0x0C, 0x02, 0x0C,
+                                           0x00, 0x0F, 0x0E, 0x00, 0x0C, 0x00, 0x00, 0x00,
+                                           0x00 };
+              assert_non_null (memmem (d, dlen, addr_pkg, sizeof addr_pkg));
+              assert_non_null (memmem (d, dlen, "\\_GPE\x14", 6) ? memmem (d, dlen, "_E05", 4)
+                                                                    : NULL);
+              const uint8_t notify[] = { 0x86, '\\', 0x2E, '_', 'S', 'B', '_', 'V', 'G', 'E', 'N',
+                                         0x0A, 0x80 };
+              assert_non_null (memmem (d, dlen, notify, sizeof notify));
               dsdt_ok = true;
               /* SCI_INT 9; PWR_BUTTON clear: the power button is the
                  fixed feature of PM1 (ACPI 6.5 table 5.10). */
@@ -170,6 +184,10 @@ test_acpi_tables (void **state)
               memcpy (&sci, t + 46, 2);
               memcpy (&flags, t + 112, 4);
               assert_int_equal (sci, ACPI_SCI_IRQ);
+              uint32_t gpe0;
+              memcpy (&gpe0, t + 80, 4);
+              assert_int_equal (gpe0, ACPI_GPE0_PORT);
+              assert_int_equal (t[92], 4); /* GPE0_BLK_LEN */
               assert_int_equal (flags & (1u << 4), 0);
               assert_int_not_equal (flags & (1u << 5), 0);
             }
@@ -533,6 +551,60 @@ test_acpi_power_button (void **state)
   vm_without_kvm_free (vm2);
 }
 
+/* A new VM generation: a new GUID at its address in guest memory, GPE 5
+   raised (the SCI once the guest enabled it), write-1-to-clear, the GPE
+   state kept by save/restore (and absent from older snapshots). */
+static void
+test_acpi_vmgenid (void **state)
+{
+  struct vm *vm = vm_without_kvm (), *vm2 = vm_without_kvm ();
+  struct acpi_pm *pm, *pm2;
+  static uint8_t ram[1 << 20];
+  struct guest_mem mem = { .regions = { { .gpa = 0, .size = sizeof ram, .host = ram } },
+                           .nregions = 1 };
+  uint8_t first[16], second[16], zero[16] = { 0 };
+  cl_error_t err = NULL;
+  (void)state;
+  assert_int_equal (cl_vmm_acpi_pm_create (vm, &pm, &err), 0);
+  assert_int_equal (cl_vmm_acpi_write (&mem, 2, &err), 0);
+  memcpy (first, ram + ACPI_VMGENID_ADDR, 16);
+  assert_memory_not_equal (first, zero, 16);
+  assert_int_equal (pm_in (vm, ACPI_GPE0_PORT, 4), 0);
+
+  /* before the guest enabled GPE 5: status only */
+  assert_int_equal (cl_vmm_acpi_vmgenid_new (pm, &mem, &err), 0);
+  memcpy (second, ram + ACPI_VMGENID_ADDR, 16);
+  assert_memory_not_equal (first, second, 16);
+  assert_int_equal (pm_in (vm, ACPI_GPE0_PORT, 2), 1u << ACPI_VMGENID_GPE);
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
+  pm_out (vm, ACPI_GPE0_PORT + 2, 1u << ACPI_VMGENID_GPE, 2);
+  assert_true (cl_vmm_acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_GPE0_PORT, 4),
+                    (1u << ACPI_VMGENID_GPE) << 16 | 1u << ACPI_VMGENID_GPE);
+
+  /* saved with the line up: restored in a new VM, it comes back */
+  assert_int_equal (cl_vmm_acpi_pm_create (vm2, &pm2, &err), 0);
+  json_t *saved = vm->persist[0].ops->save (vm->persist[0].opaque);
+  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, saved, &err), 0);
+  json_decref (saved);
+  assert_true (cl_vmm_acpi_pm_sci_level (pm2));
+
+  /* the guest's acknowledgement (a 1-byte write of the status) */
+  pm_out (vm, ACPI_GPE0_PORT, 1u << ACPI_VMGENID_GPE, 1);
+  assert_false (cl_vmm_acpi_pm_sci_level (pm));
+  assert_int_equal (pm_in (vm, ACPI_GPE0_PORT + 2, 2), 1u << ACPI_VMGENID_GPE);
+  assert_int_equal (cl_vmm_vm_metric_get (vm, "acpi", "vmgenid_changes"), 1);
+
+  /* a snapshot from before the GPE block: no GPE state, no line */
+  json_t *old = json_pack ("{s:i,s:i}", "status", 0, "enable", 0);
+  assert_int_equal (vm2->persist[0].ops->restore (vm2->persist[0].opaque, old, &err), 0);
+  json_decref (old);
+  assert_false (cl_vmm_acpi_pm_sci_level (pm2));
+  assert_int_equal (pm_in (vm2, ACPI_GPE0_PORT, 4), 0);
+  vm_without_kvm_free (vm);
+  vm_without_kvm_free (vm2);
+}
+
 /* ----------------------------------------------------------- CLI specs */
 
 static void
@@ -704,6 +776,7 @@ main (void)
     cmocka_unit_test (test_mptable),
     cmocka_unit_test (test_acpi_tables),
     cmocka_unit_test (test_acpi_power_button),
+    cmocka_unit_test (test_acpi_vmgenid),
     cmocka_unit_test (test_uart_output_and_thre_interrupt),
     cmocka_unit_test (test_uart_input),
     cmocka_unit_test (test_uart_registers),
