@@ -51,17 +51,12 @@ templates_dir (const char *root)
 static char *
 template_path (const char *root, const struct vm_launch *l, cl_error_t *err)
 {
-  struct stat ks, is;
   cleanup_free char *dir = templates_dir (root), *key = NULL;
+  cleanup_free char *files = cl_mgr_template_key_files (l->kernel, l->initrd, err);
 
-  if (stat (l->kernel, &ks) < 0 || stat (l->initrd, &is) < 0)
-    {
-      cl_error_errno (err, "the VM's kernel or initramfs");
-      return NULL;
-    }
-  key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%llu|%u|%d", l->kernel, (long long)ks.st_size,
-                          (long long)ks.st_mtime, l->initrd, (long long)is.st_size,
-                          (long long)is.st_mtime, (unsigned long long)l->memory, l->cpus,
+  if (files == NULL)
+    return NULL;
+  key = cl_strdup_printf ("%s|%llu|%u|%d", files, (unsigned long long)l->memory, l->cpus,
                           l->tap != NULL);
   return cl_strdup_printf ("%s/%016llx", dir, (unsigned long long)cl_fnv1a64 (key));
 }

@@ -20,6 +20,26 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+char *
+cl_mgr_template_key_files (const char *kernel, const char *initrd, cl_error_t *err)
+{
+  struct stat ks, is, xs;
+
+  if (stat (kernel, &ks) < 0 || stat (initrd, &is) < 0)
+    {
+      cl_error_errno (err, "the VM's kernel or initramfs");
+      return NULL;
+    }
+  if (stat ("/proc/self/exe", &xs) < 0)
+    {
+      cl_error_errno (err, "this program (/proc/self/exe)");
+      return NULL;
+    }
+  return cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|vmm:%lld:%lld", kernel, (long long)ks.st_size,
+                           (long long)ks.st_mtime, initrd, (long long)is.st_size,
+                           (long long)is.st_mtime, (long long)xs.st_size, (long long)xs.st_mtime);
+}
+
 /* Bytes the template takes on disk. */
 static uint64_t
 template_size (const char *tdir)

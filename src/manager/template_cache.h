@@ -20,5 +20,10 @@ int cl_mgr_template_cache_cap (const char *dir, uint64_t *cap, cl_error_t *err);
 /* Removes the least recently used templates (never the path `keep`)
    until the cache fits its cap. */
 int cl_mgr_template_cache_prune (const char *dir, const char *keep, cl_error_t *err);
+/* The files a template depends on, as a key's first part (caller frees):
+   "KERNEL:SIZE:MTIME|INITRD:SIZE:MTIME|VMM:SIZE:MTIME", the VMM being
+   this program (the VMM runs in a fork of it): a new build of it, whose
+   machine state or devices may differ, makes new templates. */
+char *cl_mgr_template_key_files (const char *kernel, const char *initrd, cl_error_t *err);
 
 #endif

@@ -544,30 +544,24 @@ wait_start (const char *dir, cl_error_t *err)
 /* --- warm templates (docs/templates.md) --- */
 
 /* STATE_ROOT/.templates/KEY, KEY from what makes two VMs the same machine:
-   kernel and initramfs (path, size, mtime), command line, memory, vCPUs
-   (and no network device: a container with a network boots). */
+   kernel, initramfs and VMM (cl_mgr_template_key_files), command line,
+   memory, vCPUs, with or without a NIC. */
 static char *
 template_dir (const char *state_dir, const struct vm_start *v, cl_error_t *err)
 {
   const char *kernel, *initrd;
   cleanup_free char *root = cl_xstrdup (state_dir), *cmdline = vm_cmdline (), *key = NULL;
+  cleanup_free char *files = NULL;
   char *slash = strrchr (root, '/');
-  struct stat ks, is;
 
-  if (cl_img_vm_kernel (&kernel, err) < 0 || cl_img_vm_initramfs (&initrd, err) < 0)
+  if (cl_img_vm_kernel (&kernel, err) < 0 || cl_img_vm_initramfs (&initrd, err) < 0
+      || (files = cl_mgr_template_key_files (kernel, initrd, err)) == NULL)
     return NULL;
-  if (stat (kernel, &ks) < 0 || stat (initrd, &is) < 0)
-    {
-      cl_error_errno (err, "the VM's kernel or initramfs");
-      return NULL;
-    }
   if (slash)
     *slash = '\0';
   /* the device layout: with or without a NIC (a clone's is re-pointed) */
-  key = cl_strdup_printf ("%s:%lld:%lld|%s:%lld:%lld|%s|%llu|%u%s", kernel, (long long)ks.st_size,
-                          (long long)ks.st_mtime, initrd, (long long)is.st_size,
-                          (long long)is.st_mtime, cmdline, (unsigned long long)v->memory, v->cpus,
-                          v->tap ? "|net" : "");
+  key = cl_strdup_printf ("%s|%s|%llu|%u%s", files, cmdline, (unsigned long long)v->memory,
+                          v->cpus, v->tap ? "|net" : "");
   return cl_strdup_printf ("%s/.templates/%016llx", root, (unsigned long long)cl_fnv1a64 (key));
 }
 

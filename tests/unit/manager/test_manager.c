@@ -436,6 +436,42 @@ exists (const char *dir, const char *name)
   return r;
 }
 
+/* A template's key names its kernel, initramfs and VMM (this program)
+   with their sizes and times: a rebuilt file makes another key. */
+static void
+test_template_key_files (void **state)
+{
+  char *d = tmpdir (), *k = cl_strdup_printf ("%s/vmlinux", d),
+       *i = cl_strdup_printf ("%s/initrd", d);
+  char *key, *again, *self = realpath ("/proc/self/exe", NULL);
+  struct stat xs;
+  cl_error_t err = NULL;
+  (void)state;
+
+  assert_int_equal (cl_write_file (k, "kernel", 6, 0, &err), 0);
+  assert_int_equal (cl_write_file (i, "initrd", 6, 0, &err), 0);
+  assert_int_equal (stat (self, &xs), 0);
+  key = cl_mgr_template_key_files (k, i, &err);
+  assert_non_null (key);
+  char *vmm = cl_strdup_printf ("|vmm:%lld:%lld", (long long)xs.st_size, (long long)xs.st_mtime);
+  assert_non_null (strstr (key, vmm));
+  assert_non_null (strstr (key, "/vmlinux:6:"));
+  assert_int_equal (cl_write_file (i, "initrd2", 7, 0, &err), 0);
+  again = cl_mgr_template_key_files (k, i, &err);
+  assert_string_not_equal (key, again);
+  assert_null (cl_mgr_template_key_files ("/nonexistent/vmlinux", i, &err));
+  assert_non_null (strstr (err->msg, "kernel or initramfs"));
+  cl_error_release (&err);
+  assert_int_equal (cl_rm_rf (d, &err), 0);
+  free (vmm);
+  free (key);
+  free (again);
+  free (self);
+  free (k);
+  free (i);
+  free (d);
+}
+
 /* A template cache (the manager's or a runtime's) pruned to the cap in
    its directory: the least recently used go first, never the one kept
    (the template just built), their lock files with them. */
@@ -600,6 +636,7 @@ main (void)
     cmocka_unit_test (test_monitor_args_round_trip),
     cmocka_unit_test (test_monitor_args_round_trip_vm),
     cmocka_unit_test (test_template_cache_pruned_to_its_cap),
+    cmocka_unit_test (test_template_key_files),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
