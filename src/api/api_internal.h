@@ -285,6 +285,10 @@ void cl_api_snapshot_get (struct api_call *c);
 void cl_api_snapshot_restore (struct api_call *c);
 void cl_api_snapshot_delete (struct api_call *c);
 
+/* --- instances.c --- */
+/* The instance's info (caller frees), or NULL after replying (404...). */
+json_t *cl_api_instance_info (struct api_call *c, const char *name);
+
 /* --- move.c: an instance moved here from another host (docs/move.md) --- */
 void cl_api_instance_upload (struct api_call *c);
 void cl_api_instance_receive (struct api_call *c);

@@ -838,11 +838,8 @@ void
 cl_api_instance_move (struct api_call *c)
 {
   const char *newname;
-  json_t *t;
-  struct cl_manager *m;
+  json_t *t, *info;
   cl_error_t err = NULL;
-  json_t *info = NULL;
-  int r;
 
   /* the mover's key for the destination never crosses a network */
   if (c->req->remote)
@@ -874,19 +871,9 @@ cl_api_instance_move (struct api_call *c)
       cl_api_reply_bad_field (c, "target.timeout", "target.timeout: expected seconds, 0-86400");
       return;
     }
-  if (cl_api_manager_get (c->ctx, &m, &err) < 0)
-    {
-      cl_api_reply_cl_error (c, &err);
-      return;
-    }
-  r = cl_mgr_instance_info (m, c->params[0], &info, &err);
-  cl_api_manager_put (c->ctx, m);
+  if ((info = cl_api_instance_info (c, c->params[0])) == NULL)
+    return;
   json_decref (info);
-  if (r < 0)
-    {
-      cl_api_reply_cl_error (c, &err);
-      return;
-    }
   cl_api_op_start (c, &kind_move, c->params[0], NULL,
                    json_pack ("{s:s, s:s, s:b, s:o}", "name", c->params[0], "new_name", newname,
                               "stateless", json_is_true (json_object_get (c->body, "stateless")),

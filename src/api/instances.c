@@ -45,9 +45,8 @@ manager_put (struct api_call *c, struct cl_manager *m, int r, cl_error_t *err)
   return r;
 }
 
-/* The instance's info, or NULL after replying (404...). */
-static json_t *
-instance_info (struct api_call *c, const char *name)
+json_t *
+cl_api_instance_info (struct api_call *c, const char *name)
 {
   struct cl_manager *m = manager_get (c);
   cl_error_t err = NULL;
@@ -463,7 +462,7 @@ static const struct api_op_kind kind_create = { .description = "Creating instanc
 static int
 check_absent (struct api_call *c, const char *name)
 {
-  json_t *info = instance_info (c, name);
+  json_t *info = cl_api_instance_info (c, name);
   if (info)
     {
       json_decref (info);
@@ -513,7 +512,7 @@ create_copy (struct api_call *c, const char *name, json_t *source)
                               from ? "only with source.type image" : "required field missing");
       return;
     }
-  if ((info = instance_info (c, from)) == NULL)
+  if ((info = cl_api_instance_info (c, from)) == NULL)
     {
       cl_api_reply_bad_field (c, "source.instance", "source.instance: instance `%s` not found",
                               from);
@@ -645,7 +644,7 @@ reply_instance (struct api_call *c, json_t *info)
 void
 cl_api_instance_get (struct api_call *c)
 {
-  json_t *info = instance_info (c, c->params[0]);
+  json_t *info = cl_api_instance_info (c, c->params[0]);
   if (info)
     reply_instance (c, info);
 }
@@ -797,7 +796,7 @@ cl_api_instance_put (struct api_call *c)
       cl_api_reply_error (c, 400, "request body: expected an object");
       return;
     }
-  if ((info = instance_info (c, c->params[0])) == NULL)
+  if ((info = cl_api_instance_info (c, c->params[0])) == NULL)
     return;
   json_object_foreach (c->body, key, v)
   {
@@ -864,7 +863,7 @@ cl_api_instance_delete (struct api_call *c)
   if (cl_api_check_body (c, no_fields, false) < 0
       || cl_api_query_bool (c, "force", false, &force) < 0)
     return;
-  if ((info = instance_info (c, c->params[0])) == NULL)
+  if ((info = cl_api_instance_info (c, c->params[0])) == NULL)
     return;
   if (info_running (info) && !force)
     {
@@ -883,7 +882,7 @@ cl_api_instance_delete (struct api_call *c)
 void
 cl_api_instance_state_get (struct api_call *c)
 {
-  json_t *info = instance_info (c, c->params[0]), *state;
+  json_t *info = cl_api_instance_info (c, c->params[0]), *state;
 
   if (info == NULL)
     return;
@@ -1046,7 +1045,7 @@ cl_api_instance_state_put (struct api_call *c)
                               (long long)timeout);
       return;
     }
-  if ((info = instance_info (c, c->params[0])) == NULL)
+  if ((info = cl_api_instance_info (c, c->params[0])) == NULL)
     return;
   running = info_running (info);
   want = kind == &kind_freeze ? "running" : kind == &kind_unfreeze ? "frozen" : NULL;
@@ -1243,7 +1242,7 @@ cl_api_snapshots_create (struct api_call *c)
       cl_error_release (&err);
       return;
     }
-  if ((info = instance_info (c, c->params[0])) == NULL)
+  if ((info = cl_api_instance_info (c, c->params[0])) == NULL)
     return;
   json_decref (info);
   snapshot_op (c, &kind_snapshot_create, snap,
