@@ -190,18 +190,32 @@ live_listening (void *opaque)
       p->op, json_pack ("{s:{s:s, s:s}}", "migration", "uri", p->uri, "token", p->token), NULL);
 }
 
+/* A JSON array of strings as a NULL-terminated vector of its strings
+   (borrowed; the caller frees the vector), NULL when absent. */
+static char **
+string_vector (json_t *arr)
+{
+  char **v;
+  json_t *e;
+  size_t i;
+
+  if (!json_is_array (arr))
+    return NULL;
+  v = cl_xmalloc0 ((json_array_size (arr) + 1) * sizeof *v);
+  json_array_foreach (arr, i, e) v[i] = (char *)json_string_value (e);
+  return v;
+}
+
 static int
 op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   const char *archive = json_string_value (json_object_get (args, "archive"));
-  json_t *layers = json_object_get (args, "image_layers"), *l;
-  json_t *volumes = json_object_get (args, "volumes");
   cleanup_free char *uri = NULL;
   struct cl_mgr_live_in live = { .listen_fd = -1 };
   struct live_publish pub = { .op = op };
   char token[33];
-  char **v = NULL, **vols = NULL;
-  size_t i;
+  char **v = string_vector (json_object_get (args, "image_layers"));
+  char **vols = string_vector (json_object_get (args, "volumes"));
   int r = 0;
 
   if (json_is_true (json_object_get (args, "stateful")))
@@ -218,16 +232,6 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       pub.uri = uri;
       if (live.listen_fd < 0)
         r = -1;
-    }
-  if (json_is_array (layers))
-    {
-      v = cl_xmalloc0 ((json_array_size (layers) + 1) * sizeof *v);
-      json_array_foreach (layers, i, l) v[i] = (char *)json_string_value (l);
-    }
-  if (json_is_array (volumes))
-    {
-      vols = cl_xmalloc0 ((json_array_size (volumes) + 1) * sizeof *vols);
-      json_array_foreach (volumes, i, l) vols[i] = (char *)json_string_value (l);
     }
   if (r == 0)
     r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
