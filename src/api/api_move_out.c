@@ -98,10 +98,6 @@ static int
 stateful_refusal (struct move *mv, cl_error_t *err)
 {
   const char *kind = json_string_value (json_object_get (mv->info, "kind"));
-  char *argv[] = { "criu", "check", NULL };
-  posix_spawn_file_actions_t fa;
-  pid_t pid;
-  int st, r;
 
   if (strcmp (kind, "vm") == 0)
     {
@@ -113,23 +109,8 @@ stateful_refusal (struct move *mv, cl_error_t *err)
       mv->live = true;
       return 0;
     }
-  posix_spawn_file_actions_init (&fa);
-  posix_spawn_file_actions_addopen (&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen (&fa, 2, "/dev/null", O_WRONLY, 0);
-  r = posix_spawnp (&pid, "criu", &fa, NULL, argv, environ);
-  posix_spawn_file_actions_destroy (&fa);
-  if (r != 0)
-    return cl_error_make (err, 0,
-                          "stateful move of container `%s`: criu is not installed (checkpoint"
-                          " and restore need it); use --stateless",
-                          mv->name);
-  while (waitpid (pid, &st, 0) < 0 && errno == EINTR)
-    ;
-  if (!WIFEXITED (st) || WEXITSTATUS (st) != 0)
-    return cl_error_make (err, 0,
-                          "stateful move of container `%s`: `criu check` fails on this kernel"
-                          " (checkpoint/restore unavailable); use --stateless",
-                          mv->name);
+  if (cl_mgr_checkpoint_check (mv->m, err) < 0)
+    return cl_error_wrap (err, "stateful move of container `%s` (use --stateless)", mv->name);
   return 0;
 }
 

@@ -226,14 +226,17 @@ check_key (const char *criu)
    its vDSO parser fails), one line saying so.  A pass is remembered in
    ROOT/criu-check (check_key): it costs a second or more under emulation,
    each checkpoint and restore would pay it. */
-static int
-criu_check (const char *criu, const char *root, cl_error_t *err)
+int
+cl_ctr_criu_check (const char *criu, const char *root, cl_error_t *err)
 {
   struct argv_builder a = { 0 };
-  cleanup_free char *out = NULL, *key = check_key (criu), *stamp = NULL, *seen = NULL;
+  cleanup_free char *out = NULL, *key = NULL, *stamp = NULL, *seen = NULL;
   size_t len;
   cl_error_t ignored = NULL;
 
+  if (criu == NULL)
+    criu = "criu";
+  key = check_key (criu);
   stamp = cl_strdup_printf ("%s/criu-check", root);
   if (key && cl_read_file (stamp, &seen, &len, &ignored) == 0 && strcmp (seen, key) == 0)
     return 0;
@@ -726,7 +729,7 @@ cl_ctr_checkpoint (const char *root, const char *id, const struct cl_container_c
   bool froze = false;
   int ret = -1;
 
-  if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
+  if (check_opts (o, err) < 0 || cl_ctr_criu_check (criu, root, err) < 0)
     return -1;
   if (cl_ctr_state_load (root, id, &st, err) < 0)
     return -1;
@@ -836,7 +839,7 @@ cl_ctr_restore (const char *root, const char *id, const struct cl_container_chec
   struct inherited inh = { .n = 0, .netns = -1 };
   int ret = -1;
 
-  if (check_opts (o, err) < 0 || criu_check (criu, root, err) < 0)
+  if (check_opts (o, err) < 0 || cl_ctr_criu_check (criu, root, err) < 0)
     return -1;
   saved_path = cl_strdup_printf ("%s/" STATE_COPY, o->image_path);
   saved = json_load_file (saved_path, 0, &je);

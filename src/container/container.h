@@ -90,6 +90,9 @@ struct cl_container_checkpoint_opts
      slave takes the dumped one's place (CRIU's external tty) */
   const char *console_socket;
 };
+/* `criu check` (criu NULL: "criu" in PATH), a pass remembered under
+   root: one line when it fails on this kernel, or when criu cannot run. */
+int cl_ctr_criu_check (const char *criu, const char *root, cl_error_t *err);
 /* Dumps the running container into image_path; without leave_running (or
    pre_dump) the container is then gone, as with runc.  Fails with one
    line when `criu check` fails on this kernel. */

@@ -184,6 +184,9 @@ int cl_mgr_instance_receive (struct cl_manager *m, const char *name, const char 
    INSTANCE/checkpoint (CRIU), which ends them; the instance is stopped
    then, and its next start restores them (and drops the checkpoint). */
 int cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err);
+/* Whether containers can be checkpointed here: `criu check` as their
+   checkpoints run it (one line when it fails; a pass remembered). */
+int cl_mgr_checkpoint_check (struct cl_manager *m, cl_error_t *err);
 
 /* A live move's source side: the running VM's live migration (its disk
    too) to `uri`, where a destination's monitor waits (docs/move.md), with

@@ -216,6 +216,12 @@ criu_work (const char *image_dir)
 }
 
 int
+cl_mgr_engine_criu_check (const char *root, cl_error_t *err)
+{
+  return cl_ctr_criu_check (NULL, root, err);
+}
+
+int
 cl_mgr_engine_checkpoint (const struct engine_spec *s, const char *image_dir, bool leave_running,
                           cl_error_t *err)
 {

@@ -74,6 +74,8 @@ int cl_mgr_engine_freeze (const char *root, const char *id, int frozen, cl_error
 /* Thaws it whatever its recorded state (before stopping it). */
 int cl_mgr_engine_thaw (const char *root, const char *id, cl_error_t *err);
 
+/* `criu check` as checkpoints run it (a pass remembered under root). */
+int cl_mgr_engine_criu_check (const char *root, cl_error_t *err);
 /* Checkpoints the running container with CRIU into image_dir, leaving
    it running (stateful snapshots) or not (moves: CRIU kills it, the
    container goes).  s: root, id, rootfs and mounts as it was started

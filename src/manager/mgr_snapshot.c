@@ -70,6 +70,13 @@ cl_mgr_snapshot_create (struct cl_manager *m, const char *instance, const char *
 }
 
 int
+cl_mgr_checkpoint_check (struct cl_manager *m, cl_error_t *err)
+{
+  cleanup_free char *root = cl_mgr_engine_root (m);
+  return cl_mgr_engine_criu_check (root, err);
+}
+
+int
 cl_mgr_instance_checkpoint (struct cl_manager *m, const char *name, cl_error_t *err)
 {
   cleanup_instance_lock struct instance_lock lock = { .fd = -1 };
