@@ -30,7 +30,8 @@ def test_stateful_container_snapshot_fails_cleanly_where_criu_cannot(cl):  # noq
     if not state:
         pytest.skip("`criu check` passes on this kernel: the lab test covers the working path")
     cl("launch", "busybox", "k1", "--no-network", "--", "sh", "-c",
-       "i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.1; done")
+       "i=0; while :; do i=$((i+1)); echo $i > /root/c.new; mv /root/c.new /root/count;"
+       " sleep 0.1; done")
     p = cl("snapshot", "create", "--stateful", "k1", "warm", check=False)
     assert p.returncode != 0
     lines = p.stderr.strip().splitlines()
