@@ -75,6 +75,7 @@ struct cl_api_channel
   unsigned width, height;
 };
 
+static void channel_run (struct cl_api_channel *ch, int fd);
 static void channel_free (struct cl_api_channel *ch);
 
 /* ---- the shared state ---- */
@@ -864,6 +865,7 @@ cl_api_operation_websocket (struct api_call *c)
   else
     {
       ch = cl_xmalloc0 (sizeof *ch);
+      ch->base.run = channel_run;
       ch->base.free = channel_free;
       ch->x = x;
       ch->slot = slot;
@@ -905,6 +907,7 @@ cl_api_instance_console (struct api_call *c)
       return;
     }
   ch = cl_xmalloc0 (sizeof *ch);
+  ch->base.run = channel_run;
   ch->base.free = channel_free;
   ch->slot = -1;
   ch->helper = cl_xstrdup (cl_api_ctx_exec_helper (c->ctx));
@@ -936,8 +939,8 @@ channel_free (struct cl_api_channel *ch)
   free (ch);
 }
 
-void
-cl_api_channel_run (struct cl_api_channel *ch, int fd)
+static void
+channel_run (struct cl_api_channel *ch, int fd)
 {
   if (ch->x)
     {

@@ -90,6 +90,10 @@ struct api_route
 void cl_api_reply_sync (struct api_call *c, int status, json_t *metadata); /* steals metadata */
 /* `bytes` random bytes (at most 32) as hex into out (2 * bytes + 1). */
 void cl_api_random_hex (char *out, size_t bytes);
+/* Whether a and b (secrets: tokens, session keys) are equal, comparing
+   all of them whatever they hold, so that the time taken tells nothing
+   of how much matched. */
+bool cl_api_secret_equal (const char *a, const char *b);
 void cl_api_reply_error (struct api_call *c, int status, const char *fmt, ...)
     __attribute__ ((format (printf, 3, 4)));
 /* 400 naming the body's field `path`. */
@@ -257,15 +261,39 @@ void cl_api_run_name (json_t *body);
 void cl_api_instance_console (struct api_call *c);
 void cl_api_operation_websocket (struct api_call *c);
 
+/* --- tunnel.c: a live move's migration stream through the API
+   (docs/move.md "The stream") --- */
+/* A TCP connection to "tcp:HOST:PORT", or -1. */
+int cl_api_tcp_connect (const char *uri);
+/* The destination's side: GET /1.0/instances/NAME/migration?token=T, a
+   websocket relayed to `uri` (its VMM, waiting on the loopback), offered
+   from cl_api_tunnel_offer to cl_api_tunnel_withdraw; one connection. */
+void cl_api_tunnel_offer (const char *name, const char *token, const char *uri);
+void cl_api_tunnel_withdraw (const char *token);
+void cl_api_instance_migration (struct api_call *c);
+/* The source's side: the websocket to path_query of remote, and a
+   loopback port (cl_api_tunnel_uri: "tcp:127.0.0.1:PORT") whose first
+   connection, this host's VMM's, a thread relays to it until
+   cl_api_tunnel_close. */
+struct cl_api_remote;
+struct cl_api_tunnel;
+int cl_api_tunnel_open (const struct cl_api_remote *remote, const char *path_query,
+                        struct cl_api_tunnel **out, cl_error_t *err);
+const char *cl_api_tunnel_uri (const struct cl_api_tunnel *t);
+void cl_api_tunnel_close (struct cl_api_tunnel *t);
+
 /* --- metrics.c --- */
 void cl_api_metrics_get (struct api_call *c);
 
 /* --- ws.c: websocket frames (cl_api_ws_send, cl_api_ws_recv: api.h)
    and channels --- */
-/* The first member of every channel (api_exec.c): how to free one that
-   never ran; cl_api_channel_free (ws.c, below reply.c) calls it. */
+/* The first member of every channel (api_exec.c's exec and console,
+   tunnel.c's migration stream): how to run one on its upgraded socket
+   (cl_api_channel_run), and how to free one that never ran
+   (cl_api_channel_free); ws.c, below reply.c, calls them. */
 struct api_channel_base
 {
+  void (*run) (struct cl_api_channel *ch, int fd);
   void (*free) (struct cl_api_channel *ch);
 };
 

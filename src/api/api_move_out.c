@@ -18,6 +18,7 @@
 #include "common/cancel.h"
 #include "common/cleanup.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/util.h"
 #include "image/image.h"
 
@@ -44,6 +45,8 @@ struct move
 {
   const char *name, *remote, *newname;
   bool stateless;
+  bool plain_stream; /* a live move's stream on the remote's own port, in the clear */
+  bool stream_tls;   /* it went through the remote's TLS API */
   struct cl_manager *m;
   const char *root;
   struct cl_api_remote target;
@@ -505,31 +508,11 @@ move_undo (struct move *mv, cl_error_t *err)
 static void
 poke (const char *uri)
 {
-  const char *hp = uri + 4, *colon = strrchr (hp, ':');
-  struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL;
-  cleanup_free char *host = NULL;
-  int fd;
+  int fd = uri ? cl_api_tcp_connect (uri) : -1;
 
-  if (strncmp (uri, "tcp:", 4) != 0 || colon == NULL)
-    return;
-  host = cl_strdup_printf ("%.*s", (int)(colon - hp), hp);
-  if (host[0] == '[' && host[strlen (host) - 1] == ']')
-    {
-      memmove (host, host + 1, strlen (host));
-      host[strlen (host) - 1] = '\0';
-    }
-  if (getaddrinfo (host, colon + 1, &hints, &res) != 0)
-    return;
-  fd = socket (res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  /* (nothing listens any more: nothing to stop) */
   if (fd >= 0)
-    {
-      if (connect (fd, res->ai_addr, res->ai_addrlen) < 0)
-        {
-          /* nothing listens any more: nothing to stop */
-        }
-      close (fd);
-    }
-  freeaddrinfo (res);
+    close (fd);
 }
 
 /* A running VM, live: the destination makes the instance (an empty disk
@@ -547,8 +530,9 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
   cleanup_free char *recv = cl_strdup_printf ("%s/receive", dpath);
   cleanup_free char *disk
       = cl_strdup_printf ("%s/disk.img", json_string_value (json_object_get (mv->info, "path")));
-  cleanup_free char *text = NULL, *op = NULL, *uri = NULL, *token = NULL;
+  cleanup_free char *text = NULL, *op = NULL, *uri = NULL, *token = NULL, *tunnel = NULL;
   struct cl_api_request req = { .method = "POST", .path = recv };
+  struct cl_api_tunnel *t = NULL;
   struct cl_api_response resp;
   struct stat st;
   cl_error_t ignored = NULL;
@@ -558,6 +542,10 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
     return cl_error_errno (err, "live move of `%s`: stat `%s`", mv->name, disk);
   json_object_set_new (body, "stateful", json_true ());
   json_object_set_new (body, "disk_size", json_integer ((json_int_t)st.st_size));
+  /* the stream through the remote's TLS API (a remote without it gives
+     a port of its own: the stream goes there, in the clear, as asked
+     with plain_stream) */
+  json_object_set_new (body, "tunnel", json_boolean (!mv->plain_stream));
   text = json_dumps (body, JSON_COMPACT);
   req.body = text;
   req.body_len = strlen (text);
@@ -592,6 +580,8 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
           uri = cl_xstrdup (u);
           if (json_is_string (json_object_get (where, "token")))
             token = cl_xstrdup (json_string_value (json_object_get (where, "token")));
+          if (json_is_string (json_object_get (where, "tunnel")))
+            tunnel = cl_xstrdup (json_string_value (json_object_get (where, "tunnel")));
         }
       else if (status && strcmp (status, "running") != 0 && strcmp (status, "pending") != 0)
         {
@@ -601,19 +591,39 @@ move_live (struct move *mv, json_t *body, cl_error_t *err)
       else
         usleep (100 * 1000);
     }
+  /* the stream's way there: this host's VMM sends to a loopback port
+     relayed to the remote (its close, before the VMM connected, ends the
+     remote's wait); or to the remote's port */
+  if (tunnel && cl_api_tunnel_open (&mv->target, tunnel, &t, err) < 0)
+    {
+      r = cl_error_wrap (err, "remote `%s`", mv->remote);
+      if (cl_api_wait_operation (&mv->dst, op, NULL, NULL, &ignored) < 0)
+        cl_error_release (&ignored);
+      return r;
+    }
+  mv->stream_tls = tunnel != NULL;
+  if (tunnel)
+    cl_info ("live move of `%s`: the migration stream goes through remote `%s`'s TLS API",
+             mv->name, mv->remote);
+  else
+    cl_info ("live move of `%s`: the migration stream goes to %s, in the clear", mv->name, uri);
   /* from here the destination may end up running it: a recovery leaves
      it as it is here */
   if (stage (mv, CL_MGR_MOVE_HANDED, err) < 0)
     {
-      poke (uri);
+      cl_api_tunnel_close (t);
+      poke (tunnel ? NULL : uri);
       return -1;
     }
   /* this host's VMM migrates it (its disk too); a cancel of this
      operation cancels the migration: the VM runs on here (unless the
      migration had completed) */
-  if (cl_mgr_instance_migrate (mv->m, mv->name, uri, token, &mv->figures, err) < 0)
+  r = cl_mgr_instance_migrate (mv->m, mv->name, t ? cl_api_tunnel_uri (t) : uri, token,
+                               &mv->figures, err);
+  cl_api_tunnel_close (t);
+  if (r < 0)
     {
-      poke (uri);
+      poke (tunnel ? NULL : uri);
       /* the destination's receive fails too and undoes itself */
       if (cl_api_wait_operation (&mv->dst, op, NULL, NULL, &ignored) < 0)
         cl_error_release (&ignored);
@@ -742,6 +752,7 @@ op_move (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
     .newname = json_string_value (json_object_get (args, "new_name")),
     .remote = json_string_value (json_object_get (t, "remote")),
     .stateless = json_is_true (json_object_get (args, "stateless")),
+    .plain_stream = json_is_true (json_object_get (args, "plain_stream")),
     .m = m,
     .root = cl_api_op_ctx (op)->root,
   };
@@ -773,8 +784,9 @@ op_move (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
     move_undo (&mv, err);
   else
     cl_api_op_set_metadata (op,
-                            json_pack ("{s:s, s:s, s:b, s:O?}", "remote", mv.remote, "name",
-                                       mv.newname, "live", mv.live, "migration", mv.figures),
+                            json_pack ("{s:s, s:s, s:b, s:b, s:O?}", "remote", mv.remote,
+                                       "name", mv.newname, "live", mv.live, "stream_tls",
+                                       mv.stream_tls, "migration", mv.figures),
                             NULL);
   cl_mgr_move_out_end (m, mv.name, mv.intent);
 out:
@@ -812,6 +824,9 @@ static const struct api_field move_fields[] = {
   { "target", API_OBJECT, true, target_fields },
   { "name", API_STRING, false, NULL },
   { "stateless", API_BOOL, false, NULL },
+  /* a live move's stream on a port of the remote's own, in the clear
+     (faster; a trusted network): else through its TLS API */
+  { "plain_stream", API_BOOL, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -856,7 +871,10 @@ cl_api_instance_move (struct api_call *c)
     return;
   json_decref (info);
   cl_api_op_start (c, &kind_move, c->params[0], NULL,
-                   json_pack ("{s:s, s:s, s:b, s:o}", "name", c->params[0], "new_name", newname,
-                              "stateless", json_is_true (json_object_get (c->body, "stateless")),
-                              "target", json_deep_copy (t)));
+                   json_pack ("{s:s, s:s, s:b, s:b, s:o}", "name", c->params[0], "new_name",
+                              newname, "stateless",
+                              json_is_true (json_object_get (c->body, "stateless")),
+                              "plain_stream",
+                              json_is_true (json_object_get (c->body, "plain_stream")), "target",
+                              json_deep_copy (t)));
 }

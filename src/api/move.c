@@ -178,6 +178,7 @@ struct live_publish
   struct api_op *op;
   const char *uri;
   const char *token;
+  char *tunnel; /* the stream's route (tunnel.c), or NULL: uri */
 };
 
 /* The destination's monitor is about to accept: the mover, polling this
@@ -186,8 +187,10 @@ static void
 live_listening (void *opaque)
 {
   struct live_publish *p = opaque;
-  cl_api_op_set_metadata (
-      p->op, json_pack ("{s:{s:s, s:s}}", "migration", "uri", p->uri, "token", p->token), NULL);
+  cl_api_op_set_metadata (p->op,
+                          json_pack ("{s:{s:s, s:s, s:s?}}", "migration", "uri", p->uri, "token",
+                                     p->token, "tunnel", p->tunnel),
+                          NULL);
 }
 
 /* A JSON array of strings as a NULL-terminated vector of its strings
@@ -210,6 +213,7 @@ static int
 op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *err)
 {
   const char *archive = json_string_value (json_object_get (args, "archive"));
+  const char *name = json_string_value (json_object_get (args, "name"));
   cleanup_free char *uri = NULL;
   struct cl_mgr_live_in live = { .listen_fd = -1 };
   struct live_publish pub = { .op = op };
@@ -220,8 +224,10 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
 
   if (json_is_true (json_object_get (args, "stateful")))
     {
-      live.listen_fd
-          = migration_listen (json_string_value (json_object_get (args, "address")), &uri, err);
+      bool tunnel = json_is_true (json_object_get (args, "tunnel"));
+      /* through the API (tunnel.c): its VMM waits on the loopback only */
+      live.listen_fd = migration_listen (
+          tunnel ? "127.0.0.1" : json_string_value (json_object_get (args, "address")), &uri, err);
       live.disk_size = (uint64_t)json_integer_value (json_object_get (args, "disk_size"));
       live.listening = live_listening;
       live.opaque = &pub;
@@ -232,13 +238,22 @@ op_receive (struct api_op *op, struct cl_manager *m, json_t *args, cl_error_t *e
       pub.uri = uri;
       if (live.listen_fd < 0)
         r = -1;
+      else if (tunnel)
+        {
+          cleanup_free char *path = cl_api_url ("/1.0/instances/", name);
+          pub.tunnel = cl_strdup_printf ("%s/migration?token=%s", path, token);
+          cl_api_tunnel_offer (name, token, uri);
+        }
     }
   if (r == 0)
-    r = cl_mgr_instance_receive (m, json_string_value (json_object_get (args, "name")),
+    r = cl_mgr_instance_receive (m, name,
                                  json_string_value (json_object_get (args, "kind")),
                                  json_object_get (args, "config"), archive, v, vols,
                                  live.listen_fd >= 0 ? &live : NULL, err);
   free (vols);
+  if (pub.tunnel)
+    cl_api_tunnel_withdraw (token);
+  free (pub.tunnel);
   if (live.listen_fd >= 0)
     close (live.listen_fd);
   free (v);
@@ -262,6 +277,9 @@ static const struct api_field receive_fields[] = {
      disk); the operation's metadata gets {"migration": {"uri"}} */
   { "stateful", API_BOOL, false, NULL },
   { "disk_size", API_INT, false, NULL },
+  /* its stream through this API (GET .../migration, in the metadata's
+     "tunnel"), its VMM waiting on the loopback: else on a port of its own */
+  { "tunnel", API_BOOL, false, NULL },
   { NULL, 0, false, NULL },
 };
 
@@ -319,11 +337,13 @@ cl_api_instance_receive (struct api_call *c)
   if (instance_absent (c, name) < 0)
     return;
   cl_api_op_start (c, &kind_receive, name, NULL,
-                   json_pack ("{s:s, s:s, s:O, s:s, s:O?, s:O?, s:b, s:I, s:s?}", "name", name,
+                   json_pack ("{s:s, s:s, s:O, s:s, s:O?, s:O?, s:b, s:b, s:I, s:s?}", "name", name,
                               "kind", strcmp (type, "container") == 0 ? "container" : "vm",
                               "config", json_object_get (c->body, "config"), "archive", path,
                               "image_layers", json_object_get (c->body, "image_layers"),
                               "volumes", json_object_get (c->body, "volumes"), "stateful",
-                              stateful, "disk_size", disk_size, "address",
+                              stateful, "tunnel",
+                              json_is_true (json_object_get (c->body, "tunnel")), "disk_size",
+                              disk_size, "address",
                               c->req->local_address));
 }

@@ -333,3 +333,13 @@ cl_api_query_int (struct api_call *c, const char *key, long min, long max, long 
   *out = n;
   return 0;
 }
+
+bool
+cl_api_secret_equal (const char *a, const char *b)
+{
+  size_t la = strlen (a), lb = strlen (b);
+  unsigned char diff = la != lb;
+  for (size_t i = 0; i < la && i < lb; i++)
+    diff |= (unsigned char)(a[i] ^ b[i]);
+  return diff == 0;
+}

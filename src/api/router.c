@@ -29,6 +29,7 @@ static const char *const api_extensions[] = {
   "instance_move_live",     /* POST .../receive stateful (VMs), PUT .../state migrate */
   "instance_move_source",   /* POST .../move: this daemon drives a move out */
   "instance_move_volumes",  /* POST .../receive volumes: attached to this host's */
+  "instance_move_tunnel",   /* POST .../receive tunnel, GET .../migration: the stream over TLS */
   "images_fetch",
   "container_exec",
   "vm_exec",
@@ -106,6 +107,10 @@ static const struct api_route routes[] = {
   { { "POST", "/1.0/instances/{name}/receive",
       "create an instance moved here from its uploaded archive (async)" },
     cl_api_instance_receive },
+  { { "GET", "/1.0/instances/{name}/migration",
+      "a live move's migration stream, relayed to the VM's monitor waiting here (websocket,"
+      " token=T)" },
+    cl_api_instance_migration },
   { { "POST", "/1.0/instances/{name}/move",
       "move an instance to another cloisond, this daemon talking to it (async; local socket only)" },
     cl_api_instance_move },

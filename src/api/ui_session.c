@@ -62,17 +62,6 @@ random_hex (char out[TOKEN_HEX + 1])
     snprintf (out + 2 * i, 3, "%02x", b[i]);
 }
 
-/* Compares all of a and b whatever they hold, so that the time taken
-   tells nothing of how much matched. */
-static bool
-secret_equal (const char *a, const char *b)
-{
-  size_t la = strlen (a), lb = strlen (b);
-  unsigned char diff = la != lb;
-  for (size_t i = 0; i < la && i < lb; i++)
-    diff |= (unsigned char)(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 int
 cl_api_ui_new (const struct cl_api_ui_options *opts, struct cl_api_ui **out, cl_error_t *err)
@@ -145,7 +134,7 @@ slot_find (struct ui_secret *table, size_t n, const char *value, int64_t now)
           memset (&table[i], 0, sizeof table[i]);
           continue;
         }
-      if (secret_equal (table[i].value, value))
+      if (cl_api_secret_equal (table[i].value, value))
         found = &table[i];
     }
   return found;
@@ -439,7 +428,7 @@ cl_api_ui_gate (struct cl_api_ui *ui, struct cl_api_request *req, const struct c
       has_session = true;
     }
   if (has_session && changes_something (req->method)
-      && (http->csrf == NULL || !secret_equal (http->csrf, s.csrf)))
+      && (http->csrf == NULL || !cl_api_secret_equal (http->csrf, s.csrf)))
     {
       refuse (resp, 403,
               "missing or wrong X-CSRF-Token: a change made with the console's "

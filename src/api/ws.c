@@ -9,6 +9,7 @@
 
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -72,7 +73,19 @@ cl_api_ws_header_parse (const unsigned char *h, size_t max, struct cl_api_ws_fra
 void
 cl_api_ws_mask (char *p, size_t n, const unsigned char mask[4])
 {
-  for (size_t i = 0; i < n; i++)
+  /* 8 bytes at a time (a migration stream's frames are 256 KiB) */
+  uint64_t m8, w;
+  size_t i = 0;
+
+  memcpy (&m8, mask, 4);
+  memcpy ((char *)&m8 + 4, mask, 4);
+  for (; i + 8 <= n; i += 8)
+    {
+      memcpy (&w, p + i, 8);
+      w ^= m8;
+      memcpy (p + i, &w, 8);
+    }
+  for (; i < n; i++)
     p[i] ^= (char)mask[i % 4];
 }
 
@@ -128,6 +141,12 @@ cl_api_ws_recv (int fd, char **payload, size_t *len, size_t max)
   *payload = p;
   *len = f.len;
   return f.opcode;
+}
+
+void
+cl_api_channel_run (struct cl_api_channel *ch, int fd)
+{
+  ((struct api_channel_base *)ch)->run (ch, fd);
 }
 
 void

@@ -41,7 +41,8 @@ figure (json_t *mig, const char *key)
 /* The move's body: where to, as whom (the remote's pinned certificate,
    this user's client pair). */
 static int
-move_body (const char *remote, const char *newname, bool stateless, json_t **out, cl_error_t *err)
+move_body (const char *remote, const char *newname, bool stateless, bool plain_stream,
+           json_t **out, cl_error_t *err)
 {
   struct cli_remote r;
   cleanup_free char *crt = NULL, *key = NULL;
@@ -53,8 +54,9 @@ move_body (const char *remote, const char *newname, bool stateless, json_t **out
   if (cl_read_file (r.client_cert, &crt, &len, err) == 0
       && cl_read_file (r.client_key, &key, &len, err) == 0)
     {
-      *out = json_pack ("{s:s, s:b, s:{s:s, s:s, s:s, s:s, s:s, s:I}}", "name", newname,
-                        "stateless", stateless, "target", "remote", remote, "url", r.url,
+      *out = json_pack ("{s:s, s:b, s:b, s:{s:s, s:s, s:s, s:s, s:s, s:I}}", "name", newname,
+                        "stateless", stateless, "plain_stream", plain_stream, "target", "remote",
+                        remote, "url", r.url,
                         "certificate", r.server_cert, "client_certificate", crt, "client_key", key,
                         "timeout", (json_int_t)r.api.timeout_s);
       rc = 0;
@@ -68,20 +70,23 @@ move_body (const char *remote, const char *newname, bool stateless, json_t **out
 static int
 cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 {
-  static const char usage[] = "move [--stateless] NAME REMOTE:[NEWNAME]";
-  static const struct option opts[]
-      = { { "stateless", no_argument, NULL, 's' }, { NULL, 0, NULL, 0 } };
+  static const char usage[] = "move [--stateless] [--plain-stream] NAME REMOTE:[NEWNAME]";
+  static const struct option opts[] = { { "stateless", no_argument, NULL, 's' },
+                                        { "plain-stream", no_argument, NULL, 'p' },
+                                        { NULL, 0, NULL, 0 } };
   cleanup_free char *remote = NULL, *ipath = NULL, *path = NULL;
   cleanup_json json_t *body = NULL, *out = NULL;
   struct cli_client *src;
   const char *colon, *name, *newname;
-  bool stateless = false;
+  bool stateless = false, plain_stream = false;
   int c, r;
 
   opterr = 0;
   while ((c = getopt_long (argc, argv, "+", opts, NULL)) != -1)
     if (c == 's')
       stateless = true;
+    else if (c == 'p')
+      plain_stream = true;
     else
       return cl_error_make (err, 0, "usage: cloison %s", usage);
   argc -= optind;
@@ -102,7 +107,7 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
   newname = colon[1] ? colon + 1 : argv[0];
   if (cl_validate_name (newname, "new instance name", err) < 0)
     return -1;
-  if (move_body (remote, newname, stateless, &body, err) < 0)
+  if (move_body (remote, newname, stateless, plain_stream, &body, err) < 0)
     return -1;
   if (cli_client_open (g->root, g->local, &src, err) < 0)
     return -1;
@@ -135,10 +140,12 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
       if (json_is_true (json_object_get (out, "live")))
         fprintf (stderr,
                  "cloison: %s moved live in %.1f s (migration %lld ms, %lld passes, %lld MB,"
-                 " vCPUs throttled up to %lld %%, guest paused %lld ms)\n",
+                 " vCPUs throttled up to %lld %%, guest paused %lld ms; the stream %s)\n",
                  name, (cl_now_ns () - t0) / 1e9, figure (m, "total_ms"), figure (m, "pass"),
                  figure (m, "bytes_sent") / 1000000, figure (m, "throttle_max_pct"),
-                 figure (m, "downtime_ms"));
+                 figure (m, "downtime_ms"),
+                 json_is_true (json_object_get (out, "stream_tls")) ? "through TLS"
+                                                                    : "in the clear");
       printf ("%s moved to %s:%s\n", name, remote, newname);
     }
   cli_client_close (src);
@@ -147,7 +154,7 @@ cmd_move (struct cloison_globals *g, int argc, char **argv, cl_error_t *err)
 
 const struct cloison_cmd cloison_move_cmds[] = {
   { "move", cmd_move,
-    "move an instance to a remote (a running container by checkpoint; --stateless: stop, copy,"
-    " start)" },
+    "move an instance to a remote (a running container by checkpoint, a running VM live;"
+    " --stateless: stop, copy, start)" },
   { NULL, NULL, NULL },
 };

@@ -434,45 +434,170 @@ ws_loop (void *data)
   return NULL;
 }
 
-/* Runs an upgraded connection's loop here, or (own_thread) in a thread
-   of its own; false when that thread could not start. */
-static bool
-run_upgraded (void *(*loop) (void *), void *data, bool own_thread)
+#define TLS_FORWARD_BUF (64u << 10)
+
+/* Sends all of data on the TLS session (its socket non-blocking). */
+static int
+tls_send_all (gnutls_session_t s, int net, const char *p, size_t len)
 {
+  while (len > 0)
+    {
+      ssize_t n = gnutls_record_send (s, p, len);
+      if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+        {
+          struct pollfd w = { .fd = net, .events = POLLOUT };
+          /* (the same arguments again: gnutls keeps what it encrypted) */
+          if (poll (&w, 1, 30000) <= 0 && errno != EINTR)
+            return -1;
+          continue;
+        }
+      if (n <= 0)
+        return -1;
+      p += n;
+      len -= (size_t)n;
+    }
+  return 0;
+}
+
+/* Forwards between an upgraded connection's TLS session (on its socket
+   `net`) and `app`, until either side ends.  Writes to app never block:
+   the loop behind it may be writing to us at the same time. */
+static void
+tls_forward (gnutls_session_t s, int net, int app)
+{
+  cleanup_free char *in = cl_xmalloc0 (TLS_FORWARD_BUF), *out = cl_xmalloc0 (TLS_FORWARD_BUF);
+  size_t in_len = 0, in_off = 0; /* from the network, not yet given to app */
+  bool net_ready = false;
+
+  fcntl (app, F_SETFL, fcntl (app, F_GETFL) | O_NONBLOCK);
+  for (;;)
+    {
+      if (in_off < in_len)
+        {
+          ssize_t n = write (app, in + in_off, in_len - in_off);
+          if (n < 0 && errno != EAGAIN && errno != EINTR)
+            break;
+          if (n > 0 && (in_off += (size_t)n) == in_len)
+            in_off = in_len = 0;
+        }
+      /* what the TLS layer holds first: poll sees only the socket */
+      if (in_len == 0 && (net_ready || gnutls_record_check_pending (s) > 0))
+        {
+          ssize_t n = gnutls_record_recv (s, in, TLS_FORWARD_BUF);
+          net_ready = false;
+          if (n > 0)
+            {
+              in_len = (size_t)n;
+              continue;
+            }
+          if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
+            break; /* the client's end, or a TLS error */
+        }
+      struct pollfd p[2] = { { .fd = net, .events = in_len ? 0 : POLLIN },
+                             { .fd = app, .events = POLLIN | (in_len ? POLLOUT : 0) } };
+      if (poll (p, 2, -1) < 0)
+        {
+          if (errno == EINTR)
+            continue;
+          break;
+        }
+      net_ready = p[0].revents != 0;
+      if (p[1].revents & POLLIN)
+        {
+          ssize_t n = read (app, out, TLS_FORWARD_BUF);
+          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
+            break;
+          if (n > 0 && tls_send_all (s, net, out, (size_t)n) < 0)
+            break;
+        }
+      else if (p[1].revents & (POLLHUP | POLLERR))
+        break;
+    }
+  shutdown (app, SHUT_RDWR);
+}
+
+struct upgraded
+{
+  void *(*loop) (void *);
+  void *data;
+  int fd; /* the loop's end of the socket pair */
+};
+
+static void *
+upgraded_main (void *p)
+{
+  struct upgraded u = *(struct upgraded *)p;
+
+  free (p);
+  u.loop (u.data);
+  close (u.fd);
+  return NULL;
+}
+
+/* Runs an upgraded connection's loop on *sock: on the Unix socket here
+   (the connection's own thread: thread per connection).  Over TLS MHD
+   would forward between the TLS session and *sock in this thread once we
+   return, but its libmicrohttpd (0.9.75) does so through 4 bytes a
+   direction (the connection's memory pool is spent by then): 0.5 MB/s,
+   which no console, exec or migration stream can live with.  So the
+   loop gets a thread of its own and one end of a socket pair in *sock,
+   and this thread forwards between the session and the other end
+   (64 KiB at a time), then returns: MHD finds the upgrade closed by
+   then, or once the loop ends.  false when that thread could not
+   start. */
+static bool
+run_upgraded (void *(*loop) (void *), void *data, struct MHD_Connection *con, const char *extra,
+              size_t extra_len, MHD_socket *sock)
+{
+  const union MHD_ConnectionInfo *tls
+      = MHD_get_connection_info (con, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+  const union MHD_ConnectionInfo *net
+      = MHD_get_connection_info (con, MHD_CONNECTION_INFO_CONNECTION_FD);
+  struct upgraded *u;
   pthread_t t;
   pthread_attr_t attr;
-  int r;
+  int sp[2], r;
 
-  if (!own_thread)
+  if (tls == NULL || tls->tls_session == NULL || net == NULL)
     {
       loop (data);
       return true;
     }
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+    return false;
+  u = cl_xmalloc0 (sizeof *u);
+  *u = (struct upgraded){ .loop = loop, .data = data, .fd = sp[0] };
+  *sock = sp[0];
   pthread_attr_init (&attr);
   pthread_attr_setdetachstate (&attr, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize (&attr, 512u << 10);
-  r = pthread_create (&t, &attr, loop, data);
+  r = pthread_create (&t, &attr, upgraded_main, u);
   pthread_attr_destroy (&attr);
-  return r == 0;
+  if (r != 0)
+    {
+      free (u);
+      close (sp[0]);
+      close (sp[1]);
+      return false;
+    }
+  /* what the client sent past its request's head */
+  if (extra_len == 0 || cl_write_all (sp[1], extra, extra_len) == 0)
+    tls_forward (tls->tls_session, net->connect_fd, sp[1]);
+  close (sp[1]);
+  return true;
 }
 
-/* On the Unix socket the stream runs in the connection's own thread
-   (thread per connection); over TLS, MHD forwards between the TLS
-   session and `sock` in that thread once we return, so it gets a thread
-   of its own. */
+/* The event stream's websocket (run_upgraded: where it runs). */
 static void
 ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, size_t extra_len,
         MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
   struct ws *w = cls;
-  (void)con;
   (void)state;
-  (void)extra;
-  (void)extra_len;
 
   w->sock = sock;
   w->urh = urh;
-  if (!run_upgraded (ws_loop, w, *w->peer.fp != '\0'))
+  if (!run_upgraded (ws_loop, w, con, extra, extra_len, &w->sock))
     {
       cl_warn ("cloisond: no thread for an event websocket");
       cl_api_events_free (w->ev);
@@ -482,14 +607,11 @@ ws_run (void *cls, struct MHD_Connection *con, void *state, const char *extra, s
     }
 }
 
-/* An exec's or a console's websocket: on the Unix socket in the
-   connection's own thread; over TLS (where MHD forwards between the TLS
-   session and `sock` in that thread once we return) in a thread of its
-   own, as the event stream's. */
+/* An exec's or a console's websocket, or a migration stream's
+   (run_upgraded: where it runs). */
 struct chan
 {
   struct cl_api_channel *ch;
-  bool own_thread;
   MHD_socket sock;
   struct MHD_UpgradeResponseHandle *urh;
 };
@@ -512,14 +634,11 @@ channel_run (void *cls, struct MHD_Connection *con, void *state, const char *ext
              size_t extra_len, MHD_socket sock, struct MHD_UpgradeResponseHandle *urh)
 {
   struct chan *c = cls;
-  (void)con;
   (void)state;
-  (void)extra;
-  (void)extra_len;
 
   c->sock = sock;
   c->urh = urh;
-  if (!run_upgraded (chan_loop, c, c->own_thread))
+  if (!run_upgraded (chan_loop, c, con, extra, extra_len, &c->sock))
     {
       cl_warn ("cloisond: no thread for a websocket");
       cl_api_channel_free (c->ch);
@@ -557,7 +676,6 @@ ws_response (struct MHD_Connection *con, struct cl_api_response *resp,
     {
       struct chan *c = cl_xmalloc0 (sizeof *c);
       c->ch = resp->channel;
-      c->own_thread = *peer->fp != '\0';
       r = MHD_create_response_for_upgrade (channel_run, c);
       if (r == NULL)
         free (c);

@@ -394,13 +394,17 @@ def test_move_route_refuses_bad_input_and_tls(hosts):
                         ({"target": dict(target, timeout=-1)}, "target.timeout"),
                         ({"target": {"remote": "hb"}}, "target.url"),
                         ({"target": target, "name": "no/slash"}, "name"),
-                        ({"target": target, "stateless": "yes"}, "stateless")):
+                        ({"target": target, "stateless": "yes"}, "stateless"),
+                        ({"target": target, "plain_stream": 1}, "plain_stream")):
         status, reply, _ = a.request("POST", "/1.0/instances/c1/move", body)
         assert status == 400 and field in reply["error"], (body, reply)
     status, reply, _ = a.request("POST", "/1.0/instances/nope/move", {"target": target})
     assert status == 404, reply
     p = b.cli("move", "c1", "ha:", config=cfg, check=False)  # c1 is not on b
     assert p.returncode != 0 and "c1" in p.stderr, p.stderr
+    p = b.cli("move", "--encrypted", "c1", "ha:", config=cfg, check=False)
+    assert p.returncode != 0 and "usage: cloison move [--stateless] [--plain-stream]" in p.stderr, \
+        p.stderr
     assert a.info("c1")["status"] == "running" and b.names() == []
     # over TLS, with the trusted client's certificate: refused
     crt, key = os.path.join(cfg, "client.crt"), os.path.join(cfg, "client.key")
@@ -457,10 +461,10 @@ def test_destination_killed_during_receive(hosts):
     assert "recovering interrupted `receive` of instance `c1`" in open(b.log).read()
 
 
-def live_receive(h, tmp_path, name):
+def live_receive(h, tmp_path, name, tunnel=False):
     """A live move's receive on h, as a mover starts it (an empty archive,
     stateful, a 64 MiB disk): (operation URL, the migration's uri, the
-    token its stream must carry)."""
+    token its stream must carry), and with tunnel, the stream's route."""
     tar = str(tmp_path / ("empty-%s.tar" % name))
     subprocess.run(["tar", "--create", "--zstd", "-f", tar, "--files-from=/dev/null"], check=True)
     raw = open(tar, "rb").read()
@@ -471,13 +475,15 @@ def live_receive(h, tmp_path, name):
               "no_network": True, "ports": [], "image_id": image_id}
     st, j, _ = h.request("POST", "/1.0/instances/%s/receive" % name,
                          {"type": "virtual-machine", "config": config, "size": len(raw),
-                          "stateful": True, "disk_size": 64 << 20})
+                          "stateful": True, "disk_size": 64 << 20, "tunnel": tunnel})
     assert st == 202, j
     deadline = time.monotonic() + 30
     while True:
         st, o, _ = h.request("GET", j["operation"])
         assert st == 200, o
         mig = (o["metadata"].get("metadata") or {}).get("migration") or {}
+        if mig.get("uri") and tunnel:
+            return j["operation"], mig["uri"], mig.get("token"), mig.get("tunnel")
         if mig.get("uri"):
             return j["operation"], mig["uri"], mig.get("token")
         assert o["metadata"]["status"] in ("pending", "running"), o
@@ -540,6 +546,104 @@ def test_live_receive_undone_when_the_stream_is_not_the_source(hosts, tmp_path, 
     assert error in ended["err"], ended
     assert b.names() == []
     assert not os.path.exists(os.path.join(b.root, "instances", "v9"))
+
+
+# The same start, sent through the destination's TLS API as a mover's
+# daemon relays it (src/api/tunnel.c): a websocket to the route, with the
+# mover's client certificate; the stream's bytes as binary frames.
+# Prints the handshake's status line, then what came back.
+WS_SEND = r"""
+import json, os, socket, ssl, struct, sys
+host, path, cfg, what, here = sys.argv[1:6]
+sys.path.insert(0, here)
+import ws_client
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+ctx.load_cert_chain(cfg + "/client.crt", cfg + "/client.key")
+s = ctx.wrap_socket(socket.create_connection((host, 8443)))
+head = ws_client.handshake(s, path, host, upgrade=what != "plain")
+print(head.split(b"\r\n")[0].decode())
+if b" 101 " not in head:
+    s.settimeout(5)
+    try:
+        print(s.recv(4096).decode(errors="replace"))
+    except OSError:
+        pass
+    sys.exit(0)
+def frame(op, data):
+    m = os.urandom(4)
+    n = len(data)
+    h = bytes([0x80 | op]) + (bytes([0x80 | n]) if n < 126 else bytes([0xfe]) + struct.pack(">H", n))
+    return h + m + bytes(b ^ m[i % 4] for i, b in enumerate(data))
+if what == "garbage":
+    s.sendall(frame(2, b"not-a-migration-stream\n"))
+else:
+    text = json.dumps({"config": {}, "token": what}).encode()
+    s.sendall(frame(2, b"CLMIGRAT" + struct.pack("<I", 1) + struct.pack("<II", 0, len(text)) + text))
+s.settimeout(20)
+buf, got = b"", b""
+def need(n):
+    global buf
+    while len(buf) < n:
+        d = s.recv(65536)
+        if not d:
+            raise EOFError
+        buf += d
+try:
+    while True:
+        need(2)
+        op, n, k = buf[0] & 15, buf[1] & 127, 2
+        if n == 126:
+            need(4); n, k = struct.unpack(">H", buf[2:4])[0], 4
+        elif n == 127:
+            need(10); n, k = struct.unpack(">Q", buf[2:10])[0], 10
+        need(k + n)
+        data, buf = buf[k:k + n], buf[k + n:]
+        if op == 8:
+            break
+        got += data
+except (EOFError, OSError):
+    pass
+print(got[8:].decode(errors="replace"))
+"""
+
+
+def tunnel_send(a, b, cfg, path, what):
+    """WS_SEND from a's namespace to b's TLS API: its output."""
+    return subprocess.run(["nsenter", "--net=/run/netns/" + a.ns, "/usr/bin/python3", "-c",
+                           WS_SEND, b.url[8:].split(":")[0], path, cfg, what,
+                           os.path.dirname(os.path.abspath(__file__))], check=True,
+                          capture_output=True, text=True, timeout=60).stdout
+
+
+def test_live_receive_through_the_tls_api(hosts, tmp_path):
+    """A live move's stream through the destination's TLS API (docs/move.md
+    "The stream"): the receive asked for the tunnel makes its monitor wait
+    on the loopback only, and offers GET .../migration?token=T, a websocket
+    for the mover's certificate, relayed to that monitor.  A wrong token,
+    a request without the upgrade are refused; a stream with the wrong
+    token goes through to the monitor, which refuses it and says why back
+    through the tunnel; the receive undoes itself; the route is gone."""
+    a, b, cfg = hosts
+    op, uri, token, tunnel = live_receive(b, tmp_path, "v7", tunnel=True)
+    assert uri.startswith("tcp:127.0.0.1:"), uri
+    assert tunnel == "/1.0/instances/v7/migration?token=" + token, tunnel
+    base = tunnel.split("?")[0]
+    out = tunnel_send(a, b, cfg, base + "?token=" + "0" * 32, "garbage")
+    assert " 404 " in out and "token: no live move of `v7` waits for this token" in out, out
+    out = tunnel_send(a, b, cfg, tunnel, "plain")
+    assert " 400 " in out and "a websocket upgrade is needed" in out, out
+    wrong = "0123456789abcdef0123456789abcdef"
+    out = tunnel_send(a, b, cfg, tunnel, wrong)
+    assert " 101 " in out and "migration header: wrong token: not the source" in out, out
+    ended = b.wait(op)
+    assert ended["status"] == "failure", ended
+    assert "wrong token" in ended["err"], ended
+    assert b.names() == []
+    assert not os.path.exists(os.path.join(b.root, "instances", "v7"))
+    out = tunnel_send(a, b, cfg, tunnel, wrong)
+    assert " 404 " in out, out
 
 
 def test_live_receive_daemon_killed_while_waiting(hosts, tmp_path):

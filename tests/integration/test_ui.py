@@ -9,7 +9,6 @@ websockets refused, stale sessions refused, CSRF tokens required.
 Each daemon runs in a network namespace of its own (ui_browser.py); the
 test's thread joins it, so that the browser reaches the daemon's loopback
 and nothing else."""
-import base64
 import http.server
 import json
 import os
@@ -20,6 +19,7 @@ import time
 
 import pytest
 
+import ws_client
 from ui_browser import ConsoleDaemon, chromium
 
 pytestmark = pytest.mark.skipif(
@@ -446,19 +446,8 @@ def test_cross_site_requests_are_refused(console, browsers, tmp_path):
 
 
 def ws_handshake(console, path, headers):
-    host, port = console.base.split("//")[1].rsplit(":", 1)
     s = console.connect()
-    key = base64.b64encode(os.urandom(16)).decode()
-    extra = "".join("%s: %s\r\n" % kv for kv in headers.items())
-    s.sendall(("GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n%s\r\n"
-               % (path, host, port, key, extra)).encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = s.recv(1)
-        if not chunk:
-            break
-        head += chunk
+    head = ws_client.handshake(s, path, console.base.split("//")[1], headers.items())
     s.close()
     return int(head.split()[1])
 

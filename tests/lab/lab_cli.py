@@ -61,7 +61,7 @@ def cli_files():
 #   wait_moved_ticks K              until vm1 ticked K times on b past its
 #                                   last tick on a (after timed_move: b's
 #                                   console may have no tick yet)
-#   timed_move                      check `move`: $A moves vm1 to hb:, timed
+#   timed_move [OPTION...]          check `move`: $A moves vm1 to hb:, timed
 #                                   ("lab: move took S s"), a's console kept
 #                                   in /tmp/src.log (the move deletes it)
 MOVE_HELPERS = r"""
@@ -93,7 +93,7 @@ timed_move() {
     tail -n +1 -f /tmp/ra/instances/vm1/console.log > /tmp/src.log &
     tailer=$!
     s=$(cut -d' ' -f1 /proc/uptime)
-    check move $A move vm1 hb:
+    check move $A move "$@" vm1 hb:
     echo "lab: move took $(echo "$(cut -d' ' -f1 /proc/uptime) $s" | awk '{print $1 - $2}') s"
     sleep 0.5; kill $tailer
     echo "lab: dest status $($B info vm1 | grep '"status"' | tr -d ' ,')"

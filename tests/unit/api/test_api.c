@@ -358,6 +358,30 @@ test_random_requests (void **state)
 
 /* A library error's status comes from its kind, set where it was
    raised, and survives the context added on the way up. */
+/* The websocket mask (word at a time, then the tail) is the byte-wise
+   XOR of RFC 6455 at every length and offset, and undoes itself. */
+static void
+test_ws_mask_matches_the_rfc (void **state)
+{
+  const unsigned char mask[4] = { 0x12, 0x9a, 0x00, 0xff };
+  char buf[64], want[64];
+  (void)state;
+
+  for (size_t n = 0; n <= 40; n++)
+    for (size_t off = 0; off < 3; off++)
+      {
+        for (size_t i = 0; i < sizeof buf; i++)
+          buf[i] = want[i] = (char)(i * 7 + 1);
+        for (size_t i = 0; i < n; i++)
+          want[off + i] ^= (char)mask[i % 4];
+        cl_api_ws_mask (buf + off, n, mask);
+        assert_memory_equal (buf, want, sizeof buf);
+        cl_api_ws_mask (buf + off, n, mask);
+        for (size_t i = 0; i < sizeof buf; i++)
+          assert_int_equal (buf[i], (char)(i * 7 + 1));
+      }
+}
+
 static void
 test_error_kinds_give_statuses (void **state)
 {
@@ -400,6 +424,7 @@ main (void)
     cmocka_unit_test_setup_teardown (test_operation_failure_is_recorded, setup, teardown),
     cmocka_unit_test_setup_teardown (test_interrupted_operation_marked_failed, setup, teardown),
     cmocka_unit_test_setup_teardown (test_random_requests, setup, teardown),
+    cmocka_unit_test (test_ws_mask_matches_the_rfc),
   };
   return cmocka_run_group_tests (tests, NULL, NULL);
 }
