@@ -36,6 +36,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <linux/falloc.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
@@ -1372,6 +1373,14 @@ cl_vmm_migration_free (struct vmm *m)
     shutdown (fd, SHUT_RDWR);
   release_io_thread (g);
   mig_join (g);
+  /* A migrated source: the rest of this thread's work, the teardown of
+     the VM and its memory (tens of ms), at the lowest priority, so that
+     it takes no CPU a guest needs (the destination's just resumed one,
+     where both run on one host) */
+  if (g->state == MIG_COMPLETED && setpriority (PRIO_PROCESS, 0, 19) < 0)
+    {
+      /* only a nicety */
+    }
   for (int i = 0; i < GUEST_MEM_MAX_REGIONS; i++)
     {
       free (g->kvm_bm[i]);

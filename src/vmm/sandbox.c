@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 
 static const char *const allowed[] = {
   /* I/O */
@@ -211,6 +212,12 @@ cl_vmm_sandbox_apply (enum cl_vmm_seccomp mode, cl_error_t *err)
   if (ret == 0)
     ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (prctl), 1,
                             SCMP_A0 (SCMP_CMP_EQ, PR_SET_NAME));
+  /* a migrated source's teardown at the lowest priority (migrate.c):
+     its own thread, niceness 19 only */
+  if (ret == 0)
+    ret = seccomp_rule_add (ctx, SCMP_ACT_ALLOW, SCMP_SYS (setpriority), 3,
+                            SCMP_A0 (SCMP_CMP_EQ, PRIO_PROCESS), SCMP_A1 (SCMP_CMP_EQ, 0),
+                            SCMP_A2 (SCMP_CMP_EQ, 19));
   if (ret == 0)
     ret = seccomp_load (ctx);
   seccomp_release (ctx);
