@@ -35,6 +35,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <poll.h>
 #include <signal.h>
@@ -562,6 +563,15 @@ run_upgraded (void *(*loop) (void *), void *data, struct MHD_Connection *con, co
     {
       loop (data);
       return true;
+    }
+  /* what the loop writes goes out at once: MHD leaves the socket as it
+     sent its response (Nagle on, maybe corked), and a stream's small
+     messages (a migration's `running`, a keystroke's echo) would wait
+     for the peer's delayed ACK, up to 40 ms each */
+  if (setsockopt (net->connect_fd, IPPROTO_TCP, TCP_CORK, &(int){ 0 }, sizeof (int)) < 0
+      || setsockopt (net->connect_fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 }, sizeof (int)) < 0)
+    {
+      /* a socket of another kind: nothing to change */
     }
   if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
     return false;
