@@ -20,7 +20,7 @@ import runtimes
 
 RTS = ["cloison", "runc"]
 COUNTER = ("exec </dev/null >/log 2>&1; exec 3>>/open.txt; i=0; "
-           "while :; do i=$((i+1)); echo $i > /count; echo $i >&3; sleep 0.2; done")
+           "while :; do i=$((i+1)); echo $i > /count.t; mv /count.t /count; echo $i >&3; sleep 0.2; done")
 
 PAYLOAD = r"""#!/bin/sh
 . /lab/lib.sh

@@ -20,11 +20,11 @@ from lab_cli import HTTP_SH, MOVE_HELPERS, NETWORK_FILES, NETWORK_MODULES, PROLO
 
 # its stdio as the manager gives it: stdin a pipe, stdout the console
 COUNTER = ("exec 3>>/root/log; i=0; "
-           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
+           "while :; do i=$((i+1)); echo $i > /root/count.t; mv /root/count.t /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
 
 # a counter and an HTTP server (a listening socket) on its network
 SERVER = ("mkdir -p /www; echo hello-ctrnet > /www/index.html; httpd -p 8080 -h /www; "
-          "i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.5; done")
+          "i=0; while :; do i=$((i+1)); echo $i > /root/count.t; mv /root/count.t /root/count; sleep 0.5; done")
 
 PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + HTTP_SH + MOVE_HELPERS + r"""
 A="$C --root /tmp/ra"; B="$C --root /tmp/rb"

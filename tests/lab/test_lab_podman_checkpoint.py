@@ -35,7 +35,7 @@ $IP netns add ctrnet-pm && $IP link add ctrnet-h type veth peer name eth0 netns 
     $IP -n ctrnet-pm link set lo up && echo "lab: netns ok"
 cat > /rootfs/counter.sh <<'EOF'
 mkdir -p /www; echo hello-ctrnet > /www/index.html; httpd -p 8080 -h /www
-i=0; while :; do i=$((i+1)); echo $i; echo $i > /n; sleep 0.5; done
+i=0; while :; do i=$((i+1)); echo $i; echo $i > /n.t; mv /n.t /n; sleep 0.5; done
 EOF
 check pm_import sh -c "tar -C /rootfs -c . | $P import - localhost/bb:ck"
 # the lab's busybox wget crashes here: HTTP/1.0 by hand over nc
@@ -84,7 +84,7 @@ pm_export() {
 check pm_export pm_export
 dumplogs
 pm_tty() {  # a container on a terminal (-t): conmon holds the pty master
-    $P run -dt --name c2 --network none localhost/bb:ck sh -c 'i=0; while :; do i=$((i+1)); echo t$i; echo $i > /n; sleep 0.5; done' >/dev/null
+    $P run -dt --name c2 --network none localhost/bb:ck sh -c 'i=0; while :; do i=$((i+1)); echo t$i; echo $i > /n.t; mv /n.t /n; sleep 0.5; done' >/dev/null
     echo lab: run $?
     sleep 3; echo lab: before $($P exec c2 cat /n)
     echo lab: tty_before $($P exec c2 sh -c '[ -c /proc/1/fd/1 ] && echo tty || echo notty')

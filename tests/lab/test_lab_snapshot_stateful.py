@@ -28,12 +28,12 @@ from lab_cli import HTTP_SH, NETWORK_FILES, NETWORK_MODULES, PROLOGUE, cli_files
 # its stdio as the manager gives it (stdin a pipe, stdout and stderr the
 # instance's console.log)
 COUNTER = ("exec 3>>/root/log; i=0; "
-           "while :; do i=$((i+1)); echo $i > /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
+           "while :; do i=$((i+1)); echo $i > /root/count.t; mv /root/count.t /root/count; echo $i >&3; echo tick $i; sleep 0.5; done")
 # netc: on a cloison network at a fixed address, a counter and an HTTP
 # server (a listening TCP socket)
 ADDR = "10.88.5.7"
 SERVER = ("mkdir -p /www; echo hello-ctrnet > /www/index.html; httpd -p 8080 -h /www; "
-          "i=0; while :; do i=$((i+1)); echo $i > /root/count; sleep 0.5; done")
+          "i=0; while :; do i=$((i+1)); echo $i > /root/count.t; mv /root/count.t /root/count; sleep 0.5; done")
 
 PAYLOAD = PROLOGUE + lab_criu.PROLOGUE + HTTP_SH + r"""
 count() { $C exec $1 -- cat /root/count; }
