@@ -204,7 +204,8 @@ cl_api_instance_migration (struct api_call *c)
     if (cl_api_secret_equal (o->token, token) && strcmp (o->name, c->params[0]) == 0)
       {
         claimed = o->claimed;
-        o->claimed = c->websocket;
+        if (c->websocket)
+          o->claimed = true;
         uri = cl_xstrdup (o->uri);
         break;
       }
