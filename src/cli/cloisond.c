@@ -448,8 +448,9 @@ tls_send_all (gnutls_session_t s, int net, const char *p, size_t len)
         {
           struct pollfd w = { .fd = net, .events = POLLOUT };
           /* (the same arguments again: gnutls keeps what it encrypted) */
-          if (poll (&w, 1, 30000) <= 0 && errno != EINTR)
-            return -1;
+          int r = poll (&w, 1, 30000);
+          if (r == 0 || (r < 0 && errno != EINTR))
+            return -1; /* 30 s without room: the client is gone */
           continue;
         }
       if (n <= 0)
